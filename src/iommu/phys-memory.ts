@@ -1,0 +1,20 @@
+/**
+ * Host physical memory as devices see it: DMA reads and writes by physical
+ * address, and the long-term pin count (FOLL_PIN) of each page that
+ * IOMMU_TEST_CMD's MD_CHECK_REFS reads.
+ */
+export interface PhysMemory {
+  readonly pageSize: bigint;
+  /** Read live memory; EFAULT if some byte has no backing page. */
+  read(phys: bigint, length: number): Uint8Array;
+  /** Write live memory; EFAULT if some byte has no backing page. */
+  write(phys: bigint, data: Uint8Array): void;
+  /** Add one long-term pin to every page of `[phys, phys+length)`. */
+  pin(phys: bigint, length: bigint): void;
+  /** Drop one long-term pin from every page of `[phys, phys+length)`. */
+  unpin(phys: bigint, length: bigint): void;
+  /** Long-term pins held on the page containing `phys`. */
+  pinCount(phys: bigint): number;
+  /** True for pages of a compound (huge) folio, which MD_CHECK_REFS skips. */
+  isCompound(phys: bigint): boolean;
+}

@@ -1,0 +1,147 @@
+/**
+ * An ordered set of non-overlapping inclusive ranges `[start, last]` (u64 as
+ * bigint), kept in sorted chunks of at most CHUNK items: lookups are a binary
+ * search over chunk heads then inside one chunk, inserts and deletes move at
+ * most CHUNK references. One array slot per item, no per-node objects, so a
+ * million ranges cost a few MiB beyond the items themselves.
+ *
+ * The caller guarantees that inserted ranges do not overlap.
+ */
+
+export interface Range {
+  start: bigint;
+  last: bigint;
+}
+
+const CHUNK = 256;
+
+export class SortedRanges<T extends Range> {
+  private chunks: T[][] = [];
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Index of the last chunk whose first item starts at or before `addr`, or -1. */
+  private chunkFor(addr: bigint): number {
+    let lo = 0;
+    let hi = this.chunks.length - 1;
+    let ans = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.chunks[mid]![0]!.start <= addr) {
+        ans = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return ans;
+  }
+
+  /** Index in `chunk` of the last item starting at or before `addr`, or -1. */
+  private static indexIn<T extends Range>(chunk: T[], addr: bigint): number {
+    let lo = 0;
+    let hi = chunk.length - 1;
+    let ans = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (chunk[mid]!.start <= addr) {
+        ans = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return ans;
+  }
+
+  insert(item: T): void {
+    this.count++;
+    if (this.chunks.length === 0) {
+      this.chunks.push([item]);
+      return;
+    }
+    const c = Math.max(0, this.chunkFor(item.start));
+    const chunk = this.chunks[c]!;
+    chunk.splice(SortedRanges.indexIn(chunk, item.start) + 1, 0, item);
+    if (chunk.length > CHUNK * 2) this.chunks.splice(c + 1, 0, chunk.splice(CHUNK));
+  }
+
+  /** Remove exactly this item (by identity); returns false if absent. */
+  delete(item: T): boolean {
+    const c = this.chunkFor(item.start);
+    if (c < 0) return false;
+    const chunk = this.chunks[c]!;
+    const i = SortedRanges.indexIn(chunk, item.start);
+    if (i < 0 || chunk[i] !== item) return false;
+    chunk.splice(i, 1);
+    this.count--;
+    if (chunk.length === 0) this.chunks.splice(c, 1);
+    else if (chunk.length < CHUNK / 4 && c + 1 < this.chunks.length) {
+      const next = this.chunks[c + 1]!;
+      if (chunk.length + next.length <= CHUNK * 2) {
+        chunk.push(...next);
+        this.chunks.splice(c + 1, 1);
+      }
+    }
+    return true;
+  }
+
+  /** The item containing `addr`, if any. */
+  find(addr: bigint): T | undefined {
+    const c = this.chunkFor(addr);
+    if (c < 0) return undefined;
+    const chunk = this.chunks[c]!;
+    const item = chunk[SortedRanges.indexIn(chunk, addr)];
+    return item && item.last >= addr ? item : undefined;
+  }
+
+  /** The first item (lowest start) that intersects `[start, last]`. */
+  firstIntersecting(start: bigint, last: bigint): T | undefined {
+    const it = this.from(start);
+    const r = it.next();
+    if (r.done || r.value.start > last) return undefined;
+    return r.value;
+  }
+
+  /** True when some item intersects `[start, last]`. */
+  intersects(start: bigint, last: bigint): boolean {
+    return this.firstIntersecting(start, last) !== undefined;
+  }
+
+  /**
+   * Items in ascending order, starting with the first one that ends at or
+   * after `addr`. Do not modify the set while iterating; collect first.
+   */
+  *from(addr: bigint): Generator<T> {
+    let c = this.chunkFor(addr);
+    let i = 0;
+    if (c < 0) c = 0;
+    else {
+      const chunk = this.chunks[c]!;
+      i = SortedRanges.indexIn(chunk, addr);
+      if (chunk[i]!.last < addr) i++;
+    }
+    for (; c < this.chunks.length; c++, i = 0) {
+      const chunk = this.chunks[c]!;
+      for (; i < chunk.length; i++) yield chunk[i]!;
+    }
+  }
+
+  /** Items intersecting `[start, last]`, ascending, as an array (safe to mutate after). */
+  overlapping(start: bigint, last: bigint): T[] {
+    const out: T[] = [];
+    for (const item of this.from(start)) {
+      if (item.start > last) break;
+      out.push(item);
+    }
+    return out;
+  }
+
+  *[Symbol.iterator](): Generator<T> {
+    for (const chunk of this.chunks) yield* chunk;
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.count = 0;
+  }
+}
