@@ -1,0 +1,170 @@
+import { fail } from '../abi/errno.ts';
+import type { IoctlAbi } from '../abi/ioctl.ts';
+import type { Mm } from '../iommu/mm.ts';
+import type { PhysMemory } from '../iommu/phys-memory.ts';
+import type { IoptPersonality } from './io-pagetable.ts';
+import type { IommufdObject, ObjType } from './object.ts';
+import type { PagesSource, PinAccount } from './pages.ts';
+
+/** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE). */
+export type AccountMode = 'user' | 'mm';
+
+/** A file as iommufd sees one handed to it by fd number (IOAS_MAP_FILE). */
+export interface FileRef {
+  /** Present for memory-backed files (memfd, shmem, hugetlbfs); others are EBADF for MAP_FILE. */
+  readonly pages?: { source: PagesSource; size: bigint };
+}
+
+/** An fd-backed kernel object created by iommufd (access, fault, vEVENTQ files). */
+export interface AnonFile {
+  readonly kind: string;
+  /** The last fd reference went away. */
+  release(): void;
+}
+
+/**
+ * The calling task as an ioctl handler sees it: its memory, credentials,
+ * files and rlimit accounting. Provided by the host for every call.
+ */
+export interface Caller {
+  readonly mm: Mm;
+  /** CAP_SYS_RESOURCE (RLIMIT_MODE changes). */
+  readonly capSysResource: boolean;
+  /** The pin account for a page set created now under `mode` (none when CAP_IPC_LOCK). */
+  pinAccount(mode: AccountMode): PinAccount;
+  /** fget(): EBADF when not open. */
+  file(fd: number): FileRef;
+  /** Install an anonymous file (O_CLOEXEC) in the lowest free fd; EMFILE when full. */
+  installFile(file: AnonFile): number;
+  /** The anonymous file behind `fd`, if it is one created by iommufd. */
+  anonFile(fd: number): AnonFile | undefined;
+}
+
+/** Version-dependent behaviour of the emulated kernel (a named setting each). */
+export interface Personality extends IoptPersonality {
+  /** Accept IOMMU_TEST_CMD and the mock driver (CONFIG_IOMMUFD_TEST). */
+  readonly selftest: boolean;
+}
+
+/** What iommufd needs from the emulated host kernel. */
+export interface IommufdHost {
+  readonly memory: PhysMemory;
+  readonly personality: Personality;
+  readonly abi: IoctlAbi;
+}
+
+/** Largest object ID (the xarray's 31-bit limit). */
+const ID_MAX = 0x7fffffff;
+
+/**
+ * One open of /dev/iommu (the kernel's iommufd_ctx): the object table with
+ * one ID space for every object type, the RLIMIT mode and the VFIO-compat
+ * IOAS. Objects get the lowest free ID from 1; a failed create frees its ID.
+ */
+export class IommufdCtx {
+  private readonly objects = new Map<number, IommufdObject>();
+  accountMode: AccountMode;
+  /** The IOAS that VFIO container compatibility uses (IOMMU_VFIO_IOAS). */
+  vfioIoas: IommufdObject | undefined;
+  /** Open file references: the /dev/iommu fd(s) plus anonymous files holding the context. */
+  private refs = 1;
+
+  constructor(
+    readonly host: IommufdHost,
+    opts: { openedAsVfio: boolean } = { openedAsVfio: false },
+  ) {
+    this.accountMode = opts.openedAsVfio ? 'mm' : 'user';
+  }
+
+  get objectCount(): number {
+    return this.objects.size;
+  }
+
+  /** Reserve the lowest free ID for `obj` (not yet visible to lookups). */
+  allocId(obj: IommufdObject): void {
+    for (let id = 1; id <= ID_MAX; id++) {
+      if (!this.objects.has(id)) {
+        obj.id = id;
+        this.objects.set(id, obj);
+        return;
+      }
+    }
+    fail('EBUSY');
+  }
+
+  /** Publish an object whose create succeeded. */
+  finalize(obj: IommufdObject): void {
+    obj.live = true;
+  }
+
+  /** Undo allocId() for a create that failed: the ID is free again. */
+  abort(obj: IommufdObject): void {
+    if (this.objects.get(obj.id) === obj) this.objects.delete(obj.id);
+    obj.id = 0;
+  }
+
+  /** Allocate an ID, run `build`, publish on success and free the ID on failure. */
+  create<T extends IommufdObject>(obj: T, build: (obj: T) => void): T {
+    this.allocId(obj);
+    try {
+      build(obj);
+    } catch (e) {
+      this.abort(obj);
+      throw e;
+    }
+    this.finalize(obj);
+    return obj;
+  }
+
+  /** A live object by ID, of any type. */
+  lookup(id: number): IommufdObject | undefined {
+    const obj = this.objects.get(id);
+    return obj?.live ? obj : undefined;
+  }
+
+  /** A live object of one type; ENOENT otherwise. */
+  get<T extends IommufdObject>(id: number, type: ObjType): T {
+    const obj = this.lookup(id);
+    if (!obj || obj.type !== type) fail('ENOENT');
+    return obj as T;
+  }
+
+  /** Live objects, in ID order. */
+  list(): IommufdObject[] {
+    return [...this.objects.values()].filter((o) => o.live).sort((a, b) => a.id - b.id);
+  }
+
+  /** Remove an unreferenced object from the table and release it. */
+  remove(obj: IommufdObject): void {
+    this.objects.delete(obj.id);
+    obj.live = false;
+    if (this.vfioIoas === obj) this.vfioIoas = undefined;
+    obj.destroy();
+  }
+
+  /** IOMMU_DESTROY: ENOENT if absent, EBUSY while anything holds it. */
+  destroy(id: number): void {
+    const obj = this.lookup(id);
+    if (!obj) fail('ENOENT');
+    if (obj.users > 0) fail('EBUSY');
+    this.remove(obj);
+  }
+
+  /** A file (fd or anonymous file) starts holding the context. */
+  hold(): void {
+    this.refs++;
+  }
+
+  /**
+   * A holder went away; the last one destroys every object, dependents
+   * first: each pass removes the objects nobody holds, until none is left.
+   */
+  release(): void {
+    if (--this.refs > 0) return;
+    while (this.objects.size > 0) {
+      const free = [...this.objects.values()].filter((o) => o.users === 0);
+      if (free.length === 0) throw new Error('iommufd objects hold each other at close');
+      for (const obj of free) if (this.objects.has(obj.id)) this.remove(obj);
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import { Errno, fail } from '../abi/errno.ts';
+import type { Device } from '../iommu/device.ts';
+import type { IommufdCtx } from './context.ts';
+import { HwptPaging, hwptPagingAlloc } from './hw-pagetable.ts';
+import type { Ioas } from './ioas.ts';
+import { IommufdObject } from './object.ts';
+
+/**
+ * A device bound to an iommufd context (the kernel's iommufd_device). The
+ * binder (VFIO, or the selftest) holds one reference for as long as it is
+ * bound, so users can never DESTROY it; each attachment holds its HWPT.
+ */
+export class IommufdDevice extends IommufdObject {
+  readonly type = 'device';
+  /** The HWPT the device's RID is attached to, if any. */
+  hwpt: HwptPaging | undefined;
+
+  constructor(
+    readonly ctx: IommufdCtx,
+    readonly dev: Device,
+  ) {
+    super();
+  }
+
+  /** iommufd_device_bind(): a new DEVICE object held by its binder. */
+  static bind(ctx: IommufdCtx, dev: Device): IommufdDevice {
+    const idev = ctx.create(new IommufdDevice(ctx, dev), () => {});
+    idev.get();
+    return idev;
+  }
+
+  /** iommufd_device_unbind(): detach, drop the binder's reference, leave the table. */
+  unbind(): void {
+    this.detach();
+    this.put();
+    this.ctx.remove(this);
+  }
+
+  destroy(): void {}
+
+  /** Reserve the device's reserved regions in `ioas` (owner: this device). */
+  private reserveRegions(ioas: Ioas): void {
+    try {
+      for (const r of this.dev.reservedRegions) {
+        if (r.kind !== 'direct-relaxable') ioas.iopt.reserve(r.start, r.last, this);
+      }
+    } catch (e) {
+      ioas.iopt.unreserve(this);
+      throw e;
+    }
+  }
+
+  /** Attach the RID to `hwpt` or swap to it from the current one; nothing changes on failure. */
+  private switchTo(hwpt: HwptPaging): void {
+    const old = this.hwpt;
+    if (old === hwpt) return;
+    const newIoas = old?.ioas !== hwpt.ioas;
+    if (newIoas) this.reserveRegions(hwpt.ioas);
+    try {
+      this.dev.group.attach(hwpt.domain);
+    } catch (e) {
+      if (newIoas) hwpt.ioas.iopt.unreserve(this);
+      throw e;
+    }
+    hwpt.get();
+    this.hwpt = hwpt;
+    if (old) this.release(old, newIoas);
+  }
+
+  /** Drop `old` after leaving it: its reservations (if another IOAS) and, for auto domains, the HWPT. */
+  private release(old: HwptPaging, unreserve: boolean): void {
+    if (unreserve) old.ioas.iopt.unreserve(this);
+    old.put();
+    if (old.autoDomain && old.users === 0 && old.live) this.ctx.remove(old);
+  }
+
+  /** Undo an attach to `hwpt` made during its own allocation (auto domain abort). */
+  detachFrom(hwpt: HwptPaging): void {
+    if (this.hwpt !== hwpt) return;
+    this.dev.group.detach();
+    hwpt.ioas.iopt.unreserve(this);
+    hwpt.put();
+    this.hwpt = undefined;
+  }
+
+  /**
+   * iommufd_device_attach()/replace(): `ptId` names an IOAS (reuse a
+   * compatible automatic HWPT, else create one) or a paging HWPT. Returns
+   * the HWPT now attached. ENOENT for an unknown id, EINVAL for other types.
+   */
+  attach(ptId: number): HwptPaging {
+    const pt = this.ctx.lookup(ptId);
+    if (!pt) fail('ENOENT');
+    if (pt instanceof HwptPaging) {
+      this.switchTo(pt);
+      return pt;
+    }
+    if (pt.type !== 'ioas') fail('EINVAL');
+    const ioas = pt as Ioas;
+    for (const cand of ioas.hwpts) {
+      if (!(cand instanceof HwptPaging) || !cand.autoDomain || !cand.live) continue;
+      try {
+        this.switchTo(cand);
+        return cand;
+      } catch (e) {
+        if (!(e instanceof Errno) || e.code !== 'EINVAL') throw e;
+      }
+    }
+    const replacing = this.hwpt !== undefined;
+    const hwpt = hwptPagingAlloc(
+      this.ctx,
+      ioas,
+      this,
+      0,
+      true,
+      replacing ? undefined : (h) => this.switchTo(h),
+    );
+    if (replacing) {
+      try {
+        this.switchTo(hwpt);
+      } catch (e) {
+        this.ctx.remove(hwpt);
+        throw e;
+      }
+    }
+    this.ctx.finalize(hwpt);
+    return hwpt;
+  }
+
+  /** iommufd_device_detach(): back to blocked DMA; an emptied auto domain is destroyed. */
+  detach(): void {
+    const old = this.hwpt;
+    if (!old) return;
+    this.dev.group.detach();
+    this.hwpt = undefined;
+    this.release(old, true);
+  }
+}

@@ -1,0 +1,42 @@
+import { fail } from '../abi/errno.ts';
+import {
+  IOMMU_HW_CAP,
+  IOMMU_HW_INFO_FLAGS,
+  IOMMU_HW_INFO_TYPE,
+  type IommuHwInfo,
+} from '../abi/iommufd.ts';
+import type { Layout } from '../abi/layout.ts';
+import type { IommufdCtx } from './context.ts';
+import type { IommufdDevice } from './device.ts';
+import type { Ucmd } from './ucmd.ts';
+
+type V<L> = L extends Layout<infer T> ? T : never;
+
+/**
+ * IOMMU_GET_HW_INFO: copy min(data_len, driver length) bytes of the driver's
+ * info, zero the rest of the user buffer, report the driver's full length,
+ * type, capabilities and PASID width.
+ */
+export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): number {
+  const cmd = ucmd.cmd;
+  if ((cmd.flags & ~IOMMU_HW_INFO_FLAGS.INPUT_TYPE) !== 0) fail('EOPNOTSUPP');
+  const wanted = cmd.flags & IOMMU_HW_INFO_FLAGS.INPUT_TYPE ? cmd.out_data_type : IOMMU_HW_INFO_TYPE.DEFAULT;
+  if (cmd.__reserved_0 || cmd.__reserved_1 || cmd.__reserved_2) fail('EOPNOTSUPP');
+  const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
+  const dev = idev.dev;
+  const info = dev.driver.hwInfo(dev);
+  const type = info?.type ?? IOMMU_HW_INFO_TYPE.NONE;
+  if (wanted !== IOMMU_HW_INFO_TYPE.DEFAULT && wanted !== type) fail('EOPNOTSUPP');
+  const data = info?.data ?? new Uint8Array(0);
+  if (cmd.data_len > 0) {
+    const out = new Uint8Array(cmd.data_len);
+    out.set(data.subarray(0, Math.min(cmd.data_len, data.length)));
+    ucmd.mm.write(cmd.data_uptr, out);
+  }
+  cmd.data_len = data.length;
+  cmd.out_data_type = type;
+  cmd.out_capabilities = dev.driver.dirtyTrackingCapable(dev) ? BigInt(IOMMU_HW_CAP.DIRTY_TRACKING) : 0n;
+  cmd.out_max_pasid_log2 = dev.driver.maxPasidLog2(dev);
+  ucmd.respond();
+  return 0;
+}

@@ -1,0 +1,193 @@
+import { fail } from '../abi/errno.ts';
+import {
+  IOMMU_HWPT_ALLOC_FLAGS,
+  IOMMU_HWPT_DATA_TYPE,
+  IOMMU_HWPT_DIRTY_TRACKING_FLAGS,
+  IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS,
+  type IommuHwptAlloc,
+  type IommuHwptGetDirtyBitmap,
+  type IommuHwptSetDirtyTracking,
+} from '../abi/iommufd.ts';
+import type { Layout } from '../abi/layout.ts';
+import type { Domain } from '../iommu/domain.ts';
+import type { PagingFlags } from '../iommu/driver.ts';
+import type { IommufdCtx } from './context.ts';
+import type { IommufdDevice } from './device.ts';
+import { U64_MAX } from './io-pagetable.ts';
+import type { Ioas } from './ioas.ts';
+import { IommufdObject } from './object.ts';
+import type { Ucmd } from './ucmd.ts';
+
+type V<L> = L extends Layout<infer T> ? T : never;
+
+/**
+ * A kernel-managed paging HWPT: a domain whose mappings mirror an IOAS.
+ * Automatic ones are created by device attach and die with their last
+ * device; manual ones (HWPT_ALLOC) live until IOMMU_DESTROY.
+ */
+export class HwptPaging extends IommufdObject {
+  readonly type = 'hwpt_paging';
+
+  constructor(
+    readonly ioas: Ioas,
+    readonly domain: Domain,
+    readonly autoDomain: boolean,
+    readonly flags: PagingFlags,
+  ) {
+    super();
+  }
+
+  destroy(): void {
+    this.ioas.iopt.removeDomain(this.domain);
+    const i = this.ioas.hwpts.indexOf(this);
+    if (i >= 0) this.ioas.hwpts.splice(i, 1);
+    this.ioas.put();
+  }
+}
+
+const PAGING_FLAGS =
+  IOMMU_HWPT_ALLOC_FLAGS.NEST_PARENT |
+  IOMMU_HWPT_ALLOC_FLAGS.DIRTY_TRACKING |
+  IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID |
+  IOMMU_HWPT_ALLOC_FLAGS.PASID;
+
+/**
+ * iommufd_hwpt_paging_alloc(): a domain for `idev` added to `ioas`. With
+ * `attach` the device is attached before the domain is filled (the auto
+ * domain path). The caller publishes the object; on failure nothing remains.
+ */
+export function hwptPagingAlloc(
+  ctx: IommufdCtx,
+  ioas: Ioas,
+  idev: IommufdDevice,
+  flags: number,
+  auto: boolean,
+  attach?: (hwpt: HwptPaging) => void,
+): HwptPaging {
+  if ((flags & ~PAGING_FLAGS) !== 0) fail('EOPNOTSUPP');
+  const dev = idev.dev;
+  if (flags & IOMMU_HWPT_ALLOC_FLAGS.DIRTY_TRACKING && !dev.driver.dirtyTrackingCapable(dev)) {
+    fail('EOPNOTSUPP');
+  }
+  if (flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID && flags & IOMMU_HWPT_ALLOC_FLAGS.NEST_PARENT) {
+    fail('EOPNOTSUPP');
+  }
+  const pflags: PagingFlags = {
+    nestParent: (flags & IOMMU_HWPT_ALLOC_FLAGS.NEST_PARENT) !== 0,
+    dirtyTracking: (flags & IOMMU_HWPT_ALLOC_FLAGS.DIRTY_TRACKING) !== 0,
+    pasid: (flags & IOMMU_HWPT_ALLOC_FLAGS.PASID) !== 0,
+  };
+  const hwpt = new HwptPaging(ioas, undefined as unknown as Domain, auto, pflags);
+  ctx.allocId(hwpt);
+  try {
+    (hwpt as { domain: Domain }).domain = dev.driver.domainAllocPaging(dev, pflags);
+    attach?.(hwpt);
+    try {
+      ioas.iopt.addDomain(hwpt.domain);
+    } catch (e) {
+      if (attach) idev.detachFrom(hwpt);
+      throw e;
+    }
+  } catch (e) {
+    ctx.abort(hwpt);
+    throw e;
+  }
+  ioas.get();
+  ioas.hwpts.push(hwpt);
+  return hwpt;
+}
+
+/** IOMMU_HWPT_ALLOC (paging HWPTs on an IOAS; nesting parents are accepted, nesting is not). */
+export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>): number {
+  const cmd = ucmd.cmd;
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  const none = cmd.data_type === IOMMU_HWPT_DATA_TYPE.NONE;
+  if ((none && cmd.data_len !== 0) || (!none && cmd.data_len === 0)) fail('EINVAL');
+  const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
+  const pt = ctx.lookup(cmd.pt_id);
+  if (!pt) fail('EINVAL');
+  if (pt.type === 'ioas') {
+    if (!none) fail('EOPNOTSUPP');
+    if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) fail('EOPNOTSUPP');
+    const hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false);
+    ctx.finalize(hwpt);
+    cmd.out_hwpt_id = hwpt.id;
+    try {
+      ucmd.respond();
+    } catch (e) {
+      ctx.remove(hwpt);
+      throw e;
+    }
+    return 0;
+  }
+  if (pt.type === 'hwpt_paging') fail('EOPNOTSUPP');
+  fail('EINVAL');
+}
+
+/** IOMMU_HWPT_SET_DIRTY_TRACKING: enabling clears stale dirty bits first. */
+export function hwptSetDirtyTracking(
+  ctx: IommufdCtx,
+  ucmd: Ucmd<V<typeof IommuHwptSetDirtyTracking>>,
+): number {
+  const cmd = ucmd.cmd;
+  if ((cmd.flags & ~IOMMU_HWPT_DIRTY_TRACKING_FLAGS.ENABLE) !== 0) fail('EOPNOTSUPP');
+  const hwpt = ctx.get<HwptPaging>(cmd.hwpt_id, 'hwpt_paging');
+  const domain = hwpt.domain;
+  if (!domain.dirtyCapable) fail('EOPNOTSUPP');
+  const enable = (cmd.flags & IOMMU_HWPT_DIRTY_TRACKING_FLAGS.ENABLE) !== 0;
+  if (enable && !domain.dirtyTracking) {
+    for (const area of hwpt.ioas.iopt.areas) domain.readDirty(area.start, area.length, false, () => {});
+  }
+  domain.dirtyTracking = enable;
+  return 0;
+}
+
+/**
+ * IOMMU_HWPT_GET_DIRTY_BITMAP: OR one bit per `page_size` (counted from
+ * `iova`) into the user bitmap for every dirty leaf over the mapped areas.
+ */
+export function hwptGetDirtyBitmap(
+  ctx: IommufdCtx,
+  ucmd: Ucmd<V<typeof IommuHwptGetDirtyBitmap>>,
+): number {
+  const cmd = ucmd.cmd;
+  if ((cmd.flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR) !== 0 || cmd.__reserved !== 0) {
+    fail('EOPNOTSUPP');
+  }
+  const hwpt = ctx.get<HwptPaging>(cmd.hwpt_id, 'hwpt_paging');
+  const iopt = hwpt.ioas.iopt;
+  const last = cmd.iova + cmd.length - 1n;
+  if (cmd.length === 0n || last > U64_MAX) fail('EOVERFLOW');
+  const mask = iopt.iovaAlignment - 1n;
+  if ((cmd.iova & mask) !== 0n || ((last + 1n) & mask) !== 0n) fail('EINVAL');
+  if (cmd.page_size === 0n) fail('EINVAL');
+  if (cmd.iova % cmd.page_size !== 0n || (last + 1n) % cmd.page_size !== 0n) fail('EINVAL');
+  if (!hwpt.domain.dirtyCapable) fail('EOPNOTSUPP');
+  const keep = (cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR) !== 0;
+  const bytes = new Map<bigint, number>();
+  const mark = (s: bigint, e: bigint) => {
+    for (let bit = (s - cmd.iova) / cmd.page_size; bit <= (e - cmd.iova) / cmd.page_size; bit++) {
+      const at = bit / 8n;
+      bytes.set(at, (bytes.get(at) ?? 0) | (1 << Number(bit % 8n)));
+    }
+  };
+  let cur = cmd.iova;
+  while (cur <= last) {
+    const area = iopt.areas.find(cur);
+    if (!area) break;
+    const end = area.last < last ? area.last : last;
+    hwpt.domain.readDirty(cur, end - cur + 1n, keep, (leaf, size) => {
+      const s = leaf > cur ? leaf : cur;
+      const e = leaf + size - 1n < end ? leaf + size - 1n : end;
+      mark(s, e);
+    });
+    if (end === U64_MAX) break;
+    cur = end + 1n;
+  }
+  for (const [at, bits] of bytes) {
+    const addr = cmd.data + at;
+    const old = ucmd.mm.read(addr, 1)[0]!;
+    ucmd.mm.write(addr, Uint8Array.of(old | bits));
+  }
+  return 0;
+}

@@ -1,0 +1,503 @@
+import { fail } from '../abi/errno.ts';
+import type { Domain } from '../iommu/domain.ts';
+import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
+import type { IoptPages } from './pages.ts';
+
+export const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * One IOVA mapping of an IOAS (the kernel's iopt_area): `[start, last]`
+ * backed by bytes `[pagesOffset, pagesOffset+length)` of a page set.
+ */
+export class Area implements Range {
+  /** In-kernel access pins currently inside this area. */
+  numAccesses = 0;
+  /** Holds a page-set user on behalf of the IOAS's domains. */
+  filled = false;
+
+  constructor(
+    public start: bigint,
+    public last: bigint,
+    readonly pages: IoptPages,
+    /** Offset of the area's first byte from pages.uptr. */
+    readonly pagesOffset: bigint,
+    /** IOMMU_READ | IOMMU_WRITE */
+    readonly prot: number,
+  ) {}
+
+  get length(): bigint {
+    return this.last - this.start + 1n;
+  }
+
+  /** Offset from pages.uptr of the byte mapped at `iova`. */
+  offsetOf(iova: bigint): bigint {
+    return this.pagesOffset + (iova - this.start);
+  }
+
+  /** Page-index range of the page set this area covers. */
+  pageIndexes(): [bigint, bigint] {
+    return [
+      this.pages.indexOf(this.pagesOffset),
+      this.pages.indexOf(this.pagesOffset + this.length - 1n),
+    ];
+  }
+
+  /** Sub-page offset of the first byte (the kernel's area->page_offset). */
+  pageOffset(): bigint {
+    return (this.pages.uptr + this.pagesOffset) & (this.pages.memory.pageSize - 1n);
+  }
+}
+
+/** A reserved IOVA range and who reserved it (a domain, a device, or null for ADD_RESERVED). */
+export interface Reserved extends Range {
+  readonly owner: unknown;
+}
+
+/** An in-kernel user of the IOAS (iommufd_access) as the page table sees it. */
+export interface IoptAccess {
+  /** Alignment this access needs (PAGE_SIZE for pinning accesses, else 1). */
+  readonly iovaAlignment: bigint;
+  /** The range is being unmapped: drop every pin inside it now. */
+  notifyUnmap(iova: bigint, length: bigint): void;
+}
+
+/** A slice of a page set to be mapped (iopt_pages_list element). */
+export interface PagesSlice {
+  pages: IoptPages;
+  offset: bigint;
+  length: bigint;
+}
+
+/** Version-dependent io_pagetable behaviour. */
+export interface IoptPersonality {
+  /** UNMAP of an explicit range that holds no area: 'ENOENT' (≤ 6.18) or 'success'. */
+  readonly unmapEmpty: 'ENOENT' | 'success';
+  /** Cap of the automatic IOVA alignment (HPAGE_PMD_SIZE with THP), or undefined for none. */
+  readonly maxAutoAlignment: bigint | undefined;
+}
+
+function roundupPow2(x: bigint): bigint {
+  let p = 1n;
+  while (p < x) p <<= 1n;
+  return p;
+}
+
+function lowestBit(x: bigint): bigint {
+  return x & -x;
+}
+
+/** ALIGN(x, a) on u64, wrapping like the kernel's. */
+function alignUp(x: bigint, a: bigint): bigint {
+  return (x + a - 1n) & ~(a - 1n) & U64_MAX;
+}
+
+/**
+ * The kernel's io_pagetable: the IOVA space of one IOAS. Areas never
+ * overlap each other or a reserved range; every domain holds exactly the
+ * areas; pages are pinned only while a domain or an access needs them.
+ */
+export class IoPagetable {
+  readonly areas = new SortedRanges<Area>();
+  readonly reserved: Reserved[] = [];
+  /** Allowed ranges, sorted and disjoint; empty = everything allowed. */
+  allowed: Range[] = [];
+  readonly domains: Domain[] = [];
+  readonly accesses = new Set<IoptAccess>();
+  iovaAlignment = 1n;
+  disableLargePages = false;
+
+  constructor(
+    readonly pageSize: bigint,
+    readonly personality: IoptPersonality,
+  ) {}
+
+  // ---- reserved and allowed ranges ------------------------------------------------
+
+  /** True if some reserved range intersects `[start, last]`. */
+  reservedIntersects(start: bigint, last: bigint): boolean {
+    return this.reserved.some((r) => r.start <= last && start <= r.last);
+  }
+
+  private allowedIntersects(start: bigint, last: bigint): boolean {
+    return this.allowed.some((r) => r.start <= last && start <= r.last);
+  }
+
+  /** iopt_reserve_iova(): EADDRINUSE if an area or an allowed range is in the way. */
+  reserve(start: bigint, last: bigint, owner: unknown): void {
+    if (this.areas.intersects(start, last) || this.allowedIntersects(start, last)) {
+      fail('EADDRINUSE');
+    }
+    this.reserved.push({ start, last, owner });
+  }
+
+  /** Drop every reservation made by `owner`. */
+  unreserve(owner: unknown): void {
+    for (let i = this.reserved.length - 1; i >= 0; i--) {
+      if (this.reserved[i]!.owner === owner) this.reserved.splice(i, 1);
+    }
+  }
+
+  /** Replace the allowed list (sorted, disjoint); EADDRINUSE if any range hits a reserved one. */
+  setAllowed(ranges: Range[]): void {
+    for (const r of ranges) if (this.reservedIntersects(r.start, r.last)) fail('EADDRINUSE');
+    this.allowed = ranges;
+  }
+
+  /** The usable IOVA ranges: holes of the reserved set over [0, U64_MAX]. */
+  iovaRanges(): Range[] {
+    const out: Range[] = [];
+    for (const hole of this.holes(0n, U64_MAX, false)) out.push(hole);
+    return out;
+  }
+
+  /** Merged reserved ranges (and areas when `withAreas`) intersecting `[start, last]`, ascending. */
+  private *used(start: bigint, last: bigint, withAreas: boolean): Generator<Range> {
+    const res = this.reserved
+      .filter((r) => r.start <= last && start <= r.last)
+      .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    const areas = withAreas ? this.areas.from(start) : undefined;
+    let nextArea = areas?.next();
+    let ri = 0;
+    let cur: Range | undefined;
+    for (;;) {
+      const area = nextArea && !nextArea.done && nextArea.value.start <= last ? nextArea.value : undefined;
+      const r = res[ri];
+      let pick: Range | undefined;
+      if (area && (!r || area.start <= r.start)) {
+        pick = area;
+        nextArea = areas!.next();
+      } else if (r) {
+        pick = r;
+        ri++;
+      }
+      if (!pick) break;
+      if (cur && pick.start <= cur.last + 1n && cur.last !== U64_MAX) {
+        if (pick.last > cur.last) cur.last = pick.last;
+      } else if (cur && cur.last === U64_MAX) {
+        break;
+      } else {
+        if (cur) yield cur;
+        cur = { start: pick.start, last: pick.last };
+      }
+    }
+    if (cur) yield cur;
+  }
+
+  /** Holes of the used set inside `[start, last]`, ascending. */
+  private *holes(start: bigint, last: bigint, withAreas: boolean): Generator<Range> {
+    let cur = start;
+    for (const u of this.used(start, last, withAreas)) {
+      if (u.start > cur) yield { start: cur, last: u.start - 1n };
+      if (u.last >= last) return;
+      cur = u.last + 1n;
+    }
+    yield { start: cur, last };
+  }
+
+  // ---- alignment ---------------------------------------------------------------
+
+  /** EADDRINUSE unless every area's iova, length and sub-page offset suit `align`. */
+  private checkAlignment(align: bigint): void {
+    const mask = align - 1n;
+    for (const a of this.areas) {
+      if ((a.start & mask) !== 0n || (a.length & mask) !== 0n || (a.pageOffset() & mask) !== 0n) {
+        fail('EADDRINUSE');
+      }
+    }
+  }
+
+  /** iopt_calculate_iova_alignment(): recompute from domains, accesses and large-page state. */
+  recalcAlignment(): void {
+    let align = this.disableLargePages ? this.pageSize : 1n;
+    for (const d of this.domains) if (d.minPageSize > align) align = d.minPageSize;
+    for (const a of this.accesses) if (a.iovaAlignment > align) align = a.iovaAlignment;
+    if (align > this.iovaAlignment) this.checkAlignment(align);
+    this.iovaAlignment = align;
+  }
+
+  /** OPTION HUGE_PAGES: disabling needs no domain+area pair; EADDRINUSE rolls back. */
+  setLargePages(enable: boolean): void {
+    if (enable) {
+      this.disableLargePages = false;
+      this.recalcAlignment();
+      return;
+    }
+    if (this.disableLargePages) return;
+    if (this.domains.length > 0 && this.areas.size > 0) fail('EINVAL');
+    this.disableLargePages = true;
+    try {
+      this.recalcAlignment();
+    } catch (e) {
+      this.disableLargePages = false;
+      throw e;
+    }
+  }
+
+  /** Register an in-kernel access; EADDRINUSE if its alignment does not suit the areas. */
+  addAccess(access: IoptAccess): void {
+    this.accesses.add(access);
+    try {
+      this.recalcAlignment();
+    } catch (e) {
+      this.accesses.delete(access);
+      throw e;
+    }
+  }
+
+  removeAccess(access: IoptAccess): void {
+    this.accesses.delete(access);
+    this.recalcAlignment();
+  }
+
+  // ---- IOVA allocation ---------------------------------------------------------
+
+  /** The kernel's automatic placement: lowest first fit keeping the source's low bits. */
+  allocIova(addr: bigint, length: bigint): bigint {
+    if (length === 0n || length >= U64_MAX / 2n) fail('EOVERFLOW');
+    let align = roundupPow2(length);
+    if (addr !== 0n && lowestBit(addr) < align) align = lowestBit(addr);
+    const cap = this.personality.maxAutoAlignment;
+    if (cap !== undefined && align > cap) align = cap;
+    if (align < this.iovaAlignment) fail('EINVAL');
+    const pageOffset = addr & (this.pageSize - 1n);
+    const lo = this.pageSize;
+    const hi = U64_MAX - this.pageSize;
+    const spans: Range[] =
+      this.allowed.length === 0
+        ? [{ start: lo, last: hi }]
+        : this.allowed
+            .filter((r) => r.last >= lo && r.start <= hi)
+            .map((r) => ({ start: r.start < lo ? lo : r.start, last: r.last > hi ? hi : r.last }));
+    const fits = (s: bigint, l: bigint): bigint | undefined => {
+      if (l - s < length - 1n) return undefined;
+      const c = alignUp(s, align) | pageOffset;
+      if (c > l || l - c < length - 1n) return undefined;
+      return c;
+    };
+    for (const span of spans) {
+      const s = fits(span.start, span.last);
+      if (s === undefined) continue;
+      for (const hole of this.holes(s, span.last, true)) {
+        const c = fits(hole.start, hole.last);
+        if (c !== undefined) {
+          this.checkIova(c, length);
+          return c;
+        }
+      }
+    }
+    fail('ENOSPC');
+  }
+
+  /** iopt_check_iova(): alignment EINVAL, wrap EOVERFLOW, reserved EINVAL, existing area EEXIST. */
+  checkIova(iova: bigint, length: bigint): void {
+    if ((iova & (this.iovaAlignment - 1n)) !== 0n) fail('EINVAL');
+    const last = iova + length - 1n;
+    if (last > U64_MAX) fail('EOVERFLOW');
+    if (this.reservedIntersects(iova, last)) fail('EINVAL');
+    if (this.areas.intersects(iova, last)) fail('EEXIST');
+  }
+
+  // ---- map / unmap ---------------------------------------------------------------
+
+  /**
+   * iopt_map_pages(): place the slices back to back at `iova` (or an
+   * allocated IOVA when undefined), then fill every domain. All-or-nothing.
+   * Returns the IOVA used.
+   */
+  mapPages(slices: PagesSlice[], length: bigint, iova: bigint | undefined, prot: number): bigint {
+    if ((length & (this.iovaAlignment - 1n)) !== 0n || length === 0n) fail('EINVAL');
+    const first = slices[0]!;
+    const at = iova ?? this.allocIova(first.pages.uptr + first.offset, length);
+    if (iova !== undefined) this.checkIova(at, length);
+    const created: Area[] = [];
+    try {
+      let cur = at;
+      for (const s of slices) {
+        if ((prot & 2) !== 0 && !s.pages.writable) fail('EPERM');
+        const area = new Area(cur, cur + s.length - 1n, s.pages, s.offset, prot);
+        if ((area.pageOffset() & (this.iovaAlignment - 1n)) !== 0n) fail('EINVAL');
+        if (area.last > U64_MAX) fail('EOVERFLOW');
+        this.areas.insert(area);
+        created.push(area);
+        cur += s.length;
+      }
+      for (let i = 0; i < created.length; i++) this.fillArea(created[i]!);
+    } catch (e) {
+      for (const a of created) {
+        if (a.filled) this.unfillArea(a);
+        this.areas.delete(a);
+      }
+      throw e;
+    }
+    return at;
+  }
+
+  /** Pin an area's pages (once for all domains) and map it into every domain. */
+  private fillArea(area: Area, only?: Domain): void {
+    const domains = only ? [only] : this.domains;
+    if (domains.length === 0) return;
+    const [first, last] = area.pageIndexes();
+    const pinHere = !area.filled;
+    if (pinHere) area.pages.addUser(first, last);
+    const done: Domain[] = [];
+    try {
+      const runs = area.pages.physRuns(area.pagesOffset, area.length);
+      for (const d of domains) {
+        let iova = area.start;
+        for (const run of runs) {
+          d.map(iova, run.phys, run.length, area.prot);
+          iova += run.length;
+        }
+        done.push(d);
+      }
+    } catch (e) {
+      for (const d of done) d.unmap(area.start, area.length);
+      if (pinHere) area.pages.removeUser(first, last);
+      throw e;
+    }
+    area.filled = true;
+  }
+
+  /** Unmap an area from every domain and drop its domain pin. */
+  private unfillArea(area: Area): void {
+    for (const d of this.domains) d.unmap(area.start, area.length);
+    if (area.filled) {
+      const [first, last] = area.pageIndexes();
+      area.pages.removeUser(first, last);
+      area.filled = false;
+    }
+  }
+
+  /**
+   * iopt_unmap_iova_range(): remove every area inside `[start, last]`, lowest
+   * first. Not atomic: an area cut by the range ends the walk with ENOENT
+   * after the areas before it are gone. Returns the bytes removed; removing
+   * nothing is ENOENT unless `emptyOk`.
+   */
+  private unmapRange(start: bigint, last: bigint, emptyOk: boolean): bigint {
+    let unmapped = 0n;
+    for (;;) {
+      const area = this.areas.firstIntersecting(start, last);
+      if (!area) break;
+      if (area.start < start || area.last > last) fail('ENOENT');
+      if (area.numAccesses > 0) {
+        for (const acc of [...this.accesses]) acc.notifyUnmap(area.start, area.length);
+        if (area.numAccesses > 0) throw new Error('access kept pins across unmap notify');
+        continue;
+      }
+      this.unfillArea(area);
+      this.areas.delete(area);
+      unmapped += area.length;
+    }
+    if (unmapped === 0n && !emptyOk) fail('ENOENT');
+    return unmapped;
+  }
+
+  /** iopt_unmap_iova(): `length` bytes at `iova`. */
+  unmap(iova: bigint, length: bigint): bigint {
+    if (length === 0n) fail('EINVAL');
+    const last = iova + length - 1n;
+    if (last > U64_MAX) fail('EOVERFLOW');
+    return this.unmapRange(iova, last, this.personality.unmapEmpty === 'success');
+  }
+
+  /** iopt_unmap_all(): everything; an empty IOAS is success. */
+  unmapAll(): bigint {
+    return this.unmapRange(0n, U64_MAX, true);
+  }
+
+  /**
+   * The areas covering `[iova, last]` back to back, starting with the one
+   * containing `iova` (iopt_for_each_contig_area); ENOENT at any gap.
+   */
+  contigAreas(iova: bigint, last: bigint): Area[] {
+    const out: Area[] = [];
+    let cur = iova;
+    for (;;) {
+      const area = this.areas.find(cur);
+      if (!area) fail('ENOENT');
+      out.push(area);
+      if (area.last >= last) return out;
+      cur = area.last + 1n;
+    }
+  }
+
+  /** iopt_get_pages(): the page-set slices behind `[iova, iova+length)` for COPY. */
+  getPages(iova: bigint, length: bigint): PagesSlice[] {
+    if (length === 0n) fail('EINVAL');
+    const last = iova + length - 1n;
+    if (last > U64_MAX) fail('EOVERFLOW');
+    const out: PagesSlice[] = [];
+    let cur = iova;
+    for (const area of this.contigAreas(iova, last)) {
+      const end = area.last < last ? area.last : last;
+      out.push({ pages: area.pages, offset: area.offsetOf(cur), length: end - cur + 1n });
+      cur = end + 1n;
+    }
+    return out;
+  }
+
+  // ---- domains -------------------------------------------------------------------
+
+  /** Reserve the complement of the domain's apertures on its behalf. */
+  private reserveAperture(domain: Domain): void {
+    let cur = 0n;
+    for (const ap of domain.apertures) {
+      if (ap.start > cur) this.reserve(cur, ap.start - 1n, domain);
+      cur = ap.last + 1n;
+      if (ap.last === U64_MAX) return;
+    }
+    this.reserve(cur, U64_MAX, domain);
+  }
+
+  /**
+   * iopt_table_add_domain(): alignment (EINVAL above PAGE_SIZE, EADDRINUSE
+   * for misaligned areas), aperture complement reserved (EADDRINUSE), then
+   * every area mapped into it. On failure nothing changes.
+   */
+  addDomain(domain: Domain): void {
+    if (this.domains.includes(domain)) fail('EEXIST');
+    let align = domain.minPageSize;
+    if (this.iovaAlignment > align) align = this.iovaAlignment;
+    if (align > this.pageSize) fail('EINVAL');
+    if (align !== this.iovaAlignment) this.checkAlignment(align);
+    const filled: Area[] = [];
+    try {
+      this.reserveAperture(domain);
+      for (const area of this.areas) {
+        this.fillArea(area, domain);
+        filled.push(area);
+      }
+    } catch (e) {
+      for (const area of filled) {
+        domain.unmap(area.start, area.length);
+        if (this.domains.length === 0) {
+          const [first, last] = area.pageIndexes();
+          area.pages.removeUser(first, last);
+          area.filled = false;
+        }
+      }
+      this.unreserve(domain);
+      throw e;
+    }
+    this.iovaAlignment = align;
+    this.domains.push(domain);
+  }
+
+  /** iopt_table_remove_domain(): unmap everything from it; the last domain drops the pins. */
+  removeDomain(domain: Domain): void {
+    const i = this.domains.indexOf(domain);
+    if (i < 0) return;
+    this.domains.splice(i, 1);
+    for (const area of this.areas) {
+      domain.unmap(area.start, area.length);
+      if (this.domains.length === 0 && area.filled) {
+        const [first, last] = area.pageIndexes();
+        area.pages.removeUser(first, last);
+        area.filled = false;
+      }
+    }
+    this.unreserve(domain);
+    this.recalcAlignment();
+  }
+}

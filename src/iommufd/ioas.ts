@@ -1,0 +1,268 @@
+import { fail } from '../abi/errno.ts';
+import {
+  IOMMU_IOAS_MAP_FLAGS,
+  IOMMU_OPTION_ID,
+  IOMMU_OPTION_OP,
+  IOMMU_VFIO_IOAS_OP,
+  type IommuIoasAllowIovas,
+  type IommuIoasCopy,
+  type IommuIoasIovaRanges,
+  type IommuIoasMap,
+  type IommuIoasMapFile,
+  type IommuIoasUnmap,
+  IommuIovaRange,
+  type IommuOption,
+  type IommuVfioIoas,
+  type IommuIoasAlloc,
+} from '../abi/iommufd.ts';
+import type { Layout } from '../abi/layout.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
+import type { Range } from '../util/sorted-ranges.ts';
+import type { Caller, IommufdCtx } from './context.ts';
+import { IoPagetable, U64_MAX } from './io-pagetable.ts';
+import { IommufdObject } from './object.ts';
+import { IoptPages } from './pages.ts';
+import type { Ucmd } from './ucmd.ts';
+
+type V<L> = L extends Layout<infer T> ? T : never;
+
+/** Something built on an IOAS that owns a domain there (a HWPT_PAGING). */
+export interface IoasUser {
+  readonly autoDomain: boolean;
+}
+
+/** An IO address space object: an io_pagetable plus the HWPTs built on it. */
+export class Ioas extends IommufdObject {
+  readonly type = 'ioas';
+  readonly iopt: IoPagetable;
+  /** HWPT_PAGING objects on this IOAS in creation order (the auto-domain search order). */
+  readonly hwpts: IoasUser[] = [];
+
+  constructor(ctx: IommufdCtx) {
+    super();
+    this.iopt = new IoPagetable(ctx.host.memory.pageSize, ctx.host.personality);
+  }
+
+  destroy(): void {
+    this.iopt.unmapAll();
+  }
+}
+
+const MAP_FLAGS_ALL =
+  IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA | IOMMU_IOAS_MAP_FLAGS.WRITEABLE | IOMMU_IOAS_MAP_FLAGS.READABLE;
+
+/** MAP/COPY flags to IOMMU_READ|IOMMU_WRITE. */
+function protOf(flags: number): number {
+  return (
+    (flags & IOMMU_IOAS_MAP_FLAGS.READABLE ? IOMMU_READ : 0) |
+    (flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE ? IOMMU_WRITE : 0)
+  );
+}
+
+/** IOMMU_IOAS_ALLOC */
+export function ioasAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAlloc>>): number {
+  if (ucmd.cmd.flags !== 0) fail('EOPNOTSUPP');
+  const ioas = ctx.create(new Ioas(ctx), () => {});
+  ucmd.cmd.out_ioas_id = ioas.id;
+  try {
+    ucmd.respond();
+  } catch (e) {
+    ctx.remove(ioas);
+    throw e;
+  }
+  return 0;
+}
+
+/** IOMMU_IOAS_IOVA_RANGES: fills up to num_iovas ranges, responds, then EMSGSIZE if short. */
+export function ioasIovaRanges(
+  ctx: IommufdCtx,
+  ucmd: Ucmd<V<typeof IommuIoasIovaRanges>>,
+): number {
+  const cmd = ucmd.cmd;
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
+  const max = cmd.num_iovas;
+  let n = 0;
+  for (const r of ioas.iopt.iovaRanges()) {
+    if (n < max) {
+      const at = cmd.allowed_iovas + BigInt(n * IommuIovaRange.size);
+      ucmd.mm.write(at, IommuIovaRange.encode({ start: r.start, last: r.last }));
+    }
+    n++;
+  }
+  cmd.num_iovas = n;
+  cmd.out_iova_alignment = ioas.iopt.iovaAlignment;
+  ucmd.respond();
+  if (n > max) fail('EMSGSIZE');
+  return 0;
+}
+
+/** IOMMU_IOAS_ALLOW_IOVAS: replace the allowed list atomically. */
+export function ioasAllowIovas(
+  ctx: IommufdCtx,
+  ucmd: Ucmd<V<typeof IommuIoasAllowIovas>>,
+): number {
+  const cmd = ucmd.cmd;
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
+  const ranges: Range[] = [];
+  for (let i = 0; i < cmd.num_iovas; i++) {
+    const at = cmd.allowed_iovas + BigInt(i * IommuIovaRange.size);
+    const r = IommuIovaRange.decode(ucmd.mm.read(at, IommuIovaRange.size));
+    if (r.start >= r.last) fail('EINVAL');
+    if (ranges.some((o) => o.start <= r.last && r.start <= o.last)) fail('EINVAL');
+    ranges.push({ start: r.start, last: r.last });
+  }
+  ranges.sort((a, b) => (a.start < b.start ? -1 : 1));
+  ioas.iopt.setAllowed(ranges);
+  return 0;
+}
+
+/** Common MAP / MAP_FILE front checks: flags, U64_MAX fields, a permission. */
+function checkMapFlags(flags: number, iova: bigint, length: bigint): void {
+  if ((flags & ~MAP_FLAGS_ALL) !== 0) fail('EOPNOTSUPP');
+  if (iova >= U64_MAX || length >= U64_MAX) fail('EOVERFLOW');
+  if (protOf(flags) === 0) fail('EINVAL');
+}
+
+/** iopt_alloc_pages() limits: EOVERFLOW when start+length wraps, EINVAL for 0 or huge lengths. */
+function checkPagesRange(start: bigint, length: bigint, pageSize: bigint): void {
+  if (start + length > U64_MAX) fail('EOVERFLOW');
+  if (length === 0n || length > U64_MAX - pageSize) fail('EINVAL');
+}
+
+function mapOnto(ioas: Ioas, pages: IoptPages, length: bigint, flags: number, iova: bigint): bigint {
+  const fixed = (flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
+  return ioas.iopt.mapPages([{ pages, offset: 0n, length }], length, fixed ? iova : undefined, protOf(flags));
+}
+
+/** IOMMU_IOAS_MAP */
+export function ioasMap(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof IommuIoasMap>>): number {
+  const cmd = ucmd.cmd;
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  checkMapFlags(cmd.flags, cmd.iova, cmd.length);
+  const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
+  checkPagesRange(cmd.user_va, cmd.length, ctx.host.memory.pageSize);
+  const pages = new IoptPages(
+    caller.mm,
+    cmd.user_va,
+    cmd.length,
+    (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
+    caller.pinAccount(ctx.accountMode),
+    ctx.host.memory,
+  );
+  cmd.iova = mapOnto(ioas, pages, cmd.length, cmd.flags, cmd.iova);
+  ucmd.respond();
+  return 0;
+}
+
+/** IOMMU_IOAS_MAP_FILE: like MAP with a memfd range instead of user VA. */
+export function ioasMapFile(
+  ctx: IommufdCtx,
+  caller: Caller,
+  ucmd: Ucmd<V<typeof IommuIoasMapFile>>,
+): number {
+  const cmd = ucmd.cmd;
+  checkMapFlags(cmd.flags, cmd.iova, cmd.length);
+  const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
+  const file = caller.file(cmd.fd);
+  if (!file.pages) fail('EINVAL');
+  checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize);
+  if (cmd.start + cmd.length > file.pages.size) fail('EINVAL');
+  const pages = new IoptPages(
+    file.pages.source,
+    cmd.start,
+    cmd.length,
+    (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
+    caller.pinAccount(ctx.accountMode),
+    ctx.host.memory,
+  );
+  cmd.iova = mapOnto(ioas, pages, cmd.length, cmd.flags, cmd.iova);
+  ucmd.respond();
+  return 0;
+}
+
+/** IOMMU_IOAS_COPY: share the page sets behind a source range at a new IOVA. */
+export function ioasCopy(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasCopy>>): number {
+  const cmd = ucmd.cmd;
+  if ((cmd.flags & ~MAP_FLAGS_ALL) !== 0) fail('EOPNOTSUPP');
+  if (cmd.length >= U64_MAX || cmd.src_iova >= U64_MAX || cmd.dst_iova >= U64_MAX) fail('EOVERFLOW');
+  if (protOf(cmd.flags) === 0) fail('EINVAL');
+  const src = ctx.get<Ioas>(cmd.src_ioas_id, 'ioas');
+  const slices = src.iopt.getPages(cmd.src_iova, cmd.length);
+  const dst = ctx.get<Ioas>(cmd.dst_ioas_id, 'ioas');
+  const fixed = (cmd.flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
+  cmd.dst_iova = dst.iopt.mapPages(slices, cmd.length, fixed ? cmd.dst_iova : undefined, protOf(cmd.flags));
+  ucmd.respond();
+  return 0;
+}
+
+/** IOMMU_IOAS_UNMAP: iova 0 + length U64_MAX unmaps everything. */
+export function ioasUnmap(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasUnmap>>): number {
+  const cmd = ucmd.cmd;
+  const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
+  let unmapped: bigint;
+  if (cmd.iova === 0n && cmd.length === U64_MAX) {
+    unmapped = ioas.iopt.unmapAll();
+  } else {
+    if (cmd.iova >= U64_MAX || cmd.length >= U64_MAX) fail('EOVERFLOW');
+    unmapped = ioas.iopt.unmap(cmd.iova, cmd.length);
+  }
+  cmd.length = unmapped;
+  ucmd.respond();
+  return 0;
+}
+
+/** IOMMU_OPTION: RLIMIT_MODE (global) and HUGE_PAGES (per IOAS); writes back only val64. */
+export function option(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof IommuOption>>): number {
+  const cmd = ucmd.cmd;
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  if (cmd.option_id === IOMMU_OPTION_ID.RLIMIT_MODE) {
+    if (cmd.object_id !== 0) fail('EOPNOTSUPP');
+    if (cmd.op === IOMMU_OPTION_OP.GET) {
+      cmd.val64 = ctx.accountMode === 'mm' ? 1n : 0n;
+    } else if (cmd.op === IOMMU_OPTION_OP.SET) {
+      if (!caller.capSysResource) fail('EPERM');
+      if (ctx.objectCount > 0) fail('EBUSY');
+      if (cmd.val64 === 0n) ctx.accountMode = 'user';
+      else if (cmd.val64 === 1n) ctx.accountMode = 'mm';
+      else fail('EINVAL');
+    } else fail('EOPNOTSUPP');
+  } else if (cmd.option_id === IOMMU_OPTION_ID.HUGE_PAGES) {
+    const ioas = ctx.get<Ioas>(cmd.object_id, 'ioas');
+    if (cmd.op === IOMMU_OPTION_OP.GET) {
+      cmd.val64 = ioas.iopt.disableLargePages ? 0n : 1n;
+    } else if (cmd.op === IOMMU_OPTION_OP.SET) {
+      if (cmd.val64 === 0n) ioas.iopt.setLargePages(false);
+      else if (cmd.val64 === 1n) ioas.iopt.setLargePages(true);
+      else fail('EINVAL');
+    } else fail('EOPNOTSUPP');
+  } else fail('EOPNOTSUPP');
+  const val = new Uint8Array(8);
+  new DataView(val.buffer).setBigUint64(0, cmd.val64, true);
+  ucmd.mm.write(ucmd.addr + 16n, val);
+  return 0;
+}
+
+/** IOMMU_VFIO_IOAS: get, set or clear the IOAS used by VFIO container compatibility. */
+export function vfioIoas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuVfioIoas>>): number {
+  const cmd = ucmd.cmd;
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  switch (cmd.op) {
+    case IOMMU_VFIO_IOAS_OP.GET: {
+      const ioas = ctx.vfioIoas;
+      if (!ioas) fail('ENODEV');
+      cmd.ioas_id = ioas.id;
+      ucmd.respond();
+      return 0;
+    }
+    case IOMMU_VFIO_IOAS_OP.SET:
+      ctx.vfioIoas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
+      return 0;
+    case IOMMU_VFIO_IOAS_OP.CLEAR:
+      ctx.vfioIoas = undefined;
+      return 0;
+    default:
+      fail('EOPNOTSUPP');
+  }
+}

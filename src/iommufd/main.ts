@@ -1,0 +1,99 @@
+import { fail } from '../abi/errno.ts';
+import { IOMMUFD_CMD_BASE, IOMMUFD_TYPE, io } from '../abi/ioctl.ts';
+import {
+  IOMMUFD_CMD_END,
+  type IommufdCmd,
+  type IommuDestroy,
+  iommufdCmdByNumber,
+} from '../abi/iommufd.ts';
+import type { Layout } from '../abi/layout.ts';
+import type { Caller, IommufdCtx } from './context.ts';
+import { hwInfo } from './hw-info.ts';
+import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pagetable.ts';
+import {
+  ioasAllowIovas,
+  ioasAlloc,
+  ioasCopy,
+  ioasIovaRanges,
+  ioasMap,
+  ioasMapFile,
+  ioasUnmap,
+  option,
+  vfioIoas,
+} from './ioas.ts';
+import { Ucmd } from './ucmd.ts';
+
+type V<L> = L extends Layout<infer T> ? T : never;
+
+// biome-ignore lint/suspicious/noExplicitAny: handlers take the decoded struct of their own command
+type Handler = (ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<any>) => number;
+
+function destroy(ctx: IommufdCtx, _caller: Caller, ucmd: Ucmd<V<typeof IommuDestroy>>): number {
+  ctx.destroy(ucmd.cmd.id);
+  return 0;
+}
+
+/** Handlers by command name; commands without one answer ENOTTY. */
+const HANDLERS: Record<string, Handler> = {
+  IOMMU_DESTROY: destroy,
+  IOMMU_IOAS_ALLOC: (ctx, _c, u) => ioasAlloc(ctx, u),
+  IOMMU_IOAS_ALLOW_IOVAS: (ctx, _c, u) => ioasAllowIovas(ctx, u),
+  IOMMU_IOAS_COPY: (ctx, _c, u) => ioasCopy(ctx, u),
+  IOMMU_IOAS_IOVA_RANGES: (ctx, _c, u) => ioasIovaRanges(ctx, u),
+  IOMMU_IOAS_MAP: ioasMap,
+  IOMMU_IOAS_UNMAP: (ctx, _c, u) => ioasUnmap(ctx, u),
+  IOMMU_OPTION: option,
+  IOMMU_VFIO_IOAS: (ctx, _c, u) => vfioIoas(ctx, u),
+  IOMMU_HWPT_ALLOC: (ctx, _c, u) => hwptAlloc(ctx, u),
+  IOMMU_GET_HW_INFO: (ctx, _c, u) => hwInfo(ctx, u),
+  IOMMU_HWPT_SET_DIRTY_TRACKING: (ctx, _c, u) => hwptSetDirtyTracking(ctx, u),
+  IOMMU_HWPT_GET_DIRTY_BITMAP: (ctx, _c, u) => hwptGetDirtyBitmap(ctx, u),
+  IOMMU_IOAS_MAP_FILE: ioasMapFile,
+};
+
+/** An extra command slot beyond the uAPI table (IOMMU_TEST_CMD at nr 0xa0). */
+export interface ExtraCmd {
+  readonly cmd: IommufdCmd;
+  readonly handler: Handler;
+}
+
+/** A handler for nr < 0x80 (VFIO container compatibility); ENOTTY when absent. */
+export type CompatHandler = (ctx: IommufdCtx, caller: Caller, request: number, arg: bigint) => number;
+
+/**
+ * The /dev/iommu ioctl entry (iommufd_fops_ioctl): route nr < 0x80 and
+ * nrs past the table to VFIO compat; read `size` (EFAULT before anything
+ * else); the exact request word must match (ENOTTY); `size` below the
+ * minimum is EINVAL; copy in with extensible-struct rules; run the handler.
+ */
+export function iommufdIoctl(
+  ctx: IommufdCtx,
+  caller: Caller,
+  request: number,
+  arg: bigint,
+  extra: ExtraCmd | undefined,
+  compat: CompatHandler | undefined,
+): number {
+  const nr = request & 0xff;
+  const end = extra ? extra.cmd.nr + 1 : IOMMUFD_CMD_END;
+  if (nr < IOMMUFD_CMD_BASE || nr >= end) {
+    if (!compat) fail('ENOTTY');
+    return compat(ctx, caller, request, arg);
+  }
+  const size = new DataView(caller.mm.read(arg, 4).buffer).getUint32(0, true);
+  let cmd: IommufdCmd | undefined;
+  let handler: Handler | undefined;
+  if (extra && nr === extra.cmd.nr) {
+    if (io(ctx.host.abi, IOMMUFD_TYPE, nr) === request >>> 0) {
+      cmd = extra.cmd;
+      handler = extra.handler;
+    }
+  } else {
+    cmd = iommufdCmdByNumber(ctx.host.abi, request);
+    handler = cmd ? HANDLERS[cmd.name] : undefined;
+  }
+  if (!cmd || !handler) fail('ENOTTY');
+  if (size < cmd.minSize) fail('EINVAL');
+  const ucmd = Ucmd.copyIn(caller.mm, arg, size, cmd.layout);
+  return handler(ctx, caller, ucmd);
+}

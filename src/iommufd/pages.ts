@@ -1,0 +1,178 @@
+import { fail } from '../abi/errno.ts';
+import type { PhysRun } from '../iommu/mm.ts';
+import type { PhysMemory } from '../iommu/phys-memory.ts';
+import { SortedRanges } from '../util/sorted-ranges.ts';
+
+/**
+ * Where the bytes of a page set come from: a process's address space
+ * (addresses are user VAs) or a file (addresses are file offsets).
+ */
+export interface PagesSource {
+  /** GUP-like resolution to physically contiguous runs; EFAULT when unreachable. */
+  resolve(start: bigint, length: bigint, write: boolean): PhysRun[];
+}
+
+/** Charges pinned pages to a locked-memory budget (RLIMIT_MEMLOCK); ENOMEM when over. */
+export interface PinAccount {
+  charge(npages: bigint): void;
+  uncharge(npages: bigint): void;
+}
+
+/** A run of pinned pages `[start, last]` (page indexes) with linear phys and one user count. */
+interface PinSeg {
+  start: bigint;
+  last: bigint;
+  users: number;
+  phys: bigint;
+}
+
+/**
+ * The kernel's iopt_pages: a page-granular window `[uptr, uptr+length)` of a
+ * source, shared by every area that maps it (MAP creates one, COPY shares
+ * it). Pages are pinned lazily, once per page set however many domains,
+ * areas and accesses use them: each user adds one count over a page-index
+ * range, and a page is pinned while its count is non-zero. Pinned pages keep
+ * their physical address, so every later user sees the same pages.
+ */
+export class IoptPages {
+  /** First byte's address in the source, rounded down to a page. */
+  readonly base: bigint;
+  readonly npages: bigint;
+  private segs: SortedRanges<PinSeg> | undefined;
+  /** Pages currently pinned (and charged). */
+  npinned = 0n;
+
+  constructor(
+    readonly source: PagesSource,
+    /** Source address of the first byte (user VA or file offset). */
+    readonly uptr: bigint,
+    readonly length: bigint,
+    readonly writable: boolean,
+    readonly account: PinAccount,
+    readonly memory: PhysMemory,
+  ) {
+    const ps = memory.pageSize;
+    this.base = uptr & ~(ps - 1n);
+    this.npages = (uptr + length - 1n) / ps - uptr / ps + 1n;
+  }
+
+  /** Page index holding byte `offset` (relative to uptr). */
+  indexOf(offset: bigint): bigint {
+    return (this.uptr - this.base + offset) / this.memory.pageSize;
+  }
+
+  /**
+   * Add one user to pages `[first, last]`, pinning those that had none.
+   * All-or-nothing: EFAULT (unreachable memory) or ENOMEM (over the locked
+   * limit) leave the page set unchanged.
+   */
+  addUser(first: bigint, last: bigint): void {
+    const ps = this.memory.pageSize;
+    const gaps = this.gaps(first, last);
+    const fresh: PinSeg[] = [];
+    let newPages = 0n;
+    for (const [gs, gl] of gaps) {
+      for (const run of this.source.resolve(this.base + gs * ps, (gl - gs + 1n) * ps, this.writable)) {
+        const s = (run.va - this.base) / ps;
+        fresh.push({ start: s, last: s + run.length / ps - 1n, users: 0, phys: run.phys });
+      }
+      newPages += gl - gs + 1n;
+    }
+    if (newPages > 0n) this.account.charge(newPages);
+    const segs = (this.segs ??= new SortedRanges());
+    for (const seg of fresh) {
+      this.memory.pin(seg.phys, (seg.last - seg.start + 1n) * ps);
+      segs.insert(seg);
+    }
+    this.npinned += newPages;
+    for (const seg of this.split(first, last)) seg.users++;
+  }
+
+  /** Drop one user from pages `[first, last]`; pages reaching zero users are unpinned. */
+  removeUser(first: bigint, last: bigint): void {
+    const ps = this.memory.pageSize;
+    const segs = this.segs;
+    if (!segs) throw new Error('removeUser on unpinned pages');
+    let freed = 0n;
+    for (const seg of this.split(first, last)) {
+      if (--seg.users > 0) continue;
+      segs.delete(seg);
+      const n = seg.last - seg.start + 1n;
+      this.memory.unpin(seg.phys, n * ps);
+      freed += n;
+    }
+    if (freed > 0n) {
+      this.npinned -= freed;
+      this.account.uncharge(freed);
+    }
+  }
+
+  /**
+   * Physical runs of pinned bytes `[offset, offset+length)` (relative to
+   * uptr), ascending. Every page in the range must be pinned.
+   */
+  physRuns(offset: bigint, length: bigint): PhysRun[] {
+    const ps = this.memory.pageSize;
+    const startByte = this.uptr - this.base + offset;
+    const endByte = startByte + length;
+    const out: PhysRun[] = [];
+    for (const seg of this.segs?.overlapping(startByte / ps, (endByte - 1n) / ps) ?? []) {
+      const s = seg.start * ps > startByte ? seg.start * ps : startByte;
+      const e = (seg.last + 1n) * ps < endByte ? (seg.last + 1n) * ps : endByte;
+      const phys = seg.phys + (s - seg.start * ps);
+      const prev = out[out.length - 1];
+      if (prev && prev.phys + prev.length === phys) prev.length += e - s;
+      else out.push({ va: s - (this.uptr - this.base), length: e - s, phys });
+    }
+    return out;
+  }
+
+  /** True when every page of `[first, last]` is pinned. */
+  isPinned(first: bigint, last: bigint): boolean {
+    return this.gaps(first, last).length === 0;
+  }
+
+  /** Users of page `index` (0 when not pinned). */
+  usersOf(index: bigint): number {
+    return this.segs?.find(index)?.users ?? 0;
+  }
+
+  /** Unpinned sub-ranges of `[first, last]`. */
+  private gaps(first: bigint, last: bigint): [bigint, bigint][] {
+    const out: [bigint, bigint][] = [];
+    let cur = first;
+    for (const seg of this.segs?.overlapping(first, last) ?? []) {
+      if (seg.start > cur) out.push([cur, seg.start - 1n]);
+      cur = seg.last + 1n;
+    }
+    if (cur <= last) out.push([cur, last]);
+    return out;
+  }
+
+  /** Split segments at `first` and `last+1`; return those inside `[first, last]`. */
+  private split(first: bigint, last: bigint): PinSeg[] {
+    const segs = this.segs!;
+    const ps = this.memory.pageSize;
+    const cut = (at: bigint) => {
+      const seg = segs.find(at);
+      if (!seg || seg.start === at) return;
+      segs.delete(seg);
+      const right: PinSeg = {
+        start: at,
+        last: seg.last,
+        users: seg.users,
+        phys: seg.phys + (at - seg.start) * ps,
+      };
+      seg.last = at - 1n;
+      segs.insert(seg);
+      segs.insert(right);
+    };
+    cut(first);
+    cut(last + 1n);
+    const inside = segs.overlapping(first, last);
+    let covered = 0n;
+    for (const s of inside) covered += s.last - s.start + 1n;
+    if (covered !== last - first + 1n) fail('EFAULT', 'page range not pinned');
+    return inside;
+  }
+}
