@@ -20,7 +20,8 @@ type V<L> = L extends Layout<infer T> ? T : never;
 export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): number {
   const cmd = ucmd.cmd;
   if ((cmd.flags & ~IOMMU_HW_INFO_FLAGS.INPUT_TYPE) !== 0) fail('EOPNOTSUPP');
-  const wanted = cmd.flags & IOMMU_HW_INFO_FLAGS.INPUT_TYPE ? cmd.out_data_type : IOMMU_HW_INFO_TYPE.DEFAULT;
+  const wanted =
+    cmd.flags & IOMMU_HW_INFO_FLAGS.INPUT_TYPE ? cmd.out_data_type : IOMMU_HW_INFO_TYPE.DEFAULT;
   if (cmd.__reserved_0 || cmd.__reserved_1 || cmd.__reserved_2) fail('EOPNOTSUPP');
   const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
   const dev = idev.dev;
@@ -35,7 +36,9 @@ export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): numb
   }
   cmd.data_len = data.length;
   cmd.out_data_type = type;
-  cmd.out_capabilities = dev.driver.dirtyTrackingCapable(dev) ? BigInt(IOMMU_HW_CAP.DIRTY_TRACKING) : 0n;
+  cmd.out_capabilities = dev.driver.dirtyTrackingCapable(dev)
+    ? BigInt(IOMMU_HW_CAP.DIRTY_TRACKING)
+    : 0n;
   cmd.out_max_pasid_log2 = dev.driver.maxPasidLog2(dev);
   ucmd.respond();
   return 0;

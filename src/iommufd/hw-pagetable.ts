@@ -136,7 +136,8 @@ export function hwptSetDirtyTracking(
   if (!domain.dirtyCapable) fail('EOPNOTSUPP');
   const enable = (cmd.flags & IOMMU_HWPT_DIRTY_TRACKING_FLAGS.ENABLE) !== 0;
   if (enable && !domain.dirtyTracking) {
-    for (const area of hwpt.ioas.iopt.areas) domain.readDirty(area.start, area.length, false, () => {});
+    for (const area of hwpt.ioas.iopt.areas)
+      domain.readDirty(area.start, area.length, false, () => {});
   }
   domain.dirtyTracking = enable;
   return 0;

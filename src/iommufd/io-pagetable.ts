@@ -160,7 +160,8 @@ export class IoPagetable {
     let ri = 0;
     let cur: Range | undefined;
     for (;;) {
-      const area = nextArea && !nextArea.done && nextArea.value.start <= last ? nextArea.value : undefined;
+      const area =
+        nextArea && !nextArea.done && nextArea.value.start <= last ? nextArea.value : undefined;
       const r = res[ri];
       let pick: Range | undefined;
       if (area && (!r || area.start <= r.start)) {

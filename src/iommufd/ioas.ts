@@ -4,6 +4,7 @@ import {
   IOMMU_OPTION_ID,
   IOMMU_OPTION_OP,
   IOMMU_VFIO_IOAS_OP,
+  type IommuIoasAlloc,
   type IommuIoasAllowIovas,
   type IommuIoasCopy,
   type IommuIoasIovaRanges,
@@ -13,7 +14,6 @@ import {
   IommuIovaRange,
   type IommuOption,
   type IommuVfioIoas,
-  type IommuIoasAlloc,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
@@ -74,10 +74,7 @@ export function ioasAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAlloc>>)
 }
 
 /** IOMMU_IOAS_IOVA_RANGES: fills up to num_iovas ranges, responds, then EMSGSIZE if short. */
-export function ioasIovaRanges(
-  ctx: IommufdCtx,
-  ucmd: Ucmd<V<typeof IommuIoasIovaRanges>>,
-): number {
+export function ioasIovaRanges(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasIovaRanges>>): number {
   const cmd = ucmd.cmd;
   if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
@@ -98,10 +95,7 @@ export function ioasIovaRanges(
 }
 
 /** IOMMU_IOAS_ALLOW_IOVAS: replace the allowed list atomically. */
-export function ioasAllowIovas(
-  ctx: IommufdCtx,
-  ucmd: Ucmd<V<typeof IommuIoasAllowIovas>>,
-): number {
+export function ioasAllowIovas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAllowIovas>>): number {
   const cmd = ucmd.cmd;
   if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
@@ -131,13 +125,28 @@ function checkPagesRange(start: bigint, length: bigint, pageSize: bigint): void 
   if (length === 0n || length > U64_MAX - pageSize) fail('EINVAL');
 }
 
-function mapOnto(ioas: Ioas, pages: IoptPages, length: bigint, flags: number, iova: bigint): bigint {
+function mapOnto(
+  ioas: Ioas,
+  pages: IoptPages,
+  length: bigint,
+  flags: number,
+  iova: bigint,
+): bigint {
   const fixed = (flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
-  return ioas.iopt.mapPages([{ pages, offset: 0n, length }], length, fixed ? iova : undefined, protOf(flags));
+  return ioas.iopt.mapPages(
+    [{ pages, offset: 0n, length }],
+    length,
+    fixed ? iova : undefined,
+    protOf(flags),
+  );
 }
 
 /** IOMMU_IOAS_MAP */
-export function ioasMap(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof IommuIoasMap>>): number {
+export function ioasMap(
+  ctx: IommufdCtx,
+  caller: Caller,
+  ucmd: Ucmd<V<typeof IommuIoasMap>>,
+): number {
   const cmd = ucmd.cmd;
   if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
   checkMapFlags(cmd.flags, cmd.iova, cmd.length);
@@ -186,13 +195,19 @@ export function ioasMapFile(
 export function ioasCopy(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasCopy>>): number {
   const cmd = ucmd.cmd;
   if ((cmd.flags & ~MAP_FLAGS_ALL) !== 0) fail('EOPNOTSUPP');
-  if (cmd.length >= U64_MAX || cmd.src_iova >= U64_MAX || cmd.dst_iova >= U64_MAX) fail('EOVERFLOW');
+  if (cmd.length >= U64_MAX || cmd.src_iova >= U64_MAX || cmd.dst_iova >= U64_MAX)
+    fail('EOVERFLOW');
   if (protOf(cmd.flags) === 0) fail('EINVAL');
   const src = ctx.get<Ioas>(cmd.src_ioas_id, 'ioas');
   const slices = src.iopt.getPages(cmd.src_iova, cmd.length);
   const dst = ctx.get<Ioas>(cmd.dst_ioas_id, 'ioas');
   const fixed = (cmd.flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
-  cmd.dst_iova = dst.iopt.mapPages(slices, cmd.length, fixed ? cmd.dst_iova : undefined, protOf(cmd.flags));
+  cmd.dst_iova = dst.iopt.mapPages(
+    slices,
+    cmd.length,
+    fixed ? cmd.dst_iova : undefined,
+    protOf(cmd.flags),
+  );
   ucmd.respond();
   return 0;
 }

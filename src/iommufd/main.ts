@@ -2,8 +2,8 @@ import { fail } from '../abi/errno.ts';
 import { IOMMUFD_CMD_BASE, IOMMUFD_TYPE, io } from '../abi/ioctl.ts';
 import {
   IOMMUFD_CMD_END,
-  type IommufdCmd,
   type IommuDestroy,
+  type IommufdCmd,
   iommufdCmdByNumber,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
@@ -11,8 +11,8 @@ import type { Caller, IommufdCtx } from './context.ts';
 import { hwInfo } from './hw-info.ts';
 import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pagetable.ts';
 import {
-  ioasAllowIovas,
   ioasAlloc,
+  ioasAllowIovas,
   ioasCopy,
   ioasIovaRanges,
   ioasMap,
@@ -58,7 +58,12 @@ export interface ExtraCmd {
 }
 
 /** A handler for nr < 0x80 (VFIO container compatibility); ENOTTY when absent. */
-export type CompatHandler = (ctx: IommufdCtx, caller: Caller, request: number, arg: bigint) => number;
+export type CompatHandler = (
+  ctx: IommufdCtx,
+  caller: Caller,
+  request: number,
+  arg: bigint,
+) => number;
 
 /**
  * The /dev/iommu ioctl entry (iommufd_fops_ioctl): route nr < 0x80 and

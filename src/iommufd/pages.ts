@@ -72,7 +72,11 @@ export class IoptPages {
     const fresh: PinSeg[] = [];
     let newPages = 0n;
     for (const [gs, gl] of gaps) {
-      for (const run of this.source.resolve(this.base + gs * ps, (gl - gs + 1n) * ps, this.writable)) {
+      for (const run of this.source.resolve(
+        this.base + gs * ps,
+        (gl - gs + 1n) * ps,
+        this.writable,
+      )) {
         const s = (run.va - this.base) / ps;
         fresh.push({ start: s, last: s + run.length / ps - 1n, users: 0, phys: run.phys });
       }

@@ -1,0 +1,42 @@
+import { fail } from '../abi/errno.ts';
+import type { AccountMode } from '../iommufd/context.ts';
+import type { PinAccount } from '../iommufd/pages.ts';
+
+/** A user's locked-memory total, shared by all its processes (user_struct.locked_vm). */
+export interface UserAccount {
+  lockedVm: bigint;
+}
+
+/** The per-process counters /proc/<pid>/status shows as VmLck and VmPin, in pages. */
+export interface MmCounters {
+  lockedVm: bigint;
+  pinnedVm: bigint;
+}
+
+/** Pages charged to nobody: the mapping task had CAP_IPC_LOCK. */
+export const NO_ACCOUNT: PinAccount = { charge() {}, uncharge() {} };
+
+/**
+ * iommufd's pin accounting: per-user mode charges the user's locked_vm,
+ * per-mm mode the process's locked_vm, each against RLIMIT_MEMLOCK (pages)
+ * with ENOMEM past it; both add to the process's pinned_vm.
+ */
+export function pinAccount(
+  mode: AccountMode,
+  user: UserAccount,
+  mm: MmCounters,
+  limitPages: bigint,
+): PinAccount {
+  const counter = mode === 'user' ? user : mm;
+  return {
+    charge(n: bigint) {
+      if (counter.lockedVm + n > limitPages) fail('ENOMEM');
+      counter.lockedVm += n;
+      mm.pinnedVm += n;
+    },
+    uncharge(n: bigint) {
+      counter.lockedVm -= n;
+      mm.pinnedVm -= n;
+    },
+  };
+}

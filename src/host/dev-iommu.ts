@@ -1,0 +1,23 @@
+import { IommufdCtx } from '../iommufd/context.ts';
+import { type ExtraCmd, iommufdIoctl } from '../iommufd/main.ts';
+import type { FileOps } from './file.ts';
+import type { Kernel } from './kernel.ts';
+
+/**
+ * The /dev/iommu character device: each open is a new iommufd context,
+ * destroyed when the last fd and every file that holds it are gone.
+ * `openedAsVfio` is the /dev/vfio/vfio personality (per-mm accounting).
+ */
+export function openIommufd(
+  kernel: Kernel,
+  extra: ExtraCmd | undefined,
+  opts: { openedAsVfio: boolean } = { openedAsVfio: false },
+): FileOps & { ctx: IommufdCtx } {
+  const ctx = new IommufdCtx(kernel, opts);
+  return {
+    kind: 'iommufd',
+    ctx,
+    ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, undefined),
+    release: () => ctx.release(),
+  };
+}

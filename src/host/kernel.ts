@@ -1,0 +1,107 @@
+import { fail } from '../abi/errno.ts';
+import type { IoctlAbi } from '../abi/ioctl.ts';
+import type { Personality } from '../iommufd/context.ts';
+import type { ExtraCmd } from '../iommufd/main.ts';
+import type { UserAccount } from './accounting.ts';
+import { openIommufd } from './dev-iommu.ts';
+import type { FileOps } from './file.ts';
+import { MemObject } from './mem-object.ts';
+import { PhysRam } from './phys-ram.ts';
+import { type Credentials, Process } from './process.ts';
+import { SimMm } from './sim-mm.ts';
+
+/** Linux 6.18 as shipped with CONFIG_IOMMUFD_TEST and transparent huge pages. */
+export const LINUX_6_18: Personality = {
+  selftest: true,
+  unmapEmpty: 'ENOENT',
+  maxAutoAlignment: 2n << 20n,
+};
+
+export interface KernelOptions {
+  /** Ioctl number encoding of the emulated architecture (default generic). */
+  abi?: IoctlAbi;
+  /** Overrides of the default Linux 6.18 behaviour. */
+  personality?: Partial<Personality>;
+  /** IOMMU_TEST_CMD handler; installed when the personality has `selftest`. */
+  selftestCmd?: ExtraCmd;
+}
+
+/** Root-like credentials: every capability, unlimited locked memory. */
+const ROOT: Credentials = {
+  uid: 0,
+  capSysResource: true,
+  capIpcLock: true,
+  rlimitMemlock: 8n << 20n,
+};
+
+/**
+ * One emulated host: physical memory, the processes using it, the
+ * per-user locked-memory accounts and the device nodes it serves.
+ */
+export class Kernel {
+  readonly memory = new PhysRam();
+  readonly personality: Personality;
+  readonly abi: IoctlAbi;
+  /** Non-errno exceptions that reached the syscall boundary: each one is a model bug. */
+  readonly bugs: unknown[] = [];
+  private readonly users = new Map<number, UserAccount>();
+  private readonly processes = new Map<number, Process>();
+  private nextPid = 1000;
+  private readonly selftestCmd: ExtraCmd | undefined;
+
+  constructor(opts: KernelOptions = {}) {
+    this.abi = opts.abi ?? 'generic';
+    this.personality = { ...LINUX_6_18, ...opts.personality };
+    this.selftestCmd = this.personality.selftest ? opts.selftestCmd : undefined;
+  }
+
+  /** A new process with an empty address space. */
+  spawn(creds: Partial<Credentials> = {}): Process {
+    const proc = new Process(this, this.nextPid++, new SimMm(this.memory), { ...ROOT, ...creds });
+    this.processes.set(proc.pid, proc);
+    return proc;
+  }
+
+  /** The locked-memory account of a user. */
+  userAccount(uid: number): UserAccount {
+    let acct = this.users.get(uid);
+    if (!acct) {
+      acct = { lockedVm: 0n };
+      this.users.set(uid, acct);
+    }
+    return acct;
+  }
+
+  /** Resolve a device path to a new open file; ENOENT for anything not served. */
+  openPath(_proc: Process, path: string): FileOps {
+    if (path === '/dev/iommu') return openIommufd(this, this.selftestCmd);
+    fail('ENOENT');
+  }
+
+  /** A memfd of `size` bytes; MAP_FILE sees its current size and pages. */
+  memfd(size: bigint): FileOps & { object: MemObject } {
+    const obj = new MemObject(this.memory, size);
+    const source = {
+      resolve: (start: bigint, length: bigint) =>
+        obj.physRuns(start, length).map((r) => ({ va: r.offset, length: r.length, phys: r.phys })),
+    };
+    return {
+      kind: 'memfd',
+      object: obj,
+      ref: {
+        pages: {
+          source,
+          get size() {
+            return obj.size;
+          },
+        },
+      },
+      release: () => obj.unref(),
+    };
+  }
+
+  /** Forget an exited process. */
+  reap(proc: Process): void {
+    this.processes.delete(proc.pid);
+  }
+}
