@@ -2,6 +2,7 @@ import { IommufdCtx } from '../iommufd/context.ts';
 import { type ExtraCmd, iommufdIoctl } from '../iommufd/main.ts';
 import type { FileOps } from './file.ts';
 import type { Kernel } from './kernel.ts';
+import type { Process } from './process.ts';
 
 /**
  * The /dev/iommu character device: each open is a new iommufd context,
@@ -20,4 +21,11 @@ export function openIommufd(
     ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, undefined),
     release: () => ctx.release(),
   };
+}
+
+/** The iommufd context behind `fd` (for kernel-side users such as VFIO binding a device). */
+export function ctxOfFd(proc: Process, fd: number): IommufdCtx {
+  const ops = proc.fds.get(fd)?.ops as { ctx?: IommufdCtx } | undefined;
+  if (!ops?.ctx) throw new Error(`fd ${fd} is not /dev/iommu`);
+  return ops.ctx;
 }

@@ -7,8 +7,10 @@ import { IommufdObject } from './object.ts';
 
 /**
  * A device bound to an iommufd context (the kernel's iommufd_device). The
- * binder (VFIO, or the selftest) holds one reference for as long as it is
- * bound, so users can never DESTROY it; each attachment holds its HWPT.
+ * binder (VFIO, or the selftest) holds one reference on the object, so
+ * users can never DESTROY it, and one on the context, so closing the
+ * /dev/iommu fd leaves everything alive until unbind. Each attachment holds
+ * its HWPT.
  */
 export class IommufdDevice extends IommufdObject {
   readonly type = 'device';
@@ -18,14 +20,17 @@ export class IommufdDevice extends IommufdObject {
   constructor(
     readonly ctx: IommufdCtx,
     readonly dev: Device,
+    /** The binder holds the context (every binder but the selftest's mock devices). */
+    readonly holdsContext: boolean,
   ) {
     super();
   }
 
   /** iommufd_device_bind(): a new DEVICE object held by its binder. */
-  static bind(ctx: IommufdCtx, dev: Device): IommufdDevice {
-    const idev = ctx.create(new IommufdDevice(ctx, dev), () => {});
+  static bind(ctx: IommufdCtx, dev: Device, opts = { holdsContext: true }): IommufdDevice {
+    const idev = ctx.create(new IommufdDevice(ctx, dev, opts.holdsContext), () => {});
     idev.get();
+    if (idev.holdsContext) ctx.hold();
     return idev;
   }
 
@@ -34,6 +39,7 @@ export class IommufdDevice extends IommufdObject {
     this.detach();
     this.put();
     this.ctx.remove(this);
+    if (this.holdsContext) this.ctx.release();
   }
 
   destroy(): void {}

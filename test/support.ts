@@ -1,0 +1,80 @@
+/**
+ * Test fixtures: a kernel, a root process with /dev/iommu open, typed
+ * ioctl calls by command name, and intel devices bound to the context the
+ * way VFIO would bind them.
+ */
+import type { ErrnoName } from '../src/abi/errno.ts';
+import { type IommufdCmdName, iommufdCmd, iommufdCmdNumber } from '../src/abi/iommufd.ts';
+import type { Layout } from '../src/abi/layout.ts';
+import { IntelIommu } from '../src/drivers/intel/driver.ts';
+import { ctxOfFd } from '../src/host/dev-iommu.ts';
+import { Kernel, type KernelOptions } from '../src/host/kernel.ts';
+import type { Process } from '../src/host/process.ts';
+import { Device, type ReservedRegion } from '../src/iommu/device.ts';
+import { Group } from '../src/iommu/group.ts';
+import type { IommufdCtx } from '../src/iommufd/context.ts';
+import { IommufdDevice } from '../src/iommufd/device.ts';
+
+type V<L> = L extends Layout<infer T> ? T : never;
+
+export interface Fixture {
+  kernel: Kernel;
+  proc: Process;
+  fd: number;
+  ctx: IommufdCtx;
+  /** ioctl by command name with a struct; `size` defaults to sizeof. */
+  call<N extends IommufdCmdName>(
+    name: N,
+    value: Record<string, number | bigint>,
+  ): { ret: number; errno: ErrnoName | undefined; out: Record<string, number | bigint> };
+  /** IOAS_ALLOC; returns the id. */
+  ioas(): number;
+  /** Anonymous read/write memory of `length` bytes; returns its VA. */
+  mem(length: bigint): bigint;
+  /** An intel device in a group of its own, bound to the context; returns the DEVICE object. */
+  intelDevice(opts?: { reserved?: ReservedRegion[]; addressWidth?: 39 | 48 | 57 }): IommufdDevice;
+}
+
+export function setup(opts: KernelOptions = {}): Fixture {
+  const kernel = new Kernel(opts);
+  const proc = kernel.spawn();
+  const fd = proc.open('/dev/iommu');
+  const ctx = ctxOfFd(proc, fd);
+  let groups = 0;
+  const f: Fixture = {
+    kernel,
+    proc,
+    fd,
+    ctx,
+    call(name, value) {
+      const cmd = iommufdCmd(name);
+      const r = proc.call(
+        fd,
+        iommufdCmdNumber(kernel.abi, name),
+        cmd.layout,
+        value as Partial<V<typeof cmd.layout>>,
+      );
+      return { ret: r.ret, errno: r.errno, out: r.out as Record<string, number | bigint> };
+    },
+    ioas() {
+      const r = f.call('IOMMU_IOAS_ALLOC', {});
+      if (r.ret !== 0) throw new Error(`IOAS_ALLOC failed: ${r.errno}`);
+      return r.out.out_ioas_id as number;
+    },
+    mem(length) {
+      return proc.mm.mmap({ length, prot: { read: true, write: true } });
+    },
+    intelDevice(o = {}) {
+      const driver = new IntelIommu({ addressWidth: o.addressWidth ?? 48 });
+      const dev = new Device(
+        `intel${groups}`,
+        driver,
+        new Group(++groups),
+        kernel.memory,
+        o.reserved ?? [],
+      );
+      return IommufdDevice.bind(ctx, dev);
+    },
+  };
+  return f;
+}
