@@ -1,0 +1,285 @@
+/**
+ * strace-style rendering of system calls, for traces of in-process clients
+ * and of real programs behind the preload library. Every function here is a
+ * pure function of its arguments.
+ *
+ * Rendering rules for a decoded struct (`{name=value, ...}`, fields in offset
+ * order):
+ * - Only fields lying wholly inside both the bytes given and the struct's own
+ *   `size` (its first u32) are shown, since the kernel reads no further.
+ * - Reserved fields (`__reserved*`, and TEST_CMD's `last`) are omitted when
+ *   zero and shown in hex otherwise.
+ * - Flag fields are symbolic, `A|B`, in ascending bit order; unknown bits
+ *   follow as one hex remainder (`A|0x100`); zero is `0`. Every field named
+ *   `flags` or `*_flags` is a flag field, with an empty table when none is
+ *   known (so its value prints in hex).
+ * - Enum fields (option ids, ops, data types, TEST_CMD `op`) show their name
+ *   without the C prefix; an unknown value shows in hex.
+ * - u64 fields (addresses, lengths, IOVAs, page sizes, user pointers) are hex
+ *   as C's `%#llx` (zero is `0`), except the counters `val64` and
+ *   `out_nr_dirty`, which are decimal. Other scalars (ids, sizes, counts,
+ *   fds) are decimal, except the selftest's cache-check values (`iotlb`,
+ *   `cache`), which are hex.
+ * - A pointer argument that could not be read is shown as its address,
+ *   `NULL` for 0.
+ *
+ * @example
+ * formatIoctl({ fd: 3, abi: 'generic', cmd: 0x3b80, arg, argAddr: 0x1000n, result: 0 });
+ * // 'ioctl(3, IOMMU_DESTROY, {size=8, id=2}) = 0'
+ */
+
+import { type ErrnoName, strerror } from './errno.ts';
+import type { IoctlAbi } from './ioctl.ts';
+import {
+  IOMMU_HW_CAP,
+  IOMMU_HW_INFO_FLAGS,
+  IOMMU_HW_INFO_TYPE,
+  IOMMU_HW_QUEUE_TYPE,
+  IOMMU_HWPT_ALLOC_FLAGS,
+  IOMMU_HWPT_DATA_TYPE,
+  IOMMU_HWPT_DIRTY_TRACKING_FLAGS,
+  IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS,
+  IOMMU_HWPT_INVALIDATE_DATA_TYPE,
+  IOMMU_IOAS_MAP_FLAGS,
+  IOMMU_OPTION_ID,
+  IOMMU_OPTION_OP,
+  IOMMU_PGFAULT_PERM,
+  IOMMU_VEVENTQ_TYPE,
+  IOMMU_VFIO_IOAS_OP,
+  IOMMU_VIOMMU_TYPE,
+  IommuHwInfo,
+  IommuHwptAlloc,
+  IommuHwptGetDirtyBitmap,
+  IommuHwptInvalidate,
+  IommuHwptSetDirtyTracking,
+  IommuHwQueueAlloc,
+  IommuIoasCopy,
+  IommuIoasMap,
+  IommuIoasMapFile,
+  IommuOption,
+  IommuVeventqAlloc,
+  IommuVfioIoas,
+  IommuViommuAlloc,
+  iommufdCmdByNumber,
+} from './iommufd.ts';
+import {
+  IOMMU_TEST_CMD_LAYOUTS,
+  IOMMU_TEST_OP,
+  IommuTestCmd,
+  IommuTestCmdAccessPages,
+  IommuTestCmdAccessRw,
+  IommuTestCmdCheckDevCache,
+  IommuTestCmdCheckIotlb,
+  IommuTestCmdCreateAccess,
+  IommuTestCmdMockDomainFlags,
+  IommuTestCmdTriggerIopf,
+  iommuTestCmdLayout,
+  iommuTestCmdNumber,
+  MOCK_ACCESS_RW_FLAGS,
+  MOCK_FLAGS_ACCESS,
+  MOCK_FLAGS_ACCESS_CREATE,
+  MOCK_FLAGS_DEVICE,
+} from './iommufd-test.ts';
+import { type Field, type Layout, widthOf } from './layout.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: any struct layout
+type AnyLayout = Layout<any>;
+type Names = Readonly<Record<string, number>>;
+
+/** How one field renders when the default rule does not fit. */
+type Hint =
+  | { readonly kind: 'flags'; readonly names: Names }
+  | { readonly kind: 'enum'; readonly names: Names }
+  | { readonly kind: 'hex' };
+
+const flags = (names: Names): Hint => ({ kind: 'flags', names });
+const enumOf = (names: Names): Hint => ({ kind: 'enum', names });
+const HEX: Hint = { kind: 'hex' };
+
+/** u64 fields that are counters or values rather than addresses. */
+const DECIMAL_U64 = new Set(['val64', 'out_nr_dirty']);
+
+const TEST_OP: Hint = enumOf(IOMMU_TEST_OP);
+
+const BASE_HINTS = new Map<AnyLayout, Readonly<Record<string, Hint>>>([
+  [IommuIoasMap, { flags: flags(IOMMU_IOAS_MAP_FLAGS) }],
+  [IommuIoasMapFile, { flags: flags(IOMMU_IOAS_MAP_FLAGS) }],
+  [IommuIoasCopy, { flags: flags(IOMMU_IOAS_MAP_FLAGS) }],
+  [IommuOption, { option_id: enumOf(IOMMU_OPTION_ID), op: enumOf(IOMMU_OPTION_OP) }],
+  [IommuVfioIoas, { op: enumOf(IOMMU_VFIO_IOAS_OP) }],
+  [
+    IommuHwptAlloc,
+    { flags: flags(IOMMU_HWPT_ALLOC_FLAGS), data_type: enumOf(IOMMU_HWPT_DATA_TYPE) },
+  ],
+  [
+    IommuHwInfo,
+    {
+      flags: flags(IOMMU_HW_INFO_FLAGS),
+      out_data_type: enumOf(IOMMU_HW_INFO_TYPE),
+      out_capabilities: flags(IOMMU_HW_CAP),
+    },
+  ],
+  [IommuHwptSetDirtyTracking, { flags: flags(IOMMU_HWPT_DIRTY_TRACKING_FLAGS) }],
+  [IommuHwptGetDirtyBitmap, { flags: flags(IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS) }],
+  [IommuHwptInvalidate, { data_type: enumOf(IOMMU_HWPT_INVALIDATE_DATA_TYPE) }],
+  [IommuViommuAlloc, { type: enumOf(IOMMU_VIOMMU_TYPE) }],
+  [IommuVeventqAlloc, { type: enumOf(IOMMU_VEVENTQ_TYPE) }],
+  [IommuHwQueueAlloc, { type: enumOf(IOMMU_HW_QUEUE_TYPE) }],
+  [IommuTestCmdCreateAccess, { flags: flags(MOCK_FLAGS_ACCESS_CREATE) }],
+  [IommuTestCmdAccessPages, { flags: flags(MOCK_FLAGS_ACCESS) }],
+  [IommuTestCmdAccessRw, { flags: flags(MOCK_ACCESS_RW_FLAGS) }],
+  [IommuTestCmdMockDomainFlags, { dev_flags: flags(MOCK_FLAGS_DEVICE) }],
+  [IommuTestCmdCheckIotlb, { iotlb: HEX }],
+  [IommuTestCmdCheckDevCache, { cache: HEX }],
+  [IommuTestCmdTriggerIopf, { perm: flags(IOMMU_PGFAULT_PERM) }],
+]);
+
+/** Per-layout field hints; every TEST_CMD layout also renders `op` by name. */
+const HINTS = new Map(BASE_HINTS);
+for (const layout of [IommuTestCmd, ...Object.values(IOMMU_TEST_CMD_LAYOUTS)]) {
+  HINTS.set(layout, { op: TEST_OP, ...BASE_HINTS.get(layout) });
+}
+
+/** `%#x`: hex with 0x, except zero which is plain `0`. */
+function hex(v: number | bigint): string {
+  const b = BigInt(v);
+  return b === 0n ? '0' : `0x${b.toString(16)}`;
+}
+
+function formatFlags(v: number | bigint, names: Names): string {
+  let rest = BigInt(v);
+  if (rest === 0n) return '0';
+  const parts: string[] = [];
+  const bits = Object.entries(names)
+    .map(([name, bit]) => [name, BigInt(bit)] as const)
+    .filter(([, bit]) => bit !== 0n)
+    .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  for (const [name, bit] of bits) {
+    if ((rest & bit) === bit) {
+      parts.push(name);
+      rest &= ~bit;
+    }
+  }
+  if (rest !== 0n) parts.push(hex(rest));
+  return parts.join('|');
+}
+
+function formatEnum(v: number | bigint, names: Names): string {
+  for (const [name, value] of Object.entries(names)) {
+    if (BigInt(value) === BigInt(v)) return name;
+  }
+  return hex(v);
+}
+
+function formatField(f: Field, v: number | bigint, hint: Hint | undefined): string {
+  const h: Hint | undefined =
+    hint ?? (f.name === 'flags' || f.name.endsWith('_flags') ? flags({}) : undefined);
+  if (h) {
+    switch (h.kind) {
+      case 'flags':
+        return formatFlags(v, h.names);
+      case 'enum':
+        return formatEnum(v, h.names);
+      case 'hex':
+        return hex(v);
+    }
+  }
+  if (f.type === 'u64' && !DECIMAL_U64.has(f.name)) return hex(v);
+  return String(v);
+}
+
+/**
+ * Render struct bytes as `{name=value, ...}` under the rules in the module
+ * doc. `bytes` shorter than the layout are read only as far as they go.
+ */
+export function formatStruct(layout: AnyLayout, bytes: Uint8Array): string {
+  const hints = HINTS.get(layout) ?? {};
+  const decoded = layout.decode(bytes) as Record<string, number | bigint>;
+  const first = layout.fields[0];
+  let limit = Math.min(bytes.length, layout.size);
+  // Structs led by a u32 `size` are extensible: the kernel reads `size` bytes.
+  if (first?.name === 'size' && first.offset === 0 && limit >= 4) {
+    limit = Math.min(limit, Math.max(4, Number(decoded.size)));
+  }
+  const parts: string[] = [];
+  for (const f of [...layout.fields].sort((a, b) => a.offset - b.offset)) {
+    const end = f.offset + widthOf(f.type);
+    if (end > limit) continue;
+    const v = decoded[f.name]!;
+    if (f.dir === 'reserved') {
+      if (BigInt(v) === 0n) continue;
+      parts.push(`${f.name}=${hex(v)}`);
+      continue;
+    }
+    parts.push(`${f.name}=${formatField(f, v, hints[f.name])}`);
+  }
+  return `{${parts.join(', ')}}`;
+}
+
+/** The uAPI name of a request number under an ABI (iommufd commands and IOMMU_TEST_CMD), or undefined. */
+export function ioctlName(abi: IoctlAbi, cmd: number): string | undefined {
+  if (cmd >>> 0 === iommuTestCmdNumber(abi)) return 'IOMMU_TEST_CMD';
+  return iommufdCmdByNumber(abi, cmd)?.name;
+}
+
+function formatAddr(addr: bigint): string {
+  return addr === 0n ? 'NULL' : hex(BigInt.asUintN(64, addr));
+}
+
+function formatResult(result: number, errno: ErrnoName | undefined): string {
+  if (result < 0 && errno) return `${result} ${errno} (${strerror(errno)})`;
+  return String(result);
+}
+
+export interface IoctlTrace {
+  fd: number;
+  abi: IoctlAbi;
+  /** The request number as passed to ioctl(). */
+  cmd: number;
+  /** Bytes of the struct after the call; undefined when unreadable. */
+  arg: Uint8Array | undefined;
+  /** The argument's address in the caller's memory. */
+  argAddr: bigint;
+  /** The syscall's return value (-1 on failure). */
+  result: number;
+  errno?: ErrnoName;
+}
+
+/**
+ * One strace line for an ioctl, e.g.
+ * `ioctl(3, IOMMU_IOAS_MAP, {size=40, flags=FIXED_IOVA|WRITEABLE|READABLE, ioas_id=1, user_va=0x7f0000000000, length=0x40000000, iova=0}) = 0`
+ * or `... = -1 EEXIST (File exists)`. Unknown request numbers print in hex
+ * with the argument as an address.
+ */
+export function formatIoctl(opts: IoctlTrace): string {
+  const { fd, abi, cmd, arg, argAddr, result, errno } = opts;
+  const known = iommufdCmdByNumber(abi, cmd);
+  const isTest = cmd >>> 0 === iommuTestCmdNumber(abi);
+  let name: string;
+  let argText: string;
+  if (known || isTest) {
+    name = isTest ? 'IOMMU_TEST_CMD' : known!.name;
+    if (arg === undefined || arg.length < 4) {
+      argText = formatAddr(argAddr);
+    } else if (isTest) {
+      const op = IommuTestCmd.decode(arg).op;
+      argText = formatStruct(iommuTestCmdLayout(op) ?? IommuTestCmd, arg);
+    } else {
+      argText = formatStruct(known!.layout, arg);
+    }
+  } else {
+    name = hex(cmd >>> 0);
+    argText = formatAddr(argAddr);
+  }
+  return `ioctl(${fd}, ${name}, ${argText}) = ${formatResult(result, errno)}`;
+}
+
+/** One strace line for any other syscall from pre-rendered arguments, e.g. `close(3) = 0`. */
+export function formatSyscall(
+  name: string,
+  args: string[],
+  result: number,
+  errno?: ErrnoName,
+): string {
+  return `${name}(${args.join(', ')}) = ${formatResult(result, errno)}`;
+}

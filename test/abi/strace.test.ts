@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  IommuHwInfo,
+  IommuHwptAlloc,
+  IommuIoasMap,
+  IommuIoasMapFile,
+  IommuOption,
+} from '../../src/abi/iommufd.ts';
+import { IommuTestCmdAccessRw, IommuTestCmdMockDomain } from '../../src/abi/iommufd-test.ts';
+import { formatIoctl, formatStruct, formatSyscall, ioctlName } from '../../src/abi/strace.ts';
+
+const map = IommuIoasMap.encode({
+  size: 40,
+  flags: 7,
+  ioas_id: 1,
+  user_va: 0x7f00_0000_0000n,
+  length: 0x4000_0000n,
+  iova: 0n,
+});
+
+test('IOAS_MAP success line', () => {
+  assert.equal(
+    formatIoctl({ fd: 3, abi: 'generic', cmd: 0x3b85, arg: map, argAddr: 0x7ffd0000n, result: 0 }),
+    'ioctl(3, IOMMU_IOAS_MAP, {size=40, flags=FIXED_IOVA|WRITEABLE|READABLE, ioas_id=1, user_va=0x7f0000000000, length=0x40000000, iova=0}) = 0',
+  );
+});
+
+test('failure line carries errno name and strerror text', () => {
+  assert.equal(
+    formatIoctl({
+      fd: 3,
+      abi: 'generic',
+      cmd: 0x3b85,
+      arg: map,
+      argAddr: 0x7ffd0000n,
+      result: -1,
+      errno: 'EEXIST',
+    }),
+    'ioctl(3, IOMMU_IOAS_MAP, {size=40, flags=FIXED_IOVA|WRITEABLE|READABLE, ioas_id=1, user_va=0x7f0000000000, length=0x40000000, iova=0}) = -1 EEXIST (File exists)',
+  );
+});
+
+test('unknown ioctl: hex number and argument address', () => {
+  assert.equal(
+    formatIoctl({
+      fd: 4,
+      abi: 'generic',
+      cmd: 0x3b7f,
+      arg: new Uint8Array(8),
+      argAddr: 0x7ffd1000n,
+      result: -1,
+      errno: 'ENOTTY',
+    }),
+    'ioctl(4, 0x3b7f, 0x7ffd1000) = -1 ENOTTY (Inappropriate ioctl for device)',
+  );
+  // A known nr with size bits set is not the command.
+  assert.equal(
+    formatIoctl({ fd: 4, abi: 'generic', cmd: 0x00283b85, arg: map, argAddr: 0n, result: -1 }),
+    'ioctl(4, 0x283b85, NULL) = -1',
+  );
+});
+
+test('powerpc encoding decodes to the same name; the generic number does not', () => {
+  const line = formatIoctl({
+    fd: 3,
+    abi: 'powerpc',
+    cmd: 0x20003b85,
+    arg: map,
+    argAddr: 0x1000n,
+    result: 0,
+  });
+  assert.match(
+    line,
+    /^ioctl\(3, IOMMU_IOAS_MAP, \{size=40, flags=FIXED_IOVA\|WRITEABLE\|READABLE,/,
+  );
+  assert.equal(ioctlName('powerpc', 0x20003b80), 'IOMMU_DESTROY');
+  assert.equal(ioctlName('powerpc', 0x3b80), undefined);
+  assert.equal(ioctlName('generic', 0x20003b80), undefined);
+  assert.equal(ioctlName('powerpc', 0x20003ba0), 'IOMMU_TEST_CMD');
+});
+
+test('flags with unknown bits render a hex remainder; zero flags render 0', () => {
+  const bytes = IommuIoasMap.encode({ size: 40, flags: 0x101 | 4, ioas_id: 2, length: 0x1000n });
+  assert.equal(
+    formatStruct(IommuIoasMap, bytes),
+    '{size=40, flags=FIXED_IOVA|READABLE|0x100, ioas_id=2, user_va=0, length=0x1000, iova=0}',
+  );
+  const none = IommuHwptAlloc.encode({ size: 48, flags: 0x30, dev_id: 2, pt_id: 1 });
+  assert.match(formatStruct(IommuHwptAlloc, none), /flags=0x30,/);
+  const zero = IommuHwptAlloc.encode({ size: 48, dev_id: 2, pt_id: 1, out_hwpt_id: 3 });
+  assert.equal(
+    formatStruct(IommuHwptAlloc, zero),
+    '{size=48, flags=0, dev_id=2, pt_id=1, out_hwpt_id=3, data_type=NONE, data_len=0, data_uptr=0, fault_id=0}',
+  );
+});
+
+test('reserved fields are omitted when zero and shown in hex otherwise', () => {
+  const bytes = IommuIoasMap.encode({ size: 40, flags: 2, ioas_id: 1, __reserved: 0x10 });
+  assert.match(formatStruct(IommuIoasMap, bytes), /ioas_id=1, __reserved=0x10, user_va=0/);
+});
+
+test('only fields inside the struct size are shown', () => {
+  const bytes = IommuHwptAlloc.encode({ size: 24, flags: 1, dev_id: 2, pt_id: 1, fault_id: 9 });
+  assert.equal(
+    formatStruct(IommuHwptAlloc, bytes),
+    '{size=24, flags=NEST_PARENT, dev_id=2, pt_id=1, out_hwpt_id=0}',
+  );
+  assert.equal(
+    formatStruct(IommuHwptAlloc, bytes.subarray(0, 12)),
+    '{size=24, flags=NEST_PARENT, dev_id=2}',
+  );
+});
+
+test('enums, u64 flags, signed fd and decimal counters', () => {
+  const opt = IommuOption.encode({ size: 24, option_id: 1, op: 1, object_id: 1, val64: 1n });
+  assert.equal(
+    formatStruct(IommuOption, opt),
+    '{size=24, option_id=HUGE_PAGES, op=GET, object_id=1, val64=1}',
+  );
+  const info = IommuHwInfo.encode({
+    size: 40,
+    dev_id: 3,
+    data_len: 8,
+    data_uptr: 0x5000n,
+    out_data_type: 0xfeedbeef,
+    out_max_pasid_log2: 20,
+    out_capabilities: 0x11n,
+  });
+  assert.equal(
+    formatStruct(IommuHwInfo, info),
+    '{size=40, flags=0, dev_id=3, data_len=8, data_uptr=0x5000, out_data_type=0xfeedbeef, out_max_pasid_log2=20, out_capabilities=DIRTY_TRACKING|0x10}',
+  );
+  const file = IommuIoasMapFile.encode({ size: 40, flags: 6, ioas_id: 1, fd: -1, length: 0x2000n });
+  assert.match(formatStruct(IommuIoasMapFile, file), /ioas_id=1, fd=-1, start=0, length=0x2000/);
+});
+
+test('IOMMU_TEST_CMD renders with its op name and op layout', () => {
+  const arg = IommuTestCmdMockDomain.encode({
+    size: 72,
+    op: 2,
+    id: 1,
+    out_stdev_id: 2,
+    out_hwpt_id: 3,
+    out_idev_id: 4,
+  });
+  assert.equal(
+    formatIoctl({ fd: 3, abi: 'generic', cmd: 0x3ba0, arg, argAddr: 0x1000n, result: 0 }),
+    'ioctl(3, IOMMU_TEST_CMD, {size=72, op=MOCK_DOMAIN, id=1, out_stdev_id=2, out_hwpt_id=3, out_idev_id=4}) = 0',
+  );
+  const rw = IommuTestCmdAccessRw.encode({
+    size: 72,
+    op: 8,
+    id: 5,
+    iova: 0x100_0000n,
+    length: 16n,
+    uptr: 0x7000n,
+    flags: 5,
+  });
+  assert.equal(
+    formatIoctl({ fd: 3, abi: 'powerpc', cmd: 0x20003ba0, arg: rw, argAddr: 1n, result: 0 }),
+    'ioctl(3, IOMMU_TEST_CMD, {size=72, op=ACCESS_RW, id=5, iova=0x1000000, length=0x10, uptr=0x7000, flags=WRITE|SLOW_PATH}) = 0',
+  );
+  const unknownOp = IommuTestCmdMockDomain.encode({ size: 72, op: 99, id: 1, last: 7 });
+  assert.equal(
+    formatIoctl({
+      fd: 3,
+      abi: 'generic',
+      cmd: 0x3ba0,
+      arg: unknownOp,
+      argAddr: 1n,
+      result: -1,
+      errno: 'EOPNOTSUPP',
+    }),
+    'ioctl(3, IOMMU_TEST_CMD, {size=72, op=0x63, id=1, last=0x7}) = -1 EOPNOTSUPP (Operation not supported)',
+  );
+});
+
+test('unreadable argument shows its address', () => {
+  assert.equal(
+    formatIoctl({
+      fd: 3,
+      abi: 'generic',
+      cmd: 0x3b80,
+      arg: undefined,
+      argAddr: 0n,
+      result: -1,
+      errno: 'EFAULT',
+    }),
+    'ioctl(3, IOMMU_DESTROY, NULL) = -1 EFAULT (Bad address)',
+  );
+  assert.equal(
+    formatIoctl({
+      fd: 3,
+      abi: 'generic',
+      cmd: 0x3b80,
+      arg: undefined,
+      argAddr: 0xdead0000n,
+      result: -1,
+      errno: 'EFAULT',
+    }),
+    'ioctl(3, IOMMU_DESTROY, 0xdead0000) = -1 EFAULT (Bad address)',
+  );
+});
+
+test('formatIoctl does not modify its input', () => {
+  const copy = map.slice();
+  formatIoctl({ fd: 3, abi: 'generic', cmd: 0x3b85, arg: map, argAddr: 1n, result: 0 });
+  assert.deepEqual(map, copy);
+});
+
+test('formatSyscall', () => {
+  assert.equal(
+    formatSyscall('openat', ['AT_FDCWD', '"/dev/iommu"', 'O_RDWR'], 3),
+    'openat(AT_FDCWD, "/dev/iommu", O_RDWR) = 3',
+  );
+  assert.equal(
+    formatSyscall('close', ['9'], -1, 'EBADF'),
+    'close(9) = -1 EBADF (Bad file descriptor)',
+  );
+  assert.equal(formatSyscall('getpid', [], 42), 'getpid() = 42');
+});
