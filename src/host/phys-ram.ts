@@ -1,0 +1,324 @@
+import { fail } from '../abi/errno.ts';
+import type { PhysMemory } from '../iommu/phys-memory.ts';
+import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
+
+const U64_END = 1n << 64n;
+
+/** An allocated physical range. `freed` ones are kept only for their pinned pages. */
+interface Alloc extends Range {
+  compound: boolean;
+  freed: boolean;
+}
+
+/** Pages `[start, last]` (page-aligned byte addresses) holding `count` long-term pins each. */
+interface PinSeg extends Range {
+  count: number;
+}
+
+export interface PhysRamOptions {
+  /** PAGE_SIZE: a power of two of at least 4 KiB; default 4096. */
+  pageSize?: bigint;
+  /** Huge page size for hugetlb objects: a power of two ≥ pageSize; default 2 MiB. */
+  hugePageSize?: bigint;
+  /** First physical address handed out; default 4 GiB. */
+  base?: bigint;
+}
+
+/**
+ * A synthetic physical address space. `alloc` hands out fresh ranges from a
+ * bump pointer (never reused, one guard page between allocations so an
+ * overrun faults); page contents are stored sparsely, a page's bytes only
+ * once something non-zero is written to it. Pins are a sorted set of
+ * `[start, last]` segments with one count each, so pinning 1 TiB costs one
+ * segment. Freeing a range whose pages are still pinned keeps those pages
+ * (readable, writable, pinned) until their last unpin, as a folio outlives
+ * its page-cache entry while a pin holds it.
+ *
+ * @example
+ * const ram = new PhysRam();
+ * const phys = ram.alloc(0x3000n);
+ * ram.write(phys + 0xffen, Uint8Array.of(1, 2, 3, 4));
+ * ram.pin(phys, 0x3000n); // pinCount(phys + 0x2000n) === 1
+ */
+export class PhysRam implements PhysMemory {
+  readonly pageSize: bigint;
+  readonly hugePageSize: bigint;
+  private readonly pageShift: bigint;
+  private readonly pageBytes: number;
+  private next: bigint;
+  private readonly allocs = new SortedRanges<Alloc>();
+  private readonly pins = new SortedRanges<PinSeg>();
+  /** Page number → contents, for pages something non-zero was written to. */
+  private readonly pages = new Map<number, Uint8Array>();
+  private pinned = 0n;
+  private allocated = 0n;
+
+  constructor(opts: PhysRamOptions = {}) {
+    this.pageSize = opts.pageSize ?? 0x1000n;
+    this.hugePageSize = opts.hugePageSize ?? 0x20_0000n;
+    if (!isPow2(this.pageSize) || this.pageSize < 0x1000n) fail('EINVAL', 'bad page size');
+    if (!isPow2(this.hugePageSize) || this.hugePageSize < this.pageSize) {
+      fail('EINVAL', 'bad huge page size');
+    }
+    this.pageShift = BigInt(this.pageSize.toString(2).length - 1);
+    this.pageBytes = Number(this.pageSize);
+    this.next = alignUp(opts.base ?? 0x1_0000_0000n, this.pageSize);
+  }
+
+  /**
+   * Allocate `length` bytes (rounded up to pages) of fresh physical memory,
+   * aligned to `align` (a power of two; at least a page). `compound` marks
+   * the pages as part of huge folios (hugetlb). EINVAL on a zero length or
+   * bad alignment, ENOMEM when the u64 space is exhausted.
+   */
+  alloc(length: bigint, opts: { align?: bigint; compound?: boolean } = {}): bigint {
+    const align = opts.align ?? this.pageSize;
+    if (length <= 0n) fail('EINVAL', 'zero-length physical allocation');
+    if (!isPow2(align)) fail('EINVAL', 'alignment is not a power of two');
+    const len = alignUp(length, this.pageSize);
+    const start = alignUp(this.next, align > this.pageSize ? align : this.pageSize);
+    if (start + len > U64_END) fail('ENOMEM', 'physical address space exhausted');
+    this.next = start + len + this.pageSize;
+    this.allocs.insert({
+      start,
+      last: start + len - 1n,
+      compound: opts.compound ?? false,
+      freed: false,
+    });
+    this.allocated += len;
+    return start;
+  }
+
+  /**
+   * Release `[phys, phys+length)` (length rounded up to pages), which must lie
+   * in live allocations (EINVAL otherwise). Unpinned pages go at once, their
+   * contents dropped; pinned ones stay until their last unpin.
+   */
+  free(phys: bigint, length: bigint): void {
+    if (length <= 0n || (phys & (this.pageSize - 1n)) !== 0n) fail('EINVAL', 'bad range to free');
+    const last = alignUp(phys + length, this.pageSize) - 1n;
+    if (!covers(this.allocs, phys, last, (a) => !a.freed))
+      fail('EINVAL', 'freeing unallocated memory');
+    this.splitAlloc(phys);
+    this.splitAlloc(last + 1n);
+    for (const a of this.allocs.overlapping(phys, last)) a.freed = true;
+    this.reap(phys, last);
+  }
+
+  /** Read `length` bytes; never-written bytes read as zero. EFAULT if some byte is not allocated. */
+  read(phys: bigint, length: number): Uint8Array {
+    this.checkBacked(phys, BigInt(length));
+    const out = new Uint8Array(length);
+    let pn = Number(phys >> this.pageShift);
+    let off = Number(phys & (this.pageSize - 1n));
+    for (let pos = 0; pos < length; pn++, off = 0) {
+      const n = Math.min(length - pos, this.pageBytes - off);
+      const page = this.pages.get(pn);
+      if (page) out.set(page.subarray(off, off + n), pos);
+      pos += n;
+    }
+    return out;
+  }
+
+  /** Write `data`; EFAULT (nothing written) if some byte is not allocated. */
+  write(phys: bigint, data: Uint8Array): void {
+    this.checkBacked(phys, BigInt(data.length));
+    let pn = Number(phys >> this.pageShift);
+    let off = Number(phys & (this.pageSize - 1n));
+    for (let pos = 0; pos < data.length; pn++, off = 0) {
+      const chunk = data.subarray(pos, pos + Math.min(data.length - pos, this.pageBytes - off));
+      pos += chunk.length;
+      let page = this.pages.get(pn);
+      if (!page) {
+        if (isZero(chunk)) continue;
+        page = new Uint8Array(this.pageBytes);
+        this.pages.set(pn, page);
+      }
+      page.set(chunk, off);
+    }
+  }
+
+  /** Pin every page touching `[phys, phys+length)`; EFAULT (nothing pinned) if one is not allocated. */
+  pin(phys: bigint, length: bigint): void {
+    if (length === 0n) return;
+    const [start, last] = this.pageSpan(phys, length);
+    if (!covers(this.allocs, start, last)) fail('EFAULT', `pin of unallocated phys ${hex(phys)}`);
+    this.adjustPins(start, last, 1);
+  }
+
+  /** Unpin every page touching `[phys, phys+length)`; throws (a caller bug) if one is not pinned. */
+  unpin(phys: bigint, length: bigint): void {
+    if (length === 0n) return;
+    const [start, last] = this.pageSpan(phys, length);
+    if (!covers(this.pins, start, last)) throw new Error(`unpin of unpinned phys ${hex(phys)}`);
+    if (this.adjustPins(start, last, -1)) this.reap(start, last);
+  }
+
+  pinCount(phys: bigint): number {
+    return this.pins.find(phys)?.count ?? 0;
+  }
+
+  isCompound(phys: bigint): boolean {
+    return this.allocs.find(phys)?.compound ?? false;
+  }
+
+  /** Sum over all pages of their pin counts. */
+  pinnedPages(): bigint {
+    return this.pinned;
+  }
+
+  /** Number of pin segments (runs of pages with equal non-zero counts); stays small for big pins. */
+  get pinRanges(): number {
+    return this.pins.size;
+  }
+
+  /** Bytes allocated and not yet released (freed-but-pinned pages included). */
+  get allocatedBytes(): bigint {
+    return this.allocated;
+  }
+
+  /** Pages whose contents are materialised. */
+  get storedPages(): number {
+    return this.pages.size;
+  }
+
+  private checkBacked(phys: bigint, length: bigint): void {
+    if (length === 0n) return;
+    if (phys < 0n || phys + length > U64_END || !covers(this.allocs, phys, phys + length - 1n)) {
+      fail('EFAULT', `phys ${hex(phys)}+${hex(length)} is not backed`);
+    }
+  }
+
+  /** The page-aligned `[start, last]` touched by `[phys, phys+length)`; EFAULT past u64. */
+  private pageSpan(phys: bigint, length: bigint): [bigint, bigint] {
+    if (phys < 0n || length < 0n || phys + length > U64_END) fail('EFAULT', 'phys range wraps');
+    return [phys & ~(this.pageSize - 1n), alignUp(phys + length, this.pageSize) - 1n];
+  }
+
+  /** Split the allocation containing `addr` so that one starts there. */
+  private splitAlloc(addr: bigint): void {
+    const a = this.allocs.find(addr);
+    if (!a || a.start === addr) return;
+    const right = { ...a, start: addr };
+    a.last = addr - 1n;
+    this.allocs.insert(right);
+  }
+
+  /**
+   * Add `delta` to the pin count of every page in `[start, last]` (all
+   * pinned already when negative), keeping segments maximal. Returns true
+   * when some page's count dropped to zero.
+   */
+  private adjustPins(start: bigint, last: bigint, delta: 1 | -1): boolean {
+    const pins = this.pins;
+    for (const at of [start, last + 1n]) {
+      const seg = pins.find(at);
+      if (seg && seg.start < at) {
+        const right = { start: at, last: seg.last, count: seg.count };
+        seg.last = at - 1n;
+        pins.insert(right);
+      }
+    }
+    let released = false;
+    const fresh: PinSeg[] = [];
+    let cursor = start;
+    for (const seg of pins.overlapping(start, last)) {
+      if (seg.start > cursor) fresh.push({ start: cursor, last: seg.start - 1n, count: 1 });
+      seg.count += delta;
+      if (seg.count === 0) {
+        pins.delete(seg);
+        released = true;
+      }
+      cursor = seg.last + 1n;
+    }
+    if (cursor <= last) fresh.push({ start: cursor, last, count: 1 });
+    for (const seg of fresh) pins.insert(seg);
+    this.pinned += BigInt(delta) * ((last - start + 1n) >> this.pageShift);
+    let prev: PinSeg | undefined;
+    for (const seg of pins.overlapping(start > 0n ? start - 1n : 0n, last + 1n)) {
+      if (prev && prev.last + 1n === seg.start && prev.count === seg.count) {
+        prev.last = seg.last;
+        pins.delete(seg);
+      } else prev = seg;
+    }
+    return released;
+  }
+
+  /** Release the unpinned pages of freed allocations within `[start, last]`. */
+  private reap(start: bigint, last: bigint): void {
+    for (const a of this.allocs.overlapping(start, last)) {
+      if (!a.freed) continue;
+      const holes = gaps(
+        this.pins,
+        a.start > start ? a.start : start,
+        a.last < last ? a.last : last,
+      );
+      if (holes.length === 0) continue;
+      this.allocs.delete(a);
+      let cursor = a.start;
+      for (const h of holes) {
+        if (h.start > cursor) this.allocs.insert({ ...a, start: cursor, last: h.start - 1n });
+        this.dropPages(h.start, h.last);
+        this.allocated -= h.last - h.start + 1n;
+        cursor = h.last + 1n;
+      }
+      if (cursor <= a.last) this.allocs.insert({ ...a, start: cursor });
+    }
+  }
+
+  /** Forget the contents of pages `[start, last]`. */
+  private dropPages(start: bigint, last: bigint): void {
+    const first = Number(start >> this.pageShift);
+    const end = Number(last >> this.pageShift);
+    if (end - first < this.pages.size) {
+      for (let pn = first; pn <= end; pn++) this.pages.delete(pn);
+    } else {
+      for (const pn of this.pages.keys()) if (pn >= first && pn <= end) this.pages.delete(pn);
+    }
+  }
+}
+
+/** True when the items of `set` cover `[start, last]` without a gap, each passing `ok`. */
+function covers<T extends Range>(
+  set: SortedRanges<T>,
+  start: bigint,
+  last: bigint,
+  ok: (item: T) => boolean = () => true,
+): boolean {
+  let cursor = start;
+  for (const item of set.from(start)) {
+    if (item.start > cursor || !ok(item)) return false;
+    if (item.last >= last) return true;
+    cursor = item.last + 1n;
+  }
+  return false;
+}
+
+/** The sub-ranges of `[start, last]` that no item of `set` covers, ascending. */
+function gaps<T extends Range>(set: SortedRanges<T>, start: bigint, last: bigint): Range[] {
+  const out: Range[] = [];
+  let cursor = start;
+  for (const item of set.overlapping(start, last)) {
+    if (item.start > cursor) out.push({ start: cursor, last: item.start - 1n });
+    cursor = item.last + 1n;
+  }
+  if (cursor <= last) out.push({ start: cursor, last });
+  return out;
+}
+
+function isPow2(x: bigint): boolean {
+  return x > 0n && (x & (x - 1n)) === 0n;
+}
+
+function alignUp(x: bigint, align: bigint): bigint {
+  return (x + align - 1n) & ~(align - 1n);
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+function hex(x: bigint): string {
+  return `0x${x.toString(16)}`;
+}
