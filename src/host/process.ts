@@ -50,7 +50,9 @@ export class Process implements Caller {
     readonly pid: number,
     readonly mm: SimMm,
     readonly creds: Credentials,
-  ) {}
+  ) {
+    for (let fd = 0; fd < 3; fd++) this.fds.set(fd, new OpenFile({ kind: 'tty', release() {} }));
+  }
 
   get capSysResource(): boolean {
     return this.creds.capSysResource;
@@ -106,8 +108,8 @@ export class Process implements Caller {
   }
 
   /** Put an open file at the lowest free fd. */
-  private install(file: OpenFile, from = 0): number {
-    for (let fd = from; fd <= FD_MAX; fd++) {
+  private install(file: OpenFile): number {
+    for (let fd = 0; fd <= FD_MAX; fd++) {
       if (!this.fds.has(fd)) {
         this.fds.set(fd, file);
         return fd;
@@ -125,7 +127,7 @@ export class Process implements Caller {
 
   /** open(2) of a device node: ENOENT for paths the kernel does not serve. */
   open(path: string): number {
-    const r = this.sys(() => this.install(new OpenFile(this.kernel.openPath(this, path)), 3));
+    const r = this.sys(() => this.install(new OpenFile(this.kernel.openPath(this, path))));
     this.traceLine(
       formatSyscall('openat', ['AT_FDCWD', JSON.stringify(path), 'O_RDWR'], r, this.errno),
     );
@@ -215,7 +217,7 @@ export class Process implements Caller {
 
   /** memfd_create(2) + ftruncate(2): a memory file of `size` bytes. */
   memfd(size: bigint): number {
-    return this.sys(() => this.install(new OpenFile(this.kernel.memfd(size)), 3));
+    return this.sys(() => this.install(new OpenFile(this.kernel.memfd(size))));
   }
 
   /** exit(2): every fd is closed in ascending order, then the address space goes. */
