@@ -6,7 +6,7 @@
 import type { ErrnoName } from '../src/abi/errno.ts';
 import { type IommufdCmdName, iommufdCmd, iommufdCmdNumber } from '../src/abi/iommufd.ts';
 import type { Layout } from '../src/abi/layout.ts';
-import { IntelIommu } from '../src/drivers/intel/driver.ts';
+import { IntelIommu, type IntelIommuOptions } from '../src/drivers/intel/driver.ts';
 import { ctxOfFd } from '../src/host/dev-iommu.ts';
 import { Kernel, type KernelOptions } from '../src/host/kernel.ts';
 import type { Process } from '../src/host/process.ts';
@@ -31,16 +31,31 @@ export interface Fixture {
   ioas(): number;
   /** Anonymous read/write memory of `length` bytes; returns its VA. */
   mem(length: bigint): bigint;
-  /** An intel device in a group of its own, bound to the context; returns the DEVICE object. */
-  intelDevice(opts?: { reserved?: ReservedRegion[]; addressWidth?: 39 | 48 | 57 }): IommufdDevice;
+  /**
+   * An intel device in a group of its own, bound to the context; returns the
+   * DEVICE object. It sits behind `iommu` (devices behind one unit can share
+   * a domain) or behind a new unit built from the other options.
+   */
+  intelDevice(opts?: IntelDeviceOptions): IommufdDevice;
+}
+
+export interface IntelDeviceOptions extends IntelIommuOptions {
+  reserved?: ReservedRegion[];
+  iommu?: IntelIommu;
 }
 
 export function setup(opts: KernelOptions = {}): Fixture {
   const kernel = new Kernel(opts);
-  const proc = kernel.spawn();
+  return client(kernel, kernel.spawn());
+}
+
+/** Group numbers per kernel, so fixtures of several processes never share one. */
+const groupIds = new WeakMap<Kernel, number>();
+
+/** The fixture of another process of `kernel` (it opens its own /dev/iommu). */
+export function client(kernel: Kernel, proc: Process): Fixture {
   const fd = proc.open('/dev/iommu');
   const ctx = ctxOfFd(proc, fd);
-  let groups = 0;
   const f: Fixture = {
     kernel,
     proc,
@@ -65,13 +80,16 @@ export function setup(opts: KernelOptions = {}): Fixture {
       return proc.mm.mmap({ length, prot: { read: true, write: true } });
     },
     intelDevice(o = {}) {
-      const driver = new IntelIommu({ addressWidth: o.addressWidth ?? 48 });
+      const { reserved, iommu, ...unit } = o;
+      const driver = iommu ?? new IntelIommu(unit);
+      const group = (groupIds.get(kernel) ?? 0) + 1;
+      groupIds.set(kernel, group);
       const dev = new Device(
-        `intel${groups}`,
+        `intel${group}`,
         driver,
-        new Group(++groups),
+        new Group(group),
         kernel.memory,
-        o.reserved ?? [],
+        reserved ?? [],
       );
       return IommufdDevice.bind(ctx, dev);
     },

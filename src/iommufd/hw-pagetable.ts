@@ -108,8 +108,12 @@ export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>)
   if (!pt) fail('EINVAL');
   if (pt.type === 'ioas') {
     if (!none) fail('EOPNOTSUPP');
-    if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) fail('EOPNOTSUPP');
     const hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false);
+    if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
+      // fault_id is looked up after the domain exists; no FAULT object can exist here
+      ctx.remove(hwpt);
+      fail('ENOENT');
+    }
     ctx.finalize(hwpt);
     cmd.out_hwpt_id = hwpt.id;
     try {
@@ -164,6 +168,8 @@ export function hwptGetDirtyBitmap(
   if (cmd.page_size === 0n) fail('EINVAL');
   if (cmd.iova % cmd.page_size !== 0n || (last + 1n) % cmd.page_size !== 0n) fail('EINVAL');
   if (!hwpt.domain.dirtyCapable) fail('EOPNOTSUPP');
+  // drivers refuse to fill a bitmap while tracking is off; iommufd ignores that error
+  if (!hwpt.domain.dirtyTracking) return 0;
   const keep = (cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR) !== 0;
   const bytes = new Map<bigint, number>();
   const mark = (s: bigint, e: bigint) => {

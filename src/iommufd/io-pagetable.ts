@@ -86,9 +86,9 @@ function lowestBit(x: bigint): bigint {
   return x & -x;
 }
 
-/** ALIGN(x, a) on u64, wrapping like the kernel's. */
-function alignUp(x: bigint, a: bigint): bigint {
-  return (x + a - 1n) & ~(a - 1n) & U64_MAX;
+/** ALIGN(x, a) on u64; undefined when it overflows (check_add_overflow). */
+function alignUp(x: bigint, a: bigint): bigint | undefined {
+  return x + a - 1n > U64_MAX ? undefined : (x + a - 1n) & ~(a - 1n);
 }
 
 /**
@@ -269,10 +269,13 @@ export class IoPagetable {
         : this.allowed
             .filter((r) => r.last >= lo && r.start <= hi)
             .map((r) => ({ start: r.start < lo ? lo : r.start, last: r.last > hi ? hi : r.last }));
+    // __alloc_iova_check_range(): the candidate must start strictly before `l`
     const fits = (s: bigint, l: bigint): bigint | undefined => {
       if (l - s < length - 1n) return undefined;
-      const c = alignUp(s, align) | pageOffset;
-      if (c > l || l - c < length - 1n) return undefined;
+      const a = alignUp(s, align);
+      if (a === undefined) return undefined;
+      const c = a | pageOffset;
+      if (c >= l || l - c < length - 1n) return undefined;
       return c;
     };
     for (const span of spans) {

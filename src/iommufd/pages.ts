@@ -83,7 +83,8 @@ export class IoptPages {
       newPages += gl - gs + 1n;
     }
     if (newPages > 0n) this.account.charge(newPages);
-    const segs = (this.segs ??= new SortedRanges());
+    this.segs ??= new SortedRanges();
+    const segs = this.segs;
     for (const seg of fresh) {
       this.memory.pin(seg.phys, (seg.last - seg.start + 1n) * ps);
       segs.insert(seg);
