@@ -1,6 +1,6 @@
 import { fail } from '../abi/errno.ts';
-import type { IoPgtable } from './io-pgtable.ts';
 import type { IommuDriver } from './driver.ts';
+import type { IoPgtable } from './io-pgtable.ts';
 import { type DmaAccess, protFor } from './prot.ts';
 
 /**
@@ -64,11 +64,14 @@ export class Domain {
     return this.apertures.find((a) => a.start <= iova && last <= a.last);
   }
 
-  /** iommu_map(): EINVAL unless the range lies in one aperture, aligned to its page size. */
-  map(iova: bigint, phys: bigint, length: bigint, prot: number): void {
+  /**
+   * iommu_map(): EINVAL unless the range lies in one aperture, aligned to its
+   * page size. `maxPageSize` caps the leaf size (large pages disabled).
+   */
+  map(iova: bigint, phys: bigint, length: bigint, prot: number, maxPageSize?: bigint): void {
     const ap = this.apertureOf(iova, iova + length - 1n);
     if (!ap) fail('EINVAL', 'map outside every aperture');
-    ap.table.map(iova, phys, length, prot);
+    ap.table.map(iova, phys, length, prot, maxPageSize);
   }
 
   /** iommu_unmap(): returns the bytes that were mapped in the range. */
@@ -117,7 +120,12 @@ export class Domain {
       if (iova < ap.start || iova > ap.last) continue;
       const pte = ap.table.lookup(iova);
       if (!pte) return undefined;
-      this.cache = { start: pte.iova, last: pte.iova + pte.pageSize - 1n, phys: pte.phys, prot: pte.prot };
+      this.cache = {
+        start: pte.iova,
+        last: pte.iova + pte.pageSize - 1n,
+        phys: pte.phys,
+        prot: pte.prot,
+      };
       return this.cache;
     }
     return undefined;
@@ -130,7 +138,12 @@ export class Domain {
   }
 
   /** Visit dirty leaves in `[iova, iova+length)` across apertures; clears them unless `keep`. */
-  readDirty(iova: bigint, length: bigint, keep: boolean, visit: (leaf: bigint, size: bigint) => void): void {
+  readDirty(
+    iova: bigint,
+    length: bigint,
+    keep: boolean,
+    visit: (leaf: bigint, size: bigint) => void,
+  ): void {
     const last = iova + length - 1n;
     for (const ap of this.apertures) {
       if (ap.last < iova || ap.start > last) continue;

@@ -39,8 +39,9 @@ export interface IoPgtable {
    * page size that the alignment of iova and phys and the remaining length
    * permit (the kernel's iommu_pgsize()). EEXIST if any part is mapped;
    * EINVAL if outside the table or misaligned. On error nothing changes.
+   * `maxPageSize` excludes larger leaves (iommufd with large pages disabled).
    */
-  map(iova: bigint, phys: bigint, length: bigint, prot: number): void;
+  map(iova: bigint, phys: bigint, length: bigint, prot: number, maxPageSize?: bigint): void;
   /**
    * Unmap every leaf inside `[iova, iova+length)`; a leaf straddling an edge
    * is split so that only the range goes. Returns the bytes that were mapped.
@@ -56,7 +57,12 @@ export interface IoPgtable {
    * Visit each dirty leaf intersecting `[iova, iova+length)` in ascending
    * order as `(leafIova, leafSize)`; clear its dirty bit unless `keep`.
    */
-  readDirty(iova: bigint, length: bigint, keep: boolean, visit: (leaf: bigint, size: bigint) => void): void;
+  readDirty(
+    iova: bigint,
+    length: bigint,
+    keep: boolean,
+    visit: (leaf: bigint, size: bigint) => void,
+  ): void;
   /** Number of internal objects held (nodes + runs); for memory tests and benches. */
   readonly objectCount: number;
 }

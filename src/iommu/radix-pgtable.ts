@@ -145,14 +145,14 @@ export class RadixPgtable implements IoPgtable {
   }
 
   /** Length 0 is a no-op (as iommu_map()) once iova and phys pass the checks. */
-  map(iova: bigint, phys: bigint, length: bigint, prot: number): void {
+  map(iova: bigint, phys: bigint, length: bigint, prot: number, maxPageSize?: bigint): void {
     this.checkRange(iova, length);
     if (phys < 0n || phys % this.minPage !== 0n || phys + length > U64_END) {
       fail('EINVAL', 'phys misaligned or past 2^64');
     }
     if (length === 0n) return;
     if (this.mapped(this.root, iova, iova + length - 1n)) fail('EEXIST', 'IOVA already mapped');
-    for (const p of this.pieces(iova, phys, length)) {
+    for (const p of this.pieces(iova, phys, length, maxPageSize)) {
       this.insert(this.root, p.iova, p.iova + p.length - 1n, p.phys, prot, p.level);
     }
   }
@@ -286,11 +286,13 @@ export class RadixPgtable implements IoPgtable {
    * Split a map request into pieces of one page size each, choosing sizes
    * exactly as iommu_pgsize(): the largest size that the alignment of iova
    * and phys and the remaining length allow, kept until the next larger size
-   * becomes usable.
+   * becomes usable. Sizes above `maxPageSize` are not used.
    */
-  private pieces(iova: bigint, phys: bigint, length: bigint): Piece[] {
+  private pieces(iova: bigint, phys: bigint, length: bigint, maxPageSize?: bigint): Piece[] {
     const out: Piece[] = [];
-    const sizes = this.sizes;
+    const sizes =
+      maxPageSize === undefined ? this.sizes : this.sizes.filter((s) => s.size <= maxPageSize);
+    if (sizes.length === 0) fail('EINVAL', 'no page size at or below the cap');
     while (length > 0n) {
       const addrMerge = iova | phys;
       let i = sizes.length - 1;

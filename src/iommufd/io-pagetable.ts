@@ -344,12 +344,13 @@ export class IoPagetable {
     const pinHere = !area.filled;
     if (pinHere) area.pages.addUser(first, last);
     const done: Domain[] = [];
+    const maxPage = this.disableLargePages ? this.pageSize : undefined;
     try {
       const runs = area.pages.physRuns(area.pagesOffset, area.length);
       for (const d of domains) {
         let iova = area.start;
         for (const run of runs) {
-          d.map(iova, run.phys, run.length, area.prot);
+          d.map(iova, run.phys, run.length, area.prot, maxPage);
           iova += run.length;
         }
         done.push(d);

@@ -230,6 +230,32 @@ test('HUGE_PAGES SET 0 is EINVAL only when the IOAS has both a domain and an are
   assert.equal(ranges(f, ioas).align, 1n);
 });
 
+test('HUGE_PAGES 0 maps page by page: no leaf above PAGE_SIZE; with large pages a 2 MiB leaf', () => {
+  const MIB2 = 2n << 20n;
+  const leafSizes = (hugeOff: boolean) => {
+    const f = setup();
+    const ioas = f.ioas();
+    if (hugeOff) option(f, { option_id: HUGE_PAGES, op: SET, object_id: ioas, val64: 0n });
+    const idev = f.intelDevice();
+    const hwpt = idev.attach(ioas);
+    const va = f.proc.mm.mmap({ length: MIB2, prot: { read: true, write: true }, hugetlb: true });
+    assert.equal(
+      f.call('IOMMU_IOAS_MAP', {
+        flags: FIXED | RW,
+        ioas_id: ioas,
+        user_va: va,
+        length: MIB2,
+        iova: MIB2,
+      }).ret,
+      0,
+    );
+    const table = hwpt.domain.apertures[0]!.table;
+    return new Set(table.runs(MIB2, MIB2).map((r) => r.pageSize));
+  };
+  assert.deepEqual(leafSizes(false), new Set([MIB2]));
+  assert.deepEqual(leafSizes(true), new Set([PAGE]));
+});
+
 // ---- IOMMU_VFIO_IOAS ----------------------------------------------------------------
 
 function vfioIoas(f: Fixture, op: number, ioas_id = 0, extra: Record<string, number> = {}) {
