@@ -11,7 +11,7 @@ export type AccountMode = 'user' | 'mm';
 
 /** A file as iommufd sees one handed to it by fd number (IOAS_MAP_FILE). */
 export interface FileRef {
-  /** Present for memory-backed files (memfd, shmem, hugetlbfs); others are EBADF for MAP_FILE. */
+  /** Present for memory-backed files (memfd, shmem, hugetlbfs); MAP_FILE of any other file is EINVAL. */
   readonly pages?: { source: PagesSource; size: bigint };
 }
 

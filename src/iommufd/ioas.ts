@@ -119,9 +119,13 @@ function checkMapFlags(flags: number, iova: bigint, length: bigint): void {
   if (protOf(flags) === 0) fail('EINVAL');
 }
 
-/** iopt_alloc_pages() limits: EOVERFLOW when start+length wraps, EINVAL for 0 or huge lengths. */
-function checkPagesRange(start: bigint, length: bigint, pageSize: bigint): void {
-  if (start + length > U64_MAX) fail('EOVERFLOW');
+/**
+ * Page-set limits: EOVERFLOW when the range wraps — `start + length` for
+ * user memory, `start + length - 1` for a file (as the kernel checks each) —
+ * and EINVAL for a zero or huge length.
+ */
+function checkPagesRange(start: bigint, length: bigint, pageSize: bigint, file: boolean): void {
+  if (start + length - (file ? 1n : 0n) > U64_MAX) fail('EOVERFLOW');
   if (length === 0n || length > U64_MAX - pageSize) fail('EINVAL');
 }
 
@@ -151,7 +155,7 @@ export function ioasMap(
   if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
   checkMapFlags(cmd.flags, cmd.iova, cmd.length);
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
-  checkPagesRange(cmd.user_va, cmd.length, ctx.host.memory.pageSize);
+  checkPagesRange(cmd.user_va, cmd.length, ctx.host.memory.pageSize, false);
   const pages = new IoptPages(
     caller.mm,
     cmd.user_va,
@@ -176,7 +180,7 @@ export function ioasMapFile(
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const file = caller.file(cmd.fd);
   if (!file.pages) fail('EINVAL');
-  checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize);
+  checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize, true);
   if (cmd.start + cmd.length > file.pages.size) fail('EINVAL');
   const pages = new IoptPages(
     file.pages.source,

@@ -730,6 +730,11 @@ test('MAP_FILE: checks in order, EBADF for a bad fd, EINVAL past end of file', (
     ['negative fd', { fd: -1 }, 'EBADF'],
     ['length 0', { length: 0n }, 'EINVAL'],
     ['start + length - 1 wraps', { start: U64_MAX - 0xfffn, length: 0x2000n }, 'EOVERFLOW'],
+    [
+      'start + length = 2^64 does not wrap for a file',
+      { start: U64_MAX - 0xfffn, length: 0x1000n },
+      'EINVAL',
+    ],
     ['past EOF', { start: 0x3000n, length: 0x2000n }, 'EINVAL'],
     ['at EOF', { start: 0x4000n, length: 1n }, 'EINVAL'],
   ];
