@@ -37,7 +37,6 @@ interface PinSeg {
 export class IoptPages {
   /** First byte's address in the source, rounded down to a page. */
   readonly base: bigint;
-  readonly npages: bigint;
   private segs: SortedRanges<PinSeg> | undefined;
   /** Pages currently pinned (and charged). */
   npinned = 0n;
@@ -52,8 +51,14 @@ export class IoptPages {
     readonly memory: PhysMemory,
   ) {
     const ps = memory.pageSize;
-    this.base = uptr & ~(ps - 1n);
-    this.npages = (uptr + length - 1n) / ps - uptr / ps + 1n;
+    // share uptr's bigint when it is page-aligned: one heap bigint less per MAP
+    this.base = (uptr & (ps - 1n)) === 0n ? uptr : uptr & ~(ps - 1n);
+  }
+
+  /** Pages the window touches (computed: a field would cost every page set a bigint). */
+  get npages(): bigint {
+    const ps = this.memory.pageSize;
+    return (this.uptr + this.length - 1n) / ps - this.uptr / ps + 1n;
   }
 
   /** Page index holding byte `offset` (relative to uptr). */

@@ -62,7 +62,11 @@ export class SortedRanges<T extends Range> {
     const c = Math.max(0, this.chunkFor(item.start));
     const chunk = this.chunks[c]!;
     chunk.splice(SortedRanges.indexIn(chunk, item.start) + 1, 0, item);
-    if (chunk.length > CHUNK * 2) this.chunks.splice(c + 1, 0, chunk.splice(CHUNK));
+    // split into fresh arrays: the old one keeps its grown capacity, which for
+    // an ascending fill would leave every full chunk half empty
+    if (chunk.length > CHUNK * 2) {
+      this.chunks.splice(c, 1, chunk.slice(0, CHUNK), chunk.slice(CHUNK));
+    }
   }
 
   /** Remove exactly this item (by identity); returns false if absent. */
