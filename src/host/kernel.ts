@@ -2,6 +2,7 @@ import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { Personality } from '../iommufd/context.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
+import { selftestCmd } from '../iommufd/selftest.ts';
 import type { UserAccount } from './accounting.ts';
 import { openIommufd } from './dev-iommu.ts';
 import type { FileOps } from './file.ts';
@@ -22,7 +23,7 @@ export interface KernelOptions {
   abi?: IoctlAbi;
   /** Overrides of the default Linux 6.18 behaviour. */
   personality?: Partial<Personality>;
-  /** IOMMU_TEST_CMD handler; installed when the personality has `selftest`. */
+  /** IOMMU_TEST_CMD handler with its mock IOMMU; a fresh one by default when the personality has `selftest`. */
   selftestCmd?: ExtraCmd;
 }
 
@@ -52,7 +53,7 @@ export class Kernel {
   constructor(opts: KernelOptions = {}) {
     this.abi = opts.abi ?? 'generic';
     this.personality = { ...LINUX_6_18, ...opts.personality };
-    this.selftestCmd = this.personality.selftest ? opts.selftestCmd : undefined;
+    this.selftestCmd = this.personality.selftest ? (opts.selftestCmd ?? selftestCmd()) : undefined;
   }
 
   /** A new process with an empty address space. */

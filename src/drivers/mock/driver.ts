@@ -1,0 +1,83 @@
+import { fail } from '../../abi/errno.ts';
+import {
+  IOMMU_HW_INFO_SELFTEST_REGVAL,
+  IOMMU_HW_INFO_TYPE_SELFTEST,
+  IommuTestHwInfo,
+  MOCK_FLAGS_DEVICE,
+  MOCK_PASID_WIDTH,
+} from '../../abi/iommufd-test.ts';
+import type { Device } from '../../iommu/device.ts';
+import type { Domain } from '../../iommu/domain.ts';
+import type { HwInfo, IommuDriver, PagingFlags } from '../../iommu/driver.ts';
+import { Group } from '../../iommu/group.ts';
+import type { PhysMemory } from '../../iommu/phys-memory.ts';
+import { MockDevice } from './device.ts';
+import { MockDomain } from './domain.ts';
+
+const DEVICE_FLAGS_ALL =
+  MOCK_FLAGS_DEVICE.NO_DIRTY | MOCK_FLAGS_DEVICE.HUGE_IOVA | MOCK_FLAGS_DEVICE.PASID;
+
+/** The mock driver only ever sees its own devices; anything else is a model bug. */
+function mockDev(dev: Device): MockDevice {
+  if (!(dev instanceof MockDevice)) throw new Error(`${dev.name} is not a mock device`);
+  return dev;
+}
+
+/**
+ * The iommufd selftest's mock IOMMU (drivers/iommu/iommufd/selftest.c): one
+ * instance serves every mock device of a host. Domains are
+ * {@link MockDomain}s; a device with NO_DIRTY refuses dirty tracking;
+ * GET_HW_INFO reports type 0xFEEDBEEF with {flags 0, test_reg 0xDEADBEEF}.
+ *
+ * @example
+ * const mock = new MockIommu();
+ * const dev = mock.createDevice(memory, MOCK_FLAGS_DEVICE.HUGE_IOVA);
+ * const domain = mock.domainAllocPaging(dev, { nestParent: false, dirtyTracking: false, pasid: false });
+ */
+export class MockIommu implements IommuDriver {
+  readonly name = 'mock';
+  /** Mock devices created so far; names and group numbers come from it. */
+  private created = 0;
+
+  /** mock_dev_create(): a device in a new group of its own; EINVAL for unknown flags. */
+  createDevice(memory: PhysMemory, flags: number): MockDevice {
+    if ((flags & ~DEVICE_FLAGS_ALL) !== 0) fail('EINVAL', 'unknown mock device flags');
+    const n = ++this.created;
+    return new MockDevice(`iommufd_mock${n}`, this, new Group(n), memory, flags);
+  }
+
+  /**
+   * mock_domain_alloc_paging_flags(): 2 KiB IOPTEs (plus 1 MiB for a
+   * HUGE_IOVA device), dirty-capable iff asked; EOPNOTSUPP for dirty
+   * tracking on a NO_DIRTY device.
+   */
+  domainAllocPaging(dev: Device, flags: PagingFlags): MockDomain {
+    const mdev = mockDev(dev);
+    if (flags.dirtyTracking && mdev.noDirty) fail('EOPNOTSUPP', 'NO_DIRTY device');
+    return new MockDomain(this, dev.memory.pageSize, {
+      huge: mdev.hugeIova,
+      dirtyCapable: flags.dirtyTracking,
+    });
+  }
+
+  /** EINVAL for another driver's domain, or a dirty-capable domain on a NO_DIRTY device. */
+  attachDev(domain: Domain, dev: Device): void {
+    if (domain.driver !== this) fail('EINVAL', 'not a mock domain');
+    if (domain.dirtyCapable && mockDev(dev).noDirty) fail('EINVAL', 'NO_DIRTY device');
+  }
+
+  hwInfo(_dev: Device): HwInfo {
+    return {
+      type: IOMMU_HW_INFO_TYPE_SELFTEST,
+      data: IommuTestHwInfo.encode({ flags: 0, test_reg: IOMMU_HW_INFO_SELFTEST_REGVAL }),
+    };
+  }
+
+  dirtyTrackingCapable(dev: Device): boolean {
+    return !mockDev(dev).noDirty;
+  }
+
+  maxPasidLog2(dev: Device): number {
+    return mockDev(dev).pasid ? MOCK_PASID_WIDTH : 0;
+  }
+}

@@ -1,0 +1,274 @@
+import { fail } from '../abi/errno.ts';
+import type { PhysRun } from '../iommu/mm.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
+import type { IommufdCtx } from './context.ts';
+import { type Area, type IoptAccess, U64_MAX } from './io-pagetable.ts';
+import type { Ioas } from './ioas.ts';
+import { IommufdObject } from './object.ts';
+import type { IoptPages } from './pages.ts';
+
+/** What the in-kernel user of an access provides (iommufd_access_ops). */
+export interface AccessOps {
+  /** needs_pin_pages: the user pins pages, so the IOAS alignment becomes PAGE_SIZE. */
+  readonly needsPinPages: boolean;
+  /**
+   * `[iova, iova+length-1]` (u64 wrap-around) is being unmapped: unpin every
+   * pinned range intersecting it before returning.
+   */
+  unmap(iova: bigint, length: bigint): void;
+}
+
+/** Physically contiguous whole pages, as returned by {@link IommufdAccess.pinPages}. */
+export interface PinnedRun {
+  phys: bigint;
+  length: bigint;
+}
+
+/** One area's share of an IOVA range: `[cur, end]` of `area`. */
+interface Piece {
+  area: Area;
+  cur: bigint;
+  end: bigint;
+}
+
+/** check_area_prot(): the area allows a write (or a read). */
+function permits(area: Area, write: boolean): boolean {
+  return (area.prot & (write ? IOMMU_WRITE : IOMMU_READ)) !== 0;
+}
+
+/** Page indexes of the page set behind `[cur, end]` of an area. */
+function pageIndexes(p: Piece): [bigint, bigint] {
+  return [
+    p.area.pages.indexOf(p.area.offsetOf(p.cur)),
+    p.area.pages.indexOf(p.area.offsetOf(p.end)),
+  ];
+}
+
+/** Source-byte offset of page `index` of a page set, relative to its uptr. */
+function pageOffset(pages: IoptPages, index: bigint): bigint {
+  return index * pages.memory.pageSize - (pages.uptr - pages.base);
+}
+
+/**
+ * The live memory behind bytes `[offset, offset+length)` of a page set:
+ * pinned pages where pinned, elsewhere the source as it is mapped now,
+ * resolved without pinning (EFAULT when unreachable).
+ */
+function liveRuns(pages: IoptPages, offset: bigint, length: bigint, write: boolean): PhysRun[] {
+  const first = pages.indexOf(offset);
+  const last = pages.indexOf(offset + length - 1n);
+  if (pages.isPinned(first, last)) return pages.physRuns(offset, length);
+  const end = offset + length;
+  const out: PhysRun[] = [];
+  let cur = offset;
+  for (let i = first; i <= last; ) {
+    const pinned = pages.usersOf(i) > 0;
+    let j = i;
+    while (j < last && pages.usersOf(j + 1n) > 0 === pinned) j++;
+    const next = pageOffset(pages, j + 1n);
+    const stop = next < end ? next : end;
+    out.push(
+      ...(pinned
+        ? pages.physRuns(cur, stop - cur)
+        : pages.source.resolve(pages.uptr + cur, stop - cur, write)),
+    );
+    cur = stop;
+    i = j + 1n;
+  }
+  return out;
+}
+
+/**
+ * An in-kernel user of an IOAS (the kernel's iommufd_access): emulated
+ * devices and the selftest reach IOVA through it, by pinning pages or by
+ * copying. It is an ACCESS object whose ID is never reported; its creator
+ * holds it (DESTROY is EBUSY) and it holds the context, so the context
+ * outlives the /dev/iommu fd while the access exists. While attached it
+ * holds its IOAS and is told of every unmap that hits its pins.
+ */
+export class IommufdAccess extends IommufdObject implements IoptAccess {
+  readonly type = 'access';
+  readonly iovaAlignment: bigint;
+  /** The IOAS that pins and copies use; undefined while detached or changing IOAS. */
+  #ioas: Ioas | undefined;
+  /** The IOAS that unpins use: still the old one while a change notifies the user. */
+  #ioasUnpin: Ioas | undefined;
+
+  private constructor(
+    readonly ctx: IommufdCtx,
+    private readonly ops: AccessOps,
+  ) {
+    super();
+    this.iovaAlignment = ops.needsPinPages ? ctx.host.memory.pageSize : 1n;
+  }
+
+  /** iommufd_access_create(): a new, unattached access held by its creator. */
+  static create(ctx: IommufdCtx, ops: AccessOps): IommufdAccess {
+    const access = ctx.create(new IommufdAccess(ctx, ops), () => {});
+    access.get();
+    ctx.hold();
+    return access;
+  }
+
+  /** The attached IOAS, if any. */
+  get ioas(): Ioas | undefined {
+    return this.#ioas;
+  }
+
+  /** iommufd_access_destroy(): the creator is done; detach (unmapping everything) and go. */
+  release(): void {
+    this.put();
+    this.ctx.remove(this);
+    this.ctx.release();
+  }
+
+  destroy(): void {
+    if (this.#ioas) this.changeIoas(undefined);
+  }
+
+  /** iommufd_access_attach(): ENOENT for a missing IOAS, EADDRINUSE if its areas misalign. */
+  attach(ioasId: number): void {
+    if (this.#ioas) fail('EINVAL', 'access already attached');
+    this.changeIoas(this.ctx.get<Ioas>(ioasId, 'ioas'));
+  }
+
+  /**
+   * iommufd_access_replace(): ENOENT when not attached or for a missing
+   * IOAS. The user is told that everything was unmapped.
+   */
+  replace(ioasId: number): void {
+    if (!this.#ioas) fail('ENOENT', 'access not attached');
+    this.changeIoas(this.ctx.get<Ioas>(ioasId, 'ioas'));
+  }
+
+  /** Join `next` first (may fail), then unmap everything from the old IOAS and leave it. */
+  private changeIoas(next: Ioas | undefined): void {
+    const cur = this.#ioas;
+    if (cur === next) return;
+    this.#ioas = undefined;
+    if (next) {
+      try {
+        next.iopt.addAccess(this);
+      } catch (e) {
+        this.#ioas = cur;
+        throw e;
+      }
+      next.get();
+    }
+    if (cur) {
+      this.ops.unmap(0n, U64_MAX);
+      cur.iopt.removeAccess(this);
+      cur.put();
+    }
+    this.#ioas = next;
+    this.#ioasUnpin = next;
+  }
+
+  /** IoptAccess: an unmap of `[iova, iova+length)` is under way. */
+  notifyUnmap(iova: bigint, length: bigint): void {
+    this.ops.unmap(iova, length);
+  }
+
+  /**
+   * The areas covering `[iova, last]` back to back, each clipped, checked by
+   * `check` in order; ENOENT at the first hole (after the pieces before it
+   * were checked, as iopt_for_each_contig_area() then _contig_done()).
+   */
+  private walk(ioas: Ioas, iova: bigint, last: bigint, check: (p: Piece) => void): void {
+    let cur = iova;
+    for (;;) {
+      const area = ioas.iopt.areas.find(cur);
+      if (!area) fail('ENOENT', 'hole in the IOVA range');
+      const end = area.last < last ? area.last : last;
+      check({ area, cur, end });
+      if (end === last) return;
+      cur = end + 1n;
+    }
+  }
+
+  /**
+   * iommufd_access_pin_pages(): pin the pages behind `[iova, iova+length)`
+   * until unpinPages() of the same range; returns them in order. Errors, in
+   * order: EINVAL (no pinning user, length 0), EOVERFLOW, ENOENT (detached),
+   * then per area: EINVAL (piece not starting on a page, or a non-final one
+   * not ending on one), EPERM (area lacks the permission), EFAULT/ENOMEM
+   * from pinning; ENOENT at a hole. All-or-nothing.
+   */
+  pinPages(iova: bigint, length: bigint, write: boolean): PinnedRun[] {
+    if (!this.ops.needsPinPages) fail('EINVAL', 'access does not pin pages');
+    if (length === 0n) fail('EINVAL');
+    const last = iova + length - 1n;
+    if (last > U64_MAX) fail('EOVERFLOW');
+    const ioas = this.#ioas;
+    if (!ioas) fail('ENOENT', 'access not attached');
+    const ps = ioas.iopt.pageSize;
+    const done: Piece[] = [];
+    try {
+      this.walk(ioas, iova, last, (p) => {
+        const src = p.area.pages.uptr + p.area.offsetOf(p.cur);
+        const srcLast = p.area.pages.uptr + p.area.offsetOf(p.area.last);
+        if (src % ps !== 0n || (p.end !== last && srcLast % ps !== ps - 1n)) {
+          fail('EINVAL', 'area piece not page aligned');
+        }
+        if (!permits(p.area, write)) fail('EPERM');
+        const [first, lastIndex] = pageIndexes(p);
+        p.area.pages.addUser(first, lastIndex);
+        p.area.numAccesses++;
+        done.push(p);
+      });
+    } catch (e) {
+      for (const p of done) this.unpinPiece(p);
+      throw e;
+    }
+    return done.flatMap((p) => {
+      const [first, lastIndex] = pageIndexes(p);
+      const runs = p.area.pages.physRuns(
+        pageOffset(p.area.pages, first),
+        (lastIndex - first + 1n) * ps,
+      );
+      return runs.map((r) => ({ phys: r.phys, length: r.length }));
+    });
+  }
+
+  private unpinPiece(p: Piece): void {
+    const [first, lastIndex] = pageIndexes(p);
+    p.area.pages.removeUser(first, lastIndex);
+    p.area.numAccesses--;
+  }
+
+  /** iommufd_access_unpin_pages(): undo a pinPages() of exactly this range. */
+  unpinPages(iova: bigint, length: bigint): void {
+    const ioas = this.#ioasUnpin;
+    if (!ioas || length === 0n || iova + length - 1n > U64_MAX) {
+      throw new Error('unpin of a range that was never pinned');
+    }
+    this.walk(ioas, iova, iova + length - 1n, (p) => this.unpinPiece(p));
+  }
+
+  /**
+   * iommufd_access_rw(): copy between `buf` and the live memory behind
+   * `[iova, iova+buf.length)` (pinned pages, else the source's current
+   * pages). EINVAL for length 0, EOVERFLOW, ENOENT (detached or a hole),
+   * EPERM without the area permission, EFAULT when the memory is
+   * unreachable. Areas before a failing one have been copied already.
+   */
+  rw(iova: bigint, buf: Uint8Array, write: boolean): void {
+    const length = BigInt(buf.length);
+    if (length === 0n) fail('EINVAL');
+    const last = iova + length - 1n;
+    if (last > U64_MAX) fail('EOVERFLOW');
+    const ioas = this.#ioas;
+    if (!ioas) fail('ENOENT', 'access not attached');
+    const memory = this.ctx.host.memory;
+    let pos = 0;
+    this.walk(ioas, iova, last, ({ area, cur, end }) => {
+      if (!permits(area, write) || (write && !area.pages.writable)) fail('EPERM');
+      for (const run of liveRuns(area.pages, area.offsetOf(cur), end - cur + 1n, write)) {
+        const n = Number(run.length);
+        if (write) memory.write(run.phys, buf.subarray(pos, pos + n));
+        else buf.set(memory.read(run.phys, n), pos);
+        pos += n;
+      }
+    });
+  }
+}
