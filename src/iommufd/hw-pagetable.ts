@@ -77,10 +77,9 @@ export function hwptPagingAlloc(
     dirtyTracking: (flags & IOMMU_HWPT_ALLOC_FLAGS.DIRTY_TRACKING) !== 0,
     pasid: (flags & IOMMU_HWPT_ALLOC_FLAGS.PASID) !== 0,
   };
-  const hwpt = new HwptPaging(ioas, undefined as unknown as Domain, auto, pflags);
+  const hwpt = new HwptPaging(ioas, dev.driver.domainAllocPaging(dev, pflags), auto, pflags);
   ctx.allocId(hwpt);
   try {
-    (hwpt as { domain: Domain }).domain = dev.driver.domainAllocPaging(dev, pflags);
     attach?.(hwpt);
     try {
       ioas.iopt.addDomain(hwpt.domain);
