@@ -21,7 +21,7 @@ import type { Range } from '../util/sorted-ranges.ts';
 import type { Caller, IommufdCtx } from './context.ts';
 import { IoPagetable, U64_MAX } from './io-pagetable.ts';
 import { IommufdObject } from './object.ts';
-import { IoptPages } from './pages.ts';
+import { IoptPages, type PagesSource } from './pages.ts';
 import type { Ucmd } from './ucmd.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
@@ -129,20 +129,29 @@ function checkPagesRange(start: bigint, length: bigint, pageSize: bigint, file: 
   if (length === 0n || length > U64_MAX - pageSize) fail('EINVAL');
 }
 
-function mapOnto(
+/**
+ * Create the page set for `[start, start+length)` of `source` and map it
+ * at the command's IOVA (or an allocated one); returns the IOVA used.
+ */
+function mapSource(
+  ctx: IommufdCtx,
+  caller: Caller,
   ioas: Ioas,
-  pages: IoptPages,
-  length: bigint,
-  flags: number,
-  iova: bigint,
+  source: PagesSource,
+  start: bigint,
+  cmd: { flags: number; length: bigint; iova: bigint },
 ): bigint {
-  const fixed = (flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
-  return ioas.iopt.mapPages(
-    [{ pages, offset: 0n, length }],
-    length,
-    fixed ? iova : undefined,
-    protOf(flags),
+  const pages = new IoptPages(
+    source,
+    start,
+    cmd.length,
+    (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
+    caller.pinAccount(ctx.accountMode),
+    ctx.host.memory,
   );
+  const fixed = (cmd.flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
+  const slices = [{ pages, offset: 0n, length: cmd.length }];
+  return ioas.iopt.mapPages(slices, cmd.length, fixed ? cmd.iova : undefined, protOf(cmd.flags));
 }
 
 /** IOMMU_IOAS_MAP */
@@ -156,15 +165,7 @@ export function ioasMap(
   checkMapFlags(cmd.flags, cmd.iova, cmd.length);
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   checkPagesRange(cmd.user_va, cmd.length, ctx.host.memory.pageSize, false);
-  const pages = new IoptPages(
-    caller.mm,
-    cmd.user_va,
-    cmd.length,
-    (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
-    caller.pinAccount(ctx.accountMode),
-    ctx.host.memory,
-  );
-  cmd.iova = mapOnto(ioas, pages, cmd.length, cmd.flags, cmd.iova);
+  cmd.iova = mapSource(ctx, caller, ioas, caller.mm, cmd.user_va, cmd);
   ucmd.respond();
   return 0;
 }
@@ -182,15 +183,7 @@ export function ioasMapFile(
   if (!file.pages) fail('EINVAL');
   checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize, true);
   if (cmd.start + cmd.length > file.pages.size) fail('EINVAL');
-  const pages = new IoptPages(
-    file.pages.source,
-    cmd.start,
-    cmd.length,
-    (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
-    caller.pinAccount(ctx.accountMode),
-    ctx.host.memory,
-  );
-  cmd.iova = mapOnto(ioas, pages, cmd.length, cmd.flags, cmd.iova);
+  cmd.iova = mapSource(ctx, caller, ioas, file.pages.source, cmd.start, cmd);
   ucmd.respond();
   return 0;
 }
