@@ -77,14 +77,10 @@ export class Domain {
   /** iommu_unmap(): returns the bytes that were mapped in the range. */
   unmap(iova: bigint, length: bigint): bigint {
     this.cache = undefined;
-    const last = iova + length - 1n;
     let done = 0n;
-    for (const ap of this.apertures) {
-      if (ap.last < iova || ap.start > last) continue;
-      const s = iova > ap.start ? iova : ap.start;
-      const l = last < ap.last ? last : ap.last;
-      done += ap.table.unmap(s, l - s + 1n);
-    }
+    this.eachAperture(iova, length, (table, s, len) => {
+      done += table.unmap(s, len);
+    });
     return done;
   }
 
@@ -144,12 +140,21 @@ export class Domain {
     keep: boolean,
     visit: (leaf: bigint, size: bigint) => void,
   ): void {
+    this.eachAperture(iova, length, (table, s, len) => table.readDirty(s, len, keep, visit));
+  }
+
+  /** Call `fn` with each aperture's table and the part of `[iova, iova+length)` inside it. */
+  private eachAperture(
+    iova: bigint,
+    length: bigint,
+    fn: (table: IoPgtable, start: bigint, length: bigint) => void,
+  ): void {
     const last = iova + length - 1n;
     for (const ap of this.apertures) {
       if (ap.last < iova || ap.start > last) continue;
       const s = iova > ap.start ? iova : ap.start;
       const l = last < ap.last ? last : ap.last;
-      ap.table.readDirty(s, l - s + 1n, keep, visit);
+      fn(ap.table, s, l - s + 1n);
     }
   }
 }
