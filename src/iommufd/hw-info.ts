@@ -8,7 +8,7 @@ import {
 import type { Layout } from '../abi/layout.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
-import type { Ucmd } from './ucmd.ts';
+import { clearUser, type Ucmd } from './ucmd.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
 
@@ -29,10 +29,10 @@ export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): numb
   const type = info?.type ?? IOMMU_HW_INFO_TYPE.NONE;
   if (wanted !== IOMMU_HW_INFO_TYPE.DEFAULT && wanted !== type) fail('EOPNOTSUPP');
   const data = info?.data ?? new Uint8Array(0);
-  if (cmd.data_len > 0) {
-    const out = new Uint8Array(cmd.data_len);
-    out.set(data.subarray(0, Math.min(cmd.data_len, data.length)));
-    ucmd.mm.write(cmd.data_uptr, out);
+  const copyLen = Math.min(cmd.data_len, data.length);
+  if (copyLen > 0) ucmd.mm.write(cmd.data_uptr, data.subarray(0, copyLen));
+  if (copyLen < cmd.data_len) {
+    clearUser(ucmd.mm, cmd.data_uptr + BigInt(copyLen), BigInt(cmd.data_len - copyLen));
   }
   cmd.data_len = data.length;
   cmd.out_data_type = type;

@@ -1,4 +1,4 @@
-import { fail } from '../abi/errno.ts';
+import { Errno, fail } from '../abi/errno.ts';
 import type { Layout } from '../abi/layout.ts';
 import type { Mm } from '../iommu/mm.ts';
 
@@ -18,16 +18,16 @@ export class Ucmd<V> {
   ) {}
 
   /**
-   * copy_struct_from_user(): read `min(userSize, sizeof)` bytes; bytes beyond
-   * the kernel's struct must be zero (E2BIG); faults are EFAULT.
+   * copy_struct_from_user(): bytes beyond the kernel's struct must be zero,
+   * checked first (check_zeroed_user: E2BIG or EFAULT, whichever comes
+   * first in address order); then `min(userSize, sizeof)` bytes are read
+   * (EFAULT).
    */
   static copyIn<V>(mm: Mm, addr: bigint, userSize: number, layout: Layout<V>): Ucmd<V> {
-    const n = Math.min(userSize, layout.size);
-    const bytes = mm.read(addr, n);
     if (userSize > layout.size) {
-      const tail = mm.read(addr + BigInt(layout.size), userSize - layout.size);
-      if (tail.some((b) => b !== 0)) fail('E2BIG');
+      checkZeroed(mm, addr + BigInt(layout.size), BigInt(userSize - layout.size));
     }
+    const bytes = mm.read(addr, Math.min(userSize, layout.size));
     return new Ucmd(mm, addr, userSize, layout, layout.decode(bytes));
   }
 
@@ -36,4 +36,56 @@ export class Ucmd<V> {
     const bytes = this.layout.encode(this.cmd);
     this.mm.write(this.addr, bytes.subarray(0, Math.min(this.userSize, this.layout.size)));
   }
+}
+
+/** Pages per step of the user-copy loops below. */
+const CHUNK_PAGES = 64n;
+
+/**
+ * Apply `op` to `[addr, addr+length)` in ascending chunks; a chunk that
+ * faults is redone page by page, so EFAULT surfaces at the first bad page
+ * with everything before it done, like the kernel's user-copy loops, and a
+ * huge length costs what is mapped, not what was asked.
+ */
+function inChunks(
+  pageSize: bigint,
+  addr: bigint,
+  length: bigint,
+  op: (from: bigint, to: bigint) => void,
+): void {
+  const end = addr + length;
+  for (let cur = addr; cur < end; ) {
+    const chunkEnd = (cur & ~(pageSize - 1n)) + CHUNK_PAGES * pageSize;
+    const stop = chunkEnd < end ? chunkEnd : end;
+    try {
+      op(cur, stop);
+    } catch (e) {
+      if (!(e instanceof Errno) || e.code !== 'EFAULT') throw e;
+      for (let p = cur; p < stop; ) {
+        const pageEnd = (p & ~(pageSize - 1n)) + pageSize;
+        const next = pageEnd < stop ? pageEnd : stop;
+        op(p, next);
+        p = next;
+      }
+    }
+    cur = stop;
+  }
+}
+
+/**
+ * check_zeroed_user(): scan `[addr, addr+length)` in ascending order: E2BIG
+ * at the first non-zero byte, EFAULT at the first unreadable page before one.
+ */
+export function checkZeroed(mm: Mm, addr: bigint, length: bigint): void {
+  inChunks(mm.pageSize, addr, length, (from, to) => {
+    if (mm.read(from, Number(to - from)).some((b) => b !== 0)) fail('E2BIG');
+  });
+}
+
+/** clear_user(): zero `[addr, addr+length)`; EFAULT at the first unwritable page, those before it zeroed. */
+export function clearUser(mm: Mm, addr: bigint, length: bigint): void {
+  const zero = new Uint8Array(Number(CHUNK_PAGES * mm.pageSize));
+  inChunks(mm.pageSize, addr, length, (from, to) => {
+    mm.write(from, zero.subarray(0, Number(to - from)));
+  });
 }
