@@ -1,11 +1,9 @@
 import { fail } from '../abi/errno.ts';
-import type { PhysRun } from '../iommu/mm.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
 import type { IommufdCtx } from './context.ts';
 import { type Area, type IoptAccess, U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
-import type { IoptPages } from './pages.ts';
 
 /** What the in-kernel user of an access provides (iommufd_access_ops). */
 export interface AccessOps {
@@ -42,40 +40,6 @@ function pageIndexes(p: Piece): [bigint, bigint] {
     p.area.pages.indexOf(p.area.offsetOf(p.cur)),
     p.area.pages.indexOf(p.area.offsetOf(p.end)),
   ];
-}
-
-/** Source-byte offset of page `index` of a page set, relative to its uptr. */
-function pageOffset(pages: IoptPages, index: bigint): bigint {
-  return index * pages.memory.pageSize - (pages.uptr - pages.base);
-}
-
-/**
- * The live memory behind bytes `[offset, offset+length)` of a page set:
- * pinned pages where pinned, elsewhere the source as it is mapped now,
- * resolved without pinning (EFAULT when unreachable).
- */
-function liveRuns(pages: IoptPages, offset: bigint, length: bigint, write: boolean): PhysRun[] {
-  const first = pages.indexOf(offset);
-  const last = pages.indexOf(offset + length - 1n);
-  if (pages.isPinned(first, last)) return pages.physRuns(offset, length);
-  const end = offset + length;
-  const out: PhysRun[] = [];
-  let cur = offset;
-  for (let i = first; i <= last; ) {
-    const pinned = pages.usersOf(i) > 0;
-    let j = i;
-    while (j < last && pages.usersOf(j + 1n) > 0 === pinned) j++;
-    const next = pageOffset(pages, j + 1n);
-    const stop = next < end ? next : end;
-    out.push(
-      ...(pinned
-        ? pages.physRuns(cur, stop - cur)
-        : pages.source.resolve(pages.uptr + cur, stop - cur, write)),
-    );
-    cur = stop;
-    i = j + 1n;
-  }
-  return out;
 }
 
 /**
@@ -223,7 +187,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
     return done.flatMap((p) => {
       const [first, lastIndex] = pageIndexes(p);
       const runs = p.area.pages.physRuns(
-        pageOffset(p.area.pages, first),
+        p.area.pages.offsetOfPage(first),
         (lastIndex - first + 1n) * ps,
       );
       return runs.map((r) => ({ phys: r.phys, length: r.length }));
@@ -263,7 +227,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
     let pos = 0;
     this.walk(ioas, iova, last, ({ area, cur, end }) => {
       if (!permits(area, write) || (write && !area.pages.writable)) fail('EPERM');
-      for (const run of liveRuns(area.pages, area.offsetOf(cur), end - cur + 1n, write)) {
+      for (const run of area.pages.liveRuns(area.offsetOf(cur), end - cur + 1n, write)) {
         const n = Number(run.length);
         if (write) memory.write(run.phys, buf.subarray(pos, pos + n));
         else buf.set(memory.read(run.phys, n), pos);

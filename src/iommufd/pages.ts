@@ -137,6 +137,31 @@ export class IoptPages {
     return out;
   }
 
+  /** Offset from uptr of the first byte of page `index` (negative for page 0 of an unaligned set). */
+  offsetOfPage(index: bigint): bigint {
+    return index * this.memory.pageSize - (this.uptr - this.base);
+  }
+
+  /**
+   * The live memory behind bytes `[offset, offset+length)` (relative to
+   * uptr), ascending: pinned pages where pinned, elsewhere the source as it
+   * is mapped now, resolved without pinning (EFAULT when unreachable).
+   */
+  liveRuns(offset: bigint, length: bigint, write: boolean): PhysRun[] {
+    const end = offset + length;
+    const out: PhysRun[] = [];
+    let cur = offset;
+    for (const [gs, gl] of this.gaps(this.indexOf(offset), this.indexOf(end - 1n))) {
+      const from = this.offsetOfPage(gs) > offset ? this.offsetOfPage(gs) : offset;
+      const to = this.offsetOfPage(gl + 1n) < end ? this.offsetOfPage(gl + 1n) : end;
+      if (cur < from) out.push(...this.physRuns(cur, from - cur));
+      out.push(...this.source.resolve(this.uptr + from, to - from, write));
+      cur = to;
+    }
+    if (cur < end) out.push(...this.physRuns(cur, end - cur));
+    return out;
+  }
+
   /** True when every page of `[first, last]` is pinned. */
   isPinned(first: bigint, last: bigint): boolean {
     return this.gaps(first, last).length === 0;
