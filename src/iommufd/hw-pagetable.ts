@@ -11,6 +11,7 @@ import {
 import type { Layout } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
 import type { PagingFlags } from '../iommu/driver.ts';
+import type { Mm } from '../iommu/mm.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import { U64_MAX } from './io-pagetable.ts';
@@ -170,13 +171,7 @@ export function hwptGetDirtyBitmap(
   // drivers refuse to fill a bitmap while tracking is off; iommufd ignores that error
   if (!hwpt.domain.dirtyTracking) return 0;
   const keep = (cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR) !== 0;
-  const bytes = new Map<bigint, number>();
-  const mark = (s: bigint, e: bigint) => {
-    for (let bit = (s - cmd.iova) / cmd.page_size; bit <= (e - cmd.iova) / cmd.page_size; bit++) {
-      const at = bit / 8n;
-      bytes.set(at, (bytes.get(at) ?? 0) | (1 << Number(bit % 8n)));
-    }
-  };
+  const bits: [bigint, bigint][] = [];
   let cur = cmd.iova;
   while (cur <= last) {
     const area = iopt.areas.find(cur);
@@ -185,15 +180,38 @@ export function hwptGetDirtyBitmap(
     hwpt.domain.readDirty(cur, end - cur + 1n, keep, (leaf, size) => {
       const s = leaf > cur ? leaf : cur;
       const e = leaf + size - 1n < end ? leaf + size - 1n : end;
-      mark(s, e);
+      const b0 = (s - cmd.iova) / cmd.page_size;
+      const b1 = (e - cmd.iova) / cmd.page_size;
+      const prev = bits[bits.length - 1];
+      if (prev && b0 <= prev[1] + 1n) prev[1] = b1 > prev[1] ? b1 : prev[1];
+      else bits.push([b0, b1]);
     });
     if (end === U64_MAX) break;
     cur = end + 1n;
   }
-  for (const [at, bits] of bytes) {
-    const addr = cmd.data + at;
-    const old = ucmd.mm.read(addr, 1)[0]!;
-    ucmd.mm.write(addr, Uint8Array.of(old | bits));
-  }
+  for (const [b0, b1] of bits) orBits(ucmd.mm, cmd.data, b0, b1);
   return 0;
+}
+
+/** Bytes of user bitmap updated per step. */
+const BITMAP_CHUNK = 1n << 16n;
+
+/**
+ * OR bits `[b0, b1]` into the user bitmap at `data` (bit n is byte n/8,
+ * mask 1 << n%8), a chunk at a time; EFAULT at the first unreachable byte.
+ */
+function orBits(mm: Mm, data: bigint, b0: bigint, b1: bigint): void {
+  const firstByte = b0 / 8n;
+  const lastByte = b1 / 8n;
+  for (let at = firstByte; at <= lastByte; at += BITMAP_CHUNK) {
+    const stop = at + BITMAP_CHUNK - 1n < lastByte ? at + BITMAP_CHUNK - 1n : lastByte;
+    const buf = mm.read(data + at, Number(stop - at + 1n));
+    for (let i = 0; i < buf.length; i++) {
+      const byte = at + BigInt(i);
+      const lo = byte === firstByte ? Number(b0 % 8n) : 0;
+      const hi = byte === lastByte ? Number(b1 % 8n) : 7;
+      buf[i]! |= (0xff << lo) & (0xff >> (7 - hi)) & 0xff;
+    }
+    mm.write(data + at, buf);
+  }
 }

@@ -473,6 +473,35 @@ test('a DMA write into a 2 MiB leaf dirties the whole leaf', () => {
   assert.deepEqual(f.proc.mm.read(bitmap, 65), Uint8Array.from([...Array(64).fill(0xff), 0]));
 });
 
+test('GET_DIRTY_BITMAP from an unaligned IOVA ORs exactly the leaf bits into the bitmap', () => {
+  const f = setup();
+  const ioas = f.ioas();
+  const idev = f.intelDevice();
+  const hwpt = hwptAlloc(f, { dev_id: idev.id, pt_id: ioas, flags: DIRTY_TRACKING }).id;
+  idev.attach(hwpt);
+  const va = f.proc.mm.mmap({ length: SZ_2M, prot: { read: true, write: true }, hugetlb: true });
+  map(f, ioas, va, SZ_2M, { iova: SZ_2M });
+  map(f, ioas, f.mem(3n * PAGE), 3n * PAGE, { iova: SZ_2M - 3n * PAGE });
+  assert.equal(idev.hwpt!.domain.apertures[0]!.table.lookup(SZ_2M)?.pageSize, SZ_2M);
+  f.call('IOMMU_HWPT_SET_DIRTY_TRACKING', { hwpt_id: hwpt, flags: 1 });
+  idev.dev.dmaWrite(SZ_2M + 0x1_2345n, Uint8Array.of(1));
+  const bitmap = f.mem(PAGE);
+  f.proc.mm.write(bitmap, Uint8Array.of(0b010));
+  const r = f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
+    hwpt_id: hwpt,
+    iova: SZ_2M - 3n * PAGE,
+    length: 3n * PAGE + SZ_2M,
+    page_size: PAGE,
+    data: bitmap,
+  });
+  assert.equal(r.errno, undefined);
+  const bytes = f.proc.mm.read(bitmap, 66);
+  assert.equal(bytes[0], 0b1111_1010, 'bits 0-2 (clean pages) keep their old value, 3-7 dirty');
+  assert.ok(bytes.subarray(1, 64).every((b) => b === 0xff));
+  assert.equal(bytes[64], 0b0000_0111, 'bits 512-514 end the leaf');
+  assert.equal(bytes[65], 0);
+});
+
 // ---- automatic domains -----------------------------------------------------------------
 
 test('devices behind one unit share the IOAS auto domain, destroyed when the last detaches', () => {
