@@ -17,7 +17,7 @@ import {
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
-import type { Range } from '../util/sorted-ranges.ts';
+import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { Caller, IommufdCtx } from './context.ts';
 import { IoPagetable, U64_MAX } from './io-pagetable.ts';
 import { IommufdObject } from './object.ts';
@@ -99,16 +99,14 @@ export function ioasAllowIovas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAll
   const cmd = ucmd.cmd;
   if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
-  const ranges: Range[] = [];
+  const ranges = new SortedRanges<Range>();
   for (let i = 0; i < cmd.num_iovas; i++) {
     const at = cmd.allowed_iovas + BigInt(i * IommuIovaRange.size);
     const r = IommuIovaRange.decode(ucmd.mm.read(at, IommuIovaRange.size));
-    if (r.start >= r.last) fail('EINVAL');
-    if (ranges.some((o) => o.start <= r.last && r.start <= o.last)) fail('EINVAL');
-    ranges.push({ start: r.start, last: r.last });
+    if (r.start >= r.last || ranges.intersects(r.start, r.last)) fail('EINVAL');
+    ranges.insert({ start: r.start, last: r.last });
   }
-  ranges.sort((a, b) => (a.start < b.start ? -1 : 1));
-  ioas.iopt.setAllowed(ranges);
+  ioas.iopt.setAllowed([...ranges]);
   return 0;
 }
 

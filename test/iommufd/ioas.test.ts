@@ -245,6 +245,27 @@ test('ALLOW_IOVAS: bad entries are EINVAL/EFAULT and the old list stays', () => 
   assert.equal(map(f, ioas, va, PAGE), 0x10_0000n, 'the first list still rules placement');
 });
 
+test('ALLOW_IOVAS checks entries in order: an overlap is EINVAL before a later entry faults', () => {
+  const f = setup();
+  const ioas = f.ioas();
+  const page = f.mem(PAGE);
+  const at = page + PAGE - 32n; // two entries end the page; a third would fault
+  const entries = new Uint8Array(32);
+  const dv = new DataView(entries.buffer);
+  dv.setBigUint64(0, 0x10_0000n, true);
+  dv.setBigUint64(8, 0x1f_ffffn, true);
+  dv.setBigUint64(16, 0x1f_f000n, true);
+  dv.setBigUint64(24, 0x2f_ffffn, true);
+  f.proc.mm.write(at, entries);
+  const r = (n: number) =>
+    f.call('IOMMU_IOAS_ALLOW_IOVAS', { ioas_id: ioas, num_iovas: n, allowed_iovas: at }).errno;
+  assert.equal(r(3), 'EINVAL', 'entry 1 overlaps entry 0 before entry 2 is read');
+  dv.setBigUint64(16, 0x20_0000n, true);
+  f.proc.mm.write(at, entries);
+  assert.equal(r(3), 'EFAULT', 'entries 0 and 1 are fine, entry 2 is unreadable');
+  assert.equal(r(2), undefined);
+});
+
 test('ALLOW_IOVAS replaces the whole list; num_iovas 0 clears it', () => {
   const f = setup();
   const ioas = f.ioas();
