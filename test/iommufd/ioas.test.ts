@@ -248,7 +248,8 @@ test('ALLOW_IOVAS: bad entries are EINVAL/EFAULT and the old list stays', () => 
 test('ALLOW_IOVAS checks entries in order: an overlap is EINVAL before a later entry faults', () => {
   const f = setup();
   const ioas = f.ioas();
-  const page = f.mem(PAGE);
+  const page = f.mem(2n * PAGE);
+  f.proc.mm.munmap(page + PAGE, PAGE);
   const at = page + PAGE - 32n; // two entries end the page; a third would fault
   const entries = new Uint8Array(32);
   const dv = new DataView(entries.buffer);
