@@ -1,0 +1,119 @@
+/**
+ * `instantiate`: a {@link HostSpec} made live: one driver per IOMMU, one
+ * {@link Group} per group number, one iommu {@link Device} per PCI function
+ * (named by its BDF).
+ */
+import { IntelIommu } from '../../drivers/intel/driver.ts';
+import { intelReservedRegions } from '../../drivers/intel/reserved.ts';
+import { MockDevice } from '../../drivers/mock/device.ts';
+import { MockIommu } from '../../drivers/mock/driver.ts';
+import { Device, type ReservedRegion } from '../../iommu/device.ts';
+import type { IommuDriver } from '../../iommu/driver.ts';
+import { Group } from '../../iommu/group.ts';
+import type { PhysMemory } from '../../iommu/phys-memory.ts';
+import { validateHostSpec } from './load.ts';
+import type { HostSpec, IommuSpec, PciDeviceSpec, SpaprIommuSpec } from './types.ts';
+
+/** Builds the driver of one IOMMU unit; pass your own to `instantiate` to override kinds. */
+export type IommuFactory = (spec: IommuSpec) => IommuDriver;
+
+/** The SPAPR driver is not wired in yet: thrown by {@link createIommu} for kind 'spapr'. */
+export class IommuUnavailableError extends Error {
+  constructor(readonly spec: SpaprIommuSpec) {
+    super(
+      `IOMMU '${spec.id}': the spapr driver (${spec.variant}) is not yet available; ` +
+        'pass a createIommu factory to instantiate()',
+    );
+    this.name = 'IommuUnavailableError';
+  }
+}
+
+/**
+ * The default factory: kind 'intel' → {@link IntelIommu} with the spec's
+ * parameters, 'mock' → a fresh {@link MockIommu}; 'spapr' throws
+ * {@link IommuUnavailableError} until src/drivers/spapr/ is wired in here.
+ */
+export function createIommu(spec: IommuSpec): IommuDriver {
+  switch (spec.kind) {
+    case 'intel':
+      return new IntelIommu({
+        addressWidth: spec.addressWidth,
+        pgsizeBitmap: spec.pgsizes,
+        dirtyTracking: spec.dirtyTracking,
+        maxPasidLog2: spec.maxPasidLog2,
+      });
+    case 'mock':
+      return new MockIommu();
+    case 'spapr':
+      throw new IommuUnavailableError(spec);
+  }
+}
+
+/** One instantiated PCI function. */
+export interface HostDevice {
+  readonly device: Device;
+  readonly spec: PciDeviceSpec;
+}
+
+/** The live objects of a host, each map in spec order. */
+export interface HostInstance {
+  readonly spec: HostSpec;
+  /** IommuSpec id → driver. */
+  readonly iommus: Map<string, IommuDriver>;
+  /** IommuSpec id → its spec. */
+  readonly iommuSpecs: Map<string, IommuSpec>;
+  /** Group number → group (its `devices` are the members, in spec order). */
+  readonly groups: Map<number, Group>;
+  /** BDF → device and its spec. */
+  readonly devices: Map<string, HostDevice>;
+}
+
+export interface InstantiateOptions {
+  /** Driver factory; default {@link createIommu}. */
+  readonly createIommu?: IommuFactory;
+}
+
+/**
+ * Build the drivers, groups and devices of `spec` (checked first with
+ * {@link validateHostSpec}: a HostSpecError names the bad field). A device behind an intel unit reports the
+ * x86 MSI window in addition to its own reserved regions; a device behind a
+ * MockIommu is a {@link MockDevice} with flags 0.
+ *
+ * @example
+ * const host = instantiate(x86, new PhysRam());
+ * host.groups.get(1)!.devices.map((d) => d.name); // ['0000:01:00.0', '0000:01:00.1']
+ */
+export function instantiate(
+  spec: HostSpec,
+  memory: PhysMemory,
+  opts: InstantiateOptions = {},
+): HostInstance {
+  validateHostSpec(spec);
+  const factory = opts.createIommu ?? createIommu;
+  const iommus = new Map<string, IommuDriver>();
+  const iommuSpecs = new Map<string, IommuSpec>();
+  for (const u of spec.iommus) {
+    iommus.set(u.id, factory(u));
+    iommuSpecs.set(u.id, u);
+  }
+  const groups = new Map<number, Group>();
+  const devices = new Map<string, HostDevice>();
+  for (const d of spec.devices) {
+    const driver = iommus.get(d.iommu);
+    const unit = iommuSpecs.get(d.iommu);
+    if (!driver || !unit) throw new Error(`${d.bdf}: unknown IOMMU '${d.iommu}'`); // validated above
+    let group = groups.get(d.group);
+    if (!group) {
+      group = new Group(d.group);
+      groups.set(d.group, group);
+    }
+    const own: ReservedRegion[] = (d.reservedRegions ?? []).map((r) => ({ ...r }));
+    const reserved = unit.kind === 'intel' ? [...intelReservedRegions(), ...own] : own;
+    const device =
+      driver instanceof MockIommu
+        ? new MockDevice(d.bdf, driver, group, memory, 0)
+        : new Device(d.bdf, driver, group, memory, reserved);
+    devices.set(d.bdf, { device, spec: d });
+  }
+  return { spec, iommus, iommuSpecs, groups, devices };
+}
