@@ -1,0 +1,106 @@
+import { fail } from '../../abi/errno.ts';
+import { POWERNV_MAX_LEVELS } from './table-size.ts';
+
+/**
+ * Which platform code builds the TCE tables: 'powernv' (bare metal, IODA2
+ * PHB3/PHB4, multi-level tables in host memory) or 'pseries' (an LPAR or
+ * KVM guest, one-level tables owned by the hypervisor through DDW calls).
+ * It selects the table-size accounting and the table-creation rules.
+ */
+export type SpaprPlatform = 'powernv' | 'pseries';
+
+/**
+ * What a PHB offers each of its PEs: the fields of the kernel's
+ * `struct iommu_table_group` that VFIO reads, plus the facts that decide
+ * where windows go and how big their tables are.
+ */
+export interface SpaprCaps {
+  readonly platform: SpaprPlatform;
+  /** max_dynamic_windows_supported: 2 (both slots), 1 (slot 0 only) or 0 (no DDW). */
+  readonly maxWindows: number;
+  /**
+   * Bus address of each window slot: slot 0 = tce32_start, slot 1 = the
+   * second window's base (PowerNV: TVE#1, selected by PCI address bit 59).
+   */
+  readonly slotBases: readonly [bigint, bigint];
+  /** pgsizes: bit n set = 2^n-byte TCE pages allowed. */
+  readonly pgsizes: bigint;
+  /** max_levels: the deepest TCE table a window may ask for. */
+  readonly maxLevels: number;
+  /** tce32_size: the default 32-bit window's size (from slotBases[0]). */
+  readonly dma32Size: bigint;
+  /** PAGE_SHIFT of the host kernel (16 on usual ppc64 kernels, 12 with 4 KiB pages). */
+  readonly hostPageShift: number;
+  /** The PHB sets the read bit on every writable TCE (PowerNV does; pSeries keeps the bits). */
+  readonly writeImpliesRead: boolean;
+}
+
+const SZ_4K = 1n << 12n;
+const SZ_64K = 1n << 16n;
+const SZ_2M = 1n << 21n;
+const SZ_1G = 1n << 30n;
+
+/**
+ * POWER9 PowerNV (PHB4, IODA2 code path): tce32_start 0 and tce32_size =
+ * the PHB's 32-bit MMIO base on the bus (skiboot places M32 at PCI
+ * 0x80000000, so 2 GiB); two windows, slot 1 at 1<<59; 4K|64K|2M|1G pages
+ * (skiboot's "ibm,supported-tce-sizes" for PHB4); up to 5 levels; 64 KiB
+ * host pages; write TCEs also readable.
+ */
+export const SPAPR_POWERNV: SpaprCaps = Object.freeze({
+  platform: 'powernv',
+  maxWindows: 2,
+  slotBases: Object.freeze([0n, 1n << 59n]) as readonly [bigint, bigint],
+  pgsizes: SZ_4K | SZ_64K | SZ_2M | SZ_1G,
+  maxLevels: POWERNV_MAX_LEVELS,
+  dma32Size: 2n << 30n,
+  hostPageShift: 16,
+  writeImpliesRead: true,
+});
+
+/**
+ * A pSeries guest PE as QEMU's sPAPR PHB presents it (the host kernel's
+ * view on PowerVM/KVM, v6.11+ ops): default window 1 GiB at 0, second (DDW)
+ * window at 1<<59 (QEMU's default dma64 address; PowerVM's is
+ * hypervisor-chosen), 4K|64K pages (QEMU's default mask), one level
+ * (max_levels = 1), 64 KiB host pages, TCE bits kept as given.
+ */
+export const SPAPR_PSERIES: SpaprCaps = Object.freeze({
+  platform: 'pseries',
+  maxWindows: 2,
+  slotBases: Object.freeze([0n, 1n << 59n]) as readonly [bigint, bigint],
+  pgsizes: SZ_4K | SZ_64K,
+  maxLevels: 1,
+  dma32Size: 1n << 30n,
+  hostPageShift: 16,
+  writeImpliesRead: false,
+});
+
+/** The presets by name. */
+export const SPAPR_PRESETS = Object.freeze({ powernv: SPAPR_POWERNV, pseries: SPAPR_PSERIES });
+export type SpaprPresetName = keyof typeof SPAPR_PRESETS;
+
+const isPow2 = (n: bigint): boolean => n > 0n && (n & (n - 1n)) === 0n;
+
+/** EINVAL unless the capabilities describe a PHB the model can build windows for. */
+export function checkSpaprCaps(c: SpaprCaps): SpaprCaps {
+  if (c.platform !== 'powernv' && c.platform !== 'pseries') fail('EINVAL', 'unknown platform');
+  if (![0, 1, 2].includes(c.maxWindows)) fail('EINVAL', 'a PE has at most 2 windows');
+  if (c.pgsizes <= 0n || c.pgsizes >= 1n << 64n) fail('EINVAL', 'pgsizes must be a u64 mask');
+  if (!Number.isInteger(c.maxLevels) || c.maxLevels < 1) fail('EINVAL', 'maxLevels ≥ 1');
+  if (c.hostPageShift !== 12 && c.hostPageShift !== 16) {
+    fail('EINVAL', 'host pages are 4 KiB or 64 KiB');
+  }
+  const smallest = c.pgsizes & -c.pgsizes;
+  for (const base of c.slotBases) {
+    if (base < 0n || base >= 1n << 64n || base % smallest !== 0n) {
+      fail('EINVAL', 'slot base outside u64 or not page aligned');
+    }
+  }
+  if (!isPow2(c.dma32Size) && c.dma32Size !== 0n) {
+    // tce32_size need not be a power of two in the kernel, but then the
+    // default window cannot be created; keep the model to what works.
+    fail('EINVAL', 'dma32Size must be 0 or a power of two');
+  }
+  return Object.freeze({ ...c, slotBases: Object.freeze([...c.slotBases]) }) as SpaprCaps;
+}

@@ -1,0 +1,144 @@
+import { fail } from '../../abi/errno.ts';
+import { Device } from '../../iommu/device.ts';
+import type { Domain } from '../../iommu/domain.ts';
+import type { HwInfo, IommuDriver, PagingFlags } from '../../iommu/driver.ts';
+import { Group } from '../../iommu/group.ts';
+import type { PhysMemory } from '../../iommu/phys-memory.ts';
+import { checkSpaprCaps, SPAPR_PRESETS, type SpaprCaps, type SpaprPresetName } from './caps.ts';
+import { SpaprDomain } from './domain.ts';
+import { spaprHwInfo } from './hw-info.ts';
+import type { TceGeometry } from './tce-geometry.ts';
+import {
+  defaultSpaprWindow,
+  type SpaprWindow,
+  spaprTableSize,
+  validateSpaprWindow,
+  validateSpaprWindows,
+} from './window.ts';
+
+/** Construction options of {@link SpaprIommu}: a preset, with any capability overridden. */
+export interface SpaprIommuOptions extends Partial<SpaprCaps> {
+  /** Starting capabilities; default 'powernv'. */
+  readonly preset?: SpaprPresetName;
+  /** Driver name; default 'spapr-tce-<platform>'. */
+  readonly name?: string;
+  /** IOMMU group id of PE 0 (group id = firstGroupId + PE number); default 0. */
+  readonly firstGroupId?: number;
+}
+
+/**
+ * A simulated POWER PHB: its PEs (partitionable endpoints) are IOMMU groups,
+ * each translating DMA through up to two TCE windows. Domains are
+ * {@link SpaprDomain}s: `domainAllocPaging` gives the default configuration
+ * (the 32-bit window VFIO would create: slot 0, tce32_size bytes, 4 KiB
+ * pages, one level) and `domainAllocWindows` any validated window set.
+ * GET_HW_INFO reports the uiommu extension type
+ * IOMMU_HW_INFO_TYPE_UIOMMU_SPAPR (see hw-info.ts). No dirty tracking, no
+ * PASID, no nesting.
+ *
+ * @example
+ * const phb = new SpaprIommu({ preset: 'powernv' });
+ * const dev = phb.createDevice(memory, { pe: 3 });
+ * const domain = phb.domainAllocWindows(dev, [
+ *   { slot: 0, start: 0n, size: 2n << 30n, pageShift: 12, levels: 1 },
+ *   { slot: 1, start: 1n << 59n, size: 64n << 30n, pageShift: 16, levels: 2 },
+ * ]);
+ * dev.group.attach(domain);
+ */
+export class SpaprIommu implements IommuDriver {
+  readonly name: string;
+  readonly caps: SpaprCaps;
+  private readonly firstGroupId: number;
+  private readonly pes = new Map<number, Group>();
+  private devices = 0;
+
+  /** EINVAL for capabilities the model cannot honour (see checkSpaprCaps). */
+  constructor(opts: SpaprIommuOptions = {}) {
+    const { preset = 'powernv', name, firstGroupId = 0, ...overrides } = opts;
+    const base = SPAPR_PRESETS[preset];
+    if (!base) fail('EINVAL', `unknown SPAPR preset ${String(preset)}`);
+    const defined = Object.fromEntries(
+      Object.entries(overrides).filter(([, v]) => v !== undefined),
+    ) as Partial<SpaprCaps>;
+    this.caps = checkSpaprCaps({ ...base, ...defined });
+    this.name = name ?? `spapr-tce-${this.caps.platform}`;
+    this.firstGroupId = firstGroupId;
+  }
+
+  /**
+   * A device in PE `pe` (default: a new PE); devices of one PE share its
+   * group. Named `opts.name` or `<phb>:pe<pe>.<n>`.
+   */
+  createDevice(memory: PhysMemory, opts: { pe?: number; name?: string } = {}): Device {
+    let pe = opts.pe;
+    if (pe === undefined) {
+      pe = 0;
+      while (this.pes.has(pe)) pe++;
+    }
+    if (!Number.isInteger(pe) || pe < 0) fail('EINVAL', 'PE numbers are non-negative integers');
+    let group = this.pes.get(pe);
+    if (!group) {
+      group = new Group(this.firstGroupId + pe);
+      this.pes.set(pe, group);
+    }
+    const n = this.devices++;
+    return new Device(opts.name ?? `${this.name}:pe${pe}.${n}`, this, group, memory);
+  }
+
+  /**
+   * get_table_size(): the bytes a window's table is charged at TCE_CREATE,
+   * 0n for a request the platform refuses outright.
+   */
+  tableSize(pageShift: number, windowSize: bigint, levels: number): bigint {
+    return spaprTableSize(this.caps, pageShift, windowSize, levels);
+  }
+
+  /** Validate one window request (errno rules in window.ts) and return its table geometry. */
+  windowGeometry(window: SpaprWindow): TceGeometry {
+    return validateSpaprWindow(this.caps, window);
+  }
+
+  /** The default 32-bit window of this PHB's PEs. */
+  defaultWindow(): SpaprWindow {
+    return defaultSpaprWindow(this.caps);
+  }
+
+  /**
+   * One domain whose apertures are `windows`, each with its own TCE table.
+   * Errors as validateSpaprWindows (ENOSPC, EINVAL, EBUSY); nothing is built
+   * on error.
+   */
+  domainAllocWindows(_dev: Device, windows: readonly SpaprWindow[]): SpaprDomain {
+    const geometries = validateSpaprWindows(this.caps, windows);
+    return new SpaprDomain(this, windows, geometries, {
+      writeImpliesRead: this.caps.writeImpliesRead,
+    });
+  }
+
+  /** The default configuration (the 32-bit window); EOPNOTSUPP for any flag (no dirty bits, nesting or PASID). */
+  domainAllocPaging(dev: Device, flags: PagingFlags): SpaprDomain {
+    if (flags.dirtyTracking) fail('EOPNOTSUPP', 'TCEs have no dirty bits');
+    if (flags.nestParent) fail('EOPNOTSUPP', 'no nested translation on POWER PEs');
+    if (flags.pasid) fail('EOPNOTSUPP', 'no PASID on POWER PEs');
+    return this.domainAllocWindows(dev, [this.defaultWindow()]);
+  }
+
+  /** EINVAL for a domain of another IOMMU (or not a TCE domain). */
+  attachDev(domain: Domain, _dev: Device): void {
+    if (domain.driver !== this || !(domain instanceof SpaprDomain)) {
+      fail('EINVAL', 'domain belongs to another IOMMU');
+    }
+  }
+
+  hwInfo(_dev: Device): HwInfo {
+    return spaprHwInfo(this.caps);
+  }
+
+  dirtyTrackingCapable(_dev: Device): boolean {
+    return false;
+  }
+
+  maxPasidLog2(_dev: Device): number {
+    return 0;
+  }
+}
