@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { IntelIommu } from '../../src/drivers/intel/driver.ts';
 import { MockDevice } from '../../src/drivers/mock/device.ts';
 import { MockIommu } from '../../src/drivers/mock/driver.ts';
+import { SpaprIommu } from '../../src/drivers/spapr/driver.ts';
 import { PhysRam } from '../../src/host/phys-ram.ts';
 import {
   createIommu,
@@ -19,7 +20,6 @@ import {
   HostSpecError,
   hostSpecToJson,
   type IommuSpec,
-  IommuUnavailableError,
   instantiate,
   loadHostSpec,
   mock,
@@ -189,14 +189,30 @@ describe('presets', () => {
     }
   });
 
-  it('powernv and pseries: the default factory says the spapr driver is not yet available', () => {
-    const phb = powernv.iommus[0]!;
-    assert.throws(() => createIommu(phb), IommuUnavailableError);
-    for (const spec of [powernv, pseries]) {
-      assert.throws(() => instantiate(spec, new PhysRam()), {
-        name: 'IommuUnavailableError',
-        message: `IOMMU '${spec.iommus[0]!.id}': the spapr driver (${spec.name}) is not yet available; pass a createIommu factory to instantiate()`,
+  it('powernv and pseries: the default factory builds SPAPR PHBs whose default window attaches', () => {
+    for (const [spec, dma32] of [
+      [powernv, 2n << 30n],
+      [pseries, 1n << 30n],
+    ] as const) {
+      const host = instantiate(spec, new PhysRam());
+      const phb = host.iommus.get(spec.iommus[0]!.id);
+      assert.ok(phb instanceof SpaprIommu);
+      assert.equal(
+        phb.caps.maxLevels,
+        spec.iommus[0]!.kind === 'spapr' ? spec.iommus[0]!.maxLevels : 0,
+      );
+      const dev = [...host.devices.values()][0]!.device;
+      const domain = phb.domainAllocPaging(dev, {
+        nestParent: false,
+        dirtyTracking: false,
+        pasid: false,
       });
+      assert.deepEqual(
+        domain.apertures.map((a) => [a.start, a.last]),
+        [[0n, dma32 - 1n]],
+      );
+      dev.group.attach(domain);
+      assert.equal(dev.group.domain, domain);
     }
   });
 

@@ -13,7 +13,6 @@ export {
   type HostInstance,
   type InstantiateOptions,
   type IommuFactory,
-  IommuUnavailableError,
   instantiate,
 } from './instantiate.ts';
 export { loadHostSpec, validateHostSpec } from './load.ts';

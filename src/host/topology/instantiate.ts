@@ -7,31 +7,21 @@ import { IntelIommu } from '../../drivers/intel/driver.ts';
 import { intelReservedRegions } from '../../drivers/intel/reserved.ts';
 import { MockDevice } from '../../drivers/mock/device.ts';
 import { MockIommu } from '../../drivers/mock/driver.ts';
+import { SpaprIommu } from '../../drivers/spapr/driver.ts';
 import { Device, type ReservedRegion } from '../../iommu/device.ts';
 import type { IommuDriver } from '../../iommu/driver.ts';
 import { Group } from '../../iommu/group.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { validateHostSpec } from './load.ts';
-import type { HostSpec, IommuSpec, PciDeviceSpec, SpaprIommuSpec } from './types.ts';
+import type { HostSpec, IommuSpec, PciDeviceSpec } from './types.ts';
 
 /** Builds the driver of one IOMMU unit; pass your own to `instantiate` to override kinds. */
 export type IommuFactory = (spec: IommuSpec) => IommuDriver;
 
-/** The SPAPR driver is not wired in yet: thrown by {@link createIommu} for kind 'spapr'. */
-export class IommuUnavailableError extends Error {
-  constructor(readonly spec: SpaprIommuSpec) {
-    super(
-      `IOMMU '${spec.id}': the spapr driver (${spec.variant}) is not yet available; ` +
-        'pass a createIommu factory to instantiate()',
-    );
-    this.name = 'IommuUnavailableError';
-  }
-}
-
 /**
- * The default factory: kind 'intel' → {@link IntelIommu} with the spec's
- * parameters, 'mock' → a fresh {@link MockIommu}; 'spapr' throws
- * {@link IommuUnavailableError} until src/drivers/spapr/ is wired in here.
+ * The default factory: each kind's driver with the spec's parameters
+ * ('intel' → {@link IntelIommu}, 'spapr' → {@link SpaprIommu} on its
+ * variant's preset, 'mock' → a fresh {@link MockIommu}).
  */
 export function createIommu(spec: IommuSpec): IommuDriver {
   switch (spec.kind) {
@@ -45,7 +35,15 @@ export function createIommu(spec: IommuSpec): IommuDriver {
     case 'mock':
       return new MockIommu();
     case 'spapr':
-      throw new IommuUnavailableError(spec);
+      return new SpaprIommu({
+        preset: spec.variant,
+        name: spec.id,
+        maxWindows: spec.windowSlots,
+        slotBases: [spec.windowBases[0]!, spec.windowBases[1] ?? spec.windowBases[0]!],
+        pgsizes: spec.pageShifts.reduce((m, sh) => m | (1n << BigInt(sh)), 0n),
+        maxLevels: spec.maxLevels,
+        dma32Size: spec.dma32Size,
+      });
   }
 }
 
