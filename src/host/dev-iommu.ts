@@ -1,5 +1,6 @@
 import { IommufdCtx } from '../iommufd/context.ts';
 import { type ExtraCmd, iommufdIoctl } from '../iommufd/main.ts';
+import { vfioCompat } from '../iommufd/vfio-compat.ts';
 import type { FileOps } from './file.ts';
 import type { Kernel } from './kernel.ts';
 import type { Process } from './process.ts';
@@ -8,6 +9,7 @@ import type { Process } from './process.ts';
  * The /dev/iommu character device: each open is a new iommufd context,
  * destroyed when the last fd and every file that holds it are gone.
  * `openedAsVfio` is the /dev/vfio/vfio personality (per-mm accounting).
+ * Container ioctls (nr < 0x80) are served by VFIO compat on every open.
  */
 export function openIommufd(
   kernel: Kernel,
@@ -18,7 +20,7 @@ export function openIommufd(
   return {
     kind: 'iommufd',
     ctx,
-    ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, undefined),
+    ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, vfioCompat),
     release: () => ctx.release(),
   };
 }

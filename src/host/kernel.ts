@@ -16,6 +16,9 @@ export const LINUX_6_18: Personality = {
   selftest: true,
   unmapEmpty: 'ENOENT',
   maxAutoAlignment: 2n << 20n,
+  vfioNoiommu: false,
+  compatUnmapEmpty: 'success',
+  compatCapsAligned: true,
 };
 
 export interface KernelOptions {

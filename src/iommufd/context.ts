@@ -5,6 +5,7 @@ import type { PhysMemory } from '../iommu/phys-memory.ts';
 import type { IoptPersonality } from './io-pagetable.ts';
 import type { IommufdObject, ObjType } from './object.ts';
 import type { PagesSource, PinAccount } from './pages.ts';
+import type { VfioCompatPersonality } from './vfio-compat.ts';
 
 /** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE). */
 export type AccountMode = 'user' | 'mm';
@@ -30,6 +31,8 @@ export interface Caller {
   readonly mm: Mm;
   /** CAP_SYS_RESOURCE (RLIMIT_MODE changes). */
   readonly capSysResource: boolean;
+  /** CAP_SYS_RAWIO (VFIO no-IOMMU mode); absent = not held. */
+  readonly capSysRawio?: boolean;
   /** The pin account for a page set created now under `mode` (none when CAP_IPC_LOCK). */
   pinAccount(mode: AccountMode): PinAccount;
   /** fget(): EBADF when not open. */
@@ -41,7 +44,7 @@ export interface Caller {
 }
 
 /** Version-dependent behaviour of the emulated kernel (a named setting each). */
-export interface Personality extends IoptPersonality {
+export interface Personality extends IoptPersonality, VfioCompatPersonality {
   /** Accept IOMMU_TEST_CMD and the mock driver (CONFIG_IOMMUFD_TEST). */
   readonly selftest: boolean;
 }
@@ -66,6 +69,8 @@ export class IommufdCtx {
   accountMode: AccountMode;
   /** The IOAS that VFIO container compatibility uses (IOMMU_VFIO_IOAS). */
   vfioIoas: IommufdObject | undefined;
+  /** A no-IOMMU VFIO group was attached through compat (iommufd_vfio_compat_set_no_iommu). */
+  noIommuMode = false;
   /** Open file references: the /dev/iommu fd(s) plus anonymous files holding the context. */
   private refs = 1;
 

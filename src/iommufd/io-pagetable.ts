@@ -68,9 +68,14 @@ export interface PagesSlice {
   length: bigint;
 }
 
+/** Bytes an unmap removed so far: readable after it threw (the kernel's `*unmapped` out-parameter). */
+export interface UnmapProgress {
+  unmapped: bigint;
+}
+
 /** Version-dependent io_pagetable behaviour. */
 export interface IoptPersonality {
-  /** UNMAP of an explicit range that holds no area: 'ENOENT' (≤ 6.18) or 'success'. */
+  /** IOMMU_IOAS_UNMAP of an explicit range holding no area: 'ENOENT' (Linux) or 'success'. */
   readonly unmapEmpty: 'ENOENT' | 'success';
   /** Cap of the automatic IOVA alignment (HPAGE_PMD_SIZE with THP), or undefined for none. */
   readonly maxAutoAlignment: bigint | undefined;
@@ -377,10 +382,17 @@ export class IoPagetable {
    * iopt_unmap_iova_range(): remove every area inside `[start, last]`, lowest
    * first. Not atomic: an area cut by the range ends the walk with ENOENT
    * after the areas before it are gone. Returns the bytes removed; removing
-   * nothing is ENOENT unless `emptyOk`.
+   * nothing is ENOENT unless `emptyOk`. `progress` holds the bytes removed
+   * on every exit, a throw included.
    */
-  private unmapRange(start: bigint, last: bigint, emptyOk: boolean): bigint {
+  private unmapRange(
+    start: bigint,
+    last: bigint,
+    emptyOk: boolean,
+    progress: UnmapProgress = { unmapped: 0n },
+  ): bigint {
     let unmapped = 0n;
+    progress.unmapped = 0n;
     for (;;) {
       const area = this.areas.firstIntersecting(start, last);
       if (!area) break;
@@ -393,22 +405,73 @@ export class IoPagetable {
       this.unfillArea(area);
       this.areas.delete(area);
       unmapped += area.length;
+      progress.unmapped = unmapped;
     }
     if (unmapped === 0n && !emptyOk) fail('ENOENT');
     return unmapped;
   }
 
-  /** iopt_unmap_iova(): `length` bytes at `iova`. */
-  unmap(iova: bigint, length: bigint): bigint {
+  /**
+   * iopt_unmap_iova(): `length` bytes at `iova`. A range holding no area is
+   * ENOENT or success as `emptyOk` says (default: the personality's
+   * `unmapEmpty`, the IOMMU_IOAS_UNMAP rule; VFIO compat passes its own).
+   */
+  unmap(
+    iova: bigint,
+    length: bigint,
+    opts: { emptyOk?: boolean; progress?: UnmapProgress } = {},
+  ): bigint {
+    if (opts.progress) opts.progress.unmapped = 0n;
     if (length === 0n) fail('EINVAL');
     const last = iova + length - 1n;
     if (last > U64_MAX) fail('EOVERFLOW');
-    return this.unmapRange(iova, last, this.personality.unmapEmpty === 'success');
+    const emptyOk = opts.emptyOk ?? this.personality.unmapEmpty === 'success';
+    return this.unmapRange(iova, last, emptyOk, opts.progress);
   }
 
   /** iopt_unmap_all(): everything; an empty IOAS is success. */
-  unmapAll(): bigint {
-    return this.unmapRange(0n, U64_MAX, true);
+  unmapAll(progress?: UnmapProgress): bigint {
+    return this.unmapRange(0n, U64_MAX, true, progress);
+  }
+
+  /**
+   * iopt_cut_iova(): for each IOVA in order, split the area containing it
+   * so that the IOVA becomes an area's last byte (VFIO compat TYPE1 uses it
+   * to unmap inside a mapping). IOVAs in no area are skipped; the first
+   * failing split stops the walk with the earlier splits kept.
+   */
+  cutIova(iovas: readonly bigint[]): void {
+    for (const iova of iovas) {
+      const area = this.areas.find(iova);
+      if (area) this.areaSplit(area, iova);
+    }
+  }
+
+  /**
+   * iopt_area_split(): replace `area` by `[start, iova]` and `[iova+1, last]`
+   * over the same page set and the same domain mappings; a no-op when `iova`
+   * is the area's first or last byte. EINVAL when the new start or its byte
+   * offset in the page set is not iova_alignment aligned, while an access
+   * pins the area, or when the area is in a domain that may hold large
+   * pages (large pages not disabled). In the one case a filled area splits
+   * (large pages disabled) the alignment is at least PAGE_SIZE, so the two
+   * halves cover disjoint pages and simply divide the area's page users.
+   */
+  private areaSplit(area: Area, iova: bigint): void {
+    if (iova === area.start || iova === area.last) return;
+    const newStart = iova + 1n;
+    const mask = this.iovaAlignment - 1n;
+    const startByte = area.pages.uptr - area.pages.base + area.offsetOf(newStart);
+    if ((newStart & mask) !== 0n || (startByte & mask) !== 0n) fail('EINVAL');
+    if (area.numAccesses > 0) fail('EINVAL');
+    if (area.filled && !this.disableLargePages) fail('EINVAL');
+    const lhs = new Area(area.start, iova, area.pages, area.pagesOffset, area.prot);
+    const rhs = new Area(newStart, area.last, area.pages, area.offsetOf(newStart), area.prot);
+    lhs.filled = area.filled;
+    rhs.filled = area.filled;
+    this.areas.delete(area);
+    this.areas.insert(lhs);
+    this.areas.insert(rhs);
   }
 
   /**

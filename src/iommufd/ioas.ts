@@ -29,6 +29,8 @@ type V<L> = L extends Layout<infer T> ? T : never;
 /** Something built on an IOAS that owns a domain there (a HWPT_PAGING). */
 export interface IoasUser {
   readonly autoDomain: boolean;
+  /** hwpt_paging->enforce_cache_coherency; absent = not enforced (no model driver enforces yet). */
+  readonly enforceCacheCoherency?: boolean;
 }
 
 /** An IO address space object: an io_pagetable plus the HWPTs built on it. */
@@ -122,7 +124,12 @@ function checkMapFlags(flags: number, iova: bigint, length: bigint): void {
  * user memory, `start + length - 1` for a file (as the kernel checks each) —
  * and EINVAL for a zero or huge length.
  */
-function checkPagesRange(start: bigint, length: bigint, pageSize: bigint, file: boolean): void {
+export function checkPagesRange(
+  start: bigint,
+  length: bigint,
+  pageSize: bigint,
+  file: boolean,
+): void {
   if (start + length - (file ? 1n : 0n) > U64_MAX) fail('EOVERFLOW');
   if (length === 0n || length > U64_MAX - pageSize) fail('EINVAL');
 }
@@ -131,7 +138,7 @@ function checkPagesRange(start: bigint, length: bigint, pageSize: bigint, file: 
  * Create the page set for `[start, start+length)` of `source` and map it
  * at the command's IOVA (or an allocated one); returns the IOVA used.
  */
-function mapSource(
+export function mapSource(
   ctx: IommufdCtx,
   caller: Caller,
   ioas: Ioas,
