@@ -81,6 +81,19 @@ import {
   MOCK_FLAGS_DEVICE,
 } from './iommufd-test.ts';
 import { type Field, type Layout, widthOf } from './layout.ts';
+import {
+  VFIO_DMA_MAP_FLAG,
+  VFIO_DMA_UNMAP_FLAG,
+  VFIO_EXTENSION,
+  VFIO_GROUP_FLAGS,
+  VFIO_IOMMU_INFO,
+  type VfioFdKind,
+  VfioGroupStatus,
+  VfioIommuType1DmaMap,
+  VfioIommuType1DmaUnmap,
+  VfioIommuType1Info,
+  vfioIoctlsByNumber,
+} from './vfio.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: any struct layout
 type AnyLayout = Layout<any>;
@@ -231,6 +244,56 @@ function formatResult(result: number, errno: ErrnoName | undefined): string {
   return String(result);
 }
 
+/** VFIO argument structs the decoder renders (others print as an address). */
+const VFIO_LAYOUTS: Record<string, AnyLayout> = {
+  VFIO_IOMMU_MAP_DMA: VfioIommuType1DmaMap,
+  VFIO_IOMMU_UNMAP_DMA: VfioIommuType1DmaUnmap,
+  VFIO_IOMMU_GET_INFO: VfioIommuType1Info,
+  VFIO_GROUP_GET_STATUS: VfioGroupStatus,
+};
+
+/** VFIO ioctls whose argument is a value, not a pointer (rendered as an extension name). */
+const VFIO_VALUE_ARGS = new Set(['VFIO_CHECK_EXTENSION', 'VFIO_SET_IOMMU']);
+
+/** VFIO ioctls without an argument. */
+const VFIO_NO_ARGS = new Set([
+  'VFIO_GET_API_VERSION',
+  'VFIO_GROUP_UNSET_CONTAINER',
+  'VFIO_DEVICE_RESET',
+]);
+
+HINTS.set(VfioIommuType1DmaMap, { flags: flags(VFIO_DMA_MAP_FLAG) });
+HINTS.set(VfioIommuType1DmaUnmap, { flags: flags(VFIO_DMA_UNMAP_FLAG) });
+HINTS.set(VfioIommuType1Info, { flags: flags(VFIO_IOMMU_INFO) });
+HINTS.set(VfioGroupStatus, { flags: flags(VFIO_GROUP_FLAGS) });
+
+/** Which VFIO ioctl family an fd kind answers: /dev/iommu and containers take container ioctls. */
+function vfioFamily(fdKind: string | undefined): VfioFdKind | undefined {
+  if (fdKind === 'iommufd' || fdKind === 'vfio-container') return 'container';
+  if (fdKind === 'vfio-group') return 'group';
+  if (fdKind === 'vfio-device') return 'device';
+  return undefined;
+}
+
+/** `NAME(arg)` of a VFIO ioctl on an fd of `fdKind`, or undefined when the number is no VFIO ioctl there. */
+function formatVfio(opts: IoctlTrace): [string, string] | undefined {
+  const family = vfioFamily(opts.fdKind);
+  const candidates = vfioIoctlsByNumber(opts.abi, opts.cmd);
+  const v =
+    candidates.find((c) => c.fd === family) ??
+    (candidates.length === 1 ? candidates[0] : undefined);
+  if (!v) return undefined;
+  if (VFIO_NO_ARGS.has(v.name)) return [v.name, ''];
+  if (VFIO_VALUE_ARGS.has(v.name)) {
+    const ext = Object.entries(VFIO_EXTENSION).find(([, n]) => BigInt(n) === opts.argAddr)?.[0];
+    return [v.name, ext ? `VFIO_${ext}` : String(opts.argAddr)];
+  }
+  const layout = VFIO_LAYOUTS[v.name];
+  if (!layout || !opts.arg || opts.arg.length < 4) return [v.name, formatAddr(opts.argAddr)];
+  const argsz = new DataView(opts.arg.buffer, opts.arg.byteOffset, 4).getUint32(0, true);
+  return [v.name, formatStruct(layout, opts.arg.subarray(0, Math.min(argsz, opts.arg.length)))];
+}
+
 export interface IoctlTrace {
   fd: number;
   abi: IoctlAbi;
@@ -243,6 +306,8 @@ export interface IoctlTrace {
   /** The syscall's return value (-1 on failure). */
   result: number;
   errno?: ErrnoName;
+  /** The kind of file the fd names (`iommufd`, `vfio-container`, `vfio-group`, `vfio-device`): picks among VFIO ioctls sharing a number. */
+  fdKind?: string;
 }
 
 /**
@@ -268,10 +333,12 @@ export function formatIoctl(opts: IoctlTrace): string {
       argText = formatStruct(known!.layout, arg);
     }
   } else {
-    name = hex(cmd >>> 0);
-    argText = formatAddr(argAddr);
+    const vfio = formatVfio(opts);
+    name = vfio?.[0] ?? hex(cmd >>> 0);
+    argText = vfio?.[1] ?? formatAddr(argAddr);
   }
-  return `ioctl(${fd}, ${name}, ${argText}) = ${formatResult(result, errno)}`;
+  const args = argText === '' ? `${fd}, ${name}` : `${fd}, ${name}, ${argText}`;
+  return `ioctl(${args}) = ${formatResult(result, errno)}`;
 }
 
 /** One strace line for any other syscall from pre-rendered arguments, e.g. `close(3) = 0`. */

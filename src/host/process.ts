@@ -165,6 +165,7 @@ export class Process implements Caller {
           arg: bytes,
           argAddr: arg,
           result: r,
+          fdKind: this.fds.get(fd)?.ops.kind,
           ...(this.errno ? { errno: this.errno } : {}),
         }),
       );

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import {
   IommuHwInfo,
   IommuHwptAlloc,
@@ -9,6 +9,7 @@ import {
 } from '../../src/abi/iommufd.ts';
 import { IommuTestCmdAccessRw, IommuTestCmdMockDomain } from '../../src/abi/iommufd-test.ts';
 import { formatIoctl, formatStruct, formatSyscall, ioctlName } from '../../src/abi/strace.ts';
+import { VfioIommuType1DmaMap } from '../../src/abi/vfio.ts';
 
 const map = IommuIoasMap.encode({
   size: 40,
@@ -219,4 +220,55 @@ test('formatSyscall', () => {
     'close(9) = -1 EBADF (Bad file descriptor)',
   );
   assert.equal(formatSyscall('getpid', [], 42), 'getpid() = 42');
+});
+
+describe('VFIO ioctls, decoded by the kind of fd', () => {
+  const base = { fd: 5, abi: 'generic' as const, argAddr: 0x7000n, result: 0 };
+
+  it('renders type1 MAP_DMA on an iommufd fd with its flags', () => {
+    const arg = VfioIommuType1DmaMap.encode({
+      argsz: 32,
+      flags: 3,
+      vaddr: 0x7f00_0000_0000n,
+      iova: 0x10_0000n,
+      size: 0x20_0000n,
+    });
+    assert.equal(
+      formatIoctl({ ...base, cmd: 0x3b71, arg, fdKind: 'iommufd' }),
+      'ioctl(5, VFIO_IOMMU_MAP_DMA, {argsz=32, flags=READ|WRITE, vaddr=0x7f0000000000, iova=0x100000, size=0x200000}) = 0',
+    );
+  });
+
+  it('shows value arguments as extension names and argument-less ioctls without an argument', () => {
+    assert.equal(
+      formatIoctl({
+        ...base,
+        cmd: 0x3b65,
+        arg: undefined,
+        argAddr: 3n,
+        result: 1,
+        fdKind: 'vfio-container',
+      }),
+      'ioctl(5, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) = 1',
+    );
+    assert.equal(
+      formatIoctl({ ...base, cmd: 0x3b64, arg: undefined, argAddr: 0n, fdKind: 'vfio-container' }),
+      'ioctl(5, VFIO_GET_API_VERSION) = 0',
+    );
+  });
+
+  it('picks among ioctls sharing a number by fd kind (nr 112)', () => {
+    assert.match(
+      formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'iommufd' }),
+      /VFIO_IOMMU_GET_INFO/,
+    );
+    assert.match(
+      formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'vfio-device' }),
+      /VFIO_DEVICE_GET_PCI_HOT_RESET_INFO/,
+    );
+    assert.equal(
+      formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'memfd' }),
+      'ioctl(5, 0x3b70, 0x7000) = 0',
+    );
+  });
 });
