@@ -1,0 +1,160 @@
+/**
+ * The file operations of a vfio-pci device fd: the device ioctls with
+ * Linux's argsz rules, and pread/pwrite at region offsets (`index << 40`).
+ * How the fd came to be (group GET_DEVICE_FD or a bound cdev) is the
+ * caller's business; the caller also decides what release means (the last
+ * close of the device disables it).
+ *
+ * @example
+ * const ops = vfioPciDeviceFileOps(new VfioPciDevice(spec), { release: () => {} });
+ * ops.ioctl!(proc, vfioIoctlNumber(proc.kernel.abi, 'VFIO_DEVICE_GET_INFO'), addr);
+ */
+import { fail } from '../../abi/errno.ts';
+import { VfioInfoCapHeader, vfioNrOf } from '../../abi/vfio.ts';
+import type { FileOps } from '../../host/file.ts';
+import type { Process } from '../../host/process.ts';
+import {
+  VFIO_REGION_INFO_FLAG,
+  VfioDeviceInfo,
+  VfioIrqInfo,
+  VfioIrqSet,
+  VfioRegionInfo,
+} from './abi.ts';
+import type { VfioPciDevice } from './device.ts';
+
+/** VFIO_BASE + n of the device ioctls served here. */
+const NR = { GET_INFO: 107, GET_REGION_INFO: 108, GET_IRQ_INFO: 109, SET_IRQS: 110, RESET: 111 };
+
+export interface VfioPciFileOptions {
+  /** Called when the last reference to the open file goes away. */
+  readonly release?: () => void;
+}
+
+/** Read the leading u32 `argsz` (EFAULT if unreadable). */
+function argszAt(proc: Process, arg: bigint): number {
+  return new DataView(proc.mm.read(arg, 4).buffer).getUint32(0, true);
+}
+
+/**
+ * The FileOps of a device fd for `dev`. ioctls: GET_INFO (minsz 16; 20
+ * bytes copied back when argsz ≥ 20), GET_REGION_INFO (minsz 32, capability
+ * chain at +32 or the argsz-grow answer), GET_IRQ_INFO (minsz 16),
+ * SET_IRQS (header 20 + payload), RESET; every other number → ENOTTY.
+ * read/write: pread/pwrite at `offset` (a plain read/write uses offset 0:
+ * the file position is not modelled).
+ */
+export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOptions = {}): FileOps {
+  return {
+    kind: 'vfio-device',
+    ioctl(caller: Process, request: number, arg: bigint): number {
+      const nr = vfioNrOf(caller.kernel.abi, request);
+      const mm = caller.mm;
+      switch (nr) {
+        case NR.GET_INFO: {
+          const argsz = argszAt(caller, arg);
+          const minsz = VfioDeviceInfo.endOf('num_irqs');
+          if (argsz < minsz) fail('EINVAL');
+          const info = dev.info();
+          const out = VfioDeviceInfo.encode({
+            argsz,
+            flags: info.flags,
+            num_regions: info.numRegions,
+            num_irqs: info.numIrqs,
+            cap_offset: 0,
+          });
+          mm.write(arg, out.subarray(0, argsz >= VfioDeviceInfo.endOf('cap_offset') ? 20 : 16));
+          return 0;
+        }
+        case NR.GET_REGION_INFO: {
+          const inb = VfioRegionInfo.decode(mm.read(arg, VfioRegionInfo.size));
+          if (inb.argsz < VfioRegionInfo.size) fail('EINVAL');
+          const r = dev.regionInfo(inb.index);
+          let { argsz } = inb;
+          let flags = r.flags;
+          let capOffset = 0;
+          if (r.caps.length > 0) {
+            flags |= VFIO_REGION_INFO_FLAG.CAPS;
+            const chain = encodeCaps(r.caps, VfioRegionInfo.size);
+            if (argsz < VfioRegionInfo.size + chain.length) {
+              argsz = VfioRegionInfo.size + chain.length;
+            } else {
+              mm.write(arg + BigInt(VfioRegionInfo.size), chain);
+              capOffset = VfioRegionInfo.size;
+            }
+          }
+          mm.write(
+            arg,
+            VfioRegionInfo.encode({
+              argsz,
+              flags,
+              index: inb.index,
+              cap_offset: capOffset,
+              size: r.size,
+              offset: r.offset,
+            }),
+          );
+          return 0;
+        }
+        case NR.GET_IRQ_INFO: {
+          const inb = VfioIrqInfo.decode(mm.read(arg, VfioIrqInfo.size));
+          if (inb.argsz < VfioIrqInfo.size) fail('EINVAL');
+          const info = dev.irqInfo(inb.index);
+          mm.write(
+            arg,
+            VfioIrqInfo.encode({
+              argsz: inb.argsz,
+              flags: info.flags,
+              index: inb.index,
+              count: info.count,
+            }),
+          );
+          return 0;
+        }
+        case NR.SET_IRQS: {
+          const hdr = VfioIrqSet.decode(mm.read(arg, VfioIrqSet.size));
+          const size = dev.setIrqsDataSize(hdr.argsz, hdr);
+          const data = size > 0 ? mm.read(arg + BigInt(VfioIrqSet.size), size) : new Uint8Array();
+          dev.setIrqs(hdr.argsz, { ...hdr, data }, (fd) => {
+            if (!caller.fds.has(fd)) fail('EBADF');
+          });
+          return 0;
+        }
+        case NR.RESET:
+          dev.reset();
+          return 0;
+        default:
+          fail('ENOTTY');
+      }
+    },
+    read(_caller: Process, length: number, offset: bigint | undefined): Uint8Array {
+      return dev.read(offset ?? 0n, length);
+    },
+    write(_caller: Process, data: Uint8Array, offset: bigint | undefined): number {
+      return dev.write(offset ?? 0n, data);
+    },
+    release() {
+      opts.release?.();
+    },
+  };
+}
+
+/**
+ * Lay out a capability chain as it appears in the user's buffer when it
+ * starts at `base`: each capability padded to 8 bytes, `next` counted from
+ * the start of the info struct, 0 for the last.
+ */
+export function encodeCaps(
+  caps: readonly { id: number; version: number; body: Uint8Array }[],
+  base: number,
+): Uint8Array {
+  const sizes = caps.map((c) => (VfioInfoCapHeader.size + c.body.length + 7) & ~7);
+  const out = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+  let at = 0;
+  caps.forEach((c, i) => {
+    const next = i + 1 < caps.length ? base + at + sizes[i]! : 0;
+    out.set(VfioInfoCapHeader.encode({ id: c.id, version: c.version, next }), at);
+    out.set(c.body, at + VfioInfoCapHeader.size);
+    at += sizes[i]!;
+  });
+  return out;
+}

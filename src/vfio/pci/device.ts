@@ -1,0 +1,294 @@
+/**
+ * An emulated vfio-pci function: what the device fd of a PCI device answers
+ * (vfio_pci_core.c), independent of how the fd was obtained (group or
+ * cdev). Regions are addressed by file offset `index << 40`; config space
+ * is a `PciConfigSpace`, memory and I/O BARs are sparse `BarMemory`.
+ *
+ * @example
+ * const dev = new VfioPciDevice(spec);
+ * dev.regionInfo(7); // { flags: READ|WRITE, size: 4096n, offset: 0x700_0000_0000n, caps: [] }
+ * dev.read(vfioPciRegionOffset(7), 2); // vendor id bytes
+ */
+import { fail } from '../../abi/errno.ts';
+import { effectiveIrq, type PciDeviceSpec } from '../../host/topology/types.ts';
+import {
+  VFIO_DEVICE_FLAGS,
+  VFIO_IRQ_INFO,
+  VFIO_PCI_IRQ,
+  VFIO_PCI_OFFSET_MASK,
+  VFIO_PCI_OFFSET_SHIFT,
+  VFIO_PCI_REGION,
+  VFIO_REGION_INFO_CAP,
+  VFIO_REGION_INFO_FLAG,
+  vfioPciRegionOffset,
+} from './abi.ts';
+import { BarMemory } from './bar-memory.ts';
+import { CAP_OFFSET, PCI, PCI_CAP_ID, PciConfigSpace } from './config-space.ts';
+import { type IrqSetRequest, VfioPciIrqs, validateIrqSet } from './irqs.ts';
+
+export interface VfioPciDeviceOptions {
+  /** A function reset works (VFIO_DEVICE_FLAGS_RESET; RESET gives EINVAL otherwise). Default true. */
+  readonly resetWorks?: boolean;
+  /**
+   * MSI-X can grow after enabling (vdev->has_dyn_msix, v6.5+ with a capable
+   * irq domain): MSI-X then lacks NORESIZE. Default false (the sheet's 0x9).
+   */
+  readonly dynamicMsix?: boolean;
+}
+
+export interface DeviceInfo {
+  readonly flags: number;
+  readonly numRegions: number;
+  readonly numIrqs: number;
+}
+
+/** One region capability, already encoded (header included, padded to 8 bytes). */
+export interface RegionCap {
+  readonly id: number;
+  readonly version: number;
+  /** Bytes after the 8-byte header. */
+  readonly body: Uint8Array;
+}
+
+export interface RegionInfo {
+  readonly flags: number;
+  readonly size: bigint;
+  readonly offset: bigint;
+  readonly caps: readonly RegionCap[];
+}
+
+export interface IrqInfo {
+  readonly flags: number;
+  readonly count: number;
+}
+
+export class VfioPciDevice {
+  readonly config: PciConfigSpace;
+  readonly irqs: VfioPciIrqs;
+  /** Backing store per BAR index (memory and I/O BARs). */
+  readonly barMemory = new Map<number, BarMemory>();
+  readonly resetWorks: boolean;
+  readonly dynamicMsix: boolean;
+  /** Bumped on every function reset (RESET ioctl or FLR), for observers. */
+  resets = 0;
+
+  constructor(
+    readonly spec: PciDeviceSpec,
+    opts: VfioPciDeviceOptions = {},
+  ) {
+    this.resetWorks = opts.resetWorks ?? true;
+    this.dynamicMsix = opts.dynamicMsix ?? false;
+    this.config = new PciConfigSpace(spec);
+    this.irqs = new VfioPciIrqs(this.config.pcie);
+    this.config.msiState = () => ({
+      msiEnabled: this.irqs.type === 'msi',
+      msiQmax: this.irqs.msiQmax,
+    });
+    this.config.onFlr = () => this.resetInternals();
+    for (const b of spec.bars) this.barMemory.set(b.index, new BarMemory(b.size));
+  }
+
+  /** The device name ('DDDD:BB:DD.F'). */
+  get name(): string {
+    return this.spec.bdf;
+  }
+
+  // ---- open / close -------------------------------------------------------------
+
+  /**
+   * First open of the device (vfio_pci_core_enable): the function is reset
+   * and vfio's virtual config is rebuilt from it, so config space is back at
+   * its defaults; interrupts are off; BAR contents are lost.
+   */
+  enable(): void {
+    this.irqs.disable();
+    this.config.enable();
+    for (const m of this.barMemory.values()) m.clear();
+  }
+
+  /** Last close (vfio_pci_core_disable): interrupts off, function reset. */
+  disable(): void {
+    this.irqs.disable();
+    this.resetInternals();
+  }
+
+  // ---- ioctls -------------------------------------------------------------------
+
+  /** VFIO_DEVICE_GET_INFO: PCI (+RESET), 9 regions, 5 IRQ indexes. */
+  info(): DeviceInfo {
+    return {
+      flags: VFIO_DEVICE_FLAGS.PCI | (this.resetWorks ? VFIO_DEVICE_FLAGS.RESET : 0),
+      numRegions: VFIO_PCI_REGION.NUM,
+      numIrqs: VFIO_PCI_IRQ.NUM,
+    };
+  }
+
+  /**
+   * VFIO_DEVICE_GET_REGION_INFO for one index: EINVAL for VGA (8, no VGA
+   * support modelled) and for index ≥ 9.
+   */
+  regionInfo(index: number): RegionInfo {
+    const offset = vfioPciRegionOffset(index);
+    const { READ, WRITE, MMAP } = VFIO_REGION_INFO_FLAG;
+    if (index >= VFIO_PCI_REGION.BAR0 && index <= VFIO_PCI_REGION.BAR5) {
+      const bar = this.spec.bars.find((b) => b.index === index);
+      if (!bar) return { flags: 0, size: 0n, offset, caps: [] };
+      let flags = READ | WRITE;
+      const caps: RegionCap[] = [];
+      if (bar.kind !== 'io') {
+        flags |= MMAP;
+        if (effectiveIrq(this.spec).msixBar === index) {
+          caps.push({ id: VFIO_REGION_INFO_CAP.MSIX_MAPPABLE, version: 1, body: new Uint8Array() });
+        }
+      }
+      return { flags, size: bar.size, offset, caps };
+    }
+    if (index === VFIO_PCI_REGION.ROM) return { flags: 0, size: 0n, offset, caps: [] };
+    if (index === VFIO_PCI_REGION.CONFIG) {
+      return { flags: READ | WRITE, size: BigInt(this.config.size), offset, caps: [] };
+    }
+    fail('EINVAL', `region index ${index}`);
+  }
+
+  /** VFIO_DEVICE_GET_IRQ_INFO: EINVAL for index ≥ 5 and for ERR on a conventional PCI device. */
+  irqInfo(index: number): IrqInfo {
+    if (index >= VFIO_PCI_IRQ.NUM) fail('EINVAL');
+    if (index === VFIO_PCI_IRQ.ERR && !this.config.pcie) fail('EINVAL');
+    let flags = VFIO_IRQ_INFO.EVENTFD;
+    if (index === VFIO_PCI_IRQ.INTX) flags |= VFIO_IRQ_INFO.MASKABLE | VFIO_IRQ_INFO.AUTOMASKED;
+    else if (index !== VFIO_PCI_IRQ.MSIX || !this.dynamicMsix) flags |= VFIO_IRQ_INFO.NORESIZE;
+    return { flags, count: this.irqCount(index) };
+  }
+
+  /** vfio_pci_get_irq_count: read from the function's own config registers. */
+  irqCount(index: number): number {
+    const cfg = this.config;
+    switch (index) {
+      case VFIO_PCI_IRQ.INTX:
+        return cfg.read8(PCI.INTERRUPT_PIN) ? 1 : 0;
+      case VFIO_PCI_IRQ.MSI:
+        return cfg.caps.has(PCI_CAP_ID.MSI)
+          ? 1 << ((cfg.hwRead16(CAP_OFFSET.MSI + 2) & 0x000e) >> 1)
+          : 0;
+      case VFIO_PCI_IRQ.MSIX:
+        return cfg.caps.has(PCI_CAP_ID.MSIX) ? (cfg.hwRead16(CAP_OFFSET.MSIX + 2) & 0x07ff) + 1 : 0;
+      case VFIO_PCI_IRQ.ERR:
+        return cfg.pcie ? 1 : 0;
+      case VFIO_PCI_IRQ.REQ:
+        return 1;
+      default:
+        return 0;
+    }
+  }
+
+  /**
+   * VFIO_DEVICE_SET_IRQS: validate (EINVAL), then apply (ENOTTY for an
+   * unsupported index/action, EINVAL for a state mismatch). `argsz` is the
+   * caller's; `data` must hold the payload the header announces.
+   */
+  setIrqs(argsz: number, req: IrqSetRequest, checkFd: (fd: number) => void = () => {}): void {
+    const vectors = req.index < VFIO_PCI_IRQ.NUM ? this.irqCount(req.index) : 0;
+    validateIrqSet(argsz, req, vectors);
+    this.irqs.set(req, checkFd);
+  }
+
+  /** Payload bytes a SET_IRQS header needs after validation (see `validateIrqSet`). */
+  setIrqsDataSize(argsz: number, hdr: Omit<IrqSetRequest, 'data'>): number {
+    const vectors = hdr.index < VFIO_PCI_IRQ.NUM ? this.irqCount(hdr.index) : 0;
+    return validateIrqSet(argsz, hdr, vectors);
+  }
+
+  /**
+   * VFIO_DEVICE_RESET: EINVAL without a working reset. Linux sets D0, then
+   * resets the function with its config saved and restored around the
+   * reset, so config space reads the same afterwards (except the PM state,
+   * now D0); device-internal state (BAR contents) is lost. Interrupt setup
+   * is left alone.
+   */
+  reset(): void {
+    if (!this.resetWorks) fail('EINVAL');
+    this.config.functionReset();
+    this.resetInternals();
+  }
+
+  private resetInternals(): void {
+    this.resets++;
+    for (const m of this.barMemory.values()) m.clear();
+  }
+
+  // ---- read / write -------------------------------------------------------------
+
+  /** pread on the device fd at file offset `offset` (region index = offset >> 40). */
+  read(offset: bigint, length: number): Uint8Array {
+    return this.rw(offset, length, undefined) as Uint8Array;
+  }
+
+  /** pwrite on the device fd; returns the bytes consumed (BAR accesses are clipped). */
+  write(offset: bigint, data: Uint8Array): number {
+    return this.rw(offset, data.length, data) as number;
+  }
+
+  private rw(offset: bigint, length: number, data: Uint8Array | undefined): Uint8Array | number {
+    if (offset < 0n) fail('EINVAL');
+    const index = offset >> VFIO_PCI_OFFSET_SHIFT;
+    if (index >= BigInt(VFIO_PCI_REGION.NUM)) fail('EINVAL', `region index ${index}`);
+    if (length === 0) return data ? 0 : new Uint8Array();
+    const pos = offset & VFIO_PCI_OFFSET_MASK;
+    const idx = Number(index);
+    if (idx === VFIO_PCI_REGION.CONFIG) {
+      if (pos + BigInt(length) > BigInt(this.config.size)) fail('EFAULT');
+      return data ? this.config.write(Number(pos), data) : this.config.read(Number(pos), length);
+    }
+    if (idx <= VFIO_PCI_REGION.BAR5) return this.barRw(idx, pos, length, data);
+    if (idx === VFIO_PCI_REGION.ROM && data) fail('EINVAL', 'ROM is read-only');
+    fail('EINVAL', `region ${idx} not implemented`);
+  }
+
+  /**
+   * vfio_pci_bar_rw: EINVAL past the BAR (or for an absent BAR), the count
+   * clipped to the BAR, EIO for memory BARs while Memory decode is off in the
+   * virtual Command register. The MSI-X table reads as 0xff and drops writes.
+   */
+  private barRw(
+    index: number,
+    pos: bigint,
+    length: number,
+    data: Uint8Array | undefined,
+  ): Uint8Array | number {
+    const bar = this.spec.bars.find((b) => b.index === index);
+    if (!bar || pos >= bar.size) fail('EINVAL', `BAR${index} offset ${pos}`);
+    const n = Number(bar.size - pos < BigInt(length) ? bar.size - pos : BigInt(length));
+    if (bar.kind !== 'io' && !this.config.memoryEnabled) fail('EIO', 'memory decode disabled');
+    const mem = this.barMemory.get(index)!;
+    const irq = effectiveIrq(this.spec);
+    let xStart = 0n;
+    let xEnd = 0n;
+    if (irq.msixBar === index) {
+      xStart = irq.msixTableOffset;
+      xEnd = xStart + BigInt(irq.msix) * 16n;
+    }
+    const end = pos + BigInt(n);
+    if (data) {
+      for (const [s, e] of outside(pos, end, xStart, xEnd)) {
+        mem.write(s, data.subarray(Number(s - pos), Number(e - pos)));
+      }
+      return n;
+    }
+    const out = mem.read(pos, n);
+    if (xEnd > xStart && pos < xEnd && end > xStart) {
+      const s = Number((pos > xStart ? pos : xStart) - pos);
+      const e = Number((end < xEnd ? end : xEnd) - pos);
+      out.fill(0xff, s, e);
+    }
+    return out;
+  }
+}
+
+/** The parts of [pos, end) outside [xs, xe). */
+function outside(pos: bigint, end: bigint, xs: bigint, xe: bigint): [bigint, bigint][] {
+  if (xe <= xs || end <= xs || pos >= xe) return [[pos, end]];
+  const parts: [bigint, bigint][] = [];
+  if (pos < xs) parts.push([pos, xs]);
+  if (end > xe) parts.push([xe, end]);
+  return parts;
+}
