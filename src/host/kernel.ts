@@ -3,6 +3,9 @@ import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { Personality } from '../iommufd/context.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 import { selftestCmd } from '../iommufd/selftest.ts';
+import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
+import { openVfioContainer } from '../vfio/container.ts';
+import { VfioGroup } from '../vfio/group.ts';
 import type { UserAccount } from './accounting.ts';
 import { openIommufd } from './dev-iommu.ts';
 import type { FileOps } from './file.ts';
@@ -10,22 +13,29 @@ import { MemObject } from './mem-object.ts';
 import { PhysRam } from './phys-ram.ts';
 import { type Credentials, Process } from './process.ts';
 import { SimMm } from './sim-mm.ts';
+import { type HostInstance, type HostSpec, instantiate, loadHostSpec } from './topology/index.ts';
+
+/** Every version-dependent setting of the emulated kernel: iommufd's and VFIO's. */
+export type KernelPersonality = Personality & VfioContainerPersonality;
 
 /** Linux 6.18 as shipped with CONFIG_IOMMUFD_TEST and transparent huge pages. */
-export const LINUX_6_18: Personality = {
+export const LINUX_6_18: KernelPersonality = {
   selftest: true,
   unmapEmpty: 'ENOENT',
   maxAutoAlignment: 2n << 20n,
   vfioNoiommu: false,
   compatUnmapEmpty: 'success',
   compatCapsAligned: true,
+  vfioContainer: 'iommufd',
 };
 
 export interface KernelOptions {
   /** Ioctl number encoding of the emulated architecture (default generic). */
   abi?: IoctlAbi;
   /** Overrides of the default Linux 6.18 behaviour. */
-  personality?: Partial<Personality>;
+  personality?: Partial<KernelPersonality>;
+  /** The host's IOMMUs, groups and devices: a preset name, a JSON config path or a spec (default 'x86'). */
+  host?: HostSpec | string;
   /** IOMMU_TEST_CMD handler with its mock IOMMU; a fresh one by default when the personality has `selftest`. */
   selftestCmd?: ExtraCmd;
 }
@@ -44,8 +54,18 @@ const ROOT: Credentials = {
  */
 export class Kernel {
   readonly memory = new PhysRam();
-  readonly personality: Personality;
+  readonly personality: KernelPersonality;
   readonly abi: IoctlAbi;
+  /** The live topology: IOMMU drivers, groups and devices. */
+  readonly host: HostInstance;
+  /** /dev/vfio/<id> for every IOMMU group of the host, by group id. */
+  readonly vfioGroups = new Map<number, VfioGroup>();
+  /**
+   * The legacy container's registered IOMMU backends (vfio_iommu_drivers_list),
+   * asked in order by CHECK_EXTENSION and SET_IOMMU when the personality's
+   * `vfioContainer` is 'type1'. Empty until the type1 backend is plugged in.
+   */
+  readonly vfioIommuDrivers: VfioIommuDriver[] = [];
   /** Non-errno exceptions that reached the syscall boundary: each one is a model bug. */
   readonly bugs: unknown[] = [];
   private readonly users = new Map<number, UserAccount>();
@@ -57,6 +77,9 @@ export class Kernel {
     this.abi = opts.abi ?? 'generic';
     this.personality = { ...LINUX_6_18, ...opts.personality };
     this.selftestCmd = this.personality.selftest ? (opts.selftestCmd ?? selftestCmd()) : undefined;
+    const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');
+    this.host = instantiate(spec, this.memory);
+    for (const [id, group] of this.host.groups) this.vfioGroups.set(id, new VfioGroup(group));
   }
 
   /** A new process with an empty address space. */
@@ -76,9 +99,19 @@ export class Kernel {
     return acct;
   }
 
-  /** Resolve a device path to a new open file; ENOENT for anything not served. */
+  /**
+   * Resolve a device path to a new open file; ENOENT for anything not
+   * served. /dev/iommu, /dev/vfio/vfio (the container, see
+   * `personality.vfioContainer`) and /dev/vfio/<group id>.
+   */
   openPath(_proc: Process, path: string): FileOps {
     if (path === '/dev/iommu') return openIommufd(this, this.selftestCmd);
+    if (path === '/dev/vfio/vfio') return openVfioContainer(this, this.selftestCmd);
+    const group = /^\/dev\/vfio\/(0|[1-9][0-9]{0,9})$/.exec(path);
+    if (group) {
+      const vfioGroup = this.vfioGroups.get(Number(group[1]));
+      if (vfioGroup) return vfioGroup.open();
+    }
     fail('ENOENT');
   }
 

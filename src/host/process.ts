@@ -81,6 +81,15 @@ export class Process implements Caller {
     return this.install(new OpenFile(ops));
   }
 
+  /**
+   * fd_install() of a file a kernel handler created with its own
+   * operations (VFIO_GROUP_GET_DEVICE_FD): the lowest free fd; on EMFILE the
+   * file is released again.
+   */
+  installOps(ops: FileOps): number {
+    return this.install(new OpenFile(ops));
+  }
+
   anonFile(fd: number): AnonFile | undefined {
     return (this.fds.get(fd)?.ops as { anon?: AnonFile } | undefined)?.anon;
   }

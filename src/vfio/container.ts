@@ -1,0 +1,194 @@
+/**
+ * `/dev/vfio/vfio`: the VFIO container. Which code serves it is the
+ * kernel personality's `vfioContainer` setting, as Linux's Kconfig decides:
+ *
+ * - `'iommufd'` (CONFIG_IOMMUFD_VFIO_CONTAINER): the node is an iommufd
+ *   opened "as vfio" (per-mm page accounting). Container ioctls are
+ *   iommufd's VFIO compat on the context's compat IOAS (vfio-compat.ts);
+ *   native iommufd ioctls work on the same fd. SET_IOMMU with no group set
+ *   is ENODEV (no compat IOAS yet), unknown types EINVAL.
+ * - `'type1'` (the legacy drivers/vfio/container.c): a {@link LegacyContainer}
+ *   dispatching to the registered IOMMU backends (`kernel.vfioIommuDrivers`).
+ *   No backend is registered yet, so it answers as Linux does when no
+ *   backend supports the type: CHECK_EXTENSION 0, SET_IOMMU ENODEV (EINVAL
+ *   with no group), every other ioctl EINVAL, group GET_DEVICE_FD EINVAL.
+ *
+ * Facts: vfio-container.md §2 and §8, vfio-device.md §3.
+ *
+ * @example
+ * const fd = proc.open('/dev/vfio/vfio');
+ * proc.ioctl(fd, vfioIoctlNumber(abi, 'VFIO_CHECK_EXTENSION'), 3n); // 1 on 'iommufd'
+ */
+import { fail } from '../abi/errno.ts';
+import { VFIO_API_VERSION, VFIO_BASE, vfioNrOf } from '../abi/vfio.ts';
+import { openIommufd } from '../host/dev-iommu.ts';
+import type { FileOps } from '../host/file.ts';
+import type { Kernel } from '../host/kernel.ts';
+import type { Process } from '../host/process.ts';
+import type { Group } from '../iommu/group.ts';
+import type { ExtraCmd } from '../iommufd/main.ts';
+
+/** Which implementation serves /dev/vfio/vfio. */
+export type VfioContainerBackend = 'iommufd' | 'type1';
+
+/** The container's kernel-configuration setting. */
+export interface VfioContainerPersonality {
+  /** 'iommufd' = CONFIG_IOMMUFD_VFIO_CONTAINER (default); 'type1' = the legacy container with its backends. */
+  readonly vfioContainer: VfioContainerBackend;
+}
+
+/**
+ * One IOMMU backend of the legacy container (the kernel's
+ * vfio_iommu_driver_ops); the type1 backend registers one of these in
+ * `kernel.vfioIommuDrivers`.
+ */
+export interface VfioIommuDriver {
+  readonly name: string;
+  /** VFIO_CHECK_EXTENSION: ≥ 0, positive when supported. */
+  checkExtension(ext: bigint): number;
+  /** A backend instance of IOMMU type `type` (errno on refusal). */
+  open(type: bigint): VfioIommuBackend;
+}
+
+/** An opened backend: the container's `iommu_data`. */
+export interface VfioIommuBackend {
+  /** Attach an IOMMU group (its error fails SET_IOMMU / SET_CONTAINER). */
+  attachGroup(group: Group): void;
+  detachGroup(group: Group): void;
+  /** Every container ioctl other than GET_API_VERSION, CHECK_EXTENSION, SET_IOMMU. */
+  ioctl(caller: Process, request: number, arg: bigint): number;
+  /** The last group left: every mapping goes. */
+  release(): void;
+  /** The container fd was closed while groups keep the container alive. */
+  containerClosed?(): void;
+}
+
+/** The legacy container's state (struct vfio_container). */
+export class LegacyContainer {
+  /** The attached IOMMU groups, in attach order. */
+  readonly groups: Group[] = [];
+  driver: VfioIommuDriver | undefined;
+  backend: VfioIommuBackend | undefined;
+
+  constructor(private readonly drivers: readonly VfioIommuDriver[]) {}
+
+  /** The drivers CHECK_EXTENSION/SET_IOMMU ask: only the chosen one once set. */
+  private candidates(): readonly VfioIommuDriver[] {
+    return this.driver ? [this.driver] : this.drivers;
+  }
+
+  /** VFIO_CHECK_EXTENSION: the first positive answer, else 0; never an error. */
+  checkExtension(ext: bigint): number {
+    for (const d of this.candidates()) {
+      const r = d.checkExtension(ext);
+      if (r > 0) return r;
+    }
+    return 0;
+  }
+
+  /**
+   * VFIO_SET_IOMMU: EINVAL without a group or once set; each driver that
+   * claims `type` is opened and given every group; the first that accepts
+   * wins, else the last error, ENODEV if none claims the type.
+   */
+  setIommu(type: bigint): number {
+    if (this.groups.length === 0 || this.driver) fail('EINVAL');
+    let error: unknown;
+    for (const d of this.drivers) {
+      if (d.checkExtension(type) <= 0) continue;
+      let backend: VfioIommuBackend;
+      try {
+        backend = d.open(type);
+      } catch (e) {
+        error = e;
+        continue;
+      }
+      const done: Group[] = [];
+      try {
+        for (const g of this.groups) {
+          backend.attachGroup(g);
+          done.push(g);
+        }
+      } catch (e) {
+        for (const g of done) backend.detachGroup(g);
+        backend.release();
+        error = e;
+        continue;
+      }
+      this.driver = d;
+      this.backend = backend;
+      return 0;
+    }
+    if (error !== undefined) throw error;
+    fail('ENODEV');
+  }
+
+  /** GROUP_SET_CONTAINER: a set backend must accept the group. */
+  attachGroup(group: Group): void {
+    this.backend?.attachGroup(group);
+    this.groups.push(group);
+  }
+
+  /** The group leaves; the last one releases the backend (all mappings). */
+  detachGroup(group: Group): void {
+    this.backend?.detachGroup(group);
+    this.groups.splice(this.groups.indexOf(group), 1);
+    if (this.groups.length === 0 && this.backend) {
+      this.backend.release();
+      this.backend = undefined;
+      this.driver = undefined;
+    }
+  }
+
+  /** vfio_fops_unl_ioctl(): the three container ioctls, else the backend, else EINVAL. */
+  ioctl(caller: Process, request: number, arg: bigint): number {
+    switch (vfioNrOf(caller.kernel.abi, request)) {
+      case VFIO_BASE + 0:
+        return VFIO_API_VERSION;
+      case VFIO_BASE + 1:
+        return this.checkExtension(arg);
+      case VFIO_BASE + 2:
+        return this.setIommu(arg);
+      default:
+        if (!this.backend) fail('EINVAL');
+        return this.backend.ioctl(caller, request, arg);
+    }
+  }
+}
+
+/** An open legacy container file; groups find the container through `container`. */
+export type LegacyContainerFile = FileOps & { readonly container: LegacyContainer };
+
+/** The legacy container of an open file, if it is one. */
+export function legacyContainerOf(ops: FileOps): LegacyContainer | undefined {
+  const c = (ops as Partial<LegacyContainerFile>).container;
+  return c instanceof LegacyContainer ? c : undefined;
+}
+
+/**
+ * open("/dev/vfio/vfio"): an iommufd opened as vfio, or a legacy container
+ * (see the module comment), per `kernel.personality.vfioContainer`.
+ */
+export function openVfioContainer(kernel: Kernel, extra: ExtraCmd | undefined): FileOps {
+  switch (kernel.personality.vfioContainer) {
+    case 'iommufd':
+      return openIommufd(kernel, extra, { openedAsVfio: true });
+    case 'type1':
+      return openLegacyContainer(kernel.vfioIommuDrivers);
+  }
+}
+
+/**
+ * The legacy container file. Closing it while groups are attached keeps the
+ * container (and its mappings) alive: each group holds it; the backend is
+ * told the fd is gone.
+ */
+function openLegacyContainer(drivers: readonly VfioIommuDriver[]): LegacyContainerFile {
+  const container = new LegacyContainer(drivers);
+  return {
+    kind: 'vfio-container',
+    container,
+    ioctl: (caller, request, arg) => container.ioctl(caller, request, arg),
+    release: () => container.backend?.containerClosed?.(),
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * The VFIO core's view of one device of a group (struct vfio_device as far
+ * as the group path goes): its open count and, when the group uses an
+ * iommufd, its binding to that context. The first open binds the device
+ * (iommufd_device_bind) and attaches it to the context's compat IOAS; the
+ * last close detaches and unbinds it. Facts: vfio-device.md §2.5, §3.1.
+ *
+ * @example
+ * const vdev = new VfioDevice(kernel.host.devices.get('0000:03:00.0')!.device);
+ * vdev.bindIommufd(ctx); // DMA now goes through the compat IOAS's domain
+ */
+import type { Device } from '../iommu/device.ts';
+import type { IommufdCtx } from '../iommufd/context.ts';
+import { IommufdDevice } from '../iommufd/device.ts';
+import { vfioCompatIoasGetId } from '../iommufd/vfio-compat.ts';
+
+export class VfioDevice {
+  /** Open device fds (the group path allows several). */
+  openCount = 0;
+  /** The DEVICE object while bound to an iommufd. */
+  private idev: IommufdDevice | undefined;
+
+  constructor(readonly dev: Device) {}
+
+  /** The device name GET_DEVICE_FD matches (the BDF). */
+  get name(): string {
+    return this.dev.name;
+  }
+
+  /** The iommufd binding, if any. */
+  get iommufdDevice(): IommufdDevice | undefined {
+    return this.idev;
+  }
+
+  /**
+   * First open with an iommufd: bind, then attach to the compat IOAS
+   * (ENODEV if it is gone); on failure nothing stays bound.
+   */
+  bindIommufd(ctx: IommufdCtx): void {
+    const idev = IommufdDevice.bind(ctx, this.dev);
+    try {
+      idev.attach(vfioCompatIoasGetId(ctx));
+    } catch (e) {
+      idev.unbind();
+      throw e;
+    }
+    this.idev = idev;
+  }
+
+  /** Last close: detach and unbind (the context may go with it). */
+  unbindIommufd(): void {
+    const idev = this.idev;
+    this.idev = undefined;
+    idev?.unbind();
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The VFIO group character device `/dev/vfio/<group id>` (drivers/vfio/
+ * group.c): one per IOMMU group of the host, one open file at a time.
+ * Facts: vfio-device.md §2, vfio-container.md §3.
+ *
+ * - open: EBUSY while the group's file is open (also while device fds of a
+ *   legacy container keep it open after close()).
+ * - GET_STATUS: argsz < 8 EINVAL; VIABLE | CONTAINER_SET once a container
+ *   or an iommufd is set, else VIABLE (no DMA owner is ever claimed here).
+ * - SET_CONTAINER(&fd): EFAULT, EBADF, EINVAL when already set; a legacy
+ *   container fd attaches the group to it; an iommufd fd (/dev/iommu, or
+ *   /dev/vfio/vfio when iommufd provides it) gets a compat IOAS if it has
+ *   none and is held by the group; any other fd EBADFD.
+ * - UNSET_CONTAINER: EINVAL when not set; legacy container with devices
+ *   open EBUSY; an iommufd is just dropped (open devices stay bound).
+ * - GET_DEVICE_FD(name): a NUL-terminated name read with a page bound
+ *   (EFAULT, EINVAL), matched by vfio-pci's rules (device-match.ts);
+ *   ENODEV when nothing matches; EINVAL without container/iommufd, or with
+ *   a legacy container before SET_IOMMU. The first open of a device binds
+ *   it to the iommufd and attaches it to the compat IOAS (so DMA flows
+ *   only from then on), or, with a legacy container, holds the group file.
+ * - anything else ENOTTY.
+ *
+ * @example
+ * const g = proc.open('/dev/vfio/13');
+ * proc.mm.write(addr, s32(containerFd));
+ * proc.ioctl(g, vfioIoctlNumber(abi, 'VFIO_GROUP_SET_CONTAINER'), addr);
+ */
+import { fail } from '../abi/errno.ts';
+import { VFIO_BASE, VFIO_GROUP_FLAGS, VfioGroupStatus, vfioNrOf } from '../abi/vfio.ts';
+import type { FileOps } from '../host/file.ts';
+import type { Process } from '../host/process.ts';
+import type { Group } from '../iommu/group.ts';
+import type { Mm } from '../iommu/mm.ts';
+import { IommufdCtx } from '../iommufd/context.ts';
+import { vfioCompatIoasCreate } from '../iommufd/vfio-compat.ts';
+import { type LegacyContainer, legacyContainerOf } from './container.ts';
+import { VfioDevice } from './device.ts';
+import { deviceFileOps } from './device-file.ts';
+import { matchDeviceName } from './device-match.ts';
+
+const NR = {
+  GET_STATUS: VFIO_BASE + 3,
+  SET_CONTAINER: VFIO_BASE + 4,
+  UNSET_CONTAINER: VFIO_BASE + 5,
+  GET_DEVICE_FD: VFIO_BASE + 6,
+} as const;
+
+/** An open group file; `group` lets kernel-side users (KVM, tests) find the group. */
+export type VfioGroupFile = FileOps & { readonly group: VfioGroup };
+
+/**
+ * strndup_user(): a NUL-terminated string of fewer than `max` bytes,
+ * read page by page (EFAULT at an unreadable byte before the NUL; EINVAL
+ * when no NUL is found within `max` bytes).
+ */
+function strndupUser(mm: Mm, addr: bigint, max: number): string {
+  const bytes: number[] = [];
+  let at = addr;
+  while (bytes.length < max) {
+    const toPage = Number(mm.pageSize - (at % mm.pageSize));
+    const chunk = mm.read(at, Math.min(toPage, max - bytes.length));
+    const nul = chunk.indexOf(0);
+    if (nul >= 0) {
+      bytes.push(...chunk.subarray(0, nul));
+      return String.fromCharCode(...bytes);
+    }
+    bytes.push(...chunk);
+    at += BigInt(chunk.length);
+  }
+  fail('EINVAL', 'device name not NUL-terminated within a page');
+}
+
+/** The VFIO side of one IOMMU group (struct vfio_group). */
+export class VfioGroup {
+  readonly devices: readonly VfioDevice[];
+  /** The legacy container this group is attached to. */
+  container: LegacyContainer | undefined;
+  /** The iommufd this group was SET_CONTAINER'd with (a held reference). */
+  iommufd: IommufdCtx | undefined;
+  /** container_users: 1 for the group itself plus one per device opened under the legacy container. */
+  private containerUsers = 0;
+  /** References to the open group file: its fds' one plus one per device held under a legacy container. */
+  private fileRefs = 0;
+
+  constructor(readonly iommuGroup: Group) {
+    this.devices = iommuGroup.devices.map((d) => new VfioDevice(d));
+  }
+
+  get id(): number {
+    return this.iommuGroup.id;
+  }
+
+  /** The group file exists (open() would be EBUSY). */
+  get opened(): boolean {
+    return this.fileRefs > 0;
+  }
+
+  /** vfio_group_has_iommu(). */
+  get hasIommu(): boolean {
+    return this.container !== undefined || this.iommufd !== undefined;
+  }
+
+  /** open(2) of /dev/vfio/<id>: one open file at a time (EBUSY). */
+  open(): VfioGroupFile {
+    if (this.fileRefs > 0) fail('EBUSY');
+    this.fileRefs = 1;
+    return {
+      kind: 'vfio-group',
+      group: this,
+      ioctl: (caller, request, arg) => this.ioctl(caller, request, arg),
+      release: () => this.putFile(),
+    };
+  }
+
+  private ioctl(caller: Process, request: number, arg: bigint): number {
+    switch (vfioNrOf(caller.kernel.abi, request)) {
+      case NR.GET_STATUS:
+        return this.getStatus(caller, arg);
+      case NR.SET_CONTAINER:
+        return this.setContainer(caller, arg);
+      case NR.UNSET_CONTAINER:
+        return this.unsetContainer();
+      case NR.GET_DEVICE_FD:
+        return this.getDeviceFd(caller, arg);
+      default:
+        fail('ENOTTY');
+    }
+  }
+
+  /** VFIO_GROUP_GET_STATUS: 8 bytes in, the same 8 bytes back with `flags`. */
+  private getStatus(caller: Process, arg: bigint): number {
+    const minsz = VfioGroupStatus.size;
+    const status = VfioGroupStatus.decode(caller.mm.read(arg, minsz));
+    if (status.argsz < minsz) fail('EINVAL');
+    // nothing in the model claims DMA ownership of a group, so it is always viable
+    const flags = this.hasIommu
+      ? VFIO_GROUP_FLAGS.VIABLE | VFIO_GROUP_FLAGS.CONTAINER_SET
+      : VFIO_GROUP_FLAGS.VIABLE;
+    caller.mm.write(arg, VfioGroupStatus.encode({ argsz: status.argsz, flags }));
+    return 0;
+  }
+
+  /** VFIO_GROUP_SET_CONTAINER: `arg` points to an s32 fd. */
+  private setContainer(caller: Process, arg: bigint): number {
+    const raw = caller.mm.read(arg, 4);
+    const fd = new DataView(raw.buffer, raw.byteOffset, 4).getInt32(0, true);
+    const file = caller.fds.get(fd);
+    if (!file) fail('EBADF');
+    if (this.hasIommu) fail('EINVAL');
+    const container = legacyContainerOf(file.ops);
+    if (container) {
+      container.attachGroup(this.iommuGroup);
+      this.container = container;
+      this.containerUsers = 1;
+      return 0;
+    }
+    const ctx = (file.ops as { ctx?: unknown }).ctx;
+    if (ctx instanceof IommufdCtx) {
+      vfioCompatIoasCreate(ctx);
+      ctx.hold();
+      this.iommufd = ctx;
+      return 0;
+    }
+    fail('EBADFD');
+  }
+
+  /** VFIO_GROUP_UNSET_CONTAINER. */
+  private unsetContainer(): number {
+    if (!this.hasIommu) fail('EINVAL');
+    if (this.container) {
+      if (this.containerUsers !== 1) fail('EBUSY');
+      this.detachContainer();
+    }
+    this.dropIommufd();
+    return 0;
+  }
+
+  /** VFIO_GROUP_GET_DEVICE_FD: returns the new fd. */
+  private getDeviceFd(caller: Process, arg: bigint): number {
+    const name = strndupUser(caller.mm, arg, Number(caller.mm.pageSize));
+    const device = this.devices.find((d) => matchDeviceName(d.name, name));
+    if (!device) fail('ENODEV');
+    this.openDevice(device);
+    // the hook for real device ops: see device-file.ts
+    return caller.installOps(deviceFileOps(device, { release: () => this.closeDevice(device) }));
+  }
+
+  /** vfio_df_group_open(): the first open binds (iommufd) or uses the container's backend. */
+  private openDevice(device: VfioDevice): void {
+    if (!this.hasIommu) fail('EINVAL');
+    if (device.openCount === 0) {
+      if (this.iommufd) {
+        device.bindIommufd(this.iommufd);
+      } else {
+        // vfio_group_use_container(): SET_IOMMU not done yet
+        if (!this.container?.backend) fail('EINVAL');
+        this.containerUsers++;
+        this.fileRefs++;
+      }
+    }
+    device.openCount++;
+  }
+
+  /** vfio_df_group_close(): the last close unbinds, or releases the container use. */
+  private closeDevice(device: VfioDevice): void {
+    if (--device.openCount > 0) return;
+    if (device.iommufdDevice) {
+      device.unbindIommufd();
+    } else {
+      this.containerUsers--;
+      this.putFile();
+    }
+  }
+
+  /** vfio_group_detach_container(): the last group of a container releases its backend. */
+  private detachContainer(): void {
+    this.container?.detachGroup(this.iommuGroup);
+    this.container = undefined;
+    this.containerUsers = 0;
+  }
+
+  private dropIommufd(): void {
+    const ctx = this.iommufd;
+    this.iommufd = undefined;
+    ctx?.release();
+  }
+
+  /** One group-file reference goes; the last one is the file's release. */
+  private putFile(): void {
+    if (--this.fileRefs > 0) return;
+    if (this.container) this.detachContainer();
+    this.dropIommufd();
+  }
+}
