@@ -1,11 +1,13 @@
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
+import type { Device } from '../iommu/device.ts';
 import type { Personality } from '../iommufd/context.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 import { selftestCmd } from '../iommufd/selftest.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
+import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
 import { openIommufd } from './dev-iommu.ts';
 import type { FileOps } from './file.ts';
@@ -63,7 +65,8 @@ export class Kernel {
   /**
    * The legacy container's registered IOMMU backends (vfio_iommu_drivers_list),
    * asked in order by CHECK_EXTENSION and SET_IOMMU when the personality's
-   * `vfioContainer` is 'type1'. Empty until the type1 backend is plugged in.
+   * `vfioContainer` is 'type1': vfio_iommu_type1 by default; a test may
+   * empty the list (the module not loaded) or add its own.
    */
   readonly vfioIommuDrivers: VfioIommuDriver[] = [];
   /** Non-errno exceptions that reached the syscall boundary: each one is a model bug. */
@@ -75,11 +78,14 @@ export class Kernel {
 
   constructor(opts: KernelOptions = {}) {
     this.abi = opts.abi ?? 'generic';
+    this.vfioIommuDrivers.push(type1IommuDriver(this));
     this.personality = { ...LINUX_6_18, ...opts.personality };
     this.selftestCmd = this.personality.selftest ? (opts.selftestCmd ?? selftestCmd()) : undefined;
     const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');
     this.host = instantiate(spec, this.memory);
-    for (const [id, group] of this.host.groups) this.vfioGroups.set(id, new VfioGroup(group));
+    const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
+    for (const [id, group] of this.host.groups)
+      this.vfioGroups.set(id, new VfioGroup(group, specOf));
   }
 
   /** A new process with an empty address space. */

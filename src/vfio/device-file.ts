@@ -1,17 +1,14 @@
 /**
  * The file behind a device fd returned by VFIO_GROUP_GET_DEVICE_FD
- * (anonymous inode "[vfio-device]"). This is the one hook where the device
- * fd's operations come from: for now every ioctl is ENOTTY and read/write
- * are EINVAL. The vfio-pci emulation (src/vfio/pci/) plugs in here by
- * returning its own FileOps (`vfioPciDeviceFileOps`) with the same
- * `release`.
+ * (anonymous inode "[vfio-device]"): the vfio-pci ioctls and region
+ * pread/pwrite of the device's emulated PCI function.
  *
  * @example
  * const ops = deviceFileOps(vdev, { release: () => group.closeDevice(vdev) });
  */
-import { fail } from '../abi/errno.ts';
 import type { FileOps } from '../host/file.ts';
 import type { VfioDevice } from './device.ts';
+import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
 
 export interface DeviceFileOptions {
   /** The last reference to the file went away: the group closes the device. */
@@ -23,10 +20,5 @@ export function deviceFileOps(
   device: VfioDevice,
   opts: DeviceFileOptions,
 ): FileOps & { device: VfioDevice } {
-  return {
-    kind: 'vfio-device',
-    device,
-    ioctl: () => fail('ENOTTY'),
-    release: opts.release,
-  };
+  return { ...vfioPciDeviceFileOps(device.pci, { release: opts.release }), device };
 }

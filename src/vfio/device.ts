@@ -6,13 +6,17 @@
  * last close detaches and unbinds it. Facts: vfio-device.md §2.5, §3.1.
  *
  * @example
- * const vdev = new VfioDevice(kernel.host.devices.get('0000:03:00.0')!.device);
+ * const { device, spec } = kernel.host.devices.get('0000:03:00.0')!;
+ * const vdev = new VfioDevice(device, spec);
  * vdev.bindIommufd(ctx); // DMA now goes through the compat IOAS's domain
  */
+
+import type { PciDeviceSpec } from '../host/topology/types.ts';
 import type { Device } from '../iommu/device.ts';
 import type { IommufdCtx } from '../iommufd/context.ts';
 import { IommufdDevice } from '../iommufd/device.ts';
 import { vfioCompatIoasGetId } from '../iommufd/vfio-compat.ts';
+import { VfioPciDevice } from './pci/device.ts';
 
 export class VfioDevice {
   /** Open device fds (the group path allows several). */
@@ -20,7 +24,15 @@ export class VfioDevice {
   /** The DEVICE object while bound to an iommufd. */
   private idev: IommufdDevice | undefined;
 
-  constructor(readonly dev: Device) {}
+  /** The emulated PCI function its device fds operate on. */
+  readonly pci: VfioPciDevice;
+
+  constructor(
+    readonly dev: Device,
+    spec: PciDeviceSpec,
+  ) {
+    this.pci = new VfioPciDevice(spec);
+  }
 
   /** The device name GET_DEVICE_FD matches (the BDF). */
   get name(): string {

@@ -30,6 +30,8 @@ import { fail } from '../abi/errno.ts';
 import { VFIO_BASE, VFIO_GROUP_FLAGS, VfioGroupStatus, vfioNrOf } from '../abi/vfio.ts';
 import type { FileOps } from '../host/file.ts';
 import type { Process } from '../host/process.ts';
+import type { PciDeviceSpec } from '../host/topology/types.ts';
+import type { Device } from '../iommu/device.ts';
 import type { Group } from '../iommu/group.ts';
 import type { Mm } from '../iommu/mm.ts';
 import { IommufdCtx } from '../iommufd/context.ts';
@@ -83,8 +85,12 @@ export class VfioGroup {
   /** References to the open group file: its fds' one plus one per device held under a legacy container. */
   private fileRefs = 0;
 
-  constructor(readonly iommuGroup: Group) {
-    this.devices = iommuGroup.devices.map((d) => new VfioDevice(d));
+  /** `specOf` gives each member's PCI description (from the host topology). */
+  constructor(
+    readonly iommuGroup: Group,
+    specOf: (dev: Device) => PciDeviceSpec,
+  ) {
+    this.devices = iommuGroup.devices.map((d) => new VfioDevice(d, specOf(d)));
   }
 
   get id(): number {
@@ -198,6 +204,7 @@ export class VfioGroup {
         this.containerUsers++;
         this.fileRefs++;
       }
+      device.pci.enable();
     }
     device.openCount++;
   }
@@ -205,6 +212,7 @@ export class VfioGroup {
   /** vfio_df_group_close(): the last close unbinds, or releases the container use. */
   private closeDevice(device: VfioDevice): void {
     if (--device.openCount > 0) return;
+    device.pci.disable();
     if (device.iommufdDevice) {
       device.unbindIommufd();
     } else {

@@ -107,8 +107,12 @@ describe('/dev/vfio/vfio provided by iommufd', () => {
   });
 });
 
-describe('legacy container (personality vfioContainer: type1) with no backend', () => {
-  const legacy = () => new VfioClient({ personality: { vfioContainer: 'type1' } });
+describe('legacy container (personality vfioContainer: type1) with no backend loaded', () => {
+  const legacy = () => {
+    const c = new VfioClient({ personality: { vfioContainer: 'type1' } });
+    c.kernel.vfioIommuDrivers.length = 0;
+    return c;
+  };
 
   it('answers as Linux does when no backend supports the type', () => {
     const c = legacy();
@@ -147,7 +151,7 @@ function fakeDriver(log: string[], types: bigint[] = [1n, 3n]): VfioIommuDriver 
 describe('legacy container with a backend', () => {
   function legacy(log: string[]) {
     const c = new VfioClient({ personality: { vfioContainer: 'type1' } });
-    c.kernel.vfioIommuDrivers.push(fakeDriver(log));
+    c.kernel.vfioIommuDrivers.splice(0, Infinity, fakeDriver(log));
     const fd = c.open('/dev/vfio/vfio').ret;
     return { c, fd };
   }
@@ -189,5 +193,30 @@ describe('legacy container with a backend', () => {
     assert.equal(c.proc.close(dev), 0);
     assert.deepEqual(log.slice(3), ['detach 12', 'release']);
     assert.ok(c.open('/dev/vfio/12').ret >= 0);
+  });
+});
+
+describe('legacy container on vfio_iommu_type1 (the default backend)', () => {
+  it('QEMU-like flow: TYPE1v2, map, device DMA, bisecting unmap EINVAL, exact unmap', () => {
+    const c = new VfioClient({ personality: { vfioContainer: 'type1' } });
+    const fd = c.open('/dev/vfio/vfio').ret;
+    assert.equal(c.ioctl(fd, 'VFIO_CHECK_EXTENSION', 3n).ret, 1);
+    const g = c.open('/dev/vfio/12').ret;
+    assert.equal(c.setContainer(g, fd).ret, 0);
+    assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', 3n).ret, 0);
+    const va = c.mem(2n * MIB);
+    assert.equal(c.mapDma(fd, va, 0x100_0000n, 2n * MIB).ret, 0);
+    assert.equal(c.mapDma(fd, va, 0x100_0000n, MIB).errno, 'EEXIST');
+    const dev = c.getDeviceFd(g, NVME).ret;
+    assert.ok(dev >= 0);
+    const nvme = c.kernel.host.devices.get(NVME)!.device;
+    nvme.dmaWrite(0x100_0000n + 0x10n, Uint8Array.of(0xab));
+    assert.deepEqual(c.proc.mm.read(va + 0x10n, 1), Uint8Array.of(0xab));
+    assert.equal(c.unmapDma(fd, 0x100_0000n, MIB).errno, 'EINVAL', 'v2: cannot bisect a mapping');
+    const un = c.unmapDma(fd, 0x100_0000n, 2n * MIB);
+    assert.equal(un.ret, 0);
+    assert.equal(un.size, 2n * MIB);
+    assert.throws(() => nvme.dmaRead(0x100_0000n, 1), /fault/);
+    assert.equal(c.proc.close(dev), 0);
   });
 });

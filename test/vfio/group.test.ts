@@ -6,9 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { VFIO_EXTENSION, VFIO_GROUP_FLAGS, VFIO_IOMMU_INFO } from '../../src/abi/vfio.ts';
+import {
+  VFIO_EXTENSION,
+  VFIO_GROUP_FLAGS,
+  VFIO_IOMMU_INFO,
+  vfioIoctlNumber,
+} from '../../src/abi/vfio.ts';
 import { ctxOfFd } from '../../src/host/dev-iommu.ts';
 import { DmaFaultError } from '../../src/iommu/device.ts';
+import { VfioDeviceInfo } from '../../src/vfio/pci/abi.ts';
 import { capChain, iovaRanges, VfioClient } from './client.ts';
 
 const NIC = '0000:03:00.0'; // group 13, alone
@@ -68,8 +74,17 @@ describe('QEMU legacy container flow (iommufd backend)', () => {
 
     const dev = c.getDeviceFd(group, NIC);
     assert.ok(dev.ret >= 0, `GET_DEVICE_FD: ${dev.errno}`);
-    // the placeholder device ops: every device ioctl is ENOTTY for now
-    assert.equal(c.ioctl(dev.ret, 'VFIO_DEVICE_GET_INFO', 0n).errno, 'ENOTTY');
+    // the device fd answers as vfio-pci: PCI|RESET, 9 regions, 5 irq indexes
+    const devInfo = c.proc.call(
+      dev.ret,
+      vfioIoctlNumber('generic', 'VFIO_DEVICE_GET_INFO'),
+      VfioDeviceInfo,
+      {
+        argsz: 24,
+      },
+    );
+    assert.equal(devInfo.ret, 0);
+    assert.deepEqual([devInfo.out.flags, devInfo.out.num_regions, devInfo.out.num_irqs], [3, 9, 5]);
     // per-mm accounting (the fd is /dev/vfio/vfio): the 2 MiB are now pinned against the mm
     assert.equal(c.proc.counters.lockedVm, 512n);
 

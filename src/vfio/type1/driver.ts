@@ -1,0 +1,28 @@
+import { fail } from '../../abi/errno.ts';
+import type { IoctlAbi } from '../../abi/ioctl.ts';
+import { VFIO_EXTENSION } from '../../abi/vfio.ts';
+import type { PhysMemory } from '../../iommu/phys-memory.ts';
+import type { VfioIommuDriver } from '../container.ts';
+import { type1CheckExtension, VfioIommuType1 } from './type1.ts';
+
+/**
+ * vfio_iommu_type1 as a legacy container's IOMMU driver: answers the
+ * extensions it supports, and SET_IOMMU(TYPE1 or TYPE1v2) opens one
+ * backend instance per container.
+ */
+export function type1IommuDriver(host: { memory: PhysMemory; abi: IoctlAbi }): VfioIommuDriver {
+  return {
+    name: 'vfio-iommu-type1',
+    checkExtension: (ext) => type1CheckExtension(undefined, ext),
+    open(type) {
+      const v2 = type === BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU);
+      if (!v2 && type !== BigInt(VFIO_EXTENSION.TYPE1_IOMMU)) fail('EINVAL');
+      return new VfioIommuType1({
+        memory: host.memory,
+        pageSize: host.memory.pageSize,
+        v2,
+        abi: host.abi,
+      });
+    },
+  };
+}
