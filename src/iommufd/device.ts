@@ -1,5 +1,6 @@
 import { Errno, fail } from '../abi/errno.ts';
 import type { Device } from '../iommu/device.ts';
+import type { Group } from '../iommu/group.ts';
 import type { IommufdCtx } from './context.ts';
 import { HwptPaging, hwptPagingAlloc } from './hw-pagetable.ts';
 import type { Ioas } from './ioas.ts';
@@ -56,21 +57,57 @@ export class IommufdDevice extends IommufdObject {
     }
   }
 
-  /** Attach the RID to `hwpt` or swap to it from the current one; nothing changes on failure. */
+  /** The devices of this device's IOMMU group bound to the same context. */
+  private get igroup(): IommufdGroup {
+    return igroupOf(this.ctx, this.dev.group);
+  }
+
+  /**
+   * Attach the RID to `hwpt`, or replace the current HWPT with it; nothing
+   * changes on failure. The IOMMU group is attached by its first device; a
+   * later device must join the group's HWPT (EINVAL otherwise). A replace
+   * moves every device of the group (iommu_group_replace_domain).
+   */
   private switchTo(hwpt: HwptPaging): void {
     const old = this.hwpt;
     if (old === hwpt) return;
-    const newIoas = old?.ioas !== hwpt.ioas;
-    if (newIoas) this.reserveRegions(hwpt.ioas);
+    const ig = this.igroup;
+    if (!old) {
+      if (ig.hwpt && ig.hwpt !== hwpt) fail('EINVAL');
+      this.reserveRegions(hwpt.ioas);
+      try {
+        if (!ig.hwpt) this.dev.group.attach(hwpt.domain);
+      } catch (e) {
+        hwpt.ioas.iopt.unreserve(this);
+        throw e;
+      }
+      ig.hwpt = hwpt;
+      ig.devices.add(this);
+      hwpt.get();
+      this.hwpt = hwpt;
+      return;
+    }
+    const members = [...ig.devices];
+    const newIoas = old.ioas !== hwpt.ioas;
+    const reserved: IommufdDevice[] = [];
     try {
+      if (newIoas) {
+        for (const m of members) {
+          m.reserveRegions(hwpt.ioas);
+          reserved.push(m);
+        }
+      }
       this.dev.group.attach(hwpt.domain);
     } catch (e) {
-      if (newIoas) hwpt.ioas.iopt.unreserve(this);
+      for (const m of reserved) hwpt.ioas.iopt.unreserve(m);
       throw e;
     }
-    hwpt.get();
-    this.hwpt = hwpt;
-    if (old) this.release(old, newIoas);
+    ig.hwpt = hwpt;
+    for (const m of members) {
+      hwpt.get();
+      m.hwpt = hwpt;
+    }
+    for (const m of members) m.release(old, newIoas);
   }
 
   /** Drop `old` after leaving it: its reservations (if another IOAS) and, for auto domains, the HWPT. */
@@ -80,13 +117,26 @@ export class IommufdDevice extends IommufdObject {
     if (old.autoDomain && old.users === 0 && old.live) this.ctx.remove(old);
   }
 
+  /** Leave the group's HWPT; the last device of the group blocks its DMA. */
+  private leave(): HwptPaging | undefined {
+    const old = this.hwpt;
+    if (!old) return undefined;
+    const ig = this.igroup;
+    ig.devices.delete(this);
+    if (ig.devices.size === 0) {
+      this.dev.group.detach();
+      ig.hwpt = undefined;
+    }
+    this.hwpt = undefined;
+    return old;
+  }
+
   /** Undo an attach to `hwpt` made during its own allocation (auto domain abort). */
   detachFrom(hwpt: HwptPaging): void {
     if (this.hwpt !== hwpt) return;
-    this.dev.group.detach();
+    this.leave();
     hwpt.ioas.iopt.unreserve(this);
     hwpt.put();
-    this.hwpt = undefined;
   }
 
   /**
@@ -133,12 +183,31 @@ export class IommufdDevice extends IommufdObject {
     return hwpt;
   }
 
-  /** iommufd_device_detach(): back to blocked DMA; an emptied auto domain is destroyed. */
+  /** iommufd_device_detach(): the last device of its group blocks DMA; an emptied auto domain is destroyed. */
   detach(): void {
-    const old = this.hwpt;
-    if (!old) return;
-    this.dev.group.detach();
-    this.hwpt = undefined;
-    this.release(old, true);
+    const old = this.leave();
+    if (old) this.release(old, true);
   }
+}
+
+/** The devices of one IOMMU group bound to a context and the HWPT they share (iommufd_group). */
+interface IommufdGroup {
+  hwpt: HwptPaging | undefined;
+  readonly devices: Set<IommufdDevice>;
+}
+
+const IGROUPS = new WeakMap<IommufdCtx, Map<Group, IommufdGroup>>();
+
+function igroupOf(ctx: IommufdCtx, group: Group): IommufdGroup {
+  let byGroup = IGROUPS.get(ctx);
+  if (!byGroup) {
+    byGroup = new Map();
+    IGROUPS.set(ctx, byGroup);
+  }
+  let ig = byGroup.get(group);
+  if (!ig) {
+    ig = { hwpt: undefined, devices: new Set() };
+    byGroup.set(group, ig);
+  }
+  return ig;
 }
