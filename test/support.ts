@@ -7,13 +7,13 @@ import type { ErrnoName } from '../src/abi/errno.ts';
 import { type IommufdCmdName, iommufdCmd, iommufdCmdNumber } from '../src/abi/iommufd.ts';
 import type { Layout } from '../src/abi/layout.ts';
 import { IntelIommu, type IntelIommuOptions } from '../src/drivers/intel/driver.ts';
-import { ctxOfFd } from '../src/host/dev-iommu.ts';
 import { Kernel, type KernelOptions } from '../src/host/kernel.ts';
 import type { Process } from '../src/host/process.ts';
 import { Device, type ReservedRegion } from '../src/iommu/device.ts';
 import { Group } from '../src/iommu/group.ts';
 import type { IommufdCtx } from '../src/iommufd/context.ts';
 import { IommufdDevice } from '../src/iommufd/device.ts';
+import { ctxOfFd } from '../src/iommufd/fops.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
 

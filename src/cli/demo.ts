@@ -5,11 +5,11 @@ import {
   iommufdCmdNumber,
 } from '../abi/iommufd.ts';
 import { IntelIommu, intelReservedRegions } from '../drivers/intel/driver.ts';
-import { ctxOfFd } from '../host/dev-iommu.ts';
 import { Kernel } from '../host/kernel.ts';
 import { Device, DmaFaultError } from '../iommu/device.ts';
 import { Group } from '../iommu/group.ts';
 import { IommufdDevice } from '../iommufd/device.ts';
+import { ctxOfFd } from '../iommufd/fops.ts';
 
 const GIB = 1n << 30n;
 

@@ -1,7 +1,8 @@
 import { Errno, type ErrnoName, fail } from '../abi/errno.ts';
+import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { Layout } from '../abi/layout.ts';
 import { formatIoctl, formatSyscall } from '../abi/strace.ts';
-import type { AccountMode, AnonFile, Caller, FileRef } from '../iommufd/context.ts';
+import type { AccountMode, Caller } from '../iommufd/context.ts';
 import type { PinAccount } from '../iommufd/pages.ts';
 import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
 import { type FileOps, OpenFile } from './file.ts';
@@ -58,6 +59,10 @@ export class Process implements Caller {
     return this.creds.capSysResource;
   }
 
+  get abi(): IoctlAbi {
+    return this.kernel.abi;
+  }
+
   // ---- Caller (what iommufd sees of the calling task) -------------------------------
 
   pinAccount(mode: AccountMode): PinAccount {
@@ -66,32 +71,12 @@ export class Process implements Caller {
     return pinAccount(mode, this.kernel.userAccount(this.creds.uid), this.counters, limit);
   }
 
-  file(fd: number): FileRef {
-    const f = this.fds.get(fd);
-    if (!f) fail('EBADF');
-    return f.ops.ref ?? {};
+  file(fd: number): FileOps | undefined {
+    return this.fds.get(fd)?.ops;
   }
 
-  installFile(file: AnonFile): number {
-    const ops: FileOps & { anon: AnonFile } = {
-      kind: file.kind,
-      anon: file,
-      release: () => file.release(),
-    };
-    return this.install(new OpenFile(ops));
-  }
-
-  /**
-   * fd_install() of a file a kernel handler created with its own
-   * operations (VFIO_GROUP_GET_DEVICE_FD): the lowest free fd; on EMFILE the
-   * file is released again.
-   */
-  installOps(ops: FileOps): number {
-    return this.install(new OpenFile(ops));
-  }
-
-  anonFile(fd: number): AnonFile | undefined {
-    return (this.fds.get(fd)?.ops as { anon?: AnonFile } | undefined)?.anon;
+  installFile(file: FileOps): number {
+    return this.install(new OpenFile(file));
   }
 
   // ---- syscalls ----------------------------------------------------------------

@@ -2,26 +2,14 @@ import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { Mm } from '../iommu/mm.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
+import type { FileOps } from './file.ts';
 import type { IoptPersonality } from './io-pagetable.ts';
 import type { IommufdObject, ObjType } from './object.ts';
-import type { PagesSource, PinAccount } from './pages.ts';
+import type { PinAccount } from './pages.ts';
 import type { VfioCompatPersonality } from './vfio-compat.ts';
 
 /** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE). */
 export type AccountMode = 'user' | 'mm';
-
-/** A file as iommufd sees one handed to it by fd number (IOAS_MAP_FILE). */
-export interface FileRef {
-  /** Present for memory-backed files (memfd, shmem, hugetlbfs); MAP_FILE of any other file is EINVAL. */
-  readonly pages?: { source: PagesSource; size: bigint };
-}
-
-/** An fd-backed kernel object created by iommufd (access, fault, vEVENTQ files). */
-export interface AnonFile {
-  readonly kind: string;
-  /** The last fd reference went away. */
-  release(): void;
-}
 
 /**
  * The calling task as an ioctl handler sees it: its memory, credentials,
@@ -29,18 +17,18 @@ export interface AnonFile {
  */
 export interface Caller {
   readonly mm: Mm;
+  /** Ioctl number encoding of the emulated architecture (request decoding). */
+  readonly abi: IoctlAbi;
   /** CAP_SYS_RESOURCE (RLIMIT_MODE changes). */
   readonly capSysResource: boolean;
   /** CAP_SYS_RAWIO (VFIO no-IOMMU mode); absent = not held. */
   readonly capSysRawio?: boolean;
   /** The pin account for a page set created now under `mode` (none when CAP_IPC_LOCK). */
   pinAccount(mode: AccountMode): PinAccount;
-  /** fget(): EBADF when not open. */
-  file(fd: number): FileRef;
-  /** Install an anonymous file (O_CLOEXEC) in the lowest free fd; EMFILE when full. */
-  installFile(file: AnonFile): number;
-  /** The anonymous file behind `fd`, if it is one created by iommufd. */
-  anonFile(fd: number): AnonFile | undefined;
+  /** fget(): the operations of the file open at `fd`; undefined when not open. */
+  file(fd: number): FileOps | undefined;
+  /** fd_install() of a new file (O_CLOEXEC) at the lowest free fd; EMFILE (and the file released) when full. */
+  installFile(file: FileOps): number;
 }
 
 /** Version-dependent behaviour of the emulated kernel (a named setting each). */

@@ -185,10 +185,12 @@ export function ioasMapFile(
   checkMapFlags(cmd.flags, cmd.iova, cmd.length);
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const file = caller.file(cmd.fd);
-  if (!file.pages) fail('EINVAL');
+  if (!file) fail('EBADF');
+  const pages = file.ref?.pages;
+  if (!pages) fail('EINVAL');
   checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize, true);
-  if (cmd.start + cmd.length > file.pages.size) fail('EINVAL');
-  cmd.iova = mapSource(ctx, caller, ioas, file.pages.source, cmd.start, cmd);
+  if (cmd.start + cmd.length > pages.size) fail('EINVAL');
+  cmd.iova = mapSource(ctx, caller, ioas, pages.source, cmd.start, cmd);
   ucmd.respond();
   return 0;
 }

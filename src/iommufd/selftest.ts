@@ -30,8 +30,9 @@ import { MockDomain } from '../drivers/mock/domain.ts';
 import { MockIommu } from '../drivers/mock/driver.ts';
 import type { Mm } from '../iommu/mm.ts';
 import { type AccessOps, IommufdAccess, type PinnedRun } from './access.ts';
-import type { AnonFile, Caller, IommufdCtx } from './context.ts';
+import type { Caller, IommufdCtx } from './context.ts';
 import { IommufdDevice } from './device.ts';
+import type { FileOps } from './file.ts';
 import type { HwptPaging } from './hw-pagetable.ts';
 import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
@@ -117,7 +118,7 @@ interface AccessItem {
  * from 0 per file and are never reused. Any unmap overlapping an item drops
  * it; close drops every item and destroys the access.
  */
-class SelftestAccess implements AnonFile, AccessOps {
+class SelftestAccess implements FileOps, AccessOps {
   readonly kind = 'access';
   readonly access: IommufdAccess;
   readonly items = new Map<number, AccessItem>();
@@ -160,7 +161,7 @@ class SelftestAccess implements AnonFile, AccessOps {
 
 /** iommufd_access_get(): the selftest access behind fd `fd`; EBADFD for any other fd. */
 function accessOf(caller: Caller, fd: number): SelftestAccess {
-  const file = caller.anonFile(fd);
+  const file = caller.file(fd);
   if (!(file instanceof SelftestAccess)) fail('EBADFD');
   return file;
 }

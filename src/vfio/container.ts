@@ -21,11 +21,10 @@
  */
 import { fail } from '../abi/errno.ts';
 import { VFIO_API_VERSION, VFIO_BASE, vfioNrOf } from '../abi/vfio.ts';
-import { openIommufd } from '../host/dev-iommu.ts';
-import type { FileOps } from '../host/file.ts';
-import type { Kernel } from '../host/kernel.ts';
-import type { Process } from '../host/process.ts';
 import type { Group } from '../iommu/group.ts';
+import type { Caller, IommufdHost, Personality } from '../iommufd/context.ts';
+import type { FileOps } from '../iommufd/file.ts';
+import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 
 /** Which implementation serves /dev/vfio/vfio. */
@@ -56,11 +55,18 @@ export interface VfioIommuBackend {
   attachGroup(group: Group): void;
   detachGroup(group: Group): void;
   /** Every container ioctl other than GET_API_VERSION, CHECK_EXTENSION, SET_IOMMU. */
-  ioctl(caller: Process, request: number, arg: bigint): number;
+  ioctl(caller: Caller, request: number, arg: bigint): number;
   /** The last group left: every mapping goes. */
   release(): void;
   /** The container fd was closed while groups keep the container alive. */
   containerClosed?(): void;
+}
+
+/** What the container node needs from the emulated host kernel (the `Kernel` provides it). */
+export interface VfioHost extends IommufdHost {
+  readonly personality: Personality & VfioContainerPersonality;
+  /** The registered legacy IOMMU backends (vfio_iommu_drivers_list), asked in order. */
+  readonly vfioIommuDrivers: readonly VfioIommuDriver[];
 }
 
 /** The legacy container's state (struct vfio_container). */
@@ -141,8 +147,8 @@ export class LegacyContainer {
   }
 
   /** vfio_fops_unl_ioctl(): the three container ioctls, else the backend, else EINVAL. */
-  ioctl(caller: Process, request: number, arg: bigint): number {
-    switch (vfioNrOf(caller.kernel.abi, request)) {
+  ioctl(caller: Caller, request: number, arg: bigint): number {
+    switch (vfioNrOf(caller.abi, request)) {
       case VFIO_BASE + 0:
         return VFIO_API_VERSION;
       case VFIO_BASE + 1:
@@ -167,14 +173,14 @@ export function legacyContainerOf(ops: FileOps): LegacyContainer | undefined {
 
 /**
  * open("/dev/vfio/vfio"): an iommufd opened as vfio, or a legacy container
- * (see the module comment), per `kernel.personality.vfioContainer`.
+ * (see the module comment), per `host.personality.vfioContainer`.
  */
-export function openVfioContainer(kernel: Kernel, extra: ExtraCmd | undefined): FileOps {
-  switch (kernel.personality.vfioContainer) {
+export function openVfioContainer(host: VfioHost, extra: ExtraCmd | undefined): FileOps {
+  switch (host.personality.vfioContainer) {
     case 'iommufd':
-      return openIommufd(kernel, extra, { openedAsVfio: true });
+      return openIommufd(host, extra, { openedAsVfio: true });
     case 'type1':
-      return openLegacyContainer(kernel.vfioIommuDrivers);
+      return openLegacyContainer(host.vfioIommuDrivers);
   }
 }
 

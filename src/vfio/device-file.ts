@@ -6,7 +6,7 @@
  * @example
  * const ops = deviceFileOps(vdev, { release: () => group.closeDevice(vdev) });
  */
-import type { FileOps } from '../host/file.ts';
+import type { FileOps } from '../iommufd/file.ts';
 import type { VfioDevice } from './device.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
 

@@ -11,12 +11,12 @@
  * vdev.bindIommufd(ctx); // DMA now goes through the compat IOAS's domain
  */
 
-import type { PciDeviceSpec } from '../host/topology/types.ts';
 import type { Device } from '../iommu/device.ts';
 import type { IommufdCtx } from '../iommufd/context.ts';
 import { IommufdDevice } from '../iommufd/device.ts';
 import { vfioCompatIoasGetId } from '../iommufd/vfio-compat.ts';
 import { VfioPciDevice } from './pci/device.ts';
+import type { PciDeviceSpec } from './pci/spec.ts';
 
 export class VfioDevice {
   /** Open device fds (the group path allows several). */

@@ -28,18 +28,18 @@
  */
 import { fail } from '../abi/errno.ts';
 import { VFIO_BASE, VFIO_GROUP_FLAGS, VfioGroupStatus, vfioNrOf } from '../abi/vfio.ts';
-import type { FileOps } from '../host/file.ts';
-import type { Process } from '../host/process.ts';
-import type { PciDeviceSpec } from '../host/topology/types.ts';
 import type { Device } from '../iommu/device.ts';
 import type { Group } from '../iommu/group.ts';
 import type { Mm } from '../iommu/mm.ts';
-import { IommufdCtx } from '../iommufd/context.ts';
+import type { Caller, IommufdCtx } from '../iommufd/context.ts';
+import type { FileOps } from '../iommufd/file.ts';
+import { iommufdCtxOf } from '../iommufd/fops.ts';
 import { vfioCompatIoasCreate } from '../iommufd/vfio-compat.ts';
 import { type LegacyContainer, legacyContainerOf } from './container.ts';
 import { VfioDevice } from './device.ts';
 import { deviceFileOps } from './device-file.ts';
 import { matchDeviceName } from './device-match.ts';
+import type { PciDeviceSpec } from './pci/spec.ts';
 
 const NR = {
   GET_STATUS: VFIO_BASE + 3,
@@ -119,8 +119,8 @@ export class VfioGroup {
     };
   }
 
-  private ioctl(caller: Process, request: number, arg: bigint): number {
-    switch (vfioNrOf(caller.kernel.abi, request)) {
+  private ioctl(caller: Caller, request: number, arg: bigint): number {
+    switch (vfioNrOf(caller.abi, request)) {
       case NR.GET_STATUS:
         return this.getStatus(caller, arg);
       case NR.SET_CONTAINER:
@@ -135,7 +135,7 @@ export class VfioGroup {
   }
 
   /** VFIO_GROUP_GET_STATUS: 8 bytes in, the same 8 bytes back with `flags`. */
-  private getStatus(caller: Process, arg: bigint): number {
+  private getStatus(caller: Caller, arg: bigint): number {
     const minsz = VfioGroupStatus.size;
     const status = VfioGroupStatus.decode(caller.mm.read(arg, minsz));
     if (status.argsz < minsz) fail('EINVAL');
@@ -148,21 +148,21 @@ export class VfioGroup {
   }
 
   /** VFIO_GROUP_SET_CONTAINER: `arg` points to an s32 fd. */
-  private setContainer(caller: Process, arg: bigint): number {
+  private setContainer(caller: Caller, arg: bigint): number {
     const raw = caller.mm.read(arg, 4);
     const fd = new DataView(raw.buffer, raw.byteOffset, 4).getInt32(0, true);
-    const file = caller.fds.get(fd);
+    const file = caller.file(fd);
     if (!file) fail('EBADF');
     if (this.hasIommu) fail('EINVAL');
-    const container = legacyContainerOf(file.ops);
+    const container = legacyContainerOf(file);
     if (container) {
       container.attachGroup(this.iommuGroup);
       this.container = container;
       this.containerUsers = 1;
       return 0;
     }
-    const ctx = (file.ops as { ctx?: unknown }).ctx;
-    if (ctx instanceof IommufdCtx) {
+    const ctx = iommufdCtxOf(file);
+    if (ctx) {
       vfioCompatIoasCreate(ctx);
       ctx.hold();
       this.iommufd = ctx;
@@ -183,13 +183,13 @@ export class VfioGroup {
   }
 
   /** VFIO_GROUP_GET_DEVICE_FD: returns the new fd. */
-  private getDeviceFd(caller: Process, arg: bigint): number {
+  private getDeviceFd(caller: Caller, arg: bigint): number {
     const name = strndupUser(caller.mm, arg, Number(caller.mm.pageSize));
     const device = this.devices.find((d) => matchDeviceName(d.name, name));
     if (!device) fail('ENODEV');
     this.openDevice(device);
     // the hook for real device ops: see device-file.ts
-    return caller.installOps(deviceFileOps(device, { release: () => this.closeDevice(device) }));
+    return caller.installFile(deviceFileOps(device, { release: () => this.closeDevice(device) }));
   }
 
   /** vfio_df_group_open(): the first open binds (iommufd) or uses the container's backend. */

@@ -10,8 +10,8 @@ import { describe, it } from 'node:test';
 import { fail } from '../../src/abi/errno.ts';
 import { iommufdCmdNumber } from '../../src/abi/iommufd.ts';
 import { VFIO_EXTENSION, VFIO_GROUP_FLAGS } from '../../src/abi/vfio.ts';
-import { ctxOfFd } from '../../src/host/dev-iommu.ts';
 import type { Group } from '../../src/iommu/group.ts';
+import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import type { VfioIommuBackend, VfioIommuDriver } from '../../src/vfio/container.ts';
 import { VfioClient } from './client.ts';
 

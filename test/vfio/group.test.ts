@@ -12,8 +12,8 @@ import {
   VFIO_IOMMU_INFO,
   vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
-import { ctxOfFd } from '../../src/host/dev-iommu.ts';
 import { DmaFaultError } from '../../src/iommu/device.ts';
+import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import { VfioDeviceInfo } from '../../src/vfio/pci/abi.ts';
 import { capChain, iovaRanges, VfioClient } from './client.ts';
 

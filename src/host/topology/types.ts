@@ -4,7 +4,19 @@
  * are written as literals of it, `instantiate` turns it into drivers, groups
  * and devices. Every u64 (address, size, page-size bitmap) is a bigint.
  */
-import type { ReservedKind } from '../../iommu/device.ts';
+import type { PciDeviceSpec } from '../../vfio/pci/spec.ts';
+
+export {
+  type BarKind,
+  type BarSpec,
+  type EffectiveIrq,
+  effectiveIrq,
+  type IrqSpec,
+  msixPbaBytes,
+  msixTableBytes,
+  type PciDeviceSpec,
+  type ReservedRegionSpec,
+} from '../../vfio/pci/spec.ts';
 
 /** A whole host. */
 export interface HostSpec {
@@ -61,109 +73,4 @@ export interface SpaprIommuSpec {
 export interface MockIommuSpec {
   readonly kind: 'mock';
   readonly id: string;
-}
-
-/** A PCI BAR kind: 32- or 64-bit memory, or I/O ports. */
-export type BarKind = 'mem32' | 'mem64' | 'io';
-
-/** One implemented BAR. A mem64 BAR also occupies index + 1. */
-export interface BarSpec {
-  /** BAR number 0..5 (4 at most for mem64). */
-  readonly index: number;
-  readonly kind: BarKind;
-  /** Length in bytes: a power of two, ≥ 16 for memory (≤ 2 GiB for mem32), 4..256 for I/O. */
-  readonly size: bigint;
-  /** Prefetchable memory (never for I/O). */
-  readonly prefetchable: boolean;
-}
-
-/** A reserved IOVA range the device reports (RMRR, doorbell, ...); `last` is inclusive. */
-export interface ReservedRegionSpec {
-  readonly start: bigint;
-  readonly last: bigint;
-  readonly kind: ReservedKind;
-}
-
-/**
- * Interrupts the device implements. Absent fields mean: INTx yes, no MSI, no
- * MSI-X (see `effectiveIrq`).
- */
-export interface IrqSpec {
-  /** Interrupt pin present (config 0x3D ≠ 0). */
-  readonly intx?: boolean;
-  /** MSI vectors: 0 (no MSI capability) or a power of two up to 32. */
-  readonly msi?: number;
-  /** MSI-X table entries: 0 (no MSI-X capability) up to 2048. */
-  readonly msix?: number;
-  /** BAR holding the MSI-X table and PBA (default: the first memory BAR). */
-  readonly msixBar?: number;
-  /** Offset of the MSI-X table in that BAR, 8-byte aligned (default 0). */
-  readonly msixTableOffset?: bigint;
-  /** Offset of the PBA in that BAR, 8-byte aligned (default: table end rounded up to 4 KiB). */
-  readonly msixPbaOffset?: bigint;
-}
-
-/** A PCI function the host can hand to VFIO. */
-export interface PciDeviceSpec {
-  /** 'DDDD:BB:DD.F', lower-case hex: the device name everywhere (sysfs, GET_DEVICE_FD). */
-  readonly bdf: string;
-  readonly vendor: number;
-  readonly device: number;
-  readonly subsystemVendor?: number;
-  readonly subsystemDevice?: number;
-  /** 24-bit class code: base class, subclass, programming interface (e.g. 0x010802 NVMe). */
-  readonly class: number;
-  readonly revision?: number;
-  /** PCI Express function (4 KiB config space, ERR IRQ index); default true. */
-  readonly pcie?: boolean;
-  readonly bars: readonly BarSpec[];
-  /** IOMMU group number (/dev/vfio/N); every member sits behind the same IOMMU. */
-  readonly group: number;
-  /** `id` of the IommuSpec translating this device's DMA (may be left out of JSON when there is one). */
-  readonly iommu: string;
-  /** The device's own reserved regions (an intel unit adds its MSI window on top). */
-  readonly reservedRegions?: readonly ReservedRegionSpec[];
-  readonly irq?: IrqSpec;
-}
-
-/** Interrupt facts with every default applied. */
-export interface EffectiveIrq {
-  readonly intx: boolean;
-  readonly msi: number;
-  readonly msix: number;
-  /** undefined when msix is 0. */
-  readonly msixBar: number | undefined;
-  readonly msixTableOffset: bigint;
-  readonly msixPbaOffset: bigint;
-}
-
-const SZ_4K = 0x1000n;
-
-/** Bytes of an MSI-X table with `n` entries (16 each). */
-export function msixTableBytes(n: number): bigint {
-  return BigInt(n) * 16n;
-}
-
-/** Bytes of an MSI-X PBA for `n` entries (one bit each, in qwords). */
-export function msixPbaBytes(n: number): bigint {
-  return BigInt(Math.ceil(n / 64)) * 8n;
-}
-
-/** A device's interrupts with the defaults of `IrqSpec` filled in. */
-export function effectiveIrq(dev: PciDeviceSpec): EffectiveIrq {
-  const irq = dev.irq ?? {};
-  const msix = irq.msix ?? 0;
-  const msixBar =
-    msix > 0 ? (irq.msixBar ?? dev.bars.find((b) => b.kind !== 'io')?.index) : undefined;
-  const msixTableOffset = irq.msixTableOffset ?? 0n;
-  const tableEnd = msixTableOffset + msixTableBytes(msix);
-  const msixPbaOffset = irq.msixPbaOffset ?? (tableEnd + SZ_4K - 1n) & ~(SZ_4K - 1n);
-  return {
-    intx: irq.intx ?? true,
-    msi: irq.msi ?? 0,
-    msix,
-    msixBar,
-    msixTableOffset,
-    msixPbaOffset,
-  };
 }

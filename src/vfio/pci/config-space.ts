@@ -38,7 +38,7 @@
  * const size = ~(cfg.read32(0x10) & ~0xf) + 1; // BAR0's size (mem32)
  */
 import { fail } from '../../abi/errno.ts';
-import { effectiveIrq, type PciDeviceSpec } from '../../host/topology/types.ts';
+import { effectiveIrq, type PciDeviceSpec } from './spec.ts';
 
 /** Standard config space offsets and bits (pci_regs.h names). */
 export const PCI = {

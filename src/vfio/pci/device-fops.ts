@@ -7,12 +7,12 @@
  *
  * @example
  * const ops = vfioPciDeviceFileOps(new VfioPciDevice(spec), { release: () => {} });
- * ops.ioctl!(proc, vfioIoctlNumber(proc.kernel.abi, 'VFIO_DEVICE_GET_INFO'), addr);
+ * ops.ioctl!(proc, vfioIoctlNumber(proc.abi, 'VFIO_DEVICE_GET_INFO'), addr);
  */
 import { fail } from '../../abi/errno.ts';
 import { VfioInfoCapHeader, vfioNrOf } from '../../abi/vfio.ts';
-import type { FileOps } from '../../host/file.ts';
-import type { Process } from '../../host/process.ts';
+import type { Caller } from '../../iommufd/context.ts';
+import type { FileOps } from '../../iommufd/file.ts';
 import {
   VFIO_REGION_INFO_FLAG,
   VfioDeviceInfo,
@@ -31,8 +31,8 @@ export interface VfioPciFileOptions {
 }
 
 /** Read the leading u32 `argsz` (EFAULT if unreadable). */
-function argszAt(proc: Process, arg: bigint): number {
-  return new DataView(proc.mm.read(arg, 4).buffer).getUint32(0, true);
+function argszAt(caller: Caller, arg: bigint): number {
+  return new DataView(caller.mm.read(arg, 4).buffer).getUint32(0, true);
 }
 
 /**
@@ -46,8 +46,8 @@ function argszAt(proc: Process, arg: bigint): number {
 export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOptions = {}): FileOps {
   return {
     kind: 'vfio-device',
-    ioctl(caller: Process, request: number, arg: bigint): number {
-      const nr = vfioNrOf(caller.kernel.abi, request);
+    ioctl(caller: Caller, request: number, arg: bigint): number {
+      const nr = vfioNrOf(caller.abi, request);
       const mm = caller.mm;
       switch (nr) {
         case NR.GET_INFO: {
@@ -115,7 +115,7 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
           const size = dev.setIrqsDataSize(hdr.argsz, hdr);
           const data = size > 0 ? mm.read(arg + BigInt(VfioIrqSet.size), size) : new Uint8Array();
           dev.setIrqs(hdr.argsz, { ...hdr, data }, (fd) => {
-            if (!caller.fds.has(fd)) fail('EBADF');
+            if (!caller.file(fd)) fail('EBADF');
           });
           return 0;
         }
@@ -126,10 +126,10 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
           fail('ENOTTY');
       }
     },
-    read(_caller: Process, length: number, offset: bigint | undefined): Uint8Array {
+    read(_caller: Caller, length: number, offset: bigint | undefined): Uint8Array {
       return dev.read(offset ?? 0n, length);
     },
-    write(_caller: Process, data: Uint8Array, offset: bigint | undefined): number {
+    write(_caller: Caller, data: Uint8Array, offset: bigint | undefined): number {
       return dev.write(offset ?? 0n, data);
     },
     release() {

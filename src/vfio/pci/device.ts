@@ -10,7 +10,6 @@
  * dev.read(vfioPciRegionOffset(7), 2); // vendor id bytes
  */
 import { fail } from '../../abi/errno.ts';
-import { effectiveIrq, type PciDeviceSpec } from '../../host/topology/types.ts';
 import {
   VFIO_DEVICE_FLAGS,
   VFIO_IRQ_INFO,
@@ -25,6 +24,7 @@ import {
 import { BarMemory } from './bar-memory.ts';
 import { CAP_OFFSET, PCI, PCI_CAP_ID, PciConfigSpace } from './config-space.ts';
 import { type IrqSetRequest, VfioPciIrqs, validateIrqSet } from './irqs.ts';
+import { effectiveIrq, type PciDeviceSpec } from './spec.ts';
 
 export interface VfioPciDeviceOptions {
   /** A function reset works (VFIO_DEVICE_FLAGS_RESET; RESET gives EINVAL otherwise). Default true. */

@@ -1,0 +1,46 @@
+/**
+ * The /dev/iommu character device (iommufd_fops): each open is a new
+ * iommufd context, destroyed when the last fd and every file that holds it
+ * are gone.
+ */
+import type { Caller, IommufdHost } from './context.ts';
+import { IommufdCtx } from './context.ts';
+import type { FileOps } from './file.ts';
+import { type ExtraCmd, iommufdIoctl } from './main.ts';
+import { vfioCompat } from './vfio-compat.ts';
+
+/** An open /dev/iommu file; `ctx` lets kernel-side users (VFIO, KVM) find the context. */
+export type IommufdFile = FileOps & { readonly ctx: IommufdCtx };
+
+/**
+ * iommufd_fops_open(): `openedAsVfio` is the /dev/vfio/vfio personality
+ * (per-mm accounting). Container ioctls (nr < 0x80) are served by VFIO
+ * compat on every open.
+ */
+export function openIommufd(
+  host: IommufdHost,
+  extra: ExtraCmd | undefined,
+  opts: { openedAsVfio: boolean } = { openedAsVfio: false },
+): IommufdFile {
+  const ctx = new IommufdCtx(host, opts);
+  return {
+    kind: 'iommufd',
+    ctx,
+    ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, vfioCompat),
+    release: () => ctx.release(),
+  };
+}
+
+/** The iommufd context of an open file, if it is /dev/iommu (or /dev/vfio/vfio served by iommufd). */
+export function iommufdCtxOf(ops: FileOps): IommufdCtx | undefined {
+  const ctx = (ops as Partial<IommufdFile>).ctx;
+  return ctx instanceof IommufdCtx ? ctx : undefined;
+}
+
+/** The iommufd context behind `fd` (for kernel-side users such as VFIO binding a device). */
+export function ctxOfFd(caller: Caller, fd: number): IommufdCtx {
+  const file = caller.file(fd);
+  const ctx = file && iommufdCtxOf(file);
+  if (!ctx) throw new Error(`fd ${fd} is not /dev/iommu`);
+  return ctx;
+}
