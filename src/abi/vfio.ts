@@ -291,3 +291,39 @@ export const VFIO_TYPE1_MINSZ = {
   VFIO_IOMMU_MAP_DMA: VfioIommuType1DmaMap.endOf('size'),
   VFIO_IOMMU_UNMAP_DMA: VfioIommuType1DmaUnmap.endOf('size'),
 } as const;
+
+// ---------------------------------------------------------------------------
+// Device cdev (/dev/vfio/devices/vfioX): vfio-device.md §5
+
+/** `VFIO_DEVICE_BIND_FLAG_*`: TOKEN (since v6.17) means `token_uuid_ptr` points to a 16-byte UUID. */
+export const VFIO_DEVICE_BIND_FLAG = { TOKEN: 1 } as const;
+
+/** `VFIO_DEVICE_ATTACH_PASID` / `VFIO_DEVICE_DETACH_PASID`: `pasid` is valid. */
+export const VFIO_DEVICE_PT_FLAG = { PASID: 1 } as const;
+
+/**
+ * `struct vfio_device_bind_iommufd` (24 bytes; 16 before v6.17):
+ * VFIO_DEVICE_BIND_IOMMUFD. minsz = endOf('out_devid') = 16.
+ */
+export const VfioDeviceBindIommufd = struct('vfio_device_bind_iommufd', 24, [
+  field('argsz', 0, 'u32', 'in'),
+  field('flags', 4, 'u32', 'in'),
+  field('iommufd', 8, 's32', 'in'),
+  field('out_devid', 12, 'u32', 'out'),
+  field('token_uuid_ptr', 16, 'u64', 'in'),
+]);
+
+/** `struct vfio_device_attach_iommufd_pt` (16 bytes): minsz = endOf('pt_id') = 12; `pasid` with the PASID flag. */
+export const VfioDeviceAttachIommufdPt = struct('vfio_device_attach_iommufd_pt', 16, [
+  field('argsz', 0, 'u32', 'in'),
+  field('flags', 4, 'u32', 'in'),
+  field('pt_id', 8, 'u32', 'inout'),
+  field('pasid', 12, 'u32', 'in'),
+]);
+
+/** `struct vfio_device_detach_iommufd_pt` (12 bytes): minsz = endOf('flags') = 8; `pasid` with the PASID flag. */
+export const VfioDeviceDetachIommufdPt = struct('vfio_device_detach_iommufd_pt', 12, [
+  field('argsz', 0, 'u32', 'in'),
+  field('flags', 4, 'u32', 'in'),
+  field('pasid', 8, 'u32', 'in'),
+]);

@@ -5,6 +5,7 @@ import type { Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 import { selftestCmd } from '../iommufd/selftest.ts';
+import { openVfioCdev, VFIO_CDEV_DIR } from '../vfio/cdev.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
@@ -108,11 +109,13 @@ export class Kernel {
   /**
    * Resolve a device path to a new open file; ENOENT for anything not
    * served. /dev/iommu, /dev/vfio/vfio (the container, see
-   * `personality.vfioContainer`) and /dev/vfio/<group id>.
+   * `personality.vfioContainer`), /dev/vfio/<group id> and the device cdevs
+   * /dev/vfio/devices/vfioX.
    */
   openPath(_proc: Process, path: string): FileOps {
     if (path === '/dev/iommu') return openIommufd(this, this.selftestCmd);
     if (path === '/dev/vfio/vfio') return openVfioContainer(this, this.selftestCmd);
+    if (path.startsWith(VFIO_CDEV_DIR)) return openVfioCdev(this, path);
     const group = /^\/dev\/vfio\/(0|[1-9][0-9]{0,9})$/.exec(path);
     if (group) {
       const vfioGroup = this.vfioGroups.get(Number(group[1]));

@@ -6,6 +6,8 @@
  * @example
  * const ops = deviceFileOps(vdev, { release: () => group.closeDevice(vdev) });
  */
+import { fail } from '../abi/errno.ts';
+import { VfioDeviceBindIommufd, vfioNrOf } from '../abi/vfio.ts';
 import type { FileOps } from '../iommufd/file.ts';
 import type { VfioDevice } from './device.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
@@ -15,10 +17,29 @@ export interface DeviceFileOptions {
   readonly release: () => void;
 }
 
-/** FileOps of a device fd of `device`; `kind` 'vfio-device' (strace decoding). */
+/** VFIO_BASE + 18: the VFIO core answers it before the driver sees anything. */
+const NR_BIND_IOMMUFD = 118;
+
+/**
+ * FileOps of a device fd of `device`; `kind` 'vfio-device' (strace
+ * decoding). BIND_IOMMUFD is the core's: only cdev fds may bind, so after
+ * the minsz copy (EFAULT) it is EINVAL; ATTACH/DETACH_IOMMUFD_PT reach
+ * vfio-pci (ENOTTY).
+ */
 export function deviceFileOps(
   device: VfioDevice,
   opts: DeviceFileOptions,
 ): FileOps & { device: VfioDevice } {
-  return { ...vfioPciDeviceFileOps(device.pci, { release: opts.release }), device };
+  const ops = vfioPciDeviceFileOps(device.pci, { release: opts.release });
+  return {
+    ...ops,
+    device,
+    ioctl(caller, request, arg) {
+      if (vfioNrOf(caller.abi, request) === NR_BIND_IOMMUFD) {
+        caller.mm.read(arg, VfioDeviceBindIommufd.endOf('out_devid'));
+        fail('EINVAL', 'BIND_IOMMUFD on a group device fd');
+      }
+      return ops.ioctl!(caller, request, arg);
+    },
+  };
 }

@@ -45,11 +45,17 @@ export class VfioDevice {
   }
 
   /**
-   * First open with an iommufd: bind, then attach to the compat IOAS
-   * (ENODEV if it is gone); on failure nothing stays bound.
+   * First open with an iommufd: bind, then (group path) attach to the
+   * compat IOAS (ENODEV if it is gone); on failure nothing stays bound.
+   * The cdev path binds only (`attachCompat` false): DMA stays blocked
+   * until ATTACH_IOMMUFD_PT.
    */
-  bindIommufd(ctx: IommufdCtx): void {
+  bindIommufd(ctx: IommufdCtx, opts = { attachCompat: true }): IommufdDevice {
     const idev = IommufdDevice.bind(ctx, this.dev);
+    if (!opts.attachCompat) {
+      this.idev = idev;
+      return idev;
+    }
     try {
       idev.attach(vfioCompatIoasGetId(ctx));
     } catch (e) {
@@ -57,6 +63,7 @@ export class VfioDevice {
       throw e;
     }
     this.idev = idev;
+    return idev;
   }
 
   /** Last close: detach and unbind (the context may go with it). */

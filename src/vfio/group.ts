@@ -84,6 +84,8 @@ export class VfioGroup {
   private containerUsers = 0;
   /** References to the open group file: its fds' one plus one per device held under a legacy container. */
   private fileRefs = 0;
+  /** cdev_device_open_cnt: devices of the group bound (or binding) through their cdev; open() is EBUSY meanwhile. */
+  private cdevUsers = 0;
 
   /** `specOf` gives each member's PCI description (from the host topology). */
   constructor(
@@ -107,9 +109,9 @@ export class VfioGroup {
     return this.container !== undefined || this.iommufd !== undefined;
   }
 
-  /** open(2) of /dev/vfio/<id>: one open file at a time (EBUSY). */
+  /** open(2) of /dev/vfio/<id>: one open file at a time, none while a device is cdev-bound (EBUSY). */
   open(): VfioGroupFile {
-    if (this.fileRefs > 0) fail('EBUSY');
+    if (this.fileRefs > 0 || this.cdevUsers > 0) fail('EBUSY');
     this.fileRefs = 1;
     return {
       kind: 'vfio-group',
@@ -117,6 +119,17 @@ export class VfioGroup {
       ioctl: (caller, request, arg) => this.ioctl(caller, request, arg),
       release: () => this.putFile(),
     };
+  }
+
+  /** vfio_device_block_group(): a cdev BIND starts; EBUSY while the group file is open. */
+  blockForCdev(): void {
+    if (this.opened) fail('EBUSY');
+    this.cdevUsers++;
+  }
+
+  /** vfio_device_unblock_group(): the cdev binding ended (or failed). */
+  unblockForCdev(): void {
+    this.cdevUsers--;
   }
 
   private ioctl(caller: Caller, request: number, arg: bigint): number {

@@ -113,6 +113,33 @@ const STRUCTS: Record<string, { size: number; rows: readonly Row[] }> = {
       ['bitmap_data', 32, 'u64'],
     ],
   },
+  VfioDeviceBindIommufd: {
+    size: 24,
+    rows: [
+      ['argsz', 0, 'u32'],
+      ['flags', 4, 'u32'],
+      ['iommufd', 8, 's32'],
+      ['out_devid', 12, 'u32'],
+      ['token_uuid_ptr', 16, 'u64'],
+    ],
+  },
+  VfioDeviceAttachIommufdPt: {
+    size: 16,
+    rows: [
+      ['argsz', 0, 'u32'],
+      ['flags', 4, 'u32'],
+      ['pt_id', 8, 'u32'],
+      ['pasid', 12, 'u32'],
+    ],
+  },
+  VfioDeviceDetachIommufdPt: {
+    size: 12,
+    rows: [
+      ['argsz', 0, 'u32'],
+      ['flags', 4, 'u32'],
+      ['pasid', 8, 'u32'],
+    ],
+  },
 };
 
 test('vfio.h struct sizes and field offsets', () => {

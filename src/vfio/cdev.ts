@@ -1,0 +1,242 @@
+/**
+ * The VFIO device character device `/dev/vfio/devices/vfioX`
+ * (CONFIG_VFIO_DEVICE_CDEV): one per host device, X = the device's index
+ * in host order (`kernel.host.devices`), not its IOMMU group number.
+ * Facts: vfio-device.md §4.0 and §5 (checked against drivers/vfio/
+ * device_cdev.c and iommufd_ctx_from_fd()).
+ *
+ * - open: always succeeds for a known index (several opens allowed); an
+ *   unknown node is ENOENT.
+ * - Before a successful BIND every other ioctl, read and write is EINVAL.
+ * - BIND_IOMMUFD (minsz 16, struct 24): argsz < 16, unknown flags or
+ *   iommufd < 0 → EINVAL; argsz > 24 with non-zero tail → E2BIG; the
+ *   device's group file open → EBUSY (else the group is blocked until
+ *   unbind); this fd already bound → EINVAL; TOKEN: UUID copied (EFAULT),
+ *   then EINVAL (no SR-IOV PF/VF is modelled, so a token is never valid);
+ *   bad fd → EBADF, not an iommufd → EBADFD; device already open (group
+ *   path or another cdev fd) → EINVAL; then bind (no attach: DMA blocked),
+ *   vfio-pci enable, `out_devid` written (EFAULT undoes the bind).
+ * - ATTACH_IOMMUFD_PT (minsz 12): argsz < 12 or unknown flags → EINVAL;
+ *   PASID with argsz < 16 → EINVAL, else EINVAL (no device has PASID
+ *   attach in the model); iommufd errors pass through (ENOENT, EINVAL);
+ *   attaching again replaces; `pt_id` is rewritten to the HWPT used.
+ * - DETACH_IOMMUFD_PT (minsz 8): argsz < 8 or unknown flags → EINVAL;
+ *   PASID with argsz < 12 → EINVAL; otherwise 0 (a no-op when detached).
+ * - everything else goes to vfio-pci (device-fops.ts).
+ * - close of a bound fd: vfio-pci disable, unbind, group unblocked.
+ *
+ * @example
+ * const dev = proc.open('/dev/vfio/devices/vfio0');
+ * // VFIO_DEVICE_BIND_IOMMUFD { argsz: 24, iommufd } → out_devid
+ * // VFIO_DEVICE_ATTACH_IOMMUFD_PT { argsz: 12, pt_id: ioas } → pt_id = auto HWPT
+ */
+import { fail } from '../abi/errno.ts';
+import {
+  VFIO_BASE,
+  VFIO_DEVICE_BIND_FLAG,
+  VFIO_DEVICE_PT_FLAG,
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceBindIommufd,
+  VfioDeviceDetachIommufdPt,
+  vfioNrOf,
+} from '../abi/vfio.ts';
+import type { Device } from '../iommu/device.ts';
+import type { Caller } from '../iommufd/context.ts';
+import type { FileOps } from '../iommufd/file.ts';
+import { iommufdCtxOf } from '../iommufd/fops.ts';
+import type { VfioDevice } from './device.ts';
+import type { VfioGroup } from './group.ts';
+import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
+
+const NR = {
+  BIND_IOMMUFD: VFIO_BASE + 18,
+  ATTACH_IOMMUFD_PT: VFIO_BASE + 19,
+  DETACH_IOMMUFD_PT: VFIO_BASE + 20,
+} as const;
+
+/** The directory of the device nodes. */
+export const VFIO_CDEV_DIR = '/dev/vfio/devices/';
+
+/** What the cdev needs from the kernel: the host devices in order and their VFIO groups. */
+export interface VfioCdevHost {
+  readonly host: { readonly devices: ReadonlyMap<string, { readonly device: Device }> };
+  readonly vfioGroups: ReadonlyMap<number, VfioGroup>;
+}
+
+/** The device behind `vfio<index>` and its group, if any. */
+function lookup(
+  host: VfioCdevHost,
+  index: number,
+): { device: VfioDevice; group: VfioGroup } | undefined {
+  const hostDev = [...host.host.devices.values()][index];
+  if (!hostDev) return undefined;
+  const group = host.vfioGroups.get(hostDev.device.group.id);
+  const device = group?.devices.find((d) => d.dev === hostDev.device);
+  return group && device ? { device, group } : undefined;
+}
+
+/** The cdev name (`vfioX`) of the host device `bdf`, if it has one. */
+export function vfioCdevName(host: VfioCdevHost, bdf: string): string | undefined {
+  const index = [...host.host.devices.keys()].indexOf(bdf);
+  return index < 0 ? undefined : `vfio${index}`;
+}
+
+/** An open cdev file; `device` lets kernel-side users (KVM, tests) find the device. */
+export type VfioCdevFile = FileOps & { readonly device: VfioDevice };
+
+/** open(2) of `/dev/vfio/devices/<name>`: ENOENT unless `<name>` is `vfioX` of a host device. */
+export function openVfioCdev(host: VfioCdevHost, path: string): VfioCdevFile {
+  const m = /^vfio(0|[1-9][0-9]{0,9})$/.exec(path.slice(VFIO_CDEV_DIR.length));
+  const found = path.startsWith(VFIO_CDEV_DIR) && m ? lookup(host, Number(m[1])) : undefined;
+  if (!found) fail('ENOENT');
+  return new CdevFile(found.device, found.group).ops();
+}
+
+/** u32 at `off` of `b`. */
+function u32(b: Uint8Array, off: number): number {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(off, true);
+}
+
+/** One open of the cdev (struct vfio_device_file with no group). */
+class CdevFile {
+  /** access_granted: BIND succeeded. */
+  private bound = false;
+  private readonly pci: FileOps;
+
+  constructor(
+    readonly device: VfioDevice,
+    readonly group: VfioGroup,
+  ) {
+    this.pci = vfioPciDeviceFileOps(device.pci);
+  }
+
+  ops(): VfioCdevFile {
+    return {
+      kind: 'vfio-device',
+      device: this.device,
+      ioctl: (caller, request, arg) => this.ioctl(caller, request, arg),
+      read: (caller, length, offset) => {
+        if (!this.bound) fail('EINVAL');
+        return this.pci.read!(caller, length, offset);
+      },
+      write: (caller, data, offset) => {
+        if (!this.bound) fail('EINVAL');
+        return this.pci.write!(caller, data, offset);
+      },
+      release: () => this.release(),
+    };
+  }
+
+  private ioctl(caller: Caller, request: number, arg: bigint): number {
+    const nr = vfioNrOf(caller.abi, request);
+    if (nr === NR.BIND_IOMMUFD) return this.bind(caller, arg);
+    if (!this.bound) fail('EINVAL', 'cdev not bound');
+    if (nr === NR.ATTACH_IOMMUFD_PT) return this.attach(caller, arg);
+    if (nr === NR.DETACH_IOMMUFD_PT) return this.detach(caller, arg);
+    return this.pci.ioctl!(caller, request, arg);
+  }
+
+  /** VFIO_DEVICE_BIND_IOMMUFD. */
+  private bind(caller: Caller, arg: bigint): number {
+    const minsz = VfioDeviceBindIommufd.endOf('out_devid');
+    const size = VfioDeviceBindIommufd.size;
+    const head = caller.mm.read(arg, minsz);
+    const argsz = u32(head, 0);
+    if (argsz < minsz) fail('EINVAL');
+    // copy_struct_from_user(): a known-size prefix, the rest must be zero
+    const known = new Uint8Array(size);
+    known.set(caller.mm.read(arg, Math.min(argsz, size)));
+    if (argsz > size && caller.mm.read(arg + BigInt(size), argsz - size).some((b) => b !== 0))
+      fail('E2BIG');
+    const bind = VfioDeviceBindIommufd.decode(known);
+    if (bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN || bind.iommufd < 0) fail('EINVAL');
+    this.group.blockForCdev();
+    try {
+      if (this.bound) fail('EINVAL', 'already bound');
+      if (bind.flags & VFIO_DEVICE_BIND_FLAG.TOKEN) {
+        caller.mm.read(bind.token_uuid_ptr, 16);
+        fail('EINVAL', 'VF token provided, not a PF or VF');
+      }
+      const file = caller.file(bind.iommufd);
+      if (!file) fail('EBADF');
+      const ctx = iommufdCtxOf(file);
+      if (!ctx) fail('EBADFD');
+      const device = this.device;
+      if (device.openCount !== 0) fail('EINVAL', 'device already open');
+      const idev = device.bindIommufd(ctx, { attachCompat: false });
+      device.pci.enable();
+      device.openCount++;
+      try {
+        const out = new Uint8Array(4);
+        new DataView(out.buffer).setUint32(0, idev.id, true);
+        caller.mm.write(arg + BigInt(VfioDeviceBindIommufd.endOf('out_devid') - 4), out);
+      } catch (e) {
+        this.close();
+        throw e;
+      }
+    } catch (e) {
+      this.group.unblockForCdev();
+      throw e;
+    }
+    this.bound = true;
+    return 0;
+  }
+
+  /** VFIO_DEVICE_ATTACH_IOMMUFD_PT. */
+  private attach(caller: Caller, arg: bigint): number {
+    const minsz = VfioDeviceAttachIommufdPt.endOf('pt_id');
+    const head = caller.mm.read(arg, minsz);
+    const argsz = u32(head, 0);
+    const flags = u32(head, 4);
+    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID) fail('EINVAL');
+    if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
+      if (argsz < VfioDeviceAttachIommufdPt.size) fail('EINVAL');
+      caller.mm.read(arg + BigInt(minsz), 4);
+      // vfio-pci has pasid_attach_ioas, but no modelled device supports PASID attach
+      fail('EINVAL', 'PASID attach not supported by the device');
+    }
+    const idev = this.device.iommufdDevice!;
+    const hwpt = idev.attach(u32(head, 8));
+    const out = new Uint8Array(4);
+    new DataView(out.buffer).setUint32(0, hwpt.id, true);
+    try {
+      caller.mm.write(arg + BigInt(VfioDeviceAttachIommufdPt.endOf('pt_id') - 4), out);
+    } catch (e) {
+      // copy-out failure: the kernel detaches (even after a replace)
+      idev.detach();
+      throw e;
+    }
+    return 0;
+  }
+
+  /** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+  private detach(caller: Caller, arg: bigint): number {
+    const minsz = VfioDeviceDetachIommufdPt.endOf('flags');
+    const head = caller.mm.read(arg, minsz);
+    const argsz = u32(head, 0);
+    const flags = u32(head, 4);
+    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID) fail('EINVAL');
+    if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
+      if (argsz < VfioDeviceDetachIommufdPt.size) fail('EINVAL');
+      caller.mm.read(arg + BigInt(minsz), 4);
+      return 0; // no PASID is ever attached: a no-op
+    }
+    this.device.iommufdDevice!.detach();
+    return 0;
+  }
+
+  /** The device's cdev open ends: vfio-pci disable, unbind (detaches too). */
+  private close(): void {
+    const device = this.device;
+    device.openCount--;
+    device.pci.disable();
+    device.unbindIommufd();
+  }
+
+  private release(): void {
+    if (!this.bound) return;
+    this.bound = false;
+    this.close();
+    this.group.unblockForCdev();
+  }
+}
