@@ -9,6 +9,7 @@ import { openVfioCdev, VFIO_CDEV_DIR } from '../vfio/cdev.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
+import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
 import type { FileOps } from './file.ts';
@@ -79,7 +80,7 @@ export class Kernel {
 
   constructor(opts: KernelOptions = {}) {
     this.abi = opts.abi ?? 'generic';
-    this.vfioIommuDrivers.push(type1IommuDriver(this));
+    this.vfioIommuDrivers.push(type1IommuDriver(this), spaprTceIommuDriver(this));
     this.personality = { ...LINUX_6_18, ...opts.personality };
     this.selftestCmd = this.personality.selftest ? (opts.selftestCmd ?? selftestCmd()) : undefined;
     const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');

@@ -1,0 +1,377 @@
+/**
+ * The SPAPR TCE v2 container backend (drivers/vfio/vfio_iommu_spapr_tce.c,
+ * VFIO_SPAPR_TCE_v2_IOMMU) on the multi-window domain model: the user's
+ * TCEs are areas of one {@link IoPagetable}; the windows are the apertures
+ * of the {@link SpaprWindowSet}'s domains, which every attached group
+ * shares. Errno rules: spapr-tce.md §3–§6 (Linux 6.18: detach clears every
+ * TCE, UNREGISTER of a busy region returns 0).
+ */
+import { fail } from '../../abi/errno.ts';
+import {
+  VFIO_DMA_MAP_FLAG,
+  VfioIommuType1DmaMap,
+  VfioIommuType1DmaUnmap,
+  vfioNrOf,
+} from '../../abi/vfio.ts';
+import type { SpaprWindow } from '../../drivers/spapr/window.ts';
+import type { Group } from '../../iommu/group.ts';
+import type { Mm } from '../../iommu/mm.ts';
+import type { PhysMemory } from '../../iommu/phys-memory.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/prot.ts';
+import type { Caller } from '../../iommufd/context.ts';
+import { IoPagetable } from '../../iommufd/io-pagetable.ts';
+import type { PinAccount } from '../../iommufd/pages.ts';
+import type { VfioIommuBackend } from '../container.ts';
+import {
+  preregFind,
+  preregPut,
+  preregRegions,
+  preregRegister,
+  preregUnregister,
+} from './prereg.ts';
+import {
+  SPAPR_NR,
+  VFIO_IOMMU_SPAPR_INFO_DDW,
+  VfioIommuSpaprRegisterMemory,
+  VfioIommuSpaprTceCreate,
+  VfioIommuSpaprTceInfo,
+  VfioIommuSpaprTceRemove,
+} from './uapi.ts';
+import { phbOf, SpaprWindowSet } from './window-set.ts';
+
+/** Locked-memory charge of one window's table. */
+interface TableCharge {
+  readonly account: PinAccount;
+  readonly pages: bigint;
+}
+
+/**
+ * One SPAPR v2 container backend. `groups` is most recently attached
+ * first (the kernel's list head, which GET_INFO and the default window ask).
+ */
+export class VfioSpaprTce implements VfioIommuBackend {
+  readonly groups: Group[] = [];
+  /** The container's mapping table: areas = live TCE ranges. */
+  readonly iopt: IoPagetable;
+  readonly windowSet: SpaprWindowSet;
+  /** REGISTER_MEMORY succeeded once (v2's "enabled"). */
+  enabled = false;
+  /** The default 32-bit window is due on the next MAP/UNMAP/CREATE. */
+  defWindowPending = false;
+  /** The address space the container is bound to (first REGISTER/CREATE/REMOVE). */
+  mm: Mm | undefined;
+  private readonly charges = new Map<number, TableCharge>();
+
+  constructor(readonly memory: PhysMemory) {
+    // The page table never allocates IOVA and never splits areas; its page
+    // size only caps domain alignment, which TCE pages (up to 1 GiB and
+    // beyond) must not hit.
+    this.iopt = new IoPagetable(1n << 62n, { unmapEmpty: 'success', maxAutoAlignment: undefined });
+    this.windowSet = new SpaprWindowSet(this.iopt);
+  }
+
+  // ---- groups --------------------------------------------------------------------
+
+  /**
+   * tce_iommu_attach_group(): ENODEV (no table group), EINVAL (PE without
+   * DDW), EBUSY (already here), EPERM (another PHB kind), then every window
+   * programmed into the group at once; the first group makes the default
+   * window pending when slot 0 is empty.
+   */
+  attachGroup(group: Group): void {
+    const phb = phbOf(group);
+    if (phb.caps.maxWindows === 0) fail('EINVAL', 'v2 container needs a DDW-capable PE');
+    if (this.groups.includes(group)) fail('EBUSY');
+    if (this.groups.some((g) => phbOf(g).caps.platform !== phb.caps.platform)) {
+      fail('EPERM', 'incompatible table group');
+    }
+    this.windowSet.join(group);
+    const first = this.groups.length === 0;
+    this.groups.unshift(group);
+    if (first && !this.windowSet.windows.some((w) => w.slot === 0)) this.defWindowPending = true;
+  }
+
+  /**
+   * tce_iommu_detach_group() (≥v6.11): every TCE of the container is
+   * cleared first, so the remaining groups lose the mappings too; then the
+   * group leaves every window.
+   */
+  detachGroup(group: Group): void {
+    const i = this.groups.indexOf(group);
+    if (i < 0) return;
+    this.iopt.unmapAll();
+    this.groups.splice(i, 1);
+    this.windowSet.leave(group, this.groups);
+  }
+
+  /** The last group left: windows freed, pre-registrations dropped, charges undone. */
+  release(): void {
+    this.iopt.unmapAll();
+    this.windowSet.clear();
+    for (const c of this.charges.values()) c.account.uncharge(c.pages);
+    this.charges.clear();
+    if (this.mm) {
+      for (const r of [...preregRegions(this.mm)])
+        if (r.owners.has(this)) preregPut(this, this.mm, r);
+    }
+    this.enabled = false;
+    this.defWindowPending = false;
+  }
+
+  // ---- ioctl dispatch ------------------------------------------------------------
+
+  ioctl(caller: Caller, request: number, arg: bigint): number {
+    if (this.mm && this.mm !== caller.mm) fail('EPERM', 'container bound to another mm');
+    switch (vfioNrOf(caller.abi, request)) {
+      case SPAPR_NR.TCE_GET_INFO:
+        return this.getInfo(caller, arg);
+      case SPAPR_NR.MAP_DMA:
+        return this.mapDma(caller, arg);
+      case SPAPR_NR.UNMAP_DMA:
+        return this.unmapDma(caller, arg);
+      case SPAPR_NR.REGISTER_MEMORY:
+        return this.registerMemory(caller, arg);
+      case SPAPR_NR.UNREGISTER_MEMORY:
+        return this.unregisterMemory(caller, arg);
+      case SPAPR_NR.TCE_CREATE:
+        return this.tceCreate(caller, arg);
+      case SPAPR_NR.TCE_REMOVE:
+        return this.tceRemove(caller, arg);
+      default:
+        // ENABLE/DISABLE are v1 only; EEH is not modelled
+        fail('ENOTTY');
+    }
+  }
+
+  private bindMm(caller: Caller): void {
+    this.mm ??= caller.mm;
+  }
+
+  /** The head group's PHB (the "first group" lookups). */
+  private headPhb() {
+    const g = this.groups[0];
+    if (!g) fail('ENXIO', 'no group attached');
+    return phbOf(g);
+  }
+
+  private hostPageShift(): number {
+    return this.headPhb().caps.hostPageShift;
+  }
+
+  // ---- windows -------------------------------------------------------------------
+
+  /** Create the pending default window (tce_iommu_create_default_window). */
+  private createPendingDefault(caller: Caller): void {
+    if (!this.defWindowPending) return;
+    const w = this.headPhb().defaultWindow();
+    this.createWindow(caller, w);
+    this.defWindowPending = false;
+  }
+
+  /** Validate, charge the table, then move every group to the enlarged window set. */
+  private createWindow(caller: Caller, w: SpaprWindow): void {
+    const phb = this.headPhb();
+    phb.windowGeometry(w);
+    const bytes = phb.tableSize(w.pageShift, w.size, w.levels);
+    const account = caller.pinAccount('mm');
+    const pages = bytes >> BigInt(phb.caps.hostPageShift);
+    account.charge(pages);
+    try {
+      this.windowSet.replace([...this.windowSet.windows, w], this.groups);
+    } catch (e) {
+      account.uncharge(pages);
+      throw e;
+    }
+    this.charges.set(w.slot, { account, pages });
+  }
+
+  /** VFIO_IOMMU_SPAPR_TCE_CREATE */
+  private tceCreate(caller: Caller, arg: bigint): number {
+    this.bindMm(caller);
+    this.headPhb();
+    const minsz = VfioIommuSpaprTceCreate.size;
+    const c = VfioIommuSpaprTceCreate.decode(caller.mm.read(arg, minsz));
+    if (c.argsz < minsz || c.flags !== 0) fail('EINVAL');
+    this.createPendingDefault(caller);
+    const used = new Set(this.windowSet.windows.map((w) => w.slot));
+    const slot = ([0, 1] as const).find((s) => !used.has(s));
+    if (slot === undefined) fail('ENOSPC', 'both window slots in use');
+    const phb = this.headPhb();
+    const start = phb.caps.slotBases[slot];
+    this.createWindow(caller, {
+      slot,
+      start,
+      size: c.window_size,
+      pageShift: c.page_shift,
+      levels: c.levels,
+    });
+    caller.mm.write(arg, VfioIommuSpaprTceCreate.encode({ ...c, start_addr: start }));
+    return 0;
+  }
+
+  /** VFIO_IOMMU_SPAPR_TCE_REMOVE: any address inside a window names it; its TCEs go first. */
+  private tceRemove(caller: Caller, arg: bigint): number {
+    this.bindMm(caller);
+    this.headPhb();
+    const minsz = VfioIommuSpaprTceRemove.size;
+    const r = VfioIommuSpaprTceRemove.decode(caller.mm.read(arg, minsz));
+    if (r.argsz < minsz || r.flags !== 0) fail('EINVAL');
+    if (this.defWindowPending && r.start_addr === 0n) {
+      this.defWindowPending = false;
+      return 0;
+    }
+    const hit = this.windowSet.windowOf(r.start_addr);
+    if (!hit) fail('EINVAL', 'no window at that address');
+    const { window } = hit;
+    this.clearRange(window.start, hit.last);
+    this.windowSet.replace(
+      this.windowSet.windows.filter((w) => w.slot !== window.slot),
+      this.groups,
+    );
+    const charge = this.charges.get(window.slot);
+    if (charge) charge.account.uncharge(charge.pages);
+    this.charges.delete(window.slot);
+    return 0;
+  }
+
+  /** VFIO_IOMMU_SPAPR_TCE_GET_INFO: the head group's PE; 16 or 32 bytes written. */
+  private getInfo(caller: Caller, arg: bigint): number {
+    const phb = this.headPhb();
+    const argsz = VfioIommuSpaprTceInfo.decode(caller.mm.read(arg, 4)).argsz;
+    if (argsz < 16) fail('EINVAL');
+    const caps = phb.caps;
+    const ddw = caps.maxWindows > 0;
+    const out = VfioIommuSpaprTceInfo.encode({
+      argsz,
+      flags: ddw ? VFIO_IOMMU_SPAPR_INFO_DDW : 0,
+      dma32_window_start: Number(caps.slotBases[0] & 0xffff_ffffn),
+      dma32_window_size: Number(caps.dma32Size & 0xffff_ffffn),
+      pgsizes: ddw ? caps.pgsizes : 0n,
+      max_dynamic_windows_supported: ddw ? caps.maxWindows : 0,
+      levels: ddw ? caps.maxLevels : 0,
+    });
+    caller.mm.write(arg, argsz >= 32 ? out : out.subarray(0, 16));
+    return 0;
+  }
+
+  // ---- memory --------------------------------------------------------------------
+
+  /** VFIO_IOMMU_SPAPR_REGISTER_MEMORY */
+  private registerMemory(caller: Caller, arg: bigint): number {
+    this.bindMm(caller);
+    const minsz = VfioIommuSpaprRegisterMemory.size;
+    const r = VfioIommuSpaprRegisterMemory.decode(caller.mm.read(arg, minsz));
+    if (r.argsz < minsz || r.flags !== 0) fail('EINVAL');
+    preregRegister(
+      this,
+      caller.mm,
+      this.memory,
+      caller.pinAccount('mm'),
+      r.vaddr,
+      r.size,
+      this.hostPageShift(),
+    );
+    this.enabled = true;
+    return 0;
+  }
+
+  /** VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY */
+  private unregisterMemory(caller: Caller, arg: bigint): number {
+    if (!this.mm) fail('EPERM', 'container not bound to an mm');
+    const minsz = VfioIommuSpaprRegisterMemory.size;
+    const r = VfioIommuSpaprRegisterMemory.decode(caller.mm.read(arg, minsz));
+    if (r.argsz < minsz || r.flags !== 0) fail('EINVAL');
+    const mask = (1n << BigInt(this.hostPageShift())) - 1n;
+    if ((r.vaddr & mask) !== 0n || (r.size & mask) !== 0n) fail('EINVAL');
+    preregUnregister(this, caller.mm, r.vaddr, r.size);
+    return 0;
+  }
+
+  // ---- MAP / UNMAP ---------------------------------------------------------------
+
+  /** Steps 3–5 of MAP/UNMAP: the window of `iova`, and alignment of `size`/`vaddr` to its page. */
+  private windowFor(caller: Caller, iova: bigint, ...aligned: bigint[]) {
+    this.createPendingDefault(caller);
+    const hit = this.windowSet.windowOf(iova);
+    if (!hit) fail('ENXIO', 'iova in no window');
+    const ps = 1n << BigInt(hit.window.pageShift);
+    if (aligned.some((x) => (x & (ps - 1n)) !== 0n)) fail('EINVAL', 'not TCE page aligned');
+    return { ...hit, ps };
+  }
+
+  /**
+   * VFIO_IOMMU_MAP_DMA: the pages of one pre-registered region at `iova`,
+   * replacing whatever TCEs were there. A misaligned iova returns the
+   * positive 1 (the kernel's parameter-check quirk); a range running past
+   * the window end is EINVAL (a model choice; the kernel checks only the
+   * first page).
+   */
+  private mapDma(caller: Caller, arg: bigint): number {
+    if (!this.enabled) fail('EPERM', 'no memory registered');
+    const minsz = VfioIommuType1DmaMap.size;
+    const m = VfioIommuType1DmaMap.decode(caller.mm.read(arg, minsz));
+    const rw = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE;
+    if (m.argsz < minsz || (m.flags & ~rw) !== 0) fail('EINVAL');
+    const { ps, last } = this.windowFor(caller, m.iova, m.size, m.vaddr);
+    if ((m.flags & rw) === 0) fail('EINVAL', 'neither READ nor WRITE');
+    if ((m.iova & (ps - 1n)) !== 0n) return 1;
+    if (m.size === 0n) return 0;
+    if (m.iova + m.size - 1n > last) fail('EINVAL', 'past the window end');
+    const region = preregFind(caller.mm, m.vaddr, m.size);
+    if (!region) fail('EINVAL', 'memory not pre-registered');
+    if (ps > 1n << BigInt(region.maxPageShift)) fail('EINVAL', 'region pages too small');
+    let prot = 0;
+    if (m.flags & VFIO_DMA_MAP_FLAG.READ) prot |= IOMMU_READ;
+    if (m.flags & VFIO_DMA_MAP_FLAG.WRITE) prot |= IOMMU_WRITE;
+    this.clearRange(m.iova, m.iova + m.size - 1n);
+    this.iopt.mapPages(
+      [{ pages: region.pages, offset: m.vaddr - region.vaddr, length: m.size }],
+      m.size,
+      m.iova,
+      prot,
+    );
+    return 0;
+  }
+
+  /** VFIO_IOMMU_UNMAP_DMA: clears TCEs; holes are skipped; `size` is not written back. */
+  private unmapDma(caller: Caller, arg: bigint): number {
+    if (!this.enabled) fail('EPERM', 'no memory registered');
+    const minsz = VfioIommuType1DmaUnmap.size;
+    const u = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
+    if (u.argsz < minsz || u.flags !== 0) fail('EINVAL');
+    const { ps, last } = this.windowFor(caller, u.iova, u.size);
+    if ((u.iova & (ps - 1n)) !== 0n) return 1;
+    if (u.size === 0n) return 0;
+    if (u.iova + u.size - 1n > last) fail('EINVAL', 'past the window end');
+    this.clearRange(u.iova, u.iova + u.size - 1n);
+    return 0;
+  }
+
+  /**
+   * Clear every TCE in `[start, last]`: areas inside go; an area cut by the
+   * range is replaced by its surviving pieces (same pages; they stay
+   * pinned by the registration, so re-mapping them cannot fail for lack
+   * of pages).
+   */
+  private clearRange(start: bigint, last: bigint): void {
+    for (;;) {
+      const a = this.iopt.areas.firstIntersecting(start, last);
+      if (!a) return;
+      const { pages, pagesOffset, prot } = a;
+      const [aStart, aLast] = [a.start, a.last];
+      this.iopt.unmap(aStart, aLast - aStart + 1n, { emptyOk: true });
+      const keep = (s: bigint, l: bigint) => {
+        if (s > l) return;
+        const len = l - s + 1n;
+        this.iopt.mapPages(
+          [{ pages, offset: pagesOffset + (s - aStart), length: len }],
+          len,
+          s,
+          prot,
+        );
+      };
+      keep(aStart, start - 1n);
+      keep(last + 1n, aLast);
+    }
+  }
+}
