@@ -89,6 +89,10 @@ import {
   VFIO_IOMMU_INFO,
   type VfioFdKind,
   VfioGroupStatus,
+  VfioIommuSpaprRegisterMemory,
+  VfioIommuSpaprTceCreate,
+  VfioIommuSpaprTceInfo,
+  VfioIommuSpaprTceRemove,
   VfioIommuType1DmaMap,
   VfioIommuType1DmaUnmap,
   VfioIommuType1Info,
@@ -250,6 +254,11 @@ const VFIO_LAYOUTS: Record<string, AnyLayout> = {
   VFIO_IOMMU_UNMAP_DMA: VfioIommuType1DmaUnmap,
   VFIO_IOMMU_GET_INFO: VfioIommuType1Info,
   VFIO_GROUP_GET_STATUS: VfioGroupStatus,
+  VFIO_IOMMU_SPAPR_TCE_GET_INFO: VfioIommuSpaprTceInfo,
+  VFIO_IOMMU_SPAPR_REGISTER_MEMORY: VfioIommuSpaprRegisterMemory,
+  VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY: VfioIommuSpaprRegisterMemory,
+  VFIO_IOMMU_SPAPR_TCE_CREATE: VfioIommuSpaprTceCreate,
+  VFIO_IOMMU_SPAPR_TCE_REMOVE: VfioIommuSpaprTceRemove,
 };
 
 /** VFIO ioctls whose argument is a value, not a pointer (rendered as an extension name). */
@@ -269,7 +278,7 @@ HINTS.set(VfioGroupStatus, { flags: flags(VFIO_GROUP_FLAGS) });
 
 /** Which VFIO ioctl family an fd kind answers: /dev/iommu and containers take container ioctls. */
 function vfioFamily(fdKind: string | undefined): VfioFdKind | undefined {
-  if (fdKind === 'iommufd' || fdKind === 'vfio-container') return 'container';
+  if (fdKind === 'iommufd' || fdKind?.startsWith('vfio-container')) return 'container';
   if (fdKind === 'vfio-group') return 'group';
   if (fdKind === 'vfio-device') return 'device';
   return undefined;
@@ -279,8 +288,11 @@ function vfioFamily(fdKind: string | undefined): VfioFdKind | undefined {
 function formatVfio(opts: IoctlTrace): [string, string] | undefined {
   const family = vfioFamily(opts.fdKind);
   const candidates = vfioIoctlsByNumber(opts.abi, opts.cmd);
+  const spapr = opts.fdKind === 'vfio-container-spapr';
+  const inFamily = candidates.filter((c) => c.fd === family);
   const v =
-    candidates.find((c) => c.fd === family) ??
+    inFamily.find((c) => c.name.includes('SPAPR') === spapr) ??
+    inFamily[0] ??
     (candidates.length === 1 ? candidates[0] : undefined);
   if (!v) return undefined;
   if (VFIO_NO_ARGS.has(v.name)) return [v.name, ''];

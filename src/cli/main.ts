@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { runDemo } from './demo.ts';
+import { runPowerDemo } from './demo-power.ts';
 
 const program = new Command('uiommu')
   .description('Linux IOMMUFD and VFIO in user space, errno-exact')
@@ -8,10 +9,13 @@ const program = new Command('uiommu')
 program
   .command('demo')
   .description(
-    'run an in-process VMM-like client against /dev/iommu and print its decoded syscalls',
+    'run in-process VMM-like clients (x86 iommufd, POWER SPAPR) and print their decoded syscalls',
   )
   .action(() => {
-    process.exitCode = runDemo((line) => console.log(line));
+    const print = (line: string) => console.log(line);
+    const x86 = runDemo(print);
+    print('');
+    process.exitCode = x86 || runPowerDemo(print);
   });
 
 await program.parseAsync();

@@ -192,7 +192,12 @@ export function openVfioContainer(host: VfioHost, extra: ExtraCmd | undefined): 
 function openLegacyContainer(drivers: readonly VfioIommuDriver[]): LegacyContainerFile {
   const container = new LegacyContainer(drivers);
   return {
-    kind: 'vfio-container',
+    /** 'vfio-container-spapr' once SET_IOMMU chose the SPAPR backend: traces decode its ioctls by it. */
+    get kind() {
+      return container.driver?.name === 'vfio-iommu-spapr-tce'
+        ? 'vfio-container-spapr'
+        : 'vfio-container';
+    },
     container,
     ioctl: (caller, request, arg) => container.ioctl(caller, request, arg),
     release: () => container.backend?.containerClosed?.(),

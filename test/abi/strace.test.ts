@@ -9,7 +9,7 @@ import {
 } from '../../src/abi/iommufd.ts';
 import { IommuTestCmdAccessRw, IommuTestCmdMockDomain } from '../../src/abi/iommufd-test.ts';
 import { formatIoctl, formatStruct, formatSyscall, ioctlName } from '../../src/abi/strace.ts';
-import { VfioIommuType1DmaMap } from '../../src/abi/vfio.ts';
+import { VfioIommuSpaprTceCreate, VfioIommuType1DmaMap } from '../../src/abi/vfio.ts';
 
 const map = IommuIoasMap.encode({
   size: 40,
@@ -269,6 +269,33 @@ describe('VFIO ioctls, decoded by the kind of fd', () => {
     assert.equal(
       formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'memfd' }),
       'ioctl(5, 0x3b70, 0x7000) = 0',
+    );
+  });
+});
+
+describe('SPAPR containers', () => {
+  it('decode nr 112 as SPAPR_TCE_GET_INFO and TCE_CREATE with its fields', () => {
+    const base = {
+      fd: 4,
+      abi: 'generic' as const,
+      argAddr: 0x7000n,
+      result: 0,
+      fdKind: 'vfio-container-spapr',
+    };
+    assert.match(
+      formatIoctl({ ...base, cmd: 0x3b70, arg: undefined }),
+      /VFIO_IOMMU_SPAPR_TCE_GET_INFO/,
+    );
+    const arg = VfioIommuSpaprTceCreate.encode({
+      argsz: 40,
+      page_shift: 16,
+      window_size: 1n << 30n,
+      levels: 1,
+      start_addr: 1n << 59n,
+    });
+    assert.equal(
+      formatIoctl({ ...base, cmd: 0x3b77, arg }),
+      'ioctl(4, VFIO_IOMMU_SPAPR_TCE_CREATE, {argsz=40, flags=0, page_shift=16, __resv1=0, window_size=0x40000000, levels=1, __resv2=0, start_addr=0x800000000000000}) = 0',
     );
   });
 });

@@ -113,6 +113,48 @@ const STRUCTS: Record<string, { size: number; rows: readonly Row[] }> = {
       ['bitmap_data', 32, 'u64'],
     ],
   },
+  VfioIommuSpaprTceInfo: {
+    size: 32,
+    rows: [
+      ['argsz', 0, 'u32'],
+      ['flags', 4, 'u32'],
+      ['dma32_window_start', 8, 'u32'],
+      ['dma32_window_size', 12, 'u32'],
+      ['pgsizes', 16, 'u64'],
+      ['max_dynamic_windows_supported', 24, 'u32'],
+      ['levels', 28, 'u32'],
+    ],
+  },
+  VfioIommuSpaprRegisterMemory: {
+    size: 24,
+    rows: [
+      ['argsz', 0, 'u32'],
+      ['flags', 4, 'u32'],
+      ['vaddr', 8, 'u64'],
+      ['size', 16, 'u64'],
+    ],
+  },
+  VfioIommuSpaprTceCreate: {
+    size: 40,
+    rows: [
+      ['argsz', 0, 'u32'],
+      ['flags', 4, 'u32'],
+      ['page_shift', 8, 'u32'],
+      ['__resv1', 12, 'u32'],
+      ['window_size', 16, 'u64'],
+      ['levels', 24, 'u32'],
+      ['__resv2', 28, 'u32'],
+      ['start_addr', 32, 'u64'],
+    ],
+  },
+  VfioIommuSpaprTceRemove: {
+    size: 16,
+    rows: [
+      ['argsz', 0, 'u32'],
+      ['flags', 4, 'u32'],
+      ['start_addr', 8, 'u64'],
+    ],
+  },
   VfioDeviceBindIommufd: {
     size: 24,
     rows: [

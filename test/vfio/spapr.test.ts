@@ -7,17 +7,19 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fail } from '../../src/abi/errno.ts';
 import type { Layout } from '../../src/abi/layout.ts';
-import { VFIO_EXTENSION, type VfioIoctlName, vfioIoctlNumber } from '../../src/abi/vfio.ts';
-import type { Domain } from '../../src/iommu/domain.ts';
-import { legacyContainerOf } from '../../src/vfio/container.ts';
-import type { VfioSpaprTce } from '../../src/vfio/spapr/tce-container.ts';
 import {
+  VFIO_EXTENSION,
   VFIO_IOMMU_SPAPR_INFO_DDW,
+  type VfioIoctlName,
   VfioIommuSpaprRegisterMemory,
   VfioIommuSpaprTceCreate,
   VfioIommuSpaprTceInfo,
   VfioIommuSpaprTceRemove,
-} from '../../src/vfio/spapr/uapi.ts';
+  vfioIoctlNumber,
+} from '../../src/abi/vfio.ts';
+import type { Domain } from '../../src/iommu/domain.ts';
+import { legacyContainerOf } from '../../src/vfio/container.ts';
+import type { VfioSpaprTce } from '../../src/vfio/spapr/tce-container.ts';
 import { VfioClient } from './client.ts';
 
 const MIB = 1n << 20n;

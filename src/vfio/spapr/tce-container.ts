@@ -8,7 +8,13 @@
  */
 import { fail } from '../../abi/errno.ts';
 import {
+  SPAPR_NR,
   VFIO_DMA_MAP_FLAG,
+  VFIO_IOMMU_SPAPR_INFO_DDW,
+  VfioIommuSpaprRegisterMemory,
+  VfioIommuSpaprTceCreate,
+  VfioIommuSpaprTceInfo,
+  VfioIommuSpaprTceRemove,
   VfioIommuType1DmaMap,
   VfioIommuType1DmaUnmap,
   vfioNrOf,
@@ -29,14 +35,6 @@ import {
   preregRegister,
   preregUnregister,
 } from './prereg.ts';
-import {
-  SPAPR_NR,
-  VFIO_IOMMU_SPAPR_INFO_DDW,
-  VfioIommuSpaprRegisterMemory,
-  VfioIommuSpaprTceCreate,
-  VfioIommuSpaprTceInfo,
-  VfioIommuSpaprTceRemove,
-} from './uapi.ts';
 import { phbOf, SpaprWindowSet } from './window-set.ts';
 
 /** Locked-memory charge of one window's table. */
