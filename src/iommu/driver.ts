@@ -8,6 +8,20 @@ export interface PagingFlags {
   readonly pasid: boolean;
 }
 
+/**
+ * struct iommu_user_data: the driver-specific data of IOMMU_HWPT_ALLOC as
+ * the driver sees it. The driver copies it in itself (so a driver that
+ * refuses the type answers before the user memory is touched).
+ */
+export interface IommuUserData {
+  /** enum iommu_hwpt_data_type value (or a uiommu extension's). */
+  readonly type: number;
+  /** data_len: the bytes the user supplied. */
+  readonly len: number;
+  /** Copy the `len` bytes in from user memory; EFAULT if unreadable. */
+  copy(): Uint8Array;
+}
+
 /** GET_HW_INFO's driver part. */
 export interface HwInfo {
   /** enum iommu_hw_info_type value (or a driver's own, e.g. the mock's 0xFEEDBEEF). */
@@ -27,6 +41,13 @@ export interface IommuDriver {
    * EOPNOTSUPP for flags the hardware cannot honour.
    */
   domainAllocPaging(dev: Device, flags: PagingFlags): Domain;
+  /**
+   * domain_alloc_paging_flags() with user_data: a paging domain described by
+   * driver-specific data (IOMMU_HWPT_ALLOC with a data_type on an IOAS).
+   * Absent: the driver takes no data (EOPNOTSUPP). A driver answers
+   * EOPNOTSUPP for a data type it does not know.
+   */
+  domainAllocUser?(dev: Device, flags: PagingFlags, userData: IommuUserData): Domain;
   /**
    * attach_dev() admission: EINVAL means "this domain is incompatible with the
    * device" (iommufd then tries another); other errnos are hard failures.

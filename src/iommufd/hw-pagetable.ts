@@ -10,7 +10,7 @@ import {
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
-import type { PagingFlags } from '../iommu/driver.ts';
+import type { IommuUserData, PagingFlags } from '../iommu/driver.ts';
 import type { Mm } from '../iommu/mm.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
@@ -55,7 +55,9 @@ const PAGING_FLAGS =
 /**
  * iommufd_hwpt_paging_alloc(): a domain for `idev` added to `ioas`. With
  * `attach` the device is attached before the domain is filled (the auto
- * domain path). The caller publishes the object; on failure nothing remains.
+ * domain path). With `userData` (HWPT_ALLOC's data_type/data_len/data_uptr)
+ * the driver's domainAllocUser builds the domain, EOPNOTSUPP if it has none.
+ * The caller publishes the object; on failure nothing remains.
  */
 export function hwptPagingAlloc(
   ctx: IommufdCtx,
@@ -64,6 +66,7 @@ export function hwptPagingAlloc(
   flags: number,
   auto: boolean,
   attach?: (hwpt: HwptPaging) => void,
+  userData?: IommuUserData,
 ): HwptPaging {
   if ((flags & ~PAGING_FLAGS) !== 0) fail('EOPNOTSUPP');
   const dev = idev.dev;
@@ -78,7 +81,14 @@ export function hwptPagingAlloc(
     dirtyTracking: (flags & IOMMU_HWPT_ALLOC_FLAGS.DIRTY_TRACKING) !== 0,
     pasid: (flags & IOMMU_HWPT_ALLOC_FLAGS.PASID) !== 0,
   };
-  const hwpt = new HwptPaging(ioas, dev.driver.domainAllocPaging(dev, pflags), auto, pflags);
+  let domain: Domain;
+  if (userData) {
+    if (!dev.driver.domainAllocUser) fail('EOPNOTSUPP');
+    domain = dev.driver.domainAllocUser(dev, pflags, userData);
+  } else {
+    domain = dev.driver.domainAllocPaging(dev, pflags);
+  }
+  const hwpt = new HwptPaging(ioas, domain, auto, pflags);
   ctx.allocId(hwpt);
   try {
     attach?.(hwpt);
@@ -97,7 +107,11 @@ export function hwptPagingAlloc(
   return hwpt;
 }
 
-/** IOMMU_HWPT_ALLOC (paging HWPTs on an IOAS; nesting parents are accepted, nesting is not). */
+/**
+ * IOMMU_HWPT_ALLOC (paging HWPTs on an IOAS; nesting parents are accepted,
+ * nesting is not). A data_type on an IOAS goes to the driver as user_data
+ * (e.g. the uiommu extension IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS).
+ */
 export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>): number {
   const cmd = ucmd.cmd;
   if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
@@ -107,8 +121,15 @@ export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>)
   const pt = ctx.lookup(cmd.pt_id);
   if (!pt) fail('EINVAL');
   if (pt.type === 'ioas') {
-    if (!none) fail('EOPNOTSUPP');
-    const hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false);
+    const mm = ucmd.mm;
+    const userData: IommuUserData | undefined = none
+      ? undefined
+      : {
+          type: cmd.data_type,
+          len: cmd.data_len,
+          copy: () => mm.read(cmd.data_uptr, cmd.data_len),
+        };
+    const hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false, undefined, userData);
     if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
       // fault_id is looked up after the domain exists; no FAULT object can exist here
       ctx.remove(hwpt);

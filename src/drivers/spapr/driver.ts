@@ -1,7 +1,13 @@
 import { fail } from '../../abi/errno.ts';
+import {
+  decodeSpaprWindows,
+  IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS,
+  UIOMMU_SPAPR_MAX_WINDOWS,
+  UiommuHwptSpaprWindows,
+} from '../../abi/uiommu.ts';
 import { Device } from '../../iommu/device.ts';
 import type { Domain } from '../../iommu/domain.ts';
-import type { HwInfo, IommuDriver, PagingFlags } from '../../iommu/driver.ts';
+import type { HwInfo, IommuDriver, IommuUserData, PagingFlags } from '../../iommu/driver.ts';
 import { Group } from '../../iommu/group.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { checkSpaprCaps, SPAPR_PRESETS, type SpaprCaps, type SpaprPresetName } from './caps.ts';
@@ -33,7 +39,9 @@ export interface SpaprIommuOptions extends Partial<SpaprCaps> {
  * (the 32-bit window VFIO would create: slot 0, tce32_size bytes, 4 KiB
  * pages, one level) and `domainAllocWindows` any validated window set.
  * GET_HW_INFO reports the uiommu extension type
- * IOMMU_HW_INFO_TYPE_UIOMMU_SPAPR (see hw-info.ts). No dirty tracking, no
+ * IOMMU_HW_INFO_TYPE_UIOMMU_SPAPR (see hw-info.ts), and HWPT_ALLOC takes
+ * the extension data type IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS
+ * (`domainAllocUser`, src/abi/uiommu.ts). No dirty tracking, no
  * PASID, no nesting.
  *
  * @example
@@ -117,10 +125,40 @@ export class SpaprIommu implements IommuDriver {
 
   /** The default configuration (the 32-bit window); EOPNOTSUPP for any flag (no dirty bits, nesting or PASID). */
   domainAllocPaging(dev: Device, flags: PagingFlags): SpaprDomain {
-    if (flags.dirtyTracking) fail('EOPNOTSUPP', 'TCEs have no dirty bits');
-    if (flags.nestParent) fail('EOPNOTSUPP', 'no nested translation on POWER PEs');
-    if (flags.pasid) fail('EOPNOTSUPP', 'no PASID on POWER PEs');
+    checkNoFlags(flags);
     return this.domainAllocWindows(dev, [this.defaultWindow()]);
+  }
+
+  /**
+   * HWPT_ALLOC with the uiommu extension IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS
+   * (`struct uiommu_hwpt_spapr_windows`), checked in this order:
+   * any flag or another data type → EOPNOTSUPP; data_len ≠ 72 → EINVAL;
+   * unreadable data → EFAULT; a reserved field ≠ 0 (of the struct or of a
+   * used entry) → EOPNOTSUPP; num_windows not 1..2 → EINVAL; then each
+   * window as TCE_CREATE (domainAllocWindows: ENOSPC, EINVAL, EBUSY).
+   */
+  domainAllocUser(dev: Device, flags: PagingFlags, userData: IommuUserData): SpaprDomain {
+    checkNoFlags(flags);
+    if (userData.type !== IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS) {
+      fail('EOPNOTSUPP', 'unknown HWPT data type');
+    }
+    if (userData.len !== UiommuHwptSpaprWindows.size) fail('EINVAL', 'data_len ≠ sizeof');
+    const v = decodeSpaprWindows(userData.copy());
+    const n = v.num_windows;
+    const used = v.windows.slice(0, Math.min(n, UIOMMU_SPAPR_MAX_WINDOWS));
+    if (v.__reserved !== 0 || used.some((w) => w.__reserved !== 0)) fail('EOPNOTSUPP');
+    if (n < 1 || n > UIOMMU_SPAPR_MAX_WINDOWS) fail('EINVAL', 'num_windows not 1..2');
+    return this.domainAllocWindows(
+      dev,
+      used.map((w) => ({
+        // any other slot number is refused by the validation (ENOSPC)
+        slot: w.slot as 0 | 1,
+        start: w.start,
+        size: w.size,
+        pageShift: w.page_shift,
+        levels: w.levels,
+      })),
+    );
   }
 
   /** EINVAL for a domain of another IOMMU (or not a TCE domain). */
@@ -141,4 +179,11 @@ export class SpaprIommu implements IommuDriver {
   maxPasidLog2(_dev: Device): number {
     return 0;
   }
+}
+
+/** EOPNOTSUPP for any paging flag: no dirty bits, nesting or PASID on POWER PEs. */
+function checkNoFlags(flags: PagingFlags): void {
+  if (flags.dirtyTracking) fail('EOPNOTSUPP', 'TCEs have no dirty bits');
+  if (flags.nestParent) fail('EOPNOTSUPP', 'no nested translation on POWER PEs');
+  if (flags.pasid) fail('EOPNOTSUPP', 'no PASID on POWER PEs');
 }
