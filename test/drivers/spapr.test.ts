@@ -22,8 +22,8 @@ import { pnvTceGeometry } from '../../src/drivers/spapr/tce-geometry.ts';
 import type { SpaprWindow } from '../../src/drivers/spapr/window.ts';
 import { type Device, DmaFaultError } from '../../src/iommu/device.ts';
 import type { PagingFlags } from '../../src/iommu/driver.ts';
-import type { PhysMemory } from '../../src/iommu/phys-memory.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../src/iommu/prot.ts';
+import { FakeMemory } from './fake-memory.ts';
 
 const K4 = 1n << 12n;
 const K64 = 1n << 16n;
@@ -34,48 +34,6 @@ const P = 1n << 50n;
 const SLOT1 = 1n << 59n;
 const RW = IOMMU_READ | IOMMU_WRITE;
 const PLAIN: PagingFlags = { nestParent: false, dirtyTracking: false, pasid: false };
-
-/** Sparse RAM of 4 KiB pages, created zeroed on first write; reads of absent pages are EFAULT. */
-class FakeMemory implements PhysMemory {
-  readonly pageSize = K4;
-  private readonly pages = new Map<bigint, Uint8Array>();
-
-  private page(phys: bigint, create: boolean): Uint8Array {
-    const key = phys / K4;
-    let p = this.pages.get(key);
-    if (!p && create) {
-      p = new Uint8Array(Number(K4));
-      this.pages.set(key, p);
-    }
-    if (!p) throw new Errno('EFAULT');
-    return p;
-  }
-
-  read(phys: bigint, length: number): Uint8Array {
-    const out = new Uint8Array(length);
-    for (let i = 0; i < length; i++) {
-      const at = phys + BigInt(i);
-      out[i] = this.page(at, false)[Number(at % K4)]!;
-    }
-    return out;
-  }
-
-  write(phys: bigint, data: Uint8Array): void {
-    data.forEach((b, i) => {
-      const at = phys + BigInt(i);
-      this.page(at, true)[Number(at % K4)] = b;
-    });
-  }
-
-  pin(): void {}
-  unpin(): void {}
-  pinCount(): number {
-    return 0;
-  }
-  isCompound(): boolean {
-    return false;
-  }
-}
 
 function throwsErrno(fn: () => unknown, code: string): void {
   assert.throws(fn, (e: unknown) => e instanceof Errno && e.code === code);
