@@ -59,4 +59,10 @@ export interface IommuDriver {
   dirtyTrackingCapable(dev: Device): boolean;
   /** log2 of the device's PASID count (0 without PASID support). */
   maxPasidLog2(dev: Device): number;
+  /**
+   * set_dev_pasid(): make `domain` (undefined: the blocking domain) the
+   * translation of `dev` at `pasid`; an error leaves the old one in place.
+   * Absent: the driver cannot attach PASIDs (EOPNOTSUPP).
+   */
+  setDevPasid?(domain: Domain | undefined, dev: Device, pasid: number): void;
 }

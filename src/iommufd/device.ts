@@ -2,9 +2,11 @@ import { Errno, fail } from '../abi/errno.ts';
 import type { Device } from '../iommu/device.ts';
 import type { Group } from '../iommu/group.ts';
 import type { IommufdCtx } from './context.ts';
+import { AttachHandle } from './fault.ts';
 import { HwptPaging, hwptPagingAlloc } from './hw-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
+import { type PasidAttach, pasidDetach } from './pasid.ts';
 
 /**
  * A device bound to an iommufd context (the kernel's iommufd_device). The
@@ -35,8 +37,13 @@ export class IommufdDevice extends IommufdObject {
     return idev;
   }
 
-  /** iommufd_device_unbind(): detach, drop the binder's reference, leave the table. */
+  /**
+   * iommufd_device_unbind(): detach (PASIDs too: the kernel would wait for
+   * them forever), drop the binder's reference, leave the table.
+   */
   unbind(): void {
+    for (const [pasid, pa] of this.igroup.pasids)
+      if (pa.devices.has(this)) pasidDetach(this, pasid);
     this.detach();
     this.put();
     this.ctx.remove(this);
@@ -58,7 +65,7 @@ export class IommufdDevice extends IommufdObject {
   }
 
   /** The devices of this device's IOMMU group bound to the same context. */
-  private get igroup(): IommufdGroup {
+  get igroup(): IommufdGroup {
     return igroupOf(this.ctx, this.dev.group);
   }
 
@@ -76,7 +83,11 @@ export class IommufdDevice extends IommufdObject {
       if (ig.hwpt && ig.hwpt !== hwpt) fail('EINVAL');
       this.reserveRegions(hwpt.ioas);
       try {
-        if (!ig.hwpt) this.dev.group.attach(hwpt.domain);
+        if (!ig.hwpt) {
+          ridPasidCompat(ig, hwpt);
+          this.dev.group.attach(hwpt.domain);
+          ig.handle = new AttachHandle(this, 0);
+        }
       } catch (e) {
         hwpt.ioas.iopt.unreserve(this);
         throw e;
@@ -97,11 +108,15 @@ export class IommufdDevice extends IommufdObject {
           reserved.push(m);
         }
       }
+      ridPasidCompat(ig, hwpt);
       this.dev.group.attach(hwpt.domain);
     } catch (e) {
       for (const m of reserved) hwpt.ioas.iopt.unreserve(m);
       throw e;
     }
+    const oldHandle = ig.handle;
+    ig.handle = new AttachHandle(this, 0);
+    if (oldHandle) old.fault?.autoRespond(oldHandle);
     ig.hwpt = hwpt;
     for (const m of members) {
       hwpt.get();
@@ -125,7 +140,9 @@ export class IommufdDevice extends IommufdObject {
     ig.devices.delete(this);
     if (ig.devices.size === 0) {
       this.dev.group.detach();
+      if (ig.handle) old.fault?.autoRespond(ig.handle);
       ig.hwpt = undefined;
+      ig.handle = undefined;
     }
     this.hwpt = undefined;
     return old;
@@ -191,9 +208,23 @@ export class IommufdDevice extends IommufdObject {
 }
 
 /** The devices of one IOMMU group bound to a context and the HWPT they share (iommufd_group). */
-interface IommufdGroup {
+export interface IommufdGroup {
   hwpt: HwptPaging | undefined;
   readonly devices: Set<IommufdDevice>;
+  /** The RID attachment's handle (faults raised through it are tagged with it). */
+  handle: AttachHandle | undefined;
+  /** Attachments at PASIDs other than 0, by PASID (the kernel's pasid_attach). */
+  readonly pasids: Map<number, PasidAttach>;
+}
+
+/**
+ * iommufd_hwpt_pasid_compat() for the RID: an HWPT allocated without
+ * IOMMU_HWPT_ALLOC_PASID cannot be the RID's while any PASID is attached
+ * (EINVAL).
+ */
+function ridPasidCompat(ig: IommufdGroup, hwpt: HwptPaging): void {
+  if (!hwpt.flags.pasid && ig.pasids.size > 0)
+    fail('EINVAL', 'PASIDs attached, HWPT not PASID-capable');
 }
 
 const IGROUPS = new WeakMap<IommufdCtx, Map<Group, IommufdGroup>>();
@@ -206,7 +237,7 @@ function igroupOf(ctx: IommufdCtx, group: Group): IommufdGroup {
   }
   let ig = byGroup.get(group);
   if (!ig) {
-    ig = { hwpt: undefined, devices: new Set() };
+    ig = { hwpt: undefined, devices: new Set(), handle: undefined, pasids: new Map() };
     byGroup.set(group, ig);
   }
   return ig;

@@ -14,6 +14,7 @@ import type { IommuUserData, PagingFlags } from '../iommu/driver.ts';
 import type { Mm } from '../iommu/mm.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
+import type { IommufdFault } from './fault.ts';
 import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
@@ -28,6 +29,8 @@ type V<L> = L extends Layout<infer T> ? T : never;
  */
 export class HwptPaging extends IommufdObject {
   readonly type = 'hwpt_paging';
+  /** The FAULT object its I/O page faults go to (HWPT_ALLOC with fault_id); held. */
+  fault: IommufdFault | undefined;
 
   constructor(
     readonly ioas: Ioas,
@@ -43,6 +46,7 @@ export class HwptPaging extends IommufdObject {
     const i = this.ioas.hwpts.indexOf(this);
     if (i >= 0) this.ioas.hwpts.splice(i, 1);
     this.ioas.put();
+    this.fault?.put();
   }
 }
 
@@ -131,9 +135,14 @@ export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>)
         };
     const hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false, undefined, userData);
     if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
-      // fault_id is looked up after the domain exists; no FAULT object can exist here
-      ctx.remove(hwpt);
-      fail('ENOENT');
+      // fault_id is looked up after the domain exists: ENOENT unless a FAULT
+      try {
+        hwpt.fault = ctx.get<IommufdFault>(cmd.fault_id, 'fault');
+      } catch (e) {
+        ctx.remove(hwpt);
+        throw e;
+      }
+      hwpt.fault.get();
     }
     ctx.finalize(hwpt);
     cmd.out_hwpt_id = hwpt.id;

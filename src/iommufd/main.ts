@@ -8,6 +8,7 @@ import {
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import type { Caller, IommufdCtx } from './context.ts';
+import { faultQueueAlloc } from './fault.ts';
 import { hwInfo } from './hw-info.ts';
 import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pagetable.ts';
 import {
@@ -49,6 +50,7 @@ const HANDLERS: Record<string, Handler> = {
   IOMMU_HWPT_SET_DIRTY_TRACKING: (ctx, _c, u) => hwptSetDirtyTracking(ctx, u),
   IOMMU_HWPT_GET_DIRTY_BITMAP: (ctx, _c, u) => hwptGetDirtyBitmap(ctx, u),
   IOMMU_IOAS_MAP_FILE: ioasMapFile,
+  IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
 };
 
 /** An extra command slot beyond the uAPI table (IOMMU_TEST_CMD at nr 0xa0). */

@@ -1,7 +1,7 @@
 import { fail } from '../abi/errno.ts';
 
 /** Kinds of iommufd object; all share one ID space per context. */
-export type ObjType = 'ioas' | 'device' | 'hwpt_paging' | 'access' | 'selftest';
+export type ObjType = 'ioas' | 'device' | 'hwpt_paging' | 'access' | 'selftest' | 'fault';
 
 /**
  * An object of an iommufd context. `users` counts holders besides the ID

@@ -18,6 +18,10 @@ import {
   type IommuTestCmdMemoryLimit,
   type IommuTestCmdMockDomainFlags,
   type IommuTestCmdMockDomainReplace,
+  type IommuTestCmdPasidAttach,
+  type IommuTestCmdPasidCheck,
+  type IommuTestCmdPasidDetach,
+  type IommuTestCmdTriggerIopf,
   iommuTestCmdLayout,
   MOCK_ACCESS_RW_FLAGS,
   MOCK_DEV_CACHE_ID_MAX,
@@ -33,11 +37,12 @@ import { type AccessOps, IommufdAccess, type PinnedRun } from './access.ts';
 import type { Caller, IommufdCtx } from './context.ts';
 import { IommufdDevice } from './device.ts';
 import type { FileOps } from './file.ts';
-import type { HwptPaging } from './hw-pagetable.ts';
+import { HwptPaging } from './hw-pagetable.ts';
 import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import type { ExtraCmd } from './main.ts';
 import { IommufdObject } from './object.ts';
+import { attachedAt, pasidAttach, pasidDetach, pasidReplace } from './pasid.ts';
 import { Ucmd } from './ucmd.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
@@ -464,6 +469,86 @@ function dirty(ctx: IommufdCtx, caller: Caller, u: Ucmd<V<typeof IommuTestCmdDir
   return 0;
 }
 
+/**
+ * TRIGGER_IOPF: DEVICE `dev_id` (ENOENT otherwise) raises one page request
+ * (LAST_PAGE; PASID_VALID iff `pasid` != 0). It goes to the fault queue of
+ * the HWPT attached at that PASID; a PASID without one falls back to the
+ * RID's HWPT only if that is nested (the mock keeps a user PASID table).
+ * Without a fault-capable HWPT the fault is dropped; the answer is 0 anyway.
+ */
+function triggerIopf(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdTriggerIopf>>): number {
+  const idev = ctx.get<IommufdDevice>(u.cmd.dev_id, 'device');
+  const { pasid, grpid, perm, addr } = u.cmd;
+  let at = attachedAt(idev, pasid);
+  if (!at && pasid !== 0) {
+    const rid = attachedAt(idev, 0);
+    if (rid && rid.hwpt.type !== 'hwpt_paging') at = rid;
+  }
+  at?.hwpt.fault?.report(at.handle, [{ pasid, grpid, perm, addr }]);
+  return 0;
+}
+
+/** PASID_ATTACH: attach stdev `id` at `pasid` to `pt_id` (written back with the HWPT used). */
+function pasidAttachOp(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidAttach>>): number {
+  const idev = ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev;
+  const { pasid } = u.cmd;
+  if (pasid === 0) {
+    if (idev.hwpt) fail('EBUSY');
+    u.cmd.pt_id = idev.attach(u.cmd.pt_id).id;
+  } else {
+    u.cmd.pt_id = pasidAttach(idev, pasid, u.cmd.pt_id).id;
+  }
+  try {
+    u.respond();
+  } catch (e) {
+    if (pasid === 0) idev.detach();
+    else pasidDetach(idev, pasid);
+    throw e;
+  }
+  return 0;
+}
+
+/** PASID_REPLACE: move stdev `id`'s attachment at `pasid` to `pt_id` (written back). */
+function pasidReplaceOp(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidAttach>>): number {
+  const idev = ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev;
+  const { pasid } = u.cmd;
+  if (pasid === 0) {
+    if (!idev.hwpt) fail('EINVAL');
+    u.cmd.pt_id = idev.attach(u.cmd.pt_id).id;
+  } else {
+    u.cmd.pt_id = pasidReplace(idev, pasid, u.cmd.pt_id).id;
+  }
+  u.respond();
+  return 0;
+}
+
+/** PASID_DETACH: detach stdev `id` at `pasid`; 0 even when nothing is attached. */
+function pasidDetachOp(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidDetach>>): number {
+  const idev = ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev;
+  if (u.cmd.pasid === 0) idev.detach();
+  else pasidDetach(idev, u.cmd.pasid);
+  return 0;
+}
+
+/**
+ * PASID_CHECK_HWPT: `hwpt_id` 0 asks that nothing is attached at `pasid`;
+ * otherwise it must name an HWPT (ENOENT if absent, EINVAL if another type)
+ * whose domain is the one attached there. EINVAL when the check fails.
+ */
+function pasidCheck(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidCheck>>): number {
+  const idev = ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev;
+  const domain = attachedAt(idev, u.cmd.pasid)?.hwpt.domain;
+  if (u.cmd.hwpt_id === 0) {
+    if (domain) fail('EINVAL', 'PASID attached');
+    return 0;
+  }
+  const obj = ctx.lookup(u.cmd.hwpt_id);
+  if (!obj) fail('ENOENT');
+  if (!(obj instanceof HwptPaging)) fail('EINVAL');
+  if (domain !== obj.domain) fail('EINVAL', 'another domain is attached');
+  return 0;
+}
+
 // ---- dispatch ----------------------------------------------------------------------
 
 // biome-ignore lint/suspicious/noExplicitAny: each op decodes its own union member
@@ -484,13 +569,18 @@ const OPS: ReadonlyMap<number, OpHandler> = new Map<number, OpHandler>([
   [IOMMU_TEST_OP.ACCESS_REPLACE_IOAS, (_x, c, u) => accessReplaceIoas(c, u)],
   [IOMMU_TEST_OP.SET_TEMP_MEMORY_LIMIT, (_x, _c, u, s) => setMemoryLimit(s, u)],
   [IOMMU_TEST_OP.DIRTY, dirty],
+  [IOMMU_TEST_OP.TRIGGER_IOPF, (ctx, _c, u) => triggerIopf(ctx, u)],
+  [IOMMU_TEST_OP.PASID_ATTACH, (ctx, _c, u) => pasidAttachOp(ctx, u)],
+  [IOMMU_TEST_OP.PASID_REPLACE, (ctx, _c, u) => pasidReplaceOp(ctx, u)],
+  [IOMMU_TEST_OP.PASID_DETACH, (ctx, _c, u) => pasidDetachOp(ctx, u)],
+  [IOMMU_TEST_OP.PASID_CHECK_HWPT, (ctx, _c, u) => pasidCheck(ctx, u)],
 ]);
 
 /**
  * IOMMU_TEST_CMD (CONFIG_IOMMUFD_TEST) for one host: give each `Kernel` its
  * own, since it carries that host's mock IOMMU and selftest globals. Ops
- * not modelled yet (MD_CHECK_IOTLB, TRIGGER_IOPF, TRIGGER_VEVENT, PASID_*)
- * and unknown ops answer EOPNOTSUPP.
+ * not modelled yet (MD_CHECK_IOTLB, TRIGGER_VEVENT) and unknown ops answer
+ * EOPNOTSUPP.
  *
  * @example
  * const kernel = new Kernel({ selftestCmd: selftestCmd() });

@@ -29,6 +29,9 @@ export class MockDevice extends Device {
     super(name, driver, group, memory);
   }
 
+  /** The PASID-1024 fake error's state: set by a successful set_dev_pasid at 1024. */
+  pasid1024 = false;
+
   /** MOCK_FLAGS_DEVICE_NO_DIRTY: the device cannot use dirty-tracking domains. */
   get noDirty(): boolean {
     return (this.flags & MOCK_FLAGS_DEVICE.NO_DIRTY) !== 0;

@@ -2,6 +2,7 @@ import { fail } from '../../abi/errno.ts';
 import {
   IOMMU_HW_INFO_SELFTEST_REGVAL,
   IOMMU_HW_INFO_TYPE_SELFTEST,
+  IOMMU_TEST_PASID_RESERVED,
   IommuTestHwInfo,
   MOCK_FLAGS_DEVICE,
   MOCK_PASID_WIDTH,
@@ -54,6 +55,7 @@ export class MockIommu implements IommuDriver {
   domainAllocPaging(dev: Device, flags: PagingFlags): MockDomain {
     const mdev = mockDev(dev);
     if (flags.dirtyTracking && mdev.noDirty) fail('EOPNOTSUPP', 'NO_DIRTY device');
+    if (flags.pasid && !mdev.pasid) fail('EOPNOTSUPP', 'PASID domain for a device without PASID');
     return new MockDomain(this, dev.memory.pageSize, {
       huge: mdev.hugeIova,
       dirtyCapable: flags.dirtyTracking,
@@ -79,5 +81,26 @@ export class MockIommu implements IommuDriver {
 
   maxPasidLog2(dev: Device): number {
     return mockDev(dev).pasid ? MOCK_PASID_WIDTH : 0;
+  }
+
+  /**
+   * mock_domain_set_dev_pasid_nop(): accepts everything except the fake
+   * error at PASID 1024, which alternates: a success sets the device's
+   * flag, the next non-blocking call clears it and fails with ENOMEM; the
+   * blocking domain (a detach) clears it.
+   */
+  setDevPasid(domain: Domain | undefined, dev: Device, pasid: number): void {
+    const mdev = mockDev(dev);
+    if (domain && domain.driver !== this) fail('EINVAL', 'not a mock domain');
+    if (pasid !== IOMMU_TEST_PASID_RESERVED) return;
+    if (!domain) {
+      mdev.pasid1024 = false;
+      return;
+    }
+    if (mdev.pasid1024) {
+      mdev.pasid1024 = false;
+      fail('ENOMEM', 'the mock fails every other set_dev_pasid at PASID 1024');
+    }
+    mdev.pasid1024 = true;
   }
 }
