@@ -29,6 +29,7 @@ export function pinAccount(
 ): PinAccount {
   const counter = mode === 'user' ? user : mm;
   return {
+    owner: { mode, mm, user },
     charge(n: bigint) {
       if (counter.lockedVm + n > limitPages) fail('ENOMEM');
       counter.lockedVm += n;
@@ -39,4 +40,16 @@ export function pinAccount(
       mm.pinnedVm -= n;
     },
   };
+}
+
+/**
+ * The VmLck and VmPin lines of /proc/<pid>/status for `counters`, as the
+ * kernel prints them: kB, right-aligned in 8 columns after a tab.
+ *
+ * @example
+ * vmStatusLines({ lockedVm: 1n, pinnedVm: 1n }, 4096n); // "VmLck:\t       4 kB\nVmPin:\t       4 kB\n"
+ */
+export function vmStatusLines(counters: MmCounters, pageSize: bigint): string {
+  const kb = (pages: bigint) => `${(pages * pageSize) / 1024n}`.padStart(8);
+  return `VmLck:\t${kb(counters.lockedVm)} kB\nVmPin:\t${kb(counters.pinnedVm)} kB\n`;
 }

@@ -129,6 +129,7 @@ export class Kernel {
   memfd(size: bigint): FileOps & { object: MemObject } {
     const obj = new MemObject(this.memory, size);
     const source = {
+      file: true,
       resolve: (start: bigint, length: bigint) =>
         obj.physRuns(start, length).map((r) => ({ va: r.offset, length: r.length, phys: r.phys })),
     };

@@ -67,6 +67,10 @@ export class Process implements Caller {
 
   pinAccount(mode: AccountMode): PinAccount {
     if (this.creds.capIpcLock) return NO_ACCOUNT;
+    return this.accountIn(mode);
+  }
+
+  accountIn(mode: AccountMode): PinAccount {
     const limit = this.creds.rlimitMemlock / this.mm.pageSize;
     return pinAccount(mode, this.kernel.userAccount(this.creds.uid), this.counters, limit);
   }

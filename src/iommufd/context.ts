@@ -25,6 +25,8 @@ export interface Caller {
   readonly capSysRawio?: boolean;
   /** The pin account for a page set created now under `mode` (none when CAP_IPC_LOCK). */
   pinAccount(mode: AccountMode): PinAccount;
+  /** This task's account in `mode` whatever its capabilities (IOAS_CHANGE_PROCESS); absent: EOPNOTSUPP. */
+  accountIn?(mode: AccountMode): PinAccount;
   /** fget(): the operations of the file open at `fd`; undefined when not open. */
   file(fd: number): FileOps | undefined;
   /** fd_install() of a new file (O_CLOEXEC) at the lowest free fd; EMFILE (and the file released) when full. */

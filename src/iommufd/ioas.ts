@@ -6,6 +6,7 @@ import {
   IOMMU_VFIO_IOAS_OP,
   type IommuIoasAlloc,
   type IommuIoasAllowIovas,
+  type IommuIoasChangeProcess,
   type IommuIoasCopy,
   type IommuIoasIovaRanges,
   type IommuIoasMap,
@@ -18,10 +19,10 @@ import {
 import type { Layout } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
-import type { Caller, IommufdCtx } from './context.ts';
+import type { AccountMode, Caller, IommufdCtx } from './context.ts';
 import { IoPagetable, U64_MAX } from './io-pagetable.ts';
 import { IommufdObject } from './object.ts';
-import { IoptPages, type PagesSource } from './pages.ts';
+import { IoptPages, type PagesSource, type PinAccount } from './pages.ts';
 import type { Ucmd } from './ucmd.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
@@ -192,6 +193,69 @@ export function ioasMapFile(
   if (cmd.start + cmd.length > pages.size) fail('EINVAL');
   cmd.iova = mapSource(ctx, caller, ioas, pages.source, cmd.start, cmd);
   ucmd.respond();
+  return 0;
+}
+
+/**
+ * need_charge_update(): a page set charged in 'mm' mode moves when the
+ * process differs, in 'user' mode when the user or the process differs
+ * (pinned_vm is per process); an uncharged one never does.
+ */
+function chargedElsewhere(account: PinAccount, now: PinAccount): boolean {
+  const a = account.owner;
+  const b = now.owner;
+  if (!a || !b) return false;
+  return a.mm !== b.mm || (a.mode === 'user' && a.user !== b.user);
+}
+
+/**
+ * IOMMU_IOAS_CHANGE_PROCESS: charge the pinned pages of every IOAS of the
+ * context to the calling process (and its user), each page set in its own
+ * accounting mode. EOPNOTSUPP for a non-zero `__reserved`; EINVAL while any
+ * area maps process memory rather than a file (its pages belong to the old
+ * mm); ENOMEM if the caller's RLIMIT_MEMLOCK cannot take them, with
+ * nothing changed. The old owners are uncharged after the new one is.
+ */
+export function ioasChangeProcess(
+  ctx: IommufdCtx,
+  caller: Caller,
+  ucmd: Ucmd<V<typeof IommuIoasChangeProcess>>,
+): number {
+  if (ucmd.cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  if (!caller.accountIn) fail('EOPNOTSUPP');
+  const sets = new Set<IoptPages>();
+  for (const obj of ctx.list()) {
+    if (!(obj instanceof Ioas)) continue;
+    for (const area of obj.iopt.areas) {
+      if (!area.pages.source.file) fail('EINVAL', 'an area maps process memory');
+      sets.add(area.pages);
+    }
+  }
+  const moving = [...sets].filter((p) => {
+    const owner = p.account.owner;
+    return owner && chargedElsewhere(p.account, caller.accountIn!(owner.mode));
+  });
+  const totals = new Map<AccountMode, bigint>();
+  for (const p of moving) {
+    const mode = p.account.owner!.mode;
+    totals.set(mode, (totals.get(mode) ?? 0n) + p.npinned);
+  }
+  const charged: [PinAccount, bigint][] = [];
+  try {
+    for (const [mode, n] of totals) {
+      if (n === 0n) continue;
+      const account = caller.accountIn(mode);
+      account.charge(n);
+      charged.push([account, n]);
+    }
+  } catch (e) {
+    for (const [account, n] of charged) account.uncharge(n);
+    throw e;
+  }
+  for (const p of moving) {
+    p.account.uncharge(p.npinned);
+    p.account = caller.accountIn(p.account.owner!.mode);
+  }
   return 0;
 }
 

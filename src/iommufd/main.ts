@@ -14,6 +14,7 @@ import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pageta
 import {
   ioasAlloc,
   ioasAllowIovas,
+  ioasChangeProcess,
   ioasCopy,
   ioasIovaRanges,
   ioasMap,
@@ -51,6 +52,7 @@ const HANDLERS: Record<string, Handler> = {
   IOMMU_HWPT_GET_DIRTY_BITMAP: (ctx, _c, u) => hwptGetDirtyBitmap(ctx, u),
   IOMMU_IOAS_MAP_FILE: ioasMapFile,
   IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
+  IOMMU_IOAS_CHANGE_PROCESS: ioasChangeProcess,
 };
 
 /** An extra command slot beyond the uAPI table (IOMMU_TEST_CMD at nr 0xa0). */

@@ -2,6 +2,7 @@ import { fail } from '../abi/errno.ts';
 import type { PhysRun } from '../iommu/mm.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
 import { SortedRanges } from '../util/sorted-ranges.ts';
+import type { AccountMode } from './context.ts';
 
 /**
  * Where the bytes of a page set come from: a process's address space
@@ -10,12 +11,25 @@ import { SortedRanges } from '../util/sorted-ranges.ts';
 export interface PagesSource {
   /** GUP-like resolution to physically contiguous runs; EFAULT when unreachable. */
   resolve(start: bigint, length: bigint, write: boolean): PhysRun[];
+  /** A file's pages (memfd, shmem: IOPT_ADDRESS_FILE) rather than a process's VAs. */
+  readonly file?: boolean;
 }
 
 /** Charges pinned pages to a locked-memory budget (RLIMIT_MEMLOCK); ENOMEM when over. */
 export interface PinAccount {
   charge(npages: bigint): void;
   uncharge(npages: bigint): void;
+  /** Who is charged; absent when nobody is (CAP_IPC_LOCK). */
+  readonly owner?: PinOwner;
+}
+
+/** The task a page set charges: its mode, its process's counters and its user's. */
+export interface PinOwner {
+  readonly mode: AccountMode;
+  /** The process (mm) whose pinned_vm, and in 'mm' mode locked_vm, are charged. */
+  readonly mm: object;
+  /** The user whose locked_vm is charged in 'user' mode. */
+  readonly user: object;
 }
 
 /** A run of pinned pages `[start, last]` (page indexes) with linear phys and one user count. */
@@ -47,7 +61,8 @@ export class IoptPages {
     readonly uptr: bigint,
     readonly length: bigint,
     readonly writable: boolean,
-    readonly account: PinAccount,
+    /** Charged for every pinned page; IOAS_CHANGE_PROCESS moves it to another task. */
+    public account: PinAccount,
     readonly memory: PhysMemory,
   ) {
     const ps = memory.pageSize;
