@@ -56,12 +56,17 @@ function pasidTarget(idev: IommufdDevice, ptId: number, busy: () => void): HwptP
 }
 
 /**
- * iommufd_device_attach() at `pasid` (> 0): EBUSY if this device is
- * already attached there (to any HWPT), EINVAL if the group is attached
- * there to another HWPT or for the compatibility rules, then the core and
- * driver checks. Returns the HWPT attached.
+ * iommufd_device_attach() at `pasid`: EBUSY if this device is already
+ * attached there (to any HWPT), EINVAL if the group is attached there to
+ * another HWPT or for the compatibility rules, then the core and driver
+ * checks. Pasid 0 is the RID (EBUSY while attached). Returns the HWPT
+ * attached.
  */
 export function pasidAttach(idev: IommufdDevice, pasid: number, ptId: number): HwptPaging {
+  if (pasid === 0) {
+    if (idev.hwpt) fail('EBUSY');
+    return idev.attach(ptId);
+  }
   const ig = idev.igroup;
   const busy = () => {
     if (ig.pasids.get(pasid)?.devices.has(idev)) fail('EBUSY');
@@ -86,9 +91,14 @@ export function pasidAttach(idev: IommufdDevice, pasid: number, ptId: number): H
  * iommufd_device_replace() at `pasid`: EINVAL unless this device is
  * attached there; the same HWPT is a no-op; otherwise the compatibility
  * rules and the driver decide, and on failure the old HWPT stays. Faults
- * of the old attachment are answered INVALID. Returns the HWPT attached.
+ * of the old attachment are answered INVALID. Pasid 0 replaces the RID's.
+ * Returns the HWPT attached.
  */
 export function pasidReplace(idev: IommufdDevice, pasid: number, ptId: number): HwptPaging {
+  if (pasid === 0) {
+    if (!idev.hwpt) fail('EINVAL', 'not attached');
+    return idev.attach(ptId);
+  }
   const ig = idev.igroup;
   const attach = ig.pasids.get(pasid);
   const hwpt = pasidTarget(idev, ptId, () => {});
@@ -111,9 +121,14 @@ export function pasidReplace(idev: IommufdDevice, pasid: number, ptId: number): 
 /**
  * iommufd_device_detach() at `pasid`: a no-op unless this device is
  * attached there; the group's last device blocks the PASID (the driver is
- * told) and the attachment's faults are answered INVALID.
+ * told) and the attachment's faults are answered INVALID. Pasid 0 is the
+ * RID.
  */
 export function pasidDetach(idev: IommufdDevice, pasid: number): void {
+  if (pasid === 0) {
+    idev.detach();
+    return;
+  }
   const ig = idev.igroup;
   const attach = ig.pasids.get(pasid);
   if (!attach?.devices.delete(idev)) return;

@@ -491,18 +491,11 @@ function triggerIopf(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdTriggerIopf>>
 /** PASID_ATTACH: attach stdev `id` at `pasid` to `pt_id` (written back with the HWPT used). */
 function pasidAttachOp(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidAttach>>): number {
   const idev = ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev;
-  const { pasid } = u.cmd;
-  if (pasid === 0) {
-    if (idev.hwpt) fail('EBUSY');
-    u.cmd.pt_id = idev.attach(u.cmd.pt_id).id;
-  } else {
-    u.cmd.pt_id = pasidAttach(idev, pasid, u.cmd.pt_id).id;
-  }
+  u.cmd.pt_id = pasidAttach(idev, u.cmd.pasid, u.cmd.pt_id).id;
   try {
     u.respond();
   } catch (e) {
-    if (pasid === 0) idev.detach();
-    else pasidDetach(idev, pasid);
+    pasidDetach(idev, u.cmd.pasid);
     throw e;
   }
   return 0;
@@ -511,22 +504,14 @@ function pasidAttachOp(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidAttach
 /** PASID_REPLACE: move stdev `id`'s attachment at `pasid` to `pt_id` (written back). */
 function pasidReplaceOp(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidAttach>>): number {
   const idev = ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev;
-  const { pasid } = u.cmd;
-  if (pasid === 0) {
-    if (!idev.hwpt) fail('EINVAL');
-    u.cmd.pt_id = idev.attach(u.cmd.pt_id).id;
-  } else {
-    u.cmd.pt_id = pasidReplace(idev, pasid, u.cmd.pt_id).id;
-  }
+  u.cmd.pt_id = pasidReplace(idev, u.cmd.pasid, u.cmd.pt_id).id;
   u.respond();
   return 0;
 }
 
 /** PASID_DETACH: detach stdev `id` at `pasid`; 0 even when nothing is attached. */
 function pasidDetachOp(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidDetach>>): number {
-  const idev = ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev;
-  if (u.cmd.pasid === 0) idev.detach();
-  else pasidDetach(idev, u.cmd.pasid);
+  pasidDetach(ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev, u.cmd.pasid);
   return 0;
 }
 

@@ -17,9 +17,10 @@
  *   path or another cdev fd) → EINVAL; then bind (no attach: DMA blocked),
  *   vfio-pci enable, `out_devid` written (EFAULT undoes the bind).
  * - ATTACH_IOMMUFD_PT (minsz 12): argsz < 12 or unknown flags → EINVAL;
- *   PASID with argsz < 16 → EINVAL, else EINVAL (no device has PASID
- *   attach in the model); iommufd errors pass through (ENOENT, EINVAL);
- *   attaching again replaces; `pt_id` is rewritten to the HWPT used.
+ *   PASID with argsz < 16 → EINVAL; iommufd errors pass through (ENOENT,
+ *   EINVAL, EBUSY, and EOPNOTSUPP from an IOMMU driver without PASID
+ *   support); attaching the RID or a PASID again replaces; `pt_id` is
+ *   rewritten to the HWPT used; a failed write-back detaches.
  * - DETACH_IOMMUFD_PT (minsz 8): argsz < 8 or unknown flags → EINVAL;
  *   PASID with argsz < 12 → EINVAL; otherwise 0 (a no-op when detached).
  * - everything else goes to vfio-pci (device-fops.ts).
@@ -44,6 +45,7 @@ import type { Device } from '../iommu/device.ts';
 import type { Caller } from '../iommufd/context.ts';
 import type { FileOps } from '../iommufd/file.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
+import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
@@ -101,6 +103,8 @@ function u32(b: Uint8Array, off: number): number {
 class CdevFile {
   /** access_granted: BIND succeeded. */
   private bound = false;
+  /** PASIDs attached through this binding (the vfio_device's pasids ida). */
+  private readonly pasids = new Set<number>();
   private readonly pci: FileOps;
 
   constructor(
@@ -189,21 +193,34 @@ class CdevFile {
     const argsz = u32(head, 0);
     const flags = u32(head, 4);
     if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID) fail('EINVAL');
+    const idev = this.device.iommufdDevice!;
+    let hwpt: { id: number };
+    let undo: () => void;
     if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
       if (argsz < VfioDeviceAttachIommufdPt.size) fail('EINVAL');
-      caller.mm.read(arg + BigInt(minsz), 4);
-      // vfio-pci has pasid_attach_ioas, but no modelled device supports PASID attach
-      fail('EINVAL', 'PASID attach not supported by the device');
+      const pasid = u32(caller.mm.read(arg + BigInt(minsz), 4), 0);
+      // vfio_iommufd_physical_pasid_attach_ioas(): replace if this PASID is ours
+      if (this.pasids.has(pasid)) {
+        hwpt = pasidReplace(idev, pasid, u32(head, 8));
+      } else {
+        hwpt = pasidAttach(idev, pasid, u32(head, 8));
+        this.pasids.add(pasid);
+      }
+      undo = () => {
+        pasidDetach(idev, pasid);
+        this.pasids.delete(pasid);
+      };
+    } else {
+      hwpt = idev.attach(u32(head, 8));
+      undo = () => idev.detach();
     }
-    const idev = this.device.iommufdDevice!;
-    const hwpt = idev.attach(u32(head, 8));
     const out = new Uint8Array(4);
     new DataView(out.buffer).setUint32(0, hwpt.id, true);
     try {
       caller.mm.write(arg + BigInt(VfioDeviceAttachIommufdPt.endOf('pt_id') - 4), out);
     } catch (e) {
       // copy-out failure: the kernel detaches (even after a replace)
-      idev.detach();
+      undo();
       throw e;
     }
     return 0;
@@ -218,8 +235,10 @@ class CdevFile {
     if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID) fail('EINVAL');
     if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
       if (argsz < VfioDeviceDetachIommufdPt.size) fail('EINVAL');
-      caller.mm.read(arg + BigInt(minsz), 4);
-      return 0; // no PASID is ever attached: a no-op
+      const pasid = u32(caller.mm.read(arg + BigInt(minsz), 4), 0);
+      // a PASID this binding did not attach is a no-op
+      if (this.pasids.delete(pasid)) pasidDetach(this.device.iommufdDevice!, pasid);
+      return 0;
     }
     this.device.iommufdDevice!.detach();
     return 0;
@@ -236,6 +255,8 @@ class CdevFile {
   private release(): void {
     if (!this.bound) return;
     this.bound = false;
+    for (const pasid of this.pasids) pasidDetach(this.device.iommufdDevice!, pasid);
+    this.pasids.clear();
     this.close();
     this.group.unblockForCdev();
   }

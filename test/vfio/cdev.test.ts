@@ -5,7 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IOMMU_IOAS_MAP_FLAGS, IommuIoasMap, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
+import {
+  IOMMU_HWPT_ALLOC_FLAGS,
+  IOMMU_IOAS_MAP_FLAGS,
+  IommuHwptAlloc,
+  IommuIoasMap,
+  iommufdCmdNumber,
+} from '../../src/abi/iommufd.ts';
 import {
   VfioDeviceAttachIommufdPt,
   VfioDeviceBindIommufd,
@@ -38,22 +44,38 @@ function bind(c: VfioClient, dev: number, iommufd: number, argsz = 24, flags = 0
   );
 }
 
-function attach(c: VfioClient, dev: number, ptId: number, argsz = 12, flags = 0) {
+function attach(c: VfioClient, dev: number, ptId: number, argsz = 12, flags = 0, pasid = 0) {
   return c.proc.call(
     dev,
     vfioIoctlNumber(c.kernel.abi, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT'),
     VfioDeviceAttachIommufdPt,
-    { argsz, flags, pt_id: ptId, pasid: 0 },
+    { argsz, flags, pt_id: ptId, pasid },
   );
 }
 
-function detach(c: VfioClient, dev: number, argsz = 8, flags = 0) {
+function detach(c: VfioClient, dev: number, argsz = 8, flags = 0, pasid = 0) {
   return c.proc.call(
     dev,
     vfioIoctlNumber(c.kernel.abi, 'VFIO_DEVICE_DETACH_IOMMUFD_PT'),
     VfioDeviceDetachIommufdPt,
-    { argsz, flags, pasid: 0 },
+    { argsz, flags, pasid },
   );
+}
+
+/** HWPT_ALLOC on `pt` for DEVICE `devid` with IOMMU_HWPT_ALLOC_* `flags`; returns the id. */
+function hwptAlloc(c: VfioClient, iommufd: number, devid: number, pt: number, flags: number) {
+  const r = c.proc.call(
+    iommufd,
+    iommufdCmdNumber(c.kernel.abi, 'IOMMU_HWPT_ALLOC'),
+    IommuHwptAlloc,
+    {
+      dev_id: devid,
+      pt_id: pt,
+      flags,
+    },
+  );
+  assert.equal(r.errno, undefined);
+  return r.out.out_hwpt_id as number;
 }
 
 function ioasAlloc(c: VfioClient, iommufd: number): number {
@@ -250,7 +272,7 @@ describe('device cdev errno rules', () => {
     assert.equal(attach(c, dev, ioas, 11).errno, 'EINVAL');
     assert.equal(attach(c, dev, ioas, 12, 2).errno, 'EINVAL');
     assert.equal(attach(c, dev, ioas, 12, 1).errno, 'EINVAL'); // PASID needs argsz 16
-    assert.equal(attach(c, dev, ioas, 16, 1).errno, 'EINVAL'); // no PASID attach support
+    assert.equal(attach(c, dev, ioas, 16, 1, 3).errno, 'EINVAL'); // automatic domains have no PASID
     assert.equal(attach(c, dev, 999).errno, 'ENOENT');
     assert.equal(attach(c, dev, devid).errno, 'EINVAL'); // a DEVICE is no page table
     const first = attach(c, dev, ioas);
@@ -270,6 +292,58 @@ describe('device cdev errno rules', () => {
     assert.equal(detach(c, dev, 8, 1).errno, 'EINVAL');
     assert.equal(detach(c, dev, 12, 1).ret, 0);
     assert.equal(detach(c, dev).ret, 0);
+  });
+
+  it('ATTACH with PASID: iommufd rules pass through; EOPNOTSUPP from an IOMMU driver without set_dev_pasid', () => {
+    const { c, iommufd, dev, devid } = bound();
+    const ioas = ioasAlloc(c, iommufd);
+    const { PASID, NEST_PARENT } = IOMMU_HWPT_ALLOC_FLAGS;
+    const s2 = hwptAlloc(c, iommufd, devid, ioas, PASID);
+    const plain = hwptAlloc(c, iommufd, devid, ioas, NEST_PARENT);
+    assert.equal(attach(c, dev, 999, 16, 1, 5).errno, 'ENOENT');
+    assert.equal(attach(c, dev, plain, 16, 1, 5).errno, 'EINVAL'); // not PASID-capable
+    assert.equal(attach(c, dev, ioas).ret, 0);
+    assert.equal(attach(c, dev, s2, 16, 1, 5).errno, 'EINVAL'); // the RID HWPT is not PASID-capable
+    assert.equal(attach(c, dev, s2).ret, 0);
+    assert.equal(attach(c, dev, s2, 16, 1, 5).errno, 'EOPNOTSUPP'); // the VT-d model has no set_dev_pasid
+    assert.equal(detach(c, dev, 12, 1, 5).ret, 0);
+  });
+
+  it('ATTACH with PASID on a PASID-capable driver: attach, replace on re-attach, detach, close', () => {
+    const { c, iommufd, dev, devid } = bound();
+    const driver = c.kernel.host.devices.get(NIC)!.device.driver;
+    const calls: (number | undefined)[] = [];
+    // a driver that implements set_dev_pasid (the VT-d model does not)
+    Object.assign(driver, {
+      setDevPasid: (d: unknown, _dev: unknown, pasid: number) => calls.push(d ? pasid : undefined),
+    });
+    const ioas = ioasAlloc(c, iommufd);
+    const { PASID } = IOMMU_HWPT_ALLOC_FLAGS;
+    const s2 = hwptAlloc(c, iommufd, devid, ioas, PASID);
+    const other = hwptAlloc(c, iommufd, devid, ioas, PASID);
+    assert.equal(attach(c, dev, s2).ret, 0);
+    const a = attach(c, dev, s2, 16, 1, 5);
+    assert.equal(a.ret, 0, a.errno);
+    assert.equal(a.out.pt_id, s2);
+    const r = attach(c, dev, other, 16, 1, 5); // replace, not EBUSY
+    assert.equal(r.ret, 0, r.errno);
+    assert.equal(r.out.pt_id, other);
+    assert.equal(attach(c, dev, s2, 16, 1, 1 << 20).errno, 'EINVAL'); // past max_pasids
+    assert.equal(
+      attach(c, dev, ioas).errno,
+      'EINVAL',
+      'RID to an automatic domain while a PASID is attached',
+    );
+    assert.equal(attach(c, dev, other).ret, 0, 'RID to a PASID-capable HWPT');
+    assert.equal(detach(c, dev, 12, 1, 9).ret, 0, 'not attached: a no-op');
+    assert.equal(detach(c, dev, 12, 1, 5).ret, 0);
+    assert.deepEqual(calls, [5, 5, undefined]);
+    assert.equal(attach(c, dev, s2).ret, 0);
+    assert.equal(attach(c, dev, s2, 16, 1, 7).ret, 0);
+    const ctx = ctxOfFd(c.proc, iommufd);
+    assert.equal(c.proc.close(dev), 0);
+    assert.equal(calls.at(-1), undefined, 'close detached PASID 7');
+    assert.equal(ctx.lookup(devid), undefined);
   });
 
   it('group-path device fd: BIND EINVAL, ATTACH/DETACH ENOTTY', () => {
