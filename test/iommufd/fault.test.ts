@@ -15,7 +15,7 @@ import { MOCK_FLAGS_DEVICE } from '../../src/abi/iommufd-test.ts';
 import { POLLIN, POLLOUT } from '../../src/iommufd/file.ts';
 import type { Fixture } from '../support.ts';
 import { destroy, faultQueue, hwptAlloc, mockDomain, ok, replace, st, tc } from './mock.ts';
-import { PAGE } from './util.ts';
+import { encode, ioctlAt, PAGE, roBoundary } from './util.ts';
 
 const { FAULT_ID_VALID, NEST_PARENT, PASID } = IOMMU_HWPT_ALLOC_FLAGS;
 const POLLRDNORM = 0x40;
@@ -68,6 +68,17 @@ test('FAULT_QUEUE_ALLOC: flags must be 0; the fd holds the FAULT object (DESTROY
   f.proc.close(fault.fd);
   assert.equal(destroy(f, fault.id), undefined);
   assert.equal(destroy(f, fault.id), 'ENOENT');
+});
+
+test('FAULT_QUEUE_ALLOC: a faulting write-back leaves no FAULT object and no fd behind', () => {
+  const f = st();
+  const at = roBoundary(f, encode('IOMMU_FAULT_QUEUE_ALLOC', {}));
+  assert.equal(ioctlAt(f, 'IOMMU_FAULT_QUEUE_ALLOC', at), 'EFAULT');
+  assert.equal(f.ctx.objectCount, 0);
+  const next = f.proc.dup(f.fd);
+  const fault = faultQueue(f);
+  assert.equal(fault.fd, next + 1, 'no fd was consumed');
+  assert.equal(fault.id, 1);
 });
 
 test('FAULT_QUEUE_ALLOC: the fault fd holds the context after /dev/iommu is closed', () => {
