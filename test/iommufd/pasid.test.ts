@@ -183,3 +183,102 @@ test('destroying a stdev with PASIDs still attached releases them', () => {
   f.proc.close(f.fd);
   assert.equal(f.ctx.objectCount, 0);
 });
+
+test('fixture iommufd_device_pasid, pasid_attach, both variants (paging HWPTs for the nested ones)', async (t) => {
+  const { FAULT_ID_VALID } = IOMMU_HWPT_ALLOC_FLAGS;
+  for (const variant of ['no_pasid', 'has_pasid'] as const) {
+    await t.test(variant, () => {
+      const f = st();
+      const ioas = f.ioas();
+      const dev = mockDomain(f, ioas, MOCK_FLAGS_DEVICE.PASID);
+      const second = variant === 'no_pasid' ? mockDomain(f, ioas) : undefined;
+      // 1. allocations
+      assert.equal(detach(f, dev.stdev, 100), undefined);
+      const parent = hwptAlloc(f, dev.idev, ioas, NEST_PARENT).id;
+      const nested = [
+        hwptAlloc(f, dev.idev, ioas, PASID).id,
+        hwptAlloc(f, dev.idev, ioas, PASID).id,
+      ];
+      const fault = ok(f.call('IOMMU_FAULT_QUEUE_ALLOC', {}));
+      const iopf = hwptAlloc(
+        f,
+        dev.idev,
+        ioas,
+        FAULT_ID_VALID | PASID,
+        fault.out_fault_id as number,
+      );
+      assert.equal(iopf.errno, undefined);
+      const s2 = hwptAlloc(f, dev.idev, ioas, PASID).id;
+      // 2. RID vs PASID compatibility
+      assert.equal(replace(f, dev.stdev, parent), undefined);
+      assert.equal(attach(f, dev.stdev, 100, s2).errno, 'EINVAL');
+      assert.equal(replace(f, dev.stdev, s2), undefined);
+      ok(attach(f, dev.stdev, 100, nested[0]!));
+      assert.equal(replace(f, dev.stdev, parent), 'EINVAL');
+      assert.equal(detach(f, dev.stdev, 100), undefined);
+      assert.equal(check(f, dev.stdev, 100, 0), undefined);
+      // 3. the second device (no_pasid)
+      if (second) {
+        assert.equal(replace(f, second.stdev, nested[0]!), undefined);
+        assert.equal(replace(f, second.stdev, ioas), undefined);
+        assert.equal(attach(f, second.stdev, 100, parent).errno, 'EINVAL');
+        assert.equal(attach(f, second.stdev, 100, s2).errno, 'EINVAL');
+      }
+      // 4. attach rules at 100
+      assert.equal(attach(f, dev.stdev, 100, parent).errno, 'EINVAL');
+      assert.equal(check(f, dev.stdev, 100, 0), undefined);
+      assert.equal(attach(f, dev.stdev, 100, ioas).errno, 'EINVAL');
+      assert.equal(check(f, dev.stdev, 100, 0), undefined);
+      ok(attach(f, dev.stdev, 100, s2));
+      assert.equal(check(f, dev.stdev, 100, s2), undefined);
+      assert.equal(attach(f, dev.stdev, 100, nested[0]!).errno, 'EBUSY');
+      assert.equal(detach(f, dev.stdev, 100), undefined);
+      ok(attach(f, dev.stdev, 100, nested[0]!));
+      assert.equal(check(f, dev.stdev, 100, nested[0]!), undefined);
+      assert.equal(attach(f, dev.stdev, 100, nested[0]!).errno, 'EBUSY');
+      assert.equal(detach(f, dev.stdev, 100), undefined);
+      // 5. replace at 200
+      assert.equal(replacePasid(f, dev.stdev, 200, s2).errno, 'EINVAL');
+      ok(attach(f, dev.stdev, 200, s2));
+      assert.equal(replacePasid(f, dev.stdev, 200, ioas).errno, 'EINVAL');
+      assert.equal(check(f, dev.stdev, 200, s2), undefined);
+      ok(replacePasid(f, dev.stdev, 200, nested[0]!));
+      assert.equal(check(f, dev.stdev, 200, nested[0]!), undefined);
+      ok(replacePasid(f, dev.stdev, 200, nested[1]!));
+      assert.equal(check(f, dev.stdev, 200, nested[1]!), undefined);
+      assert.equal(detach(f, dev.stdev, 200), undefined);
+      // 6. the PASID-1024 fake error
+      ok(attach(f, dev.stdev, 1024, s2));
+      assert.equal(replacePasid(f, dev.stdev, 1024, nested[0]!).errno, 'ENOMEM');
+      assert.equal(check(f, dev.stdev, 1024, s2), undefined);
+      assert.equal(detach(f, dev.stdev, 1024), undefined);
+      // 7. PASID fault delivery
+      ok(attach(f, dev.stdev, 2048, iopf.id));
+      assert.equal(check(f, dev.stdev, 2048, iopf.id), undefined);
+      ok(
+        tc(f, 'TRIGGER_IOPF', {
+          dev_id: dev.idev,
+          pasid: 2048,
+          grpid: 2,
+          perm: 3,
+          addr: 0xdeadbeafn,
+        }),
+      );
+      const buf = f.mem(4096n);
+      assert.equal(f.proc.read(fault.out_fault_fd as number, buf, 40), 40);
+      const cookie = new DataView(f.proc.mm.read(buf + 36n, 4).buffer).getUint32(0, true);
+      f.proc.mm.write(buf, Uint8Array.of(cookie, 0, 0, 0, 0, 0, 0, 0));
+      assert.equal(f.proc.write(fault.out_fault_fd as number, buf, 8), 8);
+      ok(replacePasid(f, dev.stdev, 2048, s2));
+      assert.equal(check(f, dev.stdev, 2048, s2), undefined);
+      assert.equal(detach(f, dev.stdev, 2048), undefined);
+      // 8. cleanup, then the teardown's close
+      assert.equal(destroy(f, iopf.id), undefined);
+      f.proc.close(fault.out_fault_fd as number);
+      assert.equal(destroy(f, fault.out_fault_id as number), undefined);
+      assert.equal(replace(f, dev.stdev, ioas), undefined);
+      f.proc.close(f.fd);
+      assert.equal(f.ctx.objectCount, 0);
+    });
+  }
+});
