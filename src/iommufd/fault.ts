@@ -175,6 +175,17 @@ export class IommufdFault extends IommufdObject {
   }
 }
 
+/**
+ * iommufd_get_fault() for HWPT_ALLOC's `fault_id`: the FAULT object, now
+ * held by the HWPT being allocated (which puts it when destroyed);
+ * ENOENT unless `id` names a FAULT.
+ */
+export function holdFault(ctx: IommufdCtx, id: number): IommufdFault {
+  const fault = ctx.get<IommufdFault>(id, 'fault');
+  fault.get();
+  return fault;
+}
+
 /** The fault fd ("[iommufd-pgfault]", O_CLOEXEC): holds the FAULT object and the context. */
 class FaultFile implements FileOps {
   readonly kind = 'fault';

@@ -14,7 +14,7 @@ import type { IommuUserData, PagingFlags } from '../iommu/driver.ts';
 import type { Mm } from '../iommu/mm.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
-import type { IommufdFault } from './fault.ts';
+import { holdFault, type IommufdFault } from './fault.ts';
 import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
@@ -137,12 +137,11 @@ export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>)
     if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
       // fault_id is looked up after the domain exists: ENOENT unless a FAULT
       try {
-        hwpt.fault = ctx.get<IommufdFault>(cmd.fault_id, 'fault');
+        hwpt.fault = holdFault(ctx, cmd.fault_id);
       } catch (e) {
         ctx.remove(hwpt);
         throw e;
       }
-      hwpt.fault.get();
     }
     ctx.finalize(hwpt);
     cmd.out_hwpt_id = hwpt.id;

@@ -55,7 +55,6 @@ export class MockIommu implements IommuDriver {
   domainAllocPaging(dev: Device, flags: PagingFlags): MockDomain {
     const mdev = mockDev(dev);
     if (flags.dirtyTracking && mdev.noDirty) fail('EOPNOTSUPP', 'NO_DIRTY device');
-    if (flags.pasid && !mdev.pasid) fail('EOPNOTSUPP', 'PASID domain for a device without PASID');
     return new MockDomain(this, dev.memory.pageSize, {
       huge: mdev.hugeIova,
       dirtyCapable: flags.dirtyTracking,
