@@ -11,6 +11,11 @@ import type { Viommu } from './viommu.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
 
+/** sizeof(struct page *): one entry of the pinned-page array. */
+const PAGE_POINTER_SIZE = 8n;
+/** kvmalloc() refuses more than INT_MAX bytes. */
+const KVMALLOC_MAX = 0x7fffffffn;
+
 /**
  * A HW queue of a vIOMMU (iommufd_hw_queue): guest queue memory at
  * `baseAddr` in the nesting parent, pinned page-aligned through an
@@ -44,12 +49,18 @@ export class HwQueue extends IommufdObject implements HwQueueCore {
   /**
    * iommufd_hw_queue_alloc_phys(): pin the pages under the queue through a
    * new internal access on the parent's IOAS; they must be physically
-   * consecutive (EFAULT). Returns the physical address of `baseAddr`.
+   * consecutive (EFAULT). ERANGE when the page-rounded length overflows,
+   * ENOMEM when the page array would pass kvcalloc()'s limit. Returns the
+   * physical address of `baseAddr`.
    */
   pin(ctx: IommufdCtx, viommu: Viommu): bigint {
     const ps = ctx.host.memory.pageSize;
     const start = this.baseAddr - (this.baseAddr % ps);
-    const length = ((this.baseAddr - start + this.length + ps - 1n) / ps) * ps;
+    const rounded = this.baseAddr - start + this.length + ps - 1n;
+    if (rounded > U64_MAX) fail('ERANGE');
+    const npages = rounded / ps;
+    if (npages * PAGE_POINTER_SIZE > KVMALLOC_MAX) fail('ENOMEM');
+    const length = npages * ps;
     const access = IommufdAccess.create(
       ctx,
       { needsPinPages: true, unmap: () => {} },

@@ -865,6 +865,8 @@ describe('HW_QUEUE_ALLOC', () => {
     assert.equal(hwQueue(f, viommu, 0, iova, PAGE, { flags: 1 }).errno, 'EOPNOTSUPP');
     assert.equal(hwQueue(f, viommu, 0, iova, 0n).errno, 'EINVAL');
     assert.equal(hwQueue(f, viommu, 0, U64_MAX, PAGE).errno, 'EOVERFLOW');
+    assert.equal(hwQueue(f, viommu, 0, 0n, U64_MAX).errno, 'ERANGE', 'page rounding overflows');
+    assert.equal(hwQueue(f, viommu, 0, 0n, 1n << 40n).errno, 'ENOMEM', 'page array too big');
     assert.equal(hwQueue(f, 0, 0, iova, PAGE).errno, 'ENOENT');
     assert.equal(hwQueue(f, viommu, 0, iova, PAGE, { type: 0x1234 }).errno, 'EOPNOTSUPP');
   });
