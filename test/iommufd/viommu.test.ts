@@ -61,7 +61,9 @@ function user(f: Fixture, bytes: Uint8Array): bigint {
 function u32s(...vals: number[]): Uint8Array {
   const out = new Uint8Array(vals.length * 4);
   const dv = new DataView(out.buffer);
-  vals.forEach((v, i) => dv.setUint32(i * 4, v >>> 0, true));
+  vals.forEach((v, i) => {
+    dv.setUint32(i * 4, v >>> 0, true);
+  });
   return out;
 }
 
