@@ -3,8 +3,12 @@ import type { Device } from '../iommu/device.ts';
 import type { Group } from '../iommu/group.ts';
 import type { IommufdCtx } from './context.ts';
 import { HwptPaging, hwptPagingAlloc } from './hw-pagetable.ts';
+import { HwptNested } from './hwpt-nested.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
+
+/** A HWPT a device can attach to: kernel-managed (paging) or user-managed (nested). */
+export type Hwpt = HwptPaging | HwptNested;
 
 /**
  * A device bound to an iommufd context (the kernel's iommufd_device). The
@@ -16,7 +20,9 @@ import { IommufdObject } from './object.ts';
 export class IommufdDevice extends IommufdObject {
   readonly type = 'device';
   /** The HWPT the device's RID is attached to, if any. */
-  hwpt: HwptPaging | undefined;
+  hwpt: Hwpt | undefined;
+  /** The vDEVICE standing for this device in a vIOMMU, if any (idev->vdev); it holds the device. */
+  vdev: IommufdObject | undefined;
 
   constructor(
     readonly ctx: IommufdCtx,
@@ -35,8 +41,13 @@ export class IommufdDevice extends IommufdObject {
     return idev;
   }
 
-  /** iommufd_device_unbind(): detach, drop the binder's reference, leave the table. */
+  /**
+   * iommufd_device_unbind(): the device's vDEVICE goes first
+   * (iommufd_device_pre_destroy), then detach, drop the binder's
+   * reference, leave the table.
+   */
   unbind(): void {
+    if (this.vdev?.live) this.ctx.remove(this.vdev);
     this.detach();
     this.put();
     this.ctx.remove(this);
@@ -68,7 +79,7 @@ export class IommufdDevice extends IommufdObject {
    * later device must join the group's HWPT (EINVAL otherwise). A replace
    * moves every device of the group (iommu_group_replace_domain).
    */
-  private switchTo(hwpt: HwptPaging): void {
+  private switchTo(hwpt: Hwpt): void {
     const old = this.hwpt;
     if (old === hwpt) return;
     const ig = this.igroup;
@@ -111,14 +122,14 @@ export class IommufdDevice extends IommufdObject {
   }
 
   /** Drop `old` after leaving it: its reservations (if another IOAS) and, for auto domains, the HWPT. */
-  private release(old: HwptPaging, unreserve: boolean): void {
+  private release(old: Hwpt, unreserve: boolean): void {
     if (unreserve) old.ioas.iopt.unreserve(this);
     old.put();
     if (old.autoDomain && old.users === 0 && old.live) this.ctx.remove(old);
   }
 
   /** Leave the group's HWPT; the last device of the group blocks its DMA. */
-  private leave(): HwptPaging | undefined {
+  private leave(): Hwpt | undefined {
     const old = this.hwpt;
     if (!old) return undefined;
     const ig = this.igroup;
@@ -141,13 +152,13 @@ export class IommufdDevice extends IommufdObject {
 
   /**
    * iommufd_device_attach()/replace(): `ptId` names an IOAS (reuse a
-   * compatible automatic HWPT, else create one) or a paging HWPT. Returns
+   * compatible automatic HWPT, else create one), a paging or a nested HWPT. Returns
    * the HWPT now attached. ENOENT for an unknown id, EINVAL for other types.
    */
-  attach(ptId: number): HwptPaging {
+  attach(ptId: number): Hwpt {
     const pt = this.ctx.lookup(ptId);
     if (!pt) fail('ENOENT');
-    if (pt instanceof HwptPaging) {
+    if (pt instanceof HwptPaging || pt instanceof HwptNested) {
       this.switchTo(pt);
       return pt;
     }
@@ -192,7 +203,7 @@ export class IommufdDevice extends IommufdObject {
 
 /** The devices of one IOMMU group bound to a context and the HWPT they share (iommufd_group). */
 interface IommufdGroup {
-  hwpt: HwptPaging | undefined;
+  hwpt: Hwpt | undefined;
   readonly devices: Set<IommufdDevice>;
 }
 

@@ -14,6 +14,7 @@ import type { IommuUserData, PagingFlags } from '../iommu/driver.ts';
 import type { Mm } from '../iommu/mm.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
+import { hwptNestedAlloc } from './hwpt-nested.ts';
 import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
@@ -108,9 +109,10 @@ export function hwptPagingAlloc(
 }
 
 /**
- * IOMMU_HWPT_ALLOC (paging HWPTs on an IOAS; nesting parents are accepted,
- * nesting is not). A data_type on an IOAS goes to the driver as user_data
- * (e.g. the uiommu extension IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS).
+ * IOMMU_HWPT_ALLOC: a paging HWPT on an IOAS, or a nested HWPT on a
+ * nesting-parent paging HWPT or a vIOMMU (see hwptNestedAlloc). A
+ * data_type on an IOAS goes to the driver as user_data (e.g. the uiommu
+ * extension IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS).
  */
 export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>): number {
   const cmd = ucmd.cmd;
@@ -120,33 +122,36 @@ export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>)
   const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
   const pt = ctx.lookup(cmd.pt_id);
   if (!pt) fail('EINVAL');
+  const mm = ucmd.mm;
+  const userData: IommuUserData | undefined = none
+    ? undefined
+    : {
+        type: cmd.data_type,
+        len: cmd.data_len,
+        copy: () => mm.read(cmd.data_uptr, cmd.data_len),
+      };
+  let hwpt: IommufdObject;
   if (pt.type === 'ioas') {
-    const mm = ucmd.mm;
-    const userData: IommuUserData | undefined = none
-      ? undefined
-      : {
-          type: cmd.data_type,
-          len: cmd.data_len,
-          copy: () => mm.read(cmd.data_uptr, cmd.data_len),
-        };
-    const hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false, undefined, userData);
-    if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
-      // fault_id is looked up after the domain exists; no FAULT object can exist here
-      ctx.remove(hwpt);
-      fail('ENOENT');
-    }
-    ctx.finalize(hwpt);
-    cmd.out_hwpt_id = hwpt.id;
-    try {
-      ucmd.respond();
-    } catch (e) {
-      ctx.remove(hwpt);
-      throw e;
-    }
-    return 0;
+    hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false, undefined, userData);
+  } else if (pt.type === 'hwpt_paging' || pt.type === 'viommu') {
+    hwpt = hwptNestedAlloc(ctx, idev, pt, cmd.flags, userData);
+  } else {
+    fail('EINVAL');
   }
-  if (pt.type === 'hwpt_paging') fail('EOPNOTSUPP');
-  fail('EINVAL');
+  if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
+    // fault_id is looked up after the domain exists; no FAULT object can exist here
+    ctx.remove(hwpt);
+    fail('ENOENT');
+  }
+  ctx.finalize(hwpt);
+  cmd.out_hwpt_id = hwpt.id;
+  try {
+    ucmd.respond();
+  } catch (e) {
+    ctx.remove(hwpt);
+    throw e;
+  }
+  return 0;
 }
 
 /** IOMMU_HWPT_SET_DIRTY_TRACKING: enabling clears stale dirty bits first. */

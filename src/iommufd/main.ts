@@ -10,6 +10,8 @@ import type { Layout } from '../abi/layout.ts';
 import type { Caller, IommufdCtx } from './context.ts';
 import { hwInfo } from './hw-info.ts';
 import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pagetable.ts';
+import { hwQueueAlloc } from './hw-queue.ts';
+import { hwptInvalidate } from './hwpt-nested.ts';
 import {
   ioasAlloc,
   ioasAllowIovas,
@@ -22,6 +24,8 @@ import {
   vfioIoas,
 } from './ioas.ts';
 import { Ucmd } from './ucmd.ts';
+import { veventqAlloc } from './veventq.ts';
+import { vdeviceAlloc, viommuAlloc } from './viommu.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
 
@@ -49,6 +53,11 @@ const HANDLERS: Record<string, Handler> = {
   IOMMU_HWPT_SET_DIRTY_TRACKING: (ctx, _c, u) => hwptSetDirtyTracking(ctx, u),
   IOMMU_HWPT_GET_DIRTY_BITMAP: (ctx, _c, u) => hwptGetDirtyBitmap(ctx, u),
   IOMMU_IOAS_MAP_FILE: ioasMapFile,
+  IOMMU_HWPT_INVALIDATE: (ctx, _c, u) => hwptInvalidate(ctx, u),
+  IOMMU_VIOMMU_ALLOC: (ctx, _c, u) => viommuAlloc(ctx, u),
+  IOMMU_VDEVICE_ALLOC: (ctx, _c, u) => vdeviceAlloc(ctx, u),
+  IOMMU_VEVENTQ_ALLOC: veventqAlloc,
+  IOMMU_HW_QUEUE_ALLOC: (ctx, _c, u) => hwQueueAlloc(ctx, u),
 };
 
 /** An extra command slot beyond the uAPI table (IOMMU_TEST_CMD at nr 0xa0). */
