@@ -1,5 +1,6 @@
 import type { Device } from './device.ts';
 import type { Domain } from './domain.ts';
+import type { ViommuDriver } from './viommu.ts';
 
 /** What a paging domain is asked to support at allocation (IOMMU_HWPT_ALLOC_* flags). */
 export interface PagingFlags {
@@ -20,6 +21,8 @@ export interface IommuUserData {
   readonly len: number;
   /** Copy the `len` bytes in from user memory; EFAULT if unreadable. */
   copy(): Uint8Array;
+  /** Copy `data` out to the user's buffer (iommu_copy_struct_to_user); EFAULT if unwritable. */
+  write?(data: Uint8Array): void;
 }
 
 /** GET_HW_INFO's driver part. */
@@ -48,6 +51,14 @@ export interface IommuDriver {
    * EOPNOTSUPP for a data type it does not know.
    */
   domainAllocUser?(dev: Device, flags: PagingFlags, userData: IommuUserData): Domain;
+  /**
+   * domain_alloc_nested(): a stage-1 domain described by `userData` on the
+   * nesting parent `parent`; `pasid` is IOMMU_HWPT_ALLOC_PASID. Absent: no
+   * nesting (EOPNOTSUPP). EINVAL for a parent of another driver.
+   */
+  domainAllocNested?(dev: Device, parent: Domain, pasid: boolean, userData: IommuUserData): Domain;
+  /** Virtual IOMMU support (VIOMMU_ALLOC); absent: EOPNOTSUPP. */
+  readonly viommu?: ViommuDriver;
   /**
    * attach_dev() admission: EINVAL means "this domain is incompatible with the
    * device" (iommufd then tries another); other errnos are hard failures.

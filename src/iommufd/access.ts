@@ -61,16 +61,22 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
   private constructor(
     readonly ctx: IommufdCtx,
     private readonly ops: AccessOps,
+    /** An iommufd-internal access (HW queues): no context reference; its pins lock their areas. */
+    readonly internal: boolean,
   ) {
     super();
     this.iovaAlignment = ops.needsPinPages ? ctx.host.memory.pageSize : 1n;
   }
 
-  /** iommufd_access_create(): a new, unattached access held by its creator. */
-  static create(ctx: IommufdCtx, ops: AccessOps): IommufdAccess {
-    const access = ctx.create(new IommufdAccess(ctx, ops), () => {});
+  /**
+   * iommufd_access_create(): a new, unattached access held by its creator.
+   * With `internal` (iommufd_access_create_internal) the context is not
+   * held, and while pinned an area cannot be unmapped (EBUSY).
+   */
+  static create(ctx: IommufdCtx, ops: AccessOps, opts = { internal: false }): IommufdAccess {
+    const access = ctx.create(new IommufdAccess(ctx, ops, opts.internal), () => {});
     access.get();
-    ctx.hold();
+    if (!opts.internal) ctx.hold();
     return access;
   }
 
@@ -83,7 +89,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
   release(): void {
     this.put();
     this.ctx.remove(this);
-    this.ctx.release();
+    if (!this.internal) this.ctx.release();
   }
 
   destroy(): void {
@@ -178,6 +184,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
         const [first, lastIndex] = pageIndexes(p);
         p.area.pages.addUser(first, lastIndex);
         p.area.numAccesses++;
+        if (this.internal) p.area.numLocks++;
         done.push(p);
       });
     } catch (e) {
@@ -198,6 +205,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
     const [first, lastIndex] = pageIndexes(p);
     p.area.pages.removeUser(first, lastIndex);
     p.area.numAccesses--;
+    if (this.internal) p.area.numLocks--;
   }
 
   /** iommufd_access_unpin_pages(): undo a pinPages() of exactly this range. */

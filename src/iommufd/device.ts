@@ -4,9 +4,13 @@ import type { Group } from '../iommu/group.ts';
 import type { IommufdCtx } from './context.ts';
 import { AttachHandle } from './fault.ts';
 import { HwptPaging, hwptPagingAlloc } from './hw-pagetable.ts';
+import { HwptNested } from './hwpt-nested.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
 import { type PasidAttach, pasidDetach } from './pasid.ts';
+
+/** A HWPT a device can attach to: kernel-managed (paging) or user-managed (nested). */
+export type Hwpt = HwptPaging | HwptNested;
 
 /**
  * A device bound to an iommufd context (the kernel's iommufd_device). The
@@ -18,7 +22,9 @@ import { type PasidAttach, pasidDetach } from './pasid.ts';
 export class IommufdDevice extends IommufdObject {
   readonly type = 'device';
   /** The HWPT the device's RID is attached to, if any. */
-  hwpt: HwptPaging | undefined;
+  hwpt: Hwpt | undefined;
+  /** The vDEVICE standing for this device in a vIOMMU, if any (idev->vdev); it holds the device. */
+  vdev: IommufdObject | undefined;
 
   constructor(
     readonly ctx: IommufdCtx,
@@ -38,10 +44,13 @@ export class IommufdDevice extends IommufdObject {
   }
 
   /**
-   * iommufd_device_unbind(): detach (PASIDs too: the kernel would wait for
-   * them forever), drop the binder's reference, leave the table.
+   * iommufd_device_unbind(): the device's vDEVICE goes first
+   * (iommufd_device_pre_destroy), then detach (PASIDs too: the kernel
+   * would wait for them forever), drop the binder's reference, leave the
+   * table.
    */
   unbind(): void {
+    if (this.vdev?.live) this.ctx.remove(this.vdev);
     for (const [pasid, pa] of this.igroup.pasids)
       if (pa.devices.has(this)) pasidDetach(this, pasid);
     this.detach();
@@ -75,7 +84,7 @@ export class IommufdDevice extends IommufdObject {
    * later device must join the group's HWPT (EINVAL otherwise). A replace
    * moves every device of the group (iommu_group_replace_domain).
    */
-  private switchTo(hwpt: HwptPaging): void {
+  private switchTo(hwpt: Hwpt): void {
     const old = this.hwpt;
     if (old === hwpt) return;
     const ig = this.igroup;
@@ -126,14 +135,14 @@ export class IommufdDevice extends IommufdObject {
   }
 
   /** Drop `old` after leaving it: its reservations (if another IOAS) and, for auto domains, the HWPT. */
-  private release(old: HwptPaging, unreserve: boolean): void {
+  private release(old: Hwpt, unreserve: boolean): void {
     if (unreserve) old.ioas.iopt.unreserve(this);
     old.put();
     if (old.autoDomain && old.users === 0 && old.live) this.ctx.remove(old);
   }
 
   /** Leave the group's HWPT; the last device of the group blocks its DMA. */
-  private leave(): HwptPaging | undefined {
+  private leave(): Hwpt | undefined {
     const old = this.hwpt;
     if (!old) return undefined;
     const ig = this.igroup;
@@ -158,13 +167,13 @@ export class IommufdDevice extends IommufdObject {
 
   /**
    * iommufd_device_attach()/replace(): `ptId` names an IOAS (reuse a
-   * compatible automatic HWPT, else create one) or a paging HWPT. Returns
+   * compatible automatic HWPT, else create one), a paging or a nested HWPT. Returns
    * the HWPT now attached. ENOENT for an unknown id, EINVAL for other types.
    */
-  attach(ptId: number): HwptPaging {
+  attach(ptId: number): Hwpt {
     const pt = this.ctx.lookup(ptId);
     if (!pt) fail('ENOENT');
-    if (pt instanceof HwptPaging) {
+    if (pt instanceof HwptPaging || pt instanceof HwptNested) {
       this.switchTo(pt);
       return pt;
     }
@@ -209,7 +218,7 @@ export class IommufdDevice extends IommufdObject {
 
 /** The devices of one IOMMU group bound to a context and the HWPT they share (iommufd_group). */
 export interface IommufdGroup {
-  hwpt: HwptPaging | undefined;
+  hwpt: Hwpt | undefined;
   readonly devices: Set<IommufdDevice>;
   /** The RID attachment's handle (faults raised through it are tagged with it). */
   handle: AttachHandle | undefined;
@@ -222,8 +231,8 @@ export interface IommufdGroup {
  * IOMMU_HWPT_ALLOC_PASID cannot be the RID's while any PASID is attached
  * (EINVAL).
  */
-function ridPasidCompat(ig: IommufdGroup, hwpt: HwptPaging): void {
-  if (!hwpt.flags.pasid && ig.pasids.size > 0)
+function ridPasidCompat(ig: IommufdGroup, hwpt: Hwpt): void {
+  if (!hwpt.pasidCompat && ig.pasids.size > 0)
     fail('EINVAL', 'PASIDs attached, HWPT not PASID-capable');
 }
 

@@ -15,6 +15,7 @@ import type { Mm } from '../iommu/mm.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import { holdFault, type IommufdFault } from './fault.ts';
+import { type HwptNested, hwptNestedAlloc } from './hwpt-nested.ts';
 import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
@@ -31,6 +32,11 @@ export class HwptPaging extends IommufdObject {
   readonly type = 'hwpt_paging';
   /** The FAULT object its I/O page faults go to (HWPT_ALLOC with fault_id); held. */
   fault: IommufdFault | undefined;
+
+  /** Allocated with IOMMU_HWPT_ALLOC_PASID: usable at a PASID, and as the RID's beside PASIDs. */
+  get pasidCompat(): boolean {
+    return this.flags.pasid;
+  }
 
   constructor(
     readonly ioas: Ioas,
@@ -112,9 +118,10 @@ export function hwptPagingAlloc(
 }
 
 /**
- * IOMMU_HWPT_ALLOC (paging HWPTs on an IOAS; nesting parents are accepted,
- * nesting is not). A data_type on an IOAS goes to the driver as user_data
- * (e.g. the uiommu extension IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS).
+ * IOMMU_HWPT_ALLOC: a paging HWPT on an IOAS, or a nested HWPT on a
+ * nesting-parent paging HWPT or a vIOMMU (see hwptNestedAlloc). A
+ * data_type on an IOAS goes to the driver as user_data (e.g. the uiommu
+ * extension IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS).
  */
 export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>): number {
   const cmd = ucmd.cmd;
@@ -124,37 +131,40 @@ export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>)
   const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
   const pt = ctx.lookup(cmd.pt_id);
   if (!pt) fail('EINVAL');
+  const mm = ucmd.mm;
+  const userData: IommuUserData | undefined = none
+    ? undefined
+    : {
+        type: cmd.data_type,
+        len: cmd.data_len,
+        copy: () => mm.read(cmd.data_uptr, cmd.data_len),
+      };
+  let hwpt: HwptPaging | HwptNested;
   if (pt.type === 'ioas') {
-    const mm = ucmd.mm;
-    const userData: IommuUserData | undefined = none
-      ? undefined
-      : {
-          type: cmd.data_type,
-          len: cmd.data_len,
-          copy: () => mm.read(cmd.data_uptr, cmd.data_len),
-        };
-    const hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false, undefined, userData);
-    if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
-      // fault_id is looked up after the domain exists: ENOENT unless a FAULT
-      try {
-        hwpt.fault = holdFault(ctx, cmd.fault_id);
-      } catch (e) {
-        ctx.remove(hwpt);
-        throw e;
-      }
-    }
-    ctx.finalize(hwpt);
-    cmd.out_hwpt_id = hwpt.id;
+    hwpt = hwptPagingAlloc(ctx, pt as Ioas, idev, cmd.flags, false, undefined, userData);
+  } else if (pt.type === 'hwpt_paging' || pt.type === 'viommu') {
+    hwpt = hwptNestedAlloc(ctx, idev, pt, cmd.flags, userData);
+  } else {
+    fail('EINVAL');
+  }
+  if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
+    // fault_id is looked up after the domain exists: ENOENT unless a FAULT
     try {
-      ucmd.respond();
+      hwpt.fault = holdFault(ctx, cmd.fault_id);
     } catch (e) {
       ctx.remove(hwpt);
       throw e;
     }
-    return 0;
   }
-  if (pt.type === 'hwpt_paging') fail('EOPNOTSUPP');
-  fail('EINVAL');
+  ctx.finalize(hwpt);
+  cmd.out_hwpt_id = hwpt.id;
+  try {
+    ucmd.respond();
+  } catch (e) {
+    ctx.remove(hwpt);
+    throw e;
+  }
+  return 0;
 }
 
 /** IOMMU_HWPT_SET_DIRTY_TRACKING: enabling clears stale dirty bits first. */

@@ -12,6 +12,8 @@ export const U64_MAX = (1n << 64n) - 1n;
 export class Area implements Range {
   /** In-kernel access pins currently inside this area. */
   numAccesses = 0;
+  /** Pins of internal accesses (HW queues): the area cannot be unmapped (num_locks). */
+  numLocks = 0;
   /** Holds a page-set user on behalf of the IOAS's domains. */
   filled = false;
 
@@ -396,6 +398,7 @@ export class IoPagetable {
     for (;;) {
       const area = this.areas.firstIntersecting(start, last);
       if (!area) break;
+      if (area.numLocks > 0) fail('EBUSY', 'area locked by a HW queue');
       if (area.start < start || area.last > last) fail('ENOENT');
       if (area.numAccesses > 0) {
         for (const acc of [...this.accesses]) acc.notifyUnmap(area.start, area.length);

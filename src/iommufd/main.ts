@@ -11,6 +11,8 @@ import type { Caller, IommufdCtx } from './context.ts';
 import { faultQueueAlloc } from './fault.ts';
 import { hwInfo } from './hw-info.ts';
 import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pagetable.ts';
+import { hwQueueAlloc } from './hw-queue.ts';
+import { hwptInvalidate } from './hwpt-nested.ts';
 import {
   ioasAlloc,
   ioasAllowIovas,
@@ -24,6 +26,8 @@ import {
   vfioIoas,
 } from './ioas.ts';
 import { Ucmd } from './ucmd.ts';
+import { veventqAlloc } from './veventq.ts';
+import { vdeviceAlloc, viommuAlloc } from './viommu.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
 
@@ -51,6 +55,11 @@ const HANDLERS: Record<string, Handler> = {
   IOMMU_HWPT_SET_DIRTY_TRACKING: (ctx, _c, u) => hwptSetDirtyTracking(ctx, u),
   IOMMU_HWPT_GET_DIRTY_BITMAP: (ctx, _c, u) => hwptGetDirtyBitmap(ctx, u),
   IOMMU_IOAS_MAP_FILE: ioasMapFile,
+  IOMMU_HWPT_INVALIDATE: (ctx, _c, u) => hwptInvalidate(ctx, u),
+  IOMMU_VIOMMU_ALLOC: (ctx, _c, u) => viommuAlloc(ctx, u),
+  IOMMU_VDEVICE_ALLOC: (ctx, _c, u) => vdeviceAlloc(ctx, u),
+  IOMMU_VEVENTQ_ALLOC: veventqAlloc,
+  IOMMU_HW_QUEUE_ALLOC: (ctx, _c, u) => hwQueueAlloc(ctx, u),
   IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
   IOMMU_IOAS_CHANGE_PROCESS: ioasChangeProcess,
 };

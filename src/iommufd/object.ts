@@ -1,7 +1,18 @@
 import { fail } from '../abi/errno.ts';
 
 /** Kinds of iommufd object; all share one ID space per context. */
-export type ObjType = 'ioas' | 'device' | 'hwpt_paging' | 'access' | 'selftest' | 'fault';
+export type ObjType =
+  | 'ioas'
+  | 'device'
+  | 'hwpt_paging'
+  | 'hwpt_nested'
+  | 'access'
+  | 'selftest'
+  | 'viommu'
+  | 'vdevice'
+  | 'veventq'
+  | 'hw_queue'
+  | 'fault';
 
 /**
  * An object of an iommufd context. `users` counts holders besides the ID

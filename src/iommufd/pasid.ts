@@ -6,13 +6,14 @@
  * the device (the idev stays busy until it is detached).
  */
 import { fail } from '../abi/errno.ts';
-import type { IommufdDevice } from './device.ts';
+import type { Hwpt, IommufdDevice } from './device.ts';
 import { AttachHandle } from './fault.ts';
 import { HwptPaging } from './hw-pagetable.ts';
+import { HwptNested } from './hwpt-nested.ts';
 
 /** One PASID of a group attached to an HWPT (iommufd_attach at that PASID). */
 export interface PasidAttach {
-  hwpt: HwptPaging;
+  hwpt: Hwpt;
   handle: AttachHandle;
   readonly devices: Set<IommufdDevice>;
 }
@@ -35,10 +36,10 @@ function corePasidCheck(idev: IommufdDevice, pasid: number): void {
  * allocated with IOMMU_HWPT_ALLOC_PASID, and so must the RID's HWPT if the
  * RID is attached (EINVAL).
  */
-function pasidCompat(idev: IommufdDevice, hwpt: HwptPaging): void {
-  if (!hwpt.flags.pasid) fail('EINVAL', 'HWPT not allocated for PASID use');
+function pasidCompat(idev: IommufdDevice, hwpt: Hwpt): void {
+  if (!hwpt.pasidCompat) fail('EINVAL', 'HWPT not allocated for PASID use');
   const rid = idev.igroup.hwpt;
-  if (rid && !rid.flags.pasid) fail('EINVAL', 'the RID HWPT is not PASID-capable');
+  if (rid && !rid.pasidCompat) fail('EINVAL', 'the RID HWPT is not PASID-capable');
 }
 
 /**
@@ -46,10 +47,10 @@ function pasidCompat(idev: IommufdDevice, hwpt: HwptPaging): void {
  * only offer automatic domains, never PASID-capable, so EINVAL once the
  * `busy` rule has had its say; ENOENT for a missing ID, EINVAL for others.
  */
-function pasidTarget(idev: IommufdDevice, ptId: number, busy: () => void): HwptPaging {
+function pasidTarget(idev: IommufdDevice, ptId: number, busy: () => void): Hwpt {
   const pt = idev.ctx.lookup(ptId);
   if (!pt) fail('ENOENT');
-  if (pt instanceof HwptPaging) return pt;
+  if (pt instanceof HwptPaging || pt instanceof HwptNested) return pt;
   if (pt.type !== 'ioas') fail('EINVAL');
   busy();
   fail('EINVAL', 'automatic domains are not PASID-capable');
@@ -62,7 +63,7 @@ function pasidTarget(idev: IommufdDevice, ptId: number, busy: () => void): HwptP
  * checks. Pasid 0 is the RID (EBUSY while attached). Returns the HWPT
  * attached.
  */
-export function pasidAttach(idev: IommufdDevice, pasid: number, ptId: number): HwptPaging {
+export function pasidAttach(idev: IommufdDevice, pasid: number, ptId: number): Hwpt {
   if (pasid === 0) {
     if (idev.hwpt) fail('EBUSY');
     return idev.attach(ptId);
@@ -94,7 +95,7 @@ export function pasidAttach(idev: IommufdDevice, pasid: number, ptId: number): H
  * of the old attachment are answered INVALID. Pasid 0 replaces the RID's.
  * Returns the HWPT attached.
  */
-export function pasidReplace(idev: IommufdDevice, pasid: number, ptId: number): HwptPaging {
+export function pasidReplace(idev: IommufdDevice, pasid: number, ptId: number): Hwpt {
   if (pasid === 0) {
     if (!idev.hwpt) fail('EINVAL', 'not attached');
     return idev.attach(ptId);
@@ -145,7 +146,7 @@ export function pasidDetach(idev: IommufdDevice, pasid: number): void {
 export function attachedAt(
   idev: IommufdDevice,
   pasid: number,
-): { hwpt: HwptPaging; handle: AttachHandle } | undefined {
+): { hwpt: Hwpt; handle: AttachHandle } | undefined {
   const ig = idev.igroup;
   if (pasid === 0) return ig.hwpt && ig.handle ? { hwpt: ig.hwpt, handle: ig.handle } : undefined;
   return ig.pasids.get(pasid);

@@ -4,12 +4,14 @@ import {
   IOMMU_TEST_CMD_NR,
   IOMMU_TEST_CMD_SIZE,
   IOMMU_TEST_OP,
+  IOMMU_VEVENTQ_TYPE_SELFTEST,
   IommuTestCmd,
   type IommuTestCmdAccessPages,
   type IommuTestCmdAccessReplaceIoas,
   type IommuTestCmdAccessRw,
   type IommuTestCmdAddReserved,
   type IommuTestCmdCheckDevCache,
+  type IommuTestCmdCheckIotlb,
   type IommuTestCmdCheckMap,
   type IommuTestCmdCheckRefs,
   type IommuTestCmdCreateAccess,
@@ -22,22 +24,27 @@ import {
   type IommuTestCmdPasidCheck,
   type IommuTestCmdPasidDetach,
   type IommuTestCmdTriggerIopf,
+  type IommuTestCmdTriggerVevent,
+  IommuViommuEventSelftest,
   iommuTestCmdLayout,
   MOCK_ACCESS_RW_FLAGS,
   MOCK_DEV_CACHE_ID_MAX,
   MOCK_FLAGS_ACCESS,
   MOCK_FLAGS_ACCESS_CREATE,
+  MOCK_NESTED_DOMAIN_IOTLB_ID_MAX,
 } from '../abi/iommufd-test.ts';
 import { type Layout, widthOf } from '../abi/layout.ts';
 import { MockDevice } from '../drivers/mock/device.ts';
 import { MockDomain } from '../drivers/mock/domain.ts';
 import { MockIommu } from '../drivers/mock/driver.ts';
+import { MockNestedDomain } from '../drivers/mock/nested.ts';
 import type { Mm } from '../iommu/mm.ts';
 import { type AccessOps, IommufdAccess, type PinnedRun } from './access.ts';
 import type { Caller, IommufdCtx } from './context.ts';
 import { IommufdDevice } from './device.ts';
 import type { FileOps } from './file.ts';
 import { HwptPaging } from './hw-pagetable.ts';
+import { HwptNested } from './hwpt-nested.ts';
 import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import type { ExtraCmd } from './main.ts';
@@ -312,6 +319,33 @@ function checkDevCache(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdCheckDevCac
 }
 
 /**
+ * MD_CHECK_IOTLB: IOTLB slot `check_iotlb_id` of mock nested HWPT `id`
+ * holds `iotlb`; ENOENT unless a nested HWPT, EINVAL otherwise.
+ */
+function checkIotlb(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdCheckIotlb>>): number {
+  const domain = ctx.get<HwptNested>(u.cmd.id, 'hwpt_nested').domain;
+  if (!(domain instanceof MockNestedDomain)) fail('EINVAL', 'not a mock nested domain');
+  const slot = u.cmd.check_iotlb_id;
+  if (slot > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX || domain.iotlb[slot] !== u.cmd.iotlb) {
+    fail('EINVAL');
+  }
+  return 0;
+}
+
+/**
+ * TRIGGER_VEVENT: report a selftest vEVENT {virt_id} for DEVICE `dev_id`
+ * to the vIOMMU captured at its last nested attach. ENOENT without one (or
+ * with virt_id 0); EOPNOTSUPP without a selftest vEVENTQ there.
+ */
+function triggerVevent(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdTriggerVevent>>): number {
+  const dev = ctx.get<IommufdDevice>(u.cmd.dev_id, 'device').dev;
+  if (!(dev instanceof MockDevice) || !dev.viommu || dev.vdevId === 0n) fail('ENOENT');
+  const payload = IommuViommuEventSelftest.encode({ virt_id: Number(dev.vdevId & 0xffff_ffffn) });
+  dev.viommu.core.reportEvent(IOMMU_VEVENTQ_TYPE_SELFTEST, payload);
+  return 0;
+}
+
+/**
  * CREATE_ACCESS: an access on IOAS `id` behind a new fd (written back). The
  * struct is written back once unchanged before the fd is installed, so a
  * faulting write-back leaves no fd behind, as in the kernel.
@@ -482,7 +516,7 @@ function triggerIopf(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdTriggerIopf>>
   let at = attachedAt(idev, pasid);
   if (!at && pasid !== 0) {
     const rid = attachedAt(idev, 0);
-    if (rid && rid.hwpt.type !== 'hwpt_paging') at = rid;
+    if (rid?.hwpt instanceof HwptNested) at = rid;
   }
   at?.hwpt.fault?.report(at.handle, [{ pasid, grpid, perm, addr }]);
   return 0;
@@ -529,7 +563,7 @@ function pasidCheck(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidCheck>>):
   }
   const obj = ctx.lookup(u.cmd.hwpt_id);
   if (!obj) fail('ENOENT');
-  if (!(obj instanceof HwptPaging)) fail('EINVAL');
+  if (!(obj instanceof HwptPaging || obj instanceof HwptNested)) fail('EINVAL');
   if (domain !== obj.domain) fail('EINVAL', 'another domain is attached');
   return 0;
 }
@@ -554,6 +588,8 @@ const OPS: ReadonlyMap<number, OpHandler> = new Map<number, OpHandler>([
   [IOMMU_TEST_OP.ACCESS_REPLACE_IOAS, (_x, c, u) => accessReplaceIoas(c, u)],
   [IOMMU_TEST_OP.SET_TEMP_MEMORY_LIMIT, (_x, _c, u, s) => setMemoryLimit(s, u)],
   [IOMMU_TEST_OP.DIRTY, dirty],
+  [IOMMU_TEST_OP.MD_CHECK_IOTLB, (ctx, _c, u) => checkIotlb(ctx, u)],
+  [IOMMU_TEST_OP.TRIGGER_VEVENT, (ctx, _c, u) => triggerVevent(ctx, u)],
   [IOMMU_TEST_OP.TRIGGER_IOPF, (ctx, _c, u) => triggerIopf(ctx, u)],
   [IOMMU_TEST_OP.PASID_ATTACH, (ctx, _c, u) => pasidAttachOp(ctx, u)],
   [IOMMU_TEST_OP.PASID_REPLACE, (ctx, _c, u) => pasidReplaceOp(ctx, u)],
@@ -563,9 +599,8 @@ const OPS: ReadonlyMap<number, OpHandler> = new Map<number, OpHandler>([
 
 /**
  * IOMMU_TEST_CMD (CONFIG_IOMMUFD_TEST) for one host: give each `Kernel` its
- * own, since it carries that host's mock IOMMU and selftest globals. Ops
- * not modelled yet (MD_CHECK_IOTLB, TRIGGER_VEVENT) and unknown ops answer
- * EOPNOTSUPP.
+ * own, since it carries that host's mock IOMMU and selftest globals.
+ * Unknown ops answer EOPNOTSUPP.
  *
  * @example
  * const kernel = new Kernel({ selftestCmd: selftestCmd() });

@@ -7,6 +7,7 @@ import { Device } from '../../iommu/device.ts';
 import type { IommuDriver } from '../../iommu/driver.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
+import type { MockViommu } from './viommu.ts';
 
 /**
  * A device on the selftest's mock bus (the kernel's mock_dev): alone in its
@@ -17,6 +18,10 @@ import type { PhysMemory } from '../../iommu/phys-memory.ts';
 export class MockDevice extends Device {
   /** Device-cache slots, MOCK_DEV_CACHE_NUM of them. */
   readonly cache: number[] = new Array(MOCK_DEV_CACHE_NUM).fill(IOMMU_TEST_DEV_CACHE_DEFAULT);
+  /** The vIOMMU of the nested domain last attached to the RID (mdev->viommu). */
+  viommu: MockViommu | undefined;
+  /** The virt_id captured with `viommu` (0 without). */
+  vdevId = 0n;
 
   constructor(
     name: string,

@@ -3,17 +3,22 @@ import {
   IOMMU_HW_INFO_SELFTEST_REGVAL,
   IOMMU_HW_INFO_TYPE_SELFTEST,
   IOMMU_TEST_PASID_RESERVED,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
   IommuTestHwInfo,
+  IommuViommuSelftest,
   MOCK_FLAGS_DEVICE,
   MOCK_PASID_WIDTH,
 } from '../../abi/iommufd-test.ts';
 import type { Device } from '../../iommu/device.ts';
 import type { Domain } from '../../iommu/domain.ts';
-import type { HwInfo, IommuDriver, PagingFlags } from '../../iommu/driver.ts';
+import type { HwInfo, IommuDriver, IommuUserData, PagingFlags } from '../../iommu/driver.ts';
 import { Group } from '../../iommu/group.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
+import type { ViommuCore, ViommuDriver } from '../../iommu/viommu.ts';
 import { MockDevice } from './device.ts';
 import { MockDomain } from './domain.ts';
+import { MockNestedDomain } from './nested.ts';
+import { MockViommu } from './viommu.ts';
 
 const DEVICE_FLAGS_ALL =
   MOCK_FLAGS_DEVICE.NO_DIRTY | MOCK_FLAGS_DEVICE.HUGE_IOVA | MOCK_FLAGS_DEVICE.PASID;
@@ -61,10 +66,55 @@ export class MockIommu implements IommuDriver {
     });
   }
 
-  /** EINVAL for another driver's domain, or a dirty-capable domain on a NO_DIRTY device. */
+  /**
+   * mock_domain_alloc_nested(): EINVAL unless `parent` is a mock paging
+   * domain; the data rules are {@link MockNestedDomain.create}'s.
+   */
+  domainAllocNested(
+    _dev: Device,
+    parent: Domain,
+    _pasid: boolean,
+    userData: IommuUserData,
+  ): MockNestedDomain {
+    if (!(parent instanceof MockDomain)) fail('EINVAL', 'parent is not a mock paging domain');
+    return MockNestedDomain.create(this, parent, undefined, userData);
+  }
+
+  /**
+   * mock_get_viommu_size() / mock_viommu_init(): type
+   * IOMMU_VIOMMU_TYPE_SELFTEST; its optional data must be exactly
+   * struct iommu_viommu_selftest (EINVAL), and `in_data` is echoed into
+   * `out_data` in the user's copy.
+   */
+  readonly viommu: ViommuDriver = {
+    viommuSupported: (_dev, type) => type === IOMMU_VIOMMU_TYPE_SELFTEST,
+    viommuInit: (core: ViommuCore, parent, type, userData) => {
+      if (userData) {
+        if (userData.type !== type || userData.len !== IommuViommuSelftest.size) fail('EINVAL');
+        const data = IommuViommuSelftest.decode(userData.copy());
+        userData.write?.(IommuViommuSelftest.encode({ ...data, out_data: data.in_data }));
+      }
+      if (!(parent instanceof MockDomain)) fail('EINVAL', 'parent is not a mock paging domain');
+      return new MockViommu(this, core, parent);
+    },
+  };
+
+  /**
+   * mock_domain_nop_attach(): EINVAL for another driver's domain, or a
+   * dirty-capable domain on a NO_DIRTY device. A nested domain of a vIOMMU
+   * needs the device's vDEVICE there (ENOENT); the device remembers that
+   * vIOMMU and virt_id, updated only when the vIOMMU changes.
+   */
   attachDev(domain: Domain, dev: Device): void {
     if (domain.driver !== this) fail('EINVAL', 'not a mock domain');
-    if (domain.dirtyCapable && mockDev(dev).noDirty) fail('EINVAL', 'NO_DIRTY device');
+    const mdev = mockDev(dev);
+    if (domain.dirtyCapable && mdev.noDirty) fail('EINVAL', 'NO_DIRTY device');
+    const viommu = domain instanceof MockNestedDomain ? domain.viommu : undefined;
+    const vdevId = viommu ? viommu.core.vdevIdOf(dev) : 0n;
+    if (viommu !== mdev.viommu) {
+      mdev.viommu = viommu;
+      mdev.vdevId = vdevId;
+    }
   }
 
   hwInfo(_dev: Device): HwInfo {

@@ -1,0 +1,98 @@
+/*
+ * Round-trip cost of one ioctl, measured call by call: FIONREAD on a pipe
+ * (a native ioctl, never interposed) and IOMMU_IOAS_IOVA_RANGES on
+ * /dev/iommu (served by the engine when run under `uiommu run`).
+ * Prints "native_ns <median>" and "iommufd_ns <median>" (or "iommufd_ns -"
+ * when /dev/iommu cannot be used).
+ *
+ * usage: ioctl-rtt [iterations]
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Our own copies of two iommufd uAPI facts: _IO(';', 0x81) and _IO(';', 0x84). */
+#define IOMMU_IOAS_ALLOC 0x3b81
+#define IOMMU_IOAS_IOVA_RANGES 0x3b84
+
+struct ioas_alloc {
+	uint32_t size, flags, out_ioas_id;
+};
+
+struct ioas_iova_ranges {
+	uint32_t size, ioas_id, num_iovas, reserved;
+	uint64_t allowed_iovas, out_iova_alignment;
+};
+
+struct iova_range {
+	uint64_t start, last;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median of n timed calls of fn(fd, arg); -1 if any call fails. */
+static long long median_ns(int n, int fd, unsigned long req, void *arg)
+{
+	uint64_t *t = calloc((size_t)n, sizeof(*t));
+	long long med;
+
+	if (!t)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		uint64_t t0 = now_ns();
+
+		if (ioctl(fd, req, arg) < 0) {
+			free(t);
+			return -1;
+		}
+		t[i] = now_ns() - t0;
+	}
+	qsort(t, (size_t)n, sizeof(*t), cmp_u64);
+	med = (long long)t[n / 2];
+	free(t);
+	return med;
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 10000;
+	int pipefd[2], avail = 0;
+	struct ioas_alloc alloc = { .size = sizeof(alloc) };
+	struct iova_range ranges[4];
+	struct ioas_iova_ranges q = { .size = sizeof(q), .num_iovas = 4 };
+	long long native, iommufd = -1;
+	int fd;
+
+	if (n <= 0 || pipe(pipefd))
+		return 2;
+	native = median_ns(n, pipefd[0], FIONREAD, &avail);
+	fd = open("/dev/iommu", O_RDWR);
+	if (fd >= 0 && ioctl(fd, IOMMU_IOAS_ALLOC, &alloc) == 0) {
+		q.ioas_id = alloc.out_ioas_id;
+		q.allowed_iovas = (uintptr_t)ranges;
+		iommufd = median_ns(n, fd, IOMMU_IOAS_IOVA_RANGES, &q);
+	}
+	printf("native_ns %lld\n", native);
+	if (iommufd < 0)
+		printf("iommufd_ns -\n");
+	else
+		printf("iommufd_ns %lld\n", iommufd);
+	return native < 0;
+}

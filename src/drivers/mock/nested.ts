@@ -1,0 +1,92 @@
+import { fail } from '../../abi/errno.ts';
+import {
+  IOMMU_HWPT_DATA_SELFTEST,
+  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+  IOMMU_TEST_INVALIDATE_FLAG_ALL,
+  IommuHwptInvalidateSelftest,
+  IommuHwptSelftest,
+  MOCK_NESTED_DOMAIN_IOTLB_ID_MAX,
+  MOCK_NESTED_DOMAIN_IOTLB_NUM,
+} from '../../abi/iommufd-test.ts';
+import { Domain } from '../../iommu/domain.ts';
+import type { IommuDriver, IommuUserData } from '../../iommu/driver.ts';
+import type { DmaAccess } from '../../iommu/prot.ts';
+import {
+  copyStructFromUserArray,
+  type IommuUserDataArray,
+  type UserInvalidatable,
+} from '../../iommu/viommu.ts';
+import type { MockDomain } from './domain.ts';
+import type { MockViommu } from './viommu.ts';
+
+/**
+ * A nested (stage-1) domain of the mock IOMMU: no page table of its own,
+ * DMA translates through the stage-2 `parent`; four IOTLB slots that
+ * HWPT_INVALIDATE clears and MD_CHECK_IOTLB reads. Built from a vIOMMU, it
+ * remembers it (attach then needs a vDEVICE there).
+ */
+export class MockNestedDomain extends Domain implements UserInvalidatable {
+  /** The mock IOTLB, MOCK_NESTED_DOMAIN_IOTLB_NUM slots. */
+  readonly iotlb: number[];
+
+  private constructor(
+    driver: IommuDriver,
+    readonly parent: MockDomain,
+    readonly viommu: MockViommu | undefined,
+    iotlb: number,
+  ) {
+    super(driver, parent.apertures, { dirtyCapable: false });
+    this.iotlb = new Array(MOCK_NESTED_DOMAIN_IOTLB_NUM).fill(iotlb);
+  }
+
+  /**
+   * __mock_domain_alloc_nested(): EOPNOTSUPP unless the data type is
+   * IOMMU_HWPT_DATA_SELFTEST; the data must be exactly
+   * struct iommu_hwpt_selftest (EINVAL); every IOTLB slot starts as its
+   * `iotlb`.
+   */
+  static create(
+    driver: IommuDriver,
+    parent: MockDomain,
+    viommu: MockViommu | undefined,
+    userData: IommuUserData,
+  ): MockNestedDomain {
+    if (userData.type !== IOMMU_HWPT_DATA_SELFTEST) fail('EOPNOTSUPP');
+    if (userData.len !== IommuHwptSelftest.size) fail('EINVAL');
+    const { iotlb } = IommuHwptSelftest.decode(userData.copy());
+    return new MockNestedDomain(driver, parent, viommu, iotlb);
+  }
+
+  override translate(iova: bigint, length: bigint, access: DmaAccess): bigint | undefined {
+    return this.parent.translate(iova, length, access);
+  }
+
+  override iovaToPhys(iova: bigint): bigint | undefined {
+    return this.parent.iovaToPhys(iova);
+  }
+
+  /**
+   * mock_domain_cache_invalidate_user(): entries of
+   * IOMMU_HWPT_INVALIDATE_DATA_SELFTEST one by one (EINVAL for another
+   * type); per entry EOPNOTSUPP for unknown flags and EINVAL for a slot past
+   * the last, then FLAG_ALL zeroes every slot, else the one named.
+   */
+  cacheInvalidateUser(array: IommuUserDataArray): void {
+    let done = 0;
+    try {
+      if (array.type !== IOMMU_HWPT_INVALIDATE_DATA_SELFTEST) fail('EINVAL');
+      const size = IommuHwptInvalidateSelftest.size;
+      for (let i = 0; i < array.entryNum; i++) {
+        const raw = copyStructFromUserArray(array, array.type, i, size, size);
+        const inv = IommuHwptInvalidateSelftest.decode(raw);
+        if ((inv.flags & ~IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0) fail('EOPNOTSUPP');
+        if (inv.iotlb_id > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX) fail('EINVAL');
+        if (inv.flags & IOMMU_TEST_INVALIDATE_FLAG_ALL) this.iotlb.fill(0);
+        else this.iotlb[inv.iotlb_id] = 0;
+        done++;
+      }
+    } finally {
+      array.entryNum = done;
+    }
+  }
+}

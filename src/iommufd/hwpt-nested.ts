@@ -1,0 +1,147 @@
+import { fail } from '../abi/errno.ts';
+import { IOMMU_HWPT_ALLOC_FLAGS, type IommuHwptInvalidate } from '../abi/iommufd.ts';
+import type { Layout } from '../abi/layout.ts';
+import type { Domain } from '../iommu/domain.ts';
+import type { IommuUserData } from '../iommu/driver.ts';
+import { type IommuUserDataArray, isUserInvalidatable } from '../iommu/viommu.ts';
+import type { IommufdCtx } from './context.ts';
+import type { IommufdDevice } from './device.ts';
+import type { IommufdFault } from './fault.ts';
+import type { HwptPaging } from './hw-pagetable.ts';
+import type { Ioas } from './ioas.ts';
+import { IommufdObject } from './object.ts';
+import type { Ucmd } from './ucmd.ts';
+import type { Viommu } from './viommu.ts';
+
+type V<L> = L extends Layout<infer T> ? T : never;
+
+/**
+ * A user-managed (nested, stage-1) HWPT: a domain the driver built from
+ * user data on top of a nesting-parent paging HWPT, directly or through a
+ * vIOMMU. It holds the vIOMMU when it has one, else its parent. Devices
+ * attach to it like to a paging HWPT; IOVA reservations go to the
+ * parent's IOAS.
+ */
+export class HwptNested extends IommufdObject {
+  readonly type = 'hwpt_nested';
+  /** Never created by an attach: only IOMMU_DESTROY removes it. */
+  readonly autoDomain = false;
+  domain!: Domain;
+  /** The FAULT object its I/O page faults go to (HWPT_ALLOC with fault_id); held. */
+  fault: IommufdFault | undefined;
+
+  constructor(
+    readonly parent: HwptPaging,
+    readonly viommu: Viommu | undefined,
+    /** Allocated with IOMMU_HWPT_ALLOC_PASID. */
+    readonly pasidCompat: boolean,
+  ) {
+    super();
+  }
+
+  /** The parent's IOAS (where attached devices' reserved regions go). */
+  get ioas(): Ioas {
+    return this.parent.ioas;
+  }
+
+  destroy(): void {
+    (this.viommu ?? this.parent).put();
+    this.fault?.put();
+  }
+}
+
+/** Flags a nested HWPT may carry. */
+const NESTED_FLAGS = IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID | IOMMU_HWPT_ALLOC_FLAGS.PASID;
+
+/**
+ * iommufd_hwpt_nested_alloc() and iommufd_viommu_alloc_hwpt_nested():
+ * HWPT_ALLOC on a paging HWPT or a vIOMMU. EOPNOTSUPP for flags other than
+ * FAULT_ID_VALID and PASID, no data, or a driver without nesting; EINVAL
+ * for a parent that is automatic, not a nesting parent, or of another
+ * driver (or a vIOMMU of another IOMMU). The ID is taken before the
+ * driver builds the domain; the caller publishes the object.
+ */
+export function hwptNestedAlloc(
+  ctx: IommufdCtx,
+  idev: IommufdDevice,
+  pt: IommufdObject,
+  flags: number,
+  userData: IommuUserData | undefined,
+): HwptNested {
+  if ((flags & ~NESTED_FLAGS) !== 0 || !userData) fail('EOPNOTSUPP');
+  const pasid = (flags & IOMMU_HWPT_ALLOC_FLAGS.PASID) !== 0;
+  const dev = idev.dev;
+  let hwpt: HwptNested;
+  let build: () => Domain;
+  if (pt.type === 'viommu') {
+    const viommu = pt as Viommu;
+    if (viommu.driver !== dev.driver) fail('EINVAL', 'vIOMMU of another IOMMU');
+    hwpt = new HwptNested(viommu.hwpt, viommu, pasid);
+    build = () => viommu.ops.allocDomainNested(pasid, userData);
+  } else {
+    const parent = pt as HwptPaging;
+    const allocNested = dev.driver.domainAllocNested?.bind(dev.driver);
+    if (!allocNested) fail('EOPNOTSUPP');
+    if (parent.autoDomain || !parent.flags.nestParent || parent.domain.driver !== dev.driver) {
+      fail('EINVAL', 'not a nesting parent');
+    }
+    hwpt = new HwptNested(parent, undefined, pasid);
+    build = () => allocNested(dev, parent.domain, pasid, userData);
+  }
+  ctx.allocId(hwpt);
+  try {
+    hwpt.domain = build();
+  } catch (e) {
+    ctx.abort(hwpt);
+    throw e;
+  }
+  (hwpt.viommu ?? hwpt.parent).get();
+  return hwpt;
+}
+
+/**
+ * IOMMU_HWPT_INVALIDATE: hand the request array to a nested HWPT's domain
+ * or a vIOMMU. EOPNOTSUPP for a non-zero `__reserved`; EINVAL for entries
+ * without a pointer or an entry length; ENOENT for a missing ID; EINVAL
+ * for any other object. `entry_num` is always written back: the entries
+ * the driver handled, 0 when it was never called.
+ */
+export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInvalidate>>): number {
+  const cmd = ucmd.cmd;
+  const array: IommuUserDataArray = {
+    type: cmd.data_type,
+    uptr: cmd.data_uptr,
+    entryLen: cmd.entry_len,
+    entryNum: cmd.entry_num,
+    read: (addr, len) => ucmd.mm.read(addr, len),
+  };
+  let done = 0;
+  let err: unknown;
+  try {
+    if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+    if (cmd.entry_num !== 0 && (cmd.data_uptr === 0n || cmd.entry_len === 0)) fail('EINVAL');
+    const pt = ctx.lookup(cmd.hwpt_id);
+    if (!pt) fail('ENOENT');
+    let invalidate: () => void;
+    if (pt.type === 'hwpt_nested') {
+      const domain = (pt as HwptNested).domain;
+      if (!isUserInvalidatable(domain)) fail('EOPNOTSUPP');
+      invalidate = () => domain.cacheInvalidateUser(array);
+    } else if (pt.type === 'viommu') {
+      invalidate = () => (pt as Viommu).ops.cacheInvalidate(array);
+    } else {
+      fail('EINVAL');
+    }
+    try {
+      invalidate();
+    } finally {
+      done = array.entryNum;
+    }
+  } catch (e) {
+    err = e;
+  }
+  cmd.entry_num = done;
+  ucmd.respond();
+  if (err) throw err;
+  return 0;
+}
