@@ -14,7 +14,18 @@ import {
 import { MOCK_FLAGS_DEVICE } from '../../src/abi/iommufd-test.ts';
 import { POLLIN, POLLOUT } from '../../src/iommufd/file.ts';
 import type { Fixture } from '../support.ts';
-import { destroy, faultQueue, hwptAlloc, mockDomain, ok, replace, st, tc } from './mock.ts';
+import {
+  destroy,
+  faultQueue,
+  hwptAlloc,
+  mockDomain,
+  nestedAlloc,
+  ok,
+  replace,
+  st,
+  tc,
+  viommuAlloc,
+} from './mock.ts';
 import { encode, ioctlAt, PAGE, roBoundary } from './util.ts';
 
 const { FAULT_ID_VALID, NEST_PARENT, PASID } = IOMMU_HWPT_ALLOC_FLAGS;
@@ -253,6 +264,67 @@ test('TRIGGER_IOPF at a PASID: delivered to the PASID attachment with PASID_VALI
   ok(tc(f, 'PASID_REPLACE', { id: dev.stdev, pasid: 2048, pt_id: s2 }));
   assert.equal(respond(f, fault.fd, [{ cookie: 1, code: 0 }]), 'EINVAL', 'answered by the replace');
   ok(tc(f, 'PASID_DETACH', { id: dev.stdev, pasid: 2048 }));
+  assert.equal(destroy(f, iopf.id), undefined);
+  f.proc.close(fault.fd);
+  assert.equal(destroy(f, fault.id), undefined);
+});
+
+test('fixture iommufd_ioas, alloc_hwpt_nested: IOPF through a nested HWPT at the RID (pasid 1 falls back to it)', () => {
+  const f = st();
+  const ioas = f.ioas();
+  const dev = mockDomain(f, ioas);
+  const parent = hwptAlloc(f, dev.idev, ioas, NEST_PARENT).id;
+  const fault = faultQueue(f);
+  assert.ok(fault.id !== 0 && fault.fd !== 0);
+  assert.equal(nestedAlloc(f, dev.idev, parent, FAULT_ID_VALID, 0xffffffff).errno, 'ENOENT');
+  const iopf = nestedAlloc(f, dev.idev, parent, FAULT_ID_VALID, fault.id);
+  assert.equal(iopf.errno, undefined);
+  assert.equal(replace(f, dev.stdev, iopf.id), undefined);
+  assert.equal(destroy(f, iopf.id), 'EBUSY');
+  assert.equal(trigger(f, dev.idev, 1), undefined);
+  const recs = readFaults(f, fault.fd, 40) as { flags: number; pasid: number; cookie: number }[];
+  assert.deepEqual(
+    recs.map((r) => [r.flags, r.pasid, r.cookie]),
+    [[3, 1, 1]],
+  );
+  assert.equal(respond(f, fault.fd, [{ cookie: 1, code: 0 }]), 8);
+  assert.equal(replace(f, dev.stdev, parent), undefined);
+  assert.equal(destroy(f, iopf.id), undefined);
+  assert.equal(replace(f, dev.stdev, ioas), undefined);
+  assert.equal(destroy(f, parent), undefined);
+  f.proc.close(fault.fd);
+  assert.equal(destroy(f, fault.id), undefined);
+});
+
+test('fixture iommufd_viommu, viommu_alloc_nested_iopf: a vIOMMU nested HWPT with a fault queue', () => {
+  const f = st();
+  const ioas = f.ioas();
+  const dev = mockDomain(f, ioas);
+  const parent = hwptAlloc(f, dev.idev, ioas, NEST_PARENT).id;
+  const viommu = viommuAlloc(f, dev.idev, parent);
+  const fault = faultQueue(f);
+  assert.equal(nestedAlloc(f, dev.idev, viommu, FAULT_ID_VALID, 0xffffffff).errno, 'ENOENT');
+  assert.equal(
+    nestedAlloc(f, dev.idev, viommu, FAULT_ID_VALID | (1 << 31), fault.id).errno,
+    'EOPNOTSUPP',
+  );
+  const iopf = nestedAlloc(f, dev.idev, viommu, FAULT_ID_VALID, fault.id);
+  assert.equal(iopf.errno, undefined);
+  assert.equal(replace(f, dev.stdev, iopf.id), 'ENOENT', 'no vDEVICE yet');
+  const vdev = f.call('IOMMU_VDEVICE_ALLOC', {
+    viommu_id: viommu,
+    dev_id: dev.idev,
+    virt_id: 0x99n,
+  });
+  assert.equal(vdev.errno, undefined);
+  assert.equal(replace(f, dev.stdev, iopf.id), undefined);
+  assert.equal(destroy(f, iopf.id), 'EBUSY');
+  assert.equal(trigger(f, dev.idev, 1), undefined);
+  const recs = readFaults(f, fault.fd, 40) as { dev_id: number; cookie: number }[];
+  assert.equal(recs.length, 1);
+  assert.equal(recs[0]!.dev_id, dev.idev);
+  assert.equal(respond(f, fault.fd, [{ cookie: recs[0]!.cookie, code: 0 }]), 8);
+  assert.equal(replace(f, dev.stdev, ioas), undefined);
   assert.equal(destroy(f, iopf.id), undefined);
   f.proc.close(fault.fd);
   assert.equal(destroy(f, fault.id), undefined);

@@ -6,7 +6,11 @@
 import assert from 'node:assert/strict';
 import type { ErrnoName } from '../../src/abi/errno.ts';
 import {
+  IOMMU_HWPT_DATA_SELFTEST,
+  IOMMU_TEST_IOTLB_DEFAULT,
   IOMMU_TEST_OP,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
+  IommuHwptSelftest,
   type IommuTestOpName,
   iommuTestCmdLayout,
   iommuTestCmdNumber,
@@ -67,4 +71,31 @@ export function destroy(f: Fixture, id: number): ErrnoName | undefined {
 /** MOCK_DOMAIN_REPLACE of stdev `stdev` onto `pt`: its errno. */
 export function replace(f: Fixture, stdev: number, pt: number): ErrnoName | undefined {
   return tc(f, 'MOCK_DOMAIN_REPLACE', { id: stdev, pt_id: pt }).errno;
+}
+
+/** HWPT_ALLOC of a mock nested HWPT (selftest data {iotlb}) on a nesting parent or a vIOMMU. */
+export function nestedAlloc(f: Fixture, dev: number, pt: number, flags = 0, faultId = 0) {
+  const data = f.mem(0x1000n);
+  f.proc.mm.write(data, IommuHwptSelftest.encode({ iotlb: IOMMU_TEST_IOTLB_DEFAULT }));
+  const r = f.call('IOMMU_HWPT_ALLOC', {
+    dev_id: dev,
+    pt_id: pt,
+    flags,
+    fault_id: faultId,
+    data_type: IOMMU_HWPT_DATA_SELFTEST,
+    data_len: IommuHwptSelftest.size,
+    data_uptr: data,
+  });
+  return { errno: r.errno, id: r.out.out_hwpt_id as number };
+}
+
+/** VIOMMU_ALLOC of the mock vIOMMU on nesting parent `hwpt`; returns its id. */
+export function viommuAlloc(f: Fixture, dev: number, hwpt: number): number {
+  const r = f.call('IOMMU_VIOMMU_ALLOC', {
+    dev_id: dev,
+    hwpt_id: hwpt,
+    type: IOMMU_VIOMMU_TYPE_SELFTEST,
+  });
+  assert.equal(r.errno, undefined);
+  return r.out.out_viommu_id as number;
 }

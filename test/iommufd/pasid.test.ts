@@ -1,14 +1,25 @@
 /**
  * PASID attachments through the selftest ops (selftest-mock.md §2.10,
- * fixture iommufd_device_pasid §3.8). Paging HWPTs allocated with
- * IOMMU_HWPT_ALLOC_PASID stand in for the fixture's nested ones.
+ * fixture iommufd_device_pasid §3.8): one test per rule on paging HWPTs
+ * allocated with IOMMU_HWPT_ALLOC_PASID, then the fixture's own sequence
+ * with nested HWPTs.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IOMMU_HWPT_ALLOC_FLAGS } from '../../src/abi/iommufd.ts';
 import { MOCK_FLAGS_DEVICE } from '../../src/abi/iommufd-test.ts';
 import type { Fixture } from '../support.ts';
-import { destroy, hwptAlloc, mockDomain, ok, replace, st, tc } from './mock.ts';
+import {
+  destroy,
+  hwptAlloc,
+  mockDomain,
+  nestedAlloc,
+  ok,
+  replace,
+  st,
+  tc,
+  viommuAlloc,
+} from './mock.ts';
 
 const { NEST_PARENT, PASID } = IOMMU_HWPT_ALLOC_FLAGS;
 
@@ -187,7 +198,7 @@ test('destroying a stdev with PASIDs still attached releases them', () => {
   assert.equal(f.ctx.objectCount, 0);
 });
 
-test('fixture iommufd_device_pasid, pasid_attach, both variants (paging HWPTs for the nested ones)', async (t) => {
+test('fixture iommufd_device_pasid, pasid_attach, both variants', async (t) => {
   const { FAULT_ID_VALID } = IOMMU_HWPT_ALLOC_FLAGS;
   for (const variant of ['no_pasid', 'has_pasid'] as const) {
     await t.test(variant, () => {
@@ -199,18 +210,15 @@ test('fixture iommufd_device_pasid, pasid_attach, both variants (paging HWPTs fo
       assert.equal(detach(f, dev.stdev, 100), undefined);
       const parent = hwptAlloc(f, dev.idev, ioas, NEST_PARENT).id;
       const nested = [
-        hwptAlloc(f, dev.idev, ioas, PASID).id,
-        hwptAlloc(f, dev.idev, ioas, PASID).id,
+        nestedAlloc(f, dev.idev, parent, PASID).id,
+        nestedAlloc(f, dev.idev, parent, PASID).id,
       ];
       const fault = ok(f.call('IOMMU_FAULT_QUEUE_ALLOC', {}));
-      const iopf = hwptAlloc(
-        f,
-        dev.idev,
-        ioas,
-        FAULT_ID_VALID | PASID,
-        fault.out_fault_id as number,
-      );
+      const faultId = fault.out_fault_id as number;
+      const iopf = nestedAlloc(f, dev.idev, parent, FAULT_ID_VALID | PASID, faultId);
       assert.equal(iopf.errno, undefined);
+      const viommu = viommuAlloc(f, dev.idev, parent);
+      assert.equal(nestedAlloc(f, dev.idev, viommu, PASID).errno, undefined);
       const s2 = hwptAlloc(f, dev.idev, ioas, PASID).id;
       // 2. RID vs PASID compatibility
       assert.equal(replace(f, dev.stdev, parent), undefined);
