@@ -13,14 +13,11 @@ import {
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import type { Caller, IommufdCtx } from './context.ts';
-import { type FileOps, POLLIN, POLLOUT } from './file.ts';
+import { type FileOps, POLLIN, POLLOUT, POLLRDNORM } from './file.ts';
 import { IommufdObject } from './object.ts';
 import type { Ucmd } from './ucmd.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
-
-/** poll(2) POLLRDNORM, reported with POLLIN by event queues. */
-export const POLLRDNORM = 0x40;
 
 /**
  * One attachment of a device (its RID, pasid 0, or one PASID) to an HWPT:

@@ -10,6 +10,8 @@ import type { PagesSource } from './pages.ts';
 /** poll(2) event bits. */
 export const POLLIN = 0x1;
 export const POLLOUT = 0x4;
+/** Reported with POLLIN by the event queues (fault, vEVENTQ). */
+export const POLLRDNORM = 0x40;
 
 /** A file as iommufd sees one handed to it by fd number (IOAS_MAP_FILE). */
 export interface FileRef {

@@ -7,15 +7,13 @@ import {
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import type { Caller, IommufdCtx } from './context.ts';
-import { type FileOps, POLLIN, POLLOUT } from './file.ts';
+import { type FileOps, POLLIN, POLLOUT, POLLRDNORM } from './file.ts';
 import { IommufdObject } from './object.ts';
 import type { Ucmd } from './ucmd.ts';
 import type { Viommu } from './viommu.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
 
-/** poll(2) POLLRDNORM, reported with POLLIN by event queues. */
-const POLLRDNORM = 0x40;
 /** Sequence numbers wrap at INT_MAX. */
 const SEQUENCE_MASK = 0x7fffffff;
 
