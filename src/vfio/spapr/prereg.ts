@@ -36,12 +36,14 @@ function ctz(x: bigint): number {
 }
 
 /**
- * The region's max IOMMU page shift: the lowest set bit of (vaddr | size),
- * capped per page by its hugepage shift (compound) or the host PAGE_SHIFT,
- * and (a model rule: simulated RAM is not always naturally aligned) by the
- * alignment of each physically contiguous run.
+ * The largest IOMMU page shift `[vaddr, vaddr+size)` can back: the lowest
+ * set bit of (vaddr | size), capped per page by its hugepage shift
+ * (compound) or the host PAGE_SHIFT, and (a model rule: simulated RAM is
+ * not always naturally aligned) by the alignment of each physically
+ * contiguous run. A pre-registered region records it; v1 MAP checks each
+ * page against it (tce_page_is_contained). EFAULT for unmapped memory.
  */
-function maxPageShift(
+export function maxPageShift(
   mm: Mm,
   memory: PhysMemory & { hugePageSize?: bigint },
   vaddr: bigint,
