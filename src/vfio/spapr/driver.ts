@@ -6,16 +6,18 @@ import { VfioSpaprTce } from './tce-container.ts';
 
 /**
  * vfio_iommu_spapr_tce as a legacy container's IOMMU driver:
- * CHECK_EXTENSION answers 1 for SPAPR_TCE_IOMMU (v1, 2) and
- * SPAPR_TCE_v2_IOMMU (7), and SET_IOMMU with either opens one
+ * CHECK_EXTENSION answers 1 for SPAPR_TCE_IOMMU (v1, 2),
+ * SPAPR_TCE_v2_IOMMU (7) and VFIO_EEH (5: EEH is always enabled on the
+ * emulated POWER host), and SET_IOMMU with either opens one
  * {@link VfioSpaprTce} of that type per container (other types EINVAL).
  */
 export function spaprTceIommuDriver(host: { memory: PhysMemory }): VfioIommuDriver {
   const v1 = BigInt(VFIO_EXTENSION.SPAPR_TCE_IOMMU);
   const v2 = BigInt(VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU);
+  const eeh = BigInt(VFIO_EXTENSION.EEH);
   return {
     name: 'vfio-iommu-spapr-tce',
-    checkExtension: (ext) => (ext === v1 || ext === v2 ? 1 : 0),
+    checkExtension: (ext) => (ext === v1 || ext === v2 || ext === eeh ? 1 : 0),
     open(type) {
       if (type !== v1 && type !== v2) fail('EINVAL');
       return new VfioSpaprTce(host.memory, type === v2);

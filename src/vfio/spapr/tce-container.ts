@@ -15,6 +15,8 @@
  *   (tce32_size) to RLIMIT_MEMLOCK once, and MAP pins each page without
  *   further accounting; REGISTER/UNREGISTER/CREATE/REMOVE are ENOTTY and
  *   GET_INFO reports no DDW.
+ *
+ * Both answer VFIO_EEH_PE_OP for their groups (eeh.ts).
  */
 import { fail } from '../../abi/errno.ts';
 import {
@@ -38,6 +40,7 @@ import type { Caller } from '../../iommufd/context.ts';
 import { IoPagetable } from '../../iommufd/io-pagetable.ts';
 import { IoptPages, type PinAccount } from '../../iommufd/pages.ts';
 import type { VfioIommuBackend } from '../container.ts';
+import { containerEehPeOp } from './eeh.ts';
 import {
   maxPageShift,
   preregFind,
@@ -163,6 +166,8 @@ export class VfioSpaprTce implements VfioIommuBackend {
         return this.mapDma(caller, arg);
       case SPAPR_NR.UNMAP_DMA:
         return this.unmapDma(caller, arg);
+      case SPAPR_NR.EEH_PE_OP:
+        return containerEehPeOp(this.groups, caller.mm, arg);
     }
     if (this.v2) {
       switch (nr) {
