@@ -10,6 +10,7 @@ import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/containe
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
 import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
+import { SPAPR_TCE_6_18, type SpaprTcePersonality } from '../vfio/spapr/personality.ts';
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
 import type { FileOps } from './file.ts';
@@ -20,7 +21,7 @@ import { SimMm } from './sim-mm.ts';
 import { type HostInstance, type HostSpec, instantiate, loadHostSpec } from './topology/index.ts';
 
 /** Every version-dependent setting of the emulated kernel: iommufd's and VFIO's. */
-export type KernelPersonality = Personality & VfioContainerPersonality;
+export type KernelPersonality = Personality & VfioContainerPersonality & SpaprTcePersonality;
 
 /** Linux 6.18 as shipped with CONFIG_IOMMUFD_TEST and transparent huge pages. */
 export const LINUX_6_18: KernelPersonality = {
@@ -31,6 +32,7 @@ export const LINUX_6_18: KernelPersonality = {
   compatUnmapEmpty: 'success',
   compatCapsAligned: true,
   vfioContainer: 'iommufd',
+  ...SPAPR_TCE_6_18,
 };
 
 export interface KernelOptions {

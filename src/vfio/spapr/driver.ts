@@ -2,6 +2,7 @@ import { fail } from '../../abi/errno.ts';
 import { VFIO_EXTENSION } from '../../abi/vfio.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import type { VfioIommuDriver } from '../container.ts';
+import type { SpaprTcePersonality } from './personality.ts';
 import { VfioSpaprTce } from './tce-container.ts';
 
 /**
@@ -11,7 +12,10 @@ import { VfioSpaprTce } from './tce-container.ts';
  * emulated POWER host), and SET_IOMMU with either opens one
  * {@link VfioSpaprTce} of that type per container (other types EINVAL).
  */
-export function spaprTceIommuDriver(host: { memory: PhysMemory }): VfioIommuDriver {
+export function spaprTceIommuDriver(host: {
+  readonly memory: PhysMemory;
+  readonly personality: SpaprTcePersonality;
+}): VfioIommuDriver {
   const v1 = BigInt(VFIO_EXTENSION.SPAPR_TCE_IOMMU);
   const v2 = BigInt(VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU);
   const eeh = BigInt(VFIO_EXTENSION.EEH);
@@ -20,7 +24,7 @@ export function spaprTceIommuDriver(host: { memory: PhysMemory }): VfioIommuDriv
     checkExtension: (ext) => (ext === v1 || ext === v2 || ext === eeh ? 1 : 0),
     open(type) {
       if (type !== v1 && type !== v2) fail('EINVAL');
-      return new VfioSpaprTce(host.memory, type === v2);
+      return new VfioSpaprTce(host.memory, type === v2, host.personality);
     },
   };
 }

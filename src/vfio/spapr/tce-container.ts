@@ -41,6 +41,7 @@ import { IoPagetable } from '../../iommufd/io-pagetable.ts';
 import { IoptPages, type PinAccount } from '../../iommufd/pages.ts';
 import type { VfioIommuBackend } from '../container.ts';
 import { containerEehPeOp } from './eeh.ts';
+import type { SpaprTcePersonality } from './personality.ts';
 import {
   maxPageShift,
   preregFind,
@@ -94,7 +95,8 @@ export class VfioSpaprTce implements VfioIommuBackend {
   /** `v2`: the type SET_IOMMU asked for (7), else v1 (2). */
   constructor(
     readonly memory: PhysMemory,
-    readonly v2 = true,
+    readonly v2: boolean,
+    readonly personality: SpaprTcePersonality,
   ) {
     // The page table never allocates IOVA and never splits areas; its page
     // size only caps domain alignment, which TCE pages (up to 1 GiB and
@@ -106,19 +108,55 @@ export class VfioSpaprTce implements VfioIommuBackend {
   // ---- groups --------------------------------------------------------------------
 
   /**
-   * tce_iommu_attach_group() (≥v6.4 rules): ENODEV (no table group), EINVAL
+   * tce_iommu_attach_group(), ≥v6.4 rules: ENODEV (no table group), EINVAL
    * (v2 and a PE without DDW), EBUSY (v1 already has its one group, or the
    * group is already here), EPERM (another PHB kind), then every window
    * programmed into the group at once; the first group makes the default
-   * window pending when slot 0 is empty.
+   * window pending when slot 0 is empty. The pre-6.4 rules
+   * (`spaprAttachRules`) are in {@link attachPre64}.
    */
   attachGroup(group: Group): void {
     const phb = phbOf(group);
+    if (this.personality.spaprAttachRules === 'pre-6.4') {
+      this.attachPre64(group);
+      return;
+    }
     if (this.v2 && phb.caps.maxWindows === 0) fail('EINVAL', 'v2 container needs a DDW-capable PE');
     if (!this.v2 && this.groups.length > 0) fail('EBUSY', 'a v1 container takes one group');
+    this.checkJoin(group);
+    this.windowSet.join(group);
+    const first = this.groups.length === 0;
+    this.groups.unshift(group);
+    if (first && !this.windowSet.windows.some((w) => w.slot === 0)) this.defWindowPending = true;
+  }
+
+  /** Common attach checks: EBUSY for a group already here, EPERM for another PHB kind. */
+  private checkJoin(group: Group): void {
+    const phb = phbOf(group);
     if (this.groups.includes(group)) fail('EBUSY');
     if (this.groups.some((g) => phbOf(g).caps.platform !== phb.caps.platform)) {
       fail('EPERM', 'incompatible table group');
+    }
+  }
+
+  /**
+   * Attach before ≈v6.4: only PowerNV PEs have the ownership ops. A PE
+   * without them (pSeries) may only be a container's first group (EBUSY)
+   * and only of v1 (v2 EPERM); the container borrows the platform's live
+   * default window (not charged, never pending). A PE with them may only
+   * join v2 (v1 EPERM), as in the ≥v6.4 flow.
+   */
+  private attachPre64(group: Group): void {
+    const phb = phbOf(group);
+    const ownershipOps = phb.caps.platform === 'powernv';
+    if (this.groups.length > 0 && !ownershipOps) fail('EBUSY', 'PE cannot share a container');
+    this.checkJoin(group);
+    if (ownershipOps !== this.v2)
+      fail('EPERM', `PE cannot join a ${this.v2 ? 'v2' : 'v1'} container`);
+    if (!ownershipOps) {
+      this.windowSet.replace([phb.defaultWindow()], [group]);
+      this.groups.unshift(group);
+      return;
     }
     this.windowSet.join(group);
     const first = this.groups.length === 0;
@@ -127,14 +165,14 @@ export class VfioSpaprTce implements VfioIommuBackend {
   }
 
   /**
-   * tce_iommu_detach_group() (≥v6.11): every TCE of the container is
-   * cleared first, so the remaining groups lose the mappings too; then the
-   * group leaves every window.
+   * tce_iommu_detach_group(): ≥v6.11 (`spaprDetachClearsTces`) every TCE of
+   * the container is cleared first, so the remaining groups lose the
+   * mappings too; then the group leaves every window.
    */
   detachGroup(group: Group): void {
     const i = this.groups.indexOf(group);
     if (i < 0) return;
-    this.iopt.unmapAll();
+    if (this.personality.spaprDetachClearsTces) this.iopt.unmapAll();
     this.groups.splice(i, 1);
     this.windowSet.leave(group, this.groups);
   }
@@ -363,7 +401,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
     if (r.argsz < minsz || r.flags !== 0) fail('EINVAL');
     const mask = (1n << BigInt(this.hostPageShift())) - 1n;
     if ((r.vaddr & mask) !== 0n || (r.size & mask) !== 0n) fail('EINVAL');
-    preregUnregister(this, caller.mm, r.vaddr, r.size);
+    preregUnregister(this, caller.mm, r.vaddr, r.size, this.personality.spaprUnregisterMapped);
     return 0;
   }
 
@@ -395,7 +433,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
     if (m.argsz < minsz || (m.flags & ~rw) !== 0) fail('EINVAL');
     const { ps, last } = this.windowFor(caller, m.iova, m.size, m.vaddr);
     if ((m.flags & rw) === 0) fail('EINVAL', 'neither READ nor WRITE');
-    if ((m.iova & (ps - 1n)) !== 0n) return 1;
+    if ((m.iova & (ps - 1n)) !== 0n) return this.badIova();
     if (m.size === 0n) return 0;
     if (m.iova + m.size - 1n > last) fail('EINVAL', 'past the window end');
     let prot = 0;
@@ -445,11 +483,17 @@ export class VfioSpaprTce implements VfioIommuBackend {
     const u = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
     if (u.argsz < minsz || u.flags !== 0) fail('EINVAL');
     const { ps, last } = this.windowFor(caller, u.iova, u.size);
-    if ((u.iova & (ps - 1n)) !== 0n) return 1;
+    if ((u.iova & (ps - 1n)) !== 0n) return this.badIova();
     if (u.size === 0n) return 0;
     if (u.iova + u.size - 1n > last) fail('EINVAL', 'past the window end');
     this.clearRange(u.iova, u.iova + u.size - 1n);
     return 0;
+  }
+
+  /** The first-page parameter check's answer for a misaligned iova (`spaprBadIova`). */
+  private badIova(): number {
+    if (this.personality.spaprBadIova === 'EINVAL') fail('EINVAL', 'iova not TCE page aligned');
+    return 1;
   }
 
   /**
