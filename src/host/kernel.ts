@@ -1,15 +1,18 @@
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
+import { SpaprIommu } from '../drivers/spapr/driver.ts';
 import type { Device } from '../iommu/device.ts';
 import type { Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 import { selftestCmd } from '../iommufd/selftest.ts';
+import type { VfioCompatExtension } from '../iommufd/vfio-compat.ts';
 import { openVfioCdev, VFIO_CDEV_DIR } from '../vfio/cdev.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
 import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
+import { spaprCompatExtension } from '../vfio/spapr/iommufd-compat.ts';
 import { SPAPR_TCE_6_18, type SpaprTcePersonality } from '../vfio/spapr/personality.ts';
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
@@ -73,6 +76,11 @@ export class Kernel {
    * empty the list (the module not loaded) or add its own.
    */
   readonly vfioIommuDrivers: VfioIommuDriver[] = [];
+  /**
+   * uiommu extension: the SPAPR TCE container types on iommufd's VFIO
+   * compat (docs/extensions.md), present when the host has a POWER PHB.
+   */
+  readonly vfioCompatExtension: VfioCompatExtension | undefined;
   /** Non-errno exceptions that reached the syscall boundary: each one is a model bug. */
   readonly bugs: unknown[] = [];
   private readonly users = new Map<number, UserAccount>();
@@ -87,6 +95,8 @@ export class Kernel {
     this.selftestCmd = this.personality.selftest ? (opts.selftestCmd ?? selftestCmd()) : undefined;
     const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');
     this.host = instantiate(spec, this.memory);
+    const power = [...this.host.iommus.values()].some((d) => d instanceof SpaprIommu);
+    this.vfioCompatExtension = power ? spaprCompatExtension(this) : undefined;
     const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
     for (const [id, group] of this.host.groups)
       this.vfioGroups.set(id, new VfioGroup(group, specOf));
