@@ -72,8 +72,9 @@ export class Kernel {
   /**
    * The legacy container's registered IOMMU backends (vfio_iommu_drivers_list),
    * asked in order by CHECK_EXTENSION and SET_IOMMU when the personality's
-   * `vfioContainer` is 'type1': vfio_iommu_type1 by default; a test may
-   * empty the list (the module not loaded) or add its own.
+   * `vfioContainer` is 'type1': vfio_iommu_type1, then on hosts with a
+   * POWER PHB vfio_iommu_spapr_tce; a test may empty the list (the module
+   * not loaded) or add its own.
    */
   readonly vfioIommuDrivers: VfioIommuDriver[] = [];
   /**
@@ -90,12 +91,14 @@ export class Kernel {
 
   constructor(opts: KernelOptions = {}) {
     this.abi = opts.abi ?? 'generic';
-    this.vfioIommuDrivers.push(type1IommuDriver(this), spaprTceIommuDriver(this));
     this.personality = { ...LINUX_6_18, ...opts.personality };
     this.selftestCmd = this.personality.selftest ? (opts.selftestCmd ?? selftestCmd()) : undefined;
     const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');
     this.host = instantiate(spec, this.memory);
+    // vfio_iommu_spapr_tce is only built for POWER: CHECK_EXTENSION(2, 5, 7) is 0 elsewhere
     const power = [...this.host.iommus.values()].some((d) => d instanceof SpaprIommu);
+    this.vfioIommuDrivers.push(type1IommuDriver(this));
+    if (power) this.vfioIommuDrivers.push(spaprTceIommuDriver(this));
     this.vfioCompatExtension = power ? spaprCompatExtension(this) : undefined;
     const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
     for (const [id, group] of this.host.groups)

@@ -3,7 +3,7 @@ import { VFIO_EXTENSION } from '../../abi/vfio.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import type { VfioIommuDriver } from '../container.ts';
 import type { SpaprTcePersonality } from './personality.ts';
-import { VfioSpaprTce } from './tce-container.ts';
+import { spaprCheckExtension, VfioSpaprTce } from './tce-container.ts';
 
 /**
  * vfio_iommu_spapr_tce as a legacy container's IOMMU driver:
@@ -18,10 +18,9 @@ export function spaprTceIommuDriver(host: {
 }): VfioIommuDriver {
   const v1 = BigInt(VFIO_EXTENSION.SPAPR_TCE_IOMMU);
   const v2 = BigInt(VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU);
-  const eeh = BigInt(VFIO_EXTENSION.EEH);
   return {
     name: 'vfio-iommu-spapr-tce',
-    checkExtension: (ext) => (ext === v1 || ext === v2 || ext === eeh ? 1 : 0),
+    checkExtension: spaprCheckExtension,
     open(type) {
       if (type !== v1 && type !== v2) fail('EINVAL');
       return new VfioSpaprTce(host.memory, type === v2, host.personality);

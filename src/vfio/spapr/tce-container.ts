@@ -21,7 +21,9 @@
 import { fail } from '../../abi/errno.ts';
 import {
   SPAPR_NR,
+  VFIO_BASE,
   VFIO_DMA_MAP_FLAG,
+  VFIO_EXTENSION,
   VFIO_IOMMU_SPAPR_INFO_DDW,
   VfioIommuSpaprRegisterMemory,
   VfioIommuSpaprTceCreate,
@@ -51,6 +53,21 @@ import {
   preregUnregister,
 } from './prereg.ts';
 import { phbOf, SpaprWindowSet } from './window-set.ts';
+
+/**
+ * VFIO_CHECK_EXTENSION as vfio_iommu_spapr_tce answers it (with or without
+ * a container): 1 for SPAPR_TCE_IOMMU, SPAPR_TCE_v2_IOMMU and VFIO_EEH (EEH
+ * is always enabled on the emulated POWER host), else 0.
+ */
+export function spaprCheckExtension(ext: bigint): number {
+  return SPAPR_EXTENSIONS.has(ext) ? 1 : 0;
+}
+
+const SPAPR_EXTENSIONS = new Set(
+  [VFIO_EXTENSION.SPAPR_TCE_IOMMU, VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU, VFIO_EXTENSION.EEH].map(
+    BigInt,
+  ),
+);
 
 /** v1 pins at MAP without accounting: ENABLE charged the whole window already. */
 const CHARGED_AT_ENABLE: PinAccount = { charge() {}, uncharge() {} };
@@ -195,8 +212,9 @@ export class VfioSpaprTce implements VfioIommuBackend {
   // ---- ioctl dispatch ------------------------------------------------------------
 
   ioctl(caller: Caller, request: number, arg: bigint): number {
-    if (this.mm && this.mm !== caller.mm) fail('EPERM', 'container bound to another mm');
     const nr = vfioNrOf(caller.abi, request);
+    if (nr === VFIO_BASE + 1) return spaprCheckExtension(arg);
+    if (this.mm && this.mm !== caller.mm) fail('EPERM', 'container bound to another mm');
     switch (nr) {
       case SPAPR_NR.TCE_GET_INFO:
         return this.getInfo(caller, arg);
