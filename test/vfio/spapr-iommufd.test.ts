@@ -25,7 +25,9 @@ describe('SPAPR TCE on /dev/iommu (uiommu extension)', () => {
     const { c, g } = onIommufd();
     assert.equal(c.ioctl(c.container, 'VFIO_CHECK_EXTENSION', V2).ret, 1);
     assert.equal(c.ioctl(c.container, 'VFIO_CHECK_EXTENSION', 3n).ret, 1, 'type1 compat too');
+    assert.equal(c.proc.file(c.container)!.kind, 'iommufd');
     assert.equal(c.ioctl(c.container, 'VFIO_SET_IOMMU', V2).ret, 0);
+    assert.equal(c.proc.file(c.container)!.kind, 'iommufd-spapr', 'traces decode SPAPR');
     assert.equal(c.ioctl(c.container, 'VFIO_CHECK_EXTENSION', 3n).ret, 0, 'SPAPR chosen');
     assert.equal(c.ioctl(c.container, 'VFIO_CHECK_EXTENSION', 5n).ret, 1, 'EEH');
     const info = c.info();
