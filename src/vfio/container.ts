@@ -8,10 +8,11 @@
  *   native iommufd ioctls work on the same fd. SET_IOMMU with no group set
  *   is ENODEV (no compat IOAS yet), unknown types EINVAL.
  * - `'type1'` (the legacy drivers/vfio/container.c): a {@link LegacyContainer}
- *   dispatching to the registered IOMMU backends (`kernel.vfioIommuDrivers`).
- *   No backend is registered yet, so it answers as Linux does when no
- *   backend supports the type: CHECK_EXTENSION 0, SET_IOMMU ENODEV (EINVAL
- *   with no group), every other ioctl EINVAL, group GET_DEVICE_FD EINVAL.
+ *   dispatching to the registered IOMMU backends (`kernel.vfioIommuDrivers`:
+ *   vfio_iommu_type1, and vfio_iommu_spapr_tce on POWER hosts). With no
+ *   backend for a type it answers as Linux does: CHECK_EXTENSION 0,
+ *   SET_IOMMU ENODEV (EINVAL with no group); before SET_IOMMU every other
+ *   ioctl is EINVAL and group GET_DEVICE_FD EINVAL.
  *
  * Facts: vfio-container.md §2 and §8, vfio-device.md §3.
  *
