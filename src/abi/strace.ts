@@ -278,7 +278,7 @@ HINTS.set(VfioGroupStatus, { flags: flags(VFIO_GROUP_FLAGS) });
 
 /** Which VFIO ioctl family an fd kind answers: /dev/iommu and containers take container ioctls. */
 function vfioFamily(fdKind: string | undefined): VfioFdKind | undefined {
-  if (fdKind === 'iommufd' || fdKind?.startsWith('vfio-container')) return 'container';
+  if (fdKind?.startsWith('iommufd') || fdKind?.startsWith('vfio-container')) return 'container';
   if (fdKind === 'vfio-group') return 'group';
   if (fdKind === 'vfio-device') return 'device';
   return undefined;
@@ -288,7 +288,8 @@ function vfioFamily(fdKind: string | undefined): VfioFdKind | undefined {
 function formatVfio(opts: IoctlTrace): [string, string] | undefined {
   const family = vfioFamily(opts.fdKind);
   const candidates = vfioIoctlsByNumber(opts.abi, opts.cmd);
-  const spapr = opts.fdKind === 'vfio-container-spapr';
+  // the SPAPR container, legacy or on an iommufd (uiommu extension)
+  const spapr = opts.fdKind === 'vfio-container-spapr' || opts.fdKind === 'iommufd-spapr';
   const inFamily = candidates.filter((c) => c.fd === family);
   const v =
     inFamily.find((c) => c.name.includes('SPAPR') === spapr) ??

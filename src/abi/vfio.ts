@@ -385,3 +385,41 @@ export const VfioIommuSpaprTceRemove = struct('vfio_iommu_spapr_tce_remove', 16,
   field('flags', 4, 'u32', 'in'),
   field('start_addr', 8, 'u64', 'in'),
 ]);
+
+/** `vfio_eeh_pe_op.op`: VFIO_EEH_PE_* (spapr-tce.md §4.9). */
+export const VFIO_EEH_PE_OP = {
+  DISABLE: 0,
+  ENABLE: 1,
+  UNFREEZE_IO: 2,
+  UNFREEZE_DMA: 3,
+  GET_STATE: 4,
+  RESET_DEACTIVATE: 5,
+  RESET_HOT: 6,
+  RESET_FUNDAMENTAL: 7,
+  CONFIGURE: 8,
+  INJECT_ERR: 9,
+} as const;
+
+/** What VFIO_EEH_PE_GET_STATE returns (the ioctl's positive value): VFIO_EEH_PE_STATE_*. */
+export const VFIO_EEH_PE_STATE = {
+  NORMAL: 0,
+  RESET: 1,
+  STOPPED: 2,
+  STOPPED_DMA: 4,
+  UNAVAIL: 5,
+} as const;
+
+/**
+ * `struct vfio_eeh_pe_op` (40 bytes): VFIO_EEH_PE_OP; minsz = endOf('op') = 12,
+ * INJECT_ERR needs the whole `err` (`struct vfio_eeh_pe_err`, flattened).
+ */
+export const VfioEehPeOp = struct('vfio_eeh_pe_op', 40, [
+  field('argsz', 0, 'u32', 'in'),
+  field('flags', 4, 'u32', 'in'),
+  field('op', 8, 'u32', 'in'),
+  field('__pad', 12, 'u32', 'reserved'),
+  field('err_type', 16, 'u32', 'in'),
+  field('err_func', 20, 'u32', 'in'),
+  field('err_addr', 24, 'u64', 'in'),
+  field('err_mask', 32, 'u64', 'in'),
+]);

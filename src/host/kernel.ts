@@ -1,15 +1,19 @@
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
+import { SpaprIommu } from '../drivers/spapr/driver.ts';
 import type { Device } from '../iommu/device.ts';
 import type { Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 import { selftestCmd } from '../iommufd/selftest.ts';
+import type { VfioCompatExtension } from '../iommufd/vfio-compat.ts';
 import { openVfioCdev, VFIO_CDEV_DIR } from '../vfio/cdev.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
 import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
+import { spaprCompatExtension } from '../vfio/spapr/iommufd-compat.ts';
+import { SPAPR_TCE_6_18, type SpaprTcePersonality } from '../vfio/spapr/personality.ts';
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
 import type { FileOps } from './file.ts';
@@ -20,7 +24,7 @@ import { SimMm } from './sim-mm.ts';
 import { type HostInstance, type HostSpec, instantiate, loadHostSpec } from './topology/index.ts';
 
 /** Every version-dependent setting of the emulated kernel: iommufd's and VFIO's. */
-export type KernelPersonality = Personality & VfioContainerPersonality;
+export type KernelPersonality = Personality & VfioContainerPersonality & SpaprTcePersonality;
 
 /** Linux 6.18 as shipped with CONFIG_IOMMUFD_TEST and transparent huge pages. */
 export const LINUX_6_18: KernelPersonality = {
@@ -31,6 +35,7 @@ export const LINUX_6_18: KernelPersonality = {
   compatUnmapEmpty: 'success',
   compatCapsAligned: true,
   vfioContainer: 'iommufd',
+  ...SPAPR_TCE_6_18,
 };
 
 export interface KernelOptions {
@@ -67,10 +72,16 @@ export class Kernel {
   /**
    * The legacy container's registered IOMMU backends (vfio_iommu_drivers_list),
    * asked in order by CHECK_EXTENSION and SET_IOMMU when the personality's
-   * `vfioContainer` is 'type1': vfio_iommu_type1 by default; a test may
-   * empty the list (the module not loaded) or add its own.
+   * `vfioContainer` is 'type1': vfio_iommu_type1, then on hosts with a
+   * POWER PHB vfio_iommu_spapr_tce; a test may empty the list (the module
+   * not loaded) or add its own.
    */
   readonly vfioIommuDrivers: VfioIommuDriver[] = [];
+  /**
+   * uiommu extension: the SPAPR TCE container types on iommufd's VFIO
+   * compat (docs/extensions.md), present when the host has a POWER PHB.
+   */
+  readonly vfioCompatExtension: VfioCompatExtension | undefined;
   /** Non-errno exceptions that reached the syscall boundary: each one is a model bug. */
   readonly bugs: unknown[] = [];
   private readonly users = new Map<number, UserAccount>();
@@ -80,11 +91,15 @@ export class Kernel {
 
   constructor(opts: KernelOptions = {}) {
     this.abi = opts.abi ?? 'generic';
-    this.vfioIommuDrivers.push(type1IommuDriver(this), spaprTceIommuDriver(this));
     this.personality = { ...LINUX_6_18, ...opts.personality };
     this.selftestCmd = this.personality.selftest ? (opts.selftestCmd ?? selftestCmd()) : undefined;
     const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');
     this.host = instantiate(spec, this.memory);
+    // vfio_iommu_spapr_tce is only built for POWER: CHECK_EXTENSION(2, 5, 7) is 0 elsewhere
+    const power = [...this.host.iommus.values()].some((d) => d instanceof SpaprIommu);
+    this.vfioIommuDrivers.push(type1IommuDriver(this));
+    if (power) this.vfioIommuDrivers.push(spaprTceIommuDriver(this));
+    this.vfioCompatExtension = power ? spaprCompatExtension(this) : undefined;
     const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
     for (const [id, group] of this.host.groups)
       this.vfioGroups.set(id, new VfioGroup(group, specOf));

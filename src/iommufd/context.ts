@@ -6,7 +6,11 @@ import type { FileOps } from './file.ts';
 import type { IoptPersonality } from './io-pagetable.ts';
 import type { IommufdObject, ObjType } from './object.ts';
 import type { PinAccount } from './pages.ts';
-import type { VfioCompatPersonality } from './vfio-compat.ts';
+import type {
+  VfioCompatBackend,
+  VfioCompatExtension,
+  VfioCompatPersonality,
+} from './vfio-compat.ts';
 
 /** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE). */
 export type AccountMode = 'user' | 'mm';
@@ -44,6 +48,8 @@ export interface IommufdHost {
   readonly memory: PhysMemory;
   readonly personality: Personality;
   readonly abi: IoctlAbi;
+  /** Container types VFIO compat serves beside type1 (uiommu extension: SPAPR TCE); none by default. */
+  readonly vfioCompatExtension?: VfioCompatExtension;
 }
 
 /** Largest object ID (the xarray's 31-bit limit). */
@@ -61,6 +67,8 @@ export class IommufdCtx {
   vfioIoas: IommufdObject | undefined;
   /** A no-IOMMU VFIO group was attached through compat (iommufd_vfio_compat_set_no_iommu). */
   noIommuMode = false;
+  /** The container backend an extension's SET_IOMMU installed (uiommu extension); it then serves every container ioctl. */
+  vfioCompatBackend: VfioCompatBackend | undefined;
   /** Open file references: the /dev/iommu fd(s) plus anonymous files holding the context. */
   private refs = 1;
 

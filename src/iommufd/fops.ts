@@ -24,7 +24,10 @@ export function openIommufd(
 ): IommufdFile {
   const ctx = new IommufdCtx(host, opts);
   return {
-    kind: 'iommufd',
+    /** 'iommufd-spapr' while an extension's SPAPR backend serves the container ioctls: traces decode them by it. */
+    get kind() {
+      return ctx.vfioCompatBackend ? 'iommufd-spapr' : 'iommufd';
+    },
     ctx,
     ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, vfioCompat),
     release: () => ctx.release(),

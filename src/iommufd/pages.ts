@@ -182,6 +182,12 @@ export class IoptPages {
     return this.gaps(first, last).length === 0;
   }
 
+  /** True when some pinned page has more than `n` users (e.g. mapped beyond a holder's own use). */
+  hasUsersAbove(n: number): boolean {
+    for (const seg of this.segs ?? []) if (seg.users > n) return true;
+    return false;
+  }
+
   /** Users of page `index` (0 when not pinned). */
   usersOf(index: bigint): number {
     return this.segs?.find(index)?.users ?? 0;

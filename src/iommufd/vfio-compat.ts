@@ -47,6 +47,13 @@ import type { CompatHandler } from './main.ts';
  *   a mapping unmaps exactly itself; the 24 bytes go back with `size` =
  *   bytes unmapped even when the unmap itself failed.
  * - Anything else (DIRTY_PAGES, ENABLE, SPAPR_*, EEH_PE_OP, ...) ENOTTY.
+ *
+ * uiommu extension (docs/extensions.md): the host may add container types
+ * (`host.vfioCompatExtension`, the SPAPR TCE backend on POWER hosts).
+ * CHECK_EXTENSION adds its answers to iommufd's own; SET_IOMMU of a type
+ * it claims installs its backend as `ctx.vfioCompatBackend`, which from
+ * then on serves every container ioctl but GET_API_VERSION,
+ * CHECK_EXTENSION (only the backend's types count) and SET_IOMMU (EINVAL).
  */
 
 /** Compat behaviour that depends on kernel version or configuration. */
@@ -61,6 +68,19 @@ export interface VfioCompatPersonality {
   readonly compatUnmapEmpty: 'ENOENT' | 'success';
   /** GET_INFO pads each capability to 8 bytes (the 2023 capability-alignment fix; in v6.13, not in v6.2). */
   readonly compatCapsAligned: boolean;
+}
+
+/** The container ioctls of an extension's backend (nr ≥ VFIO_BASE + 12). */
+export interface VfioCompatBackend {
+  ioctl(caller: Caller, request: number, arg: bigint): number;
+}
+
+/** Container types served beside iommufd's type1 emulation (a uiommu extension). */
+export interface VfioCompatExtension {
+  /** VFIO_CHECK_EXTENSION: ≥ 0, positive for what the extension offers. */
+  checkExtension(ext: bigint): number;
+  /** VFIO_SET_IOMMU of a type checkExtension claims: set `ctx.vfioCompatBackend`, or throw. */
+  setIommu(ctx: IommufdCtx, caller: Caller, type: bigint): void;
 }
 
 const U32_MAX = 0xffff_ffff;
@@ -298,13 +318,25 @@ const NR = {
  * iommufdIoctl(ctx, caller, request, arg, extra, vfioCompat);
  */
 export const vfioCompat: CompatHandler = (ctx, caller, request, arg) => {
-  switch (vfioNrOf(ctx.host.abi, request)) {
+  const ext = ctx.host.vfioCompatExtension;
+  const backend = ctx.vfioCompatBackend;
+  const nr = vfioNrOf(ctx.host.abi, request);
+  switch (nr) {
     case NR.GET_API_VERSION:
       return VFIO_API_VERSION;
     case NR.CHECK_EXTENSION:
-      return checkExtension(ctx, arg);
+      if (ext && backend) return ext.checkExtension(arg);
+      return checkExtension(ctx, arg) || (ext?.checkExtension(arg) ?? 0);
     case NR.SET_IOMMU:
+      if (backend) fail('EINVAL', 'container type already set');
+      if (ext && ext.checkExtension(arg) > 0) {
+        ext.setIommu(ctx, caller, arg);
+        return 0;
+      }
       return setIommu(ctx, caller, arg);
+  }
+  if (backend && nr !== undefined) return backend.ioctl(caller, request, arg);
+  switch (nr) {
     case NR.IOMMU_GET_INFO:
       return iommuGetInfo(ctx, caller, arg);
     case NR.IOMMU_MAP_DMA:

@@ -8,10 +8,11 @@
  *   native iommufd ioctls work on the same fd. SET_IOMMU with no group set
  *   is ENODEV (no compat IOAS yet), unknown types EINVAL.
  * - `'type1'` (the legacy drivers/vfio/container.c): a {@link LegacyContainer}
- *   dispatching to the registered IOMMU backends (`kernel.vfioIommuDrivers`).
- *   No backend is registered yet, so it answers as Linux does when no
- *   backend supports the type: CHECK_EXTENSION 0, SET_IOMMU ENODEV (EINVAL
- *   with no group), every other ioctl EINVAL, group GET_DEVICE_FD EINVAL.
+ *   dispatching to the registered IOMMU backends (`kernel.vfioIommuDrivers`:
+ *   vfio_iommu_type1, and vfio_iommu_spapr_tce on POWER hosts). With no
+ *   backend for a type it answers as Linux does: CHECK_EXTENSION 0,
+ *   SET_IOMMU ENODEV (EINVAL with no group); before SET_IOMMU every other
+ *   ioctl is EINVAL and group GET_DEVICE_FD EINVAL.
  *
  * Facts: vfio-container.md §2 and §8, vfio-device.md §3.
  *
@@ -54,7 +55,7 @@ export interface VfioIommuBackend {
   /** Attach an IOMMU group (its error fails SET_IOMMU / SET_CONTAINER). */
   attachGroup(group: Group): void;
   detachGroup(group: Group): void;
-  /** Every container ioctl other than GET_API_VERSION, CHECK_EXTENSION, SET_IOMMU. */
+  /** Every container ioctl other than GET_API_VERSION and SET_IOMMU (CHECK_EXTENSION included: ≥ 0). */
   ioctl(caller: Caller, request: number, arg: bigint): number;
   /** The last group left: every mapping goes. */
   release(): void;
@@ -83,8 +84,14 @@ export class LegacyContainer {
     return this.driver ? [this.driver] : this.drivers;
   }
 
-  /** VFIO_CHECK_EXTENSION: the first positive answer, else 0; never an error. */
-  checkExtension(ext: bigint): number {
+  /**
+   * VFIO_CHECK_EXTENSION: once SET_IOMMU chose a backend, the backend
+   * answers (the kernel hands the driver its iommu_data, so answers may
+   * depend on the instance, e.g. type1's UPDATE_VADDR); before, the first
+   * positive answer of the registered drivers, else 0. Never an error.
+   */
+  checkExtension(caller: Caller, request: number, ext: bigint): number {
+    if (this.backend) return Math.max(0, this.backend.ioctl(caller, request, ext));
     for (const d of this.candidates()) {
       const r = d.checkExtension(ext);
       if (r > 0) return r;
@@ -152,7 +159,7 @@ export class LegacyContainer {
       case VFIO_BASE + 0:
         return VFIO_API_VERSION;
       case VFIO_BASE + 1:
-        return this.checkExtension(arg);
+        return this.checkExtension(caller, request, arg);
       case VFIO_BASE + 2:
         return this.setIommu(arg);
       default:

@@ -18,7 +18,9 @@
  *   ENODEV when nothing matches; EINVAL without container/iommufd, or with
  *   a legacy container before SET_IOMMU. The first open of a device binds
  *   it to the iommufd and attaches it to the compat IOAS (so DMA flows
- *   only from then on), or, with a legacy container, holds the group file.
+ *   only from then on), or, with a legacy container or an iommufd running
+ *   the SPAPR container (uiommu extension, spapr/iommufd-compat.ts), holds
+ *   the group file (UNSET_CONTAINER is EBUSY meanwhile).
  * - anything else ENOTTY.
  *
  * @example
@@ -40,6 +42,11 @@ import { VfioDevice } from './device.ts';
 import { deviceFileOps } from './device-file.ts';
 import { matchDeviceName } from './device-match.ts';
 import type { PciDeviceSpec } from './pci/spec.ts';
+import {
+  spaprCompatActive,
+  spaprCompatAddGroup,
+  spaprCompatRemoveGroup,
+} from './spapr/iommufd-compat.ts';
 
 const NR = {
   GET_STATUS: VFIO_BASE + 3,
@@ -177,6 +184,9 @@ export class VfioGroup {
     const ctx = iommufdCtxOf(file);
     if (ctx) {
       vfioCompatIoasCreate(ctx);
+      spaprCompatAddGroup(ctx, this.iommuGroup, () =>
+        this.devices.some((d) => d.iommufdDevice !== undefined),
+      );
       ctx.hold();
       this.iommufd = ctx;
       return 0;
@@ -190,6 +200,8 @@ export class VfioGroup {
     if (this.container) {
       if (this.containerUsers !== 1) fail('EBUSY');
       this.detachContainer();
+    } else if (this.containerUsers > 0) {
+      fail('EBUSY', 'devices open under the SPAPR container of the iommufd');
     }
     this.dropIommufd();
     return 0;
@@ -209,8 +221,12 @@ export class VfioGroup {
   private openDevice(device: VfioDevice): void {
     if (!this.hasIommu) fail('EINVAL');
     if (device.openCount === 0) {
-      if (this.iommufd) {
+      if (this.iommufd && !spaprCompatActive(this.iommufd)) {
         device.bindIommufd(this.iommufd);
+      } else if (this.iommufd) {
+        // uiommu extension: the group belongs to the fd's SPAPR backend
+        this.containerUsers++;
+        this.fileRefs++;
       } else {
         // vfio_group_use_container(): SET_IOMMU not done yet
         if (!this.container?.backend) fail('EINVAL');
@@ -244,6 +260,7 @@ export class VfioGroup {
   private dropIommufd(): void {
     const ctx = this.iommufd;
     this.iommufd = undefined;
+    if (ctx) spaprCompatRemoveGroup(ctx, this.iommuGroup);
     ctx?.release();
   }
 

@@ -266,6 +266,15 @@ describe('VFIO ioctls, decoded by the kind of fd', () => {
       formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'vfio-device' }),
       /VFIO_DEVICE_GET_PCI_HOT_RESET_INFO/,
     );
+    // an iommufd running the SPAPR container (uiommu extension) decodes 112/117 as SPAPR
+    assert.match(
+      formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'iommufd-spapr' }),
+      /VFIO_IOMMU_SPAPR_TCE_GET_INFO/,
+    );
+    assert.match(
+      formatIoctl({ ...base, cmd: 0x3b75, arg: undefined, fdKind: 'iommufd-spapr' }),
+      /VFIO_IOMMU_SPAPR_REGISTER_MEMORY/,
+    );
     assert.equal(
       formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'memfd' }),
       'ioctl(5, 0x3b70, 0x7000) = 0',

@@ -155,6 +155,19 @@ const STRUCTS: Record<string, { size: number; rows: readonly Row[] }> = {
       ['start_addr', 8, 'u64'],
     ],
   },
+  VfioEehPeOp: {
+    size: 40,
+    rows: [
+      ['argsz', 0, 'u32'],
+      ['flags', 4, 'u32'],
+      ['op', 8, 'u32'],
+      ['__pad', 12, 'u32'],
+      ['err_type', 16, 'u32'],
+      ['err_func', 20, 'u32'],
+      ['err_addr', 24, 'u64'],
+      ['err_mask', 32, 'u64'],
+    ],
+  },
   VfioDeviceBindIommufd: {
     size: 24,
     rows: [

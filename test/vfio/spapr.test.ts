@@ -6,103 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fail } from '../../src/abi/errno.ts';
-import type { Layout } from '../../src/abi/layout.ts';
 import {
-  VFIO_EXTENSION,
   VFIO_IOMMU_SPAPR_INFO_DDW,
-  type VfioIoctlName,
   VfioIommuSpaprRegisterMemory,
-  VfioIommuSpaprTceCreate,
   VfioIommuSpaprTceInfo,
-  VfioIommuSpaprTceRemove,
-  vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
 import type { Domain } from '../../src/iommu/domain.ts';
-import { legacyContainerOf } from '../../src/vfio/container.ts';
-import type { VfioSpaprTce } from '../../src/vfio/spapr/tce-container.ts';
-import { VfioClient } from './client.ts';
-
-const MIB = 1n << 20n;
-const GIB = 1n << 30n;
-const DDW = 1n << 59n;
-const IPR = '0001:01:00.0'; // group 1, phb1
-const NVME = '0001:02:00.0'; // group 2, phb1
-const CX5 = '0000:01:00.0'; // group 0, phb0
-
-class SpaprClient extends VfioClient {
-  container = -1;
-
-  constructor() {
-    super({ host: 'powernv', personality: { vfioContainer: 'type1' } });
-  }
-
-  call<V>(name: VfioIoctlName, layout: Layout<V>, value: Partial<V>) {
-    return this.proc.call(this.container, vfioIoctlNumber(this.kernel.abi, name), layout, value);
-  }
-
-  addGroup(id: number): number {
-    const g = this.open(`/dev/vfio/${id}`).ret;
-    assert.equal(this.setContainer(g, this.container).ret, 0);
-    return g;
-  }
-
-  /** Container + group `id` + SET_IOMMU(v2). */
-  setup(id = 1): this {
-    this.container = this.open('/dev/vfio/vfio').ret;
-    this.addGroup(id);
-    const v2 = BigInt(VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU);
-    assert.equal(this.ioctl(this.container, 'VFIO_CHECK_EXTENSION', v2).ret, 1);
-    assert.equal(this.ioctl(this.container, 'VFIO_SET_IOMMU', v2).ret, 0);
-    return this;
-  }
-
-  backend(): VfioSpaprTce {
-    return legacyContainerOf(this.proc.file(this.container)!)!.backend as VfioSpaprTce;
-  }
-
-  /** Huge-page backed RAM (QEMU -mem-path hugetlbfs). */
-  ram(size: bigint): bigint {
-    return this.proc.mm.mmap({ length: size, prot: { read: true, write: true }, hugetlb: true });
-  }
-
-  register(vaddr: bigint, size: bigint, flags = 0) {
-    return this.call('VFIO_IOMMU_SPAPR_REGISTER_MEMORY', VfioIommuSpaprRegisterMemory, {
-      argsz: 24,
-      flags,
-      vaddr,
-      size,
-    });
-  }
-
-  unregister(vaddr: bigint, size: bigint) {
-    return this.call('VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY', VfioIommuSpaprRegisterMemory, {
-      argsz: 24,
-      vaddr,
-      size,
-    });
-  }
-
-  create(page_shift: number, window_size: bigint, levels = 1, argsz = 40) {
-    return this.call('VFIO_IOMMU_SPAPR_TCE_CREATE', VfioIommuSpaprTceCreate, {
-      argsz,
-      page_shift,
-      window_size,
-      levels,
-    });
-  }
-
-  remove(start_addr: bigint, flags = 0) {
-    return this.call('VFIO_IOMMU_SPAPR_TCE_REMOVE', VfioIommuSpaprTceRemove, {
-      argsz: 16,
-      flags,
-      start_addr,
-    });
-  }
-
-  dev(name: string) {
-    return this.kernel.host.devices.get(name)!.device;
-  }
-}
+import { CX5, DDW, GIB, IPR, MIB, NVME, SpaprClient } from './spapr-client.ts';
 
 /**
  * The DDW sequence: register RAM, create a 64 KiB-page window (slot 1, at

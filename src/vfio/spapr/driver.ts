@@ -2,22 +2,28 @@ import { fail } from '../../abi/errno.ts';
 import { VFIO_EXTENSION } from '../../abi/vfio.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import type { VfioIommuDriver } from '../container.ts';
-import { VfioSpaprTce } from './tce-container.ts';
+import type { SpaprTcePersonality } from './personality.ts';
+import { spaprCheckExtension, VfioSpaprTce } from './tce-container.ts';
 
 /**
- * vfio_iommu_spapr_tce as a legacy container's IOMMU driver, v2 only:
- * CHECK_EXTENSION(SPAPR_TCE_v2_IOMMU) is 1, and SET_IOMMU(7) opens one
- * {@link VfioSpaprTce} per container. The v1 type (2) and VFIO_EEH are not
- * modelled (CHECK_EXTENSION answers 0).
+ * vfio_iommu_spapr_tce as a legacy container's IOMMU driver:
+ * CHECK_EXTENSION answers 1 for SPAPR_TCE_IOMMU (v1, 2),
+ * SPAPR_TCE_v2_IOMMU (7) and VFIO_EEH (5: EEH is always enabled on the
+ * emulated POWER host), and SET_IOMMU with either opens one
+ * {@link VfioSpaprTce} of that type per container (other types EINVAL).
  */
-export function spaprTceIommuDriver(host: { memory: PhysMemory }): VfioIommuDriver {
+export function spaprTceIommuDriver(host: {
+  readonly memory: PhysMemory;
+  readonly personality: SpaprTcePersonality;
+}): VfioIommuDriver {
+  const v1 = BigInt(VFIO_EXTENSION.SPAPR_TCE_IOMMU);
   const v2 = BigInt(VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU);
   return {
     name: 'vfio-iommu-spapr-tce',
-    checkExtension: (ext) => (ext === v2 ? 1 : 0),
+    checkExtension: spaprCheckExtension,
     open(type) {
-      if (type !== v2) fail('EINVAL');
-      return new VfioSpaprTce(host.memory);
+      if (type !== v1 && type !== v2) fail('EINVAL');
+      return new VfioSpaprTce(host.memory, type === v2, host.personality);
     },
   };
 }

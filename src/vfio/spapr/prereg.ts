@@ -36,12 +36,14 @@ function ctz(x: bigint): number {
 }
 
 /**
- * The region's max IOMMU page shift: the lowest set bit of (vaddr | size),
- * capped per page by its hugepage shift (compound) or the host PAGE_SHIFT,
- * and (a model rule: simulated RAM is not always naturally aligned) by the
- * alignment of each physically contiguous run.
+ * The largest IOMMU page shift `[vaddr, vaddr+size)` can back: the lowest
+ * set bit of (vaddr | size), capped per page by its hugepage shift
+ * (compound) or the host PAGE_SHIFT, and (a model rule: simulated RAM is
+ * not always naturally aligned) by the alignment of each physically
+ * contiguous run. A pre-registered region records it; v1 MAP checks each
+ * page against it (tce_page_is_contained). EFAULT for unmapped memory.
  */
-function maxPageShift(
+export function maxPageShift(
   mm: Mm,
   memory: PhysMemory & { hugePageSize?: bigint },
   vaddr: bigint,
@@ -111,13 +113,24 @@ export function preregRegister(
 /**
  * UNREGISTER_MEMORY: ENOENT unless `owner` registered exactly (vaddr,
  * size). The last reference unpins the registration; pages still mapped by
- * TCEs stay pinned until unmapped (the ≥v5.1 behaviour: the ioctl returns
- * 0 even while mappings use the region).
+ * TCEs stay pinned until unmapped. `busy` is the personality's
+ * `spaprUnregisterMapped`: 'success' (≥v5.1) returns 0 even while mappings
+ * use the region; 'EBUSY' refuses the last reference's unregister then.
  */
-export function preregUnregister(owner: object, mm: Mm, vaddr: bigint, size: bigint): void {
+export function preregUnregister(
+  owner: object,
+  mm: Mm,
+  vaddr: bigint,
+  size: bigint,
+  busy: 'success' | 'EBUSY',
+): void {
   const list = regionsOf.get(mm) ?? [];
   const r = list.find((x) => x.vaddr === vaddr && x.size === size);
   if (!r?.owners.has(owner)) fail('ENOENT');
+  // the registration holds one user of every page: more means TCEs map it
+  if (busy === 'EBUSY' && r.owners.size === 1 && r.pages.hasUsersAbove(1)) {
+    fail('EBUSY', 'region still mapped');
+  }
   preregPut(owner, mm, r);
 }
 

@@ -1,15 +1,29 @@
 /**
- * The SPAPR TCE v2 container backend (drivers/vfio/vfio_iommu_spapr_tce.c,
- * VFIO_SPAPR_TCE_v2_IOMMU) on the multi-window domain model: the user's
- * TCEs are areas of one {@link IoPagetable}; the windows are the apertures
- * of the {@link SpaprWindowSet}'s domains, which every attached group
- * shares. Errno rules: spapr-tce.md §3–§6 (Linux 6.18: detach clears every
- * TCE, UNREGISTER of a busy region returns 0).
+ * The SPAPR TCE container backend (drivers/vfio/vfio_iommu_spapr_tce.c) on
+ * the multi-window domain model: the user's TCEs are areas of one
+ * {@link IoPagetable}; the windows are the apertures of the
+ * {@link SpaprWindowSet}'s domains, which every attached group shares.
+ * Errno rules: spapr-tce.md §3–§6 (Linux 6.18: detach clears every TCE,
+ * UNREGISTER of a busy region returns 0).
+ *
+ * Two types, as SET_IOMMU chose:
+ * - v2 (VFIO_SPAPR_TCE_v2_IOMMU = 7): memory pre-registration
+ *   (REGISTER_MEMORY makes the container usable) and dynamic DMA windows
+ *   (TCE_CREATE/REMOVE); ENABLE/DISABLE are ENOTTY.
+ * - v1 (VFIO_SPAPR_TCE_IOMMU = 2): exactly one group; only the lazily
+ *   created default 32-bit window; ENABLE charges the whole default window
+ *   (tce32_size) to RLIMIT_MEMLOCK once, and MAP pins each page without
+ *   further accounting; REGISTER/UNREGISTER/CREATE/REMOVE are ENOTTY and
+ *   GET_INFO reports no DDW.
+ *
+ * Both answer VFIO_EEH_PE_OP for their groups (eeh.ts).
  */
 import { fail } from '../../abi/errno.ts';
 import {
   SPAPR_NR,
+  VFIO_BASE,
   VFIO_DMA_MAP_FLAG,
+  VFIO_EXTENSION,
   VFIO_IOMMU_SPAPR_INFO_DDW,
   VfioIommuSpaprRegisterMemory,
   VfioIommuSpaprTceCreate,
@@ -26,9 +40,12 @@ import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/prot.ts';
 import type { Caller } from '../../iommufd/context.ts';
 import { IoPagetable } from '../../iommufd/io-pagetable.ts';
-import type { PinAccount } from '../../iommufd/pages.ts';
+import { IoptPages, type PinAccount } from '../../iommufd/pages.ts';
 import type { VfioIommuBackend } from '../container.ts';
+import { containerEehPeOp } from './eeh.ts';
+import type { SpaprTcePersonality } from './personality.ts';
 import {
+  maxPageShift,
   preregFind,
   preregPut,
   preregRegions,
@@ -37,30 +54,67 @@ import {
 } from './prereg.ts';
 import { phbOf, SpaprWindowSet } from './window-set.ts';
 
-/** Locked-memory charge of one window's table. */
+/**
+ * VFIO_CHECK_EXTENSION as vfio_iommu_spapr_tce answers it (with or without
+ * a container): 1 for SPAPR_TCE_IOMMU, SPAPR_TCE_v2_IOMMU and VFIO_EEH (EEH
+ * is always enabled on the emulated POWER host), else 0.
+ */
+export function spaprCheckExtension(ext: bigint): number {
+  return SPAPR_EXTENSIONS.has(ext) ? 1 : 0;
+}
+
+const SPAPR_EXTENSIONS = new Set(
+  [VFIO_EXTENSION.SPAPR_TCE_IOMMU, VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU, VFIO_EXTENSION.EEH].map(
+    BigInt,
+  ),
+);
+
+/** v1 pins at MAP without accounting: ENABLE charged the whole window already. */
+const CHARGED_AT_ENABLE: PinAccount = { charge() {}, uncharge() {} };
+
+/**
+ * `bytes` in the caller's pages, the unit its RLIMIT_MEMLOCK account counts
+ * (the kernel charges bytes >> PAGE_SHIFT; charged sizes are host-page
+ * multiples, so only the unit differs when the simulated mm's pages are
+ * smaller than the emulated host's).
+ */
+function lockedPages(caller: Caller, bytes: bigint): bigint {
+  const ps = caller.mm.pageSize;
+  return (bytes + ps - 1n) / ps;
+}
+
+/** Locked-memory charge of one window's table (or of v1's ENABLE). */
 interface TableCharge {
   readonly account: PinAccount;
   readonly pages: bigint;
 }
 
 /**
- * One SPAPR v2 container backend. `groups` is most recently attached
- * first (the kernel's list head, which GET_INFO and the default window ask).
+ * One SPAPR container backend (v1 or v2). `groups` is most recently
+ * attached first (the kernel's list head, which GET_INFO and the default
+ * window ask).
  */
 export class VfioSpaprTce implements VfioIommuBackend {
   readonly groups: Group[] = [];
   /** The container's mapping table: areas = live TCE ranges. */
   readonly iopt: IoPagetable;
   readonly windowSet: SpaprWindowSet;
-  /** REGISTER_MEMORY succeeded once (v2's "enabled"). */
+  /** MAP/UNMAP allowed: v1 after ENABLE, v2 after a REGISTER_MEMORY. */
   enabled = false;
   /** The default 32-bit window is due on the next MAP/UNMAP/CREATE. */
   defWindowPending = false;
   /** The address space the container is bound to (first REGISTER/CREATE/REMOVE). */
   mm: Mm | undefined;
   private readonly charges = new Map<number, TableCharge>();
+  /** v1: what ENABLE charged (the whole default window), undone by DISABLE. */
+  private enableCharge: TableCharge | undefined;
 
-  constructor(readonly memory: PhysMemory) {
+  /** `v2`: the type SET_IOMMU asked for (7), else v1 (2). */
+  constructor(
+    readonly memory: PhysMemory,
+    readonly v2: boolean,
+    readonly personality: SpaprTcePersonality,
+  ) {
     // The page table never allocates IOVA and never splits areas; its page
     // size only caps domain alignment, which TCE pages (up to 1 GiB and
     // beyond) must not hit.
@@ -71,17 +125,55 @@ export class VfioSpaprTce implements VfioIommuBackend {
   // ---- groups --------------------------------------------------------------------
 
   /**
-   * tce_iommu_attach_group(): ENODEV (no table group), EINVAL (PE without
-   * DDW), EBUSY (already here), EPERM (another PHB kind), then every window
+   * tce_iommu_attach_group(), ≥v6.4 rules: ENODEV (no table group), EINVAL
+   * (v2 and a PE without DDW), EBUSY (v1 already has its one group, or the
+   * group is already here), EPERM (another PHB kind), then every window
    * programmed into the group at once; the first group makes the default
-   * window pending when slot 0 is empty.
+   * window pending when slot 0 is empty. The pre-6.4 rules
+   * (`spaprAttachRules`) are in {@link attachPre64}.
    */
   attachGroup(group: Group): void {
     const phb = phbOf(group);
-    if (phb.caps.maxWindows === 0) fail('EINVAL', 'v2 container needs a DDW-capable PE');
+    if (this.personality.spaprAttachRules === 'pre-6.4') {
+      this.attachPre64(group);
+      return;
+    }
+    if (this.v2 && phb.caps.maxWindows === 0) fail('EINVAL', 'v2 container needs a DDW-capable PE');
+    if (!this.v2 && this.groups.length > 0) fail('EBUSY', 'a v1 container takes one group');
+    this.checkJoin(group);
+    this.windowSet.join(group);
+    const first = this.groups.length === 0;
+    this.groups.unshift(group);
+    if (first && !this.windowSet.windows.some((w) => w.slot === 0)) this.defWindowPending = true;
+  }
+
+  /** Common attach checks: EBUSY for a group already here, EPERM for another PHB kind. */
+  private checkJoin(group: Group): void {
+    const phb = phbOf(group);
     if (this.groups.includes(group)) fail('EBUSY');
     if (this.groups.some((g) => phbOf(g).caps.platform !== phb.caps.platform)) {
       fail('EPERM', 'incompatible table group');
+    }
+  }
+
+  /**
+   * Attach before ≈v6.4: only PowerNV PEs have the ownership ops. A PE
+   * without them (pSeries) may only be a container's first group (EBUSY)
+   * and only of v1 (v2 EPERM); the container borrows the platform's live
+   * default window (not charged, never pending). A PE with them may only
+   * join v2 (v1 EPERM), as in the ≥v6.4 flow.
+   */
+  private attachPre64(group: Group): void {
+    const phb = phbOf(group);
+    const ownershipOps = phb.caps.platform === 'powernv';
+    if (this.groups.length > 0 && !ownershipOps) fail('EBUSY', 'PE cannot share a container');
+    this.checkJoin(group);
+    if (ownershipOps !== this.v2)
+      fail('EPERM', `PE cannot join a ${this.v2 ? 'v2' : 'v1'} container`);
+    if (!ownershipOps) {
+      this.windowSet.replace([phb.defaultWindow()], [group]);
+      this.groups.unshift(group);
+      return;
     }
     this.windowSet.join(group);
     const first = this.groups.length === 0;
@@ -90,20 +182,21 @@ export class VfioSpaprTce implements VfioIommuBackend {
   }
 
   /**
-   * tce_iommu_detach_group() (≥v6.11): every TCE of the container is
-   * cleared first, so the remaining groups lose the mappings too; then the
-   * group leaves every window.
+   * tce_iommu_detach_group(): ≥v6.11 (`spaprDetachClearsTces`) every TCE of
+   * the container is cleared first, so the remaining groups lose the
+   * mappings too; then the group leaves every window.
    */
   detachGroup(group: Group): void {
     const i = this.groups.indexOf(group);
     if (i < 0) return;
-    this.iopt.unmapAll();
+    if (this.personality.spaprDetachClearsTces) this.iopt.unmapAll();
     this.groups.splice(i, 1);
     this.windowSet.leave(group, this.groups);
   }
 
   /** The last group left: windows freed, pre-registrations dropped, charges undone. */
   release(): void {
+    this.disable();
     this.iopt.unmapAll();
     this.windowSet.clear();
     for (const c of this.charges.values()) c.account.uncharge(c.pages);
@@ -119,26 +212,71 @@ export class VfioSpaprTce implements VfioIommuBackend {
   // ---- ioctl dispatch ------------------------------------------------------------
 
   ioctl(caller: Caller, request: number, arg: bigint): number {
+    const nr = vfioNrOf(caller.abi, request);
+    if (nr === VFIO_BASE + 1) return spaprCheckExtension(arg);
     if (this.mm && this.mm !== caller.mm) fail('EPERM', 'container bound to another mm');
-    switch (vfioNrOf(caller.abi, request)) {
+    switch (nr) {
       case SPAPR_NR.TCE_GET_INFO:
         return this.getInfo(caller, arg);
       case SPAPR_NR.MAP_DMA:
         return this.mapDma(caller, arg);
       case SPAPR_NR.UNMAP_DMA:
         return this.unmapDma(caller, arg);
-      case SPAPR_NR.REGISTER_MEMORY:
-        return this.registerMemory(caller, arg);
-      case SPAPR_NR.UNREGISTER_MEMORY:
-        return this.unregisterMemory(caller, arg);
-      case SPAPR_NR.TCE_CREATE:
-        return this.tceCreate(caller, arg);
-      case SPAPR_NR.TCE_REMOVE:
-        return this.tceRemove(caller, arg);
-      default:
-        // ENABLE/DISABLE are v1 only; EEH is not modelled
-        fail('ENOTTY');
+      case SPAPR_NR.EEH_PE_OP:
+        return containerEehPeOp(this.groups, caller.mm, arg);
     }
+    if (this.v2) {
+      switch (nr) {
+        case SPAPR_NR.REGISTER_MEMORY:
+          return this.registerMemory(caller, arg);
+        case SPAPR_NR.UNREGISTER_MEMORY:
+          return this.unregisterMemory(caller, arg);
+        case SPAPR_NR.TCE_CREATE:
+          return this.tceCreate(caller, arg);
+        case SPAPR_NR.TCE_REMOVE:
+          return this.tceRemove(caller, arg);
+      }
+    } else {
+      switch (nr) {
+        case SPAPR_NR.ENABLE:
+          return this.enable(caller);
+        case SPAPR_NR.DISABLE:
+          this.disable();
+          return 0;
+      }
+    }
+    fail('ENOTTY');
+  }
+
+  // ---- v1: ENABLE / DISABLE ------------------------------------------------------
+
+  /**
+   * VFIO_IOMMU_ENABLE (v1): EBUSY when enabled, ENODEV without a group, EPERM
+   * when the head PE has no default window (tce32_size 0); binds the mm and
+   * charges tce32_size / PAGE_SIZE pages (ENOMEM past RLIMIT_MEMLOCK, free
+   * with CAP_IPC_LOCK), the worst case of what MAP may pin.
+   */
+  private enable(caller: Caller): number {
+    if (this.enabled) fail('EBUSY');
+    const g = this.groups[0];
+    if (!g) fail('ENODEV', 'no group attached');
+    const caps = phbOf(g).caps;
+    if (caps.dma32Size === 0n) fail('EPERM', 'no default window');
+    this.bindMm(caller);
+    const account = caller.pinAccount('mm');
+    const pages = lockedPages(caller, caps.dma32Size);
+    account.charge(pages);
+    this.enableCharge = { account, pages };
+    this.enabled = true;
+    return 0;
+  }
+
+  /** VFIO_IOMMU_DISABLE (v1), also at release: uncharge ENABLE's pages; always succeeds. */
+  private disable(): void {
+    if (!this.v2) this.enabled = false;
+    const c = this.enableCharge;
+    this.enableCharge = undefined;
+    c?.account.uncharge(c.pages);
   }
 
   private bindMm(caller: Caller): void {
@@ -172,7 +310,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
     phb.windowGeometry(w);
     const bytes = phb.tableSize(w.pageShift, w.size, w.levels);
     const account = caller.pinAccount('mm');
-    const pages = bytes >> BigInt(phb.caps.hostPageShift);
+    const pages = lockedPages(caller, bytes);
     account.charge(pages);
     try {
       this.windowSet.replace([...this.windowSet.windows, w], this.groups);
@@ -238,7 +376,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
     const argsz = VfioIommuSpaprTceInfo.decode(caller.mm.read(arg, 4)).argsz;
     if (argsz < 16) fail('EINVAL');
     const caps = phb.caps;
-    const ddw = caps.maxWindows > 0;
+    const ddw = this.v2 && caps.maxWindows > 0;
     const out = VfioIommuSpaprTceInfo.encode({
       argsz,
       flags: ddw ? VFIO_IOMMU_SPAPR_INFO_DDW : 0,
@@ -281,7 +419,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
     if (r.argsz < minsz || r.flags !== 0) fail('EINVAL');
     const mask = (1n << BigInt(this.hostPageShift())) - 1n;
     if ((r.vaddr & mask) !== 0n || (r.size & mask) !== 0n) fail('EINVAL');
-    preregUnregister(this, caller.mm, r.vaddr, r.size);
+    preregUnregister(this, caller.mm, r.vaddr, r.size, this.personality.spaprUnregisterMapped);
     return 0;
   }
 
@@ -298,29 +436,31 @@ export class VfioSpaprTce implements VfioIommuBackend {
   }
 
   /**
-   * VFIO_IOMMU_MAP_DMA: the pages of one pre-registered region at `iova`,
-   * replacing whatever TCEs were there. A misaligned iova returns the
-   * positive 1 (the kernel's parameter-check quirk); a range running past
-   * the window end is EINVAL (a model choice; the kernel checks only the
-   * first page).
+   * VFIO_IOMMU_MAP_DMA: v2 maps the pages of one pre-registered region at
+   * `iova`, v1 pins the caller's pages (EFAULT when unmapped, EPERM when a
+   * host page is smaller than the TCE page); either replaces whatever TCEs
+   * were there. A misaligned iova returns the positive 1 (the kernel's
+   * parameter-check quirk); a range running past the window end is EINVAL
+   * (a model choice; the kernel checks only the first page).
    */
   private mapDma(caller: Caller, arg: bigint): number {
-    if (!this.enabled) fail('EPERM', 'no memory registered');
+    if (!this.enabled) fail('EPERM', this.v2 ? 'no memory registered' : 'not enabled');
     const minsz = VfioIommuType1DmaMap.size;
     const m = VfioIommuType1DmaMap.decode(caller.mm.read(arg, minsz));
     const rw = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE;
     if (m.argsz < minsz || (m.flags & ~rw) !== 0) fail('EINVAL');
     const { ps, last } = this.windowFor(caller, m.iova, m.size, m.vaddr);
     if ((m.flags & rw) === 0) fail('EINVAL', 'neither READ nor WRITE');
-    if ((m.iova & (ps - 1n)) !== 0n) return 1;
+    if ((m.iova & (ps - 1n)) !== 0n) return this.badIova();
     if (m.size === 0n) return 0;
     if (m.iova + m.size - 1n > last) fail('EINVAL', 'past the window end');
-    const region = preregFind(caller.mm, m.vaddr, m.size);
-    if (!region) fail('EINVAL', 'memory not pre-registered');
-    if (ps > 1n << BigInt(region.maxPageShift)) fail('EINVAL', 'region pages too small');
     let prot = 0;
     if (m.flags & VFIO_DMA_MAP_FLAG.READ) prot |= IOMMU_READ;
     if (m.flags & VFIO_DMA_MAP_FLAG.WRITE) prot |= IOMMU_WRITE;
+    if (!this.v2) return this.mapV1(caller, m.vaddr, m.iova, m.size, ps, prot);
+    const region = preregFind(caller.mm, m.vaddr, m.size);
+    if (!region) fail('EINVAL', 'memory not pre-registered');
+    if (ps > 1n << BigInt(region.maxPageShift)) fail('EINVAL', 'region pages too small');
     this.clearRange(m.iova, m.iova + m.size - 1n);
     this.iopt.mapPages(
       [{ pages: region.pages, offset: m.vaddr - region.vaddr, length: m.size }],
@@ -331,6 +471,29 @@ export class VfioSpaprTce implements VfioIommuBackend {
     return 0;
   }
 
+  /**
+   * tce_iommu_build() (v1): pin the pages (writable when the device may
+   * write) and check each is at least a TCE page, then write the TCEs.
+   */
+  private mapV1(
+    caller: Caller,
+    vaddr: bigint,
+    iova: bigint,
+    size: bigint,
+    ps: bigint,
+    prot: number,
+  ): number {
+    const host = BigInt(this.hostPageShift());
+    if (ps > 1n << BigInt(maxPageShift(caller.mm, this.memory, vaddr, size, Number(host)))) {
+      fail('EPERM', 'host page smaller than the TCE page');
+    }
+    const writable = (prot & IOMMU_WRITE) !== 0;
+    const pages = new IoptPages(caller.mm, vaddr, size, writable, CHARGED_AT_ENABLE, this.memory);
+    this.clearRange(iova, iova + size - 1n);
+    this.iopt.mapPages([{ pages, offset: 0n, length: size }], size, iova, prot);
+    return 0;
+  }
+
   /** VFIO_IOMMU_UNMAP_DMA: clears TCEs; holes are skipped; `size` is not written back. */
   private unmapDma(caller: Caller, arg: bigint): number {
     if (!this.enabled) fail('EPERM', 'no memory registered');
@@ -338,11 +501,17 @@ export class VfioSpaprTce implements VfioIommuBackend {
     const u = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
     if (u.argsz < minsz || u.flags !== 0) fail('EINVAL');
     const { ps, last } = this.windowFor(caller, u.iova, u.size);
-    if ((u.iova & (ps - 1n)) !== 0n) return 1;
+    if ((u.iova & (ps - 1n)) !== 0n) return this.badIova();
     if (u.size === 0n) return 0;
     if (u.iova + u.size - 1n > last) fail('EINVAL', 'past the window end');
     this.clearRange(u.iova, u.iova + u.size - 1n);
     return 0;
+  }
+
+  /** The first-page parameter check's answer for a misaligned iova (`spaprBadIova`). */
+  private badIova(): number {
+    if (this.personality.spaprBadIova === 'EINVAL') fail('EINVAL', 'iova not TCE page aligned');
+    return 1;
   }
 
   /**
