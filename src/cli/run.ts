@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { fail } from '../abi/errno.ts';
 import { Kernel } from '../host/kernel.ts';
 import type { Credentials, ProcessMm } from '../host/process.ts';
+import { procCredentials } from '../server/creds.ts';
 import { createEngine, type PollSync } from '../server/engine.ts';
 import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
@@ -42,7 +43,7 @@ export interface RunBackends {
   mmFor(pid: number): ProcessMm;
   /** Mirrors pollable files' readiness into the process's eventfds (pidfd_getfd). */
   pollSync?: PollSync;
-  /** Credentials of a pid (default root-like). */
+  /** Credentials of a pid (default: read live from /proc, see procCredentials). */
   credsFor?(pid: number): Credentials;
 }
 
@@ -134,7 +135,7 @@ export async function runProgram(
       kernel,
       mmFor: b.mmFor,
       ...(b.pollSync ? { pollSync: b.pollSync } : {}),
-      ...(b.credsFor ? { credsFor: b.credsFor } : {}),
+      credsFor: b.credsFor ?? procCredentials,
       ...(traceOut ? { trace: (line: string) => traceOut(`${line}\n`) } : {}),
       ...(jsonOut ? { traceJson: (r: object) => jsonOut(`${JSON.stringify(r)}\n`) } : {}),
     });
