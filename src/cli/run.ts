@@ -24,6 +24,7 @@ import { constants, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../abi/errno.ts';
+import type { FileOps } from '../host/file.ts';
 import { Kernel } from '../host/kernel.ts';
 import type { Credentials, ProcessMm } from '../host/process.ts';
 import { procCredentials } from '../server/creds.ts';
@@ -43,6 +44,8 @@ export interface RunBackends {
   mmFor(pid: number): ProcessMm;
   /** Mirrors pollable files' readiness into the process's eventfds (pidfd_getfd). */
   pollSync?: PollSync;
+  /** Real fds handed to ioctls (SET_IRQS eventfds, MAP_FILE memfds); without it they are EBADF. */
+  foreignFile?(pid: number, fd: number): FileOps | undefined;
   /** Credentials of a pid (default: read live from /proc, see procCredentials). */
   credsFor?(pid: number): Credentials;
 }
@@ -136,6 +139,7 @@ export async function runProgram(
       mmFor: b.mmFor,
       ...(b.pollSync ? { pollSync: b.pollSync } : {}),
       credsFor: b.credsFor ?? procCredentials,
+      ...(b.foreignFile ? { foreignFile: b.foreignFile } : {}),
       ...(traceOut ? { trace: (line: string) => traceOut(`${line}\n`) } : {}),
       ...(jsonOut ? { traceJson: (r: object) => jsonOut(`${JSON.stringify(r)}\n`) } : {}),
     });

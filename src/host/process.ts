@@ -76,6 +76,13 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   readonly fds: FdTable;
   /** VmLck / VmPin in pages (per address space: fresh after exec). */
   counters: MmCounters = { lockedVm: 0n, pinnedVm: 0n };
+  /**
+   * Files of a real process that the kernel does not serve (an eventfd
+   * handed to VFIO_DEVICE_SET_IRQS, a memfd handed to IOMMU_IOAS_MAP_FILE),
+   * looked up by `file(fd)` when the fd table has nothing there; set by a
+   * backend that can reach them. Unset, such fds are EBADF to handlers.
+   */
+  foreignFile: ((fd: number) => FileOps | undefined) | undefined;
   /** Receives one strace-like line (and its structured form) per syscall when set. */
   trace: ((line: string, event: TraceEvent) => void) | undefined;
   /** While an ioctl runs with a spare fd: that fd, and whether a new file went there. */
@@ -116,7 +123,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   }
 
   file(fd: number): FileOps | undefined {
-    return this.fds.get(fd)?.ops;
+    return this.fds.get(fd)?.ops ?? this.foreignFile?.(fd);
   }
 
   /** fd_install of a new anonymous file: at the spare fd while an ioctl has one, else the lowest free fd. */

@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { ERRNO, Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import { formatSyscall } from '../abi/strace.ts';
-import { type OpenFile, POLLIN } from '../host/file.ts';
+import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
@@ -66,6 +66,12 @@ export interface EngineOptions {
   credsFor?(pid: number): Credentials;
   /** Readiness of pollable files (fault queue, vEVENTQ); without it nothing is mirrored. */
   readonly pollSync?: PollSync;
+  /**
+   * A file of the real process `pid` at `fd` that is no engine file (an
+   * eventfd, a memfd), for handlers that take fds; without it such fds are
+   * EBADF. See `Process.foreignFile`.
+   */
+  foreignFile?(pid: number, fd: number): FileOps | undefined;
   /** Whether `pid` still exists (default: kill(pid, 0) and not a zombie). */
   pidAlive?(pid: number): boolean;
   /** Receives one strace-like line per syscall, prefixed `[pid N] `. */
@@ -286,6 +292,8 @@ export class Engine {
     const creds = this.opts.credsFor?.(pid) ?? ROOT;
     const proc = this.kernel.adopt(pid, this.opts.mmFor(pid), creds, fds);
     proc.trace = (line, event) => this.emitTrace(pid, line, event);
+    const foreign = this.opts.foreignFile;
+    if (foreign) proc.foreignFile = (fd) => foreign(pid, fd);
     this.clients.set(pid, { proc, conn, execPending: false });
     conn.pid = pid;
     // an unknown fork token: the child is served, with no inherited engine fds

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IommuIoasAlloc, IommuIoasMap, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
+import {
+  IommuIoasAlloc,
+  IommuIoasMap,
+  IommuIoasMapFile,
+  iommufdCmdNumber,
+} from '../../src/abi/iommufd.ts';
 import {
   IOMMU_TEST_OP,
   IommuTestCmdCreateAccess,
@@ -8,7 +13,7 @@ import {
   iommuTestCmdNumber,
 } from '../../src/abi/iommufd-test.ts';
 import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
-import { POLLIN, POLLOUT } from '../../src/host/file.ts';
+import { type FileOps, POLLIN, POLLOUT } from '../../src/host/file.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import {
   IOMMU_MINOR,
@@ -517,5 +522,44 @@ describe('engine: model bugs', () => {
     assert.equal(r.errno, 'EIO');
     assert.equal(f.kernel.bugs.length, 1);
     assert.equal(c.open(3, '/dev/iommu').ret, 0);
+  });
+});
+
+describe('engine: real fds that are no engine files', () => {
+  it('handlers see them through foreignFile (MAP_FILE of a memfd); without it they are EBADF', () => {
+    const MAP_FILE = iommufdCmdNumber('generic', 'IOMMU_IOAS_MAP_FILE');
+    let memfd: FileOps | undefined;
+    const asked: string[] = [];
+    const f = engineFixture({
+      foreignFile: (pid, fd) => {
+        asked.push(`${pid}:${fd}`);
+        if (fd !== 50) return undefined;
+        memfd ??= f.kernel.memfd(1n << 20n);
+        return memfd;
+      },
+    });
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const ioas = ioasAlloc(c, 3);
+    const map = (fd: number) =>
+      c.call(3, MAP_FILE, IommuIoasMapFile, {
+        flags: 6,
+        ioas_id: ioas,
+        fd,
+        start: 0n,
+        length: 1n << 20n,
+      });
+    assert.equal(map(50).ret, 0);
+    assert.equal(map(51).errno, 'EBADF');
+    assert.deepEqual(asked, ['100:50', '100:51']);
+    const plain = engineFixture().client(100);
+    plain.open(3, '/dev/iommu');
+    const r = plain.call(3, MAP_FILE, IommuIoasMapFile, {
+      flags: 6,
+      ioas_id: ioasAlloc(plain, 3),
+      fd: 50,
+      length: 4096n,
+    });
+    assert.equal(r.errno, 'EBADF');
   });
 });
