@@ -37,8 +37,10 @@ import {
 /**
  * Mirrors the readiness of pollable engine files into the real process:
  * `attach` takes a copy of the eventfd the library reserved at `fd` of
- * `pid` (pidfd_getfd) and returns a handle, or undefined when it cannot;
- * `set` keeps its counter at 1 (ready) or 0; `release` drops the copy.
+ * `pid` (pidfd_getfd) and returns a handle, or undefined (or throws) when
+ * it cannot; `set` keeps its counter at 1 (ready) or 0; `release` drops
+ * the copy. Failures of `set` and `release` are ignored (the process may be
+ * gone).
  */
 export interface PollSync<H = unknown> {
   attach(pid: number, fd: number): H | undefined;
@@ -349,23 +351,24 @@ export class Engine {
         seen.add(key);
         let entry = this.polled.get(key);
         if (entry && entry.file !== file) {
-          if (entry.handle !== undefined) sync.release(entry.handle);
+          quietly(() => entry?.handle !== undefined && sync.release(entry.handle));
           entry = undefined;
         }
         if (!entry) {
-          entry = { file, handle: sync.attach(pid, fd), ready: undefined };
+          entry = { file, handle: quietly(() => sync.attach(pid, fd)), ready: undefined };
           this.polled.set(key, entry);
         }
         const ready = (file.poll() & POLLIN) !== 0;
-        if (entry.handle !== undefined && entry.ready !== ready) {
-          sync.set(entry.handle, ready);
+        const { handle } = entry;
+        if (handle !== undefined && entry.ready !== ready) {
+          quietly(() => sync.set(handle, ready));
           entry.ready = ready;
         }
       }
     }
     for (const [key, entry] of this.polled) {
       if (seen.has(key)) continue;
-      if (entry.handle !== undefined) sync.release(entry.handle);
+      quietly(() => entry.handle !== undefined && sync.release(entry.handle));
       this.polled.delete(key);
     }
   }
@@ -432,6 +435,19 @@ function nodeAnswer(node: CharDevice): Response {
 /** A size_t count as a number (clamped; Process clamps further to MAX_RW_COUNT). */
 function count(a: bigint): number {
   return Number(a > 0xffff_ffffn ? 0xffff_ffffn : a);
+}
+
+/**
+ * Run a poll-hook call whose failure only means the real process cannot be
+ * reached (gone, or pidfd_getfd refused): undefined then, and an attach is
+ * not retried for that file.
+ */
+function quietly<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
 }
 
 /** kill(pid, 0) succeeds (EPERM counts as alive) and /proc does not show a zombie. */

@@ -446,6 +446,26 @@ describe('engine: pollable files', () => {
     assert.deepEqual(sync.events.slice(7), ['release 2']);
   });
 
+  it('an attach that fails is not retried and does not disturb the request', () => {
+    let attempts = 0;
+    const f = engineFixture({
+      pollSync: {
+        attach() {
+          attempts++;
+          throw new Error('pidfd_getfd: EPERM');
+        },
+        set() {},
+        release() {},
+      },
+    });
+    const c = f.client(100);
+    f.engine.process(100)!.installFile({ kind: 'queue', poll: () => POLLIN, release() {} });
+    assert.equal(c.open(3, '/dev/iommu').ret, 0);
+    assert.equal(c.req(OP.FSTAT, [3]).ret, 1);
+    assert.equal(attempts, 1);
+    assert.deepEqual(f.kernel.bugs, []);
+  });
+
   it('files without poll are not attached', () => {
     const sync = recordingPollSync();
     const f = engineFixture({ pollSync: sync });
