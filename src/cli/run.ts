@@ -24,6 +24,7 @@ import { constants, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../abi/errno.ts';
+import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { FileOps } from '../host/file.ts';
 import { Kernel } from '../host/kernel.ts';
 import type { Credentials, ProcessMm } from '../host/process.ts';
@@ -113,7 +114,7 @@ export async function runProgram(
   }
   let kernel: Kernel;
   try {
-    kernel = new Kernel({ host: opts.host ?? 'x86' });
+    kernel = new Kernel({ host: opts.host ?? 'x86', abi: hostIoctlAbi(process.arch) });
   } catch (e) {
     process.stderr.write(`uiommu run: --host ${opts.host}: ${(e as Error).message}\n`);
     return 1;
@@ -162,6 +163,14 @@ export async function runProgram(
     for (const fd of sinks) closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The ioctl encoding the real programs use: the machine's own (powerpc's
+ * on ppc and mips, the generic one elsewhere), whatever the emulated host.
+ */
+export function hostIoctlAbi(arch: string): IoctlAbi {
+  return arch.startsWith('ppc') || arch.startsWith('mips') ? 'powerpc' : 'generic';
 }
 
 /** Spawn PROGRAM with the terminal and wait: its status, 128+n for signal n, 127 if it cannot start. */

@@ -4,7 +4,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PRELOAD_LIBRARY, runProgram, unreachableProcesses } from '../../src/cli/run.ts';
+import {
+  hostIoctlAbi,
+  PRELOAD_LIBRARY,
+  runProgram,
+  unreachableProcesses,
+} from '../../src/cli/run.ts';
 
 /** A client speaking the engine protocol from a child process (plain JS, no preload needed). */
 const CLIENT = `
@@ -108,6 +113,14 @@ describe('uiommu run', () => {
       await runProgram(['true'], { preload, host: 'no-such-preset' }, unreachableProcesses),
       1,
     );
+  });
+
+  it('the ioctl encoding is the machine’s: powerpc’s on ppc64 and mips, generic elsewhere', () => {
+    assert.equal(hostIoctlAbi('ppc64'), 'powerpc');
+    assert.equal(hostIoctlAbi('mipsel'), 'powerpc');
+    assert.equal(hostIoctlAbi('x64'), 'generic');
+    assert.equal(hostIoctlAbi('arm64'), 'generic');
+    assert.equal(hostIoctlAbi('s390x'), 'generic');
   });
 
   it('`uiommu run -- sh -c "exit 3"` exits 3', (t) => {
