@@ -95,7 +95,7 @@ const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT'];
 /**
  * Run `argv` under the engine; resolves to the exit status `uiommu run`
  * should exit with. Errors of setup (missing preload library, bad host
- * config) are reported on stderr with status 1; a PROGRAM that cannot be
+ * config, unwritable trace file) are reported on stderr with status 1; a PROGRAM that cannot be
  * started gives 127 like a shell.
  */
 export async function runProgram(
@@ -119,7 +119,6 @@ export async function runProgram(
     process.stderr.write(`uiommu run: --host ${opts.host}: ${(e as Error).message}\n`);
     return 1;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'uiommu-'));
   const sinks: number[] = [];
   const sink = (path: string | undefined): ((text: string) => void) | undefined => {
     if (path === undefined) return undefined;
@@ -128,12 +127,21 @@ export async function runProgram(
     sinks.push(fd);
     return (text) => writeSync(fd, text);
   };
+  let traceOut: ((text: string) => void) | undefined;
+  let jsonOut: ((text: string) => void) | undefined;
+  try {
+    traceOut = sink(opts.trace);
+    jsonOut = sink(opts.traceJson);
+  } catch (e) {
+    for (const fd of sinks) closeSync(fd);
+    process.stderr.write(`uiommu run: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'uiommu-'));
   try {
     const root = join(dir, 'root');
     mkdirSync(root);
     writeFakeTree(kernel, root);
-    const traceOut = sink(opts.trace);
-    const jsonOut = sink(opts.traceJson);
     const b = backends(kernel);
     const engine = createEngine({
       kernel,

@@ -105,12 +105,17 @@ describe('uiommu run', () => {
     );
   });
 
-  it('setup errors are status 1: a missing preload library, an unknown host', async () => {
+  it('setup errors are status 1: a missing preload library, an unknown host, a bad trace file', async () => {
     const missing = join(dir, 'missing.so');
     assert.equal(await runProgram(['true'], { preload: missing }, unreachableProcesses), 1);
     if (!preload) return;
     assert.equal(
       await runProgram(['true'], { preload, host: 'no-such-preset' }, unreachableProcesses),
+      1,
+    );
+    const unwritable = join(dir, 'no-such-dir/trace.txt');
+    assert.equal(
+      await runProgram(['true'], { preload, trace: unwritable }, unreachableProcesses),
       1,
     );
   });
