@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { IommuIoasAlloc, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import {
+  decodeI32s,
   decodeResponse,
   encodeRequest,
   FrameReader,
@@ -162,6 +163,27 @@ describe('engine server over a Unix socket', () => {
     assert.equal((await b.req(OP.FSTAT, [3n])).ret, 1);
     await b.end();
     await until(() => f.engine.process(601) === undefined);
+  });
+
+  it('fork and exec across connections: the child’s HELLO with the token, the new image’s HELLO', async () => {
+    const parent = await SocketClient.connect(path(), 800);
+    await parent.req(OP.HELLO, [0n]);
+    await parent.req(OP.OPEN, [5n, 2n], cstr('/dev/vfio/vfio'));
+    const token = (await parent.req(OP.FORK_BEGIN)).ret;
+    assert.ok(token > 0);
+    const child = await SocketClient.connect(path(), 801);
+    assert.equal((await child.req(OP.HELLO, [1n, BigInt(token)])).ret, 0);
+    assert.equal((await parent.req(OP.FORK_END, [BigInt(token), 801n])).ret, 0);
+    assert.equal((await child.req(OP.FSTAT, [5n])).ret, 1, 'the child has fd 5');
+    // the child execs: its old connection closes, the new image says HELLO kind 2
+    assert.equal((await child.req(OP.EXEC_BEGIN)).ret, 0);
+    await child.end();
+    const image = await SocketClient.connect(path(), 801);
+    const hello = await image.req(OP.HELLO, [2n]);
+    assert.deepEqual(decodeI32s(hello.payload), [5]);
+    await image.end();
+    await parent.end();
+    await until(() => f.engine.pids.every((p) => p !== 800 && p !== 801));
   });
 
   it('drops a connection announcing an oversized payload', async () => {
