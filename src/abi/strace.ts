@@ -363,3 +363,11 @@ export function formatSyscall(
 ): string {
   return `${name}(${args.join(', ')}) = ${formatResult(result, errno)}`;
 }
+
+/** The name `formatIoctl` prints for the request (hex when unknown), for structured traces. */
+export function ioctlRequestName(opts: IoctlTrace): string {
+  if (opts.cmd >>> 0 === iommuTestCmdNumber(opts.abi)) return 'IOMMU_TEST_CMD';
+  return (
+    iommufdCmdByNumber(opts.abi, opts.cmd)?.name ?? formatVfio(opts)?.[0] ?? hex(opts.cmd >>> 0)
+  );
+}

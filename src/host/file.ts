@@ -4,14 +4,44 @@ import { type FileOps, POLLIN, POLLOUT } from '../iommufd/file.ts';
 
 export { type FileOps, POLLIN, POLLOUT } from '../iommufd/file.ts';
 
+/** open(2) flags the host understands (asm-generic values). */
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_ACCMODE = 3;
+export const O_CLOEXEC = 0o2000000;
+
+/** f_mode bits derived from the open flags (OPEN_FMODE). */
+const FMODE_READ = 1;
+const FMODE_WRITE = 2;
+
+export interface OpenFileOptions {
+  /** The device node this file was opened from (fstat answers for it); none for anonymous files. */
+  readonly path?: string;
+  /** open(2) flags; anonymous files are O_RDWR | O_CLOEXEC. */
+  readonly flags?: number;
+}
+
 /**
  * An open file description (struct file): shared by every fd that dup() or
  * fork() made from the same open; released when the last one closes.
+ * read and write check the access mode first (EBADF), as vfs_read and
+ * vfs_write do; ioctl does not.
  */
 export class OpenFile {
   private refs = 1;
+  readonly path: string | undefined;
+  readonly flags: number;
+  private readonly fmode: number;
 
-  constructor(readonly ops: FileOps) {}
+  constructor(
+    readonly ops: FileOps,
+    opts: OpenFileOptions = {},
+  ) {
+    this.path = opts.path;
+    this.flags = opts.flags ?? O_RDWR | O_CLOEXEC;
+    this.fmode = (this.flags + 1) & O_ACCMODE;
+  }
 
   get(): void {
     this.refs++;
@@ -28,11 +58,13 @@ export class OpenFile {
   }
 
   read(caller: Caller, length: number, offset?: bigint): Uint8Array {
+    if (!(this.fmode & FMODE_READ)) fail('EBADF');
     if (!this.ops.read) fail('EINVAL');
     return this.ops.read(caller, length, offset);
   }
 
   write(caller: Caller, data: Uint8Array, offset?: bigint): number {
+    if (!(this.fmode & FMODE_WRITE)) fail('EBADF');
     if (!this.ops.write) fail('EINVAL');
     return this.ops.write(caller, data, offset);
   }

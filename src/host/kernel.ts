@@ -16,10 +16,10 @@ import { spaprCompatExtension } from '../vfio/spapr/iommufd-compat.ts';
 import { SPAPR_TCE_6_18, type SpaprTcePersonality } from '../vfio/spapr/personality.ts';
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
-import type { FileOps } from './file.ts';
+import { type FileOps, OpenFile } from './file.ts';
 import { MemObject } from './mem-object.ts';
 import { PhysRam } from './phys-ram.ts';
-import { type Credentials, Process } from './process.ts';
+import { type Credentials, type FdTable, Process, type ProcessMm } from './process.ts';
 import { SimMm } from './sim-mm.ts';
 import { type HostInstance, type HostSpec, instantiate, loadHostSpec } from './topology/index.ts';
 
@@ -50,7 +50,7 @@ export interface KernelOptions {
 }
 
 /** Root-like credentials: every capability, unlimited locked memory. */
-const ROOT: Credentials = {
+export const ROOT: Credentials = {
   uid: 0,
   capSysResource: true,
   capIpcLock: true,
@@ -85,7 +85,7 @@ export class Kernel {
   /** Non-errno exceptions that reached the syscall boundary: each one is a model bug. */
   readonly bugs: unknown[] = [];
   private readonly users = new Map<number, UserAccount>();
-  private readonly processes = new Map<number, Process>();
+  private readonly processes = new Map<number, Process<ProcessMm>>();
   private nextPid = 1000;
   private readonly selftestCmd: ExtraCmd | undefined;
 
@@ -105,11 +105,36 @@ export class Kernel {
       this.vfioGroups.set(id, new VfioGroup(group, specOf));
   }
 
-  /** A new process with an empty address space. */
-  spawn(creds: Partial<Credentials> = {}): Process {
-    const proc = new Process(this, this.nextPid++, new SimMm(this.memory), { ...ROOT, ...creds });
-    this.processes.set(proc.pid, proc);
+  /** A new process with an empty simulated address space and fds 0-2 open (a terminal). */
+  spawn(creds: Partial<Credentials> = {}): Process<SimMm> {
+    while (this.processes.has(this.nextPid)) this.nextPid++;
+    const tty = () => new OpenFile({ kind: 'tty', release() {} });
+    const fds = new Map([0, 1, 2].map((fd) => [fd, tty()]));
+    return this.adopt(this.nextPid++, new SimMm(this.memory), { ...ROOT, ...creds }, fds);
+  }
+
+  /**
+   * Register a process `pid` served with the memory backend `mm` (a real
+   * process behind the preload library, or a fork child), with the fd table
+   * `fds` (empty by default; its references are taken over). `creds` is
+   * kept as given, so an object with getters gives live credentials.
+   * Throws if `pid` is already registered.
+   */
+  adopt<M extends ProcessMm>(
+    pid: number,
+    mm: M,
+    creds: Credentials,
+    fds: FdTable = new Map(),
+  ): Process<M> {
+    if (this.processes.has(pid)) throw new Error(`pid ${pid} is already a process of this kernel`);
+    const proc = new Process(this, pid, mm, creds, fds);
+    this.processes.set(pid, proc);
     return proc;
+  }
+
+  /** The live process `pid`, if any. */
+  process(pid: number): Process<ProcessMm> | undefined {
+    return this.processes.get(pid);
   }
 
   /** The locked-memory account of a user. */
@@ -128,7 +153,7 @@ export class Kernel {
    * `personality.vfioContainer`), /dev/vfio/<group id> and the device cdevs
    * /dev/vfio/devices/vfioX.
    */
-  openPath(_proc: Process, path: string): FileOps {
+  openPath(_proc: Process<ProcessMm>, path: string): FileOps {
     if (path === '/dev/iommu') return openIommufd(this, this.selftestCmd);
     if (path === '/dev/vfio/vfio') return openVfioContainer(this, this.selftestCmd);
     if (path.startsWith(VFIO_CDEV_DIR)) return openVfioCdev(this, path);
@@ -164,7 +189,7 @@ export class Kernel {
   }
 
   /** Forget an exited process. */
-  reap(proc: Process): void {
-    this.processes.delete(proc.pid);
+  reap(proc: Process<ProcessMm>): void {
+    if (this.processes.get(proc.pid) === proc) this.processes.delete(proc.pid);
   }
 }

@@ -1,11 +1,12 @@
 import { Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { Layout } from '../abi/layout.ts';
-import { formatIoctl, formatSyscall } from '../abi/strace.ts';
+import { formatIoctl, formatSyscall, ioctlRequestName } from '../abi/strace.ts';
+import type { Mm } from '../iommu/mm.ts';
 import type { AccountMode, Caller } from '../iommufd/context.ts';
 import type { PinAccount } from '../iommufd/pages.ts';
 import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
-import { type FileOps, OpenFile } from './file.ts';
+import { type FileOps, O_ACCMODE, O_CLOEXEC, O_RDWR, OpenFile } from './file.ts';
 import type { Kernel } from './kernel.ts';
 import type { SimMm } from './sim-mm.ts';
 
@@ -19,8 +20,18 @@ export interface Credentials {
   readonly rlimitMemlock: bigint;
 }
 
+/**
+ * A process's address space as the host needs it: what iommufd sees (`Mm`)
+ * plus the teardown at exit or exec. SimMm and the remote real-process
+ * backend implement it.
+ */
+export type ProcessMm = Mm & { exit(): void };
+
 /** Highest fd number (RLIMIT_NOFILE - 1). */
 const FD_MAX = 1023;
+
+/** Largest byte count one read or write moves (MAX_RW_COUNT: INT_MAX rounded down to a page). */
+export const MAX_RW_COUNT = 0x7fff_f000;
 
 /** The result of a struct-carrying ioctl made through `Process.call`. */
 export interface CallResult<V> {
@@ -30,29 +41,69 @@ export interface CallResult<V> {
   out: V;
 }
 
+/** An ioctl made with a spare fd (see `Process.ioctlSpare`). */
+export interface SpareIoctlResult {
+  ret: number;
+  /** The spare fd when the call installed a new file there, else -1. */
+  newfd: number;
+}
+
+/** One traced syscall, for structured (JSON) traces. */
+export interface TraceEvent {
+  /** Syscall name as strace prints it (`openat`, `ioctl`, `pread64`, ...). */
+  call: string;
+  fd: number;
+  /** The ioctl's request name (or hex number when unknown). */
+  request?: string;
+  ret: number;
+  errno?: ErrnoName;
+}
+
+/** An fd table: fd number → open file. */
+export type FdTable = Map<number, OpenFile>;
+
 /**
  * A client of the emulated kernel: an fd table, an address space and
  * credentials. Its syscalls behave like libc's: they return -1 and set
  * `errno` on failure. Every error crossing the boundary is an errno; any
  * other exception is a bug of the model and is rethrown.
+ *
+ * `M` is the memory backend: a SimMm for in-process callers (the default,
+ * which also gives `scratch` and `call`), any `ProcessMm` for a real process.
  */
-export class Process implements Caller {
+export class Process<M extends ProcessMm = SimMm> implements Caller {
   errno: ErrnoName | undefined;
-  readonly fds = new Map<number, OpenFile>();
-  /** VmLck / VmPin in pages. */
-  readonly counters: MmCounters = { lockedVm: 0n, pinnedVm: 0n };
-  /** Receives one strace-like line per syscall when set. */
-  trace: ((line: string) => void) | undefined;
+  readonly fds: FdTable;
+  /** VmLck / VmPin in pages (per address space: fresh after exec). */
+  counters: MmCounters = { lockedVm: 0n, pinnedVm: 0n };
+  /**
+   * Files of a real process that the kernel does not serve (an eventfd
+   * handed to VFIO_DEVICE_SET_IRQS, a memfd handed to IOMMU_IOAS_MAP_FILE),
+   * looked up by `file(fd)` when the fd table has nothing there; set by a
+   * backend that can reach them. Unset, such fds are EBADF to handlers.
+   */
+  foreignFile: ((fd: number) => FileOps | undefined) | undefined;
+  /** Receives one strace-like line (and its structured form) per syscall when set. */
+  trace: ((line: string, event: TraceEvent) => void) | undefined;
+  /** While an ioctl runs with a spare fd: that fd, and whether a new file went there. */
+  private spare: { fd: number; used: boolean } | undefined;
   private scratchBase = 0n;
   private scratchSize = 0n;
 
+  /** `fds` is the initial fd table (taken over as is: its references become this process's). */
   constructor(
     readonly kernel: Kernel,
     readonly pid: number,
-    readonly mm: SimMm,
+    private memory: M,
     readonly creds: Credentials,
+    fds: FdTable = new Map(),
   ) {
-    for (let fd = 0; fd < 3; fd++) this.fds.set(fd, new OpenFile({ kind: 'tty', release() {} }));
+    this.fds = fds;
+  }
+
+  /** The current address space (replaced by `exec`). */
+  get mm(): M {
+    return this.memory;
   }
 
   get capSysResource(): boolean {
@@ -76,11 +127,19 @@ export class Process implements Caller {
   }
 
   file(fd: number): FileOps | undefined {
-    return this.fds.get(fd)?.ops;
+    return this.fds.get(fd)?.ops ?? this.foreignFile?.(fd);
   }
 
+  /** fd_install of a new anonymous file: at the spare fd while an ioctl has one, else the lowest free fd. */
   installFile(file: FileOps): number {
-    return this.install(new OpenFile(file));
+    const f = new OpenFile(file);
+    const spare = this.spare;
+    if (spare && !spare.used) {
+      spare.used = true;
+      this.installAt(spare.fd, f);
+      return spare.fd;
+    }
+    return this.install(f);
   }
 
   // ---- syscalls ----------------------------------------------------------------
@@ -101,8 +160,16 @@ export class Process implements Caller {
     }
   }
 
-  private traceLine(line: string): void {
-    this.trace?.(line);
+  /** Emit one trace line for a syscall that just returned `ret` (errno from `this.errno`). */
+  private traceCall(call: string, fd: number, args: string[], ret: number): void {
+    if (!this.trace) return;
+    const errno = ret < 0 ? this.errno : undefined;
+    this.trace(formatSyscall(call, args, ret, errno), {
+      call,
+      fd,
+      ret,
+      ...(errno ? { errno } : {}),
+    });
   }
 
   /** Put an open file at the lowest free fd. */
@@ -117,19 +184,54 @@ export class Process implements Caller {
     fail('EMFILE');
   }
 
+  /**
+   * Put an open file at `fd`, replacing (and releasing) what the table held
+   * there: the caller (the preload library) owns the real fd number.
+   */
+  private installAt(fd: number, file: OpenFile): void {
+    if (fd < 0 || fd > FD_MAX) {
+      file.put();
+      fail('EBADF');
+    }
+    const old = this.fds.get(fd);
+    this.fds.set(fd, file);
+    old?.put();
+  }
+
   private fileOf(fd: number): OpenFile {
     const f = this.fds.get(fd);
     if (!f) fail('EBADF');
     return f;
   }
 
-  /** open(2) of a device node: ENOENT for paths the kernel does not serve. */
-  open(path: string): number {
-    const r = this.sys(() => this.install(new OpenFile(this.kernel.openPath(this, path))));
-    this.traceLine(
-      formatSyscall('openat', ['AT_FDCWD', JSON.stringify(path), 'O_RDWR'], r, this.errno),
-    );
+  /** open(2) of a device node at the lowest free fd: ENOENT for paths the kernel does not serve. */
+  open(path: string, flags = O_RDWR): number {
+    const r = this.sys(() => this.install(this.openFile(path, flags)));
+    this.traceOpen(path, flags, r);
     return r;
+  }
+
+  /**
+   * open(2) of a device node installed at `fd`, a number the caller chose
+   * (the preload library reserved it); a file the table held there is
+   * released first. EBADF for an fd out of range.
+   */
+  openAt(fd: number, path: string, flags = O_RDWR): number {
+    const r = this.sys(() => {
+      if (fd < 0 || fd > FD_MAX) fail('EBADF');
+      this.installAt(fd, this.openFile(path, flags));
+      return fd;
+    });
+    this.traceOpen(path, flags, r);
+    return r;
+  }
+
+  private openFile(path: string, flags: number): OpenFile {
+    return new OpenFile(this.kernel.openPath(this, path), { path, flags });
+  }
+
+  private traceOpen(path: string, flags: number, r: number): void {
+    this.traceCall('openat', r, ['AT_FDCWD', JSON.stringify(path), openFlagsText(flags)], r);
   }
 
   /** close(2): the file is released when its last fd goes; effects are immediate. */
@@ -140,49 +242,106 @@ export class Process implements Caller {
       f.put();
       return 0;
     });
-    this.traceLine(formatSyscall('close', [String(fd)], r, this.errno));
+    this.traceCall('close', fd, [String(fd)], r);
     return r;
   }
 
   /** ioctl(2) with the argument's address in this process's memory. */
   ioctl(fd: number, request: number, arg: bigint): number {
     const r = this.sys(() => this.fileOf(fd).ioctl(this, request, arg));
-    if (this.trace) {
-      let bytes: Uint8Array | undefined;
-      try {
-        const size = new DataView(this.mm.read(arg, 4).buffer).getUint32(0, true);
-        bytes = this.mm.read(arg, Math.min(size, 256));
-      } catch {
-        bytes = undefined;
-      }
-      this.traceLine(
-        formatIoctl({
-          fd,
-          abi: this.kernel.abi,
-          cmd: request,
-          arg: bytes,
-          argAddr: arg,
-          result: r,
-          fdKind: this.fds.get(fd)?.ops.kind,
-          ...(this.errno ? { errno: this.errno } : {}),
-        }),
-      );
-    }
+    if (this.trace) this.traceIoctl(fd, request, arg, r);
     return r;
   }
 
-  /** read(2) into `buf`; returns bytes read. */
-  read(fd: number, buf: bigint, count: number): number {
-    return this.sys(() => {
-      const data = this.fileOf(fd).read(this, count);
-      this.mm.write(buf, data);
-      return data.length;
+  /**
+   * ioctl(2) for a request that may create a file: a new file goes to
+   * `spare` (an fd the caller reserved) instead of the lowest free fd;
+   * `newfd` tells whether it did. A negative `spare` is a plain ioctl.
+   */
+  ioctlSpare(fd: number, request: number, arg: bigint, spare: number): SpareIoctlResult {
+    if (spare < 0) return { ret: this.ioctl(fd, request, arg), newfd: -1 };
+    const slot = { fd: spare, used: false };
+    this.spare = slot;
+    try {
+      const ret = this.ioctl(fd, request, arg);
+      return { ret, newfd: slot.used && this.fds.has(spare) ? spare : -1 };
+    } finally {
+      this.spare = undefined;
+    }
+  }
+
+  private traceIoctl(fd: number, request: number, arg: bigint, r: number): void {
+    let bytes: Uint8Array | undefined;
+    try {
+      const size = new DataView(this.mm.read(arg, 4).buffer).getUint32(0, true);
+      bytes = this.mm.read(arg, Math.min(size, 256));
+    } catch {
+      bytes = undefined;
+    }
+    const errno = r < 0 ? this.errno : undefined;
+    const opts = {
+      fd,
+      abi: this.kernel.abi,
+      cmd: request,
+      arg: bytes,
+      argAddr: arg,
+      result: r,
+      fdKind: this.fds.get(fd)?.ops.kind,
+      ...(errno ? { errno } : {}),
+    };
+    this.trace?.(formatIoctl(opts), {
+      call: 'ioctl',
+      fd,
+      request: ioctlRequestName(opts),
+      ret: r,
+      ...(errno ? { errno } : {}),
     });
+  }
+
+  /** read(2) into `buf`; returns bytes read (a device file without a position reads at offset 0). */
+  read(fd: number, buf: bigint, count: number): number {
+    const r = this.sys(() => this.readInto(fd, buf, count, undefined));
+    this.traceCall('read', fd, [String(fd), hex(buf), String(count)], r);
+    return r;
   }
 
   /** write(2) from `buf`; returns bytes consumed. */
   write(fd: number, buf: bigint, count: number): number {
-    return this.sys(() => this.fileOf(fd).write(this, this.mm.read(buf, count)));
+    const r = this.sys(() => this.writeFrom(fd, buf, count, undefined));
+    this.traceCall('write', fd, [String(fd), hex(buf), String(count)], r);
+    return r;
+  }
+
+  /** pread64(2) at `offset` (vfio-pci: region index << 40 | offset); EINVAL for a negative offset. */
+  pread(fd: number, buf: bigint, count: number, offset: bigint): number {
+    const r = this.sys(() => {
+      if (offset < 0n) fail('EINVAL');
+      return this.readInto(fd, buf, count, offset);
+    });
+    this.traceCall('pread64', fd, [String(fd), hex(buf), String(count), String(offset)], r);
+    return r;
+  }
+
+  /** pwrite64(2) at `offset`; EINVAL for a negative offset. */
+  pwrite(fd: number, buf: bigint, count: number, offset: bigint): number {
+    const r = this.sys(() => {
+      if (offset < 0n) fail('EINVAL');
+      return this.writeFrom(fd, buf, count, offset);
+    });
+    this.traceCall('pwrite64', fd, [String(fd), hex(buf), String(count), String(offset)], r);
+    return r;
+  }
+
+  private readInto(fd: number, buf: bigint, count: number, offset: bigint | undefined): number {
+    const f = this.fileOf(fd);
+    const data = f.read(this, Math.min(count, MAX_RW_COUNT), offset);
+    this.mm.write(buf, data);
+    return data.length;
+  }
+
+  private writeFrom(fd: number, buf: bigint, count: number, offset: bigint | undefined): number {
+    const f = this.fileOf(fd);
+    return f.write(this, this.mm.read(buf, Math.min(count, MAX_RW_COUNT)), offset);
   }
 
   /** poll(2) on one fd: the ready events among `events` (POLLNVAL 0x20 for a closed fd). */
@@ -193,25 +352,27 @@ export class Process implements Caller {
 
   /** dup(2): lowest free fd sharing the open file. */
   dup(fd: number): number {
-    return this.sys(() => {
+    const r = this.sys(() => {
       const f = this.fileOf(fd);
       f.get();
       return this.install(f);
     });
+    this.traceCall('dup', fd, [String(fd)], r);
+    return r;
   }
 
   /** dup2(2): `newfd` now refers to `oldfd`'s file (closing what it had). */
   dup2(oldfd: number, newfd: number): number {
-    return this.sys(() => {
+    const r = this.sys(() => {
       const f = this.fileOf(oldfd);
       if (newfd < 0 || newfd > FD_MAX) fail('EBADF');
       if (oldfd === newfd) return newfd;
       f.get();
-      const old = this.fds.get(newfd);
-      this.fds.set(newfd, f);
-      old?.put();
+      this.installAt(newfd, f);
       return newfd;
     });
+    this.traceCall('dup2', oldfd, [String(oldfd), String(newfd)], r);
+    return r;
   }
 
   /** memfd_create(2) + ftruncate(2): a memory file of `size` bytes. */
@@ -219,17 +380,52 @@ export class Process implements Caller {
     return this.sys(() => this.install(new OpenFile(this.kernel.memfd(size))));
   }
 
+  /** A copy of the fd table sharing every open file (one reference taken per fd). */
+  snapshotFds(): FdTable {
+    const copy: FdTable = new Map();
+    for (const [fd, f] of this.fds) {
+      f.get();
+      copy.set(fd, f);
+    }
+    return copy;
+  }
+
+  /**
+   * fork(2): a child `pid` with its own address space `mm` and this
+   * process's credentials, sharing every open file (like the kernel's
+   * copy of the fd table).
+   */
+  fork<C extends ProcessMm>(pid: number, mm: C): Process<C> {
+    return this.kernel.adopt(pid, mm, this.creds, this.snapshotFds());
+  }
+
+  /**
+   * execve(2) succeeded: the old address space goes (pins a domain holds
+   * stay, as in Linux) and `mm` replaces it with fresh VmLck/VmPin
+   * counters. The fd table is unchanged; closing the O_CLOEXEC fds is the
+   * caller's business.
+   */
+  exec(mm: M): void {
+    this.memory.exit();
+    this.memory = mm;
+    this.counters = { lockedVm: 0n, pinnedVm: 0n };
+  }
+
   /** exit(2): every fd is closed in ascending order, then the address space goes. */
   exit(): void {
-    for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) this.close(fd);
+    for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
+      const f = this.fds.get(fd)!;
+      this.fds.delete(fd);
+      f.put();
+    }
     this.mm.exit();
     this.kernel.reap(this);
   }
 
-  // ---- conveniences for TypeScript callers ---------------------------------------
+  // ---- conveniences for TypeScript callers (simulated address space only) ---------
 
   /** Copy `data` into a private scratch area of this process; returns its address. */
-  scratch(data: Uint8Array): bigint {
+  scratch(this: Process<SimMm>, data: Uint8Array): bigint {
     const need = BigInt(data.length);
     if (need > this.scratchSize) {
       this.scratchSize = need > 1n << 20n ? need : 1n << 20n;
@@ -246,7 +442,13 @@ export class Process implements Caller {
    * ioctl with a struct: encode `value` (with `size` defaulting to the
    * layout's size when the struct has a size field), call, decode it back.
    */
-  call<V>(fd: number, request: number, layout: Layout<V>, value: Partial<V>): CallResult<V> {
+  call<V>(
+    this: Process<SimMm>,
+    fd: number,
+    request: number,
+    layout: Layout<V>,
+    value: Partial<V>,
+  ): CallResult<V> {
     const withSize = layout.fields.some((f) => f.name === 'size');
     const v =
       withSize && (value as { size?: number }).size === undefined
@@ -257,4 +459,20 @@ export class Process implements Caller {
     const errno = this.errno;
     return { ret, errno, out: layout.decode(this.mm.read(addr, layout.size)) };
   }
+}
+
+/** `O_RDWR|O_CLOEXEC`-style rendering of open flags (unknown bits in octal). */
+function openFlagsText(flags: number): string {
+  const parts = [['O_RDONLY', 'O_WRONLY', 'O_RDWR', '03'][flags & O_ACCMODE]!];
+  let rest = flags & ~O_ACCMODE;
+  if (rest & O_CLOEXEC) {
+    parts.push('O_CLOEXEC');
+    rest &= ~O_CLOEXEC;
+  }
+  if (rest !== 0) parts.push(`0${rest.toString(8)}`);
+  return parts.join('|');
+}
+
+function hex(x: bigint): string {
+  return `0x${x.toString(16)}`;
 }

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IommuIoasAlloc, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
+import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
+import { O_RDONLY, O_WRONLY } from '../../src/host/file.ts';
 import { Kernel } from '../../src/host/kernel.ts';
+import type { TraceEvent } from '../../src/host/process.ts';
+import { SimMm } from '../../src/host/sim-mm.ts';
+import { ctxOfFd } from '../../src/iommufd/fops.ts';
 
 const IOAS_ALLOC = iommufdCmdNumber('generic', 'IOMMU_IOAS_ALLOC');
 
@@ -114,5 +119,175 @@ test('tracing prints one decoded line per syscall', () => {
     'openat(AT_FDCWD, "/dev/iommu", O_RDWR) = 3',
     'ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0x1, out_ioas_id=0}) = -1 EOPNOTSUPP (Operation not supported)',
     'close(3) = 0',
+  ]);
+});
+
+// ---- fds chosen by the caller, spare fds, pread/pwrite, fork, exec -----------------
+
+const NIC = '0000:03:00.0'; // x86 preset: alone in group 13
+
+/** A process with container + group 13 set up for GET_DEVICE_FD. */
+function groupReady() {
+  const k = new Kernel();
+  const p = k.spawn();
+  const container = p.open('/dev/vfio/vfio');
+  const group = p.open('/dev/vfio/13');
+  const fdArg = new Uint8Array(4);
+  new DataView(fdArg.buffer).setInt32(0, container, true);
+  assert.equal(
+    p.ioctl(group, vfioIoctlNumber('generic', 'VFIO_GROUP_SET_CONTAINER'), p.scratch(fdArg)),
+    0,
+  );
+  assert.equal(p.ioctl(container, vfioIoctlNumber('generic', 'VFIO_SET_IOMMU'), 3n), 0);
+  const name = p.scratch(new TextEncoder().encode(`${NIC}\0`));
+  return { k, p, container, group, name };
+}
+
+const GET_DEVICE_FD = vfioIoctlNumber('generic', 'VFIO_GROUP_GET_DEVICE_FD');
+
+test('openAt installs at the chosen fd, replacing a stale file there; EBADF out of range', () => {
+  const k = new Kernel();
+  const p = k.spawn();
+  assert.equal(p.openAt(40, '/dev/iommu'), 40);
+  assert.equal(p.file(40)?.kind, 'iommufd');
+  assert.equal(p.open('/dev/iommu'), 3, 'lowest free is unaffected');
+  const stale = ctxOfFd(p, 40);
+  p.call(40, IOAS_ALLOC, IommuIoasAlloc, {});
+  assert.equal(p.openAt(40, '/dev/iommu'), 40);
+  assert.notEqual(ctxOfFd(p, 40), stale, 'a fresh context at 40');
+  assert.equal(stale.objectCount, 0, 'the replaced context was released');
+  assert.equal(p.openAt(41, '/dev/nope'), -1);
+  assert.equal(p.errno, 'ENOENT');
+  assert.equal(p.fds.has(41), false);
+  assert.equal(p.openAt(-1, '/dev/iommu'), -1);
+  assert.equal(p.errno, 'EBADF');
+  assert.equal(p.openAt(1024, '/dev/iommu'), -1);
+  assert.equal(p.errno, 'EBADF');
+});
+
+test('ioctlSpare: GET_DEVICE_FD installs the device at the spare fd', () => {
+  const { p, group, name } = groupReady();
+  const r = p.ioctlSpare(group, GET_DEVICE_FD, name, 77);
+  assert.deepEqual(r, { ret: 77, newfd: 77 });
+  assert.equal(p.file(77)?.kind, 'vfio-device');
+  assert.deepEqual(p.ioctlSpare(group, GET_DEVICE_FD, name, 78), { ret: 78, newfd: 78 });
+  const bad = p.scratch(new TextEncoder().encode('0000:09:00.0\0'));
+  assert.deepEqual(p.ioctlSpare(group, GET_DEVICE_FD, bad, 79), { ret: -1, newfd: -1 });
+  assert.equal(p.errno, 'ENODEV');
+  assert.equal(p.fds.has(79), false);
+});
+
+test('ioctlSpare: an ioctl that creates no file leaves the spare unused', () => {
+  const p = new Kernel().spawn();
+  const fd = p.open('/dev/iommu');
+  const addr = p.scratch(IommuIoasAlloc.encode({ size: 12 }));
+  assert.deepEqual(p.ioctlSpare(fd, IOAS_ALLOC, addr, 9), { ret: 0, newfd: -1 });
+  assert.equal(p.fds.has(9), false);
+  assert.equal(p.open('/dev/iommu'), 4, 'a later install takes the lowest free fd again');
+});
+
+test('ioctlSpare with -1 is a plain ioctl: a new file goes to the lowest free fd', () => {
+  const { p, group, name } = groupReady();
+  const r = p.ioctlSpare(group, GET_DEVICE_FD, name, -1);
+  assert.deepEqual(r, { ret: 5, newfd: -1 });
+});
+
+test('pread/pwrite reach the device region at the offset; read uses offset 0', () => {
+  const { p, group, name } = groupReady();
+  const dev = p.ioctl(group, GET_DEVICE_FD, name);
+  const buf = p.mm.mmap({ length: 4096n, prot: { read: true, write: true } });
+  const CONFIG = 7n << 40n;
+  assert.equal(p.pread(dev, buf, 4, CONFIG), 4);
+  const spec = p.kernel.host.devices.get(NIC)!.spec;
+  const ids = new DataView(p.mm.read(buf, 4).buffer);
+  assert.equal(ids.getUint16(0, true), spec.vendor);
+  assert.equal(ids.getUint16(2, true), spec.device);
+  // interrupt line (0x3c) is writable
+  p.mm.write(buf, Uint8Array.of(0x5a));
+  assert.equal(p.pwrite(dev, buf, 1, CONFIG + 0x3cn), 1);
+  assert.equal(p.pread(dev, buf + 8n, 1, CONFIG + 0x3cn), 1);
+  assert.equal(p.mm.read(buf + 8n, 1)[0], 0x5a);
+  // plain read: offset 0 is BAR0, a memory BAR: EIO while memory decode is off
+  assert.equal(p.read(dev, buf, 4), -1);
+  assert.equal(p.errno, 'EIO');
+  assert.equal(p.pread(dev, buf, 4, -1n), -1);
+  assert.equal(p.errno, 'EINVAL');
+  assert.equal(p.pwrite(dev, buf, 4, -4096n), -1);
+  assert.equal(p.errno, 'EINVAL');
+  assert.equal(p.pread(dev, 0x10n, 4, CONFIG), -1, 'unmapped buffer');
+  assert.equal(p.errno, 'EFAULT');
+  assert.equal(p.pread(99, buf, 4, CONFIG), -1);
+  assert.equal(p.errno, 'EBADF');
+});
+
+test('read/write of a file without them is EINVAL; against the access mode EBADF', () => {
+  const p = new Kernel().spawn();
+  const buf = p.mm.mmap({ length: 4096n, prot: { read: true, write: true } });
+  const rw = p.open('/dev/iommu');
+  assert.equal(p.read(rw, buf, 8), -1);
+  assert.equal(p.errno, 'EINVAL');
+  const ro = p.open('/dev/iommu', O_RDONLY);
+  assert.equal(p.write(ro, buf, 8), -1);
+  assert.equal(p.errno, 'EBADF');
+  assert.equal(p.read(ro, buf, 8), -1);
+  assert.equal(p.errno, 'EINVAL', 'readable, but no read method');
+  const wo = p.open('/dev/iommu', O_WRONLY);
+  assert.equal(p.read(wo, buf, 8), -1);
+  assert.equal(p.errno, 'EBADF');
+});
+
+test('fork: the child shares every open file; the context lives until both close', () => {
+  const k = new Kernel();
+  const p = k.spawn();
+  const fd = p.open('/dev/iommu');
+  p.call(fd, IOAS_ALLOC, IommuIoasAlloc, {});
+  const child = p.fork(5000, new SimMm(k.memory));
+  assert.equal(k.process(5000), child);
+  assert.deepEqual([...child.fds.keys()], [...p.fds.keys()]);
+  assert.equal(child.file(fd), p.file(fd), 'the same open file');
+  const ctx = ctxOfFd(p, fd);
+  p.close(fd);
+  assert.equal(ctx.objectCount, 1, 'the child still holds the context');
+  child.exit();
+  assert.equal(ctx.objectCount, 0);
+  assert.equal(k.process(5000), undefined);
+});
+
+test('adopt registers a process under its pid with an empty fd table; a taken pid throws', () => {
+  const k = new Kernel();
+  const p = k.adopt(4242, new SimMm(k.memory), k.spawn().creds);
+  assert.equal(p.pid, 4242);
+  assert.equal(p.fds.size, 0);
+  assert.equal(p.open('/dev/iommu'), 0, 'no stdio placeholders: fd 0 is free');
+  assert.throws(() => k.adopt(4242, new SimMm(k.memory), p.creds));
+});
+
+test('exec replaces the address space: the old one is gone, fds and their files stay', () => {
+  const k = new Kernel();
+  const p = k.spawn();
+  const fd = p.open('/dev/iommu');
+  const old = p.mm;
+  const fresh = new SimMm(k.memory);
+  p.exec(fresh);
+  assert.equal(old.alive, false);
+  assert.equal(p.mm, fresh);
+  assert.equal(p.call(fd, IOAS_ALLOC, IommuIoasAlloc, {}).ret, 0);
+});
+
+test('structured trace events carry the call, fd, request name, ret and errno', () => {
+  const p = new Kernel().spawn();
+  const events: TraceEvent[] = [];
+  p.trace = (_l, e) => events.push(e);
+  const fd = p.open('/dev/iommu');
+  p.call(fd, IOAS_ALLOC, IommuIoasAlloc, {});
+  p.ioctl(fd, 0x1234, 0n);
+  p.close(fd);
+  p.close(fd);
+  assert.deepEqual(events, [
+    { call: 'openat', fd: 3, ret: 3 },
+    { call: 'ioctl', fd: 3, request: 'IOMMU_IOAS_ALLOC', ret: 0 },
+    { call: 'ioctl', fd: 3, request: '0x1234', ret: -1, errno: 'ENOTTY' },
+    { call: 'close', fd: 3, ret: 0 },
+    { call: 'close', fd: 3, ret: -1, errno: 'EBADF' },
   ]);
 });

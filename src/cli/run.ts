@@ -1,0 +1,206 @@
+/**
+ * `uiommu run [--host PRESET|FILE] [--trace FILE|-] [--trace-json FILE] -- PROGRAM ARGS...`:
+ * run an unmodified program against the emulated kernel. A private 0700
+ * directory gets the fake sys/ and dev/ trees and the engine's socket; the
+ * engine serves in this Node process while PROGRAM runs with
+ * LD_PRELOAD=<package>/native/build/libuiommu-preload.so, UIOMMU_SOCK and
+ * UIOMMU_ROOT (docs/engine-protocol.md). The exit status is PROGRAM's
+ * (128+n when killed by signal n); the directory is removed afterwards.
+ *
+ * How the engine reaches real processes (their memory, their eventfds) is
+ * given by a `BackendFactory`: see `RunBackends`.
+ */
+import { spawn } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail } from '../abi/errno.ts';
+import type { IoctlAbi } from '../abi/ioctl.ts';
+import type { FileOps } from '../host/file.ts';
+import { Kernel } from '../host/kernel.ts';
+import type { Credentials, ProcessMm } from '../host/process.ts';
+import { procCredentials } from '../server/creds.ts';
+import { createEngine, type PollSync } from '../server/engine.ts';
+import { serveEngine } from '../server/server.ts';
+import { writeFakeTree } from '../server/sysfs.ts';
+
+/** The package's root directory (this file is src/cli/run.ts). */
+const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The preload library the build step produces. */
+export const PRELOAD_LIBRARY = join(PACKAGE_ROOT, 'native/build/libuiommu-preload.so');
+
+/** What the engine needs to serve real processes of `kernel`. */
+export interface RunBackends {
+  /** The address space of a live pid (read/written with process_vm_readv/writev). */
+  mmFor(pid: number): ProcessMm;
+  /** Mirrors pollable files' readiness into the process's eventfds (pidfd_getfd). */
+  pollSync?: PollSync;
+  /** Real fds handed to ioctls (SET_IRQS eventfds, MAP_FILE memfds); without it they are EBADF. */
+  foreignFile?(pid: number, fd: number): FileOps | undefined;
+  /** Credentials of a pid (default: read live from /proc, see procCredentials). */
+  credsFor?(pid: number): Credentials;
+}
+
+/** Builds the backends for one emulated kernel (its PhysRam identifies the pages). */
+export type BackendFactory = (kernel: Kernel) => RunBackends;
+
+export interface RunOptions {
+  /** Host topology: a preset name or a JSON config path (default 'x86'). */
+  host?: string;
+  /** Strace-like trace: a file, or '-' for standard error. */
+  trace?: string;
+  /** JSON-lines trace file. */
+  traceJson?: string;
+  /** The preload library (default PRELOAD_LIBRARY). */
+  preload?: string;
+}
+
+/**
+ * Backends that reach no real process: every access to user memory is
+ * EFAULT and no readiness is mirrored. What `uiommu run` serves with until
+ * the native addon's remote memory and eventfd hook are plugged in
+ * (src/cli/main.ts).
+ */
+export const unreachableProcesses: BackendFactory = (kernel) => ({
+  mmFor: () => {
+    let alive = true;
+    return {
+      pageSize: kernel.memory.pageSize,
+      get alive() {
+        return alive;
+      },
+      resolve: () => fail('EFAULT', 'user memory not reachable'),
+      read: () => fail('EFAULT', 'user memory not reachable'),
+      write: () => fail('EFAULT', 'user memory not reachable'),
+      exit() {
+        alive = false;
+      },
+    };
+  },
+});
+
+/** Signals `uiommu run` passes on to PROGRAM (SIGINT from a terminal reaches it directly). */
+const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT'];
+
+/**
+ * Run `argv` under the engine; resolves to the exit status `uiommu run`
+ * should exit with. Errors of setup (missing preload library, bad host
+ * config, unwritable trace file) are reported on stderr with status 1; a PROGRAM that cannot be
+ * started gives 127 like a shell.
+ */
+export async function runProgram(
+  argv: readonly string[],
+  opts: RunOptions,
+  backends: BackendFactory,
+): Promise<number> {
+  const preload = resolve(opts.preload ?? PRELOAD_LIBRARY);
+  if (argv.length === 0) {
+    process.stderr.write('uiommu run: no program given\n');
+    return 1;
+  }
+  if (!existsSync(preload)) {
+    process.stderr.write(`uiommu run: ${preload} is missing (build it: make -C native)\n`);
+    return 1;
+  }
+  let kernel: Kernel;
+  try {
+    kernel = new Kernel({ host: opts.host ?? 'x86', abi: hostIoctlAbi(process.arch) });
+  } catch (e) {
+    process.stderr.write(`uiommu run: --host ${opts.host}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const sinks: number[] = [];
+  const sink = (path: string | undefined): ((text: string) => void) | undefined => {
+    if (path === undefined) return undefined;
+    if (path === '-') return (text) => process.stderr.write(text);
+    const fd = openSync(path, 'w');
+    sinks.push(fd);
+    return (text) => writeSync(fd, text);
+  };
+  let traceOut: ((text: string) => void) | undefined;
+  let jsonOut: ((text: string) => void) | undefined;
+  try {
+    traceOut = sink(opts.trace);
+    jsonOut = sink(opts.traceJson);
+  } catch (e) {
+    for (const fd of sinks) closeSync(fd);
+    process.stderr.write(`uiommu run: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'uiommu-'));
+  try {
+    const root = join(dir, 'root');
+    mkdirSync(root);
+    writeFakeTree(kernel, root);
+    const b = backends(kernel);
+    const engine = createEngine({
+      kernel,
+      mmFor: b.mmFor,
+      ...(b.pollSync ? { pollSync: b.pollSync } : {}),
+      credsFor: b.credsFor ?? procCredentials,
+      ...(b.foreignFile ? { foreignFile: b.foreignFile } : {}),
+      ...(traceOut ? { trace: (line: string) => traceOut(`${line}\n`) } : {}),
+      ...(jsonOut ? { traceJson: (r: object) => jsonOut(`${JSON.stringify(r)}\n`) } : {}),
+    });
+    const server = await serveEngine(engine, join(dir, 'engine.sock'));
+    try {
+      const env = {
+        ...process.env,
+        LD_PRELOAD: process.env.LD_PRELOAD ? `${preload} ${process.env.LD_PRELOAD}` : preload,
+        UIOMMU_SOCK: server.path,
+        UIOMMU_ROOT: root,
+      };
+      return await runChild(argv, env);
+    } finally {
+      await server.close();
+      for (const bug of kernel.bugs) {
+        process.stderr.write(`uiommu run: model bug: ${(bug as Error)?.stack ?? String(bug)}\n`);
+      }
+    }
+  } finally {
+    for (const fd of sinks) closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The ioctl encoding the real programs use: the machine's own (powerpc's
+ * on ppc and mips, the generic one elsewhere), whatever the emulated host.
+ */
+export function hostIoctlAbi(arch: string): IoctlAbi {
+  return arch.startsWith('ppc') || arch.startsWith('mips') ? 'powerpc' : 'generic';
+}
+
+/** Spawn PROGRAM with the terminal and wait: its status, 128+n for signal n, 127 if it cannot start. */
+function runChild(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((done) => {
+    const [file = '', ...args] = argv;
+    const child = spawn(file, args, { stdio: 'inherit', env });
+    const forward = (sig: NodeJS.Signals) => child.kill(sig);
+    const ignore = () => {};
+    const settle = (status: number) => {
+      for (const sig of FORWARDED) process.off(sig, forward);
+      process.off('SIGINT', ignore);
+      done(status);
+    };
+    for (const sig of FORWARDED) process.on(sig, forward);
+    process.on('SIGINT', ignore);
+    child.once('error', (e: NodeJS.ErrnoException) => {
+      process.stderr.write(`uiommu run: ${file}: ${e.message}\n`);
+      settle(127);
+    });
+    child.once('exit', (code, signal) => {
+      settle(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
+    });
+  });
+}

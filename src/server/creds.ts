@@ -1,0 +1,69 @@
+/**
+ * The credentials of a real process, read live from /proc: the real uid
+ * (whose locked_vm iommufd charges in per-user mode), the effective
+ * capabilities CAP_IPC_LOCK and CAP_SYS_RESOURCE, and the soft
+ * RLIMIT_MEMLOCK. Each property reads /proc again, so a capset(2) or
+ * setrlimit(2) by the program (the selftest's change_process drops
+ * CAP_IPC_LOCK) counts from its next call on. Once the process is gone the
+ * last values read stay.
+ *
+ * @example
+ * const creds = procCredentials(pid);
+ * creds.capIpcLock; // false for an unprivileged program: pins are accounted
+ */
+import { readFileSync } from 'node:fs';
+import type { Credentials } from '../host/process.ts';
+
+const CAP_IPC_LOCK = 14n;
+const CAP_SYS_RESOURCE = 24n;
+
+/** RLIMIT_INFINITY as a byte count. */
+const UNLIMITED = (1n << 64n) - 1n;
+
+interface Snapshot {
+  uid: number;
+  capEff: bigint;
+  memlock: bigint;
+}
+
+/** Live credentials of `pid` (`procRoot` is /proc unless a test says otherwise). */
+export function procCredentials(pid: number, procRoot = '/proc'): Credentials {
+  let last: Snapshot = { uid: 0, capEff: 0n, memlock: 0n };
+  const now = (): Snapshot => {
+    try {
+      last = readSnapshot(`${procRoot}/${pid}`);
+    } catch {
+      // the process is gone: keep what it had
+    }
+    return last;
+  };
+  now();
+  return {
+    get uid() {
+      return now().uid;
+    },
+    get capIpcLock() {
+      return ((now().capEff >> CAP_IPC_LOCK) & 1n) === 1n;
+    },
+    get capSysResource() {
+      return ((now().capEff >> CAP_SYS_RESOURCE) & 1n) === 1n;
+    },
+    get rlimitMemlock() {
+      return now().memlock;
+    },
+  };
+}
+
+function readSnapshot(dir: string): Snapshot {
+  const status = readFileSync(`${dir}/status`, 'latin1');
+  const uid = /^Uid:\s+(\d+)/m.exec(status);
+  const cap = /^CapEff:\s+([0-9a-f]+)/m.exec(status);
+  const limits = readFileSync(`${dir}/limits`, 'latin1');
+  const memlock = /^Max locked memory\s+(\d+|unlimited)\s/m.exec(limits);
+  if (!uid || !cap || !memlock) throw new Error(`${dir}: unexpected status or limits format`);
+  return {
+    uid: Number(uid[1]),
+    capEff: BigInt(`0x${cap[1]}`),
+    memlock: memlock[1] === 'unlimited' ? UNLIMITED : BigInt(memlock[1]!),
+  };
+}

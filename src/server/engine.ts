@@ -1,0 +1,466 @@
+/**
+ * The engine: one Kernel serving the processes behind the preload library,
+ * one request at a time (docs/engine-protocol.md). It owns the pid →
+ * process map, the fork tokens and the exec-pending state; the transport
+ * (server.ts) only cuts frames and calls `handle`.
+ *
+ * What the engine cannot do itself is injected (`EngineOptions`): the
+ * memory backend of a pid, the credentials of a pid, mirroring a pollable
+ * file's readiness into the process's real eventfd, and whether a pid
+ * still exists.
+ *
+ * @example
+ * const engine = createEngine({ kernel, mmFor: (pid) => new RemoteMm(pid) });
+ * const conn = engine.connect();
+ * engine.handle(conn, { op: OP.HELLO, pid, tid: pid, args: [0n] });
+ * engine.handle(conn, { op: OP.OPEN, pid, tid: pid, args: [3n, 2n], payload: path('/dev/iommu') });
+ * engine.disconnect(conn); // the process exits: its fds close in ascending order
+ */
+import { readFileSync } from 'node:fs';
+import { ERRNO, Errno, type ErrnoName, fail } from '../abi/errno.ts';
+import { formatSyscall } from '../abi/strace.ts';
+import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
+import { type Kernel, ROOT } from '../host/kernel.ts';
+import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
+import { type CharDevice, charDeviceAt } from './devices.ts';
+import {
+  argInt,
+  encodeI32s,
+  encodeNodeStat,
+  HELLO_KIND,
+  OP,
+  payloadString,
+  type Request,
+  type Response,
+} from './protocol.ts';
+
+/**
+ * Mirrors the readiness of pollable engine files into the real process:
+ * `attach` takes a copy of the eventfd the library reserved at `fd` of
+ * `pid` (pidfd_getfd) and returns a handle, or undefined (or throws) when
+ * it cannot; `set` keeps its counter at 1 (ready) or 0; `release` drops
+ * the copy. Failures of `set` and `release` are ignored (the process may be
+ * gone).
+ */
+export interface PollSync<H = unknown> {
+  attach(pid: number, fd: number): H | undefined;
+  set(handle: H, ready: boolean): void;
+  release(handle: H): void;
+}
+
+/** One line of `--trace-json`. */
+export interface TraceRecord {
+  pid: number;
+  tid: number;
+  call: string;
+  fd: number;
+  /** The ioctl request's name; null for other calls. */
+  request: string | null;
+  ret: number;
+  errno: ErrnoName | null;
+}
+
+export interface EngineOptions {
+  readonly kernel: Kernel;
+  /** The memory backend of a new process image (HELLO, fork child, after exec). */
+  mmFor(pid: number): ProcessMm;
+  /** Credentials of a process (default: root-like, every capability). */
+  credsFor?(pid: number): Credentials;
+  /** Readiness of pollable files (fault queue, vEVENTQ); without it nothing is mirrored. */
+  readonly pollSync?: PollSync;
+  /**
+   * A file of the real process `pid` at `fd` that is no engine file (an
+   * eventfd, a memfd), for handlers that take fds; without it such fds are
+   * EBADF. See `Process.foreignFile`.
+   */
+  foreignFile?(pid: number, fd: number): FileOps | undefined;
+  /** Whether `pid` still exists (default: kill(pid, 0) and not a zombie). */
+  pidAlive?(pid: number): boolean;
+  /** Receives one strace-like line per syscall, prefixed `[pid N] `. */
+  trace?(line: string): void;
+  /** Receives one record per syscall. */
+  traceJson?(record: TraceRecord): void;
+}
+
+/** One client connection (one process image); opaque to the transport. */
+export class Connection {
+  /** The pid its HELLO named. */
+  pid: number | undefined;
+}
+
+/** A process served by the engine. */
+interface Client {
+  readonly proc: Process<ProcessMm>;
+  /** The connection speaking for it; undefined while an exec is in flight. */
+  conn: Connection | undefined;
+  /** EXEC_BEGIN seen: the connection's close is not an exit. */
+  execPending: boolean;
+}
+
+/** FORK_BEGIN's snapshot of the parent's fd table, waiting for the child's HELLO. */
+interface ForkToken {
+  readonly parent: number;
+  readonly fds: FdTable;
+  /** Known after FORK_END. */
+  child: number | undefined;
+}
+
+/** A pollable file being mirrored into fd `fd` of `pid`. */
+interface Polled {
+  readonly file: OpenFile;
+  readonly handle: unknown;
+  ready: boolean | undefined;
+}
+
+/** Build an engine; the one place where the memory backend and the poll hook are plugged in. */
+export function createEngine(opts: EngineOptions): Engine {
+  return new Engine(opts);
+}
+
+export class Engine {
+  readonly kernel: Kernel;
+  private readonly clients = new Map<number, Client>();
+  private readonly tokens = new Map<number, ForkToken>();
+  private readonly polled = new Map<string, Polled>();
+  private nextToken = 1;
+  /** The tid of the request being handled, for traces. */
+  private tid = 0;
+
+  constructor(private readonly opts: EngineOptions) {
+    this.kernel = opts.kernel;
+  }
+
+  /** The process the engine serves as `pid`, if any. */
+  process(pid: number): Process<ProcessMm> | undefined {
+    return this.clients.get(pid)?.proc;
+  }
+
+  /** Pids served, ascending. */
+  get pids(): number[] {
+    return [...this.clients.keys()].sort((a, b) => a - b);
+  }
+
+  /** Fork tokens not yet claimed. */
+  get pendingForks(): number {
+    return this.tokens.size;
+  }
+
+  /** A new connection (no process until its HELLO). */
+  connect(): Connection {
+    return new Connection();
+  }
+
+  /**
+   * Answer one request completely. Syscall failures are -1/errno; a request
+   * on a connection that has not said HELLO is -1/ESRCH; an unknown op
+   * -1/ENOSYS. A model bug (a non-errno exception) is recorded in
+   * `kernel.bugs` and answered -1/EIO.
+   */
+  handle(conn: Connection, req: Request): Response {
+    this.tid = req.tid;
+    try {
+      return this.dispatch(conn, req);
+    } catch (e) {
+      if (e instanceof Errno) return failure(e.code);
+      if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);
+      return failure('EIO');
+    } finally {
+      this.syncPoll();
+    }
+  }
+
+  /**
+   * The connection closed. Without a pending exec its process has exited:
+   * fds close in ascending order, then the address space goes. With one, the
+   * process waits for its new image's HELLO (or the reaper).
+   */
+  disconnect(conn: Connection): void {
+    const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
+    if (!client || client.conn !== conn) return;
+    client.conn = undefined;
+    if (!client.execPending) this.exitClient(client);
+    this.syncPoll();
+  }
+
+  /**
+   * Drop what waits for a pid that no longer exists: exec-pending processes
+   * (the exec'd image never said HELLO) exit; fork tokens whose child (or,
+   * before FORK_END, parent) is gone are released.
+   */
+  reap(): void {
+    const alive = this.opts.pidAlive ?? pidAlive;
+    for (const client of [...this.clients.values()]) {
+      if (client.execPending && !client.conn && !alive(client.proc.pid)) this.exitClient(client);
+    }
+    for (const [token, t] of [...this.tokens]) {
+      if (!alive(t.child ?? t.parent)) this.dropToken(token);
+    }
+    this.syncPoll();
+  }
+
+  /** Exit every process and drop every token (the engine shuts down). */
+  shutdown(): void {
+    for (const client of [...this.clients.values()]) this.exitClient(client);
+    for (const token of [...this.tokens.keys()]) this.dropToken(token);
+    this.syncPoll();
+  }
+
+  // ---- dispatch -------------------------------------------------------------------
+
+  private dispatch(conn: Connection, req: Request): Response {
+    if (req.op === OP.HELLO) return this.hello(conn, req);
+    const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
+    if (!client || client.conn !== conn) fail('ESRCH', 'no HELLO on this connection');
+    const proc = client.proc;
+    const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n] = req.args;
+    switch (req.op) {
+      case OP.FORK_BEGIN: {
+        const token = this.nextToken++;
+        this.tokens.set(token, { parent: proc.pid, fds: proc.snapshotFds(), child: undefined });
+        return ok(BigInt(token));
+      }
+      case OP.FORK_END: {
+        const token = Number(BigInt.asUintN(32, a0));
+        const t = this.tokens.get(token);
+        const child = argInt(a1);
+        if (t && child < 0) this.dropToken(token);
+        else if (t) t.child = child;
+        return ok(0n);
+      }
+      case OP.EXEC_BEGIN:
+        client.execPending = true;
+        return ok(0n);
+      case OP.EXEC_ABORT:
+        client.execPending = false;
+        return ok(0n);
+      case OP.OPEN: {
+        const r = proc.openAt(argInt(a0), payloadString(req.payload), argInt(a1));
+        return r < 0 ? sysResult(proc, r) : ok(0n);
+      }
+      case OP.CLOSE:
+        return sysResult(proc, proc.close(argInt(a0)));
+      case OP.DUP:
+        return sysResult(proc, proc.dup2(argInt(a0), argInt(a1)));
+      case OP.IOCTL: {
+        // ioctl(2)'s cmd is an unsigned int: the upper half of the long is ignored
+        const request = Number(BigInt.asUintN(32, a1));
+        const r = proc.ioctlSpare(argInt(a0), request, a2, argInt(a3));
+        return { ...sysResult(proc, r.ret), newfd: r.newfd };
+      }
+      case OP.READ:
+        return sysResult(proc, proc.read(argInt(a0), a1, count(a2)));
+      case OP.WRITE:
+        return sysResult(proc, proc.write(argInt(a0), a1, count(a2)));
+      case OP.PREAD:
+        return sysResult(proc, proc.pread(argInt(a0), a1, count(a2), BigInt.asIntN(64, a3)));
+      case OP.PWRITE:
+        return sysResult(proc, proc.pwrite(argInt(a0), a1, count(a2), BigInt.asIntN(64, a3)));
+      case OP.FSTAT:
+        return this.fstat(proc, argInt(a0));
+      case OP.STAT:
+        return this.stat(proc, payloadString(req.payload));
+      default:
+        fail('ENOSYS', `op ${req.op}`);
+    }
+  }
+
+  /** HELLO: register the connection's process (new, fork child, or a new image after exec). */
+  private hello(conn: Connection, req: Request): Response {
+    const kind = Number(req.args[0] ?? 0n);
+    const pid = req.pid;
+    if (kind !== HELLO_KIND.NEW && kind !== HELLO_KIND.FORK_CHILD && kind !== HELLO_KIND.AFTER_EXEC)
+      fail('EINVAL', `HELLO kind ${kind}`);
+    const existing = this.clients.get(pid);
+    if (kind === HELLO_KIND.AFTER_EXEC && existing) {
+      existing.proc.exec(this.opts.mmFor(pid));
+      existing.execPending = false;
+      existing.conn = conn;
+      conn.pid = pid;
+      const fds = [...existing.proc.fds.keys()].sort((a, b) => a - b);
+      return { ...ok(0n), payload: encodeI32s(fds) };
+    }
+    // a stale process under a reused pid is gone
+    if (existing) this.exitClient(existing);
+    let fds: FdTable = new Map();
+    let tokenFound = true;
+    if (kind === HELLO_KIND.FORK_CHILD) {
+      const token = Number(BigInt.asUintN(32, req.args[1] ?? 0n));
+      const t = this.tokens.get(token);
+      if (t) {
+        this.tokens.delete(token);
+        fds = t.fds;
+      } else tokenFound = false;
+    }
+    const creds = this.opts.credsFor?.(pid) ?? ROOT;
+    const proc = this.kernel.adopt(pid, this.opts.mmFor(pid), creds, fds);
+    proc.trace = (line, event) => this.emitTrace(pid, line, event);
+    const foreign = this.opts.foreignFile;
+    if (foreign) proc.foreignFile = (fd) => foreign(pid, fd);
+    this.clients.set(pid, { proc, conn, execPending: false });
+    conn.pid = pid;
+    // an unknown fork token: the child is served, with no inherited engine fds
+    if (!tokenFound) return failure('ENOENT');
+    return kind === HELLO_KIND.AFTER_EXEC ? { ...ok(0n), payload: encodeI32s([]) } : ok(0n);
+  }
+
+  private fstat(proc: Process<ProcessMm>, fd: number): Response {
+    const file = proc.fds.get(fd);
+    if (!file) {
+      this.traceStat(proc.pid, 'fstat', String(fd), fd, undefined, 'EBADF');
+      return failure('EBADF');
+    }
+    const node = file.path === undefined ? undefined : charDeviceAt(this.kernel, file.path);
+    this.traceStat(proc.pid, 'fstat', String(fd), fd, node);
+    return node ? nodeAnswer(node) : ok(0n);
+  }
+
+  private stat(proc: Process<ProcessMm>, path: string): Response {
+    const node = charDeviceAt(this.kernel, path);
+    this.traceStat(proc.pid, 'stat', JSON.stringify(path), -1, node, node ? undefined : 'ENOENT');
+    return node ? nodeAnswer(node) : failure('ENOENT');
+  }
+
+  // ---- processes, tokens, poll mirroring ---------------------------------------------
+
+  private exitClient(client: Client): void {
+    const pid = client.proc.pid;
+    if (this.clients.get(pid) === client) this.clients.delete(pid);
+    try {
+      client.proc.exit();
+    } catch (e) {
+      if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);
+    }
+  }
+
+  private dropToken(token: number): void {
+    const t = this.tokens.get(token);
+    if (!t) return;
+    this.tokens.delete(token);
+    for (const f of t.fds.values()) f.put();
+  }
+
+  /** Bring every mirrored eventfd in line with its file's POLLIN; attach new pollable fds, release gone ones. */
+  private syncPoll(): void {
+    const sync = this.opts.pollSync;
+    if (!sync) return;
+    const seen = new Set<string>();
+    for (const [pid, client] of this.clients) {
+      for (const [fd, file] of client.proc.fds) {
+        if (!file.ops.poll) continue;
+        const key = `${pid}:${fd}`;
+        seen.add(key);
+        let entry = this.polled.get(key);
+        if (entry && entry.file !== file) {
+          quietly(() => entry?.handle !== undefined && sync.release(entry.handle));
+          entry = undefined;
+        }
+        if (!entry) {
+          entry = { file, handle: quietly(() => sync.attach(pid, fd)), ready: undefined };
+          this.polled.set(key, entry);
+        }
+        const ready = (file.poll() & POLLIN) !== 0;
+        const { handle } = entry;
+        if (handle !== undefined && entry.ready !== ready) {
+          quietly(() => sync.set(handle, ready));
+          entry.ready = ready;
+        }
+      }
+    }
+    for (const [key, entry] of this.polled) {
+      if (seen.has(key)) continue;
+      quietly(() => entry.handle !== undefined && sync.release(entry.handle));
+      this.polled.delete(key);
+    }
+  }
+
+  // ---- traces -----------------------------------------------------------------------
+
+  private emitTrace(pid: number, line: string, event: TraceEvent): void {
+    this.opts.trace?.(`[pid ${pid}] ${line}`);
+    this.opts.traceJson?.({
+      pid,
+      tid: this.tid,
+      call: event.call,
+      fd: event.fd,
+      request: event.request ?? null,
+      ret: event.ret,
+      errno: event.errno ?? null,
+    });
+  }
+
+  private traceStat(
+    pid: number,
+    call: string,
+    target: string,
+    fd: number,
+    node: CharDevice | undefined,
+    errno?: ErrnoName,
+  ): void {
+    if (!this.opts.trace && !this.opts.traceJson) return;
+    const ret = errno ? -1 : 0;
+    const st = node
+      ? `{st_mode=S_IFCHR|0${(node.mode & 0o7777).toString(8)}, st_rdev=makedev(0x${node.major.toString(16)}, 0x${node.minor.toString(16)}), ...}`
+      : errno
+        ? '0x0'
+        : '{st_mode=0600, ...}';
+    this.emitTrace(pid, formatSyscall(call, [target, st], ret, errno), {
+      call,
+      fd,
+      ret,
+      ...(errno ? { errno } : {}),
+    });
+  }
+}
+
+// ---- answers ----------------------------------------------------------------------
+
+function ok(ret: bigint): Response {
+  return { ret, err: 0, newfd: -1 };
+}
+
+function failure(code: ErrnoName): Response {
+  return { ret: -1n, err: ERRNO[code], newfd: -1 };
+}
+
+/** A syscall's libc-style result as an answer. */
+function sysResult(proc: Process<ProcessMm>, r: number): Response {
+  return r < 0 && proc.errno ? failure(proc.errno) : ok(BigInt(r));
+}
+
+/** FSTAT/STAT of a device node: ret 1 and the node's numbers. */
+function nodeAnswer(node: CharDevice): Response {
+  return { ...ok(1n), payload: encodeNodeStat(node) };
+}
+
+/** A size_t count as a number (clamped; Process clamps further to MAX_RW_COUNT). */
+function count(a: bigint): number {
+  return Number(a > 0xffff_ffffn ? 0xffff_ffffn : a);
+}
+
+/**
+ * Run a poll-hook call whose failure only means the real process cannot be
+ * reached (gone, or pidfd_getfd refused): undefined then, and an attach is
+ * not retried for that file.
+ */
+function quietly<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+/** kill(pid, 0) succeeds (EPERM counts as alive) and /proc does not show a zombie. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The engine protocol's frames (docs/engine-protocol.md): op numbers, the
+ * 64-byte request header and the 24-byte response header, little-endian,
+ * each followed by `len` payload bytes, and a reader that cuts a byte
+ * stream arriving in arbitrary chunks into whole frames.
+ *
+ * @example
+ * const bytes = encodeRequest({ op: OP.CLOSE, pid: 42, tid: 42, args: [3n] });
+ * const reader = new FrameReader('request');
+ * reader.push(bytes.subarray(0, 10)); // [] (incomplete)
+ * reader.push(bytes.subarray(10)); // [bytes]
+ */
+
+/** Operation numbers. */
+export const OP = {
+  HELLO: 1,
+  FORK_BEGIN: 2,
+  FORK_END: 3,
+  EXEC_BEGIN: 4,
+  EXEC_ABORT: 5,
+  OPEN: 10,
+  CLOSE: 11,
+  DUP: 12,
+  IOCTL: 13,
+  READ: 14,
+  WRITE: 15,
+  PREAD: 16,
+  PWRITE: 17,
+  FSTAT: 18,
+  STAT: 19,
+} as const;
+
+export type OpName = keyof typeof OP;
+
+/** HELLO `a0`: who is connecting. */
+export const HELLO_KIND = { NEW: 0, FORK_CHILD: 1, AFTER_EXEC: 2 } as const;
+
+export const REQUEST_HEADER_SIZE = 64;
+export const RESPONSE_HEADER_SIZE = 24;
+/** Largest payload accepted in either direction (a path is at most PATH_MAX; an fd list 4 KiB). */
+export const MAX_PAYLOAD = 1 << 16;
+
+/** A request: `args` are a0..a5 as unsigned u64 (missing ones are 0). */
+export interface Request {
+  op: number;
+  pid: number;
+  tid: number;
+  args: readonly bigint[];
+  payload?: Uint8Array;
+}
+
+/** A response: `ret` is the syscall's value (-1 on failure) and `err` the positive errno. */
+export interface Response {
+  ret: bigint;
+  err: number;
+  newfd: number;
+  payload?: Uint8Array;
+}
+
+/** The FSTAT/STAT payload: a character device node. */
+export interface NodeStat {
+  /** st_mode: S_IFCHR | permissions. */
+  mode: number;
+  major: number;
+  minor: number;
+}
+
+export function encodeRequest(req: Request): Uint8Array {
+  const payload = req.payload ?? new Uint8Array();
+  const out = new Uint8Array(REQUEST_HEADER_SIZE + payload.length);
+  const v = view(out);
+  v.setUint32(0, req.op, true);
+  v.setUint32(4, payload.length, true);
+  v.setInt32(8, req.pid, true);
+  v.setInt32(12, req.tid, true);
+  for (let i = 0; i < 6; i++)
+    v.setBigUint64(16 + 8 * i, BigInt.asUintN(64, req.args[i] ?? 0n), true);
+  out.set(payload, REQUEST_HEADER_SIZE);
+  return out;
+}
+
+/** Decode one whole request frame (header + payload). */
+export function decodeRequest(frame: Uint8Array): Request {
+  const v = view(frame);
+  const len = v.getUint32(4, true);
+  const args: bigint[] = [];
+  for (let i = 0; i < 6; i++) args.push(v.getBigUint64(16 + 8 * i, true));
+  return {
+    op: v.getUint32(0, true),
+    pid: v.getInt32(8, true),
+    tid: v.getInt32(12, true),
+    args,
+    payload: frame.slice(REQUEST_HEADER_SIZE, REQUEST_HEADER_SIZE + len),
+  };
+}
+
+export function encodeResponse(res: Response): Uint8Array {
+  const payload = res.payload ?? new Uint8Array();
+  const out = new Uint8Array(RESPONSE_HEADER_SIZE + payload.length);
+  const v = view(out);
+  v.setBigInt64(0, res.ret, true);
+  v.setInt32(8, res.err, true);
+  v.setInt32(12, res.newfd, true);
+  v.setUint32(16, payload.length, true);
+  out.set(payload, RESPONSE_HEADER_SIZE);
+  return out;
+}
+
+/** Decode one whole response frame (header + payload). */
+export function decodeResponse(frame: Uint8Array): Response {
+  const v = view(frame);
+  const len = v.getUint32(16, true);
+  return {
+    ret: v.getBigInt64(0, true),
+    err: v.getInt32(8, true),
+    newfd: v.getInt32(12, true),
+    payload: frame.slice(RESPONSE_HEADER_SIZE, RESPONSE_HEADER_SIZE + len),
+  };
+}
+
+/** The FSTAT/STAT payload `{ u32 mode; u32 major; u32 minor; u32 reserved }`. */
+export function encodeNodeStat(st: NodeStat): Uint8Array {
+  const out = new Uint8Array(16);
+  const v = view(out);
+  v.setUint32(0, st.mode, true);
+  v.setUint32(4, st.major, true);
+  v.setUint32(8, st.minor, true);
+  return out;
+}
+
+export function decodeNodeStat(b: Uint8Array): NodeStat {
+  const v = view(b);
+  return { mode: v.getUint32(0, true), major: v.getUint32(4, true), minor: v.getUint32(8, true) };
+}
+
+/** An i32 array payload (HELLO after exec: the fds the engine holds). */
+export function encodeI32s(values: readonly number[]): Uint8Array {
+  const out = new Uint8Array(4 * values.length);
+  const v = view(out);
+  values.forEach((x, i) => {
+    v.setInt32(4 * i, x, true);
+  });
+  return out;
+}
+
+export function decodeI32s(b: Uint8Array): number[] {
+  const v = view(b);
+  return Array.from({ length: b.length >> 2 }, (_, i) => v.getInt32(4 * i, true));
+}
+
+/** A NUL-terminated string payload (the bytes up to the first NUL, or all of them). */
+export function payloadString(b: Uint8Array | undefined): string {
+  if (!b) return '';
+  const nul = b.indexOf(0);
+  return Buffer.from(b.subarray(0, nul < 0 ? b.length : nul)).toString('utf8');
+}
+
+/** An argument as a C `int` (fd numbers, pids: -1 arrives as 2^64-1). */
+export function argInt(a: bigint): number {
+  return Number(BigInt.asIntN(32, a));
+}
+
+/** Thrown by FrameReader for a frame announcing more than MAX_PAYLOAD bytes. */
+export class FrameError extends Error {}
+
+/**
+ * Cuts a stream into frames: `push` a chunk as it arrives, get back every
+ * frame completed by it (header + payload, copied out).
+ */
+export class FrameReader {
+  private buf = new Uint8Array(0);
+  private readonly headerSize: number;
+  private readonly lenOffset: number;
+
+  constructor(kind: 'request' | 'response') {
+    this.headerSize = kind === 'request' ? REQUEST_HEADER_SIZE : RESPONSE_HEADER_SIZE;
+    this.lenOffset = kind === 'request' ? 4 : 16;
+  }
+
+  push(chunk: Uint8Array): Uint8Array[] {
+    const joined = new Uint8Array(this.buf.length + chunk.length);
+    joined.set(this.buf);
+    joined.set(chunk, this.buf.length);
+    const frames: Uint8Array[] = [];
+    let at = 0;
+    while (joined.length - at >= this.headerSize) {
+      const len = view(joined).getUint32(at + this.lenOffset, true);
+      if (len > MAX_PAYLOAD) throw new FrameError(`frame payload of ${len} bytes`);
+      const end = at + this.headerSize + len;
+      if (joined.length < end) break;
+      frames.push(joined.slice(at, end));
+      at = end;
+    }
+    this.buf = joined.slice(at);
+    return frames;
+  }
+
+  /** Bytes of an incomplete frame held back. */
+  get pending(): number {
+    return this.buf.length;
+  }
+}
+
+function view(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}

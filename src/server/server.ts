@@ -1,0 +1,75 @@
+/**
+ * The engine's transport: a Unix stream socket server. Each connection's
+ * bytes are cut into request frames (they may arrive split or coalesced
+ * in any way); each frame is answered completely by the one Engine before
+ * the next is looked at, so requests from all connections are handled one
+ * at a time in arrival order. A connection sending a malformed frame
+ * header (a payload over MAX_PAYLOAD) is dropped, which the engine sees as
+ * a close. A reaper runs `engine.reap()` every 200 ms.
+ *
+ * @example
+ * const server = await serveEngine(engine, join(dir, 'engine.sock'));
+ * // ... the program runs with UIOMMU_SOCK pointing there ...
+ * await server.close();
+ */
+import { createServer, type Socket } from 'node:net';
+import type { Engine } from './engine.ts';
+import { decodeRequest, encodeResponse, FrameReader } from './protocol.ts';
+
+/** How often exec-pending processes and fork tokens of dead pids are looked for. */
+export const REAP_INTERVAL_MS = 200;
+
+export interface EngineServer {
+  /** The socket path. */
+  readonly path: string;
+  /** Stop listening, drop every connection and shut the engine down (every process exits). */
+  close(): Promise<void>;
+}
+
+/** Listen on `path` (which must not exist) and serve `engine` there. */
+export async function serveEngine(engine: Engine, path: string): Promise<EngineServer> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    const conn = engine.connect();
+    const reader = new FrameReader('request');
+    socket.on('data', (chunk: Buffer) => {
+      let frames: Uint8Array[];
+      try {
+        frames = reader.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      for (const frame of frames) {
+        if (socket.destroyed) return;
+        socket.write(encodeResponse(engine.handle(conn, decodeRequest(frame))));
+      }
+    });
+    socket.on('error', () => {
+      // a reset peer: 'close' follows and counts as the process's exit
+    });
+    socket.on('close', () => {
+      sockets.delete(socket);
+      engine.disconnect(conn);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const reaper = setInterval(() => engine.reap(), REAP_INTERVAL_MS);
+  reaper.unref();
+  return {
+    path,
+    close() {
+      clearInterval(reaper);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      return closed.then(() => engine.shutdown());
+    },
+  };
+}

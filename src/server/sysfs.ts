@@ -1,0 +1,242 @@
+/**
+ * The fake `sys/` and `dev/` trees under `UIOMMU_ROOT` that the preload
+ * library redirects `/sys/...` and `/dev/...` paths into, written from a
+ * Kernel's host topology (facts: vfio-device.md §6, selftest-mock.md §4.4).
+ *
+ * For every PCI function `<BDF>` (`DDDD:BB:DD.F`), bound to vfio-pci:
+ *
+ * - `sys/devices/pciDDDD:BB/<BDF>/`: `vendor`, `device`,
+ *   `subsystem_vendor`, `subsystem_device`, `class`, `revision` (hex text),
+ *   `numa_node` (0), `resource` (13 lines `start end flags`; BAR addresses
+ *   are synthesized, see `assignBars`), links `iommu_group` →
+ *   `../../../kernel/iommu_groups/N`, `driver` →
+ *   `../../../bus/pci/drivers/vfio-pci`, `subsystem` → `../../../bus/pci`,
+ *   and `vfio-dev/vfioX/dev` (`major:minor`).
+ * - `sys/bus/pci/devices/<BDF>` → `../../../devices/pciDDDD:BB/<BDF>`, and the
+ *   same link under `sys/bus/pci/drivers/vfio-pci/`.
+ * - `sys/class/vfio-dev/vfioX` → the device's `vfio-dev/vfioX`.
+ *
+ * Per IOMMU group N: `sys/kernel/iommu_groups/N/devices/<BDF>` links,
+ * `reserved_regions` (merged per type, `0x%016llx 0x%016llx type`) and
+ * `type` (the default domain: `DMA-FQ` behind a VT-d unit, `unknown`
+ * otherwise), plus `sys/class/vfio/N/dev`. Misc devices:
+ * `sys/class/misc/{iommu,vfio}/dev`. Modules: `sys/module/{vfio,vfio_pci,
+ * iommufd}` (and `vfio_iommu_type1` when the legacy container is type1),
+ * `vfio/parameters/enable_unsafe_noiommu_mode` = `N`.
+ * `sys/kernel/mm/transparent_hugepage/hpage_pmd_size`: the real host's
+ * value when readable, else 2097152.
+ *
+ * `dev/`: every node of `charDevices` as an empty regular file (the
+ * library answers stat of these paths through STAT). The device numbers
+ * are the ones in devices.ts.
+ */
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Kernel } from '../host/kernel.ts';
+import type { PciDeviceSpec } from '../host/topology/index.ts';
+import type { ReservedKind, ReservedRegion } from '../iommu/device.ts';
+import { vfioCdevName } from '../vfio/cdev.ts';
+import {
+  type CharDevice,
+  cdevNode,
+  charDevices,
+  groupNode,
+  IOMMU_MINOR,
+  MISC_MAJOR,
+  VFIO_MINOR,
+} from './devices.ts';
+
+/** The host file holding the PMD huge page size. */
+const HOST_HPAGE_PMD_SIZE = '/sys/kernel/mm/transparent_hugepage/hpage_pmd_size';
+
+/** Lines of a non-bridge device's `resource` file: 6 BARs, the ROM, 6 SR-IOV BARs. */
+const RESOURCE_LINES = 13;
+
+/** IORESOURCE_* flag bits shown in `resource` (with the BAR's own low type bits). */
+const IORESOURCE = {
+  IO: 0x100,
+  MEM: 0x200,
+  PREFETCH: 0x2000,
+  SIZEALIGN: 0x40000,
+  MEM_64: 0x100000,
+};
+
+/** Write the trees for `kernel` under `root` (which must exist). */
+export function writeFakeTree(kernel: Kernel, root: string): void {
+  const sys = join(root, 'sys');
+  const bars = assignBars(kernel.host.spec.devices);
+  for (const { device, spec } of kernel.host.devices.values()) {
+    const bdf = spec.bdf;
+    const devDir = `devices/${pciRootOf(bdf)}/${bdf}`;
+    const dir = join(sys, devDir);
+    file(dir, 'vendor', `${hex(spec.vendor, 4)}\n`);
+    file(dir, 'device', `${hex(spec.device, 4)}\n`);
+    file(dir, 'subsystem_vendor', `${hex(spec.subsystemVendor ?? 0, 4)}\n`);
+    file(dir, 'subsystem_device', `${hex(spec.subsystemDevice ?? 0, 4)}\n`);
+    file(dir, 'class', `${hex(spec.class, 6)}\n`);
+    file(dir, 'revision', `${hex(spec.revision ?? 0, 2)}\n`);
+    file(dir, 'numa_node', '0\n');
+    file(dir, 'resource', resourceText(spec, bars.get(bdf)!));
+    link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
+    link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
+    link(dir, 'subsystem', '../../../bus/pci');
+    link(join(sys, 'bus/pci/devices'), bdf, `../../../${devDir}`);
+    link(join(sys, 'bus/pci/drivers/vfio-pci'), bdf, `../../../../${devDir}`);
+    link(join(sys, `kernel/iommu_groups/${device.group.id}/devices`), bdf, `../../../../${devDir}`);
+    const cdev = cdevNode(kernel, bdf);
+    const name = vfioCdevName(kernel, bdf);
+    if (cdev && name) {
+      file(join(dir, 'vfio-dev', name), 'dev', devText(cdev));
+      link(join(sys, 'class/vfio-dev'), name, `../../${devDir}/vfio-dev/${name}`);
+    }
+  }
+  [...kernel.host.groups.values()].forEach((group, index) => {
+    const dir = join(sys, `kernel/iommu_groups/${group.id}`);
+    const regions = group.devices.flatMap((d) => d.reservedRegions);
+    file(dir, 'reserved_regions', reservedRegionsText(regions));
+    const unit = group.devices[0] && kernel.host.devices.get(group.devices[0].name)?.spec.iommu;
+    const kind = unit === undefined ? undefined : kernel.host.iommuSpecs.get(unit)?.kind;
+    file(dir, 'type', kind === 'intel' ? 'DMA-FQ\n' : 'unknown\n');
+    file(join(sys, `class/vfio/${group.id}`), 'dev', devText(groupNode(group.id, index)));
+  });
+  mkdirSync(join(sys, 'bus/pci/drivers/vfio-pci'), { recursive: true });
+  mkdirSync(join(sys, 'class/vfio-dev'), { recursive: true });
+  file(join(sys, 'class/misc/iommu'), 'dev', `${MISC_MAJOR}:${IOMMU_MINOR}\n`);
+  file(join(sys, 'class/misc/vfio'), 'dev', `${MISC_MAJOR}:${VFIO_MINOR}\n`);
+  file(join(sys, 'module/vfio/parameters'), 'enable_unsafe_noiommu_mode', 'N\n');
+  mkdirSync(join(sys, 'module/vfio_pci'), { recursive: true });
+  mkdirSync(join(sys, 'module/iommufd'), { recursive: true });
+  if (kernel.personality.vfioContainer === 'type1') {
+    mkdirSync(join(sys, 'module/vfio_iommu_type1'), { recursive: true });
+  }
+  file(join(sys, 'kernel/mm/transparent_hugepage'), 'hpage_pmd_size', `${hpagePmdSize()}\n`);
+  for (const node of charDevices(kernel)) {
+    const path = join(root, node.path);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, '');
+  }
+}
+
+/** `pciDDDD:BB`: the host bridge directory a function sits under. */
+function pciRootOf(bdf: string): string {
+  return `pci${bdf.slice(0, 7)}`;
+}
+
+function file(dir: string, name: string, text: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, name), text);
+}
+
+function link(dir: string, name: string, target: string): void {
+  mkdirSync(dir, { recursive: true });
+  symlinkSync(target, join(dir, name));
+}
+
+function hex(n: number, digits: number): string {
+  return `0x${n.toString(16).padStart(digits, '0')}`;
+}
+
+function hex64(n: bigint): string {
+  return `0x${n.toString(16).padStart(16, '0')}`;
+}
+
+function devText(node: CharDevice): string {
+  return `${node.major}:${node.minor}\n`;
+}
+
+/** A BAR's place in the synthesized host address map. */
+interface BarPlacement {
+  start: bigint;
+  flags: bigint;
+}
+
+/**
+ * Host addresses for every BAR, in host order, each aligned to its size:
+ * 32-bit memory from 0x8000_0000, 64-bit memory from 0x40_0000_0000, I/O
+ * from 0x1000. Pure bookkeeping for `resource`: nothing else uses them.
+ */
+export function assignBars(
+  devices: readonly PciDeviceSpec[],
+): Map<string, Map<number, BarPlacement>> {
+  const cursor = { mem32: 0x8000_0000n, mem64: 0x40_0000_0000n, io: 0x1000n };
+  const out = new Map<string, Map<number, BarPlacement>>();
+  for (const dev of devices) {
+    const bars = new Map<number, BarPlacement>();
+    for (const bar of dev.bars) {
+      const size = bar.size;
+      const start = (cursor[bar.kind] + size - 1n) & ~(size - 1n);
+      cursor[bar.kind] = start + size;
+      let flags: number;
+      if (bar.kind === 'io') flags = IORESOURCE.IO | IORESOURCE.SIZEALIGN | 0x1;
+      else {
+        flags = IORESOURCE.MEM | IORESOURCE.SIZEALIGN;
+        if (bar.kind === 'mem64') flags |= IORESOURCE.MEM_64 | 0x4;
+        if (bar.prefetchable) flags |= IORESOURCE.PREFETCH | 0x8;
+      }
+      bars.set(bar.index, { start, flags: BigInt(flags) });
+    }
+    out.set(dev.bdf, bars);
+  }
+  return out;
+}
+
+/** The `resource` file: one `start end flags` line per resource slot, zeros when unused. */
+function resourceText(spec: PciDeviceSpec, placed: Map<number, BarPlacement>): string {
+  const lines: string[] = [];
+  for (let i = 0; i < RESOURCE_LINES; i++) {
+    const bar = spec.bars.find((b) => b.index === i);
+    const at = placed.get(i);
+    lines.push(
+      bar && at
+        ? `${hex64(at.start)} ${hex64(at.start + bar.size - 1n)} ${hex64(at.flags)}`
+        : `${hex64(0n)} ${hex64(0n)} ${hex64(0n)}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** What `reserved_regions` prints for a kind (hardware and software MSI both print `msi`). */
+const KIND_TEXT: Record<ReservedKind, string> = {
+  direct: 'direct',
+  'direct-relaxable': 'direct-relaxable',
+  reserved: 'reserved',
+  msi: 'msi',
+  'sw-msi': 'msi',
+};
+
+/**
+ * A group's `reserved_regions`: its devices' regions, those of one kind
+ * merged where they overlap or touch, sorted by start; `last` inclusive.
+ */
+export function reservedRegionsText(regions: readonly ReservedRegion[]): string {
+  type Run = { start: bigint; last: bigint; kind: ReservedKind };
+  const merged: Run[] = [];
+  /** The latest run of each kind: the only one a region sorted by start can extend. */
+  const open = new Map<ReservedKind, Run>();
+  for (const r of [...regions].sort((a, b) => cmp(a.start, b.start))) {
+    const prev = open.get(r.kind);
+    if (prev && prev.last + 1n >= r.start) {
+      if (r.last > prev.last) prev.last = r.last;
+    } else {
+      const run = { start: r.start, last: r.last, kind: r.kind };
+      merged.push(run);
+      open.set(r.kind, run);
+    }
+  }
+  return merged.map((m) => `${hex64(m.start)} ${hex64(m.last)} ${KIND_TEXT[m.kind]}\n`).join('');
+}
+
+function cmp(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The host's PMD huge page size, or 2 MiB when unreadable. */
+function hpagePmdSize(): bigint {
+  try {
+    const text = readFileSync(HOST_HPAGE_PMD_SIZE, 'utf8').trim();
+    if (/^[1-9][0-9]*$/.test(text)) return BigInt(text);
+  } catch {
+    // no THP on this host
+  }
+  return 2n << 20n;
+}

@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  hostIoctlAbi,
+  PRELOAD_LIBRARY,
+  runProgram,
+  unreachableProcesses,
+} from '../../src/cli/run.ts';
+
+/** A client speaking the engine protocol from a child process (plain JS, no preload needed). */
+const CLIENT = `
+const net = require('node:net');
+const fs = require('node:fs');
+fs.writeFileSync(process.argv[1], process.env.UIOMMU_ROOT);
+const s = net.createConnection(process.env.UIOMMU_SOCK);
+function frame(op, args, payload = Buffer.alloc(0)) {
+  const b = Buffer.alloc(64 + payload.length);
+  b.writeUInt32LE(op, 0); b.writeUInt32LE(payload.length, 4);
+  b.writeInt32LE(process.pid, 8); b.writeInt32LE(process.pid, 12);
+  args.forEach((a, i) => b.writeBigUInt64LE(BigInt.asUintN(64, BigInt(a)), 16 + 8 * i));
+  payload.copy(b, 64);
+  return b;
+}
+const reqs = [
+  frame(1, [0]),
+  frame(10, [3, 2], Buffer.from('/dev/iommu\\0')),
+  frame(19, [], Buffer.from('/dev/vfio/vfio\\0')),
+  frame(11, [3]),
+];
+let buf = Buffer.alloc(0); const rets = [];
+s.on('data', (d) => {
+  buf = Buffer.concat([buf, d]);
+  while (buf.length >= 24 && buf.length >= 24 + buf.readUInt32LE(16)) {
+    rets.push(Number(buf.readBigInt64LE(0)));
+    buf = buf.subarray(24 + buf.readUInt32LE(16));
+  }
+  if (rets.length === reqs.length) { s.end(); process.exitCode = rets.join('') === '0010' ? 42 : 1; }
+});
+s.on('connect', () => s.write(Buffer.concat(reqs)));
+`;
+
+describe('uiommu run', () => {
+  let dir: string;
+  let preload: string | undefined;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'uiommu-run-test-'));
+    // an empty shared object stands in for the preload library: the client speaks the protocol itself
+    writeFileSync(join(dir, 'empty.c'), 'int uiommu_test_empty;\n');
+    try {
+      execFileSync('cc', ['-shared', '-fPIC', '-o', join(dir, 'empty.so'), join(dir, 'empty.c')]);
+      preload = join(dir, 'empty.so');
+    } catch {
+      preload = undefined;
+    }
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('serves the program over UIOMMU_SOCK, traces, exits with its status, removes its directory', async (t) => {
+    if (!preload) return t.skip('no C compiler to build a stand-in preload library');
+    const rootFile = join(dir, 'root.txt');
+    const trace = join(dir, 'trace.txt');
+    const traceJson = join(dir, 'trace.jsonl');
+    const status = await runProgram(
+      [process.execPath, '-e', CLIENT, rootFile],
+      { preload, trace, traceJson },
+      unreachableProcesses,
+    );
+    assert.equal(status, 42);
+    const root = readFileSync(rootFile, 'utf8');
+    assert.equal(existsSync(root), false, 'the private directory is gone');
+    const lines = readFileSync(trace, 'utf8').trimEnd().split('\n');
+    assert.match(lines[0]!, /^\[pid \d+\] openat\(AT_FDCWD, "\/dev\/iommu", O_RDWR\) = 3$/);
+    assert.match(lines[1]!, /^\[pid \d+\] stat\("\/dev\/vfio\/vfio", \{st_mode=S_IFCHR\|0666, /);
+    assert.match(lines[2]!, /^\[pid \d+\] close\(3\) = 0$/);
+    const records = readFileSync(traceJson, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      records.map((r) => [r.call, r.fd, r.ret, r.errno]),
+      [
+        ['openat', 3, 3, null],
+        ['stat', -1, 0, null],
+        ['close', 3, 0, null],
+      ],
+    );
+  });
+
+  it('exit status: the program’s code, 128+n for signal n, 127 when it cannot start', async (t) => {
+    if (!preload) return t.skip('no C compiler to build a stand-in preload library');
+    assert.equal(await runProgram(['sh', '-c', 'exit 3'], { preload }, unreachableProcesses), 3);
+    assert.equal(
+      await runProgram(['sh', '-c', 'kill -TERM $$'], { preload }, unreachableProcesses),
+      128 + 15,
+    );
+    assert.equal(
+      await runProgram([join(dir, 'no-such-program')], { preload }, unreachableProcesses),
+      127,
+    );
+  });
+
+  it('setup errors are status 1: a missing preload library, an unknown host, a bad trace file', async () => {
+    const missing = join(dir, 'missing.so');
+    assert.equal(await runProgram(['true'], { preload: missing }, unreachableProcesses), 1);
+    if (!preload) return;
+    assert.equal(
+      await runProgram(['true'], { preload, host: 'no-such-preset' }, unreachableProcesses),
+      1,
+    );
+    const unwritable = join(dir, 'no-such-dir/trace.txt');
+    assert.equal(
+      await runProgram(['true'], { preload, trace: unwritable }, unreachableProcesses),
+      1,
+    );
+  });
+
+  it('the ioctl encoding is the machine’s: powerpc’s on ppc64 and mips, generic elsewhere', () => {
+    assert.equal(hostIoctlAbi('ppc64'), 'powerpc');
+    assert.equal(hostIoctlAbi('mipsel'), 'powerpc');
+    assert.equal(hostIoctlAbi('x64'), 'generic');
+    assert.equal(hostIoctlAbi('arm64'), 'generic');
+    assert.equal(hostIoctlAbi('s390x'), 'generic');
+  });
+
+  it('`uiommu run -- sh -c "exit 3"` exits 3', (t) => {
+    if (!existsSync(PRELOAD_LIBRARY)) return t.skip('native/build/libuiommu-preload.so not built');
+    const r = spawnSync(
+      process.execPath,
+      [join(import.meta.dirname, '../../bin/uiommu.js'), 'run', '--', 'sh', '-c', 'exit 3'],
+      { stdio: 'inherit' },
+    );
+    assert.equal(r.status, 3);
+  });
+});

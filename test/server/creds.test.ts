@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { procCredentials } from '../../src/server/creds.ts';
+
+function fakeProc(status: string, limits: string) {
+  const root = mkdtempSync(join(tmpdir(), 'uiommu-proc-'));
+  mkdirSync(join(root, '77'));
+  const write = (s: string, l: string) => {
+    writeFileSync(join(root, '77/status'), s);
+    writeFileSync(join(root, '77/limits'), l);
+  };
+  write(status, limits);
+  return { root, write };
+}
+
+const LIMITS = (memlock: string) =>
+  `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 4096                 files     \nMax locked memory         ${memlock}              ${memlock}              bytes     \n`;
+
+test('credentials follow /proc: uid, CapEff bits 14 and 24, the soft memlock limit', () => {
+  const { root, write } = fakeProc(
+    'Name:\tx\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000001004000\n',
+    LIMITS('65536'),
+  );
+  try {
+    const c = procCredentials(77, root);
+    assert.equal(c.uid, 1000);
+    assert.equal(c.capIpcLock, true);
+    assert.equal(c.capSysResource, true);
+    assert.equal(c.rlimitMemlock, 65536n);
+    // the program drops CAP_IPC_LOCK and lifts its limit: seen at the next read
+    write('Uid:\t1000\t0\t0\t0\nCapEff:\t0000000001000000\n', LIMITS('unlimited'));
+    assert.equal(c.capIpcLock, false);
+    assert.equal(c.capSysResource, true);
+    assert.equal(c.rlimitMemlock, (1n << 64n) - 1n);
+    assert.equal(c.uid, 1000, 'the real uid');
+    // gone: the last values stay
+    rmSync(join(root, '77'), { recursive: true });
+    assert.equal(c.capSysResource, true);
+    assert.equal(c.uid, 1000);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('credentials of this very process match what Node reports', () => {
+  const c = procCredentials(process.pid);
+  assert.equal(c.uid, process.getuid!());
+  assert.ok(c.rlimitMemlock > 0n);
+});

@@ -1,0 +1,585 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  IommuIoasAlloc,
+  IommuIoasMap,
+  IommuIoasMapFile,
+  iommufdCmdNumber,
+} from '../../src/abi/iommufd.ts';
+import {
+  IOMMU_TEST_OP,
+  IommuTestCmdCreateAccess,
+  IommuTestCmdMockDomain,
+  iommuTestCmdNumber,
+} from '../../src/abi/iommufd-test.ts';
+import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
+import { type FileOps, POLLIN, POLLOUT } from '../../src/host/file.ts';
+import { ctxOfFd } from '../../src/iommufd/fops.ts';
+import {
+  IOMMU_MINOR,
+  MISC_MAJOR,
+  S_IFCHR,
+  VFIO_DEV_MAJOR,
+  VFIO_GROUP_MAJOR,
+} from '../../src/server/devices.ts';
+import type { TraceRecord } from '../../src/server/engine.ts';
+import { decodeI32s, decodeNodeStat, HELLO_KIND, OP } from '../../src/server/protocol.ts';
+import { answer, cstr, engineFixture, recordingPollSync, TestClient } from './fixture.ts';
+
+const IOAS_ALLOC = iommufdCmdNumber('generic', 'IOMMU_IOAS_ALLOC');
+const IOAS_MAP = iommufdCmdNumber('generic', 'IOMMU_IOAS_MAP');
+const TEST_CMD = iommuTestCmdNumber('generic');
+const GET_DEVICE_FD = vfioIoctlNumber('generic', 'VFIO_GROUP_GET_DEVICE_FD');
+const SET_CONTAINER = vfioIoctlNumber('generic', 'VFIO_GROUP_SET_CONTAINER');
+const SET_IOMMU = vfioIoctlNumber('generic', 'VFIO_SET_IOMMU');
+const NIC = '0000:03:00.0'; // x86 preset: group 13, the last host device
+
+function ioasAlloc(c: TestClient, fd: number): number {
+  const r = c.call(fd, IOAS_ALLOC, IommuIoasAlloc, {});
+  assert.equal(r.ret, 0, `IOAS_ALLOC: ${r.errno}`);
+  return r.out.out_ioas_id;
+}
+
+describe('engine: HELLO and the fd table', () => {
+  it('OPEN installs the file at the fd the library reserved', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    assert.deepEqual(c.hello, { ret: 0, errno: undefined, newfd: -1, payload: new Uint8Array() });
+    assert.equal(c.open(7, '/dev/iommu').ret, 0);
+    const proc = f.engine.process(100)!;
+    assert.deepEqual([...proc.fds.keys()], [7]);
+    assert.equal(proc.file(7)?.kind, 'iommufd');
+    assert.equal(ioasAlloc(c, 7), 1);
+  });
+
+  it('OPEN of a path the kernel does not serve is ENOENT and installs nothing', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    assert.equal(c.open(3, '/dev/vfio/99').errno, 'ENOENT');
+    assert.equal(c.open(3, '/dev/null').errno, 'ENOENT');
+    assert.equal(f.engine.process(100)!.fds.size, 0);
+  });
+
+  it('a request before HELLO is ESRCH; an unknown op ENOSYS; a bad HELLO kind EINVAL', () => {
+    const f = engineFixture();
+    const stranger = new TestClient(f, 55);
+    assert.equal(stranger.open(3, '/dev/iommu').errno, 'ESRCH');
+    assert.equal(stranger.req(OP.HELLO, [7]).errno, 'EINVAL');
+    const c = f.client(100);
+    assert.equal(c.req(99).errno, 'ENOSYS');
+  });
+
+  it('CLOSE releases the file; a second CLOSE or an unknown fd is EBADF', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const ctx = ctxOfFd(f.engine.process(100)!, 3);
+    ioasAlloc(c, 3);
+    assert.equal(c.req(OP.CLOSE, [3]).ret, 0);
+    assert.equal(ctx.objectCount, 0);
+    assert.equal(c.req(OP.CLOSE, [3]).errno, 'EBADF');
+    assert.equal(c.req(OP.CLOSE, [-1]).errno, 'EBADF');
+  });
+
+  it('DUP: newfd shares oldfd’s open file; an engine file at newfd is closed first', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    c.open(4, '/dev/iommu');
+    const proc = f.engine.process(100)!;
+    const four = ctxOfFd(proc, 4);
+    ioasAlloc(c, 4);
+    assert.equal(c.req(OP.DUP, [3, 4]).ret, 4);
+    assert.equal(four.objectCount, 0, 'the file at 4 was released');
+    assert.equal(ctxOfFd(proc, 4), ctxOfFd(proc, 3));
+    assert.equal(c.req(OP.DUP, [3, 10]).ret, 10);
+    assert.equal(c.req(OP.CLOSE, [3]).ret, 0);
+    assert.equal(ioasAlloc(c, 10), 1, 'the context lives on through 4 and 10');
+    assert.equal(c.req(OP.DUP, [3, 5]).errno, 'EBADF', 'oldfd not an engine fd');
+    assert.equal(c.req(OP.DUP, [4, 4]).ret, 4);
+  });
+});
+
+describe('engine: IOCTL and the spare fd', () => {
+  /** Container at 3, group 13 at 4, attached with type1v2. */
+  function vfioReady() {
+    const f = engineFixture();
+    const c = f.client(100);
+    assert.equal(c.open(3, '/dev/vfio/vfio').ret, 0);
+    assert.equal(c.open(4, '/dev/vfio/13').ret, 0);
+    const fdArg = new Uint8Array(4);
+    new DataView(fdArg.buffer).setInt32(0, 3, true);
+    assert.equal(c.req(OP.IOCTL, [4, SET_CONTAINER, c.scratch(fdArg), -1]).ret, 0);
+    assert.equal(c.req(OP.IOCTL, [3, SET_IOMMU, 3, -1]).ret, 0);
+    return { f, c };
+  }
+
+  it('VFIO_GROUP_GET_DEVICE_FD installs the device at the spare fd and reports it', () => {
+    const { f, c } = vfioReady();
+    const r = c.req(OP.IOCTL, [4, GET_DEVICE_FD, c.scratch(cstr(NIC)), 6]);
+    assert.deepEqual([r.ret, r.newfd], [6, 6]);
+    assert.equal(f.engine.process(100)!.file(6)?.kind, 'vfio-device');
+  });
+
+  it('a failing GET_DEVICE_FD leaves the spare unused', () => {
+    const { f, c } = vfioReady();
+    const r = c.req(OP.IOCTL, [4, GET_DEVICE_FD, c.scratch(cstr('0000:42:00.0')), 6]);
+    assert.deepEqual([r.ret, r.errno, r.newfd], [-1, 'ENODEV', -1]);
+    assert.equal(f.engine.process(100)!.fds.has(6), false);
+  });
+
+  it('CREATE_ACCESS installs its access fd at the spare fd', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const ioas = ioasAlloc(c, 3);
+    const r = c.call(
+      3,
+      TEST_CMD,
+      IommuTestCmdCreateAccess,
+      { op: IOMMU_TEST_OP.CREATE_ACCESS, id: ioas, flags: 0 },
+      5,
+    );
+    assert.deepEqual([r.ret, r.newfd, r.out.out_access_fd], [0, 5, 5]);
+    assert.equal(f.engine.process(100)!.file(5)?.kind, 'access');
+  });
+
+  it('an ioctl creating no file leaves the spare unused (newfd -1)', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const r = c.call(3, IOAS_ALLOC, IommuIoasAlloc, {}, 4);
+    assert.deepEqual([r.ret, r.newfd], [0, -1]);
+    assert.equal(f.engine.process(100)!.fds.has(4), false);
+  });
+
+  it('the request is the low 32 bits of the unsigned long; errors are errno', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const addr = c.scratch(IommuIoasAlloc.encode({ size: 12 }));
+    assert.equal(c.req(OP.IOCTL, [3, (1n << 32n) | BigInt(IOAS_ALLOC), addr, -1]).ret, 0);
+    assert.equal(c.req(OP.IOCTL, [3, IOAS_ALLOC, 0x10, -1]).errno, 'EFAULT');
+    assert.equal(c.req(OP.IOCTL, [9, IOAS_ALLOC, addr, -1]).errno, 'EBADF');
+  });
+
+  it('PREAD/PWRITE reach config space at the region offset; READ/WRITE too', () => {
+    const { f, c } = vfioReady();
+    c.req(OP.IOCTL, [4, GET_DEVICE_FD, c.scratch(cstr(NIC)), 6]);
+    const buf = c.mem();
+    const CONFIG = 7n << 40n;
+    assert.equal(c.req(OP.PREAD, [6, buf, 4, CONFIG]).ret, 4);
+    const spec = f.kernel.host.devices.get(NIC)!.spec;
+    assert.equal(new DataView(c.mm.read(buf, 4).buffer).getUint16(0, true), spec.vendor);
+    c.mm.write(buf, Uint8Array.of(0x33));
+    assert.equal(c.req(OP.PWRITE, [6, buf, 1, CONFIG + 0x3cn]).ret, 1);
+    assert.equal(c.req(OP.PREAD, [6, buf + 16n, 1, CONFIG + 0x3cn]).ret, 1);
+    assert.equal(c.mm.read(buf + 16n, 1)[0], 0x33);
+    assert.equal(c.req(OP.PREAD, [6, buf, 4, -1]).errno, 'EINVAL');
+    assert.equal(c.req(OP.PREAD, [6, 0x10, 4, CONFIG]).errno, 'EFAULT');
+    assert.equal(c.req(OP.READ, [6, buf, 4]).errno, 'EIO', 'offset 0: BAR0 with memory decode off');
+    assert.equal(c.req(OP.WRITE, [3, buf, 4]).errno, 'EINVAL', 'the container has no write');
+    assert.equal(c.req(OP.READ, [8, buf, 4]).errno, 'EBADF');
+  });
+});
+
+describe('engine: FSTAT and STAT', () => {
+  it('FSTAT of a node fd answers its numbers; of an anonymous file ret 0; EBADF', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const st = c.req(OP.FSTAT, [3]);
+    assert.equal(st.ret, 1);
+    assert.deepEqual(decodeNodeStat(st.payload), {
+      mode: S_IFCHR | 0o660,
+      major: MISC_MAJOR,
+      minor: IOMMU_MINOR,
+    });
+    const ioas = ioasAlloc(c, 3);
+    c.call(3, TEST_CMD, IommuTestCmdCreateAccess, { op: IOMMU_TEST_OP.CREATE_ACCESS, id: ioas }, 4);
+    const anon = c.req(OP.FSTAT, [4]);
+    assert.deepEqual([anon.ret, anon.payload.length], [0, 0]);
+    assert.equal(c.req(OP.FSTAT, [5]).errno, 'EBADF');
+  });
+
+  it('STAT: groups by index in host order, cdevs by device index; ENOENT elsewhere', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    const groups = [...f.kernel.vfioGroups.keys()];
+    const g13 = decodeNodeStat(c.req(OP.STAT, [], cstr('/dev/vfio/13')).payload);
+    assert.deepEqual(g13, {
+      mode: S_IFCHR | 0o600,
+      major: VFIO_GROUP_MAJOR,
+      minor: groups.indexOf(13),
+    });
+    const last = f.kernel.host.devices.size - 1;
+    const cdev = c.req(OP.STAT, [], cstr(`/dev/vfio/devices/vfio${last}`));
+    assert.equal(cdev.ret, 1);
+    assert.deepEqual(decodeNodeStat(cdev.payload).major, VFIO_DEV_MAJOR);
+    assert.deepEqual(decodeNodeStat(cdev.payload).minor, last);
+    assert.equal(c.req(OP.STAT, [], cstr('/dev/vfio/vfio')).ret, 1);
+    assert.equal(c.req(OP.STAT, [], cstr('/dev/vfio/99')).errno, 'ENOENT');
+    assert.equal(c.req(OP.STAT, [], cstr(`/dev/vfio/devices/vfio${last + 1}`)).errno, 'ENOENT');
+    assert.equal(c.req(OP.STAT, [], cstr('/dev/vfio')).errno, 'ENOENT');
+  });
+});
+
+describe('engine: fork', () => {
+  it('the child gets the parent’s fd table as it was at FORK_BEGIN', () => {
+    const f = engineFixture();
+    const parent = f.client(100);
+    parent.open(3, '/dev/iommu');
+    parent.open(4, '/dev/iommu');
+    ioasAlloc(parent, 3);
+    const ctx = ctxOfFd(f.engine.process(100)!, 3);
+    const token = parent.req(OP.FORK_BEGIN).ret;
+    assert.ok(token > 0);
+    // after the snapshot: the parent closes 3 and opens 5; neither reaches the child
+    assert.equal(parent.req(OP.CLOSE, [3]).ret, 0);
+    parent.open(5, '/dev/iommu');
+    assert.equal(ctx.objectCount, 1, 'the token holds the file');
+    const child = f.client(200, HELLO_KIND.FORK_CHILD, BigInt(token));
+    assert.equal(child.hello?.ret, 0);
+    assert.equal(parent.req(OP.FORK_END, [token, 200]).ret, 0);
+    const cp = f.engine.process(200)!;
+    assert.deepEqual([...cp.fds.keys()].sort(), [3, 4]);
+    assert.equal(ctxOfFd(cp, 3), ctx, 'the same open file');
+    assert.equal(ctxOfFd(cp, 4), ctxOfFd(f.engine.process(100)!, 4));
+    assert.equal(ioasAlloc(child, 3), 2, 'the shared context continues');
+    assert.equal(f.engine.pendingForks, 0);
+  });
+
+  it('FORK_END may come before or after the child’s HELLO; a failed fork drops the token', () => {
+    const f = engineFixture();
+    const parent = f.client(100);
+    parent.open(3, '/dev/iommu');
+    const ctx = ctxOfFd(f.engine.process(100)!, 3);
+    ioasAlloc(parent, 3);
+    const t1 = parent.req(OP.FORK_BEGIN).ret;
+    parent.req(OP.FORK_END, [t1, 201]);
+    const child = f.client(201, HELLO_KIND.FORK_CHILD, BigInt(t1));
+    assert.equal(f.engine.process(201)!.fds.size, 1);
+    child.disconnect();
+    const t2 = parent.req(OP.FORK_BEGIN).ret;
+    assert.notEqual(t2, t1);
+    assert.equal(parent.req(OP.FORK_END, [t2, -1]).ret, 0);
+    assert.equal(f.engine.pendingForks, 0);
+    parent.req(OP.CLOSE, [3]);
+    assert.equal(ctx.objectCount, 0, 'no reference left behind by the failed fork');
+  });
+
+  it('HELLO with an unknown token is ENOENT, and the child is served with no engine fds', () => {
+    const f = engineFixture();
+    const child = f.client(300, HELLO_KIND.FORK_CHILD, 77n);
+    assert.equal(child.hello?.errno, 'ENOENT');
+    assert.equal(f.engine.process(300)!.fds.size, 0);
+    assert.equal(child.open(3, '/dev/iommu').ret, 0);
+  });
+
+  it('the reaper drops a token whose child (or, before FORK_END, parent) is gone', () => {
+    const f = engineFixture();
+    const parent = f.client(100);
+    parent.open(3, '/dev/iommu');
+    const ctx = ctxOfFd(f.engine.process(100)!, 3);
+    ioasAlloc(parent, 3);
+    const t1 = parent.req(OP.FORK_BEGIN).ret;
+    parent.req(OP.FORK_END, [t1, 400]);
+    f.alive.add(400);
+    f.engine.reap();
+    assert.equal(f.engine.pendingForks, 1, 'the child lives: its HELLO may still come');
+    f.alive.delete(400);
+    f.engine.reap();
+    assert.equal(f.engine.pendingForks, 0);
+    parent.req(OP.FORK_BEGIN);
+    parent.disconnect();
+    f.alive.delete(100);
+    f.engine.reap();
+    assert.equal(f.engine.pendingForks, 0);
+    assert.equal(ctx.objectCount, 0);
+  });
+});
+
+describe('engine: exec', () => {
+  it('EXEC_BEGIN + close keeps the process; HELLO after exec lists its fds and gets a new mm', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    c.open(9, '/dev/vfio/vfio');
+    ioasAlloc(c, 3);
+    const oldMm = c.mm;
+    assert.equal(c.req(OP.EXEC_BEGIN).ret, 0);
+    c.disconnect();
+    assert.ok(f.engine.process(100), 'still served while the exec is in flight');
+    const img = f.client(100, HELLO_KIND.AFTER_EXEC);
+    assert.equal(img.hello?.ret, 0);
+    assert.deepEqual(decodeI32s(img.hello!.payload), [3, 9]);
+    assert.equal(oldMm.alive, false, 'the old image’s address space is gone');
+    assert.notEqual(img.mm, oldMm);
+    assert.equal(ioasAlloc(img, 3), 2, 'the context survived the exec');
+    // the library closes what exec closed (O_CLOEXEC)
+    assert.equal(img.req(OP.CLOSE, [9]).ret, 0);
+    img.disconnect();
+    assert.equal(f.engine.process(100), undefined, 'no exec pending: an exit');
+  });
+
+  it('the new image’s HELLO may arrive before the old connection’s close', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    c.req(OP.EXEC_BEGIN);
+    const img = f.client(100, HELLO_KIND.AFTER_EXEC);
+    c.disconnect();
+    assert.ok(f.engine.process(100), 'the late close of the old connection is not an exit');
+    assert.equal(c.req(OP.CLOSE, [3]).errno, 'ESRCH', 'the old connection speaks for nobody');
+    assert.equal(img.req(OP.FSTAT, [3]).ret, 1);
+  });
+
+  it('EXEC_ABORT: the process goes on and its close is an exit again', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    c.req(OP.EXEC_BEGIN);
+    assert.equal(c.req(OP.EXEC_ABORT).ret, 0);
+    assert.equal(c.req(OP.FSTAT, [3]).ret, 1);
+    c.disconnect();
+    assert.equal(f.engine.process(100), undefined);
+  });
+
+  it('the reaper exits an exec-pending process whose pid is gone', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const ctx = ctxOfFd(f.engine.process(100)!, 3);
+    ioasAlloc(c, 3);
+    c.req(OP.EXEC_BEGIN);
+    c.disconnect();
+    f.engine.reap();
+    assert.ok(f.engine.process(100), 'alive: still waiting');
+    f.alive.delete(100);
+    f.engine.reap();
+    assert.equal(f.engine.process(100), undefined);
+    assert.equal(ctx.objectCount, 0);
+  });
+
+  it('HELLO after exec for a pid the engine does not know: a new process, no fds', () => {
+    const f = engineFixture();
+    const img = f.client(100, HELLO_KIND.AFTER_EXEC);
+    assert.equal(img.hello?.ret, 0);
+    assert.deepEqual(decodeI32s(img.hello!.payload), []);
+  });
+});
+
+describe('engine: exit', () => {
+  it('closing the connection exits the process: fds close, pins are released', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const ioas = ioasAlloc(c, 3);
+    const md = c.call(3, TEST_CMD, IommuTestCmdMockDomain, {
+      op: IOMMU_TEST_OP.MOCK_DOMAIN,
+      id: ioas,
+    });
+    assert.equal(md.ret, 0, `MOCK_DOMAIN: ${md.errno}`);
+    const buf = c.mem(1n << 20n);
+    const map = c.call(3, IOAS_MAP, IommuIoasMap, {
+      ioas_id: ioas,
+      flags: 6, // WRITEABLE | READABLE
+      user_va: buf,
+      length: 1n << 20n,
+    });
+    assert.equal(map.ret, 0, `IOAS_MAP: ${map.errno}`);
+    assert.equal(f.kernel.memory.pinnedPages(), 256n);
+    const mm = c.mm;
+    c.disconnect();
+    assert.equal(f.engine.process(100), undefined);
+    assert.equal(f.kernel.process(100), undefined);
+    assert.equal(f.kernel.memory.pinnedPages(), 0n);
+    assert.equal(mm.alive, false);
+  });
+
+  it('a new process under a pid still served replaces the stale one', () => {
+    const f = engineFixture();
+    const a = f.client(100);
+    a.open(3, '/dev/iommu');
+    const ctx = ctxOfFd(f.engine.process(100)!, 3);
+    ioasAlloc(a, 3);
+    const b = f.client(100);
+    assert.equal(b.hello?.ret, 0);
+    assert.equal(f.engine.process(100)!.fds.size, 0);
+    assert.equal(ctx.objectCount, 0);
+  });
+
+  it('shutdown exits every process', () => {
+    const f = engineFixture();
+    f.client(100).open(3, '/dev/iommu');
+    f.client(101).open(3, '/dev/iommu');
+    f.engine.shutdown();
+    assert.deepEqual(f.engine.pids, []);
+  });
+});
+
+describe('engine: pollable files', () => {
+  it('mirrors POLLIN of pollable files into the attached eventfd after every request', () => {
+    const sync = recordingPollSync();
+    const f = engineFixture({ pollSync: sync });
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    let events = 0;
+    const fd = f.engine.process(100)!.installFile({
+      kind: 'queue',
+      poll: () => (events > 0 ? POLLIN : 0) | POLLOUT,
+      release() {},
+    });
+    assert.equal(fd, 0);
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events, ['attach 100:0 -> 1', 'set 1 false']);
+    events = 2;
+    c.req(OP.FSTAT, [3]);
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events.slice(2), ['set 1 true'], 'set only on a change');
+    assert.equal(c.req(OP.DUP, [0, 8]).ret, 8);
+    assert.deepEqual(sync.events.slice(3), ['attach 100:8 -> 2', 'set 2 true']);
+    events = 0;
+    assert.equal(c.req(OP.CLOSE, [0]).ret, 0);
+    assert.deepEqual(sync.events.slice(5), ['set 2 false', 'release 1']);
+    c.disconnect();
+    assert.deepEqual(sync.events.slice(7), ['release 2']);
+  });
+
+  it('an attach that fails is not retried and does not disturb the request', () => {
+    let attempts = 0;
+    const f = engineFixture({
+      pollSync: {
+        attach() {
+          attempts++;
+          throw new Error('pidfd_getfd: EPERM');
+        },
+        set() {},
+        release() {},
+      },
+    });
+    const c = f.client(100);
+    f.engine.process(100)!.installFile({ kind: 'queue', poll: () => POLLIN, release() {} });
+    assert.equal(c.open(3, '/dev/iommu').ret, 0);
+    assert.equal(c.req(OP.FSTAT, [3]).ret, 1);
+    assert.equal(attempts, 1);
+    assert.deepEqual(f.kernel.bugs, []);
+  });
+
+  it('files without poll are not attached', () => {
+    const sync = recordingPollSync();
+    const f = engineFixture({ pollSync: sync });
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events, []);
+  });
+});
+
+describe('engine: traces', () => {
+  it('one strace-like line per syscall, prefixed with the pid; JSON records carry the tid', () => {
+    const lines: string[] = [];
+    const records: TraceRecord[] = [];
+    const f = engineFixture({ trace: (l) => lines.push(l), traceJson: (r) => records.push(r) });
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    c.req(
+      OP.IOCTL,
+      [3, IOAS_ALLOC, c.scratch(IommuIoasAlloc.encode({ size: 12 })), -1],
+      undefined,
+      101,
+    );
+    c.req(OP.FSTAT, [3]);
+    c.req(OP.CLOSE, [3]);
+    c.req(OP.CLOSE, [3]);
+    assert.deepEqual(lines, [
+      '[pid 100] openat(AT_FDCWD, "/dev/iommu", O_RDWR) = 3',
+      '[pid 100] ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0, out_ioas_id=1}) = 0',
+      '[pid 100] fstat(3, {st_mode=S_IFCHR|0660, st_rdev=makedev(0xa, 0x3b), ...}) = 0',
+      '[pid 100] close(3) = 0',
+      '[pid 100] close(3) = -1 EBADF (Bad file descriptor)',
+    ]);
+    assert.deepEqual(records[1], {
+      pid: 100,
+      tid: 101,
+      call: 'ioctl',
+      fd: 3,
+      request: 'IOMMU_IOAS_ALLOC',
+      ret: 0,
+      errno: null,
+    });
+    assert.deepEqual(records[4], {
+      pid: 100,
+      tid: 100,
+      call: 'close',
+      fd: 3,
+      request: null,
+      ret: -1,
+      errno: 'EBADF',
+    });
+  });
+});
+
+describe('engine: model bugs', () => {
+  it('a non-errno exception is recorded and answered EIO; the engine goes on', () => {
+    const f = engineFixture();
+    const c = f.client(100);
+    f.engine.process(100)!.installFile({
+      kind: 'broken',
+      ioctl() {
+        throw new TypeError('boom');
+      },
+      release() {},
+    });
+    const r = answer(
+      f.engine.handle(c.conn, {
+        op: OP.IOCTL,
+        pid: 100,
+        tid: 100,
+        args: [0n, 1n, 0n, 2n ** 64n - 1n],
+      }),
+    );
+    assert.equal(r.errno, 'EIO');
+    assert.equal(f.kernel.bugs.length, 1);
+    assert.equal(c.open(3, '/dev/iommu').ret, 0);
+  });
+});
+
+describe('engine: real fds that are no engine files', () => {
+  it('handlers see them through foreignFile (MAP_FILE of a memfd); without it they are EBADF', () => {
+    const MAP_FILE = iommufdCmdNumber('generic', 'IOMMU_IOAS_MAP_FILE');
+    let memfd: FileOps | undefined;
+    const asked: string[] = [];
+    const f = engineFixture({
+      foreignFile: (pid, fd) => {
+        asked.push(`${pid}:${fd}`);
+        if (fd !== 50) return undefined;
+        memfd ??= f.kernel.memfd(1n << 20n);
+        return memfd;
+      },
+    });
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    const ioas = ioasAlloc(c, 3);
+    const map = (fd: number) =>
+      c.call(3, MAP_FILE, IommuIoasMapFile, {
+        flags: 6,
+        ioas_id: ioas,
+        fd,
+        start: 0n,
+        length: 1n << 20n,
+      });
+    assert.equal(map(50).ret, 0);
+    assert.equal(map(51).errno, 'EBADF');
+    assert.deepEqual(asked, ['100:50', '100:51']);
+    const plain = engineFixture().client(100);
+    plain.open(3, '/dev/iommu');
+    const r = plain.call(3, MAP_FILE, IommuIoasMapFile, {
+      flags: 6,
+      ioas_id: ioasAlloc(plain, 3),
+      fd: 50,
+      length: 4096n,
+    });
+    assert.equal(r.errno, 'EBADF');
+  });
+});

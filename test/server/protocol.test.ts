@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import {
+  argInt,
+  decodeI32s,
+  decodeNodeStat,
+  decodeRequest,
+  decodeResponse,
+  encodeI32s,
+  encodeNodeStat,
+  encodeRequest,
+  encodeResponse,
+  FrameError,
+  FrameReader,
+  MAX_PAYLOAD,
+  OP,
+  payloadString,
+  REQUEST_HEADER_SIZE,
+  RESPONSE_HEADER_SIZE,
+} from '../../src/server/protocol.ts';
+
+test('op numbers are the documented ones', () => {
+  assert.deepEqual(OP, {
+    HELLO: 1,
+    FORK_BEGIN: 2,
+    FORK_END: 3,
+    EXEC_BEGIN: 4,
+    EXEC_ABORT: 5,
+    OPEN: 10,
+    CLOSE: 11,
+    DUP: 12,
+    IOCTL: 13,
+    READ: 14,
+    WRITE: 15,
+    PREAD: 16,
+    PWRITE: 17,
+    FSTAT: 18,
+    STAT: 19,
+  });
+});
+
+test('request header: 64 bytes, fields at their C offsets, little-endian', () => {
+  const b = encodeRequest({
+    op: OP.IOCTL,
+    pid: 1234,
+    tid: -2,
+    args: [3n, 0x3b80n, 0x7fff_0000_1000n, 2n ** 64n - 1n, 5n, 6n],
+    payload: Uint8Array.of(0xaa, 0xbb),
+  });
+  assert.equal(b.length, REQUEST_HEADER_SIZE + 2);
+  const v = new DataView(b.buffer);
+  assert.equal(v.getUint32(0, true), 13);
+  assert.equal(v.getUint32(4, true), 2);
+  assert.equal(v.getInt32(8, true), 1234);
+  assert.equal(v.getInt32(12, true), -2);
+  assert.equal(v.getBigUint64(16, true), 3n);
+  assert.equal(v.getBigUint64(24, true), 0x3b80n);
+  assert.equal(v.getBigUint64(32, true), 0x7fff_0000_1000n);
+  assert.equal(v.getBigInt64(40, true), -1n);
+  assert.equal(v.getBigUint64(56, true), 6n);
+  assert.deepEqual([...b.subarray(64)], [0xaa, 0xbb]);
+  const back = decodeRequest(b);
+  assert.equal(back.tid, -2);
+  assert.equal(argInt(back.args[3]!), -1);
+});
+
+test('response header: 24 bytes { i64 ret; i32 err; i32 newfd; u32 len; u32 reserved }', () => {
+  const b = encodeResponse({ ret: -1n, err: 9, newfd: 7, payload: encodeI32s([3, 900]) });
+  assert.equal(b.length, RESPONSE_HEADER_SIZE + 8);
+  const v = new DataView(b.buffer);
+  assert.equal(v.getBigInt64(0, true), -1n);
+  assert.equal(v.getInt32(8, true), 9);
+  assert.equal(v.getInt32(12, true), 7);
+  assert.equal(v.getUint32(16, true), 8);
+  assert.equal(v.getUint32(20, true), 0);
+  const back = decodeResponse(b);
+  assert.deepEqual(decodeI32s(back.payload!), [3, 900]);
+});
+
+test('stat payload { u32 mode; u32 major; u32 minor; u32 reserved }', () => {
+  const b = encodeNodeStat({ mode: 0o20660, major: 10, minor: 59 });
+  assert.equal(b.length, 16);
+  assert.deepEqual(decodeNodeStat(b), { mode: 0o20660, major: 10, minor: 59 });
+});
+
+test('payload strings stop at the first NUL', () => {
+  assert.equal(payloadString(new TextEncoder().encode('/dev/iommu\0junk')), '/dev/iommu');
+  assert.equal(payloadString(new TextEncoder().encode('/dev/iommu')), '/dev/iommu');
+});
+
+test('FrameReader yields the same frames however the stream is split', () => {
+  const frame = fc
+    .record({
+      op: fc.integer({ min: 1, max: 19 }),
+      pid: fc.integer({ min: 1, max: 1 << 22 }),
+      payload: fc.uint8Array({ maxLength: 40 }),
+    })
+    .map((r) => encodeRequest({ op: r.op, pid: r.pid, tid: r.pid, args: [], payload: r.payload }));
+  fc.assert(
+    fc.property(
+      fc.array(frame, { maxLength: 6 }),
+      fc.array(fc.nat(), { maxLength: 10 }),
+      (frames, cuts) => {
+        const stream = new Uint8Array(frames.flatMap((x) => [...x]));
+        const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+        const reader = new FrameReader('request');
+        const got: Uint8Array[] = [];
+        let at = 0;
+        for (const p of [...points, stream.length]) {
+          got.push(...reader.push(stream.subarray(at, p)));
+          at = p;
+        }
+        assert.deepEqual(got, frames);
+        assert.equal(reader.pending, 0);
+      },
+    ),
+  );
+});
+
+test('FrameReader rejects a frame announcing more than MAX_PAYLOAD bytes', () => {
+  const b = encodeRequest({ op: 1, pid: 1, tid: 1, args: [] });
+  new DataView(b.buffer).setUint32(4, MAX_PAYLOAD + 1, true);
+  assert.throws(() => new FrameReader('request').push(b), FrameError);
+});
