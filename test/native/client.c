@@ -67,8 +67,10 @@ static int scenario_fds(void)
 
 	low = lowest_free();
 	out("expect_fd", low);
+	errno = 4321;
 	fd = open("/dev/iommu", O_RDWR);
 	out("fd", fd);
+	out("open_errno_kept", errno);
 	out("fd_cloexec", fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	pfd = (struct pollfd){ .fd = fd, .events = POLLIN | POLLOUT };
 	out("poll", poll(&pfd, 1, 0));
@@ -253,6 +255,15 @@ static int scenario_fork(void)
 	if (pid == 0) {
 		out("child_pid", getpid());
 		out("child_ioctl", ioctl(fd, REQ_ECHO, 0xc0deUL));
+		fflush(stdout);
+		pid = fork(); /* as the selftest harness does: a grandchild uses the fd too */
+		if (pid == 0) {
+			out("grandchild_pid", getpid());
+			out("grandchild_ioctl", ioctl(fd, REQ_ECHO, 0x9a9aUL));
+			fflush(stdout);
+			_exit(0);
+		}
+		waitpid(pid, &status, 0);
 		out("child_close", close(fd));
 		fflush(stdout);
 		_exit(0);

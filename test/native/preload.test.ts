@@ -58,6 +58,18 @@ before(async () => {
     '-ldl',
     '-pthread',
   ]);
+  const early = join(HERE, 'early.c');
+  execFileSync('cc', ['-O2', '-shared', '-fPIC', '-o', join(tmp, 'libearly.so'), early]);
+  execFileSync('cc', [
+    '-O2',
+    '-DEARLY_MAIN',
+    '-o',
+    join(tmp, 'early'),
+    early,
+    `-L${tmp}`,
+    '-learly',
+    `-Wl,-rpath,${tmp}`,
+  ]);
   makeRoot();
   await engine.listen();
 });
@@ -158,6 +170,7 @@ for (const [variant, bin] of Object.entries(variants)) {
 
       // open: the lowest free real fd, OPEN with that fd, the flags and the path
       assert.equal(r.n('fd'), low);
+      assert.equal(r.n('open_errno_kept'), 4321);
       const opens = engine.of(OP.OPEN, pid);
       assert.deepEqual(
         opens.map((o) => [fdOf(o), Number(o.a[1]) & 0o3, o.path]),
@@ -331,15 +344,25 @@ test('fork: FORK_BEGIN/FORK_END around it; the child says HELLO kind 1 on its ow
   assert.equal(hello!.a[0], 1n);
   assert.equal(hello!.a[1], end!.a[0]);
   assert.notEqual(hello!.conn, pconn);
-  // the child uses the inherited fd through its own connection, then closes it
+  // the child uses the inherited fd through its own connection, forks, then closes it
   assert.deepEqual(ops(engine.requests.filter((q) => q.pid === child)), [
     OP.HELLO,
     OP.IOCTL,
+    OP.FORK_BEGIN,
+    OP.FORK_END,
     OP.CLOSE,
   ]);
   assert.ok(engine.requests.filter((q) => q.pid === child).every((q) => q.conn === hello!.conn));
   assert.equal(r.n('child_ioctl'), 0xc0de);
   assert.equal(r.n('child_close'), 0);
+  // the grandchild inherits the child's table
+  const grand = r.n('grandchild_pid');
+  const [cend] = engine.of(OP.FORK_END, child);
+  assert.equal(Number(cend!.a[1]), grand);
+  const [ghello] = engine.of(OP.HELLO, grand);
+  assert.equal(ghello!.a[0], 1n);
+  assert.equal(ghello!.a[1], cend!.a[0]);
+  assert.equal(r.n('grandchild_ioctl'), 0x9a9a);
   assert.equal(r.n('parent_ioctl'), 0xbeef);
   // vfork is a fork too
   assert.ok(vbegin && vend);
@@ -391,6 +414,18 @@ for (const how of ['execv', 'execle']) {
     assert.equal(r.s('foo'), how === 'execle' ? 'bar' : 'unset');
   });
 }
+
+test("another library's constructor can open /dev/iommu (libvfn does)", async () => {
+  engine.reset();
+  const r = await run([], { bin: join(tmp, 'early') });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.n('early_errno'), 0);
+  const fd = r.n('early_fd');
+  assert.ok(fd >= 3);
+  assert.deepEqual(ops(engine.requests), [OP.HELLO, OP.OPEN, OP.IOCTL]);
+  assert.equal(fdOf(engine.requests[1]!), fd);
+  assert.equal(r.n('early_ioctl'), 0x5eed);
+});
 
 test('threads: concurrent ioctls on one connection each get their own answer', async () => {
   engine.reset();
