@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -1154,6 +1155,10 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 
 /* ---- ioctl, read, write ------------------------------------------------ */
 
+/*
+ * FIOCLEX and FIONCLEX act on the fd, not the file (the kernel answers them
+ * before any driver): they stay with the placeholder.
+ */
 EXPORT int ioctl(int fd, unsigned long request, ...)
 {
 	va_list ap;
@@ -1162,7 +1167,7 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if (bit_test(fd))
+	if (bit_test(fd) && (unsigned int)request != FIOCLEX && (unsigned int)request != FIONCLEX)
 		return engine_ioctl(fd, request, arg);
 	ensure_init();
 	return real.ioctl(fd, request, arg);

@@ -104,6 +104,10 @@ static int scenario_fds(void)
 	out("ioctl_echo", ioctl(fd, REQ_ECHO, 0x123456UL));
 	out("errno_kept", errno);
 	out("ioctl_enotty", ioctl_errno(fd, REQ_ENOTTY, 0));
+	out("fioclex", ioctl(fd, FIOCLEX));
+	out("fioclex_flag", fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	out("fionclex", ioctl(fd, FIONCLEX));
+	out("fionclex_flag", fcntl(fd, F_GETFD) & FD_CLOEXEC);
 
 	/* the spare fd of the file-creating ioctls */
 	spare = lowest_free();

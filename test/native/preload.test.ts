@@ -222,6 +222,12 @@ for (const [variant, bin] of Object.entries(variants)) {
       assert.equal(r.n('ioctl_echo'), 0x123456);
       assert.equal(r.n('errno_kept'), 1234);
       assert.equal(r.n('ioctl_enotty'), -25);
+      // FIOCLEX/FIONCLEX set the fd's own flag and never reach the engine
+      assert.deepEqual(
+        [r.n('fioclex'), r.n('fioclex_flag'), r.n('fionclex'), r.n('fionclex_flag')],
+        [0, 1, 0, 0],
+      );
+      assert.ok(ioctls.every((q) => (Number(q.a[1]) & 0xff00) === 0x3b00));
 
       // the spare: reserved at the lowest free fd for the four file-creating ioctls only
       const spare = r.n('spare_expect');
