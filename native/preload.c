@@ -356,7 +356,7 @@ static int call(struct uiommu_req *rq, const void *payload, size_t len,
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 
-/* A simple request without payloads; returns the response's ret, or -1 with *lost. */
+/* A request without payloads; returns the answer's ret (-1 with rs->err EIO if the connection is gone). */
 static int64_t call_simple(uint32_t op, uint64_t a0, uint64_t a1, struct uiommu_resp *rs)
 {
 	struct uiommu_req rq = new_req(op);
@@ -432,7 +432,7 @@ static int adopt_fds(uint32_t len)
 	return 0;
 }
 
-/* Says HELLO on the fresh connection; returns the answer's ret or -1 if lost. */
+/* Says HELLO on the fresh connection; returns the answer's ret, or -2 if the connection broke. */
 static int64_t hello(int kind, uint64_t token)
 {
 	struct uiommu_req rq = new_req(UIOMMU_OP_HELLO);
@@ -553,7 +553,11 @@ static void ensure_init(void)
 	pthread_once(&g_once, init);
 }
 
-/* Runs before ordinary constructors; a constructor that runs even earlier gets lazy init. */
+/*
+ * Connects at load time. A library initialised before this one (the loader
+ * runs preloaded objects' constructors late) reaches us through lazy init on
+ * its first interposed call.
+ */
 __attribute__((constructor(101))) static void preload_ctor(void)
 {
 	ensure_init();
