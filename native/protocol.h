@@ -1,0 +1,87 @@
+/*
+ * The engine protocol between the preload library and the engine server:
+ * frame layouts and operation numbers. docs/engine-protocol.md is the
+ * contract; this header is its C spelling and must match it exactly.
+ * All integers are little-endian on the wire (the library only runs on
+ * little-endian hosts, where the structs below are the wire format).
+ */
+#ifndef UIOMMU_PROTOCOL_H
+#define UIOMMU_PROTOCOL_H
+
+#include <stdint.h>
+
+/* Operations (request `op`). */
+enum uiommu_op {
+	UIOMMU_OP_HELLO = 1,
+	UIOMMU_OP_FORK_BEGIN = 2,
+	UIOMMU_OP_FORK_END = 3,
+	UIOMMU_OP_EXEC_BEGIN = 4,
+	UIOMMU_OP_EXEC_ABORT = 5,
+	UIOMMU_OP_OPEN = 10,
+	UIOMMU_OP_CLOSE = 11,
+	UIOMMU_OP_DUP = 12,
+	UIOMMU_OP_IOCTL = 13,
+	UIOMMU_OP_READ = 14,
+	UIOMMU_OP_WRITE = 15,
+	UIOMMU_OP_PREAD = 16,
+	UIOMMU_OP_PWRITE = 17,
+	UIOMMU_OP_FSTAT = 18,
+	UIOMMU_OP_STAT = 19,
+};
+
+/* HELLO a0: who is saying hello. */
+enum uiommu_hello_kind {
+	UIOMMU_HELLO_NEW = 0,
+	UIOMMU_HELLO_FORK_CHILD = 1,
+	UIOMMU_HELLO_EXEC = 2,
+};
+
+/* A request: this header, then `len` payload bytes. */
+struct uiommu_req {
+	uint32_t op;
+	uint32_t len;
+	int32_t pid;
+	int32_t tid;
+	uint64_t a[6];
+};
+
+/* A response: this header, then `len` payload bytes. */
+struct uiommu_resp {
+	int64_t ret;
+	int32_t err;
+	int32_t newfd;
+	uint32_t len;
+	uint32_t reserved;
+};
+
+/* FSTAT/STAT payload when ret is 1 (a device node). */
+struct uiommu_stat {
+	uint32_t mode;
+	uint32_t major;
+	uint32_t minor;
+	uint32_t reserved;
+};
+
+/*
+ * `request & 0xffff` of the ioctls that can install a new file, for which the
+ * library reserves a spare fd: type ';' (0x3b) and the command nr.
+ */
+#define UIOMMU_IOC_VFIO_GROUP_GET_DEVICE_FD 0x3b6a /* VFIO_BASE + 6 */
+#define UIOMMU_IOC_IOMMU_FAULT_QUEUE_ALLOC 0x3b8e
+#define UIOMMU_IOC_IOMMU_VEVENTQ_ALLOC 0x3b93
+#define UIOMMU_IOC_IOMMU_TEST_CMD 0x3ba0
+
+/* Environment variables. */
+#define UIOMMU_ENV_SOCK "UIOMMU_SOCK"
+#define UIOMMU_ENV_ROOT "UIOMMU_ROOT"
+/* Set by the library's exec wrappers to the pid that called exec. */
+#define UIOMMU_ENV_EXEC "UIOMMU_EXEC"
+
+/* The connection fd is moved to the lowest free fd at or above this. */
+#define UIOMMU_SOCK_FD_MIN 900
+
+_Static_assert(sizeof(struct uiommu_req) == 64, "request header is 64 bytes");
+_Static_assert(sizeof(struct uiommu_resp) == 24, "response header is 24 bytes");
+_Static_assert(sizeof(struct uiommu_stat) == 16, "stat payload is 16 bytes");
+
+#endif

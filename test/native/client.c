@@ -1,0 +1,457 @@
+/*
+ * A client for the preload library's tests: each scenario (argv[1]) makes
+ * ordinary libc calls and prints "key=value" lines; test/native/
+ * preload.test.ts runs it under LD_PRELOAD against a fake engine and checks
+ * both the printed results and the requests the engine saw.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* `request & 0xffff` is what the library matches; the fake engine answers by it too. */
+#define REQ_ECHO 0x3b80UL	  /* fake: ret = arg & 0xffffff */
+#define REQ_ENOTTY 0x3b81UL	  /* fake: -1/ENOTTY */
+#define REQ_DROP 0x3bffUL	  /* fake: drops the connection */
+#define REQ_GET_DEVICE_FD 0x3b6aUL /* fake: installs the spare */
+#define REQ_FAULT_ALLOC 0x3b8eUL  /* fake: installs the spare */
+#define REQ_VEVENTQ_ALLOC 0x3b93UL /* fake: installs the spare */
+#define REQ_TEST_CMD 0x3ba0UL	  /* fake: ret 0, no new file */
+#define PPC_IO 0x20000000UL	  /* _IO() direction bits under the powerpc encoding */
+
+static void out(const char *key, long value)
+{
+	printf("%s=%ld\n", key, value);
+}
+
+static void outs(const char *key, const char *value)
+{
+	printf("%s=%s\n", key, value);
+}
+
+/* The lowest free fd, as the kernel would hand out next. */
+static int lowest_free(void)
+{
+	int fd = dup(0);
+
+	close(fd);
+	return fd;
+}
+
+static long ioctl_errno(int fd, unsigned long req, unsigned long arg)
+{
+	errno = 0;
+	return ioctl(fd, req, arg) < 0 ? -errno : 0;
+}
+
+static int scenario_fds(void)
+{
+	char buf[64];
+	struct stat st;
+	struct pollfd pfd;
+	int fd, fd2, low, spare, d;
+	volatile int rdwr = O_RDWR;
+	volatile size_t cnt = 5;
+
+	low = lowest_free();
+	out("expect_fd", low);
+	errno = 4321;
+	fd = open("/dev/iommu", O_RDWR);
+	out("fd", fd);
+	out("open_errno_kept", errno);
+	out("fd_cloexec", fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN | POLLOUT };
+	out("poll", poll(&pfd, 1, 0));
+	out("revents", pfd.revents);
+
+	errno = 0;
+	out("enoent_ret", open("/dev/vfio/99", O_RDWR));
+	out("enoent_errno", errno);
+	out("after_enoent_free", lowest_free());
+
+	fd2 = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	out("fd2", fd2);
+	out("fd2_cloexec", fcntl(fd2, F_GETFD) & FD_CLOEXEC);
+
+	/* dup family */
+	d = dup(fd);
+	out("dup", d);
+	out("dup2", dup2(fd, 30));
+	out("dupfd_cloexec", fcntl(fd, F_DUPFD_CLOEXEC, 40));
+	out("dupfd_cloexec_flag", fcntl(40, F_GETFD) & FD_CLOEXEC);
+	out("dup2_onto_engine", dup2(0, fd2));
+	out("dup2_bad_old", dup2(12345, d) < 0 ? -errno : 0);
+	out("ioctl_after_dup2_onto", ioctl_errno(fd2, REQ_ECHO, 5));
+	out("close_dup", close(d));
+	out("close_30", close(30));
+	out("close_40", close(40));
+	close(fd2);
+
+	/* ioctl forwarding and errno */
+	errno = 1234;
+	out("ioctl_echo", ioctl(fd, REQ_ECHO, 0x123456UL));
+	out("errno_kept", errno);
+	out("ioctl_enotty", ioctl_errno(fd, REQ_ENOTTY, 0));
+	out("fioclex", ioctl(fd, FIOCLEX));
+	out("fioclex_flag", fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	out("fionclex", ioctl(fd, FIONCLEX));
+	out("fionclex_flag", fcntl(fd, F_GETFD) & FD_CLOEXEC);
+
+	/* the spare fd of the file-creating ioctls */
+	spare = lowest_free();
+	out("spare_expect", spare);
+	out("fault_alloc", ioctl(fd, REQ_FAULT_ALLOC, 0x1000UL));
+	out("spare_open", fcntl(spare, F_GETFD));
+	pfd = (struct pollfd){ .fd = spare, .events = POLLIN | POLLOUT };
+	poll(&pfd, 1, 0);
+	out("spare_revents", pfd.revents);
+	out("spare_ioctl", ioctl(spare, REQ_ECHO, 7));
+	out("fstat_anon", fstat(spare, &st));
+	out("fstat_anon_chr", S_ISCHR(st.st_mode));
+	out("close_spare", close(spare));
+
+	out("test_cmd", ioctl(fd, REQ_TEST_CMD, 0x2000UL));
+	out("test_cmd_spare_open", fcntl(spare, F_GETFD));
+	out("ppc_fault_alloc", ioctl(fd, PPC_IO | REQ_FAULT_ALLOC, 0x3000UL));
+	out("ppc_spare_engine", ioctl(spare, REQ_ECHO, 9));
+	close(spare);
+	out("get_device_fd", ioctl(fd, REQ_GET_DEVICE_FD, 0x4000UL));
+	close(spare);
+	out("veventq_alloc", ioctl(fd, REQ_VEVENTQ_ALLOC, 0x5000UL));
+	close(spare);
+
+	/* read/write/pread/pwrite */
+	out("read", read(fd, buf, sizeof(buf)));
+	out("write", write(fd, "abcdefg", 7));
+	out("pread", pread(fd, buf, 16, 1L << 40));
+	out("pwrite", pwrite(fd, buf, 8, 0x77));
+
+	/* fstat of a device fd */
+	out("fstat", fstat(fd, &st));
+	out("fstat_chr", S_ISCHR(st.st_mode));
+	out("fstat_perm", st.st_mode & 07777);
+	out("fstat_major", major(st.st_rdev));
+	out("fstat_minor", minor(st.st_rdev));
+
+	out("close", close(fd));
+	out("close_again", close(fd) < 0 ? -errno : 0);
+
+	/* run-time flags and sizes: the fortified build calls __open_2, __read_chk, __pread_chk */
+	fd = open("/dev/iommu", rdwr);
+	out("open_var", fd);
+	out("read_var", read(fd, buf, cnt));
+	out("pread_var", pread(fd, buf, cnt, 3));
+	close(fd);
+	out("final_free", lowest_free());
+	return 0;
+}
+
+static int scenario_paths(void)
+{
+	char buf[256];
+	struct stat st;
+	struct statx stx;
+	struct dirent *e;
+	struct dirent **list;
+	DIR *dir;
+	FILE *f;
+	ssize_t n;
+	int fd, i, count;
+	const char *dev = "/sys/bus/pci/devices/0000:00:01.0";
+	char path[256];
+	int (*xstat)(int, const char *, struct stat *);
+	char *rp, resolved[PATH_MAX];
+
+	out("stat", stat("/dev/iommu", &st));
+	out("stat_chr", S_ISCHR(st.st_mode));
+	out("stat_perm", st.st_mode & 07777);
+	out("stat_rdev", st.st_rdev == makedev(10, 59));
+	out("lstat", lstat("/dev//iommu", &st));
+	out("lstat_rdev", st.st_rdev == makedev(10, 59));
+	out("statx", statx(AT_FDCWD, "/dev/iommu", 0, STATX_BASIC_STATS, &stx));
+	out("statx_chr", S_ISCHR(stx.stx_mode));
+	out("statx_rdev", stx.stx_rdev_major * 1000 + stx.stx_rdev_minor);
+	xstat = (int (*)(int, const char *, struct stat *))dlsym(RTLD_DEFAULT, "__xstat");
+	out("xstat", xstat ? xstat(1, "/dev/iommu", &st) : -999);
+	out("xstat_rdev", st.st_rdev == makedev(10, 59));
+	errno = 0;
+	out("stat_missing", stat("/dev/vfio/99", &st) < 0 ? -errno : 0);
+	out("access", access("/dev/iommu", F_OK));
+	out("access_missing", access("/dev/vfio/99", F_OK) < 0 ? -errno : 0);
+	out("stat_vfio_dir", stat("/dev/vfio", &st));
+	out("stat_vfio_isdir", S_ISDIR(st.st_mode));
+	out("stat_devices_isdir", stat("/dev/vfio/devices", &st) == 0 && S_ISDIR(st.st_mode));
+	out("stat_null", stat("/dev/null", &st));
+	out("stat_null_rdev", st.st_rdev == makedev(1, 3));
+
+	snprintf(path, sizeof(path), "%s/iommu_group", dev);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	buf[n < 0 ? 0 : n] = 0;
+	outs("readlink", buf);
+	rp = realpath(path, NULL);
+	outs("realpath", rp ? rp : "NULL");
+	free(rp);
+	rp = realpath(dev, resolved);
+	outs("realpath_dev", rp ? rp : "NULL");
+
+	snprintf(path, sizeof(path), "%s/vfio-dev", dev);
+	dir = opendir(path);
+	out("opendir", dir != NULL);
+	while (dir && (e = readdir(dir)))
+		if (e->d_name[0] != '.')
+			outs("entry", e->d_name);
+	if (dir)
+		closedir(dir);
+	count = scandir(path, &list, NULL, alphasort);
+	out("scandir", count);
+	for (i = 0; i < count; i++)
+		free(list[i]);
+	if (count > 0)
+		free(list);
+
+	snprintf(path, sizeof(path), "%s/vendor", dev);
+	f = fopen(path, "r");
+	out("fopen", f != NULL);
+	if (f && fgets(buf, sizeof(buf), f)) {
+		buf[strcspn(buf, "\n")] = 0;
+		outs("fopen_vendor", buf);
+	}
+	if (f)
+		fclose(f);
+	fd = open(path, O_RDONLY);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	buf[n < 0 ? 0 : n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	outs("open_vendor", buf);
+	close(fd);
+	out("access_vendor", access(path, R_OK));
+
+	/* relative paths are not routed */
+	if (chdir("/") == 0) {
+		snprintf(path, sizeof(path), "%s/vfio-dev", dev + 1);
+		out("relative_access", access(path, R_OK) < 0 ? -errno : 0);
+	}
+	return 0;
+}
+
+static int scenario_fork(void)
+{
+	int fd = open("/dev/iommu", O_RDWR);
+	pid_t pid;
+	int status;
+
+	out("fd", fd);
+	out("parent_pid", getpid());
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		out("child_pid", getpid());
+		out("child_ioctl", ioctl(fd, REQ_ECHO, 0xc0deUL));
+		fflush(stdout);
+		pid = fork(); /* as the selftest harness does: a grandchild uses the fd too */
+		if (pid == 0) {
+			out("grandchild_pid", getpid());
+			out("grandchild_ioctl", ioctl(fd, REQ_ECHO, 0x9a9aUL));
+			fflush(stdout);
+			_exit(0);
+		}
+		waitpid(pid, &status, 0);
+		out("child_close", close(fd));
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	out("forked", pid);
+	out("child_status", status);
+	out("parent_ioctl", ioctl(fd, REQ_ECHO, 0xbeefUL));
+	out("vfork_child", 0);
+	fflush(stdout);
+	pid = vfork();
+	if (pid == 0) {
+		out("vchild_ioctl", ioctl(fd, REQ_ECHO, 0xfeedUL));
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	out("vforked", pid);
+	return 0;
+}
+
+static int scenario_exec(const char *how)
+{
+	char fd3[16], fd4[16];
+	char *argv[] = { "client", "exec2", fd3, fd4, NULL };
+	int a = open("/dev/iommu", O_RDWR);
+	int b = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+
+	snprintf(fd3, sizeof(fd3), "%d", a);
+	snprintf(fd4, sizeof(fd4), "%d", b);
+	out("pid", getpid());
+	out("keep_fd", a);
+	out("cloexec_fd", b);
+	errno = 0;
+	out("exec_missing", execv("/nonexistent/client", argv) < 0 ? -errno : 0);
+	out("ioctl_after_abort", ioctl(a, REQ_ECHO, 0xabUL));
+	fflush(stdout);
+	if (!strcmp(how, "execle")) {
+		char *env[] = { "FOO=bar", NULL };
+
+		execle("/proc/self/exe", "client", "exec2", fd3, fd4, (char *)NULL, env);
+	} else {
+		execv("/proc/self/exe", argv);
+	}
+	out("exec_failed", errno);
+	return 1;
+}
+
+static int scenario_exec2(int a, int b)
+{
+	const char *mark = getenv("UIOMMU_EXEC");
+
+	out("new_pid", getpid());
+	outs("exec_env", mark ? mark : "unset");
+	outs("foo", getenv("FOO") ? getenv("FOO") : "unset");
+	out("keep_open", fcntl(a, F_GETFD) >= 0);
+	out("cloexec_open", fcntl(b, F_GETFD) >= 0);
+	out("ioctl_kept", ioctl(a, REQ_ECHO, 0xe0eUL));
+	return 0;
+}
+
+struct worker {
+	int fd;
+	int id;
+	int bad;
+};
+
+#define CALLS 300
+
+static void *work(void *p)
+{
+	struct worker *w = p;
+	int i;
+
+	for (i = 0; i < CALLS; i++) {
+		unsigned long arg = ((unsigned long)w->id << 16) | i;
+
+		if (ioctl(w->fd, REQ_ECHO, arg) != (int)arg)
+			w->bad++;
+	}
+	return NULL;
+}
+
+static int scenario_threads(void)
+{
+	struct worker w[4];
+	pthread_t t[4];
+	int fd = open("/dev/iommu", O_RDWR), i, bad = 0;
+
+	for (i = 0; i < 4; i++) {
+		w[i] = (struct worker){ .fd = fd, .id = i + 1 };
+		pthread_create(&t[i], NULL, work, &w[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		bad += w[i].bad;
+	}
+	out("bad", bad);
+	out("calls", 4 * CALLS);
+	return 0;
+}
+
+static int scenario_lost(void)
+{
+	char buf[8];
+	int fd = open("/dev/iommu", O_RDWR), other;
+
+	out("fd", fd);
+	out("drop", ioctl_errno(fd, REQ_DROP, 0));
+	out("ioctl_after", ioctl_errno(fd, REQ_ECHO, 1));
+	errno = 0;
+	out("read_after", read(fd, buf, sizeof(buf)) < 0 ? -errno : 0);
+	out("close_after", close(fd));
+	errno = 0;
+	out("open_after", open("/dev/iommu", O_RDWR) < 0 ? -errno : 0);
+	other = open("/proc/self/stat", O_RDONLY);
+	out("plain_open", other >= 0);
+	out("plain_read", read(other, buf, sizeof(buf)) > 0);
+	close(other);
+	return 0;
+}
+
+static int scenario_sock(void)
+{
+	int s = -1, fd, i;
+
+	for (i = 900; i < 1024; i++)
+		if (fcntl(i, F_GETFD) >= 0) {
+			s = i;
+			break;
+		}
+	out("sock", s);
+	out("sock_cloexec", fcntl(s, F_GETFD) & FD_CLOEXEC);
+	out("close_sock", close(s) < 0 ? -errno : 0);
+	fd = open("/dev/iommu", O_RDWR);
+	out("dup2_onto_sock", dup2(0, s));
+	out("ioctl_after_dup2", ioctl(fd, REQ_ECHO, 3));
+	close(s);
+	closefrom(3);
+	out("closed_engine", fcntl(fd, F_GETFD) < 0);
+	fd = open("/dev/iommu", O_RDWR);
+	out("ioctl_after_closefrom", ioctl(fd, REQ_ECHO, 4));
+	return 0;
+}
+
+/* What a program sees without an engine; run with and without the library. */
+static int scenario_inert(void)
+{
+	char buf[64];
+	struct stat st;
+
+	errno = 0;
+	out("open", open("/dev/iommu", O_RDWR) < 0 ? -errno : 0);
+	out("stat", stat("/dev/vfio", &st) < 0 ? -errno : 0);
+	out("readlink", readlink("/sys/bus/pci/devices/0000:00:01.0/iommu_group", buf,
+				 sizeof(buf)) < 0 ? -errno : 0);
+	out("lowest_free", lowest_free());
+	out("pid_is_child", getppid() > 1);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *s = argc > 1 ? argv[1] : "";
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(s, "fds"))
+		return scenario_fds();
+	if (!strcmp(s, "paths"))
+		return scenario_paths();
+	if (!strcmp(s, "fork"))
+		return scenario_fork();
+	if (!strcmp(s, "exec"))
+		return scenario_exec(argc > 2 ? argv[2] : "execv");
+	if (!strcmp(s, "exec2") && argc > 3)
+		return scenario_exec2(atoi(argv[2]), atoi(argv[3]));
+	if (!strcmp(s, "threads"))
+		return scenario_threads();
+	if (!strcmp(s, "lost"))
+		return scenario_lost();
+	if (!strcmp(s, "sock"))
+		return scenario_sock();
+	if (!strcmp(s, "inert"))
+		return scenario_inert();
+	fprintf(stderr, "unknown scenario %s\n", s);
+	return 2;
+}
