@@ -94,12 +94,6 @@ int main(int argc, char **argv)
 	      "flags 0x%x after SET_CONTAINER", status.flags);
 	ok("VFIO_GROUP_SET_CONTAINER");
 
-	struct vfio_iommu_type1_dma_map map = {
-		.argsz = sizeof(map),
-		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-	};
-	IOCTL_FAILS(container, VFIO_IOMMU_MAP_DMA, &map, EINVAL); /* before SET_IOMMU */
-
 	IOCTL_VAL_OK(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
 	ok("VFIO_SET_IOMMU(TYPE1v2)");
 
@@ -138,9 +132,13 @@ int main(int argc, char **argv)
 	uint8_t *mem = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(mem != MAP_FAILED, "mmap: %s", strerrorname_np(errno));
 	memset(mem, 0, MAP_LEN);
-	map.vaddr = (uintptr_t)mem;
-	map.iova = IOVA;
-	map.size = MAP_LEN;
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof(map),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = (uintptr_t)mem,
+		.iova = IOVA,
+		.size = MAP_LEN,
+	};
 	IOCTL_OK(container, VFIO_IOMMU_MAP_DMA, &map);
 	ok("VFIO_IOMMU_MAP_DMA: %p -> iova 0x%llx, 0x%llx bytes", (void *)mem, IOVA, MAP_LEN);
 	struct vfio_iommu_type1_dma_map again = map;
