@@ -31,7 +31,7 @@ export class VfioDevice {
     readonly dev: Device,
     spec: PciDeviceSpec,
   ) {
-    this.pci = new VfioPciDevice(spec);
+    this.pci = new VfioPciDevice(spec, { dma: dev });
   }
 
   /** The device name GET_DEVICE_FD matches (the BDF). */

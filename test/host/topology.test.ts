@@ -114,6 +114,13 @@ describe('presets', () => {
     assert.equal(host.devices.get('0000:02:00.0')!.spec.device, 0xa808);
   });
 
+  it('x86 and powernv: one DMA engine each, on the iGPU and on ConnectX port 0', () => {
+    const engines = (spec: HostSpec) => spec.devices.filter((d) => d.dmaEngine).map((d) => d.bdf);
+    assert.deepEqual(engines(x86), ['0000:00:02.0']);
+    assert.deepEqual(engines(PRESETS.powernv!), ['0000:01:00.0']);
+    assert.deepEqual(engines(PRESETS.pseries!), []);
+  });
+
   it('x86: every device reports the MSI window, on top of its own RMRRs', () => {
     const host = instantiate(x86, new PhysRam());
     for (const { device, spec } of host.devices.values()) {
@@ -570,7 +577,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devices[1].irqs = {};
       },
-      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq)',
+      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, dmaEngine)',
     ],
     [
       'comment of the wrong type',
@@ -816,6 +823,36 @@ describe('parseHostSpec', () => {
         j.devices[0].irq.msixPbaOffset = '0x1004';
       },
       'devices[0].irq.msixPbaOffset: must be 8-byte aligned (got 0x1004)',
+    ],
+    [
+      'dmaEngine not a boolean',
+      (j) => {
+        j.devices[2].dmaEngine = 1;
+      },
+      'devices[2].dmaEngine: must be true or false (got 1)',
+    ],
+    [
+      'dmaEngine without a BAR 0',
+      (j) => {
+        j.devices[1].dmaEngine = true;
+      },
+      'devices[1].dmaEngine: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
+    ],
+    [
+      'dmaEngine with a BAR 0 too small for the buffer',
+      (j) => {
+        j.devices[2].bars[0].size = '256K';
+        j.devices[2].dmaEngine = true;
+      },
+      'devices[2].dmaEngine: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
+    ],
+    [
+      'dmaEngine under the MSI-X table',
+      (j) => {
+        j.devices[2].irq = { msix: 8, msixBar: 0, msixTableOffset: '0x800' };
+        j.devices[2].dmaEngine = true;
+      },
+      "devices[2].dmaEngine: the MSI-X table or PBA overlaps the DMA engine's registers (0-0xfff) or buffer (0x40000-0x40fff) in BAR 0",
     ],
     [
       'MSI-X without a memory BAR',

@@ -33,6 +33,7 @@ function deepFreeze<T>(v: T): T {
  * tracking, 20-bit PASIDs): 6 functions in 5 groups. The GPU and its HDMI
  * audio function (01:00.0/.1) share group 1; the integrated GPU and the xHCI
  * controller carry relaxable RMRRs; every device also gets the MSI window.
+ * The integrated GPU (alone in group 0) carries the DMA engine.
  */
 export const x86: HostSpec = deepFreeze({
   name: 'x86',
@@ -52,6 +53,8 @@ export const x86: HostSpec = deepFreeze({
       iommu: 'dmar0',
       reservedRegions: [{ start: 0x7b80_0000n, last: 0x7f7f_ffffn, kind: 'direct-relaxable' }],
       irq: { intx: true, msi: 1 },
+      // Not the real iGPU's: our DMA engine in BAR0 (docs/dma-engine.md).
+      dmaEngine: true,
     },
     {
       // Intel Cannon Lake PCH USB 3.1 xHCI host controller.
@@ -139,7 +142,8 @@ export const x86: HostSpec = deepFreeze({
  * A POWER9 bare-metal (PowerNV) host with two PHB4s, each an IODA2 table
  * group source: 2 window slots (slot 0 = the 2 GiB 32-bit window at 0, slot
  * 1 at 1<<59), TCE pages 4K|64K|2M|1G, up to 5 levels. Four functions in
- * three PEs (groups): both ports of a ConnectX-5 share PE/group 0.
+ * three PEs (groups): both ports of a ConnectX-5 share PE/group 0. Port 0
+ * (0000:01:00.0) carries the DMA engine.
  */
 export const powernv: HostSpec = deepFreeze({
   name: 'powernv',
@@ -148,7 +152,7 @@ export const powernv: HostSpec = deepFreeze({
     { ...SPAPR_DEFAULTS.powernv, id: 'phb1' },
   ],
   devices: [
-    connectX('0000:01:00.0', 0x1017, 0, 'phb0'),
+    { ...connectX('0000:01:00.0', 0x1017, 0, 'phb0'), dmaEngine: true },
     connectX('0000:01:00.1', 0x1017, 0, 'phb0'),
     {
       // IBM PCI-E IPR SAS adapter (ASIC).

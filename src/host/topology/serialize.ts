@@ -67,6 +67,7 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
     }));
   }
   if (d.irq !== undefined) out.irq = irqToJson(d.irq);
+  if (d.dmaEngine !== undefined) out.dmaEngine = d.dmaEngine;
   return out;
 }
 

@@ -23,6 +23,7 @@ import {
 } from './abi.ts';
 import { BarMemory } from './bar-memory.ts';
 import { CAP_OFFSET, PCI, PCI_CAP_ID, PciConfigSpace } from './config-space.ts';
+import { DMA_REG_BLOCK, DmaEngine, type DmaPort } from './dma-engine.ts';
 import { type IrqSetRequest, VfioPciIrqs, validateIrqSet } from './irqs.ts';
 import { effectiveIrq, type PciDeviceSpec } from './spec.ts';
 
@@ -34,6 +35,11 @@ export interface VfioPciDeviceOptions {
    * irq domain): MSI-X then lacks NORESIZE. Default false (the sheet's 0x9).
    */
   readonly dynamicMsix?: boolean;
+  /**
+   * The function's DMA path through its IOMMU (the iommu `Device`); needed
+   * when the spec has `dmaEngine`.
+   */
+  readonly dma?: DmaPort;
 }
 
 export interface DeviceInfo {
@@ -69,6 +75,8 @@ export class VfioPciDevice {
   readonly barMemory = new Map<number, BarMemory>();
   readonly resetWorks: boolean;
   readonly dynamicMsix: boolean;
+  /** The DMA engine in BAR0 (spec `dmaEngine`), see dma-engine.ts. */
+  readonly dmaEngine: DmaEngine | undefined;
   /** Bumped on every function reset (RESET ioctl or FLR), for observers. */
   resets = 0;
 
@@ -86,6 +94,10 @@ export class VfioPciDevice {
     });
     this.config.onFlr = () => this.resetInternals();
     for (const b of spec.bars) this.barMemory.set(b.index, new BarMemory(b.size));
+    if (spec.dmaEngine) {
+      if (!opts.dma) throw new Error(`${spec.bdf}: a DMA engine needs the device's DMA path`);
+      this.dmaEngine = new DmaEngine(this.barMemory.get(0)!, opts.dma);
+    }
   }
 
   /** The device name ('DDDD:BB:DD.F'). */
@@ -104,6 +116,7 @@ export class VfioPciDevice {
     this.irqs.disable();
     this.config.enable();
     for (const m of this.barMemory.values()) m.clear();
+    this.dmaEngine?.reset();
   }
 
   /** Last close (vfio_pci_core_disable): interrupts off, function reset. */
@@ -214,6 +227,7 @@ export class VfioPciDevice {
   private resetInternals(): void {
     this.resets++;
     for (const m of this.barMemory.values()) m.clear();
+    this.dmaEngine?.reset();
   }
 
   // ---- read / write -------------------------------------------------------------
@@ -247,7 +261,9 @@ export class VfioPciDevice {
   /**
    * vfio_pci_bar_rw: EINVAL past the BAR (or for an absent BAR), the count
    * clipped to the BAR, EIO for memory BARs while Memory decode is off in the
-   * virtual Command register. The MSI-X table reads as 0xff and drops writes.
+   * virtual Command register. The MSI-X table reads as 0xff and drops writes;
+   * the DMA engine's register block (BAR0 from 0) is served by the engine,
+   * after the rest of a write has landed.
    */
   private barRw(
     index: number,
@@ -268,13 +284,25 @@ export class VfioPciDevice {
       xEnd = xStart + BigInt(irq.msix) * 16n;
     }
     const end = pos + BigInt(n);
+    const engine = index === 0 ? this.dmaEngine : undefined;
+    const rEnd = engine ? DMA_REG_BLOCK : 0n;
     if (data) {
       for (const [s, e] of outside(pos, end, xStart, xEnd)) {
-        mem.write(s, data.subarray(Number(s - pos), Number(e - pos)));
+        for (const [ms, me] of outside(s, e, 0n, rEnd)) {
+          mem.write(ms, data.subarray(Number(ms - pos), Number(me - pos)));
+        }
+      }
+      if (engine && pos < rEnd) {
+        const e = end < rEnd ? end : rEnd;
+        engine.write(Number(pos), data.subarray(0, Number(e - pos)));
       }
       return n;
     }
     const out = mem.read(pos, n);
+    if (engine && pos < rEnd) {
+      const e = end < rEnd ? end : rEnd;
+      out.set(engine.read(Number(pos), Number(e - pos)), 0);
+    }
     if (xEnd > xStart && pos < xEnd && end > xStart) {
       const s = Number((pos > xStart ? pos : xStart) - pos);
       const e = Number((end < xEnd ? end : xEnd) - pos);

@@ -66,6 +66,11 @@ export interface PciDeviceSpec {
   /** The device's own reserved regions (an intel unit adds its MSI window on top). */
   readonly reservedRegions?: readonly ReservedRegionSpec[];
   readonly irq?: IrqSpec;
+  /**
+   * BAR0 holds the DMA engine (docs/dma-engine.md): registers at 0..0xfff,
+   * a 4 KiB buffer at 0x40000; BAR0 must be memory of ≥ 512 KiB.
+   */
+  readonly dmaEngine?: boolean;
 }
 
 /** Interrupt facts with every default applied. */
