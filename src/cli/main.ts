@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { runDemo } from './demo.ts';
 import { runPowerDemo } from './demo-power.ts';
+import { runExamplesDemo } from './demo-run.ts';
 import { type BackendFactory, runProgram, unreachableProcesses } from './run.ts';
 
 /** How the engine reaches the real processes `uiommu run` serves: their memory and eventfds. */
@@ -14,10 +15,15 @@ const program = new Command('uiommu')
 program
   .command('demo')
   .description(
-    'run in-process VMM-like clients (x86 iommufd, POWER SPAPR) and print their decoded syscalls',
+    'run the example C clients (iommufd cdev on x86, SPAPR dynamic windows on POWER) under uiommu run, with their decoded syscalls',
   )
-  .action(() => {
+  .option('--in-process', 'run the TypeScript VMM-like clients in-process instead')
+  .action(async (opts: { inProcess?: boolean }) => {
     const print = (line: string) => console.log(line);
+    if (!opts.inProcess) {
+      process.exitCode = await runExamplesDemo(backends, print);
+      return;
+    }
     const x86 = runDemo(print);
     print('');
     process.exitCode = x86 || runPowerDemo(print);

@@ -34,7 +34,7 @@ import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
 
 /** The package's root directory (this file is src/cli/run.ts). */
-const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** The preload library the build step produces. */
 export const PRELOAD_LIBRARY = join(PACKAGE_ROOT, 'native/build/libuiommu-preload.so');
@@ -63,6 +63,8 @@ export interface RunOptions {
   traceJson?: string;
   /** The preload library (default PRELOAD_LIBRARY). */
   preload?: string;
+  /** Receives the strace-like trace instead of `trace`'s file (the demo prints it on stdout). */
+  traceTo?: (text: string) => void;
 }
 
 /**
@@ -130,7 +132,7 @@ export async function runProgram(
   let traceOut: ((text: string) => void) | undefined;
   let jsonOut: ((text: string) => void) | undefined;
   try {
-    traceOut = sink(opts.trace);
+    traceOut = opts.traceTo ?? sink(opts.trace);
     jsonOut = sink(opts.traceJson);
   } catch (e) {
     for (const fd of sinks) closeSync(fd);
