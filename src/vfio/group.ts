@@ -6,9 +6,11 @@
  * - open: EBUSY while the group's file is open (also while device fds of a
  *   legacy container keep it open after close()).
  * - GET_STATUS: argsz < 8 EINVAL; VIABLE | CONTAINER_SET once a container
- *   or an iommufd is set, else VIABLE (no DMA owner is ever claimed here).
+ *   or an iommufd is set, else VIABLE unless someone owns the group's DMA
+ *   (devices left bound to an iommufd after UNSET_CONTAINER: flags 0).
  * - SET_CONTAINER(&fd): EFAULT, EBADF, EINVAL when already set; a legacy
- *   container fd attaches the group to it; an iommufd fd (/dev/iommu, or
+ *   container fd claims the group's DMA ownership (EPERM when owned) and
+ *   attaches the group to it; an iommufd fd (/dev/iommu, or
  *   /dev/vfio/vfio when iommufd provides it) gets a compat IOAS if it has
  *   none and is held by the group; any other fd EBADFD.
  * - UNSET_CONTAINER: EINVAL when not set; legacy container with devices
@@ -159,10 +161,9 @@ export class VfioGroup {
     const minsz = VfioGroupStatus.size;
     const status = VfioGroupStatus.decode(caller.mm.read(arg, minsz));
     if (status.argsz < minsz) fail('EINVAL');
-    // nothing in the model claims DMA ownership of a group, so it is always viable
-    const flags = this.hasIommu
-      ? VFIO_GROUP_FLAGS.VIABLE | VFIO_GROUP_FLAGS.CONTAINER_SET
-      : VFIO_GROUP_FLAGS.VIABLE;
+    let flags = 0;
+    if (this.hasIommu) flags = VFIO_GROUP_FLAGS.VIABLE | VFIO_GROUP_FLAGS.CONTAINER_SET;
+    else if (!this.iommuGroup.dmaOwnerClaimed) flags = VFIO_GROUP_FLAGS.VIABLE;
     caller.mm.write(arg, VfioGroupStatus.encode({ argsz: status.argsz, flags }));
     return 0;
   }
@@ -176,7 +177,14 @@ export class VfioGroup {
     if (this.hasIommu) fail('EINVAL');
     const container = legacyContainerOf(file);
     if (container) {
-      container.attachGroup(this.iommuGroup);
+      // vfio_container_attach_group(): the group becomes the DMA owner first
+      this.iommuGroup.claimDmaOwner(this);
+      try {
+        container.attachGroup(this.iommuGroup);
+      } catch (e) {
+        this.iommuGroup.releaseDmaOwner();
+        throw e;
+      }
       this.container = container;
       this.containerUsers = 1;
       return 0;
@@ -253,6 +261,7 @@ export class VfioGroup {
   /** vfio_group_detach_container(): the last group of a container releases its backend. */
   private detachContainer(): void {
     this.container?.detachGroup(this.iommuGroup);
+    this.iommuGroup.releaseDmaOwner();
     this.container = undefined;
     this.containerUsers = 0;
   }
