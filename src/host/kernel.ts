@@ -11,6 +11,7 @@ import { openVfioCdev, VFIO_CDEV_DIR } from '../vfio/cdev.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
+import { linkSriov } from '../vfio/pci/sriov.ts';
 import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
 import { spaprCompatExtension } from '../vfio/spapr/iommufd-compat.ts';
 import { SPAPR_TCE_6_18, type SpaprTcePersonality } from '../vfio/spapr/personality.ts';
@@ -103,6 +104,7 @@ export class Kernel {
     const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
     for (const [id, group] of this.host.groups)
       this.vfioGroups.set(id, new VfioGroup(group, specOf));
+    linkSriov([...this.vfioGroups.values()].flatMap((g) => g.devices.map((d) => d.pci)));
   }
 
   /** A new process with an empty address space. */

@@ -11,8 +11,9 @@
  * - BIND_IOMMUFD (minsz 16, struct 24): argsz < 16, unknown flags or
  *   iommufd < 0 → EINVAL; argsz > 24 with non-zero tail → E2BIG; the
  *   device's group file open → EBUSY (else the group is blocked until
- *   unbind); this fd already bound → EINVAL; TOKEN: UUID copied (EFAULT),
- *   then EINVAL (no SR-IOV PF/VF is modelled, so a token is never valid);
+ *   unbind); this fd already bound → EINVAL; the VF token (the UUID at
+ *   `token_uuid_ptr` with FLAG_TOKEN: EFAULT) judged by vfio-pci's rules
+ *   (pci/sriov.ts: EACCES, EINVAL);
  *   bad fd → EBADF, not an iommufd → EBADFD; device already open (group
  *   path or another cdev fd) → EINVAL; then bind (no attach: DMA blocked),
  *   vfio-pci enable, `out_devid` written (EFAULT undoes the bind).
@@ -47,6 +48,7 @@ import { iommufdCtxOf } from '../iommufd/fops.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
+import { validateVfToken } from './pci/sriov.ts';
 
 const NR = {
   BIND_IOMMUFD: VFIO_BASE + 18,
@@ -153,10 +155,12 @@ class CdevFile {
     this.group.blockForCdev();
     try {
       if (this.bound) fail('EINVAL', 'already bound');
-      if (bind.flags & VFIO_DEVICE_BIND_FLAG.TOKEN) {
-        caller.mm.read(bind.token_uuid_ptr, 16);
-        fail('EINVAL', 'VF token provided, not a PF or VF');
-      }
+      // vfio_df_check_token(): vfio-pci's VF token rules (pci/sriov.ts)
+      const token =
+        bind.flags & VFIO_DEVICE_BIND_FLAG.TOKEN
+          ? caller.mm.read(bind.token_uuid_ptr, 16)
+          : undefined;
+      validateVfToken(this.device.pci, token);
       const file = caller.file(bind.iommufd);
       if (!file) fail('EBADF');
       const ctx = iommufdCtxOf(file);

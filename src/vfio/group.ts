@@ -16,10 +16,12 @@
  * - UNSET_CONTAINER: EINVAL when not set; legacy container with devices
  *   open EBUSY; an iommufd is just dropped (open devices stay bound).
  * - GET_DEVICE_FD(name): a NUL-terminated name read with a page bound
- *   (EFAULT, EINVAL), matched by vfio-pci's rules (device-match.ts);
- *   ENODEV when nothing matches; EINVAL without container/iommufd, or with
+ *   (EFAULT, EINVAL), matched by vfio-pci's rules (device-match.ts) with
+ *   its VF token rules (pci/sriov.ts: EACCES, EINVAL); ENODEV when nothing
+ *   matches; EINVAL without container/iommufd, or with
  *   a legacy container before SET_IOMMU. The first open of a device binds
- *   it to the iommufd and attaches it to the compat IOAS (so DMA flows
+ *   it to the iommufd (EPERM while another context owns the group's DMA)
+ *   and attaches it to the compat IOAS (so DMA flows
  *   only from then on), or, with a legacy container or an iommufd running
  *   the SPAPR container (uiommu extension, spapr/iommufd-compat.ts), holds
  *   the group file (UNSET_CONTAINER is EBUSY meanwhile).
@@ -44,6 +46,7 @@ import { VfioDevice } from './device.ts';
 import { deviceFileOps } from './device-file.ts';
 import { matchDeviceName } from './device-match.ts';
 import type { PciDeviceSpec } from './pci/spec.ts';
+import { validateVfToken } from './pci/sriov.ts';
 import {
   spaprCompatActive,
   spaprCompatAddGroup,
@@ -218,7 +221,12 @@ export class VfioGroup {
   /** VFIO_GROUP_GET_DEVICE_FD: returns the new fd. */
   private getDeviceFd(caller: Caller, arg: bigint): number {
     const name = strndupUser(caller.mm, arg, Number(caller.mm.pageSize));
-    const device = this.devices.find((d) => matchDeviceName(d.name, name));
+    // vfio_device_get_from_name(): the driver's match judges the VF token too
+    const device = this.devices.find((d) => {
+      const m = matchDeviceName(d.name, name);
+      if (m) validateVfToken(d.pci, m.token);
+      return m !== undefined;
+    });
     if (!device) fail('ENODEV');
     this.openDevice(device);
     // the hook for real device ops: see device-file.ts

@@ -67,6 +67,8 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
     }));
   }
   if (d.irq !== undefined) out.irq = irqToJson(d.irq);
+  if (d.sriov !== undefined) out.sriov = d.sriov;
+  if (d.physfn !== undefined) out.physfn = d.physfn;
   return out;
 }
 

@@ -27,8 +27,8 @@ export interface ReservedRegionSpec {
 }
 
 /**
- * Interrupts the device implements. Absent fields mean: INTx yes, no MSI, no
- * MSI-X (see `effectiveIrq`).
+ * Interrupts the device implements. Absent fields mean: INTx yes (no for a
+ * VF), no MSI, no MSI-X (see `effectiveIrq`).
  */
 export interface IrqSpec {
   /** Interrupt pin present (config 0x3D ≠ 0). */
@@ -66,6 +66,19 @@ export interface PciDeviceSpec {
   /** The device's own reserved regions (an intel unit adds its MSI window on top). */
   readonly reservedRegions?: readonly ReservedRegionSpec[];
   readonly irq?: IrqSpec;
+  /**
+   * An SR-IOV physical function: how many VFs are enabled (sriov_numvfs,
+   * set through vfio-pci); exactly that many devices name it in `physfn`.
+   * 0 = SR-IOV capable with no VF enabled. vfio-pci gives every PF a VF
+   * token.
+   */
+  readonly sriov?: number;
+  /**
+   * An SR-IOV virtual function: its PF's BDF. A PF among the host's devices
+   * is bound to vfio-pci (its VFs need its VF token); any other BDF stands
+   * for a PF left to a host driver (no token). A VF has no INTx pin.
+   */
+  readonly physfn?: string;
 }
 
 /** Interrupt facts with every default applied. */
@@ -101,7 +114,7 @@ export function effectiveIrq(dev: PciDeviceSpec): EffectiveIrq {
   const tableEnd = msixTableOffset + msixTableBytes(msix);
   const msixPbaOffset = irq.msixPbaOffset ?? (tableEnd + SZ_4K - 1n) & ~(SZ_4K - 1n);
   return {
-    intx: irq.intx ?? true,
+    intx: irq.intx ?? dev.physfn === undefined,
     msi: irq.msi ?? 0,
     msix,
     msixBar,
