@@ -17,6 +17,8 @@ export interface Credentials {
   readonly capIpcLock: boolean;
   /** RLIMIT_MEMLOCK in bytes. */
   readonly rlimitMemlock: bigint;
+  /** CAP_SYS_RAWIO: may use VFIO's no-IOMMU mode; absent = not held. */
+  readonly capSysRawio?: boolean;
 }
 
 /** Highest fd number (RLIMIT_NOFILE - 1). */
@@ -57,6 +59,10 @@ export class Process implements Caller {
 
   get capSysResource(): boolean {
     return this.creds.capSysResource;
+  }
+
+  get capSysRawio(): boolean {
+    return this.creds.capSysRawio === true;
   }
 
   get abi(): IoctlAbi {

@@ -1,7 +1,9 @@
 /**
  * The VFIO device character device `/dev/vfio/devices/vfioX`
- * (CONFIG_VFIO_DEVICE_CDEV): one per host device, X = the device's index
- * in host order (`kernel.host.devices`), not its IOMMU group number.
+ * (CONFIG_VFIO_DEVICE_CDEV): one per VFIO device, X = the device's index
+ * among VFIO's devices in host order, not its IOMMU group number. A
+ * no-IOMMU device has an index but no cdev (Linux 6.18: "cdev does not
+ * support noiommu device"; the noiommu-vfioX nodes are an unmerged series).
  * Facts: vfio-device.md §4.0 and §5 (checked against drivers/vfio/
  * device_cdev.c and iommufd_ctx_from_fd()).
  *
@@ -65,22 +67,35 @@ export interface VfioCdevHost {
   readonly vfioGroups: ReadonlyMap<number, VfioGroup>;
 }
 
-/** The device behind `vfio<index>` and its group, if any. */
+/**
+ * The VFIO devices in host order with their groups: a device's position is
+ * its vfio device index X. Devices VFIO does not take (no IOMMU, no
+ * no-IOMMU mode) have none.
+ */
+function vfioDevices(host: VfioCdevHost): { device: VfioDevice; group: VfioGroup }[] {
+  const out: { device: VfioDevice; group: VfioGroup }[] = [];
+  for (const { device: dev } of host.host.devices.values()) {
+    const group = host.vfioGroups.get(dev.group.id);
+    const device = group?.devices.find((d) => d.dev === dev);
+    if (group && device) out.push({ device, group });
+  }
+  return out;
+}
+
+/** The device behind `vfio<index>` and its group; none for a no-IOMMU device (6.18 gives it no cdev). */
 function lookup(
   host: VfioCdevHost,
   index: number,
 ): { device: VfioDevice; group: VfioGroup } | undefined {
-  const hostDev = [...host.host.devices.values()][index];
-  if (!hostDev) return undefined;
-  const group = host.vfioGroups.get(hostDev.device.group.id);
-  const device = group?.devices.find((d) => d.dev === hostDev.device);
-  return group && device ? { device, group } : undefined;
+  const found = vfioDevices(host)[index];
+  return found && !found.group.noiommu ? found : undefined;
 }
 
-/** The cdev name (`vfioX`) of the host device `bdf`, if it has one. */
+/** The cdev name (`vfioX`) of the host device `bdf`, if it has a cdev (no-IOMMU devices have none). */
 export function vfioCdevName(host: VfioCdevHost, bdf: string): string | undefined {
-  const index = [...host.host.devices.keys()].indexOf(bdf);
-  return index < 0 ? undefined : `vfio${index}`;
+  const all = vfioDevices(host);
+  const index = all.findIndex((f) => f.device.name === bdf);
+  return index < 0 || all[index]!.group.noiommu ? undefined : `vfio${index}`;
 }
 
 /** An open cdev file; `device` lets kernel-side users (KVM, tests) find the device. */

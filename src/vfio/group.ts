@@ -40,7 +40,7 @@ import type { Mm } from '../iommu/mm.ts';
 import type { Caller, IommufdCtx } from '../iommufd/context.ts';
 import type { FileOps } from '../iommufd/file.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
-import { vfioCompatIoasCreate } from '../iommufd/vfio-compat.ts';
+import { vfioCompatIoasCreate, vfioCompatSetNoIommu } from '../iommufd/vfio-compat.ts';
 import { type LegacyContainer, legacyContainerOf } from './container.ts';
 import { VfioDevice } from './device.ts';
 import { deviceFileOps } from './device-file.ts';
@@ -98,17 +98,33 @@ export class VfioGroup {
   private fileRefs = 0;
   /** cdev_device_open_cnt: devices of the group bound (or binding) through their cdev; open() is EBUSY meanwhile. */
   private cdevUsers = 0;
+  /** Devices whose open holds the group file (legacy container or SPAPR backend). */
+  private readonly holding = new Set<VfioDevice>();
+  /** A no-IOMMU fake group (VFIO_NO_IOMMU): its device has no IOMMU; CAP_SYS_RAWIO needed throughout. */
+  readonly noiommu: boolean;
 
   /** `specOf` gives each member's PCI description (from the host topology). */
   constructor(
     readonly iommuGroup: Group,
     specOf: (dev: Device) => PciDeviceSpec,
+    opts: { noiommu?: boolean } = {},
   ) {
     this.devices = iommuGroup.devices.map((d) => new VfioDevice(d, specOf(d)));
+    this.noiommu = opts.noiommu ?? false;
   }
 
   get id(): number {
     return this.iommuGroup.id;
+  }
+
+  /** The node's name under /dev/vfio/ (and /sys/class/vfio/): `N`, or `noiommu-N` for a fake group. */
+  get nodeName(): string {
+    return this.noiommu ? `noiommu-${this.id}` : `${this.id}`;
+  }
+
+  /** The IOMMU group's `name` attribute in sysfs: vfio names its fake groups; others have none. */
+  get iommuGroupName(): string | undefined {
+    return this.noiommu ? 'vfio-noiommu' : undefined;
   }
 
   /** The group file exists (open() would be EBUSY). */
@@ -121,8 +137,13 @@ export class VfioGroup {
     return this.container !== undefined || this.iommufd !== undefined;
   }
 
-  /** open(2) of /dev/vfio/<id>: one open file at a time, none while a device is cdev-bound (EBUSY). */
-  open(): VfioGroupFile {
+  /**
+   * open(2) of /dev/vfio/<nodeName>: a fake group needs CAP_SYS_RAWIO
+   * (EPERM); one open file at a time, none while a device is cdev-bound
+   * (EBUSY).
+   */
+  open(caller: { readonly capSysRawio?: boolean }): VfioGroupFile {
+    if (this.noiommu && caller.capSysRawio !== true) fail('EPERM', 'no-IOMMU group');
     if (this.fileRefs > 0 || this.cdevUsers > 0) fail('EBUSY');
     this.fileRefs = 1;
     return {
@@ -180,12 +201,13 @@ export class VfioGroup {
     if (this.hasIommu) fail('EINVAL');
     const container = legacyContainerOf(file);
     if (container) {
-      // vfio_container_attach_group(): the group becomes the DMA owner first
-      this.iommuGroup.claimDmaOwner(this);
+      // vfio_container_attach_group(): a real group becomes the DMA owner first
+      if (this.noiommu && caller.capSysRawio !== true) fail('EPERM', 'no-IOMMU group');
+      if (!this.noiommu) this.iommuGroup.claimDmaOwner(this);
       try {
-        container.attachGroup(this.iommuGroup);
+        container.attachGroup(this.iommuGroup, this.noiommu);
       } catch (e) {
-        this.iommuGroup.releaseDmaOwner();
+        if (!this.noiommu) this.iommuGroup.releaseDmaOwner();
         throw e;
       }
       this.container = container;
@@ -194,10 +216,15 @@ export class VfioGroup {
     }
     const ctx = iommufdCtxOf(file);
     if (ctx) {
-      vfioCompatIoasCreate(ctx);
-      spaprCompatAddGroup(ctx, this.iommuGroup, () =>
-        this.devices.some((d) => d.iommufdDevice !== undefined),
-      );
+      if (this.noiommu) {
+        // iommufd's no-IOMMU compat mode (EINVAL once it has a compat IOAS)
+        vfioCompatSetNoIommu(ctx);
+      } else {
+        vfioCompatIoasCreate(ctx);
+        spaprCompatAddGroup(ctx, this.iommuGroup, () =>
+          this.devices.some((d) => d.iommufdDevice !== undefined),
+        );
+      }
       ctx.hold();
       this.iommufd = ctx;
       return 0;
@@ -228,39 +255,52 @@ export class VfioGroup {
       return m !== undefined;
     });
     if (!device) fail('ENODEV');
-    this.openDevice(device);
+    this.openDevice(caller, device);
     // the hook for real device ops: see device-file.ts
     return caller.installFile(deviceFileOps(device, { release: () => this.closeDevice(device) }));
   }
 
-  /** vfio_df_group_open(): the first open binds (iommufd) or uses the container's backend. */
-  private openDevice(device: VfioDevice): void {
+  /**
+   * vfio_df_group_open(): the first open binds (iommufd) or uses the
+   * container's backend. A no-IOMMU device needs CAP_SYS_RAWIO (EPERM) and
+   * is never bound: with an iommufd, which must then have no compat IOAS
+   * (EPERM), nothing is held at all.
+   */
+  private openDevice(caller: Caller, device: VfioDevice): void {
     if (!this.hasIommu) fail('EINVAL');
     if (device.openCount === 0) {
-      if (this.iommufd && !spaprCompatActive(this.iommufd)) {
+      const rawio = caller.capSysRawio === true;
+      if (this.iommufd && this.noiommu) {
+        if (!rawio || this.iommufd.vfioIoas) fail('EPERM', 'no-IOMMU device on an iommufd');
+      } else if (this.iommufd && !spaprCompatActive(this.iommufd)) {
         device.bindIommufd(this.iommufd);
       } else if (this.iommufd) {
         // uiommu extension: the group belongs to the fd's SPAPR backend
-        this.containerUsers++;
-        this.fileRefs++;
+        this.holdFile(device);
       } else {
         // vfio_group_use_container(): SET_IOMMU not done yet
         if (!this.container?.backend) fail('EINVAL');
-        this.containerUsers++;
-        this.fileRefs++;
+        if (this.noiommu && !rawio) fail('EPERM', 'no-IOMMU device');
+        this.holdFile(device);
       }
       device.pci.enable();
     }
     device.openCount++;
   }
 
+  /** A first device open under a container: one more container user and group-file reference. */
+  private holdFile(device: VfioDevice): void {
+    this.containerUsers++;
+    this.fileRefs++;
+    this.holding.add(device);
+  }
+
   /** vfio_df_group_close(): the last close unbinds, or releases the container use. */
   private closeDevice(device: VfioDevice): void {
     if (--device.openCount > 0) return;
     device.pci.disable();
-    if (device.iommufdDevice) {
-      device.unbindIommufd();
-    } else {
+    if (device.iommufdDevice) device.unbindIommufd();
+    if (this.holding.delete(device)) {
       this.containerUsers--;
       this.putFile();
     }

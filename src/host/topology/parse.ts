@@ -121,6 +121,13 @@ export function parseHostSpec(json: unknown): HostSpec {
       bad(at(path, 'bdf'), `duplicate BDF ${d.bdf} (also devices[${first}])`);
     bdfAt.set(d.bdf, i);
     const g = groupAt.get(d.group);
+    if (g !== undefined && (d.iommu === '' || devices[g]!.iommu === '')) {
+      bad(
+        at(path, 'group'),
+        `group ${d.group} is taken by devices[${g}]; a device without IOMMU ` +
+          `(iommu null) is alone in its group`,
+      );
+    }
     if (g !== undefined && devices[g]!.iommu !== d.iommu) {
       bad(
         at(path, 'iommu'),
@@ -352,15 +359,17 @@ function parseDevice(v: unknown, path: string, iommus: readonly IommuSpec[]): Pc
     if (iommus.length !== 1) bad(ip, `required (the host has ${iommus.length} IOMMUs)`);
     out.iommu = iommus[0]!.id;
   } else {
-    out.iommu = string(rec.iommu, ip);
+    // null: no IOMMU translates the device
+    out.iommu = rec.iommu === null ? '' : string(rec.iommu, ip);
   }
   const unit = iommus.find((u) => u.id === out.iommu);
-  if (!unit) {
+  if (!unit && out.iommu !== '') {
     bad(ip, `unknown IOMMU '${out.iommu}' (known: ${iommus.map((u) => u.id).join(', ')})`);
   }
 
   if (rec.reservedRegions !== undefined) {
     const rp = at(path, 'reservedRegions');
+    if (!unit) bad(rp, 'a device without IOMMU has no reserved regions');
     if (unit.kind === 'mock') bad(rp, 'devices behind a mock IOMMU have no reserved regions');
     out.reservedRegions = array(rec.reservedRegions, rp).map((r, i) =>
       parseReserved(r, item(rp, i)),

@@ -58,7 +58,7 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
   if (d.pcie !== undefined) out.pcie = d.pcie;
   out.bars = d.bars.map(barToJson);
   out.group = d.group;
-  out.iommu = d.iommu;
+  out.iommu = d.iommu === '' ? null : d.iommu;
   if (d.reservedRegions !== undefined) {
     out.reservedRegions = d.reservedRegions.map((r) => ({
       start: hex(r.start),

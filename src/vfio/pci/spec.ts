@@ -61,7 +61,11 @@ export interface PciDeviceSpec {
   readonly bars: readonly BarSpec[];
   /** IOMMU group number (/dev/vfio/N); every member sits behind the same IOMMU. */
   readonly group: number;
-  /** `id` of the IommuSpec translating this device's DMA (may be left out of JSON when there is one). */
+  /**
+   * `id` of the IommuSpec translating this device's DMA (may be left out of
+   * JSON when there is one). '' (JSON null): no IOMMU translates it; VFIO
+   * offers it only in no-IOMMU mode, alone in a fake group.
+   */
   readonly iommu: string;
   /** The device's own reserved regions (an intel unit adds its MSI window on top). */
   readonly reservedRegions?: readonly ReservedRegionSpec[];
