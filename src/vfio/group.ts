@@ -1,7 +1,10 @@
 /**
  * The VFIO group character device `/dev/vfio/<group id>` (drivers/vfio/
- * group.c): one per IOMMU group of the host, one open file at a time.
- * Facts: vfio-device.md §2, vfio-container.md §3.
+ * group.c): one per IOMMU group of the host, one open file at a time; in
+ * no-IOMMU mode `/dev/vfio/noiommu-<id>` for the fake group of a device
+ * without IOMMU, where CAP_SYS_RAWIO is needed at open, SET_CONTAINER and
+ * the first GET_DEVICE_FD (EPERM). Facts: vfio-device.md §2,
+ * vfio-container.md §3.
  *
  * - open: EBUSY while the group's file is open (also while device fds of a
  *   legacy container keep it open after close()).
@@ -9,10 +12,13 @@
  *   or an iommufd is set, else VIABLE unless someone owns the group's DMA
  *   (devices left bound to an iommufd after UNSET_CONTAINER: flags 0).
  * - SET_CONTAINER(&fd): EFAULT, EBADF, EINVAL when already set; a legacy
- *   container fd claims the group's DMA ownership (EPERM when owned) and
+ *   container fd claims the group's DMA ownership (EPERM when owned; fake
+ *   groups claim nothing; fake and real groups never mix, EPERM) and
  *   attaches the group to it; an iommufd fd (/dev/iommu, or
  *   /dev/vfio/vfio when iommufd provides it) gets a compat IOAS if it has
- *   none and is held by the group; any other fd EBADFD.
+ *   none (a fake group instead puts it in no-IOMMU mode; either is EINVAL
+ *   when the context is in the other state) and is held by the group; any
+ *   other fd EBADFD.
  * - UNSET_CONTAINER: EINVAL when not set; legacy container with devices
  *   open EBUSY; an iommufd is just dropped (open devices stay bound).
  * - GET_DEVICE_FD(name): a NUL-terminated name read with a page bound
