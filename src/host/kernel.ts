@@ -2,6 +2,7 @@ import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import { SpaprIommu } from '../drivers/spapr/driver.ts';
 import type { Device } from '../iommu/device.ts';
+import { NO_IOMMU } from '../iommu/no-iommu.ts';
 import type { Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
@@ -11,6 +12,8 @@ import { openVfioCdev, VFIO_CDEV_DIR } from '../vfio/cdev.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
+import { noiommuIommuDriver } from '../vfio/noiommu.ts';
+import { linkSriov } from '../vfio/pci/sriov.ts';
 import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
 import { spaprCompatExtension } from '../vfio/spapr/iommufd-compat.ts';
 import { SPAPR_TCE_6_18, type SpaprTcePersonality } from '../vfio/spapr/personality.ts';
@@ -55,6 +58,7 @@ export const ROOT: Credentials = {
   capSysResource: true,
   capIpcLock: true,
   rlimitMemlock: 8n << 20n,
+  capSysRawio: true,
 };
 
 /**
@@ -67,7 +71,11 @@ export class Kernel {
   readonly abi: IoctlAbi;
   /** The live topology: IOMMU drivers, groups and devices. */
   readonly host: HostInstance;
-  /** /dev/vfio/<id> for every IOMMU group of the host, by group id. */
+  /**
+   * The VFIO groups by group id: /dev/vfio/<id> for every IOMMU group, and
+   * with `personality.vfioNoiommu` /dev/vfio/noiommu-<id> for the fake group
+   * of each device without IOMMU (without it such devices are not VFIO's).
+   */
   readonly vfioGroups = new Map<number, VfioGroup>();
   /**
    * The legacy container's registered IOMMU backends (vfio_iommu_drivers_list),
@@ -98,11 +106,16 @@ export class Kernel {
     // vfio_iommu_spapr_tce is only built for POWER: CHECK_EXTENSION(2, 5, 7) is 0 elsewhere
     const power = [...this.host.iommus.values()].some((d) => d instanceof SpaprIommu);
     this.vfioIommuDrivers.push(type1IommuDriver(this));
+    if (this.personality.vfioNoiommu) this.vfioIommuDrivers.push(noiommuIommuDriver);
     if (power) this.vfioIommuDrivers.push(spaprTceIommuDriver(this));
     this.vfioCompatExtension = power ? spaprCompatExtension(this) : undefined;
     const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
-    for (const [id, group] of this.host.groups)
-      this.vfioGroups.set(id, new VfioGroup(group, specOf));
+    for (const [id, group] of this.host.groups) {
+      const noiommu = group.devices.some((d) => d.driver === NO_IOMMU);
+      if (noiommu && !this.personality.vfioNoiommu) continue;
+      this.vfioGroups.set(id, new VfioGroup(group, specOf, { noiommu }));
+    }
+    linkSriov([...this.vfioGroups.values()].flatMap((g) => g.devices.map((d) => d.pci)));
   }
 
   /** A new process with an empty simulated address space and fds 0-2 open (a terminal). */
@@ -150,17 +163,17 @@ export class Kernel {
   /**
    * Resolve a device path to a new open file; ENOENT for anything not
    * served. /dev/iommu, /dev/vfio/vfio (the container, see
-   * `personality.vfioContainer`), /dev/vfio/<group id> and the device cdevs
-   * /dev/vfio/devices/vfioX.
+   * `personality.vfioContainer`), /dev/vfio/<group id> (noiommu-<id> for a
+   * fake group) and the device cdevs /dev/vfio/devices/vfioX.
    */
-  openPath(_proc: Process<ProcessMm>, path: string): FileOps {
+  openPath(proc: Process<ProcessMm>, path: string): FileOps {
     if (path === '/dev/iommu') return openIommufd(this, this.selftestCmd);
     if (path === '/dev/vfio/vfio') return openVfioContainer(this, this.selftestCmd);
     if (path.startsWith(VFIO_CDEV_DIR)) return openVfioCdev(this, path);
-    const group = /^\/dev\/vfio\/(0|[1-9][0-9]{0,9})$/.exec(path);
+    const group = /^\/dev\/vfio\/((?:noiommu-)?(0|[1-9][0-9]{0,9}))$/.exec(path);
     if (group) {
-      const vfioGroup = this.vfioGroups.get(Number(group[1]));
-      if (vfioGroup) return vfioGroup.open();
+      const vfioGroup = this.vfioGroups.get(Number(group[2]));
+      if (vfioGroup?.nodeName === group[1]) return vfioGroup.open(proc);
     }
     fail('ENOENT');
   }

@@ -18,6 +18,8 @@ export interface Credentials {
   readonly capIpcLock: boolean;
   /** RLIMIT_MEMLOCK in bytes. */
   readonly rlimitMemlock: bigint;
+  /** CAP_SYS_RAWIO: may use VFIO's no-IOMMU mode; absent = not held. */
+  readonly capSysRawio?: boolean;
 }
 
 /**
@@ -108,6 +110,10 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
 
   get capSysResource(): boolean {
     return this.creds.capSysResource;
+  }
+
+  get capSysRawio(): boolean {
+    return this.creds.capSysRawio === true;
   }
 
   get abi(): IoctlAbi {

@@ -1,5 +1,6 @@
 import type { IommuDriver } from './driver.ts';
 import type { Group } from './group.ts';
+import { NO_IOMMU } from './no-iommu.ts';
 import type { PhysMemory } from './phys-memory.ts';
 import type { DmaAccess } from './prot.ts';
 
@@ -31,7 +32,8 @@ export class DmaFaultError extends Error {
 /**
  * A device behind an IOMMU. Its DMA goes through its group's domain into
  * live physical memory; a refused access is recorded in `faults` and throws
- * DmaFaultError.
+ * DmaFaultError. A device whose driver is NO_IOMMU addresses physical
+ * memory directly.
  */
 export class Device {
   readonly faults: DmaFault[] = [];
@@ -76,7 +78,8 @@ export class Device {
     while (off < length) {
       const at = iova + BigInt(off);
       const n = Math.min(length - off, Number(page - (at & (page - 1n))));
-      const phys = domain?.translate(at, BigInt(n), access);
+      // a device no IOMMU translates (NO_IOMMU) puts physical addresses on the bus
+      const phys = this.driver === NO_IOMMU ? at : domain?.translate(at, BigInt(n), access);
       if (phys === undefined) {
         const fault = { device: this.name, iova: at, access };
         this.faults.push(fault);

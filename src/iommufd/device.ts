@@ -35,9 +35,20 @@ export class IommufdDevice extends IommufdObject {
     super();
   }
 
-  /** iommufd_device_bind(): a new DEVICE object held by its binder. */
+  /**
+   * iommufd_device_bind(): claims DMA ownership of the device with the
+   * context as the owner (EPERM while another owner holds its group),
+   * then a new DEVICE object held by its binder.
+   */
   static bind(ctx: IommufdCtx, dev: Device, opts = { holdsContext: true }): IommufdDevice {
-    const idev = ctx.create(new IommufdDevice(ctx, dev, opts.holdsContext), () => {});
+    dev.group.claimDeviceDmaOwner(ctx);
+    let idev: IommufdDevice;
+    try {
+      idev = ctx.create(new IommufdDevice(ctx, dev, opts.holdsContext), () => {});
+    } catch (e) {
+      dev.group.releaseDeviceDmaOwner();
+      throw e;
+    }
     idev.get();
     if (idev.holdsContext) ctx.hold();
     return idev;
@@ -56,6 +67,7 @@ export class IommufdDevice extends IommufdObject {
     this.detach();
     this.put();
     this.ctx.remove(this);
+    this.dev.group.releaseDeviceDmaOwner();
     if (this.holdsContext) this.ctx.release();
   }
 

@@ -1,7 +1,9 @@
 /**
  * The VFIO device character device `/dev/vfio/devices/vfioX`
- * (CONFIG_VFIO_DEVICE_CDEV): one per host device, X = the device's index
- * in host order (`kernel.host.devices`), not its IOMMU group number.
+ * (CONFIG_VFIO_DEVICE_CDEV): one per VFIO device, X = the device's index
+ * among VFIO's devices in host order, not its IOMMU group number. A
+ * no-IOMMU device has an index but no cdev (Linux 6.18: "cdev does not
+ * support noiommu device"; the noiommu-vfioX nodes are an unmerged series).
  * Facts: vfio-device.md §4.0 and §5 (checked against drivers/vfio/
  * device_cdev.c and iommufd_ctx_from_fd()).
  *
@@ -11,8 +13,9 @@
  * - BIND_IOMMUFD (minsz 16, struct 24): argsz < 16, unknown flags or
  *   iommufd < 0 → EINVAL; argsz > 24 with non-zero tail → E2BIG; the
  *   device's group file open → EBUSY (else the group is blocked until
- *   unbind); this fd already bound → EINVAL; TOKEN: UUID copied (EFAULT),
- *   then EINVAL (no SR-IOV PF/VF is modelled, so a token is never valid);
+ *   unbind); this fd already bound → EINVAL; the VF token (the UUID at
+ *   `token_uuid_ptr` with FLAG_TOKEN: EFAULT) judged by vfio-pci's rules
+ *   (pci/sriov.ts: EACCES, EINVAL);
  *   bad fd → EBADF, not an iommufd → EBADFD; device already open (group
  *   path or another cdev fd) → EINVAL; then bind (no attach: DMA blocked),
  *   vfio-pci enable, `out_devid` written (EFAULT undoes the bind).
@@ -49,6 +52,7 @@ import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
+import { validateVfToken } from './pci/sriov.ts';
 
 const NR = {
   BIND_IOMMUFD: VFIO_BASE + 18,
@@ -65,22 +69,35 @@ export interface VfioCdevHost {
   readonly vfioGroups: ReadonlyMap<number, VfioGroup>;
 }
 
-/** The device behind `vfio<index>` and its group, if any. */
+/**
+ * The VFIO devices in host order with their groups: a device's position is
+ * its vfio device index X. Devices VFIO does not take (no IOMMU, no
+ * no-IOMMU mode) have none.
+ */
+function vfioDevices(host: VfioCdevHost): { device: VfioDevice; group: VfioGroup }[] {
+  const out: { device: VfioDevice; group: VfioGroup }[] = [];
+  for (const { device: dev } of host.host.devices.values()) {
+    const group = host.vfioGroups.get(dev.group.id);
+    const device = group?.devices.find((d) => d.dev === dev);
+    if (group && device) out.push({ device, group });
+  }
+  return out;
+}
+
+/** The device behind `vfio<index>` and its group; none for a no-IOMMU device (6.18 gives it no cdev). */
 function lookup(
   host: VfioCdevHost,
   index: number,
 ): { device: VfioDevice; group: VfioGroup } | undefined {
-  const hostDev = [...host.host.devices.values()][index];
-  if (!hostDev) return undefined;
-  const group = host.vfioGroups.get(hostDev.device.group.id);
-  const device = group?.devices.find((d) => d.dev === hostDev.device);
-  return group && device ? { device, group } : undefined;
+  const found = vfioDevices(host)[index];
+  return found && !found.group.noiommu ? found : undefined;
 }
 
-/** The cdev name (`vfioX`) of the host device `bdf`, if it has one. */
+/** The cdev name (`vfioX`) of the host device `bdf`, if it has a cdev (no-IOMMU devices have none). */
 export function vfioCdevName(host: VfioCdevHost, bdf: string): string | undefined {
-  const index = [...host.host.devices.keys()].indexOf(bdf);
-  return index < 0 ? undefined : `vfio${index}`;
+  const all = vfioDevices(host);
+  const index = all.findIndex((f) => f.device.name === bdf);
+  return index < 0 || all[index]!.group.noiommu ? undefined : `vfio${index}`;
 }
 
 /** An open cdev file; `device` lets kernel-side users (KVM, tests) find the device. */
@@ -157,10 +174,12 @@ class CdevFile {
     this.group.blockForCdev();
     try {
       if (this.bound) fail('EINVAL', 'already bound');
-      if (bind.flags & VFIO_DEVICE_BIND_FLAG.TOKEN) {
-        caller.mm.read(bind.token_uuid_ptr, 16);
-        fail('EINVAL', 'VF token provided, not a PF or VF');
-      }
+      // vfio_df_check_token(): vfio-pci's VF token rules (pci/sriov.ts)
+      const token =
+        bind.flags & VFIO_DEVICE_BIND_FLAG.TOKEN
+          ? caller.mm.read(bind.token_uuid_ptr, 16)
+          : undefined;
+      validateVfToken(this.device.pci, token);
       const file = caller.file(bind.iommufd);
       if (!file) fail('EBADF');
       const ctx = iommufdCtxOf(file);

@@ -44,10 +44,12 @@ export interface VfioContainerPersonality {
  */
 export interface VfioIommuDriver {
   readonly name: string;
+  /** The no-IOMMU backend: the only one a container of no-IOMMU groups may use, and only such a container. */
+  readonly noiommu?: boolean;
   /** VFIO_CHECK_EXTENSION: ≥ 0, positive when supported. */
   checkExtension(ext: bigint): number;
-  /** A backend instance of IOMMU type `type` (errno on refusal). */
-  open(type: bigint): VfioIommuBackend;
+  /** A backend instance of IOMMU type `type` for `caller` (errno on refusal). */
+  open(type: bigint, caller: Caller): VfioIommuBackend;
 }
 
 /** An opened backend: the container's `iommu_data`. */
@@ -76,12 +78,20 @@ export class LegacyContainer {
   readonly groups: Group[] = [];
   driver: VfioIommuDriver | undefined;
   backend: VfioIommuBackend | undefined;
+  /** The groups are no-IOMMU groups (container->noiommu). */
+  noiommu = false;
 
   constructor(private readonly drivers: readonly VfioIommuDriver[]) {}
 
-  /** The drivers CHECK_EXTENSION/SET_IOMMU ask: only the chosen one once set. */
+  /** vfio_iommu_driver_allowed(): no-IOMMU groups take the no-IOMMU driver, other groups the rest. */
+  private allowed(d: VfioIommuDriver): boolean {
+    return (d.noiommu === true) === this.noiommu;
+  }
+
+  /** The drivers CHECK_EXTENSION asks: the chosen one once set, else those allowed for the groups (all without groups). */
   private candidates(): readonly VfioIommuDriver[] {
-    return this.driver ? [this.driver] : this.drivers;
+    if (this.driver) return [this.driver];
+    return this.groups.length > 0 ? this.drivers.filter((d) => this.allowed(d)) : this.drivers;
   }
 
   /**
@@ -100,18 +110,19 @@ export class LegacyContainer {
   }
 
   /**
-   * VFIO_SET_IOMMU: EINVAL without a group or once set; each driver that
-   * claims `type` is opened and given every group; the first that accepts
-   * wins, else the last error, ENODEV if none claims the type.
+   * VFIO_SET_IOMMU: EINVAL without a group or once set; each driver allowed
+   * for the groups that claims `type` is opened and given every group; the
+   * first that accepts wins, else the last error, ENODEV if none claims the
+   * type.
    */
-  setIommu(type: bigint): number {
+  setIommu(type: bigint, caller: Caller): number {
     if (this.groups.length === 0 || this.driver) fail('EINVAL');
     let error: unknown;
     for (const d of this.drivers) {
-      if (d.checkExtension(type) <= 0) continue;
+      if (!this.allowed(d) || d.checkExtension(type) <= 0) continue;
       let backend: VfioIommuBackend;
       try {
-        backend = d.open(type);
+        backend = d.open(type, caller);
       } catch (e) {
         error = e;
         continue;
@@ -136,10 +147,17 @@ export class LegacyContainer {
     fail('ENODEV');
   }
 
-  /** GROUP_SET_CONTAINER: a set backend must accept the group. */
-  attachGroup(group: Group): void {
+  /**
+   * GROUP_SET_CONTAINER: no-IOMMU and other groups never share a container
+   * (EPERM); a set backend must accept the group.
+   */
+  attachGroup(group: Group, noiommu = false): void {
+    if (this.groups.length > 0 && this.noiommu !== noiommu) {
+      fail('EPERM', 'no-IOMMU and IOMMU groups cannot share a container');
+    }
     this.backend?.attachGroup(group);
     this.groups.push(group);
+    this.noiommu = noiommu;
   }
 
   /** The group leaves; the last one releases the backend (all mappings). */
@@ -161,7 +179,7 @@ export class LegacyContainer {
       case VFIO_BASE + 1:
         return this.checkExtension(caller, request, arg);
       case VFIO_BASE + 2:
-        return this.setIommu(arg);
+        return this.setIommu(arg, caller);
       default:
         if (!this.backend) fail('EINVAL');
         return this.backend.ioctl(caller, request, arg);

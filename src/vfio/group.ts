@@ -1,23 +1,33 @@
 /**
  * The VFIO group character device `/dev/vfio/<group id>` (drivers/vfio/
- * group.c): one per IOMMU group of the host, one open file at a time.
- * Facts: vfio-device.md §2, vfio-container.md §3.
+ * group.c): one per IOMMU group of the host, one open file at a time; in
+ * no-IOMMU mode `/dev/vfio/noiommu-<id>` for the fake group of a device
+ * without IOMMU, where CAP_SYS_RAWIO is needed at open, SET_CONTAINER and
+ * the first GET_DEVICE_FD (EPERM). Facts: vfio-device.md §2,
+ * vfio-container.md §3.
  *
  * - open: EBUSY while the group's file is open (also while device fds of a
  *   legacy container keep it open after close()).
  * - GET_STATUS: argsz < 8 EINVAL; VIABLE | CONTAINER_SET once a container
- *   or an iommufd is set, else VIABLE (no DMA owner is ever claimed here).
+ *   or an iommufd is set, else VIABLE unless someone owns the group's DMA
+ *   (devices left bound to an iommufd after UNSET_CONTAINER: flags 0).
  * - SET_CONTAINER(&fd): EFAULT, EBADF, EINVAL when already set; a legacy
- *   container fd attaches the group to it; an iommufd fd (/dev/iommu, or
+ *   container fd claims the group's DMA ownership (EPERM when owned; fake
+ *   groups claim nothing; fake and real groups never mix, EPERM) and
+ *   attaches the group to it; an iommufd fd (/dev/iommu, or
  *   /dev/vfio/vfio when iommufd provides it) gets a compat IOAS if it has
- *   none and is held by the group; any other fd EBADFD.
+ *   none (a fake group instead puts it in no-IOMMU mode; either is EINVAL
+ *   when the context is in the other state) and is held by the group; any
+ *   other fd EBADFD.
  * - UNSET_CONTAINER: EINVAL when not set; legacy container with devices
  *   open EBUSY; an iommufd is just dropped (open devices stay bound).
  * - GET_DEVICE_FD(name): a NUL-terminated name read with a page bound
- *   (EFAULT, EINVAL), matched by vfio-pci's rules (device-match.ts);
- *   ENODEV when nothing matches; EINVAL without container/iommufd, or with
+ *   (EFAULT, EINVAL), matched by vfio-pci's rules (device-match.ts) with
+ *   its VF token rules (pci/sriov.ts: EACCES, EINVAL); ENODEV when nothing
+ *   matches; EINVAL without container/iommufd, or with
  *   a legacy container before SET_IOMMU. The first open of a device binds
- *   it to the iommufd and attaches it to the compat IOAS (so DMA flows
+ *   it to the iommufd (EPERM while another context owns the group's DMA)
+ *   and attaches it to the compat IOAS (so DMA flows
  *   only from then on), or, with a legacy container or an iommufd running
  *   the SPAPR container (uiommu extension, spapr/iommufd-compat.ts), holds
  *   the group file (UNSET_CONTAINER is EBUSY meanwhile).
@@ -36,12 +46,13 @@ import type { Mm } from '../iommu/mm.ts';
 import type { Caller, IommufdCtx } from '../iommufd/context.ts';
 import type { FileOps } from '../iommufd/file.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
-import { vfioCompatIoasCreate } from '../iommufd/vfio-compat.ts';
+import { vfioCompatIoasCreate, vfioCompatSetNoIommu } from '../iommufd/vfio-compat.ts';
 import { type LegacyContainer, legacyContainerOf } from './container.ts';
 import { VfioDevice } from './device.ts';
 import { deviceFileOps } from './device-file.ts';
 import { matchDeviceName } from './device-match.ts';
 import type { PciDeviceSpec } from './pci/spec.ts';
+import { validateVfToken } from './pci/sriov.ts';
 import {
   spaprCompatActive,
   spaprCompatAddGroup,
@@ -93,17 +104,33 @@ export class VfioGroup {
   private fileRefs = 0;
   /** cdev_device_open_cnt: devices of the group bound (or binding) through their cdev; open() is EBUSY meanwhile. */
   private cdevUsers = 0;
+  /** Devices whose open holds the group file (legacy container or SPAPR backend). */
+  private readonly holding = new Set<VfioDevice>();
+  /** A no-IOMMU fake group (VFIO_NO_IOMMU): its device has no IOMMU; CAP_SYS_RAWIO needed throughout. */
+  readonly noiommu: boolean;
 
   /** `specOf` gives each member's PCI description (from the host topology). */
   constructor(
     readonly iommuGroup: Group,
     specOf: (dev: Device) => PciDeviceSpec,
+    opts: { noiommu?: boolean } = {},
   ) {
     this.devices = iommuGroup.devices.map((d) => new VfioDevice(d, specOf(d)));
+    this.noiommu = opts.noiommu ?? false;
   }
 
   get id(): number {
     return this.iommuGroup.id;
+  }
+
+  /** The node's name under /dev/vfio/ (and /sys/class/vfio/): `N`, or `noiommu-N` for a fake group. */
+  get nodeName(): string {
+    return this.noiommu ? `noiommu-${this.id}` : `${this.id}`;
+  }
+
+  /** The IOMMU group's `name` attribute in sysfs: vfio names its fake groups; others have none. */
+  get iommuGroupName(): string | undefined {
+    return this.noiommu ? 'vfio-noiommu' : undefined;
   }
 
   /** The group file exists (open() would be EBUSY). */
@@ -116,8 +143,13 @@ export class VfioGroup {
     return this.container !== undefined || this.iommufd !== undefined;
   }
 
-  /** open(2) of /dev/vfio/<id>: one open file at a time, none while a device is cdev-bound (EBUSY). */
-  open(): VfioGroupFile {
+  /**
+   * open(2) of /dev/vfio/<nodeName>: a fake group needs CAP_SYS_RAWIO
+   * (EPERM); one open file at a time, none while a device is cdev-bound
+   * (EBUSY).
+   */
+  open(caller: { readonly capSysRawio?: boolean }): VfioGroupFile {
+    if (this.noiommu && caller.capSysRawio !== true) fail('EPERM', 'no-IOMMU group');
     if (this.fileRefs > 0 || this.cdevUsers > 0) fail('EBUSY');
     this.fileRefs = 1;
     return {
@@ -159,10 +191,9 @@ export class VfioGroup {
     const minsz = VfioGroupStatus.size;
     const status = VfioGroupStatus.decode(caller.mm.read(arg, minsz));
     if (status.argsz < minsz) fail('EINVAL');
-    // nothing in the model claims DMA ownership of a group, so it is always viable
-    const flags = this.hasIommu
-      ? VFIO_GROUP_FLAGS.VIABLE | VFIO_GROUP_FLAGS.CONTAINER_SET
-      : VFIO_GROUP_FLAGS.VIABLE;
+    let flags = 0;
+    if (this.hasIommu) flags = VFIO_GROUP_FLAGS.VIABLE | VFIO_GROUP_FLAGS.CONTAINER_SET;
+    else if (!this.iommuGroup.dmaOwnerClaimed) flags = VFIO_GROUP_FLAGS.VIABLE;
     caller.mm.write(arg, VfioGroupStatus.encode({ argsz: status.argsz, flags }));
     return 0;
   }
@@ -176,17 +207,30 @@ export class VfioGroup {
     if (this.hasIommu) fail('EINVAL');
     const container = legacyContainerOf(file);
     if (container) {
-      container.attachGroup(this.iommuGroup);
+      // vfio_container_attach_group(): a real group becomes the DMA owner first
+      if (this.noiommu && caller.capSysRawio !== true) fail('EPERM', 'no-IOMMU group');
+      if (!this.noiommu) this.iommuGroup.claimDmaOwner(this);
+      try {
+        container.attachGroup(this.iommuGroup, this.noiommu);
+      } catch (e) {
+        if (!this.noiommu) this.iommuGroup.releaseDmaOwner();
+        throw e;
+      }
       this.container = container;
       this.containerUsers = 1;
       return 0;
     }
     const ctx = iommufdCtxOf(file);
     if (ctx) {
-      vfioCompatIoasCreate(ctx);
-      spaprCompatAddGroup(ctx, this.iommuGroup, () =>
-        this.devices.some((d) => d.iommufdDevice !== undefined),
-      );
+      if (this.noiommu) {
+        // iommufd's no-IOMMU compat mode (EINVAL once it has a compat IOAS)
+        vfioCompatSetNoIommu(ctx);
+      } else {
+        vfioCompatIoasCreate(ctx);
+        spaprCompatAddGroup(ctx, this.iommuGroup, () =>
+          this.devices.some((d) => d.iommufdDevice !== undefined),
+        );
+      }
       ctx.hold();
       this.iommufd = ctx;
       return 0;
@@ -210,41 +254,59 @@ export class VfioGroup {
   /** VFIO_GROUP_GET_DEVICE_FD: returns the new fd. */
   private getDeviceFd(caller: Caller, arg: bigint): number {
     const name = strndupUser(caller.mm, arg, Number(caller.mm.pageSize));
-    const device = this.devices.find((d) => matchDeviceName(d.name, name));
+    // vfio_device_get_from_name(): the driver's match judges the VF token too
+    const device = this.devices.find((d) => {
+      const m = matchDeviceName(d.name, name);
+      if (m) validateVfToken(d.pci, m.token);
+      return m !== undefined;
+    });
     if (!device) fail('ENODEV');
-    this.openDevice(device);
+    this.openDevice(caller, device);
     // the hook for real device ops: see device-file.ts
     return caller.installFile(deviceFileOps(device, { release: () => this.closeDevice(device) }));
   }
 
-  /** vfio_df_group_open(): the first open binds (iommufd) or uses the container's backend. */
-  private openDevice(device: VfioDevice): void {
+  /**
+   * vfio_df_group_open(): the first open binds (iommufd) or uses the
+   * container's backend. A no-IOMMU device needs CAP_SYS_RAWIO (EPERM) and
+   * is never bound: with an iommufd, which must then have no compat IOAS
+   * (EPERM), nothing is held at all.
+   */
+  private openDevice(caller: Caller, device: VfioDevice): void {
     if (!this.hasIommu) fail('EINVAL');
     if (device.openCount === 0) {
-      if (this.iommufd && !spaprCompatActive(this.iommufd)) {
+      const rawio = caller.capSysRawio === true;
+      if (this.iommufd && this.noiommu) {
+        if (!rawio || this.iommufd.vfioIoas) fail('EPERM', 'no-IOMMU device on an iommufd');
+      } else if (this.iommufd && !spaprCompatActive(this.iommufd)) {
         device.bindIommufd(this.iommufd);
       } else if (this.iommufd) {
         // uiommu extension: the group belongs to the fd's SPAPR backend
-        this.containerUsers++;
-        this.fileRefs++;
+        this.holdFile(device);
       } else {
         // vfio_group_use_container(): SET_IOMMU not done yet
         if (!this.container?.backend) fail('EINVAL');
-        this.containerUsers++;
-        this.fileRefs++;
+        if (this.noiommu && !rawio) fail('EPERM', 'no-IOMMU device');
+        this.holdFile(device);
       }
       device.pci.enable();
     }
     device.openCount++;
   }
 
+  /** A first device open under a container: one more container user and group-file reference. */
+  private holdFile(device: VfioDevice): void {
+    this.containerUsers++;
+    this.fileRefs++;
+    this.holding.add(device);
+  }
+
   /** vfio_df_group_close(): the last close unbinds, or releases the container use. */
   private closeDevice(device: VfioDevice): void {
     if (--device.openCount > 0) return;
     device.pci.disable();
-    if (device.iommufdDevice) {
-      device.unbindIommufd();
-    } else {
+    if (device.iommufdDevice) device.unbindIommufd();
+    if (this.holding.delete(device)) {
       this.containerUsers--;
       this.putFile();
     }
@@ -253,6 +315,7 @@ export class VfioGroup {
   /** vfio_group_detach_container(): the last group of a container releases its backend. */
   private detachContainer(): void {
     this.container?.detachGroup(this.iommuGroup);
+    this.iommuGroup.releaseDmaOwner();
     this.container = undefined;
     this.containerUsers = 0;
   }

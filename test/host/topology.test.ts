@@ -577,7 +577,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devices[1].irqs = {};
       },
-      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, dmaEngine)',
+      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, dmaEngine, sriov, physfn)',
     ],
     [
       'comment of the wrong type',

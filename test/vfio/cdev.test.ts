@@ -208,7 +208,7 @@ describe('device cdev errno rules', () => {
     assert.equal(bind(c, dev, 77).errno, 'EBADF');
     const group = c.open('/dev/vfio/12').ret; // not an iommufd
     assert.equal(bind(c, dev, group).errno, 'EBADFD');
-    // TOKEN: the UUID is copied (EFAULT), then no PF/VF accepts it
+    // TOKEN: the UUID is copied (EFAULT); the NIC is neither PF nor VF (EINVAL)
     assert.equal(bind(c, dev, iommufd, 24, 1, 0n).errno, 'EFAULT');
     assert.equal(bind(c, dev, iommufd, 24, 1, c.mem(4096n)).errno, 'EINVAL');
     // argsz beyond the struct: the tail must be zero

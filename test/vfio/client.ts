@@ -5,6 +5,7 @@
  */
 import type { ErrnoName } from '../../src/abi/errno.ts';
 import {
+  VfioDeviceBindIommufd,
   VfioGroupStatus,
   type VfioIoctlName,
   VfioIommuType1DmaMap,
@@ -14,6 +15,7 @@ import {
 } from '../../src/abi/vfio.ts';
 import { Kernel, type KernelOptions } from '../../src/host/kernel.ts';
 import type { Credentials, Process } from '../../src/host/process.ts';
+import { vfioCdevName } from '../../src/vfio/cdev.ts';
 
 export interface Result {
   ret: number;
@@ -66,6 +68,34 @@ export class VfioClient {
     const b = new Uint8Array(name.length + 1);
     for (let i = 0; i < name.length; i++) b[i] = name.charCodeAt(i);
     return this.ioctl(group, 'VFIO_GROUP_GET_DEVICE_FD', this.proc.scratch(b));
+  }
+
+  /** The device cdev node of `bdf` (/dev/vfio/devices/vfioX). */
+  cdevPath(bdf: string): string {
+    const name = vfioCdevName(this.kernel, bdf);
+    if (!name) throw new Error(`${bdf} has no cdev`);
+    return `/dev/vfio/devices/${name}`;
+  }
+
+  /** VFIO_DEVICE_BIND_IOMMUFD (argsz 24); `out_devid` in `devid`. */
+  bind(
+    dev: number,
+    iommufd: number,
+    opts: { flags?: number; token?: bigint; argsz?: number } = {},
+  ): Result & { devid: number } {
+    const r = this.proc.call(
+      dev,
+      vfioIoctlNumber(this.kernel.abi, 'VFIO_DEVICE_BIND_IOMMUFD'),
+      VfioDeviceBindIommufd,
+      {
+        argsz: opts.argsz ?? 24,
+        flags: opts.flags ?? 0,
+        iommufd,
+        out_devid: 0,
+        token_uuid_ptr: opts.token ?? 0n,
+      },
+    );
+    return { ret: r.ret, errno: r.errno, devid: r.out.out_devid };
   }
 
   /** Anonymous read/write memory; returns its VA. */

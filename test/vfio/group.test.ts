@@ -271,9 +271,11 @@ describe('lifetimes (iommufd backend)', () => {
     nic.dmaWrite(0n, Uint8Array.of(9));
     const again = c.open('/dev/vfio/13').ret;
     assert.ok(again >= 0);
-    assert.equal(c.status(again).flags, VFIO_GROUP_FLAGS.VIABLE);
+    // the device is still bound to the iommufd, which owns the group's DMA: not viable
+    assert.equal(c.status(again).flags, 0);
     c.proc.close(dev);
     assert.throws(() => nic.dmaWrite(0n, Uint8Array.of(9)), DmaFaultError);
+    assert.equal(c.status(again).flags, VFIO_GROUP_FLAGS.VIABLE);
   });
 
   it('process exit closes everything in fd order', () => {

@@ -110,7 +110,9 @@ describe('VFIO_DEVICE_GET_INFO', () => {
 
   it('unknown device ioctls → ENOTTY', () => {
     const r = rig();
-    assert.equal(r.raw('VFIO_DEVICE_FEATURE', new Uint8Array(8)).errno, 'ENOTTY');
+    // DEVICE_FEATURE: a valid header asking PCI_VF_TOKEN of a device that is no PF
+    const probeSet = Uint8Array.of(8, 0, 0, 0, 0, 0, 6, 0);
+    assert.equal(r.raw('VFIO_DEVICE_FEATURE', probeSet).errno, 'ENOTTY');
     assert.equal(r.raw('VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', new Uint8Array(12)).errno, 'ENOTTY');
   });
 });

@@ -11,6 +11,7 @@ import { SpaprIommu } from '../../drivers/spapr/driver.ts';
 import { Device, type ReservedRegion } from '../../iommu/device.ts';
 import type { IommuDriver } from '../../iommu/driver.ts';
 import { Group } from '../../iommu/group.ts';
+import { NO_IOMMU } from '../../iommu/no-iommu.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { validateHostSpec } from './load.ts';
 import type { HostSpec, IommuSpec, PciDeviceSpec } from './types.ts';
@@ -75,7 +76,8 @@ export interface InstantiateOptions {
  * Build the drivers, groups and devices of `spec` (checked first with
  * {@link validateHostSpec}: a HostSpecError names the bad field). A device behind an intel unit reports the
  * x86 MSI window in addition to its own reserved regions; a device behind a
- * MockIommu is a {@link MockDevice} with flags 0.
+ * MockIommu is a {@link MockDevice} with flags 0; a device without IOMMU
+ * (`iommu` '') is driven by NO_IOMMU, alone in its group.
  *
  * @example
  * const host = instantiate(x86, new PhysRam());
@@ -97,14 +99,18 @@ export function instantiate(
   const groups = new Map<number, Group>();
   const devices = new Map<string, HostDevice>();
   for (const d of spec.devices) {
-    const driver = iommus.get(d.iommu);
-    const unit = iommuSpecs.get(d.iommu);
-    if (!driver || !unit) throw new Error(`${d.bdf}: unknown IOMMU '${d.iommu}'`); // validated above
     let group = groups.get(d.group);
     if (!group) {
       group = new Group(d.group);
       groups.set(d.group, group);
     }
+    if (d.iommu === '') {
+      devices.set(d.bdf, { device: new Device(d.bdf, NO_IOMMU, group, memory), spec: d });
+      continue;
+    }
+    const driver = iommus.get(d.iommu);
+    const unit = iommuSpecs.get(d.iommu);
+    if (!driver || !unit) throw new Error(`${d.bdf}: unknown IOMMU '${d.iommu}'`); // validated above
     const own: ReservedRegion[] = (d.reservedRegions ?? []).map((r) => ({ ...r }));
     const reserved = unit.kind === 'intel' ? [...intelReservedRegions(), ...own] : own;
     const device =

@@ -127,6 +127,13 @@ export function parseHostSpec(json: unknown): HostSpec {
       bad(at(path, 'bdf'), `duplicate BDF ${d.bdf} (also devices[${first}])`);
     bdfAt.set(d.bdf, i);
     const g = groupAt.get(d.group);
+    if (g !== undefined && (d.iommu === '' || devices[g]!.iommu === '')) {
+      bad(
+        at(path, 'group'),
+        `group ${d.group} is taken by devices[${g}]; a device without IOMMU ` +
+          `(iommu null) is alone in its group`,
+      );
+    }
     if (g !== undefined && devices[g]!.iommu !== d.iommu) {
       bad(
         at(path, 'iommu'),
@@ -136,7 +143,37 @@ export function parseHostSpec(json: unknown): HostSpec {
     }
     if (g === undefined) groupAt.set(d.group, i);
   });
+  checkSriov(devices, bdfAt);
   return { name, iommus, devices };
+}
+
+/**
+ * SR-IOV links: a `physfn` naming one of the devices names a PF (one with
+ * `sriov`), and each PF is named by exactly `sriov` VFs.
+ */
+function checkSriov(devices: readonly PciDeviceSpec[], bdfAt: ReadonlyMap<string, number>): void {
+  const vfs = new Map<number, number>();
+  devices.forEach((d, i) => {
+    if (d.physfn === undefined) return;
+    const pf = bdfAt.get(d.physfn);
+    if (pf === undefined) return; // a PF bound to a host driver
+    if (devices[pf]!.sriov === undefined) {
+      bad(
+        at(item('devices', i), 'physfn'),
+        `${d.physfn} (devices[${pf}]) is not an SR-IOV PF (it has no sriov)`,
+      );
+    }
+    vfs.set(pf, (vfs.get(pf) ?? 0) + 1);
+  });
+  devices.forEach((d, i) => {
+    const n = vfs.get(i) ?? 0;
+    if (d.sriov !== undefined && d.sriov !== n) {
+      bad(
+        at(item('devices', i), 'sriov'),
+        `${d.sriov} VFs enabled but ${n} devices name ${d.bdf} as their physfn`,
+      );
+    }
+  });
 }
 
 function parseIommu(v: unknown, path: string): IommuSpec {
@@ -298,6 +335,8 @@ const DEVICE_KEYS = [
   'reservedRegions',
   'irq',
   'dmaEngine',
+  'sriov',
+  'physfn',
 ];
 
 function parseDevice(v: unknown, path: string, iommus: readonly IommuSpec[]): PciDeviceSpec {
@@ -327,21 +366,33 @@ function parseDevice(v: unknown, path: string, iommus: readonly IommuSpec[]): Pc
     if (iommus.length !== 1) bad(ip, `required (the host has ${iommus.length} IOMMUs)`);
     out.iommu = iommus[0]!.id;
   } else {
-    out.iommu = string(rec.iommu, ip);
+    // null: no IOMMU translates the device
+    out.iommu = rec.iommu === null ? '' : string(rec.iommu, ip);
   }
   const unit = iommus.find((u) => u.id === out.iommu);
-  if (!unit) {
+  if (!unit && out.iommu !== '') {
     bad(ip, `unknown IOMMU '${out.iommu}' (known: ${iommus.map((u) => u.id).join(', ')})`);
   }
 
   if (rec.reservedRegions !== undefined) {
     const rp = at(path, 'reservedRegions');
+    if (!unit) bad(rp, 'a device without IOMMU has no reserved regions');
     if (unit.kind === 'mock') bad(rp, 'devices behind a mock IOMMU have no reserved regions');
     out.reservedRegions = array(rec.reservedRegions, rp).map((r, i) =>
       parseReserved(r, item(rp, i)),
     );
   }
+  if (rec.sriov !== undefined) out.sriov = integer(rec.sriov, at(path, 'sriov'), 0, 0xffff);
+  if (rec.physfn !== undefined) {
+    const pp = at(path, 'physfn');
+    out.physfn = parseBdf(rec.physfn, pp);
+    if (out.physfn === bdf) bad(pp, 'a VF cannot be its own PF');
+    if (out.sriov !== undefined) bad(at(path, 'sriov'), 'a VF (it has physfn) cannot be a PF');
+  }
   if (rec.irq !== undefined) out.irq = parseIrq(rec.irq, at(path, 'irq'), out.bars);
+  if (out.physfn !== undefined && out.irq?.intx === true) {
+    bad(at(at(path, 'irq'), 'intx'), 'a VF has no INTx pin');
+  }
   const irq = effectiveIrq(out);
   if (irq.msix > 0) checkMsix(out, irq, path);
   if (rec.dmaEngine !== undefined) {

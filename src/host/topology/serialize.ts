@@ -58,7 +58,7 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
   if (d.pcie !== undefined) out.pcie = d.pcie;
   out.bars = d.bars.map(barToJson);
   out.group = d.group;
-  out.iommu = d.iommu;
+  out.iommu = d.iommu === '' ? null : d.iommu;
   if (d.reservedRegions !== undefined) {
     out.reservedRegions = d.reservedRegions.map((r) => ({
       start: hex(r.start),
@@ -68,6 +68,8 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
   }
   if (d.irq !== undefined) out.irq = irqToJson(d.irq);
   if (d.dmaEngine !== undefined) out.dmaEngine = d.dmaEngine;
+  if (d.sriov !== undefined) out.sriov = d.sriov;
+  if (d.physfn !== undefined) out.physfn = d.physfn;
   return out;
 }
 

@@ -107,3 +107,32 @@ export const VFIO_PCI_OFFSET_MASK = (1n << VFIO_PCI_OFFSET_SHIFT) - 1n;
 export function vfioPciRegionOffset(index: number): bigint {
   return BigInt(index) << VFIO_PCI_OFFSET_SHIFT;
 }
+
+/** `vfio_device_feature.flags`: the feature id in the low 16 bits and the GET/SET/PROBE ops. */
+export const VFIO_DEVICE_FEATURE = {
+  MASK: 0xffff,
+  GET: 1 << 16,
+  SET: 1 << 17,
+  PROBE: 1 << 18,
+} as const;
+
+/** VFIO_DEVICE_FEATURE_* ids. */
+export const VFIO_DEVICE_FEATURE_ID = {
+  PCI_VF_TOKEN: 0,
+  MIGRATION: 1,
+  MIG_DEVICE_STATE: 2,
+  LOW_POWER_ENTRY: 3,
+  LOW_POWER_ENTRY_WITH_WAKEUP: 4,
+  LOW_POWER_EXIT: 5,
+  DMA_LOGGING_START: 6,
+  DMA_LOGGING_STOP: 7,
+  DMA_LOGGING_REPORT: 8,
+  MIG_DATA_SIZE: 9,
+  BUS_MASTER: 10,
+} as const;
+
+/** `struct vfio_device_feature` (8-byte header, then the feature's `data[]`); minsz 8. */
+export const VfioDeviceFeature = struct('vfio_device_feature', 8, [
+  field('argsz', 0, 'u32', 'in'),
+  field('flags', 4, 'u32', 'in'),
+]);

@@ -13,7 +13,10 @@ import { fail } from '../../abi/errno.ts';
 import { VfioInfoCapHeader, vfioNrOf } from '../../abi/vfio.ts';
 import type { Caller } from '../../iommufd/context.ts';
 import type { FileOps } from '../../iommufd/file.ts';
+import { vfioDeviceFeature } from '../device-feature.ts';
 import {
+  VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE_ID,
   VFIO_REGION_INFO_FLAG,
   VfioDeviceInfo,
   VfioIrqInfo,
@@ -21,9 +24,17 @@ import {
   VfioRegionInfo,
 } from './abi.ts';
 import type { VfioPciDevice } from './device.ts';
+import { vfTokenFeature } from './sriov.ts';
 
 /** VFIO_BASE + n of the device ioctls served here. */
-const NR = { GET_INFO: 107, GET_REGION_INFO: 108, GET_IRQ_INFO: 109, SET_IRQS: 110, RESET: 111 };
+const NR = {
+  GET_INFO: 107,
+  GET_REGION_INFO: 108,
+  GET_IRQ_INFO: 109,
+  SET_IRQS: 110,
+  RESET: 111,
+  FEATURE: 117,
+};
 
 export interface VfioPciFileOptions {
   /** Called when the last reference to the open file goes away. */
@@ -39,7 +50,9 @@ function argszAt(caller: Caller, arg: bigint): number {
  * The FileOps of a device fd for `dev`. ioctls: GET_INFO (minsz 16; 20
  * bytes copied back when argsz ≥ 20), GET_REGION_INFO (minsz 32, capability
  * chain at +32 or the argsz-grow answer), GET_IRQ_INFO (minsz 16),
- * SET_IRQS (header 20 + payload), RESET; every other number → ENOTTY.
+ * SET_IRQS (header 20 + payload), RESET, DEVICE_FEATURE (the core's
+ * checks, then PCI_VF_TOKEN on a PF; the low-power features are not
+ * modelled: ENOTTY); every other number → ENOTTY.
  * read/write: pread/pwrite at `offset` (a plain read/write uses offset 0:
  * the file position is not modelled).
  */
@@ -122,6 +135,14 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
         case NR.RESET:
           dev.reset();
           return 0;
+        case NR.FEATURE:
+          // the VFIO core's checks, then vfio_pci_core_ioctl_feature()
+          return vfioDeviceFeature(caller, arg, (c, flags, data, size) => {
+            if ((flags & VFIO_DEVICE_FEATURE.MASK) !== VFIO_DEVICE_FEATURE_ID.PCI_VF_TOKEN) {
+              fail('ENOTTY', 'feature not provided by vfio-pci here');
+            }
+            return vfTokenFeature(dev, c, flags, data, size);
+          });
         default:
           fail('ENOTTY');
       }

@@ -26,6 +26,7 @@ import { CAP_OFFSET, PCI, PCI_CAP_ID, PciConfigSpace } from './config-space.ts';
 import { DMA_REG_BLOCK, DmaEngine, type DmaPort } from './dma-engine.ts';
 import { type IrqSetRequest, VfioPciIrqs, validateIrqSet } from './irqs.ts';
 import { effectiveIrq, type PciDeviceSpec } from './spec.ts';
+import { VfToken } from './sriov.ts';
 
 export interface VfioPciDeviceOptions {
   /** A function reset works (VFIO_DEVICE_FLAGS_RESET; RESET gives EINVAL otherwise). Default true. */
@@ -79,6 +80,10 @@ export class VfioPciDevice {
   readonly dmaEngine: DmaEngine | undefined;
   /** Bumped on every function reset (RESET ioctl or FLR), for observers. */
   resets = 0;
+  /** An SR-IOV PF's VF token (vdev->vf_token). */
+  readonly vfToken: VfToken | undefined;
+  /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
+  sriovPf: VfioPciDevice | undefined;
 
   constructor(
     readonly spec: PciDeviceSpec,
@@ -86,6 +91,7 @@ export class VfioPciDevice {
   ) {
     this.resetWorks = opts.resetWorks ?? true;
     this.dynamicMsix = opts.dynamicMsix ?? false;
+    this.vfToken = spec.sriov !== undefined ? new VfToken() : undefined;
     this.config = new PciConfigSpace(spec);
     this.irqs = new VfioPciIrqs(this.config.pcie);
     this.config.msiState = () => ({
@@ -117,10 +123,13 @@ export class VfioPciDevice {
     this.config.enable();
     for (const m of this.barMemory.values()) m.clear();
     this.dmaEngine?.reset();
+    // vfio_pci_core_finish_enable(): an open VF is a user of its PF's token
+    if (this.sriovPf) this.sriovPf.vfToken!.users++;
   }
 
   /** Last close (vfio_pci_core_disable): interrupts off, function reset. */
   disable(): void {
+    if (this.sriovPf) this.sriovPf.vfToken!.users--;
     this.irqs.disable();
     this.resetInternals();
   }

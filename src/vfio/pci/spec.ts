@@ -27,8 +27,8 @@ export interface ReservedRegionSpec {
 }
 
 /**
- * Interrupts the device implements. Absent fields mean: INTx yes, no MSI, no
- * MSI-X (see `effectiveIrq`).
+ * Interrupts the device implements. Absent fields mean: INTx yes (no for a
+ * VF), no MSI, no MSI-X (see `effectiveIrq`).
  */
 export interface IrqSpec {
   /** Interrupt pin present (config 0x3D ≠ 0). */
@@ -61,7 +61,11 @@ export interface PciDeviceSpec {
   readonly bars: readonly BarSpec[];
   /** IOMMU group number (/dev/vfio/N); every member sits behind the same IOMMU. */
   readonly group: number;
-  /** `id` of the IommuSpec translating this device's DMA (may be left out of JSON when there is one). */
+  /**
+   * `id` of the IommuSpec translating this device's DMA (may be left out of
+   * JSON when there is one). '' (JSON null): no IOMMU translates it; VFIO
+   * offers it only in no-IOMMU mode, alone in a fake group.
+   */
   readonly iommu: string;
   /** The device's own reserved regions (an intel unit adds its MSI window on top). */
   readonly reservedRegions?: readonly ReservedRegionSpec[];
@@ -71,6 +75,19 @@ export interface PciDeviceSpec {
    * a 4 KiB buffer at 0x40000; BAR0 must be memory of ≥ 512 KiB.
    */
   readonly dmaEngine?: boolean;
+  /**
+   * An SR-IOV physical function: how many VFs are enabled (sriov_numvfs,
+   * set through vfio-pci); exactly that many devices name it in `physfn`.
+   * 0 = SR-IOV capable with no VF enabled. vfio-pci gives every PF a VF
+   * token.
+   */
+  readonly sriov?: number;
+  /**
+   * An SR-IOV virtual function: its PF's BDF. A PF among the host's devices
+   * is bound to vfio-pci (its VFs need its VF token); any other BDF stands
+   * for a PF left to a host driver (no token). A VF has no INTx pin.
+   */
+  readonly physfn?: string;
 }
 
 /** Interrupt facts with every default applied. */
@@ -106,7 +123,7 @@ export function effectiveIrq(dev: PciDeviceSpec): EffectiveIrq {
   const tableEnd = msixTableOffset + msixTableBytes(msix);
   const msixPbaOffset = irq.msixPbaOffset ?? (tableEnd + SZ_4K - 1n) & ~(SZ_4K - 1n);
   return {
-    intx: irq.intx ?? true,
+    intx: irq.intx ?? dev.physfn === undefined,
     msi: irq.msi ?? 0,
     msix,
     msixBar,

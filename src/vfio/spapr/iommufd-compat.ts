@@ -59,11 +59,11 @@ export function spaprCompatExtension(host: {
   const driver = spaprTceIommuDriver(host);
   return {
     checkExtension: (ext) => driver.checkExtension(ext),
-    setIommu(ctx, _caller, type) {
+    setIommu(ctx, caller, type) {
       const st = stateOf(ctx);
       if (st.groups.length === 0) fail('ENODEV', 'no group set on this iommufd');
       if (st.groups.some((g) => g.busy())) fail('EBUSY', 'a device is bound to the iommufd');
-      const backend = driver.open(type);
+      const backend = driver.open(type, caller);
       const done: Group[] = [];
       try {
         for (const { group } of st.groups) {
