@@ -7,7 +7,7 @@
  * |---|---|---|
  * | /dev/iommu | 10:59 (misc; dynamic in Linux, 59 is this engine's pick) | 0660 |
  * | /dev/vfio/vfio | 10:196 (misc VFIO_MINOR) | 0666 |
- * | /dev/vfio/N | 242:index (region "vfio"; index = the group's position in host order) | 0600 |
+ * | /dev/vfio/N, /dev/vfio/noiommu-N | 242:index (region "vfio"; index = the group's position among the VFIO groups in host order) | 0600 |
  * | /dev/vfio/devices/vfioX | 511:X (region "vfio-dev") | 0600 |
  *
  * Linux allocates the "vfio" and "vfio-dev" majors dynamically; 242 and
@@ -15,6 +15,7 @@
  */
 import type { Kernel } from '../host/kernel.ts';
 import { vfioCdevName } from '../vfio/cdev.ts';
+import type { VfioGroup } from '../vfio/group.ts';
 
 export const MISC_MAJOR = 10;
 export const IOMMU_MINOR = 59;
@@ -40,8 +41,8 @@ export function charDevices(kernel: Kernel): CharDevice[] {
     { path: '/dev/iommu', mode: S_IFCHR | 0o660, major: MISC_MAJOR, minor: IOMMU_MINOR },
     { path: '/dev/vfio/vfio', mode: S_IFCHR | 0o666, major: MISC_MAJOR, minor: VFIO_MINOR },
   ];
-  [...kernel.vfioGroups.keys()].forEach((id, index) => {
-    nodes.push(groupNode(id, index));
+  [...kernel.vfioGroups.values()].forEach((group, index) => {
+    nodes.push(groupNode(group, index));
   });
   for (const bdf of kernel.host.devices.keys()) {
     const node = cdevNode(kernel, bdf);
@@ -55,9 +56,14 @@ export function charDeviceAt(kernel: Kernel, path: string): CharDevice | undefin
   return charDevices(kernel).find((n) => n.path === path);
 }
 
-/** /dev/vfio/<id>, the `index`-th group. */
-export function groupNode(id: number, index: number): CharDevice {
-  return { path: `/dev/vfio/${id}`, mode: S_IFCHR | 0o600, major: VFIO_GROUP_MAJOR, minor: index };
+/** /dev/vfio/<nodeName> (`N` or `noiommu-N`) of `group`, the `index`-th VFIO group. */
+export function groupNode(group: VfioGroup, index: number): CharDevice {
+  return {
+    path: `/dev/vfio/${group.nodeName}`,
+    mode: S_IFCHR | 0o600,
+    major: VFIO_GROUP_MAJOR,
+    minor: index,
+  };
 }
 
 /** /dev/vfio/devices/vfioX of host device `bdf`, if it has one. */

@@ -3,26 +3,32 @@
  * library redirects `/sys/...` and `/dev/...` paths into, written from a
  * Kernel's host topology (facts: vfio-device.md §6, selftest-mock.md §4.4).
  *
- * For every PCI function `<BDF>` (`DDDD:BB:DD.F`), bound to vfio-pci:
+ * For every PCI function `<BDF>` (`DDDD:BB:DD.F`):
  *
  * - `sys/devices/pciDDDD:BB/<BDF>/`: `vendor`, `device`,
  *   `subsystem_vendor`, `subsystem_device`, `class`, `revision` (hex text),
  *   `numa_node` (0), `resource` (13 lines `start end flags`; BAR addresses
- *   are synthesized, see `assignBars`), links `iommu_group` →
+ *   are synthesized, see `assignBars`), link `subsystem` → `../../../bus/pci`;
+ *   an SR-IOV PF has `sriov_numvfs` and `sriov_totalvfs` and `virtfnN`
+ *   links to its VFs, a VF a `physfn` link when its PF is a host device.
+ * - `sys/bus/pci/devices/<BDF>` → `../../../devices/pciDDDD:BB/<BDF>`.
+ * - When the device has a VFIO group (bound to vfio-pci; a device without
+ *   IOMMU only in no-IOMMU mode): links `iommu_group` →
  *   `../../../kernel/iommu_groups/N`, `driver` →
- *   `../../../bus/pci/drivers/vfio-pci`, `subsystem` → `../../../bus/pci`,
- *   and `vfio-dev/vfioX/dev` (`major:minor`).
- * - `sys/bus/pci/devices/<BDF>` → `../../../devices/pciDDDD:BB/<BDF>`, and the
- *   same link under `sys/bus/pci/drivers/vfio-pci/`.
- * - `sys/class/vfio-dev/vfioX` → the device's `vfio-dev/vfioX`.
+ *   `../../../bus/pci/drivers/vfio-pci` and the driver's own link to the
+ *   device; with a cdev (no-IOMMU devices have none) `vfio-dev/vfioX/dev`
+ *   (`major:minor`) and `sys/class/vfio-dev/vfioX` → that directory.
  *
- * Per IOMMU group N: `sys/kernel/iommu_groups/N/devices/<BDF>` links,
- * `reserved_regions` (merged per type, `0x%016llx 0x%016llx type`) and
- * `type` (the default domain: `DMA-FQ` behind a VT-d unit, `unknown`
- * otherwise), plus `sys/class/vfio/N/dev`. Misc devices:
- * `sys/class/misc/{iommu,vfio}/dev`. Modules: `sys/module/{vfio,vfio_pci,
- * iommufd}` (and `vfio_iommu_type1` when the legacy container is type1),
- * `vfio/parameters/enable_unsafe_noiommu_mode` = `N`.
+ * Per VFIO group on IOMMU group N: `sys/kernel/iommu_groups/N/devices/<BDF>`
+ * links, `reserved_regions` (merged per type, `0x%016llx 0x%016llx type`)
+ * and `type` (the default domain: `DMA-FQ` behind a VT-d unit, `unknown`
+ * otherwise), plus `sys/class/vfio/<node name>/dev` (`N`, or `noiommu-N`).
+ * A no-IOMMU fake group has empty `reserved_regions`, type `unknown` and
+ * `name` = `vfio-noiommu`. IOMMU groups without a VFIO group are left out.
+ * Misc devices: `sys/class/misc/{iommu,vfio}/dev`. Modules:
+ * `sys/module/{vfio,vfio_pci,iommufd}` (and `vfio_iommu_type1` when the
+ * legacy container is type1), `vfio/parameters/enable_unsafe_noiommu_mode`
+ * = `Y` with the `vfioNoiommu` personality, else `N`.
  * `sys/kernel/mm/transparent_hugepage/hpage_pmd_size`: the real host's
  * value when readable, else 2097152.
  *
@@ -31,7 +37,7 @@
  * are the ones in devices.ts.
  */
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type { Kernel } from '../host/kernel.ts';
 import type { PciDeviceSpec } from '../host/topology/index.ts';
 import type { ReservedKind, ReservedRegion } from '../iommu/device.ts';
@@ -67,7 +73,7 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
   const bars = assignBars(kernel.host.spec.devices);
   for (const { device, spec } of kernel.host.devices.values()) {
     const bdf = spec.bdf;
-    const devDir = `devices/${pciRootOf(bdf)}/${bdf}`;
+    const devDir = devDirOf(bdf);
     const dir = join(sys, devDir);
     file(dir, 'vendor', `${hex(spec.vendor, 4)}\n`);
     file(dir, 'device', `${hex(spec.device, 4)}\n`);
@@ -77,10 +83,13 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     file(dir, 'revision', `${hex(spec.revision ?? 0, 2)}\n`);
     file(dir, 'numa_node', '0\n');
     file(dir, 'resource', resourceText(spec, bars.get(bdf)!));
-    link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
-    link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
     link(dir, 'subsystem', '../../../bus/pci');
     link(join(sys, 'bus/pci/devices'), bdf, `../../../${devDir}`);
+    writeSriov(kernel, sys, spec);
+    // without a VFIO group (no IOMMU, no no-IOMMU mode) vfio-pci does not take the device
+    if (!kernel.vfioGroups.has(device.group.id)) continue;
+    link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
+    link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
     link(join(sys, 'bus/pci/drivers/vfio-pci'), bdf, `../../../../${devDir}`);
     link(join(sys, `kernel/iommu_groups/${device.group.id}/devices`), bdf, `../../../../${devDir}`);
     const cdev = cdevNode(kernel, bdf);
@@ -90,20 +99,40 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
       link(join(sys, 'class/vfio-dev'), name, `../../${devDir}/vfio-dev/${name}`);
     }
   }
-  [...kernel.host.groups.values()].forEach((group, index) => {
+  [...kernel.vfioGroups.values()].forEach((vfioGroup, index) => {
+    const group = vfioGroup.iommuGroup;
     const dir = join(sys, `kernel/iommu_groups/${group.id}`);
-    const regions = group.devices.flatMap((d) => d.reservedRegions);
-    file(dir, 'reserved_regions', reservedRegionsText(regions));
-    const unit = group.devices[0] && kernel.host.devices.get(group.devices[0].name)?.spec.iommu;
-    const kind = unit === undefined ? undefined : kernel.host.iommuSpecs.get(unit)?.kind;
-    file(dir, 'type', kind === 'intel' ? 'DMA-FQ\n' : 'unknown\n');
-    file(join(sys, `class/vfio/${group.id}`), 'dev', devText(groupNode(group.id, index)));
+    if (vfioGroup.noiommu) {
+      // no IOMMU behind it: no reserved regions, no default domain
+      file(dir, 'reserved_regions', '');
+      file(dir, 'type', 'unknown\n');
+    } else {
+      file(
+        dir,
+        'reserved_regions',
+        reservedRegionsText(group.devices.flatMap((d) => d.reservedRegions)),
+      );
+      const unit = group.devices[0] && kernel.host.devices.get(group.devices[0].name)?.spec.iommu;
+      const kind = unit === undefined ? undefined : kernel.host.iommuSpecs.get(unit)?.kind;
+      file(dir, 'type', kind === 'intel' ? 'DMA-FQ\n' : 'unknown\n');
+    }
+    const name = vfioGroup.iommuGroupName;
+    if (name !== undefined) file(dir, 'name', `${name}\n`);
+    file(
+      join(sys, `class/vfio/${vfioGroup.nodeName}`),
+      'dev',
+      devText(groupNode(vfioGroup, index)),
+    );
   });
   mkdirSync(join(sys, 'bus/pci/drivers/vfio-pci'), { recursive: true });
   mkdirSync(join(sys, 'class/vfio-dev'), { recursive: true });
   file(join(sys, 'class/misc/iommu'), 'dev', `${MISC_MAJOR}:${IOMMU_MINOR}\n`);
   file(join(sys, 'class/misc/vfio'), 'dev', `${MISC_MAJOR}:${VFIO_MINOR}\n`);
-  file(join(sys, 'module/vfio/parameters'), 'enable_unsafe_noiommu_mode', 'N\n');
+  file(
+    join(sys, 'module/vfio/parameters'),
+    'enable_unsafe_noiommu_mode',
+    kernel.personality.vfioNoiommu ? 'Y\n' : 'N\n',
+  );
   mkdirSync(join(sys, 'module/vfio_pci'), { recursive: true });
   mkdirSync(join(sys, 'module/iommufd'), { recursive: true });
   if (kernel.personality.vfioContainer === 'type1') {
@@ -115,6 +144,37 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, '');
   }
+}
+
+/**
+ * SR-IOV attributes of `spec`'s directory: a PF's `sriov_numvfs` and
+ * `sriov_totalvfs` (both its enabled VF count) and `virtfnN` links to its
+ * VFs, numbered in routing-ID (BDF) order; a VF's `physfn` link when its PF
+ * is a host device (a PF left to a host driver is not in the tree).
+ */
+function writeSriov(kernel: Kernel, sys: string, spec: PciDeviceSpec): void {
+  const dir = join(sys, devDirOf(spec.bdf));
+  const linkTo = (name: string, bdf: string) =>
+    link(dir, name, relative(dir, join(sys, devDirOf(bdf))));
+  if (spec.sriov !== undefined) {
+    file(dir, 'sriov_numvfs', `${spec.sriov}\n`);
+    file(dir, 'sriov_totalvfs', `${spec.sriov}\n`);
+    const vfs = [...kernel.host.devices.values()]
+      .filter((d) => d.spec.physfn === spec.bdf)
+      .map((d) => d.spec.bdf)
+      .sort();
+    vfs.forEach((vf, n) => {
+      linkTo(`virtfn${n}`, vf);
+    });
+  }
+  if (spec.physfn !== undefined && kernel.host.devices.has(spec.physfn)) {
+    linkTo('physfn', spec.physfn);
+  }
+}
+
+/** A function's directory under `sys/`. */
+function devDirOf(bdf: string): string {
+  return `devices/${pciRootOf(bdf)}/${bdf}`;
 }
 
 /** `pciDDDD:BB`: the host bridge directory a function sits under. */

@@ -14,8 +14,27 @@ import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Kernel } from '../../src/host/kernel.ts';
 import { PRESETS } from '../../src/host/topology/index.ts';
-import { charDeviceAt, VFIO_DEV_MAJOR } from '../../src/server/devices.ts';
+import {
+  charDeviceAt,
+  charDevices,
+  VFIO_DEV_MAJOR,
+  VFIO_GROUP_MAJOR,
+} from '../../src/server/devices.ts';
 import { reservedRegionsText, writeFakeTree } from '../../src/server/sysfs.ts';
+import { NOIOMMU_HOST, NVME, RAW_NIC } from '../vfio/noiommu-host.ts';
+import { HOST_VF, PF, PLAIN, SRIOV_HOST, VF0, VF1 } from '../vfio/sriov-host.ts';
+
+/** Write the tree of `kernel` into a fresh directory; `sys(p)` is a path under its `sys/`. */
+function tree(kernel: Kernel): {
+  root: string;
+  sys: (p: string) => string;
+  read: (p: string) => string;
+} {
+  const root = mkdtempSync(join(tmpdir(), 'uiommu-sysfs-'));
+  writeFakeTree(kernel, root);
+  const sys = (p: string) => join(root, 'sys', p);
+  return { root, sys, read: (p) => readFileSync(sys(p), 'utf8') };
+}
 
 describe('fake sysfs and /dev tree (x86 preset)', () => {
   let root: string;
@@ -185,10 +204,104 @@ describe('fake tree for every preset', () => {
         const devices = readdirSync(join(root, 'sys/bus/pci/devices'));
         assert.equal(devices.length, kernel.host.devices.size);
         const groups = readdirSync(join(root, 'sys/kernel/iommu_groups'));
-        assert.deepEqual(groups.map(Number).sort(), [...kernel.host.groups.keys()].sort());
+        assert.deepEqual(groups.map(Number).sort(), [...kernel.vfioGroups.keys()].sort());
       } finally {
         rmSync(root, { recursive: true, force: true });
       }
     });
   }
+});
+
+describe('fake tree of a host with a device without IOMMU', () => {
+  it('no-IOMMU mode: the fake group is noiommu-N, named vfio-noiommu, type unknown, no regions', () => {
+    const kernel = new Kernel({ host: NOIOMMU_HOST, personality: { vfioNoiommu: true } });
+    const { root, sys, read } = tree(kernel);
+    try {
+      const group = kernel.vfioGroups.get(30)!;
+      assert.equal(group.noiommu, true);
+      assert.equal(read('kernel/iommu_groups/30/name'), 'vfio-noiommu\n');
+      assert.equal(read('kernel/iommu_groups/30/type'), 'unknown\n');
+      assert.equal(read('kernel/iommu_groups/30/reserved_regions'), '');
+      assert.deepEqual(readdirSync(sys('kernel/iommu_groups/30/devices')), [RAW_NIC]);
+      // a real group has no name file
+      assert.equal(existsSync(sys('kernel/iommu_groups/31/name')), false);
+      assert.equal(read('kernel/iommu_groups/31/type'), 'DMA-FQ\n');
+      // /sys/class/vfio and /dev/vfio use the node name; the numbers agree with STAT
+      assert.deepEqual(readdirSync(sys('class/vfio')).sort(), ['31', 'noiommu-30']);
+      const node = charDeviceAt(kernel, '/dev/vfio/noiommu-30')!;
+      assert.equal(node.major, VFIO_GROUP_MAJOR);
+      assert.equal(node.minor, 0);
+      assert.equal(read('class/vfio/noiommu-30/dev'), `${node.major}:${node.minor}\n`);
+      assert.equal(charDeviceAt(kernel, '/dev/vfio/30'), undefined);
+      assert.equal(read('class/vfio/31/dev'), `${VFIO_GROUP_MAJOR}:1\n`);
+      assert.ok(lstatSync(join(root, 'dev/vfio/noiommu-30')).isFile());
+      assert.equal(existsSync(join(root, 'dev/vfio/30')), false);
+      // bound to vfio-pci in its group, but no cdev: no vfio-dev entry and no node
+      assert.equal(basename(readlinkSync(sys(`bus/pci/devices/${RAW_NIC}/iommu_group`))), '30');
+      assert.equal(basename(readlinkSync(sys(`bus/pci/devices/${RAW_NIC}/driver`))), 'vfio-pci');
+      assert.equal(existsSync(sys(`bus/pci/devices/${RAW_NIC}/vfio-dev`)), false);
+      assert.deepEqual(readdirSync(sys(`bus/pci/devices/${NVME}/vfio-dev`)), ['vfio1']);
+      assert.deepEqual(readdirSync(sys('class/vfio-dev')), ['vfio1']);
+      assert.deepEqual(readdirSync(join(root, 'dev/vfio/devices')), ['vfio1']);
+      assert.equal(read('module/vfio/parameters/enable_unsafe_noiommu_mode'), 'Y\n');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("without no-IOMMU mode the device is not VFIO's: no group, no driver link, no nodes", () => {
+    const kernel = new Kernel({ host: NOIOMMU_HOST });
+    const { root, sys, read } = tree(kernel);
+    try {
+      assert.deepEqual(readdirSync(sys('kernel/iommu_groups')), ['31']);
+      assert.deepEqual(readdirSync(sys('class/vfio')), ['31']);
+      assert.deepEqual(readdirSync(sys('bus/pci/devices')).sort(), [RAW_NIC, NVME].sort());
+      assert.equal(read(`bus/pci/devices/${RAW_NIC}/vendor`), '0x8086\n');
+      for (const name of ['iommu_group', 'driver', 'vfio-dev']) {
+        assert.equal(existsSync(sys(`bus/pci/devices/${RAW_NIC}/${name}`)), false, name);
+      }
+      assert.deepEqual(readdirSync(sys('bus/pci/drivers/vfio-pci')), [NVME]);
+      assert.deepEqual(
+        charDevices(kernel).map((n) => n.path),
+        ['/dev/iommu', '/dev/vfio/vfio', '/dev/vfio/31', '/dev/vfio/devices/vfio0'],
+      );
+      assert.equal(read('class/vfio/31/dev'), `${VFIO_GROUP_MAJOR}:0\n`);
+      assert.equal(read('module/vfio/parameters/enable_unsafe_noiommu_mode'), 'N\n');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('fake tree of an SR-IOV host', () => {
+  const kernel = new Kernel({ host: SRIOV_HOST });
+  let t: ReturnType<typeof tree>;
+  before(() => {
+    t = tree(kernel);
+  });
+  after(() => rmSync(t.root, { recursive: true, force: true }));
+
+  it('a PF shows sriov_numvfs and sriov_totalvfs, and virtfnN links to its VFs in BDF order', () => {
+    const dev = (bdf: string) => `bus/pci/devices/${bdf}`;
+    assert.equal(t.read(`${dev(PF)}/sriov_numvfs`), '2\n');
+    assert.equal(t.read(`${dev(PF)}/sriov_totalvfs`), '2\n');
+    const links = readdirSync(t.sys(dev(PF))).filter((n) => n.startsWith('virtfn'));
+    assert.deepEqual(links.sort(), ['virtfn0', 'virtfn1']);
+    assert.equal(readlinkSync(t.sys(`${dev(PF)}/virtfn0`)), `../${VF0}`);
+    assert.equal(realpathSync(t.sys(`${dev(PF)}/virtfn0`)), realpathSync(t.sys(dev(VF0))));
+    assert.equal(realpathSync(t.sys(`${dev(PF)}/virtfn1`)), realpathSync(t.sys(dev(VF1))));
+  });
+
+  it('a VF links its PF as physfn when the PF is a host device; others have no SR-IOV files', () => {
+    const dev = (bdf: string) => `bus/pci/devices/${bdf}`;
+    for (const vf of [VF0, VF1]) {
+      assert.equal(readlinkSync(t.sys(`${dev(vf)}/physfn`)), `../${PF}`);
+      assert.equal(realpathSync(t.sys(`${dev(vf)}/physfn`)), realpathSync(t.sys(dev(PF))));
+      assert.equal(existsSync(t.sys(`${dev(vf)}/sriov_numvfs`)), false);
+    }
+    assert.equal(existsSync(t.sys(`${dev(HOST_VF)}/physfn`)), false);
+    for (const name of ['physfn', 'sriov_numvfs', 'sriov_totalvfs', 'virtfn0']) {
+      assert.equal(existsSync(t.sys(`${dev(PLAIN)}/${name}`)), false, name);
+    }
+  });
 });
