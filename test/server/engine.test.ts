@@ -24,6 +24,7 @@ import {
 } from '../../src/server/devices.ts';
 import type { TraceRecord } from '../../src/server/engine.ts';
 import { decodeI32s, decodeNodeStat, HELLO_KIND, OP } from '../../src/server/protocol.ts';
+import { NOIOMMU_HOST } from '../vfio/noiommu-host.ts';
 import { answer, cstr, engineFixture, recordingPollSync, TestClient } from './fixture.ts';
 
 const IOAS_ALLOC = iommufdCmdNumber('generic', 'IOMMU_IOAS_ALLOC');
@@ -221,6 +222,26 @@ describe('engine: FSTAT and STAT', () => {
     assert.equal(c.req(OP.STAT, [], cstr('/dev/vfio/99')).errno, 'ENOENT');
     assert.equal(c.req(OP.STAT, [], cstr(`/dev/vfio/devices/vfio${last + 1}`)).errno, 'ENOENT');
     assert.equal(c.req(OP.STAT, [], cstr('/dev/vfio')).errno, 'ENOENT');
+  });
+
+  it('a no-IOMMU group is STAT and FSTAT as /dev/vfio/noiommu-N (its index), never as N', () => {
+    const f = engineFixture({
+      kernel: { host: NOIOMMU_HOST, personality: { vfioNoiommu: true } },
+    });
+    const c = f.client(100);
+    const want = { mode: S_IFCHR | 0o600, major: VFIO_GROUP_MAJOR, minor: 0 };
+    const st = c.req(OP.STAT, [], cstr('/dev/vfio/noiommu-30'));
+    assert.equal(st.ret, 1);
+    assert.deepEqual(decodeNodeStat(st.payload), want);
+    assert.equal(c.req(OP.STAT, [], cstr('/dev/vfio/30')).errno, 'ENOENT');
+    assert.deepEqual(decodeNodeStat(c.req(OP.STAT, [], cstr('/dev/vfio/31')).payload), {
+      ...want,
+      minor: 1,
+    });
+    assert.equal(c.open(3, '/dev/vfio/noiommu-30').ret, 0);
+    const fst = c.req(OP.FSTAT, [3]);
+    assert.equal(fst.ret, 1);
+    assert.deepEqual(decodeNodeStat(fst.payload), want);
   });
 });
 
