@@ -19,6 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { ERRNO, Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import { formatSyscall } from '../abi/strace.ts';
+import { vmStatusLines } from '../host/accounting.ts';
 import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
@@ -28,6 +29,7 @@ import {
   encodeI32s,
   encodeNodeStat,
   HELLO_KIND,
+  MAX_PAYLOAD,
   OP,
   payloadString,
   type Request,
@@ -259,6 +261,8 @@ export class Engine {
         return this.fstat(proc, argInt(a0));
       case OP.STAT:
         return this.stat(proc, payloadString(req.payload));
+      case OP.PROC_STATUS:
+        return this.procStatus(argInt(a0));
       default:
         fail('ENOSYS', `op ${req.op}`);
     }
@@ -318,6 +322,28 @@ export class Engine {
     const node = charDeviceAt(this.kernel, path);
     this.traceStat(proc.pid, 'stat', JSON.stringify(path), -1, node, node ? undefined : 'ENOENT');
     return node ? nodeAnswer(node) : failure('ENOENT');
+  }
+
+  /**
+   * PROC_STATUS: the real /proc/<pid>/status of a process the engine serves,
+   * its VmLck and VmPin lines replaced by the model's accounting (the pins
+   * and locked pages exist only in the model). ENOENT for a pid not served
+   * (the library then reads the real file), or when the real file is gone.
+   */
+  private procStatus(pid: number): Response {
+    const proc = this.clients.get(pid)?.proc;
+    if (!proc) fail('ENOENT', `pid ${pid} not served`);
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/status`, 'latin1');
+    } catch {
+      fail('ENOENT', `/proc/${pid}/status unreadable`);
+    }
+    const [lck, pin] = vmStatusLines(proc.counters, proc.mm.pageSize).split('\n');
+    const out = text.replace(/^VmLck:.*$/m, lck!).replace(/^VmPin:.*$/m, pin!);
+    const payload = Buffer.from(out, 'latin1');
+    if (payload.length > MAX_PAYLOAD) fail('EFBIG', `/proc/${pid}/status too long`);
+    return { ...ok(BigInt(payload.length)), payload };
   }
 
   // ---- processes, tokens, poll mirroring ---------------------------------------------

@@ -28,6 +28,7 @@ export const OP = {
   PWRITE: 17,
   FSTAT: 18,
   STAT: 19,
+  PROC_STATUS: 20,
 } as const;
 
 export type OpName = keyof typeof OP;

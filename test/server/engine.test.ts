@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
   IommuIoasAlloc,
@@ -14,6 +15,7 @@ import {
 } from '../../src/abi/iommufd-test.ts';
 import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
 import { type FileOps, POLLIN, POLLOUT } from '../../src/host/file.ts';
+import { ROOT } from '../../src/host/kernel.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import {
   IOMMU_MINOR,
@@ -242,6 +244,57 @@ describe('engine: FSTAT and STAT', () => {
     const fst = c.req(OP.FSTAT, [3]);
     assert.equal(fst.ret, 1);
     assert.deepEqual(decodeNodeStat(fst.payload), want);
+  });
+});
+
+describe('engine: PROC_STATUS', () => {
+  const status = (c: TestClient, pid: number) => {
+    const a = c.req(OP.PROC_STATUS, [pid]);
+    return { ...a, text: Buffer.from(a.payload).toString('latin1') };
+  };
+  const line = (text: string, tag: string) => text.split('\n').filter((l) => l.startsWith(tag));
+
+  it('the real file of a served pid with VmLck/VmPin from the model; ret is its length', () => {
+    // a served process under this test's own pid, so the real /proc file exists
+    const pid = process.pid;
+    const f = engineFixture({ credsFor: () => ({ ...ROOT, capIpcLock: false }) });
+    const c = f.client(pid);
+    const before = status(c, pid);
+    assert.equal(before.ret, before.payload.length);
+    assert.deepEqual(line(before.text, 'VmLck:'), ['VmLck:\t       0 kB']);
+    assert.deepEqual(line(before.text, 'VmPin:'), ['VmPin:\t       0 kB']);
+    // every other line is the real file's
+    assert.deepEqual(line(before.text, 'Pid:'), [`Pid:\t${pid}`]);
+    const real = readFileSync(`/proc/${pid}/status`, 'latin1');
+    assert.deepEqual(line(before.text, 'Name:'), line(real, 'Name:'));
+    assert.equal(before.text.split('\n').length, real.split('\n').length);
+
+    // one page pinned without CAP_IPC_LOCK in the default (per-user) mode: VmPin only
+    c.open(3, '/dev/iommu');
+    const ioas = ioasAlloc(c, 3);
+    c.call(3, TEST_CMD, IommuTestCmdMockDomain, { op: IOMMU_TEST_OP.MOCK_DOMAIN, id: ioas });
+    const map = c.call(3, IOAS_MAP, IommuIoasMap, {
+      ioas_id: ioas,
+      flags: 6,
+      user_va: c.mem(4096n),
+      length: 4096n,
+    });
+    assert.equal(map.ret, 0, `IOAS_MAP: ${map.errno}`);
+    const after = status(c, pid).text;
+    assert.deepEqual(line(after, 'VmPin:'), ['VmPin:\t       4 kB']);
+    assert.deepEqual(line(after, 'VmLck:'), ['VmLck:\t       0 kB']);
+    f.engine.process(pid)!.counters.lockedVm = 3n;
+    assert.deepEqual(line(status(c, pid).text, 'VmLck:'), ['VmLck:\t      12 kB']);
+  });
+
+  it('ENOENT for a pid the engine does not serve, or whose real file is gone', () => {
+    const f = engineFixture();
+    const c = f.client(process.pid);
+    assert.equal(c.req(OP.PROC_STATUS, [process.pid + 1]).errno, 'ENOENT');
+    // served, but no such real process (above the largest pid_max)
+    const ghost = f.client(1 << 30);
+    assert.equal(ghost.req(OP.PROC_STATUS, [1 << 30]).errno, 'ENOENT');
+    assert.equal(c.req(OP.PROC_STATUS, [1 << 30]).errno, 'ENOENT');
   });
 });
 
