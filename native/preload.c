@@ -864,12 +864,96 @@ static void node_statx(struct statx *stx, const struct uiommu_stat *ps, int fres
 	stx->stx_size = 0;
 }
 
+/* ---- /proc/<pid>/status ----------------------------------------------- */
+
+/*
+ * The pid whose status file an absolute path names: /proc/self/status or
+ * /proc/<digits>/status after normalisation; 0 for anything else.
+ */
+static pid_t status_pid(const char *path)
+{
+	char norm[PATH_MAX];
+	const char *p;
+	long pid = 0;
+
+	ensure_init();
+	if (!g_active || !path || path[0] != '/' || normalize(path, norm) || !starts(norm, "/proc/"))
+		return 0;
+	p = norm + 6;
+	if (starts(p, "self/"))
+		return strcmp(p + 5, "status") ? 0 : getpid();
+	if (*p < '1' || *p > '9')
+		return 0;
+	while (*p >= '0' && *p <= '9' && pid <= INT_MAX)
+		pid = pid * 10 + (*p++ - '0');
+	return pid <= INT_MAX && !strcmp(p, "/status") ? (pid_t)pid : 0;
+}
+
+/*
+ * Opens pid's status file as the engine shows it (VmLck/VmPin from the
+ * model): a read-only fd of a memfd holding PROC_STATUS's answer, at the
+ * lowest free number. -1 when the engine does not serve pid or anything
+ * fails (the caller then opens the real file); errno is preserved.
+ */
+static int status_open(pid_t pid, int flags)
+{
+	int saved = errno, fd = -1, ro, r, cloexec = flags & O_CLOEXEC;
+	struct uiommu_req rq = new_req(UIOMMU_OP_PROC_STATUS);
+	struct uiommu_resp rs;
+	struct guard g;
+	char path[32];
+	char *buf;
+
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC | O_DIRECTORY)))
+		return -1;
+	buf = mmap(NULL, UIOMMU_MAX_PAYLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	if (buf == MAP_FAILED)
+		goto out;
+	rq.a[0] = (uint64_t)(int64_t)pid;
+	enter(&g);
+	r = call(&rq, NULL, 0, &rs, buf, UIOMMU_MAX_PAYLOAD);
+	leave(&g);
+	if (r || rs.ret < 0 || rs.len > UIOMMU_MAX_PAYLOAD)
+		goto unmap;
+	fd = memfd_create("uiommu-status", cloexec ? MFD_CLOEXEC : 0);
+	if (fd < 0)
+		goto unmap;
+	if (real.write(fd, buf, rs.len) != (ssize_t)rs.len || lseek(fd, 0, SEEK_SET)) {
+		real.close(fd);
+		fd = -1;
+		goto unmap;
+	}
+	/* a read-only open file in the memfd's slot, like the real file's */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = real.openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	if (ro >= 0) {
+		if (real.dup3(ro, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+			real.close(fd);
+			fd = -1;
+		}
+		real.close(ro);
+	}
+unmap:
+	munmap(buf, UIOMMU_MAX_PAYLOAD);
+out:
+	errno = saved;
+	return fd;
+}
+
 /* ---- open family ------------------------------------------------------- */
 
 static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	char norm[PATH_MAX], fake[PATH_MAX];
+	pid_t pid = status_pid(path);
 
+	if (pid > 0) {
+		int fd = status_open(pid, flags);
+
+		if (fd >= 0)
+			return fd;
+	}
 	switch (classify(path, norm, fake)) {
 	case ROUTE_ENGINE:
 		return engine_open(norm, flags);
@@ -953,11 +1037,29 @@ EXPORT int creat64(const char *path, mode_t mode)
 	return do_openat(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
-/* stdio streams on the fake tree; an engine path is not rewritten (stdio would not reach the engine). */
+/*
+ * stdio streams on the fake tree, and on the engine's view of a status file
+ * (read-only modes); an engine path is not rewritten (stdio would not reach
+ * the engine).
+ */
 static FILE *do_fopen(const char *path, const char *how)
 {
 	char norm[PATH_MAX], fake[PATH_MAX];
+	pid_t pid = status_pid(path);
 
+	if (pid > 0 && how && how[0] == 'r' && !strchr(how, '+')) {
+		int fd = status_open(pid, O_RDONLY | (strchr(how, 'e') ? O_CLOEXEC : 0));
+
+		if (fd >= 0) {
+			FILE *f = fdopen(fd, how);
+			int e = errno;
+
+			if (!f)
+				real.close(fd);
+			errno = e;
+			return f;
+		}
+	}
 	if (classify(path, norm, fake) == ROUTE_FAKE)
 		return real.fopen(fake, how);
 	return real.fopen(path, how);

@@ -27,6 +27,7 @@ enum uiommu_op {
 	UIOMMU_OP_PWRITE = 17,
 	UIOMMU_OP_FSTAT = 18,
 	UIOMMU_OP_STAT = 19,
+	UIOMMU_OP_PROC_STATUS = 20,
 };
 
 /* HELLO a0: who is saying hello. */
@@ -70,6 +71,9 @@ struct uiommu_stat {
 #define UIOMMU_IOC_IOMMU_FAULT_QUEUE_ALLOC 0x3b8e
 #define UIOMMU_IOC_IOMMU_VEVENTQ_ALLOC 0x3b93
 #define UIOMMU_IOC_IOMMU_TEST_CMD 0x3ba0
+
+/* Largest payload either side sends (a PROC_STATUS answer is at most this). */
+#define UIOMMU_MAX_PAYLOAD (1 << 16)
 
 /* Environment variables. */
 #define UIOMMU_ENV_SOCK "UIOMMU_SOCK"

@@ -414,6 +414,74 @@ static int scenario_sock(void)
 }
 
 /* What a program sees without an engine; run with and without the library. */
+/* Prints "<prefix>_Pid", "_VmLck", "_VmPin" (kB) and "_name" as read from a status stream. */
+static void show_status(const char *prefix, FILE *f)
+{
+	char line[512], tag[64], key[80];
+	long v;
+
+	if (!f) {
+		snprintf(key, sizeof(key), "%s_fopen", prefix);
+		out(key, -errno);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strncmp(line, "Name:", 5)) {
+			snprintf(key, sizeof(key), "%s_name", prefix);
+			outs(key, line + 5 + strspn(line + 5, " \t"));
+		} else if (sscanf(line, "%63[^:]:%ld", tag, &v) == 2 &&
+			   (!strcmp(tag, "Pid") || !strcmp(tag, "VmLck") || !strcmp(tag, "VmPin"))) {
+			snprintf(key, sizeof(key), "%s_%s", prefix, tag);
+			out(key, v);
+		}
+	}
+	fclose(f);
+}
+
+/* /proc/<pid>/status through the engine (fake: VmLck 8, VmPin 12) for served pids, libc otherwise. */
+static int scenario_status(void)
+{
+	char path[64], buf[4096];
+	int low = lowest_free(), fd;
+	ssize_t n, total = 0;
+	FILE *f;
+
+	out("pid", getpid());
+	out("ppid", getppid());
+	errno = 4321;
+	f = fopen("/proc/self/status", "r");
+	out("fopen_errno_kept", errno);
+	out("fopen_fd", f ? fileno(f) : -1);
+	out("expect_fd", low);
+	show_status("self", f);
+
+	snprintf(path, sizeof(path), "/proc/%d/status", getpid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	out("open_fd", fd);
+	out("open_cloexec", (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	out("open_write", write(fd, "x", 1) < 0 ? -errno : 0);
+	show_status("pid", fdopen(fd, "r"));
+
+	fd = openat(AT_FDCWD, "/proc//./self/../self/status", O_RDONLY);
+	out("openat_cloexec", (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	out("openat_len", total);
+	close(fd);
+	f = fopen("/proc/self/status", "re");
+	out("fopen_e_cloexec", f ? (fcntl(fileno(f), F_GETFD) & FD_CLOEXEC) != 0 : -1);
+	show_status("fopen_e", f);
+
+	/* a pid the engine does not serve, and a relative path: the real file */
+	snprintf(path, sizeof(path), "/proc/%d/status", getppid());
+	show_status("parent", fopen(path, "r"));
+	if (!chdir("/proc/self"))
+		show_status("relative", fopen("status", "r"));
+	out("final_free", lowest_free());
+	return 0;
+}
+
 static int scenario_inert(void)
 {
 	char buf[64];
@@ -450,6 +518,8 @@ int main(int argc, char **argv)
 		return scenario_lost();
 	if (!strcmp(s, "sock"))
 		return scenario_sock();
+	if (!strcmp(s, "status"))
+		return scenario_status();
 	if (!strcmp(s, "inert"))
 		return scenario_inert();
 	fprintf(stderr, "unknown scenario %s\n", s);

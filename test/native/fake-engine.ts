@@ -25,6 +25,7 @@ export const OP = {
   PWRITE: 17,
   FSTAT: 18,
   STAT: 19,
+  PROC_STATUS: 20,
 } as const;
 
 /** The `request & 0xffff` values client.c uses. */
@@ -191,6 +192,13 @@ export class FakeEngine {
       }
       case OP.STAT:
         return r.path === '/dev/iommu' ? reply(1, 0, -1, node()) : reply(-1, ENOENT);
+      case OP.PROC_STATUS: {
+        // pids that said HELLO are served: a short file naming the pid
+        const pid = Number(BigInt.asIntN(64, r.a[0]!));
+        if (!this.tables.has(pid)) return reply(-1, ENOENT);
+        const text = Buffer.from(procStatus(pid));
+        return reply(text.length, 0, -1, text);
+      }
       default:
         return reply(-1, 38);
     }
@@ -226,6 +234,11 @@ function reply(ret: number, err = 0, newfd = -1, payload: Buffer = Buffer.alloc(
   h.writeInt32LE(newfd, 12);
   h.writeUInt32LE(payload.length, 16);
   return Buffer.concat([h, payload]);
+}
+
+/** The fake PROC_STATUS answer for `pid`: VmLck 8 kB, VmPin 12 kB, between ordinary lines. */
+export function procStatus(pid: number): string {
+  return `Name:\tfake\nPid:\t${pid}\nVmLck:\t       8 kB\nVmPin:\t      12 kB\nThreads:\t1\n`;
 }
 
 function node(): Buffer {

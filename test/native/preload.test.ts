@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { iommufdCmdNumber } from '../../src/abi/iommufd.ts';
 import { iommuTestCmdNumber } from '../../src/abi/iommufd-test.ts';
 import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
-import { FakeEngine, OP, REQ, type Request } from './fake-engine.ts';
+import { FakeEngine, OP, procStatus, REQ, type Request } from './fake-engine.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '../..');
@@ -329,6 +329,40 @@ for (const [variant, bin] of Object.entries(variants)) {
       assert.equal(r.s('open_vendor'), '0x1b36');
       assert.equal(r.n('access_vendor'), 0);
       assert.equal(r.n('relative_access'), -2);
+    });
+
+    test('/proc/<pid>/status: PROC_STATUS for served pids (open, openat, fopen), libc otherwise', async () => {
+      engine.reset();
+      const r = await run(['status'], { bin });
+      assert.equal(r.code, 0, r.stderr);
+      const pid = r.n('pid');
+      const ppid = r.n('ppid');
+      // /proc/self and /proc/<own pid>: the engine's content, read-only, lowest fd, errno kept
+      for (const k of ['self', 'pid', 'fopen_e']) {
+        assert.equal(r.s(`${k}_name`), 'fake', k);
+        assert.equal(r.n(`${k}_Pid`), pid, k);
+        assert.equal(r.n(`${k}_VmLck`), 8, k);
+        assert.equal(r.n(`${k}_VmPin`), 12, k);
+      }
+      assert.equal(r.n('fopen_errno_kept'), 4321);
+      assert.equal(r.n('fopen_fd'), r.n('expect_fd'));
+      assert.equal(r.n('open_fd'), r.n('expect_fd'));
+      assert.equal(r.n('open_cloexec'), 1);
+      assert.equal(r.n('open_write'), -9); // EBADF: opened read-only
+      assert.equal(r.n('openat_cloexec'), 0);
+      assert.equal(r.n('openat_len'), procStatus(pid).length);
+      assert.equal(r.n('fopen_e_cloexec'), 1);
+      // the parent is no process of the engine (ENOENT): the real file, as is a relative path
+      assert.equal(r.n('parent_Pid'), ppid);
+      assert.notEqual(r.s('parent_name'), 'fake');
+      assert.equal(r.n('relative_Pid'), pid);
+      assert.notEqual(r.s('relative_name'), 'fake');
+      assert.equal(r.n('final_free'), r.n('expect_fd'));
+      assert.deepEqual(
+        engine.of(OP.PROC_STATUS).map((q) => Number(q.a[0])),
+        [pid, pid, pid, pid, ppid],
+      );
+      assert.ok(engine.of(OP.PROC_STATUS).every((q) => q.pid === pid));
     });
   });
 }
