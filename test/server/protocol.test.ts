@@ -37,6 +37,7 @@ test('op numbers are the documented ones', () => {
     PWRITE: 17,
     FSTAT: 18,
     STAT: 19,
+    PROC_STATUS: 20,
   });
 });
 
