@@ -84,7 +84,8 @@ export function nativeAvailable(): boolean {
 
 /** Read `length` bytes at `addr` of process `pid`: EFAULT unless every byte is readable, ESRCH for no such process. */
 export function vmRead(pid: number, addr: bigint, length: number): Uint8Array {
-  return call((a) => a.vmRead(pid, addr, length));
+  const buf = call((a) => a.vmRead(pid, addr, length));
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
 /**
