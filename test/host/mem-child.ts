@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 export const PAGE = 0x1000n;
 
@@ -89,6 +90,26 @@ int main(void)
 
 let binary: string | undefined;
 
+const NATIVE = fileURLToPath(new URL('../../native/', import.meta.url));
+
+/**
+ * Build the engine addon when it is missing (a fresh checkout), into a
+ * private directory first and renamed into place, so test files starting
+ * at once never load a half-written one.
+ */
+function ensureAddon(): void {
+  const target = path.join(NATIVE, 'build', 'uiommu_host.node');
+  if (fs.existsSync(target)) return;
+  const out = path.join(NATIVE, 'build', `tmp-${process.pid}`);
+  fs.mkdirSync(out, { recursive: true });
+  try {
+    execFileSync('make', ['-s', '-C', NATIVE, `OUT=${out}`, `${out}/uiommu_host.node`]);
+    fs.renameSync(path.join(out, 'uiommu_host.node'), target);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
+
 /** Compile the program once per test process (cached by source hash in the temp dir). */
 function build(): string {
   if (binary) return binary;
@@ -121,7 +142,9 @@ export interface MemChild {
   close(): Promise<void>;
 }
 
+/** Start the program (building it, and the engine addon if missing, first). */
 export async function startMemChild(): Promise<MemChild> {
+  ensureAddon();
   const proc = spawn(build(), [], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
   const next = async () => {
