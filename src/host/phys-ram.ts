@@ -4,10 +4,24 @@ import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 
 const U64_END = 1n << 64n;
 
+/**
+ * The bytes of a foreign allocation, which live outside PhysRam: a real
+ * process's memory or a file (src/host/foreign-memory.ts). Calls stay
+ * within one allocation; addresses are physical.
+ */
+export interface ForeignBacking {
+  /** The current bytes of `[phys, phys+length)`; EFAULT when they cannot be reached. */
+  read(phys: bigint, length: number): Uint8Array;
+  /** Store `data` at `phys`; EFAULT when it cannot be reached (a prefix may have been stored). */
+  write(phys: bigint, data: Uint8Array): void;
+}
+
 /** An allocated physical range. `freed` ones are kept only for their pinned pages. */
 interface Alloc extends Range {
   compound: boolean;
   freed: boolean;
+  /** Set for foreign ranges: their bytes are read and written there, not stored here. */
+  backing: ForeignBacking | undefined;
 }
 
 /** Pages `[start, last]` (page-aligned byte addresses) holding `count` long-term pins each. */
@@ -34,6 +48,11 @@ export interface PhysRamOptions {
  * (readable, writable, pinned) until their last unpin, as a folio outlives
  * its page-cache entry while a pin holds it.
  *
+ * A foreign allocation (`backing`) is physical address space whose bytes
+ * live elsewhere — a real process's pages: reads and writes go to its
+ * backing, pins are counted here like any page's. It does not count as
+ * allocated memory, however large.
+ *
  * @example
  * const ram = new PhysRam();
  * const phys = ram.alloc(0x3000n);
@@ -52,6 +71,8 @@ export class PhysRam implements PhysMemory {
   private readonly pages = new Map<number, Uint8Array>();
   private pinned = 0n;
   private allocated = 0n;
+  /** Set by the first foreign allocation; until then reads and writes skip the backing lookup. */
+  private hasForeign = false;
 
   constructor(opts: PhysRamOptions = {}) {
     this.pageSize = opts.pageSize ?? 0x1000n;
@@ -68,10 +89,14 @@ export class PhysRam implements PhysMemory {
   /**
    * Allocate `length` bytes (rounded up to pages) of fresh physical memory,
    * aligned to `align` (a power of two; at least a page). `compound` marks
-   * the pages as part of huge folios (hugetlb). EINVAL on a zero length or
-   * bad alignment, ENOMEM when the u64 space is exhausted.
+   * the pages as part of huge folios (hugetlb); `backing` makes it a
+   * foreign range whose bytes live there. EINVAL on a zero length or bad
+   * alignment, ENOMEM when the u64 space is exhausted.
    */
-  alloc(length: bigint, opts: { align?: bigint; compound?: boolean } = {}): bigint {
+  alloc(
+    length: bigint,
+    opts: { align?: bigint; compound?: boolean; backing?: ForeignBacking } = {},
+  ): bigint {
     const align = opts.align ?? this.pageSize;
     if (length <= 0n) fail('EINVAL', 'zero-length physical allocation');
     if (!isPow2(align)) fail('EINVAL', 'alignment is not a power of two');
@@ -84,8 +109,10 @@ export class PhysRam implements PhysMemory {
       last: start + len - 1n,
       compound: opts.compound ?? false,
       freed: false,
+      backing: opts.backing,
     });
-    this.allocated += len;
+    if (opts.backing) this.hasForeign = true;
+    else this.allocated += len;
     return start;
   }
 
@@ -105,10 +132,27 @@ export class PhysRam implements PhysMemory {
     this.reap(phys, last);
   }
 
-  /** Read `length` bytes; never-written bytes read as zero. EFAULT if some byte is not allocated. */
+  /**
+   * Read `length` bytes; never-written bytes read as zero. EFAULT if some
+   * byte is not allocated, or its foreign backing cannot reach it.
+   */
   read(phys: bigint, length: number): Uint8Array {
     this.checkBacked(phys, BigInt(length));
     const out = new Uint8Array(length);
+    if (this.hasForeign && length > 0) {
+      this.eachPiece(phys, length, (a, at, pos, n) => {
+        if (a.backing) out.set(a.backing.read(at, n), pos);
+        else this.readRam(at, out.subarray(pos, pos + n));
+      });
+      return out;
+    }
+    this.readRam(phys, out);
+    return out;
+  }
+
+  /** Copy stored page contents of `[phys, phys+out.length)` into `out` (zero-filled). */
+  private readRam(phys: bigint, out: Uint8Array): void {
+    const length = out.length;
     let pn = Number(phys >> this.pageShift);
     let off = Number(phys & (this.pageSize - 1n));
     for (let pos = 0; pos < length; pn++, off = 0) {
@@ -117,12 +161,28 @@ export class PhysRam implements PhysMemory {
       if (page) out.set(page.subarray(off, off + n), pos);
       pos += n;
     }
-    return out;
   }
 
-  /** Write `data`; EFAULT (nothing written) if some byte is not allocated. */
+  /**
+   * Write `data`; EFAULT (nothing written) if some byte is not allocated.
+   * A foreign backing that cannot reach its bytes also fails with EFAULT,
+   * after the pieces before it were written.
+   */
   write(phys: bigint, data: Uint8Array): void {
     this.checkBacked(phys, BigInt(data.length));
+    if (this.hasForeign && data.length > 0) {
+      this.eachPiece(phys, data.length, (a, at, pos, n) => {
+        const piece = data.subarray(pos, pos + n);
+        if (a.backing) a.backing.write(at, piece);
+        else this.writeRam(at, piece);
+      });
+      return;
+    }
+    this.writeRam(phys, data);
+  }
+
+  /** Store `data` at `phys` in the sparse page map. */
+  private writeRam(phys: bigint, data: Uint8Array): void {
     let pn = Number(phys >> this.pageShift);
     let off = Number(phys & (this.pageSize - 1n));
     for (let pos = 0; pos < data.length; pn++, off = 0) {
@@ -156,6 +216,12 @@ export class PhysRam implements PhysMemory {
 
   pinCount(phys: bigint): number {
     return this.pins.find(phys)?.count ?? 0;
+  }
+
+  /** True when some page touching `[phys, phys+length)` holds a pin. */
+  pinnedIn(phys: bigint, length: bigint): boolean {
+    if (length <= 0n) return false;
+    return this.pins.intersects(phys, phys + length - 1n);
   }
 
   isCompound(phys: bigint): boolean {
@@ -193,6 +259,20 @@ export class PhysRam implements PhysMemory {
   private pageSpan(phys: bigint, length: bigint): [bigint, bigint] {
     if (phys < 0n || length < 0n || phys + length > U64_END) fail('EFAULT', 'phys range wraps');
     return [phys & ~(this.pageSize - 1n), alignUp(phys + length, this.pageSize) - 1n];
+  }
+
+  /** Call `fn` for each piece of `[phys, phys+length)` within one allocation (all allocated). */
+  private eachPiece(
+    phys: bigint,
+    length: number,
+    fn: (a: Alloc, at: bigint, pos: number, n: number) => void,
+  ): void {
+    const end = phys + BigInt(length);
+    for (const a of this.allocs.overlapping(phys, end - 1n)) {
+      const s = a.start > phys ? a.start : phys;
+      const e = a.last + 1n < end ? a.last + 1n : end;
+      fn(a, s, Number(s - phys), Number(e - s));
+    }
   }
 
   /** Split the allocation containing `addr` so that one starts there. */
@@ -258,8 +338,10 @@ export class PhysRam implements PhysMemory {
       let cursor = a.start;
       for (const h of holes) {
         if (h.start > cursor) this.allocs.insert({ ...a, start: cursor, last: h.start - 1n });
-        this.dropPages(h.start, h.last);
-        this.allocated -= h.last - h.start + 1n;
+        if (!a.backing) {
+          this.dropPages(h.start, h.last);
+          this.allocated -= h.last - h.start + 1n;
+        }
         cursor = h.last + 1n;
       }
       if (cursor <= a.last) this.allocs.insert({ ...a, start: cursor });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';
-import { PhysRam } from '../../src/host/phys-ram.ts';
+import { type ForeignBacking, PhysRam } from '../../src/host/phys-ram.ts';
 
 const PS = 0x1000n;
 const TIB = 1n << 40n;
@@ -143,4 +143,65 @@ test('page size is configurable', () => {
   assert.equal(ram.pinnedPages(), 1n);
   assert.deepEqual(ram.read(p + 0xffffn, 1), new Uint8Array(1));
   assert.throws(() => new PhysRam({ pageSize: 0x3000n }), errno('EINVAL'));
+});
+
+/** A foreign backing over a plain byte array that faults past `reach` bytes of its range. */
+function fakeBacking(
+  base: () => bigint,
+  size: number,
+  reach = size,
+): ForeignBacking & { bytes: Uint8Array } {
+  const bytes = new Uint8Array(size);
+  const at = (phys: bigint, n: number) => {
+    const off = Number(phys - base());
+    if (off + n > reach) throw new Errno('EFAULT', 'fake backing out of reach');
+    return off;
+  };
+  return {
+    bytes,
+    read: (phys, n) => bytes.slice(at(phys, n), at(phys, n) + n),
+    write: (phys, data) => bytes.set(data, at(phys, data.length)),
+  };
+}
+
+test('foreign allocations read and write through their backing and count no memory', () => {
+  const ram = new PhysRam();
+  let f = 0n;
+  const backing = fakeBacking(() => f, 4 * Number(PS), 3 * Number(PS));
+  f = ram.alloc(TIB, { backing });
+  const local = ram.alloc(PS);
+  assert.equal(ram.allocatedBytes, PS, 'a TiB of foreign space is not memory');
+  backing.bytes[0x1234] = 0x5a;
+  assert.deepEqual(ram.read(f + 0x1233n, 3), Uint8Array.of(0, 0x5a, 0));
+  ram.write(f + 0x2ffen, Uint8Array.of(7, 8));
+  assert.deepEqual(backing.bytes.subarray(0x2ffe, 0x3000), Uint8Array.of(7, 8));
+  assert.equal(ram.storedPages, 0, 'nothing stored locally');
+  ram.write(local, Uint8Array.of(9));
+  assert.deepEqual(ram.read(local, 1), Uint8Array.of(9), 'local pages still work');
+  assert.throws(() => ram.read(f + 3n * PS, 1), errno('EFAULT'), 'out of the backing reach');
+  assert.throws(() => ram.write(f + 3n * PS - 1n, Uint8Array.of(1, 2)), errno('EFAULT'));
+  assert.throws(() => ram.read(f + TIB, 1), errno('EFAULT'), 'past the foreign range');
+});
+
+test('foreign pages pin like RAM pages and stay reachable while pinned after free', () => {
+  const ram = new PhysRam();
+  let f = 0n;
+  const backing = fakeBacking(() => f, 2 * Number(PS));
+  f = ram.alloc(2n * PS, { backing, compound: true });
+  assert.equal(ram.isCompound(f + PS), true);
+  assert.equal(ram.pinnedIn(f, 2n * PS), false);
+  ram.pin(f + PS, 1n);
+  ram.pin(f + PS, 1n);
+  assert.equal(ram.pinCount(f + PS), 2);
+  assert.equal(ram.pinCount(f), 0);
+  assert.equal(ram.pinnedIn(f, PS), false);
+  assert.equal(ram.pinnedIn(f, PS + 1n), true);
+  ram.free(f, 2n * PS);
+  assert.throws(() => ram.read(f, 1), errno('EFAULT'), 'the unpinned page went');
+  backing.bytes[Number(PS)] = 3;
+  assert.deepEqual(ram.read(f + PS, 1), Uint8Array.of(3), 'the pinned one still reads its backing');
+  ram.unpin(f + PS, 1n);
+  ram.unpin(f + PS, 1n);
+  assert.throws(() => ram.read(f + PS, 1), errno('EFAULT'));
+  assert.equal(ram.allocatedBytes, 0n);
 });

@@ -1,0 +1,398 @@
+import fs from 'node:fs';
+import { Errno, fail } from '../abi/errno.ts';
+import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
+import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC, vmRead, vmWrite } from './native.ts';
+import type { PhysRam } from './phys-ram.ts';
+
+/** Spans take physical address space in chunks of 1 TiB, allocated when first touched. */
+const CHUNK_SHIFT = 40n;
+const CHUNK = 1n << CHUNK_SHIFT;
+/** Chunk alignment: enough for any huge page size up to 1 GiB. */
+const CHUNK_ALIGN = 1n << 30n;
+
+/** Span bytes `[offset, offset+length)` are physical `[phys, phys+length)`. */
+export interface SpanRun {
+  offset: bigint;
+  length: bigint;
+  phys: bigint;
+}
+
+/**
+ * The physical pages of one backing identity of a real process's memory: a
+ * file's pages by file offset, or one process's private pages by virtual
+ * address. The same identity always yields the same physical address, so
+ * pins, MD_CHECK_REFS and DMA meet on the same page whichever mapping, fd
+ * or process reached it. Physical space is taken lazily in 1 TiB chunks,
+ * so a span costs what is touched, not its size.
+ */
+abstract class ForeignSpan {
+  /** Chunk index → physical base. */
+  private readonly chunks = new Map<bigint, bigint>();
+
+  constructor(
+    protected readonly ram: PhysRam,
+    readonly key: string,
+    /** Pages of huge folios (hugetlb): MD_CHECK_REFS skips them. */
+    readonly compound: boolean,
+  ) {}
+
+  /** The physical runs of span bytes `[offset, offset+length)`, one per chunk touched. */
+  runs(offset: bigint, length: bigint): SpanRun[] {
+    const out: SpanRun[] = [];
+    const end = offset + length;
+    for (let at = offset; at < end; ) {
+      const index = at >> CHUNK_SHIFT;
+      const chunkEnd = (index + 1n) << CHUNK_SHIFT;
+      const n = (chunkEnd < end ? chunkEnd : end) - at;
+      out.push({ offset: at, length: n, phys: this.chunk(index) + (at - (index << CHUNK_SHIFT)) });
+      at += n;
+    }
+    return out;
+  }
+
+  /** True while some page of the span is pinned. */
+  pinned(): boolean {
+    for (const base of this.chunks.values()) if (this.ram.pinnedIn(base, CHUNK)) return true;
+    return false;
+  }
+
+  /** Give the physical space back (only when nothing is pinned). */
+  release(): void {
+    for (const base of this.chunks.values()) this.ram.free(base, CHUNK);
+    this.chunks.clear();
+  }
+
+  /** Bytes at span offset `offset`; EFAULT when unreachable. */
+  protected abstract readAt(offset: bigint, length: number): Uint8Array;
+  protected abstract writeAt(offset: bigint, data: Uint8Array): void;
+
+  private chunk(index: bigint): bigint {
+    let base = this.chunks.get(index);
+    if (base === undefined) {
+      const start = index << CHUNK_SHIFT;
+      let phys = 0n;
+      phys = this.ram.alloc(CHUNK, {
+        align: CHUNK_ALIGN,
+        compound: this.compound,
+        backing: {
+          read: (p, n) => this.readAt(start + (p - phys), n),
+          write: (p, data) => this.writeAt(start + (p - phys), data),
+        },
+      });
+      base = phys;
+      this.chunks.set(index, base);
+    }
+    return base;
+  }
+}
+
+/** Where a process maps file bytes `[start, last]`: at `va` onwards. */
+interface View extends Range {
+  pid: number;
+  va: bigint;
+}
+
+/**
+ * A file's pages (shmem, memfd, hugetlbfs, or any file mapped MAP_SHARED),
+ * keyed by device and inode. Bytes are reached through an fd of the file
+ * when the engine holds one (reads; writes except on hugetlbfs, which has
+ * no write(2)), else through the last process mapping seen for each range.
+ */
+export class ForeignFile extends ForeignSpan {
+  /** Live MAP_FILE references (FileRefs whose pages source is still reachable). */
+  fileRefs = 0;
+  private readonly views = new SortedRanges<View>();
+
+  constructor(
+    ram: PhysRam,
+    key: string,
+    readonly hugetlb: boolean,
+    /** Allocation unit: the page size, or the huge page size on hugetlbfs. */
+    readonly granule: bigint,
+    /** The engine's own fd of the file, closed on release. */
+    private fd: number | undefined,
+  ) {
+    super(ram, key, hugetlb);
+  }
+
+  get hasFd(): boolean {
+    return this.fd !== undefined;
+  }
+
+  /** Take ownership of `fd` if the file has none yet; otherwise close it. */
+  adoptFd(fd: number): void {
+    if (this.fd === undefined) this.fd = fd;
+    else closeFd(fd);
+  }
+
+  /** The file size (st_size), when the engine holds an fd. */
+  size(): bigint | undefined {
+    return this.fd === undefined ? undefined : fstatFd(this.fd).size;
+  }
+
+  /** EFAULT when `[offset, offset+length)` goes past the granule holding end-of-file (SIGBUS for a mapping). */
+  checkInFile(offset: bigint, length: bigint): void {
+    const size = this.size();
+    if (size === undefined) return;
+    const limit = ((size + this.granule - 1n) / this.granule) * this.granule;
+    if (offset + length > limit) fail('EFAULT', 'beyond the end of the file');
+  }
+
+  /** Record that `pid` maps file bytes `[offset, offset+length)` at `va`. */
+  setView(offset: bigint, length: bigint, pid: number, va: bigint): void {
+    const last = offset + length - 1n;
+    this.cutViews(offset, last);
+    this.views.insert({ start: offset, last, pid, va });
+    let prev: View | undefined;
+    for (const v of this.views.overlapping(offset > 0n ? offset - 1n : 0n, last + 1n)) {
+      if (
+        prev &&
+        prev.pid === v.pid &&
+        prev.last + 1n === v.start &&
+        v.va === prev.va + (v.start - prev.start)
+      ) {
+        prev.last = v.last;
+        this.views.delete(v);
+      } else prev = v;
+    }
+  }
+
+  /** Forget every mapping of `pid`. */
+  dropViews(pid: number): void {
+    for (const v of [...this.views]) if (v.pid === pid) this.views.delete(v);
+  }
+
+  /** True while no live process is known to map the file. */
+  get unmapped(): boolean {
+    return this.views.size === 0;
+  }
+
+  /** Close the fd and give the physical space back. */
+  override release(): void {
+    super.release();
+    this.views.clear();
+    if (this.fd !== undefined) closeFd(this.fd);
+    this.fd = undefined;
+  }
+
+  protected readAt(offset: bigint, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    const fd = this.fd;
+    if (fd === undefined) {
+      this.viaViews(offset, length, (pid, va, pos, n) => out.set(vmRead(pid, va, n), pos));
+    } else fileIo(() => fs.readSync(fd, out, 0, length, offset));
+    return out;
+  }
+
+  protected writeAt(offset: bigint, data: Uint8Array): void {
+    const fd = this.fd;
+    if (fd === undefined || this.hugetlb) {
+      this.viaViews(offset, data.length, (pid, va, pos, n) =>
+        vmWrite(pid, va, data.subarray(pos, pos + n)),
+      );
+      return;
+    }
+    // bytes past end-of-file (the tail of the last page) are dropped: writing them would grow the file
+    const room = fstatFd(fd).size - offset;
+    const n = room <= 0n ? 0 : room < BigInt(data.length) ? Number(room) : data.length;
+    if (n > 0) fileIo(() => fs.writeSync(fd, data, 0, n, Number(offset)));
+  }
+
+  /** Reach `[offset, offset+length)` piecewise through the recorded mappings; EFAULT for a gap. */
+  private viaViews(
+    offset: bigint,
+    length: number,
+    copy: (pid: number, va: bigint, pos: number, n: number) => void,
+  ): void {
+    const last = offset + BigInt(length) - 1n;
+    let cursor = offset;
+    for (const v of this.views.overlapping(offset, last)) {
+      if (v.start > cursor) break;
+      const end = v.last < last ? v.last : last;
+      const at = cursor;
+      faultOnExit(() =>
+        copy(v.pid, v.va + (at - v.start), Number(at - offset), Number(end - at + 1n)),
+      );
+      cursor = end + 1n;
+    }
+    if (cursor <= last) {
+      fail('EFAULT', `file ${this.key} offset 0x${cursor.toString(16)} is mapped nowhere`);
+    }
+  }
+
+  /** Remove the views' coverage of `[start, last]`, keeping their parts outside it. */
+  private cutViews(start: bigint, last: bigint): void {
+    for (const v of this.views.overlapping(start, last)) {
+      this.views.delete(v);
+      if (v.start < start) this.views.insert({ ...v, last: start - 1n });
+      if (v.last > last) {
+        this.views.insert({ ...v, start: last + 1n, va: v.va + (last + 1n - v.start) });
+      }
+    }
+  }
+}
+
+/**
+ * One process's private pages (anonymous memory, and private file mappings,
+ * whose long-term pins unshare them), keyed by virtual address. Bytes are
+ * read and written in the live process; once it has exited, EFAULT.
+ */
+export class ForeignPrivate extends ForeignSpan {
+  constructor(
+    ram: PhysRam,
+    key: string,
+    compound: boolean,
+    readonly pid: number,
+    private readonly isLive: () => boolean,
+  ) {
+    super(ram, key, compound);
+  }
+
+  protected readAt(va: bigint, length: number): Uint8Array {
+    if (!this.isLive()) fail('EFAULT', `process ${this.pid} has exited`);
+    return faultOnExit(() => vmRead(this.pid, va, length));
+  }
+
+  protected writeAt(va: bigint, data: Uint8Array): void {
+    if (!this.isLive()) fail('EFAULT', `process ${this.pid} has exited`);
+    faultOnExit(() => vmWrite(this.pid, va, data));
+  }
+}
+
+/** How a file system backs mappings: hugetlbfs pages are huge folios of `pageSize`. */
+export interface FsKind {
+  hugetlb: boolean;
+  pageSize: bigint;
+}
+
+/**
+ * Every foreign span of one PhysRam: file spans by `major:minor:inode`,
+ * private spans by pid (normal and hugetlb apart). Spans go away when
+ * nothing can reach them any more — no live process maps them, no MAP_FILE
+ * reference holds them and no page is pinned — checked whenever a process
+ * exits (`exited`) or on `sweep`.
+ */
+export class ForeignMemory {
+  /** The processes served; a span's bytes are reached only through these. */
+  private readonly live = new Set<number>();
+  private readonly files = new Map<string, ForeignFile>();
+  private readonly privates = new Map<string, ForeignPrivate>();
+  /** File system kind by device `major:minor`. */
+  readonly fsKinds = new Map<string, FsKind>();
+  private readonly fileRefs = new FinalizationRegistry<ForeignFile>((file) => {
+    file.fileRefs--;
+    this.sweep();
+  });
+
+  constructor(readonly ram: PhysRam) {}
+
+  /** Start serving process `pid`. */
+  attach(pid: number): void {
+    this.live.add(pid);
+  }
+
+  isLive(pid: number): boolean {
+    return this.live.has(pid);
+  }
+
+  /** Process `pid` has exited: forget its mappings and drop what nothing reaches any more. */
+  exited(pid: number): void {
+    this.live.delete(pid);
+    for (const f of this.files.values()) f.dropViews(pid);
+    this.sweep();
+  }
+
+  /** The span of file `key`, made by `make` the first time. */
+  file(key: string, make: () => { kind: FsKind; fd: number | undefined }): ForeignFile {
+    let f = this.files.get(key);
+    if (!f) {
+      const { kind, fd } = make();
+      f = new ForeignFile(this.ram, key, kind.hugetlb, kind.pageSize, fd);
+      this.files.set(key, f);
+    }
+    return f;
+  }
+
+  /** The kind of the file system holding fd's file, recorded for its device. */
+  fsKindOf(fd: number): FsKind {
+    const st = fstatFd(fd);
+    const dev = `${st.devMajor}:${st.devMinor}`;
+    let kind = this.fsKinds.get(dev);
+    if (!kind) {
+      const fsStat = fstatfsFd(fd);
+      const hugetlb = fsStat.type === HUGETLBFS_MAGIC;
+      kind = { hugetlb, pageSize: hugetlb ? BigInt(fsStat.bsize) : this.ram.pageSize };
+      this.fsKinds.set(dev, kind);
+    }
+    return kind;
+  }
+
+  /** Hold `file` while `holder` (a MAP_FILE pages source) is reachable. */
+  holdFile(file: ForeignFile, holder: object): void {
+    file.fileRefs++;
+    this.fileRefs.register(holder, file);
+  }
+
+  /** The private span of `pid` (its hugetlb pages apart: they are compound). */
+  private(pid: number, hugetlb: boolean): ForeignPrivate {
+    const key = hugetlb ? `${pid}:huge` : `${pid}`;
+    let p = this.privates.get(key);
+    if (!p) {
+      p = new ForeignPrivate(this.ram, key, hugetlb, pid, () => this.live.has(pid));
+      this.privates.set(key, p);
+    }
+    return p;
+  }
+
+  /** Release the spans nothing reaches: unmapped, unreferenced and unpinned. */
+  sweep(): void {
+    for (const [key, f] of this.files) {
+      if (f.unmapped && f.fileRefs === 0 && !f.pinned()) {
+        this.files.delete(key);
+        f.release();
+      }
+    }
+    for (const [key, p] of this.privates) {
+      if (!this.live.has(p.pid) && !p.pinned()) {
+        this.privates.delete(key);
+        p.release();
+      }
+    }
+  }
+
+  /** Spans currently kept (files, privates), for tests and diagnostics. */
+  get spanCount(): { files: number; privates: number } {
+    return { files: this.files.size, privates: this.privates.size };
+  }
+}
+
+const registries = new WeakMap<PhysRam, ForeignMemory>();
+
+/** The foreign spans of `ram` (one registry per emulated kernel's memory). */
+export function foreignMemory(ram: PhysRam): ForeignMemory {
+  let m = registries.get(ram);
+  if (!m) {
+    m = new ForeignMemory(ram);
+    registries.set(ram, m);
+  }
+  return m;
+}
+
+/** Run a read or write on a file fd; any failure is a fault of the physical access. */
+function fileIo(fn: () => number): void {
+  try {
+    fn();
+  } catch (e) {
+    fail('EFAULT', `file i/o: ${(e as Error).message}`);
+  }
+}
+
+/** Run a process access; its process having gone (ESRCH) is a fault like any other. */
+export function faultOnExit<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof Errno && e.code === 'ESRCH') fail('EFAULT', e.message);
+    throw e;
+  }
+}

@@ -1,0 +1,43 @@
+import { closeFd, eventfdSet, pidfdGetfd } from './native.ts';
+
+/** One client eventfd the engine keeps in step with a pollable engine file. */
+export interface PollHandle {
+  /** The engine's own copy of the client's eventfd. */
+  readonly fd: number;
+}
+
+/**
+ * Poll readiness of engine files in client processes (docs/engine-protocol.md,
+ * *Fds*): the client reserves an eventfd for each engine file; the engine
+ * takes a copy of it and keeps its counter at 1 while the file has events
+ * and 0 while it has none, so poll/select/epoll in the client see POLLIN.
+ */
+export interface PollSync {
+  /** Take a copy of eventfd `fd` of process `pid`: ESRCH, EBADF, EPERM. */
+  attach(pid: number, fd: number): PollHandle;
+  /** Set the eventfd's readiness. */
+  set(handle: PollHandle, ready: boolean): void;
+  /** Close the engine's copy; later calls with the handle do nothing. */
+  release(handle: PollHandle): void;
+}
+
+interface EventfdHandle extends PollHandle {
+  open: boolean;
+}
+
+/** PollSync over real eventfds: pidfd_getfd, then drain/write the counter. */
+export const eventfdPollSync: PollSync = {
+  attach(pid, fd) {
+    const handle: EventfdHandle = { fd: pidfdGetfd(pid, fd), open: true };
+    return handle;
+  },
+  set(handle, ready) {
+    if ((handle as EventfdHandle).open) eventfdSet(handle.fd, ready);
+  },
+  release(handle) {
+    const h = handle as EventfdHandle;
+    if (!h.open) return;
+    h.open = false;
+    closeFd(h.fd);
+  },
+};

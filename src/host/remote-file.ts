@@ -1,0 +1,57 @@
+import type { FileRef } from '../iommufd/file.ts';
+import type { PagesSource } from '../iommufd/pages.ts';
+import { foreignMemory } from './foreign-memory.ts';
+import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC, pidfdGetfd, TMPFS_MAGIC } from './native.ts';
+import type { PhysRam } from './phys-ram.ts';
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/**
+ * What iommufd sees of fd `fd` of real process `pid` when handed it by
+ * number (IOMMU_IOAS_MAP_FILE). A memory file — a regular file on tmpfs
+ * (memfd, shmem) or hugetlbfs — gets a pages source addressed by file
+ * offset, on the same physical pages as every mapping of that file
+ * (RemoteMm keys them by device and inode alike); `size` is its current
+ * st_size. Any other file has no pages (MAP_FILE gives EINVAL).
+ * EBADF when the process has no such fd, ESRCH when it is gone.
+ */
+export function remoteFileRef(pid: number, fd: number, ram: PhysRam): FileRef {
+  const local = pidfdGetfd(pid, fd);
+  let keep = false;
+  try {
+    const st = fstatFd(local);
+    const fsType = fstatfsFd(local).type;
+    if ((st.mode & S_IFMT) !== S_IFREG || (fsType !== TMPFS_MAGIC && fsType !== HUGETLBFS_MAGIC)) {
+      return {};
+    }
+    const foreign = foreignMemory(ram);
+    const kind = foreign.fsKindOf(local);
+    const file = foreign.file(`${st.devMajor}:${st.devMinor}:${st.ino}`, () => ({
+      kind,
+      fd: undefined,
+    }));
+    keep = true;
+    file.adoptFd(local);
+    const source: PagesSource = {
+      resolve(start, length) {
+        if (length === 0n) return [];
+        file.checkInFile(start, length);
+        return file
+          .runs(start, length)
+          .map((r) => ({ va: r.offset, length: r.length, phys: r.phys }));
+      },
+    };
+    foreign.holdFile(file, source);
+    return {
+      pages: {
+        source,
+        get size() {
+          return file.size() ?? 0n;
+        },
+      },
+    };
+  } finally {
+    if (!keep) closeFd(local);
+  }
+}

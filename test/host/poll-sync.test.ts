@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, test } from 'node:test';
+import { Errno } from '../../src/abi/errno.ts';
+import { closeFd, pidfdGetfd } from '../../src/host/native.ts';
+import { eventfdPollSync } from '../../src/host/poll-sync.ts';
+import { type MemChild, startMemChild } from './mem-child.ts';
+
+let child: MemChild;
+before(async () => {
+  child = await startMemChild();
+});
+after(async () => {
+  await child.close();
+});
+
+/** Whether the client's eventfd is readable, seen through a separate copy (drains it). */
+function readable(pid: number, fd: number): boolean {
+  const mine = pidfdGetfd(pid, fd);
+  try {
+    fs.readSync(mine, Buffer.alloc(8), 0, 8, null);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return false;
+    throw e;
+  } finally {
+    closeFd(mine);
+  }
+}
+
+test('eventfdPollSync drives the client eventfd; release is idempotent', () => {
+  const h = eventfdPollSync.attach(child.pid, child.fd.efd);
+  eventfdPollSync.set(h, true);
+  assert.equal(readable(child.pid, child.fd.efd), true);
+  eventfdPollSync.set(h, true);
+  eventfdPollSync.set(h, false);
+  assert.equal(readable(child.pid, child.fd.efd), false);
+  eventfdPollSync.release(h);
+  eventfdPollSync.release(h);
+  eventfdPollSync.set(h, true);
+  assert.equal(readable(child.pid, child.fd.efd), false, 'no effect after release');
+});
+
+test('eventfdPollSync.attach: EBADF for a missing fd, ESRCH for no such process', () => {
+  assert.throws(
+    () => eventfdPollSync.attach(child.pid, 999),
+    (e) => e instanceof Errno && e.code === 'EBADF',
+  );
+  assert.throws(
+    () => eventfdPollSync.attach(0x3fff_fff0, 0),
+    (e) => e instanceof Errno && e.code === 'ESRCH',
+  );
+});

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Errno } from '../../src/abi/errno.ts';
+import { foreignMemory } from '../../src/host/foreign-memory.ts';
+import { vmRead } from '../../src/host/native.ts';
+import { PhysRam } from '../../src/host/phys-ram.ts';
+import { remoteFileRef } from '../../src/host/remote-file.ts';
+import { parseMaps, RemoteMm } from '../../src/host/remote-mm.ts';
+import type { PhysRun } from '../../src/iommu/mm.ts';
+import { type MemChild, PAGE, startMemChild } from './mem-child.ts';
+
+function errno(code: string) {
+  return (e: unknown) => e instanceof Errno && e.code === code;
+}
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+/** The physical address of the single page at `va`. */
+function physOf(mm: RemoteMm, va: bigint, write = false): bigint {
+  const runs = mm.resolve(va, PAGE, write);
+  assert.equal(runs.length, 1);
+  return runs[0]!.phys;
+}
+
+let child: MemChild;
+before(async () => {
+  child = await startMemChild();
+});
+after(async () => {
+  await child.close();
+});
+
+test('parseMaps reads perms, sharing, offset, device, inode and name of the lines in range', () => {
+  const maps =
+    '1000-3000 rw-s 00002000 00:01 1026                       /memfd:buf (deleted)\n' +
+    '3000-4000 r--p 00000000 00:00 0 \n' +
+    '7fff0000-7fff1000 rw-p 00000000 fd:0a 77  /a file\n';
+  const all = parseMaps(maps, 0n, (1n << 64n) - 1n);
+  assert.equal(all.length, 3);
+  assert.deepEqual(all[0], {
+    start: 0x1000n,
+    end: 0x3000n,
+    read: true,
+    write: true,
+    shared: true,
+    offset: 0x2000n,
+    dev: '0:1',
+    ino: 1026n,
+    name: '/memfd:buf (deleted)',
+  });
+  assert.equal(all[1]!.write, false);
+  assert.equal(all[1]!.name, '');
+  assert.equal(all[2]!.dev, '253:10');
+  assert.equal(all[2]!.name, '/a file');
+  assert.deepEqual(
+    parseMaps(maps, 0x2fffn, 0x3000n).map((v) => v.start),
+    [0x1000n, 0x3000n],
+  );
+  assert.deepEqual(parseMaps(maps, 0x4000n, 0x7ffeffffn), []);
+});
+
+test('two mappings of one memfd resolve to the same physical pages', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.pid, ram);
+  const { m1, m2 } = child.at;
+  assert.equal(physOf(mm, m2), physOf(mm, m1 + 2n * PAGE));
+  assert.equal(physOf(mm, m2 + PAGE, true), physOf(mm, m1 + 3n * PAGE, true));
+  assert.notEqual(physOf(mm, m1), physOf(mm, m1 + 2n * PAGE));
+  const runs = mm.resolve(m1 + 0x800n, 4n * PAGE - 0x800n, true);
+  assert.deepEqual(
+    runs.map((r) => r.length),
+    [4n * PAGE - 0x800n],
+    'one contiguous run over the whole file',
+  );
+  assert.equal(runs[0]!.va, m1 + 0x800n);
+  assert.equal(ram.isCompound(runs[0]!.phys), false);
+  mm.exit();
+});
+
+test('shared anonymous memory is one object across fork; private memory is per process', () => {
+  const ram = new PhysRam();
+  const parent = new RemoteMm(child.pid, ram);
+  const kid = new RemoteMm(child.kid, ram);
+  const { sh, pv } = child.at;
+  assert.equal(physOf(kid, sh), physOf(parent, sh));
+  assert.equal(physOf(kid, sh + PAGE, true), physOf(parent, sh + PAGE));
+  assert.notEqual(physOf(kid, pv), physOf(parent, pv));
+  assert.notEqual(physOf(parent, pv), physOf(parent, pv + PAGE));
+  assert.equal(physOf(parent, pv), physOf(parent, pv), 'stable');
+  kid.exit();
+  parent.exit();
+});
+
+test('PhysRam reads and writes at resolved addresses reach the live process', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.pid, ram);
+  const { m1, m2, sh, pv } = child.at;
+  assert.deepEqual(ram.read(physOf(mm, m2), 12), text('memfd page 2'));
+  assert.deepEqual(ram.read(physOf(mm, sh), 11), text('shared anon'));
+  assert.deepEqual(ram.read(physOf(mm, pv), 12), text('private anon'));
+  ram.write(physOf(mm, m2) + 0x100n, text('dma into memfd'));
+  assert.deepEqual(vmRead(child.pid, m1 + 2n * PAGE + 0x100n, 14), text('dma into memfd'));
+  ram.write(physOf(mm, pv + PAGE) + 5n, text('dma private'));
+  assert.deepEqual(mm.read(pv + PAGE + 5n, 11), text('dma private'));
+  ram.write(physOf(mm, sh) + 0xff8n, text('across pages'));
+  assert.deepEqual(vmRead(child.kid, sh + 0xff8n, 12), text('across pages'), 'the fork sees it');
+  mm.exit();
+});
+
+test('Mm read and write copy bytes; EFAULT where the process has no memory', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.pid, ram);
+  const { pv, ro, hole } = child.at;
+  mm.write(pv + 0x40n, text('copy_to_user'));
+  assert.deepEqual(mm.read(pv + 0x40n, 12), text('copy_to_user'));
+  assert.equal(mm.read(0n, 0).length, 0);
+  assert.throws(() => mm.read(hole + PAGE, 1), errno('EFAULT'));
+  assert.throws(() => mm.write(ro, text('x')), errno('EFAULT'));
+  mm.exit();
+});
+
+test('resolve: EFAULT for unmapped bytes and missing permission', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.pid, ram);
+  const { ro, none, hole } = child.at;
+  assert.throws(() => mm.resolve(hole + PAGE, PAGE, false), errno('EFAULT'), 'the hole');
+  assert.throws(() => mm.resolve(hole, 2n * PAGE, false), errno('EFAULT'), 'into the hole');
+  assert.throws(() => mm.resolve(hole + PAGE - 1n, 2n, false), errno('EFAULT'));
+  assert.equal(mm.resolve(hole, PAGE, true).length, 1);
+  assert.equal(mm.resolve(hole + 2n * PAGE, PAGE, true).length, 1);
+  assert.equal(mm.resolve(ro, PAGE, false).length, 1, 'read-only pages pin for reading');
+  assert.throws(() => mm.resolve(ro, PAGE, true), errno('EFAULT'), 'not for writing');
+  assert.throws(() => mm.resolve(none, 1n, false), errno('EFAULT'), 'PROT_NONE');
+  assert.throws(() => mm.resolve(0x10n, 1n, false), errno('EFAULT'));
+  assert.throws(() => mm.resolve((1n << 64n) - 1n, 2n, false), errno('EFAULT'), 'wraps');
+  assert.deepEqual(mm.resolve(0x10n, 0n, true), []);
+  mm.exit();
+});
+
+test('resolving and pinning a TiB costs its mappings, not its pages', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.pid, ram);
+  const tib = 1n << 40n;
+  const runs = mm.resolve(child.at.big, tib, false);
+  assert.ok(runs.length <= 2, 'at most one run per TiB chunk');
+  assert.equal(
+    runs.reduce((n, r) => n + r.length, 0n),
+    tib,
+  );
+  for (const r of runs) ram.pin(r.phys, r.length);
+  assert.equal(ram.pinnedPages(), tib / PAGE);
+  assert.equal(ram.pinCount(physOf(mm, child.at.big + tib - PAGE)), 1);
+  for (const r of runs) ram.unpin(r.phys, r.length);
+  assert.equal(ram.allocatedBytes, 0n, 'foreign space is not memory');
+  mm.exit();
+});
+
+test('pins count per page through every mapping of it', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.pid, ram);
+  const kid = new RemoteMm(child.kid, ram);
+  const { m1, m2, sh } = child.at;
+  ram.pin(physOf(mm, m2), PAGE);
+  assert.equal(ram.pinCount(physOf(mm, m1 + 2n * PAGE)), 1);
+  assert.equal(ram.pinCount(physOf(mm, m1 + 3n * PAGE)), 0);
+  ram.pin(physOf(kid, sh), 1n);
+  assert.equal(ram.pinCount(physOf(mm, sh)), 1);
+  ram.unpin(physOf(mm, m2), PAGE);
+  ram.unpin(physOf(mm, sh), PAGE);
+  assert.equal(ram.pinnedPages(), 0n);
+  kid.exit();
+  mm.exit();
+});
+
+test('MAP_FILE of a memfd meets its mappings on the same pages; other files have no pages', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.pid, ram);
+  const ref = remoteFileRef(child.pid, child.fd.mfd, ram);
+  const pages = ref.pages!;
+  assert.equal(pages.size, 4n * PAGE);
+  const runs: PhysRun[] = pages.source.resolve(2n * PAGE, 2n * PAGE, true);
+  assert.deepEqual(
+    runs.map((r) => [r.va, r.length]),
+    [[2n * PAGE, 2n * PAGE]],
+  );
+  assert.equal(runs[0]!.phys, physOf(mm, child.at.m2));
+  assert.deepEqual(pages.source.resolve(0n, 0n, false), []);
+  assert.throws(() => pages.source.resolve(3n * PAGE, 2n * PAGE, false), errno('EFAULT'));
+  assert.equal(remoteFileRef(child.pid, 1, ram).pages, undefined, 'a pipe');
+  assert.equal(remoteFileRef(child.pid, child.fd.efd, ram).pages, undefined, 'an eventfd');
+  assert.throws(() => remoteFileRef(child.pid, 999, ram), errno('EBADF'));
+  mm.exit();
+});
+
+test('hugetlb pages are compound', (t) => {
+  if (child.at.hs === 0n) {
+    t.skip('no huge pages reserved (vm.nr_hugepages)');
+    return;
+  }
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.pid, ram);
+  const kid = new RemoteMm(child.kid, ram);
+  const [run] = mm.resolve(child.at.hs, 2n << 20n, true);
+  assert.equal(run!.length, 2n << 20n);
+  assert.equal(run!.phys % (2n << 20n), 0n, 'huge-page aligned');
+  assert.equal(ram.isCompound(run!.phys + 0x1000n), true);
+  assert.equal(physOf(kid, child.at.hs + PAGE), run!.phys + PAGE);
+  assert.equal(ram.isCompound(physOf(mm, child.at.pv)), false);
+  ram.write(run!.phys + 0x1234n, text('huge'));
+  assert.deepEqual(vmRead(child.pid, child.at.hs + 0x1234n, 4), text('huge'));
+  kid.exit();
+  mm.exit();
+});
+
+test('a pinned memfd page outlives its mappings: reached through the file once unmapped', async () => {
+  const ram = new PhysRam();
+  const foreign = foreignMemory(ram);
+  const mm = new RemoteMm(child.pid, ram);
+  const phys = physOf(mm, child.at.m2);
+  const unpinned = physOf(mm, child.at.m1);
+  ram.pin(phys, PAGE);
+  await child.command('u');
+  assert.throws(() => mm.resolve(child.at.m2, PAGE, false), errno('EFAULT'), 'unmapped now');
+  assert.deepEqual(ram.read(phys, 12), text('memfd page 2'), 'read through the file');
+  ram.write(phys + 0x200n, text('still here'));
+  assert.deepEqual(ram.read(phys + 0x200n, 10), text('still here'));
+  mm.exit();
+  assert.equal(foreign.spanCount.files, 1, 'kept while pinned');
+  assert.deepEqual(ram.read(phys, 5), text('memfd'));
+  assert.equal(ram.pinCount(unpinned), 0);
+  ram.unpin(phys, PAGE);
+  foreign.sweep();
+  assert.deepEqual(foreign.spanCount, { files: 0, privates: 0 }, 'nothing left once unpinned');
+});
+
+test('exit: resolve, read and write fail with EFAULT; private pages of a dead process fault', async () => {
+  const ram = new PhysRam();
+  const foreign = foreignMemory(ram);
+  const kid = new RemoteMm(child.kid, ram);
+  const phys = physOf(kid, child.at.pv);
+  const shared = physOf(kid, child.at.sh);
+  ram.pin(phys, PAGE);
+  assert.deepEqual(ram.read(phys, 12), text('private anon'));
+  await child.command('k');
+  assert.throws(() => ram.read(phys, 1), errno('EFAULT'), 'the process is gone');
+  assert.throws(() => kid.read(child.at.pv, 1), errno('EFAULT'));
+  assert.throws(() => kid.resolve(child.at.pv, PAGE, false), errno('EFAULT'));
+  kid.exit();
+  assert.equal(kid.alive, false);
+  assert.throws(() => kid.resolve(child.at.sh, PAGE, false), errno('EFAULT'));
+  assert.throws(() => kid.read(child.at.sh, 1), errno('EFAULT'));
+  assert.throws(() => kid.write(child.at.sh, text('x')), errno('EFAULT'));
+  assert.throws(() => ram.write(phys, text('x')), errno('EFAULT'));
+  assert.throws(() => ram.read(shared, 1), errno('EFAULT'), 'its unpinned spans went');
+  assert.equal(ram.pinCount(phys), 1, 'the pin stays');
+  ram.unpin(phys, PAGE);
+  foreign.sweep();
+  assert.deepEqual(foreign.spanCount, { files: 0, privates: 0 });
+});
