@@ -2,10 +2,29 @@ import { Command } from 'commander';
 import { runDemo } from './demo.ts';
 import { runPowerDemo } from './demo-power.ts';
 import { runExamplesDemo } from './demo-run.ts';
-import { type BackendFactory, runProgram, unreachableProcesses } from './run.ts';
+import { Errno } from '../abi/errno.ts';
+import { eventfdPollSync } from '../host/poll-sync.ts';
+import { remoteFileRef } from '../host/remote-file.ts';
+import { RemoteMm } from '../host/remote-mm.ts';
+import { type BackendFactory, runProgram } from './run.ts';
 
-/** How the engine reaches the real processes `uiommu run` serves: their memory and eventfds. */
-const backends: BackendFactory = unreachableProcesses;
+/**
+ * How the engine reaches the real processes `uiommu run` serves: their
+ * memory (process_vm_readv/writev, page identity from /proc/<pid>/maps),
+ * their eventfds (pidfd_getfd) and the real fds they hand to ioctls.
+ */
+const backends: BackendFactory = (kernel) => ({
+  mmFor: (pid) => new RemoteMm(pid, kernel.memory),
+  pollSync: eventfdPollSync,
+  foreignFile(pid, fd) {
+    try {
+      return { kind: 'file', ref: remoteFileRef(pid, fd, kernel.memory), release() {} };
+    } catch (e) {
+      if (e instanceof Errno) return undefined;
+      throw e;
+    }
+  },
+});
 
 const program = new Command('uiommu')
   .description('Linux IOMMUFD and VFIO in user space, errno-exact')
