@@ -34,6 +34,7 @@ export function remoteFileRef(pid: number, fd: number, ram: PhysRam): FileRef {
     keep = true;
     file.adoptFd(local);
     const source: PagesSource = {
+      file: true,
       resolve(start, length) {
         if (length === 0n) return [];
         file.checkInFile(start, length);

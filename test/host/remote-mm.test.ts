@@ -178,6 +178,7 @@ test('MAP_FILE of a memfd meets its mappings on the same pages; other files have
   const ref = remoteFileRef(child.pid, child.fd.mfd, ram);
   const pages = ref.pages!;
   assert.equal(pages.size, 4n * PAGE);
+  assert.equal(pages.source.file, true, 'file pages: IOAS_CHANGE_PROCESS may move them');
   const runs: PhysRun[] = pages.source.resolve(2n * PAGE, 2n * PAGE, true);
   assert.deepEqual(
     runs.map((r) => [r.va, r.length]),
