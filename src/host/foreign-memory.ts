@@ -115,10 +115,6 @@ export class ForeignFile extends ForeignSpan {
     super(ram, key, hugetlb);
   }
 
-  get hasFd(): boolean {
-    return this.fd !== undefined;
-  }
-
   /** Take ownership of `fd` if the file has none yet; otherwise close it. */
   adoptFd(fd: number): void {
     if (this.fd === undefined) this.fd = fd;
