@@ -115,10 +115,6 @@ export class ForeignFile extends ForeignSpan {
     super(ram, key, hugetlb);
   }
 
-  get hasFd(): boolean {
-    return this.fd !== undefined;
-  }
-
   /** Take ownership of `fd` if the file has none yet; otherwise close it. */
   adoptFd(fd: number): void {
     if (this.fd === undefined) this.fd = fd;
@@ -232,30 +228,38 @@ export class ForeignFile extends ForeignSpan {
   }
 }
 
+/** The address space owning private pages: one process image (exec starts a new one). */
+export interface PrivateOwner {
+  readonly pid: number;
+  readonly alive: boolean;
+}
+
 /**
- * One process's private pages (anonymous memory, and private file mappings,
- * whose long-term pins unshare them), keyed by virtual address. Bytes are
- * read and written in the live process; once it has exited, EFAULT.
+ * The private pages of one address space (anonymous memory, and private
+ * file mappings, whose long-term pins unshare them), keyed by virtual
+ * address. Bytes are read and written in the live process; once it has
+ * exited, EFAULT.
  */
 export class ForeignPrivate extends ForeignSpan {
   constructor(
     ram: PhysRam,
     key: string,
     compound: boolean,
-    readonly pid: number,
-    private readonly isLive: () => boolean,
+    readonly owner: PrivateOwner,
   ) {
     super(ram, key, compound);
   }
 
   protected readAt(va: bigint, length: number): Uint8Array {
-    if (!this.isLive()) fail('EFAULT', `process ${this.pid} has exited`);
-    return faultOnExit(() => vmRead(this.pid, va, length));
+    const { pid, alive } = this.owner;
+    if (!alive) fail('EFAULT', `process ${pid} has exited`);
+    return faultOnExit(() => vmRead(pid, va, length));
   }
 
   protected writeAt(va: bigint, data: Uint8Array): void {
-    if (!this.isLive()) fail('EFAULT', `process ${this.pid} has exited`);
-    faultOnExit(() => vmWrite(this.pid, va, data));
+    const { pid, alive } = this.owner;
+    if (!alive) fail('EFAULT', `process ${pid} has exited`);
+    faultOnExit(() => vmWrite(pid, va, data));
   }
 }
 
@@ -267,14 +271,15 @@ export interface FsKind {
 
 /**
  * Every foreign span of one PhysRam: file spans by `major:minor:inode`,
- * private spans by pid (normal and hugetlb apart). Spans go away when
+ * private spans by address space (normal and hugetlb apart). Spans go away when
  * nothing can reach them any more — no live process maps them, no MAP_FILE
  * reference holds them and no page is pinned — checked whenever a process
  * exits (`exited`) or on `sweep`.
  */
 export class ForeignMemory {
-  /** The processes served; a span's bytes are reached only through these. */
-  private readonly live = new Set<number>();
+  /** A number for each address space owning private spans. */
+  private readonly owners = new WeakMap<PrivateOwner, number>();
+  private nextOwner = 1;
   private readonly files = new Map<string, ForeignFile>();
   private readonly privates = new Map<string, ForeignPrivate>();
   /** File system kind by device `major:minor`. */
@@ -286,18 +291,8 @@ export class ForeignMemory {
 
   constructor(readonly ram: PhysRam) {}
 
-  /** Start serving process `pid`. */
-  attach(pid: number): void {
-    this.live.add(pid);
-  }
-
-  isLive(pid: number): boolean {
-    return this.live.has(pid);
-  }
-
-  /** Process `pid` has exited: forget its mappings and drop what nothing reaches any more. */
+  /** Process `pid` has exited (or exec'd): forget its mappings and drop what nothing reaches any more. */
   exited(pid: number): void {
-    this.live.delete(pid);
     for (const f of this.files.values()) f.dropViews(pid);
     this.sweep();
   }
@@ -333,12 +328,17 @@ export class ForeignMemory {
     this.fileRefs.register(holder, file);
   }
 
-  /** The private span of `pid` (its hugetlb pages apart: they are compound). */
-  private(pid: number, hugetlb: boolean): ForeignPrivate {
-    const key = hugetlb ? `${pid}:huge` : `${pid}`;
+  /** The private span of `owner` (its hugetlb pages apart: they are compound). */
+  private(owner: PrivateOwner, hugetlb: boolean): ForeignPrivate {
+    let id = this.owners.get(owner);
+    if (id === undefined) {
+      id = this.nextOwner++;
+      this.owners.set(owner, id);
+    }
+    const key = `${owner.pid}.${id}${hugetlb ? ':huge' : ''}`;
     let p = this.privates.get(key);
     if (!p) {
-      p = new ForeignPrivate(this.ram, key, hugetlb, pid, () => this.live.has(pid));
+      p = new ForeignPrivate(this.ram, key, hugetlb, owner);
       this.privates.set(key, p);
     }
     return p;
@@ -353,7 +353,7 @@ export class ForeignMemory {
       }
     }
     for (const [key, p] of this.privates) {
-      if (!this.live.has(p.pid) && !p.pinned()) {
+      if (!p.owner.alive && !p.pinned()) {
         this.privates.delete(key);
         p.release();
       }

@@ -73,8 +73,9 @@ export function parseMaps(text: string, va: bigint, last: bigint): MapsEntry[] {
  * shared mapping (memfd, shmem, MAP_SHARED|MAP_ANONYMOUS, hugetlbfs, any
  * MAP_SHARED file) are keyed by (device, inode, file offset), so every
  * mapping of one file in any process, and any MAP_FILE of it, meets on the
- * same physical page; private pages by (pid, virtual address) — a long-term
- * pin of a private page unshares it, so it is the process's own. Pages of
+ * same physical page; private pages by (this address space, virtual
+ * address) — a long-term pin of a private page unshares it, so it is the
+ * process's own, and an exec'd image is a new address space. Pages of
  * hugetlbfs are compound. The physical ranges are foreign PhysRam ranges
  * whose bytes are the live pages (src/host/foreign-memory.ts).
  *
@@ -93,7 +94,6 @@ export class RemoteMm implements Mm {
   ) {
     this.pageSize = ram.pageSize;
     this.foreign = foreignMemory(ram);
-    this.foreign.attach(pid);
   }
 
   get alive(): boolean {
@@ -135,7 +135,7 @@ export class RemoteMm implements Mm {
         vaOf = (o) => s + (o - off);
       } else {
         const hugetlb = v.ino !== 0n && this.fsKind(v).hugetlb;
-        runs = this.foreign.private(this.pid, hugetlb).runs(s, n);
+        runs = this.foreign.private(this, hugetlb).runs(s, n);
         vaOf = (o) => o;
       }
       for (const r of runs) {
@@ -166,7 +166,10 @@ export class RemoteMm implements Mm {
     faultOnExit(() => vmWrite(this.pid, va, data));
   }
 
-  /** The process has exited: `alive` becomes false, its private pages unreachable. */
+  /**
+   * The process has exited, or exec'd (a new image gets a new RemoteMm):
+   * `alive` becomes false, its private pages unreachable.
+   */
   exit(): void {
     if (!this.live) return;
     this.live = false;

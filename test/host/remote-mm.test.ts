@@ -91,6 +91,22 @@ test('shared anonymous memory is one object across fork; private memory is per p
   parent.exit();
 });
 
+test('a new address space of the same pid (exec) gets new private pages, the same file pages', () => {
+  const ram = new PhysRam();
+  const image1 = new RemoteMm(child.pid, ram);
+  const oldPrivate = physOf(image1, child.at.pv);
+  const oldShared = physOf(image1, child.at.sh);
+  ram.pin(oldPrivate, PAGE);
+  ram.pin(oldShared, PAGE);
+  image1.exit();
+  const image2 = new RemoteMm(child.pid, ram);
+  assert.notEqual(physOf(image2, child.at.pv), oldPrivate);
+  assert.equal(physOf(image2, child.at.sh), oldShared);
+  ram.unpin(oldPrivate, PAGE);
+  ram.unpin(oldShared, PAGE);
+  image2.exit();
+});
+
 test('PhysRam reads and writes at resolved addresses reach the live process', () => {
   const ram = new PhysRam();
   const mm = new RemoteMm(child.pid, ram);
