@@ -1,11 +1,11 @@
 import { Command } from 'commander';
-import { runDemo } from './demo.ts';
-import { runPowerDemo } from './demo-power.ts';
-import { runExamplesDemo } from './demo-run.ts';
 import { Errno } from '../abi/errno.ts';
 import { eventfdPollSync } from '../host/poll-sync.ts';
 import { remoteFileRef } from '../host/remote-file.ts';
 import { RemoteMm } from '../host/remote-mm.ts';
+import { runDemo } from './demo.ts';
+import { runPowerDemo } from './demo-power.ts';
+import { runExamplesDemo } from './demo-run.ts';
 import { type BackendFactory, runProgram } from './run.ts';
 
 /**
