@@ -17,6 +17,8 @@ const RTT = join(ROOT, 'native/build/bench/ioctl-rtt');
 
 export interface InterposedResult {
   nativeNs: number;
+  /** Unix socket round trip between two C processes: the floor for any out-of-process engine. */
+  ipcFloorNs: number;
   interposedNs: number;
   /** Median wall ms of `uiommu run -- true` and of `true`. */
   runTrueMs: number;
@@ -45,5 +47,11 @@ export function benchInterposed(calls = 20000, runs = 7): InterposedResult | und
     execFileSync(process.execPath, [UIOMMU, 'run', '--', 'true']),
   );
   const trueMs = medianMs(runs, () => execFileSync('true'));
-  return { nativeNs: num('native_ns'), interposedNs: num('iommufd_ns'), runTrueMs, trueMs };
+  return {
+    nativeNs: num('native_ns'),
+    ipcFloorNs: num('ipc_floor_ns'),
+    interposedNs: num('iommufd_ns'),
+    runTrueMs,
+    trueMs,
+  };
 }

@@ -2,8 +2,10 @@
  * Round-trip cost of one ioctl, measured call by call: FIONREAD on a pipe
  * (a native ioctl, never interposed) and IOMMU_IOAS_IOVA_RANGES on
  * /dev/iommu (served by the engine when run under `uiommu run`).
- * Prints "native_ns <median>" and "iommufd_ns <median>" (or "iommufd_ns -"
- * when /dev/iommu cannot be used).
+ * Also the floor of any engine living in another process: a 64-byte
+ * request and 24-byte answer over a Unix socketpair to a forked echo
+ * process. Prints "native_ns <median>", "ipc_floor_ns <median>" and
+ * "iommufd_ns <median>" (or "iommufd_ns -" when /dev/iommu cannot be used).
  *
  * usage: ioctl-rtt [iterations]
  */
@@ -12,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +74,43 @@ static long long median_ns(int n, int fd, unsigned long req, void *arg)
 	return med;
 }
 
+/* Median round trip of a 64-byte request and a 24-byte answer to a forked echo process. */
+static long long ipc_floor_ns(int n)
+{
+	uint64_t *t = calloc((size_t)n, sizeof(*t));
+	char buf[64] = { 0 };
+	long long med = -1;
+	int sv[2];
+	pid_t pid;
+
+	if (!t || socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		goto out;
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		while (read(sv[1], buf, sizeof(buf)) > 0)
+			if (write(sv[1], buf, 24) != 24)
+				break;
+		_exit(0);
+	}
+	close(sv[1]);
+	for (int i = 0; i < n; i++) {
+		uint64_t t0 = now_ns();
+
+		if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) || read(sv[0], buf, 24) != 24)
+			goto done;
+		t[i] = now_ns() - t0;
+	}
+	qsort(t, (size_t)n, sizeof(*t), cmp_u64);
+	med = (long long)t[n / 2];
+done:
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+out:
+	free(t);
+	return med;
+}
+
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 10000;
@@ -90,6 +131,7 @@ int main(int argc, char **argv)
 		iommufd = median_ns(n, fd, IOMMU_IOAS_IOVA_RANGES, &q);
 	}
 	printf("native_ns %lld\n", native);
+	printf("ipc_floor_ns %lld\n", ipc_floor_ns(n));
 	if (iommufd < 0)
 		printf("iommufd_ns -\n");
 	else
