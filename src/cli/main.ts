@@ -1,11 +1,13 @@
 import { Command } from 'commander';
 import { Errno } from '../abi/errno.ts';
+import type { KernelPersonality } from '../host/kernel.ts';
 import { eventfdPollSync } from '../host/poll-sync.ts';
 import { remoteFileRef } from '../host/remote-file.ts';
 import { RemoteMm } from '../host/remote-mm.ts';
 import { runDemo } from './demo.ts';
 import { runPowerDemo } from './demo-power.ts';
 import { runExamplesDemo } from './demo-run.ts';
+import { parsePersonalitySetting } from './personality-option.ts';
 import { type BackendFactory, runProgram } from './run.ts';
 
 /**
@@ -54,6 +56,12 @@ program
     'run PROGRAM unmodified against the emulated kernel (through the preload library); exits with its status',
   )
   .option('--host <preset|file>', 'host topology: a preset name or a JSON config', 'x86')
+  .option(
+    '--personality <name=value>',
+    'a version-dependent setting over the Linux 6.18 defaults (docs/personality.md); repeatable',
+    parsePersonalitySetting,
+    {},
+  )
   .option('--trace <file|->', 'write one strace-like line per call to FILE (- for stderr)')
   .option('--trace-json <file>', 'write one JSON record per call to FILE')
   .argument('<program>', 'the program to run')
@@ -63,7 +71,12 @@ program
     async (
       prog: string,
       args: string[],
-      opts: { host: string; trace?: string; traceJson?: string },
+      opts: {
+        host: string;
+        trace?: string;
+        traceJson?: string;
+        personality: Partial<KernelPersonality>;
+      },
     ) => {
       process.exitCode = await runProgram([prog, ...args], opts, backends);
     },

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { FileOps } from '../host/file.ts';
-import { Kernel } from '../host/kernel.ts';
+import { Kernel, type KernelPersonality } from '../host/kernel.ts';
 import type { Credentials, ProcessMm } from '../host/process.ts';
 import { procCredentials } from '../server/creds.ts';
 import { createEngine, type PollSync } from '../server/engine.ts';
@@ -63,6 +63,8 @@ export interface RunOptions {
   traceJson?: string;
   /** The preload library (default PRELOAD_LIBRARY). */
   preload?: string;
+  /** Settings over the Linux 6.18 defaults (docs/personality.md). */
+  personality?: Partial<KernelPersonality>;
   /** Receives the strace-like trace instead of `trace`'s file (the demo prints it on stdout). */
   traceTo?: (text: string) => void;
 }
@@ -116,7 +118,11 @@ export async function runProgram(
   }
   let kernel: Kernel;
   try {
-    kernel = new Kernel({ host: opts.host ?? 'x86', abi: hostIoctlAbi(process.arch) });
+    kernel = new Kernel({
+      host: opts.host ?? 'x86',
+      abi: hostIoctlAbi(process.arch),
+      ...(opts.personality ? { personality: opts.personality } : {}),
+    });
   } catch (e) {
     process.stderr.write(`uiommu run: --host ${opts.host}: ${(e as Error).message}\n`);
     return 1;

@@ -23,14 +23,26 @@ interface Run {
   json: Record<string, unknown>[];
 }
 
-function runExample(name: string, host: string): Run {
+function runExample(name: string, host: string, extra: readonly string[] = []): Run {
   const program = join(ROOT, 'native/build/examples', name);
   assert.ok(existsSync(program), `${program} missing: run make -C native`);
   const trace = join(dir, `${name}.trace`);
   const json = join(dir, `${name}.jsonl`);
   const r = spawnSync(
     process.execPath,
-    [UIOMMU, 'run', '--host', host, '--trace', trace, '--trace-json', json, '--', program],
+    [
+      UIOMMU,
+      'run',
+      '--host',
+      host,
+      ...extra,
+      '--trace',
+      trace,
+      '--trace-json',
+      json,
+      '--',
+      program,
+    ],
     { encoding: 'utf8', timeout: 120_000 },
   );
   return {
@@ -66,6 +78,13 @@ describe('examples under uiommu run', () => {
     assertPassed(r, 'type1-container');
     assert.match(r.trace, /ioctl\(\d+, VFIO_IOMMU_GET_INFO, /);
     assert.doesNotMatch(r.trace, /SPAPR/);
+    assert.match(r.stdout, /splitting a mapping fails with ENOENT \(iommufd compat\)/);
+  });
+
+  it('(b) type1-container on the legacy container (--personality vfioContainer=type1)', () => {
+    const r = runExample('type1-container', 'x86', ['--personality', 'vfioContainer=type1']);
+    assertPassed(r, 'type1-container');
+    assert.match(r.stdout, /splitting a mapping fails with EINVAL \(vfio_iommu_type1\)/);
   });
 
   it('(c) spapr-ddw: 0x3b70 decodes as VFIO_IOMMU_SPAPR_TCE_GET_INFO on a SPAPR container', () => {

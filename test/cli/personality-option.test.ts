@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parsePersonalitySetting } from '../../src/cli/personality-option.ts';
+import { LINUX_6_18 } from '../../src/host/kernel.ts';
+
+/** A valid non-default text for every setting of LINUX_6_18. */
+const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
+  selftest: 'false',
+  unmapEmpty: 'success',
+  maxAutoAlignment: 'none',
+  vfioNoiommu: 'true',
+  compatUnmapEmpty: 'ENOENT',
+  compatCapsAligned: 'false',
+  vfioContainer: 'type1',
+  spaprAttachRules: 'pre-6.4',
+  spaprDetachClearsTces: 'false',
+  spaprUnregisterMapped: 'EBUSY',
+  spaprBadIova: 'EINVAL',
+};
+
+test('every personality setting can be given on the command line', () => {
+  for (const [name, value] of Object.entries(SAMPLES)) {
+    const out = parsePersonalitySetting(`${name}=${value}`, {});
+    assert.ok(name in out, name);
+    assert.notDeepEqual(out, { [name]: (LINUX_6_18 as Record<string, unknown>)[name] }, name);
+  }
+  assert.deepEqual(Object.keys(SAMPLES).sort(), Object.keys(LINUX_6_18).sort());
+});
+
+test('settings accumulate and are typed: booleans, byte counts, words', () => {
+  let acc = parsePersonalitySetting('vfioNoiommu=true', {});
+  acc = parsePersonalitySetting('maxAutoAlignment=0x1000', acc);
+  acc = parsePersonalitySetting('unmapEmpty=success', acc);
+  assert.deepEqual(acc, { vfioNoiommu: true, maxAutoAlignment: 0x1000n, unmapEmpty: 'success' });
+  assert.deepEqual(parsePersonalitySetting('maxAutoAlignment=none', {}), {
+    maxAutoAlignment: undefined,
+  });
+});
+
+test('an unknown name, a missing =, or a value outside the setting is refused by name', () => {
+  assert.throws(() => parsePersonalitySetting('nosuch=1', {}), /unknown personality setting/);
+  assert.throws(() => parsePersonalitySetting('selftest', {}), /unknown personality setting/);
+  assert.throws(
+    () => parsePersonalitySetting('selftest=yes', {}),
+    /selftest: 'yes' is not true or false/,
+  );
+  assert.throws(() => parsePersonalitySetting('vfioContainer=legacy', {}), /iommufd or type1/);
+  assert.throws(() => parsePersonalitySetting('maxAutoAlignment=2M', {}), /byte count or none/);
+});
