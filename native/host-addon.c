@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -200,6 +201,22 @@ static napi_value pidfd_getfd_(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* peerPid(fd): the pid of the process at the other end of Unix socket fd (SO_PEERCRED). */
+static napi_value peer_pid(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], out;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int32_t fd;
+
+	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd))
+		return NULL;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return throw_errno(env, errno, "getsockopt(SO_PEERCRED)");
+	napi_create_int32(env, cred.pid, &out);
+	return out;
+}
+
 static napi_value fstat_fd(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1], out;
@@ -298,6 +315,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "pidfdGetfd", pidfd_getfd_ }, { "fstatFd", fstat_fd },
 		{ "fstatfsFd", fstatfs_fd },	 { "eventfdSet", eventfd_set },
 		{ "closeFd", close_fd },	 { "addressOf", address_of },
+		{ "peerPid", peer_pid },
 	};
 
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {

@@ -27,9 +27,10 @@ import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { FileOps } from '../host/file.ts';
 import { Kernel, type KernelPersonality } from '../host/kernel.ts';
+import { peerPid } from '../host/native.ts';
 import type { Credentials, ProcessMm } from '../host/process.ts';
 import { procCredentials } from '../server/creds.ts';
-import { createEngine, type PollSync } from '../server/engine.ts';
+import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
 import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
 
@@ -156,11 +157,12 @@ export async function runProgram(
       mmFor: b.mmFor,
       ...(b.pollSync ? { pollSync: b.pollSync } : {}),
       credsFor: b.credsFor ?? procCredentials,
+      parentOf: procParentOf,
       ...(b.foreignFile ? { foreignFile: b.foreignFile } : {}),
       ...(traceOut ? { trace: (line: string) => traceOut(`${line}\n`) } : {}),
       ...(jsonOut ? { traceJson: (r: object) => jsonOut(`${JSON.stringify(r)}\n`) } : {}),
     });
-    const server = await serveEngine(engine, join(dir, 'engine.sock'));
+    const server = await serveEngine(engine, join(dir, 'engine.sock'), { peerPid });
     try {
       const env = {
         ...process.env,

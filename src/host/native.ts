@@ -40,6 +40,7 @@ interface Addon {
   eventfdSet(fd: number, ready: boolean): void;
   closeFd(fd: number): void;
   addressOf(buffer: Uint8Array): bigint;
+  peerPid(fd: number): number;
 }
 
 /** Where `make -C native` puts the addon, from the package root. */
@@ -123,4 +124,9 @@ export function closeFd(fd: number): void {
 /** The address of a buffer's first byte in this process (for tests against our own pid). */
 export function addressOf(buffer: Uint8Array): bigint {
   return call((a) => a.addressOf(buffer));
+}
+
+/** The pid at the other end of Unix socket `fd` (SO_PEERCRED): EBADF, ENOTSOCK. */
+export function peerPid(fd: number): number {
+  return call((a) => a.peerPid(fd));
 }

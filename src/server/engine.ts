@@ -78,6 +78,8 @@ export interface EngineOptions {
   foreignFile?(pid: number, fd: number): FileOps | undefined;
   /** Whether `pid` still exists (default: kill(pid, 0) and not a zombie). */
   pidAlive?(pid: number): boolean;
+  /** The parent pid of a live process (checks fork-token claims made before FORK_END). */
+  parentOf?(pid: number): number | undefined;
   /** Receives one strace-like line per syscall, prefixed `[pid N] `. */
   trace?(line: string): void;
   /** Receives one record per syscall. */
@@ -88,6 +90,9 @@ export interface EngineOptions {
 export class Connection {
   /** The pid its HELLO named. */
   pid: number | undefined;
+
+  /** `peer`: the pid the kernel reports for the other end (SO_PEERCRED), when the transport knows it. */
+  constructor(readonly peer?: number) {}
 }
 
 /** A process served by the engine. */
@@ -147,9 +152,13 @@ export class Engine {
     return this.tokens.size;
   }
 
-  /** A new connection (no process until its HELLO). */
-  connect(): Connection {
-    return new Connection();
+  /**
+   * A new connection (no process until its HELLO). With `peer` (the
+   * socket's SO_PEERCRED pid) a HELLO naming another pid is EPERM: a
+   * process speaks only for itself.
+   */
+  connect(peer?: number): Connection {
+    return new Connection(peer);
   }
 
   /**
@@ -272,6 +281,8 @@ export class Engine {
   private hello(conn: Connection, req: Request): Response {
     const kind = Number(req.args[0] ?? 0n);
     const pid = req.pid;
+    if (conn.peer !== undefined && conn.peer !== pid)
+      fail('EPERM', `HELLO for ${pid} from ${conn.peer}`);
     if (kind !== HELLO_KIND.NEW && kind !== HELLO_KIND.FORK_CHILD && kind !== HELLO_KIND.AFTER_EXEC)
       fail('EINVAL', `HELLO kind ${kind}`);
     const existing = this.clients.get(pid);
@@ -290,7 +301,7 @@ export class Engine {
     if (kind === HELLO_KIND.FORK_CHILD) {
       const token = Number(BigInt.asUintN(32, req.args[1] ?? 0n));
       const t = this.tokens.get(token);
-      if (t) {
+      if (t && this.claims(t, pid)) {
         this.tokens.delete(token);
         fds = t.fds;
       } else tokenFound = false;
@@ -305,6 +316,17 @@ export class Engine {
     // an unknown fork token: the child is served, with no inherited engine fds
     if (!tokenFound) return failure('ENOENT');
     return kind === HELLO_KIND.AFTER_EXEC ? { ...ok(0n), payload: encodeI32s([]) } : ok(0n);
+  }
+
+  /**
+   * Only the forked child may take its parent's fd table: the pid FORK_END
+   * named, or before FORK_END a process whose parent (`parentOf`) made
+   * the token.
+   */
+  private claims(t: ForkToken, pid: number): boolean {
+    if (t.child !== undefined) return t.child === pid;
+    const parentOf = this.opts.parentOf;
+    return parentOf === undefined || parentOf(pid) === t.parent;
   }
 
   private fstat(proc: Process<ProcessMm>, fd: number): Response {
@@ -471,6 +493,16 @@ function count(a: bigint): number {
 function quietly<T>(fn: () => T): T | undefined {
   try {
     return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+/** PPid of a live process from /proc/<pid>/status; undefined when it is gone. */
+export function procParentOf(pid: number): number | undefined {
+  try {
+    const m = /^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
   }

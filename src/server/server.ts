@@ -26,12 +26,21 @@ export interface EngineServer {
   close(): Promise<void>;
 }
 
+export interface ServeOptions {
+  /** The peer's pid of a connected Unix socket fd (SO_PEERCRED); HELLOs are then checked against it. */
+  peerPid?(fd: number): number;
+}
+
 /** Listen on `path` (which must not exist) and serve `engine` there. */
-export async function serveEngine(engine: Engine, path: string): Promise<EngineServer> {
+export async function serveEngine(
+  engine: Engine,
+  path: string,
+  opts: ServeOptions = {},
+): Promise<EngineServer> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
-    const conn = engine.connect();
+    const conn = engine.connect(peerOf(socket, opts));
     const reader = new FrameReader('request');
     socket.on('data', (chunk: Buffer) => {
       let frames: Uint8Array[];
@@ -72,4 +81,11 @@ export async function serveEngine(engine: Engine, path: string): Promise<EngineS
       return closed.then(() => engine.shutdown());
     },
   };
+}
+
+/** The socket's peer pid, or undefined without `peerPid` or a reachable fd (node's handle keeps it). */
+function peerOf(socket: Socket, opts: ServeOptions): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (!opts.peerPid || fd === undefined || fd < 0) return undefined;
+  return opts.peerPid(fd);
 }

@@ -350,6 +350,38 @@ describe('engine: fork', () => {
     assert.equal(child.open(3, '/dev/iommu').ret, 0);
   });
 
+  it('a token goes only to the forked child: FORK_END’s pid, or before it a child of the parent', () => {
+    const parents = new Map([
+      [200, 100],
+      [201, 999],
+    ]);
+    const f = engineFixture({ parentOf: (pid) => parents.get(pid) });
+    const parent = f.client(100);
+    parent.open(3, '/dev/iommu');
+    const t1 = parent.req(OP.FORK_BEGIN).ret;
+    const stranger = f.client(201, HELLO_KIND.FORK_CHILD, BigInt(t1));
+    assert.equal(stranger.hello?.errno, 'ENOENT', 'not a child of the token’s parent');
+    assert.equal(f.engine.process(201)!.fds.size, 0);
+    assert.equal(f.client(200, HELLO_KIND.FORK_CHILD, BigInt(t1)).hello?.ret, 0);
+    assert.equal(f.engine.process(200)!.fds.size, 1, 'the real child still gets the table');
+    const t2 = parent.req(OP.FORK_BEGIN).ret;
+    parent.req(OP.FORK_END, [t2, 202]);
+    assert.equal(f.client(203, HELLO_KIND.FORK_CHILD, BigInt(t2)).hello?.errno, 'ENOENT');
+    assert.equal(f.client(202, HELLO_KIND.FORK_CHILD, BigInt(t2)).hello?.ret, 0);
+  });
+
+  it('with the socket’s peer pid known, a HELLO for another pid is EPERM', () => {
+    const f = engineFixture();
+    const impostor = new TestClient(f, 100, f.engine.connect(555));
+    assert.equal(impostor.req(OP.HELLO, [0n]).errno, 'EPERM');
+    assert.equal(
+      impostor.req(OP.OPEN, [3, 2], new TextEncoder().encode('/dev/iommu\0')).errno,
+      'ESRCH',
+    );
+    const honest = new TestClient(f, 555, f.engine.connect(555));
+    assert.equal(honest.req(OP.HELLO, [0n]).ret, 0);
+  });
+
   it('the reaper drops a token whose child (or, before FORK_END, parent) is gone', () => {
     const f = engineFixture();
     const parent = f.client(100);

@@ -33,3 +33,21 @@ test('bad pointers, closed fds and concurrent threads of a real process get the 
   assert.equal(r.stdout.match(/^ok /gm)?.length, 14, r.stdout);
   assert.doesNotMatch(r.stderr, /model bug/);
 });
+
+test('the engine socket sits in a private 0700 directory of the user running uiommu run', () => {
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(ROOT, 'bin/uiommu.js'),
+      'run',
+      '--',
+      'sh',
+      '-c',
+      'stat -c "%a %u %F" "$(dirname "$UIOMMU_SOCK")" "$UIOMMU_SOCK"',
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const uid = process.getuid?.();
+  assert.deepEqual(r.stdout.trim().split('\n'), [`700 ${uid} directory`, `755 ${uid} socket`]);
+});

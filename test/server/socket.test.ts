@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IommuIoasAlloc, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
+import { peerPid } from '../../src/host/native.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import {
   decodeI32s,
@@ -194,5 +195,25 @@ describe('engine server over a Unix socket', () => {
     c.socket.write(bad);
     await c.closed;
     await until(() => f.engine.process(700) === undefined);
+  });
+});
+
+describe('engine server with SO_PEERCRED', () => {
+  it('a connection speaks only for the process at its other end', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'uiommu-test-'));
+    const f = engineFixture();
+    const server = await serveEngine(f.engine, join(dir, 'engine.sock'), { peerPid });
+    try {
+      const impostor = await SocketClient.connect(join(dir, 'engine.sock'), process.pid + 1);
+      assert.equal((await impostor.req(OP.HELLO, [0n])).errno, 'EPERM');
+      assert.equal(f.engine.process(process.pid + 1), undefined);
+      await impostor.end();
+      const self = await SocketClient.connect(join(dir, 'engine.sock'), process.pid);
+      assert.equal((await self.req(OP.HELLO, [0n])).ret, 0);
+      await self.end();
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
