@@ -249,11 +249,11 @@ describe('VFIO ioctls, decoded by the kind of fd', () => {
         result: 1,
         fdKind: 'vfio-container',
       }),
-      'ioctl(5, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) = 1',
+      'ioctl(5<vfio-container>, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) = 1',
     );
     assert.equal(
       formatIoctl({ ...base, cmd: 0x3b64, arg: undefined, argAddr: 0n, fdKind: 'vfio-container' }),
-      'ioctl(5, VFIO_GET_API_VERSION) = 0',
+      'ioctl(5<vfio-container>, VFIO_GET_API_VERSION) = 0',
     );
   });
 
@@ -277,7 +277,7 @@ describe('VFIO ioctls, decoded by the kind of fd', () => {
     );
     assert.equal(
       formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'memfd' }),
-      'ioctl(5, 0x3b70, 0x7000) = 0',
+      'ioctl(5<memfd>, 0x3b70, 0x7000) = 0',
     );
   });
 });
@@ -304,7 +304,7 @@ describe('SPAPR containers', () => {
     });
     assert.equal(
       formatIoctl({ ...base, cmd: 0x3b77, arg }),
-      'ioctl(4, VFIO_IOMMU_SPAPR_TCE_CREATE, {argsz=40, flags=0, page_shift=16, __resv1=0, window_size=0x40000000, levels=1, __resv2=0, start_addr=0x800000000000000}) = 0',
+      'ioctl(4<vfio-container-spapr>, VFIO_IOMMU_SPAPR_TCE_CREATE, {argsz=40, flags=0, page_shift=16, window_size=0x40000000, levels=1, start_addr=0x800000000000000}) = 0',
     );
   });
 });

@@ -274,7 +274,7 @@ test('exec replaces the address space: the old one is gone, fds and their files 
   assert.equal(p.call(fd, IOAS_ALLOC, IommuIoasAlloc, {}).ret, 0);
 });
 
-test('structured trace events carry the call, fd, request name, ret and errno', () => {
+test('structured trace events carry the call, fd, its kind, request name, ret and errno', () => {
   const p = new Kernel().spawn();
   const events: TraceEvent[] = [];
   p.trace = (_l, e) => events.push(e);
@@ -284,10 +284,10 @@ test('structured trace events carry the call, fd, request name, ret and errno', 
   p.close(fd);
   p.close(fd);
   assert.deepEqual(events, [
-    { call: 'openat', fd: 3, ret: 3 },
-    { call: 'ioctl', fd: 3, request: 'IOMMU_IOAS_ALLOC', ret: 0 },
-    { call: 'ioctl', fd: 3, request: '0x1234', ret: -1, errno: 'ENOTTY' },
-    { call: 'close', fd: 3, ret: 0 },
+    { call: 'openat', fd: 3, fdKind: 'iommufd', ret: 3 },
+    { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: 'IOMMU_IOAS_ALLOC', ret: 0 },
+    { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: '0x1234', ret: -1, errno: 'ENOTTY' },
+    { call: 'close', fd: 3, fdKind: 'iommufd', ret: 0 },
     { call: 'close', fd: 3, ret: -1, errno: 'EBADF' },
   ]);
 });
