@@ -14,7 +14,8 @@
  *   `flags` or `*_flags` is a flag field, with an empty table when none is
  *   known (so its value prints in hex).
  * - Enum fields (option ids, ops, data types, TEST_CMD `op`) show their name
- *   without the C prefix; an unknown value shows in hex.
+ *   without the C prefix, the selftest's types as `SELFTEST`; an unknown
+ *   value shows in hex.
  * - u64 fields (addresses, lengths, IOVAs, page sizes, user pointers) are hex
  *   as C's `%#llx` (zero is `0`), except the counters `val64` and
  *   `out_nr_dirty`, which are decimal. Other scalars (ids, sizes, counts,
@@ -67,8 +68,15 @@ import {
   iommufdCmdByNumber,
 } from './iommufd.ts';
 import {
+  IOMMU_HW_INFO_TYPE_SELFTEST,
+  IOMMU_HW_QUEUE_TYPE_SELFTEST,
+  IOMMU_HWPT_DATA_SELFTEST,
+  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID,
   IOMMU_TEST_CMD_LAYOUTS,
   IOMMU_TEST_OP,
+  IOMMU_VEVENTQ_TYPE_SELFTEST,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
   IommuTestCmd,
   IommuTestCmdAccessPages,
   IommuTestCmdAccessRw,
@@ -150,6 +158,9 @@ const DECIMAL_U64 = new Set(['val64', 'out_nr_dirty']);
 
 const TEST_OP: Hint = enumOf(IOMMU_TEST_OP);
 
+/** An enum of the uAPI with the selftest's out-of-band value(s) added (the mock path uses them). */
+const withSelftest = (names: Names, selftest: Names): Hint => enumOf({ ...names, ...selftest });
+
 const BASE_HINTS = new Map<AnyLayout, Readonly<Record<string, Hint>>>([
   [IommuIoasMap, { flags: flags(IOMMU_IOAS_MAP_FLAGS) }],
   [IommuIoasMapFile, { flags: flags(IOMMU_IOAS_MAP_FLAGS) }],
@@ -158,22 +169,42 @@ const BASE_HINTS = new Map<AnyLayout, Readonly<Record<string, Hint>>>([
   [IommuVfioIoas, { op: enumOf(IOMMU_VFIO_IOAS_OP) }],
   [
     IommuHwptAlloc,
-    { flags: flags(IOMMU_HWPT_ALLOC_FLAGS), data_type: enumOf(IOMMU_HWPT_DATA_TYPE) },
+    {
+      flags: flags(IOMMU_HWPT_ALLOC_FLAGS),
+      data_type: withSelftest(IOMMU_HWPT_DATA_TYPE, { SELFTEST: IOMMU_HWPT_DATA_SELFTEST }),
+    },
   ],
   [
     IommuHwInfo,
     {
       flags: flags(IOMMU_HW_INFO_FLAGS),
-      out_data_type: enumOf(IOMMU_HW_INFO_TYPE),
+      out_data_type: withSelftest(IOMMU_HW_INFO_TYPE, { SELFTEST: IOMMU_HW_INFO_TYPE_SELFTEST }),
       out_capabilities: flags(IOMMU_HW_CAP),
     },
   ],
   [IommuHwptSetDirtyTracking, { flags: flags(IOMMU_HWPT_DIRTY_TRACKING_FLAGS) }],
   [IommuHwptGetDirtyBitmap, { flags: flags(IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS) }],
-  [IommuHwptInvalidate, { data_type: enumOf(IOMMU_HWPT_INVALIDATE_DATA_TYPE) }],
-  [IommuViommuAlloc, { type: enumOf(IOMMU_VIOMMU_TYPE) }],
-  [IommuVeventqAlloc, { type: enumOf(IOMMU_VEVENTQ_TYPE) }],
-  [IommuHwQueueAlloc, { type: enumOf(IOMMU_HW_QUEUE_TYPE) }],
+  [
+    IommuHwptInvalidate,
+    {
+      data_type: withSelftest(IOMMU_HWPT_INVALIDATE_DATA_TYPE, {
+        SELFTEST: IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+        SELFTEST_INVALID: IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID,
+      }),
+    },
+  ],
+  [
+    IommuViommuAlloc,
+    { type: withSelftest(IOMMU_VIOMMU_TYPE, { SELFTEST: IOMMU_VIOMMU_TYPE_SELFTEST }) },
+  ],
+  [
+    IommuVeventqAlloc,
+    { type: withSelftest(IOMMU_VEVENTQ_TYPE, { SELFTEST: IOMMU_VEVENTQ_TYPE_SELFTEST }) },
+  ],
+  [
+    IommuHwQueueAlloc,
+    { type: withSelftest(IOMMU_HW_QUEUE_TYPE, { SELFTEST: IOMMU_HW_QUEUE_TYPE_SELFTEST }) },
+  ],
   [IommuTestCmdCreateAccess, { flags: flags(MOCK_FLAGS_ACCESS_CREATE) }],
   [IommuTestCmdAccessPages, { flags: flags(MOCK_FLAGS_ACCESS) }],
   [IommuTestCmdAccessRw, { flags: flags(MOCK_ACCESS_RW_FLAGS) }],

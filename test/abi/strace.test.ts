@@ -1,13 +1,26 @@
 import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
 import {
+  IommuFaultAlloc,
+  type IommufdCmdName,
   IommuHwInfo,
   IommuHwptAlloc,
+  IommuHwptInvalidate,
+  IommuHwQueueAlloc,
   IommuIoasMap,
   IommuIoasMapFile,
   IommuOption,
+  IommuVeventqAlloc,
+  IommuViommuAlloc,
+  iommufdCmdNumber,
 } from '../../src/abi/iommufd.ts';
-import { IommuTestCmdAccessRw, IommuTestCmdMockDomain } from '../../src/abi/iommufd-test.ts';
+import {
+  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+  IOMMU_VEVENTQ_TYPE_SELFTEST,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
+  IommuTestCmdAccessRw,
+  IommuTestCmdMockDomain,
+} from '../../src/abi/iommufd-test.ts';
 import {
   formatFd,
   formatIoctl,
@@ -155,7 +168,7 @@ test('enums, u64 flags, signed fd and decimal counters', () => {
   });
   assert.equal(
     formatStruct(IommuHwInfo, info),
-    '{size=40, flags=0, dev_id=3, data_len=8, data_uptr=0x5000, out_data_type=0xfeedbeef, out_max_pasid_log2=20, out_capabilities=DIRTY_TRACKING|0x10}',
+    '{size=40, flags=0, dev_id=3, data_len=8, data_uptr=0x5000, out_data_type=SELFTEST, out_max_pasid_log2=20, out_capabilities=DIRTY_TRACKING|0x10}',
   );
   const file = IommuIoasMapFile.encode({ size: 40, flags: 6, ioas_id: 1, fd: -1, length: 0x2000n });
   assert.match(formatStruct(IommuIoasMapFile, file), /ioas_id=1, fd=-1, start=0, length=0x2000/);
@@ -492,5 +505,69 @@ describe('fd kinds', () => {
     assert.equal(formatFd(3, 'iommufd'), '3');
     assert.equal(formatFd(3, 'iommufd-spapr'), '3');
     assert.equal(formatFd(9, undefined), '9');
+  });
+});
+
+describe('iommufd vIOMMU and queue allocations', () => {
+  const at = { fd: 3, abi: 'generic' as const, argAddr: 0x7000n, result: 0 };
+  const num = (name: IommufdCmdName) => iommufdCmdNumber('generic', name);
+
+  it('HWPT_INVALIDATE names the selftest data type; entry_num is what was handled', () => {
+    const arg = IommuHwptInvalidate.encode({
+      size: 32,
+      hwpt_id: 5,
+      data_uptr: 0x4000n,
+      data_type: IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+      entry_len: 4,
+      entry_num: 1,
+    });
+    assert.equal(
+      formatIoctl({ ...at, cmd: num('IOMMU_HWPT_INVALIDATE'), arg }),
+      'ioctl(3, IOMMU_HWPT_INVALIDATE, {size=32, hwpt_id=5, data_uptr=0x4000, data_type=SELFTEST, entry_len=4, entry_num=1}) = 0',
+    );
+  });
+
+  it('VIOMMU_ALLOC and VEVENTQ_ALLOC show the types and out ids, HW_QUEUE_ALLOC too', () => {
+    const viommu = IommuViommuAlloc.encode({
+      size: 40,
+      type: IOMMU_VIOMMU_TYPE_SELFTEST,
+      dev_id: 3,
+      hwpt_id: 5,
+      out_viommu_id: 6,
+    });
+    assert.equal(
+      formatIoctl({ ...at, cmd: num('IOMMU_VIOMMU_ALLOC'), arg: viommu }),
+      'ioctl(3, IOMMU_VIOMMU_ALLOC, {size=40, flags=0, type=SELFTEST, dev_id=3, hwpt_id=5, out_viommu_id=6, data_len=0, data_uptr=0}) = 0',
+    );
+    const q = IommuVeventqAlloc.encode({
+      size: 32,
+      viommu_id: 6,
+      type: IOMMU_VEVENTQ_TYPE_SELFTEST,
+      veventq_depth: 2,
+      out_veventq_id: 7,
+      out_veventq_fd: 5,
+    });
+    assert.equal(
+      formatIoctl({ ...at, cmd: num('IOMMU_VEVENTQ_ALLOC'), arg: q, result: 5 }),
+      'ioctl(3, IOMMU_VEVENTQ_ALLOC, {size=32, flags=0, viommu_id=6, type=SELFTEST, veventq_depth=2, out_veventq_id=7, out_veventq_fd=5}) = 5',
+    );
+    const hwq = IommuHwQueueAlloc.encode({
+      size: 40,
+      viommu_id: 6,
+      type: 0x77,
+      length: 0x1000n,
+    });
+    assert.match(
+      formatIoctl({ ...at, cmd: num('IOMMU_HW_QUEUE_ALLOC'), arg: hwq }),
+      /\{size=40, flags=0, viommu_id=6, type=0x77, index=0, out_hw_queue_id=0, nesting_parent_iova=0, length=0x1000\}/,
+    );
+  });
+
+  it('FAULT_QUEUE_ALLOC shows the new fault object and fd', () => {
+    const arg = IommuFaultAlloc.encode({ size: 16, out_fault_id: 4, out_fault_fd: 6 });
+    assert.equal(
+      formatIoctl({ ...at, cmd: num('IOMMU_FAULT_QUEUE_ALLOC'), arg }),
+      'ioctl(3, IOMMU_FAULT_QUEUE_ALLOC, {size=16, flags=0, out_fault_id=4, out_fault_fd=6}) = 0',
+    );
   });
 });
