@@ -132,6 +132,7 @@ import {
   VfioDeviceInfo,
   VfioIrqInfo,
   VfioIrqSet,
+  VfioPciHotReset,
   VfioPciHotResetInfo,
   VfioRegionInfo,
 } from './vfio-device.ts';
@@ -339,6 +340,7 @@ const VFIO_LAYOUTS: Record<string, AnyLayout> = {
   VFIO_DEVICE_GET_IRQ_INFO: VfioIrqInfo,
   VFIO_DEVICE_SET_IRQS: VfioIrqSet,
   VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: VfioPciHotResetInfo,
+  VFIO_DEVICE_PCI_HOT_RESET: VfioPciHotReset,
   VFIO_DEVICE_FEATURE: VfioDeviceFeature,
   VFIO_DEVICE_BIND_IOMMUFD: VfioDeviceBindIommufd,
   VFIO_DEVICE_ATTACH_IOMMUFD_PT: VfioDeviceAttachIommufdPt,

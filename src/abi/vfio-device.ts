@@ -125,3 +125,13 @@ export const VfioPciHotResetInfo = struct('vfio_pci_hot_reset_info', 12, [
   field('flags', 4, 'u32', 'out'),
   field('count', 8, 'u32', 'out'),
 ]);
+
+/**
+ * `struct vfio_pci_hot_reset` header (12 bytes; `count` s32 group or
+ * iommufd fds follow): VFIO_DEVICE_PCI_HOT_RESET.
+ */
+export const VfioPciHotReset = struct('vfio_pci_hot_reset', 12, [
+  field('argsz', 0, 'u32', 'in'),
+  field('flags', 4, 'u32', 'in'),
+  field('count', 8, 'u32', 'in'),
+]);

@@ -45,6 +45,7 @@ import {
   VfioDeviceInfo,
   VfioIrqInfo,
   VfioIrqSet,
+  VfioPciHotReset,
   VfioPciHotResetInfo,
   VfioRegionInfo,
 } from '../../src/abi/vfio-device.ts';
@@ -403,7 +404,7 @@ describe('VFIO device, group and EEH arguments', () => {
     );
   });
 
-  it('SET_IRQS and GET_PCI_HOT_RESET_INFO show their headers only', () => {
+  it('SET_IRQS, GET_PCI_HOT_RESET_INFO and PCI_HOT_RESET show their headers only', () => {
     const set = new Uint8Array(28);
     set.set(VfioIrqSet.encode({ argsz: 28, flags: 0x24, index: 2, start: 0, count: 2 }));
     set.fill(0xff, 20);
@@ -421,6 +422,12 @@ describe('VFIO device, group and EEH arguments', () => {
         errno: 'ENOSPC',
       }),
       'ioctl(6<vfio-device>, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, {argsz=12, flags=DEV_ID, count=3}) = -1 ENOSPC (No space left on device)',
+    );
+    const reset = new Uint8Array(16);
+    reset.set(VfioPciHotReset.encode({ argsz: 16, count: 1 }));
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_PCI_HOT_RESET'), arg: reset }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_PCI_HOT_RESET, {argsz=16, flags=0, count=1}) = 0',
     );
   });
 
