@@ -14,14 +14,19 @@
  *   `flags` or `*_flags` is a flag field, with an empty table when none is
  *   known (so its value prints in hex).
  * - Enum fields (option ids, ops, data types, TEST_CMD `op`) show their name
- *   without the C prefix; an unknown value shows in hex.
+ *   without the C prefix, the selftest's types as `SELFTEST`; an unknown
+ *   value shows in hex.
  * - u64 fields (addresses, lengths, IOVAs, page sizes, user pointers) are hex
  *   as C's `%#llx` (zero is `0`), except the counters `val64` and
  *   `out_nr_dirty`, which are decimal. Other scalars (ids, sizes, counts,
  *   fds) are decimal, except the selftest's cache-check values (`iotlb`,
  *   `cache`), which are hex.
  * - A pointer argument that could not be read is shown as its address,
- *   `NULL` for 0.
+ *   `NULL` for 0. VFIO_GROUP_SET_CONTAINER's `int *` shows as `[fd]`,
+ *   VFIO_GROUP_GET_DEVICE_FD's name as a quoted string.
+ * - An fd argument shows its file's kind, `5<vfio-device>`, except for
+ *   /dev/iommu (`iommufd`, `iommufd-spapr`), the common case, and fds the
+ *   process does not have.
  *
  * @example
  * formatIoctl({ fd: 3, abi: 'generic', cmd: 0x3b80, arg, argAddr: 0x1000n, result: 0 });
@@ -63,8 +68,15 @@ import {
   iommufdCmdByNumber,
 } from './iommufd.ts';
 import {
+  IOMMU_HW_INFO_TYPE_SELFTEST,
+  IOMMU_HW_QUEUE_TYPE_SELFTEST,
+  IOMMU_HWPT_DATA_SELFTEST,
+  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID,
   IOMMU_TEST_CMD_LAYOUTS,
   IOMMU_TEST_OP,
+  IOMMU_VEVENTQ_TYPE_SELFTEST,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
   IommuTestCmd,
   IommuTestCmdAccessPages,
   IommuTestCmdAccessRw,
@@ -82,22 +94,48 @@ import {
 } from './iommufd-test.ts';
 import { type Field, type Layout, widthOf } from './layout.ts';
 import {
+  VFIO_DEVICE_BIND_FLAG,
+  VFIO_DEVICE_PT_FLAG,
   VFIO_DMA_MAP_FLAG,
   VFIO_DMA_UNMAP_FLAG,
+  VFIO_EEH_PE_OP,
   VFIO_EXTENSION,
   VFIO_GROUP_FLAGS,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG,
   VFIO_IOMMU_INFO,
+  VFIO_IOMMU_SPAPR_INFO_DDW,
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceBindIommufd,
+  VfioDeviceDetachIommufdPt,
+  VfioEehPeOp,
   type VfioFdKind,
   VfioGroupStatus,
   VfioIommuSpaprRegisterMemory,
   VfioIommuSpaprTceCreate,
   VfioIommuSpaprTceInfo,
   VfioIommuSpaprTceRemove,
+  VfioIommuType1DirtyBitmap,
   VfioIommuType1DmaMap,
   VfioIommuType1DmaUnmap,
   VfioIommuType1Info,
   vfioIoctlsByNumber,
 } from './vfio.ts';
+import {
+  VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE_ID,
+  VFIO_DEVICE_FLAGS,
+  VFIO_IRQ_INFO,
+  VFIO_IRQ_SET,
+  VFIO_PCI_HOT_RESET_FLAG,
+  VFIO_REGION_INFO_FLAG,
+  VfioDeviceFeature,
+  VfioDeviceInfo,
+  VfioIrqInfo,
+  VfioIrqSet,
+  VfioPciHotReset,
+  VfioPciHotResetInfo,
+  VfioRegionInfo,
+} from './vfio-device.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: any struct layout
 type AnyLayout = Layout<any>;
@@ -107,16 +145,22 @@ type Names = Readonly<Record<string, number>>;
 type Hint =
   | { readonly kind: 'flags'; readonly names: Names }
   | { readonly kind: 'enum'; readonly names: Names }
-  | { readonly kind: 'hex' };
+  | { readonly kind: 'hex' }
+  | { readonly kind: 'feature' };
 
 const flags = (names: Names): Hint => ({ kind: 'flags', names });
 const enumOf = (names: Names): Hint => ({ kind: 'enum', names });
 const HEX: Hint = { kind: 'hex' };
+/** `vfio_device_feature.flags`: the feature id (low 16 bits) by name, then the GET/SET/PROBE bits. */
+const FEATURE: Hint = { kind: 'feature' };
 
 /** u64 fields that are counters or values rather than addresses. */
 const DECIMAL_U64 = new Set(['val64', 'out_nr_dirty']);
 
 const TEST_OP: Hint = enumOf(IOMMU_TEST_OP);
+
+/** An enum of the uAPI with the selftest's out-of-band value(s) added (the mock path uses them). */
+const withSelftest = (names: Names, selftest: Names): Hint => enumOf({ ...names, ...selftest });
 
 const BASE_HINTS = new Map<AnyLayout, Readonly<Record<string, Hint>>>([
   [IommuIoasMap, { flags: flags(IOMMU_IOAS_MAP_FLAGS) }],
@@ -126,22 +170,42 @@ const BASE_HINTS = new Map<AnyLayout, Readonly<Record<string, Hint>>>([
   [IommuVfioIoas, { op: enumOf(IOMMU_VFIO_IOAS_OP) }],
   [
     IommuHwptAlloc,
-    { flags: flags(IOMMU_HWPT_ALLOC_FLAGS), data_type: enumOf(IOMMU_HWPT_DATA_TYPE) },
+    {
+      flags: flags(IOMMU_HWPT_ALLOC_FLAGS),
+      data_type: withSelftest(IOMMU_HWPT_DATA_TYPE, { SELFTEST: IOMMU_HWPT_DATA_SELFTEST }),
+    },
   ],
   [
     IommuHwInfo,
     {
       flags: flags(IOMMU_HW_INFO_FLAGS),
-      out_data_type: enumOf(IOMMU_HW_INFO_TYPE),
+      out_data_type: withSelftest(IOMMU_HW_INFO_TYPE, { SELFTEST: IOMMU_HW_INFO_TYPE_SELFTEST }),
       out_capabilities: flags(IOMMU_HW_CAP),
     },
   ],
   [IommuHwptSetDirtyTracking, { flags: flags(IOMMU_HWPT_DIRTY_TRACKING_FLAGS) }],
   [IommuHwptGetDirtyBitmap, { flags: flags(IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS) }],
-  [IommuHwptInvalidate, { data_type: enumOf(IOMMU_HWPT_INVALIDATE_DATA_TYPE) }],
-  [IommuViommuAlloc, { type: enumOf(IOMMU_VIOMMU_TYPE) }],
-  [IommuVeventqAlloc, { type: enumOf(IOMMU_VEVENTQ_TYPE) }],
-  [IommuHwQueueAlloc, { type: enumOf(IOMMU_HW_QUEUE_TYPE) }],
+  [
+    IommuHwptInvalidate,
+    {
+      data_type: withSelftest(IOMMU_HWPT_INVALIDATE_DATA_TYPE, {
+        SELFTEST: IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+        SELFTEST_INVALID: IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID,
+      }),
+    },
+  ],
+  [
+    IommuViommuAlloc,
+    { type: withSelftest(IOMMU_VIOMMU_TYPE, { SELFTEST: IOMMU_VIOMMU_TYPE_SELFTEST }) },
+  ],
+  [
+    IommuVeventqAlloc,
+    { type: withSelftest(IOMMU_VEVENTQ_TYPE, { SELFTEST: IOMMU_VEVENTQ_TYPE_SELFTEST }) },
+  ],
+  [
+    IommuHwQueueAlloc,
+    { type: withSelftest(IOMMU_HW_QUEUE_TYPE, { SELFTEST: IOMMU_HW_QUEUE_TYPE_SELFTEST }) },
+  ],
   [IommuTestCmdCreateAccess, { flags: flags(MOCK_FLAGS_ACCESS_CREATE) }],
   [IommuTestCmdAccessPages, { flags: flags(MOCK_FLAGS_ACCESS) }],
   [IommuTestCmdAccessRw, { flags: flags(MOCK_ACCESS_RW_FLAGS) }],
@@ -188,6 +252,14 @@ function formatEnum(v: number | bigint, names: Names): string {
   return hex(v);
 }
 
+function formatFeature(v: number): string {
+  const id = v & VFIO_DEVICE_FEATURE.MASK;
+  const { GET, SET, PROBE } = VFIO_DEVICE_FEATURE;
+  const ops = formatFlags(v & ~VFIO_DEVICE_FEATURE.MASK, { GET, SET, PROBE });
+  const idName = formatEnum(id, VFIO_DEVICE_FEATURE_ID);
+  return ops === '0' ? idName : `${idName}|${ops}`;
+}
+
 function formatField(f: Field, v: number | bigint, hint: Hint | undefined): string {
   const h: Hint | undefined =
     hint ?? (f.name === 'flags' || f.name.endsWith('_flags') ? flags({}) : undefined);
@@ -199,6 +271,8 @@ function formatField(f: Field, v: number | bigint, hint: Hint | undefined): stri
         return formatEnum(v, h.names);
       case 'hex':
         return hex(v);
+      case 'feature':
+        return formatFeature(Number(v));
     }
   }
   if (f.type === 'u64' && !DECIMAL_U64.has(f.name)) return hex(v);
@@ -248,17 +322,29 @@ function formatResult(result: number, errno: ErrnoName | undefined): string {
   return String(result);
 }
 
-/** VFIO argument structs the decoder renders (others print as an address). */
+/** VFIO argument structs the decoder renders (headers only where an array follows). */
 const VFIO_LAYOUTS: Record<string, AnyLayout> = {
   VFIO_IOMMU_MAP_DMA: VfioIommuType1DmaMap,
   VFIO_IOMMU_UNMAP_DMA: VfioIommuType1DmaUnmap,
   VFIO_IOMMU_GET_INFO: VfioIommuType1Info,
+  VFIO_IOMMU_DIRTY_PAGES: VfioIommuType1DirtyBitmap,
   VFIO_GROUP_GET_STATUS: VfioGroupStatus,
   VFIO_IOMMU_SPAPR_TCE_GET_INFO: VfioIommuSpaprTceInfo,
   VFIO_IOMMU_SPAPR_REGISTER_MEMORY: VfioIommuSpaprRegisterMemory,
   VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY: VfioIommuSpaprRegisterMemory,
   VFIO_IOMMU_SPAPR_TCE_CREATE: VfioIommuSpaprTceCreate,
   VFIO_IOMMU_SPAPR_TCE_REMOVE: VfioIommuSpaprTceRemove,
+  VFIO_EEH_PE_OP: VfioEehPeOp,
+  VFIO_DEVICE_GET_INFO: VfioDeviceInfo,
+  VFIO_DEVICE_GET_REGION_INFO: VfioRegionInfo,
+  VFIO_DEVICE_GET_IRQ_INFO: VfioIrqInfo,
+  VFIO_DEVICE_SET_IRQS: VfioIrqSet,
+  VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: VfioPciHotResetInfo,
+  VFIO_DEVICE_PCI_HOT_RESET: VfioPciHotReset,
+  VFIO_DEVICE_FEATURE: VfioDeviceFeature,
+  VFIO_DEVICE_BIND_IOMMUFD: VfioDeviceBindIommufd,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT: VfioDeviceAttachIommufdPt,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT: VfioDeviceDetachIommufdPt,
 };
 
 /** VFIO ioctls whose argument is a value, not a pointer (rendered as an extension name). */
@@ -269,12 +355,52 @@ const VFIO_NO_ARGS = new Set([
   'VFIO_GET_API_VERSION',
   'VFIO_GROUP_UNSET_CONTAINER',
   'VFIO_DEVICE_RESET',
+  'VFIO_IOMMU_ENABLE',
+  'VFIO_IOMMU_DISABLE',
 ]);
+
+/** The single bits of `vfio_irq_set.flags` (its two type masks left out). */
+const IRQ_SET_BITS: Names = {
+  DATA_NONE: VFIO_IRQ_SET.DATA_NONE,
+  DATA_BOOL: VFIO_IRQ_SET.DATA_BOOL,
+  DATA_EVENTFD: VFIO_IRQ_SET.DATA_EVENTFD,
+  ACTION_MASK: VFIO_IRQ_SET.ACTION_MASK,
+  ACTION_UNMASK: VFIO_IRQ_SET.ACTION_UNMASK,
+  ACTION_TRIGGER: VFIO_IRQ_SET.ACTION_TRIGGER,
+};
 
 HINTS.set(VfioIommuType1DmaMap, { flags: flags(VFIO_DMA_MAP_FLAG) });
 HINTS.set(VfioIommuType1DmaUnmap, { flags: flags(VFIO_DMA_UNMAP_FLAG) });
 HINTS.set(VfioIommuType1Info, { flags: flags(VFIO_IOMMU_INFO) });
+HINTS.set(VfioIommuType1DirtyBitmap, { flags: flags(VFIO_IOMMU_DIRTY_PAGES_FLAG) });
 HINTS.set(VfioGroupStatus, { flags: flags(VFIO_GROUP_FLAGS) });
+HINTS.set(VfioIommuSpaprTceInfo, {
+  flags: flags({ DDW: VFIO_IOMMU_SPAPR_INFO_DDW }),
+  dma32_window_start: HEX,
+  dma32_window_size: HEX,
+});
+HINTS.set(VfioEehPeOp, { op: enumOf(VFIO_EEH_PE_OP) });
+HINTS.set(VfioDeviceInfo, { flags: flags(VFIO_DEVICE_FLAGS) });
+HINTS.set(VfioRegionInfo, { flags: flags(VFIO_REGION_INFO_FLAG) });
+HINTS.set(VfioIrqInfo, { flags: flags(VFIO_IRQ_INFO) });
+HINTS.set(VfioIrqSet, { flags: flags(IRQ_SET_BITS) });
+HINTS.set(VfioPciHotResetInfo, { flags: flags(VFIO_PCI_HOT_RESET_FLAG) });
+HINTS.set(VfioDeviceFeature, { flags: FEATURE });
+HINTS.set(VfioDeviceBindIommufd, { flags: flags(VFIO_DEVICE_BIND_FLAG) });
+HINTS.set(VfioDeviceAttachIommufdPt, { flags: flags(VFIO_DEVICE_PT_FLAG) });
+HINTS.set(VfioDeviceDetachIommufdPt, { flags: flags(VFIO_DEVICE_PT_FLAG) });
+
+/** `[n]`: an `int *` argument (GROUP_SET_CONTAINER's container fd). */
+function formatIntPtr(arg: Uint8Array): string {
+  return `[${new DataView(arg.buffer, arg.byteOffset, 4).getInt32(0, true)}]`;
+}
+
+/** A C string argument (GROUP_GET_DEVICE_FD's device name) quoted; `...` when no NUL was read. */
+function formatCString(arg: Uint8Array): string {
+  const nul = arg.indexOf(0);
+  const text = new TextDecoder().decode(nul < 0 ? arg : arg.subarray(0, nul));
+  return `${JSON.stringify(text)}${nul < 0 ? '...' : ''}`;
+}
 
 /** Which VFIO ioctl family an fd kind answers: /dev/iommu and containers take container ioctls. */
 function vfioFamily(fdKind: string | undefined): VfioFdKind | undefined {
@@ -301,8 +427,13 @@ function formatVfio(opts: IoctlTrace): [string, string] | undefined {
     const ext = Object.entries(VFIO_EXTENSION).find(([, n]) => BigInt(n) === opts.argAddr)?.[0];
     return [v.name, ext ? `VFIO_${ext}` : String(opts.argAddr)];
   }
+  if (v.name === 'VFIO_GROUP_GET_DEVICE_FD' && opts.arg && opts.arg.length > 0) {
+    return [v.name, formatCString(opts.arg)];
+  }
   const layout = VFIO_LAYOUTS[v.name];
-  if (!layout || !opts.arg || opts.arg.length < 4) return [v.name, formatAddr(opts.argAddr)];
+  if (!opts.arg || opts.arg.length < 4) return [v.name, formatAddr(opts.argAddr)];
+  if (v.name === 'VFIO_GROUP_SET_CONTAINER') return [v.name, formatIntPtr(opts.arg)];
+  if (!layout) return [v.name, formatAddr(opts.argAddr)];
   const argsz = new DataView(opts.arg.buffer, opts.arg.byteOffset, 4).getUint32(0, true);
   return [v.name, formatStruct(layout, opts.arg.subarray(0, Math.min(argsz, opts.arg.length)))];
 }
@@ -312,14 +443,21 @@ export interface IoctlTrace {
   abi: IoctlAbi;
   /** The request number as passed to ioctl(). */
   cmd: number;
-  /** Bytes of the struct after the call; undefined when unreadable. */
+  /**
+   * Bytes at the argument after the call (the struct with its out-fields, or
+   * the start of a string); undefined when unreadable.
+   */
   arg: Uint8Array | undefined;
   /** The argument's address in the caller's memory. */
   argAddr: bigint;
   /** The syscall's return value (-1 on failure). */
   result: number;
   errno?: ErrnoName;
-  /** The kind of file the fd names (`iommufd`, `vfio-container`, `vfio-group`, `vfio-device`): picks among VFIO ioctls sharing a number. */
+  /**
+   * The kind of file the fd names (`FileOps.kind`: `iommufd`, `vfio-container`,
+   * `vfio-group`, `vfio-device`, `fault`, ...): picks among VFIO ioctls sharing
+   * a number, and is shown beside the fd.
+   */
   fdKind?: string;
 }
 
@@ -350,8 +488,14 @@ export function formatIoctl(opts: IoctlTrace): string {
     name = vfio?.[0] ?? hex(cmd >>> 0);
     argText = vfio?.[1] ?? formatAddr(argAddr);
   }
-  const args = argText === '' ? `${fd}, ${name}` : `${fd}, ${name}, ${argText}`;
+  const fdText = formatFd(fd, opts.fdKind);
+  const args = argText === '' ? `${fdText}, ${name}` : `${fdText}, ${name}, ${argText}`;
   return `ioctl(${args}) = ${formatResult(result, errno)}`;
+}
+
+/** An fd argument: `5<vfio-device>`, or just `3` for /dev/iommu and unknown fds. */
+export function formatFd(fd: number, kind: string | undefined): string {
+  return kind === undefined || kind.startsWith('iommufd') ? String(fd) : `${fd}<${kind}>`;
 }
 
 /** One strace line for any other syscall from pre-rendered arguments, e.g. `close(3) = 0`. */

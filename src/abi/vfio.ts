@@ -372,10 +372,10 @@ export const VfioIommuSpaprTceCreate = struct('vfio_iommu_spapr_tce_create', 40,
   field('argsz', 0, 'u32', 'in'),
   field('flags', 4, 'u32', 'in'),
   field('page_shift', 8, 'u32', 'in'),
-  field('__resv1', 12, 'u32', 'in'),
+  field('__resv1', 12, 'u32', 'reserved'),
   field('window_size', 16, 'u64', 'in'),
   field('levels', 24, 'u32', 'in'),
-  field('__resv2', 28, 'u32', 'in'),
+  field('__resv2', 28, 'u32', 'reserved'),
   field('start_addr', 32, 'u64', 'out'),
 ]);
 

@@ -1,7 +1,7 @@
 import { Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { Layout } from '../abi/layout.ts';
-import { formatIoctl, formatSyscall, ioctlRequestName } from '../abi/strace.ts';
+import { formatFd, formatIoctl, formatSyscall, ioctlRequestName } from '../abi/strace.ts';
 import type { Mm } from '../iommu/mm.ts';
 import type { AccountMode, Caller } from '../iommufd/context.ts';
 import type { PinAccount } from '../iommufd/pages.ts';
@@ -55,6 +55,8 @@ export interface TraceEvent {
   /** Syscall name as strace prints it (`openat`, `ioctl`, `pread64`, ...). */
   call: string;
   fd: number;
+  /** The kind of file `fd` names (`FileOps.kind`: `vfio-device`, `fault`, ...), when it names one. */
+  fdKind?: string;
   /** The ioctl's request name (or hex number when unknown). */
   request?: string;
   ret: number;
@@ -166,13 +168,31 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     }
   }
 
-  /** Emit one trace line for a syscall that just returned `ret` (errno from `this.errno`). */
-  private traceCall(call: string, fd: number, args: string[], ret: number): void {
+  /** The kind of file at `fd`, or undefined for a free fd. */
+  private kindOf(fd: number): string | undefined {
+    return this.fds.get(fd)?.ops.kind;
+  }
+
+  /**
+   * Emit one trace line for a syscall on `fd` (a file of `kind`) that just
+   * returned `ret` (errno from `this.errno`); `args` follow the fd argument
+   * unless `fdFirst` is false.
+   */
+  private traceCall(
+    call: string,
+    fd: number,
+    kind: string | undefined,
+    args: string[],
+    ret: number,
+    fdFirst = true,
+  ): void {
     if (!this.trace) return;
     const errno = ret < 0 ? this.errno : undefined;
-    this.trace(formatSyscall(call, args, ret, errno), {
+    const all = fdFirst ? [formatFd(fd, kind), ...args] : args;
+    this.trace(formatSyscall(call, all, ret, errno), {
       call,
       fd,
+      ...(kind ? { fdKind: kind } : {}),
       ret,
       ...(errno ? { errno } : {}),
     });
@@ -237,18 +257,20 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   }
 
   private traceOpen(path: string, flags: number, r: number): void {
-    this.traceCall('openat', r, ['AT_FDCWD', JSON.stringify(path), openFlagsText(flags)], r);
+    const args = ['AT_FDCWD', JSON.stringify(path), openFlagsText(flags)];
+    this.traceCall('openat', r, this.kindOf(r), args, r, false);
   }
 
   /** close(2): the file is released when its last fd goes; effects are immediate. */
   close(fd: number): number {
+    const kind = this.kindOf(fd);
     const r = this.sys(() => {
       const f = this.fileOf(fd);
       this.fds.delete(fd);
       f.put();
       return 0;
     });
-    this.traceCall('close', fd, [String(fd)], r);
+    this.traceCall('close', fd, kind, [], r);
     return r;
   }
 
@@ -276,14 +298,17 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     }
   }
 
+  /**
+   * Trace an ioctl that returned: its argument is read now, so out-fields
+   * show what the call wrote back. As many bytes as the leading u32 (`size`
+   * or `argsz`) says, at least 4 and at most 256 (strings and `int *`
+   * arguments have no size: those 4 bytes read as one), cut short at a page
+   * end when the rest is unreadable.
+   */
   private traceIoctl(fd: number, request: number, arg: bigint, r: number): void {
-    let bytes: Uint8Array | undefined;
-    try {
-      const size = new DataView(this.mm.read(arg, 4).buffer).getUint32(0, true);
-      bytes = this.mm.read(arg, Math.min(size, 256));
-    } catch {
-      bytes = undefined;
-    }
+    const head = this.readSome(arg, 4);
+    const size = head && head.length === 4 ? new DataView(head.buffer).getUint32(0, true) : 0;
+    const bytes = this.readSome(arg, Math.max(4, Math.min(size, 256)));
     const errno = r < 0 ? this.errno : undefined;
     const opts = {
       fd,
@@ -292,29 +317,41 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       arg: bytes,
       argAddr: arg,
       result: r,
-      fdKind: this.fds.get(fd)?.ops.kind,
+      fdKind: this.kindOf(fd),
       ...(errno ? { errno } : {}),
     };
     this.trace?.(formatIoctl(opts), {
       call: 'ioctl',
       fd,
+      ...(opts.fdKind ? { fdKind: opts.fdKind } : {}),
       request: ioctlRequestName(opts),
       ret: r,
       ...(errno ? { errno } : {}),
     });
   }
 
+  /** `length` bytes at `addr`, or those up to the end of its 4 KiB page; undefined when neither reads. */
+  private readSome(addr: bigint, length: number): Uint8Array | undefined {
+    const toPageEnd = 0x1000 - Number(addr & 0xfffn);
+    for (const n of length > toPageEnd ? [length, toPageEnd] : [length]) {
+      try {
+        return this.mm.read(addr, n);
+      } catch {}
+    }
+    return undefined;
+  }
+
   /** read(2) into `buf`; returns bytes read (a device file without a position reads at offset 0). */
   read(fd: number, buf: bigint, count: number): number {
     const r = this.sys(() => this.readInto(fd, buf, count, undefined));
-    this.traceCall('read', fd, [String(fd), hex(buf), String(count)], r);
+    this.traceCall('read', fd, this.kindOf(fd), [hex(buf), String(count)], r);
     return r;
   }
 
   /** write(2) from `buf`; returns bytes consumed. */
   write(fd: number, buf: bigint, count: number): number {
     const r = this.sys(() => this.writeFrom(fd, buf, count, undefined));
-    this.traceCall('write', fd, [String(fd), hex(buf), String(count)], r);
+    this.traceCall('write', fd, this.kindOf(fd), [hex(buf), String(count)], r);
     return r;
   }
 
@@ -324,7 +361,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       if (offset < 0n) fail('EINVAL');
       return this.readInto(fd, buf, count, offset);
     });
-    this.traceCall('pread64', fd, [String(fd), hex(buf), String(count), String(offset)], r);
+    this.traceCall('pread64', fd, this.kindOf(fd), [hex(buf), String(count), hex(offset)], r);
     return r;
   }
 
@@ -334,7 +371,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       if (offset < 0n) fail('EINVAL');
       return this.writeFrom(fd, buf, count, offset);
     });
-    this.traceCall('pwrite64', fd, [String(fd), hex(buf), String(count), String(offset)], r);
+    this.traceCall('pwrite64', fd, this.kindOf(fd), [hex(buf), String(count), hex(offset)], r);
     return r;
   }
 
@@ -363,7 +400,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       f.get();
       return this.install(f);
     });
-    this.traceCall('dup', fd, [String(fd)], r);
+    this.traceCall('dup', fd, this.kindOf(fd), [], r);
     return r;
   }
 
@@ -377,7 +414,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       this.installAt(newfd, f);
       return newfd;
     });
-    this.traceCall('dup2', oldfd, [String(oldfd), String(newfd)], r);
+    this.traceCall('dup2', oldfd, this.kindOf(oldfd), [String(newfd)], r);
     return r;
   }
 
@@ -479,6 +516,8 @@ function openFlagsText(flags: number): string {
   return parts.join('|');
 }
 
+/** `%#llx`: zero is `0` (a file offset may be); a negative offset stays decimal. */
 function hex(x: bigint): string {
+  if (x <= 0n) return String(x);
   return `0x${x.toString(16)}`;
 }

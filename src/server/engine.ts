@@ -18,7 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ERRNO, Errno, type ErrnoName, fail } from '../abi/errno.ts';
-import { formatSyscall } from '../abi/strace.ts';
+import { formatFd, formatSyscall } from '../abi/strace.ts';
 import { vmStatusLines } from '../host/accounting.ts';
 import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
@@ -56,6 +56,8 @@ export interface TraceRecord {
   tid: number;
   call: string;
   fd: number;
+  /** The kind of file `fd` names (`vfio-device`, `fault`, `iommufd`, ...); null when none. */
+  fdKind: string | null;
   /** The ioctl request's name; null for other calls. */
   request: string | null;
   ret: number;
@@ -332,17 +334,19 @@ export class Engine {
   private fstat(proc: Process<ProcessMm>, fd: number): Response {
     const file = proc.fds.get(fd);
     if (!file) {
-      this.traceStat(proc.pid, 'fstat', String(fd), fd, undefined, 'EBADF');
+      this.traceStat(proc.pid, 'fstat', String(fd), fd, undefined, undefined, 'EBADF');
       return failure('EBADF');
     }
     const node = file.path === undefined ? undefined : charDeviceAt(this.kernel, file.path);
-    this.traceStat(proc.pid, 'fstat', String(fd), fd, node);
+    const kind = file.ops.kind;
+    this.traceStat(proc.pid, 'fstat', formatFd(fd, kind), fd, kind, node);
     return node ? nodeAnswer(node) : ok(0n);
   }
 
   private stat(proc: Process<ProcessMm>, path: string): Response {
     const node = charDeviceAt(this.kernel, path);
-    this.traceStat(proc.pid, 'stat', JSON.stringify(path), -1, node, node ? undefined : 'ENOENT');
+    const errno = node ? undefined : 'ENOENT';
+    this.traceStat(proc.pid, 'stat', JSON.stringify(path), -1, undefined, node, errno);
     return node ? nodeAnswer(node) : failure('ENOENT');
   }
 
@@ -430,6 +434,7 @@ export class Engine {
       tid: this.tid,
       call: event.call,
       fd: event.fd,
+      fdKind: event.fdKind ?? null,
       request: event.request ?? null,
       ret: event.ret,
       errno: event.errno ?? null,
@@ -441,6 +446,7 @@ export class Engine {
     call: string,
     target: string,
     fd: number,
+    fdKind: string | undefined,
     node: CharDevice | undefined,
     errno?: ErrnoName,
   ): void {
@@ -454,6 +460,7 @@ export class Engine {
     this.emitTrace(pid, formatSyscall(call, [target, st], ret, errno), {
       call,
       fd,
+      ...(fdKind ? { fdKind } : {}),
       ret,
       ...(errno ? { errno } : {}),
     });

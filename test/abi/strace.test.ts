@@ -1,15 +1,54 @@
 import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
 import {
+  IommuFaultAlloc,
+  type IommufdCmdName,
   IommuHwInfo,
   IommuHwptAlloc,
+  IommuHwptInvalidate,
+  IommuHwQueueAlloc,
   IommuIoasMap,
   IommuIoasMapFile,
   IommuOption,
+  IommuVeventqAlloc,
+  IommuViommuAlloc,
+  iommufdCmdNumber,
 } from '../../src/abi/iommufd.ts';
-import { IommuTestCmdAccessRw, IommuTestCmdMockDomain } from '../../src/abi/iommufd-test.ts';
-import { formatIoctl, formatStruct, formatSyscall, ioctlName } from '../../src/abi/strace.ts';
-import { VfioIommuSpaprTceCreate, VfioIommuType1DmaMap } from '../../src/abi/vfio.ts';
+import {
+  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+  IOMMU_VEVENTQ_TYPE_SELFTEST,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
+  IommuTestCmdAccessRw,
+  IommuTestCmdMockDomain,
+} from '../../src/abi/iommufd-test.ts';
+import {
+  formatFd,
+  formatIoctl,
+  formatStruct,
+  formatSyscall,
+  ioctlName,
+} from '../../src/abi/strace.ts';
+import {
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceBindIommufd,
+  VfioDeviceDetachIommufdPt,
+  VfioEehPeOp,
+  type VfioIoctlName,
+  VfioIommuSpaprTceCreate,
+  VfioIommuSpaprTceInfo,
+  VfioIommuType1DirtyBitmap,
+  VfioIommuType1DmaMap,
+  vfioIoctlNumber,
+} from '../../src/abi/vfio.ts';
+import {
+  VfioDeviceFeature,
+  VfioDeviceInfo,
+  VfioIrqInfo,
+  VfioIrqSet,
+  VfioPciHotReset,
+  VfioPciHotResetInfo,
+  VfioRegionInfo,
+} from '../../src/abi/vfio-device.ts';
 
 const map = IommuIoasMap.encode({
   size: 40,
@@ -130,7 +169,7 @@ test('enums, u64 flags, signed fd and decimal counters', () => {
   });
   assert.equal(
     formatStruct(IommuHwInfo, info),
-    '{size=40, flags=0, dev_id=3, data_len=8, data_uptr=0x5000, out_data_type=0xfeedbeef, out_max_pasid_log2=20, out_capabilities=DIRTY_TRACKING|0x10}',
+    '{size=40, flags=0, dev_id=3, data_len=8, data_uptr=0x5000, out_data_type=SELFTEST, out_max_pasid_log2=20, out_capabilities=DIRTY_TRACKING|0x10}',
   );
   const file = IommuIoasMapFile.encode({ size: 40, flags: 6, ioas_id: 1, fd: -1, length: 0x2000n });
   assert.match(formatStruct(IommuIoasMapFile, file), /ioas_id=1, fd=-1, start=0, length=0x2000/);
@@ -249,11 +288,11 @@ describe('VFIO ioctls, decoded by the kind of fd', () => {
         result: 1,
         fdKind: 'vfio-container',
       }),
-      'ioctl(5, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) = 1',
+      'ioctl(5<vfio-container>, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) = 1',
     );
     assert.equal(
       formatIoctl({ ...base, cmd: 0x3b64, arg: undefined, argAddr: 0n, fdKind: 'vfio-container' }),
-      'ioctl(5, VFIO_GET_API_VERSION) = 0',
+      'ioctl(5<vfio-container>, VFIO_GET_API_VERSION) = 0',
     );
   });
 
@@ -277,7 +316,7 @@ describe('VFIO ioctls, decoded by the kind of fd', () => {
     );
     assert.equal(
       formatIoctl({ ...base, cmd: 0x3b70, arg: undefined, fdKind: 'memfd' }),
-      'ioctl(5, 0x3b70, 0x7000) = 0',
+      'ioctl(5<memfd>, 0x3b70, 0x7000) = 0',
     );
   });
 });
@@ -304,7 +343,238 @@ describe('SPAPR containers', () => {
     });
     assert.equal(
       formatIoctl({ ...base, cmd: 0x3b77, arg }),
-      'ioctl(4, VFIO_IOMMU_SPAPR_TCE_CREATE, {argsz=40, flags=0, page_shift=16, __resv1=0, window_size=0x40000000, levels=1, __resv2=0, start_addr=0x800000000000000}) = 0',
+      'ioctl(4<vfio-container-spapr>, VFIO_IOMMU_SPAPR_TCE_CREATE, {argsz=40, flags=0, page_shift=16, window_size=0x40000000, levels=1, start_addr=0x800000000000000}) = 0',
+    );
+  });
+});
+
+describe('VFIO device, group and EEH arguments', () => {
+  const at = { abi: 'generic' as const, argAddr: 0x7000n, result: 0 };
+  const dev = { ...at, fd: 6, fdKind: 'vfio-device' };
+  const num = (name: VfioIoctlName) => vfioIoctlNumber('generic', name);
+
+  it('BIND_IOMMUFD shows out_devid, and token_uuid_ptr only when argsz covers it', () => {
+    const v = { argsz: 24, iommufd: 3, out_devid: 2, token_uuid_ptr: 0x5000n };
+    const arg = VfioDeviceBindIommufd.encode(v);
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_BIND_IOMMUFD'), arg }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_BIND_IOMMUFD, {argsz=24, flags=0, iommufd=3, out_devid=2, token_uuid_ptr=0x5000}) = 0',
+    );
+    const old = VfioDeviceBindIommufd.encode({ ...v, argsz: 16, flags: 1 });
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_BIND_IOMMUFD'), arg: old }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_BIND_IOMMUFD, {argsz=16, flags=TOKEN, iommufd=3, out_devid=2}) = 0',
+    );
+  });
+
+  it('ATTACH/DETACH_IOMMUFD_PT show the PASID flag and pasid', () => {
+    const attach = VfioDeviceAttachIommufdPt.encode({ argsz: 16, flags: 1, pt_id: 4, pasid: 7 });
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_ATTACH_IOMMUFD_PT'), arg: attach }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_ATTACH_IOMMUFD_PT, {argsz=16, flags=PASID, pt_id=4, pasid=7}) = 0',
+    );
+    const detach = VfioDeviceDetachIommufdPt.encode({ argsz: 8 });
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_DETACH_IOMMUFD_PT'), arg: detach }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_DETACH_IOMMUFD_PT, {argsz=8, flags=0}) = 0',
+    );
+  });
+
+  it('GET_INFO, GET_REGION_INFO and GET_IRQ_INFO show their out-fields with flag names', () => {
+    const info = VfioDeviceInfo.encode({ argsz: 24, flags: 3, num_regions: 9, num_irqs: 5 });
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_GET_INFO'), arg: info }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_GET_INFO, {argsz=24, flags=RESET|PCI, num_regions=9, num_irqs=5, cap_offset=0}) = 0',
+    );
+    const region = VfioRegionInfo.encode({
+      argsz: 32,
+      flags: 7,
+      index: 7,
+      size: 0x1000n,
+      offset: 7n << 40n,
+    });
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_GET_REGION_INFO'), arg: region }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_GET_REGION_INFO, {argsz=32, flags=READ|WRITE|MMAP, index=7, cap_offset=0, size=0x1000, offset=0x70000000000}) = 0',
+    );
+    const irq = VfioIrqInfo.encode({ argsz: 16, flags: 0x9, index: 2, count: 8 });
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_GET_IRQ_INFO'), arg: irq }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_GET_IRQ_INFO, {argsz=16, flags=EVENTFD|NORESIZE, index=2, count=8}) = 0',
+    );
+  });
+
+  it('SET_IRQS, GET_PCI_HOT_RESET_INFO and PCI_HOT_RESET show their headers only', () => {
+    const set = new Uint8Array(28);
+    set.set(VfioIrqSet.encode({ argsz: 28, flags: 0x24, index: 2, start: 0, count: 2 }));
+    set.fill(0xff, 20);
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_SET_IRQS'), arg: set }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_SET_IRQS, {argsz=28, flags=DATA_EVENTFD|ACTION_TRIGGER, index=2, start=0, count=2}) = 0',
+    );
+    const hot = VfioPciHotResetInfo.encode({ argsz: 12, flags: 1, count: 3 });
+    assert.equal(
+      formatIoctl({
+        ...dev,
+        cmd: num('VFIO_DEVICE_GET_PCI_HOT_RESET_INFO'),
+        arg: hot,
+        result: -1,
+        errno: 'ENOSPC',
+      }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, {argsz=12, flags=DEV_ID, count=3}) = -1 ENOSPC (No space left on device)',
+    );
+    const reset = new Uint8Array(16);
+    reset.set(VfioPciHotReset.encode({ argsz: 16, count: 1 }));
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_PCI_HOT_RESET'), arg: reset }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_PCI_HOT_RESET, {argsz=16, flags=0, count=1}) = 0',
+    );
+  });
+
+  it('DEVICE_FEATURE names the feature, then the GET/SET/PROBE bits', () => {
+    const probe = VfioDeviceFeature.encode({ argsz: 8, flags: (1 << 18) | (1 << 16) | 2 });
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_FEATURE'), arg: probe }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_FEATURE, {argsz=8, flags=MIG_DEVICE_STATE|GET|PROBE}) = 0',
+    );
+    const unknown = VfioDeviceFeature.encode({ argsz: 8, flags: (1 << 17) | 0x99 | (1 << 20) });
+    assert.equal(
+      formatIoctl({ ...dev, cmd: num('VFIO_DEVICE_FEATURE'), arg: unknown }),
+      'ioctl(6<vfio-device>, VFIO_DEVICE_FEATURE, {argsz=8, flags=0x99|SET|0x100000}) = 0',
+    );
+  });
+
+  it('GROUP_SET_CONTAINER shows the container fd, GET_DEVICE_FD the quoted name', () => {
+    const grp = { ...at, fd: 4, fdKind: 'vfio-group' };
+    const fdArg = new Uint8Array(new Int32Array([3]).buffer);
+    assert.equal(
+      formatIoctl({ ...grp, cmd: num('VFIO_GROUP_SET_CONTAINER'), arg: fdArg }),
+      'ioctl(4<vfio-group>, VFIO_GROUP_SET_CONTAINER, [3]) = 0',
+    );
+    const name = new TextEncoder().encode('0000:00:02.0\0garbage');
+    assert.equal(
+      formatIoctl({ ...grp, cmd: num('VFIO_GROUP_GET_DEVICE_FD'), arg: name, result: 5 }),
+      'ioctl(4<vfio-group>, VFIO_GROUP_GET_DEVICE_FD, "0000:00:02.0") = 5',
+    );
+    // cut at a page end before its NUL
+    const cut = new TextEncoder().encode('0000:00');
+    assert.equal(
+      formatIoctl({ ...grp, cmd: num('VFIO_GROUP_GET_DEVICE_FD'), arg: cut, result: -1 }),
+      'ioctl(4<vfio-group>, VFIO_GROUP_GET_DEVICE_FD, "0000:00"...) = -1',
+    );
+  });
+
+  it('EEH_PE_OP names the op; IOMMU_ENABLE takes no argument; DIRTY_PAGES names its flags', () => {
+    const spapr = { ...at, fd: 3, fdKind: 'vfio-container-spapr' };
+    const eeh = VfioEehPeOp.encode({ argsz: 12, op: 4 });
+    assert.equal(
+      formatIoctl({ ...spapr, cmd: num('VFIO_EEH_PE_OP'), arg: eeh.subarray(0, 12) }),
+      'ioctl(3<vfio-container-spapr>, VFIO_EEH_PE_OP, {argsz=12, flags=0, op=GET_STATE}) = 0',
+    );
+    assert.equal(
+      formatIoctl({ ...spapr, cmd: num('VFIO_IOMMU_ENABLE'), arg: undefined }),
+      'ioctl(3<vfio-container-spapr>, VFIO_IOMMU_ENABLE) = 0',
+    );
+    const dirty = VfioIommuType1DirtyBitmap.encode({ argsz: 8, flags: 1 });
+    assert.equal(
+      formatIoctl({
+        ...at,
+        fd: 3,
+        fdKind: 'vfio-container',
+        cmd: num('VFIO_IOMMU_DIRTY_PAGES'),
+        arg: dirty,
+      }),
+      'ioctl(3<vfio-container>, VFIO_IOMMU_DIRTY_PAGES, {argsz=8, flags=START}) = 0',
+    );
+  });
+
+  it('SPAPR_TCE_GET_INFO names DDW and shows the 32-bit window in hex', () => {
+    const info = VfioIommuSpaprTceInfo.encode({
+      argsz: 32,
+      flags: 1,
+      dma32_window_size: 0x8000_0000,
+      pgsizes: 0x1000n,
+      max_dynamic_windows_supported: 2,
+      levels: 5,
+    });
+    assert.equal(
+      formatIoctl({ ...at, fd: 3, fdKind: 'iommufd-spapr', cmd: 0x3b70, arg: info }),
+      'ioctl(3, VFIO_IOMMU_SPAPR_TCE_GET_INFO, {argsz=32, flags=DDW, dma32_window_start=0, dma32_window_size=0x80000000, pgsizes=0x1000, max_dynamic_windows_supported=2, levels=5}) = 0',
+    );
+  });
+});
+
+describe('fd kinds', () => {
+  it('formatFd names every kind but /dev/iommu', () => {
+    assert.equal(formatFd(5, 'fault'), '5<fault>');
+    assert.equal(formatFd(7, 'veventq'), '7<veventq>');
+    assert.equal(formatFd(8, 'access'), '8<access>');
+    assert.equal(formatFd(3, 'iommufd'), '3');
+    assert.equal(formatFd(3, 'iommufd-spapr'), '3');
+    assert.equal(formatFd(9, undefined), '9');
+  });
+});
+
+describe('iommufd vIOMMU and queue allocations', () => {
+  const at = { fd: 3, abi: 'generic' as const, argAddr: 0x7000n, result: 0 };
+  const num = (name: IommufdCmdName) => iommufdCmdNumber('generic', name);
+
+  it('HWPT_INVALIDATE names the selftest data type; entry_num is what was handled', () => {
+    const arg = IommuHwptInvalidate.encode({
+      size: 32,
+      hwpt_id: 5,
+      data_uptr: 0x4000n,
+      data_type: IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+      entry_len: 4,
+      entry_num: 1,
+    });
+    assert.equal(
+      formatIoctl({ ...at, cmd: num('IOMMU_HWPT_INVALIDATE'), arg }),
+      'ioctl(3, IOMMU_HWPT_INVALIDATE, {size=32, hwpt_id=5, data_uptr=0x4000, data_type=SELFTEST, entry_len=4, entry_num=1}) = 0',
+    );
+  });
+
+  it('VIOMMU_ALLOC and VEVENTQ_ALLOC show the types and out ids, HW_QUEUE_ALLOC too', () => {
+    const viommu = IommuViommuAlloc.encode({
+      size: 40,
+      type: IOMMU_VIOMMU_TYPE_SELFTEST,
+      dev_id: 3,
+      hwpt_id: 5,
+      out_viommu_id: 6,
+    });
+    assert.equal(
+      formatIoctl({ ...at, cmd: num('IOMMU_VIOMMU_ALLOC'), arg: viommu }),
+      'ioctl(3, IOMMU_VIOMMU_ALLOC, {size=40, flags=0, type=SELFTEST, dev_id=3, hwpt_id=5, out_viommu_id=6, data_len=0, data_uptr=0}) = 0',
+    );
+    const q = IommuVeventqAlloc.encode({
+      size: 32,
+      viommu_id: 6,
+      type: IOMMU_VEVENTQ_TYPE_SELFTEST,
+      veventq_depth: 2,
+      out_veventq_id: 7,
+      out_veventq_fd: 5,
+    });
+    assert.equal(
+      formatIoctl({ ...at, cmd: num('IOMMU_VEVENTQ_ALLOC'), arg: q, result: 5 }),
+      'ioctl(3, IOMMU_VEVENTQ_ALLOC, {size=32, flags=0, viommu_id=6, type=SELFTEST, veventq_depth=2, out_veventq_id=7, out_veventq_fd=5}) = 5',
+    );
+    const hwq = IommuHwQueueAlloc.encode({
+      size: 40,
+      viommu_id: 6,
+      type: 0x77,
+      length: 0x1000n,
+    });
+    assert.match(
+      formatIoctl({ ...at, cmd: num('IOMMU_HW_QUEUE_ALLOC'), arg: hwq }),
+      /\{size=40, flags=0, viommu_id=6, type=0x77, index=0, out_hw_queue_id=0, nesting_parent_iova=0, length=0x1000\}/,
+    );
+  });
+
+  it('FAULT_QUEUE_ALLOC shows the new fault object and fd', () => {
+    const arg = IommuFaultAlloc.encode({ size: 16, out_fault_id: 4, out_fault_fd: 6 });
+    assert.equal(
+      formatIoctl({ ...at, cmd: num('IOMMU_FAULT_QUEUE_ALLOC'), arg }),
+      'ioctl(3, IOMMU_FAULT_QUEUE_ALLOC, {size=16, flags=0, out_fault_id=4, out_fault_fd=6}) = 0',
     );
   });
 });

@@ -26,7 +26,7 @@ test('the POWER demo: a hot-added group joins both windows', () => {
   assert.ok(
     lines.some(
       (l) =>
-        l.startsWith('ioctl(3, VFIO_IOMMU_SPAPR_TCE_CREATE,') &&
+        l.startsWith('ioctl(3<vfio-container-spapr>, VFIO_IOMMU_SPAPR_TCE_CREATE,') &&
         l.includes('start_addr=0x800000000000000'),
     ),
   );

@@ -66,11 +66,16 @@ describe('examples under uiommu run', () => {
   it('(a) iommufd-cdev: bind, IOAS, HWPT, map, DMA both ways, faults, unmap', () => {
     const r = runExample('iommufd-cdev', 'x86');
     assertPassed(r, 'iommufd-cdev');
-    assert.match(r.trace, /ioctl\(\d+, VFIO_DEVICE_BIND_IOMMUFD, /);
+    assert.match(
+      r.trace,
+      /ioctl\(\d+<vfio-device>, VFIO_DEVICE_BIND_IOMMUFD, \{argsz=\d+, flags=0, iommufd=\d+, out_devid=[1-9]/,
+    );
     assert.match(r.trace, /ioctl\(\d+, IOMMU_IOAS_MAP, .*\) = -1 EEXIST/);
     const maps = r.json.filter((e) => e.request === 'IOMMU_IOAS_MAP');
     assert.ok(maps.length >= 2, 'IOAS_MAP records in the JSON trace');
     assert.ok(maps.some((e) => e.errno === 'EEXIST'));
+    const bind = r.json.find((e) => e.request === 'VFIO_DEVICE_BIND_IOMMUFD');
+    assert.equal(bind?.fdKind, 'vfio-device');
   });
 
   it('(b) type1-container: 0x3b70 decodes as VFIO_IOMMU_GET_INFO on a type1 container', () => {
@@ -79,12 +84,18 @@ describe('examples under uiommu run', () => {
     assert.match(r.trace, /ioctl\(\d+, VFIO_IOMMU_GET_INFO, /);
     assert.doesNotMatch(r.trace, /SPAPR/);
     assert.match(r.stdout, /splitting a mapping fails with ENOENT \(iommufd compat\)/);
+    assert.match(r.trace, /ioctl\(\d+<vfio-group>, VFIO_GROUP_SET_CONTAINER, \[\d+\]\) = 0/);
+    assert.match(
+      r.trace,
+      /ioctl\(\d+<vfio-group>, VFIO_GROUP_GET_DEVICE_FD, "[0-9a-f:.]+"\) = \d+/,
+    );
   });
 
   it('(b) type1-container on the legacy container (--personality vfioContainer=type1)', () => {
     const r = runExample('type1-container', 'x86', ['--personality', 'vfioContainer=type1']);
     assertPassed(r, 'type1-container');
     assert.match(r.stdout, /splitting a mapping fails with EINVAL \(vfio_iommu_type1\)/);
+    assert.match(r.trace, /ioctl\(\d+<vfio-container>, VFIO_IOMMU_GET_INFO, /);
   });
 
   it('(c) spapr-ddw: 0x3b70 decodes as VFIO_IOMMU_SPAPR_TCE_GET_INFO on a SPAPR container', () => {

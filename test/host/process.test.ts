@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { IommuIoasAlloc, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
+import { IommuFaultAlloc, IommuIoasAlloc, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
 import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
 import { O_RDONLY, O_WRONLY } from '../../src/host/file.ts';
 import { Kernel } from '../../src/host/kernel.ts';
@@ -9,6 +9,7 @@ import { SimMm } from '../../src/host/sim-mm.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 
 const IOAS_ALLOC = iommufdCmdNumber('generic', 'IOMMU_IOAS_ALLOC');
+const FAULT_QUEUE_ALLOC = iommufdCmdNumber('generic', 'IOMMU_FAULT_QUEUE_ALLOC');
 
 test('open: /dev/iommu gets the lowest free fd from 3; unknown paths are ENOENT', () => {
   const p = new Kernel().spawn();
@@ -274,7 +275,7 @@ test('exec replaces the address space: the old one is gone, fds and their files 
   assert.equal(p.call(fd, IOAS_ALLOC, IommuIoasAlloc, {}).ret, 0);
 });
 
-test('structured trace events carry the call, fd, request name, ret and errno', () => {
+test('structured trace events carry the call, fd, its kind, request name, ret and errno', () => {
   const p = new Kernel().spawn();
   const events: TraceEvent[] = [];
   p.trace = (_l, e) => events.push(e);
@@ -284,10 +285,70 @@ test('structured trace events carry the call, fd, request name, ret and errno', 
   p.close(fd);
   p.close(fd);
   assert.deepEqual(events, [
-    { call: 'openat', fd: 3, ret: 3 },
-    { call: 'ioctl', fd: 3, request: 'IOMMU_IOAS_ALLOC', ret: 0 },
-    { call: 'ioctl', fd: 3, request: '0x1234', ret: -1, errno: 'ENOTTY' },
-    { call: 'close', fd: 3, ret: 0 },
+    { call: 'openat', fd: 3, fdKind: 'iommufd', ret: 3 },
+    { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: 'IOMMU_IOAS_ALLOC', ret: 0 },
+    { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: '0x1234', ret: -1, errno: 'ENOTTY' },
+    { call: 'close', fd: 3, fdKind: 'iommufd', ret: 0 },
     { call: 'close', fd: 3, ret: -1, errno: 'EBADF' },
+  ]);
+});
+
+test('traces name the kind of non-iommufd fds: read/write on a fault fd, close', () => {
+  const p = new Kernel().spawn();
+  const lines: string[] = [];
+  const events: TraceEvent[] = [];
+  p.trace = (l, e) => {
+    lines.push(l);
+    events.push(e);
+  };
+  const fd = p.open('/dev/iommu');
+  const r = p.call(fd, FAULT_QUEUE_ALLOC, IommuFaultAlloc, {});
+  assert.equal(r.ret, 0, `FAULT_QUEUE_ALLOC: ${r.errno}`);
+  const fault = r.out.out_fault_fd;
+  const buf = p.scratch(new Uint8Array(64));
+  p.read(fault, buf, 64);
+  p.write(fault, buf, 0);
+  p.close(fault);
+  const tail = lines.slice(-3);
+  assert.match(tail[0]!, new RegExp(`^read\\(${fault}<fault>, 0x[0-9a-f]+, 64\\) = `));
+  assert.match(tail[1]!, new RegExp(`^write\\(${fault}<fault>, 0x[0-9a-f]+, 0\\) = `));
+  assert.equal(tail[2], `close(${fault}<fault>) = 0`);
+  assert.deepEqual(
+    events.slice(-3).map((e) => [e.call, e.fdKind]),
+    [
+      ['read', 'fault'],
+      ['write', 'fault'],
+      ['close', 'fault'],
+    ],
+  );
+});
+
+test('an ioctl struct cut short by an unmapped page is decoded as far as it reads', () => {
+  const p = new Kernel().spawn();
+  const lines: string[] = [];
+  p.trace = (l) => lines.push(l);
+  const fd = p.open('/dev/iommu');
+  const va = p.mm.mmap({ length: 0x2000n, prot: { read: true, write: true } });
+  p.mm.munmap(va + 0x1000n, 0x1000n);
+  const arg = va + 0x1000n - 12n;
+  // `size` claims 24 bytes; the kernel's check of the 12 beyond its struct faults
+  p.mm.write(arg, IommuIoasAlloc.encode({ size: 24 }));
+  assert.equal(p.ioctl(fd, IOAS_ALLOC, arg), -1);
+  assert.equal(
+    lines.at(-1),
+    'ioctl(3, IOMMU_IOAS_ALLOC, {size=24, flags=0, out_ioas_id=0}) = -1 EFAULT (Bad address)',
+  );
+});
+
+test('pread64/pwrite64 offsets print in hex (vfio-pci puts the region index at bit 40)', () => {
+  const p = new Kernel().spawn();
+  const lines: string[] = [];
+  p.trace = (l) => lines.push(l);
+  const buf = p.scratch(new Uint8Array(4));
+  p.pread(99, buf, 4, 7n << 40n);
+  p.pwrite(99, buf, 4, 0n);
+  assert.deepEqual(lines, [
+    `pread64(99, 0x${buf.toString(16)}, 4, 0x70000000000) = -1 EBADF (Bad file descriptor)`,
+    `pwrite64(99, 0x${buf.toString(16)}, 4, 0) = -1 EBADF (Bad file descriptor)`,
   ]);
 });

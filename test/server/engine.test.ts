@@ -13,7 +13,7 @@ import {
   IommuTestCmdMockDomain,
   iommuTestCmdNumber,
 } from '../../src/abi/iommufd-test.ts';
-import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
+import { VfioDeviceBindIommufd, vfioIoctlNumber } from '../../src/abi/vfio.ts';
 import { type FileOps, POLLIN, POLLOUT } from '../../src/host/file.ts';
 import { ROOT } from '../../src/host/kernel.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
@@ -35,6 +35,7 @@ const TEST_CMD = iommuTestCmdNumber('generic');
 const GET_DEVICE_FD = vfioIoctlNumber('generic', 'VFIO_GROUP_GET_DEVICE_FD');
 const SET_CONTAINER = vfioIoctlNumber('generic', 'VFIO_GROUP_SET_CONTAINER');
 const SET_IOMMU = vfioIoctlNumber('generic', 'VFIO_SET_IOMMU');
+const BIND = vfioIoctlNumber('generic', 'VFIO_DEVICE_BIND_IOMMUFD');
 const NIC = '0000:03:00.0'; // x86 preset: group 13, the last host device
 
 function ioasAlloc(c: TestClient, fd: number): number {
@@ -610,6 +611,7 @@ describe('engine: traces', () => {
       tid: 101,
       call: 'ioctl',
       fd: 3,
+      fdKind: 'iommufd',
       request: 'IOMMU_IOAS_ALLOC',
       ret: 0,
       errno: null,
@@ -619,10 +621,48 @@ describe('engine: traces', () => {
       tid: 100,
       call: 'close',
       fd: 3,
+      fdKind: null,
       request: null,
       ret: -1,
       errno: 'EBADF',
     });
+  });
+});
+
+describe('engine: VFIO traces', () => {
+  it('BIND_IOMMUFD shows out_devid as written back; the fd shows its kind, in text and JSON', () => {
+    const lines: string[] = [];
+    const records: TraceRecord[] = [];
+    const f = engineFixture({ trace: (l) => lines.push(l), traceJson: (r) => records.push(r) });
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    c.open(5, '/dev/vfio/devices/vfio0');
+    const r = c.call(5, BIND, VfioDeviceBindIommufd, { argsz: 24, iommufd: 3 });
+    assert.equal(r.ret, 0, `BIND_IOMMUFD: ${r.errno}`);
+    assert.notEqual(r.out.out_devid, 0);
+    assert.equal(
+      lines.at(-1),
+      `[pid 100] ioctl(5<vfio-device>, VFIO_DEVICE_BIND_IOMMUFD, {argsz=24, flags=0, iommufd=3, out_devid=${r.out.out_devid}, token_uuid_ptr=0}) = 0`,
+    );
+    assert.equal(records.at(-1)?.fdKind, 'vfio-device');
+    assert.equal(records.at(-1)?.request, 'VFIO_DEVICE_BIND_IOMMUFD');
+  });
+
+  it('the group fd: SET_CONTAINER shows [fd], GET_DEVICE_FD the name, close the kind', () => {
+    const lines: string[] = [];
+    const f = engineFixture({ trace: (l) => lines.push(l) });
+    const c = f.client(100);
+    c.open(3, '/dev/vfio/vfio');
+    c.open(4, '/dev/vfio/13');
+    const fdArg = c.scratch(new Uint8Array(new Int32Array([3]).buffer));
+    assert.equal(c.req(OP.IOCTL, [4, SET_CONTAINER, fdArg, -1]).ret, 0);
+    c.req(OP.IOCTL, [4, GET_DEVICE_FD, c.scratch(cstr('0000:99:00.0')), -1]);
+    c.req(OP.CLOSE, [4]);
+    assert.deepEqual(lines.slice(-3), [
+      '[pid 100] ioctl(4<vfio-group>, VFIO_GROUP_SET_CONTAINER, [3]) = 0',
+      '[pid 100] ioctl(4<vfio-group>, VFIO_GROUP_GET_DEVICE_FD, "0000:99:00.0") = -1 ENODEV (No such device)',
+      '[pid 100] close(4<vfio-group>) = 0',
+    ]);
   });
 });
 
