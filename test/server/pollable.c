@@ -3,8 +3,9 @@
  * mock`: the fault queue fd (IOMMU_FAULT_QUEUE_ALLOC) and the vEVENTQ fd
  * (IOMMU_VEVENTQ_ALLOC) are not readable while empty, readable once the
  * mock device raised a page fault / a vEVENT, and not readable again after
- * the record was read; poll, epoll and select all see the same, and a
- * thread or a forked child blocked in poll wakes up. Each check prints
+ * the record was read (or the fault auto-responded by a detach); poll,
+ * epoll and select all see the same, a thread or a forked child blocked in
+ * poll wakes up, and edge-triggered epoll is woken by every new event. Each check prints
  * "ok <name>" or "FAIL <name>: ..." and the program exits non-zero on a
  * failure.
  *
@@ -175,6 +176,40 @@ static int epoll_for(const char *what, int fd)
 	return epfd;
 }
 
+/*
+ * Edge-triggered epoll on the empty queue `fd`: an event queued wakes it;
+ * once reported, nothing more until another event is queued, which wakes
+ * it again even though the first one was not read (the kernel wakes the
+ * queue's waiters for every event). `drain` empties the queue after.
+ */
+static void edge_triggered(const char *what, int fd, struct iommu_test_cmd *trigger,
+			   void (*drain)(int fd))
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = fd };
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	char name[160], detail[96];
+	const char *step[] = { "empty: no event", "one event queued: woken",
+			       "nothing new: no event", "a second event queued: woken again" };
+	int want[] = { 0, 1, 0, 1 };
+
+	snprintf(name, sizeof(name), "%s: epoll_ctl ADD EPOLLET", what);
+	check(name, epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0, strerror(errno));
+	for (int i = 0; i < 4; i++) {
+		int n;
+
+		if (i == 1 || i == 3)
+			test_cmd("TRIGGER with an edge-triggered waiter", trigger);
+		ev.events = 0;
+		n = epoll_wait(epfd, &ev, 1, want[i] ? READY_TIMEOUT_MS : 0);
+		snprintf(name, sizeof(name), "%s, EPOLLET: %s", what, step[i]);
+		snprintf(detail, sizeof(detail), "ret %d events %#x (%s)", n, ev.events,
+			 strerror(errno));
+		check(name, want[i] ? n == 1 && ev.events == EPOLLIN : n == 0, detail);
+	}
+	drain(fd);
+	close(epfd);
+}
+
 /* The new fd is a real, close-on-exec fd (the kernel installs it O_CLOEXEC). */
 static void expect_new_fd(const char *what, int fd)
 {
@@ -197,7 +232,7 @@ static int mock_domain(uint32_t ioas, uint32_t *stdev, uint32_t *idev)
 	return 1;
 }
 
-static int replace(uint32_t stdev, uint32_t pt_id)
+static int replace(const char *name, uint32_t stdev, uint32_t pt_id)
 {
 	struct iommu_test_cmd cmd = {
 		.op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
@@ -205,7 +240,7 @@ static int replace(uint32_t stdev, uint32_t pt_id)
 		.mock_domain_replace = { .pt_id = pt_id },
 	};
 
-	return test_cmd("MOCK_DOMAIN_REPLACE onto the nested HWPT", &cmd);
+	return test_cmd(name, &cmd);
 }
 
 /* A nesting-parent paging HWPT on `ioas` for device `idev`. */
@@ -264,6 +299,13 @@ static void drain_and_answer(const char *what, int fd)
 	snprintf(name, sizeof(name), "%s: read and answered", what);
 	snprintf(detail, sizeof(detail), "read %zd, write %zd (%s)", n, m, strerror(errno));
 	check(name, n == sizeof(rec) && m == sizeof(resp), detail);
+}
+
+/* Read and answer the two faults edge_triggered() raised. */
+static void drain_two_faults(int fd)
+{
+	drain_and_answer("fault fd: first of two faults", fd);
+	drain_and_answer("fault fd: second of two faults", fd);
 }
 
 static void *poll_thread(void *arg)
@@ -336,7 +378,7 @@ static void fault_queue(uint32_t ioas)
 		return;
 	fd = (int)fa.out_fault_fd;
 	expect_new_fd(q, fd);
-	if (!nested(idev, parent, fa.out_fault_id, &iopf_hwpt) || !replace(stdev, iopf_hwpt))
+	if (!nested(idev, parent, fa.out_fault_id, &iopf_hwpt) || !replace("MOCK_DOMAIN_REPLACE onto the IOPF HWPT", stdev, iopf_hwpt))
 		return;
 	epfd = epoll_for(q, fd);
 
@@ -386,12 +428,31 @@ static void fault_queue(uint32_t ioas)
 		expect_readable("fault fd, a second fault queued", fd, epfd, 1);
 	drain_and_answer("fault fd: second fault", fd);
 	expect_readable("fault fd, drained again", fd, epfd, 0);
-	close(epfd);
 
 	blocked_pollers(fd, &trigger);
+	edge_triggered("fault fd", fd, &trigger, drain_two_faults);
+
+	/* detaching the device answers its pending fault: the queue is empty again */
+	if (test_cmd("TRIGGER_IOPF before a detach", &trigger))
+		expect_readable("fault fd, a fault pending", fd, epfd, 1);
+	if (replace("MOCK_DOMAIN_REPLACE back onto the IOAS", stdev, ioas))
+		expect_readable("fault fd, the pending fault auto-responded", fd, epfd, 0);
+	close(epfd);
 }
 
 /* ---- (2) the vEVENTQ ----------------------------------------------------- */
+
+/* Read the two events edge_triggered() raised. */
+static void drain_two_vevents(int fd)
+{
+	uint8_t buf[2 * (sizeof(struct iommufd_vevent_header) +
+			 sizeof(struct iommu_viommu_event_selftest))];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "read returned %zd (%s)", n, strerror(errno));
+	check("vEVENTQ fd: both events read", n == sizeof(buf), detail);
+}
 
 static void veventq(uint32_t ioas)
 {
@@ -434,7 +495,7 @@ static void veventq(uint32_t ioas)
 	vd.dev_id = idev;
 	if (!ioctl_ok("VDEVICE_ALLOC", iommufd, IOMMU_VDEVICE_ALLOC, &vd))
 		return;
-	if (!nested(idev, va.out_viommu_id, 0, &hwpt) || !replace(stdev, hwpt))
+	if (!nested(idev, va.out_viommu_id, 0, &hwpt) || !replace("MOCK_DOMAIN_REPLACE onto the nested HWPT", stdev, hwpt))
 		return;
 	epfd = epoll_for(q, fd);
 
@@ -467,6 +528,8 @@ static void veventq(uint32_t ioas)
 	      detail);
 	expect_readable("vEVENTQ fd, drained again", fd, epfd, 0);
 	close(epfd);
+
+	edge_triggered("vEVENTQ fd", fd, &trigger, drain_two_vevents);
 }
 
 int main(void)
