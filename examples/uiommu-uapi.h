@@ -1,7 +1,8 @@
 /*
  * uiommu-uapi.h - the parts of the Linux VFIO and iommufd user API that the
- * uiommu example programs use: ioctl numbers, flag values and argument
- * struct layouts, plus the register map of uiommu's emulated DMA engine.
+ * uiommu example programs and test/server/pollable.c use: ioctl numbers,
+ * flag values and argument struct layouts, plus the register map of
+ * uiommu's emulated DMA engine.
  *
  * Written for uiommu from the ABI facts recorded in src/abi/vfio.ts,
  * src/abi/iommufd.ts and src/vfio/pci/abi.ts (not copied from kernel
@@ -231,6 +232,10 @@ struct vfio_iommu_spapr_tce_remove {
 #define IOMMU_IOAS_UNMAP UIOMMU_IOMMUFD_IO(0x86)
 #define IOMMU_HWPT_ALLOC UIOMMU_IOMMUFD_IO(0x89)
 #define IOMMU_GET_HW_INFO UIOMMU_IOMMUFD_IO(0x8a)
+#define IOMMU_FAULT_QUEUE_ALLOC UIOMMU_IOMMUFD_IO(0x8e)
+#define IOMMU_VIOMMU_ALLOC UIOMMU_IOMMUFD_IO(0x90)
+#define IOMMU_VDEVICE_ALLOC UIOMMU_IOMMUFD_IO(0x91)
+#define IOMMU_VEVENTQ_ALLOC UIOMMU_IOMMUFD_IO(0x93)
 
 struct iommu_destroy {
 	uint32_t size;
@@ -277,7 +282,9 @@ struct iommu_ioas_unmap {
 	uint64_t length; /* written back with the bytes unmapped */
 };
 
+#define IOMMU_HWPT_ALLOC_NEST_PARENT 0x1u
 #define IOMMU_HWPT_ALLOC_DIRTY_TRACKING 0x2u
+#define IOMMU_HWPT_FAULT_ID_VALID 0x4u
 #define IOMMU_HWPT_DATA_NONE 0
 struct iommu_hwpt_alloc {
 	uint32_t size;
@@ -306,6 +313,82 @@ struct iommu_hw_info {
 	uint8_t out_max_pasid_log2;
 	uint8_t __reserved[3];
 	uint64_t out_capabilities;
+};
+
+/* IOMMU_FAULT_QUEUE_ALLOC: a fault object and a pollable fd delivering its
+ * page requests (read: struct iommu_hwpt_pgfault records; write: struct
+ * iommu_hwpt_page_response records) */
+struct iommu_fault_alloc {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t out_fault_id;
+	uint32_t out_fault_fd;
+};
+
+#define IOMMU_PGFAULT_FLAGS_PASID_VALID 0x1u
+#define IOMMU_PGFAULT_FLAGS_LAST_PAGE 0x2u
+#define IOMMU_PGFAULT_PERM_READ 0x1u
+#define IOMMU_PGFAULT_PERM_WRITE 0x2u
+#define IOMMU_PGFAULT_PERM_EXEC 0x4u
+#define IOMMU_PGFAULT_PERM_PRIV 0x8u
+struct iommu_hwpt_pgfault {
+	uint32_t flags;
+	uint32_t dev_id;
+	uint32_t pasid;
+	uint32_t grpid;
+	uint32_t perm;
+	uint32_t __reserved;
+	uint64_t addr;
+	uint32_t length;
+	uint32_t cookie;
+};
+
+#define IOMMUFD_PAGE_RESP_SUCCESS 0
+#define IOMMUFD_PAGE_RESP_INVALID 1
+struct iommu_hwpt_page_response {
+	uint32_t cookie;
+	uint32_t code;
+};
+
+/* IOMMU_VIOMMU_ALLOC: a vIOMMU of a driver `type` on a nesting parent HWPT */
+struct iommu_viommu_alloc {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t type;
+	uint32_t dev_id;
+	uint32_t hwpt_id;
+	uint32_t out_viommu_id;
+	uint32_t data_len;
+	uint32_t __reserved;
+	uint64_t data_uptr;
+};
+
+/* IOMMU_VDEVICE_ALLOC: the device's ID as the guest sees it (`virt_id`) */
+struct iommu_vdevice_alloc {
+	uint32_t size;
+	uint32_t viommu_id;
+	uint32_t dev_id;
+	uint32_t out_vdevice_id;
+	uint64_t virt_id;
+};
+
+/* IOMMU_VEVENTQ_ALLOC: a pollable fd delivering a vIOMMU's events, each a
+ * struct iommufd_vevent_header followed by the type's event record */
+#define IOMMU_VEVENTQ_FLAG_LOST_EVENTS 0x1u
+struct iommu_veventq_alloc {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t viommu_id;
+	uint32_t type;
+	uint32_t veventq_depth;
+	uint32_t out_veventq_id;
+	uint32_t out_veventq_fd;
+	uint32_t __reserved;
+};
+
+struct iommufd_vevent_header {
+	uint32_t flags;
+	uint32_t sequence;
 };
 
 /* ------------------------------------------------------------------------
@@ -363,5 +446,13 @@ _Static_assert(sizeof(struct iommu_ioas_unmap) == 24, "iommu_ioas_unmap");
 _Static_assert(sizeof(struct iommu_hwpt_alloc) == 48, "iommu_hwpt_alloc");
 _Static_assert(sizeof(struct iommu_hw_info) == 40, "iommu_hw_info");
 _Static_assert(offsetof(struct iommu_hw_info, out_capabilities) == 32, "out_capabilities");
+_Static_assert(sizeof(struct iommu_fault_alloc) == 16, "iommu_fault_alloc");
+_Static_assert(sizeof(struct iommu_hwpt_pgfault) == 40, "iommu_hwpt_pgfault");
+_Static_assert(offsetof(struct iommu_hwpt_pgfault, addr) == 24, "pgfault addr");
+_Static_assert(sizeof(struct iommu_hwpt_page_response) == 8, "iommu_hwpt_page_response");
+_Static_assert(sizeof(struct iommu_viommu_alloc) == 40, "iommu_viommu_alloc");
+_Static_assert(sizeof(struct iommu_vdevice_alloc) == 24, "iommu_vdevice_alloc");
+_Static_assert(sizeof(struct iommu_veventq_alloc) == 32, "iommu_veventq_alloc");
+_Static_assert(sizeof(struct iommufd_vevent_header) == 8, "iommufd_vevent_header");
 
 #endif /* UIOMMU_UAPI_H */

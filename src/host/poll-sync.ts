@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { closeFd, eventfdSet, pidfdGetfd } from './native.ts';
 
 /** One client eventfd the engine keeps in step with a pollable engine file. */
@@ -17,6 +18,12 @@ export interface PollSync {
   attach(pid: number, fd: number): PollHandle;
   /** Set the eventfd's readiness. */
   set(handle: PollHandle, ready: boolean): void;
+  /**
+   * Wake the eventfd's waiters again, leaving it readable (the counter
+   * grows by 1): a new event on a file already readable, which
+   * edge-triggered epoll reports. Only while set ready.
+   */
+  wake(handle: PollHandle): void;
   /** Close the engine's copy; later calls with the handle do nothing. */
   release(handle: PollHandle): void;
 }
@@ -24,6 +31,9 @@ export interface PollSync {
 interface EventfdHandle extends PollHandle {
   open: boolean;
 }
+
+/** Adding 1 to an eventfd counter: an 8-byte little-endian write. */
+const ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 /** PollSync over real eventfds: pidfd_getfd, then drain/write the counter. */
 export const eventfdPollSync: PollSync = {
@@ -33,6 +43,10 @@ export const eventfdPollSync: PollSync = {
   },
   set(handle, ready) {
     if ((handle as EventfdHandle).open) eventfdSet(handle.fd, ready);
+  },
+  wake(handle) {
+    // a write never blocks short of a counter near 2^64, and always wakes the waiters
+    if ((handle as EventfdHandle).open) writeSync(handle.fd, ONE);
   },
   release(handle) {
     const h = handle as EventfdHandle;

@@ -60,6 +60,7 @@ export class IommufdFault extends IommufdObject {
   readonly type = 'fault';
   private readonly deliver: FaultGroup[] = [];
   private readonly response = new Map<number, FaultGroup>();
+  private wakes = 0;
 
   constructor(readonly ctx: IommufdCtx) {
     super();
@@ -75,9 +76,15 @@ export class IommufdFault extends IommufdObject {
     return this.response.size;
   }
 
-  /** iommufd_fault_iopf_handler(): queue one group raised through `handle`. */
+  /** Times a group was queued: each wakes the fd's poll waiters. */
+  get wakeups(): number {
+    return this.wakes;
+  }
+
+  /** iommufd_fault_iopf_handler(): queue one group raised through `handle`, waking the readers. */
   report(handle: AttachHandle, faults: readonly PageRequest[]): void {
     this.deliver.push({ handle, faults, cookie: 0 });
+    this.wakes++;
   }
 
   /**
@@ -202,6 +209,10 @@ class FaultFile implements FileOps {
 
   poll(): number {
     return this.fault.poll();
+  }
+
+  wakeups(): number {
+    return this.fault.wakeups;
   }
 
   release(): void {

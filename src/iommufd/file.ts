@@ -27,6 +27,12 @@ export interface FileOps {
   read?(caller: Caller, length: number, offset: bigint | undefined): Uint8Array;
   write?(caller: Caller, data: Uint8Array, offset: bigint | undefined): number;
   poll?(): number;
+  /**
+   * How many times the file has woken its poll waiters (wake_up on its wait
+   * queue: the event queues do it for every event queued, readable or not
+   * before). Edge-triggered epoll reports each wakeup.
+   */
+  wakeups?(): number;
   /** The last reference to the open file went away. */
   release(): void;
   /** What iommufd may do with this file when handed its fd (MAP_FILE). */

@@ -38,6 +38,7 @@ export class Veventq extends IommufdObject {
   private readonly lostMarker: Vevent = { lost: true, payload: new Uint8Array(0), sequence: 0 };
   private numEvents = 0;
   private sequence = 0;
+  private wakes = 0;
 
   constructor(
     readonly viommu: Viommu,
@@ -46,6 +47,11 @@ export class Veventq extends IommufdObject {
     readonly depth: number,
   ) {
     super();
+  }
+
+  /** Times a record (an event or the lost-events marker) was queued: each wakes the readers. */
+  get wakeups(): number {
+    return this.wakes;
   }
 
   /** iommufd_viommu_report_event() on this queue: queue `payload`, or mark the loss when full. */
@@ -59,6 +65,7 @@ export class Veventq extends IommufdObject {
     this.deliver.push(ev);
     ev.sequence = this.sequence;
     this.sequence = (this.sequence + 1) & SEQUENCE_MASK;
+    this.wakes++;
   }
 
   /** Records waiting to be read. */
@@ -133,6 +140,10 @@ class VeventqFile implements FileOps {
 
   poll(): number {
     return POLLOUT | (this.veventq.pending > 0 ? POLLIN | POLLRDNORM : 0);
+  }
+
+  wakeups(): number {
+    return this.veventq.wakeups;
   }
 
   release(): void {

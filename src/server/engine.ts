@@ -40,13 +40,16 @@ import {
  * Mirrors the readiness of pollable engine files into the real process:
  * `attach` takes a copy of the eventfd the library reserved at `fd` of
  * `pid` (pidfd_getfd) and returns a handle, or undefined (or throws) when
- * it cannot; `set` keeps its counter at 1 (ready) or 0; `release` drops
- * the copy. Failures of `set` and `release` are ignored (the process may be
- * gone).
+ * it cannot; `set` keeps its counter at 1 (ready) or 0; `wake` wakes its
+ * waiters again while it is ready, leaving it ready (a new event on a file
+ * that was readable already: edge-triggered epoll reports it); `release`
+ * drops the copy. Failures of `set`, `wake` and `release` are ignored (the
+ * process may be gone).
  */
 export interface PollSync<H = unknown> {
   attach(pid: number, fd: number): H | undefined;
   set(handle: H, ready: boolean): void;
+  wake(handle: H): void;
   release(handle: H): void;
 }
 
@@ -119,6 +122,8 @@ interface Polled {
   readonly file: OpenFile;
   readonly handle: unknown;
   ready: boolean | undefined;
+  /** The file's wakeup count when last mirrored. */
+  wakeups: number;
 }
 
 /** Build an engine; the one place where the memory backend and the poll hook are plugged in. */
@@ -391,7 +396,11 @@ export class Engine {
     for (const f of t.fds.values()) f.put();
   }
 
-  /** Bring every mirrored eventfd in line with its file's POLLIN; attach new pollable fds, release gone ones. */
+  /**
+   * Bring every mirrored eventfd in line with its file's POLLIN, and wake it
+   * again when the file woke its waiters while staying readable; attach new
+   * pollable fds, release gone ones.
+   */
   private syncPoll(): void {
     const sync = this.opts.pollSync;
     if (!sync) return;
@@ -406,16 +415,21 @@ export class Engine {
           quietly(() => entry?.handle !== undefined && sync.release(entry.handle));
           entry = undefined;
         }
+        const wakeups = file.ops.wakeups?.() ?? 0;
         if (!entry) {
-          entry = { file, handle: quietly(() => sync.attach(pid, fd)), ready: undefined };
+          const handle = quietly(() => sync.attach(pid, fd));
+          entry = { file, handle, ready: undefined, wakeups };
           this.polled.set(key, entry);
         }
         const ready = (file.poll() & POLLIN) !== 0;
         const { handle } = entry;
         if (handle !== undefined && entry.ready !== ready) {
           quietly(() => sync.set(handle, ready));
-          entry.ready = ready;
+        } else if (handle !== undefined && ready && entry.wakeups !== wakeups) {
+          quietly(() => sync.wake(handle));
         }
+        entry.ready = ready;
+        entry.wakeups = wakeups;
       }
     }
     for (const [key, entry] of this.polled) {

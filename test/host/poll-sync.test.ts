@@ -41,6 +41,39 @@ test('eventfdPollSync drives the client eventfd; release is idempotent', () => {
   assert.equal(readable(child.pid, child.fd.efd), false, 'no effect after release');
 });
 
+/** The client eventfd's counter, seen through a separate copy (drains it); 0n when not readable. */
+function counter(pid: number, fd: number): bigint {
+  const mine = pidfdGetfd(pid, fd);
+  const buf = Buffer.alloc(8);
+  try {
+    fs.readSync(mine, buf, 0, 8, null);
+    return buf.readBigUInt64LE();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return 0n;
+    throw e;
+  } finally {
+    closeFd(mine);
+  }
+}
+
+test('eventfdPollSync.wake writes the eventfd again (waking its waiters) and leaves it ready', () => {
+  const h = eventfdPollSync.attach(child.pid, child.fd.efd);
+  try {
+    eventfdPollSync.set(h, true);
+    eventfdPollSync.wake(h);
+    eventfdPollSync.wake(h);
+    assert.equal(counter(child.pid, child.fd.efd), 3n, 'one write per wake on top of set');
+    eventfdPollSync.set(h, true);
+    eventfdPollSync.wake(h);
+    eventfdPollSync.set(h, false);
+    assert.equal(counter(child.pid, child.fd.efd), 0n, 'set(false) clears what wakes added');
+  } finally {
+    eventfdPollSync.release(h);
+  }
+  eventfdPollSync.wake(h);
+  assert.equal(counter(child.pid, child.fd.efd), 0n, 'no effect after release');
+});
+
 test('eventfdPollSync.attach: EBADF for a missing fd, ESRCH for no such process', () => {
   assert.throws(
     () => eventfdPollSync.attach(child.pid, 999),

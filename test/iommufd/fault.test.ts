@@ -164,6 +164,20 @@ test('TRIGGER_IOPF on the RID: one 40-byte record per fault, cookie from 1, POLL
   assert.equal(respond(f, fault.fd, [{ cookie: 1, code: 0 }]), 'EINVAL', 'answered already');
 });
 
+test('fault fd wakeups: one per fault queued; none for a dropped fault, a read or a response', () => {
+  const { f, dev, fault, hwpt } = faultSetup();
+  const file = f.proc.file(fault.fd)!;
+  assert.equal(trigger(f, dev.idev), undefined, 'on the auto domain: dropped');
+  assert.equal(file.wakeups!(), 0);
+  assert.equal(replace(f, dev.stdev, hwpt), undefined);
+  trigger(f, dev.idev);
+  trigger(f, dev.idev);
+  assert.equal(file.wakeups!(), 2);
+  readFaults(f, fault.fd, 80);
+  assert.equal(respond(f, fault.fd, [{ cookie: 1, code: 0 }]), 8);
+  assert.equal(file.wakeups!(), 2);
+});
+
 test('fault fd read: ESPIPE for a length not a multiple of 40 or an offset; whole groups that fit', () => {
   const { f, dev, fault, hwpt } = faultSetup();
   ok(tc(f, 'MOCK_DOMAIN_REPLACE', { id: dev.stdev, pt_id: hwpt }));

@@ -763,6 +763,18 @@ describe('TRIGGER_VEVENT and reading the vEVENTQ', () => {
     assert.equal(f.proc.poll(q.fd, all), POLLOUT);
   });
 
+  test('wakeups: one per record queued (the lost-events marker too), none for reads', () => {
+    const { f, idev, q } = fx(2);
+    const file = f.proc.file(q.fd)!;
+    assert.equal(file.wakeups!(), 0);
+    trigger(f, idev);
+    assert.equal(file.wakeups!(), 1);
+    trigger(f, idev, 3);
+    assert.equal(file.wakeups!(), 4, 'the event and the marker re-stamped twice');
+    readEvents(f, q.fd, 64);
+    assert.equal(file.wakeups!(), 4);
+  });
+
   test('reading at a file offset is ESPIPE', () => {
     const { f, idev, q } = fx();
     trigger(f, idev);

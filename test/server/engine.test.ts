@@ -553,6 +553,45 @@ describe('engine: pollable files', () => {
     assert.deepEqual(sync.events.slice(7), ['release 2']);
   });
 
+  it('wakes a ready eventfd again for each wakeup of its file, not for reads', () => {
+    const sync = recordingPollSync();
+    const f = engineFixture({ pollSync: sync });
+    const c = f.client(100);
+    c.open(3, '/dev/iommu');
+    let events = 0;
+    let wakeups = 5;
+    const queue = (n: number) => {
+      events += n;
+      wakeups += n;
+    };
+    f.engine.process(100)!.installFile({
+      kind: 'queue',
+      poll: () => (events > 0 ? POLLIN : 0) | POLLOUT,
+      wakeups: () => wakeups,
+      release() {},
+    });
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events, ['attach 100:0 -> 1', 'set 1 false'], 'no wake for old wakeups');
+    queue(1);
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events.slice(2), ['set 1 true'], 'readable: set, no wake on top');
+    queue(2);
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events.slice(3), ['wake 1'], 'more while readable: one wake');
+    events--;
+    c.req(OP.FSTAT, [3]);
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events.slice(4), [], 'a read wakes nobody');
+    events = 0;
+    c.req(OP.FSTAT, [3]);
+    wakeups++;
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events.slice(4), ['set 1 false'], 'no wake while not readable');
+    queue(1);
+    c.req(OP.FSTAT, [3]);
+    assert.deepEqual(sync.events.slice(5), ['set 1 true']);
+  });
+
   it('an attach that fails is not retried and does not disturb the request', () => {
     let attempts = 0;
     const f = engineFixture({
@@ -562,6 +601,7 @@ describe('engine: pollable files', () => {
           throw new Error('pidfd_getfd: EPERM');
         },
         set() {},
+        wake() {},
         release() {},
       },
     });

@@ -17,7 +17,7 @@ import {
 } from '../../src/server/engine.ts';
 import { OP, type Response } from '../../src/server/protocol.ts';
 
-/** What the recording poll hook saw, in order: `attach 100:5`, `set 1 true`, `release 1`. */
+/** What the recording poll hook saw, in order: `attach 100:5`, `set 1 true`, `wake 1`, `release 1`. */
 export interface PollLog {
   events: string[];
   /** Handle → current readiness. */
@@ -37,6 +37,9 @@ export function recordingPollSync(): PollSync<number> & PollLog {
     set(h, ready) {
       log.events.push(`set ${h} ${ready}`);
       log.ready.set(h, ready);
+    },
+    wake(h) {
+      log.events.push(`wake ${h}`);
     },
     release(h) {
       log.events.push(`release ${h}`);
