@@ -1,9 +1,10 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { Errno } from '../abi/errno.ts';
 import type { KernelPersonality } from '../host/kernel.ts';
 import { eventfdPollSync } from '../host/poll-sync.ts';
 import { remoteFileRef } from '../host/remote-file.ts';
 import { RemoteMm } from '../host/remote-mm.ts';
+import { GRANTABLE_CAPS, type GrantableCap } from '../server/creds.ts';
 import { runDemo } from './demo.ts';
 import { runPowerDemo } from './demo-power.ts';
 import { runExamplesDemo } from './demo-run.ts';
@@ -57,6 +58,17 @@ program
   )
   .option('--host <preset|file>', 'host topology: a preset name or a JSON config', 'x86')
   .option(
+    '--cap-add <capability>',
+    `let the program hold a capability in the emulated kernel's eyes (${GRANTABLE_CAPS.join(', ')}); repeatable`,
+    (v: string, acc: GrantableCap[]) => {
+      if (!(GRANTABLE_CAPS as readonly string[]).includes(v)) {
+        throw new InvalidArgumentError(`one of ${GRANTABLE_CAPS.join(', ')}`);
+      }
+      return [...acc, v as GrantableCap];
+    },
+    [],
+  )
+  .option(
     '--personality <name=value>',
     'a version-dependent setting over the Linux 6.18 defaults (docs/personality.md); repeatable',
     parsePersonalitySetting,
@@ -76,6 +88,7 @@ program
         trace?: string;
         traceJson?: string;
         personality: Partial<KernelPersonality>;
+        capAdd: GrantableCap[];
       },
     ) => {
       process.exitCode = await runProgram([prog, ...args], opts, backends);

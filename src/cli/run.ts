@@ -29,7 +29,7 @@ import type { FileOps } from '../host/file.ts';
 import { Kernel, type KernelPersonality } from '../host/kernel.ts';
 import { peerPid } from '../host/native.ts';
 import type { Credentials, ProcessMm } from '../host/process.ts';
-import { procCredentials } from '../server/creds.ts';
+import { type GrantableCap, procCredentials, withCapabilities } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
 import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
@@ -64,6 +64,8 @@ export interface RunOptions {
   traceJson?: string;
   /** The preload library (default PRELOAD_LIBRARY). */
   preload?: string;
+  /** Capabilities the emulated kernel sees the program hold whatever it really has. */
+  capAdd?: readonly GrantableCap[];
   /** Settings over the Linux 6.18 defaults (docs/personality.md). */
   personality?: Partial<KernelPersonality>;
   /** Receives the strace-like trace instead of `trace`'s file (the demo prints it on stdout). */
@@ -156,7 +158,10 @@ export async function runProgram(
       kernel,
       mmFor: b.mmFor,
       ...(b.pollSync ? { pollSync: b.pollSync } : {}),
-      credsFor: b.credsFor ?? procCredentials,
+      credsFor: (pid) => {
+        const creds = (b.credsFor ?? procCredentials)(pid);
+        return opts.capAdd?.length ? withCapabilities(creds, new Set(opts.capAdd)) : creds;
+      },
       parentOf: procParentOf,
       ...(b.foreignFile ? { foreignFile: b.foreignFile } : {}),
       ...(traceOut ? { trace: (line: string) => traceOut(`${line}\n`) } : {}),

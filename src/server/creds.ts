@@ -1,7 +1,7 @@
 /**
  * The credentials of a real process, read live from /proc: the real uid
  * (whose locked_vm iommufd charges in per-user mode), the effective
- * capabilities CAP_IPC_LOCK and CAP_SYS_RESOURCE, and the soft
+ * capabilities CAP_IPC_LOCK, CAP_SYS_RESOURCE and CAP_SYS_RAWIO, and the soft
  * RLIMIT_MEMLOCK. Each property reads /proc again, so a capset(2) or
  * setrlimit(2) by the program (the selftest's change_process drops
  * CAP_IPC_LOCK) counts from its next call on. Once the process is gone the
@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import type { Credentials } from '../host/process.ts';
 
 const CAP_IPC_LOCK = 14n;
+const CAP_SYS_RAWIO = 17n;
 const CAP_SYS_RESOURCE = 24n;
 
 /** RLIMIT_INFINITY as a byte count. */
@@ -48,6 +49,9 @@ export function procCredentials(pid: number, procRoot = '/proc'): Credentials {
     get capSysResource() {
       return ((now().capEff >> CAP_SYS_RESOURCE) & 1n) === 1n;
     },
+    get capSysRawio() {
+      return ((now().capEff >> CAP_SYS_RAWIO) & 1n) === 1n;
+    },
     get rlimitMemlock() {
       return now().memlock;
     },
@@ -65,5 +69,34 @@ function readSnapshot(dir: string): Snapshot {
     uid: Number(uid[1]),
     capEff: BigInt(`0x${cap[1]}`),
     memlock: memlock[1] === 'unlimited' ? UNLIMITED : BigInt(memlock[1]!),
+  };
+}
+
+/** Capabilities `uiommu run --cap-add` can grant in the emulated kernel's eyes. */
+export const GRANTABLE_CAPS = ['sys_resource', 'ipc_lock', 'sys_rawio'] as const;
+export type GrantableCap = (typeof GRANTABLE_CAPS)[number];
+
+/**
+ * `creds` with `caps` held whatever the real process has: the emulated
+ * kernel answers as if the program ran with them (e.g. IOMMU_OPTION
+ * RLIMIT_MODE for a program that is not privileged on the real host).
+ */
+export function withCapabilities(creds: Credentials, caps: ReadonlySet<GrantableCap>): Credentials {
+  return {
+    get uid() {
+      return creds.uid;
+    },
+    get rlimitMemlock() {
+      return creds.rlimitMemlock;
+    },
+    get capSysResource() {
+      return caps.has('sys_resource') || creds.capSysResource;
+    },
+    get capIpcLock() {
+      return caps.has('ipc_lock') || creds.capIpcLock;
+    },
+    get capSysRawio() {
+      return caps.has('sys_rawio') || (creds.capSysRawio ?? false);
+    },
   };
 }

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { procCredentials } from '../../src/server/creds.ts';
+import { procCredentials, withCapabilities } from '../../src/server/creds.ts';
 
 function fakeProc(status: string, limits: string) {
   const root = mkdtempSync(join(tmpdir(), 'uiommu-proc-'));
@@ -49,4 +49,32 @@ test('credentials of this very process match what Node reports', () => {
   const c = procCredentials(process.pid);
   assert.equal(c.uid, process.getuid!());
   assert.ok(c.rlimitMemlock > 0n);
+});
+
+test('CAP_SYS_RAWIO is CapEff bit 17', () => {
+  const { root } = fakeProc('Uid:\t0\t0\t0\t0\nCapEff:\t0000000000020000\n', LIMITS('65536'));
+  try {
+    const c = procCredentials(77, root);
+    assert.deepEqual([c.capSysRawio, c.capIpcLock, c.capSysResource], [true, false, false]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('--cap-add: granted capabilities are held whatever /proc says; the rest stays live', () => {
+  const { root, write } = fakeProc(
+    'Uid:\t1000\t0\t0\t0\nCapEff:\t0000000000004000\n',
+    LIMITS('4096'),
+  );
+  try {
+    const c = withCapabilities(procCredentials(77, root), new Set(['sys_resource'] as const));
+    assert.deepEqual(
+      [c.capSysResource, c.capIpcLock, c.capSysRawio, c.uid, c.rlimitMemlock],
+      [true, true, false, 1000, 4096n],
+    );
+    write('Uid:\t1000\t0\t0\t0\nCapEff:\t0000000000000000\n', LIMITS('8192'));
+    assert.deepEqual([c.capSysResource, c.capIpcLock, c.rlimitMemlock], [true, false, 8192n]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
