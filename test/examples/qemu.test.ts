@@ -3,7 +3,9 @@
  * x86 preset's group 0 through the legacy type1 container, realizes
  * vfio-pci 0000:00:02.0 (region and IRQ info, config space, reset), and
  * SeaBIOS sizes and places its BARs, which QEMU then serves by pread/pwrite
- * of the device fd. Skipped when qemu-system-x86_64 is not installed.
+ * of the device fd; through qtest, the guest programs the device's DMA
+ * engine, which reads and writes guest RAM through the container's
+ * mappings. Skipped when qemu-system-x86_64 is not installed.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -99,6 +101,91 @@ describe('QEMU under uiommu run', { skip: haveQemu ? false : `${QEMU} not instal
     assert.match(t, /ioctl\(\d+, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU\) = 0/);
     assert.match(t, /ioctl\(\d+, VFIO_GROUP_GET_DEVICE_FD, \S+\) = \d+/);
     assert.match(t, /ioctl\(\d+, VFIO_DEVICE_RESET\) = 0/);
+    assert.match(t, /ioctl\(\d+, VFIO_IOMMU_MAP_DMA, .*iova=0, size=0x10000000\}\) = 0/);
+    assert.doesNotMatch(t, /= -1 /, 'an interposed call failed');
+  });
+
+  it('qtest: the guest drives the DMA engine; DMA reaches guest RAM through MAP_DMA', {
+    timeout: 180_000,
+  }, async () => {
+    const trace = join(dir, 'qtest.trace');
+    const child = spawn(
+      process.execPath,
+      [
+        UIOMMU,
+        'run',
+        '--host',
+        'x86',
+        '--trace',
+        trace,
+        '--',
+        QEMU,
+        ...['-machine', 'q35', '-accel', 'tcg', '-S', '-qtest', 'stdio', '-m', '256'],
+        ...['-display', 'none', '-nodefaults', '-device', 'vfio-pci,host=0000:00:02.0'],
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'], detached: true },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    let answered = 0;
+    /** One qtest command; resolves to its answer line ("OK ..."). */
+    const qt = async (cmd: string): Promise<string> => {
+      child.stdin.write(`${cmd}\n`);
+      for (let i = 0; i < 1200; i++) {
+        const lines = out.split('\n').filter((l) => /^(OK|FAIL|ERR)/.test(l));
+        if (lines.length > answered) return lines[answered++]!;
+        await sleep(50);
+      }
+      assert.fail(`no answer to "${cmd}"\nstderr:\n${err}`);
+    };
+    const val = async (cmd: string) => BigInt((await qt(cmd)).split(' ')[1]!);
+    // config space of guest 00:01.0 through 0xcf8/0xcfc
+    const cfg = (reg: number) => qt(`outl 0xcf8 ${0x80000800 | reg}`);
+    const BAR0 = 0xfd000000n;
+    const reg = (off: number) => `0x${(BAR0 + BigInt(off)).toString(16)}`;
+    try {
+      await cfg(0);
+      assert.equal(await val('inl 0xcfc'), 0x3e928086n);
+      await cfg(0x10);
+      await qt(`outl 0xcfc 0x${BAR0.toString(16)}`);
+      await cfg(0x14);
+      await qt('outl 0xcfc 0x0');
+      await cfg(0x04);
+      await qt('outw 0xcfc 0x6'); // memory decode, bus master
+      assert.equal(await val(`readl ${reg(0)}`), 0x55444d41n); // ID "UDMA"
+      // memory → device buffer
+      await qt('writeq 0x100000 0x1122334455667788');
+      await qt(`writeq ${reg(0x80)} 0x100000`);
+      await qt(`writeq ${reg(0x88)} 0x40000`);
+      await qt(`writeq ${reg(0x90)} 0x8`);
+      await qt(`writeq ${reg(0x98)} 0x1`);
+      assert.equal(await val(`readl ${reg(0xa0)}`), 1n); // DONE
+      assert.equal(await val(`readq ${reg(0x40000)}`), 0x1122334455667788n);
+      // device buffer → memory
+      await qt(`writeq ${reg(0x80)} 0x40000`);
+      await qt(`writeq ${reg(0x88)} 0x200000`);
+      await qt(`writeq ${reg(0x98)} 0x3`);
+      assert.equal(await val(`readl ${reg(0xa0)}`), 1n);
+      assert.equal(await val('readq 0x200000'), 0x1122334455667788n);
+      // past the 256 MiB of RAM nothing is mapped: the IOMMU refuses
+      await qt(`writeq ${reg(0x88)} 0x20000000`);
+      await qt(`writeq ${reg(0x98)} 0x3`);
+      assert.equal(await val(`readl ${reg(0xa0)}`), 3n); // DONE|FAULT
+      assert.equal(await val(`readq ${reg(0xa8)}`), 0x20000000n);
+    } finally {
+      // qtest keeps QEMU running after the last command
+      process.kill(-child.pid!, 'SIGTERM');
+      await exited;
+    }
+    assert.doesNotMatch(err, /vfio/i);
+    const t = readFileSync(trace, 'utf8');
     assert.match(t, /ioctl\(\d+, VFIO_IOMMU_MAP_DMA, .*iova=0, size=0x10000000\}\) = 0/);
     assert.doesNotMatch(t, /= -1 /, 'an interposed call failed');
   });
