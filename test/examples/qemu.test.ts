@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -90,6 +90,25 @@ async function ask(q: Qemu, cmd: string, done: (answer: string) => boolean): Pro
 }
 
 const TCG = ['-machine', 'q35,accel=tcg', '-m', '256', '-display', 'none', '-nodefaults'];
+const KVM = [
+  '-machine',
+  'q35,accel=kvm',
+  '-cpu',
+  'host',
+  '-m',
+  '256',
+  '-display',
+  'none',
+  '-nodefaults',
+];
+const kvmUsable = (() => {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+})();
 /** A BAR line of `info pci` once firmware has placed it (unassigned reads all ones). */
 const placed = (bar: string) => new RegExp(`${bar}: [^\\n]* at 0x(?!f{16})[0-9a-f]+ `);
 
@@ -97,42 +116,47 @@ describe('QEMU under uiommu run', { skip: haveQemu ? false : `${QEMU} not instal
   const dir = mkdtempSync(join(tmpdir(), 'uiommu-qemu-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('realizes vfio-pci 0000:00:02.0; SeaBIOS places its BARs; no vfio errors', {
-    timeout: 180_000,
-  }, async () => {
-    const trace = join(dir, 'qemu.trace');
-    const q = startQemu(trace, [
-      ...TCG,
-      '-monitor',
-      'stdio',
-      '-device',
-      'vfio-pci,host=0000:00:02.0',
-    ]);
-    try {
-      // BAR0 is a 16 MiB 64-bit BAR: unassigned (all ones) until SeaBIOS places it
-      const pci = await ask(q, 'info pci', (a) => placed('BAR0').test(deviceBlock(a) ?? ''));
-      const dev = deviceBlock(pci)!;
-      assert.match(dev, /BAR2: 64 bit prefetchable memory at 0x(?!f{16})[0-9a-f]+ /);
-      assert.match(dev, /BAR4: I\/O at 0x(?!f{16})[0-9a-f]+ /);
-      // the BARs as QEMU's memory regions in the guest's memory and I/O spaces
-      await ask(q, 'info mtree', (a) =>
-        [0, 2, 4].every((n) =>
-          new RegExp(`\\(prio 0, i/o\\): 0000:00:02\\.0 BAR ${n}\\r?\\n`).test(a),
-        ),
-      );
-      q.child.stdin.write('quit\n');
-      assert.equal(await q.exited, 0, q.err());
-    } finally {
-      q.kill('SIGKILL');
-    }
-    assert.equal(q.err(), '', 'QEMU printed warnings or errors');
-    const t = readFileSync(trace, 'utf8');
-    assert.match(t, /ioctl\(\d+, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU\) = 0/);
-    assert.match(t, /ioctl\(\d+, VFIO_GROUP_GET_DEVICE_FD, \S+\) = \d+/);
-    assert.match(t, /ioctl\(\d+, VFIO_DEVICE_RESET\) = 0/);
-    assert.match(t, /ioctl\(\d+, VFIO_IOMMU_MAP_DMA, .*iova=0, size=0x10000000\}\) = 0/);
-    assert.doesNotMatch(t, /= -1 /, 'an interposed call failed');
-  });
+  for (const accel of ['tcg', 'kvm'] as const) {
+    const skip = accel === 'kvm' && !kvmUsable ? 'no usable /dev/kvm' : false;
+    it(`${accel}: realizes vfio-pci 0000:00:02.0; SeaBIOS places its BARs; no vfio errors`, {
+      timeout: 180_000,
+      skip,
+    }, async () => {
+      const trace = join(dir, `qemu-${accel}.trace`);
+      // with KVM, QEMU also adds the group to a KVM-VFIO device (the library answers)
+      const q = startQemu(trace, [
+        ...(accel === 'kvm' ? KVM : TCG),
+        '-monitor',
+        'stdio',
+        '-device',
+        'vfio-pci,host=0000:00:02.0',
+      ]);
+      try {
+        // BAR0 is a 16 MiB 64-bit BAR: unassigned (all ones) until SeaBIOS places it
+        const pci = await ask(q, 'info pci', (a) => placed('BAR0').test(deviceBlock(a) ?? ''));
+        const dev = deviceBlock(pci)!;
+        assert.match(dev, /BAR2: 64 bit prefetchable memory at 0x(?!f{16})[0-9a-f]+ /);
+        assert.match(dev, /BAR4: I\/O at 0x(?!f{16})[0-9a-f]+ /);
+        // the BARs as QEMU's memory regions in the guest's memory and I/O spaces
+        await ask(q, 'info mtree', (a) =>
+          [0, 2, 4].every((n) =>
+            new RegExp(`\\(prio 0, i/o\\): 0000:00:02\\.0 BAR ${n}\\r?\\n`).test(a),
+          ),
+        );
+        q.child.stdin.write('quit\n');
+        assert.equal(await q.exited, 0, q.err());
+      } finally {
+        q.kill('SIGKILL');
+      }
+      assert.equal(q.err(), '', 'QEMU printed warnings or errors');
+      const t = readFileSync(trace, 'utf8');
+      assert.match(t, /ioctl\(\d+, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU\) = 0/);
+      assert.match(t, /ioctl\(\d+, VFIO_GROUP_GET_DEVICE_FD, \S+\) = \d+/);
+      assert.match(t, /ioctl\(\d+, VFIO_DEVICE_RESET\) = 0/);
+      assert.match(t, /ioctl\(\d+, VFIO_IOMMU_MAP_DMA, .*iova=0, size=0x10000000\}\) = 0/);
+      assert.doesNotMatch(t, /= -1 /, 'an interposed call failed');
+    });
+  }
 
   it('qtest: the guest drives the DMA engine; DMA reaches guest RAM through MAP_DMA', {
     timeout: 180_000,
