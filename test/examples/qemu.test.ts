@@ -89,6 +89,19 @@ async function ask(q: Qemu, cmd: string, done: (answer: string) => boolean): Pro
   );
 }
 
+/**
+ * Failed calls in a trace other than the probes Linux refuses the same way:
+ * GET_REGION_INFO EINVAL (region 8, VGA, not modelled: as a kernel without
+ * CONFIG_VFIO_PCI_VGA), GET_IRQ_INFO EINVAL (the ERR IRQ of a conventional
+ * PCI function), DEVICE_FEATURE ENOTTY (newer QEMU's migration probes; plain
+ * vfio-pci has none).
+ */
+function unexpectedFailures(trace: string): string[] {
+  const expected =
+    /VFIO_DEVICE_(GET_REGION_INFO|GET_IRQ_INFO), \S+\) = -1 EINVAL|VFIO_DEVICE_FEATURE, \S+\) = -1 ENOTTY/;
+  return trace.split('\n').filter((l) => / = -1 /.test(l) && !expected.test(l));
+}
+
 const TCG = ['-machine', 'q35,accel=tcg', '-m', '256', '-display', 'none', '-nodefaults'];
 const KVM = [
   '-machine',
@@ -154,7 +167,7 @@ describe('QEMU under uiommu run', { skip: haveQemu ? false : `${QEMU} not instal
       assert.match(t, /ioctl\(\d+, VFIO_GROUP_GET_DEVICE_FD, \S+\) = \d+/);
       assert.match(t, /ioctl\(\d+, VFIO_DEVICE_RESET\) = 0/);
       assert.match(t, /ioctl\(\d+, VFIO_IOMMU_MAP_DMA, .*iova=0, size=0x10000000\}\) = 0/);
-      assert.doesNotMatch(t, /= -1 /, 'an interposed call failed');
+      assert.deepEqual(unexpectedFailures(t), []);
     });
   }
 
@@ -222,7 +235,7 @@ describe('QEMU under uiommu run', { skip: haveQemu ? false : `${QEMU} not instal
     assert.doesNotMatch(q.err(), /vfio/i);
     const t = readFileSync(trace, 'utf8');
     assert.match(t, /ioctl\(\d+, VFIO_IOMMU_MAP_DMA, .*iova=0, size=0x10000000\}\) = 0/);
-    assert.doesNotMatch(t, /= -1 /, 'an interposed call failed');
+    assert.deepEqual(unexpectedFailures(t), []);
   });
 
   it('six functions from five groups share one container; only probes Linux also refuses fail', {
@@ -251,12 +264,9 @@ describe('QEMU under uiommu run', { skip: haveQemu ? false : `${QEMU} not instal
     assert.equal(t.match(/VFIO_GROUP_SET_CONTAINER, \S+\) = 0/g)?.length, 5);
     assert.equal(t.match(/VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU\) = 0/g)?.length, 1);
     assert.equal(t.match(/VFIO_GROUP_GET_DEVICE_FD, \S+\) = \d+/g)?.length, 6);
-    // QEMU's vendor-region scan of the NVIDIA functions stops at index 8 (VGA:
-    // not modelled, as without CONFIG_VFIO_PCI_VGA); the ERR IRQ of the
-    // conventional-PCI xHCI does not exist
-    const failed = t.split('\n').filter((l) => / = -1 /.test(l));
-    assert.equal(failed.length, 3, failed.join('\n'));
-    assert.equal(failed.filter((l) => /VFIO_DEVICE_GET_REGION_INFO, .* EINVAL/.test(l)).length, 2);
-    assert.equal(failed.filter((l) => /VFIO_DEVICE_GET_IRQ_INFO, .* EINVAL/.test(l)).length, 1);
+    // QEMU 7.2 fails two calls here, both as on Linux: its vendor-region scan
+    // of the NVIDIA functions stops at region 8 (VGA), and it probes the ERR
+    // IRQ of the conventional-PCI xHCI
+    assert.deepEqual(unexpectedFailures(t), []);
   });
 });
