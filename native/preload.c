@@ -43,6 +43,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <linux/kvm.h>
+
 #include "protocol.h"
 
 #ifndef PR_SET_PTRACER
@@ -394,11 +396,11 @@ static int64_t call_simple(uint32_t op, uint64_t a0, uint64_t a1, struct uiommu_
 
 /* ---- connection -------------------------------------------------------- */
 
-/* True when `fd` is an eventfd, or when /proc cannot tell. */
-static int is_placeholder(int fd)
+/* The target of /proc/self/fd/<fd> into `link` (NUL-terminated); -1 if unreadable. */
+static ssize_t fd_link(int fd, char *link, size_t size)
 {
-	char path[32] = "/proc/self/fd/", digits[12], link[64];
-	int i = 0, n;
+	char path[32] = "/proc/self/fd/", digits[12];
+	int i = 0;
 	size_t p = strlen(path);
 	ssize_t r;
 
@@ -409,12 +411,20 @@ static int is_placeholder(int fd)
 	while (i)
 		path[p++] = digits[--i];
 	path[p] = 0;
-	r = real.readlinkat(AT_FDCWD, path, link, sizeof(link) - 1);
-	if (r < 0)
+	r = real.readlinkat(AT_FDCWD, path, link, size - 1);
+	if (r >= 0)
+		link[r] = 0;
+	return r;
+}
+
+/* True when `fd` is an eventfd, or when /proc cannot tell. */
+static int is_placeholder(int fd)
+{
+	char link[64];
+
+	if (fd_link(fd, link, sizeof(link)) < 0)
 		return 1;
-	link[r] = 0;
-	n = strcmp(link, "anon_inode:[eventfd]");
-	return n == 0;
+	return strcmp(link, "anon_inode:[eventfd]") == 0;
 }
 
 /*
@@ -1281,6 +1291,44 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 
 /* ---- ioctl, read, write ------------------------------------------------ */
 
+/* The KVM-VFIO device's attribute group and its file commands (KVM_DEV_VFIO_FILE*). */
+#define KVM_DEV_VFIO_FILE 1
+#define KVM_DEV_VFIO_FILE_ADD 1
+#define KVM_DEV_VFIO_FILE_DEL 2
+
+/*
+ * KVM_SET_DEVICE_ATTR on a KVM-VFIO device (a real kernel fd) adding or
+ * removing a VFIO file that is an engine fd: the kernel would see the
+ * placeholder eventfd and refuse it (EINVAL, not a VFIO file). KVM only
+ * uses the file for coherency and platform hooks that an emulated device
+ * does not need, so the library answers 0 itself. Not modelled: EEXIST for
+ * a second ADD, ENOENT for a DEL of a file never added, EINVAL for an
+ * engine file that is no VFIO group or device.
+ */
+static int kvm_vfio_engine_file(int fd, unsigned long request, void *arg)
+{
+	struct kvm_device_attr attr;
+	struct iovec local = { &attr, sizeof(attr) }, remote = { arg, sizeof(attr) };
+	int32_t file;
+	char link[64];
+
+	if ((unsigned int)request != (unsigned int)KVM_SET_DEVICE_ATTR)
+		return 0;
+	/* the arguments may be bad pointers: read them without faulting */
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(attr))
+		return 0;
+	if (attr.group != KVM_DEV_VFIO_FILE ||
+	    (attr.attr != KVM_DEV_VFIO_FILE_ADD && attr.attr != KVM_DEV_VFIO_FILE_DEL))
+		return 0;
+	local = (struct iovec){ &file, sizeof(file) };
+	remote = (struct iovec){ (void *)(uintptr_t)attr.addr, sizeof(file) };
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(file))
+		return 0;
+	if (file < 0 || !bit_test(file))
+		return 0;
+	return fd_link(fd, link, sizeof(link)) >= 0 && strcmp(link, "anon_inode:kvm-vfio") == 0;
+}
+
 /*
  * FIOCLEX and FIONCLEX act on the fd, not the file (the kernel answers them
  * before any driver): they stay with the placeholder.
@@ -1296,6 +1344,8 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	if (bit_test(fd) && (unsigned int)request != FIOCLEX && (unsigned int)request != FIONCLEX)
 		return engine_ioctl(fd, request, arg);
 	ensure_init();
+	if (kvm_vfio_engine_file(fd, request, arg))
+		return 0;
 	return real.ioctl(fd, request, arg);
 }
 

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/kvm.h>
 
 /* `request & 0xffff` is what the library matches; the fake engine answers by it too. */
 #define REQ_ECHO 0x3b80UL	  /* fake: ret = arg & 0xffffff */
@@ -497,6 +500,45 @@ static int scenario_inert(void)
 	return 0;
 }
 
+/*
+ * A KVM-VFIO device told about an engine fd (QEMU with KVM adds its group
+ * fds): the library answers; everything else reaches the kernel.
+ */
+static int scenario_kvm(void)
+{
+	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
+	struct kvm_device_attr attr = { .group = 1, .attr = 1 };
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1, efd, p[2];
+	int32_t file;
+
+	if (kvm >= 0)
+		vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0 || ioctl(vm, KVM_CREATE_DEVICE, &cd) < 0) {
+		outs("kvm", "absent");
+		return 0;
+	}
+	outs("kvm", "present");
+	efd = open("/dev/iommu", O_RDWR);
+	attr.addr = (uintptr_t)&file;
+	file = efd;
+	out("add_engine", ioctl_errno(cd.fd, KVM_SET_DEVICE_ATTR, (unsigned long)&attr));
+	attr.attr = 2;
+	out("del_engine", ioctl_errno(cd.fd, KVM_SET_DEVICE_ATTR, (unsigned long)&attr));
+	if (pipe(p))
+		return 1;
+	file = p[0];
+	attr.attr = 1;
+	out("add_pipe", ioctl_errno(cd.fd, KVM_SET_DEVICE_ATTR, (unsigned long)&attr));
+	file = efd;
+	attr.group = 2;
+	out("other_group", ioctl_errno(cd.fd, KVM_SET_DEVICE_ATTR, (unsigned long)&attr));
+	attr.group = 1;
+	attr.addr = 8;
+	out("bad_file_ptr", ioctl_errno(cd.fd, KVM_SET_DEVICE_ATTR, (unsigned long)&attr));
+	out("bad_attr_ptr", ioctl_errno(cd.fd, KVM_SET_DEVICE_ATTR, 8));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *s = argc > 1 ? argv[1] : "";
@@ -522,6 +564,8 @@ int main(int argc, char **argv)
 		return scenario_status();
 	if (!strcmp(s, "inert"))
 		return scenario_inert();
+	if (!strcmp(s, "kvm"))
+		return scenario_kvm();
 	fprintf(stderr, "unknown scenario %s\n", s);
 	return 2;
 }

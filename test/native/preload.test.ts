@@ -508,6 +508,23 @@ test('the connection fd: >= 900, O_CLOEXEC, out of reach of close, dup2 and clos
   assert.equal(closes.length, 1); // closefrom sent CLOSE for the engine fd
 });
 
+test('KVM-VFIO: adding/removing an engine fd is answered by the library, the rest by KVM', async (t) => {
+  engine.reset();
+  const r = await run(['kvm']);
+  assert.equal(r.code, 0, r.stderr);
+  if (r.s('kvm') === 'absent') {
+    t.skip('no usable /dev/kvm');
+    return;
+  }
+  assert.equal(r.n('add_engine'), 0); // the kernel would refuse the placeholder: EINVAL
+  assert.equal(r.n('del_engine'), 0);
+  assert.equal(r.n('add_pipe'), -22); // no VFIO file, no engine fd: the kernel's EINVAL
+  assert.equal(r.n('other_group'), -6); // kvm_vfio_set_attr: ENXIO for an unknown group
+  assert.equal(r.n('bad_file_ptr'), -14);
+  assert.equal(r.n('bad_attr_ptr'), -14);
+  assert.deepEqual(ops(engine.requests), [OP.HELLO, OP.OPEN]); // no ioctl reached the engine
+});
+
 test('without UIOMMU_SOCK the library is inert', async () => {
   engine.reset();
   const plain = await run(['inert'], { engineOn: false, preload: false });

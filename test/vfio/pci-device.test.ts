@@ -119,8 +119,8 @@ describe('VFIO_DEVICE_GET_INFO', () => {
 
 describe('VFIO_DEVICE_GET_REGION_INFO', () => {
   const { READ, WRITE, MMAP, CAPS } = VFIO_REGION_INFO_FLAG;
-  it('answers every fixed index like vfio-pci', () => {
-    const r = rig();
+  it('answers every fixed index like vfio-pci (BARs mappable)', () => {
+    const r = rig(NVME, { barMmap: true });
     const q = (index: number) =>
       r.call('VFIO_DEVICE_GET_REGION_INFO', VfioRegionInfo, { argsz: 32, index });
     const expect: [number, number, bigint][] = [
@@ -154,8 +154,22 @@ describe('VFIO_DEVICE_GET_REGION_INFO', () => {
     assert.equal(cfg.out.size, 256n);
   });
 
-  it('the MSI-X BAR carries MSIX_MAPPABLE with the argsz-grow contract', () => {
+  it('without barMmap (the default) BARs answer like unmappable ones: no MMAP, no caps', () => {
     const r = rig();
+    for (const index of [0, 2, 4]) {
+      const { errno, out } = r.call('VFIO_DEVICE_GET_REGION_INFO', VfioRegionInfo, {
+        argsz: 32,
+        index,
+      });
+      assert.equal(errno, undefined);
+      assert.equal(out.flags, READ | WRITE, `flags of ${index}`);
+      assert.equal(out.argsz, 32, `argsz of ${index} not grown`);
+      assert.equal(out.cap_offset, 0);
+    }
+  });
+
+  it('the MSI-X BAR carries MSIX_MAPPABLE with the argsz-grow contract', () => {
+    const r = rig(NVME, { barMmap: true });
     const first = r.call('VFIO_DEVICE_GET_REGION_INFO', VfioRegionInfo, { argsz: 32, index: 0 });
     assert.equal(first.errno, undefined);
     assert.equal(first.out.argsz, 40);

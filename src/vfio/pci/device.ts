@@ -37,6 +37,15 @@ export interface VfioPciDeviceOptions {
    */
   readonly dynamicMsix?: boolean;
   /**
+   * Memory BARs can be mapped into the caller (mmap of the device fd).
+   * vfio-pci then reports MMAP on every memory BAR (and MSIX_MAPPABLE on
+   * the MSI-X BAR). uiommu has no mmap of device fds (BAR contents live in
+   * the model and the DMA engine's registers must see every access), so by
+   * default a BAR answers as vfio-pci answers for a BAR it cannot map
+   * (bar_mmap_supported false): READ|WRITE, no capability. Default false.
+   */
+  readonly barMmap?: boolean;
+  /**
    * The function's DMA path through its IOMMU (the iommu `Device`); needed
    * when the spec has `dmaEngine`.
    */
@@ -76,6 +85,7 @@ export class VfioPciDevice {
   readonly barMemory = new Map<number, BarMemory>();
   readonly resetWorks: boolean;
   readonly dynamicMsix: boolean;
+  readonly barMmap: boolean;
   /** The DMA engine in BAR0 (spec `dmaEngine`), see dma-engine.ts. */
   readonly dmaEngine: DmaEngine | undefined;
   /** Bumped on every function reset (RESET ioctl or FLR), for observers. */
@@ -91,6 +101,7 @@ export class VfioPciDevice {
   ) {
     this.resetWorks = opts.resetWorks ?? true;
     this.dynamicMsix = opts.dynamicMsix ?? false;
+    this.barMmap = opts.barMmap ?? false;
     this.vfToken = spec.sriov !== undefined ? new VfToken() : undefined;
     this.config = new PciConfigSpace(spec);
     this.irqs = new VfioPciIrqs(this.config.pcie);
@@ -147,7 +158,8 @@ export class VfioPciDevice {
 
   /**
    * VFIO_DEVICE_GET_REGION_INFO for one index: EINVAL for VGA (8, no VGA
-   * support modelled) and for index ≥ 9.
+   * support modelled) and for index ≥ 9. A memory BAR has MMAP (and
+   * MSIX_MAPPABLE when it holds the MSI-X table) only with `barMmap`.
    */
   regionInfo(index: number): RegionInfo {
     const offset = vfioPciRegionOffset(index);
@@ -157,7 +169,7 @@ export class VfioPciDevice {
       if (!bar) return { flags: 0, size: 0n, offset, caps: [] };
       let flags = READ | WRITE;
       const caps: RegionCap[] = [];
-      if (bar.kind !== 'io') {
+      if (bar.kind !== 'io' && this.barMmap) {
         flags |= MMAP;
         if (effectiveIrq(this.spec).msixBar === index) {
           caps.push({ id: VFIO_REGION_INFO_CAP.MSIX_MAPPABLE, version: 1, body: new Uint8Array() });
