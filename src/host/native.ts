@@ -73,16 +73,6 @@ function call<T>(fn: (a: Addon) => T): T {
   }
 }
 
-/** True when the addon is built and loads. */
-export function nativeAvailable(): boolean {
-  try {
-    load();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Read `length` bytes at `addr` of process `pid`: EFAULT unless every byte is readable, ESRCH for no such process. */
 export function vmRead(pid: number, addr: bigint, length: number): Uint8Array {
   const buf = call((a) => a.vmRead(pid, addr, length));
