@@ -15,7 +15,6 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <libgen.h>
 #include <sys/mman.h>
 
 #include "example-common.h"
@@ -23,22 +22,6 @@
 #define DDW_BASE (1ull << 59)
 #define WINDOW_SIZE (1ull << 30)
 #define RAM_LEN (2ull << 20)
-
-static int group_of(const char *bdf)
-{
-	char path[512], target[512];
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	ssize_t n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		die("readlink(%s): %s", path, strerrorname_np(errno));
-	target[n] = 0;
-	char *end;
-	const char *base = basename(target);
-	long id = strtol(base, &end, 10);
-	CHECK(*base && !*end && id >= 0, "iommu_group link %s does not end in a number", target);
-	ok("%s is in IOMMU group %ld", bdf, id);
-	return (int)id;
-}
 
 int main(int argc, char **argv)
 {

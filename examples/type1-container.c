@@ -11,30 +11,12 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <libgen.h>
 #include <sys/mman.h>
 
 #include "example-common.h"
 
 #define IOVA 0x10000000ull
 #define MAP_LEN (2ull << 20)
-
-/* The group number from the iommu_group link (QEMU: readlink + basename). */
-static int group_of(const char *bdf)
-{
-	char path[512], target[512];
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	ssize_t n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		die("readlink(%s): %s", path, strerrorname_np(errno));
-	target[n] = 0;
-	char *end;
-	const char *base = basename(target);
-	long id = strtol(base, &end, 10);
-	CHECK(*base && !*end && id >= 0, "iommu_group link %s does not end in a number", target);
-	ok("%s is in IOMMU group %ld (%s)", bdf, id, target);
-	return (int)id;
-}
 
 /* VFIO_IOMMU_GET_INFO as QEMU does it: sizeof first, then the argsz asked for. */
 static struct vfio_iommu_type1_info *get_info(int container)
