@@ -180,14 +180,10 @@ function readEvents(f: Fixture, fd: number, count: number) {
 
 /** The mock_viommu fixture: IOAS, mock device, nesting parent, vIOMMU, nested HWPT on it. */
 function viommuFixture() {
-  const f = st();
-  const ioas = f.ioas();
-  const { stdev, idev } = mockDomain(f, ioas);
-  const parent = hwptAlloc(f, idev, ioas, NEST_PARENT);
-  const v = viommuAlloc(f, idev, parent);
+  const p = parentFixture();
+  const v = viommuAlloc(p.f, p.idev, p.parent);
   assert.equal(v.errno, undefined);
-  const nestedId = nested(f, idev, v.id);
-  return { f, ioas, stdev, idev, parent, viommu: v.id, nested: nestedId };
+  return { ...p, viommu: v.id, nested: nested(p.f, p.idev, v.id) };
 }
 
 /** The iommufd_ioas fixture with one mock domain and a nesting parent. */
