@@ -8,6 +8,7 @@
 #define UIOMMU_EXAMPLE_COMMON_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -49,6 +50,15 @@ __attribute__((format(printf, 1, 2))) static inline void ok(const char *fmt, ...
 		if (!(cond))              \
 			die(__VA_ARGS__); \
 	} while (0)
+
+/* open(2) that must succeed. */
+static inline int open_or_die(const char *path, int flags)
+{
+	int fd = open(path, flags);
+	if (fd < 0)
+		die("open(%s): %s", path, strerrorname_np(errno));
+	return fd;
+}
 
 /* The IOMMU group number of PCI device `bdf`, from its iommu_group link (QEMU: readlink + basename). */
 static inline int group_of(const char *bdf)

@@ -44,9 +44,7 @@ int main(int argc, char **argv)
 {
 	const char *bdf = argc > 1 ? argv[1] : "0000:00:02.0";
 
-	int container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
-	if (container < 0)
-		die("open(/dev/vfio/vfio): %s", strerrorname_np(errno));
+	int container = open_or_die("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	int v = IOCTL_VAL_OK(container, VFIO_GET_API_VERSION, 0);
 	CHECK(v == VFIO_API_VERSION, "API version %d", v);
 	CHECK(IOCTL_VAL_OK(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) == 1,
@@ -58,9 +56,7 @@ int main(int argc, char **argv)
 	int gid = group_of(bdf);
 	char path[64];
 	snprintf(path, sizeof(path), "/dev/vfio/%d", gid);
-	int group = open(path, O_RDWR | O_CLOEXEC);
-	if (group < 0)
-		die("open(%s): %s", path, strerrorname_np(errno));
+	int group = open_or_die(path, O_RDWR | O_CLOEXEC);
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 	IOCTL_OK(group, VFIO_GROUP_GET_STATUS, &status);
 	CHECK(status.flags == VFIO_GROUP_FLAGS_VIABLE, "fresh group flags 0x%x", status.flags);
