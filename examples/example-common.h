@@ -1,14 +1,16 @@
 /*
  * example-common.h - helpers shared by the uiommu example programs: checked
- * ioctls that print what they do and exit(1) on any unexpected result, and
- * the DMA engine of an emulated device (docs/dma-engine.md) driven through
- * pread/pwrite on its VFIO device fd.
+ * ioctls that print what they do and exit(1) on any unexpected result, a PCI
+ * device's IOMMU group from sysfs, and the DMA engine of an emulated device
+ * (docs/dma-engine.md) driven through pread/pwrite on its VFIO device fd.
  */
 #ifndef UIOMMU_EXAMPLE_COMMON_H
 #define UIOMMU_EXAMPLE_COMMON_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,32 @@ __attribute__((format(printf, 1, 2))) static inline void ok(const char *fmt, ...
 		if (!(cond))              \
 			die(__VA_ARGS__); \
 	} while (0)
+
+/* open(2) that must succeed. */
+static inline int open_or_die(const char *path, int flags)
+{
+	int fd = open(path, flags);
+	if (fd < 0)
+		die("open(%s): %s", path, strerrorname_np(errno));
+	return fd;
+}
+
+/* The IOMMU group number of PCI device `bdf`, from its iommu_group link (QEMU: readlink + basename). */
+static inline int group_of(const char *bdf)
+{
+	char path[512], target[512];
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		die("readlink(%s): %s", path, strerrorname_np(errno));
+	target[n] = 0;
+	char *end;
+	const char *base = basename(target);
+	long id = strtol(base, &end, 10);
+	CHECK(*base && !*end && id >= 0, "iommu_group link %s does not end in a number", target);
+	ok("%s is in IOMMU group %ld", bdf, id);
+	return (int)id;
+}
 
 /* ioctl that must succeed; returns its (non-negative) result. */
 static inline int ioctl_ok(int fd, unsigned long req, void *arg, const char *name)

@@ -96,9 +96,7 @@ static void wait_exit0(pid_t pid, const char *what)
 
 int main(void)
 {
-	int fd = open("/dev/iommu", O_RDWR); /* inherited by every child */
-	if (fd < 0)
-		die("open(/dev/iommu): %s", strerrorname_np(errno));
+	int fd = open_or_die("/dev/iommu", O_RDWR); /* inherited by every child */
 	uint32_t ioas = ioas_alloc(fd);
 	void *pmem = anon(MIB), *scratch = anon(MIB);
 	CHECK(ioas_map(fd, ioas, pmem, IOVA_PARENT, MIB) == 0, "map: %s", strerrorname_np(errno));
@@ -126,9 +124,7 @@ int main(void)
 	parent_context_ok(fd, ioas, scratch, "child 1 closed and exited");
 
 	/* 2. the parent closes first: the child's inherited fd keeps the context alive */
-	int fd2 = open("/dev/iommu", O_RDWR);
-	if (fd2 < 0)
-		die("open(/dev/iommu): %s", strerrorname_np(errno));
+	int fd2 = open_or_die("/dev/iommu", O_RDWR);
 	uint32_t ioas2 = ioas_alloc(fd2);
 	int go[2];
 	CHECK(pipe(go) == 0, "pipe: %s", strerrorname_np(errno));

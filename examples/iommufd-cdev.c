@@ -57,9 +57,7 @@ int main(int argc, char **argv)
 	find_cdev(bdf, name, sizeof(name), &maj, &min);
 
 	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
-	int devfd = open(path, O_RDWR | O_CLOEXEC);
-	if (devfd < 0)
-		die("open(%s): %s", path, strerrorname_np(errno));
+	int devfd = open_or_die(path, O_RDWR | O_CLOEXEC);
 	struct stat st;
 	CHECK(fstat(devfd, &st) == 0, "fstat(%s): %s", path, strerrorname_np(errno));
 	CHECK(S_ISCHR(st.st_mode), "%s is not a character device (mode 0%o)", path, st.st_mode);
@@ -67,9 +65,7 @@ int main(int argc, char **argv)
 	      "%s is %u:%u, sysfs says %u:%u", path, major(st.st_rdev), minor(st.st_rdev), maj, min);
 	ok("opened %s: a character device %u:%u", path, maj, min);
 
-	int iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-	if (iommufd < 0)
-		die("open(/dev/iommu): %s", strerrorname_np(errno));
+	int iommufd = open_or_die("/dev/iommu", O_RDWR | O_CLOEXEC);
 	CHECK(fstat(iommufd, &st) == 0 && S_ISCHR(st.st_mode), "/dev/iommu is no char device");
 	ok("opened /dev/iommu");
 

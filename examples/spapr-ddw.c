@@ -15,7 +15,6 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <libgen.h>
 #include <sys/mman.h>
 
 #include "example-common.h"
@@ -23,22 +22,6 @@
 #define DDW_BASE (1ull << 59)
 #define WINDOW_SIZE (1ull << 30)
 #define RAM_LEN (2ull << 20)
-
-static int group_of(const char *bdf)
-{
-	char path[512], target[512];
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	ssize_t n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		die("readlink(%s): %s", path, strerrorname_np(errno));
-	target[n] = 0;
-	char *end;
-	const char *base = basename(target);
-	long id = strtol(base, &end, 10);
-	CHECK(*base && !*end && id >= 0, "iommu_group link %s does not end in a number", target);
-	ok("%s is in IOMMU group %ld", bdf, id);
-	return (int)id;
-}
 
 int main(int argc, char **argv)
 {
@@ -63,9 +46,7 @@ int main(int argc, char **argv)
 	memset(ram, 0, RAM_LEN);
 	const uint64_t page = 1ull << shift;
 
-	int container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
-	if (container < 0)
-		die("open(/dev/vfio/vfio): %s", strerrorname_np(errno));
+	int container = open_or_die("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	int v = IOCTL_VAL_OK(container, VFIO_GET_API_VERSION, 0);
 	CHECK(v == VFIO_API_VERSION, "API version %d", v);
 	CHECK(IOCTL_VAL_OK(container, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU) == 1,
@@ -74,9 +55,7 @@ int main(int argc, char **argv)
 
 	char path[64];
 	snprintf(path, sizeof(path), "/dev/vfio/%d", group_of(bdf));
-	int group = open(path, O_RDWR | O_CLOEXEC);
-	if (group < 0)
-		die("open(%s): %s", path, strerrorname_np(errno));
+	int group = open_or_die(path, O_RDWR | O_CLOEXEC);
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 	IOCTL_OK(group, VFIO_GROUP_GET_STATUS, &status);
 	CHECK(status.flags & VFIO_GROUP_FLAGS_VIABLE, "group not viable (0x%x)", status.flags);

@@ -11,30 +11,12 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <libgen.h>
 #include <sys/mman.h>
 
 #include "example-common.h"
 
 #define IOVA 0x10000000ull
 #define MAP_LEN (2ull << 20)
-
-/* The group number from the iommu_group link (QEMU: readlink + basename). */
-static int group_of(const char *bdf)
-{
-	char path[512], target[512];
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	ssize_t n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		die("readlink(%s): %s", path, strerrorname_np(errno));
-	target[n] = 0;
-	char *end;
-	const char *base = basename(target);
-	long id = strtol(base, &end, 10);
-	CHECK(*base && !*end && id >= 0, "iommu_group link %s does not end in a number", target);
-	ok("%s is in IOMMU group %ld (%s)", bdf, id, target);
-	return (int)id;
-}
 
 /* VFIO_IOMMU_GET_INFO as QEMU does it: sizeof first, then the argsz asked for. */
 static struct vfio_iommu_type1_info *get_info(int container)
@@ -62,9 +44,7 @@ int main(int argc, char **argv)
 {
 	const char *bdf = argc > 1 ? argv[1] : "0000:00:02.0";
 
-	int container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
-	if (container < 0)
-		die("open(/dev/vfio/vfio): %s", strerrorname_np(errno));
+	int container = open_or_die("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	int v = IOCTL_VAL_OK(container, VFIO_GET_API_VERSION, 0);
 	CHECK(v == VFIO_API_VERSION, "API version %d", v);
 	CHECK(IOCTL_VAL_OK(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) == 1,
@@ -76,9 +56,7 @@ int main(int argc, char **argv)
 	int gid = group_of(bdf);
 	char path[64];
 	snprintf(path, sizeof(path), "/dev/vfio/%d", gid);
-	int group = open(path, O_RDWR | O_CLOEXEC);
-	if (group < 0)
-		die("open(%s): %s", path, strerrorname_np(errno));
+	int group = open_or_die(path, O_RDWR | O_CLOEXEC);
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 	IOCTL_OK(group, VFIO_GROUP_GET_STATUS, &status);
 	CHECK(status.flags == VFIO_GROUP_FLAGS_VIABLE, "fresh group flags 0x%x", status.flags);

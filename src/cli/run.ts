@@ -1,5 +1,6 @@
 /**
- * `uiommu run [--host PRESET|FILE] [--trace FILE|-] [--trace-json FILE] -- PROGRAM ARGS...`:
+ * `uiommu run [--host PRESET|FILE] [--cap-add CAP] [--personality NAME=VALUE]
+ * [--trace FILE|-] [--trace-json FILE] -- PROGRAM ARGS...`:
  * run an unmodified program against the emulated kernel. A private 0700
  * directory gets the fake sys/ and dev/ trees and the engine's socket; the
  * engine serves in this Node process while PROGRAM runs with
@@ -23,7 +24,6 @@ import {
 import { constants, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { FileOps } from '../host/file.ts';
 import { Kernel, type KernelPersonality } from '../host/kernel.ts';
@@ -71,30 +71,6 @@ export interface RunOptions {
   /** Receives the strace-like trace instead of `trace`'s file (the demo prints it on stdout). */
   traceTo?: (text: string) => void;
 }
-
-/**
- * Backends that reach no real process: every access to user memory is
- * EFAULT and no readiness is mirrored. What `uiommu run` serves with until
- * the native addon's remote memory and eventfd hook are plugged in
- * (src/cli/main.ts).
- */
-export const unreachableProcesses: BackendFactory = (kernel) => ({
-  mmFor: () => {
-    let alive = true;
-    return {
-      pageSize: kernel.memory.pageSize,
-      get alive() {
-        return alive;
-      },
-      resolve: () => fail('EFAULT', 'user memory not reachable'),
-      read: () => fail('EFAULT', 'user memory not reachable'),
-      write: () => fail('EFAULT', 'user memory not reachable'),
-      exit() {
-        alive = false;
-      },
-    };
-  },
-});
 
 /** Signals `uiommu run` passes on to PROGRAM (SIGINT from a terminal reaches it directly). */
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT'];

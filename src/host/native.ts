@@ -1,8 +1,9 @@
 /**
  * The engine's native addon (native/host-addon.c): access to real client
  * processes — their memory (process_vm_readv/writev), copies of their fds
- * (pidfd_getfd) and what those fds are (fstat, fstatfs). Failures arrive as
- * Errno. The addon is loaded on first use, so importing this module never
+ * (pidfd_getfd), what those fds are (fstat, fstatfs), setting an eventfd's
+ * readiness, and the pid behind a Unix socket (SO_PEERCRED). Failures
+ * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
 import { createRequire } from 'node:module';
@@ -70,16 +71,6 @@ function call<T>(fn: (a: Addon) => T): T {
     const no = (e as { errno?: unknown }).errno;
     if (typeof no !== 'number') throw e;
     fail(errnoName(no) ?? 'EIO', (e as Error).message);
-  }
-}
-
-/** True when the addon is built and loads. */
-export function nativeAvailable(): boolean {
-  try {
-    load();
-    return true;
-  } catch {
-    return false;
   }
 }
 

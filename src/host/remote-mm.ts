@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { fail } from '../abi/errno.ts';
-import type { Mm, PhysRun } from '../iommu/mm.ts';
+import { appendRun, type Mm, type PhysRun } from '../iommu/mm.ts';
 import {
   type ForeignMemory,
   type FsKind,
@@ -138,13 +138,7 @@ export class RemoteMm implements Mm {
         runs = this.foreign.private(this, hugetlb).runs(s, n);
         vaOf = (o) => o;
       }
-      for (const r of runs) {
-        const runVa = vaOf(r.offset);
-        const prev = out[out.length - 1];
-        if (prev && prev.va + prev.length === runVa && prev.phys + prev.length === r.phys) {
-          prev.length += r.length;
-        } else out.push({ va: runVa, length: r.length, phys: r.phys });
-      }
+      for (const r of runs) appendRun(out, vaOf(r.offset), r.length, r.phys);
     }
     return out;
   }

@@ -1,5 +1,5 @@
 import { fail } from '../abi/errno.ts';
-import type { Mm, PhysRun } from '../iommu/mm.ts';
+import { appendRun, type Mm, type PhysRun } from '../iommu/mm.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import { MemObject } from './mem-object.ts';
 import type { PhysRam } from './phys-ram.ts';
@@ -193,11 +193,7 @@ export class SimMm implements Mm {
       const s = v.start > va ? v.start : va;
       const l = v.last < last ? v.last : last;
       for (const r of v.object.physRuns(v.offset + (s - v.start), l - s + 1n)) {
-        const runVa = v.start + (r.offset - v.offset);
-        const prev = out[out.length - 1];
-        if (prev && prev.va + prev.length === runVa && prev.phys + prev.length === r.phys) {
-          prev.length += r.length;
-        } else out.push({ va: runVa, length: r.length, phys: r.phys });
+        appendRun(out, v.start + (r.offset - v.offset), r.length, r.phys);
       }
     }
     return out;

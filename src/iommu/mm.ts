@@ -11,6 +11,14 @@ export interface PhysRun {
   phys: bigint;
 }
 
+/** Append a run to ascending `runs`, merging it into the last one when both VA and phys continue it. */
+export function appendRun(runs: PhysRun[], va: bigint, length: bigint, phys: bigint): void {
+  const prev = runs[runs.length - 1];
+  if (prev && prev.va + prev.length === va && prev.phys + prev.length === phys) {
+    prev.length += length;
+  } else runs.push({ va, length, phys });
+}
+
 export interface Mm {
   /** Host page size in bytes (PAGE_SIZE), a power of two. */
   readonly pageSize: bigint;

@@ -10,7 +10,7 @@
  * still exists.
  *
  * @example
- * const engine = createEngine({ kernel, mmFor: (pid) => new RemoteMm(pid) });
+ * const engine = createEngine({ kernel, mmFor: (pid) => new RemoteMm(pid, kernel.memory) });
  * const conn = engine.connect();
  * engine.handle(conn, { op: OP.HELLO, pid, tid: pid, args: [0n] });
  * engine.handle(conn, { op: OP.OPEN, pid, tid: pid, args: [3n, 2n], payload: path('/dev/iommu') });

@@ -31,8 +31,6 @@ export const OP = {
   PROC_STATUS: 20,
 } as const;
 
-export type OpName = keyof typeof OP;
-
 /** HELLO `a0`: who is connecting. */
 export const HELLO_KIND = { NEW: 0, FORK_CHILD: 1, AFTER_EXEC: 2 } as const;
 

@@ -4,12 +4,35 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fail } from '../../src/abi/errno.ts';
 import {
+  type BackendFactory,
   hostIoctlAbi,
   PRELOAD_LIBRARY,
   runProgram,
-  unreachableProcesses,
 } from '../../src/cli/run.ts';
+
+/**
+ * Backends that reach no real process: every access to user memory is
+ * EFAULT and no readiness is mirrored (these tests' clients pass no pointers).
+ */
+const unreachableProcesses: BackendFactory = (kernel) => ({
+  mmFor: () => {
+    let alive = true;
+    return {
+      pageSize: kernel.memory.pageSize,
+      get alive() {
+        return alive;
+      },
+      resolve: () => fail('EFAULT', 'user memory not reachable'),
+      read: () => fail('EFAULT', 'user memory not reachable'),
+      write: () => fail('EFAULT', 'user memory not reachable'),
+      exit() {
+        alive = false;
+      },
+    };
+  },
+});
 
 /** A client speaking the engine protocol from a child process (plain JS, no preload needed). */
 const CLIENT = `

@@ -12,10 +12,6 @@ import type { ErrnoName } from '../../src/abi/errno.ts';
 import { ioc } from '../../src/abi/ioctl.ts';
 import { IOMMU_OPTION_ID, IOMMU_OPTION_OP, IOMMU_VFIO_IOAS_OP } from '../../src/abi/iommufd.ts';
 import {
-  IOMMU_TEST_OP,
-  type IommuTestOpName,
-  iommuTestCmdLayout,
-  iommuTestCmdNumber,
   MOCK_APERTURE_LAST,
   MOCK_APERTURE_START,
   MOCK_FLAGS_DEVICE,
@@ -44,9 +40,8 @@ import {
   vfioCompatSetNoIommu,
 } from '../../src/iommufd/vfio-compat.ts';
 import { type Fixture, setup } from '../support.ts';
+import { tc, type Vals } from './mock.ts';
 import { map, memAt, PAGE, pinCounts, RW, roBoundary, SZ_2M, U64_MAX } from './util.ts';
-
-type Vals = Record<string, number | bigint>;
 
 const BASE = MOCK_APERTURE_START;
 const BUF = 16n * PAGE;
@@ -88,16 +83,6 @@ function setIommu(f: Fixture, type: number | bigint): ErrnoName | undefined {
 
 function checkExt(f: Fixture, ext: number | bigint) {
   return ioctl(f, 'VFIO_CHECK_EXTENSION', BigInt(ext));
-}
-
-/** IOMMU_TEST_CMD `op`; returns the errno and the decoded struct. */
-function tc(f: Fixture, op: IommuTestOpName, value: Vals) {
-  const n = IOMMU_TEST_OP[op];
-  const r = f.proc.call(f.fd, iommuTestCmdNumber(f.kernel.abi), iommuTestCmdLayout(n)!, {
-    ...value,
-    op: n,
-  });
-  return { errno: r.errno, out: r.out as Vals };
 }
 
 function vfioIoas(f: Fixture, op: number, ioas = 0) {

@@ -17,39 +17,19 @@ import {
   IOMMU_TEST_DEV_CACHE_DEFAULT,
   IOMMU_TEST_INVALIDATE_FLAG_ALL,
   IOMMU_TEST_IOTLB_DEFAULT,
-  IOMMU_TEST_OP,
   IOMMU_VEVENTQ_TYPE_SELFTEST,
   IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST,
   IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID,
   IOMMU_VIOMMU_TYPE_SELFTEST,
-  type IommuTestOpName,
-  iommuTestCmdLayout,
-  iommuTestCmdNumber,
 } from '../../src/abi/iommufd-test.ts';
 import { POLLIN, POLLOUT } from '../../src/iommufd/file.ts';
-import { selftestCmd } from '../../src/iommufd/selftest.ts';
-import { type Fixture, setup } from '../support.ts';
+import type { Fixture } from '../support.ts';
+import { destroy, replace, st, tc, type Vals } from './mock.ts';
 import { map, memAt, PAGE, physOf, pinCounts, U64_MAX } from './util.ts';
-
-type Vals = Record<string, number | bigint>;
 
 const { NEST_PARENT, FAULT_ID_VALID, PASID, DIRTY_TRACKING } = IOMMU_HWPT_ALLOC_FLAGS;
 const POLLRDNORM = 0x40;
 const VDEV_ID = 0x99n;
-
-function st(): Fixture {
-  return setup({ selftestCmd: selftestCmd() });
-}
-
-/** IOMMU_TEST_CMD `op` with its union member's fields. */
-function tc(f: Fixture, op: IommuTestOpName, value: Vals) {
-  const n = IOMMU_TEST_OP[op];
-  const r = f.proc.call(f.fd, iommuTestCmdNumber(f.kernel.abi), iommuTestCmdLayout(n)!, {
-    ...value,
-    op: n,
-  });
-  return { errno: r.errno, out: r.out as Vals };
-}
 
 /** `bytes` in fresh user memory; returns the address. */
 function user(f: Fixture, bytes: Uint8Array): bigint {
@@ -104,14 +84,6 @@ function nested(f: Fixture, dev: number, pt: number, o: NestedOpts = {}): number
   const r = nestedAlloc(f, dev, pt, o);
   assert.equal(r.errno, undefined);
   return r.id;
-}
-
-function destroy(f: Fixture, id: number): ErrnoName | undefined {
-  return f.call('IOMMU_DESTROY', { id }).errno;
-}
-
-function replace(f: Fixture, stdev: number, pt: number): ErrnoName | undefined {
-  return tc(f, 'MOCK_DOMAIN_REPLACE', { id: stdev, pt_id: pt }).errno;
 }
 
 function viommuAlloc(f: Fixture, dev: number, hwpt: number, extra: Vals = {}) {
@@ -208,14 +180,10 @@ function readEvents(f: Fixture, fd: number, count: number) {
 
 /** The mock_viommu fixture: IOAS, mock device, nesting parent, vIOMMU, nested HWPT on it. */
 function viommuFixture() {
-  const f = st();
-  const ioas = f.ioas();
-  const { stdev, idev } = mockDomain(f, ioas);
-  const parent = hwptAlloc(f, idev, ioas, NEST_PARENT);
-  const v = viommuAlloc(f, idev, parent);
+  const p = parentFixture();
+  const v = viommuAlloc(p.f, p.idev, p.parent);
   assert.equal(v.errno, undefined);
-  const nestedId = nested(f, idev, v.id);
-  return { f, ioas, stdev, idev, parent, viommu: v.id, nested: nestedId };
+  return { ...p, viommu: v.id, nested: nested(p.f, p.idev, v.id) };
 }
 
 /** The iommufd_ioas fixture with one mock domain and a nesting parent. */

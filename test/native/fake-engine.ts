@@ -8,25 +8,9 @@ import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { OP } from '../../src/server/protocol.ts';
 
-export const OP = {
-  HELLO: 1,
-  FORK_BEGIN: 2,
-  FORK_END: 3,
-  EXEC_BEGIN: 4,
-  EXEC_ABORT: 5,
-  OPEN: 10,
-  CLOSE: 11,
-  DUP: 12,
-  IOCTL: 13,
-  READ: 14,
-  WRITE: 15,
-  PREAD: 16,
-  PWRITE: 17,
-  FSTAT: 18,
-  STAT: 19,
-  PROC_STATUS: 20,
-} as const;
+export { OP };
 
 /** The `request & 0xffff` values client.c uses. */
 export const REQ = {

@@ -44,6 +44,16 @@ function ioasAlloc(c: TestClient, fd: number): number {
   return r.out.out_ioas_id;
 }
 
+/** A fresh engine whose pid 100 holds /dev/iommu as fd 3 with one IOAS: its client and that context. */
+function iommufdWithIoas() {
+  const f = engineFixture();
+  const c = f.client(100);
+  c.open(3, '/dev/iommu');
+  const ctx = ctxOfFd(f.engine.process(100)!, 3);
+  ioasAlloc(c, 3);
+  return { f, c, ctx };
+}
+
 describe('engine: HELLO and the fd table', () => {
   it('OPEN installs the file at the fd the library reserved', () => {
     const f = engineFixture();
@@ -74,11 +84,7 @@ describe('engine: HELLO and the fd table', () => {
   });
 
   it('CLOSE releases the file; a second CLOSE or an unknown fd is EBADF', () => {
-    const f = engineFixture();
-    const c = f.client(100);
-    c.open(3, '/dev/iommu');
-    const ctx = ctxOfFd(f.engine.process(100)!, 3);
-    ioasAlloc(c, 3);
+    const { c, ctx } = iommufdWithIoas();
     assert.equal(c.req(OP.CLOSE, [3]).ret, 0);
     assert.equal(ctx.objectCount, 0);
     assert.equal(c.req(OP.CLOSE, [3]).errno, 'EBADF');
@@ -325,11 +331,7 @@ describe('engine: fork', () => {
   });
 
   it('FORK_END may come before or after the child’s HELLO; a failed fork drops the token', () => {
-    const f = engineFixture();
-    const parent = f.client(100);
-    parent.open(3, '/dev/iommu');
-    const ctx = ctxOfFd(f.engine.process(100)!, 3);
-    ioasAlloc(parent, 3);
+    const { f, c: parent, ctx } = iommufdWithIoas();
     const t1 = parent.req(OP.FORK_BEGIN).ret;
     parent.req(OP.FORK_END, [t1, 201]);
     const child = f.client(201, HELLO_KIND.FORK_CHILD, BigInt(t1));
@@ -384,11 +386,7 @@ describe('engine: fork', () => {
   });
 
   it('the reaper drops a token whose child (or, before FORK_END, parent) is gone', () => {
-    const f = engineFixture();
-    const parent = f.client(100);
-    parent.open(3, '/dev/iommu');
-    const ctx = ctxOfFd(f.engine.process(100)!, 3);
-    ioasAlloc(parent, 3);
+    const { f, c: parent, ctx } = iommufdWithIoas();
     const t1 = parent.req(OP.FORK_BEGIN).ret;
     parent.req(OP.FORK_END, [t1, 400]);
     f.alive.add(400);
@@ -453,11 +451,7 @@ describe('engine: exec', () => {
   });
 
   it('the reaper exits an exec-pending process whose pid is gone', () => {
-    const f = engineFixture();
-    const c = f.client(100);
-    c.open(3, '/dev/iommu');
-    const ctx = ctxOfFd(f.engine.process(100)!, 3);
-    ioasAlloc(c, 3);
+    const { f, c, ctx } = iommufdWithIoas();
     c.req(OP.EXEC_BEGIN);
     c.disconnect();
     f.engine.reap();
@@ -505,11 +499,7 @@ describe('engine: exit', () => {
   });
 
   it('a new process under a pid still served replaces the stale one', () => {
-    const f = engineFixture();
-    const a = f.client(100);
-    a.open(3, '/dev/iommu');
-    const ctx = ctxOfFd(f.engine.process(100)!, 3);
-    ioasAlloc(a, 3);
+    const { f, ctx } = iommufdWithIoas();
     const b = f.client(100);
     assert.equal(b.hello?.ret, 0);
     assert.equal(f.engine.process(100)!.fds.size, 0);

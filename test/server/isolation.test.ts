@@ -4,34 +4,18 @@
  * unknown ioctl, concurrent threads each answered, and nothing half-done.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { ROOT, runCProgram } from './c-program.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'uiommu-isolation-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('bad pointers, closed fds and concurrent threads of a real process get the kernel answers', () => {
-  const bin = join(dir, 'isolation');
-  execFileSync('cc', [
-    '-O2',
-    '-Wall',
-    '-o',
-    bin,
-    join(import.meta.dirname, 'isolation.c'),
-    '-pthread',
-  ]);
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/uiommu.js'), 'run', '--', bin], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  assert.doesNotMatch(r.stdout, /^FAIL/m, r.stdout);
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assert.equal(r.stdout.match(/^ok /gm)?.length, 14, r.stdout);
-  assert.doesNotMatch(r.stderr, /model bug/);
+  runCProgram(dir, 'isolation', [], 14);
 });
 
 test('the engine socket sits in a private 0700 directory of the user running uiommu run', () => {
