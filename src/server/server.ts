@@ -13,7 +13,7 @@
  * await server.close();
  */
 import { createServer, type Socket } from 'node:net';
-import type { Engine } from './engine.ts';
+import type { Connection, Engine } from './engine.ts';
 import { decodeRequest, encodeResponse, FrameReader } from './protocol.ts';
 
 /** How often exec-pending processes and fork tokens of dead pids are looked for. */
@@ -39,8 +39,15 @@ export async function serveEngine(
 ): Promise<EngineServer> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
+    let conn: Connection;
+    try {
+      conn = engine.connect(peerOf(socket, opts));
+    } catch {
+      // the peer cannot be told (e.g. the addon is not built): nobody is served blind
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
-    const conn = engine.connect(peerOf(socket, opts));
     const reader = new FrameReader('request');
     socket.on('data', (chunk: Buffer) => {
       let frames: Uint8Array[];

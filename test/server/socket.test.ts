@@ -217,3 +217,22 @@ describe('engine server with SO_PEERCRED', () => {
     }
   });
 });
+
+describe('engine server without a way to tell the peer', () => {
+  it('drops the connection instead of serving it unchecked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'uiommu-test-'));
+    const f = engineFixture();
+    const peerPid = (): number => {
+      throw new Error('addon not built');
+    };
+    const server = await serveEngine(f.engine, join(dir, 'engine.sock'), { peerPid });
+    try {
+      const c = await SocketClient.connect(join(dir, 'engine.sock'), process.pid);
+      await c.closed;
+      assert.equal(f.engine.process(process.pid), undefined);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
