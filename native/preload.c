@@ -865,6 +865,16 @@ static int engine_stat(const char *norm, int fd, struct uiommu_stat *out)
 	return rs.ret > 0 && rs.len >= sizeof(*out);
 }
 
+/* The device node at engine path `norm`: 0 and *out, or -1 with errno (ENOENT when none). */
+static int engine_node(const char *norm, struct uiommu_stat *out)
+{
+	int r = engine_stat(norm, -1, out);
+
+	if (r == 0)
+		errno = ENOENT;
+	return r > 0 ? 0 : -1;
+}
+
 static void node_stat(struct stat *st, const struct uiommu_stat *ps, int fresh)
 {
 	if (fresh) {
@@ -1446,13 +1456,8 @@ static int do_fstatat(int dirfd, const char *path, struct stat *st, int flags)
 	}
 	switch (classify(path, norm, fake)) {
 	case ROUTE_ENGINE:
-		r = engine_stat(norm, -1, &ps);
-		if (r < 0)
+		if (engine_node(norm, &ps))
 			return -1;
-		if (r == 0) {
-			errno = ENOENT;
-			return -1;
-		}
 		node_stat(st, &ps, 1);
 		return 0;
 	case ROUTE_FAKE:
@@ -1569,13 +1574,8 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, stru
 	}
 	switch (classify(path, norm, fake)) {
 	case ROUTE_ENGINE:
-		r = engine_stat(norm, -1, &ps);
-		if (r < 0)
+		if (engine_node(norm, &ps))
 			return -1;
-		if (r == 0) {
-			errno = ENOENT;
-			return -1;
-		}
 		node_statx(stx, &ps, 1);
 		return 0;
 	case ROUTE_FAKE:
@@ -1591,18 +1591,11 @@ static int do_faccessat(int dirfd, const char *path, int how, int flags)
 {
 	char norm[PATH_MAX], fake[PATH_MAX];
 	struct uiommu_stat ps;
-	int r;
 
 	switch (classify(path, norm, fake)) {
 	case ROUTE_ENGINE:
-		r = engine_stat(norm, -1, &ps);
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			errno = ENOENT;
-			return -1;
-		}
-		return 0; /* the engine's nodes are accessible to the program */
+		/* the engine's nodes are accessible to the program */
+		return engine_node(norm, &ps);
 	case ROUTE_FAKE:
 		return real.faccessat(AT_FDCWD, fake, how, flags);
 	default:
