@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `uiommu` command. `npm ci` bundles the TypeScript CLI into
+// The `uiommu` command. `npm ci` (or `npm run build`) bundles the TypeScript CLI into
 // dist/cli/main.mjs (fast start); while any file under src/ is newer than that
 // bundle, the sources run through tsx's loader instead, so edits count at once.
 import { readdirSync, statSync } from 'node:fs';
