@@ -232,7 +232,7 @@ if (ip) {
       unit: 'ms',
       bar: '≤ 300 ms',
       pass: ip.runTrueMs - ip.trueMs <= 300,
-      note: `median of 7 runs: ${ip.runTrueMs.toFixed(0)} ms vs ${ip.trueMs.toFixed(1)} ms (Node start with the bundled CLI — `npm run build` after editing src —, fake tree, socket)`,
+      note: `median of 7 runs: ${ip.runTrueMs.toFixed(0)} ms vs ${ip.trueMs.toFixed(1)} ms (Node start with the bundled CLI (npm run build after editing src), fake tree, socket)`,
     },
   );
 } else {
