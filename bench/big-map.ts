@@ -15,7 +15,7 @@ import { type Fixture, mapFixed, PAGE, setup, unmap } from './fixture.ts';
 import { heapAfterGc, median, now } from './harness.ts';
 
 export const REPS = 96;
-export const ROUNDS = 5;
+export const ROUNDS = 15;
 /** Each mapping gets its own 2 TiB slot of IOVA (the 48-bit aperture holds 128; REPS TiB of VA must fit in the 128 TiB user space). */
 const SLOT = 2n << 40n;
 
