@@ -28,8 +28,13 @@ import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { FileOps } from '../host/file.ts';
 import { Kernel, type KernelPersonality } from '../host/kernel.ts';
 import { peerPid } from '../host/native.ts';
-import type { Credentials, ProcessMm } from '../host/process.ts';
-import { type GrantableCap, procCredentials, withCapabilities } from '../server/creds.ts';
+import type { ProcessMm } from '../host/process.ts';
+import {
+  type GrantableCap,
+  type LiveCredentials,
+  procCredentials,
+  withCapabilities,
+} from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
 import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
@@ -49,7 +54,7 @@ export interface RunBackends {
   /** Real fds handed to ioctls (SET_IRQS eventfds, MAP_FILE memfds); without it they are EBADF. */
   foreignFile?(pid: number, fd: number): FileOps | undefined;
   /** Credentials of a pid (default: read live from /proc, see procCredentials). */
-  credsFor?(pid: number): Credentials;
+  credsFor?(pid: number): LiveCredentials;
 }
 
 /** Builds the backends for one emulated kernel (its PhysRam identifies the pages). */

@@ -2,10 +2,11 @@
  * The credentials of a real process, read live from /proc: the real uid
  * (whose locked_vm iommufd charges in per-user mode), the effective
  * capabilities CAP_IPC_LOCK, CAP_SYS_RESOURCE and CAP_SYS_RAWIO, and the soft
- * RLIMIT_MEMLOCK. Each property reads /proc again, so a capset(2) or
- * setrlimit(2) by the program (the selftest's change_process drops
- * CAP_IPC_LOCK) counts from its next call on. Once the process is gone the
- * last values read stay.
+ * RLIMIT_MEMLOCK. /proc is read at the first property asked after each
+ * `refresh()` — the engine calls it before each request of the process — so
+ * a capset(2) or setrlimit(2) by the program (the selftest's change_process
+ * drops CAP_IPC_LOCK) counts from its next call on, and one call reads /proc
+ * at most once. Once the process is gone the last values read stay.
  *
  * @example
  * const creds = procCredentials(pid);
@@ -27,10 +28,19 @@ interface Snapshot {
   memlock: bigint;
 }
 
+/** Credentials read from the live process, again after each `refresh()`. */
+export interface LiveCredentials extends Credentials {
+  /** The next property read looks at /proc again. */
+  refresh(): void;
+}
+
 /** Live credentials of `pid` (`procRoot` is /proc unless a test says otherwise). */
-export function procCredentials(pid: number, procRoot = '/proc'): Credentials {
+export function procCredentials(pid: number, procRoot = '/proc'): LiveCredentials {
   let last: Snapshot = { uid: 0, capEff: 0n, memlock: 0n };
+  let stale = true;
   const now = (): Snapshot => {
+    if (!stale) return last;
+    stale = false;
     try {
       last = readSnapshot(`${procRoot}/${pid}`);
     } catch {
@@ -40,6 +50,9 @@ export function procCredentials(pid: number, procRoot = '/proc'): Credentials {
   };
   now();
   return {
+    refresh() {
+      stale = true;
+    },
     get uid() {
       return now().uid;
     },
@@ -81,8 +94,14 @@ export type GrantableCap = (typeof GRANTABLE_CAPS)[number];
  * kernel answers as if the program ran with them (e.g. IOMMU_OPTION
  * RLIMIT_MODE for a program that is not privileged on the real host).
  */
-export function withCapabilities(creds: Credentials, caps: ReadonlySet<GrantableCap>): Credentials {
+export function withCapabilities(
+  creds: LiveCredentials,
+  caps: ReadonlySet<GrantableCap>,
+): LiveCredentials {
   return {
+    refresh() {
+      creds.refresh();
+    },
     get uid() {
       return creds.uid;
     },

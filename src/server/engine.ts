@@ -72,7 +72,7 @@ export interface EngineOptions {
   /** The memory backend of a new process image (HELLO, fork child, after exec). */
   mmFor(pid: number): ProcessMm;
   /** Credentials of a process (default: root-like, every capability). */
-  credsFor?(pid: number): Credentials;
+  credsFor?(pid: number): Credentials & { refresh?(): void };
   /** Readiness of pollable files (fault queue, vEVENTQ); without it nothing is mirrored. */
   readonly pollSync?: PollSync;
   /**
@@ -103,6 +103,8 @@ export class Connection {
 /** A process served by the engine. */
 interface Client {
   readonly proc: Process<ProcessMm>;
+  /** The credentials `proc` was adopted with, refreshed before each of its requests. */
+  readonly creds: Credentials & { refresh?(): void };
   /** The connection speaking for it; undefined while an exec is in flight. */
   conn: Connection | undefined;
   /** EXEC_BEGIN seen: the connection's close is not an exit. */
@@ -176,6 +178,8 @@ export class Engine {
    */
   handle(conn: Connection, req: Request): Response {
     this.tid = req.tid;
+    const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
+    client?.creds.refresh?.();
     try {
       return this.dispatch(conn, req);
     } catch (e) {
@@ -318,7 +322,7 @@ export class Engine {
     proc.trace = (line, event) => this.emitTrace(pid, line, event);
     const foreign = this.opts.foreignFile;
     if (foreign) proc.foreignFile = (fd) => foreign(pid, fd);
-    this.clients.set(pid, { proc, conn, execPending: false });
+    this.clients.set(pid, { proc, creds, conn, execPending: false });
     conn.pid = pid;
     // an unknown fork token: the child is served, with no inherited engine fds
     if (!tokenFound) return failure('ENOENT');

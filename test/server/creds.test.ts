@@ -32,12 +32,19 @@ test('credentials follow /proc: uid, CapEff bits 14 and 24, the soft memlock lim
     assert.equal(c.rlimitMemlock, 65536n);
     // the program drops CAP_IPC_LOCK and lifts its limit: seen at the next read
     write('Uid:\t1000\t0\t0\t0\nCapEff:\t0000000001000000\n', LIMITS('unlimited'));
+    assert.equal(
+      c.capIpcLock,
+      true,
+      'until refresh() (before the next request) the snapshot holds',
+    );
+    c.refresh();
     assert.equal(c.capIpcLock, false);
     assert.equal(c.capSysResource, true);
     assert.equal(c.rlimitMemlock, (1n << 64n) - 1n);
     assert.equal(c.uid, 1000, 'the real uid');
     // gone: the last values stay
     rmSync(join(root, '77'), { recursive: true });
+    c.refresh();
     assert.equal(c.capSysResource, true);
     assert.equal(c.uid, 1000);
   } finally {
@@ -73,6 +80,7 @@ test('--cap-add: granted capabilities are held whatever /proc says; the rest sta
       [true, true, false, 1000, 4096n],
     );
     write('Uid:\t1000\t0\t0\t0\nCapEff:\t0000000000000000\n', LIMITS('8192'));
+    c.refresh();
     assert.deepEqual([c.capSysResource, c.capIpcLock, c.rlimitMemlock], [true, false, 8192n]);
   } finally {
     rmSync(root, { recursive: true, force: true });

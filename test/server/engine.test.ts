@@ -373,6 +373,23 @@ describe('engine: fork', () => {
     assert.equal(f.client(202, HELLO_KIND.FORK_CHILD, BigInt(t2)).hello?.ret, 0);
   });
 
+  it('a process’s credentials are refreshed before each of its requests, not per property', () => {
+    let refreshes = 0;
+    const creds = {
+      uid: 0,
+      capSysResource: true,
+      capIpcLock: true,
+      rlimitMemlock: 1n << 30n,
+      refresh: () => refreshes++,
+    };
+    const f = engineFixture({ credsFor: () => creds });
+    const c = f.client(100);
+    const before = refreshes;
+    c.open(3, '/dev/iommu');
+    c.req(OP.CLOSE, [3]);
+    assert.equal(refreshes - before, 2);
+  });
+
   it('with the socket’s peer pid known, a HELLO for another pid is EPERM', () => {
     const f = engineFixture();
     const impostor = new TestClient(f, 100, f.engine.connect(555));
