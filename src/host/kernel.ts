@@ -1,5 +1,6 @@
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
+import { IntelIommu } from '../drivers/intel/driver.ts';
 import { SpaprIommu } from '../drivers/spapr/driver.ts';
 import type { Device } from '../iommu/device.ts';
 import { NO_IOMMU } from '../iommu/no-iommu.ts';
@@ -113,7 +114,9 @@ export class Kernel {
     for (const [id, group] of this.host.groups) {
       const noiommu = group.devices.some((d) => d.driver === NO_IOMMU);
       if (noiommu && !this.personality.vfioNoiommu) continue;
-      this.vfioGroups.set(id, new VfioGroup(group, specOf, { noiommu }));
+      // x86's MSI domain allocates MSI-X vectors on demand (has_dyn_msix)
+      const dynamicMsix = group.devices.some((d) => d.driver instanceof IntelIommu);
+      this.vfioGroups.set(id, new VfioGroup(group, specOf, { noiommu, dynamicMsix }));
     }
     linkSriov([...this.vfioGroups.values()].flatMap((g) => g.devices.map((d) => d.pci)));
   }

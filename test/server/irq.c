@@ -141,6 +141,7 @@ int main(void)
 	struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = VFIO_PCI_MSIX_IRQ_INDEX };
 	ioctl(dev, VFIO_DEVICE_GET_IRQ_INFO, &ii);
 	CHECK("MSI-X: 8 vectors", ii.count == 8, "count %u", ii.count);
+	CHECK("MSI-X: dynamic on x86, flags 0x1 (no NORESIZE)", ii.flags == 0x1, "flags 0x%x", ii.flags);
 
 	/* memory decode and bus mastering on; 1 MiB of memory mapped at IOVA */
 	uint16_t cmd = 0x6;
@@ -187,6 +188,10 @@ int main(void)
 	CHECK("MSI-X vector 0 signalled by the completion", take(e0) == 1, "not signalled");
 	CHECK("DMA faults", dma_to(0x40000000) == (DMA_STATUS_DONE | DMA_STATUS_FAULT), "status");
 	CHECK("MSI-X vector 0 signalled by the fault", take(e0) == 1, "not signalled");
+	CHECK("dynamic MSI-X: vector 6 wired after enable", wire(VFIO_PCI_MSIX_IRQ_INDEX, 6, &e1, 1) == 0,
+	      "failed");
+	trigger_none(VFIO_PCI_MSIX_IRQ_INDEX, 6, 1);
+	CHECK("vector 6 fires", take(e1) == 1, "not signalled");
 	CHECK("MSI-X disable", trigger_none(VFIO_PCI_MSIX_IRQ_INDEX, 0, 0) == 0, "failed");
 	irq_ack();
 	dma_to(IOVA);

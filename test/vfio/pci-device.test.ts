@@ -297,6 +297,17 @@ describe('VFIO_DEVICE_GET_IRQ_INFO', () => {
   });
 });
 
+describe('MSI-X resizing follows the platform', () => {
+  it('x86 (VT-d) functions allocate MSI-X dynamically (0x1), POWER ones do not (0x9)', () => {
+    const pciOf = (host: string, bdf: string) =>
+      [...new Kernel({ host }).vfioGroups.values()]
+        .flatMap((g) => g.devices)
+        .find((d) => d.name === bdf)!.pci;
+    assert.equal(pciOf('x86', '0000:02:00.0').irqInfo(2).flags, 0x1);
+    assert.equal(pciOf('powernv', '0001:02:00.0').irqInfo(2).flags, 0x9);
+  });
+});
+
 describe('VFIO_DEVICE_SET_IRQS', () => {
   const { DATA_NONE, DATA_BOOL, DATA_EVENTFD, ACTION_MASK, ACTION_UNMASK, ACTION_TRIGGER } =
     VFIO_IRQ_SET;

@@ -37,8 +37,10 @@ export interface VfioPciDeviceOptions {
    */
   readonly resetWorks?: boolean;
   /**
-   * MSI-X can grow after enabling (vdev->has_dyn_msix, v6.5+ with a capable
-   * irq domain): MSI-X then lacks NORESIZE. Default false (the sheet's 0x9).
+   * MSI-X can grow after enabling (vdev->has_dyn_msix: Linux 6.5+ on a
+   * platform whose MSI domain allocates dynamically, as x86's does): MSI-X
+   * IRQ info is then 0x1 (no NORESIZE), else 0x9. The kernel sets it for
+   * functions behind a VT-d unit. Default false.
    */
   readonly dynamicMsix?: boolean;
   /**
