@@ -7,6 +7,7 @@ import type { AccountMode, Caller } from '../iommufd/context.ts';
 import type { PinAccount } from '../iommufd/pages.ts';
 import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
 import { type FileOps, O_ACCMODE, O_CLOEXEC, O_RDWR, OpenFile } from './file.ts';
+import { IoMaps } from './io-maps.ts';
 import type { Kernel } from './kernel.ts';
 import type { SimMm } from './sim-mm.ts';
 
@@ -80,6 +81,8 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   readonly fds: FdTable;
   /** VmLck / VmPin in pages (per address space: fresh after exec). */
   counters: MmCounters = { lockedVm: 0n, pinnedVm: 0n };
+  /** Device mappings of the address space (mmap of a device file), see io-maps.ts. */
+  ioMaps: IoMaps;
   /**
    * Files of a real process that the kernel does not serve (an eventfd
    * handed to VFIO_DEVICE_SET_IRQS, a memfd handed to IOMMU_IOAS_MAP_FILE),
@@ -101,8 +104,11 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     private memory: M,
     readonly creds: Credentials,
     fds: FdTable = new Map(),
+    ioMaps: IoMaps = new IoMaps(),
   ) {
     this.fds = fds;
+    this.ioMaps = ioMaps;
+    memory.pfnMaps = ioMaps;
   }
 
   /** The current address space (replaced by `exec`). */
@@ -439,7 +445,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
    * copy of the fd table).
    */
   fork<C extends ProcessMm>(pid: number, mm: C): Process<C> {
-    return this.kernel.adopt(pid, mm, this.creds, this.snapshotFds());
+    return this.kernel.adopt(pid, mm, this.creds, this.snapshotFds(), this.ioMaps.clone());
   }
 
   /**
@@ -449,13 +455,16 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
    * caller's business.
    */
   exec(mm: M): void {
+    this.ioMaps.clear();
     this.memory.exit();
     this.memory = mm;
+    mm.pfnMaps = this.ioMaps;
     this.counters = { lockedVm: 0n, pinnedVm: 0n };
   }
 
   /** exit(2): every fd is closed in ascending order, then the address space goes. */
   exit(): void {
+    this.ioMaps.clear();
     for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
       const f = this.fds.get(fd)!;
       this.fds.delete(fd);

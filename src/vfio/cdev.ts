@@ -144,6 +144,10 @@ class CdevFile {
         if (!this.bound) fail('EINVAL');
         return this.pci.write!(caller, data, offset);
       },
+      mmap: (caller, offset, length, shared, share) => {
+        if (!this.bound) fail('EINVAL');
+        return this.pci.mmap!(caller, offset, length, shared, share);
+      },
       release: () => this.release(),
     };
   }

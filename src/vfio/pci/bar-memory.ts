@@ -12,20 +12,9 @@
  * m.write(0x1000n, Uint8Array.of(1, 2));
  * m.read(0xfffn, 3); // [0, 1, 2]
  */
+import type { SharedMemoryProvider, SharedStore } from '../../iommufd/file.ts';
+
 const PAGE = 4096n;
-
-/** A shared memory file holding a BAR's bytes (see `SharedMemoryProvider`). */
-export interface SharedStore {
-  /** The file's descriptor in the engine (clients open it through /proc). */
-  readonly fd: number;
-  read(offset: bigint, length: number): Uint8Array;
-  write(offset: bigint, data: Uint8Array): void;
-  /** Zero `[offset, offset+length)` (punch a hole: mapped pages read 0 at once). */
-  zero(offset: bigint, length: bigint): void;
-}
-
-/** Creates the shared file of a BAR: `size` bytes of zeros, named for /proc/<pid>/maps. */
-export type SharedMemoryProvider = (name: string, size: bigint) => SharedStore;
 
 export class BarMemory {
   private readonly pages = new Map<bigint, Uint8Array>();
