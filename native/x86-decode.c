@@ -130,20 +130,33 @@ int x86_decode(const uint8_t *code, size_t avail, struct x86_insn *out)
 	out->reg_size = opsize;
 	out->size = opsize;
 	switch (op) {
-	case 0x88: case 0x8a: case 0x38: case 0x3a: case 0x84:
+	case 0x88:
+	case 0x8a:
+	case 0x38:
+	case 0x3a:
+	case 0x84:
 		byte_op = 1;
 		/* fall through */
-	case 0x89: case 0x8b: case 0x39: case 0x3b: case 0x85:
-		out->kind = (op & 0xfe) == 0x88 ? X86_STORE
+	case 0x89:
+	case 0x8b:
+	case 0x39:
+	case 0x3b:
+	case 0x85:
+		out->kind = (op & 0xfe) == 0x88	  ? X86_STORE
 			    : (op & 0xfe) == 0x8a ? X86_LOAD
 			    : (op & 0xfe) == 0x38 ? X86_CMP
 			    : (op & 0xfe) == 0x3a ? X86_CMP_REV
 						  : X86_TEST;
 		break;
-	case 0xc6: case 0x80: case 0xf6:
+	case 0xc6:
+	case 0x80:
+	case 0xf6:
 		byte_op = 1;
 		/* fall through */
-	case 0xc7: case 0x81: case 0x83: case 0xf7:
+	case 0xc7:
+	case 0x81:
+	case 0x83:
+	case 0xf7:
 		group = op;
 		break;
 	case 0x63: /* MOVSXD r, r/m32 (a plain 32-bit load without REX.W) */
@@ -151,7 +164,10 @@ int x86_decode(const uint8_t *code, size_t avail, struct x86_insn *out)
 		out->size = opsize == 8 ? 4 : opsize;
 		out->sign = opsize == 8;
 		break;
-	case 0xa0: case 0xa1: case 0xa2: case 0xa3: {
+	case 0xa0:
+	case 0xa1:
+	case 0xa2:
+	case 0xa3: {
 		unsigned asz = out->addr32 ? 4 : 8;
 
 		if (op == 0xa0 || op == 0xa2)
@@ -163,7 +179,8 @@ int x86_decode(const uint8_t *code, size_t avail, struct x86_insn *out)
 		out->absolute = 1;
 		out->base = out->index = X86_NO_REG;
 		out->scale = 1;
-		out->disp = asz == 8 ? sx(code + at, 8) : (int64_t)trunc_to((uint64_t)sx(code + at, 4), 4);
+		out->disp = asz == 8 ? sx(code + at, 8)
+				     : (int64_t)trunc_to((uint64_t)sx(code + at, 4), 4);
 		out->len = (unsigned)(at + asz);
 		return 0;
 	}

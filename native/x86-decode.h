@@ -28,24 +28,24 @@ enum x86_kind {
 #define X86_NO_REG (-1)
 
 struct x86_insn {
-	unsigned len;	    /* bytes of the whole instruction */
+	unsigned len; /* bytes of the whole instruction */
 	enum x86_kind kind;
-	unsigned size;	    /* bytes accessed in memory: 1, 2, 4 or 8 */
-	unsigned reg_size;  /* bytes of the register operand (a load's destination) */
-	int sign;	    /* a load sign-extends (MOVSX, MOVSXD) */
-	int reg;	    /* the register operand, or X86_NO_REG */
-	int high8;	    /* reg names AH, CH, DH or BH (byte form without REX) */
-	int has_imm;	    /* the source is `imm` (STORE_IMM, CMP/TEST with an immediate) */
-	uint64_t imm;	    /* the immediate, sign-extended to `size` bytes (higher bits 0) */
-	int seg;	    /* 0, or the FS (0x64) / GS (0x65) override prefix */
-	int addr32;	    /* 0x67: the address is computed in 32 bits */
+	unsigned size;	   /* bytes accessed in memory: 1, 2, 4 or 8 */
+	unsigned reg_size; /* bytes of the register operand (a load's destination) */
+	int sign;	   /* a load sign-extends (MOVSX, MOVSXD) */
+	int reg;	   /* the register operand, or X86_NO_REG */
+	int high8;	   /* reg names AH, CH, DH or BH (byte form without REX) */
+	int has_imm;	   /* the source is `imm` (STORE_IMM, CMP/TEST with an immediate) */
+	uint64_t imm;	   /* the immediate, sign-extended to `size` bytes (higher bits 0) */
+	int seg;	   /* 0, or the FS (0x64) / GS (0x65) override prefix */
+	int addr32;	   /* 0x67: the address is computed in 32 bits */
 	/* The memory operand: base + index * scale + disp, or rip_rel (next RIP + disp), or absolute. */
-	int base;	    /* register number or X86_NO_REG */
-	int index;	    /* register number or X86_NO_REG */
-	unsigned scale;	    /* 1, 2, 4 or 8 */
+	int base;	/* register number or X86_NO_REG */
+	int index;	/* register number or X86_NO_REG */
+	unsigned scale; /* 1, 2, 4 or 8 */
 	int64_t disp;
 	int rip_rel;
-	int absolute;	    /* A0-A3: disp is the whole 64-bit address */
+	int absolute; /* A0-A3: disp is the whole 64-bit address */
 };
 
 /*

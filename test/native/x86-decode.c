@@ -114,8 +114,8 @@ static void make_mems(void)
 			continue; /* rsp cannot be an index */
 		for (s = 1; s <= 8; s *= 2) {
 			b = (i * 5 + s) % 16;
-			add_mem(regs[b] + regs[i] * s + 8, 0, 0, b >= 8 || i >= 8, "8(%%%s,%%%s,%d)", R64[b],
-				R64[i], s);
+			add_mem(regs[b] + regs[i] * s + 8, 0, 0, b >= 8 || i >= 8,
+				"8(%%%s,%%%s,%d)", R64[b], R64[i], s);
 		}
 		add_mem(regs[i] * 8 + 0x40, 0, 0, i >= 8, "0x40(,%%%s,8)", R64[i]);
 	}
@@ -130,8 +130,9 @@ static void make_mems(void)
 
 static void gen(void)
 {
-	static const uint64_t imms[] = { 0, 1, 0x7f, 0x80, 0xffffffffffffff80ULL, 0x1234, 0x7fffffff,
-					 0xffffffff80000000ULL };
+	static const uint64_t imms[] = {
+		0, 1, 0x7f, 0x80, 0xffffffffffffff80ULL, 0x1234, 0x7fffffff, 0xffffffff80000000ULL
+	};
 	unsigned size, rs;
 	int m, r, k;
 
@@ -165,9 +166,11 @@ static void gen(void)
 					e.reg_size = rs;
 					e.kind = X86_LOAD;
 					e.sign = 0;
-					emit(&e, "movz%c%c %s, %%%s", sfx(size), sfx(rs), mm->text, reg_name(rs, r));
+					emit(&e, "movz%c%c %s, %%%s", sfx(size), sfx(rs), mm->text,
+					     reg_name(rs, r));
 					e.sign = 1;
-					emit(&e, "movs%c%c %s, %%%s", sfx(size), sfx(rs), mm->text, reg_name(rs, r));
+					emit(&e, "movs%c%c %s, %%%s", sfx(size), sfx(rs), mm->text,
+					     reg_name(rs, r));
 				}
 				if (size == 4) {
 					e.reg_size = 8;
@@ -211,17 +214,23 @@ static void gen(void)
 				e.has_imm = 1;
 				e.imm = v & mask(size);
 				e.kind = X86_STORE_IMM;
-				emit(&e, "mov%c $%lld, %s", sfx(size), (long long)(int64_t)v, mm->text);
+				emit(&e, "mov%c $%lld, %s", sfx(size), (long long)(int64_t)v,
+				     mm->text);
 				e.kind = X86_CMP;
-				emit(&e, "cmp%c $%lld, %s", sfx(size), (long long)(int64_t)v, mm->text);
+				emit(&e, "cmp%c $%lld, %s", sfx(size), (long long)(int64_t)v,
+				     mm->text);
 				e.kind = X86_TEST;
-				emit(&e, "test%c $%lld, %s", sfx(size), (long long)(int64_t)v, mm->text);
+				emit(&e, "test%c $%lld, %s", sfx(size), (long long)(int64_t)v,
+				     mm->text);
 			}
 		}
 	}
 	/* 64-bit absolute addresses (A0-A3) */
 	{
-		struct expect e = { .kind = X86_LOAD, .size = 4, .reg_size = 4, .reg = 0,
+		struct expect e = { .kind = X86_LOAD,
+				    .size = 4,
+				    .reg_size = 4,
+				    .reg = 0,
 				    .addr = 0x1122334455667788ULL };
 
 		emit(&e, "movabs 0x1122334455667788, %%eax");
@@ -238,11 +247,21 @@ static void gen(void)
 	/* outside the set: must be refused */
 	{
 		static const char *no[] = {
-			"addl %eax, (%rbx)",	   "orl $1, (%rbx)",	 "lock incl (%rax)",
-			"xchg %eax, (%rbx)",	   "rep movsb",		 "movdqa (%rax), %xmm0",
-			"movl %eax, %ebx",	   "incl (%rax)",	 "vmovdqu (%rax), %ymm0",
-			"movdir64b (%rax), %rbx", "lock cmpxchg %ecx, (%rdx)", "notl (%rax)",
-			"pushq (%rax)",		   "movnti %eax, (%rbx)", "cmpl %eax, %ebx",
+			"addl %eax, (%rbx)",
+			"orl $1, (%rbx)",
+			"lock incl (%rax)",
+			"xchg %eax, (%rbx)",
+			"rep movsb",
+			"movdqa (%rax), %xmm0",
+			"movl %eax, %ebx",
+			"incl (%rax)",
+			"vmovdqu (%rax), %ymm0",
+			"movdir64b (%rax), %rbx",
+			"lock cmpxchg %ecx, (%rdx)",
+			"notl (%rax)",
+			"pushq (%rax)",
+			"movnti %eax, (%rbx)",
+			"cmpl %eax, %ebx",
 		};
 		struct expect e = { .refuse = 1 };
 		size_t i;
@@ -265,7 +284,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	for (i = 0; i < 16; i++)
-		regs[i] = 0x100000000ULL * (unsigned)(i + 1) + 0x111ULL * (unsigned)i + 0x80000000ULL;
+		regs[i] = 0x100000000ULL * (unsigned)(i + 1) + 0x111ULL * (unsigned)i +
+			  0x80000000ULL;
 	snprintf(path_s, sizeof(path_s), "%s/cases.s", argv[1]);
 	snprintf(path_o, sizeof(path_o), "%s/cases.o", argv[1]);
 	snprintf(path_b, sizeof(path_b), "%s/cases.bin", argv[1]);
@@ -325,9 +345,10 @@ int main(int argc, char **argv)
 			printf("FAIL case %d (%s): r=%d len %u/%u kind %d/%d size %u/%u reg_size %u/%u "
 			       "sign %d/%d reg %d/%d high8 %d/%d imm %d:%llx/%d:%llx addr %llx/%llx seg %x/%x\n",
 			       i, what, r, d.len, len, d.kind, e->kind, d.size, e->size, d.reg_size,
-			       e->reg_size, d.sign, e->sign, d.reg, e->reg, d.high8, e->high8, d.has_imm,
-			       (unsigned long long)d.imm, e->has_imm, (unsigned long long)e->imm,
-			       (unsigned long long)got_addr, (unsigned long long)want_addr, d.seg, e->seg);
+			       e->reg_size, d.sign, e->sign, d.reg, e->reg, d.high8, e->high8,
+			       d.has_imm, (unsigned long long)d.imm, e->has_imm,
+			       (unsigned long long)e->imm, (unsigned long long)got_addr,
+			       (unsigned long long)want_addr, d.seg, e->seg);
 			if (++fails > 20)
 				return 1;
 		}
@@ -336,7 +357,8 @@ int main(int argc, char **argv)
 			struct x86_insn t;
 
 			if (x86_decode(rec + 1, (size_t)k, &t) == 0) {
-				printf("FAIL case %d (%s): decoded from %d of %u bytes\n", i, what, k, len);
+				printf("FAIL case %d (%s): decoded from %d of %u bytes\n", i, what,
+				       k, len);
 				fails++;
 				break;
 			}
