@@ -26,17 +26,17 @@
 
 static int failures;
 
-#define CHECK(name, cond, ...)                        \
-	do {                                          \
-		if (cond) {                           \
-			printf("ok %s\n", name);      \
-		} else {                              \
-			printf("FAIL %s: ", name);    \
-			printf(__VA_ARGS__);          \
-			printf("\n");                 \
-			failures++;                   \
-		}                                     \
-		fflush(stdout);                       \
+#define CHECK(name, cond, ...)                     \
+	do {                                       \
+		if (cond) {                        \
+			printf("ok %s\n", name);   \
+		} else {                           \
+			printf("FAIL %s: ", name); \
+			printf(__VA_ARGS__);       \
+			printf("\n");              \
+			failures++;                \
+		}                                  \
+		fflush(stdout);                    \
 	} while (0)
 
 static int dev;
@@ -135,13 +135,15 @@ int main(void)
 	struct vfio_device_info info = { .argsz = sizeof(info) };
 	ioctl(dev, VFIO_DEVICE_GET_INFO, &info);
 	CHECK("PCIe function has FLR: flags 0x3", info.flags == 0x3, "flags 0x%x", info.flags);
-	CHECK("PCIe config region 0x1000", region(dev, VFIO_PCI_CONFIG_REGION_INDEX, &config) == 0x1000,
-	      "size 0x%x", region(dev, VFIO_PCI_CONFIG_REGION_INDEX, NULL));
+	CHECK("PCIe config region 0x1000",
+	      region(dev, VFIO_PCI_CONFIG_REGION_INDEX, &config) == 0x1000, "size 0x%x",
+	      region(dev, VFIO_PCI_CONFIG_REGION_INDEX, NULL));
 	region(dev, VFIO_PCI_BAR0_REGION_INDEX, &bar0);
 	struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = VFIO_PCI_MSIX_IRQ_INDEX };
 	ioctl(dev, VFIO_DEVICE_GET_IRQ_INFO, &ii);
 	CHECK("MSI-X: 8 vectors", ii.count == 8, "count %u", ii.count);
-	CHECK("MSI-X: dynamic on x86, flags 0x1 (no NORESIZE)", ii.flags == 0x1, "flags 0x%x", ii.flags);
+	CHECK("MSI-X: dynamic on x86, flags 0x1 (no NORESIZE)", ii.flags == 0x1, "flags 0x%x",
+	      ii.flags);
 
 	/* memory decode and bus mastering on; 1 MiB of memory mapped at IOVA */
 	uint16_t cmd = 0x6;
@@ -171,8 +173,10 @@ int main(void)
 	int pair[2] = { e0, e1 };
 	CHECK("MSI-X enable 2 vectors", wire(VFIO_PCI_MSIX_IRQ_INDEX, 0, pair, 2) == 0, "failed");
 	CHECK("MSI-X quiet before any trigger", take(e0) == 0 && take(e1) == 0, "not quiet");
-	CHECK("DATA_NONE trigger vector 1", trigger_none(VFIO_PCI_MSIX_IRQ_INDEX, 1, 1) == 0, "failed");
-	CHECK("vector 1 reads 1, vector 0 nothing", take(e1) == 1 && take(e0) == 0, "wrong eventfd");
+	CHECK("DATA_NONE trigger vector 1", trigger_none(VFIO_PCI_MSIX_IRQ_INDEX, 1, 1) == 0,
+	      "failed");
+	CHECK("vector 1 reads 1, vector 0 nothing", take(e1) == 1 && take(e0) == 0,
+	      "wrong eventfd");
 	char bools[sizeof(struct vfio_irq_set) + 2];
 	struct vfio_irq_set *bs = (struct vfio_irq_set *)bools;
 	*bs = (struct vfio_irq_set){ .argsz = sizeof(bools),
@@ -188,8 +192,8 @@ int main(void)
 	CHECK("MSI-X vector 0 signalled by the completion", take(e0) == 1, "not signalled");
 	CHECK("DMA faults", dma_to(0x40000000) == (DMA_STATUS_DONE | DMA_STATUS_FAULT), "status");
 	CHECK("MSI-X vector 0 signalled by the fault", take(e0) == 1, "not signalled");
-	CHECK("dynamic MSI-X: vector 6 wired after enable", wire(VFIO_PCI_MSIX_IRQ_INDEX, 6, &e1, 1) == 0,
-	      "failed");
+	CHECK("dynamic MSI-X: vector 6 wired after enable",
+	      wire(VFIO_PCI_MSIX_IRQ_INDEX, 6, &e1, 1) == 0, "failed");
 	trigger_none(VFIO_PCI_MSIX_IRQ_INDEX, 6, 1);
 	CHECK("vector 6 fires", take(e1) == 1, "not signalled");
 	CHECK("MSI-X disable", trigger_none(VFIO_PCI_MSIX_IRQ_INDEX, 0, 0) == 0, "failed");
@@ -216,8 +220,9 @@ int main(void)
 	uint16_t status = 0;
 	pread(dev, &status, 2, (off_t)(config + 6));
 	CHECK("Status shows the pending interrupt", status & 0x8, "status 0x%x", status);
-	CHECK("unmask while pending", set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
-					       VFIO_PCI_INTX_IRQ_INDEX, 0, 1, NULL, 0) == 0,
+	CHECK("unmask while pending",
+	      set_irqs(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX,
+		       0, 1, NULL, 0) == 0,
 	      "failed");
 	CHECK("unmask while pending signals again", take(e0) == 1, "not signalled");
 	irq_ack();
@@ -227,8 +232,8 @@ int main(void)
 	dma_to(IOVA);
 	CHECK("the next completion is signalled", take(e0) == 1, "not signalled");
 	CHECK("INTx mask by eventfd: ENOTTY",
-	      set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK, VFIO_PCI_INTX_IRQ_INDEX,
-		       0, 1, &e1, 1) == ENOTTY,
+	      set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK,
+		       VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &e1, 1) == ENOTTY,
 	      "not ENOTTY");
 	CHECK("INTx disable", trigger_none(VFIO_PCI_INTX_IRQ_INDEX, 0, 0) == 0, "failed");
 
@@ -243,7 +248,7 @@ int main(void)
 	CHECK("conventional PCI config region 0x100",
 	      region(xhci, VFIO_PCI_CONFIG_REGION_INDEX, NULL) == 0x100, "size 0x%x",
 	      region(xhci, VFIO_PCI_CONFIG_REGION_INDEX, NULL));
-	CHECK("RESET without a method: EINVAL", ioctl(xhci, VFIO_DEVICE_RESET) < 0 && errno == EINVAL,
-	      "%s", strerror(errno));
+	CHECK("RESET without a method: EINVAL",
+	      ioctl(xhci, VFIO_DEVICE_RESET) < 0 && errno == EINVAL, "%s", strerror(errno));
 	return failures ? 1 : 0;
 }
