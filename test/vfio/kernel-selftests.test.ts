@@ -110,7 +110,7 @@ function run(bin: string, bdf: string) {
 function unusable(): string | undefined {
   if (built.why) return built.why;
   const r = run(join(built.dir!, 'vfio_pci_device_test'), DEVICE);
-  if (/bar->vaddr != \(\(void \*\) -1\)/.test(r.stdout)) {
+  if (/bar->vaddr != \(\(void \*\) -1\)/.test(r.stdout + r.stderr)) {
     return 'mmap of device regions is not available in this build (issue 12 item 1)';
   }
   return undefined;
