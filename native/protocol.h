@@ -28,6 +28,7 @@ enum uiommu_op {
 	UIOMMU_OP_FSTAT = 18,
 	UIOMMU_OP_STAT = 19,
 	UIOMMU_OP_PROC_STATUS = 20,
+	UIOMMU_OP_SYSFS_READ = 21,
 };
 
 /* HELLO a0: who is saying hello. */

@@ -37,7 +37,7 @@ import {
 } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
 import { serveEngine } from '../server/server.ts';
-import { writeFakeTree } from '../server/sysfs.ts';
+import { rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
 
 /** The package's root directory (this file is src/cli/run.ts). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -134,6 +134,7 @@ export async function runProgram(
     const root = join(dir, 'root');
     mkdirSync(root);
     writeFakeTree(kernel, root);
+    kernel.onTopologyChange = () => rewriteFakeTree(kernel, root);
     const b = backends(kernel);
     const engine = createEngine({
       kernel,

@@ -395,6 +395,11 @@ export class PciConfigSpace {
     this.write(offset, b);
   }
 
+  /** The function's own config space (what the host's sysfs `config` shows), a copy. */
+  hwSnapshot(): Uint8Array {
+    return this.hw.slice();
+  }
+
   /** The hardware's view of a 16-bit register (what vfio reads with pci_read_config_word). */
   hwRead16(offset: number): number {
     return this.hw[offset]! | (this.hw[offset + 1]! << 8);

@@ -163,6 +163,11 @@ export class VfioPciIrqs {
     if (this.type === 'msi' || this.type === 'msix') this.triggers.get(vector)?.signal();
   }
 
+  /** vfio_pci_core_request(): the kernel asks user space to release the device (REQ). */
+  request(): void {
+    this.req?.signal();
+  }
+
   /** Drive the INTx line (level-triggered): an assertion while unmasked masks and signals. */
   setIntxLine(asserted: boolean): void {
     this.line = asserted;
