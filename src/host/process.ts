@@ -1,7 +1,14 @@
 import { Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
+import { kernelFunctionOf } from '../abi/kernel-functions.ts';
 import type { Layout } from '../abi/layout.ts';
-import { formatFd, formatIoctl, formatSyscall, ioctlRequestName } from '../abi/strace.ts';
+import {
+  formatFd,
+  formatIoctl,
+  formatReason,
+  formatSyscall,
+  ioctlRequestName,
+} from '../abi/strace.ts';
 import type { Mm } from '../iommu/mm.ts';
 import type { AccountMode, Caller } from '../iommufd/context.ts';
 import type { PinAccount } from '../iommufd/pages.ts';
@@ -62,6 +69,10 @@ export interface TraceEvent {
   request?: string;
   ret: number;
   errno?: ErrnoName;
+  /** Why the call failed, in words (`Errno.reason`), when the model says. */
+  reason?: string;
+  /** The kernel function whose rule the failure follows, when known. */
+  where?: string;
 }
 
 /** An fd table: fd number → open file. */
@@ -78,6 +89,8 @@ export type FdTable = Map<number, OpenFile>;
  */
 export class Process<M extends ProcessMm = SimMm> implements Caller {
   errno: ErrnoName | undefined;
+  /** The Errno of the last failed syscall (read only while `ret < 0`: a success does not clear it). */
+  failure: Errno | undefined;
   readonly fds: FdTable;
   /** VmLck / VmPin in pages (per address space: fresh after exec). */
   counters: MmCounters = { lockedVm: 0n, pinnedVm: 0n };
@@ -167,6 +180,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     } catch (e) {
       if (e instanceof Errno) {
         this.errno = e.code;
+        this.failure = e;
         return -1;
       }
       this.kernel.bugs.push(e);
@@ -195,13 +209,25 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     if (!this.trace) return;
     const errno = ret < 0 ? this.errno : undefined;
     const all = fdFirst ? [formatFd(fd, kind), ...args] : args;
-    this.trace(formatSyscall(call, all, ret, errno), {
+    const why = this.why(ret, undefined);
+    this.trace(formatSyscall(call, all, ret, errno) + formatReason(why.reason, why.where), {
       call,
       fd,
       ...(kind ? { fdKind: kind } : {}),
       ret,
       ...(errno ? { errno } : {}),
+      ...why,
     });
+  }
+
+  /**
+   * The reason and kernel function of a call that returned `ret` (none for
+   * a success): the failure's own, else the ioctl's handler (`request`).
+   */
+  private why(ret: number, request: string | undefined): { reason?: string; where?: string } {
+    if (ret >= 0 || !this.failure) return {};
+    const { reason, where = request && kernelFunctionOf(request) } = this.failure;
+    return { ...(reason ? { reason } : {}), ...(where ? { where } : {}) };
   }
 
   /** Put an open file at the lowest free fd. */
@@ -326,13 +352,16 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       fdKind: this.kindOf(fd),
       ...(errno ? { errno } : {}),
     };
-    this.trace?.(formatIoctl(opts), {
+    const name = ioctlRequestName(opts);
+    const why = this.why(r, name);
+    this.trace?.(formatIoctl(opts) + formatReason(why.reason, why.where), {
       call: 'ioctl',
       fd,
       ...(opts.fdKind ? { fdKind: opts.fdKind } : {}),
-      request: ioctlRequestName(opts),
+      request: name,
       ret: r,
       ...(errno ? { errno } : {}),
+      ...why,
     });
   }
 

@@ -69,6 +69,10 @@ export interface TraceRecord {
   request: string | null;
   ret: number;
   errno: ErrnoName | null;
+  /** Why the call failed, in words; null for a success or when the model does not say. */
+  reason: string | null;
+  /** The kernel function whose rule the failure follows; null when unknown. */
+  where: string | null;
 }
 
 export interface EngineOptions {
@@ -480,6 +484,8 @@ export class Engine {
       request: event.request ?? null,
       ret: event.ret,
       errno: event.errno ?? null,
+      reason: event.reason ?? null,
+      where: event.where ?? null,
     });
   }
 

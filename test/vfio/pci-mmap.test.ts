@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';
-import { vfioPciRegionOffset } from '../../src/vfio/pci/abi.ts';
 import type { SharedStore } from '../../src/iommufd/file.ts';
+import { vfioPciRegionOffset } from '../../src/vfio/pci/abi.ts';
 import { BarMemory } from '../../src/vfio/pci/bar-memory.ts';
 import { PCI } from '../../src/vfio/pci/config-space.ts';
 import { VfioPciDevice } from '../../src/vfio/pci/device.ts';
