@@ -50,8 +50,10 @@ static void write32(volatile uint8_t *p)
 	*(volatile uint32_t *)p = 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* argv[1] "type1": the legacy container (peer-to-peer MAP_DMA of the BAR works) */
+	int legacy = argc > 1 && !strcmp(argv[1], "type1");
 	int container = open_or_die("/dev/vfio/vfio", O_RDWR);
 	char gpath[64];
 	snprintf(gpath, sizeof(gpath), "/dev/vfio/%d", group_of(BDF));
@@ -133,13 +135,27 @@ int main(void)
 		CHECK(mem[i] == (uint8_t)(i * 3 + 1), "DMA'd byte %d", i);
 	ok("DMA device->memory started and checked through the mapping");
 
-	/* compat container (IOMMU_IOAS_MAP underneath): the BAR mapping cannot be pinned */
 	struct vfio_iommu_type1_dma_map bmap = map;
 	bmap.vaddr = (uintptr_t)buf;
 	bmap.iova = 0x200000;
 	bmap.size = PAGE;
-	IOCTL_FAILS(container, VFIO_IOMMU_MAP_DMA, &bmap, EFAULT);
-	ok("MAP_DMA of the BAR mapping on the iommufd compat container: EFAULT");
+	if (!legacy) {
+		/* compat container (IOMMU_IOAS_MAP underneath): the BAR mapping cannot be pinned */
+		IOCTL_FAILS(container, VFIO_IOMMU_MAP_DMA, &bmap, EFAULT);
+		ok("MAP_DMA of the BAR mapping on the iommufd compat container: EFAULT");
+	} else {
+		/* legacy type1: peer-to-peer, the IOVA reaches the BAR */
+		IOCTL_OK(container, VFIO_IOMMU_MAP_DMA, &bmap);
+		*(volatile uint64_t *)(b + DMA_REG_SRC) = DMA_BUF_OFFSET;
+		*(volatile uint64_t *)(b + DMA_REG_DST) = 0x200000 + 0x100;
+		*(volatile uint64_t *)(b + DMA_REG_COUNT) = 64;
+		*(volatile uint64_t *)(b + DMA_REG_CMD) = DMA_CMD_START | DMA_CMD_TO_MEMORY;
+		CHECK(*(volatile uint32_t *)(b + DMA_REG_STATUS) == DMA_STATUS_DONE,
+		      "peer-to-peer DMA status 0x%x", *(volatile uint32_t *)(b + DMA_REG_STATUS));
+		for (int i = 0; i < 64; i++)
+			CHECK(buf[0x100 + i] == (uint8_t)(i * 3 + 1), "peer-to-peer byte %d", i);
+		ok("legacy type1 MAP_DMA of the BAR mapping works: a DMA to its IOVA lands in the BAR");
+	}
 
 	/* fork: the child inherits the mapping and its trap */
 	pid_t pid = fork();
