@@ -14,7 +14,7 @@
  */
 import { fail } from '../abi/errno.ts';
 import { appendRun, type PhysRun } from '../iommu/mm.ts';
-import type { DeviceMapping } from '../iommufd/file.ts';
+import type { DeviceMapping } from '../kernel/file.ts';
 import type { OpenFile } from './file.ts';
 
 /** One piece of a device mapping: `[start, end)` shows `mapping` from its offset `delta`. */

@@ -25,7 +25,7 @@ import type { IoMaps } from '../host/io-maps.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
 import { memfdStore } from '../host/shared-memory.ts';
-import type { SharedMemoryProvider } from '../iommufd/file.ts';
+import type { SharedMemoryProvider } from '../kernel/file.ts';
 import { deviceMmapOp } from './device-mmap.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
 import {

@@ -10,7 +10,7 @@
  * dev.read(vfioPciRegionOffset(7), 2); // vendor id bytes
  */
 import { fail } from '../../abi/errno.ts';
-import type { MmapHost } from '../../iommufd/file.ts';
+import type { MmapHost } from '../../kernel/file.ts';
 import {
   VFIO_DEVICE_FLAGS,
   VFIO_IRQ_INFO,
