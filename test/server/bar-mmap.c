@@ -3,7 +3,8 @@
  * (docs/device-mmap.md): region flags, mmap's errnos, trapped register
  * accesses of every width, shared memory pages, a DMA driven through the
  * mapping, fork inheritance, the program's own SIGSEGV handler, SIGBUS
- * while Memory decode is off, munmap of half, mremap, an instruction the
+ * while Memory decode is off, munmap of half, mremap (grow, shrink, move),
+ * MAP_FIXED over a register page, an instruction the
  * trap cannot emulate, and IOMMU_IOAS_MAP (compat MAP_DMA) of the mapping.
  * Prints one "ok" line per check.
  */
@@ -209,6 +210,20 @@ int main(int argc, char **argv)
 	void *grown = mremap((void *)b, len, 2 * len, MREMAP_MAYMOVE);
 	CHECK(grown == MAP_FAILED && errno == EFAULT, "mremap grow: %s", strerrorname_np(errno));
 	ok("mremap: growing a device mapping is EFAULT");
+	void *moved = mremap((void *)b, len, len / 2, MREMAP_MAYMOVE);
+	CHECK(moved == (void *)b, "mremap shrink: %p %s", moved, strerrorname_np(errno));
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_ID) == DMA_ENGINE_ID, "after the shrink");
+	CHECK(faults(read32, buf) == SIGSEGV, "the cut-off part");
+	len /= 2;
+	void *spot = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	moved = mremap((void *)b, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, spot);
+	CHECK(moved == spot, "mremap move: %p %s", moved, strerrorname_np(errno));
+	CHECK(faults(read32, b) == SIGSEGV, "the old place");
+	b = moved;
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_ID) == DMA_ENGINE_ID, "after the move");
+	*(volatile uint32_t *)(b + DMA_REG_LIVENESS) = 7;
+	CHECK(reg32(&d, DMA_REG_LIVENESS) == ~7u, "a store at the new place reaches the device");
+	ok("mremap: shrinking and moving keep the registers working at the new place");
 
 	/* munmap of half: the rest works, the unmapped half faults */
 	CHECK(munmap((void *)(b + 0x20000), 0x20000) == 0, "munmap half");
@@ -227,6 +242,17 @@ int main(int argc, char **argv)
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "unemulated instruction: status 0x%x",
 	      st);
 	ok("an instruction outside the decoder's set: the child dies of SIGSEGV");
+
+	/* MAP_FIXED over the register page: plain memory there now, the device untouched */
+	uint32_t before = reg32(&d, DMA_REG_LIVENESS);
+	void *anon = mmap((void *)b, PAGE, PROT_READ | PROT_WRITE,
+			  MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(anon == (void *)b, "MAP_FIXED over the mapping: %s", strerrorname_np(errno));
+	*(volatile uint32_t *)(b + DMA_REG_LIVENESS) = 0x99;
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_LIVENESS) == 0x99 &&
+		      reg32(&d, DMA_REG_LIVENESS) == before,
+	      "the anonymous page is memory, the device's register unchanged");
+	ok("MAP_FIXED over a register page replaces it with plain memory");
 
 	CHECK(munmap((void *)b, 0x20000) == 0, "munmap");
 	close(dev);
