@@ -191,6 +191,7 @@ export function ioasMapFile(
   if (!pages) fail('EINVAL');
   checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize, true);
   if (cmd.start + cmd.length > pages.size) fail('EINVAL');
+  if (pages.dmabuf?.revoked) fail('ENODEV', 'the dma-buf is revoked');
   cmd.iova = mapSource(ctx, caller, ioas, pages.source, cmd.start, cmd);
   ucmd.respond();
   return 0;
