@@ -24,7 +24,7 @@ export const LINUX_6_18: KernelPersonality = {
   selftestAbi: '6.18',
   iommufdLastCmd: 'IOMMU_HW_QUEUE_ALLOC',
   hwCapAtsNotSupported: false,
-  invalidateBounds: false,
+  requestBounds: false,
   unmapEmpty: 'ENOENT',
   maxAutoAlignment: 2n << 20n,
   vfioNoiommu: false,
@@ -56,7 +56,7 @@ export const LINUX_7_2: KernelPersonality = {
   ...LINUX_6_18,
   selftestAbi: '7.2',
   hwCapAtsNotSupported: true,
-  invalidateBounds: true,
+  requestBounds: true,
   type1WrapErrno: 'EOVERFLOW',
 };
 

@@ -56,10 +56,11 @@ export interface Personality extends IoptPersonality, VfioCompatPersonality {
    */
   readonly hwCapAtsNotSupported: boolean;
   /**
-   * HWPT_INVALIDATE bounds one call: entry_len above PAGE_SIZE or entry_num
-   * above 2^19 is EINVAL before the HWPT lookup (7.2).
+   * Requests of a user-chosen size are bounded (7.2): HWPT_INVALIDATE's
+   * entry_len above PAGE_SIZE or entry_num above 2^19 is EINVAL before the
+   * HWPT lookup; VEVENTQ_ALLOC's depth above 2^19 is EINVAL.
    */
-  readonly invalidateBounds: boolean;
+  readonly requestBounds: boolean;
 }
 
 /** What iommufd needs from the emulated host kernel. */

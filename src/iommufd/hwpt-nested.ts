@@ -105,7 +105,7 @@ const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
 /**
  * IOMMU_HWPT_INVALIDATE: hand the request array to a nested HWPT's domain
  * or a vIOMMU. EOPNOTSUPP for a non-zero `__reserved`; EINVAL for entries
- * without a pointer or an entry length (with `invalidateBounds`, also an
+ * without a pointer or an entry length (with `requestBounds`, also an
  * entry above PAGE_SIZE or more than 2^19 entries); ENOENT for a missing ID; EINVAL
  * for any other object. `entry_num` is always written back: the entries
  * the driver handled, 0 when it was never called.
@@ -125,7 +125,7 @@ export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInv
     if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
     if (cmd.entry_num !== 0 && (cmd.data_uptr === 0n || cmd.entry_len === 0)) fail('EINVAL');
     if (
-      ctx.host.personality.invalidateBounds &&
+      ctx.host.personality.requestBounds &&
       cmd.entry_num !== 0 &&
       (BigInt(cmd.entry_len) > ctx.host.memory.pageSize || cmd.entry_num > INVALIDATE_ENTRY_NUM_MAX)
     ) {

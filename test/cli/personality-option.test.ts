@@ -19,7 +19,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   selftestAbi: '7.2',
   iommufdLastCmd: 'IOMMU_FAULT_QUEUE_ALLOC',
   hwCapAtsNotSupported: 'true',
-  invalidateBounds: 'true',
+  requestBounds: 'true',
   type1WrapErrno: 'EOVERFLOW',
 };
 

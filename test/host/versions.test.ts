@@ -8,6 +8,8 @@ import { IOMMU_HW_CAP } from '../../src/abi/iommufd.ts';
 import {
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_TEST_OP,
+  IOMMU_VEVENTQ_TYPE_SELFTEST,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
   IommuHwptSelftest,
   iommuTestCmdLayout,
   iommuTestCmdNumber,
@@ -218,4 +220,39 @@ test('7.2 bounds HWPT_INVALIDATE before the lookup: entry_len ≤ PAGE_SIZE, ent
   const f618 = at('6.18');
   assert.equal(inv(f618, 4097, 1), 'ENOENT');
   assert.equal(inv(f618, 8, (1 << 19) + 1), 'ENOENT');
+});
+
+test('7.2 bounds VEVENTQ depth at 2^19 and takes the 24-byte iommu_viommu_selftest', () => {
+  for (const [v, bounded] of [
+    ['6.18', false],
+    ['7.2', true],
+  ] as const) {
+    const f = at(v);
+    const ioas = f.ioas();
+    const { idev } = mockDomain(f, ioas);
+    const parent = f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: ioas, flags: 1 }).out
+      .out_hwpt_id as number;
+    const data = f.mem(PAGE);
+    f.proc.mm.write(data, new Uint8Array([0xef, 0xbe, 0, 0]));
+    const viommu = (len: number) =>
+      f.call('IOMMU_VIOMMU_ALLOC', {
+        dev_id: idev,
+        hwpt_id: parent,
+        type: IOMMU_VIOMMU_TYPE_SELFTEST,
+        data_len: len,
+        data_uptr: data,
+      });
+    assert.equal(viommu(24).errno, bounded ? undefined : 'EINVAL', v);
+    assert.equal(viommu(25).errno, 'EINVAL', v);
+    const r = viommu(8);
+    assert.equal(r.errno, undefined, v);
+    assert.equal(new DataView(f.proc.mm.read(data + 4n, 4).buffer).getUint32(0, true), 0xbeef);
+    const q = (depth: number) =>
+      f.call('IOMMU_VEVENTQ_ALLOC', {
+        viommu_id: r.out.out_viommu_id as number,
+        type: IOMMU_VEVENTQ_TYPE_SELFTEST,
+        veventq_depth: depth,
+      }).errno;
+    assert.equal(q((1 << 19) + 1), bounded ? 'EINVAL' : undefined, v);
+  }
 });

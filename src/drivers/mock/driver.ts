@@ -13,7 +13,13 @@ import {
 } from '../../abi/iommufd-test.ts';
 import type { Device } from '../../iommu/device.ts';
 import type { Domain } from '../../iommu/domain.ts';
-import type { HwInfo, IommuDriver, IommuUserData, PagingFlags } from '../../iommu/driver.ts';
+import {
+  copyStructFromUser,
+  type HwInfo,
+  type IommuDriver,
+  type IommuUserData,
+  type PagingFlags,
+} from '../../iommu/driver.ts';
 import { Group } from '../../iommu/group.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import type { ViommuCore, ViommuDriver } from '../../iommu/viommu.ts';
@@ -21,6 +27,9 @@ import { MockDevice } from './device.ts';
 import { decodeHwptSelftest, iommuptKind, MockDomain, type MockDomainKind } from './domain.ts';
 import { MockNestedDomain } from './nested.ts';
 import { MockViommu } from './viommu.ts';
+
+/** sizeof(struct iommu_viommu_selftest) in 7.2: out_mmap_offset and out_mmap_length follow. */
+const VIOMMU_SELFTEST_SIZE_7_2 = 24;
 
 /** The mock driver only ever sees its own devices; anything else is a model bug. */
 function mockDev(dev: Device): MockDevice {
@@ -102,14 +111,18 @@ export class MockIommu implements IommuDriver {
    * mock_get_viommu_size() / mock_viommu_init(): type
    * IOMMU_VIOMMU_TYPE_SELFTEST; its optional data must be exactly
    * struct iommu_viommu_selftest (EINVAL), and `in_data` is echoed into
-   * `out_data` in the user's copy.
+   * `out_data` in the user's copy. 7.2 takes 8 to 24 bytes (its struct
+   * ends with the vIOMMU's mmap offset and length, which are not written).
    */
   readonly viommu: ViommuDriver = {
     viommuSupported: (_dev, type) => type === IOMMU_VIOMMU_TYPE_SELFTEST,
     viommuInit: (core: ViommuCore, parent, type, userData) => {
       if (userData) {
-        if (userData.type !== type || userData.len !== IommuViommuSelftest.size) fail('EINVAL');
-        const data = IommuViommuSelftest.decode(userData.copy());
+        // 7.2's struct adds out_mmap_offset/out_mmap_length (24 bytes, not modelled)
+        const ksize = this.abi === '7.2' ? VIOMMU_SELFTEST_SIZE_7_2 : IommuViommuSelftest.size;
+        const min = this.abi === '7.2' ? IommuViommuSelftest.size : ksize;
+        const raw = copyStructFromUser(userData, type, ksize, min);
+        const data = IommuViommuSelftest.decode(raw.subarray(0, IommuViommuSelftest.size));
         userData.write?.(IommuViommuSelftest.encode({ ...data, out_data: data.in_data }));
       }
       if (!(parent instanceof MockDomain)) fail('EINVAL', 'parent is not a mock paging domain');
