@@ -1,5 +1,5 @@
 import { fail } from '../abi/errno.ts';
-import { IOMMU_HWPT_ALLOC_FLAGS, type IommuHwptInvalidate } from '../abi/iommufd.ts';
+import { IOMMU_HWPT_ALLOC_FLAGS, type IommuHwptInvalidate, iommufdCmd } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
 import type { IommuUserData } from '../iommu/driver.ts';
@@ -99,6 +99,9 @@ export function hwptNestedAlloc(
   return hwpt;
 }
 
+/** IOMMU_VIOMMU_ALLOC's nr: kernels with it invalidate through vIOMMUs too. */
+const VIOMMU_ALLOC_NR = iommufdCmd('IOMMU_VIOMMU_ALLOC').nr;
+
 /** IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX (7.2): the most entries one call may carry. */
 const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
 
@@ -133,6 +136,9 @@ export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInv
     }
     const pt = ctx.lookup(cmd.hwpt_id);
     if (!pt) fail('ENOENT');
+    // before vIOMMUs (6.13) only a nested HWPT is looked up: anything else is ENOENT
+    const viommus = iommufdCmd(ctx.host.personality.iommufdLastCmd).nr >= VIOMMU_ALLOC_NR;
+    if (!viommus && pt.type !== 'hwpt_nested') fail('ENOENT');
     let invalidate: () => void;
     if (pt.type === 'hwpt_nested') {
       const domain = (pt as HwptNested).domain;

@@ -256,3 +256,23 @@ test('7.2 bounds VEVENTQ depth at 2^19 and takes the 24-byte iommu_viommu_selfte
     assert.equal(q((1 << 19) + 1), bounded ? 'EINVAL' : undefined, v);
   }
 });
+
+test('6.12 HWPT_INVALIDATE finds only nested HWPTs (ENOENT); later kernels answer EINVAL', () => {
+  for (const [v, errno] of [
+    ['6.12', 'ENOENT'],
+    ['6.18', 'EINVAL'],
+  ] as const) {
+    const f = at(v);
+    const ioas = f.ioas();
+    assert.equal(
+      f.call('IOMMU_HWPT_INVALIDATE', {
+        hwpt_id: ioas,
+        data_uptr: 0x1000n,
+        entry_len: 8,
+        entry_num: 1,
+      }).errno,
+      errno,
+      v,
+    );
+  }
+});
