@@ -1,4 +1,5 @@
 import { fail } from '../abi/errno.ts';
+import { hex } from '../abi/hex.ts';
 import { IOMMUFD_CMD_BASE, IOMMUFD_TYPE, io } from '../abi/ioctl.ts';
 import {
   type IommuDestroy,
@@ -7,7 +8,8 @@ import {
   iommufdCmdByNumber,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
-import type { Caller, IommufdCtx } from './context.ts';
+import type { Caller } from '../kernel/file.ts';
+import type { IommufdCtx } from './context.ts';
 import { faultQueueAlloc } from './fault.ts';
 import { hwInfo } from './hw-info.ts';
 import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pagetable.ts';
@@ -97,7 +99,7 @@ export function iommufdIoctl(
   const lastNr = iommufdCmd(ctx.host.personality.iommufdLastCmd).nr;
   const end = extra ? extra.cmd.nr + 1 : lastNr + 1;
   if (nr < IOMMUFD_CMD_BASE || nr >= end) {
-    if (!compat) fail('ENOTTY');
+    if (!compat) fail('ENOTTY', `no iommufd command nr ${hex(nr)}`, 'iommufd_fops_ioctl');
     return compat(ctx, caller, request, arg);
   }
   const size = new DataView(caller.mm.read(arg, 4).buffer).getUint32(0, true);
@@ -112,8 +114,10 @@ export function iommufdIoctl(
     cmd = iommufdCmdByNumber(ctx.host.abi, request);
     handler = cmd && cmd.nr <= lastNr ? HANDLERS[cmd.name] : undefined;
   }
-  if (!cmd || !handler) fail('ENOTTY');
-  if (size < cmd.minSize) fail('EINVAL');
+  if (!cmd || !handler)
+    fail('ENOTTY', `no iommufd command ${hex(request >>> 0)}`, 'iommufd_fops_ioctl');
+  if (size < cmd.minSize)
+    fail('EINVAL', `size ${size} below the minimum ${cmd.minSize}`, 'iommufd_fops_ioctl');
   const ucmd = Ucmd.copyIn(caller.mm, arg, size, cmd.layout);
   return handler(ctx, caller, ucmd);
 }
