@@ -16,6 +16,8 @@
  *   eventfdSet(fd, ready)                           counter becomes exactly 1 (ready) or 0
  *   closeFd(fd)
  *   addressOf(buffer) -> bigint                     where a Buffer's bytes live (tests)
+ *
+ * and the engine's socket transport (transport.c).
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -33,6 +35,8 @@
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "transport.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -324,6 +328,7 @@ static napi_value init(napi_env env, napi_value exports)
 		napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
 		napi_set_named_property(env, exports, fns[i].name, f);
 	}
+	transport_init(env, exports);
 	return exports;
 }
 

@@ -27,7 +27,11 @@ export interface Credentials {
  * plus the teardown at exit or exec. SimMm and the remote real-process
  * backend implement it.
  */
-export type ProcessMm = Mm & { exit(): void };
+export type ProcessMm = Mm & {
+  exit(): void;
+  /** The address space's generation as the preload library counts it (see RemoteMm); 0: unknown. */
+  observeGeneration?(gen: bigint): void;
+};
 
 /** Highest fd number (RLIMIT_NOFILE - 1). */
 const FD_MAX = 1023;

@@ -173,13 +173,15 @@ export class Engine {
   /**
    * Answer one request completely. Syscall failures are -1/errno; a request
    * on a connection that has not said HELLO is -1/ESRCH; an unknown op
-   * -1/ENOSYS. A model bug (a non-errno exception) is recorded in
+   * -1/ENOSYS; a request whose payload was over MAX_PAYLOAD (`oversize`)
+   * -1/ENAMETOOLONG for a path, -1/E2BIG otherwise. A model bug (a non-errno exception) is recorded in
    * `kernel.bugs` and answered -1/EIO.
    */
   handle(conn: Connection, req: Request): Response {
     this.tid = req.tid;
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     client?.creds.refresh?.();
+    client?.proc.mm.observeGeneration?.(req.args[5] ?? 0n);
     try {
       return this.dispatch(conn, req);
     } catch (e) {
@@ -230,6 +232,8 @@ export class Engine {
   // ---- dispatch -------------------------------------------------------------------
 
   private dispatch(conn: Connection, req: Request): Response {
+    // a path longer than any PATH_MAX, or a payload no op takes
+    if (req.oversize) fail(req.op === OP.OPEN || req.op === OP.STAT ? 'ENAMETOOLONG' : 'E2BIG');
     if (req.op === OP.HELLO) return this.hello(conn, req);
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     if (!client || client.conn !== conn) fail('ESRCH', 'no HELLO on this connection');
@@ -319,7 +323,9 @@ export class Engine {
     }
     const creds = this.opts.credsFor?.(pid) ?? ROOT;
     const proc = this.kernel.adopt(pid, this.opts.mmFor(pid), creds, fds);
-    proc.trace = (line, event) => this.emitTrace(pid, line, event);
+    // without a reader, no trace line is formatted
+    if (this.opts.trace || this.opts.traceJson)
+      proc.trace = (line, event) => this.emitTrace(pid, line, event);
     const foreign = this.opts.foreignFile;
     if (foreign) proc.foreignFile = (fd) => foreign(pid, fd);
     this.clients.set(pid, { proc, creds, conn, execPending: false });

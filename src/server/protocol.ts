@@ -46,6 +46,8 @@ export interface Request {
   tid: number;
   args: readonly bigint[];
   payload?: Uint8Array;
+  /** The payload was over MAX_PAYLOAD and was not delivered. */
+  oversize?: boolean;
 }
 
 /** A response: `ret` is the syscall's value (-1 on failure) and `err` the positive errno. */
@@ -94,15 +96,22 @@ export function decodeRequest(frame: Uint8Array): Request {
 }
 
 export function encodeResponse(res: Response): Uint8Array {
-  const payload = res.payload ?? new Uint8Array();
-  const out = new Uint8Array(RESPONSE_HEADER_SIZE + payload.length);
+  const out = new Uint8Array(RESPONSE_HEADER_SIZE + (res.payload?.length ?? 0));
+  encodeResponseInto(res, out);
+  return out;
+}
+
+/** Encode `res` at the start of `out` (which must have room); returns the frame's length. */
+export function encodeResponseInto(res: Response, out: Uint8Array): number {
+  const len = res.payload?.length ?? 0;
   const v = view(out);
   v.setBigInt64(0, res.ret, true);
   v.setInt32(8, res.err, true);
   v.setInt32(12, res.newfd, true);
-  v.setUint32(16, payload.length, true);
-  out.set(payload, RESPONSE_HEADER_SIZE);
-  return out;
+  v.setUint32(16, len, true);
+  v.setUint32(20, 0, true);
+  if (res.payload) out.set(res.payload, RESPONSE_HEADER_SIZE);
+  return RESPONSE_HEADER_SIZE + len;
 }
 
 /** Decode one whole response frame (header + payload). */
