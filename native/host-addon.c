@@ -315,10 +315,10 @@ static napi_value init(napi_env env, napi_value exports)
 		const char *name;
 		napi_callback fn;
 	} fns[] = {
-		{ "vmRead", vm_read },		 { "vmWrite", vm_write },
+		{ "vmRead", vm_read },		{ "vmWrite", vm_write },
 		{ "pidfdGetfd", pidfd_getfd_ }, { "fstatFd", fstat_fd },
-		{ "fstatfsFd", fstatfs_fd },	 { "eventfdSet", eventfd_set },
-		{ "closeFd", close_fd },	 { "addressOf", address_of },
+		{ "fstatfsFd", fstatfs_fd },	{ "eventfdSet", eventfd_set },
+		{ "closeFd", close_fd },	{ "addressOf", address_of },
 		{ "peerPid", peer_pid },
 	};
 
