@@ -47,10 +47,10 @@
 
 /* What transportNext reports. */
 enum {
-	EV_YIELD = 0, /* back to the event loop */
+	EV_YIELD = 0,	/* back to the event loop */
 	EV_REQUEST = 1, /* meta: fd, frame bytes in inBuf, flags */
 	EV_CONNECT = 2, /* meta: fd */
-	EV_CLOSE = 3, /* meta: fd; the connection is gone */
+	EV_CLOSE = 3,	/* meta: fd; the connection is gone */
 };
 
 /* meta[2] of EV_REQUEST: the payload was over the limit and was thrown away. */
@@ -61,7 +61,7 @@ enum {
 
 struct conn {
 	int fd;
-	uint32_t got; /* bytes of the current frame read (header, then payload) */
+	uint32_t got;  /* bytes of the current frame read (header, then payload) */
 	uint32_t skip; /* oversized payload bytes still to throw away */
 	int oversize;
 	uint8_t hdr[HDR];
@@ -74,8 +74,8 @@ struct transport {
 	napi_env env;
 	uv_loop_t *loop;
 	int listen_fd;
-	int ep; /* the listener and every connection */
-	int wait_ep; /* ep and libuv's backend fd: where the loop sleeps */
+	int ep;		/* the listener and every connection */
+	int wait_ep;	/* ep and libuv's backend fd: where the loop sleeps */
 	uv_poll_t poll; /* libuv's watch on ep while the loop is not running */
 	int polling, closed;
 	napi_ref on_ready, in_ref, out_ref, self;
@@ -533,7 +533,8 @@ static napi_value transport_reply(napi_env env, napi_callback_info info)
 	if (!c || c->out)
 		return NULL; /* gone, or still paused: the protocol allows one answer per request */
 	for (;;) {
-		ssize_t n = send(fd, t->out + sent, (size_t)len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = send(fd, t->out + sent, (size_t)len - sent,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -30,32 +30,17 @@ static int send_all(const void *head, size_t headlen, const void *payload, size_
 }
 
 /*
- * How long a caller polls for the engine's answer before sleeping in
- * recv(): waking a sleeping thread costs tens of microseconds on small
- * virtual machines, far more than the engine's work on most requests.
+ * Blocks in recv() for the answer: no polling, so a client and an engine
+ * sharing one CPU never take it from each other (the engine sleeps in
+ * epoll_wait the same way).
  */
-#define ANSWER_SPIN_NS 100000
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int recv_all(void *buf, size_t len)
 {
 	char sink[256];
-	uint64_t spin_until = monotonic_ns() + ANSWER_SPIN_NS;
 
 	while (len) {
 		size_t want = buf ? len : (len < sizeof(sink) ? len : sizeof(sink));
-		int flags = monotonic_ns() < spin_until ? MSG_DONTWAIT : 0;
-		ssize_t n = recv(g_sock, buf ? buf : sink, want, flags);
-
-		if (n < 0 && flags && (errno == EAGAIN || errno == EWOULDBLOCK))
-			continue;
+		ssize_t n = recv(g_sock, buf ? buf : sink, want, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -136,6 +121,7 @@ int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_r
 	if (!conn_ready())
 		return -1;
 	rq->pid = getpid();
+	rq->a[5] = __atomic_load_n(&g_mm_gen, __ATOMIC_ACQUIRE);
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 

@@ -131,6 +131,8 @@ extern size_t g_rootlen;
 extern char g_rootreal[PATH_MAX]; /* realpath(UIOMMU_ROOT) */
 extern size_t g_rootreallen;
 extern char *g_keep_env[3]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD */
+/* The address-space generation sent as a5 of every request (mm.c; docs/engine-protocol.md). */
+extern uint64_t g_mm_gen;
 
 static inline int bit_test(int fd)
 {
