@@ -128,6 +128,14 @@ interface Polled {
   wakeups: number;
 }
 
+/**
+ * Fork tokens one process may hold unclaimed (its children have not said
+ * HELLO yet); FORK_BEGIN beyond is EAGAIN, as fork(2) at RLIMIT_NPROC.
+ * Tokens are snapshots of an fd table the reaper walks: unbounded, a client
+ * could make every pass (and so every other client) slower without end.
+ */
+export const MAX_FORK_TOKENS = 256;
+
 /** Build an engine; the one place where the memory backend and the poll hook are plugged in. */
 export function createEngine(opts: EngineOptions): Engine {
   return new Engine(opts);
@@ -212,7 +220,16 @@ export class Engine {
    * before FORK_END, parent) is gone are released.
    */
   reap(): void {
-    const alive = this.opts.pidAlive ?? pidAlive;
+    // each pid is looked at once per pass, however many tokens name it
+    const seen = new Map<number, boolean>();
+    const isAlive = this.opts.pidAlive ?? pidAlive;
+    const alive = (pid: number) => {
+      const known = seen.get(pid);
+      if (known !== undefined) return known;
+      const a = isAlive(pid);
+      seen.set(pid, a);
+      return a;
+    };
     for (const client of [...this.clients.values()]) {
       if (client.execPending && !client.conn && !alive(client.proc.pid)) this.exitClient(client);
     }
@@ -241,6 +258,9 @@ export class Engine {
     const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n] = req.args;
     switch (req.op) {
       case OP.FORK_BEGIN: {
+        let held = 0;
+        for (const t of this.tokens.values()) if (t.parent === proc.pid) held++;
+        if (held >= MAX_FORK_TOKENS) fail('EAGAIN', `${held} fork tokens unclaimed`);
         const token = this.nextToken++;
         this.tokens.set(token, { parent: proc.pid, fds: proc.snapshotFds(), child: undefined });
         return ok(BigInt(token));
