@@ -1,4 +1,8 @@
-/* Frames on the engine connection, and the connection's life: connect, HELLO, adopt. */
+/*
+ * Frames on the engine connection, and the connection's life: connect, HELLO,
+ * adopt. The socket is used through system calls, not the interposed entry
+ * points, which hide it from the program (lib_fd).
+ */
 #include "preload.h"
 
 static int send_all(const void *head, size_t headlen, const void *payload, size_t len)
@@ -10,7 +14,7 @@ static int send_all(const void *head, size_t headlen, const void *payload, size_
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 
 	while (msg.msg_iovlen) {
-		ssize_t n = sendmsg(g_sock, &msg, MSG_NOSIGNAL);
+		ssize_t n = syscall(SYS_sendmsg, g_sock, &msg, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -40,7 +44,7 @@ int recv_all(void *buf, size_t len)
 
 	while (len) {
 		size_t want = buf ? len : (len < sizeof(sink) ? len : sizeof(sink));
-		ssize_t n = recv(g_sock, buf ? buf : sink, want, 0);
+		ssize_t n = syscall(SYS_recvfrom, g_sock, buf ? buf : sink, want, 0, NULL, NULL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -251,7 +255,7 @@ int connect_engine(int kind, uint64_t token)
 	g_sock = s;
 	g_conn_pid = getpid();
 	/* Let the engine read our memory even under Yama ptrace_scope 1. */
-	if (!getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &credlen))
+	if (!syscall(SYS_getsockopt, s, SOL_SOCKET, SO_PEERCRED, &cred, &credlen))
 		prctl(PR_SET_PTRACER, (unsigned long)cred.pid, 0, 0, 0);
 	ret = hello(kind, token);
 	if (ret == -2 || (ret < 0 && kind != UIOMMU_HELLO_EXEC)) {

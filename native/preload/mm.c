@@ -22,7 +22,7 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 	void *p;
 
 	/* the library's socket is no file of the program's (MAP_ANONYMOUS ignores fd) */
-	if (!(flags & MAP_ANONYMOUS) && fd >= 0 && fd == g_sock) {
+	if (!(flags & MAP_ANONYMOUS) && lib_fd(fd)) {
 		errno = EBADF;
 		return MAP_FAILED;
 	}

@@ -104,6 +104,21 @@ struct real_fns {
 	char *(*realpath)(const char *, char *);
 	DIR *(*opendir)(const char *);
 	int (*scandir)(const char *, struct dirent ***, dirent_filter, dirent_compar);
+	/* only guarded against the library's socket (hidden-fd.c) */
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	off_t (*lseek)(int, off_t, int);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	int (*shutdown)(int, int);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
 };
 
 extern struct real_fns real;
@@ -151,6 +166,22 @@ static inline void bit_clear(int fd)
 	if (fd >= 0 && fd < MAX_FDS)
 		__atomic_fetch_and(&g_bits[fd / LONG_BITS], ~(1UL << (fd % LONG_BITS)),
 				   __ATOMIC_RELEASE);
+}
+
+/*
+ * The library's own socket is no fd of the program's: every call the
+ * program makes on its number answers as for an fd that is not open.
+ */
+static inline int lib_fd(int fd)
+{
+	return fd >= 0 && fd == g_sock;
+}
+
+/* -1 with errno EBADF. */
+static inline int ebadf(void)
+{
+	errno = EBADF;
+	return -1;
 }
 
 /* The lock: held with every signal blocked and cancellation disabled. */
