@@ -111,6 +111,7 @@ static int call_raw(struct uiommu_req *rq, const void *payload, size_t len, stru
 	take = rs->len < cap ? rs->len : cap;
 	if (recv_all(out, take) || recv_all(NULL, rs->len - take))
 		goto lost;
+	bar_zaps_seen(rs->reserved);
 	errno = saved;
 	return 0;
 lost:
@@ -125,7 +126,7 @@ int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_r
 	if (!conn_ready())
 		return -1;
 	rq->pid = getpid();
-	rq->a[5] = __atomic_load_n(&g_mm_gen, __ATOMIC_ACQUIRE);
+	rq->flags = UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 

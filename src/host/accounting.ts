@@ -1,6 +1,5 @@
 import { fail } from '../abi/errno.ts';
-import type { AccountMode } from '../iommufd/context.ts';
-import type { PinAccount } from '../iommufd/pages.ts';
+import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
 
 /** A user's locked-memory total, shared by all its processes (user_struct.locked_vm). */
 export interface UserAccount {
@@ -31,7 +30,12 @@ export function pinAccount(
   return {
     owner: { mode, mm, user },
     charge(n: bigint) {
-      if (counter.lockedVm + n > limitPages) fail('ENOMEM');
+      if (counter.lockedVm + n > limitPages)
+        fail(
+          'ENOMEM',
+          `${counter.lockedVm + n} pages locked would pass RLIMIT_MEMLOCK (${limitPages} pages)`,
+          mode === 'user' ? 'incr_user_locked_vm' : 'update_mm_locked_vm',
+        );
       counter.lockedVm += n;
       mm.pinnedVm += n;
     },

@@ -2,8 +2,9 @@
  * The engine's native addon (native/host-addon.c): access to real client
  * processes — their memory (process_vm_readv/writev), copies of their fds
  * (pidfd_getfd), what those fds are (fstat, fstatfs), setting an eventfd's
- * readiness, the pid behind a Unix socket (SO_PEERCRED), and the engine's
- * socket transport (src/server/transport.ts). Failures
+ * readiness, the pid behind a Unix socket (SO_PEERCRED), the memfds that
+ * back mapped BARs, and the engine's socket transport
+ * (src/server/transport.ts). Failures
  * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
@@ -43,6 +44,8 @@ interface Addon {
   closeFd(fd: number): void;
   addressOf(buffer: Uint8Array): bigint;
   peerPid(fd: number): number;
+  memfdCreate(name: string, size: bigint): number;
+  punchHole(fd: number, offset: bigint, length: bigint): void;
   transportOpen(path: string, inBuf: Buffer, outBuf: Buffer, onReady: () => void): TransportHandle;
   transportNext(t: TransportHandle): number;
   transportReply(t: TransportHandle, fd: number, length: number): void;
@@ -140,4 +143,14 @@ export function addressOf(buffer: Uint8Array): bigint {
 /** The pid at the other end of Unix socket `fd` (SO_PEERCRED): EBADF, ENOTSOCK. */
 export function peerPid(fd: number): number {
   return call((a) => a.peerPid(fd));
+}
+
+/** memfd_create(name, MFD_CLOEXEC) + ftruncate(size): the engine's fd of a new memory file. */
+export function memfdCreate(name: string, size: bigint): number {
+  return call((a) => a.memfdCreate(name, size));
+}
+
+/** fallocate(PUNCH_HOLE | KEEP_SIZE): `[offset, offset+length)` of a memfd reads zero again. */
+export function punchHole(fd: number, offset: bigint, length: bigint): void {
+  call((a) => a.punchHole(fd, offset, length));
 }

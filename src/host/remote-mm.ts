@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { fail } from '../abi/errno.ts';
-import { appendRun, type Mm, type PhysRun } from '../iommu/mm.ts';
+import { appendRun, type Mm, type PhysRun, refusePfnMaps } from '../iommu/mm.ts';
 import {
   type ForeignMemory,
   type FsKind,
@@ -87,8 +87,8 @@ export class RemoteMm implements Mm {
   readonly pageSize: bigint;
   private live = true;
   private readonly foreign: ForeignMemory;
-  /** See `observeGeneration`. */
-  private generation = 0n;
+  /** See `observeMaps`. */
+  private tracked = false;
   private cache: MapsEntry[] | undefined;
 
   constructor(
@@ -112,6 +112,7 @@ export class RemoteMm implements Mm {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (length === 0n) return [];
     if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps');
+    refusePfnMaps(this, va, length);
     const last = va + length - 1n;
     const cached = this.cache !== undefined;
     let vmas = this.vmasOf(va, last, false);
@@ -173,16 +174,16 @@ export class RemoteMm implements Mm {
   }
 
   /**
-   * The library's generation of this address space (request `a5`): it
-   * counts the program's mmap, munmap, mremap and mprotect calls, 0 when
-   * it does not count. While it stays the same (and is not 0) the VMAs
-   * read from /proc/<pid>/maps are reused; a lookup they do not satisfy
-   * (memory mapped behind the library's back, e.g. by malloc) reads them
-   * again before answering EFAULT.
+   * What the preload library says with each request (its REQ_FLAGS): whether
+   * it tracks the program's mmap, munmap, mremap and mprotect calls, and
+   * whether one happened since its previous request. While tracked and
+   * unchanged, the VMAs read from /proc/<pid>/maps are reused; a lookup
+   * they do not satisfy (memory mapped behind the library's back, e.g. by
+   * malloc) reads them again before answering EFAULT.
    */
-  observeGeneration(gen: bigint): void {
-    if (gen === 0n || gen !== this.generation) this.cache = undefined;
-    this.generation = gen;
+  observeMaps(tracked: boolean, changed: boolean): void {
+    if (!tracked || changed) this.cache = undefined;
+    this.tracked = tracked;
   }
 
   /** The VMAs intersecting `[va, last]`, ascending: cached, or read now (`fresh`). */
@@ -190,7 +191,7 @@ export class RemoteMm implements Mm {
     let all = fresh ? undefined : this.cache;
     if (!all) {
       all = parseMaps(this.maps(), 0n, U64_END - 1n);
-      this.cache = this.generation === 0n ? undefined : all;
+      this.cache = this.tracked ? all : undefined;
     }
     // the first VMA ending above va (they are sorted and disjoint)
     let lo = 0;

@@ -3,9 +3,10 @@
  * iommufd context, destroyed when the last fd and every file that holds it
  * are gone.
  */
-import type { Caller, IommufdHost } from './context.ts';
+
+import type { Caller, FileOps } from '../kernel/file.ts';
+import type { IommufdHost } from './context.ts';
 import { IommufdCtx } from './context.ts';
-import type { FileOps } from './file.ts';
 import { type ExtraCmd, iommufdIoctl } from './main.ts';
 import { vfioCompat } from './vfio-compat.ts';
 
@@ -23,10 +24,14 @@ export function openIommufd(
   opts: { openedAsVfio: boolean } = { openedAsVfio: false },
 ): IommufdFile {
   const ctx = new IommufdCtx(host, opts);
+  // opened as /dev/vfio/vfio it is the (compat) container, and traces name it like the legacy one
+  const [plain, spapr] = opts.openedAsVfio
+    ? ['vfio-container', 'vfio-container-spapr']
+    : ['iommufd', 'iommufd-spapr'];
   return {
-    /** 'iommufd-spapr' while an extension's SPAPR backend serves the container ioctls: traces decode them by it. */
+    /** The `-spapr` kind while an extension's SPAPR backend serves the container ioctls: traces decode them by it. */
     get kind() {
-      return ctx.vfioCompatBackend ? 'iommufd-spapr' : 'iommufd';
+      return ctx.vfioCompatBackend ? spapr : plain;
     },
     ctx,
     ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, vfioCompat),

@@ -118,7 +118,7 @@ test('tracing prints one decoded line per syscall', () => {
   p.close(fd);
   assert.deepEqual(lines, [
     'openat(AT_FDCWD, "/dev/iommu", O_RDWR) = 3',
-    'ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0x1, out_ioas_id=0}) = -1 EOPNOTSUPP (Operation not supported)',
+    'ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0x1, out_ioas_id=0}) = -1 EOPNOTSUPP (Operation not supported) <unknown flags 0x1; iommufd_ioas_alloc_ioctl>',
     'close(3) = 0',
   ]);
 });
@@ -287,7 +287,16 @@ test('structured trace events carry the call, fd, its kind, request name, ret an
   assert.deepEqual(events, [
     { call: 'openat', fd: 3, fdKind: 'iommufd', ret: 3 },
     { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: 'IOMMU_IOAS_ALLOC', ret: 0 },
-    { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: '0x1234', ret: -1, errno: 'ENOTTY' },
+    {
+      call: 'ioctl',
+      fd: 3,
+      fdKind: 'iommufd',
+      request: '0x1234',
+      ret: -1,
+      errno: 'ENOTTY',
+      reason: 'no VFIO container ioctl on an iommufd',
+      where: 'iommufd_vfio_ioctl',
+    },
     { call: 'close', fd: 3, fdKind: 'iommufd', ret: 0 },
     { call: 'close', fd: 3, ret: -1, errno: 'EBADF' },
   ]);
@@ -336,7 +345,7 @@ test('an ioctl struct cut short by an unmapped page is decoded as far as it read
   assert.equal(p.ioctl(fd, IOAS_ALLOC, arg), -1);
   assert.equal(
     lines.at(-1),
-    'ioctl(3, IOMMU_IOAS_ALLOC, {size=24, flags=0, out_ioas_id=0}) = -1 EFAULT (Bad address)',
+    'ioctl(3, IOMMU_IOAS_ALLOC, {size=24, flags=0, out_ioas_id=0}) = -1 EFAULT (Bad address) <unmapped address 0x7ffefffff000; iommufd_ioas_alloc_ioctl>',
   );
 });
 
@@ -351,4 +360,20 @@ test('pread64/pwrite64 offsets print in hex (vfio-pci puts the region index at b
     `pread64(99, 0x${buf.toString(16)}, 4, 0x70000000000) = -1 EBADF (Bad file descriptor)`,
     `pwrite64(99, 0x${buf.toString(16)}, 4, 0) = -1 EBADF (Bad file descriptor)`,
   ]);
+});
+
+test('the compat container (/dev/vfio/vfio on iommufd) shows its kind like the legacy one', () => {
+  for (const vfioContainer of ['iommufd', 'type1'] as const) {
+    const p = new Kernel({ personality: { vfioContainer } }).spawn();
+    const lines: string[] = [];
+    p.trace = (l) => lines.push(l);
+    const fd = p.open('/dev/vfio/vfio');
+    p.close(fd);
+    assert.deepEqual(lines.slice(1), [`close(${fd}<vfio-container>) = 0`], vfioContainer);
+  }
+  const p = new Kernel().spawn();
+  const lines: string[] = [];
+  p.trace = (l) => lines.push(l);
+  p.close(p.open('/dev/iommu'));
+  assert.deepEqual(lines.slice(1), ['close(3) = 0'], '/dev/iommu itself stays bare');
 });

@@ -513,6 +513,8 @@ test('the connection fd: >= 900, O_CLOEXEC, invisible to the program (EBADF), mo
   assert.equal(r.n('ioctl_after_closefrom'), 4);
   const closes = engine.of(OP.CLOSE);
   assert.equal(closes.length, 1); // closefrom sent CLOSE for the engine fd
+  const untracked = engine.requests.filter((q) => q.op !== OP.HELLO && !(q.flags & 1));
+  assert.deepEqual(untracked, [], 'every request says the library tracks mmap and friends');
 });
 
 test('KVM-VFIO: adding/removing an engine fd is answered by the library, the rest by KVM', async (t) => {
