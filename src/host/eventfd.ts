@@ -12,7 +12,7 @@
  * proc.read(fd, buf, 8); // 8, counter 1
  */
 import { fail } from '../abi/errno.ts';
-import { type EventfdCtx, type FileOps, POLLIN, POLLOUT } from '../iommufd/file.ts';
+import { type EventfdCtx, type FileOps, POLLIN, POLLOUT } from '../kernel/file.ts';
 
 /** ULLONG_MAX: the counter never reaches it (a write that would is EAGAIN). */
 const COUNTER_MAX = (1n << 64n) - 1n;

@@ -1,6 +1,5 @@
 import { readlinkSync } from 'node:fs';
-import type { EventfdCtx, FileOps, FileRef } from '../iommufd/file.ts';
-import type { PagesSource } from '../iommufd/pages.ts';
+import type { EventfdCtx, FileOps, FileRef, PagesSource } from '../kernel/file.ts';
 import { foreignMemory } from './foreign-memory.ts';
 import {
   closeFd,

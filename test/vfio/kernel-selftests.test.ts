@@ -9,12 +9,9 @@
  * (TotalVFs 4, no VF enabled).
  *
  * Every case must pass. The 1 GiB huge page cases may skip, only when this
- * machine has no free 1 GiB huge page. A case that waits on work elsewhere is
- * listed in WAITING with the reason: it is reported (a diagnostic) while it
- * fails, and a listed case that passes fails the test (so the list cannot
- * rot). The suite skips when the programs cannot be built (no network, no
- * compiler) or when this build cannot mmap device regions (every program
- * maps the BARs that report MMAP).
+ * machine has no free 1 GiB huge page. The suite skips when the programs
+ * cannot be built (no network, no compiler) or when this build cannot mmap
+ * device regions (every program maps the BARs that report MMAP).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -26,26 +23,6 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const UIOMMU = join(ROOT, 'bin/uiommu.js');
 const DEVICE = '0000:00:02.0';
 const PF = '0000:04:00.0';
-
-/** Cases that fail for a reason owned elsewhere: `program:case` → reason. */
-const WAITING: ReadonlyMap<string, string> = new Map([
-  ...['vfio_type1_iommu', 'vfio_type1v2_iommu'].map(
-    (m) =>
-      [
-        `dma_mapping:vfio_dma_map_limit_test.${m}.overflow`,
-        'a wrapping iova+size is EOVERFLOW on 7.2 (the versions profile, issue 14)',
-      ] as const,
-  ),
-  ...['vfio_type1_iommu', 'vfio_type1v2_iommu'].flatMap((m) =>
-    ['map_full_bar', 'map_partial_bar', 'map_bar_misaligned'].map(
-      (c) =>
-        [
-          `dma_mapping_mmio:vfio_dma_mapping_mmio_test.${m}.${c}`,
-          'legacy type1 MAP_DMA of a BAR mapping (peer-to-peer) is EFAULT (device mappings, devmap)',
-        ] as const,
-    ),
-  ),
-]);
 
 /** The programs and the BDF each is given. */
 const PROGRAMS: readonly [string, string][] = [
@@ -97,13 +74,21 @@ function parseTap(out: string): CaseResult[] {
   return cases;
 }
 
-/** Run a program under uiommu run on the x86 host's legacy container. */
+/**
+ * The x86 host answering as Linux 7.2 (the selftests' version) with the
+ * legacy container, and SR-IOV enabled for vfio-pci (vfio_pci.enable_sriov=1).
+ */
+const RUN_ARGS = [
+  ...['--host', 'x86', '--kernel', '7.2'],
+  ...['--personality', 'vfioContainer=type1', '--personality', 'vfioPciEnableSriov=true'],
+];
+
+/** Run a program under uiommu run. */
 function run(bin: string, bdf: string) {
-  return spawnSync(
-    process.execPath,
-    [UIOMMU, 'run', '--host', 'x86', '--personality', 'vfioContainer=type1', '--', bin, bdf],
-    { encoding: 'utf8', timeout: 540_000 },
-  );
+  return spawnSync(process.execPath, [UIOMMU, 'run', ...RUN_ARGS, '--', bin, bdf], {
+    encoding: 'utf8',
+    timeout: 540_000,
+  });
 }
 
 /** Why the suite cannot run here, if it cannot: the build, then a BAR mmap probe. */
@@ -124,7 +109,7 @@ describe('the kernel VFIO selftests (Linux 7.2) under uiommu run', {
   timeout: 1_800_000,
 }, () => {
   for (const [program, bdf] of PROGRAMS) {
-    it(program, { timeout: 600_000 }, (t) => {
+    it(program, { timeout: 600_000 }, () => {
       const bin = join(built.dir!, `vfio_${program}_test`);
       const r = run(bin, bdf);
       const skipped = /^1\.\.0 # SKIP (.*)$/m.exec(r.stdout);
@@ -134,17 +119,9 @@ describe('the kernel VFIO selftests (Linux 7.2) under uiommu run', {
       assert.doesNotMatch(r.stderr, /model bug/);
       const unexpected: string[] = [];
       for (const c of cases) {
-        const key = `${program}:${c.name}`;
-        const waiting = WAITING.get(key);
-        if (c.status === 'skip') {
-          if (!(/hugetlb_1gb/.test(c.name) && !have1GiBPage())) {
-            unexpected.push(`${c.name} skipped: ${c.note}`);
-          }
-        } else if (waiting !== undefined) {
-          if (c.status === 'ok') unexpected.push(`${c.name} passes: remove it from WAITING`);
-          else t.diagnostic(`waiting: ${c.name}: ${waiting}`);
-        } else if (c.status === 'fail') {
-          unexpected.push(`${c.name} failed`);
+        if (c.status === 'fail') unexpected.push(`${c.name} failed`);
+        else if (c.status === 'skip' && !(/hugetlb_1gb/.test(c.name) && !have1GiBPage())) {
+          unexpected.push(`${c.name} skipped: ${c.note}`);
         }
       }
       assert.deepEqual(unexpected, [], r.stdout);

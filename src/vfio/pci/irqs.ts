@@ -14,8 +14,7 @@
  * watch client eventfds between requests.
  */
 import { fail } from '../../abi/errno.ts';
-import type { Caller } from '../../iommufd/context.ts';
-import type { EventfdCtx } from '../../iommufd/file.ts';
+import type { Caller, EventfdCtx } from '../../kernel/file.ts';
 import { VFIO_IRQ_SET, VFIO_PCI_IRQ } from './abi.ts';
 
 export type IrqType = 'none' | 'intx' | 'msi' | 'msix';
