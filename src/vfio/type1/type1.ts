@@ -22,6 +22,7 @@ import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/prot.ts';
 import type { AccountMode, PinAccount } from '../../kernel/pin-account.ts';
 import { SortedRanges } from '../../util/sorted-ranges.ts';
+import { VfioUser } from '../user.ts';
 import { accessOk, ffs, updateUserBitmap, verifyBitmapSize } from './dirty.ts';
 import { mapDmaInto, pinDma, unpinDma, type VfioDma } from './dma.ts';
 import { type Type1InfoState, type1GetInfo } from './info.ts';
@@ -363,10 +364,11 @@ export class VfioIommuType1 {
    * ENOMEM) and map into every domain. Without any domain nothing is pinned.
    */
   private mapDma(caller: Type1Caller, arg: bigint): number {
-    const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_MAP_DMA;
-    const map = VfioIommuType1DmaMap.decode(caller.mm.read(arg, minsz));
     const mask = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE | VFIO_DMA_MAP_FLAG.VADDR;
-    if (map.argsz < minsz || (map.flags & ~mask) !== 0) fail('EINVAL');
+    const map = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaMap, {
+      minsz: VFIO_TYPE1_MINSZ.VFIO_IOMMU_MAP_DMA,
+      flags: mask,
+    }).cmd;
     const setVaddr = (map.flags & VFIO_DMA_MAP_FLAG.VADDR) !== 0;
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG.WRITE) prot |= IOMMU_WRITE;
@@ -457,17 +459,18 @@ export class VfioIommuType1 {
    * nothing is written.
    */
   private unmapDma(caller: Type1Caller, arg: bigint): number {
-    const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_UNMAP_DMA;
-    const unmap = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
     const F = VFIO_DMA_UNMAP_FLAG;
     const mask = F.GET_DIRTY_BITMAP | F.VADDR | F.ALL;
-    if (unmap.argsz < minsz || (unmap.flags & ~mask) !== 0) fail('EINVAL');
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaUnmap, {
+      minsz: VFIO_TYPE1_MINSZ.VFIO_IOMMU_UNMAP_DMA,
+      flags: mask,
+    });
+    const unmap = u.cmd;
     const getBitmap = (unmap.flags & F.GET_DIRTY_BITMAP) !== 0;
     if (getBitmap && (unmap.flags & (F.ALL | F.VADDR)) !== 0) fail('EINVAL');
     let bitmap = { pgsize: 0n, size: 0n, data: 0n };
     if (getBitmap) {
-      if (unmap.argsz < minsz + VfioBitmap.size) fail('EINVAL');
-      bitmap = VfioBitmap.decode(caller.mm.read(arg + BigInt(minsz), VfioBitmap.size));
+      bitmap = u.payload(VfioBitmap, 'the dirty bitmap');
       if (!accessOk(bitmap.data, bitmap.size)) fail('EINVAL');
       verifyBitmapSize(unmap.size >> ffs(bitmap.pgsize), bitmap.size);
     }
@@ -523,7 +526,7 @@ export class VfioIommuType1 {
         this.removeDma(dma);
       }
     }
-    caller.mm.write(arg, VfioIommuType1DmaUnmap.encode({ ...unmap, size: unmapped }));
+    u.respond({ ...unmap, size: unmapped });
     return 0;
   }
 
@@ -536,11 +539,10 @@ export class VfioIommuType1 {
    */
   private dirtyPages(caller: Type1Caller, arg: bigint): number {
     if (!this.v2) fail('EACCES');
-    const minsz = VfioIommuType1DirtyBitmap.size;
-    const dirty = VfioIommuType1DirtyBitmap.decode(caller.mm.read(arg, minsz));
     const D = VFIO_IOMMU_DIRTY_PAGES_FLAG;
     const mask = D.START | D.STOP | D.GET_BITMAP;
-    if (dirty.argsz < minsz || (dirty.flags & ~mask) !== 0) fail('EINVAL');
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DirtyBitmap, { flags: mask });
+    const dirty = u.cmd;
     // exactly one flag (the kernel's __ffs == __fls, which also refuses 0 in practice)
     if (dirty.flags === 0 || (dirty.flags & (dirty.flags - 1)) !== 0) fail('EINVAL');
     if (dirty.flags & D.START) {
@@ -567,9 +569,7 @@ export class VfioIommuType1 {
       }
       return 0;
     }
-    const size = VfioIommuType1DirtyBitmapGet.size;
-    if (dirty.argsz - minsz < size) fail('EINVAL');
-    const range = VfioIommuType1DirtyBitmapGet.decode(caller.mm.read(arg + BigInt(minsz), size));
+    const range = u.payload(VfioIommuType1DirtyBitmapGet, 'the range and bitmap');
     if (range.iova + range.size > U64_MAX) fail('EINVAL');
     if (!accessOk(range.bitmap_data, range.bitmap_size)) fail('EINVAL');
     verifyBitmapSize(range.size >> ffs(range.bitmap_pgsize), range.bitmap_size);
