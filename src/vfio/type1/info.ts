@@ -99,6 +99,7 @@ export function type1Caps(s: Type1InfoState, base: number): Uint8Array {
 export function type1GetInfo(mm: Mm, arg: bigint, s: Type1InfoState): number {
   const u = VfioUser.copyIn(mm, arg, VfioIommuType1Info, {
     minsz: VFIO_TYPE1_MINSZ.VFIO_IOMMU_GET_INFO,
+    fn: 'vfio_iommu_type1_get_info',
   });
   const fixed = VfioIommuType1Info.size;
   const caps = type1Caps(s, fixed);
