@@ -281,6 +281,8 @@ static int serve_ready(struct transport *t, struct epoll_event *ev)
 	}
 	t->meta[0] = fd;
 	conn_free(t, c);
+	/* a client's exit: let libuv see its SIGCHLD now (a waiter on the child may be done) */
+	t->yield = 1;
 	return EV_CLOSE;
 }
 
