@@ -10,7 +10,9 @@
  *  4. heap bytes per live area at 1e6 areas (≤ 300)
  *  5. a real program under `uiommu run`: interposed ioctl round trip vs a
  *     native ioctl (goal ≤ 20×), `uiommu run -- true` overhead (≤ 150 ms)
- *  6. the call path (bench/call-path.ts): interposed round trip vs a C-to-C
+ *  6. a trapped 4-byte BAR register load and store vs a plain memory load
+ *     and vs the engine round trip alone (docs/device-mmap.md)
+ *  7. the call path (bench/call-path.ts): interposed round trip vs a C-to-C
  *     socket round trip with both on one CPU and on two (≤ 1.5× each);
  *     262,144 SPAPR UNMAP_DMA (≤ 3 s); the kernel's iommufd selftest under
  *     uiommu vs booted with the reference kernel under QEMU TCG (≤ 0.5×)
@@ -18,6 +20,7 @@
  * BENCH_MAX_AREAS=1e5 shortens part 1 for a quick look.
  */
 import { cpus, loadavg } from 'node:os';
+import { benchBarTrap } from './bar-trap.ts';
 import { benchBigMap, REPS, ROUNDS } from './big-map.ts';
 import {
   benchRoundTrips,
@@ -257,27 +260,61 @@ if (ip) {
 }
 
 // ---- 6 ---------------------------------------------------------------------------
+const bt = benchBarTrap();
+if (bt) {
+  const note = (ns: number) =>
+    `${(ns / bt.memReadNs).toFixed(0)}× a plain load of a mapped memory page (${bt.memReadNs.toFixed(2)} ns); SIGSEGV + decode + engine round trip`;
+  rows.push(
+    {
+      id: '6',
+      metric: 'trapped 4-byte BAR register load (median)',
+      value: bt.trapReadNs,
+      unit: 'ns',
+      note: note(bt.trapReadNs),
+    },
+    {
+      id: '6',
+      metric: 'trapped 4-byte BAR register store (median)',
+      value: bt.trapWriteNs,
+      unit: 'ns',
+      note: note(bt.trapWriteNs),
+    },
+    {
+      id: '6',
+      metric: 'trapped load / engine round trip (4-byte pread of the register)',
+      value: bt.trapReadNs / bt.engineNs,
+      unit: '×',
+      note: `engine round trip ${bt.engineNs} ns in the same run`,
+    },
+  );
+} else {
+  console.error(
+    'part 6 skipped: native/build/bench/bar-trap missing, not x86-64, or no mappable BAR',
+  );
+}
+
+// ---- 7 ---------------------------------------------------------------------------
 const rt = benchRoundTrips();
-if (typeof rt === 'string') console.error(`part 6 round trips skipped: ${rt}`);
+if (typeof rt === 'string') console.error(`part 7 round trips skipped: ${rt}`);
 else {
   for (const r of rt) {
     rows.push(
       {
-        id: '6',
+        id: '7',
         metric: `ioctl round trip under uiommu run, engine and client on ${r.placement}`,
         value: r.interposedNs,
         unit: 'ns',
         note: `IOMMU_IOAS_IOVA_RANGES, median of 20,000; load ${load()}`,
       },
       {
-        id: '6',
+        id: '7',
         metric: `C-to-C Unix socket round trip on ${r.placement}`,
         value: r.floorNs,
         unit: 'ns',
         note: 'blocking write/read, 64-byte request and 24-byte answer, same run',
       },
       ratioRow(
-        '6',
+        '7',
         `interposed / C-to-C socket, ${r.placement}`,
         r.interposedNs / r.floorNs,
         1.5,
@@ -287,10 +324,10 @@ else {
   }
 }
 const storm = benchUnmapStorm();
-if (typeof storm === 'string') console.error(`part 6 UNMAP storm skipped: ${storm}`);
+if (typeof storm === 'string') console.error(`part 7 UNMAP storm skipped: ${storm}`);
 else {
   rows.push({
-    id: '6',
+    id: '7',
     metric: '262,144 sequential 4 KiB UNMAP_DMA, SPAPR v2, 1 GiB window',
     value: storm,
     unit: 's',
@@ -300,28 +337,28 @@ else {
   });
 }
 const st = benchSelftest();
-if (typeof st === 'string') console.error(`part 6 selftest skipped: ${st}`);
+if (typeof st === 'string') console.error(`part 7 selftest skipped: ${st}`);
 else {
   rows.push({
-    id: '6',
+    id: '7',
     metric: 'kernel iommufd selftest under uiommu run (wall)',
     value: st.seconds,
     unit: 's',
     note: `--host mock --cap-add sys_resource; ${st.totals}; load ${load()}`,
   });
   const tcg = benchSelftestTcg();
-  if (typeof tcg === 'string') console.error(`part 6 selftest under TCG skipped: ${tcg}`);
+  if (typeof tcg === 'string') console.error(`part 7 selftest under TCG skipped: ${tcg}`);
   else {
     rows.push(
       {
-        id: '6',
+        id: '7',
         metric: 'the same selftest (static) on the reference kernel under QEMU TCG, boot included',
         value: tcg.seconds,
         unit: 's',
         note: `${tcg.totals}; load ${load()}`,
       },
       ratioRow(
-        '6',
+        '7',
         'selftest under uiommu / real kernel under TCG',
         st.seconds / tcg.seconds,
         0.5,

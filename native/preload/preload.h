@@ -234,7 +234,10 @@ int starts(const char *s, const char *prefix);
  * Where an absolute /sys or /dev path goes. ROUTE_ENGINE fills `norm` with
  * the normalised path (/dev/iommu, /dev/vfio/X where X is not a directory
  * of the fake tree); ROUTE_FAKE fills `fake` with UIOMMU_ROOT + path when
- * that exists. Relative paths are never routed. errno is preserved.
+ * that exists, or when the path lies in a folder the emulated host owns
+ * (UIOMMU_ROOT/owned): the fake path is then missing and the call answers
+ * ENOENT, never with the host's file. Relative paths are never routed.
+ * errno is preserved.
  */
 enum route classify(const char *path, char *norm, char *fake);
 /*

@@ -334,7 +334,10 @@ export class Engine {
       case OP.MREMAP:
       case OP.MMIO:
       case OP.MMIO_FAULT: {
-        const a = deviceMmapOp(proc, req, this.opts.sharedMemory ?? memfdStore);
+        const a = deviceMmapOp(proc, req, {
+          share: this.opts.sharedMemory ?? memfdStore,
+          busRange: (size, backing) => this.kernel.memory.alloc(size, { backing }),
+        });
         return ok(a.ret, { payload: a.payload });
       }
       default:

@@ -155,9 +155,9 @@ class CdevFile {
           );
         return this.pci.write!(caller, data, offset);
       },
-      mmap: (caller, offset, length, shared, share) => {
+      mmap: (caller, offset, length, shared, host) => {
         if (!this.bound) fail('EINVAL');
-        return this.pci.mmap!(caller, offset, length, shared, share);
+        return this.pci.mmap!(caller, offset, length, shared, host);
       },
       release: () => this.release(),
     };
