@@ -141,7 +141,7 @@ static pid_t engine_pid(void)
 	struct ucred cred;
 	socklen_t n = sizeof(cred);
 
-	if (g_sock < 0 || getsockopt(g_sock, SOL_SOCKET, SO_PEERCRED, &cred, &n))
+	if (g_sock < 0 || syscall(SYS_getsockopt, g_sock, SOL_SOCKET, SO_PEERCRED, &cred, &n))
 		return 0;
 	return cred.pid;
 }
@@ -234,18 +234,24 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	void *p;
 
 	resolve_mm();
+	if (!(flags & MAP_ANONYMOUS) && lib_fd(fd)) {
+		errno = EBADF;
+		return MAP_FAILED;
+	}
 	if (!(flags & MAP_ANONYMOUS) && bit_test(fd)) {
 		enter(&g);
 		p = engine_mmap(addr, len, prot, flags, fd, off);
 		leave(&g);
-		return p;
+	} else {
+		p = real_mmap(addr, len, prot, flags, fd, off);
+		if (p != MAP_FAILED && (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && g_nbar_maps) {
+			enter(&g);
+			unmapped((uintptr_t)p, len);
+			leave(&g);
+		}
 	}
-	p = real_mmap(addr, len, prot, flags, fd, off);
-	if (p != MAP_FAILED && (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && g_nbar_maps) {
-		enter(&g);
-		unmapped((uintptr_t)p, len);
-		leave(&g);
-	}
+	if (p != MAP_FAILED)
+		mm_changed();
 	return p;
 }
 
@@ -261,6 +267,8 @@ EXPORT int munmap(void *addr, size_t len)
 
 	resolve_mm();
 	r = real_munmap(addr, len);
+	if (!r)
+		mm_changed();
 	if (!r && g_nbar_maps) {
 		enter(&g);
 		unmapped((uintptr_t)addr, len);
@@ -289,8 +297,12 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		want = va_arg(ap, void *);
 		va_end(ap);
 	}
-	if (!g_nbar_maps || !overlaps_any((uintptr_t)old, old_len ? old_len : 1))
-		return real_mremap(old, old_len, new_len, flags, want);
+	if (!g_nbar_maps || !overlaps_any((uintptr_t)old, old_len ? old_len : 1)) {
+		p = real_mremap(old, old_len, new_len, flags, want);
+		if (p != MAP_FAILED)
+			mm_changed();
+		return p;
+	}
 	enter(&g);
 	m = bar_map_at((uintptr_t)old);
 	if (!m || new_len > old_len || (flags & MREMAP_DONTUNMAP)) {
@@ -303,6 +315,8 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		struct bar_map moved = *m;
 		intptr_t shift = (intptr_t)p - (intptr_t)old;
 		unsigned i;
+
+		mm_changed();
 
 		moved.start = (uintptr_t)old + shift;
 		moved.end = moved.start + new_len;
@@ -332,10 +346,16 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	int i, r;
 
 	resolve_mm();
-	if (!g_nbar_maps || !overlaps_any((uintptr_t)addr, len))
-		return real_mprotect(addr, len, prot);
+	if (!g_nbar_maps || !overlaps_any((uintptr_t)addr, len)) {
+		r = real_mprotect(addr, len, prot);
+		if (!r)
+			mm_changed();
+		return r;
+	}
 	enter(&g);
 	r = real_mprotect(addr, len, PROT_NONE);
+	if (!r)
+		mm_changed();
 	for (i = 0; !r && i < g_nbar_maps; i++) {
 		struct bar_map *m = &g_bar_maps[i];
 

@@ -30,7 +30,16 @@ export interface PagesSource {
 /** A file as iommufd sees one handed to it by fd number (IOAS_MAP_FILE). */
 export interface FileRef {
   /** Present for memory-backed files (memfd, shmem, hugetlbfs); MAP_FILE of any other file is EINVAL. */
-  readonly pages?: { source: PagesSource; size: bigint };
+  readonly pages?: { source: PagesSource; size: bigint; readonly dmabuf?: DmaBufExporter };
+}
+
+/**
+ * A dma-buf exporter iommufd can map (7.2: the selftest's test dma-buf;
+ * MAP_FILE takes [start, start+length) of the buffer).
+ */
+export interface DmaBufExporter {
+  /** Revoked by its exporter: MAP_FILE answers ENODEV until restored. */
+  readonly revoked: boolean;
 }
 
 /** A shared memory file holding a device's bytes (a memfd the engine creates), mapped by clients. */

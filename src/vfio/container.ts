@@ -35,6 +35,12 @@ export type VfioContainerBackend = 'iommufd' | 'type1';
 export interface VfioContainerPersonality {
   /** 'iommufd' = CONFIG_IOMMUFD_VFIO_CONTAINER (default); 'type1' = the legacy container with its backends. */
   readonly vfioContainer: VfioContainerBackend;
+  /**
+   * The legacy type1 container's errno for a MAP/UNMAP range whose end
+   * wraps u64: 'EINVAL' before, 'EOVERFLOW' since the "addressable limit"
+   * series (v6.19).
+   */
+  readonly type1WrapErrno: 'EINVAL' | 'EOVERFLOW';
 }
 
 /**
