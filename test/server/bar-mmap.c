@@ -1,7 +1,8 @@
 /*
  * BAR0 of the x86 preset's DMA-engine function mapped into a real process
  * (docs/device-mmap.md): region flags, mmap's errnos, trapped register
- * accesses of every width, shared memory pages, a DMA driven through the
+ * accesses of every width (unaligned too), shared memory pages, a function
+ * reset seen through the mapping, a DMA driven through the
  * mapping, fork inheritance, the program's own SIGSEGV handler, SIGBUS
  * while Memory decode is off, munmap of half, mremap (grow, shrink, move),
  * MAP_FIXED over a register page, an instruction the
@@ -102,6 +103,11 @@ int main(int argc, char **argv)
 	      "narrow writes reach the device: %llx", (unsigned long long)reg64(&d, DMA_REG_SRC));
 	ok("registers through the mapping: 1/2/4/8-byte reads and writes, sign and zero extension");
 
+	/* an unaligned access is split by the device model as the bus would */
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_SRC + 1) == (uint32_t)(0x8899aabb1122ee33ULL >> 8),
+	      "unaligned 4-byte load: 0x%x", *(volatile uint32_t *)(b + DMA_REG_SRC + 1));
+	ok("an unaligned 4-byte load of a register");
+
 	/* the buffer page is memory shared with the engine */
 	volatile uint8_t *buf = b + DMA_BUF_OFFSET;
 	for (int i = 0; i < 64; i++)
@@ -114,6 +120,16 @@ int main(int argc, char **argv)
 	dev_pwrite(&d, d.bar0 + DMA_BUF_OFFSET + 128, &word, 4);
 	CHECK(*(volatile uint32_t *)(buf + 128) == 0xdeadbeef, "the mapping sees pwrite");
 	ok("buffer page: the mapping and pread/pwrite show the same bytes");
+
+	/* a function reset: registers back to their reset values, the buffer page zeroed at once */
+	IOCTL_OK(dev, VFIO_DEVICE_RESET, NULL);
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_LIVENESS) == 0xffffffffu &&
+		      *(volatile uint32_t *)(buf + 128) == 0,
+	      "after RESET: liveness 0x%x, buffer 0x%x",
+	      *(volatile uint32_t *)(b + DMA_REG_LIVENESS), *(volatile uint32_t *)(buf + 128));
+	for (int i = 0; i < 64; i++)
+		buf[i] = (uint8_t)(i * 3 + 1);
+	ok("VFIO_DEVICE_RESET: the mapping shows the reset registers and a zeroed buffer");
 
 	/* a DMA driven through the mapped registers */
 	uint8_t *mem = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
