@@ -6,7 +6,9 @@
  * mapping, fork inheritance, the program's own SIGSEGV handler, SIGBUS
  * while Memory decode is off, munmap of half, mremap (grow, shrink, move),
  * MAP_FIXED over a register page, an instruction the
- * trap cannot emulate, and IOMMU_IOAS_MAP (compat MAP_DMA) of the mapping.
+ * trap cannot emulate, a KVM memory slot over a register page (when
+ * /dev/kvm works), and MAP_DMA of the mapping (EFAULT on the iommufd
+ * compat container, peer-to-peer on the legacy one with argument "type1").
  * Prints one "ok" line per check.
  */
 #define _GNU_SOURCE
@@ -14,6 +16,8 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+
+#include <linux/kvm.h>
 
 #include "example-common.h"
 
@@ -246,6 +250,28 @@ int main(int argc, char **argv)
 	CHECK(*(volatile uint32_t *)(b + DMA_REG_ID) == DMA_ENGINE_ID, "first half still mapped");
 	CHECK(faults(read32, b + 0x20000) == SIGSEGV, "the unmapped half");
 	ok("munmap of half the mapping: the rest works, the unmapped half is SIGSEGV");
+
+	/* a KVM memory slot over a register page is refused at once (EFAULT), one over memory is not */
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		ok("KVM slot over registers: not checked, no usable /dev/kvm (%s)",
+		   strerrorname_np(errno));
+	} else {
+		struct kvm_userspace_memory_region slot = { .slot = 0,
+							    .guest_phys_addr = 0x100000,
+							    .memory_size = PAGE,
+							    .userspace_addr = (uintptr_t)b };
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) < 0 && errno == EFAULT,
+		      "KVM slot over the register page: %s", strerrorname_np(errno));
+		slot.userspace_addr = (uintptr_t)mem;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0, "KVM slot over memory: %s",
+		      strerrorname_np(errno));
+		ok("KVM_SET_USER_MEMORY_REGION over a register page: EFAULT with a message");
+		close(vm);
+	}
+	if (kvm >= 0)
+		close(kvm);
 
 	/* an instruction the trap cannot emulate: a message, then SIGSEGV */
 	pid = fork();
