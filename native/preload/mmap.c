@@ -378,6 +378,28 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	return r;
 }
 
+/*
+ * KVM reaches a slot's pages without faulting into this process: the
+ * memory pages of device mappings in [start, start+size) come in now (as a
+ * first touch would bring them), when the device decodes memory.
+ */
+static void fault_in_for_kvm(uint64_t start, uint64_t size)
+{
+	struct uiommu_resp rs;
+	struct guard g;
+	int i;
+
+	enter(&g);
+	for (i = 0; i < g_nbar_maps; i++) {
+		struct bar_map *m = &g_bar_maps[i];
+
+		if (m->zapped && m->start < start + size && m->end > start &&
+		    call_simple(UIOMMU_OP_MMIO_FAULT, m->start, 0, &rs) == 0)
+			bar_map_faulted_in(m);
+	}
+	leave(&g);
+}
+
 int kvm_slot_over_registers(int fd, unsigned long request, void *arg)
 {
 	uint64_t start, size;
@@ -420,5 +442,6 @@ int kvm_slot_over_registers(int fd, unsigned long request, void *arg)
 			}
 		}
 	}
+	fault_in_for_kvm(start, size);
 	return 0;
 }

@@ -267,7 +267,13 @@ int main(int argc, char **argv)
 		slot.userspace_addr = (uintptr_t)mem;
 		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0, "KVM slot over memory: %s",
 		      strerrorname_np(errno));
-		ok("KVM_SET_USER_MEMORY_REGION over a register page: EFAULT with a message");
+		slot.slot = 1;
+		slot.guest_phys_addr = 0x200000;
+		slot.userspace_addr = (uintptr_t)(b + PAGE);
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0,
+		      "KVM slot over a memory page of the BAR: %s", strerrorname_np(errno));
+		ok("KVM_SET_USER_MEMORY_REGION: EFAULT with a message over a register page, 0 over "
+		   "memory and a BAR's memory page");
 		close(vm);
 	}
 	if (kvm >= 0)
