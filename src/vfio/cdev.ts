@@ -49,6 +49,7 @@ import {
 import type { Device } from '../iommu/device.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
 import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
+import { checkZeroed } from '../iommufd/ucmd.ts';
 import type { Caller, FileOps } from '../kernel/file.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
@@ -188,8 +189,8 @@ class CdevFile {
     // copy_struct_from_user(): a known-size prefix, the rest must be zero
     const known = new Uint8Array(size);
     known.set(caller.mm.read(arg, Math.min(argsz, size)));
-    if (argsz > size && caller.mm.read(arg + BigInt(size), argsz - size).some((b) => b !== 0))
-      fail('E2BIG', `non-zero bytes past the known ${size}-byte struct`, 'copy_struct_from_user');
+    // page by page, as check_zeroed_user(): an argsz of GiBs stops at the first unmapped page
+    if (argsz > size) checkZeroed(caller.mm, arg + BigInt(size), BigInt(argsz - size));
     const bind = VfioDeviceBindIommufd.decode(known);
     if (bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN || bind.iommufd < 0)
       fail(
