@@ -37,6 +37,7 @@ import {
   withCapabilities,
 } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
+import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
 
@@ -138,6 +139,7 @@ export async function runProgram(
     const root = join(dir, 'root');
     mkdirSync(root);
     writeFakeTree(kernel, root);
+    writeOwned(kernel, root);
     const b = backends(kernel);
     const engine = createEngine({
       kernel,

@@ -305,6 +305,10 @@ test('legacy type1 TYPE1_NESTING: 6.12 offers it; since 6.13 CHECK_EXTENSION 0, 
     assert.equal(c.ioctl(fd, 'VFIO_CHECK_EXTENSION', nesting).ret, answer, version);
     const group = c.open('/dev/vfio/12').ret;
     assert.equal(c.setContainer(group, fd).ret, 0);
-    assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', nesting).errno, answer ? undefined : 'ENODEV', version);
+    assert.equal(
+      c.ioctl(fd, 'VFIO_SET_IOMMU', nesting).errno,
+      answer ? undefined : 'ENODEV',
+      version,
+    );
   }
 });
