@@ -1,6 +1,7 @@
 /**
- * Real QEMU (qemu-system-x86_64, TCG) under `uiommu run`: QEMU 7.2 opens the
- * x86 preset's group 0 through the legacy type1 container, realizes
+ * Real QEMU (qemu-system-x86_64, TCG) under `uiommu run`: QEMU opens the
+ * x86 preset's group 0 through the legacy type1 container (the default;
+ * the realize test also through iommufd's compat container), realizes
  * vfio-pci 0000:00:02.0 (region and IRQ info, config space, reset), and
  * SeaBIOS sizes and places its BARs, which QEMU then serves by pread/pwrite
  * of the device fd; through qtest, the guest programs the device's DMA
@@ -38,10 +39,12 @@ interface Qemu {
   kill(signal: NodeJS.Signals): void;
 }
 
-function startQemu(trace: string, args: string[]): Qemu {
+/** `personality`: NAME=VALUE settings of `uiommu run` (e.g. the container). */
+function startQemu(trace: string, args: string[], personality: string[] = []): Qemu {
+  const settings = personality.flatMap((p) => ['--personality', p]);
   const child = spawn(
     process.execPath,
-    [UIOMMU, 'run', '--host', 'x86', '--trace', trace, '--', QEMU, ...args],
+    [UIOMMU, 'run', '--host', 'x86', ...settings, '--trace', trace, '--', QEMU, ...args],
     { stdio: ['pipe', 'pipe', 'pipe'], detached: true },
   );
   let out = '';
@@ -130,21 +133,29 @@ describe('QEMU under uiommu run', { skip: haveQemu ? false : `${QEMU} not instal
   const dir = mkdtempSync(join(tmpdir(), 'uiommu-qemu-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  for (const accel of ['tcg', 'kvm'] as const) {
+  for (const [accel, container] of [
+    ['tcg', 'legacy'],
+    ['tcg', 'iommufd'],
+    ['kvm', 'legacy'],
+  ] as const) {
     const skip = accel === 'kvm' && !kvmUsable ? 'no usable /dev/kvm' : false;
-    it(`${accel}: realizes vfio-pci 0000:00:02.0; SeaBIOS places its BARs; no vfio errors`, {
+    it(`${accel}, ${container} container: realizes vfio-pci 0000:00:02.0; SeaBIOS places its BARs; no vfio errors`, {
       timeout: 180_000,
       skip,
     }, async () => {
-      const trace = join(dir, `qemu-${accel}.trace`);
+      const trace = join(dir, `qemu-${accel}-${container}.trace`);
       // with KVM, QEMU also adds the group to a KVM-VFIO device (the library answers)
-      const q = startQemu(trace, [
-        ...(accel === 'kvm' ? KVM : TCG),
-        '-monitor',
-        'stdio',
-        '-device',
-        'vfio-pci,host=0000:00:02.0',
-      ]);
+      const q = startQemu(
+        trace,
+        [
+          ...(accel === 'kvm' ? KVM : TCG),
+          '-monitor',
+          'stdio',
+          '-device',
+          'vfio-pci,host=0000:00:02.0',
+        ],
+        [`vfioContainer=${container}`],
+      );
       try {
         // BAR0 is a 16 MiB 64-bit BAR: unassigned (all ones) until SeaBIOS places it
         const pci = await ask(q, 'info pci', (a) => placed('BAR0').test(deviceBlock(a) ?? ''));
