@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { fail } from '../abi/errno.ts';
-import { appendRun, type Mm, type PhysRun } from '../iommu/mm.ts';
+import { appendRun, type Mm, type PhysRun, refusePfnMaps } from '../iommu/mm.ts';
 import {
   type ForeignMemory,
   type FsKind,
@@ -109,6 +109,7 @@ export class RemoteMm implements Mm {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (length === 0n) return [];
     if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps');
+    refusePfnMaps(this, va, length);
     const last = va + length - 1n;
     const vmas = parseMaps(this.maps(), va, last);
     let cursor = va;
