@@ -47,10 +47,9 @@ import {
   vfioNrOf,
 } from '../abi/vfio.ts';
 import type { Device } from '../iommu/device.ts';
-import type { Caller } from '../iommufd/context.ts';
-import type { FileOps } from '../iommufd/file.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
 import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
+import type { Caller, FileOps } from '../kernel/file.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
@@ -156,9 +155,9 @@ class CdevFile {
           );
         return this.pci.write!(caller, data, offset);
       },
-      mmap: (caller, offset, length, shared, share) => {
+      mmap: (caller, offset, length, shared, host) => {
         if (!this.bound) fail('EINVAL');
-        return this.pci.mmap!(caller, offset, length, shared, share);
+        return this.pci.mmap!(caller, offset, length, shared, host);
       },
       release: () => this.release(),
     };

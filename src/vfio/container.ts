@@ -24,10 +24,10 @@
 import { fail } from '../abi/errno.ts';
 import { VFIO_API_VERSION, VFIO_BASE, vfioNrOf } from '../abi/vfio.ts';
 import type { Group } from '../iommu/group.ts';
-import type { Caller, IommufdHost, Personality } from '../iommufd/context.ts';
-import type { FileOps } from '../iommufd/file.ts';
+import type { IommufdHost, Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
+import type { Caller, FileOps } from '../kernel/file.ts';
 
 /** Which implementation serves /dev/vfio/vfio ('type1' is the old name of 'legacy'). */
 export type VfioContainerBackend = 'legacy' | 'iommufd' | 'type1';
@@ -36,6 +36,12 @@ export type VfioContainerBackend = 'legacy' | 'iommufd' | 'type1';
 export interface VfioContainerPersonality {
   /** 'legacy' = CONFIG_VFIO_CONTAINER with its backends (default; alias 'type1'); 'iommufd' = CONFIG_IOMMUFD_VFIO_CONTAINER. */
   readonly vfioContainer: VfioContainerBackend;
+  /**
+   * The legacy type1 container's errno for a MAP/UNMAP range whose end
+   * wraps u64: 'EINVAL' before, 'EOVERFLOW' since the "addressable limit"
+   * series (v6.19).
+   */
+  readonly type1WrapErrno: 'EINVAL' | 'EOVERFLOW';
 }
 
 /** True when `/dev/vfio/vfio` is the legacy container (either name of the setting). */

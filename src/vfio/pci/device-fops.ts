@@ -11,8 +11,7 @@
  */
 import { fail } from '../../abi/errno.ts';
 import { VfioInfoCapHeader, vfioNrOf } from '../../abi/vfio.ts';
-import type { Caller } from '../../iommufd/context.ts';
-import type { DeviceMapping, FileOps, SharedMemoryProvider } from '../../iommufd/file.ts';
+import type { Caller, DeviceMapping, FileOps, MmapHost } from '../../kernel/file.ts';
 import { vfioDeviceFeature } from '../device-feature.ts';
 import {
   VFIO_DEVICE_FEATURE,
@@ -153,8 +152,8 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
     write(_caller: Caller, data: Uint8Array, offset: bigint | undefined): number {
       return dev.write(offset ?? 0n, data);
     },
-    mmap(caller, offset, length, shared, share) {
-      return vfioPciMmap(dev, caller.mm.pageSize, offset, length, shared, share);
+    mmap(caller, offset, length, shared, host) {
+      return vfioPciMmap(dev, caller.mm.pageSize, offset, length, shared, host);
     },
     release() {
       opts.release?.();
@@ -174,10 +173,10 @@ export function vfioPciMmap(
   offset: bigint,
   length: bigint,
   shared: boolean,
-  share: SharedMemoryProvider,
+  host: MmapHost,
 ): DeviceMapping {
   const { index, pos } = dev.mmapCheck(offset, length, shared, pageSize);
-  const file = dev.barMemory.get(index)!.share(`uiommu-${dev.name}-bar${index}`, share);
+  const file = dev.barMemory.get(index)!.share(`uiommu-${dev.name}-bar${index}`, host.share);
   const end = pos + length;
   const registers: [bigint, bigint][] = [];
   for (const [s, e] of dev.registerRanges(index, pageSize)) {
@@ -193,6 +192,7 @@ export function vfioPciMmap(
       if (!dev.config.memoryEnabled) fail('EIO', 'memory decode disabled');
     },
     zaps: () => dev.zaps,
+    phys: (at) => dev.barBusAddress(index, host.busRange) + pos + at,
   };
 }
 

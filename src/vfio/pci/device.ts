@@ -10,6 +10,7 @@
  * dev.read(vfioPciRegionOffset(7), 2); // vendor id bytes
  */
 import { fail } from '../../abi/errno.ts';
+import type { MmapHost } from '../../kernel/file.ts';
 import {
   VFIO_DEVICE_FLAGS,
   VFIO_IRQ_INFO,
@@ -97,6 +98,8 @@ export class VfioPciDevice {
   zaps = 0;
   /** An SR-IOV PF's VF token (vdev->vf_token). */
   readonly vfToken: VfToken | undefined;
+  /** Bus addresses of BARs handed out for peer-to-peer DMA (barBusAddress). */
+  private readonly busBases = new Map<number, bigint>();
   /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
   sriovPf: VfioPciDevice | undefined;
 
@@ -320,6 +323,30 @@ export class VfioPciDevice {
       return new Uint8Array();
     }
     return this.barRw(index, pos, size, undefined) as Uint8Array;
+  }
+
+  /**
+   * The bus address of BAR `index` for peer-to-peer DMA, allocated on first
+   * use with `busRange`: a device's DMA there reaches this BAR as a CPU
+   * access would (registers included); while Memory decode is off reads
+   * are all-ones and writes are dropped (a master abort).
+   */
+  barBusAddress(index: number, busRange: MmapHost['busRange']): bigint {
+    let base = this.busBases.get(index);
+    if (base !== undefined) return base;
+    const size = this.spec.bars.find((b) => b.index === index)!.size;
+    const at = (phys: bigint) => phys - base!;
+    base = busRange(size, {
+      read: (phys, length) =>
+        this.config.memoryEnabled
+          ? (this.barRw(index, at(phys), length, undefined) as Uint8Array)
+          : new Uint8Array(length).fill(0xff),
+      write: (phys, data) => {
+        if (this.config.memoryEnabled) this.barRw(index, at(phys), data.length, data);
+      },
+    });
+    this.busBases.set(index, base);
+    return base;
   }
 
   // ---- read / write -------------------------------------------------------------
