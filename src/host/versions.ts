@@ -32,6 +32,7 @@ export const LINUX_6_18: KernelPersonality = {
   compatCapsAligned: true,
   vfioContainer: 'legacy',
   type1WrapErrno: 'EINVAL',
+  type1Nesting: false,
   ...SPAPR_TCE_6_18,
 };
 
@@ -45,6 +46,7 @@ export const LINUX_6_12: KernelPersonality = {
   ...LINUX_6_18,
   selftestAbi: '6.12',
   iommufdLastCmd: 'IOMMU_FAULT_QUEUE_ALLOC',
+  type1Nesting: true,
 };
 
 /**

@@ -42,6 +42,12 @@ export interface VfioContainerPersonality {
    * series (v6.19).
    */
   readonly type1WrapErrno: 'EINVAL' | 'EOVERFLOW';
+  /**
+   * The legacy type1 container answers CHECK_EXTENSION(TYPE1_NESTING_IOMMU)
+   * with 1 and SET_IOMMU(6) opens a v2 container: true until commit
+   * 35890f85573c (v6.13) made 6 a reserved number (then ENODEV).
+   */
+  readonly type1Nesting: boolean;
 }
 
 /** True when `/dev/vfio/vfio` is the legacy container (either name of the setting). */

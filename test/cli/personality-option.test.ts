@@ -21,6 +21,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   hwCapAtsNotSupported: 'true',
   requestBounds: 'true',
   type1WrapErrno: 'EOVERFLOW',
+  type1Nesting: 'true',
 };
 
 test('every personality setting can be given on the command line', () => {

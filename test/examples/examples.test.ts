@@ -3,6 +3,8 @@
  * native/build/examples) run unmodified under `uiommu run`: each exits 0
  * only if every ioctl answer, errno and DMA result is the one it expects.
  * The traces decode shared ioctl numbers by fd kind.
+ *
+ * @slow: builds and runs the example C programs under uiommu run (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
