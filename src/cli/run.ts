@@ -156,7 +156,10 @@ export async function runProgram(
   let dumped = false;
   const dump = () => {
     if (opts.dumpState === undefined) return;
-    writeFileSync(opts.dumpState, JSON.stringify(state(), null, 1));
+    writeFileSync(
+      opts.dumpState,
+      JSON.stringify({ time: new Date().toISOString(), ...state() }, null, 1),
+    );
     dumped = true;
   };
   let view: LiveView | undefined;

@@ -59,8 +59,6 @@ export interface ContextJson {
 }
 
 export interface KernelState {
-  /** Milliseconds since the epoch when the snapshot was taken. */
-  time: number;
   processes: {
     pid: number;
     uid: number;
@@ -168,7 +166,6 @@ export function kernelState(kernel: Kernel): KernelState {
   });
   const uids = [...new Set(procs.map((p) => p.creds.uid))].sort((a, b) => a - b);
   return {
-    time: Date.now(),
     processes,
     users: uids.map((uid) => ({
       uid,

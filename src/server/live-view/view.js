@@ -335,7 +335,7 @@ function render(s) {
 const events = new EventSource(`events?token=${encodeURIComponent(token)}`);
 events.onmessage = (e) => {
   const s = JSON.parse(e.data);
-  statusLine.textContent = `updated ${new Date(s.time).toLocaleTimeString()}`;
+  statusLine.textContent = `updated ${new Date().toLocaleTimeString()}`;
   render(s);
 };
 events.onerror = () => {
