@@ -10,9 +10,12 @@
  *  4. heap bytes per live area at 1e6 areas (≤ 300)
  *  5. a real program under `uiommu run`: interposed ioctl round trip vs a
  *     native ioctl (goal ≤ 20×), `uiommu run -- true` overhead (goal ≤ 300 ms)
+ *  6. a trapped 4-byte BAR register load and store vs a plain memory load
+ *     and vs the engine round trip alone (docs/device-mmap.md)
  *
  * BENCH_MAX_AREAS=1e5 shortens part 1 for a quick look.
  */
+import { benchBarTrap } from './bar-trap.ts';
 import { benchBigMap, REPS, ROUNDS } from './big-map.ts';
 import { hasGc, markdownTable, now, type Row } from './harness.ts';
 import { benchInterposed } from './interposed.ts';
@@ -237,6 +240,40 @@ if (ip) {
   );
 } else {
   console.error('part 5 skipped: native/build/bench/ioctl-rtt missing (make -C native)');
+}
+
+// ---- 6 ---------------------------------------------------------------------------
+const bt = benchBarTrap();
+if (bt) {
+  const note = (ns: number) =>
+    `${(ns / bt.memReadNs).toFixed(0)}× a plain load of a mapped memory page (${bt.memReadNs.toFixed(2)} ns); SIGSEGV + decode + engine round trip`;
+  rows.push(
+    {
+      id: '6',
+      metric: 'trapped 4-byte BAR register load (median)',
+      value: bt.trapReadNs,
+      unit: 'ns',
+      note: note(bt.trapReadNs),
+    },
+    {
+      id: '6',
+      metric: 'trapped 4-byte BAR register store (median)',
+      value: bt.trapWriteNs,
+      unit: 'ns',
+      note: note(bt.trapWriteNs),
+    },
+    {
+      id: '6',
+      metric: 'trapped load / engine round trip (4-byte pread of the register)',
+      value: bt.trapReadNs / bt.engineNs,
+      unit: '×',
+      note: `engine round trip ${bt.engineNs} ns in the same run`,
+    },
+  );
+} else {
+  console.error(
+    'part 6 skipped: native/build/bench/bar-trap missing, not x86-64, or no mappable BAR',
+  );
 }
 
 const seconds = (now() - t0) / 1000;

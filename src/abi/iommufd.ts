@@ -68,7 +68,13 @@ export const IOMMU_HW_INFO_TYPE = {
 export const IOMMU_HW_INFO_FLAGS = { INPUT_TYPE: 1 } as const;
 
 /** `enum iommufd_hw_capabilities`: GET_HW_INFO `out_capabilities` (a u64, so compare with `BigInt`). */
-export const IOMMU_HW_CAP = { DIRTY_TRACKING: 1, PCI_PASID_EXEC: 2, PCI_PASID_PRIV: 4 } as const;
+export const IOMMU_HW_CAP = {
+  DIRTY_TRACKING: 1,
+  PCI_PASID_EXEC: 2,
+  PCI_PASID_PRIV: 4,
+  /** In 7.2, not in 6.18 (docs/personality.md `hwCapAtsNotSupported`). */
+  PCI_ATS_NOT_SUPPORTED: 8,
+} as const;
 
 /** `enum iommu_hw_info_vtd_flags`: `IommuHwInfoVtd.flags`. */
 export const IOMMU_HW_INFO_VTD_FLAGS = { ERRATA_772415_SPR17: 1 } as const;

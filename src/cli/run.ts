@@ -31,6 +31,7 @@ import { Kernel, type KernelPersonality } from '../host/kernel.ts';
 import { peerPid } from '../host/native.ts';
 import type { ProcessMm } from '../host/process.ts';
 import { kernelState } from '../host/state.ts';
+import type { KernelVersion } from '../host/versions.ts';
 import { formatWarning, type Warning } from '../host/warnings.ts';
 import {
   type GrantableCap,
@@ -40,6 +41,7 @@ import {
 } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
 import { type LiveView, serveLiveView } from '../server/live-view.ts';
+import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
 
@@ -75,7 +77,9 @@ export interface RunOptions {
   preload?: string;
   /** Capabilities the emulated kernel sees the program hold whatever it really has. */
   capAdd?: readonly GrantableCap[];
-  /** Settings over the Linux 6.18 defaults (docs/personality.md). */
+  /** The Linux version to answer as (default 6.18). */
+  kernel?: KernelVersion;
+  /** Settings over that version's profile (docs/personality.md). */
   personality?: Partial<KernelPersonality>;
   /** Receives the strace-like trace instead of `trace`'s file (the demo prints it on stdout). */
   traceTo?: (text: string) => void;
@@ -120,6 +124,7 @@ export async function runProgram(
     kernel = new Kernel({
       host: opts.host ?? 'x86',
       abi: hostIoctlAbi(process.arch),
+      ...(opts.kernel ? { version: opts.kernel } : {}),
       ...(opts.personality ? { personality: opts.personality } : {}),
     });
   } catch (e) {
@@ -167,6 +172,7 @@ export async function runProgram(
     const root = join(dir, 'root');
     mkdirSync(root);
     writeFakeTree(kernel, root);
+    writeOwned(kernel, root);
     const b = backends(kernel);
     const trace =
       traceOut || observed

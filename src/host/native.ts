@@ -2,7 +2,9 @@
  * The engine's native addon (native/host-addon.c): access to real client
  * processes — their memory (process_vm_readv/writev), copies of their fds
  * (pidfd_getfd), what those fds are (fstat, fstatfs), setting an eventfd's
- * readiness, and the pid behind a Unix socket (SO_PEERCRED). Failures
+ * readiness, the pid behind a Unix socket (SO_PEERCRED), the memfds that
+ * back mapped BARs, and the engine's socket transport
+ * (src/server/transport.ts). Failures
  * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
@@ -42,7 +44,23 @@ interface Addon {
   closeFd(fd: number): void;
   addressOf(buffer: Uint8Array): bigint;
   peerPid(fd: number): number;
+  memfdCreate(name: string, size: bigint): number;
+  punchHole(fd: number, offset: bigint, length: bigint): void;
+  transportOpen(path: string, inBuf: Buffer, outBuf: Buffer, onReady: () => void): TransportHandle;
+  transportNext(t: TransportHandle): number;
+  transportReply(t: TransportHandle, fd: number, length: number): void;
+  transportDrop(t: TransportHandle, fd: number): void;
+  transportClose(t: TransportHandle): void;
 }
+
+/** An open transport of the addon (native/transport.c); opaque. */
+export type TransportHandle = { readonly __transport: unique symbol };
+
+/** The transport functions of the addon (src/server/transport.ts wraps them). */
+export type TransportAddon = Pick<
+  Addon,
+  'transportOpen' | 'transportNext' | 'transportReply' | 'transportDrop' | 'transportClose'
+>;
 
 /** Where `make -C native` puts the addon, from the package root. */
 const ADDON_PATH = fileURLToPath(new URL('../../native/build/uiommu_host.node', import.meta.url));
@@ -60,6 +78,11 @@ function load(): Addon {
     );
   }
   return addon;
+}
+
+/** The addon's socket transport; errors of transportOpen carry `errno` like the others. */
+export function transportAddon(): TransportAddon {
+  return load();
 }
 
 /** Run an addon call, turning its errno-carrying errors into Errno. */
@@ -120,4 +143,14 @@ export function addressOf(buffer: Uint8Array): bigint {
 /** The pid at the other end of Unix socket `fd` (SO_PEERCRED): EBADF, ENOTSOCK. */
 export function peerPid(fd: number): number {
   return call((a) => a.peerPid(fd));
+}
+
+/** memfd_create(name, MFD_CLOEXEC) + ftruncate(size): the engine's fd of a new memory file. */
+export function memfdCreate(name: string, size: bigint): number {
+  return call((a) => a.memfdCreate(name, size));
+}
+
+/** fallocate(PUNCH_HOLE | KEEP_SIZE): `[offset, offset+length)` of a memfd reads zero again. */
+export function punchHole(fd: number, offset: bigint, length: bigint): void {
+  call((a) => a.punchHole(fd, offset, length));
 }

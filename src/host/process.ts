@@ -11,10 +11,11 @@ import {
   ioctlRequestName,
 } from '../abi/strace.ts';
 import type { Mm } from '../iommu/mm.ts';
-import type { AccountMode, Caller } from '../iommufd/context.ts';
-import type { PinAccount } from '../iommufd/pages.ts';
+import type { Caller } from '../kernel/file.ts';
+import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
 import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
 import { type FileOps, O_RDWR, OpenFile } from './file.ts';
+import { IoMaps } from './io-maps.ts';
 import type { Kernel } from './kernel.ts';
 import type { SimMm } from './sim-mm.ts';
 
@@ -35,7 +36,11 @@ export interface Credentials {
  * plus the teardown at exit or exec. SimMm and the remote real-process
  * backend implement it.
  */
-export type ProcessMm = Mm & { exit(): void };
+export type ProcessMm = Mm & {
+  exit(): void;
+  /** Whether the preload library tracks the address space's changes, and saw one (see RemoteMm). */
+  observeMaps?(tracked: boolean, changed: boolean): void;
+};
 
 /** Highest fd number (RLIMIT_NOFILE - 1). */
 const FD_MAX = 1023;
@@ -96,6 +101,8 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   readonly fds: FdTable;
   /** VmLck / VmPin in pages (per address space: fresh after exec). */
   counters: MmCounters = { lockedVm: 0n, pinnedVm: 0n };
+  /** Device mappings of the address space (mmap of a device file), see io-maps.ts. */
+  ioMaps: IoMaps;
   /**
    * Files of a real process that the kernel does not serve (an eventfd
    * handed to VFIO_DEVICE_SET_IRQS, a memfd handed to IOMMU_IOAS_MAP_FILE),
@@ -117,8 +124,11 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     private memory: M,
     readonly creds: Credentials,
     fds: FdTable = new Map(),
+    ioMaps: IoMaps = new IoMaps(),
   ) {
     this.fds = fds;
+    this.ioMaps = ioMaps;
+    memory.pfnMaps = ioMaps;
   }
 
   /** The current address space (replaced by `exec`). */
@@ -472,7 +482,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
    * copy of the fd table).
    */
   fork<C extends ProcessMm>(pid: number, mm: C): Process<C> {
-    return this.kernel.adopt(pid, mm, this.creds, this.snapshotFds());
+    return this.kernel.adopt(pid, mm, this.creds, this.snapshotFds(), this.ioMaps.clone());
   }
 
   /**
@@ -482,13 +492,16 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
    * caller's business.
    */
   exec(mm: M): void {
+    this.ioMaps.clear();
     this.memory.exit();
     this.memory = mm;
+    mm.pfnMaps = this.ioMaps;
     this.counters = { lockedVm: 0n, pinnedVm: 0n };
   }
 
   /** exit(2): every fd is closed in ascending order, then the address space goes. */
   exit(): void {
+    this.ioMaps.clear();
     for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
       const f = this.fds.get(fd)!;
       this.fds.delete(fd);

@@ -2,13 +2,14 @@ import { fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
 import { IOMMUFD_CMD_BASE, IOMMUFD_TYPE, io } from '../abi/ioctl.ts';
 import {
-  IOMMUFD_CMD_END,
   type IommuDestroy,
   type IommufdCmd,
+  iommufdCmd,
   iommufdCmdByNumber,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
-import type { Caller, IommufdCtx } from './context.ts';
+import type { Caller } from '../kernel/file.ts';
+import type { IommufdCtx } from './context.ts';
 import { faultQueueAlloc } from './fault.ts';
 import { hwInfo } from './hw-info.ts';
 import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pagetable.ts';
@@ -81,7 +82,7 @@ export type CompatHandler = (
 
 /**
  * The /dev/iommu ioctl entry (iommufd_fops_ioctl): route nr < 0x80 and
- * nrs past the table to VFIO compat; read `size` (EFAULT before anything
+ * nrs past the table (the personality's `iommufdLastCmd`, or TEST_CMD) to VFIO compat; read `size` (EFAULT before anything
  * else); the exact request word must match (ENOTTY); `size` below the
  * minimum is EINVAL; copy in with extensible-struct rules; run the handler.
  */
@@ -94,7 +95,9 @@ export function iommufdIoctl(
   compat: CompatHandler | undefined,
 ): number {
   const nr = request & 0xff;
-  const end = extra ? extra.cmd.nr + 1 : IOMMUFD_CMD_END;
+  // the ioctl table ends at the version's last command, or at TEST_CMD
+  const lastNr = iommufdCmd(ctx.host.personality.iommufdLastCmd).nr;
+  const end = extra ? extra.cmd.nr + 1 : lastNr + 1;
   if (nr < IOMMUFD_CMD_BASE || nr >= end) {
     if (!compat) fail('ENOTTY', `no iommufd command nr ${hex(nr)}`, 'iommufd_fops_ioctl');
     return compat(ctx, caller, request, arg);
@@ -109,7 +112,7 @@ export function iommufdIoctl(
     }
   } else {
     cmd = iommufdCmdByNumber(ctx.host.abi, request);
-    handler = cmd ? HANDLERS[cmd.name] : undefined;
+    handler = cmd && cmd.nr <= lastNr ? HANDLERS[cmd.name] : undefined;
   }
   if (!cmd || !handler)
     fail('ENOTTY', `no iommufd command ${hex(request >>> 0)}`, 'iommufd_fops_ioctl');

@@ -21,9 +21,13 @@ import { ERRNO, Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import { formatFd, formatSyscall } from '../abi/strace.ts';
 import { vmStatusLines } from '../host/accounting.ts';
 import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
+import type { IoMaps } from '../host/io-maps.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
+import { memfdStore } from '../host/shared-memory.ts';
 import { type Warning, Warnings } from '../host/warnings.ts';
+import type { SharedMemoryProvider } from '../kernel/file.ts';
+import { deviceMmapOp } from './device-mmap.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
 import {
   argInt,
@@ -33,6 +37,7 @@ import {
   MAX_PAYLOAD,
   OP,
   payloadString,
+  REQ_FLAGS,
   type Request,
   type Response,
 } from './protocol.ts';
@@ -86,6 +91,8 @@ export interface EngineOptions {
    * EBADF. See `Process.foreignFile`.
    */
   foreignFile?(pid: number, fd: number): FileOps | undefined;
+  /** Creates the shared files behind mapped BARs (default: memfds, src/host/shared-memory.ts). */
+  sharedMemory?: SharedMemoryProvider;
   /** Whether `pid` still exists (default: kill(pid, 0) and not a zombie). */
   pidAlive?(pid: number): boolean;
   /** The parent pid of a live process (checks fork-token claims made before FORK_END). */
@@ -124,6 +131,8 @@ interface Client {
 interface ForkToken {
   readonly parent: number;
   readonly fds: FdTable;
+  /** The parent's device mappings, inherited by the child. */
+  readonly ioMaps: IoMaps;
   /** Known after FORK_END. */
   child: number | undefined;
 }
@@ -136,6 +145,14 @@ interface Polled {
   /** The file's wakeup count when last mirrored. */
   wakeups: number;
 }
+
+/**
+ * Fork tokens one process may hold unclaimed (its children have not said
+ * HELLO yet); FORK_BEGIN beyond is EAGAIN, as fork(2) at RLIMIT_NPROC.
+ * Tokens are snapshots of an fd table the reaper walks: unbounded, a client
+ * could make every pass (and so every other client) slower without end.
+ */
+export const MAX_FORK_TOKENS = 256;
 
 /** Build an engine; the one place where the memory backend and the poll hook are plugged in. */
 export function createEngine(opts: EngineOptions): Engine {
@@ -185,17 +202,23 @@ export class Engine {
   /**
    * Answer one request completely. Syscall failures are -1/errno; a request
    * on a connection that has not said HELLO is -1/ESRCH; an unknown op
-   * -1/ENOSYS. A model bug (a non-errno exception) is recorded in
+   * -1/ENOSYS; a request whose payload was over MAX_PAYLOAD (`oversize`)
+   * -1/ENAMETOOLONG for a path, -1/E2BIG otherwise. A model bug (a non-errno exception) is recorded in
    * `kernel.bugs` and answered -1/EIO.
    */
   handle(conn: Connection, req: Request): Response {
     this.tid = req.tid;
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     client?.creds.refresh?.();
+    const flags = req.flags ?? 0;
+    client?.proc.mm.observeMaps?.(
+      (flags & REQ_FLAGS.MM_TRACKED) !== 0,
+      (flags & REQ_FLAGS.MM_CHANGED) !== 0,
+    );
     try {
-      return this.dispatch(conn, req);
+      return withZaps(this.dispatch(conn, req), conn, this.clients);
     } catch (e) {
-      if (e instanceof Errno) return failure(e.code);
+      if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
       if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);
       return failure('EIO');
     } finally {
@@ -222,7 +245,16 @@ export class Engine {
    * before FORK_END, parent) is gone are released.
    */
   reap(): void {
-    const alive = this.opts.pidAlive ?? pidAlive;
+    // each pid is looked at once per pass, however many tokens name it
+    const seen = new Map<number, boolean>();
+    const isAlive = this.opts.pidAlive ?? pidAlive;
+    const alive = (pid: number) => {
+      const known = seen.get(pid);
+      if (known !== undefined) return known;
+      const a = isAlive(pid);
+      seen.set(pid, a);
+      return a;
+    };
     for (const client of [...this.clients.values()]) {
       if (client.execPending && !client.conn && !alive(client.proc.pid)) this.exitClient(client);
     }
@@ -242,6 +274,8 @@ export class Engine {
   // ---- dispatch -------------------------------------------------------------------
 
   private dispatch(conn: Connection, req: Request): Response {
+    // a path longer than any PATH_MAX, or a payload no op takes
+    if (req.oversize) fail(req.op === OP.OPEN || req.op === OP.STAT ? 'ENAMETOOLONG' : 'E2BIG');
     if (req.op === OP.HELLO) return this.hello(conn, req);
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     if (!client || client.conn !== conn) fail('ESRCH', 'no HELLO on this connection');
@@ -249,8 +283,16 @@ export class Engine {
     const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n] = req.args;
     switch (req.op) {
       case OP.FORK_BEGIN: {
+        let held = 0;
+        for (const t of this.tokens.values()) if (t.parent === proc.pid) held++;
+        if (held >= MAX_FORK_TOKENS) fail('EAGAIN', `${held} fork tokens unclaimed`);
         const token = this.nextToken++;
-        this.tokens.set(token, { parent: proc.pid, fds: proc.snapshotFds(), child: undefined });
+        this.tokens.set(token, {
+          parent: proc.pid,
+          fds: proc.snapshotFds(),
+          ioMaps: proc.ioMaps.clone(),
+          child: undefined,
+        });
         return ok(BigInt(token));
       }
       case OP.FORK_END: {
@@ -295,6 +337,17 @@ export class Engine {
         return this.stat(proc, payloadString(req.payload));
       case OP.PROC_STATUS:
         return this.procStatus(argInt(a0));
+      case OP.MMAP:
+      case OP.MUNMAP:
+      case OP.MREMAP:
+      case OP.MMIO:
+      case OP.MMIO_FAULT: {
+        const a = deviceMmapOp(proc, req, {
+          share: this.opts.sharedMemory ?? memfdStore,
+          busRange: (size, backing) => this.kernel.memory.alloc(size, { backing }),
+        });
+        return ok(a.ret, { payload: a.payload });
+      }
       default:
         fail('ENOSYS', `op ${req.op}`);
     }
@@ -320,6 +373,7 @@ export class Engine {
     // a stale process under a reused pid is gone
     if (existing) this.exitClient(existing);
     let fds: FdTable = new Map();
+    let ioMaps: IoMaps | undefined;
     let tokenFound = true;
     if (kind === HELLO_KIND.FORK_CHILD) {
       const token = Number(BigInt.asUintN(32, req.args[1] ?? 0n));
@@ -327,14 +381,17 @@ export class Engine {
       if (t && this.claims(t, pid)) {
         this.tokens.delete(token);
         fds = t.fds;
+        ioMaps = t.ioMaps;
       } else tokenFound = false;
     }
     const creds = this.opts.credsFor?.(pid) ?? ROOT;
-    const proc = this.kernel.adopt(pid, this.opts.mmFor(pid), creds, fds);
-    proc.trace = (line, event) => {
-      this.emitTrace(pid, line, event);
-      this.warnings?.observe(proc, line, event);
-    };
+    const proc = this.kernel.adopt(pid, this.opts.mmFor(pid), creds, fds, ioMaps);
+    // without a reader, no trace line is formatted
+    if (this.opts.trace || this.opts.traceJson)
+      proc.trace = (line, event) => {
+        this.emitTrace(pid, line, event);
+        this.warnings?.observe(proc, line, event);
+      };
     const foreign = this.opts.foreignFile;
     if (foreign) proc.foreignFile = (fd) => foreign(pid, fd);
     this.clients.set(pid, { proc, creds, conn, execPending: false });
@@ -415,6 +472,7 @@ export class Engine {
     if (!t) return;
     this.tokens.delete(token);
     for (const f of t.fds.values()) f.put();
+    t.ioMaps.clear();
   }
 
   /**
@@ -506,8 +564,16 @@ export class Engine {
 
 // ---- answers ----------------------------------------------------------------------
 
-function ok(ret: bigint): Response {
-  return { ret, err: 0, newfd: -1 };
+function ok(ret: bigint, extra: { payload?: Uint8Array | undefined } = {}): Response {
+  return extra.payload
+    ? { ret, err: 0, newfd: -1, payload: extra.payload }
+    : { ret, err: 0, newfd: -1 };
+}
+
+/** The answer with the zap count of the process's device mappings (docs/device-mmap.md). */
+function withZaps(res: Response, conn: Connection, clients: Map<number, Client>): Response {
+  const maps = conn.pid === undefined ? undefined : clients.get(conn.pid)?.proc.ioMaps;
+  return maps && maps.size > 0 ? { ...res, zaps: maps.zaps() } : res;
 }
 
 function failure(code: ErrnoName): Response {

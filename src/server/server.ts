@@ -1,20 +1,20 @@
 /**
- * The engine's transport: a Unix stream socket server. Each connection's
- * bytes are cut into request frames (they may arrive split or coalesced
- * in any way); each frame is answered completely by the one Engine before
- * the next is looked at, so requests from all connections are handled one
- * at a time in arrival order. A connection sending a malformed frame
- * header (a payload over MAX_PAYLOAD) is dropped, which the engine sees as
- * a close. A reaper runs `engine.reap()` every 200 ms.
+ * The engine's server: the Unix socket transport (transport.ts) feeding the
+ * one Engine. Each request frame is answered completely before the next is
+ * looked at, so requests from all connections are handled one at a time;
+ * connections take turns frame by frame. A payload over MAX_PAYLOAD is
+ * answered with the kernel's errno for an oversized argument (see
+ * `Engine.handle`). A reaper runs `engine.reap()` every 200 ms.
  *
  * @example
  * const server = await serveEngine(engine, join(dir, 'engine.sock'));
  * // ... the program runs with UIOMMU_SOCK pointing there ...
  * await server.close();
  */
-import { createServer, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
 import type { Connection, Engine } from './engine.ts';
-import { decodeRequest, encodeResponse, FrameReader } from './protocol.ts';
+import { decodeRequest, encodeResponseInto } from './protocol.ts';
+import { EV, openTransport, type Transport } from './transport.ts';
 
 /** How often exec-pending processes and fork tokens of dead pids are looked for. */
 export const REAP_INTERVAL_MS = 200;
@@ -32,93 +32,49 @@ export interface ServeOptions {
 }
 
 /** Listen on `path` (which must not exist) and serve `engine` there. */
-/** How long the event loop keeps polling after an answer before it may sleep. */
-const AWAKE_MS = 0.2;
-
-/**
- * A `stayAwake()` that keeps Node's event loop turning (polling sockets
- * without sleeping) for AWAKE_MS after each call: a client's next request
- * then finds the engine awake, which saves a thread wake-up, the largest
- * cost of a round trip on small machines.
- */
-function awakeKeeper(): () => void {
-  let until = 0;
-  let spinning = false;
-  const spin = () => {
-    if (performance.now() < until) setImmediate(spin);
-    else spinning = false;
-  };
-  return () => {
-    until = performance.now() + AWAKE_MS;
-    if (spinning) return;
-    spinning = true;
-    setImmediate(spin);
-  };
-}
-
 export async function serveEngine(
   engine: Engine,
   path: string,
   opts: ServeOptions = {},
 ): Promise<EngineServer> {
-  const sockets = new Set<Socket>();
-  const stayAwake = awakeKeeper();
-  const server = createServer((socket) => {
-    let conn: Connection;
-    try {
-      conn = engine.connect(peerOf(socket, opts));
-    } catch {
-      // the peer cannot be told (e.g. the addon is not built): nobody is served blind
-      socket.destroy();
-      return;
+  const conns = new Map<number, Connection>();
+  const serve = (t: Transport) => {
+    for (;;) {
+      const ev = t.next();
+      if (ev === EV.YIELD) return;
+      const fd = t.fd;
+      if (ev === EV.REQUEST) {
+        const conn = conns.get(fd);
+        if (!conn) continue;
+        const req = decodeRequest(t.in);
+        if (t.oversize) req.oversize = true;
+        t.reply(fd, encodeResponseInto(engine.handle(conn, req), t.out));
+      } else if (ev === EV.CONNECT) {
+        try {
+          conns.set(fd, engine.connect(opts.peerPid?.(fd)));
+        } catch {
+          // the peer cannot be told (e.g. the addon is not built): nobody is served blind
+          t.drop(fd);
+        }
+      } else if (ev === EV.CLOSE) {
+        const conn = conns.get(fd);
+        conns.delete(fd);
+        if (conn) engine.disconnect(conn);
+      }
     }
-    sockets.add(socket);
-    const reader = new FrameReader('request');
-    socket.on('data', (chunk: Buffer) => {
-      let frames: Uint8Array[];
-      try {
-        frames = reader.push(chunk);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) {
-        if (socket.destroyed) return;
-        socket.write(encodeResponse(engine.handle(conn, decodeRequest(frame))));
-      }
-      stayAwake();
-    });
-    socket.on('error', () => {
-      // a reset peer: 'close' follows and counts as the process's exit
-    });
-    socket.on('close', () => {
-      sockets.delete(socket);
-      engine.disconnect(conn);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  };
+  const transport: Transport = openTransport(path, () => serve(transport));
   const reaper = setInterval(() => engine.reap(), REAP_INTERVAL_MS);
   reaper.unref();
   return {
     path,
-    close() {
+    async close() {
       clearInterval(reaper);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sockets) s.destroy();
-      return closed.then(() => engine.shutdown());
+      transport.close();
+      rmSync(path, { force: true });
+      for (const conn of conns.values()) engine.disconnect(conn);
+      conns.clear();
+      engine.shutdown();
     },
   };
-}
-
-/** The socket's peer pid, or undefined without `peerPid` or a reachable fd (node's handle keeps it). */
-function peerOf(socket: Socket, opts: ServeOptions): number | undefined {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (!opts.peerPid || fd === undefined || fd < 0) return undefined;
-  return opts.peerPid(fd);
 }

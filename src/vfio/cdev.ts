@@ -47,10 +47,9 @@ import {
   vfioNrOf,
 } from '../abi/vfio.ts';
 import type { Device } from '../iommu/device.ts';
-import type { Caller } from '../iommufd/context.ts';
-import type { FileOps } from '../iommufd/file.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
 import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
+import type { Caller, FileOps } from '../kernel/file.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
@@ -155,6 +154,10 @@ class CdevFile {
             'vfio_device_fops_write',
           );
         return this.pci.write!(caller, data, offset);
+      },
+      mmap: (caller, offset, length, shared, host) => {
+        if (!this.bound) fail('EINVAL');
+        return this.pci.mmap!(caller, offset, length, shared, host);
       },
       release: () => this.release(),
     };

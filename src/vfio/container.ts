@@ -23,10 +23,10 @@
 import { fail } from '../abi/errno.ts';
 import { VFIO_API_VERSION, VFIO_BASE, vfioNrOf } from '../abi/vfio.ts';
 import type { Group } from '../iommu/group.ts';
-import type { Caller, IommufdHost, Personality } from '../iommufd/context.ts';
-import type { FileOps } from '../iommufd/file.ts';
+import type { IommufdHost, Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
+import type { Caller, FileOps } from '../kernel/file.ts';
 
 /** Which implementation serves /dev/vfio/vfio. */
 export type VfioContainerBackend = 'iommufd' | 'type1';
@@ -35,6 +35,12 @@ export type VfioContainerBackend = 'iommufd' | 'type1';
 export interface VfioContainerPersonality {
   /** 'iommufd' = CONFIG_IOMMUFD_VFIO_CONTAINER (default); 'type1' = the legacy container with its backends. */
   readonly vfioContainer: VfioContainerBackend;
+  /**
+   * The legacy type1 container's errno for a MAP/UNMAP range whose end
+   * wraps u64: 'EINVAL' before, 'EOVERFLOW' since the "addressable limit"
+   * series (v6.19).
+   */
+  readonly type1WrapErrno: 'EINVAL' | 'EOVERFLOW';
 }
 
 /**

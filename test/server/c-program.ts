@@ -12,10 +12,16 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 
 /**
  * Build test/server/`name`.c into `dir` and run it as `uiommu run ...runArgs
- * -- program`: it must exit 0 with no FAIL line, exactly `oks` ok lines and
+ * -- program ...programArgs`: it must exit 0 with no FAIL line, exactly `oks` ok lines and
  * no model bug reported.
  */
-export function runCProgram(dir: string, name: string, runArgs: readonly string[], oks: number) {
+export function runCProgram(
+  dir: string,
+  name: string,
+  runArgs: readonly string[],
+  oks: number,
+  programArgs: readonly string[] = [],
+) {
   const bin = join(dir, name);
   execFileSync('cc', [
     '-O2',
@@ -29,7 +35,7 @@ export function runCProgram(dir: string, name: string, runArgs: readonly string[
   ]);
   const r = spawnSync(
     process.execPath,
-    [join(ROOT, 'bin/uiommu.js'), 'run', ...runArgs, '--', bin],
+    [join(ROOT, 'bin/uiommu.js'), 'run', ...runArgs, '--', bin, ...programArgs],
     {
       encoding: 'utf8',
       timeout: 60_000,
@@ -37,6 +43,6 @@ export function runCProgram(dir: string, name: string, runArgs: readonly string[
   );
   assert.doesNotMatch(r.stdout, /^FAIL/m, r.stdout);
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assert.equal(r.stdout.match(/^ok /gm)?.length, oks, r.stdout);
+  assert.equal(r.stdout.match(/^ok[: ]/gm)?.length, oks, r.stdout);
   assert.doesNotMatch(r.stderr, /model bug/);
 }

@@ -2,7 +2,7 @@ import type { Domain } from '../../iommu/domain.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_WRITE } from '../../iommu/prot.ts';
-import type { PinAccount } from '../../iommufd/pages.ts';
+import type { PinAccount } from '../../kernel/pin-account.ts';
 import type { Range } from '../../util/sorted-ranges.ts';
 
 /** One physically contiguous pinned piece of a mapping: `[iova, iova+length)` ↦ `phys`. */
@@ -36,6 +36,8 @@ export interface VfioDma extends Range {
   runs: PinnedRun[];
   /** Pages charged to `account`. */
   lockedPages: bigint;
+  /** Device memory (a BAR mapping, peer-to-peer): runs are bus addresses, neither pinned nor charged. */
+  pfnmap?: boolean;
   /** VFIO_DMA_UNMAP_FLAG_VADDR was applied and no MAP_DMA with VADDR has followed. */
   vaddrInvalid: boolean;
   /** Dirty bitmap allocated (tracking was started while the mapping existed). */
@@ -48,9 +50,24 @@ export interface VfioDma extends Range {
  * Pin the mapping's pages (vfio_pin_pages_remote over the whole range):
  * resolve the VA range (EFAULT), charge the pages (ENOMEM past
  * RLIMIT_MEMLOCK), then add one pin per page. Nothing is left behind on
- * failure.
+ * failure. A range of device memory (a BAR mapping) maps its bus addresses
+ * instead, unpinned and uncharged (peer-to-peer); one that only partly is
+ * device memory is EFAULT.
  */
 export function pinDma(dma: VfioDma, memory: PhysMemory): void {
+  const pfn = dma.mm.pfnMaps;
+  if (pfn?.overlaps(dma.vaddr, dma.size)) {
+    // vaddr_get_pfns' follow_fault_pfn: reserved pfns, not pinned, not charged
+    const runs = pfn.resolve(dma.vaddr, dma.size);
+    dma.runs = runs.map((r) => ({
+      iova: dma.start + (r.va - dma.vaddr),
+      phys: r.phys,
+      length: r.length,
+    }));
+    dma.pfnmap = true;
+    dma.lockedPages = 0n;
+    return;
+  }
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const runs = dma.mm.resolve(dma.vaddr, dma.size, write);
   const pages = dma.size / memory.pageSize;
@@ -66,7 +83,7 @@ export function pinDma(dma: VfioDma, memory: PhysMemory): void {
 
 /** Drop the mapping's pins and its locked_vm charge. */
 export function unpinDma(dma: VfioDma, memory: PhysMemory): void {
-  for (const r of dma.runs) memory.unpin(r.phys, r.length);
+  if (!dma.pfnmap) for (const r of dma.runs) memory.unpin(r.phys, r.length);
   dma.runs = [];
   if (dma.lockedPages !== 0n) dma.account?.uncharge(dma.lockedPages);
   dma.lockedPages = 0n;

@@ -2,7 +2,7 @@ import { fail } from '../../abi/errno.ts';
 import type { IoctlAbi } from '../../abi/ioctl.ts';
 import { VFIO_EXTENSION } from '../../abi/vfio.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
-import type { VfioIommuDriver } from '../container.ts';
+import type { VfioContainerPersonality, VfioIommuDriver } from '../container.ts';
 import { type1CheckExtension, VfioIommuType1 } from './type1.ts';
 
 /**
@@ -10,7 +10,11 @@ import { type1CheckExtension, VfioIommuType1 } from './type1.ts';
  * extensions it supports, and SET_IOMMU(TYPE1 or TYPE1v2) opens one
  * backend instance per container.
  */
-export function type1IommuDriver(host: { memory: PhysMemory; abi: IoctlAbi }): VfioIommuDriver {
+export function type1IommuDriver(host: {
+  memory: PhysMemory;
+  abi: IoctlAbi;
+  personality: Pick<VfioContainerPersonality, 'type1WrapErrno'>;
+}): VfioIommuDriver {
   return {
     name: 'vfio-iommu-type1',
     checkExtension: (ext) => type1CheckExtension(undefined, ext),
@@ -23,6 +27,7 @@ export function type1IommuDriver(host: { memory: PhysMemory; abi: IoctlAbi }): V
         pageSize: host.memory.pageSize,
         v2,
         abi: host.abi,
+        wrapErrno: host.personality.type1WrapErrno,
       });
     },
   };
