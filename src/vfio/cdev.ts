@@ -117,6 +117,28 @@ function u32(b: Uint8Array, off: number): number {
   return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(off, true);
 }
 
+/**
+ * The head of an ATTACH/DETACH_IOMMUFD_PT argument (`minsz` bytes) and,
+ * with VFIO_DEVICE_PT_FLAG_PASID, the pasid that follows it: EINVAL (as
+ * `where`) for a short argsz or an unknown flag.
+ */
+function ptArgs(
+  caller: Caller,
+  arg: bigint,
+  minsz: number,
+  size: number,
+  where: string,
+): { head: Uint8Array; pasid: number | undefined } {
+  const head = caller.mm.read(arg, minsz);
+  const argsz = u32(head, 0);
+  const flags = u32(head, 4);
+  if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID)
+    fail('EINVAL', `argsz ${argsz} below ${minsz} or unknown flags ${hex(flags)}`, where);
+  if (!(flags & VFIO_DEVICE_PT_FLAG.PASID)) return { head, pasid: undefined };
+  if (argsz < size) fail('EINVAL', `argsz ${argsz} has no room for the PASID`, where);
+  return { head, pasid: u32(caller.mm.read(arg + BigInt(minsz), 4), 0) };
+}
+
 /** One open of the cdev (struct vfio_device_file with no group). */
 class CdevFile {
   /** access_granted: BIND succeeded. */
@@ -239,22 +261,17 @@ class CdevFile {
   /** VFIO_DEVICE_ATTACH_IOMMUFD_PT. */
   private attach(caller: Caller, arg: bigint): number {
     const minsz = VfioDeviceAttachIommufdPt.endOf('pt_id');
-    const head = caller.mm.read(arg, minsz);
-    const argsz = u32(head, 0);
-    const flags = u32(head, 4);
-    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID)
-      fail(
-        'EINVAL',
-        `argsz ${argsz} below ${minsz} or unknown flags ${hex(flags)}`,
-        'vfio_df_ioctl_attach_pt',
-      );
+    const { head, pasid } = ptArgs(
+      caller,
+      arg,
+      minsz,
+      VfioDeviceAttachIommufdPt.size,
+      'vfio_df_ioctl_attach_pt',
+    );
     const idev = this.device.iommufdDevice!;
     let hwpt: { id: number };
     let undo: () => void;
-    if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
-      if (argsz < VfioDeviceAttachIommufdPt.size)
-        fail('EINVAL', `argsz ${argsz} has no room for the PASID`, 'vfio_df_ioctl_attach_pt');
-      const pasid = u32(caller.mm.read(arg + BigInt(minsz), 4), 0);
+    if (pasid !== undefined) {
       // vfio_iommufd_physical_pasid_attach_ioas(): replace if this PASID is ours
       if (this.pasids.has(pasid)) {
         hwpt = pasidReplace(idev, pasid, u32(head, 8));
@@ -285,19 +302,14 @@ class CdevFile {
   /** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
   private detach(caller: Caller, arg: bigint): number {
     const minsz = VfioDeviceDetachIommufdPt.endOf('flags');
-    const head = caller.mm.read(arg, minsz);
-    const argsz = u32(head, 0);
-    const flags = u32(head, 4);
-    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID)
-      fail(
-        'EINVAL',
-        `argsz ${argsz} below ${minsz} or unknown flags ${hex(flags)}`,
-        'vfio_df_ioctl_detach_pt',
-      );
-    if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
-      if (argsz < VfioDeviceDetachIommufdPt.size)
-        fail('EINVAL', `argsz ${argsz} has no room for the PASID`, 'vfio_df_ioctl_detach_pt');
-      const pasid = u32(caller.mm.read(arg + BigInt(minsz), 4), 0);
+    const { pasid } = ptArgs(
+      caller,
+      arg,
+      minsz,
+      VfioDeviceDetachIommufdPt.size,
+      'vfio_df_ioctl_detach_pt',
+    );
+    if (pasid !== undefined) {
       // a PASID this binding did not attach is a no-op
       if (this.pasids.delete(pasid)) pasidDetach(this.device.iommufdDevice!, pasid);
       return 0;
