@@ -87,6 +87,7 @@ struct transport {
 	size_t nconns;
 	struct epoll_event ready[READY_MAX];
 	int nready, at;
+	int yield;	     /* libuv has work: return to it after the ready list */
 	int64_t deadline_ms; /* when libuv's next timer is due; -1: none */
 };
 
@@ -280,6 +281,8 @@ static int serve_ready(struct transport *t, struct epoll_event *ev)
 	}
 	t->meta[0] = fd;
 	conn_free(t, c);
+	/* a client's exit: let libuv see its SIGCHLD now (a waiter on the child may be done) */
+	t->yield = 1;
 	return EV_CLOSE;
 }
 
@@ -287,7 +290,7 @@ static int next_event(struct transport *t)
 {
 	for (;;) {
 		struct epoll_event ev[2];
-		int n, timeout, yield = 0;
+		int n, timeout, mine = 0, loop = 0;
 
 		while (t->at < t->nready) {
 			int e = serve_ready(t, &t->ready[t->at++]);
@@ -295,29 +298,35 @@ static int next_event(struct transport *t)
 			if (e >= 0)
 				return e;
 		}
-		if (t->closed)
+		t->at = t->nready = 0;
+		if (t->closed || t->yield) {
+			t->yield = 0;
 			return EV_YIELD;
-		t->at = 0;
-		t->nready = epoll_wait(t->ep, t->ready, READY_MAX, 0);
-		if (t->nready > 0)
-			continue;
-		t->nready = 0;
+		}
 		timeout = -1;
 		if (t->deadline_ms >= 0) {
 			int64_t left = t->deadline_ms - now_ms();
 
 			timeout = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
 		}
+		/* sleeps here; returns at once when a connection or libuv has something */
 		n = epoll_wait(t->wait_ep, ev, 2, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return EV_YIELD;
-		for (int i = 0; i < n; i++)
-			if (ev[i].data.fd != t->ep)
-				yield = 1;
-		if (yield)
-			return EV_YIELD;
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == t->ep)
+				mine = 1;
+			else
+				loop = 1;
+		}
+		if (mine)
+			t->nready = epoll_wait(t->ep, t->ready, READY_MAX, 0);
+		if (t->nready < 0)
+			t->nready = 0;
+		/* libuv's turn once the connections that were ready have been served */
+		t->yield = loop;
 	}
 }
 
@@ -336,6 +345,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 	t->polling = 0;
 	timeout = uv_backend_timeout(t->loop);
 	t->deadline_ms = timeout < 0 ? -1 : now_ms() + timeout;
+	t->yield = 0;
 	napi_open_handle_scope(t->env, &scope);
 	napi_get_reference_value(t->env, t->on_ready, &fn);
 	napi_get_global(t->env, &recv);

@@ -64,12 +64,23 @@ void lose(void)
 	g_sock = -1;
 }
 
+/* This thread's id, asked of the kernel once per thread and process (a fork child asks again). */
+static pid_t thread_id(pid_t pid)
+{
+	static __thread pid_t t_pid, t_tid;
+
+	if (t_pid != pid) {
+		t_tid = syscall(SYS_gettid);
+		t_pid = pid;
+	}
+	return t_tid;
+}
+
+/* pid and tid are filled in when the request is sent (call()). */
 struct uiommu_req new_req(uint32_t op)
 {
 	struct uiommu_req rq = { .op = op };
 
-	rq.pid = getpid();
-	rq.tid = syscall(SYS_gettid);
 	return rq;
 }
 
@@ -78,13 +89,10 @@ struct uiommu_req new_req(uint32_t op)
  * our back (not through fork() below) must not talk on its parent's
  * connection: it drops its copy, and reconnects only if fork() left a token.
  */
-static int conn_ready(void)
+static int conn_ready(pid_t me)
 {
-	pid_t me;
-
 	if (g_sock < 0)
 		return 0;
-	me = getpid();
 	if (me == g_conn_pid)
 		return 1;
 	lose();
@@ -123,9 +131,12 @@ lost:
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap)
 {
-	if (!conn_ready())
+	pid_t me = getpid();
+
+	if (!conn_ready(me))
 		return -1;
-	rq->pid = getpid();
+	rq->pid = me;
+	rq->tid = thread_id(me);
 	rq->flags = UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
 	return call_raw(rq, payload, len, rs, out, cap);
 }
@@ -216,6 +227,8 @@ static int64_t hello(int kind, uint64_t token)
 	struct uiommu_req rq = new_req(UIOMMU_OP_HELLO);
 	struct uiommu_resp rs;
 
+	rq.pid = getpid();
+	rq.tid = thread_id(rq.pid);
 	rq.a[0] = kind;
 	rq.a[1] = token;
 	if (send_all(&rq, sizeof(rq), NULL, 0) || recv_all(&rs, sizeof(rs)))

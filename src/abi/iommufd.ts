@@ -415,12 +415,18 @@ export interface IommufdCmd {
   minSize: number;
 }
 
+/** A table entry that keeps its command's name and struct type. */
+export interface IommufdCmdOf<N extends string, V> extends IommufdCmd {
+  name: N;
+  layout: Layout<V>;
+}
+
 function cmd<const N extends string, V>(
   name: N,
   nr: number,
   layout: Layout<V>,
   last: keyof V & string,
-): IommufdCmd & { name: N } {
+): IommufdCmdOf<N, V> {
   return { name, nr, layout, minSize: layout.endOf(last) };
 }
 
@@ -454,6 +460,10 @@ const CMDS = [
 
 /** Macro name of an iommufd ioctl, e.g. `'IOMMU_IOAS_MAP'`. */
 export type IommufdCmdName = (typeof CMDS)[number]['name'];
+
+/** The decoded struct of command `N`, e.g. IommufdCmdStruct<'IOMMU_IOAS_MAP'> has `iova`. */
+export type IommufdCmdStruct<N extends IommufdCmdName> =
+  Extract<(typeof CMDS)[number], { name: N }> extends IommufdCmdOf<N, infer V> ? V : never;
 
 /** The iommufd commands 0x80..0x94 in nr order (`IOMMUFD_CMDS[i].nr === 0x80 + i`). */
 export const IOMMUFD_CMDS: readonly IommufdCmd[] = CMDS;

@@ -30,9 +30,10 @@ export const LINUX_6_18: KernelPersonality = {
   vfioNoiommu: false,
   compatUnmapEmpty: 'success',
   compatCapsAligned: true,
-  vfioContainer: 'iommufd',
+  vfioContainer: 'legacy',
   type1WrapErrno: 'EINVAL',
   vfioPciEnableSriov: false,
+  type1Nesting: false,
   ...SPAPR_TCE_6_18,
 };
 
@@ -46,6 +47,7 @@ export const LINUX_6_12: KernelPersonality = {
   ...LINUX_6_18,
   selftestAbi: '6.12',
   iommufdLastCmd: 'IOMMU_FAULT_QUEUE_ALLOC',
+  type1Nesting: true,
 };
 
 /**

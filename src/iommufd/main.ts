@@ -4,6 +4,8 @@ import { IOMMUFD_CMD_BASE, IOMMUFD_TYPE, io } from '../abi/ioctl.ts';
 import {
   type IommuDestroy,
   type IommufdCmd,
+  type IommufdCmdName,
+  type IommufdCmdStruct,
   iommufdCmd,
   iommufdCmdByNumber,
 } from '../abi/iommufd.ts';
@@ -31,18 +33,28 @@ import { Ucmd } from './ucmd.ts';
 import { veventqAlloc } from './veventq.ts';
 import { vdeviceAlloc, viommuAlloc } from './viommu.ts';
 
-type V<L> = L extends Layout<infer T> ? T : never;
+/** A command's handler, given the command's own decoded struct. */
+type CmdHandler<T> = (ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<T>) => number;
 
-// biome-ignore lint/suspicious/noExplicitAny: handlers take the decoded struct of their own command
-type Handler = (ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<any>) => number;
+// biome-ignore lint/suspicious/noExplicitAny: the dispatcher and TEST_CMD hand over the struct the table decoded
+type Handler = CmdHandler<any>;
+
+/** One handler per command of the uAPI table, each taking that command's struct. */
+export type HandlerTable = { readonly [N in IommufdCmdName]: CmdHandler<IommufdCmdStruct<N>> };
 
 function destroy(ctx: IommufdCtx, _caller: Caller, ucmd: Ucmd<V<typeof IommuDestroy>>): number {
   ctx.destroy(ucmd.cmd.id);
   return 0;
 }
 
-/** Handlers by command name; commands without one answer ENOTTY. */
-const HANDLERS: Record<string, Handler> = {
+type V<L> = L extends Layout<infer T> ? T : never;
+
+/**
+ * Handlers by command name. `satisfies HandlerTable`: a command of the
+ * table without a handler, or a handler taking another command's struct,
+ * does not compile.
+ */
+const HANDLERS = {
   IOMMU_DESTROY: destroy,
   IOMMU_IOAS_ALLOC: (ctx, _c, u) => ioasAlloc(ctx, u),
   IOMMU_IOAS_ALLOW_IOVAS: (ctx, _c, u) => ioasAllowIovas(ctx, u),
@@ -64,7 +76,7 @@ const HANDLERS: Record<string, Handler> = {
   IOMMU_HW_QUEUE_ALLOC: (ctx, _c, u) => hwQueueAlloc(ctx, u),
   IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
   IOMMU_IOAS_CHANGE_PROCESS: ioasChangeProcess,
-};
+} satisfies HandlerTable;
 
 /** An extra command slot beyond the uAPI table (IOMMU_TEST_CMD at nr 0xa0). */
 export interface ExtraCmd {
@@ -112,7 +124,8 @@ export function iommufdIoctl(
     }
   } else {
     cmd = iommufdCmdByNumber(ctx.host.abi, request);
-    handler = cmd && cmd.nr <= lastNr ? HANDLERS[cmd.name] : undefined;
+    handler =
+      cmd && cmd.nr <= lastNr ? (HANDLERS[cmd.name as IommufdCmdName] as Handler) : undefined;
   }
   if (!cmd || !handler)
     fail('ENOTTY', `no iommufd command ${hex(request >>> 0)}`, 'iommufd_fops_ioctl');

@@ -37,7 +37,7 @@ import {
   MOCK_NESTED_DOMAIN_IOTLB_ID_MAX,
   type SelftestAbi,
 } from '../abi/iommufd-test.ts';
-import { type Layout, widthOf } from '../abi/layout.ts';
+import { type Layout, U64_MAX, widthOf } from '../abi/layout.ts';
 import { MockDevice } from '../drivers/mock/device.ts';
 import { MockDomain } from '../drivers/mock/domain.ts';
 import { MockIommu } from '../drivers/mock/driver.ts';
@@ -49,7 +49,6 @@ import type { IommufdCtx } from './context.ts';
 import { IommufdDevice } from './device.ts';
 import { HwptPaging } from './hw-pagetable.ts';
 import { HwptNested } from './hwpt-nested.ts';
-import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import type { ExtraCmd } from './main.ts';
 import { IommufdObject } from './object.ts';
@@ -203,10 +202,17 @@ function syzIova(access: IommufdAccess, iova: bigint): bigint {
 
 // ---- ops ---------------------------------------------------------------------------
 
-/** ADD_RESERVED: reserve `[start, start+length-1]` (u64 wrap) in IOAS `id`, owned by nobody. */
+/**
+ * ADD_RESERVED: reserve `[start, start+length-1]` in IOAS `id`, owned by
+ * nobody. EINVAL for length 0 and EOVERFLOW for a range past U64_MAX, both
+ * before the IOAS lookup.
+ */
 function addReserved(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdAddReserved>>): number {
+  const { start, length } = u.cmd;
+  if (length === 0n) fail('EINVAL');
+  if (start + length - 1n > U64_MAX) fail('EOVERFLOW');
   const ioas = ctx.get<Ioas>(u.cmd.id, 'ioas');
-  ioas.iopt.reserve(u.cmd.start, BigInt.asUintN(64, u.cmd.start + u.cmd.length - 1n), null);
+  ioas.iopt.reserve(start, start + length - 1n, null);
   return 0;
 }
 
@@ -259,20 +265,25 @@ function mockDomainReplace(
 /**
  * MD_CHECK_MAP: every IOPTE of `[iova, iova+length)` in mock HWPT `id` maps
  * the page now behind the matching byte of `uptr` (EINVAL otherwise; EFAULT
- * for an unmapped VA).
+ * for an unmapped VA). Alignment to half a page is checked before the HWPT
+ * lookup; 7.2 looks up first and aligns to the domain's smallest IOPTE.
  */
 function checkMap(
   ctx: IommufdCtx,
   caller: Caller,
   u: Ucmd<V<typeof IommuTestCmdCheckMap>>,
+  state: SelftestState,
 ): number {
   const { iova, length, uptr } = u.cmd;
   const ps = caller.mm.pageSize;
-  const io = ps / 2n;
+  // 7.2 looks the HWPT up first and checks against its smallest IOPTE
+  const iommupt = state.mock.abi === '7.2';
+  const first = iommupt ? mockDomainOf(ctx, u.cmd.id) : undefined;
+  const io = first ? first.ioPageSize : ps / 2n;
   if (iova % io !== 0n || length % io !== 0n || uptr % io !== 0n || uptr + length > U64_MAX) {
     fail('EINVAL');
   }
-  const domain = mockDomainOf(ctx, u.cmd.id);
+  const domain = first ?? mockDomainOf(ctx, u.cmd.id);
   for (let k = 0n; k < length; k += io) {
     const va = uptr + k;
     const page = caller.mm.resolve(va - (va % ps), ps, false)[0]!;

@@ -36,8 +36,8 @@
  * A no-IOMMU fake group has empty `reserved_regions`, type `unknown` and
  * `name` = `vfio-noiommu`. IOMMU groups without a VFIO group are left out.
  * Misc devices: `sys/class/misc/{iommu,vfio}/dev`. Modules:
- * `sys/module/{vfio,vfio_pci,iommufd}` (and `vfio_iommu_type1` when the
- * legacy container is type1), `vfio/parameters/enable_unsafe_noiommu_mode`
+ * `sys/module/{vfio,vfio_pci,iommufd}` (and `vfio_iommu_type1` or
+ * `vfio_iommu_spapr_tce` under the legacy container), `vfio/parameters/enable_unsafe_noiommu_mode`
  * = `Y` with the `vfioNoiommu` personality, else `N`;
  * `vfio_pci/parameters/enable_sriov` likewise with `vfioPciEnableSriov`.
  * After SR-IOV changes the topology, `rewriteFakeTree` writes it again.
@@ -66,6 +66,7 @@ import { sysfsAttrPaths } from '../host/sysfs-attrs.ts';
 import type { PciDeviceSpec } from '../host/topology/index.ts';
 import type { ReservedKind, ReservedRegion } from '../iommu/device.ts';
 import { vfioCdevName } from '../vfio/cdev.ts';
+import { isLegacyContainer } from '../vfio/container.ts';
 import { PciConfigSpace } from '../vfio/pci/config-space.ts';
 import {
   type CharDevice,
@@ -82,6 +83,11 @@ const HOST_HPAGE_PMD_SIZE = '/sys/kernel/mm/transparent_hugepage/hpage_pmd_size'
 
 /** Lines of a non-bridge device's `resource` file: 6 BARs, the ROM, 6 SR-IOV BARs. */
 const RESOURCE_LINES = 13;
+/** The module of each legacy container backend (the no-IOMMU one is part of vfio). */
+const LEGACY_BACKEND_MODULES: Readonly<Record<string, string>> = {
+  'vfio-iommu-type1': 'vfio_iommu_type1',
+  'vfio-iommu-spapr-tce': 'vfio_iommu_spapr_tce',
+};
 
 /** IORESOURCE_* flag bits shown in `resource` (with the BAR's own low type bits). */
 const IORESOURCE = {
@@ -178,8 +184,10 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
   );
   mkdirSync(join(sys, 'module/vfio_pci'), { recursive: true });
   mkdirSync(join(sys, 'module/iommufd'), { recursive: true });
-  if (kernel.personality.vfioContainer === 'type1') {
-    mkdirSync(join(sys, 'module/vfio_iommu_type1'), { recursive: true });
+  // the legacy container's backend modules (no module is loaded for iommufd's compat)
+  for (const d of isLegacyContainer(kernel.personality) ? kernel.vfioIommuDrivers : []) {
+    const module = LEGACY_BACKEND_MODULES[d.name];
+    if (module) mkdirSync(join(sys, `module/${module}`), { recursive: true });
   }
   file(join(sys, 'kernel/mm/transparent_hugepage'), 'hpage_pmd_size', `${hpagePmdSize()}\n`);
   file(

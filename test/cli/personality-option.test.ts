@@ -11,7 +11,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   vfioNoiommu: 'true',
   compatUnmapEmpty: 'ENOENT',
   compatCapsAligned: 'false',
-  vfioContainer: 'type1',
+  vfioContainer: 'iommufd',
   vfioPciEnableSriov: 'true',
   spaprAttachRules: 'pre-6.4',
   spaprDetachClearsTces: 'false',
@@ -22,6 +22,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   hwCapAtsNotSupported: 'true',
   requestBounds: 'true',
   type1WrapErrno: 'EOVERFLOW',
+  type1Nesting: 'true',
 };
 
 test('every personality setting can be given on the command line', () => {
@@ -54,6 +55,12 @@ test('an unknown name, a missing =, or a value outside the setting is refused by
     () => parsePersonalitySetting('selftest=yes', {}),
     /selftest: 'yes' is not true or false/,
   );
-  assert.throws(() => parsePersonalitySetting('vfioContainer=legacy', {}), /iommufd or type1/);
+  assert.throws(
+    () => parsePersonalitySetting('vfioContainer=compat', {}),
+    /legacy or iommufd or type1/,
+  );
+  assert.deepEqual(parsePersonalitySetting('vfioContainer=type1', {}), {
+    vfioContainer: 'type1',
+  });
   assert.throws(() => parsePersonalitySetting('maxAutoAlignment=2M', {}), /byte count or none/);
 });

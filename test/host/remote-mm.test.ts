@@ -1,3 +1,6 @@
+/**
+ * @slow: builds and runs a C child whose memory it reads (left out of npm run test:quick)
+ */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';

@@ -276,3 +276,39 @@ test('6.12 HWPT_INVALIDATE finds only nested HWPTs (ENOENT); later kernels answe
     );
   }
 });
+
+test('ADD_RESERVED: length 0 EINVAL, a range past U64_MAX EOVERFLOW, both before the lookup', () => {
+  const f = at('7.2');
+  const add = (id: number, start: bigint, length: bigint) =>
+    tc(f, 'ADD_RESERVED', { id, start, length }).errno;
+  assert.equal(add(999, 0x1000n, 0n), 'EINVAL');
+  assert.equal(add(999, -0x1000n & ((1n << 64n) - 1n), 0x2000n), 'EOVERFLOW');
+  assert.equal(add(999, 0x1000n, 0x1000n), 'ENOENT');
+  assert.equal(add(f.ioas(), -0x1000n & ((1n << 64n) - 1n), 0x1000n), undefined);
+});
+
+test('MD_CHECK_MAP: 6.18 checks alignment first, 7.2 looks the HWPT up first', () => {
+  const args = { id: 999, iova: 1n, length: 0x1000n, uptr: 0x1000n };
+  assert.equal(tc(at('6.18'), 'MD_CHECK_MAP', args).errno, 'EINVAL');
+  assert.equal(tc(at('7.2'), 'MD_CHECK_MAP', args).errno, 'ENOENT');
+});
+
+test('legacy type1 TYPE1_NESTING: 6.12 offers it; since 6.13 CHECK_EXTENSION 0, SET_IOMMU ENODEV', () => {
+  for (const [version, answer] of [
+    ['6.12', 1],
+    ['6.18', 0],
+    ['7.2', 0],
+  ] as const) {
+    const c = new VfioClient({ version, personality: { vfioContainer: 'type1' } });
+    const fd = c.open('/dev/vfio/vfio').ret;
+    const nesting = BigInt(VFIO_EXTENSION.TYPE1_NESTING_IOMMU);
+    assert.equal(c.ioctl(fd, 'VFIO_CHECK_EXTENSION', nesting).ret, answer, version);
+    const group = c.open('/dev/vfio/12').ret;
+    assert.equal(c.setContainer(group, fd).ret, 0);
+    assert.equal(
+      c.ioctl(fd, 'VFIO_SET_IOMMU', nesting).errno,
+      answer ? undefined : 'ENODEV',
+      version,
+    );
+  }
+});

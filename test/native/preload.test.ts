@@ -4,6 +4,8 @@
  * calls returned, and the fake engine records the frames it received.
  * The client is built twice: plain, and with _FORTIFY_SOURCE and 64-bit
  * file offsets (which call __open_2, __read_chk, open64, stat64, fcntl64...).
+ *
+ * @slow: builds and runs C clients under the preload library (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';

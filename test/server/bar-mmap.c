@@ -1,11 +1,14 @@
 /*
  * BAR0 of the x86 preset's DMA-engine function mapped into a real process
  * (docs/device-mmap.md): region flags, mmap's errnos, trapped register
- * accesses of every width, shared memory pages, a DMA driven through the
+ * accesses of every width (unaligned too), shared memory pages, a function
+ * reset seen through the mapping, a DMA driven through the
  * mapping, fork inheritance, the program's own SIGSEGV handler, SIGBUS
  * while Memory decode is off, munmap of half, mremap (grow, shrink, move),
  * MAP_FIXED over a register page, an instruction the
- * trap cannot emulate, and IOMMU_IOAS_MAP (compat MAP_DMA) of the mapping.
+ * trap cannot emulate, a KVM memory slot over a register page (when
+ * /dev/kvm works), and MAP_DMA of the mapping (EFAULT on the iommufd
+ * compat container, peer-to-peer on the legacy one with argument "type1").
  * Prints one "ok" line per check.
  */
 #define _GNU_SOURCE
@@ -13,6 +16,8 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+
+#include <linux/kvm.h>
 
 #include "example-common.h"
 
@@ -102,6 +107,11 @@ int main(int argc, char **argv)
 	      "narrow writes reach the device: %llx", (unsigned long long)reg64(&d, DMA_REG_SRC));
 	ok("registers through the mapping: 1/2/4/8-byte reads and writes, sign and zero extension");
 
+	/* an unaligned access is split by the device model as the bus would */
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_SRC + 1) == (uint32_t)(0x8899aabb1122ee33ULL >> 8),
+	      "unaligned 4-byte load: 0x%x", *(volatile uint32_t *)(b + DMA_REG_SRC + 1));
+	ok("an unaligned 4-byte load of a register");
+
 	/* the buffer page is memory shared with the engine */
 	volatile uint8_t *buf = b + DMA_BUF_OFFSET;
 	for (int i = 0; i < 64; i++)
@@ -114,6 +124,16 @@ int main(int argc, char **argv)
 	dev_pwrite(&d, d.bar0 + DMA_BUF_OFFSET + 128, &word, 4);
 	CHECK(*(volatile uint32_t *)(buf + 128) == 0xdeadbeef, "the mapping sees pwrite");
 	ok("buffer page: the mapping and pread/pwrite show the same bytes");
+
+	/* a function reset: registers back to their reset values, the buffer page zeroed at once */
+	IOCTL_OK(dev, VFIO_DEVICE_RESET, NULL);
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_LIVENESS) == 0xffffffffu &&
+		      *(volatile uint32_t *)(buf + 128) == 0,
+	      "after RESET: liveness 0x%x, buffer 0x%x",
+	      *(volatile uint32_t *)(b + DMA_REG_LIVENESS), *(volatile uint32_t *)(buf + 128));
+	for (int i = 0; i < 64; i++)
+		buf[i] = (uint8_t)(i * 3 + 1);
+	ok("VFIO_DEVICE_RESET: the mapping shows the reset registers and a zeroed buffer");
 
 	/* a DMA driven through the mapped registers */
 	uint8_t *mem = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
@@ -230,6 +250,34 @@ int main(int argc, char **argv)
 	CHECK(*(volatile uint32_t *)(b + DMA_REG_ID) == DMA_ENGINE_ID, "first half still mapped");
 	CHECK(faults(read32, b + 0x20000) == SIGSEGV, "the unmapped half");
 	ok("munmap of half the mapping: the rest works, the unmapped half is SIGSEGV");
+
+	/* a KVM memory slot over a register page is refused at once (EFAULT), one over memory is not */
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		ok("KVM slot over registers: not checked, no usable /dev/kvm (%s)",
+		   strerrorname_np(errno));
+	} else {
+		struct kvm_userspace_memory_region slot = { .slot = 0,
+							    .guest_phys_addr = 0x100000,
+							    .memory_size = PAGE,
+							    .userspace_addr = (uintptr_t)b };
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) < 0 && errno == EFAULT,
+		      "KVM slot over the register page: %s", strerrorname_np(errno));
+		slot.userspace_addr = (uintptr_t)mem;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0, "KVM slot over memory: %s",
+		      strerrorname_np(errno));
+		slot.slot = 1;
+		slot.guest_phys_addr = 0x200000;
+		slot.userspace_addr = (uintptr_t)(b + PAGE);
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0,
+		      "KVM slot over a memory page of the BAR: %s", strerrorname_np(errno));
+		ok("KVM_SET_USER_MEMORY_REGION: EFAULT with a message over a register page, 0 over "
+		   "memory and a BAR's memory page");
+		close(vm);
+	}
+	if (kvm >= 0)
+		close(kvm);
 
 	/* an instruction the trap cannot emulate: a message, then SIGSEGV */
 	pid = fork();

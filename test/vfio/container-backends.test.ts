@@ -207,7 +207,8 @@ const ROWS: Row[] = [
       [VFIO_EXTENSION.UPDATE_VADDR, VFIO_EXTENSION.TYPE1_NESTING_IOMMU].map(
         (x) => e.c.ioctl(e.fd, 'VFIO_CHECK_EXTENSION', BigInt(x)).ret,
       ),
-    type1: [1, 1],
+    // TYPE1_NESTING is 0 since v6.13 (personality type1Nesting)
+    type1: [1, 0],
     iommufd: [0, 0],
   },
   {
@@ -274,7 +275,10 @@ describe('RLIMIT_MODE of an iommufd-served /dev/vfio/vfio', () => {
       ['/dev/vfio/vfio', 1n],
       ['/dev/iommu', 0n],
     ] as const) {
-      const c = new VfioClient({}, { uid: 42, capIpcLock: false, rlimitMemlock: 1n << 30n });
+      const c = new VfioClient(
+        { personality: { vfioContainer: 'iommufd' } },
+        { uid: 42, capIpcLock: false, rlimitMemlock: 1n << 30n },
+      );
       const fd = c.open(path).ret;
       assert.equal(rlimitMode(c, fd), mode, path);
       const g = c.open('/dev/vfio/12').ret;

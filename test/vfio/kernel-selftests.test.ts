@@ -75,13 +75,11 @@ function parseTap(out: string): CaseResult[] {
 }
 
 /**
- * The x86 host answering as Linux 7.2 (the selftests' version) with the
- * legacy container, and SR-IOV enabled for vfio-pci (vfio_pci.enable_sriov=1).
+ * The x86 host answering as Linux 7.2 (the selftests' version) with its
+ * default legacy container, and SR-IOV enabled for vfio-pci
+ * (vfio_pci.enable_sriov=1).
  */
-const RUN_ARGS = [
-  ...['--host', 'x86', '--kernel', '7.2'],
-  ...['--personality', 'vfioContainer=type1', '--personality', 'vfioPciEnableSriov=true'],
-];
+const RUN_ARGS = ['--host', 'x86', '--kernel', '7.2', '--personality', 'vfioPciEnableSriov=true'];
 
 /** Run a program under uiommu run. */
 function run(bin: string, bdf: string) {

@@ -302,12 +302,16 @@ export class VfioPciDevice {
   /**
    * The page-aligned ranges `[start, end)` of BAR `index` whose accesses
    * have side effects, so every access must reach the model (trapped): the
-   * DMA engine's register block, the MSI-X table and PBA. The rest of a
+   * DMA engine's register block, the MSI-X table and PBA, and the last page
+   * of a BAR that ends inside a page (its tail reads all-ones). The rest of a
    * mapped BAR is plain memory. Ranges are rounded out to `pageSize`.
    */
   registerRanges(index: number, pageSize: bigint): [bigint, bigint][] {
     const out: [bigint, bigint][] = [];
     if (index === 0 && this.dmaEngine) out.push([0n, pageAlign(DMA_REG_BLOCK, pageSize)]);
+    // the page holding the end of a BAR smaller than it: its tail reads all-ones
+    const size = this.spec.bars.find((b) => b.index === index)?.size ?? 0n;
+    if (size % pageSize !== 0n) out.push([pageDown(size, pageSize), pageAlign(size, pageSize)]);
     const irq = effectiveIrq(this.spec);
     if (irq.msixBar === index) {
       const table = irq.msixTableOffset;

@@ -7,19 +7,21 @@ import { type1CheckExtension, VfioIommuType1 } from './type1.ts';
 
 /**
  * vfio_iommu_type1 as a legacy container's IOMMU driver: answers the
- * extensions it supports, and SET_IOMMU(TYPE1 or TYPE1v2) opens one
- * backend instance per container.
+ * extensions it supports, and SET_IOMMU(TYPE1 or TYPE1v2; TYPE1_NESTING
+ * opens a v2 one) opens one backend instance per container.
  */
 export function type1IommuDriver(host: {
   memory: PhysMemory;
   abi: IoctlAbi;
-  personality: Pick<VfioContainerPersonality, 'type1WrapErrno'>;
+  personality: Pick<VfioContainerPersonality, 'type1WrapErrno' | 'type1Nesting'>;
 }): VfioIommuDriver {
   return {
     name: 'vfio-iommu-type1',
-    checkExtension: (ext) => type1CheckExtension(undefined, ext),
+    checkExtension: (ext) => type1CheckExtension(undefined, ext, host.personality.type1Nesting),
     open(type) {
-      const v2 = type === BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU);
+      const v2 =
+        type === BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU) ||
+        type === BigInt(VFIO_EXTENSION.TYPE1_NESTING_IOMMU);
       if (!v2 && type !== BigInt(VFIO_EXTENSION.TYPE1_IOMMU))
         fail('EINVAL', `type ${type} is not TYPE1 or TYPE1v2`, 'vfio_iommu_type1_open');
       return new VfioIommuType1({
@@ -28,6 +30,7 @@ export function type1IommuDriver(host: {
         v2,
         abi: host.abi,
         wrapErrno: host.personality.type1WrapErrno,
+        nestingExtension: host.personality.type1Nesting,
       });
     },
   };
