@@ -549,7 +549,7 @@ const vfioRows: Row[] = [
       return c.proc;
     },
     'EINVAL',
-    'argsz 16 below 32 or unknown flags 0',
+    'argsz 16 below 32',
     'vfio_iommu_type1_map_dma',
   ],
   [
