@@ -770,7 +770,7 @@ const vfioRows: Row[] = [
       return c.proc;
     },
     'EINVAL',
-    'argsz 32 below 32 or flags 0x7 beyond READ|WRITE',
+    'flags 0x7 beyond READ|WRITE',
     'iommufd_vfio_map_dma',
   ],
   [
