@@ -17,7 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'uiommu-sys-routing-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('owned folders answer ENOENT for what they lack; xattrs answer as sysfs and devtmpfs', () => {
-  runCProgram(dir, 'sys-routing', ['--host', 'x86'], 18);
+  runCProgram(dir, 'sys-routing', ['--host', 'x86'], 20);
 });
 
 test('ls -l /sys/bus/pci/devices lists the emulated functions', () => {
