@@ -34,6 +34,7 @@ const NR = {
   GET_IRQ_INFO: 109,
   SET_IRQS: 110,
   RESET: 111,
+  GET_PCI_HOT_RESET_INFO: 112,
   FEATURE: 117,
 };
 
@@ -110,6 +111,11 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
         case NR.RESET:
           dev.reset();
           return 0;
+        case NR.GET_PCI_HOT_RESET_INFO:
+          // no slot reset, and a function on the root bus has no bus reset:
+          // vfio_pci_ioctl_get_pci_hot_reset_info's ENODEV (other buses: not modelled)
+          if (dev.name.slice(5, 7) === '00') fail('ENODEV', 'no slot or bus reset on the root bus');
+          fail('ENOTTY', 'hot reset of a non-root bus is not modelled');
         case NR.FEATURE:
           // the VFIO core's checks, then vfio_pci_core_ioctl_feature()
           return vfioDeviceFeature(caller, arg, (c, flags, data, size) => {
