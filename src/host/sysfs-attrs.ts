@@ -21,6 +21,7 @@
  */
 import { fail } from '../abi/errno.ts';
 import { IntelIommu } from '../drivers/intel/driver.ts';
+import { vtdCapReg, vtdEcapReg } from '../drivers/intel/hw-info.ts';
 import type { Kernel } from './kernel.ts';
 import { sriovNumvfs, writeSriovNumvfs } from './sriov.ts';
 
@@ -70,6 +71,13 @@ export function sysfsAttrPaths(kernel: Kernel): string[] {
     }
   }
   return out;
+}
+
+/** Each VT-d unit of the host with its capability registers (sysfs `intel-iommu/{cap,ecap}`). */
+export function vtdUnits(kernel: Kernel): { id: string; cap: bigint; ecap: bigint }[] {
+  return [...kernel.host.iommus]
+    .filter((e): e is [string, IntelIommu] => e[1] instanceof IntelIommu)
+    .map(([id, d]) => ({ id, cap: vtdCapReg(d.features), ecap: vtdEcapReg(d.features) }));
 }
 
 /** VT-d second-level entry bits. */

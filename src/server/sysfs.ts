@@ -58,11 +58,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { IntelIommu } from '../drivers/intel/driver.ts';
-import { vtdCapReg, vtdEcapReg } from '../drivers/intel/hw-info.ts';
 import type { Kernel } from '../host/kernel.ts';
 import { sriovNumvfs, sriovTotalvfs } from '../host/sriov.ts';
-import { sysfsAttrPaths } from '../host/sysfs-attrs.ts';
+import { sysfsAttrPaths, vtdUnits } from '../host/sysfs-attrs.ts';
 import type { PciDeviceSpec } from '../host/topology/index.ts';
 import type { ReservedKind, ReservedRegion } from '../iommu/device.ts';
 import { vfioCdevName } from '../vfio/cdev.ts';
@@ -108,6 +106,7 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     return entry !== undefined && kernel.vfioGroups.has(entry.device.group.id);
   };
   writeIommus(kernel, sys);
+  const units = new Set(vtdUnits(kernel).map((u) => u.id));
   const bars = assignBars([...kernel.host.devices.values()].map((d) => d.spec));
   for (const { device, spec } of kernel.host.devices.values()) {
     const bdf = spec.bdf;
@@ -136,8 +135,7 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     // without a VFIO group (no IOMMU, no no-IOMMU mode) vfio-pci does not take the device
     if (!kernel.vfioGroups.has(device.group.id)) continue;
     link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
-    if (device.driver instanceof IntelIommu)
-      link(dir, 'iommu', `../../virtual/iommu/${spec.iommu}`);
+    if (units.has(spec.iommu)) link(dir, 'iommu', `../../virtual/iommu/${spec.iommu}`);
     link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
     link(join(sys, 'bus/pci/drivers/vfio-pci'), bdf, `../../../../${devDir}`);
     link(join(sys, `kernel/iommu_groups/${device.group.id}/devices`), bdf, `../../../../${devDir}`);
@@ -231,11 +229,10 @@ export function rewriteFakeTree(kernel: Kernel, root: string): void {
  * `%llx`), and `sys/class/iommu/<id>` linking to it.
  */
 function writeIommus(kernel: Kernel, sys: string): void {
-  for (const [id, driver] of kernel.host.iommus) {
-    if (!(driver instanceof IntelIommu)) continue;
+  for (const { id, cap, ecap } of vtdUnits(kernel)) {
     const dir = join(sys, `devices/virtual/iommu/${id}`);
-    file(join(dir, 'intel-iommu'), 'cap', `${vtdCapReg(driver.features).toString(16)}\n`);
-    file(join(dir, 'intel-iommu'), 'ecap', `${vtdEcapReg(driver.features).toString(16)}\n`);
+    file(join(dir, 'intel-iommu'), 'cap', `${cap.toString(16)}\n`);
+    file(join(dir, 'intel-iommu'), 'ecap', `${ecap.toString(16)}\n`);
     link(join(sys, 'class/iommu'), id, `../../devices/virtual/iommu/${id}`);
   }
 }
