@@ -108,14 +108,12 @@ describe('uiommu run', () => {
       .trimEnd()
       .split('\n')
       .map((l) => JSON.parse(l));
-    assert.deepEqual(
-      records.map((r) => [r.call, r.fd, r.ret, r.errno]),
-      [
-        ['openat', 3, 3, null],
-        ['stat', -1, 0, null],
-        ['close', 3, 0, null],
-      ],
-    );
+    assert.deepEqual(records.map((r) => [r.call, r.fd, r.ret, r.errno]).slice(0, -1), [
+      ['openat', 3, 3, null],
+      ['stat', -1, 0, null],
+      ['close', 3, 0, null],
+    ]);
+    assert.equal(records.at(-1).state.at, 'exit', 'the last record is the state at exit');
   });
 
   it('exit status: the program’s code, 128+n for signal n, 127 when it cannot start', async (t) => {
@@ -146,6 +144,38 @@ describe('uiommu run', () => {
     );
   });
 
+  it('--ui serves the state behind the token while the program runs; --dump-state writes it', async (t) => {
+    if (!preload) return t.skip('no C compiler to build a stand-in preload library');
+    const go = join(dir, 'ui-go');
+    const state = join(dir, 'ui-state.json');
+    let checked: Promise<void> | undefined;
+    const status = await runProgram(
+      // the program waits until the checks are done
+      ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.05; done`],
+      {
+        preload,
+        ui: true,
+        dumpState: state,
+        onLiveView: (url) => {
+          checked = (async () => {
+            const u = new URL(url);
+            assert.equal(u.hostname, '127.0.0.1');
+            assert.equal((await fetch(`${u.origin}/state`)).status, 403);
+            const s = await (await fetch(`${u.origin}/state${u.search}`)).json();
+            assert.ok(Array.isArray(s.groups) && s.groups.length > 0, 'the x86 preset’s groups');
+            assert.deepEqual([s.calls, s.warnings], [[], []]);
+            assert.match(await (await fetch(url)).text(), /uiommu live view/);
+          })().finally(() => writeFileSync(go, ''));
+        },
+      },
+      unreachableProcesses,
+    );
+    assert.equal(status, 0);
+    await checked;
+    const dumped = JSON.parse(readFileSync(state, 'utf8'));
+    assert.ok(dumped.time && Array.isArray(dumped.processes) && Array.isArray(dumped.contexts));
+  });
+
   it('the ioctl encoding is the machine’s: powerpc’s on ppc64 and mips, generic elsewhere', () => {
     assert.equal(hostIoctlAbi('ppc64'), 'powerpc');
     assert.equal(hostIoctlAbi('mipsel'), 'powerpc');
@@ -162,5 +192,66 @@ describe('uiommu run', () => {
       { stdio: 'inherit' },
     );
     assert.equal(r.status, 3);
+  });
+
+  it('a host with pageSize: the program sees its page size (getconf, i.e. sysconf); others the machine’s', (t) => {
+    if (!existsSync(PRELOAD_LIBRARY)) return t.skip('native/build/libuiommu-preload.so not built');
+    const pagesize = (host: string) =>
+      execFileSync(
+        process.execPath,
+        [
+          join(import.meta.dirname, '../../bin/uiommu.js'),
+          'run',
+          '--host',
+          host,
+          '--',
+          'getconf',
+          'PAGESIZE',
+        ],
+        { encoding: 'utf8' },
+      ).trim();
+    assert.equal(pagesize('pseries'), '65536');
+    assert.equal(
+      pagesize('powernv'),
+      execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim(),
+    );
+  });
+
+  it('--trace-json ends with the kernel’s DMA state at exit: windows gone, nothing pinned', (t) => {
+    if (!existsSync(PRELOAD_LIBRARY)) return t.skip('native/build/libuiommu-preload.so not built');
+    const dir = mkdtempSync(join(tmpdir(), 'uiommu-state-'));
+    try {
+      const json = join(dir, 't.json');
+      const example = join(import.meta.dirname, '../../native/build/examples/spapr-ddw');
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(import.meta.dirname, '../../bin/uiommu.js'),
+          'run',
+          '--host',
+          'powernv',
+          '--trace-json',
+          json,
+          '--',
+          example,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const records = readFileSync(json, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.ok(records.some((x) => x.request === 'VFIO_IOMMU_SPAPR_TCE_CREATE' && x.ret === 0));
+      const last = records.at(-1);
+      assert.equal(last.state.at, 'exit');
+      assert.equal(last.state.pinnedPages, '0x0');
+      assert.deepEqual(
+        last.state.groups.map((g: { domain: string }) => g.domain),
+        ['blocked', 'blocked', 'blocked'],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -80,12 +80,19 @@ describe('examples under uiommu run', () => {
     assert.equal(bind?.fdKind, 'vfio-device');
   });
 
-  it('(b) type1-container: 0x3b70 decodes as VFIO_IOMMU_GET_INFO on a type1 container', () => {
+  it('(b) type1-container: 0x3b70 decodes as VFIO_IOMMU_GET_INFO on the legacy type1 container (the default)', () => {
     const r = runExample('type1-container', 'x86');
     assertPassed(r, 'type1-container');
-    assert.match(r.trace, /ioctl\(\d+(<[\w-]+>)?, VFIO_IOMMU_GET_INFO, /);
+    assert.match(r.trace, /ioctl\(\d+<vfio-container>, VFIO_IOMMU_GET_INFO, /);
     assert.doesNotMatch(r.trace, /SPAPR/);
-    assert.match(r.stdout, /splitting a mapping fails with ENOENT \(iommufd compat\)/);
+    assert.match(r.stdout, /splitting a mapping fails with EINVAL \(vfio_iommu_type1\)/);
+    // the split the program tries on purpose: its reason and kernel function
+    assert.match(
+      r.trace,
+      / = -1 EINVAL \(Invalid argument\) <the range's end bisects the mapping at 0x10000000; vfio_dma_do_unmap>$/m,
+    );
+    const failed = r.json.find((e) => e.errno === 'EINVAL' && e.where === 'vfio_dma_do_unmap');
+    assert.match(String(failed?.reason), /bisects the mapping/);
     assert.match(r.trace, /ioctl\(\d+<vfio-group>, VFIO_GROUP_SET_CONTAINER, \[\d+\]\) = 0/);
     assert.match(
       r.trace,
@@ -93,24 +100,50 @@ describe('examples under uiommu run', () => {
     );
   });
 
-  it('(b) type1-container on the legacy container (--personality vfioContainer=type1)', () => {
-    const r = runExample('type1-container', 'x86', ['--personality', 'vfioContainer=type1']);
+  it('(b) type1-container on iommufd compat (--personality vfioContainer=iommufd)', () => {
+    const r = runExample('type1-container', 'x86', ['--personality', 'vfioContainer=iommufd']);
     assertPassed(r, 'type1-container');
-    assert.match(r.stdout, /splitting a mapping fails with EINVAL \(vfio_iommu_type1\)/);
+    assert.match(r.stdout, /splitting a mapping fails with ENOENT \(iommufd compat\)/);
     assert.match(r.trace, /ioctl\(\d+<vfio-container>, VFIO_IOMMU_GET_INFO, /);
+  });
+
+  it('(b) type1-container: warnings in the trace and JSON (its DMA after unmap), none with --no-warn; --dump-state', () => {
+    const state = join(dir, 'state.json');
+    const r = runExample('type1-container', 'x86', ['--dump-state', state]);
+    assertPassed(r, 'type1-container');
+    assert.match(
+      r.trace,
+      /^\[pid \d+\] --- warning dma-after-unmap: 0000:00:02\.0 DMA at 0x10000000 \(64 bytes, faulted at 0x10000000\) \d+ calls after that IOVA was unmapped; caused by: ioctl\(\d+<vfio-container>, VFIO_IOMMU_UNMAP_DMA, .* = 0 ---$/m,
+    );
+    assert.ok(r.json.some((e) => e.warning === 'dma-after-unmap' && typeof e.cause === 'string'));
+    assert.doesNotMatch(r.stdout, /warning/, 'never in the program’s output');
+    const s = JSON.parse(readFileSync(state, 'utf8'));
+    assert.equal(s.processes.length, 1);
+    assert.ok(s.calls.length > 10, 'the last calls');
+    assert.ok(s.warnings.some((w: { id: string }) => w.id === 'dma-after-unmap'));
+    assert.ok(
+      s.faults.some((f: { iova: string }) => f.iova === '0x10000000'),
+      JSON.stringify(s.faults),
+    );
+    const quiet = runExample('type1-container', 'x86', ['--no-warn']);
+    assertPassed(quiet, 'type1-container');
+    assert.doesNotMatch(quiet.trace, /--- warning/);
   });
 
   it('(c) spapr-ddw: 0x3b70 decodes as VFIO_IOMMU_SPAPR_TCE_GET_INFO on a SPAPR container', () => {
     const r = runExample('spapr-ddw', 'powernv');
     assertPassed(r, 'spapr-ddw');
-    assert.match(r.trace, /ioctl\(\d+(<[\w-]+>)?, VFIO_IOMMU_SPAPR_TCE_GET_INFO, /);
-    assert.match(r.trace, /ioctl\(\d+(<[\w-]+>)?, VFIO_IOMMU_SPAPR_TCE_CREATE, .*\) = 0/);
+    assert.match(r.trace, /ioctl\(\d+<vfio-container-spapr>, VFIO_IOMMU_SPAPR_TCE_GET_INFO, /);
+    assert.match(
+      r.trace,
+      /ioctl\(\d+<vfio-container-spapr>, VFIO_IOMMU_SPAPR_TCE_CREATE, .*\) = 0/,
+    );
   });
 
   it('(d) fork-torture: inherited fds, closes in both orders, a child killed mid-ioctl', () => {
     const r = runExample('fork-torture', 'x86');
     assertPassed(r, 'fork-torture');
-    const pids = new Set(r.json.map((e) => e.pid));
+    const pids = new Set(r.json.filter((e) => !('state' in e)).map((e) => e.pid));
     assert.ok(pids.size >= 3, `requests from several processes (${pids.size})`);
   });
 });

@@ -75,10 +75,16 @@ function names(devs: readonly Device[]): string[] {
 }
 
 describe('presets', () => {
-  it('are x86, powernv, pseries and mock', () => {
-    assert.deepEqual(Object.keys(PRESETS), ['x86', 'powernv', 'pseries', 'mock']);
+  it('are x86, powernv, pseries, mock and refguest', () => {
+    assert.deepEqual(Object.keys(PRESETS), ['x86', 'powernv', 'pseries', 'mock', 'refguest']);
     assert.equal(PRESETS.x86, x86);
     for (const [name, spec] of Object.entries(PRESETS)) assert.equal(spec.name, name);
+  });
+
+  it('each says which kernel build it stands for; pseries is a 64 KiB-page kernel', () => {
+    for (const spec of Object.values(PRESETS)) assert.match(spec.kernel ?? '', /VFIO|IOMMU/);
+    assert.equal(PRESETS.pseries!.pageSize, 65536);
+    assert.equal(PRESETS.powernv!.pageSize, undefined, "the machine's own pages");
   });
 
   for (const [name, spec] of Object.entries(PRESETS)) {
@@ -409,6 +415,13 @@ describe('parseHostSpec', () => {
     assert.equal(parseHostSpec(base()).devices.length, 4);
   });
 
+  it('keeps the kernel build and the page size, absent when not given', () => {
+    const spec = parseHostSpec({ ...base(), kernel: 'a 64 KiB-page build', pageSize: 65536 });
+    assert.equal(spec.kernel, 'a 64 KiB-page build');
+    assert.equal(spec.pageSize, 65536);
+    assert.equal('pageSize' in parseHostSpec(base()), false);
+  });
+
   const cases: [string, (j: Config) => unknown, string][] = [
     ['root is an array', () => [], '(root): must be an object (got an array)'],
     [
@@ -416,7 +429,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devies = [];
       },
-      'devies: unknown key (allowed: name, iommus, devices)',
+      'devies: unknown key (allowed: name, kernel, pageSize, iommus, devices)',
     ],
     [
       'missing name',
@@ -424,6 +437,20 @@ describe('parseHostSpec', () => {
         delete j.name;
       },
       'name: required',
+    ],
+    [
+      'a page size Linux is not built with',
+      (j) => {
+        j.pageSize = 16384;
+      },
+      'pageSize: must be 4096 or 65536 (got 16384)',
+    ],
+    [
+      'an empty kernel build',
+      (j) => {
+        j.kernel = '';
+      },
+      'kernel: must be a non-empty string (got "")',
     ],
     [
       'no IOMMU',
@@ -904,7 +931,7 @@ describe('loadHostSpec', () => {
   it('refuses an unknown preset name', () => {
     assert.throws(() => loadHostSpec('sparc'), {
       message:
-        "unknown host preset 'sparc' (presets: x86, powernv, pseries, mock; a config file path contains a / or a .)",
+        "unknown host preset 'sparc' (presets: x86, powernv, pseries, mock, refguest; a config file path contains a / or a .)",
     });
     assert.throws(() => loadHostSpec('toString'), /unknown host preset 'toString'/);
   });
