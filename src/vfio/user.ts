@@ -52,14 +52,11 @@ export class VfioUser<V extends { argsz: number }> {
   ): VfioUser<V> {
     const minsz = opts.minsz ?? layout.size;
     const u = new VfioUser(mm, addr, layout, minsz, layout.decode(mm.read(addr, minsz)), opts.fn);
-    if (opts.flags === undefined) {
-      if (u.argsz < minsz) fail('EINVAL', `argsz ${u.argsz} below ${minsz}`, opts.fn);
-      return u;
+    if (u.argsz < minsz) fail('EINVAL', `argsz ${u.argsz} below ${minsz}`, opts.fn);
+    const flags = (u.cmd as { flags?: number }).flags ?? 0;
+    if (opts.flags !== undefined && flags & ~opts.flags) {
+      fail('EINVAL', `unknown flags ${hex(flags & ~opts.flags)}`, opts.fn);
     }
-    // one condition in the kernel, one reason here
-    const unknown = ((u.cmd as { flags?: number }).flags ?? 0) & ~opts.flags;
-    if (u.argsz < minsz || unknown)
-      fail('EINVAL', `argsz ${u.argsz} below ${minsz} or unknown flags ${hex(unknown)}`, opts.fn);
     return u;
   }
 
