@@ -312,6 +312,8 @@ const QEMU_SUBSYSTEM = { subsystemVendor: 0x1af4, subsystemDevice: 0x1100 } as c
  */
 export const refguest: HostSpec = deepFreeze({
   name: 'refguest',
+  kernel:
+    'the reference guest (Linux 7.2 built by shared/refkernel): VFIO legacy container with vfio_iommu_type1, iommufd with IOMMUFD_TEST, intel-iommu',
   iommus: [{ ...INTEL_DEFAULTS, id: 'dmar0', dirtyTracking: false, maxPasidLog2: 0 }],
   devices: [
     {
