@@ -14,6 +14,8 @@
  *   fstatFd(fd) -> { dev, ino, mode, size, rdev, devMajor, devMinor }
  *   fstatfsFd(fd) -> { type, bsize }               the file system holding fd's file
  *   eventfdSet(fd, ready)                           counter becomes exactly 1 (ready) or 0
+ *   eventfdSignal(fd)                               counter + 1 unless that would block
+ *   eventfdConsume(fd) -> boolean                   take the counter; whether it was > 0
  *   closeFd(fd)
  *   addressOf(buffer) -> bigint                     where a Buffer's bytes live (tests)
  *   memfdCreate(name, size: bigint) -> number       an O_CLOEXEC memfd of size zero bytes
@@ -289,6 +291,51 @@ static napi_value eventfd_set(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/* eventfd_signal(): add 1 when the write cannot block (the counter is not at its ceiling). */
+static napi_value eventfd_signal_(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	int32_t fd;
+	uint64_t one = 1;
+	struct pollfd p;
+
+	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd))
+		return NULL;
+	p.fd = fd;
+	p.events = POLLOUT;
+	p.revents = 0;
+	if (poll(&p, 1, 0) < 0)
+		return throw_errno(env, errno, "poll");
+	if (p.revents & POLLNVAL)
+		return throw_errno(env, EBADF, "poll");
+	if ((p.revents & POLLOUT) && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return throw_errno(env, errno, "eventfd write");
+	return NULL;
+}
+
+/* A kernel-side reader (virqfd): take the whole counter without blocking. */
+static napi_value eventfd_consume(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], out;
+	int32_t fd;
+	uint64_t count = 0;
+	struct pollfd p;
+
+	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd))
+		return NULL;
+	p.fd = fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	if (poll(&p, 1, 0) < 0)
+		return throw_errno(env, errno, "poll");
+	if (p.revents & POLLNVAL)
+		return throw_errno(env, EBADF, "poll");
+	if ((p.revents & POLLIN) && read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		return throw_errno(env, errno, "eventfd read");
+	napi_get_boolean(env, count > 0, &out);
+	return out;
+}
+
 static napi_value close_fd(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1];
@@ -361,12 +408,19 @@ static napi_value init(napi_env env, napi_value exports)
 		const char *name;
 		napi_callback fn;
 	} fns[] = {
-		{ "vmRead", vm_read },		{ "vmWrite", vm_write },
-		{ "pidfdGetfd", pidfd_getfd_ }, { "fstatFd", fstat_fd },
-		{ "fstatfsFd", fstatfs_fd },	{ "eventfdSet", eventfd_set },
-		{ "closeFd", close_fd },	{ "addressOf", address_of },
-		{ "peerPid", peer_pid },	{ "memfdCreate", memfd_create_ },
+		{ "vmRead", vm_read },
+		{ "vmWrite", vm_write },
+		{ "pidfdGetfd", pidfd_getfd_ },
+		{ "fstatFd", fstat_fd },
+		{ "fstatfsFd", fstatfs_fd },
+		{ "eventfdSet", eventfd_set },
+		{ "closeFd", close_fd },
+		{ "addressOf", address_of },
+		{ "peerPid", peer_pid },
+		{ "memfdCreate", memfd_create_ },
 		{ "punchHole", punch_hole },
+		{ "eventfdSignal", eventfd_signal_ },
+		{ "eventfdConsume", eventfd_consume },
 	};
 
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Errno } from '../abi/errno.ts';
 import type { KernelPersonality } from '../host/kernel.ts';
 import { eventfdPollSync } from '../host/poll-sync.ts';
-import { remoteFileRef } from '../host/remote-file.ts';
+import { remoteFileOps } from '../host/remote-file.ts';
 import { RemoteMm } from '../host/remote-mm.ts';
 import {
   DEFAULT_KERNEL_VERSION,
@@ -27,7 +27,7 @@ const backends: BackendFactory = (kernel) => ({
   pollSync: eventfdPollSync,
   foreignFile(pid, fd) {
     try {
-      return { kind: 'file', ref: remoteFileRef(pid, fd, kernel.memory), release() {} };
+      return remoteFileOps(pid, fd, kernel.memory);
     } catch (e) {
       if (e instanceof Errno) return undefined;
       throw e;

@@ -44,7 +44,7 @@ import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
 import { type LiveView, serveLiveView } from '../server/live-view.ts';
 import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
-import { writeFakeTree } from '../server/sysfs.ts';
+import { rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
 
 /** The package's root directory (this file is src/cli/run.ts). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -174,6 +174,7 @@ export async function runProgram(
     mkdirSync(root);
     writeFakeTree(kernel, root);
     writeOwned(kernel, root);
+    kernel.onTopologyChange = () => rewriteFakeTree(kernel, root);
     const b = backends(kernel);
     const trace =
       traceOut || observed

@@ -41,6 +41,8 @@ interface Addon {
   fstatFd(fd: number): FileStat;
   fstatfsFd(fd: number): FsStat;
   eventfdSet(fd: number, ready: boolean): void;
+  eventfdSignal(fd: number): void;
+  eventfdConsume(fd: number): boolean;
   closeFd(fd: number): void;
   addressOf(buffer: Uint8Array): bigint;
   peerPid(fd: number): number;
@@ -129,6 +131,16 @@ export function fstatfsFd(fd: number): FsStat {
 /** Make an eventfd's counter exactly 1 (`ready`) or 0, so poll reports POLLIN iff ready. */
 export function eventfdSet(fd: number, ready: boolean): void {
   call((a) => a.eventfdSet(fd, ready));
+}
+
+/** eventfd_signal() on a local eventfd: the counter grows by 1 unless that would block. */
+export function eventfdSignal(fd: number): void {
+  call((a) => a.eventfdSignal(fd));
+}
+
+/** Take a local eventfd's counter without blocking; true when it was > 0. */
+export function eventfdConsume(fd: number): boolean {
+  return call((a) => a.eventfdConsume(fd));
 }
 
 export function closeFd(fd: number): void {

@@ -292,7 +292,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   }
 
   private openFile(path: string, flags: number): OpenFile {
-    return new OpenFile(this.kernel.openPath(this, path), { path, flags });
+    return new OpenFile(this.kernel.openPath(this, path, flags), { path, flags });
   }
 
   private traceOpen(path: string, flags: number, r: number): void {

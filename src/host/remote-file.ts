@@ -1,10 +1,76 @@
-import type { FileRef, PagesSource } from '../kernel/file.ts';
+import { readlinkSync } from 'node:fs';
+import type { EventfdCtx, FileOps, FileRef, PagesSource } from '../kernel/file.ts';
 import { foreignMemory } from './foreign-memory.ts';
-import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC, pidfdGetfd, TMPFS_MAGIC } from './native.ts';
+import {
+  closeFd,
+  eventfdConsume,
+  eventfdSignal,
+  fstatFd,
+  fstatfsFd,
+  HUGETLBFS_MAGIC,
+  pidfdGetfd,
+  TMPFS_MAGIC,
+} from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+
+/** What /proc/self/fd/N links to for an eventfd. */
+const EVENTFD_LINK = 'anon_inode:[eventfd]';
+
+/**
+ * A file of real process `pid` at `fd` as the kernel's handlers see it
+ * when handed its number: an eventfd gives `eventfdCtx` (SET_IRQS
+ * triggers), anything else what `remoteFileRef` finds. EBADF when the
+ * process has no such fd, ESRCH when it is gone.
+ */
+export function remoteFileOps(pid: number, fd: number, ram: PhysRam): FileOps {
+  if (isEventfd(pid, fd)) {
+    return {
+      kind: 'eventfd',
+      eventfdCtx: () => remoteEventfdCtx(pidfdGetfd(pid, fd)),
+      release() {},
+    };
+  }
+  return { kind: 'file', ref: remoteFileRef(pid, fd, ram), release() {} };
+}
+
+function isEventfd(pid: number, fd: number): boolean {
+  const local = pidfdGetfd(pid, fd);
+  try {
+    return readlinkSync(`/proc/self/fd/${local}`) === EVENTFD_LINK;
+  } finally {
+    closeFd(local);
+  }
+}
+
+/** The engine's copy `local` of a client eventfd as an EventfdCtx (closed on put). */
+function remoteEventfdCtx(local: number): EventfdCtx {
+  let open = true;
+  const quiet = (fn: () => void) => {
+    try {
+      if (open) fn();
+    } catch {
+      // the counter is at its ceiling or the client's file is odd: nothing to do
+    }
+  };
+  return {
+    signal: () => quiet(() => eventfdSignal(local)),
+    consume() {
+      let had = false;
+      quiet(() => {
+        had = eventfdConsume(local);
+      });
+      return had;
+    },
+    put() {
+      if (!open) return;
+      open = false;
+      closeFd(local);
+    },
+  };
+}
 
 /**
  * What iommufd sees of fd `fd` of real process `pid` when handed it by
