@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { IOMMU_HW_CAP } from '../../src/abi/iommufd.ts';
+import { IOMMU_HW_CAP, IOMMU_VFIO_IOAS_OP } from '../../src/abi/iommufd.ts';
 import {
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_TEST_OP,
@@ -16,7 +16,7 @@ import {
   MOCK_FLAGS_DEVICE,
   MOCK_IOMMUPT,
 } from '../../src/abi/iommufd-test.ts';
-import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
+import { VFIO_EXTENSION, VfioIommuType1Info, vfioIoctlNumber } from '../../src/abi/vfio.ts';
 import type { KernelOptions } from '../../src/host/kernel.ts';
 import { KERNEL_PROFILES, KERNEL_VERSIONS, LINUX_6_18 } from '../../src/host/versions.ts';
 import { mockDomain, tc } from '../iommufd/mock.ts';
@@ -310,5 +310,30 @@ test('legacy type1 TYPE1_NESTING: 6.12 offers it; since 6.13 CHECK_EXTENSION 0, 
       answer ? undefined : 'ENODEV',
       version,
     );
+  }
+});
+
+test('7.2 mock paging domains advertise 2 KiB to 2^36 pages (VFIO compat GET_INFO iova_pgsizes)', () => {
+  for (const [v, pgsizes] of [
+    ['6.18', 0x1000n],
+    ['7.2', 0x1f_ffff_f000n],
+  ] as const) {
+    const f = at(v);
+    const ioas = f.ioas();
+    mockDomain(f, ioas);
+    assert.equal(
+      f.call('IOMMU_VFIO_IOAS', { ioas_id: ioas, op: IOMMU_VFIO_IOAS_OP.SET }).errno,
+      undefined,
+    );
+    const r = f.proc.call(
+      f.fd,
+      vfioIoctlNumber(f.kernel.abi, 'VFIO_IOMMU_GET_INFO'),
+      VfioIommuType1Info,
+      {
+        argsz: VfioIommuType1Info.size,
+      },
+    );
+    assert.equal(r.errno, undefined, v);
+    assert.equal(r.out.iova_pgsizes, pgsizes, v);
   }
 });
