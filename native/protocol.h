@@ -89,6 +89,8 @@ struct uiommu_stat {
 /* Environment variables. */
 #define UIOMMU_ENV_SOCK "UIOMMU_SOCK"
 #define UIOMMU_ENV_ROOT "UIOMMU_ROOT"
+/* The host page size programs see (a host's `pageSize`); unset: the machine's. */
+#define UIOMMU_ENV_PAGE_SIZE "UIOMMU_PAGE_SIZE"
 /* Set by the library's exec wrappers to the pid that called exec. */
 #define UIOMMU_ENV_EXEC "UIOMMU_EXEC"
 

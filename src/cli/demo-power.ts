@@ -25,7 +25,7 @@ const NVME = '0001:02:00.0'; // PE (group) 2 on phb1
  * windows with every TCE already in place. Returns the exit status.
  */
 export function runPowerDemo(print: (line: string) => void): number {
-  const kernel = new Kernel({ host: 'powernv', personality: { vfioContainer: 'type1' } });
+  const kernel = new Kernel({ host: 'powernv', personality: { vfioContainer: 'legacy' } });
   const vmm = kernel.spawn();
   vmm.trace = print;
   let failures = 0;

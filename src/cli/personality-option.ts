@@ -5,7 +5,7 @@
  * their documented words; anything else is an error naming the setting.
  *
  * @example
- * parsePersonalitySetting('vfioContainer=type1', {}); // { vfioContainer: 'type1' }
+ * parsePersonalitySetting('vfioContainer=iommufd', {}); // { vfioContainer: 'iommufd' }
  */
 import { InvalidArgumentError } from 'commander';
 import { IOMMUFD_CMDS } from '../abi/iommufd.ts';
@@ -15,7 +15,7 @@ import { type KernelPersonality, LINUX_6_18 } from '../host/kernel.ts';
 const CHOICES: Partial<Record<keyof KernelPersonality, readonly string[]>> = {
   unmapEmpty: ['ENOENT', 'success'],
   compatUnmapEmpty: ['success', 'ENOENT'],
-  vfioContainer: ['iommufd', 'type1'],
+  vfioContainer: ['legacy', 'iommufd', 'type1'],
   spaprAttachRules: ['v6.4', 'pre-6.4'],
   spaprUnregisterMapped: ['success', 'EBUSY'],
   spaprBadIova: ['positive', 'EINVAL'],

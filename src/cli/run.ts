@@ -29,6 +29,7 @@ import type { FileOps } from '../host/file.ts';
 import { Kernel, type KernelPersonality } from '../host/kernel.ts';
 import { peerPid } from '../host/native.ts';
 import type { ProcessMm } from '../host/process.ts';
+import { kernelStateReport } from '../host/state-report.ts';
 import type { KernelVersion } from '../host/versions.ts';
 import {
   type GrantableCap,
@@ -155,16 +156,25 @@ export async function runProgram(
       ...(jsonOut ? { traceJson: (r: object) => jsonOut(`${JSON.stringify(r)}\n`) } : {}),
     });
     const server = await serveEngine(engine, join(dir, 'engine.sock'), { peerPid });
+    // the kernel's DMA state as a --trace-json record: on SIGUSR1 and once everything is closed
+    const state = (at: string) =>
+      jsonOut?.(`${JSON.stringify({ state: { at, ...kernelStateReport(kernel) } })}\n`);
+    const onUsr1 = () => state('SIGUSR1');
+    process.on('SIGUSR1', onUsr1);
     try {
+      const pageSize = kernel.host.spec.pageSize;
       const env = {
         ...process.env,
         LD_PRELOAD: process.env.LD_PRELOAD ? `${preload} ${process.env.LD_PRELOAD}` : preload,
         UIOMMU_SOCK: server.path,
         UIOMMU_ROOT: root,
+        ...(pageSize !== undefined ? { UIOMMU_PAGE_SIZE: String(pageSize) } : {}),
       };
       return await runChild(argv, env);
     } finally {
+      process.off('SIGUSR1', onUsr1);
       await server.close();
+      state('exit');
       for (const bug of kernel.bugs) {
         process.stderr.write(`uiommu run: model bug: ${(bug as Error)?.stack ?? String(bug)}\n`);
       }

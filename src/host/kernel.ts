@@ -76,9 +76,10 @@ export class Kernel {
   /**
    * The legacy container's registered IOMMU backends (vfio_iommu_drivers_list),
    * asked in order by CHECK_EXTENSION and SET_IOMMU when the personality's
-   * `vfioContainer` is 'type1': vfio_iommu_type1, then on hosts with a
-   * POWER PHB vfio_iommu_spapr_tce; a test may empty the list (the module
-   * not loaded) or add its own.
+   * `vfioContainer` is 'legacy': vfio_iommu_type1 on other hosts, on hosts
+   * with a POWER PHB vfio_iommu_spapr_tce alone (VFIO_IOMMU_TYPE1 is only
+   * built for x86, s390 and arm); the no-IOMMU backend when enabled. A test
+   * may empty the list (the module not loaded) or add its own.
    */
   readonly vfioIommuDrivers: VfioIommuDriver[] = [];
   /**
@@ -102,9 +103,10 @@ export class Kernel {
       : undefined;
     const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');
     this.host = instantiate(spec, this.memory);
-    // vfio_iommu_spapr_tce is only built for POWER: CHECK_EXTENSION(2, 5, 7) is 0 elsewhere
+    // a POWER kernel builds vfio_iommu_spapr_tce and no type1 backend (CHECK_EXTENSION
+    // of TYPE1* is 0 there, SET_IOMMU(TYPE1*) EINVAL); elsewhere SPAPR's types are 0
     const power = [...this.host.iommus.values()].some((d) => d instanceof SpaprIommu);
-    this.vfioIommuDrivers.push(type1IommuDriver(this));
+    if (!power) this.vfioIommuDrivers.push(type1IommuDriver(this));
     if (this.personality.vfioNoiommu) this.vfioIommuDrivers.push(noiommuIommuDriver);
     if (power) this.vfioIommuDrivers.push(spaprTceIommuDriver(this));
     this.vfioCompatExtension = power ? spaprCompatExtension(this) : undefined;
@@ -200,6 +202,11 @@ export class Kernel {
       },
       release: () => obj.unref(),
     };
+  }
+
+  /** Every user's locked-memory account created so far, by uid. */
+  userAccounts(): ReadonlyMap<number, UserAccount> {
+    return this.users;
   }
 
   /** Forget an exited process. */

@@ -30,7 +30,7 @@ export const LINUX_6_18: KernelPersonality = {
   vfioNoiommu: false,
   compatUnmapEmpty: 'success',
   compatCapsAligned: true,
-  vfioContainer: 'iommufd',
+  vfioContainer: 'legacy',
   type1WrapErrno: 'EINVAL',
   type1Nesting: false,
   ...SPAPR_TCE_6_18,

@@ -1,6 +1,7 @@
 import { Errno, fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
 import { IOMMU_IOAS_MAP_FLAGS } from '../abi/iommufd.ts';
+import { U64_MAX } from '../abi/layout.ts';
 import {
   VFIO_API_VERSION,
   VFIO_BASE,
@@ -21,7 +22,7 @@ import {
 import type { Mm } from '../iommu/mm.ts';
 import type { Caller } from '../kernel/file.ts';
 import type { IommufdCtx } from './context.ts';
-import { type IoPagetable, U64_MAX, type UnmapProgress } from './io-pagetable.ts';
+import type { IoPagetable, UnmapProgress } from './io-pagetable.ts';
 import { checkPagesRange, Ioas, mapSource } from './ioas.ts';
 import type { CompatHandler } from './main.ts';
 

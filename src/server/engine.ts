@@ -74,6 +74,8 @@ export interface TraceRecord {
   reason: string | null;
   /** The kernel function whose rule the failure follows; null when unknown. */
   where: string | null;
+  /** The call as the strace-like trace prints it (arguments and out-fields decoded). */
+  text: string;
 }
 
 export interface EngineOptions {
@@ -520,6 +522,7 @@ export class Engine {
       errno: event.errno ?? null,
       reason: event.reason ?? null,
       where: event.where ?? null,
+      text: line,
     });
   }
 

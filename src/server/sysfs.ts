@@ -26,8 +26,8 @@
  * A no-IOMMU fake group has empty `reserved_regions`, type `unknown` and
  * `name` = `vfio-noiommu`. IOMMU groups without a VFIO group are left out.
  * Misc devices: `sys/class/misc/{iommu,vfio}/dev`. Modules:
- * `sys/module/{vfio,vfio_pci,iommufd}` (and `vfio_iommu_type1` when the
- * legacy container is type1), `vfio/parameters/enable_unsafe_noiommu_mode`
+ * `sys/module/{vfio,vfio_pci,iommufd}` (and `vfio_iommu_type1` or
+ * `vfio_iommu_spapr_tce` under the legacy container), `vfio/parameters/enable_unsafe_noiommu_mode`
  * = `Y` with the `vfioNoiommu` personality, else `N`.
  * `sys/kernel/mm/transparent_hugepage/hpage_pmd_size`: the real host's
  * value when readable, else 2097152.
@@ -42,6 +42,7 @@ import type { Kernel } from '../host/kernel.ts';
 import type { PciDeviceSpec } from '../host/topology/index.ts';
 import type { ReservedKind, ReservedRegion } from '../iommu/device.ts';
 import { vfioCdevName } from '../vfio/cdev.ts';
+import { isLegacyContainer } from '../vfio/container.ts';
 import {
   type CharDevice,
   cdevNode,
@@ -57,6 +58,11 @@ const HOST_HPAGE_PMD_SIZE = '/sys/kernel/mm/transparent_hugepage/hpage_pmd_size'
 
 /** Lines of a non-bridge device's `resource` file: 6 BARs, the ROM, 6 SR-IOV BARs. */
 const RESOURCE_LINES = 13;
+/** The module of each legacy container backend (the no-IOMMU one is part of vfio). */
+const LEGACY_BACKEND_MODULES: Readonly<Record<string, string>> = {
+  'vfio-iommu-type1': 'vfio_iommu_type1',
+  'vfio-iommu-spapr-tce': 'vfio_iommu_spapr_tce',
+};
 
 /** IORESOURCE_* flag bits shown in `resource` (with the BAR's own low type bits). */
 const IORESOURCE = {
@@ -135,8 +141,10 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
   );
   mkdirSync(join(sys, 'module/vfio_pci'), { recursive: true });
   mkdirSync(join(sys, 'module/iommufd'), { recursive: true });
-  if (kernel.personality.vfioContainer === 'type1') {
-    mkdirSync(join(sys, 'module/vfio_iommu_type1'), { recursive: true });
+  // the legacy container's backend modules (no module is loaded for iommufd's compat)
+  for (const d of isLegacyContainer(kernel.personality) ? kernel.vfioIommuDrivers : []) {
+    const module = LEGACY_BACKEND_MODULES[d.name];
+    if (module) mkdirSync(join(sys, `module/${module}`), { recursive: true });
   }
   file(join(sys, 'kernel/mm/transparent_hugepage'), 'hpage_pmd_size', `${hpagePmdSize()}\n`);
   for (const node of charDevices(kernel)) {

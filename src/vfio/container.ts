@@ -2,38 +2,39 @@
  * `/dev/vfio/vfio`: the VFIO container. Which code serves it is the
  * kernel personality's `vfioContainer` setting, as Linux's Kconfig decides:
  *
+ * - `'legacy'` (default: CONFIG_VFIO_CONTAINER, as distributions build it;
+ *   `'type1'` is accepted as its old name): the legacy drivers/vfio/container.c,
+ *   a {@link LegacyContainer} dispatching to the registered IOMMU backends
+ *   (`kernel.vfioIommuDrivers`: vfio_iommu_type1 on x86, vfio_iommu_spapr_tce
+ *   alone on POWER hosts). With no backend for a type it answers as Linux
+ *   does: CHECK_EXTENSION 0, SET_IOMMU ENODEV (EINVAL with no group); before
+ *   SET_IOMMU every other ioctl is EINVAL and group GET_DEVICE_FD EINVAL.
  * - `'iommufd'` (CONFIG_IOMMUFD_VFIO_CONTAINER): the node is an iommufd
  *   opened "as vfio" (per-mm page accounting). Container ioctls are
  *   iommufd's VFIO compat on the context's compat IOAS (vfio-compat.ts);
  *   native iommufd ioctls work on the same fd. SET_IOMMU with no group set
  *   is ENODEV (no compat IOAS yet), unknown types EINVAL.
- * - `'type1'` (the legacy drivers/vfio/container.c): a {@link LegacyContainer}
- *   dispatching to the registered IOMMU backends (`kernel.vfioIommuDrivers`:
- *   vfio_iommu_type1, and vfio_iommu_spapr_tce on POWER hosts). With no
- *   backend for a type it answers as Linux does: CHECK_EXTENSION 0,
- *   SET_IOMMU ENODEV (EINVAL with no group); before SET_IOMMU every other
- *   ioctl is EINVAL and group GET_DEVICE_FD EINVAL.
  *
  * Facts: vfio-container.md §2 and §8, vfio-device.md §3.
  *
  * @example
  * const fd = proc.open('/dev/vfio/vfio');
- * proc.ioctl(fd, vfioIoctlNumber(abi, 'VFIO_CHECK_EXTENSION'), 3n); // 1 on 'iommufd'
+ * proc.ioctl(fd, vfioIoctlNumber(abi, 'VFIO_CHECK_EXTENSION'), 3n); // 1 on x86, 0 on POWER
  */
 import { fail } from '../abi/errno.ts';
-import { VFIO_API_VERSION, VFIO_BASE, vfioNrOf } from '../abi/vfio.ts';
+import { VFIO_API_VERSION, vfioIoctl, vfioNrOf } from '../abi/vfio.ts';
 import type { Group } from '../iommu/group.ts';
 import type { IommufdHost, Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 import type { Caller, FileOps } from '../kernel/file.ts';
 
-/** Which implementation serves /dev/vfio/vfio. */
-export type VfioContainerBackend = 'iommufd' | 'type1';
+/** Which implementation serves /dev/vfio/vfio ('type1' is the old name of 'legacy'). */
+export type VfioContainerBackend = 'legacy' | 'iommufd' | 'type1';
 
 /** The container's kernel-configuration setting. */
 export interface VfioContainerPersonality {
-  /** 'iommufd' = CONFIG_IOMMUFD_VFIO_CONTAINER (default); 'type1' = the legacy container with its backends. */
+  /** 'legacy' = CONFIG_VFIO_CONTAINER with its backends (default; alias 'type1'); 'iommufd' = CONFIG_IOMMUFD_VFIO_CONTAINER. */
   readonly vfioContainer: VfioContainerBackend;
   /**
    * The legacy type1 container's errno for a MAP/UNMAP range whose end
@@ -47,6 +48,11 @@ export interface VfioContainerPersonality {
    * 35890f85573c (v6.13) made 6 a reserved number (then ENODEV).
    */
   readonly type1Nesting: boolean;
+}
+
+/** True when `/dev/vfio/vfio` is the legacy container (either name of the setting). */
+export function isLegacyContainer(p: VfioContainerPersonality): boolean {
+  return p.vfioContainer !== 'iommufd';
 }
 
 /**
@@ -191,11 +197,11 @@ export class LegacyContainer {
   /** vfio_fops_unl_ioctl(): the three container ioctls, else the backend, else EINVAL. */
   ioctl(caller: Caller, request: number, arg: bigint): number {
     switch (vfioNrOf(caller.abi, request)) {
-      case VFIO_BASE + 0:
+      case vfioIoctl('VFIO_GET_API_VERSION').nr:
         return VFIO_API_VERSION;
-      case VFIO_BASE + 1:
+      case vfioIoctl('VFIO_CHECK_EXTENSION').nr:
         return this.checkExtension(caller, request, arg);
-      case VFIO_BASE + 2:
+      case vfioIoctl('VFIO_SET_IOMMU').nr:
         return this.setIommu(arg, caller);
       default:
         if (!this.backend)
@@ -226,6 +232,7 @@ export function openVfioContainer(host: VfioHost, extra: ExtraCmd | undefined): 
   switch (host.personality.vfioContainer) {
     case 'iommufd':
       return openIommufd(host, extra, { openedAsVfio: true });
+    case 'legacy':
     case 'type1':
       return openLegacyContainer(host.vfioIommuDrivers);
   }

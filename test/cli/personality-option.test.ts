@@ -11,7 +11,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   vfioNoiommu: 'true',
   compatUnmapEmpty: 'ENOENT',
   compatCapsAligned: 'false',
-  vfioContainer: 'type1',
+  vfioContainer: 'iommufd',
   spaprAttachRules: 'pre-6.4',
   spaprDetachClearsTces: 'false',
   spaprUnregisterMapped: 'EBUSY',
@@ -54,6 +54,12 @@ test('an unknown name, a missing =, or a value outside the setting is refused by
     () => parsePersonalitySetting('selftest=yes', {}),
     /selftest: 'yes' is not true or false/,
   );
-  assert.throws(() => parsePersonalitySetting('vfioContainer=legacy', {}), /iommufd or type1/);
+  assert.throws(
+    () => parsePersonalitySetting('vfioContainer=compat', {}),
+    /legacy or iommufd or type1/,
+  );
+  assert.deepEqual(parsePersonalitySetting('vfioContainer=type1', {}), {
+    vfioContainer: 'type1',
+  });
   assert.throws(() => parsePersonalitySetting('maxAutoAlignment=2M', {}), /byte count or none/);
 });

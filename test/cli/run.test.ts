@@ -108,14 +108,12 @@ describe('uiommu run', () => {
       .trimEnd()
       .split('\n')
       .map((l) => JSON.parse(l));
-    assert.deepEqual(
-      records.map((r) => [r.call, r.fd, r.ret, r.errno]),
-      [
-        ['openat', 3, 3, null],
-        ['stat', -1, 0, null],
-        ['close', 3, 0, null],
-      ],
-    );
+    assert.deepEqual(records.map((r) => [r.call, r.fd, r.ret, r.errno]).slice(0, -1), [
+      ['openat', 3, 3, null],
+      ['stat', -1, 0, null],
+      ['close', 3, 0, null],
+    ]);
+    assert.equal(records.at(-1).state.at, 'exit', 'the last record is the state at exit');
   });
 
   it('exit status: the program’s code, 128+n for signal n, 127 when it cannot start', async (t) => {
@@ -162,5 +160,66 @@ describe('uiommu run', () => {
       { stdio: 'inherit' },
     );
     assert.equal(r.status, 3);
+  });
+
+  it('a host with pageSize: the program sees its page size (getconf, i.e. sysconf); others the machine’s', (t) => {
+    if (!existsSync(PRELOAD_LIBRARY)) return t.skip('native/build/libuiommu-preload.so not built');
+    const pagesize = (host: string) =>
+      execFileSync(
+        process.execPath,
+        [
+          join(import.meta.dirname, '../../bin/uiommu.js'),
+          'run',
+          '--host',
+          host,
+          '--',
+          'getconf',
+          'PAGESIZE',
+        ],
+        { encoding: 'utf8' },
+      ).trim();
+    assert.equal(pagesize('pseries'), '65536');
+    assert.equal(
+      pagesize('powernv'),
+      execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim(),
+    );
+  });
+
+  it('--trace-json ends with the kernel’s DMA state at exit: windows gone, nothing pinned', (t) => {
+    if (!existsSync(PRELOAD_LIBRARY)) return t.skip('native/build/libuiommu-preload.so not built');
+    const dir = mkdtempSync(join(tmpdir(), 'uiommu-state-'));
+    try {
+      const json = join(dir, 't.json');
+      const example = join(import.meta.dirname, '../../native/build/examples/spapr-ddw');
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(import.meta.dirname, '../../bin/uiommu.js'),
+          'run',
+          '--host',
+          'powernv',
+          '--trace-json',
+          json,
+          '--',
+          example,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const records = readFileSync(json, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.ok(records.some((x) => x.request === 'VFIO_IOMMU_SPAPR_TCE_CREATE' && x.ret === 0));
+      const last = records.at(-1);
+      assert.equal(last.state.at, 'exit');
+      assert.equal(last.state.pinnedPages, '0x0');
+      assert.deepEqual(
+        last.state.groups.map((g: { domain: string }) => g.domain),
+        ['blocked', 'blocked', 'blocked'],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -743,7 +743,7 @@ const vfioRows: Row[] = [
   [
     'compat SET_IOMMU without a compat IOAS',
     () => {
-      const c = traced(new VfioClient());
+      const c = traced(new VfioClient({ personality: { vfioContainer: 'iommufd' } }));
       c.ioctl(c.open('/dev/vfio/vfio').ret, 'VFIO_SET_IOMMU', 3n);
       return c.proc;
     },

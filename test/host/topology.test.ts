@@ -81,6 +81,12 @@ describe('presets', () => {
     for (const [name, spec] of Object.entries(PRESETS)) assert.equal(spec.name, name);
   });
 
+  it('each says which kernel build it stands for; pseries is a 64 KiB-page kernel', () => {
+    for (const spec of Object.values(PRESETS)) assert.match(spec.kernel ?? '', /VFIO|IOMMU/);
+    assert.equal(PRESETS.pseries!.pageSize, 65536);
+    assert.equal(PRESETS.powernv!.pageSize, undefined, "the machine's own pages");
+  });
+
   for (const [name, spec] of Object.entries(PRESETS)) {
     it(`${name}: is normalised, validates and survives a JSON round trip`, () => {
       assert.deepStrictEqual(validateHostSpec(spec), spec);
@@ -409,6 +415,13 @@ describe('parseHostSpec', () => {
     assert.equal(parseHostSpec(base()).devices.length, 4);
   });
 
+  it('keeps the kernel build and the page size, absent when not given', () => {
+    const spec = parseHostSpec({ ...base(), kernel: 'a 64 KiB-page build', pageSize: 65536 });
+    assert.equal(spec.kernel, 'a 64 KiB-page build');
+    assert.equal(spec.pageSize, 65536);
+    assert.equal('pageSize' in parseHostSpec(base()), false);
+  });
+
   const cases: [string, (j: Config) => unknown, string][] = [
     ['root is an array', () => [], '(root): must be an object (got an array)'],
     [
@@ -416,7 +429,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devies = [];
       },
-      'devies: unknown key (allowed: name, iommus, devices)',
+      'devies: unknown key (allowed: name, kernel, pageSize, iommus, devices)',
     ],
     [
       'missing name',
@@ -424,6 +437,20 @@ describe('parseHostSpec', () => {
         delete j.name;
       },
       'name: required',
+    ],
+    [
+      'a page size Linux is not built with',
+      (j) => {
+        j.pageSize = 16384;
+      },
+      'pageSize: must be 4096 or 65536 (got 16384)',
+    ],
+    [
+      'an empty kernel build',
+      (j) => {
+        j.kernel = '';
+      },
+      'kernel: must be a non-empty string (got "")',
     ],
     [
       'no IOMMU',

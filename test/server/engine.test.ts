@@ -664,6 +664,7 @@ describe('engine: traces', () => {
       errno: null,
       reason: null,
       where: null,
+      text: 'ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0, out_ioas_id=1}) = 0',
     });
     assert.deepEqual(records[4], {
       pid: 100,
@@ -676,6 +677,7 @@ describe('engine: traces', () => {
       errno: 'EBADF',
       reason: null,
       where: null,
+      text: 'close(3) = -1 EBADF (Bad file descriptor)',
     });
   });
 });

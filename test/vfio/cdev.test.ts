@@ -22,7 +22,7 @@ import { DmaFaultError } from '../../src/iommu/device.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import { vfioCdevName } from '../../src/vfio/cdev.ts';
 import { VfioDeviceInfo } from '../../src/vfio/pci/abi.ts';
-import { VfioClient } from './client.ts';
+import { COMPAT, VfioClient } from './client.ts';
 
 const NIC = '0000:03:00.0'; // group 13, alone
 const GPU = '0000:01:00.0'; // group 1 with its audio function
@@ -97,7 +97,7 @@ function ioasMap(c: VfioClient, iommufd: number, ioas: number, va: bigint, iova:
 }
 
 /** /dev/iommu + the NIC's cdev, bound; `devid` from BIND. */
-function bound(c = new VfioClient(), bdf = NIC) {
+function bound(c = new VfioClient({ personality: COMPAT }), bdf = NIC) {
   const iommufd = c.open('/dev/iommu').ret;
   const dev = c.open(cdevPath(c, bdf)).ret;
   const r = bind(c, dev, iommufd);
@@ -107,7 +107,7 @@ function bound(c = new VfioClient(), bdf = NIC) {
 
 describe('native iommufd flow through the device cdev', () => {
   it('binds, attaches to an IOAS, maps, lets the device DMA, detaches and closes', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const iommufd = c.open('/dev/iommu').ret;
     const dev = c.open(cdevPath(c, NIC)).ret;
     assert.ok(dev > iommufd);
@@ -156,7 +156,7 @@ describe('native iommufd flow through the device cdev', () => {
   });
 
   it("accepts rust-vmm's 16-byte BIND and /dev/vfio/vfio as the iommufd", () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const iommufd = c.open('/dev/vfio/vfio').ret;
     const dev = c.open(cdevPath(c, NIC)).ret;
     assert.equal(bind(c, dev, iommufd, 16).ret, 0);
@@ -173,7 +173,7 @@ describe('native iommufd flow through the device cdev', () => {
 
 describe('device cdev errno rules', () => {
   it('open: ENOENT for unknown nodes; several opens of one device are allowed', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     assert.equal(c.open('/dev/vfio/devices/vfio99').errno, 'ENOENT');
     assert.equal(c.open('/dev/vfio/devices/vfio01').errno, 'ENOENT');
     assert.equal(c.open('/dev/vfio/devices/foo').errno, 'ENOENT');
@@ -183,7 +183,7 @@ describe('device cdev errno rules', () => {
   });
 
   it('before BIND every other ioctl, read and write is EINVAL', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const iommufd = c.open('/dev/iommu').ret;
     const dev = c.open(cdevPath(c, NIC)).ret;
     assert.equal(
@@ -199,7 +199,7 @@ describe('device cdev errno rules', () => {
   });
 
   it('BIND: argsz, flags, fd and extensible-struct rules', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const iommufd = c.open('/dev/iommu').ret;
     const dev = c.open(cdevPath(c, NIC)).ret;
     assert.equal(bind(c, dev, iommufd, 15).errno, 'EINVAL');
@@ -236,7 +236,7 @@ describe('device cdev errno rules', () => {
     assert.equal(bind(c, second, iommufd).errno, 'EINVAL');
 
     // group path: the device fd is open, the group file closed
-    const c2 = new VfioClient();
+    const c2 = new VfioClient({ personality: COMPAT });
     const container = c2.open('/dev/vfio/vfio').ret;
     const group = c2.open('/dev/vfio/13').ret;
     assert.equal(c2.setContainer(group, container).ret, 0);
@@ -252,7 +252,7 @@ describe('device cdev errno rules', () => {
   });
 
   it('group exclusion: BIND EBUSY while the group is open; group open EBUSY while bound', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const iommufd = c.open('/dev/iommu').ret;
     const audio = c.open(cdevPath(c, AUDIO)).ret;
     const group = c.open('/dev/vfio/1').ret;
@@ -351,7 +351,7 @@ describe('device cdev errno rules', () => {
   });
 
   it('group-path device fd: BIND EINVAL, ATTACH/DETACH ENOTTY', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const container = c.open('/dev/vfio/vfio').ret;
     const group = c.open('/dev/vfio/13').ret;
     assert.equal(c.setContainer(group, container).ret, 0);

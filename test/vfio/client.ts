@@ -17,6 +17,9 @@ import { Kernel, type KernelOptions } from '../../src/host/kernel.ts';
 import type { Credentials, Process } from '../../src/host/process.ts';
 import { vfioCdevName } from '../../src/vfio/cdev.ts';
 
+/** /dev/vfio/vfio served by iommufd's compat container (the default is the legacy container). */
+export const COMPAT = { vfioContainer: 'iommufd' } as const;
+
 export interface Result {
   ret: number;
   errno: ErrnoName | undefined;

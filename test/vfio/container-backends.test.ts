@@ -275,7 +275,10 @@ describe('RLIMIT_MODE of an iommufd-served /dev/vfio/vfio', () => {
       ['/dev/vfio/vfio', 1n],
       ['/dev/iommu', 0n],
     ] as const) {
-      const c = new VfioClient({}, { uid: 42, capIpcLock: false, rlimitMemlock: 1n << 30n });
+      const c = new VfioClient(
+        { personality: { vfioContainer: 'iommufd' } },
+        { uid: 42, capIpcLock: false, rlimitMemlock: 1n << 30n },
+      );
       const fd = c.open(path).ret;
       assert.equal(rlimitMode(c, fd), mode, path);
       const g = c.open('/dev/vfio/12').ret;

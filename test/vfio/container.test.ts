@@ -1,9 +1,10 @@
 /**
  * /dev/vfio/vfio: DPDK's group-mode sequence (clients.md §1.7) on the
  * iommufd-provided container, the container rules of vfio-container.md §2
- * and §8 with and without groups, and the legacy ('type1') container:
- * with no backend registered (as today), and with a stand-in backend to
- * check SET_IOMMU selection and the group/device lifetime rules.
+ * and §8 with and without groups, and the legacy container (the default):
+ * its backends per host (type1 on x86, SPAPR TCE alone on POWER), with no
+ * backend registered, and with a stand-in backend to check SET_IOMMU
+ * selection and the group/device lifetime rules.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -13,7 +14,7 @@ import { VFIO_EXTENSION, VFIO_GROUP_FLAGS } from '../../src/abi/vfio.ts';
 import type { Group } from '../../src/iommu/group.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import type { VfioIommuBackend, VfioIommuDriver } from '../../src/vfio/container.ts';
-import { VfioClient } from './client.ts';
+import { COMPAT, VfioClient } from './client.ts';
 
 const NVME = '0000:02:00.0'; // group 12
 const MIB = 1n << 20n;
@@ -63,7 +64,7 @@ describe('DPDK group mode (iommufd backend)', () => {
 
 describe('/dev/vfio/vfio provided by iommufd', () => {
   it('is an iommufd opened as vfio: per-mm accounting, native ioctls work', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const fd = c.open('/dev/vfio/vfio').ret;
     const ctx = ctxOfFd(c.proc, fd);
     assert.equal(ctx.accountMode, 'mm');
@@ -76,7 +77,7 @@ describe('/dev/vfio/vfio provided by iommufd', () => {
   });
 
   it('without a group: SET_IOMMU ENODEV, MAP_DMA ENODEV, CHECK_EXTENSION still answers', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const fd = c.open('/dev/vfio/vfio').ret;
     assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(TYPE1v2_IOMMU)).errno, 'ENODEV');
     assert.equal(c.mapDma(fd, c.mem(MIB), 0n, MIB).errno, 'ENODEV');
@@ -85,7 +86,7 @@ describe('/dev/vfio/vfio provided by iommufd', () => {
   });
 
   it('with a group: SET_IOMMU of a non-type1 type is EINVAL, may be repeated', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const fd = c.open('/dev/vfio/vfio').ret;
     const g = c.open('/dev/vfio/12').ret;
     assert.equal(c.setContainer(g, fd).ret, 0);
@@ -96,7 +97,7 @@ describe('/dev/vfio/vfio provided by iommufd', () => {
   });
 
   it('mappings stay in the IOAS after the last group leaves', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const fd = c.open('/dev/vfio/vfio').ret;
     const g = c.open('/dev/vfio/12').ret;
     assert.equal(c.setContainer(g, fd).ret, 0);
@@ -107,9 +108,9 @@ describe('/dev/vfio/vfio provided by iommufd', () => {
   });
 });
 
-describe('legacy container (personality vfioContainer: type1) with no backend loaded', () => {
+describe('legacy container (personality vfioContainer: legacy) with no backend loaded', () => {
   const legacy = () => {
-    const c = new VfioClient({ personality: { vfioContainer: 'type1' } });
+    const c = new VfioClient({ personality: { vfioContainer: 'legacy' } });
     c.kernel.vfioIommuDrivers.length = 0;
     return c;
   };
@@ -150,7 +151,7 @@ function fakeDriver(log: string[], types: bigint[] = [1n, 3n]): VfioIommuDriver 
 
 describe('legacy container with a backend', () => {
   function legacy(log: string[]) {
-    const c = new VfioClient({ personality: { vfioContainer: 'type1' } });
+    const c = new VfioClient({ personality: { vfioContainer: 'legacy' } });
     c.kernel.vfioIommuDrivers.splice(0, Infinity, fakeDriver(log));
     const fd = c.open('/dev/vfio/vfio').ret;
     return { c, fd };
@@ -198,7 +199,7 @@ describe('legacy container with a backend', () => {
 
 describe('legacy container on vfio_iommu_type1 (the default backend)', () => {
   it('QEMU-like flow: TYPE1v2, map, device DMA, bisecting unmap EINVAL, exact unmap', () => {
-    const c = new VfioClient({ personality: { vfioContainer: 'type1' } });
+    const c = new VfioClient({ personality: { vfioContainer: 'legacy' } });
     const fd = c.open('/dev/vfio/vfio').ret;
     assert.equal(c.ioctl(fd, 'VFIO_CHECK_EXTENSION', 3n).ret, 1);
     const g = c.open('/dev/vfio/12').ret;
@@ -218,5 +219,61 @@ describe('legacy container on vfio_iommu_type1 (the default backend)', () => {
     assert.equal(un.size, 2n * MIB);
     assert.throws(() => nvme.dmaRead(0x100_0000n, 1), /fault/);
     assert.equal(c.proc.close(dev), 0);
+  });
+});
+
+describe('the legacy container is the default, with the backends the host kernel builds', () => {
+  const { EEH, TYPE1_NESTING_IOMMU, SPAPR_TCE_IOMMU } = VFIO_EXTENSION;
+  const probed = [
+    TYPE1_IOMMU,
+    TYPE1v2_IOMMU,
+    TYPE1_NESTING_IOMMU,
+    SPAPR_TCE_IOMMU,
+    SPAPR_TCE_v2_IOMMU,
+    EEH,
+  ];
+  const answers = (c: VfioClient, fd: number) =>
+    probed.map((t) => c.ioctl(fd, 'VFIO_CHECK_EXTENSION', BigInt(t)).ret);
+
+  for (const host of ['x86', 'powernv', 'pseries', 'mock']) {
+    it(`${host}: /dev/vfio/vfio is the legacy container unless the setting says iommufd`, () => {
+      const c = new VfioClient({ host });
+      assert.equal(c.kernel.personality.vfioContainer, 'legacy');
+      const fd = c.open('/dev/vfio/vfio').ret;
+      assert.equal(c.proc.fds.get(fd)?.ops.kind, 'vfio-container');
+      const compat = new VfioClient({ host, personality: COMPAT });
+      const cfd = compat.open('/dev/vfio/vfio').ret;
+      assert.ok(ctxOfFd(compat.proc, cfd), 'an iommufd opened as vfio');
+    });
+  }
+
+  it('x86: type1 answers TYPE1, TYPE1v2 and TYPE1_NESTING; SPAPR types and EEH are 0', () => {
+    const c = new VfioClient();
+    assert.deepEqual(answers(c, c.open('/dev/vfio/vfio').ret), [1, 1, 1, 0, 0, 0]);
+  });
+
+  for (const host of ['powernv', 'pseries']) {
+    it(`${host}: no type1 backend: TYPE1* 0, SPAPR_TCE, SPAPR_TCE_v2 and EEH 1; SET_IOMMU(TYPE1*) ENODEV with a group, EINVAL without`, () => {
+      const c = new VfioClient({ host });
+      assert.deepEqual(
+        c.kernel.vfioIommuDrivers.map((d) => d.name),
+        ['vfio-iommu-spapr-tce'],
+      );
+      const fd = c.open('/dev/vfio/vfio').ret;
+      assert.deepEqual(answers(c, fd), [0, 0, 0, 1, 1, 1]);
+      assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(TYPE1v2_IOMMU)).errno, 'EINVAL');
+      const g = c.open('/dev/vfio/1').ret;
+      assert.equal(c.setContainer(g, fd).ret, 0);
+      assert.deepEqual(answers(c, fd), [0, 0, 0, 1, 1, 1], 'same answers with a group');
+      for (const t of [TYPE1_IOMMU, TYPE1v2_IOMMU, TYPE1_NESTING_IOMMU]) {
+        assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(t)).errno, 'ENODEV');
+      }
+      assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(SPAPR_TCE_v2_IOMMU)).ret, 0);
+    });
+  }
+
+  it("'type1' is still accepted as the legacy container's old name", () => {
+    const c = new VfioClient({ host: 'powernv', personality: { vfioContainer: 'type1' } });
+    assert.deepEqual(answers(c, c.open('/dev/vfio/vfio').ret), [0, 0, 0, 1, 1, 1]);
   });
 });

@@ -240,7 +240,7 @@ describe('DMA engine through the IOMMU (x86, cdev + IOAS)', () => {
 
 describe('DMA engine behind SPAPR (powernv, legacy container)', () => {
   it('DMA through a 64 KiB-page DDW at 1<<59 reaches the registered memory', () => {
-    const c = new VfioClient({ host: 'powernv', personality: { vfioContainer: 'type1' } });
+    const c = new VfioClient({ host: 'powernv', personality: { vfioContainer: 'legacy' } });
     const abi = c.kernel.abi;
     const container = c.open('/dev/vfio/vfio').ret;
     const group = c.open('/dev/vfio/0').ret;

@@ -15,7 +15,7 @@ const AUDIO = '0000:01:00.1';
 
 /** A process on a host whose /dev/vfio/vfio is the legacy type1 container. */
 function legacy(): VfioClient {
-  return new VfioClient({ personality: { vfioContainer: 'type1' } });
+  return new VfioClient({ personality: { vfioContainer: 'legacy' } });
 }
 
 describe('legacy container vs device cdevs', () => {

@@ -227,7 +227,7 @@ describe('examples replayed in-process', () => {
   }
 
   it('spapr-ddw (powernv legacy container, 0000:01:00.0, 64 KiB TCEs on hugetlb memory)', () => {
-    const c = new Replay({ host: 'powernv', personality: { vfioContainer: 'type1' } });
+    const c = new Replay({ host: 'powernv', personality: { vfioContainer: 'legacy' } });
     const ct = c.open('/dev/vfio/vfio').ret;
     assert.equal(
       c.ioctl(ct, 'VFIO_CHECK_EXTENSION', BigInt(VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU)).ret,

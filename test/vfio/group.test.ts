@@ -15,14 +15,14 @@ import {
 import { DmaFaultError } from '../../src/iommu/device.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import { VfioDeviceInfo } from '../../src/vfio/pci/abi.ts';
-import { capChain, iovaRanges, VfioClient } from './client.ts';
+import { COMPAT, capChain, iovaRanges, VfioClient } from './client.ts';
 
 const NIC = '0000:03:00.0'; // group 13, alone
 const MIB = 1n << 20n;
 const U64_MAX = (1n << 64n) - 1n;
 
 /** Container + group 13 set, SET_IOMMU(TYPE1v2) done. */
-function attached(c = new VfioClient()) {
+function attached(c = new VfioClient({ personality: COMPAT })) {
   const container = c.open('/dev/vfio/vfio').ret;
   const group = c.open('/dev/vfio/13').ret;
   assert.equal(c.setContainer(group, container).ret, 0);
@@ -33,7 +33,10 @@ function attached(c = new VfioClient()) {
 
 describe('QEMU legacy container flow (iommufd backend)', () => {
   it('opens, maps, lets the device DMA, unmaps and tears down', () => {
-    const c = new VfioClient({}, { capIpcLock: false, rlimitMemlock: 64n * MIB });
+    const c = new VfioClient(
+      { personality: COMPAT },
+      { capIpcLock: false, rlimitMemlock: 64n * MIB },
+    );
     const container = c.open('/dev/vfio/vfio').ret;
     assert.ok(container >= 3);
     assert.equal(c.ioctl(container, 'VFIO_GET_API_VERSION').ret, 0);
@@ -119,20 +122,20 @@ describe('QEMU legacy container flow (iommufd backend)', () => {
 
 describe('open /dev/vfio/<group>', () => {
   it('exists for every group of the topology and nothing else', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     for (const id of [0, 1, 4, 12, 13]) assert.ok(c.open(`/dev/vfio/${id}`).ret >= 0, `${id}`);
     for (const p of ['/dev/vfio/2', '/dev/vfio/013', '/dev/vfio/', '/dev/vfio/13a'])
       assert.equal(c.open(p).errno, 'ENOENT', p);
   });
 
   it('follows the host preset', () => {
-    const c = new VfioClient({ host: 'powernv' });
+    const c = new VfioClient({ host: 'powernv', personality: COMPAT });
     assert.ok(c.open('/dev/vfio/2').ret >= 0);
     assert.equal(c.open('/dev/vfio/13').errno, 'ENOENT');
   });
 
   it('allows one opener at a time: EBUSY, also across dup and processes', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const g = c.open('/dev/vfio/13').ret;
     assert.equal(c.open('/dev/vfio/13').errno, 'EBUSY');
     const other = c.kernel.spawn();
@@ -148,7 +151,7 @@ describe('open /dev/vfio/<group>', () => {
 
 describe('group ioctls', () => {
   it('GET_STATUS: argsz < 8 is EINVAL; unknown group ioctls are ENOTTY', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const g = c.open('/dev/vfio/13').ret;
     assert.equal(c.status(g, 7).errno, 'EINVAL');
     assert.equal(c.status(g, 64).ret, 0);
@@ -157,7 +160,7 @@ describe('group ioctls', () => {
   });
 
   it('SET_CONTAINER: EBADF, EBADFD for other fds, EINVAL when set, EFAULT', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const g = c.open('/dev/vfio/13').ret;
     const other = c.open('/dev/vfio/12').ret;
     assert.equal(c.setContainer(g, 77).errno, 'EBADF');
@@ -175,7 +178,7 @@ describe('group ioctls', () => {
   });
 
   it('SET_CONTAINER takes a /dev/iommu fd and creates its compat IOAS', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const iommufd = c.open('/dev/iommu').ret;
     const ctx = ctxOfFd(c.proc, iommufd);
     assert.equal(ctx.vfioIoas, undefined);
@@ -190,7 +193,7 @@ describe('group ioctls', () => {
   });
 
   it('UNSET_CONTAINER without a container is EINVAL', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const g = c.open('/dev/vfio/13').ret;
     assert.equal(c.ioctl(g, 'VFIO_GROUP_UNSET_CONTAINER').errno, 'EINVAL');
     const { c: c2, group } = attached();
@@ -199,7 +202,7 @@ describe('group ioctls', () => {
   });
 
   it('GET_DEVICE_FD: ENODEV for unknown names, EINVAL before SET_CONTAINER', () => {
-    const c = new VfioClient();
+    const c = new VfioClient({ personality: COMPAT });
     const g = c.open('/dev/vfio/13').ret;
     assert.equal(c.getDeviceFd(g, '0000:99:00.0').errno, 'ENODEV');
     assert.equal(c.getDeviceFd(g, '0000:02:00.0').errno, 'ENODEV', 'a device of another group');

@@ -69,7 +69,7 @@ describe('no-IOMMU group nodes', () => {
   });
 
   it('GET_STATUS: VIABLE (a fake group is never DMA-owned), then VIABLE|CONTAINER_SET', () => {
-    const c = client({ vfioContainer: 'type1' });
+    const c = client({ vfioContainer: 'legacy' });
     const g = c.open(FAKE).ret;
     assert.equal(c.status(g).flags, VFIO_GROUP_FLAGS.VIABLE);
     assert.equal(c.setContainer(g, c.open('/dev/vfio/vfio').ret).ret, 0);
@@ -80,7 +80,7 @@ describe('no-IOMMU group nodes', () => {
 
 describe('legacy container: the no-IOMMU backend', () => {
   function attached() {
-    const c = client({ vfioContainer: 'type1' });
+    const c = client({ vfioContainer: 'legacy' });
     const container = c.open('/dev/vfio/vfio').ret;
     const group = c.open(FAKE).ret;
     return { c, container, group };
@@ -93,7 +93,7 @@ describe('legacy container: the no-IOMMU backend', () => {
     assert.equal(c.setContainer(group, container).ret, 0);
     assert.deepEqual([ext(TYPE1_IOMMU), ext(TYPE1v2_IOMMU), ext(NOIOMMU_IOMMU)], [0, 0, 1]);
     // without CONFIG_VFIO_NOIOMMU nobody answers NOIOMMU
-    const off = new VfioClient({ personality: { vfioContainer: 'type1' } });
+    const off = new VfioClient({ personality: { vfioContainer: 'legacy' } });
     assert.equal(off.ioctl(off.open('/dev/vfio/vfio').ret, 'VFIO_CHECK_EXTENSION', NOIOMMU).ret, 0);
   });
 
@@ -155,7 +155,7 @@ describe('legacy container: the no-IOMMU backend', () => {
 
 describe('iommufd: no-IOMMU compat mode', () => {
   it('SET_CONTAINER puts the iommufd in no-IOMMU mode: SET_IOMMU(NOIOMMU) only, no compat IOAS', () => {
-    const c = client();
+    const c = client({ vfioContainer: 'iommufd' });
     const fd = c.open('/dev/vfio/vfio').ret; // an iommufd
     const group = c.open(FAKE).ret;
     assert.equal(c.setContainer(group, fd).ret, 0);

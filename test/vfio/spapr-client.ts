@@ -31,7 +31,7 @@ export class SpaprClient extends VfioClient {
 
   constructor(opts: KernelOptions = {}, creds: Partial<Credentials> = {}) {
     super(
-      { host: 'powernv', ...opts, personality: { vfioContainer: 'type1', ...opts.personality } },
+      { host: 'powernv', ...opts, personality: { vfioContainer: 'legacy', ...opts.personality } },
       creds,
     );
   }

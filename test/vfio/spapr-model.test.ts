@@ -178,7 +178,7 @@ class Sut extends VfioClient {
   private runs: { va: bigint; length: bigint; phys: bigint }[] = [];
 
   constructor(first: number) {
-    super({ host: 'powernv', personality: { vfioContainer: 'type1' } });
+    super({ host: 'powernv', personality: { vfioContainer: 'legacy' } });
     this.container = this.open('/dev/vfio/vfio').ret;
     for (const id of [0, 1, 2]) this.groupFds.push(this.open(`/dev/vfio/${id}`).ret);
     assert.equal(this.setContainer(this.groupFds[first]!, this.container).ret, 0);

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
 import { VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_ID } from '../../src/vfio/pci/abi.ts';
 import { parseUuid } from '../../src/vfio/pci/sriov.ts';
-import { type Result, VfioClient } from './client.ts';
+import { COMPAT, type Result, VfioClient } from './client.ts';
 import { HOST_VF, PF, PLAIN, SRIOV_HOST, VF0, VF1 } from './sriov-host.ts';
 
 const TOKEN = 'bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3';
@@ -24,7 +24,7 @@ const GROUP: Record<string, number> = {
 
 /** A client on the SR-IOV host with every group of `bdfs` set to one iommufd-backed container. */
 function setup(...bdfs: string[]) {
-  const c = new VfioClient({ host: SRIOV_HOST });
+  const c = new VfioClient({ host: SRIOV_HOST, personality: COMPAT });
   const container = c.open('/dev/vfio/vfio').ret;
   const groups = new Map<string, number>();
   for (const bdf of bdfs) {
@@ -90,7 +90,7 @@ describe('GET_DEVICE_FD vf_token rules', () => {
   });
 
   it('the token is judged before the container check, and a malformed one is EINVAL', () => {
-    const c = new VfioClient({ host: SRIOV_HOST });
+    const c = new VfioClient({ host: SRIOV_HOST, personality: COMPAT });
     const g = c.open('/dev/vfio/21').ret;
     assert.equal(c.getDeviceFd(g, VF0).errno, 'EACCES'); // no container yet
     assert.equal(c.getDeviceFd(g, `${VF0} vf_token=${TOKEN.slice(1)}`).errno, 'EINVAL');
@@ -100,7 +100,7 @@ describe('GET_DEVICE_FD vf_token rules', () => {
 
 describe('BIND_IOMMUFD with FLAG_TOKEN', () => {
   function cdevs() {
-    const c = new VfioClient({ host: SRIOV_HOST });
+    const c = new VfioClient({ host: SRIOV_HOST, personality: COMPAT });
     const iommufd = c.open('/dev/iommu').ret;
     // the UUID in memory of its own (scratch is where the BIND struct goes)
     const token = (text: string) => {

@@ -103,8 +103,15 @@ const BDF_RE = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/i;
 
 /** Check a JSON host config and build its {@link HostSpec}; throws HostSpecError. */
 export function parseHostSpec(json: unknown): HostSpec {
-  const root = object(json, '', ['name', 'iommus', 'devices'], ['name', 'iommus', 'devices']);
+  const root = object(
+    json,
+    '',
+    ['name', 'kernel', 'pageSize', 'iommus', 'devices'],
+    ['name', 'iommus', 'devices'],
+  );
   const name = string(root.name, 'name');
+  const kernel = root.kernel === undefined ? undefined : string(root.kernel, 'kernel');
+  const pageSize = root.pageSize === undefined ? undefined : hostPageSize(root.pageSize);
   const iommus = array(root.iommus, 'iommus', 1).map((v, i) => parseIommu(v, item('iommus', i)));
   const iommuAt = new Map<string, number>();
   iommus.forEach((u, i) => {
@@ -144,7 +151,20 @@ export function parseHostSpec(json: unknown): HostSpec {
     if (g === undefined) groupAt.set(d.group, i);
   });
   checkSriov(devices, bdfAt);
-  return { name, iommus, devices };
+  return {
+    name,
+    ...(kernel !== undefined ? { kernel } : {}),
+    ...(pageSize !== undefined ? { pageSize } : {}),
+    iommus,
+    devices,
+  };
+}
+
+/** The host page sizes a Linux kernel is built with here: 4 KiB or 64 KiB (CONFIG_PPC_64K_PAGES). */
+function hostPageSize(v: unknown): number {
+  const n = integer(v, 'pageSize', 4096, 65536);
+  if (n !== 4096 && n !== 65536) bad('pageSize', `must be 4096 or 65536 (got ${n})`);
+  return n;
 }
 
 /**

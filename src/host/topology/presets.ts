@@ -29,7 +29,8 @@ function deepFreeze<T>(v: T): T {
 }
 
 /**
- * A desktop x86 host with one VT-d unit (dmar0, 48-bit, 4K|2M|1G, dirty
+ * A desktop x86 host as distributions ship it (legacy VFIO container with
+ * type1; iommufd built, its compat container not) with one VT-d unit (dmar0, 48-bit, 4K|2M|1G, dirty
  * tracking, 20-bit PASIDs): 6 functions in 5 groups. The GPU and its HDMI
  * audio function (01:00.0/.1) share group 1; the integrated GPU and the xHCI
  * controller carry relaxable RMRRs; every device also gets the MSI window.
@@ -37,6 +38,8 @@ function deepFreeze<T>(v: T): T {
  */
 export const x86: HostSpec = deepFreeze({
   name: 'x86',
+  kernel:
+    'Debian amd64 (linux-image-amd64): VFIO legacy container with vfio_iommu_type1, iommufd without its compat container',
   iommus: [{ ...INTEL_DEFAULTS, id: 'dmar0' }],
   devices: [
     {
@@ -139,7 +142,8 @@ export const x86: HostSpec = deepFreeze({
 });
 
 /**
- * A POWER9 bare-metal (PowerNV) host with two PHB4s, each an IODA2 table
+ * A POWER9 bare-metal (PowerNV) host running Debian's ppc64el kernel (4 KiB
+ * pages; ppc64 builds no type1 backend) with two PHB4s, each an IODA2 table
  * group source: 2 window slots (slot 0 = the 2 GiB 32-bit window at 0, slot
  * 1 at 1<<59), TCE pages 4K|64K|2M|1G, up to 5 levels. Four functions in
  * three PEs (groups): both ports of a ConnectX-5 share PE/group 0. Port 0
@@ -147,6 +151,8 @@ export const x86: HostSpec = deepFreeze({
  */
 export const powernv: HostSpec = deepFreeze({
   name: 'powernv',
+  kernel:
+    'Debian ppc64el (linux-image-powerpc64le, 4 KiB pages) on bare metal: VFIO legacy container with vfio_iommu_spapr_tce only',
   iommus: [
     { ...SPAPR_DEFAULTS.powernv, id: 'phb0' },
     { ...SPAPR_DEFAULTS.powernv, id: 'phb1' },
@@ -199,13 +205,19 @@ export const powernv: HostSpec = deepFreeze({
 });
 
 /**
- * A PowerVM logical partition (pseries): each assigned slot is its own PHB
+ * A PowerVM logical partition (pseries) running a 64 KiB-page kernel, as
+ * PowerVM's supported distributions build it; programs see 64 KiB pages
+ * (QEMU sizes TCE table levels from the page size, and a PowerVM PE takes
+ * one level only, docs/vfio-containers.md). Each assigned slot is its own PHB
  * whose PE has the hypervisor's tables: 1 level only, TCE pages 4K|64K|16M,
  * a 1 GiB default window and a dynamic window slot at 1<<59. Three functions
  * in two groups.
  */
 export const pseries: HostSpec = deepFreeze({
   name: 'pseries',
+  kernel:
+    'a 64 KiB-page ppc64el kernel in a PowerVM LPAR (Debian powerpc64le-64k, as RHEL and SLES build it): VFIO legacy container with vfio_iommu_spapr_tce only',
+  pageSize: 65536,
   iommus: [
     { ...SPAPR_DEFAULTS.pseries, id: 'phb21' },
     { ...SPAPR_DEFAULTS.pseries, id: 'phb22' },
@@ -267,6 +279,7 @@ function connectX(bdf: string, device: number, group: number, iommu: string): Pc
  */
 export const mock: HostSpec = deepFreeze({
   name: 'mock',
+  kernel: 'an x86 kernel with CONFIG_IOMMUFD_TEST (the selftest mock IOMMU)',
   iommus: [{ kind: 'mock', id: 'mock0' }],
   devices: [0, 1].map(
     (n): PciDeviceSpec => ({

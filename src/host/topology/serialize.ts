@@ -12,6 +12,8 @@ type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export function hostSpecToJson(spec: HostSpec): { [key: string]: Json } {
   return {
     name: spec.name,
+    ...(spec.kernel !== undefined ? { kernel: spec.kernel } : {}),
+    ...(spec.pageSize !== undefined ? { pageSize: spec.pageSize } : {}),
     iommus: spec.iommus.map(iommuToJson),
     devices: spec.devices.map(deviceToJson),
   };

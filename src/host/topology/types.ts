@@ -22,6 +22,13 @@ export {
 export interface HostSpec {
   /** Free-form host name (a preset's name, or the config's). */
   readonly name: string;
+  /** The kernel build the host stands for (which VFIO/IOMMU options it was built with), free-form. */
+  readonly kernel?: string;
+  /**
+   * The host kernel's page size (4096 or 65536) as programs see it
+   * (getpagesize(), sysconf(_SC_PAGESIZE), AT_PAGESZ); absent: the machine's own.
+   */
+  readonly pageSize?: number;
   readonly iommus: readonly IommuSpec[];
   readonly devices: readonly PciDeviceSpec[];
 }

@@ -1,0 +1,370 @@
+/**
+ * The POWER scenario with real programs only: QEMU's pseries machine
+ * (qemu-system-ppc64, TCG) under `uiommu run`, booting Debian's ppc64el
+ * kernel with an initramfs of Debian's busybox and nvme modules
+ * (power-guest.ts, downloaded and cached in ~/.cache/uiommu/power-guest).
+ *
+ * - `powernv`: the NVMe function 0001:02:00.0 (group 2) is assigned; the
+ *   guest's nvme driver sets a 64-bit DMA mask, so the guest asks for a
+ *   dynamic DMA window. QEMU must pick SPAPR_TCE_v2 (no type1 on POWER),
+ *   and every answer is Linux's: REGISTER_MEMORY, TCE_GET_INFO, REMOVE of
+ *   the default window and CREATE at reset, the guest's CREATE at 1<<59
+ *   and every MAP_DMA into it; EEH ops too. While the guest runs, the
+ *   ConnectX port 0000:01:00.0 (group 0, the other PHB) is hot-plugged
+ *   (`device_add`) and must join both windows at once; after the guest
+ *   powers off, every window is gone and nothing is pinned. Both checks
+ *   come from one boot (the boot with a function costs 262,144 UNMAP_DMA
+ *   calls: the guest clearing its default window), reported as two tests.
+ * - `pseries` (a 64 KiB-page kernel, docs/vfio-containers.md): QEMU sizes
+ *   the default window's table at one level, which a PowerVM PE accepts;
+ *   the same host with 4 KiB pages makes QEMU ask 2, 3, 4 levels, each
+ *   EINVAL, and QEMU fails with its own message (no guest needed: the
+ *   machine reset before the first instruction creates the window).
+ *
+ * The boot times with and without the function are printed as test
+ * diagnostics. Skipped with the reason when QEMU's pseries machine or the
+ * guest's packages are not available.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { hostSpecToJson } from '../../src/host/topology/index.ts';
+import { pseries } from '../../src/host/topology/presets.ts';
+import { type PowerGuest, preparePowerGuest } from './power-guest.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const UIOMMU = join(ROOT, 'bin/uiommu.js');
+const QEMU = 'qemu-system-ppc64';
+const DDW_START = 1n << 59n;
+/** TCG cannot give the pseries machine's default security capabilities; say so up front (no warnings). */
+const MACHINE = 'pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off';
+const NVME = '0001:02:00.0'; // powernv group 2, phb1
+const HOTPLUG = '0000:01:00.0'; // powernv group 0, phb0
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Why the test cannot run, or false: QEMU's pseries machine must start and quit. */
+function qemuMissing(): string | false {
+  const r = spawnSync(
+    QEMU,
+    ['-M', MACHINE, '-accel', 'tcg', '-display', 'none', '-nodefaults', '-S', '-monitor', 'stdio'],
+    { input: 'quit\n', timeout: 60_000, encoding: 'utf8' },
+  );
+  return r.status === 0 ? false : `${QEMU} -M pseries does not run: ${r.error ?? r.stderr}`;
+}
+
+/** One --trace-json record: a call, or the kernel's state. */
+interface TraceRecord {
+  call?: string;
+  request?: string | null;
+  ret?: number;
+  errno?: string | null;
+  text?: string;
+  state?: {
+    at: string;
+    pinnedPages: string;
+    lockedVm: Record<string, string>;
+    groups: { id: number; domain: string; windows?: { start: string; size: string }[] }[];
+  };
+}
+
+/** QEMU under `uiommu run`, its monitor on stdin/stdout, the guest console in a file. */
+class PowerQemu {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly json: string;
+  readonly console: string;
+  readonly started = Date.now();
+  out = '';
+  err = '';
+  gone = false;
+  readonly exited: Promise<number | null>;
+
+  constructor(dir: string, name: string, host: string, qemuArgs: string[]) {
+    this.json = join(dir, `${name}.jsonl`);
+    this.console = join(dir, `${name}.console`);
+    this.child = spawn(
+      process.execPath,
+      [UIOMMU, 'run', '--host', host, '--trace-json', this.json, '--', QEMU]
+        .concat(['-M', MACHINE, '-accel', 'tcg', '-smp', '1', '-m', '1G,slots=2,maxmem=2G'])
+        .concat(['-nodefaults', '-display', 'none', '-monitor', 'stdio', '-no-reboot'])
+        .concat(['-serial', `file:${this.console}`, ...qemuArgs]),
+      { stdio: ['pipe', 'pipe', 'pipe'], detached: true },
+    );
+    this.child.stdout.on('data', (d: Buffer) => {
+      this.out += d.toString();
+    });
+    this.child.stderr.on('data', (d: Buffer) => {
+      this.err += d.toString();
+    });
+    this.exited = new Promise((r) =>
+      this.child.on('exit', (code) => {
+        this.gone = true;
+        r(code);
+      }),
+    );
+  }
+
+  /** The guest console so far. */
+  guest(): string {
+    return existsSync(this.console) ? readFileSync(this.console, 'utf8') : '';
+  }
+
+  records(): TraceRecord[] {
+    if (!existsSync(this.json)) return [];
+    const lines = readFileSync(this.json, 'utf8').split('\n');
+    lines.pop(); // a record may be half written
+    return lines.map((l) => JSON.parse(l) as TraceRecord);
+  }
+
+  /** Wait (polling every 0.5 s) until `done` holds; fails after `ms` or when QEMU exits first. */
+  async until(what: string, done: () => boolean, ms: number, exitOk = false): Promise<void> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (done()) return;
+      if (this.gone && !exitOk) break;
+      await sleep(500);
+    }
+    if (done()) return;
+    assert.fail(`${what}: not within ${ms / 1000} s (exited: ${this.gone})\n` + this.diagnose());
+  }
+
+  diagnose(): string {
+    return `stderr:\n${this.err}\nconsole (tail):\n${this.guest().slice(-3000)}`;
+  }
+
+  monitor(cmd: string): void {
+    this.child.stdin.write(`${cmd}\n`);
+  }
+
+  kill(): void {
+    if (!this.gone) process.kill(-this.child.pid!, 'SIGKILL');
+  }
+}
+
+/** The call records whose ioctl is `request`. */
+const calls = (recs: TraceRecord[], request: string) => recs.filter((r) => r.request === request);
+const startOf = (r: TraceRecord) => BigInt(/start_addr=(0x[0-9a-f]+|0)\b/.exec(r.text ?? '')![1]!);
+const iovaOf = (r: TraceRecord) => BigInt(/iova=(0x[0-9a-f]+|0)\b/.exec(r.text ?? '')![1]!);
+
+/**
+ * Failed calls other than the probes Linux refuses the same way: QEMU's
+ * probes of regions and IRQs the function does not have (EINVAL) and of
+ * device features (ENOTTY).
+ */
+function unexpectedFailures(recs: TraceRecord[]): string[] {
+  const expected =
+    /VFIO_DEVICE_GET_REGION_INFO, \{[^}]*index=8[,}]|VFIO_DEVICE_GET_IRQ_INFO|VFIO_DEVICE_FEATURE/;
+  return recs
+    .filter((r) => r.call !== undefined && r.ret! < 0 && !expected.test(r.text ?? ''))
+    .map((r) => r.text ?? '');
+}
+
+const missing = qemuMissing();
+let guest: PowerGuest | undefined;
+let guestMissing: string | false = false;
+if (!missing) {
+  try {
+    guest = preparePowerGuest();
+  } catch (e) {
+    guestMissing = `the Debian ppc64el guest could not be prepared: ${(e as Error).message}`;
+  }
+}
+
+describe('POWER: QEMU pseries under uiommu run', { skip: missing || guestMissing }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'uiommu-power-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const boot = (extra: string[]) => [
+    ...['-kernel', guest!.kernel, '-initrd', guest!.initrd],
+    ...['-append', `console=hvc0 ${extra.join(' ')}`],
+  ];
+
+  describe('powernv: NVMe function, dynamic DMA window, hot-plug, power-off', () => {
+    let recs: TraceRecord[] = [];
+    let joined: TraceRecord['state'];
+    let q: PowerQemu;
+    let failure: unknown;
+
+    before(
+      async () => {
+        // the reference: the same guest without a function
+        const plain = new PowerQemu(dir, 'plain', 'powernv', boot([]));
+        let plainMs: number;
+        try {
+          await plain.until(
+            'guest ready',
+            () => /UIOMMU-GUEST: ready/.test(plain.guest()),
+            600_000,
+          );
+          plainMs = Date.now() - plain.started;
+          await plain.until('guest power-off', () => plain.gone, 300_000, true);
+        } finally {
+          plain.kill();
+        }
+
+        q = new PowerQemu(dir, 'nvme', 'powernv', [
+          ...boot(['uiommu.wait']),
+          ...['-device', `vfio-pci,host=${NVME},id=nvme`],
+        ]);
+        try {
+          await q.until('guest ready', () => /UIOMMU-GUEST: ready/.test(q.guest()), 1_500_000);
+          const readyMs = Date.now() - q.started;
+          console.log(
+            `# boot to the end of the guest's init: ${(plainMs / 1000).toFixed(1)} s without the function, ` +
+              `${(readyMs / 1000).toFixed(1)} s with it ` +
+              `(${calls(q.records(), 'VFIO_IOMMU_UNMAP_DMA').length} UNMAP_DMA)`,
+          );
+          q.monitor(`device_add vfio-pci,host=${HOTPLUG},id=hp`);
+          const setContainer = () =>
+            calls(q.records(), 'VFIO_GROUP_SET_CONTAINER').filter((r) => r.ret === 0).length;
+          await q.until(
+            'hot-plugged group joins the container',
+            () => setContainer() === 2,
+            120_000,
+          );
+          process.kill(q.child.pid!, 'SIGUSR1');
+          await q.until(
+            'state record after the hot-plug',
+            () => q.records().some((r) => r.state?.at === 'SIGUSR1'),
+            60_000,
+          );
+          joined = q.records().find((r) => r.state?.at === 'SIGUSR1')!.state;
+          q.monitor('system_powerdown');
+          await q.until('guest power-off', () => q.gone, 300_000, true);
+        } catch (e) {
+          failure = e;
+        } finally {
+          q.kill();
+          await q.exited;
+        }
+        recs = q.records();
+      },
+      { timeout: 2_400_000 },
+    );
+
+    it('QEMU picks SPAPR_TCE_v2; REGISTER, GET_INFO, REMOVE(0) and CREATE at reset answer 0; the guest gets its window at 1<<59 and every MAP into it succeeds; EEH answers; power-off leaves no window and no pin', () => {
+      if (failure) throw failure;
+      const ext = calls(recs, 'VFIO_CHECK_EXTENSION').map((r) => r.text ?? '');
+      assert.ok(
+        ext.some((t) => /VFIO_TYPE1v2_IOMMU\) = 0/.test(t)),
+        ext.join('\n'),
+      );
+      assert.ok(
+        ext.some((t) => /VFIO_SPAPR_TCE_v2_IOMMU\) = 1/.test(t)),
+        ext.join('\n'),
+      );
+      const setIommu = calls(recs, 'VFIO_SET_IOMMU');
+      assert.equal(setIommu.length, 1);
+      assert.match(setIommu[0]!.text!, /VFIO_SPAPR_TCE_v2_IOMMU\) = 0/);
+      for (const req of ['VFIO_IOMMU_SPAPR_REGISTER_MEMORY', 'VFIO_IOMMU_SPAPR_TCE_GET_INFO']) {
+        const rs = calls(recs, req);
+        assert.ok(
+          rs.length > 0 && rs.every((r) => r.ret === 0),
+          `${req}: ${rs.map((r) => r.text)}`,
+        );
+      }
+      const removes = calls(recs, 'VFIO_IOMMU_SPAPR_TCE_REMOVE');
+      const creates = calls(recs, 'VFIO_IOMMU_SPAPR_TCE_CREATE');
+      assert.equal(startOf(removes[0]!), 0n, 'the default window goes first');
+      assert.equal(removes[0]!.ret, 0);
+      assert.equal(startOf(creates[0]!), 0n, 'CREATE at reset: the 32-bit window at 0');
+      assert.equal(creates[0]!.ret, 0);
+      const ddw = creates.find((r) => r.ret === 0 && startOf(r) === DDW_START);
+      assert.ok(ddw, `the guest's CREATE at 1<<59:\n${creates.map((r) => r.text).join('\n')}`);
+      assert.ok(
+        creates.every((r) => r.ret === 0),
+        creates.map((r) => r.text).join('\n'),
+      );
+      const maps = calls(recs, 'VFIO_IOMMU_MAP_DMA').filter((r) => iovaOf(r) >= DDW_START);
+      assert.ok(maps.length > 0, 'the guest maps its memory into the window');
+      assert.deepEqual(
+        maps.filter((r) => r.ret !== 0).map((r) => r.text),
+        [],
+      );
+      const eeh = calls(recs, 'VFIO_EEH_PE_OP');
+      assert.ok(eeh.length > 0 && eeh.every((r) => r.ret! >= 0), eeh.map((r) => r.text).join('\n'));
+      assert.deepEqual(unexpectedFailures(recs), []);
+      assert.doesNotMatch(q.err, /vfio|error/i, `QEMU printed a vfio error:\n${q.err}`);
+      assert.match(q.guest(), /UIOMMU-GUEST: ddw/);
+      const exit = recs.at(-1)?.state;
+      assert.equal(exit?.at, 'exit');
+      assert.equal(exit.pinnedPages, '0x0');
+      assert.ok(
+        exit.groups.every((g) => g.domain === 'blocked'),
+        JSON.stringify(exit.groups),
+      );
+      assert.ok(
+        Object.values(exit.lockedVm).every((v) => v === '0x0'),
+        JSON.stringify(exit),
+      );
+      console.log(
+        `# the guest's window:\n# ${ddw.text}\n# ${maps[0]!.text}\n# ... ${maps.length} MAP_DMA into it`,
+      );
+    });
+
+    it('a function of another group hot-plugged into the running guest joins both windows at once', () => {
+      if (failure) throw failure;
+      const sets = calls(recs, 'VFIO_GROUP_SET_CONTAINER');
+      assert.deepEqual(
+        sets.map((r) => r.ret),
+        [0, 0],
+      );
+      assert.ok(joined);
+      const windowsOf = (id: number) =>
+        joined!.groups.find((g) => g.id === id)?.windows?.map((w) => BigInt(w.start));
+      assert.deepEqual(windowsOf(2), [0n, DDW_START]);
+      assert.deepEqual(windowsOf(0), [0n, DDW_START], 'the hot-plugged group has both windows');
+      assert.notEqual(joined!.pinnedPages, '0x0');
+    });
+  });
+
+  describe('pseries: the TCE table levels QEMU asks for', () => {
+    /** QEMU paused before the first guest instruction: the reset has created the default window. */
+    async function resetOnly(host: string, name: string): Promise<PowerQemu> {
+      const q = new PowerQemu(dir, name, host, ['-S', '-device', 'vfio-pci,host=0021:01:00.0']);
+      try {
+        await q.until('QEMU up or gone', () => q.gone || /\(qemu\)/.test(q.out), 120_000, true);
+        q.monitor('quit');
+        await q.until('QEMU exit', () => q.gone, 60_000, true);
+      } finally {
+        q.kill();
+      }
+      return q;
+    }
+
+    it('a 64 KiB-page host (the preset): QEMU asks one level, which the PE accepts', {
+      timeout: 300_000,
+    }, async () => {
+      const q = await resetOnly('pseries', 'pseries-64k');
+      const creates = calls(q.records(), 'VFIO_IOMMU_SPAPR_TCE_CREATE');
+      assert.ok(creates.length > 0, q.diagnose());
+      assert.deepEqual(
+        creates.map((r) => [/levels=(\d+)/.exec(r.text!)![1], r.ret]),
+        [['1', 0]],
+      );
+      assert.doesNotMatch(q.err, /vfio|error/i, q.err);
+      assert.equal(q.records().at(-1)?.state?.pinnedPages, '0x0');
+    });
+
+    it('the same host with 4 KiB pages: levels 2, 3, 4 are EINVAL and QEMU says it cannot create the window', {
+      timeout: 300_000,
+    }, async () => {
+      const config = join(dir, 'pseries-4k.json');
+      writeFileSync(config, JSON.stringify({ ...hostSpecToJson(pseries), pageSize: 4096 }));
+      const q = await resetOnly(config, 'pseries-4k');
+      const creates = calls(q.records(), 'VFIO_IOMMU_SPAPR_TCE_CREATE');
+      assert.deepEqual(
+        creates.map((r) => [/levels=(\d+)/.exec(r.text!)![1], r.errno]),
+        [
+          ['2', 'EINVAL'],
+          ['3', 'EINVAL'],
+          ['4', 'EINVAL'],
+        ],
+      );
+      assert.match(q.err, /Failed to create a window, ret = -1 \(Invalid argument\)/);
+      assert.equal(q.records().at(-1)?.state?.pinnedPages, '0x0', 'nothing left pinned');
+    });
+  });
+});
