@@ -337,3 +337,22 @@ test('7.2 mock paging domains advertise 2 KiB to 2^36 pages (VFIO compat GET_INF
     assert.equal(r.out.iova_pgsizes, pgsizes, v);
   }
 });
+
+test('7.2 legacy MAP_DMA checks the wrap before alignment: an unaligned wrapping iova is EOVERFLOW', () => {
+  for (const [version, errno] of [
+    ['6.18', 'EINVAL'],
+    ['7.2', 'EOVERFLOW'],
+  ] as const) {
+    const c = new VfioClient({ version, personality: { vfioContainer: 'type1' } });
+    const fd = c.open('/dev/vfio/vfio').ret;
+    const group = c.open('/dev/vfio/12').ret;
+    assert.equal(c.setContainer(group, fd).ret, 0);
+    assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)).ret, 0);
+    assert.equal(
+      c.mapDma(fd, c.mem(5n * PAGE), (1n << 64n) - 1n, 5n * PAGE, 3).errno,
+      errno,
+      version,
+    );
+    assert.equal(c.mapDma(fd, c.mem(PAGE), PAGE, 0n, 0).errno, 'EINVAL', version);
+  }
+});
