@@ -222,7 +222,7 @@ test('7.2 bounds HWPT_INVALIDATE before the lookup: entry_len ≤ PAGE_SIZE, ent
   assert.equal(inv(f618, 8, (1 << 19) + 1), 'ENOENT');
 });
 
-test('7.2 bounds VEVENTQ depth at 2^19 and takes the 24-byte iommu_viommu_selftest', () => {
+test('7.2 bounds VEVENTQ depth at 2^19 and reads at a header, takes the 24-byte iommu_viommu_selftest', () => {
   for (const [v, bounded] of [
     ['6.18', false],
     ['7.2', true],
@@ -254,6 +254,15 @@ test('7.2 bounds VEVENTQ depth at 2^19 and takes the 24-byte iommu_viommu_selfte
         veventq_depth: depth,
       }).errno;
     assert.equal(q((1 << 19) + 1), bounded ? 'EINVAL' : undefined, v);
+    const fd = f.call('IOMMU_VEVENTQ_ALLOC', {
+      viommu_id: r.out.out_viommu_id as number,
+      type: IOMMU_VEVENTQ_TYPE_SELFTEST + 1,
+      veventq_depth: 2,
+    }).out.out_veventq_fd as number;
+    assert.equal(
+      f.proc.read(fd, f.mem(PAGE), 0) < 0 ? f.proc.errno : undefined,
+      bounded ? 'EINVAL' : undefined,
+    );
   }
 });
 
