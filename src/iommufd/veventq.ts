@@ -136,6 +136,9 @@ class VeventqFile implements FileOps {
 
   read(_caller: Caller, length: number, offset: bigint | undefined): Uint8Array {
     if (offset !== undefined && offset !== 0n) fail('ESPIPE');
+    if (this.ctx.host.personality.requestBounds && length < IommufdVeventHeader.size) {
+      fail('EINVAL', 'a read shorter than a vEVENT header');
+    }
     return this.veventq.read(length);
   }
 

@@ -342,7 +342,7 @@ const QEMU_SUBSYSTEM = { subsystemVendor: 0x1af4, subsystemDevice: 0x1100 } as c
 export const refguest: HostSpec = deepFreeze({
   name: 'refguest',
   kernel:
-    'the reference guest (Linux 7.2 built by shared/refkernel): VFIO legacy container with vfio_iommu_type1, iommufd with IOMMUFD_TEST, intel-iommu',
+    'Linux 7.2 of ../shared/refkernel: IOMMUFD, IOMMUFD_TEST, the legacy VFIO container, VFIO cdevs, INTEL_IOMMU',
   iommus: [{ ...INTEL_DEFAULTS, id: 'dmar0', dirtyTracking: false, maxPasidLog2: 0 }],
   devices: [
     {
