@@ -1,14 +1,15 @@
 import type { FileRef } from '../iommufd/file.ts';
 import type { PagesSource } from '../iommufd/pages.ts';
 import { foreignMemory } from './foreign-memory.ts';
-import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC, pidfdGetfd, TMPFS_MAGIC } from './native.ts';
+import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC, TMPFS_MAGIC } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
+import type { ProcHandle } from './proc-handle.ts';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
 /**
- * What iommufd sees of fd `fd` of real process `pid` when handed it by
+ * What iommufd sees of fd `fd` of the real process of `handle` when handed it by
  * number (IOMMU_IOAS_MAP_FILE). A memory file — a regular file on tmpfs
  * (memfd, shmem) or hugetlbfs — gets a pages source addressed by file
  * offset, on the same physical pages as every mapping of that file
@@ -16,8 +17,8 @@ const S_IFREG = 0o100000;
  * st_size. Any other file has no pages (MAP_FILE gives EINVAL).
  * EBADF when the process has no such fd, ESRCH when it is gone.
  */
-export function remoteFileRef(pid: number, fd: number, ram: PhysRam): FileRef {
-  const local = pidfdGetfd(pid, fd);
+export function remoteFileRef(handle: ProcHandle, fd: number, ram: PhysRam): FileRef {
+  const local = handle.getfd(fd);
   let keep = false;
   try {
     const st = fstatFd(local);

@@ -13,6 +13,7 @@
  * await server.close();
  */
 import { createServer, type Socket } from 'node:net';
+import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Connection, Engine } from './engine.ts';
 import { decodeRequest, encodeResponse, FrameReader } from './protocol.ts';
 
@@ -27,8 +28,12 @@ export interface EngineServer {
 }
 
 export interface ServeOptions {
-  /** The peer's pid of a connected Unix socket fd (SO_PEERCRED); HELLOs are then checked against it. */
-  peerPid?(fd: number): number;
+  /**
+   * The peer of a connected Unix socket fd, asked as the connection is
+   * accepted: its handle (ProcHandle.ofPeer) or its pid (SO_PEERCRED);
+   * HELLOs are then checked against it. A throw drops the connection.
+   */
+  peer?(fd: number): number | ProcHandle;
 }
 
 /** Listen on `path` (which must not exist) and serve `engine` there. */
@@ -116,9 +121,9 @@ export async function serveEngine(
   };
 }
 
-/** The socket's peer pid, or undefined without `peerPid` or a reachable fd (node's handle keeps it). */
-function peerOf(socket: Socket, opts: ServeOptions): number | undefined {
+/** The socket's peer, or undefined without `peer` or a reachable fd (node's handle keeps it). */
+function peerOf(socket: Socket, opts: ServeOptions): number | ProcHandle | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (!opts.peerPid || fd === undefined || fd < 0) return undefined;
-  return opts.peerPid(fd);
+  if (!opts.peer || fd === undefined || fd < 0) return undefined;
+  return opts.peer(fd);
 }
