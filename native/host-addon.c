@@ -253,8 +253,13 @@ static napi_value mem_read(napi_env env, napi_callback_info info)
 		return throw_errno(env, err, "PROCMAP_QUERY");
 	if (ok < len)
 		return throw_errno(env, EFAULT, "copy_from_user");
-	if (napi_create_buffer(env, (size_t)len, &data, &buf) != napi_ok)
-		return NULL;
+	/* as a kmalloc of that size would: no buffer of 2 GiB or more */
+	if (len > 0x7fffffff || napi_create_buffer(env, (size_t)len, &data, &buf) != napi_ok) {
+		napi_value pending;
+
+		napi_get_and_clear_last_exception(env, &pending);
+		return throw_errno(env, ENOMEM, "copy_from_user buffer");
+	}
 	if (mem_io(mem, data, len, addr, 0) < len)
 		return throw_errno(env, EFAULT, "copy_from_user");
 	return buf;
@@ -282,6 +287,22 @@ static napi_value mem_write(napi_env env, napi_callback_info info)
 /* Bytes per read of a zero check: bounded memory whatever the length. */
 #define ZERO_CHUNK (1 << 20)
 
+/* Whether any of the n bytes at b (8-byte aligned) is non-zero, a word at a time. */
+static int nonzero(const unsigned char *b, uint64_t n)
+{
+	const uint64_t *w = (const uint64_t *)b;
+	uint64_t i, acc = 0;
+
+	for (i = 0; i < n / 8; i++) {
+		acc |= w[i];
+		if ((i & 511) == 511 && acc)
+			return 1;
+	}
+	for (i = n & ~7ULL; i < n; i++)
+		acc |= b[i];
+	return acc != 0;
+}
+
 /* check_zeroed_user() of [addr, addr+len): 0, E2BIG at a non-zero byte, EFAULT before one. */
 static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
 {
@@ -296,9 +317,7 @@ static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
 		uint64_t ok = vma_span(maps, addr + done, n, PROCMAP_QUERY_VMA_READABLE, &err);
 		uint64_t got = err ? 0 : mem_io(mem, chunk, ok, addr + done, 0);
 
-		for (uint64_t i = 0; i < got && !ret; i++)
-			if (chunk[i])
-				ret = E2BIG;
+		ret = nonzero(chunk, got) ? E2BIG : 0;
 		if (!ret && (err || got < n))
 			ret = err ? ENOTTY : EFAULT;
 		done += n;

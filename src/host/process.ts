@@ -2,7 +2,7 @@ import { Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { Layout } from '../abi/layout.ts';
 import { formatFd, formatIoctl, formatSyscall, ioctlRequestName } from '../abi/strace.ts';
-import type { Mm } from '../iommu/mm.ts';
+import { type Mm, RestartCall } from '../iommu/mm.ts';
 import type { AccountMode, Caller } from '../iommufd/context.ts';
 import type { PinAccount } from '../iommufd/pages.ts';
 import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
@@ -152,7 +152,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
 
   // ---- syscalls ----------------------------------------------------------------
 
-  /** Run a syscall body: errno on Errno, rethrow anything else (a model bug). */
+  /** Run a syscall body: errno on Errno; a RestartCall goes to the caller; anything else is a model bug, rethrown. */
   private sys(fn: () => number): number {
     try {
       const r = fn();
@@ -163,7 +163,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
         this.errno = e.code;
         return -1;
       }
-      this.kernel.bugs.push(e);
+      if (!(e instanceof RestartCall)) this.kernel.bugs.push(e);
       throw e;
     }
   }

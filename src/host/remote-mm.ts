@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { ERRNO, Errno, fail } from '../abi/errno.ts';
-import { appendRun, type Mm, type PhysRun } from '../iommu/mm.ts';
+import { appendRun, type Mm, type PhysRun, RestartCall } from '../iommu/mm.ts';
 import {
   type AddressSpace,
   type ForeignMemory,
@@ -14,6 +14,9 @@ import type { PhysRam } from './phys-ram.ts';
 import type { ProcHandle } from './proc-handle.ts';
 
 const U64_END = 1n << 64n;
+
+/** Tails up to this many bytes are checked on the engine's thread (~0.1 ms); longer ones on a worker. */
+export const SYNC_ZERO_CHECK = 1n << 20n;
 
 /** Special mappings GUP refuses (VM_IO/VM_PFNMAP, the vsyscall gate). */
 const UNPINNABLE = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -100,6 +103,8 @@ export class RemoteMm implements Mm, AddressSpace {
   private readonly mapsFd: number;
   /** Whether the kernel answers PROCMAP_QUERY (Linux 6.11); else VMAs come from the maps text. */
   private query = true;
+  /** The answer of the last off-thread zero check, for the restarted call. */
+  private scanned: { addr: bigint; length: bigint; answer: number } | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -190,29 +195,27 @@ export class RemoteMm implements Mm, AddressSpace {
 
   /**
    * check_zeroed_user() of `[addr, addr+length)`: E2BIG at the first
-   * non-zero byte, EFAULT at an unreadable one before it. Reads a bounded
-   * chunk at a time, whatever the length.
+   * non-zero byte, EFAULT at an unreadable one before it, a bounded chunk
+   * at a time whatever the length. With `restart`, a range over
+   * SYNC_ZERO_CHECK bytes is scanned on a worker thread while the engine
+   * serves others: RestartCall now, the answer when the call is redone.
    */
-  checkZeroed(addr: bigint, length: bigint): void {
+  checkZeroed(addr: bigint, length: bigint, restart = false): void {
     if (!this.live) fail('EFAULT', 'mm has exited');
+    const done = this.scanned;
+    this.scanned = undefined;
+    if (done && done.addr === addr && done.length === length) return zeroedAnswer(done.answer);
     if (!this.query) this.checkAccess(addr, length, 'read');
-    const r = this.withQuery(() =>
-      memZeroed(this.mem, this.query ? this.mapsFd : -1, addr, length),
-    );
-    zeroedAnswer(r);
-  }
-
-  /** checkZeroed on a worker thread: resolves to the same answer (0, E2BIG, EFAULT as errno numbers). */
-  checkZeroedAsync(addr: bigint, length: bigint): Promise<number> {
-    if (!this.live) return Promise.resolve(14);
-    if (!this.query) {
-      try {
-        this.checkAccess(addr, length, 'read');
-      } catch {
-        return Promise.resolve(14);
-      }
+    const maps = this.query ? this.mapsFd : -1;
+    if (restart && length > SYNC_ZERO_CHECK) {
+      const scan = this.withQuery(() => memZeroedAsync(this.mem, maps, addr, length));
+      throw new RestartCall(
+        scan.then((answer) => {
+          this.scanned = { addr, length, answer };
+        }),
+      );
     }
-    return memZeroedAsync(this.mem, this.query ? this.mapsFd : -1, addr, length);
+    zeroedAnswer(this.withQuery(() => memZeroed(this.mem, maps, addr, length)));
   }
 
   /**
@@ -332,7 +335,7 @@ export class RemoteMm implements Mm, AddressSpace {
 }
 
 /** check_zeroed_user's errno number as the model's answer. */
-export function zeroedAnswer(r: number): void {
+function zeroedAnswer(r: number): void {
   if (r === ERRNO.E2BIG) fail('E2BIG');
   if (r !== 0) fail('EFAULT', 'check_zeroed_user');
 }

@@ -23,6 +23,7 @@ import { vmStatusLines } from '../host/accounting.ts';
 import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { ProcHandle } from '../host/proc-handle.ts';
+import { RestartCall } from '../iommu/mm.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
 import {
@@ -194,9 +195,31 @@ export class Engine {
    * Answer one request completely. Syscall failures are -1/errno; a request
    * on a connection that has not said HELLO is -1/ESRCH; an unknown op
    * -1/ENOSYS. A model bug (a non-errno exception) is recorded in
-   * `kernel.bugs` and answered -1/EIO.
+   * `kernel.bugs` and answered -1/EIO. For processes whose memory may
+   * restart a call (RemoteMm), use `serve`; here a restart is a bug.
    */
   handle(conn: Connection, req: Request): Response {
+    const r = this.attempt(conn, req);
+    if (r instanceof RestartCall) return this.bug(r);
+    return r;
+  }
+
+  /**
+   * Answer one request: at once, or — when the call must wait for work
+   * done off the engine's thread (RestartCall: a huge struct tail being
+   * checked) — with a promise; the call is then made again from the start
+   * (it had changed nothing), as the kernel restarts a syscall. Other
+   * connections are served meanwhile; the transport sends this one
+   * nothing else until the promise settles.
+   */
+  serve(conn: Connection, req: Request): Response | Promise<Response> {
+    const r = this.attempt(conn, req);
+    if (!(r instanceof RestartCall)) return r;
+    const again = () => this.serve(conn, req);
+    return r.ready.then(again, again);
+  }
+
+  private attempt(conn: Connection, req: Request): Response | RestartCall {
     this.tid = req.tid;
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     client?.creds.refresh?.();
@@ -204,11 +227,16 @@ export class Engine {
       return this.dispatch(conn, req);
     } catch (e) {
       if (e instanceof Errno) return failure(e.code);
-      if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);
-      return failure('EIO');
+      if (e instanceof RestartCall) return e;
+      return this.bug(e);
     } finally {
       this.syncPoll();
     }
+  }
+
+  private bug(e: unknown): Response {
+    if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);
+    return failure('EIO');
   }
 
   /**

@@ -3,7 +3,9 @@
  * bytes are cut into request frames (they may arrive split or coalesced
  * in any way); each frame is answered completely by the one Engine before
  * the next is looked at, so requests from all connections are handled one
- * at a time in arrival order. A connection sending a malformed frame
+ * at a time in arrival order — except a call the engine restarts (its
+ * answer is a promise: work off the engine's thread): that connection is
+ * paused until it is answered, and the others are served meanwhile. A connection sending a malformed frame
  * header (a payload over MAX_PAYLOAD) is dropped, which the engine sees as
  * a close. A reaper runs `engine.reap()` every 200 ms.
  *
@@ -79,18 +81,36 @@ export async function serveEngine(
     }
     sockets.add(socket);
     const reader = new FrameReader('request');
+    // frames not yet answered; while one waits (a restarted call) the socket is paused
+    const backlog: Uint8Array[] = [];
+    let waiting = false;
+    const pump = () => {
+      while (backlog.length > 0 && !waiting && !socket.destroyed) {
+        const answer = engine.serve(conn, decodeRequest(backlog.shift()!));
+        if (!(answer instanceof Promise)) {
+          socket.write(encodeResponse(answer));
+          continue;
+        }
+        waiting = true;
+        socket.pause();
+        void answer.then((res) => {
+          waiting = false;
+          if (socket.destroyed) return;
+          socket.write(encodeResponse(res));
+          socket.resume();
+          pump();
+          stayAwake();
+        });
+      }
+    };
     socket.on('data', (chunk: Buffer) => {
-      let frames: Uint8Array[];
       try {
-        frames = reader.push(chunk);
+        backlog.push(...reader.push(chunk));
       } catch {
         socket.destroy();
         return;
       }
-      for (const frame of frames) {
-        if (socket.destroyed) return;
-        socket.write(encodeResponse(engine.handle(conn, decodeRequest(frame))));
-      }
+      pump();
       stayAwake();
     });
     socket.on('error', () => {

@@ -48,6 +48,7 @@ import type { Device } from '../iommu/device.ts';
 import type { Caller } from '../iommufd/context.ts';
 import type { FileOps } from '../iommufd/file.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
+import { checkZeroed } from '../iommufd/ucmd.ts';
 import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
@@ -165,10 +166,9 @@ class CdevFile {
     const argsz = u32(head, 0);
     if (argsz < minsz) fail('EINVAL');
     // copy_struct_from_user(): a known-size prefix, the rest must be zero
+    if (argsz > size) checkZeroed(caller.mm, arg + BigInt(size), BigInt(argsz - size), true);
     const known = new Uint8Array(size);
     known.set(caller.mm.read(arg, Math.min(argsz, size)));
-    if (argsz > size && caller.mm.read(arg + BigInt(size), argsz - size).some((b) => b !== 0))
-      fail('E2BIG');
     const bind = VfioDeviceBindIommufd.decode(known);
     if (bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN || bind.iommufd < 0) fail('EINVAL');
     this.group.blockForCdev();
