@@ -204,7 +204,10 @@ export class RemoteMm implements Mm, AddressSpace {
     if (!this.live) fail('EFAULT', 'mm has exited');
     const done = this.scanned;
     this.scanned = undefined;
-    if (done && done.addr === addr && done.length === length) return zeroedAnswer(done.answer);
+    if (done && done.addr === addr && done.length === length) {
+      zeroedAnswer(done.answer);
+      return;
+    }
     if (!this.query) this.checkAccess(addr, length, 'read');
     const maps = this.query ? this.mapsFd : -1;
     if (restart && length > SYNC_ZERO_CHECK) {

@@ -23,8 +23,8 @@ import { vmStatusLines } from '../host/accounting.ts';
 import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { ProcHandle } from '../host/proc-handle.ts';
-import { RestartCall } from '../iommu/mm.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
+import { RestartCall } from '../iommu/mm.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
 import {
   argInt,
