@@ -117,7 +117,7 @@ static inline void ioctl_fails(int fd, unsigned long req, void *arg, const char 
  */
 struct dma_dev {
 	int fd;
-	uint64_t bar0;   /* file offset of BAR0 */
+	uint64_t bar0;	 /* file offset of BAR0 */
 	uint64_t config; /* file offset of config space */
 };
 
@@ -170,7 +170,8 @@ static inline struct dma_dev dma_dev_open(int fd)
 	ok("VFIO_DEVICE_GET_INFO: flags 0x%x, %u regions, %u irqs", info.flags, info.num_regions,
 	   info.num_irqs);
 
-	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	struct vfio_region_info cfg = { .argsz = sizeof(cfg),
+					.index = VFIO_PCI_CONFIG_REGION_INDEX };
 	IOCTL_OK(fd, VFIO_DEVICE_GET_REGION_INFO, &cfg);
 	CHECK(cfg.size >= 256 && (cfg.flags & VFIO_REGION_INFO_FLAG_WRITE),
 	      "config region: size 0x%" PRIx64 " flags 0x%x", cfg.size, cfg.flags);
@@ -193,8 +194,8 @@ static inline struct dma_dev dma_dev_open(int fd)
 	dev_pwrite(&d, d.config + UIOMMU_PCI_COMMAND, &cmd, sizeof(cmd));
 
 	uint32_t id = reg32(&d, DMA_REG_ID);
-	CHECK(id == DMA_ENGINE_ID, "BAR0 ID register reads 0x%08x, not the DMA engine's 0x%08x",
-	      id, DMA_ENGINE_ID);
+	CHECK(id == DMA_ENGINE_ID, "BAR0 ID register reads 0x%08x, not the DMA engine's 0x%08x", id,
+	      DMA_ENGINE_ID);
 	uint32_t probe = 0x12345678;
 	dev_pwrite(&d, d.bar0 + DMA_REG_LIVENESS, &probe, sizeof(probe));
 	CHECK(reg32(&d, DMA_REG_LIVENESS) == ~probe, "liveness register does not invert");
@@ -240,7 +241,8 @@ static inline void dma_check_both(const struct dma_dev *d, uint64_t iova, uint8_
 	CHECK(st == DMA_STATUS_DONE, "memory->device DMA from iova 0x%" PRIx64 ": status 0x%x",
 	      iova + len, st);
 	dev_pread(d, d->bar0 + DMA_BUF_OFFSET, back, len);
-	CHECK(memcmp(back, mem + len, len) == 0, "memory->device DMA: buffer does not hold the bytes");
+	CHECK(memcmp(back, mem + len, len) == 0,
+	      "memory->device DMA: buffer does not hold the bytes");
 	ok("DMA memory->device: %zu bytes read from iova 0x%" PRIx64, len, iova + len);
 }
 

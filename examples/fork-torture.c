@@ -55,7 +55,9 @@ static int ioas_map(int fd, uint32_t ioas, void *va, uint64_t iova, uint64_t len
 /* IOAS_UNMAP; returns the bytes unmapped, or -errno. */
 static int64_t ioas_unmap(int fd, uint32_t ioas, uint64_t iova, uint64_t len)
 {
-	struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = ioas, .iova = iova, .length = len };
+	struct iommu_ioas_unmap u = {
+		.size = sizeof(u), .ioas_id = ioas, .iova = iova, .length = len
+	};
 	if (ioctl(fd, IOMMU_IOAS_UNMAP, &u) < 0)
 		return -errno;
 	return (int64_t)u.length;
@@ -71,7 +73,8 @@ static unsigned iova_ranges(int fd, uint32_t ioas)
 	CHECK(q.num_iovas >= 1 && q.num_iovas <= 16, "num_iovas %u", q.num_iovas);
 	q.allowed_iovas = (uintptr_t)r;
 	IOCTL_OK(fd, IOMMU_IOAS_IOVA_RANGES, &q);
-	CHECK(r[0].start <= IOVA_PARENT, "first usable IOVA 0x%llx", (unsigned long long)r[0].start);
+	CHECK(r[0].start <= IOVA_PARENT, "first usable IOVA 0x%llx",
+	      (unsigned long long)r[0].start);
 	return q.num_iovas;
 }
 
@@ -112,7 +115,8 @@ int main(void)
 		      strerrorname_np(errno));
 		CHECK(ioas_map(fd, ioas, cmem, IOVA_PARENT, MIB) == -1 && errno == EEXIST,
 		      "child does not see the parent's mapping");
-		ok("child 1: IOVA_RANGES (%u) and MAP on the inherited fd; sees the parent's map", n);
+		ok("child 1: IOVA_RANGES (%u) and MAP on the inherited fd; sees the parent's map",
+		   n);
 		CHECK(close(fd) == 0, "child close: %s", strerrorname_np(errno));
 		_exit(0);
 	}
@@ -167,7 +171,9 @@ int main(void)
 			      strerrorname_np(errno));
 			struct iommu_iova_range rr[4];
 			struct iommu_ioas_iova_ranges q = {
-				.size = sizeof(q), .ioas_id = ioas, .num_iovas = 4,
+				.size = sizeof(q),
+				.ioas_id = ioas,
+				.num_iovas = 4,
 				.allowed_iovas = (uintptr_t)rr,
 			};
 			CHECK(ioctl(fd, IOMMU_IOAS_IOVA_RANGES, &q) == 0, "loop ranges: %s",
@@ -191,7 +197,8 @@ int main(void)
 	/* it may have died between its map and its unmap */
 	r = ioas_unmap(fd, ioas, IOVA_LOOP, MIB);
 	CHECK(r == (int64_t)MIB || r == -ENOENT, "unmap of the loop range: %lld", (long long)r);
-	ok("the loop range was %s", r == -ENOENT ? "unmapped" : "mapped (killed mid-loop): unmapped it");
+	ok("the loop range was %s",
+	   r == -ENOENT ? "unmapped" : "mapped (killed mid-loop): unmapped it");
 	parent_context_ok(fd, ioas, scratch, "child 3 was killed");
 
 	/* 4. the fd shared with a killed child that held it last */

@@ -61,8 +61,8 @@ int main(int argc, char **argv)
 	struct stat st;
 	CHECK(fstat(devfd, &st) == 0, "fstat(%s): %s", path, strerrorname_np(errno));
 	CHECK(S_ISCHR(st.st_mode), "%s is not a character device (mode 0%o)", path, st.st_mode);
-	CHECK(major(st.st_rdev) == maj && minor(st.st_rdev) == min,
-	      "%s is %u:%u, sysfs says %u:%u", path, major(st.st_rdev), minor(st.st_rdev), maj, min);
+	CHECK(major(st.st_rdev) == maj && minor(st.st_rdev) == min, "%s is %u:%u, sysfs says %u:%u",
+	      path, major(st.st_rdev), minor(st.st_rdev), maj, min);
 	ok("opened %s: a character device %u:%u", path, maj, min);
 
 	int iommufd = open_or_die("/dev/iommu", O_RDWR | O_CLOEXEC);
@@ -114,7 +114,9 @@ int main(int argc, char **argv)
 	/* the IOAS's usable ranges must contain our IOVA */
 	struct iommu_iova_range ranges[16];
 	struct iommu_ioas_iova_ranges rq = {
-		.size = sizeof(rq), .ioas_id = alloc.out_ioas_id, .num_iovas = 0,
+		.size = sizeof(rq),
+		.ioas_id = alloc.out_ioas_id,
+		.num_iovas = 0,
 	};
 	IOCTL_FAILS(iommufd, IOMMU_IOAS_IOVA_RANGES, &rq, EMSGSIZE);
 	CHECK(rq.num_iovas > 0 && rq.num_iovas <= 16, "num_iovas %u", rq.num_iovas);
@@ -128,7 +130,8 @@ int main(int argc, char **argv)
 	ok("IOMMU_IOAS_IOVA_RANGES: %u ranges, alignment 0x%llx", rq.num_iovas,
 	   (unsigned long long)rq.out_iova_alignment);
 
-	uint8_t *mem = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *mem = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			    0);
 	CHECK(mem != MAP_FAILED, "mmap: %s", strerrorname_np(errno));
 	memset(mem, 0, MAP_LEN);
 	struct iommu_ioas_map map = {
@@ -155,7 +158,10 @@ int main(int argc, char **argv)
 	dma_expect_fault(&dev, IOVA + MAP_LEN, 0);
 
 	struct iommu_ioas_unmap unmap = {
-		.size = sizeof(unmap), .ioas_id = alloc.out_ioas_id, .iova = IOVA, .length = MAP_LEN,
+		.size = sizeof(unmap),
+		.ioas_id = alloc.out_ioas_id,
+		.iova = IOVA,
+		.length = MAP_LEN,
 	};
 	IOCTL_OK(iommufd, IOMMU_IOAS_UNMAP, &unmap);
 	CHECK(unmap.length == MAP_LEN, "IOAS_UNMAP unmapped 0x%llx bytes, not 0x%llx",

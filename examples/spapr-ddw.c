@@ -40,7 +40,8 @@ int main(int argc, char **argv)
 		} else {
 			printf("\n");
 		}
-		ram = mmap(NULL, RAM_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ram = mmap(NULL, RAM_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			   0);
 		CHECK(ram != MAP_FAILED, "mmap: %s", strerrorname_np(errno));
 	}
 	memset(ram, 0, RAM_LEN);
@@ -86,7 +87,9 @@ int main(int argc, char **argv)
 	IOCTL_FAILS(container, VFIO_IOMMU_MAP_DMA, &map, EPERM);
 
 	struct vfio_iommu_spapr_register_memory reg = {
-		.argsz = sizeof(reg), .vaddr = (uintptr_t)ram, .size = RAM_LEN,
+		.argsz = sizeof(reg),
+		.vaddr = (uintptr_t)ram,
+		.size = RAM_LEN,
 	};
 	IOCTL_OK(container, VFIO_IOMMU_SPAPR_REGISTER_MEMORY, &reg);
 	ok("SPAPR_REGISTER_MEMORY: %p, 0x%llx bytes", (void *)ram, RAM_LEN);
@@ -103,12 +106,13 @@ int main(int argc, char **argv)
 	IOCTL_OK(container, VFIO_IOMMU_SPAPR_TCE_CREATE, &create);
 	CHECK(create.start_addr == DDW_BASE, "the DDW starts at 0x%llx, not 0x%llx",
 	      (unsigned long long)create.start_addr, DDW_BASE);
-	ok("SPAPR_TCE_CREATE: %llu KiB TCEs, 1 GiB window at 0x%llx", (unsigned long long)page >> 10,
-	   (unsigned long long)create.start_addr);
+	ok("SPAPR_TCE_CREATE: %llu KiB TCEs, 1 GiB window at 0x%llx",
+	   (unsigned long long)page >> 10, (unsigned long long)create.start_addr);
 	IOCTL_FAILS(container, VFIO_IOMMU_SPAPR_TCE_CREATE, &create, ENOSPC);
 
 	struct vfio_iommu_spapr_tce_remove remove = {
-		.argsz = sizeof(remove), .start_addr = info.dma32_window_start,
+		.argsz = sizeof(remove),
+		.start_addr = info.dma32_window_start,
 	};
 	IOCTL_OK(container, VFIO_IOMMU_SPAPR_TCE_REMOVE, &remove);
 	ok("SPAPR_TCE_REMOVE: the default window at 0x%x", info.dma32_window_start);
@@ -131,7 +135,9 @@ int main(int argc, char **argv)
 	dma_expect_fault(&dev, DDW_BASE + RAM_LEN, 0);
 
 	struct vfio_iommu_type1_dma_unmap unmap = {
-		.argsz = sizeof(unmap), .iova = DDW_BASE, .size = RAM_LEN,
+		.argsz = sizeof(unmap),
+		.iova = DDW_BASE,
+		.size = RAM_LEN,
 	};
 	IOCTL_OK(container, VFIO_IOMMU_UNMAP_DMA, &unmap);
 	CHECK(unmap.size == RAM_LEN, "SPAPR UNMAP_DMA changed size to 0x%llx",

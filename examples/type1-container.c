@@ -82,7 +82,8 @@ int main(int argc, char **argv)
 	CHECK(info->flags & VFIO_IOMMU_INFO_CAPS, "no capability chain");
 	int iova_ok = 0, found_range = 0;
 	for (uint32_t off = info->cap_offset; off;) {
-		CHECK(off >= sizeof(*info) && off + sizeof(struct vfio_info_cap_header) <= info->argsz,
+		CHECK(off >= sizeof(*info) &&
+			      off + sizeof(struct vfio_info_cap_header) <= info->argsz,
 		      "capability offset %u outside the %u-byte buffer", off, info->argsz);
 		struct vfio_info_cap_header *h = (void *)((char *)info + off);
 		if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
@@ -107,7 +108,8 @@ int main(int argc, char **argv)
 	ok("VFIO_IOMMU_GET_INFO: pgsizes 0x%llx", (unsigned long long)info->iova_pgsizes);
 	free(info);
 
-	uint8_t *mem = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *mem = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			    0);
 	CHECK(mem != MAP_FAILED, "mmap: %s", strerrorname_np(errno));
 	memset(mem, 0, MAP_LEN);
 	struct vfio_iommu_type1_dma_map map = {
@@ -137,7 +139,9 @@ int main(int argc, char **argv)
 	/* an unmap may not split a mapping: vfio_iommu_type1 says EINVAL, iommufd's
 	 * compat container ENOENT */
 	struct vfio_iommu_type1_dma_unmap unmap = {
-		.argsz = sizeof(unmap), .iova = IOVA, .size = 0x1000,
+		.argsz = sizeof(unmap),
+		.iova = IOVA,
+		.size = 0x1000,
 	};
 	int r = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap);
 	CHECK(r == -1 && (errno == EINVAL || errno == ENOENT),

@@ -401,16 +401,16 @@ struct iommufd_vevent_header {
  * uiommu's DMA engine in BAR0 (docs/dma-engine.md). Little-endian.
  */
 #define DMA_ENGINE_ID 0x55444d41u /* "UDMA" */
-#define DMA_REG_ID 0x00         /* u32 RO */
-#define DMA_REG_LIVENESS 0x04   /* u32 RW: reads ~written */
-#define DMA_REG_BUF_OFFSET 0x08 /* u32 RO: 0x40000 */
-#define DMA_REG_BUF_SIZE 0x0c   /* u32 RO: 0x1000 */
-#define DMA_REG_SRC 0x80        /* u64 */
-#define DMA_REG_DST 0x88        /* u64 */
-#define DMA_REG_COUNT 0x90      /* u64 */
-#define DMA_REG_CMD 0x98        /* u64 */
-#define DMA_REG_STATUS 0xa0     /* u32 RO */
-#define DMA_REG_FAULT_IOVA 0xa8 /* u64 RO */
+#define DMA_REG_ID 0x00		  /* u32 RO */
+#define DMA_REG_LIVENESS 0x04	  /* u32 RW: reads ~written */
+#define DMA_REG_BUF_OFFSET 0x08	  /* u32 RO: 0x40000 */
+#define DMA_REG_BUF_SIZE 0x0c	  /* u32 RO: 0x1000 */
+#define DMA_REG_SRC 0x80	  /* u64 */
+#define DMA_REG_DST 0x88	  /* u64 */
+#define DMA_REG_COUNT 0x90	  /* u64 */
+#define DMA_REG_CMD 0x98	  /* u64 */
+#define DMA_REG_STATUS 0xa0	  /* u32 RO */
+#define DMA_REG_FAULT_IOVA 0xa8	  /* u64 RO */
 #define DMA_CMD_START 0x1ull
 #define DMA_CMD_TO_MEMORY 0x2ull /* device buffer -> memory; clear: memory -> buffer */
 #define DMA_STATUS_DONE 0x1u

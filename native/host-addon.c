@@ -32,6 +32,8 @@
  *   eventfdSet(fd, ready)                           counter becomes exactly 1 (ready) or 0
  *   closeFd(fd)
  *   addressOf(buffer) -> bigint                     where a Buffer's bytes live (tests)
+ *   memfdCreate(name, size: bigint) -> number       an O_CLOEXEC memfd of size zero bytes
+ *   punchHole(fd, offset: bigint, len: bigint)      zero a range of a memfd (mapped pages too)
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -44,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -616,6 +619,49 @@ static napi_value address_of(napi_env env, napi_callback_info info)
 	return make_u64(env, (uint64_t)(uintptr_t)data);
 }
 
+static napi_value memfd_create_(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	char name[200];
+	size_t n;
+	uint64_t size;
+	bool lossless;
+	int fd;
+
+	if (!get_args(env, info, 2, argv))
+		return NULL;
+	if (napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &n) != napi_ok ||
+	    napi_get_value_bigint_uint64(env, argv[1], &size, &lossless) != napi_ok || !lossless)
+		return throw_type(env, "memfdCreate(name, size: bigint)");
+	fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0)
+		return throw_errno(env, errno, "memfd_create");
+	if (ftruncate(fd, (off_t)size) < 0) {
+		int err = errno;
+
+		close(fd);
+		return throw_errno(env, err, "ftruncate");
+	}
+	return make_num(env, fd);
+}
+
+static napi_value punch_hole(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	int32_t fd;
+	uint64_t off, len;
+	bool l1, l2;
+
+	if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], &fd))
+		return NULL;
+	if (napi_get_value_bigint_uint64(env, argv[1], &off, &l1) != napi_ok ||
+	    napi_get_value_bigint_uint64(env, argv[2], &len, &l2) != napi_ok || !l1 || !l2)
+		return throw_type(env, "punchHole(fd, offset: bigint, length: bigint)");
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+		return throw_errno(env, errno, "fallocate");
+	return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports)
 {
 	static const struct {
@@ -628,9 +674,10 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "procDirOpen", proc_dir_open }, { "openAt", open_at },
 		{ "pidfdExited", pidfd_exited },
 		{ "pidfdGetfd", pidfd_getfd_ }, { "fstatFd", fstat_fd },
-		{ "fstatfsFd", fstatfs_fd },	 { "eventfdSet", eventfd_set },
-		{ "closeFd", close_fd },	 { "addressOf", address_of },
-		{ "peerPid", peer_pid },
+		{ "fstatfsFd", fstatfs_fd },	{ "eventfdSet", eventfd_set },
+		{ "closeFd", close_fd },	{ "addressOf", address_of },
+		{ "peerPid", peer_pid },	{ "memfdCreate", memfd_create_ },
+		{ "punchHole", punch_hole },
 	};
 
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {

@@ -101,22 +101,34 @@ const NAME_OF = new Map<number, ErrnoName>(
   Object.entries(ERRNO).map(([name, no]) => [no, name as ErrnoName]),
 );
 
-/** A failed kernel operation: what the syscall boundary reports as -1/errno. */
+/**
+ * A failed kernel operation: what the syscall boundary reports as -1/errno.
+ * `reason` says why in words (what the kernel never tells), `where` names
+ * the kernel function whose rule it follows (`iopt_map_pages`); traces
+ * print both after the errno.
+ */
 export class Errno extends Error {
   readonly errno: number;
   constructor(
     readonly code: ErrnoName,
-    detail?: string,
+    readonly reason?: string,
+    readonly where?: string,
   ) {
-    super(detail ? `${code}: ${detail}` : code);
+    super(reason ? `${code}: ${reason}` : code);
     this.name = 'Errno';
     this.errno = ERRNO[code];
   }
 }
 
-/** Throw `Errno(code)`; reads like the kernel's `return -EINVAL;`. */
-export function fail(code: ErrnoName, detail?: string): never {
-  throw new Errno(code, detail);
+/**
+ * Throw `Errno(code)`; reads like the kernel's `return -EINVAL;`. Build
+ * `reason` only on the failing path (never ahead of the check).
+ *
+ * @example
+ * if (iova & (align - 1n)) fail('EINVAL', `iova ${hex(iova)} not aligned to ${hex(align)}`, 'iopt_map_pages');
+ */
+export function fail(code: ErrnoName, reason?: string, where?: string): never {
+  throw new Errno(code, reason, where);
 }
 
 /** The errno name for a number, e.g. 22 → 'EINVAL'; undefined if unknown. */

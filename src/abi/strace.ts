@@ -508,6 +508,17 @@ export function formatSyscall(
   return `${name}(${args.join(', ')}) = ${formatResult(result, errno)}`;
 }
 
+/**
+ * The tail a failed call's line gets: ` <reason; where>` (either alone when
+ * the other is unknown), '' when neither is; `>` in the reason is kept (the
+ * tail is the last thing on the line).
+ */
+export function formatReason(reason: string | undefined, where: string | undefined): string {
+  if (reason && where) return ` <${reason}; ${where}>`;
+  if (reason || where) return ` <${reason ?? where}>`;
+  return '';
+}
+
 /** The name `formatIoctl` prints for the request (hex when unknown), for structured traces. */
 export function ioctlRequestName(opts: IoctlTrace): string {
   if (opts.cmd >>> 0 === iommuTestCmdNumber(opts.abi)) return 'IOMMU_TEST_CMD';

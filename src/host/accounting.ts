@@ -31,7 +31,12 @@ export function pinAccount(
   return {
     owner: { mode, mm, user },
     charge(n: bigint) {
-      if (counter.lockedVm + n > limitPages) fail('ENOMEM');
+      if (counter.lockedVm + n > limitPages)
+        fail(
+          'ENOMEM',
+          `${counter.lockedVm + n} pages locked would pass RLIMIT_MEMLOCK (${limitPages} pages)`,
+          mode === 'user' ? 'incr_user_locked_vm' : 'update_mm_locked_vm',
+        );
       counter.lockedVm += n;
       mm.pinnedVm += n;
     },

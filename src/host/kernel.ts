@@ -20,6 +20,7 @@ import { SPAPR_TCE_6_18, type SpaprTcePersonality } from '../vfio/spapr/personal
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
 import { type FileOps, OpenFile } from './file.ts';
+import type { IoMaps } from './io-maps.ts';
 import { MemObject } from './mem-object.ts';
 import { PhysRam } from './phys-ram.ts';
 import { type Credentials, type FdTable, Process, type ProcessMm } from './process.ts';
@@ -131,6 +132,7 @@ export class Kernel {
    * process behind the preload library, or a fork child), with the fd table
    * `fds` (empty by default; its references are taken over). `creds` is
    * kept as given, so an object with getters gives live credentials.
+   * `ioMaps` are the device mappings it inherits (a fork child's).
    * Throws if `pid` is already registered.
    */
   adopt<M extends ProcessMm>(
@@ -138,9 +140,10 @@ export class Kernel {
     mm: M,
     creds: Credentials,
     fds: FdTable = new Map(),
+    ioMaps?: IoMaps,
   ): Process<M> {
     if (this.processes.has(pid)) throw new Error(`pid ${pid} is already a process of this kernel`);
-    const proc = new Process(this, pid, mm, creds, fds);
+    const proc = new Process(this, pid, mm, creds, fds, ioMaps);
     this.processes.set(pid, proc);
     return proc;
   }

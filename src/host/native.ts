@@ -5,7 +5,8 @@
  * VMAs of /proc/<pid>/maps (PROCMAP_QUERY), copies of their fds
  * (pidfd_getfd) — what fds are (fstat, fstatfs), setting an eventfd's
  * readiness, and the process behind a Unix socket (SO_PEERCRED,
- * SO_PEERPIDFD). Failures
+ * SO_PEERPIDFD), and the memfds
+ * that back mapped BARs. Failures
  * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
@@ -52,6 +53,8 @@ interface Addon {
   closeFd(fd: number): void;
   addressOf(buffer: Uint8Array): bigint;
   peerPid(fd: number): number;
+  memfdCreate(name: string, size: bigint): number;
+  punchHole(fd: number, offset: bigint, length: bigint): void;
 }
 
 /** Where `make -C native` puts the addon, from the package root. */
@@ -178,4 +181,14 @@ export function addressOf(buffer: Uint8Array): bigint {
 /** The pid at the other end of Unix socket `fd` (SO_PEERCRED): EBADF, ENOTSOCK. */
 export function peerPid(fd: number): number {
   return call((a) => a.peerPid(fd));
+}
+
+/** memfd_create(name, MFD_CLOEXEC) + ftruncate(size): the engine's fd of a new memory file. */
+export function memfdCreate(name: string, size: bigint): number {
+  return call((a) => a.memfdCreate(name, size));
+}
+
+/** fallocate(PUNCH_HOLE | KEEP_SIZE): `[offset, offset+length)` of a memfd reads zero again. */
+export function punchHole(fd: number, offset: bigint, length: bigint): void {
+  call((a) => a.punchHole(fd, offset, length));
 }

@@ -1,12 +1,20 @@
 import { Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
+import { kernelFunctionOf } from '../abi/kernel-functions.ts';
 import type { Layout } from '../abi/layout.ts';
-import { formatFd, formatIoctl, formatSyscall, ioctlRequestName } from '../abi/strace.ts';
+import {
+  formatFd,
+  formatIoctl,
+  formatReason,
+  formatSyscall,
+  ioctlRequestName,
+} from '../abi/strace.ts';
 import { type Mm, RestartCall } from '../iommu/mm.ts';
 import type { AccountMode, Caller } from '../iommufd/context.ts';
 import type { PinAccount } from '../iommufd/pages.ts';
 import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
 import { type FileOps, O_ACCMODE, O_CLOEXEC, O_RDWR, OpenFile } from './file.ts';
+import { IoMaps } from './io-maps.ts';
 import type { Kernel } from './kernel.ts';
 import type { SimMm } from './sim-mm.ts';
 
@@ -61,6 +69,10 @@ export interface TraceEvent {
   request?: string;
   ret: number;
   errno?: ErrnoName;
+  /** Why the call failed, in words (`Errno.reason`), when the model says. */
+  reason?: string;
+  /** The kernel function whose rule the failure follows, when known. */
+  where?: string;
 }
 
 /** An fd table: fd number → open file. */
@@ -77,9 +89,13 @@ export type FdTable = Map<number, OpenFile>;
  */
 export class Process<M extends ProcessMm = SimMm> implements Caller {
   errno: ErrnoName | undefined;
+  /** The Errno of the last failed syscall (read only while `ret < 0`: a success does not clear it). */
+  failure: Errno | undefined;
   readonly fds: FdTable;
   /** VmLck / VmPin in pages (per address space: fresh after exec). */
   counters: MmCounters = { lockedVm: 0n, pinnedVm: 0n };
+  /** Device mappings of the address space (mmap of a device file), see io-maps.ts. */
+  ioMaps: IoMaps;
   /**
    * Files of a real process that the kernel does not serve (an eventfd
    * handed to VFIO_DEVICE_SET_IRQS, a memfd handed to IOMMU_IOAS_MAP_FILE),
@@ -101,8 +117,11 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     private memory: M,
     readonly creds: Credentials,
     fds: FdTable = new Map(),
+    ioMaps: IoMaps = new IoMaps(),
   ) {
     this.fds = fds;
+    this.ioMaps = ioMaps;
+    memory.pfnMaps = ioMaps;
   }
 
   /** The current address space (replaced by `exec`). */
@@ -161,6 +180,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     } catch (e) {
       if (e instanceof Errno) {
         this.errno = e.code;
+        this.failure = e;
         return -1;
       }
       if (!(e instanceof RestartCall)) this.kernel.bugs.push(e);
@@ -189,13 +209,25 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     if (!this.trace) return;
     const errno = ret < 0 ? this.errno : undefined;
     const all = fdFirst ? [formatFd(fd, kind), ...args] : args;
-    this.trace(formatSyscall(call, all, ret, errno), {
+    const why = this.why(ret, undefined);
+    this.trace(formatSyscall(call, all, ret, errno) + formatReason(why.reason, why.where), {
       call,
       fd,
       ...(kind ? { fdKind: kind } : {}),
       ret,
       ...(errno ? { errno } : {}),
+      ...why,
     });
+  }
+
+  /**
+   * The reason and kernel function of a call that returned `ret` (none for
+   * a success): the failure's own, else the ioctl's handler (`request`).
+   */
+  private why(ret: number, request: string | undefined): { reason?: string; where?: string } {
+    if (ret >= 0 || !this.failure) return {};
+    const { reason, where = request && kernelFunctionOf(request) } = this.failure;
+    return { ...(reason ? { reason } : {}), ...(where ? { where } : {}) };
   }
 
   /** Put an open file at the lowest free fd. */
@@ -320,13 +352,16 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       fdKind: this.kindOf(fd),
       ...(errno ? { errno } : {}),
     };
-    this.trace?.(formatIoctl(opts), {
+    const name = ioctlRequestName(opts);
+    const why = this.why(r, name);
+    this.trace?.(formatIoctl(opts) + formatReason(why.reason, why.where), {
       call: 'ioctl',
       fd,
       ...(opts.fdKind ? { fdKind: opts.fdKind } : {}),
-      request: ioctlRequestName(opts),
+      request: name,
       ret: r,
       ...(errno ? { errno } : {}),
+      ...why,
     });
   }
 
@@ -439,7 +474,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
    * copy of the fd table).
    */
   fork<C extends ProcessMm>(pid: number, mm: C): Process<C> {
-    return this.kernel.adopt(pid, mm, this.creds, this.snapshotFds());
+    return this.kernel.adopt(pid, mm, this.creds, this.snapshotFds(), this.ioMaps.clone());
   }
 
   /**
@@ -449,13 +484,16 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
    * caller's business.
    */
   exec(mm: M): void {
+    this.ioMaps.clear();
     this.memory.exit();
     this.memory = mm;
+    mm.pfnMaps = this.ioMaps;
     this.counters = { lockedVm: 0n, pinnedVm: 0n };
   }
 
   /** exit(2): every fd is closed in ascending order, then the address space goes. */
   exit(): void {
+    this.ioMaps.clear();
     for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) {
       const f = this.fds.get(fd)!;
       this.fds.delete(fd);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { ERRNO, Errno, fail } from '../abi/errno.ts';
-import { appendRun, type Mm, type PhysRun, RestartCall } from '../iommu/mm.ts';
+import { appendRun, type Mm, type PhysRun, RestartCall, refusePfnMaps } from '../iommu/mm.ts';
 import {
   type AddressSpace,
   type ForeignMemory,
@@ -140,6 +140,7 @@ export class RemoteMm implements Mm, AddressSpace {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (length === 0n) return [];
     if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps');
+    refusePfnMaps(this, va, length);
     const last = va + length - 1n;
     const vmas = parseMaps(this.maps(), va, last);
     let cursor = va;
@@ -339,8 +340,8 @@ export class RemoteMm implements Mm, AddressSpace {
 
 /** check_zeroed_user's errno number as the model's answer. */
 function zeroedAnswer(r: number): void {
-  if (r === ERRNO.E2BIG) fail('E2BIG');
-  if (r !== 0) fail('EFAULT', 'check_zeroed_user');
+  if (r === ERRNO.E2BIG) fail('E2BIG', "non-zero byte in the struct's tail", 'check_zeroed_user');
+  if (r !== 0) fail('EFAULT', "unreadable byte in the struct's tail", 'check_zeroed_user');
 }
 
 function hex(x: bigint): string {

@@ -1,5 +1,5 @@
 import { fail } from '../abi/errno.ts';
-import { appendRun, type Mm, type PhysRun } from '../iommu/mm.ts';
+import { appendRun, type Mm, type PhysRun, refusePfnMaps } from '../iommu/mm.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import { MemObject } from './mem-object.ts';
 import type { PhysRam } from './phys-ram.ts';
@@ -179,6 +179,7 @@ export class SimMm implements Mm {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (length === 0n) return [];
     if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps');
+    refusePfnMaps(this, va, length);
     const last = va + length - 1n;
     const vmas = this.vmas.overlapping(va, last);
     let cursor = va;

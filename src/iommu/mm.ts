@@ -3,6 +3,7 @@
  * mm_struct as seen by GUP): resolving user VAs to physical pages, and byte
  * access for copies. Memory backends in `src/host/` implement it.
  */
+import { fail } from '../abi/errno.ts';
 
 /** A physically contiguous piece of a user VA range: `[va, va+length)` ↦ `[phys, phys+length)`. */
 export interface PhysRun {
@@ -19,9 +20,23 @@ export function appendRun(runs: PhysRun[], va: bigint, length: bigint, phys: big
   } else runs.push({ va, length, phys });
 }
 
+/** The device mappings (VM_IO | VM_PFNMAP vmas) of an address space, as GUP needs to see them. */
+export interface PfnMaps {
+  /** Whether any byte of `[va, va+length)` lies in a device mapping. */
+  overlaps(va: bigint, length: bigint): boolean;
+}
+
+/** GUP refuses device mappings (VM_IO | VM_PFNMAP): EFAULT when `[va, va+length)` touches one. */
+export function refusePfnMaps(mm: Mm, va: bigint, length: bigint): void {
+  if (mm.pfnMaps?.overlaps(va, length))
+    fail('EFAULT', 'device memory (VM_PFNMAP) cannot be pinned');
+}
+
 export interface Mm {
   /** Host page size in bytes (PAGE_SIZE), a power of two. */
   readonly pageSize: bigint;
+  /** The address space's device mappings, set by the process owning it. */
+  pfnMaps?: PfnMaps;
   /** False once the owning process has exited and its mm is torn down. */
   readonly alive: boolean;
   /**

@@ -92,7 +92,7 @@ export class IommufdCtx {
         return;
       }
     }
-    fail('EBUSY');
+    fail('EBUSY', 'every object ID is in use', 'iommufd_object_alloc');
   }
 
   /** Publish an object whose create succeeded. */
@@ -128,7 +128,7 @@ export class IommufdCtx {
   /** A live object of one type; ENOENT otherwise. */
   get<T extends IommufdObject>(id: number, type: ObjType): T {
     const obj = this.lookup(id);
-    if (!obj || obj.type !== type) fail('ENOENT');
+    if (!obj || obj.type !== type) fail('ENOENT', `no ${type} with ID ${id}`, 'iommufd_get_object');
     return obj as T;
   }
 
@@ -148,8 +148,9 @@ export class IommufdCtx {
   /** IOMMU_DESTROY: ENOENT if absent, EBUSY while anything holds it. */
   destroy(id: number): void {
     const obj = this.lookup(id);
-    if (!obj) fail('ENOENT');
-    if (obj.users > 0) fail('EBUSY');
+    if (!obj) fail('ENOENT', `no object with ID ${id}`, 'iommufd_object_remove');
+    if (obj.users > 0)
+      fail('EBUSY', `object ${id} is in use (${obj.users} users)`, 'iommufd_object_remove');
     this.remove(obj);
   }
 

@@ -19,6 +19,37 @@ export interface FileRef {
   readonly pages?: { source: PagesSource; size: bigint };
 }
 
+/** A shared memory file holding a device's bytes (a memfd the engine creates), mapped by clients. */
+export interface SharedStore {
+  /** The file's descriptor in the engine (clients open it through /proc). */
+  readonly fd: number;
+  read(offset: bigint, length: number): Uint8Array;
+  write(offset: bigint, data: Uint8Array): void;
+  /** Zero `[offset, offset+length)` (punch a hole: mapped pages read 0 at once). */
+  zero(offset: bigint, length: bigint): void;
+}
+
+/** Creates a shared store: `size` bytes of zeros, `name` shown in /proc/<pid>/maps. */
+export type SharedMemoryProvider = (name: string, size: bigint) => SharedStore;
+
+/**
+ * What an mmap of a device file maps (docs/device-mmap.md): `length`
+ * bytes of a shared file from `fileOffset`, where the ranges in `registers`
+ * (offsets from the mapping's start, page-aligned) are device registers
+ * whose every access must reach the device (`access`).
+ */
+export interface DeviceMapping {
+  readonly file: SharedStore;
+  readonly fileOffset: bigint;
+  readonly registers: readonly [bigint, bigint][];
+  /** One access at `offset` from the mapping's start: the bytes read, or a write of `data`. EIO → SIGBUS. */
+  access(offset: bigint, size: number, data?: Uint8Array): Uint8Array;
+  /** A fault on a memory page after a zap: fine (the page comes back), or EIO → SIGBUS. */
+  fault(): void;
+  /** How many times the device has zapped its mappings (decode turned off). */
+  zaps(): number;
+}
+
 /** What a kind of open file does with each syscall (struct file_operations). */
 export interface FileOps {
   /** Short name used in traces to decode ioctls by fd kind ("iommufd", "access", ...). */
@@ -27,6 +58,17 @@ export interface FileOps {
   read?(caller: Caller, length: number, offset: bigint | undefined): Uint8Array;
   write?(caller: Caller, data: Uint8Array, offset: bigint | undefined): number;
   poll?(): number;
+  /**
+   * mmap(2) of `length` bytes at file `offset`: the file's checks (EINVAL,
+   * ...) and what the mapping shows; `share` makes the shared file behind it.
+   */
+  mmap?(
+    caller: Caller,
+    offset: bigint,
+    length: bigint,
+    shared: boolean,
+    share: SharedMemoryProvider,
+  ): DeviceMapping;
   /**
    * How many times the file has woken its poll waiters (wake_up on its wait
    * queue: the event queues do it for every event queued, readable or not

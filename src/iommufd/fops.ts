@@ -23,10 +23,14 @@ export function openIommufd(
   opts: { openedAsVfio: boolean } = { openedAsVfio: false },
 ): IommufdFile {
   const ctx = new IommufdCtx(host, opts);
+  // opened as /dev/vfio/vfio it is the (compat) container, and traces name it like the legacy one
+  const [plain, spapr] = opts.openedAsVfio
+    ? ['vfio-container', 'vfio-container-spapr']
+    : ['iommufd', 'iommufd-spapr'];
   return {
-    /** 'iommufd-spapr' while an extension's SPAPR backend serves the container ioctls: traces decode them by it. */
+    /** The `-spapr` kind while an extension's SPAPR backend serves the container ioctls: traces decode them by it. */
     get kind() {
-      return ctx.vfioCompatBackend ? 'iommufd-spapr' : 'iommufd';
+      return ctx.vfioCompatBackend ? spapr : plain;
     },
     ctx,
     ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, vfioCompat),

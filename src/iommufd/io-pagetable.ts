@@ -1,4 +1,5 @@
 import { fail } from '../abi/errno.ts';
+import { hex } from '../abi/hex.ts';
 import type { Domain } from '../iommu/domain.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IoptPages } from './pages.ts';
@@ -132,7 +133,11 @@ export class IoPagetable {
   /** iopt_reserve_iova(): EADDRINUSE if an area or an allowed range is in the way. */
   reserve(start: bigint, last: bigint, owner: unknown): void {
     if (this.areas.intersects(start, last) || this.allowedIntersects(start, last)) {
-      fail('EADDRINUSE');
+      fail(
+        'EADDRINUSE',
+        `[${hex(start)}, ${hex(last)}] holds a mapping or an allowed range`,
+        'iopt_reserve_iova',
+      );
     }
     this.reserved.push({ start, last, owner });
   }
@@ -146,7 +151,14 @@ export class IoPagetable {
 
   /** Replace the allowed list (sorted, disjoint); EADDRINUSE if any range hits a reserved one. */
   setAllowed(ranges: Range[]): void {
-    for (const r of ranges) if (this.reservedIntersects(r.start, r.last)) fail('EADDRINUSE');
+    for (const r of ranges) {
+      if (this.reservedIntersects(r.start, r.last))
+        fail(
+          'EADDRINUSE',
+          `allowed [${hex(r.start)}, ${hex(r.last)}] hits a reserved range`,
+          'iopt_set_allow_iova',
+        );
+    }
     this.allowed = ranges;
   }
 
@@ -209,7 +221,11 @@ export class IoPagetable {
     const mask = align - 1n;
     for (const a of this.areas) {
       if ((a.start & mask) !== 0n || (a.length & mask) !== 0n || (a.pageOffset() & mask) !== 0n) {
-        fail('EADDRINUSE');
+        fail(
+          'EADDRINUSE',
+          `area at ${hex(a.start)} does not suit the new alignment ${hex(align)}`,
+          'iopt_check_iova_alignment',
+        );
       }
     }
   }
@@ -231,7 +247,12 @@ export class IoPagetable {
       return;
     }
     if (this.disableLargePages) return;
-    if (this.domains.length > 0 && this.areas.size > 0) fail('EINVAL');
+    if (this.domains.length > 0 && this.areas.size > 0)
+      fail(
+        'EINVAL',
+        'large pages cannot be disabled while the IOAS has both domains and mappings',
+        'iopt_disable_large_pages',
+      );
     this.disableLargePages = true;
     try {
       this.recalcAlignment();
@@ -261,12 +282,18 @@ export class IoPagetable {
 
   /** The kernel's automatic placement: lowest first fit keeping the source's low bits. */
   allocIova(addr: bigint, length: bigint): bigint {
-    if (length === 0n || length >= U64_MAX / 2n) fail('EOVERFLOW');
+    if (length === 0n || length >= U64_MAX / 2n)
+      fail('EOVERFLOW', `length ${hex(length)} cannot be placed`, 'iopt_alloc_iova');
     let align = roundupPow2(length);
     if (addr !== 0n && lowestBit(addr) < align) align = lowestBit(addr);
     const cap = this.personality.maxAutoAlignment;
     if (cap !== undefined && align > cap) align = cap;
-    if (align < this.iovaAlignment) fail('EINVAL');
+    if (align < this.iovaAlignment)
+      fail(
+        'EINVAL',
+        `user_va alignment ${hex(align)} is below the IOAS alignment ${hex(this.iovaAlignment)}`,
+        'iopt_alloc_iova',
+      );
     const pageOffset = addr & (this.pageSize - 1n);
     const lo = this.pageSize;
     const hi = U64_MAX - this.pageSize;
@@ -296,16 +323,28 @@ export class IoPagetable {
         }
       }
     }
-    fail('ENOSPC');
+    fail('ENOSPC', `no free IOVA hole fits length ${hex(length)}`, 'iopt_alloc_iova');
   }
 
   /** iopt_check_iova(): alignment EINVAL, wrap EOVERFLOW, reserved EINVAL, existing area EEXIST. */
   checkIova(iova: bigint, length: bigint): void {
-    if ((iova & (this.iovaAlignment - 1n)) !== 0n) fail('EINVAL');
+    if ((iova & (this.iovaAlignment - 1n)) !== 0n)
+      fail(
+        'EINVAL',
+        `iova ${hex(iova)} not aligned to the IOAS alignment ${hex(this.iovaAlignment)}`,
+        'iopt_check_iova',
+      );
     const last = iova + length - 1n;
-    if (last > U64_MAX) fail('EOVERFLOW');
-    if (this.reservedIntersects(iova, last)) fail('EINVAL');
-    if (this.areas.intersects(iova, last)) fail('EEXIST');
+    if (last > U64_MAX)
+      fail('EOVERFLOW', `iova ${hex(iova)} + length ${hex(length)} wraps`, 'iopt_check_iova');
+    if (this.reservedIntersects(iova, last))
+      fail('EINVAL', `[${hex(iova)}, ${hex(last)}] hits a reserved range`, 'iopt_check_iova');
+    if (this.areas.intersects(iova, last))
+      fail(
+        'EEXIST',
+        `[${hex(iova)}, ${hex(last)}] overlaps an existing mapping`,
+        'iopt_check_iova',
+      );
   }
 
   // ---- map / unmap ---------------------------------------------------------------
@@ -316,7 +355,12 @@ export class IoPagetable {
    * Returns the IOVA used.
    */
   mapPages(slices: PagesSlice[], length: bigint, iova: bigint | undefined, prot: number): bigint {
-    if ((length & (this.iovaAlignment - 1n)) !== 0n || length === 0n) fail('EINVAL');
+    if ((length & (this.iovaAlignment - 1n)) !== 0n || length === 0n)
+      fail(
+        'EINVAL',
+        `length ${hex(length)} is zero or not aligned to the IOAS alignment ${hex(this.iovaAlignment)}`,
+        'iopt_map_pages',
+      );
     const first = slices[0]!;
     const at = iova ?? this.allocIova(first.pages.uptr + first.offset, length);
     if (iova !== undefined) this.checkIova(at, length);
@@ -324,10 +368,17 @@ export class IoPagetable {
     try {
       let cur = at;
       for (const s of slices) {
-        if ((prot & 2) !== 0 && !s.pages.writable) fail('EPERM');
+        if ((prot & 2) !== 0 && !s.pages.writable)
+          fail('EPERM', 'WRITEABLE asked of read-only pages', 'iopt_alloc_area_pages');
         const area = new Area(cur, cur + s.length - 1n, s.pages, s.offset, prot);
-        if ((area.pageOffset() & (this.iovaAlignment - 1n)) !== 0n) fail('EINVAL');
-        if (area.last > U64_MAX) fail('EOVERFLOW');
+        if ((area.pageOffset() & (this.iovaAlignment - 1n)) !== 0n)
+          fail(
+            'EINVAL',
+            `page offset ${hex(area.pageOffset())} not aligned to the IOAS alignment ${hex(this.iovaAlignment)}`,
+            'iopt_alloc_area_pages',
+          );
+        if (area.last > U64_MAX)
+          fail('EOVERFLOW', 'the mapping wraps past 2^64', 'iopt_alloc_area_pages');
         this.areas.insert(area);
         created.push(area);
         cur += s.length;
@@ -398,8 +449,18 @@ export class IoPagetable {
     for (;;) {
       const area = this.areas.firstIntersecting(start, last);
       if (!area) break;
-      if (area.numLocks > 0) fail('EBUSY', 'area locked by a HW queue');
-      if (area.start < start || area.last > last) fail('ENOENT');
+      if (area.numLocks > 0)
+        fail(
+          'EBUSY',
+          `area at ${hex(area.start)} is locked by a HW queue`,
+          'iopt_unmap_iova_range',
+        );
+      if (area.start < start || area.last > last)
+        fail(
+          'ENOENT',
+          `the range cuts the mapping [${hex(area.start)}, ${hex(area.last)}]`,
+          'iopt_unmap_iova_range',
+        );
       if (area.numAccesses > 0) {
         for (const acc of [...this.accesses]) acc.notifyUnmap(area.start, area.length);
         if (area.numAccesses > 0) throw new Error('access kept pins across unmap notify');
@@ -410,7 +471,8 @@ export class IoPagetable {
       unmapped += area.length;
       progress.unmapped = unmapped;
     }
-    if (unmapped === 0n && !emptyOk) fail('ENOENT');
+    if (unmapped === 0n && !emptyOk)
+      fail('ENOENT', `nothing is mapped in [${hex(start)}, ${hex(last)}]`, 'iopt_unmap_iova_range');
     return unmapped;
   }
 
@@ -425,9 +487,10 @@ export class IoPagetable {
     opts: { emptyOk?: boolean; progress?: UnmapProgress } = {},
   ): bigint {
     if (opts.progress) opts.progress.unmapped = 0n;
-    if (length === 0n) fail('EINVAL');
+    if (length === 0n) fail('EINVAL', 'length is zero', 'iopt_unmap_iova');
     const last = iova + length - 1n;
-    if (last > U64_MAX) fail('EOVERFLOW');
+    if (last > U64_MAX)
+      fail('EOVERFLOW', `iova ${hex(iova)} + length ${hex(length)} wraps`, 'iopt_unmap_iova');
     const emptyOk = opts.emptyOk ?? this.personality.unmapEmpty === 'success';
     return this.unmapRange(iova, last, emptyOk, opts.progress);
   }
@@ -465,9 +528,16 @@ export class IoPagetable {
     const newStart = iova + 1n;
     const mask = this.iovaAlignment - 1n;
     const startByte = area.pages.uptr - area.pages.base + area.offsetOf(newStart);
-    if ((newStart & mask) !== 0n || (startByte & mask) !== 0n) fail('EINVAL');
-    if (area.numAccesses > 0) fail('EINVAL');
-    if (area.filled && !this.disableLargePages) fail('EINVAL');
+    if ((newStart & mask) !== 0n || (startByte & mask) !== 0n)
+      fail(
+        'EINVAL',
+        `split at ${hex(newStart)} not aligned to ${hex(this.iovaAlignment)}`,
+        'iopt_area_split',
+      );
+    if (area.numAccesses > 0)
+      fail('EINVAL', 'an access pins the mapping being split', 'iopt_area_split');
+    if (area.filled && !this.disableLargePages)
+      fail('EINVAL', 'a domain may hold large pages across the split', 'iopt_area_split');
     const lhs = new Area(area.start, iova, area.pages, area.pagesOffset, area.prot);
     const rhs = new Area(newStart, area.last, area.pages, area.offsetOf(newStart), area.prot);
     lhs.filled = area.filled;
@@ -486,7 +556,7 @@ export class IoPagetable {
     let cur = iova;
     for (;;) {
       const area = this.areas.find(cur);
-      if (!area) fail('ENOENT');
+      if (!area) fail('ENOENT', `nothing is mapped at ${hex(cur)}`, 'iopt_get_pages');
       out.push(area);
       if (area.last >= last) return out;
       cur = area.last + 1n;
@@ -495,9 +565,10 @@ export class IoPagetable {
 
   /** iopt_get_pages(): the page-set slices behind `[iova, iova+length)` for COPY. */
   getPages(iova: bigint, length: bigint): PagesSlice[] {
-    if (length === 0n) fail('EINVAL');
+    if (length === 0n) fail('EINVAL', 'length is zero', 'iopt_get_pages');
     const last = iova + length - 1n;
-    if (last > U64_MAX) fail('EOVERFLOW');
+    if (last > U64_MAX)
+      fail('EOVERFLOW', `iova ${hex(iova)} + length ${hex(length)} wraps`, 'iopt_get_pages');
     const out: PagesSlice[] = [];
     let cur = iova;
     for (const area of this.contigAreas(iova, last)) {
@@ -527,10 +598,16 @@ export class IoPagetable {
    * every area mapped into it. On failure nothing changes.
    */
   addDomain(domain: Domain): void {
-    if (this.domains.includes(domain)) fail('EEXIST');
+    if (this.domains.includes(domain))
+      fail('EEXIST', 'the domain is already in this IOAS', 'iopt_table_add_domain');
     let align = domain.minPageSize;
     if (this.iovaAlignment > align) align = this.iovaAlignment;
-    if (align > this.pageSize) fail('EINVAL');
+    if (align > this.pageSize)
+      fail(
+        'EINVAL',
+        `the domain's smallest page ${hex(align)} exceeds PAGE_SIZE`,
+        'iopt_table_add_domain',
+      );
     if (align !== this.iovaAlignment) this.checkAlignment(align);
     const filled: Area[] = [];
     try {

@@ -1,4 +1,5 @@
 import { fail } from '../abi/errno.ts';
+import { hex } from '../abi/hex.ts';
 import {
   IOMMU_IOAS_MAP_FLAGS,
   IOMMU_OPTION_ID,
@@ -64,7 +65,7 @@ function protOf(flags: number): number {
 
 /** IOMMU_IOAS_ALLOC */
 export function ioasAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAlloc>>): number {
-  if (ucmd.cmd.flags !== 0) fail('EOPNOTSUPP');
+  if (ucmd.cmd.flags !== 0) fail('EOPNOTSUPP', `unknown flags ${hex(ucmd.cmd.flags)}`);
   const ioas = ctx.create(new Ioas(ctx), () => {});
   ucmd.cmd.out_ioas_id = ioas.id;
   try {
@@ -79,7 +80,7 @@ export function ioasAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAlloc>>)
 /** IOMMU_IOAS_IOVA_RANGES: fills up to num_iovas ranges, responds, then EMSGSIZE if short. */
 export function ioasIovaRanges(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasIovaRanges>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const max = cmd.num_iovas;
   let n = 0;
@@ -93,20 +94,26 @@ export function ioasIovaRanges(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasIov
   cmd.num_iovas = n;
   cmd.out_iova_alignment = ioas.iopt.iovaAlignment;
   ucmd.respond();
-  if (n > max) fail('EMSGSIZE');
+  if (n > max)
+    fail('EMSGSIZE', `${n} ranges do not fit num_iovas ${max} (num_iovas now says ${n})`);
   return 0;
 }
 
 /** IOMMU_IOAS_ALLOW_IOVAS: replace the allowed list atomically. */
 export function ioasAllowIovas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAllowIovas>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const ranges = new SortedRanges<Range>();
   for (let i = 0; i < cmd.num_iovas; i++) {
     const at = cmd.allowed_iovas + BigInt(i * IommuIovaRange.size);
     const r = IommuIovaRange.decode(ucmd.mm.read(at, IommuIovaRange.size));
-    if (r.start >= r.last || ranges.intersects(r.start, r.last)) fail('EINVAL');
+    if (r.start >= r.last || ranges.intersects(r.start, r.last))
+      fail(
+        'EINVAL',
+        `allowed range ${i} [${hex(r.start)}, ${hex(r.last)}] is empty or overlaps another`,
+        'iommufd_ioas_allow_iovas',
+      );
     ranges.insert({ start: r.start, last: r.last });
   }
   ioas.iopt.setAllowed([...ranges]);
@@ -115,9 +122,10 @@ export function ioasAllowIovas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAll
 
 /** Common MAP / MAP_FILE front checks: flags, U64_MAX fields, a permission. */
 function checkMapFlags(flags: number, iova: bigint, length: bigint): void {
-  if ((flags & ~MAP_FLAGS_ALL) !== 0) fail('EOPNOTSUPP');
-  if (iova >= U64_MAX || length >= U64_MAX) fail('EOVERFLOW');
-  if (protOf(flags) === 0) fail('EINVAL');
+  if ((flags & ~MAP_FLAGS_ALL) !== 0)
+    fail('EOPNOTSUPP', `unknown flags ${hex(flags & ~MAP_FLAGS_ALL)}`);
+  if (iova >= U64_MAX || length >= U64_MAX) fail('EOVERFLOW', 'iova or length is U64_MAX');
+  if (protOf(flags) === 0) fail('EINVAL', 'neither READABLE nor WRITEABLE');
 }
 
 /**
@@ -131,8 +139,14 @@ export function checkPagesRange(
   pageSize: bigint,
   file: boolean,
 ): void {
-  if (start + length - (file ? 1n : 0n) > U64_MAX) fail('EOVERFLOW');
-  if (length === 0n || length > U64_MAX - pageSize) fail('EINVAL');
+  if (start + length - (file ? 1n : 0n) > U64_MAX)
+    fail(
+      'EOVERFLOW',
+      `${file ? 'file offset' : 'user_va'} ${hex(start)} + length ${hex(length)} wraps`,
+      'iopt_alloc_pages',
+    );
+  if (length === 0n || length > U64_MAX - pageSize)
+    fail('EINVAL', `length ${hex(length)} is zero or too large`, 'iopt_alloc_pages');
 }
 
 /**
@@ -167,7 +181,7 @@ export function ioasMap(
   ucmd: Ucmd<V<typeof IommuIoasMap>>,
 ): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
   checkMapFlags(cmd.flags, cmd.iova, cmd.length);
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   checkPagesRange(cmd.user_va, cmd.length, ctx.host.memory.pageSize, false);
@@ -186,11 +200,16 @@ export function ioasMapFile(
   checkMapFlags(cmd.flags, cmd.iova, cmd.length);
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const file = caller.file(cmd.fd);
-  if (!file) fail('EBADF');
+  if (!file) fail('EBADF', `fd ${cmd.fd} is not open`);
   const pages = file.ref?.pages;
-  if (!pages) fail('EINVAL');
+  if (!pages) fail('EINVAL', `fd ${cmd.fd} is not a memfd`, 'iopt_map_file_pages');
   checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize, true);
-  if (cmd.start + cmd.length > pages.size) fail('EINVAL');
+  if (cmd.start + cmd.length > pages.size)
+    fail(
+      'EINVAL',
+      `start + length past the file's size ${hex(pages.size)}`,
+      'iopt_alloc_file_pages',
+    );
   cmd.iova = mapSource(ctx, caller, ioas, pages.source, cmd.start, cmd);
   ucmd.respond();
   return 0;
@@ -221,13 +240,18 @@ export function ioasChangeProcess(
   caller: Caller,
   ucmd: Ucmd<V<typeof IommuIoasChangeProcess>>,
 ): number {
-  if (ucmd.cmd.__reserved !== 0) fail('EOPNOTSUPP');
-  if (!caller.accountIn) fail('EOPNOTSUPP');
+  if (ucmd.cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
+  if (!caller.accountIn) fail('EOPNOTSUPP', 'the caller has no process to charge');
   const sets = new Set<IoptPages>();
   for (const obj of ctx.list()) {
     if (!(obj instanceof Ioas)) continue;
     for (const area of obj.iopt.areas) {
-      if (!area.pages.source.file) fail('EINVAL', 'an area maps process memory');
+      if (!area.pages.source.file)
+        fail(
+          'EINVAL',
+          `area at ${hex(area.start)} maps process memory, not a file`,
+          'iommufd_ioas_change_process',
+        );
       sets.add(area.pages);
     }
   }
@@ -262,10 +286,11 @@ export function ioasChangeProcess(
 /** IOMMU_IOAS_COPY: share the page sets behind a source range at a new IOVA. */
 export function ioasCopy(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasCopy>>): number {
   const cmd = ucmd.cmd;
-  if ((cmd.flags & ~MAP_FLAGS_ALL) !== 0) fail('EOPNOTSUPP');
+  if ((cmd.flags & ~MAP_FLAGS_ALL) !== 0)
+    fail('EOPNOTSUPP', `unknown flags ${hex(cmd.flags & ~MAP_FLAGS_ALL)}`);
   if (cmd.length >= U64_MAX || cmd.src_iova >= U64_MAX || cmd.dst_iova >= U64_MAX)
-    fail('EOVERFLOW');
-  if (protOf(cmd.flags) === 0) fail('EINVAL');
+    fail('EOVERFLOW', 'length, src_iova or dst_iova is U64_MAX');
+  if (protOf(cmd.flags) === 0) fail('EINVAL', 'neither READABLE nor WRITEABLE');
   const src = ctx.get<Ioas>(cmd.src_ioas_id, 'ioas');
   const slices = src.iopt.getPages(cmd.src_iova, cmd.length);
   const dst = ctx.get<Ioas>(cmd.dst_ioas_id, 'ioas');
@@ -288,7 +313,8 @@ export function ioasUnmap(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasUnmap>>)
   if (cmd.iova === 0n && cmd.length === U64_MAX) {
     unmapped = ioas.iopt.unmapAll();
   } else {
-    if (cmd.iova >= U64_MAX || cmd.length >= U64_MAX) fail('EOVERFLOW');
+    if (cmd.iova >= U64_MAX || cmd.length >= U64_MAX)
+      fail('EOVERFLOW', 'iova or length is U64_MAX');
     unmapped = ioas.iopt.unmap(cmd.iova, cmd.length);
   }
   cmd.length = unmapped;
@@ -299,18 +325,21 @@ export function ioasUnmap(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasUnmap>>)
 /** IOMMU_OPTION: RLIMIT_MODE (global) and HUGE_PAGES (per IOAS); writes back only val64. */
 export function option(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof IommuOption>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
   if (cmd.option_id === IOMMU_OPTION_ID.RLIMIT_MODE) {
-    if (cmd.object_id !== 0) fail('EOPNOTSUPP');
+    if (cmd.object_id !== 0)
+      fail('EOPNOTSUPP', 'RLIMIT_MODE takes object_id 0', 'iommufd_option_rlimit_mode');
     if (cmd.op === IOMMU_OPTION_OP.GET) {
       cmd.val64 = ctx.accountMode === 'mm' ? 1n : 0n;
     } else if (cmd.op === IOMMU_OPTION_OP.SET) {
-      if (!caller.capSysResource) fail('EPERM');
-      if (ctx.objectCount > 0) fail('EBUSY');
+      if (!caller.capSysResource)
+        fail('EPERM', 'setting RLIMIT_MODE needs CAP_SYS_RESOURCE', 'iommufd_option_rlimit_mode');
+      if (ctx.objectCount > 0)
+        fail('EBUSY', 'the context already has objects', 'iommufd_option_rlimit_mode');
       if (cmd.val64 === 0n) ctx.accountMode = 'user';
       else if (cmd.val64 === 1n) ctx.accountMode = 'mm';
-      else fail('EINVAL');
-    } else fail('EOPNOTSUPP');
+      else fail('EINVAL', `val64 ${cmd.val64} is neither 0 nor 1`, 'iommufd_option_rlimit_mode');
+    } else fail('EOPNOTSUPP', `unknown op ${cmd.op}`, 'iommufd_option_rlimit_mode');
   } else if (cmd.option_id === IOMMU_OPTION_ID.HUGE_PAGES) {
     const ioas = ctx.get<Ioas>(cmd.object_id, 'ioas');
     if (cmd.op === IOMMU_OPTION_OP.GET) {
@@ -318,9 +347,10 @@ export function option(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof Iomm
     } else if (cmd.op === IOMMU_OPTION_OP.SET) {
       if (cmd.val64 === 0n) ioas.iopt.setLargePages(false);
       else if (cmd.val64 === 1n) ioas.iopt.setLargePages(true);
-      else fail('EINVAL');
-    } else fail('EOPNOTSUPP');
-  } else fail('EOPNOTSUPP');
+      else
+        fail('EINVAL', `val64 ${cmd.val64} is neither 0 nor 1`, 'iommufd_ioas_option_huge_pages');
+    } else fail('EOPNOTSUPP', `unknown op ${cmd.op}`, 'iommufd_ioas_option_huge_pages');
+  } else fail('EOPNOTSUPP', `unknown option_id ${cmd.option_id}`);
   const val = new Uint8Array(8);
   new DataView(val.buffer).setBigUint64(0, cmd.val64, true);
   ucmd.mm.write(ucmd.addr + 16n, val);
@@ -330,11 +360,11 @@ export function option(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof Iomm
 /** IOMMU_VFIO_IOAS: get, set or clear the IOAS used by VFIO container compatibility. */
 export function vfioIoas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuVfioIoas>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
   switch (cmd.op) {
     case IOMMU_VFIO_IOAS_OP.GET: {
       const ioas = ctx.vfioIoas;
-      if (!ioas) fail('ENODEV');
+      if (!ioas) fail('ENODEV', 'no IOAS is set for VFIO compatibility', 'iommufd_vfio_ioas');
       cmd.ioas_id = ioas.id;
       ucmd.respond();
       return 0;
@@ -346,6 +376,6 @@ export function vfioIoas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuVfioIoas>>): 
       ctx.vfioIoas = undefined;
       return 0;
     default:
-      fail('EOPNOTSUPP');
+      fail('EOPNOTSUPP', `unknown op ${cmd.op}`);
   }
 }

@@ -1,4 +1,5 @@
 import { fail } from '../abi/errno.ts';
+import { hex } from '../abi/hex.ts';
 import { IOMMUFD_CMD_BASE, IOMMUFD_TYPE, io } from '../abi/ioctl.ts';
 import {
   IOMMUFD_CMD_END,
@@ -95,7 +96,7 @@ export function iommufdIoctl(
   const nr = request & 0xff;
   const end = extra ? extra.cmd.nr + 1 : IOMMUFD_CMD_END;
   if (nr < IOMMUFD_CMD_BASE || nr >= end) {
-    if (!compat) fail('ENOTTY');
+    if (!compat) fail('ENOTTY', `no iommufd command nr ${hex(nr)}`, 'iommufd_fops_ioctl');
     return compat(ctx, caller, request, arg);
   }
   const size = new DataView(caller.mm.read(arg, 4).buffer).getUint32(0, true);
@@ -110,8 +111,10 @@ export function iommufdIoctl(
     cmd = iommufdCmdByNumber(ctx.host.abi, request);
     handler = cmd ? HANDLERS[cmd.name] : undefined;
   }
-  if (!cmd || !handler) fail('ENOTTY');
-  if (size < cmd.minSize) fail('EINVAL');
+  if (!cmd || !handler)
+    fail('ENOTTY', `no iommufd command ${hex(request >>> 0)}`, 'iommufd_fops_ioctl');
+  if (size < cmd.minSize)
+    fail('EINVAL', `size ${size} below the minimum ${cmd.minSize}`, 'iommufd_fops_ioctl');
   const ucmd = Ucmd.copyIn(caller.mm, arg, size, cmd.layout);
   return handler(ctx, caller, ucmd);
 }

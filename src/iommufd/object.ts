@@ -46,6 +46,6 @@ export function expectType<T extends IommufdObject>(
   obj: IommufdObject | undefined,
   type: ObjType,
 ): T {
-  if (!obj || obj.type !== type) fail('ENOENT');
+  if (!obj || obj.type !== type) fail('ENOENT', `no ${type} object here`, 'iommufd_get_object');
   return obj as T;
 }

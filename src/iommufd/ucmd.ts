@@ -1,4 +1,5 @@
 import { Errno, fail } from '../abi/errno.ts';
+import { hex } from '../abi/hex.ts';
 import type { Layout } from '../abi/layout.ts';
 import type { Mm } from '../iommu/mm.ts';
 
@@ -85,7 +86,8 @@ export function checkZeroed(mm: Mm, addr: bigint, length: bigint, restart = fals
     return;
   }
   inChunks(mm.pageSize, addr, length, (from, to) => {
-    if (mm.read(from, Number(to - from)).some((b) => b !== 0)) fail('E2BIG');
+    if (mm.read(from, Number(to - from)).some((b) => b !== 0))
+      fail('E2BIG', `non-zero byte in the struct's tail at ${hex(from)}`, 'check_zeroed_user');
   });
 }
 

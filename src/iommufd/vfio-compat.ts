@@ -1,4 +1,5 @@
 import { Errno, fail } from '../abi/errno.ts';
+import { hex } from '../abi/hex.ts';
 import { IOMMU_IOAS_MAP_FLAGS } from '../abi/iommufd.ts';
 import {
   VFIO_API_VERSION,
@@ -88,7 +89,12 @@ const U32_MAX = 0xffff_ffff;
 /** The compat IOAS (get_compat_ioas): ENODEV when none is set. */
 function compatIoas(ctx: IommufdCtx): Ioas {
   const ioas = ctx.vfioIoas;
-  if (!ioas) fail('ENODEV');
+  if (!ioas)
+    fail(
+      'ENODEV',
+      'the iommufd has no compat IOAS (no group set on it, no IOMMU_VFIO_IOAS SET)',
+      'get_compat_ioas',
+    );
   return ioas as Ioas;
 }
 
@@ -131,11 +137,13 @@ function setIommu(ctx: IommufdCtx, caller: Caller, type: bigint): number {
     type === BigInt(VFIO_EXTENSION.NOIOMMU_IOMMU) &&
     noIommu
   ) {
-    if (caller.capSysRawio !== true) fail('EPERM');
+    if (caller.capSysRawio !== true)
+      fail('EPERM', 'no-IOMMU mode needs CAP_SYS_RAWIO', 'iommufd_vfio_set_iommu');
     return 0;
   }
   const type1 = type === BigInt(VFIO_EXTENSION.TYPE1_IOMMU);
-  if ((!type1 && type !== BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)) || noIommu) fail('EINVAL');
+  if ((!type1 && type !== BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)) || noIommu)
+    fail('EINVAL', `container type ${type} is not TYPE1 or TYPE1v2`, 'iommufd_vfio_set_iommu');
   const ioas = compatIoas(ctx);
   // TYPE1 may unmap inside a mapping: only possible without large IOPTEs
   if (type1) ioas.iopt.setLargePages(false);
@@ -213,7 +221,7 @@ const CAPS: readonly FillCap[] = [fillDmaAvail, fillIovaRange];
 function iommuGetInfo(ctx: IommufdCtx, caller: Caller, arg: bigint): number {
   const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_GET_INFO;
   const argsz = VfioIommuType1Info.decode(caller.mm.read(arg, minsz)).argsz;
-  if (argsz < minsz) fail('EINVAL');
+  if (argsz < minsz) fail('EINVAL', `argsz ${argsz} below ${minsz}`, 'iommufd_vfio_iommu_get_info');
   const fixed = VfioIommuType1Info.size;
   const copyBack = Math.min(argsz, fixed);
   const ioas = compatIoas(ctx);
@@ -247,7 +255,12 @@ function iommuMapDma(ctx: IommufdCtx, caller: Caller, arg: bigint): number {
   const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_MAP_DMA;
   const map = VfioIommuType1DmaMap.decode(caller.mm.read(arg, minsz));
   const supported = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE;
-  if (map.argsz < minsz || (map.flags & ~supported) !== 0) fail('EINVAL');
+  if (map.argsz < minsz || (map.flags & ~supported) !== 0)
+    fail(
+      'EINVAL',
+      `argsz ${map.argsz} below ${minsz} or flags ${hex(map.flags)} beyond READ|WRITE`,
+      'iommufd_vfio_map_dma',
+    );
   const flags =
     IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA |
     (map.flags & VFIO_DMA_MAP_FLAG.READ ? IOMMU_IOAS_MAP_FLAGS.READABLE : 0) |
@@ -263,13 +276,19 @@ function iommuUnmapDma(ctx: IommufdCtx, caller: Caller, arg: bigint): number {
   const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_UNMAP_DMA;
   const unmap = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
   // GET_DIRTY_BITMAP is obsolete for iommufd (its own dirty tracking replaces it)
-  if (unmap.argsz < minsz || (unmap.flags & ~VFIO_DMA_UNMAP_FLAG.ALL) !== 0) fail('EINVAL');
+  if (unmap.argsz < minsz || (unmap.flags & ~VFIO_DMA_UNMAP_FLAG.ALL) !== 0)
+    fail(
+      'EINVAL',
+      `argsz ${unmap.argsz} below ${minsz} or flags ${hex(unmap.flags)} beyond UNMAP_ALL`,
+      'iommufd_vfio_unmap_dma',
+    );
   const ioas = compatIoas(ctx);
   const iopt = ioas.iopt;
   const progress: UnmapProgress = { unmapped: 0n };
   let error: unknown;
   if (unmap.flags & VFIO_DMA_UNMAP_FLAG.ALL) {
-    if (unmap.iova !== 0n || unmap.size !== 0n) fail('EINVAL');
+    if (unmap.iova !== 0n || unmap.size !== 0n)
+      fail('EINVAL', 'UNMAP_ALL takes iova 0 and size 0', 'iommufd_vfio_unmap_dma');
     try {
       iopt.unmapAll(progress);
     } catch (e) {
@@ -328,7 +347,7 @@ export const vfioCompat: CompatHandler = (ctx, caller, request, arg) => {
       if (ext && backend) return ext.checkExtension(arg);
       return checkExtension(ctx, arg) || (ext?.checkExtension(arg) ?? 0);
     case NR.SET_IOMMU:
-      if (backend) fail('EINVAL', 'container type already set');
+      if (backend) fail('EINVAL', 'container type already set', 'iommufd_vfio_set_iommu');
       if (ext && ext.checkExtension(arg) > 0) {
         ext.setIommu(ctx, caller, arg);
         return 0;
@@ -344,7 +363,7 @@ export const vfioCompat: CompatHandler = (ctx, caller, request, arg) => {
     case NR.IOMMU_UNMAP_DMA:
       return iommuUnmapDma(ctx, caller, arg);
     default:
-      fail('ENOTTY');
+      fail('ENOTTY', 'no VFIO container ioctl on an iommufd', 'iommufd_vfio_ioctl');
   }
 };
 
@@ -361,13 +380,15 @@ export function vfioCompatIoasGetId(ctx: IommufdCtx): number {
  * no-IOMMU mode.
  */
 export function vfioCompatIoasCreate(ctx: IommufdCtx): void {
-  if (ctx.noIommuMode) fail('EINVAL');
+  if (ctx.noIommuMode)
+    fail('EINVAL', 'the iommufd is in no-IOMMU mode', 'iommufd_vfio_compat_ioas_create');
   if (ctx.vfioIoas) return;
   ctx.vfioIoas = ctx.create(new Ioas(ctx), () => {});
 }
 
 /** iommufd_vfio_compat_set_no_iommu(): enter no-IOMMU mode; EINVAL once a compat IOAS exists. */
 export function vfioCompatSetNoIommu(ctx: IommufdCtx): void {
-  if (ctx.vfioIoas) fail('EINVAL');
+  if (ctx.vfioIoas)
+    fail('EINVAL', 'the iommufd has a compat IOAS', 'iommufd_vfio_compat_set_no_iommu');
   ctx.noIommuMode = true;
 }

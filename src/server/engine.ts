@@ -21,10 +21,14 @@ import { ERRNO, Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import { formatFd, formatSyscall } from '../abi/strace.ts';
 import { vmStatusLines } from '../host/accounting.ts';
 import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
+import type { IoMaps } from '../host/io-maps.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
+import { memfdStore } from '../host/shared-memory.ts';
 import { RestartCall } from '../iommu/mm.ts';
+import type { SharedMemoryProvider } from '../iommufd/file.ts';
+import { deviceMmapOp } from './device-mmap.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
 import {
   argInt,
@@ -67,6 +71,10 @@ export interface TraceRecord {
   request: string | null;
   ret: number;
   errno: ErrnoName | null;
+  /** Why the call failed, in words; null for a success or when the model does not say. */
+  reason: string | null;
+  /** The kernel function whose rule the failure follows; null when unknown. */
+  where: string | null;
 }
 
 /**
@@ -88,6 +96,8 @@ export interface EngineOptions {
    * EBADF. See `Process.foreignFile`.
    */
   foreignFile?(pid: number, fd: number, handle?: ProcHandle): FileOps | undefined;
+  /** Creates the shared files behind mapped BARs (default: memfds, src/host/shared-memory.ts). */
+  sharedMemory?: SharedMemoryProvider;
   /** Whether `pid` still exists, for processes without a handle (default: kill(pid, 0) and not a zombie). */
   pidAlive?(pid: number): boolean;
   /** The parent pid of a live process (checks FORK_END's child and fork-token claims made before FORK_END). */
@@ -134,6 +144,8 @@ interface ForkToken {
   /** The process that made it: only it may name the child (FORK_END). */
   readonly creator: Client;
   readonly fds: FdTable;
+  /** The parent's device mappings, inherited by the child. */
+  readonly ioMaps: IoMaps;
   /** Known after FORK_END. */
   child: number | undefined;
 }
@@ -224,9 +236,9 @@ export class Engine {
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     client?.creds.refresh?.();
     try {
-      return this.dispatch(conn, req);
+      return withZaps(this.dispatch(conn, req), conn, this.clients);
     } catch (e) {
-      if (e instanceof Errno) return failure(e.code);
+      if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
       if (e instanceof RestartCall) return e;
       return this.bug(e);
     } finally {
@@ -288,8 +300,13 @@ export class Engine {
     switch (req.op) {
       case OP.FORK_BEGIN: {
         const token = this.nextToken++;
-        const fds = proc.snapshotFds();
-        this.tokens.set(token, { parent: proc.pid, creator: client, fds, child: undefined });
+        this.tokens.set(token, {
+          parent: proc.pid,
+          creator: client,
+          fds: proc.snapshotFds(),
+          ioMaps: proc.ioMaps.clone(),
+          child: undefined,
+        });
         return ok(BigInt(token));
       }
       case OP.FORK_END: {
@@ -337,6 +354,14 @@ export class Engine {
         return this.stat(proc, payloadString(req.payload));
       case OP.PROC_STATUS:
         return this.procStatus(client, argInt(a0));
+      case OP.MMAP:
+      case OP.MUNMAP:
+      case OP.MREMAP:
+      case OP.MMIO:
+      case OP.MMIO_FAULT: {
+        const a = deviceMmapOp(proc, req, this.opts.sharedMemory ?? memfdStore);
+        return ok(a.ret, { payload: a.payload });
+      }
       default:
         fail('ENOSYS', `op ${req.op}`);
     }
@@ -373,6 +398,7 @@ export class Engine {
     // a stale process under a reused pid is gone
     if (existing) this.exitClient(existing);
     let fds: FdTable = new Map();
+    let ioMaps: IoMaps | undefined;
     let tokenFound = true;
     if (kind === HELLO_KIND.FORK_CHILD) {
       const token = Number(BigInt.asUintN(32, req.args[1] ?? 0n));
@@ -380,10 +406,11 @@ export class Engine {
       if (t && this.claims(t, pid, handle)) {
         this.tokens.delete(token);
         fds = t.fds;
+        ioMaps = t.ioMaps;
       } else tokenFound = false;
     }
     const creds = this.opts.credsFor?.(pid, handle) ?? ROOT;
-    const proc = this.kernel.adopt(pid, this.opts.mmFor(pid, handle), creds, fds);
+    const proc = this.kernel.adopt(pid, this.opts.mmFor(pid, handle), creds, fds, ioMaps);
     proc.trace = (line, event) => this.emitTrace(pid, line, event);
     const client: Client = { proc, creds, conn, execPending: false, handle: undefined };
     const foreign = this.opts.foreignFile;
@@ -488,6 +515,7 @@ export class Engine {
     if (!t) return;
     this.tokens.delete(token);
     for (const f of t.fds.values()) f.put();
+    t.ioMaps.clear();
   }
 
   /**
@@ -546,6 +574,8 @@ export class Engine {
       request: event.request ?? null,
       ret: event.ret,
       errno: event.errno ?? null,
+      reason: event.reason ?? null,
+      where: event.where ?? null,
     });
   }
 
@@ -577,8 +607,16 @@ export class Engine {
 
 // ---- answers ----------------------------------------------------------------------
 
-function ok(ret: bigint): Response {
-  return { ret, err: 0, newfd: -1 };
+function ok(ret: bigint, extra: { payload?: Uint8Array | undefined } = {}): Response {
+  return extra.payload
+    ? { ret, err: 0, newfd: -1, payload: extra.payload }
+    : { ret, err: 0, newfd: -1 };
+}
+
+/** The answer with the zap count of the process's device mappings (docs/device-mmap.md). */
+function withZaps(res: Response, conn: Connection, clients: Map<number, Client>): Response {
+  const maps = conn.pid === undefined ? undefined : clients.get(conn.pid)?.proc.ioMaps;
+  return maps && maps.size > 0 ? { ...res, zaps: maps.zaps() } : res;
 }
 
 function failure(code: ErrnoName): Response {

@@ -29,6 +29,11 @@ export const OP = {
   FSTAT: 18,
   STAT: 19,
   PROC_STATUS: 20,
+  MMAP: 30,
+  MUNMAP: 31,
+  MREMAP: 32,
+  MMIO: 33,
+  MMIO_FAULT: 34,
 } as const;
 
 /** HELLO `a0`: who is connecting. */
@@ -54,6 +59,8 @@ export interface Response {
   err: number;
   newfd: number;
   payload?: Uint8Array;
+  /** The zap count of the process's device mappings (the header's last u32; 0 without mappings). */
+  zaps?: number;
 }
 
 /** The FSTAT/STAT payload: a character device node. */
@@ -101,6 +108,7 @@ export function encodeResponse(res: Response): Uint8Array {
   v.setInt32(8, res.err, true);
   v.setInt32(12, res.newfd, true);
   v.setUint32(16, payload.length, true);
+  v.setUint32(20, res.zaps ?? 0, true);
   out.set(payload, RESPONSE_HEADER_SIZE);
   return out;
 }
@@ -114,6 +122,7 @@ export function decodeResponse(frame: Uint8Array): Response {
     err: v.getInt32(8, true),
     newfd: v.getInt32(12, true),
     payload: frame.slice(RESPONSE_HEADER_SIZE, RESPONSE_HEADER_SIZE + len),
+    zaps: v.getUint32(20, true),
   };
 }
 

@@ -34,7 +34,9 @@
  * // VFIO_DEVICE_BIND_IOMMUFD { argsz: 24, iommufd } → out_devid
  * // VFIO_DEVICE_ATTACH_IOMMUFD_PT { argsz: 12, pt_id: ioas } → pt_id = auto HWPT
  */
+
 import { fail } from '../abi/errno.ts';
+import { hex } from '../abi/hex.ts';
 import {
   VFIO_BASE,
   VFIO_DEVICE_BIND_FLAG,
@@ -138,12 +140,26 @@ class CdevFile {
       device: this.device,
       ioctl: (caller, request, arg) => this.ioctl(caller, request, arg),
       read: (caller, length, offset) => {
-        if (!this.bound) fail('EINVAL');
+        if (!this.bound)
+          fail(
+            'EINVAL',
+            'the cdev is not bound (VFIO_DEVICE_BIND_IOMMUFD first)',
+            'vfio_device_fops_read',
+          );
         return this.pci.read!(caller, length, offset);
       },
       write: (caller, data, offset) => {
-        if (!this.bound) fail('EINVAL');
+        if (!this.bound)
+          fail(
+            'EINVAL',
+            'the cdev is not bound (VFIO_DEVICE_BIND_IOMMUFD first)',
+            'vfio_device_fops_write',
+          );
         return this.pci.write!(caller, data, offset);
+      },
+      mmap: (caller, offset, length, shared, share) => {
+        if (!this.bound) fail('EINVAL');
+        return this.pci.mmap!(caller, offset, length, shared, share);
       },
       release: () => this.release(),
     };
@@ -152,7 +168,12 @@ class CdevFile {
   private ioctl(caller: Caller, request: number, arg: bigint): number {
     const nr = vfioNrOf(caller.abi, request);
     if (nr === NR.BIND_IOMMUFD) return this.bind(caller, arg);
-    if (!this.bound) fail('EINVAL', 'cdev not bound');
+    if (!this.bound)
+      fail(
+        'EINVAL',
+        'the cdev is not bound (VFIO_DEVICE_BIND_IOMMUFD first)',
+        'vfio_device_fops_unl_ioctl',
+      );
     if (nr === NR.ATTACH_IOMMUFD_PT) return this.attach(caller, arg);
     if (nr === NR.DETACH_IOMMUFD_PT) return this.detach(caller, arg);
     return this.pci.ioctl!(caller, request, arg);
@@ -164,16 +185,22 @@ class CdevFile {
     const size = VfioDeviceBindIommufd.size;
     const head = caller.mm.read(arg, minsz);
     const argsz = u32(head, 0);
-    if (argsz < minsz) fail('EINVAL');
+    if (argsz < minsz)
+      fail('EINVAL', `argsz ${argsz} below ${minsz}`, 'vfio_df_ioctl_bind_iommufd');
     // copy_struct_from_user(): a known-size prefix, the rest must be zero
     if (argsz > size) checkZeroed(caller.mm, arg + BigInt(size), BigInt(argsz - size), true);
     const known = new Uint8Array(size);
     known.set(caller.mm.read(arg, Math.min(argsz, size)));
     const bind = VfioDeviceBindIommufd.decode(known);
-    if (bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN || bind.iommufd < 0) fail('EINVAL');
+    if (bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN || bind.iommufd < 0)
+      fail(
+        'EINVAL',
+        `unknown flags ${hex(bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN)} or iommufd ${bind.iommufd} < 0`,
+        'vfio_df_ioctl_bind_iommufd',
+      );
     this.group.blockForCdev();
     try {
-      if (this.bound) fail('EINVAL', 'already bound');
+      if (this.bound) fail('EINVAL', 'this cdev fd is bound already', 'vfio_df_ioctl_bind_iommufd');
       // vfio_df_check_token(): vfio-pci's VF token rules (pci/sriov.ts)
       const token =
         bind.flags & VFIO_DEVICE_BIND_FLAG.TOKEN
@@ -181,11 +208,16 @@ class CdevFile {
           : undefined;
       validateVfToken(this.device.pci, token);
       const file = caller.file(bind.iommufd);
-      if (!file) fail('EBADF');
+      if (!file) fail('EBADF', `iommufd ${bind.iommufd} is not open`);
       const ctx = iommufdCtxOf(file);
-      if (!ctx) fail('EBADFD');
+      if (!ctx) fail('EBADFD', `fd ${bind.iommufd} is not an iommufd`, 'iommufd_ctx_from_fd');
       const device = this.device;
-      if (device.openCount !== 0) fail('EINVAL', 'device already open');
+      if (device.openCount !== 0)
+        fail(
+          'EINVAL',
+          'the device is open already (through its group or another cdev fd)',
+          'vfio_df_ioctl_bind_iommufd',
+        );
       const idev = device.bindIommufd(ctx, { attachCompat: false });
       device.pci.enable();
       device.openCount++;
@@ -211,12 +243,18 @@ class CdevFile {
     const head = caller.mm.read(arg, minsz);
     const argsz = u32(head, 0);
     const flags = u32(head, 4);
-    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID) fail('EINVAL');
+    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID)
+      fail(
+        'EINVAL',
+        `argsz ${argsz} below ${minsz} or unknown flags ${hex(flags)}`,
+        'vfio_df_ioctl_attach_pt',
+      );
     const idev = this.device.iommufdDevice!;
     let hwpt: { id: number };
     let undo: () => void;
     if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
-      if (argsz < VfioDeviceAttachIommufdPt.size) fail('EINVAL');
+      if (argsz < VfioDeviceAttachIommufdPt.size)
+        fail('EINVAL', `argsz ${argsz} has no room for the PASID`, 'vfio_df_ioctl_attach_pt');
       const pasid = u32(caller.mm.read(arg + BigInt(minsz), 4), 0);
       // vfio_iommufd_physical_pasid_attach_ioas(): replace if this PASID is ours
       if (this.pasids.has(pasid)) {
@@ -251,9 +289,15 @@ class CdevFile {
     const head = caller.mm.read(arg, minsz);
     const argsz = u32(head, 0);
     const flags = u32(head, 4);
-    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID) fail('EINVAL');
+    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID)
+      fail(
+        'EINVAL',
+        `argsz ${argsz} below ${minsz} or unknown flags ${hex(flags)}`,
+        'vfio_df_ioctl_detach_pt',
+      );
     if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
-      if (argsz < VfioDeviceDetachIommufdPt.size) fail('EINVAL');
+      if (argsz < VfioDeviceDetachIommufdPt.size)
+        fail('EINVAL', `argsz ${argsz} has no room for the PASID`, 'vfio_df_ioctl_detach_pt');
       const pasid = u32(caller.mm.read(arg + BigInt(minsz), 4), 0);
       // a PASID this binding did not attach is a no-op
       if (this.pasids.delete(pasid)) pasidDetach(this.device.iommufdDevice!, pasid);

@@ -116,7 +116,12 @@ export class LegacyContainer {
    * type.
    */
   setIommu(type: bigint, caller: Caller): number {
-    if (this.groups.length === 0 || this.driver) fail('EINVAL');
+    if (this.groups.length === 0 || this.driver)
+      fail(
+        'EINVAL',
+        this.driver ? 'the IOMMU type is set already' : 'no group is in the container',
+        'vfio_ioctl_set_iommu',
+      );
     let error: unknown;
     for (const d of this.drivers) {
       if (!this.allowed(d) || d.checkExtension(type) <= 0) continue;
@@ -144,7 +149,7 @@ export class LegacyContainer {
       return 0;
     }
     if (error !== undefined) throw error;
-    fail('ENODEV');
+    fail('ENODEV', `no IOMMU driver takes type ${type} for these groups`, 'vfio_ioctl_set_iommu');
   }
 
   /**
@@ -181,7 +186,12 @@ export class LegacyContainer {
       case VFIO_BASE + 2:
         return this.setIommu(arg, caller);
       default:
-        if (!this.backend) fail('EINVAL');
+        if (!this.backend)
+          fail(
+            'EINVAL',
+            'no IOMMU set on the container (VFIO_SET_IOMMU first)',
+            'vfio_fops_unl_ioctl',
+          );
         return this.backend.ioctl(caller, request, arg);
     }
   }

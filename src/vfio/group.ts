@@ -149,8 +149,14 @@ export class VfioGroup {
    * (EBUSY).
    */
   open(caller: { readonly capSysRawio?: boolean }): VfioGroupFile {
-    if (this.noiommu && caller.capSysRawio !== true) fail('EPERM', 'no-IOMMU group');
-    if (this.fileRefs > 0 || this.cdevUsers > 0) fail('EBUSY');
+    if (this.noiommu && caller.capSysRawio !== true)
+      fail('EPERM', 'a no-IOMMU group needs CAP_SYS_RAWIO', 'vfio_group_fops_open');
+    if (this.fileRefs > 0 || this.cdevUsers > 0)
+      fail(
+        'EBUSY',
+        'the group is open already or a device of it is bound through its cdev',
+        'vfio_group_fops_open',
+      );
     this.fileRefs = 1;
     return {
       kind: 'vfio-group',
@@ -162,7 +168,7 @@ export class VfioGroup {
 
   /** vfio_device_block_group(): a cdev BIND starts; EBUSY while the group file is open. */
   blockForCdev(): void {
-    if (this.opened) fail('EBUSY');
+    if (this.opened) fail('EBUSY', 'the group file is open', 'vfio_device_block_group');
     this.cdevUsers++;
   }
 
@@ -182,7 +188,7 @@ export class VfioGroup {
       case NR.GET_DEVICE_FD:
         return this.getDeviceFd(caller, arg);
       default:
-        fail('ENOTTY');
+        fail('ENOTTY', 'no group ioctl', 'vfio_group_fops_unl_ioctl');
     }
   }
 
@@ -190,7 +196,7 @@ export class VfioGroup {
   private getStatus(caller: Caller, arg: bigint): number {
     const minsz = VfioGroupStatus.size;
     const status = VfioGroupStatus.decode(caller.mm.read(arg, minsz));
-    if (status.argsz < minsz) fail('EINVAL');
+    if (status.argsz < minsz) fail('EINVAL', `argsz ${status.argsz} below ${minsz}`);
     let flags = 0;
     if (this.hasIommu) flags = VFIO_GROUP_FLAGS.VIABLE | VFIO_GROUP_FLAGS.CONTAINER_SET;
     else if (!this.iommuGroup.dmaOwnerClaimed) flags = VFIO_GROUP_FLAGS.VIABLE;
@@ -203,12 +209,14 @@ export class VfioGroup {
     const raw = caller.mm.read(arg, 4);
     const fd = new DataView(raw.buffer, raw.byteOffset, 4).getInt32(0, true);
     const file = caller.file(fd);
-    if (!file) fail('EBADF');
-    if (this.hasIommu) fail('EINVAL');
+    if (!file) fail('EBADF', `fd ${fd} is not open`);
+    if (this.hasIommu)
+      fail('EINVAL', 'the group already has a container', 'vfio_group_ioctl_set_container');
     const container = legacyContainerOf(file);
     if (container) {
       // vfio_container_attach_group(): a real group becomes the DMA owner first
-      if (this.noiommu && caller.capSysRawio !== true) fail('EPERM', 'no-IOMMU group');
+      if (this.noiommu && caller.capSysRawio !== true)
+        fail('EPERM', 'a no-IOMMU group needs CAP_SYS_RAWIO', 'vfio_container_attach_group');
       if (!this.noiommu) this.iommuGroup.claimDmaOwner(this);
       try {
         container.attachGroup(this.iommuGroup, this.noiommu);
@@ -235,17 +243,27 @@ export class VfioGroup {
       this.iommufd = ctx;
       return 0;
     }
-    fail('EBADFD');
+    fail(
+      'EBADFD',
+      `fd ${fd} is neither a container nor an iommufd`,
+      'vfio_group_ioctl_set_container',
+    );
   }
 
   /** VFIO_GROUP_UNSET_CONTAINER. */
   private unsetContainer(): number {
-    if (!this.hasIommu) fail('EINVAL');
+    if (!this.hasIommu)
+      fail('EINVAL', 'the group has no container', 'vfio_group_ioctl_unset_container');
     if (this.container) {
-      if (this.containerUsers !== 1) fail('EBUSY');
+      if (this.containerUsers !== 1)
+        fail('EBUSY', 'a device of the group is open', 'vfio_group_ioctl_unset_container');
       this.detachContainer();
     } else if (this.containerUsers > 0) {
-      fail('EBUSY', 'devices open under the SPAPR container of the iommufd');
+      fail(
+        'EBUSY',
+        'devices open under the SPAPR container of the iommufd',
+        'vfio_group_ioctl_unset_container',
+      );
     }
     this.dropIommufd();
     return 0;
@@ -260,7 +278,12 @@ export class VfioGroup {
       if (m) validateVfToken(d.pci, m.token);
       return m !== undefined;
     });
-    if (!device) fail('ENODEV');
+    if (!device)
+      fail(
+        'ENODEV',
+        `no device ${JSON.stringify(name)} in group ${this.iommuGroup.id}`,
+        'vfio_device_get_from_name',
+      );
     this.openDevice(caller, device);
     // the hook for real device ops: see device-file.ts
     return caller.installFile(deviceFileOps(device, { release: () => this.closeDevice(device) }));
@@ -273,11 +296,13 @@ export class VfioGroup {
    * (EPERM), nothing is held at all.
    */
   private openDevice(caller: Caller, device: VfioDevice): void {
-    if (!this.hasIommu) fail('EINVAL');
+    if (!this.hasIommu)
+      fail('EINVAL', 'the group has no container', 'vfio_group_ioctl_get_device_fd');
     if (device.openCount === 0) {
       const rawio = caller.capSysRawio === true;
       if (this.iommufd && this.noiommu) {
-        if (!rawio || this.iommufd.vfioIoas) fail('EPERM', 'no-IOMMU device on an iommufd');
+        if (!rawio || this.iommufd.vfioIoas)
+          fail('EPERM', 'no-IOMMU device on an iommufd', 'vfio_df_group_open');
       } else if (this.iommufd && !spaprCompatActive(this.iommufd)) {
         device.bindIommufd(this.iommufd);
       } else if (this.iommufd) {
@@ -285,8 +310,14 @@ export class VfioGroup {
         this.holdFile(device);
       } else {
         // vfio_group_use_container(): SET_IOMMU not done yet
-        if (!this.container?.backend) fail('EINVAL');
-        if (this.noiommu && !rawio) fail('EPERM', 'no-IOMMU device');
+        if (!this.container?.backend)
+          fail(
+            'EINVAL',
+            'the container has no IOMMU set (VFIO_SET_IOMMU)',
+            'vfio_group_use_container',
+          );
+        if (this.noiommu && !rawio)
+          fail('EPERM', 'a no-IOMMU device needs CAP_SYS_RAWIO', 'vfio_df_group_open');
         this.holdFile(device);
       }
       device.pci.enable();

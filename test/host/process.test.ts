@@ -118,7 +118,7 @@ test('tracing prints one decoded line per syscall', () => {
   p.close(fd);
   assert.deepEqual(lines, [
     'openat(AT_FDCWD, "/dev/iommu", O_RDWR) = 3',
-    'ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0x1, out_ioas_id=0}) = -1 EOPNOTSUPP (Operation not supported)',
+    'ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0x1, out_ioas_id=0}) = -1 EOPNOTSUPP (Operation not supported) <unknown flags 0x1; iommufd_ioas_alloc_ioctl>',
     'close(3) = 0',
   ]);
 });
@@ -287,7 +287,16 @@ test('structured trace events carry the call, fd, its kind, request name, ret an
   assert.deepEqual(events, [
     { call: 'openat', fd: 3, fdKind: 'iommufd', ret: 3 },
     { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: 'IOMMU_IOAS_ALLOC', ret: 0 },
-    { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: '0x1234', ret: -1, errno: 'ENOTTY' },
+    {
+      call: 'ioctl',
+      fd: 3,
+      fdKind: 'iommufd',
+      request: '0x1234',
+      ret: -1,
+      errno: 'ENOTTY',
+      reason: 'no VFIO container ioctl on an iommufd',
+      where: 'iommufd_vfio_ioctl',
+    },
     { call: 'close', fd: 3, fdKind: 'iommufd', ret: 0 },
     { call: 'close', fd: 3, ret: -1, errno: 'EBADF' },
   ]);
@@ -336,7 +345,7 @@ test('an ioctl struct cut short by an unmapped page is decoded as far as it read
   assert.equal(p.ioctl(fd, IOAS_ALLOC, arg), -1);
   assert.equal(
     lines.at(-1),
-    'ioctl(3, IOMMU_IOAS_ALLOC, {size=24, flags=0, out_ioas_id=0}) = -1 EFAULT (Bad address)',
+    'ioctl(3, IOMMU_IOAS_ALLOC, {size=24, flags=0, out_ioas_id=0}) = -1 EFAULT (Bad address) <unmapped address 0x7ffefffff000; iommufd_ioas_alloc_ioctl>',
   );
 });
 

@@ -1,5 +1,5 @@
 /**
- * The preload library (native/preload.c) against a fake engine: the C
+ * The preload library (native/preload/) against a fake engine: the C
  * client in test/native/client.c runs under LD_PRELOAD, prints what libc
  * calls returned, and the fake engine records the frames it received.
  * The client is built twice: plain, and with _FORTIFY_SOURCE and 64-bit

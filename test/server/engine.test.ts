@@ -693,6 +693,8 @@ describe('engine: traces', () => {
       request: 'IOMMU_IOAS_ALLOC',
       ret: 0,
       errno: null,
+      reason: null,
+      where: null,
     });
     assert.deepEqual(records[4], {
       pid: 100,
@@ -703,6 +705,8 @@ describe('engine: traces', () => {
       request: null,
       ret: -1,
       errno: 'EBADF',
+      reason: null,
+      where: null,
     });
   });
 });
@@ -738,7 +742,7 @@ describe('engine: VFIO traces', () => {
     c.req(OP.CLOSE, [4]);
     assert.deepEqual(lines.slice(-3), [
       '[pid 100] ioctl(4<vfio-group>, VFIO_GROUP_SET_CONTAINER, [3]) = 0',
-      '[pid 100] ioctl(4<vfio-group>, VFIO_GROUP_GET_DEVICE_FD, "0000:99:00.0") = -1 ENODEV (No such device)',
+      '[pid 100] ioctl(4<vfio-group>, VFIO_GROUP_GET_DEVICE_FD, "0000:99:00.0") = -1 ENODEV (No such device) <no device "0000:99:00.0" in group 13; vfio_device_get_from_name>',
       '[pid 100] close(4<vfio-group>) = 0',
     ]);
   });

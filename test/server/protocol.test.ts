@@ -38,6 +38,11 @@ test('op numbers are the documented ones', () => {
     FSTAT: 18,
     STAT: 19,
     PROC_STATUS: 20,
+    MMAP: 30,
+    MUNMAP: 31,
+    MREMAP: 32,
+    MMIO: 33,
+    MMIO_FAULT: 34,
   });
 });
 

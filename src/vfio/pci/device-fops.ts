@@ -12,7 +12,7 @@
 import { fail } from '../../abi/errno.ts';
 import { VfioInfoCapHeader, vfioNrOf } from '../../abi/vfio.ts';
 import type { Caller } from '../../iommufd/context.ts';
-import type { FileOps } from '../../iommufd/file.ts';
+import type { DeviceMapping, FileOps, SharedMemoryProvider } from '../../iommufd/file.ts';
 import { vfioDeviceFeature } from '../device-feature.ts';
 import {
   VFIO_DEVICE_FEATURE,
@@ -153,9 +153,46 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
     write(_caller: Caller, data: Uint8Array, offset: bigint | undefined): number {
       return dev.write(offset ?? 0n, data);
     },
+    mmap(caller, offset, length, shared, share) {
+      return vfioPciMmap(dev, caller.mm.pageSize, offset, length, shared, share);
+    },
     release() {
       opts.release?.();
     },
+  };
+}
+
+/**
+ * mmap of a BAR (vfio_pci_core_mmap): the device's checks, then the BAR's
+ * bytes move into a shared file (once) and the mapping is described: its
+ * register pages clipped to the mapped window, accesses and faults served
+ * by the device.
+ */
+export function vfioPciMmap(
+  dev: VfioPciDevice,
+  pageSize: bigint,
+  offset: bigint,
+  length: bigint,
+  shared: boolean,
+  share: SharedMemoryProvider,
+): DeviceMapping {
+  const { index, pos } = dev.mmapCheck(offset, length, shared, pageSize);
+  const file = dev.barMemory.get(index)!.share(`uiommu-${dev.name}-bar${index}`, share);
+  const end = pos + length;
+  const registers: [bigint, bigint][] = [];
+  for (const [s, e] of dev.registerRanges(index, pageSize)) {
+    if (e <= pos || s >= end) continue;
+    registers.push([(s > pos ? s : pos) - pos, (e < end ? e : end) - pos]);
+  }
+  return {
+    file,
+    fileOffset: pos,
+    registers,
+    access: (at, size, data) => dev.mappedAccess(index, pos + at, size, data),
+    fault: () => {
+      if (!dev.config.memoryEnabled) fail('EIO', 'memory decode disabled');
+    },
+    zaps: () => dev.zaps,
   };
 }
 

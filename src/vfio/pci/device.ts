@@ -25,7 +25,7 @@ import { BarMemory } from './bar-memory.ts';
 import { CAP_OFFSET, PCI, PCI_CAP_ID, PciConfigSpace } from './config-space.ts';
 import { DMA_REG_BLOCK, DmaEngine, type DmaPort } from './dma-engine.ts';
 import { type IrqSetRequest, VfioPciIrqs, validateIrqSet } from './irqs.ts';
-import { effectiveIrq, type PciDeviceSpec } from './spec.ts';
+import { effectiveIrq, msixPbaBytes, msixTableBytes, type PciDeviceSpec } from './spec.ts';
 import { VfToken } from './sriov.ts';
 
 export interface VfioPciDeviceOptions {
@@ -37,12 +37,11 @@ export interface VfioPciDeviceOptions {
    */
   readonly dynamicMsix?: boolean;
   /**
-   * Memory BARs can be mapped into the caller (mmap of the device fd).
-   * vfio-pci then reports MMAP on every memory BAR (and MSIX_MAPPABLE on
-   * the MSI-X BAR). uiommu has no mmap of device fds (BAR contents live in
-   * the model and the DMA engine's registers must see every access), so by
-   * default a BAR answers as vfio-pci answers for a BAR it cannot map
-   * (bar_mmap_supported false): READ|WRITE, no capability. Default false.
+   * Memory BARs can be mapped into the caller (mmap of the device fd,
+   * docs/device-mmap.md): vfio-pci reports MMAP on every memory BAR (and
+   * MSIX_MAPPABLE on the MSI-X BAR). false answers as vfio-pci does for a
+   * BAR it cannot map (bar_mmap_supported false): READ|WRITE, no
+   * capability, and mmap is EINVAL. Default true (Linux).
    */
   readonly barMmap?: boolean;
   /**
@@ -90,6 +89,12 @@ export class VfioPciDevice {
   readonly dmaEngine: DmaEngine | undefined;
   /** Bumped on every function reset (RESET ioctl or FLR), for observers. */
   resets = 0;
+  /**
+   * Bumped each time Memory decode goes from on to off: vfio-pci then zaps
+   * every mapping of the BARs (vfio_pci_zap_bars), and a later touch faults
+   * with SIGBUS until decode is back on.
+   */
+  zaps = 0;
   /** An SR-IOV PF's VF token (vdev->vf_token). */
   readonly vfToken: VfToken | undefined;
   /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
@@ -101,7 +106,7 @@ export class VfioPciDevice {
   ) {
     this.resetWorks = opts.resetWorks ?? true;
     this.dynamicMsix = opts.dynamicMsix ?? false;
-    this.barMmap = opts.barMmap ?? false;
+    this.barMmap = opts.barMmap ?? true;
     this.vfToken = spec.sriov !== undefined ? new VfToken() : undefined;
     this.config = new PciConfigSpace(spec);
     this.irqs = new VfioPciIrqs(this.config.pcie);
@@ -251,6 +256,72 @@ export class VfioPciDevice {
     this.dmaEngine?.reset();
   }
 
+  // ---- mmap ---------------------------------------------------------------------
+
+  /**
+   * vfio_pci_core_mmap's checks for a mapping of `length` bytes at file
+   * offset `offset`: EINVAL for a private mapping, a region that is no BAR
+   * (ROM, config, VGA, index ≥ 9), a BAR without MMAP, or a range past the
+   * BAR's size rounded up to `pageSize` (the host's PAGE_SIZE). Returns the
+   * BAR index and the in-BAR offset.
+   */
+  mmapCheck(
+    offset: bigint,
+    length: bigint,
+    shared: boolean,
+    pageSize: bigint,
+  ): { index: number; pos: bigint } {
+    const index = Number(offset >> VFIO_PCI_OFFSET_SHIFT);
+    if (!shared) fail('EINVAL', 'a BAR mapping must be MAP_SHARED');
+    if (index > VFIO_PCI_REGION.BAR5) fail('EINVAL', `region ${index} cannot be mapped`);
+    if (!(this.regionInfo(index).flags & VFIO_REGION_INFO_FLAG.MMAP)) {
+      fail('EINVAL', `BAR${index} is not mappable`);
+    }
+    const pos = offset & VFIO_PCI_OFFSET_MASK;
+    const size = this.spec.bars.find((b) => b.index === index)!.size;
+    if (pos + length > pageAlign(size, pageSize)) fail('EINVAL', `past the end of BAR${index}`);
+    return { index, pos };
+  }
+
+  /**
+   * The page-aligned ranges `[start, end)` of BAR `index` whose accesses
+   * have side effects, so every access must reach the model (trapped): the
+   * DMA engine's register block, the MSI-X table and PBA. The rest of a
+   * mapped BAR is plain memory. Ranges are rounded out to `pageSize`.
+   */
+  registerRanges(index: number, pageSize: bigint): [bigint, bigint][] {
+    const out: [bigint, bigint][] = [];
+    if (index === 0 && this.dmaEngine) out.push([0n, pageAlign(DMA_REG_BLOCK, pageSize)]);
+    const irq = effectiveIrq(this.spec);
+    if (irq.msixBar === index) {
+      const table = irq.msixTableOffset;
+      const pba = irq.msixPbaOffset;
+      out.push([pageDown(table, pageSize), pageAlign(table + msixTableBytes(irq.msix), pageSize)]);
+      out.push([pageDown(pba, pageSize), pageAlign(pba + msixPbaBytes(irq.msix), pageSize)]);
+    }
+    return mergeRanges(out);
+  }
+
+  /**
+   * One trapped access of `size` bytes at `pos` of BAR `index` through a
+   * mapping: EIO (the process gets SIGBUS) while Memory decode is off;
+   * bytes of the mapped page past a sub-page BAR read all-ones and take no
+   * writes, as an unclaimed bus address does.
+   */
+  mappedAccess(index: number, pos: bigint, size: number, data?: Uint8Array): Uint8Array {
+    if (!this.config.memoryEnabled) fail('EIO', 'memory decode disabled');
+    const barSize = this.spec.bars.find((b) => b.index === index)?.size ?? 0n;
+    if (pos + BigInt(size) > barSize) {
+      if (data) return new Uint8Array();
+      return new Uint8Array(size).fill(0xff);
+    }
+    if (data) {
+      this.barRw(index, pos, size, data);
+      return new Uint8Array();
+    }
+    return this.barRw(index, pos, size, undefined) as Uint8Array;
+  }
+
   // ---- read / write -------------------------------------------------------------
 
   /** pread on the device fd at file offset `offset` (region index = offset >> 40). */
@@ -272,7 +343,11 @@ export class VfioPciDevice {
     const idx = Number(index);
     if (idx === VFIO_PCI_REGION.CONFIG) {
       if (pos + BigInt(length) > BigInt(this.config.size)) fail('EFAULT');
-      return data ? this.config.write(Number(pos), data) : this.config.read(Number(pos), length);
+      if (!data) return this.config.read(Number(pos), length);
+      const decoding = this.config.memoryEnabled;
+      const n = this.config.write(Number(pos), data);
+      if (decoding && !this.config.memoryEnabled) this.zaps++;
+      return n;
     }
     if (idx <= VFIO_PCI_REGION.BAR5) return this.barRw(idx, pos, length, data);
     if (idx === VFIO_PCI_REGION.ROM && data) fail('EINVAL', 'ROM is read-only');
@@ -331,6 +406,25 @@ export class VfioPciDevice {
     }
     return out;
   }
+}
+
+function pageAlign(x: bigint, page: bigint): bigint {
+  return (x + page - 1n) & ~(page - 1n);
+}
+
+function pageDown(x: bigint, page: bigint): bigint {
+  return x & ~(page - 1n);
+}
+
+/** Sorted, overlapping or touching ranges joined. */
+function mergeRanges(ranges: [bigint, bigint][]): [bigint, bigint][] {
+  const out: [bigint, bigint][] = [];
+  for (const [s, e] of [...ranges].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = e > last[1] ? e : last[1];
+    else out.push([s, e]);
+  }
+  return out;
 }
 
 /** The parts of [pos, end) outside [xs, xe). */

@@ -1,0 +1,281 @@
+/* Frames on the engine connection, and the connection's life: connect, HELLO, adopt. */
+#include "preload.h"
+
+static int send_all(const void *head, size_t headlen, const void *payload, size_t len)
+{
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)head, .iov_len = headlen },
+		{ .iov_base = (void *)payload, .iov_len = len },
+	};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+
+	while (msg.msg_iovlen) {
+		ssize_t n = sendmsg(g_sock, &msg, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		while (msg.msg_iovlen && (size_t)n >= msg.msg_iov->iov_len) {
+			n -= msg.msg_iov->iov_len;
+			msg.msg_iov++;
+			msg.msg_iovlen--;
+		}
+		if (msg.msg_iovlen) {
+			msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + n;
+			msg.msg_iov->iov_len -= n;
+		}
+	}
+	return 0;
+}
+
+/*
+ * How long a caller polls for the engine's answer before sleeping in
+ * recv(): waking a sleeping thread costs tens of microseconds on small
+ * virtual machines, far more than the engine's work on most requests.
+ */
+#define ANSWER_SPIN_NS 100000
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int recv_all(void *buf, size_t len)
+{
+	char sink[256];
+	uint64_t spin_until = monotonic_ns() + ANSWER_SPIN_NS;
+
+	while (len) {
+		size_t want = buf ? len : (len < sizeof(sink) ? len : sizeof(sink));
+		int flags = monotonic_ns() < spin_until ? MSG_DONTWAIT : 0;
+		ssize_t n = recv(g_sock, buf ? buf : sink, want, flags);
+
+		if (n < 0 && flags && (errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		if (buf)
+			buf = (char *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+void lose(void)
+{
+	if (g_sock >= 0)
+		real.close(g_sock);
+	g_sock = -1;
+}
+
+struct uiommu_req new_req(uint32_t op)
+{
+	struct uiommu_req rq = { .op = op };
+
+	rq.pid = getpid();
+	rq.tid = syscall(SYS_gettid);
+	return rq;
+}
+
+/*
+ * Makes sure the connection belongs to this process. A child forked behind
+ * our back (not through fork() below) must not talk on its parent's
+ * connection: it drops its copy, and reconnects only if fork() left a token.
+ */
+static int conn_ready(void)
+{
+	pid_t me;
+
+	if (g_sock < 0)
+		return 0;
+	me = getpid();
+	if (me == g_conn_pid)
+		return 1;
+	lose();
+	if (g_fork_token && g_fork_parent == g_conn_pid)
+		connect_engine(UIOMMU_HELLO_FORK_CHILD, g_fork_token);
+	g_fork_token = 0;
+	return g_sock >= 0;
+}
+
+/*
+ * One request/response exchange (caller holds the lock). Up to `cap` payload
+ * bytes land in `out`, the rest is discarded. Returns -1 when the connection
+ * is gone. errno is preserved.
+ */
+static int call_raw(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs,
+		    void *out, size_t cap)
+{
+	int saved = errno;
+	size_t take;
+
+	rq->len = len;
+	if (send_all(rq, sizeof(*rq), payload, len) || recv_all(rs, sizeof(*rs)))
+		goto lost;
+	take = rs->len < cap ? rs->len : cap;
+	if (recv_all(out, take) || recv_all(NULL, rs->len - take))
+		goto lost;
+	errno = saved;
+	return 0;
+lost:
+	lose();
+	errno = saved;
+	return -1;
+}
+
+int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
+	 size_t cap)
+{
+	if (!conn_ready())
+		return -1;
+	rq->pid = getpid();
+	return call_raw(rq, payload, len, rs, out, cap);
+}
+
+int64_t call_simple(uint32_t op, uint64_t a0, uint64_t a1, struct uiommu_resp *rs)
+{
+	struct uiommu_req rq = new_req(op);
+
+	rq.a[0] = a0;
+	rq.a[1] = a1;
+	if (call(&rq, NULL, 0, rs, NULL, 0)) {
+		rs->ret = -1;
+		rs->err = EIO;
+		rs->newfd = -1;
+		return -1;
+	}
+	return rs->ret;
+}
+
+ssize_t fd_link(int fd, char *link, size_t size)
+{
+	char path[32] = "/proc/self/fd/", digits[12];
+	int i = 0;
+	size_t p = strlen(path);
+	ssize_t r;
+
+	do {
+		digits[i++] = '0' + fd % 10;
+		fd /= 10;
+	} while (fd);
+	while (i)
+		path[p++] = digits[--i];
+	path[p] = 0;
+	r = real.readlinkat(AT_FDCWD, path, link, size - 1);
+	if (r >= 0)
+		link[r] = 0;
+	return r;
+}
+
+/* True when `fd` is an eventfd, or when /proc cannot tell. */
+static int is_placeholder(int fd)
+{
+	char link[64];
+
+	if (fd_link(fd, link, sizeof(link)) < 0)
+		return 1;
+	return strcmp(link, "anon_inode:[eventfd]") == 0;
+}
+
+/*
+ * The HELLO kind 2 answer lists the fds the engine holds for this pid: keep
+ * those that survived exec (still open placeholders), CLOSE the others.
+ */
+static int adopt_fds(uint32_t len)
+{
+	size_t count = len / sizeof(int32_t), i;
+	int32_t *fds;
+	struct uiommu_resp rs;
+
+	if (!len)
+		return 0;
+	fds = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (fds == MAP_FAILED)
+		return recv_all(NULL, len);
+	if (recv_all(fds, len)) {
+		munmap(fds, len);
+		return -1;
+	}
+	for (i = 0; i < count; i++) {
+		int fd = fds[i];
+
+		if (fd >= 0 && fd < MAX_FDS && fd != g_sock && real.fcntl(fd, F_GETFD) >= 0 &&
+		    is_placeholder(fd))
+			bit_set(fd);
+		else
+			fds[i] = -1 - fd; /* to close */
+	}
+	for (i = 0; i < count && g_sock >= 0; i++)
+		if (fds[i] < 0)
+			call_simple(UIOMMU_OP_CLOSE, (uint64_t)(int64_t)(-1 - fds[i]), 0, &rs);
+	munmap(fds, len);
+	return 0;
+}
+
+/* Says HELLO on the fresh connection; returns the answer's ret, or -2 if the connection broke. */
+static int64_t hello(int kind, uint64_t token)
+{
+	struct uiommu_req rq = new_req(UIOMMU_OP_HELLO);
+	struct uiommu_resp rs;
+
+	rq.a[0] = kind;
+	rq.a[1] = token;
+	if (send_all(&rq, sizeof(rq), NULL, 0) || recv_all(&rs, sizeof(rs)))
+		return -2;
+	if (kind == UIOMMU_HELLO_EXEC && rs.ret >= 0) {
+		if (adopt_fds(rs.len))
+			return -2;
+	} else if (recv_all(NULL, rs.len)) {
+		return -2;
+	}
+	return rs.ret;
+}
+
+/*
+ * Opens this process's connection (caller holds the lock or is alone) and
+ * introduces the process. A kind 2 HELLO the engine refuses (it did not see
+ * our EXEC_BEGIN) falls back to a new process.
+ */
+int connect_engine(int kind, uint64_t token)
+{
+	int saved = errno, s, n;
+	int64_t ret;
+	struct ucred cred;
+	socklen_t credlen = sizeof(cred);
+
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		goto out;
+	if (connect(s, (struct sockaddr *)&g_addr, sizeof(g_addr))) {
+		real.close(s);
+		goto out;
+	}
+	n = real.fcntl(s, F_DUPFD_CLOEXEC, UIOMMU_SOCK_FD_MIN);
+	if (n >= 0) {
+		real.close(s);
+		s = n;
+	}
+	g_sock = s;
+	g_conn_pid = getpid();
+	/* Let the engine read our memory even under Yama ptrace_scope 1. */
+	if (!getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &credlen))
+		prctl(PR_SET_PTRACER, (unsigned long)cred.pid, 0, 0, 0);
+	ret = hello(kind, token);
+	if (ret == -2 || (ret < 0 && kind != UIOMMU_HELLO_EXEC)) {
+		lose();
+	} else if (ret < 0) {
+		lose();
+		errno = saved;
+		return connect_engine(UIOMMU_HELLO_NEW, 0);
+	}
+out:
+	errno = saved;
+	return g_sock >= 0 ? 0 : -1;
+}

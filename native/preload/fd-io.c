@@ -1,0 +1,211 @@
+/* I/O on engine fds: ioctl, read, write, pread, pwrite. */
+#include "preload.h"
+
+#include <linux/kvm.h>
+
+/* The ioctls whose answer is a new engine fd (the caller reserves its number). */
+static int creates_file(unsigned long request)
+{
+	switch (request & 0xffff) {
+	case UIOMMU_IOC_VFIO_GROUP_GET_DEVICE_FD:
+	case UIOMMU_IOC_IOMMU_FAULT_QUEUE_ALLOC:
+	case UIOMMU_IOC_IOMMU_VEVENTQ_ALLOC:
+	case UIOMMU_IOC_IOMMU_TEST_CMD:
+		return 1;
+	}
+	return 0;
+}
+
+static int engine_ioctl(int fd, unsigned long request, void *arg)
+{
+	int saved = errno, spare = -1;
+	struct uiommu_req rq = new_req(UIOMMU_OP_IOCTL);
+	struct uiommu_resp rs;
+	struct guard g;
+
+	enter(&g);
+	if (!bit_test(fd)) {
+		leave(&g);
+		return real.ioctl(fd, request, arg);
+	}
+	if (creates_file(request)) {
+		spare = reserve(1);
+		if (spare < 0) {
+			saved = errno;
+			leave(&g);
+			errno = saved;
+			return -1;
+		}
+	}
+	rq.a[0] = fd;
+	rq.a[1] = request;
+	rq.a[2] = (uintptr_t)arg;
+	rq.a[3] = (uint64_t)(int64_t)spare;
+	if (call(&rq, NULL, 0, &rs, NULL, 0)) {
+		rs.ret = -1;
+		rs.err = EIO;
+		rs.newfd = -1;
+	}
+	if (spare >= 0) {
+		if (rs.newfd == spare)
+			bit_set(spare);
+		else
+			real.close(spare);
+	}
+	leave(&g);
+	errno = rs.ret < 0 ? (rs.err ? rs.err : EIO) : saved;
+	return (int)rs.ret;
+}
+
+static ssize_t engine_rw(uint32_t op, int fd, uintptr_t buf, size_t count, off_t off)
+{
+	int saved = errno;
+	struct uiommu_req rq = new_req(op);
+	struct uiommu_resp rs;
+	struct guard g;
+
+	rq.a[0] = fd;
+	rq.a[1] = buf;
+	rq.a[2] = count;
+	rq.a[3] = (uint64_t)off;
+	enter(&g);
+	if (call(&rq, NULL, 0, &rs, NULL, 0)) {
+		rs.ret = -1;
+		rs.err = EIO;
+	}
+	leave(&g);
+	errno = rs.ret < 0 ? (rs.err ? rs.err : EIO) : saved;
+	return rs.ret;
+}
+
+/* The KVM-VFIO device's attribute group and its file commands (KVM_DEV_VFIO_FILE*). */
+#define KVM_DEV_VFIO_FILE 1
+#define KVM_DEV_VFIO_FILE_ADD 1
+#define KVM_DEV_VFIO_FILE_DEL 2
+
+/*
+ * KVM_SET_DEVICE_ATTR on a KVM-VFIO device (a real kernel fd) adding or
+ * removing a VFIO file that is an engine fd: the kernel would see the
+ * placeholder eventfd and refuse it (EINVAL, not a VFIO file). KVM only
+ * uses the file for coherency and platform hooks that an emulated device
+ * does not need, so the library answers 0 itself. Not modelled: EEXIST for
+ * a second ADD, ENOENT for a DEL of a file never added, EINVAL for an
+ * engine file that is no VFIO group or device.
+ */
+static int kvm_vfio_engine_file(int fd, unsigned long request, void *arg)
+{
+	struct kvm_device_attr attr;
+	struct iovec local = { &attr, sizeof(attr) }, remote = { arg, sizeof(attr) };
+	int32_t file;
+	char link[64];
+
+	if ((unsigned int)request != (unsigned int)KVM_SET_DEVICE_ATTR)
+		return 0;
+	/* the arguments may be bad pointers: read them without faulting */
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(attr))
+		return 0;
+	if (attr.group != KVM_DEV_VFIO_FILE ||
+	    (attr.attr != KVM_DEV_VFIO_FILE_ADD && attr.attr != KVM_DEV_VFIO_FILE_DEL))
+		return 0;
+	local = (struct iovec){ &file, sizeof(file) };
+	remote = (struct iovec){ (void *)(uintptr_t)attr.addr, sizeof(file) };
+	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(file))
+		return 0;
+	if (file < 0 || !bit_test(file))
+		return 0;
+	return fd_link(fd, link, sizeof(link)) >= 0 && strcmp(link, "anon_inode:kvm-vfio") == 0;
+}
+
+/*
+ * FIOCLEX and FIONCLEX act on the fd, not the file (the kernel answers them
+ * before any driver): they stay with the placeholder.
+ */
+EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (bit_test(fd) && (unsigned int)request != FIOCLEX && (unsigned int)request != FIONCLEX)
+		return engine_ioctl(fd, request, arg);
+	ensure_init();
+	if (kvm_vfio_engine_file(fd, request, arg))
+		return 0;
+	return real.ioctl(fd, request, arg);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t count)
+{
+	if (bit_test(fd))
+		return engine_rw(UIOMMU_OP_READ, fd, (uintptr_t)buf, count, 0);
+	ensure_init();
+	return real.read(fd, buf, count);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t count)
+{
+	if (bit_test(fd))
+		return engine_rw(UIOMMU_OP_WRITE, fd, (uintptr_t)buf, count, 0);
+	ensure_init();
+	return real.write(fd, buf, count);
+}
+
+static ssize_t do_pread(int fd, void *buf, size_t count, off_t off)
+{
+	if (bit_test(fd))
+		return engine_rw(UIOMMU_OP_PREAD, fd, (uintptr_t)buf, count, off);
+	ensure_init();
+	return real.pread(fd, buf, count, off);
+}
+
+static ssize_t do_pwrite(int fd, const void *buf, size_t count, off_t off)
+{
+	if (bit_test(fd))
+		return engine_rw(UIOMMU_OP_PWRITE, fd, (uintptr_t)buf, count, off);
+	ensure_init();
+	return real.pwrite(fd, buf, count, off);
+}
+
+EXPORT ssize_t pread(int fd, void *buf, size_t count, off_t off)
+{
+	return do_pread(fd, buf, count, off);
+}
+
+EXPORT ssize_t pread64(int fd, void *buf, size_t count, off64_t off)
+{
+	return do_pread(fd, buf, count, off);
+}
+
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t count, off_t off)
+{
+	return do_pwrite(fd, buf, count, off);
+}
+
+EXPORT ssize_t pwrite64(int fd, const void *buf, size_t count, off64_t off)
+{
+	return do_pwrite(fd, buf, count, off);
+}
+
+/* _FORTIFY_SOURCE variants: the buffer-size check, then the call above. */
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t count, size_t buflen)
+{
+	if (count > buflen)
+		__chk_fail();
+	return read(fd, buf, count);
+}
+
+EXPORT ssize_t __pread_chk(int fd, void *buf, size_t count, off_t off, size_t buflen)
+{
+	if (count > buflen)
+		__chk_fail();
+	return do_pread(fd, buf, count, off);
+}
+
+EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t count, off64_t off, size_t buflen)
+{
+	if (count > buflen)
+		__chk_fail();
+	return do_pread(fd, buf, count, off);
+}

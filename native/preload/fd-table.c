@@ -1,0 +1,184 @@
+/* The fd table: close, close_range, dup*, fcntl(F_DUPFD*) keep the engine's view in step. */
+#include "preload.h"
+
+EXPORT int close(int fd)
+{
+	int r, e;
+	struct guard g;
+
+	ensure_init();
+	if (fd >= 0 && fd == g_sock) {
+		errno = EBADF; /* not the program's fd */
+		return -1;
+	}
+	if (!bit_test(fd))
+		return real.close(fd);
+	enter(&g);
+	if (bit_test(fd))
+		engine_forget(fd);
+	r = real.close(fd);
+	e = errno;
+	leave(&g);
+	errno = e;
+	return r;
+}
+
+/* Moves our socket out of the way of a dup onto its number (caller holds the lock). */
+static void move_sock(void)
+{
+	int n = real.fcntl(g_sock, F_DUPFD_CLOEXEC, UIOMMU_SOCK_FD_MIN);
+
+	if (n >= 0) {
+		real.close(g_sock);
+		g_sock = n;
+	}
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	struct guard g;
+	unsigned int fd, end;
+	int r = 0, e;
+
+	ensure_init();
+	if (!g_active || first > last || (flags & CLOSE_RANGE_CLOEXEC))
+		return real.close_range(first, last, flags);
+	enter(&g);
+	end = last < MAX_FDS - 1 ? last : MAX_FDS - 1;
+	for (fd = first; fd <= end && fd < MAX_FDS; fd++) {
+		if (!g_bits[fd / LONG_BITS]) {
+			fd |= LONG_BITS - 1;
+			continue;
+		}
+		if (bit_test(fd))
+			engine_forget(fd);
+	}
+	if (g_sock >= 0 && (unsigned int)g_sock >= first && (unsigned int)g_sock <= last) {
+		unsigned int s = g_sock;
+
+		if (s > first)
+			r = real.close_range(first, s - 1, flags);
+		if (!r && s < last)
+			r = real.close_range(s + 1, last, flags);
+	} else {
+		r = real.close_range(first, last, flags);
+	}
+	e = errno;
+	leave(&g);
+	errno = e;
+	return r;
+}
+
+EXPORT void closefrom(int lowfd)
+{
+	if (lowfd >= 0)
+		close_range(lowfd, ~0U, 0);
+}
+
+EXPORT int dup(int oldfd)
+{
+	struct guard g;
+	int r, e;
+
+	if (!bit_test(oldfd)) {
+		ensure_init();
+		return real.dup(oldfd);
+	}
+	enter(&g);
+	r = real.dup(oldfd);
+	e = errno;
+	if (r >= 0 && bit_test(oldfd))
+		engine_dup(oldfd, r);
+	leave(&g);
+	errno = e;
+	return r;
+}
+
+/* dup2 (flags < 0) and dup3 with the engine's view kept in step. */
+static int do_dup3(int oldfd, int newfd, int flags)
+{
+	struct guard g;
+	int r, e;
+
+	ensure_init();
+#define REAL_DUP() (flags < 0 ? real.dup2(oldfd, newfd) : real.dup3(oldfd, newfd, flags))
+	if (oldfd == newfd || (flags > 0 && (flags & ~O_CLOEXEC)))
+		return REAL_DUP();
+	if (g_sock >= 0 && newfd == g_sock) {
+		enter(&g);
+		if (newfd == g_sock)
+			move_sock();
+		leave(&g);
+	}
+	if (!bit_test(oldfd) && !bit_test(newfd))
+		return REAL_DUP();
+	enter(&g);
+	if (bit_test(newfd) && !bit_test(oldfd)) {
+		if (real.fcntl(oldfd, F_GETFD) < 0) {
+			e = errno;
+			leave(&g);
+			errno = e;
+			return -1;
+		}
+		engine_forget(newfd);
+	}
+	r = REAL_DUP();
+	e = errno;
+	if (r >= 0 && bit_test(oldfd))
+		engine_dup(oldfd, newfd);
+	leave(&g);
+	errno = e;
+	return r;
+#undef REAL_DUP
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	return do_dup3(oldfd, newfd, -1);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	return do_dup3(oldfd, newfd, flags);
+}
+
+static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
+{
+	struct guard g;
+	int r, e;
+
+	if ((cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || !bit_test(fd))
+		return fn(fd, cmd, arg);
+	enter(&g);
+	r = fn(fd, cmd, arg);
+	e = errno;
+	if (r >= 0 && bit_test(fd))
+		engine_dup(fd, r);
+	leave(&g);
+	errno = e;
+	return r;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	ensure_init();
+	return do_fcntl(real.fcntl, fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	ensure_init();
+	return do_fcntl(real.fcntl64, fd, cmd, arg);
+}

@@ -1,0 +1,96 @@
+/* Paths: normalisation and where a /sys or /dev path goes. */
+#include "preload.h"
+
+int normalize(const char *in, char *out)
+{
+	size_t o = 0;
+
+	out[0] = 0;
+	while (*in) {
+		const char *seg;
+		size_t n;
+
+		while (*in == '/')
+			in++;
+		seg = in;
+		while (*in && *in != '/')
+			in++;
+		n = in - seg;
+		if (n == 0 || (n == 1 && seg[0] == '.'))
+			continue;
+		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+			while (o && out[o - 1] != '/')
+				o--;
+			if (o)
+				o--;
+			out[o] = 0;
+			continue;
+		}
+		if (o + 1 + n >= PATH_MAX)
+			return -1;
+		out[o++] = '/';
+		memcpy(out + o, seg, n);
+		o += n;
+		out[o] = 0;
+	}
+	if (!o) {
+		out[0] = '/';
+		out[1] = 0;
+	}
+	return 0;
+}
+
+int starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+enum route classify(const char *path, char *norm, char *fake)
+{
+	int saved = errno;
+	enum route r = ROUTE_REAL;
+	struct statx stx;
+
+	ensure_init();
+	if (!g_active || !path || path[0] != '/' || normalize(path, norm))
+		return ROUTE_REAL;
+	if (!starts(norm, "/sys/") && !starts(norm, "/dev/"))
+		return ROUTE_REAL;
+	if (g_rootlen && g_rootlen + strlen(path) < PATH_MAX) {
+		memcpy(fake, g_root, g_rootlen);
+		strcpy(fake + g_rootlen, path);
+		if (!sys_statx(AT_FDCWD, fake, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx))
+			r = ROUTE_FAKE;
+	}
+	if (!strcmp(norm, "/dev/iommu") || (starts(norm, "/dev/vfio/") && norm[10])) {
+		if (r != ROUTE_FAKE || !S_ISDIR(stx.stx_mode))
+			r = ROUTE_ENGINE;
+	}
+	errno = saved;
+	return r;
+}
+
+void strip_root(char *p)
+{
+	const char *roots[2] = { g_root, g_rootreal };
+	size_t lens[2] = { g_rootlen, g_rootreallen };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (lens[i] > 1 && !strncmp(p, roots[i], lens[i]) && p[lens[i]] == '/') {
+			memmove(p, p + lens[i], strlen(p + lens[i]) + 1);
+			return;
+		}
+	}
+}
+
+const char *fake_or_real(const char *path, int *dirfd, char *fake)
+{
+	char norm[PATH_MAX];
+
+	if (classify(path, norm, fake) != ROUTE_FAKE)
+		return path;
+	if (dirfd)
+		*dirfd = AT_FDCWD;
+	return fake;
+}

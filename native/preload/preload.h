@@ -1,0 +1,247 @@
+/*
+ * libuiommu-preload: runs an unmodified program against the uiommu engine.
+ *
+ * Loaded with LD_PRELOAD, it forwards the system calls that touch emulated
+ * files (/dev/iommu, /dev/vfio/...) to the engine over the Unix socket named
+ * by UIOMMU_SOCK, and points /sys and /dev paths at the fake tree under
+ * UIOMMU_ROOT. docs/engine-protocol.md is the contract; protocol.h spells
+ * its frames. Without UIOMMU_SOCK every call goes straight to libc.
+ *
+ * Engine fds are real fds: each is an eventfd placeholder that the library
+ * reserves (lowest free number, as the kernel would pick) and records in a
+ * bitmap. Requests are serialised by one lock per process; signals are
+ * blocked and cancellation is disabled while the lock is held, so a frame is
+ * never interleaved with another. When the connection is lost, engine fds
+ * answer EIO and the program goes on.
+ *
+ * This header is internal to the library: what one file of it offers the
+ * others. Everything declared here is hidden; only the interposed libc entry
+ * points (EXPORT) are visible to the program.
+ */
+#ifndef UIOMMU_PRELOAD_H
+#define UIOMMU_PRELOAD_H
+
+#undef _FORTIFY_SOURCE
+#undef _FILE_OFFSET_BITS
+#undef _TIME_BITS
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../protocol.h"
+
+#ifndef PR_SET_PTRACER
+#define PR_SET_PTRACER 0x59616d61
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define EXPORT __attribute__((visibility("default")))
+
+extern char **environ;
+extern void __chk_fail(void) __attribute__((noreturn));
+
+#pragma GCC visibility push(hidden)
+
+_Static_assert(sizeof(struct stat) == sizeof(struct stat64), "stat64 is stat on 64-bit");
+
+/* ---- the real functions (real.c) --------------------------------------- */
+
+typedef int (*stat_fn)(int, const char *, struct stat *, int);
+typedef int (*dirent_filter)(const struct dirent *);
+typedef int (*dirent_compar)(const struct dirent **, const struct dirent **);
+
+/* libc's own entry points (the next definition after ours), set by resolve(). */
+struct real_fns {
+	int (*openat)(int, const char *, int, ...);
+	FILE *(*fopen)(const char *, const char *);
+	int (*close)(int);
+	int (*close_range)(unsigned int, unsigned int, int);
+	int (*ioctl)(int, unsigned long, ...);
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*pread)(int, void *, size_t, off_t);
+	ssize_t (*pwrite)(int, const void *, size_t, off_t);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+	pid_t (*fork)(void);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	stat_fn fstatat;
+	int (*statx)(int, const char *, int, unsigned int, struct statx *);
+	int (*faccessat)(int, const char *, int, int);
+	ssize_t (*readlinkat)(int, const char *, char *, size_t);
+	char *(*realpath)(const char *, char *);
+	DIR *(*opendir)(const char *);
+	int (*scandir)(const char *, struct dirent ***, dirent_filter, dirent_compar);
+};
+
+extern struct real_fns real;
+
+/* Fills `real`; a symbol libc lacks falls back to the system call. */
+void resolve(void);
+/* statx through the kernel, reachable before resolve(). */
+int sys_statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *stx);
+
+/* ---- state, the lock, start-up (state.c) ------------------------------- */
+
+/* Engine fds: one bit per fd number below MAX_FDS (the default nr_open). */
+#define MAX_FDS (1 << 20)
+#define LONG_BITS (8 * sizeof(unsigned long))
+extern unsigned long g_bits[MAX_FDS / LONG_BITS];
+
+extern int g_active;	      /* UIOMMU_SOCK was set */
+extern int g_sock;	      /* the connection, -1 when lost */
+extern pid_t g_conn_pid;      /* the process that owns g_sock */
+extern uint64_t g_fork_token; /* set by fork() around the real fork */
+extern pid_t g_fork_parent;
+extern struct sockaddr_un g_addr;
+extern char g_root[PATH_MAX]; /* UIOMMU_ROOT without trailing '/', or "" */
+extern size_t g_rootlen;
+extern char g_rootreal[PATH_MAX]; /* realpath(UIOMMU_ROOT) */
+extern size_t g_rootreallen;
+extern char *g_keep_env[3]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD */
+
+static inline int bit_test(int fd)
+{
+	if (fd < 0 || fd >= MAX_FDS)
+		return 0;
+	return (__atomic_load_n(&g_bits[fd / LONG_BITS], __ATOMIC_ACQUIRE) >> (fd % LONG_BITS)) & 1;
+}
+
+static inline void bit_set(int fd)
+{
+	__atomic_fetch_or(&g_bits[fd / LONG_BITS], 1UL << (fd % LONG_BITS), __ATOMIC_RELEASE);
+}
+
+static inline void bit_clear(int fd)
+{
+	if (fd >= 0 && fd < MAX_FDS)
+		__atomic_fetch_and(&g_bits[fd / LONG_BITS], ~(1UL << (fd % LONG_BITS)),
+				   __ATOMIC_RELEASE);
+}
+
+/* The lock: held with every signal blocked and cancellation disabled. */
+struct guard {
+	sigset_t old;
+	int cancel;
+};
+
+void enter(struct guard *g);
+void leave(struct guard *g);
+/* A fork child starts with a fresh lock: the copy may be held by a thread that is gone. */
+void lock_reinit(void);
+/* Reads the environment and connects, once per process; every entry point calls it first. */
+void ensure_init(void);
+
+/* ---- frames and the connection (conn.c) -------------------------------- */
+
+/* Reads exactly `len` bytes; a NULL `buf` discards them. */
+int recv_all(void *buf, size_t len);
+/* Drops the connection: from now on engine fds answer EIO. */
+void lose(void);
+struct uiommu_req new_req(uint32_t op);
+/*
+ * One request/response exchange (caller holds the lock) on this process's
+ * connection. Up to `cap` payload bytes land in `out`, the rest is
+ * discarded. Returns -1 when the connection is gone. errno is preserved.
+ */
+int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
+	 size_t cap);
+/* A request without payloads; returns the answer's ret (-1 with rs->err EIO if the connection is gone). */
+int64_t call_simple(uint32_t op, uint64_t a0, uint64_t a1, struct uiommu_resp *rs);
+/*
+ * Opens this process's connection (caller holds the lock or is alone) and
+ * says HELLO of `kind`; 0, or -1 when there is no connection.
+ */
+int connect_engine(int kind, uint64_t token);
+/* The target of /proc/self/fd/<fd> into `link` (NUL-terminated); -1 if unreadable. */
+ssize_t fd_link(int fd, char *link, size_t size);
+
+/* ---- paths (paths.c) --------------------------------------------------- */
+
+enum route { ROUTE_REAL, ROUTE_FAKE, ROUTE_ENGINE };
+
+/* Lexically normalises an absolute path ("//", ".", ".."). Returns -1 if too long. */
+int normalize(const char *in, char *out);
+int starts(const char *s, const char *prefix);
+/*
+ * Where an absolute /sys or /dev path goes. ROUTE_ENGINE fills `norm` with
+ * the normalised path (/dev/iommu, /dev/vfio/X where X is not a directory
+ * of the fake tree); ROUTE_FAKE fills `fake` with UIOMMU_ROOT + path when
+ * that exists. Relative paths are never routed. errno is preserved.
+ */
+enum route classify(const char *path, char *norm, char *fake);
+/*
+ * The path for a call that only ever reaches real files: the fake tree's
+ * copy (`fake`, with *dirfd set to AT_FDCWD) when there is one, else `path`.
+ */
+const char *fake_or_real(const char *path, int *dirfd, char *fake);
+/* Removes the UIOMMU_ROOT prefix from a resolved path, in place. */
+void strip_root(char *p);
+
+/* ---- engine fds (engine-fd.c) ------------------------------------------ */
+
+/* Reserves a placeholder: a readable+writable eventfd at the lowest free number. */
+int reserve(int cloexec);
+/* OPEN of engine path `norm` into a fresh placeholder: the fd, or -1 with errno. */
+int engine_open(const char *norm, int flags);
+/* After a real dup of engine fd `oldfd` onto `newfd`: tell the engine. */
+void engine_dup(int oldfd, int newfd);
+/* Sends CLOSE for an engine fd and forgets it (caller holds the lock). */
+void engine_forget(int fd);
+/*
+ * STAT (norm != NULL) or FSTAT (fd): 1 and *out for a device node, 0 for an
+ * anonymous file, -1 with errno on failure.
+ */
+int engine_stat(const char *norm, int fd, struct uiommu_stat *out);
+/* The device node at engine path `norm`: 0 and *out, or -1 with errno (ENOENT when none). */
+int engine_node(const char *norm, struct uiommu_stat *out);
+
+/* ---- /proc/<pid>/status (proc-status.c) -------------------------------- */
+
+/*
+ * The pid whose status file an absolute path names: /proc/self/status or
+ * /proc/<digits>/status after normalisation; 0 for anything else.
+ */
+pid_t status_pid(const char *path);
+/*
+ * Opens pid's status file as the engine shows it (VmLck/VmPin from the
+ * model); -1 when the engine does not serve pid or anything fails (the
+ * caller then opens the real file); errno is preserved.
+ */
+int status_open(pid_t pid, int flags);
+
+#pragma GCC visibility pop
+
+#endif
