@@ -13,15 +13,22 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 /**
  * Build test/server/`name`.c into `dir` and run it as `uiommu run ...runArgs
  * -- program`: it must exit 0 with no FAIL line, exactly `oks` ok lines and
- * no model bug reported.
+ * no model bug reported. Returns its standard output.
  */
-export function runCProgram(dir: string, name: string, runArgs: readonly string[], oks: number) {
+export function runCProgram(
+  dir: string,
+  name: string,
+  runArgs: readonly string[],
+  oks: number,
+): string {
   const bin = join(dir, name);
   execFileSync('cc', [
     '-O2',
     '-Wall',
     '-I',
     join(ROOT, 'examples'),
+    '-I',
+    join(ROOT, 'native'),
     '-o',
     bin,
     join(import.meta.dirname, `${name}.c`),
@@ -39,4 +46,5 @@ export function runCProgram(dir: string, name: string, runArgs: readonly string[
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.equal(r.stdout.match(/^ok /gm)?.length, oks, r.stdout);
   assert.doesNotMatch(r.stderr, /model bug/);
+  return r.stdout;
 }
