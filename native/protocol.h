@@ -28,6 +28,11 @@ enum uiommu_op {
 	UIOMMU_OP_FSTAT = 18,
 	UIOMMU_OP_STAT = 19,
 	UIOMMU_OP_PROC_STATUS = 20,
+	UIOMMU_OP_MMAP = 30,
+	UIOMMU_OP_MUNMAP = 31,
+	UIOMMU_OP_MREMAP = 32,
+	UIOMMU_OP_MMIO = 33,
+	UIOMMU_OP_MMIO_FAULT = 34,
 };
 
 /* HELLO a0: who is saying hello. */
@@ -52,7 +57,7 @@ struct uiommu_resp {
 	int32_t err;
 	int32_t newfd;
 	uint32_t len;
-	uint32_t reserved;
+	uint32_t reserved; /* the zap count of the process's device mappings */
 };
 
 /* FSTAT/STAT payload when ret is 1 (a device node). */

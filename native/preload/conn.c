@@ -122,6 +122,7 @@ static int call_raw(struct uiommu_req *rq, const void *payload, size_t len, stru
 	take = rs->len < cap ? rs->len : cap;
 	if (recv_all(out, take) || recv_all(NULL, rs->len - take))
 		goto lost;
+	bar_zaps_seen(rs->reserved);
 	errno = saved;
 	return 0;
 lost:

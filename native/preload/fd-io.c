@@ -133,6 +133,8 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	ensure_init();
 	if (kvm_vfio_engine_file(fd, request, arg))
 		return 0;
+	if (kvm_slot_over_registers(fd, request, arg))
+		return -1;
 	return real.ioctl(fd, request, arg);
 }
 

@@ -242,6 +242,40 @@ pid_t status_pid(const char *path);
  */
 int status_open(pid_t pid, int flags);
 
+/* ---- device mappings (mmap.c) and their trap (trap.c) ------------------ */
+
+#define MAX_BAR_MAPS 64
+#define MAX_BAR_REGS 8
+
+/* One device mapping: [start, end), the program's protection, its trapped register ranges. */
+struct bar_map {
+	uintptr_t start, end;
+	int prot;
+	int zapped; /* memory pages are PROT_NONE until the next touch faults them in */
+	unsigned nregs;
+	struct {
+		uintptr_t start, end;
+	} regs[MAX_BAR_REGS];
+};
+
+extern struct bar_map g_bar_maps[MAX_BAR_MAPS];
+extern int g_nbar_maps;
+
+/* The device mapping holding `addr`, or NULL (caller holds the lock). */
+struct bar_map *bar_map_at(uintptr_t addr);
+int bar_map_is_register(const struct bar_map *m, uintptr_t addr);
+/* The engine let a zapped mapping's memory pages back in. */
+void bar_map_faulted_in(struct bar_map *m);
+/* Every answer's zap count: on a change, all device mappings are zapped (caller holds the lock). */
+void bar_zaps_seen(uint32_t zaps);
+/*
+ * KVM_SET_USER_MEMORY_REGION(2) whose slot covers trapped registers: prints
+ * why it cannot work and returns 1 with errno EFAULT; 0 for anything else.
+ */
+int kvm_slot_over_registers(int fd, unsigned long request, void *arg);
+/* Installs the SIGSEGV trap (once); the program's action is kept as its own. */
+void trap_install(void);
+
 #pragma GCC visibility pop
 
 #endif

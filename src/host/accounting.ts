@@ -1,6 +1,5 @@
 import { fail } from '../abi/errno.ts';
-import type { AccountMode } from '../iommufd/context.ts';
-import type { PinAccount } from '../iommufd/pages.ts';
+import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
 
 /** A user's locked-memory total, shared by all its processes (user_struct.locked_vm). */
 export interface UserAccount {

@@ -1,8 +1,8 @@
 import { fail } from '../abi/errno.ts';
-import type { Caller } from '../iommufd/context.ts';
-import { type FileOps, POLLIN, POLLOUT } from '../iommufd/file.ts';
+import type { Caller } from '../kernel/file.ts';
+import { type FileOps, POLLIN, POLLOUT } from '../kernel/file.ts';
 
-export { type FileOps, POLLIN, POLLOUT } from '../iommufd/file.ts';
+export { type FileOps, POLLIN, POLLOUT } from '../kernel/file.ts';
 
 /** open(2) flags the host understands (asm-generic values). */
 export const O_RDONLY = 0;

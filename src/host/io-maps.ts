@@ -12,7 +12,7 @@
  * maps.remove(0x7f00_0000_4000n, 0x1000n); // splits it in two
  * maps.find(0x7f00_0000_0004n); // { start, end, file, mapping, delta: 0n }
  */
-import type { DeviceMapping } from '../iommufd/file.ts';
+import type { DeviceMapping } from '../kernel/file.ts';
 import type { OpenFile } from './file.ts';
 
 /** One piece of a device mapping: `[start, end)` shows `mapping` from its offset `delta`. */

@@ -2,6 +2,7 @@ import { Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import { kernelFunctionOf } from '../abi/kernel-functions.ts';
 import type { Layout } from '../abi/layout.ts';
+import { openFlagsText } from '../abi/open-flags.ts';
 import {
   formatFd,
   formatIoctl,
@@ -10,10 +11,10 @@ import {
   ioctlRequestName,
 } from '../abi/strace.ts';
 import { type Mm, RestartCall } from '../iommu/mm.ts';
-import type { AccountMode, Caller } from '../iommufd/context.ts';
-import type { PinAccount } from '../iommufd/pages.ts';
+import type { Caller } from '../kernel/file.ts';
+import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
 import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
-import { type FileOps, O_ACCMODE, O_CLOEXEC, O_RDWR, OpenFile } from './file.ts';
+import { type FileOps, O_RDWR, OpenFile } from './file.ts';
 import { IoMaps } from './io-maps.ts';
 import type { Kernel } from './kernel.ts';
 import type { SimMm } from './sim-mm.ts';
@@ -289,7 +290,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   }
 
   private traceOpen(path: string, flags: number, r: number): void {
-    const args = ['AT_FDCWD', JSON.stringify(path), openFlagsText(flags)];
+    const args = ['AT_FDCWD', JSON.stringify(path), openFlagsText(flags, this.kernel.abi)];
     this.traceCall('openat', r, this.kindOf(r), args, r, false);
   }
 
@@ -540,18 +541,6 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     const errno = this.errno;
     return { ret, errno, out: layout.decode(this.mm.read(addr, layout.size)) };
   }
-}
-
-/** `O_RDWR|O_CLOEXEC`-style rendering of open flags (unknown bits in octal). */
-function openFlagsText(flags: number): string {
-  const parts = [['O_RDONLY', 'O_WRONLY', 'O_RDWR', '03'][flags & O_ACCMODE]!];
-  let rest = flags & ~O_ACCMODE;
-  if (rest & O_CLOEXEC) {
-    parts.push('O_CLOEXEC');
-    rest &= ~O_CLOEXEC;
-  }
-  if (rest !== 0) parts.push(`0${rest.toString(8)}`);
-  return parts.join('|');
 }
 
 /** `%#llx`: zero is `0` (a file offset may be); a negative offset stays decimal. */

@@ -1,5 +1,4 @@
-import type { FileRef } from '../iommufd/file.ts';
-import type { PagesSource } from '../iommufd/pages.ts';
+import type { FileRef, PagesSource } from '../kernel/file.ts';
 import { foreignMemory } from './foreign-memory.ts';
 import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC, TMPFS_MAGIC } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';

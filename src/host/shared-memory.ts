@@ -9,7 +9,7 @@
  * store.write(0x40000n, bytes); // a client's mapping shows them at once
  */
 import { readSync, writeSync } from 'node:fs';
-import type { SharedStore } from '../iommufd/file.ts';
+import type { SharedStore } from '../kernel/file.ts';
 import { memfdCreate, punchHole } from './native.ts';
 
 /** A SharedMemoryProvider backed by memfd_create (fds close with the engine). */

@@ -1,5 +1,6 @@
 import type { Device } from './device.ts';
 import type { Domain } from './domain.ts';
+import type { TableGroup } from './table-group.ts';
 import type { ViommuDriver } from './viommu.ts';
 
 /** What a paging domain is asked to support at allocation (IOMMU_HWPT_ALLOC_* flags). */
@@ -76,4 +77,6 @@ export interface IommuDriver {
    * Absent: the driver cannot attach PASIDs (EOPNOTSUPP).
    */
   setDevPasid?(domain: Domain | undefined, dev: Device, pasid: number): void;
+  /** The SPAPR table group of the driver's groups (iommu_group_get_iommudata()); absent off POWER. */
+  readonly tableGroup?: TableGroup;
 }

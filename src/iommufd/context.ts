@@ -1,40 +1,36 @@
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
-import type { Mm } from '../iommu/mm.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
-import type { FileOps } from './file.ts';
+import type { Caller } from '../kernel/file.ts';
+import type { AccountMode } from '../kernel/pin-account.ts';
 import type { IoptPersonality } from './io-pagetable.ts';
 import type { IommufdObject, ObjType } from './object.ts';
-import type { PinAccount } from './pages.ts';
-import type {
-  VfioCompatBackend,
-  VfioCompatExtension,
-  VfioCompatPersonality,
-} from './vfio-compat.ts';
 
-/** How pinned pages are charged (IOMMU_OPTION_RLIMIT_MODE). */
-export type AccountMode = 'user' | 'mm';
+/** Compat behaviour that depends on kernel version or configuration. */
+export interface VfioCompatPersonality {
+  /** CONFIG_VFIO_NOIOMMU: CHECK_EXTENSION(NOIOMMU) is 1 and no-IOMMU mode may SET_IOMMU(NOIOMMU). Kconfig default off. */
+  readonly vfioNoiommu: boolean;
+  /**
+   * UNMAP_DMA of a range holding no mapping: 'success' with size 0 since
+   * upstream afb47765 ("iommufd: Make vfio_compat's unmap succeed if the
+   * range is already empty", Linux 6.18, also 6.6.y/6.12.y/6.17.y stable), 'ENOENT' before.
+   */
+  readonly compatUnmapEmpty: 'ENOENT' | 'success';
+  /** GET_INFO pads each capability to 8 bytes (the 2023 capability-alignment fix; in v6.13, not in v6.2). */
+  readonly compatCapsAligned: boolean;
+}
 
-/**
- * The calling task as an ioctl handler sees it: its memory, credentials,
- * files and rlimit accounting. Provided by the host for every call.
- */
-export interface Caller {
-  readonly mm: Mm;
-  /** Ioctl number encoding of the emulated architecture (request decoding). */
-  readonly abi: IoctlAbi;
-  /** CAP_SYS_RESOURCE (RLIMIT_MODE changes). */
-  readonly capSysResource: boolean;
-  /** CAP_SYS_RAWIO (VFIO no-IOMMU mode); absent = not held. */
-  readonly capSysRawio?: boolean;
-  /** The pin account for a page set created now under `mode` (none when CAP_IPC_LOCK). */
-  pinAccount(mode: AccountMode): PinAccount;
-  /** This task's account in `mode` whatever its capabilities (IOAS_CHANGE_PROCESS); absent: EOPNOTSUPP. */
-  accountIn?(mode: AccountMode): PinAccount;
-  /** fget(): the operations of the file open at `fd`; undefined when not open. */
-  file(fd: number): FileOps | undefined;
-  /** fd_install() of a new file (O_CLOEXEC) at the lowest free fd; EMFILE (and the file released) when full. */
-  installFile(file: FileOps): number;
+/** The container ioctls of an extension's backend (nr ≥ VFIO_BASE + 12). */
+export interface VfioCompatBackend {
+  ioctl(caller: Caller, request: number, arg: bigint): number;
+}
+
+/** Container types served beside iommufd's type1 emulation (a uiommu extension). */
+export interface VfioCompatExtension {
+  /** VFIO_CHECK_EXTENSION: ≥ 0, positive for what the extension offers. */
+  checkExtension(ext: bigint): number;
+  /** VFIO_SET_IOMMU of a type checkExtension claims: set `ctx.vfioCompatBackend`, or throw. */
+  setIommu(ctx: IommufdCtx, caller: Caller, type: bigint): void;
 }
 
 /** Version-dependent behaviour of the emulated kernel (a named setting each). */

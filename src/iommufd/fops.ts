@@ -3,9 +3,10 @@
  * iommufd context, destroyed when the last fd and every file that holds it
  * are gone.
  */
-import type { Caller, IommufdHost } from './context.ts';
+
+import type { Caller, FileOps } from '../kernel/file.ts';
+import type { IommufdHost } from './context.ts';
 import { IommufdCtx } from './context.ts';
-import type { FileOps } from './file.ts';
 import { type ExtraCmd, iommufdIoctl } from './main.ts';
 import { vfioCompat } from './vfio-compat.ts';
 

@@ -1,4 +1,5 @@
 import { fail } from '../abi/errno.ts';
+import { hex } from '../abi/hex.ts';
 import {
   IOMMU_HWPT_ALLOC_FLAGS,
   IOMMU_HWPT_DATA_TYPE,
@@ -78,13 +79,18 @@ export function hwptPagingAlloc(
   attach?: (hwpt: HwptPaging) => void,
   userData?: IommuUserData,
 ): HwptPaging {
-  if ((flags & ~PAGING_FLAGS) !== 0) fail('EOPNOTSUPP');
+  if ((flags & ~PAGING_FLAGS) !== 0)
+    fail('EOPNOTSUPP', `unknown flags ${hex(flags & ~PAGING_FLAGS)}`, 'iommufd_hwpt_paging_alloc');
   const dev = idev.dev;
   if (flags & IOMMU_HWPT_ALLOC_FLAGS.DIRTY_TRACKING && !dev.driver.dirtyTrackingCapable(dev)) {
-    fail('EOPNOTSUPP');
+    fail(
+      'EOPNOTSUPP',
+      `the IOMMU of ${dev.name} cannot track dirty pages`,
+      'iommufd_hwpt_paging_alloc',
+    );
   }
   if (flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID && flags & IOMMU_HWPT_ALLOC_FLAGS.NEST_PARENT) {
-    fail('EOPNOTSUPP');
+    fail('EOPNOTSUPP', 'FAULT_ID_VALID with NEST_PARENT', 'iommufd_hwpt_paging_alloc');
   }
   const pflags: PagingFlags = {
     nestParent: (flags & IOMMU_HWPT_ALLOC_FLAGS.NEST_PARENT) !== 0,
@@ -93,7 +99,12 @@ export function hwptPagingAlloc(
   };
   let domain: Domain;
   if (userData) {
-    if (!dev.driver.domainAllocUser) fail('EOPNOTSUPP');
+    if (!dev.driver.domainAllocUser)
+      fail(
+        'EOPNOTSUPP',
+        'the driver takes no data_type for a paging domain',
+        'iommufd_hwpt_paging_alloc',
+      );
     domain = dev.driver.domainAllocUser(dev, pflags, userData);
   } else {
     domain = dev.driver.domainAllocPaging(dev, pflags);
@@ -125,12 +136,17 @@ export function hwptPagingAlloc(
  */
 export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
   const none = cmd.data_type === IOMMU_HWPT_DATA_TYPE.NONE;
-  if ((none && cmd.data_len !== 0) || (!none && cmd.data_len === 0)) fail('EINVAL');
+  if ((none && cmd.data_len !== 0) || (!none && cmd.data_len === 0))
+    fail(
+      'EINVAL',
+      `data_type ${cmd.data_type} with data_len ${cmd.data_len}`,
+      'iommufd_hwpt_alloc',
+    );
   const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
   const pt = ctx.lookup(cmd.pt_id);
-  if (!pt) fail('EINVAL');
+  if (!pt) fail('EINVAL', `no object with pt_id ${cmd.pt_id}`, 'iommufd_hwpt_alloc');
   const mm = ucmd.mm;
   const userData: IommuUserData | undefined = none
     ? undefined
@@ -145,7 +161,11 @@ export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>)
   } else if (pt.type === 'hwpt_paging' || pt.type === 'viommu') {
     hwpt = hwptNestedAlloc(ctx, idev, pt, cmd.flags, userData);
   } else {
-    fail('EINVAL');
+    fail(
+      'EINVAL',
+      `pt_id ${cmd.pt_id} is a ${pt.type}, not an IOAS, a paging HWPT or a vIOMMU`,
+      'iommufd_hwpt_alloc',
+    );
   }
   if (cmd.flags & IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID) {
     // fault_id is looked up after the domain exists: ENOENT unless a FAULT
@@ -173,10 +193,12 @@ export function hwptSetDirtyTracking(
   ucmd: Ucmd<V<typeof IommuHwptSetDirtyTracking>>,
 ): number {
   const cmd = ucmd.cmd;
-  if ((cmd.flags & ~IOMMU_HWPT_DIRTY_TRACKING_FLAGS.ENABLE) !== 0) fail('EOPNOTSUPP');
+  if ((cmd.flags & ~IOMMU_HWPT_DIRTY_TRACKING_FLAGS.ENABLE) !== 0)
+    fail('EOPNOTSUPP', `unknown flags ${hex(cmd.flags)}`, 'iommufd_hwpt_set_dirty_tracking');
   const hwpt = ctx.get<HwptPaging>(cmd.hwpt_id, 'hwpt_paging');
   const domain = hwpt.domain;
-  if (!domain.dirtyCapable) fail('EOPNOTSUPP');
+  if (!domain.dirtyCapable)
+    fail('EOPNOTSUPP', 'the domain has no dirty tracking', 'iopt_set_dirty_tracking');
   const enable = (cmd.flags & IOMMU_HWPT_DIRTY_TRACKING_FLAGS.ENABLE) !== 0;
   if (enable && !domain.dirtyTracking) {
     for (const area of hwpt.ioas.iopt.areas)
@@ -196,17 +218,29 @@ export function hwptGetDirtyBitmap(
 ): number {
   const cmd = ucmd.cmd;
   if ((cmd.flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR) !== 0 || cmd.__reserved !== 0) {
-    fail('EOPNOTSUPP');
+    fail('EOPNOTSUPP', 'unknown flags or __reserved not zero', 'iommufd_hwpt_get_dirty_bitmap');
   }
   const hwpt = ctx.get<HwptPaging>(cmd.hwpt_id, 'hwpt_paging');
   const iopt = hwpt.ioas.iopt;
   const last = cmd.iova + cmd.length - 1n;
-  if (cmd.length === 0n || last > U64_MAX) fail('EOVERFLOW');
+  if (cmd.length === 0n || last > U64_MAX)
+    fail('EOVERFLOW', 'length zero or iova + length wraps', 'iopt_read_and_clear_dirty_data');
   const mask = iopt.iovaAlignment - 1n;
-  if ((cmd.iova & mask) !== 0n || ((last + 1n) & mask) !== 0n) fail('EINVAL');
-  if (cmd.page_size === 0n) fail('EINVAL');
-  if (cmd.iova % cmd.page_size !== 0n || (last + 1n) % cmd.page_size !== 0n) fail('EINVAL');
-  if (!hwpt.domain.dirtyCapable) fail('EOPNOTSUPP');
+  if ((cmd.iova & mask) !== 0n || ((last + 1n) & mask) !== 0n)
+    fail(
+      'EINVAL',
+      `iova or iova + length not aligned to the IOAS alignment ${hex(iopt.iovaAlignment)}`,
+      'iopt_read_and_clear_dirty_data',
+    );
+  if (cmd.page_size === 0n) fail('EINVAL', 'page_size is zero', 'iopt_read_and_clear_dirty_data');
+  if (cmd.iova % cmd.page_size !== 0n || (last + 1n) % cmd.page_size !== 0n)
+    fail(
+      'EINVAL',
+      `iova or iova + length not a multiple of page_size ${hex(cmd.page_size)}`,
+      'iopt_read_and_clear_dirty_data',
+    );
+  if (!hwpt.domain.dirtyCapable)
+    fail('EOPNOTSUPP', 'the domain has no dirty tracking', 'iopt_read_and_clear_dirty_data');
   // drivers refuse to fill a bitmap while tracking is off; iommufd ignores that error
   if (!hwpt.domain.dirtyTracking) return 0;
   const keep = (cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR) !== 0;

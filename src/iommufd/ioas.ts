@@ -19,11 +19,13 @@ import {
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
+import type { Caller, PagesSource } from '../kernel/file.ts';
+import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
-import type { AccountMode, Caller, IommufdCtx } from './context.ts';
+import type { IommufdCtx } from './context.ts';
 import { IoPagetable, U64_MAX } from './io-pagetable.ts';
 import { IommufdObject } from './object.ts';
-import { IoptPages, type PagesSource, type PinAccount } from './pages.ts';
+import { IoptPages } from './pages.ts';
 import type { Ucmd } from './ucmd.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;

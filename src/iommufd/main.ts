@@ -8,7 +8,8 @@ import {
   iommufdCmdByNumber,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
-import type { Caller, IommufdCtx } from './context.ts';
+import type { Caller } from '../kernel/file.ts';
+import type { IommufdCtx } from './context.ts';
 import { faultQueueAlloc } from './fault.ts';
 import { hwInfo } from './hw-info.ts';
 import { hwptAlloc, hwptGetDirtyBitmap, hwptSetDirtyTracking } from './hw-pagetable.ts';

@@ -1,36 +1,9 @@
 import { fail } from '../abi/errno.ts';
 import type { PhysRun } from '../iommu/mm.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
+import type { PagesSource } from '../kernel/file.ts';
+import type { PinAccount } from '../kernel/pin-account.ts';
 import { SortedRanges } from '../util/sorted-ranges.ts';
-import type { AccountMode } from './context.ts';
-
-/**
- * Where the bytes of a page set come from: a process's address space
- * (addresses are user VAs) or a file (addresses are file offsets).
- */
-export interface PagesSource {
-  /** GUP-like resolution to physically contiguous runs; EFAULT when unreachable. */
-  resolve(start: bigint, length: bigint, write: boolean): PhysRun[];
-  /** A file's pages (memfd, shmem: IOPT_ADDRESS_FILE) rather than a process's VAs. */
-  readonly file?: boolean;
-}
-
-/** Charges pinned pages to a locked-memory budget (RLIMIT_MEMLOCK); ENOMEM when over. */
-export interface PinAccount {
-  charge(npages: bigint): void;
-  uncharge(npages: bigint): void;
-  /** Who is charged; absent when nobody is (CAP_IPC_LOCK). */
-  readonly owner?: PinOwner;
-}
-
-/** The task a page set charges: its mode, its process's counters and its user's. */
-export interface PinOwner {
-  readonly mode: AccountMode;
-  /** The process (mm) whose pinned_vm, and in 'mm' mode locked_vm, are charged. */
-  readonly mm: object;
-  /** The user whose locked_vm is charged in 'user' mode. */
-  readonly user: object;
-}
 
 /** A run of pinned pages `[start, last]` (page indexes) with linear phys and one user count. */
 interface PinSeg {

@@ -6,8 +6,9 @@ import {
   type IommuVeventqAlloc,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
-import type { Caller, IommufdCtx } from './context.ts';
-import { type FileOps, POLLIN, POLLOUT, POLLRDNORM } from './file.ts';
+import type { Caller } from '../kernel/file.ts';
+import { type FileOps, POLLIN, POLLOUT, POLLRDNORM } from '../kernel/file.ts';
+import type { IommufdCtx } from './context.ts';
 import { IommufdObject } from './object.ts';
 import type { Ucmd } from './ucmd.ts';
 import type { Viommu } from './viommu.ts';

@@ -19,7 +19,8 @@ import {
   vfioNrOf,
 } from '../abi/vfio.ts';
 import type { Mm } from '../iommu/mm.ts';
-import type { Caller, IommufdCtx } from './context.ts';
+import type { Caller } from '../kernel/file.ts';
+import type { IommufdCtx } from './context.ts';
 import { type IoPagetable, U64_MAX, type UnmapProgress } from './io-pagetable.ts';
 import { checkPagesRange, Ioas, mapSource } from './ioas.ts';
 import type { CompatHandler } from './main.ts';
@@ -56,33 +57,6 @@ import type { CompatHandler } from './main.ts';
  * then on serves every container ioctl but GET_API_VERSION,
  * CHECK_EXTENSION (only the backend's types count) and SET_IOMMU (EINVAL).
  */
-
-/** Compat behaviour that depends on kernel version or configuration. */
-export interface VfioCompatPersonality {
-  /** CONFIG_VFIO_NOIOMMU: CHECK_EXTENSION(NOIOMMU) is 1 and no-IOMMU mode may SET_IOMMU(NOIOMMU). Kconfig default off. */
-  readonly vfioNoiommu: boolean;
-  /**
-   * UNMAP_DMA of a range holding no mapping: 'success' with size 0 since
-   * upstream afb47765 ("iommufd: Make vfio_compat's unmap succeed if the
-   * range is already empty", Linux 6.18, also 6.6.y/6.12.y/6.17.y stable), 'ENOENT' before.
-   */
-  readonly compatUnmapEmpty: 'ENOENT' | 'success';
-  /** GET_INFO pads each capability to 8 bytes (the 2023 capability-alignment fix; in v6.13, not in v6.2). */
-  readonly compatCapsAligned: boolean;
-}
-
-/** The container ioctls of an extension's backend (nr ≥ VFIO_BASE + 12). */
-export interface VfioCompatBackend {
-  ioctl(caller: Caller, request: number, arg: bigint): number;
-}
-
-/** Container types served beside iommufd's type1 emulation (a uiommu extension). */
-export interface VfioCompatExtension {
-  /** VFIO_CHECK_EXTENSION: ≥ 0, positive for what the extension offers. */
-  checkExtension(ext: bigint): number;
-  /** VFIO_SET_IOMMU of a type checkExtension claims: set `ctx.vfioCompatBackend`, or throw. */
-  setIommu(ctx: IommufdCtx, caller: Caller, type: bigint): void;
-}
 
 const U32_MAX = 0xffff_ffff;
 

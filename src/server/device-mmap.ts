@@ -8,7 +8,7 @@
  */
 import { fail } from '../abi/errno.ts';
 import type { Process, ProcessMm } from '../host/process.ts';
-import type { SharedMemoryProvider } from '../iommufd/file.ts';
+import type { SharedMemoryProvider } from '../kernel/file.ts';
 import { argInt, OP, type Request } from './protocol.ts';
 
 /** MAP_SHARED and MAP_SHARED_VALIDATE share bit 0; MAP_PRIVATE is 2. */

@@ -27,7 +27,7 @@ import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
 import { memfdStore } from '../host/shared-memory.ts';
 import { RestartCall } from '../iommu/mm.ts';
-import type { SharedMemoryProvider } from '../iommufd/file.ts';
+import type { SharedMemoryProvider } from '../kernel/file.ts';
 import { deviceMmapOp } from './device-mmap.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
 import {

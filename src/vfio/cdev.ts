@@ -47,11 +47,10 @@ import {
   vfioNrOf,
 } from '../abi/vfio.ts';
 import type { Device } from '../iommu/device.ts';
-import type { Caller } from '../iommufd/context.ts';
-import type { FileOps } from '../iommufd/file.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
 import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
 import { checkZeroed } from '../iommufd/ucmd.ts';
+import type { Caller, FileOps } from '../kernel/file.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';

@@ -23,10 +23,10 @@
 import { fail } from '../abi/errno.ts';
 import { VFIO_API_VERSION, VFIO_BASE, vfioNrOf } from '../abi/vfio.ts';
 import type { Group } from '../iommu/group.ts';
-import type { Caller, IommufdHost, Personality } from '../iommufd/context.ts';
-import type { FileOps } from '../iommufd/file.ts';
+import type { IommufdHost, Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
+import type { Caller, FileOps } from '../kernel/file.ts';
 
 /** Which implementation serves /dev/vfio/vfio. */
 export type VfioContainerBackend = 'iommufd' | 'type1';

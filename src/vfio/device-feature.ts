@@ -14,7 +14,7 @@
  * vfioDeviceFeature(caller, arg, (c, flags, data, size) => myFeature(c, flags, data, size));
  */
 import { fail } from '../abi/errno.ts';
-import type { Caller } from '../iommufd/context.ts';
+import type { Caller } from '../kernel/file.ts';
 import { VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_ID, VfioDeviceFeature } from './pci/abi.ts';
 
 /** A driver's device_feature op: `data` is the payload's address, `size` its length (argsz − 8). */

@@ -8,7 +8,7 @@
  */
 import { fail } from '../abi/errno.ts';
 import { VfioDeviceBindIommufd, vfioNrOf } from '../abi/vfio.ts';
-import type { FileOps } from '../iommufd/file.ts';
+import type { FileOps } from '../kernel/file.ts';
 import type { VfioDevice } from './device.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
 

@@ -43,10 +43,10 @@ import { VFIO_BASE, VFIO_GROUP_FLAGS, VfioGroupStatus, vfioNrOf } from '../abi/v
 import type { Device } from '../iommu/device.ts';
 import type { Group } from '../iommu/group.ts';
 import type { Mm } from '../iommu/mm.ts';
-import type { Caller, IommufdCtx } from '../iommufd/context.ts';
-import type { FileOps } from '../iommufd/file.ts';
+import type { IommufdCtx } from '../iommufd/context.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
 import { vfioCompatIoasCreate, vfioCompatSetNoIommu } from '../iommufd/vfio-compat.ts';
+import type { Caller, FileOps } from '../kernel/file.ts';
 import { type LegacyContainer, legacyContainerOf } from './container.ts';
 import { VfioDevice } from './device.ts';
 import { deviceFileOps } from './device-file.ts';

@@ -19,10 +19,10 @@ import {
   TCE_PCI_WRITE,
 } from '../../src/drivers/spapr/tce.ts';
 import { pnvTceGeometry } from '../../src/drivers/spapr/tce-geometry.ts';
-import type { SpaprWindow } from '../../src/drivers/spapr/window.ts';
 import { type Device, DmaFaultError } from '../../src/iommu/device.ts';
 import type { PagingFlags } from '../../src/iommu/driver.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../src/iommu/prot.ts';
+import type { SpaprWindow } from '../../src/iommu/table-group.ts';
 import { FakeMemory } from './fake-memory.ts';
 
 const K4 = 1n << 12n;

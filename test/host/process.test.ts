@@ -361,3 +361,19 @@ test('pread64/pwrite64 offsets print in hex (vfio-pci puts the region index at b
     `pwrite64(99, 0x${buf.toString(16)}, 4, 0) = -1 EBADF (Bad file descriptor)`,
   ]);
 });
+
+test('the compat container (/dev/vfio/vfio on iommufd) shows its kind like the legacy one', () => {
+  for (const vfioContainer of ['iommufd', 'type1'] as const) {
+    const p = new Kernel({ personality: { vfioContainer } }).spawn();
+    const lines: string[] = [];
+    p.trace = (l) => lines.push(l);
+    const fd = p.open('/dev/vfio/vfio');
+    p.close(fd);
+    assert.deepEqual(lines.slice(1), [`close(${fd}<vfio-container>) = 0`], vfioContainer);
+  }
+  const p = new Kernel().spawn();
+  const lines: string[] = [];
+  p.trace = (l) => lines.push(l);
+  p.close(p.open('/dev/iommu'));
+  assert.deepEqual(lines.slice(1), ['close(3) = 0'], '/dev/iommu itself stays bare');
+});

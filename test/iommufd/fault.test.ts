@@ -12,7 +12,7 @@ import {
   IommuHwptPgfault,
 } from '../../src/abi/iommufd.ts';
 import { MOCK_FLAGS_DEVICE } from '../../src/abi/iommufd-test.ts';
-import { POLLIN, POLLOUT } from '../../src/iommufd/file.ts';
+import { POLLIN, POLLOUT } from '../../src/kernel/file.ts';
 import type { Fixture } from '../support.ts';
 import {
   destroy,

@@ -31,7 +31,6 @@ import {
   vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
 import type { KernelOptions } from '../../src/host/kernel.ts';
-import type { Caller } from '../../src/iommufd/context.ts';
 import type { Ioas } from '../../src/iommufd/ioas.ts';
 import {
   vfioCompat,
@@ -39,6 +38,7 @@ import {
   vfioCompatIoasGetId,
   vfioCompatSetNoIommu,
 } from '../../src/iommufd/vfio-compat.ts';
+import type { Caller } from '../../src/kernel/file.ts';
 import { type Fixture, setup } from '../support.ts';
 import { tc, type Vals } from './mock.ts';
 import { map, memAt, PAGE, pinCounts, RW, roBoundary, SZ_2M, U64_MAX } from './util.ts';

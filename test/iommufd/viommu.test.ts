@@ -22,7 +22,7 @@ import {
   IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID,
   IOMMU_VIOMMU_TYPE_SELFTEST,
 } from '../../src/abi/iommufd-test.ts';
-import { POLLIN, POLLOUT } from '../../src/iommufd/file.ts';
+import { POLLIN, POLLOUT } from '../../src/kernel/file.ts';
 import type { Fixture } from '../support.ts';
 import { destroy, replace, st, tc, type Vals } from './mock.ts';
 import { map, memAt, PAGE, physOf, pinCounts, U64_MAX } from './util.ts';

@@ -7,7 +7,7 @@
  * Instructions outside the set must be refused. Prints "ok N cases" or
  * FAIL lines; argv[1] is a scratch directory.
  */
-#include "../../native/x86-decode.h"
+#include "../../native/preload/x86-decode.h"
 
 #include <stdarg.h>
 #include <stdio.h>

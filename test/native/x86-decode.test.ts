@@ -26,7 +26,7 @@ test('x86_decode agrees with the assembler on every generated form', { skip }, (
       '-o',
       bin,
       join(HERE, 'x86-decode.c'),
-      join(HERE, '../../native/x86-decode.c'),
+      join(HERE, '../../native/preload/x86-decode.c'),
     ]);
     const r = spawnSync(bin, [dir], { encoding: 'utf8' });
     assert.doesNotMatch(r.stdout, /^FAIL/m, r.stdout);

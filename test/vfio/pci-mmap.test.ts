@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';
-import type { SharedStore } from '../../src/iommufd/file.ts';
+import type { SharedStore } from '../../src/kernel/file.ts';
 import { vfioPciRegionOffset } from '../../src/vfio/pci/abi.ts';
 import { BarMemory } from '../../src/vfio/pci/bar-memory.ts';
 import { PCI } from '../../src/vfio/pci/config-space.ts';

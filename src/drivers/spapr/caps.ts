@@ -1,39 +1,6 @@
 import { fail } from '../../abi/errno.ts';
+import type { SpaprCaps } from '../../iommu/table-group.ts';
 import { POWERNV_MAX_LEVELS } from './table-size.ts';
-
-/**
- * Which platform code builds the TCE tables: 'powernv' (bare metal, IODA2
- * PHB3/PHB4, multi-level tables in host memory) or 'pseries' (an LPAR or
- * KVM guest, one-level tables owned by the hypervisor through DDW calls).
- * It selects the table-size accounting and the table-creation rules.
- */
-export type SpaprPlatform = 'powernv' | 'pseries';
-
-/**
- * What a PHB offers each of its PEs: the fields of the kernel's
- * `struct iommu_table_group` that VFIO reads, plus the facts that decide
- * where windows go and how big their tables are.
- */
-export interface SpaprCaps {
-  readonly platform: SpaprPlatform;
-  /** max_dynamic_windows_supported: 2 (both slots), 1 (slot 0 only) or 0 (no DDW). */
-  readonly maxWindows: number;
-  /**
-   * Bus address of each window slot: slot 0 = tce32_start, slot 1 = the
-   * second window's base (PowerNV: TVE#1, selected by PCI address bit 59).
-   */
-  readonly slotBases: readonly [bigint, bigint];
-  /** pgsizes: bit n set = 2^n-byte TCE pages allowed. */
-  readonly pgsizes: bigint;
-  /** max_levels: the deepest TCE table a window may ask for. */
-  readonly maxLevels: number;
-  /** tce32_size: the default 32-bit window's size (from slotBases[0]). */
-  readonly dma32Size: bigint;
-  /** PAGE_SHIFT of the host kernel (16 on usual ppc64 kernels, 12 with 4 KiB pages). */
-  readonly hostPageShift: number;
-  /** The PHB sets the read bit on every writable TCE (PowerNV does; pSeries keeps the bits). */
-  readonly writeImpliesRead: boolean;
-}
 
 const SZ_4K = 1n << 12n;
 const SZ_64K = 1n << 16n;

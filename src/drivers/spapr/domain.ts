@@ -1,8 +1,8 @@
 import { Domain } from '../../iommu/domain.ts';
 import type { IommuDriver } from '../../iommu/driver.ts';
+import type { SpaprWindow } from '../../iommu/table-group.ts';
 import type { TceGeometry } from './tce-geometry.ts';
 import { TceTable } from './tce-table.ts';
-import type { SpaprWindow } from './window.ts';
 
 /** One window of a {@link SpaprDomain}: the request and the table that translates it. */
 export interface SpaprDomainWindow {

@@ -10,13 +10,13 @@ import type { Domain } from '../../iommu/domain.ts';
 import type { HwInfo, IommuDriver, IommuUserData, PagingFlags } from '../../iommu/driver.ts';
 import { Group } from '../../iommu/group.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
-import { checkSpaprCaps, SPAPR_PRESETS, type SpaprCaps, type SpaprPresetName } from './caps.ts';
+import type { SpaprCaps, SpaprWindow, TableGroup } from '../../iommu/table-group.ts';
+import { checkSpaprCaps, SPAPR_PRESETS, type SpaprPresetName } from './caps.ts';
 import { SpaprDomain } from './domain.ts';
 import { spaprHwInfo } from './hw-info.ts';
 import type { TceGeometry } from './tce-geometry.ts';
 import {
   defaultSpaprWindow,
-  type SpaprWindow,
   spaprTableSize,
   validateSpaprWindow,
   validateSpaprWindows,
@@ -53,9 +53,11 @@ export interface SpaprIommuOptions extends Partial<SpaprCaps> {
  * ]);
  * dev.group.attach(domain);
  */
-export class SpaprIommu implements IommuDriver {
+export class SpaprIommu implements IommuDriver, TableGroup {
   readonly name: string;
   readonly caps: SpaprCaps;
+  /** Every PE of the PHB is programmed through the PHB itself. */
+  readonly tableGroup: TableGroup = this;
   private readonly firstGroupId: number;
   private readonly pes = new Map<number, Group>();
   private devices = 0;

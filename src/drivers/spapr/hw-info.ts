@@ -5,7 +5,7 @@ import {
   UiommuHwInfoSpapr,
 } from '../../abi/uiommu.ts';
 import type { HwInfo } from '../../iommu/driver.ts';
-import type { SpaprCaps } from './caps.ts';
+import type { SpaprCaps } from '../../iommu/table-group.ts';
 
 /** The extension's layout and values live in src/abi/uiommu.ts; re-exported for existing importers. */
 export {

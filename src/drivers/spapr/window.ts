@@ -1,22 +1,7 @@
 import { fail } from '../../abi/errno.ts';
-import type { SpaprCaps } from './caps.ts';
+import type { SpaprCaps, SpaprWindow } from '../../iommu/table-group.ts';
 import { pnvTableSize, pseriesTableSize } from './table-size.ts';
 import { pnvTceGeometry, pseriesTceGeometry, type TceGeometry } from './tce-geometry.ts';
-
-/**
- * A DMA window request: what VFIO_IOMMU_SPAPR_TCE_CREATE asks for (page
- * shift, window size, levels) plus the slot it lands in and the bus address
- * that slot has. The start is not the user's choice: it must equal the
- * slot's base (slot 0 = tce32_start, slot 1 = the platform's second base).
- */
-export interface SpaprWindow {
-  readonly slot: 0 | 1;
-  readonly start: bigint;
-  /** Requested size; the real window may be larger (see {@link TceGeometry.windowSize}). */
-  readonly size: bigint;
-  readonly pageShift: number;
-  readonly levels: number;
-}
 
 /** IOMMU_TABLE_GROUP_MAX_TABLES: window slots per PE. */
 export const SPAPR_MAX_WINDOW_SLOTS = 2;

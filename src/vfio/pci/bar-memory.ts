@@ -12,7 +12,7 @@
  * m.write(0x1000n, Uint8Array.of(1, 2));
  * m.read(0xfffn, 3); // [0, 1, 2]
  */
-import type { SharedMemoryProvider, SharedStore } from '../../iommufd/file.ts';
+import type { SharedMemoryProvider, SharedStore } from '../../kernel/file.ts';
 
 const PAGE = 4096n;
 

@@ -11,8 +11,7 @@
  */
 import { fail } from '../../abi/errno.ts';
 import { VfioInfoCapHeader, vfioNrOf } from '../../abi/vfio.ts';
-import type { Caller } from '../../iommufd/context.ts';
-import type { DeviceMapping, FileOps, SharedMemoryProvider } from '../../iommufd/file.ts';
+import type { Caller, DeviceMapping, FileOps, SharedMemoryProvider } from '../../kernel/file.ts';
 import { vfioDeviceFeature } from '../device-feature.ts';
 import {
   VFIO_DEVICE_FEATURE,

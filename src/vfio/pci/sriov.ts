@@ -22,7 +22,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { fail } from '../../abi/errno.ts';
-import type { Caller } from '../../iommufd/context.ts';
+import type { Caller } from '../../kernel/file.ts';
 import { checkFeature } from '../device-feature.ts';
 import { VFIO_DEVICE_FEATURE } from './abi.ts';
 import type { VfioPciDevice } from './device.ts';

@@ -22,8 +22,7 @@
 import { fail } from '../../abi/errno.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
-import type { IommufdCtx } from '../../iommufd/context.ts';
-import type { VfioCompatExtension } from '../../iommufd/vfio-compat.ts';
+import type { IommufdCtx, VfioCompatExtension } from '../../iommufd/context.ts';
 import type { VfioIommuBackend } from '../container.ts';
 import { spaprTceIommuDriver } from './driver.ts';
 import type { SpaprTcePersonality } from './personality.ts';

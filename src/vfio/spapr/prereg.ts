@@ -8,7 +8,8 @@
 import { fail } from '../../abi/errno.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
-import { IoptPages, type PinAccount } from '../../iommufd/pages.ts';
+import { IoptPages } from '../../iommufd/pages.ts';
+import type { PinAccount } from '../../kernel/pin-account.ts';
 
 /** One pre-registered region (struct mm_iommu_table_group_mem_t). */
 export interface PreregRegion {

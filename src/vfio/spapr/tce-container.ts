@@ -33,14 +33,15 @@ import {
   VfioIommuType1DmaUnmap,
   vfioNrOf,
 } from '../../abi/vfio.ts';
-import type { SpaprWindow } from '../../drivers/spapr/window.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/prot.ts';
-import type { Caller } from '../../iommufd/context.ts';
+import type { SpaprWindow } from '../../iommu/table-group.ts';
 import { IoPagetable } from '../../iommufd/io-pagetable.ts';
-import { IoptPages, type PinAccount } from '../../iommufd/pages.ts';
+import { IoptPages } from '../../iommufd/pages.ts';
+import type { Caller } from '../../kernel/file.ts';
+import type { PinAccount } from '../../kernel/pin-account.ts';
 import type { VfioIommuBackend } from '../container.ts';
 import { containerEehPeOp } from './eeh.ts';
 import type { SpaprTcePersonality } from './personality.ts';

@@ -1,6 +1,6 @@
 /**
  * The container's window set as domains: every attached group is always on
- * a {@link SpaprDomain} whose apertures are exactly the container's windows,
+ * a {@link WindowDomain} whose apertures are exactly the container's windows,
  * all of them filled from one IoPagetable (the container's mapping table).
  * Groups of one PHB share one domain; a PHB is one driver, so a container
  * spanning PHBs of the same kind holds one domain per PHB, all mapping the
@@ -8,28 +8,26 @@
  * every group over, all or none (spapr-tce.md §5).
  */
 import { fail } from '../../abi/errno.ts';
-import type { SpaprDomain } from '../../drivers/spapr/domain.ts';
-import { SpaprIommu } from '../../drivers/spapr/driver.ts';
-import type { SpaprWindow } from '../../drivers/spapr/window.ts';
 import type { Group } from '../../iommu/group.ts';
+import type { SpaprWindow, TableGroup, WindowDomain } from '../../iommu/table-group.ts';
 import type { IoPagetable } from '../../iommufd/io-pagetable.ts';
 
 /** The PHB (table group) of a group; ENODEV when it has none (not a SPAPR PE). */
-export function phbOf(group: Group): SpaprIommu {
-  const dev = group.devices[0];
-  if (!dev || !(dev.driver instanceof SpaprIommu)) fail('ENODEV', 'group has no table group');
-  return dev.driver;
+export function phbOf(group: Group): TableGroup {
+  const tableGroup = group.devices[0]?.driver.tableGroup;
+  if (!tableGroup) fail('ENODEV', 'group has no table group');
+  return tableGroup;
 }
 
 /** The windows, by slot, and one domain per PHB among the groups (none while no window). */
 export class SpaprWindowSet {
   windows: SpaprWindow[] = [];
-  readonly domains = new Map<SpaprIommu, SpaprDomain>();
+  readonly domains = new Map<TableGroup, WindowDomain>();
 
   constructor(private readonly iopt: IoPagetable) {}
 
   /** The domain of `phb` for `windows`, added to the page table (filled). */
-  private build(phb: SpaprIommu, group: Group, windows: readonly SpaprWindow[]): SpaprDomain {
+  private build(phb: TableGroup, group: Group, windows: readonly SpaprWindow[]): WindowDomain {
     const d = phb.domainAllocWindows(group.devices[0]!, windows);
     this.iopt.addDomain(d);
     return d;
@@ -43,7 +41,7 @@ export class SpaprWindowSet {
    */
   replace(windows: readonly SpaprWindow[], groups: readonly Group[]): void {
     const sorted = [...windows].sort((a, b) => a.slot - b.slot);
-    const fresh = new Map<SpaprIommu, SpaprDomain>();
+    const fresh = new Map<TableGroup, WindowDomain>();
     const moved: Group[] = [];
     try {
       if (sorted.length > 0) {

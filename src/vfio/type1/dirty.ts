@@ -41,7 +41,7 @@ export function verifyBitmapSize(npages: bigint, bitmapSize: bigint): void {
     bitmapSize > DIRTY_BITMAP_SIZE_MAX ||
     bitmapSize < dirtyBitmapBytes(npages)
   ) {
-    fail('EINVAL');
+    fail('EINVAL', `bitmap size ${bitmapSize} does not fit ${npages} pages`, 'verify_bitmap_size');
   }
 }
 

@@ -2,7 +2,7 @@ import type { Domain } from '../../iommu/domain.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_WRITE } from '../../iommu/prot.ts';
-import type { PinAccount } from '../../iommufd/pages.ts';
+import type { PinAccount } from '../../kernel/pin-account.ts';
 import type { Range } from '../../util/sorted-ranges.ts';
 
 /** One physically contiguous pinned piece of a mapping: `[iova, iova+length)` ↦ `phys`. */

@@ -16,7 +16,8 @@ export function type1IommuDriver(host: { memory: PhysMemory; abi: IoctlAbi }): V
     checkExtension: (ext) => type1CheckExtension(undefined, ext),
     open(type) {
       const v2 = type === BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU);
-      if (!v2 && type !== BigInt(VFIO_EXTENSION.TYPE1_IOMMU)) fail('EINVAL');
+      if (!v2 && type !== BigInt(VFIO_EXTENSION.TYPE1_IOMMU))
+        fail('EINVAL', `type ${type} is not TYPE1 or TYPE1v2`, 'vfio_iommu_type1_open');
       return new VfioIommuType1({
         memory: host.memory,
         pageSize: host.memory.pageSize,

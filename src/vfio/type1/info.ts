@@ -99,7 +99,7 @@ export function type1Caps(s: Type1InfoState, base: number): Uint8Array {
 export function type1GetInfo(mm: Mm, arg: bigint, s: Type1InfoState): number {
   const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_GET_INFO;
   const argsz = VfioIommuType1Info.decode(mm.read(arg, minsz)).argsz;
-  if (argsz < minsz) fail('EINVAL');
+  if (argsz < minsz) fail('EINVAL', `argsz ${argsz} below ${minsz}`, 'vfio_iommu_type1_get_info');
   const fixed = VfioIommuType1Info.size;
   const caps = type1Caps(s, fixed);
   let outArgsz = argsz;

@@ -1,4 +1,5 @@
 import { Errno, fail } from '../../abi/errno.ts';
+import { hex } from '../../abi/hex.ts';
 import type { IoctlAbi } from '../../abi/ioctl.ts';
 import {
   VFIO_BASE,
@@ -20,8 +21,7 @@ import type { Group } from '../../iommu/group.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/prot.ts';
-import type { AccountMode } from '../../iommufd/context.ts';
-import type { PinAccount } from '../../iommufd/pages.ts';
+import type { AccountMode, PinAccount } from '../../kernel/pin-account.ts';
 import { SortedRanges } from '../../util/sorted-ranges.ts';
 import { accessOk, ffs, updateUserBitmap, verifyBitmapSize } from './dirty.ts';
 import { mapDmaInto, pinDma, unpinDma, type VfioDma } from './dma.ts';
@@ -231,10 +231,16 @@ export class VfioIommuType1 {
    * ones made while no domain existed). On failure nothing changes.
    */
   attachGroup(group: Group): void {
-    if (this.vaddrInvalidCount > 0) fail('EBUSY');
-    if (this.findGroup(group)) fail('EINVAL');
+    if (this.vaddrInvalidCount > 0)
+      fail(
+        'EBUSY',
+        'mappings with an invalidated vaddr wait for a new one',
+        'vfio_iommu_type1_attach_group',
+      );
+    if (this.findGroup(group))
+      fail('EINVAL', 'the group is in the container already', 'vfio_iommu_type1_attach_group');
     const dev = group.devices[0];
-    if (!dev) fail('EIO');
+    if (!dev) fail('EIO', 'the group has no device', 'vfio_iommu_type1_attach_group');
     const domain = dev.driver.domainAllocPaging(dev, {
       nestParent: false,
       dirtyTracking: false,
@@ -245,15 +251,23 @@ export class VfioIommuType1 {
     try {
       const geo = geometry(domain);
       if (this.aperConflict(geo))
-        fail('EINVAL', 'aperture conflicts with the IOVA list or a mapping');
+        fail(
+          'EINVAL',
+          'the aperture conflicts with the IOVA list or a mapping',
+          'vfio_iommu_aper_conflict',
+        );
       const resv = groupReserved(group, domain);
       for (const r of resv) {
         if (r.kind !== 'direct-relaxable' && this.dmas.intersects(r.start, r.last)) {
-          fail('EINVAL', 'reserved region overlaps a mapping');
+          fail(
+            'EINVAL',
+            `reserved region [${hex(r.start)}, ${hex(r.last)}] overlaps a mapping`,
+            'vfio_iommu_resv_conflict',
+          );
         }
       }
       const list = resvExclude(aperResize(this.iovaList, geo.start, geo.last), resv);
-      if (!list) fail('EINVAL', 'no valid IOVA left');
+      if (!list) fail('EINVAL', 'no valid IOVA left', 'vfio_iommu_resv_exclude');
       const isCoherent = coherent(domain);
       for (const d of this.domains) {
         if (d.domain.driver !== domain.driver || d.coherent !== isCoherent) continue;
@@ -336,7 +350,7 @@ export class VfioIommuType1 {
       case NR.IOMMU_DIRTY_PAGES:
         return this.dirtyPages(caller, arg);
       default:
-        fail('ENOTTY');
+        fail('ENOTTY', 'no type1 ioctl', 'vfio_iommu_type1_ioctl');
     }
   }
 
@@ -367,21 +381,42 @@ export class VfioIommuType1 {
     const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_MAP_DMA;
     const map = VfioIommuType1DmaMap.decode(caller.mm.read(arg, minsz));
     const mask = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE | VFIO_DMA_MAP_FLAG.VADDR;
-    if (map.argsz < minsz || (map.flags & ~mask) !== 0) fail('EINVAL');
+    if (map.argsz < minsz || (map.flags & ~mask) !== 0)
+      fail(
+        'EINVAL',
+        `argsz ${map.argsz} below ${minsz} or unknown flags ${hex(map.flags & ~mask)}`,
+        'vfio_iommu_type1_map_dma',
+      );
     const setVaddr = (map.flags & VFIO_DMA_MAP_FLAG.VADDR) !== 0;
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG.WRITE) prot |= IOMMU_WRITE;
     if (map.flags & VFIO_DMA_MAP_FLAG.READ) prot |= IOMMU_READ;
-    if ((prot !== 0) === setVaddr) fail('EINVAL', 'need READ/WRITE xor VADDR');
+    if ((prot !== 0) === setVaddr)
+      fail(
+        'EINVAL',
+        setVaddr ? 'VADDR with READ or WRITE' : 'neither READ nor WRITE',
+        'vfio_dma_do_map',
+      );
     const { iova, vaddr, size } = map;
     const pgsize = this.minPgsize;
-    if (size === 0n || ((size | iova | vaddr) & (pgsize - 1n)) !== 0n) fail('EINVAL');
-    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) fail(this.wrapErrno);
+    if (size === 0n || ((size | iova | vaddr) & (pgsize - 1n)) !== 0n)
+      fail(
+        'EINVAL',
+        `size, iova or vaddr zero or not aligned to the smallest page ${hex(pgsize)}`,
+        'vfio_dma_do_map',
+      );
+    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX)
+      fail(this.wrapErrno, 'iova or vaddr + size wraps', 'vfio_dma_do_map');
     const last = iova + size - 1n;
     const hit = this.dmas.firstIntersecting(iova, last);
     if (setVaddr) {
-      if (!hit) fail('ENOENT');
-      if (!hit.vaddrInvalid || hit.start !== iova || hit.size !== size) fail('EINVAL');
+      if (!hit) fail('ENOENT', `no mapping at ${hex(iova)} to give a vaddr`, 'vfio_dma_do_map');
+      if (!hit.vaddrInvalid || hit.start !== iova || hit.size !== size)
+        fail(
+          'EINVAL',
+          'VADDR needs one whole mapping whose vaddr was invalidated',
+          'vfio_dma_do_map',
+        );
       // vfio_change_dma_owner: the pages move to the caller's mm and account
       const account = caller.pinAccount?.('mm');
       if (hit.mm !== caller.mm && hit.lockedPages !== 0n) {
@@ -398,9 +433,19 @@ export class VfioIommuType1 {
       this.vaddrInvalidCount--;
       return 0;
     }
-    if (hit) fail('EEXIST');
-    if (this.dmaAvailCount === 0) fail('ENOSPC');
-    if (!iovaValid(this.iovaList, iova, last)) fail('EINVAL', 'outside the valid IOVA ranges');
+    if (hit)
+      fail(
+        'EEXIST',
+        `[${hex(iova)}, ${hex(last)}] overlaps the mapping at ${hex(hit.start)}`,
+        'vfio_dma_do_map',
+      );
+    if (this.dmaAvailCount === 0) fail('ENOSPC', 'dma_entry_limit reached', 'vfio_dma_do_map');
+    if (!iovaValid(this.iovaList, iova, last))
+      fail(
+        'EINVAL',
+        `[${hex(iova)}, ${hex(last)}] is outside the valid IOVA ranges`,
+        'vfio_iommu_iova_dma_valid',
+      );
     const dma: VfioDma = {
       start: iova,
       last,
@@ -435,7 +480,7 @@ export class VfioIommuType1 {
       // vfio_dma_bitmap_alloc refuses more than INT_MAX pages
       for (const d of this.domains) d.domain.unmap(dma.start, dma.size);
       unpinDma(dma, this.memory);
-      fail('EINVAL');
+      fail('EINVAL', 'more than INT_MAX pages to track dirty', 'vfio_dma_bitmap_alloc');
     }
     this.dmas.insert(dma);
     this.dmaAvailCount--;
@@ -462,14 +507,22 @@ export class VfioIommuType1 {
     const unmap = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
     const F = VFIO_DMA_UNMAP_FLAG;
     const mask = F.GET_DIRTY_BITMAP | F.VADDR | F.ALL;
-    if (unmap.argsz < minsz || (unmap.flags & ~mask) !== 0) fail('EINVAL');
+    if (unmap.argsz < minsz || (unmap.flags & ~mask) !== 0)
+      fail(
+        'EINVAL',
+        `argsz ${unmap.argsz} below ${minsz} or unknown flags ${hex(unmap.flags & ~mask)}`,
+        'vfio_iommu_type1_unmap_dma',
+      );
     const getBitmap = (unmap.flags & F.GET_DIRTY_BITMAP) !== 0;
-    if (getBitmap && (unmap.flags & (F.ALL | F.VADDR)) !== 0) fail('EINVAL');
+    if (getBitmap && (unmap.flags & (F.ALL | F.VADDR)) !== 0)
+      fail('EINVAL', 'GET_DIRTY_BITMAP with ALL or VADDR', 'vfio_iommu_type1_unmap_dma');
     let bitmap = { pgsize: 0n, size: 0n, data: 0n };
     if (getBitmap) {
-      if (unmap.argsz < minsz + VfioBitmap.size) fail('EINVAL');
+      if (unmap.argsz < minsz + VfioBitmap.size)
+        fail('EINVAL', 'argsz has no room for the bitmap', 'vfio_iommu_type1_unmap_dma');
       bitmap = VfioBitmap.decode(caller.mm.read(arg + BigInt(minsz), VfioBitmap.size));
-      if (!accessOk(bitmap.data, bitmap.size)) fail('EINVAL');
+      if (!accessOk(bitmap.data, bitmap.size))
+        fail('EINVAL', 'the bitmap is not user memory', 'vfio_iommu_type1_unmap_dma');
       verifyBitmapSize(unmap.size >> ffs(bitmap.pgsize), bitmap.size);
     }
     const unmapAll = (unmap.flags & F.ALL) !== 0;
@@ -477,24 +530,50 @@ export class VfioIommuType1 {
     const pgsize = this.minPgsize;
     const iova = unmap.iova;
     let size = unmap.size;
-    if ((iova & (pgsize - 1n)) !== 0n) fail('EINVAL');
+    if ((iova & (pgsize - 1n)) !== 0n)
+      fail(
+        'EINVAL',
+        `iova ${hex(iova)} not aligned to the smallest page ${hex(pgsize)}`,
+        'vfio_dma_do_unmap',
+      );
     if (unmapAll) {
-      if (iova !== 0n || size !== 0n) fail('EINVAL');
+      if (iova !== 0n || size !== 0n)
+        fail('EINVAL', 'UNMAP_ALL takes iova 0 and size 0', 'vfio_dma_do_unmap');
       size = U64_MAX;
     } else {
-      if (size === 0n || (size & (pgsize - 1n)) !== 0n) fail('EINVAL');
-      if (iova + size - 1n > U64_MAX) fail(this.wrapErrno);
+      if (size === 0n || (size & (pgsize - 1n)) !== 0n)
+        fail(
+          'EINVAL',
+          `size ${hex(size)} zero or not aligned to the smallest page ${hex(pgsize)}`,
+          'vfio_dma_do_unmap',
+        );
+      if (iova + size - 1n > U64_MAX)
+        fail(this.wrapErrno, `iova ${hex(iova)} + size ${hex(size)} wraps`, 'vfio_dma_do_unmap');
     }
-    if (getBitmap && (!this.dirtyTracking || bitmap.pgsize !== pgsize)) fail('EINVAL');
+    if (getBitmap && (!this.dirtyTracking || bitmap.pgsize !== pgsize))
+      fail(
+        'EINVAL',
+        'dirty tracking is off or the bitmap page size is not the smallest page',
+        'vfio_dma_do_unmap',
+      );
     // iova + size as the kernel computes it (u64; 0 when the range ends at U64_MAX)
     const end = BigInt.asUintN(64, iova + size);
     const last = iova + size - 1n > U64_MAX ? U64_MAX : iova + size - 1n;
     if (this.v2 && !unmapAll) {
       const first = this.dmas.find(iova);
-      if (first && first.start !== iova) fail('EINVAL', 'range bisects a mapping');
+      if (first && first.start !== iova)
+        fail(
+          'EINVAL',
+          `iova ${hex(iova)} bisects the mapping at ${hex(first.start)}`,
+          'vfio_dma_do_unmap',
+        );
       const tail = this.dmas.find(last);
       if (tail && BigInt.asUintN(64, tail.last + 1n) !== end)
-        fail('EINVAL', 'range bisects a mapping');
+        fail(
+          'EINVAL',
+          `the range's end bisects the mapping at ${hex(tail.start)}`,
+          'vfio_dma_do_unmap',
+        );
     }
     const hits: VfioDma[] = [];
     for (const dma of this.dmas.from(iova)) {
@@ -509,7 +588,11 @@ export class VfioIommuType1 {
         if (dma.vaddrInvalid) {
           for (const m of marked) m.vaddrInvalid = false;
           this.vaddrInvalidCount -= marked.length;
-          fail('EINVAL', 'vaddr already invalid');
+          fail(
+            'EINVAL',
+            `the vaddr of the mapping at ${hex(dma.start)} is invalid already`,
+            'vfio_dma_do_unmap',
+          );
         }
         dma.vaddrInvalid = true;
         this.vaddrInvalidCount++;
@@ -536,19 +619,31 @@ export class VfioIommuType1 {
    * range bisecting a mapping EINVAL.
    */
   private dirtyPages(caller: Type1Caller, arg: bigint): number {
-    if (!this.v2) fail('EACCES');
+    if (!this.v2)
+      fail('EACCES', 'dirty tracking needs a TYPE1v2 container', 'vfio_iommu_type1_dirty_pages');
     const minsz = VfioIommuType1DirtyBitmap.size;
     const dirty = VfioIommuType1DirtyBitmap.decode(caller.mm.read(arg, minsz));
     const D = VFIO_IOMMU_DIRTY_PAGES_FLAG;
     const mask = D.START | D.STOP | D.GET_BITMAP;
-    if (dirty.argsz < minsz || (dirty.flags & ~mask) !== 0) fail('EINVAL');
+    if (dirty.argsz < minsz || (dirty.flags & ~mask) !== 0)
+      fail(
+        'EINVAL',
+        `argsz ${dirty.argsz} below ${minsz} or unknown flags ${hex(dirty.flags & ~mask)}`,
+        'vfio_iommu_type1_dirty_pages',
+      );
     // exactly one flag (the kernel's __ffs == __fls, which also refuses 0 in practice)
-    if (dirty.flags === 0 || (dirty.flags & (dirty.flags - 1)) !== 0) fail('EINVAL');
+    if (dirty.flags === 0 || (dirty.flags & (dirty.flags - 1)) !== 0)
+      fail('EINVAL', 'not exactly one of START, STOP, GET_BITMAP', 'vfio_iommu_type1_dirty_pages');
     if (dirty.flags & D.START) {
       if (!this.dirtyTracking) {
         const pgsize = this.minPgsize;
         for (const dma of this.dmas) {
-          if (dma.size / pgsize > 0x7fff_ffffn) fail('EINVAL');
+          if (dma.size / pgsize > 0x7fff_ffffn)
+            fail(
+              'EINVAL',
+              `the mapping at ${hex(dma.start)} has more than INT_MAX pages`,
+              'vfio_dma_bitmap_alloc',
+            );
         }
         for (const dma of this.dmas) {
           dma.bitmap = true;
@@ -569,21 +664,38 @@ export class VfioIommuType1 {
       return 0;
     }
     const size = VfioIommuType1DirtyBitmapGet.size;
-    if (dirty.argsz - minsz < size) fail('EINVAL');
+    if (dirty.argsz - minsz < size)
+      fail('EINVAL', 'argsz has no room for the range', 'vfio_iommu_type1_dirty_pages');
     const range = VfioIommuType1DirtyBitmapGet.decode(caller.mm.read(arg + BigInt(minsz), size));
-    if (range.iova + range.size > U64_MAX) fail('EINVAL');
-    if (!accessOk(range.bitmap_data, range.bitmap_size)) fail('EINVAL');
+    if (range.iova + range.size > U64_MAX)
+      fail('EINVAL', 'iova + size wraps', 'vfio_iommu_type1_dirty_pages');
+    if (!accessOk(range.bitmap_data, range.bitmap_size))
+      fail('EINVAL', 'the bitmap is not user memory', 'vfio_iommu_type1_dirty_pages');
     verifyBitmapSize(range.size >> ffs(range.bitmap_pgsize), range.bitmap_size);
     const pgsize = this.minPgsize;
-    if (range.bitmap_pgsize !== pgsize) fail('EINVAL');
-    if ((range.iova & (pgsize - 1n)) !== 0n) fail('EINVAL');
-    if (range.size === 0n || (range.size & (pgsize - 1n)) !== 0n) fail('EINVAL');
-    if (!this.dirtyTracking) fail('EINVAL');
+    if (range.bitmap_pgsize !== pgsize)
+      fail(
+        'EINVAL',
+        `bitmap page size ${hex(range.bitmap_pgsize)} is not the smallest page ${hex(pgsize)}`,
+        'vfio_iommu_type1_dirty_pages',
+      );
+    if ((range.iova & (pgsize - 1n)) !== 0n)
+      fail('EINVAL', 'iova not aligned to the smallest page', 'vfio_iommu_type1_dirty_pages');
+    if (range.size === 0n || (range.size & (pgsize - 1n)) !== 0n)
+      fail(
+        'EINVAL',
+        'size zero or not aligned to the smallest page',
+        'vfio_iommu_type1_dirty_pages',
+      );
+    if (!this.dirtyTracking)
+      fail('EINVAL', 'dirty tracking is not started', 'vfio_iommu_type1_dirty_pages');
     const last = range.iova + range.size - 1n;
     const first = this.dmas.find(range.iova);
-    if (first && first.start !== range.iova) fail('EINVAL');
+    if (first && first.start !== range.iova)
+      fail('EINVAL', 'iova bisects a mapping', 'vfio_iommu_type1_dirty_pages');
     const tail = this.dmas.find(last);
-    if (tail && tail.last !== last) fail('EINVAL');
+    if (tail && tail.last !== last)
+      fail('EINVAL', 'the range end bisects a mapping', 'vfio_iommu_type1_dirty_pages');
     for (const dma of this.dmas.overlapping(range.iova, last)) {
       if (dma.start < range.iova) continue;
       updateUserBitmap(caller.mm, range.bitmap_data, dma, range.iova, pgsize, this.isDirty(dma));

@@ -1,0 +1,395 @@
+/*
+ * Device mappings (docs/device-mmap.md): mmap of an engine fd maps the
+ * engine's shared file of the BAR (a memfd opened through
+ * /proc/<engine>/fd), with the register pages PROT_NONE so that every
+ * access to them traps (trap.c) and reaches the device model. Memory pages
+ * start PROT_NONE too and come in on first touch (MMIO_FAULT), as vfio-pci
+ * faults its pages in; they go back to PROT_NONE whenever the engine
+ * reports a zap (Memory decode turned off), so a later touch gets SIGBUS.
+ * munmap, mremap, mprotect and a MAP_FIXED mapping over them keep the
+ * engine's view (MUNMAP, MREMAP) and ours in step.
+ */
+#include "preload.h"
+
+#include <linux/kvm.h>
+
+struct bar_map g_bar_maps[MAX_BAR_MAPS];
+int g_nbar_maps;
+static uint32_t g_zaps;
+
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static int (*real_munmap)(void *, size_t);
+static void *(*real_mremap)(void *, size_t, size_t, int, ...);
+static int (*real_mprotect)(void *, size_t, int);
+
+static void resolve_mm(void)
+{
+	if (real_mmap)
+		return;
+	real_mprotect = dlsym(RTLD_NEXT, "mprotect");
+	real_munmap = dlsym(RTLD_NEXT, "munmap");
+	real_mremap = dlsym(RTLD_NEXT, "mremap");
+	real_mmap = dlsym(RTLD_NEXT, "mmap");
+}
+
+/* Applies the program's protection to the memory pages of `m` (registers stay PROT_NONE). */
+static void unprotect_memory(const struct bar_map *m)
+{
+	uintptr_t at = m->start;
+	unsigned i;
+
+	for (i = 0; i <= m->nregs; i++) {
+		uintptr_t end = i < m->nregs ? m->regs[i].start : m->end;
+
+		if (end > at)
+			real_mprotect((void *)at, end - at, m->prot);
+		if (i < m->nregs)
+			at = m->regs[i].end;
+	}
+}
+
+void bar_zaps_seen(uint32_t zaps)
+{
+	int i;
+
+	if (zaps == g_zaps || !g_nbar_maps)
+		return;
+	g_zaps = zaps;
+	for (i = 0; i < g_nbar_maps; i++) {
+		real_mprotect((void *)g_bar_maps[i].start, g_bar_maps[i].end - g_bar_maps[i].start,
+			      PROT_NONE);
+		g_bar_maps[i].zapped = 1;
+	}
+}
+
+struct bar_map *bar_map_at(uintptr_t addr)
+{
+	int i;
+
+	for (i = 0; i < g_nbar_maps; i++)
+		if (addr >= g_bar_maps[i].start && addr < g_bar_maps[i].end)
+			return &g_bar_maps[i];
+	return NULL;
+}
+
+int bar_map_is_register(const struct bar_map *m, uintptr_t addr)
+{
+	unsigned i;
+
+	for (i = 0; i < m->nregs; i++)
+		if (addr >= m->regs[i].start && addr < m->regs[i].end)
+			return 1;
+	return 0;
+}
+
+void bar_map_faulted_in(struct bar_map *m)
+{
+	m->zapped = 0;
+	unprotect_memory(m);
+}
+
+/* Forgets [start, end) in our table (pieces are cut or split); caller holds the lock. */
+static void forget_range(uintptr_t start, uintptr_t end)
+{
+	int i;
+
+	for (i = 0; i < g_nbar_maps; i++) {
+		struct bar_map *m = &g_bar_maps[i];
+
+		if (m->end <= start || m->start >= end)
+			continue;
+		if (m->start < start && m->end > end && g_nbar_maps < MAX_BAR_MAPS) {
+			struct bar_map tail = *m;
+
+			tail.start = end;
+			g_bar_maps[g_nbar_maps++] = tail;
+			m->end = start;
+		} else if (m->start < start) {
+			m->end = start;
+		} else if (m->end > end) {
+			m->start = end;
+		} else {
+			g_bar_maps[i--] = g_bar_maps[--g_nbar_maps];
+		}
+	}
+}
+
+static int overlaps_any(uintptr_t start, size_t len)
+{
+	int i;
+
+	for (i = 0; i < g_nbar_maps; i++)
+		if (g_bar_maps[i].start < start + len && g_bar_maps[i].end > start)
+			return 1;
+	return 0;
+}
+
+/* munmap of device mappings in [start, start+len): ours and the engine's (caller holds the lock). */
+static void unmapped(uintptr_t start, size_t len)
+{
+	struct uiommu_resp rs;
+
+	if (!overlaps_any(start, len))
+		return;
+	forget_range(start, start + len);
+	call_simple(UIOMMU_OP_MUNMAP, start, len, &rs);
+}
+
+/* The engine's pid (SO_PEERCRED of the connection); 0 if unknown. */
+static pid_t engine_pid(void)
+{
+	struct ucred cred;
+	socklen_t n = sizeof(cred);
+
+	if (g_sock < 0 || getsockopt(g_sock, SOL_SOCKET, SO_PEERCRED, &cred, &n))
+		return 0;
+	return cred.pid;
+}
+
+/* mmap of engine fd `fd` (caller holds the lock). */
+static void *engine_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	struct uiommu_req rq = new_req(UIOMMU_OP_MMAP);
+	struct uiommu_resp rs;
+	struct {
+		uint64_t file_offset;
+		uint32_t zaps, nr;
+		struct {
+			uint64_t start, end;
+		} regs[MAX_BAR_REGS];
+	} ans;
+	char path[64];
+	struct bar_map m;
+	void *p;
+	int mfd, saved;
+	pid_t epid = engine_pid();
+	unsigned i;
+
+	if (g_nbar_maps == MAX_BAR_MAPS) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	rq.a[0] = (uint64_t)fd;
+	rq.a[1] = (uint64_t)off;
+	rq.a[2] = len;
+	rq.a[3] = (uint64_t)flags;
+	rq.a[4] = (uint64_t)prot;
+	memset(&ans, 0, sizeof(ans));
+	if (call(&rq, NULL, 0, &rs, &ans, sizeof(ans))) {
+		errno = EIO;
+		return MAP_FAILED;
+	}
+	if (rs.ret < 0) {
+		errno = rs.err;
+		return MAP_FAILED;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd/%lld", (int)epid, (long long)rs.ret);
+	mfd = real.openat(AT_FDCWD, path, ((prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (mfd < 0) {
+		errno = ENODEV;
+		return MAP_FAILED;
+	}
+	/* everything starts inaccessible: the first touch of a memory page faults it in */
+	p = real_mmap(addr, len, PROT_NONE, (flags & ~MAP_TYPE) | MAP_SHARED, mfd,
+		      (off_t)ans.file_offset);
+	saved = errno;
+	real.close(mfd);
+	if (p == MAP_FAILED) {
+		errno = saved;
+		return MAP_FAILED;
+	}
+	memset(&m, 0, sizeof(m));
+	m.start = (uintptr_t)p;
+	m.end = m.start + ((len + 4095) & ~(size_t)4095);
+	m.prot = prot;
+	m.zapped = 1;
+	for (i = 0; i < ans.nr && i < MAX_BAR_REGS; i++) {
+		m.regs[i].start = m.start + ans.regs[i].start;
+		m.regs[i].end = m.start + ans.regs[i].end;
+	}
+	m.nregs = i;
+	if (flags & MAP_FIXED)
+		forget_range(m.start, m.end);
+	rq = new_req(UIOMMU_OP_MMAP);
+	rq.a[0] = (uint64_t)fd;
+	rq.a[1] = (uint64_t)off;
+	rq.a[2] = len;
+	rq.a[3] = (uint64_t)flags;
+	rq.a[4] = (uint64_t)prot;
+	rq.a[5] = m.start;
+	if (call(&rq, NULL, 0, &rs, NULL, 0) || rs.ret < 0) {
+		real_munmap(p, len);
+		errno = rs.ret < 0 ? rs.err : EIO;
+		return MAP_FAILED;
+	}
+	g_bar_maps[g_nbar_maps++] = m;
+	g_zaps = ans.zaps;
+	trap_install();
+	return p;
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	struct guard g;
+	void *p;
+
+	resolve_mm();
+	if (!(flags & MAP_ANONYMOUS) && bit_test(fd)) {
+		enter(&g);
+		p = engine_mmap(addr, len, prot, flags, fd, off);
+		leave(&g);
+		return p;
+	}
+	p = real_mmap(addr, len, prot, flags, fd, off);
+	if (p != MAP_FAILED && (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && g_nbar_maps) {
+		enter(&g);
+		unmapped((uintptr_t)p, len);
+		leave(&g);
+	}
+	return p;
+}
+
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
+
+EXPORT int munmap(void *addr, size_t len)
+{
+	struct guard g;
+	int r;
+
+	resolve_mm();
+	r = real_munmap(addr, len);
+	if (!r && g_nbar_maps) {
+		enter(&g);
+		unmapped((uintptr_t)addr, len);
+		leave(&g);
+	}
+	return r;
+}
+
+/*
+ * mremap of a device mapping: growing it is EFAULT (VM_DONTEXPAND |
+ * VM_PFNMAP), MREMAP_DONTUNMAP EINVAL; shrinking or moving works and the
+ * engine follows.
+ */
+EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	struct uiommu_req rq;
+	struct uiommu_resp rs;
+	struct bar_map *m;
+	struct guard g;
+	void *want = NULL, *p;
+	va_list ap;
+
+	resolve_mm();
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		want = va_arg(ap, void *);
+		va_end(ap);
+	}
+	if (!g_nbar_maps || !overlaps_any((uintptr_t)old, old_len ? old_len : 1))
+		return real_mremap(old, old_len, new_len, flags, want);
+	enter(&g);
+	m = bar_map_at((uintptr_t)old);
+	if (!m || new_len > old_len || (flags & MREMAP_DONTUNMAP)) {
+		leave(&g);
+		errno = (flags & MREMAP_DONTUNMAP) ? EINVAL : EFAULT;
+		return MAP_FAILED;
+	}
+	p = real_mremap(old, old_len, new_len, flags, want);
+	if (p != MAP_FAILED) {
+		struct bar_map moved = *m;
+		intptr_t shift = (intptr_t)p - (intptr_t)old;
+		unsigned i;
+
+		moved.start = (uintptr_t)old + shift;
+		moved.end = moved.start + new_len;
+		for (i = 0; i < moved.nregs; i++) {
+			moved.regs[i].start += shift;
+			moved.regs[i].end += shift;
+		}
+		forget_range((uintptr_t)old, (uintptr_t)old + old_len);
+		forget_range(moved.start, moved.end);
+		if (g_nbar_maps < MAX_BAR_MAPS)
+			g_bar_maps[g_nbar_maps++] = moved;
+		rq = new_req(UIOMMU_OP_MREMAP);
+		rq.a[0] = (uintptr_t)old;
+		rq.a[1] = old_len;
+		rq.a[2] = (uintptr_t)p;
+		rq.a[3] = new_len;
+		call(&rq, NULL, 0, &rs, NULL, 0);
+	}
+	leave(&g);
+	return p;
+}
+
+/* mprotect over a device mapping: the program's protection is kept; register pages stay PROT_NONE. */
+EXPORT int mprotect(void *addr, size_t len, int prot)
+{
+	struct guard g;
+	int i, r;
+
+	resolve_mm();
+	if (!g_nbar_maps || !overlaps_any((uintptr_t)addr, len))
+		return real_mprotect(addr, len, prot);
+	enter(&g);
+	r = real_mprotect(addr, len, PROT_NONE);
+	for (i = 0; !r && i < g_nbar_maps; i++) {
+		struct bar_map *m = &g_bar_maps[i];
+
+		if (m->start >= (uintptr_t)addr + len || m->end <= (uintptr_t)addr)
+			continue;
+		m->prot = prot;
+		if (!m->zapped)
+			unprotect_memory(m);
+	}
+	leave(&g);
+	return r;
+}
+
+int kvm_slot_over_registers(int fd, unsigned long request, void *arg)
+{
+	uint64_t start, size;
+	int i;
+	unsigned j;
+
+	(void)fd;
+	if (!g_nbar_maps || !arg)
+		return 0;
+	if ((unsigned int)request == (unsigned int)KVM_SET_USER_MEMORY_REGION) {
+		struct kvm_userspace_memory_region *r = arg;
+
+		start = r->userspace_addr;
+		size = r->memory_size;
+#ifdef KVM_SET_USER_MEMORY_REGION2
+	} else if ((unsigned int)request == (unsigned int)KVM_SET_USER_MEMORY_REGION2) {
+		struct kvm_userspace_memory_region2 *r = arg;
+
+		start = r->userspace_addr;
+		size = r->memory_size;
+#endif
+	} else {
+		return 0;
+	}
+	for (i = 0; i < g_nbar_maps; i++) {
+		for (j = 0; j < g_bar_maps[i].nregs; j++) {
+			const struct bar_map *m = &g_bar_maps[i];
+
+			if (m->regs[j].start < start + size && m->regs[j].end > start) {
+				fprintf(stderr,
+					"uiommu: KVM memory slot at 0x%llx+0x%llx covers trapped "
+					"device registers at 0x%lx (a uiommu BAR mapping): KVM cannot "
+					"run a guest on them (it would answer EFAULT from KVM_RUN); "
+					"map the device without BAR mmap (QEMU: -device "
+					"vfio-pci,...,x-no-mmap=on). See docs/device-mmap.md.\n",
+					(unsigned long long)start, (unsigned long long)size,
+					(unsigned long)m->regs[j].start);
+				errno = EFAULT;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
