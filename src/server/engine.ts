@@ -26,6 +26,7 @@ import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
 import { memfdStore } from '../host/shared-memory.ts';
+import { asTask } from '../iommu/fault-inject.ts';
 import { RestartCall } from '../iommu/mm.ts';
 import type { SharedMemoryProvider } from '../kernel/file.ts';
 import { deviceMmapOp } from './device-mmap.ts';
@@ -236,7 +237,11 @@ export class Engine {
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     client?.creds.refresh?.();
     try {
-      return withZaps(this.dispatch(conn, req), conn, this.clients);
+      return withZaps(
+        asTask(req.tid, () => this.dispatch(conn, req)),
+        conn,
+        this.clients,
+      );
     } catch (e) {
       if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
       if (e instanceof RestartCall) return e;
