@@ -1,4 +1,5 @@
 import type { Domain } from '../../iommu/domain.ts';
+import { faultPoint } from '../../iommu/fault-inject.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_WRITE } from '../../iommu/prot.ts';
@@ -51,6 +52,7 @@ export interface VfioDma extends Range {
  * failure.
  */
 export function pinDma(dma: VfioDma, memory: PhysMemory): void {
+  faultPoint('vfio_pin_pages_remote');
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const runs = dma.mm.resolve(dma.vaddr, dma.size, write);
   const pages = dma.size / memory.pageSize;
@@ -80,6 +82,7 @@ export function mapDmaInto(dma: VfioDma, domain: Domain): void {
   let done = 0;
   try {
     for (const r of dma.runs) {
+      faultPoint('iommu_map');
       domain.map(r.iova, r.phys, r.length, dma.prot);
       done++;
     }
