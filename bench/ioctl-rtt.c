@@ -4,12 +4,15 @@
  * /dev/iommu (served by the engine when run under `uiommu run`).
  * Also the floor of any engine living in another process: a 64-byte
  * request and 24-byte answer over a Unix socketpair to a forked echo
- * process. Prints "native_ns <median>", "ipc_floor_ns <median>" and
+ * process (pinned to CPU `echo_cpu` when given, else where this process
+ * may run). Prints "native_ns <median>", "ipc_floor_ns <median>" and
  * "iommufd_ns <median>" (or "iommufd_ns -" when /dev/iommu cannot be used).
  *
- * usage: ioctl-rtt [iterations]
+ * usage: ioctl-rtt [iterations [echo_cpu]]
  */
+#define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +78,7 @@ static long long median_ns(int n, int fd, unsigned long req, void *arg)
 }
 
 /* Median round trip of a 64-byte request and a 24-byte answer to a forked echo process. */
-static long long ipc_floor_ns(int n)
+static long long ipc_floor_ns(int n, int echo_cpu)
 {
 	uint64_t *t = calloc((size_t)n, sizeof(*t));
 	char buf[64] = { 0 };
@@ -87,6 +90,12 @@ static long long ipc_floor_ns(int n)
 		goto out;
 	pid = fork();
 	if (pid == 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(echo_cpu, &set);
+		if (echo_cpu >= 0 && sched_setaffinity(0, sizeof(set), &set))
+			_exit(1);
 		close(sv[0]);
 		while (read(sv[1], buf, sizeof(buf)) > 0)
 			if (write(sv[1], buf, 24) != 24)
@@ -114,6 +123,7 @@ out:
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 10000;
+	int echo_cpu = argc > 2 ? atoi(argv[2]) : -1;
 	int pipefd[2], avail = 0;
 	struct ioas_alloc alloc = { .size = sizeof(alloc) };
 	struct iova_range ranges[4];
@@ -131,7 +141,7 @@ int main(int argc, char **argv)
 		iommufd = median_ns(n, fd, IOMMU_IOAS_IOVA_RANGES, &q);
 	}
 	printf("native_ns %lld\n", native);
-	printf("ipc_floor_ns %lld\n", ipc_floor_ns(n));
+	printf("ipc_floor_ns %lld\n", ipc_floor_ns(n, echo_cpu));
 	if (iommufd < 0)
 		printf("iommufd_ns -\n");
 	else

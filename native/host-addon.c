@@ -34,6 +34,8 @@
  *   addressOf(buffer) -> bigint                     where a Buffer's bytes live (tests)
  *   memfdCreate(name, size: bigint) -> number       an O_CLOEXEC memfd of size zero bytes
  *   punchHole(fd, offset: bigint, len: bigint)      zero a range of a memfd (mapped pages too)
+ *
+ * and the engine's socket transport (transport.c).
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -54,6 +56,8 @@
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "transport.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -686,6 +690,7 @@ static napi_value init(napi_env env, napi_value exports)
 		napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
 		napi_set_named_property(env, exports, fns[i].name, f);
 	}
+	transport_init(env, exports);
 	return exports;
 }
 

@@ -42,9 +42,15 @@ enum uiommu_hello_kind {
 	UIOMMU_HELLO_EXEC = 2,
 };
 
+/* Request `flags`: the library counts the program's address-space changes ... */
+#define UIOMMU_REQ_MM_TRACKED 1
+/* ... and there was one since this connection's previous request. */
+#define UIOMMU_REQ_MM_CHANGED 2
+
 /* A request: this header, then `len` payload bytes. */
 struct uiommu_req {
-	uint32_t op;
+	uint16_t op;
+	uint16_t flags;
 	uint32_t len;
 	int32_t pid;
 	int32_t tid;

@@ -1,4 +1,8 @@
-/* Frames on the engine connection, and the connection's life: connect, HELLO, adopt. */
+/*
+ * Frames on the engine connection, and the connection's life: connect, HELLO,
+ * adopt. The socket is used through system calls, not the interposed entry
+ * points, which hide it from the program (lib_fd).
+ */
 #include "preload.h"
 
 static int send_all(const void *head, size_t headlen, const void *payload, size_t len)
@@ -10,7 +14,7 @@ static int send_all(const void *head, size_t headlen, const void *payload, size_
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 
 	while (msg.msg_iovlen) {
-		ssize_t n = sendmsg(g_sock, &msg, MSG_NOSIGNAL);
+		ssize_t n = syscall(SYS_sendmsg, g_sock, &msg, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -30,32 +34,17 @@ static int send_all(const void *head, size_t headlen, const void *payload, size_
 }
 
 /*
- * How long a caller polls for the engine's answer before sleeping in
- * recv(): waking a sleeping thread costs tens of microseconds on small
- * virtual machines, far more than the engine's work on most requests.
+ * Blocks in recv() for the answer: no polling, so a client and an engine
+ * sharing one CPU never take it from each other (the engine sleeps in
+ * epoll_wait the same way).
  */
-#define ANSWER_SPIN_NS 100000
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int recv_all(void *buf, size_t len)
 {
 	char sink[256];
-	uint64_t spin_until = monotonic_ns() + ANSWER_SPIN_NS;
 
 	while (len) {
 		size_t want = buf ? len : (len < sizeof(sink) ? len : sizeof(sink));
-		int flags = monotonic_ns() < spin_until ? MSG_DONTWAIT : 0;
-		ssize_t n = recv(g_sock, buf ? buf : sink, want, flags);
-
-		if (n < 0 && flags && (errno == EAGAIN || errno == EWOULDBLOCK))
-			continue;
+		ssize_t n = syscall(SYS_recvfrom, g_sock, buf ? buf : sink, want, 0, NULL, NULL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -75,12 +64,23 @@ void lose(void)
 	g_sock = -1;
 }
 
+/* This thread's id, asked of the kernel once per thread and process (a fork child asks again). */
+static pid_t thread_id(pid_t pid)
+{
+	static __thread pid_t t_pid, t_tid;
+
+	if (t_pid != pid) {
+		t_tid = syscall(SYS_gettid);
+		t_pid = pid;
+	}
+	return t_tid;
+}
+
+/* pid and tid are filled in when the request is sent (call()). */
 struct uiommu_req new_req(uint32_t op)
 {
 	struct uiommu_req rq = { .op = op };
 
-	rq.pid = getpid();
-	rq.tid = syscall(SYS_gettid);
 	return rq;
 }
 
@@ -89,13 +89,10 @@ struct uiommu_req new_req(uint32_t op)
  * our back (not through fork() below) must not talk on its parent's
  * connection: it drops its copy, and reconnects only if fork() left a token.
  */
-static int conn_ready(void)
+static int conn_ready(pid_t me)
 {
-	pid_t me;
-
 	if (g_sock < 0)
 		return 0;
-	me = getpid();
 	if (me == g_conn_pid)
 		return 1;
 	lose();
@@ -134,9 +131,13 @@ lost:
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap)
 {
-	if (!conn_ready())
+	pid_t me = getpid();
+
+	if (!conn_ready(me))
 		return -1;
-	rq->pid = getpid();
+	rq->pid = me;
+	rq->tid = thread_id(me);
+	rq->flags = UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 
@@ -226,6 +227,8 @@ static int64_t hello(int kind, uint64_t token)
 	struct uiommu_req rq = new_req(UIOMMU_OP_HELLO);
 	struct uiommu_resp rs;
 
+	rq.pid = getpid();
+	rq.tid = thread_id(rq.pid);
 	rq.a[0] = kind;
 	rq.a[1] = token;
 	if (send_all(&rq, sizeof(rq), NULL, 0) || recv_all(&rs, sizeof(rs)))
@@ -266,7 +269,7 @@ int connect_engine(int kind, uint64_t token)
 	g_sock = s;
 	g_conn_pid = getpid();
 	/* Let the engine read our memory even under Yama ptrace_scope 1. */
-	if (!getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &credlen))
+	if (!syscall(SYS_getsockopt, s, SOL_SOCKET, SO_PEERCRED, &cred, &credlen))
 		prctl(PR_SET_PTRACER, (unsigned long)cred.pid, 0, 0, 0);
 	ret = hello(kind, token);
 	if (ret == -2 || (ret < 0 && kind != UIOMMU_HELLO_EXEC)) {

@@ -128,6 +128,8 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	if (lib_fd(fd))
+		return ebadf();
 	if (bit_test(fd) && (unsigned int)request != FIOCLEX && (unsigned int)request != FIONCLEX)
 		return engine_ioctl(fd, request, arg);
 	ensure_init();
@@ -140,6 +142,8 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 
 EXPORT ssize_t read(int fd, void *buf, size_t count)
 {
+	if (lib_fd(fd))
+		return ebadf();
 	if (bit_test(fd))
 		return engine_rw(UIOMMU_OP_READ, fd, (uintptr_t)buf, count, 0);
 	ensure_init();
@@ -148,6 +152,8 @@ EXPORT ssize_t read(int fd, void *buf, size_t count)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t count)
 {
+	if (lib_fd(fd))
+		return ebadf();
 	if (bit_test(fd))
 		return engine_rw(UIOMMU_OP_WRITE, fd, (uintptr_t)buf, count, 0);
 	ensure_init();
@@ -156,6 +162,8 @@ EXPORT ssize_t write(int fd, const void *buf, size_t count)
 
 static ssize_t do_pread(int fd, void *buf, size_t count, off_t off)
 {
+	if (lib_fd(fd))
+		return ebadf();
 	if (bit_test(fd))
 		return engine_rw(UIOMMU_OP_PREAD, fd, (uintptr_t)buf, count, off);
 	ensure_init();
@@ -164,6 +172,8 @@ static ssize_t do_pread(int fd, void *buf, size_t count, off_t off)
 
 static ssize_t do_pwrite(int fd, const void *buf, size_t count, off_t off)
 {
+	if (lib_fd(fd))
+		return ebadf();
 	if (bit_test(fd))
 		return engine_rw(UIOMMU_OP_PWRITE, fd, (uintptr_t)buf, count, off);
 	ensure_init();

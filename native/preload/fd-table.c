@@ -7,10 +7,8 @@ EXPORT int close(int fd)
 	struct guard g;
 
 	ensure_init();
-	if (fd >= 0 && fd == g_sock) {
-		errno = EBADF; /* not the program's fd */
-		return -1;
-	}
+	if (lib_fd(fd))
+		return ebadf();
 	if (!bit_test(fd))
 		return real.close(fd);
 	enter(&g);
@@ -80,6 +78,8 @@ EXPORT int dup(int oldfd)
 	struct guard g;
 	int r, e;
 
+	if (lib_fd(oldfd))
+		return ebadf();
 	if (!bit_test(oldfd)) {
 		ensure_init();
 		return real.dup(oldfd);
@@ -102,6 +102,8 @@ static int do_dup3(int oldfd, int newfd, int flags)
 
 	ensure_init();
 #define REAL_DUP() (flags < 0 ? real.dup2(oldfd, newfd) : real.dup3(oldfd, newfd, flags))
+	if (lib_fd(oldfd))
+		return ebadf();
 	if (oldfd == newfd || (flags > 0 && (flags & ~O_CLOEXEC)))
 		return REAL_DUP();
 	if (g_sock >= 0 && newfd == g_sock) {
@@ -147,6 +149,8 @@ static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
 	struct guard g;
 	int r, e;
 
+	if (lib_fd(fd))
+		return ebadf();
 	if ((cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || !bit_test(fd))
 		return fn(fd, cmd, arg);
 	enter(&g);

@@ -17,19 +17,28 @@ struct bar_map g_bar_maps[MAX_BAR_MAPS];
 int g_nbar_maps;
 static uint32_t g_zaps;
 
-static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
-static int (*real_munmap)(void *, size_t);
-static void *(*real_mremap)(void *, size_t, size_t, int, ...);
-static int (*real_mprotect)(void *, size_t, int);
-
-static void resolve_mm(void)
+/*
+ * The kernel's own calls, not libc's: mmap is called while libc and the
+ * loader are still setting up (before dlsym could be used safely).
+ */
+static void *real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (real_mmap)
-		return;
-	real_mprotect = dlsym(RTLD_NEXT, "mprotect");
-	real_munmap = dlsym(RTLD_NEXT, "munmap");
-	real_mremap = dlsym(RTLD_NEXT, "mremap");
-	real_mmap = dlsym(RTLD_NEXT, "mmap");
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static int real_munmap(void *addr, size_t len)
+{
+	return (int)syscall(SYS_munmap, addr, len);
+}
+
+static void *real_mremap(void *old, size_t old_len, size_t new_len, int flags, void *want)
+{
+	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, want);
+}
+
+static int real_mprotect(void *addr, size_t len, int prot)
+{
+	return (int)syscall(SYS_mprotect, addr, len, prot);
 }
 
 /* Applies the program's protection to the memory pages of `m` (registers stay PROT_NONE). */
@@ -141,7 +150,7 @@ static pid_t engine_pid(void)
 	struct ucred cred;
 	socklen_t n = sizeof(cred);
 
-	if (g_sock < 0 || getsockopt(g_sock, SOL_SOCKET, SO_PEERCRED, &cred, &n))
+	if (g_sock < 0 || syscall(SYS_getsockopt, g_sock, SOL_SOCKET, SO_PEERCRED, &cred, &n))
 		return 0;
 	return cred.pid;
 }
@@ -183,6 +192,10 @@ static void *engine_mmap(void *addr, size_t len, int prot, int flags, int fd, of
 		errno = rs.err;
 		return MAP_FAILED;
 	}
+	if (ans.nr > MAX_BAR_REGS) {
+		errno = ENOMEM; /* more register ranges than we track: refuse rather than expose them */
+		return MAP_FAILED;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/fd/%lld", (int)epid, (long long)rs.ret);
 	mfd = real.openat(AT_FDCWD, path, ((prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (mfd < 0) {
@@ -200,7 +213,7 @@ static void *engine_mmap(void *addr, size_t len, int prot, int flags, int fd, of
 	}
 	memset(&m, 0, sizeof(m));
 	m.start = (uintptr_t)p;
-	m.end = m.start + ((len + 4095) & ~(size_t)4095);
+	m.end = m.start + ((len + (size_t)getpagesize() - 1) & ~((size_t)getpagesize() - 1));
 	m.prot = prot;
 	m.zapped = 1;
 	for (i = 0; i < ans.nr && i < MAX_BAR_REGS; i++) {
@@ -233,19 +246,24 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	struct guard g;
 	void *p;
 
-	resolve_mm();
+	if (!(flags & MAP_ANONYMOUS) && lib_fd(fd)) {
+		errno = EBADF;
+		return MAP_FAILED;
+	}
 	if (!(flags & MAP_ANONYMOUS) && bit_test(fd)) {
 		enter(&g);
 		p = engine_mmap(addr, len, prot, flags, fd, off);
 		leave(&g);
-		return p;
+	} else {
+		p = real_mmap(addr, len, prot, flags, fd, off);
+		if (p != MAP_FAILED && (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && g_nbar_maps) {
+			enter(&g);
+			unmapped((uintptr_t)p, len);
+			leave(&g);
+		}
 	}
-	p = real_mmap(addr, len, prot, flags, fd, off);
-	if (p != MAP_FAILED && (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && g_nbar_maps) {
-		enter(&g);
-		unmapped((uintptr_t)p, len);
-		leave(&g);
-	}
+	if (p != MAP_FAILED)
+		mm_changed();
 	return p;
 }
 
@@ -259,8 +277,9 @@ EXPORT int munmap(void *addr, size_t len)
 	struct guard g;
 	int r;
 
-	resolve_mm();
 	r = real_munmap(addr, len);
+	if (!r)
+		mm_changed();
 	if (!r && g_nbar_maps) {
 		enter(&g);
 		unmapped((uintptr_t)addr, len);
@@ -283,14 +302,17 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	void *want = NULL, *p;
 	va_list ap;
 
-	resolve_mm();
 	if (flags & MREMAP_FIXED) {
 		va_start(ap, flags);
 		want = va_arg(ap, void *);
 		va_end(ap);
 	}
-	if (!g_nbar_maps || !overlaps_any((uintptr_t)old, old_len ? old_len : 1))
-		return real_mremap(old, old_len, new_len, flags, want);
+	if (!g_nbar_maps || !overlaps_any((uintptr_t)old, old_len ? old_len : 1)) {
+		p = real_mremap(old, old_len, new_len, flags, want);
+		if (p != MAP_FAILED)
+			mm_changed();
+		return p;
+	}
 	enter(&g);
 	m = bar_map_at((uintptr_t)old);
 	if (!m || new_len > old_len || (flags & MREMAP_DONTUNMAP)) {
@@ -303,6 +325,8 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		struct bar_map moved = *m;
 		intptr_t shift = (intptr_t)p - (intptr_t)old;
 		unsigned i;
+
+		mm_changed();
 
 		moved.start = (uintptr_t)old + shift;
 		moved.end = moved.start + new_len;
@@ -331,11 +355,16 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	struct guard g;
 	int i, r;
 
-	resolve_mm();
-	if (!g_nbar_maps || !overlaps_any((uintptr_t)addr, len))
-		return real_mprotect(addr, len, prot);
+	if (!g_nbar_maps || !overlaps_any((uintptr_t)addr, len)) {
+		r = real_mprotect(addr, len, prot);
+		if (!r)
+			mm_changed();
+		return r;
+	}
 	enter(&g);
 	r = real_mprotect(addr, len, PROT_NONE);
+	if (!r)
+		mm_changed();
 	for (i = 0; !r && i < g_nbar_maps; i++) {
 		struct bar_map *m = &g_bar_maps[i];
 
@@ -347,6 +376,28 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	}
 	leave(&g);
 	return r;
+}
+
+/*
+ * KVM reaches a slot's pages without faulting into this process: the
+ * memory pages of device mappings in [start, start+size) come in now (as a
+ * first touch would bring them), when the device decodes memory.
+ */
+static void fault_in_for_kvm(uint64_t start, uint64_t size)
+{
+	struct uiommu_resp rs;
+	struct guard g;
+	int i;
+
+	enter(&g);
+	for (i = 0; i < g_nbar_maps; i++) {
+		struct bar_map *m = &g_bar_maps[i];
+
+		if (m->zapped && m->start < start + size && m->end > start &&
+		    call_simple(UIOMMU_OP_MMIO_FAULT, m->start, 0, &rs) == 0)
+			bar_map_faulted_in(m);
+	}
+	leave(&g);
 }
 
 int kvm_slot_over_registers(int fd, unsigned long request, void *arg)
@@ -391,5 +442,6 @@ int kvm_slot_over_registers(int fd, unsigned long request, void *arg)
 			}
 		}
 	}
+	fault_in_for_kvm(start, size);
 	return 0;
 }

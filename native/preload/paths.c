@@ -45,11 +45,59 @@ int starts(const char *s, const char *prefix)
 	return !strncmp(s, prefix, strlen(prefix));
 }
 
+/*
+ * The folders the emulated host owns (UIOMMU_ROOT/owned, one absolute path
+ * a line, written by the engine): a path under one of them that the fake
+ * tree lacks does not exist, rather than falling through to the host's.
+ */
+static char g_owned[8192];
+static int g_owned_loaded;
+
+static void load_owned(void)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	g_owned_loaded = 1;
+	if (!g_rootlen || g_rootlen + sizeof("/owned") > sizeof(path))
+		return;
+	memcpy(path, g_root, g_rootlen);
+	strcpy(path + g_rootlen, "/owned");
+	fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = syscall(SYS_read, fd, g_owned, sizeof(g_owned) - 1);
+	syscall(SYS_close, fd);
+	g_owned[n > 0 ? n : 0] = 0;
+}
+
+/* `norm` is an owned folder or lies under one. */
+static int owned(const char *norm)
+{
+	const char *line = g_owned;
+
+	if (!g_owned_loaded)
+		load_owned();
+	while (*line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+
+		if (len && !strncmp(norm, line, len) && (norm[len] == '/' || !norm[len]))
+			return 1;
+		if (!end)
+			break;
+		line = end + 1;
+	}
+	return 0;
+}
+
 enum route classify(const char *path, char *norm, char *fake)
 {
 	int saved = errno;
 	enum route r = ROUTE_REAL;
 	struct statx stx;
+	int exists = 0;
 
 	ensure_init();
 	if (!g_active || !path || path[0] != '/' || normalize(path, norm))
@@ -59,11 +107,14 @@ enum route classify(const char *path, char *norm, char *fake)
 	if (g_rootlen && g_rootlen + strlen(path) < PATH_MAX) {
 		memcpy(fake, g_root, g_rootlen);
 		strcpy(fake + g_rootlen, path);
-		if (!sys_statx(AT_FDCWD, fake, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx))
+		exists = !sys_statx(AT_FDCWD, fake, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx);
+		if (exists)
 			r = ROUTE_FAKE;
+		else if (owned(norm))
+			r = ROUTE_FAKE; /* missing in an owned folder: ENOENT, never the host's file */
 	}
 	if (!strcmp(norm, "/dev/iommu") || (starts(norm, "/dev/vfio/") && norm[10])) {
-		if (r != ROUTE_FAKE || !S_ISDIR(stx.stx_mode))
+		if (!exists || !S_ISDIR(stx.stx_mode))
 			r = ROUTE_ENGINE;
 	}
 	errno = saved;

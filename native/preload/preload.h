@@ -104,6 +104,21 @@ struct real_fns {
 	char *(*realpath)(const char *, char *);
 	DIR *(*opendir)(const char *);
 	int (*scandir)(const char *, struct dirent ***, dirent_filter, dirent_compar);
+	/* only guarded against the library's socket (hidden-fd.c) */
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	off_t (*lseek)(int, off_t, int);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	int (*shutdown)(int, int);
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
 };
 
 extern struct real_fns real;
@@ -131,6 +146,10 @@ extern size_t g_rootlen;
 extern char g_rootreal[PATH_MAX]; /* realpath(UIOMMU_ROOT) */
 extern size_t g_rootreallen;
 extern char *g_keep_env[3]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD */
+/* The program's address space changed (a successful mmap, munmap, mremap, mprotect ...). */
+void mm_changed(void);
+/* UIOMMU_REQ_MM_CHANGED when it changed since the last request that asked (caller holds the lock), else 0. */
+uint16_t mm_changed_since_sent(void);
 
 static inline int bit_test(int fd)
 {
@@ -149,6 +168,22 @@ static inline void bit_clear(int fd)
 	if (fd >= 0 && fd < MAX_FDS)
 		__atomic_fetch_and(&g_bits[fd / LONG_BITS], ~(1UL << (fd % LONG_BITS)),
 				   __ATOMIC_RELEASE);
+}
+
+/*
+ * The library's own socket is no fd of the program's: every call the
+ * program makes on its number answers as for an fd that is not open.
+ */
+static inline int lib_fd(int fd)
+{
+	return fd >= 0 && fd == g_sock;
+}
+
+/* -1 with errno EBADF. */
+static inline int ebadf(void)
+{
+	errno = EBADF;
+	return -1;
 }
 
 /* The lock: held with every signal blocked and cancellation disabled. */
@@ -199,7 +234,10 @@ int starts(const char *s, const char *prefix);
  * Where an absolute /sys or /dev path goes. ROUTE_ENGINE fills `norm` with
  * the normalised path (/dev/iommu, /dev/vfio/X where X is not a directory
  * of the fake tree); ROUTE_FAKE fills `fake` with UIOMMU_ROOT + path when
- * that exists. Relative paths are never routed. errno is preserved.
+ * that exists, or when the path lies in a folder the emulated host owns
+ * (UIOMMU_ROOT/owned): the fake path is then missing and the call answers
+ * ENOENT, never with the host's file. Relative paths are never routed.
+ * errno is preserved.
  */
 enum route classify(const char *path, char *norm, char *fake);
 /*

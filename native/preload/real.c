@@ -55,6 +55,20 @@ void resolve(void)
 	real.realpath = next("realpath");
 	real.opendir = next("opendir");
 	real.scandir = next("scandir");
+	real.readv = next("readv");
+	real.writev = next("writev");
+	real.lseek = next("lseek64");
+	real.send = next("send");
+	real.recv = next("recv");
+	real.sendto = next("sendto");
+	real.recvfrom = next("recvfrom");
+	real.sendmsg = next("sendmsg");
+	real.recvmsg = next("recvmsg");
+	real.getsockopt = next("getsockopt");
+	real.setsockopt = next("setsockopt");
+	real.shutdown = next("shutdown");
+	real.getsockname = next("getsockname");
+	real.getpeername = next("getpeername");
 	if (!real.fcntl64)
 		real.fcntl64 = real.fcntl;
 	if (!real.fstatat)

@@ -59,6 +59,8 @@ static int stat_routed(const struct stat_call *c, int dirfd, const char *path, i
 	int r;
 
 	ensure_init();
+	if (lib_fd(dirfd) && (empty_path(path) || path[0] != '/'))
+		return ebadf();
 	if (empty_path(path) && (flags & AT_EMPTY_PATH) && bit_test(dirfd)) {
 		r = c->call(c, dirfd, path, flags);
 		if (r == 0 && engine_stat(NULL, dirfd, &ps) > 0)

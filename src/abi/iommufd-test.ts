@@ -20,6 +20,16 @@
 import { IOMMUFD_CMD_BASE, IOMMUFD_TYPE, type IoctlAbi, io } from './ioctl.ts';
 import { type Field, field, type Layout, struct } from './layout.ts';
 
+/**
+ * Generations of the selftest uAPI (a test module's uAPI changes with the
+ * kernel): '6.12' ops ADD_RESERVED..TRIGGER_IOPF, device flags NO_DIRTY and
+ * HUGE_IOVA; '6.18' adds DEV_CHECK_CACHE..PASID_CHECK_HWPT and the PASID
+ * device flag; '7.2' (the mock on the generic page table, v6.19) drops
+ * HUGE_IOVA, takes `struct iommu_hwpt_selftest` with `pagetable_type` for
+ * paging domains too, and adds DMABUF_GET and DMABUF_REVOKE.
+ */
+export type SelftestAbi = '6.12' | '6.18' | '7.2';
+
 /** `_IOC_NR` of IOMMU_TEST_CMD: IOMMUFD_CMD_BASE + 32. */
 export const IOMMU_TEST_CMD_NR = IOMMUFD_CMD_BASE + 32;
 
@@ -56,7 +66,16 @@ export const IOMMU_TEST_OP = {
   PASID_REPLACE: 19,
   PASID_DETACH: 20,
   PASID_CHECK_HWPT: 21,
+  DMABUF_GET: 22,
+  DMABUF_REVOKE: 23,
 } as const;
+
+/** The last op of each selftest generation; later ops answer EOPNOTSUPP. */
+export const IOMMU_TEST_OP_LAST: Readonly<Record<SelftestAbi, number>> = {
+  '6.12': IOMMU_TEST_OP.TRIGGER_IOPF,
+  '6.18': IOMMU_TEST_OP.PASID_CHECK_HWPT,
+  '7.2': IOMMU_TEST_OP.DMABUF_REVOKE,
+};
 
 export type IommuTestOpName = keyof typeof IOMMU_TEST_OP;
 
@@ -77,6 +96,22 @@ export const MOCK_FLAGS_ACCESS_CREATE = { NEEDS_PIN_PAGES: 1 } as const;
 
 /** `MOCK_FLAGS_DEVICE_*`: MOCK_DOMAIN_FLAGS `dev_flags`. Other bits → EINVAL. */
 export const MOCK_FLAGS_DEVICE = { NO_DIRTY: 1, HUGE_IOVA: 2, PASID: 4 } as const;
+
+/** The device flags each selftest generation accepts (HUGE_IOVA until 6.18, PASID from 6.15). */
+export const MOCK_FLAGS_DEVICE_VALID: Readonly<Record<SelftestAbi, number>> = {
+  '6.12': MOCK_FLAGS_DEVICE.NO_DIRTY | MOCK_FLAGS_DEVICE.HUGE_IOVA,
+  '6.18': MOCK_FLAGS_DEVICE.NO_DIRTY | MOCK_FLAGS_DEVICE.HUGE_IOVA | MOCK_FLAGS_DEVICE.PASID,
+  '7.2': MOCK_FLAGS_DEVICE.NO_DIRTY | MOCK_FLAGS_DEVICE.PASID,
+};
+
+/**
+ * `MOCK_IOMMUPT_*` (7.2): `pagetable_type` of a mock paging domain.
+ * DEFAULT: 2 KiB IOPTEs in the mock aperture; HUGE: 4 KiB and 1 MiB
+ * IOPTEs over the whole 38-bit table. Any other value → EOPNOTSUPP.
+ */
+export const MOCK_IOMMUPT = { DEFAULT: 0, HUGE: 1 } as const;
+/** 7.2's mock table (AMDv1 format, 2 KiB granule, three levels): 38 bits of IOVA. */
+export const MOCK_IOMMUPT_VA_BITS = 38;
 
 /** First IOVA of the mock domain's aperture (2^24). */
 export const MOCK_APERTURE_START = 1n << 24n;
@@ -132,8 +167,22 @@ export const IommuTestHwInfo = struct('iommu_test_hw_info', 8, [
   field('test_reg', 4, 'u32', 'out'),
 ]);
 
-/** `struct iommu_hwpt_selftest` (4 bytes): HWPT_ALLOC data for IOMMU_HWPT_DATA_SELFTEST. */
-export const IommuHwptSelftest = struct('iommu_hwpt_selftest', 4, [field('iotlb', 0, 'u32', 'in')]);
+/**
+ * `struct iommu_hwpt_selftest`: HWPT_ALLOC data for IOMMU_HWPT_DATA_SELFTEST,
+ * 4 bytes until 6.18, 8 with `pagetable_type` (MOCK_IOMMUPT_*) since 6.19.
+ * The kernel copies it with iommu_copy_struct_from_user(): at least
+ * `iotlb`, a longer tail must be zero.
+ */
+export const IommuHwptSelftest = struct('iommu_hwpt_selftest', 8, [
+  field('iotlb', 0, 'u32', 'in'),
+  field('pagetable_type', 4, 'u32', 'in'),
+]);
+/** sizeof(struct iommu_hwpt_selftest) per selftest generation. */
+export const IOMMU_HWPT_SELFTEST_SIZE: Readonly<Record<SelftestAbi, number>> = {
+  '6.12': 4,
+  '6.18': 4,
+  '7.2': 8,
+};
 
 /** `struct iommu_hwpt_invalidate_selftest` (8 bytes): one mock nested-domain invalidation entry. */
 export const IommuHwptInvalidateSelftest = struct('iommu_hwpt_invalidate_selftest', 8, [
@@ -304,6 +353,18 @@ export const IommuTestCmdPasidReplace = testCmd('pasid_replace', [
 /** PASID_DETACH: detach `pasid` of stdev `id`. */
 export const IommuTestCmdPasidDetach = testCmd('pasid_detach', [field('pasid', 16, 'u32', 'in')]);
 
+/** DMABUF_GET (7.2): a new test dma-buf of `length` bytes, opened with `open_flags`; returns its fd. */
+export const IommuTestCmdDmabufGet = testCmd('dmabuf_get', [
+  field('length', 16, 'u32', 'in'),
+  field('open_flags', 20, 'u32', 'in'),
+]);
+
+/** DMABUF_REVOKE (7.2): revoke (or restore) the test dma-buf `dmabuf_fd`. */
+export const IommuTestCmdDmabufRevoke = testCmd('dmabuf_revoke', [
+  field('dmabuf_fd', 16, 's32', 'in'),
+  field('revoked', 20, 'u32', 'in'),
+]);
+
 /** PASID_CHECK_HWPT: check `pasid` of stdev `id` is attached to `hwpt_id`. */
 export const IommuTestCmdPasidCheck = testCmd('pasid_check', [
   field('pasid', 16, 'u32', 'in'),
@@ -336,6 +397,8 @@ export const IOMMU_TEST_CMD_LAYOUTS: Readonly<Record<number, AnyLayout>> = {
   [IOMMU_TEST_OP.PASID_REPLACE]: IommuTestCmdPasidReplace,
   [IOMMU_TEST_OP.PASID_DETACH]: IommuTestCmdPasidDetach,
   [IOMMU_TEST_OP.PASID_CHECK_HWPT]: IommuTestCmdPasidCheck,
+  [IOMMU_TEST_OP.DMABUF_GET]: IommuTestCmdDmabufGet,
+  [IOMMU_TEST_OP.DMABUF_REVOKE]: IommuTestCmdDmabufRevoke,
 };
 
 /** The layout for an op number, or undefined for an unknown op. */

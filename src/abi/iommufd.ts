@@ -68,7 +68,13 @@ export const IOMMU_HW_INFO_TYPE = {
 export const IOMMU_HW_INFO_FLAGS = { INPUT_TYPE: 1 } as const;
 
 /** `enum iommufd_hw_capabilities`: GET_HW_INFO `out_capabilities` (a u64, so compare with `BigInt`). */
-export const IOMMU_HW_CAP = { DIRTY_TRACKING: 1, PCI_PASID_EXEC: 2, PCI_PASID_PRIV: 4 } as const;
+export const IOMMU_HW_CAP = {
+  DIRTY_TRACKING: 1,
+  PCI_PASID_EXEC: 2,
+  PCI_PASID_PRIV: 4,
+  /** In 7.2, not in 6.18 (docs/personality.md `hwCapAtsNotSupported`). */
+  PCI_ATS_NOT_SUPPORTED: 8,
+} as const;
 
 /** `enum iommu_hw_info_vtd_flags`: `IommuHwInfoVtd.flags`. */
 export const IOMMU_HW_INFO_VTD_FLAGS = { ERRATA_772415_SPR17: 1 } as const;
@@ -409,12 +415,18 @@ export interface IommufdCmd {
   minSize: number;
 }
 
+/** A table entry that keeps its command's name and struct type. */
+export interface IommufdCmdOf<N extends string, V> extends IommufdCmd {
+  name: N;
+  layout: Layout<V>;
+}
+
 function cmd<const N extends string, V>(
   name: N,
   nr: number,
   layout: Layout<V>,
   last: keyof V & string,
-): IommufdCmd & { name: N } {
+): IommufdCmdOf<N, V> {
   return { name, nr, layout, minSize: layout.endOf(last) };
 }
 
@@ -448,6 +460,10 @@ const CMDS = [
 
 /** Macro name of an iommufd ioctl, e.g. `'IOMMU_IOAS_MAP'`. */
 export type IommufdCmdName = (typeof CMDS)[number]['name'];
+
+/** The decoded struct of command `N`, e.g. IommufdCmdStruct<'IOMMU_IOAS_MAP'> has `iova`. */
+export type IommufdCmdStruct<N extends IommufdCmdName> =
+  Extract<(typeof CMDS)[number], { name: N }> extends IommufdCmdOf<N, infer V> ? V : never;
 
 /** The iommufd commands 0x80..0x94 in nr order (`IOMMUFD_CMDS[i].nr === 0x80 + i`). */
 export const IOMMUFD_CMDS: readonly IommufdCmd[] = CMDS;

@@ -4,6 +4,12 @@ import type { KernelPersonality } from '../host/kernel.ts';
 import { eventfdPollSync } from '../host/poll-sync.ts';
 import { remoteFileRef } from '../host/remote-file.ts';
 import { RemoteMm } from '../host/remote-mm.ts';
+import {
+  DEFAULT_KERNEL_VERSION,
+  isKernelVersion,
+  KERNEL_VERSIONS,
+  type KernelVersion,
+} from '../host/versions.ts';
 import { GRANTABLE_CAPS, type GrantableCap } from '../server/creds.ts';
 import { runDemo } from './demo.ts';
 import { runPowerDemo } from './demo-power.ts';
@@ -70,8 +76,18 @@ program
     [],
   )
   .option(
+    '--kernel <version>',
+    `answer as this Linux version (${KERNEL_VERSIONS.join(', ')}): its profile sets every version-dependent behaviour`,
+    (v: string) => {
+      if (!isKernelVersion(v))
+        throw new InvalidArgumentError(`one of ${KERNEL_VERSIONS.join(', ')}`);
+      return v;
+    },
+    DEFAULT_KERNEL_VERSION,
+  )
+  .option(
     '--personality <name=value>',
-    'a version-dependent setting over the Linux 6.18 defaults (docs/personality.md); repeatable',
+    "one version-dependent setting over the --kernel profile's (docs/personality.md); repeatable",
     parsePersonalitySetting,
     {},
   )
@@ -88,6 +104,7 @@ program
         host: string;
         trace?: string;
         traceJson?: string;
+        kernel: KernelVersion;
         personality: Partial<KernelPersonality>;
         capAdd: GrantableCap[];
       },

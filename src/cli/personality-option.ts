@@ -8,6 +8,7 @@
  * parsePersonalitySetting('vfioContainer=type1', {}); // { vfioContainer: 'type1' }
  */
 import { InvalidArgumentError } from 'commander';
+import { IOMMUFD_CMDS } from '../abi/iommufd.ts';
 import { type KernelPersonality, LINUX_6_18 } from '../host/kernel.ts';
 
 /** The words each string-valued setting accepts. */
@@ -18,6 +19,9 @@ const CHOICES: Partial<Record<keyof KernelPersonality, readonly string[]>> = {
   spaprAttachRules: ['v6.4', 'pre-6.4'],
   spaprUnregisterMapped: ['success', 'EBUSY'],
   spaprBadIova: ['positive', 'EINVAL'],
+  selftestAbi: ['6.12', '6.18', '7.2'],
+  type1WrapErrno: ['EINVAL', 'EOVERFLOW'],
+  iommufdLastCmd: IOMMUFD_CMDS.map((c) => c.name),
 };
 
 type Settings = Partial<Record<keyof KernelPersonality, unknown>>;

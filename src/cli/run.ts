@@ -29,6 +29,7 @@ import type { FileOps } from '../host/file.ts';
 import { Kernel, type KernelPersonality } from '../host/kernel.ts';
 import { ProcHandle } from '../host/proc-handle.ts';
 import type { ProcessMm } from '../host/process.ts';
+import type { KernelVersion } from '../host/versions.ts';
 import {
   type GrantableCap,
   type LiveCredentials,
@@ -36,6 +37,7 @@ import {
   withCapabilities,
 } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
+import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
 
@@ -77,7 +79,9 @@ export interface RunOptions {
   preload?: string;
   /** Capabilities the emulated kernel sees the program hold whatever it really has. */
   capAdd?: readonly GrantableCap[];
-  /** Settings over the Linux 6.18 defaults (docs/personality.md). */
+  /** The Linux version to answer as (default 6.18). */
+  kernel?: KernelVersion;
+  /** Settings over that version's profile (docs/personality.md). */
   personality?: Partial<KernelPersonality>;
   /** Receives the strace-like trace instead of `trace`'s file (the demo prints it on stdout). */
   traceTo?: (text: string) => void;
@@ -111,6 +115,7 @@ export async function runProgram(
     kernel = new Kernel({
       host: opts.host ?? 'x86',
       abi: hostIoctlAbi(process.arch),
+      ...(opts.kernel ? { version: opts.kernel } : {}),
       ...(opts.personality ? { personality: opts.personality } : {}),
     });
   } catch (e) {
@@ -140,6 +145,7 @@ export async function runProgram(
     const root = join(dir, 'root');
     mkdirSync(root);
     writeFakeTree(kernel, root);
+    writeOwned(kernel, root);
     const b = backends(kernel);
     const engine = createEngine({
       kernel,

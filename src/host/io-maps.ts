@@ -12,6 +12,8 @@
  * maps.remove(0x7f00_0000_4000n, 0x1000n); // splits it in two
  * maps.find(0x7f00_0000_0004n); // { start, end, file, mapping, delta: 0n }
  */
+import { fail } from '../abi/errno.ts';
+import { appendRun, type PhysRun } from '../iommu/mm.ts';
 import type { DeviceMapping } from '../kernel/file.ts';
 import type { OpenFile } from './file.ts';
 
@@ -92,6 +94,24 @@ export class IoMaps {
   overlaps(start: bigint, length: bigint): boolean {
     const end = start + length;
     return this.maps.some((m) => m.start < end && m.end > start);
+  }
+
+  /**
+   * The bus addresses behind `[va, va+length)` (follow_pfn over VM_PFNMAP
+   * vmas), ascending and coalesced; EFAULT unless every byte is device-mapped.
+   */
+  resolve(va: bigint, length: bigint): PhysRun[] {
+    const runs: PhysRun[] = [];
+    let at = va;
+    const end = va + length;
+    while (at < end) {
+      const m = this.find(at);
+      if (!m) fail('EFAULT', 'not device memory');
+      const stop = m.end < end ? m.end : end;
+      appendRun(runs, at, stop - at, m.mapping.phys(m.delta + (at - m.start)));
+      at = stop;
+    }
+    return runs;
   }
 
   /** How many times the mapped devices have zapped their mappings, summed. */

@@ -7,6 +7,7 @@ import type { Personality, VfioCompatExtension } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 import { selftestCmd } from '../iommufd/selftest.ts';
+import type { FileRef } from '../kernel/file.ts';
 import { openVfioCdev, VFIO_CDEV_DIR } from '../vfio/cdev.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
@@ -15,7 +16,7 @@ import { noiommuIommuDriver } from '../vfio/noiommu.ts';
 import { linkSriov } from '../vfio/pci/sriov.ts';
 import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
 import { spaprCompatExtension } from '../vfio/spapr/iommufd-compat.ts';
-import { SPAPR_TCE_6_18, type SpaprTcePersonality } from '../vfio/spapr/personality.ts';
+import type { SpaprTcePersonality } from '../vfio/spapr/personality.ts';
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
 import { failNthFile, failNthPath } from './fail-nth-file.ts';
@@ -26,26 +27,19 @@ import { PhysRam } from './phys-ram.ts';
 import { type Credentials, type FdTable, Process, type ProcessMm } from './process.ts';
 import { SimMm } from './sim-mm.ts';
 import { type HostInstance, type HostSpec, instantiate, loadHostSpec } from './topology/index.ts';
+import { DEFAULT_KERNEL_VERSION, KERNEL_PROFILES, type KernelVersion } from './versions.ts';
+
+export { LINUX_6_18 } from './versions.ts';
 
 /** Every version-dependent setting of the emulated kernel: iommufd's and VFIO's. */
 export type KernelPersonality = Personality & VfioContainerPersonality & SpaprTcePersonality;
 
-/** Linux 6.18 as shipped with CONFIG_IOMMUFD_TEST and transparent huge pages. */
-export const LINUX_6_18: KernelPersonality = {
-  selftest: true,
-  unmapEmpty: 'ENOENT',
-  maxAutoAlignment: 2n << 20n,
-  vfioNoiommu: false,
-  compatUnmapEmpty: 'success',
-  compatCapsAligned: true,
-  vfioContainer: 'iommufd',
-  ...SPAPR_TCE_6_18,
-};
-
 export interface KernelOptions {
   /** Ioctl number encoding of the emulated architecture (default generic). */
   abi?: IoctlAbi;
-  /** Overrides of the default Linux 6.18 behaviour. */
+  /** The Linux version whose profile sets every version-dependent behaviour (default 6.18). */
+  version?: KernelVersion;
+  /** Overrides of single settings of that profile (docs/personality.md). */
   personality?: Partial<KernelPersonality>;
   /** The host's IOMMUs, groups and devices: a preset name, a JSON config path or a spec (default 'x86'). */
   host?: HostSpec | string;
@@ -69,6 +63,8 @@ export const ROOT: Credentials = {
 export class Kernel {
   readonly memory = new PhysRam();
   readonly personality: KernelPersonality;
+  /** The profile the personality starts from. */
+  readonly version: KernelVersion;
   readonly abi: IoctlAbi;
   /** The live topology: IOMMU drivers, groups and devices. */
   readonly host: HostInstance;
@@ -100,8 +96,11 @@ export class Kernel {
 
   constructor(opts: KernelOptions = {}) {
     this.abi = opts.abi ?? 'generic';
-    this.personality = { ...LINUX_6_18, ...opts.personality };
-    this.selftestCmd = this.personality.selftest ? (opts.selftestCmd ?? selftestCmd()) : undefined;
+    this.version = opts.version ?? DEFAULT_KERNEL_VERSION;
+    this.personality = { ...KERNEL_PROFILES[this.version], ...opts.personality };
+    this.selftestCmd = this.personality.selftest
+      ? (opts.selftestCmd ?? selftestCmd(this.personality.selftestAbi))
+      : undefined;
     const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');
     this.host = instantiate(spec, this.memory);
     // vfio_iommu_spapr_tce is only built for POWER: CHECK_EXTENSION(2, 5, 7) is 0 elsewhere
@@ -188,7 +187,7 @@ export class Kernel {
   }
 
   /** A memfd of `size` bytes; MAP_FILE sees its current size and pages. */
-  memfd(size: bigint): FileOps & { object: MemObject } {
+  memfd(size: bigint): FileOps & { object: MemObject; ref: FileRef } {
     const obj = new MemObject(this.memory, size);
     const source = {
       file: true,

@@ -5,8 +5,8 @@
  * VMAs of /proc/<pid>/maps (PROCMAP_QUERY), copies of their fds
  * (pidfd_getfd) — what fds are (fstat, fstatfs), setting an eventfd's
  * readiness, and the process behind a Unix socket (SO_PEERCRED,
- * SO_PEERPIDFD), and the memfds
- * that back mapped BARs. Failures
+ * SO_PEERPIDFD), the memfds that back mapped
+ * BARs, and the engine's socket transport (src/server/transport.ts). Failures
  * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
@@ -55,7 +55,21 @@ interface Addon {
   peerPid(fd: number): number;
   memfdCreate(name: string, size: bigint): number;
   punchHole(fd: number, offset: bigint, length: bigint): void;
+  transportOpen(path: string, inBuf: Buffer, outBuf: Buffer, onReady: () => void): TransportHandle;
+  transportNext(t: TransportHandle): number;
+  transportReply(t: TransportHandle, fd: number, length: number): void;
+  transportDrop(t: TransportHandle, fd: number): void;
+  transportClose(t: TransportHandle): void;
 }
+
+/** An open transport of the addon (native/transport.c); opaque. */
+export type TransportHandle = { readonly __transport: unique symbol };
+
+/** The transport functions of the addon (src/server/transport.ts wraps them). */
+export type TransportAddon = Pick<
+  Addon,
+  'transportOpen' | 'transportNext' | 'transportReply' | 'transportDrop' | 'transportClose'
+>;
 
 /** Where `make -C native` puts the addon, from the package root. */
 const ADDON_PATH = fileURLToPath(new URL('../../native/build/uiommu_host.node', import.meta.url));
@@ -73,6 +87,11 @@ function load(): Addon {
     );
   }
   return addon;
+}
+
+/** The addon's socket transport; errors of transportOpen carry `errno` like the others. */
+export function transportAddon(): TransportAddon {
+  return load();
 }
 
 /** Run an addon call, turning its errno-carrying errors into Errno. */

@@ -36,7 +36,11 @@ export interface Credentials {
  * plus the teardown at exit or exec. SimMm and the remote real-process
  * backend implement it.
  */
-export type ProcessMm = Mm & { exit(): void };
+export type ProcessMm = Mm & {
+  exit(): void;
+  /** Whether the preload library tracks the address space's changes, and saw one (see RemoteMm). */
+  observeMaps?(tracked: boolean, changed: boolean): void;
+};
 
 /** Highest fd number (RLIMIT_NOFILE - 1). */
 const FD_MAX = 1023;

@@ -103,6 +103,9 @@ export class RemoteMm implements Mm, AddressSpace {
   private readonly mapsFd: number;
   /** Whether the kernel answers PROCMAP_QUERY (Linux 6.11); else VMAs come from the maps text. */
   private query = true;
+  /** See `observeMaps`. */
+  private tracked = false;
+  private cache: MapsEntry[] | undefined;
   /** The answer of the last off-thread zero check, for the restarted call. */
   private scanned: { addr: bigint; length: bigint; answer: number } | undefined;
 
@@ -142,16 +145,15 @@ export class RemoteMm implements Mm, AddressSpace {
     if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps');
     refusePfnMaps(this, va, length);
     const last = va + length - 1n;
-    const vmas = parseMaps(this.maps(), va, last);
-    let cursor = va;
-    for (const v of vmas) {
-      if (v.start > cursor) break;
-      if (!(write ? v.write : v.read) || UNPINNABLE.has(v.name)) {
-        fail('EFAULT', `no ${write ? 'write' : 'read'} access at ${hex(cursor)}`);
-      }
-      cursor = v.end;
+    const cached = this.cache !== undefined;
+    let vmas = this.vmasOf(va, last, false);
+    let fault = uncovered(vmas, va, last, write);
+    // a cached answer is trusted only when it finds the range: anything else looks again
+    if (fault !== undefined && cached) {
+      vmas = this.vmasOf(va, last, true);
+      fault = uncovered(vmas, va, last, write);
     }
-    if (cursor <= last) fail('EFAULT', `unmapped address ${hex(cursor)}`);
+    if (fault !== undefined) fail('EFAULT', fault);
     const out: PhysRun[] = [];
     for (const v of vmas) {
       const s = v.start > va ? v.start : va;
@@ -257,6 +259,39 @@ export class RemoteMm implements Mm, AddressSpace {
     if (cursor < va + length) fail('EFAULT', `no ${access} access at ${hex(cursor)}`);
   }
 
+  /**
+   * What the preload library says with each request (its REQ_FLAGS): whether
+   * it tracks the program's mmap, munmap, mremap and mprotect calls, and
+   * whether one happened since its previous request. While tracked and
+   * unchanged, the VMAs read from /proc/<pid>/maps are reused; a lookup
+   * they do not satisfy (memory mapped behind the library's back, e.g. by
+   * malloc) reads them again before answering EFAULT.
+   */
+  observeMaps(tracked: boolean, changed: boolean): void {
+    if (!tracked || changed) this.cache = undefined;
+    this.tracked = tracked;
+  }
+
+  /** The VMAs intersecting `[va, last]`, ascending: cached, or read now (`fresh`). */
+  private vmasOf(va: bigint, last: bigint, fresh: boolean): MapsEntry[] {
+    let all = fresh ? undefined : this.cache;
+    if (!all) {
+      all = parseMaps(this.maps(), 0n, U64_END - 1n);
+      this.cache = this.tracked ? all : undefined;
+    }
+    // the first VMA ending above va (they are sorted and disjoint)
+    let lo = 0;
+    let hi = all.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (all[mid]!.end <= va) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: MapsEntry[] = [];
+    for (let i = lo; i < all.length && all[i]!.start <= last; i++) out.push(all[i]!);
+    return out;
+  }
+
   /** The maps text of this address space (read again from the start of the bound file). */
   private maps(): string {
     if (this.mapsFd < 0) fail('EFAULT', 'mm has exited');
@@ -336,6 +371,27 @@ export class RemoteMm implements Mm, AddressSpace {
     this.foreign.fsKinds.set(v.dev, kind);
     return kind;
   }
+}
+
+/**
+ * Why GUP of `[va, last]` fails over `vmas` (the VMAs intersecting it,
+ * ascending), or undefined when every byte is in a VMA with the access.
+ */
+function uncovered(
+  vmas: readonly MapsEntry[],
+  va: bigint,
+  last: bigint,
+  write: boolean,
+): string | undefined {
+  let cursor = va;
+  for (const v of vmas) {
+    if (v.start > cursor) break;
+    if (!(write ? v.write : v.read) || UNPINNABLE.has(v.name)) {
+      return `no ${write ? 'write' : 'read'} access at ${hex(cursor)}`;
+    }
+    cursor = v.end;
+  }
+  return cursor <= last ? `unmapped address ${hex(cursor)}` : undefined;
 }
 
 /** check_zeroed_user's errno number as the model's answer. */

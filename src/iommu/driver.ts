@@ -1,3 +1,4 @@
+import { fail } from '../abi/errno.ts';
 import type { Device } from './device.ts';
 import type { Domain } from './domain.ts';
 import type { TableGroup } from './table-group.ts';
@@ -24,6 +25,23 @@ export interface IommuUserData {
   copy(): Uint8Array;
   /** Copy `data` out to the user's buffer (iommu_copy_struct_to_user); EFAULT if unwritable. */
   write?(data: Uint8Array): void;
+}
+
+/**
+ * iommu_copy_struct_from_user(): the user's data as a `ksize`-byte struct
+ * of `type`. EINVAL for another type, fewer than `minLen` bytes or more
+ * than `ksize`; a shorter copy is zero-extended; EFAULT if unreadable.
+ */
+export function copyStructFromUser(
+  data: IommuUserData,
+  type: number,
+  ksize: number,
+  minLen: number,
+): Uint8Array {
+  if (data.type !== type || data.len < minLen || data.len > ksize) fail('EINVAL');
+  const out = new Uint8Array(ksize);
+  out.set(data.copy());
+  return out;
 }
 
 /** GET_HW_INFO's driver part. */

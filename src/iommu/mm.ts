@@ -24,6 +24,8 @@ export function appendRun(runs: PhysRun[], va: bigint, length: bigint, phys: big
 export interface PfnMaps {
   /** Whether any byte of `[va, va+length)` lies in a device mapping. */
   overlaps(va: bigint, length: bigint): boolean;
+  /** The bus addresses behind `[va, va+length)`; EFAULT unless all of it is device-mapped. */
+  resolve(va: bigint, length: bigint): PhysRun[];
 }
 
 /** GUP refuses device mappings (VM_IO | VM_PFNMAP): EFAULT when `[va, va+length)` touches one. */

@@ -1,8 +1,10 @@
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
+import type { IommufdCmdName } from '../abi/iommufd.ts';
+import type { SelftestAbi } from '../abi/iommufd-test.ts';
 import { faultPoint } from '../iommu/fault-inject.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
-import type { Caller } from '../kernel/file.ts';
+import type { Caller, FileOps, FileRef } from '../kernel/file.ts';
 import type { AccountMode } from '../kernel/pin-account.ts';
 import type { IoptPersonality } from './io-pagetable.ts';
 import type { IommufdObject, ObjType } from './object.ts';
@@ -38,6 +40,24 @@ export interface VfioCompatExtension {
 export interface Personality extends IoptPersonality, VfioCompatPersonality {
   /** Accept IOMMU_TEST_CMD and the mock driver (CONFIG_IOMMUFD_TEST). */
   readonly selftest: boolean;
+  /** Which generation of the selftest uAPI IOMMU_TEST_CMD speaks (see SelftestAbi). */
+  readonly selftestAbi: SelftestAbi;
+  /**
+   * The newest iommufd ioctl the kernel has: commands are added in nr
+   * order, so every later one answers ENOTTY (6.12: IOMMU_FAULT_QUEUE_ALLOC).
+   */
+  readonly iommufdLastCmd: IommufdCmdName;
+  /**
+   * GET_HW_INFO reports IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED for a device
+   * whose IOMMU cannot use PCI ATS with it (every simulated device here).
+   */
+  readonly hwCapAtsNotSupported: boolean;
+  /**
+   * Requests of a user-chosen size are bounded (7.2): HWPT_INVALIDATE's
+   * entry_len above PAGE_SIZE or entry_num above 2^19 is EINVAL before the
+   * HWPT lookup; VEVENTQ_ALLOC's depth above 2^19 is EINVAL.
+   */
+  readonly requestBounds: boolean;
 }
 
 /** What iommufd needs from the emulated host kernel. */
@@ -45,6 +65,8 @@ export interface IommufdHost {
   readonly memory: PhysMemory;
   readonly personality: Personality;
   readonly abi: IoctlAbi;
+  /** A new anonymous memory file of `size` bytes (shmem), e.g. behind the selftest's dma-buf. */
+  memfd(size: bigint): FileOps & { readonly ref: FileRef };
   /** Container types VFIO compat serves beside type1 (uiommu extension: SPAPR TCE); none by default. */
   readonly vfioCompatExtension?: VfioCompatExtension;
 }

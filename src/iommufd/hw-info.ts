@@ -36,9 +36,9 @@ export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): numb
   }
   cmd.data_len = data.length;
   cmd.out_data_type = type;
-  cmd.out_capabilities = dev.driver.dirtyTrackingCapable(dev)
-    ? BigInt(IOMMU_HW_CAP.DIRTY_TRACKING)
-    : 0n;
+  let caps = dev.driver.dirtyTrackingCapable(dev) ? IOMMU_HW_CAP.DIRTY_TRACKING : 0;
+  if (ctx.host.personality.hwCapAtsNotSupported) caps |= IOMMU_HW_CAP.PCI_ATS_NOT_SUPPORTED;
+  cmd.out_capabilities = BigInt(caps);
   cmd.out_max_pasid_log2 = dev.driver.maxPasidLog2(dev);
   ucmd.respond();
   return 0;

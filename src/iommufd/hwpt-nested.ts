@@ -1,5 +1,5 @@
 import { fail } from '../abi/errno.ts';
-import { IOMMU_HWPT_ALLOC_FLAGS, type IommuHwptInvalidate } from '../abi/iommufd.ts';
+import { IOMMU_HWPT_ALLOC_FLAGS, type IommuHwptInvalidate, iommufdCmd } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
 import type { IommuUserData } from '../iommu/driver.ts';
@@ -99,10 +99,17 @@ export function hwptNestedAlloc(
   return hwpt;
 }
 
+/** IOMMU_VIOMMU_ALLOC's nr: kernels with it invalidate through vIOMMUs too. */
+const VIOMMU_ALLOC_NR = iommufdCmd('IOMMU_VIOMMU_ALLOC').nr;
+
+/** IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX (7.2): the most entries one call may carry. */
+const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
+
 /**
  * IOMMU_HWPT_INVALIDATE: hand the request array to a nested HWPT's domain
  * or a vIOMMU. EOPNOTSUPP for a non-zero `__reserved`; EINVAL for entries
- * without a pointer or an entry length; ENOENT for a missing ID; EINVAL
+ * without a pointer or an entry length (with `requestBounds`, also an
+ * entry above PAGE_SIZE or more than 2^19 entries); ENOENT for a missing ID; EINVAL
  * for any other object. `entry_num` is always written back: the entries
  * the driver handled, 0 when it was never called.
  */
@@ -121,8 +128,18 @@ export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInv
   try {
     if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
     if (cmd.entry_num !== 0 && (cmd.data_uptr === 0n || cmd.entry_len === 0)) fail('EINVAL');
+    if (
+      ctx.host.personality.requestBounds &&
+      cmd.entry_num !== 0 &&
+      (BigInt(cmd.entry_len) > ctx.host.memory.pageSize || cmd.entry_num > INVALIDATE_ENTRY_NUM_MAX)
+    ) {
+      fail('EINVAL', 'entry_len above PAGE_SIZE or entry_num above 2^19');
+    }
     const pt = ctx.lookup(cmd.hwpt_id);
     if (!pt) fail('ENOENT');
+    // before vIOMMUs (6.13) only a nested HWPT is looked up: anything else is ENOENT
+    const viommus = iommufdCmd(ctx.host.personality.iommufdLastCmd).nr >= VIOMMU_ALLOC_NR;
+    if (!viommus && pt.type !== 'hwpt_nested') fail('ENOENT');
     let invalidate: () => void;
     if (pt.type === 'hwpt_nested') {
       const domain = (pt as HwptNested).domain;

@@ -212,6 +212,7 @@ export function ioasMapFile(
       `start + length past the file's size ${hex(pages.size)}`,
       'iopt_alloc_file_pages',
     );
+  if (pages.dmabuf?.revoked) fail('ENODEV', 'the dma-buf is revoked');
   cmd.iova = mapSource(ctx, caller, ioas, pages.source, cmd.start, cmd);
   ucmd.respond();
   return 0;

@@ -2,9 +2,11 @@ import { fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
 import { IOMMUFD_CMD_BASE, IOMMUFD_TYPE, io } from '../abi/ioctl.ts';
 import {
-  IOMMUFD_CMD_END,
   type IommuDestroy,
   type IommufdCmd,
+  type IommufdCmdName,
+  type IommufdCmdStruct,
+  iommufdCmd,
   iommufdCmdByNumber,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
@@ -31,18 +33,28 @@ import { Ucmd } from './ucmd.ts';
 import { veventqAlloc } from './veventq.ts';
 import { vdeviceAlloc, viommuAlloc } from './viommu.ts';
 
-type V<L> = L extends Layout<infer T> ? T : never;
+/** A command's handler, given the command's own decoded struct. */
+type CmdHandler<T> = (ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<T>) => number;
 
-// biome-ignore lint/suspicious/noExplicitAny: handlers take the decoded struct of their own command
-type Handler = (ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<any>) => number;
+// biome-ignore lint/suspicious/noExplicitAny: the dispatcher and TEST_CMD hand over the struct the table decoded
+type Handler = CmdHandler<any>;
+
+/** One handler per command of the uAPI table, each taking that command's struct. */
+export type HandlerTable = { readonly [N in IommufdCmdName]: CmdHandler<IommufdCmdStruct<N>> };
 
 function destroy(ctx: IommufdCtx, _caller: Caller, ucmd: Ucmd<V<typeof IommuDestroy>>): number {
   ctx.destroy(ucmd.cmd.id);
   return 0;
 }
 
-/** Handlers by command name; commands without one answer ENOTTY. */
-const HANDLERS: Record<string, Handler> = {
+type V<L> = L extends Layout<infer T> ? T : never;
+
+/**
+ * Handlers by command name. `satisfies HandlerTable`: a command of the
+ * table without a handler, or a handler taking another command's struct,
+ * does not compile.
+ */
+const HANDLERS = {
   IOMMU_DESTROY: destroy,
   IOMMU_IOAS_ALLOC: (ctx, _c, u) => ioasAlloc(ctx, u),
   IOMMU_IOAS_ALLOW_IOVAS: (ctx, _c, u) => ioasAllowIovas(ctx, u),
@@ -64,7 +76,7 @@ const HANDLERS: Record<string, Handler> = {
   IOMMU_HW_QUEUE_ALLOC: (ctx, _c, u) => hwQueueAlloc(ctx, u),
   IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
   IOMMU_IOAS_CHANGE_PROCESS: ioasChangeProcess,
-};
+} satisfies HandlerTable;
 
 /** An extra command slot beyond the uAPI table (IOMMU_TEST_CMD at nr 0xa0). */
 export interface ExtraCmd {
@@ -82,7 +94,7 @@ export type CompatHandler = (
 
 /**
  * The /dev/iommu ioctl entry (iommufd_fops_ioctl): route nr < 0x80 and
- * nrs past the table to VFIO compat; read `size` (EFAULT before anything
+ * nrs past the table (the personality's `iommufdLastCmd`, or TEST_CMD) to VFIO compat; read `size` (EFAULT before anything
  * else); the exact request word must match (ENOTTY); `size` below the
  * minimum is EINVAL; copy in with extensible-struct rules; run the handler.
  */
@@ -95,7 +107,9 @@ export function iommufdIoctl(
   compat: CompatHandler | undefined,
 ): number {
   const nr = request & 0xff;
-  const end = extra ? extra.cmd.nr + 1 : IOMMUFD_CMD_END;
+  // the ioctl table ends at the version's last command, or at TEST_CMD
+  const lastNr = iommufdCmd(ctx.host.personality.iommufdLastCmd).nr;
+  const end = extra ? extra.cmd.nr + 1 : lastNr + 1;
   if (nr < IOMMUFD_CMD_BASE || nr >= end) {
     if (!compat) fail('ENOTTY', `no iommufd command nr ${hex(nr)}`, 'iommufd_fops_ioctl');
     return compat(ctx, caller, request, arg);
@@ -110,7 +124,8 @@ export function iommufdIoctl(
     }
   } else {
     cmd = iommufdCmdByNumber(ctx.host.abi, request);
-    handler = cmd ? HANDLERS[cmd.name] : undefined;
+    handler =
+      cmd && cmd.nr <= lastNr ? (HANDLERS[cmd.name as IommufdCmdName] as Handler) : undefined;
   }
   if (!cmd || !handler)
     fail('ENOTTY', `no iommufd command ${hex(request >>> 0)}`, 'iommufd_fops_ioctl');

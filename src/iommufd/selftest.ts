@@ -4,6 +4,7 @@ import {
   IOMMU_TEST_CMD_NR,
   IOMMU_TEST_CMD_SIZE,
   IOMMU_TEST_OP,
+  IOMMU_TEST_OP_LAST,
   IOMMU_VEVENTQ_TYPE_SELFTEST,
   IommuTestCmd,
   type IommuTestCmdAccessPages,
@@ -17,6 +18,8 @@ import {
   type IommuTestCmdCreateAccess,
   type IommuTestCmdDestroyAccessPages,
   type IommuTestCmdDirty,
+  type IommuTestCmdDmabufGet,
+  type IommuTestCmdDmabufRevoke,
   type IommuTestCmdMemoryLimit,
   type IommuTestCmdMockDomainFlags,
   type IommuTestCmdMockDomainReplace,
@@ -32,6 +35,7 @@ import {
   MOCK_FLAGS_ACCESS,
   MOCK_FLAGS_ACCESS_CREATE,
   MOCK_NESTED_DOMAIN_IOTLB_ID_MAX,
+  type SelftestAbi,
 } from '../abi/iommufd-test.ts';
 import { type Layout, widthOf } from '../abi/layout.ts';
 import { MockDevice } from '../drivers/mock/device.ts';
@@ -39,7 +43,7 @@ import { MockDomain } from '../drivers/mock/domain.ts';
 import { MockIommu } from '../drivers/mock/driver.ts';
 import { MockNestedDomain } from '../drivers/mock/nested.ts';
 import type { Mm } from '../iommu/mm.ts';
-import type { Caller, FileOps } from '../kernel/file.ts';
+import type { Caller, DmaBufExporter, FileOps, FileRef } from '../kernel/file.ts';
 import { type AccessOps, IommufdAccess, type PinnedRun } from './access.ts';
 import type { IommufdCtx } from './context.ts';
 import { IommufdDevice } from './device.ts';
@@ -199,10 +203,17 @@ function syzIova(access: IommufdAccess, iova: bigint): bigint {
 
 // ---- ops ---------------------------------------------------------------------------
 
-/** ADD_RESERVED: reserve `[start, start+length-1]` (u64 wrap) in IOAS `id`, owned by nobody. */
+/**
+ * ADD_RESERVED: reserve `[start, start+length-1]` in IOAS `id`, owned by
+ * nobody. EINVAL for length 0 and EOVERFLOW for a range past U64_MAX, both
+ * before the IOAS lookup.
+ */
 function addReserved(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdAddReserved>>): number {
+  const { start, length } = u.cmd;
+  if (length === 0n) fail('EINVAL');
+  if (start + length - 1n > U64_MAX) fail('EOVERFLOW');
   const ioas = ctx.get<Ioas>(u.cmd.id, 'ioas');
-  ioas.iopt.reserve(u.cmd.start, BigInt.asUintN(64, u.cmd.start + u.cmd.length - 1n), null);
+  ioas.iopt.reserve(start, start + length - 1n, null);
   return 0;
 }
 
@@ -255,20 +266,25 @@ function mockDomainReplace(
 /**
  * MD_CHECK_MAP: every IOPTE of `[iova, iova+length)` in mock HWPT `id` maps
  * the page now behind the matching byte of `uptr` (EINVAL otherwise; EFAULT
- * for an unmapped VA).
+ * for an unmapped VA). Alignment to half a page is checked before the HWPT
+ * lookup; 7.2 looks up first and aligns to the domain's smallest IOPTE.
  */
 function checkMap(
   ctx: IommufdCtx,
   caller: Caller,
   u: Ucmd<V<typeof IommuTestCmdCheckMap>>,
+  state: SelftestState,
 ): number {
   const { iova, length, uptr } = u.cmd;
   const ps = caller.mm.pageSize;
-  const io = ps / 2n;
+  // 7.2 looks the HWPT up first and checks against its smallest IOPTE
+  const iommupt = state.mock.abi === '7.2';
+  const first = iommupt ? mockDomainOf(ctx, u.cmd.id) : undefined;
+  const io = first ? first.ioPageSize : ps / 2n;
   if (iova % io !== 0n || length % io !== 0n || uptr % io !== 0n || uptr + length > U64_MAX) {
     fail('EINVAL');
   }
-  const domain = mockDomainOf(ctx, u.cmd.id);
+  const domain = first ?? mockDomainOf(ctx, u.cmd.id);
   for (let k = 0n; k < length; k += io) {
     const va = uptr + k;
     const page = caller.mm.resolve(va - (va % ps), ps, false)[0]!;
@@ -465,12 +481,23 @@ function setMemoryLimit(state: SelftestState, u: Ucmd<V<typeof IommuTestCmdMemor
   return 0;
 }
 
+/** 7.2's DIRTY takes at most 16 MiB of bitmap (SZ_16M * BITS_PER_BYTE bits): EOVERFLOW past it. */
+const DIRTY_MAX_BITS_7_2 = (16n << 20n) * 8n;
+
 /**
  * DIRTY: for each set bit i of the bitmap at `uptr`, mark dirty the IOPTE
- * numbered (iova + i*page_size) / page_size (the kernel's key, right for
- * page_size = IOPTE size); writes back how many IOPTEs existed.
+ * holding iova + i*page_size. Up to 6.18 the kernel keys IOPTEs by
+ * (iova + i*page_size) / page_size (right for page_size = IOPTE size),
+ * refuses a bitmap kvzalloc() cannot hold (ENOMEM) and counts the IOPTEs
+ * that existed; 7.2 (generic page table) refuses more than 2^27 bits
+ * (EOVERFLOW, before the HWPT lookup) and counts every set bit.
  */
-function dirty(ctx: IommufdCtx, caller: Caller, u: Ucmd<V<typeof IommuTestCmdDirty>>): number {
+function dirty(
+  ctx: IommufdCtx,
+  caller: Caller,
+  u: Ucmd<V<typeof IommuTestCmdDirty>>,
+  state: SelftestState,
+): number {
   const { iova, length, page_size, uptr } = u.cmd;
   if (
     page_size === 0n ||
@@ -481,9 +508,11 @@ function dirty(ctx: IommufdCtx, caller: Caller, u: Ucmd<V<typeof IommuTestCmdDir
   ) {
     fail('EINVAL');
   }
+  const iommupt = state.mock.abi === '7.2';
+  const nbits = length / page_size;
+  if (iommupt && nbits > DIRTY_MAX_BITS_7_2) fail('EOVERFLOW');
   const domain = mockDomainOf(ctx, u.cmd.id);
   if (!domain.dirtyTracking) fail('EINVAL', 'dirty tracking is off');
-  const nbits = length / page_size;
   const nbytes = (nbits + 7n) / 8n;
   if (nbytes > KVZALLOC_MAX) fail('ENOMEM');
   const bitmap = caller.mm.read(uptr, Number(nbytes));
@@ -494,8 +523,10 @@ function dirty(ctx: IommufdCtx, caller: Caller, u: Ucmd<V<typeof IommuTestCmdDir
     for (let b = 0; b < 8; b++) {
       const i = BigInt(byte * 8 + b);
       if ((bits & (1 << b)) === 0 || i >= nbits) continue;
-      const key = (iova + i * page_size) / page_size;
-      if (domain.markDirty(key * domain.ioPageSize)) count++;
+      const at = iommupt
+        ? iova + i * page_size
+        : ((iova + i * page_size) / page_size) * domain.ioPageSize;
+      if (domain.markDirty(at) || iommupt) count++;
     }
   }
   u.cmd.out_nr_dirty = count;
@@ -568,6 +599,57 @@ function pasidCheck(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidCheck>>):
   return 0;
 }
 
+/** The selftest's dma-buf (7.2): kernel memory exported as a dma-buf fd. */
+class TestDmaBuf implements FileOps, DmaBufExporter {
+  readonly kind = 'dmabuf';
+  revoked = false;
+  readonly ref: FileRef;
+
+  constructor(private readonly memory: FileOps & { readonly ref: FileRef }) {
+    const pages = memory.ref.pages!;
+    this.ref = { pages: { source: pages.source, size: pages.size, dmabuf: this } };
+  }
+
+  release(): void {
+    this.memory.release();
+  }
+}
+
+/** Largest test dma-buf: 512 pages. */
+const DMABUF_MAX_PAGES = 512n;
+
+/**
+ * DMABUF_GET: a zeroed test dma-buf of `length` rounded up to pages
+ * (EINVAL for 0 or above 512 pages), returned as a new fd. `open_flags`
+ * (O_CLOEXEC, O_RDWR) are not modelled.
+ */
+function dmabufGet(
+  ctx: IommufdCtx,
+  caller: Caller,
+  u: Ucmd<V<typeof IommuTestCmdDmabufGet>>,
+): number {
+  const pageSize = ctx.host.memory.pageSize;
+  const len = ((BigInt(u.cmd.length) + pageSize - 1n) / pageSize) * pageSize;
+  if (len === 0n || len > pageSize * DMABUF_MAX_PAGES) fail('EINVAL');
+  return caller.installFile(new TestDmaBuf(ctx.host.memfd(len)));
+}
+
+/**
+ * DMABUF_REVOKE: set whether the test dma-buf `dmabuf_fd` is revoked
+ * (EBADF if not open, EINVAL for another file, EOPNOTSUPP for another
+ * exporter's dma-buf). A revoked buffer cannot be mapped (MAP_FILE ENODEV);
+ * the IOPTEs of areas already mapping it are not removed in the model.
+ */
+function dmabufRevoke(caller: Caller, u: Ucmd<V<typeof IommuTestCmdDmabufRevoke>>): number {
+  const file = caller.file(u.cmd.dmabuf_fd);
+  if (!file) fail('EBADF');
+  const dmabuf = file.ref?.pages?.dmabuf;
+  if (!dmabuf) fail('EINVAL', 'not a dma-buf');
+  if (!(dmabuf instanceof TestDmaBuf)) fail('EOPNOTSUPP', "another exporter's dma-buf");
+  dmabuf.revoked = u.cmd.revoked !== 0;
+  return 0;
+}
+
 // ---- dispatch ----------------------------------------------------------------------
 
 // biome-ignore lint/suspicious/noExplicitAny: each op decodes its own union member
@@ -595,18 +677,24 @@ const OPS: ReadonlyMap<number, OpHandler> = new Map<number, OpHandler>([
   [IOMMU_TEST_OP.PASID_REPLACE, (ctx, _c, u) => pasidReplaceOp(ctx, u)],
   [IOMMU_TEST_OP.PASID_DETACH, (ctx, _c, u) => pasidDetachOp(ctx, u)],
   [IOMMU_TEST_OP.PASID_CHECK_HWPT, (ctx, _c, u) => pasidCheck(ctx, u)],
+  [IOMMU_TEST_OP.DMABUF_GET, dmabufGet],
+  [IOMMU_TEST_OP.DMABUF_REVOKE, (_x, c, u) => dmabufRevoke(c, u)],
 ]);
 
 /**
  * IOMMU_TEST_CMD (CONFIG_IOMMUFD_TEST) for one host: give each `Kernel` its
  * own, since it carries that host's mock IOMMU and selftest globals.
- * Unknown ops answer EOPNOTSUPP.
+ * `abi` is the selftest generation (the kernel's `selftestAbi`); ops it
+ * lacks and unknown ops answer EOPNOTSUPP.
  *
  * @example
  * const kernel = new Kernel({ selftestCmd: selftestCmd() });
  */
-export function selftestCmd(): ExtraCmd & { readonly state: SelftestState } {
-  const state: SelftestState = { mock: new MockIommu(), memoryLimit: MEMORY_LIMIT_DEFAULT };
+export function selftestCmd(
+  abi: SelftestAbi = '6.18',
+): ExtraCmd & { readonly state: SelftestState } {
+  const state: SelftestState = { mock: new MockIommu(abi), memoryLimit: MEMORY_LIMIT_DEFAULT };
+  const lastOp = IOMMU_TEST_OP_LAST[abi];
   return {
     state,
     cmd: {
@@ -616,7 +704,7 @@ export function selftestCmd(): ExtraCmd & { readonly state: SelftestState } {
       minSize: IOMMU_TEST_CMD_MIN_SIZE,
     },
     handler(ctx, caller, ucmd: Ucmd<V<typeof IommuTestCmd>>) {
-      const op = OPS.get(ucmd.cmd.op);
+      const op = ucmd.cmd.op <= lastOp ? OPS.get(ucmd.cmd.op) : undefined;
       const layout = iommuTestCmdLayout(ucmd.cmd.op);
       if (!op || !layout) fail('EOPNOTSUPP');
       const raw = new Uint8Array(IOMMU_TEST_CMD_SIZE);

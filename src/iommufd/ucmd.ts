@@ -7,7 +7,7 @@ import type { Mm } from '../iommu/mm.ts';
  * One iommufd ioctl call in flight (the kernel's iommufd_ucmd): the caller's
  * memory, the user struct's address and size, and the decoded command.
  */
-export class Ucmd<V> {
+export class Ucmd<in out V> {
   constructor(
     readonly mm: Mm,
     readonly addr: bigint,

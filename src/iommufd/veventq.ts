@@ -153,9 +153,12 @@ class VeventqFile implements FileOps {
   }
 }
 
+/** VEVENTQ_MAX_DEPTH (7.2): the deepest vEVENTQ. */
+const VEVENTQ_MAX_DEPTH = 1 << 19;
+
 /**
  * IOMMU_VEVENTQ_ALLOC. Errors in order: EOPNOTSUPP (flags, `__reserved`,
- * type DEFAULT), EINVAL (depth 0), ENOENT (no such vIOMMU), EEXIST (the
+ * type DEFAULT), EINVAL (depth 0; above 2^19 with `requestBounds`), ENOENT (no such vIOMMU), EEXIST (the
  * vIOMMU has a vEVENTQ of that type). Writes back the ID and the new fd.
  */
 export function veventqAlloc(
@@ -168,6 +171,9 @@ export function veventqAlloc(
     fail('EOPNOTSUPP');
   }
   if (cmd.veventq_depth === 0) fail('EINVAL');
+  if (ctx.host.personality.requestBounds && cmd.veventq_depth > VEVENTQ_MAX_DEPTH) {
+    fail('EINVAL', 'depth above 2^19');
+  }
   const viommu = ctx.get<Viommu>(cmd.viommu_id, 'viommu');
   if (viommu.veventqs.has(cmd.type)) fail('EEXIST', 'a vEVENTQ of that type exists');
   ctx.create(new Veventq(viommu, cmd.type, cmd.veventq_depth), (veventq) => {

@@ -30,7 +30,16 @@ export interface PagesSource {
 /** A file as iommufd sees one handed to it by fd number (IOAS_MAP_FILE). */
 export interface FileRef {
   /** Present for memory-backed files (memfd, shmem, hugetlbfs); MAP_FILE of any other file is EINVAL. */
-  readonly pages?: { source: PagesSource; size: bigint };
+  readonly pages?: { source: PagesSource; size: bigint; readonly dmabuf?: DmaBufExporter };
+}
+
+/**
+ * A dma-buf exporter iommufd can map (7.2: the selftest's test dma-buf;
+ * MAP_FILE takes [start, start+length) of the buffer).
+ */
+export interface DmaBufExporter {
+  /** Revoked by its exporter: MAP_FILE answers ENODEV until restored. */
+  readonly revoked: boolean;
 }
 
 /** A shared memory file holding a device's bytes (a memfd the engine creates), mapped by clients. */
@@ -45,6 +54,19 @@ export interface SharedStore {
 
 /** Creates a shared store: `size` bytes of zeros, `name` shown in /proc/<pid>/maps. */
 export type SharedMemoryProvider = (name: string, size: bigint) => SharedStore;
+
+/** Bytes reached by bus address whose access is served elsewhere (a BAR, for peer-to-peer DMA). */
+export interface BusBacking {
+  read(phys: bigint, length: number): Uint8Array;
+  write(phys: bigint, data: Uint8Array): void;
+}
+
+/** What an mmap of a device file may use from the host: shared memory and bus addresses. */
+export interface MmapHost {
+  readonly share: SharedMemoryProvider;
+  /** A fresh physical (bus) range of `size` bytes whose accesses go to `backing`; its start. */
+  busRange(size: bigint, backing: BusBacking): bigint;
+}
 
 /**
  * What an mmap of a device file maps (docs/device-mmap.md): `length`
@@ -62,6 +84,8 @@ export interface DeviceMapping {
   fault(): void;
   /** How many times the device has zapped its mappings (decode turned off). */
   zaps(): number;
+  /** The bus address of the byte at `offset` from the mapping's start (peer-to-peer DMA). */
+  phys(offset: bigint): bigint;
 }
 
 /** What a kind of open file does with each syscall (struct file_operations). */
@@ -74,14 +98,15 @@ export interface FileOps {
   poll?(): number;
   /**
    * mmap(2) of `length` bytes at file `offset`: the file's checks (EINVAL,
-   * ...) and what the mapping shows; `share` makes the shared file behind it.
+   * ...) and what the mapping shows, using `host` for its shared file and
+   * bus addresses.
    */
   mmap?(
     caller: Caller,
     offset: bigint,
     length: bigint,
     shared: boolean,
-    share: SharedMemoryProvider,
+    host: MmapHost,
   ): DeviceMapping;
   /**
    * How many times the file has woken its poll waiters (wake_up on its wait

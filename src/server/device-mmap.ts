@@ -8,7 +8,7 @@
  */
 import { fail } from '../abi/errno.ts';
 import type { Process, ProcessMm } from '../host/process.ts';
-import type { SharedMemoryProvider } from '../kernel/file.ts';
+import type { MmapHost } from '../kernel/file.ts';
 import { argInt, OP, type Request } from './protocol.ts';
 
 /** MAP_SHARED and MAP_SHARED_VALIDATE share bit 0; MAP_PRIVATE is 2. */
@@ -38,11 +38,7 @@ export interface MmapAnswer {
  * - MMIO_FAULT a0 = address: a memory page of a zapped mapping was
  *   touched: ret 0 (it may come back) or EIO (SIGBUS).
  */
-export function deviceMmapOp(
-  proc: Process<ProcessMm>,
-  req: Request,
-  share: SharedMemoryProvider,
-): MmapAnswer {
+export function deviceMmapOp(proc: Process<ProcessMm>, req: Request, host: MmapHost): MmapAnswer {
   const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n, , a5 = 0n] = req.args;
   switch (req.op) {
     case OP.MMAP: {
@@ -50,7 +46,7 @@ export function deviceMmapOp(
       if (!file) fail('EBADF');
       if (!file.ops.mmap) fail('ENODEV', 'the file has no mmap');
       const shared = (Number(a3) & MAP_SHARED) !== 0;
-      const mapping = file.ops.mmap(proc, BigInt.asIntN(64, a1), a2, shared, share);
+      const mapping = file.ops.mmap(proc, BigInt.asIntN(64, a1), a2, shared, host);
       if (a5 !== 0n) {
         proc.ioMaps.add(a5, a2, file, mapping);
         return { ret: 0n };

@@ -39,6 +39,7 @@ import {
   MAX_PAYLOAD,
   OP,
   payloadString,
+  REQ_FLAGS,
   type Request,
   type Response,
 } from './protocol.ts';
@@ -160,6 +161,14 @@ interface Polled {
   wakeups: number;
 }
 
+/**
+ * Fork tokens one process may hold unclaimed (its children have not said
+ * HELLO yet); FORK_BEGIN beyond is EAGAIN, as fork(2) at RLIMIT_NPROC.
+ * Tokens are snapshots of an fd table the reaper walks: unbounded, a client
+ * could make every pass (and so every other client) slower without end.
+ */
+export const MAX_FORK_TOKENS = 256;
+
 /** Build an engine; the one place where the memory backend and the poll hook are plugged in. */
 export function createEngine(opts: EngineOptions): Engine {
   return new Engine(opts);
@@ -207,9 +216,11 @@ export class Engine {
   /**
    * Answer one request completely. Syscall failures are -1/errno; a request
    * on a connection that has not said HELLO is -1/ESRCH; an unknown op
-   * -1/ENOSYS. A model bug (a non-errno exception) is recorded in
-   * `kernel.bugs` and answered -1/EIO. For processes whose memory may
-   * restart a call (RemoteMm), use `serve`; here a restart is a bug.
+   * -1/ENOSYS; a request whose payload was over MAX_PAYLOAD (`oversize`)
+   * -1/ENAMETOOLONG for a path, -1/E2BIG otherwise. A model bug (a
+   * non-errno exception) is recorded in `kernel.bugs` and answered -1/EIO.
+   * For processes whose memory may restart a call (RemoteMm), use `serve`;
+   * here a restart is a bug.
    */
   handle(conn: Connection, req: Request): Response {
     const r = this.attempt(conn, req);
@@ -236,6 +247,11 @@ export class Engine {
     this.tid = req.tid;
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     client?.creds.refresh?.();
+    const flags = req.flags ?? 0;
+    client?.proc.mm.observeMaps?.(
+      (flags & REQ_FLAGS.MM_TRACKED) !== 0,
+      (flags & REQ_FLAGS.MM_CHANGED) !== 0,
+    );
     try {
       return withZaps(
         asTask(req.tid, () => this.dispatch(conn, req)),
@@ -277,7 +293,16 @@ export class Engine {
    * before FORK_END, parent) is gone are released.
    */
   reap(): void {
-    const alive = this.opts.pidAlive ?? pidAlive;
+    // each pid is looked at once per pass, however many tokens name it
+    const seen = new Map<number, boolean>();
+    const isAlive = this.opts.pidAlive ?? pidAlive;
+    const alive = (pid: number) => {
+      const known = seen.get(pid);
+      if (known !== undefined) return known;
+      const a = isAlive(pid);
+      seen.set(pid, a);
+      return a;
+    };
     for (const client of [...this.clients.values()]) {
       if (client.execPending && !client.conn && !this.clientAlive(client)) this.exitClient(client);
     }
@@ -297,6 +322,8 @@ export class Engine {
   // ---- dispatch -------------------------------------------------------------------
 
   private dispatch(conn: Connection, req: Request): Response {
+    // a path longer than any PATH_MAX, or a payload no op takes
+    if (req.oversize) fail(req.op === OP.OPEN || req.op === OP.STAT ? 'ENAMETOOLONG' : 'E2BIG');
     if (req.op === OP.HELLO) return this.hello(conn, req);
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     if (!client || client.conn !== conn) fail('ESRCH', 'no HELLO on this connection');
@@ -304,6 +331,9 @@ export class Engine {
     const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n] = req.args;
     switch (req.op) {
       case OP.FORK_BEGIN: {
+        let held = 0;
+        for (const t of this.tokens.values()) if (t.parent === proc.pid) held++;
+        if (held >= MAX_FORK_TOKENS) fail('EAGAIN', `${held} fork tokens unclaimed`);
         const token = this.nextToken++;
         this.tokens.set(token, {
           parent: proc.pid,
@@ -364,7 +394,10 @@ export class Engine {
       case OP.MREMAP:
       case OP.MMIO:
       case OP.MMIO_FAULT: {
-        const a = deviceMmapOp(proc, req, this.opts.sharedMemory ?? memfdStore);
+        const a = deviceMmapOp(proc, req, {
+          share: this.opts.sharedMemory ?? memfdStore,
+          busRange: (size, backing) => this.kernel.memory.alloc(size, { backing }),
+        });
         return ok(a.ret, { payload: a.payload });
       }
       default:
@@ -416,7 +449,9 @@ export class Engine {
     }
     const creds = this.opts.credsFor?.(pid, handle) ?? ROOT;
     const proc = this.kernel.adopt(pid, this.opts.mmFor(pid, handle), creds, fds, ioMaps);
-    proc.trace = (line, event) => this.emitTrace(pid, line, event);
+    // without a reader, no trace line is formatted
+    if (this.opts.trace || this.opts.traceJson)
+      proc.trace = (line, event) => this.emitTrace(pid, line, event);
     const client: Client = { proc, creds, conn, execPending: false, handle: undefined };
     const foreign = this.opts.foreignFile;
     if (foreign) proc.foreignFile = (fd) => foreign(pid, fd, client.handle);

@@ -36,6 +36,9 @@ export const OP = {
   MMIO_FAULT: 34,
 } as const;
 
+/** Request `flags`: the library tracks the caller's address-space changes, and one happened since its previous request. */
+export const REQ_FLAGS = { MM_TRACKED: 1, MM_CHANGED: 2 } as const;
+
 /** HELLO `a0`: who is connecting. */
 export const HELLO_KIND = { NEW: 0, FORK_CHILD: 1, AFTER_EXEC: 2 } as const;
 
@@ -51,6 +54,10 @@ export interface Request {
   tid: number;
   args: readonly bigint[];
   payload?: Uint8Array;
+  /** REQ_FLAGS bits. */
+  flags?: number;
+  /** The payload was over MAX_PAYLOAD and was not delivered. */
+  oversize?: boolean;
 }
 
 /** A response: `ret` is the syscall's value (-1 on failure) and `err` the positive errno. */
@@ -75,7 +82,8 @@ export function encodeRequest(req: Request): Uint8Array {
   const payload = req.payload ?? new Uint8Array();
   const out = new Uint8Array(REQUEST_HEADER_SIZE + payload.length);
   const v = view(out);
-  v.setUint32(0, req.op, true);
+  v.setUint16(0, req.op, true);
+  v.setUint16(2, req.flags ?? 0, true);
   v.setUint32(4, payload.length, true);
   v.setInt32(8, req.pid, true);
   v.setInt32(12, req.tid, true);
@@ -92,7 +100,8 @@ export function decodeRequest(frame: Uint8Array): Request {
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(v.getBigUint64(16 + 8 * i, true));
   return {
-    op: v.getUint32(0, true),
+    op: v.getUint16(0, true),
+    flags: v.getUint16(2, true),
     pid: v.getInt32(8, true),
     tid: v.getInt32(12, true),
     args,
@@ -101,16 +110,22 @@ export function decodeRequest(frame: Uint8Array): Request {
 }
 
 export function encodeResponse(res: Response): Uint8Array {
-  const payload = res.payload ?? new Uint8Array();
-  const out = new Uint8Array(RESPONSE_HEADER_SIZE + payload.length);
+  const out = new Uint8Array(RESPONSE_HEADER_SIZE + (res.payload?.length ?? 0));
+  encodeResponseInto(res, out);
+  return out;
+}
+
+/** Encode `res` at the start of `out` (which must have room); returns the frame's length. */
+export function encodeResponseInto(res: Response, out: Uint8Array): number {
+  const len = res.payload?.length ?? 0;
   const v = view(out);
   v.setBigInt64(0, res.ret, true);
   v.setInt32(8, res.err, true);
   v.setInt32(12, res.newfd, true);
-  v.setUint32(16, payload.length, true);
+  v.setUint32(16, len, true);
   v.setUint32(20, res.zaps ?? 0, true);
-  out.set(payload, RESPONSE_HEADER_SIZE);
-  return out;
+  if (res.payload) out.set(res.payload, RESPONSE_HEADER_SIZE);
+  return RESPONSE_HEADER_SIZE + len;
 }
 
 /** Decode one whole response frame (header + payload). */

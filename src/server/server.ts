@@ -1,23 +1,24 @@
 /**
- * The engine's transport: a Unix stream socket server. Each connection's
- * bytes are cut into request frames (they may arrive split or coalesced
- * in any way); each frame is answered completely by the one Engine before
- * the next is looked at, so requests from all connections are handled one
- * at a time in arrival order — except a call the engine restarts (its
- * answer is a promise: work off the engine's thread): that connection is
- * paused until it is answered, and the others are served meanwhile. A connection sending a malformed frame
- * header (a payload over MAX_PAYLOAD) is dropped, which the engine sees as
- * a close. A reaper runs `engine.reap()` every 200 ms.
+ * The engine's server: the Unix socket transport (transport.ts) feeding the
+ * one Engine. Each request frame is answered completely before the next is
+ * looked at, so requests from all connections are handled one at a time;
+ * connections take turns frame by frame — except a call the engine
+ * restarts (Engine.serve answers a promise: work off the engine's thread):
+ * its connection's later frames wait (a few at most) until it is answered,
+ * and the others are served meanwhile. A payload over MAX_PAYLOAD is
+ * answered with the kernel's errno for an oversized argument (see
+ * `Engine.handle`). A reaper runs `engine.reap()` every 200 ms.
  *
  * @example
  * const server = await serveEngine(engine, join(dir, 'engine.sock'));
  * // ... the program runs with UIOMMU_SOCK pointing there ...
  * await server.close();
  */
-import { createServer, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
 import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Connection, Engine } from './engine.ts';
-import { decodeRequest, encodeResponse, FrameReader } from './protocol.ts';
+import { decodeRequest, encodeResponseInto, type Request } from './protocol.ts';
+import { EV, openTransport, type Transport } from './transport.ts';
 
 /** How often exec-pending processes and fork tokens of dead pids are looked for. */
 export const REAP_INTERVAL_MS = 200;
@@ -38,112 +39,85 @@ export interface ServeOptions {
   peer?(fd: number): number | ProcHandle;
 }
 
-/** Listen on `path` (which must not exist) and serve `engine` there. */
-/** How long the event loop keeps polling after an answer before it may sleep. */
-const AWAKE_MS = 0.2;
-
 /**
- * A `stayAwake()` that keeps Node's event loop turning (polling sockets
- * without sleeping) for AWAKE_MS after each call: a client's next request
- * then finds the engine awake, which saves a thread wake-up, the largest
- * cost of a round trip on small machines.
+ * Requests a connection may send while one of its calls waits (a restarted
+ * call): the library sends one at a time; a client that sends more than
+ * this meanwhile breaks the protocol and is dropped.
  */
-function awakeKeeper(): () => void {
-  let until = 0;
-  let spinning = false;
-  const spin = () => {
-    if (performance.now() < until) setImmediate(spin);
-    else spinning = false;
-  };
-  return () => {
-    until = performance.now() + AWAKE_MS;
-    if (spinning) return;
-    spinning = true;
-    setImmediate(spin);
-  };
-}
+const MAX_WAITING_FRAMES = 16;
 
+/** Listen on `path` (which must not exist) and serve `engine` there. */
 export async function serveEngine(
   engine: Engine,
   path: string,
   opts: ServeOptions = {},
 ): Promise<EngineServer> {
-  const sockets = new Set<Socket>();
-  const stayAwake = awakeKeeper();
-  const server = createServer((socket) => {
-    let conn: Connection;
-    try {
-      conn = engine.connect(peerOf(socket, opts));
-    } catch {
-      // the peer cannot be told (e.g. the addon is not built): nobody is served blind
-      socket.destroy();
+  const conns = new Map<number, Connection>();
+  // connections with a call waiting (Engine.serve's promise): the requests they sent meanwhile
+  const waiting = new Map<number, Request[]>();
+  /** Answer `req` of connection `fd`, now or when its restarted call is done; then what it sent meanwhile. */
+  const answer = (t: Transport, fd: number, conn: Connection, req: Request) => {
+    const res = engine.serve(conn, req);
+    if (!(res instanceof Promise)) {
+      t.reply(fd, encodeResponseInto(res, t.out));
       return;
     }
-    sockets.add(socket);
-    const reader = new FrameReader('request');
-    // frames not yet answered; while one waits (a restarted call) the socket is paused
-    const backlog: Uint8Array[] = [];
-    let waiting = false;
-    const pump = () => {
-      while (backlog.length > 0 && !waiting && !socket.destroyed) {
-        const answer = engine.serve(conn, decodeRequest(backlog.shift()!));
-        if (!(answer instanceof Promise)) {
-          socket.write(encodeResponse(answer));
-          continue;
+    waiting.set(fd, []);
+    void res.then((done) => {
+      const queued = waiting.get(fd) ?? [];
+      waiting.delete(fd);
+      if (conns.get(fd) !== conn) return;
+      t.reply(fd, encodeResponseInto(done, t.out));
+      while (queued.length > 0 && !waiting.has(fd)) answer(t, fd, conn, queued.shift()!);
+      if (queued.length > 0) waiting.get(fd)!.unshift(...queued);
+    });
+  };
+  const serve = (t: Transport) => {
+    for (;;) {
+      const ev = t.next();
+      if (ev === EV.YIELD) return;
+      const fd = t.fd;
+      if (ev === EV.REQUEST) {
+        const conn = conns.get(fd);
+        if (!conn) continue;
+        const req = decodeRequest(t.in);
+        if (t.oversize) req.oversize = true;
+        const queue = waiting.get(fd);
+        if (!queue) answer(t, fd, conn, req);
+        else if (queue.length < MAX_WAITING_FRAMES) queue.push(req);
+        else {
+          t.drop(fd);
+          conns.delete(fd);
+          waiting.delete(fd);
+          engine.disconnect(conn);
         }
-        waiting = true;
-        socket.pause();
-        void answer.then((res) => {
-          waiting = false;
-          if (socket.destroyed) return;
-          socket.write(encodeResponse(res));
-          socket.resume();
-          pump();
-          stayAwake();
-        });
+      } else if (ev === EV.CONNECT) {
+        try {
+          conns.set(fd, engine.connect(opts.peer?.(fd)));
+        } catch {
+          // the peer cannot be told (e.g. the addon is not built): nobody is served blind
+          t.drop(fd);
+        }
+      } else if (ev === EV.CLOSE) {
+        const conn = conns.get(fd);
+        conns.delete(fd);
+        waiting.delete(fd);
+        if (conn) engine.disconnect(conn);
       }
-    };
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        backlog.push(...reader.push(chunk));
-      } catch {
-        socket.destroy();
-        return;
-      }
-      pump();
-      stayAwake();
-    });
-    socket.on('error', () => {
-      // a reset peer: 'close' follows and counts as the process's exit
-    });
-    socket.on('close', () => {
-      sockets.delete(socket);
-      engine.disconnect(conn);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+    }
+  };
+  const transport: Transport = openTransport(path, () => serve(transport));
   const reaper = setInterval(() => engine.reap(), REAP_INTERVAL_MS);
   reaper.unref();
   return {
     path,
-    close() {
+    async close() {
       clearInterval(reaper);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sockets) s.destroy();
-      return closed.then(() => engine.shutdown());
+      transport.close();
+      rmSync(path, { force: true });
+      for (const conn of conns.values()) engine.disconnect(conn);
+      conns.clear();
+      engine.shutdown();
     },
   };
-}
-
-/** The socket's peer, or undefined without `peer` or a reachable fd (node's handle keeps it). */
-function peerOf(socket: Socket, opts: ServeOptions): number | ProcHandle | undefined {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (!opts.peer || fd === undefined || fd < 0) return undefined;
-  return opts.peer(fd);
 }

@@ -49,12 +49,12 @@ import {
 import type { Device } from '../iommu/device.ts';
 import { iommufdCtxOf } from '../iommufd/fops.ts';
 import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
-import { checkZeroed } from '../iommufd/ucmd.ts';
 import type { Caller, FileOps } from '../kernel/file.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
 import { validateVfToken } from './pci/sriov.ts';
+import { VfioUser } from './user.ts';
 
 const NR = {
   BIND_IOMMUFD: VFIO_BASE + 18,
@@ -113,11 +113,6 @@ export function openVfioCdev(host: VfioCdevHost, path: string): VfioCdevFile {
   return new CdevFile(found.device, found.group).ops();
 }
 
-/** u32 at `off` of `b`. */
-function u32(b: Uint8Array, off: number): number {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(off, true);
-}
-
 /** One open of the cdev (struct vfio_device_file with no group). */
 class CdevFile {
   /** access_granted: BIND succeeded. */
@@ -156,9 +151,9 @@ class CdevFile {
           );
         return this.pci.write!(caller, data, offset);
       },
-      mmap: (caller, offset, length, shared, share) => {
+      mmap: (caller, offset, length, shared, host) => {
         if (!this.bound) fail('EINVAL');
-        return this.pci.mmap!(caller, offset, length, shared, share);
+        return this.pci.mmap!(caller, offset, length, shared, host);
       },
       release: () => this.release(),
     };
@@ -180,17 +175,11 @@ class CdevFile {
 
   /** VFIO_DEVICE_BIND_IOMMUFD. */
   private bind(caller: Caller, arg: bigint): number {
-    const minsz = VfioDeviceBindIommufd.endOf('out_devid');
-    const size = VfioDeviceBindIommufd.size;
-    const head = caller.mm.read(arg, minsz);
-    const argsz = u32(head, 0);
-    if (argsz < minsz)
-      fail('EINVAL', `argsz ${argsz} below ${minsz}`, 'vfio_df_ioctl_bind_iommufd');
-    // copy_struct_from_user(): a known-size prefix, the rest must be zero
-    if (argsz > size) checkZeroed(caller.mm, arg + BigInt(size), BigInt(argsz - size), true);
-    const known = new Uint8Array(size);
-    known.set(caller.mm.read(arg, Math.min(argsz, size)));
-    const bind = VfioDeviceBindIommufd.decode(known);
+    const u = VfioUser.copyIn(caller.mm, arg, VfioDeviceBindIommufd, {
+      minsz: VfioDeviceBindIommufd.endOf('out_devid'),
+      fn: 'vfio_df_ioctl_bind_iommufd',
+    });
+    const bind = u.readStruct();
     if (bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN || bind.iommufd < 0)
       fail(
         'EINVAL',
@@ -221,9 +210,7 @@ class CdevFile {
       device.pci.enable();
       device.openCount++;
       try {
-        const out = new Uint8Array(4);
-        new DataView(out.buffer).setUint32(0, idev.id, true);
-        caller.mm.write(arg + BigInt(VfioDeviceBindIommufd.endOf('out_devid') - 4), out);
+        u.respondField({ out_devid: idev.id }, 'out_devid');
       } catch (e) {
         this.close();
         throw e;
@@ -238,28 +225,22 @@ class CdevFile {
 
   /** VFIO_DEVICE_ATTACH_IOMMUFD_PT. */
   private attach(caller: Caller, arg: bigint): number {
-    const minsz = VfioDeviceAttachIommufdPt.endOf('pt_id');
-    const head = caller.mm.read(arg, minsz);
-    const argsz = u32(head, 0);
-    const flags = u32(head, 4);
-    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID)
-      fail(
-        'EINVAL',
-        `argsz ${argsz} below ${minsz} or unknown flags ${hex(flags)}`,
-        'vfio_df_ioctl_attach_pt',
-      );
+    const u = VfioUser.copyIn(caller.mm, arg, VfioDeviceAttachIommufdPt, {
+      minsz: VfioDeviceAttachIommufdPt.endOf('pt_id'),
+      flags: VFIO_DEVICE_PT_FLAG.PASID,
+      fn: 'vfio_df_ioctl_attach_pt',
+    });
+    const { flags, pt_id } = u.cmd;
     const idev = this.device.iommufdDevice!;
     let hwpt: { id: number };
     let undo: () => void;
     if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
-      if (argsz < VfioDeviceAttachIommufdPt.size)
-        fail('EINVAL', `argsz ${argsz} has no room for the PASID`, 'vfio_df_ioctl_attach_pt');
-      const pasid = u32(caller.mm.read(arg + BigInt(minsz), 4), 0);
+      const { pasid } = u.readTo(VfioDeviceAttachIommufdPt.size, 'the PASID');
       // vfio_iommufd_physical_pasid_attach_ioas(): replace if this PASID is ours
       if (this.pasids.has(pasid)) {
-        hwpt = pasidReplace(idev, pasid, u32(head, 8));
+        hwpt = pasidReplace(idev, pasid, pt_id);
       } else {
-        hwpt = pasidAttach(idev, pasid, u32(head, 8));
+        hwpt = pasidAttach(idev, pasid, pt_id);
         this.pasids.add(pasid);
       }
       undo = () => {
@@ -267,13 +248,11 @@ class CdevFile {
         this.pasids.delete(pasid);
       };
     } else {
-      hwpt = idev.attach(u32(head, 8));
+      hwpt = idev.attach(pt_id);
       undo = () => idev.detach();
     }
-    const out = new Uint8Array(4);
-    new DataView(out.buffer).setUint32(0, hwpt.id, true);
     try {
-      caller.mm.write(arg + BigInt(VfioDeviceAttachIommufdPt.endOf('pt_id') - 4), out);
+      u.respondField({ pt_id: hwpt.id }, 'pt_id');
     } catch (e) {
       // copy-out failure: the kernel detaches (even after a replace)
       undo();
@@ -284,20 +263,13 @@ class CdevFile {
 
   /** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
   private detach(caller: Caller, arg: bigint): number {
-    const minsz = VfioDeviceDetachIommufdPt.endOf('flags');
-    const head = caller.mm.read(arg, minsz);
-    const argsz = u32(head, 0);
-    const flags = u32(head, 4);
-    if (argsz < minsz || flags & ~VFIO_DEVICE_PT_FLAG.PASID)
-      fail(
-        'EINVAL',
-        `argsz ${argsz} below ${minsz} or unknown flags ${hex(flags)}`,
-        'vfio_df_ioctl_detach_pt',
-      );
-    if (flags & VFIO_DEVICE_PT_FLAG.PASID) {
-      if (argsz < VfioDeviceDetachIommufdPt.size)
-        fail('EINVAL', `argsz ${argsz} has no room for the PASID`, 'vfio_df_ioctl_detach_pt');
-      const pasid = u32(caller.mm.read(arg + BigInt(minsz), 4), 0);
+    const u = VfioUser.copyIn(caller.mm, arg, VfioDeviceDetachIommufdPt, {
+      minsz: VfioDeviceDetachIommufdPt.endOf('flags'),
+      flags: VFIO_DEVICE_PT_FLAG.PASID,
+      fn: 'vfio_df_ioctl_detach_pt',
+    });
+    if (u.cmd.flags & VFIO_DEVICE_PT_FLAG.PASID) {
+      const { pasid } = u.readTo(VfioDeviceDetachIommufdPt.size, 'the PASID');
       // a PASID this binding did not attach is a no-op
       if (this.pasids.delete(pasid)) pasidDetach(this.device.iommufdDevice!, pasid);
       return 0;

@@ -35,6 +35,18 @@ export type VfioContainerBackend = 'iommufd' | 'type1';
 export interface VfioContainerPersonality {
   /** 'iommufd' = CONFIG_IOMMUFD_VFIO_CONTAINER (default); 'type1' = the legacy container with its backends. */
   readonly vfioContainer: VfioContainerBackend;
+  /**
+   * The legacy type1 container's errno for a MAP/UNMAP range whose end
+   * wraps u64: 'EINVAL' before, 'EOVERFLOW' since the "addressable limit"
+   * series (v6.19).
+   */
+  readonly type1WrapErrno: 'EINVAL' | 'EOVERFLOW';
+  /**
+   * The legacy type1 container answers CHECK_EXTENSION(TYPE1_NESTING_IOMMU)
+   * with 1 and SET_IOMMU(6) opens a v2 container: true until commit
+   * 35890f85573c (v6.13) made 6 a reserved number (then ENODEV).
+   */
+  readonly type1Nesting: boolean;
 }
 
 /**

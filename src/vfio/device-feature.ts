@@ -16,6 +16,7 @@
 import { fail } from '../abi/errno.ts';
 import type { Caller } from '../kernel/file.ts';
 import { VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_ID, VfioDeviceFeature } from './pci/abi.ts';
+import { VfioUser } from './user.ts';
 
 /** A driver's device_feature op: `data` is the payload's address, `size` its length (argsz − 8). */
 export type DeviceFeatureOp = (caller: Caller, flags: number, data: bigint, size: number) => number;
@@ -35,8 +36,7 @@ const CORE_FEATURES: readonly number[] = [
 /** vfio_ioctl_device_feature(): the header at `arg`, then the driver's op. */
 export function vfioDeviceFeature(caller: Caller, arg: bigint, driver?: DeviceFeatureOp): number {
   const minsz = VfioDeviceFeature.size;
-  const { argsz, flags } = VfioDeviceFeature.decode(caller.mm.read(arg, minsz));
-  if (argsz < minsz) fail('EINVAL');
+  const { argsz, flags } = VfioUser.copyIn(caller.mm, arg, VfioDeviceFeature).cmd;
   if (flags & ~(MASK | GET | SET | PROBE)) fail('EINVAL', 'unknown feature flags');
   if (!(flags & PROBE) && flags & SET && flags & GET) fail('EINVAL', 'GET and SET together');
   if (CORE_FEATURES.includes(flags & MASK)) fail('ENOTTY', 'no migration or DMA logging');

@@ -58,6 +58,7 @@ import {
   spaprCompatAddGroup,
   spaprCompatRemoveGroup,
 } from './spapr/iommufd-compat.ts';
+import { VfioUser } from './user.ts';
 
 const NR = {
   GET_STATUS: VFIO_BASE + 3,
@@ -194,13 +195,11 @@ export class VfioGroup {
 
   /** VFIO_GROUP_GET_STATUS: 8 bytes in, the same 8 bytes back with `flags`. */
   private getStatus(caller: Caller, arg: bigint): number {
-    const minsz = VfioGroupStatus.size;
-    const status = VfioGroupStatus.decode(caller.mm.read(arg, minsz));
-    if (status.argsz < minsz) fail('EINVAL', `argsz ${status.argsz} below ${minsz}`);
+    const u = VfioUser.copyIn(caller.mm, arg, VfioGroupStatus);
     let flags = 0;
     if (this.hasIommu) flags = VFIO_GROUP_FLAGS.VIABLE | VFIO_GROUP_FLAGS.CONTAINER_SET;
     else if (!this.iommuGroup.dmaOwnerClaimed) flags = VFIO_GROUP_FLAGS.VIABLE;
-    caller.mm.write(arg, VfioGroupStatus.encode({ argsz: status.argsz, flags }));
+    u.respond({ argsz: u.argsz, flags });
     return 0;
   }
 

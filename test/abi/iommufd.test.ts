@@ -415,6 +415,14 @@ const SELFTEST_STRUCTS: Record<string, { size: number; rows: readonly Row[] }> =
     ['pasid', 16, 'u32'],
     ['hwpt_id', 20, 'u32'],
   ]),
+  IommuTestCmdDmabufGet: testCmd([
+    ['length', 16, 'u32'],
+    ['open_flags', 20, 'u32'],
+  ]),
+  IommuTestCmdDmabufRevoke: testCmd([
+    ['dmabuf_fd', 16, 's32'],
+    ['revoked', 20, 'u32'],
+  ]),
   IommuTestHwInfo: {
     size: 8,
     rows: [
@@ -422,7 +430,13 @@ const SELFTEST_STRUCTS: Record<string, { size: number; rows: readonly Row[] }> =
       ['test_reg', 4, 'u32'],
     ],
   },
-  IommuHwptSelftest: { size: 4, rows: [['iotlb', 0, 'u32']] },
+  IommuHwptSelftest: {
+    size: 8,
+    rows: [
+      ['iotlb', 0, 'u32'],
+      ['pagetable_type', 4, 'u32'],
+    ],
+  },
   IommuHwptInvalidateSelftest: {
     size: 8,
     rows: [
@@ -583,6 +597,8 @@ test('selftest op numbers and per-op layouts', () => {
     ['PASID_REPLACE', 19, selftest.IommuTestCmdPasidReplace],
     ['PASID_DETACH', 20, selftest.IommuTestCmdPasidDetach],
     ['PASID_CHECK_HWPT', 21, selftest.IommuTestCmdPasidCheck],
+    ['DMABUF_GET', 22, selftest.IommuTestCmdDmabufGet],
+    ['DMABUF_REVOKE', 23, selftest.IommuTestCmdDmabufRevoke],
   ];
   assert.equal(Object.keys(IOMMU_TEST_OP).length, ops.length);
   for (const [name, op, layout] of ops) {
@@ -591,8 +607,8 @@ test('selftest op numbers and per-op layouts', () => {
     assert.equal(iommuTestCmdLayout(op), layout, name);
   }
   assert.equal(iommuTestCmdLayout(0), undefined);
-  assert.equal(iommuTestCmdLayout(22), undefined);
-  assert.equal(iommuTestOpName(22), undefined);
+  assert.equal(iommuTestCmdLayout(24), undefined);
+  assert.equal(iommuTestOpName(24), undefined);
 });
 
 test('selftest flag and mock constants', () => {
@@ -629,6 +645,7 @@ test('uAPI flag and enum values', () => {
     DIRTY_TRACKING: 1,
     PCI_PASID_EXEC: 2,
     PCI_PASID_PRIV: 4,
+    PCI_ATS_NOT_SUPPORTED: 8,
   });
   assert.equal(iommufd.IOMMU_HW_INFO_TYPE.INTEL_VTD, 1);
   assert.equal(iommufd.IOMMU_HW_INFO_TYPE.TEGRA241_CMDQV, 3);

@@ -16,6 +16,12 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   spaprDetachClearsTces: 'false',
   spaprUnregisterMapped: 'EBUSY',
   spaprBadIova: 'EINVAL',
+  selftestAbi: '7.2',
+  iommufdLastCmd: 'IOMMU_FAULT_QUEUE_ALLOC',
+  hwCapAtsNotSupported: 'true',
+  requestBounds: 'true',
+  type1WrapErrno: 'EOVERFLOW',
+  type1Nesting: 'true',
 };
 
 test('every personality setting can be given on the command line', () => {

@@ -1,3 +1,6 @@
+/**
+ * @slow: runs real programs under uiommu run (left out of npm run test:quick)
+ */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

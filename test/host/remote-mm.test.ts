@@ -1,3 +1,6 @@
+/**
+ * @slow: builds and runs a C child whose memory it reads (left out of npm run test:quick)
+ */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';
@@ -238,9 +241,21 @@ test('a pinned memfd page outlives its mappings: reached through the file once u
   const mm = new RemoteMm(child.handle, ram);
   const phys = physOf(mm, child.at.m2);
   const unpinned = physOf(mm, child.at.m1);
+  // a RemoteMm told that the library tracks the address space keeps the map it read
+  const cached = new RemoteMm(child.handle, ram);
+  cached.observeMaps(true, false);
+  physOf(cached, child.at.m2);
   ram.pin(phys, PAGE);
   await child.command('u');
   assert.throws(() => mm.resolve(child.at.m2, PAGE, false), errno('EFAULT'), 'unmapped now');
+  assert.equal(physOf(cached, child.at.m2), phys, 'no change reported: the map read before');
+  cached.observeMaps(true, true);
+  assert.throws(
+    () => cached.resolve(child.at.m2, PAGE, false),
+    errno('EFAULT'),
+    'a change reported: the map is read again',
+  );
+  cached.exit();
   assert.deepEqual(ram.read(phys, 12), text('memfd page 2'), 'read through the file');
   ram.write(phys + 0x200n, text('still here'));
   assert.deepEqual(ram.read(phys + 0x200n, 10), text('still here'));

@@ -14,6 +14,8 @@
  *
  * UIOMMU_FUZZ_SEED overrides the seed, UIOMMU_FUZZ_CALLS the number of
  * calls; a failure names the seed and the call that broke.
+ *
+ * @slow: fuzzing, 100,000 ioctls (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -14,6 +14,8 @@
  * Deterministic: fixed seed and 200 runs (UIOMMU_MODEL_SEED and
  * UIOMMU_MODEL_RUNS override); fast-check prints the seed, path, shrunk
  * command list and the assertion of a failure.
+ *
+ * @slow: model-based random programs (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

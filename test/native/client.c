@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -25,14 +28,14 @@
 #include <linux/kvm.h>
 
 /* `request & 0xffff` is what the library matches; the fake engine answers by it too. */
-#define REQ_ECHO 0x3b80UL	  /* fake: ret = arg & 0xffffff */
-#define REQ_ENOTTY 0x3b81UL	  /* fake: -1/ENOTTY */
-#define REQ_DROP 0x3bffUL	  /* fake: drops the connection */
+#define REQ_ECHO 0x3b80UL	   /* fake: ret = arg & 0xffffff */
+#define REQ_ENOTTY 0x3b81UL	   /* fake: -1/ENOTTY */
+#define REQ_DROP 0x3bffUL	   /* fake: drops the connection */
 #define REQ_GET_DEVICE_FD 0x3b6aUL /* fake: installs the spare */
-#define REQ_FAULT_ALLOC 0x3b8eUL  /* fake: installs the spare */
+#define REQ_FAULT_ALLOC 0x3b8eUL   /* fake: installs the spare */
 #define REQ_VEVENTQ_ALLOC 0x3b93UL /* fake: installs the spare */
-#define REQ_TEST_CMD 0x3ba0UL	  /* fake: ret 0, no new file */
-#define PPC_IO 0x20000000UL	  /* _IO() direction bits under the powerpc encoding */
+#define REQ_TEST_CMD 0x3ba0UL	   /* fake: ret 0, no new file */
+#define PPC_IO 0x20000000UL	   /* _IO() direction bits under the powerpc encoding */
 
 static void out(const char *key, long value)
 {
@@ -393,20 +396,73 @@ static int scenario_lost(void)
 	return 0;
 }
 
+/* -errno of a call that returned -1 (or MAP_FAILED), else 0. */
+#define ERR(call) ((long)(call) == -1 ? -errno : 0)
+
+/* The library's socket: the fd >= 900 whose /proc/self/fd link is a socket (-1 if none). */
+static int find_sock(void)
+{
+	char path[64], link[64];
+
+	for (int i = 900; i < 1024; i++) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0 && (link[n] = 0, !strncmp(link, "socket:", 7)))
+			return i;
+	}
+	return -1;
+}
+
+/* O_CLOEXEC of fd `fd` from /proc/self/fdinfo (its "flags:" line, octal). */
+static int cloexec_of(int fd)
+{
+	char path[64], line[128];
+	unsigned long flags = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "flags: %lo", &flags);
+	fclose(f);
+	return (flags & O_CLOEXEC) != 0;
+}
+
 static int scenario_sock(void)
 {
-	int s = -1, fd, i;
+	int s = find_sock(), fd, one = 1;
+	char buf[8];
+	struct stat st;
+	struct iovec iov = { buf, sizeof(buf) };
+	socklen_t len = sizeof(one);
 
-	for (i = 900; i < 1024; i++)
-		if (fcntl(i, F_GETFD) >= 0) {
-			s = i;
-			break;
-		}
 	out("sock", s);
-	out("sock_cloexec", fcntl(s, F_GETFD) & FD_CLOEXEC);
-	out("close_sock", close(s) < 0 ? -errno : 0);
+	out("sock_cloexec", cloexec_of(s));
+	/* every call on it answers as for an fd that is not open */
+	out("fcntl_sock", ERR(fcntl(s, F_GETFD)));
+	out("read_sock", ERR(read(s, buf, sizeof(buf))));
+	out("write_sock", ERR(write(s, buf, sizeof(buf))));
+	out("pread_sock", ERR(pread(s, buf, sizeof(buf), 0)));
+	out("readv_sock", ERR(readv(s, &iov, 1)));
+	out("ioctl_sock", ERR(ioctl(s, FIONREAD, &one)));
+	out("mmap_sock", ERR(mmap(NULL, 4096, PROT_READ, MAP_SHARED, s, 0)));
+	out("dup_sock", ERR(dup(s)));
+	out("dup2_from_sock", ERR(dup2(s, 50)));
+	out("fstat_sock", ERR(fstat(s, &st)));
+	out("lseek_sock", ERR(lseek(s, 0, SEEK_SET)));
+	out("recv_sock", ERR(recv(s, buf, sizeof(buf), MSG_DONTWAIT)));
+	out("send_sock", ERR(send(s, buf, sizeof(buf), MSG_DONTWAIT)));
+	out("getsockopt_sock", ERR(getsockopt(s, SOL_SOCKET, SO_TYPE, &one, &len)));
+	out("close_sock", ERR(close(s)));
 	fd = open("/dev/iommu", O_RDWR);
+	out("ioctl_before_dup2", ioctl(fd, REQ_ECHO, 2));
+	/* the program takes the number: the library moves out of its way */
 	out("dup2_onto_sock", dup2(0, s));
+	out("fcntl_after_dup2", fcntl(s, F_GETFD));
 	out("ioctl_after_dup2", ioctl(fd, REQ_ECHO, 3));
 	close(s);
 	closefrom(3);
@@ -434,7 +490,8 @@ static void show_status(const char *prefix, FILE *f)
 			snprintf(key, sizeof(key), "%s_name", prefix);
 			outs(key, line + 5 + strspn(line + 5, " \t"));
 		} else if (sscanf(line, "%63[^:]:%ld", tag, &v) == 2 &&
-			   (!strcmp(tag, "Pid") || !strcmp(tag, "VmLck") || !strcmp(tag, "VmPin"))) {
+			   (!strcmp(tag, "Pid") || !strcmp(tag, "VmLck") ||
+			    !strcmp(tag, "VmPin"))) {
 			snprintf(key, sizeof(key), "%s_%s", prefix, tag);
 			out(key, v);
 		}
@@ -493,8 +550,9 @@ static int scenario_inert(void)
 	errno = 0;
 	out("open", open("/dev/iommu", O_RDWR) < 0 ? -errno : 0);
 	out("stat", stat("/dev/vfio", &st) < 0 ? -errno : 0);
-	out("readlink", readlink("/sys/bus/pci/devices/0000:00:01.0/iommu_group", buf,
-				 sizeof(buf)) < 0 ? -errno : 0);
+	out("readlink",
+	    readlink("/sys/bus/pci/devices/0000:00:01.0/iommu_group", buf, sizeof(buf)) < 0 ? -errno
+											    : 0);
 	out("lowest_free", lowest_free());
 	out("pid_is_child", getppid() > 1);
 	return 0;

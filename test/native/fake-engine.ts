@@ -35,6 +35,8 @@ export interface Request {
   /** Which connection (in accept order, from 0). */
   conn: number;
   op: number;
+  /** REQ_FLAGS bits. */
+  flags: number;
   pid: number;
   tid: number;
   a: bigint[];
@@ -94,7 +96,8 @@ export class FakeEngine {
         const nul = payload.indexOf(0);
         const req: Request = {
           conn,
-          op: buf.readUInt32LE(0),
+          op: buf.readUInt16LE(0),
+          flags: buf.readUInt16LE(2),
           pid: buf.readInt32LE(8),
           tid: buf.readInt32LE(12),
           a,

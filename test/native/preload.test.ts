@@ -4,6 +4,8 @@
  * calls returned, and the fake engine records the frames it received.
  * The client is built twice: plain, and with _FORTIFY_SOURCE and 64-bit
  * file offsets (which call __open_2, __read_chk, open64, stat64, fcntl64...).
+ *
+ * @slow: builds and runs C clients under the preload library (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -493,19 +495,28 @@ test('a lost engine connection: engine fds answer EIO, the program goes on', asy
   assert.deepEqual(ops(engine.requests), [OP.HELLO, OP.OPEN, OP.IOCTL]);
 });
 
-test('the connection fd: >= 900, O_CLOEXEC, out of reach of close, dup2 and closefrom', async () => {
+test('the connection fd: >= 900, O_CLOEXEC, invisible to the program (EBADF), moved by a dup2 onto it', async () => {
   engine.reset();
   const r = await run(['sock']);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.n('sock') >= 900);
   assert.equal(r.n('sock_cloexec'), 1);
-  assert.equal(r.n('close_sock'), -9);
+  for (const call of ['fcntl', 'read', 'write', 'pread', 'readv', 'ioctl', 'mmap', 'dup']) {
+    assert.equal(r.n(`${call}_sock`), -9, `${call} on the library's fd: EBADF`);
+  }
+  for (const call of ['dup2_from', 'fstat', 'lseek', 'recv', 'send', 'getsockopt', 'close']) {
+    assert.equal(r.n(`${call}_sock`), -9, `${call} on the library's fd: EBADF`);
+  }
+  assert.equal(r.n('ioctl_before_dup2'), 2);
   assert.equal(r.n('dup2_onto_sock'), r.n('sock'));
-  assert.equal(r.n('ioctl_after_dup2'), 3);
+  assert.equal(r.n('fcntl_after_dup2'), 0, 'the number is the program’s file now');
+  assert.equal(r.n('ioctl_after_dup2'), 3, 'the library moved and still talks');
   assert.equal(r.n('closed_engine'), 1);
   assert.equal(r.n('ioctl_after_closefrom'), 4);
   const closes = engine.of(OP.CLOSE);
   assert.equal(closes.length, 1); // closefrom sent CLOSE for the engine fd
+  const untracked = engine.requests.filter((q) => q.op !== OP.HELLO && !(q.flags & 1));
+  assert.deepEqual(untracked, [], 'every request says the library tracks mmap and friends');
 });
 
 test('KVM-VFIO: adding/removing an engine fd is answered by the library, the rest by KVM', async (t) => {

@@ -2,6 +2,8 @@
  * The x86-64 decoder of the BAR trap (native/x86-decode.c): the C unit test
  * in test/native/x86-decode.c generates its cases with the assembler, so
  * it needs `as` and `objcopy` (binutils) next to `cc`.
+ *
+ * @slow: assembles and runs the decoder's C unit test (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';

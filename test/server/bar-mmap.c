@@ -1,10 +1,14 @@
 /*
  * BAR0 of the x86 preset's DMA-engine function mapped into a real process
  * (docs/device-mmap.md): region flags, mmap's errnos, trapped register
- * accesses of every width, shared memory pages, a DMA driven through the
+ * accesses of every width (unaligned too), shared memory pages, a function
+ * reset seen through the mapping, a DMA driven through the
  * mapping, fork inheritance, the program's own SIGSEGV handler, SIGBUS
- * while Memory decode is off, munmap of half, mremap, an instruction the
- * trap cannot emulate, and IOMMU_IOAS_MAP (compat MAP_DMA) of the mapping.
+ * while Memory decode is off, munmap of half, mremap (grow, shrink, move),
+ * MAP_FIXED over a register page, an instruction the
+ * trap cannot emulate, a KVM memory slot over a register page (when
+ * /dev/kvm works), and MAP_DMA of the mapping (EFAULT on the iommufd
+ * compat container, peer-to-peer on the legacy one with argument "type1").
  * Prints one "ok" line per check.
  */
 #define _GNU_SOURCE
@@ -12,6 +16,8 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+
+#include <linux/kvm.h>
 
 #include "example-common.h"
 
@@ -50,8 +56,10 @@ static void write32(volatile uint8_t *p)
 	*(volatile uint32_t *)p = 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* argv[1] "type1": the legacy container (peer-to-peer MAP_DMA of the BAR works) */
+	int legacy = argc > 1 && !strcmp(argv[1], "type1");
 	int container = open_or_die("/dev/vfio/vfio", O_RDWR);
 	char gpath[64];
 	snprintf(gpath, sizeof(gpath), "/dev/vfio/%d", group_of(BDF));
@@ -99,6 +107,11 @@ int main(void)
 	      "narrow writes reach the device: %llx", (unsigned long long)reg64(&d, DMA_REG_SRC));
 	ok("registers through the mapping: 1/2/4/8-byte reads and writes, sign and zero extension");
 
+	/* an unaligned access is split by the device model as the bus would */
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_SRC + 1) == (uint32_t)(0x8899aabb1122ee33ULL >> 8),
+	      "unaligned 4-byte load: 0x%x", *(volatile uint32_t *)(b + DMA_REG_SRC + 1));
+	ok("an unaligned 4-byte load of a register");
+
 	/* the buffer page is memory shared with the engine */
 	volatile uint8_t *buf = b + DMA_BUF_OFFSET;
 	for (int i = 0; i < 64; i++)
@@ -111,6 +124,16 @@ int main(void)
 	dev_pwrite(&d, d.bar0 + DMA_BUF_OFFSET + 128, &word, 4);
 	CHECK(*(volatile uint32_t *)(buf + 128) == 0xdeadbeef, "the mapping sees pwrite");
 	ok("buffer page: the mapping and pread/pwrite show the same bytes");
+
+	/* a function reset: registers back to their reset values, the buffer page zeroed at once */
+	IOCTL_OK(dev, VFIO_DEVICE_RESET, NULL);
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_LIVENESS) == 0xffffffffu &&
+		      *(volatile uint32_t *)(buf + 128) == 0,
+	      "after RESET: liveness 0x%x, buffer 0x%x",
+	      *(volatile uint32_t *)(b + DMA_REG_LIVENESS), *(volatile uint32_t *)(buf + 128));
+	for (int i = 0; i < 64; i++)
+		buf[i] = (uint8_t)(i * 3 + 1);
+	ok("VFIO_DEVICE_RESET: the mapping shows the reset registers and a zeroed buffer");
 
 	/* a DMA driven through the mapped registers */
 	uint8_t *mem = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
@@ -133,13 +156,27 @@ int main(void)
 		CHECK(mem[i] == (uint8_t)(i * 3 + 1), "DMA'd byte %d", i);
 	ok("DMA device->memory started and checked through the mapping");
 
-	/* compat container (IOMMU_IOAS_MAP underneath): the BAR mapping cannot be pinned */
 	struct vfio_iommu_type1_dma_map bmap = map;
 	bmap.vaddr = (uintptr_t)buf;
 	bmap.iova = 0x200000;
 	bmap.size = PAGE;
-	IOCTL_FAILS(container, VFIO_IOMMU_MAP_DMA, &bmap, EFAULT);
-	ok("MAP_DMA of the BAR mapping on the iommufd compat container: EFAULT");
+	if (!legacy) {
+		/* compat container (IOMMU_IOAS_MAP underneath): the BAR mapping cannot be pinned */
+		IOCTL_FAILS(container, VFIO_IOMMU_MAP_DMA, &bmap, EFAULT);
+		ok("MAP_DMA of the BAR mapping on the iommufd compat container: EFAULT");
+	} else {
+		/* legacy type1: peer-to-peer, the IOVA reaches the BAR */
+		IOCTL_OK(container, VFIO_IOMMU_MAP_DMA, &bmap);
+		*(volatile uint64_t *)(b + DMA_REG_SRC) = DMA_BUF_OFFSET;
+		*(volatile uint64_t *)(b + DMA_REG_DST) = 0x200000 + 0x100;
+		*(volatile uint64_t *)(b + DMA_REG_COUNT) = 64;
+		*(volatile uint64_t *)(b + DMA_REG_CMD) = DMA_CMD_START | DMA_CMD_TO_MEMORY;
+		CHECK(*(volatile uint32_t *)(b + DMA_REG_STATUS) == DMA_STATUS_DONE,
+		      "peer-to-peer DMA status 0x%x", *(volatile uint32_t *)(b + DMA_REG_STATUS));
+		for (int i = 0; i < 64; i++)
+			CHECK(buf[0x100 + i] == (uint8_t)(i * 3 + 1), "peer-to-peer byte %d", i);
+		ok("legacy type1 MAP_DMA of the BAR mapping works: a DMA to its IOVA lands in the BAR");
+	}
 
 	/* fork: the child inherits the mapping and its trap */
 	pid_t pid = fork();
@@ -193,12 +230,54 @@ int main(void)
 	void *grown = mremap((void *)b, len, 2 * len, MREMAP_MAYMOVE);
 	CHECK(grown == MAP_FAILED && errno == EFAULT, "mremap grow: %s", strerrorname_np(errno));
 	ok("mremap: growing a device mapping is EFAULT");
+	void *moved = mremap((void *)b, len, len / 2, MREMAP_MAYMOVE);
+	CHECK(moved == (void *)b, "mremap shrink: %p %s", moved, strerrorname_np(errno));
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_ID) == DMA_ENGINE_ID, "after the shrink");
+	CHECK(faults(read32, buf) == SIGSEGV, "the cut-off part");
+	len /= 2;
+	void *spot = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	moved = mremap((void *)b, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, spot);
+	CHECK(moved == spot, "mremap move: %p %s", moved, strerrorname_np(errno));
+	CHECK(faults(read32, b) == SIGSEGV, "the old place");
+	b = moved;
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_ID) == DMA_ENGINE_ID, "after the move");
+	*(volatile uint32_t *)(b + DMA_REG_LIVENESS) = 7;
+	CHECK(reg32(&d, DMA_REG_LIVENESS) == ~7u, "a store at the new place reaches the device");
+	ok("mremap: shrinking and moving keep the registers working at the new place");
 
 	/* munmap of half: the rest works, the unmapped half faults */
 	CHECK(munmap((void *)(b + 0x20000), 0x20000) == 0, "munmap half");
 	CHECK(*(volatile uint32_t *)(b + DMA_REG_ID) == DMA_ENGINE_ID, "first half still mapped");
 	CHECK(faults(read32, b + 0x20000) == SIGSEGV, "the unmapped half");
 	ok("munmap of half the mapping: the rest works, the unmapped half is SIGSEGV");
+
+	/* a KVM memory slot over a register page is refused at once (EFAULT), one over memory is not */
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int vm = kvm < 0 ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		ok("KVM slot over registers: not checked, no usable /dev/kvm (%s)",
+		   strerrorname_np(errno));
+	} else {
+		struct kvm_userspace_memory_region slot = { .slot = 0,
+							    .guest_phys_addr = 0x100000,
+							    .memory_size = PAGE,
+							    .userspace_addr = (uintptr_t)b };
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) < 0 && errno == EFAULT,
+		      "KVM slot over the register page: %s", strerrorname_np(errno));
+		slot.userspace_addr = (uintptr_t)mem;
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0, "KVM slot over memory: %s",
+		      strerrorname_np(errno));
+		slot.slot = 1;
+		slot.guest_phys_addr = 0x200000;
+		slot.userspace_addr = (uintptr_t)(b + PAGE);
+		CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot) == 0,
+		      "KVM slot over a memory page of the BAR: %s", strerrorname_np(errno));
+		ok("KVM_SET_USER_MEMORY_REGION: EFAULT with a message over a register page, 0 over "
+		   "memory and a BAR's memory page");
+		close(vm);
+	}
+	if (kvm >= 0)
+		close(kvm);
 
 	/* an instruction the trap cannot emulate: a message, then SIGSEGV */
 	pid = fork();
@@ -211,6 +290,17 @@ int main(void)
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "unemulated instruction: status 0x%x",
 	      st);
 	ok("an instruction outside the decoder's set: the child dies of SIGSEGV");
+
+	/* MAP_FIXED over the register page: plain memory there now, the device untouched */
+	uint32_t before = reg32(&d, DMA_REG_LIVENESS);
+	void *anon = mmap((void *)b, PAGE, PROT_READ | PROT_WRITE,
+			  MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(anon == (void *)b, "MAP_FIXED over the mapping: %s", strerrorname_np(errno));
+	*(volatile uint32_t *)(b + DMA_REG_LIVENESS) = 0x99;
+	CHECK(*(volatile uint32_t *)(b + DMA_REG_LIVENESS) == 0x99 &&
+		      reg32(&d, DMA_REG_LIVENESS) == before,
+	      "the anonymous page is memory, the device's register unchanged");
+	ok("MAP_FIXED over a register page replaces it with plain memory");
 
 	CHECK(munmap((void *)b, 0x20000) == 0, "munmap");
 	close(dev);

@@ -17,8 +17,15 @@ import { runCProgram } from './c-program.ts';
 const dir = mkdtempSync(join(tmpdir(), 'uiommu-bar-mmap-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+const skip = arch() !== 'x64' ? 'the register trap decodes x86-64' : false;
+
 test('a real process maps BAR0 and drives the DMA engine through trapped registers', {
-  skip: arch() !== 'x64' ? 'the register trap decodes x86-64' : false,
+  skip,
 }, () => {
-  runCProgram(dir, 'bar-mmap', ['--host', 'x86'], 20);
+  runCProgram(dir, 'bar-mmap', ['--host', 'x86'], 25);
+});
+
+test('on the legacy type1 container MAP_DMA of the BAR mapping is peer-to-peer', { skip }, () => {
+  const legacy = ['--host', 'x86', '--personality', 'vfioContainer=type1'];
+  runCProgram(dir, 'bar-mmap', legacy, 24, ['type1']);
 });

@@ -12,7 +12,7 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 
 /**
  * Build test/server/`name`.c into `dir` and run it as `uiommu run ...runArgs
- * -- program`: it must exit 0 with no FAIL line, exactly `oks` ok lines and
+ * -- program ...programArgs`: it must exit 0 with no FAIL line, exactly `oks` ok lines and
  * no model bug reported. Returns its standard output.
  */
 export function runCProgram(
@@ -20,6 +20,7 @@ export function runCProgram(
   name: string,
   runArgs: readonly string[],
   oks: number,
+  programArgs: readonly string[] = [],
 ): string {
   const bin = join(dir, name);
   execFileSync('cc', [
@@ -36,7 +37,7 @@ export function runCProgram(
   ]);
   const r = spawnSync(
     process.execPath,
-    [join(ROOT, 'bin/uiommu.js'), 'run', ...runArgs, '--', bin],
+    [join(ROOT, 'bin/uiommu.js'), 'run', ...runArgs, '--', bin, ...programArgs],
     {
       encoding: 'utf8',
       timeout: 60_000,

@@ -2,6 +2,8 @@
  * A real process's bad input under `uiommu run` (test/server/isolation.c):
  * EFAULT for unusable struct pointers, EBADF for closed fds, ENOTTY for an
  * unknown ioctl, concurrent threads each answered, and nothing half-done.
+ *
+ * @slow: builds and runs a C program under uiommu run (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

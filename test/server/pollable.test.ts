@@ -5,6 +5,8 @@
  * and not readable again once read or auto-responded, as poll, epoll and
  * select see them; a thread and a forked child blocked in poll wake up, and
  * edge-triggered epoll is woken by each new event.
+ *
+ * @slow: builds and runs a C program under uiommu run (left out of npm run test:quick)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -207,7 +207,8 @@ const ROWS: Row[] = [
       [VFIO_EXTENSION.UPDATE_VADDR, VFIO_EXTENSION.TYPE1_NESTING_IOMMU].map(
         (x) => e.c.ioctl(e.fd, 'VFIO_CHECK_EXTENSION', BigInt(x)).ret,
       ),
-    type1: [1, 1],
+    // TYPE1_NESTING is 0 since v6.13 (personality type1Nesting)
+    type1: [1, 0],
     iommufd: [0, 0],
   },
   {

@@ -9,6 +9,8 @@
  * predicts it; a failed ioctl must change nothing — except that MAP, UNMAP
  * and CREATE first materialize the pending default 32-bit window, as the
  * kernel's tce_iommu_create_default_window() does before any check.
+ *
+ * @slow: model-based random programs (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -2,26 +2,34 @@ import { fail } from '../../abi/errno.ts';
 import {
   IOMMU_HW_INFO_SELFTEST_REGVAL,
   IOMMU_HW_INFO_TYPE_SELFTEST,
+  IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_TEST_PASID_RESERVED,
   IOMMU_VIOMMU_TYPE_SELFTEST,
   IommuTestHwInfo,
   IommuViommuSelftest,
-  MOCK_FLAGS_DEVICE,
+  MOCK_FLAGS_DEVICE_VALID,
   MOCK_PASID_WIDTH,
+  type SelftestAbi,
 } from '../../abi/iommufd-test.ts';
 import type { Device } from '../../iommu/device.ts';
 import type { Domain } from '../../iommu/domain.ts';
-import type { HwInfo, IommuDriver, IommuUserData, PagingFlags } from '../../iommu/driver.ts';
+import {
+  copyStructFromUser,
+  type HwInfo,
+  type IommuDriver,
+  type IommuUserData,
+  type PagingFlags,
+} from '../../iommu/driver.ts';
 import { Group } from '../../iommu/group.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import type { ViommuCore, ViommuDriver } from '../../iommu/viommu.ts';
 import { MockDevice } from './device.ts';
-import { MockDomain } from './domain.ts';
+import { decodeHwptSelftest, iommuptKind, MockDomain, type MockDomainKind } from './domain.ts';
 import { MockNestedDomain } from './nested.ts';
 import { MockViommu } from './viommu.ts';
 
-const DEVICE_FLAGS_ALL =
-  MOCK_FLAGS_DEVICE.NO_DIRTY | MOCK_FLAGS_DEVICE.HUGE_IOVA | MOCK_FLAGS_DEVICE.PASID;
+/** sizeof(struct iommu_viommu_selftest) in 7.2: out_mmap_offset and out_mmap_length follow. */
+const VIOMMU_SELFTEST_SIZE_7_2 = 24;
 
 /** The mock driver only ever sees its own devices; anything else is a model bug. */
 function mockDev(dev: Device): MockDevice {
@@ -34,9 +42,10 @@ function mockDev(dev: Device): MockDevice {
  * instance serves every mock device of a host. Domains are
  * {@link MockDomain}s; a device with NO_DIRTY refuses dirty tracking;
  * GET_HW_INFO reports type 0xFEEDBEEF with {flags 0, test_reg 0xDEADBEEF}.
+ * `abi` is the selftest generation it speaks (device flags, domain data).
  *
  * @example
- * const mock = new MockIommu();
+ * const mock = new MockIommu('6.18');
  * const dev = mock.createDevice(memory, MOCK_FLAGS_DEVICE.HUGE_IOVA);
  * const domain = mock.domainAllocPaging(dev, { nestParent: false, dirtyTracking: false, pasid: false });
  */
@@ -45,9 +54,12 @@ export class MockIommu implements IommuDriver {
   /** Mock devices created so far; names and group numbers come from it. */
   private created = 0;
 
-  /** mock_dev_create(): a device in a new group of its own; EINVAL for unknown flags. */
+  constructor(readonly abi: SelftestAbi = '6.18') {}
+
+  /** mock_dev_create(): a device in a new group of its own; EINVAL for flags the generation lacks. */
   createDevice(memory: PhysMemory, flags: number): MockDevice {
-    if ((flags & ~DEVICE_FLAGS_ALL) !== 0) fail('EINVAL', 'unknown mock device flags');
+    if ((flags & ~MOCK_FLAGS_DEVICE_VALID[this.abi]) !== 0)
+      fail('EINVAL', 'unknown mock device flags');
     const n = ++this.created;
     return new MockDevice(`iommufd_mock${n}`, this, new Group(n), memory, flags);
   }
@@ -59,11 +71,26 @@ export class MockIommu implements IommuDriver {
    */
   domainAllocPaging(dev: Device, flags: PagingFlags): MockDomain {
     const mdev = mockDev(dev);
+    return this.allocPaging(mdev, flags, mdev.hugeIova ? 'huge-iova' : 'default');
+  }
+
+  /**
+   * 7.2's mock_domain_alloc_paging_flags() with user data: struct
+   * iommu_hwpt_selftest (IOMMU_HWPT_DATA_SELFTEST, else EOPNOTSUPP) chooses
+   * the table by `pagetable_type` (MOCK_IOMMUPT_*, else EOPNOTSUPP). Earlier
+   * generations take no data (EOPNOTSUPP).
+   */
+  domainAllocUser(dev: Device, flags: PagingFlags, userData: IommuUserData): MockDomain {
+    const mdev = mockDev(dev);
+    if (this.abi !== '7.2' || userData.type !== IOMMU_HWPT_DATA_SELFTEST) fail('EOPNOTSUPP');
     if (flags.dirtyTracking && mdev.noDirty) fail('EOPNOTSUPP', 'NO_DIRTY device');
-    return new MockDomain(this, dev.memory.pageSize, {
-      huge: mdev.hugeIova,
-      dirtyCapable: flags.dirtyTracking,
-    });
+    const cfg = decodeHwptSelftest(this.abi, userData);
+    return this.allocPaging(mdev, flags, iommuptKind(cfg.pagetable_type));
+  }
+
+  private allocPaging(mdev: MockDevice, flags: PagingFlags, kind: MockDomainKind): MockDomain {
+    if (flags.dirtyTracking && mdev.noDirty) fail('EOPNOTSUPP', 'NO_DIRTY device');
+    return new MockDomain(this, mdev.memory.pageSize, { kind, dirtyCapable: flags.dirtyTracking });
   }
 
   /**
@@ -84,14 +111,18 @@ export class MockIommu implements IommuDriver {
    * mock_get_viommu_size() / mock_viommu_init(): type
    * IOMMU_VIOMMU_TYPE_SELFTEST; its optional data must be exactly
    * struct iommu_viommu_selftest (EINVAL), and `in_data` is echoed into
-   * `out_data` in the user's copy.
+   * `out_data` in the user's copy. 7.2 takes 8 to 24 bytes (its struct
+   * ends with the vIOMMU's mmap offset and length, which are not written).
    */
   readonly viommu: ViommuDriver = {
     viommuSupported: (_dev, type) => type === IOMMU_VIOMMU_TYPE_SELFTEST,
     viommuInit: (core: ViommuCore, parent, type, userData) => {
       if (userData) {
-        if (userData.type !== type || userData.len !== IommuViommuSelftest.size) fail('EINVAL');
-        const data = IommuViommuSelftest.decode(userData.copy());
+        // 7.2's struct adds out_mmap_offset/out_mmap_length (24 bytes, not modelled)
+        const ksize = this.abi === '7.2' ? VIOMMU_SELFTEST_SIZE_7_2 : IommuViommuSelftest.size;
+        const min = this.abi === '7.2' ? IommuViommuSelftest.size : ksize;
+        const raw = copyStructFromUser(userData, type, ksize, min);
+        const data = IommuViommuSelftest.decode(raw.subarray(0, IommuViommuSelftest.size));
         userData.write?.(IommuViommuSelftest.encode({ ...data, out_data: data.in_data }));
       }
       if (!(parent instanceof MockDomain)) fail('EINVAL', 'parent is not a mock paging domain');

@@ -4,9 +4,9 @@ import {
   IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
   IOMMU_TEST_INVALIDATE_FLAG_ALL,
   IommuHwptInvalidateSelftest,
-  IommuHwptSelftest,
   MOCK_NESTED_DOMAIN_IOTLB_ID_MAX,
   MOCK_NESTED_DOMAIN_IOTLB_NUM,
+  type SelftestAbi,
 } from '../../abi/iommufd-test.ts';
 import { Domain } from '../../iommu/domain.ts';
 import type { IommuDriver, IommuUserData } from '../../iommu/driver.ts';
@@ -16,7 +16,7 @@ import {
   type IommuUserDataArray,
   type UserInvalidatable,
 } from '../../iommu/viommu.ts';
-import type { MockDomain } from './domain.ts';
+import { decodeHwptSelftest, type MockDomain } from './domain.ts';
 import type { MockViommu } from './viommu.ts';
 
 /**
@@ -41,19 +41,19 @@ export class MockNestedDomain extends Domain implements UserInvalidatable {
 
   /**
    * __mock_domain_alloc_nested(): EOPNOTSUPP unless the data type is
-   * IOMMU_HWPT_DATA_SELFTEST; the data must be exactly
-   * struct iommu_hwpt_selftest (EINVAL); every IOTLB slot starts as its
-   * `iotlb`.
+   * IOMMU_HWPT_DATA_SELFTEST; the data is struct iommu_hwpt_selftest of the
+   * driver's generation, copied as iommu_copy_struct_from_user() does
+   * (EINVAL without `iotlb` or longer than the struct); every IOTLB slot
+   * starts as its `iotlb`.
    */
   static create(
-    driver: IommuDriver,
+    driver: IommuDriver & { readonly abi: SelftestAbi },
     parent: MockDomain,
     viommu: MockViommu | undefined,
     userData: IommuUserData,
   ): MockNestedDomain {
     if (userData.type !== IOMMU_HWPT_DATA_SELFTEST) fail('EOPNOTSUPP');
-    if (userData.len !== IommuHwptSelftest.size) fail('EINVAL');
-    const { iotlb } = IommuHwptSelftest.decode(userData.copy());
+    const { iotlb } = decodeHwptSelftest(driver.abi, userData);
     return new MockNestedDomain(driver, parent, viommu, iotlb);
   }
 

@@ -11,8 +11,9 @@
  */
 import { fail } from '../../abi/errno.ts';
 import { VfioInfoCapHeader, vfioNrOf } from '../../abi/vfio.ts';
-import type { Caller, DeviceMapping, FileOps, SharedMemoryProvider } from '../../kernel/file.ts';
+import type { Caller, DeviceMapping, FileOps, MmapHost } from '../../kernel/file.ts';
 import { vfioDeviceFeature } from '../device-feature.ts';
+import { VfioUser } from '../user.ts';
 import {
   VFIO_DEVICE_FEATURE,
   VFIO_DEVICE_FEATURE_ID,
@@ -40,11 +41,6 @@ export interface VfioPciFileOptions {
   readonly release?: () => void;
 }
 
-/** Read the leading u32 `argsz` (EFAULT if unreadable). */
-function argszAt(caller: Caller, arg: bigint): number {
-  return new DataView(caller.mm.read(arg, 4).buffer).getUint32(0, true);
-}
-
 /**
  * The FileOps of a device fd for `dev`. ioctls: GET_INFO (minsz 16; 20
  * bytes copied back when argsz ≥ 20), GET_REGION_INFO (minsz 32, capability
@@ -63,67 +59,48 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
       const mm = caller.mm;
       switch (nr) {
         case NR.GET_INFO: {
-          const argsz = argszAt(caller, arg);
           const minsz = VfioDeviceInfo.endOf('num_irqs');
-          if (argsz < minsz) fail('EINVAL');
+          const u = VfioUser.copyIn(mm, arg, VfioDeviceInfo, { minsz });
           const info = dev.info();
-          const out = VfioDeviceInfo.encode({
-            argsz,
-            flags: info.flags,
-            num_regions: info.numRegions,
-            num_irqs: info.numIrqs,
-            cap_offset: 0,
-          });
-          mm.write(arg, out.subarray(0, argsz >= VfioDeviceInfo.endOf('cap_offset') ? 20 : 16));
+          u.respond(
+            {
+              argsz: u.argsz,
+              flags: info.flags,
+              num_regions: info.numRegions,
+              num_irqs: info.numIrqs,
+              cap_offset: 0,
+            },
+            [minsz, VfioDeviceInfo.endOf('cap_offset')],
+          );
           return 0;
         }
         case NR.GET_REGION_INFO: {
-          const inb = VfioRegionInfo.decode(mm.read(arg, VfioRegionInfo.size));
-          if (inb.argsz < VfioRegionInfo.size) fail('EINVAL');
-          const r = dev.regionInfo(inb.index);
-          let { argsz } = inb;
+          const u = VfioUser.copyIn(mm, arg, VfioRegionInfo);
+          const r = dev.regionInfo(u.cmd.index);
+          let out = { argsz: u.argsz, capOffset: 0 };
           let flags = r.flags;
-          let capOffset = 0;
           if (r.caps.length > 0) {
             flags |= VFIO_REGION_INFO_FLAG.CAPS;
-            const chain = encodeCaps(r.caps, VfioRegionInfo.size);
-            if (argsz < VfioRegionInfo.size + chain.length) {
-              argsz = VfioRegionInfo.size + chain.length;
-            } else {
-              mm.write(arg + BigInt(VfioRegionInfo.size), chain);
-              capOffset = VfioRegionInfo.size;
-            }
+            out = u.capChain(VfioRegionInfo.size, encodeCaps(r.caps, VfioRegionInfo.size));
           }
-          mm.write(
-            arg,
-            VfioRegionInfo.encode({
-              argsz,
-              flags,
-              index: inb.index,
-              cap_offset: capOffset,
-              size: r.size,
-              offset: r.offset,
-            }),
-          );
+          u.respond({
+            argsz: out.argsz,
+            flags,
+            index: u.cmd.index,
+            cap_offset: out.capOffset,
+            size: r.size,
+            offset: r.offset,
+          });
           return 0;
         }
         case NR.GET_IRQ_INFO: {
-          const inb = VfioIrqInfo.decode(mm.read(arg, VfioIrqInfo.size));
-          if (inb.argsz < VfioIrqInfo.size) fail('EINVAL');
-          const info = dev.irqInfo(inb.index);
-          mm.write(
-            arg,
-            VfioIrqInfo.encode({
-              argsz: inb.argsz,
-              flags: info.flags,
-              index: inb.index,
-              count: info.count,
-            }),
-          );
+          const u = VfioUser.copyIn(mm, arg, VfioIrqInfo);
+          const info = dev.irqInfo(u.cmd.index);
+          u.respond({ argsz: u.argsz, flags: info.flags, index: u.cmd.index, count: info.count });
           return 0;
         }
         case NR.SET_IRQS: {
-          const hdr = VfioIrqSet.decode(mm.read(arg, VfioIrqSet.size));
+          const hdr = VfioUser.copyIn(mm, arg, VfioIrqSet).cmd;
           const size = dev.setIrqsDataSize(hdr.argsz, hdr);
           const data = size > 0 ? mm.read(arg + BigInt(VfioIrqSet.size), size) : new Uint8Array();
           dev.setIrqs(hdr.argsz, { ...hdr, data }, (fd) => {
@@ -152,8 +129,8 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
     write(_caller: Caller, data: Uint8Array, offset: bigint | undefined): number {
       return dev.write(offset ?? 0n, data);
     },
-    mmap(caller, offset, length, shared, share) {
-      return vfioPciMmap(dev, caller.mm.pageSize, offset, length, shared, share);
+    mmap(caller, offset, length, shared, host) {
+      return vfioPciMmap(dev, caller.mm.pageSize, offset, length, shared, host);
     },
     release() {
       opts.release?.();
@@ -173,10 +150,10 @@ export function vfioPciMmap(
   offset: bigint,
   length: bigint,
   shared: boolean,
-  share: SharedMemoryProvider,
+  host: MmapHost,
 ): DeviceMapping {
   const { index, pos } = dev.mmapCheck(offset, length, shared, pageSize);
-  const file = dev.barMemory.get(index)!.share(`uiommu-${dev.name}-bar${index}`, share);
+  const file = dev.barMemory.get(index)!.share(`uiommu-${dev.name}-bar${index}`, host.share);
   const end = pos + length;
   const registers: [bigint, bigint][] = [];
   for (const [s, e] of dev.registerRanges(index, pageSize)) {
@@ -192,6 +169,7 @@ export function vfioPciMmap(
       if (!dev.config.memoryEnabled) fail('EIO', 'memory decode disabled');
     },
     zaps: () => dev.zaps,
+    phys: (at) => dev.barBusAddress(index, host.busRange) + pos + at,
   };
 }
 

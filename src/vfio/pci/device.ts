@@ -10,6 +10,7 @@
  * dev.read(vfioPciRegionOffset(7), 2); // vendor id bytes
  */
 import { fail } from '../../abi/errno.ts';
+import type { MmapHost } from '../../kernel/file.ts';
 import {
   VFIO_DEVICE_FLAGS,
   VFIO_IRQ_INFO,
@@ -97,6 +98,8 @@ export class VfioPciDevice {
   zaps = 0;
   /** An SR-IOV PF's VF token (vdev->vf_token). */
   readonly vfToken: VfToken | undefined;
+  /** Bus addresses of BARs handed out for peer-to-peer DMA (barBusAddress). */
+  private readonly busBases = new Map<number, bigint>();
   /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
   sriovPf: VfioPciDevice | undefined;
 
@@ -286,12 +289,16 @@ export class VfioPciDevice {
   /**
    * The page-aligned ranges `[start, end)` of BAR `index` whose accesses
    * have side effects, so every access must reach the model (trapped): the
-   * DMA engine's register block, the MSI-X table and PBA. The rest of a
+   * DMA engine's register block, the MSI-X table and PBA, and the last page
+   * of a BAR that ends inside a page (its tail reads all-ones). The rest of a
    * mapped BAR is plain memory. Ranges are rounded out to `pageSize`.
    */
   registerRanges(index: number, pageSize: bigint): [bigint, bigint][] {
     const out: [bigint, bigint][] = [];
     if (index === 0 && this.dmaEngine) out.push([0n, pageAlign(DMA_REG_BLOCK, pageSize)]);
+    // the page holding the end of a BAR smaller than it: its tail reads all-ones
+    const size = this.spec.bars.find((b) => b.index === index)?.size ?? 0n;
+    if (size % pageSize !== 0n) out.push([pageDown(size, pageSize), pageAlign(size, pageSize)]);
     const irq = effectiveIrq(this.spec);
     if (irq.msixBar === index) {
       const table = irq.msixTableOffset;
@@ -320,6 +327,30 @@ export class VfioPciDevice {
       return new Uint8Array();
     }
     return this.barRw(index, pos, size, undefined) as Uint8Array;
+  }
+
+  /**
+   * The bus address of BAR `index` for peer-to-peer DMA, allocated on first
+   * use with `busRange`: a device's DMA there reaches this BAR as a CPU
+   * access would (registers included); while Memory decode is off reads
+   * are all-ones and writes are dropped (a master abort).
+   */
+  barBusAddress(index: number, busRange: MmapHost['busRange']): bigint {
+    let base = this.busBases.get(index);
+    if (base !== undefined) return base;
+    const size = this.spec.bars.find((b) => b.index === index)!.size;
+    const at = (phys: bigint) => phys - base!;
+    base = busRange(size, {
+      read: (phys, length) =>
+        this.config.memoryEnabled
+          ? (this.barRw(index, at(phys), length, undefined) as Uint8Array)
+          : new Uint8Array(length).fill(0xff),
+      write: (phys, data) => {
+        if (this.config.memoryEnabled) this.barRw(index, at(phys), data.length, data);
+      },
+    });
+    this.busBases.set(index, base);
+    return base;
   }
 
   // ---- read / write -------------------------------------------------------------

@@ -24,6 +24,7 @@ import { fail } from '../../abi/errno.ts';
 import { VFIO_EEH_PE_OP, VFIO_EEH_PE_STATE, VfioEehPeOp } from '../../abi/vfio.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { Mm } from '../../iommu/mm.ts';
+import { VfioUser } from '../user.ts';
 
 /** EEH_ERR_FUNC_MAX: the last error function INJECT_ERR accepts. */
 const EEH_ERR_FUNC_MAX = 19;
@@ -63,9 +64,8 @@ function freeze(pe: EehPe): void {
 /** One group's VFIO_EEH_PE_OP (`arg` points to a struct vfio_eeh_pe_op); see the module comment. */
 export function eehPeOp(group: Group, mm: Mm, arg: bigint): number {
   const pe = peOf(group);
-  const minsz = VfioEehPeOp.endOf('op');
-  const head = VfioEehPeOp.decode(mm.read(arg, minsz));
-  if (head.argsz < minsz || head.flags !== 0) fail('EINVAL');
+  const u = VfioUser.copyIn(mm, arg, VfioEehPeOp, { minsz: VfioEehPeOp.endOf('op'), flags: 0 });
+  const head = u.cmd;
   switch (head.op) {
     case VFIO_EEH_PE_OP.DISABLE:
     case VFIO_EEH_PE_OP.ENABLE:
@@ -90,8 +90,7 @@ export function eehPeOp(group: Group, mm: Mm, arg: bigint): number {
       pe.reset = true;
       return 0;
     case VFIO_EEH_PE_OP.INJECT_ERR: {
-      if (head.argsz < VfioEehPeOp.size) fail('EINVAL');
-      const op = VfioEehPeOp.decode(mm.read(arg, VfioEehPeOp.size));
+      const op = u.readTo(VfioEehPeOp.size, 'the error to inject');
       if (op.err_func > EEH_ERR_FUNC_MAX) fail('EINVAL', 'error function out of range');
       if (op.err_type !== 0 && op.err_type !== 1) fail('ERANGE', 'error type not 32/64-bit');
       freeze(pe);

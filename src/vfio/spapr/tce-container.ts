@@ -44,6 +44,7 @@ import { IoptPages } from '../../iommufd/pages.ts';
 import type { Caller } from '../../kernel/file.ts';
 import type { PinAccount } from '../../kernel/pin-account.ts';
 import type { VfioIommuBackend } from '../container.ts';
+import { VfioUser } from '../user.ts';
 import { containerEehPeOp } from './eeh.ts';
 import type { SpaprTcePersonality } from './personality.ts';
 import {
@@ -328,9 +329,8 @@ export class VfioSpaprTce implements VfioIommuBackend {
   private tceCreate(caller: Caller, arg: bigint): number {
     this.bindMm(caller);
     this.headPhb();
-    const minsz = VfioIommuSpaprTceCreate.size;
-    const c = VfioIommuSpaprTceCreate.decode(caller.mm.read(arg, minsz));
-    if (c.argsz < minsz || c.flags !== 0) fail('EINVAL');
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceCreate, { flags: 0 });
+    const c = u.cmd;
     this.createPendingDefault(caller);
     const used = new Set(this.windowSet.windows.map((w) => w.slot));
     const slot = ([0, 1] as const).find((s) => !used.has(s));
@@ -344,7 +344,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
       pageShift: c.page_shift,
       levels: c.levels,
     });
-    caller.mm.write(arg, VfioIommuSpaprTceCreate.encode({ ...c, start_addr: start }));
+    u.respond({ ...c, start_addr: start });
     return 0;
   }
 
@@ -352,9 +352,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
   private tceRemove(caller: Caller, arg: bigint): number {
     this.bindMm(caller);
     this.headPhb();
-    const minsz = VfioIommuSpaprTceRemove.size;
-    const r = VfioIommuSpaprTceRemove.decode(caller.mm.read(arg, minsz));
-    if (r.argsz < minsz || r.flags !== 0) fail('EINVAL');
+    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceRemove, { flags: 0 }).cmd;
     if (this.defWindowPending && r.start_addr === 0n) {
       this.defWindowPending = false;
       return 0;
@@ -376,20 +374,20 @@ export class VfioSpaprTce implements VfioIommuBackend {
   /** VFIO_IOMMU_SPAPR_TCE_GET_INFO: the head group's PE; 16 or 32 bytes written. */
   private getInfo(caller: Caller, arg: bigint): number {
     const phb = this.headPhb();
-    const argsz = VfioIommuSpaprTceInfo.decode(caller.mm.read(arg, 4)).argsz;
-    if (argsz < 16) fail('EINVAL');
+    const minsz = VfioIommuSpaprTceInfo.endOf('dma32_window_size');
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceInfo, { minsz });
     const caps = phb.caps;
     const ddw = this.v2 && caps.maxWindows > 0;
-    const out = VfioIommuSpaprTceInfo.encode({
-      argsz,
+    const info = {
+      argsz: u.argsz,
       flags: ddw ? VFIO_IOMMU_SPAPR_INFO_DDW : 0,
       dma32_window_start: Number(caps.slotBases[0] & 0xffff_ffffn),
       dma32_window_size: Number(caps.dma32Size & 0xffff_ffffn),
       pgsizes: ddw ? caps.pgsizes : 0n,
       max_dynamic_windows_supported: ddw ? caps.maxWindows : 0,
       levels: ddw ? caps.maxLevels : 0,
-    });
-    caller.mm.write(arg, argsz >= 32 ? out : out.subarray(0, 16));
+    };
+    u.respond(info, [minsz, VfioIommuSpaprTceInfo.size]);
     return 0;
   }
 
@@ -398,9 +396,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
   /** VFIO_IOMMU_SPAPR_REGISTER_MEMORY */
   private registerMemory(caller: Caller, arg: bigint): number {
     this.bindMm(caller);
-    const minsz = VfioIommuSpaprRegisterMemory.size;
-    const r = VfioIommuSpaprRegisterMemory.decode(caller.mm.read(arg, minsz));
-    if (r.argsz < minsz || r.flags !== 0) fail('EINVAL');
+    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprRegisterMemory, { flags: 0 }).cmd;
     preregRegister(
       this,
       caller.mm,
@@ -417,9 +413,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
   /** VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY */
   private unregisterMemory(caller: Caller, arg: bigint): number {
     if (!this.mm) fail('EPERM', 'container not bound to an mm');
-    const minsz = VfioIommuSpaprRegisterMemory.size;
-    const r = VfioIommuSpaprRegisterMemory.decode(caller.mm.read(arg, minsz));
-    if (r.argsz < minsz || r.flags !== 0) fail('EINVAL');
+    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprRegisterMemory, { flags: 0 }).cmd;
     const mask = (1n << BigInt(this.hostPageShift())) - 1n;
     if ((r.vaddr & mask) !== 0n || (r.size & mask) !== 0n) fail('EINVAL');
     preregUnregister(this, caller.mm, r.vaddr, r.size, this.personality.spaprUnregisterMapped);
@@ -448,10 +442,8 @@ export class VfioSpaprTce implements VfioIommuBackend {
    */
   private mapDma(caller: Caller, arg: bigint): number {
     if (!this.enabled) fail('EPERM', this.v2 ? 'no memory registered' : 'not enabled');
-    const minsz = VfioIommuType1DmaMap.size;
-    const m = VfioIommuType1DmaMap.decode(caller.mm.read(arg, minsz));
     const rw = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE;
-    if (m.argsz < minsz || (m.flags & ~rw) !== 0) fail('EINVAL');
+    const m = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaMap, { flags: rw }).cmd;
     const { ps, last } = this.windowFor(caller, m.iova, m.size, m.vaddr);
     if ((m.flags & rw) === 0) fail('EINVAL', 'neither READ nor WRITE');
     if ((m.iova & (ps - 1n)) !== 0n) return this.badIova();
@@ -500,9 +492,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
   /** VFIO_IOMMU_UNMAP_DMA: clears TCEs; holes are skipped; `size` is not written back. */
   private unmapDma(caller: Caller, arg: bigint): number {
     if (!this.enabled) fail('EPERM', 'no memory registered');
-    const minsz = VfioIommuType1DmaUnmap.size;
-    const u = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
-    if (u.argsz < minsz || u.flags !== 0) fail('EINVAL');
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaUnmap, { flags: 0 }).cmd;
     const { ps, last } = this.windowFor(caller, u.iova, u.size);
     if ((u.iova & (ps - 1n)) !== 0n) return this.badIova();
     if (u.size === 0n) return 0;

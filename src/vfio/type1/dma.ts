@@ -37,6 +37,8 @@ export interface VfioDma extends Range {
   runs: PinnedRun[];
   /** Pages charged to `account`. */
   lockedPages: bigint;
+  /** Device memory (a BAR mapping, peer-to-peer): runs are bus addresses, neither pinned nor charged. */
+  pfnmap?: boolean;
   /** VFIO_DMA_UNMAP_FLAG_VADDR was applied and no MAP_DMA with VADDR has followed. */
   vaddrInvalid: boolean;
   /** Dirty bitmap allocated (tracking was started while the mapping existed). */
@@ -49,10 +51,25 @@ export interface VfioDma extends Range {
  * Pin the mapping's pages (vfio_pin_pages_remote over the whole range):
  * resolve the VA range (EFAULT), charge the pages (ENOMEM past
  * RLIMIT_MEMLOCK), then add one pin per page. Nothing is left behind on
- * failure.
+ * failure. A range of device memory (a BAR mapping) maps its bus addresses
+ * instead, unpinned and uncharged (peer-to-peer); one that only partly is
+ * device memory is EFAULT.
  */
 export function pinDma(dma: VfioDma, memory: PhysMemory): void {
   faultPoint('vfio_pin_pages_remote');
+  const pfn = dma.mm.pfnMaps;
+  if (pfn?.overlaps(dma.vaddr, dma.size)) {
+    // vaddr_get_pfns' follow_fault_pfn: reserved pfns, not pinned, not charged
+    const runs = pfn.resolve(dma.vaddr, dma.size);
+    dma.runs = runs.map((r) => ({
+      iova: dma.start + (r.va - dma.vaddr),
+      phys: r.phys,
+      length: r.length,
+    }));
+    dma.pfnmap = true;
+    dma.lockedPages = 0n;
+    return;
+  }
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const runs = dma.mm.resolve(dma.vaddr, dma.size, write);
   const pages = dma.size / memory.pageSize;
@@ -68,7 +85,7 @@ export function pinDma(dma: VfioDma, memory: PhysMemory): void {
 
 /** Drop the mapping's pins and its locked_vm charge. */
 export function unpinDma(dma: VfioDma, memory: PhysMemory): void {
-  for (const r of dma.runs) memory.unpin(r.phys, r.length);
+  if (!dma.pfnmap) for (const r of dma.runs) memory.unpin(r.phys, r.length);
   dma.runs = [];
   if (dma.lockedPages !== 0n) dma.account?.uncharge(dma.lockedPages);
   dma.lockedPages = 0n;

@@ -1,4 +1,3 @@
-import { fail } from '../../abi/errno.ts';
 import {
   VFIO_IOMMU_INFO,
   VFIO_IOMMU_TYPE1_INFO_CAP,
@@ -10,6 +9,7 @@ import {
   VfioIovaRange,
 } from '../../abi/vfio.ts';
 import type { Mm } from '../../iommu/mm.ts';
+import { VfioUser } from '../user.ts';
 import type { IovaRange } from './iova-list.ts';
 
 /**
@@ -97,25 +97,19 @@ export function type1Caps(s: Type1InfoState, base: number): Uint8Array {
  * fit whole.
  */
 export function type1GetInfo(mm: Mm, arg: bigint, s: Type1InfoState): number {
-  const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_GET_INFO;
-  const argsz = VfioIommuType1Info.decode(mm.read(arg, minsz)).argsz;
-  if (argsz < minsz) fail('EINVAL', `argsz ${argsz} below ${minsz}`, 'vfio_iommu_type1_get_info');
+  const u = VfioUser.copyIn(mm, arg, VfioIommuType1Info, {
+    minsz: VFIO_TYPE1_MINSZ.VFIO_IOMMU_GET_INFO,
+    fn: 'vfio_iommu_type1_get_info',
+  });
   const fixed = VfioIommuType1Info.size;
   const caps = type1Caps(s, fixed);
-  let outArgsz = argsz;
-  let capOffset = 0;
-  if (argsz < fixed + caps.length) outArgsz = fixed + caps.length;
-  else {
-    mm.write(arg + BigInt(fixed), caps);
-    capOffset = fixed;
-  }
-  const info = VfioIommuType1Info.encode({
-    argsz: outArgsz,
+  const { argsz, capOffset } = u.capChain(fixed, caps);
+  u.respondFitting({
+    argsz,
     flags: VFIO_IOMMU_INFO.PGSIZES | (caps.length > 0 ? VFIO_IOMMU_INFO.CAPS : 0),
     iova_pgsizes: s.pgsizeBitmap,
     cap_offset: capOffset,
     pad: 0,
   });
-  mm.write(arg, info.subarray(0, Math.min(argsz, fixed)));
   return 0;
 }

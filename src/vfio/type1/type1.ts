@@ -24,6 +24,7 @@ import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/prot.ts';
 import type { AccountMode, PinAccount } from '../../kernel/pin-account.ts';
 import { SortedRanges } from '../../util/sorted-ranges.ts';
+import { VfioUser } from '../user.ts';
 import { accessOk, ffs, updateUserBitmap, verifyBitmapSize } from './dirty.ts';
 import { mapDmaInto, pinDma, unpinDma, type VfioDma } from './dma.ts';
 import { type Type1InfoState, type1GetInfo } from './info.ts';
@@ -380,15 +381,12 @@ export class VfioIommuType1 {
    * ENOMEM) and map into every domain. Without any domain nothing is pinned.
    */
   private mapDma(caller: Type1Caller, arg: bigint): number {
-    const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_MAP_DMA;
-    const map = VfioIommuType1DmaMap.decode(caller.mm.read(arg, minsz));
     const mask = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE | VFIO_DMA_MAP_FLAG.VADDR;
-    if (map.argsz < minsz || (map.flags & ~mask) !== 0)
-      fail(
-        'EINVAL',
-        `argsz ${map.argsz} below ${minsz} or unknown flags ${hex(map.flags & ~mask)}`,
-        'vfio_iommu_type1_map_dma',
-      );
+    const map = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaMap, {
+      minsz: VFIO_TYPE1_MINSZ.VFIO_IOMMU_MAP_DMA,
+      flags: mask,
+      fn: 'vfio_iommu_type1_map_dma',
+    }).cmd;
     const setVaddr = (map.flags & VFIO_DMA_MAP_FLAG.VADDR) !== 0;
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG.WRITE) prot |= IOMMU_WRITE;
@@ -506,24 +504,20 @@ export class VfioIommuType1 {
    * nothing is written.
    */
   private unmapDma(caller: Type1Caller, arg: bigint): number {
-    const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_UNMAP_DMA;
-    const unmap = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
     const F = VFIO_DMA_UNMAP_FLAG;
     const mask = F.GET_DIRTY_BITMAP | F.VADDR | F.ALL;
-    if (unmap.argsz < minsz || (unmap.flags & ~mask) !== 0)
-      fail(
-        'EINVAL',
-        `argsz ${unmap.argsz} below ${minsz} or unknown flags ${hex(unmap.flags & ~mask)}`,
-        'vfio_iommu_type1_unmap_dma',
-      );
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaUnmap, {
+      minsz: VFIO_TYPE1_MINSZ.VFIO_IOMMU_UNMAP_DMA,
+      flags: mask,
+      fn: 'vfio_iommu_type1_unmap_dma',
+    });
+    const unmap = u.cmd;
     const getBitmap = (unmap.flags & F.GET_DIRTY_BITMAP) !== 0;
     if (getBitmap && (unmap.flags & (F.ALL | F.VADDR)) !== 0)
       fail('EINVAL', 'GET_DIRTY_BITMAP with ALL or VADDR', 'vfio_iommu_type1_unmap_dma');
     let bitmap = { pgsize: 0n, size: 0n, data: 0n };
     if (getBitmap) {
-      if (unmap.argsz < minsz + VfioBitmap.size)
-        fail('EINVAL', 'argsz has no room for the bitmap', 'vfio_iommu_type1_unmap_dma');
-      bitmap = VfioBitmap.decode(caller.mm.read(arg + BigInt(minsz), VfioBitmap.size));
+      bitmap = u.payload(VfioBitmap, 'the bitmap');
       if (!accessOk(bitmap.data, bitmap.size))
         fail('EINVAL', 'the bitmap is not user memory', 'vfio_iommu_type1_unmap_dma');
       verifyBitmapSize(unmap.size >> ffs(bitmap.pgsize), bitmap.size);
@@ -610,7 +604,7 @@ export class VfioIommuType1 {
         this.removeDma(dma);
       }
     }
-    caller.mm.write(arg, VfioIommuType1DmaUnmap.encode({ ...unmap, size: unmapped }));
+    u.respond({ ...unmap, size: unmapped });
     return 0;
   }
 
@@ -624,16 +618,13 @@ export class VfioIommuType1 {
   private dirtyPages(caller: Type1Caller, arg: bigint): number {
     if (!this.v2)
       fail('EACCES', 'dirty tracking needs a TYPE1v2 container', 'vfio_iommu_type1_dirty_pages');
-    const minsz = VfioIommuType1DirtyBitmap.size;
-    const dirty = VfioIommuType1DirtyBitmap.decode(caller.mm.read(arg, minsz));
     const D = VFIO_IOMMU_DIRTY_PAGES_FLAG;
     const mask = D.START | D.STOP | D.GET_BITMAP;
-    if (dirty.argsz < minsz || (dirty.flags & ~mask) !== 0)
-      fail(
-        'EINVAL',
-        `argsz ${dirty.argsz} below ${minsz} or unknown flags ${hex(dirty.flags & ~mask)}`,
-        'vfio_iommu_type1_dirty_pages',
-      );
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DirtyBitmap, {
+      flags: mask,
+      fn: 'vfio_iommu_type1_dirty_pages',
+    });
+    const dirty = u.cmd;
     // exactly one flag (the kernel's __ffs == __fls, which also refuses 0 in practice)
     if (dirty.flags === 0 || (dirty.flags & (dirty.flags - 1)) !== 0)
       fail('EINVAL', 'not exactly one of START, STOP, GET_BITMAP', 'vfio_iommu_type1_dirty_pages');
@@ -666,10 +657,7 @@ export class VfioIommuType1 {
       }
       return 0;
     }
-    const size = VfioIommuType1DirtyBitmapGet.size;
-    if (dirty.argsz - minsz < size)
-      fail('EINVAL', 'argsz has no room for the range', 'vfio_iommu_type1_dirty_pages');
-    const range = VfioIommuType1DirtyBitmapGet.decode(caller.mm.read(arg + BigInt(minsz), size));
+    const range = u.payload(VfioIommuType1DirtyBitmapGet, 'the range');
     if (range.iova + range.size > U64_MAX)
       fail('EINVAL', 'iova + size wraps', 'vfio_iommu_type1_dirty_pages');
     if (!accessOk(range.bitmap_data, range.bitmap_size))

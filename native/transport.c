@@ -1,0 +1,624 @@
+/*
+ * The engine's transport (part of the uiommu_host addon): the Unix socket
+ * the preload library connects to, served by a synchronous loop in C
+ * instead of Node's streams.
+ *
+ * Why: a round trip through libuv and net.Socket (wake-up, 'data' event,
+ * Buffer churn, write request) costs more than the engine's work on most
+ * requests. Here the engine blocks in epoll_wait over its connections and
+ * libuv's own backend fd, and returns to JavaScript with the next whole
+ * request; when libuv has something to do (a timer, a child's exit, a test
+ * client in the same process) the loop returns to the event loop, which
+ * calls back (a uv_poll on the connection epoll) when a client speaks
+ * again. Nothing spins: an idle engine sleeps in the kernel.
+ *
+ * Limits (backpressure): a connection is read one frame at a time and
+ * only while its previous answer has left completely. A client that does
+ * not read its answers is paused: its further requests stay in its own
+ * socket buffer (bounded by the kernel), the engine holds at most one
+ * unsent answer for it. A payload over UIOMMU_MAX_PAYLOAD is read and
+ * thrown away, and the request handed over without it (flagged), so the
+ * engine answers it with an errno; the memory a connection holds is
+ * freed when it closes.
+ *
+ *   transportOpen(path, inBuf, outBuf, onReady) -> handle
+ *       listen at path (which must not exist); onReady() is called from
+ *       the event loop when connections need service
+ *   transportNext(handle) -> event   EV_* below; details in handle.meta
+ *   transportReply(handle, fd, len)  send outBuf[0..len) to connection fd
+ *   transportDrop(handle, fd)        close connection fd (no EV_CLOSE)
+ *   transportClose(handle)           close the listener and every connection
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include "protocol.h"
+#include "transport.h"
+#include <errno.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* What transportNext reports. */
+enum {
+	EV_YIELD = 0,	/* back to the event loop */
+	EV_REQUEST = 1, /* meta: fd, frame bytes in inBuf, flags */
+	EV_CONNECT = 2, /* meta: fd */
+	EV_CLOSE = 3,	/* meta: fd; the connection is gone */
+};
+
+/* meta[2] of EV_REQUEST: the payload was over the limit and was thrown away. */
+#define REQ_OVERSIZE 1
+
+#define HDR sizeof(struct uiommu_req)
+#define READY_MAX 32
+
+struct conn {
+	int fd;
+	uint32_t got;  /* bytes of the current frame read (header, then payload) */
+	uint32_t skip; /* oversized payload bytes still to throw away */
+	int oversize;
+	uint8_t hdr[HDR];
+	uint8_t *payload;
+	uint8_t *out; /* unsent answer bytes: the connection is paused while set */
+	uint32_t out_len, out_off;
+};
+
+struct transport {
+	napi_env env;
+	uv_loop_t *loop;
+	int listen_fd;
+	int ep;		/* the listener and every connection */
+	int wait_ep;	/* ep and libuv's backend fd: where the loop sleeps */
+	uv_poll_t poll; /* libuv's watch on ep while the loop is not running */
+	int polling, closed;
+	napi_ref on_ready, in_ref, out_ref, self;
+	napi_async_context async;
+	uint8_t *in, *out;
+	size_t in_cap, out_cap;
+	int32_t *meta;
+	struct conn **conns; /* by fd */
+	size_t nconns;
+	struct epoll_event ready[READY_MAX];
+	int nready, at;
+	int yield;	     /* libuv has work: return to it after the ready list */
+	int64_t deadline_ms; /* when libuv's next timer is due; -1: none */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct conn *conn_of(struct transport *t, int fd)
+{
+	return fd >= 0 && (size_t)fd < t->nconns ? t->conns[fd] : NULL;
+}
+
+static void conn_free(struct transport *t, struct conn *c)
+{
+	t->conns[c->fd] = NULL;
+	close(c->fd);
+	free(c->payload);
+	free(c->out);
+	free(c);
+}
+
+/* Wait for input (EPOLLIN) or for room to send the unsent answer (EPOLLOUT). */
+static void conn_watch(struct transport *t, struct conn *c)
+{
+	struct epoll_event ev = { .events = c->out ? EPOLLOUT : EPOLLIN, .data.fd = c->fd };
+
+	epoll_ctl(t->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static int conn_add(struct transport *t, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	struct conn *c;
+
+	if ((size_t)fd >= t->nconns) {
+		size_t n = (size_t)fd * 2 + 16;
+		struct conn **grown = realloc(t->conns, n * sizeof(*grown));
+
+		if (!grown)
+			return -1;
+		memset(grown + t->nconns, 0, (n - t->nconns) * sizeof(*grown));
+		t->conns = grown;
+		t->nconns = n;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -1;
+	c->fd = fd;
+	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev)) {
+		free(c);
+		return -1;
+	}
+	t->conns[fd] = c;
+	return 0;
+}
+
+/* Sends what is unsent; 0 when all of it left, 1 when the socket is full, -1 when the peer is gone. */
+static int conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 1;
+		if (n <= 0)
+			return -1;
+		c->out_off += (uint32_t)n;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	return 0;
+}
+
+/*
+ * Reads toward the current frame without blocking: 1 when it is complete,
+ * 0 when more bytes are needed, -1 when the peer is gone or broke the stream.
+ */
+static int conn_read(struct conn *c)
+{
+	for (;;) {
+		uint32_t len;
+		uint8_t *dst;
+		size_t want;
+		uint8_t sink[4096];
+		ssize_t n;
+
+		memcpy(&len, c->hdr + 4, sizeof(len));
+		if (c->got < HDR) {
+			dst = c->hdr + c->got;
+			want = HDR - c->got;
+		} else if (c->skip) {
+			dst = sink;
+			want = c->skip < sizeof(sink) ? c->skip : sizeof(sink);
+		} else if (c->got < HDR + len && !c->oversize) {
+			dst = c->payload + (c->got - HDR);
+			want = HDR + len - c->got;
+		} else {
+			return 1;
+		}
+		n = recv(c->fd, dst, want, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return -1;
+		if (dst == sink) {
+			c->skip -= (uint32_t)n;
+			if (!c->skip)
+				return 1;
+			continue;
+		}
+		c->got += (uint32_t)n;
+		if (c->got == HDR) {
+			memcpy(&len, c->hdr + 4, sizeof(len));
+			if (len > UIOMMU_MAX_PAYLOAD) {
+				c->oversize = 1;
+				c->skip = len;
+			} else if (len) {
+				c->payload = malloc(len);
+				if (!c->payload)
+					return -1;
+			}
+		}
+	}
+}
+
+/* Hands the completed frame of `c` to JavaScript (inBuf, meta) and starts the next one. */
+static int deliver(struct transport *t, struct conn *c)
+{
+	uint32_t len;
+
+	memcpy(&len, c->hdr + 4, sizeof(len));
+	memcpy(t->in, c->hdr, HDR);
+	if (c->oversize) {
+		memset(t->in + 4, 0, sizeof(len)); /* no payload follows */
+	} else if (len) {
+		memcpy(t->in + HDR, c->payload, len);
+	}
+	t->meta[0] = c->fd;
+	t->meta[2] = c->oversize ? REQ_OVERSIZE : 0;
+	free(c->payload);
+	c->payload = NULL;
+	c->got = 0;
+	c->oversize = 0;
+	return EV_REQUEST;
+}
+
+/* The next event of the ready list, or -1 when the entry needs none. */
+static int serve_ready(struct transport *t, struct epoll_event *ev)
+{
+	int fd = ev->data.fd;
+	struct conn *c;
+	int r;
+
+	if (fd == t->listen_fd) {
+		int s = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (s < 0)
+			return -1;
+		if (conn_add(t, s)) {
+			close(s);
+			return -1;
+		}
+		t->meta[0] = s;
+		return EV_CONNECT;
+	}
+	c = conn_of(t, fd);
+	if (!c)
+		return -1;
+	if (c->out) {
+		r = conn_flush(c);
+		if (r == 0)
+			conn_watch(t, c);
+		if (r >= 0)
+			return -1;
+	} else {
+		r = conn_read(c);
+		if (r == 1)
+			return deliver(t, c);
+		if (r == 0)
+			return -1;
+	}
+	t->meta[0] = fd;
+	conn_free(t, c);
+	/* a client's exit: let libuv see its SIGCHLD now (a waiter on the child may be done) */
+	t->yield = 1;
+	return EV_CLOSE;
+}
+
+static int next_event(struct transport *t)
+{
+	for (;;) {
+		struct epoll_event ev[2];
+		int n, timeout, mine = 0, loop = 0;
+
+		while (t->at < t->nready) {
+			int e = serve_ready(t, &t->ready[t->at++]);
+
+			if (e >= 0)
+				return e;
+		}
+		t->at = t->nready = 0;
+		if (t->closed || t->yield) {
+			t->yield = 0;
+			return EV_YIELD;
+		}
+		timeout = -1;
+		if (t->deadline_ms >= 0) {
+			int64_t left = t->deadline_ms - now_ms();
+
+			timeout = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
+		}
+		/* sleeps here; returns at once when a connection or libuv has something */
+		n = epoll_wait(t->wait_ep, ev, 2, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return EV_YIELD;
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == t->ep)
+				mine = 1;
+			else
+				loop = 1;
+		}
+		if (mine)
+			t->nready = epoll_wait(t->ep, t->ready, READY_MAX, 0);
+		if (t->nready < 0)
+			t->nready = 0;
+		/* libuv's turn once the connections that were ready have been served */
+		t->yield = loop;
+	}
+}
+
+/* ---- libuv side ------------------------------------------------------------------ */
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+	struct transport *t = handle->data;
+	napi_handle_scope scope;
+	napi_value fn, recv, result;
+	int timeout;
+
+	(void)status;
+	(void)events;
+	uv_poll_stop(&t->poll);
+	t->polling = 0;
+	timeout = uv_backend_timeout(t->loop);
+	t->deadline_ms = timeout < 0 ? -1 : now_ms() + timeout;
+	t->yield = 0;
+	napi_open_handle_scope(t->env, &scope);
+	napi_get_reference_value(t->env, t->on_ready, &fn);
+	napi_get_global(t->env, &recv);
+	if (napi_make_callback(t->env, t->async, recv, fn, 0, NULL, &result) ==
+	    napi_pending_exception) {
+		napi_value err;
+
+		napi_get_and_clear_last_exception(t->env, &err);
+		napi_fatal_exception(t->env, err);
+	}
+	napi_close_handle_scope(t->env, scope);
+	if (!t->closed && !t->polling) {
+		uv_poll_start(&t->poll, UV_READABLE, on_poll);
+		t->polling = 1;
+	}
+}
+
+static void on_poll_closed(uv_handle_t *handle)
+{
+	struct transport *t = handle->data;
+
+	close(t->ep);
+	close(t->wait_ep);
+	free(t->conns);
+	free(t);
+}
+
+/* ---- JavaScript side --------------------------------------------------------------- */
+
+static napi_value throw_errno_(napi_env env, int err, const char *what)
+{
+	napi_value text, code, error, number;
+	const char *name = strerrorname_np(err);
+
+	napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &text);
+	napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+	napi_create_error(env, code, text, &error);
+	napi_create_int32(env, err, &number);
+	napi_set_named_property(env, error, "errno", number);
+	napi_throw(env, error);
+	return NULL;
+}
+
+static struct transport *unwrap(napi_env env, napi_value v)
+{
+	void *p = NULL;
+
+	if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+		napi_throw_type_error(env, NULL, "expected a transport");
+		return NULL;
+	}
+	return p;
+}
+
+static int buffer_of(napi_env env, napi_value v, uint8_t **data, size_t *len)
+{
+	bool ok = false;
+
+	if (napi_is_buffer(env, v, &ok) != napi_ok || !ok ||
+	    napi_get_buffer_info(env, v, (void **)data, len) != napi_ok) {
+		napi_throw_type_error(env, NULL, "expected a Buffer");
+		return 0;
+	}
+	return 1;
+}
+
+static int listen_at(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int s;
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return -1;
+	if (bind(s, (struct sockaddr *)&addr, sizeof(addr)) || listen(s, 128)) {
+		int err = errno;
+
+		close(s);
+		errno = err;
+		return -1;
+	}
+	return s;
+}
+
+static napi_value transport_open(napi_env env, napi_callback_info info)
+{
+	size_t argc = 4;
+	napi_value argv[4], out, name;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	size_t plen;
+	struct transport *t;
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+	    napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &plen) != napi_ok) {
+		napi_throw_type_error(env, NULL, "transportOpen(path, inBuf, outBuf, onReady)");
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return throw_errno_(env, ENOMEM, "transportOpen");
+	t->env = env;
+	t->ep = t->wait_ep = t->listen_fd = -1;
+	if (!buffer_of(env, argv[1], &t->in, &t->in_cap) ||
+	    !buffer_of(env, argv[2], &t->out, &t->out_cap))
+		goto fail;
+	if (t->in_cap < HDR + UIOMMU_MAX_PAYLOAD + 16 || t->out_cap < 16) {
+		napi_throw_range_error(env, NULL, "buffers too small");
+		goto fail;
+	}
+	/* meta lives in the last 16 bytes of inBuf (4 int32) */
+	t->meta = (int32_t *)(void *)(t->in + t->in_cap - 16);
+	napi_get_uv_event_loop(env, &t->loop);
+	t->listen_fd = listen_at(path);
+	t->ep = epoll_create1(EPOLL_CLOEXEC);
+	t->wait_ep = epoll_create1(EPOLL_CLOEXEC);
+	if (t->listen_fd < 0 || t->ep < 0 || t->wait_ep < 0) {
+		throw_errno_(env, errno, "transportOpen: listen");
+		goto fail;
+	}
+	ev.data.fd = t->listen_fd;
+	epoll_ctl(t->ep, EPOLL_CTL_ADD, t->listen_fd, &ev);
+	ev.data.fd = t->ep;
+	epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, t->ep, &ev);
+	ev.data.fd = uv_backend_fd(t->loop);
+	epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	napi_create_reference(env, argv[1], 1, &t->in_ref);
+	napi_create_reference(env, argv[2], 1, &t->out_ref);
+	napi_create_reference(env, argv[3], 1, &t->on_ready);
+	napi_create_string_utf8(env, "uiommu-transport", NAPI_AUTO_LENGTH, &name);
+	napi_async_init(env, NULL, name, &t->async);
+	uv_poll_init(t->loop, &t->poll, t->ep);
+	t->poll.data = t;
+	uv_poll_start(&t->poll, UV_READABLE, on_poll);
+	t->polling = 1;
+	napi_create_external(env, t, NULL, NULL, &out);
+	return out;
+fail:
+	if (t->listen_fd >= 0)
+		close(t->listen_fd);
+	if (t->ep >= 0)
+		close(t->ep);
+	if (t->wait_ep >= 0)
+		close(t->wait_ep);
+	free(t);
+	return NULL;
+}
+
+static napi_value transport_next(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1], out;
+	struct transport *t;
+
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	t = argc ? unwrap(env, argv[0]) : NULL;
+	if (!t)
+		return NULL;
+	napi_create_int32(env, next_event(t), &out);
+	return out;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *x)
+{
+	if (napi_get_value_int32(env, v, x) != napi_ok) {
+		napi_throw_type_error(env, NULL, "expected a number");
+		return 0;
+	}
+	return 1;
+}
+
+static napi_value transport_reply(napi_env env, napi_callback_info info)
+{
+	size_t argc = 3;
+	napi_value argv[3];
+	struct transport *t;
+	struct conn *c;
+	int32_t fd, len;
+	size_t sent = 0;
+
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	if (argc < 3 || !(t = unwrap(env, argv[0])) || !get_i32(env, argv[1], &fd) ||
+	    !get_i32(env, argv[2], &len))
+		return NULL;
+	if (len < 0 || (size_t)len > t->out_cap) {
+		napi_throw_range_error(env, NULL, "reply length");
+		return NULL;
+	}
+	c = conn_of(t, fd);
+	if (!c || c->out)
+		return NULL; /* gone, or still paused: the protocol allows one answer per request */
+	for (;;) {
+		ssize_t n = send(fd, t->out + sent, (size_t)len - sent,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (sent += (size_t)n) == (size_t)len)
+			break;
+	}
+	/* a broken peer shows up as EV_CLOSE when its socket is next looked at */
+	if (sent < (size_t)len) {
+		c->out_len = (uint32_t)(len - sent);
+		c->out_off = 0;
+		c->out = malloc(c->out_len);
+		if (!c->out)
+			return throw_errno_(env, ENOMEM, "transportReply");
+		memcpy(c->out, t->out + sent, c->out_len);
+		conn_watch(t, c);
+	}
+	return NULL;
+}
+
+static napi_value transport_drop(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2];
+	struct transport *t;
+	struct conn *c;
+	int32_t fd;
+
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	if (argc < 2 || !(t = unwrap(env, argv[0])) || !get_i32(env, argv[1], &fd))
+		return NULL;
+	c = conn_of(t, fd);
+	if (c)
+		conn_free(t, c);
+	return NULL;
+}
+
+static napi_value transport_close(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	struct transport *t;
+
+	napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+	if (!argc || !(t = unwrap(env, argv[0])) || t->closed)
+		return NULL;
+	t->closed = 1;
+	t->nready = t->at = 0;
+	for (size_t fd = 0; fd < t->nconns; fd++)
+		if (t->conns[fd])
+			conn_free(t, t->conns[fd]);
+	close(t->listen_fd);
+	napi_delete_reference(env, t->on_ready);
+	napi_delete_reference(env, t->in_ref);
+	napi_delete_reference(env, t->out_ref);
+	napi_async_destroy(env, t->async);
+	uv_close((uv_handle_t *)&t->poll, on_poll_closed);
+	return NULL;
+}
+
+void transport_init(napi_env env, napi_value exports)
+{
+	static const struct {
+		const char *name;
+		napi_callback fn;
+	} fns[] = {
+		{ "transportOpen", transport_open },   { "transportNext", transport_next },
+		{ "transportReply", transport_reply }, { "transportDrop", transport_drop },
+		{ "transportClose", transport_close },
+	};
+
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		napi_value f;
+
+		napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+		napi_set_named_property(env, exports, fns[i].name, f);
+	}
+}
