@@ -8,6 +8,7 @@
  *                     skipped otherwise);
  *   hostile-argsz.c — a huge zeroed struct tail checked while a bystander
  *                     keeps being answered; sizes of 2^31 and more.
+ * @slow: builds and runs C programs under uiommu run, one scanning 256 MiB (left out of npm run test:quick)
  */
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

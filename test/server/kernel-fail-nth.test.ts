@@ -7,6 +7,7 @@
  * passes. `device` needs the 7.2 selftest ABI (an 8-byte
  * iommu_hwpt_selftest) and is left to the 7.2 profile. Skips when the
  * program has not been built.
+ * @slow: runs the kernel selftest under uiommu run (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
