@@ -234,8 +234,8 @@ static uint64_t mem_io(int fd, void *buf, uint64_t n, uint64_t addr, int write)
 		return 0; /* no user address there; an off_t cannot name it */
 	while (done < n) {
 		size_t step = n - done > (1 << 30) ? (1 << 30) : (size_t)(n - done);
-		ssize_t k = write ? pwrite(fd, (char *)buf + done, step, (off_t)(addr + done)) :
-				    pread(fd, (char *)buf + done, step, (off_t)(addr + done));
+		ssize_t k = write ? pwrite(fd, (char *)buf + done, step, (off_t)(addr + done))
+				  : pread(fd, (char *)buf + done, step, (off_t)(addr + done));
 		if (k <= 0)
 			break;
 		done += (uint64_t)k;
@@ -672,16 +672,15 @@ static napi_value init(napi_env env, napi_value exports)
 		const char *name;
 		napi_callback fn;
 	} fns[] = {
-		{ "memRead", mem_read },	 { "memWrite", mem_write },
-		{ "memZeroed", mem_zeroed },	 { "memZeroedAsync", mem_zeroed_async },
-		{ "pidfdOpen", pidfd_open_ },	 { "peerPidfd", peer_pidfd },
+		{ "memRead", mem_read },	  { "memWrite", mem_write },
+		{ "memZeroed", mem_zeroed },	  { "memZeroedAsync", mem_zeroed_async },
+		{ "pidfdOpen", pidfd_open_ },	  { "peerPidfd", peer_pidfd },
 		{ "procDirOpen", proc_dir_open }, { "openAt", open_at },
-		{ "pidfdExited", pidfd_exited },
-		{ "pidfdGetfd", pidfd_getfd_ }, { "fstatFd", fstat_fd },
-		{ "fstatfsFd", fstatfs_fd },	{ "eventfdSet", eventfd_set },
-		{ "closeFd", close_fd },	{ "addressOf", address_of },
-		{ "peerPid", peer_pid },	{ "memfdCreate", memfd_create_ },
-		{ "punchHole", punch_hole },
+		{ "pidfdExited", pidfd_exited },  { "pidfdGetfd", pidfd_getfd_ },
+		{ "fstatFd", fstat_fd },	  { "fstatfsFd", fstatfs_fd },
+		{ "eventfdSet", eventfd_set },	  { "closeFd", close_fd },
+		{ "addressOf", address_of },	  { "peerPid", peer_pid },
+		{ "memfdCreate", memfd_create_ }, { "punchHole", punch_hole },
 	};
 
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {

@@ -151,7 +151,8 @@ int main(void)
 	a->size = 0xfffffff0;
 	ret = ioctl(fd, IOMMU_IOAS_ALLOC, a);
 	snprintf(detail, sizeof(detail), "ret %d %s", ret, strerror(errno));
-	check("size 0xfffffff0 past the mapping's end: EFAULT", ret == -1 && errno == EFAULT, detail);
+	check("size 0xfffffff0 past the mapping's end: EFAULT", ret == -1 && errno == EFAULT,
+	      detail);
 	a = (struct ioas_alloc *)big;
 
 	kid = fork();
@@ -174,9 +175,8 @@ int main(void)
 	check("huge zeroed tail: 0, as Linux", ret == 0 && a->out_ioas_id != 0, detail);
 	waitpid(kid, &status, 0);
 	snprintf(detail, sizeof(detail), "status %d", status);
-	check("the bystander was answered during the call", WIFEXITED(status) &&
-							     WEXITSTATUS(status) == 0,
-	      detail);
+	check("the bystander was answered during the call",
+	      WIFEXITED(status) && WEXITSTATUS(status) == 0, detail);
 	printf("figures size=0x%x call_ms=%.0f engine_rss_kb_before=%ld after=%ld\n", size, t / 1e3,
 	       rss_before, rss_after);
 	return failures ? 1 : 0;

@@ -88,8 +88,8 @@ static int raw_connect(void)
 }
 
 /* One request on `s` as `pid`: the answer's ret, its errno in *err; -2 when the connection broke. */
-static int64_t req(int s, uint32_t op, int pid, uint64_t a0, uint64_t a1, uint64_t a2,
-		   uint64_t a3, const char *path, int *err)
+static int64_t req(int s, uint32_t op, int pid, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+		   const char *path, int *err)
 {
 	struct uiommu_req rq = { .op = op, .pid = pid, .tid = pid, .a = { a0, a1, a2, a3 } };
 	struct uiommu_resp rs;
@@ -154,8 +154,8 @@ static void busy(void)
 
 static void status(void)
 {
-	struct stage *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-				-1, 0);
+	struct stage *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+				0);
 	int fd = open("/dev/iommu", O_RDWR), err = 0, s;
 	pid_t me = getpid(), r;
 	char detail[96];
@@ -164,10 +164,12 @@ static void status(void)
 	r = raw_fork();
 	if (r == 0) {
 		s = hello(0, 0, &err);
-		st->r[0] = s < 0 ? -3 : req(s, UIOMMU_OP_PROC_STATUS, getpid(), me, 0, 0, 0, NULL, &err);
+		st->r[0] = s < 0 ? -3
+				 : req(s, UIOMMU_OP_PROC_STATUS, getpid(), me, 0, 0, 0, NULL, &err);
 		st->r[1] = err;
-		st->r[2] = s < 0 ? -3 :
-				   req(s, UIOMMU_OP_PROC_STATUS, getpid(), getpid(), 0, 0, 0, NULL, &err);
+		st->r[2] = s < 0 ? -3
+				 : req(s, UIOMMU_OP_PROC_STATUS, getpid(), getpid(), 0, 0, 0, NULL,
+				       &err);
 		_exit(0);
 	}
 	waitpid(r, NULL, 0);
@@ -183,8 +185,8 @@ static void status(void)
 
 static void token(void)
 {
-	struct stage *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-				-1, 0);
+	struct stage *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+				0);
 	pid_t parent, thief;
 	char detail[160];
 	long before = engine_rss_kb();
@@ -203,7 +205,8 @@ static void token(void)
 			s = raw_connect();
 			st->r[3] = req(s, UIOMMU_OP_HELLO, getpid(), UIOMMU_HELLO_FORK_CHILD,
 				       st->token, 0, 0, NULL, &err);
-			st->r[4] = req(s, UIOMMU_OP_FSTAT, getpid(), ENGINE_FD, 0, 0, 0, NULL, &err);
+			st->r[4] = req(s, UIOMMU_OP_FSTAT, getpid(), ENGINE_FD, 0, 0, 0, NULL,
+				       &err);
 			st->step = 6;
 			_exit(0);
 		}
@@ -260,8 +263,9 @@ static void send_fd(int via, int fd)
 {
 	char byte = 0, ctl[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { &byte, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			    .msg_controllen = sizeof(ctl) };
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
+	};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 
 	c->cmsg_level = SOL_SOCKET;
@@ -275,8 +279,9 @@ static int recv_fd(int via)
 {
 	char byte, ctl[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { &byte, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			    .msg_controllen = sizeof(ctl) };
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
+	};
 	int fd = -1;
 
 	if (recvmsg(via, &m, 0) == 1 && CMSG_FIRSTHDR(&m))
@@ -304,7 +309,8 @@ static pid_t recycle(struct stage *st, int early, int *conn)
 		int s = early ? hello(0, 0, &err) : raw_connect();
 
 		if (early)
-			req(s, UIOMMU_OP_OPEN, getpid(), ENGINE_FD, O_RDWR, 0, 0, "/dev/iommu", &err);
+			req(s, UIOMMU_OP_OPEN, getpid(), ENGINE_FD, O_RDWR, 0, 0, "/dev/iommu",
+			    &err);
 		send_fd(sv[1], s);
 		_exit(0);
 	}
@@ -333,8 +339,8 @@ static pid_t recycle(struct stage *st, int early, int *conn)
 
 static void recycled(void)
 {
-	struct stage *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-				-1, 0);
+	struct stage *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+				0);
 	int conn, err = 0, tries;
 	pid_t victim = 0;
 	int64_t r1, r2, r3;
@@ -361,8 +367,9 @@ static void recycled(void)
 		r2 = req(conn, UIOMMU_OP_PROC_STATUS, victim, victim, 0, 0, 0, NULL, &err);
 		st->step = 1;
 		waitpid(victim, NULL, 0);
-		snprintf(detail, sizeof(detail), "PROC_STATUS %lld errno %d, victim's out_ioas_id %lld",
-			 (long long)r2, err, (long long)st->r[7]);
+		snprintf(detail, sizeof(detail),
+			 "PROC_STATUS %lld errno %d, victim's out_ioas_id %lld", (long long)r2, err,
+			 (long long)st->r[7]);
 		check("recycle: the new process's status and memory are untouched",
 		      r2 == -1 && err == ENOENT && st->r[7] == 0, detail);
 		close(conn);
@@ -377,11 +384,11 @@ static void recycled(void)
 	} else {
 		r1 = req(conn, UIOMMU_OP_HELLO, victim, 0, 0, 0, 0, NULL, &err);
 		r2 = r1 == 0 ? req(conn, UIOMMU_OP_OPEN, victim, ENGINE_FD, O_RDWR, 0, 0,
-				   "/dev/iommu", &err) :
-			       -2;
+				   "/dev/iommu", &err)
+			     : -2;
 		r3 = r1 == 0 ? req(conn, UIOMMU_OP_IOCTL, victim, ENGINE_FD, IOMMU_IOAS_ALLOC,
-				   (uint64_t)(uintptr_t)&victim_arg, (uint64_t)-1, NULL, &err) :
-			       -2;
+				   (uint64_t)(uintptr_t)&victim_arg, (uint64_t)-1, NULL, &err)
+			     : -2;
 		st->step = 1;
 		waitpid(victim, NULL, 0);
 		snprintf(detail, sizeof(detail),
