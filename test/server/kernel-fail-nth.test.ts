@@ -2,17 +2,16 @@
  * The kernel's iommufd_fail_nth (tools/testing/selftests/iommu, Debian's
  * linux-source-7.2, built outside the repository into ~/.cache/uiommu by
  * `npm run kernel-selftest -- 7.2 iommufd_fail_nth`) under `uiommu run
- * --host mock --cap-add sys_resource`: fault injection is found enabled
- * (debugfs failslab, fail-nth), every test sweeps its injection points and
- * passes. `device` needs the 7.2 selftest ABI (an 8-byte
- * iommu_hwpt_selftest) and is left to the 7.2 profile. Skips when the
- * program has not been built.
+ * --host mock --kernel 7.2 --cap-add sys_resource`: fault injection is
+ * found enabled (debugfs failslab, fail-nth), faults are really injected
+ * (the trace shows calls failing with ENOMEM) and all 8 tests pass.
+ * Skips when the program has not been built.
  * @slow: runs the kernel selftest under uiommu run (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from './c-program.ts';
@@ -27,13 +26,16 @@ const TESTS = [
   'access_rw',
   'access_pin',
   'access_pin_domain',
+  'device',
 ];
 
 test('iommufd_fail_nth (Linux 7.2) passes with faults injected', {
   skip:
     !existsSync(PROGRAM) &&
     `${PROGRAM} is not built (npm run kernel-selftest -- 7.2 iommufd_fail_nth)`,
-}, () => {
+}, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'uiommu-fail-nth-'));
+  const trace = join(dir, 'trace.jsonl');
   const r = spawnSync(
     process.execPath,
     [
@@ -41,11 +43,14 @@ test('iommufd_fail_nth (Linux 7.2) passes with faults injected', {
       'run',
       '--host',
       'mock',
+      '--kernel',
+      '7.2',
+      '--trace-json',
+      trace,
       '--cap-add',
       'sys_resource',
       '--',
       PROGRAM,
-      ...TESTS.flatMap((t) => ['-t', t]),
     ],
     { encoding: 'utf8', timeout: 600_000, cwd: join(CACHE, 'kselftest-7.2') },
   );
@@ -54,4 +59,10 @@ test('iommufd_fail_nth (Linux 7.2) passes with faults injected', {
     assert.match(r.stdout, new RegExp(`^ok \\d+ basic_fail_nth\\.${t}$`, 'm'), r.stdout);
   assert.match(r.stdout, new RegExp(`# Totals: pass:${TESTS.length} fail:0`));
   assert.doesNotMatch(r.stderr, /model bug/, r.stderr);
+  const injected = readFileSync(trace, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"errno":"ENOMEM"')).length;
+  rmSync(dir, { recursive: true, force: true });
+  t.diagnostic(`${injected} calls failed with an injected ENOMEM`);
+  assert.ok(injected > 10, `faults injected: ${injected} calls failed with ENOMEM`);
 });
