@@ -388,7 +388,7 @@ export class Engine {
       case OP.STAT:
         return this.stat(proc, payloadString(req.payload));
       case OP.PROC_STATUS:
-        return this.procStatus(client, argInt(a0));
+        return this.procStatus(argInt(a0));
       case OP.MMAP:
       case OP.MUNMAP:
       case OP.MREMAP:
@@ -511,20 +511,23 @@ export class Engine {
   }
 
   /**
-   * PROC_STATUS: the caller's own real /proc/<pid>/status, its VmLck and
-   * VmPin lines replaced by the model's accounting (the pins and locked
-   * pages exist only in the model). ENOENT for any other pid, served or
-   * not: the library then reads the real file, which is what the kernel
-   * shows of another process (no client learns another's pins from the
-   * engine); ENOENT also when the real file is gone.
+   * PROC_STATUS: the real /proc/<pid>/status of a process the engine
+   * serves — read through that process's own handle, never by the number
+   * — its VmLck and VmPin lines replaced by the model's accounting (the
+   * pins and locked pages exist only in the model). Any client may ask for
+   * any served pid: the file is world-readable in Linux (0444), VmPin of
+   * another process included (the selftest's change_process reads its
+   * parent's). ENOENT for a pid not served (the library then reads the
+   * real file) or whose process is gone.
    */
-  private procStatus(client: Client, pid: number): Response {
-    const proc = client.proc;
-    if (pid !== proc.pid) fail('ENOENT', `pid ${pid} is not the caller`);
+  private procStatus(pid: number): Response {
+    const target = this.clients.get(pid);
+    if (!target) fail('ENOENT', `pid ${pid} not served`);
+    const proc = target.proc;
     let text: string;
     try {
-      text = client.handle
-        ? client.handle.readText('status')
+      text = target.handle
+        ? target.handle.readText('status')
         : readFileSync(`/proc/${pid}/status`, 'latin1');
     } catch {
       fail('ENOENT', `/proc/${pid}/status unreadable`);
