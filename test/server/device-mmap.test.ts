@@ -34,8 +34,12 @@ function memStore(_name: string, size: bigint): SharedStore {
 }
 
 /** Pid 100 with the container at fd 3, group 0 at fd 4 and its device (the DMA engine) at fd 5. */
+/** The x86 iGPU opened through iommufd's compat container (its MAP_DMA of a BAR mapping is EFAULT). */
 function deviceClient() {
-  const f = engineFixture({ sharedMemory: memStore });
+  const f = engineFixture({
+    sharedMemory: memStore,
+    kernel: { personality: { vfioContainer: 'iommufd' } },
+  });
   const c = f.client(100);
   c.open(3, '/dev/vfio/vfio');
   c.open(4, '/dev/vfio/0');
