@@ -2,17 +2,18 @@
  * The xattr family on routed /sys and /dev paths (and engine fds), answered
  * as the file systems behind them answer when nothing is set:
  *
- * - sysfs (kernfs: trusted., security. and user. handlers, no ACLs): get of
- *   a trusted., security. or user. name ENODATA, any other name
- *   EOPNOTSUPP; list 0 (no LSM labels).
+ * - sysfs (kernfs: trusted., security. and user. handlers, no ACLs):
+ *   trusted. and security. attributes are stored (in the fake tree's file,
+ *   so root may set them as on Linux), a user. name reads ENODATA and
+ *   cannot be set (EOPNOTSUPP), any other name EOPNOTSUPP; list shows the
+ *   stored ones.
  * - debugfs (/sys/kernel/debug: no xattr handlers): get EOPNOTSUPP; list 0.
  * - devtmpfs (/dev, the engine's nodes): get of a trusted., security.,
  *   user. name or a POSIX ACL ENODATA, any other name EOPNOTSUPP; list 0.
  *
  * A missing path is ENOENT (owned folders included, see paths.c). Setting
- * or removing an attribute on a routed path is EOPNOTSUPP: nothing of the
- * emulated trees stores attributes (Linux would store security. and
- * trusted. ones for root).
+ * or removing any other attribute on a routed path is EOPNOTSUPP (devtmpfs
+ * would store them for root).
  */
 #include "preload.h"
 
@@ -27,9 +28,9 @@ static int has_prefix(const char *name, const char *prefix)
 }
 
 /* The file system a routed path lives on: XFS_NONE when not routed, XFS_MISSING with errno. */
-static enum xfs route_xfs(const char *path, int follow)
+static enum xfs route_xfs(const char *path, int follow, char *fake)
 {
-	char norm[PATH_MAX], fake[PATH_MAX];
+	char norm[PATH_MAX];
 	struct statx stx;
 	enum route r = classify(path, norm, fake);
 
@@ -54,6 +55,12 @@ static enum xfs route_xfs(const char *path, int follow)
 	return XFS_SYSFS;
 }
 
+/* sysfs keeps trusted. and security. attributes: they live on the fake tree's file. */
+static int stored(enum xfs fs, const char *name)
+{
+	return fs == XFS_SYSFS && (has_prefix(name, "security.") || has_prefix(name, "trusted."));
+}
+
 static ssize_t get_answer(enum xfs fs, const char *name)
 {
 	int known = has_prefix(name, "security.") || has_prefix(name, "trusted.") ||
@@ -68,24 +75,56 @@ static ssize_t get_answer(enum xfs fs, const char *name)
 
 static ssize_t do_getxattr(const char *path, const char *name, void *value, size_t size, int follow)
 {
-	enum xfs fs = route_xfs(path, follow);
-	ssize_t (*fn)(const char *, const char *, void *, size_t);
+	char fake[PATH_MAX];
+	enum xfs fs = route_xfs(path, follow, fake);
+	ssize_t (*fn)(const char *, const char *, void *,
+		      size_t) = dlsym(RTLD_NEXT, follow ? "getxattr" : "lgetxattr");
 
 	if (fs == XFS_MISSING)
 		return -1;
-	if (fs != XFS_NONE)
-		return get_answer(fs, name);
-	fn = dlsym(RTLD_NEXT, follow ? "getxattr" : "lgetxattr");
-	return fn(path, name, value, size);
+	if (fs == XFS_NONE)
+		return fn(path, name, value, size);
+	if (stored(fs, name))
+		return fn(fake, name, value, size);
+	return get_answer(fs, name);
+}
+
+/* The stored names of a sysfs entry: the fake file's security. and trusted. ones. */
+static ssize_t sysfs_list(const char *fake, char *list, size_t size, int follow)
+{
+	ssize_t (*fn)(const char *, char *, size_t) = dlsym(RTLD_NEXT,
+							    follow ? "listxattr" : "llistxattr");
+	char all[4096];
+	size_t out = 0;
+	ssize_t n = fn(fake, all, sizeof(all));
+	char *p;
+
+	for (p = all; n > 0 && p < all + n; p += strlen(p) + 1) {
+		size_t len = strlen(p) + 1;
+
+		if (!stored(XFS_SYSFS, p))
+			continue;
+		if (size && out + len > size) {
+			errno = ERANGE;
+			return -1;
+		}
+		if (size)
+			memcpy(list + out, p, len);
+		out += len;
+	}
+	return (ssize_t)out;
 }
 
 static ssize_t do_listxattr(const char *path, char *list, size_t size, int follow)
 {
-	enum xfs fs = route_xfs(path, follow);
+	char fake[PATH_MAX];
+	enum xfs fs = route_xfs(path, follow, fake);
 	ssize_t (*fn)(const char *, char *, size_t);
 
 	if (fs == XFS_MISSING)
 		return -1;
+	if (fs == XFS_SYSFS)
+		return sysfs_list(fake, list, size, follow);
 	if (fs != XFS_NONE)
 		return 0;
 	fn = dlsym(RTLD_NEXT, follow ? "listxattr" : "llistxattr");
@@ -95,32 +134,36 @@ static ssize_t do_listxattr(const char *path, char *list, size_t size, int follo
 static int do_setxattr(const char *path, const char *name, const void *value, size_t size,
 		       int flags, int follow)
 {
-	enum xfs fs = route_xfs(path, follow);
-	int (*fn)(const char *, const char *, const void *, size_t, int);
+	char fake[PATH_MAX];
+	enum xfs fs = route_xfs(path, follow, fake);
+	int (*fn)(const char *, const char *, const void *, size_t,
+		  int) = dlsym(RTLD_NEXT, follow ? "setxattr" : "lsetxattr");
 
 	if (fs == XFS_MISSING)
 		return -1;
-	if (fs != XFS_NONE) {
-		errno = EOPNOTSUPP;
-		return -1;
-	}
-	fn = dlsym(RTLD_NEXT, follow ? "setxattr" : "lsetxattr");
-	return fn(path, name, value, size, flags);
+	if (fs == XFS_NONE)
+		return fn(path, name, value, size, flags);
+	if (stored(fs, name))
+		return fn(fake, name, value, size, flags);
+	errno = EOPNOTSUPP;
+	return -1;
 }
 
 static int do_removexattr(const char *path, const char *name, int follow)
 {
-	enum xfs fs = route_xfs(path, follow);
-	int (*fn)(const char *, const char *);
+	char fake[PATH_MAX];
+	enum xfs fs = route_xfs(path, follow, fake);
+	int (*fn)(const char *, const char *) = dlsym(RTLD_NEXT,
+						      follow ? "removexattr" : "lremovexattr");
 
 	if (fs == XFS_MISSING)
 		return -1;
-	if (fs != XFS_NONE) {
-		errno = EOPNOTSUPP;
-		return -1;
-	}
-	fn = dlsym(RTLD_NEXT, follow ? "removexattr" : "lremovexattr");
-	return fn(path, name);
+	if (fs == XFS_NONE)
+		return fn(path, name);
+	if (stored(fs, name))
+		return fn(fake, name);
+	errno = EOPNOTSUPP;
+	return -1;
 }
 
 EXPORT ssize_t getxattr(const char *path, const char *name, void *value, size_t size)

@@ -33,26 +33,6 @@ export function io(abi: IoctlAbi, type: number, nr: number): number {
   return ioc(abi, 'none', type, nr, 0);
 }
 
-export interface IoctlFields {
-  dir: IoctlDir | 'invalid';
-  type: number;
-  nr: number;
-  size: number;
-}
-
-/** Split a request number into its fields under an ABI. */
-export function decodeIoc(abi: IoctlAbi, cmd: number): IoctlFields {
-  const a = ABIS[abi];
-  const code = cmd >>> a.dirShift;
-  const dir = (Object.keys(a.codes) as IoctlDir[]).find((d) => a.codes[d] === code) ?? 'invalid';
-  return {
-    dir,
-    type: (cmd >>> 8) & 0xff,
-    nr: cmd & 0xff,
-    size: (cmd >>> 16) & ((1 << a.sizeBits) - 1),
-  };
-}
-
 /** The ioctl type byte of iommufd and VFIO: ';'. */
 export const IOMMUFD_TYPE = 0x3b;
 /** First iommufd command nr; lower nrs on /dev/iommu are VFIO compat ioctls. */

@@ -9,6 +9,9 @@
  * Dst.decode(bytes).id; // number
  */
 
+/** The largest u64 (U64_MAX, ~0ULL): the last byte of the address space. */
+export const U64_MAX = (1n << 64n) - 1n;
+
 /** Scalar C types; `u64` decodes to bigint, every other scalar to number. */
 export type FieldType = 'u8' | 'u16' | 'u32' | 's32' | 'u64';
 

@@ -92,6 +92,15 @@ program
   )
   .option('--trace <file|->', 'write one strace-like line per call to FILE (- for stderr)')
   .option('--trace-json <file>', 'write one JSON record per call to FILE')
+  .option('--no-warn', 'leave the warnings (docs/warnings.md) out of the trace')
+  .option(
+    '--ui',
+    'serve a live view of the emulated kernel on 127.0.0.1 (its URL, with a token, goes to stderr)',
+  )
+  .option(
+    '--dump-state <file>',
+    'write the emulated kernel state as JSON to FILE at exit and on SIGUSR1',
+  )
   .argument('<program>', 'the program to run')
   .argument('[args...]', 'its arguments (put -- before PROGRAM when they start with -)')
   .passThroughOptions()
@@ -103,6 +112,9 @@ program
         host: string;
         trace?: string;
         traceJson?: string;
+        warn: boolean;
+        ui?: boolean;
+        dumpState?: string;
         kernel: KernelVersion;
         personality: Partial<KernelPersonality>;
         capAdd: GrantableCap[];

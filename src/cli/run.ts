@@ -1,6 +1,6 @@
 /**
  * `uiommu run [--host PRESET|FILE] [--cap-add CAP] [--personality NAME=VALUE]
- * [--trace FILE|-] [--trace-json FILE] -- PROGRAM ARGS...`:
+ * [--trace FILE|-] [--trace-json FILE] [--no-warn] [--ui] [--dump-state FILE] -- PROGRAM ARGS...`:
  * run an unmodified program against the emulated kernel. A private 0700
  * directory gets the fake sys/ and dev/ trees and the engine's socket; the
  * engine serves in this Node process while PROGRAM runs with
@@ -19,6 +19,7 @@ import {
   mkdtempSync,
   openSync,
   rmSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
@@ -29,8 +30,10 @@ import type { FileOps } from '../host/file.ts';
 import { Kernel, type KernelPersonality } from '../host/kernel.ts';
 import { peerPid } from '../host/native.ts';
 import type { ProcessMm } from '../host/process.ts';
+import { kernelState } from '../host/state.ts';
 import { kernelStateReport } from '../host/state-report.ts';
 import type { KernelVersion } from '../host/versions.ts';
+import { formatWarning, type Warning } from '../host/warnings.ts';
 import {
   type GrantableCap,
   type LiveCredentials,
@@ -38,6 +41,7 @@ import {
   withCapabilities,
 } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
+import { type LiveView, serveLiveView } from '../server/live-view.ts';
 import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
 import { writeFakeTree } from '../server/sysfs.ts';
@@ -80,7 +84,18 @@ export interface RunOptions {
   personality?: Partial<KernelPersonality>;
   /** Receives the strace-like trace instead of `trace`'s file (the demo prints it on stdout). */
   traceTo?: (text: string) => void;
+  /** Warnings (docs/warnings.md) in the trace and the live view; default on. */
+  warn?: boolean;
+  /** Serve the live view (src/server/live-view.ts); its URL goes to stderr. */
+  ui?: boolean;
+  /** Write the kernel's state as JSON here at exit and on SIGUSR1. */
+  dumpState?: string;
+  /** Receives the live view's URL instead of stderr (tests). */
+  onLiveView?: (url: string) => void;
 }
+
+/** How many of the last calls and warnings the live view and the state dump keep. */
+const RECENT = 100;
 
 /** Signals `uiommu run` passes on to PROGRAM (SIGINT from a terminal reaches it directly). */
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT'];
@@ -136,12 +151,37 @@ export async function runProgram(
     return 1;
   }
   const dir = mkdtempSync(join(tmpdir(), 'uiommu-'));
+  const observed = opts.ui || opts.dumpState !== undefined;
+  const calls: string[] = [];
+  const warnings: Warning[] = [];
+  const keep = <T>(list: T[], item: T) => {
+    list.push(item);
+    if (list.length > RECENT) list.shift();
+  };
+  const state = () => ({ ...kernelState(kernel), calls, warnings });
+  let dumped = false;
+  const dump = () => {
+    if (opts.dumpState === undefined) return;
+    writeFileSync(
+      opts.dumpState,
+      JSON.stringify({ time: new Date().toISOString(), ...state() }, null, 1),
+    );
+    dumped = true;
+  };
+  let view: LiveView | undefined;
   try {
     const root = join(dir, 'root');
     mkdirSync(root);
     writeFakeTree(kernel, root);
     writeOwned(kernel, root);
     const b = backends(kernel);
+    const trace =
+      traceOut || observed
+        ? (line: string) => {
+            traceOut?.(`${line}\n`);
+            if (observed) keep(calls, line);
+          }
+        : undefined;
     const engine = createEngine({
       kernel,
       mmFor: b.mmFor,
@@ -152,15 +192,37 @@ export async function runProgram(
       },
       parentOf: procParentOf,
       ...(b.foreignFile ? { foreignFile: b.foreignFile } : {}),
-      ...(traceOut ? { trace: (line: string) => traceOut(`${line}\n`) } : {}),
+      ...(trace ? { trace } : {}),
+      // at exit: the state just before each process's fds close (the last one's stays in the file)
+      ...(opts.dumpState !== undefined ? { exiting: dump } : {}),
       ...(jsonOut ? { traceJson: (r: object) => jsonOut(`${JSON.stringify(r)}\n`) } : {}),
+      ...(opts.warn === false
+        ? {}
+        : {
+            warn: (w: Warning) => {
+              traceOut?.(`[pid ${w.pid}] ${formatWarning(w)}\n`);
+              jsonOut?.(
+                `${JSON.stringify({ pid: w.pid, warning: w.id, message: w.message, cause: w.cause })}\n`,
+              );
+              if (observed) keep(warnings, w);
+            },
+          }),
     });
     const server = await serveEngine(engine, join(dir, 'engine.sock'), { peerPid });
     // the kernel's DMA state as a --trace-json record: on SIGUSR1 and once everything is closed
-    const state = (at: string) =>
+    const traceState = (at: string) =>
       jsonOut?.(`${JSON.stringify({ state: { at, ...kernelStateReport(kernel) } })}\n`);
-    const onUsr1 = () => state('SIGUSR1');
+    const onUsr1 = () => {
+      traceState('SIGUSR1');
+      dump();
+    };
     process.on('SIGUSR1', onUsr1);
+    if (opts.ui) {
+      view = await serveLiveView({ state, assets: join(PACKAGE_ROOT, 'src/server/live-view') });
+      (opts.onLiveView ?? ((url) => process.stderr.write(`uiommu run: live view at ${url}\n`)))(
+        view.url,
+      );
+    }
     try {
       const pageSize = kernel.host.spec.pageSize;
       const env = {
@@ -174,7 +236,9 @@ export async function runProgram(
     } finally {
       process.off('SIGUSR1', onUsr1);
       await server.close();
-      state('exit');
+      traceState('exit');
+      if (!dumped) dump();
+      await view?.close();
       for (const bug of kernel.bugs) {
         process.stderr.write(`uiommu run: model bug: ${(bug as Error)?.stack ?? String(bug)}\n`);
       }

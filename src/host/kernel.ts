@@ -148,6 +148,11 @@ export class Kernel {
     return proc;
   }
 
+  /** Every live process, by ascending pid. */
+  livingProcesses(): Process<ProcessMm>[] {
+    return [...this.processes.values()].sort((a, b) => a.pid - b.pid);
+  }
+
   /** The live process `pid`, if any. */
   process(pid: number): Process<ProcessMm> | undefined {
     return this.processes.get(pid);

@@ -78,6 +78,8 @@ export interface TraceEvent {
   reason?: string;
   /** The kernel function whose rule the failure follows, when known. */
   where?: string;
+  /** An ioctl's argument bytes as they are after the call (see `traceIoctl`), when readable. */
+  arg?: Uint8Array;
 }
 
 /** An fd table: fd number → open file. */
@@ -367,6 +369,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       ret: r,
       ...(errno ? { errno } : {}),
       ...why,
+      ...(bytes ? { arg: bytes } : {}),
     });
   }
 

@@ -37,6 +37,8 @@ export class DmaFaultError extends Error {
  */
 export class Device {
   readonly faults: DmaFault[] = [];
+  /** Told of every DMA (`fault` set when refused), after the IOMMU judged it; for diagnostics. */
+  dmaObserver: ((dev: Device, iova: bigint, length: number, fault?: DmaFault) => void) | undefined;
 
   constructor(
     readonly name: string,
@@ -83,11 +85,13 @@ export class Device {
       if (phys === undefined) {
         const fault = { device: this.name, iova: at, access };
         this.faults.push(fault);
+        this.dmaObserver?.(this, iova, length, fault);
         throw new DmaFaultError(fault);
       }
       pieces.push([phys, off, n]);
       off += n;
     }
+    this.dmaObserver?.(this, iova, length);
     for (const [phys, o, n] of pieces) copy(phys, o, n);
   }
 }

@@ -1,7 +1,8 @@
 import { fail } from '../abi/errno.ts';
+import { U64_MAX } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
 import type { IommufdCtx } from './context.ts';
-import { type Area, type IoptAccess, U64_MAX } from './io-pagetable.ts';
+import type { Area, IoptAccess } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
 

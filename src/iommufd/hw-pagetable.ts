@@ -10,6 +10,7 @@ import {
   type IommuHwptSetDirtyTracking,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
+import { U64_MAX } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
 import type { IommuUserData, PagingFlags } from '../iommu/driver.ts';
 import type { Mm } from '../iommu/mm.ts';
@@ -17,7 +18,6 @@ import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import { holdFault, type IommufdFault } from './fault.ts';
 import { type HwptNested, hwptNestedAlloc } from './hwpt-nested.ts';
-import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
 import type { Ucmd } from './ucmd.ts';

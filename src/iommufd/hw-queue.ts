@@ -1,10 +1,10 @@
 import { fail } from '../abi/errno.ts';
 import { IOMMU_HW_QUEUE_TYPE, type IommuHwQueueAlloc } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
+import { U64_MAX } from '../abi/layout.ts';
 import type { HwQueueCore } from '../iommu/viommu.ts';
 import { IommufdAccess, type PinnedRun } from './access.ts';
 import type { IommufdCtx } from './context.ts';
-import { U64_MAX } from './io-pagetable.ts';
 import { IommufdObject } from './object.ts';
 import type { Ucmd } from './ucmd.ts';
 import type { Viommu } from './viommu.ts';

@@ -1,10 +1,10 @@
 import { fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
+import { U64_MAX } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
+import { IOMMU_WRITE } from '../iommu/prot.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IoptPages } from './pages.ts';
-
-export const U64_MAX = (1n << 64n) - 1n;
 
 /**
  * One IOVA mapping of an IOAS (the kernel's iopt_area): `[start, last]`
@@ -368,7 +368,7 @@ export class IoPagetable {
     try {
       let cur = at;
       for (const s of slices) {
-        if ((prot & 2) !== 0 && !s.pages.writable)
+        if ((prot & IOMMU_WRITE) !== 0 && !s.pages.writable)
           fail('EPERM', 'WRITEABLE asked of read-only pages', 'iopt_alloc_area_pages');
         const area = new Area(cur, cur + s.length - 1n, s.pages, s.offset, prot);
         if ((area.pageOffset() & (this.iovaAlignment - 1n)) !== 0n)

@@ -18,12 +18,13 @@ import {
   type IommuVfioIoas,
 } from '../abi/iommufd.ts';
 import type { Layout } from '../abi/layout.ts';
+import { U64_MAX } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
 import type { Caller, PagesSource } from '../kernel/file.ts';
 import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IommufdCtx } from './context.ts';
-import { IoPagetable, U64_MAX } from './io-pagetable.ts';
+import { IoPagetable } from './io-pagetable.ts';
 import { IommufdObject } from './object.ts';
 import { IoptPages } from './pages.ts';
 import type { Ucmd } from './ucmd.ts';

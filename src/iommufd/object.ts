@@ -1,5 +1,3 @@
-import { fail } from '../abi/errno.ts';
-
 /** Kinds of iommufd object; all share one ID space per context. */
 export type ObjType =
   | 'ioas'
@@ -39,13 +37,4 @@ export abstract class IommufdObject {
     if (this.users <= 0) throw new Error(`${this.type} ${this.id}: put without get`);
     this.users--;
   }
-}
-
-/** An object lookup that must yield a given type: ENOENT otherwise (the kernel's default). */
-export function expectType<T extends IommufdObject>(
-  obj: IommufdObject | undefined,
-  type: ObjType,
-): T {
-  if (!obj || obj.type !== type) fail('ENOENT', `no ${type} object here`, 'iommufd_get_object');
-  return obj as T;
 }

@@ -37,7 +37,7 @@ import {
   MOCK_NESTED_DOMAIN_IOTLB_ID_MAX,
   type SelftestAbi,
 } from '../abi/iommufd-test.ts';
-import { type Layout, widthOf } from '../abi/layout.ts';
+import { type Layout, U64_MAX, widthOf } from '../abi/layout.ts';
 import { MockDevice } from '../drivers/mock/device.ts';
 import { MockDomain } from '../drivers/mock/domain.ts';
 import { MockIommu } from '../drivers/mock/driver.ts';
@@ -49,7 +49,6 @@ import type { IommufdCtx } from './context.ts';
 import { IommufdDevice } from './device.ts';
 import { HwptPaging } from './hw-pagetable.ts';
 import { HwptNested } from './hwpt-nested.ts';
-import { U64_MAX } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import type { ExtraCmd } from './main.ts';
 import { IommufdObject } from './object.ts';

@@ -1,6 +1,7 @@
 import { Errno, fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
 import { IOMMU_IOAS_MAP_FLAGS } from '../abi/iommufd.ts';
+import { U64_MAX } from '../abi/layout.ts';
 import {
   VFIO_API_VERSION,
   VFIO_BASE,
@@ -21,7 +22,7 @@ import {
 import type { Mm } from '../iommu/mm.ts';
 import type { Caller } from '../kernel/file.ts';
 import type { IommufdCtx } from './context.ts';
-import { type IoPagetable, U64_MAX, type UnmapProgress } from './io-pagetable.ts';
+import type { IoPagetable, UnmapProgress } from './io-pagetable.ts';
 import { checkPagesRange, Ioas, mapSource } from './ioas.ts';
 import type { CompatHandler } from './main.ts';
 
@@ -229,12 +230,9 @@ function iommuMapDma(ctx: IommufdCtx, caller: Caller, arg: bigint): number {
   const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_MAP_DMA;
   const map = VfioIommuType1DmaMap.decode(caller.mm.read(arg, minsz));
   const supported = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE;
-  if (map.argsz < minsz || (map.flags & ~supported) !== 0)
-    fail(
-      'EINVAL',
-      `argsz ${map.argsz} below ${minsz} or flags ${hex(map.flags)} beyond READ|WRITE`,
-      'iommufd_vfio_map_dma',
-    );
+  const where = 'iommufd_vfio_map_dma';
+  if (map.argsz < minsz) fail('EINVAL', `argsz ${map.argsz} below ${minsz}`, where);
+  if (map.flags & ~supported) fail('EINVAL', `flags ${hex(map.flags)} beyond READ|WRITE`, where);
   const flags =
     IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA |
     (map.flags & VFIO_DMA_MAP_FLAG.READ ? IOMMU_IOAS_MAP_FLAGS.READABLE : 0) |
@@ -250,12 +248,10 @@ function iommuUnmapDma(ctx: IommufdCtx, caller: Caller, arg: bigint): number {
   const minsz = VFIO_TYPE1_MINSZ.VFIO_IOMMU_UNMAP_DMA;
   const unmap = VfioIommuType1DmaUnmap.decode(caller.mm.read(arg, minsz));
   // GET_DIRTY_BITMAP is obsolete for iommufd (its own dirty tracking replaces it)
-  if (unmap.argsz < minsz || (unmap.flags & ~VFIO_DMA_UNMAP_FLAG.ALL) !== 0)
-    fail(
-      'EINVAL',
-      `argsz ${unmap.argsz} below ${minsz} or flags ${hex(unmap.flags)} beyond UNMAP_ALL`,
-      'iommufd_vfio_unmap_dma',
-    );
+  const where = 'iommufd_vfio_unmap_dma';
+  if (unmap.argsz < minsz) fail('EINVAL', `argsz ${unmap.argsz} below ${minsz}`, where);
+  if (unmap.flags & ~VFIO_DMA_UNMAP_FLAG.ALL)
+    fail('EINVAL', `flags ${hex(unmap.flags)} beyond UNMAP_ALL`, where);
   const ioas = compatIoas(ctx);
   const iopt = ioas.iopt;
   const progress: UnmapProgress = { unmapped: 0n };

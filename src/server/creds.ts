@@ -13,6 +13,7 @@
  * creds.capIpcLock; // false for an unprivileged program: pins are accounted
  */
 import { readFileSync } from 'node:fs';
+import { U64_MAX } from '../abi/layout.ts';
 import type { Credentials } from '../host/process.ts';
 
 const CAP_IPC_LOCK = 14n;
@@ -20,7 +21,7 @@ const CAP_SYS_RAWIO = 17n;
 const CAP_SYS_RESOURCE = 24n;
 
 /** RLIMIT_INFINITY as a byte count. */
-const UNLIMITED = (1n << 64n) - 1n;
+const UNLIMITED = U64_MAX;
 
 interface Snapshot {
   uid: number;

@@ -25,6 +25,7 @@ import type { IoMaps } from '../host/io-maps.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
 import { memfdStore } from '../host/shared-memory.ts';
+import { type Warning, Warnings } from '../host/warnings.ts';
 import type { SharedMemoryProvider } from '../kernel/file.ts';
 import { deviceMmapOp } from './device-mmap.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
@@ -102,6 +103,10 @@ export interface EngineOptions {
   trace?(line: string): void;
   /** Receives one record per syscall. */
   traceJson?(record: TraceRecord): void;
+  /** Receives the warnings (src/host/warnings.ts) derived from the traced calls; needs a trace. */
+  warn?(warning: Warning): void;
+  /** Told that a process is about to exit, its fds still open (`--dump-state` writes then). */
+  exiting?(proc: Process<ProcessMm>): void;
 }
 
 /** One client connection (one process image); opaque to the transport. */
@@ -164,9 +169,12 @@ export class Engine {
   private nextToken = 1;
   /** The tid of the request being handled, for traces. */
   private tid = 0;
+  private readonly warnings: Warnings | undefined;
 
   constructor(private readonly opts: EngineOptions) {
     this.kernel = opts.kernel;
+    const traced = opts.trace !== undefined || opts.traceJson !== undefined;
+    this.warnings = opts.warn && traced ? new Warnings(opts.kernel, opts.warn) : undefined;
   }
 
   /** The process the engine serves as `pid`, if any. */
@@ -382,7 +390,10 @@ export class Engine {
     const proc = this.kernel.adopt(pid, this.opts.mmFor(pid), creds, fds, ioMaps);
     // without a reader, no trace line is formatted
     if (this.opts.trace || this.opts.traceJson)
-      proc.trace = (line, event) => this.emitTrace(pid, line, event);
+      proc.trace = (line, event) => {
+        this.emitTrace(pid, line, event);
+        this.warnings?.observe(proc, line, event);
+      };
     const foreign = this.opts.foreignFile;
     if (foreign) proc.foreignFile = (fd) => foreign(pid, fd);
     this.clients.set(pid, { proc, creds, conn, execPending: false });
@@ -450,6 +461,8 @@ export class Engine {
     const pid = client.proc.pid;
     if (this.clients.get(pid) === client) this.clients.delete(pid);
     try {
+      this.warnings?.exit(client.proc);
+      this.opts.exiting?.(client.proc);
       client.proc.exit();
     } catch (e) {
       if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);

@@ -22,7 +22,7 @@
  * proc.ioctl(fd, vfioIoctlNumber(abi, 'VFIO_CHECK_EXTENSION'), 3n); // 1 on x86, 0 on POWER
  */
 import { fail } from '../abi/errno.ts';
-import { VFIO_API_VERSION, VFIO_BASE, vfioNrOf } from '../abi/vfio.ts';
+import { VFIO_API_VERSION, vfioIoctl, vfioNrOf } from '../abi/vfio.ts';
 import type { Group } from '../iommu/group.ts';
 import type { IommufdHost, Personality } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
@@ -197,11 +197,11 @@ export class LegacyContainer {
   /** vfio_fops_unl_ioctl(): the three container ioctls, else the backend, else EINVAL. */
   ioctl(caller: Caller, request: number, arg: bigint): number {
     switch (vfioNrOf(caller.abi, request)) {
-      case VFIO_BASE + 0:
+      case vfioIoctl('VFIO_GET_API_VERSION').nr:
         return VFIO_API_VERSION;
-      case VFIO_BASE + 1:
+      case vfioIoctl('VFIO_CHECK_EXTENSION').nr:
         return this.checkExtension(caller, request, arg);
-      case VFIO_BASE + 2:
+      case vfioIoctl('VFIO_SET_IOMMU').nr:
         return this.setIommu(arg, caller);
       default:
         if (!this.backend)

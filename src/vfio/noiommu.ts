@@ -15,7 +15,7 @@
  * kernel.vfioIommuDrivers.push(noiommuIommuDriver);
  */
 import { fail } from '../abi/errno.ts';
-import { VFIO_BASE, VFIO_EXTENSION, vfioNrOf } from '../abi/vfio.ts';
+import { VFIO_EXTENSION, vfioIoctl, vfioNrOf } from '../abi/vfio.ts';
 import type { VfioIommuBackend, VfioIommuDriver } from './container.ts';
 
 const NOIOMMU = BigInt(VFIO_EXTENSION.NOIOMMU_IOMMU);
@@ -28,7 +28,8 @@ const BACKEND: VfioIommuBackend = {
   attachGroup() {},
   detachGroup() {},
   ioctl(caller, request, arg) {
-    if (vfioNrOf(caller.abi, request) === VFIO_BASE + 1) return checkExtension(arg);
+    if (vfioNrOf(caller.abi, request) === vfioIoctl('VFIO_CHECK_EXTENSION').nr)
+      return checkExtension(arg);
     fail('ENOTTY');
   },
   release() {},

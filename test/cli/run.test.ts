@@ -144,6 +144,38 @@ describe('uiommu run', () => {
     );
   });
 
+  it('--ui serves the state behind the token while the program runs; --dump-state writes it', async (t) => {
+    if (!preload) return t.skip('no C compiler to build a stand-in preload library');
+    const go = join(dir, 'ui-go');
+    const state = join(dir, 'ui-state.json');
+    let checked: Promise<void> | undefined;
+    const status = await runProgram(
+      // the program waits until the checks are done
+      ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.05; done`],
+      {
+        preload,
+        ui: true,
+        dumpState: state,
+        onLiveView: (url) => {
+          checked = (async () => {
+            const u = new URL(url);
+            assert.equal(u.hostname, '127.0.0.1');
+            assert.equal((await fetch(`${u.origin}/state`)).status, 403);
+            const s = await (await fetch(`${u.origin}/state${u.search}`)).json();
+            assert.ok(Array.isArray(s.groups) && s.groups.length > 0, 'the x86 preset’s groups');
+            assert.deepEqual([s.calls, s.warnings], [[], []]);
+            assert.match(await (await fetch(url)).text(), /uiommu live view/);
+          })().finally(() => writeFileSync(go, ''));
+        },
+      },
+      unreachableProcesses,
+    );
+    assert.equal(status, 0);
+    await checked;
+    const dumped = JSON.parse(readFileSync(state, 'utf8'));
+    assert.ok(dumped.time && Array.isArray(dumped.processes) && Array.isArray(dumped.contexts));
+  });
+
   it('the ioctl encoding is the machine’s: powerpc’s on ppc64 and mips, generic elsewhere', () => {
     assert.equal(hostIoctlAbi('ppc64'), 'powerpc');
     assert.equal(hostIoctlAbi('mipsel'), 'powerpc');

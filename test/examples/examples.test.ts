@@ -86,6 +86,13 @@ describe('examples under uiommu run', () => {
     assert.match(r.trace, /ioctl\(\d+<vfio-container>, VFIO_IOMMU_GET_INFO, /);
     assert.doesNotMatch(r.trace, /SPAPR/);
     assert.match(r.stdout, /splitting a mapping fails with EINVAL \(vfio_iommu_type1\)/);
+    // the split the program tries on purpose: its reason and kernel function
+    assert.match(
+      r.trace,
+      / = -1 EINVAL \(Invalid argument\) <the range's end bisects the mapping at 0x10000000; vfio_dma_do_unmap>$/m,
+    );
+    const failed = r.json.find((e) => e.errno === 'EINVAL' && e.where === 'vfio_dma_do_unmap');
+    assert.match(String(failed?.reason), /bisects the mapping/);
     assert.match(r.trace, /ioctl\(\d+<vfio-group>, VFIO_GROUP_SET_CONTAINER, \[\d+\]\) = 0/);
     assert.match(
       r.trace,
@@ -98,6 +105,29 @@ describe('examples under uiommu run', () => {
     assertPassed(r, 'type1-container');
     assert.match(r.stdout, /splitting a mapping fails with ENOENT \(iommufd compat\)/);
     assert.match(r.trace, /ioctl\(\d+<vfio-container>, VFIO_IOMMU_GET_INFO, /);
+  });
+
+  it('(b) type1-container: warnings in the trace and JSON (its DMA after unmap), none with --no-warn; --dump-state', () => {
+    const state = join(dir, 'state.json');
+    const r = runExample('type1-container', 'x86', ['--dump-state', state]);
+    assertPassed(r, 'type1-container');
+    assert.match(
+      r.trace,
+      /^\[pid \d+\] --- warning dma-after-unmap: 0000:00:02\.0 DMA at 0x10000000 \(64 bytes, faulted at 0x10000000\) \d+ calls after that IOVA was unmapped; caused by: ioctl\(\d+<vfio-container>, VFIO_IOMMU_UNMAP_DMA, .* = 0 ---$/m,
+    );
+    assert.ok(r.json.some((e) => e.warning === 'dma-after-unmap' && typeof e.cause === 'string'));
+    assert.doesNotMatch(r.stdout, /warning/, 'never in the program’s output');
+    const s = JSON.parse(readFileSync(state, 'utf8'));
+    assert.equal(s.processes.length, 1);
+    assert.ok(s.calls.length > 10, 'the last calls');
+    assert.ok(s.warnings.some((w: { id: string }) => w.id === 'dma-after-unmap'));
+    assert.ok(
+      s.faults.some((f: { iova: string }) => f.iova === '0x10000000'),
+      JSON.stringify(s.faults),
+    );
+    const quiet = runExample('type1-container', 'x86', ['--no-warn']);
+    assertPassed(quiet, 'type1-container');
+    assert.doesNotMatch(quiet.trace, /--- warning/);
   });
 
   it('(c) spapr-ddw: 0x3b70 decodes as VFIO_IOMMU_SPAPR_TCE_GET_INFO on a SPAPR container', () => {

@@ -284,22 +284,28 @@ test('structured trace events carry the call, fd, its kind, request name, ret an
   p.ioctl(fd, 0x1234, 0n);
   p.close(fd);
   p.close(fd);
-  assert.deepEqual(events, [
-    { call: 'openat', fd: 3, fdKind: 'iommufd', ret: 3 },
-    { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: 'IOMMU_IOAS_ALLOC', ret: 0 },
-    {
-      call: 'ioctl',
-      fd: 3,
-      fdKind: 'iommufd',
-      request: '0x1234',
-      ret: -1,
-      errno: 'ENOTTY',
-      reason: 'no VFIO container ioctl on an iommufd',
-      where: 'iommufd_vfio_ioctl',
-    },
-    { call: 'close', fd: 3, fdKind: 'iommufd', ret: 0 },
-    { call: 'close', fd: 3, ret: -1, errno: 'EBADF' },
-  ]);
+  // the argument as it is after the call (out_ioas_id written back); none for a NULL argument
+  assert.deepEqual(events[1]?.arg, Uint8Array.of(12, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0));
+  assert.equal(events[2]?.arg, undefined);
+  assert.deepEqual(
+    events.map(({ arg: _, ...e }) => e),
+    [
+      { call: 'openat', fd: 3, fdKind: 'iommufd', ret: 3 },
+      { call: 'ioctl', fd: 3, fdKind: 'iommufd', request: 'IOMMU_IOAS_ALLOC', ret: 0 },
+      {
+        call: 'ioctl',
+        fd: 3,
+        fdKind: 'iommufd',
+        request: '0x1234',
+        ret: -1,
+        errno: 'ENOTTY',
+        reason: 'no VFIO container ioctl on an iommufd',
+        where: 'iommufd_vfio_ioctl',
+      },
+      { call: 'close', fd: 3, fdKind: 'iommufd', ret: 0 },
+      { call: 'close', fd: 3, ret: -1, errno: 'EBADF' },
+    ],
+  );
 });
 
 test('traces name the kind of non-iommufd fds: read/write on a fault fd, close', () => {

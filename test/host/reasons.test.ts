@@ -549,7 +549,7 @@ const vfioRows: Row[] = [
       return c.proc;
     },
     'EINVAL',
-    'argsz 16 below 32 or unknown flags 0',
+    'argsz 16 below 32',
     'vfio_iommu_type1_map_dma',
   ],
   [
@@ -770,7 +770,7 @@ const vfioRows: Row[] = [
       return c.proc;
     },
     'EINVAL',
-    'argsz 32 below 32 or flags 0x7 beyond READ|WRITE',
+    'flags 0x7 beyond READ|WRITE',
     'iommufd_vfio_map_dma',
   ],
   [

@@ -75,8 +75,8 @@ function names(devs: readonly Device[]): string[] {
 }
 
 describe('presets', () => {
-  it('are x86, powernv, pseries and mock', () => {
-    assert.deepEqual(Object.keys(PRESETS), ['x86', 'powernv', 'pseries', 'mock']);
+  it('are x86, powernv, pseries, mock and refguest', () => {
+    assert.deepEqual(Object.keys(PRESETS), ['x86', 'powernv', 'pseries', 'mock', 'refguest']);
     assert.equal(PRESETS.x86, x86);
     for (const [name, spec] of Object.entries(PRESETS)) assert.equal(spec.name, name);
   });
@@ -931,7 +931,7 @@ describe('loadHostSpec', () => {
   it('refuses an unknown preset name', () => {
     assert.throws(() => loadHostSpec('sparc'), {
       message:
-        "unknown host preset 'sparc' (presets: x86, powernv, pseries, mock; a config file path contains a / or a .)",
+        "unknown host preset 'sparc' (presets: x86, powernv, pseries, mock, refguest; a config file path contains a / or a .)",
     });
     assert.throws(() => loadHostSpec('toString'), /unknown host preset 'toString'/);
   });

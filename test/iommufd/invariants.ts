@@ -25,12 +25,13 @@
  * kernel, as the fixtures build it).
  */
 import assert from 'node:assert/strict';
+import { U64_MAX } from '../../src/abi/layout.ts';
 import type { Kernel } from '../../src/host/kernel.ts';
 import { Domain } from '../../src/iommu/domain.ts';
 import type { IommufdCtx } from '../../src/iommufd/context.ts';
 import { IommufdDevice } from '../../src/iommufd/device.ts';
 import { HwptPaging } from '../../src/iommufd/hw-pagetable.ts';
-import { type Area, U64_MAX } from '../../src/iommufd/io-pagetable.ts';
+import type { Area } from '../../src/iommufd/io-pagetable.ts';
 import { Ioas } from '../../src/iommufd/ioas.ts';
 import type { IoptPages } from '../../src/iommufd/pages.ts';
 

@@ -3,7 +3,8 @@
  * docs/device-mmap.md) on a simulated process: MMAP's checks and its
  * description of the mapping, MMIO and MMIO_FAULT against the device model,
  * the zap count in every answer, MUNMAP, fork inheritance, and GUP refusing
- * the mapping (the compat container's MAP_DMA is EFAULT).
+ * the mapping (the compat container's MAP_DMA is EFAULT, the legacy one's
+ * peer-to-peer).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -33,13 +34,12 @@ function memStore(_name: string, size: bigint): SharedStore {
   };
 }
 
-/** Pid 100 with the container at fd 3, group 0 at fd 4 and its device (the DMA engine) at fd 5. */
-/** The x86 iGPU opened through iommufd's compat container (its MAP_DMA of a BAR mapping is EFAULT). */
-function deviceClient() {
-  const f = engineFixture({
-    sharedMemory: memStore,
-    kernel: { personality: { vfioContainer: 'iommufd' } },
-  });
+/**
+ * Pid 100 with the container (iommufd's compat one, or legacy type1) at fd
+ * 3, group 0 at fd 4 and its device (the DMA engine) at fd 5.
+ */
+function deviceClient(vfioContainer: 'iommufd' | 'type1' = 'iommufd') {
+  const f = engineFixture({ sharedMemory: memStore, kernel: { personality: { vfioContainer } } });
   const c = f.client(100);
   c.open(3, '/dev/vfio/vfio');
   c.open(4, '/dev/vfio/0');
@@ -121,5 +121,19 @@ describe('engine: device mappings', () => {
       });
     assert.equal(map(va + 0x40000n, 0x100000n).errno, 'EFAULT');
     assert.equal(map(c.mem(PAGE), 0x100000n).ret, 0);
+  });
+
+  it('the legacy type1 container maps the mapping peer-to-peer', () => {
+    const { c } = deviceClient('type1');
+    const va = c.mem(0x80000n);
+    c.req(OP.MMAP, [5, 0, 0x80000, MAP_SHARED, 3, va]);
+    const r = c.call(3, MAP_DMA, VfioIommuType1DmaMap, {
+      argsz: VfioIommuType1DmaMap.size,
+      flags: VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE,
+      vaddr: va + 0x40000n,
+      iova: 0x100000n,
+      size: PAGE,
+    });
+    assert.equal(r.ret, 0, r.errno);
   });
 });

@@ -3,7 +3,7 @@
  * (docs/engine-protocol.md, *Paths*): what an emulated device's folder (or
  * another folder the emulated host owns) lacks does not exist, even where
  * the host has a file of that name; the xattr family answers as sysfs and
- * devtmpfs do. Prints one "ok" line per check.
+ * devtmpfs do (root stores a trusted. attribute on sysfs). Prints one "ok" line per check.
  */
 #define _GNU_SOURCE
 #include <sys/stat.h>
@@ -61,6 +61,24 @@ int main(void)
 	CHECK(lsetxattr(DEV "/vendor", "user.x", "1", 1, 0) < 0 && errno == EOPNOTSUPP,
 	      "lsetxattr(user.x): %s", strerrorname_np(errno));
 	ok("lsetxattr(user.x) on sysfs: EOPNOTSUPP");
+	/* root may store a trusted. attribute on sysfs, as on Linux (EPERM without CAP_SYS_ADMIN) */
+	char v[8] = { 0 };
+	if (lsetxattr(DEV "/vendor", "trusted.uiommu", "7", 1, 0) < 0) {
+		CHECK(errno == EPERM, "lsetxattr(trusted.): %s", strerrorname_np(errno));
+		ok("trusted. on sysfs without CAP_SYS_ADMIN: EPERM");
+		xattr_fails(DEV "/vendor", "trusted.uiommu", 0, ENODATA);
+	} else {
+		CHECK(lgetxattr(DEV "/vendor", "trusted.uiommu", v, sizeof(v)) == 1 && v[0] == '7',
+		      "lgetxattr(trusted.) after setting it");
+		CHECK(llistxattr(DEV "/vendor", list, sizeof(list)) ==
+				      (ssize_t)sizeof("trusted.uiommu") &&
+			      !strcmp(list, "trusted.uiommu"),
+		      "llistxattr shows the stored name");
+		CHECK(lremovexattr(DEV "/vendor", "trusted.uiommu") == 0, "lremovexattr: %s",
+		      strerrorname_np(errno));
+		xattr_fails(DEV "/vendor", "trusted.uiommu", 0, ENODATA);
+		ok("trusted. on sysfs: set, read back, listed, removed");
+	}
 
 	/* devtmpfs: ACL names ENODATA too; an engine fd is such a node */
 	xattr_fails("/dev/vfio/vfio", "system.posix_acl_access", 1, ENODATA);

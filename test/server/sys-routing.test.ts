@@ -18,7 +18,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('owned folders answer ENOENT for what they lack; xattrs answer as sysfs and devtmpfs', () => {
   // on iommufd's compat container, where vfio_iommu_type1 is not loaded
-  runCProgram(dir, 'sys-routing', ['--host', 'x86', '--personality', 'vfioContainer=iommufd'], 18);
+  runCProgram(dir, 'sys-routing', ['--host', 'x86', '--personality', 'vfioContainer=iommufd'], 20);
 });
 
 test('ls -l /sys/bus/pci/devices lists the emulated functions', () => {

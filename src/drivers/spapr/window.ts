@@ -3,9 +3,6 @@ import type { SpaprCaps, SpaprWindow } from '../../iommu/table-group.ts';
 import { pnvTableSize, pseriesTableSize } from './table-size.ts';
 import { pnvTceGeometry, pseriesTceGeometry, type TceGeometry } from './tce-geometry.ts';
 
-/** IOMMU_TABLE_GROUP_MAX_TABLES: window slots per PE. */
-export const SPAPR_MAX_WINDOW_SLOTS = 2;
-
 const U64_END = 1n << 64n;
 
 /**

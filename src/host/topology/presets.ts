@@ -298,10 +298,79 @@ export const mock: HostSpec = deepFreeze({
   ),
 });
 
+/** QEMU's subsystem ids (Red Hat, QEMU) on its emulated functions. */
+const QEMU_SUBSYSTEM = { subsystemVendor: 0x1af4, subsystemDevice: 0x1100 } as const;
+
+/**
+ * The reference guest of ../shared/refkernel (`qemu-system-x86_64 -M q35
+ * -device intel-iommu,intremap=on,caching-mode=on -device edu,addr=03.0
+ * -device e1000,addr=04.0 -device nvme,addr=05.0`, QEMU 10.0, Linux 7.2),
+ * as its sysfs shows it: one VT-d unit (MGAW 48, second-level 4K|2M|1G,
+ * no dirty tracking, no PASID) and the three functions at the guest's BDFs
+ * and groups (2, 3, 4; the chipset's groups 0, 1, 5 are not VFIO's), so a
+ * program runs unchanged in the guest and under `uiommu run --host refguest`.
+ */
+export const refguest: HostSpec = deepFreeze({
+  name: 'refguest',
+  kernel:
+    'the reference Linux 7.2 guest (../shared/refkernel, legacy build): VFIO legacy container with vfio_iommu_type1, iommufd with CONFIG_IOMMUFD_TEST',
+  iommus: [{ ...INTEL_DEFAULTS, id: 'dmar0', dirtyTracking: false, maxPasidLog2: 0 }],
+  devices: [
+    {
+      // QEMU edu: a 1 MiB MMIO BAR, MSI (one vector) and INTx.
+      bdf: '0000:00:03.0',
+      vendor: 0x1234,
+      device: 0x11e8,
+      ...QEMU_SUBSYSTEM,
+      class: 0x00ff00,
+      revision: 0x10,
+      pcie: false,
+      bars: [mem32(0, M)],
+      group: 2,
+      iommu: 'dmar0',
+      irq: { intx: true, msi: 1 },
+    },
+    {
+      // QEMU e1000 (82540EM): 128 KiB MMIO, 64 bytes of I/O ports, INTx only.
+      bdf: '0000:00:04.0',
+      vendor: 0x8086,
+      device: 0x100e,
+      ...QEMU_SUBSYSTEM,
+      class: 0x020000,
+      revision: 0x03,
+      pcie: false,
+      bars: [mem32(0, 128n * K), io(1, 64n)],
+      group: 3,
+      iommu: 'dmar0',
+      irq: { intx: true },
+    },
+    {
+      // QEMU nvme: 16 KiB 64-bit BAR0 with the MSI-X table at 0x2000 (65 vectors), PBA at 0x3000.
+      bdf: '0000:00:05.0',
+      vendor: 0x1b36,
+      device: 0x0010,
+      ...QEMU_SUBSYSTEM,
+      class: 0x010802,
+      revision: 0x02,
+      bars: [mem64(0, 16n * K)],
+      group: 4,
+      iommu: 'dmar0',
+      irq: {
+        intx: true,
+        msix: 65,
+        msixBar: 0,
+        msixTableOffset: 0x2000n,
+        msixPbaOffset: 0x3000n,
+      },
+    },
+  ],
+});
+
 /** Every preset by name. */
 export const PRESETS: Readonly<Record<string, HostSpec>> = Object.freeze({
   x86,
   powernv,
   pseries,
   mock,
+  refguest,
 });

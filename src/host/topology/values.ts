@@ -2,6 +2,7 @@
  * Readers for the JSON host config: each checks one value and throws a
  * {@link HostSpecError} naming the JSON path of the bad field.
  */
+import { U64_MAX } from '../../abi/layout.ts';
 
 /** A rejected host config: `path` is the JSON path of the bad field, e.g. `devices[2].bars[0].size`. */
 export class HostSpecError extends Error {
@@ -31,8 +32,6 @@ export function item(path: string, i: number): string {
 
 /** Key every object may carry for a comment; its value (string or string[]) is ignored. */
 export const COMMENT_KEY = '//';
-
-const U64_MAX = (1n << 64n) - 1n;
 
 function describe(v: unknown): string {
   if (v === null) return 'null';

@@ -21,7 +21,6 @@
 import { fail } from '../../abi/errno.ts';
 import {
   SPAPR_NR,
-  VFIO_BASE,
   VFIO_DMA_MAP_FLAG,
   VFIO_EXTENSION,
   VFIO_IOMMU_SPAPR_INFO_DDW,
@@ -31,6 +30,7 @@ import {
   VfioIommuSpaprTceRemove,
   VfioIommuType1DmaMap,
   VfioIommuType1DmaUnmap,
+  vfioIoctl,
   vfioNrOf,
 } from '../../abi/vfio.ts';
 import type { Group } from '../../iommu/group.ts';
@@ -215,7 +215,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
 
   ioctl(caller: Caller, request: number, arg: bigint): number {
     const nr = vfioNrOf(caller.abi, request);
-    if (nr === VFIO_BASE + 1) return spaprCheckExtension(arg);
+    if (nr === vfioIoctl('VFIO_CHECK_EXTENSION').nr) return spaprCheckExtension(arg);
     if (this.mm && this.mm !== caller.mm) fail('EPERM', 'container bound to another mm');
     switch (nr) {
       case SPAPR_NR.TCE_GET_INFO:

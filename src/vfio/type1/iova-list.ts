@@ -1,3 +1,4 @@
+import { U64_MAX } from '../../abi/layout.ts';
 import type { ReservedRegion } from '../../iommu/device.ts';
 
 /**
@@ -69,7 +70,7 @@ export function aperExpand(
 ): IovaRange[] {
   if (list.length === 0) return [];
   let start = 0n;
-  let last = (1n << 64n) - 1n;
+  let last = U64_MAX;
   for (const g of geometries) {
     if (g.start > start) start = g.start;
     if (g.last < last) last = g.last;

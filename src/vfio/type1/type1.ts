@@ -1,6 +1,7 @@
 import { Errno, fail } from '../../abi/errno.ts';
 import { hex } from '../../abi/hex.ts';
 import type { IoctlAbi } from '../../abi/ioctl.ts';
+import { U64_MAX } from '../../abi/layout.ts';
 import {
   VFIO_BASE,
   VFIO_DMA_MAP_FLAG,
@@ -35,8 +36,6 @@ import {
   resvExclude,
   resvRefresh,
 } from './iova-list.ts';
-
-const U64_MAX = (1n << 64n) - 1n;
 
 /** What the type1 backend sees of the calling task. */
 export interface Type1Caller {
