@@ -47,6 +47,8 @@
 #define VFIO_GROUP_GET_DEVICE_FD UIOMMU_VFIO_IO(6)
 #define VFIO_DEVICE_GET_INFO UIOMMU_VFIO_IO(7)
 #define VFIO_DEVICE_GET_REGION_INFO UIOMMU_VFIO_IO(8)
+#define VFIO_DEVICE_GET_IRQ_INFO UIOMMU_VFIO_IO(9)
+#define VFIO_DEVICE_SET_IRQS UIOMMU_VFIO_IO(10)
 #define VFIO_DEVICE_RESET UIOMMU_VFIO_IO(11)
 /* nr 112..114 mean different things on a type1 and on a SPAPR container */
 #define VFIO_IOMMU_GET_INFO UIOMMU_VFIO_IO(12)
@@ -155,6 +157,35 @@ struct vfio_region_info {
 	uint32_t cap_offset;
 	uint64_t size;
 	uint64_t offset;
+};
+
+/* VFIO_DEVICE_GET_IRQ_INFO / SET_IRQS; vfio-pci's IRQ indexes */
+#define VFIO_IRQ_INFO_EVENTFD 0x1u
+#define VFIO_IRQ_INFO_MASKABLE 0x2u
+#define VFIO_IRQ_INFO_AUTOMASKED 0x4u
+#define VFIO_IRQ_INFO_NORESIZE 0x8u
+#define VFIO_IRQ_SET_DATA_NONE 0x1u
+#define VFIO_IRQ_SET_DATA_BOOL 0x2u
+#define VFIO_IRQ_SET_DATA_EVENTFD 0x4u
+#define VFIO_IRQ_SET_ACTION_MASK 0x8u
+#define VFIO_IRQ_SET_ACTION_UNMASK 0x10u
+#define VFIO_IRQ_SET_ACTION_TRIGGER 0x20u
+#define VFIO_PCI_INTX_IRQ_INDEX 0
+#define VFIO_PCI_MSI_IRQ_INDEX 1
+#define VFIO_PCI_MSIX_IRQ_INDEX 2
+struct vfio_irq_info {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t index;
+	uint32_t count;
+};
+struct vfio_irq_set {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t index;
+	uint32_t start;
+	uint32_t count;
+	uint8_t data[]; /* count bools or count s32 eventfds */
 };
 
 /* Device cdev (/dev/vfio/devices/vfioX) */
@@ -411,6 +442,7 @@ struct iommufd_vevent_header {
 #define DMA_REG_CMD 0x98	  /* u64 */
 #define DMA_REG_STATUS 0xa0	  /* u32 RO */
 #define DMA_REG_FAULT_IOVA 0xa8	  /* u64 RO */
+#define DMA_REG_IRQ_STATUS 0xb0	  /* u32 RW1C: bit 0 a command finished */
 #define DMA_CMD_START 0x1ull
 #define DMA_CMD_TO_MEMORY 0x2ull /* device buffer -> memory; clear: memory -> buffer */
 #define DMA_STATUS_DONE 0x1u
@@ -423,6 +455,8 @@ struct iommufd_vevent_header {
  * The layouts above, pinned (the same sizes and offsets src/abi pins).
  */
 _Static_assert(sizeof(struct vfio_group_status) == 8, "vfio_group_status");
+_Static_assert(sizeof(struct vfio_irq_info) == 16, "vfio_irq_info");
+_Static_assert(sizeof(struct vfio_irq_set) == 20, "vfio_irq_set");
 _Static_assert(sizeof(struct vfio_iommu_type1_info) == 24, "vfio_iommu_type1_info");
 _Static_assert(sizeof(struct vfio_iommu_type1_info_cap_iova_range) == 16, "cap_iova_range");
 _Static_assert(sizeof(struct vfio_iommu_type1_info_dma_avail) == 12, "dma_avail");

@@ -1,7 +1,10 @@
 /* The open family: open*, creat*, fopen* and their _FORTIFY_SOURCE entry points. */
 #include "preload.h"
 
-/* Routes an open: the engine's view of a status file, an engine node, the fake tree, or libc. */
+/*
+ * Routes an open: the engine's view of a status file, a fail-nth file (the
+ * engine's), an engine node, the fake tree, or libc.
+ */
 static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	char norm[PATH_MAX], fake[PATH_MAX];
@@ -13,10 +16,16 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 		if (fd >= 0)
 			return fd;
 	}
+	if (fail_nth_path(path, norm))
+		return engine_open(norm, flags);
 	switch (classify(path, norm, fake)) {
 	case ROUTE_ENGINE:
 		return engine_open(norm, flags);
 	case ROUTE_FAKE:
+		/* a generated file: a snapshot to read, the engine's file to write */
+		if (engine_attr(norm))
+			return (flags & O_ACCMODE) == O_RDONLY ? attr_open(norm, flags)
+							       : engine_open(norm, flags);
 		return real.openat(AT_FDCWD, fake, flags, mode);
 	default:
 		return real.openat(dirfd, path, flags, mode);
@@ -103,11 +112,24 @@ EXPORT int creat64(const char *path, mode_t mode)
  */
 static FILE *do_fopen(const char *path, const char *how)
 {
-	char fake[PATH_MAX];
+	char fake[PATH_MAX], norm[PATH_MAX];
 	pid_t pid = status_pid(path);
+	int reading = how && how[0] == 'r' && !strchr(how, '+');
+	int cloexec = how && strchr(how, 'e') ? O_CLOEXEC : 0;
 
-	if (pid > 0 && how && how[0] == 'r' && !strchr(how, '+')) {
-		int fd = status_open(pid, O_RDONLY | (strchr(how, 'e') ? O_CLOEXEC : 0));
+	/* a generated file read through stdio: a snapshot (stdio would not reach the engine) */
+	if (reading && classify(path, norm, fake) == ROUTE_FAKE && engine_attr(norm)) {
+		int fd = attr_open(norm, O_RDONLY | cloexec);
+		FILE *f = fd < 0 ? NULL : fdopen(fd, how);
+		int e = errno;
+
+		if (!f && fd >= 0)
+			real.close(fd);
+		errno = e;
+		return f;
+	}
+	if (pid > 0 && reading) {
+		int fd = status_open(pid, O_RDONLY | cloexec);
 
 		if (fd >= 0) {
 			FILE *f = fdopen(fd, how);

@@ -121,6 +121,20 @@ enum route classify(const char *path, char *norm, char *fake)
 	return r;
 }
 
+int engine_attr(const char *norm)
+{
+	char marker[PATH_MAX];
+	struct statx stx;
+	int saved = errno, r;
+
+	if (!g_rootlen ||
+	    snprintf(marker, sizeof(marker), "%s/.engine%s", g_root, norm) >= (int)sizeof(marker))
+		return 0;
+	r = !sys_statx(AT_FDCWD, marker, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx);
+	errno = saved;
+	return r;
+}
+
 void strip_root(char *p)
 {
 	const char *roots[2] = { g_root, g_rootreal };

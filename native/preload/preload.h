@@ -240,6 +240,8 @@ int starts(const char *s, const char *prefix);
  * errno is preserved.
  */
 enum route classify(const char *path, char *norm, char *fake);
+/* 1 when the engine generates the file at fake-tree path `norm` (its marker under UIOMMU_ROOT/.engine exists). */
+int engine_attr(const char *norm);
 /*
  * The path for a call that only ever reaches real files: the fake tree's
  * copy (`fake`, with *dirfd set to AT_FDCWD) when there is one, else `path`.
@@ -279,6 +281,15 @@ pid_t status_pid(const char *path);
  * caller then opens the real file); errno is preserved.
  */
 int status_open(pid_t pid, int flags);
+int attr_open(const char *norm, int flags);
+
+/* ---- fault injection (fail-nth.c) ---------------------------------------- */
+
+/*
+ * Whether path names a fail-nth file of the calling process's tasks; writes
+ * its /proc/<pid>/task/<tid>/fail-nth form to canon (PATH_MAX bytes).
+ */
+int fail_nth_path(const char *path, char *canon);
 
 /* ---- device mappings (mmap.c) and their trap (trap.c) ------------------ */
 

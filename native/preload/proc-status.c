@@ -22,44 +22,46 @@ pid_t status_pid(const char *path)
 }
 
 /*
- * A read-only fd of a memfd holding PROC_STATUS's answer, at the
- * lowest free number. -1 when the engine does not serve pid or anything
- * fails (the caller then opens the real file); errno is preserved.
+ * A read-only fd of a memfd holding the engine's answer to `rq` (with
+ * `path` as payload when not NULL), at the lowest free number, O_CLOEXEC
+ * from `flags`. -1 when the engine refuses (errno = its errno) or anything
+ * else fails (errno EIO or the failing call's).
  */
-int status_open(pid_t pid, int flags)
+static int engine_snapshot(struct uiommu_req *rq, const char *path, int flags)
 {
-	int saved = errno, fd = -1, ro, r, cloexec = flags & O_CLOEXEC;
-	struct uiommu_req rq = new_req(UIOMMU_OP_PROC_STATUS);
+	int fd = -1, ro, r, err = EIO, cloexec = flags & O_CLOEXEC;
 	struct uiommu_resp rs;
 	struct guard g;
-	char path[32];
+	char self[32];
 	char *buf;
 
-	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC | O_DIRECTORY)))
-		return -1;
 	buf = mmap(NULL, UIOMMU_MAX_PAYLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		   -1, 0);
 	if (buf == MAP_FAILED)
-		goto out;
-	rq.a[0] = (uint64_t)(int64_t)pid;
+		return -1;
 	enter(&g);
-	r = call(&rq, NULL, 0, &rs, buf, UIOMMU_MAX_PAYLOAD);
+	r = call(rq, path, path ? strlen(path) + 1 : 0, &rs, buf, UIOMMU_MAX_PAYLOAD);
 	leave(&g);
+	if (!r && rs.ret < 0 && rs.err)
+		err = rs.err;
 	if (r || rs.ret < 0 || rs.len > UIOMMU_MAX_PAYLOAD)
 		goto unmap;
-	fd = memfd_create("uiommu-status", cloexec ? MFD_CLOEXEC : 0);
+	fd = memfd_create("uiommu-snapshot", cloexec ? MFD_CLOEXEC : 0);
+	err = errno;
 	if (fd < 0)
 		goto unmap;
 	if (real.write(fd, buf, rs.len) != (ssize_t)rs.len || lseek(fd, 0, SEEK_SET)) {
+		err = EIO;
 		real.close(fd);
 		fd = -1;
 		goto unmap;
 	}
 	/* a read-only open file in the memfd's slot, like the real file's */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	ro = real.openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	ro = real.openat(AT_FDCWD, self, O_RDONLY | O_CLOEXEC);
 	if (ro >= 0) {
 		if (real.dup3(ro, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+			err = errno;
 			real.close(fd);
 			fd = -1;
 		}
@@ -67,7 +69,37 @@ int status_open(pid_t pid, int flags)
 	}
 unmap:
 	munmap(buf, UIOMMU_MAX_PAYLOAD);
-out:
+	if (fd < 0)
+		errno = err;
+	return fd;
+}
+
+/*
+ * A read-only fd of a memfd holding PROC_STATUS's answer, at the
+ * lowest free number. -1 when the engine does not serve pid or anything
+ * fails (the caller then opens the real file); errno is preserved.
+ */
+int status_open(pid_t pid, int flags)
+{
+	int saved = errno, fd;
+	struct uiommu_req rq = new_req(UIOMMU_OP_PROC_STATUS);
+
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC | O_DIRECTORY)))
+		return -1;
+	rq.a[0] = (uint64_t)(int64_t)pid;
+	fd = engine_snapshot(&rq, NULL, flags);
 	errno = saved;
 	return fd;
+}
+
+/*
+ * A read-only open of a file the engine generates (`norm`, marked by
+ * engine_attr): a memfd holding SYSFS_READ's answer, as sysfs and debugfs
+ * fill a file at its first read. -1 with the engine's errno on failure.
+ */
+int attr_open(const char *norm, int flags)
+{
+	struct uiommu_req rq = new_req(UIOMMU_OP_SYSFS_READ);
+
+	return engine_snapshot(&rq, norm, flags);
 }

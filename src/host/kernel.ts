@@ -1,7 +1,9 @@
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
+import { IntelIommu } from '../drivers/intel/driver.ts';
 import { SpaprIommu } from '../drivers/spapr/driver.ts';
 import type { Device } from '../iommu/device.ts';
+import type { Group } from '../iommu/group.ts';
 import { NO_IOMMU } from '../iommu/no-iommu.ts';
 import type { Personality, VfioCompatExtension } from '../iommufd/context.ts';
 import { openIommufd } from '../iommufd/fops.ts';
@@ -13,25 +15,30 @@ import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/containe
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
 import { noiommuIommuDriver } from '../vfio/noiommu.ts';
-import { linkSriov } from '../vfio/pci/sriov.ts';
+import { linkSriov, type VfioPciPersonality } from '../vfio/pci/sriov.ts';
 import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
 import { spaprCompatExtension } from '../vfio/spapr/iommufd-compat.ts';
 import type { SpaprTcePersonality } from '../vfio/spapr/personality.ts';
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
-import { type FileOps, OpenFile } from './file.ts';
+import { failNthFile, failNthPath } from './fail-nth-file.ts';
+import { type FileOps, O_ACCMODE, O_RDONLY, O_RDWR, OpenFile } from './file.ts';
 import type { IoMaps } from './io-maps.ts';
 import { MemObject } from './mem-object.ts';
 import { PhysRam } from './phys-ram.ts';
 import { type Credentials, type FdTable, Process, type ProcessMm } from './process.ts';
 import { SimMm } from './sim-mm.ts';
+import { openSysfsAttr } from './sysfs-attrs.ts';
 import { type HostInstance, type HostSpec, instantiate, loadHostSpec } from './topology/index.ts';
 import { DEFAULT_KERNEL_VERSION, KERNEL_PROFILES, type KernelVersion } from './versions.ts';
 
 export { LINUX_6_18 } from './versions.ts';
 
 /** Every version-dependent setting of the emulated kernel: iommufd's and VFIO's. */
-export type KernelPersonality = Personality & VfioContainerPersonality & SpaprTcePersonality;
+export type KernelPersonality = Personality &
+  VfioContainerPersonality &
+  SpaprTcePersonality &
+  VfioPciPersonality;
 
 export interface KernelOptions {
   /** Ioctl number encoding of the emulated architecture (default generic). */
@@ -87,6 +94,8 @@ export class Kernel {
    * compat (docs/extensions.md), present when the host has a POWER PHB.
    */
   readonly vfioCompatExtension: VfioCompatExtension | undefined;
+  /** Called after the topology changed at run time (SR-IOV VFs came or went): the fake /sys follows. */
+  onTopologyChange: (() => void) | undefined;
   /** Non-errno exceptions that reached the syscall boundary: each one is a model bug. */
   readonly bugs: unknown[] = [];
   private readonly users = new Map<number, UserAccount>();
@@ -110,13 +119,24 @@ export class Kernel {
     if (this.personality.vfioNoiommu) this.vfioIommuDrivers.push(noiommuIommuDriver);
     if (power) this.vfioIommuDrivers.push(spaprTceIommuDriver(this));
     this.vfioCompatExtension = power ? spaprCompatExtension(this) : undefined;
-    const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
-    for (const [id, group] of this.host.groups) {
-      const noiommu = group.devices.some((d) => d.driver === NO_IOMMU);
-      if (noiommu && !this.personality.vfioNoiommu) continue;
-      this.vfioGroups.set(id, new VfioGroup(group, specOf, { noiommu }));
-    }
+    for (const group of this.host.groups.values()) this.addVfioGroup(group);
     linkSriov([...this.vfioGroups.values()].flatMap((g) => g.devices.map((d) => d.pci)));
+  }
+
+  /**
+   * vfio-pci takes the devices of an IOMMU group (at boot, and for VFs
+   * created at run time): a VFIO group for it, unless its devices have no
+   * IOMMU and no-IOMMU mode is off. Returns the new group, if any.
+   */
+  addVfioGroup(group: Group): VfioGroup | undefined {
+    const noiommu = group.devices.some((d) => d.driver === NO_IOMMU);
+    if (noiommu && !this.personality.vfioNoiommu) return undefined;
+    // x86's MSI domain allocates MSI-X vectors on demand (has_dyn_msix)
+    const dynamicMsix = group.devices.some((d) => d.driver instanceof IntelIommu);
+    const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
+    const vfioGroup = new VfioGroup(group, specOf, { noiommu, dynamicMsix });
+    this.vfioGroups.set(group.id, vfioGroup);
+    return vfioGroup;
   }
 
   /** A new process with an empty simulated address space and fds 0-2 open (a terminal). */
@@ -172,10 +192,20 @@ export class Kernel {
    * Resolve a device path to a new open file; ENOENT for anything not
    * served. /dev/iommu, /dev/vfio/vfio (the container, see
    * `personality.vfioContainer`), /dev/vfio/<group id> (noiommu-<id> for a
-   * fake group) and the device cdevs /dev/vfio/devices/vfioX.
+   * fake group), the device cdevs /dev/vfio/devices/vfioX, the sysfs
+   * and debugfs files the kernel generates (sysfs-attrs.ts; EACCES when
+   * `flags` ask to write a read-only one), and the caller's own
+   * /proc/<pid>/task/<tid>/fail-nth (fault injection).
    */
-  openPath(proc: Process<ProcessMm>, path: string): FileOps {
+  openPath(proc: Process<ProcessMm>, path: string, flags = O_RDWR): FileOps {
+    if (path.startsWith('/sys/'))
+      return openSysfsAttr(this, path, (flags & O_ACCMODE) !== O_RDONLY);
     if (path === '/dev/iommu') return openIommufd(this, this.selftestCmd);
+    const task = failNthPath(path);
+    if (task) {
+      if (task.pid !== proc.pid) fail('ENOENT', 'another process’s fail-nth is not served');
+      return failNthFile(task.tid);
+    }
     if (path === '/dev/vfio/vfio') return openVfioContainer(this, this.selftestCmd);
     if (path.startsWith(VFIO_CDEV_DIR)) return openVfioCdev(this, path);
     const group = /^\/dev\/vfio\/((?:noiommu-)?(0|[1-9][0-9]{0,9}))$/.exec(path);

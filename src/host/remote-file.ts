@@ -1,13 +1,79 @@
-import type { FileRef, PagesSource } from '../kernel/file.ts';
+import { readlinkSync } from 'node:fs';
+import type { EventfdCtx, FileOps, FileRef, PagesSource } from '../kernel/file.ts';
 import { foreignMemory } from './foreign-memory.ts';
-import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC, pidfdGetfd, TMPFS_MAGIC } from './native.ts';
+import {
+  closeFd,
+  eventfdConsume,
+  eventfdSignal,
+  fstatFd,
+  fstatfsFd,
+  HUGETLBFS_MAGIC,
+  TMPFS_MAGIC,
+} from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
+import type { ProcHandle } from './proc-handle.ts';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
+/** What /proc/self/fd/N links to for an eventfd. */
+const EVENTFD_LINK = 'anon_inode:[eventfd]';
+
 /**
- * What iommufd sees of fd `fd` of real process `pid` when handed it by
+ * A file of the real process of `handle` at `fd` as the kernel's handlers
+ * see it when handed its number: an eventfd gives `eventfdCtx` (SET_IRQS
+ * triggers), anything else what `remoteFileRef` finds. EBADF when the
+ * process has no such fd, ESRCH when it is gone.
+ */
+export function remoteFileOps(handle: ProcHandle, fd: number, ram: PhysRam): FileOps {
+  if (isEventfd(handle, fd)) {
+    return {
+      kind: 'eventfd',
+      eventfdCtx: () => remoteEventfdCtx(handle.getfd(fd)),
+      release() {},
+    };
+  }
+  return { kind: 'file', ref: remoteFileRef(handle, fd, ram), release() {} };
+}
+
+function isEventfd(handle: ProcHandle, fd: number): boolean {
+  const local = handle.getfd(fd);
+  try {
+    return readlinkSync(`/proc/self/fd/${local}`) === EVENTFD_LINK;
+  } finally {
+    closeFd(local);
+  }
+}
+
+/** The engine's copy `local` of a client eventfd as an EventfdCtx (closed on put). */
+function remoteEventfdCtx(local: number): EventfdCtx {
+  let open = true;
+  const quiet = (fn: () => void) => {
+    try {
+      if (open) fn();
+    } catch {
+      // the counter is at its ceiling or the client's file is odd: nothing to do
+    }
+  };
+  return {
+    signal: () => quiet(() => eventfdSignal(local)),
+    consume() {
+      let had = false;
+      quiet(() => {
+        had = eventfdConsume(local);
+      });
+      return had;
+    },
+    put() {
+      if (!open) return;
+      open = false;
+      closeFd(local);
+    },
+  };
+}
+
+/**
+ * What iommufd sees of fd `fd` of the real process of `handle` when handed it by
  * number (IOMMU_IOAS_MAP_FILE). A memory file — a regular file on tmpfs
  * (memfd, shmem) or hugetlbfs — gets a pages source addressed by file
  * offset, on the same physical pages as every mapping of that file
@@ -15,8 +81,8 @@ const S_IFREG = 0o100000;
  * st_size. Any other file has no pages (MAP_FILE gives EINVAL).
  * EBADF when the process has no such fd, ESRCH when it is gone.
  */
-export function remoteFileRef(pid: number, fd: number, ram: PhysRam): FileRef {
-  const local = pidfdGetfd(pid, fd);
+export function remoteFileRef(handle: ProcHandle, fd: number, ram: PhysRam): FileRef {
+  const local = handle.getfd(fd);
   let keep = false;
   try {
     const st = fstatFd(local);

@@ -32,6 +32,7 @@ export const LINUX_6_18: KernelPersonality = {
   compatCapsAligned: true,
   vfioContainer: 'legacy',
   type1WrapErrno: 'EINVAL',
+  vfioPciEnableSriov: false,
   type1Nesting: false,
   ...SPAPR_TCE_6_18,
 };

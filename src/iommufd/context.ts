@@ -2,6 +2,7 @@ import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { IommufdCmdName } from '../abi/iommufd.ts';
 import type { SelftestAbi } from '../abi/iommufd-test.ts';
+import { faultPoint } from '../iommu/fault-inject.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
 import type { Caller, FileOps, FileRef } from '../kernel/file.ts';
 import type { AccountMode } from '../kernel/pin-account.ts';
@@ -105,6 +106,7 @@ export class IommufdCtx {
 
   /** Reserve the lowest free ID for `obj` (not yet visible to lookups). */
   allocId(obj: IommufdObject): void {
+    faultPoint('iommufd_object_alloc');
     for (let id = 1; id <= ID_MAX; id++) {
       if (!this.objects.has(id)) {
         obj.id = id;

@@ -88,6 +88,19 @@ export interface DeviceMapping {
   phys(offset: bigint): bigint;
 }
 
+/**
+ * A reference to an eventfd's counter (struct eventfd_ctx), as VFIO holds
+ * one for an interrupt trigger: it outlives the fd it came from.
+ */
+export interface EventfdCtx {
+  /** eventfd_signal(): add 1 to the counter (saturating, never blocking) and wake the readers. */
+  signal(): void;
+  /** eventfd_ctx_do_read() for a consumer in the kernel (virqfd): take the counter; true if it was > 0. */
+  consume(): boolean;
+  /** eventfd_ctx_put(): drop this reference. */
+  put(): void;
+}
+
 /** What a kind of open file does with each syscall (struct file_operations). */
 export interface FileOps {
   /** Short name used in traces to decode ioctls by fd kind ("iommufd", "access", ...). */
@@ -118,6 +131,8 @@ export interface FileOps {
   release(): void;
   /** What iommufd may do with this file when handed its fd (MAP_FILE). */
   readonly ref?: FileRef;
+  /** eventfd_ctx_fileget(): a new reference to the counter; absent on anything but an eventfd (EINVAL). */
+  eventfdCtx?(): EventfdCtx;
 }
 
 /** The calling task: memory, credentials, files, rlimit accounting. */

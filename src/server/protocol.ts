@@ -29,6 +29,7 @@ export const OP = {
   FSTAT: 18,
   STAT: 19,
   PROC_STATUS: 20,
+  SYSFS_READ: 21,
   MMAP: 30,
   MUNMAP: 31,
   MREMAP: 32,

@@ -8,9 +8,19 @@
  * - `sys/devices/pciDDDD:BB/<BDF>/`: `vendor`, `device`,
  *   `subsystem_vendor`, `subsystem_device`, `class`, `revision` (hex text),
  *   `numa_node` (0), `resource` (13 lines `start end flags`; BAR addresses
- *   are synthesized, see `assignBars`), link `subsystem` → `../../../bus/pci`;
- *   an SR-IOV PF has `sriov_numvfs` and `sriov_totalvfs` and `virtfnN`
+ *   are synthesized, see `assignBars`), `resourceN` per BAR (a sparse file
+ *   of the BAR's size), `config` (the function's own config space when the
+ *   tree is written: 256 or 4096 bytes), `driver_override` (`(null)`, or
+ *   `vfio-pci` for a VF a vfio-pci PF created), link `subsystem` →
+ *   `../../../bus/pci`, link `iommu` → its VT-d unit; an SR-IOV PF has
+ *   `sriov_numvfs` (engine-generated) and `sriov_totalvfs` and `virtfnN`
  *   links to its VFs, a VF a `physfn` link when its PF is a host device.
+ * - Each VT-d unit: `sys/devices/virtual/iommu/<id>/intel-iommu/{cap,ecap}`
+ *   and `sys/class/iommu/<id>`.
+ * - Files the engine generates when read (src/host/sysfs-attrs.ts:
+ *   `sriov_numvfs`, debugfs `domain_translation_struct`): an empty
+ *   placeholder here and a marker `.engine/<path>` telling the library to
+ *   ask the engine (SYSFS_READ for reads, OPEN for writes).
  * - `sys/bus/pci/devices/<BDF>` → `../../../devices/pciDDDD:BB/<BDF>`.
  * - When the device has a VFIO group (bound to vfio-pci; a device without
  *   IOMMU only in no-IOMMU mode): links `iommu_group` →
@@ -28,7 +38,9 @@
  * Misc devices: `sys/class/misc/{iommu,vfio}/dev`. Modules:
  * `sys/module/{vfio,vfio_pci,iommufd}` (and `vfio_iommu_type1` or
  * `vfio_iommu_spapr_tce` under the legacy container), `vfio/parameters/enable_unsafe_noiommu_mode`
- * = `Y` with the `vfioNoiommu` personality, else `N`.
+ * = `Y` with the `vfioNoiommu` personality, else `N`;
+ * `vfio_pci/parameters/enable_sriov` likewise with `vfioPciEnableSriov`.
+ * After SR-IOV changes the topology, `rewriteFakeTree` writes it again.
  * `sys/kernel/mm/transparent_hugepage/hpage_pmd_size`: the real host's
  * value when readable, else 2097152.
  *
@@ -36,13 +48,26 @@
  * library answers stat of these paths through STAT). The device numbers
  * are the ones in devices.ts.
  */
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { IntelIommu } from '../drivers/intel/driver.ts';
+import { vtdCapReg, vtdEcapReg } from '../drivers/intel/hw-info.ts';
 import type { Kernel } from '../host/kernel.ts';
+import { sriovNumvfs, sriovTotalvfs } from '../host/sriov.ts';
+import { sysfsAttrPaths } from '../host/sysfs-attrs.ts';
 import type { PciDeviceSpec } from '../host/topology/index.ts';
 import type { ReservedKind, ReservedRegion } from '../iommu/device.ts';
 import { vfioCdevName } from '../vfio/cdev.ts';
 import { isLegacyContainer } from '../vfio/container.ts';
+import { PciConfigSpace } from '../vfio/pci/config-space.ts';
 import {
   type CharDevice,
   cdevNode,
@@ -76,7 +101,14 @@ const IORESOURCE = {
 /** Write the trees for `kernel` under `root` (which must exist). */
 export function writeFakeTree(kernel: Kernel, root: string): void {
   const sys = join(root, 'sys');
-  const bars = assignBars(kernel.host.spec.devices);
+  const pci = (bdf: string) =>
+    [...kernel.vfioGroups.values()].flatMap((g) => g.devices).find((d) => d.name === bdf)?.pci;
+  const sriovByVfio = (pf: string) => {
+    const entry = kernel.host.devices.get(pf);
+    return entry !== undefined && kernel.vfioGroups.has(entry.device.group.id);
+  };
+  writeIommus(kernel, sys);
+  const bars = assignBars([...kernel.host.devices.values()].map((d) => d.spec));
   for (const { device, spec } of kernel.host.devices.values()) {
     const bdf = spec.bdf;
     const devDir = devDirOf(bdf);
@@ -89,12 +121,23 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     file(dir, 'revision', `${hex(spec.revision ?? 0, 2)}\n`);
     file(dir, 'numa_node', '0\n');
     file(dir, 'resource', resourceText(spec, bars.get(bdf)!));
+    for (const bar of spec.bars) sized(dir, `resource${bar.index}`, bar.size);
+    const config = pci(device.name)?.config ?? new PciConfigSpace(spec);
+    writeFileSync(join(dir, 'config'), config.hwSnapshot());
+    // vfio-pci sets the driver_override of the VFs its PF creates
+    file(
+      dir,
+      'driver_override',
+      spec.physfn && sriovByVfio(spec.physfn) ? 'vfio-pci\n' : '(null)\n',
+    );
     link(dir, 'subsystem', '../../../bus/pci');
     link(join(sys, 'bus/pci/devices'), bdf, `../../../${devDir}`);
     writeSriov(kernel, sys, spec);
     // without a VFIO group (no IOMMU, no no-IOMMU mode) vfio-pci does not take the device
     if (!kernel.vfioGroups.has(device.group.id)) continue;
     link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
+    if (device.driver instanceof IntelIommu)
+      link(dir, 'iommu', `../../virtual/iommu/${spec.iommu}`);
     link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
     link(join(sys, 'bus/pci/drivers/vfio-pci'), bdf, `../../../../${devDir}`);
     link(join(sys, `kernel/iommu_groups/${device.group.id}/devices`), bdf, `../../../../${devDir}`);
@@ -141,16 +184,60 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
   );
   mkdirSync(join(sys, 'module/vfio_pci'), { recursive: true });
   mkdirSync(join(sys, 'module/iommufd'), { recursive: true });
+  writeFaultAttrs(join(sys, 'kernel/debug'));
   // the legacy container's backend modules (no module is loaded for iommufd's compat)
   for (const d of isLegacyContainer(kernel.personality) ? kernel.vfioIommuDrivers : []) {
     const module = LEGACY_BACKEND_MODULES[d.name];
     if (module) mkdirSync(join(sys, `module/${module}`), { recursive: true });
   }
   file(join(sys, 'kernel/mm/transparent_hugepage'), 'hpage_pmd_size', `${hpagePmdSize()}\n`);
+  file(
+    join(sys, 'module/vfio_pci/parameters'),
+    'enable_sriov',
+    kernel.personality.vfioPciEnableSriov ? 'Y\n' : 'N\n',
+  );
   for (const node of charDevices(kernel)) {
     const path = join(root, node.path);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, '');
+  }
+  // the files the engine generates: a placeholder in the tree (stat, readdir)
+  // and a marker under .engine/ telling the library to ask the engine
+  for (const path of sysfsAttrPaths(kernel)) {
+    const at = join(root, path);
+    mkdirSync(dirname(at), { recursive: true });
+    if (!existsSync(at)) writeFileSync(at, '');
+    const marker = join(root, ENGINE_MARKERS, path);
+    mkdirSync(dirname(marker), { recursive: true });
+    writeFileSync(marker, '');
+  }
+}
+
+/** Where the markers of engine-generated files live under the root (`.engine/sys/...`). */
+export const ENGINE_MARKERS = '.engine';
+
+/**
+ * Write the trees again after the topology changed (SR-IOV VFs came or
+ * went): the old `sys/`, `dev/` and markers go first.
+ */
+export function rewriteFakeTree(kernel: Kernel, root: string): void {
+  for (const d of ['sys', 'dev', ENGINE_MARKERS])
+    rmSync(join(root, d), { recursive: true, force: true });
+  writeFakeTree(kernel, root);
+}
+
+/**
+ * Each VT-d unit as `sys/devices/virtual/iommu/<id>` (a device's `iommu`
+ * link points there) with `intel-iommu/{cap,ecap}` (the registers,
+ * `%llx`), and `sys/class/iommu/<id>` linking to it.
+ */
+function writeIommus(kernel: Kernel, sys: string): void {
+  for (const [id, driver] of kernel.host.iommus) {
+    if (!(driver instanceof IntelIommu)) continue;
+    const dir = join(sys, `devices/virtual/iommu/${id}`);
+    file(join(dir, 'intel-iommu'), 'cap', `${vtdCapReg(driver.features).toString(16)}\n`);
+    file(join(dir, 'intel-iommu'), 'ecap', `${vtdEcapReg(driver.features).toString(16)}\n`);
+    link(join(sys, 'class/iommu'), id, `../../devices/virtual/iommu/${id}`);
   }
 }
 
@@ -165,8 +252,8 @@ function writeSriov(kernel: Kernel, sys: string, spec: PciDeviceSpec): void {
   const linkTo = (name: string, bdf: string) =>
     link(dir, name, relative(dir, join(sys, devDirOf(bdf))));
   if (spec.sriov !== undefined) {
-    file(dir, 'sriov_numvfs', `${spec.sriov}\n`);
-    file(dir, 'sriov_totalvfs', `${spec.sriov}\n`);
+    file(dir, 'sriov_numvfs', `${sriovNumvfs(kernel, spec.bdf)}\n`);
+    file(dir, 'sriov_totalvfs', `${sriovTotalvfs(kernel, spec.bdf)}\n`);
     const vfs = [...kernel.host.devices.values()]
       .filter((d) => d.spec.physfn === spec.bdf)
       .map((d) => d.spec.bdf)
@@ -188,6 +275,47 @@ function devDirOf(bdf: string): string {
 /** `pciDDDD:BB`: the host bridge directory a function sits under. */
 function pciRootOf(bdf: string): string {
   return `pci${bdf.slice(0, 7)}`;
+}
+
+/**
+ * debugfs's failslab and fail_page_alloc (lib/fault-inject.c, mm/failslab.c,
+ * mm/fail_page_alloc.c) with their default values: programs write them to
+ * set fault injection up (iommufd_fail_nth writes ignore-gfp-wait "N").
+ * Injection itself is per task through fail-nth (src/iommu/fault-inject.ts);
+ * these attributes are accepted and kept, not acted on.
+ */
+function writeFaultAttrs(debug: string): void {
+  const common: [string, string][] = [
+    ['probability', '0\n'],
+    ['interval', '1\n'],
+    ['times', '1\n'],
+    ['space', '0\n'],
+    ['verbose', '2\n'],
+    ['verbose_ratelimit_interval_ms', '5000\n'],
+    ['verbose_ratelimit_burst', '10\n'],
+    ['task-filter', 'N\n'],
+    ['stacktrace-depth', '32\n'],
+    ['require-start', '0x0000000000000000\n'],
+    ['require-end', '0xffffffffffffffff\n'],
+    ['reject-start', '0x0000000000000000\n'],
+    ['reject-end', '0x0000000000000000\n'],
+    ['ignore-gfp-wait', 'Y\n'],
+  ];
+  for (const [name, text] of common) {
+    file(join(debug, 'failslab'), name, text);
+    file(join(debug, 'fail_page_alloc'), name, text);
+  }
+  file(join(debug, 'failslab'), 'cache-filter', 'N\n');
+  file(join(debug, 'fail_page_alloc'), 'ignore-gfp-highmem', 'Y\n');
+  file(join(debug, 'fail_page_alloc'), 'min-order', '1\n');
+}
+
+/** A sparse file of `size` bytes (a BAR's resourceN: what stat shows). */
+function sized(dir: string, name: string, size: bigint): void {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  writeFileSync(path, '');
+  truncateSync(path, Number(size));
 }
 
 function file(dir: string, name: string, text: string): void {

@@ -27,11 +27,13 @@ export class VfioDevice {
   /** The emulated PCI function its device fds operate on. */
   readonly pci: VfioPciDevice;
 
+  /** `pci.dynamicMsix`: the platform allocates MSI-X vectors after enable (see VfioPciDeviceOptions). */
   constructor(
     readonly dev: Device,
     spec: PciDeviceSpec,
+    pci: { dynamicMsix?: boolean } = {},
   ) {
-    this.pci = new VfioPciDevice(spec, { dma: dev });
+    this.pci = new VfioPciDevice(spec, { ...pci, dma: dev });
   }
 
   /** The device name GET_DEVICE_FD matches (the BDF). */

@@ -114,9 +114,10 @@ export class VfioGroup {
   constructor(
     readonly iommuGroup: Group,
     specOf: (dev: Device) => PciDeviceSpec,
-    opts: { noiommu?: boolean } = {},
+    opts: { noiommu?: boolean; dynamicMsix?: boolean } = {},
   ) {
-    this.devices = iommuGroup.devices.map((d) => new VfioDevice(d, specOf(d)));
+    const pci = { dynamicMsix: opts.dynamicMsix ?? false };
+    this.devices = iommuGroup.devices.map((d) => new VfioDevice(d, specOf(d), pci));
     this.noiommu = opts.noiommu ?? false;
   }
 

@@ -12,6 +12,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   compatUnmapEmpty: 'ENOENT',
   compatCapsAligned: 'false',
   vfioContainer: 'iommufd',
+  vfioPciEnableSriov: 'true',
   spaprAttachRules: 'pre-6.4',
   spaprDetachClearsTces: 'false',
   spaprUnregisterMapped: 'EBUSY',

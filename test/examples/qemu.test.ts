@@ -26,7 +26,7 @@ const QEMU = 'qemu-system-x86_64';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The `info pci` block of the function with vendor:device `id`. */
-function deviceBlock(out: string, id = '8086:3e92'): string | undefined {
+function deviceBlock(out: string, id = '1234:11e9'): string | undefined {
   const blocks = out.split(/(?=\n\s+Bus\s+\d+, device)/);
   return blocks.filter((b) => b.includes(`PCI device ${id}`)).at(-1);
 }
@@ -197,18 +197,17 @@ describe('QEMU under uiommu run', () => {
         container,
       );
       try {
-        // BAR0 is a 16 MiB 64-bit BAR: unassigned (all ones) until SeaBIOS places it
+        // BAR0 is a 1 MiB 64-bit BAR: unassigned (all ones) until SeaBIOS places it
         const pci = await ask(q, 'info pci', (a) => placed('BAR0').test(deviceBlock(a) ?? ''));
         const dev = deviceBlock(pci)!;
-        assert.match(dev, /BAR2: 64 bit prefetchable memory at 0x(?!f{16})[0-9a-f]+ /);
-        assert.match(dev, /BAR4: I\/O at 0x(?!f{16})[0-9a-f]+ /);
-        // the BARs as QEMU's memory regions in the guest's memory and I/O spaces
+        assert.match(dev, /BAR2: 64 bit memory at 0x(?!f{16})[0-9a-f]+ /);
+        // the BARs as QEMU's memory regions in the guest's memory space
         // ... and BAR0 mapped into QEMU (a RAM-device subregion over the BAR's mmap)
         await ask(
           q,
           'info mtree',
           (a) =>
-            [0, 2, 4].every((n) =>
+            [0, 2].every((n) =>
               new RegExp(`\\(prio 0, i/o\\): 0000:00:02\\.0 BAR ${n}\\r?\\n`).test(a),
             ) &&
             (accel === 'kvm' || /\(prio 0, ramd\): 0000:00:02\.0 BAR 0 mmaps\[0\]/.test(a)),
@@ -261,7 +260,7 @@ describe('QEMU under uiommu run', () => {
     const reg = (off: number) => `0x${(BAR0 + BigInt(off)).toString(16)}`;
     try {
       await cfg(0);
-      assert.equal(await val('inl 0xcfc'), 0x3e928086n);
+      assert.equal(await val('inl 0xcfc'), 0x11e91234n);
       await cfg(0x10);
       await qt(`outl 0xcfc 0x${BAR0.toString(16)}`);
       await cfg(0x14);
@@ -308,7 +307,7 @@ describe('QEMU under uiommu run', () => {
   }, async () => {
     const trace = join(dir, 'six.trace');
     const bdfs = ['00:02.0', '00:14.0', '01:00.0', '01:00.1', '02:00.0', '03:00.0'];
-    const ids = ['8086:3e92', '8086:a36d', '10de:1b80', '10de:10f0', '144d:a808', '8086:1533'];
+    const ids = ['1234:11e9', '8086:a36d', '10de:1b80', '10de:10f0', '144d:a808', '8086:1533'];
     const q = startQemu(trace, [
       ...TCG,
       ...['-monitor', 'stdio'],
@@ -324,7 +323,10 @@ describe('QEMU under uiommu run', () => {
     } finally {
       q.kill('SIGKILL');
     }
-    assert.equal(complaints(q.err()), '', 'QEMU printed warnings or errors');
+    // the conventional-PCI xHCI has no reset method (GET_INFO flags 0x2, as on
+    // Linux): QEMU says so, on a real kernel too
+    const noReset = /^.*Cannot reset device 0000:00:14\.0, no available reset mechanism\.\n/gm;
+    assert.equal(complaints(q.err()).replace(noReset, ''), '', 'QEMU printed warnings or errors');
     const t = readFileSync(trace, 'utf8');
     assert.equal(t.match(/VFIO_GROUP_SET_CONTAINER, \S+\) = 0/g)?.length, 5);
     assert.equal(t.match(/VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU\) = 0/g)?.length, 1);

@@ -95,7 +95,7 @@ describe('presets', () => {
     });
   }
 
-  it('x86: one intel unit, 6 devices in 5 groups, GPU and its audio share group 1', () => {
+  it('x86: one intel unit, 7 devices in 6 groups, GPU and its audio share group 1', () => {
     const host = instantiate(x86, new PhysRam());
     assert.equal(host.iommus.size, 1);
     const dmar = host.iommus.get('dmar0');
@@ -106,8 +106,8 @@ describe('presets', () => {
       dirtyTracking: true,
       maxPasidLog2: 20,
     });
-    assert.equal(host.devices.size, 6);
-    assert.deepEqual([...host.groups.keys()], [0, 4, 1, 12, 13]);
+    assert.equal(host.devices.size, 7);
+    assert.deepEqual([...host.groups.keys()], [0, 4, 1, 12, 13, 14]);
     const shared = host.groups.get(1)!;
     assert.deepEqual(names(shared.devices), ['0000:01:00.0', '0000:01:00.1']);
     assert.equal(host.devices.get('0000:01:00.1')!.device.group, shared);
@@ -120,7 +120,7 @@ describe('presets', () => {
     assert.equal(host.devices.get('0000:02:00.0')!.spec.device, 0xa808);
   });
 
-  it('x86 and powernv: one DMA engine each, on the iGPU and on ConnectX port 0', () => {
+  it('x86 and powernv: one DMA engine each, on a neutral function and on ConnectX port 0', () => {
     const engines = (spec: HostSpec) => spec.devices.filter((d) => d.dmaEngine).map((d) => d.bdf);
     assert.deepEqual(engines(x86), ['0000:00:02.0']);
     assert.deepEqual(engines(PRESETS.powernv!), ['0000:01:00.0']);
@@ -134,10 +134,10 @@ describe('presets', () => {
       assert.equal(device.driver, host.iommus.get('dmar0'));
       assert.deepEqual(device.reservedRegions, [MSI, ...(spec.reservedRegions ?? [])]);
     }
-    const igpu = host.devices.get('0000:00:02.0')!.device;
-    assert.deepEqual(igpu.reservedRegions[1], {
-      start: 0x7b80_0000n,
-      last: 0x7f7f_ffffn,
+    const xhci = host.devices.get('0000:00:14.0')!.device;
+    assert.deepEqual(xhci.reservedRegions[1], {
+      start: 0x7a7d_9000n,
+      last: 0x7a7f_8fffn,
       kind: 'direct-relaxable',
     });
   });
@@ -604,7 +604,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devices[1].irqs = {};
       },
-      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, dmaEngine, sriov, physfn)',
+      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, dmaEngine, sriov, sriovTotalVfs, sriovVf, physfn)',
     ],
     [
       'comment of the wrong type',

@@ -38,6 +38,7 @@ test('op numbers are the documented ones', () => {
     FSTAT: 18,
     STAT: 19,
     PROC_STATUS: 20,
+    SYSFS_READ: 21,
     MMAP: 30,
     MUNMAP: 31,
     MREMAP: 32,

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';
 import type { Layout } from '../../src/abi/layout.ts';
 import { type VfioIoctlName, vfioIoctlNumber } from '../../src/abi/vfio.ts';
+import { Eventfd } from '../../src/host/eventfd.ts';
 import type { FileOps } from '../../src/host/file.ts';
 import { Kernel } from '../../src/host/kernel.ts';
 import type { Process } from '../../src/host/process.ts';
@@ -296,6 +297,17 @@ describe('VFIO_DEVICE_GET_IRQ_INFO', () => {
   });
 });
 
+describe('MSI-X resizing follows the platform', () => {
+  it('x86 (VT-d) functions allocate MSI-X dynamically (0x1), POWER ones do not (0x9)', () => {
+    const pciOf = (host: string, bdf: string) =>
+      [...new Kernel({ host }).vfioGroups.values()]
+        .flatMap((g) => g.devices)
+        .find((d) => d.name === bdf)!.pci;
+    assert.equal(pciOf('x86', '0000:02:00.0').irqInfo(2).flags, 0x1);
+    assert.equal(pciOf('powernv', '0001:02:00.0').irqInfo(2).flags, 0x9);
+  });
+});
+
 describe('VFIO_DEVICE_SET_IRQS', () => {
   const { DATA_NONE, DATA_BOOL, DATA_EVENTFD, ACTION_MASK, ACTION_UNMASK, ACTION_TRIGGER } =
     VFIO_IRQ_SET;
@@ -360,11 +372,12 @@ describe('VFIO_DEVICE_SET_IRQS', () => {
 
   it('what QEMU and DPDK do is accepted', () => {
     const r = rig();
-    const efd = r.proc.open('/dev/iommu'); // any open fd stands in for an eventfd
+    const ev = new Eventfd();
+    const efd = r.proc.installFile(ev);
     assert.equal(setIrqs(r, { flags: EV, index: 4, start: 0, count: 1 }, [efd]), undefined);
-    assert.equal(r.dev.irqs.reqTrigger, efd);
+    assert.ok(r.dev.irqs.reqWired);
     assert.equal(setIrqs(r, { flags: EV, index: 4, start: 0, count: 1 }, [-1]), undefined);
-    assert.equal(r.dev.irqs.reqTrigger, undefined);
+    assert.ok(!r.dev.irqs.reqWired);
     assert.equal(setIrqs(r, { flags: EV, index: 3, start: 0, count: 1 }, [99]), 'EBADF');
     // INTx: enable, mask/unmask, MSI refused while INTx is on, disable
     assert.equal(
@@ -395,9 +408,9 @@ describe('VFIO_DEVICE_SET_IRQS', () => {
       undefined,
     );
     assert.equal(r.dev.irqs.type, 'msix');
-    assert.equal(r.dev.irqs.triggers.size, 3);
+    assert.deepEqual(r.dev.irqs.wired, [0, 2, 3]);
     assert.equal(setIrqs(r, { flags: EV, index: 2, start: 1, count: 1 }, [efd]), undefined);
-    assert.equal(r.dev.irqs.triggers.size, 4);
+    assert.deepEqual(r.dev.irqs.wired, [0, 1, 2, 3]);
     assert.equal(setIrqs(r, { flags: EV, index: 2, start: 4, count: 1 }, [efd]), 'EINVAL');
     assert.equal(
       setIrqs(r, { flags: DATA_NONE | ACTION_TRIGGER, index: 2, start: 0, count: 0 }),
@@ -409,6 +422,134 @@ describe('VFIO_DEVICE_SET_IRQS', () => {
     const flags = CONFIG + BigInt(CAP_OFFSET.MSI + 2);
     pwrite(r, flags, [0x11]);
     assert.equal(pread(r, flags, 1)[0]! & 0x71, 0x11);
+  });
+
+  it('eventfd lookup: EBADF for a closed fd, EINVAL for a file that is no eventfd', () => {
+    const r = rig();
+    const notEventfd = r.proc.open('/dev/iommu');
+    assert.equal(setIrqs(r, { flags: EV, index: 2, start: 0, count: 1 }, [77]), 'EBADF');
+    assert.equal(r.dev.irqs.type, 'none', 'a failed enable leaves MSI-X off');
+    assert.equal(setIrqs(r, { flags: EV, index: 2, start: 0, count: 1 }, [notEventfd]), 'EINVAL');
+    assert.equal(setIrqs(r, { flags: EV, index: 0, start: 0, count: 1 }, [notEventfd]), 'EINVAL');
+    assert.equal(setIrqs(r, { flags: EV, index: 4, start: 0, count: 1 }, [notEventfd]), 'EINVAL');
+    // vfio_msi_set_block: a bad fd in the middle clears the vectors set before it
+    const ev = new Eventfd();
+    const efd = r.proc.installFile(ev);
+    assert.equal(setIrqs(r, { flags: EV, index: 2, start: 0, count: 2 }, [efd, efd]), undefined);
+    assert.equal(setIrqs(r, { flags: EV, index: 2, start: 0, count: 2 }, [efd, 77]), 'EBADF');
+    assert.deepEqual(r.dev.irqs.wired, []);
+    assert.equal(r.dev.irqs.type, 'msix', 'an update that fails keeps MSI-X enabled');
+  });
+
+  it('DATA_NONE and DATA_BOOL triggers signal the wired eventfds (loopback)', () => {
+    const r = rig();
+    const [a, b] = [new Eventfd(), new Eventfd()];
+    const [fa, fb] = [r.proc.installFile(a), r.proc.installFile(b)];
+    assert.equal(setIrqs(r, { flags: EV, index: 2, start: 0, count: 3 }, [fa, -1, fb]), undefined);
+    const fire = DATA_NONE | ACTION_TRIGGER;
+    assert.equal(setIrqs(r, { flags: fire, index: 2, start: 0, count: 3 }), undefined);
+    assert.deepEqual([a.count, b.count], [1n, 1n]);
+    const bools = DATA_BOOL | ACTION_TRIGGER;
+    assert.equal(
+      setIrqs(r, { flags: bools, index: 2, start: 0, count: 3 }, [0, 1, 1], 1),
+      undefined,
+    );
+    assert.deepEqual([a.count, b.count], [1n, 2n]);
+    assert.equal(setIrqs(r, { flags: fire, index: 1, start: 0, count: 1 }), 'EINVAL', 'MSI is off');
+    r.dev.irqs.raiseMsi(0);
+    assert.equal(a.count, 2n, 'the device raising vector 0');
+    // REQ loopback, and a trigger that outlives its fd
+    assert.equal(setIrqs(r, { flags: EV, index: 4, start: 0, count: 1 }, [fa]), undefined);
+    r.proc.close(fa);
+    assert.equal(setIrqs(r, { flags: fire, index: 4, start: 0, count: 1 }), undefined);
+    assert.equal(a.count, 3n);
+    assert.equal(setIrqs(r, { flags: fire, index: 4, start: 0, count: 0 }), undefined);
+    assert.equal(setIrqs(r, { flags: fire, index: 4, start: 0, count: 1 }), 'EINVAL', 'unwired');
+  });
+
+  it('MSI: enabling zero vectors is ERANGE; vectors past those enabled are EINVAL', () => {
+    const r = rig();
+    const efd = r.proc.installFile(new Eventfd());
+    assert.equal(setIrqs(r, { flags: EV, index: 1, start: 0, count: 0 }), 'ERANGE');
+    assert.equal(setIrqs(r, { flags: EV, index: 1, start: 0, count: 2 }, [efd, efd]), undefined);
+    assert.equal(r.dev.irqs.msiQmax, 1);
+    assert.equal(setIrqs(r, { flags: EV, index: 1, start: 2, count: 1 }, [efd]), 'EINVAL');
+  });
+
+  it('dynamic MSI-X wires vectors beyond those enabled; without it they are EINVAL', () => {
+    const fixed = rig();
+    const f = fixed.proc.installFile(new Eventfd());
+    assert.equal(setIrqs(fixed, { flags: EV, index: 2, start: 0, count: 1 }, [f]), undefined);
+    assert.equal(setIrqs(fixed, { flags: EV, index: 2, start: 5, count: 1 }, [f]), 'EINVAL');
+    const dyn = rig(NVME, { dynamicMsix: true });
+    const ev = new Eventfd();
+    const d = dyn.proc.installFile(ev);
+    assert.equal(setIrqs(dyn, { flags: EV, index: 2, start: 0, count: 1 }, [d]), undefined);
+    assert.equal(setIrqs(dyn, { flags: EV, index: 2, start: 5, count: 1 }, [d]), undefined);
+    assert.deepEqual(dyn.dev.irqs.wired, [0, 5]);
+    dyn.dev.irqs.raiseMsi(5);
+    assert.equal(ev.count, 1n);
+  });
+
+  it('INTx: the line auto-masks, unmask re-signals while asserted, INTx Disable masks', () => {
+    const r = rig();
+    const ev = new Eventfd();
+    const efd = r.proc.installFile(ev);
+    const intx = r.dev.irqs;
+    assert.equal(setIrqs(r, { flags: EV, index: 0, start: 0, count: 1 }, [efd]), undefined);
+    intx.setIntxLine(true);
+    assert.equal(ev.count, 1n);
+    assert.ok(intx.intxMasked, 'auto-masked');
+    assert.equal(pread(r, CONFIG + 6n, 1)[0]! & PCI.STATUS_INTERRUPT, PCI.STATUS_INTERRUPT);
+    const unmask = DATA_NONE | ACTION_UNMASK;
+    assert.equal(setIrqs(r, { flags: unmask, index: 0, start: 0, count: 1 }), undefined);
+    assert.equal(ev.count, 2n, 'still pending: signalled again');
+    assert.ok(intx.intxMasked);
+    intx.setIntxLine(false);
+    assert.equal(setIrqs(r, { flags: unmask, index: 0, start: 0, count: 1 }), undefined);
+    assert.ok(!intx.intxMasked);
+    // DATA_NONE trigger: loopback without touching the mask
+    assert.equal(
+      setIrqs(r, { flags: DATA_NONE | ACTION_TRIGGER, index: 0, start: 0, count: 1 }),
+      undefined,
+    );
+    assert.equal(ev.count, 3n);
+    // mask through an eventfd is not implemented by vfio-pci
+    const m = DATA_EVENTFD | ACTION_MASK;
+    assert.equal(setIrqs(r, { flags: m, index: 0, start: 0, count: 1 }, [efd]), 'ENOTTY');
+    // INTx Disable in the Command register masks, and nothing is signalled while set
+    pwrite(r, CONFIG + 5n, [PCI.COMMAND_INTX_DISABLE >> 8]);
+    assert.ok(intx.intxMasked);
+    intx.setIntxLine(true);
+    assert.equal(
+      setIrqs(r, { flags: DATA_NONE | ACTION_TRIGGER, index: 0, start: 0, count: 1 }),
+      undefined,
+    );
+    assert.equal(ev.count, 3n);
+    pwrite(r, CONFIG + 5n, [0]);
+    assert.equal(ev.count, 4n, 'clearing it unmasks: the pending line fires');
+  });
+
+  it('INTx: fd -1 enables without a trigger; an unmask eventfd unmasks, a second is EBUSY', () => {
+    const r = rig();
+    const ev = new Eventfd();
+    const un = new Eventfd();
+    const [efd, ufd] = [r.proc.installFile(ev), r.proc.installFile(un)];
+    assert.equal(setIrqs(r, { flags: EV, index: 0, start: 0, count: 1 }, [-1]), undefined);
+    assert.equal(r.dev.irqs.type, 'intx');
+    r.dev.irqs.setIntxLine(true);
+    assert.ok(r.dev.irqs.intxMasked);
+    r.dev.irqs.setIntxLine(false);
+    assert.equal(setIrqs(r, { flags: EV, index: 0, start: 0, count: 1 }, [efd]), undefined);
+    const uev = DATA_EVENTFD | ACTION_UNMASK;
+    assert.equal(setIrqs(r, { flags: uev, index: 0, start: 0, count: 1 }, [ufd]), undefined);
+    assert.equal(setIrqs(r, { flags: uev, index: 0, start: 0, count: 1 }, [ufd]), 'EBUSY');
+    un.count = 1n; // user space writes the unmask eventfd
+    r.dev.irqs.setIntxLine(true);
+    assert.equal(ev.count, 1n, 'unmasked by the eventfd, then fired');
+    assert.equal(un.count, 0n, 'the unmask eventfd was consumed');
+    assert.equal(setIrqs(r, { flags: uev, index: 0, start: 0, count: 1 }, [-1]), undefined);
+    assert.equal(setIrqs(r, { flags: uev, index: 0, start: 0, count: 1 }, [ufd]), undefined);
   });
 });
 

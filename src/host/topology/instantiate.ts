@@ -96,28 +96,47 @@ export function instantiate(
     iommus.set(u.id, factory(u));
     iommuSpecs.set(u.id, u);
   }
-  const groups = new Map<number, Group>();
-  const devices = new Map<string, HostDevice>();
-  for (const d of spec.devices) {
-    let group = groups.get(d.group);
-    if (!group) {
-      group = new Group(d.group);
-      groups.set(d.group, group);
-    }
-    if (d.iommu === '') {
-      devices.set(d.bdf, { device: new Device(d.bdf, NO_IOMMU, group, memory), spec: d });
-      continue;
-    }
-    const driver = iommus.get(d.iommu);
-    const unit = iommuSpecs.get(d.iommu);
-    if (!driver || !unit) throw new Error(`${d.bdf}: unknown IOMMU '${d.iommu}'`); // validated above
+  const host: HostInstance = { spec, iommus, iommuSpecs, groups: new Map(), devices: new Map() };
+  for (const d of spec.devices) addDevice(host, d, memory);
+  return host;
+}
+
+/**
+ * Add one function to a live host (instantiate, and SR-IOV VFs created at
+ * run time): its group is created when new; the device reports the unit's
+ * reserved regions (an intel unit's MSI window) before its own.
+ */
+export function addDevice(host: HostInstance, d: PciDeviceSpec, memory: PhysMemory): HostDevice {
+  let group = host.groups.get(d.group);
+  if (!group) {
+    group = new Group(d.group);
+    host.groups.set(d.group, group);
+  }
+  let entry: HostDevice;
+  if (d.iommu === '') {
+    entry = { device: new Device(d.bdf, NO_IOMMU, group, memory), spec: d };
+  } else {
+    const driver = host.iommus.get(d.iommu);
+    const unit = host.iommuSpecs.get(d.iommu);
+    if (!driver || !unit) throw new Error(`${d.bdf}: unknown IOMMU '${d.iommu}'`); // validated
     const own: ReservedRegion[] = (d.reservedRegions ?? []).map((r) => ({ ...r }));
     const reserved = unit.kind === 'intel' ? [...intelReservedRegions(), ...own] : own;
     const device =
       driver instanceof MockIommu
         ? new MockDevice(d.bdf, driver, group, memory, 0)
         : new Device(d.bdf, driver, group, memory, reserved);
-    devices.set(d.bdf, { device, spec: d });
+    entry = { device, spec: d };
   }
-  return { spec, iommus, iommuSpecs, groups, devices };
+  host.devices.set(d.bdf, entry);
+  return entry;
+}
+
+/** Remove a function added with addDevice, and its group when it was the last member. */
+export function removeDevice(host: HostInstance, bdf: string): void {
+  const entry = host.devices.get(bdf);
+  if (!entry) return;
+  host.devices.delete(bdf);
+  const group = entry.device.group;
+  const members = [...host.devices.values()].filter((e) => e.device.group === group);
+  if (members.length === 0) host.groups.delete(group.id);
 }

@@ -28,6 +28,7 @@ import type {
   PciDeviceSpec,
   ReservedRegionSpec,
   SpaprIommuSpec,
+  SriovVfSpec,
 } from './types.ts';
 import { effectiveIrq, msixPbaBytes, msixTableBytes } from './types.ts';
 import {
@@ -356,6 +357,8 @@ const DEVICE_KEYS = [
   'irq',
   'dmaEngine',
   'sriov',
+  'sriovTotalVfs',
+  'sriovVf',
   'physfn',
 ];
 
@@ -403,6 +406,15 @@ function parseDevice(v: unknown, path: string, iommus: readonly IommuSpec[]): Pc
     );
   }
   if (rec.sriov !== undefined) out.sriov = integer(rec.sriov, at(path, 'sriov'), 0, 0xffff);
+  if (rec.sriovTotalVfs !== undefined) {
+    const tp = at(path, 'sriovTotalVfs');
+    if (out.sriov === undefined) bad(tp, 'only an SR-IOV PF (with sriov) has TotalVFs');
+    out.sriovTotalVfs = integer(rec.sriovTotalVfs, tp, out.sriov, 0xffff);
+    if (out.sriovTotalVfs > out.sriov && rec.sriovVf === undefined) {
+      bad(at(path, 'sriovVf'), 'required when sriovTotalVfs exceeds sriov');
+    }
+  }
+  if (rec.sriovVf !== undefined) out.sriovVf = parseVf(rec.sriovVf, at(path, 'sriovVf'));
   if (rec.physfn !== undefined) {
     const pp = at(path, 'physfn');
     out.physfn = parseBdf(rec.physfn, pp);
@@ -419,6 +431,24 @@ function parseDevice(v: unknown, path: string, iommus: readonly IommuSpec[]): Pc
     out.dmaEngine = boolean(rec.dmaEngine, at(path, 'dmaEngine'));
     if (out.dmaEngine) checkDmaEngine(out, irq, at(path, 'dmaEngine'));
   }
+  return out;
+}
+
+const VF_KEYS = ['device', 'bars', 'irq', 'offset', 'stride'];
+
+/** A PF's VF template (`sriovVf`): device ID, BARs, interrupts (no INTx), offset and stride. */
+function parseVf(v: unknown, path: string): SriovVfSpec {
+  const rec = object(v, path, VF_KEYS, ['device']);
+  const device = hexId(rec.device, at(path, 'device'), 16);
+  if (device === 0xffff) bad(at(path, 'device'), 'must not be 0xffff');
+  const bars = rec.bars === undefined ? [] : parseBars(rec.bars, at(path, 'bars'));
+  const out: { -readonly [K in keyof SriovVfSpec]: SriovVfSpec[K] } = { device, bars };
+  if (rec.irq !== undefined) {
+    out.irq = parseIrq(rec.irq, at(path, 'irq'), bars);
+    if (out.irq.intx === true) bad(at(at(path, 'irq'), 'intx'), 'a VF has no INTx pin');
+  }
+  if (rec.offset !== undefined) out.offset = integer(rec.offset, at(path, 'offset'), 1, 0xffff);
+  if (rec.stride !== undefined) out.stride = integer(rec.stride, at(path, 'stride'), 1, 0xffff);
   return out;
 }
 

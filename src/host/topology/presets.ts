@@ -30,11 +30,12 @@ function deepFreeze<T>(v: T): T {
 
 /**
  * A desktop x86 host as distributions ship it (legacy VFIO container with
- * type1; iommufd built, its compat container not) with one VT-d unit (dmar0, 48-bit, 4K|2M|1G, dirty
- * tracking, 20-bit PASIDs): 6 functions in 5 groups. The GPU and its HDMI
- * audio function (01:00.0/.1) share group 1; the integrated GPU and the xHCI
- * controller carry relaxable RMRRs; every device also gets the MSI window.
- * The integrated GPU (alone in group 0) carries the DMA engine.
+ * type1; iommufd built, its compat container not) with one VT-d unit (dmar0,
+ * 48-bit, 4K|2M|1G, dirty tracking, 20-bit PASIDs): 7 functions in 6 groups.
+ * The GPU and its HDMI audio function (01:00.0/.1) share group 1; the xHCI
+ * controller carries a relaxable RMRR; every device also gets the MSI window.
+ * A neutral function (alone in group 0, INTx, MSI and MSI-X) carries the DMA
+ * engine; an X710 PF (group 14) can enable up to 4 VFs at run time.
  */
 export const x86: HostSpec = deepFreeze({
   name: 'x86',
@@ -43,20 +44,20 @@ export const x86: HostSpec = deepFreeze({
   iommus: [{ ...INTEL_DEFAULTS, id: 'dmar0' }],
   devices: [
     {
-      // Intel UHD Graphics 630 (Coffee Lake), integrated.
+      // uiommu's DMA engine (docs/dma-engine.md) on a neutral function:
+      // vendor 0x1234 (QEMU's own test devices), class 0xff (unassigned), so
+      // no VMM applies a vendor quirk to it. INTx, MSI and MSI-X (table in BAR 2).
       bdf: '0000:00:02.0',
-      vendor: 0x8086,
-      device: 0x3e92,
-      subsystemVendor: 0x1028,
-      subsystemDevice: 0x0869,
-      class: 0x030000,
-      revision: 0x00,
-      bars: [mem64(0, 16n * M), mem64(2, 256n * M, true), io(4, 64n)],
+      vendor: 0x1234,
+      device: 0x11e9,
+      subsystemVendor: 0x1af4,
+      subsystemDevice: 0x1100,
+      class: 0xff0000,
+      revision: 0x01,
+      bars: [mem64(0, 1n * M), mem64(2, 16n * K)],
       group: 0,
       iommu: 'dmar0',
-      reservedRegions: [{ start: 0x7b80_0000n, last: 0x7f7f_ffffn, kind: 'direct-relaxable' }],
-      irq: { intx: true, msi: 1 },
-      // Not the real iGPU's: our DMA engine in BAR0 (docs/dma-engine.md).
+      irq: { intx: true, msi: 4, msix: 8, msixBar: 2, msixTableOffset: 0n, msixPbaOffset: 0x2000n },
       dmaEngine: true,
     },
     {
@@ -137,6 +138,34 @@ export const x86: HostSpec = deepFreeze({
       group: 13,
       iommu: 'dmar0',
       irq: { intx: true, msi: 1, msix: 5, msixBar: 3, msixTableOffset: 0n, msixPbaOffset: 0x2000n },
+    },
+    {
+      // Intel X710 10GbE SFP+: an SR-IOV PF with no VF enabled (up to 4 at run time).
+      bdf: '0000:04:00.0',
+      vendor: 0x8086,
+      device: 0x1572,
+      subsystemVendor: 0x8086,
+      subsystemDevice: 0x0000,
+      class: 0x020000,
+      revision: 0x01,
+      bars: [mem64(0, 8n * M, true), mem64(3, 32n * K, true)],
+      group: 14,
+      iommu: 'dmar0',
+      irq: {
+        intx: true,
+        msi: 1,
+        msix: 129,
+        msixBar: 3,
+        msixTableOffset: 0n,
+        msixPbaOffset: 0x1000n,
+      },
+      sriov: 0,
+      sriovTotalVfs: 4,
+      sriovVf: {
+        device: 0x154c,
+        bars: [mem64(0, 64n * K, true), mem64(3, 16n * K, true)],
+        irq: { msix: 5, msixBar: 3, msixTableOffset: 0n, msixPbaOffset: 0x2000n },
+      },
     },
   ],
 });

@@ -71,6 +71,17 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
   if (d.irq !== undefined) out.irq = irqToJson(d.irq);
   if (d.dmaEngine !== undefined) out.dmaEngine = d.dmaEngine;
   if (d.sriov !== undefined) out.sriov = d.sriov;
+  if (d.sriovTotalVfs !== undefined) out.sriovTotalVfs = d.sriovTotalVfs;
+  if (d.sriovVf !== undefined) {
+    const vf: { [key: string]: Json } = {
+      device: hex(d.sriovVf.device, 4),
+      bars: d.sriovVf.bars.map(barToJson),
+    };
+    if (d.sriovVf.irq !== undefined) vf.irq = irqToJson(d.sriovVf.irq);
+    if (d.sriovVf.offset !== undefined) vf.offset = d.sriovVf.offset;
+    if (d.sriovVf.stride !== undefined) vf.stride = d.sriovVf.stride;
+    out.sriovVf = vf;
+  }
   if (d.physfn !== undefined) out.physfn = d.physfn;
   return out;
 }

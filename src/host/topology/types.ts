@@ -16,6 +16,8 @@ export {
   msixTableBytes,
   type PciDeviceSpec,
   type ReservedRegionSpec,
+  type SriovVfSpec,
+  vfSpec,
 } from '../../vfio/pci/spec.ts';
 
 /** A whole host. */

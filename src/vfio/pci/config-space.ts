@@ -64,6 +64,8 @@ export const PCI = {
   COMMAND_MASTER: 0x4,
   COMMAND_INTX_DISABLE: 0x400,
   STATUS_CAP_LIST: 0x10,
+  /** Status bit 3: the function's INTx line is asserted. */
+  STATUS_INTERRUPT: 0x08,
   BASE_ADDRESS_SPACE_IO: 0x1,
   BASE_ADDRESS_MEM_TYPE_64: 0x4,
   BASE_ADDRESS_MEM_PREFETCH: 0x8,
@@ -132,6 +134,10 @@ export class PciConfigSpace {
   onFlr: (() => void) | undefined;
   /** Consulted on MSI flags writes. */
   msiState: () => MsiState = () => NO_MSI;
+  /** Told when the virtual Command register's INTx Disable bit changes. */
+  onIntxDisable: ((disabled: boolean) => void) | undefined;
+  /** The function's INTx line, shown as Status bit 3 (Interrupt Status). */
+  intxLine: () => boolean = () => false;
 
   private readonly hw: Uint8Array;
   private readonly vconfig: Uint8Array;
@@ -317,6 +323,7 @@ export class PciConfigSpace {
       const b = offset + i;
       const v = this.virt[b]!;
       out[i] = (this.vconfig[b]! & v) | (this.hw[b]! & ~v);
+      if (b === PCI.STATUS && this.intxLine()) out[i]! |= PCI.STATUS_INTERRUPT;
     }
     return out;
   }
@@ -340,6 +347,11 @@ export class PciConfigSpace {
       this.hw[b] = (this.hw[b]! & ~toHw) | (data[i]! & toHw);
     }
     const touches = (pos: number, len: number) => offset < pos + len && end > pos;
+    if (touches(PCI.COMMAND + 1, 1)) {
+      this.onIntxDisable?.(
+        (this.vconfig[PCI.COMMAND + 1]! & (PCI.COMMAND_INTX_DISABLE >> 8)) !== 0,
+      );
+    }
     if (touches(PCI.BASE_ADDRESS_0, 24) || touches(PCI.ROM_ADDRESS, 4)) this.barFixup();
     if (pm !== undefined && touches(pm + 4, 1)) {
       // Only D0 and D3hot are implemented: other states are ignored.
@@ -381,6 +393,11 @@ export class PciConfigSpace {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, value >>> 0, true);
     this.write(offset, b);
+  }
+
+  /** The function's own config space (what the host's sysfs `config` shows), a copy. */
+  hwSnapshot(): Uint8Array {
+    return this.hw.slice();
   }
 
   /** The hardware's view of a 16-bit register (what vfio reads with pci_read_config_word). */

@@ -24,6 +24,7 @@ import {
   VfioRegionInfo,
 } from './abi.ts';
 import type { VfioPciDevice } from './device.ts';
+import { eventfdCtxGet } from './irqs.ts';
 import { vfTokenFeature } from './sriov.ts';
 
 /** VFIO_BASE + n of the device ioctls served here. */
@@ -103,9 +104,7 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
           const hdr = VfioUser.copyIn(mm, arg, VfioIrqSet).cmd;
           const size = dev.setIrqsDataSize(hdr.argsz, hdr);
           const data = size > 0 ? mm.read(arg + BigInt(VfioIrqSet.size), size) : new Uint8Array();
-          dev.setIrqs(hdr.argsz, { ...hdr, data }, (fd) => {
-            if (!caller.file(fd)) fail('EBADF');
-          });
+          dev.setIrqs(hdr.argsz, { ...hdr, data }, (fd) => eventfdCtxGet(caller, fd));
           return 0;
         }
         case NR.RESET:

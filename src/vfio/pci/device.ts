@@ -25,16 +25,23 @@ import {
 import { BarMemory } from './bar-memory.ts';
 import { CAP_OFFSET, PCI, PCI_CAP_ID, PciConfigSpace } from './config-space.ts';
 import { DMA_REG_BLOCK, DmaEngine, type DmaPort } from './dma-engine.ts';
-import { type IrqSetRequest, VfioPciIrqs, validateIrqSet } from './irqs.ts';
+import { type EventfdGet, type IrqSetRequest, VfioPciIrqs, validateIrqSet } from './irqs.ts';
 import { effectiveIrq, msixPbaBytes, msixTableBytes, type PciDeviceSpec } from './spec.ts';
 import { VfToken } from './sriov.ts';
 
 export interface VfioPciDeviceOptions {
-  /** A function reset works (VFIO_DEVICE_FLAGS_RESET; RESET gives EINVAL otherwise). Default true. */
+  /**
+   * The function has a reset method (pci_probe_reset_function: VFIO_DEVICE_FLAGS_RESET;
+   * RESET gives EINVAL otherwise). Default: a PCI Express function, which
+   * has FLR; a conventional one has none (its PM capability sets
+   * No_Soft_Reset and it sits on the root bus: no bus reset).
+   */
   readonly resetWorks?: boolean;
   /**
-   * MSI-X can grow after enabling (vdev->has_dyn_msix, v6.5+ with a capable
-   * irq domain): MSI-X then lacks NORESIZE. Default false (the sheet's 0x9).
+   * MSI-X can grow after enabling (vdev->has_dyn_msix: Linux 6.5+ on a
+   * platform whose MSI domain allocates dynamically, as x86's does): MSI-X
+   * IRQ info is then 0x1 (no NORESIZE), else 0x9. The kernel sets it for
+   * functions behind a VT-d unit. Default false.
    */
   readonly dynamicMsix?: boolean;
   /**
@@ -107,21 +114,26 @@ export class VfioPciDevice {
     readonly spec: PciDeviceSpec,
     opts: VfioPciDeviceOptions = {},
   ) {
-    this.resetWorks = opts.resetWorks ?? true;
     this.dynamicMsix = opts.dynamicMsix ?? false;
     this.barMmap = opts.barMmap ?? true;
     this.vfToken = spec.sriov !== undefined ? new VfToken() : undefined;
     this.config = new PciConfigSpace(spec);
-    this.irqs = new VfioPciIrqs(this.config.pcie);
+    this.resetWorks = opts.resetWorks ?? this.config.pcie;
+    this.irqs = new VfioPciIrqs(this.config.pcie, this.dynamicMsix);
     this.config.msiState = () => ({
       msiEnabled: this.irqs.type === 'msi',
       msiQmax: this.irqs.msiQmax,
     });
     this.config.onFlr = () => this.resetInternals();
+    this.config.onIntxDisable = (disabled) => this.irqs.setIntxDisable(disabled);
+    this.config.intxLine = () => this.irqs.intxLine;
     for (const b of spec.bars) this.barMemory.set(b.index, new BarMemory(b.size));
     if (spec.dmaEngine) {
       if (!opts.dma) throw new Error(`${spec.bdf}: a DMA engine needs the device's DMA path`);
-      this.dmaEngine = new DmaEngine(this.barMemory.get(0)!, opts.dma);
+      this.dmaEngine = new DmaEngine(this.barMemory.get(0)!, opts.dma, {
+        raise: () => this.irqs.raiseMsi(0),
+        intx: (asserted) => this.irqs.setIntxLine(asserted),
+      });
     }
   }
 
@@ -226,12 +238,13 @@ export class VfioPciDevice {
   /**
    * VFIO_DEVICE_SET_IRQS: validate (EINVAL), then apply (ENOTTY for an
    * unsupported index/action, EINVAL for a state mismatch). `argsz` is the
-   * caller's; `data` must hold the payload the header announces.
+   * caller's; `data` must hold the payload the header announces; `eventfd`
+   * resolves the caller's fds (eventfdCtxGet).
    */
-  setIrqs(argsz: number, req: IrqSetRequest, checkFd: (fd: number) => void = () => {}): void {
+  setIrqs(argsz: number, req: IrqSetRequest, eventfd: EventfdGet): void {
     const vectors = req.index < VFIO_PCI_IRQ.NUM ? this.irqCount(req.index) : 0;
     validateIrqSet(argsz, req, vectors);
-    this.irqs.set(req, checkFd);
+    this.irqs.set(req, eventfd);
   }
 
   /** Payload bytes a SET_IRQS header needs after validation (see `validateIrqSet`). */

@@ -8,7 +8,10 @@
  * The register map is in docs/dma-engine.md.
  *
  * The engine runs a command synchronously when a write reaching the CMD
- * register leaves its START bit set, then clears START.
+ * register leaves its START bit set, then clears START. Every finished
+ * command (done, faulted or invalid) sets IRQ_STATUS.DONE and raises an
+ * interrupt (`DmaIrq`): an MSI/MSI-X message on vector 0, and the INTx line
+ * held asserted until user space clears IRQ_STATUS (write 1 to clear).
  *
  * @example
  * const eng = new DmaEngine(barMemory, iommuDevice);
@@ -25,6 +28,14 @@ import type { BarMemory } from './bar-memory.ts';
 export interface DmaPort {
   dmaRead(iova: bigint, length: number): Uint8Array;
   dmaWrite(iova: bigint, data: Uint8Array): void;
+}
+
+/** How the engine interrupts: an edge on vector 0 (MSI/MSI-X) and its INTx level. */
+export interface DmaIrq {
+  /** A message on vector 0 of whichever of MSI/MSI-X is enabled. */
+  raise(): void;
+  /** The INTx line follows IRQ_STATUS ≠ 0. */
+  intx(asserted: boolean): void;
 }
 
 /** Register offsets in BAR0 (all little-endian). */
@@ -49,6 +60,14 @@ export const DMA_REG = {
   STATUS: 0xa0,
   /** u64 RO: the IOVA the IOMMU refused (valid with STATUS.FAULT). */
   FAULT_IOVA: 0xa8,
+  /** u32 RW1C: IRQ_STATUS bits; set when a command finishes, cleared by writing 1s. */
+  IRQ_STATUS: 0xb0,
+} as const;
+
+/** IRQ_STATUS bits. */
+export const DMA_IRQ = {
+  /** A command finished (whatever its STATUS): the interrupt is pending. */
+  DONE: 0x1,
 } as const;
 
 /** CMD bits. Any other bit set makes the command INVALID. */
@@ -79,13 +98,13 @@ export const DMA_BUF_SIZE = 0x1000n;
 /** Smallest BAR0 that holds the register block and the buffer. */
 export const DMA_ENGINE_MIN_BAR = DMA_BUF_OFFSET + DMA_BUF_SIZE;
 
-/** Bytes of the register file that keep what is written (up to FAULT_IOVA's end). */
-const REG_BYTES = 0xb0;
+/** Bytes of the register file (up to IRQ_STATUS's end). */
+const REG_BYTES = 0xb4;
 /** Byte ranges [start, end) a write cannot change. */
 const READ_ONLY: readonly [number, number][] = [
   [DMA_REG.ID, DMA_REG.LIVENESS],
   [DMA_REG.BUF_OFFSET, DMA_REG.BUF_SIZE + 4],
-  [DMA_REG.STATUS, REG_BYTES],
+  [DMA_REG.STATUS, DMA_REG.IRQ_STATUS],
 ];
 
 export class DmaEngine {
@@ -96,12 +115,14 @@ export class DmaEngine {
   constructor(
     private readonly bar0: BarMemory,
     private readonly port: DmaPort,
+    private readonly irq: DmaIrq,
   ) {
     this.reset();
   }
 
-  /** Registers back to their power-on values (the buffer is the BAR's business). */
+  /** Registers back to their power-on values, INTx deasserted (the buffer is the BAR's business). */
   reset(): void {
+    if (this.irqStatus) this.irq.intx(false);
     this.regs.fill(0);
     this.view.setUint32(DMA_REG.ID, DMA_ENGINE_ID, true);
     this.view.setUint32(DMA_REG.LIVENESS, 0xffffffff, true);
@@ -118,11 +139,14 @@ export class DmaEngine {
 
   /** Write `data` at register offset `pos`; runs the command when START ends up set. */
   write(pos: number, data: Uint8Array): void {
+    const irqBefore = this.irqStatus;
     for (let i = 0; i < data.length; i++) {
       const at = pos + i;
       if (at >= REG_BYTES || READ_ONLY.some(([s, e]) => at >= s && at < e)) continue;
-      this.regs[at] = at < DMA_REG.LIVENESS + 4 ? ~data[i]! & 0xff : data[i]!;
+      if (at >= DMA_REG.IRQ_STATUS) this.regs[at]! &= ~data[i]!;
+      else this.regs[at] = at < DMA_REG.LIVENESS + 4 ? ~data[i]! & 0xff : data[i]!;
     }
+    if (irqBefore && !this.irqStatus) this.irq.intx(false);
     const end = pos + data.length;
     if (pos < DMA_REG.CMD + 8 && end > DMA_REG.CMD) {
       if (this.view.getBigUint64(DMA_REG.CMD, true) & DMA_CMD.START) this.run();
@@ -160,7 +184,15 @@ export class DmaEngine {
     }
   }
 
+  /** The command's result, then its interrupt. */
   private setStatus(status: number): void {
     this.view.setUint32(DMA_REG.STATUS, status, true);
+    this.view.setUint32(DMA_REG.IRQ_STATUS, this.irqStatus | DMA_IRQ.DONE, true);
+    this.irq.intx(true);
+    this.irq.raise();
+  }
+
+  private get irqStatus(): number {
+    return this.view.getUint32(DMA_REG.IRQ_STATUS, true);
   }
 }

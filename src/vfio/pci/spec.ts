@@ -83,11 +83,68 @@ export interface PciDeviceSpec {
    */
   readonly sriov?: number;
   /**
+   * An SR-IOV PF's TotalVFs (sriov_totalvfs): VFs user space may enable at
+   * run time by writing `sriov_numvfs`, built from `sriovVf`. Default:
+   * `sriov` (no VF beyond those listed).
+   */
+  readonly sriovTotalVfs?: number;
+  /** What the VFs a PF enables at run time look like (needed when sriovTotalVfs > sriov). */
+  readonly sriovVf?: SriovVfSpec;
+  /**
    * An SR-IOV virtual function: its PF's BDF. A PF among the host's devices
    * is bound to vfio-pci (its VFs need its VF token); any other BDF stands
    * for a PF left to a host driver (no token). A VF has no INTx pin.
    */
   readonly physfn?: string;
+}
+
+/**
+ * The VFs of a PF (its SR-IOV capability's VF Device ID, First VF Offset,
+ * VF Stride and VF BARs): VF n has routing ID PF + offset + n × stride, the
+ * PF's vendor, class and IOMMU, and a new IOMMU group of its own.
+ */
+export interface SriovVfSpec {
+  readonly device: number;
+  readonly bars: readonly BarSpec[];
+  readonly irq?: IrqSpec;
+  /** First VF Offset (default 0x10: VF 0 at device + 2 of the PF's bus). */
+  readonly offset?: number;
+  /** VF Stride (default 1). */
+  readonly stride?: number;
+}
+
+/** The spec of VF `n` of `pf` (routing ID PF + offset + n × stride, in `group`). */
+export function vfSpec(pf: PciDeviceSpec, n: number, group: number): PciDeviceSpec {
+  const vf = pf.sriovVf;
+  if (!vf) throw new Error(`${pf.bdf}: no VF template`);
+  const [dom, bus, devfn] = splitBdf(pf.bdf);
+  const rid = (bus << 8) + devfn + (vf.offset ?? 0x10) + n * (vf.stride ?? 1);
+  const hex = (v: number, w: number) => v.toString(16).padStart(w, '0');
+  return {
+    bdf: `${hex(dom, 4)}:${hex((rid >> 8) & 0xff, 2)}:${hex((rid >> 3) & 0x1f, 2)}.${rid & 7}`,
+    vendor: pf.vendor,
+    device: vf.device,
+    ...(pf.subsystemVendor !== undefined ? { subsystemVendor: pf.subsystemVendor } : {}),
+    ...(pf.subsystemDevice !== undefined ? { subsystemDevice: pf.subsystemDevice } : {}),
+    class: pf.class,
+    ...(pf.revision !== undefined ? { revision: pf.revision } : {}),
+    bars: vf.bars,
+    group,
+    iommu: pf.iommu,
+    ...(vf.irq ? { irq: vf.irq } : {}),
+    physfn: pf.bdf,
+  };
+}
+
+/** 'DDDD:BB:DD.F' → [domain, bus, devfn]. */
+function splitBdf(bdf: string): [number, number, number] {
+  const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(bdf);
+  if (!m) throw new Error(`bad BDF '${bdf}'`);
+  return [
+    Number.parseInt(m[1]!, 16),
+    Number.parseInt(m[2]!, 16),
+    (Number.parseInt(m[3]!, 16) << 3) | Number(m[4]),
+  ];
 }
 
 /** Interrupt facts with every default applied. */

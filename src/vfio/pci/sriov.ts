@@ -27,6 +27,15 @@ import { checkFeature } from '../device-feature.ts';
 import { VFIO_DEVICE_FEATURE } from './abi.ts';
 import type { VfioPciDevice } from './device.ts';
 
+/** Module parameters of vfio_pci that are host settings of the emulated kernel. */
+export interface VfioPciPersonality {
+  /**
+   * vfio_pci.enable_sriov (default N): vfio-pci configures VFs when user
+   * space writes a PF's `sriov_numvfs`; off, such writes are ENOENT.
+   */
+  readonly vfioPciEnableSriov: boolean;
+}
+
 /** UUID_STRING_LEN: 8-4-4-4-12 hex digits. */
 export const UUID_STRING_LEN = 36;
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;

@@ -18,6 +18,7 @@ import {
 } from '../../abi/vfio.ts';
 import type { ReservedRegion } from '../../iommu/device.ts';
 import type { Domain } from '../../iommu/domain.ts';
+import { faultPoint } from '../../iommu/fault-inject.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
@@ -231,6 +232,7 @@ export class VfioIommuType1 {
    * ones made while no domain existed). On failure nothing changes.
    */
   attachGroup(group: Group): void {
+    faultPoint('vfio_iommu_type1_attach_group'); // kzalloc of the group and domain
     if (this.vaddrInvalidCount > 0)
       fail(
         'EBUSY',
@@ -450,6 +452,7 @@ export class VfioIommuType1 {
         `[${hex(iova)}, ${hex(last)}] is outside the valid IOVA ranges`,
         'vfio_iommu_iova_dma_valid',
       );
+    faultPoint('vfio_dma_do_map'); // kzalloc of the vfio_dma
     const dma: VfioDma = {
       start: iova,
       last,
