@@ -56,7 +56,8 @@ export interface Personality extends IoptPersonality, VfioCompatPersonality {
    * Requests of a user-chosen size are bounded (7.2): HWPT_INVALIDATE's
    * entry_len above PAGE_SIZE or entry_num above 2^19 is EINVAL before the
    * HWPT lookup; VEVENTQ_ALLOC's depth above 2^19 is EINVAL; a vEVENTQ
-   * read shorter than a vEVENT header is EINVAL.
+   * read shorter than a vEVENT header, or than its first vEVENT, is EINVAL
+   * (the kernel selftest's vdevice_alloc covers it).
    */
   readonly requestBounds: boolean;
 }
