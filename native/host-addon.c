@@ -8,9 +8,25 @@
  * positive errno number) and `code` (its name) when the system call fails;
  * src/host/native.ts turns that into the model's Errno.
  *
- *   vmRead(pid, addr: bigint, len) -> Buffer       EFAULT unless all len bytes were read
- *   vmWrite(pid, addr: bigint, data) -> number     bytes written (short at a fault)
- *   pidfdGetfd(pid, targetFd) -> number            a local O_CLOEXEC copy of the target's fd
+ * A client is never reached by its pid number alone (a number is recycled
+ * when the process is reaped): the engine holds a pidfd and a /proc/<pid>
+ * directory fd opened while the pidfd showed the process alive, and the
+ * memory and maps files opened through that directory, which stay bound to
+ * the address space they were opened on (reads fail once it is gone).
+ *
+ *   pidfdOpen(pid) -> number                       a pidfd (O_CLOEXEC)
+ *   peerPidfd(sock) -> number                      SO_PEERPIDFD: a pidfd of the socket's peer
+ *   procDirOpen(pidfd, pid) -> number              O_PATH fd of /proc/<pid>, ESRCH unless the
+ *                                                   pidfd's process still held pid after the open
+ *   openAt(dirfd, name, write) -> number           a file under that directory (O_CLOEXEC)
+ *   pidfdExited(pidfd) -> boolean                  the process has exited (a zombie has)
+ *   memRead(mem, maps, addr, len) -> Buffer        copy_from_user: EFAULT unless all len bytes
+ *                                                   lie in readable VMAs and were read
+ *   memWrite(mem, maps, addr, data) -> number      copy_to_user: bytes written, short at the
+ *                                                   first byte outside a writable VMA
+ *   memZeroed(mem, maps, addr, len: bigint) -> n   check_zeroed_user: 0, E2BIG or EFAULT
+ *   memZeroedAsync(same) -> Promise<number>        the same on a worker thread
+ *   pidfdGetfd(pidfd, targetFd) -> number          a local O_CLOEXEC copy of the target's fd
  *   fstatFd(fd) -> { dev, ino, mode, size, rdev, devMajor, devMinor }
  *   fstatfsFd(fd) -> { type, bsize }               the file system holding fd's file
  *   eventfdSet(fd, ready)                           counter becomes exactly 1 (ready) or 0
@@ -31,7 +47,9 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -49,6 +67,34 @@
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+/* PROCMAP_QUERY (Linux 6.11, <linux/fs.h>): the VMA covering an address, from a maps fd. */
+struct procmap_query {
+	uint64_t size;
+	uint64_t query_flags;
+	uint64_t query_addr;
+	uint64_t vma_start;
+	uint64_t vma_end;
+	uint64_t vma_flags;
+	uint64_t vma_page_size;
+	uint64_t vma_offset;
+	uint64_t inode;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint32_t vma_name_size;
+	uint32_t build_id_size;
+	uint64_t vma_name_addr;
+	uint64_t build_id_addr;
+};
+#define PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
+#define PROCMAP_QUERY_VMA_READABLE 0x01
+#define PROCMAP_QUERY_VMA_WRITABLE 0x02
 
 /* Throw Error(strerror) with .errno and .code set; returns NULL for the caller to return. */
 static napi_value throw_errno(napi_env env, int err, const char *what)
@@ -140,72 +186,337 @@ static napi_value make_num(napi_env env, double x)
 	return v;
 }
 
-static napi_value vm_read(napi_env env, napi_callback_info info)
+static int get_len(napi_env env, napi_value v, uint64_t *out)
 {
-	napi_value argv[3], buf;
-	int32_t pid, len;
-	uint64_t addr;
-	void *data;
-	ssize_t n;
+	double d;
 
-	if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], &pid) ||
-	    !get_u64(env, argv[1], &addr) || !get_int(env, argv[2], &len))
+	if (napi_get_value_double(env, v, &d) != napi_ok || d < 0 || d > 9007199254740991.0) {
+		throw_type(env, "expected a length");
+		return 0;
+	}
+	*out = (uint64_t)d;
+	return 1;
+}
+
+/*
+ * How many bytes from addr (at most len) lie in VMAs allowing `need`
+ * (PROCMAP_QUERY_VMA_*), per the maps fd; maps < 0 allows everything. Sets
+ * *err to ENOTTY when the kernel has no PROCMAP_QUERY.
+ */
+static uint64_t vma_span(int maps, uint64_t addr, uint64_t len, uint64_t need, int *err)
+{
+	uint64_t done = 0;
+
+	*err = 0;
+	if (maps < 0)
+		return len;
+	while (done < len) {
+		struct procmap_query q = { .size = sizeof(q) };
+
+		q.query_flags = need;
+		q.query_addr = addr + done;
+		if (ioctl(maps, PROCMAP_QUERY, &q) < 0) {
+			if (errno == ENOTTY || errno == EINVAL)
+				*err = ENOTTY;
+			break;
+		}
+		if (q.vma_start > addr + done)
+			break;
+		done = q.vma_end - addr >= len ? len : q.vma_end - addr;
+	}
+	return done;
+}
+
+/* pread/pwrite of a /proc/<pid>/mem fd until n bytes or a short transfer; returns bytes moved. */
+static uint64_t mem_io(int fd, void *buf, uint64_t n, uint64_t addr, int write)
+{
+	uint64_t done = 0;
+
+	if (addr >= (1ULL << 63) || n > (1ULL << 63) - addr)
+		return 0; /* no user address there; an off_t cannot name it */
+	while (done < n) {
+		size_t step = n - done > (1 << 30) ? (1 << 30) : (size_t)(n - done);
+		ssize_t k = write ? pwrite(fd, (char *)buf + done, step, (off_t)(addr + done))
+				  : pread(fd, (char *)buf + done, step, (off_t)(addr + done));
+		if (k <= 0)
+			break;
+		done += (uint64_t)k;
+	}
+	return done;
+}
+
+static napi_value mem_read(napi_env env, napi_callback_info info)
+{
+	napi_value argv[4], buf;
+	int32_t mem, maps;
+	uint64_t addr, len, ok;
+	void *data;
+	int err;
+
+	if (!get_args(env, info, 4, argv) || !get_int(env, argv[0], &mem) ||
+	    !get_int(env, argv[1], &maps) || !get_u64(env, argv[2], &addr) ||
+	    !get_len(env, argv[3], &len))
 		return NULL;
-	if (len < 0)
-		return throw_type(env, "negative length");
-	if (napi_create_buffer(env, (size_t)len, &data, &buf) != napi_ok)
-		return NULL;
-	if (len == 0)
-		return buf;
-	struct iovec local = { data, (size_t)len };
-	struct iovec remote = { (void *)(uintptr_t)addr, (size_t)len };
-	n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-	if (n < 0)
-		return throw_errno(env, errno, "process_vm_readv");
-	if (n < len)
-		return throw_errno(env, EFAULT, "process_vm_readv");
+	ok = vma_span(maps, addr, len, PROCMAP_QUERY_VMA_READABLE, &err);
+	if (err)
+		return throw_errno(env, err, "PROCMAP_QUERY");
+	if (ok < len)
+		return throw_errno(env, EFAULT, "copy_from_user");
+	/* as a kmalloc of that size would: no buffer of 2 GiB or more */
+	if (len > 0x7fffffff || napi_create_buffer(env, (size_t)len, &data, &buf) != napi_ok) {
+		napi_value pending;
+
+		napi_get_and_clear_last_exception(env, &pending);
+		return throw_errno(env, ENOMEM, "copy_from_user buffer");
+	}
+	if (mem_io(mem, data, len, addr, 0) < len)
+		return throw_errno(env, EFAULT, "copy_from_user");
 	return buf;
 }
 
-static napi_value vm_write(napi_env env, napi_callback_info info)
+static napi_value mem_write(napi_env env, napi_callback_info info)
 {
-	napi_value argv[3];
-	int32_t pid;
-	uint64_t addr;
+	napi_value argv[4];
+	int32_t mem, maps;
+	uint64_t addr, ok;
 	void *data;
 	size_t len;
-	ssize_t n;
+	int err;
 
-	if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], &pid) ||
-	    !get_u64(env, argv[1], &addr) || !get_bytes(env, argv[2], &data, &len))
+	if (!get_args(env, info, 4, argv) || !get_int(env, argv[0], &mem) ||
+	    !get_int(env, argv[1], &maps) || !get_u64(env, argv[2], &addr) ||
+	    !get_bytes(env, argv[3], &data, &len))
 		return NULL;
-	if (len == 0)
-		return make_num(env, 0);
-	struct iovec local = { data, len };
-	struct iovec remote = { (void *)(uintptr_t)addr, len };
-	n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
-	if (n < 0)
-		return throw_errno(env, errno, "process_vm_writev");
-	return make_num(env, (double)n);
+	ok = vma_span(maps, addr, len, PROCMAP_QUERY_VMA_WRITABLE, &err);
+	if (err)
+		return throw_errno(env, err, "PROCMAP_QUERY");
+	return make_num(env, (double)mem_io(mem, data, ok, addr, 1));
+}
+
+/* Bytes per read of a zero check: bounded memory whatever the length. */
+#define ZERO_CHUNK (1 << 20)
+
+/* Whether any of the n bytes at b (8-byte aligned) is non-zero, a word at a time. */
+static int nonzero(const unsigned char *b, uint64_t n)
+{
+	const uint64_t *w = (const uint64_t *)b;
+	uint64_t i, acc = 0;
+
+	for (i = 0; i < n / 8; i++) {
+		acc |= w[i];
+		if ((i & 511) == 511 && acc)
+			return 1;
+	}
+	for (i = n & ~7ULL; i < n; i++)
+		acc |= b[i];
+	return acc != 0;
+}
+
+/* check_zeroed_user() of [addr, addr+len): 0, E2BIG at a non-zero byte, EFAULT before one. */
+static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
+{
+	unsigned char *chunk = malloc(ZERO_CHUNK);
+	uint64_t done = 0;
+	int err = 0, ret = 0;
+
+	if (!chunk)
+		return ENOMEM;
+	while (done < len && !ret) {
+		uint64_t n = len - done > ZERO_CHUNK ? ZERO_CHUNK : len - done;
+		uint64_t ok = vma_span(maps, addr + done, n, PROCMAP_QUERY_VMA_READABLE, &err);
+		uint64_t got = err ? 0 : mem_io(mem, chunk, ok, addr + done, 0);
+
+		ret = nonzero(chunk, got) ? E2BIG : 0;
+		if (!ret && (err || got < n))
+			ret = err ? ENOTTY : EFAULT;
+		done += n;
+	}
+	free(chunk);
+	return ret;
+}
+
+static int zero_args(napi_env env, napi_callback_info info, int32_t *mem, int32_t *maps,
+		     uint64_t *addr, uint64_t *len)
+{
+	napi_value argv[4];
+
+	return get_args(env, info, 4, argv) && get_int(env, argv[0], mem) &&
+	       get_int(env, argv[1], maps) && get_u64(env, argv[2], addr) &&
+	       get_u64(env, argv[3], len);
+}
+
+static napi_value mem_zeroed(napi_env env, napi_callback_info info)
+{
+	int32_t mem, maps;
+	uint64_t addr, len;
+
+	if (!zero_args(env, info, &mem, &maps, &addr, &len))
+		return NULL;
+	return make_num(env, zeroed(mem, maps, addr, len));
+}
+
+struct zero_work {
+	napi_async_work work;
+	napi_deferred deferred;
+	int32_t mem, maps;
+	uint64_t addr, len;
+	int result;
+};
+
+static void zero_execute(napi_env env, void *data)
+{
+	struct zero_work *w = data;
+
+	(void)env;
+	w->result = zeroed(w->mem, w->maps, w->addr, w->len);
+}
+
+static void zero_complete(napi_env env, napi_status status, void *data)
+{
+	struct zero_work *w = data;
+
+	(void)status;
+	close(w->mem);
+	if (w->maps >= 0)
+		close(w->maps);
+	napi_resolve_deferred(env, w->deferred, make_num(env, w->result));
+	napi_delete_async_work(env, w->work);
+	free(w);
+}
+
+static napi_value mem_zeroed_async(napi_env env, napi_callback_info info)
+{
+	napi_value promise, name;
+	struct zero_work *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return throw_errno(env, ENOMEM, "memZeroedAsync");
+	if (!zero_args(env, info, &w->mem, &w->maps, &w->addr, &w->len)) {
+		free(w);
+		return NULL;
+	}
+	/* The worker reads through its own copies: the engine may close the originals meanwhile. */
+	w->mem = fcntl(w->mem, F_DUPFD_CLOEXEC, 0);
+	w->maps = w->maps < 0 ? -1 : fcntl(w->maps, F_DUPFD_CLOEXEC, 0);
+	if (w->mem < 0) {
+		free(w);
+		return throw_errno(env, errno, "dup");
+	}
+	napi_create_promise(env, &w->deferred, &promise);
+	napi_create_string_utf8(env, "uiommu:check_zeroed_user", NAPI_AUTO_LENGTH, &name);
+	napi_create_async_work(env, NULL, name, zero_execute, zero_complete, w, &w->work);
+	napi_queue_async_work(env, w->work);
+	return promise;
+}
+
+static napi_value pidfd_open_(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], out;
+	int32_t pid;
+	int fd;
+
+	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &pid))
+		return NULL;
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return throw_errno(env, errno, "pidfd_open");
+	napi_create_int32(env, fd, &out);
+	return out;
+}
+
+static napi_value peer_pidfd(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], out;
+	int32_t sock;
+	int fd;
+	socklen_t len = sizeof(fd);
+
+	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &sock))
+		return NULL;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) < 0)
+		return throw_errno(env, errno, "getsockopt(SO_PEERPIDFD)");
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	napi_create_int32(env, fd, &out);
+	return out;
+}
+
+/*
+ * Open /proc/<pid> and check afterwards that the pidfd's process is not yet
+ * reaped: it then held the number during the open, so the directory is its.
+ */
+static napi_value proc_dir_open(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], out;
+	int32_t pidfd, pid;
+	char path[32];
+	int fd;
+
+	if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], &pidfd) ||
+	    !get_int(env, argv[1], &pid))
+		return NULL;
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return throw_errno(env, errno == ENOENT ? ESRCH : errno, "open /proc/<pid>");
+	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+		int err = errno;
+
+		close(fd);
+		return throw_errno(env, err == EPERM ? EPERM : ESRCH, "pidfd_send_signal");
+	}
+	napi_create_int32(env, fd, &out);
+	return out;
+}
+
+static napi_value open_at(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3], out;
+	int32_t dirfd;
+	bool write;
+	char name[256];
+	size_t n;
+	int fd;
+
+	if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], &dirfd) ||
+	    napi_get_value_string_utf8(env, argv[1], name, sizeof(name), &n) != napi_ok ||
+	    napi_get_value_bool(env, argv[2], &write) != napi_ok)
+		return throw_type(env, "openAt(dirfd, name, write)");
+	fd = openat(dirfd, name, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return throw_errno(env, errno, "openat");
+	napi_create_int32(env, fd, &out);
+	return out;
+}
+
+static napi_value pidfd_exited(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], out;
+	int32_t pidfd;
+	struct pollfd p;
+
+	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &pidfd))
+		return NULL;
+	p.fd = pidfd;
+	p.events = POLLIN;
+	p.revents = 0;
+	if (poll(&p, 1, 0) < 0)
+		return throw_errno(env, errno, "poll");
+	napi_get_boolean(env, (p.revents & (POLLIN | POLLHUP | POLLNVAL)) != 0, &out);
+	return out;
 }
 
 static napi_value pidfd_getfd_(napi_env env, napi_callback_info info)
 {
 	napi_value argv[2], out;
-	int32_t pid, target;
-	int pidfd, fd, err;
+	int32_t pidfd, target;
+	int fd;
 
-	if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], &pid) ||
+	if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], &pidfd) ||
 	    !get_int(env, argv[1], &target))
 		return NULL;
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0)
-		return throw_errno(env, errno, "pidfd_open");
 	fd = (int)syscall(SYS_pidfd_getfd, pidfd, target, 0);
-	err = errno;
-	close(pidfd);
 	if (fd < 0)
-		return throw_errno(env, err, "pidfd_getfd");
+		return throw_errno(env, errno, "pidfd_getfd");
 	napi_create_int32(env, fd, &out);
 	return out;
 }
@@ -408,19 +719,16 @@ static napi_value init(napi_env env, napi_value exports)
 		const char *name;
 		napi_callback fn;
 	} fns[] = {
-		{ "vmRead", vm_read },
-		{ "vmWrite", vm_write },
-		{ "pidfdGetfd", pidfd_getfd_ },
-		{ "fstatFd", fstat_fd },
-		{ "fstatfsFd", fstatfs_fd },
-		{ "eventfdSet", eventfd_set },
-		{ "closeFd", close_fd },
-		{ "addressOf", address_of },
-		{ "peerPid", peer_pid },
-		{ "memfdCreate", memfd_create_ },
-		{ "punchHole", punch_hole },
-		{ "eventfdSignal", eventfd_signal_ },
-		{ "eventfdConsume", eventfd_consume },
+		{ "memRead", mem_read },	  { "memWrite", mem_write },
+		{ "memZeroed", mem_zeroed },	  { "memZeroedAsync", mem_zeroed_async },
+		{ "pidfdOpen", pidfd_open_ },	  { "peerPidfd", peer_pidfd },
+		{ "procDirOpen", proc_dir_open }, { "openAt", open_at },
+		{ "pidfdExited", pidfd_exited },  { "pidfdGetfd", pidfd_getfd_ },
+		{ "fstatFd", fstat_fd },	  { "fstatfsFd", fstatfs_fd },
+		{ "eventfdSet", eventfd_set },	  { "closeFd", close_fd },
+		{ "addressOf", address_of },	  { "peerPid", peer_pid },
+		{ "memfdCreate", memfd_create_ }, { "punchHole", punch_hole },
+		{ "eventfdSignal", eventfd_signal_ }, { "eventfdConsume", eventfd_consume },
 	};
 
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {

@@ -1,7 +1,10 @@
 /* The open family: open*, creat*, fopen* and their _FORTIFY_SOURCE entry points. */
 #include "preload.h"
 
-/* Routes an open: the engine's view of a status file, an engine node, the fake tree, or libc. */
+/*
+ * Routes an open: the engine's view of a status file, a fail-nth file (the
+ * engine's), an engine node, the fake tree, or libc.
+ */
 static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	char norm[PATH_MAX], fake[PATH_MAX];
@@ -13,6 +16,8 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 		if (fd >= 0)
 			return fd;
 	}
+	if (fail_nth_path(path, norm))
+		return engine_open(norm, flags);
 	switch (classify(path, norm, fake)) {
 	case ROUTE_ENGINE:
 		return engine_open(norm, flags);

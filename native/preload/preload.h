@@ -283,6 +283,14 @@ pid_t status_pid(const char *path);
 int status_open(pid_t pid, int flags);
 int attr_open(const char *norm, int flags);
 
+/* ---- fault injection (fail-nth.c) ---------------------------------------- */
+
+/*
+ * Whether path names a fail-nth file of the calling process's tasks; writes
+ * its /proc/<pid>/task/<tid>/fail-nth form to canon (PATH_MAX bytes).
+ */
+int fail_nth_path(const char *path, char *canon);
+
 /* ---- device mappings (mmap.c) and their trap (trap.c) ------------------ */
 
 #define MAX_BAR_MAPS 64

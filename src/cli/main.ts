@@ -18,16 +18,17 @@ import { parsePersonalitySetting } from './personality-option.ts';
 import { type BackendFactory, runProgram } from './run.ts';
 
 /**
- * How the engine reaches the real processes `uiommu run` serves: their
- * memory (process_vm_readv/writev, page identity from /proc/<pid>/maps),
- * their eventfds (pidfd_getfd) and the real fds they hand to ioctls.
+ * How the engine reaches the real processes `uiommu run` serves, always
+ * through the handle bound to the process at its connection: their memory
+ * (its /proc/<pid>/mem, page identity from its maps), their eventfds
+ * (pidfd_getfd) and the real fds they hand to ioctls.
  */
 const backends: BackendFactory = (kernel) => ({
-  mmFor: (pid) => new RemoteMm(pid, kernel.memory),
+  mmFor: (handle) => new RemoteMm(handle, kernel.memory),
   pollSync: eventfdPollSync,
-  foreignFile(pid, fd) {
+  foreignFile(handle, fd) {
     try {
-      return remoteFileOps(pid, fd, kernel.memory);
+      return remoteFileOps(handle, fd, kernel.memory);
     } catch (e) {
       if (e instanceof Errno) return undefined;
       throw e;

@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { FileOps } from '../host/file.ts';
 import { Kernel, type KernelPersonality } from '../host/kernel.ts';
-import { peerPid } from '../host/native.ts';
+import { ProcHandle } from '../host/proc-handle.ts';
 import type { ProcessMm } from '../host/process.ts';
 import { kernelState } from '../host/state.ts';
 import { kernelStateReport } from '../host/state-report.ts';
@@ -52,16 +52,22 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 /** The preload library the build step produces. */
 export const PRELOAD_LIBRARY = join(PACKAGE_ROOT, 'native/build/libuiommu-preload.so');
 
-/** What the engine needs to serve real processes of `kernel`. */
+/** What the engine needs to serve real processes of `kernel`, each reached through its handle. */
 export interface RunBackends {
-  /** The address space of a live pid (read/written with process_vm_readv/writev). */
-  mmFor(pid: number): ProcessMm;
+  /** The address space of a process image (its /proc/<pid>/mem and maps). */
+  mmFor(handle: ProcHandle): ProcessMm;
   /** Mirrors pollable files' readiness into the process's eventfds (pidfd_getfd). */
   pollSync?: PollSync;
   /** Real fds handed to ioctls (SET_IRQS eventfds, MAP_FILE memfds); without it they are EBADF. */
-  foreignFile?(pid: number, fd: number): FileOps | undefined;
-  /** Credentials of a pid (default: read live from /proc, see procCredentials). */
-  credsFor?(pid: number): LiveCredentials;
+  foreignFile?(handle: ProcHandle, fd: number): FileOps | undefined;
+  /** Credentials of a process (default: read live from its /proc files, see procCredentials). */
+  credsFor?(handle: ProcHandle): LiveCredentials;
+}
+
+/** The handle of a process the engine serves: connections always come with one here. */
+function bound(handle: ProcHandle | undefined): ProcHandle {
+  if (!handle) throw new Error('a real process is reached only through its handle');
+  return handle;
 }
 
 /** Builds the backends for one emulated kernel (its PhysRam identifies the pages). */
@@ -185,14 +191,20 @@ export async function runProgram(
         : undefined;
     const engine = createEngine({
       kernel,
-      mmFor: b.mmFor,
+      mmFor: (_pid, handle) => b.mmFor(bound(handle)),
       ...(b.pollSync ? { pollSync: b.pollSync } : {}),
-      credsFor: (pid) => {
-        const creds = (b.credsFor ?? procCredentials)(pid);
+      credsFor: (pid, handle) => {
+        const h = bound(handle);
+        const creds = b.credsFor ? b.credsFor(h) : procCredentials(pid, h);
         return opts.capAdd?.length ? withCapabilities(creds, new Set(opts.capAdd)) : creds;
       },
       parentOf: procParentOf,
-      ...(b.foreignFile ? { foreignFile: b.foreignFile } : {}),
+      ...(b.foreignFile
+        ? {
+            foreignFile: (_pid: number, fd: number, handle?: ProcHandle) =>
+              b.foreignFile!(bound(handle), fd),
+          }
+        : {}),
       ...(trace ? { trace } : {}),
       // at exit: the state just before each process's fds close (the last one's stays in the file)
       ...(opts.dumpState !== undefined ? { exiting: dump } : {}),
@@ -209,7 +221,9 @@ export async function runProgram(
             },
           }),
     });
-    const server = await serveEngine(engine, join(dir, 'engine.sock'), { peerPid });
+    const server = await serveEngine(engine, join(dir, 'engine.sock'), {
+      peer: (fd) => ProcHandle.ofPeer(fd),
+    });
     // the kernel's DMA state as a --trace-json record: on SIGUSR1 and once everything is closed
     const traceState = (at: string) =>
       jsonOut?.(`${JSON.stringify({ state: { at, ...kernelStateReport(kernel) } })}\n`);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Errno, fail } from '../abi/errno.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
-import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC, vmRead, vmWrite } from './native.ts';
+import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 
 /** Spans take physical address space in chunks of 1 TiB, allocated when first touched. */
@@ -86,9 +86,9 @@ abstract class ForeignSpan {
   }
 }
 
-/** Where a process maps file bytes `[start, last]`: at `va` onwards. */
+/** Where an address space maps file bytes `[start, last]`: at `va` onwards. */
 interface View extends Range {
-  pid: number;
+  space: AddressSpace;
   va: bigint;
 }
 
@@ -134,16 +134,16 @@ export class ForeignFile extends ForeignSpan {
     if (offset + length > limit) fail('EFAULT', 'beyond the end of the file');
   }
 
-  /** Record that `pid` maps file bytes `[offset, offset+length)` at `va`. */
-  setView(offset: bigint, length: bigint, pid: number, va: bigint): void {
+  /** Record that `space` maps file bytes `[offset, offset+length)` at `va`. */
+  setView(offset: bigint, length: bigint, space: AddressSpace, va: bigint): void {
     const last = offset + length - 1n;
     this.cutViews(offset, last);
-    this.views.insert({ start: offset, last, pid, va });
+    this.views.insert({ start: offset, last, space, va });
     let prev: View | undefined;
     for (const v of this.views.overlapping(offset > 0n ? offset - 1n : 0n, last + 1n)) {
       if (
         prev &&
-        prev.pid === v.pid &&
+        prev.space === v.space &&
         prev.last + 1n === v.start &&
         v.va === prev.va + (v.start - prev.start)
       ) {
@@ -153,9 +153,9 @@ export class ForeignFile extends ForeignSpan {
     }
   }
 
-  /** Forget every mapping of `pid`. */
-  dropViews(pid: number): void {
-    for (const v of [...this.views]) if (v.pid === pid) this.views.delete(v);
+  /** Forget every mapping of `space`. */
+  dropViews(space: AddressSpace): void {
+    for (const v of [...this.views]) if (v.space === space) this.views.delete(v);
   }
 
   /** True while no live process is known to map the file. */
@@ -175,7 +175,7 @@ export class ForeignFile extends ForeignSpan {
     const out = new Uint8Array(length);
     const fd = this.fd;
     if (fd === undefined) {
-      this.viaViews(offset, length, (pid, va, pos, n) => out.set(vmRead(pid, va, n), pos));
+      this.viaViews(offset, length, (space, va, pos, n) => out.set(space.read(va, n), pos));
     } else fileIo(() => fs.readSync(fd, out, 0, length, offset));
     return out;
   }
@@ -183,8 +183,8 @@ export class ForeignFile extends ForeignSpan {
   protected writeAt(offset: bigint, data: Uint8Array): void {
     const fd = this.fd;
     if (fd === undefined || this.hugetlb) {
-      this.viaViews(offset, data.length, (pid, va, pos, n) =>
-        vmWrite(pid, va, data.subarray(pos, pos + n)),
+      this.viaViews(offset, data.length, (space, va, pos, n) =>
+        space.write(va, data.subarray(pos, pos + n)),
       );
       return;
     }
@@ -198,7 +198,7 @@ export class ForeignFile extends ForeignSpan {
   private viaViews(
     offset: bigint,
     length: number,
-    copy: (pid: number, va: bigint, pos: number, n: number) => void,
+    copy: (space: AddressSpace, va: bigint, pos: number, n: number) => void,
   ): void {
     const last = offset + BigInt(length) - 1n;
     let cursor = offset;
@@ -207,7 +207,7 @@ export class ForeignFile extends ForeignSpan {
       const end = v.last < last ? v.last : last;
       const at = cursor;
       faultOnExit(() =>
-        copy(v.pid, v.va + (at - v.start), Number(at - offset), Number(end - at + 1n)),
+        copy(v.space, v.va + (at - v.start), Number(at - offset), Number(end - at + 1n)),
       );
       cursor = end + 1n;
     }
@@ -228,10 +228,17 @@ export class ForeignFile extends ForeignSpan {
   }
 }
 
-/** The address space owning private pages: one process image (exec starts a new one). */
-export interface PrivateOwner {
+/**
+ * One process image's address space (exec starts a new one), reached
+ * through handles bound to it (RemoteMm): it owns private pages and maps
+ * files. `read`/`write` are copy_from_user/copy_to_user: EFAULT for a bad
+ * address or once the image is gone.
+ */
+export interface AddressSpace {
   readonly pid: number;
   readonly alive: boolean;
+  read(va: bigint, length: number): Uint8Array;
+  write(va: bigint, data: Uint8Array): void;
 }
 
 /**
@@ -245,21 +252,17 @@ export class ForeignPrivate extends ForeignSpan {
     ram: PhysRam,
     key: string,
     compound: boolean,
-    readonly owner: PrivateOwner,
+    readonly owner: AddressSpace,
   ) {
     super(ram, key, compound);
   }
 
   protected readAt(va: bigint, length: number): Uint8Array {
-    const { pid, alive } = this.owner;
-    if (!alive) fail('EFAULT', `process ${pid} has exited`);
-    return faultOnExit(() => vmRead(pid, va, length));
+    return this.owner.read(va, length);
   }
 
   protected writeAt(va: bigint, data: Uint8Array): void {
-    const { pid, alive } = this.owner;
-    if (!alive) fail('EFAULT', `process ${pid} has exited`);
-    faultOnExit(() => vmWrite(pid, va, data));
+    this.owner.write(va, data);
   }
 }
 
@@ -278,7 +281,7 @@ export interface FsKind {
  */
 export class ForeignMemory {
   /** A number for each address space owning private spans. */
-  private readonly owners = new WeakMap<PrivateOwner, number>();
+  private readonly owners = new WeakMap<AddressSpace, number>();
   private nextOwner = 1;
   private readonly files = new Map<string, ForeignFile>();
   private readonly privates = new Map<string, ForeignPrivate>();
@@ -291,9 +294,9 @@ export class ForeignMemory {
 
   constructor(readonly ram: PhysRam) {}
 
-  /** Process `pid` has exited (or exec'd): forget its mappings and drop what nothing reaches any more. */
-  exited(pid: number): void {
-    for (const f of this.files.values()) f.dropViews(pid);
+  /** `space` has gone (its process exited or exec'd): forget its mappings and drop what nothing reaches any more. */
+  exited(space: AddressSpace): void {
+    for (const f of this.files.values()) f.dropViews(space);
     this.sweep();
   }
 
@@ -329,7 +332,7 @@ export class ForeignMemory {
   }
 
   /** The private span of `owner` (its hugetlb pages apart: they are compound). */
-  private(owner: PrivateOwner, hugetlb: boolean): ForeignPrivate {
+  private(owner: AddressSpace, hugetlb: boolean): ForeignPrivate {
     let id = this.owners.get(owner);
     if (id === undefined) {
       id = this.nextOwner++;

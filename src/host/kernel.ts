@@ -21,6 +21,7 @@ import { spaprCompatExtension } from '../vfio/spapr/iommufd-compat.ts';
 import type { SpaprTcePersonality } from '../vfio/spapr/personality.ts';
 import { type1IommuDriver } from '../vfio/type1/driver.ts';
 import type { UserAccount } from './accounting.ts';
+import { failNthFile, failNthPath } from './fail-nth-file.ts';
 import { type FileOps, O_ACCMODE, O_RDONLY, O_RDWR, OpenFile } from './file.ts';
 import type { IoMaps } from './io-maps.ts';
 import { MemObject } from './mem-object.ts';
@@ -191,14 +192,20 @@ export class Kernel {
    * Resolve a device path to a new open file; ENOENT for anything not
    * served. /dev/iommu, /dev/vfio/vfio (the container, see
    * `personality.vfioContainer`), /dev/vfio/<group id> (noiommu-<id> for a
-   * fake group), the device cdevs /dev/vfio/devices/vfioX, and the sysfs
+   * fake group), the device cdevs /dev/vfio/devices/vfioX, the sysfs
    * and debugfs files the kernel generates (sysfs-attrs.ts; EACCES when
-   * `flags` ask to write a read-only one).
+   * `flags` ask to write a read-only one), and the caller's own
+   * /proc/<pid>/task/<tid>/fail-nth (fault injection).
    */
   openPath(proc: Process<ProcessMm>, path: string, flags = O_RDWR): FileOps {
     if (path.startsWith('/sys/'))
       return openSysfsAttr(this, path, (flags & O_ACCMODE) !== O_RDONLY);
     if (path === '/dev/iommu') return openIommufd(this, this.selftestCmd);
+    const task = failNthPath(path);
+    if (task) {
+      if (task.pid !== proc.pid) fail('ENOENT', 'another process’s fail-nth is not served');
+      return failNthFile(task.tid);
+    }
     if (path === '/dev/vfio/vfio') return openVfioContainer(this, this.selftestCmd);
     if (path.startsWith(VFIO_CDEV_DIR)) return openVfioCdev(this, path);
     const group = /^\/dev\/vfio\/((?:noiommu-)?(0|[1-9][0-9]{0,9}))$/.exec(path);

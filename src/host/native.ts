@@ -1,10 +1,12 @@
 /**
  * The engine's native addon (native/host-addon.c): access to real client
- * processes — their memory (process_vm_readv/writev), copies of their fds
- * (pidfd_getfd), what those fds are (fstat, fstatfs), setting an eventfd's
- * readiness, the pid behind a Unix socket (SO_PEERCRED), the memfds that
- * back mapped BARs, and the engine's socket transport
- * (src/server/transport.ts). Failures
+ * processes through handles bound to their lifetime — pidfds, /proc/<pid>
+ * directory fds, their memory through /proc/<pid>/mem checked against the
+ * VMAs of /proc/<pid>/maps (PROCMAP_QUERY), copies of their fds
+ * (pidfd_getfd) — what fds are (fstat, fstatfs), setting an eventfd's
+ * readiness, and the process behind a Unix socket (SO_PEERCRED,
+ * SO_PEERPIDFD), the memfds that back mapped
+ * BARs, and the engine's socket transport (src/server/transport.ts). Failures
  * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
@@ -35,9 +37,16 @@ export const TMPFS_MAGIC = 0x0102_1994;
 export const HUGETLBFS_MAGIC = 0x9584_58f6;
 
 interface Addon {
-  vmRead(pid: number, addr: bigint, length: number): Buffer;
-  vmWrite(pid: number, addr: bigint, data: Uint8Array): number;
-  pidfdGetfd(pid: number, targetFd: number): number;
+  memRead(mem: number, maps: number, addr: bigint, length: number): Buffer;
+  memWrite(mem: number, maps: number, addr: bigint, data: Uint8Array): number;
+  memZeroed(mem: number, maps: number, addr: bigint, length: bigint): number;
+  memZeroedAsync(mem: number, maps: number, addr: bigint, length: bigint): Promise<number>;
+  pidfdOpen(pid: number): number;
+  peerPidfd(sock: number): number;
+  procDirOpen(pidfd: number, pid: number): number;
+  openAt(dirfd: number, name: string, write: boolean): number;
+  pidfdExited(pidfd: number): boolean;
+  pidfdGetfd(pidfd: number, targetFd: number): number;
   fstatFd(fd: number): FileStat;
   fstatfsFd(fd: number): FsStat;
   eventfdSet(fd: number, ready: boolean): void;
@@ -99,25 +108,73 @@ function call<T>(fn: (a: Addon) => T): T {
   }
 }
 
-/** Read `length` bytes at `addr` of process `pid`: EFAULT unless every byte is readable, ESRCH for no such process. */
-export function vmRead(pid: number, addr: bigint, length: number): Uint8Array {
-  const buf = call((a) => a.vmRead(pid, addr, length));
+/**
+ * copy_from_user through a /proc/<pid>/mem fd: `length` bytes at `addr`.
+ * EFAULT unless every byte lies in a readable VMA (per `maps`, a
+ * /proc/<pid>/maps fd of the same address space; -1 skips the check) and
+ * the address space still exists. ENOTTY when the kernel lacks PROCMAP_QUERY.
+ */
+export function memRead(mem: number, maps: number, addr: bigint, length: number): Uint8Array {
+  const buf = call((a) => a.memRead(mem, maps, addr, length));
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
 /**
- * Write `data` at `addr` of process `pid`. EFAULT if some byte is not
- * writable (the bytes before the faulting page may have been written, as
- * with copy_to_user), ESRCH for no such process.
+ * copy_to_user through a /proc/<pid>/mem fd: the bytes up to the first one
+ * outside a writable VMA are written; EFAULT if that is not all of them.
+ * ENOTTY when the kernel lacks PROCMAP_QUERY.
  */
-export function vmWrite(pid: number, addr: bigint, data: Uint8Array): void {
-  const n = call((a) => a.vmWrite(pid, addr, data));
-  if (n < data.length) fail('EFAULT', `process_vm_writev: ${n} of ${data.length} bytes`);
+export function memWrite(mem: number, maps: number, addr: bigint, data: Uint8Array): void {
+  const n = call((a) => a.memWrite(mem, maps, addr, data));
+  if (n < data.length) fail('EFAULT', `copy_to_user: ${n} of ${data.length} bytes`);
 }
 
-/** A local (close-on-exec) copy of fd `targetFd` of process `pid`: ESRCH, EBADF, EPERM. */
-export function pidfdGetfd(pid: number, targetFd: number): number {
-  return call((a) => a.pidfdGetfd(pid, targetFd));
+/** check_zeroed_user's answer as an errno number: 0, E2BIG (7), EFAULT (14), or ENOTTY (no PROCMAP_QUERY). */
+export function memZeroed(mem: number, maps: number, addr: bigint, length: bigint): number {
+  return call((a) => a.memZeroed(mem, maps, addr, length));
+}
+
+/** memZeroed on a worker thread (through copies of the fds), so the engine serves others meanwhile. */
+export function memZeroedAsync(
+  mem: number,
+  maps: number,
+  addr: bigint,
+  length: bigint,
+): Promise<number> {
+  return call((a) => a.memZeroedAsync(mem, maps, addr, length));
+}
+
+/** pidfd_open(2): ESRCH for no such process. */
+export function pidfdOpen(pid: number): number {
+  return call((a) => a.pidfdOpen(pid));
+}
+
+/** A pidfd of Unix socket `sock`'s peer (SO_PEERPIDFD, Linux 6.5): ENOPROTOOPT before. */
+export function peerPidfd(sock: number): number {
+  return call((a) => a.peerPidfd(sock));
+}
+
+/**
+ * An O_PATH fd of /proc/<pid>, opened while the process of `pidfd` held
+ * `pid` (checked after the open): ESRCH when it was reaped, so the number may name another.
+ */
+export function procDirOpen(pidfd: number, pid: number): number {
+  return call((a) => a.procDirOpen(pidfd, pid));
+}
+
+/** openat(2) of `name` under `dirfd`, read-only or read-write, O_CLOEXEC. */
+export function openAt(dirfd: number, name: string, write: boolean): number {
+  return call((a) => a.openAt(dirfd, name, write));
+}
+
+/** The process of `pidfd` has exited (a zombie counts). */
+export function pidfdExited(pidfd: number): boolean {
+  return call((a) => a.pidfdExited(pidfd));
+}
+
+/** A local (close-on-exec) copy of fd `targetFd` of the process of `pidfd`: ESRCH, EBADF, EPERM. */
+export function pidfdGetfd(pidfd: number, targetFd: number): number {
+  return call((a) => a.pidfdGetfd(pidfd, targetFd));
 }
 
 export function fstatFd(fd: number): FileStat {

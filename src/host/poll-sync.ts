@@ -1,5 +1,7 @@
 import { writeSync } from 'node:fs';
-import { closeFd, eventfdSet, pidfdGetfd } from './native.ts';
+import { fail } from '../abi/errno.ts';
+import { closeFd, eventfdSet } from './native.ts';
+import type { ProcHandle } from './proc-handle.ts';
 
 /** One client eventfd the engine keeps in step with a pollable engine file. */
 export interface PollHandle {
@@ -14,8 +16,8 @@ export interface PollHandle {
  * and 0 while it has none, so poll/select/epoll in the client see POLLIN.
  */
 export interface PollSync {
-  /** Take a copy of eventfd `fd` of process `pid`: ESRCH, EBADF, EPERM. */
-  attach(pid: number, fd: number): PollHandle;
+  /** Take a copy of eventfd `fd` of the process of `handle` (`pid`): ESRCH, EBADF, EPERM. */
+  attach(pid: number, fd: number, handle?: ProcHandle): PollHandle;
   /** Set the eventfd's readiness. */
   set(handle: PollHandle, ready: boolean): void;
   /**
@@ -37,8 +39,9 @@ const ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 /** PollSync over real eventfds: pidfd_getfd, then drain/write the counter. */
 export const eventfdPollSync: PollSync = {
-  attach(pid, fd) {
-    const handle: EventfdHandle = { fd: pidfdGetfd(pid, fd), open: true };
+  attach(pid, fd, proc) {
+    if (!proc) fail('ESRCH', `process ${pid} is reached only through its handle`);
+    const handle: EventfdHandle = { fd: proc.getfd(fd), open: true };
     return handle;
   },
   set(handle, ready) {

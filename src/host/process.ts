@@ -10,7 +10,7 @@ import {
   formatSyscall,
   ioctlRequestName,
 } from '../abi/strace.ts';
-import type { Mm } from '../iommu/mm.ts';
+import { type Mm, RestartCall } from '../iommu/mm.ts';
 import type { Caller } from '../kernel/file.ts';
 import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
 import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
@@ -178,7 +178,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
 
   // ---- syscalls ----------------------------------------------------------------
 
-  /** Run a syscall body: errno on Errno, rethrow anything else (a model bug). */
+  /** Run a syscall body: errno on Errno; a RestartCall goes to the caller; anything else is a model bug, rethrown. */
   private sys(fn: () => number): number {
     try {
       const r = fn();
@@ -190,7 +190,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
         this.failure = e;
         return -1;
       }
-      this.kernel.bugs.push(e);
+      if (!(e instanceof RestartCall)) this.kernel.bugs.push(e);
       throw e;
     }
   }

@@ -8,10 +8,10 @@ import {
   fstatFd,
   fstatfsFd,
   HUGETLBFS_MAGIC,
-  pidfdGetfd,
   TMPFS_MAGIC,
 } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
+import type { ProcHandle } from './proc-handle.ts';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -20,24 +20,24 @@ const S_IFREG = 0o100000;
 const EVENTFD_LINK = 'anon_inode:[eventfd]';
 
 /**
- * A file of real process `pid` at `fd` as the kernel's handlers see it
- * when handed its number: an eventfd gives `eventfdCtx` (SET_IRQS
+ * A file of the real process of `handle` at `fd` as the kernel's handlers
+ * see it when handed its number: an eventfd gives `eventfdCtx` (SET_IRQS
  * triggers), anything else what `remoteFileRef` finds. EBADF when the
  * process has no such fd, ESRCH when it is gone.
  */
-export function remoteFileOps(pid: number, fd: number, ram: PhysRam): FileOps {
-  if (isEventfd(pid, fd)) {
+export function remoteFileOps(handle: ProcHandle, fd: number, ram: PhysRam): FileOps {
+  if (isEventfd(handle, fd)) {
     return {
       kind: 'eventfd',
-      eventfdCtx: () => remoteEventfdCtx(pidfdGetfd(pid, fd)),
+      eventfdCtx: () => remoteEventfdCtx(handle.getfd(fd)),
       release() {},
     };
   }
-  return { kind: 'file', ref: remoteFileRef(pid, fd, ram), release() {} };
+  return { kind: 'file', ref: remoteFileRef(handle, fd, ram), release() {} };
 }
 
-function isEventfd(pid: number, fd: number): boolean {
-  const local = pidfdGetfd(pid, fd);
+function isEventfd(handle: ProcHandle, fd: number): boolean {
+  const local = handle.getfd(fd);
   try {
     return readlinkSync(`/proc/self/fd/${local}`) === EVENTFD_LINK;
   } finally {
@@ -73,7 +73,7 @@ function remoteEventfdCtx(local: number): EventfdCtx {
 }
 
 /**
- * What iommufd sees of fd `fd` of real process `pid` when handed it by
+ * What iommufd sees of fd `fd` of the real process of `handle` when handed it by
  * number (IOMMU_IOAS_MAP_FILE). A memory file — a regular file on tmpfs
  * (memfd, shmem) or hugetlbfs — gets a pages source addressed by file
  * offset, on the same physical pages as every mapping of that file
@@ -81,8 +81,8 @@ function remoteEventfdCtx(local: number): EventfdCtx {
  * st_size. Any other file has no pages (MAP_FILE gives EINVAL).
  * EBADF when the process has no such fd, ESRCH when it is gone.
  */
-export function remoteFileRef(pid: number, fd: number, ram: PhysRam): FileRef {
-  const local = pidfdGetfd(pid, fd);
+export function remoteFileRef(handle: ProcHandle, fd: number, ram: PhysRam): FileRef {
+  const local = handle.getfd(fd);
   let keep = false;
   try {
     const st = fstatFd(local);

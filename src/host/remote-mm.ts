@@ -1,17 +1,22 @@
 import fs from 'node:fs';
-import { fail } from '../abi/errno.ts';
-import { appendRun, type Mm, type PhysRun, refusePfnMaps } from '../iommu/mm.ts';
+import { ERRNO, Errno, fail } from '../abi/errno.ts';
+import { appendRun, type Mm, type PhysRun, RestartCall, refusePfnMaps } from '../iommu/mm.ts';
 import {
+  type AddressSpace,
   type ForeignMemory,
   type FsKind,
   faultOnExit,
   foreignMemory,
   type SpanRun,
 } from './foreign-memory.ts';
-import { closeFd, vmRead, vmWrite } from './native.ts';
+import { closeFd, memRead, memWrite, memZeroed, memZeroedAsync } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
+import type { ProcHandle } from './proc-handle.ts';
 
 const U64_END = 1n << 64n;
+
+/** Tails up to this many bytes are checked on the engine's thread (~0.1 ms); longer ones on a worker. */
+export const SYNC_ZERO_CHECK = 1n << 20n;
 
 /** Special mappings GUP refuses (VM_IO/VM_PFNMAP, the vsyscall gate). */
 const UNPINNABLE = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -66,8 +71,13 @@ export function parseMaps(text: string, va: bigint, last: bigint): MapsEntry[] {
 
 /**
  * The address space of a live real process (served through the preload
- * library), as GUP sees it: VMAs come from /proc/<pid>/maps at each
- * resolve, bytes are copied with process_vm_readv/writev.
+ * library), as GUP sees it, reached only through files bound to it: its
+ * /proc/<pid>/mem and /proc/<pid>/maps, opened through the process's handle
+ * when the image is adopted (HELLO, exec). They keep naming this address
+ * space — once it is gone every access is EFAULT, never another process's
+ * memory under a reused pid. VMAs come from the maps file at each resolve;
+ * bytes are copied through the mem file after checking the VMAs' access
+ * (PROCMAP_QUERY; the mem file itself would write read-only pages).
  *
  * Physical addresses are synthetic but give page identity: pages of a
  * shared mapping (memfd, shmem, MAP_SHARED|MAP_ANONYMOUS, hugetlbfs, any
@@ -83,20 +93,41 @@ export function parseMaps(text: string, va: bigint, last: bigint): MapsEntry[] {
  * address keeps its physical address; a pinned private page of an exited
  * process reads and writes as EFAULT.
  */
-export class RemoteMm implements Mm {
+export class RemoteMm implements Mm, AddressSpace {
   readonly pageSize: bigint;
+  readonly pid: number;
   private live = true;
   private readonly foreign: ForeignMemory;
+  /** /proc/<pid>/mem (read-write) and /proc/<pid>/maps of this image; -1 when it was gone already. */
+  private readonly mem: number;
+  private readonly mapsFd: number;
+  /** Whether the kernel answers PROCMAP_QUERY (Linux 6.11); else VMAs come from the maps text. */
+  private query = true;
   /** See `observeMaps`. */
   private tracked = false;
   private cache: MapsEntry[] | undefined;
+  /** The answer of the last off-thread zero check, for the restarted call. */
+  private scanned: { addr: bigint; length: bigint; answer: number } | undefined;
 
   constructor(
-    readonly pid: number,
+    private readonly handle: ProcHandle,
     ram: PhysRam,
   ) {
+    this.pid = handle.pid;
     this.pageSize = ram.pageSize;
     this.foreign = foreignMemory(ram);
+    let mem = -1;
+    let maps = -1;
+    try {
+      mem = handle.openAt('mem', true);
+      maps = handle.openAt('maps');
+    } catch {
+      if (mem >= 0) closeFd(mem);
+      mem = -1;
+      this.live = false;
+    }
+    this.mem = mem;
+    this.mapsFd = maps;
   }
 
   get alive(): boolean {
@@ -133,7 +164,7 @@ export class RemoteMm implements Mm {
         const file = this.foreign.file(`${v.dev}:${v.ino}`, () => this.openMapped(v));
         const off = v.offset + (s - v.start);
         file.checkInFile(off, n);
-        file.setView(off, n, this.pid, s);
+        file.setView(off, n, this, s);
         runs = file.runs(off, n);
         vaOf = (o) => s + (o - off);
       } else {
@@ -146,31 +177,86 @@ export class RemoteMm implements Mm {
     return out;
   }
 
-  /** copy_from_user: EFAULT if any byte is unreadable or the process is gone. */
+  /** copy_from_user: EFAULT if any byte is in no readable VMA or the process is gone. */
   read(va: bigint, length: number): Uint8Array {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (length === 0) return new Uint8Array(0);
-    return faultOnExit(() => vmRead(this.pid, va, length));
+    if (!this.query) this.checkAccess(va, BigInt(length), 'read');
+    return this.withQuery(() => memRead(this.mem, this.query ? this.mapsFd : -1, va, length));
   }
 
   /**
-   * copy_to_user: EFAULT if any byte is unwritable or the process is gone.
-   * As in Linux, the bytes before the faulting page may have been written.
+   * copy_to_user: EFAULT if any byte is in no writable VMA or the process
+   * is gone. As in Linux, the bytes before the faulting page may have been written.
    */
   write(va: bigint, data: Uint8Array): void {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (data.length === 0) return;
-    faultOnExit(() => vmWrite(this.pid, va, data));
+    if (!this.query) this.checkAccess(va, BigInt(data.length), 'write');
+    this.withQuery(() => memWrite(this.mem, this.query ? this.mapsFd : -1, va, data));
+  }
+
+  /**
+   * check_zeroed_user() of `[addr, addr+length)`: E2BIG at the first
+   * non-zero byte, EFAULT at an unreadable one before it, a bounded chunk
+   * at a time whatever the length. With `restart`, a range over
+   * SYNC_ZERO_CHECK bytes is scanned on a worker thread while the engine
+   * serves others: RestartCall now, the answer when the call is redone.
+   */
+  checkZeroed(addr: bigint, length: bigint, restart = false): void {
+    if (!this.live) fail('EFAULT', 'mm has exited');
+    const done = this.scanned;
+    this.scanned = undefined;
+    if (done && done.addr === addr && done.length === length) {
+      zeroedAnswer(done.answer);
+      return;
+    }
+    if (!this.query) this.checkAccess(addr, length, 'read');
+    const maps = this.query ? this.mapsFd : -1;
+    if (restart && length > SYNC_ZERO_CHECK) {
+      const scan = this.withQuery(() => memZeroedAsync(this.mem, maps, addr, length));
+      throw new RestartCall(
+        scan.then((answer) => {
+          this.scanned = { addr, length, answer };
+        }),
+      );
+    }
+    zeroedAnswer(this.withQuery(() => memZeroed(this.mem, maps, addr, length)));
   }
 
   /**
    * The process has exited, or exec'd (a new image gets a new RemoteMm):
-   * `alive` becomes false, its private pages unreachable.
+   * `alive` becomes false, its private pages unreachable, its files closed.
    */
   exit(): void {
     if (!this.live) return;
     this.live = false;
-    this.foreign.exited(this.pid);
+    closeFd(this.mem);
+    closeFd(this.mapsFd);
+    this.foreign.exited(this);
+  }
+
+  /** Run a mem-file access; a kernel without PROCMAP_QUERY (ENOTTY) switches to the maps text. */
+  private withQuery<T>(fn: () => T): T {
+    try {
+      return faultOnExit(fn);
+    } catch (e) {
+      if (!(e instanceof Errno) || e.code !== 'ENOTTY' || !this.query) throw e;
+      this.query = false;
+      return faultOnExit(fn);
+    }
+  }
+
+  /** EFAULT unless `[va, va+length)` lies in VMAs allowing `access` (the maps text; no PROCMAP_QUERY). */
+  private checkAccess(va: bigint, length: bigint, access: 'read' | 'write'): void {
+    if (length === 0n) return;
+    if (va + length > U64_END) fail('EFAULT', 'range wraps');
+    let cursor = va;
+    for (const v of parseMaps(this.maps(), va, va + length - 1n)) {
+      if (v.start > cursor || !v[access]) break;
+      cursor = v.end;
+    }
+    if (cursor < va + length) fail('EFAULT', `no ${access} access at ${hex(cursor)}`);
   }
 
   /**
@@ -206,12 +292,23 @@ export class RemoteMm implements Mm {
     return out;
   }
 
+  /** The maps text of this address space (read again from the start of the bound file). */
   private maps(): string {
+    if (this.mapsFd < 0) fail('EFAULT', 'mm has exited');
+    const chunks: Buffer[] = [];
+    const buf = Buffer.alloc(1 << 16);
+    let pos = 0;
     try {
-      return fs.readFileSync(`/proc/${this.pid}/maps`, 'latin1');
+      for (;;) {
+        const n = fs.readSync(this.mapsFd, buf, 0, buf.length, pos);
+        if (n === 0) break;
+        chunks.push(Buffer.from(buf.subarray(0, n)));
+        pos += n;
+      }
     } catch (e) {
       fail('EFAULT', `process ${this.pid} is gone: ${(e as Error).message}`);
     }
+    return Buffer.concat(chunks).toString('latin1');
   }
 
   /** The file system kind of a file-backed VMA, cached by device. */
@@ -250,9 +347,9 @@ export class RemoteMm implements Mm {
   /** Open the file behind a VMA through /proc/<pid>/map_files (needs CAP_SYS_ADMIN). */
   private openMapFile(v: MapsEntry, flags: 'r' | 'r+'): number | undefined {
     try {
-      return fs.openSync(
-        `/proc/${this.pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`,
-        flags,
+      return this.handle.openAt(
+        `map_files/${v.start.toString(16)}-${v.end.toString(16)}`,
+        flags === 'r+',
       );
     } catch {
       return undefined;
@@ -263,7 +360,7 @@ export class RemoteMm implements Mm {
   private smapsKind(v: MapsEntry): FsKind {
     let text: string;
     try {
-      text = fs.readFileSync(`/proc/${this.pid}/smaps`, 'latin1');
+      text = this.handle.readText('smaps');
     } catch (e) {
       fail('EFAULT', `process ${this.pid} is gone: ${(e as Error).message}`);
     }
@@ -295,6 +392,12 @@ function uncovered(
     cursor = v.end;
   }
   return cursor <= last ? `unmapped address ${hex(cursor)}` : undefined;
+}
+
+/** check_zeroed_user's errno number as the model's answer. */
+function zeroedAnswer(r: number): void {
+  if (r === ERRNO.E2BIG) fail('E2BIG', "non-zero byte in the struct's tail", 'check_zeroed_user');
+  if (r !== 0) fail('EFAULT', "unreadable byte in the struct's tail", 'check_zeroed_user');
 }
 
 function hex(x: bigint): string {

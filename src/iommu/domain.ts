@@ -31,7 +31,7 @@ interface TranslationCache {
 export class Domain {
   /** Apertures sorted by start, disjoint. */
   readonly apertures: readonly Aperture[];
-  /** OR of the apertures' page sizes. */
+  /** The page sizes the domain advertises: OR of the apertures' unless the driver says otherwise. */
   readonly pgsizeBitmap: bigint;
   /** Dirty tracking can be enabled (the driver has dirty ops). */
   readonly dirtyCapable: boolean;
@@ -42,7 +42,11 @@ export class Domain {
   constructor(
     readonly driver: IommuDriver,
     apertures: readonly Aperture[],
-    opts: { dirtyCapable: boolean },
+    opts: {
+      dirtyCapable: boolean;
+      /** Sizes advertised beyond those the tables map with (a format with contiguous entries). */
+      pgsizeBitmap?: bigint;
+    },
   ) {
     this.apertures = [...apertures].sort((a, b) => (a.start < b.start ? -1 : 1));
     for (let i = 1; i < this.apertures.length; i++) {
@@ -50,7 +54,8 @@ export class Domain {
         throw new Error('domain apertures overlap');
       }
     }
-    this.pgsizeBitmap = this.apertures.reduce((m, a) => m | a.table.config.pgsizeBitmap, 0n);
+    this.pgsizeBitmap =
+      opts.pgsizeBitmap ?? this.apertures.reduce((m, a) => m | a.table.config.pgsizeBitmap, 0n);
     this.dirtyCapable = opts.dirtyCapable;
   }
 

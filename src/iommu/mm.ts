@@ -52,4 +52,25 @@ export interface Mm {
   read(va: bigint, length: number): Uint8Array;
   /** copy_to_user: EFAULT if any byte is unwritable; nothing is written then. */
   write(va: bigint, data: Uint8Array): void;
+  /**
+   * check_zeroed_user() of `[va, va+length)` in bounded memory whatever the
+   * length (optional: `checkZeroed` in iommufd/ucmd.ts reads chunks
+   * without it): E2BIG at the first non-zero byte, EFAULT at an unreadable
+   * one before it. With `restart`, a long scan may instead be started off
+   * the caller's thread and `RestartCall` thrown; the redone call finds the answer.
+   */
+  checkZeroed?(va: bigint, length: bigint, restart: boolean): void;
+}
+
+/**
+ * Thrown instead of doing long work on the engine's thread (a huge struct
+ * tail's check): nothing has changed yet, and the call is to be made again
+ * once `ready` settles, as the kernel restarts an interrupted syscall.
+ * Only a call's first step may throw it; Process and the engine pass it on.
+ */
+export class RestartCall extends Error {
+  constructor(readonly ready: Promise<void>) {
+    super('restart the call when ready');
+    this.name = 'RestartCall';
+  }
 }

@@ -19,6 +19,8 @@ export interface IommuUserDataArray {
   entryNum: number;
   /** copy_from_user() of `len` bytes at `addr`; EFAULT if unreadable. */
   read(addr: bigint, len: number): Uint8Array;
+  /** check_zeroed_user() of `[addr, addr+len)`: E2BIG, EFAULT; bounded memory whatever `len`. */
+  checkZeroed(addr: bigint, len: bigint): void;
 }
 
 /**
@@ -26,16 +28,14 @@ export interface IommuUserDataArray {
  * user bytes past `ksize` must be zero (E2BIG), missing ones read as zero.
  */
 function copyStruct(
-  read: (addr: bigint, len: number) => Uint8Array,
+  array: IommuUserDataArray,
   ksize: number,
   addr: bigint,
   usize: number,
 ): Uint8Array {
-  if (usize > ksize && read(addr + BigInt(ksize), usize - ksize).some((b) => b !== 0)) {
-    fail('E2BIG');
-  }
+  if (usize > ksize) array.checkZeroed(addr + BigInt(ksize), BigInt(usize - ksize));
   const out = new Uint8Array(ksize);
-  out.set(read(addr, Math.min(ksize, usize)));
+  out.set(array.read(addr, Math.min(ksize, usize)));
   return out;
 }
 
@@ -55,7 +55,7 @@ export function copyStructFromUserArray(
   if (array.type !== type) fail('EINVAL');
   if (array.entryLen < minLen || array.entryLen > size) fail('EINVAL');
   const addr = BigInt.asUintN(64, array.uptr + BigInt(array.entryLen) * BigInt(index));
-  return copyStruct(array.read, size, addr, array.entryLen);
+  return copyStruct(array, size, addr, array.entryLen);
 }
 
 /**
@@ -78,7 +78,7 @@ export function copyStructFromFullUserArray(
   }
   for (let i = 0; i < array.entryNum; i++) {
     const addr = BigInt.asUintN(64, array.uptr + BigInt(array.entryLen) * BigInt(i));
-    out.push(copyStruct(array.read, size, addr, array.entryLen));
+    out.push(copyStruct(array, size, addr, array.entryLen));
   }
   return out;
 }

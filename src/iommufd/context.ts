@@ -2,6 +2,7 @@ import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import type { IommufdCmdName } from '../abi/iommufd.ts';
 import type { SelftestAbi } from '../abi/iommufd-test.ts';
+import { faultPoint } from '../iommu/fault-inject.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
 import type { Caller, FileOps, FileRef } from '../kernel/file.ts';
 import type { AccountMode } from '../kernel/pin-account.ts';
@@ -54,7 +55,9 @@ export interface Personality extends IoptPersonality, VfioCompatPersonality {
   /**
    * Requests of a user-chosen size are bounded (7.2): HWPT_INVALIDATE's
    * entry_len above PAGE_SIZE or entry_num above 2^19 is EINVAL before the
-   * HWPT lookup; VEVENTQ_ALLOC's depth above 2^19 is EINVAL.
+   * HWPT lookup; VEVENTQ_ALLOC's depth above 2^19 is EINVAL; a vEVENTQ
+   * read shorter than a vEVENT header, or than its first vEVENT, is EINVAL
+   * (the kernel selftest's vdevice_alloc covers it).
    */
   readonly requestBounds: boolean;
 }
@@ -103,6 +106,7 @@ export class IommufdCtx {
 
   /** Reserve the lowest free ID for `obj` (not yet visible to lookups). */
   allocId(obj: IommufdObject): void {
+    faultPoint('iommufd_object_alloc');
     for (let id = 1; id <= ID_MAX; id++) {
       if (!this.objects.has(id)) {
         obj.id = id;

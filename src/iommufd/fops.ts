@@ -4,6 +4,7 @@
  * are gone.
  */
 
+import { faultPoint } from '../iommu/fault-inject.ts';
 import type { Caller, FileOps } from '../kernel/file.ts';
 import type { IommufdHost } from './context.ts';
 import { IommufdCtx } from './context.ts';
@@ -23,6 +24,7 @@ export function openIommufd(
   extra: ExtraCmd | undefined,
   opts: { openedAsVfio: boolean } = { openedAsVfio: false },
 ): IommufdFile {
+  faultPoint('iommufd_fops_open');
   const ctx = new IommufdCtx(host, opts);
   // opened as /dev/vfio/vfio it is the (compat) container, and traces name it like the legacy one
   const [plain, spapr] = opts.openedAsVfio

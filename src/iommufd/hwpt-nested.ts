@@ -10,7 +10,7 @@ import type { IommufdFault } from './fault.ts';
 import type { HwptPaging } from './hw-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
-import type { Ucmd } from './ucmd.ts';
+import { checkZeroed, type Ucmd } from './ucmd.ts';
 import type { Viommu } from './viommu.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
@@ -121,6 +121,7 @@ export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInv
     entryLen: cmd.entry_len,
     entryNum: cmd.entry_num,
     read: (addr, len) => ucmd.mm.read(addr, len),
+    checkZeroed: (addr, len) => checkZeroed(ucmd.mm, addr, len),
   };
   let done = 0;
   let err: unknown;

@@ -2,6 +2,7 @@ import { fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
 import { U64_MAX } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
+import { faultPoint } from '../iommu/fault-inject.ts';
 import { IOMMU_WRITE } from '../iommu/prot.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IoptPages } from './pages.ts';
@@ -370,6 +371,7 @@ export class IoPagetable {
       for (const s of slices) {
         if ((prot & IOMMU_WRITE) !== 0 && !s.pages.writable)
           fail('EPERM', 'WRITEABLE asked of read-only pages', 'iopt_alloc_area_pages');
+        faultPoint('iopt_alloc_area');
         const area = new Area(cur, cur + s.length - 1n, s.pages, s.offset, prot);
         if ((area.pageOffset() & (this.iovaAlignment - 1n)) !== 0n)
           fail(
@@ -407,9 +409,16 @@ export class IoPagetable {
       const runs = area.pages.physRuns(area.pagesOffset, area.length);
       for (const d of domains) {
         let iova = area.start;
-        for (const run of runs) {
-          d.map(iova, run.phys, run.length, area.prot, maxPage);
-          iova += run.length;
+        try {
+          faultPoint('iommu_map');
+          for (const run of runs) {
+            d.map(iova, run.phys, run.length, area.prot, maxPage);
+            iova += run.length;
+          }
+        } catch (e) {
+          // the runs this domain took before the failure go too
+          if (iova > area.start) d.unmap(area.start, iova - area.start);
+          throw e;
         }
         done.push(d);
       }

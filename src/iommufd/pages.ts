@@ -1,4 +1,5 @@
 import { fail } from '../abi/errno.ts';
+import { faultPoint } from '../iommu/fault-inject.ts';
 import type { PhysRun } from '../iommu/mm.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
 import type { PagesSource } from '../kernel/file.ts';
@@ -65,6 +66,7 @@ export class IoptPages {
     const fresh: PinSeg[] = [];
     let newPages = 0n;
     for (const [gs, gl] of gaps) {
+      faultPoint('pin_user_pages');
       for (const run of this.source.resolve(
         this.base + gs * ps,
         (gl - gs + 1n) * ps,

@@ -21,12 +21,12 @@ export class Ucmd<in out V> {
   /**
    * copy_struct_from_user(): bytes beyond the kernel's struct must be zero,
    * checked first (check_zeroed_user: E2BIG or EFAULT, whichever comes
-   * first in address order); then `min(userSize, sizeof)` bytes are read
-   * (EFAULT).
+   * first in address order; a huge tail may restart the call, see
+   * RestartCall); then `min(userSize, sizeof)` bytes are read (EFAULT).
    */
   static copyIn<V>(mm: Mm, addr: bigint, userSize: number, layout: Layout<V>): Ucmd<V> {
     if (userSize > layout.size) {
-      checkZeroed(mm, addr + BigInt(layout.size), BigInt(userSize - layout.size));
+      checkZeroed(mm, addr + BigInt(layout.size), BigInt(userSize - layout.size), true);
     }
     const bytes = mm.read(addr, Math.min(userSize, layout.size));
     return new Ucmd(mm, addr, userSize, layout, layout.decode(bytes));
@@ -75,9 +75,16 @@ function inChunks(
 
 /**
  * check_zeroed_user(): scan `[addr, addr+length)` in ascending order: E2BIG
- * at the first non-zero byte, EFAULT at the first unreadable page before one.
+ * at the first non-zero byte, EFAULT at the first unreadable page before
+ * one. With `restart` (the call has changed nothing yet) the memory
+ * backend may throw RestartCall rather than scan a huge range on the
+ * engine's thread.
  */
-export function checkZeroed(mm: Mm, addr: bigint, length: bigint): void {
+export function checkZeroed(mm: Mm, addr: bigint, length: bigint, restart = false): void {
+  if (mm.checkZeroed) {
+    mm.checkZeroed(addr, length, restart);
+    return;
+  }
   inChunks(mm.pageSize, addr, length, (from, to) => {
     if (mm.read(from, Number(to - from)).some((b) => b !== 0))
       fail('E2BIG', `non-zero byte in the struct's tail at ${hex(from)}`, 'check_zeroed_user');

@@ -78,14 +78,17 @@ export class Veventq extends IommufdObject {
    * read(): whole records from the head while they fit in `count` bytes,
    * each struct iommufd_vevent_header {flags, sequence} then the payload
    * (none for the marker, whose flags are LOST_EVENTS); empty when nothing
-   * waits or the first record does not fit.
+   * waits or the first record does not fit (`strict`, 7.2: EINVAL then).
    */
-  read(count: number): Uint8Array {
+  read(count: number, strict = false): Uint8Array {
     const parts: Uint8Array[] = [];
     let done = 0;
     for (const ev of this.deliver) {
       const size = IommufdVeventHeader.size + ev.payload.length;
-      if (size > count - done) break;
+      if (size > count - done) {
+        if (strict && done === 0) fail('EINVAL', 'the first vEVENT does not fit the read');
+        break;
+      }
       parts.push(
         IommufdVeventHeader.encode({
           flags: ev.lost ? IOMMU_VEVENTQ_FLAG.LOST_EVENTS : 0,
@@ -136,7 +139,10 @@ class VeventqFile implements FileOps {
 
   read(_caller: Caller, length: number, offset: bigint | undefined): Uint8Array {
     if (offset !== undefined && offset !== 0n) fail('ESPIPE');
-    return this.veventq.read(length);
+    if (this.ctx.host.personality.requestBounds && length < IommufdVeventHeader.size) {
+      fail('EINVAL', 'a read shorter than a vEVENT header');
+    }
+    return this.veventq.read(length, this.ctx.host.personality.requestBounds);
   }
 
   poll(): number {

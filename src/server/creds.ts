@@ -35,15 +35,27 @@ export interface LiveCredentials extends Credentials {
   refresh(): void;
 }
 
-/** Live credentials of `pid` (`procRoot` is /proc unless a test says otherwise). */
-export function procCredentials(pid: number, procRoot = '/proc'): LiveCredentials {
+/** Files of one /proc/<pid> directory, e.g. a ProcHandle bound to the process. */
+export interface ProcFiles {
+  readText(name: string): string;
+}
+
+/**
+ * Live credentials of `pid`, read through `from`: the process's handle, or
+ * a directory holding `<pid>/status` and `<pid>/limits` (/proc unless a test says otherwise).
+ */
+export function procCredentials(pid: number, from: string | ProcFiles = '/proc'): LiveCredentials {
+  const files: ProcFiles =
+    typeof from === 'string'
+      ? { readText: (name) => readFileSync(`${from}/${pid}/${name}`, 'latin1') }
+      : from;
   let last: Snapshot = { uid: 0, capEff: 0n, memlock: 0n };
   let stale = true;
   const now = (): Snapshot => {
     if (!stale) return last;
     stale = false;
     try {
-      last = readSnapshot(`${procRoot}/${pid}`);
+      last = readSnapshot(files);
     } catch {
       // the process is gone: keep what it had
     }
@@ -72,13 +84,13 @@ export function procCredentials(pid: number, procRoot = '/proc'): LiveCredential
   };
 }
 
-function readSnapshot(dir: string): Snapshot {
-  const status = readFileSync(`${dir}/status`, 'latin1');
+function readSnapshot(files: ProcFiles): Snapshot {
+  const status = files.readText('status');
   const uid = /^Uid:\s+(\d+)/m.exec(status);
   const cap = /^CapEff:\s+([0-9a-f]+)/m.exec(status);
-  const limits = readFileSync(`${dir}/limits`, 'latin1');
+  const limits = files.readText('limits');
   const memlock = /^Max locked memory\s+(\d+|unlimited)\s/m.exec(limits);
-  if (!uid || !cap || !memlock) throw new Error(`${dir}: unexpected status or limits format`);
+  if (!uid || !cap || !memlock) throw new Error('unexpected status or limits format');
   return {
     uid: Number(uid[1]),
     capEff: BigInt(`0x${cap[1]}`),

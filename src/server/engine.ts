@@ -23,10 +23,13 @@ import { vmStatusLines } from '../host/accounting.ts';
 import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
 import type { IoMaps } from '../host/io-maps.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
+import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
 import { memfdStore } from '../host/shared-memory.ts';
 import { sysfsAttr } from '../host/sysfs-attrs.ts';
 import { type Warning, Warnings } from '../host/warnings.ts';
+import { asTask } from '../iommu/fault-inject.ts';
+import { RestartCall } from '../iommu/mm.ts';
 import type { SharedMemoryProvider } from '../kernel/file.ts';
 import { deviceMmapOp } from './device-mmap.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
@@ -54,7 +57,7 @@ import {
  * process may be gone).
  */
 export interface PollSync<H = unknown> {
-  attach(pid: number, fd: number): H | undefined;
+  attach(pid: number, fd: number, handle?: ProcHandle): H | undefined;
   set(handle: H, ready: boolean): void;
   wake(handle: H): void;
   release(handle: H): void;
@@ -80,12 +83,17 @@ export interface TraceRecord {
   text: string;
 }
 
+/**
+ * The hooks below get the process's `handle` when its connection came with
+ * one (a real process: see Engine.connect); they must reach the process
+ * through it, never by the pid number alone.
+ */
 export interface EngineOptions {
   readonly kernel: Kernel;
   /** The memory backend of a new process image (HELLO, fork child, after exec). */
-  mmFor(pid: number): ProcessMm;
+  mmFor(pid: number, handle?: ProcHandle): ProcessMm;
   /** Credentials of a process (default: root-like, every capability). */
-  credsFor?(pid: number): Credentials & { refresh?(): void };
+  credsFor?(pid: number, handle?: ProcHandle): Credentials & { refresh?(): void };
   /** Readiness of pollable files (fault queue, vEVENTQ); without it nothing is mirrored. */
   readonly pollSync?: PollSync;
   /**
@@ -93,13 +101,13 @@ export interface EngineOptions {
    * eventfd, a memfd), for handlers that take fds; without it such fds are
    * EBADF. See `Process.foreignFile`.
    */
-  foreignFile?(pid: number, fd: number): FileOps | undefined;
+  foreignFile?(pid: number, fd: number, handle?: ProcHandle): FileOps | undefined;
   /** Creates the shared files behind mapped BARs (default: memfds, src/host/shared-memory.ts). */
   sharedMemory?: SharedMemoryProvider;
-  /** Whether `pid` still exists (default: kill(pid, 0) and not a zombie). */
+  /** Whether `pid` still exists, for processes without a handle (default: kill(pid, 0) and not a zombie). */
   pidAlive?(pid: number): boolean;
-  /** The parent pid of a live process (checks fork-token claims made before FORK_END). */
-  parentOf?(pid: number): number | undefined;
+  /** The parent pid of a live process (checks FORK_END's child and fork-token claims made before FORK_END). */
+  parentOf?(pid: number, handle?: ProcHandle): number | undefined;
   /** Receives one strace-like line per syscall, prefixed `[pid N] `. */
   trace?(line: string): void;
   /** Receives one record per syscall. */
@@ -114,9 +122,17 @@ export interface EngineOptions {
 export class Connection {
   /** The pid its HELLO named. */
   pid: number | undefined;
+  /** The peer process's handle until its HELLO hands it to the process it names. */
+  handle: ProcHandle | undefined;
+  /** The pid the kernel reports for the other end (SO_PEERCRED), when the transport knows it. */
+  readonly peer: number | undefined;
 
-  /** `peer`: the pid the kernel reports for the other end (SO_PEERCRED), when the transport knows it. */
-  constructor(readonly peer?: number) {}
+  constructor(peer?: number | ProcHandle) {
+    if (typeof peer === 'object') {
+      this.handle = peer;
+      this.peer = peer.pid;
+    } else this.peer = peer;
+  }
 }
 
 /** A process served by the engine. */
@@ -124,6 +140,8 @@ interface Client {
   readonly proc: Process<ProcessMm>;
   /** The credentials `proc` was adopted with, refreshed before each of its requests. */
   readonly creds: Credentials & { refresh?(): void };
+  /** The process's handle (a real process): every access to it goes through this. */
+  handle: ProcHandle | undefined;
   /** The connection speaking for it; undefined while an exec is in flight. */
   conn: Connection | undefined;
   /** EXEC_BEGIN seen: the connection's close is not an exit. */
@@ -133,6 +151,8 @@ interface Client {
 /** FORK_BEGIN's snapshot of the parent's fd table, waiting for the child's HELLO. */
 interface ForkToken {
   readonly parent: number;
+  /** The process that made it: only it may name the child (FORK_END). */
+  readonly creator: Client;
   readonly fds: FdTable;
   /** The parent's device mappings, inherited by the child. */
   readonly ioMaps: IoMaps;
@@ -195,10 +215,12 @@ export class Engine {
 
   /**
    * A new connection (no process until its HELLO). With `peer` (the
-   * socket's SO_PEERCRED pid) a HELLO naming another pid is EPERM: a
-   * process speaks only for itself.
+   * socket's SO_PEERCRED pid, or the peer process's handle, which the
+   * connection then owns) a HELLO naming another pid is EPERM: a process
+   * speaks only for itself, and its handle is the one every access to it
+   * goes through.
    */
-  connect(peer?: number): Connection {
+  connect(peer?: number | ProcHandle): Connection {
     return new Connection(peer);
   }
 
@@ -206,10 +228,33 @@ export class Engine {
    * Answer one request completely. Syscall failures are -1/errno; a request
    * on a connection that has not said HELLO is -1/ESRCH; an unknown op
    * -1/ENOSYS; a request whose payload was over MAX_PAYLOAD (`oversize`)
-   * -1/ENAMETOOLONG for a path, -1/E2BIG otherwise. A model bug (a non-errno exception) is recorded in
-   * `kernel.bugs` and answered -1/EIO.
+   * -1/ENAMETOOLONG for a path, -1/E2BIG otherwise. A model bug (a
+   * non-errno exception) is recorded in `kernel.bugs` and answered -1/EIO.
+   * For processes whose memory may restart a call (RemoteMm), use `serve`;
+   * here a restart is a bug.
    */
   handle(conn: Connection, req: Request): Response {
+    const r = this.attempt(conn, req);
+    if (r instanceof RestartCall) return this.bug(r);
+    return r;
+  }
+
+  /**
+   * Answer one request: at once, or — when the call must wait for work
+   * done off the engine's thread (RestartCall: a huge struct tail being
+   * checked) — with a promise; the call is then made again from the start
+   * (it had changed nothing), as the kernel restarts a syscall. Other
+   * connections are served meanwhile; the transport sends this one
+   * nothing else until the promise settles.
+   */
+  serve(conn: Connection, req: Request): Response | Promise<Response> {
+    const r = this.attempt(conn, req);
+    if (!(r instanceof RestartCall)) return r;
+    const again = () => this.serve(conn, req);
+    return r.ready.then(again, again);
+  }
+
+  private attempt(conn: Connection, req: Request): Response | RestartCall {
     this.tid = req.tid;
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     client?.creds.refresh?.();
@@ -219,14 +264,23 @@ export class Engine {
       (flags & REQ_FLAGS.MM_CHANGED) !== 0,
     );
     try {
-      return withZaps(this.dispatch(conn, req), conn, this.clients);
+      return withZaps(
+        asTask(req.tid, () => this.dispatch(conn, req)),
+        conn,
+        this.clients,
+      );
     } catch (e) {
       if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
-      if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);
-      return failure('EIO');
+      if (e instanceof RestartCall) return e;
+      return this.bug(e);
     } finally {
       this.syncPoll();
     }
+  }
+
+  private bug(e: unknown): Response {
+    if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);
+    return failure('EIO');
   }
 
   /**
@@ -235,6 +289,8 @@ export class Engine {
    * process waits for its new image's HELLO (or the reaper).
    */
   disconnect(conn: Connection): void {
+    conn.handle?.close();
+    conn.handle = undefined;
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     if (!client || client.conn !== conn) return;
     client.conn = undefined;
@@ -259,7 +315,7 @@ export class Engine {
       return a;
     };
     for (const client of [...this.clients.values()]) {
-      if (client.execPending && !client.conn && !alive(client.proc.pid)) this.exitClient(client);
+      if (client.execPending && !client.conn && !this.clientAlive(client)) this.exitClient(client);
     }
     for (const [token, t] of [...this.tokens]) {
       if (!alive(t.child ?? t.parent)) this.dropToken(token);
@@ -292,6 +348,7 @@ export class Engine {
         const token = this.nextToken++;
         this.tokens.set(token, {
           parent: proc.pid,
+          creator: client,
           fds: proc.snapshotFds(),
           ioMaps: proc.ioMaps.clone(),
           child: undefined,
@@ -299,11 +356,14 @@ export class Engine {
         return ok(BigInt(token));
       }
       case OP.FORK_END: {
+        // another process's token, or a child that is not the caller's, is as an unknown token
         const token = Number(BigInt.asUintN(32, a0));
         const t = this.tokens.get(token);
         const child = argInt(a1);
-        if (t && child < 0) this.dropToken(token);
-        else if (t) t.child = child;
+        if (!t || t.creator !== client || t.child !== undefined) return ok(0n);
+        const parentOf = this.opts.parentOf;
+        if (child < 0) this.dropToken(token);
+        else if (!parentOf || parentOf(child) === proc.pid) t.child = child;
         return ok(0n);
       }
       case OP.EXEC_BEGIN:
@@ -358,7 +418,14 @@ export class Engine {
     }
   }
 
-  /** HELLO: register the connection's process (new, fork child, or a new image after exec). */
+  /**
+   * HELLO: register the connection's process (new, fork child, or a new
+   * image after exec). A pid has one live connection: a HELLO for a pid
+   * whose process is still served on another open connection is EBUSY
+   * (unless that image announced its exec), as is a second HELLO on one
+   * connection; a process served under a pid whose holder has exited
+   * (reuse) exits first.
+   */
   private hello(conn: Connection, req: Request): Response {
     const kind = Number(req.args[0] ?? 0n);
     const pid = req.pid;
@@ -366,15 +433,19 @@ export class Engine {
       fail('EPERM', `HELLO for ${pid} from ${conn.peer}`);
     if (kind !== HELLO_KIND.NEW && kind !== HELLO_KIND.FORK_CHILD && kind !== HELLO_KIND.AFTER_EXEC)
       fail('EINVAL', `HELLO kind ${kind}`);
+    if (conn.pid !== undefined) fail('EBUSY', 'this connection has said HELLO');
     const existing = this.clients.get(pid);
-    if (kind === HELLO_KIND.AFTER_EXEC && existing) {
-      existing.proc.exec(this.opts.mmFor(pid));
+    const handle = conn.handle;
+    if (kind === HELLO_KIND.AFTER_EXEC && existing?.execPending) {
+      existing.proc.exec(this.opts.mmFor(pid, handle));
       existing.execPending = false;
-      existing.conn = conn;
-      conn.pid = pid;
+      this.adoptHandle(existing, conn);
       const fds = [...existing.proc.fds.keys()].sort((a, b) => a - b);
       return { ...ok(0n), payload: encodeI32s(fds) };
     }
+    // without a handle an open connection is all there is to tell the holder by
+    if (existing?.conn && !(existing.handle?.exited ?? false))
+      fail('EBUSY', `pid ${pid} is served on another connection`);
     // a stale process under a reused pid is gone
     if (existing) this.exitClient(existing);
     let fds: FdTable = new Map();
@@ -383,38 +454,57 @@ export class Engine {
     if (kind === HELLO_KIND.FORK_CHILD) {
       const token = Number(BigInt.asUintN(32, req.args[1] ?? 0n));
       const t = this.tokens.get(token);
-      if (t && this.claims(t, pid)) {
+      if (t && this.claims(t, pid, handle)) {
         this.tokens.delete(token);
         fds = t.fds;
         ioMaps = t.ioMaps;
       } else tokenFound = false;
     }
-    const creds = this.opts.credsFor?.(pid) ?? ROOT;
-    const proc = this.kernel.adopt(pid, this.opts.mmFor(pid), creds, fds, ioMaps);
+    const creds = this.opts.credsFor?.(pid, handle) ?? ROOT;
+    const proc = this.kernel.adopt(pid, this.opts.mmFor(pid, handle), creds, fds, ioMaps);
     // without a reader, no trace line is formatted
     if (this.opts.trace || this.opts.traceJson)
       proc.trace = (line, event) => {
         this.emitTrace(pid, line, event);
         this.warnings?.observe(proc, line, event);
       };
+    const client: Client = { proc, creds, conn, execPending: false, handle: undefined };
     const foreign = this.opts.foreignFile;
-    if (foreign) proc.foreignFile = (fd) => foreign(pid, fd);
-    this.clients.set(pid, { proc, creds, conn, execPending: false });
-    conn.pid = pid;
+    if (foreign) proc.foreignFile = (fd) => foreign(pid, fd, client.handle);
+    this.clients.set(pid, client);
+    this.adoptHandle(client, conn);
     // an unknown fork token: the child is served, with no inherited engine fds
     if (!tokenFound) return failure('ENOENT');
     return kind === HELLO_KIND.AFTER_EXEC ? { ...ok(0n), payload: encodeI32s([]) } : ok(0n);
   }
 
+  /** `conn` now speaks for `client`, whose handle becomes the connection's. */
+  private adoptHandle(client: Client, conn: Connection): void {
+    if (conn.handle) {
+      client.handle?.close();
+      client.handle = conn.handle;
+      conn.handle = undefined;
+    }
+    client.conn = conn;
+    conn.pid = client.proc.pid;
+  }
+
+  /** The client's process has not exited: by its handle, else by its pid. */
+  private clientAlive(client: Client): boolean {
+    if (client.handle) return !client.handle.exited;
+    return (this.opts.pidAlive ?? pidAlive)(client.proc.pid);
+  }
+
   /**
    * Only the forked child may take its parent's fd table: the pid FORK_END
    * named, or before FORK_END a process whose parent (`parentOf`) made
-   * the token.
+   * the token and is still the process served under its pid.
    */
-  private claims(t: ForkToken, pid: number): boolean {
+  private claims(t: ForkToken, pid: number, handle: ProcHandle | undefined): boolean {
     if (t.child !== undefined) return t.child === pid;
+    if (this.clients.get(t.parent) !== t.creator) return false;
     const parentOf = this.opts.parentOf;
-    return parentOf === undefined || parentOf(pid) === t.parent;
+    return parentOf === undefined || parentOf(pid, handle) === t.parent;
   }
 
   private fstat(proc: Process<ProcessMm>, fd: number): Response {
@@ -437,17 +527,24 @@ export class Engine {
   }
 
   /**
-   * PROC_STATUS: the real /proc/<pid>/status of a process the engine serves,
-   * its VmLck and VmPin lines replaced by the model's accounting (the pins
-   * and locked pages exist only in the model). ENOENT for a pid not served
-   * (the library then reads the real file), or when the real file is gone.
+   * PROC_STATUS: the real /proc/<pid>/status of a process the engine
+   * serves — read through that process's own handle, never by the number
+   * — its VmLck and VmPin lines replaced by the model's accounting (the
+   * pins and locked pages exist only in the model). Any client may ask for
+   * any served pid: the file is world-readable in Linux (0444), VmPin of
+   * another process included (the selftest's change_process reads its
+   * parent's). ENOENT for a pid not served (the library then reads the
+   * real file) or whose process is gone.
    */
   private procStatus(pid: number): Response {
-    const proc = this.clients.get(pid)?.proc;
-    if (!proc) fail('ENOENT', `pid ${pid} not served`);
+    const target = this.clients.get(pid);
+    if (!target) fail('ENOENT', `pid ${pid} not served`);
+    const proc = target.proc;
     let text: string;
     try {
-      text = readFileSync(`/proc/${pid}/status`, 'latin1');
+      text = target.handle
+        ? target.handle.readText('status')
+        : readFileSync(`/proc/${pid}/status`, 'latin1');
     } catch {
       fail('ENOENT', `/proc/${pid}/status unreadable`);
     }
@@ -483,6 +580,8 @@ export class Engine {
     } catch (e) {
       if (!this.kernel.bugs.includes(e)) this.kernel.bugs.push(e);
     }
+    client.handle?.close();
+    client.handle = undefined;
   }
 
   private dropToken(token: number): void {
@@ -514,7 +613,7 @@ export class Engine {
         }
         const wakeups = file.ops.wakeups?.() ?? 0;
         if (!entry) {
-          const handle = quietly(() => sync.attach(pid, fd));
+          const handle = quietly(() => sync.attach(pid, fd, client.handle));
           entry = { file, handle, ready: undefined, wakeups };
           this.polled.set(key, entry);
         }
@@ -627,10 +726,11 @@ function quietly<T>(fn: () => T): T | undefined {
   }
 }
 
-/** PPid of a live process from /proc/<pid>/status; undefined when it is gone. */
-export function procParentOf(pid: number): number | undefined {
+/** PPid of a live process from its /proc/<pid>/status (through `handle` when given); undefined when it is gone. */
+export function procParentOf(pid: number, handle?: ProcHandle): number | undefined {
   try {
-    const m = /^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    const text = handle ? handle.readText('status') : readFileSync(`/proc/${pid}/status`, 'latin1');
+    const m = /^PPid:\s+(\d+)/m.exec(text);
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;

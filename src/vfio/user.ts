@@ -82,13 +82,14 @@ export class VfioUser<V extends { argsz: number }> {
    * copy_struct_from_user() of the whole struct: min(argsz, sizeof) bytes
    * are read (EFAULT), then the bytes past the kernel's struct up to argsz
    * must be zero (check_zeroed_user: E2BIG, or EFAULT at a fault before a
-   * non-zero byte).
+   * non-zero byte). Call it before the handler changes anything: a huge
+   * tail may restart the call (RestartCall).
    */
   readStruct(): V {
     const size = this.layout.size;
     this.cmd = this.layout.decode(this.mm.read(this.addr, Math.min(this.argsz, size)));
     if (this.argsz > size)
-      checkZeroed(this.mm, this.addr + BigInt(size), BigInt(this.argsz - size));
+      checkZeroed(this.mm, this.addr + BigInt(size), BigInt(this.argsz - size), true);
     return this.cmd;
   }
 

@@ -128,7 +128,7 @@ class PowerQemu {
       await sleep(500);
     }
     if (done()) return;
-    assert.fail(`${what}: not within ${ms / 1000} s (exited: ${this.gone})\n` + this.diagnose());
+    assert.fail(`${what}: not within ${ms / 1000} s (exited: ${this.gone})\n${this.diagnose()}`);
   }
 
   diagnose(): string {
@@ -212,7 +212,7 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing || guestMissing
           await q.until('guest ready', () => /UIOMMU-GUEST: ready/.test(q.guest()), 1_500_000);
           const readyMs = Date.now() - q.started;
           console.log(
-            `# boot to the end of the guest's init: ${(plainMs / 1000).toFixed(1)} s without the function, ` +
+            `boot to the end of the guest's init: ${(plainMs / 1000).toFixed(1)} s without the function, ` +
               `${(readyMs / 1000).toFixed(1)} s with it ` +
               `(${calls(q.records(), 'VFIO_IOMMU_UNMAP_DMA').length} UNMAP_DMA)`,
           );
@@ -300,7 +300,7 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing || guestMissing
         JSON.stringify(exit),
       );
       console.log(
-        `# the guest's window:\n# ${ddw.text}\n# ${maps[0]!.text}\n# ... ${maps.length} MAP_DMA into it`,
+        `the guest's window:\n${ddw.text}\n${maps[0]!.text}\n... ${maps.length} MAP_DMA into it`,
       );
     });
 

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { ProcHandle } from '../../src/host/proc-handle.ts';
 
 export const PAGE = 0x1000n;
 
@@ -136,6 +137,9 @@ export interface MemChild {
   at: Record<'m1' | 'm2' | 'sh' | 'pv' | 'ro' | 'none' | 'hole' | 'big' | 'hs', bigint>;
   /** fds in the process: the memfd, a non-blocking and a blocking eventfd. */
   fd: Record<'mfd' | 'efd' | 'bfd', number>;
+  /** Handles on the process and on its forked child (closed by `close`). */
+  handle: ProcHandle;
+  kidHandle: ProcHandle;
   /** Send a command letter and wait for its "ok". */
   command(letter: 'k' | 'u'): Promise<void>;
   /** End the process and wait for its exit. */
@@ -155,7 +159,11 @@ export async function startMemChild(): Promise<MemChild> {
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
   const fields = Object.fromEntries((await next()).split(' ').map((kv) => kv.split('=')));
   const hex = (k: string) => BigInt(`0x${fields[k]}`);
+  const handle = ProcHandle.ofPid(Number(fields.pid));
+  const kidHandle = ProcHandle.ofPid(Number(fields.kid));
   return {
+    handle,
+    kidHandle,
     pid: Number(fields.pid),
     kid: Number(fields.kid),
     at: {
@@ -178,6 +186,20 @@ export async function startMemChild(): Promise<MemChild> {
     async close() {
       proc.stdin!.end();
       await exited;
+      handle.close();
+      kidHandle.close();
     },
   };
+}
+
+/** `length` bytes at `addr` of the process of `handle`, read through its /proc/<pid>/mem (tests' own look). */
+export function peek(handle: ProcHandle, addr: bigint, length: number): Uint8Array {
+  const fd = handle.openAt('mem');
+  try {
+    const out = Buffer.alloc(length);
+    fs.readSync(fd, out, 0, length, addr);
+    return new Uint8Array(out);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -11,11 +11,13 @@ import {
   eventfdSet,
   fstatFd,
   fstatfsFd,
-  pidfdGetfd,
+  memRead,
+  memWrite,
+  memZeroed,
+  memZeroedAsync,
   TMPFS_MAGIC,
-  vmRead,
-  vmWrite,
 } from '../../src/host/native.ts';
+import { ProcHandle } from '../../src/host/proc-handle.ts';
 import { type MemChild, PAGE, startMemChild } from './mem-child.ts';
 
 function errno(code: string) {
@@ -30,38 +32,79 @@ after(async () => {
   await child.close();
 });
 
-test('vmRead and vmWrite reach our own memory', () => {
+/** The mem and maps files of the process of `handle`, closed after `fn`. */
+function withMem<T>(handle: ProcHandle, fn: (mem: number, maps: number) => T): T {
+  const mem = handle.openAt('mem', true);
+  const maps = handle.openAt('maps');
+  try {
+    return fn(mem, maps);
+  } finally {
+    closeFd(mem);
+    closeFd(maps);
+  }
+}
+
+test('memRead and memWrite reach our own memory', () => {
+  const self = ProcHandle.ofPid(process.pid);
   const buf = Buffer.alloc(64, 0x11);
   buf.write('hello', 10);
   const at = addressOf(buf);
-  assert.equal(Buffer.from(vmRead(process.pid, at + 10n, 5)).toString(), 'hello');
-  vmWrite(process.pid, at + 20n, Uint8Array.of(1, 2, 3));
+  withMem(self, (mem, maps) => {
+    assert.equal(Buffer.from(memRead(mem, maps, at + 10n, 5)).toString(), 'hello');
+    memWrite(mem, maps, at + 20n, Uint8Array.of(1, 2, 3));
+    assert.equal(memRead(mem, maps, at, 0).length, 0);
+  });
   assert.deepEqual([...buf.subarray(19, 24)], [0x11, 1, 2, 3, 0x11]);
-  assert.equal(vmRead(process.pid, at, 0).length, 0);
+  self.close();
 });
 
-test('vmRead/vmWrite: EFAULT for unmapped memory, ESRCH for no such process', () => {
-  assert.throws(() => vmRead(process.pid, 0x10n, 4), errno('EFAULT'));
-  assert.throws(() => vmWrite(process.pid, 0x10n, Uint8Array.of(1)), errno('EFAULT'));
+test('memRead/memWrite: EFAULT for unmapped memory and kernel addresses; a gone process is ESRCH to bind', () => {
+  withMem(child.handle, (mem, maps) => {
+    assert.throws(() => memRead(mem, maps, 0x10n, 4), errno('EFAULT'));
+    assert.throws(() => memWrite(mem, maps, 0x10n, Uint8Array.of(1)), errno('EFAULT'));
+    assert.throws(() => memRead(mem, maps, 0xffff_ffff_ff60_0000n, 8), errno('EFAULT'));
+    assert.throws(() => memRead(mem, -1, 0xffff_ffff_ff60_0000n, 8), errno('EFAULT'));
+  });
   const gone = spawnSync('true').pid!;
-  assert.throws(() => vmRead(gone, 0x1000n, 4), errno('ESRCH'));
+  assert.throws(() => ProcHandle.ofPid(gone), errno('ESRCH'));
 });
 
-test('vmRead/vmWrite: EFAULT when the range runs into a hole or a read-only page', () => {
+test('memRead/memWrite: EFAULT when the range runs into a hole, a read-only or a PROT_NONE page', () => {
   const hole = child.at.hole;
-  assert.deepEqual(vmRead(child.pid, hole + PAGE - 4n, 4), new Uint8Array(4));
-  assert.throws(() => vmRead(child.pid, hole + PAGE - 4n, 8), errno('EFAULT'));
-  assert.throws(() => vmRead(child.pid, hole + PAGE, 1), errno('EFAULT'));
-  assert.throws(() => vmWrite(child.pid, child.at.ro, Uint8Array.of(1)), errno('EFAULT'));
-  assert.throws(
-    () => vmWrite(child.pid, hole + PAGE - 2n, Uint8Array.of(1, 2, 3, 4)),
-    errno('EFAULT'),
-  );
-  assert.deepEqual(vmRead(child.pid, child.at.pv, 12), new TextEncoder().encode('private anon'));
+  withMem(child.handle, (mem, maps) => {
+    assert.deepEqual(memRead(mem, maps, hole + PAGE - 4n, 4), new Uint8Array(4));
+    assert.throws(() => memRead(mem, maps, hole + PAGE - 4n, 8), errno('EFAULT'));
+    assert.throws(() => memRead(mem, maps, hole + PAGE, 1), errno('EFAULT'));
+    // the mem file itself would write a read-only page and read a PROT_NONE one: the VMAs say no
+    assert.throws(() => memWrite(mem, maps, child.at.ro, Uint8Array.of(1)), errno('EFAULT'));
+    assert.throws(() => memRead(mem, maps, child.at.none, 1), errno('EFAULT'));
+    assert.throws(
+      () => memWrite(mem, maps, hole + PAGE - 2n, Uint8Array.of(1, 2, 3, 4)),
+      errno('EFAULT'),
+    );
+    assert.deepEqual(memRead(mem, maps, child.at.pv, 12), new TextEncoder().encode('private anon'));
+  });
 });
 
-test('pidfdGetfd copies a process fd; fstat and fstatfs see the file', () => {
-  const fd = pidfdGetfd(child.pid, child.fd.mfd);
+test('memZeroed is check_zeroed_user: 0, E2BIG at a non-zero byte, EFAULT at a hole before one', async () => {
+  const { hole, pv, big } = child.at;
+  const mem = child.handle.openAt('mem', true);
+  const maps = child.handle.openAt('maps');
+  try {
+    assert.equal(memZeroed(mem, maps, hole + 2n * PAGE, PAGE), 0);
+    assert.equal(memZeroed(mem, maps, hole + PAGE, 1n), 14, 'the hole');
+    assert.equal(memZeroed(mem, maps, child.at.none, 8n), 14, 'PROT_NONE');
+    assert.equal(memZeroed(mem, maps, pv, 16n), 7, 'private anon');
+    const pending = memZeroedAsync(mem, maps, big, 0x10_0000n);
+    closeFd(mem); // the worker reads through its own copies
+    assert.equal(await pending, 0, 'untouched NORESERVE memory');
+  } finally {
+    closeFd(maps);
+  }
+});
+
+test('a handle copies a process fd (pidfd_getfd); fstat and fstatfs see the file', () => {
+  const fd = child.handle.getfd(child.fd.mfd);
   try {
     const st = fstatFd(fd);
     assert.equal(st.size, 4n * PAGE);
@@ -71,7 +114,7 @@ test('pidfdGetfd copies a process fd; fstat and fstatfs see the file', () => {
   } finally {
     closeFd(fd);
   }
-  assert.throws(() => pidfdGetfd(child.pid, 999), errno('EBADF'));
+  assert.throws(() => child.handle.getfd(999), errno('EBADF'));
   assert.throws(() => fstatFd(fd), errno('EBADF'), 'closed');
   assert.throws(() => closeFd(fd), errno('EBADF'));
 });
@@ -106,7 +149,7 @@ function drain(fd: number): bigint | undefined {
 }
 
 test('eventfdSet makes the counter exactly 1 or 0', () => {
-  const fd = pidfdGetfd(child.pid, child.fd.efd);
+  const fd = child.handle.getfd(child.fd.efd);
   try {
     eventfdSet(fd, true);
     eventfdSet(fd, true);
@@ -124,7 +167,7 @@ test('eventfdSet makes the counter exactly 1 or 0', () => {
 });
 
 test('eventfdSet never blocks on a blocking eventfd', () => {
-  const fd = pidfdGetfd(child.pid, child.fd.bfd);
+  const fd = child.handle.getfd(child.fd.bfd);
   try {
     eventfdSet(fd, false);
     eventfdSet(fd, true);

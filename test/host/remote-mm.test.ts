@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';
 import { foreignMemory } from '../../src/host/foreign-memory.ts';
-import { vmRead } from '../../src/host/native.ts';
 import { PhysRam } from '../../src/host/phys-ram.ts';
 import { remoteFileRef } from '../../src/host/remote-file.ts';
 import { parseMaps, RemoteMm } from '../../src/host/remote-mm.ts';
 import type { PhysRun } from '../../src/iommu/mm.ts';
-import { type MemChild, PAGE, startMemChild } from './mem-child.ts';
+import { type MemChild, PAGE, peek, startMemChild } from './mem-child.ts';
 
 function errno(code: string) {
   return (e: unknown) => e instanceof Errno && e.code === code;
@@ -64,7 +63,7 @@ test('parseMaps reads perms, sharing, offset, device, inode and name of the line
 
 test('two mappings of one memfd resolve to the same physical pages', () => {
   const ram = new PhysRam();
-  const mm = new RemoteMm(child.pid, ram);
+  const mm = new RemoteMm(child.handle, ram);
   const { m1, m2 } = child.at;
   assert.equal(physOf(mm, m2), physOf(mm, m1 + 2n * PAGE));
   assert.equal(physOf(mm, m2 + PAGE, true), physOf(mm, m1 + 3n * PAGE, true));
@@ -82,8 +81,8 @@ test('two mappings of one memfd resolve to the same physical pages', () => {
 
 test('shared anonymous memory is one object across fork; private memory is per process', () => {
   const ram = new PhysRam();
-  const parent = new RemoteMm(child.pid, ram);
-  const kid = new RemoteMm(child.kid, ram);
+  const parent = new RemoteMm(child.handle, ram);
+  const kid = new RemoteMm(child.kidHandle, ram);
   const { sh, pv } = child.at;
   assert.equal(physOf(kid, sh), physOf(parent, sh));
   assert.equal(physOf(kid, sh + PAGE, true), physOf(parent, sh + PAGE));
@@ -96,13 +95,13 @@ test('shared anonymous memory is one object across fork; private memory is per p
 
 test('a new address space of the same pid (exec) gets new private pages, the same file pages', () => {
   const ram = new PhysRam();
-  const image1 = new RemoteMm(child.pid, ram);
+  const image1 = new RemoteMm(child.handle, ram);
   const oldPrivate = physOf(image1, child.at.pv);
   const oldShared = physOf(image1, child.at.sh);
   ram.pin(oldPrivate, PAGE);
   ram.pin(oldShared, PAGE);
   image1.exit();
-  const image2 = new RemoteMm(child.pid, ram);
+  const image2 = new RemoteMm(child.handle, ram);
   assert.notEqual(physOf(image2, child.at.pv), oldPrivate);
   assert.equal(physOf(image2, child.at.sh), oldShared);
   ram.unpin(oldPrivate, PAGE);
@@ -112,23 +111,27 @@ test('a new address space of the same pid (exec) gets new private pages, the sam
 
 test('PhysRam reads and writes at resolved addresses reach the live process', () => {
   const ram = new PhysRam();
-  const mm = new RemoteMm(child.pid, ram);
+  const mm = new RemoteMm(child.handle, ram);
   const { m1, m2, sh, pv } = child.at;
   assert.deepEqual(ram.read(physOf(mm, m2), 12), text('memfd page 2'));
   assert.deepEqual(ram.read(physOf(mm, sh), 11), text('shared anon'));
   assert.deepEqual(ram.read(physOf(mm, pv), 12), text('private anon'));
   ram.write(physOf(mm, m2) + 0x100n, text('dma into memfd'));
-  assert.deepEqual(vmRead(child.pid, m1 + 2n * PAGE + 0x100n, 14), text('dma into memfd'));
+  assert.deepEqual(peek(child.handle, m1 + 2n * PAGE + 0x100n, 14), text('dma into memfd'));
   ram.write(physOf(mm, pv + PAGE) + 5n, text('dma private'));
   assert.deepEqual(mm.read(pv + PAGE + 5n, 11), text('dma private'));
   ram.write(physOf(mm, sh) + 0xff8n, text('across pages'));
-  assert.deepEqual(vmRead(child.kid, sh + 0xff8n, 12), text('across pages'), 'the fork sees it');
+  assert.deepEqual(
+    peek(child.kidHandle, sh + 0xff8n, 12),
+    text('across pages'),
+    'the fork sees it',
+  );
   mm.exit();
 });
 
 test('Mm read and write copy bytes; EFAULT where the process has no memory', () => {
   const ram = new PhysRam();
-  const mm = new RemoteMm(child.pid, ram);
+  const mm = new RemoteMm(child.handle, ram);
   const { pv, ro, hole } = child.at;
   mm.write(pv + 0x40n, text('copy_to_user'));
   assert.deepEqual(mm.read(pv + 0x40n, 12), text('copy_to_user'));
@@ -140,7 +143,7 @@ test('Mm read and write copy bytes; EFAULT where the process has no memory', () 
 
 test('resolve: EFAULT for unmapped bytes and missing permission', () => {
   const ram = new PhysRam();
-  const mm = new RemoteMm(child.pid, ram);
+  const mm = new RemoteMm(child.handle, ram);
   const { ro, none, hole } = child.at;
   assert.throws(() => mm.resolve(hole + PAGE, PAGE, false), errno('EFAULT'), 'the hole');
   assert.throws(() => mm.resolve(hole, 2n * PAGE, false), errno('EFAULT'), 'into the hole');
@@ -158,7 +161,7 @@ test('resolve: EFAULT for unmapped bytes and missing permission', () => {
 
 test('resolving and pinning a TiB costs its mappings, not its pages', () => {
   const ram = new PhysRam();
-  const mm = new RemoteMm(child.pid, ram);
+  const mm = new RemoteMm(child.handle, ram);
   const tib = 1n << 40n;
   const runs = mm.resolve(child.at.big, tib, false);
   assert.ok(runs.length <= 2, 'at most one run per TiB chunk');
@@ -176,8 +179,8 @@ test('resolving and pinning a TiB costs its mappings, not its pages', () => {
 
 test('pins count per page through every mapping of it', () => {
   const ram = new PhysRam();
-  const mm = new RemoteMm(child.pid, ram);
-  const kid = new RemoteMm(child.kid, ram);
+  const mm = new RemoteMm(child.handle, ram);
+  const kid = new RemoteMm(child.kidHandle, ram);
   const { m1, m2, sh } = child.at;
   ram.pin(physOf(mm, m2), PAGE);
   assert.equal(ram.pinCount(physOf(mm, m1 + 2n * PAGE)), 1);
@@ -193,8 +196,8 @@ test('pins count per page through every mapping of it', () => {
 
 test('MAP_FILE of a memfd meets its mappings on the same pages; other files have no pages', () => {
   const ram = new PhysRam();
-  const mm = new RemoteMm(child.pid, ram);
-  const ref = remoteFileRef(child.pid, child.fd.mfd, ram);
+  const mm = new RemoteMm(child.handle, ram);
+  const ref = remoteFileRef(child.handle, child.fd.mfd, ram);
   const pages = ref.pages!;
   assert.equal(pages.size, 4n * PAGE);
   assert.equal(pages.source.file, true, 'file pages: IOAS_CHANGE_PROCESS may move them');
@@ -206,9 +209,9 @@ test('MAP_FILE of a memfd meets its mappings on the same pages; other files have
   assert.equal(runs[0]!.phys, physOf(mm, child.at.m2));
   assert.deepEqual(pages.source.resolve(0n, 0n, false), []);
   assert.throws(() => pages.source.resolve(3n * PAGE, 2n * PAGE, false), errno('EFAULT'));
-  assert.equal(remoteFileRef(child.pid, 1, ram).pages, undefined, 'a pipe');
-  assert.equal(remoteFileRef(child.pid, child.fd.efd, ram).pages, undefined, 'an eventfd');
-  assert.throws(() => remoteFileRef(child.pid, 999, ram), errno('EBADF'));
+  assert.equal(remoteFileRef(child.handle, 1, ram).pages, undefined, 'a pipe');
+  assert.equal(remoteFileRef(child.handle, child.fd.efd, ram).pages, undefined, 'an eventfd');
+  assert.throws(() => remoteFileRef(child.handle, 999, ram), errno('EBADF'));
   mm.exit();
 });
 
@@ -218,8 +221,8 @@ test('hugetlb pages are compound', (t) => {
     return;
   }
   const ram = new PhysRam();
-  const mm = new RemoteMm(child.pid, ram);
-  const kid = new RemoteMm(child.kid, ram);
+  const mm = new RemoteMm(child.handle, ram);
+  const kid = new RemoteMm(child.kidHandle, ram);
   const [run] = mm.resolve(child.at.hs, 2n << 20n, true);
   assert.equal(run!.length, 2n << 20n);
   assert.equal(run!.phys % (2n << 20n), 0n, 'huge-page aligned');
@@ -227,7 +230,7 @@ test('hugetlb pages are compound', (t) => {
   assert.equal(physOf(kid, child.at.hs + PAGE), run!.phys + PAGE);
   assert.equal(ram.isCompound(physOf(mm, child.at.pv)), false);
   ram.write(run!.phys + 0x1234n, text('huge'));
-  assert.deepEqual(vmRead(child.pid, child.at.hs + 0x1234n, 4), text('huge'));
+  assert.deepEqual(peek(child.handle, child.at.hs + 0x1234n, 4), text('huge'));
   kid.exit();
   mm.exit();
 });
@@ -235,11 +238,11 @@ test('hugetlb pages are compound', (t) => {
 test('a pinned memfd page outlives its mappings: reached through the file once unmapped', async () => {
   const ram = new PhysRam();
   const foreign = foreignMemory(ram);
-  const mm = new RemoteMm(child.pid, ram);
+  const mm = new RemoteMm(child.handle, ram);
   const phys = physOf(mm, child.at.m2);
   const unpinned = physOf(mm, child.at.m1);
   // a RemoteMm told that the library tracks the address space keeps the map it read
-  const cached = new RemoteMm(child.pid, ram);
+  const cached = new RemoteMm(child.handle, ram);
   cached.observeMaps(true, false);
   physOf(cached, child.at.m2);
   ram.pin(phys, PAGE);
@@ -268,7 +271,7 @@ test('a pinned memfd page outlives its mappings: reached through the file once u
 test('exit: resolve, read and write fail with EFAULT; private pages of a dead process fault', async () => {
   const ram = new PhysRam();
   const foreign = foreignMemory(ram);
-  const kid = new RemoteMm(child.kid, ram);
+  const kid = new RemoteMm(child.kidHandle, ram);
   const phys = physOf(kid, child.at.pv);
   const shared = physOf(kid, child.at.sh);
   ram.pin(phys, PAGE);

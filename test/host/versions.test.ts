@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { IOMMU_HW_CAP } from '../../src/abi/iommufd.ts';
+import { IOMMU_HW_CAP, IOMMU_VFIO_IOAS_OP } from '../../src/abi/iommufd.ts';
 import {
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_TEST_OP,
@@ -16,7 +16,7 @@ import {
   MOCK_FLAGS_DEVICE,
   MOCK_IOMMUPT,
 } from '../../src/abi/iommufd-test.ts';
-import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
+import { VFIO_EXTENSION, VfioIommuType1Info, vfioIoctlNumber } from '../../src/abi/vfio.ts';
 import type { KernelOptions } from '../../src/host/kernel.ts';
 import { KERNEL_PROFILES, KERNEL_VERSIONS, LINUX_6_18 } from '../../src/host/versions.ts';
 import { mockDomain, tc } from '../iommufd/mock.ts';
@@ -222,7 +222,7 @@ test('7.2 bounds HWPT_INVALIDATE before the lookup: entry_len ≤ PAGE_SIZE, ent
   assert.equal(inv(f618, 8, (1 << 19) + 1), 'ENOENT');
 });
 
-test('7.2 bounds VEVENTQ depth at 2^19 and takes the 24-byte iommu_viommu_selftest', () => {
+test('7.2 bounds VEVENTQ depth at 2^19 and reads at a header, takes the 24-byte iommu_viommu_selftest', () => {
   for (const [v, bounded] of [
     ['6.18', false],
     ['7.2', true],
@@ -254,6 +254,15 @@ test('7.2 bounds VEVENTQ depth at 2^19 and takes the 24-byte iommu_viommu_selfte
         veventq_depth: depth,
       }).errno;
     assert.equal(q((1 << 19) + 1), bounded ? 'EINVAL' : undefined, v);
+    const fd = f.call('IOMMU_VEVENTQ_ALLOC', {
+      viommu_id: r.out.out_viommu_id as number,
+      type: IOMMU_VEVENTQ_TYPE_SELFTEST + 1,
+      veventq_depth: 2,
+    }).out.out_veventq_fd as number;
+    assert.equal(
+      f.proc.read(fd, f.mem(PAGE), 0) < 0 ? f.proc.errno : undefined,
+      bounded ? 'EINVAL' : undefined,
+    );
   }
 });
 
@@ -310,5 +319,49 @@ test('legacy type1 TYPE1_NESTING: 6.12 offers it; since 6.13 CHECK_EXTENSION 0, 
       answer ? undefined : 'ENODEV',
       version,
     );
+  }
+});
+
+test('7.2 mock paging domains advertise 2 KiB to 2^36 pages (VFIO compat GET_INFO iova_pgsizes)', () => {
+  for (const [v, pgsizes] of [
+    ['6.18', 0x1000n],
+    ['7.2', 0x1f_ffff_f000n],
+  ] as const) {
+    const f = at(v);
+    const ioas = f.ioas();
+    mockDomain(f, ioas);
+    assert.equal(
+      f.call('IOMMU_VFIO_IOAS', { ioas_id: ioas, op: IOMMU_VFIO_IOAS_OP.SET }).errno,
+      undefined,
+    );
+    const r = f.proc.call(
+      f.fd,
+      vfioIoctlNumber(f.kernel.abi, 'VFIO_IOMMU_GET_INFO'),
+      VfioIommuType1Info,
+      {
+        argsz: VfioIommuType1Info.size,
+      },
+    );
+    assert.equal(r.errno, undefined, v);
+    assert.equal(r.out.iova_pgsizes, pgsizes, v);
+  }
+});
+
+test('7.2 legacy MAP_DMA checks the wrap before alignment: an unaligned wrapping iova is EOVERFLOW', () => {
+  for (const [version, errno] of [
+    ['6.18', 'EINVAL'],
+    ['7.2', 'EOVERFLOW'],
+  ] as const) {
+    const c = new VfioClient({ version, personality: { vfioContainer: 'type1' } });
+    const fd = c.open('/dev/vfio/vfio').ret;
+    const group = c.open('/dev/vfio/12').ret;
+    assert.equal(c.setContainer(group, fd).ret, 0);
+    assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)).ret, 0);
+    assert.equal(
+      c.mapDma(fd, c.mem(5n * PAGE), (1n << 64n) - 1n, 5n * PAGE, 3).errno,
+      errno,
+      version,
+    );
+    assert.equal(c.mapDma(fd, c.mem(PAGE), PAGE, 0n, 0).errno, 'EINVAL', version);
   }
 });

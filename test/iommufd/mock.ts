@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { ErrnoName } from '../../src/abi/errno.ts';
 import {
   IOMMU_HWPT_DATA_SELFTEST,
+  IOMMU_HWPT_SELFTEST_SIZE,
   IOMMU_TEST_IOTLB_DEFAULT,
   IOMMU_TEST_OP,
   IOMMU_VIOMMU_TYPE_SELFTEST,
@@ -83,7 +84,7 @@ export function nestedAlloc(f: Fixture, dev: number, pt: number, flags = 0, faul
     flags,
     fault_id: faultId,
     data_type: IOMMU_HWPT_DATA_SELFTEST,
-    data_len: IommuHwptSelftest.size,
+    data_len: IOMMU_HWPT_SELFTEST_SIZE[f.kernel.personality.selftestAbi],
     data_uptr: data,
   });
   return { errno: r.errno, id: r.out.out_hwpt_id as number };

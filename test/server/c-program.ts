@@ -13,7 +13,7 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 /**
  * Build test/server/`name`.c into `dir` and run it as `uiommu run ...runArgs
  * -- program ...programArgs`: it must exit 0 with no FAIL line, exactly `oks` ok lines and
- * no model bug reported.
+ * no model bug reported. Returns its standard output.
  */
 export function runCProgram(
   dir: string,
@@ -21,13 +21,15 @@ export function runCProgram(
   runArgs: readonly string[],
   oks: number,
   programArgs: readonly string[] = [],
-) {
+): string {
   const bin = join(dir, name);
   execFileSync('cc', [
     '-O2',
     '-Wall',
     '-I',
     join(ROOT, 'examples'),
+    '-I',
+    join(ROOT, 'native'),
     '-o',
     bin,
     join(import.meta.dirname, `${name}.c`),
@@ -45,4 +47,5 @@ export function runCProgram(
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.equal(r.stdout.match(/^ok[: ]/gm)?.length, oks, r.stdout);
   assert.doesNotMatch(r.stderr, /model bug/);
+  return r.stdout;
 }

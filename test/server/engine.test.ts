@@ -294,13 +294,15 @@ describe('engine: PROC_STATUS', () => {
     assert.deepEqual(line(status(c, pid).text, 'VmLck:'), ['VmLck:\t      12 kB']);
   });
 
-  it('ENOENT for a pid the engine does not serve, or whose real file is gone', () => {
+  it('ENOENT for a pid the engine does not serve, or whose real file is gone; another served pid is answered', () => {
     const f = engineFixture();
     const c = f.client(process.pid);
     assert.equal(c.req(OP.PROC_STATUS, [process.pid + 1]).errno, 'ENOENT');
     // served, but no such real process (above the largest pid_max)
     const ghost = f.client(1 << 30);
     assert.equal(ghost.req(OP.PROC_STATUS, [1 << 30]).errno, 'ENOENT');
+    // another served process: its status, as the world-readable file shows it
+    assert.equal(ghost.req(OP.PROC_STATUS, [process.pid]).ret > 0, true);
     assert.equal(c.req(OP.PROC_STATUS, [1 << 30]).errno, 'ENOENT');
   });
 });
@@ -357,6 +359,8 @@ describe('engine: fork', () => {
     const parents = new Map([
       [200, 100],
       [201, 999],
+      [202, 100],
+      [203, 100],
     ]);
     const f = engineFixture({ parentOf: (pid) => parents.get(pid) });
     const parent = f.client(100);
@@ -371,6 +375,27 @@ describe('engine: fork', () => {
     parent.req(OP.FORK_END, [t2, 202]);
     assert.equal(f.client(203, HELLO_KIND.FORK_CHILD, BigInt(t2)).hello?.errno, 'ENOENT');
     assert.equal(f.client(202, HELLO_KIND.FORK_CHILD, BigInt(t2)).hello?.ret, 0);
+  });
+
+  it('FORK_END counts only from the token’s creator, naming a child of the caller, once', () => {
+    const parents = new Map([
+      [200, 100],
+      [301, 300],
+    ]);
+    const f = engineFixture({ parentOf: (pid) => parents.get(pid) });
+    const parent = f.client(100);
+    parent.open(3, '/dev/iommu');
+    const thief = f.client(300);
+    const t = parent.req(OP.FORK_BEGIN).ret;
+    // another client points the token at its own child: as an unknown token, no effect
+    assert.equal(thief.req(OP.FORK_END, [t, 301]).ret, 0);
+    assert.equal(f.client(301, HELLO_KIND.FORK_CHILD, BigInt(t)).hello?.errno, 'ENOENT');
+    // the creator naming a process that is not its child: ignored too
+    assert.equal(parent.req(OP.FORK_END, [t, 301]).ret, 0);
+    parent.req(OP.FORK_END, [t, 200]);
+    assert.equal(parent.req(OP.FORK_END, [t, 999]).ret, 0, 'a second FORK_END changes nothing');
+    assert.equal(f.client(200, HELLO_KIND.FORK_CHILD, BigInt(t)).hello?.ret, 0);
+    assert.equal(f.engine.process(200)!.fds.size, 1, 'the real child inherits');
   });
 
   it('a process’s credentials are refreshed before each of its requests, not per property', () => {
@@ -515,10 +540,16 @@ describe('engine: exit', () => {
     assert.equal(mm.alive, false);
   });
 
-  it('a new process under a pid still served replaces the stale one', () => {
-    const { f, ctx } = iommufdWithIoas();
+  it('a pid has one live connection: a second HELLO is EBUSY until the first closes', () => {
+    const { f, c, ctx } = iommufdWithIoas();
     const b = f.client(100);
-    assert.equal(b.hello?.ret, 0);
+    assert.equal(b.hello?.errno, 'EBUSY');
+    assert.equal(b.req(OP.FSTAT, [3]).errno, 'ESRCH', 'not served');
+    assert.equal(c.req(OP.HELLO, [0n]).errno, 'EBUSY', 'one HELLO per connection');
+    assert.equal(f.engine.process(100)!.fds.size, 1, 'the first connection still speaks for 100');
+    f.engine.disconnect(c.conn);
+    const d = f.client(100);
+    assert.equal(d.hello?.ret, 0, 'the first process has exited');
     assert.equal(f.engine.process(100)!.fds.size, 0);
     assert.equal(ctx.objectCount, 0);
   });

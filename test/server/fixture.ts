@@ -60,7 +60,11 @@ export interface EngineFixture {
 }
 
 export function engineFixture(
-  opts: { kernel?: KernelOptions } & Partial<Omit<EngineOptions, 'kernel' | 'mmFor'>> = {},
+  opts: {
+    kernel?: KernelOptions;
+    /** A process image's address space (default: a plain SimMm). */
+    newMm?: (kernel: Kernel) => SimMm;
+  } & Partial<Omit<EngineOptions, 'kernel' | 'mmFor'>> = {},
 ): EngineFixture {
   const kernel = new Kernel(opts.kernel);
   const mms = new Map<number, SimMm>();
@@ -70,7 +74,7 @@ export function engineFixture(
     ...opts,
     kernel,
     mmFor(pid) {
-      const mm = new SimMm(kernel.memory);
+      const mm = opts.newMm?.(kernel) ?? new SimMm(kernel.memory);
       mms.set(pid, mm);
       return mm;
     },
@@ -118,7 +122,7 @@ export class TestClient {
   private scratchVa = 0n;
 
   constructor(
-    private readonly f: EngineFixture,
+    readonly f: EngineFixture,
     readonly pid: number,
     conn?: Connection,
   ) {

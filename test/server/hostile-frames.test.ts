@@ -79,10 +79,10 @@ describe('hostile clients', () => {
     const dir = mkdtempSync(join(tmpdir(), 'uiommu-test-'));
     const f = engineFixture();
     let handled = 0;
-    const handle = f.engine.handle.bind(f.engine);
-    f.engine.handle = (conn, req) => {
+    const serve = f.engine.serve.bind(f.engine);
+    f.engine.serve = (conn, req) => {
       handled++;
-      return handle(conn, req);
+      return serve(conn, req);
     };
     const server = await serveEngine(f.engine, join(dir, 'engine.sock'));
     try {

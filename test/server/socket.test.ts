@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IommuIoasAlloc, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
-import { peerPid } from '../../src/host/native.ts';
+import { ProcHandle } from '../../src/host/proc-handle.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import {
   decodeI32s,
@@ -200,11 +200,13 @@ describe('engine server over a Unix socket', () => {
   });
 });
 
-describe('engine server with SO_PEERCRED', () => {
+describe('engine server with the peer bound at accept (SO_PEERPIDFD)', () => {
   it('a connection speaks only for the process at its other end', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'uiommu-test-'));
     const f = engineFixture();
-    const server = await serveEngine(f.engine, join(dir, 'engine.sock'), { peerPid });
+    const server = await serveEngine(f.engine, join(dir, 'engine.sock'), {
+      peer: (fd) => ProcHandle.ofPeer(fd),
+    });
     try {
       const impostor = await SocketClient.connect(join(dir, 'engine.sock'), process.pid + 1);
       assert.equal((await impostor.req(OP.HELLO, [0n])).errno, 'EPERM');
@@ -224,10 +226,10 @@ describe('engine server without a way to tell the peer', () => {
   it('drops the connection instead of serving it unchecked', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'uiommu-test-'));
     const f = engineFixture();
-    const peerPid = (): number => {
+    const peer = (): number => {
       throw new Error('addon not built');
     };
-    const server = await serveEngine(f.engine, join(dir, 'engine.sock'), { peerPid });
+    const server = await serveEngine(f.engine, join(dir, 'engine.sock'), { peer });
     try {
       const c = await SocketClient.connect(join(dir, 'engine.sock'), process.pid);
       await c.closed;

@@ -17,6 +17,8 @@ import { RadixPgtable } from '../../iommu/radix-pgtable.ts';
 const MOCK_BITS_PER_LEVEL = 9;
 /** Levels of the mock table: enough to cover the aperture from IOVA 0. */
 const MOCK_LEVELS = 3;
+/** 7.2's MOCK_IOMMUPT_DEFAULT page sizes: 2^11 .. 2^36 (measured on Linux 7.2). */
+const IOMMUPT_PGSIZES = (1n << 37n) - (1n << 11n);
 /** 7.2's MOCK_IOMMUPT_HUGE table: 4 KiB leaves, 1 MiB leaves 2^8 of them up. */
 const HUGE_PAGE_SHIFT = 12;
 const HUGE_BITS_PER_LEVEL = 8;
@@ -26,6 +28,11 @@ const HUGE_LEVELS = 4;
 export type MockDomainKind =
   /** 2 KiB IOPTEs (half a 4 KiB host page) in the mock aperture [2^24, 2^31-1]. */
   | 'default'
+  /**
+   * 7.2 MOCK_IOMMUPT_DEFAULT: the same, advertising every size from 2 KiB to
+   * 2^36 (AMDv1 contiguous entries; what VFIO compat GET_INFO shows).
+   */
+  | 'iommupt'
   /** ≤6.18 HUGE_IOVA device: 2 KiB and 1 MiB IOPTEs in the mock aperture. */
   | 'huge-iova'
   /** 7.2 MOCK_IOMMUPT_HUGE: 4 KiB and 1 MiB IOPTEs over the whole 38-bit table. */
@@ -49,7 +56,7 @@ export function decodeHwptSelftest(
 
 /** The 7.2 paging domain kind for a MOCK_IOMMUPT_* value; EOPNOTSUPP for others. */
 export function iommuptKind(pagetableType: number): MockDomainKind {
-  if (pagetableType === MOCK_IOMMUPT.DEFAULT) return 'default';
+  if (pagetableType === MOCK_IOMMUPT.DEFAULT) return 'iommupt';
   if (pagetableType === MOCK_IOMMUPT.HUGE) return 'iommupt-huge';
   fail('EOPNOTSUPP', 'unknown MOCK_IOMMUPT type');
 }
@@ -92,7 +99,11 @@ export class MockDomain extends Domain {
         pgsizeBitmap: opts.kind === 'huge-iova' ? io | huge : io,
       });
     }
-    super(driver, [{ start, last, table }], { dirtyCapable: opts.dirtyCapable });
+    const advertised = opts.kind === 'iommupt' ? IOMMUPT_PGSIZES : undefined;
+    super(driver, [{ start, last, table }], {
+      dirtyCapable: opts.dirtyCapable,
+      ...(advertised ? { pgsizeBitmap: advertised } : {}),
+    });
     this.ioPageSize = 1n << BigInt(table.config.pageShift);
   }
 }

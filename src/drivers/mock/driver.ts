@@ -71,7 +71,8 @@ export class MockIommu implements IommuDriver {
    */
   domainAllocPaging(dev: Device, flags: PagingFlags): MockDomain {
     const mdev = mockDev(dev);
-    return this.allocPaging(mdev, flags, mdev.hugeIova ? 'huge-iova' : 'default');
+    const plain = this.abi === '7.2' ? 'iommupt' : 'default';
+    return this.allocPaging(mdev, flags, mdev.hugeIova ? 'huge-iova' : plain);
   }
 
   /**

@@ -341,6 +341,8 @@ const QEMU_SUBSYSTEM = { subsystemVendor: 0x1af4, subsystemDevice: 0x1100 } as c
  */
 export const refguest: HostSpec = deepFreeze({
   name: 'refguest',
+  kernel:
+    'Linux 7.2 of ../shared/refkernel: IOMMUFD, IOMMUFD_TEST, the legacy VFIO container, VFIO cdevs, INTEL_IOMMU',
   iommus: [{ ...INTEL_DEFAULTS, id: 'dmar0', dirtyTracking: false, maxPasidLog2: 0 }],
   devices: [
     {

@@ -6,6 +6,7 @@
  * reference. Facts: spapr-tce.md §4.3, §4.4.
  */
 import { fail } from '../../abi/errno.ts';
+import { faultPoint } from '../../iommu/fault-inject.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IoptPages } from '../../iommufd/pages.ts';
@@ -97,6 +98,7 @@ export function preregRegister(
     fail('EINVAL', 'overlaps a registered region');
   }
   if (size === 0n) fail('ENOMEM');
+  faultPoint('mm_iommu_new');
   const pages = new IoptPages(mm, vaddr, size, true, account, memory);
   pages.addUser(0n, pages.npages - 1n);
   const region: PreregRegion = {

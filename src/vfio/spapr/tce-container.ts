@@ -33,6 +33,7 @@ import {
   vfioIoctl,
   vfioNrOf,
 } from '../../abi/vfio.ts';
+import { faultPoint } from '../../iommu/fault-inject.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
@@ -315,6 +316,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
     const pages = lockedPages(caller, bytes);
     account.charge(pages);
     try {
+      faultPoint('tce_iommu_create_table');
       this.windowSet.replace([...this.windowSet.windows, w], this.groups);
     } catch (e) {
       account.uncharge(pages);

@@ -1,4 +1,5 @@
 import type { Domain } from '../../iommu/domain.ts';
+import { faultPoint } from '../../iommu/fault-inject.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
 import { IOMMU_WRITE } from '../../iommu/prot.ts';
@@ -55,6 +56,7 @@ export interface VfioDma extends Range {
  * device memory is EFAULT.
  */
 export function pinDma(dma: VfioDma, memory: PhysMemory): void {
+  faultPoint('vfio_pin_pages_remote');
   const pfn = dma.mm.pfnMaps;
   if (pfn?.overlaps(dma.vaddr, dma.size)) {
     // vaddr_get_pfns' follow_fault_pfn: reserved pfns, not pinned, not charged
@@ -97,6 +99,7 @@ export function mapDmaInto(dma: VfioDma, domain: Domain): void {
   let done = 0;
   try {
     for (const r of dma.runs) {
+      faultPoint('iommu_map');
       domain.map(r.iova, r.phys, r.length, dma.prot);
       done++;
     }

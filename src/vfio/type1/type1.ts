@@ -18,6 +18,7 @@ import {
 } from '../../abi/vfio.ts';
 import type { ReservedRegion } from '../../iommu/device.ts';
 import type { Domain } from '../../iommu/domain.ts';
+import { faultPoint } from '../../iommu/fault-inject.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
@@ -231,6 +232,7 @@ export class VfioIommuType1 {
    * ones made while no domain existed). On failure nothing changes.
    */
   attachGroup(group: Group): void {
+    faultPoint('vfio_iommu_type1_attach_group'); // kzalloc of the group and domain
     if (this.vaddrInvalidCount > 0)
       fail(
         'EBUSY',
@@ -371,7 +373,9 @@ export class VfioIommuType1 {
    * VFIO_IOMMU_MAP_DMA (vfio_iommu_type1_map_dma + vfio_dma_do_map), in the
    * kernel's order: argsz < 32 or unknown flag EINVAL; no READ/WRITE without
    * VADDR, or READ/WRITE with VADDR EINVAL; size 0 or size/iova/vaddr not
-   * multiples of the smallest page size EINVAL; wrap EINVAL (or EOVERFLOW);
+   * multiples of the smallest page size EINVAL; wrap EINVAL. With
+   * `wrapErrno` EOVERFLOW (7.2) size 0 (EINVAL) and the wrap (EOVERFLOW)
+   * come first, before the flag checks;
    * VADDR: no overlapping mapping ENOENT, not invalidated or not the exact
    * range EINVAL, else the new vaddr is taken; otherwise overlap EEXIST, no
    * slot left ENOSPC, outside the valid list EINVAL, then pin (EFAULT,
@@ -384,6 +388,13 @@ export class VfioIommuType1 {
       flags: mask,
       fn: 'vfio_iommu_type1_map_dma',
     }).cmd;
+    const { iova, vaddr, size } = map;
+    const wraps = iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX;
+    if (this.wrapErrno === 'EOVERFLOW') {
+      // the addressable-limit series checks size 0 and the wrap first
+      if (size === 0n) fail('EINVAL', 'size 0', 'vfio_dma_do_map');
+      if (wraps) fail('EOVERFLOW', 'iova or vaddr + size wraps', 'vfio_dma_do_map');
+    }
     const setVaddr = (map.flags & VFIO_DMA_MAP_FLAG.VADDR) !== 0;
     let prot = 0;
     if (map.flags & VFIO_DMA_MAP_FLAG.WRITE) prot |= IOMMU_WRITE;
@@ -394,7 +405,6 @@ export class VfioIommuType1 {
         setVaddr ? 'VADDR with READ or WRITE' : 'neither READ nor WRITE',
         'vfio_dma_do_map',
       );
-    const { iova, vaddr, size } = map;
     const pgsize = this.minPgsize;
     if (size === 0n || ((size | iova | vaddr) & (pgsize - 1n)) !== 0n)
       fail(
@@ -402,8 +412,7 @@ export class VfioIommuType1 {
         `size, iova or vaddr zero or not aligned to the smallest page ${hex(pgsize)}`,
         'vfio_dma_do_map',
       );
-    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX)
-      fail(this.wrapErrno, 'iova or vaddr + size wraps', 'vfio_dma_do_map');
+    if (wraps) fail('EINVAL', 'iova or vaddr + size wraps', 'vfio_dma_do_map');
     const last = iova + size - 1n;
     const hit = this.dmas.firstIntersecting(iova, last);
     if (setVaddr) {
@@ -443,6 +452,7 @@ export class VfioIommuType1 {
         `[${hex(iova)}, ${hex(last)}] is outside the valid IOVA ranges`,
         'vfio_iommu_iova_dma_valid',
       );
+    faultPoint('vfio_dma_do_map'); // kzalloc of the vfio_dma
     const dma: VfioDma = {
       start: iova,
       last,
