@@ -85,8 +85,8 @@ function container(opts: KernelOptions, setIommu = true) {
   return { c, fd };
 }
 
-const LEGACY: KernelOptions = { personality: { vfioContainer: 'type1' } };
-const COMPAT: KernelOptions = {};
+const LEGACY: KernelOptions = { personality: { vfioContainer: 'legacy' } };
+const COMPAT: KernelOptions = { personality: { vfioContainer: 'iommufd' } };
 
 function mapDma(opts: KernelOptions): Env {
   const { c, fd } = container(opts);

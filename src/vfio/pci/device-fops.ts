@@ -115,7 +115,7 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
           // no slot reset, and a function on the root bus has no bus reset:
           // vfio_pci_ioctl_get_pci_hot_reset_info's ENODEV (other buses: not modelled)
           if (dev.name.slice(5, 7) === '00') fail('ENODEV', 'no slot or bus reset on the root bus');
-          fail('ENOTTY', 'hot reset of a non-root bus is not modelled');
+          return fail('ENOTTY', 'hot reset of a non-root bus is not modelled');
         case NR.FEATURE:
           // the VFIO core's checks, then vfio_pci_core_ioctl_feature()
           return vfioDeviceFeature(caller, arg, (c, flags, data, size) => {
