@@ -47,10 +47,11 @@ describe('the kernel iommufd selftest from Debian sources', { timeout: 40 * 60_0
     assert.deepEqual(r.totals, { pass: 240, fail: 1, skip: 5 });
   });
 
-  it('7.2 iommufd_fail_nth: no failure (it skips until fault injection exists)', (t) => {
+  it('7.2 iommufd_fail_nth: all 8 pass with faults injected (fail-nth, debugfs failslab)', (t) => {
     const r = run('7.2', 'iommufd_fail_nth');
     if (r.skip) return t.skip(r.skip);
     assert.deepEqual(r.failed, []);
+    assert.deepEqual(r.totals, { pass: 8, fail: 0, skip: 0 });
   });
 
   it('6.12: only the PASID fixture variant fails, as on a real 6.12.95', (t) => {
