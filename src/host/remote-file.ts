@@ -1,4 +1,4 @@
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import type { EventfdCtx, FileOps, FileRef, PagesSource } from '../kernel/file.ts';
 import { foreignMemory } from './foreign-memory.ts';
 import {
@@ -29,7 +29,7 @@ export function remoteFileOps(handle: ProcHandle, fd: number, ram: PhysRam): Fil
   if (isEventfd(handle, fd)) {
     return {
       kind: 'eventfd',
-      eventfdCtx: () => remoteEventfdCtx(handle.getfd(fd)),
+      eventfdCtx: () => remoteEventfdCtx(handle.getfd(fd), () => eventfdIdAt(handle, fd)),
       release() {},
     };
   }
@@ -45,8 +45,28 @@ function isEventfd(handle: ProcHandle, fd: number): boolean {
   }
 }
 
-/** The engine's copy `local` of a client eventfd as an EventfdCtx (closed on put). */
-function remoteEventfdCtx(local: number): EventfdCtx {
+/** The `eventfd-id:` of an fdinfo text, undefined when it names no eventfd. */
+function eventfdId(fdinfo: string): string | undefined {
+  return /^eventfd-id:\s*(\d+)$/m.exec(fdinfo)?.[1];
+}
+
+/** The eventfd id of the process's fd `fd` now, undefined when it has none there. */
+function eventfdIdAt(handle: ProcHandle, fd: number): string | undefined {
+  try {
+    return eventfdId(handle.readText(`fdinfo/${fd}`));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The engine's copy `local` of a client eventfd as an EventfdCtx (closed on
+ * put). `ownerId` reads the id of the eventfd the client now has at the fd
+ * number it handed over: another id or none means the client closed it
+ * (a dup under another number is not seen).
+ */
+function remoteEventfdCtx(local: number, ownerId: () => string | undefined): EventfdCtx {
+  const id = eventfdId(readFileSync(`/proc/self/fdinfo/${local}`, 'latin1'));
   let open = true;
   const quiet = (fn: () => void) => {
     try {
@@ -69,6 +89,7 @@ function remoteEventfdCtx(local: number): EventfdCtx {
       open = false;
       closeFd(local);
     },
+    closed: () => id === undefined || ownerId() !== id,
   };
 }
 

@@ -99,6 +99,13 @@ export interface EventfdCtx {
   consume(): boolean;
   /** eventfd_ctx_put(): drop this reference. */
   put(): void;
+  /**
+   * True once the process that handed the eventfd over has closed it: the
+   * kernel's virqfd sees EPOLLHUP when the file's last reference goes and
+   * tears itself down (QEMU relies on it for the INTx unmask eventfd).
+   * Absent where the owner cannot be asked.
+   */
+  closed?(): boolean;
 }
 
 /** What a kind of open file does with each syscall (struct file_operations). */

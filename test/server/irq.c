@@ -231,6 +231,21 @@ int main(void)
 	CHECK("unmask after the ack is quiet", take(e0) == 0, "signalled");
 	dma_to(IOVA);
 	CHECK("the next completion is signalled", take(e0) == 1, "not signalled");
+	{
+		/* virqfd: one unmask eventfd at a time, gone once its owner closes it (QEMU's KVM path) */
+		int u1 = eventfd(0, EFD_NONBLOCK), u2 = eventfd(0, EFD_NONBLOCK);
+		uint32_t f = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK;
+		CHECK("unmask eventfd set", set_irqs(f, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &u1, 1) == 0,
+		      "failed");
+		CHECK("a second unmask eventfd: EBUSY",
+		      set_irqs(f, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &u2, 1) == EBUSY, "not EBUSY");
+		close(u1);
+		CHECK("after the first is closed, a new unmask eventfd is taken",
+		      set_irqs(f, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &u2, 1) == 0, "failed");
+		int off = -1;
+		set_irqs(f, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &off, 1);
+		close(u2);
+	}
 	CHECK("INTx mask by eventfd: ENOTTY",
 	      set_irqs(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK,
 		       VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &e1, 1) == ENOTTY,

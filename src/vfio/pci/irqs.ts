@@ -298,6 +298,11 @@ export class VfioPciIrqs {
       ctx.unmask = undefined;
       return;
     }
+    // a virqfd whose eventfd its owner closed is gone (EPOLLHUP)
+    if (ctx.unmask?.closed?.()) {
+      ctx.unmask.put();
+      ctx.unmask = undefined;
+    }
     // vfio_virqfd_enable: one at a time; an event already pending runs now
     if (ctx.unmask) fail('EBUSY', 'an unmask eventfd is already set');
     ctx.unmask = get(fd);
