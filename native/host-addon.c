@@ -719,16 +719,26 @@ static napi_value init(napi_env env, napi_value exports)
 		const char *name;
 		napi_callback fn;
 	} fns[] = {
-		{ "memRead", mem_read },	  { "memWrite", mem_write },
-		{ "memZeroed", mem_zeroed },	  { "memZeroedAsync", mem_zeroed_async },
-		{ "pidfdOpen", pidfd_open_ },	  { "peerPidfd", peer_pidfd },
-		{ "procDirOpen", proc_dir_open }, { "openAt", open_at },
-		{ "pidfdExited", pidfd_exited },  { "pidfdGetfd", pidfd_getfd_ },
-		{ "fstatFd", fstat_fd },	  { "fstatfsFd", fstatfs_fd },
-		{ "eventfdSet", eventfd_set },	  { "closeFd", close_fd },
-		{ "addressOf", address_of },	  { "peerPid", peer_pid },
-		{ "memfdCreate", memfd_create_ }, { "punchHole", punch_hole },
-		{ "eventfdSignal", eventfd_signal_ }, { "eventfdConsume", eventfd_consume },
+		{ "memRead", mem_read },
+		{ "memWrite", mem_write },
+		{ "memZeroed", mem_zeroed },
+		{ "memZeroedAsync", mem_zeroed_async },
+		{ "pidfdOpen", pidfd_open_ },
+		{ "peerPidfd", peer_pidfd },
+		{ "procDirOpen", proc_dir_open },
+		{ "openAt", open_at },
+		{ "pidfdExited", pidfd_exited },
+		{ "pidfdGetfd", pidfd_getfd_ },
+		{ "fstatFd", fstat_fd },
+		{ "fstatfsFd", fstatfs_fd },
+		{ "eventfdSet", eventfd_set },
+		{ "closeFd", close_fd },
+		{ "addressOf", address_of },
+		{ "peerPid", peer_pid },
+		{ "memfdCreate", memfd_create_ },
+		{ "punchHole", punch_hole },
+		{ "eventfdSignal", eventfd_signal_ },
+		{ "eventfdConsume", eventfd_consume },
 	};
 
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
