@@ -574,27 +574,39 @@ static napi_value fstatfs_fd(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/*
+ * The events of `events` that fd is ready for now, without waiting (never
+ * blocks, whatever O_NONBLOCK says); -1 with errno set (EBADF when not open).
+ */
+static int ready_now(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
+
+	if (poll(&p, 1, 0) < 0)
+		return -1;
+	if (p.revents & POLLNVAL) {
+		errno = EBADF;
+		return -1;
+	}
+	return p.revents;
+}
+
 static napi_value eventfd_set(napi_env env, napi_callback_info info)
 {
 	napi_value argv[2];
 	int32_t fd;
 	bool ready;
 	uint64_t count;
-	struct pollfd p;
+	int revents;
 
 	if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], &fd))
 		return NULL;
 	if (napi_get_value_bool(env, argv[1], &ready) != napi_ok)
 		return throw_type(env, "expected a boolean");
 	/* Drain: an eventfd read takes the whole counter. Poll first so a blocking one never waits. */
-	p.fd = fd;
-	p.events = POLLIN;
-	p.revents = 0;
-	if (poll(&p, 1, 0) < 0)
+	if ((revents = ready_now(fd, POLLIN)) < 0)
 		return throw_errno(env, errno, "poll");
-	if (p.revents & POLLNVAL)
-		return throw_errno(env, EBADF, "poll");
-	if ((p.revents & POLLIN) && read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+	if ((revents & POLLIN) && read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		return throw_errno(env, errno, "eventfd read");
 	count = 1;
 	if (ready && write(fd, &count, sizeof(count)) < 0)
@@ -608,18 +620,13 @@ static napi_value eventfd_signal_(napi_env env, napi_callback_info info)
 	napi_value argv[1];
 	int32_t fd;
 	uint64_t one = 1;
-	struct pollfd p;
+	int revents;
 
 	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd))
 		return NULL;
-	p.fd = fd;
-	p.events = POLLOUT;
-	p.revents = 0;
-	if (poll(&p, 1, 0) < 0)
+	if ((revents = ready_now(fd, POLLOUT)) < 0)
 		return throw_errno(env, errno, "poll");
-	if (p.revents & POLLNVAL)
-		return throw_errno(env, EBADF, "poll");
-	if ((p.revents & POLLOUT) && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if ((revents & POLLOUT) && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return throw_errno(env, errno, "eventfd write");
 	return NULL;
 }
@@ -630,18 +637,13 @@ static napi_value eventfd_consume(napi_env env, napi_callback_info info)
 	napi_value argv[1], out;
 	int32_t fd;
 	uint64_t count = 0;
-	struct pollfd p;
+	int revents;
 
 	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd))
 		return NULL;
-	p.fd = fd;
-	p.events = POLLIN;
-	p.revents = 0;
-	if (poll(&p, 1, 0) < 0)
+	if ((revents = ready_now(fd, POLLIN)) < 0)
 		return throw_errno(env, errno, "poll");
-	if (p.revents & POLLNVAL)
-		return throw_errno(env, EBADF, "poll");
-	if ((p.revents & POLLIN) && read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+	if ((revents & POLLIN) && read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		return throw_errno(env, errno, "eventfd read");
 	napi_get_boolean(env, count > 0, &out);
 	return out;
