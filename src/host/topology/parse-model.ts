@@ -8,13 +8,15 @@
  * devices[1].model: needs BAR 0 to be a memory BAR of at least 0x41000 bytes
  * ```
  */
+import { IOAT_XFERCAP_RANGE } from '../../vfio/pci/ioat.ts';
 import { DEVICE_MODEL_KINDS, type DeviceModelSpec, modelAreas } from '../../vfio/pci/models.ts';
 import { type EffectiveIrq, msixPbaBytes, msixTableBytes, type PciDeviceSpec } from './types.ts';
-import { at, bad, hex, object, oneOf } from './values.ts';
+import { at, bad, hex, integer, object, oneOf } from './values.ts';
 
 /** Option keys of each model kind (besides `kind`). */
 const MODEL_KEYS: { readonly [K in DeviceModelSpec['kind']]: readonly string[] } = {
   'dma-engine': [],
+  ioat: ['xfercap'],
 };
 
 /** `{ "kind": ..., options }` → a DeviceModelSpec that fits `dev` (its BARs and `irq`). */
@@ -24,10 +26,14 @@ export function parseModel(
   dev: PciDeviceSpec,
   irq: EffectiveIrq,
 ): DeviceModelSpec {
-  const any = object(v, path, ['kind', ...Object.values(MODEL_KEYS).flat()], ['kind']);
-  const kind = oneOf(any.kind, at(path, 'kind'), DEVICE_MODEL_KINDS);
-  object(v, path, ['kind', ...MODEL_KEYS[kind]]);
-  const spec: DeviceModelSpec = { kind };
+  const isObject = typeof v === 'object' && v !== null && !Array.isArray(v);
+  const given = isObject ? (v as Record<string, unknown>) : object(v, path, []);
+  const kind = oneOf(given.kind, at(path, 'kind'), DEVICE_MODEL_KINDS);
+  const rec = object(v, path, ['kind', ...MODEL_KEYS[kind]]);
+  let spec: DeviceModelSpec = { kind };
+  if (kind === 'ioat' && rec.xfercap !== undefined) {
+    spec = { kind, xfercap: integer(rec.xfercap, at(path, 'xfercap'), ...IOAT_XFERCAP_RANGE) };
+  }
   checkAreas(spec, dev, irq, path);
   return spec;
 }
