@@ -294,11 +294,19 @@ export class PciConfigSpace {
 
   /**
    * Power-on reset of the function followed by vfio's config init (what the
-   * first open of the device does: vfio_pci_core_enable resets the function
-   * and vfio_config_init copies the hardware into vconfig).
+   * first open of the device does: vfio_pci_core_enable enables the device,
+   * which turns on Memory and I/O decode for the BAR kinds it has
+   * (pci_enable_resources), resets the function with its config saved, and
+   * vfio_config_init copies the hardware into vconfig). So a driver can
+   * touch the BARs before writing the Command register.
    */
   enable(): void {
     this.hw.set(this.powerOn);
+    let decode = 0;
+    for (const bar of this.bars) {
+      if (bar) decode |= bar.kind === 'io' ? PCI.COMMAND_IO : PCI.COMMAND_MEMORY;
+    }
+    this.hw[PCI.COMMAND]! |= decode;
     this.vconfig.set(this.hw);
     this.barFixup();
   }
