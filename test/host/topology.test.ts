@@ -864,7 +864,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devices[2].model = { kind: 'edu' };
       },
-      'devices[2].model.kind: must be one of \'dma-engine\' (got "edu")',
+      "devices[2].model.kind: must be one of 'dma-engine', 'nvme' (got \"edu\")",
     ],
     [
       'model option the kind does not have',

@@ -11,9 +11,10 @@
  */
 import type { DeviceModel, DeviceModelContext } from './device-model.ts';
 import { DMA_ENGINE_AREAS, DmaEngine, type DmaEngineModelSpec } from './dma-engine.ts';
+import { NVME_AREAS, NvmeController, type NvmeModelSpec } from './nvme/controller.ts';
 
 /** Which model a function runs, with that model's options. */
-export type DeviceModelSpec = DmaEngineModelSpec;
+export type DeviceModelSpec = DmaEngineModelSpec | NvmeModelSpec;
 
 export type DeviceModelKind = DeviceModelSpec['kind'];
 
@@ -40,6 +41,7 @@ type ModelTable = {
 
 const MODELS: ModelTable = {
   'dma-engine': { areas: () => DMA_ENGINE_AREAS, create: (_s, ctx) => new DmaEngine(ctx) },
+  nvme: { areas: () => NVME_AREAS, create: (s, ctx) => NvmeController.create(s, ctx) },
 };
 
 /** The model kinds a host config may name. */

@@ -43,7 +43,7 @@ const rw = (op: 1 | 2, slba: number, nlb: number, prp1: bigint, prp2 = 0n) => ({
 describe('NVMe registers and state machine', () => {
   it('CAP, VS, and CC.EN → CSTS.RDY with the admin queues checked', () => {
     const h = new NvmeHost(MEM_NS);
-    const cap = new DataView(h.ctrl.read(NVME_REG.CAP, 8).buffer).getBigUint64(0, true);
+    const cap = new DataView(h.ctrl.read(0, NVME_REG.CAP, 8).buffer).getBigUint64(0, true);
     assert.equal(cap, NVME_CAP);
     assert.equal(cap & 0xffffn, 1023n); // MQES
     assert.equal((cap >> 37n) & 1n, 1n); // NVM command set
@@ -52,44 +52,44 @@ describe('NVMe registers and state machine', () => {
     assert.equal(h.reg32(NVME_REG.CSTS), 0);
     assert.equal(h.enable(), 1);
     // admin queue registers are frozen while enabled
-    h.ctrl.write(NVME_REG.AQA, u32(0));
+    h.ctrl.write(0, NVME_REG.AQA, u32(0));
     assert.equal(h.reg32(NVME_REG.AQA), 0x001f001f);
-    h.ctrl.write(NVME_REG.CC, u32(0));
+    h.ctrl.write(0, NVME_REG.CC, u32(0));
     assert.equal(h.reg32(NVME_REG.CSTS), 0);
     assert.equal(h.reg32(NVME_REG.CC), 0);
   });
 
   it('a bad configuration at enable leaves RDY clear and sets CFS until EN is cleared', () => {
     const h = new NvmeHost(MEM_NS);
-    h.ctrl.write(NVME_REG.AQA, u32(0x001f001f));
-    h.ctrl.write(NVME_REG.ASQ, u64(0x1000n));
-    h.ctrl.write(NVME_REG.ACQ, u64(0x2000n));
-    h.ctrl.write(NVME_REG.CC, u32((5 << 7) | 1)); // MPS 5: 128 KiB pages, past MPSMAX
+    h.ctrl.write(0, NVME_REG.AQA, u32(0x001f001f));
+    h.ctrl.write(0, NVME_REG.ASQ, u64(0x1000n));
+    h.ctrl.write(0, NVME_REG.ACQ, u64(0x2000n));
+    h.ctrl.write(0, NVME_REG.CC, u32((5 << 7) | 1)); // MPS 5: 128 KiB pages, past MPSMAX
     assert.equal(h.reg32(NVME_REG.CSTS), 2);
-    h.ctrl.write(NVME_REG.CC, u32(0));
+    h.ctrl.write(0, NVME_REG.CC, u32(0));
     assert.equal(h.reg32(NVME_REG.CSTS), 0);
-    h.ctrl.write(NVME_REG.CC, u32((1 << 7) | 1)); // 8 KiB pages: ASQ 0x1000 is not aligned
+    h.ctrl.write(0, NVME_REG.CC, u32((1 << 7) | 1)); // 8 KiB pages: ASQ 0x1000 is not aligned
     assert.equal(h.reg32(NVME_REG.CSTS), 2);
-    h.ctrl.write(NVME_REG.CC, u32(0));
-    h.ctrl.write(NVME_REG.AQA, u32(0)); // one-entry queues
-    h.ctrl.write(NVME_REG.CC, u32(1));
+    h.ctrl.write(0, NVME_REG.CC, u32(0));
+    h.ctrl.write(0, NVME_REG.AQA, u32(0)); // one-entry queues
+    h.ctrl.write(0, NVME_REG.CC, u32(1));
     assert.equal(h.reg32(NVME_REG.CSTS), 2);
   });
 
   it('64-bit registers take two 32-bit halves (lo_hi_writeq)', () => {
     const h = new NvmeHost(MEM_NS);
-    h.ctrl.write(NVME_REG.ASQ, u32(0x1234_5000));
-    h.ctrl.write(NVME_REG.ASQ + 4, u32(0x9));
-    const asq = new DataView(h.ctrl.read(NVME_REG.ASQ, 8).buffer).getBigUint64(0, true);
+    h.ctrl.write(0, NVME_REG.ASQ, u32(0x1234_5000));
+    h.ctrl.write(0, NVME_REG.ASQ + 4, u32(0x9));
+    const asq = new DataView(h.ctrl.read(0, NVME_REG.ASQ, 8).buffer).getBigUint64(0, true);
     assert.equal(asq, 0x9_1234_5000n);
   });
 
   it('shutdown sets SHST complete, clearing SHN returns it to normal', () => {
     const h = new NvmeHost(MEM_NS);
     h.enable();
-    h.ctrl.write(NVME_REG.CC, u32(0x00460001 | (1 << 14)));
+    h.ctrl.write(0, NVME_REG.CC, u32(0x00460001 | (1 << 14)));
     assert.equal(h.reg32(NVME_REG.CSTS), 1 | (2 << 2));
-    h.ctrl.write(NVME_REG.CC, u32(0x00460001));
+    h.ctrl.write(0, NVME_REG.CC, u32(0x00460001));
     assert.equal(h.reg32(NVME_REG.CSTS), 1);
   });
 });
@@ -253,7 +253,7 @@ describe('NVMe admin commands', () => {
     assert.deepEqual(h.reap(0), []);
     assert.equal(h.admin({ opcode: 0x0c }).status, 0x105 | DNR);
     // a doorbell for queue 9 (none), and a tail past I/O queue 1's 64 entries
-    h.ctrl.write(NVME_REG.DOORBELL + 9 * 8, u32(1));
+    h.ctrl.write(0, NVME_REG.DOORBELL + 9 * 8, u32(1));
     h.ring(1, 64);
     const ev = h.reap(0);
     assert.deepEqual(
@@ -427,9 +427,9 @@ describe('NVMe queues, interrupts and resets', () => {
     h.queueCmd(1, rw(2, 0, 1, BUF));
     h.ring(1);
     assert.equal(h.intx, true);
-    h.ctrl.write(NVME_REG.INTMS, u32(1 << 3));
+    h.ctrl.write(0, NVME_REG.INTMS, u32(1 << 3));
     assert.equal(h.intx, false);
-    h.ctrl.write(NVME_REG.INTMC, u32(1 << 3));
+    h.ctrl.write(0, NVME_REG.INTMC, u32(1 << 3));
     assert.equal(h.intx, true);
     h.reap(1);
     assert.equal(h.intx, false);
@@ -481,7 +481,7 @@ describe('NVMe queues, interrupts and resets', () => {
     for (let i = 0; i < 600; i++) h.queueCmd(1, rw(1, i, 1, BUF));
     h.ring(1);
     const done = h.reap(1).length;
-    h.ctrl.write(NVME_REG.CC, u32(0));
+    h.ctrl.write(0, NVME_REG.CC, u32(0));
     await new Promise((r) => setImmediate(r));
     const ns = h.ctrl.namespaces[0]!;
     for (const lba of [0, done - 1]) assert.deepEqual(ns.read(lba * 512, 512), pattern(512, 7));
@@ -498,7 +498,7 @@ describe('NVMe queues, interrupts and resets', () => {
     h.mem.unmap(0x20_0000n + 0x10_0000n, 4096);
     h.ring(1, 1);
     assert.equal(h.reg32(NVME_REG.CSTS), 3);
-    h.ctrl.write(NVME_REG.CC, u32(0));
+    h.ctrl.write(0, NVME_REG.CC, u32(0));
     assert.equal(h.reg32(NVME_REG.CSTS), 0);
   });
 });

@@ -5,7 +5,7 @@
  * that build submission entries, ring doorbells and read completions.
  */
 import { DmaFaultError } from '../../../src/iommu/device.ts';
-import type { DmaPort } from '../../../src/vfio/pci/dma-engine.ts';
+import type { DmaPort } from '../../../src/vfio/pci/device-model.ts';
 import { NVME_REG } from '../../../src/vfio/pci/nvme/abi.ts';
 import { NvmeController, type NvmeModelSpec } from '../../../src/vfio/pci/nvme/controller.ts';
 
@@ -134,7 +134,7 @@ export class NvmeHost {
   }
 
   reg32(off: number): number {
-    return new DataView(this.ctrl.read(off, 4).buffer).getUint32(0, true);
+    return new DataView(this.ctrl.read(0, off, 4).buffer).getUint32(0, true);
   }
 
   /** Admin queues of `size` entries, then CC.EN with 64/16-byte entries; returns CSTS. */
@@ -142,10 +142,10 @@ export class NvmeHost {
     this.mem.map(ADMIN_SQ, size * 64);
     this.mem.map(ADMIN_CQ, size * 16);
     this.mem.poke(ADMIN_CQ, new Uint8Array(size * 16));
-    this.ctrl.write(NVME_REG.AQA, u32(((size - 1) << 16) | (size - 1)));
-    this.ctrl.write(NVME_REG.ASQ, u64(ADMIN_SQ));
-    this.ctrl.write(NVME_REG.ACQ, u64(ADMIN_CQ));
-    this.ctrl.write(NVME_REG.CC, u32(0x00460001));
+    this.ctrl.write(0, NVME_REG.AQA, u32(((size - 1) << 16) | (size - 1)));
+    this.ctrl.write(0, NVME_REG.ASQ, u64(ADMIN_SQ));
+    this.ctrl.write(0, NVME_REG.ACQ, u64(ADMIN_CQ));
+    this.ctrl.write(0, NVME_REG.CC, u32(0x00460001));
     this.queues.set(0, {
       sqBase: ADMIN_SQ,
       cqBase: ADMIN_CQ,
@@ -212,7 +212,7 @@ export class NvmeHost {
   }
 
   ring(qid: number, value?: number): void {
-    this.ctrl.write(NVME_REG.DOORBELL + qid * 8, u32(value ?? this.queues.get(qid)!.tail));
+    this.ctrl.write(0, NVME_REG.DOORBELL + qid * 8, u32(value ?? this.queues.get(qid)!.tail));
   }
 
   /** Completions with the current phase, then the CQ head doorbell. */
@@ -235,7 +235,7 @@ export class NvmeHost {
       q.head = (q.head + 1) % q.size;
       if (q.head === 0) q.phase ^= 1;
     }
-    if (out.length) this.ctrl.write(NVME_REG.DOORBELL + qid * 8 + 4, u32(q.head));
+    if (out.length) this.ctrl.write(0, NVME_REG.DOORBELL + qid * 8 + 4, u32(q.head));
     return out;
   }
 }

@@ -19,13 +19,21 @@
  * and INTMS does not mask the queue's vector.
  *
  * @example
- * const nvme = new NvmeController(spec, identity, 33, dma, irq);
- * nvme.write(NVME_REG.AQA, u32le(0x001f001f));
- * nvme.write(NVME_REG.CC, u32le(0x00460001)); // EN, 64/16-byte entries
- * nvme.read(NVME_REG.CSTS, 4);                 // RDY
+ * const nvme = NvmeController.create({ kind: 'nvme' }, ctx); // a DeviceModel
+ * nvme.write(0, NVME_REG.AQA, u32le(0x001f001f));
+ * nvme.write(0, NVME_REG.CC, u32le(0x00460001)); // EN, 64/16-byte entries
+ * nvme.read(0, NVME_REG.CSTS, 4);                 // RDY
  */
 import { DmaFaultError } from '../../../iommu/device.ts';
-import type { DmaPort } from '../dma-engine.ts';
+import type {
+  DeviceIrq,
+  DeviceModel,
+  DeviceModelContext,
+  DmaPort,
+  RegisterWindow,
+} from '../device-model.ts';
+import type { ModelArea } from '../models.ts';
+import { effectiveIrq } from '../spec.ts';
 import {
   NVME_CC,
   NVME_CQE_BYTES,
@@ -48,17 +56,20 @@ import { NvmeStatus } from './status.ts';
 /** Host config of an NVMe controller: its namespaces (NSID 1, 2, …). */
 export interface NvmeModelSpec {
   readonly kind: 'nvme';
-  readonly namespaces: readonly NvmeNamespaceSpec[];
+  /** Default: one namespace of 1 GiB in sparse memory with 512-byte blocks. */
+  readonly namespaces?: readonly NvmeNamespaceSpec[];
 }
 
-/** How the controller interrupts: a vector's MSI/MSI-X message, and the INTx level. */
-export interface NvmeIrq {
-  raise(vector: number): void;
-  intx(asserted: boolean): void;
-}
+/** The namespace a controller gets when its spec lists none. */
+export const NVME_DEFAULT_NAMESPACE: NvmeNamespaceSpec = { size: 1n << 30n, lbaSize: 512 };
 
 /** Bytes of BAR0 the controller serves: the registers page and the doorbell page. */
 export const NVME_REG_BLOCK = 0x2000;
+
+/** What the controller takes of BAR0. */
+export const NVME_AREAS: readonly ModelArea[] = [
+  { bar: 0, start: 0n, end: BigInt(NVME_REG_BLOCK), what: 'registers and doorbells' },
+];
 /** MPSMAX: memory pages of 4 KiB up to 64 KiB. */
 const MPSMAX = 4;
 /** CAP.TO: worst-case time to ready, in 500 ms units. */
@@ -79,7 +90,8 @@ interface AsyncEvent {
   readonly log: number;
 }
 
-export class NvmeController {
+export class NvmeController implements DeviceModel {
+  readonly registers: readonly RegisterWindow[] = [{ bar: 0, start: 0, end: NVME_REG_BLOCK }];
   readonly namespaces: NvmeNamespace[];
   readonly features: NvmeFeatures;
   readonly sqs = new Map<number, SubmissionQueue>();
@@ -108,10 +120,31 @@ export class NvmeController {
     /** Interrupt vectors the function has (MSI-X entries, else MSI, at least 1). */
     readonly vectors: number,
     readonly dma: DmaPort,
-    private readonly irq: NvmeIrq,
+    private readonly irq: DeviceIrq,
   ) {
-    this.namespaces = spec.namespaces.map((n) => NvmeNamespace.open(n));
+    this.namespaces = (spec.namespaces ?? [NVME_DEFAULT_NAMESPACE]).map((n) =>
+      NvmeNamespace.open(n),
+    );
     this.features = new NvmeFeatures(vectors);
+  }
+
+  /**
+   * The controller of a PCI function: Identify reports the function's
+   * vendor and subsystem vendor, a serial made of its BDF; CQ interrupt
+   * vectors are its MSI-X entries (else MSI vectors, else INTx's one).
+   */
+  static create(spec: NvmeModelSpec, ctx: DeviceModelContext): NvmeController {
+    const fn = ctx.spec;
+    const irq = effectiveIrq(fn);
+    const hex = (v: number) => v.toString(16).padStart(4, '0');
+    const identity: NvmeIdentity = {
+      vendor: fn.vendor,
+      subsystemVendor: fn.subsystemVendor ?? 0,
+      serial: `UIOMMU${fn.bdf.replace(/[:.]/g, '')}`,
+      model: `uiommu NVMe ${hex(fn.vendor)}:${hex(fn.device)}`,
+      firmware: '1.0',
+    };
+    return new NvmeController(spec, identity, irq.msix || irq.msi || 1, ctx.dma, ctx.irq);
   }
 
   /** Memory page size the host chose (CC.MPS). */
@@ -141,8 +174,8 @@ export class NvmeController {
 
   // ---- registers --------------------------------------------------------------------
 
-  /** Read `length` bytes at `pos` (inside NVME_REG_BLOCK); doorbells and unused offsets read 0. */
-  read(pos: number, length: number): Uint8Array {
+  /** Read `length` bytes at `pos` of BAR0 (inside NVME_REG_BLOCK); doorbells and unused offsets read 0. */
+  read(_bar: number, pos: number, length: number): Uint8Array {
     const regs = new Uint8Array(0x38);
     const v = new DataView(regs.buffer);
     v.setBigUint64(NVME_REG.CAP, NVME_CAP, true);
@@ -159,11 +192,11 @@ export class NvmeController {
     return out;
   }
 
-  /** Write `data` at `pos`: each dword register it touches takes the written bytes, then acts. */
-  write(pos: number, data: Uint8Array): void {
+  /** Write `data` at `pos` of BAR0: each dword register it touches takes the written bytes, then acts. */
+  write(_bar: number, pos: number, data: Uint8Array): void {
     const end = pos + data.length;
     for (let reg = pos & ~3; reg < end; reg += 4) {
-      const old = reg < 0x38 ? new DataView(this.read(reg, 4).buffer).getUint32(0, true) : 0;
+      const old = reg < 0x38 ? new DataView(this.read(0, reg, 4).buffer).getUint32(0, true) : 0;
       const rw1 = reg === NVME_REG.INTMS || reg === NVME_REG.INTMC || reg >= NVME_REG.DOORBELL;
       let value = rw1 ? 0 : old;
       for (let i = 0; i < 4; i++) {
