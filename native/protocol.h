@@ -95,7 +95,11 @@ struct uiommu_stat {
 /* Set by the library's exec wrappers to the pid that called exec. */
 #define UIOMMU_ENV_EXEC "UIOMMU_EXEC"
 
-/* The connection fd is moved to the lowest free fd at or above this. */
+/*
+ * The connection fd is parked at the program's RLIMIT_NOFILE soft limit (or
+ * just below it); where that fails, and after a dup2 onto its number, it
+ * moves to the lowest free fd at or above this.
+ */
 #define UIOMMU_SOCK_FD_MIN 900
 
 _Static_assert(sizeof(struct uiommu_req) == 64, "request header is 64 bytes");

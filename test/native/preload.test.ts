@@ -495,7 +495,7 @@ test('a lost engine connection: engine fds answer EIO, the program goes on', asy
   assert.deepEqual(ops(engine.requests), [OP.HELLO, OP.OPEN, OP.IOCTL]);
 });
 
-test('the connection fd: >= 900, O_CLOEXEC, invisible to the program (EBADF), moved by a dup2 onto it', async () => {
+test('the connection fd: parked high, O_CLOEXEC, invisible to the program (EBADF), moved by a dup2 onto it', async () => {
   engine.reset();
   const r = await run(['sock']);
   assert.equal(r.code, 0, r.stderr);
