@@ -5,7 +5,7 @@
  * that build submission entries, ring doorbells and read completions.
  */
 import { DmaFaultError } from '../../../src/iommu/device.ts';
-import type { DmaPort } from '../../../src/vfio/pci/dma-engine.ts';
+import type { DmaPort } from '../../../src/vfio/pci/device-model.ts';
 import { NVME_REG } from '../../../src/vfio/pci/nvme/abi.ts';
 import { NvmeController, type NvmeModelSpec } from '../../../src/vfio/pci/nvme/controller.ts';
 

@@ -25,7 +25,7 @@
  * nvme.read(NVME_REG.CSTS, 4);                 // RDY
  */
 import { DmaFaultError } from '../../../iommu/device.ts';
-import type { DmaPort } from '../dma-engine.ts';
+import type { DmaPort } from '../device-model.ts';
 import {
   NVME_CC,
   NVME_CQE_BYTES,

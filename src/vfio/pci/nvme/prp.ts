@@ -11,7 +11,7 @@
  * @example
  * prpSegments(dma, 0x10000n, 0x20000n, 8192, 4096); // [[0x10000n, 4096], [0x20000n, 4096]]
  */
-import type { DmaPort } from '../dma-engine.ts';
+import type { DmaPort } from '../device-model.ts';
 import { NVME_SC } from './abi.ts';
 import { nvmeFail } from './status.ts';
 
