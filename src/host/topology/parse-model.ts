@@ -8,6 +8,7 @@
  * devices[1].model: needs BAR 0 to be a memory BAR of at least 0x41000 bytes
  * ```
  */
+import { IOAT_XFERCAP_RANGE } from '../../vfio/pci/ioat.ts';
 import { DEVICE_MODEL_KINDS, type DeviceModelSpec, modelAreas } from '../../vfio/pci/models.ts';
 import type { NvmeNamespaceSpec } from '../../vfio/pci/nvme/namespace.ts';
 import { type EffectiveIrq, msixPbaBytes, msixTableBytes, type PciDeviceSpec } from './types.ts';
@@ -16,6 +17,7 @@ import { array, at, bad, hex, integer, item, object, oneOf, string, u64 } from '
 /** Option keys of each model kind (besides `kind`). */
 const MODEL_KEYS: { readonly [K in DeviceModelSpec['kind']]: readonly string[] } = {
   'dma-engine': [],
+  ioat: ['xfercap'],
   nvme: ['namespaces'],
 };
 
@@ -28,12 +30,14 @@ export function parseModel(
   dev: PciDeviceSpec,
   irq: EffectiveIrq,
 ): DeviceModelSpec {
-  // kind first, so an unknown option is reported against the kind's own keys
-  const keys = typeof v === 'object' && v !== null ? Object.keys(v) : [];
-  const any = object(v, path, keys, ['kind']);
-  const kind = oneOf(any.kind, at(path, 'kind'), DEVICE_MODEL_KINDS);
+  const isObject = typeof v === 'object' && v !== null && !Array.isArray(v);
+  const given = isObject ? (v as Record<string, unknown>) : object(v, path, []);
+  const kind = oneOf(given.kind, at(path, 'kind'), DEVICE_MODEL_KINDS);
   const rec = object(v, path, ['kind', ...MODEL_KEYS[kind]]);
   let spec: DeviceModelSpec = { kind };
+  if (kind === 'ioat' && rec.xfercap !== undefined) {
+    spec = { kind, xfercap: integer(rec.xfercap, at(path, 'xfercap'), ...IOAT_XFERCAP_RANGE) };
+  }
   if (kind === 'nvme' && rec.namespaces !== undefined) {
     const np = at(path, 'namespaces');
     spec = {
