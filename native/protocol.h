@@ -84,6 +84,9 @@ struct uiommu_stat {
 #define UIOMMU_IOC_IOMMU_VEVENTQ_ALLOC 0x3b93
 #define UIOMMU_IOC_IOMMU_TEST_CMD 0x3ba0
 
+/* Most bytes of an ioctl's argument struct an IOCTL request carries. */
+#define UIOMMU_IOCTL_ARG_MAX 512
+
 /* Largest payload either side sends (a PROC_STATUS answer is at most this). */
 #define UIOMMU_MAX_PAYLOAD (1 << 16)
 

@@ -108,6 +108,8 @@ export class RemoteMm implements Mm, AddressSpace {
   private cache: MapsEntry[] | undefined;
   /** The answer of the last off-thread zero check, for the restarted call. */
   private scanned: { addr: bigint; length: bigint; answer: number } | undefined;
+  /** See `prefetch`. */
+  private window: { va: bigint; end: bigint; bytes: Uint8Array } | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -177,10 +179,36 @@ export class RemoteMm implements Mm, AddressSpace {
     return out;
   }
 
+  /**
+   * Bytes the preload library read from its own memory at `va` as the call
+   * began (the ioctl's argument struct, docs/engine-protocol.md), without
+   * faulting and so only where the process could read; until the call ends
+   * (`prefetch()`), reads they cover come from them instead of the mem
+   * file, and writes through this mm update them (a read after a write sees
+   * it). A cache, never the authority: what they do not cover is read from
+   * the process.
+   */
+  prefetch(va?: bigint, bytes?: Uint8Array): void {
+    this.window =
+      va === undefined || !bytes?.length
+        ? undefined
+        : { va, end: va + BigInt(bytes.length), bytes };
+  }
+
+  /** The prefetched bytes of `[va, va+length)`, when they cover all of it. */
+  private prefetched(va: bigint, length: bigint): Uint8Array | undefined {
+    const w = this.window;
+    if (!w || va < w.va || va + length > w.end) return undefined;
+    const at = Number(va - w.va);
+    return w.bytes.subarray(at, at + Number(length));
+  }
+
   /** copy_from_user: EFAULT if any byte is in no readable VMA or the process is gone. */
   read(va: bigint, length: number): Uint8Array {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (length === 0) return new Uint8Array(0);
+    const known = this.prefetched(va, BigInt(length));
+    if (known) return new Uint8Array(known); // its own buffer, as memRead's
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
     return this.withQuery(() => memRead(this.mem, this.query ? this.mapsFd : -1, va, length));
   }
@@ -192,6 +220,21 @@ export class RemoteMm implements Mm, AddressSpace {
   write(va: bigint, data: Uint8Array): void {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (data.length === 0) return;
+    const w = this.window;
+    if (w && va < w.end && va + BigInt(data.length) > w.va) {
+      // the bytes may change in part even when the write fails: served from the process again
+      this.window = undefined;
+      this.writeThrough(va, data);
+      const from = va > w.va ? va : w.va;
+      const to = va + BigInt(data.length) < w.end ? va + BigInt(data.length) : w.end;
+      w.bytes.set(data.subarray(Number(from - va), Number(to - va)), Number(from - w.va));
+      this.window = w;
+      return;
+    }
+    this.writeThrough(va, data);
+  }
+
+  private writeThrough(va: bigint, data: Uint8Array): void {
     if (!this.query) this.checkAccess(va, BigInt(data.length), 'write');
     this.withQuery(() => memWrite(this.mem, this.query ? this.mapsFd : -1, va, data));
   }
@@ -209,6 +252,11 @@ export class RemoteMm implements Mm, AddressSpace {
     this.scanned = undefined;
     if (done && done.addr === addr && done.length === length) {
       zeroedAnswer(done.answer);
+      return;
+    }
+    const known = this.prefetched(addr, length);
+    if (known) {
+      if (known.some((b) => b !== 0)) zeroedAnswer(ERRNO.E2BIG);
       return;
     }
     if (!this.query) this.checkAccess(addr, length, 'read');

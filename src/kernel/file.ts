@@ -50,6 +50,8 @@ export interface SharedStore {
   write(offset: bigint, data: Uint8Array): void;
   /** Zero `[offset, offset+length)` (punch a hole: mapped pages read 0 at once). */
   zero(offset: bigint, length: bigint): void;
+  /** The engine lets go of the file (mappings already made keep it). */
+  close?(): void;
 }
 
 /** Creates a shared store: `size` bytes of zeros, `name` shown in /proc/<pid>/maps. */
@@ -86,6 +88,10 @@ export interface DeviceMapping {
   zaps(): number;
   /** The bus address of the byte at `offset` from the mapping's start (peer-to-peer DMA). */
   phys(offset: bigint): bigint;
+  /** vm_ops->open: a piece of the mapping came to be (mapped, split off, copied at fork). */
+  open?(): void;
+  /** vm_ops->close: a piece of the mapping went away. */
+  close?(): void;
 }
 
 /**
@@ -117,9 +123,9 @@ export interface FileOps {
   write?(caller: Caller, data: Uint8Array, offset: bigint | undefined): number;
   poll?(): number;
   /**
-   * mmap(2) of `length` bytes at file `offset`: the file's checks (EINVAL,
-   * ...) and what the mapping shows, using `host` for its shared file and
-   * bus addresses.
+   * mmap(2) of `length` bytes (whole pages) at file `offset`: the file's
+   * checks (EINVAL, ...) and what the mapping shows, using `host` for its
+   * shared file and bus addresses. `exec`: PROT_EXEC was asked (VM_EXEC).
    */
   mmap?(
     caller: Caller,
@@ -127,6 +133,7 @@ export interface FileOps {
     length: bigint,
     shared: boolean,
     host: MmapHost,
+    exec?: boolean,
   ): DeviceMapping;
   /**
    * How many times the file has woken its poll waiters (wake_up on its wait

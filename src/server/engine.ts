@@ -250,7 +250,8 @@ export class Engine {
   serve(conn: Connection, req: Request): Response | Promise<Response> {
     const r = this.attempt(conn, req);
     if (!(r instanceof RestartCall)) return r;
-    const again = () => this.serve(conn, req);
+    // redone from the start, it reads the caller's memory anew
+    const again = () => this.serve(conn, { ...req, payload: undefined });
     return r.ready.then(again, again);
   }
 
@@ -263,6 +264,9 @@ export class Engine {
       (flags & REQ_FLAGS.MM_TRACKED) !== 0,
       (flags & REQ_FLAGS.MM_CHANGED) !== 0,
     );
+    // an IOCTL's payload is its argument struct as the library read it (RemoteMm.prefetch)
+    const mm = client?.proc.mm;
+    if (req.op === OP.IOCTL && req.payload?.length) mm?.prefetch?.(req.args[2] ?? 0n, req.payload);
     try {
       return withZaps(
         asTask(req.tid, () => this.dispatch(conn, req)),
@@ -274,6 +278,7 @@ export class Engine {
       if (e instanceof RestartCall) return e;
       return this.bug(e);
     } finally {
+      mm?.prefetch?.();
       this.syncPoll();
     }
   }

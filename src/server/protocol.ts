@@ -106,7 +106,12 @@ export function decodeRequest(frame: Uint8Array): Request {
     pid: v.getInt32(8, true),
     tid: v.getInt32(12, true),
     args,
-    payload: frame.slice(REQUEST_HEADER_SIZE, REQUEST_HEADER_SIZE + len),
+    // a copy even of a Buffer (whose slice is a view): the frame's memory is reused
+    payload: Uint8Array.prototype.slice.call(
+      frame,
+      REQUEST_HEADER_SIZE,
+      REQUEST_HEADER_SIZE + len,
+    ) as Uint8Array,
   };
 }
 

@@ -445,10 +445,12 @@ const SELFTEST_STRUCTS: Record<string, { size: number; rows: readonly Row[] }> =
     ],
   },
   IommuViommuSelftest: {
-    size: 8,
+    size: 24,
     rows: [
       ['in_data', 0, 'u32'],
       ['out_data', 4, 'u32'],
+      ['out_mmap_offset', 8, 'u64'],
+      ['out_mmap_length', 16, 'u64'],
     ],
   },
   IommuViommuInvalidateSelftest: {

@@ -141,6 +141,33 @@ test('Mm read and write copy bytes; EFAULT where the process has no memory', () 
   mm.exit();
 });
 
+test('prefetched bytes serve the reads they cover until the call ends; writes update them', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const { pv } = child.at;
+  const at = pv + 0x100n;
+  mm.write(at, text('in the process'));
+  // the library's copy differs from the memory: a covered read shows which one answered
+  mm.prefetch(at, text('the library copy'));
+  assert.deepEqual(mm.read(at + 4n, 7), text('library'));
+  const served = mm.read(at, 3);
+  served[0] = 0x58;
+  assert.deepEqual(mm.read(at, 3), text('the'), 'a read hands out its own bytes');
+  assert.deepEqual(mm.read(at + 12n, 6), text('ss\0\0\0\0'), 'running past the copy: the process');
+  mm.write(at + 4n, text('LIB'));
+  assert.deepEqual(mm.read(at, 8), text('the LIBr'), 'a write lands in the copy');
+  assert.deepEqual(peek(child.handle, at, 7), text('in tLIB'), 'and in the process');
+  mm.prefetch(at, new Uint8Array(8));
+  mm.checkZeroed(at, 8n);
+  mm.prefetch(at, text('\0\0x'));
+  assert.throws(() => mm.checkZeroed(at, 3n), errno('E2BIG'));
+  mm.prefetch();
+  assert.deepEqual(mm.read(at, 7), text('in tLIB'), 'the call ended: the process again');
+  mm.exit();
+  mm.prefetch(at, text('gone'));
+  assert.throws(() => mm.read(at, 4), errno('EFAULT'), 'an exited mm stays EFAULT');
+});
+
 test('resolve: EFAULT for unmapped bytes and missing permission', () => {
   const ram = new PhysRam();
   const mm = new RemoteMm(child.handle, ram);

@@ -866,7 +866,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devices[2].model = { kind: 'edu' };
       },
-      "devices[2].model.kind: must be one of 'dma-engine', 'ioat' (got \"edu\")",
+      "devices[2].model.kind: must be one of 'dma-engine', 'ioat', 'nvme' (got \"edu\")",
     ],
     [
       'model option the kind does not have',

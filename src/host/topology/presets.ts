@@ -106,7 +106,8 @@ export const x86: HostSpec = deepFreeze({
       irq: { intx: true, msi: 1 },
     },
     {
-      // Samsung 970 EVO NVMe SSD: MSI-X table at BAR0+0x3000, PBA at +0x2000.
+      // Samsung 970 EVO NVMe SSD: MSI-X table at BAR0+0x3000, PBA at +0x2000; uiommu's NVMe
+      // controller (docs/devices.md) with a 1 GiB namespace in sparse memory.
       bdf: '0000:02:00.0',
       vendor: 0x144d,
       device: 0xa808,
@@ -125,6 +126,7 @@ export const x86: HostSpec = deepFreeze({
         msixTableOffset: 0x3000n,
         msixPbaOffset: 0x2000n,
       },
+      model: { kind: 'nvme' },
     },
     {
       // Intel I210 Gigabit Ethernet: MSI-X table in BAR3.
@@ -213,7 +215,7 @@ export const powernv: HostSpec = deepFreeze({
       },
     },
     {
-      // Samsung PM1733 NVMe SSD.
+      // Samsung PM1733 NVMe SSD, with uiommu's NVMe controller (1 GiB sparse namespace).
       bdf: '0001:02:00.0',
       vendor: 0x144d,
       device: 0xa824,
@@ -231,6 +233,7 @@ export const powernv: HostSpec = deepFreeze({
         msixTableOffset: 0x4000n,
         msixPbaOffset: 0x6000n,
       },
+      model: { kind: 'nvme' },
     },
     ioat('0001:03:00.0', 3, 'phb1'),
   ],
@@ -399,7 +402,8 @@ export const refguest: HostSpec = deepFreeze({
       irq: { intx: true },
     },
     {
-      // QEMU nvme: 16 KiB 64-bit BAR0 with the MSI-X table at 0x2000 (65 vectors), PBA at 0x3000.
+      // QEMU nvme: 16 KiB 64-bit BAR0 with the MSI-X table at 0x2000 (65 vectors), PBA at 0x3000;
+      // uiommu's NVMe controller behind it.
       bdf: '0000:00:05.0',
       vendor: 0x1b36,
       device: 0x0010,
@@ -416,6 +420,7 @@ export const refguest: HostSpec = deepFreeze({
         msixTableOffset: 0x2000n,
         msixPbaOffset: 0x3000n,
       },
+      model: { kind: 'nvme' },
     },
   ],
 });

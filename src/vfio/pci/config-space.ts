@@ -295,17 +295,17 @@ export class PciConfigSpace {
   /**
    * Power-on reset of the function followed by vfio's config init (what the
    * first open of the device does: vfio_pci_core_enable enables the device,
-   * which turns on Memory and I/O decode for the BAR kinds it has
-   * (pci_enable_resources), resets the function with its config saved, and
-   * vfio_config_init copies the hardware into vconfig). So a driver can
-   * touch the BARs before writing the Command register.
+   * so pci_enable_resources turns on Memory decode for its memory BARs and
+   * I/O decode for its I/O BARs, resets the function with that config saved
+   * and restored, and vfio_config_init copies the hardware into vconfig).
+   * Linux 7.2 reads the Command register of QEMU's nvme function through
+   * vfio right after open with Memory set.
    */
   enable(): void {
     this.hw.set(this.powerOn);
     let decode = 0;
-    for (const bar of this.bars) {
-      if (bar) decode |= bar.kind === 'io' ? PCI.COMMAND_IO : PCI.COMMAND_MEMORY;
-    }
+    for (const bar of this.spec.bars)
+      decode |= bar.kind === 'io' ? PCI.COMMAND_IO : PCI.COMMAND_MEMORY;
     this.hw[PCI.COMMAND]! |= decode;
     this.vconfig.set(this.hw);
     this.barFixup();
