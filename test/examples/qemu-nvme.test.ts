@@ -6,7 +6,7 @@
  * its queues and buffers with VFIO_IOMMU_MAP_DMA and takes completions on
  * MSI-X vector 0. The namespace is a file here, so every write is checked
  * against the file's bytes as well as by reading it back through the
- * driver: patterns at several offsets and sizes (1 MiB is a 256-entry PRP
+ * driver: patterns at several offsets and sizes (1 MiB is a 255-entry PRP
  * list), a 4 KiB-block namespace, and a 64 MiB qemu-img convert onto the
  * namespace and back, compared byte for byte. Skipped, with the reason,
  * when qemu-img cannot run or was built without the nvme driver.
@@ -93,7 +93,7 @@ describe('QEMU nvme:// (qemu-img, qemu-io) on the NVMe model', { skip }, () => {
   });
 
   it('qemu-io patterns at several offsets and sizes read back, and the namespace file holds them', () => {
-    // [pattern, offset, length]: one block, unaligned to a page, a 256-page PRP list, across 4 MiB
+    // [pattern, offset, length]: one block, unaligned to a page, 256 pages (a 255-entry PRP list), across 4 MiB
     const writes: [number, number, number][] = [
       [0xa5, 0, 512],
       [0x3c, 4096 + 512, 8192],
