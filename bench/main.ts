@@ -19,6 +19,7 @@
  *  8. QEMU's nvme:// driver on the NVMe model (bench/nvme-qemu-io.ts):
  *     qemu-io sequential 4 KiB and 128 KiB reads, IOPS and MB/s, and their
  *     ratio to the same qemu-io reading a plain file in the same run
+ *  ioat: the ioat model's 4 KiB memcpy rate through the IOMMU vs a plain copy
  *
  * BENCH_MAX_AREAS=1e5 shortens part 1 for a quick look.
  */
@@ -34,6 +35,7 @@ import {
 } from './call-path.ts';
 import { hasGc, markdownTable, now, type Row } from './harness.ts';
 import { benchInterposed } from './interposed.ts';
+import { benchIoat } from './ioat.ts';
 import { benchMapUnmap } from './map-unmap.ts';
 import { benchNvmeQemuIo } from './nvme-qemu-io.ts';
 import { benchTranslate } from './translate.ts';
@@ -371,6 +373,16 @@ else {
     );
   }
 }
+
+// ---- ioat --------------------------------------------------------------------------
+const io = benchIoat();
+rows.push({
+  id: 'ioat',
+  metric: 'ioat model memcpy, 4 KiB descriptors through the IOMMU / plain 4 KiB copy',
+  value: io.modelNs / io.plainNs,
+  unit: '×',
+  note: `${((4096 / io.modelNs) * 1e3).toFixed(0)} MB/s (${io.modelNs.toFixed(0)} ns a descriptor) vs ${((4096 / io.plainNs) * 1e3).toFixed(0)} MB/s plain (bench/ioat.ts); load ${load()}`,
+});
 
 // ---- 8 ---------------------------------------------------------------------------
 for (const r of benchNvmeQemuIo() ?? []) {
