@@ -34,12 +34,15 @@ export interface FileRef {
 }
 
 /**
- * A dma-buf exporter iommufd can map (7.2: the selftest's test dma-buf;
- * MAP_FILE takes [start, start+length) of the buffer).
+ * A dma-buf exporter iommufd can map (7.2: the selftest's test dma-buf and
+ * vfio-pci's BAR dma-bufs; MAP_FILE takes [start, start+length) of the
+ * buffer, and charges no pinned pages for it).
  */
 export interface DmaBufExporter {
   /** Revoked by its exporter: MAP_FILE answers ENODEV until restored. */
   readonly revoked: boolean;
+  /** The exporter's refusals when iommufd maps it (vfio-pci: EOPNOTSUPP for more than one range). */
+  iommufdMap?(): void;
 }
 
 /** A shared memory file holding a device's bytes (a memfd the engine creates), mapped by clients. */

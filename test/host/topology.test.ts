@@ -105,6 +105,7 @@ describe('presets', () => {
       pgsizeBitmap: 0x4020_1000n,
       dirtyTracking: true,
       maxPasidLog2: 20,
+      snoopControl: true,
     });
     assert.equal(host.devices.size, 8);
     assert.deepEqual([...host.groups.keys()], [0, 4, 1, 12, 13, 14, 15]);
@@ -293,6 +294,7 @@ describe('parseHostSpec', () => {
       pgsizes: 0x4020_1000n,
       dirtyTracking: true,
       maxPasidLog2: 20,
+      snoopControl: true,
     });
     assert.deepEqual(spec.devices[0], {
       bdf: '0000:00:1f.7',
@@ -509,7 +511,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.iommus[0].variant = 'powernv';
       },
-      'iommus[0].variant: unknown key (allowed: kind, id, addressWidth, pgsizes, dirtyTracking, maxPasidLog2)',
+      'iommus[0].variant: unknown key (allowed: kind, id, addressWidth, pgsizes, dirtyTracking, maxPasidLog2, snoopControl)',
     ],
     [
       'bad IOMMU id',
@@ -1022,6 +1024,7 @@ describe('examples/hosts/custom.json', () => {
       pgsizeBitmap: 0x1000n,
       dirtyTracking: false,
       maxPasidLog2: 0,
+      snoopControl: false,
     });
     assert.deepEqual(host.devices.get('0000:00:17.0')!.device.reservedRegions, [
       MSI,

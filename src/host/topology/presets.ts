@@ -363,7 +363,7 @@ const QEMU_SUBSYSTEM = { subsystemVendor: 0x1af4, subsystemDevice: 0x1100 } as c
  * -device intel-iommu,intremap=on,caching-mode=on -device edu,addr=03.0
  * -device e1000,addr=04.0 -device nvme,addr=05.0`, QEMU 10.0, Linux 7.2),
  * as its sysfs shows it: one VT-d unit (MGAW 48, second-level 4K|2M|1G,
- * no dirty tracking, no PASID) and the three functions at the guest's BDFs
+ * no dirty tracking, no PASID, no snoop control) and the three functions at the guest's BDFs
  * and groups (2, 3, 4; the chipset's groups 0, 1, 5 are not VFIO's), so a
  * program runs unchanged in the guest and under `uiommu run --host refguest`.
  */
@@ -371,7 +371,16 @@ export const refguest: HostSpec = deepFreeze({
   name: 'refguest',
   kernel:
     'Linux 7.2 of ../shared/refkernel: IOMMUFD, IOMMUFD_TEST, the legacy VFIO container, VFIO cdevs, INTEL_IOMMU',
-  iommus: [{ ...INTEL_DEFAULTS, id: 'dmar0', dirtyTracking: false, maxPasidLog2: 0 }],
+  // QEMU's VT-d has no snoop control (ecap 0xf00f4a: SC clear), so VFIO_DMA_CC_IOMMU is 0
+  iommus: [
+    {
+      ...INTEL_DEFAULTS,
+      id: 'dmar0',
+      dirtyTracking: false,
+      maxPasidLog2: 0,
+      snoopControl: false,
+    },
+  ],
   devices: [
     {
       // QEMU edu: a 1 MiB MMIO BAR, MSI (one vector) and INTx.

@@ -30,6 +30,7 @@ function iommuToJson(u: IommuSpec): { [key: string]: Json } {
         pgsizes: hex(u.pgsizes),
         dirtyTracking: u.dirtyTracking,
         maxPasidLog2: u.maxPasidLog2,
+        snoopControl: u.snoopControl,
       };
     case 'spapr':
       return {
