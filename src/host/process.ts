@@ -12,8 +12,8 @@ import {
 } from '../abi/strace.ts';
 import { type Mm, RestartCall } from '../iommu/mm.ts';
 import type { Caller } from '../kernel/file.ts';
-import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
-import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
+import { type AccountMode, NO_ACCOUNT, type PinAccount } from '../kernel/pin-account.ts';
+import { type MmCounters, pinAccount } from './accounting.ts';
 import { type FileOps, O_RDWR, OpenFile } from './file.ts';
 import { IoMaps } from './io-maps.ts';
 import type { Kernel } from './kernel.ts';
