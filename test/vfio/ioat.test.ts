@@ -304,6 +304,23 @@ describe('ioat copies', () => {
     }
   });
 
+  it('DMACOUNT written while the chain runs moves its end', async () => {
+    const { start, put, port, status, w, settle } = rig();
+    put(DESC, { size: 8, src: SRC, dst: DST, next: DESC });
+    start(DESC, 300);
+    assert.equal(status(), ACTIVE, 'one slice is 256 descriptors');
+    w(IOAT_REG.DMACOUNT, 2, 260);
+    await settle();
+    assert.equal(status(), DONE);
+    assert.equal(port.fetches, 260);
+  });
+
+  it('SUSPEND leaves a HALTED channel HALTED', () => {
+    const { status, w } = rig();
+    w(IOAT_REG.CHANCMD, 1, IOAT_CHANCMD.SUSPEND);
+    assert.equal(status(), HALTED);
+  });
+
   it('ABORT halts the channel', () => {
     const { start, put, status, w } = rig();
     put(DESC, { size: 8, src: SRC, dst: DST, next: DESC });
