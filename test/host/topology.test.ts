@@ -420,6 +420,20 @@ describe('parseHostSpec', () => {
     assert.equal(parseHostSpec(base()).devices.length, 4);
   });
 
+  it('a device model with its options survives parse and a JSON round trip', () => {
+    const j = base();
+    j.devices[2].model = { kind: 'ioat', xfercap: 13 };
+    const spec = parseHostSpec(j);
+    assert.deepEqual(spec.devices[2]!.model, { kind: 'ioat', xfercap: 13 });
+    assert.deepEqual(viaJson(spec).devices[2]!.model, { kind: 'ioat', xfercap: 13 });
+    j.devices[2].model = { kind: 'ioat' };
+    assert.deepEqual(
+      parseHostSpec(j).devices[2]!.model,
+      { kind: 'ioat' },
+      'XFERCAP default left out',
+    );
+  });
+
   it('keeps the kernel build and the page size, absent when not given', () => {
     const spec = parseHostSpec({ ...base(), kernel: 'a 64 KiB-page build', pageSize: 65536 });
     assert.equal(spec.kernel, 'a 64 KiB-page build');
@@ -899,6 +913,20 @@ describe('parseHostSpec', () => {
         j.devices[2].model = { kind: 'dma-engine' };
       },
       "devices[2].model: the MSI-X table or PBA overlaps the dma-engine's registers (0x0-0xfff) in BAR 0",
+    ],
+    [
+      'ioat XFERCAP out of range',
+      (j) => {
+        j.devices[2].model = { kind: 'ioat', xfercap: 16 };
+      },
+      'devices[2].model.xfercap: must be between 12 and 15 (got 16)',
+    ],
+    [
+      'ioat without a BAR 0',
+      (j) => {
+        j.devices[1].model = { kind: 'ioat', xfercap: 13 };
+      },
+      'devices[1].model: needs BAR 0 to be a memory BAR of at least 0x1000 bytes',
     ],
     [
       'MSI-X without a memory BAR',
