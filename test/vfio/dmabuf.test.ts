@@ -62,9 +62,9 @@ function rig(bdf = '0000:00:03.0', version: KernelVersion = '7.2') {
     v.setUint32(0, argsz ?? buf.length, true);
     v.setUint32(4, op | DMA_BUF, true);
     buf.set(body, 8);
-    ranges.forEach(([offset, length], i) =>
-      buf.set(VfioRegionDmaRange.encode({ offset, length }), 24 + 16 * i),
-    );
+    for (const [i, [offset, length]] of ranges.entries()) {
+      buf.set(VfioRegionDmaRange.encode({ offset, length }), 24 + 16 * i);
+    }
     return c.ioctl(dev, 'VFIO_DEVICE_FEATURE', c.proc.scratch(buf));
   };
   return { c, dev, decode, feature };
