@@ -26,6 +26,9 @@
  *                                                   first byte outside a writable VMA
  *   memZeroed(mem, maps, addr, len: bigint) -> n   check_zeroed_user: 0, E2BIG or EFAULT
  *   memZeroedAsync(same) -> Promise<number>        the same on a worker thread
+ *   memClear(mem, maps, addr, len: bigint) -> n    clear_user: 0, or EFAULT at the first byte
+ *                                                   outside a writable VMA (those before zeroed)
+ *   memClearAsync(same) -> Promise<number>         the same on a worker thread
  *   pidfdGetfd(pidfd, targetFd) -> number          a local O_CLOEXEC copy of the target's fd
  *   fstatFd(fd) -> { dev, ino, mode, size, rdev, devMajor, devMinor }
  *   fstatfsFd(fd) -> { type, bsize }               the file system holding fd's file
@@ -335,8 +338,33 @@ static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
 	return ret;
 }
 
-static int zero_args(napi_env env, napi_callback_info info, int32_t *mem, int32_t *maps,
-		     uint64_t *addr, uint64_t *len)
+/* clear_user() of [addr, addr+len): 0, or EFAULT at the first byte outside a writable VMA. */
+static int cleared(int mem, int maps, uint64_t addr, uint64_t len)
+{
+	unsigned char *zero = calloc(1, ZERO_CHUNK);
+	uint64_t done = 0;
+	int err = 0, ret = 0;
+
+	if (!zero)
+		return ENOMEM;
+	while (done < len && !ret) {
+		uint64_t n = len - done > ZERO_CHUNK ? ZERO_CHUNK : len - done;
+		uint64_t ok = vma_span(maps, addr + done, n, PROCMAP_QUERY_VMA_WRITABLE, &err);
+		uint64_t put = err ? 0 : mem_io(mem, zero, ok, addr + done, 1);
+
+		if (err || put < n)
+			ret = err ? ENOTTY : EFAULT;
+		done += n;
+	}
+	free(zero);
+	return ret;
+}
+
+/* Work on a user range whose length the caller chose: a zero check or a clear. */
+typedef int (*range_op)(int mem, int maps, uint64_t addr, uint64_t len);
+
+static int range_args(napi_env env, napi_callback_info info, int32_t *mem, int32_t *maps,
+		      uint64_t *addr, uint64_t *len)
 {
 	napi_value argv[4];
 
@@ -345,35 +373,46 @@ static int zero_args(napi_env env, napi_callback_info info, int32_t *mem, int32_
 	       get_u64(env, argv[3], len);
 }
 
-static napi_value mem_zeroed(napi_env env, napi_callback_info info)
+static napi_value range_now(napi_env env, napi_callback_info info, range_op op)
 {
 	int32_t mem, maps;
 	uint64_t addr, len;
 
-	if (!zero_args(env, info, &mem, &maps, &addr, &len))
+	if (!range_args(env, info, &mem, &maps, &addr, &len))
 		return NULL;
-	return make_num(env, zeroed(mem, maps, addr, len));
+	return make_num(env, op(mem, maps, addr, len));
 }
 
-struct zero_work {
+static napi_value mem_zeroed(napi_env env, napi_callback_info info)
+{
+	return range_now(env, info, zeroed);
+}
+
+static napi_value mem_clear(napi_env env, napi_callback_info info)
+{
+	return range_now(env, info, cleared);
+}
+
+struct range_work {
 	napi_async_work work;
 	napi_deferred deferred;
+	range_op op;
 	int32_t mem, maps;
 	uint64_t addr, len;
 	int result;
 };
 
-static void zero_execute(napi_env env, void *data)
+static void range_execute(napi_env env, void *data)
 {
-	struct zero_work *w = data;
+	struct range_work *w = data;
 
 	(void)env;
-	w->result = zeroed(w->mem, w->maps, w->addr, w->len);
+	w->result = w->op(w->mem, w->maps, w->addr, w->len);
 }
 
-static void zero_complete(napi_env env, napi_status status, void *data)
+static void range_complete(napi_env env, napi_status status, void *data)
 {
-	struct zero_work *w = data;
+	struct range_work *w = data;
 
 	(void)status;
 	close(w->mem);
@@ -384,18 +423,20 @@ static void zero_complete(napi_env env, napi_status status, void *data)
 	free(w);
 }
 
-static napi_value mem_zeroed_async(napi_env env, napi_callback_info info)
+/* `op` on a libuv worker thread: a promise of its answer. */
+static napi_value range_async(napi_env env, napi_callback_info info, range_op op, const char *what)
 {
 	napi_value promise, name;
-	struct zero_work *w = calloc(1, sizeof(*w));
+	struct range_work *w = calloc(1, sizeof(*w));
 
 	if (!w)
-		return throw_errno(env, ENOMEM, "memZeroedAsync");
-	if (!zero_args(env, info, &w->mem, &w->maps, &w->addr, &w->len)) {
+		return throw_errno(env, ENOMEM, what);
+	if (!range_args(env, info, &w->mem, &w->maps, &w->addr, &w->len)) {
 		free(w);
 		return NULL;
 	}
-	/* The worker reads through its own copies: the engine may close the originals meanwhile. */
+	w->op = op;
+	/* The worker works through its own copies: the engine may close the originals meanwhile. */
 	w->mem = fcntl(w->mem, F_DUPFD_CLOEXEC, 0);
 	w->maps = w->maps < 0 ? -1 : fcntl(w->maps, F_DUPFD_CLOEXEC, 0);
 	if (w->mem < 0) {
@@ -403,10 +444,20 @@ static napi_value mem_zeroed_async(napi_env env, napi_callback_info info)
 		return throw_errno(env, errno, "dup");
 	}
 	napi_create_promise(env, &w->deferred, &promise);
-	napi_create_string_utf8(env, "uiommu:check_zeroed_user", NAPI_AUTO_LENGTH, &name);
-	napi_create_async_work(env, NULL, name, zero_execute, zero_complete, w, &w->work);
+	napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
+	napi_create_async_work(env, NULL, name, range_execute, range_complete, w, &w->work);
 	napi_queue_async_work(env, w->work);
 	return promise;
+}
+
+static napi_value mem_zeroed_async(napi_env env, napi_callback_info info)
+{
+	return range_async(env, info, zeroed, "uiommu:check_zeroed_user");
+}
+
+static napi_value mem_clear_async(napi_env env, napi_callback_info info)
+{
+	return range_async(env, info, cleared, "uiommu:clear_user");
 }
 
 static napi_value pidfd_open_(napi_env env, napi_callback_info info)
@@ -725,6 +776,8 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "memWrite", mem_write },
 		{ "memZeroed", mem_zeroed },
 		{ "memZeroedAsync", mem_zeroed_async },
+		{ "memClear", mem_clear },
+		{ "memClearAsync", mem_clear_async },
 		{ "pidfdOpen", pidfd_open_ },
 		{ "peerPidfd", peer_pidfd },
 		{ "procDirOpen", proc_dir_open },

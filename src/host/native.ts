@@ -41,6 +41,8 @@ interface Addon {
   memWrite(mem: number, maps: number, addr: bigint, data: Uint8Array): number;
   memZeroed(mem: number, maps: number, addr: bigint, length: bigint): number;
   memZeroedAsync(mem: number, maps: number, addr: bigint, length: bigint): Promise<number>;
+  memClear(mem: number, maps: number, addr: bigint, length: bigint): number;
+  memClearAsync(mem: number, maps: number, addr: bigint, length: bigint): Promise<number>;
   pidfdOpen(pid: number): number;
   peerPidfd(sock: number): number;
   procDirOpen(pidfd: number, pid: number): number;
@@ -142,6 +144,21 @@ export function memZeroedAsync(
   length: bigint,
 ): Promise<number> {
   return call((a) => a.memZeroedAsync(mem, maps, addr, length));
+}
+
+/** clear_user's answer as an errno number: 0, EFAULT (14), or ENOTTY (no PROCMAP_QUERY). */
+export function memClear(mem: number, maps: number, addr: bigint, length: bigint): number {
+  return call((a) => a.memClear(mem, maps, addr, length));
+}
+
+/** memClear on a worker thread (through copies of the fds), so the engine serves others meanwhile. */
+export function memClearAsync(
+  mem: number,
+  maps: number,
+  addr: bigint,
+  length: bigint,
+): Promise<number> {
+  return call((a) => a.memClearAsync(mem, maps, addr, length));
 }
 
 /** pidfd_open(2): ESRCH for no such process. */

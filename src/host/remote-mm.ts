@@ -9,7 +9,15 @@ import {
   foreignMemory,
   type SpanRun,
 } from './foreign-memory.ts';
-import { closeFd, memRead, memWrite, memZeroed, memZeroedAsync } from './native.ts';
+import {
+  closeFd,
+  memClear,
+  memClearAsync,
+  memRead,
+  memWrite,
+  memZeroed,
+  memZeroedAsync,
+} from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 import type { ProcHandle } from './proc-handle.ts';
 
@@ -17,6 +25,14 @@ const U64_END = 1n << 64n;
 
 /** Tails up to this many bytes are checked on the engine's thread (~0.1 ms); longer ones on a worker. */
 export const SYNC_ZERO_CHECK = 1n << 20n;
+
+/** A range's zero check or clear done on a worker thread, kept for the restarted call. */
+interface RangeWork {
+  kind: 'zeroed' | 'cleared';
+  addr: bigint;
+  length: bigint;
+  answer: number;
+}
 
 /** Special mappings GUP refuses (VM_IO/VM_PFNMAP, the vsyscall gate). */
 const UNPINNABLE = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -106,8 +122,8 @@ export class RemoteMm implements Mm, AddressSpace {
   /** See `observeMaps`. */
   private tracked = false;
   private cache: MapsEntry[] | undefined;
-  /** The answer of the last off-thread zero check, for the restarted call. */
-  private scanned: { addr: bigint; length: bigint; answer: number } | undefined;
+  /** The answer of the last off-thread zero check or clear, for the restarted call. */
+  private rangeDone: RangeWork | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -204,24 +220,49 @@ export class RemoteMm implements Mm, AddressSpace {
    * serves others: RestartCall now, the answer when the call is redone.
    */
   checkZeroed(addr: bigint, length: bigint, restart = false): void {
+    zeroedAnswer(this.rangeWork('zeroed', addr, length, restart, memZeroed, memZeroedAsync));
+  }
+
+  /**
+   * clear_user() of `[addr, addr+length)`: EFAULT at the first byte outside
+   * a writable VMA, the bytes before it zeroed. With `restart`, a range over
+   * SYNC_ZERO_CHECK bytes is cleared on a worker thread as for checkZeroed.
+   */
+  clearUser(addr: bigint, length: bigint, restart = false): void {
+    if (this.rangeWork('cleared', addr, length, restart, memClear, memClearAsync) !== 0)
+      fail('EFAULT', 'clear_user: unwritable byte', 'clear_user');
+  }
+
+  /**
+   * A zero check or clear of a user range: its errno number, now, or — when
+   * `restart` and the range is long — from a worker thread, the call being
+   * restarted (RestartCall) and the answer kept for its redo.
+   */
+  private rangeWork(
+    kind: RangeWork['kind'],
+    addr: bigint,
+    length: bigint,
+    restart: boolean,
+    now: typeof memZeroed,
+    later: typeof memZeroedAsync,
+  ): number {
     if (!this.live) fail('EFAULT', 'mm has exited');
-    const done = this.scanned;
-    this.scanned = undefined;
-    if (done && done.addr === addr && done.length === length) {
-      zeroedAnswer(done.answer);
-      return;
+    const done = this.rangeDone;
+    this.rangeDone = undefined;
+    if (done && done.kind === kind && done.addr === addr && done.length === length) {
+      return done.answer;
     }
-    if (!this.query) this.checkAccess(addr, length, 'read');
+    if (!this.query) this.checkAccess(addr, length, kind === 'zeroed' ? 'read' : 'write');
     const maps = this.query ? this.mapsFd : -1;
     if (restart && length > SYNC_ZERO_CHECK) {
-      const scan = this.withQuery(() => memZeroedAsync(this.mem, maps, addr, length));
+      const work = this.withQuery(() => later(this.mem, maps, addr, length));
       throw new RestartCall(
-        scan.then((answer) => {
-          this.scanned = { addr, length, answer };
+        work.then((answer) => {
+          this.rangeDone = { kind, addr, length, answer };
         }),
       );
     }
-    zeroedAnswer(this.withQuery(() => memZeroed(this.mem, maps, addr, length)));
+    return this.withQuery(() => now(this.mem, maps, addr, length));
   }
 
   /**

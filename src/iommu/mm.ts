@@ -60,11 +60,18 @@ export interface Mm {
    * the caller's thread and `RestartCall` thrown; the redone call finds the answer.
    */
   checkZeroed?(va: bigint, length: bigint, restart: boolean): void;
+  /**
+   * clear_user() of `[va, va+length)` in bounded memory (optional:
+   * `clearUser` in iommufd/ucmd.ts writes chunks without it): EFAULT at the
+   * first unwritable byte, those before it zeroed. `restart` as for checkZeroed.
+   */
+  clearUser?(va: bigint, length: bigint, restart: boolean): void;
 }
 
 /**
  * Thrown instead of doing long work on the engine's thread (a huge struct
- * tail's check): nothing has changed yet, and the call is to be made again
+ * tail's check, a huge clear_user): nothing has changed yet but what the
+ * redone call writes again identically, and the call is to be made again
  * once `ready` settles, as the kernel restarts an interrupted syscall.
  * Only a call's first step may throw it; Process and the engine pass it on.
  */

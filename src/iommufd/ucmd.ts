@@ -91,8 +91,17 @@ export function checkZeroed(mm: Mm, addr: bigint, length: bigint, restart = fals
   });
 }
 
-/** clear_user(): zero `[addr, addr+length)`; EFAULT at the first unwritable page, those before it zeroed. */
-export function clearUser(mm: Mm, addr: bigint, length: bigint): void {
+/**
+ * clear_user(): zero `[addr, addr+length)`; EFAULT at the first unwritable
+ * page, those before it zeroed. With `restart` (the call has written nothing
+ * its redo would not write again) the memory backend may throw RestartCall
+ * rather than clear a huge range on the engine's thread.
+ */
+export function clearUser(mm: Mm, addr: bigint, length: bigint, restart = false): void {
+  if (mm.clearUser) {
+    mm.clearUser(addr, length, restart);
+    return;
+  }
   const zero = new Uint8Array(Number(CHUNK_PAGES * mm.pageSize));
   inChunks(mm.pageSize, addr, length, (from, to) => {
     mm.write(from, zero.subarray(0, Number(to - from)));

@@ -1,13 +1,18 @@
 /*
- * Hostile sizes under `uiommu run`: one process issues IOMMU_IOAS_ALLOC
- * whose `size` makes the engine check a huge zeroed struct tail, while a
- * forked bystander (a connection of its own) keeps making round trips. In
- * Linux only the caller waits; under uiommu the bystander must be served
- * meanwhile. Prints "ok <name>" / "FAIL <name>: ..." and a "figures" line:
- * the bystander's idle and in-flight round trips (median, µs) and how many
- * it made during the call, and the engine's VmRSS (its parent: `uiommu run`)
+ * Hostile sizes under `uiommu run`: one process makes a call whose size
+ * makes the engine do work in proportion to it, while a forked bystander (a
+ * connection of its own) keeps making round trips. In Linux only the caller
+ * waits; under uiommu the bystander must be served meanwhile. The call, by
+ * the first argument:
+ *   ioas   (default) IOMMU_IOAS_ALLOC whose `size` makes the engine check a
+ *          huge zeroed struct tail; sizes of 2^31 and more answer as Linux
+ *          (E2BIG, EFAULT), never EIO;
+ *   hwinfo IOMMU_GET_HW_INFO of a mock device (`--host mock`) whose
+ *          `data_len` makes the engine clear_user() a huge buffer.
+ * Prints "ok <name>" / "FAIL <name>: ..." and a "figures" line: the
+ * bystander's idle and in-flight round trips (median, µs) and how many it
+ * made during the call, and the engine's VmRSS (its parent: `uiommu run`)
  * before and after. HOSTILE_SIZE overrides the size (default 0x10000000).
- * Sizes of 2^31 and more answer as Linux (E2BIG, EFAULT), never EIO.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,19 +26,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IOMMU_IOAS_ALLOC 0x3b81
-#define IOMMU_IOAS_IOVA_RANGES 0x3b84
+#include "uiommu-uapi.h"
+
+#define IOMMU_TEST_CMD _IO(UIOMMU_IOCTL_TYPE, 0xa0)
+#define IOMMU_TEST_OP_MOCK_DOMAIN 2
 #define MAPPING (5UL << 30)
 #define IDLE_CALLS 400
 #define MAX_SAMPLES 200000
 
-struct ioas_alloc {
-	uint32_t size, flags, out_ioas_id;
-};
-
-struct ioas_iova_ranges {
-	uint32_t size, ioas_id, num_iovas, reserved;
-	uint64_t allowed_iovas, out_iova_alignment;
+/* IOMMU_TEST_CMD with IOMMU_TEST_OP_MOCK_DOMAIN (72 bytes). */
+struct mock_domain_cmd {
+	uint32_t size, op, id, __reserved;
+	uint32_t out_stdev_id, out_hwpt_id, out_idev_id;
+	uint8_t rest[72 - 28];
 };
 
 static int failures;
@@ -74,7 +79,7 @@ static long engine_rss_kb(void)
 /* One engine round trip: IOVA_RANGES of an IOAS id that does not exist (ENOENT). */
 static double round_trip(int fd)
 {
-	struct ioas_iova_ranges r = { .size = sizeof(r), .ioas_id = 0xdead };
+	struct iommu_ioas_iova_ranges r = { .size = sizeof(r), .ioas_id = 0xdead };
 	double t = now_us();
 
 	ioctl(fd, IOMMU_IOAS_IOVA_RANGES, &r);
@@ -120,18 +125,77 @@ static int bystander(volatile int *inflight, int ready_fd)
 	return n >= 10 ? 0 : 1;
 }
 
-int main(void)
+/* IOAS_ALLOC at `big` with sizes of 2^31 and more: E2BIG at an early non-zero byte, EFAULT past the mapping. */
+static void huge_sizes(int fd, char *big)
 {
+	struct iommu_ioas_alloc *a = (struct iommu_ioas_alloc *)big;
+	char detail[128];
+	int ret;
+
+	a->size = 0x80000010;
+	big[100] = 1;
+	ret = ioctl(fd, IOMMU_IOAS_ALLOC, a);
+	snprintf(detail, sizeof(detail), "ret %d %s", ret, strerror(errno));
+	check("size 0x80000010, non-zero tail: E2BIG", ret == -1 && errno == E2BIG, detail);
+	big[100] = 0;
+	a = (struct iommu_ioas_alloc *)(big + MAPPING - 4096);
+	a->size = 0xfffffff0;
+	ret = ioctl(fd, IOMMU_IOAS_ALLOC, a);
+	snprintf(detail, sizeof(detail), "ret %d %s", ret, strerror(errno));
+	check("size 0xfffffff0 past the mapping's end: EFAULT", ret == -1 && errno == EFAULT,
+	      detail);
+}
+
+/* A mock device bound to `fd` (MOCK_DOMAIN on a fresh IOAS): its dev_id, 0 on failure. */
+static uint32_t mock_device(int fd)
+{
+	struct iommu_ioas_alloc a = { .size = sizeof(a) };
+	struct mock_domain_cmd m = { .size = sizeof(m), .op = IOMMU_TEST_OP_MOCK_DOMAIN };
+
+	if (ioctl(fd, IOMMU_IOAS_ALLOC, &a))
+		return 0;
+	m.id = a.out_ioas_id;
+	return ioctl(fd, IOMMU_TEST_CMD, &m) ? 0 : m.out_idev_id;
+}
+
+/* The hostile call of `mode` over `big`, `size` long: 0 when answered as Linux would. */
+static int attack(const char *mode, int fd, char *big, uint32_t size, uint32_t dev_id,
+		  char *detail, size_t len)
+{
+	int ret, err;
+
+	if (!strcmp(mode, "hwinfo")) {
+		struct iommu_hw_info h = { .size = sizeof(h), .dev_id = dev_id, .data_len = size };
+
+		h.data_uptr = (uintptr_t)big;
+		ret = ioctl(fd, IOMMU_GET_HW_INFO, &h);
+		err = errno;
+		snprintf(detail, len, "ret %d %s data_len %u bytes %d %d %d", ret, strerror(err),
+			 h.data_len, big[h.data_len], big[size / 2], big[size - 1]);
+		/* the driver's 8 bytes copied, the rest of the buffer zeroed */
+		return !(ret == 0 && h.data_len == 8 && !big[8] && !big[size / 2] && !big[size - 1]);
+	}
+	struct iommu_ioas_alloc *a = (struct iommu_ioas_alloc *)big;
+
+	a->size = size;
+	ret = ioctl(fd, IOMMU_IOAS_ALLOC, a);
+	err = errno;
+	snprintf(detail, len, "ret %d %s", ret, strerror(err));
+	return !(ret == 0 && a->out_ioas_id != 0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "ioas";
 	const char *env = getenv("HOSTILE_SIZE");
-	uint32_t size = env ? (uint32_t)strtoul(env, NULL, 0) : 0x10000000;
+	uint32_t size = env ? (uint32_t)strtoul(env, NULL, 0) : 0x10000000, dev_id = 0;
 	volatile int *inflight = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	char *big = mmap(NULL, MAPPING, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	int fd = open("/dev/iommu", O_RDWR), pipefd[2], status, ret, err;
-	struct ioas_alloc *a = (struct ioas_alloc *)big;
+	int fd = open("/dev/iommu", O_RDWR), pipefd[2], status, bad;
 	long rss_before, rss_after;
-	char detail[128], c;
+	char detail[160], c;
 	double t;
 	pid_t kid;
 
@@ -139,21 +203,25 @@ int main(void)
 		printf("FAIL setup: %s\n", strerror(errno));
 		return 1;
 	}
+	if (!strcmp(mode, "hwinfo")) {
+		dev_id = mock_device(fd);
+		check("a mock device", dev_id != 0, strerror(errno));
+		/* a buffer running past the mapping: EFAULT, its mapped part zeroed */
+		struct iommu_hw_info h = { .size = sizeof(h), .dev_id = dev_id, .data_len = 4 << 20 };
+		int ret;
 
-	/* sizes of 2^31 and more: E2BIG at an early non-zero byte, EFAULT where the tail leaves the mapping */
-	a->size = 0x80000010;
-	big[100] = 1;
-	ret = ioctl(fd, IOMMU_IOAS_ALLOC, a);
-	snprintf(detail, sizeof(detail), "ret %d %s", ret, strerror(errno));
-	check("size 0x80000010, non-zero tail: E2BIG", ret == -1 && errno == E2BIG, detail);
-	big[100] = 0;
-	a = (struct ioas_alloc *)(big + MAPPING - 4096);
-	a->size = 0xfffffff0;
-	ret = ioctl(fd, IOMMU_IOAS_ALLOC, a);
-	snprintf(detail, sizeof(detail), "ret %d %s", ret, strerror(errno));
-	check("size 0xfffffff0 past the mapping's end: EFAULT", ret == -1 && errno == EFAULT,
-	      detail);
-	a = (struct ioas_alloc *)big;
+		h.data_uptr = (uintptr_t)(big + MAPPING - 4096);
+		big[MAPPING - 1] = 1;
+		ret = ioctl(fd, IOMMU_GET_HW_INFO, &h);
+		snprintf(detail, sizeof(detail), "ret %d %s last byte %d", ret, strerror(errno),
+			 big[MAPPING - 1]);
+		check("data_len past the mapping: EFAULT, the mapped part zeroed",
+		      ret == -1 && errno == EFAULT && !big[MAPPING - 1], detail);
+		/* marks where the engine must write zeroes */
+		big[8] = big[size / 2] = big[size - 1] = 1;
+	} else {
+		huge_sizes(fd, big);
+	}
 
 	kid = fork();
 	if (kid == 0)
@@ -163,21 +231,20 @@ int main(void)
 		return 1;
 	}
 	rss_before = engine_rss_kb();
-	a->size = size;
 	*inflight = 1;
 	t = now_us();
-	ret = ioctl(fd, IOMMU_IOAS_ALLOC, a);
-	err = errno;
+	bad = attack(mode, fd, big, size, dev_id, detail, sizeof(detail));
 	t = now_us() - t;
 	*inflight = 0;
 	rss_after = engine_rss_kb();
-	snprintf(detail, sizeof(detail), "ret %d %s", ret, strerror(err));
-	check("huge zeroed tail: 0, as Linux", ret == 0 && a->out_ioas_id != 0, detail);
+	check(strcmp(mode, "hwinfo") ? "huge zeroed tail: 0, as Linux"
+				     : "huge data_len: 0, the rest of the buffer zeroed, as Linux",
+	      !bad, detail);
 	waitpid(kid, &status, 0);
 	snprintf(detail, sizeof(detail), "status %d", status);
 	check("the bystander was answered during the call",
 	      WIFEXITED(status) && WEXITSTATUS(status) == 0, detail);
-	printf("figures size=0x%x call_ms=%.0f engine_rss_kb_before=%ld after=%ld\n", size, t / 1e3,
-	       rss_before, rss_after);
+	printf("figures %s size=0x%x call_ms=%.0f engine_rss_kb_before=%ld after=%ld\n", mode, size,
+	       t / 1e3, rss_before, rss_after);
 	return failures ? 1 : 0;
 }
