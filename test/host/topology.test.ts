@@ -121,7 +121,8 @@ describe('presets', () => {
   });
 
   it('x86 and powernv: one DMA engine each, on a neutral function and on ConnectX port 0', () => {
-    const engines = (spec: HostSpec) => spec.devices.filter((d) => d.dmaEngine).map((d) => d.bdf);
+    const engines = (spec: HostSpec) =>
+      spec.devices.filter((d) => d.model?.kind === 'dma-engine').map((d) => d.bdf);
     assert.deepEqual(engines(x86), ['0000:00:02.0']);
     assert.deepEqual(engines(PRESETS.powernv!), ['0000:01:00.0']);
     assert.deepEqual(engines(PRESETS.pseries!), []);
@@ -604,7 +605,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devices[1].irqs = {};
       },
-      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, dmaEngine, sriov, sriovTotalVfs, sriovVf, physfn)',
+      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, model, sriov, sriovTotalVfs, sriovVf, physfn)',
     ],
     [
       'comment of the wrong type',
@@ -852,34 +853,48 @@ describe('parseHostSpec', () => {
       'devices[0].irq.msixPbaOffset: must be 8-byte aligned (got 0x1004)',
     ],
     [
-      'dmaEngine not a boolean',
+      'model not an object',
       (j) => {
-        j.devices[2].dmaEngine = 1;
+        j.devices[2].model = 'dma-engine';
       },
-      'devices[2].dmaEngine: must be true or false (got 1)',
+      'devices[2].model: must be an object (got "dma-engine")',
     ],
     [
-      'dmaEngine without a BAR 0',
+      'model of an unknown kind',
       (j) => {
-        j.devices[1].dmaEngine = true;
+        j.devices[2].model = { kind: 'edu' };
       },
-      'devices[1].dmaEngine: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
+      'devices[2].model.kind: must be one of \'dma-engine\' (got "edu")',
     ],
     [
-      'dmaEngine with a BAR 0 too small for the buffer',
+      'model option the kind does not have',
+      (j) => {
+        j.devices[2].model = { kind: 'dma-engine', size: 1 };
+      },
+      'devices[2].model.size: unknown key (allowed: kind)',
+    ],
+    [
+      'dma-engine without a BAR 0',
+      (j) => {
+        j.devices[1].model = { kind: 'dma-engine' };
+      },
+      'devices[1].model: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
+    ],
+    [
+      'dma-engine with a BAR 0 too small for the buffer',
       (j) => {
         j.devices[2].bars[0].size = '256K';
-        j.devices[2].dmaEngine = true;
+        j.devices[2].model = { kind: 'dma-engine' };
       },
-      'devices[2].dmaEngine: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
+      'devices[2].model: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
     ],
     [
-      'dmaEngine under the MSI-X table',
+      'dma-engine under the MSI-X table',
       (j) => {
         j.devices[2].irq = { msix: 8, msixBar: 0, msixTableOffset: '0x800' };
-        j.devices[2].dmaEngine = true;
+        j.devices[2].model = { kind: 'dma-engine' };
       },
-      "devices[2].dmaEngine: the MSI-X table or PBA overlaps the DMA engine's registers (0-0xfff) or buffer (0x40000-0x40fff) in BAR 0",
+      "devices[2].model: the MSI-X table or PBA overlaps the dma-engine's registers (0x0-0xfff) in BAR 0",
     ],
     [
       'MSI-X without a memory BAR',

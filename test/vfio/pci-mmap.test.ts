@@ -32,7 +32,7 @@ const ENGINE: PciDeviceSpec = {
   bdf: '0000:02:00.0',
   bars: [{ index: 0, kind: 'mem64', size: 0x80000n, prefetchable: false }],
   irq: { intx: true },
-  dmaEngine: true,
+  model: { kind: 'dma-engine' },
 };
 
 const noDma = {

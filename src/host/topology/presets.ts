@@ -58,7 +58,7 @@ export const x86: HostSpec = deepFreeze({
       group: 0,
       iommu: 'dmar0',
       irq: { intx: true, msi: 4, msix: 8, msixBar: 2, msixTableOffset: 0n, msixPbaOffset: 0x2000n },
-      dmaEngine: true,
+      model: { kind: 'dma-engine' },
     },
     {
       // Intel Cannon Lake PCH USB 3.1 xHCI host controller.
@@ -187,7 +187,7 @@ export const powernv: HostSpec = deepFreeze({
     { ...SPAPR_DEFAULTS.powernv, id: 'phb1' },
   ],
   devices: [
-    { ...connectX('0000:01:00.0', 0x1017, 0, 'phb0'), dmaEngine: true },
+    { ...connectX('0000:01:00.0', 0x1017, 0, 'phb0'), model: { kind: 'dma-engine' } },
     connectX('0000:01:00.1', 0x1017, 0, 'phb0'),
     {
       // IBM PCI-E IPR SAS adapter (ASIC).

@@ -69,7 +69,7 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
     }));
   }
   if (d.irq !== undefined) out.irq = irqToJson(d.irq);
-  if (d.dmaEngine !== undefined) out.dmaEngine = d.dmaEngine;
+  if (d.model !== undefined) out.model = { ...d.model };
   if (d.sriov !== undefined) out.sriov = d.sriov;
   if (d.sriovTotalVfs !== undefined) out.sriovTotalVfs = d.sriovTotalVfs;
   if (d.sriovVf !== undefined) {
