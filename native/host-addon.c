@@ -315,10 +315,16 @@ static int nonzero(const unsigned char *b, uint64_t n)
 	return acc != 0;
 }
 
-/* check_zeroed_user() of [addr, addr+len): 0, E2BIG at a non-zero byte, EFAULT before one. */
-static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
+/*
+ * A chunk at a time over [addr, addr+len): check_zeroed_user() (`clear` 0:
+ * 0, E2BIG at a non-zero byte, EFAULT at an unreadable one before it) or
+ * clear_user() (`clear` 1: 0, or EFAULT at the first byte outside a writable
+ * VMA, those before it zeroed). ENOTTY when the kernel lacks PROCMAP_QUERY.
+ */
+static int walk(int mem, int maps, uint64_t addr, uint64_t len, int clear)
 {
-	unsigned char *chunk = malloc(ZERO_CHUNK);
+	unsigned char *chunk = clear ? calloc(1, ZERO_CHUNK) : malloc(ZERO_CHUNK);
+	uint64_t need = clear ? PROCMAP_QUERY_VMA_WRITABLE : PROCMAP_QUERY_VMA_READABLE;
 	uint64_t done = 0;
 	int err = 0, ret = 0;
 
@@ -326,11 +332,11 @@ static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
 		return ENOMEM;
 	while (done < len && !ret) {
 		uint64_t n = len - done > ZERO_CHUNK ? ZERO_CHUNK : len - done;
-		uint64_t ok = vma_span(maps, addr + done, n, PROCMAP_QUERY_VMA_READABLE, &err);
-		uint64_t got = err ? 0 : mem_io(mem, chunk, ok, addr + done, 0);
+		uint64_t ok = vma_span(maps, addr + done, n, need, &err);
+		uint64_t moved = err ? 0 : mem_io(mem, chunk, ok, addr + done, clear);
 
-		ret = nonzero(chunk, got) ? E2BIG : 0;
-		if (!ret && (err || got < n))
+		ret = !clear && nonzero(chunk, moved) ? E2BIG : 0;
+		if (!ret && (err || moved < n))
 			ret = err ? ENOTTY : EFAULT;
 		done += n;
 	}
@@ -338,26 +344,14 @@ static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
 	return ret;
 }
 
-/* clear_user() of [addr, addr+len): 0, or EFAULT at the first byte outside a writable VMA. */
+static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
+{
+	return walk(mem, maps, addr, len, 0);
+}
+
 static int cleared(int mem, int maps, uint64_t addr, uint64_t len)
 {
-	unsigned char *zero = calloc(1, ZERO_CHUNK);
-	uint64_t done = 0;
-	int err = 0, ret = 0;
-
-	if (!zero)
-		return ENOMEM;
-	while (done < len && !ret) {
-		uint64_t n = len - done > ZERO_CHUNK ? ZERO_CHUNK : len - done;
-		uint64_t ok = vma_span(maps, addr + done, n, PROCMAP_QUERY_VMA_WRITABLE, &err);
-		uint64_t put = err ? 0 : mem_io(mem, zero, ok, addr + done, 1);
-
-		if (err || put < n)
-			ret = err ? ENOTTY : EFAULT;
-		done += n;
-	}
-	free(zero);
-	return ret;
+	return walk(mem, maps, addr, len, 1);
 }
 
 /* Work on a user range whose length the caller chose: a zero check or a clear. */
