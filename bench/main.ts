@@ -16,12 +16,15 @@
  *     socket round trip with both on one CPU and on two (≤ 1.5× each);
  *     262,144 SPAPR UNMAP_DMA (≤ 3 s); the kernel's iommufd selftest under
  *     uiommu vs booted with the reference kernel under QEMU TCG (≤ 0.5×)
+ *  8. fairness (bench/bystander.ts): a bystander's round trip while another
+ *     client makes a huge call, and while one floods garbage, vs idle (≤ 2×)
  *
  * BENCH_MAX_AREAS=1e5 shortens part 1 for a quick look.
  */
 import { cpus, loadavg } from 'node:os';
 import { benchBarTrap } from './bar-trap.ts';
 import { benchBigMap, REPS, ROUNDS } from './big-map.ts';
+import { benchBystander } from './bystander.ts';
 import {
   benchRoundTrips,
   benchSelftest,
@@ -367,6 +370,11 @@ else {
     );
   }
 }
+
+// ---- 8 ---------------------------------------------------------------------------
+const by = benchBystander();
+if (typeof by === 'string') console.error(`part 8 skipped: ${by}`);
+else rows.push(...by);
 
 const seconds = (now() - t0) / 1000;
 console.log(markdownTable(rows));
