@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "../native/protocol.h"
+#include "clock.h"
 
 /* Our own copies of two iommufd uAPI facts: _IO(';', 0x81) and _IO(';', 0x84). */
 #define IOMMU_IOAS_ALLOC 0x3b81
@@ -40,27 +41,6 @@ struct ioas_iova_ranges {
 	uint32_t size, ioas_id, num_iovas, reserved;
 	uint64_t allowed_iovas, out_iova_alignment;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t median(uint64_t *t, int n)
-{
-	qsort(t, (size_t)n, sizeof(*t), cmp_u64);
-	return n ? t[n / 2] : 0;
-}
 
 /* One engine round trip: IOVA_RANGES of an IOAS that does not exist (ENOENT). */
 static uint64_t round_trip(int fd)

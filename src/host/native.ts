@@ -43,6 +43,15 @@ interface Addon {
   memZeroedAsync(mem: number, maps: number, addr: bigint, length: bigint): Promise<number>;
   memClear(mem: number, maps: number, addr: bigint, length: bigint): number;
   memClearAsync(mem: number, maps: number, addr: bigint, length: bigint): Promise<number>;
+  memGatherAsync(
+    mem: number,
+    maps: number,
+    uptr: bigint,
+    entryLen: bigint,
+    first: bigint,
+    ksize: bigint,
+    out: Uint8Array,
+  ): Promise<{ done: number; err: number }>;
   pidfdOpen(pid: number): number;
   peerPidfd(sock: number): number;
   procDirOpen(pidfd: number, pid: number): number;
@@ -159,6 +168,26 @@ export function memClearAsync(
   length: bigint,
 ): Promise<number> {
   return call((a) => a.memClearAsync(mem, maps, addr, length));
+}
+
+/**
+ * copy_struct_from_user() of entries first, first+1, ... of the user array
+ * at `uptr` (`entryLen` bytes each) into `out` (`ksize` bytes each, as many
+ * as fit) on a worker thread: how many were copied, and the errno number of
+ * the one after them (E2BIG, EFAULT, ENOTTY without PROCMAP_QUERY; 0 when all were).
+ */
+export function memGatherAsync(
+  mem: number,
+  maps: number,
+  uptr: bigint,
+  entryLen: number,
+  first: number,
+  ksize: number,
+  out: Uint8Array,
+): Promise<{ done: number; err: number }> {
+  return call((a) =>
+    a.memGatherAsync(mem, maps, uptr, BigInt(entryLen), BigInt(first), BigInt(ksize), out),
+  );
 }
 
 /** pidfd_open(2): ESRCH for no such process. */

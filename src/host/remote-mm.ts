@@ -1,6 +1,13 @@
 import fs from 'node:fs';
 import { ERRNO, Errno, fail } from '../abi/errno.ts';
-import { appendRun, type Mm, type PhysRun, RestartCall, refusePfnMaps } from '../iommu/mm.ts';
+import {
+  appendRun,
+  type GatheredEntries,
+  type Mm,
+  type PhysRun,
+  RestartCall,
+  refusePfnMaps,
+} from '../iommu/mm.ts';
 import {
   type AddressSpace,
   type ForeignMemory,
@@ -13,6 +20,7 @@ import {
   closeFd,
   memClear,
   memClearAsync,
+  memGatherAsync,
   memRead,
   memWrite,
   memZeroed,
@@ -124,6 +132,10 @@ export class RemoteMm implements Mm, AddressSpace {
   private cache: MapsEntry[] | undefined;
   /** The answer of the last off-thread zero check or clear, for the restarted call. */
   private rangeDone: RangeWork | undefined;
+  /** The last window of user-array entries gathered on a worker thread, for the restarted call. */
+  private gathered:
+    | { uptr: bigint; entryLen: number; ksize: number; window: GatheredEntries }
+    | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -231,6 +243,50 @@ export class RemoteMm implements Mm, AddressSpace {
   clearUser(addr: bigint, length: bigint, restart = false): void {
     if (this.rangeWork('cleared', addr, length, restart, memClear, memClearAsync) !== 0)
       fail('EFAULT', 'clear_user: unwritable byte', 'clear_user');
+  }
+
+  /**
+   * A window of a user array's entries copied as structs on a worker thread
+   * (Mm.gatherEntries): RestartCall now, the window when the call is redone.
+   * Undefined without PROCMAP_QUERY (the caller copies entry by entry).
+   */
+  gatherEntries(
+    uptr: bigint,
+    entryLen: number,
+    ksize: number,
+    first: number,
+    count: number,
+  ): GatheredEntries | undefined {
+    if (!this.live) fail('EFAULT', 'mm has exited');
+    const done = this.gathered;
+    this.gathered = undefined;
+    if (
+      done &&
+      done.uptr === uptr &&
+      done.entryLen === entryLen &&
+      done.ksize === ksize &&
+      done.window.first === first
+    ) {
+      return done.window;
+    }
+    if (!this.query) return undefined;
+    const data = new Uint8Array(count * ksize);
+    const work = this.withQuery(() =>
+      memGatherAsync(this.mem, this.mapsFd, uptr, entryLen, first, ksize, data),
+    );
+    throw new RestartCall(
+      work.then(({ done, err }) => {
+        if (err === ERRNO.ENOTTY) this.query = false; // the redone call copies entry by entry
+        const code = err === ERRNO.E2BIG ? 'E2BIG' : err ? 'EFAULT' : undefined;
+        const window = { first, done, data, ...(code ? { err: code } : {}) } as GatheredEntries;
+        if (err !== ERRNO.ENOTTY) this.gathered = { uptr, entryLen, ksize, window };
+      }),
+    );
+  }
+
+  gatheredFrom(uptr: bigint, entryLen: number): number | undefined {
+    const g = this.gathered;
+    return g && g.uptr === uptr && g.entryLen === entryLen ? g.window.first : undefined;
   }
 
   /**

@@ -66,6 +66,31 @@ export interface Mm {
    * first unwritable byte, those before it zeroed. `restart` as for checkZeroed.
    */
   clearUser?(va: bigint, length: bigint, restart: boolean): void;
+  /**
+   * copy_struct_from_user() of `count` entries from index `first` of the
+   * user array at `uptr` (`entryLen` bytes each) as `ksize`-byte structs,
+   * off the caller's thread (optional): RestartCall now, the window when the
+   * call is redone with the same arguments; undefined when it cannot.
+   */
+  gatherEntries?(
+    uptr: bigint,
+    entryLen: number,
+    ksize: number,
+    first: number,
+    count: number,
+  ): GatheredEntries | undefined;
+  /** The first entry of the window gathered for the user array at `uptr` (the redone call resumes there), if any. */
+  gatheredFrom?(uptr: bigint, entryLen: number): number | undefined;
+}
+
+/** A window of a user array's entries, each copied as a struct (Mm.gatherEntries). */
+export interface GatheredEntries {
+  first: number;
+  /** Entries copied from `first`: `done * ksize` bytes of `data`. */
+  done: number;
+  /** The errno of entry `first + done` when the window stopped there. */
+  err?: 'E2BIG' | 'EFAULT';
+  data: Uint8Array;
 }
 
 /**
