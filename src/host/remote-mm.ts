@@ -22,6 +22,7 @@ import {
   memClearAsync,
   memGatherAsync,
   memRead,
+  memWritable,
   memWrite,
   memZeroed,
   memZeroedAsync,
@@ -41,6 +42,16 @@ interface RangeWork {
   length: bigint;
   answer: number;
 }
+
+/** A checked write into a call's prefetched bytes, for the library to make (`RemoteMm.takeWrites`). */
+export interface HeldWrite {
+  va: bigint;
+  data: Uint8Array;
+}
+
+/** Bounds on what one call holds for the library (the rest is written at once). */
+const HOLD_MAX_BYTES = 1024;
+const HOLD_MAX_WRITES = 16;
 
 /** Special mappings GUP refuses (VM_IO/VM_PFNMAP, the vsyscall gate). */
 const UNPINNABLE = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -136,6 +147,11 @@ export class RemoteMm implements Mm, AddressSpace {
   private gathered:
     | { uptr: bigint; entryLen: number; ksize: number; window: GatheredEntries }
     | undefined;
+  /** See `prefetch`. */
+  private window: { va: bigint; end: bigint; bytes: Uint8Array } | undefined;
+  /** Checked writes into the window that the library makes (see `takeWrites`), in order. */
+  private held: HeldWrite[] = [];
+  private heldBytes = 0;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -170,6 +186,8 @@ export class RemoteMm implements Mm, AddressSpace {
   resolve(va: bigint, length: bigint, write: boolean): PhysRun[] {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (length === 0n) return [];
+    // what is resolved may be read through a file next, not through this mm
+    this.flush();
     if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps');
     refusePfnMaps(this, va, length);
     const last = va + length - 1n;
@@ -205,10 +223,69 @@ export class RemoteMm implements Mm, AddressSpace {
     return out;
   }
 
+  /**
+   * Bytes the preload library read from its own memory at `va` as the call
+   * began (the ioctl's argument struct, docs/engine-protocol.md), without
+   * faulting and so only where the process could read; until the call ends
+   * (`prefetch()`), reads they cover come from them instead of the mem
+   * file, and writes through this mm update them (a read after a write sees
+   * it). A cache, never the authority: what they do not cover is read from
+   * the process.
+   */
+  prefetch(va?: bigint, bytes?: Uint8Array): void {
+    this.flush();
+    this.window =
+      va === undefined || !bytes?.length
+        ? undefined
+        : { va, end: va + BigInt(bytes.length), bytes };
+  }
+
+  /**
+   * The writes into the window since the call began, taken for the library
+   * to make before the call returns (docs/engine-protocol.md, IOCTL): each
+   * was checked as copy_to_user checks (the bytes lie in writable VMAs), so
+   * the call's answer is already what the kernel's would be; the process
+   * itself has not got them. Anything else this mm does first makes them
+   * here (`flush`). Without a taker, the call's end makes them.
+   */
+  takeWrites(): HeldWrite[] {
+    const out = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    return out;
+  }
+
+  /** Make the held writes, in order, through the mem file. */
+  private flush(): void {
+    if (this.held.length === 0) return;
+    for (const h of this.takeWrites()) this.writeThrough(h.va, h.data);
+  }
+
+  /** A write the library may make: inside the window, bounded, and to writable bytes. */
+  private holdable(va: bigint, length: number): boolean {
+    const w = this.window;
+    if (!w || va < w.va || va + BigInt(length) > w.end) return false;
+    if (this.heldBytes + length > HOLD_MAX_BYTES || this.held.length >= HOLD_MAX_WRITES)
+      return false;
+    if (!this.query) return false;
+    return this.withQuery(() => this.query && memWritable(this.mapsFd, va, length));
+  }
+
+  /** The prefetched bytes of `[va, va+length)`, when they cover all of it. */
+  private prefetched(va: bigint, length: bigint): Uint8Array | undefined {
+    const w = this.window;
+    if (!w || va < w.va || va + length > w.end) return undefined;
+    const at = Number(va - w.va);
+    return w.bytes.subarray(at, at + Number(length));
+  }
+
   /** copy_from_user: EFAULT if any byte is in no readable VMA or the process is gone. */
   read(va: bigint, length: number): Uint8Array {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (length === 0) return new Uint8Array(0);
+    const known = this.prefetched(va, BigInt(length));
+    if (known) return new Uint8Array(known); // its own buffer, as memRead's
+    this.flush();
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
     return this.withQuery(() => memRead(this.mem, this.query ? this.mapsFd : -1, va, length));
   }
@@ -220,6 +297,28 @@ export class RemoteMm implements Mm, AddressSpace {
   write(va: bigint, data: Uint8Array): void {
     if (!this.live) fail('EFAULT', 'mm has exited');
     if (data.length === 0) return;
+    const w = this.window;
+    if (w && this.holdable(va, data.length)) {
+      this.held.push({ va, data: data.slice() });
+      this.heldBytes += data.length;
+      w.bytes.set(data, Number(va - w.va));
+      return;
+    }
+    this.flush();
+    if (w && va < w.end && va + BigInt(data.length) > w.va) {
+      // the bytes may change in part even when the write fails: served from the process again
+      this.window = undefined;
+      this.writeThrough(va, data);
+      const from = va > w.va ? va : w.va;
+      const to = va + BigInt(data.length) < w.end ? va + BigInt(data.length) : w.end;
+      w.bytes.set(data.subarray(Number(from - va), Number(to - va)), Number(from - w.va));
+      this.window = w;
+      return;
+    }
+    this.writeThrough(va, data);
+  }
+
+  private writeThrough(va: bigint, data: Uint8Array): void {
     if (!this.query) this.checkAccess(va, BigInt(data.length), 'write');
     this.withQuery(() => memWrite(this.mem, this.query ? this.mapsFd : -1, va, data));
   }
@@ -232,6 +331,11 @@ export class RemoteMm implements Mm, AddressSpace {
    * serves others: RestartCall now, the answer when the call is redone.
    */
   checkZeroed(addr: bigint, length: bigint, restart = false): void {
+    const known = this.live ? this.prefetched(addr, length) : undefined;
+    if (known) {
+      if (known.some((b) => b !== 0)) zeroedAnswer(ERRNO.E2BIG);
+      return;
+    }
     zeroedAnswer(this.rangeWork('zeroed', addr, length, restart, memZeroed, memZeroedAsync));
   }
 
@@ -239,8 +343,11 @@ export class RemoteMm implements Mm, AddressSpace {
    * clear_user() of `[addr, addr+length)`: EFAULT at the first byte outside
    * a writable VMA, the bytes before it zeroed. With `restart`, a range over
    * SYNC_ZERO_CHECK bytes is cleared on a worker thread as for checkZeroed.
+   * Prefetched bytes it touches are dropped (served from the process again).
    */
   clearUser(addr: bigint, length: bigint, restart = false): void {
+    const w = this.window;
+    if (w && addr < w.end && addr + length > w.va) this.window = undefined;
     if (this.rangeWork('cleared', addr, length, restart, memClear, memClearAsync) !== 0)
       fail('EFAULT', 'clear_user: unwritable byte', 'clear_user');
   }
@@ -270,6 +377,7 @@ export class RemoteMm implements Mm, AddressSpace {
       return done.window;
     }
     if (!this.query) return undefined;
+    this.flush();
     const data = new Uint8Array(count * ksize);
     const work = this.withQuery(() =>
       memGatherAsync(this.mem, this.mapsFd, uptr, entryLen, first, ksize, data),
@@ -292,7 +400,8 @@ export class RemoteMm implements Mm, AddressSpace {
   /**
    * A zero check or clear of a user range: its errno number, now, or — when
    * `restart` and the range is long — from a worker thread, the call being
-   * restarted (RestartCall) and the answer kept for its redo.
+   * restarted (RestartCall) and the answer kept for its redo. Held writes
+   * are made first.
    */
   private rangeWork(
     kind: RangeWork['kind'],
@@ -308,6 +417,7 @@ export class RemoteMm implements Mm, AddressSpace {
     if (done && done.kind === kind && done.addr === addr && done.length === length) {
       return done.answer;
     }
+    this.flush();
     if (!this.query) this.checkAccess(addr, length, kind === 'zeroed' ? 'read' : 'write');
     const maps = this.query ? this.mapsFd : -1;
     if (restart && length > SYNC_ZERO_CHECK) {

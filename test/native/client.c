@@ -117,6 +117,23 @@ static int scenario_fds(void)
 	out("fionclex", ioctl(fd, FIONCLEX));
 	out("fionclex_flag", fcntl(fd, F_GETFD) & FD_CLOEXEC);
 
+	/* the argument struct travels with the request: to its page's end, past it as `size` says */
+	{
+		long pg = sysconf(_SC_PAGESIZE);
+		uint8_t *two = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		uint32_t head[2] = { 16, 0x11223344 };
+
+		memset(two, 0x5a, 2 * pg);
+		memcpy(two, head, sizeof(head));
+		out("arg_page_start", ioctl(fd, REQ_ECHO, two));
+		memcpy(two + pg - 8, head, sizeof(head));
+		out("arg_across", ioctl(fd, REQ_ECHO, two + pg - 8));
+		mprotect(two + pg, pg, PROT_NONE);
+		out("arg_cut", ioctl(fd, REQ_ECHO, two + pg - 8));
+		munmap(two, 2 * pg);
+	}
+
 	/* the spare fd of the file-creating ioctls */
 	spare = lowest_free();
 	out("spare_expect", spare);

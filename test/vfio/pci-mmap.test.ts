@@ -100,6 +100,7 @@ describe('trapped register pages', () => {
   it('reach the device model with their side effects, and EIO while decode is off', () => {
     const eng = new VfioPciDevice(ENGINE, { dma: noDma });
     eng.enable();
+    enableMemory(eng, false);
     assert.equal(
       errnoOf(() => eng.mappedAccess(0, 0n, 4)),
       'EIO',

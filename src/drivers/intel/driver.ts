@@ -21,6 +21,8 @@ export interface IntelIommuOptions {
   readonly pgsizeBitmap?: bigint;
   /** log2 of the PASID count per device, 0..20; default 20. */
   readonly maxPasidLog2?: number;
+  /** Snoop control (ECAP.SC): domains enforce cache coherency; default true. */
+  readonly snoopControl?: boolean;
   /** Driver name; default 'intel-iommu'. */
   readonly name?: string;
 }
@@ -57,6 +59,7 @@ export class IntelIommu implements IommuDriver {
       pgsizeBitmap,
       dirtyTracking: opts.dirtyTracking ?? true,
       maxPasidLog2,
+      snoopControl: opts.snoopControl ?? true,
     });
   }
 
@@ -65,8 +68,8 @@ export class IntelIommu implements IommuDriver {
     if (flags.dirtyTracking && !this.features.dirtyTracking) {
       fail('EOPNOTSUPP', 'this VT-d unit has no second-stage dirty tracking');
     }
-    const { addressWidth, pgsizeBitmap } = this.features;
-    return new IntelDomain(this, addressWidth, pgsizeBitmap, { ...flags });
+    const { addressWidth, pgsizeBitmap, snoopControl } = this.features;
+    return new IntelDomain(this, addressWidth, pgsizeBitmap, { ...flags }, snoopControl);
   }
 
   /** EINVAL for a domain of another IOMMU unit; any own domain is accepted. */

@@ -8,14 +8,20 @@
  * devices[1].model: needs BAR 0 to be a memory BAR of at least 0x41000 bytes
  * ```
  */
+import { IOAT_XFERCAP_RANGE } from '../../vfio/pci/ioat.ts';
 import { DEVICE_MODEL_KINDS, type DeviceModelSpec, modelAreas } from '../../vfio/pci/models.ts';
+import type { NvmeNamespaceSpec } from '../../vfio/pci/nvme/namespace.ts';
 import { type EffectiveIrq, msixPbaBytes, msixTableBytes, type PciDeviceSpec } from './types.ts';
-import { at, bad, hex, object, oneOf } from './values.ts';
+import { array, at, bad, hex, integer, item, object, oneOf, string, u64 } from './values.ts';
 
 /** Option keys of each model kind (besides `kind`). */
 const MODEL_KEYS: { readonly [K in DeviceModelSpec['kind']]: readonly string[] } = {
   'dma-engine': [],
+  ioat: ['xfercap'],
+  nvme: ['namespaces'],
 };
+
+const NAMESPACE_KEYS = ['size', 'lbaSize', 'file'];
 
 /** `{ "kind": ..., options }` → a DeviceModelSpec that fits `dev` (its BARs and `irq`). */
 export function parseModel(
@@ -24,12 +30,39 @@ export function parseModel(
   dev: PciDeviceSpec,
   irq: EffectiveIrq,
 ): DeviceModelSpec {
-  const any = object(v, path, ['kind', ...Object.values(MODEL_KEYS).flat()], ['kind']);
-  const kind = oneOf(any.kind, at(path, 'kind'), DEVICE_MODEL_KINDS);
-  object(v, path, ['kind', ...MODEL_KEYS[kind]]);
-  const spec: DeviceModelSpec = { kind };
+  const isObject = typeof v === 'object' && v !== null && !Array.isArray(v);
+  const given = isObject ? (v as Record<string, unknown>) : object(v, path, []);
+  const kind = oneOf(given.kind, at(path, 'kind'), DEVICE_MODEL_KINDS);
+  const rec = object(v, path, ['kind', ...MODEL_KEYS[kind]]);
+  let spec: DeviceModelSpec = { kind };
+  if (kind === 'ioat' && rec.xfercap !== undefined) {
+    spec = { kind, xfercap: integer(rec.xfercap, at(path, 'xfercap'), ...IOAT_XFERCAP_RANGE) };
+  }
+  if (kind === 'nvme' && rec.namespaces !== undefined) {
+    const np = at(path, 'namespaces');
+    spec = {
+      kind,
+      namespaces: array(rec.namespaces, np, 1).map((n, i) => parseNamespace(n, item(np, i))),
+    };
+  }
   checkAreas(spec, dev, irq, path);
   return spec;
+}
+
+/** One NVMe namespace: `size` (bytes, a multiple of `lbaSize`), `lbaSize` 512 | 4096, optional `file`. */
+function parseNamespace(v: unknown, path: string): NvmeNamespaceSpec {
+  const rec = object(v, path, NAMESPACE_KEYS, ['size']);
+  const lbaSize =
+    rec.lbaSize === undefined ? 512 : integer(rec.lbaSize, at(path, 'lbaSize'), 512, 4096);
+  if (lbaSize !== 512 && lbaSize !== 4096)
+    bad(at(path, 'lbaSize'), `must be 512 or 4096 (got ${lbaSize})`);
+  const size = u64(rec.size, at(path, 'size'));
+  if (size === 0n || size % BigInt(lbaSize) !== 0n) {
+    bad(at(path, 'size'), `must be a non-zero multiple of lbaSize ${lbaSize} (got ${hex(size)})`);
+  }
+  if (size > 1n << 53n) bad(at(path, 'size'), `must be at most 2^53 bytes (got ${hex(size)})`);
+  const ns = { size, lbaSize: lbaSize as 512 | 4096 };
+  return rec.file === undefined ? ns : { ...ns, file: string(rec.file, at(path, 'file')) };
 }
 
 function checkAreas(

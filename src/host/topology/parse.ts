@@ -54,6 +54,7 @@ export const INTEL_DEFAULTS: Omit<IntelIommuSpec, 'id'> = {
   pgsizes: SZ_4K | SZ_2M | SZ_1G,
   dirtyTracking: true,
   maxPasidLog2: 20,
+  snoopControl: true,
 };
 
 /**
@@ -203,7 +204,7 @@ function parseIommu(v: unknown, path: string): IommuSpec {
   return { kind: 'mock', id: iommuId(rec.id, at(path, 'id')) };
 }
 
-const INTEL_KEYS = ['addressWidth', 'pgsizes', 'dirtyTracking', 'maxPasidLog2'];
+const INTEL_KEYS = ['addressWidth', 'pgsizes', 'dirtyTracking', 'maxPasidLog2', 'snoopControl'];
 const SPAPR_KEYS = [
   'windowSlots',
   'windowBases',
@@ -246,7 +247,11 @@ function parseIntel(v: unknown, path: string): IntelIommuSpec {
     rec.maxPasidLog2 === undefined
       ? d.maxPasidLog2
       : integer(rec.maxPasidLog2, at(path, 'maxPasidLog2'), 0, 20);
-  return { kind: 'intel', id, addressWidth, pgsizes, dirtyTracking, maxPasidLog2 };
+  const snoopControl =
+    rec.snoopControl === undefined
+      ? d.snoopControl
+      : boolean(rec.snoopControl, at(path, 'snoopControl'));
+  return { kind: 'intel', id, addressWidth, pgsizes, dirtyTracking, maxPasidLog2, snoopControl };
 }
 
 /** A pgsize_bitmap: one u64, or an array of page sizes ("4K", "2M", 0x40000000...). */

@@ -294,11 +294,19 @@ export class PciConfigSpace {
 
   /**
    * Power-on reset of the function followed by vfio's config init (what the
-   * first open of the device does: vfio_pci_core_enable resets the function
-   * and vfio_config_init copies the hardware into vconfig).
+   * first open of the device does: vfio_pci_core_enable enables the device,
+   * so pci_enable_resources turns on Memory decode for its memory BARs and
+   * I/O decode for its I/O BARs, resets the function with that config saved
+   * and restored, and vfio_config_init copies the hardware into vconfig).
+   * Linux 7.2 reads the Command register of QEMU's nvme function through
+   * vfio right after open with Memory set.
    */
   enable(): void {
     this.hw.set(this.powerOn);
+    let decode = 0;
+    for (const bar of this.spec.bars)
+      decode |= bar.kind === 'io' ? PCI.COMMAND_IO : PCI.COMMAND_MEMORY;
+    this.hw[PCI.COMMAND]! |= decode;
     this.vconfig.set(this.hw);
     this.barFixup();
   }

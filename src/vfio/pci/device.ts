@@ -58,6 +58,13 @@ export interface VfioPciDeviceOptions {
    * when the spec has a `model`.
    */
   readonly dma?: DmaPort;
+  /** The host's allocator of bus addresses, for BARs that DMA reaches (peer-to-peer). */
+  readonly busRange?: MmapHost['busRange'];
+  /**
+   * CONFIG_VFIO_PCI_DMABUF (v6.19, with PCI_P2PDMA): VFIO_DEVICE_FEATURE_DMA_BUF
+   * exports BAR ranges as dma-bufs (needs `busRange`). Default false: ENOTTY.
+   */
+  readonly dmabuf?: boolean;
 }
 
 export interface DeviceInfo {
@@ -108,6 +115,11 @@ export class VfioPciDevice {
   readonly vfToken: VfToken | undefined;
   /** Bus addresses of BARs handed out for peer-to-peer DMA (barBusAddress). */
   private readonly busBases = new Map<number, bigint>();
+  private readonly busRange: MmapHost['busRange'] | undefined;
+  /** CONFIG_VFIO_PCI_DMABUF: see VfioPciDeviceOptions. */
+  readonly dmabuf: boolean;
+  /** Last closes so far (a dma-buf exported before one is revoked for good). */
+  closes = 0;
   /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
   sriovPf: VfioPciDevice | undefined;
 
@@ -117,6 +129,8 @@ export class VfioPciDevice {
   ) {
     this.dynamicMsix = opts.dynamicMsix ?? false;
     this.barMmap = opts.barMmap ?? true;
+    this.busRange = opts.busRange;
+    this.dmabuf = opts.dmabuf ?? false;
     this.vfToken = spec.sriov !== undefined ? new VfToken() : undefined;
     this.config = new PciConfigSpace(spec);
     this.resetWorks = opts.resetWorks ?? this.config.pcie;
@@ -167,6 +181,7 @@ export class VfioPciDevice {
 
   /** Last close (vfio_pci_core_disable): interrupts off, function reset. */
   disable(): void {
+    this.closes++;
     if (this.sriovPf) this.sriovPf.vfToken!.users--;
     this.irqs.disable();
     this.resetInternals();
@@ -353,13 +368,14 @@ export class VfioPciDevice {
 
   /**
    * The bus address of BAR `index` for peer-to-peer DMA, allocated on first
-   * use with `busRange`: a device's DMA there reaches this BAR as a CPU
+   * use with `busRange` (the device's own by default): a device's DMA there reaches this BAR as a CPU
    * access would (registers included); while Memory decode is off reads
    * are all-ones and writes are dropped (a master abort).
    */
-  barBusAddress(index: number, busRange: MmapHost['busRange']): bigint {
+  barBusAddress(index: number, busRange = this.busRange): bigint {
     let base = this.busBases.get(index);
     if (base !== undefined) return base;
+    if (!busRange) throw new Error(`${this.name}: no bus address allocator for BAR${index}`);
     const size = this.spec.bars.find((b) => b.index === index)!.size;
     const at = (phys: bigint) => phys - base!;
     base = busRange(size, {

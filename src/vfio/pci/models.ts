@@ -11,9 +11,11 @@
  */
 import type { DeviceModel, DeviceModelContext } from './device-model.ts';
 import { DMA_ENGINE_AREAS, DmaEngine, type DmaEngineModelSpec } from './dma-engine.ts';
+import { IOAT_AREAS, Ioat, type IoatModelSpec } from './ioat.ts';
+import { NVME_AREAS, NvmeController, type NvmeModelSpec } from './nvme/controller.ts';
 
 /** Which model a function runs, with that model's options. */
-export type DeviceModelSpec = DmaEngineModelSpec;
+export type DeviceModelSpec = DmaEngineModelSpec | IoatModelSpec | NvmeModelSpec;
 
 export type DeviceModelKind = DeviceModelSpec['kind'];
 
@@ -40,6 +42,8 @@ type ModelTable = {
 
 const MODELS: ModelTable = {
   'dma-engine': { areas: () => DMA_ENGINE_AREAS, create: (_s, ctx) => new DmaEngine(ctx) },
+  ioat: { areas: () => IOAT_AREAS, create: (s, ctx) => new Ioat(s, ctx) },
+  nvme: { areas: () => NVME_AREAS, create: (s, ctx) => NvmeController.create(s, ctx) },
 };
 
 /** The model kinds a host config may name. */
