@@ -146,11 +146,18 @@ function tableAddr(level: bigint, iova: bigint): bigint {
   return (0x10_0000_0000n + (level << 32n) + index * 0x1000n) & ((1n << 52n) - 1n);
 }
 
-/** The file ops of an open generated file: reads from a per-open position, writes store. */
+/**
+ * The file ops of an open generated file: reads from a per-open position,
+ * writes store. A read-only file opened for writing: EACCES at open in sysfs
+ * (kernfs checks the attribute's ops), EINVAL at write in debugfs (the open
+ * succeeds for root; the file has no write op), as Linux 7.2 answers.
+ */
 export function openSysfsAttr(kernel: Kernel, path: string, write: boolean) {
   const attr = sysfsAttr(kernel, path);
   if (!attr) fail('ENOENT');
-  if (write && !attr.store) fail('EACCES');
+  const debugfs = path.startsWith('/sys/kernel/debug/');
+  if (write && !attr.store && !debugfs)
+    fail('EACCES', 'a read-only sysfs attribute', 'kernfs_fop_open');
   let pos = 0n;
   return {
     kind: 'sysfs',
@@ -161,7 +168,7 @@ export function openSysfsAttr(kernel: Kernel, path: string, write: boolean) {
       return out;
     },
     write(_caller: unknown, data: Uint8Array): number {
-      if (!attr.store) fail('EACCES');
+      if (!attr.store) fail('EINVAL', 'a read-only debugfs file has no write', 'vfs_write');
       attr.store(new TextDecoder('latin1').decode(data)); // one character a byte, as C sees them
       return data.length;
     },
