@@ -1,5 +1,5 @@
 /**
- * Part 8: fairness (issue 11). A bystander client's median round trip
+ * Part 9: fairness (issue 11). A bystander client's median round trip
  * (IOMMU_IOAS_IOVA_RANGES) while another client makes one huge call (an
  * IOAS_ALLOC whose 256 MiB zeroed struct tail is checked off the engine's
  * thread) and while another floods the socket with garbage frames, each as
@@ -29,7 +29,7 @@ export function benchBystander(): Row[] | string {
   const [flood, floodCalls, frames] = line('flood_ns');
   if (!idle || !huge || !flood) return `unexpected output: ${text}`;
   const ratio = (metric: string, value: number, note: string): Row => ({
-    id: '8',
+    id: '9',
     metric,
     value,
     unit: '×',
@@ -39,7 +39,7 @@ export function benchBystander(): Row[] | string {
   });
   return [
     {
-      id: '8',
+      id: '9',
       metric: 'bystander round trip, idle engine (median of 2,000)',
       value: idle,
       unit: 'ns',

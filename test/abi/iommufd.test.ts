@@ -642,7 +642,12 @@ test('uAPI flag and enum values', () => {
     FAULT_ID_VALID: 4,
     PASID: 8,
   });
-  assert.deepEqual(iommufd.IOMMU_HWPT_DATA_TYPE, { NONE: 0, VTD_S1: 1, ARM_SMMUV3: 2, AMD_GUEST: 3 });
+  assert.deepEqual(iommufd.IOMMU_HWPT_DATA_TYPE, {
+    NONE: 0,
+    VTD_S1: 1,
+    ARM_SMMUV3: 2,
+    AMD_GUEST: 3,
+  });
   assert.deepEqual(iommufd.IOMMU_HW_CAP, {
     DIRTY_TRACKING: 1,
     PCI_PASID_EXEC: 2,

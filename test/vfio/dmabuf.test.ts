@@ -62,9 +62,9 @@ function rig(bdf = '0000:00:03.0', version: KernelVersion = '7.2') {
     v.setUint32(0, argsz ?? buf.length, true);
     v.setUint32(4, op | DMA_BUF, true);
     buf.set(body, 8);
-    ranges.forEach(([offset, length], i) =>
-      buf.set(VfioRegionDmaRange.encode({ offset, length }), 24 + 16 * i),
-    );
+    for (const [i, [offset, length]] of ranges.entries()) {
+      buf.set(VfioRegionDmaRange.encode({ offset, length }), 24 + 16 * i);
+    }
     return c.ioctl(dev, 'VFIO_DEVICE_FEATURE', c.proc.scratch(buf));
   };
   return { c, dev, decode, feature };
@@ -143,16 +143,17 @@ describe('VFIO_DEVICE_FEATURE_DMA_BUF', () => {
     const fd = feature({}).ret;
     const f = client(c.kernel, c.proc);
     const ioas = f.ioas();
-    const map = () =>
-      f.call('IOMMU_IOAS_MAP_FILE', { flags: RW, ioas_id: ioas, fd, start: 0n, length: PAGE })
+    const map = (buf = fd) =>
+      f.call('IOMMU_IOAS_MAP_FILE', { flags: RW, ioas_id: ioas, fd: buf, start: 0n, length: PAGE })
         .errno;
-    assert.equal(map(), 'ENODEV', 'exported with decode off');
-    decode(true);
-    assert.equal(map(), undefined);
+    assert.equal(map(), undefined, 'the device opens with Memory decode on');
     decode(false);
     assert.equal(map(), 'ENODEV');
+    const late = feature({}).ret;
+    assert.equal(map(late), 'ENODEV', 'exported while decode is off');
     decode(true);
     assert.equal(map(), undefined);
+    assert.equal(map(late), undefined);
     c.proc.close(dev);
     assert.equal(map(), 'ENODEV', 'the device was closed');
   });

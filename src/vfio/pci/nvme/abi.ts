@@ -78,9 +78,6 @@ export const NVME_IO = {
   DSM: 0x09,
 } as const;
 
-/** Status Code Type (SCT) values. */
-export const NVME_SCT = { GENERIC: 0, COMMAND_SPECIFIC: 1 } as const;
-
 /**
  * A completion status: SCT << 8 | SC (the CQE's status field without the
  * phase bit and without DNR).
