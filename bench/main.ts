@@ -20,12 +20,15 @@
  *     qemu-io sequential 4 KiB and 128 KiB reads, IOPS and MB/s, and their
  *     ratio to the same qemu-io reading a plain file in the same run
  *  ioat: the ioat model's 4 KiB memcpy rate through the IOMMU vs a plain copy
+ *  9. fairness (bench/bystander.ts): a bystander's round trip while another
+ *     client makes a huge call, and while one floods garbage, vs idle (≤ 2×)
  *
  * BENCH_MAX_AREAS=1e5 shortens part 1 for a quick look.
  */
 import { cpus, loadavg } from 'node:os';
 import { benchBarTrap } from './bar-trap.ts';
 import { benchBigMap, REPS, ROUNDS } from './big-map.ts';
+import { benchBystander } from './bystander.ts';
 import {
   benchRoundTrips,
   benchSelftest,
@@ -412,6 +415,11 @@ for (const r of benchNvmeQemuIo() ?? []) {
     },
   );
 }
+
+// ---- 9 ---------------------------------------------------------------------------
+const by = benchBystander();
+if (typeof by === 'string') console.error(`part 9 skipped: ${by}`);
+else rows.push(...by);
 
 const seconds = (now() - t0) / 1000;
 console.log(markdownTable(rows));
