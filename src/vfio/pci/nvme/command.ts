@@ -33,3 +33,10 @@ export function decodeCommand(sqe: Uint8Array): NvmeCommand {
     cdw,
   };
 }
+
+/**
+ * The rest of a command that runs in bounded pieces: each `next()` does one
+ * piece (counted against the controller's budget) and the last returns the
+ * command's DW0. A throw ends the command with that status.
+ */
+export type NvmeWork = Generator<void, number, void>;
