@@ -570,6 +570,29 @@ describe('NVMe queues, interrupts and resets', () => {
     }
   });
 
+  it('deallocating ranges of held memory runs one range per piece, charged what it clears', async () => {
+    const h = ioHost({ kind: 'nvme', namespaces: [{ size: 1n << 26n, lbaSize: 512 }] });
+    const ns = h.ctrl.namespaces[0]!;
+    ns.write(0, new Uint8Array(32 * MiB).fill(5));
+    const ranges = new DataView(new ArrayBuffer(32));
+    for (let i = 0; i < 2; i++) {
+      ranges.setUint32(i * 16 + 4, 16 * 2048, true); // 16 MiB: the whole budget of a turn
+      ranges.setBigUint64(i * 16 + 8, BigInt(i * 16 * 2048), true);
+    }
+    h.mem.poke(BUF, new Uint8Array(ranges.buffer));
+    h.queueCmd(1, { opcode: 9, nsid: 1, prp1: BUF, cdw: [1, 4] });
+    h.ring(1);
+    assert.deepEqual(h.reap(1), []);
+    assert.deepEqual(ns.read(16 * MiB - 512, 512), new Uint8Array(512));
+    assert.deepEqual(ns.read(16 * MiB, 512), new Uint8Array(512).fill(5));
+    await turn();
+    assert.deepEqual(
+      h.reap(1).map((c) => c.status),
+      [0],
+    );
+    assert.deepEqual(ns.read(32 * MiB - 512, 512), new Uint8Array(512));
+  });
+
   it('a reset between the pieces of a Write Zeroes keeps what was zeroed and completes nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nvme-'));
     try {
