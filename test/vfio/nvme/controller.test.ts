@@ -593,6 +593,42 @@ describe('NVMe queues, interrupts and resets', () => {
     assert.deepEqual(ns.read(32 * MiB - 512, 512), new Uint8Array(512));
   });
 
+  it('Flush of a file namespace completes after its fsync, off the doorbell, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nvme-'));
+    try {
+      const h = zeroesHost(dir, []);
+      h.mem.poke(BUF, pattern(512, 4));
+      h.queueCmd(1, { opcode: 0, nsid: 0xffffffff });
+      h.queueCmd(1, rw(1, 7, 1, BUF));
+      h.ring(1);
+      assert.deepEqual(h.reap(1), []); // the fsync runs off the engine thread
+      const done = [];
+      for (let i = 0; i < 1000 && done.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        done.push(...h.reap(1));
+      }
+      assert.deepEqual(
+        done.map((c) => [c.cid, c.status]),
+        [
+          [1, 0],
+          [2, 0],
+        ],
+      );
+      assert.deepEqual(h.ctrl.namespaces[0]!.read(7 * 512, 512), pattern(512, 4));
+      // a reset while the fsync runs: the Flush is never completed
+      h.queueCmd(1, { opcode: 0, nsid: 1 });
+      h.ring(1);
+      h.ctrl.write(0, NVME_REG.CC, u32(0));
+      await h.ctrl.namespaces[0]!.flushing(); // a later fsync of the same file
+      for (let i = 0; i < 5; i++) await turn();
+      assert.equal(h.reg32(NVME_REG.CSTS), 0);
+      assert.deepEqual(h.mem.peek(0x38_0000n + 2n * 16n, 16), new Uint8Array(16));
+      h.ctrl.close();
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
   it('a reset between the pieces of a Write Zeroes keeps what was zeroed and completes nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nvme-'));
     try {

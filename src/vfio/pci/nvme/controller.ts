@@ -363,7 +363,7 @@ export class NvmeController implements DeviceModel {
       progress = false;
       for (const sq of this.sqs.values()) {
         const cq = this.cqs.get(sq.cqid);
-        if ((sq.empty && !sq.running) || !cq || cq.full) continue;
+        if ((sq.empty && !sq.running) || sq.running?.waiting || !cq || cq.full) continue;
         if (budget === 0 || this.budgetBytes >= BUDGET_BYTES) {
           this.schedule();
           progress = false;
@@ -443,7 +443,8 @@ export class NvmeController implements DeviceModel {
     try {
       const r = work.next();
       if (!r.done) {
-        sq.running = { cid, work };
+        sq.running = { cid, work, waiting: r.value !== undefined };
+        if (r.value) this.resumeAfter(sq, r.value);
         return;
       }
       dw0 = r.value;
@@ -452,6 +453,16 @@ export class NvmeController implements DeviceModel {
     }
     sq.running = undefined;
     this.post(cq, sq.id, sq.head, cid, status, dw0, touched);
+  }
+
+  /** When `settled` does, let `sq`'s running command go on, unless a reset or deletion came first. */
+  private resumeAfter(sq: SubmissionQueue, settled: Promise<void>): void {
+    const gen = this.generation;
+    void settled.then(() => {
+      if (gen !== this.generation || this.sqs.get(sq.id) !== sq || !sq.running) return;
+      sq.running.waiting = false;
+      this.schedule();
+    });
   }
 
   /** Write one completion entry at `cq`'s tail (a refused write is fatal: CSTS.CFS). */

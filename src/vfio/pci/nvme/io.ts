@@ -21,17 +21,13 @@ const DSM_RANGE_BYTES = 16;
  * still to run of a Write Zeroes or deallocate (checked in full first).
  */
 export function ioCommand(ctrl: NvmeController, cmd: NvmeCommand): number | NvmeWork {
-  if (cmd.opcode === NVME_IO.FLUSH && cmd.nsid === NVME_NSID_ALL) {
-    for (const ns of ctrl.namespaces) ns.flush();
-    return 0;
-  }
+  if (cmd.opcode === NVME_IO.FLUSH && cmd.nsid === NVME_NSID_ALL) return flush(ctrl.namespaces);
   const ns = ctrl.namespace(cmd.nsid);
   if (!ns) nvmeFail(NVME_SC.INVALID_NS);
   const [cdw10, cdw11, cdw12] = cmd.cdw as [number, number, number];
   switch (cmd.opcode) {
     case NVME_IO.FLUSH:
-      ns.flush();
-      return 0;
+      return flush([ns]);
     case NVME_IO.READ:
     case NVME_IO.WRITE: {
       const [pos, bytes] = range(ns, cdw10, cdw11, (cdw12 & 0xffff) + 1);
@@ -92,6 +88,20 @@ function datasetManagement(
   return zeroRanges(ctrl, ns, ranges);
 }
 
+/** Flush `namespaces`, each file's fsync off the engine thread, one after the other. */
+function* flush(namespaces: readonly NvmeNamespace[]): NvmeWork {
+  for (const ns of namespaces) {
+    const done = ns.flushing();
+    if (!done) continue;
+    let failure: { e: unknown } | undefined;
+    yield done.catch((e: unknown) => {
+      failure = { e };
+    });
+    if (failure) throw failure.e;
+  }
+  return 0;
+}
+
 /**
  * Zero `ranges` ([byte offset, byte count]) in pieces of at most the
  * namespace's `zeroPiece`, each charged to the budget; the controller runs
@@ -105,7 +115,7 @@ function* zeroRanges(
   let first = true;
   for (const [pos, bytes] of ranges) {
     for (let at = 0; at < bytes; ) {
-      if (!first) yield;
+      if (!first) yield undefined;
       first = false;
       const n = Math.min(ns.zeroPiece, bytes - at);
       ctrl.charge(ns.zero(pos + at, n));

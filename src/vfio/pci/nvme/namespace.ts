@@ -12,6 +12,7 @@ import {
   closeSync,
   constants,
   fstatSync,
+  fsync,
   fsyncSync,
   ftruncateSync,
   openSync,
@@ -72,8 +73,13 @@ export abstract class NvmeNamespace {
    * there that changes nothing.
    */
   abstract readonly deallocateZeroes: boolean;
-  /** Make written data durable (Flush, shutdown). */
+  /** Make written data durable, now (shutdown). */
   abstract flush(): void;
+  /**
+   * Make written data durable off the engine thread (Flush): settles when
+   * done, or undefined when there is nothing to wait for (memory).
+   */
+  abstract flushing(): Promise<void> | undefined;
   /** Release the backing. */
   abstract close(): void;
 }
@@ -131,6 +137,10 @@ class MemoryNamespace extends NvmeNamespace {
 
   flush(): void {}
 
+  flushing(): undefined {
+    return undefined;
+  }
+
   close(): void {
     this.chunks.clear();
   }
@@ -187,6 +197,10 @@ class FileNamespace extends NvmeNamespace {
 
   flush(): void {
     fsyncSync(this.fd);
+  }
+
+  flushing(): Promise<void> {
+    return new Promise((resolve, reject) => fsync(this.fd, (e) => (e ? reject(e) : resolve())));
   }
 
   close(): void {

@@ -13,8 +13,9 @@ export class SubmissionQueue {
   /**
    * A fetched command whose work goes on in pieces: the queue fetches
    * nothing more until it completes, so its completions stay in order.
+   * `waiting`: its last piece started work off the engine thread.
    */
-  running?: { readonly cid: number; readonly work: NvmeWork };
+  running?: { readonly cid: number; readonly work: NvmeWork; waiting: boolean };
 
   constructor(
     readonly id: number,
