@@ -33,7 +33,8 @@ export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): numb
   const copyLen = Math.min(cmd.data_len, data.length);
   if (copyLen > 0) ucmd.mm.write(cmd.data_uptr, data.subarray(0, copyLen));
   if (copyLen < cmd.data_len) {
-    clearUser(ucmd.mm, cmd.data_uptr + BigInt(copyLen), BigInt(cmd.data_len - copyLen));
+    // a huge data_len is cleared off the engine's thread: the call restarts, its copy above redone
+    clearUser(ucmd.mm, cmd.data_uptr + BigInt(copyLen), BigInt(cmd.data_len - copyLen), true);
   }
   cmd.data_len = data.length;
   cmd.out_data_type = type;

@@ -3,14 +3,15 @@ import { IOMMU_HWPT_ALLOC_FLAGS, type IommuHwptInvalidate, iommufdCmd } from '..
 import type { Layout } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
 import type { IommuUserData } from '../iommu/driver.ts';
-import { type IommuUserDataArray, isUserInvalidatable } from '../iommu/viommu.ts';
+import { RestartCall } from '../iommu/mm.ts';
+import { isUserInvalidatable } from '../iommu/viommu.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import type { IommufdFault } from './fault.ts';
 import type { HwptPaging } from './hw-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
-import { checkZeroed, type Ucmd } from './ucmd.ts';
+import { type Ucmd, userDataArray } from './ucmd.ts';
 import type { Viommu } from './viommu.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
@@ -114,14 +115,7 @@ const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
  */
 export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInvalidate>>): number {
   const cmd = ucmd.cmd;
-  const array: IommuUserDataArray = {
-    type: cmd.data_type,
-    uptr: cmd.data_uptr,
-    entryLen: cmd.entry_len,
-    entryNum: cmd.entry_num,
-    read: (addr, len) => ucmd.mm.read(addr, len),
-    checkZeroed: (addr, len) => checkZeroed(ucmd.mm, addr, len),
-  };
+  const array = userDataArray(ucmd.mm, cmd.data_type, cmd.data_uptr, cmd.entry_len, cmd.entry_num);
   let done = 0;
   let err: unknown;
   try {
@@ -155,6 +149,7 @@ export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInv
       done = array.entryNum;
     }
   } catch (e) {
+    if (e instanceof RestartCall) throw e; // a window of the array is being copied: nothing answered yet
     err = e;
   }
   cmd.entry_num = done;
