@@ -19,7 +19,8 @@ type V<L> = L extends Layout<infer T> ? T : never;
  */
 export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): number {
   const cmd = ucmd.cmd;
-  if ((cmd.flags & ~IOMMU_HW_INFO_FLAGS.INPUT_TYPE) !== 0) fail('EOPNOTSUPP');
+  const valid = ctx.host.personality.hwInfoInputType ? IOMMU_HW_INFO_FLAGS.INPUT_TYPE : 0;
+  if ((cmd.flags & ~valid) !== 0) fail('EOPNOTSUPP', 'unknown flags', 'iommufd_get_hw_info');
   const wanted =
     cmd.flags & IOMMU_HW_INFO_FLAGS.INPUT_TYPE ? cmd.out_data_type : IOMMU_HW_INFO_TYPE.DEFAULT;
   if (cmd.__reserved_0 || cmd.__reserved_1 || cmd.__reserved_2) fail('EOPNOTSUPP');

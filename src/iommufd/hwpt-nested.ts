@@ -51,13 +51,10 @@ export class HwptNested extends IommufdObject {
   }
 }
 
-/** Flags a nested HWPT may carry. */
-const NESTED_FLAGS = IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID | IOMMU_HWPT_ALLOC_FLAGS.PASID;
-
 /**
  * iommufd_hwpt_nested_alloc() and iommufd_viommu_alloc_hwpt_nested():
  * HWPT_ALLOC on a paging HWPT or a vIOMMU. EOPNOTSUPP for flags other than
- * FAULT_ID_VALID and PASID, no data, or a driver without nesting; EINVAL
+ * FAULT_ID_VALID and PASID (FAULT_ID_VALID only without `hwptAllocPasid`), no data, or a driver without nesting; EINVAL
  * for a parent that is automatic, not a nesting parent, or of another
  * driver (or a vIOMMU of another IOMMU). The ID is taken before the
  * driver builds the domain; the caller publishes the object.
@@ -69,7 +66,9 @@ export function hwptNestedAlloc(
   flags: number,
   userData: IommuUserData | undefined,
 ): HwptNested {
-  if ((flags & ~NESTED_FLAGS) !== 0 || !userData) fail('EOPNOTSUPP');
+  const { FAULT_ID_VALID, PASID } = IOMMU_HWPT_ALLOC_FLAGS;
+  const valid = FAULT_ID_VALID | (ctx.host.personality.hwptAllocPasid ? PASID : 0);
+  if ((flags & ~valid) !== 0 || !userData) fail('EOPNOTSUPP');
   const pasid = (flags & IOMMU_HWPT_ALLOC_FLAGS.PASID) !== 0;
   const dev = idev.dev;
   let hwpt: HwptNested;
