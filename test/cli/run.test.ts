@@ -246,10 +246,9 @@ describe('uiommu run', () => {
       const last = records.at(-1);
       assert.equal(last.state.at, 'exit');
       assert.equal(last.state.pinnedPages, '0x0');
-      assert.deepEqual(
-        last.state.groups.map((g: { domain: string }) => g.domain),
-        ['blocked', 'blocked', 'blocked'],
-      );
+      const domains = last.state.groups.map((g: { domain: string }) => g.domain);
+      assert.ok(domains.length >= 3, `the powernv groups: ${domains}`);
+      assert.deepEqual(new Set(domains), new Set(['blocked']));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -25,6 +25,7 @@
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ static void expect_errno(const char *name, long ret, int err)
 	check(name, ret == -1 && errno == err, detail);
 }
 
-/* The socket by raw system calls: the fd whose /proc/self/fd link is a socket. */
+/* The socket by raw system calls: the highest fd whose /proc/self/fd link is a socket. */
 static int raw_find_sock(void)
 {
 	char buf[8192], path[300], link[64];
@@ -257,5 +258,24 @@ int main(void)
 	snprintf(detail, sizeof(detail), "socket at %d after prlimit back", moved);
 	check("restored: back where it was", moved == s, detail);
 	check("the engine answers after the return", engine_answers(), "open + IOAS_ALLOC");
+
+	/* a child capped at 64 fds: the socket tops its range; a dup2 onto it moves it lower */
+	fflush(stdout);
+	pid_t kid = fork();
+	if (kid == 0) {
+		struct rlimit tight = { 64, 64 };
+		int at, then;
+
+		setrlimit(RLIMIT_NOFILE, &tight);
+		at = raw_find_sock();
+		dup2(open("/dev/null", O_RDONLY), at);
+		then = raw_find_sock();
+		printf("%s the child's socket: at %d, then %d after a dup2 onto it\n",
+		       at == 63 && then >= 0 && then < 63 && engine_answers() ? "ok" : "FAIL", at,
+		       then);
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(kid, NULL, 0);
 	return failures ? 1 : 0;
 }
