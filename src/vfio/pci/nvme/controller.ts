@@ -10,7 +10,8 @@
  * returns: CSTS.RDY and CSTS.SHST already show the new state, and a
  * doorbell's commands have run and been posted (up to a budget per
  * doorbell; the rest continue in later event-loop turns, in order, and so
- * does a Write Zeroes or deallocate too long for one piece). So a
+ * does a Write Zeroes or deallocate too long for one piece, and a Flush
+ * waiting for its file's fsync). So a
  * CSTS read or a completion-queue poll ordered after a register write never
  * sees a state older than that write.
  *
