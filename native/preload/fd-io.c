@@ -21,11 +21,7 @@ static int creates_file(unsigned long request)
 /* No page is smaller: a read up to this boundary stays in the page of its first byte. */
 #define MIN_PAGE 4096u
 
-/*
- * Copies [src, src+len) of our own memory without faulting, as
- * copy_from_user sees it (unreadable pages refuse): bytes copied, 0 on a fault.
- */
-static size_t read_own(void *dst, uintptr_t src, size_t len)
+size_t read_own(void *dst, uintptr_t src, size_t len)
 {
 	struct iovec local = { .iov_base = dst, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)src, .iov_len = len };

@@ -224,6 +224,10 @@ int main(void)
 	snprintf(detail, sizeof(detail), "ret %d revents %#x", r, pfd[0].revents);
 	check("ppoll: POLLNVAL", r == 1 && pfd[0].revents == POLLNVAL, detail);
 	check("neither waited", now() - t0 < 5, "a 10 s timeout ran out");
+	/* a wild array: poll's own EFAULT, not a fault in the library */
+	expect_errno("poll of a wild array: EFAULT", poll((struct pollfd *)8, 2, 0), EFAULT);
+	expect_errno("ppoll of a wild array: EFAULT", ppoll((struct pollfd *)8, 1, &ts, NULL),
+		     EFAULT);
 
 	/* select: EBADF (a set wide enough for its number) */
 	wide = s + 1;
@@ -232,6 +236,8 @@ int main(void)
 	struct timeval tv = { 10, 0 };
 	expect_errno("select: EBADF", select(wide, (fd_set *)set, NULL, NULL, &tv), EBADF);
 	expect_errno("pselect: EBADF", pselect(wide, NULL, (fd_set *)set, NULL, &ts, NULL), EBADF);
+	expect_errno("select of a wild set: EFAULT", select(wide, (fd_set *)8, NULL, NULL, &tv),
+		     EFAULT);
 	free(set);
 
 	/* epoll: EBADF both ways */
