@@ -124,7 +124,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     readonly kernel: Kernel,
     readonly pid: number,
     private memory: M,
-    readonly creds: Credentials,
+    private credentials: Credentials,
     fds: FdTable = new Map(),
     ioMaps: IoMaps = new IoMaps(),
   ) {
@@ -136,6 +136,11 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   /** The current address space (replaced by `exec`). */
   get mm(): M {
     return this.memory;
+  }
+
+  /** The current image's credentials (replaced by `exec`). */
+  get creds(): Credentials {
+    return this.credentials;
   }
 
   get capSysResource(): boolean {
@@ -489,11 +494,14 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
 
   /**
    * execve(2) succeeded: the old address space goes (pins a domain holds
-   * stay, as in Linux) and `mm` replaces it with fresh VmLck/VmPin
-   * counters. The fd table is unchanged; closing the O_CLOEXEC fds is the
-   * caller's business.
+   * stay, as in Linux, charged to whom they were) and `mm` replaces it with
+   * fresh VmLck/VmPin counters; `creds`, the new image's, replace the old
+   * ones when given (a real process's are read through its new handle).
+   * The fd table is unchanged; closing the O_CLOEXEC fds is the caller's
+   * business.
    */
-  exec(mm: M): void {
+  exec(mm: M, creds: Credentials = this.credentials): void {
+    this.credentials = creds;
     this.ioMaps.clear();
     this.memory.exit();
     this.memory = mm;

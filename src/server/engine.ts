@@ -138,8 +138,8 @@ export class Connection {
 /** A process served by the engine. */
 interface Client {
   readonly proc: Process<ProcessMm>;
-  /** The credentials `proc` was adopted with, refreshed before each of its requests. */
-  readonly creds: Credentials & { refresh?(): void };
+  /** The credentials of `proc`'s current image, refreshed before each of its requests. */
+  creds: Credentials & { refresh?(): void };
   /** The process's handle (a real process): every access to it goes through this. */
   handle: ProcHandle | undefined;
   /** The connection speaking for it; undefined while an exec is in flight. */
@@ -442,7 +442,9 @@ export class Engine {
     const existing = this.clients.get(pid);
     const handle = conn.handle;
     if (kind === HELLO_KIND.AFTER_EXEC && existing?.execPending) {
-      existing.proc.exec(this.opts.mmFor(pid, handle));
+      // the new image is read through its own handle: the old one closes below
+      existing.creds = this.opts.credsFor?.(pid, handle) ?? existing.creds;
+      existing.proc.exec(this.opts.mmFor(pid, handle), existing.creds);
       existing.execPending = false;
       this.adoptHandle(existing, conn);
       const fds = [...existing.proc.fds.keys()].sort((a, b) => a - b);

@@ -277,6 +277,17 @@ test('exec replaces the address space: the old one is gone, fds and their files 
   assert.equal(p.call(fd, IOAS_ALLOC, IommuIoasAlloc, {}).ret, 0);
 });
 
+test("exec with the new image's credentials: they replace the old ones; without, the old stay", () => {
+  const k = new Kernel();
+  const p = k.spawn();
+  const first = p.creds;
+  p.exec(new SimMm(k.memory));
+  assert.equal(p.creds, first);
+  const next = { ...first, uid: 1000, capIpcLock: false };
+  p.exec(new SimMm(k.memory), next);
+  assert.equal(p.creds, next);
+});
+
 test('structured trace events carry the call, fd, its kind, request name, ret and errno', () => {
   const p = new Kernel().spawn();
   const events: TraceEvent[] = [];

@@ -471,6 +471,27 @@ describe('engine: exec', () => {
     assert.equal(f.engine.process(100), undefined, 'no exec pending: an exit');
   });
 
+  it('the new image gets its own credentials, refreshed before its requests', () => {
+    const made: { uid: number; refreshes: number }[] = [];
+    const f = engineFixture({
+      credsFor: () => {
+        const c = { ...ROOT, uid: made.length, refreshes: 0, refresh: () => c.refreshes++ };
+        made.push(c);
+        return c;
+      },
+    });
+    const c = f.client(100);
+    c.req(OP.EXEC_BEGIN);
+    c.disconnect();
+    const img = f.client(100, HELLO_KIND.AFTER_EXEC);
+    assert.equal(made.length, 2, 'asked again for the new image');
+    assert.equal(f.engine.process(100)!.creds.uid, 1);
+    const before = made[0]!.refreshes;
+    img.open(3, '/dev/iommu');
+    assert.equal(made[1]!.refreshes, 1);
+    assert.equal(made[0]!.refreshes, before, 'the old image’s are no longer read');
+  });
+
   it('the new image’s HELLO may arrive before the old connection’s close', () => {
     const f = engineFixture();
     const c = f.client(100);
