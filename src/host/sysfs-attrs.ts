@@ -144,8 +144,8 @@ function tableAddr(level: bigint, iova: bigint): bigint {
 /** The file ops of an open generated file: reads from a per-open position, writes store. */
 export function openSysfsAttr(kernel: Kernel, path: string, write: boolean) {
   const attr = sysfsAttr(kernel, path);
-  if (!attr) fail('ENOENT');
-  if (write && !attr.store) fail('EACCES');
+  if (!attr) fail('ENOENT', `${path} is not an attribute uiommu serves`, 'path_openat');
+  if (write && !attr.store) fail('EACCES', `${path} is read-only`, 'kernfs_fop_open');
   let pos = 0n;
   return {
     kind: 'sysfs',
@@ -156,7 +156,8 @@ export function openSysfsAttr(kernel: Kernel, path: string, write: boolean) {
       return out;
     },
     write(_caller: unknown, data: Uint8Array): number {
-      if (!attr.store) fail('EACCES');
+      if (!attr.store) fail('EACCES', `${path} is read-only`, 'kernfs_fop_open');
+
       attr.store(new TextDecoder().decode(data));
       return data.length;
     },

@@ -27,9 +27,9 @@ const unreachableProcesses: BackendFactory = (kernel) => ({
       get alive() {
         return alive;
       },
-      resolve: () => fail('EFAULT', 'user memory not reachable'),
-      read: () => fail('EFAULT', 'user memory not reachable'),
-      write: () => fail('EFAULT', 'user memory not reachable'),
+      resolve: () => fail('EFAULT', 'user memory not reachable', 'copy_from_user'),
+      read: () => fail('EFAULT', 'user memory not reachable', 'copy_from_user'),
+      write: () => fail('EFAULT', 'user memory not reachable', 'copy_from_user'),
       exit() {
         alive = false;
       },
