@@ -16,6 +16,7 @@
  *     socket round trip with both on one CPU and on two (≤ 1.5× each);
  *     262,144 SPAPR UNMAP_DMA (≤ 3 s); the kernel's iommufd selftest under
  *     uiommu vs booted with the reference kernel under QEMU TCG (≤ 0.5×)
+ *  ioat: the ioat model's 4 KiB memcpy rate through the IOMMU vs a plain copy
  *
  * BENCH_MAX_AREAS=1e5 shortens part 1 for a quick look.
  */
@@ -31,6 +32,7 @@ import {
 } from './call-path.ts';
 import { hasGc, markdownTable, now, type Row } from './harness.ts';
 import { benchInterposed } from './interposed.ts';
+import { benchIoat } from './ioat.ts';
 import { benchMapUnmap } from './map-unmap.ts';
 import { benchTranslate } from './translate.ts';
 
@@ -367,6 +369,16 @@ else {
     );
   }
 }
+
+// ---- ioat --------------------------------------------------------------------------
+const io = benchIoat();
+rows.push({
+  id: 'ioat',
+  metric: 'ioat model memcpy, 4 KiB descriptors through the IOMMU / plain 4 KiB copy',
+  value: io.modelNs / io.plainNs,
+  unit: '×',
+  note: `${((4096 / io.modelNs) * 1e3).toFixed(0)} MB/s (${io.modelNs.toFixed(0)} ns a descriptor) vs ${((4096 / io.plainNs) * 1e3).toFixed(0)} MB/s plain (bench/ioat.ts); load ${load()}`,
+});
 
 const seconds = (now() - t0) / 1000;
 console.log(markdownTable(rows));

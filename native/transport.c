@@ -74,8 +74,8 @@ struct transport {
 	napi_env env;
 	uv_loop_t *loop;
 	int listen_fd;
-	int ep;		/* the listener and every connection */
-	int wait_ep;	/* ep and libuv's backend fd: where the loop sleeps */
+	int ep;		/* the listener and every connection: what libuv watches */
+	int wait_ep;	/* the same fds and libuv's backend fd: where the loop sleeps */
 	uv_poll_t poll; /* libuv's watch on ep while the loop is not running */
 	int polling, closed;
 	napi_ref on_ready, in_ref, out_ref, self;
@@ -119,11 +119,29 @@ static void conn_watch(struct transport *t, struct conn *c)
 	struct epoll_event ev = { .events = c->out ? EPOLLOUT : EPOLLIN, .data.fd = c->fd };
 
 	epoll_ctl(t->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	epoll_ctl(t->wait_ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/*
+ * Watch `fd` for input in both sets: one epoll_wait on wait_ep then tells
+ * the loop which connection is ready (no second call on ep); ep is what
+ * libuv watches while the loop is not running.
+ */
+static int watch_both(struct transport *t, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev))
+		return -1;
+	if (epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, fd, &ev)) {
+		epoll_ctl(t->ep, EPOLL_CTL_DEL, fd, NULL);
+		return -1;
+	}
+	return 0;
 }
 
 static int conn_add(struct transport *t, int fd)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
 	struct conn *c;
 
 	if ((size_t)fd >= t->nconns) {
@@ -140,7 +158,7 @@ static int conn_add(struct transport *t, int fd)
 	if (!c)
 		return -1;
 	c->fd = fd;
-	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev)) {
+	if (watch_both(t, fd)) {
 		free(c);
 		return -1;
 	}
@@ -288,13 +306,21 @@ static int serve_ready(struct transport *t, struct epoll_event *ev)
 
 static int next_event(struct transport *t)
 {
+	int backend = uv_backend_fd(t->loop);
+
 	for (;;) {
-		struct epoll_event ev[2];
-		int n, timeout, mine = 0, loop = 0;
+		int n, timeout;
 
 		while (t->at < t->nready) {
-			int e = serve_ready(t, &t->ready[t->at++]);
+			struct epoll_event *ev = &t->ready[t->at++];
+			int e;
 
+			/* libuv's turn once the connections that were ready have been served */
+			if (ev->data.fd == backend) {
+				t->yield = 1;
+				continue;
+			}
+			e = serve_ready(t, ev);
 			if (e >= 0)
 				return e;
 		}
@@ -310,23 +336,12 @@ static int next_event(struct transport *t)
 			timeout = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
 		}
 		/* sleeps here; returns at once when a connection or libuv has something */
-		n = epoll_wait(t->wait_ep, ev, 2, timeout);
+		n = epoll_wait(t->wait_ep, t->ready, READY_MAX, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return EV_YIELD;
-		for (int i = 0; i < n; i++) {
-			if (ev[i].data.fd == t->ep)
-				mine = 1;
-			else
-				loop = 1;
-		}
-		if (mine)
-			t->nready = epoll_wait(t->ep, t->ready, READY_MAX, 0);
-		if (t->nready < 0)
-			t->nready = 0;
-		/* libuv's turn once the connections that were ready have been served */
-		t->yield = loop;
+		t->nready = n;
 	}
 }
 
@@ -471,10 +486,7 @@ static napi_value transport_open(napi_env env, napi_callback_info info)
 		throw_errno_(env, errno, "transportOpen: listen");
 		goto fail;
 	}
-	ev.data.fd = t->listen_fd;
-	epoll_ctl(t->ep, EPOLL_CTL_ADD, t->listen_fd, &ev);
-	ev.data.fd = t->ep;
-	epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, t->ep, &ev);
+	watch_both(t, t->listen_fd);
 	ev.data.fd = uv_backend_fd(t->loop);
 	epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
 	napi_create_reference(env, argv[1], 1, &t->in_ref);

@@ -249,7 +249,7 @@ static int64_t hello(int kind, uint64_t token)
  */
 int connect_engine(int kind, uint64_t token)
 {
-	int saved = errno, s, n;
+	int saved = errno, s;
 	int64_t ret;
 	struct ucred cred;
 	socklen_t credlen = sizeof(cred);
@@ -261,12 +261,8 @@ int connect_engine(int kind, uint64_t token)
 		real.close(s);
 		goto out;
 	}
-	n = real.fcntl(s, F_DUPFD_CLOEXEC, UIOMMU_SOCK_FD_MIN);
-	if (n >= 0) {
-		real.close(s);
-		s = n;
-	}
-	g_sock = s;
+	g_sock = sock_park(s);
+	s = g_sock;
 	g_conn_pid = getpid();
 	/* Let the engine read our memory even under Yama ptrace_scope 1. */
 	if (!syscall(SYS_getsockopt, s, SOL_SOCKET, SO_PEERCRED, &cred, &credlen))

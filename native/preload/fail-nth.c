@@ -5,18 +5,6 @@
  */
 #include "preload.h"
 
-/* Reads a pid or tid at *p (no leading zero); 0 when there is none. */
-static long number(const char **p)
-{
-	long n = 0;
-
-	if (**p < '1' || **p > '9')
-		return 0;
-	while (**p >= '0' && **p <= '9' && n <= INT_MAX)
-		n = n * 10 + (*(*p)++ - '0');
-	return n <= INT_MAX ? n : 0;
-}
-
 int fail_nth_path(const char *path, char *canon)
 {
 	char norm[PATH_MAX];
@@ -35,13 +23,13 @@ int fail_nth_path(const char *path, char *canon)
 		if (starts(p, "self/")) {
 			pid = getpid();
 			p += 5;
-		} else if (!(pid = number(&p)) || *p++ != '/') {
+		} else if (!(pid = proc_number(&p)) || *p++ != '/') {
 			return 0;
 		}
 		if (!starts(p, "task/"))
 			return 0;
 		p += 5;
-		if (!(tid = number(&p)) || strcmp(p, "/fail-nth"))
+		if (!(tid = proc_number(&p)) || strcmp(p, "/fail-nth"))
 			return 0;
 	}
 	if (pid != getpid())

@@ -16,12 +16,90 @@ static int creates_file(unsigned long request)
 	return 0;
 }
 
+/* Bytes of an ioctl's argument sent with the request (UIOMMU_IOCTL_ARG_MAX). */
+#define ARG_MAX UIOMMU_IOCTL_ARG_MAX
+/* No page is smaller: a read up to this boundary stays in the page of its first byte. */
+#define MIN_PAGE 4096u
+
+/*
+ * Copies [src, src+len) of our own memory without faulting, as
+ * copy_from_user sees it (unreadable pages refuse): bytes copied, 0 on a fault.
+ */
+static size_t read_own(void *dst, uintptr_t src, size_t len)
+{
+	struct iovec local = { .iov_base = dst, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)src, .iov_len = len };
+	ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+/*
+ * The argument struct as the engine would first read it, so that it need not
+ * read our memory for it (docs/engine-protocol.md, IOCTL): the bytes from
+ * `arg` to the end of its page (at most ARG_MAX), and past that page only as
+ * far as the struct's leading u32 (`size`/`argsz`) says. An unreadable
+ * argument (or a plain integer) sends nothing; the engine reads what it
+ * lacks itself, so this is a cache, never the authority.
+ */
+static size_t arg_bytes(uintptr_t arg, uint8_t *buf)
+{
+	size_t in_page = MIN_PAGE - (arg & (MIN_PAGE - 1)), got, want;
+	uint32_t size;
+
+	if (!arg)
+		return 0;
+	got = read_own(buf, arg, in_page < ARG_MAX ? in_page : ARG_MAX);
+	if (got < sizeof(size))
+		return 0;
+	memcpy(&size, buf, sizeof(size));
+	want = size < ARG_MAX ? size : ARG_MAX;
+	if (got == in_page && want > got)
+		got += read_own(buf + got, arg + got, want - got);
+	return got;
+}
+
+/*
+ * Makes the writes an IOCTL answer carries (the engine checked each as
+ * copy_to_user would), without faulting should another thread have
+ * unmapped the memory since.
+ */
+static void make_writes(const uint8_t *p, size_t len)
+{
+	struct iovec local[16], remote[16];
+	int n = 0;
+
+	while (len >= sizeof(struct uiommu_write)) {
+		struct uiommu_write w;
+		size_t step;
+
+		memcpy(&w, p, sizeof(w));
+		step = sizeof(w) + ((w.len + 7ull) & ~7ull);
+		if (w.len > len - sizeof(w))
+			break;
+		local[n] = (struct iovec){ .iov_base = (void *)(p + sizeof(w)), .iov_len = w.len };
+		remote[n] = (struct iovec){ .iov_base = (void *)(uintptr_t)w.va, .iov_len = w.len };
+		if (++n == 16) {
+			process_vm_writev(getpid(), local, n, remote, n, 0);
+			n = 0;
+		}
+		if (step >= len)
+			break;
+		p += step;
+		len -= step;
+	}
+	if (n)
+		process_vm_writev(getpid(), local, n, remote, n, 0);
+}
+
 static int engine_ioctl(int fd, unsigned long request, void *arg)
 {
 	int saved = errno, spare = -1;
 	struct uiommu_req rq = new_req(UIOMMU_OP_IOCTL);
 	struct uiommu_resp rs;
 	struct guard g;
+	uint8_t argbuf[ARG_MAX], writes[UIOMMU_WRITES_MAX];
+	size_t arglen;
 
 	enter(&g);
 	if (!bit_test(fd)) {
@@ -41,11 +119,14 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	rq.a[1] = request;
 	rq.a[2] = (uintptr_t)arg;
 	rq.a[3] = (uint64_t)(int64_t)spare;
-	if (call(&rq, NULL, 0, &rs, NULL, 0)) {
+	arglen = arg_bytes((uintptr_t)arg, argbuf);
+	if (call(&rq, argbuf, arglen, &rs, writes, sizeof(writes))) {
 		rs.ret = -1;
 		rs.err = EIO;
 		rs.newfd = -1;
+		rs.len = 0;
 	}
+	make_writes(writes, rs.len < sizeof(writes) ? rs.len : sizeof(writes));
 	if (spare >= 0) {
 		if (rs.newfd == spare)
 			bit_set(spare);
@@ -95,21 +176,18 @@ static ssize_t engine_rw(uint32_t op, int fd, uintptr_t buf, size_t count, off_t
 static int kvm_vfio_engine_file(int fd, unsigned long request, void *arg)
 {
 	struct kvm_device_attr attr;
-	struct iovec local = { &attr, sizeof(attr) }, remote = { arg, sizeof(attr) };
 	int32_t file;
 	char link[64];
 
 	if ((unsigned int)request != (unsigned int)KVM_SET_DEVICE_ATTR)
 		return 0;
 	/* the arguments may be bad pointers: read them without faulting */
-	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(attr))
+	if (read_own(&attr, (uintptr_t)arg, sizeof(attr)) != sizeof(attr))
 		return 0;
 	if (attr.group != KVM_DEV_VFIO_FILE ||
 	    (attr.attr != KVM_DEV_VFIO_FILE_ADD && attr.attr != KVM_DEV_VFIO_FILE_DEL))
 		return 0;
-	local = (struct iovec){ &file, sizeof(file) };
-	remote = (struct iovec){ (void *)(uintptr_t)attr.addr, sizeof(file) };
-	if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(file))
+	if (read_own(&file, (uintptr_t)attr.addr, sizeof(file)) != sizeof(file))
 		return 0;
 	if (file < 0 || !bit_test(file))
 		return 0;

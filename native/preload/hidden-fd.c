@@ -1,10 +1,12 @@
 /*
  * The library's socket hidden from the program: calls that only need that
- * guard (vector and positioned I/O, the socket calls) answer EBADF on its
+ * guard (vector and positioned I/O, the socket calls, epoll) answer EBADF on its
  * number, as for an fd that is not open, and go to libc otherwise. The
  * entry points that also route engine fds check lib_fd() themselves.
  */
 #include "preload.h"
+
+#include <sys/epoll.h>
 
 /* Call libc's `fn` unless `fd` is the library's socket. */
 #define GUARDED(fd, fn, ...)                 \
@@ -90,4 +92,28 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	GUARDED(fd, getpeername, fd, addr, len);
+}
+
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	if (lib_fd(fd))
+		return ebadf();
+	GUARDED(epfd, epoll_ctl, epfd, op, fd, ev);
+}
+
+EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
+{
+	GUARDED(epfd, epoll_wait, epfd, evs, max, timeout);
+}
+
+EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout,
+		       const sigset_t *mask)
+{
+	GUARDED(epfd, epoll_pwait, epfd, evs, max, timeout, mask);
+}
+
+EXPORT int epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *timeout,
+			const sigset_t *mask)
+{
+	GUARDED(epfd, epoll_pwait2, epfd, evs, max, timeout, mask);
 }

@@ -1,4 +1,4 @@
-/* Names: access, readlink, realpath, and directories (opendir, scandir). */
+/* Names: access, readlink, realpath, and opendir (scandir: proc-fd.c). */
 #include "preload.h"
 
 static int do_faccessat(int dirfd, const char *path, int how, int flags)
@@ -112,20 +112,4 @@ EXPORT DIR *opendir(const char *path)
 	char fake[PATH_MAX];
 
 	return real.opendir(fake_or_real(path, NULL, fake));
-}
-
-EXPORT int scandir(const char *path, struct dirent ***list, dirent_filter filter,
-		   dirent_compar compar)
-{
-	char fake[PATH_MAX];
-
-	return real.scandir(fake_or_real(path, NULL, fake), list, filter, compar);
-}
-
-/* struct dirent64 is struct dirent on 64-bit. */
-EXPORT int scandir64(const char *path, struct dirent64 ***list,
-		     int (*filter)(const struct dirent64 *),
-		     int (*compar)(const struct dirent64 **, const struct dirent64 **))
-{
-	return scandir(path, (struct dirent ***)list, (dirent_filter)filter, (dirent_compar)compar);
 }

@@ -1,4 +1,4 @@
-/* Paths: normalisation and where a /sys or /dev path goes. */
+/* Paths: normalisation and where a /sys, /dev or hidden /proc path goes. */
 #include "preload.h"
 
 int normalize(const char *in, char *out)
@@ -102,6 +102,10 @@ enum route classify(const char *path, char *norm, char *fake)
 	ensure_init();
 	if (!g_active || !path || path[0] != '/' || normalize(path, norm))
 		return ROUTE_REAL;
+	if (hidden_proc_path(norm, fake)) {
+		errno = saved;
+		return ROUTE_FAKE; /* the socket's /proc entry: missing */
+	}
 	if (!starts(norm, "/sys/") && !starts(norm, "/dev/"))
 		return ROUTE_REAL;
 	if (g_rootlen && g_rootlen + strlen(path) < PATH_MAX) {

@@ -37,10 +37,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -104,6 +107,8 @@ struct real_fns {
 	char *(*realpath)(const char *, char *);
 	DIR *(*opendir)(const char *);
 	int (*scandir)(const char *, struct dirent ***, dirent_filter, dirent_compar);
+	struct dirent *(*readdir)(DIR *);
+	int (*readdir_r)(DIR *, struct dirent *, struct dirent **);
 	/* only guarded against the library's socket (hidden-fd.c) */
 	ssize_t (*readv)(int, const struct iovec *, int);
 	ssize_t (*writev)(int, const struct iovec *, int);
@@ -119,6 +124,17 @@ struct real_fns {
 	int (*shutdown)(int, int);
 	int (*getsockname)(int, struct sockaddr *, socklen_t *);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *,
+			    const sigset_t *);
+	/* the socket's entries answer as for an fd that is not open (poll.c) */
+	int (*poll)(struct pollfd *, nfds_t, int);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+		       const sigset_t *);
 };
 
 extern struct real_fns real;
@@ -220,6 +236,12 @@ int64_t call_simple(uint32_t op, uint64_t a0, uint64_t a1, struct uiommu_resp *r
  * says HELLO of `kind`; 0, or -1 when there is no connection.
  */
 int connect_engine(int kind, uint64_t token);
+/*
+ * Moves socket `s` (close-on-exec) out of the program's range of fd numbers
+ * (sock-park.c): at or just below its RLIMIT_NOFILE soft limit, else at
+ * UIOMMU_SOCK_FD_MIN or above. Returns where it is now; errno is preserved.
+ */
+int sock_park(int s);
 /* The target of /proc/self/fd/<fd> into `link` (NUL-terminated); -1 if unreadable. */
 ssize_t fd_link(int fd, char *link, size_t size);
 
@@ -236,8 +258,9 @@ int starts(const char *s, const char *prefix);
  * of the fake tree); ROUTE_FAKE fills `fake` with UIOMMU_ROOT + path when
  * that exists, or when the path lies in a folder the emulated host owns
  * (UIOMMU_ROOT/owned): the fake path is then missing and the call answers
- * ENOENT, never with the host's file. Relative paths are never routed.
- * errno is preserved.
+ * ENOENT, never with the host's file. The library socket's /proc entry
+ * (hidden_proc_path) is ROUTE_FAKE to a missing file too. Relative paths
+ * are never routed. errno is preserved.
  */
 enum route classify(const char *path, char *norm, char *fake);
 /* 1 when the engine generates the file at fake-tree path `norm` (its marker under UIOMMU_ROOT/.engine exists). */
@@ -282,6 +305,16 @@ pid_t status_pid(const char *path);
  */
 int status_open(pid_t pid, int flags);
 int attr_open(const char *norm, int flags);
+
+/* ---- the socket's /proc entries (proc-fd.c) ----------------------------- */
+
+/* Reads a pid, tid or fd number at *p (no leading zero); 0 when there is none. */
+long proc_number(const char **p);
+/*
+ * Normalised path `norm` is the socket's entry in this process's /proc fd or
+ * fdinfo folder (or below it): 1, with a missing entry's path in `fake`.
+ */
+int hidden_proc_path(const char *norm, char *fake);
 
 /* ---- fault injection (fail-nth.c) ---------------------------------------- */
 

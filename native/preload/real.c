@@ -55,6 +55,8 @@ void resolve(void)
 	real.realpath = next("realpath");
 	real.opendir = next("opendir");
 	real.scandir = next("scandir");
+	real.readdir = next("readdir");
+	real.readdir_r = next("readdir_r");
 	real.readv = next("readv");
 	real.writev = next("writev");
 	real.lseek = next("lseek64");
@@ -69,6 +71,14 @@ void resolve(void)
 	real.shutdown = next("shutdown");
 	real.getsockname = next("getsockname");
 	real.getpeername = next("getpeername");
+	real.epoll_ctl = next("epoll_ctl");
+	real.epoll_wait = next("epoll_wait");
+	real.epoll_pwait = next("epoll_pwait");
+	real.epoll_pwait2 = next("epoll_pwait2");
+	real.poll = next("poll");
+	real.ppoll = next("ppoll");
+	real.select = next("select");
+	real.pselect = next("pselect");
 	if (!real.fcntl64)
 		real.fcntl64 = real.fcntl;
 	if (!real.fstatat)

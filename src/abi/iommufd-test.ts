@@ -190,10 +190,16 @@ export const IommuHwptInvalidateSelftest = struct('iommu_hwpt_invalidate_selftes
   field('iotlb_id', 4, 'u32', 'in'),
 ]);
 
-/** `struct iommu_viommu_selftest` (8 bytes): VIOMMU_ALLOC data; the mock echoes `in_data` to `out_data`. */
-export const IommuViommuSelftest = struct('iommu_viommu_selftest', 8, [
+/**
+ * `struct iommu_viommu_selftest` (24 bytes since commit 80478a2b450e, v6.17;
+ * 8 before): VIOMMU_ALLOC data. The mock echoes `in_data` to `out_data` and
+ * gives the mmap offset and length of its two-page region.
+ */
+export const IommuViommuSelftest = struct('iommu_viommu_selftest', 24, [
   field('in_data', 0, 'u32', 'in'),
   field('out_data', 4, 'u32', 'out'),
+  field('out_mmap_offset', 8, 'u64', 'out'),
+  field('out_mmap_length', 16, 'u64', 'out'),
 ]);
 
 /** `struct iommu_viommu_invalidate_selftest` (12 bytes): one mock vIOMMU invalidation entry. */

@@ -50,7 +50,7 @@ export const IOMMU_HWPT_ALLOC_FLAGS = {
 } as const;
 
 /** `enum iommu_hwpt_data_type`: IOMMU_HWPT_ALLOC `data_type`. */
-export const IOMMU_HWPT_DATA_TYPE = { NONE: 0, VTD_S1: 1, ARM_SMMUV3: 2 } as const;
+export const IOMMU_HWPT_DATA_TYPE = { NONE: 0, VTD_S1: 1, ARM_SMMUV3: 2, AMD_GUEST: 3 } as const;
 
 /** `enum iommu_hwpt_vtd_s1_flags`: `IommuHwptVtdS1.flags`. */
 export const IOMMU_VTD_S1_FLAGS = { SRE: 1, EAFE: 2, WPE: 4 } as const;
@@ -62,6 +62,7 @@ export const IOMMU_HW_INFO_TYPE = {
   INTEL_VTD: 1,
   ARM_SMMUV3: 2,
   TEGRA241_CMDQV: 3,
+  AMD: 4,
 } as const;
 
 /** `enum iommufd_hw_info_flags`: GET_HW_INFO `flags`. */

@@ -105,12 +105,31 @@ export const VFIO_DEVICE_FEATURE_ID = {
   DMA_LOGGING_REPORT: 8,
   MIG_DATA_SIZE: 9,
   BUS_MASTER: 10,
+  /** v6.19: a dma-buf fd of ranges of a BAR (CONFIG_VFIO_PCI_DMABUF). */
+  DMA_BUF: 11,
 } as const;
 
 /** `struct vfio_device_feature` (8-byte header, then the feature's `data[]`); minsz 8. */
 export const VfioDeviceFeature = struct('vfio_device_feature', 8, [
   field('argsz', 0, 'u32', 'in'),
   field('flags', 4, 'u32', 'in'),
+]);
+
+/**
+ * `struct vfio_device_feature_dma_buf` (16 bytes, then `nr_ranges`
+ * struct vfio_region_dma_range): VFIO_DEVICE_FEATURE_DMA_BUF's payload.
+ */
+export const VfioDeviceFeatureDmaBuf = struct('vfio_device_feature_dma_buf', 16, [
+  field('region_index', 0, 'u32', 'in'),
+  field('open_flags', 4, 'u32', 'in'),
+  field('flags', 8, 'u32', 'in'),
+  field('nr_ranges', 12, 'u32', 'in'),
+]);
+
+/** `struct vfio_region_dma_range` (16 bytes): one slice of the BAR. */
+export const VfioRegionDmaRange = struct('vfio_region_dma_range', 16, [
+  field('offset', 0, 'u64', 'in'),
+  field('length', 8, 'u64', 'in'),
 ]);
 
 /** `vfio_pci_hot_reset_info.flags`: VFIO_PCI_HOT_RESET_FLAG_*. */

@@ -12,9 +12,6 @@ export interface MmCounters {
   pinnedVm: bigint;
 }
 
-/** Pages charged to nobody: the mapping task had CAP_IPC_LOCK. */
-export const NO_ACCOUNT: PinAccount = { charge() {}, uncharge() {} };
-
 /**
  * iommufd's pin accounting: per-user mode charges the user's locked_vm,
  * per-mm mode the process's locked_vm, each against RLIMIT_MEMLOCK (pages)

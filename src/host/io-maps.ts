@@ -5,7 +5,8 @@
  * (docs/device-mmap.md); the engine uses them to serve trapped register
  * accesses and to refuse pinning them (GUP fails on VM_PFNMAP: IOAS_MAP
  * is EFAULT). Each piece keeps a reference to its open file, as a vma does,
- * so the device stays open while mapped.
+ * so the device stays open while mapped, and its mapping hears of each
+ * piece made and gone (vm_ops open/close).
  *
  * @example
  * maps.add(0x7f00_0000_0000n, 0x10000n, file, mapping);
@@ -27,6 +28,18 @@ export interface IoMap {
   readonly delta: bigint;
 }
 
+/** A piece comes to be: it holds its file (vm_file) and tells the mapping (vm_ops->open). */
+function hold(m: IoMap): void {
+  m.file.get();
+  m.mapping.open?.();
+}
+
+/** A piece goes away (vm_ops->close, then the file reference). */
+function drop(m: IoMap): void {
+  m.mapping.close?.();
+  m.file.put();
+}
+
 export class IoMaps {
   /** Non-overlapping, ascending by start. */
   private maps: IoMap[] = [];
@@ -34,8 +47,9 @@ export class IoMaps {
   /** A new mapping at `[start, start+length)`; whatever was there is gone first (MAP_FIXED). */
   add(start: bigint, length: bigint, file: OpenFile, mapping: DeviceMapping): void {
     this.remove(start, length);
-    file.get();
-    this.insert({ start, end: start + length, file, mapping, delta: 0n });
+    const m = { start, end: start + length, file, mapping, delta: 0n };
+    hold(m);
+    this.insert(m);
   }
 
   /** munmap of `[start, start+length)`: pieces are cut, split or dropped. */
@@ -51,8 +65,8 @@ export class IoMaps {
       if (m.end > end) kept.push({ ...m, start: end, delta: m.delta + (end - m.start) });
       // the references: one per kept piece of m
       const pieces = (m.start < start ? 1 : 0) + (m.end > end ? 1 : 0);
-      if (pieces === 0) m.file.put();
-      else if (pieces === 2) m.file.get();
+      if (pieces === 0) drop(m);
+      else if (pieces === 2) hold(m);
     }
     this.maps = kept;
   }
@@ -69,14 +83,15 @@ export class IoMaps {
       if (m.end <= oldStart || m.start >= keepEnd) continue;
       const s = m.start > oldStart ? m.start : oldStart;
       const e = m.end < keepEnd ? m.end : keepEnd;
-      m.file.get();
-      moved.push({
+      const piece = {
         start: newStart + (s - oldStart),
         end: newStart + (e - oldStart),
         file: m.file,
         mapping: m.mapping,
         delta: m.delta + (s - m.start),
-      });
+      };
+      hold(piece);
+      moved.push(piece);
     }
     this.remove(oldStart, oldLength);
     for (const m of moved) {
@@ -128,7 +143,7 @@ export class IoMaps {
   /** A copy for a fork child (one more reference per piece). */
   clone(): IoMaps {
     const copy = new IoMaps();
-    for (const m of this.maps) m.file.get();
+    for (const m of this.maps) hold(m);
     copy.maps = [...this.maps];
     return copy;
   }
@@ -137,7 +152,7 @@ export class IoMaps {
   clear(): void {
     const maps = this.maps;
     this.maps = [];
-    for (const m of maps) m.file.put();
+    for (const m of maps) drop(m);
   }
 
   private insert(m: IoMap): void {

@@ -25,7 +25,7 @@ import { failNthFile, failNthPath } from './fail-nth-file.ts';
 import { type FileOps, O_ACCMODE, O_RDONLY, O_RDWR, OpenFile } from './file.ts';
 import type { IoMaps } from './io-maps.ts';
 import { MemObject } from './mem-object.ts';
-import { PhysRam } from './phys-ram.ts';
+import { type ForeignBacking, PhysRam } from './phys-ram.ts';
 import { type Credentials, type FdTable, Process, type ProcessMm } from './process.ts';
 import { SimMm } from './sim-mm.ts';
 import { openSysfsAttr } from './sysfs-attrs.ts';
@@ -134,7 +134,12 @@ export class Kernel {
     // x86's MSI domain allocates MSI-X vectors on demand (has_dyn_msix)
     const dynamicMsix = group.devices.some((d) => d.driver instanceof IntelIommu);
     const specOf = (dev: Device) => this.host.devices.get(dev.name)!.spec;
-    const vfioGroup = new VfioGroup(group, specOf, { noiommu, dynamicMsix });
+    const vfioGroup = new VfioGroup(group, specOf, {
+      noiommu,
+      dynamicMsix,
+      busRange: (size: bigint, backing: ForeignBacking) => this.memory.alloc(size, { backing }),
+      dmabuf: this.personality.vfioPciDmabuf,
+    });
     this.vfioGroups.set(group.id, vfioGroup);
     return vfioGroup;
   }

@@ -26,6 +26,11 @@ import {
   procDirOpen,
 } from './native.ts';
 
+/** The files `readText` keeps open: each generated whole by one read from offset 0. */
+const KEPT_OPEN = new Set(['status', 'limits']);
+/** Where they are read (a status file is ~1.5 KiB); a longer one gets a bigger buffer. */
+const textBuffer = Buffer.allocUnsafe(8192);
+
 /** What the engine knows of a client process: its pid, and the handle when it is a real one. */
 export interface ProcessRef {
   readonly pid: number;
@@ -34,6 +39,8 @@ export interface ProcessRef {
 
 export class ProcHandle implements ProcessRef {
   private open = true;
+  /** The files `readText` keeps open, by name. */
+  private readonly texts = new Map<string, number>();
 
   private constructor(
     readonly pid: number,
@@ -94,13 +101,32 @@ export class ProcHandle implements ProcessRef {
     return openAt(this.dirfd, name, write);
   }
 
-  /** The whole text of /proc/<pid>/`name`. */
+  /**
+   * The whole text of /proc/<pid>/`name`, as generated now. `status` and
+   * `limits` (read before many requests, for the credentials) stay open and
+   * are read again from offset 0 — /proc generates these one-record files
+   * whole at each read from their start — one pread instead of open,
+   * fstat, reads and close.
+   */
   readText(name: string): string {
-    const fd = this.openAt(name);
-    try {
-      return fs.readFileSync(fd, 'latin1');
-    } finally {
-      closeFd(fd);
+    if (!KEPT_OPEN.has(name)) {
+      const fd = this.openAt(name);
+      try {
+        return fs.readFileSync(fd, 'latin1');
+      } finally {
+        closeFd(fd);
+      }
+    }
+    let fd = this.texts.get(name);
+    if (fd === undefined) {
+      fd = this.openAt(name);
+      this.texts.set(name, fd);
+    }
+    let buf = textBuffer;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, 0);
+      if (n < buf.length) return buf.toString('latin1', 0, n);
+      buf = Buffer.allocUnsafe(buf.length * 2);
     }
   }
 
@@ -113,6 +139,8 @@ export class ProcHandle implements ProcessRef {
   close(): void {
     if (!this.open) return;
     this.open = false;
+    for (const fd of this.texts.values()) closeFd(fd);
+    this.texts.clear();
     closeFd(this.dirfd);
     closeFd(this.pidfd);
   }

@@ -11,8 +11,8 @@ import {
 } from '../abi/strace.ts';
 import { type Mm, RestartCall } from '../iommu/mm.ts';
 import type { Caller } from '../kernel/file.ts';
-import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
-import { type MmCounters, NO_ACCOUNT, pinAccount } from './accounting.ts';
+import { type AccountMode, NO_ACCOUNT, type PinAccount } from '../kernel/pin-account.ts';
+import { type MmCounters, pinAccount } from './accounting.ts';
 import { type FileOps, O_RDWR, OpenFile } from './file.ts';
 import { IoMaps } from './io-maps.ts';
 import type { Kernel } from './kernel.ts';
@@ -39,6 +39,10 @@ export type ProcessMm = Mm & {
   exit(): void;
   /** Whether the preload library tracks the address space's changes, and saw one (see RemoteMm). */
   observeMaps?(tracked: boolean, changed: boolean): void;
+  /** Bytes of the caller's memory at `va` read by its library as the call began; none: the call ended (see RemoteMm). */
+  prefetch?(va?: bigint, bytes?: Uint8Array): void;
+  /** Checked writes into those bytes that the library is to make (see RemoteMm). */
+  takeWrites?(): { va: bigint; data: Uint8Array }[];
 };
 
 /** Highest fd number (RLIMIT_NOFILE - 1). */

@@ -9,7 +9,7 @@ import {
   foreignMemory,
   type SpanRun,
 } from './foreign-memory.ts';
-import { closeFd, memRead, memWrite, memZeroed, memZeroedAsync } from './native.ts';
+import { closeFd, memRead, memWritable, memWrite, memZeroed, memZeroedAsync } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 import type { ProcHandle } from './proc-handle.ts';
 
@@ -17,6 +17,16 @@ const U64_END = 1n << 64n;
 
 /** Tails up to this many bytes are checked on the engine's thread (~0.1 ms); longer ones on a worker. */
 export const SYNC_ZERO_CHECK = 1n << 20n;
+
+/** A checked write into a call's prefetched bytes, for the library to make (`RemoteMm.takeWrites`). */
+export interface HeldWrite {
+  va: bigint;
+  data: Uint8Array;
+}
+
+/** Bounds on what one call holds for the library (the rest is written at once). */
+const HOLD_MAX_BYTES = 1024;
+const HOLD_MAX_WRITES = 16;
 
 /** Special mappings GUP refuses (VM_IO/VM_PFNMAP, the vsyscall gate). */
 const UNPINNABLE = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -108,6 +118,11 @@ export class RemoteMm implements Mm, AddressSpace {
   private cache: MapsEntry[] | undefined;
   /** The answer of the last off-thread zero check, for the restarted call. */
   private scanned: { addr: bigint; length: bigint; answer: number } | undefined;
+  /** See `prefetch`. */
+  private window: { va: bigint; end: bigint; bytes: Uint8Array } | undefined;
+  /** Checked writes into the window that the library makes (see `takeWrites`), in order. */
+  private held: HeldWrite[] = [];
+  private heldBytes = 0;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -142,6 +157,8 @@ export class RemoteMm implements Mm, AddressSpace {
   resolve(va: bigint, length: bigint, write: boolean): PhysRun[] {
     if (!this.live) fail('EFAULT', 'mm has exited', 'pin_user_pages_fast');
     if (length === 0n) return [];
+    // what is resolved may be read through a file next, not through this mm
+    this.flush();
     if (va < 0n || length < 0n || va + length > U64_END)
       fail('EFAULT', 'range wraps', 'pin_user_pages_fast');
     refusePfnMaps(this, va, length);
@@ -178,10 +195,69 @@ export class RemoteMm implements Mm, AddressSpace {
     return out;
   }
 
+  /**
+   * Bytes the preload library read from its own memory at `va` as the call
+   * began (the ioctl's argument struct, docs/engine-protocol.md), without
+   * faulting and so only where the process could read; until the call ends
+   * (`prefetch()`), reads they cover come from them instead of the mem
+   * file, and writes through this mm update them (a read after a write sees
+   * it). A cache, never the authority: what they do not cover is read from
+   * the process.
+   */
+  prefetch(va?: bigint, bytes?: Uint8Array): void {
+    this.flush();
+    this.window =
+      va === undefined || !bytes?.length
+        ? undefined
+        : { va, end: va + BigInt(bytes.length), bytes };
+  }
+
+  /**
+   * The writes into the window since the call began, taken for the library
+   * to make before the call returns (docs/engine-protocol.md, IOCTL): each
+   * was checked as copy_to_user checks (the bytes lie in writable VMAs), so
+   * the call's answer is already what the kernel's would be; the process
+   * itself has not got them. Anything else this mm does first makes them
+   * here (`flush`). Without a taker, the call's end makes them.
+   */
+  takeWrites(): HeldWrite[] {
+    const out = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    return out;
+  }
+
+  /** Make the held writes, in order, through the mem file. */
+  private flush(): void {
+    if (this.held.length === 0) return;
+    for (const h of this.takeWrites()) this.writeThrough(h.va, h.data);
+  }
+
+  /** A write the library may make: inside the window, bounded, and to writable bytes. */
+  private holdable(va: bigint, length: number): boolean {
+    const w = this.window;
+    if (!w || va < w.va || va + BigInt(length) > w.end) return false;
+    if (this.heldBytes + length > HOLD_MAX_BYTES || this.held.length >= HOLD_MAX_WRITES)
+      return false;
+    if (!this.query) return false;
+    return this.withQuery(() => this.query && memWritable(this.mapsFd, va, length));
+  }
+
+  /** The prefetched bytes of `[va, va+length)`, when they cover all of it. */
+  private prefetched(va: bigint, length: bigint): Uint8Array | undefined {
+    const w = this.window;
+    if (!w || va < w.va || va + length > w.end) return undefined;
+    const at = Number(va - w.va);
+    return w.bytes.subarray(at, at + Number(length));
+  }
+
   /** copy_from_user: EFAULT if any byte is in no readable VMA or the process is gone. */
   read(va: bigint, length: number): Uint8Array {
     if (!this.live) fail('EFAULT', 'mm has exited', 'copy_from_user');
     if (length === 0) return new Uint8Array(0);
+    const known = this.prefetched(va, BigInt(length));
+    if (known) return new Uint8Array(known); // its own buffer, as memRead's
+    this.flush();
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
     return this.withQuery(() => memRead(this.mem, this.query ? this.mapsFd : -1, va, length));
   }
@@ -193,6 +269,28 @@ export class RemoteMm implements Mm, AddressSpace {
   write(va: bigint, data: Uint8Array): void {
     if (!this.live) fail('EFAULT', 'mm has exited', 'copy_to_user');
     if (data.length === 0) return;
+    const w = this.window;
+    if (w && this.holdable(va, data.length)) {
+      this.held.push({ va, data: data.slice() });
+      this.heldBytes += data.length;
+      w.bytes.set(data, Number(va - w.va));
+      return;
+    }
+    this.flush();
+    if (w && va < w.end && va + BigInt(data.length) > w.va) {
+      // the bytes may change in part even when the write fails: served from the process again
+      this.window = undefined;
+      this.writeThrough(va, data);
+      const from = va > w.va ? va : w.va;
+      const to = va + BigInt(data.length) < w.end ? va + BigInt(data.length) : w.end;
+      w.bytes.set(data.subarray(Number(from - va), Number(to - va)), Number(from - w.va));
+      this.window = w;
+      return;
+    }
+    this.writeThrough(va, data);
+  }
+
+  private writeThrough(va: bigint, data: Uint8Array): void {
     if (!this.query) this.checkAccess(va, BigInt(data.length), 'write');
     this.withQuery(() => memWrite(this.mem, this.query ? this.mapsFd : -1, va, data));
   }
@@ -212,6 +310,12 @@ export class RemoteMm implements Mm, AddressSpace {
       zeroedAnswer(done.answer);
       return;
     }
+    const known = this.prefetched(addr, length);
+    if (known) {
+      if (known.some((b) => b !== 0)) zeroedAnswer(ERRNO.E2BIG);
+      return;
+    }
+    this.flush();
     if (!this.query) this.checkAccess(addr, length, 'read');
     const maps = this.query ? this.mapsFd : -1;
     if (restart && length > SYNC_ZERO_CHECK) {

@@ -8,11 +8,11 @@
  * const store = memfdStore('uiommu-0000:00:02.0-bar0', 16n << 20n);
  * store.write(0x40000n, bytes); // a client's mapping shows them at once
  */
-import { readSync, writeSync } from 'node:fs';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import type { SharedStore } from '../kernel/file.ts';
 import { memfdCreate, punchHole } from './native.ts';
 
-/** A SharedMemoryProvider backed by memfd_create (fds close with the engine). */
+/** A SharedMemoryProvider backed by memfd_create (an fd closes with `close` or the engine). */
 export function memfdStore(name: string, size: bigint): SharedStore {
   const fd = memfdCreate(name, size);
   return {
@@ -35,6 +35,9 @@ export function memfdStore(name: string, size: bigint): SharedStore {
     },
     zero(offset, length) {
       punchHole(fd, offset, length);
+    },
+    close() {
+      closeSync(fd);
     },
   };
 }

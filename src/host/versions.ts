@@ -33,6 +33,7 @@ export const LINUX_6_18: KernelPersonality = {
   vfioContainer: 'legacy',
   type1WrapErrno: 'EINVAL',
   vfioPciEnableSriov: false,
+  vfioPciDmabuf: false,
   type1Nesting: false,
   ...SPAPR_TCE_6_18,
 };
@@ -52,8 +53,9 @@ export const LINUX_6_12: KernelPersonality = {
 
 /**
  * Linux 7.2: the selftest's generic page table mock (hwpt_selftest with
- * `pagetable_type`, DMABUF ops), IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, and
- * the legacy type1 container's EOVERFLOW for a wrapping range.
+ * `pagetable_type`, DMABUF ops), IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, the
+ * legacy type1 container's EOVERFLOW for a wrapping range, and vfio-pci's
+ * BAR dma-bufs (Debian's config has PCI_P2PDMA).
  */
 export const LINUX_7_2: KernelPersonality = {
   ...LINUX_6_18,
@@ -61,6 +63,7 @@ export const LINUX_7_2: KernelPersonality = {
   hwCapAtsNotSupported: true,
   requestBounds: true,
   type1WrapErrno: 'EOVERFLOW',
+  vfioPciDmabuf: true,
 };
 
 /** The profile of each version. */

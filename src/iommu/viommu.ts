@@ -109,6 +109,17 @@ export interface ViommuCore {
   vdevIdOf(dev: Device): bigint;
   /** iommufd_viommu_report_event(): EOPNOTSUPP when no vEVENTQ of `type` exists. */
   reportEvent(type: number, payload: Uint8Array): void;
+  /** The kernel's PAGE_SIZE. */
+  readonly pageSize: bigint;
+  /**
+   * iommufd_viommu_alloc_mmap(): user space may map `bytes` (whole pages)
+   * through its /dev/iommu fd at the returned offset, and only there with
+   * exactly that length. The bytes pass to iommufd: the driver does not
+   * touch them again.
+   */
+  allocMmap(bytes: Uint8Array): bigint;
+  /** iommufd_viommu_destroy_mmap(): the region at `offset` can no longer be mapped. */
+  destroyMmap(offset: bigint): void;
 }
 
 /** iommufd's side of a HW queue, as its driver sees it. */

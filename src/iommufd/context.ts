@@ -7,6 +7,7 @@ import type { PhysMemory } from '../iommu/phys-memory.ts';
 import type { Caller, FileOps, FileRef } from '../kernel/file.ts';
 import type { AccountMode } from '../kernel/pin-account.ts';
 import type { IoptPersonality } from './io-pagetable.ts';
+import { IommufdMmaps } from './mmap.ts';
 import type { IommufdObject, ObjType } from './object.ts';
 
 /** Compat behaviour that depends on kernel version or configuration. */
@@ -92,12 +93,15 @@ export class IommufdCtx {
   vfioCompatBackend: VfioCompatBackend | undefined;
   /** Open file references: the /dev/iommu fd(s) plus anonymous files holding the context. */
   private refs = 1;
+  /** Regions its objects offer to mmap through the fd (mt_mmap). */
+  readonly mmaps: IommufdMmaps;
 
   constructor(
     readonly host: IommufdHost,
     opts: { openedAsVfio: boolean } = { openedAsVfio: false },
   ) {
     this.accountMode = opts.openedAsVfio ? 'mm' : 'user';
+    this.mmaps = new IommufdMmaps(host.memory.pageSize);
   }
 
   get objectCount(): number {

@@ -1,7 +1,7 @@
 /**
  * The /dev/iommu character device (iommufd_fops): each open is a new
  * iommufd context, destroyed when the last fd and every file that holds it
- * are gone.
+ * are gone. mmap maps a region an object offers (src/iommufd/mmap.ts).
  */
 
 import { faultPoint } from '../iommu/fault-inject.ts';
@@ -37,6 +37,8 @@ export function openIommufd(
     },
     ctx,
     ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, vfioCompat),
+    mmap: (_caller, offset, length, shared, host, exec = false) =>
+      ctx.mmaps.mmap(offset, length, { shared, exec }, host),
     release: () => ctx.release(),
   };
 }

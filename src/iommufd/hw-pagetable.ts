@@ -222,25 +222,27 @@ export function hwptGetDirtyBitmap(
   }
   const hwpt = ctx.get<HwptPaging>(cmd.hwpt_id, 'hwpt_paging');
   const iopt = hwpt.ioas.iopt;
-  const last = cmd.iova + cmd.length - 1n;
-  if (cmd.length === 0n || last > U64_MAX)
-    fail('EOVERFLOW', 'length zero or iova + length wraps', 'iopt_read_and_clear_dirty_data');
+  // iommufd_check_iova_range() in u64: length 0 makes length - 1 all ones,
+  // which wraps unless iova is 0 (then the range is the whole space)
+  const last = cmd.iova + BigInt.asUintN(64, cmd.length - 1n);
+  if (last > U64_MAX) fail('EOVERFLOW', 'iova + length - 1 wraps', 'iommufd_check_iova_range');
+  const end = BigInt.asUintN(64, last + 1n);
   const mask = iopt.iovaAlignment - 1n;
-  if ((cmd.iova & mask) !== 0n || ((last + 1n) & mask) !== 0n)
+  if ((cmd.iova & mask) !== 0n || (end & mask) !== 0n)
     fail(
       'EINVAL',
       `iova or iova + length not aligned to the IOAS alignment ${hex(iopt.iovaAlignment)}`,
-      'iopt_read_and_clear_dirty_data',
+      'iommufd_check_iova_range',
     );
-  if (cmd.page_size === 0n) fail('EINVAL', 'page_size is zero', 'iopt_read_and_clear_dirty_data');
-  if (cmd.iova % cmd.page_size !== 0n || (last + 1n) % cmd.page_size !== 0n)
+  if (cmd.page_size === 0n) fail('EINVAL', 'page_size is zero', 'iommufd_check_iova_range');
+  if (cmd.iova % cmd.page_size !== 0n || end % cmd.page_size !== 0n)
     fail(
       'EINVAL',
       `iova or iova + length not a multiple of page_size ${hex(cmd.page_size)}`,
-      'iopt_read_and_clear_dirty_data',
+      'iommufd_check_iova_range',
     );
   if (!hwpt.domain.dirtyCapable)
-    fail('EOPNOTSUPP', 'the domain has no dirty tracking', 'iopt_read_and_clear_dirty_data');
+    fail('EOPNOTSUPP', 'the domain has no dirty tracking', 'iommu_read_and_clear_dirty');
   // drivers refuse to fill a bitmap while tracking is off; iommufd ignores that error
   if (!hwpt.domain.dirtyTracking) return 0;
   const keep = (cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR) !== 0;

@@ -21,7 +21,7 @@ import type { Layout } from '../abi/layout.ts';
 import { U64_MAX } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
 import type { Caller, PagesSource } from '../kernel/file.ts';
-import type { AccountMode, PinAccount } from '../kernel/pin-account.ts';
+import { type AccountMode, NO_ACCOUNT, type PinAccount } from '../kernel/pin-account.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IommufdCtx } from './context.ts';
 import { IoPagetable } from './io-pagetable.ts';
@@ -172,13 +172,14 @@ export function mapSource(
   source: PagesSource,
   start: bigint,
   cmd: { flags: number; length: bigint; iova: bigint },
+  account: PinAccount = caller.pinAccount(ctx.accountMode),
 ): bigint {
   const pages = new IoptPages(
     source,
     start,
     cmd.length,
     (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
-    caller.pinAccount(ctx.accountMode),
+    account,
     ctx.host.memory,
   );
   const fixed = (cmd.flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
@@ -222,11 +223,11 @@ export function ioasMapFile(
       `start + length past the file's size ${hex(pages.size)}`,
       'iopt_alloc_file_pages',
     );
-  if (pages.dmabuf?.revoked) {
-    fail('ENODEV', 'the dma-buf is revoked', 'iommufd_test_dma_buf_iommufd_map');
-  }
-
-  cmd.iova = mapSource(ctx, caller, ioas, pages.source, cmd.start, cmd);
+  if (pages.dmabuf?.revoked) fail('ENODEV', 'the dma-buf is revoked', 'iopt_map_dmabuf');
+  pages.dmabuf?.iommufdMap?.();
+  // a dma-buf's pages are not charged (IOPT_PAGES_ACCOUNT_NONE)
+  const account = pages.dmabuf ? NO_ACCOUNT : undefined;
+  cmd.iova = mapSource(ctx, caller, ioas, pages.source, cmd.start, cmd, account);
   ucmd.respond();
   return 0;
 }

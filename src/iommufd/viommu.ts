@@ -11,6 +11,7 @@ import type { IommuViommu, ViommuCore } from '../iommu/viommu.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import type { HwptPaging } from './hw-pagetable.ts';
+import type { IommufdMmaps } from './mmap.ts';
 import { IommufdObject } from './object.ts';
 import type { Ucmd } from './ucmd.ts';
 import type { Veventq } from './veventq.ts';
@@ -33,8 +34,19 @@ export class Viommu extends IommufdObject implements ViommuCore {
     readonly hwpt: HwptPaging,
     /** The driver of the IOMMU instance it virtualises. */
     readonly driver: IommuDriver,
+    /** Its context's mmap regions. */
+    private readonly mmaps: IommufdMmaps,
+    readonly pageSize: bigint,
   ) {
     super();
+  }
+
+  allocMmap(bytes: Uint8Array): bigint {
+    return this.mmaps.alloc(this, bytes);
+  }
+
+  destroyMmap(offset: bigint): void {
+    this.mmaps.destroy(offset);
   }
 
   findDev(virtId: bigint): Device | undefined {
@@ -112,7 +124,7 @@ export function viommuAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuViommuAllo
           copy: () => mm.read(cmd.data_uptr, cmd.data_len),
           write: (data) => mm.write(cmd.data_uptr, data),
         };
-  ctx.create(new Viommu(hwpt, driver), (viommu) => {
+  ctx.create(new Viommu(hwpt, driver, ctx.mmaps, ctx.host.memory.pageSize), (viommu) => {
     viommu.ops = vdriver.viommuInit(viommu, hwpt.domain, cmd.type, userData);
     cmd.out_viommu_id = viommu.id;
     try {

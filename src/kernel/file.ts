@@ -34,12 +34,15 @@ export interface FileRef {
 }
 
 /**
- * A dma-buf exporter iommufd can map (7.2: the selftest's test dma-buf;
- * MAP_FILE takes [start, start+length) of the buffer).
+ * A dma-buf exporter iommufd can map (7.2: the selftest's test dma-buf and
+ * vfio-pci's BAR dma-bufs; MAP_FILE takes [start, start+length) of the
+ * buffer, and charges no pinned pages for it).
  */
 export interface DmaBufExporter {
   /** Revoked by its exporter: MAP_FILE answers ENODEV until restored. */
   readonly revoked: boolean;
+  /** The exporter's refusals when iommufd maps it (vfio-pci: EOPNOTSUPP for more than one range). */
+  iommufdMap?(): void;
 }
 
 /** A shared memory file holding a device's bytes (a memfd the engine creates), mapped by clients. */
@@ -50,6 +53,8 @@ export interface SharedStore {
   write(offset: bigint, data: Uint8Array): void;
   /** Zero `[offset, offset+length)` (punch a hole: mapped pages read 0 at once). */
   zero(offset: bigint, length: bigint): void;
+  /** The engine lets go of the file (mappings already made keep it). */
+  close?(): void;
 }
 
 /** Creates a shared store: `size` bytes of zeros, `name` shown in /proc/<pid>/maps. */
@@ -86,6 +91,10 @@ export interface DeviceMapping {
   zaps(): number;
   /** The bus address of the byte at `offset` from the mapping's start (peer-to-peer DMA). */
   phys(offset: bigint): bigint;
+  /** vm_ops->open: a piece of the mapping came to be (mapped, split off, copied at fork). */
+  open?(): void;
+  /** vm_ops->close: a piece of the mapping went away. */
+  close?(): void;
 }
 
 /**
@@ -117,9 +126,9 @@ export interface FileOps {
   write?(caller: Caller, data: Uint8Array, offset: bigint | undefined): number;
   poll?(): number;
   /**
-   * mmap(2) of `length` bytes at file `offset`: the file's checks (EINVAL,
-   * ...) and what the mapping shows, using `host` for its shared file and
-   * bus addresses.
+   * mmap(2) of `length` bytes (whole pages) at file `offset`: the file's
+   * checks (EINVAL, ...) and what the mapping shows, using `host` for its
+   * shared file and bus addresses. `exec`: PROT_EXEC was asked (VM_EXEC).
    */
   mmap?(
     caller: Caller,
@@ -127,6 +136,7 @@ export interface FileOps {
     length: bigint,
     shared: boolean,
     host: MmapHost,
+    exec?: boolean,
   ): DeviceMapping;
   /**
    * How many times the file has woken its poll waiters (wake_up on its wait

@@ -23,3 +23,6 @@ export interface PinOwner {
   /** The user whose locked_vm is charged in 'user' mode. */
   readonly user: object;
 }
+
+/** Pages charged to nobody: the mapping task had CAP_IPC_LOCK, or the pages are a dma-buf's. */
+export const NO_ACCOUNT: PinAccount = { charge() {}, uncharge() {} };

@@ -13,6 +13,8 @@ import { argInt, OP, type Request } from './protocol.ts';
 
 /** MAP_SHARED and MAP_SHARED_VALIDATE share bit 0; MAP_PRIVATE is 2. */
 const MAP_SHARED = 0x1;
+/** PROT_EXEC (VM_EXEC). */
+const PROT_EXEC = 0x4;
 
 /** The answer of a device-mapping op: `ret` and an optional payload. */
 export interface MmapAnswer {
@@ -24,8 +26,10 @@ export interface MmapAnswer {
  * Serve one device-mapping op for `proc`; errors are Errno (the caller
  * turns them into -1/err).
  *
- * - MMAP a0 = fd, a1 = file offset, a2 = length, a3 = mmap flags, a5 = the
- *   mapping's address or 0. With 0 the file's checks run (ENODEV: no mmap)
+ * - MMAP a0 = fd, a1 = file offset, a2 = length, a3 = mmap flags, a4 =
+ *   prot, a5 = the mapping's address or 0. mmap(2)'s own checks come first
+ *   (EINVAL: a length of 0 or an offset inside a page) and the file sees the
+ *   length rounded up to whole pages. With 0 the file's checks run (ENODEV: no mmap)
  *   and the answer is ret = the engine's fd of the shared file, payload
  *   `{ u64 file_offset; u32 zaps; u32 nr; { u64 start, end }[nr] }` (the
  *   register ranges, relative to the mapping's start). With an address the
@@ -39,17 +43,22 @@ export interface MmapAnswer {
  *   touched: ret 0 (it may come back) or EIO (SIGBUS).
  */
 export function deviceMmapOp(proc: Process<ProcessMm>, req: Request, host: MmapHost): MmapAnswer {
-  const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n, , a5 = 0n] = req.args;
+  const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n, a4 = 0n, a5 = 0n] = req.args;
   switch (req.op) {
     case OP.MMAP: {
+      const page = proc.mm.pageSize;
+      const offset = BigInt.asIntN(64, a1);
+      if (offset % page !== 0n) fail('EINVAL', 'offset inside a page', 'sys_mmap');
       const file = proc.fds.get(argInt(a0));
       if (!file) fail('EBADF', `fd ${argInt(a0)} is not open`, 'ksys_mmap_pgoff');
+      if (a2 === 0n) fail('EINVAL', 'length 0', 'do_mmap');
+      const length = ((a2 + page - 1n) / page) * page;
       if (!file.ops.mmap) fail('ENODEV', 'the file has no mmap', 'do_mmap');
-
       const shared = (Number(a3) & MAP_SHARED) !== 0;
-      const mapping = file.ops.mmap(proc, BigInt.asIntN(64, a1), a2, shared, host);
+      const exec = (Number(a4) & PROT_EXEC) !== 0;
+      const mapping = file.ops.mmap(proc, offset, length, shared, host, exec);
       if (a5 !== 0n) {
-        proc.ioMaps.add(a5, a2, file, mapping);
+        proc.ioMaps.add(a5, length, file, mapping);
         return { ret: 0n };
       }
       const payload = new Uint8Array(16 + 16 * mapping.registers.length);

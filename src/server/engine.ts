@@ -37,6 +37,7 @@ import {
   argInt,
   encodeI32s,
   encodeNodeStat,
+  encodeWrites,
   HELLO_KIND,
   MAX_PAYLOAD,
   OP,
@@ -250,7 +251,8 @@ export class Engine {
   serve(conn: Connection, req: Request): Response | Promise<Response> {
     const r = this.attempt(conn, req);
     if (!(r instanceof RestartCall)) return r;
-    const again = () => this.serve(conn, req);
+    // redone from the start, it reads the caller's memory anew
+    const again = () => this.serve(conn, { ...req, payload: undefined });
     return r.ready.then(again, again);
   }
 
@@ -263,17 +265,24 @@ export class Engine {
       (flags & REQ_FLAGS.MM_TRACKED) !== 0,
       (flags & REQ_FLAGS.MM_CHANGED) !== 0,
     );
+    // an IOCTL's payload is its argument struct as the library read it (RemoteMm.prefetch)
+    const mm = client?.proc.mm;
+    if (req.op === OP.IOCTL && req.payload?.length) mm?.prefetch?.(req.args[2] ?? 0n, req.payload);
     try {
-      return withZaps(
-        asTask(req.tid, () => this.dispatch(conn, req)),
-        conn,
-        this.clients,
+      return withWrites(
+        withZaps(
+          asTask(req.tid, () => this.dispatch(conn, req)),
+          conn,
+          this.clients,
+        ),
+        mm,
       );
     } catch (e) {
-      if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
+      if (e instanceof Errno) return withWrites(withZaps(failure(e.code), conn, this.clients), mm);
       if (e instanceof RestartCall) return e;
       return this.bug(e);
     } finally {
+      mm?.prefetch?.();
       this.syncPoll();
     }
   }
@@ -702,6 +711,12 @@ function ok(ret: bigint, extra: { payload?: Uint8Array | undefined } = {}): Resp
 function withZaps(res: Response, conn: Connection, clients: Map<number, Client>): Response {
   const maps = conn.pid === undefined ? undefined : clients.get(conn.pid)?.proc.ioMaps;
   return maps && maps.size > 0 ? { ...res, zaps: maps.zaps() } : res;
+}
+
+/** The answer with the writes the library is to make before the call returns (RemoteMm.takeWrites). */
+function withWrites(res: Response, mm: ProcessMm | undefined): Response {
+  const writes = mm?.takeWrites?.();
+  return writes?.length ? { ...res, payload: encodeWrites(writes) } : res;
 }
 
 function failure(code: ErrnoName): Response {

@@ -11,7 +11,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
@@ -66,6 +66,8 @@ export async function serveLiveView(opts: LiveViewOptions): Promise<LiveView> {
     for (const l of listeners) send(l, text);
   };
 
+  // loaded here, not at start-up: node:http costs every `uiommu run` ~30 ms
+  const { createServer } = await import('node:http');
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const given = Buffer.from(url.searchParams.get('token') ?? '');

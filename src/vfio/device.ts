@@ -15,7 +15,7 @@ import type { Device } from '../iommu/device.ts';
 import type { IommufdCtx } from '../iommufd/context.ts';
 import { IommufdDevice } from '../iommufd/device.ts';
 import { vfioCompatIoasGetId } from '../iommufd/vfio-compat.ts';
-import { VfioPciDevice } from './pci/device.ts';
+import { VfioPciDevice, type VfioPciDeviceOptions } from './pci/device.ts';
 import type { PciDeviceSpec } from './pci/spec.ts';
 
 export class VfioDevice {
@@ -27,11 +27,11 @@ export class VfioDevice {
   /** The emulated PCI function its device fds operate on. */
   readonly pci: VfioPciDevice;
 
-  /** `pci.dynamicMsix`: the platform allocates MSI-X vectors after enable (see VfioPciDeviceOptions). */
+  /** `pci`: the platform's part of VfioPciDeviceOptions (dynamic MSI-X, bus addresses, dma-buf export). */
   constructor(
     readonly dev: Device,
     spec: PciDeviceSpec,
-    pci: { dynamicMsix?: boolean } = {},
+    pci: Pick<VfioPciDeviceOptions, 'dynamicMsix' | 'busRange' | 'dmabuf'> = {},
   ) {
     this.pci = new VfioPciDevice(spec, { ...pci, dma: dev });
   }

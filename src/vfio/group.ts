@@ -51,6 +51,7 @@ import { type LegacyContainer, legacyContainerOf } from './container.ts';
 import { VfioDevice } from './device.ts';
 import { deviceFileOps } from './device-file.ts';
 import { matchDeviceName } from './device-match.ts';
+import type { VfioPciDeviceOptions } from './pci/device.ts';
 import type { PciDeviceSpec } from './pci/spec.ts';
 import { validateVfToken } from './pci/sriov.ts';
 import {
@@ -114,9 +115,16 @@ export class VfioGroup {
   constructor(
     readonly iommuGroup: Group,
     specOf: (dev: Device) => PciDeviceSpec,
-    opts: { noiommu?: boolean; dynamicMsix?: boolean } = {},
+    opts: { noiommu?: boolean } & Pick<
+      VfioPciDeviceOptions,
+      'dynamicMsix' | 'busRange' | 'dmabuf'
+    > = {},
   ) {
-    const pci = { dynamicMsix: opts.dynamicMsix ?? false };
+    const pci = {
+      dynamicMsix: opts.dynamicMsix ?? false,
+      busRange: opts.busRange,
+      dmabuf: opts.dmabuf,
+    };
     this.devices = iommuGroup.devices.map((d) => new VfioDevice(d, specOf(d), pci));
     this.noiommu = opts.noiommu ?? false;
   }

@@ -445,10 +445,12 @@ const SELFTEST_STRUCTS: Record<string, { size: number; rows: readonly Row[] }> =
     ],
   },
   IommuViommuSelftest: {
-    size: 8,
+    size: 24,
     rows: [
       ['in_data', 0, 'u32'],
       ['out_data', 4, 'u32'],
+      ['out_mmap_offset', 8, 'u64'],
+      ['out_mmap_length', 16, 'u64'],
     ],
   },
   IommuViommuInvalidateSelftest: {
@@ -640,7 +642,12 @@ test('uAPI flag and enum values', () => {
     FAULT_ID_VALID: 4,
     PASID: 8,
   });
-  assert.deepEqual(iommufd.IOMMU_HWPT_DATA_TYPE, { NONE: 0, VTD_S1: 1, ARM_SMMUV3: 2 });
+  assert.deepEqual(iommufd.IOMMU_HWPT_DATA_TYPE, {
+    NONE: 0,
+    VTD_S1: 1,
+    ARM_SMMUV3: 2,
+    AMD_GUEST: 3,
+  });
   assert.deepEqual(iommufd.IOMMU_HW_CAP, {
     DIRTY_TRACKING: 1,
     PCI_PASID_EXEC: 2,
@@ -649,6 +656,7 @@ test('uAPI flag and enum values', () => {
   });
   assert.equal(iommufd.IOMMU_HW_INFO_TYPE.INTEL_VTD, 1);
   assert.equal(iommufd.IOMMU_HW_INFO_TYPE.TEGRA241_CMDQV, 3);
+  assert.equal(iommufd.IOMMU_HW_INFO_TYPE.AMD, 4);
   assert.equal(iommufd.IOMMU_HW_INFO_FLAGS.INPUT_TYPE, 1);
   assert.equal(iommufd.IOMMU_HWPT_DIRTY_TRACKING_FLAGS.ENABLE, 1);
   assert.equal(iommufd.IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR, 1);

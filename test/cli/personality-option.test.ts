@@ -13,6 +13,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   compatCapsAligned: 'false',
   vfioContainer: 'iommufd',
   vfioPciEnableSriov: 'true',
+  vfioPciDmabuf: 'true',
   spaprAttachRules: 'pre-6.4',
   spaprDetachClearsTces: 'false',
   spaprUnregisterMapped: 'EBUSY',

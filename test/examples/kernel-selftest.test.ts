@@ -3,9 +3,8 @@
  * (scripts/kernel-selftest.sh: fetched and built in ~/.cache/uiommu, never
  * committed), run under `uiommu run --kernel <same version>`.
  *
- * A real 7.2 kernel gives 241 pass, 0 fail, 5 skip of 246; under uiommu
- * one test still fails (it mmaps the mock vIOMMU's page through the iommufd
- * fd, which is not modelled). Debian's 6.12.95 selftest asks in its `mock_domain` fixture variant
+ * A real 7.2 kernel gives 241 pass, 0 fail, 5 skip of 246, and so does
+ * uiommu. Debian's 6.12.95 selftest asks in its `mock_domain` fixture variant
  * for a PASID-capable mock device (MOCK_FLAGS_DEVICE_PASID, Linux 6.15),
  * which 6.12.95's own mock driver refuses: every test of that variant fails
  * on a real 6.12.95 as under `--kernel 6.12`, and every other test passes.
@@ -39,12 +38,11 @@ function run(series: string, program: string): Run {
 }
 
 describe('the kernel iommufd selftest from Debian sources', { timeout: 40 * 60_000 }, () => {
-  it('7.2: 240 pass, 5 skip of 246 under --kernel 7.2 (the real kernel: 241)', (t) => {
+  it('7.2: 241 pass, 0 fail, 5 skip of 246 under --kernel 7.2, as the real kernel', (t) => {
     const r = run('7.2', 'iommufd');
     if (r.skip) return t.skip(r.skip);
-    // not modelled yet: the vIOMMU's page mmapped through the iommufd fd (out_mmap_offset)
-    assert.deepEqual(r.failed, ['iommufd_viommu.mock_viommu.viommu_alloc_with_data']);
-    assert.deepEqual(r.totals, { pass: 240, fail: 1, skip: 5 });
+    assert.deepEqual(r.failed, []);
+    assert.deepEqual(r.totals, { pass: 241, fail: 0, skip: 5 });
   });
 
   it('7.2 iommufd_fail_nth: all 8 pass with faults injected (fail-nth, debugfs failslab)', (t) => {

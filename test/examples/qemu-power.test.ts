@@ -2,7 +2,7 @@
  * The POWER scenario with real programs only: QEMU's pseries machine
  * (qemu-system-ppc64, TCG) under `uiommu run`, booting Debian's ppc64el
  * kernel with an initramfs of Debian's busybox and nvme modules
- * (power-guest.ts, downloaded and cached in ~/.cache/uiommu/power-guest).
+ * (debian-guest.ts, downloaded and cached in ~/.cache/uiommu/power-guest).
  *
  * - `powernv`: the NVMe function 0001:02:00.0 (group 2) is assigned; the
  *   guest's nvme driver sets a 64-bit DMA mask, so the guest asks for a
@@ -24,27 +24,26 @@
  * The boot times with and without the function are printed as test
  * diagnostics. Skipped with the reason when QEMU's pseries machine or the
  * guest's packages are not available.
+ *
+ * @slow: boots Linux guests under QEMU (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hostSpecToJson } from '../../src/host/topology/index.ts';
 import { pseries } from '../../src/host/topology/presets.ts';
-import { type PowerGuest, preparePowerGuest } from './power-guest.ts';
+import { guestOrReason } from './debian-guest.ts';
+import { calls, GuestQemu, type TraceRecord } from './guest-qemu.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const UIOMMU = join(ROOT, 'bin/uiommu.js');
 const QEMU = 'qemu-system-ppc64';
 const DDW_START = 1n << 59n;
 /** TCG cannot give the pseries machine's default security capabilities; say so up front (no warnings). */
 const MACHINE = 'pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off';
 const NVME = '0001:02:00.0'; // powernv group 2, phb1
 const HOTPLUG = '0000:01:00.0'; // powernv group 0, phb0
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Why the test cannot run, or false: QEMU's pseries machine must start and quit. */
 function qemuMissing(): string | false {
@@ -56,96 +55,13 @@ function qemuMissing(): string | false {
   return r.status === 0 ? false : `${QEMU} -M pseries does not run: ${r.error ?? r.stderr}`;
 }
 
-/** One --trace-json record: a call, or the kernel's state. */
-interface TraceRecord {
-  call?: string;
-  request?: string | null;
-  ret?: number;
-  errno?: string | null;
-  text?: string;
-  state?: {
-    at: string;
-    pinnedPages: string;
-    lockedVm: Record<string, string>;
-    groups: { id: number; domain: string; windows?: { start: string; size: string }[] }[];
-  };
-}
+/** QEMU's pseries machine with the guest's memory; `qemuArgs` add the rest. */
+const pseriesQemu = (dir: string, name: string, host: string, qemuArgs: string[]) =>
+  new GuestQemu(dir, name, host, QEMU, [
+    ...['-M', MACHINE, '-accel', 'tcg', '-smp', '1', '-m', '1G,slots=2,maxmem=2G'],
+    ...qemuArgs,
+  ]);
 
-/** QEMU under `uiommu run`, its monitor on stdin/stdout, the guest console in a file. */
-class PowerQemu {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly json: string;
-  readonly console: string;
-  readonly started = Date.now();
-  out = '';
-  err = '';
-  gone = false;
-  readonly exited: Promise<number | null>;
-
-  constructor(dir: string, name: string, host: string, qemuArgs: string[]) {
-    this.json = join(dir, `${name}.jsonl`);
-    this.console = join(dir, `${name}.console`);
-    this.child = spawn(
-      process.execPath,
-      [UIOMMU, 'run', '--host', host, '--trace-json', this.json, '--', QEMU]
-        .concat(['-M', MACHINE, '-accel', 'tcg', '-smp', '1', '-m', '1G,slots=2,maxmem=2G'])
-        .concat(['-nodefaults', '-display', 'none', '-monitor', 'stdio', '-no-reboot'])
-        .concat(['-serial', `file:${this.console}`, ...qemuArgs]),
-      { stdio: ['pipe', 'pipe', 'pipe'], detached: true },
-    );
-    this.child.stdout.on('data', (d: Buffer) => {
-      this.out += d.toString();
-    });
-    this.child.stderr.on('data', (d: Buffer) => {
-      this.err += d.toString();
-    });
-    this.exited = new Promise((r) =>
-      this.child.on('exit', (code) => {
-        this.gone = true;
-        r(code);
-      }),
-    );
-  }
-
-  /** The guest console so far. */
-  guest(): string {
-    return existsSync(this.console) ? readFileSync(this.console, 'utf8') : '';
-  }
-
-  records(): TraceRecord[] {
-    if (!existsSync(this.json)) return [];
-    const lines = readFileSync(this.json, 'utf8').split('\n');
-    lines.pop(); // a record may be half written
-    return lines.map((l) => JSON.parse(l) as TraceRecord);
-  }
-
-  /** Wait (polling every 0.5 s) until `done` holds; fails after `ms` or when QEMU exits first. */
-  async until(what: string, done: () => boolean, ms: number, exitOk = false): Promise<void> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      if (done()) return;
-      if (this.gone && !exitOk) break;
-      await sleep(500);
-    }
-    if (done()) return;
-    assert.fail(`${what}: not within ${ms / 1000} s (exited: ${this.gone})\n${this.diagnose()}`);
-  }
-
-  diagnose(): string {
-    return `stderr:\n${this.err}\nconsole (tail):\n${this.guest().slice(-3000)}`;
-  }
-
-  monitor(cmd: string): void {
-    this.child.stdin.write(`${cmd}\n`);
-  }
-
-  kill(): void {
-    if (!this.gone) process.kill(-this.child.pid!, 'SIGKILL');
-  }
-}
-
-/** The call records whose ioctl is `request`. */
-const calls = (recs: TraceRecord[], request: string) => recs.filter((r) => r.request === request);
 const startOf = (r: TraceRecord) => BigInt(/start_addr=(0x[0-9a-f]+|0)\b/.exec(r.text ?? '')![1]!);
 const iovaOf = (r: TraceRecord) => BigInt(/iova=(0x[0-9a-f]+|0)\b/.exec(r.text ?? '')![1]!);
 
@@ -162,18 +78,9 @@ function unexpectedFailures(recs: TraceRecord[]): string[] {
     .map((r) => r.text ?? '');
 }
 
-const missing = qemuMissing();
-let guest: PowerGuest | undefined;
-let guestMissing: string | false = false;
-if (!missing) {
-  try {
-    guest = preparePowerGuest();
-  } catch (e) {
-    guestMissing = `the Debian ppc64el guest could not be prepared: ${(e as Error).message}`;
-  }
-}
+const { guest, missing } = guestOrReason('ppc64el', qemuMissing());
 
-describe('POWER: QEMU pseries under uiommu run', { skip: missing || guestMissing }, () => {
+describe('POWER: QEMU pseries under uiommu run', { skip: missing }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'uiommu-power-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
   const boot = (extra: string[]) => [
@@ -184,13 +91,13 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing || guestMissing
   describe('powernv: NVMe function, dynamic DMA window, hot-plug, power-off', () => {
     let recs: TraceRecord[] = [];
     let joined: TraceRecord['state'];
-    let q: PowerQemu;
+    let q: GuestQemu;
     let failure: unknown;
 
     before(
       async () => {
         // the reference: the same guest without a function
-        const plain = new PowerQemu(dir, 'plain', 'powernv', boot([]));
+        const plain = pseriesQemu(dir, 'plain', 'powernv', boot([]));
         let plainMs: number;
         try {
           await plain.until(
@@ -204,7 +111,7 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing || guestMissing
           plain.kill();
         }
 
-        q = new PowerQemu(dir, 'nvme', 'powernv', [
+        q = pseriesQemu(dir, 'nvme', 'powernv', [
           ...boot(['uiommu.wait']),
           ...['-device', `vfio-pci,host=${NVME},id=nvme`],
         ]);
@@ -322,8 +229,8 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing || guestMissing
 
   describe('pseries: the TCE table levels QEMU asks for', () => {
     /** QEMU paused before the first guest instruction: the reset has created the default window. */
-    async function resetOnly(host: string, name: string): Promise<PowerQemu> {
-      const q = new PowerQemu(dir, name, host, ['-S', '-device', 'vfio-pci,host=0021:01:00.0']);
+    async function resetOnly(host: string, name: string): Promise<GuestQemu> {
+      const q = pseriesQemu(dir, name, host, ['-S', '-device', 'vfio-pci,host=0021:01:00.0']);
       try {
         await q.until('QEMU up or gone', () => q.gone || /\(qemu\)/.test(q.out), 120_000, true);
         q.monitor('quit');

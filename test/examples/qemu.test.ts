@@ -13,11 +13,12 @@
  * @slow: runs QEMU guests (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { qemuUnusable } from './guest-qemu.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const UIOMMU = join(ROOT, 'bin/uiommu.js');
@@ -145,26 +146,7 @@ const KVM = [
   'none',
   '-nodefaults',
 ];
-/**
- * Why QEMU with `accelArgs` cannot run a guest here, or false when it can: a
- * diskless guest must still be running after one second with nothing on
- * stderr (with KVM on some hosts `-cpu host` aborts at once, "failed to set
- * MSR", or the guest dies).
- */
-function qemuUnusable(accelArgs: string[]): string | false {
-  const r = spawnSync(QEMU, [...accelArgs, '-no-reboot', '-monitor', 'none', '-serial', 'none'], {
-    encoding: 'utf8',
-    timeout: 1000,
-    killSignal: 'SIGKILL',
-  });
-  const err = (r.stderr ?? '').trim();
-  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')
-    return `${QEMU} not installed`;
-  if (r.signal === 'SIGKILL' && err === '') return false;
-  const why = err.split('\n')[0] || `exited with ${r.status ?? r.signal}`;
-  return `${QEMU} ${accelArgs[1]} cannot run a guest for 1 s: ${why}`;
-}
-const unusable = { tcg: qemuUnusable(TCG), kvm: qemuUnusable(KVM) };
+const unusable = { tcg: qemuUnusable(QEMU, TCG), kvm: qemuUnusable(QEMU, KVM) };
 /** A BAR line of `info pci` once firmware has placed it (unassigned reads all ones). */
 const placed = (bar: string) => new RegExp(`${bar}: [^\\n]* at 0x(?!f{16})[0-9a-f]+ `);
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,6 +117,33 @@ test('a handle copies a process fd (pidfd_getfd); fstat and fstatfs see the file
   assert.throws(() => child.handle.getfd(999), errno('EBADF'));
   assert.throws(() => fstatFd(fd), errno('EBADF'), 'closed');
   assert.throws(() => closeFd(fd), errno('EBADF'));
+});
+
+test('readText is the file as generated now, each time, whole; none once closed', (t) => {
+  const probe = spawnSync('prlimit', ['--version']);
+  if (probe.status !== 0) {
+    t.skip('prlimit(1) unavailable');
+    return;
+  }
+  const kid = spawn('sleep', ['30']);
+  const handle = ProcHandle.ofPid(kid.pid!);
+  const memlock = () =>
+    /^Max locked memory\s+(\d+|unlimited)/m.exec(handle.readText('limits'))?.[1];
+  try {
+    // the soft limit only: raising a hard one needs CAP_SYS_RESOURCE
+    const lim = (n: number) => spawnSync('prlimit', [`--pid=${kid.pid}`, `--memlock=${n}:`]);
+    assert.equal(lim(12288).status, 0);
+    assert.equal(memlock(), '12288');
+    assert.equal(lim(16384).status, 0);
+    assert.equal(memlock(), '16384', 'read again, not remembered');
+    assert.equal(handle.readText('status'), fs.readFileSync(`/proc/${kid.pid}/status`, 'latin1'));
+    const smaps = handle.readText('smaps');
+    assert.ok(smaps.length > 8192 && smaps.endsWith('\n'), 'a file of many records, whole');
+  } finally {
+    handle.close();
+    kid.kill();
+  }
+  assert.throws(() => handle.readText('limits'), errno('ESRCH'));
 });
 
 test('fstatFd matches fs.fstatSync', () => {

@@ -208,7 +208,9 @@ test('pread/pwrite reach the device region at the offset; read uses offset 0', (
   assert.equal(p.pwrite(dev, buf, 1, CONFIG + 0x3cn), 1);
   assert.equal(p.pread(dev, buf + 8n, 1, CONFIG + 0x3cn), 1);
   assert.equal(p.mm.read(buf + 8n, 1)[0], 0x5a);
-  // plain read: offset 0 is BAR0, a memory BAR: EIO while memory decode is off
+  // plain read: offset 0 is BAR0, a memory BAR: EIO once memory decode is turned off
+  p.mm.write(buf, Uint8Array.of(0, 0));
+  assert.equal(p.pwrite(dev, buf, 2, CONFIG + 4n), 2);
   assert.equal(p.read(dev, buf, 4), -1);
   assert.equal(p.errno, 'EIO');
   assert.equal(p.pread(dev, buf, 4, -1n), -1);

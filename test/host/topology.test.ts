@@ -95,7 +95,7 @@ describe('presets', () => {
     });
   }
 
-  it('x86: one intel unit, 7 devices in 6 groups, GPU and its audio share group 1', () => {
+  it('x86: one intel unit, 8 devices in 7 groups, GPU and its audio share group 1', () => {
     const host = instantiate(x86, new PhysRam());
     assert.equal(host.iommus.size, 1);
     const dmar = host.iommus.get('dmar0');
@@ -105,9 +105,10 @@ describe('presets', () => {
       pgsizeBitmap: 0x4020_1000n,
       dirtyTracking: true,
       maxPasidLog2: 20,
+      snoopControl: true,
     });
-    assert.equal(host.devices.size, 7);
-    assert.deepEqual([...host.groups.keys()], [0, 4, 1, 12, 13, 14]);
+    assert.equal(host.devices.size, 8);
+    assert.deepEqual([...host.groups.keys()], [0, 4, 1, 12, 13, 14, 15]);
     const shared = host.groups.get(1)!;
     assert.deepEqual(names(shared.devices), ['0000:01:00.0', '0000:01:00.1']);
     assert.equal(host.devices.get('0000:01:00.1')!.device.group, shared);
@@ -118,10 +119,12 @@ describe('presets', () => {
     assert.equal(nic.spec.vendor, 0x8086);
     assert.equal(nic.spec.device, 0x1533);
     assert.equal(host.devices.get('0000:02:00.0')!.spec.device, 0xa808);
+    assert.deepEqual(host.devices.get('0000:00:04.0')!.spec.model, { kind: 'ioat' });
   });
 
   it('x86 and powernv: one DMA engine each, on a neutral function and on ConnectX port 0', () => {
-    const engines = (spec: HostSpec) => spec.devices.filter((d) => d.dmaEngine).map((d) => d.bdf);
+    const engines = (spec: HostSpec) =>
+      spec.devices.filter((d) => d.model?.kind === 'dma-engine').map((d) => d.bdf);
     assert.deepEqual(engines(x86), ['0000:00:02.0']);
     assert.deepEqual(engines(PRESETS.powernv!), ['0000:01:00.0']);
     assert.deepEqual(engines(PRESETS.pseries!), []);
@@ -229,11 +232,12 @@ describe('presets', () => {
     }
   });
 
-  it('powernv: instantiates with a spapr factory: 4 devices in 3 PEs, ConnectX-5 ports share one', () => {
+  it('powernv: instantiates with a spapr factory: 5 devices in 4 PEs, ConnectX-5 ports share one', () => {
     const host = instantiate(powernv, new PhysRam(), { createIommu: withStub });
     assert.equal(host.iommus.size, 2);
-    assert.equal(host.groups.size, 3);
-    assert.equal(host.devices.size, 4);
+    assert.equal(host.groups.size, 4);
+    assert.equal(host.devices.size, 5);
+    assert.deepEqual(host.devices.get('0001:03:00.0')!.spec.model, { kind: 'ioat' });
     assert.deepEqual(names(host.groups.get(0)!.devices), ['0000:01:00.0', '0000:01:00.1']);
     const phb1 = host.iommus.get('phb1') as StubSpapr;
     assert.equal(phb1.spec, powernv.iommus[1]);
@@ -290,6 +294,7 @@ describe('parseHostSpec', () => {
       pgsizes: 0x4020_1000n,
       dirtyTracking: true,
       maxPasidLog2: 20,
+      snoopControl: true,
     });
     assert.deepEqual(spec.devices[0], {
       bdf: '0000:00:1f.7',
@@ -506,7 +511,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.iommus[0].variant = 'powernv';
       },
-      'iommus[0].variant: unknown key (allowed: kind, id, addressWidth, pgsizes, dirtyTracking, maxPasidLog2)',
+      'iommus[0].variant: unknown key (allowed: kind, id, addressWidth, pgsizes, dirtyTracking, maxPasidLog2, snoopControl)',
     ],
     [
       'bad IOMMU id',
@@ -604,7 +609,7 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devices[1].irqs = {};
       },
-      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, dmaEngine, sriov, sriovTotalVfs, sriovVf, physfn)',
+      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, model, sriov, sriovTotalVfs, sriovVf, physfn)',
     ],
     [
       'comment of the wrong type',
@@ -852,34 +857,48 @@ describe('parseHostSpec', () => {
       'devices[0].irq.msixPbaOffset: must be 8-byte aligned (got 0x1004)',
     ],
     [
-      'dmaEngine not a boolean',
+      'model not an object',
       (j) => {
-        j.devices[2].dmaEngine = 1;
+        j.devices[2].model = 'dma-engine';
       },
-      'devices[2].dmaEngine: must be true or false (got 1)',
+      'devices[2].model: must be an object (got "dma-engine")',
     ],
     [
-      'dmaEngine without a BAR 0',
+      'model of an unknown kind',
       (j) => {
-        j.devices[1].dmaEngine = true;
+        j.devices[2].model = { kind: 'edu' };
       },
-      'devices[1].dmaEngine: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
+      "devices[2].model.kind: must be one of 'dma-engine', 'ioat', 'nvme' (got \"edu\")",
     ],
     [
-      'dmaEngine with a BAR 0 too small for the buffer',
+      'model option the kind does not have',
+      (j) => {
+        j.devices[2].model = { kind: 'dma-engine', size: 1 };
+      },
+      'devices[2].model.size: unknown key (allowed: kind)',
+    ],
+    [
+      'dma-engine without a BAR 0',
+      (j) => {
+        j.devices[1].model = { kind: 'dma-engine' };
+      },
+      'devices[1].model: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
+    ],
+    [
+      'dma-engine with a BAR 0 too small for the buffer',
       (j) => {
         j.devices[2].bars[0].size = '256K';
-        j.devices[2].dmaEngine = true;
+        j.devices[2].model = { kind: 'dma-engine' };
       },
-      'devices[2].dmaEngine: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
+      'devices[2].model: needs BAR 0 to be a memory BAR of at least 0x41000 bytes',
     ],
     [
-      'dmaEngine under the MSI-X table',
+      'dma-engine under the MSI-X table',
       (j) => {
         j.devices[2].irq = { msix: 8, msixBar: 0, msixTableOffset: '0x800' };
-        j.devices[2].dmaEngine = true;
+        j.devices[2].model = { kind: 'dma-engine' };
       },
-      "devices[2].dmaEngine: the MSI-X table or PBA overlaps the DMA engine's registers (0-0xfff) or buffer (0x40000-0x40fff) in BAR 0",
+      "devices[2].model: the MSI-X table or PBA overlaps the dma-engine's registers (0x0-0xfff) in BAR 0",
     ],
     [
       'MSI-X without a memory BAR',
@@ -1005,6 +1024,7 @@ describe('examples/hosts/custom.json', () => {
       pgsizeBitmap: 0x1000n,
       dirtyTracking: false,
       maxPasidLog2: 0,
+      snoopControl: false,
     });
     assert.deepEqual(host.devices.get('0000:00:17.0')!.device.reservedRegions, [
       MSI,

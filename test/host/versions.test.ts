@@ -4,7 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { IOMMU_HW_CAP, IOMMU_VFIO_IOAS_OP } from '../../src/abi/iommufd.ts';
+import {
+  IOMMU_HW_CAP,
+  IOMMU_HW_INFO_FLAGS,
+  IOMMU_HW_INFO_TYPE,
+  IOMMU_HWPT_DATA_TYPE,
+  IOMMU_VFIO_IOAS_OP,
+} from '../../src/abi/iommufd.ts';
 import {
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_TEST_OP,
@@ -222,7 +228,7 @@ test('7.2 bounds HWPT_INVALIDATE before the lookup: entry_len ≤ PAGE_SIZE, ent
   assert.equal(inv(f618, 8, (1 << 19) + 1), 'ENOENT');
 });
 
-test('7.2 bounds VEVENTQ depth at 2^19 and reads at a header, takes the 24-byte iommu_viommu_selftest', () => {
+test('7.2 bounds VEVENTQ depth at 2^19 and reads at a header; 6.18 and 7.2 take the 24-byte iommu_viommu_selftest', () => {
   for (const [v, bounded] of [
     ['6.18', false],
     ['7.2', true],
@@ -242,7 +248,7 @@ test('7.2 bounds VEVENTQ depth at 2^19 and reads at a header, takes the 24-byte 
         data_len: len,
         data_uptr: data,
       });
-    assert.equal(viommu(24).errno, bounded ? undefined : 'EINVAL', v);
+    assert.equal(viommu(24).errno, undefined, v);
     assert.equal(viommu(25).errno, 'EINVAL', v);
     const r = viommu(8);
     assert.equal(r.errno, undefined, v);
@@ -363,5 +369,37 @@ test('7.2 legacy MAP_DMA checks the wrap before alignment: an unaligned wrapping
       version,
     );
     assert.equal(c.mapDma(fd, c.mem(PAGE), PAGE, 0n, 0).errno, 'EINVAL', version);
+  }
+});
+
+test("AMD's types (7.2 uAPI) on a VT-d device: EOPNOTSUPP, as for any other IOMMU's", () => {
+  const f = at('7.2');
+  const ioas = f.ioas();
+  const idev = f.intelDevice().id;
+  const info = f.call('IOMMU_GET_HW_INFO', {
+    dev_id: idev,
+    flags: IOMMU_HW_INFO_FLAGS.INPUT_TYPE,
+    out_data_type: IOMMU_HW_INFO_TYPE.AMD,
+  });
+  assert.equal(info.errno, 'EOPNOTSUPP');
+  const vtd = f.call('IOMMU_GET_HW_INFO', {
+    dev_id: idev,
+    flags: IOMMU_HW_INFO_FLAGS.INPUT_TYPE,
+    out_data_type: IOMMU_HW_INFO_TYPE.INTEL_VTD,
+  });
+  assert.equal(vtd.errno, undefined, 'its own type is fine');
+  const data = f.mem(PAGE);
+  for (const pt of [
+    ioas,
+    f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: ioas, flags: 1 }).out.out_hwpt_id as number,
+  ]) {
+    const r = f.call('IOMMU_HWPT_ALLOC', {
+      dev_id: idev,
+      pt_id: pt,
+      data_type: IOMMU_HWPT_DATA_TYPE.AMD_GUEST,
+      data_len: 8,
+      data_uptr: data,
+    });
+    assert.equal(r.errno, 'EOPNOTSUPP', `on ${pt === ioas ? 'the IOAS' : 'a nesting parent'}`);
   }
 });

@@ -450,14 +450,14 @@ describe('VIOMMU_ALLOC', () => {
     assert.equal(destroy(f, parent), undefined);
   });
 
-  test('selftest data: exactly 8 bytes, in_data echoed to out_data in user memory', () => {
+  test('selftest data: 8 to 24 bytes, in_data echoed to out_data in user memory', () => {
     const { f, idev, parent } = viommuFixture();
     const data = user(f, u32s(0xbeef, 0));
     const r = viommuAlloc(f, idev, parent, { data_len: 8, data_uptr: data });
     assert.equal(r.errno, undefined);
     assert.deepEqual(f.proc.mm.read(data, 8), u32s(0xbeef, 0xbeef));
     assert.equal(viommuAlloc(f, idev, parent, { data_len: 4, data_uptr: data }).errno, 'EINVAL');
-    assert.equal(viommuAlloc(f, idev, parent, { data_len: 12, data_uptr: data }).errno, 'EINVAL');
+    assert.equal(viommuAlloc(f, idev, parent, { data_len: 25, data_uptr: data }).errno, 'EINVAL');
     assert.equal(viommuAlloc(f, idev, parent, { data_len: 8, data_uptr: 0n }).errno, 'EFAULT');
   });
 

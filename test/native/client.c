@@ -18,9 +18,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,6 +116,23 @@ static int scenario_fds(void)
 	out("fioclex_flag", fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	out("fionclex", ioctl(fd, FIONCLEX));
 	out("fionclex_flag", fcntl(fd, F_GETFD) & FD_CLOEXEC);
+
+	/* the argument struct travels with the request: to its page's end, past it as `size` says */
+	{
+		long pg = sysconf(_SC_PAGESIZE);
+		uint8_t *two = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		uint32_t head[2] = { 16, 0x11223344 };
+
+		memset(two, 0x5a, 2 * pg);
+		memcpy(two, head, sizeof(head));
+		out("arg_page_start", ioctl(fd, REQ_ECHO, two));
+		memcpy(two + pg - 8, head, sizeof(head));
+		out("arg_across", ioctl(fd, REQ_ECHO, two + pg - 8));
+		mprotect(two + pg, pg, PROT_NONE);
+		out("arg_cut", ioctl(fd, REQ_ECHO, two + pg - 8));
+		munmap(two, 2 * pg);
+	}
 
 	/* the spare fd of the file-creating ioctls */
 	spare = lowest_free();
@@ -399,37 +418,43 @@ static int scenario_lost(void)
 /* -errno of a call that returned -1 (or MAP_FAILED), else 0. */
 #define ERR(call) ((long)(call) == -1 ? -errno : 0)
 
-/* The library's socket: the fd >= 900 whose /proc/self/fd link is a socket (-1 if none). */
+/*
+ * The library's socket, found by raw system calls (the library hides it from
+ * libc's view): the fd >= 900 whose /proc/self/fd link is a socket (-1 if none).
+ */
 static int find_sock(void)
 {
 	char path[64], link[64];
+	struct rlimit rl;
 
-	for (int i = 900; i < 1024; i++) {
-		ssize_t n;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	for (int i = 900; i <= (int)rl.rlim_cur && i < 65536; i++) {
+		long n;
 
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
-		n = readlink(path, link, sizeof(link) - 1);
+		n = syscall(SYS_readlinkat, AT_FDCWD, path, link, sizeof(link) - 1);
 		if (n > 0 && (link[n] = 0, !strncmp(link, "socket:", 7)))
 			return i;
 	}
 	return -1;
 }
 
-/* O_CLOEXEC of fd `fd` from /proc/self/fdinfo (its "flags:" line, octal). */
+/* O_CLOEXEC of fd `fd`, by raw system calls: its /proc/self/fdinfo "flags:" line, octal. */
 static int cloexec_of(int fd)
 {
-	char path[64], line[128];
-	unsigned long flags = 0;
-	FILE *f;
+	char path[64], text[512], *flags;
+	int f;
+	long n;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
-	if (!f)
+	f = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
+	if (f < 0)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		sscanf(line, "flags: %lo", &flags);
-	fclose(f);
-	return (flags & O_CLOEXEC) != 0;
+	n = syscall(SYS_read, f, text, sizeof(text) - 1);
+	syscall(SYS_close, f);
+	text[n > 0 ? n : 0] = 0;
+	flags = strstr(text, "flags:");
+	return flags && (strtoul(flags + 6, NULL, 8) & O_CLOEXEC) != 0;
 }
 
 static int scenario_sock(void)

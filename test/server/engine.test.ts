@@ -187,6 +187,8 @@ describe('engine: IOCTL and the spare fd', () => {
     assert.equal(c.mm.read(buf + 16n, 1)[0], 0x33);
     assert.equal(c.req(OP.PREAD, [6, buf, 4, -1]).errno, 'EINVAL');
     assert.equal(c.req(OP.PREAD, [6, 0x10, 4, CONFIG]).errno, 'EFAULT');
+    c.mm.write(buf, Uint8Array.of(0, 0));
+    assert.equal(c.req(OP.PWRITE, [6, buf, 2, CONFIG + 4n]).ret, 2, 'memory decode off');
     assert.equal(c.req(OP.READ, [6, buf, 4]).errno, 'EIO', 'offset 0: BAR0 with memory decode off');
     assert.equal(c.req(OP.WRITE, [3, buf, 4]).errno, 'EINVAL', 'the container has no write');
     assert.equal(c.req(OP.READ, [8, buf, 4]).errno, 'EBADF');

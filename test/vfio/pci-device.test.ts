@@ -214,6 +214,9 @@ describe('config space through pread/pwrite', () => {
   it('region dispatch: BAR memory, EIO without memory decode, ROM/VGA/beyond EINVAL', () => {
     const r = rig();
     const bar2 = vfioPciRegionOffset(2);
+    // open enabled the device: Memory decode is on (pci_enable_device)
+    assert.equal(pread(r, CONFIG + 4n, 2)[0]! & PCI.COMMAND_MEMORY, PCI.COMMAND_MEMORY);
+    pwrite(r, CONFIG + 4n, [0, 0]);
     assert.equal(
       errnoOf(() => pread(r, bar2, 4)),
       'EIO',

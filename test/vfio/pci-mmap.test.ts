@@ -32,7 +32,7 @@ const ENGINE: PciDeviceSpec = {
   bdf: '0000:02:00.0',
   bars: [{ index: 0, kind: 'mem64', size: 0x80000n, prefetchable: false }],
   irq: { intx: true },
-  dmaEngine: true,
+  model: { kind: 'dma-engine' },
 };
 
 const noDma = {
@@ -100,6 +100,7 @@ describe('trapped register pages', () => {
   it('reach the device model with their side effects, and EIO while decode is off', () => {
     const eng = new VfioPciDevice(ENGINE, { dma: noDma });
     eng.enable();
+    enableMemory(eng, false);
     assert.equal(
       errnoOf(() => eng.mappedAccess(0, 0n, 4)),
       'EIO',

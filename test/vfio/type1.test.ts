@@ -20,6 +20,7 @@ import type { Process } from '../../src/host/process.ts';
 import { Device, DmaFaultError } from '../../src/iommu/device.ts';
 import { Group } from '../../src/iommu/group.ts';
 import { VfioIommuType1, type VfioIommuType1Options } from '../../src/vfio/type1/type1.ts';
+import { VfioClient } from './client.ts';
 
 const PAGE = 0x1000n;
 const RW = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE;
@@ -510,5 +511,26 @@ describe('VfioIommuType1 DIRTY_PAGES', () => {
     assert.equal(w[8], 0xff); // beyond the covered word: untouched
     assert.equal(dirty(e, VFIO_IOMMU_DIRTY_PAGES_FLAG.STOP), undefined);
     assert.equal(get(0x10000n, 0x20000n), 'EINVAL');
+  });
+});
+
+describe('VFIO_DMA_CC_IOMMU follows the VT-d unit', () => {
+  it('0 on the reference guest (QEMU VT-d has no snoop control), 1 with snoop control', () => {
+    for (const [host, cc] of [
+      ['refguest', 0],
+      ['x86', 1],
+    ] as const) {
+      const c = new VfioClient({ host });
+      const container = c.open('/dev/vfio/vfio').ret;
+      const group = [...c.kernel.vfioGroups.keys()][0]!;
+      const fd = c.open(`/dev/vfio/${group}`).ret;
+      assert.equal(c.setContainer(fd, container).errno, undefined, host);
+      assert.equal(
+        c.ioctl(container, 'VFIO_SET_IOMMU', BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)).errno,
+        undefined,
+      );
+      const r = c.ioctl(container, 'VFIO_CHECK_EXTENSION', BigInt(VFIO_EXTENSION.DMA_CC_IOMMU));
+      assert.equal(r.ret, cc, host);
+    }
   });
 });

@@ -17,6 +17,8 @@ export class IntelDomain extends Domain {
     readonly addressWidth: number,
     pgsizeBitmap: bigint,
     readonly allocFlags: PagingFlags,
+    /** enforce_cache_coherency(): the unit has snoop control (a domain serves one unit here). */
+    readonly enforceCacheCoherency = true,
   ) {
     const table = new RadixPgtable({
       pageShift: VTD_PAGE_SHIFT,

@@ -21,6 +21,8 @@ export interface IntelIommuOptions {
   readonly pgsizeBitmap?: bigint;
   /** log2 of the PASID count per device, 0..20; default 20. */
   readonly maxPasidLog2?: number;
+  /** Snoop control (ECAP.SC): domains enforce cache coherency; default true. */
+  readonly snoopControl?: boolean;
   /** Driver name; default 'intel-iommu'. */
   readonly name?: string;
 }
@@ -62,6 +64,7 @@ export class IntelIommu implements IommuDriver {
       pgsizeBitmap,
       dirtyTracking: opts.dirtyTracking ?? true,
       maxPasidLog2,
+      snoopControl: opts.snoopControl ?? true,
     });
   }
 
@@ -74,8 +77,8 @@ export class IntelIommu implements IommuDriver {
         'intel_iommu_domain_alloc_second_stage',
       );
     }
-    const { addressWidth, pgsizeBitmap } = this.features;
-    return new IntelDomain(this, addressWidth, pgsizeBitmap, { ...flags });
+    const { addressWidth, pgsizeBitmap, snoopControl } = this.features;
+    return new IntelDomain(this, addressWidth, pgsizeBitmap, { ...flags }, snoopControl);
   }
 
   /** EINVAL for a domain of another IOMMU unit; any own domain is accepted. */

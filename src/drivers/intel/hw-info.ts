@@ -11,6 +11,8 @@ export interface VtdFeatures {
   readonly dirtyTracking: boolean;
   /** log2 of the PASID count; 0 without PASID support. */
   readonly maxPasidLog2: number;
+  /** Snoop control (ECAP.SC). */
+  readonly snoopControl: boolean;
 }
 
 const SZ_2M = 1n << 21n;
@@ -53,7 +55,7 @@ export function vtdCapReg(f: VtdFeatures): bigint {
 /**
  * The Extended Capability Register (VT-d spec §11.4.3). Fields set, by bit
  * position: C[0] coherent walks; QI[1]; DT[2] device TLBs; IR[3]; EIM[4];
- * PT[6] pass-through; SC[7] snoop control; IRO[17:8]=0x50 (IOTLB registers at
+ * PT[6] pass-through; SC[7] snoop control (when the unit has it); IRO[17:8]=0x50 (IOTLB registers at
  * 0x500); MHMV[23:20]=15; MTS[25]; NEST[26]; NWFS[33]; then with PASIDs:
  * PRS[29], PSS[39:35] = maxPasidLog2-1, PASID[40], PDS[42]; DIT[41];
  * SMTS[43] scalable mode; SSADS[45] when dirty tracking is supported; SSTS[46];
@@ -68,7 +70,7 @@ export function vtdEcapReg(f: VtdFeatures): bigint {
     bit(3) |
     bit(4) |
     bit(6) |
-    bit(7) |
+    bit(7, f.snoopControl) |
     fieldAt(8, 0x50) |
     fieldAt(20, 15) |
     bit(25) |

@@ -28,8 +28,8 @@ import { decodeHwptSelftest, iommuptKind, MockDomain, type MockDomainKind } from
 import { MockNestedDomain } from './nested.ts';
 import { MockViommu } from './viommu.ts';
 
-/** sizeof(struct iommu_viommu_selftest) in 7.2: out_mmap_offset and out_mmap_length follow. */
-const VIOMMU_SELFTEST_SIZE_7_2 = 24;
+/** offsetofend(struct iommu_viommu_selftest, out_data): the shortest data accepted. */
+const VIOMMU_SELFTEST_MIN = 8;
 
 /** The mock driver only ever sees its own devices; anything else is a model bug. */
 function mockDev(dev: Device): MockDevice {
@@ -120,25 +120,43 @@ export class MockIommu implements IommuDriver {
 
   /**
    * mock_get_viommu_size() / mock_viommu_init(): type
-   * IOMMU_VIOMMU_TYPE_SELFTEST; its optional data must be exactly
-   * struct iommu_viommu_selftest (EINVAL), and `in_data` is echoed into
-   * `out_data` in the user's copy. 7.2 takes 8 to 24 bytes (its struct
-   * ends with the vIOMMU's mmap offset and length, which are not written).
+   * IOMMU_VIOMMU_TYPE_SELFTEST. Optional data: struct iommu_viommu_selftest,
+   * 8 to 24 bytes (EINVAL otherwise); the vIOMMU then has two zeroed pages
+   * whose first u32 is `in_data`, mappable through /dev/iommu, and the
+   * user's copy gets `out_data` = `in_data` and the region's mmap offset
+   * and length (as many bytes as were given).
    */
   readonly viommu: ViommuDriver = {
     viommuSupported: (_dev, type) => type === IOMMU_VIOMMU_TYPE_SELFTEST,
     viommuInit: (core: ViommuCore, parent, type, userData) => {
-      if (userData) {
-        // 7.2's struct adds out_mmap_offset/out_mmap_length (24 bytes, not modelled)
-        const ksize = this.abi === '7.2' ? VIOMMU_SELFTEST_SIZE_7_2 : IommuViommuSelftest.size;
-        const min = this.abi === '7.2' ? IommuViommuSelftest.size : ksize;
-        const raw = copyStructFromUser(userData, type, ksize, min);
-        const data = IommuViommuSelftest.decode(raw.subarray(0, IommuViommuSelftest.size));
-        userData.write?.(IommuViommuSelftest.encode({ ...data, out_data: data.in_data }));
-      }
       if (!(parent instanceof MockDomain))
         fail('EINVAL', 'parent is not a mock paging domain', 'mock_viommu_init');
-      return new MockViommu(this, core, parent);
+      let mmapOffset: bigint | undefined;
+      if (userData) {
+        const raw = copyStructFromUser(
+          userData,
+          type,
+          IommuViommuSelftest.size,
+          VIOMMU_SELFTEST_MIN,
+        );
+        const data = IommuViommuSelftest.decode(raw);
+        const page = new Uint8Array(Number(core.pageSize * 2n));
+        new DataView(page.buffer).setUint32(0, data.in_data, true);
+        mmapOffset = core.allocMmap(page);
+        const out = IommuViommuSelftest.encode({
+          ...data,
+          out_data: data.in_data,
+          out_mmap_offset: mmapOffset,
+          out_mmap_length: BigInt(page.length),
+        });
+        try {
+          userData.write?.(out.subarray(0, userData.len));
+        } catch (e) {
+          core.destroyMmap(mmapOffset);
+          throw e;
+        }
+      }
+      return new MockViommu(this, core, parent, mmapOffset);
     },
   };
 

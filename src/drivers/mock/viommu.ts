@@ -26,6 +26,7 @@ import { MockNestedDomain } from './nested.ts';
  * carry it; its cache invalidation clears the device caches of the
  * devices named by virt_id; it has IOMMU_TEST_HW_QUEUE_MAX HW-queue slots
  * that must be filled in order, each queue depending on the one before.
+ * Allocated with data, it offers a two-page region to mmap.
  */
 export class MockViommu implements IommuViommu {
   private readonly hwQueues: (HwQueueCore | undefined)[] = new Array(IOMMU_TEST_HW_QUEUE_MAX);
@@ -35,6 +36,8 @@ export class MockViommu implements IommuViommu {
     readonly core: ViommuCore,
     /** The stage-2 nesting parent (s2_parent). */
     readonly s2Parent: MockDomain,
+    /** The offset of its mmap region, when allocated with data. */
+    private readonly mmapOffset?: bigint,
   ) {}
 
   /** mock_viommu_alloc_domain_nested(): EOPNOTSUPP for flags other than PASID (none reach here). */
@@ -107,5 +110,7 @@ export class MockViommu implements IommuViommu {
     };
   }
 
-  destroy(): void {}
+  destroy(): void {
+    if (this.mmapOffset !== undefined) this.core.destroyMmap(this.mmapOffset);
+  }
 }

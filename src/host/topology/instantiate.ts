@@ -32,6 +32,7 @@ export function createIommu(spec: IommuSpec): IommuDriver {
         pgsizeBitmap: spec.pgsizes,
         dirtyTracking: spec.dirtyTracking,
         maxPasidLog2: spec.maxPasidLog2,
+        snoopControl: spec.snoopControl,
       });
     case 'mock':
       return new MockIommu();

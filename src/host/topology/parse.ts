@@ -12,12 +12,7 @@
  * meaning). Any object may carry a `"//"` comment key.
  */
 import type { ReservedKind } from '../../iommu/device.ts';
-import {
-  DMA_BUF_OFFSET,
-  DMA_BUF_SIZE,
-  DMA_ENGINE_MIN_BAR,
-  DMA_REG_BLOCK,
-} from '../../vfio/pci/dma-engine.ts';
+import { parseModel } from './parse-model.ts';
 import type {
   BarKind,
   BarSpec,
@@ -59,6 +54,7 @@ export const INTEL_DEFAULTS: Omit<IntelIommuSpec, 'id'> = {
   pgsizes: SZ_4K | SZ_2M | SZ_1G,
   dirtyTracking: true,
   maxPasidLog2: 20,
+  snoopControl: true,
 };
 
 /**
@@ -208,7 +204,7 @@ function parseIommu(v: unknown, path: string): IommuSpec {
   return { kind: 'mock', id: iommuId(rec.id, at(path, 'id')) };
 }
 
-const INTEL_KEYS = ['addressWidth', 'pgsizes', 'dirtyTracking', 'maxPasidLog2'];
+const INTEL_KEYS = ['addressWidth', 'pgsizes', 'dirtyTracking', 'maxPasidLog2', 'snoopControl'];
 const SPAPR_KEYS = [
   'windowSlots',
   'windowBases',
@@ -251,7 +247,11 @@ function parseIntel(v: unknown, path: string): IntelIommuSpec {
     rec.maxPasidLog2 === undefined
       ? d.maxPasidLog2
       : integer(rec.maxPasidLog2, at(path, 'maxPasidLog2'), 0, 20);
-  return { kind: 'intel', id, addressWidth, pgsizes, dirtyTracking, maxPasidLog2 };
+  const snoopControl =
+    rec.snoopControl === undefined
+      ? d.snoopControl
+      : boolean(rec.snoopControl, at(path, 'snoopControl'));
+  return { kind: 'intel', id, addressWidth, pgsizes, dirtyTracking, maxPasidLog2, snoopControl };
 }
 
 /** A pgsize_bitmap: one u64, or an array of page sizes ("4K", "2M", 0x40000000...). */
@@ -355,7 +355,7 @@ const DEVICE_KEYS = [
   'iommu',
   'reservedRegions',
   'irq',
-  'dmaEngine',
+  'model',
   'sriov',
   'sriovTotalVfs',
   'sriovVf',
@@ -427,10 +427,7 @@ function parseDevice(v: unknown, path: string, iommus: readonly IommuSpec[]): Pc
   }
   const irq = effectiveIrq(out);
   if (irq.msix > 0) checkMsix(out, irq, path);
-  if (rec.dmaEngine !== undefined) {
-    out.dmaEngine = boolean(rec.dmaEngine, at(path, 'dmaEngine'));
-    if (out.dmaEngine) checkDmaEngine(out, irq, at(path, 'dmaEngine'));
-  }
+  if (rec.model !== undefined) out.model = parseModel(rec.model, at(path, 'model'), out, irq);
   return out;
 }
 
@@ -450,31 +447,6 @@ function parseVf(v: unknown, path: string): SriovVfSpec {
   if (rec.offset !== undefined) out.offset = integer(rec.offset, at(path, 'offset'), 1, 0xffff);
   if (rec.stride !== undefined) out.stride = integer(rec.stride, at(path, 'stride'), 1, 0xffff);
   return out;
-}
-
-/** The DMA engine needs a memory BAR0 big enough for its registers and buffer, clear of MSI-X. */
-function checkDmaEngine(
-  dev: PciDeviceSpec,
-  irq: ReturnType<typeof effectiveIrq>,
-  path: string,
-): void {
-  const bar = dev.bars.find((b) => b.index === 0);
-  if (!bar || bar.kind === 'io' || bar.size < DMA_ENGINE_MIN_BAR) {
-    bad(path, `needs BAR 0 to be a memory BAR of at least ${hex(DMA_ENGINE_MIN_BAR)} bytes`);
-  }
-  if (irq.msixBar !== 0) return;
-  const table: [bigint, bigint] = [irq.msixTableOffset, msixTableBytes(irq.msix)];
-  const pba: [bigint, bigint] = [irq.msixPbaOffset, msixPbaBytes(irq.msix)];
-  for (const [start, len] of [table, pba]) {
-    const hits = (s: bigint, n: bigint) => start < s + n && s < start + len;
-    if (hits(0n, DMA_REG_BLOCK) || hits(DMA_BUF_OFFSET, DMA_BUF_SIZE)) {
-      bad(
-        path,
-        `the MSI-X table or PBA overlaps the DMA engine's registers (0-${hex(DMA_REG_BLOCK - 1n)}) ` +
-          `or buffer (${hex(DMA_BUF_OFFSET)}-${hex(DMA_BUF_OFFSET + DMA_BUF_SIZE - 1n)}) in BAR 0`,
-      );
-    }
-  }
 }
 
 function parseBdf(v: unknown, path: string): string {

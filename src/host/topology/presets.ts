@@ -31,11 +31,12 @@ function deepFreeze<T>(v: T): T {
 /**
  * A desktop x86 host as distributions ship it (legacy VFIO container with
  * type1; iommufd built, its compat container not) with one VT-d unit (dmar0,
- * 48-bit, 4K|2M|1G, dirty tracking, 20-bit PASIDs): 7 functions in 6 groups.
+ * 48-bit, 4K|2M|1G, dirty tracking, 20-bit PASIDs): 8 functions in 7 groups.
  * The GPU and its HDMI audio function (01:00.0/.1) share group 1; the xHCI
  * controller carries a relaxable RMRR; every device also gets the MSI window.
  * A neutral function (alone in group 0, INTx, MSI and MSI-X) carries the DMA
- * engine; an X710 PF (group 14) can enable up to 4 VFs at run time.
+ * engine; an X710 PF (group 14) can enable up to 4 VFs at run time; an
+ * ioat (CBDMA) channel sits alone in group 15.
  */
 export const x86: HostSpec = deepFreeze({
   name: 'x86',
@@ -58,7 +59,7 @@ export const x86: HostSpec = deepFreeze({
       group: 0,
       iommu: 'dmar0',
       irq: { intx: true, msi: 4, msix: 8, msixBar: 2, msixTableOffset: 0n, msixPbaOffset: 0x2000n },
-      dmaEngine: true,
+      model: { kind: 'dma-engine' },
     },
     {
       // Intel Cannon Lake PCH USB 3.1 xHCI host controller.
@@ -105,7 +106,8 @@ export const x86: HostSpec = deepFreeze({
       irq: { intx: true, msi: 1 },
     },
     {
-      // Samsung 970 EVO NVMe SSD: MSI-X table at BAR0+0x3000, PBA at +0x2000.
+      // Samsung 970 EVO NVMe SSD: MSI-X table at BAR0+0x3000, PBA at +0x2000; uiommu's NVMe
+      // controller (docs/devices.md) with a 1 GiB namespace in sparse memory.
       bdf: '0000:02:00.0',
       vendor: 0x144d,
       device: 0xa808,
@@ -124,6 +126,7 @@ export const x86: HostSpec = deepFreeze({
         msixTableOffset: 0x3000n,
         msixPbaOffset: 0x2000n,
       },
+      model: { kind: 'nvme' },
     },
     {
       // Intel I210 Gigabit Ethernet: MSI-X table in BAR3.
@@ -167,6 +170,7 @@ export const x86: HostSpec = deepFreeze({
         irq: { msix: 5, msixBar: 3, msixTableOffset: 0n, msixPbaOffset: 0x2000n },
       },
     },
+    ioat('0000:00:04.0', 15, 'dmar0'),
   ],
 });
 
@@ -174,9 +178,9 @@ export const x86: HostSpec = deepFreeze({
  * A POWER9 bare-metal (PowerNV) host running Debian's ppc64el kernel (4 KiB
  * pages; ppc64 builds no type1 backend) with two PHB4s, each an IODA2 table
  * group source: 2 window slots (slot 0 = the 2 GiB 32-bit window at 0, slot
- * 1 at 1<<59), TCE pages 4K|64K|2M|1G, up to 5 levels. Four functions in
+ * 1 at 1<<59), TCE pages 4K|64K|2M|1G, up to 5 levels. Five functions in
  * three PEs (groups): both ports of a ConnectX-5 share PE/group 0. Port 0
- * (0000:01:00.0) carries the DMA engine.
+ * (0000:01:00.0) carries the DMA engine. An ioat (CBDMA) channel is PE/group 3.
  */
 export const powernv: HostSpec = deepFreeze({
   name: 'powernv',
@@ -187,7 +191,7 @@ export const powernv: HostSpec = deepFreeze({
     { ...SPAPR_DEFAULTS.powernv, id: 'phb1' },
   ],
   devices: [
-    { ...connectX('0000:01:00.0', 0x1017, 0, 'phb0'), dmaEngine: true },
+    { ...connectX('0000:01:00.0', 0x1017, 0, 'phb0'), model: { kind: 'dma-engine' } },
     connectX('0000:01:00.1', 0x1017, 0, 'phb0'),
     {
       // IBM PCI-E IPR SAS adapter (ASIC).
@@ -211,7 +215,7 @@ export const powernv: HostSpec = deepFreeze({
       },
     },
     {
-      // Samsung PM1733 NVMe SSD.
+      // Samsung PM1733 NVMe SSD, with uiommu's NVMe controller (1 GiB sparse namespace).
       bdf: '0001:02:00.0',
       vendor: 0x144d,
       device: 0xa824,
@@ -229,7 +233,9 @@ export const powernv: HostSpec = deepFreeze({
         msixTableOffset: 0x4000n,
         msixPbaOffset: 0x6000n,
       },
+      model: { kind: 'nvme' },
     },
+    ioat('0001:03:00.0', 3, 'phb1'),
   ],
 });
 
@@ -277,6 +283,28 @@ export const pseries: HostSpec = deepFreeze({
     },
   ],
 });
+
+/**
+ * An Intel Skylake-SP CBDMA channel (8086:2021) running the ioat model
+ * (docs/devices.md): BAR0 of 16 KiB with the registers at 0, one MSI-X
+ * vector (table at 0x2000, PBA at 0x3000), an INTx pin, no MSI.
+ */
+function ioat(bdf: string, group: number, iommu: string): PciDeviceSpec {
+  return {
+    bdf,
+    vendor: 0x8086,
+    device: 0x2021,
+    subsystemVendor: 0x8086,
+    subsystemDevice: 0x0000,
+    class: 0x088000,
+    revision: 0x04,
+    bars: [mem64(0, 16n * K)],
+    group,
+    iommu,
+    irq: { intx: true, msix: 1, msixBar: 0, msixTableOffset: 0x2000n, msixPbaOffset: 0x3000n },
+    model: { kind: 'ioat' },
+  };
+}
 
 /** A Mellanox ConnectX function (0x1013 = ConnectX-4, 0x1017 = ConnectX-5). */
 function connectX(bdf: string, device: number, group: number, iommu: string): PciDeviceSpec {
@@ -335,7 +363,7 @@ const QEMU_SUBSYSTEM = { subsystemVendor: 0x1af4, subsystemDevice: 0x1100 } as c
  * -device intel-iommu,intremap=on,caching-mode=on -device edu,addr=03.0
  * -device e1000,addr=04.0 -device nvme,addr=05.0`, QEMU 10.0, Linux 7.2),
  * as its sysfs shows it: one VT-d unit (MGAW 48, second-level 4K|2M|1G,
- * no dirty tracking, no PASID) and the three functions at the guest's BDFs
+ * no dirty tracking, no PASID, no snoop control) and the three functions at the guest's BDFs
  * and groups (2, 3, 4; the chipset's groups 0, 1, 5 are not VFIO's), so a
  * program runs unchanged in the guest and under `uiommu run --host refguest`.
  */
@@ -343,7 +371,16 @@ export const refguest: HostSpec = deepFreeze({
   name: 'refguest',
   kernel:
     'Linux 7.2 of ../shared/refkernel: IOMMUFD, IOMMUFD_TEST, the legacy VFIO container, VFIO cdevs, INTEL_IOMMU',
-  iommus: [{ ...INTEL_DEFAULTS, id: 'dmar0', dirtyTracking: false, maxPasidLog2: 0 }],
+  // QEMU's VT-d has no snoop control (ecap 0xf00f4a: SC clear), so VFIO_DMA_CC_IOMMU is 0
+  iommus: [
+    {
+      ...INTEL_DEFAULTS,
+      id: 'dmar0',
+      dirtyTracking: false,
+      maxPasidLog2: 0,
+      snoopControl: false,
+    },
+  ],
   devices: [
     {
       // QEMU edu: a 1 MiB MMIO BAR, MSI (one vector) and INTx.
@@ -374,7 +411,8 @@ export const refguest: HostSpec = deepFreeze({
       irq: { intx: true },
     },
     {
-      // QEMU nvme: 16 KiB 64-bit BAR0 with the MSI-X table at 0x2000 (65 vectors), PBA at 0x3000.
+      // QEMU nvme: 16 KiB 64-bit BAR0 with the MSI-X table at 0x2000 (65 vectors), PBA at 0x3000;
+      // uiommu's NVMe controller behind it.
       bdf: '0000:00:05.0',
       vendor: 0x1b36,
       device: 0x0010,
@@ -391,6 +429,7 @@ export const refguest: HostSpec = deepFreeze({
         msixTableOffset: 0x2000n,
         msixPbaOffset: 0x3000n,
       },
+      model: { kind: 'nvme' },
     },
   ],
 });

@@ -3,6 +3,7 @@
  * their natural width ("0x8086", class "0x020000"), every u64 a hex string,
  * so `parseHostSpec(hostSpecToJson(s))` deep-equals `s`.
  */
+import type { DeviceModelSpec } from '../../vfio/pci/models.ts';
 import type { BarSpec, HostSpec, IommuSpec, IrqSpec, PciDeviceSpec } from './types.ts';
 import { hex } from './values.ts';
 
@@ -29,6 +30,7 @@ function iommuToJson(u: IommuSpec): { [key: string]: Json } {
         pgsizes: hex(u.pgsizes),
         dirtyTracking: u.dirtyTracking,
         maxPasidLog2: u.maxPasidLog2,
+        snoopControl: u.snoopControl,
       };
     case 'spapr':
       return {
@@ -69,7 +71,7 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
     }));
   }
   if (d.irq !== undefined) out.irq = irqToJson(d.irq);
-  if (d.dmaEngine !== undefined) out.dmaEngine = d.dmaEngine;
+  if (d.model !== undefined) out.model = modelToJson(d.model);
   if (d.sriov !== undefined) out.sriov = d.sriov;
   if (d.sriovTotalVfs !== undefined) out.sriovTotalVfs = d.sriovTotalVfs;
   if (d.sriovVf !== undefined) {
@@ -99,4 +101,14 @@ function irqToJson(irq: IrqSpec): { [key: string]: Json } {
   if (irq.msixTableOffset !== undefined) out.msixTableOffset = hex(irq.msixTableOffset);
   if (irq.msixPbaOffset !== undefined) out.msixPbaOffset = hex(irq.msixPbaOffset);
   return out;
+}
+
+function modelToJson(m: DeviceModelSpec): { [key: string]: Json } {
+  if (m.kind !== 'nvme' || m.namespaces === undefined) return { kind: m.kind };
+  const namespaces = m.namespaces.map((n) => ({
+    size: hex(n.size),
+    lbaSize: n.lbaSize,
+    ...(n.file !== undefined ? { file: n.file } : {}),
+  }));
+  return { kind: m.kind, namespaces };
 }

@@ -53,6 +53,8 @@ export interface IntelIommuSpec {
   readonly dirtyTracking: boolean;
   /** log2 of the PASID count per device, 0..20. */
   readonly maxPasidLog2: number;
+  /** Snoop control (ECAP.SC): domains can enforce cache coherency (VFIO_DMA_CC_IOMMU). */
+  readonly snoopControl: boolean;
 }
 
 /**

@@ -25,7 +25,8 @@
  * programmed through SET_IRQS), PCIe Device Control (writable but Phantom
  * Functions) and Device Control 2 (writable but ARI). Cache line size,
  * latency timer and BIST are passed to the hardware. Unassigned bytes read
- * as the hardware has them (zero) and drop writes.
+ * as the hardware has them (zero) and drop writes, except the device
+ * model's own config registers (`deviceRegisters`), which it serves.
  *
  * Layout of the emulated function: header type 0, PM at 0x40, MSI at 0x50,
  * MSI-X at 0x70, PCIe (v2 endpoint) at 0x80, in list order, each only when
@@ -38,6 +39,7 @@
  * const size = ~(cfg.read32(0x10) & ~0xf) + 1; // BAR0's size (mem32)
  */
 import { fail } from '../../abi/errno.ts';
+import type { DeviceModel } from './device-model.ts';
 import { effectiveIrq, type PciDeviceSpec } from './spec.ts';
 
 /** Standard config space offsets and bits (pci_regs.h names). */
@@ -138,6 +140,11 @@ export class PciConfigSpace {
   onIntxDisable: ((disabled: boolean) => void) | undefined;
   /** The function's INTx line, shown as Status bit 3 (Interrupt Status). */
   intxLine: () => boolean = () => false;
+  /**
+   * The device model's own config registers (its `configRegisters`, in
+   * bytes vfio leaves unassigned): raw reads and writes go to the model.
+   */
+  deviceRegisters: Pick<DeviceModel, 'configRegisters' | 'configRead' | 'configWrite'> | undefined;
 
   private readonly hw: Uint8Array;
   private readonly vconfig: Uint8Array;
@@ -287,11 +294,19 @@ export class PciConfigSpace {
 
   /**
    * Power-on reset of the function followed by vfio's config init (what the
-   * first open of the device does: vfio_pci_core_enable resets the function
-   * and vfio_config_init copies the hardware into vconfig).
+   * first open of the device does: vfio_pci_core_enable enables the device,
+   * so pci_enable_resources turns on Memory decode for its memory BARs and
+   * I/O decode for its I/O BARs, resets the function with that config saved
+   * and restored, and vfio_config_init copies the hardware into vconfig).
+   * Linux 7.2 reads the Command register of QEMU's nvme function through
+   * vfio right after open with Memory set.
    */
   enable(): void {
     this.hw.set(this.powerOn);
+    let decode = 0;
+    for (const bar of this.spec.bars)
+      decode |= bar.kind === 'io' ? PCI.COMMAND_IO : PCI.COMMAND_MEMORY;
+    this.hw[PCI.COMMAND]! |= decode;
     this.vconfig.set(this.hw);
     this.barFixup();
   }
@@ -325,6 +340,9 @@ export class PciConfigSpace {
       out[i] = (this.vconfig[b]! & v) | (this.hw[b]! & ~v);
       if (b === PCI.STATUS && this.intxLine()) out[i]! |= PCI.STATUS_INTERRUPT;
     }
+    for (const [s, e] of this.modelRanges(offset, offset + length)) {
+      out.set(this.deviceRegisters!.configRead!(s, e - s), s - offset);
+    }
     return out;
   }
 
@@ -345,6 +363,9 @@ export class PciConfigSpace {
       const toHw = w & ~v & this.hwWrite[b]!;
       this.vconfig[b] = (this.vconfig[b]! & ~toVirt) | (data[i]! & toVirt);
       this.hw[b] = (this.hw[b]! & ~toHw) | (data[i]! & toHw);
+    }
+    for (const [s, e] of this.modelRanges(offset, end)) {
+      this.deviceRegisters!.configWrite!(s, data.subarray(s - offset, e - offset));
     }
     const touches = (pos: number, len: number) => offset < pos + len && end > pos;
     if (touches(PCI.COMMAND + 1, 1)) {
@@ -371,6 +392,15 @@ export class PciConfigSpace {
       }
     }
     return data.length;
+  }
+
+  /** The parts of [start, end) that are the device model's config registers. */
+  private modelRanges(start: number, end: number): [number, number][] {
+    const out: [number, number][] = [];
+    for (const [s, e] of this.deviceRegisters?.configRegisters ?? []) {
+      if (start < e && end > s) out.push([Math.max(start, s), Math.min(end, e)]);
+    }
+    return out;
   }
 
   read8(offset: number): number {

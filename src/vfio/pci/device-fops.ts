@@ -24,6 +24,7 @@ import {
   VfioRegionInfo,
 } from './abi.ts';
 import type { VfioPciDevice } from './device.ts';
+import { dmaBufFeature } from './dmabuf.ts';
 import { eventfdCtxGet } from './irqs.ts';
 import { vfTokenFeature } from './sriov.ts';
 
@@ -48,8 +49,8 @@ export interface VfioPciFileOptions {
  * bytes copied back when argsz ≥ 20), GET_REGION_INFO (minsz 32, capability
  * chain at +32 or the argsz-grow answer), GET_IRQ_INFO (minsz 16),
  * SET_IRQS (header 20 + payload), RESET, DEVICE_FEATURE (the core's
- * checks, then PCI_VF_TOKEN on a PF; the low-power features are not
- * modelled: ENOTTY); every other number → ENOTTY.
+ * checks, then PCI_VF_TOKEN on a PF, DMA_BUF with CONFIG_VFIO_PCI_DMABUF;
+ * the low-power features are not modelled: ENOTTY); every other number → ENOTTY.
  * read/write: pread/pwrite at `offset` (a plain read/write uses offset 0:
  * the file position is not modelled).
  */
@@ -133,14 +134,20 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
         case NR.FEATURE:
           // the VFIO core's checks, then vfio_pci_core_ioctl_feature()
           return vfioDeviceFeature(caller, arg, (c, flags, data, size) => {
-            if ((flags & VFIO_DEVICE_FEATURE.MASK) !== VFIO_DEVICE_FEATURE_ID.PCI_VF_TOKEN) {
-              fail(
-                'ENOTTY',
-                'feature not provided by vfio-pci here',
-                'vfio_pci_core_ioctl_feature',
-              );
+            switch (flags & VFIO_DEVICE_FEATURE.MASK) {
+              case VFIO_DEVICE_FEATURE_ID.PCI_VF_TOKEN:
+                return vfTokenFeature(dev, c, flags, data, size);
+              case VFIO_DEVICE_FEATURE_ID.DMA_BUF:
+                if (!dev.dmabuf)
+                  fail('ENOTTY', 'no CONFIG_VFIO_PCI_DMABUF', 'vfio_pci_core_ioctl_feature');
+                return dmaBufFeature(dev, c, flags, data, size);
+              default:
+                return fail(
+                  'ENOTTY',
+                  'feature not provided by vfio-pci here',
+                  'vfio_pci_core_ioctl_feature',
+                );
             }
-            return vfTokenFeature(dev, c, flags, data, size);
           });
         default:
           fail('ENOTTY', 'not a vfio-pci device ioctl', 'vfio_pci_core_ioctl');

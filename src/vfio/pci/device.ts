@@ -24,8 +24,9 @@ import {
 } from './abi.ts';
 import { BarMemory } from './bar-memory.ts';
 import { CAP_OFFSET, PCI, PCI_CAP_ID, PciConfigSpace } from './config-space.ts';
-import { DMA_REG_BLOCK, DmaEngine, type DmaPort } from './dma-engine.ts';
+import type { DeviceModel, DmaPort } from './device-model.ts';
 import { type EventfdGet, type IrqSetRequest, VfioPciIrqs, validateIrqSet } from './irqs.ts';
+import { createDeviceModel } from './models.ts';
 import { effectiveIrq, msixPbaBytes, msixTableBytes, type PciDeviceSpec } from './spec.ts';
 import { VfToken } from './sriov.ts';
 
@@ -54,9 +55,16 @@ export interface VfioPciDeviceOptions {
   readonly barMmap?: boolean;
   /**
    * The function's DMA path through its IOMMU (the iommu `Device`); needed
-   * when the spec has `dmaEngine`.
+   * when the spec has a `model`.
    */
   readonly dma?: DmaPort;
+  /** The host's allocator of bus addresses, for BARs that DMA reaches (peer-to-peer). */
+  readonly busRange?: MmapHost['busRange'];
+  /**
+   * CONFIG_VFIO_PCI_DMABUF (v6.19, with PCI_P2PDMA): VFIO_DEVICE_FEATURE_DMA_BUF
+   * exports BAR ranges as dma-bufs (needs `busRange`). Default false: ENOTTY.
+   */
+  readonly dmabuf?: boolean;
 }
 
 export interface DeviceInfo {
@@ -93,8 +101,8 @@ export class VfioPciDevice {
   readonly resetWorks: boolean;
   readonly dynamicMsix: boolean;
   readonly barMmap: boolean;
-  /** The DMA engine in BAR0 (spec `dmaEngine`), see dma-engine.ts. */
-  readonly dmaEngine: DmaEngine | undefined;
+  /** The device behind the function (spec `model`), see device-model.ts. */
+  readonly model: DeviceModel | undefined;
   /** Bumped on every function reset (RESET ioctl or FLR), for observers. */
   resets = 0;
   /**
@@ -107,6 +115,11 @@ export class VfioPciDevice {
   readonly vfToken: VfToken | undefined;
   /** Bus addresses of BARs handed out for peer-to-peer DMA (barBusAddress). */
   private readonly busBases = new Map<number, bigint>();
+  private readonly busRange: MmapHost['busRange'] | undefined;
+  /** CONFIG_VFIO_PCI_DMABUF: see VfioPciDeviceOptions. */
+  readonly dmabuf: boolean;
+  /** Last closes so far (a dma-buf exported before one is revoked for good). */
+  closes = 0;
   /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
   sriovPf: VfioPciDevice | undefined;
 
@@ -116,6 +129,8 @@ export class VfioPciDevice {
   ) {
     this.dynamicMsix = opts.dynamicMsix ?? false;
     this.barMmap = opts.barMmap ?? true;
+    this.busRange = opts.busRange;
+    this.dmabuf = opts.dmabuf ?? false;
     this.vfToken = spec.sriov !== undefined ? new VfToken() : undefined;
     this.config = new PciConfigSpace(spec);
     this.resetWorks = opts.resetWorks ?? this.config.pcie;
@@ -128,12 +143,18 @@ export class VfioPciDevice {
     this.config.onIntxDisable = (disabled) => this.irqs.setIntxDisable(disabled);
     this.config.intxLine = () => this.irqs.intxLine;
     for (const b of spec.bars) this.barMemory.set(b.index, new BarMemory(b.size));
-    if (spec.dmaEngine) {
-      if (!opts.dma) throw new Error(`${spec.bdf}: a DMA engine needs the device's DMA path`);
-      this.dmaEngine = new DmaEngine(this.barMemory.get(0)!, opts.dma, {
-        raise: () => this.irqs.raiseMsi(0),
-        intx: (asserted) => this.irqs.setIntxLine(asserted),
+    if (spec.model) {
+      if (!opts.dma) throw new Error(`${spec.bdf}: a device model needs the device's DMA path`);
+      this.model = createDeviceModel(spec.model, {
+        spec,
+        bars: this.barMemory,
+        dma: opts.dma,
+        irq: {
+          raise: (vector) => this.irqs.raiseMsi(vector),
+          intx: (asserted) => this.irqs.setIntxLine(asserted),
+        },
       });
+      this.config.deviceRegisters = this.model;
     }
   }
 
@@ -153,13 +174,14 @@ export class VfioPciDevice {
     this.irqs.disable();
     this.config.enable();
     for (const m of this.barMemory.values()) m.clear();
-    this.dmaEngine?.reset();
+    this.model?.reset();
     // vfio_pci_core_finish_enable(): an open VF is a user of its PF's token
     if (this.sriovPf) this.sriovPf.vfToken!.users++;
   }
 
   /** Last close (vfio_pci_core_disable): interrupts off, function reset. */
   disable(): void {
+    this.closes++;
     if (this.sriovPf) this.sriovPf.vfToken!.users--;
     this.irqs.disable();
     this.resetInternals();
@@ -273,7 +295,7 @@ export class VfioPciDevice {
   private resetInternals(): void {
     this.resets++;
     for (const m of this.barMemory.values()) m.clear();
-    this.dmaEngine?.reset();
+    this.model?.reset();
   }
 
   // ---- mmap ---------------------------------------------------------------------
@@ -308,13 +330,15 @@ export class VfioPciDevice {
   /**
    * The page-aligned ranges `[start, end)` of BAR `index` whose accesses
    * have side effects, so every access must reach the model (trapped): the
-   * DMA engine's register block, the MSI-X table and PBA, and the last page
+   * device model's register windows, the MSI-X table and PBA, and the last page
    * of a BAR that ends inside a page (its tail reads all-ones). The rest of a
    * mapped BAR is plain memory. Ranges are rounded out to `pageSize`.
    */
   registerRanges(index: number, pageSize: bigint): [bigint, bigint][] {
     const out: [bigint, bigint][] = [];
-    if (index === 0 && this.dmaEngine) out.push([0n, pageAlign(DMA_REG_BLOCK, pageSize)]);
+    for (const w of this.windows(index)) {
+      out.push([pageDown(BigInt(w.start), pageSize), pageAlign(BigInt(w.end), pageSize)]);
+    }
     // the page holding the end of a BAR smaller than it: its tail reads all-ones
     const size = this.spec.bars.find((b) => b.index === index)?.size ?? 0n;
     if (size % pageSize !== 0n) out.push([pageDown(size, pageSize), pageAlign(size, pageSize)]);
@@ -351,13 +375,14 @@ export class VfioPciDevice {
 
   /**
    * The bus address of BAR `index` for peer-to-peer DMA, allocated on first
-   * use with `busRange`: a device's DMA there reaches this BAR as a CPU
+   * use with `busRange` (the device's own by default): a device's DMA there reaches this BAR as a CPU
    * access would (registers included); while Memory decode is off reads
    * are all-ones and writes are dropped (a master abort).
    */
-  barBusAddress(index: number, busRange: MmapHost['busRange']): bigint {
+  barBusAddress(index: number, busRange = this.busRange): bigint {
     let base = this.busBases.get(index);
     if (base !== undefined) return base;
+    if (!busRange) throw new Error(`${this.name}: no bus address allocator for BAR${index}`);
     const size = this.spec.bars.find((b) => b.index === index)!.size;
     const at = (phys: bigint) => phys - base!;
     base = busRange(size, {
@@ -412,8 +437,8 @@ export class VfioPciDevice {
    * vfio_pci_bar_rw: EINVAL past the BAR (or for an absent BAR), the count
    * clipped to the BAR, EIO for memory BARs while Memory decode is off in the
    * virtual Command register. The MSI-X table reads as 0xff and drops writes;
-   * the DMA engine's register block (BAR0 from 0) is served by the engine,
-   * after the rest of a write has landed.
+   * the device model's register windows are served by the model, after the
+   * rest of a write has landed.
    */
   private barRw(
     index: number,
@@ -435,24 +460,25 @@ export class VfioPciDevice {
       xEnd = xStart + BigInt(irq.msix) * 16n;
     }
     const end = pos + BigInt(n);
-    const engine = index === 0 ? this.dmaEngine : undefined;
-    const rEnd = engine ? DMA_REG_BLOCK : 0n;
+    const windows = this.windows(index)
+      .map((w) => [BigInt(w.start), BigInt(w.end)] as const)
+      .filter(([s, e]) => pos < e && end > s);
     if (data) {
-      for (const [s, e] of outside(pos, end, xStart, xEnd)) {
-        for (const [ms, me] of outside(s, e, 0n, rEnd)) {
-          mem.write(ms, data.subarray(Number(ms - pos), Number(me - pos)));
-        }
-      }
-      if (engine && pos < rEnd) {
-        const e = end < rEnd ? end : rEnd;
-        engine.write(Number(pos), data.subarray(0, Number(e - pos)));
+      let plain = outside(pos, end, xStart, xEnd);
+      for (const [ws, we] of windows) plain = plain.flatMap(([s, e]) => outside(s, e, ws, we));
+      for (const [s, e] of plain) mem.write(s, data.subarray(Number(s - pos), Number(e - pos)));
+      for (const [ws, we] of windows) {
+        const s = pos > ws ? pos : ws;
+        const e = end < we ? end : we;
+        this.model!.write(index, Number(s), data.subarray(Number(s - pos), Number(e - pos)));
       }
       return n;
     }
     const out = mem.read(pos, n);
-    if (engine && pos < rEnd) {
-      const e = end < rEnd ? end : rEnd;
-      out.set(engine.read(Number(pos), Number(e - pos)), 0);
+    for (const [ws, we] of windows) {
+      const s = pos > ws ? pos : ws;
+      const e = end < we ? end : we;
+      out.set(this.model!.read(index, Number(s), Number(e - s)), Number(s - pos));
     }
     if (xEnd > xStart && pos < xEnd && end > xStart) {
       const s = Number((pos > xStart ? pos : xStart) - pos);
@@ -460,6 +486,11 @@ export class VfioPciDevice {
       out.fill(0xff, s, e);
     }
     return out;
+  }
+
+  /** The model's register windows in BAR `index`. */
+  private windows(index: number): readonly { start: number; end: number }[] {
+    return this.model?.registers.filter((w) => w.bar === index) ?? [];
   }
 }
 

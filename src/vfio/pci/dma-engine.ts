@@ -5,37 +5,36 @@
  * plus a status and a fault-address register. Every DMA goes through the
  * function's IOMMU (`DmaPort`, i.e. the iommu `Device`): a refused access is
  * recorded there as a fault and shows here as STATUS.FAULT with FAULT_IOVA.
- * The register map is in docs/dma-engine.md.
+ * A `DeviceModel` (device-model.ts); the register map is in docs/dma-engine.md.
  *
  * The engine runs a command synchronously when a write reaching the CMD
  * register leaves its START bit set, then clears START. Every finished
  * command (done, faulted or invalid) sets IRQ_STATUS.DONE and raises an
- * interrupt (`DmaIrq`): an MSI/MSI-X message on vector 0, and the INTx line
- * held asserted until user space clears IRQ_STATUS (write 1 to clear).
+ * interrupt: an MSI/MSI-X message on vector 0, and the INTx line held
+ * asserted until user space clears IRQ_STATUS (write 1 to clear).
  *
  * @example
- * const eng = new DmaEngine(barMemory, iommuDevice);
- * eng.write(DMA_REG.SRC, u64le(0x4_0000n));   // device buffer
- * eng.write(DMA_REG.DST, u64le(iova));        // memory, through the IOMMU
- * eng.write(DMA_REG.COUNT, u64le(64n));
- * eng.write(DMA_REG.CMD, u64le(DMA_CMD.START | DMA_CMD.TO_MEMORY));
- * eng.read(DMA_REG.STATUS, 4); // DMA_STATUS.DONE
+ * const eng = new DmaEngine(ctx);                 // ctx: BAR memory, IOMMU, interrupts
+ * eng.write(0, DMA_REG.SRC, u64le(0x4_0000n));   // device buffer
+ * eng.write(0, DMA_REG.DST, u64le(iova));        // memory, through the IOMMU
+ * eng.write(0, DMA_REG.COUNT, u64le(64n));
+ * eng.write(0, DMA_REG.CMD, u64le(DMA_CMD.START | DMA_CMD.TO_MEMORY));
+ * eng.read(0, DMA_REG.STATUS, 4); // DMA_STATUS.DONE
  */
 import { DmaFaultError } from '../../iommu/device.ts';
 import type { BarMemory } from './bar-memory.ts';
+import type {
+  DeviceIrq,
+  DeviceModel,
+  DeviceModelContext,
+  DmaPort,
+  RegisterWindow,
+} from './device-model.ts';
+import type { ModelArea } from './models.ts';
 
-/** The device's DMA path: reads and writes at an IOVA through its IOMMU (throw DmaFaultError). */
-export interface DmaPort {
-  dmaRead(iova: bigint, length: number): Uint8Array;
-  dmaWrite(iova: bigint, data: Uint8Array): void;
-}
-
-/** How the engine interrupts: an edge on vector 0 (MSI/MSI-X) and its INTx level. */
-export interface DmaIrq {
-  /** A message on vector 0 of whichever of MSI/MSI-X is enabled. */
-  raise(): void;
-  /** The INTx line follows IRQ_STATUS ≠ 0. */
-  intx(asserted: boolean): void;
+/** Host config of the DMA engine: no options. */
+export interface DmaEngineModelSpec {
+  readonly kind: 'dma-engine';
 }
 
 /** Register offsets in BAR0 (all little-endian). */
@@ -95,8 +94,12 @@ export const DMA_REG_BLOCK = 0x1000n;
 export const DMA_BUF_OFFSET = 0x40000n;
 /** Size of the device buffer (edu's). */
 export const DMA_BUF_SIZE = 0x1000n;
-/** Smallest BAR0 that holds the register block and the buffer. */
-export const DMA_ENGINE_MIN_BAR = DMA_BUF_OFFSET + DMA_BUF_SIZE;
+
+/** What the engine takes of BAR0: the register block and the buffer. */
+export const DMA_ENGINE_AREAS: readonly ModelArea[] = [
+  { bar: 0, start: 0n, end: DMA_REG_BLOCK, what: 'registers' },
+  { bar: 0, start: DMA_BUF_OFFSET, end: DMA_BUF_OFFSET + DMA_BUF_SIZE, what: 'buffer' },
+];
 
 /** Bytes of the register file (up to IRQ_STATUS's end). */
 const REG_BYTES = 0xb4;
@@ -107,16 +110,21 @@ const READ_ONLY: readonly [number, number][] = [
   [DMA_REG.STATUS, DMA_REG.IRQ_STATUS],
 ];
 
-export class DmaEngine {
+export class DmaEngine implements DeviceModel {
+  readonly registers: readonly RegisterWindow[] = [
+    { bar: 0, start: 0, end: Number(DMA_REG_BLOCK) },
+  ];
   private readonly regs = new Uint8Array(REG_BYTES);
   private readonly view = new DataView(this.regs.buffer);
+  /** BAR0's memory: the device buffer lives in it at DMA_BUF_OFFSET. */
+  private readonly bar0: BarMemory;
+  private readonly port: DmaPort;
+  private readonly irq: DeviceIrq;
 
-  /** `bar0` is BAR0's memory: the device buffer lives in it at DMA_BUF_OFFSET. */
-  constructor(
-    private readonly bar0: BarMemory,
-    private readonly port: DmaPort,
-    private readonly irq: DmaIrq,
-  ) {
+  constructor(ctx: DeviceModelContext) {
+    this.bar0 = ctx.bars.get(0)!;
+    this.port = ctx.dma;
+    this.irq = ctx.irq;
     this.reset();
   }
 
@@ -130,15 +138,15 @@ export class DmaEngine {
     this.view.setUint32(DMA_REG.BUF_SIZE, Number(DMA_BUF_SIZE), true);
   }
 
-  /** Read `length` bytes at register offset `pos` (inside the register block). */
-  read(pos: number, length: number): Uint8Array {
+  /** Read `length` bytes at register offset `pos` of BAR0 (inside the register block). */
+  read(_bar: number, pos: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
     if (pos < REG_BYTES) out.set(this.regs.subarray(pos, Math.min(REG_BYTES, pos + length)));
     return out;
   }
 
-  /** Write `data` at register offset `pos`; runs the command when START ends up set. */
-  write(pos: number, data: Uint8Array): void {
+  /** Write `data` at register offset `pos` of BAR0; runs the command when START ends up set. */
+  write(_bar: number, pos: number, data: Uint8Array): void {
     const irqBefore = this.irqStatus;
     for (let i = 0; i < data.length; i++) {
       const at = pos + i;
@@ -189,7 +197,7 @@ export class DmaEngine {
     this.view.setUint32(DMA_REG.STATUS, status, true);
     this.view.setUint32(DMA_REG.IRQ_STATUS, this.irqStatus | DMA_IRQ.DONE, true);
     this.irq.intx(true);
-    this.irq.raise();
+    this.irq.raise(0);
   }
 
   private get irqStatus(): number {

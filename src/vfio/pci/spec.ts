@@ -4,6 +4,7 @@
  * topology (src/host/topology) and read by the emulated vfio-pci device.
  */
 import type { ReservedKind } from '../../iommu/device.ts';
+import type { DeviceModelSpec } from './models.ts';
 
 /** A PCI BAR kind: 32- or 64-bit memory, or I/O ports. */
 export type BarKind = 'mem32' | 'mem64' | 'io';
@@ -71,10 +72,10 @@ export interface PciDeviceSpec {
   readonly reservedRegions?: readonly ReservedRegionSpec[];
   readonly irq?: IrqSpec;
   /**
-   * BAR0 holds the DMA engine (docs/dma-engine.md): registers at 0..0xfff,
-   * a 4 KiB buffer at 0x40000; BAR0 must be memory of ≥ 512 KiB.
+   * The device behind the function (models.ts, docs/devices.md): e.g.
+   * `{ kind: 'dma-engine' }`. Absent: no device model (BARs are plain memory).
    */
-  readonly dmaEngine?: boolean;
+  readonly model?: DeviceModelSpec;
   /**
    * An SR-IOV physical function: how many VFs are enabled (sriov_numvfs,
    * set through vfio-pci); exactly that many devices name it in `physfn`.

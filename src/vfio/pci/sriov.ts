@@ -34,6 +34,11 @@ export interface VfioPciPersonality {
    * space writes a PF's `sriov_numvfs`; off, such writes are ENOENT.
    */
   readonly vfioPciEnableSriov: boolean;
+  /**
+   * CONFIG_VFIO_PCI_DMABUF (v6.19; needs PCI_P2PDMA): VFIO_DEVICE_FEATURE_DMA_BUF
+   * exports BAR ranges as dma-bufs; off, the feature is ENOTTY.
+   */
+  readonly vfioPciDmabuf: boolean;
 }
 
 /** UUID_STRING_LEN: 8-4-4-4-12 hex digits. */

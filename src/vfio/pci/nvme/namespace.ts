@@ -1,0 +1,159 @@
+/**
+ * The storage behind one NVMe namespace: a file (read and written in place,
+ * so its bytes are the namespace's at every moment) or sparse memory
+ * (64 KiB chunks created on first write; unwritten blocks read zero).
+ * Sizes are in bytes; callers keep every access inside `size`.
+ *
+ * @example
+ * const ns = NvmeNamespace.open({ size: 1n << 30n, lbaSize: 512 });
+ * ns.write(4096, bytes); ns.read(4096, bytes.length); ns.zero(0, 512);
+ */
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  writeSync,
+} from 'node:fs';
+
+/** One namespace of a controller's host config. */
+export interface NvmeNamespaceSpec {
+  /** Capacity in bytes, a multiple of `lbaSize`. */
+  readonly size: bigint;
+  /** Logical block size: 512 or 4096 bytes. */
+  readonly lbaSize: 512 | 4096;
+  /** A file holding the namespace (created, or grown sparse to `size`); absent: sparse memory. */
+  readonly file?: string;
+}
+
+/** Bytes per chunk of the memory backing. */
+const CHUNK = 0x10000;
+
+export abstract class NvmeNamespace {
+  readonly size: bigint;
+  readonly lbaSize: number;
+  /** Blocks in the namespace (NSZE). */
+  readonly blocks: bigint;
+
+  protected constructor(spec: NvmeNamespaceSpec) {
+    this.size = spec.size;
+    this.lbaSize = spec.lbaSize;
+    this.blocks = spec.size / BigInt(spec.lbaSize);
+  }
+
+  /** The backing `spec` names (a file is opened now and kept open until `close`). */
+  static open(spec: NvmeNamespaceSpec): NvmeNamespace {
+    return spec.file !== undefined ? new FileNamespace(spec, spec.file) : new MemoryNamespace(spec);
+  }
+
+  /** `length` bytes at byte offset `pos`. */
+  abstract read(pos: number, length: number): Uint8Array;
+  /** Store `data` at byte offset `pos`. */
+  abstract write(pos: number, data: Uint8Array): void;
+  /** `length` zero bytes from `pos` (Write Zeroes, deallocation). */
+  abstract zero(pos: number, length: number): void;
+  /** Make written data durable (Flush, shutdown). */
+  abstract flush(): void;
+  /** Release the backing. */
+  abstract close(): void;
+}
+
+class MemoryNamespace extends NvmeNamespace {
+  private readonly chunks = new Map<number, Uint8Array>();
+
+  constructor(spec: NvmeNamespaceSpec) {
+    super(spec);
+  }
+
+  read(pos: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    this.each(pos, length, (c, off, n, at) => {
+      const chunk = this.chunks.get(c);
+      if (chunk) out.set(chunk.subarray(off, off + n), at);
+    });
+    return out;
+  }
+
+  write(pos: number, data: Uint8Array): void {
+    this.each(pos, data.length, (c, off, n, at) => {
+      let chunk = this.chunks.get(c);
+      if (!chunk) {
+        chunk = new Uint8Array(CHUNK);
+        this.chunks.set(c, chunk);
+      }
+      chunk.set(data.subarray(at, at + n), off);
+    });
+  }
+
+  zero(pos: number, length: number): void {
+    this.each(pos, length, (c, off, n) => {
+      if (n === CHUNK) this.chunks.delete(c);
+      else this.chunks.get(c)?.fill(0, off, off + n);
+    });
+  }
+
+  flush(): void {}
+
+  close(): void {
+    this.chunks.clear();
+  }
+
+  /** Visit [pos, pos + length) chunk by chunk: (chunk index, offset in it, bytes, offset in the request). */
+  private each(
+    pos: number,
+    length: number,
+    f: (c: number, off: number, n: number, at: number) => void,
+  ): void {
+    for (let at = 0; at < length; ) {
+      const p = pos + at;
+      const off = p % CHUNK;
+      const n = Math.min(CHUNK - off, length - at);
+      f(Math.floor(p / CHUNK), off, n, at);
+      at += n;
+    }
+  }
+}
+
+class FileNamespace extends NvmeNamespace {
+  private fd: number;
+
+  constructor(spec: NvmeNamespaceSpec, path: string) {
+    super(spec);
+    this.fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    if (BigInt(fstatSync(this.fd).size) < spec.size) ftruncateSync(this.fd, Number(spec.size));
+  }
+
+  read(pos: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    for (let at = 0; at < length; ) {
+      const n = readSync(this.fd, out, at, length - at, pos + at);
+      if (n === 0) break; // past the file's end (it shrank under us): zeros
+      at += n;
+    }
+    return out;
+  }
+
+  write(pos: number, data: Uint8Array): void {
+    for (let at = 0; at < data.length; )
+      at += writeSync(this.fd, data, at, data.length - at, pos + at);
+  }
+
+  zero(pos: number, length: number): void {
+    const block = new Uint8Array(Math.min(length, 1 << 20));
+    for (let at = 0; at < length; at += block.length) {
+      this.write(pos + at, block.subarray(0, Math.min(block.length, length - at)));
+    }
+  }
+
+  flush(): void {
+    fsyncSync(this.fd);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}

@@ -1,0 +1,252 @@
+/*
+ * The library's socket, as a real process under `uiommu run` sees it: not
+ * at all. Raw system calls (which the library does not see) find it; every
+ * libc view answers as Linux does for an fd that is not open: /proc/<self>/fd
+ * and fdinfo listings leave it out (readdir, readdir_r, getdents64, scandir,
+ * through self, thread-self, the pid and task/<tid>), its entries are ENOENT
+ * (readlink, stat, open, access, fopen), poll/ppoll report POLLNVAL without
+ * waiting, select/pselect and epoll fail with EBADF. It sits out of the
+ * program's range (at or just below RLIMIT_NOFILE) and follows the limit
+ * when the program changes it, still answering requests.
+ * Prints "ok <name>" or "FAIL <name>: ..." per check.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IOMMU_IOAS_ALLOC 0x3b81
+
+static int failures;
+
+static void check(const char *name, int ok, const char *detail)
+{
+	printf(ok ? "ok %s\n" : "FAIL %s: %s\n", name, detail);
+	failures += !ok;
+}
+
+static void expect_errno(const char *name, long ret, int err)
+{
+	char detail[96];
+
+	snprintf(detail, sizeof(detail), "ret %ld errno %s, want -1 %s", ret, strerror(errno),
+		 strerror(err));
+	check(name, ret == -1 && errno == err, detail);
+}
+
+/* The socket by raw system calls: the fd whose /proc/self/fd link is a socket. */
+static int raw_find_sock(void)
+{
+	char buf[8192], path[300], link[64];
+	int dir = syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY), found = -1;
+	long n;
+
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *e = (struct dirent64 *)(buf + off);
+			long len;
+
+			snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+			len = syscall(SYS_readlinkat, AT_FDCWD, path, link, sizeof(link) - 1);
+			if (len > 0 && (link[len] = 0, !strncmp(link, "socket:", 7)))
+				found = atoi(e->d_name);
+			off += e->d_reclen;
+		}
+	}
+	syscall(SYS_close, dir);
+	return found;
+}
+
+/* Entries named `name` in folder `path`, through readdir (0) or readdir_r (1). */
+static int listed(const char *path, const char *name, int reentrant)
+{
+	DIR *d = opendir(path);
+	struct dirent *e, ent;
+	int hits = 0;
+
+	if (!d)
+		return -1;
+	for (;;) {
+		if (reentrant) {
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+			if (readdir_r(d, &ent, &e) || !e)
+				break;
+		} else if (!(e = readdir(d))) {
+			break;
+		}
+		hits += !strcmp(e->d_name, name);
+	}
+	closedir(d);
+	return hits;
+}
+
+/* Entries named `name` in folder `path` through getdents64: by libc (raw 0) or by the kernel. */
+static int listed_getdents(const char *path, const char *name, int raw)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_DIRECTORY), hits = 0;
+	long n;
+
+	while ((n = raw ? syscall(SYS_getdents64, fd, buf, sizeof(buf))
+			: getdents64(fd, buf, sizeof(buf))) > 0)
+		for (long off = 0; off < n; off += ((struct dirent64 *)(buf + off))->d_reclen)
+			hits += !strcmp(((struct dirent64 *)(buf + off))->d_name, name);
+	close(fd);
+	return hits;
+}
+
+static int listed_scandir(const char *path, const char *name)
+{
+	struct dirent **list;
+	int n = scandir(path, &list, NULL, alphasort), hits = 0;
+
+	for (int i = 0; i < n; i++) {
+		hits += !strcmp(list[i]->d_name, name);
+		free(list[i]);
+	}
+	free(list);
+	return n < 0 ? -1 : hits;
+}
+
+/* The engine still answers this process: open /dev/iommu and IOAS_ALLOC. */
+static int engine_answers(void)
+{
+	uint32_t alloc[3] = { 12, 0, 0 };
+	int fd = open("/dev/iommu", O_RDWR), r;
+
+	r = fd >= 0 && ioctl(fd, IOMMU_IOAS_ALLOC, alloc) == 0 && alloc[2] != 0;
+	close(fd);
+	return r;
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(void)
+{
+	int s = raw_find_sock(), p[2], ep, wide;
+	char name[16], path[96], link[64], detail[128];
+	struct rlimit rl, low;
+	struct stat st;
+	struct pollfd pfd[2];
+	struct timespec ts = { 10, 0 };
+	struct epoll_event ev = { .events = EPOLLIN };
+	unsigned long *set;
+	const char *dirs[] = { "/proc/self/fd", "/proc/thread-self/fd", "/proc/self/fdinfo",
+			       "/dev/fd", NULL, NULL };
+	double t0;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	snprintf(detail, sizeof(detail), "socket %d, RLIMIT_NOFILE %lu/%lu", s,
+		 (unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max);
+	check("the raw view finds the socket", s >= 0, detail);
+	if (s < 0)
+		return 1;
+	/* above the program's range when the hard limit leaves room, else its top */
+	check("the socket is out of the program's range",
+	      s == (int)(rl.rlim_cur < rl.rlim_max ? rl.rlim_cur : rl.rlim_cur - 1), detail);
+	snprintf(name, sizeof(name), "%d", s);
+	check("the kernel lists it (raw getdents64)", listed_getdents("/proc/self/fd", name, 1) == 1,
+	      name);
+
+	/* listings */
+	char pid_fd[64], task_fdinfo[64];
+	snprintf(pid_fd, sizeof(pid_fd), "/proc/%d/fd", getpid());
+	snprintf(task_fdinfo, sizeof(task_fdinfo), "/proc/self/task/%d/fdinfo", gettid());
+	dirs[4] = pid_fd;
+	dirs[5] = task_fdinfo;
+	for (int i = 0; i < 6; i++) {
+		int a = listed(dirs[i], name, 0), b = listed(dirs[i], name, 1),
+		    c = listed_getdents(dirs[i], name, 0), d = listed_scandir(dirs[i], name);
+
+		snprintf(detail, sizeof(detail), "%s: readdir %d readdir_r %d getdents64 %d scandir %d",
+			 dirs[i], a, b, c, d);
+		snprintf(path, sizeof(path), "%s not listed", dirs[i]);
+		check(path, !a && !b && !c && !d, detail);
+	}
+	check("other fds are still listed", listed("/proc/self/fd", "0", 0) == 1, "fd 0");
+
+	/* its entries do not exist */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", s);
+	expect_errno("readlink /proc/self/fd/N", readlink(path, link, sizeof(link)), ENOENT);
+	expect_errno("lstat /proc/self/fd/N", lstat(path, &st), ENOENT);
+	expect_errno("open /proc/self/fd/N", open(path, O_RDONLY), ENOENT);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/fdinfo/%d", getpid(), gettid(), s);
+	expect_errno("open fdinfo/N", open(path, O_RDONLY), ENOENT);
+	expect_errno("access fdinfo/N", access(path, R_OK), ENOENT);
+	check("fopen fdinfo/N: ENOENT", !fopen(path, "r") && errno == ENOENT, strerror(errno));
+	snprintf(path, sizeof(path), "/dev/fd/%d", s);
+	expect_errno("stat /dev/fd/N", stat(path, &st), ENOENT);
+	snprintf(path, sizeof(path), "/proc/self/fd/0");
+	check("readlink of another fd works", readlink(path, link, sizeof(link)) > 0, path);
+
+	/* poll: POLLNVAL without waiting, the other entries polled */
+	pipe(p);
+	write(p[1], "x", 1);
+	pfd[0] = (struct pollfd){ s, POLLIN, 0 };
+	pfd[1] = (struct pollfd){ p[0], POLLIN, 0 };
+	t0 = now();
+	int r = poll(pfd, 2, 10000);
+	snprintf(detail, sizeof(detail), "ret %d revents %#x %#x fd %d", r, pfd[0].revents,
+		 pfd[1].revents, pfd[0].fd);
+	check("poll: POLLNVAL for it, POLLIN for the pipe, counted",
+	      r == 2 && pfd[0].revents == POLLNVAL && pfd[1].revents == POLLIN && pfd[0].fd == s,
+	      detail);
+	pfd[0].revents = 0;
+	r = ppoll(pfd, 1, &ts, NULL);
+	snprintf(detail, sizeof(detail), "ret %d revents %#x", r, pfd[0].revents);
+	check("ppoll: POLLNVAL", r == 1 && pfd[0].revents == POLLNVAL, detail);
+	check("neither waited", now() - t0 < 5, "a 10 s timeout ran out");
+
+	/* select: EBADF (a set wide enough for its number) */
+	wide = s + 1;
+	set = calloc((wide + 63) / 64, sizeof(*set));
+	set[s / 64] |= 1UL << (s % 64);
+	struct timeval tv = { 10, 0 };
+	expect_errno("select: EBADF", select(wide, (fd_set *)set, NULL, NULL, &tv), EBADF);
+	expect_errno("pselect: EBADF", pselect(wide, NULL, (fd_set *)set, NULL, &ts, NULL), EBADF);
+	free(set);
+
+	/* epoll: EBADF both ways */
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	expect_errno("epoll_ctl ADD of it: EBADF", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev), EBADF);
+	expect_errno("epoll_ctl on it: EBADF", epoll_ctl(s, EPOLL_CTL_ADD, p[0], &ev), EBADF);
+	expect_errno("epoll_wait on it: EBADF", epoll_wait(s, &ev, 1, 0), EBADF);
+	expect_errno("epoll_pwait on it: EBADF", epoll_pwait(s, &ev, 1, 0, NULL), EBADF);
+	check("epoll_ctl of the pipe works", epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) == 0,
+	      strerror(errno));
+
+	/* the socket follows RLIMIT_NOFILE */
+	check("the engine answers", engine_answers(), "open + IOAS_ALLOC");
+	low = (struct rlimit){ 256, rl.rlim_max };
+	setrlimit(RLIMIT_NOFILE, &low);
+	int moved = raw_find_sock();
+	snprintf(detail, sizeof(detail), "socket at %d after setrlimit(256/%lu)", moved,
+		 (unsigned long)rl.rlim_max);
+	check("a lowered limit: the socket follows", moved == (rl.rlim_max > 256 ? 256 : 255), detail);
+	check("the engine answers after the move", engine_answers(), "open + IOAS_ALLOC");
+	prlimit(0, RLIMIT_NOFILE, &rl, NULL);
+	moved = raw_find_sock();
+	snprintf(detail, sizeof(detail), "socket at %d after prlimit back", moved);
+	check("restored: back where it was", moved == s, detail);
+	check("the engine answers after the return", engine_answers(), "open + IOAS_ALLOC");
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,159 @@
+/**
+ * VFIO_DEVICE_FEATURE_DMA_BUF (src/vfio/pci/dmabuf.ts, Linux 7.2's
+ * vfio_pci_dmabuf.c) on the refguest functions, and IOMMU_IOAS_MAP_FILE of
+ * the dma-buf it returns: every errno rule in the kernel's order, the IOVAs
+ * reaching the BAR's bus addresses, and revocation (Memory decode off,
+ * device closed).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { IOMMU_IOAS_MAP_FLAGS } from '../../src/abi/iommufd.ts';
+import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
+import {
+  VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE_ID,
+  VfioDeviceFeatureDmaBuf,
+  VfioRegionDmaRange,
+} from '../../src/abi/vfio-device.ts';
+import type { KernelVersion } from '../../src/host/versions.ts';
+import type { HwptPaging } from '../../src/iommufd/hw-pagetable.ts';
+import { mockDomain } from '../iommufd/mock.ts';
+import { client } from '../support.ts';
+import { VfioClient } from './client.ts';
+
+const { GET, SET, PROBE } = VFIO_DEVICE_FEATURE;
+const DMA_BUF = VFIO_DEVICE_FEATURE_ID.DMA_BUF;
+const CONFIG = 7n << 40n;
+const PAGE = 0x1000n;
+const RW = IOMMU_IOAS_MAP_FLAGS.READABLE | IOMMU_IOAS_MAP_FLAGS.WRITEABLE;
+
+/** The refguest function `bdf` opened through its group on a legacy type1 container. */
+function rig(bdf = '0000:00:03.0', version: KernelVersion = '7.2') {
+  const c = new VfioClient({ host: 'refguest', version });
+  const group = { '0000:00:03.0': 2, '0000:00:04.0': 3, '0000:00:05.0': 4 }[bdf]!;
+  const container = c.open('/dev/vfio/vfio').ret;
+  const g = c.open(`/dev/vfio/${group}`).ret;
+  c.setContainer(g, container);
+  c.ioctl(container, 'VFIO_SET_IOMMU', BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU));
+  const dev = c.getDeviceFd(g, bdf).ret;
+  /** Memory decode on or off (the Command register through the config region). */
+  const decode = (on: boolean) => {
+    assert.equal(
+      c.proc.pwrite(dev, c.proc.scratch(Uint8Array.of(on ? 2 : 0, 0)), 2, CONFIG + 4n),
+      2,
+    );
+  };
+  /** DEVICE_FEATURE(DMA_BUF) with `flags`, the header's argsz and the ranges. */
+  const feature = (
+    req: Partial<{ region_index: number; flags: number; nr_ranges: number }>,
+    ranges: [bigint, bigint][] = [[0n, PAGE]],
+    op = GET,
+    argsz?: number,
+  ) => {
+    const body = VfioDeviceFeatureDmaBuf.encode({
+      region_index: 0,
+      open_flags: 0,
+      flags: 0,
+      nr_ranges: ranges.length,
+      ...req,
+    });
+    const buf = new Uint8Array(8 + 16 + 16 * ranges.length);
+    const v = new DataView(buf.buffer);
+    v.setUint32(0, argsz ?? buf.length, true);
+    v.setUint32(4, op | DMA_BUF, true);
+    buf.set(body, 8);
+    for (const [i, [offset, length]] of ranges.entries()) {
+      buf.set(VfioRegionDmaRange.encode({ offset, length }), 24 + 16 * i);
+    }
+    return c.ioctl(dev, 'VFIO_DEVICE_FEATURE', c.proc.scratch(buf));
+  };
+  return { c, dev, decode, feature };
+}
+
+describe('VFIO_DEVICE_FEATURE_DMA_BUF', () => {
+  it('is ENOTTY before 7.2 (no CONFIG_VFIO_PCI_DMABUF in 6.18)', () => {
+    assert.equal(rig('0000:00:03.0', '6.18').feature({}).errno, 'ENOTTY');
+  });
+
+  it('refuses bad requests in the kernel order', () => {
+    const { feature } = rig();
+    assert.equal(feature({}, undefined, SET).errno, 'EINVAL', 'GET only');
+    assert.equal(feature({}, undefined, PROBE | GET).ret, 0, 'PROBE');
+    assert.equal(feature({}, undefined, GET, 8 + 15).errno, 'EINVAL', 'payload below 16 bytes');
+    assert.equal(feature({ nr_ranges: 0 }).errno, 'EINVAL');
+    assert.equal(feature({ flags: 1 }).errno, 'EINVAL');
+    assert.equal(feature({ region_index: 6 }).errno, 'ENODEV', 'the ROM is no BAR');
+    assert.equal(feature({ region_index: 2 }).errno, 'ENODEV', 'an absent BAR');
+    assert.equal(feature({ nr_ranges: 262_145 }).errno, 'ENOMEM', 'more than 4 MiB of ranges');
+    assert.equal(feature({}, [[0n, 0n]]).errno, 'EINVAL', 'an empty range');
+    assert.equal(feature({}, [[0x800n, PAGE]]).errno, 'EINVAL', 'an unaligned offset');
+    assert.equal(feature({}, [[0n, 0x800n]]).errno, 'EINVAL', 'an unaligned length');
+    assert.equal(
+      feature({}, [
+        [0n, 1n << 63n],
+        [0n, 1n << 63n],
+      ]).errno,
+      'EINVAL',
+      'lengths adding up past 2^64',
+    );
+    assert.equal(
+      feature({}, [[(1n << 64n) - PAGE, PAGE]]).errno,
+      'EOVERFLOW',
+      'the bus address wraps',
+    );
+    assert.equal(feature({}, [[1n << 20n, PAGE]]).errno, 'EINVAL', 'past the 1 MiB BAR');
+    assert.equal(
+      rig('0000:00:05.0').feature({ region_index: 1 }).errno,
+      'ENODEV',
+      "a mem64 BAR's upper half",
+    );
+    assert.equal(rig('0000:00:04.0').feature({ region_index: 1 }).errno, 'EINVAL', 'an I/O BAR');
+  });
+
+  it('returns a dma-buf fd that IOAS_MAP_FILE maps onto the BAR', () => {
+    const { c, dev, decode, feature } = rig();
+    decode(true);
+    const one = feature({}, [[0x4000n, 0x2000n]]);
+    assert.ok(one.ret > dev, `fd ${one.ret}`);
+    const two = feature({}, [
+      [0n, PAGE],
+      [0x8000n, PAGE],
+    ]).ret;
+    const f = client(c.kernel, c.proc);
+    const ioas = f.ioas();
+    const { hwpt } = mockDomain(f, ioas);
+    const map = (fd: number, start: bigint, length: bigint) =>
+      f.call('IOMMU_IOAS_MAP_FILE', { flags: RW, ioas_id: ioas, fd, start, length });
+    assert.equal(map(one.ret, PAGE, 0x2000n).errno, 'EINVAL', 'start + length past the buffer');
+    assert.equal(map(two, 0n, PAGE).errno, 'EOPNOTSUPP', 'iommufd takes one range only');
+    const r = map(one.ret, PAGE, PAGE);
+    assert.equal(r.errno, undefined);
+    const base = c.kernel.vfioGroups.get(2)!.devices[0]!.pci.barBusAddress(0);
+    const domain = f.ctx.get<HwptPaging>(hwpt, 'hwpt_paging').domain;
+    assert.equal(
+      domain.iovaToPhys(r.out.iova as bigint),
+      base + 0x5000n,
+      'IOVA → BAR0 + 0x4000 + start',
+    );
+    assert.equal(c.proc.counters.pinnedVm, 0n, 'a dma-buf charges no pinned pages');
+  });
+
+  it('is revoked while Memory decode is off and for good once the device is closed', () => {
+    const { c, dev, decode, feature } = rig();
+    const fd = feature({}).ret;
+    const f = client(c.kernel, c.proc);
+    const ioas = f.ioas();
+    const map = () =>
+      f.call('IOMMU_IOAS_MAP_FILE', { flags: RW, ioas_id: ioas, fd, start: 0n, length: PAGE })
+        .errno;
+    assert.equal(map(), 'ENODEV', 'exported with decode off');
+    decode(true);
+    assert.equal(map(), undefined);
+    decode(false);
+    assert.equal(map(), 'ENODEV');
+    decode(true);
+    assert.equal(map(), undefined);
+    c.proc.close(dev);
+    assert.equal(map(), 'ENODEV', 'the device was closed');
+  });
+});
