@@ -10,6 +10,7 @@ import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:chil
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { KernelState } from '../../src/host/state.ts';
 import { GUEST_WRITES, HOST_WRITES } from './debian-guest.ts';
 
 const UIOMMU = join(resolve(import.meta.dirname, '../..'), 'bin/uiommu.js');
@@ -23,12 +24,8 @@ export interface TraceRecord {
   ret?: number;
   errno?: string | null;
   text?: string;
-  state?: {
-    at: string;
-    pinnedPages: string;
-    lockedVm: Record<string, string>;
-    groups: { id: number; domain: string; windows?: { start: string; size: string }[] }[];
-  };
+  /** The kernel's state (src/host/state.ts) on SIGUSR1 and at exit. */
+  state?: KernelState & { at: string };
 }
 
 /**
