@@ -20,28 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define BDF "0000:00:02.0"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t median(uint64_t *t, int n)
-{
-	qsort(t, (size_t)n, sizeof(*t), cmp_u64);
-	return t[n / 2];
-}
 
 int main(int argc, char **argv)
 {

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 /* Our own copies of two iommufd uAPI facts: _IO(';', 0x81) and _IO(';', 0x84). */
 #define IOMMU_IOAS_ALLOC 0x3b81
 #define IOMMU_IOAS_IOVA_RANGES 0x3b84
@@ -38,21 +40,6 @@ struct ioas_iova_ranges {
 struct iova_range {
 	uint64_t start, last;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* Median of n timed calls of fn(fd, arg); -1 if any call fails. */
 static long long median_ns(int n, int fd, unsigned long req, void *arg)

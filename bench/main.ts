@@ -16,13 +16,19 @@
  *     socket round trip with both on one CPU and on two (≤ 1.5× each);
  *     262,144 SPAPR UNMAP_DMA (≤ 3 s); the kernel's iommufd selftest under
  *     uiommu vs booted with the reference kernel under QEMU TCG (≤ 0.5×)
+ *  8. QEMU's nvme:// driver on the NVMe model (bench/nvme-qemu-io.ts):
+ *     qemu-io sequential 4 KiB and 128 KiB reads, IOPS and MB/s, and their
+ *     ratio to the same qemu-io reading a plain file in the same run
  *  ioat: the ioat model's 4 KiB memcpy rate through the IOMMU vs a plain copy
+ *  9. fairness (bench/bystander.ts): a bystander's round trip while another
+ *     client makes a huge call, and while one floods garbage, vs idle (≤ 2×)
  *
  * BENCH_MAX_AREAS=1e5 shortens part 1 for a quick look.
  */
 import { cpus, loadavg } from 'node:os';
 import { benchBarTrap } from './bar-trap.ts';
 import { benchBigMap, REPS, ROUNDS } from './big-map.ts';
+import { benchBystander } from './bystander.ts';
 import {
   benchRoundTrips,
   benchSelftest,
@@ -34,6 +40,7 @@ import { hasGc, markdownTable, now, type Row } from './harness.ts';
 import { benchInterposed } from './interposed.ts';
 import { benchIoat } from './ioat.ts';
 import { benchMapUnmap } from './map-unmap.ts';
+import { benchNvmeQemuIo } from './nvme-qemu-io.ts';
 import { benchTranslate } from './translate.ts';
 
 const t0 = now();
@@ -377,8 +384,42 @@ rows.push({
   metric: 'ioat model memcpy, 4 KiB descriptors through the IOMMU / plain 4 KiB copy',
   value: io.modelNs / io.plainNs,
   unit: '×',
-  note: `${((4096 / io.modelNs) * 1e3).toFixed(0)} MB/s (${io.modelNs.toFixed(0)} ns a descriptor) vs ${((4096 / io.plainNs) * 1e3).toFixed(0)} MB/s plain (bench/ioat.ts); load ${load()}`,
+  note: `CPU time: ${((4096 / io.modelNs) * 1e3).toFixed(0)} MB/s (${io.modelNs.toFixed(0)} ns a descriptor) vs ${((4096 / io.plainNs) * 1e3).toFixed(0)} MB/s plain (bench/ioat.ts); load ${load()}`,
 });
+
+// ---- 8 ---------------------------------------------------------------------------
+for (const r of benchNvmeQemuIo() ?? []) {
+  const kib = `${r.size >> 10} KiB`;
+  const vs = `a plain file: ${r.fileIops.toFixed(0)} IOPS, ${(r.fileBytesPerSec / 1e6).toFixed(1)} MB/s`;
+  rows.push(
+    {
+      id: '8',
+      metric: `qemu-io sequential ${kib} reads, nvme:// on the NVMe model: IOPS`,
+      value: r.nvmeIops,
+      unit: 'IOPS',
+      note: `${r.count} reads; each maps its buffer (MAP_DMA) and rings two trapped doorbells`,
+    },
+    {
+      id: '8',
+      metric: `qemu-io sequential ${kib} reads, nvme:// on the NVMe model: MB/s`,
+      value: r.nvmeBytesPerSec / 1e6,
+      unit: 'MB/s',
+      note: vs,
+    },
+    {
+      id: '8',
+      metric: `${kib} reads: NVMe model / plain file (IOPS)`,
+      value: r.nvmeIops / r.fileIops,
+      unit: '×',
+      note: `same qemu-io, same run; load ${load()}`,
+    },
+  );
+}
+
+// ---- 9 ---------------------------------------------------------------------------
+const by = benchBystander();
+if (typeof by === 'string') console.error(`part 9 skipped: ${by}`);
+else rows.push(...by);
 
 const seconds = (now() - t0) / 1000;
 console.log(markdownTable(rows));

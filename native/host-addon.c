@@ -27,6 +27,14 @@
  *   memWritable(maps, addr, len) -> number         bytes from addr (at most len) in writable VMAs
  *   memZeroed(mem, maps, addr, len: bigint) -> n   check_zeroed_user: 0, E2BIG or EFAULT
  *   memZeroedAsync(same) -> Promise<number>        the same on a worker thread
+ *   memClear(mem, maps, addr, len: bigint) -> n    clear_user: 0, or EFAULT at the first byte
+ *                                                   outside a writable VMA (those before zeroed)
+ *   memClearAsync(same) -> Promise<number>         the same on a worker thread
+ *   memGatherAsync(mem, maps, uptr, entryLen, first, ksize, out: Uint8Array)
+ *     -> Promise<{ done, err }>                    copy_struct_from_user of entries first,
+ *                                                   first+1, ... of a user array into `out`
+ *                                                   (ksize bytes each) on a worker thread, up to
+ *                                                   the first failing one: its errno in err
  *   pidfdGetfd(pidfd, targetFd) -> number          a local O_CLOEXEC copy of the target's fd
  *   fstatFd(fd) -> { dev, ino, mode, size, rdev, devMajor, devMinor }
  *   fstatfsFd(fd) -> { type, bsize }               the file system holding fd's file
@@ -329,10 +337,16 @@ static int nonzero(const unsigned char *b, uint64_t n)
 	return acc != 0;
 }
 
-/* check_zeroed_user() of [addr, addr+len): 0, E2BIG at a non-zero byte, EFAULT before one. */
-static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
+/*
+ * A chunk at a time over [addr, addr+len): check_zeroed_user() (`clear` 0:
+ * 0, E2BIG at a non-zero byte, EFAULT at an unreadable one before it) or
+ * clear_user() (`clear` 1: 0, or EFAULT at the first byte outside a writable
+ * VMA, those before it zeroed). ENOTTY when the kernel lacks PROCMAP_QUERY.
+ */
+static int walk(int mem, int maps, uint64_t addr, uint64_t len, int clear)
 {
-	unsigned char *chunk = malloc(ZERO_CHUNK);
+	unsigned char *chunk = clear ? calloc(1, ZERO_CHUNK) : malloc(ZERO_CHUNK);
+	uint64_t need = clear ? PROCMAP_QUERY_VMA_WRITABLE : PROCMAP_QUERY_VMA_READABLE;
 	uint64_t done = 0;
 	int err = 0, ret = 0;
 
@@ -340,11 +354,11 @@ static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
 		return ENOMEM;
 	while (done < len && !ret) {
 		uint64_t n = len - done > ZERO_CHUNK ? ZERO_CHUNK : len - done;
-		uint64_t ok = vma_span(maps, addr + done, n, PROCMAP_QUERY_VMA_READABLE, &err);
-		uint64_t got = err ? 0 : mem_io(mem, chunk, ok, addr + done, 0);
+		uint64_t ok = vma_span(maps, addr + done, n, need, &err);
+		uint64_t moved = err ? 0 : mem_io(mem, chunk, ok, addr + done, clear);
 
-		ret = nonzero(chunk, got) ? E2BIG : 0;
-		if (!ret && (err || got < n))
+		ret = !clear && nonzero(chunk, moved) ? E2BIG : 0;
+		if (!ret && (err || moved < n))
 			ret = err ? ENOTTY : EFAULT;
 		done += n;
 	}
@@ -352,8 +366,21 @@ static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
 	return ret;
 }
 
-static int zero_args(napi_env env, napi_callback_info info, int32_t *mem, int32_t *maps,
-		     uint64_t *addr, uint64_t *len)
+static int zeroed(int mem, int maps, uint64_t addr, uint64_t len)
+{
+	return walk(mem, maps, addr, len, 0);
+}
+
+static int cleared(int mem, int maps, uint64_t addr, uint64_t len)
+{
+	return walk(mem, maps, addr, len, 1);
+}
+
+/* Work on a user range whose length the caller chose: a zero check or a clear. */
+typedef int (*range_op)(int mem, int maps, uint64_t addr, uint64_t len);
+
+static int range_args(napi_env env, napi_callback_info info, int32_t *mem, int32_t *maps,
+		      uint64_t *addr, uint64_t *len)
 {
 	napi_value argv[4];
 
@@ -362,35 +389,46 @@ static int zero_args(napi_env env, napi_callback_info info, int32_t *mem, int32_
 	       get_u64(env, argv[3], len);
 }
 
-static napi_value mem_zeroed(napi_env env, napi_callback_info info)
+static napi_value range_now(napi_env env, napi_callback_info info, range_op op)
 {
 	int32_t mem, maps;
 	uint64_t addr, len;
 
-	if (!zero_args(env, info, &mem, &maps, &addr, &len))
+	if (!range_args(env, info, &mem, &maps, &addr, &len))
 		return NULL;
-	return make_num(env, zeroed(mem, maps, addr, len));
+	return make_num(env, op(mem, maps, addr, len));
 }
 
-struct zero_work {
+static napi_value mem_zeroed(napi_env env, napi_callback_info info)
+{
+	return range_now(env, info, zeroed);
+}
+
+static napi_value mem_clear(napi_env env, napi_callback_info info)
+{
+	return range_now(env, info, cleared);
+}
+
+struct range_work {
 	napi_async_work work;
 	napi_deferred deferred;
+	range_op op;
 	int32_t mem, maps;
 	uint64_t addr, len;
 	int result;
 };
 
-static void zero_execute(napi_env env, void *data)
+static void range_execute(napi_env env, void *data)
 {
-	struct zero_work *w = data;
+	struct range_work *w = data;
 
 	(void)env;
-	w->result = zeroed(w->mem, w->maps, w->addr, w->len);
+	w->result = w->op(w->mem, w->maps, w->addr, w->len);
 }
 
-static void zero_complete(napi_env env, napi_status status, void *data)
+static void range_complete(napi_env env, napi_status status, void *data)
 {
-	struct zero_work *w = data;
+	struct range_work *w = data;
 
 	(void)status;
 	close(w->mem);
@@ -401,18 +439,20 @@ static void zero_complete(napi_env env, napi_status status, void *data)
 	free(w);
 }
 
-static napi_value mem_zeroed_async(napi_env env, napi_callback_info info)
+/* `op` on a libuv worker thread: a promise of its answer. */
+static napi_value range_async(napi_env env, napi_callback_info info, range_op op, const char *what)
 {
 	napi_value promise, name;
-	struct zero_work *w = calloc(1, sizeof(*w));
+	struct range_work *w = calloc(1, sizeof(*w));
 
 	if (!w)
-		return throw_errno(env, ENOMEM, "memZeroedAsync");
-	if (!zero_args(env, info, &w->mem, &w->maps, &w->addr, &w->len)) {
+		return throw_errno(env, ENOMEM, what);
+	if (!range_args(env, info, &w->mem, &w->maps, &w->addr, &w->len)) {
 		free(w);
 		return NULL;
 	}
-	/* The worker reads through its own copies: the engine may close the originals meanwhile. */
+	w->op = op;
+	/* The worker works through its own copies: the engine may close the originals meanwhile. */
 	w->mem = fcntl(w->mem, F_DUPFD_CLOEXEC, 0);
 	w->maps = w->maps < 0 ? -1 : fcntl(w->maps, F_DUPFD_CLOEXEC, 0);
 	if (w->mem < 0) {
@@ -420,8 +460,150 @@ static napi_value mem_zeroed_async(napi_env env, napi_callback_info info)
 		return throw_errno(env, errno, "dup");
 	}
 	napi_create_promise(env, &w->deferred, &promise);
-	napi_create_string_utf8(env, "uiommu:check_zeroed_user", NAPI_AUTO_LENGTH, &name);
-	napi_create_async_work(env, NULL, name, zero_execute, zero_complete, w, &w->work);
+	napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
+	napi_create_async_work(env, NULL, name, range_execute, range_complete, w, &w->work);
+	napi_queue_async_work(env, w->work);
+	return promise;
+}
+
+static napi_value mem_zeroed_async(napi_env env, napi_callback_info info)
+{
+	return range_async(env, info, zeroed, "uiommu:check_zeroed_user");
+}
+
+static napi_value mem_clear_async(napi_env env, napi_callback_info info)
+{
+	return range_async(env, info, cleared, "uiommu:clear_user");
+}
+
+/* copy_struct_from_user() of one entry of `entry_len` bytes at addr into dst (ksize bytes): its errno or 0. */
+static int copy_entry(int mem, int maps, uint64_t addr, uint64_t entry_len, uint64_t ksize,
+		      unsigned char *dst)
+{
+	uint64_t take = entry_len < ksize ? entry_len : ksize, ok;
+	int err, q;
+
+	if (entry_len > ksize && (err = walk(mem, maps, addr + ksize, entry_len - ksize, 0)))
+		return err;
+	ok = vma_span(maps, addr, take, PROCMAP_QUERY_VMA_READABLE, &q);
+	if (q)
+		return ENOTTY;
+	return ok < take || mem_io(mem, dst, take, addr, 0) < take ? EFAULT : 0;
+}
+
+/* Arrays spanning at most this many bytes are read at once, then split into entries. */
+#define GATHER_BULK (16 << 20)
+
+/*
+ * copy_struct_from_user() of entries [first, first+n) of the user array at
+ * uptr (entry_len bytes each) into out (ksize bytes each, zero-filled by
+ * the caller): a tail beyond ksize must be zero (E2BIG, EFAULT), then
+ * min(entry_len, ksize) bytes are read (EFAULT). A short array is read in
+ * one go; an entry outside what could be read is copied on its own, for its
+ * exact errno. Returns how many entries were copied; *err is the errno of
+ * the one after them.
+ */
+static uint64_t gather(int mem, int maps, uint64_t uptr, uint64_t entry_len, uint64_t first,
+		       uint64_t ksize, unsigned char *out, uint64_t n, int *err)
+{
+	uint64_t i, base = uptr + first * entry_len, span = n * entry_len, got = 0;
+	uint64_t take = entry_len < ksize ? entry_len : ksize;
+	unsigned char *bulk = span <= GATHER_BULK ? malloc(span ? span : 1) : NULL;
+	int q = 0;
+
+	if (bulk) {
+		uint64_t ok = vma_span(maps, base, span, PROCMAP_QUERY_VMA_READABLE, &q);
+
+		got = q ? 0 : mem_io(mem, bulk, ok, base, 0);
+	}
+	*err = 0;
+	for (i = 0; i < n && !*err; i++) {
+		const unsigned char *e = bulk + i * entry_len;
+		uint64_t k;
+
+		if (!bulk || (i + 1) * entry_len > got) {
+			*err = copy_entry(mem, maps, base + i * entry_len, entry_len, ksize,
+					  out + i * ksize);
+			continue;
+		}
+		for (k = ksize; k < entry_len && !e[k]; k++)
+			;
+		if (k < entry_len)
+			*err = E2BIG;
+		else
+			memcpy(out + i * ksize, e, take);
+	}
+	free(bulk);
+	return *err ? i - 1 : i;
+}
+
+struct gather_work {
+	napi_async_work work;
+	napi_deferred deferred;
+	napi_ref out_ref;
+	unsigned char *out;
+	int32_t mem, maps;
+	uint64_t uptr, entry_len, first, ksize, n, done;
+	int err;
+};
+
+static void gather_execute(napi_env env, void *data)
+{
+	struct gather_work *w = data;
+
+	(void)env;
+	w->done = gather(w->mem, w->maps, w->uptr, w->entry_len, w->first, w->ksize, w->out, w->n,
+			 &w->err);
+}
+
+static void gather_complete(napi_env env, napi_status status, void *data)
+{
+	struct gather_work *w = data;
+	napi_value result;
+
+	(void)status;
+	close(w->mem);
+	if (w->maps >= 0)
+		close(w->maps);
+	napi_create_object(env, &result);
+	napi_set_named_property(env, result, "done", make_num(env, (double)w->done));
+	napi_set_named_property(env, result, "err", make_num(env, w->err));
+	napi_resolve_deferred(env, w->deferred, result);
+	napi_delete_reference(env, w->out_ref);
+	napi_delete_async_work(env, w->work);
+	free(w);
+}
+
+static napi_value mem_gather_async(napi_env env, napi_callback_info info)
+{
+	napi_value argv[7], promise, name;
+	struct gather_work *w = calloc(1, sizeof(*w));
+	size_t len;
+	void *out;
+
+	if (!w)
+		return throw_errno(env, ENOMEM, "memGatherAsync");
+	if (!get_args(env, info, 7, argv) || !get_int(env, argv[0], &w->mem) ||
+	    !get_int(env, argv[1], &w->maps) || !get_u64(env, argv[2], &w->uptr) ||
+	    !get_u64(env, argv[3], &w->entry_len) || !get_u64(env, argv[4], &w->first) ||
+	    !get_u64(env, argv[5], &w->ksize) || !get_bytes(env, argv[6], &out, &len) ||
+	    !w->ksize) {
+		free(w);
+		return NULL;
+	}
+	w->out = out;
+	w->n = len / w->ksize;
+	w->mem = fcntl(w->mem, F_DUPFD_CLOEXEC, 0);
+	w->maps = w->maps < 0 ? -1 : fcntl(w->maps, F_DUPFD_CLOEXEC, 0);
+	if (w->mem < 0) {
+		free(w);
+		return throw_errno(env, errno, "dup");
+	}
+	/* the worker writes into `out`: keep it alive until then */
+	napi_create_reference(env, argv[6], 1, &w->out_ref);
+	napi_create_promise(env, &w->deferred, &promise);
+	napi_create_string_utf8(env, "uiommu:copy_struct_from_user_array", NAPI_AUTO_LENGTH, &name);
+	napi_create_async_work(env, NULL, name, gather_execute, gather_complete, w, &w->work);
 	napi_queue_async_work(env, w->work);
 	return promise;
 }
@@ -743,6 +925,9 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "memWritable", mem_writable },
 		{ "memZeroed", mem_zeroed },
 		{ "memZeroedAsync", mem_zeroed_async },
+		{ "memClear", mem_clear },
+		{ "memClearAsync", mem_clear_async },
+		{ "memGatherAsync", mem_gather_async },
 		{ "pidfdOpen", pidfd_open_ },
 		{ "peerPidfd", peer_pidfd },
 		{ "procDirOpen", proc_dir_open },

@@ -36,11 +36,12 @@ static size_t read_own(void *dst, uintptr_t src, size_t len)
 
 /*
  * The argument struct as the engine would first read it, so that it need not
- * read our memory for it (docs/engine-protocol.md, IOCTL): the bytes from
- * `arg` to the end of its page (at most ARG_MAX), and past that page only as
- * far as the struct's leading u32 (`size`/`argsz`) says. An unreadable
- * argument (or a plain integer) sends nothing; the engine reads what it
- * lacks itself, so this is a cache, never the authority.
+ * read our memory for it (docs/engine-protocol.md, IOCTL): as many bytes as
+ * the struct's leading u32 (`size`/`argsz`) says, at least 4 and at most
+ * ARG_MAX, read up to the end of arg's page first and past it only when
+ * that size asks for more. An unreadable argument (or a plain integer)
+ * sends nothing; the engine reads what it lacks itself, so this is a cache,
+ * never the authority.
  */
 static size_t arg_bytes(uintptr_t arg, uint8_t *buf)
 {
@@ -53,10 +54,10 @@ static size_t arg_bytes(uintptr_t arg, uint8_t *buf)
 	if (got < sizeof(size))
 		return 0;
 	memcpy(&size, buf, sizeof(size));
-	want = size < ARG_MAX ? size : ARG_MAX;
+	want = size < sizeof(size) ? sizeof(size) : size < ARG_MAX ? size : ARG_MAX;
 	if (got == in_page && want > got)
 		got += read_own(buf + got, arg + got, want - got);
-	return got;
+	return got < want ? got : want;
 }
 
 /*

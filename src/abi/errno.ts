@@ -114,7 +114,11 @@ export class Errno extends Error {
     readonly reason?: string,
     readonly where?: string,
   ) {
+    // an answer, not a fault: no stack trace (capturing one costs more than most calls)
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(reason ? `${code}: ${reason}` : code);
+    Error.stackTraceLimit = limit;
     this.name = 'Errno';
     this.errno = ERRNO[code];
   }

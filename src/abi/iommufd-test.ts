@@ -191,7 +191,8 @@ export const IommuHwptInvalidateSelftest = struct('iommu_hwpt_invalidate_selftes
 ]);
 
 /**
- * `struct iommu_viommu_selftest` (24 bytes since commit 80478a2b450e, v6.17;
+ * `struct iommu_viommu_selftest` (24 bytes since "iommufd/selftest: Add coverage
+ * for the new mmap interface", v6.17;
  * 8 before): VIOMMU_ALLOC data. The mock echoes `in_data` to `out_data` and
  * gives the mmap offset and length of its two-page region.
  */

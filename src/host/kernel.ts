@@ -199,7 +199,7 @@ export class Kernel {
    * `personality.vfioContainer`), /dev/vfio/<group id> (noiommu-<id> for a
    * fake group), the device cdevs /dev/vfio/devices/vfioX, the sysfs
    * and debugfs files the kernel generates (sysfs-attrs.ts; EACCES when
-   * `flags` ask to write a read-only one), and the caller's own
+   * `flags` ask to write a read-only sysfs one), and the caller's own
    * /proc/<pid>/task/<tid>/fail-nth (fault injection).
    */
   openPath(proc: Process<ProcessMm>, path: string, flags = O_RDWR): FileOps {

@@ -42,6 +42,17 @@ interface Addon {
   memWritable(maps: number, addr: bigint, length: number): number;
   memZeroed(mem: number, maps: number, addr: bigint, length: bigint): number;
   memZeroedAsync(mem: number, maps: number, addr: bigint, length: bigint): Promise<number>;
+  memClear(mem: number, maps: number, addr: bigint, length: bigint): number;
+  memClearAsync(mem: number, maps: number, addr: bigint, length: bigint): Promise<number>;
+  memGatherAsync(
+    mem: number,
+    maps: number,
+    uptr: bigint,
+    entryLen: bigint,
+    first: bigint,
+    ksize: bigint,
+    out: Uint8Array,
+  ): Promise<{ done: number; err: number }>;
   pidfdOpen(pid: number): number;
   peerPidfd(sock: number): number;
   procDirOpen(pidfd: number, pid: number): number;
@@ -151,6 +162,41 @@ export function memZeroedAsync(
   length: bigint,
 ): Promise<number> {
   return call((a) => a.memZeroedAsync(mem, maps, addr, length));
+}
+
+/** clear_user's answer as an errno number: 0, EFAULT (14), or ENOTTY (no PROCMAP_QUERY). */
+export function memClear(mem: number, maps: number, addr: bigint, length: bigint): number {
+  return call((a) => a.memClear(mem, maps, addr, length));
+}
+
+/** memClear on a worker thread (through copies of the fds), so the engine serves others meanwhile. */
+export function memClearAsync(
+  mem: number,
+  maps: number,
+  addr: bigint,
+  length: bigint,
+): Promise<number> {
+  return call((a) => a.memClearAsync(mem, maps, addr, length));
+}
+
+/**
+ * copy_struct_from_user() of entries first, first+1, ... of the user array
+ * at `uptr` (`entryLen` bytes each) into `out` (`ksize` bytes each, as many
+ * as fit) on a worker thread: how many were copied, and the errno number of
+ * the one after them (E2BIG, EFAULT, ENOTTY without PROCMAP_QUERY; 0 when all were).
+ */
+export function memGatherAsync(
+  mem: number,
+  maps: number,
+  uptr: bigint,
+  entryLen: number,
+  first: number,
+  ksize: number,
+  out: Uint8Array,
+): Promise<{ done: number; err: number }> {
+  return call((a) =>
+    a.memGatherAsync(mem, maps, uptr, BigInt(entryLen), BigInt(first), BigInt(ksize), out),
+  );
 }
 
 /** pidfd_open(2): ESRCH for no such process. */

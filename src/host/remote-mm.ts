@@ -1,6 +1,13 @@
 import fs from 'node:fs';
 import { ERRNO, Errno, fail } from '../abi/errno.ts';
-import { appendRun, type Mm, type PhysRun, RestartCall, refusePfnMaps } from '../iommu/mm.ts';
+import {
+  appendRun,
+  type GatheredEntries,
+  type Mm,
+  type PhysRun,
+  RestartCall,
+  refusePfnMaps,
+} from '../iommu/mm.ts';
 import {
   type AddressSpace,
   type ForeignMemory,
@@ -9,7 +16,17 @@ import {
   foreignMemory,
   type SpanRun,
 } from './foreign-memory.ts';
-import { closeFd, memRead, memWritable, memWrite, memZeroed, memZeroedAsync } from './native.ts';
+import {
+  closeFd,
+  memClear,
+  memClearAsync,
+  memGatherAsync,
+  memRead,
+  memWritable,
+  memWrite,
+  memZeroed,
+  memZeroedAsync,
+} from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 import type { ProcHandle } from './proc-handle.ts';
 
@@ -17,6 +34,14 @@ const U64_END = 1n << 64n;
 
 /** Tails up to this many bytes are checked on the engine's thread (~0.1 ms); longer ones on a worker. */
 export const SYNC_ZERO_CHECK = 1n << 20n;
+
+/** A range's zero check or clear done on a worker thread, kept for the restarted call. */
+interface RangeWork {
+  kind: 'zeroed' | 'cleared';
+  addr: bigint;
+  length: bigint;
+  answer: number;
+}
 
 /** A checked write into a call's prefetched bytes, for the library to make (`RemoteMm.takeWrites`). */
 export interface HeldWrite {
@@ -116,8 +141,12 @@ export class RemoteMm implements Mm, AddressSpace {
   /** See `observeMaps`. */
   private tracked = false;
   private cache: MapsEntry[] | undefined;
-  /** The answer of the last off-thread zero check, for the restarted call. */
-  private scanned: { addr: bigint; length: bigint; answer: number } | undefined;
+  /** The answer of the last off-thread zero check or clear, for the restarted call. */
+  private rangeDone: RangeWork | undefined;
+  /** The last window of user-array entries gathered on a worker thread, for the restarted call. */
+  private gathered:
+    | { uptr: bigint; entryLen: number; ksize: number; window: GatheredEntries }
+    | undefined;
   /** See `prefetch`. */
   private window: { va: bigint; end: bigint; bytes: Uint8Array } | undefined;
   /** Checked writes into the window that the library makes (see `takeWrites`), in order. */
@@ -303,30 +332,105 @@ export class RemoteMm implements Mm, AddressSpace {
    * serves others: RestartCall now, the answer when the call is redone.
    */
   checkZeroed(addr: bigint, length: bigint, restart = false): void {
-    if (!this.live) fail('EFAULT', 'mm has exited', 'check_zeroed_user');
-    const done = this.scanned;
-    this.scanned = undefined;
-    if (done && done.addr === addr && done.length === length) {
-      zeroedAnswer(done.answer);
-      return;
-    }
-    const known = this.prefetched(addr, length);
+    const known = this.live ? this.prefetched(addr, length) : undefined;
     if (known) {
       if (known.some((b) => b !== 0)) zeroedAnswer(ERRNO.E2BIG);
       return;
     }
+    zeroedAnswer(this.rangeWork('zeroed', addr, length, restart, memZeroed, memZeroedAsync));
+  }
+
+  /**
+   * clear_user() of `[addr, addr+length)`: EFAULT at the first byte outside
+   * a writable VMA, the bytes before it zeroed. With `restart`, a range over
+   * SYNC_ZERO_CHECK bytes is cleared on a worker thread as for checkZeroed.
+   * Prefetched bytes it touches are dropped (served from the process again).
+   */
+  clearUser(addr: bigint, length: bigint, restart = false): void {
+    const w = this.window;
+    if (w && addr < w.end && addr + length > w.va) this.window = undefined;
+    if (this.rangeWork('cleared', addr, length, restart, memClear, memClearAsync) !== 0)
+      fail('EFAULT', 'clear_user: unwritable byte', 'clear_user');
+  }
+
+  /**
+   * A window of a user array's entries copied as structs on a worker thread
+   * (Mm.gatherEntries): RestartCall now, the window when the call is redone.
+   * Undefined without PROCMAP_QUERY (the caller copies entry by entry).
+   */
+  gatherEntries(
+    uptr: bigint,
+    entryLen: number,
+    ksize: number,
+    first: number,
+    count: number,
+  ): GatheredEntries | undefined {
+    if (!this.live) fail('EFAULT', 'mm has exited', 'copy_struct_from_user');
+    const done = this.gathered;
+    this.gathered = undefined;
+    if (
+      done &&
+      done.uptr === uptr &&
+      done.entryLen === entryLen &&
+      done.ksize === ksize &&
+      done.window.first === first
+    ) {
+      return done.window;
+    }
+    if (!this.query) return undefined;
     this.flush();
-    if (!this.query) this.checkAccess(addr, length, 'read');
+    const data = new Uint8Array(count * ksize);
+    const work = this.withQuery(() =>
+      memGatherAsync(this.mem, this.mapsFd, uptr, entryLen, first, ksize, data),
+    );
+    throw new RestartCall(
+      work.then(({ done, err }) => {
+        if (err === ERRNO.ENOTTY) this.query = false; // the redone call copies entry by entry
+        const code = err === ERRNO.E2BIG ? 'E2BIG' : err ? 'EFAULT' : undefined;
+        const window = { first, done, data, ...(code ? { err: code } : {}) } as GatheredEntries;
+        if (err !== ERRNO.ENOTTY) this.gathered = { uptr, entryLen, ksize, window };
+      }),
+    );
+  }
+
+  gatheredFrom(uptr: bigint, entryLen: number): number | undefined {
+    const g = this.gathered;
+    return g && g.uptr === uptr && g.entryLen === entryLen ? g.window.first : undefined;
+  }
+
+  /**
+   * A zero check or clear of a user range: its errno number, now, or — when
+   * `restart` and the range is long — from a worker thread, the call being
+   * restarted (RestartCall) and the answer kept for its redo. Held writes
+   * are made first.
+   */
+  private rangeWork(
+    kind: RangeWork['kind'],
+    addr: bigint,
+    length: bigint,
+    restart: boolean,
+    now: typeof memZeroed,
+    later: typeof memZeroedAsync,
+  ): number {
+    if (!this.live)
+      fail('EFAULT', 'mm has exited', kind === 'cleared' ? 'clear_user' : 'check_zeroed_user');
+    const done = this.rangeDone;
+    this.rangeDone = undefined;
+    if (done && done.kind === kind && done.addr === addr && done.length === length) {
+      return done.answer;
+    }
+    this.flush();
+    if (!this.query) this.checkAccess(addr, length, kind === 'zeroed' ? 'read' : 'write');
     const maps = this.query ? this.mapsFd : -1;
     if (restart && length > SYNC_ZERO_CHECK) {
-      const scan = this.withQuery(() => memZeroedAsync(this.mem, maps, addr, length));
+      const work = this.withQuery(() => later(this.mem, maps, addr, length));
       throw new RestartCall(
-        scan.then((answer) => {
-          this.scanned = { addr, length, answer };
+        work.then((answer) => {
+          this.rangeDone = { kind, addr, length, answer };
         }),
       );
     }
-    zeroedAnswer(this.withQuery(() => memZeroed(this.mem, maps, addr, length)));
+    return this.withQuery(() => now(this.mem, maps, addr, length));
   }
 
   /**

@@ -6,8 +6,8 @@
  * each has /dev/vfio/<group> and a cdev; writing 0 removes them.
  *
  * Errnos (Linux's):
- * - text that is no u16 (kstrtou16: decimal, 0x hex or 0 octal, one
- *   trailing newline) → EINVAL;
+ * - text that is no number (kstrtou16: decimal, 0x hex or 0 octal, one
+ *   trailing newline) → EINVAL, one above 65535 → ERANGE;
  * - more than TotalVFs → ERANGE;
  * - the count already enabled → success, nothing changes;
  * - the PF not bound to vfio-pci, a PF without a VF template (a driver
@@ -24,18 +24,14 @@
  * sriovNumvfs(kernel, '0000:04:00.0');          // 2
  */
 import { fail } from '../abi/errno.ts';
+import { kstrtou } from '../kernel/kstrtox.ts';
 import { vfSpec } from '../vfio/pci/spec.ts';
 import type { Kernel } from './kernel.ts';
 import { addDevice, removeDevice } from './topology/instantiate.ts';
 
-/** kstrtou16(buf, 0): EINVAL unless the whole text (one trailing newline allowed) is a u16. */
+/** kstrtou16(buf, 0): EINVAL unless the text is a number, ERANGE above 65535. */
 export function parseU16(text: string): number {
-  const t = text.endsWith('\n') ? text.slice(0, -1) : text;
-  const m = /^\+?(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))$/.exec(t);
-  if (!m) fail('EINVAL', `'${text}' is not a number`, 'kstrtou16');
-  const v = m[1] ? Number.parseInt(m[1], 16) : m[2] ? Number.parseInt(m[2], 8) : Number(m[3]);
-  if (!(v <= 0xffff)) fail('EINVAL', `${t} does not fit in a u16`, 'kstrtou16');
-  return v;
+  return kstrtou(text, 16);
 }
 
 /** The VFs of `pf` now present, in routing-ID (BDF) order. */

@@ -18,10 +18,13 @@
  *   model keeps no table pages): stable per table, 4 KiB aligned. Without a
  *   paging domain (DMA blocked or not attached to a user domain) only the
  *   two header lines appear. At most MAX_LEAVES leaves are listed.
+ * - `/sys/kernel/debug/{failslab,fail_page_alloc}/*`: fault injection's
+ *   attributes, kept and parsed as debugfs does (src/host/fault-attrs.ts).
  */
 import { fail } from '../abi/errno.ts';
 import { IntelIommu } from '../drivers/intel/driver.ts';
 import { vtdCapReg, vtdEcapReg } from '../drivers/intel/hw-info.ts';
+import { faultAttr, faultAttrPaths } from './fault-attrs.ts';
 import type { Kernel } from './kernel.ts';
 import { sriovNumvfs, writeSriovNumvfs } from './sriov.ts';
 
@@ -41,6 +44,8 @@ const text = (s: string) => new TextEncoder().encode(s);
 
 /** The generated file at `path`, if the kernel has one there. */
 export function sysfsAttr(kernel: Kernel, path: string): SysfsAttr | undefined {
+  const fault = faultAttr(kernel, path);
+  if (fault) return fault;
   if (path.startsWith(DEBUGFS_INTEL)) {
     const m = /^([0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\/domain_translation_struct$/.exec(
       path.slice(DEBUGFS_INTEL.length),
@@ -63,7 +68,7 @@ export function sysfsAttr(kernel: Kernel, path: string): SysfsAttr | undefined {
 
 /** Every generated file's path (the engine marks them in the fake tree). */
 export function sysfsAttrPaths(kernel: Kernel): string[] {
-  const out: string[] = [];
+  const out = faultAttrPaths();
   for (const { device, spec } of kernel.host.devices.values()) {
     if (spec.sriov !== undefined) out.push(`/sys/bus/pci/devices/${spec.bdf}/sriov_numvfs`);
     if (device.driver instanceof IntelIommu) {
@@ -141,11 +146,18 @@ function tableAddr(level: bigint, iova: bigint): bigint {
   return (0x10_0000_0000n + (level << 32n) + index * 0x1000n) & ((1n << 52n) - 1n);
 }
 
-/** The file ops of an open generated file: reads from a per-open position, writes store. */
+/**
+ * The file ops of an open generated file: reads from a per-open position,
+ * writes store. A read-only file opened for writing: EACCES at open in sysfs
+ * (kernfs checks the attribute's ops), EINVAL at write in debugfs (the open
+ * succeeds for root; the file has no write op), as Linux 7.2 answers.
+ */
 export function openSysfsAttr(kernel: Kernel, path: string, write: boolean) {
   const attr = sysfsAttr(kernel, path);
   if (!attr) fail('ENOENT', `${path} is not an attribute uiommu serves`, 'path_openat');
-  if (write && !attr.store) fail('EACCES', `${path} is read-only`, 'kernfs_fop_open');
+  const debugfs = path.startsWith('/sys/kernel/debug/');
+  if (write && !attr.store && !debugfs)
+    fail('EACCES', 'a read-only sysfs attribute', 'kernfs_fop_open');
   let pos = 0n;
   return {
     kind: 'sysfs',
@@ -156,9 +168,8 @@ export function openSysfsAttr(kernel: Kernel, path: string, write: boolean) {
       return out;
     },
     write(_caller: unknown, data: Uint8Array): number {
-      if (!attr.store) fail('EACCES', `${path} is read-only`, 'kernfs_fop_open');
-
-      attr.store(new TextDecoder().decode(data));
+      if (!attr.store) fail('EINVAL', 'a read-only debugfs file has no write', 'vfs_write');
+      attr.store(new TextDecoder('latin1').decode(data)); // one character a byte, as C sees them
       return data.length;
     },
     release() {},

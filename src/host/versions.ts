@@ -25,6 +25,9 @@ export const LINUX_6_18: KernelPersonality = {
   iommufdLastCmd: 'IOMMU_HW_QUEUE_ALLOC',
   hwCapAtsNotSupported: false,
   requestBounds: false,
+  hwInfoInputType: true,
+  hwptAllocPasid: true,
+  hwptPagingFault: true,
   unmapEmpty: 'ENOENT',
   maxAutoAlignment: 2n << 20n,
   vfioNoiommu: false,
@@ -49,6 +52,9 @@ export const LINUX_6_12: KernelPersonality = {
   selftestAbi: '6.12',
   iommufdLastCmd: 'IOMMU_FAULT_QUEUE_ALLOC',
   type1Nesting: true,
+  hwInfoInputType: false,
+  hwptAllocPasid: false,
+  hwptPagingFault: false,
 };
 
 /**

@@ -60,11 +60,43 @@ export interface Mm {
    * the caller's thread and `RestartCall` thrown; the redone call finds the answer.
    */
   checkZeroed?(va: bigint, length: bigint, restart: boolean): void;
+  /**
+   * clear_user() of `[va, va+length)` in bounded memory (optional:
+   * `clearUser` in iommufd/ucmd.ts writes chunks without it): EFAULT at the
+   * first unwritable byte, those before it zeroed. `restart` as for checkZeroed.
+   */
+  clearUser?(va: bigint, length: bigint, restart: boolean): void;
+  /**
+   * copy_struct_from_user() of `count` entries from index `first` of the
+   * user array at `uptr` (`entryLen` bytes each) as `ksize`-byte structs,
+   * off the caller's thread (optional): RestartCall now, the window when the
+   * call is redone with the same arguments; undefined when it cannot.
+   */
+  gatherEntries?(
+    uptr: bigint,
+    entryLen: number,
+    ksize: number,
+    first: number,
+    count: number,
+  ): GatheredEntries | undefined;
+  /** The first entry of the window gathered for the user array at `uptr` (the redone call resumes there), if any. */
+  gatheredFrom?(uptr: bigint, entryLen: number): number | undefined;
+}
+
+/** A window of a user array's entries, each copied as a struct (Mm.gatherEntries). */
+export interface GatheredEntries {
+  first: number;
+  /** Entries copied from `first`: `done * ksize` bytes of `data`. */
+  done: number;
+  /** The errno of entry `first + done` when the window stopped there. */
+  err?: 'E2BIG' | 'EFAULT';
+  data: Uint8Array;
 }
 
 /**
  * Thrown instead of doing long work on the engine's thread (a huge struct
- * tail's check): nothing has changed yet, and the call is to be made again
+ * tail's check, a huge clear_user): nothing has changed yet but what the
+ * redone call writes again identically, and the call is to be made again
  * once `ready` settles, as the kernel restarts an interrupted syscall.
  * Only a call's first step may throw it; Process and the engine pass it on.
  */

@@ -21,6 +21,20 @@ export interface IommuUserDataArray {
   read(addr: bigint, len: number): Uint8Array;
   /** check_zeroed_user() of `[addr, addr+len)`: E2BIG, EFAULT; bounded memory whatever `len`. */
   checkZeroed(addr: bigint, len: bigint): void;
+  /**
+   * Entries an earlier attempt of this call already handled (a long array
+   * is copied in windows off the engine's thread and the call restarted
+   * between them): a driver handling entries one by one begins there.
+   */
+  readonly start: number;
+  /**
+   * Entry `index` copied as a `ksize`-byte struct when the array is long
+   * enough to be copied off the engine's thread (its errno when that copy
+   * failed there; may throw RestartCall, see Mm.gatherEntries), else
+   * undefined: the caller copies it itself. `whole`: the caller copies the
+   * whole array before handling any entry, so it is gathered at once.
+   */
+  gathered?(index: number, ksize: number, whole?: boolean): Uint8Array | undefined;
 }
 
 /**
@@ -59,6 +73,8 @@ export function copyStructFromUserArray(
   if (array.entryLen < minLen || array.entryLen > size) {
     fail('EINVAL', `entry_len ${array.entryLen} outside ${minLen}..${size}`, where);
   }
+  const entry = array.gathered?.(index, size);
+  if (entry) return entry;
   const addr = BigInt.asUintN(64, array.uptr + BigInt(array.entryLen) * BigInt(index));
   return copyStruct(array, size, addr, array.entryLen);
 }
@@ -78,14 +94,16 @@ export function copyStructFromFullUserArray(
   if (array.type !== type) fail('EINVAL', `data type ${array.type}, not ${type}`, where);
 
   const out: Uint8Array[] = [];
-  if (array.entryLen === size) {
+  const first = array.gathered?.(0, size, true);
+  if (!first && array.entryLen === size) {
     const all = array.read(array.uptr, size * array.entryNum);
     for (let i = 0; i < array.entryNum; i++) out.push(all.slice(i * size, (i + 1) * size));
     return out;
   }
   for (let i = 0; i < array.entryNum; i++) {
     const addr = BigInt.asUintN(64, array.uptr + BigInt(array.entryLen) * BigInt(i));
-    out.push(copyStruct(array, size, addr, array.entryLen));
+    const entry = i === 0 ? first : array.gathered?.(i, size, true);
+    out.push(entry ?? copyStruct(array, size, addr, array.entryLen));
   }
   return out;
 }

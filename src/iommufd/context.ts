@@ -61,6 +61,12 @@ export interface Personality extends IoptPersonality, VfioCompatPersonality {
    * (the kernel selftest's vdevice_alloc covers it).
    */
   readonly requestBounds: boolean;
+  /** GET_HW_INFO takes IOMMU_HW_INFO_FLAG_INPUT_TYPE (v6.17); before, any flag is EOPNOTSUPP. */
+  readonly hwInfoInputType: boolean;
+  /** HWPT_ALLOC takes IOMMU_HWPT_ALLOC_PASID, paging and nested (v6.15); before, EOPNOTSUPP. */
+  readonly hwptAllocPasid: boolean;
+  /** HWPT_ALLOC takes FAULT_ID_VALID for a paging HWPT (after 6.12); 6.12 only for a nested one. */
+  readonly hwptPagingFault: boolean;
 }
 
 /** What iommufd needs from the emulated host kernel. */

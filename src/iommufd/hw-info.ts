@@ -20,7 +20,8 @@ type V<L> = L extends Layout<infer T> ? T : never;
 export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): number {
   const cmd = ucmd.cmd;
   const where = 'iommufd_get_hw_info';
-  if ((cmd.flags & ~IOMMU_HW_INFO_FLAGS.INPUT_TYPE) !== 0) {
+  const valid = ctx.host.personality.hwInfoInputType ? IOMMU_HW_INFO_FLAGS.INPUT_TYPE : 0;
+  if ((cmd.flags & ~valid) !== 0) {
     fail('EOPNOTSUPP', `unknown flags 0x${cmd.flags.toString(16)}`, where);
   }
   const wanted =
@@ -40,7 +41,8 @@ export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): numb
   const copyLen = Math.min(cmd.data_len, data.length);
   if (copyLen > 0) ucmd.mm.write(cmd.data_uptr, data.subarray(0, copyLen));
   if (copyLen < cmd.data_len) {
-    clearUser(ucmd.mm, cmd.data_uptr + BigInt(copyLen), BigInt(cmd.data_len - copyLen));
+    // a huge data_len is cleared off the engine's thread: the call restarts, its copy above redone
+    clearUser(ucmd.mm, cmd.data_uptr + BigInt(copyLen), BigInt(cmd.data_len - copyLen), true);
   }
   cmd.data_len = data.length;
   cmd.out_data_type = type;

@@ -14,7 +14,7 @@ import { U64_MAX } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
 import type { IommuUserData, PagingFlags } from '../iommu/driver.ts';
 import type { Mm } from '../iommu/mm.ts';
-import type { IommufdCtx } from './context.ts';
+import type { IommufdCtx, Personality } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import { holdFault, type IommufdFault } from './fault.ts';
 import { type HwptNested, hwptNestedAlloc } from './hwpt-nested.ts';
@@ -57,11 +57,16 @@ export class HwptPaging extends IommufdObject {
   }
 }
 
-const PAGING_FLAGS =
-  IOMMU_HWPT_ALLOC_FLAGS.NEST_PARENT |
-  IOMMU_HWPT_ALLOC_FLAGS.DIRTY_TRACKING |
-  IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID |
-  IOMMU_HWPT_ALLOC_FLAGS.PASID;
+/** The HWPT_ALLOC flags a paging HWPT may carry in this kernel (6.12: NEST_PARENT and DIRTY_TRACKING only). */
+function pagingFlags(p: Personality): number {
+  const { NEST_PARENT, DIRTY_TRACKING, FAULT_ID_VALID, PASID } = IOMMU_HWPT_ALLOC_FLAGS;
+  return (
+    NEST_PARENT |
+    DIRTY_TRACKING |
+    (p.hwptPagingFault ? FAULT_ID_VALID : 0) |
+    (p.hwptAllocPasid ? PASID : 0)
+  );
+}
 
 /**
  * iommufd_hwpt_paging_alloc(): a domain for `idev` added to `ioas`. With
@@ -79,8 +84,9 @@ export function hwptPagingAlloc(
   attach?: (hwpt: HwptPaging) => void,
   userData?: IommuUserData,
 ): HwptPaging {
-  if ((flags & ~PAGING_FLAGS) !== 0)
-    fail('EOPNOTSUPP', `unknown flags ${hex(flags & ~PAGING_FLAGS)}`, 'iommufd_hwpt_paging_alloc');
+  const valid = pagingFlags(ctx.host.personality);
+  if ((flags & ~valid) !== 0)
+    fail('EOPNOTSUPP', `unknown flags ${hex(flags & ~valid)}`, 'iommufd_hwpt_paging_alloc');
   const dev = idev.dev;
   if (flags & IOMMU_HWPT_ALLOC_FLAGS.DIRTY_TRACKING && !dev.driver.dirtyTrackingCapable(dev)) {
     fail(

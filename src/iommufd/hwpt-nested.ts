@@ -3,14 +3,15 @@ import { IOMMU_HWPT_ALLOC_FLAGS, type IommuHwptInvalidate, iommufdCmd } from '..
 import type { Layout } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
 import type { IommuUserData } from '../iommu/driver.ts';
-import { type IommuUserDataArray, isUserInvalidatable } from '../iommu/viommu.ts';
+import { RestartCall } from '../iommu/mm.ts';
+import { isUserInvalidatable } from '../iommu/viommu.ts';
 import type { IommufdCtx } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import type { IommufdFault } from './fault.ts';
 import type { HwptPaging } from './hw-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
-import { checkZeroed, type Ucmd } from './ucmd.ts';
+import { type Ucmd, userDataArray } from './ucmd.ts';
 import type { Viommu } from './viommu.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
@@ -50,13 +51,10 @@ export class HwptNested extends IommufdObject {
   }
 }
 
-/** Flags a nested HWPT may carry. */
-const NESTED_FLAGS = IOMMU_HWPT_ALLOC_FLAGS.FAULT_ID_VALID | IOMMU_HWPT_ALLOC_FLAGS.PASID;
-
 /**
  * iommufd_hwpt_nested_alloc() and iommufd_viommu_alloc_hwpt_nested():
  * HWPT_ALLOC on a paging HWPT or a vIOMMU. EOPNOTSUPP for flags other than
- * FAULT_ID_VALID and PASID, no data, or a driver without nesting; EINVAL
+ * FAULT_ID_VALID and PASID (FAULT_ID_VALID only without `hwptAllocPasid`), no data, or a driver without nesting; EINVAL
  * for a parent that is automatic, not a nesting parent, or of another
  * driver (or a vIOMMU of another IOMMU). The ID is taken before the
  * driver builds the domain; the caller publishes the object.
@@ -68,10 +66,12 @@ export function hwptNestedAlloc(
   flags: number,
   userData: IommuUserData | undefined,
 ): HwptNested {
+  const { FAULT_ID_VALID, PASID } = IOMMU_HWPT_ALLOC_FLAGS;
+  const valid = FAULT_ID_VALID | (ctx.host.personality.hwptAllocPasid ? PASID : 0);
   const pasid = (flags & IOMMU_HWPT_ALLOC_FLAGS.PASID) !== 0;
   const dev = idev.dev;
   const checkData = (where: string): IommuUserData => {
-    if ((flags & ~NESTED_FLAGS) !== 0) fail('EOPNOTSUPP', `flags 0x${flags.toString(16)}`, where);
+    if ((flags & ~valid) !== 0) fail('EOPNOTSUPP', `flags 0x${flags.toString(16)}`, where);
     if (!userData) fail('EOPNOTSUPP', 'no driver data for a nested HWPT', where);
     return userData;
   };
@@ -124,14 +124,7 @@ const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
  */
 export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInvalidate>>): number {
   const cmd = ucmd.cmd;
-  const array: IommuUserDataArray = {
-    type: cmd.data_type,
-    uptr: cmd.data_uptr,
-    entryLen: cmd.entry_len,
-    entryNum: cmd.entry_num,
-    read: (addr, len) => ucmd.mm.read(addr, len),
-    checkZeroed: (addr, len) => checkZeroed(ucmd.mm, addr, len),
-  };
+  const array = userDataArray(ucmd.mm, cmd.data_type, cmd.data_uptr, cmd.entry_len, cmd.entry_num);
   let done = 0;
   let err: unknown;
   try {
@@ -173,6 +166,7 @@ export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInv
       done = array.entryNum;
     }
   } catch (e) {
+    if (e instanceof RestartCall) throw e; // a window of the array is being copied: nothing answered yet
     err = e;
   }
   cmd.entry_num = done;

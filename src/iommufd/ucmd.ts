@@ -1,7 +1,8 @@
 import { Errno, fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
 import type { Layout } from '../abi/layout.ts';
-import type { Mm } from '../iommu/mm.ts';
+import type { GatheredEntries, Mm } from '../iommu/mm.ts';
+import type { IommuUserDataArray } from '../iommu/viommu.ts';
 
 /**
  * One iommufd ioctl call in flight (the kernel's iommufd_ucmd): the caller's
@@ -91,10 +92,72 @@ export function checkZeroed(mm: Mm, addr: bigint, length: bigint, restart = fals
   });
 }
 
-/** clear_user(): zero `[addr, addr+length)`; EFAULT at the first unwritable page, those before it zeroed. */
-export function clearUser(mm: Mm, addr: bigint, length: bigint): void {
+/**
+ * clear_user(): zero `[addr, addr+length)`; EFAULT at the first unwritable
+ * page, those before it zeroed. With `restart` (the call has written nothing
+ * its redo would not write again) the memory backend may throw RestartCall
+ * rather than clear a huge range on the engine's thread.
+ */
+export function clearUser(mm: Mm, addr: bigint, length: bigint, restart = false): void {
+  if (mm.clearUser) {
+    mm.clearUser(addr, length, restart);
+    return;
+  }
   const zero = new Uint8Array(Number(CHUNK_PAGES * mm.pageSize));
   inChunks(mm.pageSize, addr, length, (from, to) => {
     mm.write(from, zero.subarray(0, Number(to - from)));
   });
+}
+
+/** Arrays with more entries, or more bytes, are copied in windows off the engine's thread. */
+const SYNC_ARRAY_ENTRIES = 1024;
+const SYNC_ARRAY_BYTES = 1n << 20n;
+/** Entries per window of an array handled entry by entry: a driver's slice of work between restarts. */
+const ARRAY_WINDOW = 1 << 12;
+/** The most bytes of structs gathered at once for a whole array (the kernel copies it into one kmalloc). */
+const WHOLE_ARRAY_BYTES = 1 << 26;
+
+/**
+ * struct iommu_user_data_array over the caller's memory. A long array
+ * (over SYNC_ARRAY_ENTRIES entries or SYNC_ARRAY_BYTES bytes), when the
+ * memory backend can, is copied on a worker thread, the call restarting
+ * before each copy (RestartCall): whole when the driver copies the whole
+ * array first, else ARRAY_WINDOW entries at a time, each attempt resuming
+ * where the previous one stopped (`start`).
+ */
+export function userDataArray(
+  mm: Mm,
+  type: number,
+  uptr: bigint,
+  entryLen: number,
+  entryNum: number,
+): IommuUserDataArray {
+  const long =
+    mm.gatherEntries !== undefined &&
+    (entryNum > SYNC_ARRAY_ENTRIES || BigInt(entryNum) * BigInt(entryLen) > SYNC_ARRAY_BYTES);
+  let window: GatheredEntries | undefined;
+  let windowLen = 0;
+  return {
+    type,
+    uptr,
+    entryLen,
+    entryNum,
+    start: (long && mm.gatheredFrom?.(uptr, entryLen)) || 0,
+    read: (addr, len) => mm.read(addr, len),
+    checkZeroed: (addr, len) => checkZeroed(mm, addr, len),
+    gathered(index, ksize, whole = false) {
+      if (!long) return undefined;
+      if (!window || index < window.first || index >= window.first + windowLen) {
+        windowLen = whole ? entryNum - index : Math.min(ARRAY_WINDOW, entryNum - index);
+        if (windowLen * ksize > WHOLE_ARRAY_BYTES) return undefined;
+        window = mm.gatherEntries!(uptr, entryLen, ksize, index, windowLen);
+        if (!window) return undefined;
+      }
+      const at = index - window.first;
+      if (at >= window.done) {
+        fail(window.err ?? 'EFAULT', `entry ${index} of the user array`, 'copy_struct_from_user');
+      }
+      return window.data.subarray(at * ksize, (at + 1) * ksize);
+    },
+  };
 }

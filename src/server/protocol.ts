@@ -107,11 +107,7 @@ export function decodeRequest(frame: Uint8Array): Request {
     tid: v.getInt32(12, true),
     args,
     // a copy even of a Buffer (whose slice is a view): the frame's memory is reused
-    payload: Uint8Array.prototype.slice.call(
-      frame,
-      REQUEST_HEADER_SIZE,
-      REQUEST_HEADER_SIZE + len,
-    ) as Uint8Array,
+    payload: new Uint8Array(frame.subarray(REQUEST_HEADER_SIZE, REQUEST_HEADER_SIZE + len)),
   };
 }
 

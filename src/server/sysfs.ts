@@ -18,7 +18,8 @@
  * - Each VT-d unit: `sys/devices/virtual/iommu/<id>/intel-iommu/{cap,ecap}`
  *   and `sys/class/iommu/<id>`.
  * - Files the engine generates when read (src/host/sysfs-attrs.ts:
- *   `sriov_numvfs`, debugfs `domain_translation_struct`): an empty
+ *   `sriov_numvfs`, debugfs `domain_translation_struct` and the fault
+ *   injection attributes of `failslab/`, `fail_page_alloc/`): an empty
  *   placeholder here and a marker `.engine/<path>` telling the library to
  *   ask the engine (SYSFS_READ for reads, OPEN for writes).
  * - `sys/bus/pci/devices/<BDF>` → `../../../devices/pciDDDD:BB/<BDF>`.
@@ -182,7 +183,6 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
   );
   mkdirSync(join(sys, 'module/vfio_pci'), { recursive: true });
   mkdirSync(join(sys, 'module/iommufd'), { recursive: true });
-  writeFaultAttrs(join(sys, 'kernel/debug'));
   // the legacy container's backend modules (no module is loaded for iommufd's compat)
   for (const d of isLegacyContainer(kernel.personality) ? kernel.vfioIommuDrivers : []) {
     const module = LEGACY_BACKEND_MODULES[d.name];
@@ -272,39 +272,6 @@ function devDirOf(bdf: string): string {
 /** `pciDDDD:BB`: the host bridge directory a function sits under. */
 function pciRootOf(bdf: string): string {
   return `pci${bdf.slice(0, 7)}`;
-}
-
-/**
- * debugfs's failslab and fail_page_alloc (lib/fault-inject.c, mm/failslab.c,
- * mm/fail_page_alloc.c) with their default values: programs write them to
- * set fault injection up (iommufd_fail_nth writes ignore-gfp-wait "N").
- * Injection itself is per task through fail-nth (src/iommu/fault-inject.ts);
- * these attributes are accepted and kept, not acted on.
- */
-function writeFaultAttrs(debug: string): void {
-  const common: [string, string][] = [
-    ['probability', '0\n'],
-    ['interval', '1\n'],
-    ['times', '1\n'],
-    ['space', '0\n'],
-    ['verbose', '2\n'],
-    ['verbose_ratelimit_interval_ms', '5000\n'],
-    ['verbose_ratelimit_burst', '10\n'],
-    ['task-filter', 'N\n'],
-    ['stacktrace-depth', '32\n'],
-    ['require-start', '0x0000000000000000\n'],
-    ['require-end', '0xffffffffffffffff\n'],
-    ['reject-start', '0x0000000000000000\n'],
-    ['reject-end', '0x0000000000000000\n'],
-    ['ignore-gfp-wait', 'Y\n'],
-  ];
-  for (const [name, text] of common) {
-    file(join(debug, 'failslab'), name, text);
-    file(join(debug, 'fail_page_alloc'), name, text);
-  }
-  file(join(debug, 'failslab'), 'cache-filter', 'N\n');
-  file(join(debug, 'fail_page_alloc'), 'ignore-gfp-highmem', 'Y\n');
-  file(join(debug, 'fail_page_alloc'), 'min-order', '1\n');
 }
 
 /** A sparse file of `size` bytes (a BAR's resourceN: what stat shows). */

@@ -22,6 +22,9 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   iommufdLastCmd: 'IOMMU_FAULT_QUEUE_ALLOC',
   hwCapAtsNotSupported: 'true',
   requestBounds: 'true',
+  hwInfoInputType: 'false',
+  hwptAllocPasid: 'false',
+  hwptPagingFault: 'false',
   type1WrapErrno: 'EOVERFLOW',
   type1Nesting: 'true',
 };

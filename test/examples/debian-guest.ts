@@ -152,7 +152,9 @@ function mirror(): string {
 function download(cache: string, url: string, name: string): string {
   const path = join(cache, name);
   if (!existsSync(path)) {
-    run('curl', ['-fsSL', '--retry', '3', '-o', `${path}.part`, url]);
+    // an unreachable or stalled archive fails (the test skips with the reason) instead of hanging
+    const patience = ['--connect-timeout', '30', '--speed-limit', '1024', '--speed-time', '60'];
+    run('curl', ['-fsSL', '--retry', '3', ...patience, '-o', `${path}.part`, url]);
     renameSync(`${path}.part`, path);
   }
   return path;

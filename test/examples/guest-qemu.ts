@@ -8,9 +8,19 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  readSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { KernelState } from '../../src/host/state.ts';
+import { type HostSpec, hostSpecToJson } from '../../src/host/topology/index.ts';
 import { GUEST_WRITES, HOST_WRITES } from './debian-guest.ts';
 
 const UIOMMU = join(resolve(import.meta.dirname, '../..'), 'bin/uiommu.js');
@@ -51,6 +61,20 @@ export function qemuUnusable(qemu: string, accelArgs: string[]): string | false 
 /** The call records whose ioctl is `request`. */
 export const calls = (recs: TraceRecord[], request: string) =>
   recs.filter((r) => r.request === request);
+
+/**
+ * Failed calls other than the probes Linux refuses the same way: QEMU's
+ * probes of regions and IRQs the function does not have (EINVAL), of device
+ * features (ENOTTY), and its hot-reset probe of a function without a reset
+ * method on the root bus (ENODEV).
+ */
+export function unexpectedFailures(recs: TraceRecord[]): string[] {
+  const expected =
+    /VFIO_DEVICE_GET_REGION_INFO, \{[^}]*index=8[,}]|VFIO_DEVICE_GET_IRQ_INFO|VFIO_DEVICE_FEATURE|VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, .* = -1 ENODEV/;
+  return recs
+    .filter((r) => r.call !== undefined && r.ret! < 0 && !expected.test(r.text ?? ''))
+    .map((r) => r.text ?? '');
+}
 
 /** `qemu` under `uiommu run --host HOST`, its monitor on stdin/stdout, the guest console in a file. */
 export class GuestQemu {
@@ -139,13 +163,38 @@ function readAt(file: string, at: { offset: number; length: number }): Buffer {
 }
 
 /**
- * Put fresh random bytes where the guest's check reads ({@link HOST_WRITES})
- * into the namespace's backing `file`; returns their sha256.
+ * A host config: `preset` with uiommu's NVMe controller behind its function
+ * `bdf`, one namespace of `size` bytes (512-byte blocks) in `file`; written
+ * to `path`, which it returns (for `uiommu run --host`).
  */
-export function seedNamespace(file: string): string {
+export function nvmeHost(
+  preset: HostSpec,
+  bdf: string,
+  file: string,
+  size: number,
+  path: string,
+): string {
+  const host = hostSpecToJson(preset);
+  const devices = host.devices as Record<string, unknown>[];
+  const dev = devices.find((d) => d.bdf === bdf);
+  assert.ok(dev, `${preset.name} has no function ${bdf}`);
+  dev.model = {
+    kind: 'nvme',
+    namespaces: [{ size: `0x${size.toString(16)}`, lbaSize: 512, file }],
+  };
+  writeFileSync(path, JSON.stringify(host));
+  return path;
+}
+
+/**
+ * The namespace's backing `file`, `size` bytes (sparse), with fresh random
+ * bytes where the guest's check reads ({@link HOST_WRITES}); returns their sha256.
+ */
+export function seedNamespace(file: string, size: number): string {
   const b = randomBytes(HOST_WRITES.length);
-  const fd = openSync(file, 'r+');
+  const fd = openSync(file, 'w');
   try {
+    ftruncateSync(fd, size);
     writeSync(fd, b, 0, b.length, HOST_WRITES.offset);
   } finally {
     closeSync(fd);

@@ -6,7 +6,7 @@
  * its queues and buffers with VFIO_IOMMU_MAP_DMA and takes completions on
  * MSI-X vector 0. The namespace is a file here, so every write is checked
  * against the file's bytes as well as by reading it back through the
- * driver: patterns at several offsets and sizes (1 MiB is a 256-entry PRP
+ * driver: patterns at several offsets and sizes (1 MiB is a 255-entry PRP
  * list), a 4 KiB-block namespace, and a 64 MiB qemu-img convert onto the
  * namespace and back, compared byte for byte. Skipped, with the reason,
  * when qemu-img cannot run or was built without the nvme driver.
@@ -19,12 +19,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { x86 } from '../../src/host/topology/presets.ts';
-import { hostSpecToJson } from '../../src/host/topology/serialize.ts';
+import { NVME_BDF as BDF, writeNvmeHost } from './nvme-host.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const UIOMMU = join(ROOT, 'bin/uiommu.js');
-const BDF = '0000:02:00.0';
 const MiB = 1 << 20;
 const NS_BYTES = 64 * MiB;
 
@@ -45,18 +43,11 @@ const trace = join(dir, 'trace.txt');
 
 /** The x86 preset with the NVMe function's namespaces: a 64 MiB file (512 B blocks), 16 MiB of memory (4 KiB blocks). */
 function writeHost(): void {
-  const j = hostSpecToJson(x86) as { devices: { bdf: string; model?: unknown }[] };
-  j.devices.find((d) => d.bdf === BDF)!.model = {
-    kind: 'nvme',
-    namespaces: [
-      { size: hexSize(NS_BYTES), lbaSize: 512, file: nsFile },
-      { size: hexSize(16 * MiB), lbaSize: 4096 },
-    ],
-  };
-  writeFileSync(hostFile, JSON.stringify(j));
+  writeNvmeHost(hostFile, [
+    { bytes: NS_BYTES, lbaSize: 512, file: nsFile },
+    { bytes: 16 * MiB, lbaSize: 4096 },
+  ]);
 }
-
-const hexSize = (n: number) => `0x${n.toString(16)}`;
 
 /** Run `args` under `uiommu run` on the config above. */
 function run(args: string[]): { status: number | null; out: string } {
@@ -102,7 +93,7 @@ describe('QEMU nvme:// (qemu-img, qemu-io) on the NVMe model', { skip }, () => {
   });
 
   it('qemu-io patterns at several offsets and sizes read back, and the namespace file holds them', () => {
-    // [pattern, offset, length]: one block, unaligned to a page, a 256-page PRP list, across 4 MiB
+    // [pattern, offset, length]: one block, unaligned to a page, 256 pages (a 255-entry PRP list), across 4 MiB
     const writes: [number, number, number][] = [
       [0xa5, 0, 512],
       [0x3c, 4096 + 512, 8192],

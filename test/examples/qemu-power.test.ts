@@ -9,12 +9,17 @@
  *   dynamic DMA window. QEMU must pick SPAPR_TCE_v2 (no type1 on POWER),
  *   and every answer is Linux's: REGISTER_MEMORY, TCE_GET_INFO, REMOVE of
  *   the default window and CREATE at reset, the guest's CREATE at 1<<59
- *   and every MAP_DMA into it; EEH ops too. While the guest runs, the
+ *   and every MAP_DMA into it; EEH ops too. The function runs uiommu's
+ *   NVMe controller on a namespace file: the guest's nvme driver writes
+ *   1 MiB and reads it back, and reads 1 MiB the host seeded, all through
+ *   the dynamic window (nothing is mapped into the 32-bit window once it
+ *   exists); the file holds the guest's bytes. While the guest runs, the
  *   ConnectX port 0000:01:00.0 (group 0, the other PHB) is hot-plugged
  *   (`device_add`) and must join both windows at once; after the guest
- *   powers off, every window is gone and nothing is pinned. Both checks
- *   come from one boot (the boot with a function costs 262,144 UNMAP_DMA
- *   calls: the guest clearing its default window), reported as two tests.
+ *   powers off, every window is gone and nothing is pinned. All three
+ *   checks come from one boot (the boot with a function costs 262,144
+ *   UNMAP_DMA calls: the guest clearing its default window), reported as
+ *   three tests.
  * - `pseries` (a 64 KiB-page kernel, docs/vfio-containers.md): QEMU sizes
  *   the default window's table at one level, which a PowerVM PE accepts;
  *   the same host with 4 KiB pages makes QEMU ask 2, 3, 4 levels, each
@@ -34,9 +39,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hostSpecToJson } from '../../src/host/topology/index.ts';
-import { pseries } from '../../src/host/topology/presets.ts';
+import { powernv, pseries } from '../../src/host/topology/presets.ts';
 import { guestOrReason } from './debian-guest.ts';
-import { calls, GuestQemu, type TraceRecord } from './guest-qemu.ts';
+import {
+  assertNvmeIo,
+  calls,
+  GuestQemu,
+  nvmeHost,
+  seedNamespace,
+  type TraceRecord,
+  unexpectedFailures,
+} from './guest-qemu.ts';
 
 const QEMU = 'qemu-system-ppc64';
 const DDW_START = 1n << 59n;
@@ -44,6 +57,7 @@ const DDW_START = 1n << 59n;
 const MACHINE = 'pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off';
 const NVME = '0001:02:00.0'; // powernv group 2, phb1
 const HOTPLUG = '0000:01:00.0'; // powernv group 0, phb0
+const NS_BYTES = 64 << 20;
 
 /** Why the test cannot run, or false: QEMU's pseries machine must start and quit. */
 function qemuMissing(): string | false {
@@ -65,19 +79,6 @@ const pseriesQemu = (dir: string, name: string, host: string, qemuArgs: string[]
 const startOf = (r: TraceRecord) => BigInt(/start_addr=(0x[0-9a-f]+|0)\b/.exec(r.text ?? '')![1]!);
 const iovaOf = (r: TraceRecord) => BigInt(/iova=(0x[0-9a-f]+|0)\b/.exec(r.text ?? '')![1]!);
 
-/**
- * Failed calls other than the probes Linux refuses the same way: QEMU's
- * probes of regions and IRQs the function does not have (EINVAL) and of
- * device features (ENOTTY).
- */
-function unexpectedFailures(recs: TraceRecord[]): string[] {
-  const expected =
-    /VFIO_DEVICE_GET_REGION_INFO, \{[^}]*index=8[,}]|VFIO_DEVICE_GET_IRQ_INFO|VFIO_DEVICE_FEATURE/;
-  return recs
-    .filter((r) => r.call !== undefined && r.ret! < 0 && !expected.test(r.text ?? ''))
-    .map((r) => r.text ?? '');
-}
-
 const { guest, missing } = guestOrReason('ppc64el', qemuMissing());
 
 describe('POWER: QEMU pseries under uiommu run', { skip: missing }, () => {
@@ -93,6 +94,9 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing }, () => {
     let joined: TraceRecord['state'];
     let q: GuestQemu;
     let failure: unknown;
+    /** The NVMe function's namespace, and the sha256 of the bytes the host put there. */
+    const ns = join(dir, 'nvme.img');
+    let seeded: string;
 
     before(
       async () => {
@@ -111,7 +115,9 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing }, () => {
           plain.kill();
         }
 
-        q = pseriesQemu(dir, 'nvme', 'powernv', [
+        seeded = seedNamespace(ns, NS_BYTES);
+        const host = nvmeHost(powernv, NVME, ns, NS_BYTES, join(dir, 'powernv-nvme.json'));
+        q = pseriesQemu(dir, 'nvme', host, [
           ...boot(['uiommu.wait']),
           ...['-device', `vfio-pci,host=${NVME},id=nvme`],
         ]);
@@ -224,6 +230,24 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing }, () => {
       assert.deepEqual(windowsOf(2), [0n, DDW_START]);
       assert.deepEqual(windowsOf(0), [0n, DDW_START], 'the hot-plugged group has both windows');
       assert.notEqual(joined!.pinnedPages, '0');
+    });
+
+    it("the guest's nvme driver does its I/O through the 64-bit window: it reads back what it wrote, the namespace file holds it, it reads the host's bytes; nothing is mapped below the window once it exists", () => {
+      if (failure) throw failure;
+      console.log(assertNvmeIo(q.guest(), ns, seeded));
+      const ddw = recs.findIndex(
+        (r) =>
+          r.request === 'VFIO_IOMMU_SPAPR_TCE_CREATE' && r.ret === 0 && startOf(r) === DDW_START,
+      );
+      assert.ok(ddw >= 0, "the guest's CREATE at 1<<59");
+      const below = calls(recs.slice(ddw), 'VFIO_IOMMU_MAP_DMA').filter(
+        (r) => iovaOf(r) < DDW_START,
+      );
+      assert.deepEqual(
+        below.map((r) => r.text),
+        [],
+        'a MAP_DMA into the 32-bit window: DMA not through the dynamic window',
+      );
     });
   });
 

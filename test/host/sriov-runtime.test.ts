@@ -20,14 +20,15 @@ function kernel(enable = true): Kernel {
 }
 
 describe('sriov_numvfs', () => {
-  it('kstrtou16: decimal, hex, octal, one trailing newline; anything else EINVAL', () => {
+  it('kstrtou16: decimal, hex, octal, one trailing newline; anything else EINVAL, above u16 ERANGE', () => {
     assert.equal(parseU16('3\n'), 3);
     assert.equal(parseU16('0x10'), 16);
     assert.equal(parseU16('010'), 8);
     assert.equal(parseU16('+2'), 2);
-    for (const bad of ['', 'abc', '-1', '1 ', '2\n\n', '65536', '0x', '08', ' 1']) {
+    for (const bad of ['', 'abc', '-1', '1 ', '2\n\n', '0x', '08', ' 1']) {
       assert.throws(() => parseU16(bad), errno('EINVAL'), JSON.stringify(bad));
     }
+    assert.throws(() => parseU16('65536'), errno('ERANGE'));
   });
 
   it('N creates N VFs with their groups, nodes and cdevs; 0 removes them', () => {

@@ -420,6 +420,20 @@ describe('parseHostSpec', () => {
     assert.equal(parseHostSpec(base()).devices.length, 4);
   });
 
+  it('a device model with its options survives parse and a JSON round trip', () => {
+    const j = base();
+    j.devices[2].model = { kind: 'ioat', xfercap: 13 };
+    const spec = parseHostSpec(j);
+    assert.deepEqual(spec.devices[2]!.model, { kind: 'ioat', xfercap: 13 });
+    assert.deepEqual(viaJson(spec).devices[2]!.model, { kind: 'ioat', xfercap: 13 });
+    j.devices[2].model = { kind: 'ioat' };
+    assert.deepEqual(
+      parseHostSpec(j).devices[2]!.model,
+      { kind: 'ioat' },
+      'XFERCAP default left out',
+    );
+  });
+
   it('keeps the kernel build and the page size, absent when not given', () => {
     const spec = parseHostSpec({ ...base(), kernel: 'a 64 KiB-page build', pageSize: 65536 });
     assert.equal(spec.kernel, 'a 64 KiB-page build');
@@ -901,11 +915,66 @@ describe('parseHostSpec', () => {
       "devices[2].model: the MSI-X table or PBA overlaps the dma-engine's registers (0x0-0xfff) in BAR 0",
     ],
     [
+      'ioat XFERCAP out of range',
+      (j) => {
+        j.devices[2].model = { kind: 'ioat', xfercap: 16 };
+      },
+      'devices[2].model.xfercap: must be between 12 and 15 (got 16)',
+    ],
+    [
+      'ioat without a BAR 0',
+      (j) => {
+        j.devices[1].model = { kind: 'ioat', xfercap: 13 };
+      },
+      'devices[1].model: needs BAR 0 to be a memory BAR of at least 0x1000 bytes',
+    ],
+    [
       'MSI-X without a memory BAR',
       (j) => {
         j.devices[1].irq = { msix: 4 };
       },
       'devices[1].irq.msix: MSI-X needs a memory BAR to hold its table',
+    ],
+    [
+      'nvme namespace of an unsupported block size',
+      (j) => {
+        j.devices[2].model = { kind: 'nvme', namespaces: [{ size: '1M', lbaSize: 1024 }] };
+      },
+      'devices[2].model.namespaces[0].lbaSize: must be 512 or 4096 (got 1024)',
+    ],
+    [
+      'nvme namespace not a whole number of blocks',
+      (j) => {
+        j.devices[2].model = { kind: 'nvme', namespaces: [{ size: '0x1200', lbaSize: 4096 }] };
+      },
+      'devices[2].model.namespaces[0].size: must be a non-zero multiple of lbaSize 4096 (got 0x1200)',
+    ],
+    [
+      'nvme with an empty namespace list',
+      (j) => {
+        j.devices[2].model = { kind: 'nvme', namespaces: [] };
+      },
+      'devices[2].model.namespaces: must have at least 1 entry',
+    ],
+    [
+      'nvme namespace with an unknown key',
+      (j) => {
+        j.devices[2].model = { kind: 'nvme', namespaces: [{ size: '1M', blocks: 8 }] };
+      },
+      'devices[2].model.namespaces[0].blocks: unknown key (allowed: size, lbaSize, file)',
+    ],
+    [
+      'nvme registers under the MSI-X PBA',
+      (j) => {
+        j.devices[2].irq = {
+          msix: 8,
+          msixBar: 0,
+          msixTableOffset: '0x3000',
+          msixPbaOffset: '0x1800',
+        };
+        j.devices[2].model = { kind: 'nvme' };
+      },
+      "devices[2].model: the MSI-X table or PBA overlaps the nvme's registers and doorbells (0x0-0x1fff) in BAR 0",
     ],
   ];
 
@@ -1030,5 +1099,29 @@ describe('examples/hosts/custom.json', () => {
       MSI,
       { start: 0x7a00_0000n, last: 0x7a0f_ffffn, kind: 'direct' },
     ]);
+  });
+});
+
+describe('nvme model config', () => {
+  it('namespaces parse (size, lbaSize defaulting to 512, file) and survive a JSON round trip', () => {
+    const j = hostSpecToJson(x86) as Config;
+    const nvme = j.devices.find((d: { bdf: string }) => d.bdf === '0000:02:00.0');
+    nvme.model = {
+      kind: 'nvme',
+      namespaces: [
+        { size: '64M', file: '/tmp/ns1.img' },
+        { size: '0x1000000', lbaSize: 4096 },
+      ],
+    };
+    const spec = parseHostSpec(j);
+    const model = spec.devices.find((d) => d.bdf === '0000:02:00.0')!.model;
+    assert.deepEqual(model, {
+      kind: 'nvme',
+      namespaces: [
+        { size: 64n << 20n, lbaSize: 512, file: '/tmp/ns1.img' },
+        { size: 16n << 20n, lbaSize: 4096 },
+      ],
+    });
+    assert.deepStrictEqual(viaJson(spec), spec);
   });
 });

@@ -403,3 +403,55 @@ test("AMD's types (7.2 uAPI) on a VT-d device: EOPNOTSUPP, as for any other IOMM
     assert.equal(r.errno, 'EOPNOTSUPP', `on ${pt === ioas ? 'the IOAS' : 'a nesting parent'}`);
   }
 });
+
+test('6.12: GET_HW_INFO takes no flags, HWPT_ALLOC neither PASID nor a paging FAULT_ID_VALID', () => {
+  for (const [v, older] of [
+    ['6.12', true],
+    ['6.18', false],
+  ] as const) {
+    const f = at(v);
+    const ioas = f.ioas();
+    const idev = f.intelDevice().id;
+    const info = f.call('IOMMU_GET_HW_INFO', {
+      dev_id: idev,
+      flags: IOMMU_HW_INFO_FLAGS.INPUT_TYPE,
+      out_data_type: IOMMU_HW_INFO_TYPE.INTEL_VTD,
+    });
+    assert.equal(info.errno, older ? 'EOPNOTSUPP' : undefined, v);
+    const pasid = f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: ioas, flags: 1 << 3 });
+    assert.equal(pasid.errno, older ? 'EOPNOTSUPP' : undefined, `${v} paging PASID`);
+    const fault = f.call('IOMMU_FAULT_QUEUE_ALLOC', {}).out.out_fault_id as number;
+    const faulting = f.call('IOMMU_HWPT_ALLOC', {
+      dev_id: idev,
+      pt_id: ioas,
+      flags: 1 << 2,
+      fault_id: fault,
+    });
+    assert.equal(faulting.errno, older ? 'EOPNOTSUPP' : undefined, `${v} paging FAULT_ID_VALID`);
+  }
+});
+
+test('6.12: a nested HWPT takes FAULT_ID_VALID but not PASID', () => {
+  for (const [v, errno] of [
+    ['6.12', 'EOPNOTSUPP'],
+    ['6.18', undefined],
+  ] as const) {
+    const f = at(v);
+    const ioas = f.ioas();
+    const { idev } = mockDomain(f, ioas);
+    const parent = f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: ioas, flags: 1 }).out
+      .out_hwpt_id as number;
+    const data = f.mem(PAGE);
+    const nested = (flags: number) =>
+      f.call('IOMMU_HWPT_ALLOC', {
+        dev_id: idev,
+        pt_id: parent,
+        flags,
+        data_type: IOMMU_HWPT_DATA_SELFTEST,
+        data_len: 4, // struct iommu_hwpt_selftest before 7.2
+        data_uptr: data,
+      }).errno;
+    assert.equal(nested(1 << 3), errno, v);
+    assert.equal(nested(0), undefined, v);
+  }
+});

@@ -6,8 +6,10 @@
  *                     another pid, fork-token theft, and pid recycling through
  *                     a passed-on connection (root with a writable ns_last_pid;
  *                     skipped otherwise);
- *   hostile-argsz.c — a huge zeroed struct tail checked while a bystander
- *                     keeps being answered; sizes of 2^31 and more.
+ *   hostile-argsz.c — a huge zeroed struct tail checked, and a huge
+ *                     GET_HW_INFO buffer cleared, and 1,000,000
+ *                     invalidation entries copied, while a bystander keeps
+ *                     being answered; sizes of 2^31 and more.
  * @slow: builds and runs C programs under uiommu run, one scanning 256 MiB (left out of npm run test:quick)
  */
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
@@ -42,5 +44,15 @@ test('raw protocol attacks: EBUSY takeover, PROC_STATUS of others, token theft, 
 
 test('a huge zeroed struct tail does not stall another client; sizes >= 2^31 answer as Linux', (t) => {
   const out = runCProgram(dir, 'hostile-argsz', [], 4);
+  for (const line of figures(out)) t.diagnostic(line);
+});
+
+test('a huge GET_HW_INFO data_len is cleared without stalling another client', (t) => {
+  const out = runCProgram(dir, 'hostile-argsz', ['--host', 'mock'], 4, ['hwinfo']);
+  for (const line of figures(out)) t.diagnostic(line);
+});
+
+test('a long invalidation array is copied without stalling another client', (t) => {
+  const out = runCProgram(dir, 'hostile-argsz', ['--host', 'mock'], 6, ['invalidate']);
   for (const line of figures(out)) t.diagnostic(line);
 });

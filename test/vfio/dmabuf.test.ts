@@ -143,16 +143,17 @@ describe('VFIO_DEVICE_FEATURE_DMA_BUF', () => {
     const fd = feature({}).ret;
     const f = client(c.kernel, c.proc);
     const ioas = f.ioas();
-    const map = () =>
-      f.call('IOMMU_IOAS_MAP_FILE', { flags: RW, ioas_id: ioas, fd, start: 0n, length: PAGE })
+    const map = (buf = fd) =>
+      f.call('IOMMU_IOAS_MAP_FILE', { flags: RW, ioas_id: ioas, fd: buf, start: 0n, length: PAGE })
         .errno;
-    assert.equal(map(), 'ENODEV', 'exported with decode off');
-    decode(true);
-    assert.equal(map(), undefined);
+    assert.equal(map(), undefined, 'the device opens with Memory decode on');
     decode(false);
     assert.equal(map(), 'ENODEV');
+    const late = feature({}).ret;
+    assert.equal(map(late), 'ENODEV', 'exported while decode is off');
     decode(true);
     assert.equal(map(), undefined);
+    assert.equal(map(late), undefined);
     c.proc.close(dev);
     assert.equal(map(), 'ENODEV', 'the device was closed');
   });

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setImmediate as turn } from 'node:timers/promises';
+import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
 import { x86 } from '../../src/host/topology/presets.ts';
 import { DmaFaultError } from '../../src/iommu/device.ts';
 import { vfioPciRegionOffset } from '../../src/vfio/pci/abi.ts';
@@ -27,6 +28,8 @@ import {
   IOAT_REG,
   Ioat,
 } from '../../src/vfio/pci/ioat.ts';
+import { Dev } from './device-rig.ts';
+import { GIB, MIB, SpaprClient } from './spapr-client.ts';
 
 const IOVA = 0x10_0000n;
 const SIZE = 0x10_0000;
@@ -301,6 +304,23 @@ describe('ioat copies', () => {
     }
   });
 
+  it('DMACOUNT written while the chain runs moves its end', async () => {
+    const { start, put, port, status, w, settle } = rig();
+    put(DESC, { size: 8, src: SRC, dst: DST, next: DESC });
+    start(DESC, 300);
+    assert.equal(status(), ACTIVE, 'one slice is 256 descriptors');
+    w(IOAT_REG.DMACOUNT, 2, 260);
+    await settle();
+    assert.equal(status(), DONE);
+    assert.equal(port.fetches, 260);
+  });
+
+  it('SUSPEND leaves a HALTED channel HALTED', () => {
+    const { status, w } = rig();
+    w(IOAT_REG.CHANCMD, 1, IOAT_CHANCMD.SUSPEND);
+    assert.equal(status(), HALTED);
+  });
+
   it('ABORT halts the channel', () => {
     const { start, put, status, w } = rig();
     put(DESC, { size: 8, src: SRC, dst: DST, next: DESC });
@@ -522,5 +542,54 @@ describe('ioat behind a vfio-pci function (x86 preset 0000:00:04.0)', () => {
     assert.deepEqual([...dev.read(BAR0 + BigInt(IOAT_REG.CHANERR), 4)], [0, 0, 0, 0]);
     assert.equal(cfg32(dev, IOAT_CFG.CHANERR_INT), 0);
     assert.deepEqual([...dev.read(BAR0 + BigInt(IOAT_REG.CHANSTS), 1)], [HALTED]);
+  });
+});
+
+describe('ioat behind SPAPR (powernv 0001:03:00.0, PE 3, legacy container)', () => {
+  it('descriptors and copies go through a 64 KiB-page DDW; past the mapping is SRC_ADDR_ERR', () => {
+    const c = new SpaprClient();
+    c.container = c.open('/dev/vfio/vfio').ret;
+    const group = c.addGroup(3);
+    const v2 = BigInt(VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU);
+    assert.equal(c.ioctl(c.container, 'VFIO_SET_IOMMU', v2).ret, 0);
+    const size = 2n * MIB;
+    const ram = c.ram(size);
+    assert.equal(c.register(ram, size).ret, 0);
+    const cr = c.create(16, GIB);
+    assert.equal(cr.ret, 0, cr.errno);
+    const ddw = cr.out.start_addr;
+    assert.equal(ddw, 1n << 59n);
+    assert.equal(c.mapDma(c.container, ram, ddw, size).ret, 0);
+    const dev = new Dev(c, c.getDeviceFd(group, '0001:03:00.0').ret);
+    const reg = (off: number, v: bigint, bytes: number) => {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, v, true);
+      dev.pwrite(vfioPciRegionOffset(0) + BigInt(off), b.subarray(0, bytes));
+    };
+    const desc = (src: bigint) => {
+      const d = new DataView(new ArrayBuffer(64));
+      d.setUint32(0, 16, true);
+      d.setBigUint64(8, src, true);
+      d.setBigUint64(16, ddw + 0x2_0000n, true);
+      d.setBigUint64(24, ddw, true);
+      c.proc.mm.write(ram, new Uint8Array(d.buffer));
+    };
+    const msg = new TextEncoder().encode('through the DDW!');
+    c.proc.mm.write(ram + 0x1_0000n, msg);
+    desc(ddw + 0x1_0000n);
+    reg(IOAT_REG.CHAINADDR, ddw, 8);
+    reg(IOAT_REG.DMACOUNT, 1n, 2);
+    assert.equal(dev.reg64(IOAT_REG.CHANSTS), ddw | BigInt(DONE));
+    assert.deepEqual(c.proc.mm.read(ram + 0x2_0000n, msg.length), msg);
+    desc(ddw + size);
+    reg(IOAT_REG.CHAINADDR, ddw, 8);
+    reg(IOAT_REG.DMACOUNT, 1n, 2);
+    assert.equal(dev.reg64(IOAT_REG.CHANSTS) & IOAT_CHANSTS.STATUS_MASK, BigInt(HALTED));
+    assert.equal(dev.reg32(IOAT_REG.CHANERR), IOAT_CHANERR.SRC_ADDR_ERR);
+    assert.deepEqual(
+      c.dev('0001:03:00.0').faults.map((f) => f.iova),
+      [ddw + size],
+      'the IOMMU recorded the refusal',
+    );
   });
 });

@@ -78,14 +78,14 @@ export class MockNestedDomain extends Domain implements UserInvalidatable {
    * the last, then FLAG_ALL zeroes every slot, else the one named.
    */
   cacheInvalidateUser(array: IommuUserDataArray): void {
-    let done = 0;
+    let done = array.start;
     try {
       const where = 'mock_domain_cache_invalidate_user';
       if (array.type !== IOMMU_HWPT_INVALIDATE_DATA_SELFTEST) {
         fail('EINVAL', `data type ${array.type} is not the selftest's`, where);
       }
       const size = IommuHwptInvalidateSelftest.size;
-      for (let i = 0; i < array.entryNum; i++) {
+      for (let i = array.start; i < array.entryNum; i++) {
         const raw = copyStructFromUserArray(array, array.type, i, size, size);
         const inv = IommuHwptInvalidateSelftest.decode(raw);
         if ((inv.flags & ~IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0) {

@@ -28,6 +28,9 @@ import { MockNestedDomain } from './nested.ts';
  * that must be filled in order, each queue depending on the one before.
  * Allocated with data, it offers a two-page region to mmap.
  */
+/** KMALLOC_MAX_SIZE on x86-64 (MAX_PAGE_ORDER 10, 4 KiB pages): the largest kmalloc. */
+const KMALLOC_MAX_SIZE = 4 << 20;
+
 export class MockViommu implements IommuViommu {
   private readonly hwQueues: (HwQueueCore | undefined)[] = new Array(IOMMU_TEST_HW_QUEUE_MAX);
 
@@ -47,13 +50,18 @@ export class MockViommu implements IommuViommu {
 
   /**
    * mock_viommu_cache_invalidate(): an empty array of the right type is a
-   * no-op; otherwise the whole array is copied first (nothing handled on a
+   * no-op; ENOMEM (entry_num unchanged) when the array's kernel copy would
+   * exceed KMALLOC_MAX_SIZE; otherwise the whole array is copied first (nothing handled on a
    * copy error), then per entry EOPNOTSUPP for unknown flags, EINVAL for a
    * cache slot past the last or an unknown virt_id; FLAG_ALL zeroes every
    * slot of that device, else the one named.
    */
   cacheInvalidate(array: IommuUserDataArray): void {
     if (array.entryNum === 0 && array.type === IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST) return;
+    // the kernel's buffer for the whole array: kzalloc fails above KMALLOC_MAX_SIZE
+    if (array.entryNum * IommuViommuInvalidateSelftest.size > KMALLOC_MAX_SIZE) {
+      fail('ENOMEM', 'entry_num entries exceed KMALLOC_MAX_SIZE', 'mock_viommu_cache_invalidate');
+    }
     let done = 0;
     const where = 'mock_viommu_cache_invalidate';
     try {

@@ -104,6 +104,7 @@ function irqToJson(irq: IrqSpec): { [key: string]: Json } {
 }
 
 function modelToJson(m: DeviceModelSpec): { [key: string]: Json } {
+  if (m.kind === 'ioat' && m.xfercap !== undefined) return { kind: m.kind, xfercap: m.xfercap };
   if (m.kind !== 'nvme' || m.namespaces === undefined) return { kind: m.kind };
   const namespaces = m.namespaces.map((n) => ({
     size: hex(n.size),

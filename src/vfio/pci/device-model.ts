@@ -34,8 +34,8 @@ export interface DmaPort {
 /** How a model interrupts. */
 export interface DeviceIrq {
   /**
-   * An edge on `vector` of whichever of MSI/MSI-X is enabled (nothing when
-   * neither is; a masked MSI-X vector becomes pending).
+   * An edge on `vector` of whichever of MSI/MSI-X is enabled: its eventfd
+   * is signalled (nothing when neither is enabled or the vector has no eventfd).
    */
   raise(vector: number): void;
   /** The level of the INTx line (delivered unless INTx is disabled or masked). */

@@ -92,7 +92,6 @@ export const IOAT_INTRCTRL = {
 
 export const IOAT_CHANCTRL = {
   INT_REARM: 0x0001,
-  ERR_COMPLETION_EN: 0x0004,
   ANY_ERR_ABORT_EN: 0x0008,
   ERR_INT_EN: 0x0010,
 } as const;
@@ -137,8 +136,6 @@ export const IOAT_DESC_CTL = {
 export const IOAT_OP_COPY = 0x00;
 export const IOAT_DESC_SIZE = 64;
 export const IOAT_VERSION = 0x33;
-/** Vendor:device of the Skylake-SP CBDMA (PCI_DEVICE_ID_INTEL_IOAT_SKX). */
-export const IOAT_SKX_ID = [0x8086, 0x2021] as const;
 /** BAR0 bytes of the register block (general registers, channel 0). */
 export const IOAT_REG_BLOCK = 0x1000;
 

@@ -121,6 +121,7 @@ describe('NVMe admin commands', () => {
     ({ c, b } = id(0, 2));
     assert.equal(v().getBigUint64(0, true), 1024n); // NSZE in 4 KiB blocks
     assert.equal(b[130], 12);
+    assert.equal(b[33], 0x09); // DLFEAT: deallocated memory reads zero
     ({ c, b } = id(0, 1));
     assert.equal(v().getBigUint64(0, true), 2048n);
     assert.equal(b[130], 9);
@@ -390,6 +391,20 @@ describe('NVMe I/O commands', () => {
     assert.equal(h.submit(1, { opcode: 0, nsid: 0xffffffff }).status, 0);
   });
 
+  it('deallocating all of a 1 TiB memory namespace 256 times costs what its written chunks cost', () => {
+    const h = ioHost({ kind: 'nvme', namespaces: [{ size: 1n << 40n, lbaSize: 512 }] });
+    const ns = h.ctrl.namespaces[0]!;
+    ns.write(5 << 30, pattern(4096, 2));
+    const ranges = new DataView(new ArrayBuffer(256 * 16));
+    for (let i = 0; i < 256; i++) {
+      ranges.setUint32(i * 16 + 4, 2 ** 31, true); // 1 TiB of 512-byte blocks
+      ranges.setBigUint64(i * 16 + 8, 0n, true);
+    }
+    h.mem.poke(BUF, new Uint8Array(ranges.buffer));
+    assert.equal(h.submit(1, { opcode: 9, nsid: 1, prp1: BUF, cdw: [255, 4] }).status, 0);
+    assert.deepEqual(ns.read(5 << 30, 4096), new Uint8Array(4096));
+  });
+
   it('a file-backed 4 KiB-block namespace holds what was written, across a reset', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nvme-'));
     try {
@@ -400,6 +415,19 @@ describe('NVMe I/O commands', () => {
       assert.equal(h.submit(1, rw(1, 3, 2, BUF, BUF + 4096n)).status, 0);
       assert.deepEqual(readFileSync(file).subarray(3 * 4096, 5 * 4096), Buffer.from(data));
       assert.equal(readFileSync(file).length, 1 << 22);
+      // a file's deallocated blocks are not reported to read zero, and keep their data
+      h.mem.map(BUF + 0x10_0000n, 4096);
+      assert.equal(h.admin({ opcode: 6, nsid: 1, prp1: BUF + 0x10_0000n, cdw: [0] }).status, 0);
+      assert.equal(h.mem.peek(BUF + 0x10_0000n + 33n, 1)[0], 0x08);
+      const range = new DataView(new ArrayBuffer(16));
+      range.setUint32(4, 2, true);
+      range.setBigUint64(8, 3n, true);
+      h.mem.poke(BUF + 0x10_0000n, new Uint8Array(range.buffer));
+      assert.equal(
+        h.submit(1, { opcode: 9, nsid: 1, prp1: BUF + 0x10_0000n, cdw: [0, 4] }).status,
+        0,
+      );
+      assert.deepEqual(readFileSync(file).subarray(3 * 4096, 5 * 4096), Buffer.from(data));
       h.ctrl.reset();
       assert.equal(h.enable(), 1);
       h.createIoQueue(1);

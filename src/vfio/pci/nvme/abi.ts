@@ -18,8 +18,6 @@ export const NVME_REG = {
   CC: 0x14,
   /** u32 RO: Controller Status. */
   CSTS: 0x1c,
-  /** u32 RW: NVM Subsystem Reset (not supported: reads 0, writes ignored). */
-  NSSR: 0x20,
   /** u32 RW: Admin Queue Attributes. */
   AQA: 0x24,
   /** u64 RW: Admin Submission Queue base. */
@@ -37,8 +35,6 @@ export const NVME_CC = {
   MPS_SHIFT: 7,
   AMS_SHIFT: 11,
   SHN_SHIFT: 14,
-  IOSQES_SHIFT: 16,
-  IOCQES_SHIFT: 20,
 } as const;
 
 /** CSTS fields. */
@@ -78,9 +74,6 @@ export const NVME_IO = {
   DSM: 0x09,
 } as const;
 
-/** Status Code Type (SCT) values. */
-export const NVME_SCT = { GENERIC: 0, COMMAND_SPECIFIC: 1 } as const;
-
 /**
  * A completion status: SCT << 8 | SC (the CQE's status field without the
  * phase bit and without DNR).
@@ -91,7 +84,6 @@ export const NVME_SC = {
   INVALID_FIELD: 0x002,
   DATA_TRANSFER_ERROR: 0x004,
   INTERNAL: 0x006,
-  ABORT_SQ_DELETION: 0x008,
   INVALID_NS: 0x00b,
   COMMAND_SEQUENCE: 0x00c,
   PRP_OFFSET_INVALID: 0x013,

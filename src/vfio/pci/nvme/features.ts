@@ -106,11 +106,6 @@ export class NvmeFeatures {
     }
   }
 
-  /** The volatile write cache is enabled. */
-  get writeCache(): boolean {
-    return this.values.get(NVME_FEAT.VOLATILE_WC) === 1;
-  }
-
   private queues(): number {
     return ((this.ioCqs - 1) << 16) | (this.ioSqs - 1);
   }

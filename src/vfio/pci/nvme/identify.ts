@@ -81,7 +81,8 @@ export function identifyNamespace(ns: NvmeNamespace, nguid: Uint8Array): Uint8Ar
   b[24] = 0; // NSFEAT
   b[25] = 0; // NLBAF (0-based): one format
   b[26] = 0; // FLBAS: format 0, no metadata
-  b[33] = 0x09; // DLFEAT: deallocated blocks read zero; Write Zeroes may deallocate
+  // DLFEAT: Write Zeroes takes DEAC; deallocated blocks read zero (memory) or not reported (file)
+  b[33] = ns.deallocateZeroes ? 0x09 : 0x08;
   b.set(nguid, 104); // NGUID
   v.setUint16(128, 0, true); // LBAF0.MS
   b[130] = Math.log2(ns.lbaSize); // LBAF0.LBADS

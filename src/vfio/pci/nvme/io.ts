@@ -69,8 +69,8 @@ function range(ns: NvmeNamespace, lo: number, hi: number, nlb: number): [number,
 
 /**
  * Dataset Management: NR + 1 ranges from the PRPs; with AD (attribute
- * deallocate) each range reads zero afterwards. Every range is checked
- * before any is deallocated.
+ * deallocate) each range of a namespace whose deallocated blocks read zero
+ * does so afterwards. Every range is checked before any is deallocated.
  */
 function datasetManagement(ctrl: NvmeController, ns: NvmeNamespace, cmd: NvmeCommand): void {
   const [cdw10, cdw11] = cmd.cdw as [number, number];
@@ -85,7 +85,7 @@ function datasetManagement(ctrl: NvmeController, ns: NvmeNamespace, cmd: NvmeCom
     if (slba + BigInt(nlb) > ns.blocks) nvmeFail(NVME_SC.LBA_RANGE);
     ranges.push([Number(slba) * ns.lbaSize, nlb * ns.lbaSize]);
   }
-  if (!(cdw11 & 4)) return; // only hints: nothing to do
+  if (!(cdw11 & 4) || !ns.deallocateZeroes) return; // hints only: nothing changes
   for (const [pos, bytes] of ranges) {
     ctrl.charge(bytes);
     ns.zero(pos, bytes);

@@ -53,8 +53,15 @@ export abstract class NvmeNamespace {
   abstract read(pos: number, length: number): Uint8Array;
   /** Store `data` at byte offset `pos`. */
   abstract write(pos: number, data: Uint8Array): void;
-  /** `length` zero bytes from `pos` (Write Zeroes, deallocation). */
+  /** `length` zero bytes from `pos` (Write Zeroes). */
   abstract zero(pos: number, length: number): void;
+  /**
+   * Deallocated blocks read zero afterwards (DLFEAT): true for memory, where
+   * deallocating drops chunks; false for a file, where it would mean writing
+   * zeros over the whole range, so Dataset Management's deallocate is a hint
+   * there that changes nothing.
+   */
+  abstract readonly deallocateZeroes: boolean;
   /** Make written data durable (Flush, shutdown). */
   abstract flush(): void;
   /** Release the backing. */
@@ -62,6 +69,7 @@ export abstract class NvmeNamespace {
 }
 
 class MemoryNamespace extends NvmeNamespace {
+  readonly deallocateZeroes = true;
   private readonly chunks = new Map<number, Uint8Array>();
 
   constructor(spec: NvmeNamespaceSpec) {
@@ -88,7 +96,20 @@ class MemoryNamespace extends NvmeNamespace {
     });
   }
 
+  /** Costs the smaller of the range's chunks and the chunks in memory. */
   zero(pos: number, length: number): void {
+    const first = Math.floor(pos / CHUNK);
+    const last = Math.floor((pos + length - 1) / CHUNK);
+    if (length > 0 && last - first > this.chunks.size) {
+      for (const c of [...this.chunks.keys()]) {
+        if (c < first || c > last) continue;
+        const s = Math.max(pos, c * CHUNK);
+        const e = Math.min(pos + length, (c + 1) * CHUNK);
+        if (e - s === CHUNK) this.chunks.delete(c);
+        else this.chunks.get(c)!.fill(0, s - c * CHUNK, e - c * CHUNK);
+      }
+      return;
+    }
     this.each(pos, length, (c, off, n) => {
       if (n === CHUNK) this.chunks.delete(c);
       else this.chunks.get(c)?.fill(0, off, off + n);
@@ -118,6 +139,7 @@ class MemoryNamespace extends NvmeNamespace {
 }
 
 class FileNamespace extends NvmeNamespace {
+  readonly deallocateZeroes = false;
   private fd: number;
 
   constructor(spec: NvmeNamespaceSpec, path: string) {
