@@ -24,7 +24,6 @@
  *                                                   lie in readable VMAs and were read
  *   memWrite(mem, maps, addr, data) -> number      copy_to_user: bytes written, short at the
  *                                                   first byte outside a writable VMA
- *   memWritable(maps, addr, len) -> number         bytes from addr (at most len) in writable VMAs
  *   memZeroed(mem, maps, addr, len: bigint) -> n   check_zeroed_user: 0, E2BIG or EFAULT
  *   memZeroedAsync(same) -> Promise<number>        the same on a worker thread
  *   memClear(mem, maps, addr, len: bigint) -> n    clear_user: 0, or EFAULT at the first byte
@@ -300,22 +299,6 @@ static napi_value mem_write(napi_env env, napi_callback_info info)
 	if (err)
 		return throw_errno(env, err, "PROCMAP_QUERY");
 	return make_num(env, (double)mem_io(mem, data, ok, addr, 1));
-}
-
-static napi_value mem_writable(napi_env env, napi_callback_info info)
-{
-	napi_value argv[3];
-	int32_t maps;
-	uint64_t addr, len, ok;
-	int err;
-
-	if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], &maps) ||
-	    !get_u64(env, argv[1], &addr) || !get_len(env, argv[2], &len))
-		return NULL;
-	ok = vma_span(maps, addr, len, PROCMAP_QUERY_VMA_WRITABLE, &err);
-	if (err)
-		return throw_errno(env, err, "PROCMAP_QUERY");
-	return make_num(env, (double)ok);
 }
 
 /* Bytes per read of a zero check: bounded memory whatever the length. */
@@ -922,7 +905,6 @@ static napi_value init(napi_env env, napi_value exports)
 	} fns[] = {
 		{ "memRead", mem_read },
 		{ "memWrite", mem_write },
-		{ "memWritable", mem_writable },
 		{ "memZeroed", mem_zeroed },
 		{ "memZeroedAsync", mem_zeroed_async },
 		{ "memClear", mem_clear },

@@ -87,18 +87,6 @@ struct uiommu_stat {
 /* Most bytes of an ioctl's argument struct an IOCTL request carries. */
 #define UIOMMU_IOCTL_ARG_MAX 512
 
-/*
- * An IOCTL answer's payload: writes into the caller's memory the library
- * makes before the call returns, each this header then `len` bytes, padded
- * to 8. At most UIOMMU_WRITES_MAX bytes in all.
- */
-struct uiommu_write {
-	uint64_t va;
-	uint32_t len;
-	uint32_t reserved;
-};
-#define UIOMMU_WRITES_MAX 2048
-
 /* Largest payload either side sends (a PROC_STATUS answer is at most this). */
 #define UIOMMU_MAX_PAYLOAD (1 << 16)
 
@@ -120,6 +108,5 @@ struct uiommu_write {
 _Static_assert(sizeof(struct uiommu_req) == 64, "request header is 64 bytes");
 _Static_assert(sizeof(struct uiommu_resp) == 24, "response header is 24 bytes");
 _Static_assert(sizeof(struct uiommu_stat) == 16, "stat payload is 16 bytes");
-_Static_assert(sizeof(struct uiommu_write) == 16, "write header is 16 bytes");
 
 #endif

@@ -49,6 +49,9 @@ const LEGACY = [
   '7.2',
   '--personality',
   'vfioContainer=type1',
+  // its config has no PCI_P2PDMA, so no CONFIG_VFIO_PCI_DMABUF (Debian's 7.2 has it)
+  '--personality',
+  'vfioPciDmabuf=false',
   // the guest's program runs as root with every capability
   ...['--cap-add', 'sys_resource', '--cap-add', 'ipc_lock', '--cap-add', 'sys_rawio'],
 ];

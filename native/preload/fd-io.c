@@ -21,11 +21,7 @@ static int creates_file(unsigned long request)
 /* No page is smaller: a read up to this boundary stays in the page of its first byte. */
 #define MIN_PAGE 4096u
 
-/*
- * Copies [src, src+len) of our own memory without faulting, as
- * copy_from_user sees it (unreadable pages refuse): bytes copied, 0 on a fault.
- */
-static size_t read_own(void *dst, uintptr_t src, size_t len)
+size_t read_own(void *dst, uintptr_t src, size_t len)
 {
 	struct iovec local = { .iov_base = dst, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)src, .iov_len = len };
@@ -60,46 +56,13 @@ static size_t arg_bytes(uintptr_t arg, uint8_t *buf)
 	return got < want ? got : want;
 }
 
-/*
- * Makes the writes an IOCTL answer carries (the engine checked each as
- * copy_to_user would), without faulting should another thread have
- * unmapped the memory since.
- */
-static void make_writes(const uint8_t *p, size_t len)
-{
-	struct iovec local[16], remote[16];
-	int n = 0;
-
-	while (len >= sizeof(struct uiommu_write)) {
-		struct uiommu_write w;
-		size_t step;
-
-		memcpy(&w, p, sizeof(w));
-		step = sizeof(w) + ((w.len + 7ull) & ~7ull);
-		if (w.len > len - sizeof(w))
-			break;
-		local[n] = (struct iovec){ .iov_base = (void *)(p + sizeof(w)), .iov_len = w.len };
-		remote[n] = (struct iovec){ .iov_base = (void *)(uintptr_t)w.va, .iov_len = w.len };
-		if (++n == 16) {
-			process_vm_writev(getpid(), local, n, remote, n, 0);
-			n = 0;
-		}
-		if (step >= len)
-			break;
-		p += step;
-		len -= step;
-	}
-	if (n)
-		process_vm_writev(getpid(), local, n, remote, n, 0);
-}
-
 static int engine_ioctl(int fd, unsigned long request, void *arg)
 {
 	int saved = errno, spare = -1;
 	struct uiommu_req rq = new_req(UIOMMU_OP_IOCTL);
 	struct uiommu_resp rs;
 	struct guard g;
-	uint8_t argbuf[ARG_MAX], writes[UIOMMU_WRITES_MAX];
+	uint8_t argbuf[ARG_MAX];
 	size_t arglen;
 
 	enter(&g);
@@ -121,13 +84,11 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	rq.a[2] = (uintptr_t)arg;
 	rq.a[3] = (uint64_t)(int64_t)spare;
 	arglen = arg_bytes((uintptr_t)arg, argbuf);
-	if (call(&rq, argbuf, arglen, &rs, writes, sizeof(writes))) {
+	if (call(&rq, argbuf, arglen, &rs, NULL, 0)) {
 		rs.ret = -1;
 		rs.err = EIO;
 		rs.newfd = -1;
-		rs.len = 0;
 	}
-	make_writes(writes, rs.len < sizeof(writes) ? rs.len : sizeof(writes));
 	if (spare >= 0) {
 		if (rs.newfd == spare)
 			bit_set(spare);

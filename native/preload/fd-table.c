@@ -21,11 +21,17 @@ EXPORT int close(int fd)
 	return r;
 }
 
-/* Moves our socket out of the way of a dup onto its number (caller holds the lock). */
+/*
+ * Moves our socket out of the way of a dup onto its number (caller holds the
+ * lock): to the lowest free fd >= UIOMMU_SOCK_FD_MIN, or, under a limit
+ * below that, the lowest free one (the connection matters more than the number).
+ */
 static void move_sock(void)
 {
 	int n = real.fcntl(g_sock, F_DUPFD_CLOEXEC, UIOMMU_SOCK_FD_MIN);
 
+	if (n < 0)
+		n = real.fcntl(g_sock, F_DUPFD_CLOEXEC, 3);
 	if (n >= 0) {
 		real.close(g_sock);
 		g_sock = n;

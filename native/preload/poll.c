@@ -6,15 +6,28 @@
  */
 #include "preload.h"
 
-/* How many entries of `fds` name the socket. */
+/* More entries than any RLIMIT_NOFILE allows: poll itself answers EINVAL. */
+#define POLL_MAX_ENTRIES (1u << 20)
+
+/*
+ * How many entries of `fds` name the socket; 0 when the array is not all
+ * readable (or longer than any fd table), which poll itself then refuses
+ * (EFAULT, EINVAL) without the library touching it.
+ */
 static nfds_t hidden_entries(const struct pollfd *fds, nfds_t n)
 {
-	nfds_t i, hidden = 0;
+	struct pollfd chunk[64];
+	nfds_t i, k, m, hidden = 0;
 
-	if (g_sock < 0)
+	if (g_sock < 0 || n > POLL_MAX_ENTRIES)
 		return 0;
-	for (i = 0; i < n; i++)
-		hidden += lib_fd(fds[i].fd);
+	for (i = 0; i < n; i += m) {
+		m = n - i < 64 ? n - i : 64;
+		if (read_own(chunk, (uintptr_t)(fds + i), m * sizeof(*fds)) != m * sizeof(*fds))
+			return 0;
+		for (k = 0; k < m; k++)
+			hidden += lib_fd(chunk[k].fd);
+	}
 	return hidden;
 }
 
@@ -80,20 +93,27 @@ EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *time
 	return ppoll(fds, n, timeout, mask);
 }
 
-/* The socket is marked in one of select's sets (of `nfds` bits). */
+/*
+ * The socket is marked in one of select's sets (of `nfds` bits). A set
+ * whose word for it is unreadable counts as unmarked: select itself then
+ * answers EFAULT.
+ */
 static int selects_sock(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
 	int s = g_sock;
-	unsigned long bit;
+	unsigned long bit, word;
 	fd_set *sets[3] = { r, w, e };
 	int i;
 
 	if (s < 0 || s >= nfds)
 		return 0;
 	bit = 1UL << (s % LONG_BITS);
-	for (i = 0; i < 3; i++)
-		if (sets[i] && (((unsigned long *)sets[i])[s / LONG_BITS] & bit))
+	for (i = 0; i < 3; i++) {
+		uintptr_t at = (uintptr_t)((unsigned long *)sets[i] + s / LONG_BITS);
+
+		if (sets[i] && read_own(&word, at, sizeof(word)) == sizeof(word) && (word & bit))
 			return 1;
+	}
 	return 0;
 }
 

@@ -242,6 +242,12 @@ int connect_engine(int kind, uint64_t token);
  * UIOMMU_SOCK_FD_MIN or above. Returns where it is now; errno is preserved.
  */
 int sock_park(int s);
+/*
+ * Copies [src, src+len) of our own memory without faulting, as
+ * copy_from_user sees it (unreadable pages refuse): bytes copied, 0 on a fault.
+ */
+size_t read_own(void *dst, uintptr_t src, size_t len);
+
 /* The target of /proc/self/fd/<fd> into `link` (NUL-terminated); -1 if unreadable. */
 ssize_t fd_link(int fd, char *link, size_t size);
 

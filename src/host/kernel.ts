@@ -10,7 +10,7 @@ import { openIommufd } from '../iommufd/fops.ts';
 import type { ExtraCmd } from '../iommufd/main.ts';
 import { selftestCmd } from '../iommufd/selftest.ts';
 import type { FileRef } from '../kernel/file.ts';
-import { openVfioCdev, VFIO_CDEV_DIR } from '../vfio/cdev.ts';
+import { openVfioCdev, VFIO_CDEV_DIR, type VfioCdevPersonality } from '../vfio/cdev.ts';
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
@@ -38,7 +38,8 @@ export { LINUX_6_18 } from './versions.ts';
 export type KernelPersonality = Personality &
   VfioContainerPersonality &
   SpaprTcePersonality &
-  VfioPciPersonality;
+  VfioPciPersonality &
+  VfioCdevPersonality;
 
 export interface KernelOptions {
   /** Ioctl number encoding of the emulated architecture (default generic). */

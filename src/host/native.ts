@@ -39,7 +39,6 @@ export const HUGETLBFS_MAGIC = 0x9584_58f6;
 interface Addon {
   memRead(mem: number, maps: number, addr: bigint, length: number): Buffer;
   memWrite(mem: number, maps: number, addr: bigint, data: Uint8Array): number;
-  memWritable(maps: number, addr: bigint, length: number): number;
   memZeroed(mem: number, maps: number, addr: bigint, length: bigint): number;
   memZeroedAsync(mem: number, maps: number, addr: bigint, length: bigint): Promise<number>;
   memClear(mem: number, maps: number, addr: bigint, length: bigint): number;
@@ -139,14 +138,6 @@ export function memRead(mem: number, maps: number, addr: bigint, length: number)
 export function memWrite(mem: number, maps: number, addr: bigint, data: Uint8Array): void {
   const n = call((a) => a.memWrite(mem, maps, addr, data));
   if (n < data.length) fail('EFAULT', `copy_to_user: ${n} of ${data.length} bytes`, 'copy_to_user');
-}
-
-/**
- * Whether all of `[addr, addr+length)` lies in writable VMAs (PROCMAP_QUERY
- * on the maps fd; maps < 0 allows everything). ENOTTY when the kernel lacks PROCMAP_QUERY.
- */
-export function memWritable(maps: number, addr: bigint, length: number): boolean {
-  return call((a) => a.memWritable(maps, addr, length)) >= length;
 }
 
 /** check_zeroed_user's answer as an errno number: 0, E2BIG (7), EFAULT (14), or ENOTTY (no PROCMAP_QUERY). */

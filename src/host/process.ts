@@ -41,8 +41,6 @@ export type ProcessMm = Mm & {
   observeMaps?(tracked: boolean, changed: boolean): void;
   /** Bytes of the caller's memory at `va` read by its library as the call began; none: the call ended (see RemoteMm). */
   prefetch?(va?: bigint, bytes?: Uint8Array): void;
-  /** Checked writes into those bytes that the library is to make (see RemoteMm). */
-  takeWrites?(): { va: bigint; data: Uint8Array }[];
 };
 
 /** Highest fd number (RLIMIT_NOFILE - 1). */

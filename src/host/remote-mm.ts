@@ -22,7 +22,6 @@ import {
   memClearAsync,
   memGatherAsync,
   memRead,
-  memWritable,
   memWrite,
   memZeroed,
   memZeroedAsync,
@@ -42,16 +41,6 @@ interface RangeWork {
   length: bigint;
   answer: number;
 }
-
-/** A checked write into a call's prefetched bytes, for the library to make (`RemoteMm.takeWrites`). */
-export interface HeldWrite {
-  va: bigint;
-  data: Uint8Array;
-}
-
-/** Bounds on what one call holds for the library (the rest is written at once). */
-const HOLD_MAX_BYTES = 1024;
-const HOLD_MAX_WRITES = 16;
 
 /** Special mappings GUP refuses (VM_IO/VM_PFNMAP, the vsyscall gate). */
 const UNPINNABLE = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
@@ -149,9 +138,6 @@ export class RemoteMm implements Mm, AddressSpace {
     | undefined;
   /** See `prefetch`. */
   private window: { va: bigint; end: bigint; bytes: Uint8Array } | undefined;
-  /** Checked writes into the window that the library makes (see `takeWrites`), in order. */
-  private held: HeldWrite[] = [];
-  private heldBytes = 0;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -186,8 +172,6 @@ export class RemoteMm implements Mm, AddressSpace {
   resolve(va: bigint, length: bigint, write: boolean): PhysRun[] {
     if (!this.live) fail('EFAULT', 'mm has exited', 'pin_user_pages_fast');
     if (length === 0n) return [];
-    // what is resolved may be read through a file next, not through this mm
-    this.flush();
     if (va < 0n || length < 0n || va + length > U64_END)
       fail('EFAULT', 'range wraps', 'pin_user_pages_fast');
     refusePfnMaps(this, va, length);
@@ -234,42 +218,10 @@ export class RemoteMm implements Mm, AddressSpace {
    * the process.
    */
   prefetch(va?: bigint, bytes?: Uint8Array): void {
-    this.flush();
     this.window =
       va === undefined || !bytes?.length
         ? undefined
         : { va, end: va + BigInt(bytes.length), bytes };
-  }
-
-  /**
-   * The writes into the window since the call began, taken for the library
-   * to make before the call returns (docs/engine-protocol.md, IOCTL): each
-   * was checked as copy_to_user checks (the bytes lie in writable VMAs), so
-   * the call's answer is already what the kernel's would be; the process
-   * itself has not got them. Anything else this mm does first makes them
-   * here (`flush`). Without a taker, the call's end makes them.
-   */
-  takeWrites(): HeldWrite[] {
-    const out = this.held;
-    this.held = [];
-    this.heldBytes = 0;
-    return out;
-  }
-
-  /** Make the held writes, in order, through the mem file. */
-  private flush(): void {
-    if (this.held.length === 0) return;
-    for (const h of this.takeWrites()) this.writeThrough(h.va, h.data);
-  }
-
-  /** A write the library may make: inside the window, bounded, and to writable bytes. */
-  private holdable(va: bigint, length: number): boolean {
-    const w = this.window;
-    if (!w || va < w.va || va + BigInt(length) > w.end) return false;
-    if (this.heldBytes + length > HOLD_MAX_BYTES || this.held.length >= HOLD_MAX_WRITES)
-      return false;
-    if (!this.query) return false;
-    return this.withQuery(() => this.query && memWritable(this.mapsFd, va, length));
   }
 
   /** The prefetched bytes of `[va, va+length)`, when they cover all of it. */
@@ -286,7 +238,6 @@ export class RemoteMm implements Mm, AddressSpace {
     if (length === 0) return new Uint8Array(0);
     const known = this.prefetched(va, BigInt(length));
     if (known) return new Uint8Array(known); // its own buffer, as memRead's
-    this.flush();
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
     return this.withQuery(() => memRead(this.mem, this.query ? this.mapsFd : -1, va, length));
   }
@@ -299,13 +250,6 @@ export class RemoteMm implements Mm, AddressSpace {
     if (!this.live) fail('EFAULT', 'mm has exited', 'copy_to_user');
     if (data.length === 0) return;
     const w = this.window;
-    if (w && this.holdable(va, data.length)) {
-      this.held.push({ va, data: data.slice() });
-      this.heldBytes += data.length;
-      w.bytes.set(data, Number(va - w.va));
-      return;
-    }
-    this.flush();
     if (w && va < w.end && va + BigInt(data.length) > w.va) {
       // the bytes may change in part even when the write fails: served from the process again
       this.window = undefined;
@@ -378,7 +322,6 @@ export class RemoteMm implements Mm, AddressSpace {
       return done.window;
     }
     if (!this.query) return undefined;
-    this.flush();
     const data = new Uint8Array(count * ksize);
     const work = this.withQuery(() =>
       memGatherAsync(this.mem, this.mapsFd, uptr, entryLen, first, ksize, data),
@@ -401,8 +344,7 @@ export class RemoteMm implements Mm, AddressSpace {
   /**
    * A zero check or clear of a user range: its errno number, now, or — when
    * `restart` and the range is long — from a worker thread, the call being
-   * restarted (RestartCall) and the answer kept for its redo. Held writes
-   * are made first.
+   * restarted (RestartCall) and the answer kept for its redo.
    */
   private rangeWork(
     kind: RangeWork['kind'],
@@ -419,7 +361,6 @@ export class RemoteMm implements Mm, AddressSpace {
     if (done && done.kind === kind && done.addr === addr && done.length === length) {
       return done.answer;
     }
-    this.flush();
     if (!this.query) this.checkAccess(addr, length, kind === 'zeroed' ? 'read' : 'write');
     const maps = this.query ? this.mapsFd : -1;
     if (restart && length > SYNC_ZERO_CHECK) {

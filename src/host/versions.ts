@@ -37,6 +37,7 @@ export const LINUX_6_18: KernelPersonality = {
   type1WrapErrno: 'EINVAL',
   vfioPciEnableSriov: false,
   vfioPciDmabuf: false,
+  vfioCdevFlags: true,
   type1Nesting: false,
   ...SPAPR_TCE_6_18,
 };
@@ -55,6 +56,7 @@ export const LINUX_6_12: KernelPersonality = {
   hwInfoInputType: false,
   hwptAllocPasid: false,
   hwptPagingFault: false,
+  vfioCdevFlags: false,
 };
 
 /**

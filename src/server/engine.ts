@@ -37,7 +37,6 @@ import {
   argInt,
   encodeI32s,
   encodeNodeStat,
-  encodeWrites,
   HELLO_KIND,
   MAX_PAYLOAD,
   OP,
@@ -269,16 +268,13 @@ export class Engine {
     const mm = client?.proc.mm;
     if (req.op === OP.IOCTL && req.payload?.length) mm?.prefetch?.(req.args[2] ?? 0n, req.payload);
     try {
-      return withWrites(
-        withZaps(
-          asTask(req.tid, () => this.dispatch(conn, req)),
-          conn,
-          this.clients,
-        ),
-        mm,
+      return withZaps(
+        asTask(req.tid, () => this.dispatch(conn, req)),
+        conn,
+        this.clients,
       );
     } catch (e) {
-      if (e instanceof Errno) return withWrites(withZaps(failure(e.code), conn, this.clients), mm);
+      if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
       if (e instanceof RestartCall) return e;
       return this.bug(e);
     } finally {
@@ -711,12 +707,6 @@ function ok(ret: bigint, extra: { payload?: Uint8Array | undefined } = {}): Resp
 function withZaps(res: Response, conn: Connection, clients: Map<number, Client>): Response {
   const maps = conn.pid === undefined ? undefined : clients.get(conn.pid)?.proc.ioMaps;
   return maps && maps.size > 0 ? { ...res, zaps: maps.zaps() } : res;
-}
-
-/** The answer with the writes the library is to make before the call returns (RemoteMm.takeWrites). */
-function withWrites(res: Response, mm: ProcessMm | undefined): Response {
-  const writes = mm?.takeWrites?.();
-  return writes?.length ? { ...res, payload: encodeWrites(writes) } : res;
 }
 
 function failure(code: ErrnoName): Response {

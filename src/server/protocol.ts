@@ -173,29 +173,6 @@ export function decodeI32s(b: Uint8Array): number[] {
   return Array.from({ length: b.length >> 2 }, (_, i) => v.getInt32(4 * i, true));
 }
 
-/**
- * An IOCTL answer's payload: writes into the caller's memory for the library
- * to make, in order, each `{ u64 va; u32 len; u32 reserved; u8 bytes[len] }`
- * padded to 8 bytes.
- */
-export function encodeWrites(writes: readonly { va: bigint; data: Uint8Array }[]): Uint8Array {
-  const size = writes.reduce((n, w) => n + 16 + align8(w.data.length), 0);
-  const out = new Uint8Array(size);
-  const v = view(out);
-  let at = 0;
-  for (const w of writes) {
-    v.setBigUint64(at, w.va, true);
-    v.setUint32(at + 8, w.data.length, true);
-    out.set(w.data, at + 16);
-    at += 16 + align8(w.data.length);
-  }
-  return out;
-}
-
-function align8(n: number): number {
-  return (n + 7) & ~7;
-}
-
 /** A NUL-terminated string payload (the bytes up to the first NUL, or all of them). */
 export function payloadString(b: Uint8Array | undefined): string {
   if (!b) return '';

@@ -69,6 +69,17 @@ export const VFIO_CDEV_DIR = '/dev/vfio/devices/';
 export interface VfioCdevHost {
   readonly host: { readonly devices: ReadonlyMap<string, { readonly device: Device }> };
   readonly vfioGroups: ReadonlyMap<number, VfioGroup>;
+  readonly personality: VfioCdevPersonality;
+}
+
+/** Version-dependent behaviour of the device cdev. */
+export interface VfioCdevPersonality {
+  /**
+   * BIND_IOMMUFD takes VFIO_DEVICE_BIND_FLAG_TOKEN (v6.17) and
+   * ATTACH/DETACH_IOMMUFD_PT take VFIO_DEVICE_ATTACH_PASID (v6.15); off
+   * (6.12), any flag of the three is EINVAL.
+   */
+  readonly vfioCdevFlags: boolean;
 }
 
 /**
@@ -110,7 +121,7 @@ export function openVfioCdev(host: VfioCdevHost, path: string): VfioCdevFile {
   const m = /^vfio(0|[1-9][0-9]{0,9})$/.exec(path.slice(VFIO_CDEV_DIR.length));
   const found = path.startsWith(VFIO_CDEV_DIR) && m ? lookup(host, Number(m[1])) : undefined;
   if (!found) fail('ENOENT', `${path} is not a device uiommu serves`, 'path_openat');
-  return new CdevFile(found.device, found.group).ops();
+  return new CdevFile(found.device, found.group, host.personality.vfioCdevFlags).ops();
 }
 
 /** One open of the cdev (struct vfio_device_file with no group). */
@@ -124,6 +135,8 @@ class CdevFile {
   constructor(
     readonly device: VfioDevice,
     readonly group: VfioGroup,
+    /** VfioCdevPersonality.vfioCdevFlags. */
+    private readonly flagsKnown: boolean,
   ) {
     this.pci = vfioPciDeviceFileOps(device.pci);
   }
@@ -181,10 +194,11 @@ class CdevFile {
       fn: 'vfio_df_ioctl_bind_iommufd',
     });
     const bind = u.readStruct();
-    if (bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN || bind.iommufd < 0)
+    const valid = this.flagsKnown ? VFIO_DEVICE_BIND_FLAG.TOKEN : 0;
+    if (bind.flags & ~valid || bind.iommufd < 0)
       fail(
         'EINVAL',
-        `unknown flags ${hex(bind.flags & ~VFIO_DEVICE_BIND_FLAG.TOKEN)} or iommufd ${bind.iommufd} < 0`,
+        `unknown flags ${hex(bind.flags & ~valid)} or iommufd ${bind.iommufd} < 0`,
         'vfio_df_ioctl_bind_iommufd',
       );
     this.group.blockForCdev();
@@ -228,7 +242,7 @@ class CdevFile {
   private attach(caller: Caller, arg: bigint): number {
     const u = VfioUser.copyIn(caller.mm, arg, VfioDeviceAttachIommufdPt, {
       minsz: VfioDeviceAttachIommufdPt.endOf('pt_id'),
-      flags: VFIO_DEVICE_PT_FLAG.PASID,
+      flags: this.flagsKnown ? VFIO_DEVICE_PT_FLAG.PASID : 0,
       fn: 'vfio_df_ioctl_attach_pt',
     });
     const { flags, pt_id } = u.cmd;
@@ -266,7 +280,7 @@ class CdevFile {
   private detach(caller: Caller, arg: bigint): number {
     const u = VfioUser.copyIn(caller.mm, arg, VfioDeviceDetachIommufdPt, {
       minsz: VfioDeviceDetachIommufdPt.endOf('flags'),
-      flags: VFIO_DEVICE_PT_FLAG.PASID,
+      flags: this.flagsKnown ? VFIO_DEVICE_PT_FLAG.PASID : 0,
       fn: 'vfio_df_ioctl_detach_pt',
     });
     if (u.cmd.flags & VFIO_DEVICE_PT_FLAG.PASID) {

@@ -14,6 +14,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   vfioContainer: 'iommufd',
   vfioPciEnableSriov: 'true',
   vfioPciDmabuf: 'true',
+  vfioCdevFlags: 'false',
   spaprAttachRules: 'pre-6.4',
   spaprDetachClearsTces: 'false',
   spaprUnregisterMapped: 'EBUSY',

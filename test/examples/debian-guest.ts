@@ -81,7 +81,8 @@ export const HOST_WRITES = { offset: 2 << 20, length: 1 << 20 } as const;
  *   gone or dead), writes {@link GUEST_WRITES}
  *   bytes from /dev/urandom there with O_DIRECT and fsync, drops the page
  *   cache, reads them back with O_DIRECT, and prints
- *   `UIOMMU-GUEST: nvme write pass|fail sha256=…` (the pattern's hash);
+ *   `UIOMMU-GUEST: nvme write pass|fail block=… sha256=…` (the
+ *   namespace's logical block size, the pattern's hash);
  *   then it reads {@link HOST_WRITES} and prints `UIOMMU-GUEST: nvme read
  *   sha256=…` (or `UIOMMU-GUEST: nvme no-namespace state=…`, the
  *   controller's state).
@@ -118,7 +119,8 @@ if grep -qx 0x010802 /sys/bus/pci/devices/*/class 2>/dev/null; then
     echo 3 > /proc/sys/vm/drop_caches
     dd if=/dev/nvme0n1 of=/tmp/back bs=${GUEST_WRITES.length} skip=${GUEST_WRITES.offset / GUEST_WRITES.length} count=1 iflag=direct
     if cmp /tmp/pattern /tmp/back; then v=pass; else v=fail; fi
-    echo "UIOMMU-GUEST: nvme write $v sha256=$(sha256sum < /tmp/pattern | cut -d' ' -f1)"
+    b=$(cat /sys/block/nvme0n1/queue/logical_block_size)
+    echo "UIOMMU-GUEST: nvme write $v block=$b sha256=$(sha256sum < /tmp/pattern | cut -d' ' -f1)"
     dd if=/dev/nvme0n1 of=/tmp/host bs=${HOST_WRITES.length} skip=${HOST_WRITES.offset / HOST_WRITES.length} count=1 iflag=direct
     echo "UIOMMU-GUEST: nvme read sha256=$(sha256sum < /tmp/host | cut -d' ' -f1)"
   else

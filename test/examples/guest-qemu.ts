@@ -164,14 +164,13 @@ function readAt(file: string, at: { offset: number; length: number }): Buffer {
 
 /**
  * A host config: `preset` with uiommu's NVMe controller behind its function
- * `bdf`, one namespace of `size` bytes (512-byte blocks) in `file`; written
- * to `path`, which it returns (for `uiommu run --host`).
+ * `bdf`, one namespace of `size` bytes in blocks of `lbaSize` in `file`;
+ * written to `path`, which it returns (for `uiommu run --host`).
  */
 export function nvmeHost(
   preset: HostSpec,
   bdf: string,
-  file: string,
-  size: number,
+  namespace: { file: string; size: number; lbaSize: 512 | 4096 },
   path: string,
 ): string {
   const host = hostSpecToJson(preset);
@@ -180,7 +179,7 @@ export function nvmeHost(
   assert.ok(dev, `${preset.name} has no function ${bdf}`);
   dev.model = {
     kind: 'nvme',
-    namespaces: [{ size: `0x${size.toString(16)}`, lbaSize: 512, file }],
+    namespaces: [{ ...namespace, size: `0x${namespace.size.toString(16)}` }],
   };
   writeFileSync(path, JSON.stringify(host));
   return path;
@@ -204,18 +203,20 @@ export function seedNamespace(file: string, size: number): string {
 
 /**
  * The data checks of the guest's nvme I/O, from its console `guest` and the
- * namespace's backing `file` after the guest is gone: the guest read back
- * what it wrote, the file holds those bytes, and the guest read the bytes
- * the host seeded (sha256 `seeded`). Returns the check's console lines.
+ * namespace's backing `file` after the guest is gone: the guest saw blocks
+ * of `lbaSize` bytes, read back what it wrote, the file holds those bytes,
+ * and the guest read the bytes the host seeded (sha256 `seeded`). Returns
+ * the check's console lines.
  */
-export function assertNvmeIo(guest: string, file: string, seeded: string): string {
-  const write = /UIOMMU-GUEST: nvme write (\w+) sha256=([0-9a-f]{64})/.exec(guest);
+export function assertNvmeIo(guest: string, file: string, seeded: string, lbaSize: number): string {
+  const write = /UIOMMU-GUEST: nvme write (\w+) block=(\d+) sha256=([0-9a-f]{64})/.exec(guest);
   const read = /UIOMMU-GUEST: nvme read sha256=([0-9a-f]{64})/.exec(guest);
   assert.ok(write && read, `the guest's nvme check did not run:\n${guest.slice(-3000)}`);
   assert.equal(write[1], 'pass', 'the guest read back what it wrote');
+  assert.equal(Number(write[2]), lbaSize, "the namespace's logical block size in the guest");
   assert.equal(
     sha256(readAt(file, GUEST_WRITES)),
-    write[2],
+    write[3],
     'the namespace file holds the pattern',
   );
   assert.equal(read[1], seeded, "the guest read the host's bytes");

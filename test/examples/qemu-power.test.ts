@@ -58,6 +58,8 @@ const MACHINE = 'pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-
 const NVME = '0001:02:00.0'; // powernv group 2, phb1
 const HOTPLUG = '0000:01:00.0'; // powernv group 0, phb0
 const NS_BYTES = 64 << 20;
+/** 512-byte blocks (the x86 guest has 4 KiB ones). */
+const LBA = 512;
 
 /** Why the test cannot run, or false: QEMU's pseries machine must start and quit. */
 function qemuMissing(): string | false {
@@ -116,7 +118,12 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing }, () => {
         }
 
         seeded = seedNamespace(ns, NS_BYTES);
-        const host = nvmeHost(powernv, NVME, ns, NS_BYTES, join(dir, 'powernv-nvme.json'));
+        const host = nvmeHost(
+          powernv,
+          NVME,
+          { file: ns, size: NS_BYTES, lbaSize: LBA },
+          join(dir, 'powernv-nvme.json'),
+        );
         q = pseriesQemu(dir, 'nvme', host, [
           ...boot(['uiommu.wait']),
           ...['-device', `vfio-pci,host=${NVME},id=nvme`],
@@ -234,7 +241,7 @@ describe('POWER: QEMU pseries under uiommu run', { skip: missing }, () => {
 
     it("the guest's nvme driver does its I/O through the 64-bit window: it reads back what it wrote, the namespace file holds it, it reads the host's bytes; nothing is mapped below the window once it exists", () => {
       if (failure) throw failure;
-      console.log(assertNvmeIo(q.guest(), ns, seeded));
+      console.log(assertNvmeIo(q.guest(), ns, seeded, LBA));
       const ddw = recs.findIndex(
         (r) =>
           r.request === 'VFIO_IOMMU_SPAPR_TCE_CREATE' && r.ret === 0 && startOf(r) === DDW_START,

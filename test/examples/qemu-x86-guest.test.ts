@@ -6,7 +6,7 @@
  * modules (debian-guest.ts, cached in ~/.cache/uiommu/x86-guest), with the
  * function assigned (`-device vfio-pci`, BAR0 mapped: its register pages
  * trap). The guest's nvme driver probes the controller; the guest writes
- * 1 MiB of random bytes to /dev/nvme0n1 with O_DIRECT, reads them back and
+ * 1 MiB of random bytes to /dev/nvme0n1 (4 KiB blocks) with O_DIRECT, reads them back and
  * reads 1 MiB the host seeded; afterwards the namespace file holds the
  * guest's bytes, QEMU's calls all succeeded but Linux's own refusals, and
  * nothing is left pinned. The boot time is printed as a test diagnostic.
@@ -37,6 +37,8 @@ const TCG = ['-machine', 'q35,accel=tcg', '-smp', '1', '-m', '256'];
 /** The x86 preset's NVMe function (group 12). */
 const NVME = '0000:02:00.0';
 const NS_BYTES = 64 << 20;
+/** 4 KiB blocks (the POWER guest has 512-byte ones): both LBA formats meet the Linux driver. */
+const LBA = 4096;
 
 const { guest, missing } = guestOrReason(
   'amd64',
@@ -54,7 +56,12 @@ describe('x86: a Debian guest under QEMU under uiommu run', {
   }, async () => {
     const ns = join(dir, 'ns.img');
     const seeded = seedNamespace(ns, NS_BYTES);
-    const host = nvmeHost(x86, NVME, ns, NS_BYTES, join(dir, 'x86.json'));
+    const host = nvmeHost(
+      x86,
+      NVME,
+      { file: ns, size: NS_BYTES, lbaSize: LBA },
+      join(dir, 'x86.json'),
+    );
     const q = new GuestQemu(dir, 'x86', host, QEMU, [
       ...TCG,
       ...['-kernel', guest!.kernel, '-initrd', guest!.initrd, '-append', 'console=ttyS0'],
@@ -70,7 +77,7 @@ describe('x86: a Debian guest under QEMU under uiommu run', {
     }
     assert.equal(await q.exited, 0, q.diagnose());
     assert.match(q.guest(), /nvme nvme0: pci function/);
-    console.log(assertNvmeIo(q.guest(), ns, seeded));
+    console.log(assertNvmeIo(q.guest(), ns, seeded, LBA));
     assert.equal(q.err, '', 'QEMU printed warnings or errors');
     const recs = q.records();
     assert.match(calls(recs, 'VFIO_SET_IOMMU')[0]?.text ?? '', /VFIO_TYPE1v2_IOMMU\) = 0/);

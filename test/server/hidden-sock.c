@@ -25,6 +25,7 @@
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ static void expect_errno(const char *name, long ret, int err)
 	check(name, ret == -1 && errno == err, detail);
 }
 
-/* The socket by raw system calls: the fd whose /proc/self/fd link is a socket. */
+/* The socket by raw system calls: the highest fd whose /proc/self/fd link is a socket. */
 static int raw_find_sock(void)
 {
 	char buf[8192], path[300], link[64];
@@ -223,6 +224,10 @@ int main(void)
 	snprintf(detail, sizeof(detail), "ret %d revents %#x", r, pfd[0].revents);
 	check("ppoll: POLLNVAL", r == 1 && pfd[0].revents == POLLNVAL, detail);
 	check("neither waited", now() - t0 < 5, "a 10 s timeout ran out");
+	/* a wild array: poll's own EFAULT, not a fault in the library */
+	expect_errno("poll of a wild array: EFAULT", poll((struct pollfd *)8, 2, 0), EFAULT);
+	expect_errno("ppoll of a wild array: EFAULT", ppoll((struct pollfd *)8, 1, &ts, NULL),
+		     EFAULT);
 
 	/* select: EBADF (a set wide enough for its number) */
 	wide = s + 1;
@@ -231,6 +236,8 @@ int main(void)
 	struct timeval tv = { 10, 0 };
 	expect_errno("select: EBADF", select(wide, (fd_set *)set, NULL, NULL, &tv), EBADF);
 	expect_errno("pselect: EBADF", pselect(wide, NULL, (fd_set *)set, NULL, &ts, NULL), EBADF);
+	expect_errno("select of a wild set: EFAULT", select(wide, (fd_set *)8, NULL, NULL, &tv),
+		     EFAULT);
 	free(set);
 
 	/* epoll: EBADF both ways */
@@ -257,5 +264,24 @@ int main(void)
 	snprintf(detail, sizeof(detail), "socket at %d after prlimit back", moved);
 	check("restored: back where it was", moved == s, detail);
 	check("the engine answers after the return", engine_answers(), "open + IOAS_ALLOC");
+
+	/* a child capped at 64 fds: the socket tops its range; a dup2 onto it moves it lower */
+	fflush(stdout);
+	pid_t kid = fork();
+	if (kid == 0) {
+		struct rlimit tight = { 64, 64 };
+		int at, then;
+
+		setrlimit(RLIMIT_NOFILE, &tight);
+		at = raw_find_sock();
+		dup2(open("/dev/null", O_RDONLY), at);
+		then = raw_find_sock();
+		printf("%s the child's socket: at %d, then %d after a dup2 onto it\n",
+		       at == 63 && then >= 0 && then < 63 && engine_answers() ? "ok" : "FAIL", at,
+		       then);
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(kid, NULL, 0);
 	return failures ? 1 : 0;
 }

@@ -16,5 +16,5 @@ const dir = mkdtempSync(join(tmpdir(), 'uiommu-hidden-sock-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('the library socket: not listed, not found, POLLNVAL/EBADF, out of range and following the limit', () => {
-  runCProgram(dir, 'hidden-sock', ['--host', 'mock'], 33);
+  runCProgram(dir, 'hidden-sock', ['--host', 'mock'], 37);
 });

@@ -362,3 +362,21 @@ describe('device cdev errno rules', () => {
     assert.equal(detach(c, gdev).errno, 'ENOTTY');
   });
 });
+
+describe('6.12 cdev: no BIND token, no PASID attach (vfioCdevFlags)', () => {
+  it('any flag of BIND_IOMMUFD, ATTACH_ and DETACH_IOMMUFD_PT is EINVAL on 6.12, taken on 6.18', () => {
+    for (const [version, errno] of [
+      ['6.12', 'EINVAL'],
+      ['6.18', undefined],
+    ] as const) {
+      const c = new VfioClient({ version });
+      const iommufd = c.open('/dev/iommu').ret;
+      const dev = c.open(cdevPath(c, NIC)).ret;
+      // TOKEN with a NULL token pointer: 6.18 goes on to read the token (EFAULT)
+      assert.equal(bind(c, dev, iommufd, 24, 1, 0n).errno, errno ?? 'EFAULT', `${version} bind`);
+      assert.equal(bind(c, dev, iommufd).errno, undefined);
+      assert.equal(attach(c, dev, 999_999, 16, 1, 1).errno, errno ?? 'ENOENT', `${version} attach`);
+      assert.equal(detach(c, dev, 12, 1, 1).errno, errno, `${version} detach`);
+    }
+  });
+});

@@ -519,6 +519,139 @@ describe('NVMe queues, interrupts and resets', () => {
     assert.equal(h.admin({ opcode: 0x18 }).status, 0);
   });
 
+  /** A 64 MiB file namespace of 512-byte blocks with a mark at each offset of `marks`. */
+  function zeroesHost(dir: string, marks: number[]): NvmeHost {
+    const file = join(dir, 'ns.img');
+    const h = ioHost({ kind: 'nvme', namespaces: [{ size: 1n << 26n, lbaSize: 512, file }] });
+    for (const at of marks) h.ctrl.namespaces[0]!.write(at, pattern(512, 3));
+    return h;
+  }
+  const MiB = 1 << 20;
+  /** Write Zeroes of 65536 blocks (32 MiB, the most one command takes) from 1 MiB. */
+  const WZ = { opcode: 8, nsid: 1, cdw: [2048, 0, 0xffff] };
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  it('a 32 MiB Write Zeroes on a file runs in bounded pieces, in order, not holding other queues', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nvme-'));
+    try {
+      const last = 33 * MiB - 512;
+      const h = zeroesHost(dir, [MiB - 512, MiB, 21 * MiB, last, 33 * MiB]);
+      h.createIoQueue(2);
+      const ns = h.ctrl.namespaces[0]!;
+      h.mem.poke(BUF, pattern(512, 8));
+      h.queueCmd(1, WZ);
+      h.queueCmd(1, rw(1, last / 512, 1, BUF)); // lands in the zeroed range: must run after
+      h.ring(1);
+      assert.deepEqual(h.reap(1), []); // the doorbell returned after a bounded share
+      assert.deepEqual(ns.read(MiB, 512), new Uint8Array(512));
+      assert.deepEqual(ns.read(last, 512), pattern(512, 3));
+      // another queue's command completes at its own doorbell meanwhile
+      assert.equal(h.submit(2, rw(2, 0, 1, BUF + 4096n)).status, 0);
+      const done = [];
+      for (let i = 0; i < 50 && done.length < 2; i++) {
+        await turn();
+        done.push(...h.reap(1));
+      }
+      assert.deepEqual(
+        done.map((c) => [c.cid, c.status, c.sqhd]),
+        [
+          [1, 0, 1],
+          [2, 0, 2],
+        ],
+      );
+      const file = readFileSync(join(dir, 'ns.img'));
+      assert.ok(file.subarray(MiB, last).every((b) => b === 0));
+      assert.deepEqual(file.subarray(last, last + 512), Buffer.from(pattern(512, 8)));
+      assert.deepEqual(file.subarray(MiB - 512, MiB), Buffer.from(pattern(512, 3)));
+      assert.deepEqual(file.subarray(33 * MiB, 33 * MiB + 512), Buffer.from(pattern(512, 3)));
+      h.ctrl.close();
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('deallocating ranges of held memory runs one range per piece, charged what it clears', async () => {
+    const h = ioHost({ kind: 'nvme', namespaces: [{ size: 1n << 26n, lbaSize: 512 }] });
+    const ns = h.ctrl.namespaces[0]!;
+    ns.write(0, new Uint8Array(32 * MiB).fill(5));
+    const ranges = new DataView(new ArrayBuffer(32));
+    for (let i = 0; i < 2; i++) {
+      ranges.setUint32(i * 16 + 4, 16 * 2048, true); // 16 MiB: the whole budget of a turn
+      ranges.setBigUint64(i * 16 + 8, BigInt(i * 16 * 2048), true);
+    }
+    h.mem.poke(BUF, new Uint8Array(ranges.buffer));
+    h.queueCmd(1, { opcode: 9, nsid: 1, prp1: BUF, cdw: [1, 4] });
+    h.ring(1);
+    assert.deepEqual(h.reap(1), []);
+    assert.deepEqual(ns.read(16 * MiB - 512, 512), new Uint8Array(512));
+    assert.deepEqual(ns.read(16 * MiB, 512), new Uint8Array(512).fill(5));
+    await turn();
+    assert.deepEqual(
+      h.reap(1).map((c) => c.status),
+      [0],
+    );
+    assert.deepEqual(ns.read(32 * MiB - 512, 512), new Uint8Array(512));
+  });
+
+  it('Flush of a file namespace completes after its fsync, off the doorbell, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nvme-'));
+    try {
+      const h = zeroesHost(dir, []);
+      h.mem.poke(BUF, pattern(512, 4));
+      h.queueCmd(1, { opcode: 0, nsid: 0xffffffff });
+      h.queueCmd(1, rw(1, 7, 1, BUF));
+      h.ring(1);
+      assert.deepEqual(h.reap(1), []); // the fsync runs off the engine thread
+      const done = [];
+      for (let i = 0; i < 1000 && done.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        done.push(...h.reap(1));
+      }
+      assert.deepEqual(
+        done.map((c) => [c.cid, c.status]),
+        [
+          [1, 0],
+          [2, 0],
+        ],
+      );
+      assert.deepEqual(h.ctrl.namespaces[0]!.read(7 * 512, 512), pattern(512, 4));
+      // a reset while the fsync runs: the Flush is never completed
+      h.queueCmd(1, { opcode: 0, nsid: 1 });
+      h.ring(1);
+      h.ctrl.write(0, NVME_REG.CC, u32(0));
+      await h.ctrl.namespaces[0]!.flushing(); // a later fsync of the same file
+      for (let i = 0; i < 5; i++) await turn();
+      assert.equal(h.reg32(NVME_REG.CSTS), 0);
+      assert.deepEqual(h.mem.peek(0x38_0000n + 2n * 16n, 16), new Uint8Array(16));
+      h.ctrl.close();
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('a reset between the pieces of a Write Zeroes keeps what was zeroed and completes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nvme-'));
+    try {
+      const h = zeroesHost(dir, [MiB, 33 * MiB - 512]);
+      const ns = h.ctrl.namespaces[0]!;
+      h.queueCmd(1, WZ);
+      h.ring(1);
+      h.ctrl.write(0, NVME_REG.CC, u32(0));
+      for (let i = 0; i < 5; i++) await turn();
+      assert.deepEqual(h.mem.peek(0x38_0000n, 16), new Uint8Array(16)); // I/O CQ 1: nothing posted
+      assert.deepEqual(ns.read(MiB, 512), new Uint8Array(512));
+      assert.deepEqual(ns.read(33 * MiB - 512, 512), pattern(512, 3));
+      assert.equal(h.enable(), 1);
+      h.createIoQueue(1);
+      const small = { opcode: 8, nsid: 1, cdw: [33 * 2048 - 1, 0, 0] }; // the last block
+      assert.equal(h.submit(1, small).status, 0);
+      assert.deepEqual(ns.read(33 * MiB - 512, 512), new Uint8Array(512));
+      h.ctrl.close();
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
   it('a submission queue the IOMMU cannot read stops the controller with CFS', () => {
     const h = new NvmeHost(MEM_NS);
     h.enable();

@@ -33,3 +33,12 @@ export function decodeCommand(sqe: Uint8Array): NvmeCommand {
     cdw,
   };
 }
+
+/**
+ * The rest of a command that runs in bounded pieces: each `next()` does one
+ * piece (counted against the controller's budget) and the last returns the
+ * command's DW0. A throw ends the command with that status. A piece that
+ * started work off the engine thread yields a promise (which never
+ * rejects): the command waits, its queue parked, until it settles.
+ */
+export type NvmeWork = Generator<Promise<void> | undefined, number, void>;

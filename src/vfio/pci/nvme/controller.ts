@@ -9,7 +9,9 @@
  * Timing: a write to CC, or to a doorbell, has done all its work before it
  * returns: CSTS.RDY and CSTS.SHST already show the new state, and a
  * doorbell's commands have run and been posted (up to a budget per
- * doorbell; the rest continue in later event-loop turns, in order). So a
+ * doorbell; the rest continue in later event-loop turns, in order, and so
+ * does a Write Zeroes or deallocate too long for one piece, and a Flush
+ * waiting for its file's fsync). So a
  * CSTS read or a completion-queue poll ordered after a register write never
  * sees a state older than that write.
  *
@@ -44,7 +46,7 @@ import {
   NVME_SQE_BYTES,
 } from './abi.ts';
 import { adminCommand } from './admin.ts';
-import { decodeCommand, type NvmeCommand } from './command.ts';
+import { decodeCommand, type NvmeCommand, type NvmeWork } from './command.ts';
 import { NvmeFeatures } from './features.ts';
 import { NVME_AERL, NVME_VERSION, type NvmeIdentity } from './identify.ts';
 import { ioCommand } from './io.ts';
@@ -349,7 +351,11 @@ export class NvmeController implements DeviceModel {
     this.process(BUDGET_COMMANDS);
   }
 
-  /** Run queued commands, admin first, until no SQ can progress or the budget runs out. */
+  /**
+   * Run queued commands, admin first, until no SQ can progress or the budget
+   * runs out. Each pass gives every SQ one command, or one piece of the
+   * command it is running.
+   */
   private process(budget: number): void {
     const touched = new Set<CompletionQueue>();
     this.deliverEvents(touched);
@@ -358,7 +364,7 @@ export class NvmeController implements DeviceModel {
       progress = false;
       for (const sq of this.sqs.values()) {
         const cq = this.cqs.get(sq.cqid);
-        if (sq.empty || !cq || cq.full) continue;
+        if ((sq.empty && !sq.running) || sq.running?.waiting || !cq || cq.full) continue;
         if (budget === 0 || this.budgetBytes >= BUDGET_BYTES) {
           this.schedule();
           progress = false;
@@ -366,7 +372,8 @@ export class NvmeController implements DeviceModel {
         }
         budget--;
         progress = true;
-        this.runOne(sq, cq, touched);
+        if (sq.running) this.step(sq, cq, sq.running.cid, sq.running.work, touched);
+        else this.runOne(sq, cq, touched);
         if (!this.ready) break;
       }
     }
@@ -401,20 +408,62 @@ export class NvmeController implements DeviceModel {
     const cmd = decodeCommand(sqe);
     const result = this.execute(sq, cmd);
     if (result === undefined) return; // held (Async Event Request)
-    this.post(cq, sq.id, sq.head, cmd.cid, result[0], result[1], touched);
+    if (Array.isArray(result))
+      this.post(cq, sq.id, sq.head, cmd.cid, result[0], result[1], touched);
+    else this.step(sq, cq, cmd.cid, result, touched);
   }
 
-  /** Run one command: [status, DW0], or undefined when the command stays outstanding. */
-  private execute(sq: SubmissionQueue, cmd: NvmeCommand): [number, number] | undefined {
+  /**
+   * Run one command: [status, DW0], the pieces still to run, or undefined
+   * when the command stays outstanding.
+   */
+  private execute(sq: SubmissionQueue, cmd: NvmeCommand): [number, number] | NvmeWork | undefined {
     try {
       if (cmd.fuse !== 0 || cmd.psdt !== 0) return [NVME_SC.INVALID_FIELD | NVME_DNR, 0];
       const dw0 = sq.id === 0 ? adminCommand(this, cmd) : ioCommand(this, cmd);
-      return dw0 === undefined ? undefined : [NVME_SC.SUCCESS, dw0];
+      return typeof dw0 === 'number' ? [NVME_SC.SUCCESS, dw0] : dw0;
     } catch (e) {
-      if (e instanceof NvmeStatus) return [e.status | NVME_DNR, 0];
-      if (e instanceof DmaFaultError) return [NVME_SC.DATA_TRANSFER_ERROR | NVME_DNR, 0];
-      return [NVME_SC.INTERNAL | NVME_DNR, 0];
+      return [failureStatus(e), 0];
     }
+  }
+
+  /**
+   * Run the next piece of `work` (command `cid` of `sq`): posted when it is
+   * the last, else kept as `sq.running` for a later pass. A controller
+   * reset drops the queue and with it the rest, which is never completed.
+   */
+  private step(
+    sq: SubmissionQueue,
+    cq: CompletionQueue,
+    cid: number,
+    work: NvmeWork,
+    touched: Set<CompletionQueue>,
+  ): void {
+    let status: number = NVME_SC.SUCCESS;
+    let dw0 = 0;
+    try {
+      const r = work.next();
+      if (!r.done) {
+        sq.running = { cid, work, waiting: r.value !== undefined };
+        if (r.value) this.resumeAfter(sq, r.value);
+        return;
+      }
+      dw0 = r.value;
+    } catch (e) {
+      status = failureStatus(e);
+    }
+    sq.running = undefined;
+    this.post(cq, sq.id, sq.head, cid, status, dw0, touched);
+  }
+
+  /** When `settled` does, let `sq`'s running command go on, unless a reset or deletion came first. */
+  private resumeAfter(sq: SubmissionQueue, settled: Promise<void>): void {
+    const gen = this.generation;
+    void settled.then(() => {
+      if (gen !== this.generation || this.sqs.get(sq.id) !== sq || !sq.running) return;
+      sq.running.waiting = false;
+      this.schedule();
+    });
   }
 
   /** Write one completion entry at `cq`'s tail (a refused write is fatal: CSTS.CFS). */
@@ -489,6 +538,13 @@ export class NvmeController implements DeviceModel {
     this.intxLevel = level;
     this.irq.intx(level);
   }
+}
+
+/** The status a command that threw `e` completes with (Do Not Retry set). */
+function failureStatus(e: unknown): number {
+  if (e instanceof NvmeStatus) return e.status | NVME_DNR;
+  if (e instanceof DmaFaultError) return NVME_SC.DATA_TRANSFER_ERROR | NVME_DNR;
+  return NVME_SC.INTERNAL | NVME_DNR;
 }
 
 function setDword(reg: bigint, half: number, value: number): bigint {

@@ -12,6 +12,7 @@ import {
   closeSync,
   constants,
   fstatSync,
+  fsync,
   fsyncSync,
   ftruncateSync,
   openSync,
@@ -53,8 +54,18 @@ export abstract class NvmeNamespace {
   abstract read(pos: number, length: number): Uint8Array;
   /** Store `data` at byte offset `pos`. */
   abstract write(pos: number, data: Uint8Array): void;
-  /** `length` zero bytes from `pos` (Write Zeroes). */
-  abstract zero(pos: number, length: number): void;
+  /**
+   * `length` zero bytes from `pos` (Write Zeroes, deallocate); returns the
+   * bytes of work it took (bytes written to a file, bytes of held chunks a
+   * memory namespace cleared), which callers count against their budget.
+   */
+  abstract zero(pos: number, length: number): number;
+  /**
+   * The longest range one `zero` call should cover so that the call stays
+   * bounded: 1 MiB for a file (each byte is written); unlimited for memory,
+   * where a call costs at most the chunks held.
+   */
+  abstract readonly zeroPiece: number;
   /**
    * Deallocated blocks read zero afterwards (DLFEAT): true for memory, where
    * deallocating drops chunks; false for a file, where it would mean writing
@@ -62,14 +73,20 @@ export abstract class NvmeNamespace {
    * there that changes nothing.
    */
   abstract readonly deallocateZeroes: boolean;
-  /** Make written data durable (Flush, shutdown). */
+  /** Make written data durable, now (shutdown). */
   abstract flush(): void;
+  /**
+   * Make written data durable off the engine thread (Flush): settles when
+   * done, or undefined when there is nothing to wait for (memory).
+   */
+  abstract flushing(): Promise<void> | undefined;
   /** Release the backing. */
   abstract close(): void;
 }
 
 class MemoryNamespace extends NvmeNamespace {
   readonly deallocateZeroes = true;
+  readonly zeroPiece = Number.POSITIVE_INFINITY;
   private readonly chunks = new Map<number, Uint8Array>();
 
   constructor(spec: NvmeNamespaceSpec) {
@@ -97,26 +114,32 @@ class MemoryNamespace extends NvmeNamespace {
   }
 
   /** Costs the smaller of the range's chunks and the chunks in memory. */
-  zero(pos: number, length: number): void {
+  zero(pos: number, length: number): number {
+    let work = 0;
+    const clear = (c: number, off: number, n: number) => {
+      const chunk = this.chunks.get(c);
+      if (!chunk) return;
+      work += n;
+      if (n === CHUNK) this.chunks.delete(c);
+      else chunk.fill(0, off, off + n);
+    };
     const first = Math.floor(pos / CHUNK);
     const last = Math.floor((pos + length - 1) / CHUNK);
     if (length > 0 && last - first > this.chunks.size) {
       for (const c of [...this.chunks.keys()]) {
         if (c < first || c > last) continue;
         const s = Math.max(pos, c * CHUNK);
-        const e = Math.min(pos + length, (c + 1) * CHUNK);
-        if (e - s === CHUNK) this.chunks.delete(c);
-        else this.chunks.get(c)!.fill(0, s - c * CHUNK, e - c * CHUNK);
+        clear(c, s - c * CHUNK, Math.min(pos + length, (c + 1) * CHUNK) - s);
       }
-      return;
-    }
-    this.each(pos, length, (c, off, n) => {
-      if (n === CHUNK) this.chunks.delete(c);
-      else this.chunks.get(c)?.fill(0, off, off + n);
-    });
+    } else this.each(pos, length, clear);
+    return work;
   }
 
   flush(): void {}
+
+  flushing(): undefined {
+    return undefined;
+  }
 
   close(): void {
     this.chunks.clear();
@@ -140,6 +163,7 @@ class MemoryNamespace extends NvmeNamespace {
 
 class FileNamespace extends NvmeNamespace {
   readonly deallocateZeroes = false;
+  readonly zeroPiece = 1 << 20;
   private fd: number;
 
   constructor(spec: NvmeNamespaceSpec, path: string) {
@@ -163,15 +187,20 @@ class FileNamespace extends NvmeNamespace {
       at += writeSync(this.fd, data, at, data.length - at, pos + at);
   }
 
-  zero(pos: number, length: number): void {
-    const block = new Uint8Array(Math.min(length, 1 << 20));
+  zero(pos: number, length: number): number {
+    const block = new Uint8Array(Math.min(length, this.zeroPiece));
     for (let at = 0; at < length; at += block.length) {
       this.write(pos + at, block.subarray(0, Math.min(block.length, length - at)));
     }
+    return length;
   }
 
   flush(): void {
     fsyncSync(this.fd);
+  }
+
+  flushing(): Promise<void> {
+    return new Promise((resolve, reject) => fsync(this.fd, (e) => (e ? reject(e) : resolve())));
   }
 
   close(): void {

@@ -5,10 +5,17 @@
  * CQ's phase tag, which flips each time its tail wraps.
  */
 import { NVME_CQE_BYTES, NVME_SQE_BYTES } from './abi.ts';
+import type { NvmeWork } from './command.ts';
 
 export class SubmissionQueue {
   head = 0;
   tail = 0;
+  /**
+   * A fetched command whose work goes on in pieces: the queue fetches
+   * nothing more until it completes, so its completions stay in order.
+   * `waiting`: its last piece started work off the engine thread.
+   */
+  running?: { readonly cid: number; readonly work: NvmeWork; waiting: boolean };
 
   constructor(
     readonly id: number,
