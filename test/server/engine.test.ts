@@ -705,7 +705,7 @@ describe('engine: traces', () => {
       '[pid 100] ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0, out_ioas_id=1}) = 0',
       '[pid 100] fstat(3, {st_mode=S_IFCHR|0660, st_rdev=makedev(0xa, 0x3b), ...}) = 0',
       '[pid 100] close(3) = 0',
-      '[pid 100] close(3) = -1 EBADF (Bad file descriptor)',
+      '[pid 100] close(3) = -1 EBADF (Bad file descriptor) <fd 3 is not open; fdget>',
     ]);
     assert.deepEqual(records[1], {
       pid: 100,
@@ -729,9 +729,9 @@ describe('engine: traces', () => {
       request: null,
       ret: -1,
       errno: 'EBADF',
-      reason: null,
-      where: null,
-      text: 'close(3) = -1 EBADF (Bad file descriptor)',
+      reason: 'fd 3 is not open',
+      where: 'fdget',
+      text: 'close(3) = -1 EBADF (Bad file descriptor) <fd 3 is not open; fdget>',
     });
   });
 });
