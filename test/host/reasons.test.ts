@@ -3,16 +3,20 @@
  * (iommufd-uapi.md §6, vfio-container.md §2–§6 and its compat table,
  * spapr-tce.md §3–§4, vfio-device.md §2–§6): each
  * row triggers the rule and pins errno, reason and where as the trace
- * prints them; one row checks the whole trace line and the JSON fields.
+ * prints them (mmap, which the engine serves outside the traced syscalls,
+ * as the Errno it throws); one row checks the whole trace line and the
+ * JSON fields.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Errno } from '../../src/abi/errno.ts';
 import {
   IOMMU_OPTION_ID,
   IOMMU_OPTION_OP,
   IOMMU_VFIO_IOAS_OP,
   iommufdCmdNumber,
 } from '../../src/abi/iommufd.ts';
+import { IOMMU_VIOMMU_TYPE_SELFTEST, IommuViommuSelftest } from '../../src/abi/iommufd-test.ts';
 import type { Layout } from '../../src/abi/layout.ts';
 import {
   VFIO_EEH_PE_OP,
@@ -35,11 +39,16 @@ import {
   VfioPciHotResetInfo,
   VfioRegionInfo,
 } from '../../src/abi/vfio-device.ts';
-import { Process, type TraceEvent } from '../../src/host/process.ts';
+import { Eventfd } from '../../src/host/eventfd.ts';
+import { Process, type ProcessMm, type TraceEvent } from '../../src/host/process.ts';
 import { SimMm } from '../../src/host/sim-mm.ts';
 import { powernv } from '../../src/host/topology/index.ts';
 import { SPAPR_DEFAULTS } from '../../src/host/topology/parse.ts';
+import type { MmapHost } from '../../src/kernel/file.ts';
+import { deviceMmapOp } from '../../src/server/device-mmap.ts';
+import { OP } from '../../src/server/protocol.ts';
 import { vfioPciRegionOffset } from '../../src/vfio/pci/abi.ts';
+import { mockDomain } from '../iommufd/mock.ts';
 import { FIXED, map, memAt, PAGE, RW, U64_MAX, writeRanges } from '../iommufd/util.ts';
 import { client, type Fixture, setup } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
@@ -57,10 +66,44 @@ function traced<T extends { proc: Process }>(x: T): T {
   return x;
 }
 
-/** errno, reason and where of the process's last call, as its trace event has them. */
-function why(p: Process): [string | undefined, string | undefined, string | undefined] {
+/**
+ * errno, reason and where of the process's last call, as its trace event
+ * has them, or of an Errno an untraced operation (mmap) threw.
+ */
+function why(p: Process | Errno): [string | undefined, string | undefined, string | undefined] {
+  if (p instanceof Errno) return [p.code, p.reason, p.where];
   const e = lastEvent.get(p);
   return [e?.errno, e?.reason, e?.where];
+}
+
+const MAP_SHARED = 1;
+const MAP_PRIVATE = 2;
+const PROT_RW = 3;
+const PROT_EXEC = 4;
+
+/** No rule that refuses a mapping may get as far as making one. */
+const NO_MAPPING: MmapHost = {
+  share: () => assert.fail('a refused mmap made a shared file'),
+  busRange: () => assert.fail('a refused mmap took a bus range'),
+};
+
+/** The Errno the engine's MMAP op (the preload's mmap) throws for `fd`; fails if it maps. */
+function mmapErrno(
+  proc: Process<ProcessMm>,
+  fd: number,
+  offset: bigint,
+  length: bigint,
+  flags = MAP_SHARED,
+  prot = PROT_RW,
+): Errno {
+  const args = [BigInt(fd), offset, length, BigInt(flags), BigInt(prot), 0n];
+  try {
+    deviceMmapOp(proc, { op: OP.MMAP, pid: proc.pid, tid: proc.pid, args }, NO_MAPPING);
+  } catch (e) {
+    if (e instanceof Errno) return e;
+    throw e;
+  }
+  return assert.fail('the mmap succeeded');
 }
 
 /** A fixture whose IOAS has an intel domain (4 KiB alignment, the MSI window reserved). */
@@ -70,7 +113,30 @@ function withDomain(f: Fixture = traced(setup())): { f: Fixture; ioas: number } 
   return { f, ioas };
 }
 
-type Row = [rule: string, act: () => Process, errno: string, reason: string, where: string];
+type Row = [rule: string, act: () => Process | Errno, errno: string, reason: string, where: string];
+
+/** mmap of a fresh /dev/iommu that has no region. */
+const iommuMmap = (offset: bigint, length: bigint, flags = MAP_SHARED, prot = PROT_RW) => {
+  const f = setup();
+  return mmapErrno(f.proc, f.fd, offset, length, flags, prot);
+};
+
+/** A selftest vIOMMU on a mock device's nesting parent: its mmap region's offset. */
+function viommuRegion(f: Fixture): { offset: bigint } {
+  const { idev } = mockDomain(f, f.ioas());
+  const hwpt = f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: f.ioas(), flags: 1 }).out
+    .out_hwpt_id as number;
+  const data = f.mem(PAGE);
+  f.call('IOMMU_VIOMMU_ALLOC', {
+    dev_id: idev,
+    hwpt_id: hwpt,
+    type: IOMMU_VIOMMU_TYPE_SELFTEST,
+    data_len: IommuViommuSelftest.size,
+    data_uptr: data,
+  });
+  const out = IommuViommuSelftest.decode(f.proc.mm.read(data, IommuViommuSelftest.size));
+  return { offset: out.out_mmap_offset as bigint };
+}
 
 const iommufdRows: Row[] = [
   [
@@ -503,6 +569,38 @@ const iommufdRows: Row[] = [
     'ENOTTY',
     'no iommufd command 0x40003b81',
     'iommufd_fops_ioctl',
+  ],
+  [
+    'mmap of /dev/iommu with MAP_PRIVATE',
+    () => iommuMmap(0n, PAGE, MAP_PRIVATE),
+    'EINVAL',
+    'iommufd regions are mapped MAP_SHARED only',
+    'iommufd_fops_mmap',
+  ],
+  [
+    'mmap of /dev/iommu with PROT_EXEC',
+    () => iommuMmap(0n, PAGE, MAP_SHARED, PROT_RW | PROT_EXEC),
+    'EPERM',
+    'iommufd regions are not executable',
+    'iommufd_fops_mmap',
+  ],
+  [
+    'mmap of /dev/iommu where no region is',
+    () => iommuMmap(0n, PAGE),
+    'ENXIO',
+    'no region at offset 0',
+    'iommufd_fops_mmap',
+  ],
+  [
+    'mmap of half a vIOMMU region',
+    () => {
+      const f = setup();
+      const { offset } = viommuRegion(f);
+      return mmapErrno(f.proc, f.fd, offset, PAGE);
+    },
+    'ENXIO',
+    'the region is 8192 bytes at offset 4096: map exactly that',
+    'iommufd_fops_mmap',
   ],
 ];
 
@@ -1339,6 +1437,48 @@ const feature = (d: Dev, flags: number, argsz = 8) =>
 const { GET, SET } = VFIO_DEVICE_FEATURE;
 const scratch = (d: Dev) => d.c.proc.scratch(new Uint8Array(8));
 
+/** SET_IRQS DATA_EVENTFD | `action` on `index` from `start`, with `fds` as its payload. */
+function setIrqFds(d: Dev, action: number, index: number, fds: number[], start = 0) {
+  const head = VfioIrqSet.encode({
+    argsz: 20 + 4 * fds.length,
+    flags: VFIO_IRQ_SET.DATA_EVENTFD | action,
+    index,
+    start,
+    count: fds.length,
+  });
+  const bytes = new Uint8Array(20 + 4 * fds.length);
+  bytes.set(head);
+  const v = new DataView(bytes.buffer);
+  for (const [i, fd] of fds.entries()) v.setInt32(20 + 4 * i, fd, true);
+  const cmd = vfioIoctlNumber(d.c.kernel.abi, 'VFIO_DEVICE_SET_IRQS');
+  return d.c.proc.ioctl(d.dev, cmd, d.c.proc.scratch(bytes));
+}
+const eventfd = (d: Dev) => d.c.proc.installFile(new Eventfd());
+/** INTx enabled with a trigger eventfd, as QEMU does for a function whose pin is set. */
+const intxOn = (d: Dev) => assert.equal(setIrqFds(d, ACTION_TRIGGER, 0, [eventfd(d)]), 0);
+/** `act` on the NVMe function with INTx on. */
+const withIntx = (act: (d: Dev) => unknown) =>
+  onDevice((d) => {
+    intxOn(d);
+    act(d);
+  });
+
+/** mmap of the NVMe function's device fd: the Errno it throws. */
+function mmapOnDevice(
+  offset: bigint,
+  length: bigint,
+  flags = MAP_SHARED,
+  fd?: number,
+): () => Errno {
+  return () => {
+    let e: Errno | undefined;
+    onDevice((d) => {
+      e = mmapErrno(d.c.proc, fd ?? d.dev, offset, length, flags);
+    })();
+    return e!;
+  };
+}
+
 const deviceRows: Row[] = [
   [
     'GET_DEVICE_FD with an unknown option',
@@ -1548,6 +1688,162 @@ const deviceRows: Row[] = [
     'ENOTTY',
     'not a vfio-pci device ioctl',
     'vfio_pci_core_ioctl',
+  ],
+  [
+    'SET_IRQS INTx MASK through an eventfd (INTx on)',
+    withIntx((d) => setIrqFds(d, ACTION_MASK, 0, [eventfd(d)])),
+    'ENOTTY',
+    'INTx mask through an eventfd',
+    'vfio_pci_set_intx_mask',
+  ],
+  [
+    'SET_IRQS INTx UNMASK eventfd while one is set',
+    withIntx((d) => {
+      setIrqFds(d, ACTION_UNMASK, 0, [eventfd(d)]);
+      setIrqFds(d, ACTION_UNMASK, 0, [eventfd(d)]);
+    }),
+    'EBUSY',
+    'an unmask eventfd is already set',
+    'vfio_virqfd_enable',
+  ],
+  [
+    'SET_IRQS INTx TRIGGER (DATA_NONE) with INTx off',
+    onDevice((d) => setIrqs(d, DATA_NONE | ACTION_TRIGGER, 0)),
+    'EINVAL',
+    'INTx not enabled',
+    'vfio_pci_set_intx_trigger',
+  ],
+  [
+    'SET_IRQS INTx TRIGGER eventfd while MSI-X is on',
+    onDevice((d) => {
+      setIrqFds(d, ACTION_TRIGGER, 2, [eventfd(d)]);
+      setIrqFds(d, ACTION_TRIGGER, 0, [eventfd(d)]);
+    }),
+    'EINVAL',
+    'msix enabled, or start/count not 0/1',
+    'vfio_pci_set_intx_trigger',
+  ],
+  [
+    'SET_IRQS MSI-X TRIGGER eventfd while INTx is on',
+    withIntx((d) => setIrqFds(d, ACTION_TRIGGER, 2, [eventfd(d)])),
+    'EINVAL',
+    'intx enabled',
+    'vfio_pci_set_msi_trigger',
+  ],
+  [
+    'SET_IRQS MSI enable of no vector',
+    onDevice((d) => setIrqFds(d, ACTION_TRIGGER, 1, [])),
+    'ERANGE',
+    'no vector to enable',
+    'pci_alloc_irq_vectors',
+  ],
+  [
+    'SET_IRQS MSI vector past those enabled',
+    onDevice((d) => {
+      setIrqFds(d, ACTION_TRIGGER, 1, [eventfd(d)]);
+      setIrqFds(d, ACTION_TRIGGER, 1, [eventfd(d)], 1);
+    }),
+    'EINVAL',
+    'vector 1 not allocated',
+    'vfio_msi_alloc_irq',
+  ],
+  [
+    'SET_IRQS eventfd that is not open',
+    onDevice((d) => setIrqFds(d, ACTION_TRIGGER, 4, [77])),
+    'EBADF',
+    'fd 77 is not open',
+    'eventfd_ctx_fdget',
+  ],
+  [
+    'SET_IRQS eventfd that is no eventfd',
+    onDevice((d) => setIrqFds(d, ACTION_TRIGGER, 4, [d.dev])),
+    'EINVAL',
+    'fd 5 is not an eventfd',
+    'eventfd_ctx_fileget',
+  ],
+  [
+    'SET_IRQS REQ signal with no trigger',
+    onDevice((d) => setIrqs(d, DATA_NONE | ACTION_TRIGGER, 4)),
+    'EINVAL',
+    'no trigger eventfd to signal',
+    'vfio_pci_set_ctx_trigger_single',
+  ],
+  [
+    'SET_IRQS REQ BOOL of count 0',
+    onDevice((d) => setIrqs(d, DATA_BOOL | ACTION_TRIGGER, 4, 0, 0)),
+    'EINVAL',
+    'count 0',
+    'vfio_pci_set_ctx_trigger_single',
+  ],
+  [
+    'SET_IRQS REQ eventfd -2',
+    onDevice((d) => setIrqFds(d, ACTION_TRIGGER, 4, [-2])),
+    'EINVAL',
+    'fd -2 is neither an fd nor -1',
+    'vfio_pci_set_ctx_trigger_single',
+  ],
+  [
+    'mmap of a BAR with MAP_PRIVATE',
+    mmapOnDevice(0n, PAGE, MAP_PRIVATE),
+    'EINVAL',
+    'a BAR mapping must be MAP_SHARED',
+    'vfio_pci_core_mmap',
+  ],
+  [
+    'mmap of the config region',
+    mmapOnDevice(vfioPciRegionOffset(7), PAGE),
+    'EINVAL',
+    'region 7 cannot be mapped',
+    'vfio_pci_core_mmap',
+  ],
+  [
+    'mmap of a BAR without MMAP',
+    mmapOnDevice(vfioPciRegionOffset(1), PAGE),
+    'EINVAL',
+    'BAR1 is not mappable',
+    'vfio_pci_core_mmap',
+  ],
+  [
+    'mmap past the end of a BAR',
+    mmapOnDevice(0n, 1n << 30n),
+    'EINVAL',
+    'past the end of BAR0',
+    'vfio_pci_core_mmap',
+  ],
+  [
+    'mmap at an offset inside a page',
+    mmapOnDevice(8n, PAGE),
+    'EINVAL',
+    'offset inside a page',
+    'sys_mmap',
+  ],
+  ['mmap of length 0', mmapOnDevice(0n, 0n), 'EINVAL', 'length 0', 'do_mmap'],
+  [
+    'mmap of a cdev before BIND_IOMMUFD',
+    () => {
+      const c = new VfioClient();
+      return mmapErrno(c.proc, c.open(c.cdevPath(NVME)).ret, 0n, PAGE);
+    },
+    'EINVAL',
+    'the cdev is not bound',
+    'vfio_device_fops_mmap',
+  ],
+  [
+    'mmap of a legacy container',
+    () => {
+      const { c, fd } = container('type1', 3);
+      return mmapErrno(c.proc, fd, 0n, PAGE);
+    },
+    'ENODEV',
+    'the file has no mmap',
+    'do_mmap',
+  ],
+  [
+    'mmap of an fd that is not open',
+    mmapOnDevice(0n, PAGE, MAP_SHARED, 99),
+    'EBADF',
+    'fd 99 is not open',
+    'ksys_mmap_pgoff',
   ],
 ];
 
