@@ -1463,6 +1463,17 @@ const withIntx = (act: (d: Dev) => unknown) =>
     act(d);
   });
 
+/** `act` on a traced client with NVMe's cdev (unbound) and /dev/iommu open. */
+function onCdev(act: (c: VfioClient, dev: number, iommufd: number) => unknown): () => Process {
+  return () => {
+    const c = traced(new VfioClient());
+    const dev = c.open(c.cdevPath(NVME)).ret;
+    act(c, dev, c.open('/dev/iommu').ret);
+    return c.proc;
+  };
+}
+const UNBOUND = 'the cdev is not bound (VFIO_DEVICE_BIND_IOMMUFD first)';
+
 /** mmap of the NVMe function's device fd: the Errno it throws. */
 function mmapOnDevice(
   offset: bigint,
@@ -1688,6 +1699,107 @@ const deviceRows: Row[] = [
     'ENOTTY',
     'not a vfio-pci device ioctl',
     'vfio_pci_core_ioctl',
+  ],
+  [
+    'pread of a cdev before BIND_IOMMUFD',
+    onCdev((c, dev) => c.proc.pread(dev, c.proc.scratch(new Uint8Array(4)), 4, 0n)),
+    'EINVAL',
+    UNBOUND,
+    'vfio_device_fops_read',
+  ],
+  [
+    'pwrite of a cdev before BIND_IOMMUFD',
+    onCdev((c, dev) => c.proc.pwrite(dev, c.proc.scratch(new Uint8Array(4)), 4, 0n)),
+    'EINVAL',
+    UNBOUND,
+    'vfio_device_fops_write',
+  ],
+  [
+    'BIND_IOMMUFD with iommufd < 0',
+    onCdev((c, dev) => c.bind(dev, -1)),
+    'EINVAL',
+    'unknown flags 0 or iommufd -1 < 0',
+    'vfio_df_ioctl_bind_iommufd',
+  ],
+  [
+    'BIND_IOMMUFD twice on one fd',
+    onCdev((c, dev, iommufd) => {
+      assert.equal(c.bind(dev, iommufd).ret, 0);
+      c.bind(dev, iommufd);
+    }),
+    'EINVAL',
+    'this cdev fd is bound already',
+    'vfio_df_ioctl_bind_iommufd',
+  ],
+  [
+    'BIND_IOMMUFD with an fd that is not open',
+    onCdev((c, dev) => c.bind(dev, 77)),
+    'EBADF',
+    'iommufd 77 is not open',
+    'vfio_df_ioctl_bind_iommufd',
+  ],
+  [
+    'BIND_IOMMUFD with an fd that is no iommufd',
+    onCdev((c, dev) => c.bind(dev, dev)),
+    'EBADFD',
+    'fd 3 is not an iommufd',
+    'iommufd_ctx_from_fd',
+  ],
+  [
+    'BIND_IOMMUFD while another cdev fd has the device',
+    onCdev((c, dev, iommufd) => {
+      const other = c.open(c.cdevPath(NVME)).ret;
+      assert.equal(c.bind(other, iommufd).ret, 0);
+      c.bind(dev, iommufd);
+    }),
+    'EINVAL',
+    'the device is open already (through its group or another cdev fd)',
+    'vfio_df_ioctl_bind_iommufd',
+  ],
+  [
+    'BIND_IOMMUFD while the group file is open',
+    onCdev((c, dev, iommufd) => {
+      c.open('/dev/vfio/12');
+      c.bind(dev, iommufd);
+    }),
+    'EBUSY',
+    'the group file is open',
+    'vfio_device_block_group',
+  ],
+  [
+    'open of a group whose device is cdev-bound',
+    onCdev((c, dev, iommufd) => {
+      assert.equal(c.bind(dev, iommufd).ret, 0);
+      c.open('/dev/vfio/12');
+    }),
+    'EBUSY',
+    'the group is open already or a device of it is bound through its cdev',
+    'vfio_group_fops_open',
+  ],
+  [
+    'a second open of a group',
+    withGroup((c) => c.open('/dev/vfio/12')),
+    'EBUSY',
+    'the group is open already or a device of it is bound through its cdev',
+    'vfio_group_fops_open',
+  ],
+  [
+    'GET_DEVICE_FD with a name not NUL-terminated within a page',
+    withGroup((c, g) => {
+      const page = c.mem(PAGE);
+      c.proc.mm.write(page, new Uint8Array(Number(PAGE)).fill(0x41));
+      c.ioctl(g, 'VFIO_GROUP_GET_DEVICE_FD', page);
+    }),
+    'EINVAL',
+    'device name not NUL-terminated within a page',
+    'strndup_user',
+  ],
+  [
+    'pread at a negative offset',
+    onDevice((d) => d.c.proc.pread(d.dev, scratch(d), 4, -8n)),
+    'EINVAL',
+    'negative offset',
+    'ksys_pread64',
   ],
   [
     'SET_IRQS INTx MASK through an eventfd (INTx on)',
