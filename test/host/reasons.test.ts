@@ -55,6 +55,8 @@ import { VfioClient } from '../vfio/client.ts';
 import { DDW, GIB, SpaprClient } from '../vfio/spapr-client.ts';
 
 const NVME = '0000:02:00.0'; // group 12 of the x86 preset
+/** A conventional PCI function on the root bus (no ERR IRQ, no reset, no hot reset). */
+const USB = ['0000:00:14.0', 4] as const;
 const MSI = { start: 0xfee0_0000n, last: 0xfeef_ffffn, kind: 'msi' as const };
 const VA = 0x4000_0000n;
 
@@ -751,6 +753,56 @@ const vfioRows: Row[] = [
     'vfio_iommu_type1_dirty_pages',
   ],
   [
+    'type1 DIRTY_PAGES with START and STOP',
+    () => {
+      const { c, fd } = container('type1', 3);
+      c.proc.ioctl(
+        fd,
+        vfioIoctlNumber(c.kernel.abi, 'VFIO_IOMMU_DIRTY_PAGES'),
+        c.proc.scratch(new Uint8Array([8, 0, 0, 0, 3, 0, 0, 0])),
+      );
+      return c.proc;
+    },
+    'EINVAL',
+    'not exactly one of START, STOP, GET_BITMAP',
+    'vfio_iommu_type1_dirty_pages',
+  ],
+  [
+    'type1 UNMAP_DMA GET_DIRTY_BITMAP with ALL',
+    () => {
+      const { c, fd } = container('type1', 3);
+      c.unmapDma(fd, 0n, 0n, 3);
+      return c.proc;
+    },
+    'EINVAL',
+    'GET_DIRTY_BITMAP with ALL or VADDR',
+    'vfio_iommu_type1_unmap_dma',
+  ],
+  [
+    'type1 MAP_DMA VADDR where nothing is mapped',
+    () => {
+      const { c, fd } = container('type1', 3);
+      c.mapDma(fd, c.mem(MIB), 0n, PAGE, 4);
+      return c.proc;
+    },
+    'ENOENT',
+    'no mapping at 0 to give a vaddr',
+    'vfio_dma_do_map',
+  ],
+  [
+    'type1 attach of a group while a vaddr is invalidated',
+    () => {
+      const { c, fd } = container('type1', 3);
+      assert.equal(c.mapDma(fd, c.mem(MIB), 0n, PAGE).ret, 0);
+      assert.equal(c.unmapDma(fd, 0n, PAGE, 4).ret, 0);
+      c.setContainer(c.open(`/dev/vfio/${USB[1]}`).ret, fd);
+      return c.proc;
+    },
+    'EBUSY',
+    'mappings with an invalidated vaddr wait for a new one',
+    'vfio_iommu_type1_attach_group',
+  ],
+  [
     'type1 GET_INFO argsz < 16',
     () => {
       const { c, fd } = container('type1', 3);
@@ -1418,9 +1470,6 @@ function onDevice(act: (d: Dev) => unknown, bdf = NVME, group = 12): () => Proce
     act({ c, dev });
   }, group);
 }
-
-/** A conventional PCI function on the root bus (no ERR IRQ, no reset, no hot reset). */
-const USB = ['0000:00:14.0', 4] as const;
 
 function devCall<V>(d: Dev, name: VfioIoctlName, layout: Layout<V>, value: Partial<V>) {
   return d.c.proc.call(d.dev, vfioIoctlNumber(d.c.kernel.abi, name), layout, value);
