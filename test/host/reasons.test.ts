@@ -1444,6 +1444,32 @@ const spaprRows: Row[] = [
     'not an ioctl of this SPAPR TCE version',
     'tce_iommu_ioctl',
   ],
+  [
+    'iommufd-compat SET_IOMMU with no group set',
+    () => {
+      const c = traced(new SpaprClient({ personality: { vfioContainer: 'iommufd' } }));
+      c.ioctl(c.open('/dev/vfio/vfio').ret, 'VFIO_SET_IOMMU', BigInt(V2));
+      return c.proc;
+    },
+    'ENODEV',
+    'no group set on this iommufd',
+    'iommufd_vfio_set_iommu',
+  ],
+  [
+    'iommufd-compat SET_IOMMU with a device fd open',
+    () => {
+      const c = traced(new SpaprClient({ personality: { vfioContainer: 'iommufd' } }));
+      const fd = c.open('/dev/vfio/vfio').ret;
+      const g = c.open('/dev/vfio/1').ret;
+      assert.equal(c.setContainer(g, fd).ret, 0);
+      assert.ok(c.getDeviceFd(g, '0001:01:00.0').ret >= 0);
+      c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(V2));
+      return c.proc;
+    },
+    'EBUSY',
+    'a device is bound to the iommufd',
+    'iommufd_vfio_set_iommu',
+  ],
 ];
 
 // ---- vfio-device.md §2–§6 ------------------------------------------------------------
