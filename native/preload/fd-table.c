@@ -169,26 +169,19 @@ static int do_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
 	return r;
 }
 
-EXPORT int fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
+/* fcntl and fcntl64: one variadic entry each, passing the argument word on to do_fcntl. */
+#define FCNTL_ENTRY(name)                                 \
+	EXPORT int name(int fd, int cmd, ...)             \
+	{                                                 \
+		va_list ap;                               \
+		void *arg;                                \
+                                                          \
+		va_start(ap, cmd);                        \
+		arg = va_arg(ap, void *);                 \
+		va_end(ap);                               \
+		ensure_init();                            \
+		return do_fcntl(real.name, fd, cmd, arg); \
+	}
 
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	ensure_init();
-	return do_fcntl(real.fcntl, fd, cmd, arg);
-}
-
-EXPORT int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	ensure_init();
-	return do_fcntl(real.fcntl64, fd, cmd, arg);
-}
+FCNTL_ENTRY(fcntl)
+FCNTL_ENTRY(fcntl64)

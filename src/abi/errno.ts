@@ -125,13 +125,16 @@ export class Errno extends Error {
 }
 
 /**
- * Throw `Errno(code)`; reads like the kernel's `return -EINVAL;`. Build
- * `reason` only on the failing path (never ahead of the check).
+ * Throw `Errno(code)`; reads like the kernel's `return -EINVAL;`. Every
+ * failure says why and names the kernel function whose rule it follows
+ * (`uiommu_…` for rules of uiommu's own); test/abi/fail-sites.test.ts
+ * checks the names against Linux. Build `reason` only on the failing path
+ * (never ahead of the check).
  *
  * @example
  * if (iova & (align - 1n)) fail('EINVAL', `iova ${hex(iova)} not aligned to ${hex(align)}`, 'iopt_map_pages');
  */
-export function fail(code: ErrnoName, reason?: string, where?: string): never {
+export function fail(code: ErrnoName, reason: string, where: string): never {
   throw new Errno(code, reason, where);
 }
 

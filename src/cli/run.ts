@@ -33,7 +33,6 @@ import { Kernel, type KernelPersonality } from '../host/kernel.ts';
 import { ProcHandle } from '../host/proc-handle.ts';
 import type { ProcessMm } from '../host/process.ts';
 import { kernelState } from '../host/state.ts';
-import { kernelStateReport } from '../host/state-report.ts';
 import type { KernelVersion } from '../host/versions.ts';
 import { formatWarning, type Warning } from '../host/warnings.ts';
 import {
@@ -242,9 +241,9 @@ export async function runProgram(
     const server = await serveEngine(engine, join(dir, 'engine.sock'), {
       peer: (fd) => ProcHandle.ofPeer(fd),
     });
-    // the kernel's DMA state as a --trace-json record: on SIGUSR1 and once everything is closed
+    // the kernel's state (the --dump-state model) as a --trace-json record: on SIGUSR1 and once everything is closed
     const traceState = (at: string) =>
-      jsonOut?.(`${JSON.stringify({ state: { at, ...kernelStateReport(kernel) } })}\n`);
+      jsonOut?.(`${JSON.stringify({ state: { at, ...kernelState(kernel) } })}\n`);
     const onUsr1 = () => {
       traceState('SIGUSR1');
       dump();

@@ -29,8 +29,8 @@ export class Eventfd implements FileOps {
   }
 
   read(_caller: unknown, length: number): Uint8Array {
-    if (length < 8) fail('EINVAL');
-    if (this.count === 0n) fail('EAGAIN');
+    if (length < 8) fail('EINVAL', `read of ${length} bytes, below 8`, 'eventfd_read');
+    if (this.count === 0n) fail('EAGAIN', 'the counter is 0', 'eventfd_read');
     const out = new Uint8Array(8);
     new DataView(out.buffer).setBigUint64(0, this.count, true);
     this.count = 0n;
@@ -38,10 +38,12 @@ export class Eventfd implements FileOps {
   }
 
   write(_caller: unknown, data: Uint8Array): number {
-    if (data.length < 8) fail('EINVAL');
+    const where = 'eventfd_write';
+    if (data.length < 8) fail('EINVAL', `write of ${data.length} bytes, below 8`, where);
     const n = new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0, true);
-    if (n === COUNTER_MAX) fail('EINVAL');
-    if (COUNTER_MAX - this.count <= n) fail('EAGAIN');
+    if (n === COUNTER_MAX) fail('EINVAL', 'value 0xffffffffffffffff', where);
+    if (COUNTER_MAX - this.count <= n) fail('EAGAIN', 'the counter would overflow', where);
+
     this.add(n);
     return 8;
   }

@@ -53,19 +53,20 @@ export class OpenFile {
   }
 
   ioctl(caller: Caller, request: number, arg: bigint): number {
-    if (!this.ops.ioctl) fail('ENOTTY');
+    if (!this.ops.ioctl) fail('ENOTTY', `${this.ops.kind} has no ioctls`, 'vfs_ioctl');
     return this.ops.ioctl(caller, request, arg);
   }
 
   read(caller: Caller, length: number, offset?: bigint): Uint8Array {
-    if (!(this.fmode & FMODE_READ)) fail('EBADF');
-    if (!this.ops.read) fail('EINVAL');
+    if (!(this.fmode & FMODE_READ)) fail('EBADF', 'the file is not open for reading', 'vfs_read');
+    if (!this.ops.read) fail('EINVAL', `${this.ops.kind} cannot be read`, 'vfs_read');
     return this.ops.read(caller, length, offset);
   }
 
   write(caller: Caller, data: Uint8Array, offset?: bigint): number {
-    if (!(this.fmode & FMODE_WRITE)) fail('EBADF');
-    if (!this.ops.write) fail('EINVAL');
+    if (!(this.fmode & FMODE_WRITE)) fail('EBADF', 'the file is not open for writing', 'vfs_write');
+    if (!this.ops.write) fail('EINVAL', `${this.ops.kind} cannot be written`, 'vfs_write');
+
     return this.ops.write(caller, data, offset);
   }
 

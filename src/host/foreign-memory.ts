@@ -131,7 +131,8 @@ export class ForeignFile extends ForeignSpan {
     const size = this.size();
     if (size === undefined) return;
     const limit = ((size + this.granule - 1n) / this.granule) * this.granule;
-    if (offset + length > limit) fail('EFAULT', 'beyond the end of the file');
+    if (offset + length > limit)
+      fail('EFAULT', 'beyond the end of the file', 'uiommu_foreign_memory');
   }
 
   /** Record that `space` maps file bytes `[offset, offset+length)` at `va`. */
@@ -212,7 +213,11 @@ export class ForeignFile extends ForeignSpan {
       cursor = end + 1n;
     }
     if (cursor <= last) {
-      fail('EFAULT', `file ${this.key} offset 0x${cursor.toString(16)} is mapped nowhere`);
+      fail(
+        'EFAULT',
+        `file ${this.key} offset 0x${cursor.toString(16)} is mapped nowhere`,
+        'uiommu_foreign_memory',
+      );
     }
   }
 
@@ -386,7 +391,7 @@ function fileIo(fn: () => number): void {
   try {
     fn();
   } catch (e) {
-    fail('EFAULT', `file i/o: ${(e as Error).message}`);
+    fail('EFAULT', `file i/o: ${(e as Error).message}`, 'uiommu_foreign_memory');
   }
 }
 
@@ -395,7 +400,8 @@ export function faultOnExit<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof Errno && e.code === 'ESRCH') fail('EFAULT', e.message);
+    if (e instanceof Errno && e.code === 'ESRCH')
+      fail('EFAULT', e.message, 'uiommu_foreign_memory');
     throw e;
   }
 }

@@ -121,7 +121,7 @@ export class IoMaps {
     const end = va + length;
     while (at < end) {
       const m = this.find(at);
-      if (!m) fail('EFAULT', 'not device memory');
+      if (!m) fail('EFAULT', 'not device memory', 'follow_pfnmap_start');
       const stop = m.end < end ? m.end : end;
       appendRun(runs, at, stop - at, m.mapping.phys(m.delta + (at - m.start)));
       at = stop;

@@ -209,7 +209,10 @@ export class Kernel {
     if (path === '/dev/iommu') return openIommufd(this, this.selftestCmd);
     const task = failNthPath(path);
     if (task) {
-      if (task.pid !== proc.pid) fail('ENOENT', 'another process’s fail-nth is not served');
+      if (task.pid !== proc.pid) {
+        fail('ENOENT', 'another process’s fail-nth is not served', 'path_openat');
+      }
+
       return failNthFile(task.tid);
     }
     if (path === '/dev/vfio/vfio') return openVfioContainer(this, this.selftestCmd);
@@ -219,7 +222,7 @@ export class Kernel {
       const vfioGroup = this.vfioGroups.get(Number(group[2]));
       if (vfioGroup?.nodeName === group[1]) return vfioGroup.open(proc);
     }
-    fail('ENOENT');
+    fail('ENOENT', `${path} is not a node uiommu serves`, 'path_openat');
   }
 
   /** A memfd of `size` bytes; MAP_FILE sees its current size and pages. */

@@ -88,10 +88,10 @@ export class MemObject {
    */
   resize(size: bigint): void {
     if (this.refs === 0) throw new Error('MemObject used after its last reference');
-    if (size < 0n) fail('EINVAL', 'negative size');
-    if (size > MAX_FILE_SIZE) fail('EFBIG', 'size beyond MAX_LFS_FILESIZE');
+    if (size < 0n) fail('EINVAL', 'negative size', 'do_ftruncate');
+    if (size > MAX_FILE_SIZE) fail('EFBIG', 'size beyond MAX_LFS_FILESIZE', 'inode_newsize_ok');
     if (this.hugetlb && size % this.granule !== 0n) {
-      fail('EINVAL', 'hugetlb size is not a multiple of the huge page size');
+      fail('EINVAL', 'hugetlb size is not a multiple of the huge page size', 'hugetlbfs_setattr');
     }
     const backed = alignUp(size, this.granule);
     if (backed > this.backed) {
@@ -133,7 +133,7 @@ export class MemObject {
   physRuns(offset: bigint, length: bigint): ObjectRun[] {
     if (length === 0n) return [];
     if (offset < 0n || length < 0n || offset + length > this.backed) {
-      fail('EFAULT', 'beyond the end of the object');
+      fail('EFAULT', 'beyond the end of the object', 'uiommu_mem_object');
     }
     const last = offset + length - 1n;
     const out: ObjectRun[] = [];

@@ -115,7 +115,7 @@ function call<T>(fn: (a: Addon) => T): T {
   } catch (e) {
     const no = (e as { errno?: unknown }).errno;
     if (typeof no !== 'number') throw e;
-    fail(errnoName(no) ?? 'EIO', (e as Error).message);
+    fail(errnoName(no) ?? 'EIO', (e as Error).message, 'uiommu_native_call');
   }
 }
 
@@ -137,7 +137,7 @@ export function memRead(mem: number, maps: number, addr: bigint, length: number)
  */
 export function memWrite(mem: number, maps: number, addr: bigint, data: Uint8Array): void {
   const n = call((a) => a.memWrite(mem, maps, addr, data));
-  if (n < data.length) fail('EFAULT', `copy_to_user: ${n} of ${data.length} bytes`);
+  if (n < data.length) fail('EFAULT', `copy_to_user: ${n} of ${data.length} bytes`, 'copy_to_user');
 }
 
 /** check_zeroed_user's answer as an errno number: 0, E2BIG (7), EFAULT (14), or ENOTTY (no PROCMAP_QUERY). */

@@ -77,9 +77,10 @@ export class PhysRam implements PhysMemory {
   constructor(opts: PhysRamOptions = {}) {
     this.pageSize = opts.pageSize ?? 0x1000n;
     this.hugePageSize = opts.hugePageSize ?? 0x20_0000n;
-    if (!isPow2(this.pageSize) || this.pageSize < 0x1000n) fail('EINVAL', 'bad page size');
+    if (!isPow2(this.pageSize) || this.pageSize < 0x1000n)
+      fail('EINVAL', 'bad page size', 'uiommu_phys_ram');
     if (!isPow2(this.hugePageSize) || this.hugePageSize < this.pageSize) {
-      fail('EINVAL', 'bad huge page size');
+      fail('EINVAL', 'bad huge page size', 'uiommu_phys_ram');
     }
     this.pageShift = BigInt(this.pageSize.toString(2).length - 1);
     this.pageBytes = Number(this.pageSize);
@@ -98,11 +99,12 @@ export class PhysRam implements PhysMemory {
     opts: { align?: bigint; compound?: boolean; backing?: ForeignBacking } = {},
   ): bigint {
     const align = opts.align ?? this.pageSize;
-    if (length <= 0n) fail('EINVAL', 'zero-length physical allocation');
-    if (!isPow2(align)) fail('EINVAL', 'alignment is not a power of two');
+    if (length <= 0n) fail('EINVAL', 'zero-length physical allocation', 'uiommu_phys_ram');
+    if (!isPow2(align)) fail('EINVAL', 'alignment is not a power of two', 'uiommu_phys_ram');
     const len = alignUp(length, this.pageSize);
     const start = alignUp(this.next, align > this.pageSize ? align : this.pageSize);
-    if (start + len > U64_END) fail('ENOMEM', 'physical address space exhausted');
+    if (start + len > U64_END)
+      fail('ENOMEM', 'physical address space exhausted', 'uiommu_phys_ram');
     this.next = start + len + this.pageSize;
     this.allocs.insert({
       start,
@@ -122,10 +124,11 @@ export class PhysRam implements PhysMemory {
    * contents dropped; pinned ones stay until their last unpin.
    */
   free(phys: bigint, length: bigint): void {
-    if (length <= 0n || (phys & (this.pageSize - 1n)) !== 0n) fail('EINVAL', 'bad range to free');
+    if (length <= 0n || (phys & (this.pageSize - 1n)) !== 0n)
+      fail('EINVAL', 'bad range to free', 'uiommu_phys_ram');
     const last = alignUp(phys + length, this.pageSize) - 1n;
     if (!covers(this.allocs, phys, last, (a) => !a.freed))
-      fail('EINVAL', 'freeing unallocated memory');
+      fail('EINVAL', 'freeing unallocated memory', 'uiommu_phys_ram');
     this.splitAlloc(phys);
     this.splitAlloc(last + 1n);
     for (const a of this.allocs.overlapping(phys, last)) a.freed = true;
@@ -202,7 +205,8 @@ export class PhysRam implements PhysMemory {
   pin(phys: bigint, length: bigint): void {
     if (length === 0n) return;
     const [start, last] = this.pageSpan(phys, length);
-    if (!covers(this.allocs, start, last)) fail('EFAULT', `pin of unallocated phys ${hex(phys)}`);
+    if (!covers(this.allocs, start, last))
+      fail('EFAULT', `pin of unallocated phys ${hex(phys)}`, 'uiommu_phys_ram');
     this.adjustPins(start, last, 1);
   }
 
@@ -251,13 +255,14 @@ export class PhysRam implements PhysMemory {
   private checkBacked(phys: bigint, length: bigint): void {
     if (length === 0n) return;
     if (phys < 0n || phys + length > U64_END || !covers(this.allocs, phys, phys + length - 1n)) {
-      fail('EFAULT', `phys ${hex(phys)}+${hex(length)} is not backed`);
+      fail('EFAULT', `phys ${hex(phys)}+${hex(length)} is not backed`, 'uiommu_phys_ram');
     }
   }
 
   /** The page-aligned `[start, last]` touched by `[phys, phys+length)`; EFAULT past u64. */
   private pageSpan(phys: bigint, length: bigint): [bigint, bigint] {
-    if (phys < 0n || length < 0n || phys + length > U64_END) fail('EFAULT', 'phys range wraps');
+    if (phys < 0n || length < 0n || phys + length > U64_END)
+      fail('EFAULT', 'phys range wraps', 'uiommu_phys_ram');
     return [phys & ~(this.pageSize - 1n), alignUp(phys + length, this.pageSize) - 1n];
   }
 

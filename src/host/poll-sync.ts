@@ -40,7 +40,8 @@ const ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 /** PollSync over real eventfds: pidfd_getfd, then drain/write the counter. */
 export const eventfdPollSync: PollSync = {
   attach(pid, fd, proc) {
-    if (!proc) fail('ESRCH', `process ${pid} is reached only through its handle`);
+    if (!proc)
+      fail('ESRCH', `process ${pid} is reached only through its handle`, 'uiommu_poll_sync');
     const handle: EventfdHandle = { fd: proc.getfd(fd), open: true };
     return handle;
   },

@@ -97,7 +97,7 @@ export class ProcHandle implements ProcessRef {
 
   /** Open `name` under /proc/<pid> (e.g. 'mem', 'maps', 'map_files/…'): ENOENT/ESRCH once gone. */
   openAt(name: string, write = false): number {
-    if (!this.open) throw new Errno('ESRCH', 'handle closed');
+    if (!this.open) throw new Errno('ESRCH', 'handle closed', 'uiommu_proc_handle');
     return openAt(this.dirfd, name, write);
   }
 
@@ -132,7 +132,7 @@ export class ProcHandle implements ProcessRef {
 
   /** A local close-on-exec copy of the process's fd `fd` (pidfd_getfd): EBADF, ESRCH, EPERM. */
   getfd(fd: number): number {
-    if (!this.open) throw new Errno('ESRCH', 'handle closed');
+    if (!this.open) throw new Errno('ESRCH', 'handle closed', 'uiommu_proc_handle');
     return pidfdGetfd(this.pidfd, fd);
   }
 

@@ -1,6 +1,5 @@
 import { Errno, type ErrnoName, fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
-import { kernelFunctionOf } from '../abi/kernel-functions.ts';
 import type { Layout } from '../abi/layout.ts';
 import { openFlagsText } from '../abi/open-flags.ts';
 import {
@@ -124,7 +123,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     readonly kernel: Kernel,
     readonly pid: number,
     private memory: M,
-    readonly creds: Credentials,
+    private credentials: Credentials,
     fds: FdTable = new Map(),
     ioMaps: IoMaps = new IoMaps(),
   ) {
@@ -136,6 +135,11 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   /** The current address space (replaced by `exec`). */
   get mm(): M {
     return this.memory;
+  }
+
+  /** The current image's credentials (replaced by `exec`). */
+  get creds(): Credentials {
+    return this.credentials;
   }
 
   get capSysResource(): boolean {
@@ -218,7 +222,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     if (!this.trace) return;
     const errno = ret < 0 ? this.errno : undefined;
     const all = fdFirst ? [formatFd(fd, kind), ...args] : args;
-    const why = this.why(ret, undefined);
+    const why = this.why(ret);
     this.trace(formatSyscall(call, all, ret, errno) + formatReason(why.reason, why.where), {
       call,
       fd,
@@ -229,13 +233,10 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     });
   }
 
-  /**
-   * The reason and kernel function of a call that returned `ret` (none for
-   * a success): the failure's own, else the ioctl's handler (`request`).
-   */
-  private why(ret: number, request: string | undefined): { reason?: string; where?: string } {
+  /** The reason and kernel function of a call that returned `ret` (none for a success). */
+  private why(ret: number): { reason?: string; where?: string } {
     if (ret >= 0 || !this.failure) return {};
-    const { reason, where = request && kernelFunctionOf(request) } = this.failure;
+    const { reason, where } = this.failure;
     return { ...(reason ? { reason } : {}), ...(where ? { where } : {}) };
   }
 
@@ -248,7 +249,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       }
     }
     file.put();
-    fail('EMFILE');
+    fail('EMFILE', `no free fd up to ${FD_MAX}`, 'alloc_fd');
   }
 
   /**
@@ -258,7 +259,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   private installAt(fd: number, file: OpenFile): void {
     if (fd < 0 || fd > FD_MAX) {
       file.put();
-      fail('EBADF');
+      fail('EBADF', `fd ${fd} outside 0..${FD_MAX}`, 'replace_fd');
     }
     const old = this.fds.get(fd);
     this.fds.set(fd, file);
@@ -267,7 +268,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
 
   private fileOf(fd: number): OpenFile {
     const f = this.fds.get(fd);
-    if (!f) fail('EBADF');
+    if (!f) fail('EBADF', `fd ${fd} is not open`, 'fdget');
     return f;
   }
 
@@ -285,7 +286,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
    */
   openAt(fd: number, path: string, flags = O_RDWR): number {
     const r = this.sys(() => {
-      if (fd < 0 || fd > FD_MAX) fail('EBADF');
+      if (fd < 0 || fd > FD_MAX) fail('EBADF', `fd ${fd} outside 0..${FD_MAX}`, 'replace_fd');
       this.installAt(fd, this.openFile(path, flags));
       return fd;
     });
@@ -362,7 +363,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       ...(errno ? { errno } : {}),
     };
     const name = ioctlRequestName(opts);
-    const why = this.why(r, name);
+    const why = this.why(r);
     this.trace?.(formatIoctl(opts) + formatReason(why.reason, why.where), {
       call: 'ioctl',
       fd,
@@ -403,7 +404,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   /** pread64(2) at `offset` (vfio-pci: region index << 40 | offset); EINVAL for a negative offset. */
   pread(fd: number, buf: bigint, count: number, offset: bigint): number {
     const r = this.sys(() => {
-      if (offset < 0n) fail('EINVAL');
+      if (offset < 0n) fail('EINVAL', 'negative offset', 'ksys_pread64');
       return this.readInto(fd, buf, count, offset);
     });
     this.traceCall('pread64', fd, this.kindOf(fd), [hex(buf), String(count), hex(offset)], r);
@@ -413,7 +414,7 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   /** pwrite64(2) at `offset`; EINVAL for a negative offset. */
   pwrite(fd: number, buf: bigint, count: number, offset: bigint): number {
     const r = this.sys(() => {
-      if (offset < 0n) fail('EINVAL');
+      if (offset < 0n) fail('EINVAL', 'negative offset', 'ksys_pwrite64');
       return this.writeFrom(fd, buf, count, offset);
     });
     this.traceCall('pwrite64', fd, this.kindOf(fd), [hex(buf), String(count), hex(offset)], r);
@@ -453,7 +454,9 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   dup2(oldfd: number, newfd: number): number {
     const r = this.sys(() => {
       const f = this.fileOf(oldfd);
-      if (newfd < 0 || newfd > FD_MAX) fail('EBADF');
+      if (newfd < 0 || newfd > FD_MAX)
+        fail('EBADF', `newfd ${newfd} outside 0..${FD_MAX}`, 'ksys_dup3');
+
       if (oldfd === newfd) return newfd;
       f.get();
       this.installAt(newfd, f);
@@ -489,11 +492,14 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
 
   /**
    * execve(2) succeeded: the old address space goes (pins a domain holds
-   * stay, as in Linux) and `mm` replaces it with fresh VmLck/VmPin
-   * counters. The fd table is unchanged; closing the O_CLOEXEC fds is the
-   * caller's business.
+   * stay, as in Linux, charged to whom they were) and `mm` replaces it with
+   * fresh VmLck/VmPin counters; `creds`, the new image's, replace the old
+   * ones when given (a real process's are read through its new handle).
+   * The fd table is unchanged; closing the O_CLOEXEC fds is the caller's
+   * business.
    */
-  exec(mm: M): void {
+  exec(mm: M, creds: Credentials = this.credentials): void {
+    this.credentials = creds;
     this.ioMaps.clear();
     this.memory.exit();
     this.memory = mm;

@@ -170,9 +170,10 @@ export class RemoteMm implements Mm, AddressSpace {
    * ([vvar], [vsyscall]), or past the end of a shared file's last page.
    */
   resolve(va: bigint, length: bigint, write: boolean): PhysRun[] {
-    if (!this.live) fail('EFAULT', 'mm has exited');
+    if (!this.live) fail('EFAULT', 'mm has exited', 'pin_user_pages_fast');
     if (length === 0n) return [];
-    if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps');
+    if (va < 0n || length < 0n || va + length > U64_END)
+      fail('EFAULT', 'range wraps', 'pin_user_pages_fast');
     refusePfnMaps(this, va, length);
     const last = va + length - 1n;
     const cached = this.cache !== undefined;
@@ -183,7 +184,7 @@ export class RemoteMm implements Mm, AddressSpace {
       vmas = this.vmasOf(va, last, true);
       fault = uncovered(vmas, va, last, write);
     }
-    if (fault !== undefined) fail('EFAULT', fault);
+    if (fault !== undefined) fail('EFAULT', fault, 'pin_user_pages_fast');
     const out: PhysRun[] = [];
     for (const v of vmas) {
       const s = v.start > va ? v.start : va;
@@ -233,7 +234,7 @@ export class RemoteMm implements Mm, AddressSpace {
 
   /** copy_from_user: EFAULT if any byte is in no readable VMA or the process is gone. */
   read(va: bigint, length: number): Uint8Array {
-    if (!this.live) fail('EFAULT', 'mm has exited');
+    if (!this.live) fail('EFAULT', 'mm has exited', 'copy_from_user');
     if (length === 0) return new Uint8Array(0);
     const known = this.prefetched(va, BigInt(length));
     if (known) return new Uint8Array(known); // its own buffer, as memRead's
@@ -246,7 +247,7 @@ export class RemoteMm implements Mm, AddressSpace {
    * is gone. As in Linux, the bytes before the faulting page may have been written.
    */
   write(va: bigint, data: Uint8Array): void {
-    if (!this.live) fail('EFAULT', 'mm has exited');
+    if (!this.live) fail('EFAULT', 'mm has exited', 'copy_to_user');
     if (data.length === 0) return;
     const w = this.window;
     if (w && va < w.end && va + BigInt(data.length) > w.va) {
@@ -308,7 +309,7 @@ export class RemoteMm implements Mm, AddressSpace {
     first: number,
     count: number,
   ): GatheredEntries | undefined {
-    if (!this.live) fail('EFAULT', 'mm has exited');
+    if (!this.live) fail('EFAULT', 'mm has exited', 'copy_struct_from_user');
     const done = this.gathered;
     this.gathered = undefined;
     if (
@@ -353,7 +354,8 @@ export class RemoteMm implements Mm, AddressSpace {
     now: typeof memZeroed,
     later: typeof memZeroedAsync,
   ): number {
-    if (!this.live) fail('EFAULT', 'mm has exited');
+    if (!this.live)
+      fail('EFAULT', 'mm has exited', kind === 'cleared' ? 'clear_user' : 'check_zeroed_user');
     const done = this.rangeDone;
     this.rangeDone = undefined;
     if (done && done.kind === kind && done.addr === addr && done.length === length) {
@@ -398,13 +400,14 @@ export class RemoteMm implements Mm, AddressSpace {
   /** EFAULT unless `[va, va+length)` lies in VMAs allowing `access` (the maps text; no PROCMAP_QUERY). */
   private checkAccess(va: bigint, length: bigint, access: 'read' | 'write'): void {
     if (length === 0n) return;
-    if (va + length > U64_END) fail('EFAULT', 'range wraps');
+    const where = access === 'read' ? 'copy_from_user' : 'copy_to_user';
+    if (va + length > U64_END) fail('EFAULT', 'range wraps', where);
     let cursor = va;
     for (const v of parseMaps(this.maps(), va, va + length - 1n)) {
       if (v.start > cursor || !v[access]) break;
       cursor = v.end;
     }
-    if (cursor < va + length) fail('EFAULT', `no ${access} access at ${hex(cursor)}`);
+    if (cursor < va + length) fail('EFAULT', `no ${access} access at ${hex(cursor)}`, where);
   }
 
   /**
@@ -442,7 +445,7 @@ export class RemoteMm implements Mm, AddressSpace {
 
   /** The maps text of this address space (read again from the start of the bound file). */
   private maps(): string {
-    if (this.mapsFd < 0) fail('EFAULT', 'mm has exited');
+    if (this.mapsFd < 0) fail('EFAULT', 'mm has exited', 'uiommu_remote_mm');
     const chunks: Buffer[] = [];
     const buf = Buffer.alloc(1 << 16);
     let pos = 0;
@@ -454,7 +457,7 @@ export class RemoteMm implements Mm, AddressSpace {
         pos += n;
       }
     } catch (e) {
-      fail('EFAULT', `process ${this.pid} is gone: ${(e as Error).message}`);
+      fail('EFAULT', `process ${this.pid} is gone: ${(e as Error).message}`, 'uiommu_remote_mm');
     }
     return Buffer.concat(chunks).toString('latin1');
   }
@@ -510,7 +513,7 @@ export class RemoteMm implements Mm, AddressSpace {
     try {
       text = this.handle.readText('smaps');
     } catch (e) {
-      fail('EFAULT', `process ${this.pid} is gone: ${(e as Error).message}`);
+      fail('EFAULT', `process ${this.pid} is gone: ${(e as Error).message}`, 'uiommu_remote_mm');
     }
     const at = text.indexOf(`${v.start.toString(16)}-`);
     const m = at < 0 ? null : /KernelPageSize:\s+(\d+) kB/.exec(text.slice(at));

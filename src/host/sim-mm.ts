@@ -91,23 +91,24 @@ export class SimMm implements Mm {
    * offset+length wraps; ESRCH after exit. Nothing changes on failure.
    */
   mmap(opts: MmapOptions): bigint {
-    if (!this.live) fail('ESRCH', 'mm has exited');
+    if (!this.live) fail('ESRCH', 'mm has exited', 'uiommu_sim_mm');
     const obj = opts.object;
-    if (obj && opts.hugetlb && !obj.hugetlb) fail('EINVAL', 'MAP_HUGETLB on a non-hugetlb object');
+    if (obj && opts.hugetlb && !obj.hugetlb)
+      fail('EINVAL', 'MAP_HUGETLB on a non-hugetlb object', 'ksys_mmap_pgoff');
     const hugetlb = obj ? obj.hugetlb : (opts.hugetlb ?? false);
     const align = hugetlb ? this.ram.hugePageSize : this.pageSize;
-    if (opts.length <= 0n) fail('EINVAL', 'zero length');
+    if (opts.length <= 0n) fail('EINVAL', 'zero length', 'do_mmap');
     const len = alignUp(opts.length, align);
-    if (len > TASK_SIZE) fail('ENOMEM', 'length beyond TASK_SIZE');
+    if (len > TASK_SIZE) fail('ENOMEM', 'length beyond TASK_SIZE', 'do_mmap');
     const offset = obj ? (opts.offset ?? 0n) : 0n;
-    if (offset < 0n || offset % align !== 0n) fail('EINVAL', 'misaligned offset');
-    if (offset + len > U64_END) fail('EOVERFLOW', 'offset + length wraps');
+    if (offset < 0n || offset % align !== 0n) fail('EINVAL', 'misaligned offset', 'do_mmap');
+    if (offset + len > U64_END) fail('EOVERFLOW', 'offset + length wraps', 'do_mmap');
     let start: bigint;
     if (opts.fixed) {
-      const addr = opts.addr ?? fail('EINVAL', 'MAP_FIXED without an address');
-      if (addr % align !== 0n) fail('EINVAL', 'misaligned fixed address');
-      if (addr + len > TASK_SIZE) fail('ENOMEM', 'fixed range beyond TASK_SIZE');
-      if (addr < MMAP_MIN_ADDR) fail('EPERM', 'fixed address below mmap_min_addr');
+      const addr = opts.addr ?? fail('EINVAL', 'MAP_FIXED without an address', 'do_mmap');
+      if (addr % align !== 0n) fail('EINVAL', 'misaligned fixed address', 'do_mmap');
+      if (addr + len > TASK_SIZE) fail('ENOMEM', 'fixed range beyond TASK_SIZE', 'do_mmap');
+      if (addr < MMAP_MIN_ADDR) fail('EPERM', 'fixed address below mmap_min_addr', 'do_mmap');
       this.checkCut(addr);
       this.checkCut(addr + len);
       start = addr;
@@ -132,9 +133,10 @@ export class SimMm implements Mm {
    * inside a hugetlb VMA off a huge page boundary; nothing changes then.
    */
   munmap(va: bigint, length: bigint): void {
-    if (va % this.pageSize !== 0n || length <= 0n) fail('EINVAL', 'bad munmap range');
+    if (va % this.pageSize !== 0n || length <= 0n)
+      fail('EINVAL', 'bad munmap range', 'do_vmi_munmap');
     const len = alignUp(length, this.pageSize);
-    if (va + len > TASK_SIZE) fail('EINVAL', 'munmap beyond TASK_SIZE');
+    if (va + len > TASK_SIZE) fail('EINVAL', 'munmap beyond TASK_SIZE', 'do_vmi_munmap');
     this.unmapRange(va, va + len - 1n);
   }
 
@@ -145,16 +147,17 @@ export class SimMm implements Mm {
    * failure (Linux may already have changed the mapped part before a hole).
    */
   mprotect(va: bigint, length: bigint, prot: Prot): void {
-    if (va % this.pageSize !== 0n || length < 0n) fail('EINVAL', 'bad mprotect range');
+    if (va % this.pageSize !== 0n || length < 0n)
+      fail('EINVAL', 'bad mprotect range', 'do_mprotect_pkey');
     if (length === 0n) return;
     const last = alignUp(va + length, this.pageSize) - 1n;
-    if (last >= TASK_SIZE) fail('ENOMEM', 'mprotect beyond TASK_SIZE');
+    if (last >= TASK_SIZE) fail('ENOMEM', 'mprotect beyond TASK_SIZE', 'do_mprotect_pkey');
     let cursor = va;
     for (const v of this.vmas.overlapping(va, last)) {
       if (v.start > cursor) break;
       cursor = v.last + 1n;
     }
-    if (cursor <= last) fail('ENOMEM', 'mprotect of unmapped memory');
+    if (cursor <= last) fail('ENOMEM', 'mprotect of unmapped memory', 'do_mprotect_pkey');
     this.checkCut(va);
     this.checkCut(last + 1n);
     this.split(va);
@@ -176,19 +179,26 @@ export class SimMm implements Mm {
    * (write permission when `write`).
    */
   resolve(va: bigint, length: bigint, write: boolean): PhysRun[] {
-    if (!this.live) fail('EFAULT', 'mm has exited');
+    return this.walk(va, length, write, 'pin_user_pages_fast');
+  }
+
+  /** `resolve` for the kernel function `where` (GUP, or a user copy). */
+  private walk(va: bigint, length: bigint, write: boolean, where: string): PhysRun[] {
+    if (!this.live) fail('EFAULT', 'mm has exited', where);
     if (length === 0n) return [];
-    if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps');
+    if (va < 0n || length < 0n || va + length > U64_END) fail('EFAULT', 'range wraps', where);
     refusePfnMaps(this, va, length);
+    const gup = where === 'pin_user_pages_fast';
     const last = va + length - 1n;
     const vmas = this.vmas.overlapping(va, last);
     let cursor = va;
     for (const v of vmas) {
       if (v.start > cursor) break;
-      if (!(write ? v.prot.write : v.prot.read)) fail('EFAULT', `no access at ${hex(cursor)}`);
+      if (!(write ? v.prot.write : v.prot.read))
+        fail('EFAULT', `no access at ${hex(cursor)}`, gup ? 'check_vma_flags' : where);
       cursor = v.last + 1n;
     }
-    if (cursor <= last) fail('EFAULT', `unmapped address ${hex(cursor)}`);
+    if (cursor <= last) fail('EFAULT', `unmapped address ${hex(cursor)}`, where);
     const out: PhysRun[] = [];
     for (const v of vmas) {
       const s = v.start > va ? v.start : va;
@@ -204,7 +214,7 @@ export class SimMm implements Mm {
   read(va: bigint, length: number): Uint8Array {
     const out = new Uint8Array(length);
     let pos = 0;
-    for (const r of this.resolve(va, BigInt(length), false)) {
+    for (const r of this.walk(va, BigInt(length), false, 'copy_from_user')) {
       out.set(this.ram.read(r.phys, Number(r.length)), pos);
       pos += Number(r.length);
     }
@@ -214,7 +224,7 @@ export class SimMm implements Mm {
   /** copy_to_user: EFAULT as `resolve` with write, checked before any byte is written. */
   write(va: bigint, data: Uint8Array): void {
     let pos = 0;
-    for (const r of this.resolve(va, BigInt(data.length), true)) {
+    for (const r of this.walk(va, BigInt(data.length), true, 'copy_to_user')) {
       const n = Number(r.length);
       this.ram.write(r.phys, data.subarray(pos, pos + n));
       pos += n;
@@ -245,7 +255,7 @@ export class SimMm implements Mm {
     const a =
       this.searchDown(this.freeAreaCache, len, align) ??
       (this.freeAreaCache < MMAP_BASE ? this.searchDown(MMAP_BASE, len, align) : undefined) ??
-      fail('ENOMEM', 'no free address range');
+      fail('ENOMEM', 'no free address range', 'get_unmapped_area');
     this.freeAreaCache = a;
     return a;
   }
@@ -282,7 +292,7 @@ export class SimMm implements Mm {
   private checkCut(addr: bigint): void {
     const v = this.vmas.find(addr);
     if (v && v.start < addr && v.object.hugetlb && addr % this.ram.hugePageSize !== 0n) {
-      fail('EINVAL', 'hugetlb VMA cut off a huge page boundary');
+      fail('EINVAL', 'hugetlb VMA cut off a huge page boundary', 'hugetlb_vm_op_split');
     }
   }
 

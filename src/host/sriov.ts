@@ -58,26 +58,35 @@ export function sriovTotalvfs(kernel: Kernel, pf: string): number | undefined {
 export function writeSriovNumvfs(kernel: Kernel, pf: string, text: string): void {
   const want = parseU16(text);
   const total = sriovTotalvfs(kernel, pf) ?? 0;
-  if (want > total) fail('ERANGE', `${want} VFs, TotalVFs is ${total}`);
+  if (want > total) fail('ERANGE', `${want} VFs, TotalVFs is ${total}`, 'sriov_numvfs_store');
   const have = sriovNumvfs(kernel, pf);
   if (want === have) return;
   const entry = kernel.host.devices.get(pf)!;
-  if (!kernel.vfioGroups.has(entry.device.group.id)) fail('ENOENT', 'no driver bound to the PF');
-  if (!entry.spec.sriovVf) fail('ENOENT', 'the PF driver cannot configure VFs');
-  if (!kernel.personality.vfioPciEnableSriov) fail('ENOENT', 'vfio_pci.enable_sriov is off');
+  if (!kernel.vfioGroups.has(entry.device.group.id))
+    fail('ENOENT', 'no driver bound to the PF', 'sriov_numvfs_store');
+  if (!entry.spec.sriovVf)
+    fail('ENOENT', 'the PF driver cannot configure VFs', 'sriov_numvfs_store');
+  if (!kernel.personality.vfioPciEnableSriov)
+    fail('ENOENT', 'vfio_pci.enable_sriov is off', 'vfio_pci_sriov_configure');
   if (want === 0) {
     disableVfs(kernel, pf);
     kernel.onTopologyChange?.();
     return;
   }
-  if (have !== 0) fail('EBUSY', `${have} VFs already enabled; disable before enabling ${want}`);
+  if (have !== 0)
+    fail(
+      'EBUSY',
+      `${have} VFs already enabled; disable before enabling ${want}`,
+      'sriov_numvfs_store',
+    );
   let group = Math.max(-1, ...kernel.host.groups.keys()) + 1;
   const pfDev = kernel.vfioGroups
     .get(entry.device.group.id)!
     .devices.find((d) => d.name === pf)!.pci;
   for (let n = 0; n < want; n++) {
     const spec = vfSpec(entry.spec, n, group++);
-    if (kernel.host.devices.has(spec.bdf)) fail('EBUSY', `${spec.bdf} exists already`);
+    if (kernel.host.devices.has(spec.bdf))
+      fail('EBUSY', `${spec.bdf} exists already`, 'uiommu_sriov_add_vf');
     const { device } = addDevice(kernel.host, spec, kernel.memory);
     const vfioGroup = kernel.addVfioGroup(device.group);
     // vfio_pci_vf_init(): the VF finds its vfio-pci PF
@@ -95,7 +104,7 @@ function disableVfs(kernel: Kernel, pf: string): void {
     .filter((g) => g?.opened || g?.devices.some((d) => d.openCount > 0));
   if (busy.length > 0) {
     for (const g of busy) for (const d of g!.devices) d.pci.irqs.request();
-    fail('EBUSY', 'a VF is in use');
+    fail('EBUSY', 'a VF is in use', 'vfio_pci_core_sriov_configure');
   }
   for (const e of vfs) {
     kernel.vfioGroups.delete(e.device.group.id);

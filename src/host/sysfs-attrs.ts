@@ -154,7 +154,7 @@ function tableAddr(level: bigint, iova: bigint): bigint {
  */
 export function openSysfsAttr(kernel: Kernel, path: string, write: boolean) {
   const attr = sysfsAttr(kernel, path);
-  if (!attr) fail('ENOENT');
+  if (!attr) fail('ENOENT', `${path} is not an attribute uiommu serves`, 'path_openat');
   const debugfs = path.startsWith('/sys/kernel/debug/');
   if (write && !attr.store && !debugfs)
     fail('EACCES', 'a read-only sysfs attribute', 'kernfs_fop_open');

@@ -81,7 +81,7 @@ export class Domain {
    */
   map(iova: bigint, phys: bigint, length: bigint, prot: number, maxPageSize?: bigint): void {
     const ap = this.apertureOf(iova, iova + length - 1n);
-    if (!ap) fail('EINVAL', 'map outside every aperture');
+    if (!ap) fail('EINVAL', 'map outside every aperture', 'iommu_map');
     ap.table.map(iova, phys, length, prot, maxPageSize);
   }
 

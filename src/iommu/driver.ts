@@ -38,7 +38,14 @@ export function copyStructFromUser(
   ksize: number,
   minLen: number,
 ): Uint8Array {
-  if (data.type !== type || data.len < minLen || data.len > ksize) fail('EINVAL');
+  if (data.type !== type || data.len < minLen || data.len > ksize) {
+    fail(
+      'EINVAL',
+      `data type ${data.type} (want ${type}) or len ${data.len} outside ${minLen}..${ksize}`,
+      '__iommu_copy_struct_from_user',
+    );
+  }
+
   const out = new Uint8Array(ksize);
   out.set(data.copy());
   return out;

@@ -31,7 +31,8 @@ export class Group {
 
   /** iommu_group_claim_dma_owner(): the whole group for `owner`; EPERM when anyone holds it. */
   claimDmaOwner(owner: object): void {
-    if (this.ownerCnt > 0) fail('EPERM', `group ${this.id} already has a DMA owner`);
+    if (this.ownerCnt > 0)
+      fail('EPERM', `group ${this.id} already has a DMA owner`, 'iommu_group_claim_dma_owner');
     this.owner = owner;
     this.ownerCnt = 1;
   }
@@ -45,7 +46,11 @@ export class Group {
   /** iommu_device_claim_dma_owner(): one more claim by `owner`; EPERM when another owner holds the group. */
   claimDeviceDmaOwner(owner: object): void {
     if (this.ownerCnt > 0 && this.owner !== owner) {
-      fail('EPERM', `group ${this.id} is owned by another DMA owner`);
+      fail(
+        'EPERM',
+        `group ${this.id} is owned by another DMA owner`,
+        'iommu_device_claim_dma_owner',
+      );
     }
     this.owner = owner;
     this.ownerCnt++;

@@ -31,7 +31,7 @@ export interface PfnMaps {
 /** GUP refuses device mappings (VM_IO | VM_PFNMAP): EFAULT when `[va, va+length)` touches one. */
 export function refusePfnMaps(mm: Mm, va: bigint, length: bigint): void {
   if (mm.pfnMaps?.overlaps(va, length))
-    fail('EFAULT', 'device memory (VM_PFNMAP) cannot be pinned');
+    fail('EFAULT', 'device memory (VM_PFNMAP) cannot be pinned', 'check_vma_flags');
 }
 
 export interface Mm {

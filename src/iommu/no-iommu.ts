@@ -14,10 +14,10 @@ import type { IommuDriver } from './driver.ts';
 export const NO_IOMMU: IommuDriver = {
   name: 'no-iommu',
   domainAllocPaging() {
-    fail('ENODEV', 'the device has no IOMMU');
+    fail('ENODEV', 'the device has no IOMMU', 'uiommu_no_iommu');
   },
   attachDev() {
-    fail('ENODEV', 'the device has no IOMMU');
+    fail('ENODEV', 'the device has no IOMMU', 'uiommu_no_iommu');
   },
   hwInfo() {
     return undefined;

@@ -110,7 +110,7 @@ export class RadixPgtable implements IoPgtable {
       !whole(levels, 1) ||
       pageShift + levels * bitsPerLevel > 64
     ) {
-      fail('EINVAL', 'page table geometry exceeds 64 bits');
+      fail('EINVAL', 'page table geometry exceeds 64 bits', 'uiommu_pgtable_config');
     }
     this.entrySize = Array.from(
       { length: levels + 1 },
@@ -126,12 +126,20 @@ export class RadixPgtable implements IoPgtable {
       if (pgsizeBitmap & size) sizes.push({ size, level: l });
     }
     if (pgsizeBitmap <= 0n || (pgsizeBitmap & ~levelMask) !== 0n) {
-      fail('EINVAL', 'pgsizeBitmap holds a size that is no level of the table');
+      fail(
+        'EINVAL',
+        'pgsizeBitmap holds a size that is no level of the table',
+        'uiommu_pgtable_config',
+      );
     }
     const largest = sizes[sizes.length - 1]!.size;
     this.end = base + this.entrySize[levels]!;
     if (base < 0n || base % largest !== 0n || this.end > U64_END) {
-      fail('EINVAL', 'base misaligned to the largest page size or table past 2^64');
+      fail(
+        'EINVAL',
+        'base misaligned to the largest page size or table past 2^64',
+        'uiommu_pgtable_config',
+      );
     }
     this.sizes = sizes;
     this.lowerLevel = lowerLevel;
@@ -148,10 +156,11 @@ export class RadixPgtable implements IoPgtable {
   map(iova: bigint, phys: bigint, length: bigint, prot: number, maxPageSize?: bigint): void {
     this.checkRange(iova, length);
     if (phys < 0n || phys % this.minPage !== 0n || phys + length > U64_END) {
-      fail('EINVAL', 'phys misaligned or past 2^64');
+      fail('EINVAL', 'phys misaligned or past 2^64', 'iommu_map');
     }
     if (length === 0n) return;
-    if (this.mapped(this.root, iova, iova + length - 1n)) fail('EEXIST', 'IOVA already mapped');
+    if (this.mapped(this.root, iova, iova + length - 1n))
+      fail('EEXIST', 'IOVA already mapped', 'iommu_map');
     for (const p of this.pieces(iova, phys, length, maxPageSize)) {
       this.insert(this.root, p.iova, p.iova + p.length - 1n, p.phys, prot, p.level);
     }
@@ -270,10 +279,10 @@ export class RadixPgtable implements IoPgtable {
   /** EINVAL unless `[iova, iova+length)` is aligned to the smallest page and inside the table. */
   private checkRange(iova: bigint, length: bigint): void {
     if (length < 0n || iova % this.minPage !== 0n || length % this.minPage !== 0n) {
-      fail('EINVAL', 'IOVA or length misaligned to the smallest page size');
+      fail('EINVAL', 'IOVA or length misaligned to the smallest page size', 'iommu_map');
     }
     if (iova < this.config.base || iova + length > this.end) {
-      fail('EINVAL', 'range outside the page table');
+      fail('EINVAL', 'range outside the page table', 'iommu_map');
     }
   }
 
@@ -292,7 +301,7 @@ export class RadixPgtable implements IoPgtable {
     const out: Piece[] = [];
     const sizes =
       maxPageSize === undefined ? this.sizes : this.sizes.filter((s) => s.size <= maxPageSize);
-    if (sizes.length === 0) fail('EINVAL', 'no page size at or below the cap');
+    if (sizes.length === 0) fail('EINVAL', 'no page size at or below the cap', 'iommu_pgsize');
     while (length > 0n) {
       const addrMerge = iova | phys;
       let i = sizes.length - 1;

@@ -65,9 +65,14 @@ export function copyStructFromUserArray(
   size: number,
   minLen: number,
 ): Uint8Array {
-  if (array.entryNum === 0 || index >= array.entryNum) fail('EINVAL');
-  if (array.type !== type) fail('EINVAL');
-  if (array.entryLen < minLen || array.entryLen > size) fail('EINVAL');
+  const where = '__iommu_copy_struct_from_user_array';
+  if (array.entryNum === 0 || index >= array.entryNum) {
+    fail('EINVAL', `entry ${index} of ${array.entryNum}`, where);
+  }
+  if (array.type !== type) fail('EINVAL', `data type ${array.type}, not ${type}`, where);
+  if (array.entryLen < minLen || array.entryLen > size) {
+    fail('EINVAL', `entry_len ${array.entryLen} outside ${minLen}..${size}`, where);
+  }
   const entry = array.gathered?.(index, size);
   if (entry) return entry;
   const addr = BigInt.asUintN(64, array.uptr + BigInt(array.entryLen) * BigInt(index));
@@ -84,8 +89,10 @@ export function copyStructFromFullUserArray(
   type: number,
   size: number,
 ): Uint8Array[] {
-  if (array.entryNum === 0) fail('EINVAL');
-  if (array.type !== type) fail('EINVAL');
+  const where = 'iommu_copy_struct_from_full_user_array';
+  if (array.entryNum === 0) fail('EINVAL', 'no entries', where);
+  if (array.type !== type) fail('EINVAL', `data type ${array.type}, not ${type}`, where);
+
   const out: Uint8Array[] = [];
   const first = array.gathered?.(0, size, true);
   if (!first && array.entryLen === size) {

@@ -99,7 +99,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
 
   /** iommufd_access_attach(): ENOENT for a missing IOAS, EADDRINUSE if its areas misalign. */
   attach(ioasId: number): void {
-    if (this.#ioas) fail('EINVAL', 'access already attached');
+    if (this.#ioas) fail('EINVAL', 'access already attached', 'iommufd_access_attach');
     this.changeIoas(this.ctx.get<Ioas>(ioasId, 'ioas'));
   }
 
@@ -108,7 +108,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * IOAS. The user is told that everything was unmapped.
    */
   replace(ioasId: number): void {
-    if (!this.#ioas) fail('ENOENT', 'access not attached');
+    if (!this.#ioas) fail('ENOENT', 'access not attached', 'iommufd_access_replace');
     this.changeIoas(this.ctx.get<Ioas>(ioasId, 'ioas'));
   }
 
@@ -144,12 +144,19 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * The areas covering `[iova, last]` back to back, each clipped, checked by
    * `check` in order; ENOENT at the first hole (after the pieces before it
    * were checked, as iopt_for_each_contig_area() then _contig_done()).
+   * `where` names the caller's kernel function.
    */
-  private walk(ioas: Ioas, iova: bigint, last: bigint, check: (p: Piece) => void): void {
+  private walk(
+    ioas: Ioas,
+    iova: bigint,
+    last: bigint,
+    where: string,
+    check: (p: Piece) => void,
+  ): void {
     let cur = iova;
     for (;;) {
       const area = ioas.iopt.areas.find(cur);
-      if (!area) fail('ENOENT', 'hole in the IOVA range');
+      if (!area) fail('ENOENT', `hole in the IOVA range at 0x${cur.toString(16)}`, where);
       const end = area.last < last ? area.last : last;
       check({ area, cur, end });
       if (end === last) return;
@@ -166,22 +173,23 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * from pinning; ENOENT at a hole. All-or-nothing.
    */
   pinPages(iova: bigint, length: bigint, write: boolean): PinnedRun[] {
-    if (!this.ops.needsPinPages) fail('EINVAL', 'access does not pin pages');
-    if (length === 0n) fail('EINVAL');
+    const where = 'iommufd_access_pin_pages';
+    if (!this.ops.needsPinPages) fail('EINVAL', 'access does not pin pages', where);
+    if (length === 0n) fail('EINVAL', 'length 0', where);
     const last = iova + length - 1n;
-    if (last > U64_MAX) fail('EOVERFLOW');
+    if (last > U64_MAX) fail('EOVERFLOW', 'iova + length - 1 passes U64_MAX', where);
     const ioas = this.#ioas;
-    if (!ioas) fail('ENOENT', 'access not attached');
+    if (!ioas) fail('ENOENT', 'access not attached', where);
     const ps = ioas.iopt.pageSize;
     const done: Piece[] = [];
     try {
-      this.walk(ioas, iova, last, (p) => {
+      this.walk(ioas, iova, last, where, (p) => {
         const src = p.area.pages.uptr + p.area.offsetOf(p.cur);
         const srcLast = p.area.pages.uptr + p.area.offsetOf(p.area.last);
         if (src % ps !== 0n || (p.end !== last && srcLast % ps !== ps - 1n)) {
-          fail('EINVAL', 'area piece not page aligned');
+          fail('EINVAL', 'area piece not page aligned', where);
         }
-        if (!permits(p.area, write)) fail('EPERM');
+        if (!permits(p.area, write)) fail('EPERM', 'the area lacks the permission asked', where);
         const [first, lastIndex] = pageIndexes(p);
         p.area.pages.addUser(first, lastIndex);
         p.area.numAccesses++;
@@ -215,7 +223,9 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
     if (!ioas || length === 0n || iova + length - 1n > U64_MAX) {
       throw new Error('unpin of a range that was never pinned');
     }
-    this.walk(ioas, iova, iova + length - 1n, (p) => this.unpinPiece(p));
+    this.walk(ioas, iova, iova + length - 1n, 'iommufd_access_unpin_pages', (p) =>
+      this.unpinPiece(p),
+    );
   }
 
   /**
@@ -227,15 +237,19 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    */
   rw(iova: bigint, buf: Uint8Array, write: boolean): void {
     const length = BigInt(buf.length);
-    if (length === 0n) fail('EINVAL');
+    const where = 'iommufd_access_rw';
+    if (length === 0n) fail('EINVAL', 'length 0', where);
     const last = iova + length - 1n;
-    if (last > U64_MAX) fail('EOVERFLOW');
+    if (last > U64_MAX) fail('EOVERFLOW', 'iova + length - 1 passes U64_MAX', where);
     const ioas = this.#ioas;
-    if (!ioas) fail('ENOENT', 'access not attached');
+    if (!ioas) fail('ENOENT', 'access not attached', where);
     const memory = this.ctx.host.memory;
     let pos = 0;
-    this.walk(ioas, iova, last, ({ area, cur, end }) => {
-      if (!permits(area, write) || (write && !area.pages.writable)) fail('EPERM');
+    this.walk(ioas, iova, last, where, ({ area, cur, end }) => {
+      if (!permits(area, write) || (write && !area.pages.writable)) {
+        fail('EPERM', 'the area lacks the permission asked', where);
+      }
+
       for (const run of area.pages.liveRuns(area.offsetOf(cur), end - cur + 1n, write)) {
         const n = Number(run.length);
         if (write) memory.write(run.phys, buf.subarray(pos, pos + n));

@@ -101,7 +101,9 @@ export class IommufdDevice extends IommufdObject {
     if (old === hwpt) return;
     const ig = this.igroup;
     if (!old) {
-      if (ig.hwpt && ig.hwpt !== hwpt) fail('EINVAL');
+      if (ig.hwpt && ig.hwpt !== hwpt) {
+        fail('EINVAL', 'the group is attached to another HWPT', 'iommufd_hw_pagetable_attach');
+      }
       this.reserveRegions(hwpt.ioas);
       try {
         if (!ig.hwpt) {
@@ -184,12 +186,15 @@ export class IommufdDevice extends IommufdObject {
    */
   attach(ptId: number): Hwpt {
     const pt = this.ctx.lookup(ptId);
-    if (!pt) fail('ENOENT');
+    if (!pt) fail('ENOENT', `no object ${ptId}`, 'iommufd_get_object');
     if (pt instanceof HwptPaging || pt instanceof HwptNested) {
       this.switchTo(pt);
       return pt;
     }
-    if (pt.type !== 'ioas') fail('EINVAL');
+    if (pt.type !== 'ioas') {
+      fail('EINVAL', `object ${ptId} is not an IOAS or HWPT`, 'iommufd_device_change_pt');
+    }
+
     const ioas = pt as Ioas;
     for (const cand of ioas.hwpts) {
       if (!(cand instanceof HwptPaging) || !cand.autoDomain || !cand.live) continue;
@@ -245,7 +250,7 @@ export interface IommufdGroup {
  */
 function ridPasidCompat(ig: IommufdGroup, hwpt: Hwpt): void {
   if (!hwpt.pasidCompat && ig.pasids.size > 0)
-    fail('EINVAL', 'PASIDs attached, HWPT not PASID-capable');
+    fail('EINVAL', 'PASIDs attached, HWPT not PASID-capable', 'iommufd_hwpt_pasid_compat');
 }
 
 const IGROUPS = new WeakMap<IommufdCtx, Map<Group, IommufdGroup>>();

@@ -48,6 +48,14 @@ interface FaultGroup {
   cookie: number;
 }
 
+/** A fault group as `IommufdFault.contents` shows it (the cookie is 0 until it is read). */
+export interface FaultGroupView {
+  readonly state: 'pending' | 'awaiting response';
+  readonly devId: number;
+  readonly cookie: number;
+  readonly faults: readonly PageRequest[];
+}
+
 const RECORD = IommuHwptPgfault.size;
 const RESPONSE = IommuHwptPageResponse.size;
 
@@ -75,6 +83,20 @@ export class IommufdFault extends IommufdObject {
   /** Groups read and not yet answered. */
   get outstanding(): number {
     return this.response.size;
+  }
+
+  /** What the queue holds, read-only: the groups waiting to be read, then those awaiting a response (by cookie). */
+  contents(): FaultGroupView[] {
+    const view = (state: FaultGroupView['state'], g: FaultGroup): FaultGroupView => ({
+      state,
+      devId: g.handle.idev.id,
+      cookie: g.cookie,
+      faults: g.faults,
+    });
+    return [
+      ...this.deliver.map((g) => view('pending', g)),
+      ...[...this.response.values()].map((g) => view('awaiting response', g)),
+    ];
   }
 
   /** Times a group was queued: each wakes the fd's poll waiters. */
@@ -113,7 +135,13 @@ export class IommufdFault extends IommufdObject {
    * Returns the records (empty when none is queued or the first does not fit).
    */
   read(length: number, offset: bigint | undefined): Uint8Array {
-    if ((offset !== undefined && offset !== 0n) || length % RECORD !== 0) fail('ESPIPE');
+    if ((offset !== undefined && offset !== 0n) || length % RECORD !== 0) {
+      fail(
+        'ESPIPE',
+        `offset not 0, or ${length} not a multiple of ${RECORD}`,
+        'iommufd_fault_fops_read',
+      );
+    }
     const out: Uint8Array[] = [];
     let done = 0;
     while (this.deliver.length > 0) {
@@ -151,7 +179,10 @@ export class IommufdFault extends IommufdObject {
    * error if the first response failed.
    */
   write(data: Uint8Array, offset: bigint | undefined): number {
-    if ((offset !== undefined && offset !== 0n) || data.length % RESPONSE !== 0) fail('ESPIPE');
+    const where = 'iommufd_fault_fops_write';
+    if ((offset !== undefined && offset !== 0n) || data.length % RESPONSE !== 0) {
+      fail('ESPIPE', `offset not 0, or ${data.length} not a multiple of ${RESPONSE}`, where);
+    }
     let done = 0;
     while (done < data.length) {
       const r = IommuHwptPageResponse.decode(data.subarray(done, done + RESPONSE));
@@ -159,7 +190,7 @@ export class IommufdFault extends IommufdObject {
         (r.code !== IOMMUFD_PAGE_RESP.SUCCESS && r.code !== IOMMUFD_PAGE_RESP.INVALID) ||
         !this.response.has(r.cookie)
       ) {
-        if (done === 0) fail('EINVAL');
+        if (done === 0) fail('EINVAL', 'unknown response code or cookie', where);
         break;
       }
       this.response.delete(r.cookie);
@@ -233,7 +264,8 @@ export function faultQueueAlloc(
   ucmd: Ucmd<V<typeof IommuFaultAlloc>>,
 ): number {
   const cmd = ucmd.cmd;
-  if (cmd.flags !== 0) fail('EOPNOTSUPP');
+  if (cmd.flags !== 0) fail('EOPNOTSUPP', 'flags not 0', 'iommufd_fault_alloc');
+
   const fault = new IommufdFault(ctx);
   ctx.allocId(fault);
   try {

@@ -19,16 +19,24 @@ type V<L> = L extends Layout<infer T> ? T : never;
  */
 export function hwInfo(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwInfo>>): number {
   const cmd = ucmd.cmd;
+  const where = 'iommufd_get_hw_info';
   const valid = ctx.host.personality.hwInfoInputType ? IOMMU_HW_INFO_FLAGS.INPUT_TYPE : 0;
-  if ((cmd.flags & ~valid) !== 0) fail('EOPNOTSUPP', 'unknown flags', 'iommufd_get_hw_info');
+  if ((cmd.flags & ~valid) !== 0) {
+    fail('EOPNOTSUPP', `unknown flags 0x${cmd.flags.toString(16)}`, where);
+  }
   const wanted =
     cmd.flags & IOMMU_HW_INFO_FLAGS.INPUT_TYPE ? cmd.out_data_type : IOMMU_HW_INFO_TYPE.DEFAULT;
-  if (cmd.__reserved_0 || cmd.__reserved_1 || cmd.__reserved_2) fail('EOPNOTSUPP');
+  if (cmd.__reserved_0 || cmd.__reserved_1 || cmd.__reserved_2) {
+    fail('EOPNOTSUPP', '__reserved is not 0', where);
+  }
   const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
   const dev = idev.dev;
   const info = dev.driver.hwInfo(dev);
   const type = info?.type ?? IOMMU_HW_INFO_TYPE.NONE;
-  if (wanted !== IOMMU_HW_INFO_TYPE.DEFAULT && wanted !== type) fail('EOPNOTSUPP');
+  if (wanted !== IOMMU_HW_INFO_TYPE.DEFAULT && wanted !== type) {
+    fail('EOPNOTSUPP', `the IOMMU driver has no info of type ${wanted}`, where);
+  }
+
   const data = info?.data ?? new Uint8Array(0);
   const copyLen = Math.min(cmd.data_len, data.length);
   if (copyLen > 0) ucmd.mm.write(cmd.data_uptr, data.subarray(0, copyLen));

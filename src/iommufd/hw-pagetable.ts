@@ -157,7 +157,7 @@ export function hwptPagingAlloc(
  */
 export function hwptAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptAlloc>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_hwpt_alloc');
   const none = cmd.data_type === IOMMU_HWPT_DATA_TYPE.NONE;
   if ((none && cmd.data_len !== 0) || (!none && cmd.data_len === 0))
     fail(

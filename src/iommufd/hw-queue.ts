@@ -57,9 +57,12 @@ export class HwQueue extends IommufdObject implements HwQueueCore {
     const ps = ctx.host.memory.pageSize;
     const start = this.baseAddr - (this.baseAddr % ps);
     const rounded = this.baseAddr - start + this.length + ps - 1n;
-    if (rounded > U64_MAX) fail('ERANGE');
+    const where = 'iommufd_hw_queue_alloc_phys';
+    if (rounded > U64_MAX) fail('ERANGE', 'the page-rounded length passes U64_MAX', where);
     const npages = rounded / ps;
-    if (npages * PAGE_POINTER_SIZE > KVMALLOC_MAX) fail('ENOMEM');
+    if (npages * PAGE_POINTER_SIZE > KVMALLOC_MAX) {
+      fail('ENOMEM', `page array of ${npages} pages above the kvcalloc() limit`, where);
+    }
     const length = npages * ps;
     const access = IommufdAccess.create(
       ctx,
@@ -78,7 +81,7 @@ export class HwQueue extends IommufdObject implements HwQueueCore {
     this.pinned = { start, length };
     for (let i = 1; i < runs.length; i++) {
       if (runs[i]!.phys !== runs[i - 1]!.phys + runs[i - 1]!.length) {
-        fail('EFAULT', 'HW queue pages are not physically contiguous');
+        fail('EFAULT', 'HW queue pages are not physically contiguous', where);
       }
     }
     return runs[0]!.phys + (this.baseAddr - start);
@@ -111,11 +114,19 @@ export class HwQueue extends IommufdObject implements HwQueueCore {
  */
 export function hwQueueAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwQueueAlloc>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.flags !== 0 || cmd.type === IOMMU_HW_QUEUE_TYPE.DEFAULT) fail('EOPNOTSUPP');
-  if (cmd.length === 0n) fail('EINVAL');
-  if (cmd.nesting_parent_iova + cmd.length - 1n > U64_MAX) fail('EOVERFLOW');
+  const where = 'iommufd_hw_queue_alloc_ioctl';
+  if (cmd.flags !== 0 || cmd.type === IOMMU_HW_QUEUE_TYPE.DEFAULT) {
+    fail('EOPNOTSUPP', 'flags not 0, or type DEFAULT', where);
+  }
+  if (cmd.length === 0n) fail('EINVAL', 'length 0', where);
+  if (cmd.nesting_parent_iova + cmd.length - 1n > U64_MAX) {
+    fail('EOVERFLOW', 'nesting_parent_iova + length - 1 passes U64_MAX', where);
+  }
   const viommu = ctx.get<Viommu>(cmd.viommu_id, 'viommu');
-  if (!viommu.ops.hwQueueSupported(cmd.type)) fail('EOPNOTSUPP');
+  if (!viommu.ops.hwQueueSupported(cmd.type)) {
+    fail('EOPNOTSUPP', `the vIOMMU has no HW queue of type ${cmd.type}`, where);
+  }
+
   const queue = new HwQueue(cmd.nesting_parent_iova, cmd.length);
   ctx.allocId(queue);
   try {

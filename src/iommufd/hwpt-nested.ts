@@ -68,25 +68,34 @@ export function hwptNestedAlloc(
 ): HwptNested {
   const { FAULT_ID_VALID, PASID } = IOMMU_HWPT_ALLOC_FLAGS;
   const valid = FAULT_ID_VALID | (ctx.host.personality.hwptAllocPasid ? PASID : 0);
-  if ((flags & ~valid) !== 0 || !userData) fail('EOPNOTSUPP');
   const pasid = (flags & IOMMU_HWPT_ALLOC_FLAGS.PASID) !== 0;
   const dev = idev.dev;
+  const checkData = (where: string): IommuUserData => {
+    if ((flags & ~valid) !== 0) fail('EOPNOTSUPP', `flags 0x${flags.toString(16)}`, where);
+    if (!userData) fail('EOPNOTSUPP', 'no driver data for a nested HWPT', where);
+    return userData;
+  };
   let hwpt: HwptNested;
   let build: () => Domain;
   if (pt.type === 'viommu') {
     const viommu = pt as Viommu;
-    if (viommu.driver !== dev.driver) fail('EINVAL', 'vIOMMU of another IOMMU');
+    if (viommu.driver !== dev.driver) {
+      fail('EINVAL', 'vIOMMU of another IOMMU than the device', 'iommufd_hwpt_alloc');
+    }
+    const data = checkData('iommufd_viommu_alloc_hwpt_nested');
     hwpt = new HwptNested(viommu.hwpt, viommu, pasid);
-    build = () => viommu.ops.allocDomainNested(pasid, userData);
+    build = () => viommu.ops.allocDomainNested(pasid, data);
   } else {
+    const where = 'iommufd_hwpt_nested_alloc';
     const parent = pt as HwptPaging;
+    const data = checkData(where);
     const allocNested = dev.driver.domainAllocNested?.bind(dev.driver);
-    if (!allocNested) fail('EOPNOTSUPP');
+    if (!allocNested) fail('EOPNOTSUPP', 'the IOMMU driver cannot nest', where);
     if (parent.autoDomain || !parent.flags.nestParent || parent.domain.driver !== dev.driver) {
-      fail('EINVAL', 'not a nesting parent');
+      fail('EINVAL', 'parent is automatic, not a nesting parent, or of another IOMMU', where);
     }
     hwpt = new HwptNested(parent, undefined, pasid);
-    build = () => allocNested(dev, parent.domain, pasid, userData);
+    build = () => allocNested(dev, parent.domain, pasid, data);
   }
   ctx.allocId(hwpt);
   try {
@@ -119,30 +128,38 @@ export function hwptInvalidate(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuHwptInv
   let done = 0;
   let err: unknown;
   try {
-    if (cmd.__reserved !== 0) fail('EOPNOTSUPP');
-    if (cmd.entry_num !== 0 && (cmd.data_uptr === 0n || cmd.entry_len === 0)) fail('EINVAL');
+    const where = 'iommufd_hwpt_invalidate';
+    if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not 0', where);
+    if (cmd.entry_num !== 0 && (cmd.data_uptr === 0n || cmd.entry_len === 0)) {
+      fail('EINVAL', 'entries without data_uptr or entry_len', where);
+    }
     if (
       ctx.host.personality.requestBounds &&
       cmd.entry_num !== 0 &&
       (BigInt(cmd.entry_len) > ctx.host.memory.pageSize || cmd.entry_num > INVALIDATE_ENTRY_NUM_MAX)
     ) {
-      fail('EINVAL', 'entry_len above PAGE_SIZE or entry_num above 2^19');
+      fail('EINVAL', 'entry_len above PAGE_SIZE or entry_num above 2^19', where);
     }
     const pt = ctx.lookup(cmd.hwpt_id);
-    if (!pt) fail('ENOENT');
+    if (!pt) fail('ENOENT', `no object ${cmd.hwpt_id}`, 'iommufd_get_object');
     // before vIOMMUs (6.13) only a nested HWPT is looked up: anything else is ENOENT
     const viommus = iommufdCmd(ctx.host.personality.iommufdLastCmd).nr >= VIOMMU_ALLOC_NR;
-    if (!viommus && pt.type !== 'hwpt_nested') fail('ENOENT');
+    if (!viommus && pt.type !== 'hwpt_nested') {
+      fail('ENOENT', `object ${cmd.hwpt_id} is not a nested HWPT`, 'iommufd_get_hwpt_nested');
+    }
     let invalidate: () => void;
     if (pt.type === 'hwpt_nested') {
       const domain = (pt as HwptNested).domain;
-      if (!isUserInvalidatable(domain)) fail('EOPNOTSUPP');
+      if (!isUserInvalidatable(domain)) {
+        fail('EOPNOTSUPP', 'the domain has no user cache invalidation', where);
+      }
       invalidate = () => domain.cacheInvalidateUser(array);
     } else if (pt.type === 'viommu') {
       invalidate = () => (pt as Viommu).ops.cacheInvalidate(array);
     } else {
-      fail('EINVAL');
+      fail('EINVAL', `object ${cmd.hwpt_id} is neither a nested HWPT nor a vIOMMU`, where);
     }
+
     try {
       invalidate();
     } finally {

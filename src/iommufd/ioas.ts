@@ -68,7 +68,8 @@ function protOf(flags: number): number {
 
 /** IOMMU_IOAS_ALLOC */
 export function ioasAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAlloc>>): number {
-  if (ucmd.cmd.flags !== 0) fail('EOPNOTSUPP', `unknown flags ${hex(ucmd.cmd.flags)}`);
+  if (ucmd.cmd.flags !== 0)
+    fail('EOPNOTSUPP', `unknown flags ${hex(ucmd.cmd.flags)}`, 'iommufd_ioas_alloc_ioctl');
   const ioas = ctx.create(new Ioas(ctx), () => {});
   ucmd.cmd.out_ioas_id = ioas.id;
   try {
@@ -83,7 +84,8 @@ export function ioasAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAlloc>>)
 /** IOMMU_IOAS_IOVA_RANGES: fills up to num_iovas ranges, responds, then EMSGSIZE if short. */
 export function ioasIovaRanges(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasIovaRanges>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
+  if (cmd.__reserved !== 0)
+    fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_ioas_iova_ranges');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const max = cmd.num_iovas;
   let n = 0;
@@ -98,14 +100,19 @@ export function ioasIovaRanges(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasIov
   cmd.out_iova_alignment = ioas.iopt.iovaAlignment;
   ucmd.respond();
   if (n > max)
-    fail('EMSGSIZE', `${n} ranges do not fit num_iovas ${max} (num_iovas now says ${n})`);
+    fail(
+      'EMSGSIZE',
+      `${n} ranges do not fit num_iovas ${max} (num_iovas now says ${n})`,
+      'iommufd_ioas_iova_ranges',
+    );
   return 0;
 }
 
 /** IOMMU_IOAS_ALLOW_IOVAS: replace the allowed list atomically. */
 export function ioasAllowIovas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAllowIovas>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
+  if (cmd.__reserved !== 0)
+    fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_ioas_allow_iovas');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const ranges = new SortedRanges<Range>();
   for (let i = 0; i < cmd.num_iovas; i++) {
@@ -123,12 +130,14 @@ export function ioasAllowIovas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasAll
   return 0;
 }
 
-/** Common MAP / MAP_FILE front checks: flags, U64_MAX fields, a permission. */
-function checkMapFlags(flags: number, iova: bigint, length: bigint): void {
+/** Common MAP / MAP_FILE front checks (in `where`): flags, U64_MAX fields, a permission. */
+function checkMapFlags(flags: number, iova: bigint, length: bigint, where: string): void {
   if ((flags & ~MAP_FLAGS_ALL) !== 0)
-    fail('EOPNOTSUPP', `unknown flags ${hex(flags & ~MAP_FLAGS_ALL)}`);
-  if (iova >= U64_MAX || length >= U64_MAX) fail('EOVERFLOW', 'iova or length is U64_MAX');
-  if (protOf(flags) === 0) fail('EINVAL', 'neither READABLE nor WRITEABLE');
+    fail('EOPNOTSUPP', `unknown flags ${hex(flags & ~MAP_FLAGS_ALL)}`, where);
+  if (iova >= U64_MAX || length >= U64_MAX) {
+    fail('EOVERFLOW', 'iova or length is U64_MAX', where);
+  }
+  if (protOf(flags) === 0) fail('EINVAL', 'neither READABLE nor WRITEABLE', where);
 }
 
 /**
@@ -185,8 +194,8 @@ export function ioasMap(
   ucmd: Ucmd<V<typeof IommuIoasMap>>,
 ): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
-  checkMapFlags(cmd.flags, cmd.iova, cmd.length);
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_ioas_map');
+  checkMapFlags(cmd.flags, cmd.iova, cmd.length, 'iommufd_ioas_map');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   checkPagesRange(cmd.user_va, cmd.length, ctx.host.memory.pageSize, false);
   cmd.iova = mapSource(ctx, caller, ioas, caller.mm, cmd.user_va, cmd);
@@ -201,10 +210,10 @@ export function ioasMapFile(
   ucmd: Ucmd<V<typeof IommuIoasMapFile>>,
 ): number {
   const cmd = ucmd.cmd;
-  checkMapFlags(cmd.flags, cmd.iova, cmd.length);
+  checkMapFlags(cmd.flags, cmd.iova, cmd.length, 'iommufd_ioas_map_file');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const file = caller.file(cmd.fd);
-  if (!file) fail('EBADF', `fd ${cmd.fd} is not open`);
+  if (!file) fail('EBADF', `fd ${cmd.fd} is not open`, 'iommufd_ioas_map_file');
   const pages = file.ref?.pages;
   if (!pages) fail('EINVAL', `fd ${cmd.fd} is not a memfd`, 'iopt_map_file_pages');
   checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize, true);
@@ -248,8 +257,10 @@ export function ioasChangeProcess(
   caller: Caller,
   ucmd: Ucmd<V<typeof IommuIoasChangeProcess>>,
 ): number {
-  if (ucmd.cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
-  if (!caller.accountIn) fail('EOPNOTSUPP', 'the caller has no process to charge');
+  if (ucmd.cmd.__reserved !== 0)
+    fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_ioas_change_process');
+  if (!caller.accountIn)
+    fail('EOPNOTSUPP', 'the caller has no process to charge', 'iommufd_ioas_change_process');
   const sets = new Set<IoptPages>();
   for (const obj of ctx.list()) {
     if (!(obj instanceof Ioas)) continue;
@@ -295,10 +306,11 @@ export function ioasChangeProcess(
 export function ioasCopy(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasCopy>>): number {
   const cmd = ucmd.cmd;
   if ((cmd.flags & ~MAP_FLAGS_ALL) !== 0)
-    fail('EOPNOTSUPP', `unknown flags ${hex(cmd.flags & ~MAP_FLAGS_ALL)}`);
+    fail('EOPNOTSUPP', `unknown flags ${hex(cmd.flags & ~MAP_FLAGS_ALL)}`, 'iommufd_ioas_copy');
   if (cmd.length >= U64_MAX || cmd.src_iova >= U64_MAX || cmd.dst_iova >= U64_MAX)
-    fail('EOVERFLOW', 'length, src_iova or dst_iova is U64_MAX');
-  if (protOf(cmd.flags) === 0) fail('EINVAL', 'neither READABLE nor WRITEABLE');
+    fail('EOVERFLOW', 'length, src_iova or dst_iova is U64_MAX', 'iommufd_ioas_copy');
+  if (protOf(cmd.flags) === 0)
+    fail('EINVAL', 'neither READABLE nor WRITEABLE', 'iommufd_ioas_copy');
   const src = ctx.get<Ioas>(cmd.src_ioas_id, 'ioas');
   const slices = src.iopt.getPages(cmd.src_iova, cmd.length);
   const dst = ctx.get<Ioas>(cmd.dst_ioas_id, 'ioas');
@@ -322,7 +334,7 @@ export function ioasUnmap(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasUnmap>>)
     unmapped = ioas.iopt.unmapAll();
   } else {
     if (cmd.iova >= U64_MAX || cmd.length >= U64_MAX)
-      fail('EOVERFLOW', 'iova or length is U64_MAX');
+      fail('EOVERFLOW', 'iova or length is U64_MAX', 'iommufd_ioas_unmap');
     unmapped = ioas.iopt.unmap(cmd.iova, cmd.length);
   }
   cmd.length = unmapped;
@@ -333,7 +345,7 @@ export function ioasUnmap(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasUnmap>>)
 /** IOMMU_OPTION: RLIMIT_MODE (global) and HUGE_PAGES (per IOAS); writes back only val64. */
 export function option(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof IommuOption>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_option');
   if (cmd.option_id === IOMMU_OPTION_ID.RLIMIT_MODE) {
     if (cmd.object_id !== 0)
       fail('EOPNOTSUPP', 'RLIMIT_MODE takes object_id 0', 'iommufd_option_rlimit_mode');
@@ -358,7 +370,7 @@ export function option(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof Iomm
       else
         fail('EINVAL', `val64 ${cmd.val64} is neither 0 nor 1`, 'iommufd_ioas_option_huge_pages');
     } else fail('EOPNOTSUPP', `unknown op ${cmd.op}`, 'iommufd_ioas_option_huge_pages');
-  } else fail('EOPNOTSUPP', `unknown option_id ${cmd.option_id}`);
+  } else fail('EOPNOTSUPP', `unknown option_id ${cmd.option_id}`, 'iommufd_option');
   const val = new Uint8Array(8);
   new DataView(val.buffer).setBigUint64(0, cmd.val64, true);
   ucmd.mm.write(ucmd.addr + 16n, val);
@@ -368,7 +380,7 @@ export function option(ctx: IommufdCtx, caller: Caller, ucmd: Ucmd<V<typeof Iomm
 /** IOMMU_VFIO_IOAS: get, set or clear the IOAS used by VFIO container compatibility. */
 export function vfioIoas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuVfioIoas>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero');
+  if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_vfio_ioas');
   switch (cmd.op) {
     case IOMMU_VFIO_IOAS_OP.GET: {
       const ioas = ctx.vfioIoas;
@@ -384,6 +396,6 @@ export function vfioIoas(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuVfioIoas>>): 
       ctx.vfioIoas = undefined;
       return 0;
     default:
-      fail('EOPNOTSUPP', `unknown op ${cmd.op}`);
+      fail('EOPNOTSUPP', `unknown op ${cmd.op}`, 'iommufd_vfio_ioas');
   }
 }

@@ -67,12 +67,17 @@ export class IommufdMmaps {
     prot: { shared: boolean; exec: boolean },
     host: MmapHost,
   ): DeviceMapping {
-    if (!prot.shared) fail('EINVAL', 'iommufd regions are mapped MAP_SHARED only');
-    if (prot.exec) fail('EPERM', 'iommufd regions are not executable');
+    if (!prot.shared)
+      fail('EINVAL', 'iommufd regions are mapped MAP_SHARED only', 'iommufd_fops_mmap');
+    if (prot.exec) fail('EPERM', 'iommufd regions are not executable', 'iommufd_fops_mmap');
     const r = this.regions.find((x) => offset >= x.offset && offset < x.offset + x.length);
-    if (!r) fail('ENXIO', `no region at offset ${offset}`);
+    if (!r) fail('ENXIO', `no region at offset ${offset}`, 'iommufd_fops_mmap');
     if (offset !== r.offset || length !== r.length) {
-      fail('ENXIO', `the region is ${r.length} bytes at offset ${r.offset}: map exactly that`);
+      fail(
+        'ENXIO',
+        `the region is ${r.length} bytes at offset ${r.offset}: map exactly that`,
+        'iommufd_fops_mmap',
+      );
     }
     if (!r.store) {
       r.store = host.share(`uiommu-${r.owner.type}-${r.owner.id}`, r.length);
@@ -84,10 +89,11 @@ export class IommufdMmaps {
       file: r.store,
       fileOffset: 0n,
       registers: [],
-      access: () => fail('EFAULT', 'an iommufd region has no registers'),
+      access: () => fail('EFAULT', 'an iommufd region has no registers', 'uiommu_iommufd_region'),
       fault: () => {},
       zaps: () => 0,
-      phys: () => fail('EFAULT', 'DMA to an iommufd region is not modelled'),
+      phys: () =>
+        fail('EFAULT', 'DMA to an iommufd region is not modelled', 'uiommu_iommufd_region'),
       open: () => owner.get(),
       close: () => owner.put(),
     };

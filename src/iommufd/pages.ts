@@ -203,7 +203,8 @@ export class IoptPages {
     const inside = segs.overlapping(first, last);
     let covered = 0n;
     for (const s of inside) covered += s.last - s.start + 1n;
-    if (covered !== last - first + 1n) fail('EFAULT', 'page range not pinned');
+    if (covered !== last - first + 1n)
+      fail('EFAULT', 'page range not pinned', 'uiommu_pages_split');
     return inside;
   }
 }

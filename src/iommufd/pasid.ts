@@ -25,9 +25,12 @@ export interface PasidAttach {
  */
 function corePasidCheck(idev: IommufdDevice, pasid: number): void {
   const driver = idev.dev.driver;
-  if (!driver.setDevPasid) fail('EOPNOTSUPP', 'the IOMMU driver has no PASID support');
+  const where = 'iommu_attach_device_pasid';
+  if (!driver.setDevPasid) fail('EOPNOTSUPP', 'the IOMMU driver has no PASID support', where);
   for (const dev of idev.dev.group.devices) {
-    if (pasid >= 2 ** dev.driver.maxPasidLog2(dev)) fail('EINVAL', 'PASID beyond max_pasids');
+    if (pasid >= 2 ** dev.driver.maxPasidLog2(dev)) {
+      fail('EINVAL', `PASID ${pasid} beyond max_pasids`, where);
+    }
   }
 }
 
@@ -37,9 +40,10 @@ function corePasidCheck(idev: IommufdDevice, pasid: number): void {
  * RID is attached (EINVAL).
  */
 function pasidCompat(idev: IommufdDevice, hwpt: Hwpt): void {
-  if (!hwpt.pasidCompat) fail('EINVAL', 'HWPT not allocated for PASID use');
+  const where = 'iommufd_hwpt_pasid_compat';
+  if (!hwpt.pasidCompat) fail('EINVAL', 'HWPT not allocated for PASID use', where);
   const rid = idev.igroup.hwpt;
-  if (rid && !rid.pasidCompat) fail('EINVAL', 'the RID HWPT is not PASID-capable');
+  if (rid && !rid.pasidCompat) fail('EINVAL', 'the RID HWPT is not PASID-capable', where);
 }
 
 /**
@@ -49,11 +53,13 @@ function pasidCompat(idev: IommufdDevice, hwpt: Hwpt): void {
  */
 function pasidTarget(idev: IommufdDevice, ptId: number, busy: () => void): Hwpt {
   const pt = idev.ctx.lookup(ptId);
-  if (!pt) fail('ENOENT');
+  if (!pt) fail('ENOENT', `no object ${ptId}`, 'iommufd_get_object');
   if (pt instanceof HwptPaging || pt instanceof HwptNested) return pt;
-  if (pt.type !== 'ioas') fail('EINVAL');
+  if (pt.type !== 'ioas') {
+    fail('EINVAL', `object ${ptId} is not an IOAS or HWPT`, 'iommufd_device_change_pt');
+  }
   busy();
-  fail('EINVAL', 'automatic domains are not PASID-capable');
+  fail('EINVAL', 'automatic domains are not PASID-capable', 'iommufd_hwpt_pasid_compat');
 }
 
 /**
@@ -65,17 +71,21 @@ function pasidTarget(idev: IommufdDevice, ptId: number, busy: () => void): Hwpt 
  */
 export function pasidAttach(idev: IommufdDevice, pasid: number, ptId: number): Hwpt {
   if (pasid === 0) {
-    if (idev.hwpt) fail('EBUSY');
+    if (idev.hwpt) fail('EBUSY', 'the RID is attached already', 'iommufd_hw_pagetable_attach');
     return idev.attach(ptId);
   }
   const ig = idev.igroup;
   const busy = () => {
-    if (ig.pasids.get(pasid)?.devices.has(idev)) fail('EBUSY');
+    if (ig.pasids.get(pasid)?.devices.has(idev)) {
+      fail('EBUSY', `attached at PASID ${pasid} already`, 'iommufd_hw_pagetable_attach');
+    }
   };
   const hwpt = pasidTarget(idev, ptId, busy);
   busy();
   const attach = ig.pasids.get(pasid);
-  if (attach && attach.hwpt !== hwpt) fail('EINVAL', 'the group uses another HWPT at this PASID');
+  if (attach && attach.hwpt !== hwpt) {
+    fail('EINVAL', 'the group uses another HWPT at this PASID', 'iommufd_hw_pagetable_attach');
+  }
   if (!attach) {
     pasidCompat(idev, hwpt);
     corePasidCheck(idev, pasid);
@@ -97,13 +107,16 @@ export function pasidAttach(idev: IommufdDevice, pasid: number, ptId: number): H
  */
 export function pasidReplace(idev: IommufdDevice, pasid: number, ptId: number): Hwpt {
   if (pasid === 0) {
-    if (!idev.hwpt) fail('EINVAL', 'not attached');
+    if (!idev.hwpt) fail('EINVAL', 'not attached', 'iommufd_device_do_replace');
     return idev.attach(ptId);
   }
   const ig = idev.igroup;
   const attach = ig.pasids.get(pasid);
   const hwpt = pasidTarget(idev, ptId, () => {});
-  if (!attach?.devices.has(idev)) fail('EINVAL', 'not attached at this PASID');
+  if (!attach?.devices.has(idev)) {
+    fail('EINVAL', 'not attached at this PASID', 'iommufd_device_do_replace');
+  }
+
   const old = attach.hwpt;
   if (hwpt === old) return hwpt;
   pasidCompat(idev, hwpt);

@@ -177,14 +177,18 @@ class SelftestAccess implements FileOps, AccessOps {
 /** iommufd_access_get(): the selftest access behind fd `fd`; EBADFD for any other fd. */
 function accessOf(caller: Caller, fd: number): SelftestAccess {
   const file = caller.file(fd);
-  if (!(file instanceof SelftestAccess)) fail('EBADFD');
+  if (!(file instanceof SelftestAccess)) {
+    fail('EBADFD', `fd ${fd} is not a selftest access fd`, 'iommufd_access_get');
+  }
   return file;
 }
 
 /** get_md_pagetable(): ENOENT unless a HWPT_PAGING, EINVAL unless its domain is the mock's. */
 function mockDomainOf(ctx: IommufdCtx, id: number): MockDomain {
   const hwpt = ctx.get<HwptPaging>(id, 'hwpt_paging');
-  if (!(hwpt.domain instanceof MockDomain)) fail('EINVAL', 'not a mock domain');
+  if (!(hwpt.domain instanceof MockDomain)) {
+    fail('EINVAL', `HWPT ${id} is not a mock domain`, '__get_md_pagetable');
+  }
   return hwpt.domain;
 }
 
@@ -209,8 +213,9 @@ function syzIova(access: IommufdAccess, iova: bigint): bigint {
  */
 function addReserved(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdAddReserved>>): number {
   const { start, length } = u.cmd;
-  if (length === 0n) fail('EINVAL');
-  if (start + length - 1n > U64_MAX) fail('EOVERFLOW');
+  const where = 'iommufd_test_add_reserved';
+  if (length === 0n) fail('EINVAL', 'length 0', where);
+  if (start + length - 1n > U64_MAX) fail('EOVERFLOW', 'start + length - 1 passes U64_MAX', where);
   const ioas = ctx.get<Ioas>(u.cmd.id, 'ioas');
   ioas.iopt.reserve(start, start + length - 1n, null);
   return 0;
@@ -280,15 +285,20 @@ function checkMap(
   const iommupt = state.mock.abi === '7.2';
   const first = iommupt ? mockDomainOf(ctx, u.cmd.id) : undefined;
   const io = first ? first.ioPageSize : ps / 2n;
+  const where = 'iommufd_test_md_check_pa';
   if (iova % io !== 0n || length % io !== 0n || uptr % io !== 0n || uptr + length > U64_MAX) {
-    fail('EINVAL');
+    fail(
+      'EINVAL',
+      `iova, length or uptr not aligned to 0x${io.toString(16)}, or uptr wraps`,
+      where,
+    );
   }
   const domain = first ?? mockDomainOf(ctx, u.cmd.id);
   for (let k = 0n; k < length; k += io) {
     const va = uptr + k;
     const page = caller.mm.resolve(va - (va % ps), ps, false)[0]!;
     if (domain.iovaToPhys(BigInt.asUintN(64, iova + k)) !== page.phys + (va % ps)) {
-      fail('EINVAL', `IOPTE at 0x${(iova + k).toString(16)} does not map the user page`);
+      fail('EINVAL', `IOPTE at 0x${(iova + k).toString(16)} does not map the user page`, where);
     }
   }
   return 0;
@@ -305,12 +315,15 @@ function checkRefs(
 ): number {
   const { length, uptr, refs } = u.cmd;
   const ps = caller.mm.pageSize;
-  if (length % ps !== 0n || uptr % ps !== 0n || uptr + length > U64_MAX) fail('EINVAL');
+  const where = 'iommufd_test_md_check_refs';
+  if (length % ps !== 0n || uptr % ps !== 0n || uptr + length > U64_MAX) {
+    fail('EINVAL', 'length or uptr not page aligned, or uptr wraps', where);
+  }
   const memory = ctx.host.memory;
   for (let k = 0n; k < length; k += ps) {
     const phys = caller.mm.resolve(uptr + k, ps, false)[0]!.phys;
     if (!memory.isCompound(phys) && memory.pinCount(phys) !== refs) {
-      fail('EIO', `page at 0x${(uptr + k).toString(16)} has ${memory.pinCount(phys)} pins`);
+      fail('EIO', `page at 0x${(uptr + k).toString(16)} has ${memory.pinCount(phys)} pins`, where);
     }
   }
   return 0;
@@ -328,7 +341,11 @@ function checkDevCache(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdCheckDevCac
     slot > MOCK_DEV_CACHE_ID_MAX ||
     dev.cache[slot] !== u.cmd.cache
   ) {
-    fail('EINVAL');
+    fail(
+      'EINVAL',
+      `cache slot ${slot} does not hold 0x${u.cmd.cache.toString(16)}`,
+      'iommufd_test_dev_check_cache',
+    );
   }
   return 0;
 }
@@ -339,10 +356,11 @@ function checkDevCache(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdCheckDevCac
  */
 function checkIotlb(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdCheckIotlb>>): number {
   const domain = ctx.get<HwptNested>(u.cmd.id, 'hwpt_nested').domain;
-  if (!(domain instanceof MockNestedDomain)) fail('EINVAL', 'not a mock nested domain');
+  const where = 'iommufd_test_md_check_iotlb';
+  if (!(domain instanceof MockNestedDomain)) fail('EINVAL', 'not a mock nested domain', where);
   const slot = u.cmd.check_iotlb_id;
   if (slot > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX || domain.iotlb[slot] !== u.cmd.iotlb) {
-    fail('EINVAL');
+    fail('EINVAL', `IOTLB slot ${slot} does not hold 0x${u.cmd.iotlb.toString(16)}`, where);
   }
   return 0;
 }
@@ -354,7 +372,9 @@ function checkIotlb(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdCheckIotlb>>):
  */
 function triggerVevent(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdTriggerVevent>>): number {
   const dev = ctx.get<IommufdDevice>(u.cmd.dev_id, 'device').dev;
-  if (!(dev instanceof MockDevice) || !dev.viommu || dev.vdevId === 0n) fail('ENOENT');
+  if (!(dev instanceof MockDevice) || !dev.viommu || dev.vdevId === 0n) {
+    fail('ENOENT', 'device has no vIOMMU or no virtual ID', 'iommufd_test_trigger_vevent');
+  }
   const payload = IommuViommuEventSelftest.encode({ virt_id: Number(dev.vdevId & 0xffff_ffffn) });
   dev.viommu.core.reportEvent(IOMMU_VEVENTQ_TYPE_SELFTEST, payload);
   return 0;
@@ -371,7 +391,9 @@ function createAccess(
   u: Ucmd<V<typeof IommuTestCmdCreateAccess>>,
 ): number {
   const { flags } = u.cmd;
-  if ((flags & ~MOCK_FLAGS_ACCESS_CREATE.NEEDS_PIN_PAGES) !== 0) fail('EOPNOTSUPP');
+  if ((flags & ~MOCK_FLAGS_ACCESS_CREATE.NEEDS_PIN_PAGES) !== 0) {
+    fail('EOPNOTSUPP', `unknown flags 0x${flags.toString(16)}`, 'iommufd_test_create_access');
+  }
   const staccess = new SelftestAccess(
     ctx,
     (flags & MOCK_FLAGS_ACCESS_CREATE.NEEDS_PIN_PAGES) !== 0,
@@ -397,7 +419,9 @@ function checkPages(mm: Mm, uptr: bigint, runs: PinnedRun[], npages: bigint): vo
   const it = pinned();
   for (let i = 0n; i < npages; i++) {
     const phys = mm.resolve(BigInt.asUintN(64, uptr + i * ps), ps, false)[0]!.phys;
-    if (it.next().value !== phys) fail('EBADE', `page ${i} is not the user's page`);
+    if (it.next().value !== phys) {
+      fail('EBADE', `page ${i} is not the user's page`, 'iommufd_test_check_pages');
+    }
   }
 }
 
@@ -408,10 +432,13 @@ function checkPages(mm: Mm, uptr: bigint, runs: PinnedRun[], npages: bigint): vo
  */
 function accessPages(caller: Caller, u: Ucmd<V<typeof IommuTestCmdAccessPages>>): number {
   const { flags, length, uptr } = u.cmd;
-  if (length > ACCESS_MAX_LENGTH) fail('ENOMEM');
-  if ((flags & ~(MOCK_FLAGS_ACCESS.WRITE | MOCK_FLAGS_ACCESS.SYZ)) !== 0) fail('EOPNOTSUPP');
+  const where = 'iommufd_test_access_pages';
+  if (length > ACCESS_MAX_LENGTH) fail('ENOMEM', 'length above 16 MiB', where);
+  if ((flags & ~(MOCK_FLAGS_ACCESS.WRITE | MOCK_FLAGS_ACCESS.SYZ)) !== 0) {
+    fail('EOPNOTSUPP', `unknown flags 0x${flags.toString(16)}`, where);
+  }
   const staccess = accessOf(caller, u.cmd.id);
-  if (!staccess.needsPinPages) fail('EOPNOTSUPP');
+  if (!staccess.needsPinPages) fail('EOPNOTSUPP', 'access made without NEEDS_PIN_PAGES', where);
   const access = staccess.access;
   const iova = flags & MOCK_FLAGS_ACCESS.SYZ ? syzIova(access, u.cmd.iova) : u.cmd.iova;
   const runs = access.pinPages(iova, length, (flags & MOCK_FLAGS_ACCESS.WRITE) !== 0);
@@ -443,7 +470,9 @@ function destroyAccessPages(
 ): number {
   const staccess = accessOf(caller, u.cmd.id);
   const item = staccess.items.get(u.cmd.access_pages_id);
-  if (!item) fail('ENOENT');
+  if (!item) {
+    fail('ENOENT', `no item ${u.cmd.access_pages_id}`, 'iommufd_test_access_item_destroy');
+  }
   staccess.dropItem(u.cmd.access_pages_id, item);
   return 0;
 }
@@ -451,10 +480,11 @@ function destroyAccessPages(
 /** ACCESS_RW: copy between `uptr` and `[iova, iova+length)` through access fd `id`. */
 function accessRw(caller: Caller, u: Ucmd<V<typeof IommuTestCmdAccessRw>>): number {
   const { flags, length, uptr } = u.cmd;
-  if (length > ACCESS_MAX_LENGTH) fail('ENOMEM');
+  const where = 'iommufd_test_access_rw';
+  if (length > ACCESS_MAX_LENGTH) fail('ENOMEM', 'length above 16 MiB', where);
   const all =
     MOCK_ACCESS_RW_FLAGS.WRITE | MOCK_ACCESS_RW_FLAGS.SLOW_PATH | MOCK_ACCESS_RW_FLAGS.SYZ;
-  if ((flags & ~all) !== 0) fail('EOPNOTSUPP');
+  if ((flags & ~all) !== 0) fail('EOPNOTSUPP', `unknown flags 0x${flags.toString(16)}`, where);
   const access = accessOf(caller, u.cmd.id).access;
   const write = (flags & MOCK_ACCESS_RW_FLAGS.WRITE) !== 0;
   const buf = write ? caller.mm.read(uptr, Number(length)) : new Uint8Array(Number(length));
@@ -475,7 +505,9 @@ function accessReplaceIoas(
 
 /** SET_TEMP_MEMORY_LIMIT: EINVAL below 12 bytes. */
 function setMemoryLimit(state: SelftestState, u: Ucmd<V<typeof IommuTestCmdMemoryLimit>>): number {
-  if (u.cmd.limit < MEMORY_LIMIT_MIN) fail('EINVAL');
+  if (u.cmd.limit < MEMORY_LIMIT_MIN) {
+    fail('EINVAL', `limit ${u.cmd.limit} below ${MEMORY_LIMIT_MIN} bytes`, 'iommufd_test');
+  }
   state.memoryLimit = u.cmd.limit;
   return 0;
 }
@@ -498,6 +530,7 @@ function dirty(
   state: SelftestState,
 ): number {
   const { iova, length, page_size, uptr } = u.cmd;
+  const where = 'iommufd_test_dirty';
   if (
     page_size === 0n ||
     length === 0n ||
@@ -505,15 +538,15 @@ function dirty(
     length % page_size !== 0n ||
     uptr === 0n
   ) {
-    fail('EINVAL');
+    fail('EINVAL', 'page_size or length 0, iova or length not page_size aligned, or uptr 0', where);
   }
   const iommupt = state.mock.abi === '7.2';
   const nbits = length / page_size;
-  if (iommupt && nbits > DIRTY_MAX_BITS_7_2) fail('EOVERFLOW');
+  if (iommupt && nbits > DIRTY_MAX_BITS_7_2) fail('EOVERFLOW', 'more than 2^27 bits', where);
   const domain = mockDomainOf(ctx, u.cmd.id);
-  if (!domain.dirtyTracking) fail('EINVAL', 'dirty tracking is off');
+  if (!domain.dirtyTracking) fail('EINVAL', 'dirty tracking is off', where);
   const nbytes = (nbits + 7n) / 8n;
-  if (nbytes > KVZALLOC_MAX) fail('ENOMEM');
+  if (nbytes > KVZALLOC_MAX) fail('ENOMEM', 'bitmap larger than kvzalloc() allows', where);
   const bitmap = caller.mm.read(uptr, Number(nbytes));
   let count = 0n;
   for (let byte = 0; byte < bitmap.length; byte++) {
@@ -587,14 +620,17 @@ function pasidDetachOp(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidDetach
 function pasidCheck(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdPasidCheck>>): number {
   const idev = ctx.get<SelftestDevice>(u.cmd.id, 'selftest').idev;
   const domain = attachedAt(idev, u.cmd.pasid)?.hwpt.domain;
+  const where = 'iommufd_test_pasid_check_hwpt';
   if (u.cmd.hwpt_id === 0) {
-    if (domain) fail('EINVAL', 'PASID attached');
+    if (domain) fail('EINVAL', 'PASID attached', where);
     return 0;
   }
   const obj = ctx.lookup(u.cmd.hwpt_id);
-  if (!obj) fail('ENOENT');
-  if (!(obj instanceof HwptPaging || obj instanceof HwptNested)) fail('EINVAL');
-  if (domain !== obj.domain) fail('EINVAL', 'another domain is attached');
+  if (!obj) fail('ENOENT', `no object ${u.cmd.hwpt_id}`, 'iommufd_get_object');
+  if (!(obj instanceof HwptPaging || obj instanceof HwptNested)) {
+    fail('EINVAL', `object ${u.cmd.hwpt_id} is not an HWPT`, 'iommufd_get_hwpt');
+  }
+  if (domain !== obj.domain) fail('EINVAL', 'another domain is attached', where);
   return 0;
 }
 
@@ -629,7 +665,9 @@ function dmabufGet(
 ): number {
   const pageSize = ctx.host.memory.pageSize;
   const len = ((BigInt(u.cmd.length) + pageSize - 1n) / pageSize) * pageSize;
-  if (len === 0n || len > pageSize * DMABUF_MAX_PAGES) fail('EINVAL');
+  if (len === 0n || len > pageSize * DMABUF_MAX_PAGES) {
+    fail('EINVAL', 'length 0 or above 512 pages', 'iommufd_test_dmabuf_get');
+  }
   return caller.installFile(new TestDmaBuf(ctx.host.memfd(len)));
 }
 
@@ -641,10 +679,12 @@ function dmabufGet(
  */
 function dmabufRevoke(caller: Caller, u: Ucmd<V<typeof IommuTestCmdDmabufRevoke>>): number {
   const file = caller.file(u.cmd.dmabuf_fd);
-  if (!file) fail('EBADF');
+  if (!file) fail('EBADF', `fd ${u.cmd.dmabuf_fd} is not open`, 'dma_buf_get');
   const dmabuf = file.ref?.pages?.dmabuf;
-  if (!dmabuf) fail('EINVAL', 'not a dma-buf');
-  if (!(dmabuf instanceof TestDmaBuf)) fail('EOPNOTSUPP', "another exporter's dma-buf");
+  if (!dmabuf) fail('EINVAL', 'not a dma-buf', 'dma_buf_get');
+  if (!(dmabuf instanceof TestDmaBuf)) {
+    fail('EOPNOTSUPP', "another exporter's dma-buf", 'iommufd_test_dmabuf_revoke');
+  }
   dmabuf.revoked = u.cmd.revoked !== 0;
   return 0;
 }
@@ -705,7 +745,8 @@ export function selftestCmd(
     handler(ctx, caller, ucmd: Ucmd<V<typeof IommuTestCmd>>) {
       const op = ucmd.cmd.op <= lastOp ? OPS.get(ucmd.cmd.op) : undefined;
       const layout = iommuTestCmdLayout(ucmd.cmd.op);
-      if (!op || !layout) fail('EOPNOTSUPP');
+      if (!op || !layout) fail('EOPNOTSUPP', `unknown op ${ucmd.cmd.op}`, 'iommufd_test');
+
       const raw = new Uint8Array(IOMMU_TEST_CMD_SIZE);
       raw.set(caller.mm.read(ucmd.addr, Math.min(ucmd.userSize, IOMMU_TEST_CMD_SIZE)));
       return op(ctx, caller, new TestUcmd(caller.mm, ucmd.addr, ucmd.userSize, layout, raw), state);

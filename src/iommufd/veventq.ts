@@ -19,7 +19,7 @@ type V<L> = L extends Layout<infer T> ? T : never;
 const SEQUENCE_MASK = 0x7fffffff;
 
 /** One queued record: a vEVENT, or the lost-events marker (no payload). */
-interface Vevent {
+export interface Vevent {
   readonly lost: boolean;
   readonly payload: Uint8Array;
   sequence: number;
@@ -74,6 +74,11 @@ export class Veventq extends IommufdObject {
     return this.deliver.length;
   }
 
+  /** The records waiting to be read, oldest first, read-only (a lost-events marker has no payload). */
+  contents(): readonly Readonly<Vevent>[] {
+    return this.deliver;
+  }
+
   /**
    * read(): whole records from the head while they fit in `count` bytes,
    * each struct iommufd_vevent_header {flags, sequence} then the payload
@@ -86,7 +91,9 @@ export class Veventq extends IommufdObject {
     for (const ev of this.deliver) {
       const size = IommufdVeventHeader.size + ev.payload.length;
       if (size > count - done) {
-        if (strict && done === 0) fail('EINVAL', 'the first vEVENT does not fit the read');
+        if (strict && done === 0) {
+          fail('EINVAL', 'the first vEVENT does not fit the read', 'iommufd_veventq_fops_read');
+        }
         break;
       }
       parts.push(
@@ -138,9 +145,10 @@ class VeventqFile implements FileOps {
   }
 
   read(_caller: Caller, length: number, offset: bigint | undefined): Uint8Array {
-    if (offset !== undefined && offset !== 0n) fail('ESPIPE');
+    const where = 'iommufd_veventq_fops_read';
+    if (offset !== undefined && offset !== 0n) fail('ESPIPE', 'offset not 0', where);
     if (this.ctx.host.personality.requestBounds && length < IommufdVeventHeader.size) {
-      fail('EINVAL', 'a read shorter than a vEVENT header');
+      fail('EINVAL', 'a read shorter than a vEVENT header', where);
     }
     return this.veventq.read(length, this.ctx.host.personality.requestBounds);
   }
@@ -173,15 +181,17 @@ export function veventqAlloc(
   ucmd: Ucmd<V<typeof IommuVeventqAlloc>>,
 ): number {
   const cmd = ucmd.cmd;
+  const where = 'iommufd_veventq_alloc';
   if (cmd.flags !== 0 || cmd.__reserved !== 0 || cmd.type === IOMMU_VEVENTQ_TYPE.DEFAULT) {
-    fail('EOPNOTSUPP');
+    fail('EOPNOTSUPP', 'flags or __reserved not 0, or type DEFAULT', where);
   }
-  if (cmd.veventq_depth === 0) fail('EINVAL');
+  if (cmd.veventq_depth === 0) fail('EINVAL', 'depth 0', where);
   if (ctx.host.personality.requestBounds && cmd.veventq_depth > VEVENTQ_MAX_DEPTH) {
-    fail('EINVAL', 'depth above 2^19');
+    fail('EINVAL', 'depth above 2^19', where);
   }
   const viommu = ctx.get<Viommu>(cmd.viommu_id, 'viommu');
-  if (viommu.veventqs.has(cmd.type)) fail('EEXIST', 'a vEVENTQ of that type exists');
+  if (viommu.veventqs.has(cmd.type)) fail('EEXIST', 'a vEVENTQ of that type exists', where);
+
   ctx.create(new Veventq(viommu, cmd.type, cmd.veventq_depth), (veventq) => {
     cmd.out_veventq_id = veventq.id;
     ucmd.respond();

@@ -55,13 +55,13 @@ export class Viommu extends IommufdObject implements ViommuCore {
 
   vdevIdOf(dev: Device): bigint {
     for (const vdev of this.vdevs.values()) if (vdev.idev.dev === dev) return vdev.virtId;
-    fail('ENOENT', 'device has no vDEVICE in this vIOMMU');
+    fail('ENOENT', 'device has no vDEVICE in this vIOMMU', 'iommufd_viommu_get_vdev_id');
   }
 
   /** iommufd_viommu_report_event(): EOPNOTSUPP without a vEVENTQ of `type`; a full queue still succeeds. */
   reportEvent(type: number, payload: Uint8Array): void {
     const veventq = this.veventqs.get(type);
-    if (!veventq) fail('EOPNOTSUPP', 'no vEVENTQ of that type');
+    if (!veventq) fail('EOPNOTSUPP', 'no vEVENTQ of that type', 'iommufd_viommu_report_event');
     veventq.report(payload);
   }
 
@@ -102,13 +102,18 @@ export class Vdevice extends IommufdObject {
  */
 export function viommuAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuViommuAlloc>>): number {
   const cmd = ucmd.cmd;
-  if (cmd.flags !== 0 || cmd.type === IOMMU_VIOMMU_TYPE.DEFAULT) fail('EOPNOTSUPP');
+  const where = 'iommufd_viommu_alloc_ioctl';
+  if (cmd.flags !== 0 || cmd.type === IOMMU_VIOMMU_TYPE.DEFAULT) {
+    fail('EOPNOTSUPP', 'flags not 0, or type DEFAULT', where);
+  }
   const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
   const driver = idev.dev.driver;
   const vdriver = driver.viommu;
-  if (!vdriver?.viommuSupported(idev.dev, cmd.type)) fail('EOPNOTSUPP');
+  if (!vdriver?.viommuSupported(idev.dev, cmd.type)) {
+    fail('EOPNOTSUPP', `the IOMMU driver has no vIOMMU of type ${cmd.type}`, where);
+  }
   const hwpt = ctx.get<HwptPaging>(cmd.hwpt_id, 'hwpt_paging');
-  if (!hwpt.flags.nestParent) fail('EINVAL', 'not a nesting parent');
+  if (!hwpt.flags.nestParent) fail('EINVAL', 'not a nesting parent', where);
   const mm = ucmd.mm;
   const userData: IommuUserData | undefined =
     cmd.data_len === 0
@@ -142,9 +147,11 @@ export function vdeviceAlloc(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuVdeviceAl
   const cmd = ucmd.cmd;
   const viommu = ctx.get<Viommu>(cmd.viommu_id, 'viommu');
   const idev = ctx.get<IommufdDevice>(cmd.dev_id, 'device');
-  if (viommu.driver !== idev.dev.driver) fail('EINVAL', 'device behind another IOMMU');
-  if (idev.vdev) fail('EEXIST', 'device already has a vDEVICE');
-  if (viommu.vdevs.has(cmd.virt_id)) fail('EEXIST', 'virt_id in use');
+  const where = 'iommufd_vdevice_alloc_ioctl';
+  if (viommu.driver !== idev.dev.driver) fail('EINVAL', 'device behind another IOMMU', where);
+  if (idev.vdev) fail('EEXIST', 'device already has a vDEVICE', where);
+  if (viommu.vdevs.has(cmd.virt_id)) fail('EEXIST', 'virt_id in use', where);
+
   ctx.create(new Vdevice(viommu, idev, cmd.virt_id), (vdev) => {
     cmd.out_vdevice_id = vdev.id;
     ucmd.respond();

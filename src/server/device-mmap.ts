@@ -50,10 +50,10 @@ export function deviceMmapOp(proc: Process<ProcessMm>, req: Request, host: MmapH
       const offset = BigInt.asIntN(64, a1);
       if (offset % page !== 0n) fail('EINVAL', 'offset inside a page', 'sys_mmap');
       const file = proc.fds.get(argInt(a0));
-      if (!file) fail('EBADF');
+      if (!file) fail('EBADF', `fd ${argInt(a0)} is not open`, 'ksys_mmap_pgoff');
       if (a2 === 0n) fail('EINVAL', 'length 0', 'do_mmap');
       const length = ((a2 + page - 1n) / page) * page;
-      if (!file.ops.mmap) fail('ENODEV', 'the file has no mmap');
+      if (!file.ops.mmap) fail('ENODEV', 'the file has no mmap', 'do_mmap');
       const shared = (Number(a3) & MAP_SHARED) !== 0;
       const exec = (Number(a4) & PROT_EXEC) !== 0;
       const mapping = file.ops.mmap(proc, offset, length, shared, host, exec);
@@ -80,9 +80,10 @@ export function deviceMmapOp(proc: Process<ProcessMm>, req: Request, host: MmapH
       return { ret: 0n };
     case OP.MMIO: {
       const size = Number(a1);
-      if (size !== 1 && size !== 2 && size !== 4 && size !== 8) fail('EINVAL', `access of ${size}`);
+      if (size !== 1 && size !== 2 && size !== 4 && size !== 8)
+        fail('EINVAL', `access of ${size}`, 'uiommu_mmio');
       const m = proc.ioMaps.find(a0);
-      if (!m || a0 + BigInt(size) > m.end) fail('EFAULT', 'no device mapping there');
+      if (!m || a0 + BigInt(size) > m.end) fail('EFAULT', 'no device mapping there', 'uiommu_mmio');
       const at = a0 - m.start + m.delta;
       const out = new Uint8Array(8);
       if (a2 !== 0n) {
@@ -96,11 +97,11 @@ export function deviceMmapOp(proc: Process<ProcessMm>, req: Request, host: MmapH
     }
     case OP.MMIO_FAULT: {
       const m = proc.ioMaps.find(a0);
-      if (!m) fail('EFAULT', 'no device mapping there');
+      if (!m) fail('EFAULT', 'no device mapping there', 'uiommu_mmio');
       m.mapping.fault();
       return { ret: 0n };
     }
     default:
-      fail('ENOSYS', `op ${req.op}`);
+      fail('ENOSYS', `op ${req.op}`, 'uiommu_engine_dispatch');
   }
 }

@@ -138,8 +138,8 @@ export class Connection {
 /** A process served by the engine. */
 interface Client {
   readonly proc: Process<ProcessMm>;
-  /** The credentials `proc` was adopted with, refreshed before each of its requests. */
-  readonly creds: Credentials & { refresh?(): void };
+  /** The credentials of `proc`'s current image, refreshed before each of its requests. */
+  creds: Credentials & { refresh?(): void };
   /** The process's handle (a real process): every access to it goes through this. */
   handle: ProcHandle | undefined;
   /** The connection speaking for it; undefined while an exec is in flight. */
@@ -339,17 +339,25 @@ export class Engine {
 
   private dispatch(conn: Connection, req: Request): Response {
     // a path longer than any PATH_MAX, or a payload no op takes
-    if (req.oversize) fail(req.op === OP.OPEN || req.op === OP.STAT ? 'ENAMETOOLONG' : 'E2BIG');
+    if (req.oversize) {
+      if (req.op === OP.OPEN || req.op === OP.STAT) {
+        fail('ENAMETOOLONG', 'path longer than PATH_MAX', 'getname_long');
+      }
+      fail('E2BIG', 'request payload larger than any op takes', 'uiommu_engine_dispatch');
+    }
+
     if (req.op === OP.HELLO) return this.hello(conn, req);
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
-    if (!client || client.conn !== conn) fail('ESRCH', 'no HELLO on this connection');
+    if (!client || client.conn !== conn)
+      fail('ESRCH', 'no HELLO on this connection', 'uiommu_engine_dispatch');
     const proc = client.proc;
     const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n] = req.args;
     switch (req.op) {
       case OP.FORK_BEGIN: {
         let held = 0;
         for (const t of this.tokens.values()) if (t.parent === proc.pid) held++;
-        if (held >= MAX_FORK_TOKENS) fail('EAGAIN', `${held} fork tokens unclaimed`);
+        if (held >= MAX_FORK_TOKENS)
+          fail('EAGAIN', `${held} fork tokens unclaimed`, 'uiommu_engine_dispatch');
         const token = this.nextToken++;
         this.tokens.set(token, {
           parent: proc.pid,
@@ -419,7 +427,7 @@ export class Engine {
         return ok(a.ret, { payload: a.payload });
       }
       default:
-        fail('ENOSYS', `op ${req.op}`);
+        fail('ENOSYS', `op ${req.op}`, 'uiommu_engine_dispatch');
     }
   }
 
@@ -435,14 +443,17 @@ export class Engine {
     const kind = Number(req.args[0] ?? 0n);
     const pid = req.pid;
     if (conn.peer !== undefined && conn.peer !== pid)
-      fail('EPERM', `HELLO for ${pid} from ${conn.peer}`);
+      fail('EPERM', `HELLO for ${pid} from ${conn.peer}`, 'uiommu_engine_hello');
     if (kind !== HELLO_KIND.NEW && kind !== HELLO_KIND.FORK_CHILD && kind !== HELLO_KIND.AFTER_EXEC)
-      fail('EINVAL', `HELLO kind ${kind}`);
-    if (conn.pid !== undefined) fail('EBUSY', 'this connection has said HELLO');
+      fail('EINVAL', `HELLO kind ${kind}`, 'uiommu_engine_hello');
+    if (conn.pid !== undefined)
+      fail('EBUSY', 'this connection has said HELLO', 'uiommu_engine_hello');
     const existing = this.clients.get(pid);
     const handle = conn.handle;
     if (kind === HELLO_KIND.AFTER_EXEC && existing?.execPending) {
-      existing.proc.exec(this.opts.mmFor(pid, handle));
+      // the new image is read through its own handle: the old one closes below
+      existing.creds = this.opts.credsFor?.(pid, handle) ?? existing.creds;
+      existing.proc.exec(this.opts.mmFor(pid, handle), existing.creds);
       existing.execPending = false;
       this.adoptHandle(existing, conn);
       const fds = [...existing.proc.fds.keys()].sort((a, b) => a - b);
@@ -450,7 +461,7 @@ export class Engine {
     }
     // without a handle an open connection is all there is to tell the holder by
     if (existing?.conn && !(existing.handle?.exited ?? false))
-      fail('EBUSY', `pid ${pid} is served on another connection`);
+      fail('EBUSY', `pid ${pid} is served on another connection`, 'uiommu_engine_hello');
     // a stale process under a reused pid is gone
     if (existing) this.exitClient(existing);
     let fds: FdTable = new Map();
@@ -543,7 +554,7 @@ export class Engine {
    */
   private procStatus(pid: number): Response {
     const target = this.clients.get(pid);
-    if (!target) fail('ENOENT', `pid ${pid} not served`);
+    if (!target) fail('ENOENT', `pid ${pid} not served`, 'uiommu_proc_status');
     const proc = target.proc;
     let text: string;
     try {
@@ -551,12 +562,13 @@ export class Engine {
         ? target.handle.readText('status')
         : readFileSync(`/proc/${pid}/status`, 'latin1');
     } catch {
-      fail('ENOENT', `/proc/${pid}/status unreadable`);
+      fail('ENOENT', `/proc/${pid}/status unreadable`, 'uiommu_proc_status');
     }
     const [lck, pin] = vmStatusLines(proc.counters, proc.mm.pageSize).split('\n');
     const out = text.replace(/^VmLck:.*$/m, lck!).replace(/^VmPin:.*$/m, pin!);
     const payload = Buffer.from(out, 'latin1');
-    if (payload.length > MAX_PAYLOAD) fail('EFBIG', `/proc/${pid}/status too long`);
+    if (payload.length > MAX_PAYLOAD)
+      fail('EFBIG', `/proc/${pid}/status too long`, 'uiommu_proc_status');
     return { ...ok(BigInt(payload.length)), payload };
   }
 
@@ -567,9 +579,9 @@ export class Engine {
    */
   private sysfsRead(path: string): Response {
     const attr = sysfsAttr(this.kernel, path);
-    if (!attr) fail('ENOENT', `${path} is not generated by the kernel`);
+    if (!attr) fail('ENOENT', `${path} is not generated by the kernel`, 'uiommu_sysfs_read');
     const payload = attr.show();
-    if (payload.length > MAX_PAYLOAD) fail('EFBIG', `${path} too long`);
+    if (payload.length > MAX_PAYLOAD) fail('EFBIG', `${path} too long`, 'uiommu_sysfs_read');
     return { ...ok(BigInt(payload.length)), payload };
   }
 

@@ -120,7 +120,7 @@ export type VfioCdevFile = FileOps & { readonly device: VfioDevice };
 export function openVfioCdev(host: VfioCdevHost, path: string): VfioCdevFile {
   const m = /^vfio(0|[1-9][0-9]{0,9})$/.exec(path.slice(VFIO_CDEV_DIR.length));
   const found = path.startsWith(VFIO_CDEV_DIR) && m ? lookup(host, Number(m[1])) : undefined;
-  if (!found) fail('ENOENT');
+  if (!found) fail('ENOENT', `${path} is not a device uiommu serves`, 'path_openat');
   return new CdevFile(found.device, found.group, host.personality.vfioCdevFlags).ops();
 }
 
@@ -165,7 +165,8 @@ class CdevFile {
         return this.pci.write!(caller, data, offset);
       },
       mmap: (caller, offset, length, shared, host) => {
-        if (!this.bound) fail('EINVAL');
+        if (!this.bound) fail('EINVAL', 'the cdev is not bound', 'vfio_device_fops_mmap');
+
         return this.pci.mmap!(caller, offset, length, shared, host);
       },
       release: () => this.release(),
@@ -210,7 +211,7 @@ class CdevFile {
           : undefined;
       validateVfToken(this.device.pci, token);
       const file = caller.file(bind.iommufd);
-      if (!file) fail('EBADF', `iommufd ${bind.iommufd} is not open`);
+      if (!file) fail('EBADF', `iommufd ${bind.iommufd} is not open`, 'vfio_df_ioctl_bind_iommufd');
       const ctx = iommufdCtxOf(file);
       if (!ctx) fail('EBADFD', `fd ${bind.iommufd} is not an iommufd`, 'iommufd_ctx_from_fd');
       const device = this.device;

@@ -176,7 +176,11 @@ export class LegacyContainer {
    */
   attachGroup(group: Group, noiommu = false): void {
     if (this.groups.length > 0 && this.noiommu !== noiommu) {
-      fail('EPERM', 'no-IOMMU and IOMMU groups cannot share a container');
+      fail(
+        'EPERM',
+        'no-IOMMU and IOMMU groups cannot share a container',
+        'vfio_container_attach_group',
+      );
     }
     this.backend?.attachGroup(group);
     this.groups.push(group);

@@ -36,11 +36,15 @@ const CORE_FEATURES: readonly number[] = [
 /** vfio_ioctl_device_feature(): the header at `arg`, then the driver's op. */
 export function vfioDeviceFeature(caller: Caller, arg: bigint, driver?: DeviceFeatureOp): number {
   const minsz = VfioDeviceFeature.size;
-  const { argsz, flags } = VfioUser.copyIn(caller.mm, arg, VfioDeviceFeature).cmd;
-  if (flags & ~(MASK | GET | SET | PROBE)) fail('EINVAL', 'unknown feature flags');
-  if (!(flags & PROBE) && flags & SET && flags & GET) fail('EINVAL', 'GET and SET together');
-  if (CORE_FEATURES.includes(flags & MASK)) fail('ENOTTY', 'no migration or DMA logging');
-  if (!driver) fail('ENOTTY');
+  const { argsz, flags } = VfioUser.copyIn(caller.mm, arg, VfioDeviceFeature, {
+    fn: 'vfio_ioctl_device_feature',
+  }).cmd;
+  const where = 'vfio_ioctl_device_feature';
+  if (flags & ~(MASK | GET | SET | PROBE)) fail('EINVAL', 'unknown feature flags', where);
+  if (!(flags & PROBE) && flags & SET && flags & GET) fail('EINVAL', 'GET and SET together', where);
+  if (CORE_FEATURES.includes(flags & MASK)) fail('ENOTTY', 'no migration or DMA logging', where);
+  if (!driver) fail('ENOTTY', 'the driver has no device features', where);
+
   return driver(caller, flags, arg + BigInt(minsz), argsz - minsz);
 }
 
@@ -55,9 +59,10 @@ export function checkFeature(
   supported: number,
   minsz: number,
 ): boolean {
-  if (flags & (GET | SET) & ~supported) fail('EINVAL', 'feature op not supported');
+  if (flags & (GET | SET) & ~supported)
+    fail('EINVAL', 'feature op not supported', 'vfio_check_feature');
   if (flags & PROBE) return false;
-  if (!(flags & (GET | SET))) fail('EINVAL', 'neither GET nor SET');
-  if (size < minsz) fail('EINVAL', 'feature payload too small');
+  if (!(flags & (GET | SET))) fail('EINVAL', 'neither GET nor SET', 'vfio_check_feature');
+  if (size < minsz) fail('EINVAL', 'feature payload too small', 'vfio_check_feature');
   return true;
 }

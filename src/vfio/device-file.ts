@@ -37,7 +37,7 @@ export function deviceFileOps(
     ioctl(caller, request, arg) {
       if (vfioNrOf(caller.abi, request) === NR_BIND_IOMMUFD) {
         caller.mm.read(arg, VfioDeviceBindIommufd.endOf('out_devid'));
-        fail('EINVAL', 'BIND_IOMMUFD on a group device fd');
+        fail('EINVAL', 'BIND_IOMMUFD on a group device fd', 'vfio_device_fops_unl_ioctl');
       }
       return ops.ioctl!(caller, request, arg);
     },

@@ -35,9 +35,10 @@ export function matchDeviceName(name: string, buf: string): DeviceNameMatch | un
       rest = rest.slice(1);
       continue;
     }
-    if (token || !rest.startsWith(VF_TOKEN)) fail('EINVAL', 'unknown or duplicate option');
+    if (token || !rest.startsWith(VF_TOKEN))
+      fail('EINVAL', 'unknown or duplicate option', 'vfio_pci_core_match');
     rest = rest.slice(VF_TOKEN.length);
-    if (rest.length < UUID_STRING_LEN) fail('EINVAL', 'short vf_token');
+    if (rest.length < UUID_STRING_LEN) fail('EINVAL', 'short vf_token', 'vfio_pci_core_match');
     token = parseUuid(rest.slice(0, UUID_STRING_LEN));
     rest = rest.slice(UUID_STRING_LEN);
   }

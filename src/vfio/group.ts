@@ -90,7 +90,7 @@ function strndupUser(mm: Mm, addr: bigint, max: number): string {
     bytes.push(...chunk);
     at += BigInt(chunk.length);
   }
-  fail('EINVAL', 'device name not NUL-terminated within a page');
+  fail('EINVAL', 'device name not NUL-terminated within a page', 'strndup_user');
 }
 
 /** The VFIO side of one IOMMU group (struct vfio_group). */
@@ -204,7 +204,9 @@ export class VfioGroup {
 
   /** VFIO_GROUP_GET_STATUS: 8 bytes in, the same 8 bytes back with `flags`. */
   private getStatus(caller: Caller, arg: bigint): number {
-    const u = VfioUser.copyIn(caller.mm, arg, VfioGroupStatus);
+    const u = VfioUser.copyIn(caller.mm, arg, VfioGroupStatus, {
+      fn: 'vfio_group_ioctl_get_status',
+    });
     let flags = 0;
     if (this.hasIommu) flags = VFIO_GROUP_FLAGS.VIABLE | VFIO_GROUP_FLAGS.CONTAINER_SET;
     else if (!this.iommuGroup.dmaOwnerClaimed) flags = VFIO_GROUP_FLAGS.VIABLE;
@@ -217,7 +219,7 @@ export class VfioGroup {
     const raw = caller.mm.read(arg, 4);
     const fd = new DataView(raw.buffer, raw.byteOffset, 4).getInt32(0, true);
     const file = caller.file(fd);
-    if (!file) fail('EBADF', `fd ${fd} is not open`);
+    if (!file) fail('EBADF', `fd ${fd} is not open`, 'vfio_group_ioctl_set_container');
     if (this.hasIommu)
       fail('EINVAL', 'the group already has a container', 'vfio_group_ioctl_set_container');
     const container = legacyContainerOf(file);

@@ -30,7 +30,7 @@ const BACKEND: VfioIommuBackend = {
   ioctl(caller, request, arg) {
     if (vfioNrOf(caller.abi, request) === vfioIoctl('VFIO_CHECK_EXTENSION').nr)
       return checkExtension(arg);
-    fail('ENOTTY');
+    fail('ENOTTY', 'only CHECK_EXTENSION on a no-IOMMU container', 'vfio_noiommu_ioctl');
   },
   release() {},
 };
@@ -40,8 +40,10 @@ export const noiommuIommuDriver: VfioIommuDriver = {
   noiommu: true,
   checkExtension,
   open(type, caller) {
-    if (type !== NOIOMMU) fail('EINVAL');
-    if (caller.capSysRawio !== true) fail('EPERM');
+    if (type !== NOIOMMU)
+      fail('EINVAL', `type ${type} is not VFIO_NOIOMMU_IOMMU`, 'vfio_noiommu_open');
+    if (caller.capSysRawio !== true) fail('EPERM', 'no CAP_SYS_RAWIO', 'vfio_noiommu_open');
+
     return BACKEND;
   },
 };

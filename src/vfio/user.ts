@@ -21,7 +21,7 @@ export interface VfioCopyIn {
   /** The known flags; absent: the struct's flags are not checked here. */
   readonly flags?: number;
   /** The kernel function whose rule an EINVAL follows (for the reason). */
-  readonly fn?: string;
+  readonly fn: string;
 }
 
 export class VfioUser<V extends { argsz: number }> {
@@ -32,7 +32,7 @@ export class VfioUser<V extends { argsz: number }> {
     readonly minsz: number,
     /** The struct as read: `minsz` bytes (or more, see readTo), zero-extended. */
     public cmd: V,
-    private readonly fn: string | undefined,
+    private readonly fn: string,
   ) {}
 
   /** The user's `argsz`. */
@@ -48,7 +48,7 @@ export class VfioUser<V extends { argsz: number }> {
     mm: Mm,
     addr: bigint,
     layout: Layout<V>,
-    opts: VfioCopyIn = {},
+    opts: VfioCopyIn,
   ): VfioUser<V> {
     const minsz = opts.minsz ?? layout.size;
     const u = new VfioUser(mm, addr, layout, minsz, layout.decode(mm.read(addr, minsz)), opts.fn);

@@ -40,12 +40,13 @@ test('strerror gives glibc texts', () => {
 
 test('fail throws an Errno carrying name and number', () => {
   assert.throws(
-    () => fail('EADDRINUSE', 'reserved'),
+    () => fail('EADDRINUSE', 'reserved', 'iopt_reserve_iova'),
     (e: unknown) =>
       e instanceof Errno &&
       e.code === 'EADDRINUSE' &&
       e.errno === 98 &&
       e.message === 'EADDRINUSE: reserved' &&
+      e.where === 'iopt_reserve_iova' &&
       e.name === 'Errno',
   );
   const e = new Errno('EINVAL');

@@ -27,9 +27,9 @@ const unreachableProcesses: BackendFactory = (kernel) => ({
       get alive() {
         return alive;
       },
-      resolve: () => fail('EFAULT', 'user memory not reachable'),
-      read: () => fail('EFAULT', 'user memory not reachable'),
-      write: () => fail('EFAULT', 'user memory not reachable'),
+      resolve: () => fail('EFAULT', 'user memory not reachable', 'copy_from_user'),
+      read: () => fail('EFAULT', 'user memory not reachable', 'copy_from_user'),
+      write: () => fail('EFAULT', 'user memory not reachable', 'copy_from_user'),
       exit() {
         alive = false;
       },
@@ -174,6 +174,7 @@ describe('uiommu run', () => {
     await checked;
     const dumped = JSON.parse(readFileSync(state, 'utf8'));
     assert.ok(dumped.time && Array.isArray(dumped.processes) && Array.isArray(dumped.contexts));
+    assert.ok(Array.isArray(dumped.containers) && dumped.pinnedPages === '0');
   });
 
   it('the ioctl encoding is the machine’s: powerpc’s on ppc64 and mips, generic elsewhere', () => {
@@ -245,10 +246,13 @@ describe('uiommu run', () => {
       assert.ok(records.some((x) => x.request === 'VFIO_IOMMU_SPAPR_TCE_CREATE' && x.ret === 0));
       const last = records.at(-1);
       assert.equal(last.state.at, 'exit');
-      assert.equal(last.state.pinnedPages, '0x0');
-      const domains = last.state.groups.map((g: { domain: string }) => g.domain);
-      assert.ok(domains.length >= 3, `the powernv groups: ${domains}`);
-      assert.deepEqual(new Set(domains), new Set(['blocked']));
+      assert.equal(last.state.pinnedPages, '0');
+      assert.ok(last.state.groups.length > 0);
+      assert.deepEqual(
+        last.state.groups.filter((g: { domain: unknown }) => g.domain !== null),
+        [],
+        'every group blocked again',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

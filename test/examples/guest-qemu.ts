@@ -19,6 +19,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { KernelState } from '../../src/host/state.ts';
 import { type HostSpec, hostSpecToJson } from '../../src/host/topology/index.ts';
 import { GUEST_WRITES, HOST_WRITES } from './debian-guest.ts';
 
@@ -33,12 +34,8 @@ export interface TraceRecord {
   ret?: number;
   errno?: string | null;
   text?: string;
-  state?: {
-    at: string;
-    pinnedPages: string;
-    lockedVm: Record<string, string>;
-    groups: { id: number; domain: string; windows?: { start: string; size: string }[] }[];
-  };
+  /** The kernel's state (src/host/state.ts) on SIGUSR1 and at exit. */
+  state?: KernelState & { at: string };
 }
 
 /**

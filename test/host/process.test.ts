@@ -277,6 +277,17 @@ test('exec replaces the address space: the old one is gone, fds and their files 
   assert.equal(p.call(fd, IOAS_ALLOC, IommuIoasAlloc, {}).ret, 0);
 });
 
+test("exec with the new image's credentials: they replace the old ones; without, the old stay", () => {
+  const k = new Kernel();
+  const p = k.spawn();
+  const first = p.creds;
+  p.exec(new SimMm(k.memory));
+  assert.equal(p.creds, first);
+  const next = { ...first, uid: 1000, capIpcLock: false };
+  p.exec(new SimMm(k.memory), next);
+  assert.equal(p.creds, next);
+});
+
 test('structured trace events carry the call, fd, its kind, request name, ret and errno', () => {
   const p = new Kernel().spawn();
   const events: TraceEvent[] = [];
@@ -305,7 +316,7 @@ test('structured trace events carry the call, fd, its kind, request name, ret an
         where: 'iommufd_vfio_ioctl',
       },
       { call: 'close', fd: 3, fdKind: 'iommufd', ret: 0 },
-      { call: 'close', fd: 3, ret: -1, errno: 'EBADF' },
+      { call: 'close', fd: 3, ret: -1, errno: 'EBADF', reason: 'fd 3 is not open', where: 'fdget' },
     ],
   );
 });
@@ -353,7 +364,7 @@ test('an ioctl struct cut short by an unmapped page is decoded as far as it read
   assert.equal(p.ioctl(fd, IOAS_ALLOC, arg), -1);
   assert.equal(
     lines.at(-1),
-    'ioctl(3, IOMMU_IOAS_ALLOC, {size=24, flags=0, out_ioas_id=0}) = -1 EFAULT (Bad address) <unmapped address 0x7ffefffff000; iommufd_ioas_alloc_ioctl>',
+    'ioctl(3, IOMMU_IOAS_ALLOC, {size=24, flags=0, out_ioas_id=0}) = -1 EFAULT (Bad address) <unmapped address 0x7ffefffff000; copy_from_user>',
   );
 });
 
@@ -365,8 +376,8 @@ test('pread64/pwrite64 offsets print in hex (vfio-pci puts the region index at b
   p.pread(99, buf, 4, 7n << 40n);
   p.pwrite(99, buf, 4, 0n);
   assert.deepEqual(lines, [
-    `pread64(99, 0x${buf.toString(16)}, 4, 0x70000000000) = -1 EBADF (Bad file descriptor)`,
-    `pwrite64(99, 0x${buf.toString(16)}, 4, 0) = -1 EBADF (Bad file descriptor)`,
+    `pread64(99, 0x${buf.toString(16)}, 4, 0x70000000000) = -1 EBADF (Bad file descriptor) <fd 99 is not open; fdget>`,
+    `pwrite64(99, 0x${buf.toString(16)}, 4, 0) = -1 EBADF (Bad file descriptor) <fd 99 is not open; fdget>`,
   ]);
 });
 

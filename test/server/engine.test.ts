@@ -471,6 +471,27 @@ describe('engine: exec', () => {
     assert.equal(f.engine.process(100), undefined, 'no exec pending: an exit');
   });
 
+  it('the new image gets its own credentials, refreshed before its requests', () => {
+    const made: { uid: number; refreshes: number }[] = [];
+    const f = engineFixture({
+      credsFor: () => {
+        const c = { ...ROOT, uid: made.length, refreshes: 0, refresh: () => c.refreshes++ };
+        made.push(c);
+        return c;
+      },
+    });
+    const c = f.client(100);
+    c.req(OP.EXEC_BEGIN);
+    c.disconnect();
+    const img = f.client(100, HELLO_KIND.AFTER_EXEC);
+    assert.equal(made.length, 2, 'asked again for the new image');
+    assert.equal(f.engine.process(100)!.creds.uid, 1);
+    const before = made[0]!.refreshes;
+    img.open(3, '/dev/iommu');
+    assert.equal(made[1]!.refreshes, 1);
+    assert.equal(made[0]!.refreshes, before, 'the old image’s are no longer read');
+  });
+
   it('the new image’s HELLO may arrive before the old connection’s close', () => {
     const f = engineFixture();
     const c = f.client(100);
@@ -684,7 +705,7 @@ describe('engine: traces', () => {
       '[pid 100] ioctl(3, IOMMU_IOAS_ALLOC, {size=12, flags=0, out_ioas_id=1}) = 0',
       '[pid 100] fstat(3, {st_mode=S_IFCHR|0660, st_rdev=makedev(0xa, 0x3b), ...}) = 0',
       '[pid 100] close(3) = 0',
-      '[pid 100] close(3) = -1 EBADF (Bad file descriptor)',
+      '[pid 100] close(3) = -1 EBADF (Bad file descriptor) <fd 3 is not open; fdget>',
     ]);
     assert.deepEqual(records[1], {
       pid: 100,
@@ -708,9 +729,9 @@ describe('engine: traces', () => {
       request: null,
       ret: -1,
       errno: 'EBADF',
-      reason: null,
-      where: null,
-      text: 'close(3) = -1 EBADF (Bad file descriptor)',
+      reason: 'fd 3 is not open',
+      where: 'fdget',
+      text: 'close(3) = -1 EBADF (Bad file descriptor) <fd 3 is not open; fdget>',
     });
   });
 });

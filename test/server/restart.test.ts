@@ -36,7 +36,8 @@ class GatedMm extends SimMm {
         }),
       );
     }
-    if (this.read(va, Number(length)).some((b) => b !== 0)) fail('E2BIG');
+    if (this.read(va, Number(length)).some((b) => b !== 0))
+      fail('E2BIG', 'non-zero bytes past the struct', 'check_zeroed_user');
   }
 }
 

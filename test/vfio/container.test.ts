@@ -141,7 +141,7 @@ function fakeDriver(log: string[], types: bigint[] = [1n, 3n]): VfioIommuDriver 
       return {
         attachGroup: (g: Group) => log.push(`attach ${g.id}`),
         detachGroup: (g: Group) => log.push(`detach ${g.id}`),
-        ioctl: () => fail('ENOTTY'),
+        ioctl: () => fail('ENOTTY', 'no ioctls', 'vfs_ioctl'),
         release: () => log.push('release'),
         containerClosed: () => log.push('closed'),
       };

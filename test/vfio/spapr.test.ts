@@ -246,7 +246,7 @@ describe('SPAPR TCE v2: window swap atomicity', () => {
     const old = ipr.group.domain!;
     const attach = nvme.group.attach.bind(nvme.group);
     nvme.group.attach = (d: Domain) => {
-      if (d !== old) fail('ENOMEM', 'injected');
+      if (d !== old) fail('ENOMEM', 'injected', 'uiommu_test');
       attach(d);
     };
     assert.equal(c.create(16, GIB).errno, 'ENOMEM');

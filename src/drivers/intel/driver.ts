@@ -46,12 +46,17 @@ export class IntelIommu implements IommuDriver {
     const addressWidth = opts.addressWidth ?? 48;
     const pgsizeBitmap = opts.pgsizeBitmap ?? SZ_4K | SZ_2M | SZ_1G;
     const maxPasidLog2 = opts.maxPasidLog2 ?? 20;
-    if (![39, 48, 57].includes(addressWidth)) fail('EINVAL', 'VT-d address width is 39, 48 or 57');
+    if (![39, 48, 57].includes(addressWidth))
+      fail('EINVAL', 'VT-d address width is 39, 48 or 57', 'uiommu_intel_config');
     if (!(pgsizeBitmap & SZ_4K) || pgsizeBitmap & ~(SZ_4K | SZ_2M | SZ_1G)) {
-      fail('EINVAL', 'VT-d page sizes are 4 KiB plus any of 2 MiB and 1 GiB');
+      fail(
+        'EINVAL',
+        'VT-d page sizes are 4 KiB plus any of 2 MiB and 1 GiB',
+        'uiommu_intel_config',
+      );
     }
     if (!Number.isInteger(maxPasidLog2) || maxPasidLog2 < 0 || maxPasidLog2 > 20) {
-      fail('EINVAL', 'VT-d PASIDs are at most 20 bits');
+      fail('EINVAL', 'VT-d PASIDs are at most 20 bits', 'uiommu_intel_config');
     }
     this.name = opts.name ?? 'intel-iommu';
     this.features = Object.freeze({
@@ -66,7 +71,11 @@ export class IntelIommu implements IommuDriver {
   /** EOPNOTSUPP for dirty tracking on a unit without it; nestParent and pasid are recorded. */
   domainAllocPaging(_dev: Device, flags: PagingFlags): IntelDomain {
     if (flags.dirtyTracking && !this.features.dirtyTracking) {
-      fail('EOPNOTSUPP', 'this VT-d unit has no second-stage dirty tracking');
+      fail(
+        'EOPNOTSUPP',
+        'this VT-d unit has no second-stage dirty tracking',
+        'intel_iommu_domain_alloc_second_stage',
+      );
     }
     const { addressWidth, pgsizeBitmap, snoopControl } = this.features;
     return new IntelDomain(this, addressWidth, pgsizeBitmap, { ...flags }, snoopControl);
@@ -74,7 +83,8 @@ export class IntelIommu implements IommuDriver {
 
   /** EINVAL for a domain of another IOMMU unit; any own domain is accepted. */
   attachDev(domain: Domain, _dev: Device): void {
-    if (domain.driver !== this) fail('EINVAL', 'domain belongs to another IOMMU');
+    if (domain.driver !== this)
+      fail('EINVAL', 'domain belongs to another IOMMU', '__iommu_attach_group');
   }
 
   hwInfo(_dev: Device): HwInfo {

@@ -58,7 +58,7 @@ export function decodeHwptSelftest(
 export function iommuptKind(pagetableType: number): MockDomainKind {
   if (pagetableType === MOCK_IOMMUPT.DEFAULT) return 'iommupt';
   if (pagetableType === MOCK_IOMMUPT.HUGE) return 'iommupt-huge';
-  fail('EOPNOTSUPP', 'unknown MOCK_IOMMUPT type');
+  fail('EOPNOTSUPP', 'unknown MOCK_IOMMUPT type', 'mock_domain_alloc_paging_flags');
 }
 
 /**

@@ -59,7 +59,7 @@ export class MockIommu implements IommuDriver {
   /** mock_dev_create(): a device in a new group of its own; EINVAL for flags the generation lacks. */
   createDevice(memory: PhysMemory, flags: number): MockDevice {
     if ((flags & ~MOCK_FLAGS_DEVICE_VALID[this.abi]) !== 0)
-      fail('EINVAL', 'unknown mock device flags');
+      fail('EINVAL', 'unknown mock device flags', 'mock_dev_create');
     const n = ++this.created;
     return new MockDevice(`iommufd_mock${n}`, this, new Group(n), memory, flags);
   }
@@ -83,14 +83,23 @@ export class MockIommu implements IommuDriver {
    */
   domainAllocUser(dev: Device, flags: PagingFlags, userData: IommuUserData): MockDomain {
     const mdev = mockDev(dev);
-    if (this.abi !== '7.2' || userData.type !== IOMMU_HWPT_DATA_SELFTEST) fail('EOPNOTSUPP');
-    if (flags.dirtyTracking && mdev.noDirty) fail('EOPNOTSUPP', 'NO_DIRTY device');
+    if (this.abi !== '7.2' || userData.type !== IOMMU_HWPT_DATA_SELFTEST) {
+      fail(
+        'EOPNOTSUPP',
+        `data type ${userData.type} is not the selftest's`,
+        'mock_domain_alloc_paging_flags',
+      );
+    }
+
+    if (flags.dirtyTracking && mdev.noDirty)
+      fail('EOPNOTSUPP', 'NO_DIRTY device', 'mock_domain_alloc_paging_flags');
     const cfg = decodeHwptSelftest(this.abi, userData);
     return this.allocPaging(mdev, flags, iommuptKind(cfg.pagetable_type));
   }
 
   private allocPaging(mdev: MockDevice, flags: PagingFlags, kind: MockDomainKind): MockDomain {
-    if (flags.dirtyTracking && mdev.noDirty) fail('EOPNOTSUPP', 'NO_DIRTY device');
+    if (flags.dirtyTracking && mdev.noDirty)
+      fail('EOPNOTSUPP', 'NO_DIRTY device', 'mock_domain_alloc_paging_flags');
     return new MockDomain(this, mdev.memory.pageSize, { kind, dirtyCapable: flags.dirtyTracking });
   }
 
@@ -104,7 +113,8 @@ export class MockIommu implements IommuDriver {
     _pasid: boolean,
     userData: IommuUserData,
   ): MockNestedDomain {
-    if (!(parent instanceof MockDomain)) fail('EINVAL', 'parent is not a mock paging domain');
+    if (!(parent instanceof MockDomain))
+      fail('EINVAL', 'parent is not a mock paging domain', 'mock_domain_alloc_nested');
     return MockNestedDomain.create(this, parent, undefined, userData);
   }
 
@@ -119,7 +129,8 @@ export class MockIommu implements IommuDriver {
   readonly viommu: ViommuDriver = {
     viommuSupported: (_dev, type) => type === IOMMU_VIOMMU_TYPE_SELFTEST,
     viommuInit: (core: ViommuCore, parent, type, userData) => {
-      if (!(parent instanceof MockDomain)) fail('EINVAL', 'parent is not a mock paging domain');
+      if (!(parent instanceof MockDomain))
+        fail('EINVAL', 'parent is not a mock paging domain', 'mock_viommu_init');
       let mmapOffset: bigint | undefined;
       if (userData) {
         const raw = copyStructFromUser(
@@ -156,9 +167,10 @@ export class MockIommu implements IommuDriver {
    * vIOMMU and virt_id, updated only when the vIOMMU changes.
    */
   attachDev(domain: Domain, dev: Device): void {
-    if (domain.driver !== this) fail('EINVAL', 'not a mock domain');
+    if (domain.driver !== this) fail('EINVAL', 'not a mock domain', 'mock_domain_nop_attach');
     const mdev = mockDev(dev);
-    if (domain.dirtyCapable && mdev.noDirty) fail('EINVAL', 'NO_DIRTY device');
+    if (domain.dirtyCapable && mdev.noDirty)
+      fail('EINVAL', 'NO_DIRTY device', 'mock_domain_nop_attach');
     const viommu = domain instanceof MockNestedDomain ? domain.viommu : undefined;
     const vdevId = viommu ? viommu.core.vdevIdOf(dev) : 0n;
     if (viommu !== mdev.viommu) {
@@ -190,7 +202,8 @@ export class MockIommu implements IommuDriver {
    */
   setDevPasid(domain: Domain | undefined, dev: Device, pasid: number): void {
     const mdev = mockDev(dev);
-    if (domain && domain.driver !== this) fail('EINVAL', 'not a mock domain');
+    if (domain && domain.driver !== this)
+      fail('EINVAL', 'not a mock domain', 'mock_domain_set_dev_pasid_nop');
     if (pasid !== IOMMU_TEST_PASID_RESERVED) return;
     if (!domain) {
       mdev.pasid1024 = false;
@@ -198,7 +211,11 @@ export class MockIommu implements IommuDriver {
     }
     if (mdev.pasid1024) {
       mdev.pasid1024 = false;
-      fail('ENOMEM', 'the mock fails every other set_dev_pasid at PASID 1024');
+      fail(
+        'ENOMEM',
+        'the mock fails every other set_dev_pasid at PASID 1024',
+        'mock_domain_set_dev_pasid_nop',
+      );
     }
     mdev.pasid1024 = true;
   }

@@ -52,7 +52,13 @@ export class MockNestedDomain extends Domain implements UserInvalidatable {
     viommu: MockViommu | undefined,
     userData: IommuUserData,
   ): MockNestedDomain {
-    if (userData.type !== IOMMU_HWPT_DATA_SELFTEST) fail('EOPNOTSUPP');
+    if (userData.type !== IOMMU_HWPT_DATA_SELFTEST) {
+      fail(
+        'EOPNOTSUPP',
+        `data type ${userData.type} is not the selftest's`,
+        'mock_domain_alloc_nested',
+      );
+    }
     const { iotlb } = decodeHwptSelftest(driver.abi, userData);
     return new MockNestedDomain(driver, parent, viommu, iotlb);
   }
@@ -74,13 +80,21 @@ export class MockNestedDomain extends Domain implements UserInvalidatable {
   cacheInvalidateUser(array: IommuUserDataArray): void {
     let done = array.start;
     try {
-      if (array.type !== IOMMU_HWPT_INVALIDATE_DATA_SELFTEST) fail('EINVAL');
+      const where = 'mock_domain_cache_invalidate_user';
+      if (array.type !== IOMMU_HWPT_INVALIDATE_DATA_SELFTEST) {
+        fail('EINVAL', `data type ${array.type} is not the selftest's`, where);
+      }
       const size = IommuHwptInvalidateSelftest.size;
       for (let i = array.start; i < array.entryNum; i++) {
         const raw = copyStructFromUserArray(array, array.type, i, size, size);
         const inv = IommuHwptInvalidateSelftest.decode(raw);
-        if ((inv.flags & ~IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0) fail('EOPNOTSUPP');
-        if (inv.iotlb_id > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX) fail('EINVAL');
+        if ((inv.flags & ~IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0) {
+          fail('EOPNOTSUPP', `entry ${i}: unknown flags 0x${inv.flags.toString(16)}`, where);
+        }
+        if (inv.iotlb_id > MOCK_NESTED_DOMAIN_IOTLB_ID_MAX) {
+          fail('EINVAL', `entry ${i}: iotlb_id ${inv.iotlb_id} past the last`, where);
+        }
+
         if (inv.flags & IOMMU_TEST_INVALIDATE_FLAG_ALL) this.iotlb.fill(0);
         else this.iotlb[inv.iotlb_id] = 0;
         done++;

@@ -63,6 +63,7 @@ export class MockViommu implements IommuViommu {
       fail('ENOMEM', 'entry_num entries exceed KMALLOC_MAX_SIZE', 'mock_viommu_cache_invalidate');
     }
     let done = 0;
+    const where = 'mock_viommu_cache_invalidate';
     try {
       const entries = copyStructFromFullUserArray(
         array,
@@ -71,10 +72,15 @@ export class MockViommu implements IommuViommu {
       );
       for (const raw of entries) {
         const inv = IommuViommuInvalidateSelftest.decode(raw);
-        if ((inv.flags & ~IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0) fail('EOPNOTSUPP');
-        if (inv.cache_id > MOCK_DEV_CACHE_ID_MAX) fail('EINVAL');
+        if ((inv.flags & ~IOMMU_TEST_INVALIDATE_FLAG_ALL) !== 0) {
+          fail('EOPNOTSUPP', `unknown flags 0x${inv.flags.toString(16)}`, where);
+        }
+        if (inv.cache_id > MOCK_DEV_CACHE_ID_MAX) {
+          fail('EINVAL', `cache_id ${inv.cache_id} past the last`, where);
+        }
         const dev = this.core.findDev(BigInt(inv.vdev_id));
-        if (!(dev instanceof MockDevice)) fail('EINVAL', `no vDEVICE ${inv.vdev_id}`);
+        if (!(dev instanceof MockDevice)) fail('EINVAL', `no vDEVICE ${inv.vdev_id}`, where);
+
         if (inv.flags & IOMMU_TEST_INVALIDATE_FLAG_ALL) dev.cache.fill(0);
         else dev.cache[inv.cache_id] = 0;
         done++;
@@ -95,11 +101,15 @@ export class MockViommu implements IommuViommu {
    * queue then depends on the one before it.
    */
   hwQueueInit(queue: HwQueueCore, index: number, basePhys: bigint): () => void {
-    if (index >= IOMMU_TEST_HW_QUEUE_MAX) fail('EINVAL');
-    if (this.hwQueues[index]) fail('EEXIST');
+    const where = 'mock_hw_queue_init_phys';
+    if (index >= IOMMU_TEST_HW_QUEUE_MAX) fail('EINVAL', `index ${index} past the last`, where);
+    if (this.hwQueues[index]) fail('EEXIST', `queue ${index} exists`, where);
     const prev = index > 0 ? this.hwQueues[index - 1] : undefined;
-    if (index > 0 && !prev) fail('EIO');
-    if (basePhys !== this.s2Parent.iovaToPhys(queue.baseAddr)) fail('EFAULT');
+    if (index > 0 && !prev) fail('EIO', `queue ${index - 1} does not exist`, where);
+    if (basePhys !== this.s2Parent.iovaToPhys(queue.baseAddr)) {
+      fail('EFAULT', 'base address does not translate through the parent', where);
+    }
+
     if (prev) queue.depend(prev);
     this.hwQueues[index] = queue;
     return () => {

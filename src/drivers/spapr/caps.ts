@@ -51,23 +51,27 @@ const isPow2 = (n: bigint): boolean => n > 0n && (n & (n - 1n)) === 0n;
 
 /** EINVAL unless the capabilities describe a PHB the model can build windows for. */
 export function checkSpaprCaps(c: SpaprCaps): SpaprCaps {
-  if (c.platform !== 'powernv' && c.platform !== 'pseries') fail('EINVAL', 'unknown platform');
-  if (![0, 1, 2].includes(c.maxWindows)) fail('EINVAL', 'a PE has at most 2 windows');
-  if (c.pgsizes <= 0n || c.pgsizes >= 1n << 64n) fail('EINVAL', 'pgsizes must be a u64 mask');
-  if (!Number.isInteger(c.maxLevels) || c.maxLevels < 1) fail('EINVAL', 'maxLevels ≥ 1');
+  if (c.platform !== 'powernv' && c.platform !== 'pseries')
+    fail('EINVAL', 'unknown platform', 'uiommu_spapr_caps');
+  if (![0, 1, 2].includes(c.maxWindows))
+    fail('EINVAL', 'a PE has at most 2 windows', 'uiommu_spapr_caps');
+  if (c.pgsizes <= 0n || c.pgsizes >= 1n << 64n)
+    fail('EINVAL', 'pgsizes must be a u64 mask', 'uiommu_spapr_caps');
+  if (!Number.isInteger(c.maxLevels) || c.maxLevels < 1)
+    fail('EINVAL', 'maxLevels ≥ 1', 'uiommu_spapr_caps');
   if (c.hostPageShift !== 12 && c.hostPageShift !== 16) {
-    fail('EINVAL', 'host pages are 4 KiB or 64 KiB');
+    fail('EINVAL', 'host pages are 4 KiB or 64 KiB', 'uiommu_spapr_caps');
   }
   const smallest = c.pgsizes & -c.pgsizes;
   for (const base of c.slotBases) {
     if (base < 0n || base >= 1n << 64n || base % smallest !== 0n) {
-      fail('EINVAL', 'slot base outside u64 or not page aligned');
+      fail('EINVAL', 'slot base outside u64 or not page aligned', 'uiommu_spapr_caps');
     }
   }
   if (!isPow2(c.dma32Size) && c.dma32Size !== 0n) {
     // tce32_size need not be a power of two in the kernel, but then the
     // default window cannot be created; keep the model to what works.
-    fail('EINVAL', 'dma32Size must be 0 or a power of two');
+    fail('EINVAL', 'dma32Size must be 0 or a power of two', 'uiommu_spapr_caps');
   }
   return Object.freeze({ ...c, slotBases: Object.freeze([...c.slotBases]) }) as SpaprCaps;
 }

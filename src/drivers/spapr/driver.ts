@@ -66,7 +66,7 @@ export class SpaprIommu implements IommuDriver, TableGroup {
   constructor(opts: SpaprIommuOptions = {}) {
     const { preset = 'powernv', name, firstGroupId = 0, ...overrides } = opts;
     const base = SPAPR_PRESETS[preset];
-    if (!base) fail('EINVAL', `unknown SPAPR preset ${String(preset)}`);
+    if (!base) fail('EINVAL', `unknown SPAPR preset ${String(preset)}`, 'uiommu_spapr_caps');
     const defined = Object.fromEntries(
       Object.entries(overrides).filter(([, v]) => v !== undefined),
     ) as Partial<SpaprCaps>;
@@ -85,7 +85,8 @@ export class SpaprIommu implements IommuDriver, TableGroup {
       pe = 0;
       while (this.pes.has(pe)) pe++;
     }
-    if (!Number.isInteger(pe) || pe < 0) fail('EINVAL', 'PE numbers are non-negative integers');
+    if (!Number.isInteger(pe) || pe < 0)
+      fail('EINVAL', 'PE numbers are non-negative integers', 'uiommu_spapr_caps');
     let group = this.pes.get(pe);
     if (!group) {
       group = new Group(this.firstGroupId + pe);
@@ -142,14 +143,19 @@ export class SpaprIommu implements IommuDriver, TableGroup {
   domainAllocUser(dev: Device, flags: PagingFlags, userData: IommuUserData): SpaprDomain {
     checkNoFlags(flags);
     if (userData.type !== IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS) {
-      fail('EOPNOTSUPP', 'unknown HWPT data type');
+      fail('EOPNOTSUPP', 'unknown HWPT data type', 'uiommu_spapr_domain_alloc_user');
     }
-    if (userData.len !== UiommuHwptSpaprWindows.size) fail('EINVAL', 'data_len ≠ sizeof');
+    if (userData.len !== UiommuHwptSpaprWindows.size)
+      fail('EINVAL', 'data_len ≠ sizeof', 'uiommu_spapr_domain_alloc_user');
     const v = decodeSpaprWindows(userData.copy());
     const n = v.num_windows;
     const used = v.windows.slice(0, Math.min(n, UIOMMU_SPAPR_MAX_WINDOWS));
-    if (v.__reserved !== 0 || used.some((w) => w.__reserved !== 0)) fail('EOPNOTSUPP');
-    if (n < 1 || n > UIOMMU_SPAPR_MAX_WINDOWS) fail('EINVAL', 'num_windows not 1..2');
+    if (v.__reserved !== 0 || used.some((w) => w.__reserved !== 0)) {
+      fail('EOPNOTSUPP', 'a __reserved field is not 0', 'uiommu_spapr_domain_alloc_user');
+    }
+
+    if (n < 1 || n > UIOMMU_SPAPR_MAX_WINDOWS)
+      fail('EINVAL', 'num_windows not 1..2', 'uiommu_spapr_domain_alloc_user');
     return this.domainAllocWindows(
       dev,
       used.map((w) => ({
@@ -166,7 +172,7 @@ export class SpaprIommu implements IommuDriver, TableGroup {
   /** EINVAL for a domain of another IOMMU (or not a TCE domain). */
   attachDev(domain: Domain, _dev: Device): void {
     if (domain.driver !== this || !(domain instanceof SpaprDomain)) {
-      fail('EINVAL', 'domain belongs to another IOMMU');
+      fail('EINVAL', 'domain belongs to another IOMMU', '__iommu_attach_group');
     }
   }
 
@@ -185,7 +191,9 @@ export class SpaprIommu implements IommuDriver, TableGroup {
 
 /** EOPNOTSUPP for any paging flag: no dirty bits, nesting or PASID on POWER PEs. */
 function checkNoFlags(flags: PagingFlags): void {
-  if (flags.dirtyTracking) fail('EOPNOTSUPP', 'TCEs have no dirty bits');
-  if (flags.nestParent) fail('EOPNOTSUPP', 'no nested translation on POWER PEs');
-  if (flags.pasid) fail('EOPNOTSUPP', 'no PASID on POWER PEs');
+  if (flags.dirtyTracking)
+    fail('EOPNOTSUPP', 'TCEs have no dirty bits', 'uiommu_spapr_domain_alloc_user');
+  if (flags.nestParent)
+    fail('EOPNOTSUPP', 'no nested translation on POWER PEs', 'uiommu_spapr_domain_alloc_user');
+  if (flags.pasid) fail('EOPNOTSUPP', 'no PASID on POWER PEs', 'uiommu_spapr_domain_alloc_user');
 }

@@ -55,15 +55,21 @@ export function pnvTceGeometry(
   maxLevels: number,
 ): TceGeometry {
   if (!Number.isInteger(levels) || levels < 1 || levels > maxLevels) {
-    fail('EINVAL', `TCE table levels must be 1..${maxLevels}`);
+    fail('EINVAL', `TCE table levels must be 1..${maxLevels}`, 'pnv_pci_ioda2_table_alloc_pages');
   }
-  if (!isPow2(windowSize)) fail('EINVAL', 'window size is not a power of two');
+  if (!isPow2(windowSize))
+    fail('EINVAL', 'window size is not a power of two', 'pnv_pci_ioda2_table_alloc_pages');
   const entriesShift = log2(windowSize) - pageShift;
-  if (entriesShift < 0) fail('EINVAL', 'window smaller than one TCE page');
+  if (entriesShift < 0)
+    fail('EINVAL', 'window smaller than one TCE page', 'pnv_pci_ioda2_table_alloc_pages');
   const levelShift = Math.max(Math.ceil(entriesShift / levels) + 3, hostPageShift);
   const bitsPerLevel = levelShift - 3;
   if (bitsPerLevel * levels + pageShift >= POWERNV_TCE_ADDR_BITS_LIMIT) {
-    fail('EINVAL', `TCE table levels would cover ${POWERNV_TCE_ADDR_BITS_LIMIT}+ address bits`);
+    fail(
+      'EINVAL',
+      `TCE table levels would cover ${POWERNV_TCE_ADDR_BITS_LIMIT}+ address bits`,
+      'pnv_pci_ioda2_table_alloc_pages',
+    );
   }
   const entries = 1n << BigInt(Math.max(entriesShift, hostPageShift - 3));
   return Object.freeze({
@@ -88,10 +94,12 @@ export function pseriesTceGeometry(
   windowSize: bigint,
   levels: number,
 ): TceGeometry {
-  if (levels !== 1) fail('EINVAL', 'pSeries TCE tables have one level');
-  if (!isPow2(windowSize)) fail('EINVAL', 'window size is not a power of two');
+  if (levels !== 1) fail('EINVAL', 'pSeries TCE tables have one level', 'spapr_tce_create_table');
+  if (!isPow2(windowSize))
+    fail('EINVAL', 'window size is not a power of two', 'spapr_tce_create_table');
   const entriesShift = log2(windowSize) - pageShift;
-  if (entriesShift < 0) fail('EINVAL', 'window smaller than one TCE page');
+  if (entriesShift < 0)
+    fail('EINVAL', 'window smaller than one TCE page', 'spapr_tce_create_table');
   return Object.freeze({
     pageShift,
     levels: 1,

@@ -59,14 +59,15 @@ export class TceTable extends RadixPgtable {
   ): void {
     const p = tceProt(prot, this.opts.writeImpliesRead);
     if (length > 0n && (iova < this.start || iova + length - 1n > this.last)) {
-      fail('EINVAL', 'range outside the TCE window');
+      fail('EINVAL', 'range outside the TCE window', 'iommu_tce_check_ioba');
     }
     super.map(iova, phys, length, p, maxPageSize);
   }
 
   /** TCE number of a bus address inside the window. */
   index(iova: bigint): bigint {
-    if (iova < this.start || iova > this.last) fail('EINVAL', 'address outside the TCE window');
+    if (iova < this.start || iova > this.last)
+      fail('EINVAL', 'address outside the TCE window', 'iommu_tce_check_ioba');
     return (iova - this.start) >> BigInt(this.geometry.pageShift);
   }
 

@@ -51,7 +51,7 @@ export function directionForProt(prot: number): DmaDirection | undefined {
  */
 export function tceProt(prot: number, writeImpliesRead: boolean): number {
   let p = prot & RW;
-  if (p === 0) fail('EINVAL', 'a TCE needs the read or the write direction');
+  if (p === 0) fail('EINVAL', 'a TCE needs the read or the write direction', 'tce_iommu_ioctl');
   if (writeImpliesRead && p & IOMMU_WRITE) p |= IOMMU_READ;
   return p;
 }

@@ -48,23 +48,28 @@ export function spaprTceGeometry(
  */
 export function validateSpaprWindow(caps: SpaprCaps, w: SpaprWindow): TceGeometry {
   if ((w.slot !== 0 && w.slot !== 1) || (w.slot === 1 && caps.maxWindows < 2)) {
-    fail('ENOSPC', `no window slot ${w.slot} on this PE`);
+    fail('ENOSPC', `no window slot ${w.slot} on this PE`, 'tce_iommu_find_free_table');
   }
   const ps = w.pageShift;
   if (!Number.isInteger(ps) || ps < 0 || ps > 63 || !(caps.pgsizes & (1n << BigInt(ps)))) {
-    fail('EINVAL', `TCE page shift ${ps} not supported`);
+    fail('EINVAL', `TCE page shift ${ps} not supported`, 'tce_iommu_create_window');
   }
   if (spaprTableSize(caps, ps, w.size, w.levels) === 0n) {
-    fail('EINVAL', 'window size or levels rejected by get_table_size');
+    fail('EINVAL', 'window size or levels rejected by get_table_size', 'tce_iommu_create_table');
   }
   const g = spaprTceGeometry(caps, ps, w.size, w.levels);
   if (w.start !== caps.slotBases[w.slot]) {
-    fail('EINVAL', `window slot ${w.slot} starts at 0x${caps.slotBases[w.slot].toString(16)}`);
+    fail(
+      'EINVAL',
+      `window slot ${w.slot} starts at 0x${caps.slotBases[w.slot].toString(16)}`,
+      'uiommu_spapr_window_check',
+    );
   }
-  if (w.start % (1n << BigInt(ps)) !== 0n) fail('EINVAL', 'slot base not aligned to the TCE page');
+  if (w.start % (1n << BigInt(ps)) !== 0n)
+    fail('EINVAL', 'slot base not aligned to the TCE page', 'uiommu_spapr_window_check');
   const reach = 1n << BigInt(ps + g.levels * Math.max(g.bitsPerLevel, 1));
   if (w.start + (reach > g.windowSize ? reach : g.windowSize) > U64_END) {
-    fail('EINVAL', 'window or its table index range runs past 2^64');
+    fail('EINVAL', 'window or its table index range runs past 2^64', 'uiommu_spapr_window_check');
   }
   return g;
 }
@@ -79,17 +84,19 @@ export function validateSpaprWindows(
   windows: readonly SpaprWindow[],
 ): TceGeometry[] {
   const out = windows.map((w) => validateSpaprWindow(caps, w));
-  if (windows.length === 0) fail('EINVAL', 'a domain needs at least one window');
+  if (windows.length === 0)
+    fail('EINVAL', 'a domain needs at least one window', 'uiommu_spapr_domain_alloc_user');
   const seen = new Set<number>();
   for (const w of windows) {
-    if (seen.has(w.slot)) fail('EBUSY', `window slot ${w.slot} given twice`);
+    if (seen.has(w.slot))
+      fail('EBUSY', `window slot ${w.slot} given twice`, 'uiommu_spapr_domain_alloc_user');
     seen.add(w.slot);
   }
   windows.forEach((a, i) => {
     const aEnd = a.start + out[i]!.windowSize;
     windows.forEach((b, j) => {
       if (j < i && a.start < b.start + out[j]!.windowSize && b.start < aEnd) {
-        fail('EINVAL', 'windows overlap');
+        fail('EINVAL', 'windows overlap', 'uiommu_spapr_domain_alloc_user');
       }
     });
   });

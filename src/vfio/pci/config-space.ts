@@ -442,7 +442,11 @@ export class PciConfigSpace {
 
   private check(offset: number, length: number): void {
     if (!Number.isInteger(offset) || offset < 0 || length < 0 || offset + length > this.size) {
-      fail('EFAULT', `config access ${offset}+${length} beyond ${this.size}`);
+      fail(
+        'EFAULT',
+        `config access ${offset}+${length} beyond ${this.size}`,
+        'vfio_pci_config_rw_single',
+      );
     }
   }
 

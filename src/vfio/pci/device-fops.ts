@@ -63,7 +63,10 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
       switch (nr) {
         case NR.GET_INFO: {
           const minsz = VfioDeviceInfo.endOf('num_irqs');
-          const u = VfioUser.copyIn(mm, arg, VfioDeviceInfo, { minsz });
+          const u = VfioUser.copyIn(mm, arg, VfioDeviceInfo, {
+            minsz,
+            fn: 'vfio_pci_ioctl_get_info',
+          });
           const info = dev.info();
           u.respond(
             {
@@ -78,7 +81,9 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
           return 0;
         }
         case NR.GET_REGION_INFO: {
-          const u = VfioUser.copyIn(mm, arg, VfioRegionInfo);
+          const u = VfioUser.copyIn(mm, arg, VfioRegionInfo, {
+            fn: 'vfio_pci_ioctl_get_region_info',
+          });
           const r = dev.regionInfo(u.cmd.index);
           let out = { argsz: u.argsz, capOffset: 0 };
           let flags = r.flags;
@@ -97,13 +102,13 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
           return 0;
         }
         case NR.GET_IRQ_INFO: {
-          const u = VfioUser.copyIn(mm, arg, VfioIrqInfo);
+          const u = VfioUser.copyIn(mm, arg, VfioIrqInfo, { fn: 'vfio_pci_ioctl_get_irq_info' });
           const info = dev.irqInfo(u.cmd.index);
           u.respond({ argsz: u.argsz, flags: info.flags, index: u.cmd.index, count: info.count });
           return 0;
         }
         case NR.SET_IRQS: {
-          const hdr = VfioUser.copyIn(mm, arg, VfioIrqSet).cmd;
+          const hdr = VfioUser.copyIn(mm, arg, VfioIrqSet, { fn: 'vfio_pci_ioctl_set_irqs' }).cmd;
           const size = dev.setIrqsDataSize(hdr.argsz, hdr);
           const data = size > 0 ? mm.read(arg + BigInt(VfioIrqSet.size), size) : new Uint8Array();
           dev.setIrqs(hdr.argsz, { ...hdr, data }, (fd) => eventfdCtxGet(caller, fd));
@@ -115,8 +120,17 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
         case NR.GET_PCI_HOT_RESET_INFO:
           // no slot reset, and a function on the root bus has no bus reset:
           // vfio_pci_ioctl_get_pci_hot_reset_info's ENODEV (other buses: not modelled)
-          if (dev.name.slice(5, 7) === '00') fail('ENODEV', 'no slot or bus reset on the root bus');
-          return fail('ENOTTY', 'hot reset of a non-root bus is not modelled');
+          if (dev.name.slice(5, 7) === '00')
+            fail(
+              'ENODEV',
+              'no slot or bus reset on the root bus',
+              'vfio_pci_ioctl_get_pci_hot_reset_info',
+            );
+          return fail(
+            'ENOTTY',
+            'hot reset of a non-root bus is not modelled',
+            'uiommu_pci_hot_reset',
+          );
         case NR.FEATURE:
           // the VFIO core's checks, then vfio_pci_core_ioctl_feature()
           return vfioDeviceFeature(caller, arg, (c, flags, data, size) => {
@@ -124,14 +138,19 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
               case VFIO_DEVICE_FEATURE_ID.PCI_VF_TOKEN:
                 return vfTokenFeature(dev, c, flags, data, size);
               case VFIO_DEVICE_FEATURE_ID.DMA_BUF:
-                if (!dev.dmabuf) fail('ENOTTY', 'no CONFIG_VFIO_PCI_DMABUF');
+                if (!dev.dmabuf)
+                  fail('ENOTTY', 'no CONFIG_VFIO_PCI_DMABUF', 'vfio_pci_core_ioctl_feature');
                 return dmaBufFeature(dev, c, flags, data, size);
               default:
-                return fail('ENOTTY', 'feature not provided by vfio-pci here');
+                return fail(
+                  'ENOTTY',
+                  'feature not provided by vfio-pci here',
+                  'vfio_pci_core_ioctl_feature',
+                );
             }
           });
         default:
-          fail('ENOTTY');
+          fail('ENOTTY', 'not a vfio-pci device ioctl', 'vfio_pci_core_ioctl');
       }
     },
     read(_caller: Caller, length: number, offset: bigint | undefined): Uint8Array {
@@ -177,7 +196,8 @@ export function vfioPciMmap(
     registers,
     access: (at, size, data) => dev.mappedAccess(index, pos + at, size, data),
     fault: () => {
-      if (!dev.config.memoryEnabled) fail('EIO', 'memory decode disabled');
+      if (!dev.config.memoryEnabled)
+        fail('EIO', 'memory decode disabled', 'vfio_pci_mmap_huge_fault');
     },
     zaps: () => dev.zaps,
     phys: (at) => dev.barBusAddress(index, host.busRange) + pos + at,

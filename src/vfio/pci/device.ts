@@ -223,13 +223,16 @@ export class VfioPciDevice {
     if (index === VFIO_PCI_REGION.CONFIG) {
       return { flags: READ | WRITE, size: BigInt(this.config.size), offset, caps: [] };
     }
-    fail('EINVAL', `region index ${index}`);
+    fail('EINVAL', `region index ${index}`, 'vfio_pci_ioctl_get_region_info');
   }
 
   /** VFIO_DEVICE_GET_IRQ_INFO: EINVAL for index ≥ 5 and for ERR on a conventional PCI device. */
   irqInfo(index: number): IrqInfo {
-    if (index >= VFIO_PCI_IRQ.NUM) fail('EINVAL');
-    if (index === VFIO_PCI_IRQ.ERR && !this.config.pcie) fail('EINVAL');
+    const where = 'vfio_pci_ioctl_get_irq_info';
+    if (index >= VFIO_PCI_IRQ.NUM) fail('EINVAL', `index ${index} past the last`, where);
+    if (index === VFIO_PCI_IRQ.ERR && !this.config.pcie) {
+      fail('EINVAL', 'ERR IRQ of a conventional PCI function', where);
+    }
     let flags = VFIO_IRQ_INFO.EVENTFD;
     if (index === VFIO_PCI_IRQ.INTX) flags |= VFIO_IRQ_INFO.MASKABLE | VFIO_IRQ_INFO.AUTOMASKED;
     else if (index !== VFIO_PCI_IRQ.MSIX || !this.dynamicMsix) flags |= VFIO_IRQ_INFO.NORESIZE;
@@ -283,7 +286,8 @@ export class VfioPciDevice {
    * is left alone.
    */
   reset(): void {
-    if (!this.resetWorks) fail('EINVAL');
+    if (!this.resetWorks)
+      fail('EINVAL', 'the function has no reset method', 'vfio_pci_ioctl_reset');
     this.config.functionReset();
     this.resetInternals();
   }
@@ -310,14 +314,16 @@ export class VfioPciDevice {
     pageSize: bigint,
   ): { index: number; pos: bigint } {
     const index = Number(offset >> VFIO_PCI_OFFSET_SHIFT);
-    if (!shared) fail('EINVAL', 'a BAR mapping must be MAP_SHARED');
-    if (index > VFIO_PCI_REGION.BAR5) fail('EINVAL', `region ${index} cannot be mapped`);
+    if (!shared) fail('EINVAL', 'a BAR mapping must be MAP_SHARED', 'vfio_pci_core_mmap');
+    if (index > VFIO_PCI_REGION.BAR5)
+      fail('EINVAL', `region ${index} cannot be mapped`, 'vfio_pci_core_mmap');
     if (!(this.regionInfo(index).flags & VFIO_REGION_INFO_FLAG.MMAP)) {
-      fail('EINVAL', `BAR${index} is not mappable`);
+      fail('EINVAL', `BAR${index} is not mappable`, 'vfio_pci_core_mmap');
     }
     const pos = offset & VFIO_PCI_OFFSET_MASK;
     const size = this.spec.bars.find((b) => b.index === index)!.size;
-    if (pos + length > pageAlign(size, pageSize)) fail('EINVAL', `past the end of BAR${index}`);
+    if (pos + length > pageAlign(size, pageSize))
+      fail('EINVAL', `past the end of BAR${index}`, 'vfio_pci_core_mmap');
     return { index, pos };
   }
 
@@ -353,7 +359,8 @@ export class VfioPciDevice {
    * writes, as an unclaimed bus address does.
    */
   mappedAccess(index: number, pos: bigint, size: number, data?: Uint8Array): Uint8Array {
-    if (!this.config.memoryEnabled) fail('EIO', 'memory decode disabled');
+    if (!this.config.memoryEnabled)
+      fail('EIO', 'memory decode disabled', 'vfio_pci_mmap_huge_fault');
     const barSize = this.spec.bars.find((b) => b.index === index)?.size ?? 0n;
     if (pos + BigInt(size) > barSize) {
       if (data) return new Uint8Array();
@@ -404,14 +411,17 @@ export class VfioPciDevice {
   }
 
   private rw(offset: bigint, length: number, data: Uint8Array | undefined): Uint8Array | number {
-    if (offset < 0n) fail('EINVAL');
+    if (offset < 0n) fail('EINVAL', 'negative offset', 'rw_verify_area');
     const index = offset >> VFIO_PCI_OFFSET_SHIFT;
-    if (index >= BigInt(VFIO_PCI_REGION.NUM)) fail('EINVAL', `region index ${index}`);
+    if (index >= BigInt(VFIO_PCI_REGION.NUM))
+      fail('EINVAL', `region index ${index}`, 'vfio_pci_rw');
     if (length === 0) return data ? 0 : new Uint8Array();
     const pos = offset & VFIO_PCI_OFFSET_MASK;
     const idx = Number(index);
     if (idx === VFIO_PCI_REGION.CONFIG) {
-      if (pos + BigInt(length) > BigInt(this.config.size)) fail('EFAULT');
+      if (pos + BigInt(length) > BigInt(this.config.size)) {
+        fail('EFAULT', `config access past ${this.config.size} bytes`, 'vfio_pci_config_rw_single');
+      }
       if (!data) return this.config.read(Number(pos), length);
       const decoding = this.config.memoryEnabled;
       const n = this.config.write(Number(pos), data);
@@ -419,8 +429,8 @@ export class VfioPciDevice {
       return n;
     }
     if (idx <= VFIO_PCI_REGION.BAR5) return this.barRw(idx, pos, length, data);
-    if (idx === VFIO_PCI_REGION.ROM && data) fail('EINVAL', 'ROM is read-only');
-    fail('EINVAL', `region ${idx} not implemented`);
+    if (idx === VFIO_PCI_REGION.ROM && data) fail('EINVAL', 'ROM is read-only', 'vfio_pci_bar_rw');
+    fail('EINVAL', `region ${idx} not implemented`, 'vfio_pci_rw');
   }
 
   /**
@@ -437,9 +447,10 @@ export class VfioPciDevice {
     data: Uint8Array | undefined,
   ): Uint8Array | number {
     const bar = this.spec.bars.find((b) => b.index === index);
-    if (!bar || pos >= bar.size) fail('EINVAL', `BAR${index} offset ${pos}`);
+    if (!bar || pos >= bar.size) fail('EINVAL', `BAR${index} offset ${pos}`, 'vfio_pci_bar_rw');
     const n = Number(bar.size - pos < BigInt(length) ? bar.size - pos : BigInt(length));
-    if (bar.kind !== 'io' && !this.config.memoryEnabled) fail('EIO', 'memory decode disabled');
+    if (bar.kind !== 'io' && !this.config.memoryEnabled)
+      fail('EIO', 'memory decode disabled', 'vfio_pci_bar_rw');
     const mem = this.barMemory.get(index)!;
     const irq = effectiveIrq(this.spec);
     let xStart = 0n;

@@ -51,13 +51,18 @@ export function dmaBufFeature(
 ): number {
   if (!checkFeature(flags, size, VFIO_DEVICE_FEATURE.GET, VfioDeviceFeatureDmaBuf.size)) return 0;
   const req = VfioDeviceFeatureDmaBuf.decode(caller.mm.read(data, VfioDeviceFeatureDmaBuf.size));
-  if (req.nr_ranges === 0 || req.flags !== 0) fail('EINVAL', 'nr_ranges 0 or flags set');
+  if (req.nr_ranges === 0 || req.flags !== 0)
+    fail('EINVAL', 'nr_ranges 0 or flags set', 'vfio_pci_core_feature_dma_buf');
   const bar = dev.spec.bars.find((b) => b.index === req.region_index);
   if (req.region_index >= VFIO_PCI_REGION.ROM || !bar) {
-    fail('ENODEV', `region ${req.region_index} is no BAR of the function`);
+    fail(
+      'ENODEV',
+      `region ${req.region_index} is no BAR of the function`,
+      'vfio_pci_core_feature_dma_buf',
+    );
   }
   const bytes = BigInt(req.nr_ranges) * BigInt(VfioRegionDmaRange.size);
-  if (bytes > KMALLOC_MAX_SIZE) fail('ENOMEM', `${req.nr_ranges} ranges`);
+  if (bytes > KMALLOC_MAX_SIZE) fail('ENOMEM', `${req.nr_ranges} ranges`, 'memdup_array_user');
   const raw = caller.mm.read(data + BigInt(VfioDeviceFeatureDmaBuf.size), Number(bytes));
   const ranges = Array.from({ length: req.nr_ranges }, (_, i) =>
     VfioRegionDmaRange.decode(raw.subarray(i * 16, i * 16 + 16)),
@@ -71,14 +76,17 @@ export function dmaBufFeature(
     total += r.length;
     if (total > U64_MAX) fail('EINVAL', 'the ranges add up past 2^64', 'validate_dmabuf_input');
   }
-  if (total & DMA_IOVA_USE_SWIOTLB) fail('EINVAL', 'the ranges add up to 2^63 or more');
-  if (bar.kind === 'io') fail('EINVAL', 'an I/O BAR has no peer-to-peer provider');
+  if (total & DMA_IOVA_USE_SWIOTLB)
+    fail('EINVAL', 'the ranges add up to 2^63 or more', 'validate_dmabuf_input');
+  if (bar.kind === 'io')
+    fail('EINVAL', 'an I/O BAR has no peer-to-peer provider', 'vfio_pci_core_get_dmabuf_phys');
   const start = dev.barBusAddress(bar.index);
   const vecs = ranges.map((r): PhysVec => {
     const phys = start + r.offset;
     if (phys > U64_MAX || phys + r.length > U64_MAX)
-      fail('EOVERFLOW', 'a range wraps the bus address');
-    if (phys + r.length > start + bar.size) fail('EINVAL', 'a range ends past the BAR');
+      fail('EOVERFLOW', 'a range wraps the bus address', 'vfio_pci_core_fill_phys_vec');
+    if (phys + r.length > start + bar.size)
+      fail('EINVAL', 'a range ends past the BAR', 'vfio_pci_core_fill_phys_vec');
     return { phys, length: r.length };
   });
   return caller.installFile(new VfioPciDmaBuf(dev, vecs, total));
@@ -107,7 +115,8 @@ class VfioPciDmaBuf implements FileOps, DmaBufExporter, PagesSource {
 
   /** vfio_pci_dma_buf_iommufd_map(): iommufd takes a single range only. */
   iommufdMap(): void {
-    if (this.vecs.length !== 1) fail('EOPNOTSUPP', 'iommufd maps a one-range dma-buf only');
+    if (this.vecs.length !== 1)
+      fail('EOPNOTSUPP', 'iommufd maps a one-range dma-buf only', 'vfio_pci_dma_buf_iommufd_map');
   }
 
   /** The bus addresses behind buffer offsets `[start, start+length)`. */

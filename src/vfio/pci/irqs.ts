@@ -44,15 +44,22 @@ export function validateIrqSet(
   vectors: number,
 ): number {
   const { flags, index, start, count } = hdr;
+  const where = 'vfio_set_irqs_validate_and_prepare';
   if (
     argsz < IRQ_SET_MINSZ ||
     index >= VFIO_PCI_IRQ.NUM ||
     count >= U32_MAX - start ||
     (flags & ~(VFIO_IRQ_SET.DATA_TYPE_MASK | VFIO_IRQ_SET.ACTION_TYPE_MASK)) !== 0
   ) {
-    fail('EINVAL');
+    fail(
+      'EINVAL',
+      'short argsz, index past the last, start + count wraps, or unknown flags',
+      where,
+    );
   }
-  if (start >= vectors || start + count > vectors) fail('EINVAL');
+  if (start >= vectors || start + count > vectors) {
+    fail('EINVAL', `start ${start} count ${count} outside the index's ${vectors} vectors`, where);
+  }
   let size: number;
   switch (flags & VFIO_IRQ_SET.DATA_TYPE_MASK) {
     case VFIO_IRQ_SET.DATA_NONE:
@@ -65,17 +72,19 @@ export function validateIrqSet(
       size = 4;
       break;
     default:
-      fail('EINVAL');
+      fail('EINVAL', 'not exactly one DATA_ type flag', where);
   }
-  if (size > 0 && argsz - IRQ_SET_MINSZ < count * size) fail('EINVAL');
+  if (size > 0 && argsz - IRQ_SET_MINSZ < count * size) {
+    fail('EINVAL', `argsz ${argsz} too short for ${count} data elements`, where);
+  }
   return count * size;
 }
 
 /** eventfd_ctx_fdget(): EBADF when `fd` is not open, EINVAL when it is not an eventfd. */
 export function eventfdCtxGet(caller: Caller, fd: number): EventfdCtx {
   const file = caller.file(fd);
-  if (!file) fail('EBADF', `fd ${fd} is not open`);
-  if (!file.eventfdCtx) fail('EINVAL', `fd ${fd} is not an eventfd`);
+  if (!file) fail('EBADF', `fd ${fd} is not open`, 'eventfd_ctx_fdget');
+  if (!file.eventfdCtx) fail('EINVAL', `fd ${fd} is not an eventfd`, 'eventfd_ctx_fileget');
   return file.eventfdCtx();
 }
 
@@ -220,7 +229,7 @@ export class VfioPciIrqs {
         }
         break;
     }
-    fail('ENOTTY');
+    fail('ENOTTY', 'no such action for this IRQ index', 'vfio_pci_set_irqs_ioctl');
   }
 
   private fds(req: IrqSetRequest): number[] {
@@ -280,14 +289,20 @@ export class VfioPciIrqs {
   }
 
   private setIntxMask(req: IrqSetRequest): void {
-    if (this.type !== 'intx' || req.start !== 0 || req.count !== 1) fail('EINVAL');
-    if (req.flags & VFIO_IRQ_SET.DATA_EVENTFD) fail('ENOTTY', 'INTx mask through an eventfd');
+    const where = 'vfio_pci_set_intx_mask';
+    if (this.type !== 'intx' || req.start !== 0 || req.count !== 1) {
+      fail('EINVAL', 'INTx not enabled, or start/count not 0/1', where);
+    }
+    if (req.flags & VFIO_IRQ_SET.DATA_EVENTFD)
+      fail('ENOTTY', 'INTx mask through an eventfd', where);
     if (this.asserted(req, 0)) this.intxMask();
   }
 
   private setIntxUnmask(req: IrqSetRequest, get: EventfdGet): void {
     const ctx = this.intx;
-    if (this.type !== 'intx' || !ctx || req.start !== 0 || req.count !== 1) fail('EINVAL');
+    if (this.type !== 'intx' || !ctx || req.start !== 0 || req.count !== 1) {
+      fail('EINVAL', 'INTx not enabled, or start/count not 0/1', 'vfio_pci_set_intx_unmask');
+    }
     if (!(req.flags & VFIO_IRQ_SET.DATA_EVENTFD)) {
       if (this.asserted(req, 0)) this.intxUnmask();
       return;
@@ -304,7 +319,7 @@ export class VfioPciIrqs {
       ctx.unmask = undefined;
     }
     // vfio_virqfd_enable: one at a time; an event already pending runs now
-    if (ctx.unmask) fail('EBUSY', 'an unmask eventfd is already set');
+    if (ctx.unmask) fail('EBUSY', 'an unmask eventfd is already set', 'vfio_virqfd_enable');
     ctx.unmask = get(fd);
     this.serviceUnmaskFd();
   }
@@ -314,8 +329,9 @@ export class VfioPciIrqs {
       this.disableType();
       return;
     }
+    const where = 'vfio_pci_set_intx_trigger';
     if (!(this.type === 'intx' || this.type === 'none') || req.start !== 0 || req.count !== 1) {
-      fail('EINVAL');
+      fail('EINVAL', `${this.type} enabled, or start/count not 0/1`, where);
     }
     if (req.flags & VFIO_IRQ_SET.DATA_EVENTFD) {
       const fd = this.fds(req)[0]!;
@@ -331,7 +347,7 @@ export class VfioPciIrqs {
       this.intxHandler();
       return;
     }
-    if (this.type !== 'intx') fail('EINVAL');
+    if (this.type !== 'intx') fail('EINVAL', 'INTx not enabled', where);
     if (this.asserted(req, 0)) this.sendIntx();
   }
 
@@ -343,7 +359,9 @@ export class VfioPciIrqs {
       this.disableType();
       return;
     }
-    if (!(this.type === want || this.type === 'none')) fail('EINVAL');
+    const where = 'vfio_pci_set_msi_trigger';
+    if (!(this.type === want || this.type === 'none'))
+      fail('EINVAL', `${this.type} enabled`, where);
     if (req.flags & VFIO_IRQ_SET.DATA_EVENTFD) {
       const fds = this.fds(req);
       if (this.type === want) {
@@ -352,7 +370,7 @@ export class VfioPciIrqs {
       }
       // vfio_msi_enable: pci_alloc_irq_vectors(1, nvec) refuses nvec 0 (ERANGE)
       const nvec = req.start + req.count;
-      if (nvec < 1) fail('ERANGE', 'no vector to enable');
+      if (nvec < 1) fail('ERANGE', 'no vector to enable', 'pci_alloc_irq_vectors');
       this.type = want;
       this.numCtx = nvec;
       for (let v = 0; v < nvec; v++) this.allocated.add(v);
@@ -364,7 +382,7 @@ export class VfioPciIrqs {
       }
       return;
     }
-    if (this.type !== want) fail('EINVAL');
+    if (this.type !== want) fail('EINVAL', `${want} not enabled`, where);
     for (let i = 0; i < req.count; i++) {
       if (this.asserted(req, i)) this.triggers.get(req.start + i)?.signal();
     }
@@ -391,8 +409,9 @@ export class VfioPciIrqs {
     this.triggers.delete(vector);
     if (fd < 0) return;
     if (!this.allocated.has(vector)) {
-      if (this.type !== 'msix' || !this.dynamicMsix)
-        fail('EINVAL', `vector ${vector} not allocated`);
+      if (this.type !== 'msix' || !this.dynamicMsix) {
+        fail('EINVAL', `vector ${vector} not allocated`, 'vfio_msi_alloc_irq');
+      }
       this.allocated.add(vector);
     }
     this.triggers.set(vector, get(fd));
@@ -404,8 +423,9 @@ export class VfioPciIrqs {
     req: IrqSetRequest,
     get: EventfdGet,
   ): EventfdCtx | undefined {
+    const where = 'vfio_pci_set_ctx_trigger_single';
     if (req.flags & VFIO_IRQ_SET.DATA_NONE) {
-      if (!cur) fail('EINVAL');
+      if (!cur) fail('EINVAL', 'no trigger eventfd to signal', where);
       if (req.count) {
         cur.signal();
         return cur;
@@ -413,7 +433,7 @@ export class VfioPciIrqs {
       cur.put();
       return undefined;
     }
-    if (req.count === 0) fail('EINVAL');
+    if (req.count === 0) fail('EINVAL', 'count 0', where);
     if (req.flags & VFIO_IRQ_SET.DATA_BOOL) {
       if (req.data[0]) cur?.signal();
       return cur;
@@ -428,6 +448,6 @@ export class VfioPciIrqs {
       cur?.put();
       return next;
     }
-    fail('EINVAL');
+    fail('EINVAL', `fd ${fd} is neither an fd nor -1`, where);
   }
 }

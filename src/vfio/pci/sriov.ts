@@ -47,7 +47,7 @@ const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 
 /** uuid_parse(): the 16 bytes of a UUID string in text order; EINVAL when malformed. */
 export function parseUuid(text: string): Uint8Array<ArrayBuffer> {
-  if (!UUID_RE.test(text)) fail('EINVAL', `bad UUID '${text}'`);
+  if (!UUID_RE.test(text)) fail('EINVAL', `bad UUID '${text}'`, 'uuid_parse');
   return Uint8Array.from(text.replaceAll('-', '').match(/../g)!, (h) => Number.parseInt(h, 16));
 }
 
@@ -79,24 +79,38 @@ export function validateVfToken(dev: VfioPciDevice, uuid: Uint8Array | undefined
   if (dev.spec.physfn !== undefined) {
     const pf = dev.sriovPf;
     if (!pf) {
-      if (uuid) fail('EINVAL', 'VF token given, the PF is not bound to vfio-pci');
+      if (uuid)
+        fail(
+          'EINVAL',
+          'VF token given, the PF is not bound to vfio-pci',
+          'vfio_pci_core_match_token_uuid',
+        );
       return;
     }
-    if (!uuid) fail('EACCES', 'VF token required to access the device');
-    if (!pf.vfToken!.matches(uuid)) fail('EACCES', 'incorrect VF token for the device');
+    if (!uuid)
+      fail('EACCES', 'VF token required to access the device', 'vfio_pci_core_match_token_uuid');
+    if (!pf.vfToken!.matches(uuid))
+      fail('EACCES', 'incorrect VF token for the device', 'vfio_pci_core_match_token_uuid');
     return;
   }
   const token = dev.vfToken;
   if (token) {
     if (token.users > 0) {
-      if (!uuid) fail('EACCES', 'VF token required to access the device');
-      if (!token.matches(uuid)) fail('EACCES', 'incorrect VF token for the device');
+      if (!uuid)
+        fail('EACCES', 'VF token required to access the device', 'vfio_pci_core_match_token_uuid');
+      if (!token.matches(uuid))
+        fail('EACCES', 'incorrect VF token for the device', 'vfio_pci_core_match_token_uuid');
     } else if (uuid) {
       token.uuid = Uint8Array.from(uuid);
     }
     return;
   }
-  if (uuid) fail('EINVAL', 'VF token given for a device that is neither PF nor VF');
+  if (uuid)
+    fail(
+      'EINVAL',
+      'VF token given for a device that is neither PF nor VF',
+      'vfio_pci_core_match_token_uuid',
+    );
 }
 
 /** vfio_pci_core_feature_token(): VFIO_DEVICE_FEATURE(PCI_VF_TOKEN) with the payload at `data`. */
@@ -108,7 +122,7 @@ export function vfTokenFeature(
   size: number,
 ): number {
   const token = dev.vfToken;
-  if (!token) fail('ENOTTY', 'not an SR-IOV PF');
+  if (!token) fail('ENOTTY', 'not an SR-IOV PF', 'vfio_pci_core_feature_token');
   if (!checkFeature(flags, size, VFIO_DEVICE_FEATURE.SET, 16)) return 0;
   token.uuid = Uint8Array.from(caller.mm.read(data, 16));
   return 0;

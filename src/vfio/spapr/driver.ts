@@ -22,7 +22,10 @@ export function spaprTceIommuDriver(host: {
     name: 'vfio-iommu-spapr-tce',
     checkExtension: spaprCheckExtension,
     open(type) {
-      if (type !== v1 && type !== v2) fail('EINVAL');
+      if (type !== v1 && type !== v2) {
+        fail('EINVAL', `type ${type} is not SPAPR TCE v1 or v2`, 'tce_iommu_open');
+      }
+
       return new VfioSpaprTce(host.memory, type === v2, host.personality);
     },
   };

@@ -64,7 +64,11 @@ function freeze(pe: EehPe): void {
 /** One group's VFIO_EEH_PE_OP (`arg` points to a struct vfio_eeh_pe_op); see the module comment. */
 export function eehPeOp(group: Group, mm: Mm, arg: bigint): number {
   const pe = peOf(group);
-  const u = VfioUser.copyIn(mm, arg, VfioEehPeOp, { minsz: VfioEehPeOp.endOf('op'), flags: 0 });
+  const u = VfioUser.copyIn(mm, arg, VfioEehPeOp, {
+    minsz: VfioEehPeOp.endOf('op'),
+    flags: 0,
+    fn: 'vfio_spapr_ioctl_eeh_pe_op',
+  });
   const head = u.cmd;
   switch (head.op) {
     case VFIO_EEH_PE_OP.DISABLE:
@@ -91,13 +95,15 @@ export function eehPeOp(group: Group, mm: Mm, arg: bigint): number {
       return 0;
     case VFIO_EEH_PE_OP.INJECT_ERR: {
       const op = u.readTo(VfioEehPeOp.size, 'the error to inject');
-      if (op.err_func > EEH_ERR_FUNC_MAX) fail('EINVAL', 'error function out of range');
-      if (op.err_type !== 0 && op.err_type !== 1) fail('ERANGE', 'error type not 32/64-bit');
+      if (op.err_func > EEH_ERR_FUNC_MAX)
+        fail('EINVAL', 'error function out of range', 'eeh_pe_inject_err');
+      if (op.err_type !== 0 && op.err_type !== 1)
+        fail('ERANGE', 'error type not 32/64-bit', 'pnv_eeh_err_inject');
       freeze(pe);
       return 0;
     }
     default:
-      fail('EINVAL', 'unknown EEH op');
+      fail('EINVAL', 'unknown EEH op', 'vfio_spapr_ioctl_eeh_pe_op');
   }
 }
 

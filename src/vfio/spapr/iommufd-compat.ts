@@ -60,8 +60,10 @@ export function spaprCompatExtension(host: {
     checkExtension: (ext) => driver.checkExtension(ext),
     setIommu(ctx, caller, type) {
       const st = stateOf(ctx);
-      if (st.groups.length === 0) fail('ENODEV', 'no group set on this iommufd');
-      if (st.groups.some((g) => g.busy())) fail('EBUSY', 'a device is bound to the iommufd');
+      if (st.groups.length === 0)
+        fail('ENODEV', 'no group set on this iommufd', 'iommufd_vfio_set_iommu');
+      if (st.groups.some((g) => g.busy()))
+        fail('EBUSY', 'a device is bound to the iommufd', 'iommufd_vfio_set_iommu');
       const backend = driver.open(type, caller);
       const done: Group[] = [];
       try {

@@ -86,18 +86,26 @@ export function preregRegister(
   hostPageShift: number,
 ): PreregRegion {
   const mask = (1n << BigInt(hostPageShift)) - 1n;
-  if ((vaddr & mask) !== 0n || (size & mask) !== 0n || vaddr + size > U64_END) fail('EINVAL');
+  if ((vaddr & mask) !== 0n || (size & mask) !== 0n || vaddr + size > U64_END) {
+    fail(
+      'EINVAL',
+      'vaddr or size not page aligned, or the range wraps',
+      'tce_iommu_register_pages',
+    );
+  }
   const list = regionsOf.get(mm) ?? [];
   const same = list.find((r) => r.vaddr === vaddr && r.size === size);
   if (same) {
-    if (same.owners.has(owner)) fail('EBUSY', 'region already registered by this container');
+    if (same.owners.has(owner)) {
+      fail('EBUSY', 'region already registered by this container', 'tce_iommu_register_pages');
+    }
     same.owners.add(owner);
     return same;
   }
   if (list.some((r) => r.vaddr < vaddr + size && vaddr < r.vaddr + r.size)) {
-    fail('EINVAL', 'overlaps a registered region');
+    fail('EINVAL', 'overlaps a registered region', 'mm_iommu_do_alloc');
   }
-  if (size === 0n) fail('ENOMEM');
+  if (size === 0n) fail('ENOMEM', 'size 0: no page array to allocate', 'mm_iommu_do_alloc');
   faultPoint('mm_iommu_new');
   const pages = new IoptPages(mm, vaddr, size, true, account, memory);
   pages.addUser(0n, pages.npages - 1n);
@@ -129,10 +137,16 @@ export function preregUnregister(
 ): void {
   const list = regionsOf.get(mm) ?? [];
   const r = list.find((x) => x.vaddr === vaddr && x.size === size);
-  if (!r?.owners.has(owner)) fail('ENOENT');
+  if (!r?.owners.has(owner)) {
+    fail(
+      'ENOENT',
+      'no region registered by this container at vaddr/size',
+      'tce_iommu_unregister_pages',
+    );
+  }
   // the registration holds one user of every page: more means TCEs map it
   if (busy === 'EBUSY' && r.owners.size === 1 && r.pages.hasUsersAbove(1)) {
-    fail('EBUSY', 'region still mapped');
+    fail('EBUSY', 'region still mapped', 'mm_iommu_put');
   }
   preregPut(owner, mm, r);
 }

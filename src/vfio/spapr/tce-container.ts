@@ -75,6 +75,9 @@ const SPAPR_EXTENSIONS = new Set(
 /** v1 pins at MAP without accounting: ENABLE charged the whole window already. */
 const CHARGED_AT_ENABLE: PinAccount = { charge() {}, uncharge() {} };
 
+/** The kernel function checking every SPAPR container ioctl's struct (argsz, flags). */
+const TCE_IOCTL = 'tce_iommu_ioctl';
+
 /**
  * `bytes` in the caller's pages, the unit its RLIMIT_MEMLOCK account counts
  * (the kernel charges bytes >> PAGE_SHIFT; charged sizes are host-page
@@ -141,8 +144,10 @@ export class VfioSpaprTce implements VfioIommuBackend {
       this.attachPre64(group);
       return;
     }
-    if (this.v2 && phb.caps.maxWindows === 0) fail('EINVAL', 'v2 container needs a DDW-capable PE');
-    if (!this.v2 && this.groups.length > 0) fail('EBUSY', 'a v1 container takes one group');
+    if (this.v2 && phb.caps.maxWindows === 0)
+      fail('EINVAL', 'v2 container needs a DDW-capable PE', 'tce_iommu_attach_group');
+    if (!this.v2 && this.groups.length > 0)
+      fail('EBUSY', 'a v1 container takes one group', 'tce_iommu_attach_group');
     this.checkJoin(group);
     this.windowSet.join(group);
     const first = this.groups.length === 0;
@@ -153,9 +158,10 @@ export class VfioSpaprTce implements VfioIommuBackend {
   /** Common attach checks: EBUSY for a group already here, EPERM for another PHB kind. */
   private checkJoin(group: Group): void {
     const phb = phbOf(group);
-    if (this.groups.includes(group)) fail('EBUSY');
+    const where = 'tce_iommu_attach_group';
+    if (this.groups.includes(group)) fail('EBUSY', 'group already attached', where);
     if (this.groups.some((g) => phbOf(g).caps.platform !== phb.caps.platform)) {
-      fail('EPERM', 'incompatible table group');
+      fail('EPERM', 'incompatible table group', where);
     }
   }
 
@@ -169,10 +175,15 @@ export class VfioSpaprTce implements VfioIommuBackend {
   private attachPre64(group: Group): void {
     const phb = phbOf(group);
     const ownershipOps = phb.caps.platform === 'powernv';
-    if (this.groups.length > 0 && !ownershipOps) fail('EBUSY', 'PE cannot share a container');
+    if (this.groups.length > 0 && !ownershipOps)
+      fail('EBUSY', 'PE cannot share a container', 'tce_iommu_attach_group');
     this.checkJoin(group);
     if (ownershipOps !== this.v2)
-      fail('EPERM', `PE cannot join a ${this.v2 ? 'v2' : 'v1'} container`);
+      fail(
+        'EPERM',
+        `PE cannot join a ${this.v2 ? 'v2' : 'v1'} container`,
+        'tce_iommu_attach_group',
+      );
     if (!ownershipOps) {
       this.windowSet.replace([phb.defaultWindow()], [group]);
       this.groups.unshift(group);
@@ -217,7 +228,8 @@ export class VfioSpaprTce implements VfioIommuBackend {
   ioctl(caller: Caller, request: number, arg: bigint): number {
     const nr = vfioNrOf(caller.abi, request);
     if (nr === vfioIoctl('VFIO_CHECK_EXTENSION').nr) return spaprCheckExtension(arg);
-    if (this.mm && this.mm !== caller.mm) fail('EPERM', 'container bound to another mm');
+    if (this.mm && this.mm !== caller.mm)
+      fail('EPERM', 'container bound to another mm', 'tce_iommu_ioctl');
     switch (nr) {
       case SPAPR_NR.TCE_GET_INFO:
         return this.getInfo(caller, arg);
@@ -248,7 +260,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
           return 0;
       }
     }
-    fail('ENOTTY');
+    fail('ENOTTY', 'not an ioctl of this SPAPR TCE version', 'tce_iommu_ioctl');
   }
 
   // ---- v1: ENABLE / DISABLE ------------------------------------------------------
@@ -260,11 +272,11 @@ export class VfioSpaprTce implements VfioIommuBackend {
    * with CAP_IPC_LOCK), the worst case of what MAP may pin.
    */
   private enable(caller: Caller): number {
-    if (this.enabled) fail('EBUSY');
+    if (this.enabled) fail('EBUSY', 'already enabled', 'tce_iommu_enable');
     const g = this.groups[0];
-    if (!g) fail('ENODEV', 'no group attached');
+    if (!g) fail('ENODEV', 'no group attached', 'tce_iommu_enable');
     const caps = phbOf(g).caps;
-    if (caps.dma32Size === 0n) fail('EPERM', 'no default window');
+    if (caps.dma32Size === 0n) fail('EPERM', 'no default window', 'tce_iommu_enable');
     this.bindMm(caller);
     const account = caller.pinAccount('mm');
     const pages = lockedPages(caller, caps.dma32Size);
@@ -289,7 +301,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
   /** The head group's PHB (the "first group" lookups). */
   private headPhb() {
     const g = this.groups[0];
-    if (!g) fail('ENXIO', 'no group attached');
+    if (!g) fail('ENXIO', 'no group attached', 'tce_iommu_ioctl');
     return phbOf(g);
   }
 
@@ -329,12 +341,12 @@ export class VfioSpaprTce implements VfioIommuBackend {
   private tceCreate(caller: Caller, arg: bigint): number {
     this.bindMm(caller);
     this.headPhb();
-    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceCreate, { flags: 0 });
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceCreate, { flags: 0, fn: TCE_IOCTL });
     const c = u.cmd;
     this.createPendingDefault(caller);
     const used = new Set(this.windowSet.windows.map((w) => w.slot));
     const slot = ([0, 1] as const).find((s) => !used.has(s));
-    if (slot === undefined) fail('ENOSPC', 'both window slots in use');
+    if (slot === undefined) fail('ENOSPC', 'both window slots in use', 'tce_iommu_find_free_table');
     const phb = this.headPhb();
     const start = phb.caps.slotBases[slot];
     this.createWindow(caller, {
@@ -352,13 +364,16 @@ export class VfioSpaprTce implements VfioIommuBackend {
   private tceRemove(caller: Caller, arg: bigint): number {
     this.bindMm(caller);
     this.headPhb();
-    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceRemove, { flags: 0 }).cmd;
+    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceRemove, {
+      flags: 0,
+      fn: TCE_IOCTL,
+    }).cmd;
     if (this.defWindowPending && r.start_addr === 0n) {
       this.defWindowPending = false;
       return 0;
     }
     const hit = this.windowSet.windowOf(r.start_addr);
-    if (!hit) fail('EINVAL', 'no window at that address');
+    if (!hit) fail('EINVAL', 'no window at that address', 'tce_iommu_remove_window');
     const { window } = hit;
     this.clearRange(window.start, hit.last);
     this.windowSet.replace(
@@ -375,7 +390,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
   private getInfo(caller: Caller, arg: bigint): number {
     const phb = this.headPhb();
     const minsz = VfioIommuSpaprTceInfo.endOf('dma32_window_size');
-    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceInfo, { minsz });
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprTceInfo, { minsz, fn: TCE_IOCTL });
     const caps = phb.caps;
     const ddw = this.v2 && caps.maxWindows > 0;
     const info = {
@@ -396,7 +411,10 @@ export class VfioSpaprTce implements VfioIommuBackend {
   /** VFIO_IOMMU_SPAPR_REGISTER_MEMORY */
   private registerMemory(caller: Caller, arg: bigint): number {
     this.bindMm(caller);
-    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprRegisterMemory, { flags: 0 }).cmd;
+    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprRegisterMemory, {
+      flags: 0,
+      fn: TCE_IOCTL,
+    }).cmd;
     preregRegister(
       this,
       caller.mm,
@@ -412,10 +430,16 @@ export class VfioSpaprTce implements VfioIommuBackend {
 
   /** VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY */
   private unregisterMemory(caller: Caller, arg: bigint): number {
-    if (!this.mm) fail('EPERM', 'container not bound to an mm');
-    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprRegisterMemory, { flags: 0 }).cmd;
+    if (!this.mm) fail('EPERM', 'container not bound to an mm', 'tce_iommu_ioctl');
+    const r = VfioUser.copyIn(caller.mm, arg, VfioIommuSpaprRegisterMemory, {
+      flags: 0,
+      fn: TCE_IOCTL,
+    }).cmd;
     const mask = (1n << BigInt(this.hostPageShift())) - 1n;
-    if ((r.vaddr & mask) !== 0n || (r.size & mask) !== 0n) fail('EINVAL');
+    if ((r.vaddr & mask) !== 0n || (r.size & mask) !== 0n) {
+      fail('EINVAL', 'vaddr or size not page aligned', 'tce_iommu_unregister_pages');
+    }
+
     preregUnregister(this, caller.mm, r.vaddr, r.size, this.personality.spaprUnregisterMapped);
     return 0;
   }
@@ -426,9 +450,10 @@ export class VfioSpaprTce implements VfioIommuBackend {
   private windowFor(caller: Caller, iova: bigint, ...aligned: bigint[]) {
     this.createPendingDefault(caller);
     const hit = this.windowSet.windowOf(iova);
-    if (!hit) fail('ENXIO', 'iova in no window');
+    if (!hit) fail('ENXIO', 'iova in no window', 'tce_iommu_find_table');
     const ps = 1n << BigInt(hit.window.pageShift);
-    if (aligned.some((x) => (x & (ps - 1n)) !== 0n)) fail('EINVAL', 'not TCE page aligned');
+    if (aligned.some((x) => (x & (ps - 1n)) !== 0n))
+      fail('EINVAL', 'not TCE page aligned', 'tce_iommu_ioctl');
     return { ...hit, ps };
   }
 
@@ -441,21 +466,27 @@ export class VfioSpaprTce implements VfioIommuBackend {
    * (a model choice; the kernel checks only the first page).
    */
   private mapDma(caller: Caller, arg: bigint): number {
-    if (!this.enabled) fail('EPERM', this.v2 ? 'no memory registered' : 'not enabled');
+    if (!this.enabled)
+      fail('EPERM', this.v2 ? 'no memory registered' : 'not enabled', 'tce_iommu_ioctl');
     const rw = VFIO_DMA_MAP_FLAG.READ | VFIO_DMA_MAP_FLAG.WRITE;
-    const m = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaMap, { flags: rw }).cmd;
+    const m = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaMap, {
+      flags: rw,
+      fn: TCE_IOCTL,
+    }).cmd;
     const { ps, last } = this.windowFor(caller, m.iova, m.size, m.vaddr);
-    if ((m.flags & rw) === 0) fail('EINVAL', 'neither READ nor WRITE');
+    if ((m.flags & rw) === 0) fail('EINVAL', 'neither READ nor WRITE', 'tce_iommu_ioctl');
     if ((m.iova & (ps - 1n)) !== 0n) return this.badIova();
     if (m.size === 0n) return 0;
-    if (m.iova + m.size - 1n > last) fail('EINVAL', 'past the window end');
+    if (m.iova + m.size - 1n > last)
+      fail('EINVAL', 'past the window end', 'uiommu_spapr_window_end');
     let prot = 0;
     if (m.flags & VFIO_DMA_MAP_FLAG.READ) prot |= IOMMU_READ;
     if (m.flags & VFIO_DMA_MAP_FLAG.WRITE) prot |= IOMMU_WRITE;
     if (!this.v2) return this.mapV1(caller, m.vaddr, m.iova, m.size, ps, prot);
     const region = preregFind(caller.mm, m.vaddr, m.size);
-    if (!region) fail('EINVAL', 'memory not pre-registered');
-    if (ps > 1n << BigInt(region.maxPageShift)) fail('EINVAL', 'region pages too small');
+    if (!region) fail('EINVAL', 'memory not pre-registered', 'tce_iommu_prereg_ua_to_hpa');
+    if (ps > 1n << BigInt(region.maxPageShift))
+      fail('EINVAL', 'region pages too small', 'mm_iommu_ua_to_hpa');
     this.clearRange(m.iova, m.iova + m.size - 1n);
     this.iopt.mapPages(
       [{ pages: region.pages, offset: m.vaddr - region.vaddr, length: m.size }],
@@ -480,7 +511,7 @@ export class VfioSpaprTce implements VfioIommuBackend {
   ): number {
     const host = BigInt(this.hostPageShift());
     if (ps > 1n << BigInt(maxPageShift(caller.mm, this.memory, vaddr, size, Number(host)))) {
-      fail('EPERM', 'host page smaller than the TCE page');
+      fail('EPERM', 'host page smaller than the TCE page', 'tce_iommu_build');
     }
     const writable = (prot & IOMMU_WRITE) !== 0;
     const pages = new IoptPages(caller.mm, vaddr, size, writable, CHARGED_AT_ENABLE, this.memory);
@@ -491,19 +522,24 @@ export class VfioSpaprTce implements VfioIommuBackend {
 
   /** VFIO_IOMMU_UNMAP_DMA: clears TCEs; holes are skipped; `size` is not written back. */
   private unmapDma(caller: Caller, arg: bigint): number {
-    if (!this.enabled) fail('EPERM', 'no memory registered');
-    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaUnmap, { flags: 0 }).cmd;
+    if (!this.enabled) fail('EPERM', 'no memory registered', 'tce_iommu_ioctl');
+    const u = VfioUser.copyIn(caller.mm, arg, VfioIommuType1DmaUnmap, {
+      flags: 0,
+      fn: TCE_IOCTL,
+    }).cmd;
     const { ps, last } = this.windowFor(caller, u.iova, u.size);
     if ((u.iova & (ps - 1n)) !== 0n) return this.badIova();
     if (u.size === 0n) return 0;
-    if (u.iova + u.size - 1n > last) fail('EINVAL', 'past the window end');
+    if (u.iova + u.size - 1n > last)
+      fail('EINVAL', 'past the window end', 'uiommu_spapr_window_end');
     this.clearRange(u.iova, u.iova + u.size - 1n);
     return 0;
   }
 
   /** The first-page parameter check's answer for a misaligned iova (`spaprBadIova`). */
   private badIova(): number {
-    if (this.personality.spaprBadIova === 'EINVAL') fail('EINVAL', 'iova not TCE page aligned');
+    if (this.personality.spaprBadIova === 'EINVAL')
+      fail('EINVAL', 'iova not TCE page aligned', 'iommu_tce_put_param_check');
     return 1;
   }
 

@@ -15,7 +15,7 @@ import type { IoPagetable } from '../../iommufd/io-pagetable.ts';
 /** The PHB (table group) of a group; ENODEV when it has none (not a SPAPR PE). */
 export function phbOf(group: Group): TableGroup {
   const tableGroup = group.devices[0]?.driver.tableGroup;
-  if (!tableGroup) fail('ENODEV', 'group has no table group');
+  if (!tableGroup) fail('ENODEV', 'group has no table group', 'tce_iommu_attach_group');
   return tableGroup;
 }
 

@@ -202,6 +202,11 @@ export class VfioIommuType1 {
     return this.dmas.size;
   }
 
+  /** The user mappings by IOVA, read-only. */
+  get mappings(): Iterable<Readonly<VfioDma>> {
+    return this.dmas;
+  }
+
   /** The IOMMU domains in use, newest first. */
   get iommuDomains(): readonly Domain[] {
     return this.domains.map((d) => d.domain);
