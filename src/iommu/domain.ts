@@ -37,6 +37,12 @@ export class Domain {
   readonly dirtyCapable: boolean;
   /** Dirty tracking is on: DMA writes set dirty bits. */
   dirtyTracking = false;
+  /**
+   * ops->enforce_cache_coherency(): make the domain block no-snoop DMA;
+   * true if it now does (idempotent), false if it cannot. Absent: the
+   * driver has no such op.
+   */
+  enforceCacheCoherency?(): boolean;
   private cache: TranslationCache | undefined;
 
   constructor(

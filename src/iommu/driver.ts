@@ -94,6 +94,12 @@ export interface IommuDriver {
   hwInfo(dev: Device): HwInfo | undefined;
   /** iommu_capable(dev, IOMMU_CAP_DIRTY_TRACKING). */
   dirtyTrackingCapable(dev: Device): boolean;
+  /**
+   * iommu_capable(dev, IOMMU_CAP_ENFORCE_CACHE_COHERENCY): the device's
+   * paging domains can be made to block no-snoop DMA (their
+   * enforceCacheCoherency() then succeeds). Absent: not capable.
+   */
+  enforceCacheCoherencyCapable?(dev: Device): boolean;
   /** log2 of the device's PASID count (0 without PASID support). */
   maxPasidLog2(dev: Device): number;
   /**

@@ -33,6 +33,8 @@ export class HwptPaging extends IommufdObject {
   readonly type = 'hwpt_paging';
   /** The FAULT object its I/O page faults go to (HWPT_ALLOC with fault_id); held. */
   fault: IommufdFault | undefined;
+  /** enforce_cache_coherency: the domain blocks no-snoop DMA; fixed at allocation. */
+  enforceCacheCoherency = false;
 
   /** Allocated with IOMMU_HWPT_ALLOC_PASID: usable at a PASID, and as the RID's beside PASIDs. */
   get pasidCompat(): boolean {
@@ -73,7 +75,10 @@ function pagingFlags(p: Personality): number {
  * `attach` the device is attached before the domain is filled (the auto
  * domain path). With `userData` (HWPT_ALLOC's data_type/data_len/data_uptr)
  * the driver's domainAllocUser builds the domain, EOPNOTSUPP if it has none.
- * The caller publishes the object; on failure nothing remains.
+ * For a device whose IOMMU is ENFORCE_CACHE_COHERENCY-capable the domain is
+ * made to enforce coherency first (EINVAL if it cannot: a driver bug);
+ * attaching another device later never changes it. The caller publishes
+ * the object; on failure nothing remains.
  */
 export function hwptPagingAlloc(
   ctx: IommufdCtx,
@@ -118,6 +123,16 @@ export function hwptPagingAlloc(
   const hwpt = new HwptPaging(ioas, domain, auto, pflags);
   ctx.allocId(hwpt);
   try {
+    // before any attach or map: a capable device's HWPT enforces coherency
+    if (dev.driver.enforceCacheCoherencyCapable?.(dev)) {
+      hwpt.enforceCacheCoherency = domain.enforceCacheCoherency?.() ?? false;
+      if (!hwpt.enforceCacheCoherency)
+        fail(
+          'EINVAL',
+          'the IOMMU reports ENFORCE_CACHE_COHERENCY but its domain cannot enforce it',
+          'iommufd_hwpt_paging_enforce_cc',
+        );
+    }
     attach?.(hwpt);
     try {
       ioas.iopt.addDomain(hwpt.domain);

@@ -34,8 +34,8 @@ type V<L> = L extends Layout<infer T> ? T : never;
 /** Something built on an IOAS that owns a domain there (a HWPT_PAGING). */
 export interface IoasUser {
   readonly autoDomain: boolean;
-  /** hwpt_paging->enforce_cache_coherency; absent = not enforced (no model driver enforces yet). */
-  readonly enforceCacheCoherency?: boolean;
+  /** hwpt_paging->enforce_cache_coherency: set at allocation for a device whose IOMMU can enforce it. */
+  readonly enforceCacheCoherency: boolean;
 }
 
 /** An IO address space object: an io_pagetable plus the HWPTs built on it. */

@@ -84,7 +84,7 @@ function u32At(mm: Mm, addr: bigint, value: number): void {
 /** iommufd_vfio_cc_iommu(): 1 unless some HWPT of the compat IOAS does not enforce coherency. */
 function dmaCcIommu(ctx: IommufdCtx): number {
   const ioas = compatIoas(ctx);
-  return ioas.hwpts.every((h) => h.enforceCacheCoherency === true) ? 1 : 0;
+  return ioas.hwpts.every((h) => h.enforceCacheCoherency) ? 1 : 0;
 }
 
 /** VFIO_CHECK_EXTENSION: a non-negative answer; only DMA_CC can fail (ENODEV). */

@@ -20,6 +20,7 @@ import type { IommuDriver } from '../../src/iommu/driver.ts';
 import { Group } from '../../src/iommu/group.ts';
 import { RadixPgtable } from '../../src/iommu/radix-pgtable.ts';
 import { IommufdDevice } from '../../src/iommufd/device.ts';
+import type { HwptPaging } from '../../src/iommufd/hw-pagetable.ts';
 import type { Ioas } from '../../src/iommufd/ioas.ts';
 import { type Fixture, setup } from '../support.ts';
 import { allow, map, memAt, PAGE, pinCounts, ranges, SZ_2M, U64_MAX, unmapAll } from './util.ts';
@@ -221,6 +222,81 @@ test('domain add: a domain whose smallest page exceeds PAGE_SIZE is EINVAL', () 
     f.proc.mm.read(buf, 16),
     Uint8Array.from([...Array(8).fill(0), ...Array(8).fill(0xff)]),
   );
+});
+
+/**
+ * A driver whose devices named `cc*` report IOMMU_CAP_ENFORCE_CACHE_COHERENCY
+ * and whose domains can enforce it iff `enforceable`; the op's calls are counted.
+ */
+function ccDriver(enforceable: boolean) {
+  const calls = { enforce: 0 };
+  const driver: IommuDriver = {
+    name: 'cc',
+    domainAllocPaging: () => {
+      const table = new RadixPgtable({
+        pageShift: 12,
+        bitsPerLevel: 9,
+        levels: 4,
+        base: 0n,
+        pgsizeBitmap: PAGE,
+      });
+      const d = new Domain(driver, [{ start: 0n, last: W48, table }], { dirtyCapable: false });
+      d.enforceCacheCoherency = () => {
+        calls.enforce++;
+        return enforceable;
+      };
+      return d;
+    },
+    attachDev() {},
+    hwInfo: () => undefined,
+    dirtyTrackingCapable: () => false,
+    enforceCacheCoherencyCapable: (dev) => dev.name.startsWith('cc'),
+    maxPasidLog2: () => 0,
+  };
+  return { driver, calls };
+}
+
+test('enforce_cache_coherency is set at HWPT allocation for a capable device, never at attach', () => {
+  const f = setup();
+  const { driver, calls } = ccDriver(true);
+  const bind = (name: string, group: number) =>
+    IommufdDevice.bind(f.ctx, new Device(name, driver, new Group(group), f.kernel.memory));
+  const cc = bind('cc0', 100);
+  const plain = bind('plain0', 101);
+  const ioas = f.ioas();
+  const enforced = (id: number) => (f.ctx.lookup(id) as HwptPaging).enforceCacheCoherency;
+  const forCc = hwptAlloc(f, { dev_id: cc.id, pt_id: ioas });
+  assert.equal(forCc.errno, undefined);
+  assert.equal(enforced(forCc.id), true);
+  assert.equal(calls.enforce, 1);
+  // the device is not capable: the op is not even asked, though the domain could
+  const forPlain = hwptAlloc(f, { dev_id: plain.id, pt_id: ioas });
+  assert.equal(enforced(forPlain.id), false);
+  assert.equal(calls.enforce, 1);
+  // a capable device may attach to the non-enforcing HWPT; it stays non-enforcing
+  cc.attach(forPlain.id);
+  assert.equal(enforced(forPlain.id), false);
+  assert.equal(calls.enforce, 1);
+  // the auto domain made for the capable device enforces it
+  const auto = bind('cc1', 102).attach(f.ioas());
+  assert.equal(enforced(auto.id), true);
+  assert.equal(calls.enforce, 2);
+});
+
+test('a capable device whose domain cannot enforce coherency: EINVAL, nothing remains', () => {
+  const f = setup();
+  const { driver, calls } = ccDriver(false);
+  const idev = IommufdDevice.bind(
+    f.ctx,
+    new Device('cc0', driver, new Group(100), f.kernel.memory),
+  );
+  const ioas = f.ioas();
+  assert.deepEqual(hwptAlloc(f, { dev_id: idev.id, pt_id: ioas }), { errno: 'EINVAL', id: 0 });
+  assert.throws(() => idev.attach(ioas), { code: 'EINVAL' });
+  assert.equal(calls.enforce, 2);
+  assert.equal(idev.hwpt, undefined);
+  assert.equal((f.ctx.lookup(ioas) as Ioas).hwpts.length, 0);
+  assert.equal(f.ctx.objectCount, 2);
 });
 
 // ---- IOMMU_GET_HW_INFO -------------------------------------------------------------

@@ -515,22 +515,37 @@ describe('VfioIommuType1 DIRTY_PAGES', () => {
 });
 
 describe('VFIO_DMA_CC_IOMMU follows the VT-d unit', () => {
-  it('0 on the reference guest (QEMU VT-d has no snoop control), 1 with snoop control', () => {
-    for (const [host, cc] of [
-      ['refguest', 0],
-      ['x86', 1],
-    ] as const) {
-      const c = new VfioClient({ host });
-      const container = c.open('/dev/vfio/vfio').ret;
-      const group = [...c.kernel.vfioGroups.keys()][0]!;
-      const fd = c.open(`/dev/vfio/${group}`).ret;
-      assert.equal(c.setContainer(fd, container).errno, undefined, host);
-      assert.equal(
-        c.ioctl(container, 'VFIO_SET_IOMMU', BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)).errno,
-        undefined,
-      );
+  /** CHECK_EXTENSION(DMA_CC) on `host` at each step: SET_CONTAINER, SET_IOMMU, GET_DEVICE_FD. */
+  function ccSteps(host: 'refguest' | 'x86', backend: 'type1' | 'iommufd'): (number | string)[] {
+    const c = new VfioClient({ host, personality: { vfioContainer: backend } });
+    const container = c.open('/dev/vfio/vfio').ret;
+    const cc = () => {
       const r = c.ioctl(container, 'VFIO_CHECK_EXTENSION', BigInt(VFIO_EXTENSION.DMA_CC_IOMMU));
-      assert.equal(r.ret, cc, host);
-    }
+      return r.errno ?? r.ret;
+    };
+    const steps = [cc()];
+    const group = [...c.kernel.vfioGroups.keys()][0]!;
+    const fd = c.open(`/dev/vfio/${group}`).ret;
+    assert.equal(c.setContainer(fd, container).errno, undefined, host);
+    steps.push(cc());
+    const type1v2 = BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU);
+    assert.equal(c.ioctl(container, 'VFIO_SET_IOMMU', type1v2).errno, undefined);
+    steps.push(cc());
+    const dev = c.kernel.vfioGroups.get(group)!.devices[0]!.name;
+    assert.ok(c.getDeviceFd(fd, dev).ret >= 0, `${host} ${backend}: GET_DEVICE_FD`);
+    steps.push(cc());
+    return steps;
+  }
+
+  it('legacy type1: 0 on the reference guest (QEMU VT-d has no snoop control), 1 with snoop control', () => {
+    // 0 before SET_IOMMU (no backend instance); the domain is made at SET_IOMMU
+    assert.deepEqual(ccSteps('refguest', 'type1'), [0, 0, 0, 0]);
+    assert.deepEqual(ccSteps('x86', 'type1'), [0, 0, 1, 1]);
+  });
+
+  it('iommufd compat: the HWPT made for a snoop-control device enforces coherency', () => {
+    // ENODEV without a compat IOAS; the device is attached (its HWPT made) at GET_DEVICE_FD
+    assert.deepEqual(ccSteps('refguest', 'iommufd'), ['ENODEV', 1, 1, 0]);
+    assert.deepEqual(ccSteps('x86', 'iommufd'), ['ENODEV', 1, 1, 1]);
   });
 });

@@ -17,8 +17,8 @@ export class IntelDomain extends Domain {
     readonly addressWidth: number,
     pgsizeBitmap: bigint,
     readonly allocFlags: PagingFlags,
-    /** enforce_cache_coherency(): the unit has snoop control (a domain serves one unit here). */
-    readonly enforceCacheCoherency = true,
+    /** ECAP.SC of the unit (a domain serves one unit here). */
+    private readonly snoopControl = true,
   ) {
     const table = new RadixPgtable({
       pageShift: VTD_PAGE_SHIFT,
@@ -29,5 +29,10 @@ export class IntelDomain extends Domain {
     });
     const last = (1n << BigInt(addressWidth)) - 1n;
     super(driver, [{ start: 0n, last, table }], { dirtyCapable: allocFlags.dirtyTracking });
+  }
+
+  /** intel_iommu_enforce_cache_coherency_ss(): possible only with snoop control. */
+  override enforceCacheCoherency(): boolean {
+    return this.snoopControl;
   }
 }

@@ -95,6 +95,11 @@ export class IntelIommu implements IommuDriver {
     return this.features.dirtyTracking;
   }
 
+  /** IOMMU_CAP_ENFORCE_CACHE_COHERENCY is ECAP.SC. */
+  enforceCacheCoherencyCapable(_dev: Device): boolean {
+    return this.features.snoopControl;
+  }
+
   maxPasidLog2(_dev: Device): number {
     return this.features.maxPasidLog2;
   }

@@ -100,9 +100,9 @@ function groupReserved(g: Group, d: Domain): ReservedRegion[] {
   return out;
 }
 
-/** enforce_cache_coherency of a domain; domains without the notion enforce it. */
+/** The domain op enforce_cache_coherency(), asked at attach; domains without the op count as enforcing. */
 function coherent(d: Domain): boolean {
-  return (d as { enforceCacheCoherency?: boolean }).enforceCacheCoherency ?? true;
+  return d.enforceCacheCoherency?.() ?? true;
 }
 
 /**
