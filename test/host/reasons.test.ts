@@ -537,6 +537,28 @@ const iommufdRows: Row[] = [
     'iommufd_ioas_map_file',
   ],
   [
+    'IOVA_RANGES with __reserved set',
+    () => {
+      const f = traced(setup());
+      f.call('IOMMU_IOAS_IOVA_RANGES', { ioas_id: f.ioas(), __reserved: 1 });
+      return f.proc;
+    },
+    'EOPNOTSUPP',
+    '__reserved is not zero',
+    'iommufd_ioas_iova_ranges',
+  ],
+  [
+    'ALLOW_IOVAS with __reserved set',
+    () => {
+      const f = traced(setup());
+      f.call('IOMMU_IOAS_ALLOW_IOVAS', { ioas_id: f.ioas(), __reserved: 1 });
+      return f.proc;
+    },
+    'EOPNOTSUPP',
+    '__reserved is not zero',
+    'iommufd_ioas_allow_iovas',
+  ],
+  [
     'HWPT_ALLOC pt_id missing',
     () => {
       const f = traced(setup());
