@@ -32,6 +32,16 @@ import { VfioClient } from '../vfio/client.ts';
 
 const at = (version: KernelOptions['version'], o: KernelOptions = {}) => setup({ version, ...o });
 
+/** A mock device under `version` with a nesting-parent HWPT, and a page for driver data. */
+function nestingParent(version: KernelOptions['version']) {
+  const f = at(version);
+  const ioas = f.ioas();
+  const { idev } = mockDomain(f, ioas);
+  const parent = f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: ioas, flags: 1 }).out
+    .out_hwpt_id as number;
+  return { f, idev, parent, data: f.mem(PAGE) };
+}
+
 /** HWPT_ALLOC on an IOAS with struct iommu_hwpt_selftest data (`len` bytes). */
 function selftestPaging(f: Fixture, idev: number, ioas: number, pagetable_type: number, len = 8) {
   const data = f.mem(PAGE);
@@ -233,12 +243,7 @@ test('7.2 bounds VEVENTQ depth at 2^19 and reads at a header; 6.18 and 7.2 take 
     ['6.18', false],
     ['7.2', true],
   ] as const) {
-    const f = at(v);
-    const ioas = f.ioas();
-    const { idev } = mockDomain(f, ioas);
-    const parent = f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: ioas, flags: 1 }).out
-      .out_hwpt_id as number;
-    const data = f.mem(PAGE);
+    const { f, idev, parent, data } = nestingParent(v);
     f.proc.mm.write(data, new Uint8Array([0xef, 0xbe, 0, 0]));
     const viommu = (len: number) =>
       f.call('IOMMU_VIOMMU_ALLOC', {
@@ -436,12 +441,7 @@ test('6.12: a nested HWPT takes FAULT_ID_VALID but not PASID', () => {
     ['6.12', 'EOPNOTSUPP'],
     ['6.18', undefined],
   ] as const) {
-    const f = at(v);
-    const ioas = f.ioas();
-    const { idev } = mockDomain(f, ioas);
-    const parent = f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: ioas, flags: 1 }).out
-      .out_hwpt_id as number;
-    const data = f.mem(PAGE);
+    const { f, idev, parent, data } = nestingParent(v);
     const nested = (flags: number) =>
       f.call('IOMMU_HWPT_ALLOC', {
         dev_id: idev,
