@@ -99,7 +99,7 @@ function remoteEventfdCtx(local: number, ownerId: () => string | undefined): Eve
  * (memfd, shmem) or hugetlbfs — gets a pages source addressed by file
  * offset, on the same physical pages as every mapping of that file
  * (RemoteMm keys them by device and inode alike); `size` is its current
- * st_size. Any other file has no pages (MAP_FILE gives EINVAL).
+ * st_size. Any other file has no pages (pinning its range gives EINVAL).
  * EBADF when the process has no such fd, ESRCH when it is gone.
  */
 export function remoteFileRef(handle: ProcHandle, fd: number, ram: PhysRam): FileRef {

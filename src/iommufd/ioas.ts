@@ -20,7 +20,7 @@ import {
 import type { Layout } from '../abi/layout.ts';
 import { U64_MAX } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
-import type { Caller, PagesSource } from '../kernel/file.ts';
+import type { Caller, FileRef, PagesSource } from '../kernel/file.ts';
 import { type AccountMode, NO_ACCOUNT, type PinAccount } from '../kernel/pin-account.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IommufdCtx } from './context.ts';
@@ -203,7 +203,34 @@ export function ioasMap(
   return 0;
 }
 
-/** IOMMU_IOAS_MAP_FILE: like MAP with a memfd range instead of user VA. */
+/**
+ * The pages of a file that is not a dma-buf, as memfd_pin_folios() pins
+ * them: nothing is checked when the range is mapped; each pin fails with
+ * EINVAL when the file is neither shmem (memfd) nor hugetlbfs, or when the
+ * pinned range runs past the file's size at that moment.
+ */
+function memfdPinSource(fd: number, pages: FileRef['pages']): PagesSource {
+  return {
+    file: true,
+    resolve(start, length, write) {
+      if (!pages) fail('EINVAL', `fd ${fd} is neither a memfd nor hugetlbfs`, 'memfd_pin_folios');
+      if (length !== 0n && start + length > pages.size)
+        fail(
+          'EINVAL',
+          `pinning ${hex(start)} + ${hex(length)} runs past the file's size ${hex(pages.size)}`,
+          'memfd_pin_folios',
+        );
+      return pages.source.resolve(start, length, write);
+    },
+  };
+}
+
+/**
+ * IOMMU_IOAS_MAP_FILE: like MAP with a file range instead of user VA. A
+ * dma-buf is checked here (revoked, its size); any other file only when
+ * its pages are pinned (memfdPinSource): with no domain and no access,
+ * mapping a file that cannot be pinned succeeds.
+ */
 export function ioasMapFile(
   ctx: IommufdCtx,
   caller: Caller,
@@ -215,19 +242,22 @@ export function ioasMapFile(
   const file = caller.file(cmd.fd);
   if (!file) fail('EBADF', `fd ${cmd.fd} is not open`, 'iommufd_ioas_map_file');
   const pages = file.ref?.pages;
-  if (!pages) fail('EINVAL', `fd ${cmd.fd} is not a memfd`, 'iopt_map_file_pages');
   checkPagesRange(cmd.start, cmd.length, ctx.host.memory.pageSize, true);
-  if (cmd.start + cmd.length > pages.size)
-    fail(
-      'EINVAL',
-      `start + length past the file's size ${hex(pages.size)}`,
-      'iopt_alloc_file_pages',
-    );
-  if (pages.dmabuf?.revoked) fail('ENODEV', 'the dma-buf is revoked', 'iopt_map_dmabuf');
-  pages.dmabuf?.iommufdMap?.();
+  const dmabuf = pages?.dmabuf;
+  if (dmabuf) {
+    if (cmd.start + cmd.length > pages.size)
+      fail(
+        'EINVAL',
+        `start + length past the dma-buf's size ${hex(pages.size)}`,
+        'iopt_alloc_dmabuf_pages',
+      );
+    if (dmabuf.revoked) fail('ENODEV', 'the dma-buf is revoked', 'iopt_map_dmabuf');
+    dmabuf.iommufdMap?.();
+  }
   // a dma-buf's pages are not charged (IOPT_PAGES_ACCOUNT_NONE)
-  const account = pages.dmabuf ? NO_ACCOUNT : undefined;
-  cmd.iova = mapSource(ctx, caller, ioas, pages.source, cmd.start, cmd, account);
+  const account = dmabuf ? NO_ACCOUNT : undefined;
+  const source = dmabuf ? pages.source : memfdPinSource(cmd.fd, pages);
+  cmd.iova = mapSource(ctx, caller, ioas, source, cmd.start, cmd, account);
   ucmd.respond();
   return 0;
 }

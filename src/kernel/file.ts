@@ -29,7 +29,7 @@ export interface PagesSource {
 
 /** A file as iommufd sees one handed to it by fd number (IOAS_MAP_FILE). */
 export interface FileRef {
-  /** Present for memory-backed files (memfd, shmem, hugetlbfs); MAP_FILE of any other file is EINVAL. */
+  /** Present for memory-backed files (memfd, shmem, hugetlbfs); any other file maps but pinning it is EINVAL. */
   readonly pages?: { source: PagesSource; size: bigint; readonly dmabuf?: DmaBufExporter };
 }
 
