@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "uiommu-uapi.h"
+#include "hostile-check.h"
 
 #define IOMMU_TEST_CMD _IO(UIOMMU_IOCTL_TYPE, 0xa0)
 #define IOMMU_TEST_OP_MOCK_DOMAIN 2
@@ -56,39 +57,12 @@ struct mock_domain_cmd {
 	uint8_t rest[72 - 28];
 };
 
-static int failures;
-
-static void check(const char *name, int ok, const char *detail)
-{
-	printf(ok ? "ok %s\n" : "FAIL %s: %s\n", name, detail);
-	fflush(stdout);
-	failures += !ok;
-}
-
 static double now_us(void)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-/* The engine's resident size in kB (it is our parent). */
-static long engine_rss_kb(void)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)getppid());
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
 }
 
 /* One engine round trip: IOVA_RANGES of an IOAS id that does not exist (ENOENT). */

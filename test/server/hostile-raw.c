@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "protocol.h"
+#include "hostile-check.h"
 
 #define IOMMU_IOAS_ALLOC 0x3b81
 #define ENGINE_FD 60
@@ -43,32 +44,6 @@
 struct ioas_alloc {
 	uint32_t size, flags, out_ioas_id;
 };
-
-static int failures;
-
-static void check(const char *name, int ok, const char *detail)
-{
-	printf(ok ? "ok %s\n" : "FAIL %s: %s\n", name, detail);
-	fflush(stdout);
-	failures += !ok;
-}
-
-static long engine_rss_kb(void)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)getppid());
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
 
 /* A child the preload library leaves alone: no fork wrapper, no connection of its own. */
 static pid_t raw_fork(void)
