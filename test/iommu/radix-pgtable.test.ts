@@ -410,7 +410,8 @@ class RefTable {
   readDirty(iova: bigint, length: bigint, keep: boolean): bigint[][] {
     const hits = [...this.dirty]
       .sort((a, b) => (a < b ? -1 : 1))
-      .filter((s) => s < iova + length && s + this.pages.get(s)!.size > iova);
+      // a leaf counts when it overlaps [iova, iova + length): an empty range overlaps none
+      .filter((s) => length > 0n && s < iova + length && s + this.pages.get(s)!.size > iova);
     if (!keep) for (const s of hits) this.dirty.delete(s);
     return hits.map((s) => [s, this.pages.get(s)!.size]);
   }
