@@ -32,6 +32,16 @@ import { VfioClient } from '../vfio/client.ts';
 
 const at = (version: KernelOptions['version'], o: KernelOptions = {}) => setup({ version, ...o });
 
+/** A legacy type1 container under `version` holding group 12, set to TYPE1v2. */
+function type1v2Container(version: KernelOptions['version']) {
+  const c = new VfioClient({ version, personality: { vfioContainer: 'type1' } });
+  const fd = c.open('/dev/vfio/vfio').ret;
+  const group = c.open('/dev/vfio/12').ret;
+  assert.equal(c.setContainer(group, fd).ret, 0);
+  assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)).ret, 0);
+  return { c, fd };
+}
+
 /** A mock device under `version` with a nesting-parent HWPT, and a page for driver data. */
 function nestingParent(version: KernelOptions['version']) {
   const f = at(version);
@@ -215,11 +225,7 @@ test('legacy type1: a MAP_DMA range that wraps u64 is EINVAL in 6.18, EOVERFLOW 
     ['6.18', 'EINVAL'],
     ['7.2', 'EOVERFLOW'],
   ] as const) {
-    const c = new VfioClient({ version, personality: { vfioContainer: 'type1' } });
-    const fd = c.open('/dev/vfio/vfio').ret;
-    const group = c.open('/dev/vfio/12').ret;
-    assert.equal(c.setContainer(group, fd).ret, 0);
-    assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)).ret, 0);
+    const { c, fd } = type1v2Container(version);
     const iova = (1n << 64n) - PAGE;
     assert.equal(c.mapDma(fd, c.mem(2n * PAGE), iova, 2n * PAGE, 3).errno, errno, version);
   }
@@ -363,11 +369,7 @@ test('7.2 legacy MAP_DMA checks the wrap before alignment: an unaligned wrapping
     ['6.18', 'EINVAL'],
     ['7.2', 'EOVERFLOW'],
   ] as const) {
-    const c = new VfioClient({ version, personality: { vfioContainer: 'type1' } });
-    const fd = c.open('/dev/vfio/vfio').ret;
-    const group = c.open('/dev/vfio/12').ret;
-    assert.equal(c.setContainer(group, fd).ret, 0);
-    assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(VFIO_EXTENSION.TYPE1v2_IOMMU)).ret, 0);
+    const { c, fd } = type1v2Container(version);
     assert.equal(
       c.mapDma(fd, c.mem(5n * PAGE), (1n << 64n) - 1n, 5n * PAGE, 3).errno,
       errno,
