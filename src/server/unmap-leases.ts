@@ -166,7 +166,8 @@ export class UnmapLeases<O> {
       }
       if (n === 0) return;
       // pairs of (state, result); records of another generation or fd are dropped
-      const results = new Int32Array(2 * n).fill(REC_DROPPED);
+      const results = new Int32Array(2 * n);
+      for (let i = 0; i < n; i++) results[2 * i] = REC_DROPPED;
       const valid: UnmapRecord[] = [];
       const at: number[] = [];
       for (let i = 0; i < n; i++) {
