@@ -88,3 +88,16 @@ test('unmapLeased refuses every unmap of a container that may not lease', () => 
   assert.equal(c.backend().unmapLeased(other, [{ iova: 0n, size: 4n * KIB }]), 0, 'another mm');
   assert.equal(c.backend().unmapLeaseWindows(other), undefined);
 });
+
+test('a device DMA runs the memory’s beforeDma first: an unmap it completes is seen (Engine.settle)', () => {
+  const { c } = client();
+  const ipr = c.dev('0001:01:00.0');
+  assert.equal(ipr.dmaRead(DDW, 4).length, 4, 'mapped');
+  let pending = [{ iova: DDW, size: 64n * KIB }];
+  c.kernel.memory.beforeDma = () => {
+    c.backend().unmapLeased(c.proc.mm, pending);
+    pending = [];
+  };
+  assert.throws(() => ipr.dmaRead(DDW, 4), /DMA read fault/);
+  assert.equal(ipr.dmaRead(DDW + 64n * KIB, 4).length, 4, 'the rest stays mapped');
+});
