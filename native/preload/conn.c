@@ -128,10 +128,11 @@ lost:
 	return -1;
 }
 
+/* rq->pid, when the caller filled it in, is getpid() asked during this call (one syscall less). */
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap)
 {
-	pid_t me = getpid();
+	pid_t me = rq->pid ? rq->pid : getpid();
 
 	if (!conn_ready(me))
 		return -1;
