@@ -20,7 +20,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  rmSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -45,7 +44,7 @@ import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
 import { type LiveView, serveLiveView } from '../server/live-view.ts';
 import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
-import { rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
+import { removeTree, rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
 
 /** The package's root directory (this file is src/cli/run.ts). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -277,7 +276,7 @@ export async function runProgram(
     }
   } finally {
     for (const fd of sinks) closeSync(fd);
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
   }
 }
 
