@@ -203,7 +203,10 @@ describe('uiommu run', () => {
       { encoding: 'utf8' },
     );
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /^uiommu run: live view at http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]+$/m);
+    assert.match(
+      r.stderr,
+      /^uiommu run: live view at http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]+$/m,
+    );
   });
 
   it('a host with pageSize: the program sees its page size (getconf, i.e. sysconf); others the machine’s', (t) => {
