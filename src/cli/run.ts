@@ -41,7 +41,7 @@ import {
   withCapabilities,
 } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
-import { type LiveView, serveLiveView } from '../server/live-view.ts';
+import type { LiveView } from '../server/live-view.ts';
 import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
 import { removeTree, rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
@@ -249,6 +249,8 @@ export async function runProgram(
     };
     process.on('SIGUSR1', onUsr1);
     if (opts.ui) {
+      // loaded only here: it brings node:crypto and node:http (~10 ms of start-up)
+      const { serveLiveView } = await import('../server/live-view.ts');
       view = await serveLiveView({ state, assets: join(PACKAGE_ROOT, 'src/server/live-view') });
       (opts.onLiveView ?? ((url) => process.stderr.write(`uiommu run: live view at ${url}\n`)))(
         view.url,
