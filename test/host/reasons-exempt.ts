@@ -144,6 +144,9 @@ export const EXEMPT: readonly { readonly why: string; readonly sites: readonly s
     why: 'a rule no host configuration can reach: Linux guards it with WARN_ON, or uiommu has no path to it',
     sites: [
       // Linux: WARN_ON in iommufd_hwpt_paging_alloc; every driver that reports IOMMU_CAP_ENFORCE_CACHE_COHERENCY can enforce it
+      // the one caller (the mock's nested invalidation) checks the type first and asks only for entries below entry_num
+      'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · data type {array.type}, not {type}',
+      'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · entry {index} of {array.entryNum}',
       'src/iommufd/hw-pagetable.ts · iommufd_hwpt_paging_enforce_cc · the IOMMU reports ENFORCE_CACHE_COHERENCY but its domain cannot enforce it',
     ],
   },
