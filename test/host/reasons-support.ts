@@ -22,6 +22,7 @@ import {
   VfioIrqSet,
 } from '../../src/abi/vfio-device.ts';
 import { Eventfd } from '../../src/host/eventfd.ts';
+import type { KernelOptions } from '../../src/host/kernel.ts';
 import { Process, type ProcessMm, type TraceEvent } from '../../src/host/process.ts';
 import { powernv } from '../../src/host/topology/index.ts';
 import { SPAPR_DEFAULTS } from '../../src/host/topology/parse.ts';
@@ -134,9 +135,19 @@ export function ioasAllocNumber(f: Fixture): number {
 
 export const MIB = 1n << 20n;
 
-/** A type1 (legacy) or iommufd-compat container with group `id` set (and SET_IOMMU `type` done when given). */
-export function container(backend: 'type1' | 'iommufd', type?: number, id = 12) {
-  const c = traced(new VfioClient({ personality: { vfioContainer: backend } }));
+/**
+ * A type1 (legacy) or iommufd-compat container with group `id` set (and
+ * SET_IOMMU `type` done when given), on a kernel made with `opts`.
+ */
+export function container(
+  backend: 'type1' | 'iommufd',
+  type?: number,
+  id = 12,
+  opts: KernelOptions = {},
+) {
+  const c = traced(
+    new VfioClient({ ...opts, personality: { ...opts.personality, vfioContainer: backend } }),
+  );
   const fd = c.open('/dev/vfio/vfio').ret;
   const group = c.open(`/dev/vfio/${id}`).ret;
   assert.equal(c.setContainer(group, fd).ret, 0);
