@@ -143,6 +143,26 @@ export const EXEMPT: readonly { readonly why: string; readonly sites: readonly s
     why: 'a rule no host configuration can reach: Linux guards it with WARN_ON, or uiommu has no path to it',
     sites: [
       // Linux: WARN_ON in iommufd_hwpt_paging_alloc; every driver that reports IOMMU_CAP_ENFORCE_CACHE_COHERENCY can enforce it
+      // the accesses uiommu makes (IOMMU_TEST_CMD's, HW queues') are attached once, at creation, until destroyed, and pin only when made to; no emulated VFIO device uses the access API
+      'src/iommufd/access.ts · iommufd_access_attach · access already attached',
+      'src/iommufd/access.ts · iommufd_access_pin_pages · access does not pin pages',
+      'src/iommufd/access.ts · iommufd_access_pin_pages · access not attached',
+      'src/iommufd/access.ts · iommufd_access_replace · access not attached',
+      'src/iommufd/access.ts · iommufd_access_rw · access not attached',
+      // iopt_check_iova and iopt_alloc_iova have ruled out a wrap before
+      'src/iommufd/io-pagetable.ts · iopt_alloc_area_pages · the mapping wraps past 2^64',
+      // the only cutter (compat TYPE1 UNMAP_DMA) cuts only with large pages disabled
+      'src/iommufd/io-pagetable.ts · iopt_area_split · a domain may hold large pages across the split',
+      // every caller adds a domain it has just allocated
+      'src/iommufd/io-pagetable.ts · iopt_table_add_domain · the domain is already in this IOAS',
+      // 2^31 - 1 live objects in one context
+      'src/iommufd/context.ts · iommufd_object_alloc · every object ID is in use',
+      // every nested domain uiommu makes (the mock's) has cache_invalidate_user
+      'src/iommufd/hwpt-nested.ts · iommufd_hwpt_invalidate · the domain has no user cache invalidation',
+      // every caller is a process with an mm to charge
+      'src/iommufd/ioas.ts · iommufd_ioas_change_process · the caller has no process to charge',
+      // its one caller, a debugfs bool write, answers the count whatever kstrtobool says
+      'src/kernel/kstrtox.ts · kstrtobool · "{s}" is no boolean',
       // the one caller (the mock's nested invalidation) checks the type first and asks only for entries below entry_num
       'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · data type {array.type}, not {type}',
       'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · entry {index} of {array.entryNum}',
