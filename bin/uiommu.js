@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 // The `uiommu` command. `npm ci` (or `npm run build`) bundles the TypeScript CLI into
-// dist/cli/main.mjs (fast start); while any file under src/ is newer than that
-// bundle, the sources run through tsx's loader instead, so edits count at once.
+// dist/cli/main.cjs, which starts from V8's code cache (bin/code-cache.js); while any
+// file under src/ is newer than that bundle, the sources run through tsx's loader
+// instead, so edits count at once.
 import { readdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-const bundle = new URL('../dist/cli/main.mjs', import.meta.url);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bundle = `${root}dist/cli/main.cjs`;
 
-/** Newest modification time under `dir`, in ms. */
+/** Newest modification time of a file under `dir`, in ms. */
 function newest(dir) {
   let t = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = new URL(e.name + (e.isDirectory() ? '/' : ''), dir);
+    const p = `${dir}/${e.name}`;
     t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
   }
   return t;
@@ -18,12 +21,13 @@ function newest(dir) {
 
 let fresh = false;
 try {
-  fresh = statSync(bundle).mtimeMs >= newest(new URL('../src/', import.meta.url));
+  fresh = statSync(bundle).mtimeMs >= newest(`${root}src`);
 } catch {
   fresh = false;
 }
 if (fresh) {
-  await import(bundle.href);
+  const { runCached } = await import('./code-cache.js');
+  runCached(bundle);
 } else {
   const { register } = await import('tsx/esm/api');
   register();

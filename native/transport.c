@@ -12,11 +12,15 @@
  * calls back (a uv_poll on the connection epoll) when a client speaks
  * again. Nothing spins: an idle engine sleeps in the kernel.
  *
- * Limits (backpressure): a connection is read one frame at a time and
+ * A request usually arrives whole in one recv (CONN_BUF bytes at a time);
+ * bytes that followed it in that read wait in the connection's buffer and
+ * are served in its next turn (buffered frames and the sockets alternate).
+ *
+ * Limits (backpressure): a connection is served one frame at a time and
  * only while its previous answer has left completely. A client that does
  * not read its answers is paused: its further requests stay in its own
- * socket buffer (bounded by the kernel), the engine holds at most one
- * unsent answer for it. A payload over UIOMMU_MAX_PAYLOAD is read and
+ * socket buffer (bounded by the kernel) and in at most CONN_BUF bytes of
+ * ours, the engine holds at most one unsent answer for it. A payload over UIOMMU_MAX_PAYLOAD is read and
  * thrown away, and the request handed over without it (flagged), so the
  * engine answers it with an errno; the memory a connection holds is
  * freed when it closes.
@@ -58,16 +62,25 @@ enum {
 
 #define HDR sizeof(struct uiommu_req)
 #define READY_MAX 32
+/*
+ * Bytes a connection reads at once: a whole request (header and an ioctl's
+ * argument struct) in one recv. What follows the frame in the same read
+ * (a client that did not wait for its answer) stays here for the next one.
+ */
+#define CONN_BUF 1024
 
 struct conn {
 	int fd;
-	uint32_t got;  /* bytes of the current frame read (header, then payload) */
+	uint32_t have; /* bytes in buf: the current frame, then any that followed it */
+	uint32_t cap;  /* of buf */
 	uint32_t skip; /* oversized payload bytes still to throw away */
-	int oversize;
-	uint8_t hdr[HDR];
-	uint8_t *payload;
+	int oversize;  /* the frame in buf is a header whose payload is being thrown away */
+	int queued;    /* on the transport's list of connections with buffered bytes */
+	struct conn *next_queued;
+	uint8_t *buf; /* inline, or malloc'ed while a frame is larger than CONN_BUF */
 	uint8_t *out; /* unsent answer bytes: the connection is paused while set */
 	uint32_t out_len, out_off;
+	uint8_t inline_buf[CONN_BUF];
 };
 
 struct transport {
@@ -77,6 +90,8 @@ struct transport {
 	int ep;		/* the listener and every connection: what libuv watches */
 	int wait_ep;	/* the same fds and libuv's backend fd: where the loop sleeps */
 	uv_poll_t poll; /* libuv's watch on ep while the loop is not running */
+	uv_idle_t idle; /* the loop's next turn, while buffered frames wait */
+	int open_handles;
 	int polling, closed;
 	napi_ref on_ready, in_ref, out_ref, self;
 	napi_async_context async;
@@ -85,6 +100,9 @@ struct transport {
 	int32_t *meta;
 	struct conn **conns; /* by fd */
 	size_t nconns;
+	/* connections whose buffer may hold a whole frame epoll cannot see, oldest first */
+	struct conn *queue_head, *queue_tail;
+	int queue_turn; /* the queue's turn is next (else the sockets') */
 	struct epoll_event ready[READY_MAX];
 	int nready, at;
 	int yield;	     /* libuv has work: return to it after the ready list */
@@ -104,11 +122,55 @@ static struct conn *conn_of(struct transport *t, int fd)
 	return fd >= 0 && (size_t)fd < t->nconns ? t->conns[fd] : NULL;
 }
 
+/* Puts `c` at the end of the list of connections with buffered bytes (once). */
+static void enqueue(struct transport *t, struct conn *c)
+{
+	if (c->queued)
+		return;
+	c->queued = 1;
+	c->next_queued = NULL;
+	if (t->queue_tail)
+		t->queue_tail->next_queued = c;
+	else
+		t->queue_head = c;
+	t->queue_tail = c;
+}
+
+static struct conn *dequeue(struct transport *t)
+{
+	struct conn *c = t->queue_head;
+
+	if (!c)
+		return NULL;
+	t->queue_head = c->next_queued;
+	if (!t->queue_head)
+		t->queue_tail = NULL;
+	c->queued = 0;
+	return c;
+}
+
+static void unqueue(struct transport *t, struct conn *c)
+{
+	struct conn **p = &t->queue_head, *prev = NULL;
+
+	for (; *p; prev = *p, p = &(*p)->next_queued) {
+		if (*p != c)
+			continue;
+		*p = c->next_queued;
+		if (t->queue_tail == c)
+			t->queue_tail = prev;
+		c->queued = 0;
+		return;
+	}
+}
+
 static void conn_free(struct transport *t, struct conn *c)
 {
+	unqueue(t, c);
 	t->conns[c->fd] = NULL;
 	close(c->fd);
-	free(c->payload);
+	if (c->buf != c->inline_buf)
+		free(c->buf);
 	free(c->out);
 	free(c);
 }
@@ -158,6 +220,8 @@ static int conn_add(struct transport *t, int fd)
 	if (!c)
 		return -1;
 	c->fd = fd;
+	c->buf = c->inline_buf;
+	c->cap = CONN_BUF;
 	if (watch_both(t, fd)) {
 		free(c);
 		return -1;
@@ -166,8 +230,12 @@ static int conn_add(struct transport *t, int fd)
 	return 0;
 }
 
-/* Sends what is unsent; 0 when all of it left, 1 when the socket is full, -1 when the peer is gone. */
-static int conn_flush(struct conn *c)
+/*
+ * Sends what is unsent; 0 when all of it left (the connection is read
+ * again, its buffered bytes first), 1 when the socket is full, -1 when
+ * the peer is gone.
+ */
+static int conn_flush(struct transport *t, struct conn *c)
 {
 	while (c->out_off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
@@ -184,34 +252,90 @@ static int conn_flush(struct conn *c)
 	free(c->out);
 	c->out = NULL;
 	c->out_len = c->out_off = 0;
+	if (c->have)
+		enqueue(t, c);
 	return 0;
 }
 
+/* The payload length the header at the start of buf announces. */
+static uint32_t frame_payload(const struct conn *c)
+{
+	uint32_t len;
+
+	memcpy(&len, c->buf + 4, sizeof(len));
+	return len;
+}
+
+/* Room for a frame of `need` bytes: buf moves to the heap (back to inline_buf in consume). */
+static int conn_grow(struct conn *c, uint32_t need)
+{
+	uint8_t *grown = malloc(need);
+
+	if (!grown)
+		return -1;
+	memcpy(grown, c->buf, c->have);
+	if (c->buf != c->inline_buf)
+		free(c->buf);
+	c->buf = grown;
+	c->cap = need;
+	return 0;
+}
+
+/* Drops the first `n` bytes of buf (the frame handed over). */
+static void consume(struct conn *c, uint32_t n)
+{
+	c->have -= n;
+	if (c->buf != c->inline_buf) {
+		/* a heap buffer was filled up to its frame: nothing follows it */
+		free(c->buf);
+		c->buf = c->inline_buf;
+		c->cap = CONN_BUF;
+		c->have = 0;
+	} else if (c->have) {
+		memmove(c->buf, c->buf + n, c->have);
+	}
+}
+
 /*
- * Reads toward the current frame without blocking: 1 when it is complete,
- * 0 when more bytes are needed, -1 when the peer is gone or broke the stream.
+ * Reads toward the current frame without blocking, usually all of it in one
+ * recv: 1 when buf starts with it whole (or with its header, an oversized
+ * payload thrown away), 0 when more bytes are needed, -1 when the peer is
+ * gone (or no buffer can be had). A frame larger than CONN_BUF is read
+ * into a buffer of its size, and only it.
  */
 static int conn_read(struct conn *c)
 {
 	for (;;) {
-		uint32_t len;
-		uint8_t *dst;
-		size_t want;
 		uint8_t sink[4096];
+		uint8_t *dst = c->buf + c->have;
+		size_t want = c->cap - c->have;
 		ssize_t n;
 
-		memcpy(&len, c->hdr + 4, sizeof(len));
-		if (c->got < HDR) {
-			dst = c->hdr + c->got;
-			want = HDR - c->got;
-		} else if (c->skip) {
+		if (c->oversize) {
+			if (!c->skip)
+				return 1;
 			dst = sink;
 			want = c->skip < sizeof(sink) ? c->skip : sizeof(sink);
-		} else if (c->got < HDR + len && !c->oversize) {
-			dst = c->payload + (c->got - HDR);
-			want = HDR + len - c->got;
-		} else {
-			return 1;
+		} else if (c->have >= HDR) {
+			uint32_t len = frame_payload(c);
+
+			if (len > UIOMMU_MAX_PAYLOAD) {
+				/* keep the header; throw the payload away, what is buffered first */
+				uint32_t extra = c->have - (uint32_t)HDR;
+				uint32_t drop = extra < len ? extra : len;
+
+				memmove(c->buf + HDR, c->buf + HDR + drop, extra - drop);
+				c->have -= drop;
+				c->skip = len - drop;
+				c->oversize = 1;
+				continue;
+			}
+			if (c->have >= HDR + len)
+				return 1;
+			if (HDR + len > c->cap && conn_grow(c, (uint32_t)HDR + len))
+				return -1;
+			dst = c->buf + c->have;
+			want = c->cap - c->have;
 		}
 		n = recv(c->fd, dst, want, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
@@ -220,46 +344,56 @@ static int conn_read(struct conn *c)
 			return 0;
 		if (n <= 0)
 			return -1;
-		if (dst == sink) {
+		if (dst == sink)
 			c->skip -= (uint32_t)n;
-			if (!c->skip)
-				return 1;
-			continue;
-		}
-		c->got += (uint32_t)n;
-		if (c->got == HDR) {
-			memcpy(&len, c->hdr + 4, sizeof(len));
-			if (len > UIOMMU_MAX_PAYLOAD) {
-				c->oversize = 1;
-				c->skip = len;
-			} else if (len) {
-				c->payload = malloc(len);
-				if (!c->payload)
-					return -1;
-			}
-		}
+		else
+			c->have += (uint32_t)n;
 	}
 }
 
-/* Hands the completed frame of `c` to JavaScript (inBuf, meta) and starts the next one. */
+/*
+ * Hands the frame at the start of buf to JavaScript (inBuf, meta); what
+ * followed it waits on the queue for the connection's next turn.
+ */
 static int deliver(struct transport *t, struct conn *c)
 {
-	uint32_t len;
+	uint32_t size = c->oversize ? (uint32_t)HDR : (uint32_t)HDR + frame_payload(c);
 
-	memcpy(&len, c->hdr + 4, sizeof(len));
-	memcpy(t->in, c->hdr, HDR);
-	if (c->oversize) {
-		memset(t->in + 4, 0, sizeof(len)); /* no payload follows */
-	} else if (len) {
-		memcpy(t->in + HDR, c->payload, len);
-	}
+	memcpy(t->in, c->buf, size);
+	if (c->oversize)
+		memset(t->in + 4, 0, sizeof(uint32_t)); /* no payload follows */
 	t->meta[0] = c->fd;
 	t->meta[2] = c->oversize ? REQ_OVERSIZE : 0;
-	free(c->payload);
-	c->payload = NULL;
-	c->got = 0;
 	c->oversize = 0;
+	consume(c, size);
+	if (c->have)
+		enqueue(t, c);
 	return EV_REQUEST;
+}
+
+/* The next event of connection `c`, or -1 when it has none now. */
+static int serve_conn(struct transport *t, struct conn *c)
+{
+	int r;
+
+	if (c->out) {
+		r = conn_flush(t, c);
+		if (r == 0)
+			conn_watch(t, c);
+		if (r >= 0)
+			return -1;
+	} else {
+		r = conn_read(c);
+		if (r == 1)
+			return deliver(t, c);
+		if (r == 0)
+			return -1;
+	}
+	t->meta[0] = c->fd;
+	conn_free(t, c);
+	/* a client's exit: let libuv see its SIGCHLD now (a waiter on the child may be done) */
+	t->yield = 1;
+	return EV_CLOSE;
 }
 
 /* The next event of the ready list, or -1 when the entry needs none. */
@@ -267,7 +401,6 @@ static int serve_ready(struct transport *t, struct epoll_event *ev)
 {
 	int fd = ev->data.fd;
 	struct conn *c;
-	int r;
 
 	if (fd == t->listen_fd) {
 		int s = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -282,26 +415,8 @@ static int serve_ready(struct transport *t, struct epoll_event *ev)
 		return EV_CONNECT;
 	}
 	c = conn_of(t, fd);
-	if (!c)
-		return -1;
-	if (c->out) {
-		r = conn_flush(c);
-		if (r == 0)
-			conn_watch(t, c);
-		if (r >= 0)
-			return -1;
-	} else {
-		r = conn_read(c);
-		if (r == 1)
-			return deliver(t, c);
-		if (r == 0)
-			return -1;
-	}
-	t->meta[0] = fd;
-	conn_free(t, c);
-	/* a client's exit: let libuv see its SIGCHLD now (a waiter on the child may be done) */
-	t->yield = 1;
-	return EV_CLOSE;
+	/* a queued connection is served from its buffer in its turn */
+	return c && !c->queued ? serve_conn(t, c) : -1;
 }
 
 static int next_event(struct transport *t)
@@ -330,7 +445,19 @@ static int next_event(struct transport *t)
 			return EV_YIELD;
 		}
 		timeout = -1;
-		if (t->deadline_ms >= 0) {
+		if (t->queue_head) {
+			/* buffered frames and the sockets take turns: one look at the sockets, then one frame */
+			t->queue_turn = !t->queue_turn;
+			if (!t->queue_turn) {
+				struct conn *c = dequeue(t);
+				int e = c->out ? -1 : serve_conn(t, c);
+
+				if (e >= 0)
+					return e;
+				continue;
+			}
+			timeout = 0;
+		} else if (t->deadline_ms >= 0) {
 			int64_t left = t->deadline_ms - now_ms();
 
 			timeout = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
@@ -339,7 +466,7 @@ static int next_event(struct transport *t)
 		n = epoll_wait(t->wait_ep, t->ready, READY_MAX, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n < 0 || (n == 0 && !t->queue_head))
 			return EV_YIELD;
 		t->nready = n;
 	}
@@ -347,17 +474,24 @@ static int next_event(struct transport *t)
 
 /* ---- libuv side ------------------------------------------------------------------ */
 
-static void on_poll(uv_poll_t *handle, int status, int events)
+static void on_poll(uv_poll_t *handle, int status, int events);
+static void on_idle(uv_idle_t *handle);
+
+/*
+ * Calls onReady (which serves until next() yields), then waits again: for
+ * the connections (the poll on ep) and, while frames are buffered that
+ * epoll cannot see, for the loop's next turn (the idle handle).
+ */
+static void call_ready(struct transport *t)
 {
-	struct transport *t = handle->data;
 	napi_handle_scope scope;
 	napi_value fn, recv, result;
 	int timeout;
 
-	(void)status;
-	(void)events;
-	uv_poll_stop(&t->poll);
-	t->polling = 0;
+	if (t->polling) {
+		uv_poll_stop(&t->poll);
+		t->polling = 0;
+	}
 	timeout = uv_backend_timeout(t->loop);
 	t->deadline_ms = timeout < 0 ? -1 : now_ms() + timeout;
 	t->yield = 0;
@@ -372,16 +506,36 @@ static void on_poll(uv_poll_t *handle, int status, int events)
 		napi_fatal_exception(t->env, err);
 	}
 	napi_close_handle_scope(t->env, scope);
-	if (!t->closed && !t->polling) {
+	if (t->closed)
+		return;
+	if (!t->polling) {
 		uv_poll_start(&t->poll, UV_READABLE, on_poll);
 		t->polling = 1;
 	}
+	if (t->queue_head)
+		uv_idle_start(&t->idle, on_idle);
 }
 
-static void on_poll_closed(uv_handle_t *handle)
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+	(void)status;
+	(void)events;
+	call_ready(handle->data);
+}
+
+static void on_idle(uv_idle_t *handle)
+{
+	uv_idle_stop(handle);
+	call_ready(handle->data);
+}
+
+/* Frees the transport once both of its libuv handles are closed. */
+static void on_handle_closed(uv_handle_t *handle)
 {
 	struct transport *t = handle->data;
 
+	if (--t->open_handles)
+		return;
 	close(t->ep);
 	close(t->wait_ep);
 	free(t->conns);
@@ -496,6 +650,9 @@ static napi_value transport_open(napi_env env, napi_callback_info info)
 	napi_async_init(env, NULL, name, &t->async);
 	uv_poll_init(t->loop, &t->poll, t->ep);
 	t->poll.data = t;
+	uv_idle_init(t->loop, &t->idle);
+	t->idle.data = t;
+	t->open_handles = 2;
 	uv_poll_start(&t->poll, UV_READABLE, on_poll);
 	t->polling = 1;
 	napi_create_external(env, t, NULL, NULL, &out);
@@ -612,7 +769,8 @@ static napi_value transport_close(napi_env env, napi_callback_info info)
 	napi_delete_reference(env, t->in_ref);
 	napi_delete_reference(env, t->out_ref);
 	napi_async_destroy(env, t->async);
-	uv_close((uv_handle_t *)&t->poll, on_poll_closed);
+	uv_close((uv_handle_t *)&t->poll, on_handle_closed);
+	uv_close((uv_handle_t *)&t->idle, on_handle_closed);
 	return NULL;
 }
 

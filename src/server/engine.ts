@@ -167,6 +167,8 @@ interface Polled {
   ready: boolean | undefined;
   /** The file's wakeup count when last mirrored. */
   wakeups: number;
+  /** The last syncPoll pass that found the file open. */
+  pass: number;
 }
 
 /**
@@ -188,6 +190,8 @@ export class Engine {
   private readonly tokens = new Map<number, ForkToken>();
   private readonly polled = new Map<string, Polled>();
   private nextToken = 1;
+  /** Numbers syncPoll's passes. */
+  private pollPass = 0;
   /** The tid of the request being handled, for traces. */
   private tid = 0;
   private readonly warnings: Warnings | undefined;
@@ -397,7 +401,9 @@ export class Engine {
         // ioctl(2)'s cmd is an unsigned int: the upper half of the long is ignored
         const request = Number(BigInt.asUintN(32, a1));
         const r = proc.ioctlSpare(argInt(a0), request, a2, argInt(a3));
-        return { ...sysResult(proc, r.ret), newfd: r.newfd };
+        const res = sysResult(proc, r.ret);
+        res.newfd = r.newfd;
+        return res;
       }
       case OP.READ:
         return sysResult(proc, proc.read(argInt(a0), a1, count(a2)));
@@ -617,12 +623,12 @@ export class Engine {
   private syncPoll(): void {
     const sync = this.opts.pollSync;
     if (!sync) return;
-    const seen = new Set<string>();
+    // entries not marked with this pass's number are gone
+    const pass = ++this.pollPass;
     for (const [pid, client] of this.clients) {
       for (const [fd, file] of client.proc.fds) {
         if (!file.ops.poll) continue;
         const key = `${pid}:${fd}`;
-        seen.add(key);
         let entry = this.polled.get(key);
         if (entry && entry.file !== file) {
           quietly(() => entry?.handle !== undefined && sync.release(entry.handle));
@@ -631,9 +637,10 @@ export class Engine {
         const wakeups = file.ops.wakeups?.() ?? 0;
         if (!entry) {
           const handle = quietly(() => sync.attach(pid, fd, client.handle));
-          entry = { file, handle, ready: undefined, wakeups };
+          entry = { file, handle, ready: undefined, wakeups, pass };
           this.polled.set(key, entry);
         }
+        entry.pass = pass;
         const ready = (file.poll() & POLLIN) !== 0;
         const { handle } = entry;
         if (handle !== undefined && entry.ready !== ready) {
@@ -646,7 +653,7 @@ export class Engine {
       }
     }
     for (const [key, entry] of this.polled) {
-      if (seen.has(key)) continue;
+      if (entry.pass === pass) continue;
       quietly(() => entry.handle !== undefined && sync.release(entry.handle));
       this.polled.delete(key);
     }

@@ -94,20 +94,33 @@ export function encodeRequest(req: Request): Uint8Array {
   return out;
 }
 
-/** Decode one whole request frame (header + payload). */
+/** Decode one whole request frame (header + payload); the payload is a copy. */
 export function decodeRequest(frame: Uint8Array): Request {
-  const v = view(frame);
+  const req = readRequest(view(frame), frame);
+  req.payload = new Uint8Array(req.payload!);
+  return req;
+}
+
+/**
+ * As decodeRequest, without copying: the payload is a view of `frame`, valid
+ * only until the frame's memory is reused. `v` views `frame`.
+ */
+export function readRequest(v: DataView, frame: Uint8Array): Request {
   const len = v.getUint32(4, true);
-  const args: bigint[] = [];
-  for (let i = 0; i < 6; i++) args.push(v.getBigUint64(16 + 8 * i, true));
   return {
     op: v.getUint16(0, true),
     flags: v.getUint16(2, true),
     pid: v.getInt32(8, true),
     tid: v.getInt32(12, true),
-    args,
-    // a copy even of a Buffer (whose slice is a view): the frame's memory is reused
-    payload: new Uint8Array(frame.subarray(REQUEST_HEADER_SIZE, REQUEST_HEADER_SIZE + len)),
+    args: [
+      v.getBigUint64(16, true),
+      v.getBigUint64(24, true),
+      v.getBigUint64(32, true),
+      v.getBigUint64(40, true),
+      v.getBigUint64(48, true),
+      v.getBigUint64(56, true),
+    ],
+    payload: frame.subarray(REQUEST_HEADER_SIZE, REQUEST_HEADER_SIZE + len),
   };
 }
 
@@ -117,10 +130,9 @@ export function encodeResponse(res: Response): Uint8Array {
   return out;
 }
 
-/** Encode `res` at the start of `out` (which must have room); returns the frame's length. */
-export function encodeResponseInto(res: Response, out: Uint8Array): number {
+/** Encode `res` at the start of `out` (which must have room; `v` views it); returns the frame's length. */
+export function encodeResponseInto(res: Response, out: Uint8Array, v = view(out)): number {
   const len = res.payload?.length ?? 0;
-  const v = view(out);
   v.setBigInt64(0, res.ret, true);
   v.setInt32(8, res.err, true);
   v.setInt32(12, res.newfd, true);

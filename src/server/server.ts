@@ -17,7 +17,7 @@
 import { rmSync } from 'node:fs';
 import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Connection, Engine } from './engine.ts';
-import { decodeRequest, encodeResponseInto, type Request } from './protocol.ts';
+import { encodeResponseInto, type Request, readRequest } from './protocol.ts';
 import { EV, openTransport, type Transport } from './transport.ts';
 
 /** How often exec-pending processes and fork tokens of dead pids are looked for. */
@@ -59,7 +59,7 @@ export async function serveEngine(
   const answer = (t: Transport, fd: number, conn: Connection, req: Request) => {
     const res = engine.serve(conn, req);
     if (!(res instanceof Promise)) {
-      t.reply(fd, encodeResponseInto(res, t.out));
+      t.reply(fd, encodeResponseInto(res, t.out, t.outView));
       return;
     }
     waiting.set(fd, []);
@@ -67,7 +67,7 @@ export async function serveEngine(
       const queued = waiting.get(fd) ?? [];
       waiting.delete(fd);
       if (conns.get(fd) !== conn) return;
-      t.reply(fd, encodeResponseInto(done, t.out));
+      t.reply(fd, encodeResponseInto(done, t.out, t.outView));
       while (queued.length > 0 && !waiting.has(fd)) answer(t, fd, conn, queued.shift()!);
       if (queued.length > 0) waiting.get(fd)!.unshift(...queued);
     });
@@ -80,11 +80,13 @@ export async function serveEngine(
       if (ev === EV.REQUEST) {
         const conn = conns.get(fd);
         if (!conn) continue;
-        const req = decodeRequest(t.in);
+        // the payload is a view of the frame: served now, or copied to wait
+        const req = readRequest(t.inView, t.in);
         if (t.oversize) req.oversize = true;
         const queue = waiting.get(fd);
         if (!queue) answer(t, fd, conn, req);
-        else if (queue.length < MAX_WAITING_FRAMES) queue.push(req);
+        else if (queue.length < MAX_WAITING_FRAMES)
+          queue.push({ ...req, payload: new Uint8Array(req.payload!) });
         else {
           t.drop(fd);
           conns.delete(fd);

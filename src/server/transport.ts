@@ -29,8 +29,12 @@ const META_BYTES = 16;
 export interface Transport {
   /** The request frame of the last REQUEST (header and payload). */
   readonly in: Uint8Array;
+  /** A view of `in`, made once. */
+  readonly inView: DataView;
   /** Where an answer is encoded before `reply`. */
   readonly out: Uint8Array;
+  /** A view of `out`, made once. */
+  readonly outView: DataView;
   /** The connection of the last event. */
   readonly fd: number;
   /** The last REQUEST's payload was over MAX_PAYLOAD and was dropped. */
@@ -57,7 +61,9 @@ export function openTransport(path: string, onReady: () => void): Transport {
   });
   return {
     in: inBuf,
+    inView: new DataView(inBuf.buffer, inBuf.byteOffset, inBuf.byteLength),
     out: outBuf,
+    outView: new DataView(outBuf.buffer, outBuf.byteOffset, outBuf.byteLength),
     get fd() {
       return meta[0]!;
     },

@@ -334,11 +334,38 @@ export function mmapOnDevice(
   };
 }
 
-/** One test per row: the rule's errno, reason and where as its trace event gives them. */
+/** A row as the pinned-reason gate (test/host/reasons-gate.test.ts) sees it: what it pins. */
+export interface Pinned {
+  readonly sheet: string;
+  readonly rule: string;
+  readonly errno: string;
+  readonly reason: string;
+  readonly where: string;
+}
+
+const pinned: Pinned[] = [];
+let collecting = false;
+
+/**
+ * One test per row: the rule's errno, reason and where as its trace event
+ * gives them. Every row is also registered for the gate; a reasons table
+ * file defines its tests only through `pin`, so that the gate can load it
+ * without running them.
+ */
 export function pin(sheet: string, rows: Row[]): void {
+  for (const [rule, , errno, reason, where] of rows)
+    pinned.push({ sheet, rule, errno, reason, where });
+  if (collecting) return;
   describe(`errno reasons: ${sheet}`, () => {
     for (const [rule, act, errno, reason, where] of rows) {
       it(rule, () => assert.deepEqual(why(act()), [errno, reason, where]));
     }
   });
+}
+
+/** The rows the table files `files` pin, loaded without defining their tests. */
+export async function collectPins(files: readonly string[]): Promise<readonly Pinned[]> {
+  collecting = true;
+  for (const f of files) await import(f);
+  return pinned;
 }

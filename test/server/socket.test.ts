@@ -195,6 +195,21 @@ describe('engine server over a Unix socket', () => {
     assert.equal((await c.req(OP.IOCTL, [3n, 0n, 0n, 0n], tooBig)).errno, 'E2BIG');
     // the thrown-away bytes did not desynchronise the stream
     assert.equal((await c.req(OP.OPEN, [3n, 2n], cstr('/dev/iommu'))).ret, 0);
+    // nor do they when the frames around them arrive in the same read
+    const coalesced = [
+      c.frame(OP.FSTAT, [3n]),
+      c.frame(OP.STAT, [], tooBig),
+      c.frame(OP.CLOSE, [3n]),
+    ];
+    const rs = await c.sendRaw(new Uint8Array(coalesced.flatMap((x) => [...x])), 3);
+    assert.deepEqual(
+      rs.map((r) => [r.ret, r.err]),
+      [
+        [1n, 0],
+        [-1n, 36],
+        [0n, 0],
+      ],
+    );
     await c.end();
     await until(() => f.engine.process(700) === undefined);
   });

@@ -292,6 +292,18 @@ export class VfioPciDevice {
     this.resetInternals();
   }
 
+  /**
+   * What a slot or bus reset (pci_reset_bus) leaves of the function: D0,
+   * config saved and restored around the reset, device state and BAR
+   * contents gone, BAR mappings zapped (vfio_pci_zap_bars). Needs no reset
+   * method of the function's own.
+   */
+  busReset(): void {
+    this.config.functionReset();
+    this.zaps++;
+    this.resetInternals();
+  }
+
   private resetInternals(): void {
     this.resets++;
     for (const m of this.barMemory.values()) m.clear();
