@@ -37,6 +37,7 @@ import {
   argInt,
   encodeI32s,
   encodeNodeStat,
+  encodeWriteback,
   HELLO_KIND,
   MAX_PAYLOAD,
   OP,
@@ -252,14 +253,19 @@ export class Engine {
    * nothing else until the promise settles.
    */
   serve(conn: Connection, req: Request): Response | Promise<Response> {
-    const r = this.attempt(conn, req);
+    const r = this.attempt(conn, req, true);
     if (!(r instanceof RestartCall)) return r;
     // redone from the start, it reads the caller's memory anew
     const again = () => this.serve(conn, { ...req, payload: undefined });
     return r.ready.then(again, again);
   }
 
-  private attempt(conn: Connection, req: Request): Response | RestartCall {
+  /**
+   * One try at `req`. With `writeback` (the socket server, whose client is
+   * the preload library), an IOCTL's copy_to_user may be left to the
+   * library (ProcessMm.deferWrites): the answer's payload then carries it.
+   */
+  private attempt(conn: Connection, req: Request, writeback = false): Response | RestartCall {
     this.tid = req.tid;
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     client?.creds.refresh?.();
@@ -271,20 +277,28 @@ export class Engine {
     // an IOCTL's payload is its argument struct as the library read it (RemoteMm.prefetch)
     const mm = client?.proc.mm;
     if (req.op === OP.IOCTL && req.payload?.length) mm?.prefetch?.(req.args[2] ?? 0n, req.payload);
+    const deferring = writeback && req.op === OP.IOCTL && mm?.deferWrites !== undefined;
+    if (deferring) mm.deferWrites!();
+    let r: Response | RestartCall;
     try {
-      return withZaps(
+      r = withZaps(
         asTask(req.tid, () => this.dispatch(conn, req)),
         conn,
         this.clients,
       );
     } catch (e) {
-      if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
-      if (e instanceof RestartCall) return e;
-      return this.bug(e);
+      if (e instanceof Errno) r = withZaps(failure(e.code), conn, this.clients);
+      else if (e instanceof RestartCall) r = e;
+      else r = this.bug(e);
     } finally {
       mm?.prefetch?.();
       this.syncPoll();
     }
+    if (!deferring) return r;
+    // a restarted call is redone from the start: what it wrote is made now
+    if (r instanceof RestartCall) quietly(() => mm.endWrites!(true));
+    else r.payload = encodeWriteback(mm.endWrites!(false));
+    return r;
   }
 
   private bug(e: unknown): Response {
