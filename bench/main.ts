@@ -353,7 +353,7 @@ else {
     metric: 'kernel iommufd selftest under uiommu run (wall)',
     value: st.seconds,
     unit: 's',
-    note: `--host mock --cap-add sys_resource; ${st.totals}; load ${load()}`,
+    note: `--host mock --kernel 7.2 --cap-add sys_resource; ${st.totals}; load ${load()}`,
   });
   const tcg = benchSelftestTcg();
   if (typeof tcg === 'string') console.error(`part 7 selftest under TCG skipped: ${tcg}`);

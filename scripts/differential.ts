@@ -4,17 +4,21 @@
  * scripts/differential/syscalls.c makes seeded random syscall programs
  * (valid, mutated and garbage structs) over /dev/iommu with the selftest
  * mock, /dev/vfio/vfio, a VFIO group and a device cdev. Each program runs
- * under `uiommu run --kernel 7.2` on a host preset mirroring the reference
- * guest, and its answers (return value, errno, a hash of every byte of the
- * argument after the call) are compared with the real kernel's: live, in
- * the reference guest (../shared/refkernel: `--refkernel BZIMAGE`, default
- * ~/.cache/uiommu/refkernel/bzImage-legacy), or as recorded in the corpus
- * test/differential/<scenario>.txt.gz (`--record` writes it from a live
- * run: recorded answers are facts, the kernel is never committed).
+ * under `uiommu run --kernel VERSION` on a host preset mirroring the
+ * reference guest, and its answers (return value, errno, a hash of every
+ * byte of the argument after the call) are compared with the real kernel's:
+ * live, in the reference guest of that version (../shared/refkernel;
+ * `--refkernel BZIMAGE`, default ~/.cache/uiommu/refkernel/bzImage-legacy
+ * for 7.2 and ~/.cache/uiommu/refkernel-6.12/bzImage-legacy for 6.12, see
+ * scripts/refkernel.sh), or as recorded in the corpus
+ * test/differential/<scenario>.txt.gz (7.2) or <scenario>-6.12.txt.gz
+ * (`--record` writes it from a live run: recorded answers are facts, the
+ * kernel is never committed).
  * A difference is shrunk to the shortest program that still shows it when
  * the live kernel is there (calls are left out, their random draws kept).
  *
- *   --scenario iommufd|edu|e1000|nvme   --from S --seeds N --calls M   --record | --replay   --no-shrink
+ *   --kernel 7.2|6.12   --scenario iommufd|edu|e1000|nvme   --from S --seeds N --calls M
+ *   --record | --replay   --no-shrink
  *
  * Exit status: 0 when every call compared equal, 1 on differences, 2 when
  * nothing could be compared.
@@ -27,8 +31,13 @@ import { parseArgs } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const CACHE = join(process.env.UIOMMU_CACHE ?? join(homedir(), '.cache/uiommu'), 'differential');
-const REFKERNEL = join(homedir(), '.cache/uiommu/refkernel/bzImage-legacy');
+const CACHE_ROOT = process.env.UIOMMU_CACHE ?? join(homedir(), '.cache/uiommu');
+const CACHE = join(CACHE_ROOT, 'differential');
+/** The reference kernels (legacy VFIO container) by version, as scripts/refkernel.sh builds them. */
+const REFKERNELS: Readonly<Record<string, string>> = {
+  '7.2': join(CACHE_ROOT, 'refkernel/bzImage-legacy'),
+  '6.12': join(CACHE_ROOT, 'refkernel-6.12/bzImage-legacy'),
+};
 const BOOT = process.env.UIOMMU_REFKERNEL_BOOT ?? '/work/shared/refkernel/boot.sh';
 
 /** One world both sides build: the guest's QEMU devices and the uiommu host that mirrors them. */
@@ -39,14 +48,12 @@ interface Scenario {
   readonly bind: readonly string[];
   /** DIFF_GROUP, DIFF_CDEV, DIFF_BDF for the program. */
   readonly env: Readonly<Record<string, string>>;
-  /** `uiommu run` options of the mirror. */
+  /** `uiommu run` options of the mirror (the kernel version is added). */
   readonly uiommu: readonly string[];
 }
 
 /** The reference kernel is built with the legacy VFIO container (bzImage-legacy). */
 const LEGACY = [
-  '--kernel',
-  '7.2',
   '--personality',
   'vfioContainer=type1',
   // its config has no PCI_P2PDMA, so no CONFIG_VFIO_PCI_DMABUF (Debian's 7.2 has it)
@@ -131,9 +138,15 @@ function argv(from: number, seeds: number, calls: number, skips: readonly string
   return [String(from), String(seeds), String(calls), ...skips];
 }
 
+/** One real kernel: its version (the profile of the mirror) and its bzImage. */
+interface RefKernel {
+  readonly version: string;
+  readonly bzImage: string;
+}
+
 /** Run each argument list in the reference guest (one boot); undefined without a kernel. */
-function guest(s: Scenario, bin: string, runs: string[][], kernel: string): string[] | undefined {
-  if (!existsSync(kernel) || !existsSync(BOOT)) return undefined;
+function guest(s: Scenario, bin: string, runs: string[][], ref: RefKernel): string[] | undefined {
+  if (!existsSync(ref.bzImage) || !existsSync(BOOT)) return undefined;
   const dir = mkdtempSync(join(tmpdir(), 'uiommu-diff-'));
   try {
     writeFileSync(join(dir, 'syscalls'), readFileSync(bin), { mode: 0o755 });
@@ -141,7 +154,7 @@ function guest(s: Scenario, bin: string, runs: string[][], kernel: string): stri
     const lines = [...s.bind.map((b) => `bind_vfio ${b}`), ...env];
     runs.forEach((a, i) => lines.push(`echo "== run ${i}"`, `./syscalls ${a.join(' ')}`));
     writeFileSync(join(dir, 'run.sh'), `${lines.join('\n')}\n`);
-    const r = spawnSync(BOOT, [kernel, dir, ...s.qemu], {
+    const r = spawnSync(BOOT, [ref.bzImage, dir, ...s.qemu], {
       encoding: 'utf8',
       maxBuffer: 1 << 30,
       // no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer
@@ -158,12 +171,12 @@ function guest(s: Scenario, bin: string, runs: string[][], kernel: string): stri
   }
 }
 
-/** Run each argument list under `uiommu run` (one engine, a shell running them in turn). */
-function uiommu(s: Scenario, bin: string, runs: string[][]): string[] {
+/** Run each argument list under `uiommu run --kernel` (one engine, a shell running them in turn). */
+function uiommu(s: Scenario, kernel: string, bin: string, runs: string[][]): string[] {
   const script = runs.map((a, i) => `echo "== run ${i}"; ${bin} ${a.join(' ')}`).join('\n');
   const r = spawnSync(
     'node',
-    [join(ROOT, 'bin/uiommu.js'), 'run', ...s.uiommu, '--', '/bin/sh', '-c', script],
+    [join(ROOT, 'bin/uiommu.js'), 'run', '--kernel', kernel, ...s.uiommu, '--', '/bin/sh', '-c', script],
     { encoding: 'utf8', maxBuffer: 1 << 30, env: { ...process.env, ...s.env } },
   );
   if (r.status !== 0) throw new Error(`uiommu run: ${r.stderr.trim()}`);
@@ -184,7 +197,7 @@ function differences(real: Answers, ours: Answers): string[] {
  * ddmin over the calls before `key`: drop chunks (all candidates of one
  * chunk size in one guest boot) while the last call still differs.
  */
-function shrink(s: Scenario, bins: ReturnType<typeof build>, key: string, kernel: string): string[] {
+function shrink(s: Scenario, bins: ReturnType<typeof build>, key: string, ref: RefKernel): string[] {
   const [seed, n] = key.split('.').map(Number) as [number, number];
   let kept = Array.from({ length: n }, (_, i) => i);
   const skipsOf = (k: number[]) =>
@@ -194,9 +207,9 @@ function shrink(s: Scenario, bins: ReturnType<typeof build>, key: string, kernel
     const cands: number[][] = [];
     for (let at = 0; at < kept.length; at += chunk) cands.push([...kept.slice(0, at), ...kept.slice(at + chunk)]);
     const runs = cands.map((c) => argv(seed, 1, n + 1, skipsOf(c)));
-    const real = guest(s, bins.staticBin, runs, kernel);
+    const real = guest(s, bins.staticBin, runs, ref);
     if (!real) break;
-    const ours = uiommu(s, bins.dynBin, runs);
+    const ours = uiommu(s, ref.version, bins.dynBin, runs);
     const i = cands.findIndex((_, j) => parse(real[j]!).get(key) !== parse(ours[j] ?? '').get(key));
     if (i >= 0) {
       kept = cands[i]!;
@@ -213,6 +226,7 @@ function shrink(s: Scenario, bins: ReturnType<typeof build>, key: string, kernel
 function main(): number {
   const { values } = parseArgs({
     options: {
+      kernel: { type: 'string', default: '7.2' },
       scenario: { type: 'string', default: 'iommufd' },
       from: { type: 'string', default: '1' },
       seeds: { type: 'string', default: '20' },
@@ -220,21 +234,25 @@ function main(): number {
       record: { type: 'boolean', default: false },
       replay: { type: 'boolean', default: false },
       'no-shrink': { type: 'boolean', default: false },
-      refkernel: { type: 'string', default: REFKERNEL },
+      refkernel: { type: 'string' },
     },
   });
   const s = SCENARIOS[values.scenario];
   if (!s) throw new Error(`--scenario: one of ${Object.keys(SCENARIOS).join(', ')}`);
+  const version = values.kernel;
+  if (!REFKERNELS[version]) throw new Error(`--kernel: one of ${Object.keys(REFKERNELS).join(', ')}`);
+  const ref: RefKernel = { version, bzImage: values.refkernel ?? REFKERNELS[version] };
   const from = Number(values.from);
   const seeds = Number(values.seeds);
   const calls = Number(values.calls);
   const bins = build();
-  const corpus = join(ROOT, 'test/differential', `${values.scenario}.txt.gz`);
+  const suffix = version === '7.2' ? '' : `-${version}`;
+  const corpus = join(ROOT, 'test/differential', `${values.scenario}${suffix}.txt.gz`);
   const run = [argv(from, seeds, calls, [])];
-  let realText = values.replay ? undefined : guest(s, bins.staticBin, run, values.refkernel)?.[0];
+  let realText = values.replay ? undefined : guest(s, bins.staticBin, run, ref)?.[0];
   const live = realText !== undefined;
   if (values.record) {
-    if (!live) throw new Error(`--record needs the reference kernel at ${values.refkernel}`);
+    if (!live) throw new Error(`--record needs the reference kernel at ${ref.bzImage}`);
     mkdirSync(join(ROOT, 'test/differential'), { recursive: true });
     writeFileSync(corpus, gzipSync(`# ${run[0]!.join(' ')}\n${realText}`));
   }
@@ -246,7 +264,7 @@ function main(): number {
     realText = gunzipSync(readFileSync(corpus)).toString();
   }
   const real = parse(realText!);
-  const ours = parse(uiommu(s, bins.dynBin, run)[0] ?? '');
+  const ours = parse(uiommu(s, version, bins.dynBin, run)[0] ?? '');
   const keys = [...real.keys()].filter((k) => {
     const [seed, n] = k.split('.').map(Number) as [number, number];
     return seed >= from && seed < from + seeds && n < calls;
@@ -255,19 +273,19 @@ function main(): number {
   const diffs = differences(scoped, ours);
   const compared = keys.filter((k) => ours.has(k)).length;
   process.stdout.write(
-    `${values.scenario}: ${compared} calls compared (${live ? 'live kernel' : 'recorded corpus'}), ` +
+    `${values.scenario} (${version}): ${compared} calls compared (${live ? 'live kernel' : 'recorded corpus'}), ` +
       `${diffs.length} seeds differ\n`,
   );
   for (const key of diffs) {
     process.stdout.write(`\n${key}: kernel  ${scoped.get(key)}\n${key}: uiommu  ${ours.get(key) ?? '(no answer)'}\n`);
     if (live && !values['no-shrink']) {
-      const skips = shrink(s, bins, key, values.refkernel);
+      const skips = shrink(s, bins, key, ref);
       const [seed, n] = key.split('.');
       const args = argv(Number(seed), 1, Number(n) + 1, skips);
       process.stdout.write(`shortest program: DIFF_FULL=1 syscalls ${args.join(' ')}\n`);
       const fullEnv = { ...s, env: { ...s.env, DIFF_FULL: '1' } };
-      const k = guest(fullEnv, bins.staticBin, [args], values.refkernel)?.[0] ?? '';
-      const u = uiommu(fullEnv, bins.dynBin, [args])[0] ?? '';
+      const k = guest(fullEnv, bins.staticBin, [args], ref)?.[0] ?? '';
+      const u = uiommu(fullEnv, version, bins.dynBin, [args])[0] ?? '';
       process.stdout.write(`kernel:\n${k.trim()}\nuiommu:\n${u.trim()}\n`);
     }
   }

@@ -169,7 +169,7 @@ int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_r
 		return -1;
 	rq->pid = me;
 	rq->tid = thread_id(me);
-	rq->flags = UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
+	rq->flags |= UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 

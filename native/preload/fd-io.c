@@ -114,6 +114,17 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		leave(&g);
 		return real.ioctl(fd, request, arg);
 	}
+	if (lease_is_unmap(request)) {
+		int ret;
+
+		if (lease_unmap(fd, arg, &ret)) {
+			saved = ret < 0 ? errno : saved;
+			leave(&g);
+			errno = saved;
+			return ret;
+		}
+		lease_ask(&rq);
+	}
 	if (creates_file(request)) {
 		spare = reserve(1);
 		if (spare < 0) {
@@ -138,6 +149,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		rs.ret = -1;
 		rs.err = EFAULT;
 	}
+	lease_asked();
 	if (spare >= 0) {
 		if (rs.newfd == spare)
 			bit_set(spare);

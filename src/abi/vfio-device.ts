@@ -145,6 +145,21 @@ export const VfioPciHotResetInfo = struct('vfio_pci_hot_reset_info', 12, [
   field('count', 8, 'u32', 'out'),
 ]);
 
+/** `vfio_pci_dependent_device.devid` markers (VFIO_PCI_DEVID_*, as the u32 written back). */
+export const VFIO_PCI_DEVID = { OWNED: 0, NOT_OWNED: 0xffff_ffff } as const;
+
+/**
+ * `struct vfio_pci_dependent_device` (8 bytes): one entry after the
+ * GET_PCI_HOT_RESET_INFO header; `id` is the group ID, or with
+ * VFIO_PCI_HOT_RESET_FLAG_DEV_ID the iommufd device ID.
+ */
+export const VfioPciDependentDevice = struct('vfio_pci_dependent_device', 8, [
+  field('id', 0, 'u32', 'out'),
+  field('segment', 4, 'u16', 'out'),
+  field('bus', 6, 'u8', 'out'),
+  field('devfn', 7, 'u8', 'out'),
+]);
+
 /**
  * `struct vfio_pci_hot_reset` header (12 bytes; `count` s32 group or
  * iommufd fds follow): VFIO_DEVICE_PCI_HOT_RESET.

@@ -125,4 +125,5 @@ program
     },
   );
 
-await program.parseAsync();
+// no top-level await: the bundle is CommonJS (bin/uiommu.js)
+void program.parseAsync();

@@ -1,7 +1,7 @@
 /**
  * `--personality NAME=VALUE` of `uiommu run`: one setting of
  * docs/personality.md over the Linux 6.18 defaults. Booleans take
- * true/false, `maxAutoAlignment` a byte count or `none`, the others one of
+ * true/false, counts a decimal u32, `maxAutoAlignment` a byte count or `none`, the others one of
  * their documented words; anything else is an error naming the setting.
  *
  * @example
@@ -46,6 +46,9 @@ export function parsePersonalitySetting(text: string, acc: Settings): Settings {
   } else if (typeof LINUX_6_18[name] === 'boolean') {
     if (value !== 'true' && value !== 'false') throw bad('true or false');
     parsed = value === 'true';
+  } else if (typeof LINUX_6_18[name] === 'number') {
+    if (!/^[0-9]{1,10}$/.test(value) || Number(value) > 0xffff_ffff) throw bad('a u32 count');
+    parsed = Number(value);
   } else if (name === 'maxAutoAlignment') {
     if (value === 'none') parsed = undefined;
     else if (/^(0x[0-9a-f]+|[0-9]+)$/i.test(value)) parsed = BigInt(value);

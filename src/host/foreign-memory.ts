@@ -10,6 +10,25 @@ const CHUNK = 1n << CHUNK_SHIFT;
 /** Chunk alignment: enough for any huge page size up to 1 GiB. */
 const CHUNK_ALIGN = 1n << 30n;
 
+/** The syscall being run (`duringCall`): 0 outside any, a new number for each. */
+let currentCall = 0;
+let lastCall = 0;
+
+/**
+ * Run the body of one syscall of a client (Process.sys): file sizes read
+ * during it are reused until it returns. Outside a syscall (a device's
+ * DMA between calls) every access reads them again.
+ */
+export function duringCall<T>(fn: () => T): T {
+  const outer = currentCall;
+  currentCall = ++lastCall;
+  try {
+    return fn();
+  } finally {
+    currentCall = outer === 0 ? 0 : ++lastCall;
+  }
+}
+
 /** Span bytes `[offset, offset+length)` are physical `[phys, phys+length)`. */
 export interface SpanRun {
   offset: bigint;
@@ -102,6 +121,8 @@ export class ForeignFile extends ForeignSpan {
   /** Live MAP_FILE references (FileRefs whose pages source is still reachable). */
   fileRefs = 0;
   private readonly views = new SortedRanges<View>();
+  /** st_size as read in call `call` (see `size`). */
+  private sizeSeen: { call: number; size: bigint } | undefined;
 
   constructor(
     ram: PhysRam,
@@ -121,9 +142,20 @@ export class ForeignFile extends ForeignSpan {
     else closeFd(fd);
   }
 
-  /** The file size (st_size), when the engine holds an fd. */
+  /**
+   * The file size (st_size), when the engine holds an fd: read once a
+   * syscall (`duringCall`), so a resolve and the copy after it cost one
+   * fstat. A truncate by another process during the call counts from the
+   * next one, as a racing truncate could have come after the call.
+   */
   size(): bigint | undefined {
-    return this.fd === undefined ? undefined : fstatFd(this.fd).size;
+    if (this.fd === undefined) return undefined;
+    const seen = this.sizeSeen;
+    if (currentCall !== 0 && seen?.call === currentCall) return seen.size;
+    // node's fstat: the addon's full FileStat (BigInt fields) costs about twice as much
+    const size = BigInt(fs.fstatSync(this.fd).size);
+    this.sizeSeen = { call: currentCall, size };
+    return size;
   }
 
   /** EFAULT when `[offset, offset+length)` goes past the granule holding end-of-file (SIGBUS for a mapping). */
@@ -138,6 +170,10 @@ export class ForeignFile extends ForeignSpan {
   /** Record that `space` maps file bytes `[offset, offset+length)` at `va`. */
   setView(offset: bigint, length: bigint, space: AddressSpace, va: bigint): void {
     const last = offset + length - 1n;
+    const known = this.views.find(offset);
+    if (known && known.space === space && known.last >= last) {
+      if (known.va + (offset - known.start) === va) return; // recorded already
+    }
     this.cutViews(offset, last);
     this.views.insert({ start: offset, last, space, va });
     let prev: View | undefined;
@@ -190,7 +226,7 @@ export class ForeignFile extends ForeignSpan {
       return;
     }
     // bytes past end-of-file (the tail of the last page) are dropped: writing them would grow the file
-    const room = fstatFd(fd).size - offset;
+    const room = this.size()! - offset;
     const n = room <= 0n ? 0 : room < BigInt(data.length) ? Number(room) : data.length;
     if (n > 0) fileIo(() => fs.writeSync(fd, data, 0, n, Number(offset)));
   }

@@ -14,6 +14,7 @@ import { openVfioCdev, VFIO_CDEV_DIR, type VfioCdevPersonality } from '../vfio/c
 import type { VfioContainerPersonality, VfioIommuDriver } from '../vfio/container.ts';
 import { openVfioContainer } from '../vfio/container.ts';
 import { VfioGroup } from '../vfio/group.ts';
+import type { PciFunction } from '../vfio/hot-reset.ts';
 import { noiommuIommuDriver } from '../vfio/noiommu.ts';
 import { linkSriov, type VfioPciPersonality } from '../vfio/pci/sriov.ts';
 import { spaprTceIommuDriver } from '../vfio/spapr/driver.ts';
@@ -140,9 +141,27 @@ export class Kernel {
       dynamicMsix,
       busRange: (size: bigint, backing: ForeignBacking) => this.memory.alloc(size, { backing }),
       dmabuf: this.personality.vfioPciDmabuf,
+      pciFunctions: () => this.pciFunctions(),
     });
     this.vfioGroups.set(group.id, vfioGroup);
     return vfioGroup;
+  }
+
+  /**
+   * The host's PCI functions as a hot reset walks them: each one's IOMMU
+   * group (none for a function without IOMMU unless no-IOMMU mode gives it
+   * a fake group) and its VFIO device.
+   */
+  private pciFunctions(): PciFunction[] {
+    return [...this.host.devices.values()].map(({ device, spec }) => {
+      const vfioGroup = this.vfioGroups.get(device.group.id);
+      const noGroup = device.driver === NO_IOMMU && !vfioGroup;
+      return {
+        spec,
+        groupId: noGroup ? undefined : device.group.id,
+        vdev: vfioGroup?.devices.find((d) => d.dev === device),
+      };
+    });
   }
 
   /** A new process with an empty simulated address space and fds 0-2 open (a terminal). */

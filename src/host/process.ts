@@ -14,6 +14,7 @@ import type { Caller } from '../kernel/file.ts';
 import { type AccountMode, NO_ACCOUNT, type PinAccount } from '../kernel/pin-account.ts';
 import { type MmCounters, pinAccount } from './accounting.ts';
 import { type FileOps, O_RDWR, OpenFile } from './file.ts';
+import { duringCall } from './foreign-memory.ts';
 import { IoMaps } from './io-maps.ts';
 import type { Kernel } from './kernel.ts';
 import type { SimMm } from './sim-mm.ts';
@@ -194,10 +195,13 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
 
   // ---- syscalls ----------------------------------------------------------------
 
-  /** Run a syscall body: errno on Errno; a RestartCall goes to the caller; anything else is a model bug, rethrown. */
+  /**
+   * Run a syscall body (as one call for the facts it may reuse, `duringCall`):
+   * errno on Errno; a RestartCall goes to the caller; anything else is a model bug, rethrown.
+   */
   private sys(fn: () => number): number {
     try {
-      const r = fn();
+      const r = duringCall(fn);
       this.errno = undefined;
       return r;
     } catch (e) {

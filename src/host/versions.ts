@@ -39,6 +39,7 @@ export const LINUX_6_18: KernelPersonality = {
   vfioPciDmabuf: false,
   vfioCdevFlags: true,
   type1Nesting: false,
+  type1DmaEntryLimit: 0xffff,
   ...SPAPR_TCE_6_18,
 };
 

@@ -1,4 +1,4 @@
-import { fail } from '../abi/errno.ts';
+import { Errno, fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
 import {
   IOMMU_HWPT_ALLOC_FLAGS,
@@ -285,7 +285,7 @@ export function hwptGetDirtyBitmap(
     if (end === U64_MAX) break;
     cur = end + 1n;
   }
-  for (const [b0, b1] of bits) orBits(ucmd.mm, cmd.data, b0, b1);
+  orBitRuns(ucmd.mm, cmd.data, bits);
   return 0;
 }
 
@@ -293,21 +293,63 @@ export function hwptGetDirtyBitmap(
 const BITMAP_CHUNK = 1n << 16n;
 
 /**
+ * OR the ascending, disjoint bit runs `runs` into the user bitmap at `data`.
+ * Runs whose bytes lie in the same or adjacent user pages are updated by one
+ * read and one write of the bytes from the first to the last: the bytes
+ * between them lie in pages the runs touch anyway, so exactly the same pages
+ * are reached as run by run. When such a group faults, it is redone run by
+ * run (ORing is idempotent), so the EFAULT comes at the same run with the
+ * same bits written before it.
+ */
+function orBitRuns(mm: Mm, data: bigint, runs: readonly [bigint, bigint][]): void {
+  const page = mm.pageSize;
+  for (let i = 0; i < runs.length; ) {
+    const firstByte = runs[i]![0] / 8n;
+    let lastByte = runs[i]![1] / 8n;
+    let j = i + 1;
+    for (; j < runs.length; j++) {
+      const next = runs[j]!;
+      const nextLast = next[1] / 8n;
+      if ((data + next[0] / 8n) / page > (data + lastByte) / page + 1n) break;
+      if (nextLast - firstByte >= BITMAP_CHUNK) break;
+      lastByte = nextLast;
+    }
+    if (j === i + 1) orBits(mm, data, runs[i]![0], runs[i]![1]);
+    else {
+      try {
+        const buf = mm.read(data + firstByte, Number(lastByte - firstByte + 1n));
+        for (let k = i; k < j; k++) setBits(buf, firstByte, runs[k]![0], runs[k]![1]);
+        mm.write(data + firstByte, buf);
+      } catch (e) {
+        if (!(e instanceof Errno)) throw e;
+        for (let k = i; k < j; k++) orBits(mm, data, runs[k]![0], runs[k]![1]);
+      }
+    }
+    i = j;
+  }
+}
+
+/**
  * OR bits `[b0, b1]` into the user bitmap at `data` (bit n is byte n/8,
  * mask 1 << n%8), a chunk at a time; EFAULT at the first unreachable byte.
  */
 function orBits(mm: Mm, data: bigint, b0: bigint, b1: bigint): void {
-  const firstByte = b0 / 8n;
   const lastByte = b1 / 8n;
-  for (let at = firstByte; at <= lastByte; at += BITMAP_CHUNK) {
+  for (let at = b0 / 8n; at <= lastByte; at += BITMAP_CHUNK) {
     const stop = at + BITMAP_CHUNK - 1n < lastByte ? at + BITMAP_CHUNK - 1n : lastByte;
     const buf = mm.read(data + at, Number(stop - at + 1n));
-    for (let i = 0; i < buf.length; i++) {
-      const byte = at + BigInt(i);
-      const lo = byte === firstByte ? Number(b0 % 8n) : 0;
-      const hi = byte === lastByte ? Number(b1 % 8n) : 7;
-      buf[i]! |= (0xff << lo) & (0xff >> (7 - hi)) & 0xff;
-    }
+    setBits(buf, at, b0, b1);
     mm.write(data + at, buf);
+  }
+}
+
+/** Set the bits of `[b0, b1]` that fall in `buf`, which holds bitmap bytes from `at` on. */
+function setBits(buf: Uint8Array, at: bigint, b0: bigint, b1: bigint): void {
+  const first = b0 / 8n < at ? 0 : Number(b0 / 8n - at);
+  const last = Math.min(buf.length - 1, Number(b1 / 8n - at));
+  for (let i = first; i <= last; i++) {
+    const lo = BigInt(i) + at === b0 / 8n ? Number(b0 % 8n) : 0;
+    const hi = BigInt(i) + at === b1 / 8n ? Number(b1 % 8n) : 7;
+    buf[i]! |= (0xff << lo) & (0xff >> (7 - hi)) & 0xff;
   }
 }

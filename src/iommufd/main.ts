@@ -84,7 +84,7 @@ export interface ExtraCmd {
   readonly handler: Handler;
 }
 
-/** A handler for nr < 0x80 (VFIO container compatibility); ENOTTY when absent. */
+/** The handler of nr < 0x80 and nrs past the table (VFIO container compatibility, iommufd_vfio_ioctl). */
 export type CompatHandler = (
   ctx: IommufdCtx,
   caller: Caller,
@@ -104,16 +104,13 @@ export function iommufdIoctl(
   request: number,
   arg: bigint,
   extra: ExtraCmd | undefined,
-  compat: CompatHandler | undefined,
+  compat: CompatHandler,
 ): number {
   const nr = request & 0xff;
   // the ioctl table ends at the version's last command, or at TEST_CMD
   const lastNr = iommufdCmd(ctx.host.personality.iommufdLastCmd).nr;
   const end = extra ? extra.cmd.nr + 1 : lastNr + 1;
-  if (nr < IOMMUFD_CMD_BASE || nr >= end) {
-    if (!compat) fail('ENOTTY', `no iommufd command nr ${hex(nr)}`, 'iommufd_fops_ioctl');
-    return compat(ctx, caller, request, arg);
-  }
+  if (nr < IOMMUFD_CMD_BASE || nr >= end) return compat(ctx, caller, request, arg);
   const size = new DataView(caller.mm.read(arg, 4).buffer).getUint32(0, true);
   let cmd: IommufdCmd | undefined;
   let handler: Handler | undefined;

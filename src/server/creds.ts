@@ -2,11 +2,12 @@
  * The credentials of a real process, read live from /proc: the real uid
  * (whose locked_vm iommufd charges in per-user mode), the effective
  * capabilities CAP_IPC_LOCK, CAP_SYS_RESOURCE and CAP_SYS_RAWIO, and the soft
- * RLIMIT_MEMLOCK. /proc is read at the first property asked after each
+ * RLIMIT_MEMLOCK. Each /proc file (status: uid and capabilities; limits:
+ * the memlock limit) is read at the first property it answers after each
  * `refresh()` — the engine calls it before each request of the process — so
  * a capset(2) or setrlimit(2) by the program (the selftest's change_process
- * drops CAP_IPC_LOCK) counts from its next call on, and one call reads /proc
- * at most once. Once the process is gone the last values read stay.
+ * drops CAP_IPC_LOCK) counts from its next call on, and one call reads each
+ * file at most once. Once the process is gone the last values read stay.
  *
  * @example
  * const creds = procCredentials(pid);
@@ -23,10 +24,10 @@ const CAP_SYS_RESOURCE = 24n;
 /** RLIMIT_INFINITY as a byte count. */
 const UNLIMITED = U64_MAX;
 
-interface Snapshot {
+/** What /proc/<pid>/status says. */
+interface StatusFacts {
   uid: number;
   capEff: bigint;
-  memlock: bigint;
 }
 
 /** Credentials read from the live process, again after each `refresh()`. */
@@ -49,53 +50,71 @@ export function procCredentials(pid: number, from: string | ProcFiles = '/proc')
     typeof from === 'string'
       ? { readText: (name) => readFileSync(`${from}/${pid}/${name}`, 'latin1') }
       : from;
-  let last: Snapshot = { uid: 0, capEff: 0n, memlock: 0n };
-  let stale = true;
-  const now = (): Snapshot => {
-    if (!stale) return last;
-    stale = false;
-    try {
-      last = readSnapshot(files);
-    } catch {
-      // the process is gone: keep what it had
-    }
-    return last;
-  };
-  now();
+  // read apart: a call asking only CAP_IPC_LOCK, as IOAS_MAP of a privileged program does, reads status alone
+  const status = liveValue(() => readStatus(files), { uid: 0, capEff: 0n });
+  const memlock = liveValue(() => readMemlock(files), 0n);
+  status.get();
+  memlock.get();
   return {
     refresh() {
-      stale = true;
+      status.stale();
+      memlock.stale();
     },
     get uid() {
-      return now().uid;
+      return status.get().uid;
     },
     get capIpcLock() {
-      return ((now().capEff >> CAP_IPC_LOCK) & 1n) === 1n;
+      return ((status.get().capEff >> CAP_IPC_LOCK) & 1n) === 1n;
     },
     get capSysResource() {
-      return ((now().capEff >> CAP_SYS_RESOURCE) & 1n) === 1n;
+      return ((status.get().capEff >> CAP_SYS_RESOURCE) & 1n) === 1n;
     },
     get capSysRawio() {
-      return ((now().capEff >> CAP_SYS_RAWIO) & 1n) === 1n;
+      return ((status.get().capEff >> CAP_SYS_RAWIO) & 1n) === 1n;
     },
     get rlimitMemlock() {
-      return now().memlock;
+      return memlock.get();
     },
   };
 }
 
-function readSnapshot(files: ProcFiles): Snapshot {
+/**
+ * A value read by `read` at the first `get()` after each `stale()` (and the
+ * first); while `read` throws (the process is gone) the last value stays.
+ */
+function liveValue<T>(read: () => T, initial: T): { get(): T; stale(): void } {
+  let value = initial;
+  let stale = true;
+  return {
+    get() {
+      if (stale) {
+        stale = false;
+        try {
+          value = read();
+        } catch {
+          // the process is gone: keep what it had
+        }
+      }
+      return value;
+    },
+    stale() {
+      stale = true;
+    },
+  };
+}
+
+function readStatus(files: ProcFiles): StatusFacts {
   const status = files.readText('status');
   const uid = /^Uid:\s+(\d+)/m.exec(status);
   const cap = /^CapEff:\s+([0-9a-f]+)/m.exec(status);
-  const limits = files.readText('limits');
-  const memlock = /^Max locked memory\s+(\d+|unlimited)\s/m.exec(limits);
-  if (!uid || !cap || !memlock) throw new Error('unexpected status or limits format');
-  return {
-    uid: Number(uid[1]),
-    capEff: BigInt(`0x${cap[1]}`),
-    memlock: memlock[1] === 'unlimited' ? UNLIMITED : BigInt(memlock[1]!),
-  };
+  if (!uid || !cap) throw new Error('unexpected status format');
+  return { uid: Number(uid[1]), capEff: BigInt(`0x${cap[1]}`) };
+}
+
+function readMemlock(files: ProcFiles): bigint {
+  const m = /^Max locked memory\s+(\d+|unlimited)\s/m.exec(files.readText('limits'));
+  if (!m) throw new Error('unexpected limits format');
+  return m[1] === 'unlimited' ? UNLIMITED : BigInt(m[1]!);
 }
 
 /** Capabilities `uiommu run --cap-add` can grant in the emulated kernel's eyes. */

@@ -52,6 +52,7 @@ import { pasidAttach, pasidDetach, pasidReplace } from '../iommufd/pasid.ts';
 import type { Caller, FileOps } from '../kernel/file.ts';
 import type { VfioDevice } from './device.ts';
 import type { VfioGroup } from './group.ts';
+import { hotResetOps } from './hot-reset.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
 import { validateVfToken } from './pci/sriov.ts';
 import { VfioUser } from './user.ts';
@@ -138,7 +139,7 @@ class CdevFile {
     /** VfioCdevPersonality.vfioCdevFlags. */
     private readonly flagsKnown: boolean,
   ) {
-    this.pci = vfioPciDeviceFileOps(device.pci);
+    this.pci = vfioPciDeviceFileOps(device.pci, { hotReset: hotResetOps(device) });
   }
 
   ops(): VfioCdevFile {
@@ -224,6 +225,7 @@ class CdevFile {
       const idev = device.bindIommufd(ctx, { attachCompat: false });
       device.pci.enable();
       device.openCount++;
+      device.cdevOpened = true;
       try {
         u.respondField({ out_devid: idev.id }, 'out_devid');
       } catch (e) {
@@ -297,6 +299,7 @@ class CdevFile {
   private close(): void {
     const device = this.device;
     device.openCount--;
+    device.cdevOpened = false;
     device.pci.disable();
     device.unbindIommufd();
   }

@@ -48,6 +48,12 @@ export interface VfioContainerPersonality {
    * 35890f85573c (v6.13) made 6 a reserved number (then ENODEV).
    */
   readonly type1Nesting: boolean;
+  /**
+   * vfio_iommu_type1's module parameter `dma_entry_limit` (default
+   * U16_MAX): the mappings one type1 container may hold; MAP_DMA beyond it
+   * is ENOSPC.
+   */
+  readonly type1DmaEntryLimit: number;
 }
 
 /** True when `/dev/vfio/vfio` is the legacy container (either name of the setting). */

@@ -10,6 +10,7 @@ import { fail } from '../abi/errno.ts';
 import { VfioDeviceBindIommufd, vfioNrOf } from '../abi/vfio.ts';
 import type { FileOps } from '../kernel/file.ts';
 import type { VfioDevice } from './device.ts';
+import { hotResetOps } from './hot-reset.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
 
 export interface DeviceFileOptions {
@@ -30,7 +31,10 @@ export function deviceFileOps(
   device: VfioDevice,
   opts: DeviceFileOptions,
 ): FileOps & { device: VfioDevice } {
-  const ops = vfioPciDeviceFileOps(device.pci, { release: opts.release });
+  const ops = vfioPciDeviceFileOps(device.pci, {
+    release: opts.release,
+    hotReset: hotResetOps(device),
+  });
   return {
     ...ops,
     device,

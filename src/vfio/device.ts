@@ -7,7 +7,7 @@
  *
  * @example
  * const { device, spec } = kernel.host.devices.get('0000:03:00.0')!;
- * const vdev = new VfioDevice(device, spec);
+ * const vdev = new VfioDevice(device, spec, {}, () => kernelPciFunctions);
  * vdev.bindIommufd(ctx); // DMA now goes through the compat IOAS's domain
  */
 
@@ -15,23 +15,31 @@ import type { Device } from '../iommu/device.ts';
 import type { IommufdCtx } from '../iommufd/context.ts';
 import { IommufdDevice } from '../iommufd/device.ts';
 import { vfioCompatIoasGetId } from '../iommufd/vfio-compat.ts';
+import type { PciFunctions } from './hot-reset.ts';
 import { VfioPciDevice, type VfioPciDeviceOptions } from './pci/device.ts';
 import type { PciDeviceSpec } from './pci/spec.ts';
 
 export class VfioDevice {
   /** Open device fds (the group path allows several). */
   openCount = 0;
+  /** Opened through its cdev (vfio_device_cdev_opened): hot reset then works by iommufd ownership. */
+  cdevOpened = false;
   /** The DEVICE object while bound to an iommufd. */
   private idev: IommufdDevice | undefined;
 
   /** The emulated PCI function its device fds operate on. */
   readonly pci: VfioPciDevice;
 
-  /** `pci`: the platform's part of VfioPciDeviceOptions (dynamic MSI-X, bus addresses, dma-buf export). */
+  /**
+   * `pci`: the platform's part of VfioPciDeviceOptions (dynamic MSI-X, bus
+   * addresses, dma-buf export); `pciFunctions`: the host's PCI functions,
+   * which a hot reset walks (hot-reset.ts).
+   */
   constructor(
     readonly dev: Device,
     spec: PciDeviceSpec,
-    pci: Pick<VfioPciDeviceOptions, 'dynamicMsix' | 'busRange' | 'dmabuf'> = {},
+    pci: Pick<VfioPciDeviceOptions, 'dynamicMsix' | 'busRange' | 'dmabuf'>,
+    readonly pciFunctions: PciFunctions,
   ) {
     this.pci = new VfioPciDevice(spec, { ...pci, dma: dev });
   }

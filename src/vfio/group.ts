@@ -51,6 +51,7 @@ import { type LegacyContainer, legacyContainerOf } from './container.ts';
 import { VfioDevice } from './device.ts';
 import { deviceFileOps } from './device-file.ts';
 import { matchDeviceName } from './device-match.ts';
+import type { PciFunctions } from './hot-reset.ts';
 import type { VfioPciDeviceOptions } from './pci/device.ts';
 import type { PciDeviceSpec } from './pci/spec.ts';
 import { validateVfToken } from './pci/sriov.ts';
@@ -111,21 +112,26 @@ export class VfioGroup {
   /** A no-IOMMU fake group (VFIO_NO_IOMMU): its device has no IOMMU; CAP_SYS_RAWIO needed throughout. */
   readonly noiommu: boolean;
 
-  /** `specOf` gives each member's PCI description (from the host topology). */
+  /**
+   * `specOf` gives each member's PCI description (from the host topology),
+   * `opts.pciFunctions` the host's PCI functions (for hot reset).
+   */
   constructor(
     readonly iommuGroup: Group,
     specOf: (dev: Device) => PciDeviceSpec,
-    opts: { noiommu?: boolean } & Pick<
+    opts: { noiommu?: boolean; pciFunctions: PciFunctions } & Pick<
       VfioPciDeviceOptions,
       'dynamicMsix' | 'busRange' | 'dmabuf'
-    > = {},
+    >,
   ) {
     const pci = {
       dynamicMsix: opts.dynamicMsix ?? false,
       busRange: opts.busRange,
       dmabuf: opts.dmabuf,
     };
-    this.devices = iommuGroup.devices.map((d) => new VfioDevice(d, specOf(d), pci));
+    this.devices = iommuGroup.devices.map(
+      (d) => new VfioDevice(d, specOf(d), pci, opts.pciFunctions),
+    );
     this.noiommu = opts.noiommu ?? false;
   }
 

@@ -8,57 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { failSites, SITES } from './fail-sites.ts';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const SRC = join(REPO, 'src');
 /** A full Linux tree (the reference kernel's, see /work/shared/refkernel). */
 const LINUX = join(homedir(), '.cache/uiommu/refkernel/src');
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) return sources(p);
-    return e.name.endsWith('.ts') ? [p] : [];
-  });
-}
-
-interface Site {
-  readonly at: string;
-  readonly reason: ts.Expression | undefined;
-  readonly where: ts.Expression | undefined;
-}
-
-/** Every `fail(…)` and `new Errno(…)` in `file`'s text. */
-export function failSites(file: string, text: string): Site[] {
-  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
-  const out: Site[] = [];
-  const visit = (node: ts.Node): void => {
-    const isFail =
-      ts.isCallExpression(node) &&
-      ts.isIdentifier(node.expression) &&
-      node.expression.text === 'fail';
-    const isErrno =
-      ts.isNewExpression(node) &&
-      ts.isIdentifier(node.expression) &&
-      node.expression.text === 'Errno';
-    if (isFail || isErrno) {
-      const args = (node as ts.CallExpression | ts.NewExpression).arguments ?? [];
-      const line = sf.getLineAndCharacterOfPosition(node.getStart()).line + 1;
-      out.push({ at: `${relative(REPO, file)}:${line}`, reason: args[1], where: args[2] });
-    }
-    ts.forEachChild(node, visit);
-  };
-  visit(sf);
-  return out;
-}
-
-const SITES = sources(SRC).flatMap((f) => failSites(f, readFileSync(f, 'utf8')));
 
 /** An empty or blank literal is no reason. */
 function blank(e: ts.Expression): boolean {

@@ -28,6 +28,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   hwptPagingFault: 'false',
   type1WrapErrno: 'EOVERFLOW',
   type1Nesting: 'true',
+  type1DmaEntryLimit: '8',
 };
 
 test('every personality setting can be given on the command line', () => {
@@ -47,7 +48,13 @@ test('settings accumulate and are typed: booleans, byte counts, words', () => {
   let acc = parsePersonalitySetting('vfioNoiommu=true', {});
   acc = parsePersonalitySetting('maxAutoAlignment=0x1000', acc);
   acc = parsePersonalitySetting('unmapEmpty=success', acc);
-  assert.deepEqual(acc, { vfioNoiommu: true, maxAutoAlignment: 0x1000n, unmapEmpty: 'success' });
+  acc = parsePersonalitySetting('type1DmaEntryLimit=3', acc);
+  assert.deepEqual(acc, {
+    vfioNoiommu: true,
+    maxAutoAlignment: 0x1000n,
+    unmapEmpty: 'success',
+    type1DmaEntryLimit: 3,
+  });
   assert.deepEqual(parsePersonalitySetting('maxAutoAlignment=none', {}), {
     maxAutoAlignment: undefined,
   });
@@ -68,4 +75,6 @@ test('an unknown name, a missing =, or a value outside the setting is refused by
     vfioContainer: 'type1',
   });
   assert.throws(() => parsePersonalitySetting('maxAutoAlignment=2M', {}), /byte count or none/);
+  assert.throws(() => parsePersonalitySetting('type1DmaEntryLimit=-1', {}), /a u32 count/);
+  assert.throws(() => parsePersonalitySetting('type1DmaEntryLimit=4294967296', {}), /a u32 count/);
 });

@@ -195,6 +195,20 @@ describe('uiommu run', () => {
     assert.equal(r.status, 3);
   });
 
+  it('the command line’s --ui (node:http, loaded only then) prints the live view’s URL', (t) => {
+    if (!existsSync(PRELOAD_LIBRARY)) return t.skip('native/build/libuiommu-preload.so not built');
+    const r = spawnSync(
+      process.execPath,
+      [join(import.meta.dirname, '../../bin/uiommu.js'), 'run', '--ui', '--', 'true'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /^uiommu run: live view at http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]+$/m,
+    );
+  });
+
   it('a host with pageSize: the program sees its page size (getconf, i.e. sysconf); others the machine’s', (t) => {
     if (!existsSync(PRELOAD_LIBRARY)) return t.skip('native/build/libuiommu-preload.so not built');
     const pagesize = (host: string) =>

@@ -1,9 +1,11 @@
 /**
- * The differential corpus: answers a real Linux 7.2 (the reference guest of
- * ../shared/refkernel, built from Debian's linux-source-7.2) gave to seeded
- * random syscall programs, recorded by `npm run differential -- --record`.
- * CI replays them under `uiommu run --kernel 7.2` and wants every call to
- * answer the same (return value, errno, every byte of the argument region):
+ * The differential corpora: answers real Linux 7.2 and 6.12 kernels (the
+ * reference guests of ../shared/refkernel, built from Debian's
+ * linux-source-7.2 and linux-source-6.12 by scripts/refkernel.sh) gave to
+ * seeded random syscall programs, recorded by `npm run differential --
+ * --kernel V --record`. CI replays them under `uiommu run --kernel V` and
+ * wants every call to answer the same (return value, errno, every byte of
+ * the argument region):
  * /dev/iommu with the selftest mock, and the container, group and cdev of
  * each of the reference guest's functions (edu, e1000, nvme on `refguest`).
  * Skipped when the program cannot be built (no gcc or no Debian source).
@@ -15,16 +17,16 @@ import { it } from 'node:test';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
-/** Each corpus: the scenario, its seeds (from 1, 200 calls each) and the calls that makes. */
+/** Each corpus: the kernel, the scenario, its seeds (from 1, 200 calls each) and the calls that makes. */
 const CORPORA = [
-  ['iommufd', 50, '10000'],
-  ['edu', 25, '5000'],
-  ['e1000', 25, '5000'],
-  ['nvme', 25, '5000'],
+  ['7.2', 'iommufd', 50, '10000'],
+  ['7.2', 'edu', 25, '5000'],
+  ['7.2', 'e1000', 25, '5000'],
+  ['7.2', 'nvme', 25, '5000'],
 ] as const;
 
-for (const [scenario, seeds, calls] of CORPORA) {
-  it(`the recorded ${scenario} corpus (${calls} calls) answers the same under --kernel 7.2`, {
+for (const [kernel, scenario, seeds, calls] of CORPORA) {
+  it(`the recorded ${scenario} corpus (${calls} calls) answers the same under --kernel ${kernel}`, {
     timeout: 20 * 60_000,
   }, (t) => {
     const r = spawnSync(
@@ -34,6 +36,8 @@ for (const [scenario, seeds, calls] of CORPORA) {
         'tsx',
         'scripts/differential.ts',
         '--replay',
+        '--kernel',
+        kernel,
         '--scenario',
         scenario,
         '--seeds',
@@ -49,7 +53,7 @@ for (const [scenario, seeds, calls] of CORPORA) {
     assert.match(
       r.stdout,
       new RegExp(
-        `^${scenario}: ${calls} calls compared \\(recorded corpus\\), 0 seeds differ$`,
+        `^${scenario} \\(${kernel}\\): ${calls} calls compared \\(recorded corpus\\), 0 seeds differ$`,
         'm',
       ),
       r.stdout,

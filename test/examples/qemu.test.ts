@@ -6,7 +6,9 @@
  * docs/device-mmap.md), and SeaBIOS sizes and places its BARs; through
  * qtest, the guest programs the device's DMA engine, which reads and writes
  * guest RAM through the container's mappings. With KVM the BAR stays
- * unmapped (x-no-mmap=on). Each accelerator is tried first for a second (a
+ * unmapped (x-no-mmap=on). Two functions without a reset method on one
+ * bus are hot-reset together at machine reset, through group fds and through
+ * cdevs bound to one iommufd. Each accelerator is tried first for a second (a
  * guest that must keep running); a test whose QEMU cannot is skipped with
  * QEMU's words.
  *
@@ -14,10 +16,11 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { hostSpecToJson, type PciDeviceSpec, x86 } from '../../src/host/topology/index.ts';
 import { qemuUnusable } from './guest-qemu.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -32,7 +35,7 @@ function deviceBlock(out: string, id = '1234:11e9'): string | undefined {
   return blocks.filter((b) => b.includes(`PCI device ${id}`)).at(-1);
 }
 
-/** QEMU started under `uiommu run --host x86` in its own process group. */
+/** QEMU started under `uiommu run --host x86` (or another host) in its own process group. */
 interface Qemu {
   readonly child: ChildProcessWithoutNullStreams;
   readonly out: () => string;
@@ -46,11 +49,16 @@ interface Qemu {
 /** The container setting QEMU runs on: the legacy type1 container (default) or iommufd's compat. */
 type Container = 'legacy' | 'iommufd';
 
-function startQemu(trace: string, args: string[], container: Container = 'legacy'): Qemu {
+function startQemu(
+  trace: string,
+  args: string[],
+  container: Container = 'legacy',
+  host = 'x86',
+): Qemu {
   const personality = container === 'iommufd' ? ['--personality', 'vfioContainer=iommufd'] : [];
   const child = spawn(
     process.execPath,
-    [UIOMMU, 'run', '--host', 'x86', ...personality, '--trace', trace, '--', QEMU, ...args],
+    [UIOMMU, 'run', '--host', host, ...personality, '--trace', trace, '--', QEMU, ...args],
     { stdio: ['pipe', 'pipe', 'pipe'], detached: true },
   );
   let out = '';
@@ -319,4 +327,74 @@ describe('QEMU under uiommu run', () => {
     // IRQ of the conventional-PCI xHCI
     assert.deepEqual(unexpectedFailures(t), []);
   });
+  for (const mode of ['group', 'cdev'] as const) {
+    it(`${mode}: two functions without a reset method on one bus are hot-reset together at machine reset`, {
+      timeout: 180_000,
+      skip: unusable.tcg,
+    }, async () => {
+      // conventional PCI functions (no FLR, no PM reset) behind a bridge, bus 05, groups 16 and 17
+      const fn = (bdf: string, group: number): PciDeviceSpec => ({
+        bdf,
+        vendor: 0x8086,
+        device: 0x100e,
+        class: 0x020000,
+        pcie: false,
+        bars: [{ index: 0, kind: 'mem32', size: 0x20000n, prefetchable: false }],
+        group,
+        iommu: 'dmar0',
+        irq: { intx: true },
+      });
+      const host = join(dir, 'bus05.json');
+      const devices = [...x86.devices, fn('0000:05:00.0', 16), fn('0000:05:00.1', 17)];
+      writeFileSync(host, JSON.stringify(hostSpecToJson({ ...x86, devices })));
+      const trace = join(dir, `hot-reset-${mode}.trace`);
+      const iommufd = mode === 'cdev' ? ',iommufd=iommufd0' : '';
+      const q = startQemu(
+        trace,
+        [
+          ...TCG,
+          ...['-S', '-monitor', 'stdio'],
+          ...(mode === 'cdev' ? ['-object', 'iommufd,id=iommufd0'] : []),
+          ...['-device', `vfio-pci,host=0000:05:00.0${iommufd}`],
+          ...['-device', `vfio-pci,host=0000:05:00.1${iommufd}`],
+        ],
+        'legacy',
+        host,
+      );
+      const resets = () => readFileSync(trace, 'utf8').match(/VFIO_DEVICE_PCI_HOT_RESET, .* = 0/g);
+      try {
+        await ask(q, 'info status', (a) => /VM status: paused/.test(a));
+        const before = resets()?.length ?? 0;
+        await ask(q, 'system_reset', () => (resets()?.length ?? 0) > before);
+        q.child.stdin.write('quit\n');
+        assert.equal(await q.exited, 0, q.err());
+      } finally {
+        q.kill('SIGKILL');
+      }
+      assert.equal(q.err(), '', 'QEMU printed warnings or errors');
+      const t = readFileSync(trace, 'utf8');
+      // QEMU asks the size first (ENOSPC with count 2), then the list; group fds or, on
+      // cdevs bound to one iommufd (DEV_ID|DEV_ID_OWNED), a zero-length array
+      assert.match(t, /GET_PCI_HOT_RESET_INFO, \{argsz=12, flags=0, count=2\}\) = -1 ENOSPC/);
+      const flags = mode === 'cdev' ? 'DEV_ID\\|DEV_ID_OWNED' : '0';
+      assert.match(
+        t,
+        new RegExp(`GET_PCI_HOT_RESET_INFO, \\{argsz=28, flags=${flags}, count=2\\}\\) = 0`),
+      );
+      const reset = mode === 'cdev' ? 'argsz=12, flags=0, count=0' : 'argsz=20, flags=0, count=2';
+      assert.ok(
+        (resets() ?? []).every((l) => l.includes(reset)),
+        String(resets()),
+      );
+      assert.ok((resets()?.length ?? 0) >= 2, 'at start and at system_reset');
+      // besides the size probes: QEMU's iommufd backend asks IOVA_RANGES with no room first (EMSGSIZE)
+      const failures = unexpectedFailures(t).filter(
+        (l) =>
+          !/GET_PCI_HOT_RESET_INFO, .* = -1 ENOSPC|IOMMU_IOAS_IOVA_RANGES, .* = -1 EMSGSIZE/.test(
+            l,
+          ),
+      );
+      assert.deepEqual(failures, []);
+    });
+  }
 });

@@ -4,141 +4,80 @@
  * spapr-tce.md §3–§4, vfio-device.md §2–§6): each
  * row triggers the rule and pins errno, reason and where as the trace
  * prints them (mmap, which the engine serves outside the traced syscalls,
- * as the Errno it throws); one row checks the whole trace line and the
- * JSON fields.
+ * as the Errno it throws). test/host/trace-reason.test.ts checks the
+ * whole trace line and the JSON fields.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { Errno } from '../../src/abi/errno.ts';
-import {
-  IOMMU_OPTION_ID,
-  IOMMU_OPTION_OP,
-  IOMMU_VFIO_IOAS_OP,
-  iommufdCmdNumber,
-} from '../../src/abi/iommufd.ts';
-import { IOMMU_VIOMMU_TYPE_SELFTEST, IommuViommuSelftest } from '../../src/abi/iommufd-test.ts';
-import type { Layout } from '../../src/abi/layout.ts';
+import { IOMMU_OPTION_ID, IOMMU_OPTION_OP, IOMMU_VFIO_IOAS_OP } from '../../src/abi/iommufd.ts';
 import {
   VFIO_EEH_PE_OP,
-  VFIO_EXTENSION,
-  VfioEehPeOp,
-  type VfioIoctlName,
   VfioIommuSpaprRegisterMemory,
   VfioIommuSpaprTceInfo,
   VfioIommuType1Info,
   vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
 import {
-  VFIO_DEVICE_FEATURE,
   VFIO_DEVICE_FEATURE_ID,
-  VFIO_IRQ_SET,
-  VfioDeviceFeature,
   VfioDeviceInfo,
   VfioIrqInfo,
-  VfioIrqSet,
   VfioPciHotResetInfo,
   VfioRegionInfo,
 } from '../../src/abi/vfio-device.ts';
-import { Eventfd } from '../../src/host/eventfd.ts';
-import { Process, type ProcessMm, type TraceEvent } from '../../src/host/process.ts';
 import { SimMm } from '../../src/host/sim-mm.ts';
-import { powernv } from '../../src/host/topology/index.ts';
-import { SPAPR_DEFAULTS } from '../../src/host/topology/parse.ts';
-import type { MmapHost } from '../../src/kernel/file.ts';
-import { deviceMmapOp } from '../../src/server/device-mmap.ts';
-import { OP } from '../../src/server/protocol.ts';
 import { vfioPciRegionOffset } from '../../src/vfio/pci/abi.ts';
-import { mockDomain } from '../iommufd/mock.ts';
 import { FIXED, map, memAt, PAGE, RW, U64_MAX, writeRanges } from '../iommufd/util.ts';
-import { client, type Fixture, setup } from '../support.ts';
+import { client, setup } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
 import { DDW, GIB, SpaprClient } from '../vfio/spapr-client.ts';
-
-const NVME = '0000:02:00.0'; // group 12 of the x86 preset
-/** A conventional PCI function on the root bus (no ERR IRQ, no reset, no hot reset). */
-const USB = ['0000:00:14.0', 4] as const;
-const MSI = { start: 0xfee0_0000n, last: 0xfeef_ffffn, kind: 'msi' as const };
-const VA = 0x4000_0000n;
-
-const lastEvent = new WeakMap<Process, TraceEvent>();
-
-/** `x` with its process traced, so `why` sees what the trace shows. */
-function traced<T extends { proc: Process }>(x: T): T {
-  x.proc.trace = (_line, event) => lastEvent.set(x.proc, event);
-  return x;
-}
-
-/**
- * errno, reason and where of the process's last call, as its trace event
- * has them, or of an Errno an untraced operation (mmap) threw.
- */
-function why(p: Process | Errno): [string | undefined, string | undefined, string | undefined] {
-  if (p instanceof Errno) return [p.code, p.reason, p.where];
-  const e = lastEvent.get(p);
-  return [e?.errno, e?.reason, e?.where];
-}
-
-const MAP_SHARED = 1;
-const MAP_PRIVATE = 2;
-const PROT_RW = 3;
-const PROT_EXEC = 4;
-
-/** No rule that refuses a mapping may get as far as making one. */
-const NO_MAPPING: MmapHost = {
-  share: () => assert.fail('a refused mmap made a shared file'),
-  busRange: () => assert.fail('a refused mmap took a bus range'),
-};
-
-/** The Errno the engine's MMAP op (the preload's mmap) throws for `fd`; fails if it maps. */
-function mmapErrno(
-  proc: Process<ProcessMm>,
-  fd: number,
-  offset: bigint,
-  length: bigint,
-  flags = MAP_SHARED,
-  prot = PROT_RW,
-): Errno {
-  const args = [BigInt(fd), offset, length, BigInt(flags), BigInt(prot), 0n];
-  try {
-    deviceMmapOp(proc, { op: OP.MMAP, pid: proc.pid, tid: proc.pid, args }, NO_MAPPING);
-  } catch (e) {
-    if (e instanceof Errno) return e;
-    throw e;
-  }
-  return assert.fail('the mmap succeeded');
-}
-
-/** A fixture whose IOAS has an intel domain (4 KiB alignment, the MSI window reserved). */
-function withDomain(f: Fixture = traced(setup())): { f: Fixture; ioas: number } {
-  const ioas = f.ioas();
-  f.intelDevice({ reserved: [MSI] }).attach(ioas);
-  return { f, ioas };
-}
-
-type Row = [rule: string, act: () => Process | Errno, errno: string, reason: string, where: string];
-
-/** mmap of a fresh /dev/iommu that has no region. */
-const iommuMmap = (offset: bigint, length: bigint, flags = MAP_SHARED, prot = PROT_RW) => {
-  const f = setup();
-  return mmapErrno(f.proc, f.fd, offset, length, flags, prot);
-};
-
-/** A selftest vIOMMU on a mock device's nesting parent: its mmap region's offset. */
-function viommuRegion(f: Fixture): { offset: bigint } {
-  const { idev } = mockDomain(f, f.ioas());
-  const hwpt = f.call('IOMMU_HWPT_ALLOC', { dev_id: idev, pt_id: f.ioas(), flags: 1 }).out
-    .out_hwpt_id as number;
-  const data = f.mem(PAGE);
-  f.call('IOMMU_VIOMMU_ALLOC', {
-    dev_id: idev,
-    hwpt_id: hwpt,
-    type: IOMMU_VIOMMU_TYPE_SELFTEST,
-    data_len: IommuViommuSelftest.size,
-    data_uptr: data,
-  });
-  const out = IommuViommuSelftest.decode(f.proc.mm.read(data, IommuViommuSelftest.size));
-  return { offset: out.out_mmap_offset as bigint };
-}
+import {
+  ACTION_MASK,
+  ACTION_TRIGGER,
+  ACTION_UNMASK,
+  container,
+  DATA_BOOL,
+  DATA_NONE,
+  ddw,
+  devCall,
+  eeh,
+  enable,
+  eventfd,
+  feature,
+  GET,
+  ioasAllocNumber,
+  iommuMmap,
+  K64,
+  LOW_MEMLOCK,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MIB,
+  MIXED,
+  MSI,
+  mmapErrno,
+  mmapOnDevice,
+  NO_DMA32,
+  NVME,
+  onCdev,
+  onDevice,
+  onSpapr,
+  PROT_EXEC,
+  PROT_RW,
+  pin,
+  type Row,
+  SET,
+  scratch,
+  setIrqFds,
+  setIrqs,
+  traced,
+  UNBOUND,
+  USB,
+  V1,
+  V2,
+  VA,
+  viommuRegion,
+  withDomain,
+  withGroup,
+  withIntx,
+} from './reasons-support.ts';
 
 const iommufdRows: Row[] = [
   [
@@ -628,22 +567,6 @@ const iommufdRows: Row[] = [
   ],
 ];
 
-function ioasAllocNumber(f: Fixture): number {
-  return iommufdCmdNumber(f.kernel.abi, 'IOMMU_IOAS_ALLOC');
-}
-
-const MIB = 1n << 20n;
-
-/** A type1 (legacy) or iommufd-compat container with group `id` set (and SET_IOMMU `type` done when given). */
-function container(backend: 'type1' | 'iommufd', type?: number, id = 12) {
-  const c = traced(new VfioClient({ personality: { vfioContainer: backend } }));
-  const fd = c.open('/dev/vfio/vfio').ret;
-  const group = c.open(`/dev/vfio/${id}`).ret;
-  assert.equal(c.setContainer(group, fd).ret, 0);
-  if (type !== undefined) assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(type)).ret, 0);
-  return { c, fd, group };
-}
-
 const vfioRows: Row[] = [
   [
     'legacy SET_IOMMU without a group',
@@ -1007,56 +930,6 @@ const vfioRows: Row[] = [
     'vfio_group_fops_unl_ioctl',
   ],
 ];
-
-// ---- spapr-tce.md §3–§4 --------------------------------------------------------------
-
-const V1 = VFIO_EXTENSION.SPAPR_TCE_IOMMU;
-const V2 = VFIO_EXTENSION.SPAPR_TCE_v2_IOMMU;
-const K64 = 64n * 1024n;
-
-/** A row's act on a traced powernv SPAPR container with group 1 (v2 unless `type`); `act` may return another process to read. */
-function onSpapr(
-  act: (c: SpaprClient) => unknown,
-  type: number = V2,
-  opts: ConstructorParameters<typeof SpaprClient>[0] = {},
-  creds: ConstructorParameters<typeof SpaprClient>[1] = {},
-): () => Process {
-  return () => {
-    const c = traced(new SpaprClient(opts, creds)).setup(1, type);
-    const other = act(c);
-    return other instanceof Process ? other : c.proc;
-  };
-}
-
-/** QEMU's DDW set-up: 4 MiB of hugetlb RAM registered, a 64 KiB-page window at DDW, the default window gone. */
-function ddw(c: SpaprClient): bigint {
-  const ram = c.ram(4n * MIB);
-  assert.equal(c.register(ram, 4n * MIB).ret, 0);
-  assert.equal(c.create(16, GIB).ret, 0);
-  assert.equal(c.remove(0n).ret, 0);
-  return ram;
-}
-
-const eeh = (
-  c: SpaprClient,
-  op: number,
-  more: Partial<ReturnType<typeof VfioEehPeOp.decode>> = {},
-) => c.call('VFIO_EEH_PE_OP', VfioEehPeOp, { argsz: 40, op, ...more });
-const enable = (c: SpaprClient) => c.ioctl(c.container, 'VFIO_IOMMU_ENABLE');
-const LOW_MEMLOCK = { capIpcLock: false, rlimitMemlock: MIB };
-/** powernv with phb0 turned into a pSeries PHB (another create_table). */
-const MIXED = {
-  host: {
-    ...powernv,
-    iommus: [
-      { ...SPAPR_DEFAULTS.pseries, id: 'phb0' },
-      { ...SPAPR_DEFAULTS.powernv, id: 'phb1' },
-    ],
-  },
-};
-const NO_DMA32 = {
-  host: { ...powernv, iommus: powernv.iommus.map((i) => ({ ...i, dma32Size: 0n })) },
-};
 
 const spaprRows: Row[] = [
   [
@@ -1494,99 +1367,6 @@ const spaprRows: Row[] = [
   ],
 ];
 
-// ---- vfio-device.md §2–§6 ------------------------------------------------------------
-
-interface Dev {
-  readonly c: VfioClient;
-  readonly dev: number;
-}
-
-/** `act` on a traced iommufd-compat container with `group` set and TYPE1v2 (the client, the group fd). */
-function withGroup(act: (c: VfioClient, group: number) => unknown, group = 12): () => Process {
-  return () => {
-    const { c, group: g } = container('iommufd', 3, group);
-    act(c, g);
-    return c.proc;
-  };
-}
-
-/** `act` on the device fd of `bdf` in group `group` of such a container. */
-function onDevice(act: (d: Dev) => unknown, bdf = NVME, group = 12): () => Process {
-  return withGroup((c, g) => {
-    const dev = c.getDeviceFd(g, bdf).ret;
-    assert.ok(dev >= 0);
-    act({ c, dev });
-  }, group);
-}
-
-function devCall<V>(d: Dev, name: VfioIoctlName, layout: Layout<V>, value: Partial<V>) {
-  return d.c.proc.call(d.dev, vfioIoctlNumber(d.c.kernel.abi, name), layout, value);
-}
-
-const { DATA_NONE, DATA_BOOL, ACTION_MASK, ACTION_UNMASK, ACTION_TRIGGER } = VFIO_IRQ_SET;
-
-function setIrqs(d: Dev, flags: number, index: number, start = 0, count = 1, argsz = 20) {
-  return devCall(d, 'VFIO_DEVICE_SET_IRQS', VfioIrqSet, { argsz, flags, index, start, count });
-}
-
-const feature = (d: Dev, flags: number, argsz = 8) =>
-  devCall(d, 'VFIO_DEVICE_FEATURE', VfioDeviceFeature, { argsz, flags });
-const { GET, SET } = VFIO_DEVICE_FEATURE;
-const scratch = (d: Dev) => d.c.proc.scratch(new Uint8Array(8));
-
-/** SET_IRQS DATA_EVENTFD | `action` on `index` from `start`, with `fds` as its payload. */
-function setIrqFds(d: Dev, action: number, index: number, fds: number[], start = 0) {
-  const head = VfioIrqSet.encode({
-    argsz: 20 + 4 * fds.length,
-    flags: VFIO_IRQ_SET.DATA_EVENTFD | action,
-    index,
-    start,
-    count: fds.length,
-  });
-  const bytes = new Uint8Array(20 + 4 * fds.length);
-  bytes.set(head);
-  const v = new DataView(bytes.buffer);
-  for (const [i, fd] of fds.entries()) v.setInt32(20 + 4 * i, fd, true);
-  const cmd = vfioIoctlNumber(d.c.kernel.abi, 'VFIO_DEVICE_SET_IRQS');
-  return d.c.proc.ioctl(d.dev, cmd, d.c.proc.scratch(bytes));
-}
-const eventfd = (d: Dev) => d.c.proc.installFile(new Eventfd());
-/** INTx enabled with a trigger eventfd, as QEMU does for a function whose pin is set. */
-const intxOn = (d: Dev) => assert.equal(setIrqFds(d, ACTION_TRIGGER, 0, [eventfd(d)]), 0);
-/** `act` on the NVMe function with INTx on. */
-const withIntx = (act: (d: Dev) => unknown) =>
-  onDevice((d) => {
-    intxOn(d);
-    act(d);
-  });
-
-/** `act` on a traced client with NVMe's cdev (unbound) and /dev/iommu open. */
-function onCdev(act: (c: VfioClient, dev: number, iommufd: number) => unknown): () => Process {
-  return () => {
-    const c = traced(new VfioClient());
-    const dev = c.open(c.cdevPath(NVME)).ret;
-    act(c, dev, c.open('/dev/iommu').ret);
-    return c.proc;
-  };
-}
-const UNBOUND = 'the cdev is not bound (VFIO_DEVICE_BIND_IOMMUFD first)';
-
-/** mmap of the NVMe function's device fd: the Errno it throws. */
-function mmapOnDevice(
-  offset: bigint,
-  length: bigint,
-  flags = MAP_SHARED,
-  fd?: number,
-): () => Errno {
-  return () => {
-    let e: Errno | undefined;
-    onDevice((d) => {
-      e = mmapErrno(d.c.proc, fd ?? d.dev, offset, length, flags);
-    })();
-    return e!;
-  };
-}
-
 const deviceRows: Row[] = [
   [
     'GET_DEVICE_FD with an unknown option',
@@ -1788,7 +1568,7 @@ const deviceRows: Row[] = [
     onDevice((d) => d.c.proc.pwrite(d.dev, scratch(d), 4, vfioPciRegionOffset(6))),
     'EINVAL',
     'ROM is read-only',
-    'vfio_pci_bar_rw',
+    'vfio_pci_rw',
   ],
   [
     'an unknown device ioctl',
@@ -2056,46 +1836,7 @@ const deviceRows: Row[] = [
   ],
 ];
 
-/** One test per row: the rule's errno, reason and where as its trace event gives them. */
-function pin(sheet: string, rows: Row[]): void {
-  describe(`errno reasons: ${sheet}`, () => {
-    for (const [rule, act, errno, reason, where] of rows) {
-      it(rule, () => assert.deepEqual(why(act()), [errno, reason, where]));
-    }
-  });
-}
-
 pin('iommufd-uapi.md §6', iommufdRows);
 pin('vfio-container.md (legacy type1, groups, iommufd compat)', vfioRows);
 pin('spapr-tce.md (SPAPR TCE v1 and v2 containers)', spaprRows);
 pin('vfio-device.md (group device fds, cdevs, vfio-pci ioctls, read/write)', deviceRows);
-
-describe('errno reasons in traces', () => {
-  it('the line ends with <reason; where>, the JSON event carries both, a success neither', () => {
-    const { f, ioas } = withDomain();
-    const va = memAt(f, VA, PAGE);
-    const lines: string[] = [];
-    const events: TraceEvent[] = [];
-    f.proc.trace = (l, e) => {
-      lines.push(l);
-      events.push(e);
-    };
-    f.call('IOMMU_IOAS_MAP', {
-      ioas_id: ioas,
-      user_va: va,
-      length: PAGE,
-      iova: 0x1001n,
-      flags: RW | FIXED,
-    });
-    f.call('IOMMU_IOAS_MAP', { ioas_id: ioas, user_va: va, length: PAGE, flags: RW });
-    assert.equal(
-      lines[0],
-      'ioctl(3, IOMMU_IOAS_MAP, {size=40, flags=FIXED_IOVA|WRITEABLE|READABLE, ioas_id=1, user_va=0x40000000, length=0x1000, iova=0x1001}) = -1 EINVAL (Invalid argument) <iova 0x1001 not aligned to the IOAS alignment 0x1000; iopt_check_iova>',
-    );
-    assert.equal(events[0]?.reason, 'iova 0x1001 not aligned to the IOAS alignment 0x1000');
-    assert.equal(events[0]?.where, 'iopt_check_iova');
-    assert.ok(!lines[1]?.includes('<'), lines[1]);
-    assert.equal(events[1]?.reason, undefined);
-    assert.equal(events[1]?.where, undefined);
-  });
-});

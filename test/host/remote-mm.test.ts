@@ -2,9 +2,10 @@
  * @slow: builds and runs a C child whose memory it reads (left out of npm run test:quick)
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';
-import { foreignMemory } from '../../src/host/foreign-memory.ts';
+import { duringCall, foreignMemory } from '../../src/host/foreign-memory.ts';
 import { PhysRam } from '../../src/host/phys-ram.ts';
 import { remoteFileRef } from '../../src/host/remote-file.ts';
 import { parseMaps, RemoteMm } from '../../src/host/remote-mm.ts';
@@ -308,6 +309,34 @@ test('hugetlb pages are compound', (t) => {
   assert.deepEqual(peek(child.handle, child.at.hs + 0x1234n, 4), text('huge'));
   kid.exit();
   mm.exit();
+});
+
+test('a file size is read once a syscall: a truncate between calls counts at the next', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const fd = fs.openSync(`/proc/${child.pid}/fd/${child.fd.mfd}`, 'r+');
+  const page3 = child.at.m1 + 3n * PAGE;
+  try {
+    const phys = duringCall(() => physOf(mm, page3));
+    fs.ftruncateSync(fd, Number(3n * PAGE));
+    assert.throws(
+      () => duringCall(() => mm.resolve(page3, PAGE, false)),
+      errno('EFAULT'),
+      'page 3 is past the end now',
+    );
+    fs.ftruncateSync(fd, Number(3n * PAGE + 0x800n));
+    duringCall(() => ram.write(phys + 0x7f0n, new Uint8Array(0x20).fill(7)));
+    assert.equal(fs.fstatSync(fd).size, Number(3n * PAGE + 0x800n), 'the file did not grow');
+    assert.deepEqual(
+      [...peek(child.handle, page3 + 0x7f0n, 0x10)],
+      Array(0x10).fill(7),
+      'the bytes before the new end were written',
+    );
+  } finally {
+    fs.ftruncateSync(fd, Number(4n * PAGE));
+    fs.closeSync(fd);
+    mm.exit();
+  }
 });
 
 test('a pinned memfd page outlives its mappings: reached through the file once unmapped', async () => {

@@ -434,6 +434,15 @@ describe('parseHostSpec', () => {
     );
   });
 
+  it('a hot reset scope survives parse and a JSON round trip, absent when not given', () => {
+    const j = base();
+    j.devices[2].hotReset = 'slot';
+    const spec = parseHostSpec(j);
+    assert.equal(spec.devices[2]!.hotReset, 'slot');
+    assert.equal(viaJson(spec).devices[2]!.hotReset, 'slot');
+    assert.equal(spec.devices[1]!.hotReset, undefined);
+  });
+
   it('keeps the kernel build and the page size, absent when not given', () => {
     const spec = parseHostSpec({ ...base(), kernel: 'a 64 KiB-page build', pageSize: 65536 });
     assert.equal(spec.kernel, 'a 64 KiB-page build');
@@ -623,7 +632,14 @@ describe('parseHostSpec', () => {
       (j) => {
         j.devices[1].irqs = {};
       },
-      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, group, iommu, reservedRegions, irq, model, sriov, sriovTotalVfs, sriovVf, physfn)',
+      'devices[1].irqs: unknown key (allowed: bdf, vendor, device, subsystemVendor, subsystemDevice, class, revision, pcie, bars, hotReset, group, iommu, reservedRegions, irq, model, sriov, sriovTotalVfs, sriovVf, physfn)',
+    ],
+    [
+      'unknown hot reset scope',
+      (j) => {
+        j.devices[1].hotReset = 'flr';
+      },
+      `devices[1].hotReset: must be one of 'slot', 'bus', 'none' (got "flr")`,
     ],
     [
       'comment of the wrong type',

@@ -585,6 +585,40 @@ test('GET_DIRTY_BITMAP from an unaligned IOVA ORs exactly the leaf bits into the
   assert.equal(bytes[65], 0);
 });
 
+test('GET_DIRTY_BITMAP into a bitmap running into a bad page: EFAULT, the bytes before it written', () => {
+  const f = setup();
+  const ioas = f.ioas();
+  const idev = f.intelDevice();
+  const hwpt = hwptAlloc(f, { dev_id: idev.id, pt_id: ioas, flags: DIRTY_TRACKING }).id;
+  idev.attach(hwpt);
+  map(f, ioas, memAt(f, VA, 64n * PAGE), 64n * PAGE, { iova: 0x10_0000n });
+  f.call('IOMMU_HWPT_SET_DIRTY_TRACKING', { hwpt_id: hwpt, flags: 1 });
+  // 64 bits: bytes 0-3 at the end of one page, bytes 4-7 on the next
+  const pages = f.proc.mm.mmap({ length: 2n * PAGE, prot: { read: true, write: true } });
+  const data = pages + PAGE - 4n;
+  const get = () => {
+    // every other page dirty: one run per bit, all in one group of pages
+    for (let i = 0n; i < 64n; i += 2n) idev.dev.dmaWrite(0x10_0000n + i * PAGE, Uint8Array.of(1));
+    return f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
+      hwpt_id: hwpt,
+      iova: 0x10_0000n,
+      length: 64n * PAGE,
+      page_size: PAGE,
+      data,
+    }).errno;
+  };
+  assert.equal(get(), undefined);
+  assert.deepEqual([...f.proc.mm.read(data, 8)], Array(8).fill(0x55));
+  f.proc.mm.write(data, new Uint8Array(8));
+  f.proc.mm.mprotect(pages + PAGE, PAGE, { read: true, write: false });
+  assert.equal(get(), 'EFAULT', 'the second page is read-only');
+  assert.deepEqual([...f.proc.mm.read(data, 8)], [0x55, 0x55, 0x55, 0x55, 0, 0, 0, 0]);
+  f.proc.mm.write(data, new Uint8Array(4));
+  f.proc.mm.munmap(pages + PAGE, PAGE);
+  assert.equal(get(), 'EFAULT', 'the second page is unmapped');
+  assert.deepEqual([...f.proc.mm.read(data, 4)], [0x55, 0x55, 0x55, 0x55]);
+});
+
 // ---- automatic domains -----------------------------------------------------------------
 
 test('devices behind one unit share the IOAS auto domain, destroyed when the last detaches', () => {

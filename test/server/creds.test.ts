@@ -86,3 +86,26 @@ test('--cap-add: granted capabilities are held whatever /proc says; the rest sta
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('each /proc file is read at most once a call, and only when one of its facts is asked', () => {
+  let status = 'Uid:\t0\t0\t0\t0\nCapEff:\t0000000000004000\n';
+  const reads: string[] = [];
+  const c = procCredentials(77, {
+    readText(name) {
+      reads.push(name);
+      return name === 'status' ? status : LIMITS('4096');
+    },
+  });
+  assert.deepEqual(reads, ['status', 'limits'], 'both at the start');
+  reads.length = 0;
+  c.refresh();
+  assert.equal(c.capIpcLock, true);
+  assert.equal(c.uid, 0);
+  assert.deepEqual(reads, ['status'], 'a call asking capabilities and uid: status once');
+  status = 'Uid:\t0\t0\t0\t0\nCapEff:\t0000000000000000\n';
+  c.refresh();
+  assert.equal(c.capIpcLock, false, 'the new status is read after refresh()');
+  assert.equal(c.rlimitMemlock, 4096n);
+  assert.equal(c.rlimitMemlock, 4096n);
+  assert.deepEqual(reads, ['status', 'status', 'limits']);
+});

@@ -351,6 +351,7 @@ const DEVICE_KEYS = [
   'revision',
   'pcie',
   'bars',
+  'hotReset',
   'group',
   'iommu',
   'reservedRegions',
@@ -382,6 +383,9 @@ function parseDevice(v: unknown, path: string, iommus: readonly IommuSpec[]): Pc
   if (rec.revision !== undefined) out.revision = hexId(rec.revision, at(path, 'revision'), 8);
   if (rec.pcie !== undefined) out.pcie = boolean(rec.pcie, at(path, 'pcie'));
   out.bars = rec.bars === undefined ? [] : parseBars(rec.bars, at(path, 'bars'));
+  if (rec.hotReset !== undefined) {
+    out.hotReset = oneOf(rec.hotReset, at(path, 'hotReset'), ['slot', 'bus', 'none'] as const);
+  }
   out.group = integer(rec.group, at(path, 'group'), 0, 0x7fff_ffff);
 
   const ip = at(path, 'iommu');

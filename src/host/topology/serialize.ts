@@ -61,6 +61,7 @@ function deviceToJson(d: PciDeviceSpec): { [key: string]: Json } {
   if (d.revision !== undefined) out.revision = hex(d.revision, 2);
   if (d.pcie !== undefined) out.pcie = d.pcie;
   out.bars = d.bars.map(barToJson);
+  if (d.hotReset !== undefined) out.hotReset = d.hotReset;
   out.group = d.group;
   out.iommu = d.iommu === '' ? null : d.iommu;
   if (d.reservedRegions !== undefined) {

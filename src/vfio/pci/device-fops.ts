@@ -36,19 +36,29 @@ const NR = {
   SET_IRQS: 110,
   RESET: 111,
   GET_PCI_HOT_RESET_INFO: 112,
+  PCI_HOT_RESET: 113,
   FEATURE: 117,
 };
 
 export interface VfioPciFileOptions {
   /** Called when the last reference to the open file goes away. */
   readonly release?: () => void;
+  /**
+   * GET_PCI_HOT_RESET_INFO and PCI_HOT_RESET (the VFIO device behind the
+   * fd, see hot-reset.ts); absent (a bare function, no VFIO core): ENOTTY.
+   */
+  readonly hotReset?: {
+    readonly info: (caller: Caller, arg: bigint) => number;
+    readonly reset: (caller: Caller, arg: bigint) => number;
+  };
 }
 
 /**
  * The FileOps of a device fd for `dev`. ioctls: GET_INFO (minsz 16; 20
  * bytes copied back when argsz ≥ 20), GET_REGION_INFO (minsz 32, capability
  * chain at +32 or the argsz-grow answer), GET_IRQ_INFO (minsz 16),
- * SET_IRQS (header 20 + payload), RESET, DEVICE_FEATURE (the core's
+ * SET_IRQS (header 20 + payload), RESET, GET_PCI_HOT_RESET_INFO and
+ * PCI_HOT_RESET (`opts.hotReset`), DEVICE_FEATURE (the core's
  * checks, then PCI_VF_TOKEN on a PF, DMA_BUF with CONFIG_VFIO_PCI_DMABUF;
  * the low-power features are not modelled: ENOTTY); every other number → ENOTTY.
  * read/write: pread/pwrite at `offset` (a plain read/write uses offset 0:
@@ -118,19 +128,16 @@ export function vfioPciDeviceFileOps(dev: VfioPciDevice, opts: VfioPciFileOption
           dev.reset();
           return 0;
         case NR.GET_PCI_HOT_RESET_INFO:
-          // no slot reset, and a function on the root bus has no bus reset:
-          // vfio_pci_ioctl_get_pci_hot_reset_info's ENODEV (other buses: not modelled)
-          if (dev.name.slice(5, 7) === '00')
+        case NR.PCI_HOT_RESET:
+          if (!opts.hotReset)
             fail(
-              'ENODEV',
-              'no slot or bus reset on the root bus',
-              'vfio_pci_ioctl_get_pci_hot_reset_info',
+              'ENOTTY',
+              'a function without the VFIO core has no hot reset',
+              'uiommu_pci_hot_reset',
             );
-          return fail(
-            'ENOTTY',
-            'hot reset of a non-root bus is not modelled',
-            'uiommu_pci_hot_reset',
-          );
+          return nr === NR.PCI_HOT_RESET
+            ? opts.hotReset.reset(caller, arg)
+            : opts.hotReset.info(caller, arg);
         case NR.FEATURE:
           // the VFIO core's checks, then vfio_pci_core_ioctl_feature()
           return vfioDeviceFeature(caller, arg, (c, flags, data, size) => {

@@ -60,6 +60,14 @@ export interface PciDeviceSpec {
   /** PCI Express function (4 KiB config space, ERR IRQ index); default true. */
   readonly pcie?: boolean;
   readonly bars: readonly BarSpec[];
+  /**
+   * The reset that reaches the function beyond its own (VFIO's PCI hot
+   * reset): 'slot' a hot-plug slot that can reset it (pciehp), with the
+   * functions of that slot; 'bus' the secondary bus reset of the bridge
+   * above it, with every function of its bus; 'none' neither (a function
+   * on a root bus). Default: 'none' on bus 0, 'bus' elsewhere.
+   */
+  readonly hotReset?: 'slot' | 'bus' | 'none';
   /** IOMMU group number (/dev/vfio/N); every member sits behind the same IOMMU. */
   readonly group: number;
   /**

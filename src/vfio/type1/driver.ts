@@ -13,7 +13,10 @@ import { type1CheckExtension, VfioIommuType1 } from './type1.ts';
 export function type1IommuDriver(host: {
   memory: PhysMemory;
   abi: IoctlAbi;
-  personality: Pick<VfioContainerPersonality, 'type1WrapErrno' | 'type1Nesting'>;
+  personality: Pick<
+    VfioContainerPersonality,
+    'type1WrapErrno' | 'type1Nesting' | 'type1DmaEntryLimit'
+  >;
 }): VfioIommuDriver {
   return {
     name: 'vfio-iommu-type1',
@@ -31,6 +34,7 @@ export function type1IommuDriver(host: {
         abi: host.abi,
         wrapErrno: host.personality.type1WrapErrno,
         nestingExtension: host.personality.type1Nesting,
+        dmaEntryLimit: host.personality.type1DmaEntryLimit,
       });
     },
   };

@@ -60,9 +60,10 @@ export interface VfioIommuType1Options {
   /** GET_INFO pads capabilities to 8 bytes (the 2023 fix; default true). */
   readonly capsAligned?: boolean;
   /**
-   * Errno of an IOVA/vaddr range that wraps u64 on MAP/UNMAP: EINVAL in the
-   * kernels read, EOVERFLOW after the 2025 "addressable limit" series
-   * (release UNVERIFIED). Default EINVAL.
+   * Errno of an IOVA/vaddr range that wraps u64 on MAP/UNMAP and
+   * DIRTY_PAGES GET_BITMAP: EINVAL in the kernels read, EOVERFLOW after the
+   * 2025 "addressable limit" series (v6.19; in 7.2 GET_BITMAP also checks
+   * size 0 first). Default EINVAL.
    */
   readonly wrapErrno?: 'EINVAL' | 'EOVERFLOW';
   /** CHECK_EXTENSION(TYPE1_NESTING_IOMMU) answers 1 (true in the kernel read, ~v6.6). Default true. */
@@ -624,7 +625,8 @@ export class VfioIommuType1 {
    * not exactly one flag EINVAL; START / STOP idempotent; GET_BITMAP: payload
    * < 40 bytes, wrap, inaccessible or wrongly sized bitmap, pgsize other than
    * the smallest page size, unaligned iova / size, size 0, tracking off, or a
-   * range bisecting a mapping EINVAL.
+   * range bisecting a mapping EINVAL; with `wrapErrno` EOVERFLOW size 0
+   * (EINVAL) and the wrap (EOVERFLOW) come first, as in 7.2.
    */
   private dirtyPages(caller: Type1Caller, arg: bigint): number {
     if (!this.v2)
@@ -669,7 +671,12 @@ export class VfioIommuType1 {
       return 0;
     }
     const range = u.payload(VfioIommuType1DirtyBitmapGet, 'the range');
-    if (range.iova + range.size > U64_MAX)
+    if (this.wrapErrno === 'EOVERFLOW') {
+      // the addressable-limit series: size 0, then a range past 2^64 - 1
+      if (range.size === 0n) fail('EINVAL', 'size 0', 'vfio_iommu_type1_dirty_pages');
+      if (range.iova + range.size - 1n > U64_MAX)
+        fail('EOVERFLOW', 'iova + size - 1 wraps', 'vfio_iommu_type1_dirty_pages');
+    } else if (range.iova + range.size > U64_MAX)
       fail('EINVAL', 'iova + size wraps', 'vfio_iommu_type1_dirty_pages');
     if (!accessOk(range.bitmap_data, range.bitmap_size))
       fail('EINVAL', 'the bitmap is not user memory', 'vfio_iommu_type1_dirty_pages');
