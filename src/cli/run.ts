@@ -180,7 +180,12 @@ export async function runProgram(
     list.push(item);
     if (list.length > RECENT) list.shift();
   };
-  const state = () => ({ ...kernelState(kernel), calls, warnings });
+  // the unmaps clients posted are done before anyone looks (Engine.settle)
+  let settleUnmaps: (() => void) | undefined;
+  const state = () => {
+    settleUnmaps?.();
+    return { ...kernelState(kernel), calls, warnings };
+  };
   let dumped = false;
   const dump = () => {
     if (opts.dumpState === undefined) return;
@@ -237,12 +242,15 @@ export async function runProgram(
             },
           }),
     });
+    settleUnmaps = () => engine.settle();
     const server = await serveEngine(engine, join(dir, 'engine.sock'), {
       peer: (fd) => ProcHandle.ofPeer(fd),
     });
     // the kernel's state (the --dump-state model) as a --trace-json record: on SIGUSR1 and once everything is closed
-    const traceState = (at: string) =>
+    const traceState = (at: string) => {
+      engine.settle();
       jsonOut?.(`${JSON.stringify({ state: { at, ...kernelState(kernel) } })}\n`);
+    };
     const onUsr1 = () => {
       traceState('SIGUSR1');
       dump();
