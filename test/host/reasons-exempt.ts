@@ -163,6 +163,8 @@ export const EXEMPT: readonly { readonly why: string; readonly sites: readonly s
       'src/iommufd/ioas.ts · iommufd_ioas_change_process · the caller has no process to charge',
       // its one caller, a debugfs bool write, answers the count whatever kstrtobool says
       'src/kernel/kstrtox.ts · kstrtobool · "{s}" is no boolean',
+      // only the mock's devices take PASIDs, and each is alone in its group
+      'src/iommufd/pasid.ts · iommufd_hw_pagetable_attach · the group uses another HWPT at this PASID',
       // the one caller (the mock's nested invalidation) checks the type first and asks only for entries below entry_num
       'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · data type {array.type}, not {type}',
       'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · entry {index} of {array.entryNum}',
