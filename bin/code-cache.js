@@ -8,14 +8,15 @@
 // stale or rejected, the script runs compiled from source and the cache is
 // written at exit (so it holds what the run compiled), atomically by rename;
 // any failure to read or write it only costs the speed-up.
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { Script } from 'node:vm';
+'use strict';
+const { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { homedir } = require('node:os');
+const { dirname, join } = require('node:path');
+const { Script } = require('node:vm');
 
 /** The cache directory: $UIOMMU_CACHE/code-cache, default ~/.cache/uiommu/code-cache. */
-export function codeCacheDir() {
+function codeCacheDir() {
   return join(process.env.UIOMMU_CACHE || join(homedir(), '.cache/uiommu'), 'code-cache');
 }
 
@@ -50,7 +51,7 @@ function readCache(path, id) {
  * with its own `require`, `module`, `exports`, `__filename` and `__dirname`.
  * Returns the cache file's path (where it is or would be written).
  */
-export function runCached(file, cacheDir = codeCacheDir()) {
+function runCached(file, cacheDir = codeCacheDir()) {
   const source = readFileSync(file, 'utf8');
   const id = identity(file);
   const cachePath = join(cacheDir, `${fnv1a(file)}.v8`);
@@ -75,3 +76,5 @@ export function runCached(file, cacheDir = codeCacheDir()) {
   script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
   return cachePath;
 }
+
+module.exports = { codeCacheDir, runCached };

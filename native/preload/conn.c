@@ -128,16 +128,17 @@ lost:
 	return -1;
 }
 
+/* rq->pid, when the caller filled it in, is getpid() asked during this call (one syscall less). */
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap)
 {
-	pid_t me = getpid();
+	pid_t me = rq->pid ? rq->pid : getpid();
 
 	if (!conn_ready(me))
 		return -1;
 	rq->pid = me;
 	rq->tid = thread_id(me);
-	rq->flags = UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
+	rq->flags |= UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 

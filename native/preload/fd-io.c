@@ -21,13 +21,19 @@ static int creates_file(unsigned long request)
 /* No page is smaller: a read up to this boundary stays in the page of its first byte. */
 #define MIN_PAGE 4096u
 
-size_t read_own(void *dst, uintptr_t src, size_t len)
+/* read_own() by a caller that knows its pid (`me`, from getpid()). */
+static size_t read_as(pid_t me, void *dst, uintptr_t src, size_t len)
 {
 	struct iovec local = { .iov_base = dst, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)src, .iov_len = len };
-	ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	ssize_t n = process_vm_readv(me, &local, 1, &remote, 1, 0);
 
 	return n > 0 ? (size_t)n : 0;
+}
+
+size_t read_own(void *dst, uintptr_t src, size_t len)
+{
+	return read_as(getpid(), dst, src, len);
 }
 
 /*
@@ -39,20 +45,20 @@ size_t read_own(void *dst, uintptr_t src, size_t len)
  * sends nothing; the engine reads what it lacks itself, so this is a cache,
  * never the authority.
  */
-static size_t arg_bytes(uintptr_t arg, uint8_t *buf)
+static size_t arg_bytes(pid_t me, uintptr_t arg, uint8_t *buf)
 {
 	size_t in_page = MIN_PAGE - (arg & (MIN_PAGE - 1)), got, want;
 	uint32_t size;
 
 	if (!arg)
 		return 0;
-	got = read_own(buf, arg, in_page < ARG_MAX ? in_page : ARG_MAX);
+	got = read_as(me, buf, arg, in_page < ARG_MAX ? in_page : ARG_MAX);
 	if (got < sizeof(size))
 		return 0;
 	memcpy(&size, buf, sizeof(size));
 	want = size < sizeof(size) ? sizeof(size) : size < ARG_MAX ? size : ARG_MAX;
 	if (got == in_page && want > got)
-		got += read_own(buf + got, arg + got, want - got);
+		got += read_as(me, buf + got, arg + got, want - got);
 	return got < want ? got : want;
 }
 
@@ -70,6 +76,17 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		leave(&g);
 		return real.ioctl(fd, request, arg);
 	}
+	if (lease_is_unmap(request)) {
+		int ret;
+
+		if (lease_unmap(fd, arg, &ret)) {
+			saved = ret < 0 ? errno : saved;
+			leave(&g);
+			errno = saved;
+			return ret;
+		}
+		lease_ask(&rq);
+	}
 	if (creates_file(request)) {
 		spare = reserve(1);
 		if (spare < 0) {
@@ -83,12 +100,14 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	rq.a[1] = request;
 	rq.a[2] = (uintptr_t)arg;
 	rq.a[3] = (uint64_t)(int64_t)spare;
-	arglen = arg_bytes((uintptr_t)arg, argbuf);
+	rq.pid = getpid();
+	arglen = arg_bytes(rq.pid, (uintptr_t)arg, argbuf);
 	if (call(&rq, argbuf, arglen, &rs, NULL, 0)) {
 		rs.ret = -1;
 		rs.err = EIO;
 		rs.newfd = -1;
 	}
+	lease_asked();
 	if (spare >= 0) {
 		if (rs.newfd == spare)
 			bit_set(spare);

@@ -44,6 +44,7 @@ test('op numbers are the documented ones', () => {
     MREMAP: 32,
     MMIO: 33,
     MMIO_FAULT: 34,
+    SYNC: 35,
   });
 });
 
