@@ -163,6 +163,17 @@ export const EXEMPT: readonly { readonly why: string; readonly sites: readonly s
       'src/iommufd/ioas.ts · iommufd_ioas_change_process · the caller has no process to charge',
       // its one caller, a debugfs bool write, answers the count whatever kstrtobool says
       'src/kernel/kstrtox.ts · kstrtobool · "{s}" is no boolean',
+      // VFIO refuses first: a group with a bound cdev cannot be opened, and a cdev of a group in a container cannot be bound (vfio_device_block_group)
+      'src/iommu/group.ts · iommu_group_claim_dma_owner · group {this.id} already has a DMA owner',
+      // iommu_map's and iommu_pgsize's own checks: iommufd, type1 and the SPAPR TCE code check alignment, aperture, overlap and page sizes before they map
+      'src/iommu/domain.ts · iommu_map · map outside every aperture',
+      'src/iommu/radix-pgtable.ts · iommu_map · IOVA already mapped',
+      'src/iommu/radix-pgtable.ts · iommu_map · IOVA or length misaligned to the smallest page size',
+      'src/iommu/radix-pgtable.ts · iommu_map · phys misaligned or past 2^64',
+      'src/iommu/radix-pgtable.ts · iommu_map · range outside the page table',
+      'src/iommu/radix-pgtable.ts · iommu_pgsize · no page size at or below the cap',
+      // only the mock's devices take PASIDs, and each is alone in its group
+      'src/iommufd/pasid.ts · iommufd_hw_pagetable_attach · the group uses another HWPT at this PASID',
       // the one caller (the mock's nested invalidation) checks the type first and asks only for entries below entry_num
       'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · data type {array.type}, not {type}',
       'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · entry {index} of {array.entryNum}',
