@@ -20,7 +20,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  rmSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -42,10 +41,10 @@ import {
   withCapabilities,
 } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
-import { type LiveView, serveLiveView } from '../server/live-view.ts';
+import type { LiveView } from '../server/live-view.ts';
 import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
-import { rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
+import { removeTree, rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
 
 /** The package's root directory (this file is src/cli/run.ts). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -258,6 +257,8 @@ export async function runProgram(
     };
     process.on('SIGUSR1', onUsr1);
     if (opts.ui) {
+      // loaded only here: it brings node:crypto and node:http (~10 ms of start-up)
+      const { serveLiveView } = await import('../server/live-view.ts');
       view = await serveLiveView({ state, assets: join(PACKAGE_ROOT, 'src/server/live-view') });
       (opts.onLiveView ?? ((url) => process.stderr.write(`uiommu run: live view at ${url}\n`)))(
         view.url,
@@ -285,7 +286,7 @@ export async function runProgram(
     }
   } finally {
     for (const fd of sinks) closeSync(fd);
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
   }
 }
 

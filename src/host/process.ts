@@ -42,7 +42,17 @@ export type ProcessMm = Mm & {
   observeMaps?(tracked: boolean, changed: boolean): void;
   /** Bytes of the caller's memory at `va` read by its library as the call began; none: the call ended (see RemoteMm). */
   prefetch?(va?: bigint, bytes?: Uint8Array): void;
+  /** Until `endWrites`, copy_to_user may be left for the caller's library to make (see RemoteMm). */
+  deferWrites?(): void;
+  /** The writes left to the library, in order (deferral ends); with `make`, they are made now instead. */
+  endWrites?(make: boolean): UserWrite[];
 };
+
+/** A copy_to_user the preload library makes into its own memory (docs/engine-protocol.md, IOCTL). */
+export interface UserWrite {
+  readonly va: bigint;
+  readonly bytes: Uint8Array;
+}
 
 /** Highest fd number (RLIMIT_NOFILE - 1). */
 const FD_MAX = 1023;

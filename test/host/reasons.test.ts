@@ -1568,7 +1568,7 @@ const deviceRows: Row[] = [
     onDevice((d) => d.c.proc.pwrite(d.dev, scratch(d), 4, vfioPciRegionOffset(6))),
     'EINVAL',
     'ROM is read-only',
-    'vfio_pci_bar_rw',
+    'vfio_pci_rw',
   ],
   [
     'an unknown device ioctl',

@@ -10,7 +10,7 @@
  * dev.read(vfioPciRegionOffset(7), 2); // vendor id bytes
  */
 import { fail } from '../../abi/errno.ts';
-import type { MmapHost } from '../../kernel/file.ts';
+import { DmaBufAttachments, type MmapHost } from '../../kernel/file.ts';
 import {
   VFIO_DEVICE_FLAGS,
   VFIO_IRQ_INFO,
@@ -120,6 +120,11 @@ export class VfioPciDevice {
   readonly dmabuf: boolean;
   /** Last closes so far (a dma-buf exported before one is revoked for good). */
   closes = 0;
+  /**
+   * The function's exported dma-bufs, told of each vfio_pci_dma_buf_move():
+   * Memory decode turned off, a function or bus reset, the last close.
+   */
+  readonly dmabufMoves = new DmaBufAttachments();
   /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
   sriovPf: VfioPciDevice | undefined;
 
@@ -182,6 +187,7 @@ export class VfioPciDevice {
   /** Last close (vfio_pci_core_disable): interrupts off, function reset. */
   disable(): void {
     this.closes++;
+    this.dmabufMoves.invalidate();
     if (this.sriovPf) this.sriovPf.vfToken!.users--;
     this.irqs.disable();
     this.resetInternals();
@@ -282,25 +288,28 @@ export class VfioPciDevice {
    * VFIO_DEVICE_RESET: EINVAL without a working reset. Linux sets D0, then
    * resets the function with its config saved and restored around the
    * reset, so config space reads the same afterwards (except the PM state,
-   * now D0); device-internal state (BAR contents) is lost. Interrupt setup
-   * is left alone.
+   * now D0); device-internal state (BAR contents) is lost; dma-bufs are
+   * moved (their importers' mappings gone). Interrupt setup is left alone.
    */
   reset(): void {
     if (!this.resetWorks)
       fail('EINVAL', 'the function has no reset method', 'vfio_pci_ioctl_reset');
     this.config.functionReset();
+    this.dmabufMoves.invalidate();
     this.resetInternals();
   }
 
   /**
    * What a slot or bus reset (pci_reset_bus) leaves of the function: D0,
    * config saved and restored around the reset, device state and BAR
-   * contents gone, BAR mappings zapped (vfio_pci_zap_bars). Needs no reset
-   * method of the function's own.
+   * contents gone, BAR mappings zapped (vfio_pci_zap_bars), dma-bufs moved
+   * (their importers' mappings gone). Needs no reset method of the
+   * function's own.
    */
   busReset(): void {
     this.config.functionReset();
     this.zaps++;
+    this.dmabufMoves.invalidate();
     this.resetInternals();
   }
 
@@ -422,8 +431,8 @@ export class VfioPciDevice {
     return this.rw(offset, data.length, data) as number;
   }
 
+  /** `offset` is a file position, never negative (pread64/pwrite64 refuse that first). */
   private rw(offset: bigint, length: number, data: Uint8Array | undefined): Uint8Array | number {
-    if (offset < 0n) fail('EINVAL', 'negative offset', 'rw_verify_area');
     const index = offset >> VFIO_PCI_OFFSET_SHIFT;
     if (index >= BigInt(VFIO_PCI_REGION.NUM))
       fail('EINVAL', `region index ${index}`, 'vfio_pci_rw');
@@ -437,12 +446,18 @@ export class VfioPciDevice {
       if (!data) return this.config.read(Number(pos), length);
       const decoding = this.config.memoryEnabled;
       const n = this.config.write(Number(pos), data);
-      if (decoding && !this.config.memoryEnabled) this.zaps++;
+      if (decoding && !this.config.memoryEnabled) {
+        this.zaps++;
+        this.dmabufMoves.invalidate();
+      }
       return n;
     }
     if (idx <= VFIO_PCI_REGION.BAR5) return this.barRw(idx, pos, length, data);
-    if (idx === VFIO_PCI_REGION.ROM && data) fail('EINVAL', 'ROM is read-only', 'vfio_pci_bar_rw');
-    fail('EINVAL', `region ${idx} not implemented`, 'vfio_pci_rw');
+    if (idx === VFIO_PCI_REGION.ROM) {
+      if (data) fail('EINVAL', 'ROM is read-only', 'vfio_pci_rw');
+      fail('EINVAL', 'the function has no ROM', 'vfio_pci_bar_rw');
+    }
+    fail('EINVAL', 'no VGA region (VGA access is not modelled)', 'vfio_pci_vga_rw');
   }
 
   /**
