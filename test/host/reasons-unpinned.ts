@@ -90,7 +90,6 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     "src/iommufd/io-pagetable.ts · iopt_table_add_domain · the domain's smallest page {hex(align)} exceeds PAGE_SIZE",
     'src/iommufd/ucmd.ts · copy_struct_from_user · entry {index} of the user array',
     'src/iommufd/vfio-compat.ts · iommufd_vfio_set_iommu · container type already set',
-    'src/iommufd/ioas.ts · iommufd_ioas_change_process · area at {hex(area.start)} maps process memory, not a file',
     'src/iommufd/ioas.ts · iommufd_ioas_change_process · area at {hex(area.start)} maps a dma-buf, not a file',
   ],
   'src/server': ['src/server/engine.ts · getname_long · path longer than PATH_MAX'],
