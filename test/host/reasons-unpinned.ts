@@ -6,7 +6,6 @@
  */
 export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
   'src/drivers/intel': [
-    'src/drivers/intel/driver.ts · __iommu_attach_group · domain belongs to another IOMMU',
     'src/drivers/intel/driver.ts · intel_iommu_domain_alloc_second_stage · this VT-d unit has no second-stage dirty tracking',
   ],
   'src/drivers/spapr': [
@@ -220,21 +219,7 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
   ],
   'src/server': ['src/server/engine.ts · getname_long · path longer than PATH_MAX'],
   'src/vfio': [
-    'src/vfio/cdev.ts · path_openat · {path} is not a device uiommu serves',
-    'src/vfio/container.ts · vfio_container_attach_group · no-IOMMU and IOMMU groups cannot share a container',
-    'src/vfio/device-feature.ts · vfio_check_feature · feature op not supported',
-    'src/vfio/device-feature.ts · vfio_check_feature · feature payload too small',
-    'src/vfio/device-feature.ts · vfio_check_feature · neither GET nor SET',
     'src/vfio/device-feature.ts · vfio_ioctl_device_feature · the driver has no device features',
-    'src/vfio/device-file.ts · vfio_device_fops_unl_ioctl · BIND_IOMMUFD on a group device fd',
-    'src/vfio/device-match.ts · vfio_pci_core_match · short vf_token',
-    'src/vfio/group.ts · vfio_container_attach_group · a no-IOMMU group needs CAP_SYS_RAWIO',
-    'src/vfio/group.ts · vfio_df_group_open · a no-IOMMU device needs CAP_SYS_RAWIO',
-    'src/vfio/group.ts · vfio_df_group_open · no-IOMMU device on an iommufd',
-    'src/vfio/group.ts · vfio_group_fops_open · a no-IOMMU group needs CAP_SYS_RAWIO',
-    'src/vfio/group.ts · vfio_group_ioctl_unset_container · devices open under the SPAPR container of the iommufd',
-    'src/vfio/noiommu.ts · vfio_noiommu_ioctl · only CHECK_EXTENSION on a no-IOMMU container',
-    'src/vfio/noiommu.ts · vfio_noiommu_open · no CAP_SYS_RAWIO',
     'src/vfio/noiommu.ts · vfio_noiommu_open · type {type} is not VFIO_NOIOMMU_IOMMU',
     'src/vfio/hot-reset.ts · vfio_pci_ioctl_get_pci_hot_reset_info · {walk.length} functions, room for {room}',
     'src/vfio/hot-reset.ts · vfio_pci_fill_devs · {f.spec.bdf} is in no IOMMU group',
@@ -248,12 +233,6 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
   'src/vfio/pci': [
     'src/vfio/pci/config-space.ts · vfio_pci_config_rw_single · config access {offset}+{length} beyond {this.size}',
     'src/vfio/pci/device-fops.ts · vfio_pci_core_ioctl_feature · no CONFIG_VFIO_PCI_DMABUF',
-    'src/vfio/pci/device-fops.ts · vfio_pci_mmap_huge_fault · memory decode disabled',
-    'src/vfio/pci/device.ts · rw_verify_area · negative offset',
-    'src/vfio/pci/device.ts · vfio_pci_bar_rw · BAR{index} offset {pos}',
-    'src/vfio/pci/device.ts · vfio_pci_bar_rw · memory decode disabled',
-    'src/vfio/pci/device.ts · vfio_pci_mmap_huge_fault · memory decode disabled',
-    'src/vfio/pci/device.ts · vfio_pci_rw · region {idx} not implemented',
     'src/vfio/pci/dmabuf.ts · memdup_array_user · {req.nr_ranges} ranges',
     'src/vfio/pci/dmabuf.ts · validate_dmabuf_input · a range is empty or not page-aligned',
     'src/vfio/pci/dmabuf.ts · validate_dmabuf_input · the ranges add up past 2^64',
@@ -265,11 +244,6 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     'src/vfio/pci/dmabuf.ts · vfio_pci_core_get_dmabuf_phys · an I/O BAR has no peer-to-peer provider',
     'src/vfio/pci/dmabuf.ts · vfio_pci_dma_buf_iommufd_map · iommufd maps a one-range dma-buf only',
     'src/vfio/pci/irqs.ts · vfio_set_irqs_validate_and_prepare · short argsz, index past the last, start + count wraps, or unknown flags',
-    "src/vfio/pci/sriov.ts · uuid_parse · bad UUID '{text}'",
-    'src/vfio/pci/sriov.ts · vfio_pci_core_feature_token · not an SR-IOV PF',
-    'src/vfio/pci/sriov.ts · vfio_pci_core_match_token_uuid · VF token given, the PF is not bound to vfio-pci',
-    'src/vfio/pci/sriov.ts · vfio_pci_core_match_token_uuid · VF token required to access the device',
-    'src/vfio/pci/sriov.ts · vfio_pci_core_match_token_uuid · incorrect VF token for the device',
     'src/vfio/pci/device-fops.ts · uiommu_pci_hot_reset · a function without the VFIO core has no hot reset',
   ],
   'src/vfio/spapr': [
