@@ -5,21 +5,6 @@
  * pinned site is still listed, and on a new site that is on no list).
  */
 export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
-  'src/drivers/intel': [
-    'src/drivers/intel/driver.ts · intel_iommu_domain_alloc_second_stage · this VT-d unit has no second-stage dirty tracking',
-  ],
-  'src/drivers/spapr': [
-    'src/drivers/spapr/driver.ts · __iommu_attach_group · domain belongs to another IOMMU',
-    'src/drivers/spapr/tce-geometry.ts · pnv_pci_ioda2_table_alloc_pages · TCE table levels must be 1..{maxLevels}',
-    'src/drivers/spapr/tce-geometry.ts · pnv_pci_ioda2_table_alloc_pages · window size is not a power of two',
-    'src/drivers/spapr/tce-geometry.ts · pnv_pci_ioda2_table_alloc_pages · window smaller than one TCE page',
-    'src/drivers/spapr/tce-geometry.ts · spapr_tce_create_table · pSeries TCE tables have one level',
-    'src/drivers/spapr/tce-geometry.ts · spapr_tce_create_table · window size is not a power of two',
-    'src/drivers/spapr/tce-geometry.ts · spapr_tce_create_table · window smaller than one TCE page',
-    'src/drivers/spapr/tce-table.ts · iommu_tce_check_ioba · address outside the TCE window',
-    'src/drivers/spapr/tce-table.ts · iommu_tce_check_ioba · range outside the TCE window',
-    'src/drivers/spapr/tce.ts · tce_iommu_ioctl · a TCE needs the read or the write direction',
-  ],
   'src/host': [
     'src/host/eventfd.ts · eventfd_read · read of {length} bytes, below 8',
     'src/host/eventfd.ts · eventfd_read · the counter is 0',
@@ -90,10 +75,10 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     "src/iommufd/io-pagetable.ts · iopt_table_add_domain · the domain's smallest page {hex(align)} exceeds PAGE_SIZE",
     'src/iommufd/ucmd.ts · copy_struct_from_user · entry {index} of the user array',
     'src/iommufd/vfio-compat.ts · iommufd_vfio_set_iommu · container type already set',
+    'src/iommufd/ioas.ts · iommufd_ioas_change_process · area at {hex(area.start)} maps a dma-buf, not a file',
   ],
   'src/server': ['src/server/engine.ts · getname_long · path longer than PATH_MAX'],
   'src/vfio': [
-    'src/vfio/device-feature.ts · vfio_ioctl_device_feature · the driver has no device features',
     'src/vfio/hot-reset.ts · vfio_pci_dev_set_hot_reset · {outside.spec.bdf} is outside the device set',
     'src/vfio/hot-reset.ts · vfio_pci_dev_set_hot_reset · {stranger.name} is not owned by the caller',
     'src/vfio/hot-reset.ts · vfio_pci_fill_devs · {f.spec.bdf} is in no IOMMU group',
@@ -102,10 +87,8 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     'src/vfio/hot-reset.ts · vfio_pci_ioctl_pci_hot_reset_groups · fd {fd} is not a VFIO group',
     'src/vfio/hot-reset.ts · vfio_pci_ioctl_pci_hot_reset_groups · fd {fd} is not open',
     'src/vfio/hot-reset.ts · vfio_pci_ioctl_pci_hot_reset_groups · {count} group fds for a reset of {max} functions',
-    'src/vfio/noiommu.ts · vfio_noiommu_open · type {type} is not VFIO_NOIOMMU_IOMMU',
   ],
   'src/vfio/pci': [
-    'src/vfio/pci/config-space.ts · vfio_pci_config_rw_single · config access {offset}+{length} beyond {this.size}',
     'src/vfio/pci/device-fops.ts · uiommu_pci_hot_reset · a function without the VFIO core has no hot reset',
     'src/vfio/pci/device-fops.ts · vfio_pci_core_ioctl_feature · no CONFIG_VFIO_PCI_DMABUF',
     'src/vfio/pci/dmabuf.ts · memdup_array_user · {req.nr_ranges} ranges',
@@ -118,20 +101,5 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     'src/vfio/pci/dmabuf.ts · vfio_pci_core_fill_phys_vec · a range wraps the bus address',
     'src/vfio/pci/dmabuf.ts · vfio_pci_core_get_dmabuf_phys · an I/O BAR has no peer-to-peer provider',
     'src/vfio/pci/dmabuf.ts · vfio_pci_dma_buf_iommufd_map · iommufd maps a one-range dma-buf only',
-    'src/vfio/pci/irqs.ts · vfio_set_irqs_validate_and_prepare · short argsz, index past the last, start + count wraps, or unknown flags',
-  ],
-  'src/vfio/spapr': [
-    'src/vfio/spapr/tce-container.ts · tce_iommu_attach_group · group already attached',
-    'src/vfio/spapr/tce-container.ts · tce_iommu_attach_group · v2 container needs a DDW-capable PE',
-    'src/vfio/spapr/tce-container.ts · tce_iommu_build · host page smaller than the TCE page',
-    'src/vfio/spapr/tce-container.ts · tce_iommu_enable · no group attached',
-    'src/vfio/spapr/tce-container.ts · tce_iommu_ioctl · no group attached',
-    'src/vfio/spapr/window-set.ts · tce_iommu_attach_group · group has no table group',
-  ],
-  'src/vfio/type1': [
-    'src/vfio/type1/type1.ts · vfio_dma_bitmap_alloc · more than INT_MAX pages to track dirty',
-    'src/vfio/type1/type1.ts · vfio_dma_bitmap_alloc · the mapping at {hex(dma.start)} has more than INT_MAX pages',
-    'src/vfio/type1/type1.ts · vfio_iommu_type1_attach_group · the group has no device',
-    'src/vfio/type1/type1.ts · vfio_iommu_type1_attach_group · the group is in the container already',
   ],
 };
