@@ -374,37 +374,49 @@ export class Engine {
 
   /**
    * Posted records, in order, as their process's own UNMAP_DMAs: 0 or
-   * -errno each. Untraced, plain ones go straight to their container;
-   * traced ones (each gets its line) and any other as the ordinary ioctl.
+   * -errno each. Plain ones go straight to their container (then each gets
+   * its trace line, made as for the ioctl); any other is the ordinary ioctl.
    */
   private performUnmaps(conn: Connection, recs: readonly UnmapRecord[]): number[] {
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
+    if (!client) return recs.map(() => -ERRNO.ESRCH);
+    const { proc } = client;
+    const request = unmapDmaRequest(this.kernel.abi);
     const out: number[] = [];
     while (out.length < recs.length) {
-      const n = !client || client.proc.trace ? 0 : unmapLeasedRun(client.proc, recs, out.length);
-      for (let k = 0; k < n; k++) out.push(0);
-      if (n === 0)
-        out.push(client ? this.performUnmap(client.proc, recs[out.length]!) : -ERRNO.ESRCH);
+      const n = unmapLeasedRun(proc, recs, out.length);
+      for (let k = 0; k < n; k++) {
+        const rec = recs[out.length]!;
+        if (proc.trace)
+          this.asRecord(proc, rec, () => proc.traceIoctl(rec.fd, request, rec.arg, 0));
+        out.push(0);
+      }
+      if (n === 0) out.push(this.performUnmap(proc, recs[out.length]!, request));
     }
     return out;
   }
 
-  /** One posted record as its process's own UNMAP_DMA ioctl: 0 or -errno. */
-  private performUnmap(proc: Process<ProcessMm>, rec: UnmapRecord): number {
+  /** Run `fn` as record `rec`'s task, its struct readable from the record (RemoteMm.prefetch). */
+  private asRecord<T>(proc: Process<ProcessMm>, rec: UnmapRecord, fn: () => T): T {
     const outer = this.tid;
     this.tid = rec.tid;
     proc.mm.prefetch?.(rec.arg, unmapRecordArg(rec));
     try {
-      const r = asTask(rec.tid, () =>
-        proc.ioctl(rec.fd, unmapDmaRequest(this.kernel.abi), rec.arg),
-      );
+      return asTask(rec.tid, fn);
+    } finally {
+      proc.mm.prefetch?.();
+      this.tid = outer;
+    }
+  }
+
+  /** One posted record as its process's own UNMAP_DMA ioctl: 0 or -errno. */
+  private performUnmap(proc: Process<ProcessMm>, rec: UnmapRecord, request: number): number {
+    try {
+      const r = this.asRecord(proc, rec, () => proc.ioctl(rec.fd, request, rec.arg));
       return r < 0 ? -ERRNO[proc.errno ?? 'EIO'] : r;
     } catch (e) {
       this.bug(e);
       return -ERRNO.EIO;
-    } finally {
-      proc.mm.prefetch?.();
-      this.tid = outer;
     }
   }
 
