@@ -9,12 +9,13 @@
  *   'f' a file holding data[i] (a string, as UTF-8, or a Uint8Array);
  *   'l' a symbolic link to the string data[i];
  *   's' a sparse file of data[i] bytes (a number).
- * Parents come before their entries. The first failure throws with `errno`
- * and the path; what was written before it stays.
+ * Parents come before their entries. Answers undefined, or [i, errno] for
+ * the first entry that failed (what was written before it stays); a bad
+ * argument throws a TypeError.
  *
  * treeRemove(path): removes path and everything under it, reading each
  * directory once and unlinking by the entry's type (links are never
- * followed); a missing path is fine. Throws with `errno` on a failure.
+ * followed); a missing path is fine. Answers 0 or the errno of a failure.
  */
 #define _GNU_SOURCE
 #include "tree.h"
@@ -23,26 +24,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static napi_value tree_throw(napi_env env, int err, const char *what, const char *path)
+/* [index, errno] of a failed entry, as treeWrite answers it. */
+static napi_value failure(napi_env env, uint32_t index, int err)
 {
-	char msg[PATH_MAX + 64];
-	napi_value text, code, error, number;
-	const char *name = strerrorname_np(err);
+	napi_value pair, v;
 
-	snprintf(msg, sizeof(msg), "%s %s: %s", what, path, strerror(err));
-	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-	napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
-	napi_create_error(env, code, text, &error);
-	napi_create_int32(env, err, &number);
-	napi_set_named_property(env, error, "errno", number);
-	napi_throw(env, error);
-	return NULL;
+	napi_create_array_with_length(env, 2, &pair);
+	napi_create_uint32(env, index, &v);
+	napi_set_element(env, pair, 0, v);
+	napi_create_int32(env, err, &v);
+	napi_set_element(env, pair, 1, v);
+	return pair;
 }
 
 /* A JS string as UTF-8 in a buffer that grows as needed; NULL on a non-string. */
@@ -171,7 +168,7 @@ static napi_value tree_write(napi_env env, napi_callback_info info)
 			goto out;
 		}
 		if (r < 0) {
-			tree_throw(env, errno, "treeWrite", path);
+			ret = failure(env, i, errno);
 			goto out;
 		}
 	}
@@ -220,7 +217,7 @@ static int remove_at(int dirfd, const char *name)
 static napi_value tree_remove(napi_env env, napi_callback_info info)
 {
 	size_t argc = 1, len;
-	napi_value argv[1];
+	napi_value argv[1], ret;
 	char path[PATH_MAX];
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
@@ -229,9 +226,8 @@ static napi_value tree_remove(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "treeRemove(path: string)");
 		return NULL;
 	}
-	if (remove_at(AT_FDCWD, path) < 0)
-		return tree_throw(env, errno, "treeRemove", path);
-	return NULL;
+	napi_create_int32(env, remove_at(AT_FDCWD, path) < 0 ? errno : 0, &ret);
+	return ret;
 }
 
 void tree_init(napi_env env, napi_value exports)

@@ -83,8 +83,8 @@ interface Addon {
     kinds: string,
     paths: string[],
     data: (string | Uint8Array | number | undefined)[],
-  ): void;
-  treeRemove(path: string): void;
+  ): [index: number, errno: number] | undefined;
+  treeRemove(path: string): number;
 }
 
 /** A client's unmap ring mapped by the addon (native/lease-ring.c); opaque. */
@@ -136,7 +136,7 @@ export function transportAddon(): TransportAddon {
   return load();
 }
 
-/** The addon's fake-tree functions; their errors carry `errno` and the path. */
+/** The addon's fake-tree functions (they answer an errno rather than throw). */
 export function treeAddon(): TreeAddon {
   return load();
 }

@@ -51,6 +51,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
+import { errnoName } from '../abi/errno.ts';
 import type { Kernel } from '../host/kernel.ts';
 import { treeAddon } from '../host/native.ts';
 import { sriovNumvfs, sriovTotalvfs } from '../host/sriov.ts';
@@ -218,7 +219,14 @@ export function rewriteFakeTree(kernel: Kernel, root: string): void {
  * removal stats every entry and tries rmdir on files).
  */
 export function removeTree(path: string): void {
-  treeAddon().treeRemove(path);
+  const err = treeAddon().treeRemove(path);
+  if (err) treeError(err, 'remove', path);
+}
+
+/** Throw the error of a failed tree operation, as node:fs would (`code`, `errno`, `path`). */
+function treeError(errno: number, what: string, path: string): never {
+  const code = errnoName(errno) ?? 'EIO';
+  throw Object.assign(new Error(`${code}: cannot ${what} ${path}`), { code, errno, path });
 }
 
 /**
@@ -315,7 +323,8 @@ class TreeWriter {
 
   /** Write what is queued. */
   flush(): void {
-    treeAddon().treeWrite(this.kinds, this.paths, this.data);
+    const failed = treeAddon().treeWrite(this.kinds, this.paths, this.data);
+    if (failed) treeError(failed[1], 'write', this.paths[failed[0]]!);
     this.kinds = '';
     this.paths = [];
     this.data = [];
