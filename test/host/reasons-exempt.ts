@@ -163,10 +163,51 @@ export const EXEMPT: readonly { readonly why: string; readonly sites: readonly s
       'src/iommufd/ioas.ts · iommufd_ioas_change_process · the caller has no process to charge',
       // its one caller, a debugfs bool write, answers the count whatever kstrtobool says
       'src/kernel/kstrtox.ts · kstrtobool · "{s}" is no boolean',
+      // VFIO refuses first: a group with a bound cdev cannot be opened, and a cdev of a group in a container cannot be bound (vfio_device_block_group)
+      'src/iommu/group.ts · iommu_group_claim_dma_owner · group {this.id} already has a DMA owner',
+      // iommu_map's and iommu_pgsize's own checks: iommufd, type1 and the SPAPR TCE code check alignment, aperture, overlap and page sizes before they map
+      'src/iommu/domain.ts · iommu_map · map outside every aperture',
+      'src/iommu/radix-pgtable.ts · iommu_map · IOVA already mapped',
+      'src/iommu/radix-pgtable.ts · iommu_map · IOVA or length misaligned to the smallest page size',
+      'src/iommu/radix-pgtable.ts · iommu_map · phys misaligned or past 2^64',
+      'src/iommu/radix-pgtable.ts · iommu_map · range outside the page table',
+      'src/iommu/radix-pgtable.ts · iommu_pgsize · no page size at or below the cap',
+      // only the mock's devices take PASIDs, and each is alone in its group
+      'src/iommufd/pasid.ts · iommufd_hw_pagetable_attach · the group uses another HWPT at this PASID',
       // the one caller (the mock's nested invalidation) checks the type first and asks only for entries below entry_num
       'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · data type {array.type}, not {type}',
       'src/iommu/viommu.ts · __iommu_copy_struct_from_user_array · entry {index} of {array.entryNum}',
       'src/iommufd/hw-pagetable.ts · iommufd_hwpt_paging_enforce_cc · the IOMMU reports ENFORCE_CACHE_COHERENCY but its domain cannot enforce it',
+    ],
+  },
+  {
+    why: "a defensive check behind an earlier one that refuses the same case first: get_table_size() before PowerNV's create_table, the window lookup before the TCE table's bounds, MAP_DMA's and IOAS_MAP's READ/WRITE check before the TCE's, the device fd's range check before the config space's, iommufd's IOMMU_CAP_DIRTY_TRACKING check before the VT-d allocation's (type1 never asks for dirty tracking), the group's own SET_CONTAINER check before the backends', and SET_IOMMU choosing the backend by its CHECK_EXTENSION answer",
+    sites: [
+      'src/drivers/intel/driver.ts · intel_iommu_domain_alloc_second_stage · this VT-d unit has no second-stage dirty tracking',
+      'src/drivers/spapr/tce-geometry.ts · pnv_pci_ioda2_table_alloc_pages · TCE table levels must be 1..{maxLevels}',
+      'src/drivers/spapr/tce-geometry.ts · pnv_pci_ioda2_table_alloc_pages · window size is not a power of two',
+      'src/drivers/spapr/tce-geometry.ts · pnv_pci_ioda2_table_alloc_pages · window smaller than one TCE page',
+      'src/drivers/spapr/tce-table.ts · iommu_tce_check_ioba · address outside the TCE window',
+      'src/drivers/spapr/tce-table.ts · iommu_tce_check_ioba · range outside the TCE window',
+      'src/drivers/spapr/tce.ts · tce_iommu_ioctl · a TCE needs the read or the write direction',
+      'src/vfio/noiommu.ts · vfio_noiommu_open · type {type} is not VFIO_NOIOMMU_IOMMU',
+      'src/vfio/pci/config-space.ts · vfio_pci_config_rw_single · config access {offset}+{length} beyond {this.size}',
+      'src/vfio/spapr/tce-container.ts · tce_iommu_attach_group · group already attached',
+      'src/vfio/type1/type1.ts · vfio_iommu_type1_attach_group · the group is in the container already',
+    ],
+  },
+  {
+    why: "no host or state a client can make reaches it: every VFIO device is vfio-pci's (which has device features), a group file exists only while a device of it is bound to VFIO, every POWER PE has a table group, the SPAPR backend is released with its last group, a v1 window has 4 KiB TCEs (tce_iommu_create_default_window) and no host page is smaller, a PE without dynamic windows exists only in a kdump kernel's pSeries (max_dynamic_windows_supported 0; host configs take 1 or 2 windows), and dirty tracking of a mapping of more than 2^31 pages needs 8 TiB pinned",
+    sites: [
+      'src/vfio/device-feature.ts · vfio_ioctl_device_feature · the driver has no device features',
+      'src/vfio/spapr/tce-container.ts · tce_iommu_attach_group · v2 container needs a DDW-capable PE',
+      'src/vfio/spapr/tce-container.ts · tce_iommu_build · host page smaller than the TCE page',
+      'src/vfio/spapr/tce-container.ts · tce_iommu_enable · no group attached',
+      'src/vfio/spapr/tce-container.ts · tce_iommu_ioctl · no group attached',
+      'src/vfio/spapr/window-set.ts · tce_iommu_attach_group · group has no table group',
+      'src/vfio/type1/type1.ts · vfio_dma_bitmap_alloc · more than INT_MAX pages to track dirty',
+      'src/vfio/type1/type1.ts · vfio_dma_bitmap_alloc · the mapping at {hex(dma.start)} has more than INT_MAX pages',
+      'src/vfio/type1/type1.ts · vfio_iommu_type1_attach_group · the group has no device',
     ],
   },
 ];
