@@ -38,6 +38,7 @@ export const LINUX_6_18: KernelPersonality = {
   vfioPciEnableSriov: false,
   vfioPciDmabuf: false,
   vfioCdevFlags: true,
+  vfioBindStructCopy: true,
   type1Nesting: false,
   type1DmaEntryLimit: 0xffff,
   ...SPAPR_TCE_6_18,
@@ -58,6 +59,7 @@ export const LINUX_6_12: KernelPersonality = {
   hwptAllocPasid: false,
   hwptPagingFault: false,
   vfioCdevFlags: false,
+  vfioBindStructCopy: false,
 };
 
 /**
