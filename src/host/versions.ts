@@ -39,6 +39,7 @@ export const LINUX_6_18: KernelPersonality = {
   vfioPciEnableSriov: false,
   vfioPciDmabuf: false,
   vfioCdevFlags: true,
+  vfioBindStructCopy: true,
   type1Nesting: false,
   type1DmaEntryLimit: 0xffff,
   ...SPAPR_TCE_6_18,
@@ -60,6 +61,7 @@ export const LINUX_6_12: KernelPersonality = {
   hwptPagingFault: false,
   pagesWrapFirst: false,
   vfioCdevFlags: false,
+  vfioBindStructCopy: false,
 };
 
 /**
