@@ -83,10 +83,7 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     'src/host/sysfs-attrs.ts · path_openat · {path} is not an attribute uiommu serves',
     'src/host/sysfs-attrs.ts · vfs_write · a read-only debugfs file has no write',
   ],
-  'src/iommufd': [
-    "src/iommufd/io-pagetable.ts · iopt_table_add_domain · the domain's smallest page {hex(align)} exceeds PAGE_SIZE",
-    'src/iommufd/ucmd.ts · copy_struct_from_user · entry {index} of the user array',
-  ],
+  'src/iommufd': ['src/iommufd/ucmd.ts · copy_struct_from_user · entry {index} of the user array'],
   'src/server': ['src/server/engine.ts · getname_long · path longer than PATH_MAX'],
   'src/vfio': [
     'src/vfio/device-feature.ts · vfio_ioctl_device_feature · the driver has no device features',
