@@ -62,6 +62,43 @@ static size_t arg_bytes(pid_t me, uintptr_t arg, uint8_t *buf)
 	return got < want ? got : want;
 }
 
+/* An IOCTL answer's payload, as large as the engine sends it. */
+union writeback_buf {
+	struct uiommu_writeback head;
+	uint8_t bytes[sizeof(struct uiommu_writeback) + UIOMMU_WRITEBACK_MAX_NR * 16 +
+		      UIOMMU_WRITEBACK_MAX_BYTES];
+};
+
+/*
+ * Makes the writes an IOCTL answer carries (`len` payload bytes in `wb`)
+ * into this process's memory, in order, with one process_vm_writev of
+ * itself: a page that cannot be written fails it as copy_to_user would
+ * (the bytes before it are written). 0, or -1 when not all were made.
+ */
+static int write_back(pid_t me, const union writeback_buf *wb, uint32_t len)
+{
+	struct iovec local[UIOMMU_WRITEBACK_MAX_NR], remote[UIOMMU_WRITEBACK_MAX_NR];
+	uint32_t nr = wb->head.nr, i;
+	size_t at = sizeof(wb->head) + (size_t)nr * sizeof(wb->head.w[0]), total = 0;
+
+	if (!len)
+		return 0;
+	if (len > sizeof(*wb) || len < sizeof(wb->head) || nr > UIOMMU_WRITEBACK_MAX_NR || at > len)
+		return -1;
+	for (i = 0; i < nr; i++) {
+		size_t n = wb->head.w[i].len;
+
+		if (n > len - at - total)
+			return -1;
+		local[i].iov_base = (void *)(wb->bytes + at + total);
+		local[i].iov_len = n;
+		remote[i].iov_base = (void *)(uintptr_t)wb->head.w[i].addr;
+		remote[i].iov_len = n;
+		total += n;
+	}
+	return nr && process_vm_writev(me, local, nr, remote, nr, 0) != (ssize_t)total ? -1 : 0;
+}
+
 static int engine_ioctl(int fd, unsigned long request, void *arg)
 {
 	int saved = errno, spare = -1;
@@ -69,6 +106,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	struct uiommu_resp rs;
 	struct guard g;
 	uint8_t argbuf[ARG_MAX];
+	union writeback_buf wb;
 	size_t arglen;
 
 	enter(&g);
@@ -102,10 +140,14 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	rq.a[3] = (uint64_t)(int64_t)spare;
 	rq.pid = getpid();
 	arglen = arg_bytes(rq.pid, (uintptr_t)arg, argbuf);
-	if (call(&rq, argbuf, arglen, &rs, NULL, 0)) {
+	if (call(&rq, argbuf, arglen, &rs, &wb, sizeof(wb))) {
 		rs.ret = -1;
 		rs.err = EIO;
 		rs.newfd = -1;
+	} else if (write_back(rq.pid, &wb, rs.len)) {
+		/* the engine's writes were refused where its view of our maps was stale */
+		rs.ret = -1;
+		rs.err = EFAULT;
 	}
 	lease_asked();
 	if (spare >= 0) {

@@ -105,7 +105,7 @@ const IORESOURCE = {
 /** Write the trees for `kernel` under `root` (which must exist). */
 export function writeFakeTree(kernel: Kernel, root: string): void {
   const w = new TreeWriter(root);
-  const sys = join(root, 'sys');
+  const sys = `${root}/sys`;
   const pci = (bdf: string) =>
     [...kernel.vfioGroups.values()].flatMap((g) => g.devices).find((d) => d.name === bdf)?.pci;
   const sriovByVfio = (pf: string) => {
@@ -118,7 +118,7 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
   for (const { device, spec } of kernel.host.devices.values()) {
     const bdf = spec.bdf;
     const devDir = devDirOf(bdf);
-    const dir = join(sys, devDir);
+    const dir = `${sys}/${devDir}`;
     w.file(dir, 'vendor', `${hex(spec.vendor, 4)}\n`);
     w.file(dir, 'device', `${hex(spec.device, 4)}\n`);
     w.file(dir, 'subsystem_vendor', `${hex(spec.subsystemVendor ?? 0, 4)}\n`);
@@ -137,29 +137,25 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
       spec.physfn && sriovByVfio(spec.physfn) ? 'vfio-pci\n' : '(null)\n',
     );
     w.link(dir, 'subsystem', '../../../bus/pci');
-    w.link(join(sys, 'bus/pci/devices'), bdf, `../../../${devDir}`);
+    w.link(`${sys}/bus/pci/devices`, bdf, `../../../${devDir}`);
     writeSriov(w, kernel, sys, spec);
     // without a VFIO group (no IOMMU, no no-IOMMU mode) vfio-pci does not take the device
     if (!kernel.vfioGroups.has(device.group.id)) continue;
     w.link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
     if (units.has(spec.iommu)) w.link(dir, 'iommu', `../../virtual/iommu/${spec.iommu}`);
     w.link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
-    w.link(join(sys, 'bus/pci/drivers/vfio-pci'), bdf, `../../../../${devDir}`);
-    w.link(
-      join(sys, `kernel/iommu_groups/${device.group.id}/devices`),
-      bdf,
-      `../../../../${devDir}`,
-    );
+    w.link(`${sys}/bus/pci/drivers/vfio-pci`, bdf, `../../../../${devDir}`);
+    w.link(`${sys}/kernel/iommu_groups/${device.group.id}/devices`, bdf, `../../../../${devDir}`);
     const cdev = cdevNode(kernel, bdf);
     const name = vfioCdevName(kernel, bdf);
     if (cdev && name) {
-      w.file(join(dir, 'vfio-dev', name), 'dev', devText(cdev));
-      w.link(join(sys, 'class/vfio-dev'), name, `../../${devDir}/vfio-dev/${name}`);
+      w.file(`${dir}/vfio-dev/${name}`, 'dev', devText(cdev));
+      w.link(`${sys}/class/vfio-dev`, name, `../../${devDir}/vfio-dev/${name}`);
     }
   }
   [...kernel.vfioGroups.values()].forEach((vfioGroup, index) => {
     const group = vfioGroup.iommuGroup;
-    const dir = join(sys, `kernel/iommu_groups/${group.id}`);
+    const dir = `${sys}/kernel/iommu_groups/${group.id}`;
     if (vfioGroup.noiommu) {
       // no IOMMU behind it: no reserved regions, no default domain
       w.file(dir, 'reserved_regions', '');
@@ -176,44 +172,40 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     }
     const name = vfioGroup.iommuGroupName;
     if (name !== undefined) w.file(dir, 'name', `${name}\n`);
-    w.file(
-      join(sys, `class/vfio/${vfioGroup.nodeName}`),
-      'dev',
-      devText(groupNode(vfioGroup, index)),
-    );
+    w.file(`${sys}/class/vfio/${vfioGroup.nodeName}`, 'dev', devText(groupNode(vfioGroup, index)));
   });
-  w.dir(join(sys, 'bus/pci/drivers/vfio-pci'));
-  w.dir(join(sys, 'class/vfio-dev'));
-  w.file(join(sys, 'class/misc/iommu'), 'dev', `${MISC_MAJOR}:${IOMMU_MINOR}\n`);
-  w.file(join(sys, 'class/misc/vfio'), 'dev', `${MISC_MAJOR}:${VFIO_MINOR}\n`);
+  w.dir(`${sys}/bus/pci/drivers/vfio-pci`);
+  w.dir(`${sys}/class/vfio-dev`);
+  w.file(`${sys}/class/misc/iommu`, 'dev', `${MISC_MAJOR}:${IOMMU_MINOR}\n`);
+  w.file(`${sys}/class/misc/vfio`, 'dev', `${MISC_MAJOR}:${VFIO_MINOR}\n`);
   w.file(
-    join(sys, 'module/vfio/parameters'),
+    `${sys}/module/vfio/parameters`,
     'enable_unsafe_noiommu_mode',
     kernel.personality.vfioNoiommu ? 'Y\n' : 'N\n',
   );
-  w.dir(join(sys, 'module/vfio_pci'));
-  w.dir(join(sys, 'module/iommufd'));
+  w.dir(`${sys}/module/vfio_pci`);
+  w.dir(`${sys}/module/iommufd`);
   // the legacy container's backend modules (no module is loaded for iommufd's compat)
   for (const d of isLegacyContainer(kernel.personality) ? kernel.vfioIommuDrivers : []) {
     const module = LEGACY_BACKEND_MODULES[d.name];
-    if (module) w.dir(join(sys, `module/${module}`));
+    if (module) w.dir(`${sys}/module/${module}`);
   }
-  w.file(join(sys, 'kernel/mm/transparent_hugepage'), 'hpage_pmd_size', `${hpagePmdSize()}\n`);
+  w.file(`${sys}/kernel/mm/transparent_hugepage`, 'hpage_pmd_size', `${hpagePmdSize()}\n`);
   w.file(
-    join(sys, 'module/vfio_pci/parameters'),
+    `${sys}/module/vfio_pci/parameters`,
     'enable_sriov',
     kernel.personality.vfioPciEnableSriov ? 'Y\n' : 'N\n',
   );
   for (const node of charDevices(kernel)) {
-    const path = join(root, node.path);
+    const path = `${root}${node.path}`;
     w.file(dirname(path), basename(path), '');
   }
   // the files the engine generates: a placeholder in the tree (stat, readdir)
   // and a marker under .engine/ telling the library to ask the engine
   for (const path of sysfsAttrPaths(kernel)) {
-    const at = join(root, path);
+    const at = `${root}${path}`;
     if (!existsSync(at)) w.file(dirname(at), basename(at), '');
-    const marker = join(root, ENGINE_MARKERS, path);
+    const marker = `${root}/${ENGINE_MARKERS}${path}`;
     w.file(dirname(marker), basename(marker), '');
   }
 }
@@ -255,10 +247,10 @@ export function removeTree(path: string): void {
  */
 function writeIommus(w: TreeWriter, kernel: Kernel, sys: string): void {
   for (const { id, cap, ecap } of vtdUnits(kernel)) {
-    const dir = join(sys, `devices/virtual/iommu/${id}`);
-    w.file(join(dir, 'intel-iommu'), 'cap', `${cap.toString(16)}\n`);
-    w.file(join(dir, 'intel-iommu'), 'ecap', `${ecap.toString(16)}\n`);
-    w.link(join(sys, 'class/iommu'), id, `../../devices/virtual/iommu/${id}`);
+    const dir = `${sys}/devices/virtual/iommu/${id}`;
+    w.file(`${dir}/intel-iommu`, 'cap', `${cap.toString(16)}\n`);
+    w.file(`${dir}/intel-iommu`, 'ecap', `${ecap.toString(16)}\n`);
+    w.link(`${sys}/class/iommu`, id, `../../devices/virtual/iommu/${id}`);
   }
 }
 
@@ -269,9 +261,9 @@ function writeIommus(w: TreeWriter, kernel: Kernel, sys: string): void {
  * is a host device (a PF left to a host driver is not in the tree).
  */
 function writeSriov(w: TreeWriter, kernel: Kernel, sys: string, spec: PciDeviceSpec): void {
-  const dir = join(sys, devDirOf(spec.bdf));
+  const dir = `${sys}/${devDirOf(spec.bdf)}`;
   const linkTo = (name: string, bdf: string) =>
-    w.link(dir, name, relative(dir, join(sys, devDirOf(bdf))));
+    w.link(dir, name, relative(dir, `${sys}/${devDirOf(bdf)}`));
   if (spec.sriov !== undefined) {
     w.file(dir, 'sriov_numvfs', `${sriovNumvfs(kernel, spec.bdf)}\n`);
     w.file(dir, 'sriov_totalvfs', `${sriovTotalvfs(kernel, spec.bdf)}\n`);
