@@ -316,10 +316,16 @@ export function ioasChangeProcess(
   for (const obj of ctx.list()) {
     if (!(obj instanceof Ioas)) continue;
     for (const area of obj.iopt.areas) {
-      if (!area.pages.source.file || area.pages.dmabuf)
+      if (!area.pages.source.file)
         fail(
           'EINVAL',
-          `area at ${hex(area.start)} maps process memory or a dma-buf, not a file`,
+          `area at ${hex(area.start)} maps process memory, not a file`,
+          'iommufd_ioas_change_process',
+        );
+      if (area.pages.dmabuf)
+        fail(
+          'EINVAL',
+          `area at ${hex(area.start)} maps a dma-buf, not a file`,
           'iommufd_ioas_change_process',
         );
       sets.add(area.pages);

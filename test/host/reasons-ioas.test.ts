@@ -241,7 +241,7 @@ const rows: Row[] = [
       f.call('IOMMU_IOAS_CHANGE_PROCESS', {});
     }),
     'EINVAL',
-    'area at 0x10000 maps process memory or a dma-buf, not a file',
+    'area at 0x10000 maps process memory, not a file',
     'iommufd_ioas_change_process',
   ],
   [
