@@ -187,6 +187,16 @@ const rows: Row[] = [
     'iopt_pages_rw_access',
   ],
   [
+    'CHANGE_PROCESS while a dma-buf is mapped (7.2)',
+    on((f) => {
+      dmabufMapped(f);
+      f.call('IOMMU_IOAS_CHANGE_PROCESS', {});
+    }, LINUX_7_2),
+    'EINVAL',
+    'area at 0x1000000 maps a dma-buf, not a file',
+    'iommufd_ioas_change_process',
+  ],
+  [
     'compat TYPE1 UNMAP_DMA inside a dma-buf mapping (7.2)',
     on((f) => {
       dmabufMapped(f, (ioas) => {
