@@ -68,15 +68,7 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     'src/host/sysfs-attrs.ts · path_openat · {path} is not an attribute uiommu serves',
     'src/host/sysfs-attrs.ts · vfs_write · a read-only debugfs file has no write',
   ],
-  'src/iommufd': [
-    'src/iommufd/access.ts · iopt_area_add_access · an access cannot pin a dma-buf',
-    'src/iommufd/access.ts · iopt_pages_rw_access · an access cannot read a dma-buf',
-    'src/iommufd/io-pagetable.ts · iopt_area_split · a dma-buf mapping cannot be split',
-    "src/iommufd/io-pagetable.ts · iopt_table_add_domain · the domain's smallest page {hex(align)} exceeds PAGE_SIZE",
-    'src/iommufd/ucmd.ts · copy_struct_from_user · entry {index} of the user array',
-    'src/iommufd/vfio-compat.ts · iommufd_vfio_set_iommu · container type already set',
-    'src/iommufd/ioas.ts · iommufd_ioas_change_process · area at {hex(area.start)} maps a dma-buf, not a file',
-  ],
+  'src/iommufd': ['src/iommufd/ucmd.ts · copy_struct_from_user · entry {index} of the user array'],
   'src/server': ['src/server/engine.ts · getname_long · path longer than PATH_MAX'],
   'src/vfio': [
     'src/vfio/hot-reset.ts · vfio_pci_dev_set_hot_reset · {outside.spec.bdf} is outside the device set',
