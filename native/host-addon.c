@@ -67,6 +67,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "lease-ring.h"
 #include "transport.h"
 
 #ifndef SYS_pidfd_open
@@ -935,6 +936,7 @@ static napi_value init(napi_env env, napi_value exports)
 		napi_set_named_property(env, exports, fns[i].name, f);
 	}
 	transport_init(env, exports);
+	lease_ring_init(env, exports);
 	return exports;
 }
 

@@ -103,6 +103,41 @@ static int conn_ready(pid_t me)
 }
 
 /*
+ * Receives an answer: its header into `rs` and up to `cap` payload bytes
+ * into `out` (the rest is discarded), usually in one recvmsg. Only one
+ * answer is ever in flight, so reading ahead takes nothing of another.
+ */
+static int recv_answer(struct uiommu_resp *rs, void *out, size_t cap)
+{
+	struct iovec iov[2] = {
+		{ .iov_base = rs, .iov_len = sizeof(*rs) },
+		{ .iov_base = out, .iov_len = cap },
+	};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = out && cap ? 2 : 1 };
+	size_t got = 0, take;
+
+	while (got < sizeof(*rs)) {
+		ssize_t n = syscall(SYS_recvmsg, g_sock, &msg, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += n;
+		if (got < sizeof(*rs)) {
+			iov[0].iov_base = (char *)rs + got;
+			iov[0].iov_len = sizeof(*rs) - got;
+		}
+	}
+	got -= sizeof(*rs);
+	take = rs->len < cap ? rs->len : cap;
+	if (got > take)
+		return -1; /* more than the answer announced: the stream is broken */
+	return recv_all(out ? (char *)out + got : NULL, take - got) ||
+	       recv_all(NULL, rs->len - take);
+}
+
+/*
  * One request/response exchange (caller holds the lock). Up to `cap` payload
  * bytes land in `out`, the rest is discarded. Returns -1 when the connection
  * is gone. errno is preserved.
@@ -111,13 +146,9 @@ static int call_raw(struct uiommu_req *rq, const void *payload, size_t len, stru
 		    void *out, size_t cap)
 {
 	int saved = errno;
-	size_t take;
 
 	rq->len = len;
-	if (send_all(rq, sizeof(*rq), payload, len) || recv_all(rs, sizeof(*rs)))
-		goto lost;
-	take = rs->len < cap ? rs->len : cap;
-	if (recv_all(out, take) || recv_all(NULL, rs->len - take))
+	if (send_all(rq, sizeof(*rq), payload, len) || recv_answer(rs, out, cap))
 		goto lost;
 	bar_zaps_seen(rs->reserved);
 	errno = saved;
@@ -128,16 +159,17 @@ lost:
 	return -1;
 }
 
+/* rq->pid, when the caller filled it in, is getpid() asked during this call (one syscall less). */
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap)
 {
-	pid_t me = getpid();
+	pid_t me = rq->pid ? rq->pid : getpid();
 
 	if (!conn_ready(me))
 		return -1;
 	rq->pid = me;
 	rq->tid = thread_id(me);
-	rq->flags = UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
+	rq->flags |= UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 

@@ -297,6 +297,20 @@ int engine_stat(const char *norm, int fd, struct uiommu_stat *out);
 /* The device node at engine path `norm`: 0 and *out, or -1 with errno (ENOENT when none). */
 int engine_node(const char *norm, struct uiommu_stat *out);
 
+/* ---- SPAPR unmap leases (unmap-lease.c) ------------------------------- */
+
+/* 1 when `request` is VFIO_IOMMU_UNMAP_DMA. */
+int lease_is_unmap(unsigned long request);
+/*
+ * UNMAP_DMA on engine fd `fd` served from this connection's lease (caller
+ * holds the lock): 1 with *ret and errno set, 0 when it must go to the engine.
+ */
+int lease_unmap(int fd, void *arg, int *ret);
+/* Marks an UNMAP_DMA request as asking for a lease (a4: a new ring's memfd or -1). */
+void lease_ask(struct uiommu_req *rq);
+/* After any IOCTL request: closes the ring memfd it offered, if any. */
+void lease_asked(void);
+
 /* ---- /proc/<pid>/status (proc-status.c) -------------------------------- */
 
 /*

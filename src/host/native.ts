@@ -68,11 +68,30 @@ interface Addon {
   peerPid(fd: number): number;
   memfdCreate(name: string, size: bigint): number;
   punchHole(fd: number, offset: bigint, length: bigint): void;
+  leaseMap(fd: number): LeaseRing;
+  leaseHeader(ring: LeaseRing, gen: number, validGen: number, leases: Buffer): void;
+  leaseTake(ring: LeaseRing, out: Buffer): number;
+  leaseDone(ring: LeaseRing, results: Int32Array): void;
+  leaseUnmap(ring: LeaseRing): void;
   transportOpen(path: string, inBuf: Buffer, outBuf: Buffer, onReady: () => void): TransportHandle;
   transportNext(t: TransportHandle): number;
   transportReply(t: TransportHandle, fd: number, length: number): void;
   transportDrop(t: TransportHandle, fd: number): void;
   transportClose(t: TransportHandle): void;
+}
+
+/** A client's unmap ring mapped by the addon (native/lease-ring.c); opaque. */
+export type LeaseRing = { readonly __leaseRing: unique symbol };
+
+/** The unmap-ring functions of the addon (src/server/unmap-leases.ts uses them). */
+export type LeaseRingAddon = Pick<
+  Addon,
+  'leaseMap' | 'leaseHeader' | 'leaseTake' | 'leaseDone' | 'leaseUnmap'
+>;
+
+/** The addon's unmap-ring functions; leaseMap's errors carry `errno`. */
+export function leaseRingAddon(): LeaseRingAddon {
+  return load();
 }
 
 /** An open transport of the addon (native/transport.c); opaque. */

@@ -60,3 +60,8 @@ export function faultPoint(name: string, code: ErrnoName = 'ENOMEM'): void {
   counters.set(current, n - 1);
   if (n === 1) fail(code, `fault injected (fail-nth) at ${name}`, name);
 }
+
+/** Whether any task's fail-nth is armed (the engine's unmap leases stay off then). */
+export function anyFailNthArmed(): boolean {
+  return counters.size > 0;
+}

@@ -24,11 +24,17 @@ import {
 import { Eventfd } from '../../src/host/eventfd.ts';
 import type { KernelOptions } from '../../src/host/kernel.ts';
 import { Process, type ProcessMm, type TraceEvent } from '../../src/host/process.ts';
-import { powernv } from '../../src/host/topology/index.ts';
+import {
+  INTEL_DEFAULTS,
+  type IntelIommuSpec,
+  powernv,
+  x86,
+} from '../../src/host/topology/index.ts';
 import { SPAPR_DEFAULTS } from '../../src/host/topology/parse.ts';
 import type { MmapHost } from '../../src/kernel/file.ts';
 import { deviceMmapOp } from '../../src/server/device-mmap.ts';
 import { OP } from '../../src/server/protocol.ts';
+import type { ReservedRegionSpec } from '../../src/vfio/pci/spec.ts';
 import { mockDomain } from '../iommufd/mock.ts';
 import { PAGE } from '../iommufd/util.ts';
 import { type Fixture, setup } from '../support.ts';
@@ -154,6 +160,31 @@ export function container(
   if (type !== undefined) assert.equal(c.ioctl(fd, 'VFIO_SET_IOMMU', BigInt(type)).ret, 0);
   return { c, fd, group };
 }
+
+/**
+ * x86 with the I210 (group 13, 0000:03:00.0) behind a second VT-d unit
+ * `dmar1` made of `unit` (over the defaults), and/or with `resv` as its
+ * reserved regions.
+ */
+export function i210(change: {
+  unit?: Partial<IntelIommuSpec>;
+  resv?: ReservedRegionSpec;
+}): KernelOptions {
+  const iommus = change.unit
+    ? [...x86.iommus, { ...INTEL_DEFAULTS, ...change.unit, id: 'dmar1' }]
+    : x86.iommus;
+  const devices = x86.devices.map((d) =>
+    d.group !== 13
+      ? d
+      : {
+          ...d,
+          iommu: change.unit ? 'dmar1' : d.iommu,
+          reservedRegions: change.resv ? [change.resv] : d.reservedRegions,
+        },
+  );
+  return { host: { ...x86, iommus, devices } };
+}
+export const I210 = '0000:03:00.0';
 
 // ---- spapr-tce.md §3–§4 --------------------------------------------------------------
 

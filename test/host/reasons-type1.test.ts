@@ -18,11 +18,9 @@ import {
   vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
 import type { KernelOptions } from '../../src/host/kernel.ts';
-import { INTEL_DEFAULTS, x86 } from '../../src/host/topology/index.ts';
-import type { ReservedRegionSpec } from '../../src/vfio/pci/spec.ts';
 import { PAGE, U64_MAX } from '../iommufd/util.ts';
 import type { VfioClient } from '../vfio/client.ts';
-import { container, MIB, pin, type Row } from './reasons-support.ts';
+import { container, i210, MIB, pin, type Row } from './reasons-support.ts';
 
 const { READ, WRITE, VADDR } = VFIO_DMA_MAP_FLAG;
 const { GET_DIRTY_BITMAP, ALL } = VFIO_DMA_UNMAP_FLAG;
@@ -86,23 +84,6 @@ function tracking(c: VfioClient, fd: number): void {
   assert.equal(dirty(c, fd, START), 0);
 }
 
-/** x86 with the I210 (group 13) moved: behind a second, 39-bit VT-d unit, or given `resv`. */
-function i210(change: { narrow?: boolean; resv?: ReservedRegionSpec }): KernelOptions {
-  const iommus = change.narrow
-    ? [...x86.iommus, { ...INTEL_DEFAULTS, id: 'dmar1', addressWidth: 39 as const }]
-    : x86.iommus;
-  const devices = x86.devices.map((d) =>
-    d.group !== 13
-      ? d
-      : {
-          ...d,
-          iommu: change.narrow ? 'dmar1' : d.iommu,
-          reservedRegions: change.resv ? [change.resv] : d.reservedRegions,
-        },
-  );
-  return { host: { ...x86, iommus, devices } };
-}
-
 /** Group 13 joins the container after `before` ran on it. */
 function join13(opts: KernelOptions, before: (c: VfioClient, fd: number) => unknown) {
   return onType1((c, fd) => {
@@ -132,7 +113,7 @@ const type1Rows: Row[] = [
   ],
   [
     'attach of a group whose aperture misses a mapping',
-    join13(i210({ narrow: true }), (c, fd) => mapped(c, fd, 1n << 40n)),
+    join13(i210({ unit: { addressWidth: 39 } }), (c, fd) => mapped(c, fd, 1n << 40n)),
     'EINVAL',
     'the aperture conflicts with the IOVA list or a mapping',
     'vfio_iommu_aper_conflict',

@@ -1568,7 +1568,7 @@ const deviceRows: Row[] = [
     onDevice((d) => d.c.proc.pwrite(d.dev, scratch(d), 4, vfioPciRegionOffset(6))),
     'EINVAL',
     'ROM is read-only',
-    'vfio_pci_bar_rw',
+    'vfio_pci_rw',
   ],
   [
     'an unknown device ioctl',
@@ -1590,6 +1590,13 @@ const deviceRows: Row[] = [
     'EINVAL',
     UNBOUND,
     'vfio_device_fops_write',
+  ],
+  [
+    'BIND_IOMMUFD with argsz < 16 (read alone first, 6.18)',
+    onCdev((c, dev, iommufd) => c.bind(dev, iommufd, { argsz: 15 })),
+    'EINVAL',
+    'argsz 15 below 16',
+    'vfio_df_ioctl_bind_iommufd',
   ],
   [
     'BIND_IOMMUFD with iommufd < 0',

@@ -2,13 +2,17 @@ import assert from 'node:assert/strict';
 import {
   existsSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   realpathSync,
   rmSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,7 +24,7 @@ import {
   VFIO_DEV_MAJOR,
   VFIO_GROUP_MAJOR,
 } from '../../src/server/devices.ts';
-import { reservedRegionsText, writeFakeTree } from '../../src/server/sysfs.ts';
+import { removeTree, reservedRegionsText, writeFakeTree } from '../../src/server/sysfs.ts';
 import { NOIOMMU_HOST, NVME, RAW_NIC } from '../vfio/noiommu-host.ts';
 import { HOST_VF, PF, PLAIN, SRIOV_HOST, VF0, VF1 } from '../vfio/sriov-host.ts';
 
@@ -210,6 +214,32 @@ describe('fake tree for every preset', () => {
       }
     });
   }
+});
+
+describe('removeTree', () => {
+  it('removes a written tree with a socket and what a program added, never what its links point to', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'uiommu-outside-'));
+    const dir = mkdtempSync(join(tmpdir(), 'uiommu-remove-'));
+    try {
+      writeFileSync(join(outside, 'keep'), 'x');
+      writeFakeTree(new Kernel(), dir);
+      mkdirSync(join(dir, 'sys/bus/pci/devices/extra/deeper'), { recursive: true });
+      writeFileSync(join(dir, 'sys/bus/pci/devices/extra/deeper/new_id'), '8086 1234\n');
+      symlinkSync(outside, join(dir, 'sys/bus/pci/devices/extra/out'));
+      symlinkSync(join(outside, 'keep'), join(dir, 'keep-link'));
+      const server = createServer().listen(join(dir, 'engine.sock'));
+      await new Promise((ok) => server.once('listening', ok));
+      removeTree(dir);
+      assert.equal(existsSync(dir), false);
+      assert.deepEqual(readdirSync(outside), ['keep']);
+      assert.equal(readFileSync(join(outside, 'keep'), 'utf8'), 'x');
+      server.close();
+      removeTree(dir); // gone already: nothing to do, no error
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('fake tree of a host with a device without IOMMU', () => {

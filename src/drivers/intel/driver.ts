@@ -81,10 +81,36 @@ export class IntelIommu implements IommuDriver {
     return new IntelDomain(this, addressWidth, pgsizeBitmap, { ...flags }, snoopControl);
   }
 
-  /** EINVAL for a domain of another IOMMU unit; any own domain is accepted. */
+  /**
+   * Any own domain is accepted. Another driver's domain is EINVAL (the
+   * core's ops check). Another VT-d unit's domain is EINVAL where
+   * paging_domain_compatible_second_stage() refuses it, in its order: it
+   * tracks dirty pages and this unit cannot, its address width exceeds
+   * this unit's, it uses a page size this unit lacks. Linux attaches a
+   * compatible one; the model keeps a domain on its own unit and refuses
+   * that too, as a uiommu rule.
+   */
   attachDev(domain: Domain, _dev: Device): void {
-    if (domain.driver !== this)
-      fail('EINVAL', 'domain belongs to another IOMMU', '__iommu_attach_group');
+    if (domain.driver === this) return;
+    if (!(domain instanceof IntelDomain))
+      fail('EINVAL', 'domain belongs to another IOMMU driver', '__iommu_attach_group');
+    const f = this.features;
+    const where = 'paging_domain_compatible_second_stage';
+    if (domain.allocFlags.dirtyTracking && !f.dirtyTracking)
+      fail('EINVAL', 'the domain tracks dirty pages, this unit has no SSADS', where);
+    if (domain.addressWidth > f.addressWidth)
+      fail(
+        'EINVAL',
+        `the domain's ${domain.addressWidth}-bit address width exceeds the unit's ${f.addressWidth} bits`,
+        where,
+      );
+    if (domain.pgsizeBitmap & ~f.pgsizeBitmap)
+      fail('EINVAL', 'the domain uses a page size this unit lacks', where);
+    fail(
+      'EINVAL',
+      "a VT-d domain serves only the unit that allocated it (Linux's sharing across units is not modelled)",
+      'uiommu_intel_domain_unit',
+    );
   }
 
   hwInfo(_dev: Device): HwInfo {

@@ -436,8 +436,8 @@ export class VfioPciDevice {
     return this.rw(offset, data.length, data) as number;
   }
 
+  /** `offset` is a file position, never negative (pread64/pwrite64 refuse that first). */
   private rw(offset: bigint, length: number, data: Uint8Array | undefined): Uint8Array | number {
-    if (offset < 0n) fail('EINVAL', 'negative offset', 'rw_verify_area');
     const index = offset >> VFIO_PCI_OFFSET_SHIFT;
     if (index >= BigInt(VFIO_PCI_REGION.NUM))
       fail('EINVAL', `region index ${index}`, 'vfio_pci_rw');
@@ -458,8 +458,11 @@ export class VfioPciDevice {
       return n;
     }
     if (idx <= VFIO_PCI_REGION.BAR5) return this.barRw(idx, pos, length, data);
-    if (idx === VFIO_PCI_REGION.ROM && data) fail('EINVAL', 'ROM is read-only', 'vfio_pci_bar_rw');
-    fail('EINVAL', `region ${idx} not implemented`, 'vfio_pci_rw');
+    if (idx === VFIO_PCI_REGION.ROM) {
+      if (data) fail('EINVAL', 'ROM is read-only', 'vfio_pci_rw');
+      fail('EINVAL', 'the function has no ROM', 'vfio_pci_bar_rw');
+    }
+    fail('EINVAL', 'no VGA region (VGA access is not modelled)', 'vfio_pci_vga_rw');
   }
 
   /**

@@ -446,6 +446,24 @@ export class VfioSpaprTce implements VfioIommuBackend {
 
   // ---- MAP / UNMAP ---------------------------------------------------------------
 
+  /**
+   * The windows an unmap lease may publish to `mm`'s library
+   * (docs/engine-protocol.md, *Unmap leases*): only while an UNMAP_DMA that
+   * is aligned and inside a window can do nothing but clear its range — v2,
+   * memory registered, no default window pending, bound to `mm`, a group
+   * attached — else undefined. v1 stays on the ordinary path.
+   */
+  unmapLeaseWindows(mm: Mm): { pageShift: number; start: bigint; last: bigint }[] | undefined {
+    if (!this.v2 || !this.enabled || this.defWindowPending || this.mm !== mm) return undefined;
+    if (this.groups.length === 0) return undefined;
+    const out = [];
+    for (const w of this.windowSet.windows) {
+      const r = this.windowSet.range(w.slot);
+      if (r) out.push({ pageShift: w.pageShift, ...r });
+    }
+    return out.length > 0 ? out : undefined;
+  }
+
   /** Steps 3–5 of MAP/UNMAP: the window of `iova`, and alignment of `size`/`vaddr` to its page. */
   private windowFor(caller: Caller, iova: bigint, ...aligned: bigint[]) {
     this.createPendingDefault(caller);
@@ -518,6 +536,35 @@ export class VfioSpaprTce implements VfioIommuBackend {
     this.clearRange(iova, iova + size - 1n);
     this.iopt.mapPages([{ pages, offset: 0n, length: size }], size, iova, prot);
     return 0;
+  }
+
+  /**
+   * UNMAP_DMAs posted under an unmap lease, in order, without decoding
+   * structs: performs the leading ones that the kernel answers 0 by
+   * clearing their range (v2, usable, bound to `mm`, a non-empty range
+   * aligned to its window's page and inside that window) and returns how
+   * many; the caller makes the ordinary call for the next one. Adjacent
+   * ranges are cleared together: nothing observes the TCEs between them.
+   */
+  unmapLeased(mm: Mm, ranges: readonly { iova: bigint; size: bigint }[]): number {
+    if (!this.v2 || !this.enabled || this.defWindowPending || this.mm !== mm) return 0;
+    let n = 0;
+    let run = { start: 0n, end: 0n };
+    let hit: { window: SpaprWindow; last: bigint } | undefined;
+    for (const { iova, size } of ranges) {
+      if (!hit || iova < hit.window.start || iova > hit.last) hit = this.windowSet.windowOf(iova);
+      if (!hit || size === 0n) break;
+      const mask = (1n << BigInt(hit.window.pageShift)) - 1n;
+      if (((iova | size) & mask) !== 0n || iova + size - 1n > hit.last) break;
+      if (iova !== run.end) {
+        if (run.end > run.start) this.clearRange(run.start, run.end - 1n);
+        run = { start: iova, end: iova };
+      }
+      run.end = iova + size;
+      n++;
+    }
+    if (run.end > run.start) this.clearRange(run.start, run.end - 1n);
+    return n;
   }
 
   /** VFIO_IOMMU_UNMAP_DMA: clears TCEs; holes are skipped; `size` is not written back. */
