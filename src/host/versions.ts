@@ -28,6 +28,7 @@ export const LINUX_6_18: KernelPersonality = {
   hwInfoInputType: true,
   hwptAllocPasid: true,
   hwptPagingFault: true,
+  pagesWrapFirst: true,
   unmapEmpty: 'ENOENT',
   maxAutoAlignment: 2n << 20n,
   vfioNoiommu: false,
@@ -58,6 +59,7 @@ export const LINUX_6_12: KernelPersonality = {
   hwInfoInputType: false,
   hwptAllocPasid: false,
   hwptPagingFault: false,
+  pagesWrapFirst: false,
   vfioCdevFlags: false,
   vfioBindStructCopy: false,
 };
