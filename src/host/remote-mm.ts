@@ -147,6 +147,8 @@ export class RemoteMm implements Mm, AddressSpace {
   private deferredBytes = 0;
   /** The last request reported an address-space change (observeMaps). */
   private changed = true;
+  /** A writable VMA of the kept maps `maps` (see deferrable). */
+  private writableVma: { maps: MapsEntry[] | undefined; start: bigint; end: bigint } | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -281,10 +283,16 @@ export class RemoteMm implements Mm, AddressSpace {
   private deferrable(va: bigint, length: number): boolean {
     const d = this.deferred;
     if (!d || !this.tracked || this.changed || d.length >= DEFERRED_MAX_WRITES) return false;
-    if (this.deferredBytes + length > DEFERRED_MAX_BYTES || va + BigInt(length) > U64_END)
-      return false;
-    const last = va + BigInt(length) - 1n;
-    return uncovered(this.vmasOf(va, last, false), va, last, true) === undefined;
+    const end = va + BigInt(length);
+    if (this.deferredBytes + length > DEFERRED_MAX_BYTES || end > U64_END) return false;
+    // the writable VMA found last, while the kept maps are the same
+    const hit = this.writableVma;
+    if (hit?.maps && hit.maps === this.cache && va >= hit.start && end <= hit.end) return true;
+    const vmas = this.vmasOf(va, end - 1n, false);
+    if (uncovered(vmas, va, end - 1n, true) !== undefined) return false;
+    const v = vmas[0]!;
+    this.writableVma = { maps: this.cache, start: v.start, end: v.end };
+    return true;
   }
 
   /** copy_from_user: EFAULT if any byte is in no readable VMA or the process is gone. */

@@ -168,7 +168,8 @@ export function encodeWriteback(writes: readonly UserWrite[]): Uint8Array | unde
   let total = 0;
   for (const w of writes) total += w.bytes.length;
   const head = 8 + 16 * writes.length;
-  const out = new Uint8Array(new ArrayBuffer(head + total));
+  // from Node's pool: no allocation of its own per answer
+  const out = Buffer.allocUnsafe(head + total);
   const v = view(out);
   v.setUint32(0, writes.length, true);
   v.setUint32(4, total, true);

@@ -6,7 +6,8 @@
  * struct in a page made read-only behind the library's back (a raw
  * mprotect the library cannot count, so the engine's view of the maps is
  * stale) answers EFAULT, as copy_to_user's fault does; made writable again
- * (raw), it works again.
+ * (raw), it works again. The argument bytes the request carries: a struct
+ * across a page end, an unreadable one and an integer for a pointer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,7 +27,9 @@ int main(void)
 	struct iommu_ioas_alloc *alloc = (void *)page;
 	struct iommu_iova_range *ranges = (void *)(page + 256);
 	struct iommu_ioas_iova_ranges *q = (void *)(page + 128);
+	struct iommu_ioas_iova_ranges *across;
 	uint32_t first;
+	char *two;
 
 	if (fd < 0 || page == MAP_FAILED)
 		return 1;
@@ -61,5 +64,26 @@ int main(void)
 	q->num_iovas = 4;
 	check("writable again: the call works",
 	      !ioctl(fd, IOMMU_IOAS_IOVA_RANGES, q) && q->num_iovas == 1, strerror(errno));
+	/* a struct across a page end: the request carries the first part only */
+	two = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	across = (void *)(two + 4096 - 16);
+	*across = *q;
+	across->num_iovas = 4;
+	across->out_iova_alignment = 0;
+	check("a struct across a page end: read and written whole",
+	      !ioctl(fd, IOMMU_IOAS_IOVA_RANGES, across) && across->num_iovas == 1 &&
+		      across->out_iova_alignment == 1,
+	      strerror(errno));
+	/* an argument the library cannot send: the engine finds it unreadable */
+	mprotect(two, 4096, PROT_NONE);
+	errno = 0;
+	check("an unreadable struct: EFAULT",
+	      ioctl(fd, IOMMU_IOAS_ALLOC, two) == -1 && errno == EFAULT, strerror(errno));
+	errno = 0;
+	check("an integer for a pointer: EFAULT",
+	      ioctl(fd, IOMMU_IOAS_ALLOC, (void *)8) == -1 && errno == EFAULT, strerror(errno));
+	alloc->out_ioas_id = 0;
+	check("and the connection goes on",
+	      !ioctl(fd, IOMMU_IOAS_ALLOC, alloc) && alloc->out_ioas_id, strerror(errno));
 	return failures != 0;
 }

@@ -2,7 +2,8 @@
  * An IOCTL's writes into the caller's memory made by the library from the
  * answer (test/server/writeback.c): out-fields and arrays land as the
  * kernel writes them; a struct made read-only behind the library's back
- * answers EFAULT.
+ * answers EFAULT; the argument bytes a request carries from the program's
+ * memory (across a page end, unreadable, an integer).
  *
  * @slow: builds and runs a C program under uiommu run (left out of npm run test:quick)
  */
@@ -16,5 +17,5 @@ const dir = mkdtempSync(join(tmpdir(), 'uiommu-writeback-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('IOCTL write-back: out-fields land, a stale view of the maps answers EFAULT', () => {
-  runCProgram(dir, 'writeback', ['--host', 'mock'], 6);
+  runCProgram(dir, 'writeback', ['--host', 'mock'], 10);
 });
