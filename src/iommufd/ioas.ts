@@ -143,22 +143,29 @@ function checkMapFlags(flags: number, iova: bigint, length: bigint, where: strin
 /**
  * Page-set limits: EOVERFLOW when the range wraps — `start + length` for
  * user memory, `start + length - 1` for a file (as the kernel checks each) —
- * and EINVAL for a zero or huge length.
+ * and EINVAL for a zero or huge length. `wrapFirst` (setting
+ * `pagesWrapFirst`) checks the wrap first, as since v6.13; 6.12's
+ * iopt_alloc_pages checks the length first.
  */
 export function checkPagesRange(
   start: bigint,
   length: bigint,
   pageSize: bigint,
   file: boolean,
+  wrapFirst = true,
 ): void {
-  if (start + length - (file ? 1n : 0n) > U64_MAX)
-    fail(
-      'EOVERFLOW',
-      `${file ? 'file offset' : 'user_va'} ${hex(start)} + length ${hex(length)} wraps`,
-      'iopt_alloc_pages',
-    );
+  const wraps = () => {
+    if (start + length - (file ? 1n : 0n) > U64_MAX)
+      fail(
+        'EOVERFLOW',
+        `${file ? 'file offset' : 'user_va'} ${hex(start)} + length ${hex(length)} wraps`,
+        'iopt_alloc_pages',
+      );
+  };
+  if (wrapFirst) wraps();
   if (length === 0n || length > U64_MAX - pageSize)
     fail('EINVAL', `length ${hex(length)} is zero or too large`, 'iopt_alloc_pages');
+  wraps();
 }
 
 /**
@@ -218,7 +225,8 @@ export function ioasMap(
   if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_ioas_map');
   checkMapFlags(cmd.flags, cmd.iova, cmd.length, 'iommufd_ioas_map');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
-  checkPagesRange(cmd.user_va, cmd.length, ctx.host.memory.pageSize, false);
+  const { pageSize } = ctx.host.memory;
+  checkPagesRange(cmd.user_va, cmd.length, pageSize, false, ctx.host.personality.pagesWrapFirst);
   cmd.iova = mapSource(ctx, caller, ioas, caller.mm, cmd.user_va, cmd);
   ucmd.respond();
   return 0;

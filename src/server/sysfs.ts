@@ -49,22 +49,11 @@
  * library answers stat of these paths through STAT). The device numbers
  * are the ones in devices.ts.
  */
-import {
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
+import { errnoName } from '../abi/errno.ts';
 import type { Kernel } from '../host/kernel.ts';
+import { treeAddon } from '../host/native.ts';
 import { sriovNumvfs, sriovTotalvfs } from '../host/sriov.ts';
 import { sysfsAttrPaths, vtdUnits } from '../host/sysfs-attrs.ts';
 import type { PciDeviceSpec } from '../host/topology/index.ts';
@@ -200,6 +189,7 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     const path = `${root}${node.path}`;
     w.file(dirname(path), basename(path), '');
   }
+  w.flush(); // what is there so far: an engine-generated file may be one of it
   // the files the engine generates: a placeholder in the tree (stat, readdir)
   // and a marker under .engine/ telling the library to ask the engine
   for (const path of sysfsAttrPaths(kernel)) {
@@ -208,6 +198,7 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     const marker = `${root}/${ENGINE_MARKERS}${path}`;
     w.file(dirname(marker), basename(marker), '');
   }
+  w.flush();
 }
 
 /** Where the markers of engine-generated files live under the root (`.engine/sys/...`). */
@@ -223,21 +214,19 @@ export function rewriteFakeTree(kernel: Kernel, root: string): void {
 }
 
 /**
- * Remove `path` and everything under it, if it exists: one readdir per
- * directory, whose entry types say unlink or descend (rmSync's recursive
- * removal stats every entry and tries rmdir on files: twice the calls);
- * whatever this cannot remove is left to rmSync.
+ * Remove `path` and everything under it, if it exists, never following a
+ * link (native/tree.c: one readdir per directory; rmSync's recursive
+ * removal stats every entry and tries rmdir on files).
  */
 export function removeTree(path: string): void {
-  try {
-    for (const e of readdirSync(path, { withFileTypes: true })) {
-      if (e.isDirectory()) removeTree(`${path}/${e.name}`);
-      else unlinkSync(`${path}/${e.name}`);
-    }
-    rmdirSync(path);
-  } catch {
-    rmSync(path, { recursive: true, force: true });
-  }
+  const err = treeAddon().treeRemove(path);
+  if (err) treeError(err, 'remove', path);
+}
+
+/** Throw the error of a failed tree operation, as node:fs would (`code`, `errno`, `path`). */
+function treeError(errno: number, what: string, path: string): never {
+  const code = errnoName(errno) ?? 'EIO';
+  throw Object.assign(new Error(`${code}: cannot ${what} ${path}`), { code, errno, path });
 }
 
 /**
@@ -291,50 +280,60 @@ function pciRootOf(bdf: string): string {
 }
 
 /**
- * Writes files, links and directories under a root that exists, making each
- * directory once (the trees are some 400 entries: a recursive mkdir per
- * entry was a third of their cost).
+ * Collects the files, links and directories of a tree under a root that
+ * exists, each directory once, and writes them with one addon call
+ * (native/tree.c) at `flush`: through Node's fs, the ~400 entries' cold
+ * wrapper code was most of the tree's cost at every start.
  */
 class TreeWriter {
-  /** Directories known to exist. */
+  /** Directories made or queued. */
   private readonly made = new Set<string>();
+  private kinds = '';
+  private paths: string[] = [];
+  private data: (string | Uint8Array | number | undefined)[] = [];
 
   constructor(root: string) {
     this.made.add(root);
   }
 
-  /** Make `dir` and its missing parents. */
+  /** `dir` and its missing parents. */
   dir(dir: string): void {
     if (this.made.has(dir)) return;
     const parent = dirname(dir);
     if (parent !== dir) this.dir(parent);
-    try {
-      mkdirSync(dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
     this.made.add(dir);
+    this.queue('d', dir, undefined);
   }
 
   file(dir: string, name: string, data: string | Uint8Array): void {
     this.dir(dir);
-    writeFileSync(`${dir}/${name}`, data);
+    this.queue('f', `${dir}/${name}`, data);
   }
 
   link(dir: string, name: string, target: string): void {
     this.dir(dir);
-    symlinkSync(target, `${dir}/${name}`);
+    this.queue('l', `${dir}/${name}`, target);
   }
 
   /** A sparse file of `size` bytes (a BAR's resourceN: what stat shows). */
   sized(dir: string, name: string, size: bigint): void {
     this.dir(dir);
-    const fd = openSync(`${dir}/${name}`, 'w');
-    try {
-      ftruncateSync(fd, Number(size));
-    } finally {
-      closeSync(fd);
-    }
+    this.queue('s', `${dir}/${name}`, Number(size));
+  }
+
+  /** Write what is queued. */
+  flush(): void {
+    const failed = treeAddon().treeWrite(this.kinds, this.paths, this.data);
+    if (failed) treeError(failed[1], 'write', this.paths[failed[0]]!);
+    this.kinds = '';
+    this.paths = [];
+    this.data = [];
+  }
+
+  private queue(kind: string, path: string, data: string | Uint8Array | number | undefined) {
+    this.kinds += kind;
+    this.paths.push(path);
+    this.data.push(data);
   }
 }
 
