@@ -6,14 +6,8 @@
  * overhead of `uiommu run -- true` over `true`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { now } from './harness.ts';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const UIOMMU = join(ROOT, 'bin/uiommu.js');
-const RTT = join(ROOT, 'native/build/bench/ioctl-rtt');
+import { runNativeBench, UIOMMU } from './native-run.ts';
 
 export interface InterposedResult {
   nativeNs: number;
@@ -38,19 +32,16 @@ function medianMs(runs: number, fn: () => void): number {
 
 /** undefined when the native parts are not built (make -C native). */
 export function benchInterposed(calls = 20000, runs = 7): InterposedResult | undefined {
-  if (!existsSync(RTT)) return undefined;
-  const out = execFileSync(process.execPath, [UIOMMU, 'run', '--', RTT, String(calls)], {
-    encoding: 'utf8',
-  });
-  const num = (key: string) => Number(new RegExp(`^${key} (\\d+)$`, 'm').exec(out)?.[1]);
+  const out = runNativeBench('ioctl-rtt', [String(calls)]);
+  if (!out) return undefined;
   const runTrueMs = medianMs(runs, () =>
     execFileSync(process.execPath, [UIOMMU, 'run', '--', 'true']),
   );
   const trueMs = medianMs(runs, () => execFileSync('true'));
   return {
-    nativeNs: num('native_ns'),
-    ipcFloorNs: num('ipc_floor_ns'),
-    interposedNs: num('iommufd_ns'),
+    nativeNs: out.num('native_ns'),
+    ipcFloorNs: out.num('ipc_floor_ns'),
+    interposedNs: out.num('iommufd_ns'),
     runTrueMs,
     trueMs,
   };

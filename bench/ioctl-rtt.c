@@ -58,8 +58,7 @@ static long long median_ns(int n, int fd, unsigned long req, void *arg)
 		}
 		t[i] = now_ns() - t0;
 	}
-	qsort(t, (size_t)n, sizeof(*t), cmp_u64);
-	med = (long long)t[n / 2];
+	med = (long long)median(t, n);
 	free(t);
 	return med;
 }
@@ -97,8 +96,7 @@ static long long ipc_floor_ns(int n, int echo_cpu)
 			goto done;
 		t[i] = now_ns() - t0;
 	}
-	qsort(t, (size_t)n, sizeof(*t), cmp_u64);
-	med = (long long)t[n / 2];
+	med = (long long)median(t, n);
 done:
 	close(sv[0]);
 	waitpid(pid, NULL, 0);

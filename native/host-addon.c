@@ -69,6 +69,7 @@
 
 #include "lease-ring.h"
 #include "transport.h"
+#include "tree.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -937,6 +938,7 @@ static napi_value init(napi_env env, napi_value exports)
 	}
 	transport_init(env, exports);
 	lease_ring_init(env, exports);
+	tree_init(env, exports);
 	return exports;
 }
 

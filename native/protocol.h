@@ -90,6 +90,24 @@ struct uiommu_stat {
 /* Most bytes of an ioctl's argument struct an IOCTL request carries. */
 #define UIOMMU_IOCTL_ARG_MAX 512
 
+/*
+ * An IOCTL answer's payload: the engine's writes into the caller's memory
+ * that the library makes (in order): this header, `nr` entries, then the
+ * `bytes` written, back to back. At most UIOMMU_WRITEBACK_MAX_NR writes of
+ * UIOMMU_WRITEBACK_MAX_BYTES in all.
+ */
+struct uiommu_writeback {
+	uint32_t nr;
+	uint32_t bytes;
+	struct {
+		uint64_t addr;
+		uint64_t len;
+	} w[];
+};
+
+#define UIOMMU_WRITEBACK_MAX_NR 8
+#define UIOMMU_WRITEBACK_MAX_BYTES 1024
+
 /* Largest payload either side sends (a PROC_STATUS answer is at most this). */
 #define UIOMMU_MAX_PAYLOAD (1 << 16)
 

@@ -225,7 +225,9 @@ struct uiommu_req new_req(uint32_t op);
 /*
  * One request/response exchange (caller holds the lock) on this process's
  * connection. Up to `cap` payload bytes land in `out`, the rest is
- * discarded. Returns -1 when the connection is gone. errno is preserved.
+ * discarded. Returns -1 when the connection is gone, -2 when `payload` (the
+ * program's memory) could not be read: nothing was sent, the connection is
+ * fine. errno is preserved. rq->pid, when filled in, is this call's getpid().
  */
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap);

@@ -107,13 +107,16 @@ int lease_unmap(int fd, void *arg, int *ret)
 	struct uiommu_unmap_rec *rec;
 	struct uiommu_resp rs;
 	struct dma_unmap u;
+	/* read_own() without a second getpid(): ring() found g_ring_pid is ours */
+	struct iovec local = { .iov_base = &u, .iov_len = sizeof(u) };
+	struct iovec remote = { .iov_base = arg, .iov_len = sizeof(u) };
 	uint32_t gen = 0;
 	uint64_t tail;
 
 	if (!h || !(e = lease_of(h, fd, &gen)))
 		return 0;
-	if (read_own(&u, (uintptr_t)arg, sizeof(u)) != sizeof(u) || u.argsz != sizeof(u) ||
-	    u.flags || !u.size || !in_window(e, u.iova, u.size))
+	if (process_vm_readv(g_ring_pid, &local, 1, &remote, 1, 0) != sizeof(u) ||
+	    u.argsz != sizeof(u) || u.flags || !u.size || !in_window(e, u.iova, u.size))
 		return 0;
 	tail = h->tail;
 	if (tail - __atomic_load_n(&h->head, __ATOMIC_ACQUIRE) >= UIOMMU_LEASE_RECS)

@@ -6,7 +6,8 @@
  * (pidfd_getfd) — what fds are (fstat, fstatfs), setting an eventfd's
  * readiness, and the process behind a Unix socket (SO_PEERCRED,
  * SO_PEERPIDFD), the memfds that back mapped
- * BARs, and the engine's socket transport (src/server/transport.ts). Failures
+ * BARs, the engine's socket transport (src/server/transport.ts) and the fake
+ * tree's bulk writer (src/server/sysfs.ts). Failures
  * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
@@ -78,6 +79,12 @@ interface Addon {
   transportReply(t: TransportHandle, fd: number, length: number): void;
   transportDrop(t: TransportHandle, fd: number): void;
   transportClose(t: TransportHandle): void;
+  treeWrite(
+    kinds: string,
+    paths: string[],
+    data: (string | Uint8Array | number | undefined)[],
+  ): [index: number, errno: number] | undefined;
+  treeRemove(path: string): number;
 }
 
 /** A client's unmap ring mapped by the addon (native/lease-ring.c); opaque. */
@@ -103,6 +110,9 @@ export type TransportAddon = Pick<
   'transportOpen' | 'transportNext' | 'transportReply' | 'transportDrop' | 'transportClose'
 >;
 
+/** The fake tree's bulk writer and remover (native/tree.c; src/server/sysfs.ts uses them). */
+export type TreeAddon = Pick<Addon, 'treeWrite' | 'treeRemove'>;
+
 /** Where `make -C native` puts the addon, from the package root. */
 const ADDON_PATH = fileURLToPath(new URL('../../native/build/uiommu_host.node', import.meta.url));
 
@@ -123,6 +133,11 @@ function load(): Addon {
 
 /** The addon's socket transport; errors of transportOpen carry `errno` like the others. */
 export function transportAddon(): TransportAddon {
+  return load();
+}
+
+/** The addon's fake-tree functions (they answer an errno rather than throw). */
+export function treeAddon(): TreeAddon {
   return load();
 }
 

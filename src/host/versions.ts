@@ -40,6 +40,7 @@ export const LINUX_6_18: KernelPersonality = {
   vfioPciEnableSriov: false,
   vfioPciDmabuf: false,
   vfioCdevFlags: true,
+  vfioBindStructCopy: true,
   type1Nesting: false,
   type1DmaEntryLimit: 0xffff,
   ...SPAPR_TCE_6_18,
@@ -62,6 +63,7 @@ export const LINUX_6_12: KernelPersonality = {
   pagesWrapFirst: false,
   mockFwspec: false,
   vfioCdevFlags: false,
+  vfioBindStructCopy: false,
 };
 
 /**

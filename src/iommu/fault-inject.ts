@@ -37,6 +37,21 @@ export function asTask<T>(tid: number, fn: () => T): T {
   }
 }
 
+/**
+ * Run `fn` with no injection point: for model steps the kernel's path does
+ * not have (a SPAPR unmap re-mapping the surviving pieces of a cut area,
+ * where the kernel only clears TCEs).
+ */
+export function withoutInjection<T>(fn: () => T): T {
+  const outer = current;
+  current = undefined;
+  try {
+    return fn();
+  } finally {
+    current = outer;
+  }
+}
+
 /** Write N to a task's fail-nth (0 turns injection off). */
 export function setFailNth(tid: number, n: number): void {
   if (n === 0) counters.delete(tid);

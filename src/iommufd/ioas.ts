@@ -179,21 +179,40 @@ export function mapSource(
   source: PagesSource,
   start: bigint,
   cmd: { flags: number; length: bigint; iova: bigint },
-  account: PinAccount = caller.pinAccount(ctx.accountMode),
+  account?: PinAccount,
   dmabuf?: DmaBufExporter,
 ): bigint {
+  // iopt_alloc_pages asks capable(CAP_IPC_LOCK) as it allocates, but nothing
+  // shows the answer before a page is pinned: it is asked then, or as the map
+  // succeeds, so a map failing its checks reads no credentials. One call sees
+  // one snapshot of them (LiveCredentials), so the answer is the same.
+  let chosen = account;
+  const choose = () => (chosen ??= caller.pinAccount(ctx.accountMode));
   const pages = new IoptPages(
     source,
     start,
     cmd.length,
     (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
-    account,
+    account ?? {
+      charge: (n) => choose().charge(n),
+      uncharge: (n) => choose().uncharge(n),
+      get owner() {
+        return choose().owner;
+      },
+    },
     ctx.host.memory,
     dmabuf,
   );
   const fixed = (cmd.flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
   const slices = [{ pages, offset: 0n, length: cmd.length }];
-  return ioas.iopt.mapPages(slices, cmd.length, fixed ? cmd.iova : undefined, protOf(cmd.flags));
+  const iova = ioas.iopt.mapPages(
+    slices,
+    cmd.length,
+    fixed ? cmd.iova : undefined,
+    protOf(cmd.flags),
+  );
+  pages.account = choose();
+  return iova;
 }
 
 /** IOMMU_IOAS_MAP */
@@ -305,10 +324,16 @@ export function ioasChangeProcess(
   for (const obj of ctx.list()) {
     if (!(obj instanceof Ioas)) continue;
     for (const area of obj.iopt.areas) {
-      if (!area.pages.source.file || area.pages.dmabuf)
+      if (!area.pages.source.file)
         fail(
           'EINVAL',
-          `area at ${hex(area.start)} maps process memory or a dma-buf, not a file`,
+          `area at ${hex(area.start)} maps process memory, not a file`,
+          'iommufd_ioas_change_process',
+        );
+      if (area.pages.dmabuf)
+        fail(
+          'EINVAL',
+          `area at ${hex(area.start)} maps a dma-buf, not a file`,
           'iommufd_ioas_change_process',
         );
       sets.add(area.pages);

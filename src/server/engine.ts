@@ -38,6 +38,7 @@ import {
   argInt,
   encodeI32s,
   encodeNodeStat,
+  encodeWriteback,
   HELLO_KIND,
   MAX_PAYLOAD,
   OP,
@@ -265,23 +266,32 @@ export class Engine {
    * nothing else until the promise settles.
    */
   serve(conn: Connection, req: Request): Response | Promise<Response> {
-    const r = this.attempt(conn, req);
+    const r = this.attempt(conn, req, true);
     if (!(r instanceof RestartCall)) return r;
     // redone from the start, it reads the caller's memory anew
     const again = () => this.serve(conn, { ...req, payload: undefined });
     return r.ready.then(again, again);
   }
 
-  private attempt(conn: Connection, req: Request): Response | RestartCall {
+  private attempt(conn: Connection, req: Request, writeback = false): Response | RestartCall {
     this.depth++;
     try {
-      return this.attemptSettled(conn, req);
+      return this.attemptSettled(conn, req, writeback);
     } finally {
       this.depth--;
     }
   }
 
-  private attemptSettled(conn: Connection, req: Request): Response | RestartCall {
+  /**
+   * One try at `req`. With `writeback` (the socket server, whose client is
+   * the preload library), an IOCTL's copy_to_user may be left to the
+   * library (ProcessMm.deferWrites): the answer's payload then carries it.
+   */
+  private attemptSettled(
+    conn: Connection,
+    req: Request,
+    writeback: boolean,
+  ): Response | RestartCall {
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
     if (this.leases) {
       // unmaps the libraries answered are done before anything else is
@@ -298,18 +308,26 @@ export class Engine {
     // an IOCTL's payload is its argument struct as the library read it (RemoteMm.prefetch)
     const mm = client?.proc.mm;
     if (req.op === OP.IOCTL && req.payload?.length) mm?.prefetch?.(req.args[2] ?? 0n, req.payload);
+    const deferring = writeback && req.op === OP.IOCTL && mm?.deferWrites !== undefined;
+    if (deferring) mm.deferWrites!();
+    let r: Response | RestartCall;
     try {
       const res = asTask(req.tid, () => this.dispatch(conn, req));
       if (client && (flags & REQ_FLAGS.LEASE) !== 0) this.offerLease(client, req, res);
-      return withZaps(res, conn, this.clients);
+      r = withZaps(res, conn, this.clients);
     } catch (e) {
-      if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
-      if (e instanceof RestartCall) return e;
-      return this.bug(e);
+      if (e instanceof Errno) r = withZaps(failure(e.code), conn, this.clients);
+      else if (e instanceof RestartCall) r = e;
+      else r = this.bug(e);
     } finally {
       mm?.prefetch?.();
       this.syncPoll();
     }
+    if (!deferring) return r;
+    // a restarted call is redone from the start: what it wrote is made now
+    if (r instanceof RestartCall) quietly(() => mm.endWrites!(true));
+    else r.payload = encodeWriteback(mm.endWrites!(false));
+    return r;
   }
 
   /**
@@ -356,37 +374,49 @@ export class Engine {
 
   /**
    * Posted records, in order, as their process's own UNMAP_DMAs: 0 or
-   * -errno each. Untraced, plain ones go straight to their container;
-   * traced ones (each gets its line) and any other as the ordinary ioctl.
+   * -errno each. Plain ones go straight to their container (then each gets
+   * its trace line, made as for the ioctl); any other is the ordinary ioctl.
    */
   private performUnmaps(conn: Connection, recs: readonly UnmapRecord[]): number[] {
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
+    if (!client) return recs.map(() => -ERRNO.ESRCH);
+    const { proc } = client;
+    const request = unmapDmaRequest(this.kernel.abi);
     const out: number[] = [];
     while (out.length < recs.length) {
-      const n = !client || client.proc.trace ? 0 : unmapLeasedRun(client.proc, recs, out.length);
-      for (let k = 0; k < n; k++) out.push(0);
-      if (n === 0)
-        out.push(client ? this.performUnmap(client.proc, recs[out.length]!) : -ERRNO.ESRCH);
+      const n = unmapLeasedRun(proc, recs, out.length);
+      for (let k = 0; k < n; k++) {
+        const rec = recs[out.length]!;
+        if (proc.trace)
+          this.asRecord(proc, rec, () => proc.traceIoctl(rec.fd, request, rec.arg, 0));
+        out.push(0);
+      }
+      if (n === 0) out.push(this.performUnmap(proc, recs[out.length]!, request));
     }
     return out;
   }
 
-  /** One posted record as its process's own UNMAP_DMA ioctl: 0 or -errno. */
-  private performUnmap(proc: Process<ProcessMm>, rec: UnmapRecord): number {
+  /** Run `fn` as record `rec`'s task, its struct readable from the record (RemoteMm.prefetch). */
+  private asRecord<T>(proc: Process<ProcessMm>, rec: UnmapRecord, fn: () => T): T {
     const outer = this.tid;
     this.tid = rec.tid;
     proc.mm.prefetch?.(rec.arg, unmapRecordArg(rec));
     try {
-      const r = asTask(rec.tid, () =>
-        proc.ioctl(rec.fd, unmapDmaRequest(this.kernel.abi), rec.arg),
-      );
+      return asTask(rec.tid, fn);
+    } finally {
+      proc.mm.prefetch?.();
+      this.tid = outer;
+    }
+  }
+
+  /** One posted record as its process's own UNMAP_DMA ioctl: 0 or -errno. */
+  private performUnmap(proc: Process<ProcessMm>, rec: UnmapRecord, request: number): number {
+    try {
+      const r = this.asRecord(proc, rec, () => proc.ioctl(rec.fd, request, rec.arg));
       return r < 0 ? -ERRNO[proc.errno ?? 'EIO'] : r;
     } catch (e) {
       this.bug(e);
       return -ERRNO.EIO;
-    } finally {
-      proc.mm.prefetch?.();
-      this.tid = outer;
     }
   }
 

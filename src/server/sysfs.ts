@@ -49,22 +49,11 @@
  * library answers stat of these paths through STAT). The device numbers
  * are the ones in devices.ts.
  */
-import {
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
+import { errnoName } from '../abi/errno.ts';
 import type { Kernel } from '../host/kernel.ts';
+import { treeAddon } from '../host/native.ts';
 import { sriovNumvfs, sriovTotalvfs } from '../host/sriov.ts';
 import { sysfsAttrPaths, vtdUnits } from '../host/sysfs-attrs.ts';
 import type { PciDeviceSpec } from '../host/topology/index.ts';
@@ -105,7 +94,7 @@ const IORESOURCE = {
 /** Write the trees for `kernel` under `root` (which must exist). */
 export function writeFakeTree(kernel: Kernel, root: string): void {
   const w = new TreeWriter(root);
-  const sys = join(root, 'sys');
+  const sys = `${root}/sys`;
   const pci = (bdf: string) =>
     [...kernel.vfioGroups.values()].flatMap((g) => g.devices).find((d) => d.name === bdf)?.pci;
   const sriovByVfio = (pf: string) => {
@@ -118,7 +107,7 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
   for (const { device, spec } of kernel.host.devices.values()) {
     const bdf = spec.bdf;
     const devDir = devDirOf(bdf);
-    const dir = join(sys, devDir);
+    const dir = `${sys}/${devDir}`;
     w.file(dir, 'vendor', `${hex(spec.vendor, 4)}\n`);
     w.file(dir, 'device', `${hex(spec.device, 4)}\n`);
     w.file(dir, 'subsystem_vendor', `${hex(spec.subsystemVendor ?? 0, 4)}\n`);
@@ -137,29 +126,25 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
       spec.physfn && sriovByVfio(spec.physfn) ? 'vfio-pci\n' : '(null)\n',
     );
     w.link(dir, 'subsystem', '../../../bus/pci');
-    w.link(join(sys, 'bus/pci/devices'), bdf, `../../../${devDir}`);
+    w.link(`${sys}/bus/pci/devices`, bdf, `../../../${devDir}`);
     writeSriov(w, kernel, sys, spec);
     // without a VFIO group (no IOMMU, no no-IOMMU mode) vfio-pci does not take the device
     if (!kernel.vfioGroups.has(device.group.id)) continue;
     w.link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
     if (units.has(spec.iommu)) w.link(dir, 'iommu', `../../virtual/iommu/${spec.iommu}`);
     w.link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
-    w.link(join(sys, 'bus/pci/drivers/vfio-pci'), bdf, `../../../../${devDir}`);
-    w.link(
-      join(sys, `kernel/iommu_groups/${device.group.id}/devices`),
-      bdf,
-      `../../../../${devDir}`,
-    );
+    w.link(`${sys}/bus/pci/drivers/vfio-pci`, bdf, `../../../../${devDir}`);
+    w.link(`${sys}/kernel/iommu_groups/${device.group.id}/devices`, bdf, `../../../../${devDir}`);
     const cdev = cdevNode(kernel, bdf);
     const name = vfioCdevName(kernel, bdf);
     if (cdev && name) {
-      w.file(join(dir, 'vfio-dev', name), 'dev', devText(cdev));
-      w.link(join(sys, 'class/vfio-dev'), name, `../../${devDir}/vfio-dev/${name}`);
+      w.file(`${dir}/vfio-dev/${name}`, 'dev', devText(cdev));
+      w.link(`${sys}/class/vfio-dev`, name, `../../${devDir}/vfio-dev/${name}`);
     }
   }
   [...kernel.vfioGroups.values()].forEach((vfioGroup, index) => {
     const group = vfioGroup.iommuGroup;
-    const dir = join(sys, `kernel/iommu_groups/${group.id}`);
+    const dir = `${sys}/kernel/iommu_groups/${group.id}`;
     if (vfioGroup.noiommu) {
       // no IOMMU behind it: no reserved regions, no default domain
       w.file(dir, 'reserved_regions', '');
@@ -176,46 +161,44 @@ export function writeFakeTree(kernel: Kernel, root: string): void {
     }
     const name = vfioGroup.iommuGroupName;
     if (name !== undefined) w.file(dir, 'name', `${name}\n`);
-    w.file(
-      join(sys, `class/vfio/${vfioGroup.nodeName}`),
-      'dev',
-      devText(groupNode(vfioGroup, index)),
-    );
+    w.file(`${sys}/class/vfio/${vfioGroup.nodeName}`, 'dev', devText(groupNode(vfioGroup, index)));
   });
-  w.dir(join(sys, 'bus/pci/drivers/vfio-pci'));
-  w.dir(join(sys, 'class/vfio-dev'));
-  w.file(join(sys, 'class/misc/iommu'), 'dev', `${MISC_MAJOR}:${IOMMU_MINOR}\n`);
-  w.file(join(sys, 'class/misc/vfio'), 'dev', `${MISC_MAJOR}:${VFIO_MINOR}\n`);
+  w.dir(`${sys}/bus/pci/drivers/vfio-pci`);
+  w.dir(`${sys}/class/vfio-dev`);
+  w.file(`${sys}/class/misc/iommu`, 'dev', `${MISC_MAJOR}:${IOMMU_MINOR}\n`);
+  w.file(`${sys}/class/misc/vfio`, 'dev', `${MISC_MAJOR}:${VFIO_MINOR}\n`);
   w.file(
-    join(sys, 'module/vfio/parameters'),
+    `${sys}/module/vfio/parameters`,
     'enable_unsafe_noiommu_mode',
     kernel.personality.vfioNoiommu ? 'Y\n' : 'N\n',
   );
-  w.dir(join(sys, 'module/vfio_pci'));
-  w.dir(join(sys, 'module/iommufd'));
+  w.dir(`${sys}/module/vfio_pci`);
+  w.dir(`${sys}/module/iommufd`);
   // the legacy container's backend modules (no module is loaded for iommufd's compat)
   for (const d of isLegacyContainer(kernel.personality) ? kernel.vfioIommuDrivers : []) {
     const module = LEGACY_BACKEND_MODULES[d.name];
-    if (module) w.dir(join(sys, `module/${module}`));
+    if (module) w.dir(`${sys}/module/${module}`);
   }
-  w.file(join(sys, 'kernel/mm/transparent_hugepage'), 'hpage_pmd_size', `${hpagePmdSize()}\n`);
+  w.file(`${sys}/kernel/mm/transparent_hugepage`, 'hpage_pmd_size', `${hpagePmdSize()}\n`);
   w.file(
-    join(sys, 'module/vfio_pci/parameters'),
+    `${sys}/module/vfio_pci/parameters`,
     'enable_sriov',
     kernel.personality.vfioPciEnableSriov ? 'Y\n' : 'N\n',
   );
   for (const node of charDevices(kernel)) {
-    const path = join(root, node.path);
+    const path = `${root}${node.path}`;
     w.file(dirname(path), basename(path), '');
   }
+  w.flush(); // what is there so far: an engine-generated file may be one of it
   // the files the engine generates: a placeholder in the tree (stat, readdir)
   // and a marker under .engine/ telling the library to ask the engine
   for (const path of sysfsAttrPaths(kernel)) {
-    const at = join(root, path);
+    const at = `${root}${path}`;
     if (!existsSync(at)) w.file(dirname(at), basename(at), '');
-    const marker = join(root, ENGINE_MARKERS, path);
+    const marker = `${root}/${ENGINE_MARKERS}${path}`;
     w.file(dirname(marker), basename(marker), '');
   }
+  w.flush();
 }
 
 /** Where the markers of engine-generated files live under the root (`.engine/sys/...`). */
@@ -231,21 +214,19 @@ export function rewriteFakeTree(kernel: Kernel, root: string): void {
 }
 
 /**
- * Remove `path` and everything under it, if it exists: one readdir per
- * directory, whose entry types say unlink or descend (rmSync's recursive
- * removal stats every entry and tries rmdir on files: twice the calls);
- * whatever this cannot remove is left to rmSync.
+ * Remove `path` and everything under it, if it exists, never following a
+ * link (native/tree.c: one readdir per directory; rmSync's recursive
+ * removal stats every entry and tries rmdir on files).
  */
 export function removeTree(path: string): void {
-  try {
-    for (const e of readdirSync(path, { withFileTypes: true })) {
-      if (e.isDirectory()) removeTree(`${path}/${e.name}`);
-      else unlinkSync(`${path}/${e.name}`);
-    }
-    rmdirSync(path);
-  } catch {
-    rmSync(path, { recursive: true, force: true });
-  }
+  const err = treeAddon().treeRemove(path);
+  if (err) treeError(err, 'remove', path);
+}
+
+/** Throw the error of a failed tree operation, as node:fs would (`code`, `errno`, `path`). */
+function treeError(errno: number, what: string, path: string): never {
+  const code = errnoName(errno) ?? 'EIO';
+  throw Object.assign(new Error(`${code}: cannot ${what} ${path}`), { code, errno, path });
 }
 
 /**
@@ -255,10 +236,10 @@ export function removeTree(path: string): void {
  */
 function writeIommus(w: TreeWriter, kernel: Kernel, sys: string): void {
   for (const { id, cap, ecap } of vtdUnits(kernel)) {
-    const dir = join(sys, `devices/virtual/iommu/${id}`);
-    w.file(join(dir, 'intel-iommu'), 'cap', `${cap.toString(16)}\n`);
-    w.file(join(dir, 'intel-iommu'), 'ecap', `${ecap.toString(16)}\n`);
-    w.link(join(sys, 'class/iommu'), id, `../../devices/virtual/iommu/${id}`);
+    const dir = `${sys}/devices/virtual/iommu/${id}`;
+    w.file(`${dir}/intel-iommu`, 'cap', `${cap.toString(16)}\n`);
+    w.file(`${dir}/intel-iommu`, 'ecap', `${ecap.toString(16)}\n`);
+    w.link(`${sys}/class/iommu`, id, `../../devices/virtual/iommu/${id}`);
   }
 }
 
@@ -269,9 +250,9 @@ function writeIommus(w: TreeWriter, kernel: Kernel, sys: string): void {
  * is a host device (a PF left to a host driver is not in the tree).
  */
 function writeSriov(w: TreeWriter, kernel: Kernel, sys: string, spec: PciDeviceSpec): void {
-  const dir = join(sys, devDirOf(spec.bdf));
+  const dir = `${sys}/${devDirOf(spec.bdf)}`;
   const linkTo = (name: string, bdf: string) =>
-    w.link(dir, name, relative(dir, join(sys, devDirOf(bdf))));
+    w.link(dir, name, relative(dir, `${sys}/${devDirOf(bdf)}`));
   if (spec.sriov !== undefined) {
     w.file(dir, 'sriov_numvfs', `${sriovNumvfs(kernel, spec.bdf)}\n`);
     w.file(dir, 'sriov_totalvfs', `${sriovTotalvfs(kernel, spec.bdf)}\n`);
@@ -299,50 +280,60 @@ function pciRootOf(bdf: string): string {
 }
 
 /**
- * Writes files, links and directories under a root that exists, making each
- * directory once (the trees are some 400 entries: a recursive mkdir per
- * entry was a third of their cost).
+ * Collects the files, links and directories of a tree under a root that
+ * exists, each directory once, and writes them with one addon call
+ * (native/tree.c) at `flush`: through Node's fs, the ~400 entries' cold
+ * wrapper code was most of the tree's cost at every start.
  */
 class TreeWriter {
-  /** Directories known to exist. */
+  /** Directories made or queued. */
   private readonly made = new Set<string>();
+  private kinds = '';
+  private paths: string[] = [];
+  private data: (string | Uint8Array | number | undefined)[] = [];
 
   constructor(root: string) {
     this.made.add(root);
   }
 
-  /** Make `dir` and its missing parents. */
+  /** `dir` and its missing parents. */
   dir(dir: string): void {
     if (this.made.has(dir)) return;
     const parent = dirname(dir);
     if (parent !== dir) this.dir(parent);
-    try {
-      mkdirSync(dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
     this.made.add(dir);
+    this.queue('d', dir, undefined);
   }
 
   file(dir: string, name: string, data: string | Uint8Array): void {
     this.dir(dir);
-    writeFileSync(`${dir}/${name}`, data);
+    this.queue('f', `${dir}/${name}`, data);
   }
 
   link(dir: string, name: string, target: string): void {
     this.dir(dir);
-    symlinkSync(target, `${dir}/${name}`);
+    this.queue('l', `${dir}/${name}`, target);
   }
 
   /** A sparse file of `size` bytes (a BAR's resourceN: what stat shows). */
   sized(dir: string, name: string, size: bigint): void {
     this.dir(dir);
-    const fd = openSync(`${dir}/${name}`, 'w');
-    try {
-      ftruncateSync(fd, Number(size));
-    } finally {
-      closeSync(fd);
-    }
+    this.queue('s', `${dir}/${name}`, Number(size));
+  }
+
+  /** Write what is queued. */
+  flush(): void {
+    const failed = treeAddon().treeWrite(this.kinds, this.paths, this.data);
+    if (failed) treeError(failed[1], 'write', this.paths[failed[0]]!);
+    this.kinds = '';
+    this.paths = [];
+    this.data = [];
+  }
+
+  private queue(kind: string, path: string, data: string | Uint8Array | number | undefined) {
+    this.kinds += kind;
+    this.paths.push(path);
+    this.data.push(data);
   }
 }
 

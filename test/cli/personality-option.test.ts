@@ -15,6 +15,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   vfioPciEnableSriov: 'true',
   vfioPciDmabuf: 'true',
   vfioCdevFlags: 'false',
+  vfioBindStructCopy: 'false',
   spaprAttachRules: 'pre-6.4',
   spaprDetachClearsTces: 'false',
   spaprUnregisterMapped: 'EBUSY',

@@ -27,6 +27,8 @@ import { NOIOMMU_HOST, RAW_NIC } from '../vfio/noiommu-host.ts';
 import { IPR, SpaprClient } from '../vfio/spapr-client.ts';
 import { HOST_VF, PF, PLAIN, SRIOV_HOST, VF0 } from '../vfio/sriov-host.ts';
 import {
+  ACTION_TRIGGER,
+  DATA_NONE,
   type Dev,
   MAP_SHARED,
   onDevice,
@@ -34,6 +36,7 @@ import {
   pin,
   type Row,
   scratch,
+  setIrqs,
   traced,
   V2,
 } from './reasons-support.ts';
@@ -429,3 +432,13 @@ const deviceRows: Row[] = [
 ];
 
 pin('vfio-device.md (VF tokens, no-IOMMU, region reads, mapped BARs)', deviceRows);
+
+pin('vfio-device.md (SET_IRQS header)', [
+  [
+    'SET_IRQS of an index past the last',
+    onDevice((d) => setIrqs(d, DATA_NONE | ACTION_TRIGGER, 5)),
+    'EINVAL',
+    'short argsz, index past the last, start + count wraps, or unknown flags',
+    'vfio_set_irqs_validate_and_prepare',
+  ],
+]);

@@ -2,8 +2,8 @@
  * The reasons of the IOMMU drivers' attach rules (src/drivers/): a VT-d
  * device attached through its cdev to a paging HWPT that another VT-d unit
  * allocated, where paging_domain_compatible_second_stage() refuses it or
- * the model keeps the domain on its own unit, and to a HWPT of another
- * driver (the selftest mock).
+ * the model keeps the domain on its own unit, and a VT-d device or a POWER
+ * PE attached to a HWPT of another driver (the selftest mock).
  */
 import assert from 'node:assert/strict';
 import type { IommufdCmdName } from '../../src/abi/iommufd.ts';
@@ -17,6 +17,7 @@ import { VfioDeviceAttachIommufdPt, vfioIoctlNumber } from '../../src/abi/vfio.t
 import type { KernelOptions } from '../../src/host/kernel.ts';
 import type { Process } from '../../src/host/process.ts';
 import { VfioClient } from '../vfio/client.ts';
+import { IPR, NVME as PNV_NVME } from '../vfio/spapr-client.ts';
 import { I210, i210, NVME, pin, type Row, traced } from './reasons-support.ts';
 
 const SZ_2M = 1n << 21n;
@@ -30,13 +31,15 @@ function ok(c: VfioClient, fd: number, name: IommufdCmdName, value: Record<strin
 }
 
 /**
- * On a host of `opts`: NVMe (dmar0) and the I210 bound to one iommufd
- * through their cdevs, `hwpt(c, iommufd, nvmeId, ioas)` gives a HWPT id,
- * and the I210 is attached to it.
+ * On a host of `opts`: `first` (NVMe on dmar0 by default) and `second` (the
+ * I210) bound to one iommufd through their cdevs,
+ * `hwpt(c, iommufd, firstId, ioas)` gives a HWPT id, and `second` is
+ * attached to it.
  */
 function attachI210(
   opts: KernelOptions,
   hwpt: (c: VfioClient, iommufd: number, nvme: number, ioas: number) => number,
+  [first, second] = [NVME, I210],
 ): () => Process {
   return () => {
     const c = traced(new VfioClient(opts));
@@ -47,8 +50,8 @@ function attachI210(
       assert.equal(r.ret, 0);
       return { fd, devid: r.devid };
     };
-    const nvme = bind(NVME);
-    const dev = bind(I210);
+    const nvme = bind(first);
+    const dev = bind(second);
     const ioas = ok(c, iommufd, 'IOMMU_IOAS_ALLOC', {}).out_ioas_id!;
     const pt = hwpt(c, iommufd, nvme.devid, ioas);
     c.proc.call(
@@ -66,6 +69,18 @@ const paging =
   (flags = 0) =>
   (c: VfioClient, iommufd: number, nvme: number, ioas: number) =>
     ok(c, iommufd, 'IOMMU_HWPT_ALLOC', { dev_id: nvme, pt_id: ioas, flags }).out_hwpt_id!;
+
+/** A HWPT of the selftest mock (IOMMU_TEST_CMD MOCK_DOMAIN) on the IOAS. */
+function mockHwpt(c: VfioClient, iommufd: number, _dev: number, ioas: number): number {
+  const cmd = iommuTestCmdNumber(c.kernel.abi);
+  const r = c.proc.call(iommufd, cmd, IommuTestCmdMockDomain, {
+    size: IommuTestCmdMockDomain.size,
+    op: IOMMU_TEST_OP.MOCK_DOMAIN,
+    id: ioas,
+  });
+  assert.equal(r.ret, 0);
+  return r.out.out_hwpt_id;
+}
 
 const driverRows: Row[] = [
   [
@@ -101,20 +116,18 @@ const driverRows: Row[] = [
   ],
   [
     'a VT-d device on a selftest mock domain',
-    attachI210({}, (c, iommufd, _nvme, ioas) => {
-      const cmd = iommuTestCmdNumber(c.kernel.abi);
-      const r = c.proc.call(iommufd, cmd, IommuTestCmdMockDomain, {
-        size: IommuTestCmdMockDomain.size,
-        op: IOMMU_TEST_OP.MOCK_DOMAIN,
-        id: ioas,
-      });
-      assert.equal(r.ret, 0);
-      return r.out.out_hwpt_id;
-    }),
+    attachI210({}, mockHwpt),
     'EINVAL',
     'domain belongs to another IOMMU driver',
     '__iommu_attach_group',
   ],
+  [
+    'a POWER PE on a selftest mock domain',
+    attachI210({ host: 'powernv' }, mockHwpt, [PNV_NVME, IPR]),
+    'EINVAL',
+    'domain belongs to another IOMMU',
+    '__iommu_attach_group',
+  ],
 ];
 
-pin('iommu drivers (VT-d attach compatibility)', driverRows);
+pin('iommu drivers (attach compatibility)', driverRows);

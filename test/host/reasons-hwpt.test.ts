@@ -13,11 +13,14 @@ import {
   iommufdCmdNumber,
 } from '../../src/abi/iommufd.ts';
 import { MOCK_FLAGS_DEVICE } from '../../src/abi/iommufd-test.ts';
+import { encodeSpaprWindows, IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS } from '../../src/abi/uiommu.ts';
 import {
   VFIO_DEVICE_PT_FLAG,
   VfioDeviceAttachIommufdPt,
   vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
+import { SpaprIommu } from '../../src/drivers/spapr/driver.ts';
+import { IommufdDevice } from '../../src/iommufd/device.ts';
 import { selftestCmd } from '../../src/iommufd/selftest.ts';
 import { hwptAlloc, mockDomain, nestedAlloc, tc } from '../iommufd/mock.ts';
 import { PAGE } from '../iommufd/util.ts';
@@ -119,6 +122,31 @@ const rows: Row[] = [
     'EOPNOTSUPP',
     'the driver takes no data_type for a paging domain',
     'iommufd_hwpt_paging_alloc',
+  ],
+  [
+    'a SPAPR-windows HWPT whose TCE pages exceed PAGE_SIZE (powernv, 2 MiB TCEs, 64 KiB pages)',
+    () => {
+      const f = traced(setup({ host: 'powernv' }));
+      const pe = [...f.kernel.host.devices.values()].find(
+        (d) => d.device.driver instanceof SpaprIommu && d.device.group.devices.length === 1,
+      );
+      const idev = IommufdDevice.bind(f.ctx, pe!.device);
+      const window = { slot: 1, start: 1n << 59n, size: 1n << 32n, page_shift: 21, levels: 1 };
+      const data = encodeSpaprWindows({ num_windows: 1, windows: [window] });
+      const buf = f.mem(PAGE);
+      f.proc.mm.write(buf, data);
+      f.call('IOMMU_HWPT_ALLOC', {
+        dev_id: idev.id,
+        pt_id: f.ioas(),
+        data_type: IOMMU_HWPT_DATA_UIOMMU_SPAPR_WINDOWS,
+        data_len: data.length,
+        data_uptr: buf,
+      });
+      return f.proc;
+    },
+    'EINVAL',
+    "the domain's smallest page 0x200000 exceeds PAGE_SIZE",
+    'iopt_table_add_domain',
   ],
   [
     'nested HWPT_ALLOC with an unknown flag',

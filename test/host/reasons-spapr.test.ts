@@ -104,3 +104,30 @@ const spaprRows: Row[] = [
 ];
 
 pin('spapr-tce.md (attach before 6.4, window slots, pre-registration)', spaprRows);
+
+/** `act` on a traced pSeries v2 container (group 1, CAP_IPC_LOCK: no table charge refuses first). */
+const onPseries = (act: (c: SpaprClient) => unknown) => onSpapr(act, V2, { host: 'pseries' });
+
+pin('spapr-tce.md (pSeries create_table rules)', [
+  [
+    'TCE_CREATE of a two-level table on a pSeries PE',
+    onPseries((c) => c.create(16, GIB, 2)),
+    'EINVAL',
+    'pSeries TCE tables have one level',
+    'spapr_tce_create_table',
+  ],
+  [
+    'TCE_CREATE of a pSeries window whose size is not a power of two',
+    onPseries((c) => c.create(16, GIB + K64)),
+    'EINVAL',
+    'window size is not a power of two',
+    'spapr_tce_create_table',
+  ],
+  [
+    'TCE_CREATE of a pSeries window smaller than its TCE page (model rule)',
+    onPseries((c) => c.create(24, 2n * MIB)),
+    'EINVAL',
+    'window smaller than one TCE page',
+    'spapr_tce_create_table',
+  ],
+]);

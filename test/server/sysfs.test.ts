@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Kernel } from '../../src/host/kernel.ts';
+import { treeAddon } from '../../src/host/native.ts';
 import { PRESETS } from '../../src/host/topology/index.ts';
 import {
   charDeviceAt,
@@ -216,6 +217,35 @@ describe('fake tree for every preset', () => {
   }
 });
 
+describe('the tree writer (native/tree.c)', () => {
+  it('writes each kind of entry, and names the path and errno of a failure', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'uiommu-tree-'));
+    try {
+      const tree = treeAddon();
+      const ok = tree.treeWrite(
+        'dfsld',
+        [`${dir}/a`, `${dir}/a/text`, `${dir}/a/sparse`, `${dir}/a/link`, `${dir}/a`],
+        [undefined, 'h\u00e9\n', 1 << 20, 'text', undefined],
+      );
+      assert.equal(ok, undefined);
+      assert.equal(readFileSync(join(dir, 'a/text'), 'utf8'), 'h\u00e9\n');
+      assert.equal(lstatSync(join(dir, 'a/sparse')).size, 1 << 20);
+      assert.equal(readlinkSync(join(dir, 'a/link')), 'text');
+      tree.treeWrite('f', [`${dir}/a/bytes`], [Uint8Array.of(0, 1, 255)]);
+      assert.deepEqual([...readFileSync(join(dir, 'a/bytes'))], [0, 1, 255]);
+      assert.deepEqual(
+        tree.treeWrite('ff', [`${dir}/a/ok`, `${dir}/missing/x`], ['1', '2']),
+        [1, 2], // the second entry, ENOENT
+      );
+      assert.equal(readFileSync(join(dir, 'a/ok'), 'utf8'), '1', 'entries before the failure stay');
+      assert.throws(() => tree.treeWrite('x', [`${dir}/a/y`], ['']), TypeError);
+      assert.throws(() => tree.treeWrite('ff', [`${dir}/a/y`], ['']), TypeError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('removeTree', () => {
   it('removes a written tree with a socket and what a program added, never what its links point to', async () => {
     const outside = mkdtempSync(join(tmpdir(), 'uiommu-outside-'));
@@ -235,6 +265,7 @@ describe('removeTree', () => {
       assert.equal(readFileSync(join(outside, 'keep'), 'utf8'), 'x');
       server.close();
       removeTree(dir); // gone already: nothing to do, no error
+      assert.throws(() => removeTree(join(outside, 'keep', 'x')), { code: 'ENOTDIR' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
       rmSync(outside, { recursive: true, force: true });

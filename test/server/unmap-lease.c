@@ -8,6 +8,7 @@
  *   unmap-lease threads        two threads unmapping at once
  *   unmap-lease scribble       garbage in the ring; the answers stay the kernel's
  *   unmap-lease kill           a child killed mid-storm releases its group
+ *   unmap-lease failnth        fail-nth armed: an unmap cutting a mapping passes no injection point
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -239,6 +240,37 @@ static void scribble(void)
 	bystander();
 }
 
+/* This thread's fail-nth file, opened for writing or reading. */
+static int fail_nth(int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/fail-nth", (int)gettid());
+	return open_or_die(path, flags);
+}
+
+static void failnth(void)
+{
+	char buf[16] = { 0 };
+	int fd;
+
+	expect(unmap(0, PAGE), 0, "first unmap (asks for the lease)");
+	fd = fail_nth(O_WRONLY);
+	CHECK(write(fd, "1", 1) == 1, "arm fail-nth");
+	close(fd);
+	/* the kernel's tce_iommu_clear allocates nothing: no point to fail at */
+	expect(unmap(8 * PAGE, PAGE), 0, "unmap cutting the mapping, fail-nth armed");
+	expect(unmap(16 * PAGE, 2 * PAGE), 0, "another");
+	fd = fail_nth(O_RDONLY);
+	CHECK(read(fd, buf, sizeof(buf) - 1) > 0, "read fail-nth");
+	close(fd);
+	expect(atoi(buf), 1, "fail-nth still armed (nothing consumed it)");
+	fd = fail_nth(O_WRONLY);
+	CHECK(write(fd, "0", 1) == 1, "disarm fail-nth");
+	close(fd);
+	expect(unmap(24 * PAGE, PAGE), 0, "unmap after");
+}
+
 static void kill_mid_storm(void)
 {
 	pid_t pid = fork();
@@ -310,6 +342,8 @@ int main(int argc, char **argv)
 		expect(map(RAM_ADDR, 0, RAM_LEN), 0, "MAP after");
 	} else if (!strcmp(mode, "scribble")) {
 		scribble();
+	} else if (!strcmp(mode, "failnth")) {
+		failnth();
 	} else {
 		die("mode?");
 	}

@@ -89,6 +89,10 @@ test('garbage on the ring is dropped or answered as the kernel; the lease ends; 
   runCProgram(dir, 'unmap-lease', POWERNV, 13, ['scribble']);
 });
 
+test('an unmap cutting a mapping while fail-nth is armed passes no injection point, as tce_iommu_clear', () => {
+  runCProgram(dir, 'unmap-lease', POWERNV, 5, ['failnth']);
+});
+
 test('a client killed mid-storm releases its group and container', () => {
   runCProgram(dir, 'unmap-lease', POWERNV, 3, ['kill']);
 });

@@ -174,7 +174,7 @@ describe('VFIO_DEVICE_FEATURE_DMA_BUF', () => {
     assert.equal(map(), 'ENODEV', 'the device was closed');
   });
 
-  it('a move takes the mappings away for good: decode off, RESET, close', () => {
+  it('a move takes the mappings away for good: decode off, RESET, FLR, close', () => {
     // the nvme function: PCI Express, so it has a reset method (edu has none)
     const { c, dev, decode, feature } = rig('0000:00:05.0');
     const fd = feature({}, [[0n, 4n * PAGE]]).ret;
@@ -207,6 +207,13 @@ describe('VFIO_DEVICE_FEATURE_DMA_BUF', () => {
     assert.equal(d2.iovaToPhys(b), base, 'a new mapping works');
     assert.equal(c.ioctl(dev, 'VFIO_DEVICE_RESET').errno, undefined);
     assert.equal(d2.iovaToPhys(b), undefined, 'RESET unmaps it');
+    // an FLR through the PCI Express capability's Device Control (Initiate FLR, bit 15)
+    const flr = map();
+    assert.equal(d2.iovaToPhys(flr), base);
+    const pcie = c.kernel.vfioGroups.get(4)!.devices[0]!.pci.config.caps.get(0x10)!;
+    const ctl = c.proc.scratch(Uint8Array.of(0x80));
+    assert.equal(c.proc.pwrite(dev, ctl, 1, CONFIG + BigInt(pcie + 9)), 1);
+    assert.equal(d2.iovaToPhys(flr), undefined, 'an FLR unmaps it');
     const unmap = f.call('IOMMU_IOAS_UNMAP', { ioas_id: ioas, iova: a, length: PAGE });
     assert.equal(unmap.out.length, PAGE, 'the revoked area is still there to unmap');
     const d = map();

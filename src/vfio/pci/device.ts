@@ -122,7 +122,9 @@ export class VfioPciDevice {
   closes = 0;
   /**
    * The function's exported dma-bufs, told of each vfio_pci_dma_buf_move():
-   * Memory decode turned off, a function or bus reset, the last close.
+   * Memory decode turned off, a function or bus reset (RESET, an FLR
+   * through config space, a hot reset), the last close. (Entering D3hot
+   * moves them too in Linux: not modelled, as D3 does not turn decode off here.)
    */
   readonly dmabufMoves = new DmaBufAttachments();
   /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
@@ -144,7 +146,10 @@ export class VfioPciDevice {
       msiEnabled: this.irqs.type === 'msi',
       msiQmax: this.irqs.msiQmax,
     });
-    this.config.onFlr = () => this.resetInternals();
+    this.config.onFlr = () => {
+      this.dmabufMoves.invalidate();
+      this.resetInternals();
+    };
     this.config.onIntxDisable = (disabled) => this.irqs.setIntxDisable(disabled);
     this.config.intxLine = () => this.irqs.intxLine;
     for (const b of spec.bars) this.barMemory.set(b.index, new BarMemory(b.size));

@@ -33,7 +33,7 @@ import {
   vfioIoctl,
   vfioNrOf,
 } from '../../abi/vfio.ts';
-import { faultPoint } from '../../iommu/fault-inject.ts';
+import { faultPoint, withoutInjection } from '../../iommu/fault-inject.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
@@ -594,7 +594,8 @@ export class VfioSpaprTce implements VfioIommuBackend {
    * Clear every TCE in `[start, last]`: areas inside go; an area cut by the
    * range is replaced by its surviving pieces (same pages; they stay
    * pinned by the registration, so re-mapping them cannot fail for lack
-   * of pages).
+   * of pages). No fault injection point: tce_iommu_clear() only clears
+   * TCEs, it allocates nothing.
    */
   private clearRange(start: bigint, last: bigint): void {
     for (;;) {
@@ -606,11 +607,13 @@ export class VfioSpaprTce implements VfioIommuBackend {
       const keep = (s: bigint, l: bigint) => {
         if (s > l) return;
         const len = l - s + 1n;
-        this.iopt.mapPages(
-          [{ pages, offset: pagesOffset + (s - aStart), length: len }],
-          len,
-          s,
-          prot,
+        withoutInjection(() =>
+          this.iopt.mapPages(
+            [{ pages, offset: pagesOffset + (s - aStart), length: len }],
+            len,
+            s,
+            prot,
+          ),
         );
       };
       keep(aStart, start - 1n);
