@@ -79,13 +79,17 @@ export function benchRoundTrips(calls = 20000): RoundTrip[] | string {
   return out;
 }
 
-/** Seconds for `count` UNMAP_DMA (timed inside the program), or why not. */
-export function benchUnmapStorm(count = 262144): number | string {
+/**
+ * Seconds for `count` UNMAP_DMA (timed inside the program), or why not;
+ * `leases` false runs them with the library's unmap leases off
+ * (UIOMMU_UNMAP_LEASE=0: every call a round trip).
+ */
+export function benchUnmapStorm(count = 262144, leases = true): number | string {
   if (!existsSync(UNMAP)) return 'native/build/bench/spapr-unmap missing (make -C native)';
   const text = execFileSync(
     process.execPath,
     [UIOMMU, 'run', '--host', 'powernv', '--', UNMAP, String(count)],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', env: { ...process.env, UIOMMU_UNMAP_LEASE: leases ? '1' : '0' } },
   );
   const ns = Number(/^unmap_total_ns (\d+)$/m.exec(text)?.[1]);
   return ns / 1e9;

@@ -8,14 +8,15 @@
 // stale or rejected, the script runs compiled from source and the cache is
 // written at exit (so it holds what the run compiled), atomically by rename;
 // any failure to read or write it only costs the speed-up.
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { Script } from 'node:vm';
+'use strict';
+const { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { homedir } = require('node:os');
+const { dirname, join } = require('node:path');
+const { Script } = require('node:vm');
 
-/** The cache directory: $UIOMMU_CACHE/code-cache, default ~/.cache/uiommu/code-cache. */
-export function codeCacheDir() {
+/** The cache directory: $UIOMMU_CACHE/code-cache, default ~/.cache/uiommu/code-cache; may throw (no home). */
+function codeCacheDir() {
   return join(process.env.UIOMMU_CACHE || join(homedir(), '.cache/uiommu'), 'code-cache');
 }
 
@@ -48,21 +49,27 @@ function readCache(path, id) {
 /**
  * Run the CommonJS script `file` (absolute path) as a module would run:
  * with its own `require`, `module`, `exports`, `__filename` and `__dirname`.
- * Returns the cache file's path (where it is or would be written).
+ * `cacheDir` is codeCacheDir() unless given; when it cannot be named (no
+ * home directory) the script runs without a cache.
  */
-export function runCached(file, cacheDir = codeCacheDir()) {
+function runCached(file, cacheDir) {
   const source = readFileSync(file, 'utf8');
   const id = identity(file);
-  const cachePath = join(cacheDir, `${fnv1a(file)}.v8`);
-  const cachedData = readCache(cachePath, id);
+  let cachePath;
+  try {
+    cachePath = join(cacheDir ?? codeCacheDir(), `${fnv1a(file)}.v8`);
+  } catch {
+    cachePath = undefined;
+  }
+  const cachedData = cachePath && readCache(cachePath, id);
   const script = new Script(
     `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
     { filename: file, ...(cachedData ? { cachedData } : {}) },
   );
-  if (!cachedData || script.cachedDataRejected) {
+  if (cachePath && (!cachedData || script.cachedDataRejected)) {
     process.once('exit', () => {
       try {
-        mkdirSync(cacheDir, { recursive: true });
+        mkdirSync(dirname(cachePath), { recursive: true });
         const tmp = `${cachePath}.${process.pid}`;
         writeFileSync(tmp, Buffer.concat([Buffer.from(id, 'latin1'), script.createCachedData()]));
         renameSync(tmp, cachePath);
@@ -73,5 +80,6 @@ export function runCached(file, cacheDir = codeCacheDir()) {
   }
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
-  return cachePath;
 }
+
+module.exports = { runCached };

@@ -67,7 +67,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "lease-ring.h"
 #include "transport.h"
+#include "tree.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -935,6 +937,8 @@ static napi_value init(napi_env env, napi_value exports)
 		napi_set_named_property(env, exports, fns[i].name, f);
 	}
 	transport_init(env, exports);
+	lease_ring_init(env, exports);
+	tree_init(env, exports);
 	return exports;
 }
 

@@ -34,6 +34,7 @@ enum uiommu_op {
 	UIOMMU_OP_MREMAP = 32,
 	UIOMMU_OP_MMIO = 33,
 	UIOMMU_OP_MMIO_FAULT = 34,
+	UIOMMU_OP_SYNC = 35,
 };
 
 /* HELLO a0: who is saying hello. */
@@ -47,6 +48,8 @@ enum uiommu_hello_kind {
 #define UIOMMU_REQ_MM_TRACKED 1
 /* ... and there was one since this connection's previous request. */
 #define UIOMMU_REQ_MM_CHANGED 2
+/* An UNMAP_DMA IOCTL asking for an unmap lease on its fd (a4: the ring's memfd or -1). */
+#define UIOMMU_REQ_LEASE 4
 
 /* A request: this header, then `len` payload bytes. */
 struct uiommu_req {
@@ -87,6 +90,24 @@ struct uiommu_stat {
 /* Most bytes of an ioctl's argument struct an IOCTL request carries. */
 #define UIOMMU_IOCTL_ARG_MAX 512
 
+/*
+ * An IOCTL answer's payload: the engine's writes into the caller's memory
+ * that the library makes (in order): this header, `nr` entries, then the
+ * `bytes` written, back to back. At most UIOMMU_WRITEBACK_MAX_NR writes of
+ * UIOMMU_WRITEBACK_MAX_BYTES in all.
+ */
+struct uiommu_writeback {
+	uint32_t nr;
+	uint32_t bytes;
+	struct {
+		uint64_t addr;
+		uint64_t len;
+	} w[];
+};
+
+#define UIOMMU_WRITEBACK_MAX_NR 8
+#define UIOMMU_WRITEBACK_MAX_BYTES 1024
+
 /* Largest payload either side sends (a PROC_STATUS answer is at most this). */
 #define UIOMMU_MAX_PAYLOAD (1 << 16)
 
@@ -95,6 +116,8 @@ struct uiommu_stat {
 #define UIOMMU_ENV_ROOT "UIOMMU_ROOT"
 /* The host page size programs see (a host's `pageSize`); unset: the machine's. */
 #define UIOMMU_ENV_PAGE_SIZE "UIOMMU_PAGE_SIZE"
+/* "0": the library never asks for unmap leases (every UNMAP_DMA is a request). */
+#define UIOMMU_ENV_UNMAP_LEASE "UIOMMU_UNMAP_LEASE"
 /* Set by the library's exec wrappers to the pid that called exec. */
 #define UIOMMU_ENV_EXEC "UIOMMU_EXEC"
 
@@ -104,6 +127,60 @@ struct uiommu_stat {
  * moves to the lowest free fd at or above this.
  */
 #define UIOMMU_SOCK_FD_MIN 900
+
+/*
+ * The unmap ring (docs/engine-protocol.md, *Unmap leases*): a sealed memfd of
+ * UIOMMU_LEASE_BYTES the library shares with the engine. Page 0 is the
+ * header, the records follow. The engine writes gen, valid_gen, leases[]
+ * and head; the library writes tail and the records' first fields.
+ */
+#define UIOMMU_LEASE_MAGIC 0x75756c31u /* "1luu" */
+#define UIOMMU_LEASE_FDS 4
+#define UIOMMU_LEASE_RECS 4096
+#define UIOMMU_LEASE_HEAD_BYTES 4096
+#define UIOMMU_LEASE_BYTES (UIOMMU_LEASE_HEAD_BYTES + UIOMMU_LEASE_RECS * 64)
+
+/* One leased container fd: its SPAPR windows (page shift, first and last bus address). */
+struct uiommu_lease_fd {
+	int32_t fd;
+	uint32_t nwin;
+	uint32_t shift[2];
+	uint64_t start[2];
+	uint64_t last[2];
+};
+
+struct uiommu_lease_head {
+	uint32_t magic; /* library: UIOMMU_LEASE_MAGIC */
+	uint32_t gen; /* engine: bumped at every grant and revocation; 0 until it mapped the ring */
+	uint32_t valid_gen; /* engine: leases[] hold while gen equals this */
+	uint32_t nfd;	    /* engine: entries of leases[] in use */
+	struct uiommu_lease_fd leases[UIOMMU_LEASE_FDS];
+	uint64_t head __attribute__((aligned(64))); /* engine: records done */
+	uint64_t tail __attribute__((aligned(64))); /* library: records posted */
+};
+
+/* Record states (written by the engine, 0 by the library). */
+#define UIOMMU_REC_POSTED 0
+#define UIOMMU_REC_DONE 1
+#define UIOMMU_REC_DROPPED 2
+
+/* One posted VFIO_IOMMU_UNMAP_DMA: the struct as the program passed it. */
+struct uiommu_unmap_rec {
+	uint64_t arg;
+	uint64_t iova;
+	uint64_t size;
+	uint32_t argsz;
+	uint32_t flags;
+	int32_t fd;
+	int32_t tid;
+	uint32_t gen;	/* the lease generation it was posted under */
+	uint32_t state; /* engine: UIOMMU_REC_* */
+	int32_t result; /* engine: 0 or -errno (state DONE) */
+	uint32_t reserved[3];
+};
+
+_Static_assert(sizeof(struct uiommu_unmap_rec) == 64, "unmap record is 64 bytes");
+_Static_assert(sizeof(struct uiommu_lease_head) <= UIOMMU_LEASE_HEAD_BYTES, "lease header fits");
 
 _Static_assert(sizeof(struct uiommu_req) == 64, "request header is 64 bytes");
 _Static_assert(sizeof(struct uiommu_resp) == 24, "response header is 24 bytes");

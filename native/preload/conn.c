@@ -5,6 +5,12 @@
  */
 #include "preload.h"
 
+/*
+ * Sends a frame: 0, -1 when the connection is gone, or -2 when the payload
+ * (the program's memory) could not be read and nothing was sent (EFAULT:
+ * a frame this small is copied into one buffer of the socket, whole or not
+ * at all).
+ */
 static int send_all(const void *head, size_t headlen, const void *payload, size_t len)
 {
 	struct iovec iov[2] = {
@@ -18,6 +24,8 @@ static int send_all(const void *head, size_t headlen, const void *payload, size_
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EFAULT && msg.msg_iov == iov && iov[0].iov_base == head)
+			return -2;
 		if (n <= 0)
 			return -1;
 		while (msg.msg_iovlen && (size_t)n >= msg.msg_iov->iov_len) {
@@ -103,21 +111,57 @@ static int conn_ready(pid_t me)
 }
 
 /*
+ * Receives an answer: its header into `rs` and up to `cap` payload bytes
+ * into `out` (the rest is discarded), usually in one recvmsg. Only one
+ * answer is ever in flight, so reading ahead takes nothing of another.
+ */
+static int recv_answer(struct uiommu_resp *rs, void *out, size_t cap)
+{
+	struct iovec iov[2] = {
+		{ .iov_base = rs, .iov_len = sizeof(*rs) },
+		{ .iov_base = out, .iov_len = cap },
+	};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = out && cap ? 2 : 1 };
+	size_t got = 0, take;
+
+	while (got < sizeof(*rs)) {
+		ssize_t n = syscall(SYS_recvmsg, g_sock, &msg, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += n;
+		if (got < sizeof(*rs)) {
+			iov[0].iov_base = (char *)rs + got;
+			iov[0].iov_len = sizeof(*rs) - got;
+		}
+	}
+	got -= sizeof(*rs);
+	take = rs->len < cap ? rs->len : cap;
+	if (got > take)
+		return -1; /* more than the answer announced: the stream is broken */
+	return recv_all(out ? (char *)out + got : NULL, take - got) ||
+	       recv_all(NULL, rs->len - take);
+}
+
+/*
  * One request/response exchange (caller holds the lock). Up to `cap` payload
  * bytes land in `out`, the rest is discarded. Returns -1 when the connection
- * is gone. errno is preserved.
+ * is gone, -2 when `payload` could not be read (nothing was sent). errno is
+ * preserved.
  */
 static int call_raw(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs,
 		    void *out, size_t cap)
 {
-	int saved = errno;
-	size_t take;
+	int saved = errno, sent;
 
 	rq->len = len;
-	if (send_all(rq, sizeof(*rq), payload, len) || recv_all(rs, sizeof(*rs)))
-		goto lost;
-	take = rs->len < cap ? rs->len : cap;
-	if (recv_all(out, take) || recv_all(NULL, rs->len - take))
+	sent = send_all(rq, sizeof(*rq), payload, len);
+	errno = saved;
+	if (sent == -2)
+		return -2;
+	if (sent || recv_answer(rs, out, cap))
 		goto lost;
 	bar_zaps_seen(rs->reserved);
 	errno = saved;
@@ -131,13 +175,13 @@ lost:
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap)
 {
-	pid_t me = getpid();
+	pid_t me = rq->pid ? rq->pid : getpid();
 
 	if (!conn_ready(me))
 		return -1;
 	rq->pid = me;
 	rq->tid = thread_id(me);
-	rq->flags = UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
+	rq->flags |= UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 

@@ -18,7 +18,7 @@ static int creates_file(unsigned long request)
 
 /* Bytes of an ioctl's argument sent with the request (UIOMMU_IOCTL_ARG_MAX). */
 #define ARG_MAX UIOMMU_IOCTL_ARG_MAX
-/* No page is smaller: a read up to this boundary stays in the page of its first byte. */
+/* No page is smaller: the bytes up to this boundary are in the page of the first. */
 #define MIN_PAGE 4096u
 
 size_t read_own(void *dst, uintptr_t src, size_t len)
@@ -31,29 +31,55 @@ size_t read_own(void *dst, uintptr_t src, size_t len)
 }
 
 /*
- * The argument struct as the engine would first read it, so that it need not
- * read our memory for it (docs/engine-protocol.md, IOCTL): as many bytes as
- * the struct's leading u32 (`size`/`argsz`) says, at least 4 and at most
- * ARG_MAX, read up to the end of arg's page first and past it only when
- * that size asks for more. An unreadable argument (or a plain integer)
- * sends nothing; the engine reads what it lacks itself, so this is a cache,
- * never the authority.
+ * The bytes at `arg` sent with the request, so that the engine need not read
+ * our memory for them (docs/engine-protocol.md, IOCTL): the rest of arg's
+ * page, at most ARG_MAX. They go from the program's memory straight into
+ * the socket; the kernel reads them without faulting, and when it cannot
+ * (an unreadable page, or a plain integer for an argument) the request is
+ * sent without them.
  */
-static size_t arg_bytes(uintptr_t arg, uint8_t *buf)
+static size_t arg_span(uintptr_t arg)
 {
-	size_t in_page = MIN_PAGE - (arg & (MIN_PAGE - 1)), got, want;
-	uint32_t size;
+	size_t in_page = MIN_PAGE - (arg & (MIN_PAGE - 1));
 
-	if (!arg)
+	return !arg ? 0 : in_page < ARG_MAX ? in_page : ARG_MAX;
+}
+
+/* An IOCTL answer's payload, as large as the engine sends it. */
+union writeback_buf {
+	struct uiommu_writeback head;
+	uint8_t bytes[sizeof(struct uiommu_writeback) + UIOMMU_WRITEBACK_MAX_NR * 16 +
+		      UIOMMU_WRITEBACK_MAX_BYTES];
+};
+
+/*
+ * Makes the writes an IOCTL answer carries (`len` payload bytes in `wb`)
+ * into this process's memory, in order, with one process_vm_writev of
+ * itself: a page that cannot be written fails it as copy_to_user would
+ * (the bytes before it are written). 0, or -1 when not all were made.
+ */
+static int write_back(pid_t me, const union writeback_buf *wb, uint32_t len)
+{
+	struct iovec local[UIOMMU_WRITEBACK_MAX_NR], remote[UIOMMU_WRITEBACK_MAX_NR];
+	uint32_t nr = wb->head.nr, i;
+	size_t at = sizeof(wb->head) + (size_t)nr * sizeof(wb->head.w[0]), total = 0;
+
+	if (!len)
 		return 0;
-	got = read_own(buf, arg, in_page < ARG_MAX ? in_page : ARG_MAX);
-	if (got < sizeof(size))
-		return 0;
-	memcpy(&size, buf, sizeof(size));
-	want = size < sizeof(size) ? sizeof(size) : size < ARG_MAX ? size : ARG_MAX;
-	if (got == in_page && want > got)
-		got += read_own(buf + got, arg + got, want - got);
-	return got < want ? got : want;
+	if (len > sizeof(*wb) || len < sizeof(wb->head) || nr > UIOMMU_WRITEBACK_MAX_NR || at > len)
+		return -1;
+	for (i = 0; i < nr; i++) {
+		size_t n = wb->head.w[i].len;
+
+		if (n > len - at - total)
+			return -1;
+		local[i].iov_base = (void *)(wb->bytes + at + total);
+		local[i].iov_len = n;
+		remote[i].iov_base = (void *)(uintptr_t)wb->head.w[i].addr;
+		remote[i].iov_len = n;
+		total += n;
+	}
+	return nr && process_vm_writev(me, local, nr, remote, nr, 0) != (ssize_t)total ? -1 : 0;
 }
 
 static int engine_ioctl(int fd, unsigned long request, void *arg)
@@ -62,13 +88,24 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	struct uiommu_req rq = new_req(UIOMMU_OP_IOCTL);
 	struct uiommu_resp rs;
 	struct guard g;
-	uint8_t argbuf[ARG_MAX];
-	size_t arglen;
+	union writeback_buf wb;
+	int r;
 
 	enter(&g);
 	if (!bit_test(fd)) {
 		leave(&g);
 		return real.ioctl(fd, request, arg);
+	}
+	if (lease_is_unmap(request)) {
+		int ret;
+
+		if (lease_unmap(fd, arg, &ret)) {
+			saved = ret < 0 ? errno : saved;
+			leave(&g);
+			errno = saved;
+			return ret;
+		}
+		lease_ask(&rq);
 	}
 	if (creates_file(request)) {
 		spare = reserve(1);
@@ -83,12 +120,20 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	rq.a[1] = request;
 	rq.a[2] = (uintptr_t)arg;
 	rq.a[3] = (uint64_t)(int64_t)spare;
-	arglen = arg_bytes((uintptr_t)arg, argbuf);
-	if (call(&rq, argbuf, arglen, &rs, NULL, 0)) {
+	rq.pid = getpid();
+	r = call(&rq, arg, arg_span((uintptr_t)arg), &rs, &wb, sizeof(wb));
+	if (r == -2)
+		r = call(&rq, NULL, 0, &rs, &wb, sizeof(wb));
+	if (r) {
 		rs.ret = -1;
 		rs.err = EIO;
 		rs.newfd = -1;
+	} else if (write_back(rq.pid, &wb, rs.len)) {
+		/* the engine's writes were refused where its view of our maps was stale */
+		rs.ret = -1;
+		rs.err = EFAULT;
 	}
+	lease_asked();
 	if (spare >= 0) {
 		if (rs.newfd == spare)
 			bit_set(spare);

@@ -225,7 +225,9 @@ struct uiommu_req new_req(uint32_t op);
 /*
  * One request/response exchange (caller holds the lock) on this process's
  * connection. Up to `cap` payload bytes land in `out`, the rest is
- * discarded. Returns -1 when the connection is gone. errno is preserved.
+ * discarded. Returns -1 when the connection is gone, -2 when `payload` (the
+ * program's memory) could not be read: nothing was sent, the connection is
+ * fine. errno is preserved. rq->pid, when filled in, is this call's getpid().
  */
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap);
@@ -296,6 +298,20 @@ void engine_forget(int fd);
 int engine_stat(const char *norm, int fd, struct uiommu_stat *out);
 /* The device node at engine path `norm`: 0 and *out, or -1 with errno (ENOENT when none). */
 int engine_node(const char *norm, struct uiommu_stat *out);
+
+/* ---- SPAPR unmap leases (unmap-lease.c) ------------------------------- */
+
+/* 1 when `request` is VFIO_IOMMU_UNMAP_DMA. */
+int lease_is_unmap(unsigned long request);
+/*
+ * UNMAP_DMA on engine fd `fd` served from this connection's lease (caller
+ * holds the lock): 1 with *ret and errno set, 0 when it must go to the engine.
+ */
+int lease_unmap(int fd, void *arg, int *ret);
+/* Marks an UNMAP_DMA request as asking for a lease (a4: a new ring's memfd or -1). */
+void lease_ask(struct uiommu_req *rq);
+/* After any IOCTL request: closes the ring memfd it offered, if any. */
+void lease_asked(void);
 
 /* ---- /proc/<pid>/status (proc-status.c) -------------------------------- */
 

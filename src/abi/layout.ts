@@ -62,38 +62,64 @@ export interface Layout<V> {
   endOf(name: keyof V & string): number;
 }
 
-function readField(view: DataView, f: Field): number | bigint {
+/*
+ * Fields are read and written on the bytes themselves, little-endian: a
+ * DataView needs the array's ArrayBuffer, and asking a small array for it
+ * makes V8 move the bytes off its heap into a buffer of their own (an
+ * allocation and a copy per struct, on every ioctl).
+ */
+function u32At(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+
+function putU32(b: Uint8Array, o: number, x: number): void {
+  b[o] = x;
+  b[o + 1] = x >>> 8;
+  b[o + 2] = x >>> 16;
+  b[o + 3] = x >>> 24;
+}
+
+function readField(b: Uint8Array, f: Field): number | bigint {
+  const o = f.offset;
   switch (f.type) {
     case 'u8':
-      return view.getUint8(f.offset);
+      return b[o]!;
     case 'u16':
-      return view.getUint16(f.offset, true);
+      return b[o]! | (b[o + 1]! << 8);
     case 'u32':
-      return view.getUint32(f.offset, true);
+      return u32At(b, o);
     case 's32':
-      return view.getInt32(f.offset, true);
-    case 'u64':
-      return view.getBigUint64(f.offset, true);
+      return u32At(b, o) | 0;
+    case 'u64': {
+      const lo = u32At(b, o);
+      const hi = u32At(b, o + 4);
+      return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+    }
   }
 }
 
-function writeField(view: DataView, f: Field, v: number | bigint): void {
+function writeField(b: Uint8Array, f: Field, v: number | bigint): void {
+  const o = f.offset;
   switch (f.type) {
     case 'u8':
-      view.setUint8(f.offset, Number(v));
+      b[o] = Number(v);
       return;
-    case 'u16':
-      view.setUint16(f.offset, Number(v), true);
+    case 'u16': {
+      const x = Number(v);
+      b[o] = x;
+      b[o + 1] = x >>> 8;
       return;
+    }
     case 'u32':
-      view.setUint32(f.offset, Number(v) >>> 0, true);
-      return;
     case 's32':
-      view.setInt32(f.offset, Number(v) | 0, true);
+      putU32(b, o, Number(v));
       return;
-    case 'u64':
-      view.setBigUint64(f.offset, BigInt.asUintN(64, BigInt(v)), true);
+    case 'u64': {
+      const x = BigInt.asUintN(64, BigInt(v));
+      putU32(b, o, Number(x & 0xffff_ffffn));
+      putU32(b, o + 4, Number(x >> 32n));
       return;
+    }
   }
 }
 
@@ -126,18 +152,16 @@ export function struct<const Fs extends readonly Field[]>(
         src = new Uint8Array(size);
         src.set(bytes);
       }
-      const view = new DataView(src.buffer, src.byteOffset, size);
       const out: Record<string, number | bigint> = {};
-      for (const f of fields) out[f.name] = readField(view, f);
+      for (const f of fields) out[f.name] = readField(src, f);
       return out as V;
     },
     encode(value: Partial<V>): Uint8Array {
       const buf = new Uint8Array(size);
-      const view = new DataView(buf.buffer);
       const rec = value as Record<string, number | bigint | undefined>;
       for (const f of fields) {
         const v = rec[f.name];
-        if (v !== undefined) writeField(view, f, v);
+        if (v !== undefined) writeField(buf, f, v);
       }
       return buf;
     },

@@ -20,7 +20,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  rmSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -42,10 +41,10 @@ import {
   withCapabilities,
 } from '../server/creds.ts';
 import { createEngine, type PollSync, procParentOf } from '../server/engine.ts';
-import { type LiveView, serveLiveView } from '../server/live-view.ts';
+import type { LiveView } from '../server/live-view.ts';
 import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
-import { rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
+import { removeTree, rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
 
 /** The package's root directory (this file is src/cli/run.ts). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -181,7 +180,12 @@ export async function runProgram(
     list.push(item);
     if (list.length > RECENT) list.shift();
   };
-  const state = () => ({ ...kernelState(kernel), calls, warnings });
+  // the unmaps clients posted are done before anyone looks (Engine.settle)
+  let settleUnmaps: (() => void) | undefined;
+  const state = () => {
+    settleUnmaps?.();
+    return { ...kernelState(kernel), calls, warnings };
+  };
   let dumped = false;
   const dump = () => {
     if (opts.dumpState === undefined) return;
@@ -238,18 +242,23 @@ export async function runProgram(
             },
           }),
     });
+    settleUnmaps = () => engine.settle();
     const server = await serveEngine(engine, join(dir, 'engine.sock'), {
       peer: (fd) => ProcHandle.ofPeer(fd),
     });
     // the kernel's state (the --dump-state model) as a --trace-json record: on SIGUSR1 and once everything is closed
-    const traceState = (at: string) =>
+    const traceState = (at: string) => {
+      engine.settle();
       jsonOut?.(`${JSON.stringify({ state: { at, ...kernelState(kernel) } })}\n`);
+    };
     const onUsr1 = () => {
       traceState('SIGUSR1');
       dump();
     };
     process.on('SIGUSR1', onUsr1);
     if (opts.ui) {
+      // loaded only here: it brings node:crypto and node:http (~10 ms of start-up)
+      const { serveLiveView } = await import('../server/live-view.ts');
       view = await serveLiveView({ state, assets: join(PACKAGE_ROOT, 'src/server/live-view') });
       (opts.onLiveView ?? ((url) => process.stderr.write(`uiommu run: live view at ${url}\n`)))(
         view.url,
@@ -277,7 +286,7 @@ export async function runProgram(
     }
   } finally {
     for (const fd of sinks) closeSync(fd);
-    rmSync(dir, { recursive: true, force: true });
+    removeTree(dir);
   }
 }
 

@@ -152,7 +152,8 @@ export class ForeignFile extends ForeignSpan {
     if (this.fd === undefined) return undefined;
     const seen = this.sizeSeen;
     if (currentCall !== 0 && seen?.call === currentCall) return seen.size;
-    const size = fstatFd(this.fd).size;
+    // node's fstat: the addon's full FileStat (BigInt fields) costs about twice as much
+    const size = BigInt(fs.fstatSync(this.fd).size);
     this.sizeSeen = { call: currentCall, size };
     return size;
   }

@@ -142,6 +142,7 @@ export class Kernel {
       busRange: (size: bigint, backing: ForeignBacking) => this.memory.alloc(size, { backing }),
       dmabuf: this.personality.vfioPciDmabuf,
       pciFunctions: () => this.pciFunctions(),
+      bindStructCopy: this.personality.vfioBindStructCopy,
     });
     this.vfioGroups.set(group.id, vfioGroup);
     return vfioGroup;

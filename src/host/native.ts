@@ -6,7 +6,8 @@
  * (pidfd_getfd) — what fds are (fstat, fstatfs), setting an eventfd's
  * readiness, and the process behind a Unix socket (SO_PEERCRED,
  * SO_PEERPIDFD), the memfds that back mapped
- * BARs, and the engine's socket transport (src/server/transport.ts). Failures
+ * BARs, the engine's socket transport (src/server/transport.ts) and the fake
+ * tree's bulk writer (src/server/sysfs.ts). Failures
  * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
@@ -68,11 +69,36 @@ interface Addon {
   peerPid(fd: number): number;
   memfdCreate(name: string, size: bigint): number;
   punchHole(fd: number, offset: bigint, length: bigint): void;
+  leaseMap(fd: number): LeaseRing;
+  leaseHeader(ring: LeaseRing, gen: number, validGen: number, leases: Buffer): void;
+  leaseTake(ring: LeaseRing, out: Buffer): number;
+  leaseDone(ring: LeaseRing, results: Int32Array): void;
+  leaseUnmap(ring: LeaseRing): void;
   transportOpen(path: string, inBuf: Buffer, outBuf: Buffer, onReady: () => void): TransportHandle;
   transportNext(t: TransportHandle): number;
   transportReply(t: TransportHandle, fd: number, length: number): void;
   transportDrop(t: TransportHandle, fd: number): void;
   transportClose(t: TransportHandle): void;
+  treeWrite(
+    kinds: string,
+    paths: string[],
+    data: (string | Uint8Array | number | undefined)[],
+  ): [index: number, errno: number] | undefined;
+  treeRemove(path: string): number;
+}
+
+/** A client's unmap ring mapped by the addon (native/lease-ring.c); opaque. */
+export type LeaseRing = { readonly __leaseRing: unique symbol };
+
+/** The unmap-ring functions of the addon (src/server/unmap-leases.ts uses them). */
+export type LeaseRingAddon = Pick<
+  Addon,
+  'leaseMap' | 'leaseHeader' | 'leaseTake' | 'leaseDone' | 'leaseUnmap'
+>;
+
+/** The addon's unmap-ring functions; leaseMap's errors carry `errno`. */
+export function leaseRingAddon(): LeaseRingAddon {
+  return load();
 }
 
 /** An open transport of the addon (native/transport.c); opaque. */
@@ -83,6 +109,9 @@ export type TransportAddon = Pick<
   Addon,
   'transportOpen' | 'transportNext' | 'transportReply' | 'transportDrop' | 'transportClose'
 >;
+
+/** The fake tree's bulk writer and remover (native/tree.c; src/server/sysfs.ts uses them). */
+export type TreeAddon = Pick<Addon, 'treeWrite' | 'treeRemove'>;
 
 /** Where `make -C native` puts the addon, from the package root. */
 const ADDON_PATH = fileURLToPath(new URL('../../native/build/uiommu_host.node', import.meta.url));
@@ -104,6 +133,11 @@ function load(): Addon {
 
 /** The addon's socket transport; errors of transportOpen carry `errno` like the others. */
 export function transportAddon(): TransportAddon {
+  return load();
+}
+
+/** The addon's fake-tree functions (they answer an errno rather than throw). */
+export function treeAddon(): TreeAddon {
   return load();
 }
 

@@ -73,6 +73,8 @@ export class PhysRam implements PhysMemory {
   private allocated = 0n;
   /** Set by the first foreign allocation; until then reads and writes skip the backing lookup. */
   private hasForeign = false;
+  /** See PhysMemory.beforeDma. */
+  beforeDma: (() => void) | undefined;
 
   constructor(opts: PhysRamOptions = {}) {
     this.pageSize = opts.pageSize ?? 0x1000n;

@@ -42,7 +42,17 @@ export type ProcessMm = Mm & {
   observeMaps?(tracked: boolean, changed: boolean): void;
   /** Bytes of the caller's memory at `va` read by its library as the call began; none: the call ended (see RemoteMm). */
   prefetch?(va?: bigint, bytes?: Uint8Array): void;
+  /** Until `endWrites`, copy_to_user may be left for the caller's library to make (see RemoteMm). */
+  deferWrites?(): void;
+  /** The writes left to the library, in order (deferral ends); with `make`, they are made now instead. */
+  endWrites?(make: boolean): UserWrite[];
 };
+
+/** A copy_to_user the preload library makes into its own memory (docs/engine-protocol.md, IOCTL). */
+export interface UserWrite {
+  readonly va: bigint;
+  readonly bytes: Uint8Array;
+}
 
 /** Highest fd number (RLIMIT_NOFILE - 1). */
 const FD_MAX = 1023;
@@ -349,9 +359,11 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
    * show what the call wrote back. As many bytes as the leading u32 (`size`
    * or `argsz`) says, at least 4 and at most 256 (strings and `int *`
    * arguments have no size: those 4 bytes read as one), cut short at a page
-   * end when the rest is unreadable.
+   * end when the rest is unreadable. Also for an ioctl the engine performed
+   * itself (unmaps a library posted under a lease, cleared together): each
+   * gets its line as if made through `ioctl`.
    */
-  private traceIoctl(fd: number, request: number, arg: bigint, r: number): void {
+  traceIoctl(fd: number, request: number, arg: bigint, r: number): void {
     const head = this.readSome(arg, 4);
     const size = head && head.length === 4 ? new DataView(head.buffer).getUint32(0, true) : 0;
     const bytes = this.readSome(arg, Math.max(4, Math.min(size, 256)));

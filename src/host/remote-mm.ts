@@ -28,8 +28,12 @@ import {
 } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 import type { ProcHandle } from './proc-handle.ts';
+import type { UserWrite } from './process.ts';
 
 const U64_END = 1n << 64n;
+/** Most writes, and bytes in all, one call leaves to the library (UIOMMU_WRITEBACK_MAX_*). */
+const DEFERRED_MAX_WRITES = 8;
+const DEFERRED_MAX_BYTES = 1024;
 
 /** Tails up to this many bytes are checked on the engine's thread (~0.1 ms); longer ones on a worker. */
 export const SYNC_ZERO_CHECK = 1n << 20n;
@@ -138,6 +142,13 @@ export class RemoteMm implements Mm, AddressSpace {
     | undefined;
   /** See `prefetch`. */
   private window: { va: bigint; end: bigint; bytes: Uint8Array } | undefined;
+  /** See `deferWrites`; undefined while writes are made at once. */
+  private deferred: UserWrite[] | undefined;
+  private deferredBytes = 0;
+  /** The last request reported an address-space change (observeMaps). */
+  private changed = true;
+  /** A writable VMA of the kept maps `maps` (see deferrable). */
+  private writableVma: { maps: MapsEntry[] | undefined; start: bigint; end: bigint } | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -175,6 +186,8 @@ export class RemoteMm implements Mm, AddressSpace {
     if (va < 0n || length < 0n || va + length > U64_END)
       fail('EFAULT', 'range wraps', 'pin_user_pages_fast');
     refusePfnMaps(this, va, length);
+    // DMA through the pages may read what was written
+    this.flushDeferred();
     const last = va + length - 1n;
     const cached = this.cache !== undefined;
     let vmas = this.vmasOf(va, last, false);
@@ -232,12 +245,63 @@ export class RemoteMm implements Mm, AddressSpace {
     return w.bytes.subarray(at, at + Number(length));
   }
 
+  /**
+   * Until `endWrites`: a copy_to_user whose bytes lie in VMAs the cached
+   * maps show writable (observeMaps: tracked, and no change reported
+   * with this request) is not made but kept, up to
+   * DEFERRED_MAX_WRITES writes of DEFERRED_MAX_BYTES in all, for the
+   * answer to carry and the library to make (process_vm_writev of itself,
+   * docs/engine-protocol.md): two system calls fewer per write here. Reads
+   * of the prefetched bytes see them; any other access of the process's
+   * memory makes the kept writes first, and so does a write that cannot be
+   * kept, so the process sees them in order. The library answers EFAULT
+   * when it cannot make them (the cached maps were stale).
+   */
+  deferWrites(): void {
+    this.deferred = [];
+    this.deferredBytes = 0;
+  }
+
+  endWrites(make: boolean): UserWrite[] {
+    const kept = this.deferred ?? [];
+    this.deferred = undefined;
+    if (!make) return kept;
+    for (const w of kept) this.writeThrough(w.va, w.bytes);
+    return [];
+  }
+
+  /** Makes the kept writes now (another access of the memory follows). */
+  private flushDeferred(): void {
+    if (!this.deferred?.length) return;
+    const kept = this.deferred;
+    this.deferred = [];
+    this.deferredBytes = 0;
+    for (const w of kept) this.writeThrough(w.va, w.bytes);
+  }
+
+  /** Whether a write of `length` bytes at `va` may be kept (see deferWrites). */
+  private deferrable(va: bigint, length: number): boolean {
+    const d = this.deferred;
+    if (!d || !this.tracked || this.changed || d.length >= DEFERRED_MAX_WRITES) return false;
+    const end = va + BigInt(length);
+    if (this.deferredBytes + length > DEFERRED_MAX_BYTES || end > U64_END) return false;
+    // the writable VMA found last, while the kept maps are the same
+    const hit = this.writableVma;
+    if (hit?.maps && hit.maps === this.cache && va >= hit.start && end <= hit.end) return true;
+    const vmas = this.vmasOf(va, end - 1n, false);
+    if (uncovered(vmas, va, end - 1n, true) !== undefined) return false;
+    const v = vmas[0]!;
+    this.writableVma = { maps: this.cache, start: v.start, end: v.end };
+    return true;
+  }
+
   /** copy_from_user: EFAULT if any byte is in no readable VMA or the process is gone. */
   read(va: bigint, length: number): Uint8Array {
     if (!this.live) fail('EFAULT', 'mm has exited', 'copy_from_user');
     if (length === 0) return new Uint8Array(0);
     const known = this.prefetched(va, BigInt(length));
     if (known) return new Uint8Array(known); // its own buffer, as memRead's
+    this.flushDeferred();
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
     return this.withQuery(() => memRead(this.mem, this.query ? this.mapsFd : -1, va, length));
   }
@@ -249,18 +313,23 @@ export class RemoteMm implements Mm, AddressSpace {
   write(va: bigint, data: Uint8Array): void {
     if (!this.live) fail('EFAULT', 'mm has exited', 'copy_to_user');
     if (data.length === 0) return;
+    const kept = this.deferrable(va, data.length);
+    if (kept) {
+      this.deferred!.push({ va, bytes: new Uint8Array(data) });
+      this.deferredBytes += data.length;
+    } else this.flushDeferred();
     const w = this.window;
     if (w && va < w.end && va + BigInt(data.length) > w.va) {
       // the bytes may change in part even when the write fails: served from the process again
       this.window = undefined;
-      this.writeThrough(va, data);
+      if (!kept) this.writeThrough(va, data);
       const from = va > w.va ? va : w.va;
       const to = va + BigInt(data.length) < w.end ? va + BigInt(data.length) : w.end;
       w.bytes.set(data.subarray(Number(from - va), Number(to - va)), Number(from - w.va));
       this.window = w;
       return;
     }
-    this.writeThrough(va, data);
+    if (!kept) this.writeThrough(va, data);
   }
 
   private writeThrough(va: bigint, data: Uint8Array): void {
@@ -281,6 +350,7 @@ export class RemoteMm implements Mm, AddressSpace {
       if (known.some((b) => b !== 0)) zeroedAnswer(ERRNO.E2BIG);
       return;
     }
+    this.flushDeferred();
     zeroedAnswer(this.rangeWork('zeroed', addr, length, restart, memZeroed, memZeroedAsync));
   }
 
@@ -291,6 +361,7 @@ export class RemoteMm implements Mm, AddressSpace {
    * Prefetched bytes it touches are dropped (served from the process again).
    */
   clearUser(addr: bigint, length: bigint, restart = false): void {
+    this.flushDeferred();
     const w = this.window;
     if (w && addr < w.end && addr + length > w.va) this.window = undefined;
     if (this.rangeWork('cleared', addr, length, restart, memClear, memClearAsync) !== 0)
@@ -310,6 +381,7 @@ export class RemoteMm implements Mm, AddressSpace {
     count: number,
   ): GatheredEntries | undefined {
     if (!this.live) fail('EFAULT', 'mm has exited', 'copy_struct_from_user');
+    this.flushDeferred();
     const done = this.gathered;
     this.gathered = undefined;
     if (
@@ -421,6 +493,8 @@ export class RemoteMm implements Mm, AddressSpace {
   observeMaps(tracked: boolean, changed: boolean): void {
     if (!tracked || changed) this.cache = undefined;
     this.tracked = tracked;
+    // the maps are read for a write check only once they stood still for a request
+    this.changed = changed;
   }
 
   /** The VMAs intersecting `[va, last]`, ascending: cached, or read now (`fresh`). */

@@ -28,6 +28,7 @@ export const LINUX_6_18: KernelPersonality = {
   hwInfoInputType: true,
   hwptAllocPasid: true,
   hwptPagingFault: true,
+  pagesWrapFirst: true,
   unmapEmpty: 'ENOENT',
   maxAutoAlignment: 2n << 20n,
   vfioNoiommu: false,
@@ -38,6 +39,7 @@ export const LINUX_6_18: KernelPersonality = {
   vfioPciEnableSriov: false,
   vfioPciDmabuf: false,
   vfioCdevFlags: true,
+  vfioBindStructCopy: true,
   type1Nesting: false,
   type1DmaEntryLimit: 0xffff,
   ...SPAPR_TCE_6_18,
@@ -57,7 +59,9 @@ export const LINUX_6_12: KernelPersonality = {
   hwInfoInputType: false,
   hwptAllocPasid: false,
   hwptPagingFault: false,
+  pagesWrapFirst: false,
   vfioCdevFlags: false,
+  vfioBindStructCopy: false,
 };
 
 /**

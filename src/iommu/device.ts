@@ -73,6 +73,7 @@ export class Device {
     access: DmaAccess,
     copy: (phys: bigint, off: number, n: number) => void,
   ): void {
+    this.memory.beforeDma?.();
     const domain = this.group.domain;
     const page = this.memory.pageSize;
     const pieces: [bigint, number, number][] = [];

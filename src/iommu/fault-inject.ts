@@ -37,6 +37,21 @@ export function asTask<T>(tid: number, fn: () => T): T {
   }
 }
 
+/**
+ * Run `fn` with no injection point: for model steps the kernel's path does
+ * not have (a SPAPR unmap re-mapping the surviving pieces of a cut area,
+ * where the kernel only clears TCEs).
+ */
+export function withoutInjection<T>(fn: () => T): T {
+  const outer = current;
+  current = undefined;
+  try {
+    return fn();
+  } finally {
+    current = outer;
+  }
+}
+
 /** Write N to a task's fail-nth (0 turns injection off). */
 export function setFailNth(tid: number, n: number): void {
   if (n === 0) counters.delete(tid);
@@ -59,4 +74,9 @@ export function faultPoint(name: string, code: ErrnoName = 'ENOMEM'): void {
   visits.set(name, (visits.get(name) ?? 0) + 1);
   counters.set(current, n - 1);
   if (n === 1) fail(code, `fault injected (fail-nth) at ${name}`, name);
+}
+
+/** Whether any task's fail-nth is armed (the engine's unmap leases stay off then). */
+export function anyFailNthArmed(): boolean {
+  return counters.size > 0;
 }

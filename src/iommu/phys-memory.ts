@@ -17,4 +17,10 @@ export interface PhysMemory {
   pinCount(phys: bigint): number;
   /** True for pages of a compound (huge) folio, which MD_CHECK_REFS skips. */
   isCompound(phys: bigint): boolean;
+  /**
+   * Called before every device DMA: completes what must be done before a
+   * device may look at memory (the unmaps the engine's clients posted, see
+   * Engine.settle). Unset: nothing is pending.
+   */
+  beforeDma?: (() => void) | undefined;
 }

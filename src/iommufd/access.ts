@@ -169,8 +169,8 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * until unpinPages() of the same range; returns them in order. Errors, in
    * order: EINVAL (no pinning user, length 0), EOVERFLOW, ENOENT (detached),
    * then per area: EINVAL (piece not starting on a page, or a non-final one
-   * not ending on one), EPERM (area lacks the permission), EFAULT/ENOMEM
-   * from pinning; ENOENT at a hole. All-or-nothing.
+   * not ending on one), EPERM (area lacks the permission), EINVAL (a
+   * dma-buf's area), EFAULT/ENOMEM from pinning; ENOENT at a hole. All-or-nothing.
    */
   pinPages(iova: bigint, length: bigint, write: boolean): PinnedRun[] {
     const where = 'iommufd_access_pin_pages';
@@ -190,6 +190,8 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
           fail('EINVAL', 'area piece not page aligned', where);
         }
         if (!permits(p.area, write)) fail('EPERM', 'the area lacks the permission asked', where);
+        if (p.area.pages.dmabuf)
+          fail('EINVAL', 'an access cannot pin a dma-buf', 'iopt_area_add_access');
         const [first, lastIndex] = pageIndexes(p);
         p.area.pages.addUser(first, lastIndex);
         p.area.numAccesses++;
@@ -232,7 +234,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * iommufd_access_rw(): copy between `buf` and the live memory behind
    * `[iova, iova+buf.length)` (pinned pages, else the source's current
    * pages). EINVAL for length 0, EOVERFLOW, ENOENT (detached or a hole),
-   * EPERM without the area permission, EFAULT when the memory is
+   * EPERM without the area permission, EINVAL for a dma-buf's area, EFAULT when the memory is
    * unreachable. Areas before a failing one have been copied already.
    */
   rw(iova: bigint, buf: Uint8Array, write: boolean): void {
@@ -249,7 +251,8 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
       if (!permits(area, write) || (write && !area.pages.writable)) {
         fail('EPERM', 'the area lacks the permission asked', where);
       }
-
+      if (area.pages.dmabuf)
+        fail('EINVAL', 'an access cannot read a dma-buf', 'iopt_pages_rw_access');
       for (const run of area.pages.liveRuns(area.offsetOf(cur), end - cur + 1n, write)) {
         const n = Number(run.length);
         if (write) memory.write(run.phys, buf.subarray(pos, pos + n));

@@ -67,6 +67,12 @@ export interface Personality extends IoptPersonality, VfioCompatPersonality {
   readonly hwptAllocPasid: boolean;
   /** HWPT_ALLOC takes FAULT_ID_VALID for a paging HWPT (after 6.12); 6.12 only for a nested one. */
   readonly hwptPagingFault: boolean;
+  /**
+   * IOAS_MAP and VFIO compat MAP_DMA check that user_va + length wraps
+   * (EOVERFLOW) before the length limit (EINVAL), as since v6.13; 6.12
+   * checks the length first.
+   */
+  readonly pagesWrapFirst: boolean;
 }
 
 /** What iommufd needs from the emulated host kernel. */

@@ -114,6 +114,8 @@ export class IoPagetable {
   readonly accesses = new Set<IoptAccess>();
   iovaAlignment = 1n;
   disableLargePages = false;
+  /** The dma-buf page sets some area here maps, with their detach (dma_buf_detach). */
+  private readonly dmabufs = new Map<IoptPages, () => void>();
 
   constructor(
     readonly pageSize: bigint,
@@ -393,13 +395,49 @@ export class IoPagetable {
       }
       throw e;
     }
+    for (const { pages } of slices) {
+      const dmabuf = pages.dmabuf;
+      if (dmabuf && !this.dmabufs.has(pages))
+        this.dmabufs.set(
+          pages,
+          dmabuf.attach(() => this.revokeDmabuf(pages)),
+        );
+    }
     return at;
+  }
+
+  /**
+   * iopt_revoke_notify(): the exporter of a dma-buf mapped here moved or
+   * revoked it. Every area of its page set leaves every domain, and the
+   * page set is revoked for good (new domains get nothing of it either).
+   */
+  private revokeDmabuf(pages: IoptPages): void {
+    if (pages.revoked) return;
+    for (const area of this.areas) {
+      if (area.pages !== pages) continue;
+      for (const d of this.domains) d.unmap(area.start, area.length);
+      if (area.filled) {
+        const [first, last] = area.pageIndexes();
+        pages.removeUser(first, last);
+        area.filled = false;
+      }
+    }
+    pages.revoked = true;
+  }
+
+  /** The last area of a dma-buf page set left this IOAS: detach from its exporter. */
+  private forgetDmabuf(pages: IoptPages): void {
+    const detach = this.dmabufs.get(pages);
+    if (!detach) return;
+    for (const area of this.areas) if (area.pages === pages) return;
+    detach();
+    this.dmabufs.delete(pages);
   }
 
   /** Pin an area's pages (once for all domains) and map it into every domain. */
   private fillArea(area: Area, only?: Domain): void {
     const domains = only ? [only] : this.domains;
-    if (domains.length === 0) return;
+    if (domains.length === 0 || area.pages.revoked) return;
     const [first, last] = area.pageIndexes();
     const pinHere = !area.filled;
     if (pinHere) area.pages.addUser(first, last);
@@ -477,6 +515,7 @@ export class IoPagetable {
       }
       this.unfillArea(area);
       this.areas.delete(area);
+      this.forgetDmabuf(area.pages);
       unmapped += area.length;
       progress.unmapped = unmapped;
     }
@@ -525,7 +564,8 @@ export class IoPagetable {
   /**
    * iopt_area_split(): replace `area` by `[start, iova]` and `[iova+1, last]`
    * over the same page set and the same domain mappings; a no-op when `iova`
-   * is the area's first or last byte. EINVAL when the new start or its byte
+   * is the area's first or last byte. EOPNOTSUPP for a dma-buf's area;
+   * EINVAL when the new start or its byte
    * offset in the page set is not iova_alignment aligned, while an access
    * pins the area, or when the area is in a domain that may hold large
    * pages (large pages not disabled). In the one case a filled area splits
@@ -534,6 +574,8 @@ export class IoPagetable {
    */
   private areaSplit(area: Area, iova: bigint): void {
     if (iova === area.start || iova === area.last) return;
+    if (area.pages.dmabuf)
+      fail('EOPNOTSUPP', 'a dma-buf mapping cannot be split', 'iopt_area_split');
     const newStart = iova + 1n;
     const mask = this.iovaAlignment - 1n;
     const startByte = area.pages.uptr - area.pages.base + area.offsetOf(newStart);

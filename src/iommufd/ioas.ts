@@ -20,7 +20,7 @@ import {
 import type { Layout } from '../abi/layout.ts';
 import { U64_MAX } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
-import type { Caller, FileRef, PagesSource } from '../kernel/file.ts';
+import type { Caller, DmaBufExporter, FileRef, PagesSource } from '../kernel/file.ts';
 import { type AccountMode, NO_ACCOUNT, type PinAccount } from '../kernel/pin-account.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IommufdCtx } from './context.ts';
@@ -143,22 +143,29 @@ function checkMapFlags(flags: number, iova: bigint, length: bigint, where: strin
 /**
  * Page-set limits: EOVERFLOW when the range wraps — `start + length` for
  * user memory, `start + length - 1` for a file (as the kernel checks each) —
- * and EINVAL for a zero or huge length.
+ * and EINVAL for a zero or huge length. `wrapFirst` (setting
+ * `pagesWrapFirst`) checks the wrap first, as since v6.13; 6.12's
+ * iopt_alloc_pages checks the length first.
  */
 export function checkPagesRange(
   start: bigint,
   length: bigint,
   pageSize: bigint,
   file: boolean,
+  wrapFirst = true,
 ): void {
-  if (start + length - (file ? 1n : 0n) > U64_MAX)
-    fail(
-      'EOVERFLOW',
-      `${file ? 'file offset' : 'user_va'} ${hex(start)} + length ${hex(length)} wraps`,
-      'iopt_alloc_pages',
-    );
+  const wraps = () => {
+    if (start + length - (file ? 1n : 0n) > U64_MAX)
+      fail(
+        'EOVERFLOW',
+        `${file ? 'file offset' : 'user_va'} ${hex(start)} + length ${hex(length)} wraps`,
+        'iopt_alloc_pages',
+      );
+  };
+  if (wrapFirst) wraps();
   if (length === 0n || length > U64_MAX - pageSize)
     fail('EINVAL', `length ${hex(length)} is zero or too large`, 'iopt_alloc_pages');
+  wraps();
 }
 
 /**
@@ -172,19 +179,40 @@ export function mapSource(
   source: PagesSource,
   start: bigint,
   cmd: { flags: number; length: bigint; iova: bigint },
-  account: PinAccount = caller.pinAccount(ctx.accountMode),
+  account?: PinAccount,
+  dmabuf?: DmaBufExporter,
 ): bigint {
+  // iopt_alloc_pages asks capable(CAP_IPC_LOCK) as it allocates, but nothing
+  // shows the answer before a page is pinned: it is asked then, or as the map
+  // succeeds, so a map failing its checks reads no credentials. One call sees
+  // one snapshot of them (LiveCredentials), so the answer is the same.
+  let chosen = account;
+  const choose = () => (chosen ??= caller.pinAccount(ctx.accountMode));
   const pages = new IoptPages(
     source,
     start,
     cmd.length,
     (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
-    account,
+    account ?? {
+      charge: (n) => choose().charge(n),
+      uncharge: (n) => choose().uncharge(n),
+      get owner() {
+        return choose().owner;
+      },
+    },
     ctx.host.memory,
+    dmabuf,
   );
   const fixed = (cmd.flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
   const slices = [{ pages, offset: 0n, length: cmd.length }];
-  return ioas.iopt.mapPages(slices, cmd.length, fixed ? cmd.iova : undefined, protOf(cmd.flags));
+  const iova = ioas.iopt.mapPages(
+    slices,
+    cmd.length,
+    fixed ? cmd.iova : undefined,
+    protOf(cmd.flags),
+  );
+  pages.account = choose();
+  return iova;
 }
 
 /** IOMMU_IOAS_MAP */
@@ -197,7 +225,8 @@ export function ioasMap(
   if (cmd.__reserved !== 0) fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_ioas_map');
   checkMapFlags(cmd.flags, cmd.iova, cmd.length, 'iommufd_ioas_map');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
-  checkPagesRange(cmd.user_va, cmd.length, ctx.host.memory.pageSize, false);
+  const { pageSize } = ctx.host.memory;
+  checkPagesRange(cmd.user_va, cmd.length, pageSize, false, ctx.host.personality.pagesWrapFirst);
   cmd.iova = mapSource(ctx, caller, ioas, caller.mm, cmd.user_va, cmd);
   ucmd.respond();
   return 0;
@@ -257,7 +286,7 @@ export function ioasMapFile(
   // a dma-buf's pages are not charged (IOPT_PAGES_ACCOUNT_NONE)
   const account = dmabuf ? NO_ACCOUNT : undefined;
   const source = dmabuf ? pages.source : memfdPinSource(cmd.fd, pages);
-  cmd.iova = mapSource(ctx, caller, ioas, source, cmd.start, cmd, account);
+  cmd.iova = mapSource(ctx, caller, ioas, source, cmd.start, cmd, account, dmabuf);
   ucmd.respond();
   return 0;
 }
@@ -278,8 +307,8 @@ function chargedElsewhere(account: PinAccount, now: PinAccount): boolean {
  * IOMMU_IOAS_CHANGE_PROCESS: charge the pinned pages of every IOAS of the
  * context to the calling process (and its user), each page set in its own
  * accounting mode. EOPNOTSUPP for a non-zero `__reserved`; EINVAL while any
- * area maps process memory rather than a file (its pages belong to the old
- * mm); ENOMEM if the caller's RLIMIT_MEMLOCK cannot take them, with
+ * area maps process memory (its pages belong to the old mm) or a dma-buf
+ * rather than a file; ENOMEM if the caller's RLIMIT_MEMLOCK cannot take them, with
  * nothing changed. The old owners are uncharged after the new one is.
  */
 export function ioasChangeProcess(
@@ -299,6 +328,12 @@ export function ioasChangeProcess(
         fail(
           'EINVAL',
           `area at ${hex(area.start)} maps process memory, not a file`,
+          'iommufd_ioas_change_process',
+        );
+      if (area.pages.dmabuf)
+        fail(
+          'EINVAL',
+          `area at ${hex(area.start)} maps a dma-buf, not a file`,
           'iommufd_ioas_change_process',
         );
       sets.add(area.pages);

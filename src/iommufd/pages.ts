@@ -2,7 +2,7 @@ import { fail } from '../abi/errno.ts';
 import { faultPoint } from '../iommu/fault-inject.ts';
 import type { PhysRun } from '../iommu/mm.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
-import type { PagesSource } from '../kernel/file.ts';
+import type { DmaBufExporter, PagesSource } from '../kernel/file.ts';
 import type { PinAccount } from '../kernel/pin-account.ts';
 import { SortedRanges } from '../util/sorted-ranges.ts';
 
@@ -28,6 +28,11 @@ export class IoptPages {
   private segs: SortedRanges<PinSeg> | undefined;
   /** Pages currently pinned (and charged). */
   npinned = 0n;
+  /**
+   * iopt_dmabuf_revoked(): the dma-buf's exporter invalidated it since it
+   * was mapped; its areas stay but map nothing, for good.
+   */
+  revoked = false;
 
   constructor(
     readonly source: PagesSource,
@@ -38,6 +43,8 @@ export class IoptPages {
     /** Charged for every pinned page; IOAS_CHANGE_PROCESS moves it to another task. */
     public account: PinAccount,
     readonly memory: PhysMemory,
+    /** The dma-buf these pages are a window of (IOPT_ADDRESS_DMABUF), if any. */
+    readonly dmabuf?: DmaBufExporter,
   ) {
     const ps = memory.pageSize;
     // share uptr's bigint when it is page-aligned: one heap bigint less per MAP

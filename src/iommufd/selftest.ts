@@ -43,7 +43,13 @@ import { MockDomain } from '../drivers/mock/domain.ts';
 import { MockIommu } from '../drivers/mock/driver.ts';
 import { MockNestedDomain } from '../drivers/mock/nested.ts';
 import type { Mm } from '../iommu/mm.ts';
-import type { Caller, DmaBufExporter, FileOps, FileRef } from '../kernel/file.ts';
+import {
+  type Caller,
+  DmaBufAttachments,
+  type DmaBufExporter,
+  type FileOps,
+  type FileRef,
+} from '../kernel/file.ts';
 import { type AccessOps, IommufdAccess, type PinnedRun } from './access.ts';
 import type { IommufdCtx } from './context.ts';
 import { IommufdDevice } from './device.ts';
@@ -639,10 +645,15 @@ class TestDmaBuf implements FileOps, DmaBufExporter {
   readonly kind = 'dmabuf';
   revoked = false;
   readonly ref: FileRef;
+  readonly attachments = new DmaBufAttachments();
 
   constructor(private readonly memory: FileOps & { readonly ref: FileRef }) {
     const pages = memory.ref.pages!;
     this.ref = { pages: { source: pages.source, size: pages.size, dmabuf: this } };
+  }
+
+  attach(invalidate: () => void): () => void {
+    return this.attachments.attach(invalidate);
   }
 
   release(): void {
@@ -674,8 +685,9 @@ function dmabufGet(
 /**
  * DMABUF_REVOKE: set whether the test dma-buf `dmabuf_fd` is revoked
  * (EBADF if not open, EINVAL for another file, EOPNOTSUPP for another
- * exporter's dma-buf). A revoked buffer cannot be mapped (MAP_FILE ENODEV);
- * the IOPTEs of areas already mapping it are not removed in the model.
+ * exporter's dma-buf). Either way its importers are told
+ * (dma_buf_invalidate_mappings): iommufd unmaps the areas mapping it for
+ * good. A revoked buffer cannot be mapped (MAP_FILE ENODEV).
  */
 function dmabufRevoke(caller: Caller, u: Ucmd<V<typeof IommuTestCmdDmabufRevoke>>): number {
   const file = caller.file(u.cmd.dmabuf_fd);
@@ -686,6 +698,7 @@ function dmabufRevoke(caller: Caller, u: Ucmd<V<typeof IommuTestCmdDmabufRevoke>
     fail('EOPNOTSUPP', "another exporter's dma-buf", 'iommufd_test_dmabuf_revoke');
   }
   dmabuf.revoked = u.cmd.revoked !== 0;
+  dmabuf.attachments.invalidate();
   return 0;
 }
 

@@ -238,7 +238,8 @@ function iommuMapDma(ctx: IommufdCtx, caller: Caller, arg: bigint): number {
     (map.flags & VFIO_DMA_MAP_FLAG.READ ? IOMMU_IOAS_MAP_FLAGS.READABLE : 0) |
     (map.flags & VFIO_DMA_MAP_FLAG.WRITE ? IOMMU_IOAS_MAP_FLAGS.WRITEABLE : 0);
   const ioas = compatIoas(ctx);
-  checkPagesRange(map.vaddr, map.size, ctx.host.memory.pageSize, false);
+  const { pageSize } = ctx.host.memory;
+  checkPagesRange(map.vaddr, map.size, pageSize, false, ctx.host.personality.pagesWrapFirst);
   mapSource(ctx, caller, ioas, caller.mm, map.vaddr, { flags, length: map.size, iova: map.iova });
   return 0;
 }

@@ -43,6 +43,28 @@ export interface DmaBufExporter {
   readonly revoked: boolean;
   /** The exporter's refusals when iommufd maps it (vfio-pci: EOPNOTSUPP for more than one range). */
   iommufdMap?(): void;
+  /**
+   * dma_buf_dynamic_attach() with invalidate_mappings: `invalidate` runs
+   * each time the exporter moves or revokes the buffer, until the returned
+   * detach is called.
+   */
+  attach(invalidate: () => void): () => void;
+}
+
+/** An exporter's attachments: add them with `attach`, tell them all with `invalidate`. */
+export class DmaBufAttachments {
+  private readonly importers = new Set<() => void>();
+
+  attach(invalidate: () => void): () => void {
+    const entry = () => invalidate();
+    this.importers.add(entry);
+    return () => this.importers.delete(entry);
+  }
+
+  /** dma_buf_invalidate_mappings(): every importer's invalidate callback. */
+  invalidate(): void {
+    for (const fn of [...this.importers]) fn();
+  }
 }
 
 /** A shared memory file holding a device's bytes (a memfd the engine creates), mapped by clients. */

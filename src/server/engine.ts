@@ -23,6 +23,7 @@ import { vmStatusLines } from '../host/accounting.ts';
 import { type FileOps, type OpenFile, POLLIN } from '../host/file.ts';
 import type { IoMaps } from '../host/io-maps.ts';
 import { type Kernel, ROOT } from '../host/kernel.ts';
+import { closeFd } from '../host/native.ts';
 import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../host/process.ts';
 import { memfdStore } from '../host/shared-memory.ts';
@@ -37,6 +38,7 @@ import {
   argInt,
   encodeI32s,
   encodeNodeStat,
+  encodeWriteback,
   HELLO_KIND,
   MAX_PAYLOAD,
   OP,
@@ -45,6 +47,14 @@ import {
   type Request,
   type Response,
 } from './protocol.ts';
+import {
+  leaseWindowsOf,
+  leavesLeases,
+  unmapDmaRequest,
+  unmapLeasedRun,
+  unmapRecordArg,
+} from './unmap-lease-rules.ts';
+import { UnmapLeases, type UnmapRecord } from './unmap-leases.ts';
 
 /**
  * Mirrors the readiness of pollable engine files into the real process:
@@ -195,6 +205,10 @@ export class Engine {
   /** The tid of the request being handled, for traces. */
   private tid = 0;
   private readonly warnings: Warnings | undefined;
+  /** The library's SPAPR unmap rings (created with the first ring a client offers). */
+  private leases: UnmapLeases<Connection> | undefined;
+  /** Requests being answered (a device's DMA inside one needs no settling: see `settle`). */
+  private depth = 0;
 
   constructor(private readonly opts: EngineOptions) {
     this.kernel = opts.kernel;
@@ -252,16 +266,39 @@ export class Engine {
    * nothing else until the promise settles.
    */
   serve(conn: Connection, req: Request): Response | Promise<Response> {
-    const r = this.attempt(conn, req);
+    const r = this.attempt(conn, req, true);
     if (!(r instanceof RestartCall)) return r;
     // redone from the start, it reads the caller's memory anew
     const again = () => this.serve(conn, { ...req, payload: undefined });
     return r.ready.then(again, again);
   }
 
-  private attempt(conn: Connection, req: Request): Response | RestartCall {
-    this.tid = req.tid;
+  private attempt(conn: Connection, req: Request, writeback = false): Response | RestartCall {
+    this.depth++;
+    try {
+      return this.attemptSettled(conn, req, writeback);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /**
+   * One try at `req`. With `writeback` (the socket server, whose client is
+   * the preload library), an IOCTL's copy_to_user may be left to the
+   * library (ProcessMm.deferWrites): the answer's payload then carries it.
+   */
+  private attemptSettled(
+    conn: Connection,
+    req: Request,
+    writeback: boolean,
+  ): Response | RestartCall {
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
+    if (this.leases) {
+      // unmaps the libraries answered are done before anything else is
+      if (client && leavesLeases(client.proc, req)) this.leases.drainAll();
+      else this.leases.revokeAll();
+    }
+    this.tid = req.tid;
     client?.creds.refresh?.();
     const flags = req.flags ?? 0;
     client?.proc.mm.observeMaps?.(
@@ -271,19 +308,115 @@ export class Engine {
     // an IOCTL's payload is its argument struct as the library read it (RemoteMm.prefetch)
     const mm = client?.proc.mm;
     if (req.op === OP.IOCTL && req.payload?.length) mm?.prefetch?.(req.args[2] ?? 0n, req.payload);
+    const deferring = writeback && req.op === OP.IOCTL && mm?.deferWrites !== undefined;
+    if (deferring) mm.deferWrites!();
+    let r: Response | RestartCall;
     try {
-      return withZaps(
-        asTask(req.tid, () => this.dispatch(conn, req)),
-        conn,
-        this.clients,
-      );
+      const res = asTask(req.tid, () => this.dispatch(conn, req));
+      if (client && (flags & REQ_FLAGS.LEASE) !== 0) this.offerLease(client, req, res);
+      r = withZaps(res, conn, this.clients);
     } catch (e) {
-      if (e instanceof Errno) return withZaps(failure(e.code), conn, this.clients);
-      if (e instanceof RestartCall) return e;
-      return this.bug(e);
+      if (e instanceof Errno) r = withZaps(failure(e.code), conn, this.clients);
+      else if (e instanceof RestartCall) r = e;
+      else r = this.bug(e);
     } finally {
       mm?.prefetch?.();
       this.syncPoll();
+    }
+    if (!deferring) return r;
+    // a restarted call is redone from the start: what it wrote is made now
+    if (r instanceof RestartCall) quietly(() => mm.endWrites!(true));
+    else r.payload = encodeWriteback(mm.endWrites!(false));
+    return r;
+  }
+
+  /**
+   * Perform every unmap the libraries posted (docs/engine-protocol.md,
+   * *Unmap leases*): before a state snapshot, a device's DMA (the memory's
+   * beforeDma hook), or anything else that could observe them outside a
+   * request. Inside a request there is nothing to do: every record posted
+   * before it began was performed then, and later ones are concurrent
+   * with it, as an unmap on another CPU would be.
+   */
+  settle(): void {
+    if (this.depth === 0) this.leases?.drainAll();
+  }
+
+  /**
+   * After an UNMAP_DMA that asked for a lease (REQ_FLAGS.LEASE): take the
+   * ring the library offers in a4 (once), and lease the fd when the call
+   * succeeded on a container that allows it. Failures only mean no lease.
+   */
+  private offerLease(client: Client, req: Request, res: Response): void {
+    const conn = client.conn;
+    if (!conn || !client.handle) return;
+    const ringFd = argInt(req.args[4] ?? 0n);
+    try {
+      if (!this.leases) {
+        this.leases = new UnmapLeases((c, recs) => this.performUnmaps(c, recs));
+        this.kernel.memory.beforeDma = () => this.settle();
+      }
+      if (!this.leases.has(conn) && ringFd >= 0) {
+        const copy = client.handle.getfd(ringFd);
+        try {
+          this.leases.attach(conn, copy);
+        } finally {
+          closeFd(copy);
+        }
+      }
+      const fd = argInt(req.args[0] ?? 0n);
+      const windows = res.ret === 0n ? leaseWindowsOf(client.proc, fd) : undefined;
+      if (windows && this.leases.has(conn)) this.leases.grant(conn, fd, windows);
+    } catch {
+      // no lease: the library goes on with ordinary calls
+    }
+  }
+
+  /**
+   * Posted records, in order, as their process's own UNMAP_DMAs: 0 or
+   * -errno each. Plain ones go straight to their container (then each gets
+   * its trace line, made as for the ioctl); any other is the ordinary ioctl.
+   */
+  private performUnmaps(conn: Connection, recs: readonly UnmapRecord[]): number[] {
+    const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
+    if (!client) return recs.map(() => -ERRNO.ESRCH);
+    const { proc } = client;
+    const request = unmapDmaRequest(this.kernel.abi);
+    const out: number[] = [];
+    while (out.length < recs.length) {
+      const n = unmapLeasedRun(proc, recs, out.length);
+      for (let k = 0; k < n; k++) {
+        const rec = recs[out.length]!;
+        if (proc.trace)
+          this.asRecord(proc, rec, () => proc.traceIoctl(rec.fd, request, rec.arg, 0));
+        out.push(0);
+      }
+      if (n === 0) out.push(this.performUnmap(proc, recs[out.length]!, request));
+    }
+    return out;
+  }
+
+  /** Run `fn` as record `rec`'s task, its struct readable from the record (RemoteMm.prefetch). */
+  private asRecord<T>(proc: Process<ProcessMm>, rec: UnmapRecord, fn: () => T): T {
+    const outer = this.tid;
+    this.tid = rec.tid;
+    proc.mm.prefetch?.(rec.arg, unmapRecordArg(rec));
+    try {
+      return asTask(rec.tid, fn);
+    } finally {
+      proc.mm.prefetch?.();
+      this.tid = outer;
+    }
+  }
+
+  /** One posted record as its process's own UNMAP_DMA ioctl: 0 or -errno. */
+  private performUnmap(proc: Process<ProcessMm>, rec: UnmapRecord, request: number): number {
+    try {
+      const r = this.asRecord(proc, rec, () => proc.ioctl(rec.fd, request, rec.arg));
+      return r < 0 ? -ERRNO[proc.errno ?? 'EIO'] : r;
+    } catch (e) {
+      this.bug(e);
+      return -ERRNO.EIO;
     }
   }
 
@@ -298,6 +431,8 @@ export class Engine {
    * process waits for its new image's HELLO (or the reaper).
    */
   disconnect(conn: Connection): void {
+    this.leases?.revokeAll();
+    this.leases?.close(conn);
     conn.handle?.close();
     conn.handle = undefined;
     const client = conn.pid === undefined ? undefined : this.clients.get(conn.pid);
@@ -388,6 +523,9 @@ export class Engine {
         return ok(0n);
       case OP.EXEC_ABORT:
         client.execPending = false;
+        return ok(0n);
+      case OP.SYNC:
+        // every posted unmap was performed before this request (attempt)
         return ok(0n);
       case OP.OPEN: {
         const r = proc.openAt(argInt(a0), payloadString(req.payload), argInt(a1));
@@ -594,6 +732,7 @@ export class Engine {
   // ---- processes, tokens, poll mirroring ---------------------------------------------
 
   private exitClient(client: Client): void {
+    this.leases?.revokeAll();
     const pid = client.proc.pid;
     if (this.clients.get(pid) === client) this.clients.delete(pid);
     try {

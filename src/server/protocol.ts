@@ -11,6 +11,8 @@
  * reader.push(bytes.subarray(10)); // [bytes]
  */
 
+import type { UserWrite } from '../host/process.ts';
+
 /** Operation numbers. */
 export const OP = {
   HELLO: 1,
@@ -35,10 +37,11 @@ export const OP = {
   MREMAP: 32,
   MMIO: 33,
   MMIO_FAULT: 34,
+  SYNC: 35,
 } as const;
 
-/** Request `flags`: the library tracks the caller's address-space changes, and one happened since its previous request. */
-export const REQ_FLAGS = { MM_TRACKED: 1, MM_CHANGED: 2 } as const;
+/** Request `flags`: the library tracks the caller's address-space changes, one happened since its previous request, and an UNMAP_DMA asks for an unmap lease (a4: the ring). */
+export const REQ_FLAGS = { MM_TRACKED: 1, MM_CHANGED: 2, LEASE: 4 } as const;
 
 /** HELLO `a0`: who is connecting. */
 export const HELLO_KIND = { NEW: 0, FORK_CHILD: 1, AFTER_EXEC: 2 } as const;
@@ -153,6 +156,44 @@ export function decodeResponse(frame: Uint8Array): Response {
     payload: frame.slice(RESPONSE_HEADER_SIZE, RESPONSE_HEADER_SIZE + len),
     zaps: v.getUint32(20, true),
   };
+}
+
+/**
+ * An IOCTL answer's payload: `{ u32 nr; u32 bytes; { u64 addr; u64 len }[nr]; }`
+ * then the written bytes back to back, to be written in order; undefined
+ * (no payload) for none.
+ */
+export function encodeWriteback(writes: readonly UserWrite[]): Uint8Array | undefined {
+  if (writes.length === 0) return undefined;
+  let total = 0;
+  for (const w of writes) total += w.bytes.length;
+  const head = 8 + 16 * writes.length;
+  // from Node's pool: no allocation of its own per answer
+  const out = Buffer.allocUnsafe(head + total);
+  const v = view(out);
+  v.setUint32(0, writes.length, true);
+  v.setUint32(4, total, true);
+  let at = head;
+  writes.forEach((w, i) => {
+    v.setBigUint64(8 + 16 * i, w.va, true);
+    v.setBigUint64(16 + 16 * i, BigInt(w.bytes.length), true);
+    out.set(w.bytes, at);
+    at += w.bytes.length;
+  });
+  return out;
+}
+
+export function decodeWriteback(b: Uint8Array | undefined): UserWrite[] {
+  if (!b?.length) return [];
+  const v = view(b);
+  const nr = v.getUint32(0, true);
+  let at = 8 + 16 * nr;
+  return Array.from({ length: nr }, (_, i) => {
+    const len = Number(v.getBigUint64(16 + 16 * i, true));
+    const bytes = b.slice(at, at + len);
+    at += len;
+    return { va: v.getBigUint64(8 + 16 * i, true), bytes };
+  });
 }
 
 /** The FSTAT/STAT payload `{ u32 mode; u32 major; u32 minor; u32 reserved }`. */

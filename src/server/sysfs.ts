@@ -49,17 +49,11 @@
  * library answers stat of these paths through STAT). The device numbers
  * are the ones in devices.ts.
  */
-import {
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { errnoName } from '../abi/errno.ts';
 import type { Kernel } from '../host/kernel.ts';
+import { treeAddon } from '../host/native.ts';
 import { sriovNumvfs, sriovTotalvfs } from '../host/sriov.ts';
 import { sysfsAttrPaths, vtdUnits } from '../host/sysfs-attrs.ts';
 import type { PciDeviceSpec } from '../host/topology/index.ts';
@@ -99,116 +93,112 @@ const IORESOURCE = {
 
 /** Write the trees for `kernel` under `root` (which must exist). */
 export function writeFakeTree(kernel: Kernel, root: string): void {
-  const sys = join(root, 'sys');
+  const w = new TreeWriter(root);
+  const sys = `${root}/sys`;
   const pci = (bdf: string) =>
     [...kernel.vfioGroups.values()].flatMap((g) => g.devices).find((d) => d.name === bdf)?.pci;
   const sriovByVfio = (pf: string) => {
     const entry = kernel.host.devices.get(pf);
     return entry !== undefined && kernel.vfioGroups.has(entry.device.group.id);
   };
-  writeIommus(kernel, sys);
+  writeIommus(w, kernel, sys);
   const units = new Set(vtdUnits(kernel).map((u) => u.id));
   const bars = assignBars([...kernel.host.devices.values()].map((d) => d.spec));
   for (const { device, spec } of kernel.host.devices.values()) {
     const bdf = spec.bdf;
     const devDir = devDirOf(bdf);
-    const dir = join(sys, devDir);
-    file(dir, 'vendor', `${hex(spec.vendor, 4)}\n`);
-    file(dir, 'device', `${hex(spec.device, 4)}\n`);
-    file(dir, 'subsystem_vendor', `${hex(spec.subsystemVendor ?? 0, 4)}\n`);
-    file(dir, 'subsystem_device', `${hex(spec.subsystemDevice ?? 0, 4)}\n`);
-    file(dir, 'class', `${hex(spec.class, 6)}\n`);
-    file(dir, 'revision', `${hex(spec.revision ?? 0, 2)}\n`);
-    file(dir, 'numa_node', '0\n');
-    file(dir, 'resource', resourceText(spec, bars.get(bdf)!));
-    for (const bar of spec.bars) sized(dir, `resource${bar.index}`, bar.size);
+    const dir = `${sys}/${devDir}`;
+    w.file(dir, 'vendor', `${hex(spec.vendor, 4)}\n`);
+    w.file(dir, 'device', `${hex(spec.device, 4)}\n`);
+    w.file(dir, 'subsystem_vendor', `${hex(spec.subsystemVendor ?? 0, 4)}\n`);
+    w.file(dir, 'subsystem_device', `${hex(spec.subsystemDevice ?? 0, 4)}\n`);
+    w.file(dir, 'class', `${hex(spec.class, 6)}\n`);
+    w.file(dir, 'revision', `${hex(spec.revision ?? 0, 2)}\n`);
+    w.file(dir, 'numa_node', '0\n');
+    w.file(dir, 'resource', resourceText(spec, bars.get(bdf)!));
+    for (const bar of spec.bars) w.sized(dir, `resource${bar.index}`, bar.size);
     const config = pci(device.name)?.config ?? new PciConfigSpace(spec);
-    writeFileSync(join(dir, 'config'), config.hwSnapshot());
+    w.file(dir, 'config', config.hwSnapshot());
     // vfio-pci sets the driver_override of the VFs its PF creates
-    file(
+    w.file(
       dir,
       'driver_override',
       spec.physfn && sriovByVfio(spec.physfn) ? 'vfio-pci\n' : '(null)\n',
     );
-    link(dir, 'subsystem', '../../../bus/pci');
-    link(join(sys, 'bus/pci/devices'), bdf, `../../../${devDir}`);
-    writeSriov(kernel, sys, spec);
+    w.link(dir, 'subsystem', '../../../bus/pci');
+    w.link(`${sys}/bus/pci/devices`, bdf, `../../../${devDir}`);
+    writeSriov(w, kernel, sys, spec);
     // without a VFIO group (no IOMMU, no no-IOMMU mode) vfio-pci does not take the device
     if (!kernel.vfioGroups.has(device.group.id)) continue;
-    link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
-    if (units.has(spec.iommu)) link(dir, 'iommu', `../../virtual/iommu/${spec.iommu}`);
-    link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
-    link(join(sys, 'bus/pci/drivers/vfio-pci'), bdf, `../../../../${devDir}`);
-    link(join(sys, `kernel/iommu_groups/${device.group.id}/devices`), bdf, `../../../../${devDir}`);
+    w.link(dir, 'iommu_group', `../../../kernel/iommu_groups/${device.group.id}`);
+    if (units.has(spec.iommu)) w.link(dir, 'iommu', `../../virtual/iommu/${spec.iommu}`);
+    w.link(dir, 'driver', '../../../bus/pci/drivers/vfio-pci');
+    w.link(`${sys}/bus/pci/drivers/vfio-pci`, bdf, `../../../../${devDir}`);
+    w.link(`${sys}/kernel/iommu_groups/${device.group.id}/devices`, bdf, `../../../../${devDir}`);
     const cdev = cdevNode(kernel, bdf);
     const name = vfioCdevName(kernel, bdf);
     if (cdev && name) {
-      file(join(dir, 'vfio-dev', name), 'dev', devText(cdev));
-      link(join(sys, 'class/vfio-dev'), name, `../../${devDir}/vfio-dev/${name}`);
+      w.file(`${dir}/vfio-dev/${name}`, 'dev', devText(cdev));
+      w.link(`${sys}/class/vfio-dev`, name, `../../${devDir}/vfio-dev/${name}`);
     }
   }
   [...kernel.vfioGroups.values()].forEach((vfioGroup, index) => {
     const group = vfioGroup.iommuGroup;
-    const dir = join(sys, `kernel/iommu_groups/${group.id}`);
+    const dir = `${sys}/kernel/iommu_groups/${group.id}`;
     if (vfioGroup.noiommu) {
       // no IOMMU behind it: no reserved regions, no default domain
-      file(dir, 'reserved_regions', '');
-      file(dir, 'type', 'unknown\n');
+      w.file(dir, 'reserved_regions', '');
+      w.file(dir, 'type', 'unknown\n');
     } else {
-      file(
+      w.file(
         dir,
         'reserved_regions',
         reservedRegionsText(group.devices.flatMap((d) => d.reservedRegions)),
       );
       const unit = group.devices[0] && kernel.host.devices.get(group.devices[0].name)?.spec.iommu;
       const kind = unit === undefined ? undefined : kernel.host.iommuSpecs.get(unit)?.kind;
-      file(dir, 'type', kind === 'intel' ? 'DMA-FQ\n' : 'unknown\n');
+      w.file(dir, 'type', kind === 'intel' ? 'DMA-FQ\n' : 'unknown\n');
     }
     const name = vfioGroup.iommuGroupName;
-    if (name !== undefined) file(dir, 'name', `${name}\n`);
-    file(
-      join(sys, `class/vfio/${vfioGroup.nodeName}`),
-      'dev',
-      devText(groupNode(vfioGroup, index)),
-    );
+    if (name !== undefined) w.file(dir, 'name', `${name}\n`);
+    w.file(`${sys}/class/vfio/${vfioGroup.nodeName}`, 'dev', devText(groupNode(vfioGroup, index)));
   });
-  mkdirSync(join(sys, 'bus/pci/drivers/vfio-pci'), { recursive: true });
-  mkdirSync(join(sys, 'class/vfio-dev'), { recursive: true });
-  file(join(sys, 'class/misc/iommu'), 'dev', `${MISC_MAJOR}:${IOMMU_MINOR}\n`);
-  file(join(sys, 'class/misc/vfio'), 'dev', `${MISC_MAJOR}:${VFIO_MINOR}\n`);
-  file(
-    join(sys, 'module/vfio/parameters'),
+  w.dir(`${sys}/bus/pci/drivers/vfio-pci`);
+  w.dir(`${sys}/class/vfio-dev`);
+  w.file(`${sys}/class/misc/iommu`, 'dev', `${MISC_MAJOR}:${IOMMU_MINOR}\n`);
+  w.file(`${sys}/class/misc/vfio`, 'dev', `${MISC_MAJOR}:${VFIO_MINOR}\n`);
+  w.file(
+    `${sys}/module/vfio/parameters`,
     'enable_unsafe_noiommu_mode',
     kernel.personality.vfioNoiommu ? 'Y\n' : 'N\n',
   );
-  mkdirSync(join(sys, 'module/vfio_pci'), { recursive: true });
-  mkdirSync(join(sys, 'module/iommufd'), { recursive: true });
+  w.dir(`${sys}/module/vfio_pci`);
+  w.dir(`${sys}/module/iommufd`);
   // the legacy container's backend modules (no module is loaded for iommufd's compat)
   for (const d of isLegacyContainer(kernel.personality) ? kernel.vfioIommuDrivers : []) {
     const module = LEGACY_BACKEND_MODULES[d.name];
-    if (module) mkdirSync(join(sys, `module/${module}`), { recursive: true });
+    if (module) w.dir(`${sys}/module/${module}`);
   }
-  file(join(sys, 'kernel/mm/transparent_hugepage'), 'hpage_pmd_size', `${hpagePmdSize()}\n`);
-  file(
-    join(sys, 'module/vfio_pci/parameters'),
+  w.file(`${sys}/kernel/mm/transparent_hugepage`, 'hpage_pmd_size', `${hpagePmdSize()}\n`);
+  w.file(
+    `${sys}/module/vfio_pci/parameters`,
     'enable_sriov',
     kernel.personality.vfioPciEnableSriov ? 'Y\n' : 'N\n',
   );
   for (const node of charDevices(kernel)) {
-    const path = join(root, node.path);
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, '');
+    const path = `${root}${node.path}`;
+    w.file(dirname(path), basename(path), '');
   }
+  w.flush(); // what is there so far: an engine-generated file may be one of it
   // the files the engine generates: a placeholder in the tree (stat, readdir)
   // and a marker under .engine/ telling the library to ask the engine
   for (const path of sysfsAttrPaths(kernel)) {
-    const at = join(root, path);
-    mkdirSync(dirname(at), { recursive: true });
-    if (!existsSync(at)) writeFileSync(at, '');
-    const marker = join(root, ENGINE_MARKERS, path);
-    mkdirSync(dirname(marker), { recursive: true });
-    writeFileSync(marker, '');
+    const at = `${root}${path}`;
+    if (!existsSync(at)) w.file(dirname(at), basename(at), '');
+    const marker = `${root}/${ENGINE_MARKERS}${path}`;
+    w.file(dirname(marker), basename(marker), '');
   }
+  w.flush();
 }
 
 /** Where the markers of engine-generated files live under the root (`.engine/sys/...`). */
@@ -219,9 +209,24 @@ export const ENGINE_MARKERS = '.engine';
  * went): the old `sys/`, `dev/` and markers go first.
  */
 export function rewriteFakeTree(kernel: Kernel, root: string): void {
-  for (const d of ['sys', 'dev', ENGINE_MARKERS])
-    rmSync(join(root, d), { recursive: true, force: true });
+  for (const d of ['sys', 'dev', ENGINE_MARKERS]) removeTree(join(root, d));
   writeFakeTree(kernel, root);
+}
+
+/**
+ * Remove `path` and everything under it, if it exists, never following a
+ * link (native/tree.c: one readdir per directory; rmSync's recursive
+ * removal stats every entry and tries rmdir on files).
+ */
+export function removeTree(path: string): void {
+  const err = treeAddon().treeRemove(path);
+  if (err) treeError(err, 'remove', path);
+}
+
+/** Throw the error of a failed tree operation, as node:fs would (`code`, `errno`, `path`). */
+function treeError(errno: number, what: string, path: string): never {
+  const code = errnoName(errno) ?? 'EIO';
+  throw Object.assign(new Error(`${code}: cannot ${what} ${path}`), { code, errno, path });
 }
 
 /**
@@ -229,12 +234,12 @@ export function rewriteFakeTree(kernel: Kernel, root: string): void {
  * link points there) with `intel-iommu/{cap,ecap}` (the registers,
  * `%llx`), and `sys/class/iommu/<id>` linking to it.
  */
-function writeIommus(kernel: Kernel, sys: string): void {
+function writeIommus(w: TreeWriter, kernel: Kernel, sys: string): void {
   for (const { id, cap, ecap } of vtdUnits(kernel)) {
-    const dir = join(sys, `devices/virtual/iommu/${id}`);
-    file(join(dir, 'intel-iommu'), 'cap', `${cap.toString(16)}\n`);
-    file(join(dir, 'intel-iommu'), 'ecap', `${ecap.toString(16)}\n`);
-    link(join(sys, 'class/iommu'), id, `../../devices/virtual/iommu/${id}`);
+    const dir = `${sys}/devices/virtual/iommu/${id}`;
+    w.file(`${dir}/intel-iommu`, 'cap', `${cap.toString(16)}\n`);
+    w.file(`${dir}/intel-iommu`, 'ecap', `${ecap.toString(16)}\n`);
+    w.link(`${sys}/class/iommu`, id, `../../devices/virtual/iommu/${id}`);
   }
 }
 
@@ -244,13 +249,13 @@ function writeIommus(kernel: Kernel, sys: string): void {
  * VFs, numbered in routing-ID (BDF) order; a VF's `physfn` link when its PF
  * is a host device (a PF left to a host driver is not in the tree).
  */
-function writeSriov(kernel: Kernel, sys: string, spec: PciDeviceSpec): void {
-  const dir = join(sys, devDirOf(spec.bdf));
+function writeSriov(w: TreeWriter, kernel: Kernel, sys: string, spec: PciDeviceSpec): void {
+  const dir = `${sys}/${devDirOf(spec.bdf)}`;
   const linkTo = (name: string, bdf: string) =>
-    link(dir, name, relative(dir, join(sys, devDirOf(bdf))));
+    w.link(dir, name, relative(dir, `${sys}/${devDirOf(bdf)}`));
   if (spec.sriov !== undefined) {
-    file(dir, 'sriov_numvfs', `${sriovNumvfs(kernel, spec.bdf)}\n`);
-    file(dir, 'sriov_totalvfs', `${sriovTotalvfs(kernel, spec.bdf)}\n`);
+    w.file(dir, 'sriov_numvfs', `${sriovNumvfs(kernel, spec.bdf)}\n`);
+    w.file(dir, 'sriov_totalvfs', `${sriovTotalvfs(kernel, spec.bdf)}\n`);
     const vfs = [...kernel.host.devices.values()]
       .filter((d) => d.spec.physfn === spec.bdf)
       .map((d) => d.spec.bdf)
@@ -274,22 +279,62 @@ function pciRootOf(bdf: string): string {
   return `pci${bdf.slice(0, 7)}`;
 }
 
-/** A sparse file of `size` bytes (a BAR's resourceN: what stat shows). */
-function sized(dir: string, name: string, size: bigint): void {
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, name);
-  writeFileSync(path, '');
-  truncateSync(path, Number(size));
-}
+/**
+ * Collects the files, links and directories of a tree under a root that
+ * exists, each directory once, and writes them with one addon call
+ * (native/tree.c) at `flush`: through Node's fs, the ~400 entries' cold
+ * wrapper code was most of the tree's cost at every start.
+ */
+class TreeWriter {
+  /** Directories made or queued. */
+  private readonly made = new Set<string>();
+  private kinds = '';
+  private paths: string[] = [];
+  private data: (string | Uint8Array | number | undefined)[] = [];
 
-function file(dir: string, name: string, text: string): void {
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, name), text);
-}
+  constructor(root: string) {
+    this.made.add(root);
+  }
 
-function link(dir: string, name: string, target: string): void {
-  mkdirSync(dir, { recursive: true });
-  symlinkSync(target, join(dir, name));
+  /** `dir` and its missing parents. */
+  dir(dir: string): void {
+    if (this.made.has(dir)) return;
+    const parent = dirname(dir);
+    if (parent !== dir) this.dir(parent);
+    this.made.add(dir);
+    this.queue('d', dir, undefined);
+  }
+
+  file(dir: string, name: string, data: string | Uint8Array): void {
+    this.dir(dir);
+    this.queue('f', `${dir}/${name}`, data);
+  }
+
+  link(dir: string, name: string, target: string): void {
+    this.dir(dir);
+    this.queue('l', `${dir}/${name}`, target);
+  }
+
+  /** A sparse file of `size` bytes (a BAR's resourceN: what stat shows). */
+  sized(dir: string, name: string, size: bigint): void {
+    this.dir(dir);
+    this.queue('s', `${dir}/${name}`, Number(size));
+  }
+
+  /** Write what is queued. */
+  flush(): void {
+    const failed = treeAddon().treeWrite(this.kinds, this.paths, this.data);
+    if (failed) treeError(failed[1], 'write', this.paths[failed[0]]!);
+    this.kinds = '';
+    this.paths = [];
+    this.data = [];
+  }
+
+  private queue(kind: string, path: string, data: string | Uint8Array | number | undefined) {
+    this.kinds += kind;
+    this.paths.push(path);
+    this.data.push(data);
+  }
 }
 
 function hex(n: number, digits: number): string {

@@ -100,10 +100,9 @@ export class SortedRanges<T extends Range> {
 
   /** The first item (lowest start) that intersects `[start, last]`. */
   firstIntersecting(start: bigint, last: bigint): T | undefined {
-    const it = this.from(start);
-    const r = it.next();
-    if (r.done || r.value.start > last) return undefined;
-    return r.value;
+    const at = this.seek(start);
+    const item = this.chunks[at.c]?.[at.i];
+    return item && item.start <= last ? item : undefined;
   }
 
   /** True when some item intersects `[start, last]`. */
@@ -116,28 +115,43 @@ export class SortedRanges<T extends Range> {
    * after `addr`. Do not modify the set while iterating; collect first.
    */
   *from(addr: bigint): Generator<T> {
-    let c = this.chunkFor(addr);
-    let i = 0;
-    if (c < 0) c = 0;
-    else {
-      const chunk = this.chunks[c]!;
-      i = SortedRanges.indexIn(chunk, addr);
-      if (chunk[i]!.last < addr) i++;
-    }
+    let { c, i } = this.seek(addr);
     for (; c < this.chunks.length; c++, i = 0) {
       const chunk = this.chunks[c]!;
       for (; i < chunk.length; i++) yield chunk[i]!;
     }
   }
 
-  /** Items intersecting `[start, last]`, ascending, as an array (safe to mutate after). */
+  /**
+   * Items intersecting `[start, last]`, ascending, as an array (safe to
+   * mutate after). A plain loop, not `from()`: it is on every hot path, and
+   * a generator costs an object per step.
+   */
   overlapping(start: bigint, last: bigint): T[] {
     const out: T[] = [];
-    for (const item of this.from(start)) {
-      if (item.start > last) break;
-      out.push(item);
+    let { c, i } = this.seek(start);
+    for (; c < this.chunks.length; c++, i = 0) {
+      const chunk = this.chunks[c]!;
+      for (; i < chunk.length; i++) {
+        const item = chunk[i]!;
+        if (item.start > last) return out;
+        out.push(item);
+      }
     }
     return out;
+  }
+
+  /**
+   * Where the first item ending at or after `addr` is: chunk `c`, index `i`
+   * (`c` past the last chunk when there is none; chunks are never empty).
+   */
+  private seek(addr: bigint): { c: number; i: number } {
+    const c = this.chunkFor(addr);
+    if (c < 0) return { c: 0, i: 0 };
+    const chunk = this.chunks[c]!;
+    const i = SortedRanges.indexIn(chunk, addr);
+    if (chunk[i]!.last >= addr) return { c, i };
+    return i + 1 < chunk.length ? { c, i: i + 1 } : { c: c + 1, i: 0 };
   }
 
   *[Symbol.iterator](): Generator<T> {

@@ -10,8 +10,9 @@
  * - open: always succeeds for a known index (several opens allowed); an
  *   unknown node is ENOENT.
  * - Before a successful BIND every other ioctl, read and write is EINVAL.
- * - BIND_IOMMUFD (minsz 16, struct 24): argsz < 16, unknown flags or
- *   iommufd < 0 → EINVAL; argsz > 24 with non-zero tail → E2BIG; the
+ * - BIND_IOMMUFD (minsz 16, struct 24; bindIommufdCopyIn): argsz < 16 →
+ *   EINVAL; argsz > 24 with non-zero tail → E2BIG (not on 6.12); unknown
+ *   flags or iommufd < 0 → EINVAL; the
  *   device's group file open → EBUSY (else the group is blocked until
  *   unbind); this fd already bound → EINVAL; the VF token (the UUID at
  *   `token_uuid_ptr` with FLAG_TOKEN: EFAULT) judged by vfio-pci's rules
@@ -81,6 +82,42 @@ export interface VfioCdevPersonality {
    * (6.12), any flag of the three is EINVAL.
    */
   readonly vfioCdevFlags: boolean;
+  /**
+   * BIND_IOMMUFD reads `argsz` alone, then the struct with
+   * copy_struct_from_user (24 bytes: shorter is zero-filled, a longer argsz
+   * must hold zeros past them, E2BIG). Off (6.12): one copy_from_user of
+   * the 16-byte struct; a longer argsz is not looked at.
+   */
+  readonly vfioBindStructCopy: boolean;
+}
+
+/**
+ * vfio_df_ioctl_bind_iommufd()'s copy-in and first checks, for the cdev
+ * and for group device fds alike: the struct as read, or EFAULT, EINVAL
+ * (argsz below 16, then flags outside `validFlags` or iommufd < 0), E2BIG.
+ */
+export function bindIommufdCopyIn(
+  mm: Caller['mm'],
+  arg: bigint,
+  structCopy: boolean,
+  validFlags: number,
+) {
+  const fn = 'vfio_df_ioctl_bind_iommufd';
+  const minsz = VfioDeviceBindIommufd.endOf('out_devid');
+  if (structCopy) {
+    // get_user() of argsz alone, before anything else is read
+    const argsz = new DataView(mm.read(arg, 4).buffer).getUint32(0, true);
+    if (argsz < minsz) fail('EINVAL', `argsz ${argsz} below ${minsz}`, fn);
+  }
+  const u = VfioUser.copyIn(mm, arg, VfioDeviceBindIommufd, { minsz, fn });
+  const bind = structCopy ? u.readStruct() : u.cmd;
+  if (bind.flags & ~validFlags || bind.iommufd < 0)
+    fail(
+      'EINVAL',
+      `unknown flags ${hex(bind.flags & ~validFlags)} or iommufd ${bind.iommufd} < 0`,
+      fn,
+    );
+  return u;
 }
 
 /**
@@ -122,7 +159,7 @@ export function openVfioCdev(host: VfioCdevHost, path: string): VfioCdevFile {
   const m = /^vfio(0|[1-9][0-9]{0,9})$/.exec(path.slice(VFIO_CDEV_DIR.length));
   const found = path.startsWith(VFIO_CDEV_DIR) && m ? lookup(host, Number(m[1])) : undefined;
   if (!found) fail('ENOENT', `${path} is not a device uiommu serves`, 'path_openat');
-  return new CdevFile(found.device, found.group, host.personality.vfioCdevFlags).ops();
+  return new CdevFile(found.device, found.group, host.personality).ops();
 }
 
 /** One open of the cdev (struct vfio_device_file with no group). */
@@ -133,12 +170,18 @@ class CdevFile {
   private readonly pasids = new Set<number>();
   private readonly pci: FileOps;
 
+  /** VfioCdevPersonality.vfioCdevFlags. */
+  private readonly flagsKnown: boolean;
+  /** VfioCdevPersonality.vfioBindStructCopy. */
+  private readonly structCopy: boolean;
+
   constructor(
     readonly device: VfioDevice,
     readonly group: VfioGroup,
-    /** VfioCdevPersonality.vfioCdevFlags. */
-    private readonly flagsKnown: boolean,
+    personality: VfioCdevPersonality,
   ) {
+    this.flagsKnown = personality.vfioCdevFlags;
+    this.structCopy = personality.vfioBindStructCopy;
     this.pci = vfioPciDeviceFileOps(device.pci, { hotReset: hotResetOps(device) });
   }
 
@@ -190,18 +233,9 @@ class CdevFile {
 
   /** VFIO_DEVICE_BIND_IOMMUFD. */
   private bind(caller: Caller, arg: bigint): number {
-    const u = VfioUser.copyIn(caller.mm, arg, VfioDeviceBindIommufd, {
-      minsz: VfioDeviceBindIommufd.endOf('out_devid'),
-      fn: 'vfio_df_ioctl_bind_iommufd',
-    });
-    const bind = u.readStruct();
     const valid = this.flagsKnown ? VFIO_DEVICE_BIND_FLAG.TOKEN : 0;
-    if (bind.flags & ~valid || bind.iommufd < 0)
-      fail(
-        'EINVAL',
-        `unknown flags ${hex(bind.flags & ~valid)} or iommufd ${bind.iommufd} < 0`,
-        'vfio_df_ioctl_bind_iommufd',
-      );
+    const u = bindIommufdCopyIn(caller.mm, arg, this.structCopy, valid);
+    const bind = u.cmd;
     this.group.blockForCdev();
     try {
       if (this.bound) fail('EINVAL', 'this cdev fd is bound already', 'vfio_df_ioctl_bind_iommufd');

@@ -7,8 +7,9 @@
  * const ops = deviceFileOps(vdev, { release: () => group.closeDevice(vdev) });
  */
 import { fail } from '../abi/errno.ts';
-import { VfioDeviceBindIommufd, vfioNrOf } from '../abi/vfio.ts';
+import { VFIO_DEVICE_BIND_FLAG, vfioNrOf } from '../abi/vfio.ts';
 import type { FileOps } from '../kernel/file.ts';
+import { bindIommufdCopyIn } from './cdev.ts';
 import type { VfioDevice } from './device.ts';
 import { hotResetOps } from './hot-reset.ts';
 import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
@@ -16,6 +17,8 @@ import { vfioPciDeviceFileOps } from './pci/device-fops.ts';
 export interface DeviceFileOptions {
   /** The last reference to the file went away: the group closes the device. */
   readonly release: () => void;
+  /** VfioCdevPersonality.vfioBindStructCopy: how BIND_IOMMUFD reads its struct before refusing. */
+  readonly bindStructCopy: boolean;
 }
 
 /** VFIO_BASE + 18: the VFIO core answers it before the driver sees anything. */
@@ -24,8 +27,8 @@ const NR_BIND_IOMMUFD = 118;
 /**
  * FileOps of a device fd of `device`; `kind` 'vfio-device' (strace
  * decoding). BIND_IOMMUFD is the core's: only cdev fds may bind, so after
- * the minsz copy (EFAULT) it is EINVAL; ATTACH/DETACH_IOMMUFD_PT reach
- * vfio-pci (ENOTTY).
+ * the cdev's copy-in and checks (bindIommufdCopyIn: EFAULT, EINVAL, E2BIG)
+ * it is EINVAL; ATTACH/DETACH_IOMMUFD_PT reach vfio-pci (ENOTTY).
  */
 export function deviceFileOps(
   device: VfioDevice,
@@ -40,8 +43,8 @@ export function deviceFileOps(
     device,
     ioctl(caller, request, arg) {
       if (vfioNrOf(caller.abi, request) === NR_BIND_IOMMUFD) {
-        caller.mm.read(arg, VfioDeviceBindIommufd.endOf('out_devid'));
-        fail('EINVAL', 'BIND_IOMMUFD on a group device fd', 'vfio_device_fops_unl_ioctl');
+        bindIommufdCopyIn(caller.mm, arg, opts.bindStructCopy, VFIO_DEVICE_BIND_FLAG.TOKEN);
+        fail('EINVAL', 'BIND_IOMMUFD on a group device fd', 'vfio_df_ioctl_bind_iommufd');
       }
       return ops.ioctl!(caller, request, arg);
     },

@@ -111,15 +111,18 @@ export class VfioGroup {
   private readonly holding = new Set<VfioDevice>();
   /** A no-IOMMU fake group (VFIO_NO_IOMMU): its device has no IOMMU; CAP_SYS_RAWIO needed throughout. */
   readonly noiommu: boolean;
+  /** VfioCdevPersonality.vfioBindStructCopy, for BIND_IOMMUFD on its device fds. */
+  private readonly bindStructCopy: boolean;
 
   /**
    * `specOf` gives each member's PCI description (from the host topology),
-   * `opts.pciFunctions` the host's PCI functions (for hot reset).
+   * `opts.pciFunctions` the host's PCI functions (for hot reset),
+   * `opts.bindStructCopy` the personality's vfioBindStructCopy.
    */
   constructor(
     readonly iommuGroup: Group,
     specOf: (dev: Device) => PciDeviceSpec,
-    opts: { noiommu?: boolean; pciFunctions: PciFunctions } & Pick<
+    opts: { noiommu?: boolean; pciFunctions: PciFunctions; bindStructCopy: boolean } & Pick<
       VfioPciDeviceOptions,
       'dynamicMsix' | 'busRange' | 'dmabuf'
     >,
@@ -133,6 +136,7 @@ export class VfioGroup {
       (d) => new VfioDevice(d, specOf(d), pci, opts.pciFunctions),
     );
     this.noiommu = opts.noiommu ?? false;
+    this.bindStructCopy = opts.bindStructCopy;
   }
 
   get id(): number {
@@ -302,7 +306,12 @@ export class VfioGroup {
       );
     this.openDevice(caller, device);
     // the hook for real device ops: see device-file.ts
-    return caller.installFile(deviceFileOps(device, { release: () => this.closeDevice(device) }));
+    return caller.installFile(
+      deviceFileOps(device, {
+        release: () => this.closeDevice(device),
+        bindStructCopy: this.bindStructCopy,
+      }),
+    );
   }
 
   /**

@@ -97,7 +97,7 @@ function constInit(id: ts.Identifier): ts.Expression | undefined {
   return undefined;
 }
 
-/** A site's name on the lists: file, where, and the reason as written (holes as `{expr}`). */
+/** A site's name on the lists: file, where, and the reason as written (holes as `{expr}`, blanks collapsed). */
 export function siteKey(s: Site): string {
   const where = s.where && ts.isIdentifier(s.where) ? (constInit(s.where) ?? s.where) : s.where;
   const text = (e: ts.Expression | undefined): string => {
@@ -105,7 +105,9 @@ export function siteKey(s: Site): string {
     if (ts.isStringLiteral(e) || ts.isNoSubstitutionTemplateLiteral(e)) return e.text;
     return ts.isTemplateExpression(e) ? e.getText().slice(1, -1) : e.getText();
   };
-  return `${s.file} · ${text(where)} · ${text(s.reason)}`.replaceAll('${', '{');
+  return `${s.file} · ${text(where)} · ${text(s.reason)}`
+    .replaceAll('${', '{')
+    .replace(/\s+/g, ' ');
 }
 
 /** Whether a row pinning `p` (errno, reason, where) pins site `s`. */

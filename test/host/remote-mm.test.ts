@@ -169,6 +169,54 @@ test('prefetched bytes serve the reads they cover until the call ends; writes up
   assert.throws(() => mm.read(at, 4), errno('EFAULT'), 'an exited mm stays EFAULT');
 });
 
+test('deferred writes: kept where the cached maps allow, made first when the memory is read', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const { pv, ro } = child.at;
+  const at = pv + 0x300n;
+  mm.write(at, text('before'));
+  // the maps moved with this request: nothing is kept (the maps are not read for it)
+  mm.observeMaps(true, true);
+  mm.deferWrites();
+  mm.write(at, text('B'));
+  assert.deepEqual(mm.endWrites(false), []);
+  assert.deepEqual(peek(child.handle, at, 6), text('Before'), 'made at once');
+  // they stood still: writes into writable VMAs are kept, in order, up to the limits
+  mm.observeMaps(true, false);
+  mm.prefetch(at, text('Before'));
+  mm.deferWrites();
+  mm.write(at, text('kept'));
+  mm.write(at + 0x10n, text('too'));
+  assert.deepEqual(mm.read(at, 6), text('keptre'), 'a covered read sees a kept write');
+  assert.deepEqual(peek(child.handle, at, 6), text('Before'), 'not made yet');
+  assert.throws(() => mm.write(ro, text('x')), errno('EFAULT'), 'a read-only page: at once');
+  assert.deepEqual(peek(child.handle, at, 6), text('keptre'), 'after the kept ones');
+  for (let i = 0; i < 8; i++) mm.write(at + 0x20n + BigInt(i), text('y'));
+  assert.deepEqual(peek(child.handle, at + 0x20n, 1), new Uint8Array(1), 'eight kept');
+  mm.write(at + 0x40n, text('ninth'));
+  assert.deepEqual(peek(child.handle, at + 0x20n, 8), text('yyyyyyyy'), 'the ninth: them first');
+  assert.deepEqual(peek(child.handle, at + 0x40n, 5), text('ninth'));
+  mm.write(at + 0x48n, new Uint8Array(1025));
+  assert.deepEqual(mm.endWrites(false), [], 'over the byte limit: made at once');
+  mm.deferWrites();
+  mm.write(at, text('last'));
+  assert.deepEqual(
+    mm.endWrites(false).map((w) => [w.va, w.bytes]),
+    [[at, text('last')]],
+    'handed over, not made',
+  );
+  assert.deepEqual(peek(child.handle, at, 4), text('kept'));
+  mm.deferWrites();
+  mm.write(at, text('made'));
+  mm.read(at + 0x100n, 1);
+  assert.deepEqual(peek(child.handle, at, 4), text('made'), 'a read outside the copy: made first');
+  mm.write(at, text('redo'));
+  assert.deepEqual(mm.endWrites(true), [], 'with make: made now');
+  assert.deepEqual(peek(child.handle, at, 4), text('redo'));
+  mm.prefetch();
+  mm.exit();
+});
+
 test('resolve: EFAULT for unmapped bytes and missing permission', () => {
   const ram = new PhysRam();
   const mm = new RemoteMm(child.handle, ram);

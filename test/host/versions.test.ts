@@ -457,3 +457,19 @@ test('6.12: a nested HWPT takes FAULT_ID_VALID but not PASID', () => {
     assert.equal(nested(0), undefined, v);
   }
 });
+
+test('6.12 IOAS_MAP checks the length before the user_va wrap (EINVAL); since 6.13 the wrap (EOVERFLOW)', () => {
+  // found by `npm run differential -- --kernel 6.12` (seed 12, call 140) on a real 6.12.95
+  for (const [v, errno] of [
+    ['6.12', 'EINVAL'],
+    ['6.18', 'EOVERFLOW'],
+    ['7.2', 'EOVERFLOW'],
+  ] as const) {
+    const f = at(v);
+    const map = (length: bigint) =>
+      f.call('IOMMU_IOAS_MAP', { ioas_id: f.ioas(), user_va: 0x2_0039_2000n, length, flags: 2 });
+    assert.equal(map(-PAGE & ((1n << 64n) - 1n)).errno, errno, v);
+    // a length within the limit that wraps is EOVERFLOW in every version
+    assert.equal(map(-0x2_0039_2000n & ((1n << 64n) - 1n)).errno, 'EOVERFLOW', v);
+  }
+});

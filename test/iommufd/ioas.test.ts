@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ErrnoName } from '../../src/abi/errno.ts';
 import { IOMMU_OPTION_ID, IOMMU_OPTION_OP, IommuIoasIovaRanges } from '../../src/abi/iommufd.ts';
+import { Kernel } from '../../src/host/kernel.ts';
 import type { MemObject } from '../../src/host/mem-object.ts';
+import { SimMm } from '../../src/host/sim-mm.ts';
 import { DmaFaultError } from '../../src/iommu/device.ts';
 import { client, type Fixture, setup } from '../support.ts';
-import { ok, st, tc } from './mock.ts';
+import { mockDomain, ok, st, tc } from './mock.ts';
 import {
   allow,
   encode,
@@ -1094,4 +1096,33 @@ test('UNMAP does not check alignment and returns the bytes of the areas it remov
   map(f, ioas, va, 2n * PAGE, { iova: 0x3000n });
   assert.deepEqual(unmap(f, ioas, 0xfffn, 0x4002n), { errno: undefined, length: 3n * PAGE });
   assert.equal(f.kernel.memory.pinnedPages(), 0n);
+});
+
+test('IOAS_MAP asks for CAP_IPC_LOCK only once past its checks, as the call sees it', () => {
+  const kernel = new Kernel();
+  let asked = 0;
+  let ipcLock = true;
+  const creds = {
+    uid: 1000,
+    capSysResource: false,
+    rlimitMemlock: 1n << 30n,
+    get capIpcLock() {
+      asked++;
+      return ipcLock;
+    },
+  };
+  const f = client(kernel, kernel.adopt(4242, new SimMm(kernel.memory), creds, new Map()));
+  const ioas = f.ioas();
+  mockDomain(f, ioas);
+  const va = f.mem(4n * PAGE);
+  const mapAt = (offset: bigint, length: bigint) =>
+    f.call('IOMMU_IOAS_MAP', { ioas_id: ioas, flags: RW, user_va: va + offset, length }).errno;
+  assert.equal(mapAt(0n, PAGE + 1n), 'EINVAL', 'a length off the IOAS alignment');
+  assert.equal(asked, 0, 'refused before any page is pinned: no credentials read');
+  assert.equal(mapAt(0n, PAGE), undefined);
+  assert.ok(asked > 0);
+  assert.equal(f.proc.counters.pinnedVm, 0n, 'CAP_IPC_LOCK held: nothing charged');
+  ipcLock = false;
+  assert.equal(mapAt(PAGE, 2n * PAGE), undefined);
+  assert.equal(f.proc.counters.pinnedVm, 2n, 'dropped before this call: its pages are charged');
 });

@@ -22,19 +22,7 @@ export function runCProgram(
   oks: number,
   programArgs: readonly string[] = [],
 ): string {
-  const bin = join(dir, name);
-  execFileSync('cc', [
-    '-O2',
-    '-Wall',
-    '-I',
-    join(ROOT, 'examples'),
-    '-I',
-    join(ROOT, 'native'),
-    '-o',
-    bin,
-    join(import.meta.dirname, `${name}.c`),
-    '-pthread',
-  ]);
+  const bin = buildCProgram(dir, name);
   const r = spawnSync(
     process.execPath,
     [join(ROOT, 'bin/uiommu.js'), 'run', ...runArgs, '--', bin, ...programArgs],
@@ -48,4 +36,22 @@ export function runCProgram(
   assert.equal(r.stdout.match(/^ok[: ]/gm)?.length, oks, r.stdout);
   assert.doesNotMatch(r.stderr, /model bug/);
   return r.stdout;
+}
+
+/** Build test/server/`name`.c into `dir` (examples/ and native/ on the include path); its path. */
+export function buildCProgram(dir: string, name: string): string {
+  const bin = join(dir, name);
+  execFileSync('cc', [
+    '-O2',
+    '-Wall',
+    '-I',
+    join(ROOT, 'examples'),
+    '-I',
+    join(ROOT, 'native'),
+    '-o',
+    bin,
+    join(import.meta.dirname, `${name}.c`),
+    '-pthread',
+  ]);
+  return bin;
 }

@@ -7,10 +7,12 @@ import {
   decodeNodeStat,
   decodeRequest,
   decodeResponse,
+  decodeWriteback,
   encodeI32s,
   encodeNodeStat,
   encodeRequest,
   encodeResponse,
+  encodeWriteback,
   FrameError,
   FrameReader,
   MAX_PAYLOAD,
@@ -44,6 +46,7 @@ test('op numbers are the documented ones', () => {
     MREMAP: 32,
     MMIO: 33,
     MMIO_FAULT: 34,
+    SYNC: 35,
   });
 });
 
@@ -89,6 +92,22 @@ test('stat payload { u32 mode; u32 major; u32 minor; u32 reserved }', () => {
   const b = encodeNodeStat({ mode: 0o20660, major: 10, minor: 59 });
   assert.equal(b.length, 16);
   assert.deepEqual(decodeNodeStat(b), { mode: 0o20660, major: 10, minor: 59 });
+});
+
+test('IOCTL write-back payload { u32 nr; u32 bytes; { u64 addr; u64 len }[nr] } then the bytes', () => {
+  assert.equal(encodeWriteback([]), undefined, 'no writes: no payload');
+  const writes = [
+    { va: 0x7fff_0000_1000n, bytes: new Uint8Array([1, 2, 3]) },
+    { va: 0x10n, bytes: new Uint8Array([9]) },
+  ];
+  const b = encodeWriteback(writes)!;
+  assert.equal(b.length, 8 + 2 * 16 + 4);
+  const v = new DataView(b.buffer, b.byteOffset);
+  assert.deepEqual([v.getUint32(0, true), v.getUint32(4, true)], [2, 4]);
+  assert.deepEqual([v.getBigUint64(8, true), v.getBigUint64(16, true)], [0x7fff_0000_1000n, 3n]);
+  assert.deepEqual([v.getBigUint64(24, true), v.getBigUint64(32, true)], [0x10n, 1n]);
+  assert.deepEqual([...b.subarray(40)], [1, 2, 3, 9]);
+  assert.deepEqual(decodeWriteback(b), writes);
 });
 
 test('payload strings stop at the first NUL', () => {

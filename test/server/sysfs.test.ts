@@ -2,17 +2,22 @@ import assert from 'node:assert/strict';
 import {
   existsSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   realpathSync,
   rmSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Kernel } from '../../src/host/kernel.ts';
+import { treeAddon } from '../../src/host/native.ts';
 import { PRESETS } from '../../src/host/topology/index.ts';
 import {
   charDeviceAt,
@@ -20,7 +25,7 @@ import {
   VFIO_DEV_MAJOR,
   VFIO_GROUP_MAJOR,
 } from '../../src/server/devices.ts';
-import { reservedRegionsText, writeFakeTree } from '../../src/server/sysfs.ts';
+import { removeTree, reservedRegionsText, writeFakeTree } from '../../src/server/sysfs.ts';
 import { NOIOMMU_HOST, NVME, RAW_NIC } from '../vfio/noiommu-host.ts';
 import { HOST_VF, PF, PLAIN, SRIOV_HOST, VF0, VF1 } from '../vfio/sriov-host.ts';
 
@@ -210,6 +215,62 @@ describe('fake tree for every preset', () => {
       }
     });
   }
+});
+
+describe('the tree writer (native/tree.c)', () => {
+  it('writes each kind of entry, and names the path and errno of a failure', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'uiommu-tree-'));
+    try {
+      const tree = treeAddon();
+      const ok = tree.treeWrite(
+        'dfsld',
+        [`${dir}/a`, `${dir}/a/text`, `${dir}/a/sparse`, `${dir}/a/link`, `${dir}/a`],
+        [undefined, 'h\u00e9\n', 1 << 20, 'text', undefined],
+      );
+      assert.equal(ok, undefined);
+      assert.equal(readFileSync(join(dir, 'a/text'), 'utf8'), 'h\u00e9\n');
+      assert.equal(lstatSync(join(dir, 'a/sparse')).size, 1 << 20);
+      assert.equal(readlinkSync(join(dir, 'a/link')), 'text');
+      tree.treeWrite('f', [`${dir}/a/bytes`], [Uint8Array.of(0, 1, 255)]);
+      assert.deepEqual([...readFileSync(join(dir, 'a/bytes'))], [0, 1, 255]);
+      assert.deepEqual(
+        tree.treeWrite('ff', [`${dir}/a/ok`, `${dir}/missing/x`], ['1', '2']),
+        [1, 2], // the second entry, ENOENT
+      );
+      assert.equal(readFileSync(join(dir, 'a/ok'), 'utf8'), '1', 'entries before the failure stay');
+      assert.throws(() => tree.treeWrite('x', [`${dir}/a/y`], ['']), TypeError);
+      assert.throws(() => tree.treeWrite('ff', [`${dir}/a/y`], ['']), TypeError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('removeTree', () => {
+  it('removes a written tree with a socket and what a program added, never what its links point to', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'uiommu-outside-'));
+    const dir = mkdtempSync(join(tmpdir(), 'uiommu-remove-'));
+    try {
+      writeFileSync(join(outside, 'keep'), 'x');
+      writeFakeTree(new Kernel(), dir);
+      mkdirSync(join(dir, 'sys/bus/pci/devices/extra/deeper'), { recursive: true });
+      writeFileSync(join(dir, 'sys/bus/pci/devices/extra/deeper/new_id'), '8086 1234\n');
+      symlinkSync(outside, join(dir, 'sys/bus/pci/devices/extra/out'));
+      symlinkSync(join(outside, 'keep'), join(dir, 'keep-link'));
+      const server = createServer().listen(join(dir, 'engine.sock'));
+      await new Promise((ok) => server.once('listening', ok));
+      removeTree(dir);
+      assert.equal(existsSync(dir), false);
+      assert.deepEqual(readdirSync(outside), ['keep']);
+      assert.equal(readFileSync(join(outside, 'keep'), 'utf8'), 'x');
+      server.close();
+      removeTree(dir); // gone already: nothing to do, no error
+      assert.throws(() => removeTree(join(outside, 'keep', 'x')), { code: 'ENOTDIR' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('fake tree of a host with a device without IOMMU', () => {

@@ -380,3 +380,68 @@ describe('6.12 cdev: no BIND token, no PASID attach (vfioCdevFlags)', () => {
     }
   });
 });
+
+describe('6.12 cdev: BIND_IOMMUFD copies 16 bytes (vfioBindStructCopy)', () => {
+  /** BIND with the raw bytes `buf` placed to end `gap` bytes before an unmapped page. */
+  function rawBind(c: VfioClient, dev: number, buf: Uint8Array, gap = 0) {
+    const page = 0x7000_0000n;
+    c.proc.mm.mmap({ addr: page, fixed: true, length: 4096n, prot: { read: true, write: true } });
+    const at = page + 4096n - BigInt(buf.length + gap);
+    c.proc.mm.write(at, buf);
+    return c.ioctl(dev, 'VFIO_DEVICE_BIND_IOMMUFD', at);
+  }
+  function header(argsz: number, iommufd: number, size = 32): Uint8Array {
+    const buf = new Uint8Array(size);
+    const dv = new DataView(buf.buffer);
+    dv.setUint32(0, argsz, true);
+    if (size >= 12) dv.setInt32(8, iommufd, true);
+    return buf;
+  }
+
+  it('a non-zero tail past 24 bytes: E2BIG on 6.18, not looked at on 6.12', () => {
+    for (const [version, errno] of [
+      ['6.12', undefined],
+      ['6.18', 'E2BIG'],
+    ] as const) {
+      const c = new VfioClient({ version });
+      const iommufd = c.open('/dev/iommu').ret;
+      const dev = c.open(cdevPath(c, NIC)).ret;
+      const buf = header(32, iommufd);
+      buf[28] = 1;
+      // 6.12 has no token_uuid_ptr: bytes 16..23 are not read either
+      buf[16] = 0xff;
+      assert.equal(rawBind(c, dev, buf).errno, errno, version);
+    }
+  });
+
+  it('what is read first: 6.18 reads argsz alone (EINVAL), 6.12 the 16-byte struct (EFAULT)', () => {
+    for (const [version, errno] of [
+      ['6.12', 'EFAULT'],
+      ['6.18', 'EINVAL'],
+    ] as const) {
+      const c = new VfioClient({ version });
+      const dev = c.open(cdevPath(c, NIC)).ret;
+      // argsz 15 in the last 4 bytes of a page: the rest of the struct is unmapped
+      assert.equal(rawBind(c, dev, header(15, 3, 4)).errno, errno, version);
+    }
+  });
+
+  it('a group device fd refuses BIND after the same copy-in: E2BIG on 6.18, EINVAL on 6.12', () => {
+    for (const [version, errno] of [
+      ['6.12', 'EINVAL'],
+      ['6.18', 'E2BIG'],
+    ] as const) {
+      const c = new VfioClient({ version });
+      const container = c.open('/dev/vfio/vfio').ret;
+      const g = c.open('/dev/vfio/13').ret;
+      assert.equal(c.setContainer(g, container).ret, 0);
+      assert.equal(c.ioctl(container, 'VFIO_SET_IOMMU', 3n).ret, 0);
+      const dev = c.getDeviceFd(g, NIC).ret;
+      const buf = header(32, 3);
+      buf[28] = 1;
+      assert.equal(rawBind(c, dev, buf).errno, errno, version);
+      buf[28] = 0;
+      assert.equal(rawBind(c, dev, buf).errno, 'EINVAL', `${version}: a group fd never binds`);
+    }
+  });
+});

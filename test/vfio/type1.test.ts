@@ -15,6 +15,7 @@ import {
   vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
 import { IntelIommu, intelReservedRegions } from '../../src/drivers/intel/driver.ts';
+import { MockIommu } from '../../src/drivers/mock/driver.ts';
 import { Kernel } from '../../src/host/kernel.ts';
 import type { Process } from '../../src/host/process.ts';
 import { Device, DmaFaultError } from '../../src/iommu/device.ts';
@@ -511,6 +512,23 @@ describe('VfioIommuType1 DIRTY_PAGES', () => {
     assert.equal(w[8], 0xff); // beyond the covered word: untouched
     assert.equal(dirty(e, VFIO_IOMMU_DIRTY_PAGES_FLAG.STOP), undefined);
     assert.equal(get(0x10000n, 0x20000n), 'EINVAL');
+  });
+});
+
+describe('VFIO_DMA_CC_IOMMU: a domain without the enforce op does not enforce', () => {
+  it('the selftest mock domain (no enforce_cache_coherency op): 0, alone or beside a VT-d domain', () => {
+    const cc = (e: Env) => e.ioctl('VFIO_CHECK_EXTENSION', BigInt(VFIO_EXTENSION.DMA_CC_IOMMU)).ret;
+    /** A selftest mock device (a group of its own), as MOCK_DOMAIN creates one. */
+    const mock = (e: Env) => new MockIommu().createDevice(e.kernel.memory, 0).group;
+    const alone = env();
+    alone.t1.attachGroup(mock(alone));
+    assert.equal(cc(alone), 0);
+    const mixed = env();
+    mixed.t1.attachGroup(mixed.group(1).group);
+    assert.equal(cc(mixed), 1, 'the VT-d domain enforces (snoop control)');
+    mixed.t1.attachGroup(mock(mixed));
+    assert.equal(mixed.t1.iommuDomains.length, 2);
+    assert.equal(cc(mixed), 0, 'every domain must enforce');
   });
 });
 

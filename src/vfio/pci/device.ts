@@ -10,7 +10,7 @@
  * dev.read(vfioPciRegionOffset(7), 2); // vendor id bytes
  */
 import { fail } from '../../abi/errno.ts';
-import type { MmapHost } from '../../kernel/file.ts';
+import { DmaBufAttachments, type MmapHost } from '../../kernel/file.ts';
 import {
   VFIO_DEVICE_FLAGS,
   VFIO_IRQ_INFO,
@@ -120,6 +120,13 @@ export class VfioPciDevice {
   readonly dmabuf: boolean;
   /** Last closes so far (a dma-buf exported before one is revoked for good). */
   closes = 0;
+  /**
+   * The function's exported dma-bufs, told of each vfio_pci_dma_buf_move():
+   * Memory decode turned off, a function or bus reset (RESET, an FLR
+   * through config space, a hot reset), the last close. (Entering D3hot
+   * moves them too in Linux: not modelled, as D3 does not turn decode off here.)
+   */
+  readonly dmabufMoves = new DmaBufAttachments();
   /** A VF's PF when vfio-pci has it (vdev->sriov_pf_core_dev); see linkSriov(). */
   sriovPf: VfioPciDevice | undefined;
 
@@ -139,7 +146,10 @@ export class VfioPciDevice {
       msiEnabled: this.irqs.type === 'msi',
       msiQmax: this.irqs.msiQmax,
     });
-    this.config.onFlr = () => this.resetInternals();
+    this.config.onFlr = () => {
+      this.dmabufMoves.invalidate();
+      this.resetInternals();
+    };
     this.config.onIntxDisable = (disabled) => this.irqs.setIntxDisable(disabled);
     this.config.intxLine = () => this.irqs.intxLine;
     for (const b of spec.bars) this.barMemory.set(b.index, new BarMemory(b.size));
@@ -182,6 +192,7 @@ export class VfioPciDevice {
   /** Last close (vfio_pci_core_disable): interrupts off, function reset. */
   disable(): void {
     this.closes++;
+    this.dmabufMoves.invalidate();
     if (this.sriovPf) this.sriovPf.vfToken!.users--;
     this.irqs.disable();
     this.resetInternals();
@@ -282,25 +293,28 @@ export class VfioPciDevice {
    * VFIO_DEVICE_RESET: EINVAL without a working reset. Linux sets D0, then
    * resets the function with its config saved and restored around the
    * reset, so config space reads the same afterwards (except the PM state,
-   * now D0); device-internal state (BAR contents) is lost. Interrupt setup
-   * is left alone.
+   * now D0); device-internal state (BAR contents) is lost; dma-bufs are
+   * moved (their importers' mappings gone). Interrupt setup is left alone.
    */
   reset(): void {
     if (!this.resetWorks)
       fail('EINVAL', 'the function has no reset method', 'vfio_pci_ioctl_reset');
     this.config.functionReset();
+    this.dmabufMoves.invalidate();
     this.resetInternals();
   }
 
   /**
    * What a slot or bus reset (pci_reset_bus) leaves of the function: D0,
    * config saved and restored around the reset, device state and BAR
-   * contents gone, BAR mappings zapped (vfio_pci_zap_bars). Needs no reset
-   * method of the function's own.
+   * contents gone, BAR mappings zapped (vfio_pci_zap_bars), dma-bufs moved
+   * (their importers' mappings gone). Needs no reset method of the
+   * function's own.
    */
   busReset(): void {
     this.config.functionReset();
     this.zaps++;
+    this.dmabufMoves.invalidate();
     this.resetInternals();
   }
 
@@ -437,7 +451,10 @@ export class VfioPciDevice {
       if (!data) return this.config.read(Number(pos), length);
       const decoding = this.config.memoryEnabled;
       const n = this.config.write(Number(pos), data);
-      if (decoding && !this.config.memoryEnabled) this.zaps++;
+      if (decoding && !this.config.memoryEnabled) {
+        this.zaps++;
+        this.dmabufMoves.invalidate();
+      }
       return n;
     }
     if (idx <= VFIO_PCI_REGION.BAR5) return this.barRw(idx, pos, length, data);

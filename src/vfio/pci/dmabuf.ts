@@ -4,7 +4,9 @@
  * fd. iommufd maps such a buffer with IOMMU_IOAS_MAP_FILE when it is one
  * range: the IOVAs then reach the BAR's bus addresses (peer-to-peer).
  * The buffer is revoked while the function's Memory decode is off and for
- * good once the device is closed: MAP_FILE of it is then ENODEV.
+ * good once the device is closed: MAP_FILE of it is then ENODEV. Each move
+ * (decode off, a reset, the close) tells its importers: iommufd then
+ * unmaps the areas mapping it, for good.
  *
  * @example
  * // GET of { region_index: 0, nr_ranges: 1, dma_ranges: [{ offset: 0, length: 0x1000 }] }
@@ -13,7 +15,14 @@
 import { fail } from '../../abi/errno.ts';
 import { U64_MAX } from '../../abi/layout.ts';
 import type { PhysRun } from '../../iommu/mm.ts';
-import type { Caller, DmaBufExporter, FileOps, FileRef, PagesSource } from '../../kernel/file.ts';
+import {
+  type Caller,
+  DmaBufAttachments,
+  type DmaBufExporter,
+  type FileOps,
+  type FileRef,
+  type PagesSource,
+} from '../../kernel/file.ts';
 import { checkFeature } from '../device-feature.ts';
 import {
   VFIO_DEVICE_FEATURE,
@@ -98,6 +107,7 @@ class VfioPciDmaBuf implements FileOps, DmaBufExporter, PagesSource {
   readonly ref: FileRef;
   /** The device's close count when exported: a later close revokes it for good. */
   private readonly closes: number;
+  private readonly attachments = new DmaBufAttachments();
 
   constructor(
     private readonly dev: VfioPciDevice,
@@ -106,6 +116,12 @@ class VfioPciDmaBuf implements FileOps, DmaBufExporter, PagesSource {
   ) {
     this.closes = dev.closes;
     this.ref = { pages: { source: this, size, dmabuf: this } };
+    // kept for the device's life: an importer holds the buffer after its fd is closed
+    dev.dmabufMoves.attach(() => this.attachments.invalidate());
+  }
+
+  attach(invalidate: () => void): () => void {
+    return this.attachments.attach(invalidate);
   }
 
   /** priv->revoked: Memory decode off, or the device closed since. */

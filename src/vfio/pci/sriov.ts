@@ -20,7 +20,6 @@
  * linkSriov(devices); // each VF finds its vfio-pci PF
  * validateVfToken(vf, parseUuid('bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3')); // EACCES unless the PF's
  */
-import { randomBytes } from 'node:crypto';
 import { fail } from '../../abi/errno.ts';
 import type { Caller } from '../../kernel/file.ts';
 import { checkFeature } from '../device-feature.ts';
@@ -53,8 +52,19 @@ export function parseUuid(text: string): Uint8Array<ArrayBuffer> {
 
 /** struct vfio_pci_vf_token of a PF. */
 export class VfToken {
-  /** Random at probe (uuid_gen); set by a PF open with a token or by FEATURE(PCI_VF_TOKEN). */
-  uuid: Uint8Array = randomBytes(16);
+  private value: Uint8Array | undefined;
+  /**
+   * Random at probe (uuid_gen); set by a PF open with a token or by FEATURE(PCI_VF_TOKEN).
+   * The random one is drawn when first read, from Web Crypto's global: loading
+   * node:crypto for every PF at start cost `uiommu run` ~5 ms.
+   */
+  get uuid(): Uint8Array {
+    this.value ??= crypto.getRandomValues(new Uint8Array(16));
+    return this.value;
+  }
+  set uuid(uuid: Uint8Array) {
+    this.value = uuid;
+  }
   /** VFs of the PF currently open (first open to last close). */
   users = 0;
 

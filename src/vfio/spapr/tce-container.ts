@@ -33,7 +33,7 @@ import {
   vfioIoctl,
   vfioNrOf,
 } from '../../abi/vfio.ts';
-import { faultPoint } from '../../iommu/fault-inject.ts';
+import { faultPoint, withoutInjection } from '../../iommu/fault-inject.ts';
 import type { Group } from '../../iommu/group.ts';
 import type { Mm } from '../../iommu/mm.ts';
 import type { PhysMemory } from '../../iommu/phys-memory.ts';
@@ -446,6 +446,24 @@ export class VfioSpaprTce implements VfioIommuBackend {
 
   // ---- MAP / UNMAP ---------------------------------------------------------------
 
+  /**
+   * The windows an unmap lease may publish to `mm`'s library
+   * (docs/engine-protocol.md, *Unmap leases*): only while an UNMAP_DMA that
+   * is aligned and inside a window can do nothing but clear its range — v2,
+   * memory registered, no default window pending, bound to `mm`, a group
+   * attached — else undefined. v1 stays on the ordinary path.
+   */
+  unmapLeaseWindows(mm: Mm): { pageShift: number; start: bigint; last: bigint }[] | undefined {
+    if (!this.v2 || !this.enabled || this.defWindowPending || this.mm !== mm) return undefined;
+    if (this.groups.length === 0) return undefined;
+    const out = [];
+    for (const w of this.windowSet.windows) {
+      const r = this.windowSet.range(w.slot);
+      if (r) out.push({ pageShift: w.pageShift, ...r });
+    }
+    return out.length > 0 ? out : undefined;
+  }
+
   /** Steps 3–5 of MAP/UNMAP: the window of `iova`, and alignment of `size`/`vaddr` to its page. */
   private windowFor(caller: Caller, iova: bigint, ...aligned: bigint[]) {
     this.createPendingDefault(caller);
@@ -520,6 +538,35 @@ export class VfioSpaprTce implements VfioIommuBackend {
     return 0;
   }
 
+  /**
+   * UNMAP_DMAs posted under an unmap lease, in order, without decoding
+   * structs: performs the leading ones that the kernel answers 0 by
+   * clearing their range (v2, usable, bound to `mm`, a non-empty range
+   * aligned to its window's page and inside that window) and returns how
+   * many; the caller makes the ordinary call for the next one. Adjacent
+   * ranges are cleared together: nothing observes the TCEs between them.
+   */
+  unmapLeased(mm: Mm, ranges: readonly { iova: bigint; size: bigint }[]): number {
+    if (!this.v2 || !this.enabled || this.defWindowPending || this.mm !== mm) return 0;
+    let n = 0;
+    let run = { start: 0n, end: 0n };
+    let hit: { window: SpaprWindow; last: bigint } | undefined;
+    for (const { iova, size } of ranges) {
+      if (!hit || iova < hit.window.start || iova > hit.last) hit = this.windowSet.windowOf(iova);
+      if (!hit || size === 0n) break;
+      const mask = (1n << BigInt(hit.window.pageShift)) - 1n;
+      if (((iova | size) & mask) !== 0n || iova + size - 1n > hit.last) break;
+      if (iova !== run.end) {
+        if (run.end > run.start) this.clearRange(run.start, run.end - 1n);
+        run = { start: iova, end: iova };
+      }
+      run.end = iova + size;
+      n++;
+    }
+    if (run.end > run.start) this.clearRange(run.start, run.end - 1n);
+    return n;
+  }
+
   /** VFIO_IOMMU_UNMAP_DMA: clears TCEs; holes are skipped; `size` is not written back. */
   private unmapDma(caller: Caller, arg: bigint): number {
     if (!this.enabled) fail('EPERM', 'no memory registered', 'tce_iommu_ioctl');
@@ -547,7 +594,8 @@ export class VfioSpaprTce implements VfioIommuBackend {
    * Clear every TCE in `[start, last]`: areas inside go; an area cut by the
    * range is replaced by its surviving pieces (same pages; they stay
    * pinned by the registration, so re-mapping them cannot fail for lack
-   * of pages).
+   * of pages). No fault injection point: tce_iommu_clear() only clears
+   * TCEs, it allocates nothing.
    */
   private clearRange(start: bigint, last: bigint): void {
     for (;;) {
@@ -559,11 +607,13 @@ export class VfioSpaprTce implements VfioIommuBackend {
       const keep = (s: bigint, l: bigint) => {
         if (s > l) return;
         const len = l - s + 1n;
-        this.iopt.mapPages(
-          [{ pages, offset: pagesOffset + (s - aStart), length: len }],
-          len,
-          s,
-          prot,
+        withoutInjection(() =>
+          this.iopt.mapPages(
+            [{ pages, offset: pagesOffset + (s - aStart), length: len }],
+            len,
+            s,
+            prot,
+          ),
         );
       };
       keep(aStart, start - 1n);

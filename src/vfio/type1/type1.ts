@@ -101,9 +101,12 @@ function groupReserved(g: Group, d: Domain): ReservedRegion[] {
   return out;
 }
 
-/** The domain op enforce_cache_coherency(), asked at attach; domains without the op count as enforcing. */
+/**
+ * The domain op enforce_cache_coherency(), asked at attach; a domain
+ * without the op (the selftest mock's) does not enforce.
+ */
 function coherent(d: Domain): boolean {
-  return d.enforceCacheCoherency?.() ?? true;
+  return d.enforceCacheCoherency?.() ?? false;
 }
 
 /**

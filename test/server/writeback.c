@@ -1,0 +1,89 @@
+/*
+ * The engine's writes into the caller's memory that an IOCTL answer carries
+ * for the library to make (docs/engine-protocol.md, IOCTL), under
+ * `uiommu run`: IOMMU_IOAS_ALLOC's out_ioas_id and IOMMU_IOAS_IOVA_RANGES'
+ * ranges and counts land where the kernel puts them, call after call; a
+ * struct in a page made read-only behind the library's back (a raw
+ * mprotect the library cannot count, so the engine's view of the maps is
+ * stale) answers EFAULT, as copy_to_user's fault does; made writable again
+ * (raw), it works again. The argument bytes the request carries: a struct
+ * across a page end, an unreadable one and an integer for a pointer.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "../../test/server/hostile-check.h"
+#include "uiommu-uapi.h"
+
+int main(void)
+{
+	int fd = open("/dev/iommu", O_RDWR), i, same = 1;
+	char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct iommu_ioas_alloc *alloc = (void *)page;
+	struct iommu_iova_range *ranges = (void *)(page + 256);
+	struct iommu_ioas_iova_ranges *q = (void *)(page + 128);
+	struct iommu_ioas_iova_ranges *across;
+	uint32_t first;
+	char *two;
+
+	if (fd < 0 || page == MAP_FAILED)
+		return 1;
+	*alloc = (struct iommu_ioas_alloc){ .size = sizeof(*alloc), .out_ioas_id = 77 };
+	check("IOAS_ALLOC writes out_ioas_id",
+	      !ioctl(fd, IOMMU_IOAS_ALLOC, alloc) && alloc->out_ioas_id != 77, "no id");
+	first = alloc->out_ioas_id;
+	/* the same calls again and again: the engine's view of the maps is reused */
+	for (i = 0; i < 50 && same; i++) {
+		memset(ranges, 0xee, 4 * sizeof(*ranges));
+		*q = (struct iommu_ioas_iova_ranges){ .size = sizeof(*q),
+						      .ioas_id = first,
+						      .num_iovas = 4,
+						      .allowed_iovas = (uintptr_t)ranges };
+		same = !ioctl(fd, IOMMU_IOAS_IOVA_RANGES, q) && q->num_iovas == 1 &&
+		       ranges[0].start == 0 && ranges[0].last == UINT64_MAX &&
+		       q->out_iova_alignment == 1 && ranges[1].start == 0xeeeeeeeeeeeeeeeeULL;
+	}
+	check("IOVA_RANGES writes the range, the count and the alignment, 50 times", same,
+	      "wrong answer");
+	alloc->out_ioas_id = 0;
+	check("IOAS_ALLOC again: the next id",
+	      !ioctl(fd, IOMMU_IOAS_ALLOC, alloc) && alloc->out_ioas_id == first + 1, "wrong id");
+	/* read-only where the library cannot see it */
+	syscall(SYS_mprotect, page, 4096, PROT_READ);
+	errno = 0;
+	check("a struct made read-only behind the library's back: EFAULT",
+	      ioctl(fd, IOMMU_IOAS_IOVA_RANGES, q) == -1 && errno == EFAULT, strerror(errno));
+	check("nothing was written", q->num_iovas == 1 && ranges[1].start == 0xeeeeeeeeeeeeeeeeULL,
+	      "written");
+	syscall(SYS_mprotect, page, 4096, PROT_READ | PROT_WRITE);
+	q->num_iovas = 4;
+	check("writable again: the call works",
+	      !ioctl(fd, IOMMU_IOAS_IOVA_RANGES, q) && q->num_iovas == 1, strerror(errno));
+	/* a struct across a page end: the request carries the first part only */
+	two = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	across = (void *)(two + 4096 - 16);
+	*across = *q;
+	across->num_iovas = 4;
+	across->out_iova_alignment = 0;
+	check("a struct across a page end: read and written whole",
+	      !ioctl(fd, IOMMU_IOAS_IOVA_RANGES, across) && across->num_iovas == 1 &&
+		      across->out_iova_alignment == 1,
+	      strerror(errno));
+	/* an argument the library cannot send: the engine finds it unreadable */
+	mprotect(two, 4096, PROT_NONE);
+	errno = 0;
+	check("an unreadable struct: EFAULT",
+	      ioctl(fd, IOMMU_IOAS_ALLOC, two) == -1 && errno == EFAULT, strerror(errno));
+	errno = 0;
+	check("an integer for a pointer: EFAULT",
+	      ioctl(fd, IOMMU_IOAS_ALLOC, (void *)8) == -1 && errno == EFAULT, strerror(errno));
+	alloc->out_ioas_id = 0;
+	check("and the connection goes on",
+	      !ioctl(fd, IOMMU_IOAS_ALLOC, alloc) && alloc->out_ioas_id, strerror(errno));
+	return failures != 0;
+}
