@@ -276,7 +276,7 @@ const deviceRows: Row[] = [
     onDevice((d) => d.c.bind(d.dev, d.c.open('/dev/iommu').ret)),
     'EINVAL',
     'BIND_IOMMUFD on a group device fd',
-    'vfio_device_fops_unl_ioctl',
+    'vfio_df_ioctl_bind_iommufd',
   ],
   [
     'pread of a BAR the function lacks',
