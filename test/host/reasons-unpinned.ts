@@ -32,7 +32,6 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     'src/vfio/hot-reset.ts · vfio_pci_ioctl_pci_hot_reset_groups · fd {fd} is not a VFIO group',
     'src/vfio/hot-reset.ts · vfio_pci_ioctl_pci_hot_reset_groups · fd {fd} is not open',
     'src/vfio/hot-reset.ts · vfio_pci_ioctl_pci_hot_reset_groups · {count} group fds for a reset of {max} functions',
-    'src/vfio/cdev.ts · vfio_df_ioctl_bind_iommufd · argsz {argsz} below {minsz}',
   ],
   'src/vfio/pci': [
     'src/vfio/pci/device-fops.ts · uiommu_pci_hot_reset · a function without the VFIO core has no hot reset',
