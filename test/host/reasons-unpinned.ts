@@ -19,8 +19,6 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     "src/host/remote-mm.ts · kind === 'cleared' ? 'clear_user' : 'check_zeroed_user' · mm has exited",
     'src/host/remote-mm.ts · pin_user_pages_fast · mm has exited',
     'src/host/remote-mm.ts · pin_user_pages_fast · range wraps',
-    "src/host/sim-mm.ts · gup ? 'check_vma_flags' : where · no access at {hex(cursor)}",
-    'src/host/sriov.ts · sriov_numvfs_store · no driver bound to the PF',
     'src/host/sriov.ts · sriov_numvfs_store · the PF driver cannot configure VFs',
   ],
   'src/iommufd': ['src/iommufd/ucmd.ts · copy_struct_from_user · entry {index} of the user array'],
