@@ -222,6 +222,7 @@ export const EXEMPT: readonly { readonly why: string; readonly sites: readonly s
       'src/host/mem-object.ts · do_ftruncate · negative size',
       'src/host/mem-object.ts · hugetlbfs_setattr · hugetlb size is not a multiple of the huge page size',
       'src/host/mem-object.ts · inode_newsize_ok · size beyond MAX_LFS_FILESIZE',
+      "src/host/sim-mm.ts · gup ? 'check_vma_flags' : where · no access at {hex(cursor)}",
       'src/host/sim-mm.ts · do_mmap · MAP_FIXED without an address',
       'src/host/sim-mm.ts · do_mmap · fixed address below mmap_min_addr',
       'src/host/sim-mm.ts · do_mmap · fixed range beyond TASK_SIZE',
