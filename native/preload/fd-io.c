@@ -3,15 +3,27 @@
 
 #include <linux/kvm.h>
 
-/* The ioctls whose answer is a new engine fd (the caller reserves its number). */
-static int creates_file(unsigned long request)
+/* IOMMU_TEST_CMD ops that install a new file (include/uapi iommufd_test.h numbering). */
+#define IOMMU_TEST_OP_CREATE_ACCESS 5
+#define IOMMU_TEST_OP_DMABUF_GET 22
+
+/*
+ * Whether the ioctl may answer a new engine fd (the caller reserves its
+ * number). For IOMMU_TEST_CMD only its CREATE_ACCESS and DMABUF_GET ops
+ * do: `test_op` is the u32 `op` (offset 4) of the copy the request sends,
+ * or -1 when the argument could not be read (the kernel's copy_from_user
+ * fails then, before any fd is allocated).
+ */
+static int creates_file(unsigned long request, int64_t test_op)
 {
 	switch (request & 0xffff) {
 	case UIOMMU_IOC_VFIO_GROUP_GET_DEVICE_FD:
 	case UIOMMU_IOC_IOMMU_FAULT_QUEUE_ALLOC:
 	case UIOMMU_IOC_IOMMU_VEVENTQ_ALLOC:
-	case UIOMMU_IOC_IOMMU_TEST_CMD:
 		return 1;
+	case UIOMMU_IOC_IOMMU_TEST_CMD:
+		return test_op == IOMMU_TEST_OP_CREATE_ACCESS ||
+		       test_op == IOMMU_TEST_OP_DMABUF_GET;
 	}
 	return 0;
 }
@@ -85,6 +97,10 @@ static int write_back(pid_t me, const union writeback_buf *wb, uint32_t len)
 static int engine_ioctl(int fd, unsigned long request, void *arg)
 {
 	int saved = errno, spare = -1;
+	int64_t test_op = -1;
+	uint32_t copy[ARG_MAX / 4];
+	const void *sent = arg;
+	size_t sent_len = arg_span((uintptr_t)arg);
 	struct uiommu_req rq = new_req(UIOMMU_OP_IOCTL);
 	struct uiommu_resp rs;
 	struct guard g;
@@ -107,9 +123,21 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		}
 		lease_ask(&rq);
 	}
-	if (creates_file(request)) {
+	/*
+	 * IOMMU_TEST_CMD: its bytes are copied once, decided from and sent, so
+	 * the engine sees the `op` the spare was reserved for even if another
+	 * thread changes it meanwhile.
+	 */
+	if ((request & 0xffff) == UIOMMU_IOC_IOMMU_TEST_CMD) {
+		sent_len = read_own(copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
+		sent = copy;
+		if (sent_len >= 8)
+			test_op = (int64_t)copy[1];
+	}
+	if (creates_file(request, test_op)) {
 		spare = reserve(1);
-		if (spare < 0) {
+		/* a full fd table is the engine's to answer, as the kernel's failed fd allocation */
+		if (spare < 0 && errno != EMFILE) {
 			saved = errno;
 			leave(&g);
 			errno = saved;
@@ -121,7 +149,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	rq.a[2] = (uintptr_t)arg;
 	rq.a[3] = (uint64_t)(int64_t)spare;
 	rq.pid = getpid();
-	r = call(&rq, arg, arg_span((uintptr_t)arg), &rs, &wb, sizeof(wb));
+	r = call(&rq, sent, sent_len, &rs, &wb, sizeof(wb));
 	if (r == -2)
 		r = call(&rq, NULL, 0, &rs, &wb, sizeof(wb));
 	if (r) {

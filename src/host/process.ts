@@ -126,6 +126,12 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
   trace: ((line: string, event: TraceEvent) => void) | undefined;
   /** While an ioctl runs with a spare fd: that fd, and whether a new file went there. */
   private spare: { fd: number; used: boolean } | undefined;
+  /**
+   * Set for a real process: its fd numbers are its own kernel's, so a new
+   * file goes only to the spare fd the library reserved; without one the
+   * allocation fails EMFILE (as get_unused_fd_flags with a full table).
+   */
+  sparesOnly = false;
   private scratchBase = 0n;
   private scratchSize = 0n;
 
@@ -181,7 +187,10 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     return this.fds.get(fd)?.ops ?? this.foreignFile?.(fd);
   }
 
-  /** fd_install of a new anonymous file: at the spare fd while an ioctl has one, else the lowest free fd. */
+  /**
+   * fd_install of a new anonymous file: at the spare fd while an ioctl has
+   * one, else the lowest free fd (EMFILE for a real process, `sparesOnly`).
+   */
   installFile(file: FileOps): number {
     const f = new OpenFile(file);
     const spare = this.spare;
@@ -189,6 +198,10 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
       spare.used = true;
       this.installAt(spare.fd, f);
       return spare.fd;
+    }
+    if (this.sparesOnly) {
+      f.put();
+      fail('EMFILE', 'no spare fd reserved in the process', 'get_unused_fd_flags');
     }
     return this.install(f);
   }

@@ -1,4 +1,4 @@
-import { fail } from '../abi/errno.ts';
+import { Errno, fail } from '../abi/errno.ts';
 import {
   IOMMU_TEST_CMD_MIN_SIZE,
   IOMMU_TEST_CMD_NR,
@@ -401,7 +401,10 @@ function triggerVevent(ctx: IommufdCtx, u: Ucmd<V<typeof IommuTestCmdTriggerVeve
 /**
  * CREATE_ACCESS: an access on IOAS `id` behind a new fd (written back). The
  * struct is written back once unchanged before the fd is installed, so a
- * faulting write-back leaves no fd behind, as in the kernel.
+ * faulting write-back leaves no fd behind, as in the kernel. No free fd is
+ * ENOMEM (the kernel turns get_unused_fd_flags' EMFILE into it); the model
+ * allocates the fd last, so a bad IOAS id is ENOENT even then, where the
+ * kernel, allocating first, answers ENOMEM.
  */
 function createAccess(
   ctx: IommufdCtx,
@@ -419,9 +422,16 @@ function createAccess(
   try {
     staccess.access.attach(u.cmd.id);
     u.respond();
-    u.cmd.out_access_fd = caller.installFile(staccess);
   } catch (e) {
     staccess.access.release();
+    throw e;
+  }
+  try {
+    // a failed install releases the file, and with it the access
+    u.cmd.out_access_fd = caller.installFile(staccess);
+  } catch (e) {
+    if (e instanceof Errno && e.code === 'EMFILE')
+      fail('ENOMEM', 'no free fd for the access', 'iommufd_test_create_access');
     throw e;
   }
   u.respond();

@@ -622,6 +622,7 @@ export class Engine {
     }
     const creds = this.opts.credsFor?.(pid, handle) ?? ROOT;
     const proc = this.kernel.adopt(pid, this.opts.mmFor(pid, handle), creds, fds, ioMaps);
+    proc.sparesOnly = true;
     // without a reader, no trace line is formatted
     if (this.opts.trace || this.opts.traceJson)
       proc.trace = (line, event) => {

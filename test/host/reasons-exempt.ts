@@ -39,6 +39,7 @@ export const EXEMPT: readonly { readonly why: string; readonly sites: readonly s
       'src/iommufd/selftest.ts · dma_buf_get · fd {u.cmd.dmabuf_fd} is not open',
       'src/iommufd/selftest.ts · dma_buf_get · not a dma-buf',
       'src/iommufd/selftest.ts · iommufd_access_get · fd {fd} is not a selftest access fd',
+      'src/iommufd/selftest.ts · iommufd_test_create_access · no free fd for the access',
       'src/iommufd/selftest.ts · iommufd_get_hwpt · object {u.cmd.hwpt_id} is not an HWPT',
       'src/iommufd/selftest.ts · iommufd_test · limit {u.cmd.limit} below {MEMORY_LIMIT_MIN} bytes',
       'src/iommufd/selftest.ts · iommufd_test · unknown op {ucmd.cmd.op}',

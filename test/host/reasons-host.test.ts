@@ -6,6 +6,7 @@
  * files it generates, and SR-IOV's `sriov_numvfs`.
  */
 import assert from 'node:assert/strict';
+import { IommuFaultAlloc, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
 import { O_RDONLY, O_WRONLY } from '../../src/host/file.ts';
 import type { KernelOptions } from '../../src/host/kernel.ts';
 import type { Process } from '../../src/host/process.ts';
@@ -14,6 +15,7 @@ import type { PciDeviceSpec } from '../../src/vfio/pci/spec.ts';
 import { VfioClient } from '../vfio/client.ts';
 import { NVME, pin, type Row, traced } from './reasons-support.ts';
 
+const FAULT_QUEUE_ALLOC = iommufdCmdNumber('generic', 'IOMMU_FAULT_QUEUE_ALLOC');
 const X710 = '0000:04:00.0'; // an SR-IOV PF alone in group 14 of the x86 preset, up to 4 VFs
 const NUMVFS = `/sys/bus/pci/devices/${X710}/sriov_numvfs`;
 /** A read-only debugfs file the engine generates (intel/debugfs.c's page-table dump). */
@@ -80,6 +82,16 @@ const hostRows: Row[] = [
     'EMFILE',
     'no free fd up to 1023',
     'alloc_fd',
+  ],
+  [
+    'a new file of a served process with no spare fd reserved (IOMMU_FAULT_QUEUE_ALLOC)',
+    onProc((p) => {
+      p.sparesOnly = true;
+      p.call(p.open('/dev/iommu'), FAULT_QUEUE_ALLOC, IommuFaultAlloc, {});
+    }),
+    'EMFILE',
+    'no spare fd reserved in the process',
+    'get_unused_fd_flags',
   ],
   [
     'open of a device node uiommu does not serve',

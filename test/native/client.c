@@ -147,8 +147,16 @@ static int scenario_fds(void)
 	out("fstat_anon_chr", S_ISCHR(st.st_mode));
 	out("close_spare", close(spare));
 
-	out("test_cmd", ioctl(fd, REQ_TEST_CMD, 0x2000UL));
-	out("test_cmd_spare_open", fcntl(spare, F_GETFD));
+	{
+		/* IOMMU_TEST_CMD: a spare only for the ops that install a file (op at offset 4) */
+		uint32_t cmd[18] = { sizeof(cmd), 5 /* CREATE_ACCESS */ };
+
+		out("test_cmd", ioctl(fd, REQ_TEST_CMD, cmd));
+		out("test_cmd_spare_open", fcntl(spare, F_GETFD));
+		cmd[1] = 8; /* ACCESS_RW */
+		out("test_cmd_rw", ioctl(fd, REQ_TEST_CMD, cmd));
+		out("test_cmd_unreadable", ioctl(fd, REQ_TEST_CMD, 0x2000UL));
+	}
 	out("ppc_fault_alloc", ioctl(fd, PPC_IO | REQ_FAULT_ALLOC, 0x3000UL));
 	out("ppc_spare_engine", ioctl(spare, REQ_ECHO, 9));
 	close(spare);

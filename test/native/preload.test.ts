@@ -266,6 +266,18 @@ for (const [variant, bin] of Object.entries(variants)) {
       // ...and closed when it did not
       assert.equal(r.n('test_cmd'), 0);
       assert.equal(r.n('test_cmd_spare_open'), -1);
+      // IOMMU_TEST_CMD: CREATE_ACCESS gets one, ACCESS_RW and an unreadable argument none;
+      // the bytes sent are the copy the library decided from
+      const testCmds = ioctls.filter((q) => Number(q.a[1]) === REQ.TEST_CMD);
+      assert.deepEqual(
+        testCmds.map((q) => [BigInt.asIntN(64, q.a[3]), q.payload.subarray(0, 8).toString('hex')]),
+        [
+          [BigInt(spare), '4800000005000000'],
+          [-1n, '4800000008000000'],
+          [-1n, ''],
+        ],
+      );
+      assert.deepEqual([r.n('test_cmd_rw'), r.n('test_cmd_unreadable')], [0, 0]);
 
       // read/write/pread/pwrite go to the engine with the caller's buffer address
       assert.equal(r.n('read'), 42);

@@ -16,6 +16,7 @@ import {
 import { VfioDeviceBindIommufd, vfioIoctlNumber } from '../../src/abi/vfio.ts';
 import { type FileOps, POLLIN, POLLOUT } from '../../src/host/file.ts';
 import { ROOT } from '../../src/host/kernel.ts';
+import type { Process, ProcessMm } from '../../src/host/process.ts';
 import { ctxOfFd } from '../../src/iommufd/fops.ts';
 import {
   IOMMU_MINOR,
@@ -110,6 +111,20 @@ describe('engine: HELLO and the fd table', () => {
   });
 });
 
+/**
+ * `file` installed in served process `proc` at its lowest free fd, as a
+ * stand-in for an ioctl creating it (a served process takes new files only
+ * at a spare fd otherwise).
+ */
+function installOutright(proc: Process<ProcessMm>, file: FileOps): number {
+  proc.sparesOnly = false;
+  try {
+    return proc.installFile(file);
+  } finally {
+    proc.sparesOnly = true;
+  }
+}
+
 describe('engine: IOCTL and the spare fd', () => {
   /** Container at 3, group 13 at 4, attached with type1v2. */
   function vfioReady() {
@@ -152,6 +167,21 @@ describe('engine: IOCTL and the spare fd', () => {
     );
     assert.deepEqual([r.ret, r.newfd, r.out.out_access_fd], [0, 5, 5]);
     assert.equal(f.engine.process(100)!.file(5)?.kind, 'access');
+  });
+
+  it("without a spare, a new file is the kernel's failed fd allocation, never installed", () => {
+    const { f, c } = vfioReady();
+    const dev = c.req(OP.IOCTL, [4, GET_DEVICE_FD, c.scratch(cstr(NIC)), -1]);
+    assert.deepEqual([dev.ret, dev.errno, dev.newfd], [-1, 'EMFILE', -1]);
+    c.open(5, '/dev/iommu');
+    const ioas = ioasAlloc(c, 5);
+    const cmd = { op: IOMMU_TEST_OP.CREATE_ACCESS, id: ioas, flags: 0 };
+    const r = c.call(5, TEST_CMD, IommuTestCmdCreateAccess, cmd);
+    assert.deepEqual([r.ret, r.errno, r.newfd], [-1, 'ENOMEM', -1], 'the selftest makes it ENOMEM');
+    assert.deepEqual([...f.engine.process(100)!.fds.keys()].sort(), [3, 4, 5]);
+    // the access was released with its file: a later one is the IOAS's only access
+    const ok = c.call(5, TEST_CMD, IommuTestCmdCreateAccess, cmd, 6);
+    assert.deepEqual([ok.ret, ok.newfd], [0, 6]);
   });
 
   it('an ioctl creating no file leaves the spare unused (newfd -1)', () => {
@@ -593,7 +623,7 @@ describe('engine: pollable files', () => {
     const c = f.client(100);
     c.open(3, '/dev/iommu');
     let events = 0;
-    const fd = f.engine.process(100)!.installFile({
+    const fd = installOutright(f.engine.process(100)!, {
       kind: 'queue',
       poll: () => (events > 0 ? POLLIN : 0) | POLLOUT,
       release() {},
@@ -625,7 +655,7 @@ describe('engine: pollable files', () => {
       events += n;
       wakeups += n;
     };
-    f.engine.process(100)!.installFile({
+    installOutright(f.engine.process(100)!, {
       kind: 'queue',
       poll: () => (events > 0 ? POLLIN : 0) | POLLOUT,
       wakeups: () => wakeups,
@@ -667,7 +697,7 @@ describe('engine: pollable files', () => {
       },
     });
     const c = f.client(100);
-    f.engine.process(100)!.installFile({ kind: 'queue', poll: () => POLLIN, release() {} });
+    installOutright(f.engine.process(100)!, { kind: 'queue', poll: () => POLLIN, release() {} });
     assert.equal(c.open(3, '/dev/iommu').ret, 0);
     assert.equal(c.req(OP.FSTAT, [3]).ret, 1);
     assert.equal(attempts, 1);
@@ -777,7 +807,7 @@ describe('engine: model bugs', () => {
   it('a non-errno exception is recorded and answered EIO; the engine goes on', () => {
     const f = engineFixture();
     const c = f.client(100);
-    f.engine.process(100)!.installFile({
+    installOutright(f.engine.process(100)!, {
       kind: 'broken',
       ioctl() {
         throw new TypeError('boom');
