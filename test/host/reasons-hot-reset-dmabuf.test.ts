@@ -221,7 +221,7 @@ pin('vfio-device.md §dma-buf (7.2)', [
 
 pin('vfio-device.md §cdev', [
   [
-    'BIND_IOMMUFD with argsz below the struct (6.18 copies the struct)',
+    "BIND_IOMMUFD with argsz below 16 (6.18's get_user of argsz, before the struct copy)",
     onCdev((c, dev, iommufd) => c.bind(dev, iommufd, { argsz: 8 })),
     'EINVAL',
     'argsz 8 below 16',
