@@ -9,7 +9,7 @@
 # refuses a symbol the tree lacks, so it runs through a link in a folder whose
 # fragment keeps only the symbols this tree has (6.12 has no GENERIC_PT, IOMMU_PT*:
 # the generic page table came with v6.19).
-# Measured on the 2-core machine: 6.12 took 45 min at load 7-15 (nice, -j2).
+# Measured on the 2-core machine (7 Dec 2026): 6.12 took 61 min at load 7-20 (nice, -j2).
 set -euo pipefail
 SERIES=${1:?usage: refkernel.sh SERIES}
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -68,7 +68,8 @@ export interface Layout<V> {
  * makes V8 move the bytes off its heap into a buffer of their own (an
  * allocation and a copy per struct, on every ioctl).
  */
-function u32At(b: Uint8Array, o: number): number {
+/** The little-endian u32 at `o` of `b`, read without a DataView (see above). */
+export function u32At(b: Uint8Array, o: number): number {
   return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 }
 

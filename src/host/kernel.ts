@@ -1,6 +1,7 @@
 import { fail } from '../abi/errno.ts';
 import type { IoctlAbi } from '../abi/ioctl.ts';
 import { IntelIommu } from '../drivers/intel/driver.ts';
+import { MockIommu } from '../drivers/mock/driver.ts';
 import { SpaprIommu } from '../drivers/spapr/driver.ts';
 import type { Device } from '../iommu/device.ts';
 import type { Group } from '../iommu/group.ts';
@@ -109,11 +110,12 @@ export class Kernel {
     this.abi = opts.abi ?? 'generic';
     this.version = opts.version ?? DEFAULT_KERNEL_VERSION;
     this.personality = { ...KERNEL_PROFILES[this.version], ...opts.personality };
-    this.selftestCmd = this.personality.selftest
-      ? (opts.selftestCmd ?? selftestCmd(this.personality.selftestAbi))
-      : undefined;
     const spec = typeof opts.host === 'object' ? opts.host : loadHostSpec(opts.host ?? 'x86');
     this.host = instantiate(spec, this.memory);
+    const otherIommu = [...this.host.iommus.values()].some((d) => !(d instanceof MockIommu));
+    this.selftestCmd = this.personality.selftest
+      ? (opts.selftestCmd ?? selftestCmd(this.personality.selftestAbi, otherIommu))
+      : undefined;
     // a POWER kernel builds vfio_iommu_spapr_tce and no type1 backend (CHECK_EXTENSION
     // of TYPE1* is 0 there, SET_IOMMU(TYPE1*) EINVAL); elsewhere SPAPR's types are 0
     const power = [...this.host.iommus.values()].some((d) => d instanceof SpaprIommu);

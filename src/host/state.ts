@@ -23,6 +23,7 @@ import type { HwptNested } from '../iommufd/hwpt-nested.ts';
 import type { Ioas } from '../iommufd/ioas.ts';
 import type { Veventq } from '../iommufd/veventq.ts';
 import { type LegacyContainer, legacyContainerOf } from '../vfio/container.ts';
+import { VfioSpaprTce } from '../vfio/spapr/tce-container.ts';
 import { VfioIommuType1 } from '../vfio/type1/type1.ts';
 import type { Kernel } from './kernel.ts';
 
@@ -88,7 +89,11 @@ export interface ContextJson {
   veventqs: VeventqJson[];
 }
 
-/** A legacy /dev/vfio/vfio container: its backend and, for type1, the user's mappings. */
+/**
+ * A legacy /dev/vfio/vfio container: its backend and its mappings — for
+ * type1 the user's, for SPAPR its TCE ranges (the RLIMIT_MEMLOCK charge is
+ * REGISTER's or ENABLE's, so lockedPages is 0).
+ */
 export interface ContainerJson {
   /** `pid:fd` of every fd open on it. */
   fds: string[];
@@ -227,17 +232,27 @@ function contextJson(ctx: IommufdCtx, fds: string[]): ContextJson {
 function containerJson(c: LegacyContainer, fds: string[]): ContainerJson {
   const b = c.backend;
   const type1 = b instanceof VfioIommuType1 ? b : undefined;
+  const tces = b instanceof VfioSpaprTce ? [...b.iopt.areas] : [];
   return {
     fds,
     groups: c.groups.map((g) => g.id),
     backend: !b ? null : type1 ? (type1.v2 ? 'type1v2' : 'type1') : c.noiommu ? 'noiommu' : 'spapr',
-    mappings: [...(type1?.mappings ?? [])].map((d) => ({
-      iova: hex(d.start),
-      size: hex(d.size),
-      vaddr: hex(d.vaddr),
-      prot: protJson(d.prot),
-      lockedPages: String(d.lockedPages),
-    })),
+    mappings: [
+      ...[...(type1?.mappings ?? [])].map((d) => ({
+        iova: hex(d.start),
+        size: hex(d.size),
+        vaddr: hex(d.vaddr),
+        prot: protJson(d.prot),
+        lockedPages: String(d.lockedPages),
+      })),
+      ...tces.map((a) => ({
+        iova: hex(a.start),
+        size: hex(a.last - a.start + 1n),
+        vaddr: hex(a.pages.uptr + a.pagesOffset),
+        prot: protJson(a.prot),
+        lockedPages: '0',
+      })),
+    ],
   };
 }
 

@@ -29,6 +29,7 @@ export const LINUX_6_18: KernelPersonality = {
   hwptAllocPasid: true,
   hwptPagingFault: true,
   pagesWrapFirst: true,
+  mockFwspec: true,
   unmapEmpty: 'ENOENT',
   maxAutoAlignment: 2n << 20n,
   vfioNoiommu: false,
@@ -60,6 +61,7 @@ export const LINUX_6_12: KernelPersonality = {
   hwptAllocPasid: false,
   hwptPagingFault: false,
   pagesWrapFirst: false,
+  mockFwspec: false,
   vfioCdevFlags: false,
   vfioBindStructCopy: false,
 };

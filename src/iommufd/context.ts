@@ -73,6 +73,13 @@ export interface Personality extends IoptPersonality, VfioCompatPersonality {
    * checks the length first.
    */
   readonly pagesWrapFirst: boolean;
+  /**
+   * The selftest's mock devices carry a fwspec naming the mock IOMMU
+   * (iommu_mock_device_add), so they probe beside VT-d or a POWER PHB;
+   * 6.12 probes them with the first registered driver's ops, so on such a
+   * host MOCK_DOMAIN(_FLAGS) binds a device without an IOMMU: EINVAL.
+   */
+  readonly mockFwspec: boolean;
 }
 
 /** What iommufd needs from the emulated host kernel. */

@@ -9,7 +9,7 @@ import {
   iommufdCmd,
   iommufdCmdByNumber,
 } from '../abi/iommufd.ts';
-import type { Layout } from '../abi/layout.ts';
+import { type Layout, u32At } from '../abi/layout.ts';
 import type { Caller } from '../kernel/file.ts';
 import type { IommufdCtx } from './context.ts';
 import { faultQueueAlloc } from './fault.ts';
@@ -111,7 +111,7 @@ export function iommufdIoctl(
   const lastNr = iommufdCmd(ctx.host.personality.iommufdLastCmd).nr;
   const end = extra ? extra.cmd.nr + 1 : lastNr + 1;
   if (nr < IOMMUFD_CMD_BASE || nr >= end) return compat(ctx, caller, request, arg);
-  const size = new DataView(caller.mm.read(arg, 4).buffer).getUint32(0, true);
+  const size = u32At(caller.mm.read(arg, 4), 0);
   let cmd: IommufdCmd | undefined;
   let handler: Handler | undefined;
   if (extra && nr === extra.cmd.nr) {

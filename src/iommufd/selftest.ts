@@ -78,6 +78,12 @@ const KVZALLOC_MAX = 0x7fffffffn;
  */
 export interface SelftestState {
   readonly mock: MockIommu;
+  /**
+   * The host registers another IOMMU driver before the mock's (VT-d, a
+   * POWER PHB): without a fwspec (setting `mockFwspec` false, 6.12) mock
+   * devices are probed with that driver's ops and get no IOMMU.
+   */
+  readonly otherIommu: boolean;
   /** iommufd_test_memory_limit: bounds internal batch buffers only (default 65536). */
   memoryLimit: number;
 }
@@ -244,6 +250,12 @@ function mockDomain(
     undo.push(() => ctx.abort(stdev));
     const dev = state.mock.createDevice(ctx.host.memory, devFlags);
     undo.push(() => dev.unregister());
+    if (state.otherIommu && !ctx.host.personality.mockFwspec)
+      fail(
+        'EINVAL',
+        'the mock device was probed by the first IOMMU driver registered (not the mock) and has no IOMMU',
+        'iommufd_device_bind',
+      );
     const idev = IommufdDevice.bind(ctx, dev, { holdsContext: false });
     undo.push(() => idev.unbind());
     const hwpt = idev.attach(u.cmd.id);
@@ -747,15 +759,21 @@ const OPS: ReadonlyMap<number, OpHandler> = new Map<number, OpHandler>([
  * IOMMU_TEST_CMD (CONFIG_IOMMUFD_TEST) for one host: give each `Kernel` its
  * own, since it carries that host's mock IOMMU and selftest globals.
  * `abi` is the selftest generation (the kernel's `selftestAbi`); ops it
- * lacks and unknown ops answer EOPNOTSUPP.
+ * lacks and unknown ops answer EOPNOTSUPP. `otherIommu`: the host has an
+ * IOMMU driver besides the mock (see SelftestState).
  *
  * @example
  * const kernel = new Kernel({ selftestCmd: selftestCmd() });
  */
 export function selftestCmd(
   abi: SelftestAbi = '6.18',
+  otherIommu = false,
 ): ExtraCmd & { readonly state: SelftestState } {
-  const state: SelftestState = { mock: new MockIommu(abi), memoryLimit: MEMORY_LIMIT_DEFAULT };
+  const state: SelftestState = {
+    mock: new MockIommu(abi),
+    otherIommu,
+    memoryLimit: MEMORY_LIMIT_DEFAULT,
+  };
   const lastOp = IOMMU_TEST_OP_LAST[abi];
   return {
     state,

@@ -190,7 +190,7 @@ export function decodeWriteback(b: Uint8Array | undefined): UserWrite[] {
   let at = 8 + 16 * nr;
   return Array.from({ length: nr }, (_, i) => {
     const len = Number(v.getBigUint64(16 + 16 * i, true));
-    const bytes = b.slice(at, at + len);
+    const bytes = new Uint8Array(b.subarray(at, at + len));
     at += len;
     return { va: v.getBigUint64(8 + 16 * i, true), bytes };
   });

@@ -28,6 +28,7 @@ const SAMPLES: Record<keyof typeof LINUX_6_18, string> = {
   hwptAllocPasid: 'false',
   hwptPagingFault: 'false',
   pagesWrapFirst: 'false',
+  mockFwspec: 'false',
   type1WrapErrno: 'EOVERFLOW',
   type1Nesting: 'true',
   type1DmaEntryLimit: '8',

@@ -24,6 +24,9 @@ const CORPORA = [
   ['7.2', 'e1000', 25, '5000'],
   ['7.2', 'nvme', 25, '5000'],
   ['6.12', 'iommufd', 50, '10000'],
+  ['6.12', 'edu', 25, '5000'],
+  ['6.12', 'e1000', 25, '5000'],
+  ['6.12', 'nvme', 25, '5000'],
 ] as const;
 
 for (const [kernel, scenario, seeds, calls] of CORPORA) {

@@ -16,15 +16,13 @@ import {
   iommuTestCmdNumber,
 } from '../../src/abi/iommufd-test.ts';
 import { VFIO_EXTENSION, VfioIommuType1DmaUnmap, vfioIoctlNumber } from '../../src/abi/vfio.ts';
-import type { KernelPersonality } from '../../src/host/kernel.ts';
 import { LINUX_6_12, LINUX_7_2 } from '../../src/host/versions.ts';
-import { selftestCmd } from '../../src/iommufd/selftest.ts';
 import { hwptAlloc, mockDomain, nestedAlloc, ok, tc } from '../iommufd/mock.ts';
 import { FIXED, PAGE, RW } from '../iommufd/util.ts';
-import { type Fixture, setup } from '../support.ts';
+import type { Fixture } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
 import { NOIOMMU_HOST } from '../vfio/noiommu-host.ts';
-import { onSpapr, pin, type Row, traced, V2 } from './reasons-support.ts';
+import { onSelftest as on, onSpapr, pin, type Row, traced, V2 } from './reasons-support.ts';
 
 const FAKE = '/dev/vfio/noiommu-30';
 const NOIOMMU = BigInt(VFIO_EXTENSION.NOIOMMU_IOMMU);
@@ -40,14 +38,6 @@ function noIommu(act: (c: VfioClient, iommufd: number) => unknown, capSysRawio =
     return c.proc;
   };
 }
-
-/** A row's act on a traced fixture with IOMMU_TEST_CMD of `version`'s selftest. */
-const on = (act: (f: Fixture) => unknown, version?: KernelPersonality) => () => {
-  const personality = version ?? {};
-  const f = traced(setup({ selftestCmd: selftestCmd(version?.selftestAbi), personality }));
-  act(f);
-  return f.proc;
-};
 
 /** IOMMU_TEST_CMD `op` with `v`: its return value. */
 function testOp(f: Fixture, op: number, v: Record<string, number | bigint>): number {

@@ -31,6 +31,7 @@ import {
   DATA_NONE,
   type Dev,
   MAP_SHARED,
+  NVME,
   onDevice,
   PROT_RW,
   pin,
@@ -276,7 +277,7 @@ const deviceRows: Row[] = [
     onDevice((d) => d.c.bind(d.dev, d.c.open('/dev/iommu').ret)),
     'EINVAL',
     'BIND_IOMMUFD on a group device fd',
-    'vfio_device_fops_unl_ioctl',
+    'vfio_df_ioctl_bind_iommufd',
   ],
   [
     'pread of a BAR the function lacks',
@@ -440,5 +441,20 @@ pin('vfio-device.md (SET_IRQS header)', [
     'EINVAL',
     'short argsz, index past the last, start + count wraps, or unknown flags',
     'vfio_set_irqs_validate_and_prepare',
+  ],
+]);
+
+pin('vfio-device.md (6.12 cdev BIND_IOMMUFD)', [
+  [
+    'BIND_IOMMUFD with argsz below the 16-byte struct (6.12 copy)',
+    () => {
+      const c = traced(new VfioClient({ version: '6.12' }));
+      const dev = c.open(c.cdevPath(NVME)).ret;
+      c.bind(dev, c.open('/dev/iommu').ret, { argsz: 8 });
+      return c.proc;
+    },
+    'EINVAL',
+    'argsz 8 below 16',
+    'vfio_df_ioctl_bind_iommufd',
   ],
 ]);

@@ -10,6 +10,8 @@ import { IommuFaultAlloc, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
 import { O_RDONLY, O_WRONLY } from '../../src/host/file.ts';
 import type { KernelOptions } from '../../src/host/kernel.ts';
 import type { Process } from '../../src/host/process.ts';
+import { x86 } from '../../src/host/topology/index.ts';
+import type { PciDeviceSpec } from '../../src/vfio/pci/spec.ts';
 import { VfioClient } from '../vfio/client.ts';
 import { NVME, pin, type Row, traced } from './reasons-support.ts';
 
@@ -19,6 +21,12 @@ const NUMVFS = `/sys/bus/pci/devices/${X710}/sriov_numvfs`;
 /** A read-only debugfs file the engine generates (intel/debugfs.c's page-table dump). */
 const DUMP = `/sys/kernel/debug/iommu/intel/${NVME}/domain_translation_struct`;
 const SRIOV: KernelOptions = { personality: { vfioPciEnableSriov: true } };
+
+/** SRIOV's kernel with the X710 changed by `change`. */
+function x710(change: Partial<PciDeviceSpec>): KernelOptions {
+  const devices = x86.devices.map((d) => (d.bdf === X710 ? { ...d, ...change } : d));
+  return { ...SRIOV, host: { ...x86, devices } };
+}
 
 /** `act` on a traced process of a kernel made with `opts`. */
 function onProc(act: (p: Process) => unknown, opts: KernelOptions = {}): () => Process {
@@ -183,6 +191,13 @@ const hostRows: Row[] = [
     'EBUSY',
     'a VF is in use',
     'vfio_pci_core_sriov_configure',
+  ],
+  [
+    'sriov_numvfs of a PF no VFIO driver has (no IOMMU, no no-IOMMU mode)',
+    onProc((p) => writeFile(p, NUMVFS, '1'), x710({ iommu: '' })),
+    'ENOENT',
+    'no driver bound to the PF',
+    'sriov_numvfs_store',
   ],
 ];
 

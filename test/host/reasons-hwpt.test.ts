@@ -21,20 +21,12 @@ import {
 } from '../../src/abi/vfio.ts';
 import { SpaprIommu } from '../../src/drivers/spapr/driver.ts';
 import { IommufdDevice } from '../../src/iommufd/device.ts';
-import { selftestCmd } from '../../src/iommufd/selftest.ts';
 import { hwptAlloc, mockDomain, nestedAlloc, tc } from '../iommufd/mock.ts';
 import { PAGE } from '../iommufd/util.ts';
 import { type Fixture, setup } from '../support.ts';
-import { onCdev, pin, type Row, traced } from './reasons-support.ts';
+import { onSelftest as on, onCdev, pin, type Row, traced } from './reasons-support.ts';
 
 const { NEST_PARENT, DIRTY_TRACKING, FAULT_ID_VALID, PASID } = IOMMU_HWPT_ALLOC_FLAGS;
-
-/** A row's act on a traced fixture with IOMMU_TEST_CMD; the process to read. */
-const on = (act: (f: Fixture) => unknown) => () => {
-  const f = traced(setup({ selftestCmd: selftestCmd() }));
-  act(f);
-  return f.proc;
-};
 
 /** A mock PASID-capable device on a fresh IOAS, and PASID HWPTs `p1`, `p2` on that IOAS. */
 function pasidDev(f: Fixture) {

@@ -11,17 +11,9 @@ import {
   VfioIommuType1DmaUnmap,
   vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
-import { selftestCmd } from '../../src/iommufd/selftest.ts';
 import { FIXED, map, memAt, PAGE, R, RW, U64_MAX } from '../iommufd/util.ts';
-import { type Fixture, setup } from '../support.ts';
-import { ioasAllocNumber, pin, type Row, traced, VA } from './reasons-support.ts';
-
-/** A row's act on a traced fixture (with IOMMU_TEST_CMD); the process to read. */
-const on = (act: (f: Fixture) => unknown) => () => {
-  const f = traced(setup({ selftestCmd: selftestCmd() }));
-  act(f);
-  return f.proc;
-};
+import type { Fixture } from '../support.ts';
+import { ioasAllocNumber, onSelftest as on, pin, type Row, VA } from './reasons-support.ts';
 
 /** An IOAS with `length` bytes mapped at IOVA `iova` from a page-aligned VA plus `offset`. */
 function mapped(f: Fixture, iova: bigint, length: bigint, offset = 0n) {

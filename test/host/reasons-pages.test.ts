@@ -17,21 +17,11 @@ import {
   MOCK_FLAGS_ACCESS,
 } from '../../src/abi/iommufd-test.ts';
 import { VFIO_EXTENSION, VfioIommuType1DmaUnmap, vfioIoctlNumber } from '../../src/abi/vfio.ts';
-import type { KernelPersonality } from '../../src/host/kernel.ts';
 import { LINUX_7_2 } from '../../src/host/versions.ts';
-import { selftestCmd } from '../../src/iommufd/selftest.ts';
 import { mockDomain, ok, tc } from '../iommufd/mock.ts';
 import { FIXED, map, memAt, PAGE, R, RW, U64_MAX } from '../iommufd/util.ts';
-import { type Fixture, setup } from '../support.ts';
-import { pin, type Row, traced, VA } from './reasons-support.ts';
-
-/** A row's act on a traced fixture with IOMMU_TEST_CMD (of `version`'s selftest); the process to read. */
-const on = (act: (f: Fixture) => unknown, version?: KernelPersonality) => () => {
-  const personality = version ?? {};
-  const f = traced(setup({ selftestCmd: selftestCmd(version?.selftestAbi), personality }));
-  act(f);
-  return f.proc;
-};
+import type { Fixture } from '../support.ts';
+import { onSelftest as on, pin, type Row, VA } from './reasons-support.ts';
 
 /** An IOAS with one page of `va` (read-only unless `write`) mapped at IOVA `BASE`, and a pinning access on it. */
 function accessOn(f: Fixture, write = true) {

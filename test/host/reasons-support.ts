@@ -22,7 +22,7 @@ import {
   VfioIrqSet,
 } from '../../src/abi/vfio-device.ts';
 import { Eventfd } from '../../src/host/eventfd.ts';
-import type { KernelOptions } from '../../src/host/kernel.ts';
+import type { KernelOptions, KernelPersonality } from '../../src/host/kernel.ts';
 import { Process, type ProcessMm, type TraceEvent } from '../../src/host/process.ts';
 import {
   INTEL_DEFAULTS,
@@ -31,6 +31,7 @@ import {
   x86,
 } from '../../src/host/topology/index.ts';
 import { SPAPR_DEFAULTS } from '../../src/host/topology/parse.ts';
+import { selftestCmd } from '../../src/iommufd/selftest.ts';
 import type { MmapHost } from '../../src/kernel/file.ts';
 import { deviceMmapOp } from '../../src/server/device-mmap.ts';
 import { OP } from '../../src/server/protocol.ts';
@@ -95,6 +96,19 @@ export function mmapErrno(
     throw e;
   }
   return assert.fail('the mmap succeeded');
+}
+
+/** A row's act on a traced fixture with IOMMU_TEST_CMD, of `version`'s profile and selftest ABI (6.18 by default); the process to read. */
+export function onSelftest(
+  act: (f: Fixture) => unknown,
+  version?: KernelPersonality,
+): () => Process {
+  return () => {
+    const personality = version ?? {};
+    const f = traced(setup({ selftestCmd: selftestCmd(version?.selftestAbi), personality }));
+    act(f);
+    return f.proc;
+  };
 }
 
 /** A fixture whose IOAS has an intel domain (4 KiB alignment, the MSI window reserved). */

@@ -1592,6 +1592,13 @@ const deviceRows: Row[] = [
     'vfio_device_fops_write',
   ],
   [
+    'BIND_IOMMUFD with argsz < 16 (read alone first, 6.18)',
+    onCdev((c, dev, iommufd) => c.bind(dev, iommufd, { argsz: 15 })),
+    'EINVAL',
+    'argsz 15 below 16',
+    'vfio_df_ioctl_bind_iommufd',
+  ],
+  [
     'BIND_IOMMUFD with iommufd < 0',
     onCdev((c, dev) => c.bind(dev, -1)),
     'EINVAL',

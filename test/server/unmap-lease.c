@@ -9,6 +9,7 @@
  *   unmap-lease scribble       garbage in the ring; the answers stay the kernel's
  *   unmap-lease kill           a child killed mid-storm releases its group
  *   unmap-lease failnth        fail-nth armed: an unmap cutting a mapping passes no injection point
+ *   unmap-lease race           unmaps of every mapped page while another process revokes the lease
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -271,6 +272,35 @@ static void failnth(void)
 	expect(unmap(24 * PAGE, PAGE), 0, "unmap after");
 }
 
+/*
+ * Every mapped page unmapped once, amid pages never mapped, while a
+ * child opens and closes containers (each CLOSE revokes every lease): all
+ * answered 0, and nothing stays mapped (the test reads the final state).
+ */
+static void race(void)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		for (;;)
+			close(open_or_die("/dev/vfio/vfio", O_RDWR));
+	}
+	CHECK(pid > 0, "fork");
+	for (uint64_t i = 0; i < 40960; i++) {
+		/* each of the 512 mapped pages once, among pages of the window never mapped */
+		uint64_t page = i % 80 ? 512 + (i * 7919) % 200000 : i / 80;
+
+		if (unmap(page * PAGE, PAGE))
+			die("UNMAP of page %llu", (unsigned long long)page);
+		if (i % 8 == 0)
+			usleep(50); /* let the child's CLOSEs land among the posts */
+	}
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid, "wait");
+	ok("40,960 unmaps answered 0 while another process revoked leases");
+}
+
 static void kill_mid_storm(void)
 {
 	pid_t pid = fork();
@@ -344,6 +374,8 @@ int main(int argc, char **argv)
 		scribble();
 	} else if (!strcmp(mode, "failnth")) {
 		failnth();
+	} else if (!strcmp(mode, "race")) {
+		race();
 	} else {
 		die("mode?");
 	}

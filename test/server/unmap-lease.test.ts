@@ -93,6 +93,16 @@ test('an unmap cutting a mapping while fail-nth is armed passes no injection poi
   runCProgram(dir, 'unmap-lease', POWERNV, 5, ['failnth']);
 });
 
+test('unmaps while another process revokes the lease again and again: all done, nothing left mapped', () => {
+  const state = join(dir, 'race-state');
+  runCProgram(dir, 'unmap-lease', [...POWERNV, '--dump-state', state], 1, ['race']);
+  const containers = JSON.parse(readFileSync(state, 'utf8')).containers;
+  assert.deepEqual(
+    containers.map((c: { backend: string; mappings: unknown[] }) => [c.backend, c.mappings]),
+    [['spapr', []]],
+  );
+});
+
 test('a client killed mid-storm releases its group and container', () => {
   runCProgram(dir, 'unmap-lease', POWERNV, 3, ['kill']);
 });

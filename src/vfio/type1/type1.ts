@@ -68,6 +68,12 @@ export interface VfioIommuType1Options {
   readonly wrapErrno?: 'EINVAL' | 'EOVERFLOW';
   /** CHECK_EXTENSION(TYPE1_NESTING_IOMMU) answers 1 (true in the kernel read, ~v6.6). Default true. */
   readonly nestingExtension?: boolean;
+  /**
+   * Opened as TYPE1_NESTING_IOMMU (until v6.13): each new domain must
+   * enable nesting, which none of the drivers here (VT-d, SPAPR, the mock)
+   * can, so attaching a group is EINVAL (iommu_enable_nesting). Default false.
+   */
+  readonly nesting?: boolean;
 }
 
 /** One IOMMU domain of the container with the groups attached to it (struct vfio_domain). */
@@ -161,6 +167,7 @@ export class VfioIommuType1 {
   private readonly capsAligned: boolean;
   private readonly wrapErrno: 'EINVAL' | 'EOVERFLOW';
   private readonly nestingExtension: boolean;
+  private readonly nesting: boolean;
   private readonly dmas = new SortedRanges<VfioDma>();
   /** Newest first, like the kernel's list_add. */
   private domains: VfioDomain[] = [];
@@ -179,6 +186,7 @@ export class VfioIommuType1 {
     this.capsAligned = opts.capsAligned ?? true;
     this.wrapErrno = opts.wrapErrno ?? 'EINVAL';
     this.nestingExtension = opts.nestingExtension ?? true;
+    this.nesting = opts.nesting ?? false;
     this.dmaAvailCount = opts.dmaEntryLimit ?? 0xffff;
     // PAGE_MASK: every power of two from PAGE_SIZE up
     this.pgsizeBitmapValue = U64_MAX & ~(this.pageSize - 1n);
@@ -257,6 +265,12 @@ export class VfioIommuType1 {
       dirtyTracking: false,
       pasid: false,
     });
+    if (this.nesting)
+      fail(
+        'EINVAL',
+        'a TYPE1_NESTING domain must enable nesting, and this one has no enable_nesting op',
+        'vfio_iommu_type1_attach_group',
+      );
     group.attach(domain);
     let keepGroupAttached = false;
     try {
