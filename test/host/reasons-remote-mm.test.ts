@@ -97,6 +97,13 @@ pin('remote-mm: copies, zero checks, clears and pins in a real process', [
     'pin_user_pages_fast',
   ],
   [
+    'copy_to_user of a read-only page: nothing written, EFAULT',
+    thrown((mm) => mm.write(child.at.ro, new Uint8Array(8))),
+    'EFAULT',
+    'copy_to_user: 0 of 8 bytes',
+    'copy_to_user',
+  ],
+  [
     'copy_from_user after the process exited: EFAULT',
     thrown((mm) => mm.read(PAGE, 8), onGone),
     'EFAULT',

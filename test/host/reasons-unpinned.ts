@@ -5,11 +5,6 @@
  * pinned site is still listed, and on a new site that is on no list).
  */
 export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
-  'src/host': [
-    'src/host/io-maps.ts · follow_pfnmap_start · not device memory',
-    'src/host/native.ts · copy_to_user · copy_to_user: {n} of {data.length} bytes',
-    'src/host/sriov.ts · sriov_numvfs_store · the PF driver cannot configure VFs',
-  ],
   'src/iommufd': [
     'src/iommufd/ucmd.ts · copy_struct_from_user · entry {index} of the user array',
     'src/iommufd/selftest.ts · iommufd_device_bind · the mock device was probed by the first IOMMU driver registered (not the mock) and has no IOMMU',
@@ -38,8 +33,5 @@ export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
     'src/vfio/pci/dmabuf.ts · vfio_pci_core_fill_phys_vec · a range wraps the bus address',
     'src/vfio/pci/dmabuf.ts · vfio_pci_core_get_dmabuf_phys · an I/O BAR has no peer-to-peer provider',
     'src/vfio/pci/dmabuf.ts · vfio_pci_dma_buf_iommufd_map · iommufd maps a one-range dma-buf only',
-  ],
-  'src/vfio/type1': [
-    'src/vfio/type1/type1.ts · vfio_iommu_type1_attach_group · a TYPE1_NESTING domain must enable nesting, and this one has no enable_nesting op',
   ],
 };
