@@ -7,12 +7,20 @@ import { after, before } from 'node:test';
 import { Errno } from '../../src/abi/errno.ts';
 import { PhysRam } from '../../src/host/phys-ram.ts';
 import { RemoteMm } from '../../src/host/remote-mm.ts';
+import { RestartCall } from '../../src/iommu/mm.ts';
+import type { IommuUserDataArray } from '../../src/iommu/viommu.ts';
+import { userDataArray } from '../../src/iommufd/ucmd.ts';
 import { type MemChild, PAGE, startMemChild } from './mem-child.ts';
 import { collectingPins, pin } from './reasons-support.ts';
 
 let child: MemChild;
 /** An mm whose process has exited: the engine saw the exit and called `exit`. */
 let gone: RemoteMm;
+/**
+ * 2000 u64 entries from the child's `hole` (its second page unmapped): a
+ * long array, gathered on a worker thread before the call restarts.
+ */
+let array: IommuUserDataArray;
 if (!collectingPins()) {
   before(async () => {
     child = await startMemChild();
@@ -20,6 +28,13 @@ if (!collectingPins()) {
     gone = new RemoteMm(dying.handle, new PhysRam());
     await dying.close();
     gone.exit();
+    array = userDataArray(new RemoteMm(child.handle, new PhysRam()), 0, child.at.hole, 8, 2000);
+    try {
+      array.gathered(0, 8);
+    } catch (e) {
+      if (!(e instanceof RestartCall)) throw e;
+      await e.ready;
+    }
   });
   after(() => child.close());
 }
@@ -102,6 +117,22 @@ pin('remote-mm: copies, zero checks, clears and pins in a real process', [
     'EFAULT',
     'copy_to_user: 0 of 8 bytes',
     'copy_to_user',
+  ],
+  [
+    'copy_struct_from_user of a long user array whose entry 512 is on an unmapped page: EFAULT',
+    () => {
+      try {
+        array.gathered(0, 8); // the restarted call: the window gathered off-thread
+        array.gathered(512, 8);
+      } catch (e) {
+        if (e instanceof Errno) return e;
+        throw e;
+      }
+      throw new Error('entry 512 was copied');
+    },
+    'EFAULT',
+    'entry 512 of the user array',
+    'copy_struct_from_user',
   ],
   [
     'copy_from_user after the process exited: EFAULT',
