@@ -30,7 +30,7 @@ if (!collectingPins()) {
     gone.exit();
     array = userDataArray(new RemoteMm(child.handle, new PhysRam()), 0, child.at.hole, 8, 2000);
     try {
-      array.gathered(0, 8);
+      array.gathered!(0, 8);
     } catch (e) {
       if (!(e instanceof RestartCall)) throw e;
       await e.ready;
@@ -122,8 +122,8 @@ pin('remote-mm: copies, zero checks, clears and pins in a real process', [
     'copy_struct_from_user of a long user array whose entry 512 is on an unmapped page: EFAULT',
     () => {
       try {
-        array.gathered(0, 8); // the restarted call: the window gathered off-thread
-        array.gathered(512, 8);
+        array.gathered!(0, 8); // the restarted call: the window gathered off-thread
+        array.gathered!(512, 8);
       } catch (e) {
         if (e instanceof Errno) return e;
         throw e;
