@@ -1,9 +1,9 @@
 /**
  * Reasons of host and backend rules no other table's area holds: SR-IOV of
  * a PF whose driver cannot make VFs, type1's pin of a range only partly
- * device memory (follow_pfnmap_start), and a TYPE1_NESTING container's
- * attach. Each row triggers its rule through a syscall and pins errno,
- * reason and where.
+ * device memory (follow_pfnmap_start), a TYPE1_NESTING container's attach,
+ * and 6.12's probe of the selftest's mock device beside VT-d. Each row
+ * triggers its rule through a syscall and pins errno, reason and where.
  */
 import assert from 'node:assert/strict';
 import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
@@ -13,7 +13,9 @@ import { x86 } from '../../src/host/topology/index.ts';
 import type { MmapHost } from '../../src/kernel/file.ts';
 import { deviceMmapOp } from '../../src/server/device-mmap.ts';
 import { OP } from '../../src/server/protocol.ts';
+import { tc } from '../iommufd/mock.ts';
 import { PAGE } from '../iommufd/util.ts';
+import { setup } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
 import { container, MAP_SHARED, NVME, PROT_RW, pin, traced } from './reasons-support.ts';
 
@@ -71,6 +73,17 @@ pin('misc (SR-IOV PF driver, type1 device memory, TYPE1_NESTING)', [
     'EFAULT',
     'not device memory',
     'follow_pfnmap_start',
+  ],
+  [
+    'MOCK_DOMAIN on 6.12 with VT-d present: the mock device is probed by intel-iommu, which refuses it',
+    () => {
+      const f = traced(setup({ host: 'x86', personality: { selftest: true, mockFwspec: false } }));
+      tc(f, 'MOCK_DOMAIN_FLAGS', { id: f.ioas(), dev_flags: 0 });
+      return f.proc;
+    },
+    'EINVAL',
+    'the mock device was probed by the first IOMMU driver registered (not the mock) and has no IOMMU',
+    'iommufd_device_bind',
   ],
   [
     'SET_IOMMU TYPE1_NESTING: the group attach needs enable_nesting, which no driver has',

@@ -5,9 +5,6 @@
  * pinned site is still listed, and on a new site that is on no list).
  */
 export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
-  'src/iommufd': [
-    'src/iommufd/selftest.ts · iommufd_device_bind · the mock device was probed by the first IOMMU driver registered (not the mock) and has no IOMMU',
-  ],
   'src/server': ['src/server/engine.ts · getname_long · path longer than PATH_MAX'],
   'src/vfio': [
     'src/vfio/hot-reset.ts · vfio_pci_dev_set_hot_reset · {outside.spec.bdf} is outside the device set',
