@@ -240,8 +240,6 @@ export const EXEMPT: readonly { readonly why: string; readonly sites: readonly s
       'src/host/sim-mm.ts · get_unmapped_area · no free address range',
       'src/host/sim-mm.ts · hugetlb_vm_op_split · hugetlb VMA cut off a huge page boundary',
       'src/host/sim-mm.ts · ksys_mmap_pgoff · MAP_HUGETLB on a non-hugetlb object',
-      'src/host/sim-mm.ts · where · mm has exited',
-      'src/host/sim-mm.ts · where · range wraps',
       'src/host/eventfd.ts · eventfd_read · read of {length} bytes, below 8',
       'src/host/eventfd.ts · eventfd_read · the counter is 0',
       'src/host/eventfd.ts · eventfd_write · the counter would overflow',

@@ -377,6 +377,9 @@ export function pin(sheet: string, rows: Row[]): void {
   });
 }
 
+/** Whether the gate is loading the tables (a table's hooks must then start nothing). */
+export const collectingPins = (): boolean => collecting;
+
 /** The rows the table files `files` pin, loaded without defining their tests. */
 export async function collectPins(files: readonly string[]): Promise<readonly Pinned[]> {
   collecting = true;
