@@ -2,10 +2,13 @@
  * Reasons of host and backend rules no other table's area holds: SR-IOV of
  * a PF whose driver cannot make VFs, type1's pin of a range only partly
  * device memory (follow_pfnmap_start), a TYPE1_NESTING container's attach,
- * and 6.12's probe of the selftest's mock device beside VT-d. Each row
- * triggers its rule through a syscall and pins errno, reason and where.
+ * 6.12's probe of the selftest's mock device beside VT-d, and the engine's
+ * answer to an OPEN whose path overflowed the request payload. Each row
+ * triggers its rule through a syscall (the last, an engine request) and
+ * pins errno, reason and where.
  */
 import assert from 'node:assert/strict';
+import { Errno } from '../../src/abi/errno.ts';
 import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
 import { O_WRONLY } from '../../src/host/file.ts';
 import type { Process } from '../../src/host/process.ts';
@@ -15,6 +18,7 @@ import { deviceMmapOp } from '../../src/server/device-mmap.ts';
 import { OP } from '../../src/server/protocol.ts';
 import { tc } from '../iommufd/mock.ts';
 import { PAGE } from '../iommufd/util.ts';
+import { answer, engineFixture } from '../server/fixture.ts';
 import { setup } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
 import { container, MAP_SHARED, NVME, PROT_RW, pin, traced } from './reasons-support.ts';
@@ -84,6 +88,27 @@ pin('misc (SR-IOV PF driver, type1 device memory, TYPE1_NESTING)', [
     'EINVAL',
     'the mock device was probed by the first IOMMU driver registered (not the mock) and has no IOMMU',
     'iommufd_device_bind',
+  ],
+  [
+    'an engine OPEN whose path overflowed the request payload',
+    () => {
+      const f = engineFixture();
+      const c = f.client(700);
+      const req = { op: OP.OPEN, pid: 700, tid: 700, args: [3n, 2n], oversize: true };
+      // the client sees the errno; the reason is the Errno the dispatch throws
+      assert.equal(answer(f.engine.handle(c.conn, req)).errno, 'ENAMETOOLONG');
+      const engine = f.engine as unknown as { dispatch(conn: unknown, r: typeof req): unknown };
+      try {
+        engine.dispatch(c.conn, req);
+      } catch (e) {
+        if (e instanceof Errno) return e;
+        throw e;
+      }
+      throw new Error('the oversized OPEN was served');
+    },
+    'ENAMETOOLONG',
+    'path longer than PATH_MAX',
+    'getname_long',
   ],
   [
     'SET_IOMMU TYPE1_NESTING: the group attach needs enable_nesting, which no driver has',

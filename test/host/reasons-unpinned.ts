@@ -5,7 +5,6 @@
  * pinned site is still listed, and on a new site that is on no list).
  */
 export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
-  'src/server': ['src/server/engine.ts · getname_long · path longer than PATH_MAX'],
   'src/vfio': [
     'src/vfio/hot-reset.ts · vfio_pci_dev_set_hot_reset · {outside.spec.bdf} is outside the device set',
     'src/vfio/hot-reset.ts · vfio_pci_dev_set_hot_reset · {stranger.name} is not owned by the caller',
