@@ -33,13 +33,19 @@ static int creates_file(unsigned long request, int64_t test_op)
 /* No page is smaller: the bytes up to this boundary are in the page of the first. */
 #define MIN_PAGE 4096u
 
-size_t read_own(void *dst, uintptr_t src, size_t len)
+/* read_own() for a caller that has its pid `me` already (one getpid() less). */
+static size_t read_as(pid_t me, void *dst, uintptr_t src, size_t len)
 {
 	struct iovec local = { .iov_base = dst, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)src, .iov_len = len };
-	ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	ssize_t n = process_vm_readv(me, &local, 1, &remote, 1, 0);
 
 	return n > 0 ? (size_t)n : 0;
+}
+
+size_t read_own(void *dst, uintptr_t src, size_t len)
+{
+	return read_as(getpid(), dst, src, len);
 }
 
 /*
@@ -123,13 +129,14 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		}
 		lease_ask(&rq);
 	}
+	rq.pid = getpid();
 	/*
 	 * IOMMU_TEST_CMD: its bytes are copied once, decided from and sent, so
 	 * the engine sees the `op` the spare was reserved for even if another
 	 * thread changes it meanwhile.
 	 */
 	if ((request & 0xffff) == UIOMMU_IOC_IOMMU_TEST_CMD) {
-		sent_len = read_own(copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
+		sent_len = read_as(rq.pid, copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
 		sent = copy;
 		if (sent_len >= 8)
 			test_op = (int64_t)copy[1];
@@ -148,7 +155,6 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	rq.a[1] = request;
 	rq.a[2] = (uintptr_t)arg;
 	rq.a[3] = (uint64_t)(int64_t)spare;
-	rq.pid = getpid();
 	r = call(&rq, sent, sent_len, &rs, &wb, sizeof(wb));
 	if (r == -2)
 		r = call(&rq, NULL, 0, &rs, &wb, sizeof(wb));
