@@ -8,7 +8,6 @@
  * pins errno, reason and where.
  */
 import assert from 'node:assert/strict';
-import { Errno } from '../../src/abi/errno.ts';
 import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
 import { O_WRONLY } from '../../src/host/file.ts';
 import type { Process } from '../../src/host/process.ts';
@@ -21,7 +20,15 @@ import { PAGE } from '../iommufd/util.ts';
 import { answer, engineFixture } from '../server/fixture.ts';
 import { setup } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
-import { container, MAP_SHARED, NVME, PROT_RW, pin, traced } from './reasons-support.ts';
+import {
+  container,
+  MAP_SHARED,
+  NVME,
+  PROT_RW,
+  pin,
+  thrownErrno,
+  traced,
+} from './reasons-support.ts';
 
 const X710 = '0000:04:00.0'; // an SR-IOV PF alone in group 14 of the x86 preset, up to 4 VFs
 const BAR_VA = 0x5000_0000n;
@@ -98,13 +105,7 @@ pin('misc (SR-IOV PF driver, type1 device memory, TYPE1_NESTING)', [
       // the client sees the errno; the reason is the Errno the dispatch throws
       assert.equal(answer(f.engine.handle(c.conn, req)).errno, 'ENAMETOOLONG');
       const engine = f.engine as unknown as { dispatch(conn: unknown, r: typeof req): unknown };
-      try {
-        engine.dispatch(c.conn, req);
-      } catch (e) {
-        if (e instanceof Errno) return e;
-        throw e;
-      }
-      throw new Error('the oversized OPEN was served');
+      return thrownErrno(() => engine.dispatch(c.conn, req));
     },
     'ENAMETOOLONG',
     'path longer than PATH_MAX',
