@@ -2,8 +2,10 @@
  * Reasons of host and backend rules no other table's area holds: SR-IOV of
  * a PF whose driver cannot make VFs, type1's pin of a range only partly
  * device memory (follow_pfnmap_start), a TYPE1_NESTING container's attach,
- * and 6.12's probe of the selftest's mock device beside VT-d. Each row
- * triggers its rule through a syscall and pins errno, reason and where.
+ * 6.12's probe of the selftest's mock device beside VT-d, and the engine's
+ * answer to an OPEN whose path overflowed the request payload. Each row
+ * triggers its rule through a syscall (the last, an engine request) and
+ * pins errno, reason and where.
  */
 import assert from 'node:assert/strict';
 import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
@@ -15,9 +17,18 @@ import { deviceMmapOp } from '../../src/server/device-mmap.ts';
 import { OP } from '../../src/server/protocol.ts';
 import { tc } from '../iommufd/mock.ts';
 import { PAGE } from '../iommufd/util.ts';
+import { answer, engineFixture } from '../server/fixture.ts';
 import { setup } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
-import { container, MAP_SHARED, NVME, PROT_RW, pin, traced } from './reasons-support.ts';
+import {
+  container,
+  MAP_SHARED,
+  NVME,
+  PROT_RW,
+  pin,
+  thrownErrno,
+  traced,
+} from './reasons-support.ts';
 
 const X710 = '0000:04:00.0'; // an SR-IOV PF alone in group 14 of the x86 preset, up to 4 VFs
 const BAR_VA = 0x5000_0000n;
@@ -84,6 +95,21 @@ pin('misc (SR-IOV PF driver, type1 device memory, TYPE1_NESTING)', [
     'EINVAL',
     'the mock device was probed by the first IOMMU driver registered (not the mock) and has no IOMMU',
     'iommufd_device_bind',
+  ],
+  [
+    'an engine OPEN whose path overflowed the request payload',
+    () => {
+      const f = engineFixture();
+      const c = f.client(700);
+      const req = { op: OP.OPEN, pid: 700, tid: 700, args: [3n, 2n], oversize: true };
+      // the client sees the errno; the reason is the Errno the dispatch throws
+      assert.equal(answer(f.engine.handle(c.conn, req)).errno, 'ENAMETOOLONG');
+      const engine = f.engine as unknown as { dispatch(conn: unknown, r: typeof req): unknown };
+      return thrownErrno(() => engine.dispatch(c.conn, req));
+    },
+    'ENAMETOOLONG',
+    'path longer than PATH_MAX',
+    'getname_long',
   ],
   [
     'SET_IOMMU TYPE1_NESTING: the group attach needs enable_nesting, which no driver has',

@@ -4,14 +4,14 @@
  * clears and pins the engine makes in a client's address space.
  */
 import { after, before } from 'node:test';
-import { Errno } from '../../src/abi/errno.ts';
+import type { Errno } from '../../src/abi/errno.ts';
 import { PhysRam } from '../../src/host/phys-ram.ts';
 import { RemoteMm } from '../../src/host/remote-mm.ts';
 import { RestartCall } from '../../src/iommu/mm.ts';
 import type { IommuUserDataArray } from '../../src/iommu/viommu.ts';
 import { userDataArray } from '../../src/iommufd/ucmd.ts';
 import { type MemChild, PAGE, startMemChild } from './mem-child.ts';
-import { collectingPins, pin } from './reasons-support.ts';
+import { collectingPins, pin, thrownErrno } from './reasons-support.ts';
 
 let child: MemChild;
 /** An mm whose process has exited: the engine saw the exit and called `exit`. */
@@ -47,14 +47,10 @@ function thrown(
   return (): Errno => {
     const m = mm();
     try {
-      act(m);
-    } catch (e) {
-      if (e instanceof Errno) return e;
-      throw e;
+      return thrownErrno(() => act(m));
     } finally {
       m.exit();
     }
-    throw new Error('the call succeeded');
   };
 }
 
@@ -120,16 +116,11 @@ pin('remote-mm: copies, zero checks, clears and pins in a real process', [
   ],
   [
     'copy_struct_from_user of a long user array whose entry 512 is on an unmapped page: EFAULT',
-    () => {
-      try {
+    () =>
+      thrownErrno(() => {
         array.gathered!(0, 8); // the restarted call: the window gathered off-thread
         array.gathered!(512, 8);
-      } catch (e) {
-        if (e instanceof Errno) return e;
-        throw e;
-      }
-      throw new Error('entry 512 was copied');
-    },
+      }),
     'EFAULT',
     'entry 512 of the user array',
     'copy_struct_from_user',

@@ -68,6 +68,17 @@ export function why(
   return [e?.errno, e?.reason, e?.where];
 }
 
+/** The Errno `act` throws (an untraced call's answer); fails if it throws none. */
+export function thrownErrno(act: () => unknown): Errno {
+  try {
+    act();
+  } catch (e) {
+    if (e instanceof Errno) return e;
+    throw e;
+  }
+  return assert.fail('the call succeeded');
+}
+
 export const MAP_SHARED = 1;
 export const MAP_PRIVATE = 2;
 export const PROT_RW = 3;

@@ -4,6 +4,4 @@
  * may only shrink: pin a site, then remove it here (the gate fails while a
  * pinned site is still listed, and on a new site that is on no list).
  */
-export const UNPINNED: Readonly<Record<string, readonly string[]>> = {
-  'src/server': ['src/server/engine.ts · getname_long · path longer than PATH_MAX'],
-};
+export const UNPINNED: Readonly<Record<string, readonly string[]>> = {};
