@@ -83,6 +83,7 @@ struct uiommu_stat {
  * library reserves a spare fd: type ';' (0x3b) and the command nr.
  */
 #define UIOMMU_IOC_VFIO_GROUP_GET_DEVICE_FD 0x3b6a /* VFIO_BASE + 6 */
+#define UIOMMU_IOC_VFIO_DEVICE_FEATURE 0x3b75	   /* VFIO_BASE + 17 */
 #define UIOMMU_IOC_IOMMU_FAULT_QUEUE_ALLOC 0x3b8e
 #define UIOMMU_IOC_IOMMU_VEVENTQ_ALLOC 0x3b93
 #define UIOMMU_IOC_IOMMU_TEST_CMD 0x3ba0

@@ -6,15 +6,19 @@
 /* IOMMU_TEST_CMD ops that install a new file (include/uapi iommufd_test.h numbering). */
 #define IOMMU_TEST_OP_CREATE_ACCESS 5
 #define IOMMU_TEST_OP_DMABUF_GET 22
+/* VFIO_DEVICE_FEATURE flags: the feature id in the low 16 bits, GET at bit 16. */
+#define VFIO_FEATURE_GET (1u << 16)
+#define VFIO_FEATURE_DMA_BUF 11
 
 /*
  * Whether the ioctl may answer a new engine fd (the caller reserves its
  * number). For IOMMU_TEST_CMD only its CREATE_ACCESS and DMABUF_GET ops
- * do: `test_op` is the u32 `op` (offset 4) of the copy the request sends,
+ * do, for VFIO_DEVICE_FEATURE only a GET of DMA_BUF: `word1` is the u32 at
+ * offset 4 (the test op, the feature flags) of the copy the request sends,
  * or -1 when the argument could not be read (the kernel's copy_from_user
  * fails then, before any fd is allocated).
  */
-static int creates_file(unsigned long request, int64_t test_op)
+static int creates_file(unsigned long request, int64_t word1)
 {
 	switch (request & 0xffff) {
 	case UIOMMU_IOC_VFIO_GROUP_GET_DEVICE_FD:
@@ -22,10 +26,19 @@ static int creates_file(unsigned long request, int64_t test_op)
 	case UIOMMU_IOC_IOMMU_VEVENTQ_ALLOC:
 		return 1;
 	case UIOMMU_IOC_IOMMU_TEST_CMD:
-		return test_op == IOMMU_TEST_OP_CREATE_ACCESS ||
-		       test_op == IOMMU_TEST_OP_DMABUF_GET;
+		return word1 == IOMMU_TEST_OP_CREATE_ACCESS || word1 == IOMMU_TEST_OP_DMABUF_GET;
+	case UIOMMU_IOC_VFIO_DEVICE_FEATURE:
+		return word1 >= 0 && (word1 & 0xffff) == VFIO_FEATURE_DMA_BUF &&
+		       (word1 & VFIO_FEATURE_GET);
 	}
 	return 0;
+}
+
+/* The ioctls whose spare is decided from their argument (`word1` of creates_file). */
+static int decided_from_arg(unsigned long request)
+{
+	return (request & 0xffff) == UIOMMU_IOC_IOMMU_TEST_CMD ||
+	       (request & 0xffff) == UIOMMU_IOC_VFIO_DEVICE_FEATURE;
 }
 
 /* Bytes of an ioctl's argument sent with the request (UIOMMU_IOCTL_ARG_MAX). */
@@ -103,7 +116,7 @@ static int write_back(pid_t me, const union writeback_buf *wb, uint32_t len)
 static int engine_ioctl(int fd, unsigned long request, void *arg)
 {
 	int saved = errno, spare = -1;
-	int64_t test_op = -1;
+	int64_t word1 = -1;
 	uint32_t copy[ARG_MAX / 4];
 	const void *sent = arg;
 	size_t sent_len = arg_span((uintptr_t)arg);
@@ -131,17 +144,17 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	}
 	rq.pid = getpid();
 	/*
-	 * IOMMU_TEST_CMD: its bytes are copied once, decided from and sent, so
-	 * the engine sees the `op` the spare was reserved for even if another
-	 * thread changes it meanwhile.
+	 * IOMMU_TEST_CMD, VFIO_DEVICE_FEATURE: the bytes are copied once,
+	 * decided from and sent, so the engine sees the op the spare was
+	 * reserved for even if another thread changes it meanwhile.
 	 */
-	if ((request & 0xffff) == UIOMMU_IOC_IOMMU_TEST_CMD) {
+	if (decided_from_arg(request)) {
 		sent_len = read_as(rq.pid, copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
 		sent = copy;
 		if (sent_len >= 8)
-			test_op = (int64_t)copy[1];
+			word1 = (int64_t)copy[1];
 	}
-	if (creates_file(request, test_op)) {
+	if (creates_file(request, word1)) {
 		spare = reserve(1);
 		/* a full fd table is the engine's to answer, as the kernel's failed fd allocation */
 		if (spare < 0 && errno != EMFILE) {

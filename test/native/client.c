@@ -37,6 +37,7 @@
 #define REQ_FAULT_ALLOC 0x3b8eUL   /* fake: installs the spare */
 #define REQ_VEVENTQ_ALLOC 0x3b93UL /* fake: installs the spare */
 #define REQ_TEST_CMD 0x3ba0UL	   /* fake: ret 0, no new file */
+#define REQ_FEATURE 0x3b75UL	   /* fake: ret 0, no new file */
 #define PPC_IO 0x20000000UL	   /* _IO() direction bits under the powerpc encoding */
 
 static void out(const char *key, long value)
@@ -117,7 +118,7 @@ static int scenario_fds(void)
 	out("fionclex", ioctl(fd, FIONCLEX));
 	out("fionclex_flag", fcntl(fd, F_GETFD) & FD_CLOEXEC);
 
-	/* the argument struct travels with the request: to its page's end, past it as `size` says */
+	/* the argument struct travels with the request: the rest of its page, at most 512 bytes */
 	{
 		long pg = sysconf(_SC_PAGESIZE);
 		uint8_t *two = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
@@ -156,6 +157,16 @@ static int scenario_fds(void)
 		cmd[1] = 8; /* ACCESS_RW */
 		out("test_cmd_rw", ioctl(fd, REQ_TEST_CMD, cmd));
 		out("test_cmd_unreadable", ioctl(fd, REQ_TEST_CMD, 0x2000UL));
+	}
+	{
+		/* VFIO_DEVICE_FEATURE: a spare only for a GET of DMA_BUF (11; GET is bit 16) */
+		uint32_t feat[8] = { sizeof(feat), (1u << 16) | 11 };
+
+		out("feature_dmabuf", ioctl(fd, REQ_FEATURE, feat));
+		feat[1] = (1u << 18) | 11; /* PROBE */
+		out("feature_probe", ioctl(fd, REQ_FEATURE, feat));
+		feat[1] = (1u << 16) | 0; /* GET of PCI_VF_TOKEN */
+		out("feature_other", ioctl(fd, REQ_FEATURE, feat));
 	}
 	out("ppc_fault_alloc", ioctl(fd, PPC_IO | REQ_FAULT_ALLOC, 0x3000UL));
 	out("ppc_spare_engine", ioctl(spare, REQ_ECHO, 9));

@@ -21,6 +21,7 @@ export const REQ = {
   FAULT_ALLOC: 0x3b8e,
   VEVENTQ_ALLOC: 0x3b93,
   TEST_CMD: 0x3ba0,
+  FEATURE: 0x3b75,
 } as const;
 
 const ENOENT = 2;
@@ -207,6 +208,7 @@ export class FakeEngine {
         t.set(spare, { anon: true });
         return reply(0, 0, spare);
       case REQ.TEST_CMD:
+      case REQ.FEATURE:
         return reply(0);
       default:
         return reply(Number(r.a[2]! & 0xffffffn));

@@ -155,6 +155,11 @@ test('protocol.h names the spare-fd ioctls by the same numbers as src/abi', () =
     iommufdCmdNumber('generic', 'IOMMU_VEVENTQ_ALLOC') & 0xffff,
   );
   assert.equal(def('UIOMMU_IOC_IOMMU_TEST_CMD'), iommuTestCmdNumber('generic') & 0xffff);
+  assert.equal(
+    def('UIOMMU_IOC_VFIO_DEVICE_FEATURE'),
+    vfioIoctlNumber('generic', 'VFIO_DEVICE_FEATURE') & 0xffff,
+  );
+  assert.equal(REQ.FEATURE, def('UIOMMU_IOC_VFIO_DEVICE_FEATURE'));
   assert.equal(REQ.FAULT_ALLOC, def('UIOMMU_IOC_IOMMU_FAULT_QUEUE_ALLOC'));
   assert.equal(REQ.VEVENTQ_ALLOC, def('UIOMMU_IOC_IOMMU_VEVENTQ_ALLOC'));
   assert.equal(REQ.GET_DEVICE_FD, def('UIOMMU_IOC_VFIO_GROUP_GET_DEVICE_FD'));
@@ -223,13 +228,15 @@ for (const [variant, bin] of Object.entries(variants)) {
       assert.equal(echo.a[3], 0xffffffffffffffffn); // no spare
       assert.equal(r.n('ioctl_echo'), 0x123456);
       assert.equal(echo.payload.length, 0, 'an unreadable argument sends nothing');
-      // the argument's bytes: as many as its leading u32 says (16 here), not past a page it cannot read
+      // the argument's bytes: the rest of its page, at most UIOMMU_IOCTL_ARG_MAX (512)
       const argOf = (key: string, nth = 0) =>
         ioctls.filter((q) => Number(q.a[2] & 0xffffffn) === r.n(key) && q.a[2] !== 0x123456n)[nth]!;
       const head = Buffer.from([16, 0, 0, 0, 0x44, 0x33, 0x22, 0x11]);
-      const sized = Buffer.concat([head, Buffer.alloc(8, 0x5a)]);
-      assert.deepEqual(argOf('arg_page_start').payload, sized);
-      assert.deepEqual(argOf('arg_across').payload, sized, 'across a page boundary');
+      assert.deepEqual(
+        argOf('arg_page_start').payload,
+        Buffer.concat([head, Buffer.alloc(504, 0x5a)]),
+      );
+      assert.deepEqual(argOf('arg_across').payload, head, 'not past its page, readable or not');
       assert.deepEqual(argOf('arg_cut', 1).payload, head, 'not past a page it cannot read');
       assert.equal(r.n('errno_kept'), 1234);
       assert.equal(r.n('ioctl_enotty'), -25);
@@ -248,6 +255,7 @@ for (const [variant, bin] of Object.entries(variants)) {
         [
           [REQ.FAULT_ALLOC, spare],
           [REQ.TEST_CMD, spare],
+          [REQ.FEATURE, spare],
           [0x20000000 | REQ.FAULT_ALLOC, spare],
           [REQ.GET_DEVICE_FD, spare],
           [REQ.VEVENTQ_ALLOC, spare],
@@ -278,6 +286,16 @@ for (const [variant, bin] of Object.entries(variants)) {
         ],
       );
       assert.deepEqual([r.n('test_cmd_rw'), r.n('test_cmd_unreadable')], [0, 0]);
+      // VFIO_DEVICE_FEATURE: a GET of DMA_BUF gets one, a PROBE of it and another feature none
+      const features = ioctls.filter((q) => Number(q.a[1] & 0xffffn) === REQ.FEATURE);
+      assert.deepEqual(
+        features.map((q) => BigInt.asIntN(64, q.a[3])),
+        [BigInt(spare), -1n, -1n],
+      );
+      assert.deepEqual(
+        [r.n('feature_dmabuf'), r.n('feature_probe'), r.n('feature_other')],
+        [0, 0, 0],
+      );
 
       // read/write/pread/pwrite go to the engine with the caller's buffer address
       assert.equal(r.n('read'), 42);
