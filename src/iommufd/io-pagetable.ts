@@ -5,7 +5,7 @@ import type { Domain } from '../iommu/domain.ts';
 import { faultPoint } from '../iommu/fault-inject.ts';
 import { IOMMU_WRITE } from '../iommu/prot.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
-import type { IoptPages } from './pages.ts';
+import { DmabufPages, type IoptPages } from './pages.ts';
 
 /**
  * One IOVA mapping of an IOAS (the kernel's iopt_area): `[start, last]`
@@ -115,7 +115,7 @@ export class IoPagetable {
   iovaAlignment = 1n;
   disableLargePages = false;
   /** The dma-buf page sets some area here maps, with their detach (dma_buf_detach). */
-  private readonly dmabufs = new Map<IoptPages, () => void>();
+  private readonly dmabufs = new Map<DmabufPages, () => void>();
 
   constructor(
     readonly pageSize: bigint,
@@ -396,11 +396,10 @@ export class IoPagetable {
       throw e;
     }
     for (const { pages } of slices) {
-      const dmabuf = pages.dmabuf;
-      if (dmabuf && !this.dmabufs.has(pages))
+      if (pages instanceof DmabufPages && !this.dmabufs.has(pages))
         this.dmabufs.set(
           pages,
-          dmabuf.attach(() => this.revokeDmabuf(pages)),
+          pages.dmabuf.attach(() => this.revokeDmabuf(pages)),
         );
     }
     return at;
@@ -411,7 +410,7 @@ export class IoPagetable {
    * revoked it. Every area of its page set leaves every domain, and the
    * page set is revoked for good (new domains get nothing of it either).
    */
-  private revokeDmabuf(pages: IoptPages): void {
+  private revokeDmabuf(pages: DmabufPages): void {
     if (pages.revoked) return;
     for (const area of this.areas) {
       if (area.pages !== pages) continue;
@@ -422,11 +421,12 @@ export class IoPagetable {
         area.filled = false;
       }
     }
-    pages.revoked = true;
+    pages.revoke();
   }
 
   /** The last area of a dma-buf page set left this IOAS: detach from its exporter. */
   private forgetDmabuf(pages: IoptPages): void {
+    if (!(pages instanceof DmabufPages)) return;
     const detach = this.dmabufs.get(pages);
     if (!detach) return;
     for (const area of this.areas) if (area.pages === pages) return;

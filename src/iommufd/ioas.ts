@@ -26,7 +26,7 @@ import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IommufdCtx } from './context.ts';
 import { IoPagetable } from './io-pagetable.ts';
 import { IommufdObject } from './object.ts';
-import { IoptPages } from './pages.ts';
+import { DmabufPages, IoptPages } from './pages.ts';
 import type { Ucmd } from './ucmd.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
@@ -188,21 +188,21 @@ export function mapSource(
   // one snapshot of them (LiveCredentials), so the answer is the same.
   let chosen = account;
   const choose = () => (chosen ??= caller.pinAccount(ctx.accountMode));
-  const pages = new IoptPages(
+  const args = [
     source,
     start,
     cmd.length,
     (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
     account ?? {
-      charge: (n) => choose().charge(n),
-      uncharge: (n) => choose().uncharge(n),
+      charge: (n: bigint) => choose().charge(n),
+      uncharge: (n: bigint) => choose().uncharge(n),
       get owner() {
         return choose().owner;
       },
     },
     ctx.host.memory,
-    dmabuf,
-  );
+  ] as const;
+  const pages = dmabuf ? new DmabufPages(...args, dmabuf) : new IoptPages(...args);
   const fixed = (cmd.flags & IOMMU_IOAS_MAP_FLAGS.FIXED_IOVA) !== 0;
   const slices = [{ pages, offset: 0n, length: cmd.length }];
   const iova = ioas.iopt.mapPages(

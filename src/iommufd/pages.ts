@@ -28,11 +28,6 @@ export class IoptPages {
   private segs: SortedRanges<PinSeg> | undefined;
   /** Pages currently pinned (and charged). */
   npinned = 0n;
-  /**
-   * iopt_dmabuf_revoked(): the dma-buf's exporter invalidated it since it
-   * was mapped; its areas stay but map nothing, for good.
-   */
-  revoked = false;
 
   constructor(
     readonly source: PagesSource,
@@ -43,12 +38,20 @@ export class IoptPages {
     /** Charged for every pinned page; IOAS_CHANGE_PROCESS moves it to another task. */
     public account: PinAccount,
     readonly memory: PhysMemory,
-    /** The dma-buf these pages are a window of (IOPT_ADDRESS_DMABUF), if any. */
-    readonly dmabuf?: DmaBufExporter,
   ) {
     const ps = memory.pageSize;
     // share uptr's bigint when it is page-aligned: one heap bigint less per MAP
     this.base = (uptr & (ps - 1n)) === 0n ? uptr : uptr & ~(ps - 1n);
+  }
+
+  /** The dma-buf these pages are a window of (IOPT_ADDRESS_DMABUF): a DmabufPages'. */
+  get dmabuf(): DmaBufExporter | undefined {
+    return undefined;
+  }
+
+  /** iopt_dmabuf_revoked(): only a DmabufPages can be. */
+  get revoked(): boolean {
+    return false;
   }
 
   /** Pages the window touches (computed: a field would cost every page set a bigint). */
@@ -213,5 +216,38 @@ export class IoptPages {
     if (covered !== last - first + 1n)
       fail('EFAULT', 'page range not pinned', 'uiommu_pages_split');
     return inside;
+  }
+}
+
+/**
+ * The page set of a dma-buf window (IOPT_ADDRESS_DMABUF). A subclass, so
+ * that the page sets of ordinary maps carry no field for it.
+ */
+export class DmabufPages extends IoptPages {
+  private isRevoked = false;
+
+  constructor(
+    source: PagesSource,
+    uptr: bigint,
+    length: bigint,
+    writable: boolean,
+    account: PinAccount,
+    memory: PhysMemory,
+    private readonly exporter: DmaBufExporter,
+  ) {
+    super(source, uptr, length, writable, account, memory);
+  }
+
+  override get dmabuf(): DmaBufExporter {
+    return this.exporter;
+  }
+
+  override get revoked(): boolean {
+    return this.isRevoked;
+  }
+
+  /** The exporter invalidated it since it was mapped: its areas stay but map nothing, for good. */
+  revoke(): void {
+    this.isRevoked = true;
   }
 }
