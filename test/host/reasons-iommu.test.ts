@@ -14,12 +14,19 @@ import {
   vfioIoctlNumber,
 } from '../../src/abi/vfio.ts';
 import type { Process } from '../../src/host/process.ts';
-import type { MmapHost } from '../../src/kernel/file.ts';
 import { deviceMmapOp } from '../../src/server/device-mmap.ts';
 import { OP } from '../../src/server/protocol.ts';
 import { PAGE } from '../iommufd/util.ts';
 import { VfioClient } from '../vfio/client.ts';
-import { MAP_SHARED, onDevice, PROT_RW, pin, type Row, traced } from './reasons-support.ts';
+import {
+  BAR_MMAP_HOST as HOST,
+  MAP_SHARED,
+  onDevice,
+  PROT_RW,
+  pin,
+  type Row,
+  traced,
+} from './reasons-support.ts';
 
 /** The two functions of IOMMU group 1 in the x86 preset. */
 const GPU = '0000:01:00.0';
@@ -53,20 +60,6 @@ function attachPt(c: VfioClient, dev: number, ptId: number, pasid?: number) {
   });
 }
 
-/** Shared memory and bus addresses for a BAR mmap, as the engine's are. */
-const HOST: MmapHost = {
-  share: (_name, size) => {
-    const bytes = new Uint8Array(Number(size));
-    return {
-      fd: 99,
-      read: (o, n) => bytes.slice(Number(o), Number(o) + n),
-      write: (o, d) => bytes.set(d, Number(o)),
-      zero: (o, n) => bytes.fill(0, Number(o), Number(o + n)),
-      close: () => {},
-    };
-  },
-  busRange: () => 0xe000_0000n,
-};
 const BAR_VA = 0x5000_0000n;
 
 const rows: Row[] = [

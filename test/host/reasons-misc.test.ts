@@ -12,7 +12,6 @@ import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
 import { O_WRONLY } from '../../src/host/file.ts';
 import type { Process } from '../../src/host/process.ts';
 import { x86 } from '../../src/host/topology/index.ts';
-import type { MmapHost } from '../../src/kernel/file.ts';
 import { deviceMmapOp } from '../../src/server/device-mmap.ts';
 import { OP } from '../../src/server/protocol.ts';
 import { tc } from '../iommufd/mock.ts';
@@ -22,6 +21,7 @@ import { setup } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
 import {
   container,
+  BAR_MMAP_HOST as HOST,
   MAP_SHARED,
   NVME,
   PROT_RW,
@@ -32,21 +32,6 @@ import {
 
 const X710 = '0000:04:00.0'; // an SR-IOV PF alone in group 14 of the x86 preset, up to 4 VFs
 const BAR_VA = 0x5000_0000n;
-
-/** Shared memory and bus addresses for a BAR mmap, as the engine's are. */
-const HOST: MmapHost = {
-  share: (_name, size) => {
-    const bytes = new Uint8Array(Number(size));
-    return {
-      fd: 99,
-      read: (o, n) => bytes.slice(Number(o), Number(o) + n),
-      write: (o, d) => bytes.set(d, Number(o)),
-      zero: (o, n) => bytes.fill(0, Number(o), Number(o + n)),
-      close: () => {},
-    };
-  },
-  busRange: () => 0xe000_0000n,
-};
 
 pin('misc (SR-IOV PF driver, type1 device memory, TYPE1_NESTING)', [
   [
