@@ -14,6 +14,7 @@ import { Group } from '../src/iommu/group.ts';
 import type { IommufdCtx } from '../src/iommufd/context.ts';
 import { IommufdDevice } from '../src/iommufd/device.ts';
 import { ctxOfFd } from '../src/iommufd/fops.ts';
+import type { SharedStore } from '../src/kernel/file.ts';
 
 type V<L> = L extends Layout<infer T> ? T : never;
 
@@ -95,4 +96,15 @@ export function client(kernel: Kernel, proc: Process): Fixture {
     },
   };
   return f;
+}
+
+/** An in-memory store standing in for the engine's memfd of a shared file (a BAR's, a ring's). */
+export function memStore(_name: string, size: bigint): SharedStore {
+  const bytes = new Uint8Array(Number(size));
+  return {
+    fd: 42,
+    read: (o, n) => bytes.slice(Number(o), Number(o) + n),
+    write: (o, d) => bytes.set(d, Number(o)),
+    zero: (o, n) => bytes.fill(0, Number(o), Number(o + n)),
+  };
 }

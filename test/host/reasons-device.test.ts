@@ -12,7 +12,7 @@ import { Errno } from '../../src/abi/errno.ts';
 import { IOMMU_VFIO_IOAS_OP, IommuVfioIoas, iommufdCmdNumber } from '../../src/abi/iommufd.ts';
 import { VFIO_EXTENSION } from '../../src/abi/vfio.ts';
 import type { Process, ProcessMm } from '../../src/host/process.ts';
-import type { MmapHost, SharedStore } from '../../src/kernel/file.ts';
+import type { MmapHost } from '../../src/kernel/file.ts';
 import { deviceMmapOp } from '../../src/server/device-mmap.ts';
 import { OP } from '../../src/server/protocol.ts';
 import {
@@ -22,6 +22,7 @@ import {
 } from '../../src/vfio/pci/abi.ts';
 import { parseUuid } from '../../src/vfio/pci/sriov.ts';
 import { PAGE } from '../iommufd/util.ts';
+import { memStore } from '../support.ts';
 import { COMPAT, VfioClient } from '../vfio/client.ts';
 import { NOIOMMU_HOST, RAW_NIC } from '../vfio/noiommu-host.ts';
 import { IPR, SpaprClient } from '../vfio/spapr-client.ts';
@@ -132,18 +133,7 @@ const decodeOff = (d: Dev) =>
   );
 
 /** An in-memory store for a BAR's shared file, and a bus range at 0. */
-const HOST: MmapHost = {
-  share: (_name, size): SharedStore => {
-    const bytes = new Uint8Array(Number(size));
-    return {
-      fd: 42,
-      read: (o, n) => bytes.slice(Number(o), Number(o) + n),
-      write: (o, d) => bytes.set(d, Number(o)),
-      zero: (o, n) => bytes.fill(0, Number(o), Number(o + n)),
-    };
-  },
-  busRange: () => 0n,
-};
+const HOST: MmapHost = { share: memStore, busRange: () => 0n };
 const MAPPED_AT = 0x7f00_0000_0000n;
 
 /**

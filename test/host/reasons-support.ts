@@ -38,7 +38,7 @@ import { OP } from '../../src/server/protocol.ts';
 import type { ReservedRegionSpec } from '../../src/vfio/pci/spec.ts';
 import { mockDomain } from '../iommufd/mock.ts';
 import { PAGE } from '../iommufd/util.ts';
-import { type Fixture, setup } from '../support.ts';
+import { type Fixture, memStore, setup } from '../support.ts';
 import { VfioClient } from '../vfio/client.ts';
 import { GIB, SpaprClient } from '../vfio/spapr-client.ts';
 
@@ -86,19 +86,7 @@ export const PROT_EXEC = 4;
 
 /** No rule that refuses a mapping may get as far as making one. */
 /** Shared memory and bus addresses for a BAR mmap, as the engine's are. */
-export const BAR_MMAP_HOST: MmapHost = {
-  share: (_name, size) => {
-    const bytes = new Uint8Array(Number(size));
-    return {
-      fd: 99,
-      read: (o, n) => bytes.slice(Number(o), Number(o) + n),
-      write: (o, d) => bytes.set(d, Number(o)),
-      zero: (o, n) => bytes.fill(0, Number(o), Number(o + n)),
-      close: () => {},
-    };
-  },
-  busRange: () => 0xe000_0000n,
-};
+export const BAR_MMAP_HOST: MmapHost = { share: memStore, busRange: () => 0xe000_0000n };
 
 export const NO_MAPPING: MmapHost = {
   share: () => assert.fail('a refused mmap made a shared file'),

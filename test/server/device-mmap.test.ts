@@ -9,9 +9,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { VFIO_DMA_MAP_FLAG, VfioIommuType1DmaMap, vfioIoctlNumber } from '../../src/abi/vfio.ts';
-import type { SharedStore } from '../../src/kernel/file.ts';
 import { HELLO_KIND, OP } from '../../src/server/protocol.ts';
 import { DMA_ENGINE_ID, DMA_REG } from '../../src/vfio/pci/dma-engine.ts';
+import { memStore } from '../support.ts';
 import { cstr, type EngineFixture, engineFixture, type TestClient } from './fixture.ts';
 
 const SET_CONTAINER = vfioIoctlNumber('generic', 'VFIO_GROUP_SET_CONTAINER');
@@ -22,17 +22,6 @@ const CONFIG = 0x700_0000_0000n;
 const MAP_SHARED = 1;
 const MAP_PRIVATE = 2;
 const PAGE = 0x1000n;
-
-/** An in-memory shared store standing in for the engine's memfd. */
-function memStore(_name: string, size: bigint): SharedStore {
-  const bytes = new Uint8Array(Number(size));
-  return {
-    fd: 42,
-    read: (o, n) => bytes.slice(Number(o), Number(o) + n),
-    write: (o, d) => bytes.set(d, Number(o)),
-    zero: (o, n) => bytes.fill(0, Number(o), Number(o + n)),
-  };
-}
 
 /**
  * Pid 100 with the container (iommufd's compat one, or legacy type1) at fd
