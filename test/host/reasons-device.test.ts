@@ -26,7 +26,15 @@ import { memStore } from '../support.ts';
 import { COMPAT, VfioClient } from '../vfio/client.ts';
 import { NOIOMMU_HOST, RAW_NIC } from '../vfio/noiommu-host.ts';
 import { IPR, SpaprClient } from '../vfio/spapr-client.ts';
-import { HOST_VF, PF, PLAIN, SRIOV_HOST, VF0 } from '../vfio/sriov-host.ts';
+import {
+  deviceFeature,
+  HOST_VF,
+  PF,
+  PLAIN,
+  SRIOV_HOST,
+  sriovGroups,
+  VF0,
+} from '../vfio/sriov-host.ts';
 import {
   ACTION_TRIGGER,
   DATA_NONE,
@@ -47,8 +55,6 @@ const TOKEN = 'bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3';
 const OTHER = '00000000-0000-0000-0000-000000000001';
 const { GET, SET } = VFIO_DEVICE_FEATURE;
 const VF_TOKEN = VFIO_DEVICE_FEATURE_ID.PCI_VF_TOKEN;
-/** The group of each function of the SR-IOV host. */
-const GROUP: Record<string, number> = { [PF]: 20, [VF0]: 21, [HOST_VF]: 23, [PLAIN]: 24 };
 
 /** `act` on a traced client of the SR-IOV host whose `bdfs` groups share one container; `open` opens a device by name. */
 function onSriov(
@@ -57,36 +63,15 @@ function onSriov(
 ): () => Process {
   return () => {
     const c = traced(new VfioClient({ host: SRIOV_HOST, personality: COMPAT }));
-    const container = c.open('/dev/vfio/vfio').ret;
-    const groups = new Map<string, number>();
-    for (const bdf of bdfs) {
-      const g = c.open(`/dev/vfio/${GROUP[bdf]}`).ret;
-      assert.equal(c.setContainer(g, container).ret, 0);
-      groups.set(bdf, g);
-    }
+    const groups = sriovGroups(c, bdfs);
     act(c, (name) => c.getDeviceFd(groups.get(name.split(' ')[0]!)!, name).ret);
     return c.proc;
   };
 }
 
-/** VFIO_DEVICE_FEATURE(`flags`) with `payload` after the 8-byte header. */
-function feature(
-  c: VfioClient,
-  dev: number,
-  flags: number,
-  payload: Uint8Array<ArrayBuffer> = new Uint8Array(),
-): void {
-  const buf = new Uint8Array(8 + payload.length);
-  const v = new DataView(buf.buffer);
-  v.setUint32(0, buf.length, true);
-  v.setUint32(4, flags, true);
-  buf.set(payload, 8);
-  c.ioctl(dev, 'VFIO_DEVICE_FEATURE', c.proc.scratch(buf));
-}
-
 /** FEATURE(`flags` | PCI_VF_TOKEN) with `payload` on the PF's device fd. */
 const onPfToken = (flags: number, payload?: Uint8Array<ArrayBuffer>) =>
-  onSriov([PF], (c, open) => feature(c, open(PF), flags | VF_TOKEN, payload));
+  onSriov([PF], (c, open) => deviceFeature(c, open(PF), flags | VF_TOKEN, payload));
 
 const FAKE = '/dev/vfio/noiommu-30';
 const NOIOMMU = BigInt(VFIO_EXTENSION.NOIOMMU_IOMMU);
@@ -225,7 +210,7 @@ const deviceRows: Row[] = [
   ],
   [
     'FEATURE PCI_VF_TOKEN on a function that is no PF',
-    onSriov([PLAIN], (c, open) => feature(c, open(PLAIN), SET | VF_TOKEN, parseUuid(TOKEN))),
+    onSriov([PLAIN], (c, open) => deviceFeature(c, open(PLAIN), SET | VF_TOKEN, parseUuid(TOKEN))),
     'ENOTTY',
     'not an SR-IOV PF',
     'vfio_pci_core_feature_token',

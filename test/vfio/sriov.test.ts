@@ -10,47 +10,26 @@ import { vfioIoctlNumber } from '../../src/abi/vfio.ts';
 import { VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_ID } from '../../src/vfio/pci/abi.ts';
 import { parseUuid } from '../../src/vfio/pci/sriov.ts';
 import { COMPAT, type Result, VfioClient } from './client.ts';
-import { HOST_VF, PF, PLAIN, SRIOV_HOST, VF0, VF1 } from './sriov-host.ts';
+import {
+  deviceFeature,
+  HOST_VF,
+  PF,
+  PLAIN,
+  SRIOV_HOST,
+  sriovGroups,
+  VF0,
+  VF1,
+} from './sriov-host.ts';
 
 const TOKEN = 'bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3';
 const OTHER = '00000000-0000-0000-0000-000000000001';
-const GROUP: Record<string, number> = {
-  [PF]: 20,
-  [VF0]: 21,
-  [VF1]: 22,
-  [HOST_VF]: 23,
-  [PLAIN]: 24,
-};
-
 /** A client on the SR-IOV host with every group of `bdfs` set to one iommufd-backed container. */
 function setup(...bdfs: string[]) {
   const c = new VfioClient({ host: SRIOV_HOST, personality: COMPAT });
-  const container = c.open('/dev/vfio/vfio').ret;
-  const groups = new Map<string, number>();
-  for (const bdf of bdfs) {
-    const g = c.open(`/dev/vfio/${GROUP[bdf]}`).ret;
-    assert.equal(c.setContainer(g, container).ret, 0);
-    groups.set(bdf, g);
-  }
+  const groups = sriovGroups(c, bdfs);
   const open = (bdf: string, token?: string): Result =>
     c.getDeviceFd(groups.get(bdf)!, token === undefined ? bdf : `${bdf} vf_token=${token}`);
   return { c, open };
-}
-
-/** VFIO_DEVICE_FEATURE with `flags` and `payload` after the 8-byte header. */
-function feature(
-  c: VfioClient,
-  dev: number,
-  flags: number,
-  payload = new Uint8Array(),
-  argsz?: number,
-) {
-  const buf = new Uint8Array(8 + payload.length);
-  const v = new DataView(buf.buffer);
-  v.setUint32(0, argsz ?? buf.length, true);
-  v.setUint32(4, flags, true);
-  buf.set(payload, 8);
-  return c.ioctl(dev, 'VFIO_DEVICE_FEATURE', c.proc.scratch(buf));
 }
 
 const { GET, SET, PROBE } = VFIO_DEVICE_FEATURE;
@@ -151,11 +130,11 @@ describe('VFIO_DEVICE_FEATURE(PCI_VF_TOKEN)', () => {
   it('SET on the PF device fd sets the token the VFs need', () => {
     const { c, open } = setup(PF, VF0);
     const pf = open(PF).ret;
-    assert.equal(feature(c, pf, SET | VF_TOKEN, parseUuid(TOKEN)).ret, 0);
+    assert.equal(deviceFeature(c, pf, SET | VF_TOKEN, parseUuid(TOKEN)).ret, 0);
     assert.equal(open(VF0, OTHER).errno, 'EACCES');
     assert.ok(open(VF0, TOKEN).ret >= 0);
     // setting it again while a VF is open is allowed too
-    assert.equal(feature(c, pf, SET | VF_TOKEN, parseUuid(OTHER)).ret, 0);
+    assert.equal(deviceFeature(c, pf, SET | VF_TOKEN, parseUuid(OTHER)).ret, 0);
     assert.equal(open(PF, TOKEN).errno, 'EACCES');
     assert.ok(open(PF, OTHER).ret >= 0);
   });
@@ -163,21 +142,24 @@ describe('VFIO_DEVICE_FEATURE(PCI_VF_TOKEN)', () => {
   it('probe and op rules: PROBE(|SET) 0; GET, PROBE|GET, no op, short payload EINVAL', () => {
     const { c, open } = setup(PF);
     const pf = open(PF).ret;
-    assert.equal(feature(c, pf, PROBE | SET | VF_TOKEN).ret, 0);
-    assert.equal(feature(c, pf, PROBE | VF_TOKEN).ret, 0);
-    assert.equal(feature(c, pf, GET | VF_TOKEN, new Uint8Array(16)).errno, 'EINVAL');
-    assert.equal(feature(c, pf, PROBE | GET | VF_TOKEN).errno, 'EINVAL');
-    assert.equal(feature(c, pf, VF_TOKEN, new Uint8Array(16)).errno, 'EINVAL');
-    assert.equal(feature(c, pf, SET | VF_TOKEN, new Uint8Array(15)).errno, 'EINVAL');
+    assert.equal(deviceFeature(c, pf, PROBE | SET | VF_TOKEN).ret, 0);
+    assert.equal(deviceFeature(c, pf, PROBE | VF_TOKEN).ret, 0);
+    assert.equal(deviceFeature(c, pf, GET | VF_TOKEN, new Uint8Array(16)).errno, 'EINVAL');
+    assert.equal(deviceFeature(c, pf, PROBE | GET | VF_TOKEN).errno, 'EINVAL');
+    assert.equal(deviceFeature(c, pf, VF_TOKEN, new Uint8Array(16)).errno, 'EINVAL');
+    assert.equal(deviceFeature(c, pf, SET | VF_TOKEN, new Uint8Array(15)).errno, 'EINVAL');
   });
 
   it('core header rules: argsz < 8, unknown flags, GET|SET without PROBE are EINVAL', () => {
     const { c, open } = setup(PF);
     const pf = open(PF).ret;
-    assert.equal(feature(c, pf, SET | VF_TOKEN, parseUuid(TOKEN), 7).errno, 'EINVAL');
-    assert.equal(feature(c, pf, (1 << 19) | SET | VF_TOKEN, parseUuid(TOKEN)).errno, 'EINVAL');
-    assert.equal(feature(c, pf, GET | SET | VF_TOKEN, parseUuid(TOKEN)).errno, 'EINVAL');
-    assert.equal(feature(c, pf, PROBE | GET | SET | VF_TOKEN).errno, 'EINVAL'); // GET unsupported
+    assert.equal(deviceFeature(c, pf, SET | VF_TOKEN, parseUuid(TOKEN), 7).errno, 'EINVAL');
+    assert.equal(
+      deviceFeature(c, pf, (1 << 19) | SET | VF_TOKEN, parseUuid(TOKEN)).errno,
+      'EINVAL',
+    );
+    assert.equal(deviceFeature(c, pf, GET | SET | VF_TOKEN, parseUuid(TOKEN)).errno, 'EINVAL');
+    assert.equal(deviceFeature(c, pf, PROBE | GET | SET | VF_TOKEN).errno, 'EINVAL'); // GET unsupported
     assert.equal(c.proc.ioctl(pf, vfioIoctlNumber(c.kernel.abi, 'VFIO_DEVICE_FEATURE'), 8n), -1);
     assert.equal(c.proc.errno, 'EFAULT');
   });
@@ -186,12 +168,12 @@ describe('VFIO_DEVICE_FEATURE(PCI_VF_TOKEN)', () => {
     const { c, open } = setup(PF, HOST_VF, PLAIN);
     for (const bdf of [HOST_VF, PLAIN]) {
       const dev = open(bdf).ret;
-      assert.equal(feature(c, dev, PROBE | SET | VF_TOKEN).errno, 'ENOTTY');
+      assert.equal(deviceFeature(c, dev, PROBE | SET | VF_TOKEN).errno, 'ENOTTY');
     }
     const pf = open(PF).ret;
     const { MIGRATION, LOW_POWER_ENTRY, DMA_LOGGING_START } = VFIO_DEVICE_FEATURE_ID;
     for (const id of [MIGRATION, LOW_POWER_ENTRY, DMA_LOGGING_START, 0xffff]) {
-      assert.equal(feature(c, pf, PROBE | GET | id).errno, 'ENOTTY');
+      assert.equal(deviceFeature(c, pf, PROBE | GET | id).errno, 'ENOTTY');
     }
   });
 });
