@@ -43,6 +43,30 @@ async function statusOf(child: ChildProcess): Promise<number> {
   return code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 0);
 }
 
+/** What a program wrote to `path`, once it is there whole (a line). */
+async function written(path: string): Promise<string> {
+  const line = () => (existsSync(path) ? readFileSync(path, 'utf8') : '');
+  await until(() => line().endsWith('\n'));
+  return line().trim();
+}
+
+/** `bin/uiommu ARGS` in the background, with `node` from `path`: its status and what it printed. */
+function launch(args: readonly string[], path = process.env.PATH, detached = false) {
+  const child = spawn(BIN, args, {
+    env: { ...process.env, PATH: path },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
+  });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => {
+    out.stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    out.stderr += d;
+  });
+  return { child, out, status: statusOf(child) };
+}
+
 /** A process is gone (reaped: a zombie would still answer). */
 function gone(pid: number): boolean {
   try {
@@ -134,33 +158,18 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     const started = file('started');
     const trace = file('trace');
     t.after(() => rmSync(gate, { force: true }));
-    const child = spawn(
-      BIN,
-      [
-        'run',
-        '--trace-json',
-        trace,
-        '--',
-        'sh',
-        '-c',
-        'echo "$UIOMMU_ROOT" > "$1"; ( [ -c /dev/iommu ] && echo child ); [ -c /dev/vfio/vfio ] && echo parent',
-        'sh',
-        started,
-      ],
-      { env: { ...process.env, PATH: gatedPath }, stdio: ['ignore', 'pipe', 'inherit'] },
+    const script =
+      'echo "$UIOMMU_ROOT" > "$1"; ( [ -c /dev/iommu ] && echo child ); [ -c /dev/vfio/vfio ] && echo parent';
+    const run = launch(
+      ['run', '--trace-json', trace, '--', 'sh', '-c', script, 'sh', started],
+      gatedPath,
     );
-    let output = '';
-    child.stdout!.on('data', (d) => {
-      output += d;
-    });
-    const status = statusOf(child);
-    await until(() => existsSync(started) && readFileSync(started, 'utf8').length > 0);
-    const root = readFileSync(started, 'utf8').trim();
+    const root = await written(started);
     assert.equal(existsSync(join(root, 'sys')), false, 'no tree yet: the engine is held back');
-    assert.equal(child.exitCode, null, 'the program waits for the engine');
+    assert.equal(run.child.exitCode, null, 'the program waits for the engine');
     writeFileSync(gate, '');
-    assert.equal(await status, 0);
-    assert.equal(output, 'child\nparent\n');
+    assert.equal(await run.status, 0, run.out.stderr);
+    assert.equal(run.out.stdout, 'child\nparent\n');
     const calls = readFileSync(trace, 'utf8')
       .trimEnd()
       .split('\n')
@@ -174,28 +183,12 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
   it('an exec that drops the environment keeps the wait (UIOMMU_READY is kept like UIOMMU_SOCK)', async (t) => {
     const started = file('started');
     t.after(() => rmSync(gate, { force: true }));
-    const child = spawn(
-      BIN,
-      [
-        'run',
-        '--',
-        'sh',
-        '-c',
-        'echo > "$1"; exec env -i /bin/sh -c "[ -c /dev/iommu ] && echo char"',
-        'sh',
-        started,
-      ],
-      { env: { ...process.env, PATH: gatedPath }, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let output = '';
-    child.stdout!.on('data', (d) => {
-      output += d;
-    });
-    const status = statusOf(child);
-    await until(() => existsSync(started));
+    const script = 'echo > "$1"; exec env -i /bin/sh -c "[ -c /dev/iommu ] && echo char"';
+    const run = launch(['run', '--', 'sh', '-c', script, 'sh', started], gatedPath);
+    await written(started);
     writeFileSync(gate, '');
-    assert.equal(await status, 0);
-    assert.equal(output, 'char\n');
+    assert.equal(await run.status, 0, run.out.stderr);
+    assert.equal(run.out.stdout, 'char\n');
   });
 
   it('exit status: the program’s code, 128+n for signal n, 127 with Node’s message when it cannot start', () => {
@@ -221,30 +214,19 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     ] as const) {
       const started = file('started');
       const traceJson = file('trace');
+      const script = 'echo "$UIOMMU_ROOT" > "$1"; exec sleep 60';
       // its own process group, as a terminal's foreground job: SIGINT goes to the group
-      const child = spawn(
-        BIN,
-        [
-          'run',
-          '--trace-json',
-          traceJson,
-          '--',
-          'sh',
-          '-c',
-          'echo "$UIOMMU_ROOT" > "$1"; exec sleep 60',
-          'sh',
-          started,
-        ],
-        { detached: true, stdio: 'ignore' },
+      const run = launch(
+        ['run', '--trace-json', traceJson, '--', 'sh', '-c', script, 'sh', started],
+        process.env.PATH,
+        true,
       );
-      const status = statusOf(child);
-      await until(() => existsSync(started) && readFileSync(started, 'utf8').length > 0);
-      const root = readFileSync(started, 'utf8').trim();
+      const root = await written(started);
       // the engine is ready (it installed its handlers): what we check is what it does at the end
       await until(() => existsSync(join(dirname(root), 'ready')));
-      if (sig === 'SIGINT') process.kill(-child.pid!, sig);
-      else child.kill(sig);
-      assert.equal(await status, code, sig);
+      if (sig === 'SIGINT') process.kill(-run.child.pid!, sig);
+      else run.child.kill(sig);
+      assert.equal(await run.status, code, sig);
       const last = readFileSync(traceJson, 'utf8').trimEnd().split('\n').at(-1)!;
       assert.equal(JSON.parse(last).state.at, 'exit', `${sig}: the state at exit is written`);
       assert.equal(existsSync(dirname(root)), false, `${sig}: the directory is gone`);
@@ -288,24 +270,14 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
 
   it('an engine that fails beside a running program: the program is killed, the status is the engine’s, the directory removed', async () => {
     const started = file('started');
-    const child = spawn(
-      BIN,
-      ['run', '--', 'sh', '-c', 'echo "$$ $UIOMMU_ROOT" > "$1"; exec sleep 60', 'sh', started],
-      {
-        env: { ...process.env, PATH: failingPath },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr!.on('data', (d) => {
-      stderr += d;
-    });
-    assert.equal(await statusOf(child), 3);
-    assert.equal(stderr, 'stand-in node: cannot start\n');
+    const script = 'echo "$$ $UIOMMU_ROOT" > "$1"; exec sleep 60';
+    const run = launch(['run', '--', 'sh', '-c', script, 'sh', started], failingPath);
+    assert.equal(await run.status, 3);
+    assert.equal(run.out.stderr, 'stand-in node: cannot start\n');
     // killed before it wrote (the file may be empty) or after
-    const written = existsSync(started) ? readFileSync(started, 'utf8') : '';
-    if (written.endsWith('\n')) {
-      const [pid, root] = written.trim().split(' ');
+    const line = existsSync(started) ? readFileSync(started, 'utf8') : '';
+    if (line.endsWith('\n')) {
+      const [pid, root] = line.trim().split(' ');
       assert.equal(gone(Number(pid)), true, 'the program was killed');
       assert.equal(existsSync(dirname(root!)), false);
     }
@@ -314,26 +286,13 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
   it('a program waiting for an engine that dies with the launcher gives up instead of hanging', async (t) => {
     const started = file('started');
     const result = file('result');
-    const child = spawn(
-      BIN,
-      [
-        'run',
-        '--',
-        'sh',
-        '-c',
-        'echo "$UIOMMU_ROOT" > "$1"; if [ -e /dev/iommu ]; then echo yes; else echo no; fi > "$2"',
-        'sh',
-        started,
-        result,
-      ],
-      { env: { ...process.env, PATH: gatedPath }, stdio: 'ignore' },
-    );
-    await until(() => existsSync(started) && readFileSync(started, 'utf8').length > 0);
-    const root = readFileSync(started, 'utf8').trim();
+    const script =
+      'echo "$UIOMMU_ROOT" > "$1"; if [ -e /dev/iommu ]; then echo yes; else echo no; fi > "$2"';
+    const run = launch(['run', '--', 'sh', '-c', script, 'sh', started, result], gatedPath);
+    const root = await written(started);
     t.after(() => rmSync(dirname(root), { recursive: true, force: true }));
-    child.kill('SIGKILL');
-    await until(() => existsSync(result) && readFileSync(result, 'utf8').length > 0);
-    assert.equal(readFileSync(result, 'utf8'), 'no\n', 'no engine: no /dev/iommu');
+    run.child.kill('SIGKILL');
+    assert.equal(await written(result), 'no', 'no engine: no /dev/iommu');
     assert.equal(existsSync(gate), false, 'the engine never served');
   });
 
