@@ -323,9 +323,13 @@ export class RemoteMm implements Mm, AddressSpace {
       // the bytes may change in part even when the write fails: served from the process again
       this.window = undefined;
       if (!kept) this.writeThrough(va, data);
+      const end = va + BigInt(data.length);
       const from = va > w.va ? va : w.va;
-      const to = va + BigInt(data.length) < w.end ? va + BigInt(data.length) : w.end;
-      w.bytes.set(data.subarray(Number(from - va), Number(to - va)), Number(from - w.va));
+      const to = end < w.end ? end : w.end;
+      // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
+      const part =
+        from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
+      w.bytes.set(part, Number(from - w.va));
       this.window = w;
       return;
     }
