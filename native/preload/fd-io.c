@@ -46,19 +46,13 @@ static int decided_from_arg(unsigned long request)
 /* No page is smaller: the bytes up to this boundary are in the page of the first. */
 #define MIN_PAGE 4096u
 
-/* read_own() for a caller that has its pid `me` already (one getpid() less). */
-static size_t read_as(pid_t me, void *dst, uintptr_t src, size_t len)
+size_t read_own(void *dst, uintptr_t src, size_t len)
 {
 	struct iovec local = { .iov_base = dst, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)src, .iov_len = len };
-	ssize_t n = process_vm_readv(me, &local, 1, &remote, 1, 0);
+	ssize_t n = process_vm_readv(self_pid(), &local, 1, &remote, 1, 0);
 
 	return n > 0 ? (size_t)n : 0;
-}
-
-size_t read_own(void *dst, uintptr_t src, size_t len)
-{
-	return read_as(getpid(), dst, src, len);
 }
 
 /*
@@ -142,14 +136,14 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		}
 		lease_ask(&rq);
 	}
-	rq.pid = getpid();
+	rq.pid = self_pid();
 	/*
 	 * IOMMU_TEST_CMD, VFIO_DEVICE_FEATURE: the bytes are copied once,
 	 * decided from and sent, so the engine sees the op the spare was
 	 * reserved for even if another thread changes it meanwhile.
 	 */
 	if (decided_from_arg(request)) {
-		sent_len = read_as(rq.pid, copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
+		sent_len = read_own(copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
 		sent = copy;
 		if (sent_len >= 8)
 			word1 = (int64_t)copy[1];
@@ -199,6 +193,7 @@ static ssize_t engine_rw(uint32_t op, int fd, uintptr_t buf, size_t count, off_t
 	struct uiommu_resp rs;
 	struct guard g;
 
+	rq.pid = self_pid();
 	rq.a[0] = fd;
 	rq.a[1] = buf;
 	rq.a[2] = count;

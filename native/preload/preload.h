@@ -215,6 +215,11 @@ void lock_reinit(void);
 /* Reads the environment and connects, once per process; every entry point calls it first. */
 void ensure_init(void);
 
+/* ---- this process's pid (self-pid.c) ------------------------------------ */
+
+/* getpid() without a system call after the first; a child made by fork or clone asks again. */
+pid_t self_pid(void);
+
 /* ---- frames and the connection (conn.c) -------------------------------- */
 
 /* Reads exactly `len` bytes; a NULL `buf` discards them. */
