@@ -79,13 +79,13 @@ union writeback_buf {
 
 /*
  * Makes the writes an IOCTL answer carries (`len` payload bytes in `wb`)
- * into this process's memory, in order, with one process_vm_writev of
- * itself: a page that cannot be written fails it as copy_to_user would
- * (the bytes before it are written). 0, or -1 when not all were made.
+ * into this process's memory, in order, through write_own(): a page that
+ * cannot be written fails it as copy_to_user would (the bytes before it
+ * are written). 0, or -1 when not all were made.
  */
-static int write_back(pid_t me, const union writeback_buf *wb, uint32_t len)
+static int write_back(const union writeback_buf *wb, uint32_t len)
 {
-	struct iovec local[UIOMMU_WRITEBACK_MAX_NR], remote[UIOMMU_WRITEBACK_MAX_NR];
+	struct iovec to[UIOMMU_WRITEBACK_MAX_NR];
 	uint32_t nr = wb->head.nr, i;
 	size_t at = sizeof(wb->head) + (size_t)nr * sizeof(wb->head.w[0]), total = 0;
 
@@ -98,13 +98,11 @@ static int write_back(pid_t me, const union writeback_buf *wb, uint32_t len)
 
 		if (n > len - at - total)
 			return -1;
-		local[i].iov_base = (void *)(wb->bytes + at + total);
-		local[i].iov_len = n;
-		remote[i].iov_base = (void *)(uintptr_t)wb->head.w[i].addr;
-		remote[i].iov_len = n;
+		to[i].iov_base = (void *)(uintptr_t)wb->head.w[i].addr;
+		to[i].iov_len = n;
 		total += n;
 	}
-	return nr && process_vm_writev(me, local, nr, remote, nr, 0) != (ssize_t)total ? -1 : 0;
+	return nr && write_own(to, (int)nr, wb->bytes + at, total) != (ssize_t)total ? -1 : 0;
 }
 
 static int engine_ioctl(int fd, unsigned long request, void *arg)
@@ -169,7 +167,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		rs.ret = -1;
 		rs.err = EIO;
 		rs.newfd = -1;
-	} else if (write_back(rq.pid, &wb, rs.len)) {
+	} else if (write_back(&wb, rs.len)) {
 		/* the engine's writes were refused where its view of our maps was stale */
 		rs.ret = -1;
 		rs.err = EFAULT;
