@@ -186,13 +186,16 @@ static inline void bit_clear(int fd)
 				   __ATOMIC_RELEASE);
 }
 
+extern int g_stage; /* the staging memfd (stage.c), -1 when none */
+
 /*
- * The library's own socket is no fd of the program's: every call the
- * program makes on its number answers as for an fd that is not open.
+ * The library's own socket and staging memfd are no fds of the program's:
+ * every call the program makes on their numbers answers as for an fd that
+ * is not open.
  */
 static inline int lib_fd(int fd)
 {
-	return fd >= 0 && fd == g_sock;
+	return fd >= 0 && (fd == g_sock || fd == g_stage);
 }
 
 /* -1 with errno EBADF. */
@@ -214,6 +217,11 @@ void leave(struct guard *g);
 void lock_reinit(void);
 /* Reads the environment and connects, once per process; every entry point calls it first. */
 void ensure_init(void);
+
+/* ---- this process's pid (self-pid.c) ------------------------------------ */
+
+/* getpid() without a system call after the first; a child made by fork or clone asks again. */
+pid_t self_pid(void);
 
 /* ---- frames and the connection (conn.c) -------------------------------- */
 
@@ -244,6 +252,8 @@ int connect_engine(int kind, uint64_t token);
  * UIOMMU_SOCK_FD_MIN or above. Returns where it is now; errno is preserved.
  */
 int sock_park(int s);
+/* sock_park() for the library's k-th fd (the socket 0, the stage 1): a place of its own. */
+int lib_park(int s, int k);
 /*
  * Copies [src, src+len) of our own memory without faulting, as
  * copy_from_user sees it (unreadable pages refuse): bytes copied, 0 on a fault.
@@ -312,6 +322,20 @@ int lease_unmap(int fd, void *arg, int *ret);
 void lease_ask(struct uiommu_req *rq);
 /* After any IOCTL request: closes the ring memfd it offered, if any. */
 void lease_asked(void);
+
+/* ---- writes into the program's memory (stage.c) ------------------------ */
+
+/*
+ * Writes the `len` bytes at `bytes` over the pieces `to[0..n)` of the
+ * program's memory, in order, as copy_to_user does (caller holds the lock):
+ * the bytes written (short at a page that cannot be written), or -1 with
+ * errno (EFAULT when none could be).
+ */
+ssize_t write_own(const struct iovec *to, int n, const void *bytes, size_t len);
+/* A dup2 onto the staging memfd's number: it moves away (caller holds the lock). */
+void stage_move(void);
+/* After an RLIMIT_NOFILE change: the staging memfd is parked anew (caller holds the lock). */
+void stage_repark(void);
 
 /* ---- /proc/<pid>/status (proc-status.c) -------------------------------- */
 

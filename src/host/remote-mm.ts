@@ -253,8 +253,8 @@ export class RemoteMm implements Mm, AddressSpace {
    * maps show writable (observeMaps: tracked, and no change reported
    * with this request) is not made but kept, up to
    * DEFERRED_MAX_WRITES writes of DEFERRED_MAX_BYTES in all, for the
-   * answer to carry and the library to make (process_vm_writev of itself,
-   * docs/engine-protocol.md): two system calls fewer per write here. Reads
+   * answer to carry and the library to make (one preadv from its staging
+   * memfd, docs/engine-protocol.md): two system calls fewer per write here. Reads
    * of the prefetched bytes see them; any other access of the process's
    * memory makes the kept writes first, and so does a write that cannot be
    * kept, so the process sees them in order. The library answers EFAULT
