@@ -118,7 +118,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	union writeback_buf wb;
 	int r;
 
-	enter(&g);
+	enter_unmasked(&g);
 	if (!bit_test(fd)) {
 		leave(&g);
 		return real.ioctl(fd, request, arg);
@@ -126,6 +126,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	if (lease_is_unmap(request)) {
 		int ret;
 
+		guard_mask(&g); /* the ring is not posted to from a signal handler */
 		if (lease_unmap(fd, arg, &ret)) {
 			saved = ret < 0 ? errno : saved;
 			leave(&g);
@@ -160,9 +161,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	rq.a[1] = request;
 	rq.a[2] = (uintptr_t)arg;
 	rq.a[3] = (uint64_t)(int64_t)spare;
-	r = call(&rq, sent, sent_len, &rs, &wb, sizeof(wb));
-	if (r == -2)
-		r = call(&rq, NULL, 0, &rs, &wb, sizeof(wb));
+	r = chan_call(&g, &rq, sent, sent_len, sent == arg, &rs, &wb, sizeof(wb));
 	if (r) {
 		rs.ret = -1;
 		rs.err = EIO;
@@ -196,8 +195,8 @@ static ssize_t engine_rw(uint32_t op, int fd, uintptr_t buf, size_t count, off_t
 	rq.a[1] = buf;
 	rq.a[2] = count;
 	rq.a[3] = (uint64_t)off;
-	enter(&g);
-	if (call(&rq, NULL, 0, &rs, NULL, 0)) {
+	enter_unmasked(&g);
+	if (chan_call(&g, &rq, NULL, 0, 0, &rs, NULL, 0)) {
 		rs.ret = -1;
 		rs.err = EIO;
 	}
