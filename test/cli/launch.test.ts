@@ -180,6 +180,16 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     assert.equal(existsSync(dirname(root)), false, 'the private directory is gone');
   });
 
+  it('the example C clients (iommufd cdev flow, fork torture) pass under the launcher', () => {
+    for (const name of ['iommufd-cdev', 'fork-torture']) {
+      const r = spawnSync(BIN, ['run', '--', join(ROOT, 'native/build/examples', name)], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, `${name}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^PASS: ${name}$`, 'm'));
+    }
+  });
+
   it('an exec that drops the environment keeps the wait (UIOMMU_READY is kept like UIOMMU_SOCK)', async (t) => {
     const started = file('started');
     t.after(() => rmSync(gate, { force: true }));
