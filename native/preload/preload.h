@@ -164,7 +164,7 @@ extern char g_root[PATH_MAX]; /* UIOMMU_ROOT without trailing '/', or "" */
 extern size_t g_rootlen;
 extern char g_rootreal[PATH_MAX]; /* realpath(UIOMMU_ROOT) */
 extern size_t g_rootreallen;
-extern char *g_keep_env[3]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD */
+extern char *g_keep_env[4]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD, READY */
 /* The program's address space changed (a successful mmap, munmap, mremap, mprotect ...). */
 void mm_changed(void);
 /* UIOMMU_REQ_MM_CHANGED when it changed since the last request that asked (caller holds the lock), else 0. */
@@ -236,6 +236,20 @@ void ensure_init(void);
 
 /* getpid() without a system call after the first; a child made by fork or clone asks again. */
 pid_t self_pid(void);
+
+/* ---- the lazy engine (engine-wait.c) ------------------------------------ */
+
+/*
+ * At start-up (init): reads UIOMMU_READY; 1 when this process, of HELLO
+ * `kind`, connects only at its first need of the engine.
+ */
+int engine_defer(int kind);
+/* Before the first thing that needs the engine: waits until it serves, and connects if deferred. */
+void engine_need(void);
+/* 1 while this process has not connected and would connect at its first need. */
+int engine_deferred(void);
+/* 1 when normalised path `norm` lies in a top folder of the fake tree (the engine may serve it). */
+int engine_serves(const char *norm);
 
 /* ---- frames and the connection (conn.c) -------------------------------- */
 
