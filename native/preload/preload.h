@@ -232,6 +232,11 @@ void lock_reinit(void);
 /* Reads the environment and connects, once per process; every entry point calls it first. */
 void ensure_init(void);
 
+/* ---- this process's pid (self-pid.c) ------------------------------------ */
+
+/* getpid() without a system call after the first; a child made by fork or clone asks again. */
+pid_t self_pid(void);
+
 /* ---- the lazy engine (engine-wait.c) ------------------------------------ */
 
 /*
@@ -245,11 +250,6 @@ void engine_need(void);
 int engine_deferred(void);
 /* 1 when normalised path `norm` lies in a top folder of the fake tree (the engine may serve it). */
 int engine_serves(const char *norm);
-
-/* ---- this process's pid (self-pid.c) ------------------------------------ */
-
-/* getpid() without a system call after the first; a child made by fork or clone asks again. */
-pid_t self_pid(void);
 
 /* ---- frames and the connection (conn.c) -------------------------------- */
 
