@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Errno, fail } from '../abi/errno.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
-import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC } from './native.ts';
+import { closeFd, fileSize, fstatFd, fstatfsFd, HUGETLBFS_MAGIC } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 
 /** Spans take physical address space in chunks of 1 TiB, allocated when first touched. */
@@ -121,8 +121,9 @@ export class ForeignFile extends ForeignSpan {
   /** Live MAP_FILE references (FileRefs whose pages source is still reachable). */
   fileRefs = 0;
   private readonly views = new SortedRanges<View>();
-  /** st_size as read in call `call` (see `size`). */
-  private sizeSeen: { call: number; size: bigint } | undefined;
+  /** st_size as read in call `sizeCall` (see `size`); sizeCall 0: not read in a call. */
+  private sizeSeen = 0n;
+  private sizeCall = 0;
 
   constructor(
     ram: PhysRam,
@@ -150,11 +151,10 @@ export class ForeignFile extends ForeignSpan {
    */
   size(): bigint | undefined {
     if (this.fd === undefined) return undefined;
-    const seen = this.sizeSeen;
-    if (currentCall !== 0 && seen?.call === currentCall) return seen.size;
-    // node's fstat: the addon's full FileStat (BigInt fields) costs about twice as much
-    const size = BigInt(fs.fstatSync(this.fd).size);
-    this.sizeSeen = { call: currentCall, size };
+    if (currentCall !== 0 && this.sizeCall === currentCall) return this.sizeSeen;
+    const size = fileSize(this.fd);
+    this.sizeSeen = size;
+    this.sizeCall = currentCall;
     return size;
   }
 

@@ -105,7 +105,8 @@ export function parseMaps(text: string, va: bigint, last: bigint): MapsEntry[] {
  * space — once it is gone every access is EFAULT, never another process's
  * memory under a reused pid. VMAs come from the maps file at each resolve;
  * bytes are copied through the mem file after checking the VMAs' access
- * (PROCMAP_QUERY; the mem file itself would write read-only pages).
+ * (PROCMAP_QUERY, or for a read the kept maps; the mem file itself would
+ * write read-only pages and read PROT_NONE ones).
  *
  * Physical addresses are synthetic but give page identity: pages of a
  * shared mapping (memfd, shmem, MAP_SHARED|MAP_ANONYMOUS, hugetlbfs, any
@@ -149,6 +150,8 @@ export class RemoteMm implements Mm, AddressSpace {
   private changed = true;
   /** A writable VMA of the kept maps `maps` (see deferrable). */
   private writableVma: { maps: MapsEntry[] | undefined; start: bigint; end: bigint } | undefined;
+  /** A readable VMA of the kept maps `maps` (see readableInCache). */
+  private readableVma: { maps: MapsEntry[]; start: bigint; end: bigint } | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -250,8 +253,8 @@ export class RemoteMm implements Mm, AddressSpace {
    * maps show writable (observeMaps: tracked, and no change reported
    * with this request) is not made but kept, up to
    * DEFERRED_MAX_WRITES writes of DEFERRED_MAX_BYTES in all, for the
-   * answer to carry and the library to make (process_vm_writev of itself,
-   * docs/engine-protocol.md): two system calls fewer per write here. Reads
+   * answer to carry and the library to make (one preadv from its staging
+   * memfd, docs/engine-protocol.md): two system calls fewer per write here. Reads
    * of the prefetched bytes see them; any other access of the process's
    * memory makes the kept writes first, and so does a write that cannot be
    * kept, so the process sees them in order. The library answers EFAULT
@@ -303,7 +306,32 @@ export class RemoteMm implements Mm, AddressSpace {
     if (known) return new Uint8Array(known); // its own buffer, as memRead's
     this.flushDeferred();
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
-    return this.withQuery(() => memRead(this.mem, this.query ? this.mapsFd : -1, va, length));
+    // readable in the kept maps: no PROCMAP_QUERY (GUP trusts them as far, see resolve)
+    const maps = this.query && !this.readableInCache(va, length) ? this.mapsFd : -1;
+    return this.withQuery(() => memRead(this.mem, maps, va, length));
+  }
+
+  /**
+   * Whether the kept maps (observeMaps: tracked, no change reported since
+   * they were read) show every byte of `[va, va+length)` in readable VMAs.
+   * Never reads the maps: without kept ones, false.
+   */
+  private readableInCache(va: bigint, length: number): boolean {
+    const all = this.cache;
+    if (!all) return false;
+    const hit = this.readableVma;
+    const end = va + BigInt(length);
+    if (hit?.maps === all && va >= hit.start && end <= hit.end) return true;
+    if (end > U64_END) return false;
+    const vmas = this.vmasOf(va, end - 1n, false);
+    let cursor = va;
+    for (const v of vmas) {
+      if (v.start > cursor || !v.read) return false;
+      cursor = v.end;
+    }
+    if (cursor < end) return false;
+    if (vmas.length === 1) this.readableVma = { maps: all, start: vmas[0]!.start, end: cursor };
+    return true;
   }
 
   /**

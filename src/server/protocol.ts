@@ -38,6 +38,9 @@ export const OP = {
   MMIO: 33,
   MMIO_FAULT: 34,
   SYNC: 35,
+  /** Served by the transport (native/transport.c), never handed to the engine: *Channel*. */
+  CHANNEL: 36,
+  DOORBELL: 37,
 } as const;
 
 /** Request `flags`: the library tracks the caller's address-space changes, one happened since its previous request, and an UNMAP_DMA asks for an unmap lease (a4: the ring). */

@@ -235,6 +235,33 @@ test('resolve: EFAULT for unmapped bytes and missing permission', () => {
   mm.exit();
 });
 
+test('copy_from_user through kept maps answers as through PROCMAP_QUERY', () => {
+  const ram = new PhysRam();
+  const asked = new RemoteMm(child.handle, ram);
+  const kept = new RemoteMm(child.handle, ram);
+  kept.observeMaps(true, false);
+  kept.resolve(child.at.pv, 1n, false); // reads the maps it keeps
+  const { pv, ro, sh, m1, none, hole } = child.at;
+  for (const [va, n] of [
+    [pv, 12],
+    [ro, 100],
+    [sh + 0x10n, 3],
+    [m1 + PAGE - 8n, 16],
+  ] as const) {
+    assert.deepEqual(kept.read(va, n), asked.read(va, n), `0x${va.toString(16)}`);
+  }
+  for (const [va, n, what] of [
+    [none, 1, 'PROT_NONE'],
+    [hole + PAGE, 8, 'the hole'],
+    [hole + PAGE - 4n, 8, 'into the hole'],
+  ] as const) {
+    assert.throws(() => asked.read(va, n), errno('EFAULT'), what);
+    assert.throws(() => kept.read(va, n), errno('EFAULT'), `${what}, kept maps`);
+  }
+  asked.exit();
+  kept.exit();
+});
+
 test('resolving and pinning a TiB costs its mappings, not its pages', () => {
   const ram = new PhysRam();
   const mm = new RemoteMm(child.handle, ram);

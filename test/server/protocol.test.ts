@@ -50,6 +50,8 @@ test('op numbers are the documented ones', () => {
     MMIO: 33,
     MMIO_FAULT: 34,
     SYNC: 35,
+    CHANNEL: 36,
+    DOORBELL: 37,
   });
 });
 
