@@ -35,6 +35,9 @@ enum uiommu_op {
 	UIOMMU_OP_MMIO = 33,
 	UIOMMU_OP_MMIO_FAULT = 34,
 	UIOMMU_OP_SYNC = 35,
+	/* Served by the engine's transport itself (docs/engine-protocol.md, *Channel*). */
+	UIOMMU_OP_CHANNEL = 36,
+	UIOMMU_OP_DOORBELL = 37,
 };
 
 /* HELLO a0: who is saying hello. */
@@ -119,8 +122,16 @@ struct uiommu_writeback {
 #define UIOMMU_ENV_PAGE_SIZE "UIOMMU_PAGE_SIZE"
 /* "0": the library never asks for unmap leases (every UNMAP_DMA is a request). */
 #define UIOMMU_ENV_UNMAP_LEASE "UIOMMU_UNMAP_LEASE"
+/* "0": the library never asks for a channel (every call goes on the socket). */
+#define UIOMMU_ENV_CHANNEL "UIOMMU_CHANNEL"
 /* Set by the library's exec wrappers to the pid that called exec. */
 #define UIOMMU_ENV_EXEC "UIOMMU_EXEC"
+/*
+ * Set by the native launcher (native/launch.c): "<engine pid>:<path>", the
+ * file the engine creates once it serves; the library waits for it before
+ * its first need of the engine (native/preload/engine-wait.c).
+ */
+#define UIOMMU_ENV_READY "UIOMMU_READY"
 
 /*
  * The connection fd is parked at the program's RLIMIT_NOFILE soft limit (or
@@ -179,6 +190,42 @@ struct uiommu_unmap_rec {
 	int32_t result; /* engine: 0 or -errno (state DONE) */
 	uint32_t reserved[3];
 };
+
+/*
+ * The channel (docs/engine-protocol.md, *Channel*): a sealed memfd of
+ * UIOMMU_CHAN_BYTES the engine creates for a connection and passes with the
+ * CHANNEL answer. A call posts its request in the slot of its nesting depth
+ * and finds its answer there. The engine writes engine_cpu, polling, done
+ * and the answers; the library writes client_cpu, posted, sleeping and the
+ * requests. Nothing the library writes is trusted by the engine.
+ */
+#define UIOMMU_CHAN_SLOTS 4
+#define UIOMMU_CHAN_OUT_MAX 1280 /* answer payload: an IOCTL's write-back at most */
+#define UIOMMU_CHAN_BYTES 12288
+
+struct uiommu_chan_slot {
+	uint32_t posted;   /* library: sequence number of the request in req/arg */
+	uint32_t sleeping; /* library: 1 while it may wait on done in futex_wait */
+	uint32_t done
+		__attribute__((aligned(64))); /* engine: sequence number answered (futex word) */
+	struct uiommu_req req __attribute__((aligned(64))); /* library: the request header */
+	uint8_t arg[UIOMMU_IOCTL_ARG_MAX];		    /* library: its req.len payload bytes */
+	struct uiommu_resp resp;			    /* engine: the answer header */
+	uint8_t out[UIOMMU_CHAN_OUT_MAX];		    /* engine: its resp.len payload bytes */
+};
+
+struct uiommu_chan {
+	int32_t engine_cpu; /* engine: the CPU it last ran on */
+	uint32_t polling;   /* engine: 1 while it looks at posted words (no DOORBELL needed) */
+	int32_t client_cpu __attribute__((aligned(64))); /* library: the CPU it last posted from */
+	struct uiommu_chan_slot slot[UIOMMU_CHAN_SLOTS] __attribute__((aligned(64)));
+};
+
+_Static_assert(sizeof(struct uiommu_chan) <= UIOMMU_CHAN_BYTES, "channel fits");
+_Static_assert(UIOMMU_CHAN_OUT_MAX >= sizeof(struct uiommu_writeback) +
+					      UIOMMU_WRITEBACK_MAX_NR * 16 +
+					      UIOMMU_WRITEBACK_MAX_BYTES,
+	       "a write-back fits a slot");
 
 _Static_assert(sizeof(struct uiommu_unmap_rec) == 64, "unmap record is 64 bytes");
 _Static_assert(sizeof(struct uiommu_lease_head) <= UIOMMU_LEASE_HEAD_BYTES, "lease header fits");

@@ -10,7 +10,15 @@
  * request; when libuv has something to do (a timer, a child's exit, a test
  * client in the same process) the loop returns to the event loop, which
  * calls back (a uv_poll on the connection epoll) when a client speaks
- * again. Nothing spins: an idle engine sleeps in the kernel.
+ * again. An idle engine sleeps in the kernel.
+ *
+ * A connection may also have a channel (chan.c; docs/engine-protocol.md,
+ * *Channel*): its library posts requests in shared slots and finds the
+ * answers there. Requests come from a channel when the connection is
+ * served (its slots first) or a DOORBELL frame says so, and, for a
+ * connection served from its channel in the last HOT_NS whose library runs
+ * on another CPU, by polling for a bounded, adapted time before sleeping:
+ * a request posted meanwhile then costs no wake-up on either side.
  *
  * A request usually arrives whole in one recv (CONN_BUF bytes at a time);
  * bytes that followed it in that read wait in the connection's buffer and
@@ -35,9 +43,11 @@
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
+#include "chan.h"
 #include "protocol.h"
 #include "transport.h"
 #include <errno.h>
+#include <sched.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,6 +78,16 @@ enum {
  * (a client that did not wait for its answer) stays here for the next one.
  */
 #define CONN_BUF 1024
+/* Answers a connection may owe at once: its slots, and frames a restarted call holds back. */
+#define ROUTE_MAX 32
+/* The answer of a request read from the socket goes back on it (else: to its channel slot). */
+#define ROUTE_SOCKET 0xff
+/* Connections whose channel is polled before sleeping: served from it within HOT_NS. */
+#define HOT_MAX 8
+#define HOT_NS 2000000
+/* Bounds of how long the engine polls channels before it sleeps (adapted to the clients). */
+#define SPIN_MIN_NS 4000
+#define SPIN_MAX_NS 200000
 
 struct conn {
 	int fd;
@@ -80,6 +100,11 @@ struct conn {
 	uint8_t *buf; /* inline, or malloc'ed while a frame is larger than CONN_BUF */
 	uint8_t *out; /* unsent answer bytes: the connection is paused while set */
 	uint32_t out_len, out_off;
+	struct chan_end chan;
+	/* where the answers owed go, in the order the requests were handed over */
+	uint8_t route[ROUTE_MAX];
+	uint32_t route_at, route_len;
+	int64_t hot_ns; /* when a request was last taken from its channel */
 	uint8_t inline_buf[CONN_BUF];
 };
 
@@ -107,14 +132,23 @@ struct transport {
 	int nready, at;
 	int yield;	     /* libuv has work: return to it after the ready list */
 	int64_t deadline_ms; /* when libuv's next timer is due; -1: none */
+	int hot[HOT_MAX];    /* fds of connections recently served from their channel */
+	int nhot;
+	int chan_polling; /* polling is set in the channels of hot[] */
+	int64_t spin_ns;  /* how long the next poll may last */
 };
 
-static int64_t now_ms(void)
+static int64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t now_ms(void)
+{
+	return now_ns() / 1000000;
 }
 
 static struct conn *conn_of(struct transport *t, int fd)
@@ -164,10 +198,19 @@ static void unqueue(struct transport *t, struct conn *c)
 	}
 }
 
+static void hot_forget(struct transport *t, int fd)
+{
+	for (int i = 0; i < t->nhot; i++)
+		if (t->hot[i] == fd)
+			t->hot[i--] = t->hot[--t->nhot];
+}
+
 static void conn_free(struct transport *t, struct conn *c)
 {
 	unqueue(t, c);
+	hot_forget(t, c->fd);
 	t->conns[c->fd] = NULL;
+	chan_release(&c->chan);
 	close(c->fd);
 	if (c->buf != c->inline_buf)
 		free(c->buf);
@@ -368,7 +411,140 @@ static int deliver(struct transport *t, struct conn *c)
 	consume(c, size);
 	if (c->have)
 		enqueue(t, c);
+	c->route[(c->route_at + c->route_len++) % ROUTE_MAX] = ROUTE_SOCKET;
 	return EV_REQUEST;
+}
+
+/* Marks `c` as served from its channel now: its channel is polled for a while. */
+static void hot_touch(struct transport *t, struct conn *c)
+{
+	int i, oldest = 0;
+
+	c->hot_ns = now_ns();
+	for (i = 0; i < t->nhot; i++) {
+		if (t->hot[i] == c->fd)
+			return;
+		if (conn_of(t, t->hot[i])->hot_ns < conn_of(t, t->hot[oldest])->hot_ns)
+			oldest = i;
+	}
+	if (t->nhot < HOT_MAX)
+		oldest = t->nhot++;
+	t->hot[oldest] = c->fd;
+	if (t->chan_polling)
+		__atomic_store_n(&c->chan.page->polling, 1, __ATOMIC_RELAXED);
+}
+
+/* Hands over the request posted in a slot of `c`'s channel, or -1 when none is. */
+static int take_posted(struct transport *t, struct conn *c)
+{
+	int oversize, slot;
+
+	if (c->out || c->route_len >= ROUTE_MAX)
+		return -1;
+	slot = chan_take(&c->chan, t->in, &oversize);
+	if (slot < 0)
+		return -1;
+	t->meta[0] = c->fd;
+	t->meta[2] = oversize ? REQ_OVERSIZE : 0;
+	c->route[(c->route_at + c->route_len++) % ROUTE_MAX] = (uint8_t)slot;
+	hot_touch(t, c);
+	return EV_REQUEST;
+}
+
+/* The next request posted in a hot connection's channel, or -1. */
+static int take_hot(struct transport *t)
+{
+	for (int i = 0; i < t->nhot; i++) {
+		int e = take_posted(t, conn_of(t, t->hot[i]));
+
+		if (e >= 0)
+			return e;
+	}
+	return -1;
+}
+
+/*
+ * Stops polling: clears polling in the hot channels, then looks at them
+ * once more (a library that saw polling set posted without a DOORBELL).
+ */
+static int unpoll(struct transport *t)
+{
+	if (!t->chan_polling)
+		return -1;
+	t->chan_polling = 0;
+	for (int i = 0; i < t->nhot; i++)
+		__atomic_store_n(&conn_of(t, t->hot[i])->chan.page->polling, 0, __ATOMIC_RELAXED);
+	/* pairs with the library's store of posted before its look at polling */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return take_hot(t);
+}
+
+/*
+ * Before sleeping: polls the channels of the hot connections whose library
+ * runs on another CPU (their requests then need no DOORBELL, and no wake-up
+ * of the engine), for at most spin_ns and while nothing else is ready. A
+ * connection whose library shares the engine's CPU is never waited for:
+ * it could not run. Returns an event, -2 when the sockets or libuv have
+ * something, or -1 when nothing came.
+ */
+static int poll_hot(struct transport *t)
+{
+	int64_t start = now_ns(), waited;
+	int cpu = sched_getcpu(), n = 0;
+
+	for (int i = 0; i < t->nhot; i++) {
+		struct conn *c = conn_of(t, t->hot[i]);
+		struct uiommu_chan *page = c->chan.page;
+
+		if (start - c->hot_ns > HOT_NS) {
+			__atomic_store_n(&page->polling, 0, __ATOMIC_RELAXED);
+			t->hot[i--] = t->hot[--t->nhot];
+			continue;
+		}
+		__atomic_store_n(&page->engine_cpu, cpu, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) == cpu) {
+			__atomic_store_n(&page->polling, 0, __ATOMIC_RELAXED);
+			continue;
+		}
+		__atomic_store_n(&page->polling, 1, __ATOMIC_RELAXED);
+		n++;
+	}
+	if (!n)
+		return -1;
+	t->chan_polling = 1;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	for (unsigned iter = 1;; iter++) {
+		int e = take_hot(t);
+
+		if (e >= 0) {
+			waited = now_ns() - start;
+			t->spin_ns = waited * 4 > t->spin_ns ? waited * 4 : t->spin_ns;
+			if (t->spin_ns > SPIN_MAX_NS)
+				t->spin_ns = SPIN_MAX_NS;
+			return e;
+		}
+		if (!(iter % 32)) {
+			n = epoll_wait(t->wait_ep, t->ready, READY_MAX, 0);
+			if (n > 0) {
+				t->nready = n;
+				return -2;
+			}
+			if (now_ns() - start > t->spin_ns)
+				break;
+		}
+		__builtin_ia32_pause();
+	}
+	t->spin_ns = t->spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : t->spin_ns / 2;
+	return -1;
+}
+
+/* A transport-level frame (CHANNEL, DOORBELL) at the start of buf: served here. */
+static int transport_frame(struct conn *c)
+{
+	uint16_t op;
+
+	memcpy(&op, c->buf, sizeof(op));
+	return !c->oversize && (op == UIOMMU_OP_CHANNEL || op == UIOMMU_OP_DOORBELL) ? op : 0;
 }
 
 /* The next event of connection `c`, or -1 when it has none now. */
@@ -383,9 +559,23 @@ static int serve_conn(struct transport *t, struct conn *c)
 		if (r >= 0)
 			return -1;
 	} else {
-		r = conn_read(c);
-		if (r == 1)
+		int op = 0;
+
+		r = take_posted(t, c);
+		if (r >= 0)
+			return r;
+		/* more answers owed than the protocol allows: the client is broken */
+		r = c->route_len >= ROUTE_MAX ? -1 : conn_read(c);
+		if (r == 1 && !(op = transport_frame(c)))
 			return deliver(t, c);
+		if (r == 1) {
+			consume(c, (uint32_t)HDR + frame_payload(c));
+			if (c->have)
+				enqueue(t, c);
+			if (op == UIOMMU_OP_DOORBELL || !chan_offer(&c->chan, c->fd))
+				return take_posted(t, c);
+			r = -1;
+		}
 		if (r == 0)
 			return -1;
 	}
@@ -441,6 +631,10 @@ static int next_event(struct transport *t)
 		}
 		t->at = t->nready = 0;
 		if (t->closed || t->yield) {
+			int e = t->closed ? -1 : unpoll(t);
+
+			if (e >= 0)
+				return e;
 			t->yield = 0;
 			return EV_YIELD;
 		}
@@ -462,12 +656,29 @@ static int next_event(struct transport *t)
 
 			timeout = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
 		}
+		if (timeout) {
+			/* the hot channels: what was posted meanwhile, then a while longer, then sleep */
+			int e = take_hot(t);
+
+			if (e < 0)
+				e = poll_hot(t);
+			if (e == -2)
+				continue;
+			if (e < 0)
+				e = unpoll(t);
+			if (e >= 0)
+				return e;
+		}
 		/* sleeps here; returns at once when a connection or libuv has something */
 		n = epoll_wait(t->wait_ep, t->ready, READY_MAX, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || (n == 0 && !t->queue_head))
-			return EV_YIELD;
+		if (n < 0 || (n == 0 && !t->queue_head)) {
+			/* back to libuv: no channel is polled meanwhile */
+			int e = unpoll(t);
+
+			return e >= 0 ? e : EV_YIELD;
+		}
 		t->nready = n;
 	}
 }
@@ -623,6 +834,7 @@ static napi_value transport_open(napi_env env, napi_callback_info info)
 		return throw_errno_(env, ENOMEM, "transportOpen");
 	t->env = env;
 	t->ep = t->wait_ep = t->listen_fd = -1;
+	t->spin_ns = SPIN_MIN_NS;
 	if (!buffer_of(env, argv[1], &t->in, &t->in_cap) ||
 	    !buffer_of(env, argv[2], &t->out, &t->out_cap))
 		goto fail;
@@ -709,6 +921,16 @@ static napi_value transport_reply(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	c = conn_of(t, fd);
+	if (c && c->route_len) {
+		uint8_t route = c->route[c->route_at];
+
+		c->route_at = (c->route_at + 1) % ROUTE_MAX;
+		c->route_len--;
+		if (route != ROUTE_SOCKET) {
+			chan_answer(&c->chan, route, t->out, (size_t)len, sched_getcpu());
+			return NULL;
+		}
+	}
 	if (!c || c->out)
 		return NULL; /* gone, or still paused: the protocol allows one answer per request */
 	for (;;) {

@@ -70,6 +70,7 @@ void lose(void)
 	if (g_sock >= 0)
 		real.close(g_sock);
 	g_sock = -1;
+	chan_forget();
 }
 
 /* This thread's id, asked of the kernel once per thread and process (a fork child asks again). */
@@ -97,7 +98,7 @@ struct uiommu_req new_req(uint32_t op)
  * our back (not through fork() below) must not talk on its parent's
  * connection: it drops its copy, and reconnects only if fork() left a token.
  */
-static int conn_ready(pid_t me)
+int conn_ready(pid_t me)
 {
 	if (g_sock < 0)
 		return 0;
@@ -172,6 +173,13 @@ lost:
 	return -1;
 }
 
+void req_stamp(struct uiommu_req *rq, pid_t me)
+{
+	rq->pid = me;
+	rq->tid = thread_id(me);
+	rq->flags |= UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
+}
+
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap)
 {
@@ -179,10 +187,59 @@ int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_r
 
 	if (!conn_ready(me))
 		return -1;
-	rq->pid = me;
-	rq->tid = thread_id(me);
-	rq->flags |= UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
+	req_stamp(rq, me);
 	return call_raw(rq, payload, len, rs, out, cap);
+}
+
+struct uiommu_chan *open_channel(void)
+{
+	struct uiommu_req rq = new_req(UIOMMU_OP_CHANNEL);
+	struct uiommu_resp rs;
+	struct iovec iov = { .iov_base = &rs, .iov_len = sizeof(rs) };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.buf,
+		.msg_controllen = sizeof(ctl.buf),
+	};
+	struct cmsghdr *cm;
+	void *page = NULL;
+	int saved = errno, fd = -1;
+	ssize_t n;
+
+	rq.pid = g_conn_pid;
+	rq.tid = thread_id(rq.pid);
+	if (send_all(&rq, sizeof(rq), NULL, 0))
+		goto lost;
+	do
+		n = syscall(SYS_recvmsg, g_sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	if (n <= 0 || ((size_t)n < sizeof(rs) && recv_all((char *)&rs + n, sizeof(rs) - n)) ||
+	    recv_all(NULL, rs.len))
+		goto lost;
+	if (rs.ret == 0 && fd >= 0) {
+		page = mmap(NULL, UIOMMU_CHAN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (page == MAP_FAILED)
+			page = NULL;
+	}
+	if (fd >= 0)
+		real.close(fd);
+	errno = saved;
+	return page;
+lost:
+	if (fd >= 0)
+		real.close(fd);
+	lose();
+	errno = saved;
+	return NULL;
 }
 
 int64_t call_simple(uint32_t op, uint64_t a0, uint64_t a1, struct uiommu_resp *rs)

@@ -9,9 +9,11 @@
  *
  * Engine fds are real fds: each is an eventfd placeholder that the library
  * reserves (lowest free number, as the kernel would pick) and records in a
- * bitmap. Requests are serialised by one lock per process; signals are
- * blocked and cancellation is disabled while the lock is held, so a frame is
- * never interleaved with another. When the connection is lost, engine fds
+ * bitmap. Requests are serialised by one recursive lock per process, held
+ * with cancellation disabled. Calls on the socket block every signal, so a
+ * frame is never interleaved with another; ioctl, read and write of engine
+ * fds go through the channel (chan.c), where a signal handler's call nests
+ * in a slot of its own. When the connection is lost, engine fds
  * answer EIO and the program goes on.
  *
  * This header is internal to the library: what one file of it offers the
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <linux/futex.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -161,7 +164,7 @@ extern char g_root[PATH_MAX]; /* UIOMMU_ROOT without trailing '/', or "" */
 extern size_t g_rootlen;
 extern char g_rootreal[PATH_MAX]; /* realpath(UIOMMU_ROOT) */
 extern size_t g_rootreallen;
-extern char *g_keep_env[3]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD */
+extern char *g_keep_env[4]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD, READY */
 /* The program's address space changed (a successful mmap, munmap, mremap, mprotect ...). */
 void mm_changed(void);
 /* UIOMMU_REQ_MM_CHANGED when it changed since the last request that asked (caller holds the lock), else 0. */
@@ -186,13 +189,16 @@ static inline void bit_clear(int fd)
 				   __ATOMIC_RELEASE);
 }
 
+extern int g_stage; /* the staging memfd (stage.c), -1 when none */
+
 /*
- * The library's own socket is no fd of the program's: every call the
- * program makes on its number answers as for an fd that is not open.
+ * The library's own socket and staging memfd are no fds of the program's:
+ * every call the program makes on their numbers answers as for an fd that
+ * is not open.
  */
 static inline int lib_fd(int fd)
 {
-	return fd >= 0 && fd == g_sock;
+	return fd >= 0 && (fd == g_sock || fd == g_stage);
 }
 
 /* -1 with errno EBADF. */
@@ -202,18 +208,48 @@ static inline int ebadf(void)
 	return -1;
 }
 
-/* The lock: held with every signal blocked and cancellation disabled. */
+/*
+ * The lock, recursive, with cancellation disabled. enter() also blocks every
+ * signal, for calls on the socket: a signal handler calling in must not
+ * interleave frames. enter_unmasked() leaves signals alone, for calls that
+ * may go through the channel (chan.c), where a handler's call nests in a
+ * slot of its own; guard_mask() blocks them later when the call cannot.
+ */
 struct guard {
 	sigset_t old;
 	int cancel;
+	int masked;
 };
 
 void enter(struct guard *g);
+void enter_unmasked(struct guard *g);
+void guard_mask(struct guard *g);
 void leave(struct guard *g);
+/* The nesting depth of the lock, for its holder: 1 for a call, 2 for one from a signal handler inside it ... */
+int lock_depth(void);
 /* A fork child starts with a fresh lock: the copy may be held by a thread that is gone. */
 void lock_reinit(void);
 /* Reads the environment and connects, once per process; every entry point calls it first. */
 void ensure_init(void);
+
+/* ---- this process's pid (self-pid.c) ------------------------------------ */
+
+/* getpid() without a system call after the first; a child made by fork or clone asks again. */
+pid_t self_pid(void);
+
+/* ---- the lazy engine (engine-wait.c) ------------------------------------ */
+
+/*
+ * At start-up (init): reads UIOMMU_READY; 1 when this process, of HELLO
+ * `kind`, connects only at its first need of the engine.
+ */
+int engine_defer(int kind);
+/* Before the first thing that needs the engine: waits until it serves, and connects if deferred. */
+void engine_need(void);
+/* 1 while this process has not connected and would connect at its first need. */
+int engine_deferred(void);
+/* 1 when normalised path `norm` lies in a top folder of the fake tree (the engine may serve it). */
+int engine_serves(const char *norm);
 
 /* ---- frames and the connection (conn.c) -------------------------------- */
 
@@ -231,6 +267,27 @@ struct uiommu_req new_req(uint32_t op);
  */
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap);
+/* The connection belongs to this process (a fork child behind our back reconnects or drops it); 0 when there is none. */
+int conn_ready(pid_t me);
+/* Fills in the request's pid, tid and address-space flags for a call of process `me`. */
+void req_stamp(struct uiommu_req *rq, pid_t me);
+/* CHANNEL (caller holds the lock, signals blocked): this connection's channel mapped, or NULL. */
+struct uiommu_chan *open_channel(void);
+
+/* ---- the channel (chan.c) ------------------------------------------------ */
+
+/*
+ * One exchange through the channel when it can be used, else on the socket
+ * (then with signals blocked through `g`): `payload` is `len` bytes of the
+ * program's memory (`user` set: read without faulting; when they cannot be
+ * read the request goes without them) or of our own. As call() otherwise;
+ * the caller holds the lock through enter_unmasked(g).
+ */
+int chan_call(struct guard *g, struct uiommu_req *rq, const void *payload, size_t len, int user,
+	      struct uiommu_resp *rs, void *out, size_t cap);
+/* The connection is gone: its channel is no longer used (nor unmapped: a nested call may hold it). */
+void chan_forget(void);
+
 /* A request without payloads; returns the answer's ret (-1 with rs->err EIO if the connection is gone). */
 int64_t call_simple(uint32_t op, uint64_t a0, uint64_t a1, struct uiommu_resp *rs);
 /*
@@ -244,6 +301,8 @@ int connect_engine(int kind, uint64_t token);
  * UIOMMU_SOCK_FD_MIN or above. Returns where it is now; errno is preserved.
  */
 int sock_park(int s);
+/* sock_park() for the library's k-th fd (the socket 0, the stage 1): a place of its own. */
+int lib_park(int s, int k);
 /*
  * Copies [src, src+len) of our own memory without faulting, as
  * copy_from_user sees it (unreadable pages refuse): bytes copied, 0 on a fault.
@@ -312,6 +371,20 @@ int lease_unmap(int fd, void *arg, int *ret);
 void lease_ask(struct uiommu_req *rq);
 /* After any IOCTL request: closes the ring memfd it offered, if any. */
 void lease_asked(void);
+
+/* ---- writes into the program's memory (stage.c) ------------------------ */
+
+/*
+ * Writes the `len` bytes at `bytes` over the pieces `to[0..n)` of the
+ * program's memory, in order, as copy_to_user does (caller holds the lock):
+ * the bytes written (short at a page that cannot be written), or -1 with
+ * errno (EFAULT when none could be).
+ */
+ssize_t write_own(const struct iovec *to, int n, const void *bytes, size_t len);
+/* A dup2 onto the staging memfd's number: it moves away (caller holds the lock). */
+void stage_move(void);
+/* After an RLIMIT_NOFILE change: the staging memfd is parked anew (caller holds the lock). */
+void stage_repark(void);
 
 /* ---- /proc/<pid>/status (proc-status.c) -------------------------------- */
 

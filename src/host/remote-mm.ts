@@ -253,8 +253,8 @@ export class RemoteMm implements Mm, AddressSpace {
    * maps show writable (observeMaps: tracked, and no change reported
    * with this request) is not made but kept, up to
    * DEFERRED_MAX_WRITES writes of DEFERRED_MAX_BYTES in all, for the
-   * answer to carry and the library to make (process_vm_writev of itself,
-   * docs/engine-protocol.md): two system calls fewer per write here. Reads
+   * answer to carry and the library to make (one preadv from its staging
+   * memfd, docs/engine-protocol.md): two system calls fewer per write here. Reads
    * of the prefetched bytes see them; any other access of the process's
    * memory makes the kept writes first, and so does a write that cannot be
    * kept, so the process sees them in order. The library answers EFAULT
@@ -351,9 +351,13 @@ export class RemoteMm implements Mm, AddressSpace {
       // the bytes may change in part even when the write fails: served from the process again
       this.window = undefined;
       if (!kept) this.writeThrough(va, data);
+      const end = va + BigInt(data.length);
       const from = va > w.va ? va : w.va;
-      const to = va + BigInt(data.length) < w.end ? va + BigInt(data.length) : w.end;
-      w.bytes.set(data.subarray(Number(from - va), Number(to - va)), Number(from - w.va));
+      const to = end < w.end ? end : w.end;
+      // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
+      const part =
+        from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
+      w.bytes.set(part, Number(from - w.va));
       this.window = w;
       return;
     }

@@ -28,6 +28,7 @@ const ENOENT = 2;
 const EBADF = 9;
 const ESRCH = 3;
 const ENOTTY = 25;
+const ENOSYS = 38;
 /** The fake /dev/iommu: char 10:59, 0660. */
 const NODE = { mode: 0o660, major: 10, minor: 59 };
 const NODES = new Set(['/dev/iommu', '/dev/vfio/vfio', '/dev/vfio/devices/vfio0']);
@@ -106,6 +107,11 @@ export class FakeEngine {
           path: payload.subarray(0, nul < 0 ? payload.length : nul).toString(),
         };
         buf = buf.subarray(64 + len);
+        if (req.op === OP.CHANNEL) {
+          // no channel (an engine may refuse one): every call comes here as a frame, recorded
+          sock.write(reply(-1, ENOSYS));
+          continue;
+        }
         this.requests.push(req);
         const answer = this.answer(req);
         if (answer === 'drop') {
@@ -188,7 +194,7 @@ export class FakeEngine {
         return reply(text.length, 0, -1, text);
       }
       default:
-        return reply(-1, 38);
+        return reply(-1, ENOSYS);
     }
   }
 

@@ -1,0 +1,169 @@
+/*
+ * The channel (docs/engine-protocol.md, *Channel*): a call posts its request
+ * in the slot of its nesting depth in a page shared with the engine and
+ * finds its answer there. The socket then only carries a DOORBELL when the
+ * engine is not polling, and no signal mask is needed: a signal handler
+ * calling in while a call waits nests in the next slot (the deepest slot
+ * blocks signals, so nothing nests deeper).
+ *
+ * Waiting: when the engine last ran on another CPU, spin on the slot's done
+ * word for a while (adapted to how long answers took), then sleep in
+ * futex_wait; on the engine's CPU, sleep at once (spinning would only keep
+ * the engine from running).
+ */
+#include "preload.h"
+#include <sched.h>
+
+#define SPIN_MIN_NS 2000
+#define SPIN_MAX_NS 200000
+/* How often a sleeping call looks whether the engine is still there. */
+#define ALIVE_CHECK_NS 200000000
+
+static struct uiommu_chan *g_chan;
+static int g_chan_refused;		  /* the engine gave none: the socket only */
+static uint32_t g_seq[UIOMMU_CHAN_SLOTS]; /* the last sequence number posted, per slot */
+static int64_t g_spin_ns = SPIN_MIN_NS;
+
+void chan_forget(void)
+{
+	g_chan = NULL;
+	g_chan_refused = 0;
+	memset(g_seq, 0, sizeof(g_seq));
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The exchange on the socket (signals blocked): as engine_ioctl sent it before the channel. */
+static int socket_call(struct uiommu_req *rq, const void *payload, size_t len,
+		       struct uiommu_resp *rs, void *out, size_t cap)
+{
+	int r = call(rq, payload, len, rs, out, cap);
+
+	return r == -2 ? call(rq, NULL, 0, rs, out, cap) : r;
+}
+
+/* 0 when the engine's end of the socket is still open. */
+static int engine_gone(void)
+{
+	char b;
+
+	return syscall(SYS_recvfrom, g_sock, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) == 0;
+}
+
+static int ring_doorbell(pid_t me)
+{
+	struct uiommu_req rq = new_req(UIOMMU_OP_DOORBELL);
+	ssize_t n;
+
+	rq.pid = me;
+	do
+		n = syscall(SYS_sendto, g_sock, &rq, sizeof(rq), MSG_NOSIGNAL, NULL, 0);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)sizeof(rq) ? 0 : -1;
+}
+
+/* Waits for `seq` in the slot's done word: 0, or -1 when the engine is gone. */
+static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
+{
+	int64_t start, waited;
+	uint32_t d;
+
+	if (__atomic_load_n(&g_chan->engine_cpu, __ATOMIC_RELAXED) != cpu) {
+		start = now_ns();
+		for (unsigned i = 1;; i++) {
+			if (__atomic_load_n(&sl->done, __ATOMIC_ACQUIRE) == seq) {
+				waited = now_ns() - start;
+				g_spin_ns = waited * 2 > g_spin_ns ? waited * 2 : g_spin_ns;
+				if (g_spin_ns > SPIN_MAX_NS)
+					g_spin_ns = SPIN_MAX_NS;
+				return 0;
+			}
+			if (!(i % 64) && now_ns() - start > g_spin_ns)
+				break;
+			__builtin_ia32_pause();
+		}
+		g_spin_ns = g_spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : g_spin_ns / 2;
+	}
+	__atomic_store_n(&sl->sleeping, 1, __ATOMIC_RELAXED);
+	/* pairs with the engine's store of done before its look at sleeping */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	while ((d = __atomic_load_n(&sl->done, __ATOMIC_ACQUIRE)) != seq) {
+		struct timespec ts = { 0, ALIVE_CHECK_NS };
+
+		if (syscall(SYS_futex, &sl->done, FUTEX_WAIT, d, &ts, NULL, 0) < 0 &&
+		    errno == ETIMEDOUT && engine_gone()) {
+			__atomic_store_n(&sl->sleeping, 0, __ATOMIC_RELAXED);
+			return -1;
+		}
+	}
+	__atomic_store_n(&sl->sleeping, 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int chan_call(struct guard *g, struct uiommu_req *rq, const void *payload, size_t len, int user,
+	      struct uiommu_resp *rs, void *out, size_t cap)
+{
+	pid_t me = rq->pid ? rq->pid : getpid();
+	int slot = lock_depth() - 1, saved = errno, cpu;
+	struct uiommu_chan_slot *sl;
+	struct uiommu_chan *chan;
+	uint32_t seq;
+
+	/* anything but a plain slot call, and the deepest slot, with signals blocked */
+	if (me != g_conn_pid || !g_chan || slot >= UIOMMU_CHAN_SLOTS - 1)
+		guard_mask(g);
+	if (!conn_ready(me))
+		return -1;
+	if (!g_chan && !g_chan_refused && slot == 0) {
+		const char *off = getenv(UIOMMU_ENV_CHANNEL);
+
+		g_chan = off && !strcmp(off, "0") ? NULL : open_channel();
+		g_chan_refused = !g_chan;
+	}
+	chan = g_chan;
+	if (!chan || slot < 0 || slot >= UIOMMU_CHAN_SLOTS)
+		return socket_call(rq, payload, len, rs, out, cap);
+	sl = &chan->slot[slot];
+	req_stamp(rq, me);
+	memcpy(&sl->req, rq, sizeof(*rq));
+	if (len && user) {
+		struct iovec local = { .iov_base = sl->arg, .iov_len = len };
+		struct iovec remote = { .iov_base = (void *)payload, .iov_len = len };
+
+		/* unreadable: the request goes without them, as on the socket */
+		if (process_vm_readv(me, &local, 1, &remote, 1, 0) != (ssize_t)len)
+			len = 0;
+	} else if (len) {
+		memcpy(sl->arg, payload, len);
+	}
+	sl->req.len = (uint32_t)len;
+	seq = ++g_seq[slot];
+	cpu = sched_getcpu();
+	__atomic_store_n(&chan->client_cpu, cpu, __ATOMIC_RELAXED);
+	__atomic_store_n(&sl->posted, seq, __ATOMIC_RELEASE);
+	/* pairs with the engine's store of polling before its last look at posted */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if ((!__atomic_load_n(&chan->polling, __ATOMIC_RELAXED) && ring_doorbell(me)) ||
+	    wait_done(sl, seq, cpu)) {
+		lose();
+		errno = saved;
+		return -1;
+	}
+	memcpy(rs, &sl->resp, sizeof(*rs));
+	if (rs->len > UIOMMU_CHAN_OUT_MAX) {
+		rs->ret = -1;
+		rs->err = EIO;
+		rs->len = 0;
+	}
+	if (out)
+		memcpy(out, sl->out, rs->len < cap ? rs->len : cap);
+	bar_zaps_seen(rs->reserved);
+	errno = saved;
+	return 0;
+}
