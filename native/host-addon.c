@@ -20,8 +20,10 @@
  *                                                   pidfd's process still held pid after the open
  *   openAt(dirfd, name, write) -> number           a file under that directory (O_CLOEXEC)
  *   pidfdExited(pidfd) -> boolean                  the process has exited (a zombie has)
- *   memRead(mem, maps, addr, len) -> Buffer        copy_from_user: EFAULT unless all len bytes
- *                                                   lie in readable VMAs and were read
+ *   memRead(mem, maps, addr, len, out)             copy_from_user of len bytes into the start of
+ *                                                   out (a Uint8Array): EFAULT unless all lie in
+ *                                                   readable VMAs and were read, then ENOMEM
+ *                                                   when out is shorter
  *   memWrite(mem, maps, addr, data) -> number      copy_to_user: bytes written, short at the
  *                                                   first byte outside a writable VMA
  *   memZeroed(mem, maps, addr, len: bigint) -> n   check_zeroed_user: 0, E2BIG or EFAULT
@@ -36,6 +38,7 @@
  *                                                   the first failing one: its errno in err
  *   pidfdGetfd(pidfd, targetFd) -> number          a local O_CLOEXEC copy of the target's fd
  *   fstatFd(fd) -> { dev, ino, mode, size, rdev, devMajor, devMinor }
+ *   fileSize(fd) -> number                         st_size alone (no object: on hot paths)
  *   fstatfsFd(fd) -> { type, bsize }               the file system holding fd's file
  *   eventfdSet(fd, ready)                           counter becomes exactly 1 (ready) or 0
  *   eventfdSignal(fd)                               counter + 1 unless that would block
@@ -257,31 +260,28 @@ static uint64_t mem_io(int fd, void *buf, uint64_t n, uint64_t addr, int write)
 
 static napi_value mem_read(napi_env env, napi_callback_info info)
 {
-	napi_value argv[4], buf;
+	napi_value argv[5];
 	int32_t mem, maps;
 	uint64_t addr, len, ok;
 	void *data;
+	size_t room;
 	int err;
 
-	if (!get_args(env, info, 4, argv) || !get_int(env, argv[0], &mem) ||
+	if (!get_args(env, info, 5, argv) || !get_int(env, argv[0], &mem) ||
 	    !get_int(env, argv[1], &maps) || !get_u64(env, argv[2], &addr) ||
-	    !get_len(env, argv[3], &len))
+	    !get_len(env, argv[3], &len) || !get_bytes(env, argv[4], &data, &room))
 		return NULL;
 	ok = vma_span(maps, addr, len, PROCMAP_QUERY_VMA_READABLE, &err);
 	if (err)
 		return throw_errno(env, err, "PROCMAP_QUERY");
 	if (ok < len)
 		return throw_errno(env, EFAULT, "copy_from_user");
-	/* as a kmalloc of that size would: no buffer of 2 GiB or more */
-	if (len > 0x7fffffff || napi_create_buffer(env, (size_t)len, &data, &buf) != napi_ok) {
-		napi_value pending;
-
-		napi_get_and_clear_last_exception(env, &pending);
+	/* the caller could not allocate it (a kmalloc of 2 GiB or more fails) */
+	if (room < len)
 		return throw_errno(env, ENOMEM, "copy_from_user buffer");
-	}
 	if (mem_io(mem, data, len, addr, 0) < len)
 		return throw_errno(env, EFAULT, "copy_from_user");
-	return buf;
+	return NULL;
 }
 
 static napi_value mem_write(napi_env env, napi_callback_info info)
@@ -742,6 +742,19 @@ static napi_value fstat_fd(napi_env env, napi_callback_info info)
 	return out;
 }
 
+static napi_value file_size(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	int32_t fd;
+	struct stat st;
+
+	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd))
+		return NULL;
+	if (fstat(fd, &st) < 0)
+		return throw_errno(env, errno, "fstat");
+	return make_num(env, (double)st.st_size);
+}
+
 static napi_value fstatfs_fd(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1], out;
@@ -919,6 +932,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "pidfdExited", pidfd_exited },
 		{ "pidfdGetfd", pidfd_getfd_ },
 		{ "fstatFd", fstat_fd },
+		{ "fileSize", file_size },
 		{ "fstatfsFd", fstatfs_fd },
 		{ "eventfdSet", eventfd_set },
 		{ "closeFd", close_fd },

@@ -126,6 +126,12 @@ struct uiommu_writeback {
 #define UIOMMU_ENV_CHANNEL "UIOMMU_CHANNEL"
 /* Set by the library's exec wrappers to the pid that called exec. */
 #define UIOMMU_ENV_EXEC "UIOMMU_EXEC"
+/*
+ * Set by the native launcher (native/launch.c): "<engine pid>:<path>", the
+ * file the engine creates once it serves; the library waits for it before
+ * its first need of the engine (native/preload/engine-wait.c).
+ */
+#define UIOMMU_ENV_READY "UIOMMU_READY"
 
 /*
  * The connection fd is parked at the program's RLIMIT_NOFILE soft limit (or

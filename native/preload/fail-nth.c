@@ -35,5 +35,6 @@ int fail_nth_path(const char *path, char *canon)
 	if (pid != getpid())
 		return 0;
 	snprintf(canon, PATH_MAX, "/proc/%ld/task/%ld/fail-nth", pid, tid);
+	engine_need();
 	return 1;
 }

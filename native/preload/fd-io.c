@@ -46,19 +46,13 @@ static int decided_from_arg(unsigned long request)
 /* No page is smaller: the bytes up to this boundary are in the page of the first. */
 #define MIN_PAGE 4096u
 
-/* read_own() for a caller that has its pid `me` already (one getpid() less). */
-static size_t read_as(pid_t me, void *dst, uintptr_t src, size_t len)
+size_t read_own(void *dst, uintptr_t src, size_t len)
 {
 	struct iovec local = { .iov_base = dst, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)src, .iov_len = len };
-	ssize_t n = process_vm_readv(me, &local, 1, &remote, 1, 0);
+	ssize_t n = process_vm_readv(self_pid(), &local, 1, &remote, 1, 0);
 
 	return n > 0 ? (size_t)n : 0;
-}
-
-size_t read_own(void *dst, uintptr_t src, size_t len)
-{
-	return read_as(getpid(), dst, src, len);
 }
 
 /*
@@ -85,13 +79,13 @@ union writeback_buf {
 
 /*
  * Makes the writes an IOCTL answer carries (`len` payload bytes in `wb`)
- * into this process's memory, in order, with one process_vm_writev of
- * itself: a page that cannot be written fails it as copy_to_user would
- * (the bytes before it are written). 0, or -1 when not all were made.
+ * into this process's memory, in order, through write_own(): a page that
+ * cannot be written fails it as copy_to_user would (the bytes before it
+ * are written). 0, or -1 when not all were made.
  */
-static int write_back(pid_t me, const union writeback_buf *wb, uint32_t len)
+static int write_back(const union writeback_buf *wb, uint32_t len)
 {
-	struct iovec local[UIOMMU_WRITEBACK_MAX_NR], remote[UIOMMU_WRITEBACK_MAX_NR];
+	struct iovec to[UIOMMU_WRITEBACK_MAX_NR];
 	uint32_t nr = wb->head.nr, i;
 	size_t at = sizeof(wb->head) + (size_t)nr * sizeof(wb->head.w[0]), total = 0;
 
@@ -104,13 +98,11 @@ static int write_back(pid_t me, const union writeback_buf *wb, uint32_t len)
 
 		if (n > len - at - total)
 			return -1;
-		local[i].iov_base = (void *)(wb->bytes + at + total);
-		local[i].iov_len = n;
-		remote[i].iov_base = (void *)(uintptr_t)wb->head.w[i].addr;
-		remote[i].iov_len = n;
+		to[i].iov_base = (void *)(uintptr_t)wb->head.w[i].addr;
+		to[i].iov_len = n;
 		total += n;
 	}
-	return nr && process_vm_writev(me, local, nr, remote, nr, 0) != (ssize_t)total ? -1 : 0;
+	return nr && write_own(to, (int)nr, wb->bytes + at, total) != (ssize_t)total ? -1 : 0;
 }
 
 static int engine_ioctl(int fd, unsigned long request, void *arg)
@@ -143,14 +135,14 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		}
 		lease_ask(&rq);
 	}
-	rq.pid = getpid();
+	rq.pid = self_pid();
 	/*
 	 * IOMMU_TEST_CMD, VFIO_DEVICE_FEATURE: the bytes are copied once,
 	 * decided from and sent, so the engine sees the op the spare was
 	 * reserved for even if another thread changes it meanwhile.
 	 */
 	if (decided_from_arg(request)) {
-		sent_len = read_as(rq.pid, copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
+		sent_len = read_own(copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
 		sent = copy;
 		if (sent_len >= 8)
 			word1 = (int64_t)copy[1];
@@ -174,7 +166,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		rs.ret = -1;
 		rs.err = EIO;
 		rs.newfd = -1;
-	} else if (write_back(rq.pid, &wb, rs.len)) {
+	} else if (write_back(&wb, rs.len)) {
 		/* the engine's writes were refused where its view of our maps was stale */
 		rs.ret = -1;
 		rs.err = EFAULT;
@@ -198,6 +190,7 @@ static ssize_t engine_rw(uint32_t op, int fd, uintptr_t buf, size_t count, off_t
 	struct uiommu_resp rs;
 	struct guard g;
 
+	rq.pid = self_pid();
 	rq.a[0] = fd;
 	rq.a[1] = buf;
 	rq.a[2] = count;

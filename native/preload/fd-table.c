@@ -38,11 +38,30 @@ static void move_sock(void)
 	}
 }
 
+/* The real close_range over [first, last] but for the library's fds (caller holds the lock). */
+static int close_around(unsigned int first, unsigned int last, int flags)
+{
+	int a = g_sock, b = g_stage, keep[2] = { a < b ? a : b, a < b ? b : a }, i, r;
+
+	for (i = 0; i < 2; i++) {
+		unsigned int k = (unsigned int)keep[i];
+
+		if (keep[i] < 0 || k < first || k > last)
+			continue;
+		if (k > first && (r = real.close_range(first, k - 1, flags)))
+			return r;
+		if (k == last)
+			return 0;
+		first = k + 1;
+	}
+	return real.close_range(first, last, flags);
+}
+
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	struct guard g;
 	unsigned int fd, end;
-	int r = 0, e;
+	int r, e;
 
 	ensure_init();
 	if (!g_active || first > last || (flags & CLOSE_RANGE_CLOEXEC))
@@ -57,16 +76,7 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 		if (bit_test(fd))
 			engine_forget(fd);
 	}
-	if (g_sock >= 0 && (unsigned int)g_sock >= first && (unsigned int)g_sock <= last) {
-		unsigned int s = g_sock;
-
-		if (s > first)
-			r = real.close_range(first, s - 1, flags);
-		if (!r && s < last)
-			r = real.close_range(s + 1, last, flags);
-	} else {
-		r = real.close_range(first, last, flags);
-	}
+	r = close_around(first, last, flags);
 	e = errno;
 	leave(&g);
 	errno = e;
@@ -112,10 +122,12 @@ static int do_dup3(int oldfd, int newfd, int flags)
 		return ebadf();
 	if (oldfd == newfd || (flags > 0 && (flags & ~O_CLOEXEC)))
 		return REAL_DUP();
-	if (g_sock >= 0 && newfd == g_sock) {
+	if (lib_fd(newfd)) {
 		enter(&g);
 		if (newfd == g_sock)
 			move_sock();
+		else if (newfd == g_stage)
+			stage_move();
 		leave(&g);
 	}
 	if (!bit_test(oldfd) && !bit_test(newfd))

@@ -108,6 +108,8 @@ enum route classify(const char *path, char *norm, char *fake)
 	}
 	if (!starts(norm, "/sys/") && !starts(norm, "/dev/"))
 		return ROUTE_REAL;
+	if (engine_serves(norm))
+		engine_need();
 	if (g_rootlen && g_rootlen + strlen(path) < PATH_MAX) {
 		memcpy(fake, g_root, g_rootlen);
 		strcpy(fake + g_rootlen, path);

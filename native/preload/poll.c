@@ -1,8 +1,8 @@
 /*
- * poll, ppoll, select and pselect with the library's socket among their
- * fds answer as Linux does for an fd that is not open: poll reports
- * POLLNVAL in that entry's revents and counts it (so it does not wait);
- * select fails with EBADF before waiting.
+ * poll, ppoll, select and pselect with one of the library's fds (its socket,
+ * its staging memfd) among theirs answer as Linux does for an fd that is not
+ * open: poll reports POLLNVAL in that entry's revents and counts it (so it
+ * does not wait); select fails with EBADF before waiting.
  */
 #include "preload.h"
 
@@ -10,8 +10,8 @@
 #define POLL_MAX_ENTRIES (1u << 20)
 
 /*
- * How many entries of `fds` name the socket; 0 when the array is not all
- * readable (or longer than any fd table), which poll itself then refuses
+ * How many entries of `fds` name the library's fds; 0 when the array is not
+ * all readable (or longer than any fd table), which poll itself then refuses
  * (EFAULT, EINVAL) without the library touching it.
  */
 static nfds_t hidden_entries(const struct pollfd *fds, nfds_t n)
@@ -19,7 +19,7 @@ static nfds_t hidden_entries(const struct pollfd *fds, nfds_t n)
 	struct pollfd chunk[64];
 	nfds_t i, k, m, hidden = 0;
 
-	if (g_sock < 0 || n > POLL_MAX_ENTRIES)
+	if ((g_sock < 0 && g_stage < 0) || n > POLL_MAX_ENTRIES)
 		return 0;
 	for (i = 0; i < n; i += m) {
 		m = n - i < 64 ? n - i : 64;
@@ -32,9 +32,9 @@ static nfds_t hidden_entries(const struct pollfd *fds, nfds_t n)
 }
 
 /*
- * The socket's entries answer POLLNVAL: the others are polled without
+ * The library's fds' entries answer POLLNVAL: the others are polled without
  * waiting (by ppoll with `mask` when `with_mask`), on a copy where the
- * socket's fd is -1, an entry poll skips.
+ * library's fds are -1, an entry poll skips.
  */
 static int poll_around(struct pollfd *fds, nfds_t n, nfds_t hidden, int with_mask,
 		       const sigset_t *mask)
@@ -94,25 +94,28 @@ EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *time
 }
 
 /*
- * The socket is marked in one of select's sets (of `nfds` bits). A set
- * whose word for it is unreadable counts as unmarked: select itself then
- * answers EFAULT.
+ * One of the library's fds is marked in one of select's sets (of `nfds`
+ * bits). A set whose word for it is unreadable counts as unmarked: select
+ * itself then answers EBADF or EFAULT.
  */
-static int selects_sock(int nfds, fd_set *r, fd_set *w, fd_set *e)
+static int selects_lib(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
-	int s = g_sock;
-	unsigned long bit, word;
+	int lib[2] = { g_sock, g_stage }, i, j;
 	fd_set *sets[3] = { r, w, e };
-	int i;
+	unsigned long word;
 
-	if (s < 0 || s >= nfds)
-		return 0;
-	bit = 1UL << (s % LONG_BITS);
-	for (i = 0; i < 3; i++) {
-		uintptr_t at = (uintptr_t)((unsigned long *)sets[i] + s / LONG_BITS);
+	for (j = 0; j < 2; j++) {
+		int s = lib[j];
 
-		if (sets[i] && read_own(&word, at, sizeof(word)) == sizeof(word) && (word & bit))
-			return 1;
+		if (s < 0 || s >= nfds)
+			continue;
+		for (i = 0; i < 3; i++) {
+			uintptr_t at = (uintptr_t)((unsigned long *)sets[i] + s / LONG_BITS);
+
+			if (sets[i] && read_own(&word, at, sizeof(word)) == sizeof(word) &&
+			    (word >> (s % LONG_BITS) & 1))
+				return 1;
+		}
 	}
 	return 0;
 }
@@ -120,7 +123,7 @@ static int selects_sock(int nfds, fd_set *r, fd_set *w, fd_set *e)
 EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout)
 {
 	ensure_init();
-	if (selects_sock(nfds, r, w, e))
+	if (selects_lib(nfds, r, w, e))
 		return ebadf();
 	return real.select(nfds, r, w, e, timeout);
 }
@@ -129,7 +132,7 @@ EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct times
 		   const sigset_t *mask)
 {
 	ensure_init();
-	if (selects_sock(nfds, r, w, e))
+	if (selects_lib(nfds, r, w, e))
 		return ebadf();
 	return real.pselect(nfds, r, w, e, timeout, mask);
 }

@@ -164,7 +164,7 @@ extern char g_root[PATH_MAX]; /* UIOMMU_ROOT without trailing '/', or "" */
 extern size_t g_rootlen;
 extern char g_rootreal[PATH_MAX]; /* realpath(UIOMMU_ROOT) */
 extern size_t g_rootreallen;
-extern char *g_keep_env[3]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD */
+extern char *g_keep_env[4]; /* "NAME=value" of SOCK, ROOT, LD_PRELOAD, READY */
 /* The program's address space changed (a successful mmap, munmap, mremap, mprotect ...). */
 void mm_changed(void);
 /* UIOMMU_REQ_MM_CHANGED when it changed since the last request that asked (caller holds the lock), else 0. */
@@ -189,13 +189,16 @@ static inline void bit_clear(int fd)
 				   __ATOMIC_RELEASE);
 }
 
+extern int g_stage; /* the staging memfd (stage.c), -1 when none */
+
 /*
- * The library's own socket is no fd of the program's: every call the
- * program makes on its number answers as for an fd that is not open.
+ * The library's own socket and staging memfd are no fds of the program's:
+ * every call the program makes on their numbers answers as for an fd that
+ * is not open.
  */
 static inline int lib_fd(int fd)
 {
-	return fd >= 0 && fd == g_sock;
+	return fd >= 0 && (fd == g_sock || fd == g_stage);
 }
 
 /* -1 with errno EBADF. */
@@ -228,6 +231,25 @@ int lock_depth(void);
 void lock_reinit(void);
 /* Reads the environment and connects, once per process; every entry point calls it first. */
 void ensure_init(void);
+
+/* ---- this process's pid (self-pid.c) ------------------------------------ */
+
+/* getpid() without a system call after the first; a child made by fork or clone asks again. */
+pid_t self_pid(void);
+
+/* ---- the lazy engine (engine-wait.c) ------------------------------------ */
+
+/*
+ * At start-up (init): reads UIOMMU_READY; 1 when this process, of HELLO
+ * `kind`, connects only at its first need of the engine.
+ */
+int engine_defer(int kind);
+/* Before the first thing that needs the engine: waits until it serves, and connects if deferred. */
+void engine_need(void);
+/* 1 while this process has not connected and would connect at its first need. */
+int engine_deferred(void);
+/* 1 when normalised path `norm` lies in a top folder of the fake tree (the engine may serve it). */
+int engine_serves(const char *norm);
 
 /* ---- frames and the connection (conn.c) -------------------------------- */
 
@@ -279,6 +301,8 @@ int connect_engine(int kind, uint64_t token);
  * UIOMMU_SOCK_FD_MIN or above. Returns where it is now; errno is preserved.
  */
 int sock_park(int s);
+/* sock_park() for the library's k-th fd (the socket 0, the stage 1): a place of its own. */
+int lib_park(int s, int k);
 /*
  * Copies [src, src+len) of our own memory without faulting, as
  * copy_from_user sees it (unreadable pages refuse): bytes copied, 0 on a fault.
@@ -347,6 +371,20 @@ int lease_unmap(int fd, void *arg, int *ret);
 void lease_ask(struct uiommu_req *rq);
 /* After any IOCTL request: closes the ring memfd it offered, if any. */
 void lease_asked(void);
+
+/* ---- writes into the program's memory (stage.c) ------------------------ */
+
+/*
+ * Writes the `len` bytes at `bytes` over the pieces `to[0..n)` of the
+ * program's memory, in order, as copy_to_user does (caller holds the lock):
+ * the bytes written (short at a page that cannot be written), or -1 with
+ * errno (EFAULT when none could be).
+ */
+ssize_t write_own(const struct iovec *to, int n, const void *bytes, size_t len);
+/* A dup2 onto the staging memfd's number: it moves away (caller holds the lock). */
+void stage_move(void);
+/* After an RLIMIT_NOFILE change: the staging memfd is parked anew (caller holds the lock). */
+void stage_repark(void);
 
 /* ---- /proc/<pid>/status (proc-status.c) -------------------------------- */
 

@@ -1,8 +1,8 @@
 /*
- * The library's socket hidden from the program's /proc: its entry in
- * /proc/<self>/fd and fdinfo (also through self, thread-self, task/<tid>
- * and /dev/fd) does not exist for path calls (classify() routes it to a
- * missing file: ENOENT), and listings of those folders leave it out, as
+ * The library's fds (its socket, its staging memfd) hidden from the
+ * program's /proc: their entries in /proc/<self>/fd and fdinfo (also through
+ * self, thread-self, task/<tid> and /dev/fd) do not exist for path calls (classify() routes it to a
+ * missing file: ENOENT), and listings of those folders leave them out, as
  * for an fd that is not open.
  */
 #include "preload.h"
@@ -51,21 +51,22 @@ static size_t own_fd_dir(const char *norm)
 	return 0;
 }
 
-/* `name` is the socket's number, in decimal. */
-static int sock_name(const char *name)
+/* `name` is the number of one of the library's fds, in decimal. */
+static int lib_name(const char *name)
 {
-	int s = g_sock;
+	long n = proc_number(&name);
 
-	return s >= 0 && proc_number(&name) == s && !*name;
+	return n && !*name && lib_fd((int)n);
 }
 
 int hidden_proc_path(const char *norm, char *fake)
 {
 	size_t n = own_fd_dir(norm);
 	const char *p = norm + n + 1;
-	int s = g_sock;
+	long fd;
 
-	if (!n || norm[n] != '/' || s < 0 || proc_number(&p) != s || (*p && *p != '/'))
+	if (!n || norm[n] != '/' || !(fd = proc_number(&p)) || !lib_fd((int)fd) ||
+	    (*p && *p != '/'))
 		return 0;
 	strcpy(fake, MISSING_ENTRY);
 	return 1;
@@ -86,10 +87,10 @@ static int own_fd_dir_at(int fd, const char *path)
 	return r;
 }
 
-/* The entry `name` read from folder fd `fd` is the socket's. */
+/* The entry `name` read from folder fd `fd` is one of the library's fds. */
 static int hidden_entry(int fd, const char *name)
 {
-	return sock_name(name) && own_fd_dir_at(fd, NULL);
+	return lib_name(name) && own_fd_dir_at(fd, NULL);
 }
 
 EXPORT struct dirent *readdir(DIR *d)
@@ -129,19 +130,21 @@ EXPORT int readdir64_r(DIR *d, struct dirent64 *entry, struct dirent64 **result)
 	return do_readdir_r(d, (struct dirent *)entry, (struct dirent **)result);
 }
 
-/* Drops the socket's record from a getdents64 answer of `len` bytes; the new length. */
+/* Drops the library's fds' records from a getdents64 answer of `len` bytes; the new length. */
 static ssize_t drop_hidden(int fd, char *buf, ssize_t len)
 {
 	ssize_t off = 0;
 
 	while (off < len) {
 		struct dirent64 *e = (struct dirent64 *)(buf + off);
+		unsigned short n = e->d_reclen;
 
 		if (hidden_entry(fd, e->d_name)) {
-			memmove(buf + off, buf + off + e->d_reclen, len - off - e->d_reclen);
-			return len - e->d_reclen;
+			memmove(buf + off, buf + off + n, len - off - n);
+			len -= n;
+		} else {
+			off += n;
 		}
-		off += e->d_reclen;
 	}
 	return len;
 }
@@ -158,16 +161,18 @@ EXPORT ssize_t getdents64(int fd, void *buf, size_t len)
 	return kept;
 }
 
-/* Takes the socket's entry out of a scandir list of folder `path`; the new count. */
+/* Takes the library's fds' entries out of a scandir list of folder `path`; the new count. */
 static int scandir_drop(const char *path, struct dirent **list, int n)
 {
-	int i;
+	int i = 0;
 
-	for (i = 0; i < n; i++) {
-		if (sock_name(list[i]->d_name) && own_fd_dir_at(-1, path)) {
+	while (i < n) {
+		if (lib_name(list[i]->d_name) && own_fd_dir_at(-1, path)) {
 			free(list[i]);
 			memmove(list + i, list + i + 1, (n - i - 1) * sizeof(*list));
-			return n - 1;
+			n--;
+		} else {
+			i++;
 		}
 	}
 	return n;

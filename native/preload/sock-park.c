@@ -1,13 +1,14 @@
 /*
- * Where the library's socket lives: out of the program's range of fd numbers.
- * The program gets fds below its RLIMIT_NOFILE soft limit, so the socket is
- * parked at the soft limit itself when the hard limit leaves room (the soft
- * limit is raised by one for the F_DUPFD and put back: an fd above the limit
- * stays open), else at the top of the range, soft limit - 1. Parking is capped
- * at SOCK_PARK_CEIL: the kernel sizes a process's fd table to its highest fd,
- * and a program that raises its limit to the hard one (QEMU does) should not
- * pay megabytes for it. When the program changes its RLIMIT_NOFILE the socket
- * follows, so it stays out of the new range.
+ * Where the library's fds (its socket, its staging memfd) live: out of the
+ * program's range of fd numbers. The program gets fds below its
+ * RLIMIT_NOFILE soft limit, so the library's k-th fd (the socket 0, the stage
+ * 1) is parked at the soft limit + k when the hard limit leaves room (the
+ * soft limit is raised for the F_DUPFD and put back: an fd above the limit
+ * stays open), else at the top of the range, soft limit - 1 - k. Parking is
+ * capped at SOCK_PARK_CEIL: the kernel sizes a process's fd table to its
+ * highest fd, and a program that raises its limit to the hard one (QEMU
+ * does) should not pay megabytes for it. When the program changes its
+ * RLIMIT_NOFILE the fds follow, so they stay out of the new range.
  */
 #include "preload.h"
 
@@ -21,31 +22,31 @@ static int nofile(pid_t pid, const struct rlimit *set, struct rlimit *old)
 	return syscall(SYS_prlimit64, pid, RLIMIT_NOFILE, set, old);
 }
 
-/* fd `s` duplicated at its parking place (close-on-exec), or -1. */
-static int park_at_limit(int s)
+/* fd `s` duplicated at parking place `k` (close-on-exec), or -1. */
+static int park_at_limit(int s, int k)
 {
 	struct rlimit rl, up;
 	int n;
 
 	if (nofile(0, NULL, &rl))
 		return -1;
-	if (rl.rlim_cur < rl.rlim_max && rl.rlim_cur < SOCK_PARK_CEIL) {
-		if ((rlim_t)s == rl.rlim_cur)
+	if (rl.rlim_cur < (rlim_t)(SOCK_PARK_CEIL - k) && rl.rlim_cur + k < rl.rlim_max) {
+		if ((rlim_t)s == rl.rlim_cur + k)
 			return s;
-		up = (struct rlimit){ rl.rlim_cur + 1, rl.rlim_max };
+		up = (struct rlimit){ rl.rlim_cur + k + 1, rl.rlim_max };
 		if (nofile(0, &up, NULL))
 			return -1;
-		n = real.fcntl(s, F_DUPFD_CLOEXEC, (int)rl.rlim_cur);
+		n = real.fcntl(s, F_DUPFD_CLOEXEC, (int)(rl.rlim_cur + k));
 		nofile(0, &rl, NULL);
 		return n;
 	}
-	n = (rl.rlim_cur < SOCK_PARK_CEIL ? (int)rl.rlim_cur : SOCK_PARK_CEIL) - 1;
+	n = (rl.rlim_cur < SOCK_PARK_CEIL ? (int)rl.rlim_cur : SOCK_PARK_CEIL) - 1 - k;
 	return s == n ? s : real.fcntl(s, F_DUPFD_CLOEXEC, n);
 }
 
-int sock_park(int s)
+int lib_park(int s, int k)
 {
-	int saved = errno, n = park_at_limit(s);
+	int saved = errno, n = park_at_limit(s, k);
 
 	if (n < 0 && s < UIOMMU_SOCK_FD_MIN)
 		n = real.fcntl(s, F_DUPFD_CLOEXEC, UIOMMU_SOCK_FD_MIN);
@@ -57,7 +58,12 @@ int sock_park(int s)
 	return s;
 }
 
-/* After the program changed its RLIMIT_NOFILE: the socket follows. */
+int sock_park(int s)
+{
+	return lib_park(s, 0);
+}
+
+/* After the program changed its RLIMIT_NOFILE: the library's fds follow. */
 static void limit_changed(void)
 {
 	struct guard g;
@@ -65,6 +71,7 @@ static void limit_changed(void)
 	enter(&g);
 	if (g_sock >= 0 && g_conn_pid == getpid())
 		g_sock = sock_park(g_sock);
+	stage_repark();
 	leave(&g);
 }
 

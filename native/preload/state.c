@@ -14,7 +14,7 @@ char g_root[PATH_MAX];
 size_t g_rootlen;
 char g_rootreal[PATH_MAX];
 size_t g_rootreallen;
-char *g_keep_env[3];
+char *g_keep_env[4];
 
 /*
  * The lock is one word, so that taking it, nesting in it and leaving it are
@@ -155,6 +155,7 @@ static void init(void)
 	g_keep_env[0] = dup_env(UIOMMU_ENV_SOCK);
 	g_keep_env[1] = dup_env(UIOMMU_ENV_ROOT);
 	g_keep_env[2] = dup_env("LD_PRELOAD");
+	g_keep_env[3] = dup_env(UIOMMU_ENV_READY);
 	exec = getenv(UIOMMU_ENV_EXEC);
 	if (exec) {
 		if (atoi(exec) == getpid())
@@ -166,6 +167,8 @@ static void init(void)
 	g_addr.sun_family = AF_UNIX;
 	strcpy(g_addr.sun_path, sock);
 	pthread_atfork(NULL, NULL, atfork_child);
+	if (engine_defer(kind))
+		return; /* connects at its first need of the engine (engine-wait.c) */
 	enter(&g);
 	connect_engine(kind, 0);
 	leave(&g);

@@ -56,7 +56,7 @@ int lease_is_unmap(unsigned long request)
 /* The ring of this process, or NULL; a ring inherited over fork is dropped. */
 static struct uiommu_lease_head *ring(void)
 {
-	if (g_ring && g_ring_pid != getpid()) {
+	if (g_ring && g_ring_pid != self_pid()) {
 		syscall(SYS_munmap, g_ring, UIOMMU_LEASE_BYTES);
 		g_ring = NULL;
 		g_ring_off = 0;
@@ -107,16 +107,13 @@ int lease_unmap(int fd, void *arg, int *ret)
 	struct uiommu_unmap_rec *rec;
 	struct uiommu_resp rs;
 	struct dma_unmap u;
-	/* read_own() without a second getpid(): ring() found g_ring_pid is ours */
-	struct iovec local = { .iov_base = &u, .iov_len = sizeof(u) };
-	struct iovec remote = { .iov_base = arg, .iov_len = sizeof(u) };
 	uint32_t gen = 0;
 	uint64_t tail;
 
 	if (!h || !(e = lease_of(h, fd, &gen)))
 		return 0;
-	if (process_vm_readv(g_ring_pid, &local, 1, &remote, 1, 0) != sizeof(u) ||
-	    u.argsz != sizeof(u) || u.flags || !u.size || !in_window(e, u.iova, u.size))
+	if (read_own(&u, (uintptr_t)arg, sizeof(u)) != sizeof(u) || u.argsz != sizeof(u) ||
+	    u.flags || !u.size || !in_window(e, u.iova, u.size))
 		return 0;
 	tail = h->tail;
 	if (tail - __atomic_load_n(&h->head, __ATOMIC_ACQUIRE) >= UIOMMU_LEASE_RECS)
@@ -186,7 +183,7 @@ void lease_ask(struct uiommu_req *rq)
 	if (base == MAP_FAILED)
 		goto close;
 	g_ring = base;
-	g_ring_pid = getpid();
+	g_ring_pid = self_pid();
 	g_ring->magic = UIOMMU_LEASE_MAGIC;
 	g_ring_fd = fd;
 	rq->a[4] = (uint64_t)fd;

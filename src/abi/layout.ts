@@ -80,48 +80,83 @@ function putU32(b: Uint8Array, o: number, x: number): void {
   b[o + 3] = x >>> 24;
 }
 
-function readField(b: Uint8Array, f: Field): number | bigint {
-  const o = f.offset;
-  switch (f.type) {
-    case 'u8':
-      return b[o]!;
-    case 'u16':
-      return b[o]! | (b[o + 1]! << 8);
-    case 'u32':
-      return u32At(b, o);
-    case 's32':
-      return u32At(b, o) | 0;
-    case 'u64': {
-      const lo = u32At(b, o);
-      const hi = u32At(b, o + 4);
-      return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
-    }
-  }
+function u64At(b: Uint8Array, o: number): bigint {
+  const lo = u32At(b, o);
+  const hi = u32At(b, o + 4);
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
-function writeField(b: Uint8Array, f: Field, v: number | bigint): void {
-  const o = f.offset;
-  switch (f.type) {
-    case 'u8':
-      b[o] = Number(v);
-      return;
-    case 'u16': {
-      const x = Number(v);
-      b[o] = x;
-      b[o + 1] = x >>> 8;
-      return;
-    }
-    case 'u32':
-    case 's32':
-      putU32(b, o, Number(v));
-      return;
-    case 'u64': {
-      const x = BigInt.asUintN(64, BigInt(v));
-      putU32(b, o, Number(x & 0xffff_ffffn));
-      putU32(b, o + 4, Number(x >> 32n));
-      return;
-    }
+/** The largest u64 that is exact as a Number (2^53 - 1). */
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const TWO_32 = 2 ** 32;
+
+/** Store `v` (a bigint or an integer Number) modulo 2^64. */
+function putU64(b: Uint8Array, o: number, v: number | bigint): void {
+  const x = BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(v));
+  if (x <= SAFE) {
+    // one conversion instead of two bigint operations (each allocates)
+    const n = Number(x);
+    putU32(b, o, n >>> 0);
+    putU32(b, o + 4, Math.floor(n / TWO_32));
+    return;
   }
+  putU32(b, o, Number(x & 0xffff_ffffn));
+  putU32(b, o + 4, Number(x >> 32n));
+}
+
+/** The readers and writers the generated codecs call, by field type. */
+const CODEC = {
+  get_u8: (b: Uint8Array, o: number) => b[o]!,
+  get_u16: (b: Uint8Array, o: number) => b[o]! | (b[o + 1]! << 8),
+  get_u32: u32At,
+  get_s32: (b: Uint8Array, o: number) => u32At(b, o) | 0,
+  get_u64: u64At,
+  put_u8: (b: Uint8Array, o: number, v: number | bigint) => {
+    b[o] = Number(v);
+  },
+  put_u16: (b: Uint8Array, o: number, v: number | bigint) => {
+    const x = Number(v);
+    b[o] = x;
+    b[o + 1] = x >>> 8;
+  },
+  put_u32: (b: Uint8Array, o: number, v: number | bigint) => putU32(b, o, Number(v)),
+  put_s32: (b: Uint8Array, o: number, v: number | bigint) => putU32(b, o, Number(v)),
+  put_u64: putU64,
+};
+
+/**
+ * The decoder and encoder of one layout, generated as straight-line code:
+ * the decoded object is one literal (a single shape per layout) and every
+ * field is a constant-offset access, where a loop over `fields` would make
+ * each property store a megamorphic keyed store shared by all layouts.
+ * Field names and offsets are this module's own data, checked by `struct`.
+ */
+function compileCodec(
+  size: number,
+  fields: readonly Field[],
+): {
+  decode: (bytes: Uint8Array) => Record<string, number | bigint>;
+  encode: (value: Record<string, number | bigint | undefined>) => Uint8Array;
+} {
+  const key = (f: Field) => JSON.stringify(f.name);
+  const reads = fields.map((f) => `${key(f)}: c.get_${f.type}(b, ${f.offset})`).join(',\n');
+  const writes = fields
+    .map((f) => `x = v[${key(f)}];\nif (x !== undefined) c.put_${f.type}(b, ${f.offset}, x);`)
+    .join('\n');
+  const source = `
+    function decode(bytes) {
+      let b = bytes;
+      if (b.length < ${size}) { b = new Uint8Array(${size}); b.set(bytes); }
+      return {${reads}};
+    }
+    function encode(v) {
+      const b = new Uint8Array(${size});
+      let x;
+      ${writes}
+      return b;
+    }
+    return { decode, encode };`;
+  return new Function('c', source)(CODEC);
 }
 
 /** Define a struct layout. Fields must lie inside `size` and must not overlap. */
@@ -142,30 +177,14 @@ export function struct<const Fs extends readonly Field[]>(
     }
   }
   const byName = new Map(fields.map((f) => [f.name, f]));
+  const codec = compileCodec(size, fields);
   type V = Decoded<Fs>;
   return {
     name,
     size,
     fields,
-    decode(bytes: Uint8Array): V {
-      let src = bytes;
-      if (src.length < size) {
-        src = new Uint8Array(size);
-        src.set(bytes);
-      }
-      const out: Record<string, number | bigint> = {};
-      for (const f of fields) out[f.name] = readField(src, f);
-      return out as V;
-    },
-    encode(value: Partial<V>): Uint8Array {
-      const buf = new Uint8Array(size);
-      const rec = value as Record<string, number | bigint | undefined>;
-      for (const f of fields) {
-        const v = rec[f.name];
-        if (v !== undefined) writeField(buf, f, v);
-      }
-      return buf;
-    },
+    decode: codec.decode as (bytes: Uint8Array) => V,
+    encode: codec.encode as (value: Partial<V>) => Uint8Array,
     endOf(fieldName: string): number {
       const f = byName.get(fieldName);
       if (!f) throw new Error(`${name} has no field ${fieldName}`);

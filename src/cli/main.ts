@@ -14,6 +14,7 @@ import { GRANTABLE_CAPS, type GrantableCap } from '../server/creds.ts';
 import { runDemo } from './demo.ts';
 import { runPowerDemo } from './demo-power.ts';
 import { runExamplesDemo } from './demo-run.ts';
+import { launchedBy } from './launched.ts';
 import { parsePersonalitySetting } from './personality-option.ts';
 import { type BackendFactory, runProgram } from './run.ts';
 
@@ -121,7 +122,12 @@ program
         capAdd: GrantableCap[];
       },
     ) => {
-      process.exitCode = await runProgram([prog, ...args], opts, backends);
+      const launched = launchedBy(process.env);
+      process.exitCode = await runProgram(
+        [prog, ...args],
+        launched ? { ...opts, launched } : opts,
+        backends,
+      );
     },
   );
 

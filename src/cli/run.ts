@@ -7,6 +7,8 @@
  * LD_PRELOAD=<package>/native/build/libuiommu-preload.so, UIOMMU_SOCK and
  * UIOMMU_ROOT (docs/engine-protocol.md). The exit status is PROGRAM's
  * (128+n when killed by signal n); the directory is removed afterwards.
+ * Under the native launcher (`launched`) PROGRAM runs already: the engine
+ * serves in the launcher's directory and learns PROGRAM's status from it.
  *
  * How the engine reaches real processes (their memory, their eventfds) is
  * given by a `BackendFactory`: see `RunBackends`.
@@ -45,6 +47,7 @@ import type { LiveView } from '../server/live-view.ts';
 import { writeOwned } from '../server/owned.ts';
 import { serveEngine } from '../server/server.ts';
 import { removeTree, rewriteFakeTree, writeFakeTree } from '../server/sysfs.ts';
+import { announceReady, type Launched, programStatus } from './launched.ts';
 
 /** The package's root directory (this file is src/cli/run.ts). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -98,6 +101,8 @@ export interface RunOptions {
   dumpState?: string;
   /** Receives the live view's URL instead of stderr (tests). */
   onLiveView?: (url: string) => void;
+  /** Serve beside the native launcher, which runs PROGRAM (src/cli/launched.ts). */
+  launched?: Launched;
 }
 
 /**
@@ -172,7 +177,7 @@ export async function runProgram(
     process.stderr.write(`uiommu run: ${(e as Error).message}\n`);
     return 1;
   }
-  const dir = mkdtempSync(join(runtimeParent(), 'uiommu-'));
+  const dir = opts.launched?.dir ?? mkdtempSync(join(runtimeParent(), 'uiommu-'));
   const observed = opts.ui || opts.dumpState !== undefined;
   const calls: string[] = [];
   const warnings: Warning[] = [];
@@ -266,6 +271,17 @@ export async function runProgram(
     }
     try {
       const pageSize = kernel.host.spec.pageSize;
+      if (opts.launched) {
+        // the launcher runs the default host only, whose programs see the machine's page size
+        if (pageSize !== undefined) {
+          process.stderr.write(
+            `uiommu run: the launcher cannot run host ${kernel.host.spec.name}\n`,
+          );
+          return 1;
+        }
+        announceReady(dir);
+        return await programStatus(opts.launched.statusFd);
+      }
       const env = {
         ...process.env,
         LD_PRELOAD: process.env.LD_PRELOAD ? `${preload} ${process.env.LD_PRELOAD}` : preload,

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Errno, fail } from '../abi/errno.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
-import { closeFd, fstatFd, fstatfsFd, HUGETLBFS_MAGIC } from './native.ts';
+import { closeFd, fileSize, fstatFd, fstatfsFd, HUGETLBFS_MAGIC } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 
 /** Spans take physical address space in chunks of 1 TiB, allocated when first touched. */
@@ -121,8 +121,9 @@ export class ForeignFile extends ForeignSpan {
   /** Live MAP_FILE references (FileRefs whose pages source is still reachable). */
   fileRefs = 0;
   private readonly views = new SortedRanges<View>();
-  /** st_size as read in call `call` (see `size`). */
-  private sizeSeen: { call: number; size: bigint } | undefined;
+  /** st_size as read in call `sizeCall` (see `size`); sizeCall 0: not read in a call. */
+  private sizeSeen = 0n;
+  private sizeCall = 0;
 
   constructor(
     ram: PhysRam,
@@ -150,11 +151,10 @@ export class ForeignFile extends ForeignSpan {
    */
   size(): bigint | undefined {
     if (this.fd === undefined) return undefined;
-    const seen = this.sizeSeen;
-    if (currentCall !== 0 && seen?.call === currentCall) return seen.size;
-    // node's fstat: the addon's full FileStat (BigInt fields) costs about twice as much
-    const size = BigInt(fs.fstatSync(this.fd).size);
-    this.sizeSeen = { call: currentCall, size };
+    if (currentCall !== 0 && this.sizeCall === currentCall) return this.sizeSeen;
+    const size = fileSize(this.fd);
+    this.sizeSeen = size;
+    this.sizeCall = currentCall;
     return size;
   }
 
@@ -209,8 +209,14 @@ export class ForeignFile extends ForeignSpan {
   }
 
   protected readAt(offset: bigint, length: number): Uint8Array {
-    const out = new Uint8Array(length);
     const fd = this.fd;
+    if (fd !== undefined && length <= SMALL_IO) {
+      // bytes past end-of-file read as zeros
+      smallIo.fill(0, 0, length);
+      fileIo(() => fs.readSync(fd, smallIo, 0, length, offset));
+      return smallIo.slice(0, length);
+    }
+    const out = new Uint8Array(length);
     if (fd === undefined) {
       this.viaViews(offset, length, (space, va, pos, n) => out.set(space.read(va, n), pos));
     } else fileIo(() => fs.readSync(fd, out, 0, length, offset));
@@ -228,7 +234,13 @@ export class ForeignFile extends ForeignSpan {
     // bytes past end-of-file (the tail of the last page) are dropped: writing them would grow the file
     const room = this.size()! - offset;
     const n = room <= 0n ? 0 : room < BigInt(data.length) ? Number(room) : data.length;
-    if (n > 0) fileIo(() => fs.writeSync(fd, data, 0, n, Number(offset)));
+    if (n <= 0) return;
+    let from = data;
+    if (n <= SMALL_IO) {
+      smallIo.set(data.subarray(0, n));
+      from = smallIo;
+    }
+    fileIo(() => fs.writeSync(fd, from, 0, n, Number(offset)));
   }
 
   /** Reach `[offset, offset+length)` piecewise through the recorded mappings; EFAULT for a gap. */
@@ -421,6 +433,14 @@ export function foreignMemory(ram: PhysRam): ForeignMemory {
   }
   return m;
 }
+
+/**
+ * File reads and writes of up to V8's on-heap limit go through this
+ * off-heap buffer: a system call given an on-heap array first moves it off
+ * the heap (a malloc'd backing store per copy).
+ */
+const SMALL_IO = 64;
+const smallIo = new Uint8Array(new ArrayBuffer(SMALL_IO));
 
 /** Run a read or write on a file fd; any failure is a fault of the physical access. */
 function fileIo(fn: () => number): void {

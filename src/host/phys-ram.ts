@@ -10,7 +10,10 @@ const U64_END = 1n << 64n;
  * within one allocation; addresses are physical.
  */
 export interface ForeignBacking {
-  /** The current bytes of `[phys, phys+length)`; EFAULT when they cannot be reached. */
+  /**
+   * The current bytes of `[phys, phys+length)`, in an array the caller
+   * keeps (a shorter one reads as zeros after it); EFAULT when they cannot be reached.
+   */
   read(phys: bigint, length: number): Uint8Array;
   /** Store `data` at `phys`; EFAULT when it cannot be reached (a prefix may have been stored). */
   write(phys: bigint, data: Uint8Array): void;
@@ -142,6 +145,14 @@ export class PhysRam implements PhysMemory {
    * byte is not allocated, or its foreign backing cannot reach it.
    */
   read(phys: bigint, length: number): Uint8Array {
+    const whole = this.foreignHolding(phys, length);
+    if (whole) {
+      const bytes = whole.read(phys, length);
+      if (bytes.length === length) return bytes;
+      const out = new Uint8Array(length);
+      out.set(bytes);
+      return out;
+    }
     this.checkBacked(phys, BigInt(length));
     const out = new Uint8Array(length);
     if (this.hasForeign && length > 0) {
@@ -174,6 +185,11 @@ export class PhysRam implements PhysMemory {
    * after the pieces before it were written.
    */
   write(phys: bigint, data: Uint8Array): void {
+    const whole = this.foreignHolding(phys, data.length);
+    if (whole) {
+      whole.write(phys, data);
+      return;
+    }
     this.checkBacked(phys, BigInt(data.length));
     if (this.hasForeign && data.length > 0) {
       this.eachPiece(phys, data.length, (a, at, pos, n) => {
@@ -252,6 +268,17 @@ export class PhysRam implements PhysMemory {
   /** Pages whose contents are materialised. */
   get storedPages(): number {
     return this.pages.size;
+  }
+
+  /**
+   * The backing of the one foreign allocation holding all of `[phys,
+   * phys+length)` (length > 0), if one does: read and write go straight to
+   * it (the common case, one lookup instead of a cover check and a split).
+   */
+  private foreignHolding(phys: bigint, length: number): ForeignBacking | undefined {
+    if (!this.hasForeign || length <= 0) return undefined;
+    const a = this.allocs.find(phys);
+    return a?.backing && phys + BigInt(length) - 1n <= a.last ? a.backing : undefined;
   }
 
   private checkBacked(phys: bigint, length: bigint): void {

@@ -105,7 +105,8 @@ export function parseMaps(text: string, va: bigint, last: bigint): MapsEntry[] {
  * space — once it is gone every access is EFAULT, never another process's
  * memory under a reused pid. VMAs come from the maps file at each resolve;
  * bytes are copied through the mem file after checking the VMAs' access
- * (PROCMAP_QUERY; the mem file itself would write read-only pages).
+ * (PROCMAP_QUERY, or for a read the kept maps; the mem file itself would
+ * write read-only pages and read PROT_NONE ones).
  *
  * Physical addresses are synthetic but give page identity: pages of a
  * shared mapping (memfd, shmem, MAP_SHARED|MAP_ANONYMOUS, hugetlbfs, any
@@ -149,6 +150,8 @@ export class RemoteMm implements Mm, AddressSpace {
   private changed = true;
   /** A writable VMA of the kept maps `maps` (see deferrable). */
   private writableVma: { maps: MapsEntry[] | undefined; start: bigint; end: bigint } | undefined;
+  /** A readable VMA of the kept maps `maps` (see readableInCache). */
+  private readableVma: { maps: MapsEntry[]; start: bigint; end: bigint } | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -237,12 +240,14 @@ export class RemoteMm implements Mm, AddressSpace {
         : { va, end: va + BigInt(bytes.length), bytes };
   }
 
-  /** The prefetched bytes of `[va, va+length)`, when they cover all of it. */
-  private prefetched(va: bigint, length: bigint): Uint8Array | undefined {
+  /** The prefetched bytes of `[va, va+length)`, when they cover all of it (a view, or a copy with `copy`). */
+  private prefetched(va: bigint, length: bigint, copy = false): Uint8Array | undefined {
     const w = this.window;
     if (!w || va < w.va || va + length > w.end) return undefined;
     const at = Number(va - w.va);
-    return w.bytes.subarray(at, at + Number(length));
+    const end = at + Number(length);
+    // a copy straight away: a view and then a copy of it would make two arrays
+    return copy ? w.bytes.slice(at, end) : w.bytes.subarray(at, end);
   }
 
   /**
@@ -250,8 +255,8 @@ export class RemoteMm implements Mm, AddressSpace {
    * maps show writable (observeMaps: tracked, and no change reported
    * with this request) is not made but kept, up to
    * DEFERRED_MAX_WRITES writes of DEFERRED_MAX_BYTES in all, for the
-   * answer to carry and the library to make (process_vm_writev of itself,
-   * docs/engine-protocol.md): two system calls fewer per write here. Reads
+   * answer to carry and the library to make (one preadv from its staging
+   * memfd, docs/engine-protocol.md): two system calls fewer per write here. Reads
    * of the prefetched bytes see them; any other access of the process's
    * memory makes the kept writes first, and so does a write that cannot be
    * kept, so the process sees them in order. The library answers EFAULT
@@ -299,11 +304,37 @@ export class RemoteMm implements Mm, AddressSpace {
   read(va: bigint, length: number): Uint8Array {
     if (!this.live) fail('EFAULT', 'mm has exited', 'copy_from_user');
     if (length === 0) return new Uint8Array(0);
-    const known = this.prefetched(va, BigInt(length));
-    if (known) return new Uint8Array(known); // its own buffer, as memRead's
+    // its own buffer, as memRead's
+    const known = this.prefetched(va, BigInt(length), true);
+    if (known) return known;
     this.flushDeferred();
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
-    return this.withQuery(() => memRead(this.mem, this.query ? this.mapsFd : -1, va, length));
+    // readable in the kept maps: no PROCMAP_QUERY (GUP trusts them as far, see resolve)
+    const maps = this.query && !this.readableInCache(va, length) ? this.mapsFd : -1;
+    return this.withQuery(() => memRead(this.mem, maps, va, length));
+  }
+
+  /**
+   * Whether the kept maps (observeMaps: tracked, no change reported since
+   * they were read) show every byte of `[va, va+length)` in readable VMAs.
+   * Never reads the maps: without kept ones, false.
+   */
+  private readableInCache(va: bigint, length: number): boolean {
+    const all = this.cache;
+    if (!all) return false;
+    const hit = this.readableVma;
+    const end = va + BigInt(length);
+    if (hit?.maps === all && va >= hit.start && end <= hit.end) return true;
+    if (end > U64_END) return false;
+    const vmas = this.vmasOf(va, end - 1n, false);
+    let cursor = va;
+    for (const v of vmas) {
+      if (v.start > cursor || !v.read) return false;
+      cursor = v.end;
+    }
+    if (cursor < end) return false;
+    if (vmas.length === 1) this.readableVma = { maps: all, start: vmas[0]!.start, end: cursor };
+    return true;
   }
 
   /**
@@ -323,9 +354,13 @@ export class RemoteMm implements Mm, AddressSpace {
       // the bytes may change in part even when the write fails: served from the process again
       this.window = undefined;
       if (!kept) this.writeThrough(va, data);
+      const end = va + BigInt(data.length);
       const from = va > w.va ? va : w.va;
-      const to = va + BigInt(data.length) < w.end ? va + BigInt(data.length) : w.end;
-      w.bytes.set(data.subarray(Number(from - va), Number(to - va)), Number(from - w.va));
+      const to = end < w.end ? end : w.end;
+      // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
+      const part =
+        from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
+      w.bytes.set(part, Number(from - w.va));
       this.window = w;
       return;
     }

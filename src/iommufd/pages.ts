@@ -148,6 +148,7 @@ export class IoptPages {
    * is mapped now, resolved without pinning (EFAULT when unreachable).
    */
   liveRuns(offset: bigint, length: bigint, write: boolean): PhysRun[] {
+    if (!this.segs?.size) return this.source.resolve(this.uptr + offset, length, write);
     const end = offset + length;
     const out: PhysRun[] = [];
     let cur = offset;

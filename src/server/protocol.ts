@@ -60,7 +60,7 @@ export interface Request {
   pid: number;
   tid: number;
   args: readonly bigint[];
-  payload?: Uint8Array;
+  payload?: Uint8Array | undefined;
   /** REQ_FLAGS bits. */
   flags?: number;
   /** The payload was over MAX_PAYLOAD and was not delivered. */
@@ -72,7 +72,13 @@ export interface Response {
   ret: bigint;
   err: number;
   newfd: number;
-  payload?: Uint8Array;
+  payload?: Uint8Array | undefined;
+  /**
+   * An IOCTL's copy_to_user writes left to the library: when there are
+   * any, the answer's payload is their write-back record (encodeResponseInto),
+   * and `payload` is not sent.
+   */
+  writes?: readonly UserWrite[] | undefined;
   /** The zap count of the process's device mappings (the header's last u32; 0 without mappings). */
   zaps?: number;
 }
@@ -102,49 +108,101 @@ export function encodeRequest(req: Request): Uint8Array {
 
 /** Decode one whole request frame (header + payload); the payload is a copy. */
 export function decodeRequest(frame: Uint8Array): Request {
-  const req = readRequest(view(frame), frame);
-  req.payload = new Uint8Array(req.payload!);
-  return req;
+  const req = new RequestReader(view(frame), frame.subarray(REQUEST_HEADER_SIZE));
+  return copyRequest(req.read(emptyRequest()));
 }
 
-/**
- * As decodeRequest, without copying: the payload is a view of `frame`, valid
- * only until the frame's memory is reused. `v` views `frame`.
- */
-export function readRequest(v: DataView, frame: Uint8Array): Request {
-  const len = v.getUint32(4, true);
+/** A request with every field present (one object shape for all requests read). */
+export function emptyRequest(): Request {
   return {
-    op: v.getUint16(0, true),
-    flags: v.getUint16(2, true),
-    pid: v.getInt32(8, true),
-    tid: v.getInt32(12, true),
-    args: [
-      v.getBigUint64(16, true),
-      v.getBigUint64(24, true),
-      v.getBigUint64(32, true),
-      v.getBigUint64(40, true),
-      v.getBigUint64(48, true),
-      v.getBigUint64(56, true),
-    ],
-    payload: frame.subarray(REQUEST_HEADER_SIZE, REQUEST_HEADER_SIZE + len),
+    op: 0,
+    flags: 0,
+    pid: 0,
+    tid: 0,
+    args: [0n, 0n, 0n, 0n, 0n, 0n],
+    payload: undefined,
+    oversize: false,
   };
 }
 
-export function encodeResponse(res: Response): Uint8Array {
-  const out = new Uint8Array(RESPONSE_HEADER_SIZE + (res.payload?.length ?? 0));
-  encodeResponseInto(res, out);
-  return out;
+/**
+ * Reads request frames that arrive in one buffer, each into the same
+ * request object (no allocation per request but the six argument
+ * bigints): what a request names is valid only until the next `read`,
+ * and a request kept longer must be copied (`copyRequest`).
+ */
+export class RequestReader {
+  /** Payload views by length, made once each (payloads are the same few sizes). */
+  private readonly views = new Map<number, Uint8Array>();
+
+  /** `v` views the frame buffer; `payloads` is the buffer from the payload's first byte on. */
+  constructor(
+    private readonly v: DataView,
+    private readonly payloads: Uint8Array,
+  ) {}
+
+  /** Decode the buffer's frame into `req` (every field set); returns `req`. */
+  read(req: Request): Request {
+    const v = this.v;
+    const len = v.getUint32(4, true);
+    req.op = v.getUint16(0, true);
+    req.flags = v.getUint16(2, true);
+    req.pid = v.getInt32(8, true);
+    req.tid = v.getInt32(12, true);
+    const args = req.args as bigint[];
+    for (let i = 0; i < 6; i++) {
+      const at = 16 + 8 * i;
+      // the unused ones are 0: the constant, not a new bigint
+      args[i] =
+        (v.getUint32(at, true) | v.getUint32(at + 4, true)) === 0 ? 0n : v.getBigUint64(at, true);
+    }
+    let payload = this.views.get(len);
+    if (payload === undefined) {
+      payload = this.payloads.subarray(0, len);
+      if (this.views.size < MAX_PAYLOAD_VIEWS) this.views.set(len, payload);
+    }
+    req.payload = payload;
+    req.oversize = false;
+    return req;
+  }
 }
 
-/** Encode `res` at the start of `out` (which must have room; `v` views it); returns the frame's length. */
+/** Payload views a RequestReader keeps (one per length seen). */
+const MAX_PAYLOAD_VIEWS = 64;
+
+/** A request of its own: its args, and its payload copied (or dropped when `payload` is null). */
+export function copyRequest(
+  req: Request,
+  payload: Uint8Array | null = req.payload ?? null,
+): Request {
+  return { ...req, args: [...req.args], payload: payload ? new Uint8Array(payload) : undefined };
+}
+
+export function encodeResponse(res: Response): Uint8Array {
+  const out = new Uint8Array(RESPONSE_HEADER_SIZE + MAX_PAYLOAD);
+  return out.slice(0, encodeResponseInto(res, out));
+}
+
+/**
+ * Encode `res` at the start of `out` (which must have room; `v` views it):
+ * its payload, or the write-back record of its `writes`; returns the
+ * frame's length.
+ */
 export function encodeResponseInto(res: Response, out: Uint8Array, v = view(out)): number {
-  const len = res.payload?.length ?? 0;
+  const writes = res.writes;
+  const payload = res.payload;
+  let len = 0;
+  if (writes !== undefined && writes.length > 0)
+    len = writebackInto(writes, out, v, RESPONSE_HEADER_SIZE);
+  else if (payload !== undefined) {
+    out.set(payload, RESPONSE_HEADER_SIZE);
+    len = payload.length;
+  }
   v.setBigInt64(0, res.ret, true);
   v.setInt32(8, res.err, true);
   v.setInt32(12, res.newfd, true);
   v.setUint32(16, len, true);
   v.setUint32(20, res.zaps ?? 0, true);
-  if (res.payload) out.set(res.payload, RESPONSE_HEADER_SIZE);
   return RESPONSE_HEADER_SIZE + len;
 }
 
@@ -162,28 +220,30 @@ export function decodeResponse(frame: Uint8Array): Response {
 }
 
 /**
- * An IOCTL answer's payload: `{ u32 nr; u32 bytes; { u64 addr; u64 len }[nr]; }`
- * then the written bytes back to back, to be written in order; undefined
- * (no payload) for none.
+ * An IOCTL answer's payload (`writes` non-empty), encoded at `at` of `out`
+ * (`v` views it): `{ u32 nr; u32 bytes; { u64 addr; u64 len }[nr]; }` then
+ * the written bytes back to back, to be written in order. Returns its length.
  */
-export function encodeWriteback(writes: readonly UserWrite[]): Uint8Array | undefined {
-  if (writes.length === 0) return undefined;
-  let total = 0;
-  for (const w of writes) total += w.bytes.length;
-  const head = 8 + 16 * writes.length;
-  // from Node's pool: no allocation of its own per answer
-  const out = Buffer.allocUnsafe(head + total);
-  const v = view(out);
-  v.setUint32(0, writes.length, true);
-  v.setUint32(4, total, true);
-  let at = head;
-  writes.forEach((w, i) => {
-    v.setBigUint64(8 + 16 * i, w.va, true);
-    v.setBigUint64(16 + 16 * i, BigInt(w.bytes.length), true);
-    out.set(w.bytes, at);
-    at += w.bytes.length;
-  });
-  return out;
+function writebackInto(
+  writes: readonly UserWrite[],
+  out: Uint8Array,
+  v: DataView,
+  at: number,
+): number {
+  const nr = writes.length;
+  let bytes = at + 8 + 16 * nr;
+  for (let i = 0; i < nr; i++) {
+    const w = writes[i]!;
+    const n = w.bytes.length;
+    v.setBigUint64(at + 8 + 16 * i, w.va, true);
+    v.setUint32(at + 16 + 16 * i, n, true);
+    v.setUint32(at + 20 + 16 * i, 0, true);
+    out.set(w.bytes, bytes);
+    bytes += n;
+  }
+  v.setUint32(at, nr, true);
+  v.setUint32(at + 4, bytes - at - 8 - 16 * nr, true);
+  return bytes - at;
 }
 
 export function decodeWriteback(b: Uint8Array | undefined): UserWrite[] {
@@ -238,7 +298,13 @@ export function payloadString(b: Uint8Array | undefined): string {
 
 /** An argument as a C `int` (fd numbers, pids: -1 arrives as 2^64-1). */
 export function argInt(a: bigint): number {
-  return Number(BigInt.asIntN(32, a));
+  // the comparison allocates nothing; asIntN makes a new bigint
+  return a <= 0x7fff_ffffn ? Number(a) : Number(BigInt.asIntN(32, a));
+}
+
+/** An argument as a C `unsigned int` (an ioctl's cmd, a token): its low 32 bits. */
+export function argU32(a: bigint): number {
+  return a <= 0xffff_ffffn ? Number(a) : Number(BigInt.asUintN(32, a));
 }
 
 /** Thrown by FrameReader for a frame announcing more than MAX_PAYLOAD bytes. */

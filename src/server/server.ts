@@ -17,7 +17,14 @@
 import { rmSync } from 'node:fs';
 import type { ProcHandle } from '../host/proc-handle.ts';
 import type { Connection, Engine } from './engine.ts';
-import { encodeResponseInto, type Request, readRequest } from './protocol.ts';
+import {
+  copyRequest,
+  emptyRequest,
+  encodeResponseInto,
+  REQUEST_HEADER_SIZE,
+  type Request,
+  RequestReader,
+} from './protocol.ts';
 import { EV, openTransport, type Transport } from './transport.ts';
 
 /** How often exec-pending processes and fork tokens of dead pids are looked for. */
@@ -72,7 +79,11 @@ export async function serveEngine(
       if (queued.length > 0) waiting.get(fd)!.unshift(...queued);
     });
   };
+  // every frame is read into this one request: it is answered (or copied to wait) before the next
+  let reader: RequestReader | undefined;
+  const req = emptyRequest();
   const serve = (t: Transport) => {
+    reader ??= new RequestReader(t.inView, t.in.subarray(REQUEST_HEADER_SIZE));
     for (;;) {
       const ev = t.next();
       if (ev === EV.YIELD) return;
@@ -81,12 +92,11 @@ export async function serveEngine(
         const conn = conns.get(fd);
         if (!conn) continue;
         // the payload is a view of the frame: served now, or copied to wait
-        const req = readRequest(t.inView, t.in);
-        if (t.oversize) req.oversize = true;
+        reader.read(req);
+        req.oversize = t.oversize;
         const queue = waiting.get(fd);
         if (!queue) answer(t, fd, conn, req);
-        else if (queue.length < MAX_WAITING_FRAMES)
-          queue.push({ ...req, payload: new Uint8Array(req.payload!) });
+        else if (queue.length < MAX_WAITING_FRAMES) queue.push(copyRequest(req));
         else {
           t.drop(fd);
           conns.delete(fd);

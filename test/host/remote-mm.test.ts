@@ -235,6 +235,33 @@ test('resolve: EFAULT for unmapped bytes and missing permission', () => {
   mm.exit();
 });
 
+test('copy_from_user through kept maps answers as through PROCMAP_QUERY', () => {
+  const ram = new PhysRam();
+  const asked = new RemoteMm(child.handle, ram);
+  const kept = new RemoteMm(child.handle, ram);
+  kept.observeMaps(true, false);
+  kept.resolve(child.at.pv, 1n, false); // reads the maps it keeps
+  const { pv, ro, sh, m1, none, hole } = child.at;
+  for (const [va, n] of [
+    [pv, 12],
+    [ro, 100],
+    [sh + 0x10n, 3],
+    [m1 + PAGE - 8n, 16],
+  ] as const) {
+    assert.deepEqual(kept.read(va, n), asked.read(va, n), `0x${va.toString(16)}`);
+  }
+  for (const [va, n, what] of [
+    [none, 1, 'PROT_NONE'],
+    [hole + PAGE, 8, 'the hole'],
+    [hole + PAGE - 4n, 8, 'into the hole'],
+  ] as const) {
+    assert.throws(() => asked.read(va, n), errno('EFAULT'), what);
+    assert.throws(() => kept.read(va, n), errno('EFAULT'), `${what}, kept maps`);
+  }
+  asked.exit();
+  kept.exit();
+});
+
 test('resolving and pinning a TiB costs its mappings, not its pages', () => {
   const ram = new PhysRam();
   const mm = new RemoteMm(child.handle, ram);
@@ -332,6 +359,15 @@ test('a file size is read once a syscall: a truncate between calls counts at the
       Array(0x10).fill(7),
       'the bytes before the new end were written',
     );
+    // a small read and a large one across the end: the file's bytes, then zeros
+    const across = (n: number) => duringCall(() => ram.read(phys + 0x800n - 8n, n));
+    for (const n of [16, 0x100]) {
+      assert.deepEqual(
+        [...across(n)],
+        [...Array(8).fill(7), ...Array(n - 8).fill(0)],
+        `${n} bytes`,
+      );
+    }
   } finally {
     fs.ftruncateSync(fd, Number(4n * PAGE));
     fs.closeSync(fd);

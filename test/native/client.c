@@ -12,6 +12,8 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,6 +332,63 @@ static int scenario_fork(void)
 	}
 	waitpid(pid, &status, 0);
 	out("vforked", pid);
+	return 0;
+}
+
+/* The answer to REQ_ECHO of `v` (v itself), or -errno. */
+static long echo(int fd, unsigned long v)
+{
+	long r;
+
+	errno = 0;
+	r = ioctl(fd, REQ_ECHO, v);
+	return r < 0 ? -errno : r;
+}
+
+/* An ioctl made by a process sharing our memory (clone CLONE_VM | CLONE_VFORK). */
+struct vm_call {
+	int fd;
+	long result;
+};
+
+static int vm_child(void *arg)
+{
+	struct vm_call *c = arg;
+
+	c->result = echo(c->fd, 0x4444UL);
+	return 0;
+}
+
+/*
+ * Children the library's fork() never saw: one made by a raw clone(2)
+ * (no CLONE_VM) must not talk on its parent's connection; one sharing our
+ * memory (a raw vfork) is taken for its parent (native/preload/self-pid.c).
+ */
+static int scenario_rawclone(void)
+{
+	int fd = open("/dev/iommu", O_RDWR), status;
+	static char stack[64 * 1024];
+	struct vm_call vm = { .fd = fd };
+	pid_t pid;
+
+	out("parent_pid", getpid());
+	out("parent_ioctl", echo(fd, 0x1111UL));
+	fflush(stdout);
+	pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+	if (pid == 0) {
+		out("child_pid", (long)syscall(SYS_getpid));
+		out("child_ioctl", echo(fd, 0x2222UL));
+		out("child_ioctl_again", echo(fd, 0x2223UL));
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	out("cloned", pid);
+	out("parent_ioctl_after", echo(fd, 0x3333UL));
+	pid = clone(vm_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &vm);
+	waitpid(pid, &status, 0);
+	out("vm_child_ioctl", vm.result);
+	out("parent_ioctl_last", echo(fd, 0x5555UL));
 	return 0;
 }
 
@@ -652,6 +711,8 @@ int main(int argc, char **argv)
 		return scenario_paths();
 	if (!strcmp(s, "fork"))
 		return scenario_fork();
+	if (!strcmp(s, "rawclone"))
+		return scenario_rawclone();
 	if (!strcmp(s, "exec"))
 		return scenario_exec(argc > 2 ? argv[2] : "execv");
 	if (!strcmp(s, "exec2") && argc > 3)

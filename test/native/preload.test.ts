@@ -453,6 +453,29 @@ test('fork: FORK_BEGIN/FORK_END around it; the child says HELLO kind 1 on its ow
   assert.equal(r.n('vchild_ioctl'), 0xfeed);
 });
 
+test("children fork() never saw: a raw clone's asks its own pid and stays off the parent's connection", async () => {
+  engine.reset();
+  const r = await run(['rawclone']);
+  assert.equal(r.code, 0, r.stderr);
+  const parent = r.n('parent_pid');
+  const child = r.n('child_pid');
+  assert.equal(r.n('cloned'), child);
+  assert.equal(r.n('parent_ioctl'), 0x1111);
+  // the child drops its copy of the connection: EIO, and nothing reaches the engine
+  assert.equal(r.n('child_ioctl'), -5);
+  assert.equal(r.n('child_ioctl_again'), -5);
+  assert.ok(engine.requests.every((q) => q.pid === parent));
+  assert.ok(engine.requests.every((q) => q.a[2] !== 0x2222n && q.a[2] !== 0x2223n));
+  // the parent's connection is untouched
+  assert.equal(r.n('parent_ioctl_after'), 0x3333);
+  // a child sharing our memory (CLONE_VM | CLONE_VFORK) is taken for its parent
+  assert.equal(r.n('vm_child_ioctl'), 0x4444);
+  assert.equal(engine.requests.find((q) => q.a[2] === 0x4444n)?.pid, parent);
+  assert.equal(r.n('parent_ioctl_last'), 0x5555);
+  const conns = new Set(engine.requests.map((q) => q.conn));
+  assert.equal(conns.size, 1);
+});
+
 for (const how of ['execv', 'execle']) {
   test(`${how}: EXEC_BEGIN, HELLO kind 2 from the new image, CLOSE for the O_CLOEXEC fds`, async () => {
     engine.reset();

@@ -3,16 +3,18 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import {
   argInt,
+  argU32,
   decodeI32s,
   decodeNodeStat,
   decodeRequest,
   decodeResponse,
   decodeWriteback,
+  emptyRequest,
   encodeI32s,
   encodeNodeStat,
   encodeRequest,
   encodeResponse,
-  encodeWriteback,
+  encodeResponseInto,
   FrameError,
   FrameReader,
   MAX_PAYLOAD,
@@ -20,6 +22,7 @@ import {
   payloadString,
   REQUEST_HEADER_SIZE,
   RESPONSE_HEADER_SIZE,
+  RequestReader,
 } from '../../src/server/protocol.ts';
 
 test('op numbers are the documented ones', () => {
@@ -77,6 +80,53 @@ test('request header: 64 bytes, fields at their C offsets, little-endian', () =>
   assert.equal(argInt(back.args[3]!), -1);
 });
 
+test('arguments as C int and unsigned int: the low 32 bits of the u64', () => {
+  const ints: [bigint, number, number][] = [
+    [0n, 0, 0],
+    [0x7fff_ffffn, 0x7fff_ffff, 0x7fff_ffff],
+    [0x8000_0000n, -0x8000_0000, 0x8000_0000],
+    [0xffff_ffffn, -1, 0xffff_ffff],
+    [0x1_0000_3b84n, 0x3b84, 0x3b84],
+    [(1n << 64n) - 1n, -1, 0xffff_ffff],
+    [(1n << 64n) - 2n, -2, 0xffff_fffe],
+  ];
+  for (const [a, int, u32] of ints) {
+    assert.equal(argInt(a), int, `argInt(${a})`);
+    assert.equal(argU32(a), u32, `argU32(${a})`);
+  }
+});
+
+test('a RequestReader reads each frame into the same request, every field anew', () => {
+  const buf = new Uint8Array(REQUEST_HEADER_SIZE + 64);
+  const v = new DataView(buf.buffer);
+  const reader = new RequestReader(v, buf.subarray(REQUEST_HEADER_SIZE));
+  const req = emptyRequest();
+  const frames = [
+    {
+      op: OP.IOCTL,
+      flags: 3,
+      pid: 7,
+      tid: 8,
+      args: [3n, 0x3b84n, 0x7fff_0000_1000n, (1n << 64n) - 1n, 0n, 9n],
+      payload: new Uint8Array([1, 2, 3]),
+    },
+    { op: OP.CLOSE, pid: 9, tid: 10, args: [4n], payload: new Uint8Array() },
+    { op: OP.OPEN, pid: 11, tid: 11, args: [5n, 2n], payload: new Uint8Array([4, 5, 6]) },
+  ];
+  for (const f of frames) {
+    buf.set(encodeRequest(f));
+    req.oversize = true;
+    assert.equal(reader.read(req), req);
+    assert.deepEqual(
+      { ...req, payload: [...req.payload!] },
+      {
+        ...decodeRequest(encodeRequest(f)),
+        payload: [...f.payload],
+      },
+    );
+  }
+});
+
 test('response header: 24 bytes { i64 ret; i32 err; i32 newfd; u32 len; u32 reserved }', () => {
   const b = encodeResponse({ ret: -1n, err: 9, newfd: 7, payload: encodeI32s([3, 900]) });
   assert.equal(b.length, RESPONSE_HEADER_SIZE + 8);
@@ -97,12 +147,20 @@ test('stat payload { u32 mode; u32 major; u32 minor; u32 reserved }', () => {
 });
 
 test('IOCTL write-back payload { u32 nr; u32 bytes; { u64 addr; u64 len }[nr] } then the bytes', () => {
-  assert.equal(encodeWriteback([]), undefined, 'no writes: no payload');
+  const none = decodeResponse(encodeResponse({ ret: 0n, err: 0, newfd: -1, writes: [] }));
+  assert.equal(none.payload!.length, 0, 'no writes: no payload');
   const writes = [
     { va: 0x7fff_0000_1000n, bytes: new Uint8Array([1, 2, 3]) },
     { va: 0x10n, bytes: new Uint8Array([9]) },
   ];
-  const b = encodeWriteback(writes)!;
+  // the record replaces any payload, and is encoded after the header wherever the buffer was used before
+  const out = new Uint8Array(RESPONSE_HEADER_SIZE + 200).fill(0xee);
+  const n = encodeResponseInto(
+    { ret: 0n, err: 0, newfd: -1, payload: new Uint8Array(9), writes },
+    out,
+  );
+  const res = decodeResponse(out.subarray(0, n));
+  const b = res.payload!;
   assert.equal(b.length, 8 + 2 * 16 + 4);
   const v = new DataView(b.buffer, b.byteOffset);
   assert.deepEqual([v.getUint32(0, true), v.getUint32(4, true)], [2, 4]);

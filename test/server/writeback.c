@@ -6,8 +6,11 @@
  * struct in a page made read-only behind the library's back (a raw
  * mprotect the library cannot count, so the engine's view of the maps is
  * stale) answers EFAULT, as copy_to_user's fault does; made writable again
- * (raw), it works again. The argument bytes the request carries: a struct
- * across a page end, an unreadable one and an integer for a pointer.
+ * (raw), it works again; a struct whose second page is read-only gets the
+ * bytes of its first page, then EFAULT. The argument bytes the request
+ * carries: a struct across a page end, an unreadable one and an integer for
+ * a pointer. A fork child and its parent allocating at once each get only
+ * their own ids written back (the library's staging file is per process).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,9 +19,52 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "../../test/server/hostile-check.h"
 #include "uiommu-uapi.h"
+
+/* Allocates `n` IOAS and records their ids in ids[]; 0, or -1 at the first failure. */
+static int alloc_ids(int fd, uint32_t *ids, int n)
+{
+	struct iommu_ioas_alloc a = { .size = sizeof(a) };
+
+	for (int i = 0; i < n; i++) {
+		a.out_ioas_id = 0;
+		if (ioctl(fd, IOMMU_IOAS_ALLOC, &a))
+			return -1;
+		ids[i] = a.out_ioas_id;
+	}
+	return 0;
+}
+
+/*
+ * A fork child and its parent allocate IOAS at the same time: every id
+ * written back to one is one the engine gave it, so no id is seen by both.
+ */
+static void fork_allocs(int fd)
+{
+	enum { N = 2000 };
+	uint32_t *kid = mmap(NULL, N * sizeof(*kid), PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	static uint32_t mine[N];
+	int status = -1, ok, shared = 0;
+	char detail[64];
+	pid_t pid;
+
+	pid = fork();
+	if (pid == 0)
+		_exit(alloc_ids(fd, kid, N) ? 1 : 0);
+	ok = !alloc_ids(fd, mine, N);
+	waitpid(pid, &status, 0);
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j < N; j++)
+			shared += kid[i] == mine[j];
+	snprintf(detail, sizeof(detail), "parent ok %d, child status %d, ids in both %d", ok,
+		 status, shared);
+	check("a fork child and its parent, 2000 IOAS_ALLOC each at once: each its own ids",
+	      ok && status == 0 && !shared, detail);
+}
 
 int main(void)
 {
@@ -74,6 +120,19 @@ int main(void)
 	      !ioctl(fd, IOMMU_IOAS_IOVA_RANGES, across) && across->num_iovas == 1 &&
 		      across->out_iova_alignment == 1,
 	      strerror(errno));
+	/* the second page read-only behind the library's back: the first page's bytes, EFAULT */
+	across->num_iovas = 4;
+	across->out_iova_alignment = 0;
+	ranges[0].start = 0xeeeeeeeeeeeeeeeeULL;
+	syscall(SYS_mprotect, two + 4096, 4096, PROT_READ);
+	errno = 0;
+	check("a struct whose second page is read-only: EFAULT",
+	      ioctl(fd, IOMMU_IOAS_IOVA_RANGES, across) == -1 && errno == EFAULT,
+	      strerror(errno));
+	check("its first page and the ranges are written, its second page is not",
+	      across->num_iovas == 1 && ranges[0].start == 0 && across->out_iova_alignment == 0,
+	      "wrong bytes");
+	syscall(SYS_mprotect, two + 4096, 4096, PROT_READ | PROT_WRITE);
 	/* an argument the library cannot send: the engine finds it unreadable */
 	mprotect(two, 4096, PROT_NONE);
 	errno = 0;
@@ -85,5 +144,6 @@ int main(void)
 	alloc->out_ioas_id = 0;
 	check("and the connection goes on",
 	      !ioctl(fd, IOMMU_IOAS_ALLOC, alloc) && alloc->out_ioas_id, strerror(errno));
+	fork_allocs(fd);
 	return failures != 0;
 }

@@ -16,6 +16,6 @@ import { runCProgram } from './c-program.ts';
 const dir = mkdtempSync(join(tmpdir(), 'uiommu-writeback-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('IOCTL write-back: out-fields land, a stale view of the maps answers EFAULT', () => {
-  runCProgram(dir, 'writeback', ['--host', 'mock'], 10);
+test('IOCTL write-back: out-fields land, a stale view of the maps answers EFAULT, per process', () => {
+  runCProgram(dir, 'writeback', ['--host', 'mock'], 13);
 });
