@@ -13,7 +13,9 @@
  * at or past the limit sends SIGXFSZ: reads are staged at offset 0 only,
  * and only while the limit (read when the stage is made, followed through
  * setrlimit and prlimit) is not 0; one cut short by it is made again by
- * process_vm_readv.
+ * process_vm_readv. Not covered: a limit of 0 set behind the library's back
+ * (a raw prlimit system call, or another process's prlimit on us), which
+ * would bring SIGXFSZ on the next staged read.
  *
  * The memfd is one of the library's fds, hidden from the program like its
  * socket (lib_fd): parked above the program's range of fd numbers,
