@@ -1,8 +1,10 @@
 /**
  * The engine's socket transport (native/transport.c): the listening Unix
  * socket and its connections, served by a loop in C that sleeps in
- * epoll_wait and hands over one whole request frame at a time, without
- * Node's streams and without spinning. `next()` returns the next event;
+ * epoll_wait (after a bounded poll of the channels of recently active
+ * connections whose library runs on another CPU: docs/engine-protocol.md,
+ * *Channel*) and hands over one whole request at a time, from a socket or
+ * a channel, without Node's streams. `next()` returns the next event;
  * it returns YIELD when the event loop has work (a timer, a child's exit,
  * another socket of this process), and `onReady` is called from the event
  * loop when the connections need service again.
