@@ -209,8 +209,14 @@ export class ForeignFile extends ForeignSpan {
   }
 
   protected readAt(offset: bigint, length: number): Uint8Array {
-    const out = new Uint8Array(length);
     const fd = this.fd;
+    if (fd !== undefined && length <= SMALL_IO) {
+      // bytes past end-of-file read as zeros
+      smallIo.fill(0, 0, length);
+      fileIo(() => fs.readSync(fd, smallIo, 0, length, offset));
+      return smallIo.slice(0, length);
+    }
+    const out = new Uint8Array(length);
     if (fd === undefined) {
       this.viaViews(offset, length, (space, va, pos, n) => out.set(space.read(va, n), pos));
     } else fileIo(() => fs.readSync(fd, out, 0, length, offset));
@@ -228,7 +234,13 @@ export class ForeignFile extends ForeignSpan {
     // bytes past end-of-file (the tail of the last page) are dropped: writing them would grow the file
     const room = this.size()! - offset;
     const n = room <= 0n ? 0 : room < BigInt(data.length) ? Number(room) : data.length;
-    if (n > 0) fileIo(() => fs.writeSync(fd, data, 0, n, Number(offset)));
+    if (n <= 0) return;
+    let from = data;
+    if (n <= SMALL_IO) {
+      smallIo.set(data.subarray(0, n));
+      from = smallIo;
+    }
+    fileIo(() => fs.writeSync(fd, from, 0, n, Number(offset)));
   }
 
   /** Reach `[offset, offset+length)` piecewise through the recorded mappings; EFAULT for a gap. */
@@ -421,6 +433,14 @@ export function foreignMemory(ram: PhysRam): ForeignMemory {
   }
   return m;
 }
+
+/**
+ * File reads and writes of up to V8's on-heap limit go through this
+ * off-heap buffer: a system call given an on-heap array first moves it off
+ * the heap (a malloc'd backing store per copy).
+ */
+const SMALL_IO = 64;
+const smallIo = new Uint8Array(new ArrayBuffer(SMALL_IO));
 
 /** Run a read or write on a file fd; any failure is a fault of the physical access. */
 function fileIo(fn: () => number): void {

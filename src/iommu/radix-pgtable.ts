@@ -224,18 +224,20 @@ export class RadixPgtable implements IoPgtable {
   }
 
   setDirty(iova: bigint): boolean {
-    const leaf = this.lookup(iova);
-    if (!leaf) return false;
+    const run = this.runAt(iova);
+    if (!run) return false;
     if (this.dirty.find(iova)) return true;
-    let last = leaf.iova + leaf.length - 1n;
+    const size = this.entrySize[run.pageLevel]!;
+    const start = run.start + ((iova - run.start) / size) * size;
+    let last = start + size - 1n;
     const next = this.dirty.find(last + 1n);
     if (next) {
       this.dirty.delete(next);
       last = next.last;
     }
-    const prev = this.dirty.find(leaf.iova - 1n);
+    const prev = this.dirty.find(start - 1n);
     if (prev) prev.last = last;
-    else this.dirty.insert({ start: leaf.iova, last });
+    else this.dirty.insert({ start, last });
     return true;
   }
 
@@ -250,20 +252,29 @@ export class RadixPgtable implements IoPgtable {
     const l = min(iova + length, this.end) - 1n;
     if (a > l) return;
     const spans: { start: bigint; last: bigint; size: bigint }[] = [];
+    // the whole leaves of `run` intersecting [qa, ql]
+    const leaves = (run: RunSeg, qa: bigint, ql: bigint) => {
+      const size = this.entrySize[run.pageLevel]!;
+      const s = max(run.start, qa);
+      const e = min(run.last, ql);
+      spans.push({
+        start: run.start + ((s - run.start) / size) * size,
+        last: run.start + ((e - run.start) / size + 1n) * size - 1n,
+        size,
+      });
+    };
+    // the run the last walk ended in: a dirty range inside it needs no walk
+    let known: RunSeg | undefined;
     for (const d of this.dirty.overlapping(a, l)) {
       const first = spans.length;
       const qa = max(d.start, a);
       const ql = min(d.last, l);
-      this.walk(this.root, qa, ql, (run) => {
-        const size = this.entrySize[run.pageLevel]!;
-        const s = max(run.start, qa);
-        const e = min(run.last, ql);
-        spans.push({
-          start: run.start + ((s - run.start) / size) * size,
-          last: run.start + ((e - run.start) / size + 1n) * size - 1n,
-          size,
+      if (known && known.start <= qa && ql <= known.last) leaves(known, qa, ql);
+      else
+        this.walk(this.root, qa, ql, (run) => {
+          leaves(run, qa, ql);
+          known = run;
         });
-      });
       if (keep) continue;
       const cs = spans[first]!.start;
       const ce = spans[spans.length - 1]!.last;

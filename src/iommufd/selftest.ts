@@ -102,7 +102,7 @@ class TestUcmd<T> extends Ucmd<T> {
     /** The struct as copied in, zero-extended to 72 bytes. */
     private readonly raw: Uint8Array,
   ) {
-    super(mm, addr, userSize, layout, layout.decode(raw));
+    super(mm, addr, userSize, layout, layout.decode(raw), raw);
   }
 
   override respond(): void {
@@ -576,22 +576,36 @@ function dirty(
   const nbytes = (nbits + 7n) / 8n;
   if (nbytes > KVZALLOC_MAX) fail('ENOMEM', 'bitmap larger than kvzalloc() allows', where);
   const bitmap = caller.mm.read(uptr, Number(nbytes));
-  let count = 0n;
-  for (let byte = 0; byte < bitmap.length; byte++) {
-    const bits = bitmap[byte]!;
+  // bit i is the IOPTE at first + i*step: 7.2 iova + i*page_size; before, the one
+  // numbered (iova + i*page_size) / page_size, which is iova/page_size + i (iova is aligned)
+  const first = iommupt ? iova : (iova / page_size) * domain.ioPageSize;
+  const step = iommupt ? page_size : domain.ioPageSize;
+  const bitStep = Array.from({ length: 32 }, (_, b) => BigInt(b) * step);
+  const words = new DataView(bitmap.buffer, bitmap.byteOffset, bitmap.byteLength);
+  const n = Number(nbits);
+  let count = 0;
+  // a 32-bit word at a time, zero words skipped; the set bits of a word lowest first
+  for (let pos = 0; pos < bitmap.length; pos += 4) {
+    let bits = pos + 4 <= bitmap.length ? words.getUint32(pos, true) : tailWord(bitmap, pos);
     if (bits === 0) continue;
-    for (let b = 0; b < 8; b++) {
-      const i = BigInt(byte * 8 + b);
-      if ((bits & (1 << b)) === 0 || i >= nbits) continue;
-      const at = iommupt
-        ? iova + i * page_size
-        : ((iova + i * page_size) / page_size) * domain.ioPageSize;
-      if (domain.markDirty(at) || iommupt) count++;
+    const at = first + BigInt(pos * 8) * step;
+    while (bits !== 0) {
+      const b = 31 - Math.clz32(bits & -bits);
+      bits &= bits - 1;
+      if (pos * 8 + b >= n) break;
+      if (domain.markDirty(at + bitStep[b]!) || iommupt) count++;
     }
   }
-  u.cmd.out_nr_dirty = count;
+  u.cmd.out_nr_dirty = BigInt(count);
   u.respond();
   return 0;
+}
+
+/** The 1 to 3 bytes of `bytes` from `pos` as a little-endian word. */
+function tailWord(bytes: Uint8Array, pos: number): number {
+  let w = 0;
+  for (let k = bytes.length - 1; k >= pos; k--) w = (w << 8) | bytes[k]!;
+  return w;
 }
 
 /**
@@ -788,8 +802,12 @@ export function selftestCmd(
       const layout = iommuTestCmdLayout(ucmd.cmd.op);
       if (!op || !layout) fail('EOPNOTSUPP', `unknown op ${ucmd.cmd.op}`, 'iommufd_test');
 
-      const raw = new Uint8Array(IOMMU_TEST_CMD_SIZE);
-      raw.set(caller.mm.read(ucmd.addr, Math.min(ucmd.userSize, IOMMU_TEST_CMD_SIZE)));
+      // the header layout is the whole struct: its copy is the op's
+      let raw = ucmd.bytes;
+      if (raw.length < IOMMU_TEST_CMD_SIZE) {
+        raw = new Uint8Array(IOMMU_TEST_CMD_SIZE);
+        raw.set(ucmd.bytes);
+      }
       return op(ctx, caller, new TestUcmd(caller.mm, ucmd.addr, ucmd.userSize, layout, raw), state);
     },
   };

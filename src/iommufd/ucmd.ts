@@ -17,6 +17,8 @@ export class Ucmd<in out V> {
     readonly layout: Layout<V>,
     /** The kernel's copy of the struct, zero-extended. */
     readonly cmd: V,
+    /** The bytes copied in, `min(userSize, sizeof)` of them (not zero-extended). */
+    readonly bytes: Uint8Array,
   ) {}
 
   /**
@@ -30,7 +32,7 @@ export class Ucmd<in out V> {
       checkZeroed(mm, addr + BigInt(layout.size), BigInt(userSize - layout.size), true);
     }
     const bytes = mm.read(addr, Math.min(userSize, layout.size));
-    return new Ucmd(mm, addr, userSize, layout, layout.decode(bytes));
+    return new Ucmd(mm, addr, userSize, layout, layout.decode(bytes), bytes);
   }
 
   /** iommufd_ucmd_respond(): copy `min(userSize, sizeof)` bytes of the whole struct back. */

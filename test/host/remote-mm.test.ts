@@ -359,6 +359,15 @@ test('a file size is read once a syscall: a truncate between calls counts at the
       Array(0x10).fill(7),
       'the bytes before the new end were written',
     );
+    // a small read and a large one across the end: the file's bytes, then zeros
+    const across = (n: number) => duringCall(() => ram.read(phys + 0x800n - 8n, n));
+    for (const n of [16, 0x100]) {
+      assert.deepEqual(
+        [...across(n)],
+        [...Array(8).fill(7), ...Array(n - 8).fill(0)],
+        `${n} bytes`,
+      );
+    }
   } finally {
     fs.ftruncateSync(fd, Number(4n * PAGE));
     fs.closeSync(fd);

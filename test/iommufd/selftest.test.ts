@@ -803,6 +803,31 @@ test('DIRTY: errors in order', () => {
   );
 });
 
+test("DIRTY: the bits past length / page_size in the bitmap's last bytes mark nothing", () => {
+  const { f, hwpt } = dirtySetup(20n * PAGE);
+  ok(f.call('IOMMU_HWPT_SET_DIRTY_TRACKING', { hwpt_id: hwpt, flags: 1 }));
+  // 37 bits: one whole 32-bit word and one byte of which 3 bits are past the end
+  const bitmap = bitmapOf(f, 40n, () => true);
+  const dirty = ok(
+    tc(f, 'DIRTY', { id: hwpt, iova: BASE, length: 37n * 2048n, page_size: 2048n, uptr: bitmap }),
+  );
+  assert.equal(dirty.out_nr_dirty, 37n);
+  const data = f.mem(PAGE);
+  ok(
+    f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
+      hwpt_id: hwpt,
+      iova: BASE,
+      length: 40n * 2048n,
+      page_size: 2048n,
+      data,
+    }),
+  );
+  assert.deepEqual(
+    setBits(f, data, 40n),
+    Array.from({ length: 37 }, (_, i) => BigInt(i)),
+  );
+});
+
 test('DIRTY + GET_DIRTY_BITMAP: even IOPTEs, cleared by a read unless NO_CLEAR', () => {
   const length = 64n * PAGE;
   const nbits = length / 2048n;
