@@ -429,6 +429,8 @@ static void hot_touch(struct transport *t, struct conn *c)
 	}
 	if (t->nhot < HOT_MAX)
 		oldest = t->nhot++;
+	else if (t->chan_polling)
+		return; /* the oldest may have polling set: it is forgotten only by unpoll */
 	t->hot[oldest] = c->fd;
 	if (t->chan_polling)
 		__atomic_store_n(&c->chan.page->polling, 1, __ATOMIC_RELAXED);
@@ -465,18 +467,30 @@ static int take_hot(struct transport *t)
 
 /*
  * Stops polling: clears polling in the hot channels, then looks at them
- * once more (a library that saw polling set posted without a DOORBELL).
+ * once more (a library that saw polling set posted without a DOORBELL, and
+ * more than one may have): called before every sleep and every return to
+ * libuv, until it finds nothing. Only then are connections no longer hot
+ * forgotten.
  */
 static int unpoll(struct transport *t)
 {
-	if (!t->chan_polling)
-		return -1;
-	t->chan_polling = 0;
-	for (int i = 0; i < t->nhot; i++)
-		__atomic_store_n(&conn_of(t, t->hot[i])->chan.page->polling, 0, __ATOMIC_RELAXED);
-	/* pairs with the library's store of posted before its look at polling */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return take_hot(t);
+	int64_t now = now_ns();
+	int e;
+
+	if (t->chan_polling) {
+		t->chan_polling = 0;
+		for (int i = 0; i < t->nhot; i++)
+			__atomic_store_n(&conn_of(t, t->hot[i])->chan.page->polling, 0,
+					 __ATOMIC_RELAXED);
+		/* pairs with the library's store of posted before its look at polling */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+	/* every request posted while polling was set, not only the first */
+	e = take_hot(t);
+	for (int i = 0; e < 0 && i < t->nhot; i++)
+		if (now - conn_of(t, t->hot[i])->hot_ns > HOT_NS)
+			t->hot[i--] = t->hot[--t->nhot];
+	return e;
 }
 
 /*
@@ -496,13 +510,10 @@ static int poll_hot(struct transport *t)
 		struct conn *c = conn_of(t, t->hot[i]);
 		struct uiommu_chan *page = c->chan.page;
 
-		if (start - c->hot_ns > HOT_NS) {
-			__atomic_store_n(&page->polling, 0, __ATOMIC_RELAXED);
-			t->hot[i--] = t->hot[--t->nhot];
-			continue;
-		}
+		/* a flag cleared here is followed by a look in take_hot or unpoll */
 		__atomic_store_n(&page->engine_cpu, cpu, __ATOMIC_RELAXED);
-		if (__atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) == cpu) {
+		if (start - c->hot_ns > HOT_NS ||
+		    __atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) == cpu) {
 			__atomic_store_n(&page->polling, 0, __ATOMIC_RELAXED);
 			continue;
 		}

@@ -133,11 +133,8 @@ int chan_call(struct guard *g, struct uiommu_req *rq, const void *payload, size_
 	req_stamp(rq, me);
 	memcpy(&sl->req, rq, sizeof(*rq));
 	if (len && user) {
-		struct iovec local = { .iov_base = sl->arg, .iov_len = len };
-		struct iovec remote = { .iov_base = (void *)payload, .iov_len = len };
-
 		/* unreadable: the request goes without them, as on the socket */
-		if (process_vm_readv(me, &local, 1, &remote, 1, 0) != (ssize_t)len)
+		if (read_user(sl->arg, (uintptr_t)payload, len) != len)
 			len = 0;
 	} else if (len) {
 		memcpy(sl->arg, payload, len);

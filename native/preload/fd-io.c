@@ -142,7 +142,7 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 	 * reserved for even if another thread changes it meanwhile.
 	 */
 	if (decided_from_arg(request)) {
-		sent_len = read_own(copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
+		sent_len = read_user(copy, (uintptr_t)arg, arg_span((uintptr_t)arg));
 		sent = copy;
 		if (sent_len >= 8)
 			word1 = (int64_t)copy[1];

@@ -46,6 +46,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -372,7 +373,7 @@ void lease_ask(struct uiommu_req *rq);
 /* After any IOCTL request: closes the ring memfd it offered, if any. */
 void lease_asked(void);
 
-/* ---- writes into the program's memory (stage.c) ------------------------ */
+/* ---- copies to and from the program's memory (stage.c) ----------------- */
 
 /*
  * Writes the `len` bytes at `bytes` over the pieces `to[0..n)` of the
@@ -381,6 +382,14 @@ void lease_asked(void);
  * errno (EFAULT when none could be).
  */
 ssize_t write_own(const struct iovec *to, int n, const void *bytes, size_t len);
+/*
+ * Reads [src, src+len) of the program's memory into `dst` as copy_from_user
+ * does (caller holds the lock): the bytes read, short at a page that
+ * cannot be read (0 when none).
+ */
+size_t read_user(void *dst, uintptr_t src, size_t len);
+/* The program's RLIMIT_FSIZE was set to `set` (NULL: read it). */
+void stage_fsize(const struct rlimit *set);
 /* A dup2 onto the staging memfd's number: it moves away (caller holds the lock). */
 void stage_move(void);
 /* After an RLIMIT_NOFILE change: the staging memfd is parked anew (caller holds the lock). */

@@ -86,7 +86,7 @@ int status_open(pid_t pid, int flags)
 
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC | O_DIRECTORY)))
 		return -1;
-	if (pid == getpid() && engine_deferred())
+	if (pid == self_pid() && engine_deferred())
 		return -1; /* not connected yet: the engine does not serve us */
 	engine_need();
 	rq.a[0] = (uint64_t)(int64_t)pid;

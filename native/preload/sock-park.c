@@ -84,6 +84,8 @@ static int do_prlimit(pid_t pid, int resource, const struct rlimit *set, struct 
 	r = syscall(SYS_prlimit64, pid, resource, set, old);
 	if (!r && set && resource == RLIMIT_NOFILE && g_active && (!pid || pid == getpid()))
 		limit_changed();
+	if (!r && set && resource == RLIMIT_FSIZE && (!pid || pid == getpid()))
+		stage_fsize(set);
 	return r;
 }
 

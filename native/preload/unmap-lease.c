@@ -112,7 +112,7 @@ int lease_unmap(int fd, void *arg, int *ret)
 
 	if (!h || !(e = lease_of(h, fd, &gen)))
 		return 0;
-	if (read_own(&u, (uintptr_t)arg, sizeof(u)) != sizeof(u) || u.argsz != sizeof(u) ||
+	if (read_user(&u, (uintptr_t)arg, sizeof(u)) != sizeof(u) || u.argsz != sizeof(u) ||
 	    u.flags || !u.size || !in_window(e, u.iova, u.size))
 		return 0;
 	tail = h->tail;

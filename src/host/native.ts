@@ -122,7 +122,9 @@ let addon: Addon | undefined;
 function load(): Addon {
   if (addon) return addon;
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+    // a copy: the module's own exports object is in dictionary mode (N-API adds its 36
+    // functions one by one), so each call's lookup of a function would be a slow load
+    addon = { ...(createRequire(import.meta.url)(ADDON_PATH) as Addon) };
   } catch (e) {
     throw new Error(
       `uiommu's native addon is not built (${ADDON_PATH}): run \`make -C native\` ` +

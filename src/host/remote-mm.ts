@@ -240,12 +240,14 @@ export class RemoteMm implements Mm, AddressSpace {
         : { va, end: va + BigInt(bytes.length), bytes };
   }
 
-  /** The prefetched bytes of `[va, va+length)`, when they cover all of it. */
-  private prefetched(va: bigint, length: bigint): Uint8Array | undefined {
+  /** The prefetched bytes of `[va, va+length)`, when they cover all of it (a view, or a copy with `copy`). */
+  private prefetched(va: bigint, length: bigint, copy = false): Uint8Array | undefined {
     const w = this.window;
     if (!w || va < w.va || va + length > w.end) return undefined;
     const at = Number(va - w.va);
-    return w.bytes.subarray(at, at + Number(length));
+    const end = at + Number(length);
+    // a copy straight away: a view and then a copy of it would make two arrays
+    return copy ? w.bytes.slice(at, end) : w.bytes.subarray(at, end);
   }
 
   /**
@@ -302,8 +304,9 @@ export class RemoteMm implements Mm, AddressSpace {
   read(va: bigint, length: number): Uint8Array {
     if (!this.live) fail('EFAULT', 'mm has exited', 'copy_from_user');
     if (length === 0) return new Uint8Array(0);
-    const known = this.prefetched(va, BigInt(length));
-    if (known) return new Uint8Array(known); // its own buffer, as memRead's
+    // its own buffer, as memRead's
+    const known = this.prefetched(va, BigInt(length), true);
+    if (known) return known;
     this.flushDeferred();
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
     // readable in the kept maps: no PROCMAP_QUERY (GUP trusts them as far, see resolve)

@@ -36,6 +36,7 @@ import { deviceMmapOp } from './device-mmap.ts';
 import { type CharDevice, charDeviceAt } from './devices.ts';
 import {
   argInt,
+  argU32,
   copyRequest,
   encodeI32s,
   encodeNodeStat,
@@ -510,7 +511,7 @@ export class Engine {
       }
       case OP.FORK_END: {
         // another process's token, or a child that is not the caller's, is as an unknown token
-        const token = Number(BigInt.asUintN(32, a0));
+        const token = argU32(a0);
         const t = this.tokens.get(token);
         const child = argInt(a1);
         if (!t || t.creator !== client || t.child !== undefined) return ok(0n);
@@ -538,7 +539,7 @@ export class Engine {
         return sysResult(proc, proc.dup2(argInt(a0), argInt(a1)));
       case OP.IOCTL: {
         // ioctl(2)'s cmd is an unsigned int: the upper half of the long is ignored
-        const request = Number(BigInt.asUintN(32, a1));
+        const request = argU32(a1);
         const r = proc.ioctlSpare(argInt(a0), request, a2, argInt(a3));
         const res = sysResult(proc, r.ret);
         res.newfd = r.newfd;
@@ -613,7 +614,7 @@ export class Engine {
     let ioMaps: IoMaps | undefined;
     let tokenFound = true;
     if (kind === HELLO_KIND.FORK_CHILD) {
-      const token = Number(BigInt.asUintN(32, req.args[1] ?? 0n));
+      const token = argU32(req.args[1] ?? 0n);
       const t = this.tokens.get(token);
       if (t && this.claims(t, pid, handle)) {
         this.tokens.delete(token);
@@ -869,7 +870,8 @@ function failure(code: ErrnoName): Response {
 
 /** A syscall's libc-style result as an answer. */
 function sysResult(proc: Process<ProcessMm>, r: number): Response {
-  return r < 0 && proc.errno ? failure(proc.errno) : ok(BigInt(r));
+  if (r < 0 && proc.errno) return failure(proc.errno);
+  return ok(r === 0 ? 0n : BigInt(r));
 }
 
 /** FSTAT/STAT of a device node: ret 1 and the node's numbers. */

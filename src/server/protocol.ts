@@ -150,7 +150,12 @@ export class RequestReader {
     req.pid = v.getInt32(8, true);
     req.tid = v.getInt32(12, true);
     const args = req.args as bigint[];
-    for (let i = 0; i < 6; i++) args[i] = v.getBigUint64(16 + 8 * i, true);
+    for (let i = 0; i < 6; i++) {
+      const at = 16 + 8 * i;
+      // the unused ones are 0: the constant, not a new bigint
+      args[i] =
+        (v.getUint32(at, true) | v.getUint32(at + 4, true)) === 0 ? 0n : v.getBigUint64(at, true);
+    }
     let payload = this.views.get(len);
     if (payload === undefined) {
       payload = this.payloads.subarray(0, len);
@@ -293,7 +298,13 @@ export function payloadString(b: Uint8Array | undefined): string {
 
 /** An argument as a C `int` (fd numbers, pids: -1 arrives as 2^64-1). */
 export function argInt(a: bigint): number {
-  return Number(BigInt.asIntN(32, a));
+  // the comparison allocates nothing; asIntN makes a new bigint
+  return a <= 0x7fff_ffffn ? Number(a) : Number(BigInt.asIntN(32, a));
+}
+
+/** An argument as a C `unsigned int` (an ioctl's cmd, a token): its low 32 bits. */
+export function argU32(a: bigint): number {
+  return a <= 0xffff_ffffn ? Number(a) : Number(BigInt.asUintN(32, a));
 }
 
 /** Thrown by FrameReader for a frame announcing more than MAX_PAYLOAD bytes. */

@@ -21,6 +21,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { type BackendFactory, runProgram } from '../../src/cli/run.ts';
 import { Kernel } from '../../src/host/kernel.ts';
 import { PRESETS } from '../../src/host/topology/index.ts';
 import { ownedFolders } from '../../src/server/owned.ts';
@@ -180,6 +181,16 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     assert.equal(existsSync(dirname(root)), false, 'the private directory is gone');
   });
 
+  it('the example C clients (iommufd cdev flow, fork torture) pass under the launcher', () => {
+    for (const name of ['iommufd-cdev', 'fork-torture']) {
+      const r = spawnSync(BIN, ['run', '--', join(ROOT, 'native/build/examples', name)], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, `${name}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^PASS: ${name}$`, 'm'));
+    }
+  });
+
   it('an exec that drops the environment keeps the wait (UIOMMU_READY is kept like UIOMMU_SOCK)', async (t) => {
     const started = file('started');
     t.after(() => rmSync(gate, { force: true }));
@@ -294,6 +305,28 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     run.child.kill('SIGKILL');
     assert.equal(await written(result), 'no', 'no engine: no /dev/iommu');
     assert.equal(existsSync(gate), false, 'the engine never served');
+  });
+
+  it('the engine beside the launcher refuses a host whose programs would need another page size', async () => {
+    const engineDir = mkdtempSync(join(dir, 'engine-'));
+    const noProcesses: BackendFactory = () => ({
+      mmFor: () => assert.fail('no process connects'),
+    });
+    const said: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((text: string) => said.push(text) > 0) as typeof write;
+    try {
+      const status = await runProgram(
+        ['true'],
+        { host: 'pseries', launched: { dir: engineDir, statusFd: -1 } },
+        noProcesses,
+      );
+      assert.equal(status, 1);
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.deepEqual(said, ['uiommu run: the launcher cannot run host pseries\n']);
+    assert.equal(existsSync(engineDir), false, 'its tree and directory are removed');
   });
 
   it('anything but run with the options it vouches for runs Node’s CLI as before', () => {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import {
   argInt,
+  argU32,
   decodeI32s,
   decodeNodeStat,
   decodeRequest,
@@ -77,6 +78,22 @@ test('request header: 64 bytes, fields at their C offsets, little-endian', () =>
   const back = decodeRequest(b);
   assert.equal(back.tid, -2);
   assert.equal(argInt(back.args[3]!), -1);
+});
+
+test('arguments as C int and unsigned int: the low 32 bits of the u64', () => {
+  const ints: [bigint, number, number][] = [
+    [0n, 0, 0],
+    [0x7fff_ffffn, 0x7fff_ffff, 0x7fff_ffff],
+    [0x8000_0000n, -0x8000_0000, 0x8000_0000],
+    [0xffff_ffffn, -1, 0xffff_ffff],
+    [0x1_0000_3b84n, 0x3b84, 0x3b84],
+    [(1n << 64n) - 1n, -1, 0xffff_ffff],
+    [(1n << 64n) - 2n, -2, 0xffff_fffe],
+  ];
+  for (const [a, int, u32] of ints) {
+    assert.equal(argInt(a), int, `argInt(${a})`);
+    assert.equal(argU32(a), u32, `argU32(${a})`);
+  }
 });
 
 test('a RequestReader reads each frame into the same request, every field anew', () => {

@@ -11,6 +11,8 @@
  * carries: a struct across a page end, an unreadable one and an integer for
  * a pointer. A fork child and its parent allocating at once each get only
  * their own ids written back (the library's staging file is per process).
+ * Under an RLIMIT_FSIZE of 0 or 100 bytes the calls answer the same, and
+ * no SIGXFSZ comes from the library's staged copies.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -64,6 +67,26 @@ static void fork_allocs(int fd)
 		 status, shared);
 	check("a fork child and its parent, 2000 IOAS_ALLOC each at once: each its own ids",
 	      ok && status == 0 && !shared, detail);
+}
+
+/* IOVA_RANGES under an RLIMIT_FSIZE of 0 and of 100 bytes: the same answer, no SIGXFSZ. */
+static void fsize_limits(int fd, struct iommu_ioas_iova_ranges *q)
+{
+	struct rlimit was, lim;
+	int ok = 1;
+
+	getrlimit(RLIMIT_FSIZE, &was);
+	for (rlim_t cur = 0; cur <= 100 && ok; cur += 100) {
+		lim = (struct rlimit){ cur, was.rlim_max };
+		ok = !setrlimit(RLIMIT_FSIZE, &lim);
+		for (int i = 0; i < 20 && ok; i++) {
+			q->num_iovas = 4;
+			ok = !ioctl(fd, IOMMU_IOAS_IOVA_RANGES, q) && q->num_iovas == 1;
+		}
+	}
+	setrlimit(RLIMIT_FSIZE, &was);
+	check("RLIMIT_FSIZE 0 and 100: IOVA_RANGES answers the same, no SIGXFSZ", ok,
+	      strerror(errno));
 }
 
 int main(void)
@@ -145,5 +168,6 @@ int main(void)
 	check("and the connection goes on",
 	      !ioctl(fd, IOMMU_IOAS_ALLOC, alloc) && alloc->out_ioas_id, strerror(errno));
 	fork_allocs(fd);
+	fsize_limits(fd, q);
 	return failures != 0;
 }

@@ -17,5 +17,5 @@ const dir = mkdtempSync(join(tmpdir(), 'uiommu-writeback-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('IOCTL write-back: out-fields land, a stale view of the maps answers EFAULT, per process', () => {
-  runCProgram(dir, 'writeback', ['--host', 'mock'], 13);
+  runCProgram(dir, 'writeback', ['--host', 'mock'], 14);
 });
