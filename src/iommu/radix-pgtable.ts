@@ -99,6 +99,8 @@ export class RadixPgtable implements IoPgtable {
   private readonly dirty = new SortedRanges<DirtyRange>();
   private nodes = 1;
   private segments = 0;
+  /** The run runAt found last: dirty marking walks IOVAs in order. Map and unmap forget it (runs merge and split). */
+  private hot: RunSeg | undefined;
 
   /** EINVAL unless the geometry fits in 64 bits, every page size is a level's, and base is aligned to the largest. */
   constructor(config: IoPgtableConfig) {
@@ -154,6 +156,7 @@ export class RadixPgtable implements IoPgtable {
 
   /** Length 0 is a no-op (as iommu_map()) once iova and phys pass the checks. */
   map(iova: bigint, phys: bigint, length: bigint, prot: number, maxPageSize?: bigint): void {
+    this.hot = undefined;
     this.checkRange(iova, length);
     if (phys < 0n || phys % this.minPage !== 0n || phys + length > U64_END) {
       fail('EINVAL', 'phys misaligned or past 2^64', 'iommu_map');
@@ -168,6 +171,7 @@ export class RadixPgtable implements IoPgtable {
 
   /** EINVAL when the range is misaligned or outside the table. */
   unmap(iova: bigint, length: bigint): bigint {
+    this.hot = undefined;
     this.checkRange(iova, length);
     if (length === 0n) return 0n;
     const last = iova + length - 1n;
@@ -345,11 +349,17 @@ export class RadixPgtable implements IoPgtable {
 
   /** The run holding `iova`, if mapped. */
   private runAt(iova: bigint): RunSeg | undefined {
+    const hot = this.hot;
+    if (hot && hot.start <= iova && iova <= hot.last) return hot;
     if (iova < this.config.base || iova >= this.end) return undefined;
     let node = this.root;
     for (;;) {
       const seg = node.segs.find(iova);
-      if (!seg || seg.kind === 'run') return seg;
+      if (!seg) return undefined;
+      if (seg.kind === 'run') {
+        this.hot = seg;
+        return seg;
+      }
       node = seg.node;
     }
   }
