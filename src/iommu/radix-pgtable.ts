@@ -230,10 +230,20 @@ export class RadixPgtable implements IoPgtable {
   setDirty(iova: bigint): boolean {
     const run = this.runAt(iova);
     if (!run) return false;
-    if (this.dirty.find(iova)) return true;
     const size = this.entrySize[run.pageLevel]!;
     const start = run.start + ((iova - run.start) / size) * size;
     let last = start + size - 1n;
+    // past every dirty range (marking in ascending order): a new one, or the last grows
+    const tail = this.dirty.last;
+    if (!tail || tail.last + 1n < start) {
+      this.dirty.insert({ start, last });
+      return true;
+    }
+    if (tail.last + 1n === start) {
+      tail.last = last;
+      return true;
+    }
+    if (this.dirty.find(iova)) return true;
     const next = this.dirty.find(last + 1n);
     if (next) {
       this.dirty.delete(next);

@@ -354,7 +354,7 @@ function checkRefs(
       ? runs[run]!.phys + (va - runs[run]!.va)
       : caller.mm.resolve(va, ps, false)[0]!.phys;
     if (!memory.isCompound(phys) && memory.pinCount(phys) !== refs) {
-      fail('EIO', `page at 0x${va.toString(16)} has ${memory.pinCount(phys)} pins`, where);
+      fail('EIO', `page at 0x${(uptr + k).toString(16)} has ${memory.pinCount(phys)} pins`, where);
     }
   }
   return 0;
