@@ -140,8 +140,10 @@ export class Domain {
 
   /** Set the dirty bit of the leaf containing `iova`; false if unmapped. */
   markDirty(iova: bigint): boolean {
-    const ap = this.apertures.find((a) => a.start <= iova && iova <= a.last);
-    return ap ? ap.table.setDirty(iova) : false;
+    for (const ap of this.apertures) {
+      if (ap.start <= iova && iova <= ap.last) return ap.table.setDirty(iova);
+    }
+    return false;
   }
 
   /** Visit dirty leaves in `[iova, iova+length)` across apertures; clears them unless `keep`. */

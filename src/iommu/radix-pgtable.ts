@@ -99,6 +99,8 @@ export class RadixPgtable implements IoPgtable {
   private readonly dirty = new SortedRanges<DirtyRange>();
   private nodes = 1;
   private segments = 0;
+  /** The run runAt found last: dirty marking walks IOVAs in order. Map and unmap forget it (runs merge and split). */
+  private hot: RunSeg | undefined;
 
   /** EINVAL unless the geometry fits in 64 bits, every page size is a level's, and base is aligned to the largest. */
   constructor(config: IoPgtableConfig) {
@@ -154,6 +156,7 @@ export class RadixPgtable implements IoPgtable {
 
   /** Length 0 is a no-op (as iommu_map()) once iova and phys pass the checks. */
   map(iova: bigint, phys: bigint, length: bigint, prot: number, maxPageSize?: bigint): void {
+    this.hot = undefined;
     this.checkRange(iova, length);
     if (phys < 0n || phys % this.minPage !== 0n || phys + length > U64_END) {
       fail('EINVAL', 'phys misaligned or past 2^64', 'iommu_map');
@@ -168,6 +171,7 @@ export class RadixPgtable implements IoPgtable {
 
   /** EINVAL when the range is misaligned or outside the table. */
   unmap(iova: bigint, length: bigint): bigint {
+    this.hot = undefined;
     this.checkRange(iova, length);
     if (length === 0n) return 0n;
     const last = iova + length - 1n;
@@ -226,10 +230,20 @@ export class RadixPgtable implements IoPgtable {
   setDirty(iova: bigint): boolean {
     const run = this.runAt(iova);
     if (!run) return false;
-    if (this.dirty.find(iova)) return true;
     const size = this.entrySize[run.pageLevel]!;
     const start = run.start + ((iova - run.start) / size) * size;
     let last = start + size - 1n;
+    // past every dirty range (marking in ascending order): a new one, or the last grows
+    const tail = this.dirty.last;
+    if (!tail || tail.last + 1n < start) {
+      this.dirty.insert({ start, last });
+      return true;
+    }
+    if (tail.last + 1n === start) {
+      tail.last = last;
+      return true;
+    }
+    if (this.dirty.find(iova)) return true;
     const next = this.dirty.find(last + 1n);
     if (next) {
       this.dirty.delete(next);
@@ -345,11 +359,17 @@ export class RadixPgtable implements IoPgtable {
 
   /** The run holding `iova`, if mapped. */
   private runAt(iova: bigint): RunSeg | undefined {
+    const hot = this.hot;
+    if (hot && hot.start <= iova && iova <= hot.last) return hot;
     if (iova < this.config.base || iova >= this.end) return undefined;
     let node = this.root;
     for (;;) {
       const seg = node.segs.find(iova);
-      if (!seg || seg.kind === 'run') return seg;
+      if (!seg) return undefined;
+      if (seg.kind === 'run') {
+        this.hot = seg;
+        return seg;
+      }
       node = seg.node;
     }
   }

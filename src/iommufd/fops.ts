@@ -5,7 +5,7 @@
  */
 
 import { faultPoint } from '../iommu/fault-inject.ts';
-import type { Caller, FileOps } from '../kernel/file.ts';
+import type { Caller, DeviceMapping, FileOps, MmapHost } from '../kernel/file.ts';
 import type { IommufdHost } from './context.ts';
 import { IommufdCtx } from './context.ts';
 import { type ExtraCmd, iommufdIoctl } from './main.ts';
@@ -25,22 +25,47 @@ export function openIommufd(
   opts: { openedAsVfio: boolean } = { openedAsVfio: false },
 ): IommufdFile {
   faultPoint('iommufd_fops_open');
-  const ctx = new IommufdCtx(host, opts);
-  // opened as /dev/vfio/vfio it is the (compat) container, and traces name it like the legacy one
-  const [plain, spapr] = opts.openedAsVfio
-    ? ['vfio-container', 'vfio-container-spapr']
-    : ['iommufd', 'iommufd-spapr'];
-  return {
-    /** The `-spapr` kind while an extension's SPAPR backend serves the container ioctls: traces decode them by it. */
-    get kind() {
-      return ctx.vfioCompatBackend ? spapr : plain;
-    },
-    ctx,
-    ioctl: (caller, request, arg) => iommufdIoctl(ctx, caller, request, arg, extra, vfioCompat),
-    mmap: (_caller, offset, length, shared, host, exec = false) =>
-      ctx.mmaps.mmap(offset, length, { shared, exec }, host),
-    release: () => ctx.release(),
-  };
+  return new IommufdFileOps(new IommufdCtx(host, opts), extra, opts.openedAsVfio);
+}
+
+/**
+ * The file operations of one open: a class, not an object literal with a
+ * getter (V8 keeps such a literal in dictionary mode, and every ioctl's
+ * `ops.ioctl` would then be a slow lookup).
+ */
+class IommufdFileOps implements IommufdFile {
+  constructor(
+    readonly ctx: IommufdCtx,
+    private readonly extra: ExtraCmd | undefined,
+    /** Opened as /dev/vfio/vfio: the (compat) container, and traces name it like the legacy one. */
+    private readonly openedAsVfio: boolean,
+  ) {}
+
+  /** The `-spapr` kind while an extension's SPAPR backend serves the container ioctls: traces decode them by it. */
+  get kind(): string {
+    const spapr = this.ctx.vfioCompatBackend !== undefined;
+    if (this.openedAsVfio) return spapr ? 'vfio-container-spapr' : 'vfio-container';
+    return spapr ? 'iommufd-spapr' : 'iommufd';
+  }
+
+  ioctl(caller: Caller, request: number, arg: bigint): number {
+    return iommufdIoctl(this.ctx, caller, request, arg, this.extra, vfioCompat);
+  }
+
+  mmap(
+    _caller: Caller,
+    offset: bigint,
+    length: bigint,
+    shared: boolean,
+    host: MmapHost,
+    exec = false,
+  ): DeviceMapping {
+    return this.ctx.mmaps.mmap(offset, length, { shared, exec }, host);
+  }
+
+  release(): void {
+    this.ctx.release();
+  }
 }
 
 /** The iommufd context of an open file, if it is /dev/iommu (or /dev/vfio/vfio served by iommufd). */

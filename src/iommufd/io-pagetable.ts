@@ -353,17 +353,26 @@ export class IoPagetable {
   // ---- map / unmap ---------------------------------------------------------------
 
   /**
-   * iopt_map_pages(): place the slices back to back at `iova` (or an
-   * allocated IOVA when undefined), then fill every domain. All-or-nothing.
-   * Returns the IOVA used.
+   * The first check of a map (iopt_alloc_area_pages): EINVAL for a length
+   * of zero or not a multiple of the IOAS alignment. Callers may ask it
+   * before building the page set, so that a map failing it allocates nothing.
    */
-  mapPages(slices: PagesSlice[], length: bigint, iova: bigint | undefined, prot: number): bigint {
+  checkMapLength(length: bigint): void {
     if ((length & (this.iovaAlignment - 1n)) !== 0n || length === 0n)
       fail(
         'EINVAL',
         `length ${hex(length)} is zero or not aligned to the IOAS alignment ${hex(this.iovaAlignment)}`,
         'iopt_map_pages',
       );
+  }
+
+  /**
+   * iopt_map_pages(): place the slices back to back at `iova` (or an
+   * allocated IOVA when undefined), then fill every domain. All-or-nothing.
+   * Returns the IOVA used.
+   */
+  mapPages(slices: PagesSlice[], length: bigint, iova: bigint | undefined, prot: number): bigint {
+    this.checkMapLength(length);
     const first = slices[0]!;
     const at = iova ?? this.allocIova(first.pages.uptr + first.offset, length);
     if (iova !== undefined) this.checkIova(at, length);

@@ -123,16 +123,19 @@ export class IoptPages {
    */
   physRuns(offset: bigint, length: bigint): PhysRun[] {
     const ps = this.memory.pageSize;
-    const startByte = this.uptr - this.base + offset;
+    const head = this.uptr - this.base;
+    const startByte = head + offset;
     const endByte = startByte + length;
     const out: PhysRun[] = [];
     for (const seg of this.segs?.overlapping(startByte / ps, (endByte - 1n) / ps) ?? []) {
-      const s = seg.start * ps > startByte ? seg.start * ps : startByte;
-      const e = (seg.last + 1n) * ps < endByte ? (seg.last + 1n) * ps : endByte;
-      const phys = seg.phys + (s - seg.start * ps);
+      const segStart = seg.start * ps;
+      const segEnd = (seg.last + 1n) * ps;
+      const s = segStart > startByte ? segStart : startByte;
+      const e = segEnd < endByte ? segEnd : endByte;
+      const phys = seg.phys + (s - segStart);
       const prev = out[out.length - 1];
       if (prev && prev.phys + prev.length === phys) prev.length += e - s;
-      else out.push({ va: s - (this.uptr - this.base), length: e - s, phys });
+      else out.push({ va: s - head, length: e - s, phys });
     }
     return out;
   }
@@ -150,9 +153,11 @@ export class IoptPages {
   liveRuns(offset: bigint, length: bigint, write: boolean): PhysRun[] {
     if (!this.segs?.size) return this.source.resolve(this.uptr + offset, length, write);
     const end = offset + length;
+    const gaps = this.gaps(this.indexOf(offset), this.indexOf(end - 1n));
+    if (gaps.length === 0) return this.physRuns(offset, length);
     const out: PhysRun[] = [];
     let cur = offset;
-    for (const [gs, gl] of this.gaps(this.indexOf(offset), this.indexOf(end - 1n))) {
+    for (const [gs, gl] of gaps) {
       const from = this.offsetOfPage(gs) > offset ? this.offsetOfPage(gs) : offset;
       const to = this.offsetOfPage(gl + 1n) < end ? this.offsetOfPage(gl + 1n) : end;
       if (cur < from) out.push(...this.physRuns(cur, from - cur));

@@ -42,7 +42,7 @@ import { MockDevice } from '../drivers/mock/device.ts';
 import { MockDomain } from '../drivers/mock/domain.ts';
 import { MockIommu } from '../drivers/mock/driver.ts';
 import { MockNestedDomain } from '../drivers/mock/nested.ts';
-import type { Mm } from '../iommu/mm.ts';
+import type { Mm, PhysRun } from '../iommu/mm.ts';
 import {
   type Caller,
   DmaBufAttachments,
@@ -338,8 +338,21 @@ function checkRefs(
     fail('EINVAL', 'length or uptr not page aligned, or uptr wraps', where);
   }
   const memory = ctx.host.memory;
+  // the whole range in one resolve; when some page faults, page by page, so
+  // that a page with other pins before it still answers EIO
+  let runs: PhysRun[] | undefined;
+  try {
+    runs = caller.mm.resolve(uptr, length, false);
+  } catch (e) {
+    if (!(e instanceof Errno)) throw e;
+  }
+  let run = 0;
   for (let k = 0n; k < length; k += ps) {
-    const phys = caller.mm.resolve(uptr + k, ps, false)[0]!.phys;
+    const va = uptr + k;
+    while (runs && runs[run]!.va + runs[run]!.length <= va) run++;
+    const phys = runs
+      ? runs[run]!.phys + (va - runs[run]!.va)
+      : caller.mm.resolve(va, ps, false)[0]!.phys;
     if (!memory.isCompound(phys) && memory.pinCount(phys) !== refs) {
       fail('EIO', `page at 0x${(uptr + k).toString(16)} has ${memory.pinCount(phys)} pins`, where);
     }

@@ -50,57 +50,81 @@ export function procCredentials(pid: number, from: string | ProcFiles = '/proc')
     typeof from === 'string'
       ? { readText: (name) => readFileSync(`${from}/${pid}/${name}`, 'latin1') }
       : from;
+  return new ProcCredentials(files);
+}
+
+/*
+ * Classes, not object literals with getters: V8 keeps such a literal in
+ * dictionary mode, and the engine's refresh before every request would be
+ * a slow lookup.
+ */
+
+/** See procCredentials. */
+class ProcCredentials implements LiveCredentials {
   // read apart: a call asking only CAP_IPC_LOCK, as IOAS_MAP of a privileged program does, reads status alone
-  const status = liveValue(() => readStatus(files), { uid: 0, capEff: 0n });
-  const memlock = liveValue(() => readMemlock(files), 0n);
-  status.get();
-  memlock.get();
-  return {
-    refresh() {
-      status.stale();
-      memlock.stale();
-    },
-    get uid() {
-      return status.get().uid;
-    },
-    get capIpcLock() {
-      return ((status.get().capEff >> CAP_IPC_LOCK) & 1n) === 1n;
-    },
-    get capSysResource() {
-      return ((status.get().capEff >> CAP_SYS_RESOURCE) & 1n) === 1n;
-    },
-    get capSysRawio() {
-      return ((status.get().capEff >> CAP_SYS_RAWIO) & 1n) === 1n;
-    },
-    get rlimitMemlock() {
-      return memlock.get();
-    },
-  };
+  private readonly status: LiveValue<StatusFacts>;
+  private readonly memlock: LiveValue<bigint>;
+
+  constructor(files: ProcFiles) {
+    this.status = new LiveValue(() => readStatus(files), { uid: 0, capEff: 0n });
+    this.memlock = new LiveValue(() => readMemlock(files), 0n);
+    this.status.get();
+    this.memlock.get();
+  }
+
+  refresh(): void {
+    this.status.stale();
+    this.memlock.stale();
+  }
+
+  get uid(): number {
+    return this.status.get().uid;
+  }
+
+  get capIpcLock(): boolean {
+    return ((this.status.get().capEff >> CAP_IPC_LOCK) & 1n) === 1n;
+  }
+
+  get capSysResource(): boolean {
+    return ((this.status.get().capEff >> CAP_SYS_RESOURCE) & 1n) === 1n;
+  }
+
+  get capSysRawio(): boolean {
+    return ((this.status.get().capEff >> CAP_SYS_RAWIO) & 1n) === 1n;
+  }
+
+  get rlimitMemlock(): bigint {
+    return this.memlock.get();
+  }
 }
 
 /**
  * A value read by `read` at the first `get()` after each `stale()` (and the
  * first); while `read` throws (the process is gone) the last value stays.
  */
-function liveValue<T>(read: () => T, initial: T): { get(): T; stale(): void } {
-  let value = initial;
-  let stale = true;
-  return {
-    get() {
-      if (stale) {
-        stale = false;
-        try {
-          value = read();
-        } catch {
-          // the process is gone: keep what it had
-        }
+class LiveValue<T> {
+  private isStale = true;
+
+  constructor(
+    private readonly read: () => T,
+    private value: T,
+  ) {}
+
+  get(): T {
+    if (this.isStale) {
+      this.isStale = false;
+      try {
+        this.value = this.read();
+      } catch {
+        // the process is gone: keep what it had
       }
-      return value;
-    },
-    stale() {
-      stale = true;
-    },
-  };
+    }
+    return this.value;
+  }
+
+  stale(): void {
+    this.isStale = true;
+  }
 }
 
 function readStatus(files: ProcFiles): StatusFacts {
@@ -130,24 +154,37 @@ export function withCapabilities(
   creds: LiveCredentials,
   caps: ReadonlySet<GrantableCap>,
 ): LiveCredentials {
-  return {
-    refresh() {
-      creds.refresh();
-    },
-    get uid() {
-      return creds.uid;
-    },
-    get rlimitMemlock() {
-      return creds.rlimitMemlock;
-    },
-    get capSysResource() {
-      return caps.has('sys_resource') || creds.capSysResource;
-    },
-    get capIpcLock() {
-      return caps.has('ipc_lock') || creds.capIpcLock;
-    },
-    get capSysRawio() {
-      return caps.has('sys_rawio') || (creds.capSysRawio ?? false);
-    },
-  };
+  return new GrantedCredentials(creds, caps);
+}
+
+/** See withCapabilities. */
+class GrantedCredentials implements LiveCredentials {
+  constructor(
+    private readonly creds: LiveCredentials,
+    private readonly caps: ReadonlySet<GrantableCap>,
+  ) {}
+
+  refresh(): void {
+    this.creds.refresh();
+  }
+
+  get uid(): number {
+    return this.creds.uid;
+  }
+
+  get rlimitMemlock(): bigint {
+    return this.creds.rlimitMemlock;
+  }
+
+  get capSysResource(): boolean {
+    return this.caps.has('sys_resource') || this.creds.capSysResource;
+  }
+
+  get capIpcLock(): boolean {
+    return this.caps.has('ipc_lock') || this.creds.capIpcLock;
+  }
+
+  get capSysRawio(): boolean {
+    return this.caps.has('sys_rawio') || (this.creds.capSysRawio ?? false);
+  }
 }

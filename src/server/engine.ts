@@ -765,6 +765,8 @@ export class Engine {
   private syncPoll(): void {
     const sync = this.opts.pollSync;
     if (!sync) return;
+    // the common case (after every request): nothing pollable open, nothing mirrored
+    if (this.polled.size === 0 && !this.anyPollable()) return;
     // entries not marked with this pass's number are gone
     const pass = ++this.pollPass;
     for (const [pid, client] of this.clients) {
@@ -799,6 +801,13 @@ export class Engine {
       quietly(() => entry.handle !== undefined && sync.release(entry.handle));
       this.polled.delete(key);
     }
+  }
+
+  /** Whether a served process has a pollable file open (a walk that makes no entry arrays). */
+  private anyPollable(): boolean {
+    for (const client of this.clients.values())
+      for (const file of client.proc.fds.values()) if (file.ops.poll) return true;
+    return false;
   }
 
   // ---- traces -----------------------------------------------------------------------

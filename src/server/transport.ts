@@ -52,37 +52,59 @@ export interface Transport {
 
 /** Listen at `path` (which must not exist); throws with `errno` when it cannot. */
 export function openTransport(path: string, onReady: () => void): Transport {
-  const addon = transportAddon();
-  const size = REQUEST_HEADER_SIZE + MAX_PAYLOAD + META_BYTES;
-  const inBuf = Buffer.alloc(size);
-  const outBuf = Buffer.alloc(REQUEST_HEADER_SIZE + MAX_PAYLOAD);
-  const meta = new Int32Array(inBuf.buffer, inBuf.byteOffset + size - META_BYTES, 4);
-  let closed = false;
-  const handle: TransportHandle = addon.transportOpen(path, inBuf, outBuf, () => {
-    if (!closed) onReady();
-  });
-  return {
-    in: inBuf,
-    inView: new DataView(inBuf.buffer, inBuf.byteOffset, inBuf.byteLength),
-    out: outBuf,
-    outView: new DataView(outBuf.buffer, outBuf.byteOffset, outBuf.byteLength),
-    get fd() {
-      return meta[0]!;
-    },
-    get oversize() {
-      return (meta[2]! & 1) !== 0;
-    },
-    next: () => (closed ? EV.YIELD : addon.transportNext(handle)),
-    reply(fd, length) {
-      if (!closed) addon.transportReply(handle, fd, length);
-    },
-    drop(fd) {
-      if (!closed) addon.transportDrop(handle, fd);
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      addon.transportClose(handle);
-    },
-  };
+  return new AddonTransport(path, onReady);
+}
+
+/**
+ * The addon's transport. A class, not an object literal with getters: V8
+ * keeps such a literal in dictionary mode, and every `fd`, `next` and
+ * `reply` of the request loop would be a slow lookup.
+ */
+class AddonTransport implements Transport {
+  readonly in: Buffer;
+  readonly inView: DataView;
+  readonly out: Buffer;
+  readonly outView: DataView;
+  private readonly meta: Int32Array;
+  private readonly addon = transportAddon();
+  private readonly handle: TransportHandle;
+  private closed = false;
+
+  constructor(path: string, onReady: () => void) {
+    const size = REQUEST_HEADER_SIZE + MAX_PAYLOAD + META_BYTES;
+    this.in = Buffer.alloc(size);
+    this.out = Buffer.alloc(REQUEST_HEADER_SIZE + MAX_PAYLOAD);
+    this.inView = new DataView(this.in.buffer, this.in.byteOffset, this.in.byteLength);
+    this.outView = new DataView(this.out.buffer, this.out.byteOffset, this.out.byteLength);
+    this.meta = new Int32Array(this.in.buffer, this.in.byteOffset + size - META_BYTES, 4);
+    this.handle = this.addon.transportOpen(path, this.in, this.out, () => {
+      if (!this.closed) onReady();
+    });
+  }
+
+  get fd(): number {
+    return this.meta[0]!;
+  }
+
+  get oversize(): boolean {
+    return (this.meta[2]! & 1) !== 0;
+  }
+
+  next(): number {
+    return this.closed ? EV.YIELD : this.addon.transportNext(this.handle);
+  }
+
+  reply(fd: number, length: number): void {
+    if (!this.closed) this.addon.transportReply(this.handle, fd, length);
+  }
+
+  drop(fd: number): void {
+    if (!this.closed) this.addon.transportDrop(this.handle, fd);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.addon.transportClose(this.handle);
+  }
 }

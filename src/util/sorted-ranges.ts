@@ -23,6 +23,12 @@ export class SortedRanges<T extends Range> {
     return this.count;
   }
 
+  /** The item with the highest start, if any. */
+  get last(): T | undefined {
+    const chunk = this.chunks[this.chunks.length - 1];
+    return chunk?.[chunk.length - 1];
+  }
+
   /** Index of the last chunk whose first item starts at or before `addr`, or -1. */
   private chunkFor(addr: bigint): number {
     let lo = 0;

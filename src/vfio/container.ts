@@ -254,16 +254,29 @@ export function openVfioContainer(host: VfioHost, extra: ExtraCmd | undefined): 
  * told the fd is gone.
  */
 function openLegacyContainer(drivers: readonly VfioIommuDriver[]): LegacyContainerFile {
-  const container = new LegacyContainer(drivers);
-  return {
-    /** 'vfio-container-spapr' once SET_IOMMU chose the SPAPR backend: traces decode its ioctls by it. */
-    get kind() {
-      return container.driver?.name === 'vfio-iommu-spapr-tce'
-        ? 'vfio-container-spapr'
-        : 'vfio-container';
-    },
-    container,
-    ioctl: (caller, request, arg) => container.ioctl(caller, request, arg),
-    release: () => container.backend?.containerClosed?.(),
-  };
+  return new LegacyContainerOps(new LegacyContainer(drivers));
+}
+
+/**
+ * The file operations of one open: a class, not an object literal with a
+ * getter (V8 keeps such a literal in dictionary mode: a slow `ops.ioctl`
+ * lookup on every ioctl).
+ */
+class LegacyContainerOps implements LegacyContainerFile {
+  constructor(readonly container: LegacyContainer) {}
+
+  /** 'vfio-container-spapr' once SET_IOMMU chose the SPAPR backend: traces decode its ioctls by it. */
+  get kind(): string {
+    return this.container.driver?.name === 'vfio-iommu-spapr-tce'
+      ? 'vfio-container-spapr'
+      : 'vfio-container';
+  }
+
+  ioctl(caller: Caller, request: number, arg: bigint): number {
+    return this.container.ioctl(caller, request, arg);
+  }
+
+  release(): void {
+    this.container.backend?.containerClosed?.();
+  }
 }

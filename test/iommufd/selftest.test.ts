@@ -423,6 +423,9 @@ test('MD_CHECK_REFS: one pin per page set however many domains, COPYs and access
   const access = createAccess(f, ioas, true);
   assert.equal(pin(f, access, BASE, BUF).errno, undefined);
   assert.equal(refs(f, va, BUF, 1), undefined);
+  // pages in order: a page with other pins before an unmapped one is EIO, then EFAULT
+  assert.equal(refs(f, va, BUF + PAGE, 0), 'EIO');
+  assert.equal(refs(f, va, BUF + PAGE, 1), 'EFAULT');
   const dev = mockDomain(f, ioas);
   assert.equal(refs(f, va, BUF, 1), undefined);
   ok(f.call('IOMMU_HWPT_ALLOC', { dev_id: dev.idev, pt_id: ioas }));

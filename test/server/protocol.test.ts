@@ -112,6 +112,11 @@ test('a RequestReader reads each frame into the same request, every field anew',
     },
     { op: OP.CLOSE, pid: 9, tid: 10, args: [4n], payload: new Uint8Array() },
     { op: OP.OPEN, pid: 11, tid: 11, args: [5n, 2n], payload: new Uint8Array([4, 5, 6]) },
+    // the same words again, then one argument's high or low half alone changed (a kept bigint must not be reused)
+    { op: OP.OPEN, pid: 11, tid: 11, args: [5n, 2n], payload: new Uint8Array([4, 5, 6]) },
+    { op: OP.OPEN, pid: 11, tid: 11, args: [5n | (1n << 32n), 2n], payload: new Uint8Array([7]) },
+    { op: OP.OPEN, pid: 11, tid: 11, args: [6n | (1n << 32n), 2n], payload: new Uint8Array([8]) },
+    { op: OP.OPEN, pid: 11, tid: 11, args: [6n, 0n], payload: new Uint8Array([8, 9]) },
   ];
   for (const f of frames) {
     buf.set(encodeRequest(f));

@@ -8,7 +8,7 @@ import { type Range, SortedRanges } from '../../src/util/sorted-ranges.ts';
  * items) so that lookups cross chunk boundaries; every query, random or
  * just past an item, is checked against a plain scan of the live items.
  */
-test('overlapping, firstIntersecting and from agree with a plain scan across chunks', () => {
+test('overlapping, firstIntersecting, from and last agree with a plain scan across chunks', () => {
   fc.assert(
     fc.property(
       fc.array(fc.nat(3000), { minLength: 600, maxLength: 1500 }),
@@ -31,6 +31,7 @@ test('overlapping, firstIntersecting and from agree with a plain scan across chu
           assert.equal(set.delete(r), true);
         }
         const all = [...live.values()].sort((a, b) => (a.start < b.start ? -1 : 1));
+        assert.equal(set.last, all[all.length - 1], 'last: the highest start');
         // just past each item (chunk boundaries included): the next items only
         for (let k = 0; k < all.length; k++) {
           const start = all[k]!.last + 1n;
