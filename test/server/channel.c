@@ -303,7 +303,7 @@ static void mode_signals(long n)
 	rounds = i;
 	pthread_join(th, NULL);
 	for (i = 1; chan && i < UIOMMU_CHAN_SLOTS; i++)
-		nested += chan->slot[i].posted;
+		nested += chan->slot[i].done;
 	printf("handled %ld %ld %ld, main rounds %ld, nested slot calls %s\n", g_handled[1],
 	       g_handled[2], g_handled[3], rounds, nested ? "some" : "none");
 	if (chan && !nested)
