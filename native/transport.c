@@ -85,6 +85,8 @@ enum {
 /* Connections whose channel is polled before sleeping: served from it within HOT_NS. */
 #define HOT_MAX 8
 #define HOT_NS 2000000
+/* Requests taken from hot channels in a row before the sockets and libuv are looked at. */
+#define HOT_STREAK 16
 /* Bounds of how long the engine polls channels before it sleeps (adapted to the clients). */
 #define SPIN_MIN_NS 4000
 #define SPIN_MAX_NS 200000
@@ -135,6 +137,8 @@ struct transport {
 	int hot[HOT_MAX];    /* fds of connections recently served from their channel */
 	int nhot;
 	int chan_polling; /* polling is set in the channels of hot[] */
+	int hot_streak;	  /* requests taken from hot channels since the sockets were looked at */
+	int hot_turn;	  /* where take_hot looks first */
 	int64_t spin_ns;  /* how long the next poll may last */
 };
 
@@ -453,26 +457,43 @@ static int take_posted(struct transport *t, struct conn *c)
 	return EV_REQUEST;
 }
 
-/* The next request posted in a hot connection's channel, or -1. */
-static int take_hot(struct transport *t)
+/* Whether a hot connection's channel holds a request that could be taken. */
+static int hot_posted(struct transport *t)
 {
 	for (int i = 0; i < t->nhot; i++) {
+		struct conn *c = conn_of(t, t->hot[i]);
+
+		if (!c->out && c->route_len < ROUTE_MAX && chan_posted(&c->chan))
+			return 1;
+	}
+	return 0;
+}
+
+/* The next request posted in a hot connection's channel, or -1; the connections take turns. */
+static int take_hot(struct transport *t)
+{
+	for (int k = 0; k < t->nhot; k++) {
+		int i = (t->hot_turn + k) % t->nhot;
 		int e = take_posted(t, conn_of(t, t->hot[i]));
 
-		if (e >= 0)
+		if (e >= 0) {
+			t->hot_turn = i + 1;
 			return e;
+		}
 	}
 	return -1;
 }
 
 /*
- * Stops polling: clears polling in the hot channels, then looks at them
- * once more (a library that saw polling set posted without a DOORBELL, and
- * more than one may have): called before every sleep and every return to
- * libuv, until it finds nothing. Only then are connections no longer hot
- * forgotten.
+ * Stops polling: clears polling in the hot channels; with `take`, then
+ * looks at them once more (a library that saw polling set posted without a
+ * DOORBELL, and more than one may have): called before every sleep until
+ * it finds nothing. Only then are connections no longer hot forgotten.
+ * Without `take` (a return to libuv, which must not wait behind a client
+ * that posts without pause), call_ready() looks again on the loop's next
+ * turn.
  */
-static int unpoll(struct transport *t)
+static int unpoll(struct transport *t, int take)
 {
 	int64_t now = now_ns();
 	int e;
@@ -485,6 +506,8 @@ static int unpoll(struct transport *t)
 		/* pairs with the library's store of posted before its look at polling */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
+	if (!take)
+		return -1;
 	/* every request posted while polling was set, not only the first */
 	e = take_hot(t);
 	for (int i = 0; e < 0 && i < t->nhot; i++)
@@ -642,10 +665,7 @@ static int next_event(struct transport *t)
 		}
 		t->at = t->nready = 0;
 		if (t->closed || t->yield) {
-			int e = t->closed ? -1 : unpoll(t);
-
-			if (e >= 0)
-				return e;
+			unpoll(t, 0);
 			t->yield = 0;
 			return EV_YIELD;
 		}
@@ -667,16 +687,28 @@ static int next_event(struct transport *t)
 
 			timeout = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
 		}
+		if (timeout && t->hot_streak >= HOT_STREAK) {
+			/* the sockets' and libuv's turn: a busy channel does not keep them waiting */
+			t->hot_streak = 0;
+			n = epoll_wait(t->wait_ep, t->ready, READY_MAX, 0);
+			if (n > 0) {
+				t->nready = n;
+				continue;
+			}
+		}
 		if (timeout) {
 			/* the hot channels: what was posted meanwhile, then a while longer, then sleep */
 			int e = take_hot(t);
 
-			if (e < 0)
-				e = poll_hot(t);
+			if (e >= 0) {
+				t->hot_streak++;
+				return e;
+			}
+			e = poll_hot(t);
 			if (e == -2)
 				continue;
 			if (e < 0)
-				e = unpoll(t);
+				e = unpoll(t, 1);
 			if (e >= 0)
 				return e;
 		}
@@ -685,10 +717,9 @@ static int next_event(struct transport *t)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 || (n == 0 && !t->queue_head)) {
-			/* back to libuv: no channel is polled meanwhile */
-			int e = unpoll(t);
-
-			return e >= 0 ? e : EV_YIELD;
+			/* back to libuv (a timer is due): no channel is polled meanwhile */
+			unpoll(t, 0);
+			return EV_YIELD;
 		}
 		t->nready = n;
 	}
@@ -734,7 +765,8 @@ static void call_ready(struct transport *t)
 		uv_poll_start(&t->poll, UV_READABLE, on_poll);
 		t->polling = 1;
 	}
-	if (t->queue_head)
+	/* buffered frames, or requests posted while polling was set: the loop's next turn */
+	if (t->queue_head || hot_posted(t))
 		uv_idle_start(&t->idle, on_idle);
 }
 
