@@ -97,6 +97,13 @@ export function parseMaps(text: string, va: bigint, last: bigint): MapsEntry[] {
   return out;
 }
 
+/** Prefetched bytes `bytes` of `[va, end)` (RemoteMm.prefetch). */
+class PrefetchWindow {
+  va = 0n;
+  end = 0n;
+  bytes: Uint8Array = new Uint8Array(0);
+}
+
 /**
  * The address space of a live real process (served through the preload
  * library), as GUP sees it, reached only through files bound to it: its
@@ -141,8 +148,9 @@ export class RemoteMm implements Mm, AddressSpace {
   private gathered:
     | { uptr: bigint; entryLen: number; ksize: number; window: GatheredEntries }
     | undefined;
-  /** See `prefetch`. */
-  private window: { va: bigint; end: bigint; bytes: Uint8Array } | undefined;
+  /** See `prefetch`: `windowStore` while a window is set, reused from call to call. */
+  private window: PrefetchWindow | undefined;
+  private readonly windowStore = new PrefetchWindow();
   /** See `deferWrites`; undefined while writes are made at once. */
   private deferred: UserWrite[] | undefined;
   private deferredBytes = 0;
@@ -234,10 +242,15 @@ export class RemoteMm implements Mm, AddressSpace {
    * the process.
    */
   prefetch(va?: bigint, bytes?: Uint8Array): void {
-    this.window =
-      va === undefined || !bytes?.length
-        ? undefined
-        : { va, end: va + BigInt(bytes.length), bytes };
+    if (va === undefined || !bytes?.length) {
+      this.window = undefined;
+      return;
+    }
+    const w = this.windowStore;
+    w.va = va;
+    w.end = va + BigInt(bytes.length);
+    w.bytes = bytes;
+    this.window = w;
   }
 
   /** The prefetched bytes of `[va, va+length)`, when they cover all of it (a view, or a copy with `copy`). */

@@ -255,7 +255,8 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
         fail('EINVAL', 'an access cannot read a dma-buf', 'iopt_pages_rw_access');
       for (const run of area.pages.liveRuns(area.offsetOf(cur), end - cur + 1n, write)) {
         const n = Number(run.length);
-        if (write) memory.write(run.phys, buf.subarray(pos, pos + n));
+        // the whole buffer as a rule (one run): no view to make
+        if (write) memory.write(run.phys, n === buf.length ? buf : buf.subarray(pos, pos + n));
         else buf.set(memory.read(run.phys, n), pos);
         pos += n;
       }

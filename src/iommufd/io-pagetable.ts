@@ -108,6 +108,8 @@ function alignUp(x: bigint, a: bigint): bigint | undefined {
 export class IoPagetable {
   readonly areas = new SortedRanges<Area>();
   readonly reserved: Reserved[] = [];
+  /** iovaRanges() of the current reserved set, until it changes. */
+  private usable: readonly Range[] | undefined;
   /** Allowed ranges, sorted and disjoint; empty = everything allowed. */
   allowed: Range[] = [];
   readonly domains: Domain[] = [];
@@ -143,12 +145,16 @@ export class IoPagetable {
       );
     }
     this.reserved.push({ start, last, owner });
+    this.usable = undefined;
   }
 
   /** Drop every reservation made by `owner`. */
   unreserve(owner: unknown): void {
     for (let i = this.reserved.length - 1; i >= 0; i--) {
-      if (this.reserved[i]!.owner === owner) this.reserved.splice(i, 1);
+      if (this.reserved[i]!.owner === owner) {
+        this.reserved.splice(i, 1);
+        this.usable = undefined;
+      }
     }
   }
 
@@ -165,11 +171,13 @@ export class IoPagetable {
     this.allowed = ranges;
   }
 
-  /** The usable IOVA ranges: holes of the reserved set over [0, U64_MAX]. */
-  iovaRanges(): Range[] {
-    const out: Range[] = [];
-    for (const hole of this.holes(0n, U64_MAX, false)) out.push(hole);
-    return out;
+  /**
+   * The usable IOVA ranges: holes of the reserved set over [0, U64_MAX].
+   * Computed once per change of the reserved set; callers must not modify them.
+   */
+  iovaRanges(): readonly Range[] {
+    this.usable ??= [...this.holes(0n, U64_MAX, false)];
+    return this.usable;
   }
 
   /** Merged reserved ranges (and areas when `withAreas`) intersecting `[start, last]`, ascending. */

@@ -21,7 +21,12 @@ import type { Layout } from '../abi/layout.ts';
 import { U64_MAX } from '../abi/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
 import type { Caller, DmaBufExporter, FileRef, PagesSource } from '../kernel/file.ts';
-import { type AccountMode, NO_ACCOUNT, type PinAccount } from '../kernel/pin-account.ts';
+import {
+  type AccountMode,
+  NO_ACCOUNT,
+  type PinAccount,
+  type PinOwner,
+} from '../kernel/pin-account.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
 import type { IommufdCtx } from './context.ts';
 import { IoPagetable } from './io-pagetable.ts';
@@ -88,13 +93,15 @@ export function ioasIovaRanges(ctx: IommufdCtx, ucmd: Ucmd<V<typeof IommuIoasIov
     fail('EOPNOTSUPP', '__reserved is not zero', 'iommufd_ioas_iova_ranges');
   const ioas = ctx.get<Ioas>(cmd.ioas_id, 'ioas');
   const max = cmd.num_iovas;
-  let n = 0;
-  for (const r of ioas.iopt.iovaRanges()) {
-    if (n < max) {
-      const at = cmd.allowed_iovas + BigInt(n * IommuIovaRange.size);
-      ucmd.mm.write(at, IommuIovaRange.encode({ start: r.start, last: r.last }));
-    }
-    n++;
+  const ranges = ioas.iopt.iovaRanges();
+  const n = ranges.length;
+  // one copy_to_user for all that fit: a fault leaves the same bytes written as one copy per range
+  const fit = Math.min(n, max);
+  if (fit > 0) {
+    const bytes = new Uint8Array(fit * IommuIovaRange.size);
+    for (let i = 0; i < fit; i++)
+      bytes.set(IommuIovaRange.encode(ranges[i]!), i * IommuIovaRange.size);
+    ucmd.mm.write(cmd.allowed_iovas, bytes);
   }
   cmd.num_iovas = n;
   cmd.out_iova_alignment = ioas.iopt.iovaAlignment;
@@ -188,20 +195,13 @@ export function mapSource(
   // shows the answer before a page is pinned: it is asked then, or as the map
   // succeeds, so a map failing its checks reads no credentials. One call sees
   // one snapshot of them (LiveCredentials), so the answer is the same.
-  let chosen = account;
-  const choose = () => (chosen ??= caller.pinAccount(ctx.accountMode));
+  const deferred = account ? undefined : new DeferredAccount(ctx, caller);
   const args = [
     source,
     start,
     cmd.length,
     (cmd.flags & IOMMU_IOAS_MAP_FLAGS.WRITEABLE) !== 0,
-    account ?? {
-      charge: (n: bigint) => choose().charge(n),
-      uncharge: (n: bigint) => choose().uncharge(n),
-      get owner() {
-        return choose().owner;
-      },
-    },
+    account ?? deferred!,
     ctx.host.memory,
   ] as const;
   const pages = dmabuf ? new DmabufPages(...args, dmabuf) : new IoptPages(...args);
@@ -213,8 +213,39 @@ export function mapSource(
     fixed ? cmd.iova : undefined,
     protOf(cmd.flags),
   );
-  pages.account = choose();
+  pages.account = account ?? deferred!.chosen();
   return iova;
+}
+
+/**
+ * The caller's pin account, chosen at its first use (a pin, or the map's
+ * success): a class, not a literal with a getter, which V8 would keep in
+ * dictionary mode on every IOAS_MAP.
+ */
+class DeferredAccount implements PinAccount {
+  private account: PinAccount | undefined;
+
+  constructor(
+    private readonly ctx: IommufdCtx,
+    private readonly caller: Caller,
+  ) {}
+
+  chosen(): PinAccount {
+    this.account ??= this.caller.pinAccount(this.ctx.accountMode);
+    return this.account;
+  }
+
+  charge(npages: bigint): void {
+    this.chosen().charge(npages);
+  }
+
+  uncharge(npages: bigint): void {
+    this.chosen().uncharge(npages);
+  }
+
+  get owner(): PinOwner | undefined {
+    return this.chosen().owner;
+  }
 }
 
 /** IOMMU_IOAS_MAP */
