@@ -156,6 +156,16 @@ export class Domain {
     this.eachAperture(iova, length, (table, s, len) => table.readDirty(s, len, keep, visit));
   }
 
+  /** readDirty by spans of whole leaves (IoPgtable.readDirtySpans), across apertures. */
+  readDirtySpans(
+    iova: bigint,
+    length: bigint,
+    keep: boolean,
+    visit: (first: bigint, last: bigint, size: bigint) => void,
+  ): void {
+    this.eachAperture(iova, length, (table, s, len) => table.readDirtySpans(s, len, keep, visit));
+  }
+
   /** Call `fn` with each aperture's table and the part of `[iova, iova+length)` inside it. */
   private eachAperture(
     iova: bigint,

@@ -63,6 +63,16 @@ export interface IoPgtable {
     keep: boolean,
     visit: (leaf: bigint, size: bigint) => void,
   ): void;
+  /**
+   * readDirty by spans: each `[first, last]` is whole consecutive dirty
+   * leaves of `size` bytes, ascending, visited as one (no value per leaf).
+   */
+  readDirtySpans(
+    iova: bigint,
+    length: bigint,
+    keep: boolean,
+    visit: (first: bigint, last: bigint, size: bigint) => void,
+  ): void;
   /** Number of internal objects held (nodes + runs); for memory tests and benches. */
   readonly objectCount: number;
 }

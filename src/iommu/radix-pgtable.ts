@@ -262,6 +262,18 @@ export class RadixPgtable implements IoPgtable {
     keep: boolean,
     visit: (leaf: bigint, size: bigint) => void,
   ): void {
+    this.readDirtySpans(iova, length, keep, (first, last, size) => {
+      for (let leaf = first; leaf < last; leaf += size) visit(leaf, size);
+    });
+  }
+
+  /** The bits are cleared before the first visit. */
+  readDirtySpans(
+    iova: bigint,
+    length: bigint,
+    keep: boolean,
+    visit: (first: bigint, last: bigint, size: bigint) => void,
+  ): void {
     const a = max(iova, this.config.base);
     const l = min(iova + length, this.end) - 1n;
     if (a > l) return;
@@ -296,9 +308,7 @@ export class RadixPgtable implements IoPgtable {
       if (d.start < cs) this.dirty.insert({ start: d.start, last: cs - 1n });
       if (d.last > ce) this.dirty.insert({ start: ce + 1n, last: d.last });
     }
-    for (const sp of spans) {
-      for (let leaf = sp.start; leaf < sp.last; leaf += sp.size) visit(leaf, sp.size);
-    }
+    for (const sp of spans) visit(sp.start, sp.last, sp.size);
   }
 
   /** EINVAL unless `[iova, iova+length)` is aligned to the smallest page and inside the table. */

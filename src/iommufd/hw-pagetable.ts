@@ -223,7 +223,7 @@ export function hwptSetDirtyTracking(
   const enable = (cmd.flags & IOMMU_HWPT_DIRTY_TRACKING_FLAGS.ENABLE) !== 0;
   if (enable && !domain.dirtyTracking) {
     for (const area of hwpt.ioas.iopt.areas)
-      domain.readDirty(area.start, area.length, false, () => {});
+      domain.readDirtySpans(area.start, area.length, false, () => {});
   }
   domain.dirtyTracking = enable;
   return 0;
@@ -273,9 +273,10 @@ export function hwptGetDirtyBitmap(
     const area = iopt.areas.find(cur);
     if (!area) break;
     const end = area.last < last ? area.last : last;
-    hwpt.domain.readDirty(cur, end - cur + 1n, keep, (leaf, size) => {
-      const s = leaf > cur ? leaf : cur;
-      const e = leaf + size - 1n < end ? leaf + size - 1n : end;
+    // consecutive leaves make consecutive bits: a span of them is one run
+    hwpt.domain.readDirtySpans(cur, end - cur + 1n, keep, (first, lastByte) => {
+      const s = first > cur ? first : cur;
+      const e = lastByte < end ? lastByte : end;
       const b0 = (s - cmd.iova) / cmd.page_size;
       const b1 = (e - cmd.iova) / cmd.page_size;
       const prev = bits[bits.length - 1];
