@@ -96,10 +96,18 @@ test('an unmap cutting a mapping while fail-nth is armed passes no injection poi
 test('unmaps while another process revokes the lease again and again: all done, nothing left mapped', () => {
   const state = join(dir, 'race-state');
   runCProgram(dir, 'unmap-lease', [...POWERNV, '--dump-state', state], 1, ['race']);
-  const containers = JSON.parse(readFileSync(state, 'utf8')).containers;
+  const containers: { backend: string | null; mappings: unknown[] }[] = JSON.parse(
+    readFileSync(state, 'utf8'),
+  ).containers;
+  // the killed child's last container may still be listed: the dump is taken as each process
+  // exits, and the engine can learn of the child's death after the parent's
   assert.deepEqual(
-    containers.map((c: { backend: string; mappings: unknown[] }) => [c.backend, c.mappings]),
+    containers.filter((c) => c.backend !== null).map((c) => [c.backend, c.mappings]),
     [['spapr', []]],
+  );
+  assert.deepEqual(
+    containers.filter((c) => c.backend === null).map((c) => c.mappings),
+    containers.length > 1 ? [[]] : [],
   );
 });
 
