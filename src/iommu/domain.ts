@@ -1,6 +1,6 @@
 import { fail } from '../abi/errno.ts';
 import type { IommuDriver } from './driver.ts';
-import type { IoPgtable } from './io-pgtable.ts';
+import type { DirtySpans, IoPgtable } from './io-pgtable.ts';
 import { type DmaAccess, protFor } from './prot.ts';
 
 /**
@@ -157,12 +157,7 @@ export class Domain {
   }
 
   /** readDirty by spans of whole leaves (IoPgtable.readDirtySpans), across apertures. */
-  readDirtySpans(
-    iova: bigint,
-    length: bigint,
-    keep: boolean,
-    visit: (first: bigint, last: bigint, size: bigint) => void,
-  ): void {
+  readDirtySpans(iova: bigint, length: bigint, keep: boolean, visit: DirtySpans): void {
     this.eachAperture(iova, length, (table, s, len) => table.readDirtySpans(s, len, keep, visit));
   }
 

@@ -31,6 +31,9 @@ export interface IoPte {
   level: number;
 }
 
+/** A readDirtySpans visitor: `[first, last]` is whole dirty leaves of `size` bytes. */
+export type DirtySpans = (first: bigint, last: bigint, size: bigint) => void;
+
 export interface IoPgtable {
   readonly config: IoPgtableConfig;
   /**
@@ -67,12 +70,7 @@ export interface IoPgtable {
    * readDirty by spans: each `[first, last]` is whole consecutive dirty
    * leaves of `size` bytes, ascending, visited as one (no value per leaf).
    */
-  readDirtySpans(
-    iova: bigint,
-    length: bigint,
-    keep: boolean,
-    visit: (first: bigint, last: bigint, size: bigint) => void,
-  ): void;
+  readDirtySpans(iova: bigint, length: bigint, keep: boolean, visit: DirtySpans): void;
   /** Number of internal objects held (nodes + runs); for memory tests and benches. */
   readonly objectCount: number;
 }

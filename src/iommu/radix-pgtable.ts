@@ -1,6 +1,6 @@
 import { fail } from '../abi/errno.ts';
 import { SortedRanges } from '../util/sorted-ranges.ts';
-import type { IoPgtable, IoPgtableConfig, IoPte } from './io-pgtable.ts';
+import type { DirtySpans, IoPgtable, IoPgtableConfig, IoPte } from './io-pgtable.ts';
 
 /** A node's pointer to the child table of exactly one entry `[start, last]`. */
 interface ChildSeg {
@@ -268,12 +268,7 @@ export class RadixPgtable implements IoPgtable {
   }
 
   /** The bits are cleared before the first visit. */
-  readDirtySpans(
-    iova: bigint,
-    length: bigint,
-    keep: boolean,
-    visit: (first: bigint, last: bigint, size: bigint) => void,
-  ): void {
+  readDirtySpans(iova: bigint, length: bigint, keep: boolean, visit: DirtySpans): void {
     const a = max(iova, this.config.base);
     const l = min(iova + length, this.end) - 1n;
     if (a > l) return;
