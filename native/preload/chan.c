@@ -68,10 +68,25 @@ static int ring_doorbell(pid_t me)
 	return n == (ssize_t)sizeof(rq) ? 0 : -1;
 }
 
+/*
+ * After a spin that ran out: an answer that came within SPIN_MAX_NS of the
+ * post (its wake-up included) would have been caught by a spin that long,
+ * so the next spin lasts that long; a slower one halves the spin. Without
+ * this, a spin that once fell below the usual answer time would never grow
+ * again: every call would sleep and cost the engine a futex wake.
+ */
+static void spin_learn(int64_t waited)
+{
+	if (waited <= SPIN_MAX_NS)
+		g_spin_ns = waited > g_spin_ns ? waited : g_spin_ns;
+	else
+		g_spin_ns = g_spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : g_spin_ns / 2;
+}
+
 /* Waits for `seq` in the slot's done word: 0, or -1 when the engine is gone. */
 static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
 {
-	int64_t start, waited;
+	int64_t start = 0, waited;
 	uint32_t d;
 
 	if (__atomic_load_n(&g_chan->engine_cpu, __ATOMIC_RELAXED) != cpu) {
@@ -88,7 +103,6 @@ static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
 				break;
 			__builtin_ia32_pause();
 		}
-		g_spin_ns = g_spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : g_spin_ns / 2;
 	}
 	__atomic_store_n(&sl->sleeping, 1, __ATOMIC_RELAXED);
 	/* pairs with the engine's store of done before its look at sleeping */
@@ -103,6 +117,8 @@ static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
 		}
 	}
 	__atomic_store_n(&sl->sleeping, 0, __ATOMIC_RELAXED);
+	if (start)
+		spin_learn(now_ns() - start);
 	return 0;
 }
 
