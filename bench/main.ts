@@ -238,14 +238,14 @@ if (ip) {
       metric: 'Unix socket round trip between two C processes (blocking)',
       value: ip.ipcFloorNs,
       unit: 'ns',
-      note: 'the floor of any engine in another process: two sleeping threads woken per call',
+      note: 'blocking write/read: every call wakes the sleeping peer (what the channel avoids when both sides run)',
     },
     {
       id: '5',
       metric: 'ioctl round trip: IOMMU_IOAS_IOVA_RANGES under uiommu run',
       value: ip.interposedNs,
       unit: 'ns',
-      note: 'preload library → Unix socket → engine → process_vm_writev → reply',
+      note: 'unpinned; request and answer in the shared channel page (a doorbell on the socket only when the engine sleeps), write-back by the library',
     },
     ratioRow(
       '5',
