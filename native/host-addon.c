@@ -721,16 +721,28 @@ static napi_value peer_pid(napi_env env, napi_callback_info info)
 	return out;
 }
 
-static napi_value fstat_fd(napi_env env, napi_callback_info info)
+/* fstat of the fd in the call's one argument: 1, or 0 with a JS exception pending. */
+static int stat_arg(napi_env env, napi_callback_info info, struct stat *st)
 {
-	napi_value argv[1], out;
+	napi_value argv[1];
 	int32_t fd;
-	struct stat st;
 
 	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd))
+		return 0;
+	if (fstat(fd, st) < 0) {
+		throw_errno(env, errno, "fstat");
+		return 0;
+	}
+	return 1;
+}
+
+static napi_value fstat_fd(napi_env env, napi_callback_info info)
+{
+	napi_value out;
+	struct stat st;
+
+	if (!stat_arg(env, info, &st))
 		return NULL;
-	if (fstat(fd, &st) < 0)
-		return throw_errno(env, errno, "fstat");
 	napi_create_object(env, &out);
 	napi_set_named_property(env, out, "dev", make_u64(env, st.st_dev));
 	napi_set_named_property(env, out, "devMajor", make_num(env, major(st.st_dev)));
@@ -742,17 +754,12 @@ static napi_value fstat_fd(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* fileSize(fd): st_size alone, without building fstat's object. */
 static napi_value file_size(napi_env env, napi_callback_info info)
 {
-	napi_value argv[1];
-	int32_t fd;
 	struct stat st;
 
-	if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd))
-		return NULL;
-	if (fstat(fd, &st) < 0)
-		return throw_errno(env, errno, "fstat");
-	return make_num(env, (double)st.st_size);
+	return stat_arg(env, info, &st) ? make_num(env, (double)st.st_size) : NULL;
 }
 
 static napi_value fstatfs_fd(napi_env env, napi_callback_info info)
