@@ -9,6 +9,7 @@ import {
   addressOf,
   closeFd,
   eventfdSet,
+  fileSize,
   fstatFd,
   fstatfsFd,
   memRead,
@@ -152,7 +153,7 @@ test('readText is the file as generated now, each time, whole; none once closed'
   assert.throws(() => handle.readText('limits'), errno('ESRCH'));
 });
 
-test('fstatFd matches fs.fstatSync', () => {
+test('fstatFd matches fs.fstatSync; fileSize is st_size as of each call, EBADF once closed', () => {
   const file = path.join(os.tmpdir(), `uiommu-native-${process.pid}`);
   fs.writeFileSync(file, 'twelve bytes');
   const fd = fs.openSync(file, 'r');
@@ -163,10 +164,14 @@ test('fstatFd matches fs.fstatSync', () => {
     assert.equal(mine.ino, node.ino);
     assert.equal(mine.size, 12n);
     assert.equal(BigInt(mine.mode), node.mode);
+    assert.equal(fileSize(fd), 12n);
+    fs.truncateSync(file, 5);
+    assert.equal(fileSize(fd), 5n, 'asked again each time');
   } finally {
     fs.closeSync(fd);
     fs.unlinkSync(file);
   }
+  assert.throws(() => fileSize(fd), errno('EBADF'), 'closed');
 });
 
 /** The counter of a non-blocking eventfd (draining it), or undefined when it is 0. */
