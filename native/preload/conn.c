@@ -73,18 +73,6 @@ void lose(void)
 	chan_forget();
 }
 
-/* This thread's id, asked of the kernel once per thread and process (a fork child asks again). */
-static pid_t thread_id(pid_t pid)
-{
-	static __thread pid_t t_pid, t_tid;
-
-	if (t_pid != pid) {
-		t_tid = syscall(SYS_gettid);
-		t_pid = pid;
-	}
-	return t_tid;
-}
-
 /* pid and tid are filled in when the request is sent (call()). */
 struct uiommu_req new_req(uint32_t op)
 {
@@ -176,7 +164,7 @@ lost:
 void req_stamp(struct uiommu_req *rq, pid_t me)
 {
 	rq->pid = me;
-	rq->tid = thread_id(me);
+	rq->tid = self_tid();
 	rq->flags |= UIOMMU_REQ_MM_TRACKED | mm_changed_since_sent();
 }
 
@@ -212,7 +200,7 @@ struct uiommu_chan *open_channel(void)
 	ssize_t n;
 
 	rq.pid = g_conn_pid;
-	rq.tid = thread_id(rq.pid);
+	rq.tid = self_tid();
 	if (send_all(&rq, sizeof(rq), NULL, 0))
 		goto lost;
 	do
@@ -329,7 +317,7 @@ static int64_t hello(int kind, uint64_t token)
 	struct uiommu_resp rs;
 
 	rq.pid = getpid();
-	rq.tid = thread_id(rq.pid);
+	rq.tid = self_tid();
 	rq.a[0] = kind;
 	rq.a[1] = token;
 	if (send_all(&rq, sizeof(rq), NULL, 0) || recv_all(&rs, sizeof(rs)))

@@ -237,6 +237,11 @@ void ensure_init(void);
 
 /* getpid() without a system call after the first; a child made by fork or clone asks again. */
 pid_t self_pid(void);
+/*
+ * This thread's id, asked of the kernel once per thread and process (a fork
+ * child asks again): unique among the live threads of the system.
+ */
+pid_t self_tid(void);
 
 /* ---- the lazy engine (engine-wait.c) ------------------------------------ */
 

@@ -72,3 +72,15 @@ pid_t self_pid(void)
 	}
 	return pid;
 }
+
+pid_t self_tid(void)
+{
+	static __thread pid_t t_pid, t_tid;
+	pid_t pid = self_pid();
+
+	if (t_pid != pid) {
+		t_tid = (pid_t)syscall(SYS_gettid);
+		t_pid = pid;
+	}
+	return t_tid;
+}

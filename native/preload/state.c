@@ -20,27 +20,19 @@ char *g_keep_env[4];
  * The lock is one word, so that taking it, nesting in it and leaving it are
  * each one atomic step: a signal handler that calls in at any point of
  * another call of its thread finds it consistent (held by its own thread:
- * it nests). Bits 8-31: the holder's thread number, bit 7: a thread waits,
- * bits 0-6: the holder's nesting depth.
+ * it nests). Bits 8-31: the holder's thread id (a live thread's id is
+ * unique and below PID_MAX_LIMIT, 2^22), bit 7: a thread waits, bits 0-6:
+ * the holder's nesting depth.
  */
 #define LOCK_DEPTH 0x7fu
 #define LOCK_WAITERS 0x80u
 #define LOCK_OWNER 0xffffff00u
 
 static uint32_t g_lock;
-static uint32_t g_threads;	 /* thread numbers handed out */
-static __thread uint32_t t_self; /* this thread's number (shifted to bits 8-31), 0 until asked */
-
-static uint32_t self_number(void)
-{
-	while (!t_self)
-		t_self = __atomic_add_fetch(&g_threads, 1, __ATOMIC_RELAXED) << 8;
-	return t_self;
-}
 
 static void lock_take(void)
 {
-	uint32_t me = self_number(), want = me | 1, w;
+	uint32_t me = (uint32_t)self_tid() << 8, want = me | 1, w;
 
 	if ((__atomic_load_n(&g_lock, __ATOMIC_RELAXED) & LOCK_OWNER) == me) {
 		__atomic_fetch_add(&g_lock, 1, __ATOMIC_ACQUIRE);

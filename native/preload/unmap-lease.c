@@ -36,18 +36,6 @@ static struct uiommu_unmap_rec *rec_at(uint64_t i)
 	       (i % UIOMMU_LEASE_RECS);
 }
 
-/* This thread's id, asked of the kernel once per thread (and again in a fork child). */
-static pid_t thread_id(void)
-{
-	static __thread pid_t t_pid, t_tid;
-
-	if (t_pid != g_ring_pid) {
-		t_tid = (pid_t)syscall(SYS_gettid);
-		t_pid = g_ring_pid;
-	}
-	return t_tid;
-}
-
 int lease_is_unmap(unsigned long request)
 {
 	return (unsigned int)request == UNMAP_DMA;
@@ -126,7 +114,7 @@ int lease_unmap(int fd, void *arg, int *ret)
 		.argsz = u.argsz,
 		.flags = u.flags,
 		.fd = fd,
-		.tid = thread_id(),
+		.tid = self_tid(),
 		.gen = gen,
 		.state = UIOMMU_REC_POSTED,
 	};
