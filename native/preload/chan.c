@@ -125,7 +125,7 @@ static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
 int chan_call(struct guard *g, struct uiommu_req *rq, const void *payload, size_t len, int user,
 	      struct uiommu_resp *rs, void *out, size_t cap)
 {
-	pid_t me = rq->pid ? rq->pid : getpid();
+	pid_t me = rq->pid ? rq->pid : self_pid();
 	int slot = lock_depth() - 1, saved = errno, cpu;
 	struct uiommu_chan_slot *sl;
 	struct uiommu_chan *chan;

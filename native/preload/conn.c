@@ -171,7 +171,7 @@ void req_stamp(struct uiommu_req *rq, pid_t me)
 int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_resp *rs, void *out,
 	 size_t cap)
 {
-	pid_t me = rq->pid ? rq->pid : getpid();
+	pid_t me = rq->pid ? rq->pid : self_pid();
 
 	if (!conn_ready(me))
 		return -1;

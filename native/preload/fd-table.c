@@ -21,21 +21,24 @@ EXPORT int close(int fd)
 	return r;
 }
 
-/*
- * Moves our socket out of the way of a dup onto its number (caller holds the
- * lock): to the lowest free fd >= UIOMMU_SOCK_FD_MIN, or, under a limit
- * below that, the lowest free one (the connection matters more than the number).
- */
-static void move_sock(void)
+int lib_move(int fd)
 {
-	int n = real.fcntl(g_sock, F_DUPFD_CLOEXEC, UIOMMU_SOCK_FD_MIN);
+	int n = real.fcntl(fd, F_DUPFD_CLOEXEC, UIOMMU_SOCK_FD_MIN);
 
 	if (n < 0)
-		n = real.fcntl(g_sock, F_DUPFD_CLOEXEC, 3);
-	if (n >= 0) {
-		real.close(g_sock);
+		n = real.fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (n >= 0)
+		real.close(fd);
+	return n;
+}
+
+/* Moves our socket out of the way of a dup onto its number (caller holds the lock). */
+static void move_sock(void)
+{
+	int n = lib_move(g_sock);
+
+	if (n >= 0)
 		g_sock = n;
-	}
 }
 
 /* The real close_range over [first, last] but for the library's fds (caller holds the lock). */

@@ -395,6 +395,12 @@ ssize_t write_own(const struct iovec *to, int n, const void *bytes, size_t len);
 size_t read_user(void *dst, uintptr_t src, size_t len);
 /* The program's RLIMIT_FSIZE was set to `set` (NULL: read it). */
 void stage_fsize(const struct rlimit *set);
+/*
+ * Moves library fd `fd` out of the way of a dup onto its number: to the
+ * lowest free fd >= UIOMMU_SOCK_FD_MIN, or, under a limit below that, the
+ * lowest free one. Returns the new fd (the old one closed), or -1 (kept).
+ */
+int lib_move(int fd);
 /* A dup2 onto the staging memfd's number: it moves away (caller holds the lock). */
 void stage_move(void);
 /* After an RLIMIT_NOFILE change: the staging memfd is parked anew (caller holds the lock). */

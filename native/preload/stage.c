@@ -167,15 +167,11 @@ void stage_move(void)
 
 	if (g_stage < 0)
 		return;
-	n = real.fcntl(g_stage, F_DUPFD_CLOEXEC, UIOMMU_SOCK_FD_MIN);
+	n = lib_move(g_stage);
 	if (n < 0)
-		n = real.fcntl(g_stage, F_DUPFD_CLOEXEC, 3);
-	if (n < 0) {
 		stage_drop();
-		return;
-	}
-	real.close(g_stage);
-	g_stage = n;
+	else
+		g_stage = n;
 }
 
 void stage_repark(void)
