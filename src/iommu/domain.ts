@@ -146,17 +146,7 @@ export class Domain {
     return false;
   }
 
-  /** Visit dirty leaves in `[iova, iova+length)` across apertures; clears them unless `keep`. */
-  readDirty(
-    iova: bigint,
-    length: bigint,
-    keep: boolean,
-    visit: (leaf: bigint, size: bigint) => void,
-  ): void {
-    this.eachAperture(iova, length, (table, s, len) => table.readDirty(s, len, keep, visit));
-  }
-
-  /** readDirty by spans of whole leaves (IoPgtable.readDirtySpans), across apertures. */
+  /** The dirty leaves in `[iova, iova+length)` by spans (IoPgtable.readDirtySpans), across apertures; cleared unless `keep`. */
   readDirtySpans(iova: bigint, length: bigint, keep: boolean, visit: DirtySpans): void {
     this.eachAperture(iova, length, (table, s, len) => table.readDirtySpans(s, len, keep, visit));
   }

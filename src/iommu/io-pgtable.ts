@@ -57,18 +57,10 @@ export interface IoPgtable {
   /** Mark the leaf containing `iova` dirty; false if nothing is mapped there. */
   setDirty(iova: bigint): boolean;
   /**
-   * Visit each dirty leaf intersecting `[iova, iova+length)` in ascending
-   * order as `(leafIova, leafSize)`; clear its dirty bit unless `keep`.
-   */
-  readDirty(
-    iova: bigint,
-    length: bigint,
-    keep: boolean,
-    visit: (leaf: bigint, size: bigint) => void,
-  ): void;
-  /**
-   * readDirty by spans: each `[first, last]` is whole consecutive dirty
-   * leaves of `size` bytes, ascending, visited as one (no value per leaf).
+   * Visit the dirty leaves intersecting `[iova, iova+length)` in ascending
+   * order, by spans: each `[first, last]` is whole consecutive dirty leaves
+   * of `size` bytes, visited as one (no value per leaf); clear their dirty
+   * bits unless `keep`.
    */
   readDirtySpans(iova: bigint, length: bigint, keep: boolean, visit: DirtySpans): void;
   /** Number of internal objects held (nodes + runs); for memory tests and benches. */

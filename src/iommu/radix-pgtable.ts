@@ -63,7 +63,7 @@ function newNode(level: number, start: bigint): TableNode {
  * (possibly of a lower level) share page size and prot and have linear phys.
  *
  * Costs: map, unmap, lookup and setDirty are O(levels × log segments), plus,
- * for unmap, the objects it frees; runs() and readDirty() add their output
+ * for unmap, the objects it frees; runs() and readDirtySpans() add their output
  * size. Splitting at an unmap edge materialises O(levels) nodes and
  * segments. Adjacent compatible runs merge on map, and a child table holding
  * one full run folds back into its parent.
@@ -253,18 +253,6 @@ export class RadixPgtable implements IoPgtable {
     if (prev) prev.last = last;
     else this.dirty.insert({ start, last });
     return true;
-  }
-
-  /** The bits are cleared before the first visit. */
-  readDirty(
-    iova: bigint,
-    length: bigint,
-    keep: boolean,
-    visit: (leaf: bigint, size: bigint) => void,
-  ): void {
-    this.readDirtySpans(iova, length, keep, (first, last, size) => {
-      for (let leaf = first; leaf < last; leaf += size) visit(leaf, size);
-    });
   }
 
   /** The bits are cleared before the first visit. */

@@ -9,6 +9,7 @@ import { Device, DmaFaultError } from '../../src/iommu/device.ts';
 import type { PagingFlags } from '../../src/iommu/driver.ts';
 import { Group } from '../../src/iommu/group.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../src/iommu/prot.ts';
+import { dirtyLeavesOf } from '../iommu/dirty-leaves.ts';
 import { FakeMemory } from './fake-memory.ts';
 
 const K4 = 1n << 12n;
@@ -207,8 +208,7 @@ describe('IntelIommu DMA', () => {
     d.dirtyTracking = true;
     dev.dmaWrite(M2 + 5n, Uint8Array.of(1));
     dev.dmaRead(0n, 1);
-    const seen: bigint[][] = [];
-    d.readDirty(0n, 2n * M2, false, (leaf, size) => seen.push([leaf, size]));
+    const seen = dirtyLeavesOf((visit) => d.readDirtySpans(0n, 2n * M2, false, visit));
     assert.deepEqual(seen, [[M2, M2]]);
   });
 });

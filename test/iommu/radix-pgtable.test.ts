@@ -5,6 +5,7 @@ import { Errno } from '../../src/abi/errno.ts';
 import type { IoPgtableConfig, IoPte } from '../../src/iommu/io-pgtable.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../src/iommu/prot.ts';
 import { RadixPgtable } from '../../src/iommu/radix-pgtable.ts';
+import { dirtyLeavesOf } from './dirty-leaves.ts';
 
 const K4 = 1n << 12n;
 const M2 = 1n << 21n;
@@ -23,8 +24,7 @@ function throwsErrno(fn: () => unknown, code: string): void {
 
 /** Everything observable about a table, for "nothing changed" checks. */
 function snapshot(t: RadixPgtable): unknown {
-  const dirty: bigint[] = [];
-  t.readDirty(t.config.base, 1n << 64n, true, (leaf) => dirty.push(leaf));
+  const dirty = dirtyLeaves(t, t.config.base, 1n << 64n, true).map(([leaf]) => leaf);
   return { runs: t.runs(t.config.base, 1n << 64n), objects: t.objectCount, dirty };
 }
 
@@ -34,9 +34,7 @@ function pte(iova: bigint, length: bigint, phys: bigint, pageSize: bigint, prot 
 }
 
 function dirtyLeaves(t: RadixPgtable, iova: bigint, length: bigint, keep: boolean): bigint[][] {
-  const out: bigint[][] = [];
-  t.readDirty(iova, length, keep, (leaf, size) => out.push([leaf, size]));
-  return out;
+  return dirtyLeavesOf((visit) => t.readDirtySpans(iova, length, keep, visit));
 }
 
 describe('RadixPgtable config', () => {
