@@ -156,9 +156,8 @@ export class RemoteMm implements Mm, AddressSpace {
   private deferredBytes = 0;
   /** The last request reported an address-space change (observeMaps). */
   private changed = true;
-  /** A writable VMA of the kept maps `maps` (see deferrable). */
-  private writableVma: { maps: MapsEntry[] | undefined; start: bigint; end: bigint } | undefined;
-  /** A readable VMA of the kept maps `maps` (see readableInCache). */
+  /** The writable and the readable VMA of the kept maps `maps` found last (see coveredByMaps). */
+  private writableVma: { maps: MapsEntry[]; start: bigint; end: bigint } | undefined;
   private readableVma: { maps: MapsEntry[]; start: bigint; end: bigint } | undefined;
 
   constructor(
@@ -302,15 +301,8 @@ export class RemoteMm implements Mm, AddressSpace {
     const d = this.deferred;
     if (!d || !this.tracked || this.changed || d.length >= DEFERRED_MAX_WRITES) return false;
     const end = va + BigInt(length);
-    if (this.deferredBytes + length > DEFERRED_MAX_BYTES || end > U64_END) return false;
-    // the writable VMA found last, while the kept maps are the same
-    const hit = this.writableVma;
-    if (hit?.maps && hit.maps === this.cache && va >= hit.start && end <= hit.end) return true;
-    const vmas = this.vmasOf(va, end - 1n, false);
-    if (uncovered(vmas, va, end - 1n, true) !== undefined) return false;
-    const v = vmas[0]!;
-    this.writableVma = { maps: this.cache, start: v.start, end: v.end };
-    return true;
+    if (this.deferredBytes + length > DEFERRED_MAX_BYTES) return false;
+    return this.coveredByMaps(va, end, true, true);
   }
 
   /** copy_from_user: EFAULT if any byte is in no readable VMA or the process is gone. */
@@ -323,30 +315,30 @@ export class RemoteMm implements Mm, AddressSpace {
     this.flushDeferred();
     if (!this.query) this.checkAccess(va, BigInt(length), 'read');
     // readable in the kept maps: no PROCMAP_QUERY (GUP trusts them as far, see resolve)
-    const maps = this.query && !this.readableInCache(va, length) ? this.mapsFd : -1;
+    const maps =
+      this.query && !this.coveredByMaps(va, va + BigInt(length), false, false) ? this.mapsFd : -1;
     return this.withQuery(() => memRead(this.mem, maps, va, length));
   }
 
   /**
    * Whether the kept maps (observeMaps: tracked, no change reported since
-   * they were read) show every byte of `[va, va+length)` in readable VMAs.
-   * Never reads the maps: without kept ones, false.
+   * they were read) show every byte of `[va, end)` in VMAs with the access,
+   * as GUP would (uncovered). A range inside the VMA found last for the
+   * access needs no lookup. Without kept maps: read them if `readMaps`,
+   * else false.
    */
-  private readableInCache(va: bigint, length: number): boolean {
-    const all = this.cache;
-    if (!all) return false;
-    const hit = this.readableVma;
-    const end = va + BigInt(length);
-    if (hit?.maps === all && va >= hit.start && end <= hit.end) return true;
-    if (end > U64_END) return false;
+  private coveredByMaps(va: bigint, end: bigint, write: boolean, readMaps: boolean): boolean {
+    if (end > U64_END || (!this.cache && !readMaps)) return false;
+    const hit = write ? this.writableVma : this.readableVma;
+    if (hit && hit.maps === this.cache && va >= hit.start && end <= hit.end) return true;
     const vmas = this.vmasOf(va, end - 1n, false);
-    let cursor = va;
-    for (const v of vmas) {
-      if (v.start > cursor || !v.read) return false;
-      cursor = v.end;
+    if (uncovered(vmas, va, end - 1n, write) !== undefined) return false;
+    const all = this.cache;
+    if (all && vmas.length > 0) {
+      const found = { maps: all, start: vmas[0]!.start, end: vmas[0]!.end };
+      if (write) this.writableVma = found;
+      else this.readableVma = found;
     }
-    if (cursor < end) return false;
-    if (vmas.length === 1) this.readableVma = { maps: all, start: vmas[0]!.start, end: cursor };
     return true;
   }
 
