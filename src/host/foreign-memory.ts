@@ -86,8 +86,12 @@ abstract class ForeignSpan {
   protected abstract readAt(offset: bigint, length: number): Uint8Array;
   protected abstract writeAt(offset: bigint, data: Uint8Array): void;
 
-  /** ForeignBacking.copy at span offset `offset`: false when only readAt/writeAt can. */
-  protected copyAt(_offset: number, _buf: Uint8Array, _write: boolean): boolean {
+  /**
+   * Copy between `buf` and span bytes `[offset, offset+buf.length)` (an
+   * exact Number) when that can be done directly: true when done; false
+   * when only readAt/writeAt can (a prefix may have been copied).
+   */
+  copy(_offset: number, _buf: Uint8Array, _write: boolean): boolean {
     return false;
   }
 
@@ -104,7 +108,7 @@ abstract class ForeignSpan {
         backing: {
           read: (p, n) => this.readAt(start + (p - phys), n),
           write: (p, data) => this.writeAt(start + (p - phys), data),
-          copy: (p, buf, write) => this.copyAt(p - delta, buf, write),
+          copy: (p, buf, write) => this.copy(p - delta, buf, write),
         },
       });
       delta = Number(phys) - Number(start);
@@ -134,7 +138,7 @@ export class ForeignFile extends ForeignSpan {
   /** st_size as read in call `sizeCall` (see `size`); sizeCall 0: not read in a call. */
   private sizeSeen = 0n;
   private sizeCall = 0;
-  /** The file mapped into the engine (see copyAt); null: it cannot be, undefined: not tried yet. */
+  /** The file mapped into the engine (see copy); null: it cannot be, undefined: not tried yet. */
   private mapping: FileMapping | null | undefined;
 
   constructor(
@@ -239,7 +243,7 @@ export class ForeignFile extends ForeignSpan {
    * device's DMA to the page would (readAt/writeAt read zeros there and
    * drop such writes).
    */
-  protected override copyAt(offset: number, buf: Uint8Array, write: boolean): boolean {
+  override copy(offset: number, buf: Uint8Array, write: boolean): boolean {
     let m = this.mapping;
     if (m === null) return false;
     if (m === undefined || offset + buf.length > m.size) {

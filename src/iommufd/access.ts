@@ -241,7 +241,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * unreachable. Areas before a failing one have been copied already.
    */
   rw(iova: bigint, buf: Uint8Array, write: boolean): void {
-    if (iova <= FAST_IOVA_MAX && this.rwPinned(iova, buf, write)) return;
+    if (iova <= FAST_IOVA_MAX && this.rwOneArea(iova, buf, write)) return;
     const length = BigInt(buf.length);
     const where = 'iommufd_access_rw';
     if (length === 0n) fail('EINVAL', 'length 0', where);
@@ -271,17 +271,17 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
   }
 
   /**
-   * rw() of a range inside one area, on pinned pages that the memory
-   * copies directly (IoptPages.copyPinned), in Numbers: true when done.
-   * False when anything else holds — rw() then checks and copies it all.
+   * rw() of a range inside one area whose page set copies it at once
+   * (IoptPages.copyLive), in Numbers: true when done. False when anything
+   * else holds: rw() then checks and copies it all.
    */
-  private rwPinned(iova: bigint, buf: Uint8Array, write: boolean): boolean {
+  private rwOneArea(iova: bigint, buf: Uint8Array, write: boolean): boolean {
     const area = this.#ioas?.iopt.areas.find(iova);
     if (!area || buf.length === 0 || !permits(area, write)) return false;
     const pages = area.pages;
     if ((write && !pages.writable) || pages.dmabuf) return false;
     const at = Number(iova);
     if (at + buf.length - 1 > Number(area.last)) return false;
-    return pages.copyPinned(Number(area.pagesOffset) + (at - Number(area.start)), buf, write);
+    return pages.copyLive(Number(area.pagesOffset) + (at - Number(area.start)), buf, write);
   }
 }

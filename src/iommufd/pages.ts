@@ -38,7 +38,7 @@ export class IoptPages {
   private segs: SortedRanges<PinSeg> | undefined;
   /** Pages currently pinned (and charged). */
   npinned = 0n;
-  /** The segment copyPinned used last; dropped whenever the pins change. */
+  /** The pinned segment copyLive used last; dropped whenever the pins change. */
   private hot: HotSeg | undefined;
 
   constructor(
@@ -155,14 +155,21 @@ export class IoptPages {
   }
 
   /**
-   * Copy pinned bytes `[offset, offset+buf.length)` (relative to uptr, a
-   * Number) into `buf`, or from it with `write`, when they lie in one pinned
-   * segment and the memory copies directly (PhysMemory.copy): true when
-   * done. False when they do not, the memory cannot, or the numbers are not
-   * exact: liveRuns and read/write then do it all.
+   * Copy the live bytes `[offset, offset+buf.length)` (relative to uptr, a
+   * Number) into `buf`, or from it with `write`, when that is quick: inside
+   * one pinned segment of a memory that copies directly (PhysMemory.copy),
+   * or with nothing pinned, through the source (PagesSource.copy). True when
+   * done; false when liveRuns and read/write must do it all.
    */
-  copyPinned(offset: number, buf: Uint8Array, write: boolean): boolean {
-    if (!this.memory.copy || this.uptr > MAX_SAFE) return false;
+  copyLive(offset: number, buf: Uint8Array, write: boolean): boolean {
+    if (this.uptr > MAX_SAFE) return false;
+    if (this.segs?.size) return this.copyPinned(offset, buf, write);
+    return this.source.copy?.(Number(this.uptr) + offset, buf, write) ?? false;
+  }
+
+  /** copyLive within one pinned segment. */
+  private copyPinned(offset: number, buf: Uint8Array, write: boolean): boolean {
+    if (!this.memory.copy) return false;
     const at = offset + (Number(this.uptr) - Number(this.base));
     const end = at + buf.length;
     let h = this.hot;

@@ -1,6 +1,7 @@
 /**
  * A real process for the host tests: a small C program (compiled on first
- * use into the temp dir) that maps a memfd twice, shared and private
+ * use into the temp dir) that maps a memfd twice (and its page 2 a third
+ * time, read-only), shared and private
  * anonymous memory, a read-only page, a PROT_NONE page, a hole, 1 TiB of
  * reserved address space, (when the host has huge pages) a hugetlb
  * mapping, forks a child sharing all of it, maps a second memfd (sealed
@@ -52,6 +53,7 @@ int main(void)
 		return 1;
 	unsigned long m1 = map(4 * PS, RW, MAP_SHARED, mfd, 0);
 	unsigned long m2 = map(2 * PS, RW, MAP_SHARED, mfd, 2 * PS);
+	unsigned long mr = map(PS, PROT_READ, MAP_SHARED, mfd, 2 * PS);
 	unsigned long sh = map(2 * PS, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	unsigned long pv = map(2 * PS, RW, ANON, -1, 0);
 	unsigned long ro = map(PS, PROT_READ, ANON, -1, 0);
@@ -79,9 +81,9 @@ int main(void)
 		return 1;
 	unsigned long sm = map(2 * PS, RW, MAP_SHARED, sfd, 0);
 	strcpy((char *)sm, "sealed memfd");
-	printf("pid=%d kid=%d m1=%lx m2=%lx sh=%lx pv=%lx ro=%lx none=%lx hole=%lx big=%lx hs=%lx "
-	       "sm=%lx mfd=%d efd=%d bfd=%d sfd=%d\n",
-	       parent, kid, m1, m2, sh, pv, ro, none, hole, big, hs, sm, mfd, efd, bfd, sfd);
+	printf("pid=%d kid=%d m1=%lx m2=%lx mr=%lx sh=%lx pv=%lx ro=%lx none=%lx hole=%lx big=%lx "
+	       "hs=%lx sm=%lx mfd=%d efd=%d bfd=%d sfd=%d\n",
+	       parent, kid, m1, m2, mr, sh, pv, ro, none, hole, big, hs, sm, mfd, efd, bfd, sfd);
 	fflush(stdout);
 	char line[16];
 	while (fgets(line, sizeof(line), stdin)) {
@@ -91,6 +93,7 @@ int main(void)
 		} else if (line[0] == 'u') {
 			munmap((void *)m1, 4 * PS);
 			munmap((void *)m2, 2 * PS);
+			munmap((void *)mr, PS);
 			close(mfd);
 		} else if (line[0] == 'w') {
 			munmap((void *)sm, 2 * PS);
@@ -153,7 +156,10 @@ export interface MemChild {
   /** The forked child, sharing every mapping. */
   kid: number;
   /** Mapping addresses by name (0n when the mapping could not be made). */
-  at: Record<'m1' | 'm2' | 'sh' | 'pv' | 'ro' | 'none' | 'hole' | 'big' | 'hs' | 'sm', bigint>;
+  at: Record<
+    'm1' | 'm2' | 'mr' | 'sh' | 'pv' | 'ro' | 'none' | 'hole' | 'big' | 'hs' | 'sm',
+    bigint
+  >;
   /** fds in the process: the memfd, a non-blocking and a blocking eventfd, the sealed memfd. */
   fd: Record<'mfd' | 'efd' | 'bfd' | 'sfd', number>;
   /** Handles on the process and on its forked child (closed by `close`). */
@@ -188,6 +194,7 @@ export async function startMemChild(): Promise<MemChild> {
     at: {
       m1: hex('m1'),
       m2: hex('m2'),
+      mr: hex('mr'),
       sh: hex('sh'),
       pv: hex('pv'),
       ro: hex('ro'),

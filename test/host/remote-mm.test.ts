@@ -419,6 +419,47 @@ test('a shmem file is mapped for DMA copies; pages truncated away since go throu
   }
 });
 
+test('copy: DMA within the shared file VMA the last resolve found, as resolve then a copy would do', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const { m1, mr, sh, pv } = child.at;
+  const got = new Uint8Array(11);
+  assert.equal(mm.copy(Number(sh), got, false), false, 'nothing resolved yet');
+  mm.resolve(sh, PAGE, false);
+  assert.equal(mm.copy(Number(sh), got, false), false, 'maps not kept (untracked)');
+  mm.observeMaps(true, false);
+  mm.resolve(sh, PAGE, false);
+  assert.equal(mm.copy(Number(sh), got, false), true);
+  assert.deepEqual(got, text('shared anon'));
+  assert.equal(mm.copy(Number(sh + 2n * PAGE) - 4, got, false), false, 'past the VMA');
+  assert.equal(mm.copy(Number(sh) + 0x40, text('copied in'), true), true);
+  assert.deepEqual(peek(child.handle, sh + 0x40n, 9), text('copied in'));
+  mm.resolve(m1 + 2n * PAGE, 12n, false);
+  assert.equal(mm.copy(Number(sh), got, false), false, 'another VMA was resolved since');
+  mm.resolve(mr, 12n, false);
+  assert.equal(mm.copy(Number(mr), got, false), true, 'a read-only shared mapping: read');
+  assert.deepEqual(got, text('memfd page '));
+  assert.equal(mm.copy(Number(mr), text('x'), true), false, 'but not written');
+  mm.resolve(pv, PAGE, false);
+  assert.equal(
+    mm.copy(Number(pv), got, false),
+    false,
+    'private memory: resolve, then the mem file',
+  );
+  mm.resolve(sh, PAGE, true);
+  mm.pfnMaps = { empty: false, overlaps: () => false, resolve: () => [] };
+  assert.equal(mm.copy(Number(sh), got, false), false, 'device mappings exist');
+  mm.pfnMaps = undefined;
+  mm.deferWrites();
+  mm.write(pv, text('kept'));
+  assert.equal(mm.copy(Number(sh), got, false), false, 'a write is kept for the library');
+  mm.endWrites(true);
+  assert.equal(mm.copy(Number(sh), got, false), true);
+  mm.observeMaps(true, true);
+  assert.equal(mm.copy(Number(sh), got, false), false, 'the maps changed');
+  mm.exit();
+});
+
 test('a pinned memfd page outlives its mappings: reached through the file once unmapped', async () => {
   const ram = new PhysRam();
   const foreign = foreignMemory(ram);
