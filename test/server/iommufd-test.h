@@ -1,0 +1,56 @@
+/*
+ * The iommufd selftest's uAPI (IOMMU_TEST_CMD) as the C test programs of
+ * test/server/ use it; the model's spelling is src/abi/iommufd-test.ts.
+ */
+#ifndef UIOMMU_TEST_IOMMUFD_TEST_H
+#define UIOMMU_TEST_IOMMUFD_TEST_H
+
+#include <stdint.h>
+
+#include "uiommu-uapi.h"
+
+#define IOMMU_TEST_CMD _IO(UIOMMU_IOCTL_TYPE, 0xa0)
+
+#define IOMMU_TEST_OP_CREATE_ACCESS 5
+#define IOMMU_TEST_OP_ACCESS_PAGES 7
+#define IOMMU_TEST_OP_ACCESS_RW 8
+#define IOMMU_TEST_OP_DMABUF_GET 22
+
+/* CREATE_ACCESS and ACCESS_RW flags. */
+#define MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES 1
+#define MOCK_ACCESS_RW_WRITE 1
+
+struct iommu_test_cmd {
+	uint32_t size;
+	uint32_t op;
+	uint32_t id;
+	uint32_t __reserved;
+	union {
+		struct {
+			uint32_t out_access_fd;
+			uint32_t flags;
+		} create_access;
+		struct {
+			uint32_t flags;
+			uint32_t out_access_pages_id;
+			uint64_t iova;
+			uint64_t length;
+			uint64_t uptr;
+		} access_pages;
+		struct {
+			uint64_t iova;
+			uint64_t length;
+			uint64_t uptr;
+			uint32_t flags;
+		} access_rw;
+		struct {
+			uint32_t length;
+			uint32_t open_flags;
+		} dmabuf_get;
+		uint8_t union_bytes[48];
+	};
+	uint32_t last;
+};
+_Static_assert(sizeof(struct iommu_test_cmd) == 72, "iommu_test_cmd");
+
+#endif
