@@ -30,17 +30,6 @@
 #define PAGES 4
 #define IOVA 0x100000
 
-static int failures;
-
-static void check(const char *name, int ok, int ret)
-{
-	if (ok)
-		printf("ok %s\n", name);
-	else
-		printf("FAIL %s: ret %d errno %s\n", name, ret, strerror(errno));
-	failures += !ok;
-}
-
 /* ACCESS_RW of `len` bytes at `iova` between `tmp` and the IOVA; its errno (0: success). */
 static int access_rw(int iommufd, int access, uint64_t iova, void *tmp, size_t len, int write)
 {

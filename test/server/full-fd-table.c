@@ -30,17 +30,6 @@
 /* The fd limit while the table is full. */
 #define NOFILE 64
 
-static int failures;
-
-static void check(const char *name, int ok, int ret)
-{
-	if (ok)
-		printf("ok %s\n", name);
-	else
-		printf("FAIL %s: ret %d errno %s\n", name, ret, strerror(errno));
-	failures += !ok;
-}
-
 /* IOMMU_TEST_CMD of `cmd`; expects `want_errno` (0: success). Its return. */
 static int test_cmd(const char *name, int iommufd, struct iommu_test_cmd *cmd, int want_errno)
 {

@@ -1,11 +1,16 @@
 /*
- * The iommufd selftest's uAPI (IOMMU_TEST_CMD) as the C test programs of
- * test/server/ use it; the model's spelling is src/abi/iommufd-test.ts.
+ * What the C test programs of test/server/ that drive IOMMU_TEST_CMD share:
+ * the selftest's uAPI (the model's spelling is src/abi/iommufd-test.ts)
+ * and one "ok NAME" / "FAIL NAME: ..." line per check (counted in
+ * `failures`).
  */
 #ifndef UIOMMU_TEST_IOMMUFD_TEST_H
 #define UIOMMU_TEST_IOMMUFD_TEST_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "uiommu-uapi.h"
 
@@ -52,5 +57,17 @@ struct iommu_test_cmd {
 	uint32_t last;
 };
 _Static_assert(sizeof(struct iommu_test_cmd) == 72, "iommu_test_cmd");
+
+static int failures;
+
+/* A check's line; `ret` (and errno) are shown when it failed. */
+static void check(const char *name, int ok, int ret)
+{
+	if (ok)
+		printf("ok %s\n", name);
+	else
+		printf("FAIL %s: ret %d errno %s\n", name, ret, strerror(errno));
+	failures += !ok;
+}
 
 #endif
