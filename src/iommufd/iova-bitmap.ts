@@ -41,9 +41,13 @@ function lowestBitIndex(x: bigint): bigint {
 
 export class IovaBitmap {
   private readonly shift: bigint;
-  /** Records as [first, last, leafSize] triples, in order (for the exact walk). */
-  private readonly records: bigint[] = [];
-  /** The records' bits as merged [first, last] number pairs; undefined when they may not fit numbers. */
+  /**
+   * Records as (first, last, leafSize) triples, in order, for the exact
+   * walk: numbers, first and last counted from iova, while `bits` is kept
+   * (leaf sizes are powers of two, exact as numbers); else bigints.
+   */
+  private readonly records: number[] | bigint[];
+  /** The records' bits as merged (first, last) number pairs; undefined when they may not fit numbers. */
   private readonly bits: number[] | undefined;
   /** 2^shift as a number (the bits' IOVA span). */
   private readonly unit: number;
@@ -61,6 +65,7 @@ export class IovaBitmap {
     const span = BigInt.asUintN(64, length - 1n);
     const lastByte = span >> (this.shift + 3n);
     this.bits = span < NUMBER_SAFE && data + lastByte <= U64_MAX ? [] : undefined;
+    this.records = this.bits ? ([] as number[]) : ([] as bigint[]);
   }
 
   /**
@@ -70,11 +75,16 @@ export class IovaBitmap {
    * Records come in ascending order.
    */
   record(first: bigint, last: bigint, leafSize: bigint): void {
-    this.records.push(first, last, leafSize);
     const bits = this.bits;
-    if (!bits) return;
-    const b0 = Math.floor(Number(first - this.iova) / this.unit);
-    const b1 = Math.floor(Number(last - this.iova) / this.unit);
+    if (!bits) {
+      (this.records as bigint[]).push(first, last, leafSize);
+      return;
+    }
+    const f = Number(first - this.iova);
+    const l = Number(last - this.iova);
+    (this.records as number[]).push(f, l, Number(leafSize));
+    const b0 = Math.floor(f / this.unit);
+    const b1 = Math.floor(l / this.unit);
     const n = bits.length;
     if (n > 0 && b0 <= bits[n - 1]! + 1) {
       if (b1 > bits[n - 1]!) bits[n - 1] = b1;
@@ -83,9 +93,17 @@ export class IovaBitmap {
 
   /** OR the recorded bits into the user's bitmap. Never fails: what the kernel cannot pin is dropped. */
   flush(): void {
-    if (this.bits && this.orGroups(this.bits)) return;
-    for (let i = 0; i < this.records.length; i += 3)
-      this.recordExactly(this.records[i]!, this.records[i + 1]!, this.records[i + 2]!);
+    const r = this.records;
+    if (this.bits) {
+      if (this.orGroups(this.bits)) return;
+      for (let i = 0; i < r.length; i += 3) {
+        const [f, l, size] = [r[i] as number, r[i + 1] as number, r[i + 2] as number];
+        this.recordExactly(this.iova + BigInt(f), this.iova + BigInt(l), BigInt(size));
+      }
+    } else {
+      for (let i = 0; i < r.length; i += 3)
+        this.recordExactly(r[i] as bigint, r[i + 1] as bigint, r[i + 2] as bigint);
+    }
   }
 
   /**
