@@ -45,6 +45,7 @@
 #define NAPI_VERSION 8
 #include "chan.h"
 #include "protocol.h"
+#include "spin.h"
 #include "transport.h"
 #include <errno.h>
 #include <sched.h>
@@ -87,9 +88,11 @@ enum {
 #define HOT_NS 2000000
 /* Requests taken from hot channels in a row before the sockets and libuv are looked at. */
 #define HOT_STREAK 16
-/* Bounds of how long the engine polls channels before it sleeps (adapted to the clients). */
+/* Bounds of how long the engine polls channels before it sleeps (learnt: spin.h). */
 #define SPIN_MIN_NS 4000
 #define SPIN_MAX_NS 200000
+/* While polling, how often the sockets and the event loop are looked at (epoll_wait, no wait). */
+#define POLL_LOOK_NS 16000
 
 struct conn {
 	int fd;
@@ -139,7 +142,8 @@ struct transport {
 	int chan_polling; /* polling is set in the channels of hot[] */
 	int hot_streak;	  /* requests taken from hot channels since the sockets were looked at */
 	int hot_turn;	  /* where take_hot looks first */
-	int64_t spin_ns;  /* how long the next poll may last */
+	struct spin_learner spin; /* how long the next poll may last */
+	int64_t poll_since;	  /* when the poll a channel's request may end began; 0: none */
 };
 
 static int64_t now_ns(void)
@@ -411,6 +415,7 @@ static int deliver(struct transport *t, struct conn *c)
 		memset(t->in + 4, 0, sizeof(uint32_t)); /* no payload follows */
 	t->meta[0] = c->fd;
 	t->meta[2] = c->oversize ? REQ_OVERSIZE : 0;
+	t->poll_since = 0; /* other work: what comes after it is no gap of the channels' */
 	c->oversize = 0;
 	consume(c, size);
 	if (c->have)
@@ -419,12 +424,12 @@ static int deliver(struct transport *t, struct conn *c)
 	return EV_REQUEST;
 }
 
-/* Marks `c` as served from its channel now: its channel is polled for a while. */
-static void hot_touch(struct transport *t, struct conn *c)
+/* Marks `c` as served from its channel at `now`: its channel is polled for a while. */
+static void hot_touch(struct transport *t, struct conn *c, int64_t now)
 {
 	int i, oldest = 0;
 
-	c->hot_ns = now_ns();
+	c->hot_ns = now;
 	for (i = 0; i < t->nhot; i++) {
 		if (t->hot[i] == c->fd)
 			return;
@@ -440,10 +445,15 @@ static void hot_touch(struct transport *t, struct conn *c)
 		__atomic_store_n(&c->chan.page->polling, 1, __ATOMIC_RELAXED);
 }
 
-/* Hands over the request posted in a slot of `c`'s channel, or -1 when none is. */
+/*
+ * Hands over the request posted in a slot of `c`'s channel, or -1 when none
+ * is. The first one after a poll teaches the poll's learner how long it
+ * came after the poll began, whether the poll caught it or a DOORBELL did.
+ */
 static int take_posted(struct transport *t, struct conn *c)
 {
 	int oversize, slot;
+	int64_t now;
 
 	if (c->out || c->route_len >= ROUTE_MAX)
 		return -1;
@@ -453,7 +463,12 @@ static int take_posted(struct transport *t, struct conn *c)
 	t->meta[0] = c->fd;
 	t->meta[2] = oversize ? REQ_OVERSIZE : 0;
 	c->route[(c->route_at + c->route_len++) % ROUTE_MAX] = (uint8_t)slot;
-	hot_touch(t, c);
+	now = now_ns();
+	if (t->poll_since) {
+		spin_learn(&t->spin, now - t->poll_since);
+		t->poll_since = 0;
+	}
+	hot_touch(t, c, now);
 	return EV_REQUEST;
 }
 
@@ -519,14 +534,15 @@ static int unpoll(struct transport *t, int take)
 /*
  * Before sleeping: polls the channels of the hot connections whose library
  * runs on another CPU (their requests then need no DOORBELL, and no wake-up
- * of the engine), for at most spin_ns and while nothing else is ready. A
- * connection whose library shares the engine's CPU is never waited for:
- * it could not run. Returns an event, -2 when the sockets or libuv have
- * something, or -1 when nothing came.
+ * of the engine), for at most the learnt time and while nothing else is
+ * ready (looked at every POLL_LOOK_NS). A connection whose library shares
+ * the engine's CPU is never waited for: it could not run. Returns an
+ * event, -2 when the sockets or libuv have something, or -1 when nothing
+ * came.
  */
 static int poll_hot(struct transport *t)
 {
-	int64_t start = now_ns(), waited;
+	int64_t start = now_ns(), looked = start, now;
 	int cpu = sched_getcpu(), n = 0;
 
 	for (int i = 0; i < t->nhot; i++) {
@@ -546,30 +562,30 @@ static int poll_hot(struct transport *t)
 	if (!n)
 		return -1;
 	t->chan_polling = 1;
+	t->poll_since = start;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (unsigned iter = 1;; iter++) {
 		int e = take_hot(t);
 
-		if (e >= 0) {
-			waited = now_ns() - start;
-			t->spin_ns = waited * 4 > t->spin_ns ? waited * 4 : t->spin_ns;
-			if (t->spin_ns > SPIN_MAX_NS)
-				t->spin_ns = SPIN_MAX_NS;
+		if (e >= 0)
 			return e;
-		}
 		if (!(iter % 32)) {
-			n = epoll_wait(t->wait_ep, t->ready, READY_MAX, 0);
-			if (n > 0) {
-				t->nready = n;
-				return -2;
+			now = now_ns();
+			if (now - looked >= POLL_LOOK_NS) {
+				looked = now;
+				n = epoll_wait(t->wait_ep, t->ready, READY_MAX, 0);
+				if (n > 0) {
+					/* other work first: what comes after it is no gap of the clients' */
+					t->poll_since = 0;
+					t->nready = n;
+					return -2;
+				}
 			}
-			if (now_ns() - start > t->spin_ns)
-				break;
+			if (now - start > t->spin.ns)
+				return -1;
 		}
 		__builtin_ia32_pause();
 	}
-	t->spin_ns = t->spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : t->spin_ns / 2;
-	return -1;
 }
 
 /* A transport-level frame (CHANNEL, DOORBELL) at the start of buf: served here. */
@@ -877,7 +893,7 @@ static napi_value transport_open(napi_env env, napi_callback_info info)
 		return throw_errno_(env, ENOMEM, "transportOpen");
 	t->env = env;
 	t->ep = t->wait_ep = t->listen_fd = -1;
-	t->spin_ns = SPIN_MIN_NS;
+	spin_init(&t->spin, SPIN_MIN_NS, SPIN_MAX_NS);
 	if (!buffer_of(env, argv[1], &t->in, &t->in_cap) ||
 	    !buffer_of(env, argv[2], &t->out, &t->out_cap))
 		goto fail;

@@ -7,11 +7,12 @@
  * blocks signals, so nothing nests deeper).
  *
  * Waiting: when the engine last ran on another CPU, spin on the slot's done
- * word for a while (adapted to how long answers took), then sleep in
+ * word for a while (learnt from how long answers took: spin.h), then sleep in
  * futex_wait; on the engine's CPU, sleep at once (spinning would only keep
  * the engine from running).
  */
 #include "preload.h"
+#include "../spin.h"
 #include <sched.h>
 
 #define SPIN_MIN_NS 2000
@@ -22,7 +23,7 @@
 static struct uiommu_chan *g_chan;
 static int g_chan_refused;		  /* the engine gave none: the socket only */
 static uint32_t g_seq[UIOMMU_CHAN_SLOTS]; /* the last sequence number posted, per slot */
-static int64_t g_spin_ns = SPIN_MIN_NS;
+static struct spin_learner g_spin = { SPIN_MIN_NS, SPIN_MIN_NS, SPIN_MAX_NS };
 
 void chan_forget(void)
 {
@@ -68,38 +69,20 @@ static int ring_doorbell(pid_t me)
 	return n == (ssize_t)sizeof(rq) ? 0 : -1;
 }
 
-/*
- * After a spin that ran out: an answer that came within SPIN_MAX_NS of the
- * post (its wake-up included) would have been caught by a spin that long,
- * so the next spin lasts that long; a slower one halves the spin. Without
- * this, a spin that once fell below the usual answer time would never grow
- * again: every call would sleep and cost the engine a futex wake.
- */
-static void spin_learn(int64_t waited)
-{
-	if (waited <= SPIN_MAX_NS)
-		g_spin_ns = waited > g_spin_ns ? waited : g_spin_ns;
-	else
-		g_spin_ns = g_spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : g_spin_ns / 2;
-}
-
 /* Waits for `seq` in the slot's done word: 0, or -1 when the engine is gone. */
 static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
 {
-	int64_t start = 0, waited;
+	int64_t start = 0;
 	uint32_t d;
 
 	if (__atomic_load_n(&g_chan->engine_cpu, __ATOMIC_RELAXED) != cpu) {
 		start = now_ns();
 		for (unsigned i = 1;; i++) {
 			if (__atomic_load_n(&sl->done, __ATOMIC_ACQUIRE) == seq) {
-				waited = now_ns() - start;
-				g_spin_ns = waited * 2 > g_spin_ns ? waited * 2 : g_spin_ns;
-				if (g_spin_ns > SPIN_MAX_NS)
-					g_spin_ns = SPIN_MAX_NS;
+				spin_learn(&g_spin, now_ns() - start);
 				return 0;
 			}
-			if (!(i % 64) && now_ns() - start > g_spin_ns)
+			if (!(i % 64) && now_ns() - start > g_spin.ns)
 				break;
 			__builtin_ia32_pause();
 		}
@@ -118,7 +101,7 @@ static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
 	}
 	__atomic_store_n(&sl->sleeping, 0, __ATOMIC_RELAXED);
 	if (start)
-		spin_learn(now_ns() - start);
+		spin_learn(&g_spin, now_ns() - start);
 	return 0;
 }
 
