@@ -15,7 +15,8 @@
  * A connection may also have a channel (chan.c; docs/engine-protocol.md,
  * *Channel*): its library posts requests in shared slots and finds the
  * answers there. Requests come from a channel when the connection is
- * served (its slots first) or a DOORBELL frame says so, and, for a
+ * served (its slots first), its doorbell (an eventfd) rings or a DOORBELL
+ * frame says so, and, for a
  * connection served from its channel in the last HOT_NS whose library runs
  * on another CPU, by polling for a bounded, adapted time before sleeping:
  * a request posted meanwhile then costs no wake-up on either side.
@@ -79,6 +80,11 @@ enum {
  * (a client that did not wait for its answer) stays here for the next one.
  */
 #define CONN_BUF 1024
+/*
+ * epoll's word for a connection's doorbell: the connection's fd with this
+ * bit (every other entry's word is its own fd).
+ */
+#define BELL_KEY (1ull << 32)
 /* Answers a connection may owe at once: its slots, and frames a restarted call holds back. */
 #define ROUTE_MAX 32
 /* The answer of a request read from the socket goes back on it (else: to its channel slot). */
@@ -218,6 +224,11 @@ static void conn_free(struct transport *t, struct conn *c)
 	unqueue(t, c);
 	hot_forget(t, c->fd);
 	t->conns[c->fd] = NULL;
+	if (c->chan.page) {
+		/* the library holds the same file: closing ours would not end the watch */
+		epoll_ctl(t->ep, EPOLL_CTL_DEL, c->chan.bell, NULL);
+		epoll_ctl(t->wait_ep, EPOLL_CTL_DEL, c->chan.bell, NULL);
+	}
 	chan_release(&c->chan);
 	close(c->fd);
 	if (c->buf != c->inline_buf)
@@ -229,20 +240,21 @@ static void conn_free(struct transport *t, struct conn *c)
 /* Wait for input (EPOLLIN) or for room to send the unsent answer (EPOLLOUT). */
 static void conn_watch(struct transport *t, struct conn *c)
 {
-	struct epoll_event ev = { .events = c->out ? EPOLLOUT : EPOLLIN, .data.fd = c->fd };
+	struct epoll_event ev = { .events = c->out ? EPOLLOUT : EPOLLIN,
+				  .data.u64 = (uint32_t)c->fd };
 
 	epoll_ctl(t->ep, EPOLL_CTL_MOD, c->fd, &ev);
 	epoll_ctl(t->wait_ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 /*
- * Watch `fd` for input in both sets: one epoll_wait on wait_ep then tells
- * the loop which connection is ready (no second call on ep); ep is what
- * libuv watches while the loop is not running.
+ * Watch `fd` for input in both sets, under the word `key`: one epoll_wait
+ * on wait_ep then tells the loop which connection is ready (no second call
+ * on ep); ep is what libuv watches while the loop is not running.
  */
-static int watch_both(struct transport *t, int fd)
+static int watch_both(struct transport *t, int fd, uint64_t key)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = key };
 
 	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev))
 		return -1;
@@ -273,7 +285,7 @@ static int conn_add(struct transport *t, int fd)
 	c->fd = fd;
 	c->buf = c->inline_buf;
 	c->cap = CONN_BUF;
-	if (watch_both(t, fd)) {
+	if (watch_both(t, fd, (uint32_t)fd)) {
 		free(c);
 		return -1;
 	}
@@ -604,9 +616,12 @@ static int serve_conn(struct transport *t, struct conn *c)
 
 	if (c->out) {
 		r = conn_flush(t, c);
-		if (r == 0)
+		if (r == 0) {
 			conn_watch(t, c);
-		if (r >= 0)
+			/* a doorbell rung while paused was emptied unanswered */
+			return take_posted(t, c);
+		}
+		if (r > 0)
 			return -1;
 	} else {
 		int op = 0;
@@ -619,10 +634,16 @@ static int serve_conn(struct transport *t, struct conn *c)
 		if (r == 1 && !(op = transport_frame(c)))
 			return deliver(t, c);
 		if (r == 1) {
+			struct uiommu_chan *had = c->chan.page;
+
 			consume(c, (uint32_t)HDR + frame_payload(c));
 			if (c->have)
 				enqueue(t, c);
-			if (op == UIOMMU_OP_DOORBELL || !chan_offer(&c->chan, c->fd))
+			/* a new channel's doorbell is watched, or the connection is dropped */
+			if (op == UIOMMU_OP_DOORBELL ||
+			    (!chan_offer(&c->chan, c->fd) &&
+			     (had || !c->chan.page ||
+			      !watch_both(t, c->chan.bell, BELL_KEY | (uint32_t)c->fd))))
 				return take_posted(t, c);
 			r = -1;
 		}
@@ -639,9 +660,16 @@ static int serve_conn(struct transport *t, struct conn *c)
 /* The next event of the ready list, or -1 when the entry needs none. */
 static int serve_ready(struct transport *t, struct epoll_event *ev)
 {
-	int fd = ev->data.fd;
+	int fd = (int)(uint32_t)ev->data.u64;
 	struct conn *c;
 
+	if (ev->data.u64 & BELL_KEY) {
+		c = conn_of(t, fd);
+		if (!c || !c->chan.page)
+			return -1;
+		chan_bell_drain(&c->chan);
+		return take_posted(t, c);
+	}
 	if (fd == t->listen_fd) {
 		int s = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -671,7 +699,7 @@ static int next_event(struct transport *t)
 			int e;
 
 			/* libuv's turn once the connections that were ready have been served */
-			if (ev->data.fd == backend) {
+			if (ev->data.u64 == (uint32_t)backend) {
 				t->yield = 1;
 				continue;
 			}
@@ -911,9 +939,9 @@ static napi_value transport_open(napi_env env, napi_callback_info info)
 		throw_errno_(env, errno, "transportOpen: listen");
 		goto fail;
 	}
-	watch_both(t, t->listen_fd);
-	ev.data.fd = uv_backend_fd(t->loop);
-	epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	watch_both(t, t->listen_fd, (uint32_t)t->listen_fd);
+	ev.data.u64 = (uint32_t)uv_backend_fd(t->loop);
+	epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, uv_backend_fd(t->loop), &ev);
 	napi_create_reference(env, argv[1], 1, &t->in_ref);
 	napi_create_reference(env, argv[2], 1, &t->out_ref);
 	napi_create_reference(env, argv[3], 1, &t->on_ready);
