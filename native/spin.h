@@ -8,11 +8,13 @@
  * whether the spin caught the event or the event came after a sleep (its
  * wake-up included): a gap within `max` would have been caught by a spin
  * of twice it, so the budget rises to that at once, or, when it is already
- * longer, decays an eighth of the way toward it; a gap beyond `max`, which
+ * longer, decays a 64th of the way toward it (slowly: a wait that outlasts
+ * the spin costs a sleep and a wake-up, far more than spinning on); a gap beyond `max`, which
  * no spin may catch, halves the budget. The budget stays within [min, max].
  * So a budget that once fell below the usual gap grows back at the next
  * wait (a rule that grows only when the spin caught the event never does),
- * and one raised by a rare slow event comes back down over the next waits.
+ * and one raised by a rare slow event comes back down over the next
+ * hundred waits or so.
  */
 #ifndef UIOMMU_SPIN_H
 #define UIOMMU_SPIN_H
@@ -41,7 +43,7 @@ static inline void spin_learn(struct spin_learner *l, int64_t gap)
 	else if (want >= l->ns)
 		l->ns = want;
 	else
-		l->ns -= (l->ns - want) / 8;
+		l->ns -= (l->ns - want) / 64;
 	l->ns = l->ns < l->min ? l->min : l->ns > l->max ? l->max : l->ns;
 }
 

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 
 const HERE = import.meta.dirname;
 
-test('spin_learn reaches twice a gap at once, decays toward the usual one, halves past the bound', () => {
+test('spin_learn reaches twice a gap at once, decays slowly toward the usual one, halves past the bound', () => {
   const dir = mkdtempSync(join(tmpdir(), 'uiommu-spin-'));
   try {
     const bin = join(dir, 'spin');
