@@ -121,7 +121,9 @@ void chan_answer(struct chan_end *e, int slot, const uint8_t *out, size_t len, i
 		memcpy(&sl->resp, out, sizeof(sl->resp));
 		memcpy(sl->out, out + sizeof(sl->resp), len - sizeof(sl->resp));
 	}
-	__atomic_store_n(&e->page->engine_cpu, cpu, __ATOMIC_RELAXED);
+	/* stored only when it changed: the library reads its line on every call */
+	if (__atomic_load_n(&e->page->engine_cpu, __ATOMIC_RELAXED) != cpu)
+		__atomic_store_n(&e->page->engine_cpu, cpu, __ATOMIC_RELAXED);
 	__atomic_store_n(&sl->done, e->answering[slot], __ATOMIC_RELEASE);
 	/* pairs with the library's store of sleeping before its last look at done */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -556,20 +556,23 @@ static int poll_hot(struct transport *t)
 {
 	int64_t start = now_ns(), looked = start, now;
 	int cpu = sched_getcpu(), n = 0;
+	uint32_t want;
 
 	for (int i = 0; i < t->nhot; i++) {
 		struct conn *c = conn_of(t, t->hot[i]);
 		struct uiommu_chan *page = c->chan.page;
 
-		/* a flag cleared here is followed by a look in take_hot or unpoll */
-		__atomic_store_n(&page->engine_cpu, cpu, __ATOMIC_RELAXED);
-		if (start - c->hot_ns > HOT_NS ||
-		    __atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) == cpu) {
-			__atomic_store_n(&page->polling, 0, __ATOMIC_RELAXED);
-			continue;
-		}
-		__atomic_store_n(&page->polling, 1, __ATOMIC_RELAXED);
-		n++;
+		/*
+		 * a flag cleared here is followed by a look in take_hot or unpoll;
+		 * words are stored only when they change (the library reads their line)
+		 */
+		if (__atomic_load_n(&page->engine_cpu, __ATOMIC_RELAXED) != cpu)
+			__atomic_store_n(&page->engine_cpu, cpu, __ATOMIC_RELAXED);
+		want = start - c->hot_ns <= HOT_NS &&
+		       __atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) != cpu;
+		if (__atomic_load_n(&page->polling, __ATOMIC_RELAXED) != want)
+			__atomic_store_n(&page->polling, want, __ATOMIC_RELAXED);
+		n += want;
 	}
 	if (!n)
 		return -1;

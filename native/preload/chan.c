@@ -166,7 +166,9 @@ int chan_call(struct guard *g, struct uiommu_req *rq, const void *payload, size_
 	sl->req.len = (uint32_t)len;
 	seq = ++g_seq[slot];
 	cpu = sched_getcpu();
-	__atomic_store_n(&chan->client_cpu, cpu, __ATOMIC_RELAXED);
+	/* stored only when it changed: the engine's poll reads its line */
+	if (__atomic_load_n(&chan->client_cpu, __ATOMIC_RELAXED) != cpu)
+		__atomic_store_n(&chan->client_cpu, cpu, __ATOMIC_RELAXED);
 	__atomic_store_n(&sl->posted, seq, __ATOMIC_RELEASE);
 	/* pairs with the engine's store of polling before its last look at posted */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
