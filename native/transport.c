@@ -436,7 +436,19 @@ static int deliver(struct transport *t, struct conn *c)
 	return EV_REQUEST;
 }
 
-/* Marks `c` as served from its channel at `now`: its channel is polled for a while. */
+/* Sets a channel's polling word (only when it changes: the library reads its line). */
+static void set_polling(struct conn *c, uint32_t on)
+{
+	if (__atomic_load_n(&c->chan.page->polling, __ATOMIC_RELAXED) != on)
+		__atomic_store_n(&c->chan.page->polling, on, __ATOMIC_RELAXED);
+}
+
+/*
+ * Marks `c` as served from its channel at `now`: hot, so its channel is
+ * looked at before the engine sleeps, and polling is set in it while the
+ * engine is awake (a request posted meanwhile needs no doorbell: unpoll
+ * clears the word and looks once more before any sleep).
+ */
 static void hot_touch(struct transport *t, struct conn *c, int64_t now)
 {
 	int i, oldest = 0;
@@ -444,7 +456,7 @@ static void hot_touch(struct transport *t, struct conn *c, int64_t now)
 	c->hot_ns = now;
 	for (i = 0; i < t->nhot; i++) {
 		if (t->hot[i] == c->fd)
-			return;
+			goto awake;
 		if (conn_of(t, t->hot[i])->hot_ns < conn_of(t, t->hot[oldest])->hot_ns)
 			oldest = i;
 	}
@@ -453,8 +465,9 @@ static void hot_touch(struct transport *t, struct conn *c, int64_t now)
 	else if (t->chan_polling)
 		return; /* the oldest may have polling set: it is forgotten only by unpoll */
 	t->hot[oldest] = c->fd;
-	if (t->chan_polling)
-		__atomic_store_n(&c->chan.page->polling, 1, __ATOMIC_RELAXED);
+awake:
+	t->chan_polling = 1;
+	set_polling(c, 1);
 }
 
 /*
@@ -528,8 +541,7 @@ static int unpoll(struct transport *t, int take)
 	if (t->chan_polling) {
 		t->chan_polling = 0;
 		for (int i = 0; i < t->nhot; i++)
-			__atomic_store_n(&conn_of(t, t->hot[i])->chan.page->polling, 0,
-					 __ATOMIC_RELAXED);
+			set_polling(conn_of(t, t->hot[i]), 0);
 		/* pairs with the library's store of posted before its look at polling */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
@@ -556,7 +568,7 @@ static int poll_hot(struct transport *t)
 {
 	int64_t start = now_ns(), looked = start, now;
 	int cpu = sched_getcpu(), n = 0;
-	uint32_t want;
+	uint32_t awake;
 
 	for (int i = 0; i < t->nhot; i++) {
 		struct conn *c = conn_of(t, t->hot[i]);
@@ -568,15 +580,13 @@ static int poll_hot(struct transport *t)
 		 */
 		if (__atomic_load_n(&page->engine_cpu, __ATOMIC_RELAXED) != cpu)
 			__atomic_store_n(&page->engine_cpu, cpu, __ATOMIC_RELAXED);
-		want = start - c->hot_ns <= HOT_NS &&
-		       __atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) != cpu;
-		if (__atomic_load_n(&page->polling, __ATOMIC_RELAXED) != want)
-			__atomic_store_n(&page->polling, want, __ATOMIC_RELAXED);
-		n += want;
+		awake = start - c->hot_ns <= HOT_NS;
+		set_polling(c, awake);
+		n += awake && __atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) != cpu;
 	}
-	if (!n)
-		return -1;
 	t->chan_polling = 1;
+	if (!n)
+		return -1; /* unpoll clears the words */
 	t->poll_since = start;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (unsigned iter = 1;; iter++) {
