@@ -744,6 +744,22 @@ static int next_event(struct transport *t)
 
 			timeout = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
 		}
+		if (!timeout && t->queue_head) {
+			/*
+			 * buffered frames: the hot channels (whose libraries post without a
+			 * doorbell while polling is set) get this turn of the sockets', and
+			 * the sockets one in HOT_STREAK + 1
+			 */
+			if (t->hot_streak < HOT_STREAK) {
+				int e = take_hot(t);
+
+				if (e >= 0) {
+					t->hot_streak++;
+					return e;
+				}
+			}
+			t->hot_streak = 0;
+		}
 		if (timeout && t->hot_streak >= HOT_STREAK) {
 			/* the sockets' and libuv's turn: a busy channel does not keep them waiting */
 			t->hot_streak = 0;
