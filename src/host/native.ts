@@ -59,6 +59,7 @@ interface Addon {
   procDirOpen(pidfd: number, pid: number): number;
   openAt(dirfd: number, name: string, write: boolean): number;
   pidfdExited(pidfd: number): boolean;
+  capEffective(pidfd: number, pid: number): number;
   pidfdGetfd(pidfd: number, targetFd: number): number;
   fstatFd(fd: number): FileStat;
   fileSize(fd: number): number;
@@ -280,6 +281,15 @@ export function openAt(dirfd: number, name: string, write: boolean): number {
 /** The process of `pidfd` has exited (a zombie counts). */
 export function pidfdExited(pidfd: number): boolean {
   return call((a) => a.pidfdExited(pidfd));
+}
+
+/**
+ * capget(2): the effective capability set of `pid` (bit n: capability n),
+ * read while the process of `pidfd` held `pid` (checked after): ESRCH when
+ * it was reaped, so the number may name another.
+ */
+export function capEffective(pidfd: number, pid: number): number {
+  return call((a) => a.capEffective(pidfd, pid));
 }
 
 /** A local (close-on-exec) copy of fd `targetFd` of the process of `pidfd`: ESRCH, EBADF, EPERM. */

@@ -897,6 +897,44 @@ test('DIRTY + GET_DIRTY_BITMAP: even IOPTEs, cleared by a read unless NO_CLEAR',
   }
 });
 
+test('GET_DIRTY_BITMAP: a refused bitmap page drops the rest of each 1 MiB IOPTE crossing it; the next IOPTE starts over', () => {
+  const length = 2n << 20n;
+  const { f, hwpt } = dirtySetup(length, HUGE_IOVA, true);
+  ok(f.call('IOMMU_HWPT_SET_DIRTY_TRACKING', { hwpt_id: hwpt, flags: 1 }));
+  // bits 0 and 512 at 2 KiB: both 1 MiB IOPTEs
+  const marks = bitmapOf(f, length / 2048n, (i) => i % 512n === 0n);
+  ok(tc(f, 'DIRTY', { id: hwpt, iova: BASE, length, page_size: 2048n, uptr: marks }));
+  // page_size 1: an IOPTE is 2^20 bits, 32 bitmap pages; the second page refuses
+  const bytes = length / 8n;
+  const get = (data: bigint, flags = 0) =>
+    ok(
+      f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
+        hwpt_id: hwpt,
+        flags,
+        iova: BASE,
+        length,
+        page_size: 1n,
+        data,
+      }),
+    );
+  const pagesOf = (data: bigint) =>
+    Array.from({ length: Number(bytes / PAGE) }, (_, p) => {
+      const b = f.proc.mm.read(data + BigInt(p) * PAGE, Number(PAGE));
+      return b.every((x) => x === 0xff) ? 'f' : b.every((x) => x === 0) ? '.' : '?';
+    }).join('');
+  const whole = f.proc.mm.mmap({ length: bytes, prot: { read: true, write: true } });
+  get(whole, IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR);
+  assert.equal(pagesOf(whole), 'f'.repeat(64), 'one run of 256 KiB of bitmap');
+  const data = f.proc.mm.mmap({ length: bytes, prot: { read: true, write: true } });
+  f.proc.mm.mprotect(data + PAGE, PAGE, { read: true, write: false });
+  get(data);
+  assert.equal(
+    pagesOf(data),
+    `f${'.'.repeat(31)}${'f'.repeat(32)}`,
+    'the first IOPTE stops at page 1 (pages 2-31 could take bits but get none); the second fills 32-63',
+  );
+});
+
 test('DIRTY on HUGE_IOVA with hugetlb memory: a bit dirties the whole 1 MiB IOPTE', () => {
   const length = 4n << 20n;
   const nbits = length / 2048n;
