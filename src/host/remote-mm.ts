@@ -110,25 +110,32 @@ interface FileVma {
   delta: number;
 }
 
-/** Prefetched bytes `bytes` of `[va, end)` (RemoteMm.prefetch). */
+/** Prefetched bytes of `[va, end)`: `bytes` from index `from` on (RemoteMm.prefetch). */
 class PrefetchWindow {
   va = 0n;
   end = 0n;
   bytes: Uint8Array = new Uint8Array(0);
+  from = 0;
 
-  /** This window holding `bytes` at `va`; undefined for none. */
-  set(va: bigint | undefined, bytes: Uint8Array | undefined): PrefetchWindow | undefined {
-    if (va === undefined || !bytes?.length) return undefined;
+  /** This window holding `bytes[from, to)` at `va`; undefined when that is empty. */
+  set(
+    va: bigint | undefined,
+    bytes: Uint8Array,
+    from: number,
+    to: number,
+  ): PrefetchWindow | undefined {
+    if (va === undefined || to <= from) return undefined;
     this.va = va;
-    this.end = va + BigInt(bytes.length);
+    this.end = va + BigInt(to - from);
     this.bytes = bytes;
+    this.from = from;
     return this;
   }
 
   /** The bytes of `[va, va+length)` when the window covers all of it (a view, or a copy with `copy`). */
   covered(va: bigint, length: bigint, copy: boolean): Uint8Array | undefined {
     if (va < this.va || va + length > this.end) return undefined;
-    const at = Number(va - this.va);
+    const at = this.from + Number(va - this.va);
     const end = at + Number(length);
     // a copy straight away: a view and then a copy of it would make two arrays
     return copy ? this.bytes.slice(at, end) : this.bytes.subarray(at, end);
@@ -146,7 +153,7 @@ class PrefetchWindow {
     // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
     const part =
       from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
-    this.bytes.set(part, Number(from - this.va));
+    this.bytes.set(part, this.from + Number(from - this.va));
   }
 }
 
@@ -311,16 +318,19 @@ export class RemoteMm implements Mm, AddressSpace {
 
   /**
    * Bytes the preload library read from its own memory at `va` as the call
-   * began (the ioctl's argument struct, and a SPAN's bytes at `spanVa`,
-   * docs/engine-protocol.md), without faulting and so only where the
-   * process could read; until the call ends (`prefetch()`), reads they
-   * cover come from them instead of the mem file, and writes through this
-   * mm update them (a read after a write sees it). A cache, never the
-   * authority: what they do not cover is read from the process.
+   * began (the ioctl's argument struct; with `spanVa`, `bytes` from index
+   * `spanAt` on are a SPAN's, at `spanVa`: docs/engine-protocol.md),
+   * without faulting and so only where the process could read; until the
+   * call ends (`prefetch()`), reads they cover come from them instead of the
+   * mem file, and writes through this mm update them (a read after a write
+   * sees it). A cache, never the authority: what they do not cover is read
+   * from the process.
    */
-  prefetch(va?: bigint, bytes?: Uint8Array, spanVa?: bigint, spanBytes?: Uint8Array): void {
-    this.window = this.windowStore.set(va, bytes);
-    this.span = this.spanStore.set(spanVa, spanBytes);
+  prefetch(va?: bigint, bytes?: Uint8Array, spanVa?: bigint, spanAt = bytes?.length ?? 0): void {
+    const n = bytes?.length ?? 0;
+    const at = spanVa === undefined ? n : Math.min(spanAt, n);
+    this.window = bytes && this.windowStore.set(va, bytes, 0, at);
+    this.span = bytes && this.spanStore.set(spanVa, bytes, at, n);
   }
 
   /** The prefetched bytes of `[va, va+length)`, when one window covers all of it (a view, or a copy with `copy`). */
