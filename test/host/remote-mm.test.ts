@@ -189,6 +189,13 @@ test('a span prefetched with the argument serves the reads it covers as the argu
   assert.deepEqual(mm.read(arg, 9), new Uint8Array(9), 'the argument ends where the span begins');
   mm.prefetch();
   assert.deepEqual(mm.read(src, 1), text('t'), 'the call ended');
+  const high = 0xffff_ffff_ffff_0000n;
+  mm.prefetch(high, text('a high window'), high - 0x1000n, 7);
+  assert.deepEqual(mm.read(high + 2n, 4), text('high'), 'a window past 2^53');
+  assert.deepEqual(mm.read(high - 0x1000n, 6), text('window'), 'and its span');
+  assert.throws(() => mm.read(high + 2n, 6), errno('EFAULT'), 'past it: the process');
+  assert.throws(() => mm.write(high + 6n, text('x')), errno('EFAULT'));
+  assert.throws(() => mm.read(high, 1), errno('EFAULT'), 'dropped by the write');
   mm.exit();
 });
 
