@@ -51,7 +51,8 @@
  *   memfdCreate(name, size: bigint) -> number       an O_CLOEXEC memfd of size zero bytes
  *   punchHole(fd, offset: bigint, len: bigint)      zero a range of a memfd (mapped pages too)
  *
- * and the engine's socket transport (transport.c).
+ * the engine's socket transport (transport.c) and its mappings of client
+ * memory files (file-map.c).
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -74,6 +75,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "file-map.h"
 #include "lease-ring.h"
 #include "transport.h"
 #include "tree.h"
@@ -991,6 +993,7 @@ static napi_value init(napi_env env, napi_value exports)
 	transport_init(env, exports);
 	lease_ring_init(env, exports);
 	tree_init(env, exports);
+	file_map_init(env, exports);
 	return exports;
 }
 

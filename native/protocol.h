@@ -216,7 +216,7 @@ struct uiommu_chan_slot {
 
 struct uiommu_chan {
 	int32_t engine_cpu; /* engine: the CPU it last ran on */
-	uint32_t polling;   /* engine: 1 while it looks at posted words (no DOORBELL needed) */
+	uint32_t polling;   /* engine: 1 while awake, to look before sleeping (no doorbell) */
 	int32_t client_cpu __attribute__((aligned(64))); /* library: the CPU it last posted from */
 	struct uiommu_chan_slot slot[UIOMMU_CHAN_SLOTS] __attribute__((aligned(64)));
 };

@@ -666,6 +666,29 @@ test('ACCESS_RW: round trips through pinned and unpinned pages, both paths', () 
   assert.equal(checkMap(f, dev.hwpt, BASE, va, BUF), undefined);
 });
 
+test('ACCESS_RW reads the pages pinned now, after a page set unpinned and pinned other pages', () => {
+  const f = st();
+  const ioas = f.ioas();
+  const va = buffer(f);
+  const other = BASE + 32n * PAGE;
+  map(f, ioas, va, BUF, { iova: BASE });
+  map(f, ioas, va, BUF, { iova: other });
+  const acc = createAccess(f, ioas, true);
+  const before = f.proc.mm.read(va + 5n, 3);
+  // the second page set keeps the first pages pinned (and readable) once the buffer is replaced
+  assert.equal(pin(f, acc, other, PAGE).errno, undefined);
+  const item = pin(f, acc, BASE, PAGE).item;
+  assert.deepEqual(rwRead(f, acc, BASE + 5n, 3), before);
+  assert.equal(tc(f, 'DESTROY_ACCESS_PAGES', { id: acc, access_pages_id: item }).errno, undefined);
+  memAt(f, va, BUF);
+  f.proc.mm.write(va + 5n, Uint8Array.of(0xa1, 0xa2, 0xa3));
+  assert.equal(pin(f, acc, BASE, PAGE).errno, undefined);
+  assert.deepEqual(rwRead(f, acc, BASE + 5n, 3), Uint8Array.of(0xa1, 0xa2, 0xa3), 'the new pages');
+  assert.deepEqual(rwRead(f, acc, other + 5n, 3), before, 'the pages still pinned there');
+  assert.equal(rwWrite(f, acc, BASE + 6n, Uint8Array.of(0xb2)), undefined);
+  assert.deepEqual(f.proc.mm.read(va + 5n, 3), Uint8Array.of(0xa1, 0xb2, 0xa3));
+});
+
 test('ACCESS_RW: errors in order', () => {
   const f = st();
   const ioas = f.ioas();
