@@ -25,10 +25,20 @@
  *
  * The launcher decides nothing the engine decides: it runs `run` itself only
  * when every option is one whose setup it can vouch for (--trace and
- * --trace-json to a file it can open, --dump-state, --ui, --no-warn) and the
- * preload library is built. Anything else (other subcommands, --host,
- * --kernel, --cap-add, --personality, help, a malformed command line) runs
- * `node bin/uiommu.js` as before, so its answers and errors are the same.
+ * --trace-json to a file it can open, --dump-state, --ui, --no-warn) or one
+ * whose value only the engine can judge (--host, --kernel, --cap-add,
+ * --personality), and the preload library is built. With one of the latter
+ * the run is *gated*: PROGRAM starts only when the engine says on the status
+ * socket that it serves ("ready <page size>\n": PROGRAM then gets
+ * UIOMMU_PAGE_SIZE when it is not 0, and no UIOMMU_READY); an engine that
+ * ends first has refused the options, with Node's message and status, and
+ * PROGRAM never runs. Anything else (other subcommands, help, an option
+ * without its value, a malformed command line) runs `node bin/uiommu.js` as
+ * before, so its answers and errors are the same.
+ *
+ * The engine runs without NODE_EXTRA_CA_CERTS (it makes no TLS connection,
+ * and Node reads that file at start: ~95 ms of CPU for Debian's bundle);
+ * PROGRAM keeps it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,6 +64,8 @@ static char g_preload[PATH_MAX], g_script[PATH_MAX];
 /* The private directory and its ready file; the two children. */
 static char g_dir[PATH_MAX], g_ready[PATH_MAX + 8];
 static volatile pid_t g_engine = -1, g_program = -1;
+/* A gated run waiting for the engine; the signal that stopped it meanwhile. */
+static volatile sig_atomic_t g_gate, g_early;
 
 /* Runs `node bin/uiommu.js ARGS...` in this process (argv[0] is ours). */
 static int run_node(char **argv)
@@ -109,17 +121,23 @@ static int writable(const char *path)
 	return 1;
 }
 
+/* Options with a value: the first three the launcher vouches for, the rest the engine judges. */
+static const char *const g_valued[] = { "--trace",  "--trace-json", "--dump-state", "--host",
+					"--kernel", "--cap-add",    "--personality" };
+#define VOUCHED 3
+
 /*
  * The index of PROGRAM in argv (argv[1] is "run") when every option before
- * it is one the launcher vouches for; *output is set when one asks for the
- * engine's output. 0 when the engine must decide (or report) it all.
+ * it is one the launcher vouches for or gates on; *output is set when one
+ * asks for the engine's output, *gated when the engine must judge one. 0
+ * when the engine must decide (or report) it all.
  */
-static int program_index(char **argv, int *output)
+static int program_index(char **argv, int *output, int *gated)
 {
-	static const char *const valued[] = { "--trace", "--trace-json", "--dump-state" };
 	int i = 2;
 
 	*output = 0;
+	*gated = 0;
 	while (argv[i]) {
 		const char *a = argv[i], *value = NULL;
 		size_t k;
@@ -137,24 +155,27 @@ static int program_index(char **argv, int *output)
 			i++;
 			continue;
 		}
-		for (k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
-			size_t n = strlen(valued[k]);
+		for (k = 0; k < sizeof(g_valued) / sizeof(g_valued[0]); k++) {
+			size_t n = strlen(g_valued[k]);
 
-			if (!strcmp(a, valued[k])) {
+			if (!strcmp(a, g_valued[k])) {
 				value = argv[++i];
 				break;
 			}
-			if (!strncmp(a, valued[k], n) && a[n] == '=') {
+			if (!strncmp(a, g_valued[k], n) && a[n] == '=') {
 				value = a + n + 1;
 				break;
 			}
 		}
 		/* an option of its own, a missing or dash-led value: commander's to judge */
-		if (!value || !*value || (value[0] == '-' && strcmp(value, "-")))
+		if (!value || !*value || (value[0] == '-' && (k >= VOUCHED || strcmp(value, "-"))))
 			return 0;
-		if (strcmp(valued[k], "--dump-state") && !writable(value))
+		if (k >= VOUCHED)
+			*gated = 1;
+		else if (strcmp(g_valued[k], "--dump-state") && !writable(value))
 			return 0;
-		*output = 1;
+		else
+			*output = 1;
 		i++;
 	}
 	return 0;
@@ -194,11 +215,12 @@ static void remove_dir(void)
 }
 
 /* The engine's child side: never returns. */
-static void exec_engine(char **argv, int status_fd, pid_t launcher)
+static void exec_engine(char **argv, int status_fd, pid_t launcher, int gated)
 {
 	int null = open("/dev/null", O_RDONLY);
 
 	setpgid(0, 0);
+	signal(SIGINT, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != launcher)
 		_exit(1);
@@ -210,6 +232,9 @@ static void exec_engine(char **argv, int status_fd, pid_t launcher)
 	if ((status_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(status_fd, 3)) < 0)
 		_exit(1);
 	setenv("UIOMMU_ENGINE_DIR", g_dir, 1);
+	if (gated)
+		setenv("UIOMMU_ENGINE_GATED", "1", 1);
+	unsetenv("NODE_EXTRA_CA_CERTS");
 	_exit(run_node(argv));
 }
 
@@ -226,11 +251,17 @@ static void exec_program(char **prog, char **env)
 	_exit(127);
 }
 
-/* PROGRAM's environment: ours with the library's variables, or NULL. */
-static char **program_env(pid_t engine)
+/*
+ * PROGRAM's environment: ours with the library's variables, or NULL. Ungated
+ * (page_size < 0) it waits for the engine through UIOMMU_READY; gated, the
+ * engine serves already and a page size > 0 is the host's (as Node's run sets them).
+ */
+static char **program_env(pid_t engine, long page_size)
 {
 	static const char *const ours[] = { "LD_PRELOAD=", UIOMMU_ENV_SOCK "=", UIOMMU_ENV_ROOT "=",
-					    UIOMMU_ENV_READY "=" };
+					    UIOMMU_ENV_READY "=", UIOMMU_ENV_PAGE_SIZE "=" };
+	/* an inherited page size stays unless the host has its own, as under Node */
+	size_t nours = page_size > 0 ? 5 : 4;
 	const char *old = getenv("LD_PRELOAD");
 	size_t n = 0, k = 0, i, j;
 	char **env;
@@ -241,25 +272,66 @@ static char **program_env(pid_t engine)
 	if (!env)
 		return NULL;
 	for (i = 0; i < n; i++) {
-		for (j = 0; j < 4 && strncmp(environ[i], ours[j], strlen(ours[j])); j++)
+		for (j = 0; j < nours && strncmp(environ[i], ours[j], strlen(ours[j])); j++)
 			;
-		if (j == 4)
+		if (j == nours)
 			env[k++] = environ[i];
 	}
 	if (asprintf(&env[k++], "LD_PRELOAD=%s%s%s", g_preload, old && *old ? " " : "",
 		     old ? old : "") < 0 ||
 	    asprintf(&env[k++], "%s=%s/engine.sock", UIOMMU_ENV_SOCK, g_dir) < 0 ||
-	    asprintf(&env[k++], "%s=%s/root", UIOMMU_ENV_ROOT, g_dir) < 0 ||
+	    asprintf(&env[k++], "%s=%s/root", UIOMMU_ENV_ROOT, g_dir) < 0)
+		return NULL;
+	if (page_size < 0 &&
 	    asprintf(&env[k++], "%s=%d:%s", UIOMMU_ENV_READY, (int)engine, g_ready) < 0)
+		return NULL;
+	if (page_size > 0 && asprintf(&env[k++], "%s=%ld", UIOMMU_ENV_PAGE_SIZE, page_size) < 0)
 		return NULL;
 	return env;
 }
 
-/* The signals `uiommu run` passes on to PROGRAM (SIGINT from a terminal reaches it directly). */
+/*
+ * A gated run: the page size the engine reports once it serves ("ready
+ * <n>\n" on the status socket), or -1 when it ended (or said something
+ * else) first.
+ */
+static long engine_ready(int fd)
+{
+	char line[64];
+	size_t got = 0;
+	ssize_t n;
+	char *end;
+	long size;
+
+	while (got < sizeof(line) - 1 && !memchr(line, '\n', got)) {
+		n = read(fd, line + got, sizeof(line) - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += n;
+	}
+	line[got] = 0;
+	if (strncmp(line, "ready ", 6))
+		return -1;
+	size = strtol(line + 6, &end, 10);
+	return *end == '\n' && size >= 0 ? size : -1;
+}
+
+/*
+ * The signals `uiommu run` passes on to PROGRAM (SIGINT from a terminal
+ * reaches it directly). Before a gated PROGRAM starts they (SIGINT too) end
+ * the run, as they end Node's before it spawns PROGRAM.
+ */
 static void forward(int sig)
 {
-	if (g_program > 0)
+	if (g_gate) {
+		g_early = sig;
+		if (g_engine > 0)
+			kill(g_engine, SIGKILL);
+	} else if (g_program > 0) {
 		kill(g_program, sig);
+	}
 }
 
 /* SIGUSR1 (dump the state) is the engine's, once it has installed its handler (it is ready). */
@@ -272,19 +344,39 @@ static void forward_usr1(int sig)
 	errno = saved;
 }
 
+/*
+ * fork(), with the signals in `held` held in the parent until `*child`
+ * names the child, so that forward() never misses it; the child gets the
+ * mask as it was.
+ */
+static pid_t fork_into(volatile pid_t *child, const sigset_t *held)
+{
+	sigset_t old;
+	pid_t pid;
+
+	sigprocmask(SIG_BLOCK, held, &old);
+	pid = fork();
+	if (pid > 0)
+		*child = pid;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid;
+}
+
 static int wait_status(int st)
 {
 	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 }
 
-/* Runs PROGRAM (argv[first]...) beside the engine; the exit status. */
-static int launch(char **argv, int first, int output)
+/* Runs PROGRAM (argv[first]...) beside the engine, once it serves if `gated`; the exit status. */
+static int launch(char **argv, int first, int output, int gated)
 {
-	static const int forwarded[] = { SIGTERM, SIGHUP, SIGQUIT };
+	static const int forwarded[] = { SIGTERM, SIGHUP, SIGQUIT, SIGINT };
 	int pair[2], st, status = -1, program_st = -1;
+	long page_size = -1;
 	char msg[16];
 	pid_t me = getpid(), pid;
 	struct sigaction sa = { .sa_flags = SA_RESTART };
+	sigset_t held;
 	char **env;
 	size_t k;
 
@@ -300,22 +392,41 @@ static int launch(char **argv, int first, int output)
 		remove_dir();
 		return 1;
 	}
+	g_gate = gated;
 	sa.sa_handler = forward;
-	for (k = 0; k < sizeof(forwarded) / sizeof(forwarded[0]); k++)
+	sigemptyset(&held);
+	/* SIGINT only while gated: then it is ignored (a terminal's Ctrl-C is PROGRAM's) */
+	for (k = 0; k < sizeof(forwarded) / sizeof(forwarded[0]) - !gated; k++) {
 		sigaction(forwarded[k], &sa, NULL);
+		sigaddset(&held, forwarded[k]);
+	}
 	sa.sa_handler = forward_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGINT, SIG_IGN);
-	pid = fork();
+	if (!gated)
+		signal(SIGINT, SIG_IGN);
+	pid = fork_into(&g_engine, &held);
 	if (pid == 0)
-		exec_engine(argv, pair[0], me);
-	g_engine = pid;
+		exec_engine(argv, pair[0], me, gated);
 	close(pair[0]);
-	env = pid > 0 ? program_env(pid) : NULL;
-	pid = env ? fork() : -1;
+	if (pid > 0 && gated) {
+		page_size = engine_ready(pair[1]);
+		g_gate = 0;
+		signal(SIGINT, SIG_IGN);
+		if (page_size < 0 || g_early) {
+			/* it refused the options (its message is out) or a signal ended the run */
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+			remove_dir();
+			if (g_early)
+				return 128 + g_early;
+			return wait_status(st) ? wait_status(st) : 1;
+		}
+	}
+	env = pid > 0 ? program_env(pid, page_size) : NULL;
+	pid = env ? fork_into(&g_program, &held) : -1;
 	if (pid == 0)
 		exec_program(argv + first, env);
-	g_program = pid;
 	if (pid < 0) {
 		fprintf(stderr, "uiommu run: fork: %s\n", strerror(errno));
 		program_st = 1;
@@ -355,7 +466,7 @@ static int launch(char **argv, int first, int output)
 
 int main(int argc, char **argv)
 {
-	int first, output;
+	int first, output, gated;
 
 	if (find_package()) {
 		fprintf(stderr, "uiommu: cannot find the package from /proc/self/exe\n");
@@ -363,8 +474,8 @@ int main(int argc, char **argv)
 	}
 	if (argc < 3 || strcmp(argv[1], "run") || access(g_preload, R_OK))
 		return run_node(argv);
-	first = program_index(argv, &output);
+	first = program_index(argv, &output, &gated);
 	if (!first)
 		return run_node(argv);
-	return launch(argv, first, output);
+	return launch(argv, first, output, gated);
 }

@@ -272,14 +272,14 @@ export async function runProgram(
     try {
       const pageSize = kernel.host.spec.pageSize;
       if (opts.launched) {
-        // the launcher runs the default host only, whose programs see the machine's page size
-        if (pageSize !== undefined) {
+        // PROGRAM runs already (ungated) only on the default host: it sees the machine's page size
+        if (pageSize !== undefined && !opts.launched.gated) {
           process.stderr.write(
             `uiommu run: the launcher cannot run host ${kernel.host.spec.name}\n`,
           );
           return 1;
         }
-        announceReady(dir);
+        announceReady(opts.launched, pageSize);
         return await programStatus(opts.launched.statusFd);
       }
       const env = {

@@ -4,12 +4,14 @@ import {
   appendRun,
   type GatheredEntries,
   type Mm,
+  type PfnMaps,
   type PhysRun,
   RestartCall,
   refusePfnMaps,
 } from '../iommu/mm.ts';
 import {
   type AddressSpace,
+  type ForeignFile,
   type ForeignMemory,
   type FsKind,
   faultOnExit,
@@ -97,6 +99,17 @@ export function parseMaps(text: string, va: bigint, last: bigint): MapsEntry[] {
   return out;
 }
 
+/** A shared file's VMA `[start, end)` of the kept maps `maps`: file offset = va - delta (RemoteMm.copy). */
+interface FileVma {
+  maps: MapsEntry[];
+  start: number;
+  end: number;
+  read: boolean;
+  write: boolean;
+  file: ForeignFile;
+  delta: number;
+}
+
 /** Prefetched bytes `bytes` of `[va, end)` (RemoteMm.prefetch). */
 class PrefetchWindow {
   va = 0n;
@@ -132,6 +145,8 @@ class PrefetchWindow {
 export class RemoteMm implements Mm, AddressSpace {
   readonly pageSize: bigint;
   readonly pid: number;
+  /** Mm.pfnMaps: the process's device mappings. */
+  pfnMaps?: PfnMaps;
   private live = true;
   private readonly foreign: ForeignMemory;
   /** /proc/<pid>/mem (read-write) and /proc/<pid>/maps of this image; -1 when it was gone already. */
@@ -159,6 +174,8 @@ export class RemoteMm implements Mm, AddressSpace {
   /** The writable and the readable VMA of the kept maps `maps` found last (see coveredByMaps). */
   private writableVma: { maps: MapsEntry[]; start: bigint; end: bigint } | undefined;
   private readableVma: { maps: MapsEntry[]; start: bigint; end: bigint } | undefined;
+  /** The shared file VMA of the kept maps that the last resolve found a range in (see copy). */
+  private fileVma: FileVma | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -221,6 +238,7 @@ export class RemoteMm implements Mm, AddressSpace {
         file.setView(off, n, this, s);
         runs = file.runs(off, n);
         vaOf = (o) => s + (o - off);
+        if (this.cache && vmas.length === 1) this.keepFileVma(this.cache, v, file);
       } else {
         const hugetlb = v.ino !== 0n && this.fsKind(v).hugetlb;
         runs = this.foreign.private(this, hugetlb).runs(s, n);
@@ -229,6 +247,31 @@ export class RemoteMm implements Mm, AddressSpace {
       for (const r of runs) appendRun(out, vaOf(r.offset), r.length, r.phys);
     }
     return out;
+  }
+
+  /** Keep `v`, a shared file's VMA of the kept maps `maps`, for copy. */
+  private keepFileVma(maps: MapsEntry[], v: MapsEntry, file: ForeignFile): void {
+    const start = Number(v.start);
+    const end = Number(v.end);
+    if (end > Number.MAX_SAFE_INTEGER) return;
+    const delta = start - Number(v.offset);
+    this.fileVma = { maps, start, end, read: v.read, write: v.write, file, delta };
+  }
+
+  /**
+   * PagesSource.copy: within the shared file's VMA (a memfd, shared
+   * anonymous memory) of the kept maps that the last resolve found a range
+   * in, straight through the file (ForeignFile.copy): what resolve would
+   * answer there, without looking at the VMAs again. False otherwise, and
+   * while device mappings exist or writes are kept (see deferWrites).
+   */
+  copy(va: number, buf: Uint8Array, write: boolean): boolean {
+    const v = this.fileVma;
+    const end = va + buf.length;
+    if (!v || v.maps !== this.cache || va < v.start || end > v.end || !(write ? v.write : v.read))
+      return false;
+    if (!this.live || this.deferred?.length || (this.pfnMaps && !this.pfnMaps.empty)) return false;
+    return v.file.copy(va - v.delta, buf, write);
   }
 
   /**

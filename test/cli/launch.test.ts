@@ -4,7 +4,8 @@
  * The engine is started through `node` on PATH, so these tests put a
  * stand-in first on PATH: one that holds the engine back until the test
  * opens a gate (what a program does before the engine serves is then
- * certain, not a race), or one that fails.
+ * certain, not a race), or one that fails. The gated stand-in first writes
+ * the engine's directory and NODE_EXTRA_CA_CERTS to a file (it waits then).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -85,18 +86,21 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
   let gate: string;
   /** PATH whose `node` starts the engine only once `gate` exists. */
   let gatedPath: string;
+  /** Where the gated `node` writes "$UIOMMU_ENGINE_DIR [$NODE_EXTRA_CA_CERTS]" as it starts to wait. */
+  let engineEnv: string;
   /** PATH whose `node` fails at once with status 3. */
   let failingPath: string;
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'uiommu-launch-test-'));
     gate = join(dir, 'gate');
+    engineEnv = join(dir, 'engine-env');
     const gated = join(dir, 'gated');
     const failing = join(dir, 'failing');
     for (const d of [gated, failing]) spawnSync('mkdir', [d]);
     writeFileSync(
       join(gated, 'node'),
-      `#!/bin/sh\nwhile [ ! -e "${gate}" ]; do sleep 0.01; done\nexec "${process.execPath}" "$@"\n`,
+      `#!/bin/sh\necho "$UIOMMU_ENGINE_DIR [$NODE_EXTRA_CA_CERTS]" > "${engineEnv}"\nwhile [ ! -e "${gate}" ]; do sleep 0.01; done\nexec "${process.execPath}" "$@"\n`,
     );
     writeFileSync(
       join(failing, 'node'),
@@ -267,16 +271,98 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     assert.match(launched.json, /^\{"state":\{"at":"exit",.*"groups":\[\{/);
   });
 
-  it('an engine that cannot start (bad --host) is reported with Node’s message and status; the program never runs', () => {
+  it('an option the engine refuses (--host, --kernel, --cap-add, --personality) is reported with Node’s message and status; the program never runs', () => {
+    for (const [option, message] of [
+      [['--host', 'no-such-host'], /^uiommu run: --host no-such-host: unknown host preset/],
+      [['--kernel=9.9'], /^error: option '--kernel <version>' argument '9\.9' is invalid/],
+      [['--cap-add', 'sys_admin'], /^error: option '--cap-add <capability>' argument 'sys_admin'/],
+      [['--personality', 'nope=1'], /unknown personality setting 'nope=1'/],
+    ] as const) {
+      const ran = file('ran');
+      const args = [
+        'run',
+        '--kernel',
+        '7.2',
+        ...option,
+        '--',
+        'sh',
+        '-c',
+        'echo > "$1"',
+        'sh',
+        ran,
+      ];
+      const launched = spawnSync(BIN, args, { encoding: 'utf8' });
+      const node = spawnSync(process.execPath, [NODE_CLI, ...args], { encoding: 'utf8' });
+      assert.equal(launched.status, 1, option[0]);
+      assert.equal(launched.status, node.status, option[0]);
+      assert.equal(launched.stderr, node.stderr, option[0]);
+      assert.match(launched.stderr, message);
+      assert.equal(existsSync(ran), false, `${option[0]}: the program never ran`);
+    }
+  });
+
+  it('with --host, --kernel, --cap-add or --personality the program starts once the engine serves, with the host’s page size', async (t) => {
+    const started = file('started');
+    t.after(() => rmSync(gate, { force: true }));
+    // the ready file exists when the program starts; pseries programs see 64 KiB pages
+    const script =
+      'r=$(dirname "$UIOMMU_ROOT")/ready; [ -e "$r" ] && echo "served [$UIOMMU_READY] $UIOMMU_PAGE_SIZE"';
+    const run = launch(
+      [
+        'run',
+        '--host=pseries',
+        '--kernel',
+        '6.12',
+        '--cap-add',
+        'ipc_lock',
+        '--personality',
+        'unmapEmpty=ENOENT',
+        '--',
+        'sh',
+        '-c',
+        `${script}; echo > "$1"`,
+        'sh',
+        started,
+      ],
+      gatedPath,
+    );
+    await written(engineEnv);
+    assert.equal(existsSync(started), false, 'held back with the engine');
+    writeFileSync(gate, '');
+    assert.equal(await run.status, 0, run.out.stderr);
+    assert.equal(run.out.stdout, 'served [] 65536\n');
+  });
+
+  it('a signal before a gated program starts ends the run with its status; the directory is removed', async (t) => {
+    t.after(() => rmSync(gate, { force: true }));
+    rmSync(engineEnv, { force: true });
     const ran = file('ran');
-    const args = ['run', '--host', 'no-such-host', '--', 'sh', '-c', 'echo > "$1"', 'sh', ran];
-    const launched = spawnSync(BIN, args, { encoding: 'utf8' });
-    const node = spawnSync(process.execPath, [NODE_CLI, ...args], { encoding: 'utf8' });
-    assert.equal(launched.status, 1);
-    assert.equal(launched.status, node.status);
-    assert.equal(launched.stderr, node.stderr);
-    assert.match(launched.stderr, /^uiommu run: --host no-such-host: unknown host preset/);
-    assert.equal(existsSync(ran), false);
+    const run = launch(
+      ['run', '--host', 'mock', '--', 'sh', '-c', 'echo > "$1"', 'sh', ran],
+      gatedPath,
+    );
+    const [engineDir] = (await written(engineEnv)).split(' ');
+    assert.equal(existsSync(engineDir!), true);
+    run.child.kill('SIGTERM');
+    assert.equal(await run.status, 143);
+    assert.equal(existsSync(ran), false, 'the program never ran');
+    assert.equal(existsSync(engineDir!), false, 'the directory is gone');
+  });
+
+  it('the engine runs without NODE_EXTRA_CA_CERTS (it makes no TLS connection); the program keeps it', async (t) => {
+    t.after(() => rmSync(gate, { force: true }));
+    for (const options of [[], ['--kernel', '7.2']]) {
+      rmSync(engineEnv, { force: true });
+      rmSync(gate, { force: true });
+      const run = launch(
+        ['run', ...options, '--', 'sh', '-c', 'echo "[$NODE_EXTRA_CA_CERTS]"'],
+        gatedPath,
+      );
+      assert.match(await written(engineEnv), / \[\]$/, `${options}: the engine's`);
+      writeFileSync(gate, '');
+      assert.equal(await run.status, 0, run.out.stderr);
+      assert.equal(run.out.stdout, `[${process.env.NODE_EXTRA_CA_CERTS ?? ''}]\n`);
+    }
   });
 
   it('an engine that fails beside a running program: the program is killed, the status is the engine’s, the directory removed', async () => {
@@ -318,7 +404,7 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     try {
       const status = await runProgram(
         ['true'],
-        { host: 'pseries', launched: { dir: engineDir, statusFd: -1 } },
+        { host: 'pseries', launched: { dir: engineDir, statusFd: -1, gated: false } },
         noProcesses,
       );
       assert.equal(status, 1);
@@ -329,14 +415,15 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     assert.equal(existsSync(engineDir), false, 'its tree and directory are removed');
   });
 
-  it('anything but run with the options it vouches for runs Node’s CLI as before', () => {
+  it('anything but run with the options it knows runs Node’s CLI as before', () => {
     const version = spawnSync(BIN, ['--version'], { encoding: 'utf8' });
     assert.equal(version.stdout, '0.1.0\n');
-    // --host: the engine decides; Node runs the program after the engine serves (no UIOMMU_READY)
-    const r = spawnSync(BIN, ['run', '--host', 'x86', '--', 'sh', '-c', 'echo "[$UIOMMU_READY]"'], {
-      encoding: 'utf8',
-    });
-    assert.equal(r.stdout, '[]\n');
+    // an option without its value: commander's to report; Node runs the program (no UIOMMU_READY)
+    const cmd = ['run', '--host', '--', 'sh', '-c', 'echo "[$UIOMMU_READY]"'];
+    const r = spawnSync(BIN, cmd, { encoding: 'utf8' });
+    const node = spawnSync(process.execPath, [NODE_CLI, ...cmd], { encoding: 'utf8' });
+    assert.equal(r.status, node.status);
+    assert.equal(r.stderr, node.stderr);
     const launched = spawnSync(BIN, ['run', '--', 'sh', '-c', 'echo "[$UIOMMU_READY]"'], {
       encoding: 'utf8',
     });
