@@ -272,6 +272,8 @@ pid_t self_tid(void);
 int engine_defer(int kind);
 /* Before the first thing that needs the engine: waits until it serves, and connects if deferred. */
 void engine_need(void);
+/* A fork child inheriting no engine state: it connects at its first need, as a new process. */
+void engine_defer_child(void);
 /* 1 while this process has not connected and would connect at its first need. */
 int engine_deferred(void);
 /* 1 when normalised path `norm` lies in a top folder of the fake tree (the engine may serve it). */

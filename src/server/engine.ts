@@ -502,6 +502,8 @@ export class Engine {
     const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n] = req.args;
     switch (req.op) {
       case OP.FORK_BEGIN: {
+        // nothing a child inherits: no token, and the child connects when it needs to, as a new process
+        if (proc.fds.size === 0 && proc.ioMaps.size === 0) return ok(0n);
         let held = 0;
         for (const t of this.tokens.values()) if (t.parent === proc.pid) held++;
         if (held >= MAX_FORK_TOKENS)
