@@ -239,9 +239,9 @@ export class ForeignFile extends ForeignSpan {
    * bytes past its size then, a write to a read-only mapping, or a page
    * truncated away since go through readAt/writeAt, which answer for bytes
    * past end-of-file. A shrink to within a page leaves that page in the
-   * file: bytes written past the new end in it stay in the page, as a
-   * device's DMA to the page would (readAt/writeAt read zeros there and
-   * drop such writes).
+   * file: bytes written past the new end in it stay in the page, as
+   * Linux's ACCESS_RW leaves them (7.2, test/server/access-rw-file.c;
+   * readAt/writeAt read zeros there and drop such writes).
    */
   override copy(offset: number, buf: Uint8Array, write: boolean): boolean {
     let m = this.mapping;

@@ -10,7 +10,9 @@
  * read-only: writes go through the file). Once the program truncates its
  * memfd behind the engine's back (nothing pinned), ACCESS_RW past the new
  * end is EFAULT (GUP of a page past end-of-file), before it still right,
- * and the engine goes on serving. Each check prints "ok <name>" or "FAIL <name>: ...".
+ * within the last page past the end copies to the page as Linux does, and
+ * the engine goes on serving. Linux 7.2 (the reference kernel) answers
+ * every check alike. Each check prints "ok <name>" or "FAIL <name>: ...".
  *
  * Build: cc -I examples -o access-rw-file test/server/access-rw-file.c
  */
@@ -166,6 +168,15 @@ int main(void)
 	memset(tmp, 0, sizeof(tmp));
 	errno = access_rw(iommufd, plain, IOVA + 2 * PAGE - 16, tmp, 16, 0);
 	check("a read before the new end", !errno && tmp[0] == 0x33 && tmp[15] == 0x33, -1);
+	/* Linux copies to and from the page itself: bytes past the end within its page stay */
+	check("ftruncate to 2.5 pages", ftruncate(mfd, 2 * PAGE + PAGE / 2) == 0, -1);
+	memset(tmp, 0x77, sizeof(tmp));
+	errno = access_rw(iommufd, plain, IOVA + 2 * PAGE + PAGE / 2 + 0x100, tmp, 16, 1);
+	check("a write past the end within its page", !errno, -1);
+	memset(tmp, 0xff, sizeof(tmp));
+	errno = access_rw(iommufd, plain, IOVA + 2 * PAGE + PAGE / 2 + 0xf8, tmp, 16, 0);
+	check("is kept in the page",
+	      !errno && !tmp[0] && !tmp[7] && tmp[8] == 0x77 && tmp[15] == 0x77, -1);
 	check("ftruncate back to 4 pages", ftruncate(mfd, PAGES * PAGE) == 0, -1);
 	memset(tmp, 0xff, sizeof(tmp));
 	errno = access_rw(iommufd, plain, IOVA + 3 * PAGE, tmp, 16, 0);
