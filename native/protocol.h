@@ -53,6 +53,8 @@ enum uiommu_hello_kind {
 #define UIOMMU_REQ_MM_CHANGED 2
 /* An UNMAP_DMA IOCTL asking for an unmap lease on its fd (a4: the ring's memfd or -1). */
 #define UIOMMU_REQ_LEASE 4
+/* An IOCTL whose payload ends with a5 bytes of the program's memory at a4 (docs/engine-protocol.md). */
+#define UIOMMU_REQ_SPAN 8
 
 /* A request: this header, then `len` payload bytes. */
 struct uiommu_req {

@@ -473,7 +473,7 @@ awake:
 /*
  * Hands over the request posted in a slot of `c`'s channel, or -1 when none
  * is. The first one after a poll teaches the poll's learner how long it
- * came after the poll began, whether the poll caught it or a DOORBELL did.
+ * came after the poll began, whether the poll caught it or a doorbell did.
  */
 static int take_posted(struct transport *t, struct conn *c)
 {
@@ -527,7 +527,7 @@ static int take_hot(struct transport *t)
 /*
  * Stops polling: clears polling in the hot channels; with `take`, then
  * looks at them once more (a library that saw polling set posted without a
- * DOORBELL, and more than one may have): called before every sleep until
+ * doorbell, and more than one may have): called before every sleep until
  * it finds nothing. Only then are connections no longer hot forgotten.
  * Without `take` (a return to libuv, which must not wait behind a client
  * that posts without pause), call_ready() looks again on the loop's next
@@ -557,7 +557,7 @@ static int unpoll(struct transport *t, int take)
 
 /*
  * Before sleeping: polls the channels of the hot connections whose library
- * runs on another CPU (their requests then need no DOORBELL, and no wake-up
+ * runs on another CPU (their requests then need no doorbell, and no wake-up
  * of the engine), for at most the learnt time and while nothing else is
  * ready (looked at every POLL_LOOK_NS). A connection whose library shares
  * the engine's CPU is never waited for: it could not run. Returns an

@@ -1,12 +1,12 @@
 /*
  * The channel (docs/engine-protocol.md, *Channel*): a call posts its request
  * in the slot of its nesting depth in a page shared with the engine and
- * finds its answer there. When the engine is not polling, the post is
- * followed by a ring of the channel's doorbell (an eventfd the engine
- * watches: an 8-byte write, a third of a DOORBELL frame's cost on the
- * socket, which remains the fallback). No signal mask is needed: a signal handler
- * calling in while a call waits nests in the next slot (the deepest slot
- * blocks signals, so nothing nests deeper).
+ * finds its answer there. When the engine may be asleep (polling is not
+ * set), the post is followed by a ring of the channel's doorbell (an
+ * eventfd the engine watches: an 8-byte write, a third of the cost of a
+ * DOORBELL frame on the socket, which remains the fallback). No signal mask
+ * is needed: a signal handler calling in while a call waits nests in the
+ * next slot (the deepest slot blocks signals, so nothing nests deeper).
  *
  * Waiting: when the engine last ran on another CPU, spin on the slot's done
  * word for a while (learnt from how long answers took: spin.h), then sleep in

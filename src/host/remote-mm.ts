@@ -115,6 +115,39 @@ class PrefetchWindow {
   va = 0n;
   end = 0n;
   bytes: Uint8Array = new Uint8Array(0);
+
+  /** This window holding `bytes` at `va`; undefined for none. */
+  set(va: bigint | undefined, bytes: Uint8Array | undefined): PrefetchWindow | undefined {
+    if (va === undefined || !bytes?.length) return undefined;
+    this.va = va;
+    this.end = va + BigInt(bytes.length);
+    this.bytes = bytes;
+    return this;
+  }
+
+  /** The bytes of `[va, va+length)` when the window covers all of it (a view, or a copy with `copy`). */
+  covered(va: bigint, length: bigint, copy: boolean): Uint8Array | undefined {
+    if (va < this.va || va + length > this.end) return undefined;
+    const at = Number(va - this.va);
+    const end = at + Number(length);
+    // a copy straight away: a view and then a copy of it would make two arrays
+    return copy ? this.bytes.slice(at, end) : this.bytes.subarray(at, end);
+  }
+
+  overlaps(va: bigint, end: bigint): boolean {
+    return va < this.end && end > this.va;
+  }
+
+  /** Take the bytes of `data`, written at `va`, that the window holds. */
+  store(va: bigint, data: Uint8Array): void {
+    const end = va + BigInt(data.length);
+    const from = va > this.va ? va : this.va;
+    const to = end < this.end ? end : this.end;
+    // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
+    const part =
+      from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
+    this.bytes.set(part, Number(from - this.va));
+  }
 }
 
 /**
@@ -163,9 +196,11 @@ export class RemoteMm implements Mm, AddressSpace {
   private gathered:
     | { uptr: bigint; entryLen: number; ksize: number; window: GatheredEntries }
     | undefined;
-  /** See `prefetch`: `windowStore` while a window is set, reused from call to call. */
+  /** See `prefetch`: the argument's window and the span's, each reused from call to call. */
   private window: PrefetchWindow | undefined;
+  private span: PrefetchWindow | undefined;
   private readonly windowStore = new PrefetchWindow();
+  private readonly spanStore = new PrefetchWindow();
   /** See `deferWrites`; undefined while writes are made at once. */
   private deferred: UserWrite[] | undefined;
   private deferredBytes = 0;
@@ -276,33 +311,21 @@ export class RemoteMm implements Mm, AddressSpace {
 
   /**
    * Bytes the preload library read from its own memory at `va` as the call
-   * began (the ioctl's argument struct, docs/engine-protocol.md), without
-   * faulting and so only where the process could read; until the call ends
-   * (`prefetch()`), reads they cover come from them instead of the mem
-   * file, and writes through this mm update them (a read after a write sees
-   * it). A cache, never the authority: what they do not cover is read from
-   * the process.
+   * began (the ioctl's argument struct, and a SPAN's bytes at `spanVa`,
+   * docs/engine-protocol.md), without faulting and so only where the
+   * process could read; until the call ends (`prefetch()`), reads they
+   * cover come from them instead of the mem file, and writes through this
+   * mm update them (a read after a write sees it). A cache, never the
+   * authority: what they do not cover is read from the process.
    */
-  prefetch(va?: bigint, bytes?: Uint8Array): void {
-    if (va === undefined || !bytes?.length) {
-      this.window = undefined;
-      return;
-    }
-    const w = this.windowStore;
-    w.va = va;
-    w.end = va + BigInt(bytes.length);
-    w.bytes = bytes;
-    this.window = w;
+  prefetch(va?: bigint, bytes?: Uint8Array, spanVa?: bigint, spanBytes?: Uint8Array): void {
+    this.window = this.windowStore.set(va, bytes);
+    this.span = this.spanStore.set(spanVa, spanBytes);
   }
 
-  /** The prefetched bytes of `[va, va+length)`, when they cover all of it (a view, or a copy with `copy`). */
+  /** The prefetched bytes of `[va, va+length)`, when one window covers all of it (a view, or a copy with `copy`). */
   private prefetched(va: bigint, length: bigint, copy = false): Uint8Array | undefined {
-    const w = this.window;
-    if (!w || va < w.va || va + length > w.end) return undefined;
-    const at = Number(va - w.va);
-    const end = at + Number(length);
-    // a copy straight away: a view and then a copy of it would make two arrays
-    return copy ? w.bytes.slice(at, end) : w.bytes.subarray(at, end);
+    return this.window?.covered(va, length, copy) ?? this.span?.covered(va, length, copy);
   }
 
   /**
@@ -398,21 +421,22 @@ export class RemoteMm implements Mm, AddressSpace {
       this.deferredBytes += data.length;
     } else this.flushDeferred();
     const w = this.window;
-    if (w && va < w.end && va + BigInt(data.length) > w.va) {
-      // the bytes may change in part even when the write fails: served from the process again
-      this.window = undefined;
-      if (!kept) this.writeThrough(va, data);
-      const end = va + BigInt(data.length);
-      const from = va > w.va ? va : w.va;
-      const to = end < w.end ? end : w.end;
-      // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
-      const part =
-        from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
-      w.bytes.set(part, Number(from - w.va));
-      this.window = w;
-      return;
-    }
+    const s = this.span;
+    const end = w || s ? va + BigInt(data.length) : 0n;
+    const inW = w?.overlaps(va, end) === true;
+    const inS = s?.overlaps(va, end) === true;
+    // the bytes may change in part even when the write fails: served from the process again
+    if (inW) this.window = undefined;
+    if (inS) this.span = undefined;
     if (!kept) this.writeThrough(va, data);
+    if (inW) {
+      w!.store(va, data);
+      this.window = w;
+    }
+    if (inS) {
+      s!.store(va, data);
+      this.span = s;
+    }
   }
 
   private writeThrough(va: bigint, data: Uint8Array): void {
@@ -445,8 +469,8 @@ export class RemoteMm implements Mm, AddressSpace {
    */
   clearUser(addr: bigint, length: bigint, restart = false): void {
     this.flushDeferred();
-    const w = this.window;
-    if (w && addr < w.end && addr + length > w.va) this.window = undefined;
+    if (this.window?.overlaps(addr, addr + length)) this.window = undefined;
+    if (this.span?.overlaps(addr, addr + length)) this.span = undefined;
     if (this.rangeWork('cleared', addr, length, restart, memClear, memClearAsync) !== 0)
       fail('EFAULT', 'clear_user: unwritable byte', 'clear_user');
   }

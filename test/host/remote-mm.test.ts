@@ -169,6 +169,28 @@ test('prefetched bytes serve the reads they cover until the call ends; writes up
   assert.throws(() => mm.read(at, 4), errno('EFAULT'), 'an exited mm stays EFAULT');
 });
 
+test('a span prefetched with the argument serves the reads it covers as the argument does', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const { pv } = child.at;
+  const arg = pv + 0x400n;
+  const src = pv + 0x300n;
+  mm.write(src, text('the process src'));
+  mm.prefetch(arg, text('argument'), src, text('library src'));
+  assert.deepEqual(mm.read(arg, 8), text('argument'));
+  assert.deepEqual(mm.read(src + 8n, 3), text('src'), 'the span answered');
+  assert.deepEqual(mm.read(src + 8n, 6), text('ess sr'), 'running past it: the process');
+  mm.write(src + 1n, text('IBR'));
+  assert.deepEqual(mm.read(src, 6), text('lIBRar'), 'a write lands in the span');
+  assert.deepEqual(peek(child.handle, src, 6), text('tIBRpr'), 'and in the process');
+  mm.clearUser(src + 4n, 1n);
+  assert.deepEqual(mm.read(src, 6), text('tIBR\0r'), 'cleared: the process again');
+  mm.prefetch(arg, text('argument'), src, text('x'));
+  mm.prefetch();
+  assert.deepEqual(mm.read(src, 1), text('t'), 'the call ended');
+  mm.exit();
+});
+
 test('deferred writes: kept where the cached maps allow, made first when the memory is read', () => {
   const ram = new PhysRam();
   const mm = new RemoteMm(child.handle, ram);

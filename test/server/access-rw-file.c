@@ -2,8 +2,9 @@
  * IOMMU_TEST_CMD ACCESS_RW on memfd pages, in a real process under `uiommu
  * run --host mock --kernel 7.2`: the engine copies through its own mapping
  * of the file (native/file-map.c). Reads and writes of 1 to 64 bytes at
- * offsets across a page boundary, through an access that pins and one that
- * does not, give the bytes the program sees in its mapping: on a memfd
+ * offsets across a page boundary (and one of 300), through an access that
+ * pins and one that does not, give the bytes the program sees in its
+ * mapping, and a write from an unreadable buffer is EFAULT: on a memfd
  * whose seals are final (mapped shared and writable by the engine) and on
  * one sealed against shrinking whose seals may still change (mapped
  * read-only: writes go through the file). Once the program truncates its
@@ -130,6 +131,17 @@ int main(void)
 	pinned = new_access(iommufd, ioas, 1);
 	round_trips("round trips, unpinned", iommufd, plain, buf);
 	round_trips("round trips, pinned", iommufd, pinned, buf);
+	errno = access_rw(iommufd, plain, IOVA, (void *)8, 8, 1);
+	check("a write from an unreadable buffer: EFAULT", errno == EFAULT, -1);
+	{
+		uint8_t big[300];
+
+		for (size_t i = 0; i < sizeof(big); i++)
+			big[i] = (uint8_t)(i * 7 + 1);
+		errno = access_rw(iommufd, plain, IOVA + PAGE - 150, big, sizeof(big), 1);
+		check("a write of 300 bytes", !errno && !memcmp(buf + PAGE - 150, big, sizeof(big)),
+		      -1);
+	}
 
 	/* sealed against shrinking, F_SEAL_WRITE still possible: mapped read-only */
 	sealed = memfd_create("access-rw-sealed", MFD_ALLOW_SEALING);

@@ -18,5 +18,5 @@ const dir = mkdtempSync(join(tmpdir(), 'uiommu-access-rw-file-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('ACCESS_RW through the engine mapping of a memfd, and past a truncate', () => {
-  runCProgram(dir, 'access-rw-file', ['--host', 'mock', '--kernel', '7.2'], 27);
+  runCProgram(dir, 'access-rw-file', ['--host', 'mock', '--kernel', '7.2'], 29);
 });
