@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -20,25 +21,26 @@
 
 #define REQ_BYTES sizeof(struct uiommu_req)
 
-static int send_answer(int sock, int64_t ret, int32_t err, int fd)
+/* The answer, with the `nfds` fds of `fds` passed along (SCM_RIGHTS). */
+static int send_answer(int sock, int64_t ret, int32_t err, const int *fds, int nfds)
 {
 	struct uiommu_resp rs = { .ret = ret, .err = err, .newfd = -1 };
 	struct iovec iov = { .iov_base = &rs, .iov_len = sizeof(rs) };
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 	} ctl;
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
-	if (fd >= 0) {
+	if (nfds) {
 		memset(&ctl, 0, sizeof(ctl));
 		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
+		msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 		ctl.h.cmsg_level = SOL_SOCKET;
 		ctl.h.cmsg_type = SCM_RIGHTS;
-		ctl.h.cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(&ctl.h), &fd, sizeof(int));
+		ctl.h.cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(&ctl.h), fds, nfds * sizeof(int));
 	}
 	do
 		n = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -48,26 +50,27 @@ static int send_answer(int sock, int64_t ret, int32_t err, int fd)
 
 int chan_offer(struct chan_end *e, int sock)
 {
-	int fd, r;
-	void *p;
+	int fds[2], r;
+	void *p = MAP_FAILED;
 
 	if (e->page)
-		return send_answer(sock, -1, EBUSY, -1);
-	fd = memfd_create("uiommu-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return send_answer(sock, -1, ENOMEM, -1);
-	p = MAP_FAILED;
-	if (!ftruncate(fd, UIOMMU_CHAN_BYTES) &&
-	    !fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
-		p = mmap(NULL, UIOMMU_CHAN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		return send_answer(sock, -1, EBUSY, NULL, 0);
+	fds[0] = memfd_create("uiommu-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	fds[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fds[0] >= 0 && fds[1] >= 0 && !ftruncate(fds[0], UIOMMU_CHAN_BYTES) &&
+	    !fcntl(fds[0], F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
+		p = mmap(NULL, UIOMMU_CHAN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
 	if (p == MAP_FAILED) {
-		close(fd);
-		return send_answer(sock, -1, ENOMEM, -1);
+		for (int i = 0; i < 2; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		return send_answer(sock, -1, ENOMEM, NULL, 0);
 	}
 	memset(e, 0, sizeof(*e));
 	e->page = p;
-	r = send_answer(sock, 0, 0, fd);
-	close(fd);
+	e->bell = fds[1];
+	r = send_answer(sock, 0, 0, fds, 2);
+	close(fds[0]);
 	return r;
 }
 
@@ -118,7 +121,9 @@ void chan_answer(struct chan_end *e, int slot, const uint8_t *out, size_t len, i
 		memcpy(&sl->resp, out, sizeof(sl->resp));
 		memcpy(sl->out, out + sizeof(sl->resp), len - sizeof(sl->resp));
 	}
-	__atomic_store_n(&e->page->engine_cpu, cpu, __ATOMIC_RELAXED);
+	/* stored only when it changed: the library reads its line on every call */
+	if (__atomic_load_n(&e->page->engine_cpu, __ATOMIC_RELAXED) != cpu)
+		__atomic_store_n(&e->page->engine_cpu, cpu, __ATOMIC_RELAXED);
 	__atomic_store_n(&sl->done, e->answering[slot], __ATOMIC_RELEASE);
 	/* pairs with the library's store of sleeping before its last look at done */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -126,9 +131,20 @@ void chan_answer(struct chan_end *e, int slot, const uint8_t *out, size_t len, i
 		syscall(SYS_futex, &sl->done, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+void chan_bell_drain(const struct chan_end *e)
+{
+	uint64_t rung;
+
+	/* nonblocking: a library that emptied it itself leaves nothing to read */
+	while (read(e->bell, &rung, sizeof(rung)) < 0 && errno == EINTR)
+		;
+}
+
 void chan_release(struct chan_end *e)
 {
-	if (e->page)
+	if (e->page) {
 		munmap(e->page, UIOMMU_CHAN_BYTES);
+		close(e->bell);
+	}
 	memset(e, 0, sizeof(*e));
 }

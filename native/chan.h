@@ -12,16 +12,18 @@
 
 struct chan_end {
 	struct uiommu_chan *page;	       /* the engine's own mapping; NULL: none */
+	int bell;			       /* the doorbell eventfd (while page is set) */
 	uint32_t seen[UIOMMU_CHAN_SLOTS];      /* the posted word last taken, per slot */
 	uint32_t answering[UIOMMU_CHAN_SLOTS]; /* the sequence number being answered */
 	unsigned busy;			       /* slots taken and not answered yet */
 };
 
 /*
- * CHANNEL: creates the channel, maps it and sends the answer with its
- * memfd on `sock`. 0 when answered (ret 0 with the fd, or -1/EBUSY when the
- * connection has one already, -1/ENOMEM when none can be made), -1 when the
- * peer is gone.
+ * CHANNEL: creates the channel and its doorbell, maps the channel and sends
+ * the answer with the memfd and the eventfd on `sock`. 0 when answered (ret
+ * 0 with the fds, or -1/EBUSY when the connection has one already,
+ * -1/ENOMEM when none can be made), -1 when the peer is gone. The caller
+ * watches the doorbell (readable when the library rang it).
  */
 int chan_offer(struct chan_end *e, int sock);
 /*
@@ -39,7 +41,9 @@ int chan_posted(const struct chan_end *e);
  * if it sleeps. A frame larger than the slot is answered -1/EIO.
  */
 void chan_answer(struct chan_end *e, int slot, const uint8_t *out, size_t len, int32_t cpu);
-/* Unmaps the channel. */
+/* Empties the doorbell after it rang (the caller looks at the slots next). */
+void chan_bell_drain(const struct chan_end *e);
+/* Unmaps the channel and closes its doorbell (the caller stopped watching it). */
 void chan_release(struct chan_end *e);
 
 #endif

@@ -53,6 +53,8 @@ enum uiommu_hello_kind {
 #define UIOMMU_REQ_MM_CHANGED 2
 /* An UNMAP_DMA IOCTL asking for an unmap lease on its fd (a4: the ring's memfd or -1). */
 #define UIOMMU_REQ_LEASE 4
+/* An IOCTL whose payload ends with a5 bytes of the program's memory at a4 (docs/engine-protocol.md). */
+#define UIOMMU_REQ_SPAN 8
 
 /* A request: this header, then `len` payload bytes. */
 struct uiommu_req {
@@ -216,7 +218,7 @@ struct uiommu_chan_slot {
 
 struct uiommu_chan {
 	int32_t engine_cpu; /* engine: the CPU it last ran on */
-	uint32_t polling;   /* engine: 1 while it looks at posted words (no DOORBELL needed) */
+	uint32_t polling;   /* engine: 1 while awake, to look before sleeping (no doorbell) */
 	int32_t client_cpu __attribute__((aligned(64))); /* library: the CPU it last posted from */
 	struct uiommu_chan_slot slot[UIOMMU_CHAN_SLOTS] __attribute__((aligned(64)));
 };

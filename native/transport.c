@@ -15,7 +15,8 @@
  * A connection may also have a channel (chan.c; docs/engine-protocol.md,
  * *Channel*): its library posts requests in shared slots and finds the
  * answers there. Requests come from a channel when the connection is
- * served (its slots first) or a DOORBELL frame says so, and, for a
+ * served (its slots first), its doorbell (an eventfd) rings or a DOORBELL
+ * frame says so, and, for a
  * connection served from its channel in the last HOT_NS whose library runs
  * on another CPU, by polling for a bounded, adapted time before sleeping:
  * a request posted meanwhile then costs no wake-up on either side.
@@ -45,6 +46,7 @@
 #define NAPI_VERSION 8
 #include "chan.h"
 #include "protocol.h"
+#include "spin.h"
 #include "transport.h"
 #include <errno.h>
 #include <sched.h>
@@ -78,6 +80,11 @@ enum {
  * (a client that did not wait for its answer) stays here for the next one.
  */
 #define CONN_BUF 1024
+/*
+ * epoll's word for a connection's doorbell: the connection's fd with this
+ * bit (every other entry's word is its own fd).
+ */
+#define BELL_KEY (1ull << 32)
 /* Answers a connection may owe at once: its slots, and frames a restarted call holds back. */
 #define ROUTE_MAX 32
 /* The answer of a request read from the socket goes back on it (else: to its channel slot). */
@@ -87,9 +94,11 @@ enum {
 #define HOT_NS 2000000
 /* Requests taken from hot channels in a row before the sockets and libuv are looked at. */
 #define HOT_STREAK 16
-/* Bounds of how long the engine polls channels before it sleeps (adapted to the clients). */
+/* Bounds of how long the engine polls channels before it sleeps (learnt: spin.h). */
 #define SPIN_MIN_NS 4000
 #define SPIN_MAX_NS 200000
+/* While polling, how often the sockets and the event loop are looked at (epoll_wait, no wait). */
+#define POLL_LOOK_NS 16000
 
 struct conn {
 	int fd;
@@ -139,7 +148,8 @@ struct transport {
 	int chan_polling; /* polling is set in the channels of hot[] */
 	int hot_streak;	  /* requests taken from hot channels since the sockets were looked at */
 	int hot_turn;	  /* where take_hot looks first */
-	int64_t spin_ns;  /* how long the next poll may last */
+	struct spin_learner spin; /* how long the next poll may last */
+	int64_t poll_since;	  /* when the poll a channel's request may end began; 0: none */
 };
 
 static int64_t now_ns(void)
@@ -214,6 +224,11 @@ static void conn_free(struct transport *t, struct conn *c)
 	unqueue(t, c);
 	hot_forget(t, c->fd);
 	t->conns[c->fd] = NULL;
+	if (c->chan.page) {
+		/* the library holds the same file: closing ours would not end the watch */
+		epoll_ctl(t->ep, EPOLL_CTL_DEL, c->chan.bell, NULL);
+		epoll_ctl(t->wait_ep, EPOLL_CTL_DEL, c->chan.bell, NULL);
+	}
 	chan_release(&c->chan);
 	close(c->fd);
 	if (c->buf != c->inline_buf)
@@ -225,20 +240,21 @@ static void conn_free(struct transport *t, struct conn *c)
 /* Wait for input (EPOLLIN) or for room to send the unsent answer (EPOLLOUT). */
 static void conn_watch(struct transport *t, struct conn *c)
 {
-	struct epoll_event ev = { .events = c->out ? EPOLLOUT : EPOLLIN, .data.fd = c->fd };
+	struct epoll_event ev = { .events = c->out ? EPOLLOUT : EPOLLIN,
+				  .data.u64 = (uint32_t)c->fd };
 
 	epoll_ctl(t->ep, EPOLL_CTL_MOD, c->fd, &ev);
 	epoll_ctl(t->wait_ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 /*
- * Watch `fd` for input in both sets: one epoll_wait on wait_ep then tells
- * the loop which connection is ready (no second call on ep); ep is what
- * libuv watches while the loop is not running.
+ * Watch `fd` for input in both sets, under the word `key`: one epoll_wait
+ * on wait_ep then tells the loop which connection is ready (no second call
+ * on ep); ep is what libuv watches while the loop is not running.
  */
-static int watch_both(struct transport *t, int fd)
+static int watch_both(struct transport *t, int fd, uint64_t key)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = key };
 
 	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, fd, &ev))
 		return -1;
@@ -269,7 +285,7 @@ static int conn_add(struct transport *t, int fd)
 	c->fd = fd;
 	c->buf = c->inline_buf;
 	c->cap = CONN_BUF;
-	if (watch_both(t, fd)) {
+	if (watch_both(t, fd, (uint32_t)fd)) {
 		free(c);
 		return -1;
 	}
@@ -411,6 +427,7 @@ static int deliver(struct transport *t, struct conn *c)
 		memset(t->in + 4, 0, sizeof(uint32_t)); /* no payload follows */
 	t->meta[0] = c->fd;
 	t->meta[2] = c->oversize ? REQ_OVERSIZE : 0;
+	t->poll_since = 0; /* other work: what comes after it is no gap of the channels' */
 	c->oversize = 0;
 	consume(c, size);
 	if (c->have)
@@ -419,15 +436,27 @@ static int deliver(struct transport *t, struct conn *c)
 	return EV_REQUEST;
 }
 
-/* Marks `c` as served from its channel now: its channel is polled for a while. */
-static void hot_touch(struct transport *t, struct conn *c)
+/* Sets a channel's polling word (only when it changes: the library reads its line). */
+static void set_polling(struct conn *c, uint32_t on)
+{
+	if (__atomic_load_n(&c->chan.page->polling, __ATOMIC_RELAXED) != on)
+		__atomic_store_n(&c->chan.page->polling, on, __ATOMIC_RELAXED);
+}
+
+/*
+ * Marks `c` as served from its channel at `now`: hot, so its channel is
+ * looked at before the engine sleeps, and polling is set in it while the
+ * engine is awake (a request posted meanwhile needs no doorbell: unpoll
+ * clears the word and looks once more before any sleep).
+ */
+static void hot_touch(struct transport *t, struct conn *c, int64_t now)
 {
 	int i, oldest = 0;
 
-	c->hot_ns = now_ns();
+	c->hot_ns = now;
 	for (i = 0; i < t->nhot; i++) {
 		if (t->hot[i] == c->fd)
-			return;
+			goto awake;
 		if (conn_of(t, t->hot[i])->hot_ns < conn_of(t, t->hot[oldest])->hot_ns)
 			oldest = i;
 	}
@@ -436,14 +465,20 @@ static void hot_touch(struct transport *t, struct conn *c)
 	else if (t->chan_polling)
 		return; /* the oldest may have polling set: it is forgotten only by unpoll */
 	t->hot[oldest] = c->fd;
-	if (t->chan_polling)
-		__atomic_store_n(&c->chan.page->polling, 1, __ATOMIC_RELAXED);
+awake:
+	t->chan_polling = 1;
+	set_polling(c, 1);
 }
 
-/* Hands over the request posted in a slot of `c`'s channel, or -1 when none is. */
+/*
+ * Hands over the request posted in a slot of `c`'s channel, or -1 when none
+ * is. The first one after a poll teaches the poll's learner how long it
+ * came after the poll began, whether the poll caught it or a doorbell did.
+ */
 static int take_posted(struct transport *t, struct conn *c)
 {
 	int oversize, slot;
+	int64_t now;
 
 	if (c->out || c->route_len >= ROUTE_MAX)
 		return -1;
@@ -453,7 +488,12 @@ static int take_posted(struct transport *t, struct conn *c)
 	t->meta[0] = c->fd;
 	t->meta[2] = oversize ? REQ_OVERSIZE : 0;
 	c->route[(c->route_at + c->route_len++) % ROUTE_MAX] = (uint8_t)slot;
-	hot_touch(t, c);
+	now = now_ns();
+	if (t->poll_since) {
+		spin_learn(&t->spin, now - t->poll_since);
+		t->poll_since = 0;
+	}
+	hot_touch(t, c, now);
 	return EV_REQUEST;
 }
 
@@ -487,7 +527,7 @@ static int take_hot(struct transport *t)
 /*
  * Stops polling: clears polling in the hot channels; with `take`, then
  * looks at them once more (a library that saw polling set posted without a
- * DOORBELL, and more than one may have): called before every sleep until
+ * doorbell, and more than one may have): called before every sleep until
  * it finds nothing. Only then are connections no longer hot forgotten.
  * Without `take` (a return to libuv, which must not wait behind a client
  * that posts without pause), call_ready() looks again on the loop's next
@@ -501,8 +541,7 @@ static int unpoll(struct transport *t, int take)
 	if (t->chan_polling) {
 		t->chan_polling = 0;
 		for (int i = 0; i < t->nhot; i++)
-			__atomic_store_n(&conn_of(t, t->hot[i])->chan.page->polling, 0,
-					 __ATOMIC_RELAXED);
+			set_polling(conn_of(t, t->hot[i]), 0);
 		/* pairs with the library's store of posted before its look at polling */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
@@ -518,58 +557,60 @@ static int unpoll(struct transport *t, int take)
 
 /*
  * Before sleeping: polls the channels of the hot connections whose library
- * runs on another CPU (their requests then need no DOORBELL, and no wake-up
- * of the engine), for at most spin_ns and while nothing else is ready. A
- * connection whose library shares the engine's CPU is never waited for:
- * it could not run. Returns an event, -2 when the sockets or libuv have
- * something, or -1 when nothing came.
+ * runs on another CPU (their requests then need no doorbell, and no wake-up
+ * of the engine), for at most the learnt time and while nothing else is
+ * ready (looked at every POLL_LOOK_NS). A connection whose library shares
+ * the engine's CPU is never waited for: it could not run. Returns an
+ * event, -2 when the sockets or libuv have something, or -1 when nothing
+ * came.
  */
 static int poll_hot(struct transport *t)
 {
-	int64_t start = now_ns(), waited;
+	int64_t start = now_ns(), looked = start, now;
 	int cpu = sched_getcpu(), n = 0;
+	uint32_t awake;
 
 	for (int i = 0; i < t->nhot; i++) {
 		struct conn *c = conn_of(t, t->hot[i]);
 		struct uiommu_chan *page = c->chan.page;
 
-		/* a flag cleared here is followed by a look in take_hot or unpoll */
-		__atomic_store_n(&page->engine_cpu, cpu, __ATOMIC_RELAXED);
-		if (start - c->hot_ns > HOT_NS ||
-		    __atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) == cpu) {
-			__atomic_store_n(&page->polling, 0, __ATOMIC_RELAXED);
-			continue;
-		}
-		__atomic_store_n(&page->polling, 1, __ATOMIC_RELAXED);
-		n++;
+		/*
+		 * a flag cleared here is followed by a look in take_hot or unpoll;
+		 * words are stored only when they change (the library reads their line)
+		 */
+		if (__atomic_load_n(&page->engine_cpu, __ATOMIC_RELAXED) != cpu)
+			__atomic_store_n(&page->engine_cpu, cpu, __ATOMIC_RELAXED);
+		awake = start - c->hot_ns <= HOT_NS;
+		set_polling(c, awake);
+		n += awake && __atomic_load_n(&page->client_cpu, __ATOMIC_RELAXED) != cpu;
 	}
-	if (!n)
-		return -1;
 	t->chan_polling = 1;
+	if (!n)
+		return -1; /* unpoll clears the words */
+	t->poll_since = start;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (unsigned iter = 1;; iter++) {
 		int e = take_hot(t);
 
-		if (e >= 0) {
-			waited = now_ns() - start;
-			t->spin_ns = waited * 4 > t->spin_ns ? waited * 4 : t->spin_ns;
-			if (t->spin_ns > SPIN_MAX_NS)
-				t->spin_ns = SPIN_MAX_NS;
+		if (e >= 0)
 			return e;
-		}
 		if (!(iter % 32)) {
-			n = epoll_wait(t->wait_ep, t->ready, READY_MAX, 0);
-			if (n > 0) {
-				t->nready = n;
-				return -2;
+			now = now_ns();
+			if (now - looked >= POLL_LOOK_NS) {
+				looked = now;
+				n = epoll_wait(t->wait_ep, t->ready, READY_MAX, 0);
+				if (n > 0) {
+					/* other work first: what comes after it is no gap of the clients' */
+					t->poll_since = 0;
+					t->nready = n;
+					return -2;
+				}
 			}
-			if (now_ns() - start > t->spin_ns)
-				break;
+			if (now - start > t->spin.ns)
+				return -1;
 		}
 		__builtin_ia32_pause();
 	}
-	t->spin_ns = t->spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : t->spin_ns / 2;
-	return -1;
 }
 
 /* A transport-level frame (CHANNEL, DOORBELL) at the start of buf: served here. */
@@ -588,9 +629,12 @@ static int serve_conn(struct transport *t, struct conn *c)
 
 	if (c->out) {
 		r = conn_flush(t, c);
-		if (r == 0)
+		if (r == 0) {
 			conn_watch(t, c);
-		if (r >= 0)
+			/* a doorbell rung while paused was emptied unanswered */
+			return take_posted(t, c);
+		}
+		if (r > 0)
 			return -1;
 	} else {
 		int op = 0;
@@ -603,10 +647,16 @@ static int serve_conn(struct transport *t, struct conn *c)
 		if (r == 1 && !(op = transport_frame(c)))
 			return deliver(t, c);
 		if (r == 1) {
+			struct uiommu_chan *had = c->chan.page;
+
 			consume(c, (uint32_t)HDR + frame_payload(c));
 			if (c->have)
 				enqueue(t, c);
-			if (op == UIOMMU_OP_DOORBELL || !chan_offer(&c->chan, c->fd))
+			/* a new channel's doorbell is watched, or the connection is dropped */
+			if (op == UIOMMU_OP_DOORBELL ||
+			    (!chan_offer(&c->chan, c->fd) &&
+			     (had || !c->chan.page ||
+			      !watch_both(t, c->chan.bell, BELL_KEY | (uint32_t)c->fd))))
 				return take_posted(t, c);
 			r = -1;
 		}
@@ -623,9 +673,16 @@ static int serve_conn(struct transport *t, struct conn *c)
 /* The next event of the ready list, or -1 when the entry needs none. */
 static int serve_ready(struct transport *t, struct epoll_event *ev)
 {
-	int fd = ev->data.fd;
+	int fd = (int)(uint32_t)ev->data.u64;
 	struct conn *c;
 
+	if (ev->data.u64 & BELL_KEY) {
+		c = conn_of(t, fd);
+		if (!c || !c->chan.page)
+			return -1;
+		chan_bell_drain(&c->chan);
+		return take_posted(t, c);
+	}
 	if (fd == t->listen_fd) {
 		int s = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -655,7 +712,7 @@ static int next_event(struct transport *t)
 			int e;
 
 			/* libuv's turn once the connections that were ready have been served */
-			if (ev->data.fd == backend) {
+			if (ev->data.u64 == (uint32_t)backend) {
 				t->yield = 1;
 				continue;
 			}
@@ -686,6 +743,22 @@ static int next_event(struct transport *t)
 			int64_t left = t->deadline_ms - now_ms();
 
 			timeout = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
+		}
+		if (!timeout && t->queue_head) {
+			/*
+			 * buffered frames: the hot channels (whose libraries post without a
+			 * doorbell while polling is set) get this turn of the sockets', and
+			 * the sockets one in HOT_STREAK + 1
+			 */
+			if (t->hot_streak < HOT_STREAK) {
+				int e = take_hot(t);
+
+				if (e >= 0) {
+					t->hot_streak++;
+					return e;
+				}
+			}
+			t->hot_streak = 0;
 		}
 		if (timeout && t->hot_streak >= HOT_STREAK) {
 			/* the sockets' and libuv's turn: a busy channel does not keep them waiting */
@@ -877,7 +950,7 @@ static napi_value transport_open(napi_env env, napi_callback_info info)
 		return throw_errno_(env, ENOMEM, "transportOpen");
 	t->env = env;
 	t->ep = t->wait_ep = t->listen_fd = -1;
-	t->spin_ns = SPIN_MIN_NS;
+	spin_init(&t->spin, SPIN_MIN_NS, SPIN_MAX_NS);
 	if (!buffer_of(env, argv[1], &t->in, &t->in_cap) ||
 	    !buffer_of(env, argv[2], &t->out, &t->out_cap))
 		goto fail;
@@ -895,9 +968,9 @@ static napi_value transport_open(napi_env env, napi_callback_info info)
 		throw_errno_(env, errno, "transportOpen: listen");
 		goto fail;
 	}
-	watch_both(t, t->listen_fd);
-	ev.data.fd = uv_backend_fd(t->loop);
-	epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	watch_both(t, t->listen_fd, (uint32_t)t->listen_fd);
+	ev.data.u64 = (uint32_t)uv_backend_fd(t->loop);
+	epoll_ctl(t->wait_ep, EPOLL_CTL_ADD, uv_backend_fd(t->loop), &ev);
 	napi_create_reference(env, argv[1], 1, &t->in_ref);
 	napi_create_reference(env, argv[2], 1, &t->out_ref);
 	napi_create_reference(env, argv[3], 1, &t->on_ready);

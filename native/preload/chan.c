@@ -1,17 +1,20 @@
 /*
  * The channel (docs/engine-protocol.md, *Channel*): a call posts its request
  * in the slot of its nesting depth in a page shared with the engine and
- * finds its answer there. The socket then only carries a DOORBELL when the
- * engine is not polling, and no signal mask is needed: a signal handler
- * calling in while a call waits nests in the next slot (the deepest slot
- * blocks signals, so nothing nests deeper).
+ * finds its answer there. When the engine may be asleep (polling is not
+ * set), the post is followed by a ring of the channel's doorbell (an
+ * eventfd the engine watches: an 8-byte write, a third of the cost of a
+ * DOORBELL frame on the socket, which remains the fallback). No signal mask
+ * is needed: a signal handler calling in while a call waits nests in the
+ * next slot (the deepest slot blocks signals, so nothing nests deeper).
  *
  * Waiting: when the engine last ran on another CPU, spin on the slot's done
- * word for a while (adapted to how long answers took), then sleep in
+ * word for a while (learnt from how long answers took: spin.h), then sleep in
  * futex_wait; on the engine's CPU, sleep at once (spinning would only keep
  * the engine from running).
  */
 #include "preload.h"
+#include "../spin.h"
 #include <sched.h>
 
 #define SPIN_MIN_NS 2000
@@ -19,13 +22,17 @@
 /* How often a sleeping call looks whether the engine is still there. */
 #define ALIVE_CHECK_NS 200000000
 
+int g_bell = -1; /* the doorbell eventfd, one of the library's fds */
 static struct uiommu_chan *g_chan;
 static int g_chan_refused;		  /* the engine gave none: the socket only */
 static uint32_t g_seq[UIOMMU_CHAN_SLOTS]; /* the last sequence number posted, per slot */
-static int64_t g_spin_ns = SPIN_MIN_NS;
+static struct spin_learner g_spin = { SPIN_MIN_NS, SPIN_MIN_NS, SPIN_MAX_NS };
 
 void chan_forget(void)
 {
+	if (g_bell >= 0)
+		real.close(g_bell);
+	g_bell = -1;
 	g_chan = NULL;
 	g_chan_refused = 0;
 	memset(g_seq, 0, sizeof(g_seq));
@@ -56,11 +63,30 @@ static int engine_gone(void)
 	return syscall(SYS_recvfrom, g_sock, &b, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) == 0;
 }
 
+void chan_move_bell(void)
+{
+	int n = g_bell >= 0 ? lib_move(g_bell) : -1;
+
+	if (n < 0 && g_bell >= 0)
+		real.close(g_bell); /* no room: DOORBELL frames on the socket instead */
+	g_bell = n;
+}
+
+void chan_repark(void)
+{
+	if (g_bell >= 0 && g_conn_pid == self_pid())
+		g_bell = lib_park(g_bell, 2);
+}
+
+/* Tells the engine to look at the channel: through the doorbell, else a DOORBELL frame. */
 static int ring_doorbell(pid_t me)
 {
+	static const uint64_t one = 1;
 	struct uiommu_req rq = new_req(UIOMMU_OP_DOORBELL);
 	ssize_t n;
 
+	if (syscall(SYS_write, g_bell, &one, sizeof(one)) == sizeof(one))
+		return 0;
 	rq.pid = me;
 	do
 		n = syscall(SYS_sendto, g_sock, &rq, sizeof(rq), MSG_NOSIGNAL, NULL, 0);
@@ -68,38 +94,20 @@ static int ring_doorbell(pid_t me)
 	return n == (ssize_t)sizeof(rq) ? 0 : -1;
 }
 
-/*
- * After a spin that ran out: an answer that came within SPIN_MAX_NS of the
- * post (its wake-up included) would have been caught by a spin that long,
- * so the next spin lasts that long; a slower one halves the spin. Without
- * this, a spin that once fell below the usual answer time would never grow
- * again: every call would sleep and cost the engine a futex wake.
- */
-static void spin_learn(int64_t waited)
-{
-	if (waited <= SPIN_MAX_NS)
-		g_spin_ns = waited > g_spin_ns ? waited : g_spin_ns;
-	else
-		g_spin_ns = g_spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : g_spin_ns / 2;
-}
-
 /* Waits for `seq` in the slot's done word: 0, or -1 when the engine is gone. */
 static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
 {
-	int64_t start = 0, waited;
+	int64_t start = 0;
 	uint32_t d;
 
 	if (__atomic_load_n(&g_chan->engine_cpu, __ATOMIC_RELAXED) != cpu) {
 		start = now_ns();
 		for (unsigned i = 1;; i++) {
 			if (__atomic_load_n(&sl->done, __ATOMIC_ACQUIRE) == seq) {
-				waited = now_ns() - start;
-				g_spin_ns = waited * 2 > g_spin_ns ? waited * 2 : g_spin_ns;
-				if (g_spin_ns > SPIN_MAX_NS)
-					g_spin_ns = SPIN_MAX_NS;
+				spin_learn(&g_spin, now_ns() - start);
 				return 0;
 			}
-			if (!(i % 64) && now_ns() - start > g_spin_ns)
+			if (!(i % 64) && now_ns() - start > g_spin.ns)
 				break;
 			__builtin_ia32_pause();
 		}
@@ -118,7 +126,7 @@ static int wait_done(struct uiommu_chan_slot *sl, uint32_t seq, int cpu)
 	}
 	__atomic_store_n(&sl->sleeping, 0, __ATOMIC_RELAXED);
 	if (start)
-		spin_learn(now_ns() - start);
+		spin_learn(&g_spin, now_ns() - start);
 	return 0;
 }
 
@@ -139,7 +147,7 @@ int chan_call(struct guard *g, struct uiommu_req *rq, const void *payload, size_
 	if (!g_chan && !g_chan_refused && slot == 0) {
 		const char *off = getenv(UIOMMU_ENV_CHANNEL);
 
-		g_chan = off && !strcmp(off, "0") ? NULL : open_channel();
+		g_chan = off && !strcmp(off, "0") ? NULL : open_channel(&g_bell);
 		g_chan_refused = !g_chan;
 	}
 	chan = g_chan;
@@ -158,7 +166,9 @@ int chan_call(struct guard *g, struct uiommu_req *rq, const void *payload, size_
 	sl->req.len = (uint32_t)len;
 	seq = ++g_seq[slot];
 	cpu = sched_getcpu();
-	__atomic_store_n(&chan->client_cpu, cpu, __ATOMIC_RELAXED);
+	/* stored only when it changed: the engine's poll reads its line */
+	if (__atomic_load_n(&chan->client_cpu, __ATOMIC_RELAXED) != cpu)
+		__atomic_store_n(&chan->client_cpu, cpu, __ATOMIC_RELAXED);
 	__atomic_store_n(&sl->posted, seq, __ATOMIC_RELEASE);
 	/* pairs with the engine's store of polling before its last look at posted */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -179,14 +179,14 @@ int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_r
 	return call_raw(rq, payload, len, rs, out, cap);
 }
 
-struct uiommu_chan *open_channel(void)
+struct uiommu_chan *open_channel(int *bell)
 {
 	struct uiommu_req rq = new_req(UIOMMU_OP_CHANNEL);
 	struct uiommu_resp rs;
 	struct iovec iov = { .iov_base = &rs, .iov_len = sizeof(rs) };
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 	} ctl;
 	struct msghdr msg = {
 		.msg_iov = &iov,
@@ -196,7 +196,7 @@ struct uiommu_chan *open_channel(void)
 	};
 	struct cmsghdr *cm;
 	void *page = NULL;
-	int saved = errno, fd = -1;
+	int saved = errno, fd = -1, fds[2] = { -1, -1 };
 	ssize_t n;
 
 	rq.pid = g_conn_pid;
@@ -208,23 +208,29 @@ struct uiommu_chan *open_channel(void)
 	while (n < 0 && errno == EINTR);
 	cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
 	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	    cm->cmsg_len == CMSG_LEN(sizeof(fds)))
+		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	fd = fds[0];
 	if (n <= 0 || ((size_t)n < sizeof(rs) && recv_all((char *)&rs + n, sizeof(rs) - n)) ||
 	    recv_all(NULL, rs.len))
 		goto lost;
-	if (rs.ret == 0 && fd >= 0) {
+	if (rs.ret == 0 && fd >= 0 && fds[1] >= 0) {
 		page = mmap(NULL, UIOMMU_CHAN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (page == MAP_FAILED)
 			page = NULL;
 	}
 	if (fd >= 0)
 		real.close(fd);
+	if (page)
+		*bell = lib_park(fds[1], 2);
+	else if (fds[1] >= 0)
+		real.close(fds[1]);
 	errno = saved;
 	return page;
 lost:
-	if (fd >= 0)
-		real.close(fd);
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			real.close(fds[i]);
 	lose();
 	errno = saved;
 	return NULL;

@@ -6,7 +6,8 @@
  * started so (not an exec the engine awaits) connects only at its first
  * need of the engine: a path the fake tree may hold (engine_serves), a
  * fail-nth file, another process's status file. A program that needs none
- * of these never waits. (The launcher runs only the default host, whose
+ * of these never waits. A fork child inheriting no engine state (FORK_BEGIN
+ * answered 0, fork.c) is deferred the same way, with nothing to wait for. (The launcher runs only the default host, whose
  * pages are the machine's: the page size needs no engine.)
  *
  * The wait sleeps 1 ms between looks at the file rather than holding an
@@ -115,6 +116,13 @@ void engine_need(void)
 		connect_engine(UIOMMU_HELLO_NEW, 0);
 	}
 	leave(&g);
+}
+
+void engine_defer_child(void)
+{
+	/* its parent has talked to the engine: it is ready, no waiting */
+	__atomic_store_n(&g_waited, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&g_deferred, 1, __ATOMIC_RELEASE);
 }
 
 int engine_deferred(void)

@@ -6,6 +6,14 @@
 /* IOMMU_TEST_CMD ops that install a new file (include/uapi iommufd_test.h numbering). */
 #define IOMMU_TEST_OP_CREATE_ACCESS 5
 #define IOMMU_TEST_OP_DMABUF_GET 22
+/* ACCESS_RW: the offsets of access_rw.length, .uptr and .flags, and its WRITE flag. */
+#define IOMMU_TEST_OP_ACCESS_RW 8
+#define ACCESS_RW_LENGTH 24
+#define ACCESS_RW_UPTR 32
+#define ACCESS_RW_FLAGS 40
+#define MOCK_ACCESS_RW_WRITE 1
+/* Most source bytes of an ACCESS_RW write sent with its argument. */
+#define ACCESS_RW_SPAN_MAX 256
 /* VFIO_DEVICE_FEATURE flags: the feature id in the low 16 bits, GET at bit 16. */
 #define VFIO_FEATURE_GET (1u << 16)
 #define VFIO_FEATURE_DMA_BUF 11
@@ -68,6 +76,37 @@ static size_t arg_span(uintptr_t arg)
 	size_t in_page = MIN_PAGE - (arg & (MIN_PAGE - 1));
 
 	return !arg ? 0 : in_page < ARG_MAX ? in_page : ARG_MAX;
+}
+
+/*
+ * An IOMMU_TEST_CMD ACCESS_RW write copies `length` bytes from `uptr` (the
+ * kernel selftest's check_access_rw makes some 120,000 of them): they go
+ * after the argument's `sent` bytes in `copy`, cut to make room, as a SPAN
+ * request (docs/engine-protocol.md), so that the engine need not read them
+ * from our memory. The request is unchanged when they cannot be read
+ * without faulting or are too many. Returns the payload's length.
+ */
+static size_t with_rw_source(struct uiommu_req *rq, uint32_t *copy, size_t sent)
+{
+	uint8_t src[ACCESS_RW_SPAN_MAX];
+	uint64_t len, uptr;
+	uint32_t flags;
+	size_t keep;
+
+	if (sent < ACCESS_RW_FLAGS + 4 || copy[1] != IOMMU_TEST_OP_ACCESS_RW)
+		return sent;
+	memcpy(&len, (uint8_t *)copy + ACCESS_RW_LENGTH, sizeof(len));
+	memcpy(&uptr, (uint8_t *)copy + ACCESS_RW_UPTR, sizeof(uptr));
+	memcpy(&flags, (uint8_t *)copy + ACCESS_RW_FLAGS, sizeof(flags));
+	if (!(flags & MOCK_ACCESS_RW_WRITE) || !len || len > ACCESS_RW_SPAN_MAX ||
+	    read_user(src, (uintptr_t)uptr, len) != len)
+		return sent;
+	keep = sent < ARG_MAX - len ? sent : ARG_MAX - len;
+	memcpy((uint8_t *)copy + keep, src, len);
+	rq->flags |= UIOMMU_REQ_SPAN;
+	rq->a[4] = uptr;
+	rq->a[5] = len;
+	return keep + len;
 }
 
 /* An IOCTL answer's payload, as large as the engine sends it. */
@@ -146,6 +185,8 @@ static int engine_ioctl(int fd, unsigned long request, void *arg)
 		sent = copy;
 		if (sent_len >= 8)
 			word1 = (int64_t)copy[1];
+		if ((request & 0xffff) == UIOMMU_IOC_IOMMU_TEST_CMD)
+			sent_len = with_rw_source(&rq, copy, sent_len);
 	}
 	if (creates_file(request, word1)) {
 		spare = reserve(1);

@@ -44,9 +44,10 @@ static void move_sock(void)
 /* The real close_range over [first, last] but for the library's fds (caller holds the lock). */
 static int close_around(unsigned int first, unsigned int last, int flags)
 {
-	int a = g_sock, b = g_stage, keep[2] = { a < b ? a : b, a < b ? b : a }, i, r;
+	int keep[LIB_FDS], i, r;
 
-	for (i = 0; i < 2; i++) {
+	lib_fds(keep);
+	for (i = 0; i < LIB_FDS; i++) {
 		unsigned int k = (unsigned int)keep[i];
 
 		if (keep[i] < 0 || k < first || k > last)
@@ -131,6 +132,8 @@ static int do_dup3(int oldfd, int newfd, int flags)
 			move_sock();
 		else if (newfd == g_stage)
 			stage_move();
+		else
+			chan_move_bell();
 		leave(&g);
 	}
 	if (!bit_test(oldfd) && !bit_test(newfd))

@@ -19,7 +19,7 @@ static nfds_t hidden_entries(const struct pollfd *fds, nfds_t n)
 	struct pollfd chunk[64];
 	nfds_t i, k, m, hidden = 0;
 
-	if ((g_sock < 0 && g_stage < 0) || n > POLL_MAX_ENTRIES)
+	if ((g_sock < 0 && g_stage < 0 && g_bell < 0) || n > POLL_MAX_ENTRIES)
 		return 0;
 	for (i = 0; i < n; i += m) {
 		m = n - i < 64 ? n - i : 64;
@@ -100,11 +100,12 @@ EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *time
  */
 static int selects_lib(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
-	int lib[2] = { g_sock, g_stage }, i, j;
+	int lib[LIB_FDS], i, j;
 	fd_set *sets[3] = { r, w, e };
 	unsigned long word;
 
-	for (j = 0; j < 2; j++) {
+	lib_fds(lib);
+	for (j = 0; j < LIB_FDS; j++) {
 		int s = lib[j];
 
 		if (s < 0 || s >= nfds)

@@ -191,15 +191,35 @@ static inline void bit_clear(int fd)
 }
 
 extern int g_stage; /* the staging memfd (stage.c), -1 when none */
+extern int g_bell;  /* the channel's doorbell eventfd (chan.c), -1 when none */
+
+/* How many fds the library has of its own: its socket, staging memfd and doorbell. */
+#define LIB_FDS 3
+
+/* The library's fds (-1 for those it has not), in ascending order. */
+static inline void lib_fds(int fds[LIB_FDS])
+{
+	int a = g_sock, b = g_stage, c = g_bell, t;
+
+	if (a > b)
+		t = a, a = b, b = t;
+	if (b > c)
+		t = b, b = c, c = t;
+	if (a > b)
+		t = a, a = b, b = t;
+	fds[0] = a;
+	fds[1] = b;
+	fds[2] = c;
+}
 
 /*
- * The library's own socket and staging memfd are no fds of the program's:
- * every call the program makes on their numbers answers as for an fd that
- * is not open.
+ * The library's own socket, staging memfd and doorbell are no fds of the
+ * program's: every call the program makes on their numbers answers as for
+ * an fd that is not open.
  */
 static inline int lib_fd(int fd)
 {
-	return fd >= 0 && (fd == g_sock || fd == g_stage);
+	return fd >= 0 && (fd == g_sock || fd == g_stage || fd == g_bell);
 }
 
 /* -1 with errno EBADF. */
@@ -252,6 +272,8 @@ pid_t self_tid(void);
 int engine_defer(int kind);
 /* Before the first thing that needs the engine: waits until it serves, and connects if deferred. */
 void engine_need(void);
+/* A fork child inheriting no engine state: it connects at its first need, as a new process. */
+void engine_defer_child(void);
 /* 1 while this process has not connected and would connect at its first need. */
 int engine_deferred(void);
 /* 1 when normalised path `norm` lies in a top folder of the fake tree (the engine may serve it). */
@@ -277,8 +299,12 @@ int call(struct uiommu_req *rq, const void *payload, size_t len, struct uiommu_r
 int conn_ready(pid_t me);
 /* Fills in the request's pid, tid and address-space flags for a call of process `me`. */
 void req_stamp(struct uiommu_req *rq, pid_t me);
-/* CHANNEL (caller holds the lock, signals blocked): this connection's channel mapped, or NULL. */
-struct uiommu_chan *open_channel(void);
+/*
+ * CHANNEL (caller holds the lock, signals blocked): this connection's
+ * channel mapped, or NULL; with it, its doorbell eventfd in `*bell` (parked
+ * as the library's fd 2).
+ */
+struct uiommu_chan *open_channel(int *bell);
 
 /* ---- the channel (chan.c) ------------------------------------------------ */
 
@@ -291,8 +317,15 @@ struct uiommu_chan *open_channel(void);
  */
 int chan_call(struct guard *g, struct uiommu_req *rq, const void *payload, size_t len, int user,
 	      struct uiommu_resp *rs, void *out, size_t cap);
-/* The connection is gone: its channel is no longer used (nor unmapped: a nested call may hold it). */
+/*
+ * The connection is gone: its channel is no longer used (nor unmapped: a
+ * nested call may hold it) and its doorbell is closed.
+ */
 void chan_forget(void);
+/* A dup2 onto the doorbell's number: it moves away (caller holds the lock). */
+void chan_move_bell(void);
+/* After an RLIMIT_NOFILE change: the doorbell is parked anew (caller holds the lock). */
+void chan_repark(void);
 
 /* A request without payloads; returns the answer's ret (-1 with rs->err EIO if the connection is gone). */
 int64_t call_simple(uint32_t op, uint64_t a0, uint64_t a1, struct uiommu_resp *rs);
@@ -307,7 +340,7 @@ int connect_engine(int kind, uint64_t token);
  * UIOMMU_SOCK_FD_MIN or above. Returns where it is now; errno is preserved.
  */
 int sock_park(int s);
-/* sock_park() for the library's k-th fd (the socket 0, the stage 1): a place of its own. */
+/* sock_park() for the library's k-th fd (the socket 0, the stage 1, the doorbell 2): a place of its own. */
 int lib_park(int s, int k);
 /*
  * Copies [src, src+len) of our own memory without faulting, as

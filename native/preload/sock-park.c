@@ -1,10 +1,11 @@
 /*
- * Where the library's fds (its socket, its staging memfd) live: out of the
- * program's range of fd numbers. The program gets fds below its
- * RLIMIT_NOFILE soft limit, so the library's k-th fd (the socket 0, the stage
- * 1) is parked at the soft limit + k when the hard limit leaves room (the
- * soft limit is raised for the F_DUPFD and put back: an fd above the limit
- * stays open), else at the top of the range, soft limit - 1 - k. Parking is
+ * Where the library's fds (its socket, its staging memfd, its channel's
+ * doorbell) live: out of the program's range of fd numbers. The program gets
+ * fds below its RLIMIT_NOFILE soft limit, so the library's k-th fd (the
+ * socket 0, the stage 1, the doorbell 2) is parked at the soft limit + k
+ * when the hard limit leaves room (the soft limit is raised for the F_DUPFD
+ * and put back: an fd above the limit stays open), else at the top of the
+ * range, soft limit - 1 - k. Parking is
  * capped at SOCK_PARK_CEIL: the kernel sizes a process's fd table to its
  * highest fd, and a program that raises its limit to the hard one (QEMU
  * does) should not pay megabytes for it. When the program changes its
@@ -72,6 +73,7 @@ static void limit_changed(void)
 	if (g_sock >= 0 && g_conn_pid == getpid())
 		g_sock = sock_park(g_sock);
 	stage_repark();
+	chan_repark();
 	leave(&g);
 }
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Errno, fail } from '../abi/errno.ts';
 import { type Range, SortedRanges } from '../util/sorted-ranges.ts';
+import { FileMapping } from './file-map.ts';
 import { closeFd, fileSize, fstatFd, fstatfsFd, HUGETLBFS_MAGIC } from './native.ts';
 import type { PhysRam } from './phys-ram.ts';
 
@@ -85,19 +86,32 @@ abstract class ForeignSpan {
   protected abstract readAt(offset: bigint, length: number): Uint8Array;
   protected abstract writeAt(offset: bigint, data: Uint8Array): void;
 
+  /**
+   * Copy between `buf` and span bytes `[offset, offset+buf.length)` (an
+   * exact Number) when that can be done directly: true when done; false
+   * when only readAt/writeAt can (a prefix may have been copied).
+   */
+  copy(_offset: number, _buf: Uint8Array, _write: boolean): boolean {
+    return false;
+  }
+
   private chunk(index: bigint): bigint {
     let base = this.chunks.get(index);
     if (base === undefined) {
       const start = index << CHUNK_SHIFT;
       let phys = 0n;
+      // span offset = phys - delta; exact as a Number below 2^53 (copy is only offered there)
+      let delta = 0;
       phys = this.ram.alloc(CHUNK, {
         align: CHUNK_ALIGN,
         compound: this.compound,
         backing: {
           read: (p, n) => this.readAt(start + (p - phys), n),
           write: (p, data) => this.writeAt(start + (p - phys), data),
+          copy: (p, buf, write) => this.copy(p - delta, buf, write),
         },
       });
+      delta = Number(phys) - Number(start);
       base = phys;
       this.chunks.set(index, base);
     }
@@ -124,6 +138,8 @@ export class ForeignFile extends ForeignSpan {
   /** st_size as read in call `sizeCall` (see `size`); sizeCall 0: not read in a call. */
   private sizeSeen = 0n;
   private sizeCall = 0;
+  /** The file mapped into the engine (see copy); null: it cannot be, undefined: not tried yet. */
+  private mapping: FileMapping | null | undefined;
 
   constructor(
     ram: PhysRam,
@@ -158,8 +174,15 @@ export class ForeignFile extends ForeignSpan {
     return size;
   }
 
-  /** EFAULT when `[offset, offset+length)` goes past the granule holding end-of-file (SIGBUS for a mapping). */
+  /**
+   * EFAULT when `[offset, offset+length)` goes past the granule holding
+   * end-of-file (SIGBUS for a mapping). A range within the mapped size is
+   * checked by touching its last page in the mapping (the pages before it
+   * are in the file when that one is): no fstat.
+   */
   checkInFile(offset: bigint, length: bigint): void {
+    const m = this.mapping;
+    if (m && length > 0n && m.reaches(Number(offset + length - 1n))) return;
     const size = this.size();
     if (size === undefined) return;
     const limit = ((size + this.granule - 1n) / this.granule) * this.granule;
@@ -204,8 +227,47 @@ export class ForeignFile extends ForeignSpan {
   override release(): void {
     super.release();
     this.views.clear();
+    this.mapping?.unmap();
+    this.mapping = null;
     if (this.fd !== undefined) closeFd(this.fd);
     this.fd = undefined;
+  }
+
+  /**
+   * Through the file mapped into the engine (FileMapping), made at the
+   * first copy and again when the file has grown, for shmem files only;
+   * bytes past its size then, a write to a read-only mapping, or a page
+   * truncated away since go through readAt/writeAt, which answer for bytes
+   * past end-of-file. A shrink to within a page leaves that page in the
+   * file: bytes written past the new end in it stay in the page, as a
+   * device's DMA to the page would (readAt/writeAt read zeros there and
+   * drop such writes).
+   */
+  override copy(offset: number, buf: Uint8Array, write: boolean): boolean {
+    let m = this.mapping;
+    if (m === null) return false;
+    if (m === undefined || offset + buf.length > m.size) {
+      m = this.remap(offset + buf.length);
+      if (!m) return false;
+    }
+    return m.copy(offset, buf, write);
+  }
+
+  /** The file mapped anew at its current size when that reaches `end` and grew since; else undefined. */
+  private remap(end: number): FileMapping | undefined {
+    const fd = this.fd;
+    if (fd === undefined) return undefined;
+    if (this.hugetlb) {
+      this.mapping = null;
+      return undefined;
+    }
+    const size = Number(this.size());
+    const old = this.mapping;
+    if (size < end || (old && size <= old.size)) return undefined;
+    old?.unmap();
+    const m = FileMapping.map(fd, size);
+    this.mapping = m ?? null;
+    return m;
   }
 
   protected readAt(offset: bigint, length: number): Uint8Array {

@@ -105,6 +105,11 @@ export class IoMaps {
     return this.maps.find((m) => addr >= m.start && addr < m.end);
   }
 
+  /** No device mapping at all. */
+  get empty(): boolean {
+    return this.maps.length === 0;
+  }
+
   /** Whether any byte of `[start, start+length)` is device-mapped. */
   overlaps(start: bigint, length: bigint): boolean {
     const end = start + length;

@@ -6,8 +6,9 @@
  * (pidfd_getfd) — what fds are (fstat, fstatfs), setting an eventfd's
  * readiness, and the process behind a Unix socket (SO_PEERCRED,
  * SO_PEERPIDFD), the memfds that back mapped
- * BARs, the engine's socket transport (src/server/transport.ts) and the fake
- * tree's bulk writer (src/server/sysfs.ts). Failures
+ * BARs, the engine's socket transport (src/server/transport.ts), the fake
+ * tree's bulk writer (src/server/sysfs.ts) and mappings of client memory
+ * files (src/host/file-map.ts). Failures
  * arrive as Errno. The addon is loaded on first use, so importing this module never
  * fails; using it without `make -C native` throws a message saying so.
  */
@@ -58,6 +59,7 @@ interface Addon {
   procDirOpen(pidfd: number, pid: number): number;
   openAt(dirfd: number, name: string, write: boolean): number;
   pidfdExited(pidfd: number): boolean;
+  capEffective(pidfd: number, pid: number): number;
   pidfdGetfd(pidfd: number, targetFd: number): number;
   fstatFd(fd: number): FileStat;
   fileSize(fd: number): number;
@@ -86,6 +88,10 @@ interface Addon {
     data: (string | Uint8Array | number | undefined)[],
   ): [index: number, errno: number] | undefined;
   treeRemove(path: string): number;
+  fileMap(fd: number, length: number): { id: number; writable: boolean } | undefined;
+  fileMapIo(id: number, offset: number, length: number, write: boolean, buf?: Uint8Array): number;
+  fileMapScratch(): ArrayBuffer;
+  fileUnmap(id: number): void;
 }
 
 /** A client's unmap ring mapped by the addon (native/lease-ring.c); opaque. */
@@ -114,6 +120,9 @@ export type TransportAddon = Pick<
 /** The fake tree's bulk writer and remover (native/tree.c; src/server/sysfs.ts uses them). */
 export type TreeAddon = Pick<Addon, 'treeWrite' | 'treeRemove'>;
 
+/** Client memory files mapped into the engine (native/file-map.c; src/host/file-map.ts uses them). */
+export type FileMapAddon = Pick<Addon, 'fileMap' | 'fileMapIo' | 'fileMapScratch' | 'fileUnmap'>;
+
 /** Where `make -C native` puts the addon, from the package root. */
 const ADDON_PATH = fileURLToPath(new URL('../../native/build/uiommu_host.node', import.meta.url));
 
@@ -141,6 +150,11 @@ export function transportAddon(): TransportAddon {
 
 /** The addon's fake-tree functions (they answer an errno rather than throw). */
 export function treeAddon(): TreeAddon {
+  return load();
+}
+
+/** The addon's file mappings (fileMapIo answers an errno rather than throw). */
+export function fileMapAddon(): FileMapAddon {
   return load();
 }
 
@@ -267,6 +281,15 @@ export function openAt(dirfd: number, name: string, write: boolean): number {
 /** The process of `pidfd` has exited (a zombie counts). */
 export function pidfdExited(pidfd: number): boolean {
   return call((a) => a.pidfdExited(pidfd));
+}
+
+/**
+ * capget(2): the effective capability set of `pid` (bit n: capability n),
+ * read while the process of `pidfd` held `pid` (checked after): ESRCH when
+ * it was reaped, so the number may name another.
+ */
+export function capEffective(pidfd: number, pid: number): number {
+  return call((a) => a.capEffective(pidfd, pid));
 }
 
 /** A local (close-on-exec) copy of fd `targetFd` of the process of `pidfd`: ESRCH, EBADF, EPERM. */

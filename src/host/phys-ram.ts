@@ -17,6 +17,11 @@ export interface ForeignBacking {
   read(phys: bigint, length: number): Uint8Array;
   /** Store `data` at `phys`; EFAULT when it cannot be reached (a prefix may have been stored). */
   write(phys: bigint, data: Uint8Array): void;
+  /**
+   * PhysMemory.copy within this allocation (`phys` exact, below 2^53): true
+   * when done, false when only read/write can (a prefix may have been copied).
+   */
+  copy?(phys: number, buf: Uint8Array, write: boolean): boolean;
 }
 
 /** An allocated physical range. `freed` ones are kept only for their pinned pages. */
@@ -24,6 +29,13 @@ interface Alloc extends Range {
   compound: boolean;
   freed: boolean;
   /** Set for foreign ranges: their bytes are read and written there, not stored here. */
+  backing: ForeignBacking | undefined;
+}
+
+/** An allocation's bounds `[start, end)` as Numbers, and its backing if foreign (PhysRam.copy). */
+interface HotAlloc {
+  start: number;
+  end: number;
   backing: ForeignBacking | undefined;
 }
 
@@ -76,6 +88,8 @@ export class PhysRam implements PhysMemory {
   private allocated = 0n;
   /** Set by the first foreign allocation; until then reads and writes skip the backing lookup. */
   private hasForeign = false;
+  /** The allocation `copy` used last; dropped whenever an allocation changes. */
+  private hot: HotAlloc | undefined;
   /** See PhysMemory.beforeDma. */
   beforeDma: (() => void) | undefined;
 
@@ -134,6 +148,7 @@ export class PhysRam implements PhysMemory {
     const last = alignUp(phys + length, this.pageSize) - 1n;
     if (!covers(this.allocs, phys, last, (a) => !a.freed))
       fail('EINVAL', 'freeing unallocated memory', 'uiommu_phys_ram');
+    this.hot = undefined;
     this.splitAlloc(phys);
     this.splitAlloc(last + 1n);
     for (const a of this.allocs.overlapping(phys, last)) a.freed = true;
@@ -166,7 +181,7 @@ export class PhysRam implements PhysMemory {
     return out;
   }
 
-  /** Copy stored page contents of `[phys, phys+out.length)` into `out` (zero-filled). */
+  /** Copy the bytes of `[phys, phys+out.length)` into `out` (zeros for pages never written). */
   private readRam(phys: bigint, out: Uint8Array): void {
     const length = out.length;
     let pn = Number(phys >> this.pageShift);
@@ -175,6 +190,7 @@ export class PhysRam implements PhysMemory {
       const n = Math.min(length - pos, this.pageBytes - off);
       const page = this.pages.get(pn);
       if (page) out.set(page.subarray(off, off + n), pos);
+      else out.fill(0, pos, pos + n);
       pos += n;
     }
   }
@@ -200,6 +216,27 @@ export class PhysRam implements PhysMemory {
       return;
     }
     this.writeRam(phys, data);
+  }
+
+  /**
+   * PhysMemory.copy within one allocation: its own pages, or a foreign
+   * one's whose backing copies directly (a client's mapped shmem file). The
+   * allocation found last is kept, so a run of small copies makes no lookup.
+   */
+  copy(phys: number, buf: Uint8Array, write: boolean): boolean {
+    const end = phys + buf.length;
+    let h = this.hot;
+    if (!h || phys < h.start || end > h.end) {
+      if (buf.length === 0 || phys < 0 || end > Number.MAX_SAFE_INTEGER) return false;
+      const a = this.allocs.find(BigInt(phys));
+      if (!a || Number(a.last) + 1 < end) return false;
+      h = { start: Number(a.start), end: Number(a.last) + 1, backing: a.backing };
+      this.hot = h;
+    }
+    if (h.backing) return h.backing.copy?.(phys, buf, write) ?? false;
+    if (write) this.writeRam(BigInt(phys), buf);
+    else this.readRam(BigInt(phys), buf);
+    return true;
   }
 
   /** Store `data` at `phys` in the sparse page map. */
@@ -360,6 +397,7 @@ export class PhysRam implements PhysMemory {
 
   /** Release the unpinned pages of freed allocations within `[start, last]`. */
   private reap(start: bigint, last: bigint): void {
+    this.hot = undefined;
     for (const a of this.allocs.overlapping(start, last)) {
       if (!a.freed) continue;
       const holes = gaps(

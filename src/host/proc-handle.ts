@@ -3,7 +3,8 @@
  * O_PATH fd of its /proc/<pid> directory, opened while the pidfd showed the
  * process unreaped (so the directory is that process's, not a later one's
  * under the same number). Everything the engine reads of a client — its
- * memory and maps (RemoteMm opens them here), status and limits, its fds —
+ * memory and maps (RemoteMm opens them here), status and limits, its
+ * capabilities (capget, checked against the pidfd), its fds —
  * goes through these: once the process is gone they fail (ENOENT, ESRCH,
  * EBADF, a short read) instead of reaching whoever gets the number next.
  * docs/engine-protocol.md, *Identity*, states why this is safe.
@@ -16,6 +17,7 @@
 import fs from 'node:fs';
 import { Errno } from '../abi/errno.ts';
 import {
+  capEffective,
   closeFd,
   openAt,
   peerPid,
@@ -128,6 +130,12 @@ export class ProcHandle implements ProcessRef {
       if (n < buf.length) return buf.toString('latin1', 0, n);
       buf = Buffer.allocUnsafe(buf.length * 2);
     }
+  }
+
+  /** Its effective capability set now (capget(2); bit n: capability n): ESRCH once gone. */
+  capEffective(): number {
+    if (!this.open) throw new Errno('ESRCH', 'handle closed', 'uiommu_proc_handle');
+    return capEffective(this.pidfd, this.pid);
   }
 
   /** A local close-on-exec copy of the process's fd `fd` (pidfd_getfd): EBADF, ESRCH, EPERM. */

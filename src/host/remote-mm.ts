@@ -4,12 +4,14 @@ import {
   appendRun,
   type GatheredEntries,
   type Mm,
+  type PfnMaps,
   type PhysRun,
   RestartCall,
   refusePfnMaps,
 } from '../iommu/mm.ts';
 import {
   type AddressSpace,
+  type ForeignFile,
   type ForeignMemory,
   type FsKind,
   faultOnExit,
@@ -97,11 +99,55 @@ export function parseMaps(text: string, va: bigint, last: bigint): MapsEntry[] {
   return out;
 }
 
+/** A shared file's VMA `[start, end)` of the kept maps `maps`: file offset = va - delta (RemoteMm.copy). */
+interface FileVma {
+  maps: MapsEntry[];
+  start: number;
+  end: number;
+  read: boolean;
+  write: boolean;
+  file: ForeignFile;
+  delta: number;
+}
+
 /** Prefetched bytes `bytes` of `[va, end)` (RemoteMm.prefetch). */
 class PrefetchWindow {
   va = 0n;
   end = 0n;
   bytes: Uint8Array = new Uint8Array(0);
+
+  /** This window holding `bytes` at `va`; undefined for none. */
+  set(va: bigint | undefined, bytes: Uint8Array | undefined): PrefetchWindow | undefined {
+    if (va === undefined || !bytes?.length) return undefined;
+    this.va = va;
+    this.end = va + BigInt(bytes.length);
+    this.bytes = bytes;
+    return this;
+  }
+
+  /** The bytes of `[va, va+length)` when the window covers all of it (a view, or a copy with `copy`). */
+  covered(va: bigint, length: bigint, copy: boolean): Uint8Array | undefined {
+    if (va < this.va || va + length > this.end) return undefined;
+    const at = Number(va - this.va);
+    const end = at + Number(length);
+    // a copy straight away: a view and then a copy of it would make two arrays
+    return copy ? this.bytes.slice(at, end) : this.bytes.subarray(at, end);
+  }
+
+  overlaps(va: bigint, end: bigint): boolean {
+    return va < this.end && end > this.va;
+  }
+
+  /** Take the bytes of `data`, written at `va`, that the window holds. */
+  store(va: bigint, data: Uint8Array): void {
+    const end = va + BigInt(data.length);
+    const from = va > this.va ? va : this.va;
+    const to = end < this.end ? end : this.end;
+    // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
+    const part =
+      from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
+    this.bytes.set(part, Number(from - this.va));
+  }
 }
 
 /**
@@ -132,6 +178,8 @@ class PrefetchWindow {
 export class RemoteMm implements Mm, AddressSpace {
   readonly pageSize: bigint;
   readonly pid: number;
+  /** Mm.pfnMaps: the process's device mappings. */
+  pfnMaps?: PfnMaps;
   private live = true;
   private readonly foreign: ForeignMemory;
   /** /proc/<pid>/mem (read-write) and /proc/<pid>/maps of this image; -1 when it was gone already. */
@@ -148,9 +196,11 @@ export class RemoteMm implements Mm, AddressSpace {
   private gathered:
     | { uptr: bigint; entryLen: number; ksize: number; window: GatheredEntries }
     | undefined;
-  /** See `prefetch`: `windowStore` while a window is set, reused from call to call. */
+  /** See `prefetch`: the argument's window and the span's, each reused from call to call. */
   private window: PrefetchWindow | undefined;
+  private span: PrefetchWindow | undefined;
   private readonly windowStore = new PrefetchWindow();
+  private readonly spanStore = new PrefetchWindow();
   /** See `deferWrites`; undefined while writes are made at once. */
   private deferred: UserWrite[] | undefined;
   private deferredBytes = 0;
@@ -159,6 +209,8 @@ export class RemoteMm implements Mm, AddressSpace {
   /** The writable and the readable VMA of the kept maps `maps` found last (see coveredByMaps). */
   private writableVma: { maps: MapsEntry[]; start: bigint; end: bigint } | undefined;
   private readableVma: { maps: MapsEntry[]; start: bigint; end: bigint } | undefined;
+  /** The shared file VMA of the kept maps that the last resolve found a range in (see copy). */
+  private fileVma: FileVma | undefined;
 
   constructor(
     private readonly handle: ProcHandle,
@@ -221,6 +273,7 @@ export class RemoteMm implements Mm, AddressSpace {
         file.setView(off, n, this, s);
         runs = file.runs(off, n);
         vaOf = (o) => s + (o - off);
+        if (this.cache && vmas.length === 1) this.keepFileVma(this.cache, v, file);
       } else {
         const hugetlb = v.ino !== 0n && this.fsKind(v).hugetlb;
         runs = this.foreign.private(this, hugetlb).runs(s, n);
@@ -231,35 +284,48 @@ export class RemoteMm implements Mm, AddressSpace {
     return out;
   }
 
-  /**
-   * Bytes the preload library read from its own memory at `va` as the call
-   * began (the ioctl's argument struct, docs/engine-protocol.md), without
-   * faulting and so only where the process could read; until the call ends
-   * (`prefetch()`), reads they cover come from them instead of the mem
-   * file, and writes through this mm update them (a read after a write sees
-   * it). A cache, never the authority: what they do not cover is read from
-   * the process.
-   */
-  prefetch(va?: bigint, bytes?: Uint8Array): void {
-    if (va === undefined || !bytes?.length) {
-      this.window = undefined;
-      return;
-    }
-    const w = this.windowStore;
-    w.va = va;
-    w.end = va + BigInt(bytes.length);
-    w.bytes = bytes;
-    this.window = w;
+  /** Keep `v`, a shared file's VMA of the kept maps `maps`, for copy. */
+  private keepFileVma(maps: MapsEntry[], v: MapsEntry, file: ForeignFile): void {
+    const start = Number(v.start);
+    const end = Number(v.end);
+    if (end > Number.MAX_SAFE_INTEGER) return;
+    const delta = start - Number(v.offset);
+    this.fileVma = { maps, start, end, read: v.read, write: v.write, file, delta };
   }
 
-  /** The prefetched bytes of `[va, va+length)`, when they cover all of it (a view, or a copy with `copy`). */
+  /**
+   * PagesSource.copy: within the shared file's VMA (a memfd, shared
+   * anonymous memory) of the kept maps that the last resolve found a range
+   * in, straight through the file (ForeignFile.copy): what resolve would
+   * answer there, without looking at the VMAs again. False otherwise, and
+   * while device mappings exist or writes are kept (see deferWrites).
+   */
+  copy(va: number, buf: Uint8Array, write: boolean): boolean {
+    const v = this.fileVma;
+    const end = va + buf.length;
+    if (!v || v.maps !== this.cache || va < v.start || end > v.end || !(write ? v.write : v.read))
+      return false;
+    if (!this.live || this.deferred?.length || (this.pfnMaps && !this.pfnMaps.empty)) return false;
+    return v.file.copy(va - v.delta, buf, write);
+  }
+
+  /**
+   * Bytes the preload library read from its own memory at `va` as the call
+   * began (the ioctl's argument struct, and a SPAN's bytes at `spanVa`,
+   * docs/engine-protocol.md), without faulting and so only where the
+   * process could read; until the call ends (`prefetch()`), reads they
+   * cover come from them instead of the mem file, and writes through this
+   * mm update them (a read after a write sees it). A cache, never the
+   * authority: what they do not cover is read from the process.
+   */
+  prefetch(va?: bigint, bytes?: Uint8Array, spanVa?: bigint, spanBytes?: Uint8Array): void {
+    this.window = this.windowStore.set(va, bytes);
+    this.span = this.spanStore.set(spanVa, spanBytes);
+  }
+
+  /** The prefetched bytes of `[va, va+length)`, when one window covers all of it (a view, or a copy with `copy`). */
   private prefetched(va: bigint, length: bigint, copy = false): Uint8Array | undefined {
-    const w = this.window;
-    if (!w || va < w.va || va + length > w.end) return undefined;
-    const at = Number(va - w.va);
-    const end = at + Number(length);
-    // a copy straight away: a view and then a copy of it would make two arrays
-    return copy ? w.bytes.slice(at, end) : w.bytes.subarray(at, end);
+    return this.window?.covered(va, length, copy) ?? this.span?.covered(va, length, copy);
   }
 
   /**
@@ -355,21 +421,22 @@ export class RemoteMm implements Mm, AddressSpace {
       this.deferredBytes += data.length;
     } else this.flushDeferred();
     const w = this.window;
-    if (w && va < w.end && va + BigInt(data.length) > w.va) {
-      // the bytes may change in part even when the write fails: served from the process again
-      this.window = undefined;
-      if (!kept) this.writeThrough(va, data);
-      const end = va + BigInt(data.length);
-      const from = va > w.va ? va : w.va;
-      const to = end < w.end ? end : w.end;
-      // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
-      const part =
-        from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
-      w.bytes.set(part, Number(from - w.va));
-      this.window = w;
-      return;
-    }
+    const s = this.span;
+    const end = w || s ? va + BigInt(data.length) : 0n;
+    const inW = w?.overlaps(va, end) === true;
+    const inS = s?.overlaps(va, end) === true;
+    // the bytes may change in part even when the write fails: served from the process again
+    if (inW) this.window = undefined;
+    if (inS) this.span = undefined;
     if (!kept) this.writeThrough(va, data);
+    if (inW) {
+      w!.store(va, data);
+      this.window = w;
+    }
+    if (inS) {
+      s!.store(va, data);
+      this.span = s;
+    }
   }
 
   private writeThrough(va: bigint, data: Uint8Array): void {
@@ -402,8 +469,8 @@ export class RemoteMm implements Mm, AddressSpace {
    */
   clearUser(addr: bigint, length: bigint, restart = false): void {
     this.flushDeferred();
-    const w = this.window;
-    if (w && addr < w.end && addr + length > w.va) this.window = undefined;
+    if (this.window?.overlaps(addr, addr + length)) this.window = undefined;
+    if (this.span?.overlaps(addr, addr + length)) this.span = undefined;
     if (this.rangeWork('cleared', addr, length, restart, memClear, memClearAsync) !== 0)
       fail('EFAULT', 'clear_user: unwritable byte', 'clear_user');
   }

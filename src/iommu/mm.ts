@@ -22,6 +22,8 @@ export function appendRun(runs: PhysRun[], va: bigint, length: bigint, phys: big
 
 /** The device mappings (VM_IO | VM_PFNMAP vmas) of an address space, as GUP needs to see them. */
 export interface PfnMaps {
+  /** No device mapping at all. */
+  readonly empty: boolean;
   /** Whether any byte of `[va, va+length)` lies in a device mapping. */
   overlaps(va: bigint, length: bigint): boolean;
   /** The bus addresses behind `[va, va+length)`; EFAULT unless all of it is device-mapped. */

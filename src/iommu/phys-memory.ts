@@ -9,6 +9,13 @@ export interface PhysMemory {
   read(phys: bigint, length: number): Uint8Array;
   /** Write live memory; EFAULT if some byte has no backing page. */
   write(phys: bigint, data: Uint8Array): void;
+  /**
+   * Read (or with `write`, write) `buf.length` bytes at `phys` (a Number,
+   * exact) straight between `buf` and their backing, when this memory can:
+   * true when done; false when only read/write can (a prefix may have been
+   * copied, so the caller does it all again through them).
+   */
+  copy?(phys: number, buf: Uint8Array, write: boolean): boolean;
   /** Add one long-term pin to every page of `[phys, phys+length)`. */
   pin(phys: bigint, length: bigint): void;
   /** Drop one long-term pin from every page of `[phys, phys+length)`. */

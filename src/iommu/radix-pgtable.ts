@@ -88,6 +88,9 @@ export class RadixPgtable implements IoPgtable {
   readonly config: IoPgtableConfig;
   /** entrySize[L]: bytes one entry of a level-L table covers; entrySize[levels] is the whole table. */
   private readonly entrySize: readonly bigint[];
+  /** entryMask[L] = entrySize[L] - 1; entryAlign[L] its complement (rounds down to an entry). */
+  private readonly entryMask: readonly bigint[];
+  private readonly entryAlign: readonly bigint[];
   /** Allowed leaf sizes, ascending, with their levels. */
   private readonly sizes: readonly { readonly size: bigint; readonly level: number }[];
   /** lowerLevel[L]: the largest allowed leaf level below L, or -1. */
@@ -118,6 +121,8 @@ export class RadixPgtable implements IoPgtable {
       { length: levels + 1 },
       (_, l) => 1n << BigInt(pageShift + l * bitsPerLevel),
     );
+    this.entryMask = this.entrySize.map((size) => size - 1n);
+    this.entryAlign = this.entryMask.map((mask) => ~mask);
     const sizes: { size: bigint; level: number }[] = [];
     const lowerLevel: number[] = [];
     let levelMask = 0n;
@@ -230,9 +235,9 @@ export class RadixPgtable implements IoPgtable {
   setDirty(iova: bigint): boolean {
     const run = this.runAt(iova);
     if (!run) return false;
-    const size = this.entrySize[run.pageLevel]!;
-    const start = run.start + ((iova - run.start) / size) * size;
-    let last = start + size - 1n;
+    // the leaf holding iova (leaves lie on their size's grid)
+    const start = iova & this.entryAlign[run.pageLevel]!;
+    let last = iova | this.entryMask[run.pageLevel]!;
     // past every dirty range (marking in ascending order): a new one, or the last grows
     const tail = this.dirty.last;
     if (!tail || tail.last + 1n < start) {
@@ -260,21 +265,22 @@ export class RadixPgtable implements IoPgtable {
     const a = max(iova, this.config.base);
     const l = min(iova + length, this.end) - 1n;
     if (a > l) return;
-    const spans: { start: bigint; last: bigint; size: bigint }[] = [];
-    // the whole leaves of `run` intersecting [qa, ql]
+    // (first, last, size) triples: no object per span
+    const spans: bigint[] = [];
+    // the whole leaves of `run` intersecting [qa, ql]: leaves lie on their size's grid (base is aligned to the largest)
     const leaves = (run: RunSeg, qa: bigint, ql: bigint) => {
-      const size = this.entrySize[run.pageLevel]!;
-      const s = max(run.start, qa);
-      const e = min(run.last, ql);
-      spans.push({
-        start: run.start + ((s - run.start) / size) * size,
-        last: run.start + ((e - run.start) / size + 1n) * size - 1n,
-        size,
-      });
+      const level = run.pageLevel;
+      spans.push(
+        max(run.start, qa) & this.entryAlign[level]!,
+        min(run.last, ql) | this.entryMask[level]!,
+        this.entrySize[level]!,
+      );
     };
     // the run the last walk ended in: a dirty range inside it needs no walk
     let known: RunSeg | undefined;
-    for (const d of this.dirty.overlapping(a, l)) {
+    // clearing: all taken out at once, the parts past the leaves reached put back
+    const ds = keep ? this.dirty.overlapping(a, l) : this.dirty.takeOverlapping(a, l);
+    for (const d of ds) {
       const first = spans.length;
       const qa = max(d.start, a);
       const ql = min(d.last, l);
@@ -285,13 +291,12 @@ export class RadixPgtable implements IoPgtable {
           known = run;
         });
       if (keep) continue;
-      const cs = spans[first]!.start;
-      const ce = spans[spans.length - 1]!.last;
-      this.dirty.delete(d);
+      const cs = spans[first]!;
+      const ce = spans[spans.length - 2]!;
       if (d.start < cs) this.dirty.insert({ start: d.start, last: cs - 1n });
       if (d.last > ce) this.dirty.insert({ start: ce + 1n, last: d.last });
     }
-    for (const sp of spans) visit(sp.start, sp.last, sp.size);
+    for (let i = 0; i < spans.length; i += 3) visit(spans[i]!, spans[i + 1]!, spans[i + 2]!);
   }
 
   /** EINVAL unless `[iova, iova+length)` is aligned to the smallest page and inside the table. */

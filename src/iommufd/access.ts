@@ -17,6 +17,9 @@ export interface AccessOps {
   unmap(iova: bigint, length: bigint): void;
 }
 
+/** IOVAs up to this take rw()'s Number fast path (any byte of a short copy stays exact). */
+const FAST_IOVA_MAX = BigInt(Number.MAX_SAFE_INTEGER - 2 ** 32);
+
 /** Physically contiguous whole pages, as returned by {@link IommufdAccess.pinPages}. */
 export interface PinnedRun {
   phys: bigint;
@@ -238,6 +241,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * unreachable. Areas before a failing one have been copied already.
    */
   rw(iova: bigint, buf: Uint8Array, write: boolean): void {
+    if (iova <= FAST_IOVA_MAX && this.rwOneArea(iova, buf, write)) return;
     const length = BigInt(buf.length);
     const where = 'iommufd_access_rw';
     if (length === 0n) fail('EINVAL', 'length 0', where);
@@ -256,10 +260,28 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
       for (const run of area.pages.liveRuns(area.offsetOf(cur), end - cur + 1n, write)) {
         const n = Number(run.length);
         // the whole buffer as a rule (one run): no view to make
-        if (write) memory.write(run.phys, n === buf.length ? buf : buf.subarray(pos, pos + n));
-        else buf.set(memory.read(run.phys, n), pos);
+        const part = n === buf.length ? buf : buf.subarray(pos, pos + n);
+        if (!memory.copy?.(Number(run.phys), part, write)) {
+          if (write) memory.write(run.phys, part);
+          else part.set(memory.read(run.phys, n));
+        }
         pos += n;
       }
     });
+  }
+
+  /**
+   * rw() of a range inside one area whose page set copies it at once
+   * (IoptPages.copyLive), in Numbers: true when done. False when anything
+   * else holds: rw() then checks and copies it all.
+   */
+  private rwOneArea(iova: bigint, buf: Uint8Array, write: boolean): boolean {
+    const area = this.#ioas?.iopt.areas.find(iova);
+    if (!area || buf.length === 0 || !permits(area, write)) return false;
+    const pages = area.pages;
+    if ((write && !pages.writable) || pages.dmabuf) return false;
+    const at = Number(iova);
+    if (at + buf.length - 1 > Number(area.last)) return false;
+    return pages.copyLive(Number(area.pagesOffset) + (at - Number(area.start)), buf, write);
   }
 }

@@ -1,4 +1,4 @@
-import { Errno, fail } from '../abi/errno.ts';
+import { fail } from '../abi/errno.ts';
 import { hex } from '../abi/hex.ts';
 import {
   IOMMU_HWPT_ALLOC_FLAGS,
@@ -13,12 +13,12 @@ import type { Layout } from '../abi/layout.ts';
 import { U64_MAX } from '../abi/layout.ts';
 import type { Domain } from '../iommu/domain.ts';
 import type { IommuUserData, PagingFlags } from '../iommu/driver.ts';
-import type { Mm } from '../iommu/mm.ts';
 import type { IommufdCtx, Personality } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import { holdFault, type IommufdFault } from './fault.ts';
 import { type HwptNested, hwptNestedAlloc } from './hwpt-nested.ts';
 import type { Ioas } from './ioas.ts';
+import { IovaBitmap } from './iova-bitmap.ts';
 import { IommufdObject } from './object.ts';
 import type { Ucmd } from './ucmd.ts';
 
@@ -230,8 +230,10 @@ export function hwptSetDirtyTracking(
 }
 
 /**
- * IOMMU_HWPT_GET_DIRTY_BITMAP: OR one bit per `page_size` (counted from
- * `iova`) into the user bitmap for every dirty leaf over the mapped areas.
+ * IOMMU_HWPT_GET_DIRTY_BITMAP: OR one bit per 2^pgshift bytes of IOVA
+ * (pgshift: page_size's lowest set bit), counted from `iova`, into the user
+ * bitmap for every dirty IOPTE over the mapped areas (IovaBitmap: bits the
+ * kernel cannot pin are dropped, the answer stays 0).
  */
 export function hwptGetDirtyBitmap(
   ctx: IommufdCtx,
@@ -256,10 +258,12 @@ export function hwptGetDirtyBitmap(
       'iommufd_check_iova_range',
     );
   if (cmd.page_size === 0n) fail('EINVAL', 'page_size is zero', 'iommufd_check_iova_range');
-  if (cmd.iova % cmd.page_size !== 0n || end % cmd.page_size !== 0n)
+  // a mask of page_size - 1, as the kernel tests it (a page_size that is no power of two too)
+  const pageMask = cmd.page_size - 1n;
+  if ((cmd.iova & pageMask) !== 0n || (end & pageMask) !== 0n)
     fail(
       'EINVAL',
-      `iova or iova + length not a multiple of page_size ${hex(cmd.page_size)}`,
+      `iova or iova + length has a bit of page_size - 1 (${hex(pageMask)}) set`,
       'iommufd_check_iova_range',
     );
   if (!hwpt.domain.dirtyCapable)
@@ -267,90 +271,19 @@ export function hwptGetDirtyBitmap(
   // drivers refuse to fill a bitmap while tracking is off; iommufd ignores that error
   if (!hwpt.domain.dirtyTracking) return 0;
   const keep = (cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR) !== 0;
-  const bits: [bigint, bigint][] = [];
+  const bitmap = new IovaBitmap(ucmd.mm, cmd.data, cmd.iova, cmd.length, cmd.page_size);
   let cur = cmd.iova;
   while (cur <= last) {
     const area = iopt.areas.find(cur);
     if (!area) break;
-    const end = area.last < last ? area.last : last;
-    // consecutive leaves make consecutive bits: a span of them is one run
-    hwpt.domain.readDirtySpans(cur, end - cur + 1n, keep, (first, lastByte) => {
-      const s = first > cur ? first : cur;
-      const e = lastByte < end ? lastByte : end;
-      const b0 = (s - cmd.iova) / cmd.page_size;
-      const b1 = (e - cmd.iova) / cmd.page_size;
-      const prev = bits[bits.length - 1];
-      if (prev && b0 <= prev[1] + 1n) prev[1] = b1 > prev[1] ? b1 : prev[1];
-      else bits.push([b0, b1]);
-    });
-    if (end === U64_MAX) break;
-    cur = end + 1n;
+    const stop = area.last < last ? area.last : last;
+    const from = cur;
+    hwpt.domain.readDirtySpans(cur, stop - cur + 1n, keep, (first, lastByte, size) =>
+      bitmap.record(first > from ? first : from, lastByte < stop ? lastByte : stop, size),
+    );
+    if (stop === U64_MAX) break;
+    cur = stop + 1n;
   }
-  orBitRuns(ucmd.mm, cmd.data, bits);
+  bitmap.flush();
   return 0;
-}
-
-/** Bytes of user bitmap updated per step. */
-const BITMAP_CHUNK = 1n << 16n;
-
-/**
- * OR the ascending, disjoint bit runs `runs` into the user bitmap at `data`.
- * Runs whose bytes lie in the same or adjacent user pages are updated by one
- * read and one write of the bytes from the first to the last: the bytes
- * between them lie in pages the runs touch anyway, so exactly the same pages
- * are reached as run by run. When such a group faults, it is redone run by
- * run (ORing is idempotent), so the EFAULT comes at the same run with the
- * same bits written before it.
- */
-function orBitRuns(mm: Mm, data: bigint, runs: readonly [bigint, bigint][]): void {
-  const page = mm.pageSize;
-  for (let i = 0; i < runs.length; ) {
-    const firstByte = runs[i]![0] / 8n;
-    let lastByte = runs[i]![1] / 8n;
-    let j = i + 1;
-    for (; j < runs.length; j++) {
-      const next = runs[j]!;
-      const nextLast = next[1] / 8n;
-      if ((data + next[0] / 8n) / page > (data + lastByte) / page + 1n) break;
-      if (nextLast - firstByte >= BITMAP_CHUNK) break;
-      lastByte = nextLast;
-    }
-    if (j === i + 1) orBits(mm, data, runs[i]![0], runs[i]![1]);
-    else {
-      try {
-        const buf = mm.read(data + firstByte, Number(lastByte - firstByte + 1n));
-        for (let k = i; k < j; k++) setBits(buf, firstByte, runs[k]![0], runs[k]![1]);
-        mm.write(data + firstByte, buf);
-      } catch (e) {
-        if (!(e instanceof Errno)) throw e;
-        for (let k = i; k < j; k++) orBits(mm, data, runs[k]![0], runs[k]![1]);
-      }
-    }
-    i = j;
-  }
-}
-
-/**
- * OR bits `[b0, b1]` into the user bitmap at `data` (bit n is byte n/8,
- * mask 1 << n%8), a chunk at a time; EFAULT at the first unreachable byte.
- */
-function orBits(mm: Mm, data: bigint, b0: bigint, b1: bigint): void {
-  const lastByte = b1 / 8n;
-  for (let at = b0 / 8n; at <= lastByte; at += BITMAP_CHUNK) {
-    const stop = at + BITMAP_CHUNK - 1n < lastByte ? at + BITMAP_CHUNK - 1n : lastByte;
-    const buf = mm.read(data + at, Number(stop - at + 1n));
-    setBits(buf, at, b0, b1);
-    mm.write(data + at, buf);
-  }
-}
-
-/** Set the bits of `[b0, b1]` that fall in `buf`, which holds bitmap bytes from `at` on. */
-function setBits(buf: Uint8Array, at: bigint, b0: bigint, b1: bigint): void {
-  const first = b0 / 8n < at ? 0 : Number(b0 / 8n - at);
-  const last = Math.min(buf.length - 1, Number(b1 / 8n - at));
-  for (let i = first; i <= last; i++) {
-    const lo = BigInt(i) + at === b0 / 8n ? Number(b0 % 8n) : 0;
-    const hi = BigInt(i) + at === b1 / 8n ? Number(b1 % 8n) : 7;
-    buf[i]! |= (0xff << lo) & (0xff >> (7 - hi)) & 0xff;
-  }
 }

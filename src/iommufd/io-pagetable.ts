@@ -85,10 +85,12 @@ export interface IoptPersonality {
   readonly maxAutoAlignment: bigint | undefined;
 }
 
+/** The least power of two ≥ x (x ≥ 1): one past the bit length of x - 1, in numbers below 2^32. */
 function roundupPow2(x: bigint): bigint {
-  let p = 1n;
-  while (p < x) p <<= 1n;
-  return p;
+  if (x <= 1n) return 1n;
+  const n = x - 1n;
+  const bits = n < 0x1_0000_0000n ? 32 - Math.clz32(Number(n)) : n.toString(2).length;
+  return 1n << BigInt(bits);
 }
 
 function lowestBit(x: bigint): bigint {

@@ -6,12 +6,22 @@ import type { DmaBufExporter, PagesSource } from '../kernel/file.ts';
 import type { PinAccount } from '../kernel/pin-account.ts';
 import { SortedRanges } from '../util/sorted-ranges.ts';
 
+/** The largest bigint a Number holds exactly. */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** A run of pinned pages `[start, last]` (page indexes) with linear phys and one user count. */
 interface PinSeg {
   start: bigint;
   last: bigint;
   users: number;
   phys: bigint;
+}
+
+/** A pinned segment's bytes `[from, to)` (from the page set's base) at physical `phys`, as Numbers. */
+interface HotSeg {
+  from: number;
+  to: number;
+  phys: number;
 }
 
 /**
@@ -28,6 +38,8 @@ export class IoptPages {
   private segs: SortedRanges<PinSeg> | undefined;
   /** Pages currently pinned (and charged). */
   npinned = 0n;
+  /** The pinned segment copyLive used last; dropped whenever the pins change. */
+  private hot: HotSeg | undefined;
 
   constructor(
     readonly source: PagesSource,
@@ -71,6 +83,7 @@ export class IoptPages {
    * limit) leave the page set unchanged.
    */
   addUser(first: bigint, last: bigint): void {
+    this.hot = undefined;
     const ps = this.memory.pageSize;
     const gaps = this.gaps(first, last);
     const fresh: PinSeg[] = [];
@@ -100,6 +113,7 @@ export class IoptPages {
 
   /** Drop one user from pages `[first, last]`; pages reaching zero users are unpinned. */
   removeUser(first: bigint, last: bigint): void {
+    this.hot = undefined;
     const ps = this.memory.pageSize;
     const segs = this.segs;
     if (!segs) throw new Error('removeUser on unpinned pages');
@@ -138,6 +152,46 @@ export class IoptPages {
       else out.push({ va: s - head, length: e - s, phys });
     }
     return out;
+  }
+
+  /**
+   * Copy the live bytes `[offset, offset+buf.length)` (relative to uptr, a
+   * Number) into `buf`, or from it with `write`, when that is quick: inside
+   * one pinned segment of a memory that copies directly (PhysMemory.copy),
+   * or with nothing pinned, through the source (PagesSource.copy). True when
+   * done; false when liveRuns and read/write must do it all.
+   */
+  copyLive(offset: number, buf: Uint8Array, write: boolean): boolean {
+    if (this.uptr > MAX_SAFE) return false;
+    if (this.segs?.size) return this.copyPinned(offset, buf, write);
+    return this.source.copy?.(Number(this.uptr) + offset, buf, write) ?? false;
+  }
+
+  /** copyLive within one pinned segment. */
+  private copyPinned(offset: number, buf: Uint8Array, write: boolean): boolean {
+    if (!this.memory.copy) return false;
+    const at = offset + (Number(this.uptr) - Number(this.base));
+    const end = at + buf.length;
+    let h = this.hot;
+    if (!h || at < h.from || end > h.to) {
+      h = this.hotSeg(at, end);
+      if (!h) return false;
+    }
+    return this.memory.copy(h.phys + (at - h.from), buf, write);
+  }
+
+  /** The pinned segment holding bytes `[at, end)` from base, kept as `hot`; undefined if none does. */
+  private hotSeg(at: number, end: number): HotSeg | undefined {
+    if (!this.segs?.size || at < 0) return undefined;
+    const ps = Number(this.memory.pageSize);
+    const seg = this.segs.find(BigInt(Math.floor(at / ps)));
+    if (!seg) return undefined;
+    const from = Number(seg.start) * ps;
+    const to = (Number(seg.last) + 1) * ps;
+    const phys = Number(seg.phys);
+    if (end > to || phys + (to - from) > Number.MAX_SAFE_INTEGER) return undefined;
+    this.hot = { from, to, phys };
+    return this.hot;
   }
 
   /** Offset from uptr of the first byte of page `index` (negative for page 0 of an unaligned set). */

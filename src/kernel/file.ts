@@ -23,6 +23,13 @@ export const POLLRDNORM = 0x40;
 export interface PagesSource {
   /** GUP-like resolution to physically contiguous runs; EFAULT when unreachable. */
   resolve(start: bigint, length: bigint, write: boolean): PhysRun[];
+  /**
+   * What resolve() then a DMA copy to or from the runs would do for
+   * `[start, start+buf.length)` (`start` a Number, exact), when it can be
+   * done at once: true when done. False when the caller must resolve (a
+   * prefix may have been copied: the caller does it all again).
+   */
+  copy?(start: number, buf: Uint8Array, write: boolean): boolean;
   /** A file's pages (memfd, shmem: IOPT_ADDRESS_FILE) rather than a process's VAs. */
   readonly file?: boolean;
 }

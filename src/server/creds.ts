@@ -1,13 +1,13 @@
 /**
- * The credentials of a real process, read live from /proc: the real uid
- * (whose locked_vm iommufd charges in per-user mode), the effective
- * capabilities CAP_IPC_LOCK, CAP_SYS_RESOURCE and CAP_SYS_RAWIO, and the soft
- * RLIMIT_MEMLOCK. Each /proc file (status: uid and capabilities; limits:
- * the memlock limit) is read at the first property it answers after each
- * `refresh()` — the engine calls it before each request of the process — so
- * a capset(2) or setrlimit(2) by the program (the selftest's change_process
- * drops CAP_IPC_LOCK) counts from its next call on, and one call reads each
- * file at most once. Once the process is gone the last values read stay.
+ * The credentials of a real process, read live: the real uid (whose
+ * locked_vm iommufd charges in per-user mode) from /proc/<pid>/status, the
+ * effective capabilities CAP_IPC_LOCK, CAP_SYS_RESOURCE and CAP_SYS_RAWIO
+ * by capget(2), and the soft RLIMIT_MEMLOCK from /proc/<pid>/limits. Each
+ * fact is read at its first use after each `refresh()` — the engine calls
+ * it before each request of the process — so a capset(2) or setrlimit(2) by
+ * the program (the selftest's change_process drops CAP_IPC_LOCK), raw or
+ * through libc, counts from its next call on, and one call reads each at
+ * most once. Once the process is gone the last values read stay.
  *
  * @example
  * const creds = procCredentials(pid);
@@ -17,40 +17,36 @@ import { readFileSync } from 'node:fs';
 import { U64_MAX } from '../abi/layout.ts';
 import type { Credentials } from '../host/process.ts';
 
-const CAP_IPC_LOCK = 14n;
-const CAP_SYS_RAWIO = 17n;
-const CAP_SYS_RESOURCE = 24n;
+const CAP_IPC_LOCK = 14;
+const CAP_SYS_RAWIO = 17;
+const CAP_SYS_RESOURCE = 24;
 
 /** RLIMIT_INFINITY as a byte count. */
 const UNLIMITED = U64_MAX;
 
-/** What /proc/<pid>/status says. */
-interface StatusFacts {
-  uid: number;
-  capEff: bigint;
-}
-
 /** Credentials read from the live process, again after each `refresh()`. */
 export interface LiveCredentials extends Credentials {
-  /** The next property read looks at /proc again. */
+  /** The next property read looks at the process again. */
   refresh(): void;
 }
 
-/** Files of one /proc/<pid> directory, e.g. a ProcHandle bound to the process. */
+/** What the credentials are read from: e.g. a ProcHandle bound to the process. */
 export interface ProcFiles {
+  /** The text of /proc/<pid>/`name`. */
   readText(name: string): string;
+  /** The effective capability set (bit n: capability n), as capget(2) says. */
+  capEffective(): number;
 }
 
 /**
  * Live credentials of `pid`, read through `from`: the process's handle, or
- * a directory holding `<pid>/status` and `<pid>/limits` (/proc unless a test says otherwise).
+ * a directory holding `<pid>/status` and `<pid>/limits` (/proc unless a test
+ * says otherwise), whose CapEff line then stands for capget(2).
  */
 export function procCredentials(pid: number, from: string | ProcFiles = '/proc'): LiveCredentials {
-  const files: ProcFiles =
-    typeof from === 'string'
-      ? { readText: (name) => readFileSync(`${from}/${pid}/${name}`, 'latin1') }
-      : from;
-  return new ProcCredentials(files);
+  if (typeof from !== 'string') return new ProcCredentials(from);
+  const readText = (name: string) => readFileSync(`${from}/${pid}/${name}`, 'latin1');
+  return new ProcCredentials({ readText, capEffective: () => statusCapEff(readText('status')) });
 }
 
 /*
@@ -61,41 +57,50 @@ export function procCredentials(pid: number, from: string | ProcFiles = '/proc')
 
 /** See procCredentials. */
 class ProcCredentials implements LiveCredentials {
-  // read apart: a call asking only CAP_IPC_LOCK, as IOAS_MAP of a privileged program does, reads status alone
-  private readonly status: LiveValue<StatusFacts>;
+  // read apart: IOAS_MAP of a privileged program asks CAP_IPC_LOCK alone, one capget
+  private readonly caps: LiveValue<number>;
+  private readonly uidNow: LiveValue<number>;
   private readonly memlock: LiveValue<bigint>;
 
   constructor(files: ProcFiles) {
-    this.status = new LiveValue(() => readStatus(files), { uid: 0, capEff: 0n });
+    this.caps = new LiveValue(() => files.capEffective(), 0);
+    this.uidNow = new LiveValue(() => statusUid(files.readText('status')), 0);
     this.memlock = new LiveValue(() => readMemlock(files), 0n);
-    this.status.get();
+    this.caps.get();
+    this.uidNow.get();
     this.memlock.get();
   }
 
   refresh(): void {
-    this.status.stale();
+    this.caps.stale();
+    this.uidNow.stale();
     this.memlock.stale();
   }
 
   get uid(): number {
-    return this.status.get().uid;
+    return this.uidNow.get();
   }
 
   get capIpcLock(): boolean {
-    return ((this.status.get().capEff >> CAP_IPC_LOCK) & 1n) === 1n;
+    return hasCap(this.caps.get(), CAP_IPC_LOCK);
   }
 
   get capSysResource(): boolean {
-    return ((this.status.get().capEff >> CAP_SYS_RESOURCE) & 1n) === 1n;
+    return hasCap(this.caps.get(), CAP_SYS_RESOURCE);
   }
 
   get capSysRawio(): boolean {
-    return ((this.status.get().capEff >> CAP_SYS_RAWIO) & 1n) === 1n;
+    return hasCap(this.caps.get(), CAP_SYS_RAWIO);
   }
 
   get rlimitMemlock(): bigint {
     return this.memlock.get();
   }
+}
+
+/** Capability `cap` (below 32) is in `set`; `>>>` keeps the set's low 32 bits exactly. */
+function hasCap(set: number, cap: number): boolean {
+  return ((set >>> cap) & 1) === 1;
 }
 
 /**
@@ -127,12 +132,18 @@ class LiveValue<T> {
   }
 }
 
-function readStatus(files: ProcFiles): StatusFacts {
-  const status = files.readText('status');
+/** The real uid of a status text. */
+function statusUid(status: string): number {
   const uid = /^Uid:\s+(\d+)/m.exec(status);
+  if (!uid) throw new Error('unexpected status format');
+  return Number(uid[1]);
+}
+
+/** The CapEff line of a status text (16 hex digits; exact as a number below bit 53). */
+function statusCapEff(status: string): number {
   const cap = /^CapEff:\s+([0-9a-f]+)/m.exec(status);
-  if (!uid || !cap) throw new Error('unexpected status format');
-  return { uid: Number(uid[1]), capEff: BigInt(`0x${cap[1]}`) };
+  if (!cap) throw new Error('unexpected status format');
+  return Number.parseInt(cap[1]!, 16);
 }
 
 function readMemlock(files: ProcFiles): bigint {

@@ -307,9 +307,17 @@ export class Engine {
       (flags & REQ_FLAGS.MM_TRACKED) !== 0,
       (flags & REQ_FLAGS.MM_CHANGED) !== 0,
     );
-    // an IOCTL's payload is its argument struct as the library read it (RemoteMm.prefetch)
+    // an IOCTL's payload is its argument struct as the library read it (RemoteMm.prefetch),
+    // with SPAN then a5 bytes of the caller's memory at a4
     const mm = client?.proc.mm;
-    if (req.op === OP.IOCTL && req.payload?.length) mm?.prefetch?.(req.args[2] ?? 0n, req.payload);
+    const p = req.payload;
+    if (req.op === OP.IOCTL && p?.length && mm?.prefetch) {
+      const span = (flags & REQ_FLAGS.SPAN) !== 0 ? Number(req.args[5] ?? 0n) : 0;
+      if (span > 0 && span < p.length) {
+        const at = p.length - span;
+        mm.prefetch(req.args[2] ?? 0n, p.subarray(0, at), req.args[4], p.subarray(at));
+      } else mm.prefetch(req.args[2] ?? 0n, p);
+    }
     const deferring = writeback && req.op === OP.IOCTL && mm?.deferWrites !== undefined;
     if (deferring) mm.deferWrites!();
     let r: Response | RestartCall;
@@ -495,6 +503,8 @@ export class Engine {
     const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n] = req.args;
     switch (req.op) {
       case OP.FORK_BEGIN: {
+        // nothing a child inherits: no token, and the child connects when it needs to, as a new process
+        if (proc.fds.size === 0 && proc.ioMaps.size === 0) return ok(0n);
         let held = 0;
         for (const t of this.tokens.values()) if (t.parent === proc.pid) held++;
         if (held >= MAX_FORK_TOKENS)

@@ -44,7 +44,7 @@ export const OP = {
 } as const;
 
 /** Request `flags`: the library tracks the caller's address-space changes, one happened since its previous request, and an UNMAP_DMA asks for an unmap lease (a4: the ring). */
-export const REQ_FLAGS = { MM_TRACKED: 1, MM_CHANGED: 2, LEASE: 4 } as const;
+export const REQ_FLAGS = { MM_TRACKED: 1, MM_CHANGED: 2, LEASE: 4, SPAN: 8 } as const;
 
 /** HELLO `a0`: who is connecting. */
 export const HELLO_KIND = { NEW: 0, FORK_CHILD: 1, AFTER_EXEC: 2 } as const;

@@ -84,6 +84,40 @@ export class SortedRanges<T extends Range> {
     if (i < 0 || chunk[i] !== item) return false;
     chunk.splice(i, 1);
     this.count--;
+    this.shrunk(c);
+    return true;
+  }
+
+  /**
+   * Remove every item intersecting `[start, last]` and return them,
+   * ascending: one splice per chunk, where deleting them one at a time
+   * moves up to CHUNK references each.
+   */
+  takeOverlapping(start: bigint, last: bigint): T[] {
+    const out: T[] = [];
+    let { c, i } = this.seek(start);
+    while (c < this.chunks.length) {
+      const chunk = this.chunks[c]!;
+      let j = i;
+      while (j < chunk.length && chunk[j]!.start <= last) out.push(chunk[j++]!);
+      const toEnd = j === chunk.length;
+      chunk.splice(i, j - i);
+      this.count -= j - i;
+      if (!toEnd) {
+        this.shrunk(c);
+        break;
+      }
+      // the chunk's end reached: the next chunk goes on at index 0
+      if (chunk.length === 0) this.chunks.splice(c, 1);
+      else c++;
+      i = 0;
+    }
+    return out;
+  }
+
+  /** Chunk `c` lost items: drop it when empty, or merge it into its successor when small. */
+  private shrunk(c: number): void {
+    const chunk = this.chunks[c]!;
     if (chunk.length === 0) this.chunks.splice(c, 1);
     else if (chunk.length < CHUNK / 4 && c + 1 < this.chunks.length) {
       const next = this.chunks[c + 1]!;
@@ -92,7 +126,6 @@ export class SortedRanges<T extends Range> {
         this.chunks.splice(c + 1, 1);
       }
     }
-    return true;
   }
 
   /** The item containing `addr`, if any. */

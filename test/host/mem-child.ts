@@ -1,11 +1,15 @@
 /**
  * A real process for the host tests: a small C program (compiled on first
- * use into the temp dir) that maps a memfd twice, shared and private
+ * use into the temp dir) that maps a memfd twice (and its page 2 a third
+ * time, read-only), shared and private
  * anonymous memory, a read-only page, a PROT_NONE page, a hole, 1 TiB of
- * reserved address space and (when the host has huge pages) a hugetlb
- * mapping, forks a child sharing all of it, prints the addresses and then
- * obeys one-letter commands on stdin: `k` kills the forked child, `u`
- * unmaps and closes the memfd; end of input exits.
+ * reserved address space, (when the host has huge pages) a hugetlb
+ * mapping, forks a child sharing all of it, maps a second memfd (sealed
+ * against shrinking and growing, its seals may still change), prints the
+ * addresses and then obeys one-letter commands on stdin: `k` kills the
+ * forked child, `u` unmaps and closes the memfd, `w` unmaps the sealed
+ * memfd and seals it against writing (answering its errno name if that
+ * fails); end of input exits.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,6 +24,8 @@ export const PAGE = 0x1000n;
 
 const SOURCE = String.raw`
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +53,7 @@ int main(void)
 		return 1;
 	unsigned long m1 = map(4 * PS, RW, MAP_SHARED, mfd, 0);
 	unsigned long m2 = map(2 * PS, RW, MAP_SHARED, mfd, 2 * PS);
+	unsigned long mr = map(PS, PROT_READ, MAP_SHARED, mfd, 2 * PS);
 	unsigned long sh = map(2 * PS, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	unsigned long pv = map(2 * PS, RW, ANON, -1, 0);
 	unsigned long ro = map(PS, PROT_READ, ANON, -1, 0);
@@ -67,9 +74,16 @@ int main(void)
 		for (;;)
 			pause();
 	}
-	printf("pid=%d kid=%d m1=%lx m2=%lx sh=%lx pv=%lx ro=%lx none=%lx hole=%lx big=%lx hs=%lx "
-	       "mfd=%d efd=%d bfd=%d\n",
-	       parent, kid, m1, m2, sh, pv, ro, none, hole, big, hs, mfd, efd, bfd);
+	/* after the fork: a mapping in the child would keep the memfd writably mapped */
+	int sfd = memfd_create("uiommu-sealed", MFD_ALLOW_SEALING);
+	if (sfd < 0 || ftruncate(sfd, 2 * PS) < 0 ||
+	    fcntl(sfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		return 1;
+	unsigned long sm = map(2 * PS, RW, MAP_SHARED, sfd, 0);
+	strcpy((char *)sm, "sealed memfd");
+	printf("pid=%d kid=%d m1=%lx m2=%lx mr=%lx sh=%lx pv=%lx ro=%lx none=%lx hole=%lx big=%lx "
+	       "hs=%lx sm=%lx mfd=%d efd=%d bfd=%d sfd=%d\n",
+	       parent, kid, m1, m2, mr, sh, pv, ro, none, hole, big, hs, sm, mfd, efd, bfd, sfd);
 	fflush(stdout);
 	char line[16];
 	while (fgets(line, sizeof(line), stdin)) {
@@ -79,7 +93,15 @@ int main(void)
 		} else if (line[0] == 'u') {
 			munmap((void *)m1, 4 * PS);
 			munmap((void *)m2, 2 * PS);
+			munmap((void *)mr, PS);
 			close(mfd);
+		} else if (line[0] == 'w') {
+			munmap((void *)sm, 2 * PS);
+			if (fcntl(sfd, F_ADD_SEALS, F_SEAL_WRITE) < 0) {
+				printf("%s\n", strerrorname_np(errno));
+				fflush(stdout);
+				continue;
+			}
 		}
 		printf("ok\n");
 		fflush(stdout);
@@ -134,14 +156,17 @@ export interface MemChild {
   /** The forked child, sharing every mapping. */
   kid: number;
   /** Mapping addresses by name (0n when the mapping could not be made). */
-  at: Record<'m1' | 'm2' | 'sh' | 'pv' | 'ro' | 'none' | 'hole' | 'big' | 'hs', bigint>;
-  /** fds in the process: the memfd, a non-blocking and a blocking eventfd. */
-  fd: Record<'mfd' | 'efd' | 'bfd', number>;
+  at: Record<
+    'm1' | 'm2' | 'mr' | 'sh' | 'pv' | 'ro' | 'none' | 'hole' | 'big' | 'hs' | 'sm',
+    bigint
+  >;
+  /** fds in the process: the memfd, a non-blocking and a blocking eventfd, the sealed memfd. */
+  fd: Record<'mfd' | 'efd' | 'bfd' | 'sfd', number>;
   /** Handles on the process and on its forked child (closed by `close`). */
   handle: ProcHandle;
   kidHandle: ProcHandle;
   /** Send a command letter and wait for its "ok". */
-  command(letter: 'k' | 'u'): Promise<void>;
+  command(letter: 'k' | 'u' | 'w'): Promise<void>;
   /** End the process and wait for its exit. */
   close(): Promise<void>;
 }
@@ -169,6 +194,7 @@ export async function startMemChild(): Promise<MemChild> {
     at: {
       m1: hex('m1'),
       m2: hex('m2'),
+      mr: hex('mr'),
       sh: hex('sh'),
       pv: hex('pv'),
       ro: hex('ro'),
@@ -176,8 +202,14 @@ export async function startMemChild(): Promise<MemChild> {
       hole: hex('hole'),
       big: hex('big'),
       hs: hex('hs'),
+      sm: hex('sm'),
     },
-    fd: { mfd: Number(fields.mfd), efd: Number(fields.efd), bfd: Number(fields.bfd) },
+    fd: {
+      mfd: Number(fields.mfd),
+      efd: Number(fields.efd),
+      bfd: Number(fields.bfd),
+      sfd: Number(fields.sfd),
+    },
     async command(letter) {
       proc.stdin!.write(`${letter}\n`);
       const reply = await next();

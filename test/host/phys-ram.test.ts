@@ -205,3 +205,45 @@ test('foreign pages pin like RAM pages and stay reachable while pinned after fre
   assert.throws(() => ram.read(f + PS, 1), errno('EFAULT'));
   assert.equal(ram.allocatedBytes, 0n);
 });
+
+test('copy: within one allocation, its own pages or a backing that copies; false where read/write must', () => {
+  const ram = new PhysRam();
+  const a = ram.alloc(2n * PS);
+  const b = ram.alloc(PS);
+  ram.write(a + PS - 2n, Uint8Array.of(1, 2, 3, 4));
+  const got = new Uint8Array(6).fill(0xee);
+  assert.equal(ram.copy(Number(a + PS - 3n), got, false), true);
+  assert.deepEqual(got, Uint8Array.of(0, 1, 2, 3, 4, 0), 'never-written bytes read as zero');
+  assert.equal(ram.copy(Number(a + 2n * PS - 1n), Uint8Array.of(9), true), true);
+  assert.deepEqual(ram.read(a + 2n * PS - 1n, 1), Uint8Array.of(9));
+  assert.equal(ram.copy(Number(a + 2n * PS - 1n), new Uint8Array(2), false), false, 'past the end');
+  assert.equal(ram.copy(Number(b + PS), new Uint8Array(1), false), false, 'the guard page');
+  assert.equal(ram.copy(Number(b), new Uint8Array(0), false), false, 'nothing to copy');
+  ram.free(a, 2n * PS);
+  assert.equal(
+    ram.copy(Number(a), new Uint8Array(1), false),
+    false,
+    'freed: the one kept is dropped',
+  );
+  let f = 0n;
+  const plain = fakeBacking(() => f, Number(PS));
+  f = ram.alloc(PS, { backing: plain });
+  assert.equal(ram.copy(Number(f), new Uint8Array(1), false), false, 'a backing without copy');
+  let g = 0n;
+  const direct = fakeBacking(() => g, Number(PS));
+  const copies: [number, number, boolean][] = [];
+  g = ram.alloc(PS, {
+    backing: {
+      ...direct,
+      copy: (phys, buf, write) => {
+        copies.push([phys - Number(g), buf.length, write]);
+        if (write) direct.bytes.set(buf, phys - Number(g));
+        else buf.set(direct.bytes.subarray(phys - Number(g), phys - Number(g) + buf.length));
+        return true;
+      },
+    },
+  });
+  assert.equal(ram.copy(Number(g) + 8, Uint8Array.of(5, 6), true), true);
+  assert.deepEqual(direct.bytes.subarray(8, 10), Uint8Array.of(5, 6));
+  assert.deepEqual(copies, [[8, 2, true]], 'the backing copied, at its offset');
+});

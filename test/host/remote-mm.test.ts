@@ -169,6 +169,28 @@ test('prefetched bytes serve the reads they cover until the call ends; writes up
   assert.throws(() => mm.read(at, 4), errno('EFAULT'), 'an exited mm stays EFAULT');
 });
 
+test('a span prefetched with the argument serves the reads it covers as the argument does', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const { pv } = child.at;
+  const arg = pv + 0x400n;
+  const src = pv + 0x300n;
+  mm.write(src, text('the process src'));
+  mm.prefetch(arg, text('argument'), src, text('library src'));
+  assert.deepEqual(mm.read(arg, 8), text('argument'));
+  assert.deepEqual(mm.read(src + 8n, 3), text('src'), 'the span answered');
+  assert.deepEqual(mm.read(src + 8n, 6), text('ess sr'), 'running past it: the process');
+  mm.write(src + 1n, text('IBR'));
+  assert.deepEqual(mm.read(src, 6), text('lIBRar'), 'a write lands in the span');
+  assert.deepEqual(peek(child.handle, src, 6), text('tIBRpr'), 'and in the process');
+  mm.clearUser(src + 4n, 1n);
+  assert.deepEqual(mm.read(src, 6), text('tIBR\0r'), 'cleared: the process again');
+  mm.prefetch(arg, text('argument'), src, text('x'));
+  mm.prefetch();
+  assert.deepEqual(mm.read(src, 1), text('t'), 'the call ended');
+  mm.exit();
+});
+
 test('deferred writes: kept where the cached maps allow, made first when the memory is read', () => {
   const ram = new PhysRam();
   const mm = new RemoteMm(child.handle, ram);
@@ -375,6 +397,91 @@ test('a file size is read once a syscall: a truncate between calls counts at the
   }
 });
 
+/** The permissions of this process's (the engine's) mapping of memfd `name`, e.g. 'rw-s'. */
+function engineMapping(name: string): string | undefined {
+  const line = fs
+    .readFileSync('/proc/self/maps', 'latin1')
+    .split('\n')
+    .find((l) => l.includes(`/memfd:${name} `));
+  return line?.split(' ')[1];
+}
+
+test('a shmem file is mapped for DMA copies; pages truncated away since go through the file, faulting nothing', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const fd = fs.openSync(`/proc/${child.pid}/fd/${child.fd.mfd}`, 'r+');
+  const page3 = child.at.m1 + 3n * PAGE;
+  try {
+    const p2 = Number(physOf(mm, child.at.m1 + 2n * PAGE));
+    const p3 = Number(physOf(mm, page3, true));
+    const got = new Uint8Array(12);
+    assert.equal(ram.copy(p2, got, false), true, 'read through the mapping');
+    assert.deepEqual(got, text('memfd page 2'));
+    assert.equal(ram.copy(p3 + 0x10, text('by memcpy'), true), true, 'written through it');
+    assert.deepEqual(peek(child.handle, page3 + 0x10n, 9), text('by memcpy'));
+    assert.equal(engineMapping('uiommu-test'), 'rw-s', 'its seals are final (F_SEAL_SEAL)');
+    // page 3 leaves the file behind the engine's back: a memcpy there would be SIGBUS
+    fs.ftruncateSync(fd, Number(3n * PAGE));
+    assert.equal(ram.copy(p3 + 0x10, new Uint8Array(4), false), false);
+    assert.equal(ram.copy(p3, text('x'), true), false);
+    assert.deepEqual(ram.read(BigInt(p3) + 0x10n, 9), new Uint8Array(9), 'past the end: zeros');
+    ram.write(BigInt(p3), text('dropped'));
+    assert.equal(fs.fstatSync(fd).size, Number(3n * PAGE), 'the file did not grow');
+    assert.throws(
+      () => duringCall(() => mm.resolve(page3, 1n, false)),
+      errno('EFAULT'),
+      'GUP past the end',
+    );
+    assert.equal(ram.copy(p2, got, false), true, 'the pages before the end: still the mapping');
+    assert.deepEqual(got, text('memfd page 2'));
+  } finally {
+    fs.ftruncateSync(fd, Number(4n * PAGE));
+    fs.closeSync(fd);
+    mm.exit();
+  }
+});
+
+test('copy: DMA within the shared file VMA the last resolve found, as resolve then a copy would do', () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const { m1, mr, sh, pv } = child.at;
+  const got = new Uint8Array(11);
+  assert.equal(mm.copy(Number(sh), got, false), false, 'nothing resolved yet');
+  mm.resolve(sh, PAGE, false);
+  assert.equal(mm.copy(Number(sh), got, false), false, 'maps not kept (untracked)');
+  mm.observeMaps(true, false);
+  mm.resolve(sh, PAGE, false);
+  assert.equal(mm.copy(Number(sh), got, false), true);
+  assert.deepEqual(got, text('shared anon'));
+  assert.equal(mm.copy(Number(sh + 2n * PAGE) - 4, got, false), false, 'past the VMA');
+  assert.equal(mm.copy(Number(sh) + 0x40, text('copied in'), true), true);
+  assert.deepEqual(peek(child.handle, sh + 0x40n, 9), text('copied in'));
+  mm.resolve(m1 + 2n * PAGE, 12n, false);
+  assert.equal(mm.copy(Number(sh), got, false), false, 'another VMA was resolved since');
+  mm.resolve(mr, 12n, false);
+  assert.equal(mm.copy(Number(mr), got, false), true, 'a read-only shared mapping: read');
+  assert.deepEqual(got, text('memfd page '));
+  assert.equal(mm.copy(Number(mr), text('x'), true), false, 'but not written');
+  mm.resolve(pv, PAGE, false);
+  assert.equal(
+    mm.copy(Number(pv), got, false),
+    false,
+    'private memory: resolve, then the mem file',
+  );
+  mm.resolve(sh, PAGE, true);
+  mm.pfnMaps = { empty: false, overlaps: () => false, resolve: () => [] };
+  assert.equal(mm.copy(Number(sh), got, false), false, 'device mappings exist');
+  mm.pfnMaps = undefined;
+  mm.deferWrites();
+  mm.write(pv, text('kept'));
+  assert.equal(mm.copy(Number(sh), got, false), false, 'a write is kept for the library');
+  mm.endWrites(true);
+  assert.equal(mm.copy(Number(sh), got, false), true);
+  mm.observeMaps(true, true);
+  assert.equal(mm.copy(Number(sh), got, false), false, 'the maps changed');
+  mm.exit();
+});
+
 test('a pinned memfd page outlives its mappings: reached through the file once unmapped', async () => {
   const ram = new PhysRam();
   const foreign = foreignMemory(ram);
@@ -431,4 +538,26 @@ test('exit: resolve, read and write fail with EFAULT; private pages of a dead pr
   ram.unpin(phys, PAGE);
   foreign.sweep();
   assert.deepEqual(foreign.spanCount, { files: 0, privates: 0 });
+});
+
+test('a memfd whose seals may change is mapped read-only: writes go through the file, F_SEAL_WRITE still succeeds', async () => {
+  const ram = new PhysRam();
+  const mm = new RemoteMm(child.handle, ram);
+  const phys = physOf(mm, child.at.sm, true);
+  const got = new Uint8Array(12);
+  assert.equal(
+    ram.copy(Number(phys), got, false),
+    true,
+    'sealed against shrinking: read by memcpy',
+  );
+  assert.deepEqual(got, text('sealed memfd'));
+  assert.equal(engineMapping('uiommu-sealed'), 'r--p');
+  assert.equal(ram.copy(Number(phys) + 0x20, text('x'), true), false, 'no writable mapping');
+  ram.write(phys + 0x20n, text('by pwrite'));
+  assert.deepEqual(peek(child.handle, child.at.sm + 0x20n, 9), text('by pwrite'));
+  // the program's own mapping goes; the engine's must not keep the seal from being added (EBUSY)
+  await child.command('w');
+  assert.throws(() => ram.write(phys + 0x20n, text('y')), errno('EFAULT'), 'sealed against writes');
+  assert.deepEqual(ram.read(phys + 0x20n, 9), text('by pwrite'));
+  mm.exit();
 });

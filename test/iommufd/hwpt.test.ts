@@ -585,7 +585,7 @@ test('GET_DIRTY_BITMAP from an unaligned IOVA ORs exactly the leaf bits into the
   assert.equal(bytes[65], 0);
 });
 
-test('GET_DIRTY_BITMAP into a bitmap running into a bad page: EFAULT, the bytes before it written', () => {
+test('GET_DIRTY_BITMAP into a bitmap running into a bad page: 0, its bits dropped, the dirty flags cleared all the same', () => {
   const f = setup();
   const ioas = f.ioas();
   const idev = f.intelDevice();
@@ -596,27 +596,75 @@ test('GET_DIRTY_BITMAP into a bitmap running into a bad page: EFAULT, the bytes 
   // 64 bits: bytes 0-3 at the end of one page, bytes 4-7 on the next
   const pages = f.proc.mm.mmap({ length: 2n * PAGE, prot: { read: true, write: true } });
   const data = pages + PAGE - 4n;
-  const get = () => {
-    // every other page dirty: one run per bit, all in one group of pages
-    for (let i = 0n; i < 64n; i += 2n) idev.dev.dmaWrite(0x10_0000n + i * PAGE, Uint8Array.of(1));
-    return f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
+  const get = (at = data, flags = 0) =>
+    f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
       hwpt_id: hwpt,
+      flags,
       iova: 0x10_0000n,
       length: 64n * PAGE,
       page_size: PAGE,
-      data,
+      data: at,
     }).errno;
+  // every other page dirty: one IOPTE per bit
+  const dirty = () => {
+    for (let i = 0n; i < 64n; i += 2n) idev.dev.dmaWrite(0x10_0000n + i * PAGE, Uint8Array.of(1));
   };
+  dirty();
   assert.equal(get(), undefined);
   assert.deepEqual([...f.proc.mm.read(data, 8)], Array(8).fill(0x55));
-  f.proc.mm.write(data, new Uint8Array(8));
-  f.proc.mm.mprotect(pages + PAGE, PAGE, { read: true, write: false });
-  assert.equal(get(), 'EFAULT', 'the second page is read-only');
-  assert.deepEqual([...f.proc.mm.read(data, 8)], [0x55, 0x55, 0x55, 0x55, 0, 0, 0, 0]);
-  f.proc.mm.write(data, new Uint8Array(4));
-  f.proc.mm.munmap(pages + PAGE, PAGE);
-  assert.equal(get(), 'EFAULT', 'the second page is unmapped');
-  assert.deepEqual([...f.proc.mm.read(data, 4)], [0x55, 0x55, 0x55, 0x55]);
+  const clean = f.mem(PAGE);
+  for (const [what, change] of [
+    ['read-only', () => f.proc.mm.mprotect(pages + PAGE, PAGE, { read: true, write: false })],
+    ['unmapped', () => f.proc.mm.munmap(pages + PAGE, PAGE)],
+  ] as const) {
+    change();
+    f.proc.mm.write(data, new Uint8Array(4));
+    dirty();
+    assert.equal(get(data, IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR), undefined, what);
+    assert.deepEqual(
+      [...f.proc.mm.read(data, 4)],
+      [0x55, 0x55, 0x55, 0x55],
+      `${what}: the first page's bits`,
+    );
+    assert.equal(get(clean, IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR), undefined);
+    assert.deepEqual([...f.proc.mm.read(clean, 8)], Array(8).fill(0x55), 'NO_CLEAR kept them');
+    assert.equal(get(), undefined, `${what}: still 0`);
+    f.proc.mm.write(clean, new Uint8Array(8));
+    assert.equal(get(clean), undefined);
+    assert.deepEqual(
+      [...f.proc.mm.read(clean, 8)],
+      Array(8).fill(0),
+      'the refused read cleared them',
+    );
+  }
+});
+
+test('GET_DIRTY_BITMAP with a page_size that is no power of two: masks of page_size - 1, a bit per its lowest set bit', () => {
+  const f = setup();
+  const ioas = f.ioas();
+  const idev = f.intelDevice();
+  const hwpt = hwptAlloc(f, { dev_id: idev.id, pt_id: ioas, flags: DIRTY_TRACKING }).id;
+  idev.attach(hwpt);
+  map(f, ioas, memAt(f, VA, 48n * PAGE), 48n * PAGE, { iova: 0x10_0000n });
+  f.call('IOMMU_HWPT_SET_DIRTY_TRACKING', { hwpt_id: hwpt, flags: 1 });
+  for (let i = 0n; i < 48n; i += 2n) idev.dev.dmaWrite(0x10_0000n + i * PAGE, Uint8Array.of(1));
+  const data = f.mem(PAGE);
+  const get = (iova: bigint, length: bigint, page_size: bigint) =>
+    f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
+      hwpt_id: hwpt,
+      flags: IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR,
+      iova,
+      length,
+      page_size,
+      data,
+    }).errno;
+  // 0x3000 - 1 = 0x2fff: 0x10_3000 is a multiple of 0x3000 yet has bit 12 of the mask
+  assert.equal(get(0x10_3000n, 0x3000n * 4n, 0x3000n), 'EINVAL');
+  assert.equal(get(0x10_0000n, 0x3000n, 0x3000n), 'EINVAL', 'iova + length = 0x10_3000');
+  assert.equal(get(0x10_0000n, 0x4000n, 0x3000n), undefined, 'both clear of 0x2fff');
+  // one bit per 4 KiB (0x3000's lowest bit), not per 12 KiB: the even bits
+  assert.equal(get(0x10_0000n, 48n * PAGE, 3n * PAGE), undefined);
+  assert.deepEqual([...f.proc.mm.read(data, 8)], [...Array(6).fill(0x55), 0, 0]);
 });
 
 // ---- automatic domains -----------------------------------------------------------------

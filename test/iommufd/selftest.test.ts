@@ -666,6 +666,29 @@ test('ACCESS_RW: round trips through pinned and unpinned pages, both paths', () 
   assert.equal(checkMap(f, dev.hwpt, BASE, va, BUF), undefined);
 });
 
+test('ACCESS_RW reads the pages pinned now, after a page set unpinned and pinned other pages', () => {
+  const f = st();
+  const ioas = f.ioas();
+  const va = buffer(f);
+  const other = BASE + 32n * PAGE;
+  map(f, ioas, va, BUF, { iova: BASE });
+  map(f, ioas, va, BUF, { iova: other });
+  const acc = createAccess(f, ioas, true);
+  const before = f.proc.mm.read(va + 5n, 3);
+  // the second page set keeps the first pages pinned (and readable) once the buffer is replaced
+  assert.equal(pin(f, acc, other, PAGE).errno, undefined);
+  const item = pin(f, acc, BASE, PAGE).item;
+  assert.deepEqual(rwRead(f, acc, BASE + 5n, 3), before);
+  assert.equal(tc(f, 'DESTROY_ACCESS_PAGES', { id: acc, access_pages_id: item }).errno, undefined);
+  memAt(f, va, BUF);
+  f.proc.mm.write(va + 5n, Uint8Array.of(0xa1, 0xa2, 0xa3));
+  assert.equal(pin(f, acc, BASE, PAGE).errno, undefined);
+  assert.deepEqual(rwRead(f, acc, BASE + 5n, 3), Uint8Array.of(0xa1, 0xa2, 0xa3), 'the new pages');
+  assert.deepEqual(rwRead(f, acc, other + 5n, 3), before, 'the pages still pinned there');
+  assert.equal(rwWrite(f, acc, BASE + 6n, Uint8Array.of(0xb2)), undefined);
+  assert.deepEqual(f.proc.mm.read(va + 5n, 3), Uint8Array.of(0xa1, 0xb2, 0xa3));
+});
+
 test('ACCESS_RW: errors in order', () => {
   const f = st();
   const ioas = f.ioas();
@@ -872,6 +895,44 @@ test('DIRTY + GET_DIRTY_BITMAP: even IOPTEs, cleared by a read unless NO_CLEAR',
     assert.deepEqual(get(flags, offset), flags === NO_CLEAR ? expected : []);
     if (flags === NO_CLEAR) get(0, 0n);
   }
+});
+
+test('GET_DIRTY_BITMAP: a refused bitmap page drops the rest of each 1 MiB IOPTE crossing it; the next IOPTE starts over', () => {
+  const length = 2n << 20n;
+  const { f, hwpt } = dirtySetup(length, HUGE_IOVA, true);
+  ok(f.call('IOMMU_HWPT_SET_DIRTY_TRACKING', { hwpt_id: hwpt, flags: 1 }));
+  // bits 0 and 512 at 2 KiB: both 1 MiB IOPTEs
+  const marks = bitmapOf(f, length / 2048n, (i) => i % 512n === 0n);
+  ok(tc(f, 'DIRTY', { id: hwpt, iova: BASE, length, page_size: 2048n, uptr: marks }));
+  // page_size 1: an IOPTE is 2^20 bits, 32 bitmap pages; the second page refuses
+  const bytes = length / 8n;
+  const get = (data: bigint, flags = 0) =>
+    ok(
+      f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
+        hwpt_id: hwpt,
+        flags,
+        iova: BASE,
+        length,
+        page_size: 1n,
+        data,
+      }),
+    );
+  const pagesOf = (data: bigint) =>
+    Array.from({ length: Number(bytes / PAGE) }, (_, p) => {
+      const b = f.proc.mm.read(data + BigInt(p) * PAGE, Number(PAGE));
+      return b.every((x) => x === 0xff) ? 'f' : b.every((x) => x === 0) ? '.' : '?';
+    }).join('');
+  const whole = f.proc.mm.mmap({ length: bytes, prot: { read: true, write: true } });
+  get(whole, IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS.NO_CLEAR);
+  assert.equal(pagesOf(whole), 'f'.repeat(64), 'one run of 256 KiB of bitmap');
+  const data = f.proc.mm.mmap({ length: bytes, prot: { read: true, write: true } });
+  f.proc.mm.mprotect(data + PAGE, PAGE, { read: true, write: false });
+  get(data);
+  assert.equal(
+    pagesOf(data),
+    `f${'.'.repeat(31)}${'f'.repeat(32)}`,
+    'the first IOPTE stops at page 1 (pages 2-31 could take bits but get none); the second fills 32-63',
+  );
 });
 
 test('DIRTY on HUGE_IOVA with hugetlb memory: a bit dirties the whole 1 MiB IOPTE', () => {

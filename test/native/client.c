@@ -335,6 +335,54 @@ static int scenario_fork(void)
 	return 0;
 }
 
+/*
+ * fork() by a parent holding no engine fd: its children connect at their
+ * first need (child A opens /dev/iommu, then forks B with that fd open),
+ * or never (child C only exits). Then the parent opens one and forks D.
+ */
+static int scenario_forkbare(void)
+{
+	pid_t pid;
+	int status, fd;
+
+	out("parent_pid", getpid());
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		fd = open("/dev/iommu", O_RDWR);
+		out("a_ioctl", ioctl(fd, REQ_ECHO, 0xaaaaUL));
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0) {
+			out("b_ioctl", ioctl(fd, REQ_ECHO, 0xbbbbUL));
+			fflush(stdout);
+			_exit(0);
+		}
+		waitpid(pid, &status, 0);
+		out("b_pid", pid);
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	out("a_pid", pid);
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, &status, 0);
+	out("c_pid", pid);
+	fd = open("/dev/iommu", O_RDWR);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		out("d_ioctl", ioctl(fd, REQ_ECHO, 0xddddUL));
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	out("d_pid", pid);
+	return 0;
+}
+
 /* The answer to REQ_ECHO of `v` (v itself), or -errno. */
 static long echo(int fd, unsigned long v)
 {
@@ -711,6 +759,8 @@ int main(int argc, char **argv)
 		return scenario_paths();
 	if (!strcmp(s, "fork"))
 		return scenario_fork();
+	if (!strcmp(s, "forkbare"))
+		return scenario_forkbare();
 	if (!strcmp(s, "rawclone"))
 		return scenario_rawclone();
 	if (!strcmp(s, "exec"))

@@ -151,6 +151,8 @@ export class FakeEngine {
         }
         return reply(0);
       case OP.FORK_BEGIN: {
+        // as the engine: nothing to inherit, no token
+        if (t.size === 0) return reply(0);
         const token = this.nextToken++;
         this.snapshots.set(token, new Map(t));
         return reply(Number(token));

@@ -453,6 +453,47 @@ test('fork: FORK_BEGIN/FORK_END around it; the child says HELLO kind 1 on its ow
   assert.equal(r.n('vchild_ioctl'), 0xfeed);
 });
 
+test('fork with no engine fd: FORK_BEGIN answers 0, no FORK_END; the child connects at its first need with HELLO kind 0, or never', async () => {
+  engine.reset();
+  const r = await run(['forkbare']);
+  assert.equal(r.code, 0, r.stderr);
+  const parent = r.n('parent_pid');
+  const [a, b, c, d] = ['a_pid', 'b_pid', 'c_pid', 'd_pid'].map((k) => r.n(k));
+  // A, C and D were forked; only D's fork (the parent holding /dev/iommu) has a token
+  assert.equal(engine.of(OP.FORK_BEGIN, parent).length, 3);
+  const [dend, ...more] = engine.of(OP.FORK_END, parent);
+  assert.equal(more.length, 0, 'no FORK_END without a token');
+  assert.equal(Number(dend!.a[1]), d);
+  // A: a new process on its own connection, from its open on
+  const [ahello, ...again] = engine.of(OP.HELLO, a!);
+  assert.equal(again.length, 0);
+  assert.equal(ahello!.a[0], 0n);
+  assert.deepEqual(ops(engine.requests.filter((q) => q.pid === a)), [
+    OP.HELLO,
+    OP.OPEN,
+    OP.IOCTL,
+    OP.FORK_BEGIN,
+    OP.FORK_END,
+  ]);
+  assert.equal(r.n('a_ioctl'), 0xaaaa);
+  // B inherits A's fd by A's token
+  const [aend] = engine.of(OP.FORK_END, a!);
+  assert.equal(Number(aend!.a[1]), b);
+  assert.deepEqual(
+    engine.of(OP.HELLO, b!).map((q) => [q.a[0], q.a[1]]),
+    [[1n, aend!.a[0]]],
+  );
+  assert.equal(r.n('b_ioctl'), 0xbbbb);
+  // C never needed the engine: not a request from it
+  assert.equal(engine.requests.filter((q) => q.pid === c).length, 0);
+  // D inherits the parent's fd by its token
+  assert.deepEqual(
+    engine.of(OP.HELLO, d!).map((q) => [q.a[0], q.a[1]]),
+    [[1n, dend!.a[0]]],
+  );
+  assert.equal(r.n('d_ioctl'), 0xdddd);
+});
+
 test("children fork() never saw: a raw clone's asks its own pid and stays off the parent's connection", async () => {
   engine.reset();
   const r = await run(['rawclone']);

@@ -5,7 +5,8 @@
  * engine and program on one CPU (nobody spins) and on where they may run
  * apart (both sides may spin); calls from nested signal handlers while the
  * interrupted calls wait; two threads; a fork child; a process scribbling
- * over its own channel beside a sibling; children killed mid-call.
+ * over its own channel beside a sibling; children killed mid-call; calls
+ * after the doorbell was closed behind the library's back.
  *
  * @slow: builds and runs a C program under uiommu run (left out of npm run test:quick)
  */
@@ -90,6 +91,12 @@ test('a fork child gets a channel of its own; both answered right', () => {
 
 test("a process scribbling over its own channel: its sibling's calls answer right during and after", () => {
   assert.match(channel('scribble', 300), /^ok scribble$/m);
+});
+
+test('the doorbell (an eventfd) wakes the engine; closed behind the library, DOORBELL frames do', (t) => {
+  assert.match(channel('bell', 300), /^ok bell$/m);
+  if (!taskset) return t.skip('no taskset: the one-CPU placement (every call rings) is not run');
+  assert.match(channel('bell', 300, { at: 'one-cpu' }), /^ok bell$/m);
 });
 
 test('children killed mid-call: the next calls answer right, each child is released', () => {

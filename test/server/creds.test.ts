@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ProcHandle } from '../../src/host/proc-handle.ts';
 import { procCredentials, withCapabilities } from '../../src/server/creds.ts';
 
 function fakeProc(status: string, limits: string) {
@@ -87,25 +90,65 @@ test('--cap-add: granted capabilities are held whatever /proc says; the rest sta
   }
 });
 
-test('each /proc file is read at most once a call, and only when one of its facts is asked', () => {
-  let status = 'Uid:\t0\t0\t0\t0\nCapEff:\t0000000000004000\n';
+test('each fact is read at most once a call, and only when asked', () => {
+  let caps = 1 << 14;
   const reads: string[] = [];
   const c = procCredentials(77, {
     readText(name) {
       reads.push(name);
-      return name === 'status' ? status : LIMITS('4096');
+      return name === 'status' ? 'Uid:\t0\t0\t0\t0\n' : LIMITS('4096');
+    },
+    capEffective() {
+      reads.push('capget');
+      return caps;
     },
   });
-  assert.deepEqual(reads, ['status', 'limits'], 'both at the start');
+  assert.deepEqual(reads, ['capget', 'status', 'limits'], 'all at the start');
   reads.length = 0;
   c.refresh();
   assert.equal(c.capIpcLock, true);
+  assert.equal(c.capSysResource, false);
+  assert.deepEqual(reads, ['capget'], 'a call asking capabilities alone: one capget, no /proc');
   assert.equal(c.uid, 0);
-  assert.deepEqual(reads, ['status'], 'a call asking capabilities and uid: status once');
-  status = 'Uid:\t0\t0\t0\t0\nCapEff:\t0000000000000000\n';
+  assert.equal(c.uid, 0);
+  assert.deepEqual(reads, ['capget', 'status']);
+  caps = 1 << 24;
   c.refresh();
-  assert.equal(c.capIpcLock, false, 'the new status is read after refresh()');
+  assert.equal(c.capIpcLock, false, 'the new set is read after refresh()');
+  assert.equal(c.capSysResource, true);
   assert.equal(c.rlimitMemlock, 4096n);
   assert.equal(c.rlimitMemlock, 4096n);
-  assert.deepEqual(reads, ['status', 'status', 'limits']);
+  assert.deepEqual(reads, ['capget', 'status', 'capget', 'limits']);
+});
+
+test('a real process through its handle: capget says what /proc/<pid>/status says', () => {
+  const h = ProcHandle.ofPid(process.pid);
+  try {
+    const capEff = /^CapEff:\s+([0-9a-f]+)/m.exec(h.readText('status'))![1]!;
+    assert.equal(h.capEffective(), Number.parseInt(capEff, 16));
+    const c = procCredentials(process.pid, h);
+    assert.equal(c.capIpcLock, ((BigInt(`0x${capEff}`) >> 14n) & 1n) === 1n);
+    assert.equal(c.uid, process.getuid!());
+  } finally {
+    h.close();
+  }
+  assert.throws(() => h.capEffective(), { code: 'ESRCH' });
+});
+
+test('a reaped process: capget through its handle is ESRCH, its credentials keep the last values', async () => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  await once(child, 'spawn');
+  const h = ProcHandle.ofPid(child.pid!);
+  try {
+    const c = procCredentials(child.pid!, h);
+    const held = c.capSysResource;
+    assert.equal(held, (h.capEffective() >>> 24) % 2 === 1);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    assert.throws(() => h.capEffective(), { code: 'ESRCH' });
+    c.refresh();
+    assert.equal(c.capSysResource, held);
+  } finally {
+    h.close();
+  }
 });

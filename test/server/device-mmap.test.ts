@@ -116,6 +116,19 @@ describe('engine: device mappings', () => {
     assert.equal(map(c.mem(PAGE), 0x100000n).ret, 0);
   });
 
+  it('a mapping alone (every fd closed) still makes FORK_BEGIN snapshot: the child inherits it', () => {
+    const { f, c } = deviceClient();
+    const va = c.mem(0x80000n);
+    c.req(OP.MMAP, [5, 0, 0x80000, MAP_SHARED, 3, va]);
+    decode(f, c, true);
+    for (const fd of [5, 4, 3]) assert.equal(c.req(OP.CLOSE, [fd]).ret, 0);
+    const token = BigInt(c.req(OP.FORK_BEGIN).ret);
+    assert.ok(token > 0n);
+    c.req(OP.FORK_END, [token, 102]);
+    const child = f.client(102, HELLO_KIND.FORK_CHILD, token);
+    assert.equal(u32(child.req(OP.MMIO, [va, 4, 0, 0]).payload), DMA_ENGINE_ID);
+  });
+
   it('the legacy type1 container maps the mapping peer-to-peer', () => {
     const { c } = deviceClient('type1');
     const va = c.mem(0x80000n);

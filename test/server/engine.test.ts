@@ -364,6 +364,24 @@ describe('engine: fork', () => {
     assert.equal(f.engine.pendingForks, 0);
   });
 
+  it('a parent holding no engine fd and no device mapping gets no token: 0, nothing pending', () => {
+    const f = engineFixture();
+    const parent = f.client(100);
+    assert.equal(parent.req(OP.FORK_BEGIN).ret, 0);
+    assert.equal(f.engine.pendingForks, 0);
+    // its child comes as a new process, with an empty table
+    const child = f.client(200);
+    assert.equal(child.hello?.ret, 0);
+    assert.equal(f.engine.process(200)!.fds.size, 0);
+    // once it holds one, the snapshot is back; closing it again ends that
+    parent.open(3, '/dev/iommu');
+    assert.ok(parent.req(OP.FORK_BEGIN).ret > 0);
+    assert.equal(f.engine.pendingForks, 1);
+    assert.equal(parent.req(OP.CLOSE, [3]).ret, 0);
+    assert.equal(parent.req(OP.FORK_BEGIN).ret, 0);
+    assert.equal(f.engine.pendingForks, 1);
+  });
+
   it('FORK_END may come before or after the child’s HELLO; a failed fork drops the token', () => {
     const { f, c: parent, ctx } = iommufdWithIoas();
     const t1 = parent.req(OP.FORK_BEGIN).ret;

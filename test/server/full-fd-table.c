@@ -21,41 +21,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "uiommu-uapi.h"
-
-/* ---- the iommufd selftest uAPI (src/abi/iommufd-test.ts) ---------------- */
-
-#define IOMMU_TEST_CMD _IO(UIOMMU_IOCTL_TYPE, 0xa0)
-
-#define IOMMU_TEST_OP_CREATE_ACCESS 5
-#define IOMMU_TEST_OP_ACCESS_RW 8
-#define IOMMU_TEST_OP_DMABUF_GET 22
-
-struct iommu_test_cmd {
-	uint32_t size;
-	uint32_t op;
-	uint32_t id;
-	uint32_t __reserved;
-	union {
-		struct {
-			uint32_t out_access_fd;
-			uint32_t flags;
-		} create_access;
-		struct {
-			uint64_t iova;
-			uint64_t length;
-			uint64_t uptr;
-			uint32_t flags;
-		} access_rw;
-		struct {
-			uint32_t length;
-			uint32_t open_flags;
-		} dmabuf_get;
-		uint8_t union_bytes[48];
-	};
-	uint32_t last;
-};
-_Static_assert(sizeof(struct iommu_test_cmd) == 72, "iommu_test_cmd");
+#include "iommufd-test.h"
 
 /* ---- checks ------------------------------------------------------------ */
 
@@ -63,17 +29,6 @@ _Static_assert(sizeof(struct iommu_test_cmd) == 72, "iommu_test_cmd");
 #define IOVA 0x100000
 /* The fd limit while the table is full. */
 #define NOFILE 64
-
-static int failures;
-
-static void check(const char *name, int ok, int ret)
-{
-	if (ok)
-		printf("ok %s\n", name);
-	else
-		printf("FAIL %s: ret %d errno %s\n", name, ret, strerror(errno));
-	failures += !ok;
-}
 
 /* IOMMU_TEST_CMD of `cmd`; expects `want_errno` (0: success). Its return. */
 static int test_cmd(const char *name, int iommufd, struct iommu_test_cmd *cmd, int want_errno)

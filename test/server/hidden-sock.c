@@ -1,6 +1,7 @@
 /*
- * The library's socket and its staging memfd (native/preload/stage.c), as a
- * real process under `uiommu run` sees them: not at all. Raw system calls (which the library does not see) find it; every
+ * The library's socket, its staging memfd (native/preload/stage.c) and its
+ * channel's doorbell eventfd (native/preload/chan.c), as a real process
+ * under `uiommu run` sees them: not at all. Raw system calls (which the library does not see) find it; every
  * libc view answers as Linux does for an fd that is not open: /proc/<self>/fd
  * and fdinfo listings leave it out (readdir, readdir_r, getdents64, scandir,
  * through self, thread-self, the pid and task/<tid>), its entries are ENOENT
@@ -8,7 +9,7 @@
  * waiting, select/pselect and epoll fail with EBADF. Each sits out of the
  * program's range (at or just below RLIMIT_NOFILE) and follows the limit
  * when the program changes it, still answering requests. A fork child
- * stages in a file of its own.
+ * stages in a file and rings a doorbell of its own.
  * Prints "ok <name>" or "FAIL <name>: ..." per check.
  */
 #define _GNU_SOURCE
@@ -66,7 +67,8 @@ static int raw_find(const char *link_prefix)
 
 			snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
 			len = syscall(SYS_readlinkat, AT_FDCWD, path, link, sizeof(link) - 1);
-			if (len > 0 && (link[len] = 0, !strncmp(link, link_prefix, strlen(link_prefix))))
+			if (len > 0 &&
+			    (link[len] = 0, !strncmp(link, link_prefix, strlen(link_prefix))))
 				found = atoi(e->d_name);
 			off += e->d_reclen;
 		}
@@ -86,6 +88,12 @@ static int raw_find_stage(void)
 }
 
 /* The inode of fd `fd` by a raw fstat; 0 when none. */
+/* The doorbell: the highest eventfd (the engine fds' placeholders are eventfds in the program's range). */
+static int raw_find_bell(void)
+{
+	return raw_find("anon_inode:[eventfd]");
+}
+
 static unsigned long raw_inode(int fd)
 {
 	struct stat st;
@@ -180,7 +188,7 @@ static void expect_fd_errno(const char *what, const char *name, long ret, int er
 	expect_errno(full, ret, err);
 }
 
-/* Where the library parks its k-th fd (the socket 0, the stage 1) under limit `rl`. */
+/* Where the library parks its k-th fd (the socket 0, the stage 1, the doorbell 2) under limit `rl`. */
 static int park_place(const struct rlimit *rl, int k)
 {
 	if (rl->rlim_cur < (rlim_t)(PARK_CEIL - k) && rl->rlim_cur + k < rl->rlim_max)
@@ -248,8 +256,7 @@ static void unseen(const char *what, int s)
 	snprintf(detail, sizeof(detail), "ret %d revents %#x %#x fd %d", r, pfd[0].revents,
 		 pfd[1].revents, pfd[0].fd);
 	check_fd(what, "poll: POLLNVAL for it, POLLIN for the pipe, counted",
-		 r == 2 && pfd[0].revents == POLLNVAL && pfd[1].revents == POLLIN &&
-			 pfd[0].fd == s,
+		 r == 2 && pfd[0].revents == POLLNVAL && pfd[1].revents == POLLIN && pfd[0].fd == s,
 		 detail);
 	pfd[0].revents = 0;
 	r = ppoll(pfd, 1, &ts, NULL);
@@ -262,10 +269,9 @@ static void unseen(const char *what, int s)
 	set = calloc((wide + 63) / 64, sizeof(*set));
 	set[s / 64] |= 1UL << (s % 64);
 	struct timeval tv = { 10, 0 };
-	expect_fd_errno(what, "select: EBADF", select(wide, (fd_set *)set, NULL, NULL, &tv),
+	expect_fd_errno(what, "select: EBADF", select(wide, (fd_set *)set, NULL, NULL, &tv), EBADF);
+	expect_fd_errno(what, "pselect: EBADF", pselect(wide, NULL, (fd_set *)set, NULL, &ts, NULL),
 			EBADF);
-	expect_fd_errno(what, "pselect: EBADF",
-			pselect(wide, NULL, (fd_set *)set, NULL, &ts, NULL), EBADF);
 	free(set);
 
 	/* epoll: EBADF both ways */
@@ -283,16 +289,17 @@ static void unseen(const char *what, int s)
 	close(p[1]);
 }
 
-/* Both library fds sit at their parking places under limit `rl` (`when` says which). */
+/* The library fds sit at their parking places under limit `rl` (`when` says which). */
 static void parked(const char *when, const struct rlimit *rl)
 {
-	int s = raw_find_sock(), m = raw_find_stage();
+	int s = raw_find_sock(), m = raw_find_stage(), b = raw_find_bell();
 	char name[128], detail[96];
 
-	snprintf(detail, sizeof(detail), "socket %d, stage %d; RLIMIT_NOFILE %lu/%lu", s, m,
-		 (unsigned long)rl->rlim_cur, (unsigned long)rl->rlim_max);
-	snprintf(name, sizeof(name), "%s: both out of the program's range", when);
-	check(name, s == park_place(rl, 0) && m == park_place(rl, 1), detail);
+	snprintf(detail, sizeof(detail), "socket %d, stage %d, doorbell %d; RLIMIT_NOFILE %lu/%lu",
+		 s, m, b, (unsigned long)rl->rlim_cur, (unsigned long)rl->rlim_max);
+	snprintf(name, sizeof(name), "%s: all out of the program's range", when);
+	check(name, s == park_place(rl, 0) && m == park_place(rl, 1) && b == park_place(rl, 2),
+	      detail);
 	snprintf(name, sizeof(name), "%s: the engine answers", when);
 	check(name, engine_answers(), "open + IOAS_ALLOC");
 }
@@ -303,22 +310,25 @@ int main(void)
 	char detail[128], path[64], link[64];
 	unsigned long *set;
 	struct timespec ts = { 10, 0 };
-	int s, m;
+	int s, m, b;
 
 	getrlimit(RLIMIT_NOFILE, &rl);
-	/* an answer with write-back makes the staging file */
+	/* an answer with write-back makes the staging file; the first ioctl, the channel */
 	check("the engine answers", engine_answers(), "open + IOAS_ALLOC");
 	s = raw_find_sock();
 	m = raw_find_stage();
-	snprintf(detail, sizeof(detail), "socket %d, stage %d, RLIMIT_NOFILE %lu/%lu", s, m,
-		 (unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max);
-	check("the raw view finds the socket and the staging file", s >= 0 && m >= 0, detail);
-	if (s < 0 || m < 0)
+	b = raw_find_bell();
+	snprintf(detail, sizeof(detail), "socket %d, stage %d, doorbell %d, RLIMIT_NOFILE %lu/%lu",
+		 s, m, b, (unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max);
+	check("the raw view finds the socket, the staging file and the doorbell",
+	      s >= 0 && m >= 0 && b >= 0, detail);
+	if (s < 0 || m < 0 || b < 0)
 		return 1;
 	/* above the program's range when the hard limit leaves room, else its top (parking stops at 64 Ki) */
 	parked("at start", &rl);
 	unseen("socket", s);
 	unseen("stage", m);
+	unseen("doorbell", b);
 	check("other fds are still listed", listed("/proc/self/fd", "0", 0) == 1, "fd 0");
 	snprintf(path, sizeof(path), "/proc/self/fd/0");
 	check("readlink of another fd works", readlink(path, link, sizeof(link)) > 0, path);
@@ -339,37 +349,52 @@ int main(void)
 	parked("a lowered limit", &low);
 	prlimit(0, RLIMIT_NOFILE, &rl, NULL);
 	parked("the limit restored", &rl);
-	check("back where they were", raw_find_sock() == s && raw_find_stage() == m, "moved");
+	check("back where they were",
+	      raw_find_sock() == s && raw_find_stage() == m && raw_find_bell() == b, "moved");
 
 	/*
-	 * A child capped at 64 fds: the socket and the stage top its range; a dup2
-	 * onto either moves it lower; the child's stage is a file of its own.
+	 * A child capped at 64 fds: the socket, the stage and the doorbell top its
+	 * range; a dup2 onto any moves it lower; the child's stage and doorbell
+	 * are files of its own.
 	 */
 	fflush(stdout);
 	pid_t kid = fork();
 	if (kid == 0) {
 		struct rlimit tight = { 64, 64 };
-		unsigned long parent_stage = raw_inode(raw_find_stage());
-		int at, then, sat, sthen, answers;
+		unsigned long parent_stage = raw_inode(raw_find_stage()),
+			      parent_bell = raw_inode(raw_find_bell());
+		int at, then, sat, sthen, bat, bthen, answers;
 
 		setrlimit(RLIMIT_NOFILE, &tight);
 		answers = engine_answers();
 		at = raw_find_sock();
 		sat = raw_find_stage();
+		bat = raw_find_bell();
 		printf("%s the child's stage: a file of its own (inode %lu, the parent's %lu)\n",
 		       raw_inode(sat) && raw_inode(sat) != parent_stage ? "ok" : "FAIL",
 		       raw_inode(sat), parent_stage);
+		printf("%s the child's doorbell: a file of its own (inode %lu, the parent's %lu)\n",
+		       raw_inode(bat) && raw_inode(bat) != parent_bell ? "ok" : "FAIL",
+		       raw_inode(bat), parent_bell);
 		dup2(open("/dev/null", O_RDONLY), at);
 		then = raw_find_sock();
 		dup2(open("/dev/null", O_RDONLY), sat);
 		sthen = raw_find_stage();
+		dup2(open("/dev/null", O_RDONLY), bat);
+		bthen = raw_find_bell();
 		answers = answers && engine_answers();
 		printf("%s the child's socket: at %d, then %d after a dup2 onto it\n",
 		       at == 63 && then >= 0 && then < 63 && answers ? "ok" : "FAIL", at, then);
 		printf("%s the child's stage: at %d, then %d after a dup2 onto it\n",
 		       sat == 62 && sthen >= 0 && sthen < 62 && sthen != then && answers ? "ok"
-											    : "FAIL",
+											 : "FAIL",
 		       sat, sthen);
+		printf("%s the child's doorbell: at %d, then %d after a dup2 onto it\n",
+		       bat == 61 && bthen >= 0 && bthen < 61 && bthen != then && bthen != sthen &&
+				       answers
+			       ? "ok"
+			       : "FAIL",
+		       bat, bthen);
 		fflush(stdout);
 		_exit(0);
 	}

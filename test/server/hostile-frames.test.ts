@@ -20,12 +20,16 @@ const KNOWN_ERRNOS = new Set(Object.values(ERRNO));
 describe('hostile clients', () => {
   it('fork tokens a process holds unclaimed are bounded: FORK_BEGIN beyond is EAGAIN', () => {
     const f = engineFixture();
+    // holding an engine fd: each fork snapshots it
     const c = f.client(100);
+    c.open(3, '/dev/iommu');
     for (let i = 0; i < MAX_FORK_TOKENS; i++) assert.ok(c.req(OP.FORK_BEGIN).ret > 0);
     assert.equal(c.req(OP.FORK_BEGIN).errno, 'EAGAIN');
     assert.equal(f.engine.pendingForks, MAX_FORK_TOKENS);
     // another process has its own allowance
-    assert.ok(f.client(101).req(OP.FORK_BEGIN).ret > 0);
+    const other = f.client(101);
+    other.open(3, '/dev/iommu');
+    assert.ok(other.req(OP.FORK_BEGIN).ret > 0);
   });
 
   it('the reaper asks about each pid once per pass, however many tokens name it', () => {
@@ -37,6 +41,7 @@ describe('hostile clients', () => {
       },
     });
     const c = f.client(100);
+    c.open(3, '/dev/iommu');
     for (let i = 0; i < 50; i++) c.req(OP.FORK_END, [c.req(OP.FORK_BEGIN).ret, 1]);
     f.engine.reap();
     assert.deepEqual(asked, [1], 'one look at the child all 50 tokens name');

@@ -58,3 +58,39 @@ test('overlapping, firstIntersecting, from and last agree with a plain scan acro
     { numRuns: 60 },
   );
 });
+
+test('takeOverlapping removes exactly what overlapping lists, across chunks, and the rest still answers', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.nat(3000), { minLength: 600, maxLength: 1500 }),
+      fc.array(fc.tuple(fc.nat(16_000), fc.nat(6000)), { minLength: 1, maxLength: 8 }),
+      (slots, takes) => {
+        const set = new SortedRanges<Range>();
+        let live: Range[] = [];
+        for (const s of new Set(slots)) {
+          const r = { start: BigInt(5 * s), last: BigInt(5 * s + (s % 4)) };
+          live.push(r);
+          set.insert(r);
+        }
+        live.sort((a, b) => (a.start < b.start ? -1 : 1));
+        for (const [a, n] of takes) {
+          const start = BigInt(a);
+          const last = start + BigInt(n);
+          const hit = (r: Range) => r.last >= start && r.start <= last;
+          assert.deepEqual(set.takeOverlapping(start, last), live.filter(hit));
+          live = live.filter((r) => !hit(r));
+          assert.equal(set.size, live.length);
+          assert.deepEqual([...set], live);
+          assert.equal(set.last, live[live.length - 1]);
+          for (const r of live.slice(0, 50)) assert.equal(set.find(r.start), r);
+          // the hole left takes a new item
+          const back = { start, last: start };
+          set.insert(back);
+          assert.equal(set.find(start), back);
+          assert.equal(set.delete(back), true);
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
