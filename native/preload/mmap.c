@@ -7,7 +7,9 @@
  * faults its pages in; they go back to PROT_NONE whenever the engine
  * reports a zap (Memory decode turned off), so a later touch gets SIGBUS.
  * munmap, mremap, mprotect and a MAP_FIXED mapping over them keep the
- * engine's view (MUNMAP, MREMAP) and ours in step.
+ * engine's view (MUNMAP, MREMAP) and ours in step. Each of these also
+ * tells the stacks copied without a system call (stack_touched, before and
+ * after the real call).
  */
 #include "preload.h"
 
@@ -250,6 +252,8 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 		errno = EBADF;
 		return MAP_FAILED;
 	}
+	if (flags & MAP_FIXED)
+		stack_touched((uintptr_t)addr, len);
 	if (!(flags & MAP_ANONYMOUS) && bit_test(fd)) {
 		enter(&g);
 		p = engine_mmap(addr, len, prot, flags, fd, off);
@@ -262,6 +266,8 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 			leave(&g);
 		}
 	}
+	if (flags & MAP_FIXED)
+		stack_touched((uintptr_t)addr, len);
 	if (p != MAP_FAILED)
 		mm_changed();
 	return p;
@@ -277,7 +283,9 @@ EXPORT int munmap(void *addr, size_t len)
 	struct guard g;
 	int r;
 
+	stack_touched((uintptr_t)addr, len);
 	r = real_munmap(addr, len);
+	stack_touched((uintptr_t)addr, len);
 	if (!r)
 		mm_changed();
 	if (!r && g_nbar_maps) {
@@ -288,25 +296,15 @@ EXPORT int munmap(void *addr, size_t len)
 	return r;
 }
 
-/*
- * mremap of a device mapping: growing it is EFAULT (VM_DONTEXPAND |
- * VM_PFNMAP), MREMAP_DONTUNMAP EINVAL; shrinking or moving works and the
- * engine follows.
- */
-EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+/* mremap() past the stacks' bookkeeping: a device mapping's rules, the engine told. */
+static void *mremap_bar(void *old, size_t old_len, size_t new_len, int flags, void *want)
 {
 	struct uiommu_req rq;
 	struct uiommu_resp rs;
 	struct bar_map *m;
 	struct guard g;
-	void *want = NULL, *p;
-	va_list ap;
+	void *p;
 
-	if (flags & MREMAP_FIXED) {
-		va_start(ap, flags);
-		want = va_arg(ap, void *);
-		va_end(ap);
-	}
 	if (!g_nbar_maps || !overlaps_any((uintptr_t)old, old_len ? old_len : 1)) {
 		p = real_mremap(old, old_len, new_len, flags, want);
 		if (p != MAP_FAILED)
@@ -349,8 +347,33 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	return p;
 }
 
+/*
+ * mremap of a device mapping: growing it is EFAULT (VM_DONTEXPAND |
+ * VM_PFNMAP), MREMAP_DONTUNMAP EINVAL; shrinking or moving works and the
+ * engine follows.
+ */
+EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	void *want = NULL, *p = MAP_FAILED;
+	va_list ap;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		want = va_arg(ap, void *);
+		va_end(ap);
+	}
+	for (int after = 0; after < 2; after++) {
+		stack_touched((uintptr_t)old, old_len);
+		if (flags & MREMAP_FIXED)
+			stack_touched((uintptr_t)want, new_len);
+		if (!after)
+			p = mremap_bar(old, old_len, new_len, flags, want);
+	}
+	return p;
+}
+
 /* mprotect over a device mapping: the program's protection is kept; register pages stay PROT_NONE. */
-EXPORT int mprotect(void *addr, size_t len, int prot)
+static int mprotect_bar(void *addr, size_t len, int prot)
 {
 	struct guard g;
 	int i, r;
@@ -375,6 +398,16 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 			unprotect_memory(m);
 	}
 	leave(&g);
+	return r;
+}
+
+EXPORT int mprotect(void *addr, size_t len, int prot)
+{
+	int r;
+
+	stack_touched((uintptr_t)addr, len);
+	r = mprotect_bar(addr, len, prot);
+	stack_touched((uintptr_t)addr, len);
 	return r;
 }
 

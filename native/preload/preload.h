@@ -426,6 +426,14 @@ ssize_t write_own(const struct iovec *to, int n, const void *bytes, size_t len);
  * cannot be read (0 when none).
  */
 size_t read_user(void *dst, uintptr_t src, size_t len);
+/*
+ * 1 when [p, p+len) may be copied with memcpy: it lies in the calling
+ * thread's stack at or above the library's frame, and the library runs on
+ * that stack (stack-copy.c states the rule).
+ */
+int stack_holds(uintptr_t p, size_t len);
+/* The program changes the mappings of [addr, addr+len) (before and after the real call). */
+void stack_touched(uintptr_t addr, size_t len);
 /* The program's RLIMIT_FSIZE was set to `set` (NULL: read it). */
 void stage_fsize(const struct rlimit *set);
 /*

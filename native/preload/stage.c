@@ -123,11 +123,19 @@ static void release(int i)
 
 ssize_t write_own(const struct iovec *to, int n, const void *bytes, size_t len)
 {
-	uint8_t *map = stage();
+	uint8_t *map;
 	struct iovec from = { .iov_base = (void *)bytes, .iov_len = len };
 	ssize_t done;
-	int r;
+	int r, i;
 
+	for (i = 0; i < n && stack_holds((uintptr_t)to[i].iov_base, to[i].iov_len); i++)
+		;
+	if (i == n) {
+		for (i = 0, done = 0; i < n; done += (ssize_t)to[i++].iov_len)
+			memcpy(to[i].iov_base, (const uint8_t *)bytes + done, to[i].iov_len);
+		return done;
+	}
+	map = stage();
 	if (!map || len > REGION || (r = claim(~1u & ((1u << REGIONS) - 1))) < 0)
 		return process_vm_writev(self_pid(), &from, 1, to, n, 0);
 	memcpy(map + (size_t)r * REGION, bytes, len);
@@ -138,9 +146,14 @@ ssize_t write_own(const struct iovec *to, int n, const void *bytes, size_t len)
 
 size_t read_user(void *dst, uintptr_t src, size_t len)
 {
-	uint8_t *map = stage();
+	uint8_t *map;
 	ssize_t done;
 
+	if (stack_holds(src, len)) {
+		memcpy(dst, (const void *)src, len);
+		return len;
+	}
+	map = stage();
 	if (!map || !len || len > REGION || __atomic_load_n(&g_fsize_zero, __ATOMIC_RELAXED) ||
 	    claim(1u) < 0)
 		return read_own(dst, src, len);
