@@ -8,8 +8,9 @@
  *    window (native/build/bench/spapr-unmap, powernv preset): the pseries
  *    guest clearing its default window;
  *  - the kernel's iommufd selftest (built outside the repository, see
- *    ../shared/yardsticks.md) under uiommu, and the same source built static
- *    and booted with the reference kernel under QEMU TCG, boot included.
+ *    ../shared/yardsticks.md) under uiommu (the npm bin), and the same source
+ *    built static and booted with the reference kernel under QEMU TCG, boot
+ *    included: several runs of each in alternation, compared by medians.
  * The machine's load average is part of the result: every figure here is a
  * wall time on a shared machine.
  */
@@ -22,6 +23,8 @@ import { now } from './harness.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const UIOMMU = join(ROOT, 'bin/uiommu.js');
+/** The npm bin, as a user types `uiommu` (the native launcher when built). */
+const UIOMMU_BIN = join(ROOT, 'bin/uiommu');
 const RTT = join(ROOT, 'native/build/bench/ioctl-rtt');
 const UNMAP = join(ROOT, 'native/build/bench/spapr-unmap');
 const CACHE = join(homedir(), '.cache/uiommu');
@@ -101,44 +104,68 @@ export interface SelftestRun {
   totals: string;
 }
 
+/** Both sides of the selftest row, run in alternation (uiommu, TCG, uiommu, TCG, ...). */
+export interface SelftestSides {
+  /** Every run under uiommu, in order. */
+  ours: SelftestRun[];
+  /** Every run on the reference kernel under TCG, in order, or why there are none. */
+  ref: SelftestRun[] | string;
+  /** The 1-minute load average before the first run and after the last. */
+  loadBefore: string;
+  loadAfter: string;
+}
+
 /**
- * The selftest under uiommu, or why not: with the 7.2 profile, since the
- * binary is Debian's 7.2 build (under 6.18's, 39 of its runs fail on 7.2-only ABI).
+ * The kernel's iommufd selftest `rounds` times under uiommu and, when the
+ * static twin and the reference kernel are there, as often on that kernel
+ * under TCG, alternating so that a change of the machine's load falls on
+ * both sides; or why the selftest binary is absent. One run of either side
+ * moves by 20% here, so the row compares medians.
  */
-export function benchSelftest(): SelftestRun | string {
+export function benchSelftestSides(rounds = 3): SelftestSides | string {
   if (!existsSync(SELFTEST)) {
     return `no selftest binary at ${SELFTEST} (build it as ../shared/yardsticks.md says, or set UIOMMU_SELFTEST_BIN)`;
   }
+  const refMissing = tcgMissing();
+  const loadBefore = load();
+  const ours: SelftestRun[] = [];
+  const ref: SelftestRun[] = [];
+  for (let i = 0; i < rounds; i++) {
+    ours.push(selftestUnderUiommu());
+    if (!refMissing) ref.push(selftestUnderTcg());
+  }
+  return { ours, ref: refMissing ?? ref, loadBefore, loadAfter: load() };
+}
+
+/**
+ * The selftest under `uiommu run` as a user types it (the npm bin), with
+ * the 7.2 profile, since the binary is Debian's 7.2 build (under 6.18's, 39
+ * of its runs fail on 7.2-only ABI).
+ */
+function selftestUnderUiommu(): SelftestRun {
   const t0 = now();
   const r = spawnSync(
-    process.execPath,
-    [
-      UIOMMU,
-      'run',
-      '--host',
-      'mock',
-      '--kernel',
-      '7.2',
-      '--cap-add',
-      'sys_resource',
-      '--',
-      SELFTEST,
-    ],
+    UIOMMU_BIN,
+    ['run', '--host', 'mock', '--kernel', '7.2', '--cap-add', 'sys_resource', '--', SELFTEST],
     { encoding: 'utf8', maxBuffer: 64 << 20 },
   );
   return { seconds: (now() - t0) / 1000, totals: totalsOf(r.stdout) };
 }
 
-/** `${SELFTEST}-static` booted with the reference kernel under TCG (boot included), or why not. */
-export function benchSelftestTcg(): SelftestRun | string {
-  const bin = `${SELFTEST}-static`;
-  if (!existsSync(bin)) return `no static selftest at ${bin}`;
+/** Why the TCG side cannot run, or undefined when it can. */
+function tcgMissing(): string | undefined {
+  if (!existsSync(`${SELFTEST}-static`)) return `no static selftest at ${SELFTEST}-static`;
   if (!existsSync(REF_KERNEL) || !existsSync(REF_BOOT)) {
     return `no reference kernel (${REF_KERNEL}, ${REF_BOOT})`;
   }
+  return undefined;
+}
+
+/** `${SELFTEST}-static` booted with the reference kernel under TCG, boot included. */
+function selftestUnderTcg(): SelftestRun {
   const dir = mkdtempSync(join(tmpdir(), 'uiommu-bench-'));
   try {
-    execFileSync('cp', [bin, join(dir, 'iommufd')]);
+    execFileSync('cp', [`${SELFTEST}-static`, join(dir, 'iommufd')]);
     writeFileSync(join(dir, 'run.sh'), './iommufd > out.txt 2>&1; grep Totals out.txt\n');
     const t0 = now();
     const r = spawnSync('bash', [REF_BOOT, REF_KERNEL, dir], { encoding: 'utf8' });

@@ -89,15 +89,24 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	sigaction(SIGBUS, &g_prev, NULL);
 }
 
-/* Our handler is SIGBUS's (installed now if another took its place); 0 when it cannot be. */
+/*
+ * Our handler is SIGBUS's (installed by the first call); 0 when it is not:
+ * another handler replaced it since, so no new mapping is made (the one
+ * that replaced it may hand its signals to ours: installing ours again
+ * over it could make them go round).
+ */
 static int guard_installed(void)
 {
+	static int installed;
 	struct sigaction cur, sa;
 
 	if (sigaction(SIGBUS, NULL, &cur) < 0)
 		return 0;
 	if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigbus)
 		return 1;
+	if (installed)
+		return 0;
+	installed = 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigbus;
 	/* SA_NODEFER: leaving the handler by siglongjmp leaves SIGBUS unblocked */

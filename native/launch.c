@@ -67,18 +67,30 @@ static volatile pid_t g_engine = -1, g_program = -1;
 /* A gated run waiting for the engine; the signal that stopped it meanwhile. */
 static volatile sig_atomic_t g_gate, g_early;
 
-/* Runs `node bin/uiommu.js ARGS...` in this process (argv[0] is ours). */
+/*
+ * V8's flags for the engine, on Node's command line (a program under `run`
+ * inherits none of them, as it would NODE_OPTIONS). --single-threaded-gc:
+ * the engine's heap is small (~10 MB live) and its scavenges short, so GC
+ * helper threads only take a CPU from the program it serves (on 2 CPUs, the
+ * selftest's wall time 11% lower in 6 alternating runs of 6).
+ */
+static const char *const g_v8_flags[] = { "--single-threaded-gc" };
+#define NFLAGS (sizeof(g_v8_flags) / sizeof(g_v8_flags[0]))
+
+/* Runs `node FLAGS bin/uiommu.js ARGS...` in this process (argv[0] is ours). */
 static int run_node(char **argv)
 {
 	int argc = 0, i;
 
 	while (argv[argc])
 		argc++;
-	char *args[argc + 3];
+	char *args[argc + 3 + NFLAGS];
 	args[0] = "node";
-	args[1] = g_script;
+	for (i = 0; i < (int)NFLAGS; i++)
+		args[i + 1] = (char *)g_v8_flags[i];
+	args[NFLAGS + 1] = g_script;
 	for (i = 1; i <= argc; i++)
-		args[i + 1] = argv[i];
+		args[i + 1 + NFLAGS] = argv[i];
 	execvp("node", args);
 	fprintf(stderr, "uiommu: node: %s\n", strerror(errno));
 	return 127;

@@ -41,10 +41,11 @@ export type ProcessMm = Mm & {
   /** Whether the preload library tracks the address space's changes, and saw one (see RemoteMm). */
   observeMaps?(tracked: boolean, changed: boolean): void;
   /**
-   * Bytes of the caller's memory at `va` (and at `spanVa`) read by its
-   * library as the call began; none: the call ended (see RemoteMm).
+   * Bytes of the caller's memory at `va` (from index `spanAt` on: at
+   * `spanVa`) read by its library as the call began; none: the call ended
+   * (see RemoteMm).
    */
-  prefetch?(va?: bigint, bytes?: Uint8Array, spanVa?: bigint, spanBytes?: Uint8Array): void;
+  prefetch?(va?: bigint, bytes?: Uint8Array, spanVa?: bigint, spanAt?: number): void;
   /** Until `endWrites`, copy_to_user may be left for the caller's library to make (see RemoteMm). */
   deferWrites?(): void;
   /** The writes left to the library, in order (deferral ends); with `make`, they are made now instead. */

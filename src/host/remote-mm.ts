@@ -110,43 +110,76 @@ interface FileVma {
   delta: number;
 }
 
-/** Prefetched bytes `bytes` of `[va, end)` (RemoteMm.prefetch). */
+/** Windows starting below this have their bounds kept as Numbers too (exact with room to spare). */
+const WINDOW_NUMBER_MAX = BigInt(2 ** 53 - 2 ** 20);
+
+/**
+ * Prefetched bytes of `[va, va+len)`: `bytes` from index `from` on
+ * (RemoteMm.prefetch). Below WINDOW_NUMBER_MAX, `at` is va as a Number
+ * and lookups make no bigint; `at` is -1 above it.
+ */
 class PrefetchWindow {
   va = 0n;
-  end = 0n;
+  at = 0;
+  len = 0;
   bytes: Uint8Array = new Uint8Array(0);
+  from = 0;
 
-  /** This window holding `bytes` at `va`; undefined for none. */
-  set(va: bigint | undefined, bytes: Uint8Array | undefined): PrefetchWindow | undefined {
-    if (va === undefined || !bytes?.length) return undefined;
+  /** This window holding `bytes[from, to)` at `va`; undefined when that is empty. */
+  set(
+    va: bigint | undefined,
+    bytes: Uint8Array,
+    from: number,
+    to: number,
+  ): PrefetchWindow | undefined {
+    if (va === undefined || to <= from) return undefined;
     this.va = va;
-    this.end = va + BigInt(bytes.length);
+    this.at = va <= WINDOW_NUMBER_MAX ? Number(va) : -1;
+    this.len = to - from;
     this.bytes = bytes;
+    this.from = from;
     return this;
+  }
+
+  /** Index in the window of `[va, va+length)` when it covers all of it, else -1. */
+  private indexOf(va: bigint, length: bigint): number {
+    if (this.at >= 0) {
+      // a va or length past 2^53 rounds, but stays far past the window's end
+      const i = Number(va) - this.at;
+      return i >= 0 && i + Number(length) <= this.len ? i : -1;
+    }
+    return va >= this.va && va + length <= this.va + BigInt(this.len) ? Number(va - this.va) : -1;
   }
 
   /** The bytes of `[va, va+length)` when the window covers all of it (a view, or a copy with `copy`). */
   covered(va: bigint, length: bigint, copy: boolean): Uint8Array | undefined {
-    if (va < this.va || va + length > this.end) return undefined;
-    const at = Number(va - this.va);
+    const i = this.indexOf(va, length);
+    if (i < 0) return undefined;
+    const at = this.from + i;
     const end = at + Number(length);
     // a copy straight away: a view and then a copy of it would make two arrays
     return copy ? this.bytes.slice(at, end) : this.bytes.subarray(at, end);
   }
 
-  overlaps(va: bigint, end: bigint): boolean {
-    return va < this.end && end > this.va;
+  /** Whether `[va, va+length)` meets the window. */
+  overlaps(va: bigint, length: number): boolean {
+    if (this.at >= 0) {
+      const a = Number(va);
+      return a < this.at + this.len && a + length > this.at;
+    }
+    return va < this.va + BigInt(this.len) && va + BigInt(length) > this.va;
   }
 
   /** Take the bytes of `data`, written at `va`, that the window holds. */
   store(va: bigint, data: Uint8Array): void {
     const end = va + BigInt(data.length);
+    const wEnd = this.va + BigInt(this.len);
     const from = va > this.va ? va : this.va;
-    const to = end < this.end ? end : this.end;
+    const to = end < wEnd ? end : wEnd;
     // the whole of `data` as a rule: a view of a small array would move its bytes off V8's heap
     const part =
       from === va && to === end ? data : data.subarray(Number(from - va), Number(to - va));
-    this.bytes.set(part, Number(from - this.va));
+    this.bytes.set(part, this.from + Number(from - this.va));
   }
 }
 
@@ -311,16 +344,19 @@ export class RemoteMm implements Mm, AddressSpace {
 
   /**
    * Bytes the preload library read from its own memory at `va` as the call
-   * began (the ioctl's argument struct, and a SPAN's bytes at `spanVa`,
-   * docs/engine-protocol.md), without faulting and so only where the
-   * process could read; until the call ends (`prefetch()`), reads they
-   * cover come from them instead of the mem file, and writes through this
-   * mm update them (a read after a write sees it). A cache, never the
-   * authority: what they do not cover is read from the process.
+   * began (the ioctl's argument struct; with `spanVa`, `bytes` from index
+   * `spanAt` on are a SPAN's, at `spanVa`: docs/engine-protocol.md),
+   * without faulting and so only where the process could read; until the
+   * call ends (`prefetch()`), reads they cover come from them instead of the
+   * mem file, and writes through this mm update them (a read after a write
+   * sees it). A cache, never the authority: what they do not cover is read
+   * from the process.
    */
-  prefetch(va?: bigint, bytes?: Uint8Array, spanVa?: bigint, spanBytes?: Uint8Array): void {
-    this.window = this.windowStore.set(va, bytes);
-    this.span = this.spanStore.set(spanVa, spanBytes);
+  prefetch(va?: bigint, bytes?: Uint8Array, spanVa?: bigint, spanAt = bytes?.length ?? 0): void {
+    const n = bytes?.length ?? 0;
+    const at = spanVa === undefined ? n : Math.min(spanAt, n);
+    this.window = bytes && this.windowStore.set(va, bytes, 0, at);
+    this.span = bytes && this.spanStore.set(spanVa, bytes, at, n);
   }
 
   /** The prefetched bytes of `[va, va+length)`, when one window covers all of it (a view, or a copy with `copy`). */
@@ -422,9 +458,8 @@ export class RemoteMm implements Mm, AddressSpace {
     } else this.flushDeferred();
     const w = this.window;
     const s = this.span;
-    const end = w || s ? va + BigInt(data.length) : 0n;
-    const inW = w?.overlaps(va, end) === true;
-    const inS = s?.overlaps(va, end) === true;
+    const inW = w?.overlaps(va, data.length) === true;
+    const inS = s?.overlaps(va, data.length) === true;
     // the bytes may change in part even when the write fails: served from the process again
     if (inW) this.window = undefined;
     if (inS) this.span = undefined;
@@ -469,8 +504,9 @@ export class RemoteMm implements Mm, AddressSpace {
    */
   clearUser(addr: bigint, length: bigint, restart = false): void {
     this.flushDeferred();
-    if (this.window?.overlaps(addr, addr + length)) this.window = undefined;
-    if (this.span?.overlaps(addr, addr + length)) this.span = undefined;
+    // a length past 2^53 rounds, but still reaches past any window it starts before
+    if (this.window?.overlaps(addr, Number(length))) this.window = undefined;
+    if (this.span?.overlaps(addr, Number(length))) this.span = undefined;
     if (this.rangeWork('cleared', addr, length, restart, memClear, memClearAsync) !== 0)
       fail('EFAULT', 'clear_user: unwritable byte', 'clear_user');
   }

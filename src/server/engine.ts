@@ -314,8 +314,7 @@ export class Engine {
     if (req.op === OP.IOCTL && p?.length && mm?.prefetch) {
       const span = (flags & REQ_FLAGS.SPAN) !== 0 ? Number(req.args[5] ?? 0n) : 0;
       if (span > 0 && span < p.length) {
-        const at = p.length - span;
-        mm.prefetch(req.args[2] ?? 0n, p.subarray(0, at), req.args[4], p.subarray(at));
+        mm.prefetch(req.args[2] ?? 0n, p, req.args[4], p.length - span);
       } else mm.prefetch(req.args[2] ?? 0n, p);
     }
     const deferring = writeback && req.op === OP.IOCTL && mm?.deferWrites !== undefined;

@@ -415,6 +415,31 @@ describe('the native launcher (uiommu run beside a lazy engine)', {
     assert.equal(existsSync(engineDir), false, 'its tree and directory are removed');
   });
 
+  it('the engine gets V8’s flags on its command line; the program inherits none of them', () => {
+    const js = file('flags.js');
+    writeFileSync(
+      js,
+      'console.log(JSON.stringify([process.execArgv, process.env.NODE_OPTIONS ?? null]))\n',
+    );
+    // once the engine serves (the stat waits for it), its command line, then a Node program's flags
+    const script =
+      '[ -c /dev/iommu ] && tr "\\0" " " < "/proc/$(echo "$UIOMMU_READY" | cut -d: -f1)/cmdline" && echo && "$1" "$2"';
+    const { NODE_OPTIONS: _, ...env } = process.env;
+    const r = spawnSync(BIN, ['run', '--', 'sh', '-c', script, 'sh', process.execPath, js], {
+      encoding: 'utf8',
+      env,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const [engine, program] = r.stdout.split('\n');
+    assert.match(engine!, /^node --single-threaded-gc \S*\/bin\/uiommu\.js run -- sh -c /);
+    assert.equal(program, '[[],null]');
+    // the npm bin without the launcher passes the same flags
+    assert.match(
+      readFileSync(BIN, 'utf8'),
+      /\nexec node --single-threaded-gc "\$root\/bin\/uiommu\.js" "\$@"\n/,
+    );
+  });
+
   it('anything but run with the options it knows runs Node’s CLI as before', () => {
     const version = spawnSync(BIN, ['--version'], { encoding: 'utf8' });
     assert.equal(version.stdout, '0.1.0\n');

@@ -280,7 +280,7 @@ const rows: Row[] = [
       dirtyBitmap(f, { hwpt_id: mockDomain(f, f.ioas()).hwpt, length: PAGE, page_size: 0x2000n }),
     ),
     'EINVAL',
-    'iova or iova + length not a multiple of page_size 0x2000',
+    'iova or iova + length has a bit of page_size - 1 (0x1fff) set',
     'iommufd_check_iova_range',
   ],
   [

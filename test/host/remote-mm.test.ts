@@ -176,7 +176,7 @@ test('a span prefetched with the argument serves the reads it covers as the argu
   const arg = pv + 0x400n;
   const src = pv + 0x300n;
   mm.write(src, text('the process src'));
-  mm.prefetch(arg, text('argument'), src, text('library src'));
+  mm.prefetch(arg, text('argumentlibrary src'), src, 8);
   assert.deepEqual(mm.read(arg, 8), text('argument'));
   assert.deepEqual(mm.read(src + 8n, 3), text('src'), 'the span answered');
   assert.deepEqual(mm.read(src + 8n, 6), text('ess sr'), 'running past it: the process');
@@ -185,9 +185,17 @@ test('a span prefetched with the argument serves the reads it covers as the argu
   assert.deepEqual(peek(child.handle, src, 6), text('tIBRpr'), 'and in the process');
   mm.clearUser(src + 4n, 1n);
   assert.deepEqual(mm.read(src, 6), text('tIBR\0r'), 'cleared: the process again');
-  mm.prefetch(arg, text('argument'), src, text('x'));
+  mm.prefetch(arg, text('argumentx'), src, 8);
+  assert.deepEqual(mm.read(arg, 9), new Uint8Array(9), 'the argument ends where the span begins');
   mm.prefetch();
   assert.deepEqual(mm.read(src, 1), text('t'), 'the call ended');
+  const high = 0xffff_ffff_ffff_0000n;
+  mm.prefetch(high, text('a high window'), high - 0x1000n, 7);
+  assert.deepEqual(mm.read(high + 2n, 4), text('high'), 'a window past 2^53');
+  assert.deepEqual(mm.read(high - 0x1000n, 6), text('window'), 'and its span');
+  assert.throws(() => mm.read(high + 2n, 6), errno('EFAULT'), 'past it: the process');
+  assert.throws(() => mm.write(high + 6n, text('x')), errno('EFAULT'));
+  assert.throws(() => mm.read(high, 1), errno('EFAULT'), 'dropped by the write');
   mm.exit();
 });
 
