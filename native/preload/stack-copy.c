@@ -13,10 +13,12 @@
  * be the first): the mapping that holds the frame, read-write, which must be
  * the main thread's [stack] (hi its end), or hold the thread's descriptor
  * (glibc puts it at the top of a thread's stack; hi is the end of its page).
- * A thread first seen on another stack (sigaltstack, a coroutine) looks
- * again when its frame has left that mapping, LOOKUPS times at most. Later, a frame outside [lo, hi) (a signal handler on an
- * alternate stack, a coroutine) and a pointer below the frame or past hi
- * (wild, or another stack) take the staging path, which faults safely.
+ * A thread first seen on another stack (sigaltstack, a coroutine), or
+ * whose lookup raced a stack_touched(), looks again when its frame has left
+ * that mapping, LOOKUPS times at most. Later, a frame outside [lo, hi) (a
+ * signal handler on an alternate stack, a coroutine) and a pointer below
+ * the frame or past hi (wild, or another stack) take the staging path,
+ * which faults safely.
  *
  * Each looked-up stack is known process-wide (g_known). The program's
  * munmap, mprotect, mremap and MAP_FIXED mmap (mmap.c) call stack_touched()
@@ -147,7 +149,7 @@ static int known_add(uintptr_t lo, uintptr_t hi)
 	return -1;
 }
 
-/* Looks this thread's stack up (its first copy), `frame` being the library's. */
+/* Looks this thread's stack up (at its first copy), `frame` being the library's. */
 static void look_up(uintptr_t frame)
 {
 	unsigned long touches = __atomic_load_n(&g_touches, __ATOMIC_SEQ_CST);
@@ -171,8 +173,11 @@ static void look_up(uintptr_t frame)
 	if (i < 0)
 		return;
 	/* a touch that began after `touches` was read may have missed both the map and the entry */
-	if (__atomic_load_n(&g_touches, __ATOMIC_SEQ_CST) == touches)
-		__atomic_store_n(&g_known[i].off, 0, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&g_touches, __ATOMIC_SEQ_CST) != touches) {
+		t_stack.lo = t_stack.hi = 0; /* the entry stays off; look again */
+		return;
+	}
+	__atomic_store_n(&g_known[i].off, 0, __ATOMIC_SEQ_CST);
 	t_stack.lo = lo;
 	t_stack.hi = hi;
 	t_stack.i = i;

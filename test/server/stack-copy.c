@@ -5,8 +5,8 @@
  * (/proc/thread-self/io: the staging pwrite and preadv count there, the
  * channel's futex and doorbell do not). IOMMU_IOAS_IOVA_RANGES, which
  * reads its struct and writes it and its array back:
- * - from the main thread's stack, each thread's, a fork child's and an
- *   exec'd program's: the kernel's answer, with no staging;
+ * - from the main thread's stack, each thread's, a fork child's, a vfork
+ *   child's and an exec'd program's: the kernel's answer, with no staging;
  * - from a signal handler on an alternate stack, a coroutine's stack, or
  *   pointing into the interrupted frames from there: the answer, staged;
  * - a struct across the main stack's top, in the guard page below a
@@ -263,7 +263,7 @@ static int main_stack(uintptr_t *lo, uintptr_t *hi, uintptr_t *prev, uintptr_t *
 /* A struct below the stack's start, one across its top, an array across its top: EFAULT. */
 static void wild(void)
 {
-	uintptr_t lo, hi, prev, next;
+	uintptr_t lo = 0, hi = 0, prev, next;
 	struct iommu_ioas_iova_ranges *q;
 	char detail[96];
 	int found = main_stack(&lo, &hi, &prev, &next), r, e;
@@ -451,6 +451,18 @@ int main(int argc, char **argv)
 	waitpid(pid, &status, 0);
 	check("  the fork child and its exec ran to their end",
 	      WIFEXITED(status) && !WEXITSTATUS(status), "failed");
+	/* the library's vfork is a fork: the child has a copy of this stack */
+	pid = vfork();
+	if (pid == 0) {
+		long staged;
+		int ok = ranges_here(&staged);
+
+		_exit(ok && staged >= 0 && staged < CALLS / 10 ? 0 : 1);
+	}
+	status = -1;
+	waitpid(pid, &status, 0);
+	check("a vfork child's stack: right, not staged", WIFEXITED(status) && !WEXITSTATUS(status),
+	      "wrong or staged");
 	in_child(PROTECT);
 	in_child(UNMAP);
 	in_child(MOVE);
