@@ -7,13 +7,18 @@
  * faults its pages in; they go back to PROT_NONE whenever the engine
  * reports a zap (Memory decode turned off), so a later touch gets SIGBUS.
  * munmap, mremap, mprotect and a MAP_FIXED mapping over them keep the
- * engine's view (MUNMAP, MREMAP) and ours in step. Each of these also
- * tells the stacks copied without a system call (stack_touched, before and
- * after the real call).
+ * engine's view (MUNMAP, MREMAP) and ours in step. Each of these, and
+ * pkey_mprotect and madvise(MADV_GUARD_INSTALL), also tells the stacks
+ * copied without a system call (stack_touched, before and after the real
+ * call).
  */
 #include "preload.h"
 
 #include <linux/kvm.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
 
 struct bar_map g_bar_maps[MAX_BAR_MAPS];
 int g_nbar_maps;
@@ -408,6 +413,32 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	stack_touched((uintptr_t)addr, len);
 	r = mprotect_bar(addr, len, prot);
 	stack_touched((uintptr_t)addr, len);
+	return r;
+}
+
+/* pkey_mprotect: an mprotect whose pages a thread's PKRU may also make inaccessible. */
+EXPORT int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
+{
+	int r;
+
+	stack_touched((uintptr_t)addr, len);
+	r = (int)syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
+	stack_touched((uintptr_t)addr, len);
+	if (!r)
+		mm_changed();
+	return r;
+}
+
+/* madvise: guard pages (MADV_GUARD_INSTALL) fault as if unmapped, with no change of the maps. */
+EXPORT int madvise(void *addr, size_t len, int advice)
+{
+	int r, guard = advice == MADV_GUARD_INSTALL;
+
+	if (guard)
+		stack_touched((uintptr_t)addr, len);
+	r = (int)syscall(SYS_madvise, addr, len, advice);
+	if (guard)
+		stack_touched((uintptr_t)addr, len);
 	return r;
 }
 

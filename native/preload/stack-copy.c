@@ -13,23 +13,26 @@
  * be the first): the mapping that holds the frame, read-write, which must be
  * the main thread's [stack] (hi its end), or hold the thread's descriptor
  * (glibc puts it at the top of a thread's stack; hi is the end of its page).
- * A thread first seen on another stack (sigaltstack, a coroutine) never
- * copies directly. Later, a frame outside [lo, hi) (a signal handler on an
- * alternate stack, a coroutine) and a pointer below the frame or past hi
- * (wild, or another stack) take the staging path, which faults safely.
+ * A thread first seen on another stack (sigaltstack, a coroutine), or
+ * whose lookup raced a stack_touched(), looks again when its frame has left
+ * that mapping, LOOKUPS times at most. Later, a frame outside [lo, hi) (a
+ * signal handler on an alternate stack, a coroutine) and a pointer below
+ * the frame or past hi (wild, or another stack) take the staging path,
+ * which faults safely.
  *
  * Each looked-up stack is known process-wide (g_known). The program's
  * munmap, mprotect, mremap and MAP_FIXED mmap (mmap.c) call stack_touched()
  * before and after the real call: a stack they overlap is copied through
  * the stage from then on, for the life of the process (a fork child
- * inherits the mark with the memory). Not seen: raw system calls on a
- * stack (mprotect, munmap, madvise(MADV_GUARD_INSTALL), pkey_mprotect), a
+ * inherits the mark with the memory), as do pkey_mprotect and
+ * madvise(MADV_GUARD_INSTALL). Not seen: raw system calls on a stack, a
  * program freeing a thread's stack while the thread still runs, and more
  * than KNOWN threads' stacks at once (the others stage).
  */
 #include "preload.h"
 
 #define KNOWN 32
+#define LOOKUPS 4
 #define MIN_PAGE 4096u
 
 /* A thread's stack as looked up; hi 0 when the entry is free. */
@@ -45,7 +48,7 @@ enum { UNKNOWN, READY, NONE };
 
 static __thread struct {
 	uintptr_t lo, hi;
-	int state, i;
+	int state, i, lookups;
 } t_stack;
 
 /* Parses hex at *s (advancing it). */
@@ -146,7 +149,7 @@ static int known_add(uintptr_t lo, uintptr_t hi)
 	return -1;
 }
 
-/* Looks this thread's stack up (its first copy), `frame` being the library's. */
+/* Looks this thread's stack up (at its first copy), `frame` being the library's. */
 static void look_up(uintptr_t frame)
 {
 	unsigned long touches = __atomic_load_n(&g_touches, __ATOMIC_SEQ_CST);
@@ -154,8 +157,12 @@ static void look_up(uintptr_t frame)
 	int stack, i;
 
 	t_stack.state = NONE;
+	t_stack.lookups++;
+	t_stack.lo = t_stack.hi = frame; /* when not found: look again off this frame */
 	if (!mapping_at(frame, &lo, &hi, &stack))
 		return;
+	t_stack.lo = lo; /* when not the stack: look again off this mapping */
+	t_stack.hi = hi;
 	if (syscall(SYS_gettid) != syscall(SYS_getpid) || !stack) {
 		/* a thread's stack: its descriptor at the top, hi the end of that page */
 		if (self <= frame || self >= hi)
@@ -166,8 +173,11 @@ static void look_up(uintptr_t frame)
 	if (i < 0)
 		return;
 	/* a touch that began after `touches` was read may have missed both the map and the entry */
-	if (__atomic_load_n(&g_touches, __ATOMIC_SEQ_CST) == touches)
-		__atomic_store_n(&g_known[i].off, 0, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&g_touches, __ATOMIC_SEQ_CST) != touches) {
+		t_stack.lo = t_stack.hi = 0; /* the entry stays off; look again */
+		return;
+	}
+	__atomic_store_n(&g_known[i].off, 0, __ATOMIC_SEQ_CST);
 	t_stack.lo = lo;
 	t_stack.hi = hi;
 	t_stack.i = i;
@@ -178,7 +188,8 @@ int stack_holds(uintptr_t p, size_t len)
 {
 	uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
 
-	if (t_stack.state == UNKNOWN)
+	if (t_stack.state == UNKNOWN || (t_stack.state == NONE && t_stack.lookups < LOOKUPS &&
+					 (frame < t_stack.lo || frame >= t_stack.hi)))
 		look_up(frame);
 	return t_stack.state == READY && frame >= t_stack.lo && frame < t_stack.hi && p >= frame &&
 	       p < t_stack.hi && len <= t_stack.hi - p &&

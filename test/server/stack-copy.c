@@ -5,16 +5,18 @@
  * (/proc/thread-self/io: the staging pwrite and preadv count there, the
  * channel's futex and doorbell do not). IOMMU_IOAS_IOVA_RANGES, which
  * reads its struct and writes it and its array back:
- * - from the main thread's stack, each thread's, a fork child's and an
- *   exec'd program's: the kernel's answer, with no staging;
+ * - from the main thread's stack, each thread's, a fork child's, a vfork
+ *   child's and an exec'd program's: the kernel's answer, with no staging;
  * - from a signal handler on an alternate stack, a coroutine's stack, or
  *   pointing into the interrupted frames from there: the answer, staged;
  * - a struct across the main stack's top, in the guard page below a
  *   thread's: EFAULT; just below the main stack's start: the stack grows
  *   down to it, as for the kernel's copy_from_user;
- * - a page of a thread's stack made read-only, unmapped or moved away
- *   through libc (in a fork child each): EFAULT and nothing written, no
- *   signal; after that that stack's copies stage.
+ * - a page of a thread's stack made read-only, unmapped, moved away or a
+ *   guard page through libc (in a fork child each): EFAULT and nothing
+ *   written, no signal; after that that stack's copies stage;
+ * - a thread whose first call ran on a coroutine: later calls on its own
+ *   stack are not staged (it looks its stack up again).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -84,8 +86,8 @@ static int ranges_once(struct iommu_ioas_iova_ranges *q, struct iommu_iova_range
 					      .num_iovas = 2,
 					      .allowed_iovas = (uintptr_t)ranges };
 	return !ioctl(g_fd, IOMMU_IOAS_IOVA_RANGES, q) && q->num_iovas == 1 &&
-	       ranges[0].start == 0 && ranges[0].last == UINT64_MAX &&
-	       q->out_iova_alignment == 1 && ranges[1].start == 0xeeeeeeeeeeeeeeeeULL;
+	       ranges[0].start == 0 && ranges[0].last == UINT64_MAX && q->out_iova_alignment == 1 &&
+	       ranges[1].start == 0xeeeeeeeeeeeeeeeeULL;
 }
 
 /*
@@ -209,12 +211,20 @@ static void coroutine_stack(void)
 	size_t size = 128 * 1024;
 
 	getcontext(&g_co_ctx);
-	g_co_ctx.uc_stack.ss_sp =
-		mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	g_co_ctx.uc_stack.ss_sp = mmap(NULL, size, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	g_co_ctx.uc_stack.ss_size = size;
 	g_co_ctx.uc_link = &g_main_ctx;
 	makecontext(&g_co_ctx, coroutine, 0);
 	swapcontext(&g_main_ctx, &g_co_ctx);
+}
+
+static void *coroutine_first(void *arg)
+{
+	(void)arg;
+	coroutine_stack();
+	check_here("a thread whose first call ran on a coroutine: its own stack, not staged", 0);
+	return NULL;
 }
 
 /*
@@ -253,7 +263,7 @@ static int main_stack(uintptr_t *lo, uintptr_t *hi, uintptr_t *prev, uintptr_t *
 /* A struct below the stack's start, one across its top, an array across its top: EFAULT. */
 static void wild(void)
 {
-	uintptr_t lo, hi, prev, next;
+	uintptr_t lo = 0, hi = 0, prev, next;
 	struct iommu_ioas_iova_ranges *q;
 	char detail[96];
 	int found = main_stack(&lo, &hi, &prev, &next), r, e;
@@ -286,7 +296,11 @@ static void wild(void)
 	      r == -1 && e == EFAULT && q->num_iovas == 2, detail);
 }
 
-enum change { PROTECT, UNMAP, MOVE };
+enum change { PROTECT, UNMAP, MOVE, GUARD };
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
 
 /*
  * On a thread's stack (no growing down into a hole, unlike the main
@@ -314,20 +328,26 @@ static void changed_stack_page(enum change how, const char *name)
 		mprotect(page, 4096, PROT_READ);
 	else if (how == UNMAP)
 		munmap(page, 4096);
-	else
+	else if (how == MOVE)
 		mremap(page, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, away);
+	else if (madvise(page, 4096, MADV_GUARD_INSTALL)) {
+		check("  guard pages: skipped, the kernel has no MADV_GUARD_INSTALL (Linux 6.13)",
+		      1, "");
+		check(name, 1, "");
+		return;
+	}
 	errno = 0;
 	r = ioctl(g_fd, IOMMU_IOAS_IOVA_RANGES, q);
 	e = errno;
 	if (how == PROTECT) {
 		intact = q->num_iovas == 2 && ranges[0].start == 0xeeeeeeeeeeeeeeeeULL;
 		mprotect(page, 4096, PROT_READ | PROT_WRITE);
-	} else if (how == UNMAP) {
+	} else if (how == UNMAP || how == GUARD) {
 		intact = 1;
-		mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
-		     0);
+		mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+		     -1, 0);
 	} else {
-		intact = ((struct iommu_ioas_iova_ranges *)away)->num_iovas == 2;
+		intact = ((struct iommu_ioas_iova_ranges *)away)->num_iovas == 2; /* MOVE */
 		mremap(away, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, page);
 	}
 	snprintf(detail, sizeof(detail), "%d %s, nothing written %d", r, strerror(e), intact);
@@ -344,6 +364,7 @@ static void *changed_thread(void *arg)
 		"a thread's stack page made read-only through libc: EFAULT, nothing written",
 		"a thread's stack page unmapped through libc: EFAULT",
 		"a thread's stack page moved away through libc (mremap): EFAULT, nothing written",
+		"a thread's stack page made a guard page through libc (madvise): EFAULT",
 	};
 	enum change how = (enum change)(intptr_t)arg;
 
@@ -415,6 +436,8 @@ int main(int argc, char **argv)
 	threads();
 	alt_stack();
 	coroutine_stack();
+	pthread_create(&t, NULL, coroutine_first, NULL);
+	pthread_join(t, NULL);
 	wild();
 	pthread_create(&t, NULL, below_thread_stack, NULL);
 	pthread_join(t, NULL);
@@ -428,9 +451,22 @@ int main(int argc, char **argv)
 	waitpid(pid, &status, 0);
 	check("  the fork child and its exec ran to their end",
 	      WIFEXITED(status) && !WEXITSTATUS(status), "failed");
+	/* the library's vfork is a fork: the child has a copy of this stack */
+	pid = vfork();
+	if (pid == 0) {
+		long staged;
+		int ok = ranges_here(&staged);
+
+		_exit(ok && staged >= 0 && staged < CALLS / 10 ? 0 : 1);
+	}
+	status = -1;
+	waitpid(pid, &status, 0);
+	check("a vfork child's stack: right, not staged", WIFEXITED(status) && !WEXITSTATUS(status),
+	      "wrong or staged");
 	in_child(PROTECT);
 	in_child(UNMAP);
 	in_child(MOVE);
+	in_child(GUARD);
 	check_here("the parent's stack: still not staged", 0);
 	return failures != 0;
 }

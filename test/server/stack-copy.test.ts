@@ -1,8 +1,9 @@
 /**
  * The library's copies of the caller's own stack without a system call
- * (native/preload/stack-copy.c; test/server/stack-copy.c): threads, fork,
+ * (native/preload/stack-copy.c; test/server/stack-copy.c): threads, fork, vfork,
  * exec, a sigaltstack handler, a coroutine, wild pointers around the stack,
- * and stack pages mprotected, unmapped and moved through libc.
+ * and a thread's stack pages mprotected, unmapped, moved and made guard
+ * pages through libc.
  *
  * @slow: builds and runs a C program under uiommu run (left out of npm run test:quick)
  */
@@ -16,5 +17,5 @@ const dir = mkdtempSync(join(tmpdir(), 'uiommu-stack-copy-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('copies of the caller stack: direct where provably safe, staged elsewhere, EFAULT not SIGSEGV', () => {
-  runCProgram(dir, 'stack-copy', ['--host', 'mock'], 24);
+  runCProgram(dir, 'stack-copy', ['--host', 'mock'], 30);
 });
