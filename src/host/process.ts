@@ -232,6 +232,17 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
     }
   }
 
+  /**
+   * `ioctl`'s body, made once (a closure per call was the engine's largest
+   * allocation per request): it reads the call's arguments, set just before,
+   * first thing, so a nested ioctl may set them anew.
+   */
+  private readonly ioctlBody = (): number =>
+    this.fileOf(this.ioctlFd).ioctl(this, this.ioctlRequest, this.ioctlArg);
+  private ioctlFd = -1;
+  private ioctlRequest = 0;
+  private ioctlArg = 0n;
+
   /** The kind of file at `fd`, or undefined for a free fd. */
   private kindOf(fd: number): string | undefined {
     return this.fds.get(fd)?.ops.kind;
@@ -349,7 +360,10 @@ export class Process<M extends ProcessMm = SimMm> implements Caller {
 
   /** ioctl(2) with the argument's address in this process's memory. */
   ioctl(fd: number, request: number, arg: bigint): number {
-    const r = this.sys(() => this.fileOf(fd).ioctl(this, request, arg));
+    this.ioctlFd = fd;
+    this.ioctlRequest = request;
+    this.ioctlArg = arg;
+    const r = this.sys(this.ioctlBody);
     if (this.trace) this.traceIoctl(fd, request, arg, r);
     return r;
   }

@@ -28,13 +28,27 @@ export const visits = new Map<string, number>();
 
 /** Run `fn` as task `tid` (the engine, around each request). */
 export function asTask<T>(tid: number, fn: () => T): T {
-  const outer = current;
-  current = tid;
+  const outer = enterTask(tid);
   try {
     return fn();
   } finally {
-    current = outer;
+    leaveTask(outer);
   }
+}
+
+/**
+ * `asTask` without a closure (the engine's per-request path): calls made
+ * until `leaveTask(outer)` are task `tid`'s; `outer` is what this returns.
+ */
+export function enterTask(tid: number): number | undefined {
+  const outer = current;
+  current = tid;
+  return outer;
+}
+
+/** End what `enterTask` began: `outer` is the task it returned. */
+export function leaveTask(outer: number | undefined): void {
+  current = outer;
 }
 
 /**

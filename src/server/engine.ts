@@ -29,7 +29,7 @@ import type { Credentials, FdTable, Process, ProcessMm, TraceEvent } from '../ho
 import { memfdStore } from '../host/shared-memory.ts';
 import { sysfsAttr } from '../host/sysfs-attrs.ts';
 import { type Warning, Warnings } from '../host/warnings.ts';
-import { asTask } from '../iommu/fault-inject.ts';
+import { asTask, enterTask, leaveTask } from '../iommu/fault-inject.ts';
 import { RestartCall } from '../iommu/mm.ts';
 import type { SharedMemoryProvider } from '../kernel/file.ts';
 import { deviceMmapOp } from './device-mmap.ts';
@@ -321,7 +321,13 @@ export class Engine {
     if (deferring) mm.deferWrites!();
     let r: Response | RestartCall;
     try {
-      const res = asTask(req.tid, () => this.dispatch(conn, req));
+      const task = enterTask(req.tid);
+      let res: Response;
+      try {
+        res = this.dispatch(conn, req);
+      } finally {
+        leaveTask(task);
+      }
       if (client && (flags & REQ_FLAGS.LEASE) !== 0) this.offerLease(client, req, res);
       r = withZaps(res, conn, this.clients);
     } catch (e) {
@@ -499,7 +505,12 @@ export class Engine {
     if (!client || client.conn !== conn)
       fail('ESRCH', 'no HELLO on this connection', 'uiommu_engine_dispatch');
     const proc = client.proc;
-    const [a0 = 0n, a1 = 0n, a2 = 0n, a3 = 0n] = req.args;
+    // by index, not destructured: no iterator per request
+    const args = req.args;
+    const a0 = args[0] ?? 0n;
+    const a1 = args[1] ?? 0n;
+    const a2 = args[2] ?? 0n;
+    const a3 = args[3] ?? 0n;
     switch (req.op) {
       case OP.FORK_BEGIN: {
         // nothing a child inherits: no token, and the child connects when it needs to, as a new process
