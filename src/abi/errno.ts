@@ -114,15 +114,26 @@ export class Errno extends Error {
     readonly reason?: string,
     readonly where?: string,
   ) {
-    // an answer, not a fault: no stack trace (capturing one costs more than most calls)
+    // an answer, not a fault: no stack trace (capturing one costs more than most calls),
+    // and no message until one is read (most failures are only answered: see `message`)
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
-    super(reason ? `${code}: ${reason}` : code);
+    super();
     Error.stackTraceLimit = limit;
-    this.name = 'Errno';
     this.errno = ERRNO[code];
   }
+
+  /** `CODE: reason` (or `CODE`), built when read: traces and stacks read it, answers do not. */
+  override get message(): string {
+    return this.reason ? `${this.code}: ${this.reason}` : this.code;
+  }
 }
+// on the prototype, not set per instance (one store less per failure)
+Object.defineProperty(Errno.prototype, 'name', {
+  value: 'Errno',
+  writable: true,
+  configurable: true,
+});
 
 /**
  * Throw `Errno(code)`; reads like the kernel's `return -EINVAL;`. Every

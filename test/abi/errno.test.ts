@@ -54,3 +54,21 @@ test('fail throws an Errno carrying name and number', () => {
   assert.equal(e.errno, 22);
   assert.ok(e instanceof Error);
 });
+
+test('an Errno built without its message reads it whole after the call', () => {
+  // the message is made when read (traces, stacks): the same text as one made at the throw
+  let caught: unknown;
+  try {
+    fail('EINVAL', 'iova 0x1001 not aligned to the IOAS alignment 0x1000', 'iopt_check_iova');
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof Errno);
+  const text = 'EINVAL: iova 0x1001 not aligned to the IOAS alignment 0x1000';
+  assert.equal(caught.message, text);
+  assert.equal(String(caught), `Errno: ${text}`);
+  assert.equal(caught.stack, `Errno: ${text}`);
+  assert.equal(caught.reason, 'iova 0x1001 not aligned to the IOAS alignment 0x1000');
+  assert.equal(new Errno('EPERM').stack, 'Errno: EPERM');
+  assert.deepEqual(Object.keys(caught).includes('message'), false);
+});
