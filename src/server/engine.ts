@@ -560,7 +560,10 @@ export class Engine {
       case OP.IOCTL: {
         // ioctl(2)'s cmd is an unsigned int: the upper half of the long is ignored
         const request = argU32(a1);
-        const r = proc.ioctlSpare(argInt(a0), request, a2, argInt(a3));
+        const spare = argInt(a3);
+        // most ioctls have no spare fd: no result object for them
+        if (spare < 0) return sysResult(proc, proc.ioctl(argInt(a0), request, a2));
+        const r = proc.ioctlSpare(argInt(a0), request, a2, spare);
         const res = sysResult(proc, r.ret);
         res.newfd = r.newfd;
         return res;

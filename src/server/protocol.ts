@@ -319,8 +319,10 @@ export function payloadString(b: Uint8Array | undefined): string {
 
 /** An argument as a C `int` (fd numbers, pids: -1 arrives as 2^64-1). */
 export function argInt(a: bigint): number {
-  // the comparison allocates nothing; asIntN makes a new bigint
-  return a <= 0x7fff_ffffn ? Number(a) : Number(BigInt.asIntN(32, a));
+  // comparisons allocate nothing; asIntN makes a new bigint (-1, "no fd", is common: spared it)
+  if (a <= 0x7fff_ffffn) return Number(a);
+  if (a === 0xffff_ffff_ffff_ffffn || a === 0xffff_ffffn) return -1;
+  return Number(BigInt.asIntN(32, a));
 }
 
 /** An argument as a C `unsigned int` (an ioctl's cmd, a token): its low 32 bits. */
