@@ -152,12 +152,18 @@ static int listed_scandir(const char *path, const char *name)
 	return n < 0 ? -1 : hits;
 }
 
-/* The engine still answers this process: open /dev/iommu and IOAS_ALLOC. */
+/*
+ * The engine still answers this process: open /dev/iommu and IOAS_ALLOC,
+ * its struct off the stack so that the library stages the copies (and makes
+ * its staging file; a struct on the stack is copied without it).
+ */
 static int engine_answers(void)
 {
-	uint32_t alloc[3] = { 12, 0, 0 };
+	static uint32_t alloc[3];
 	int fd = open("/dev/iommu", O_RDWR), r;
 
+	alloc[0] = 12;
+	alloc[2] = 0;
 	r = fd >= 0 && ioctl(fd, IOMMU_IOAS_ALLOC, alloc) == 0 && alloc[2] != 0;
 	close(fd);
 	return r;

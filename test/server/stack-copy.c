@@ -260,31 +260,43 @@ static int main_stack(uintptr_t *lo, uintptr_t *hi, uintptr_t *prev, uintptr_t *
 	return found;
 }
 
-/* A struct below the stack's start, one across its top, an array across its top: EFAULT. */
+/*
+ * A struct below the main stack's start; one across its top, an array
+ * across its top: EFAULT. Each needs the address space around the stack
+ * free (a vdso just above it skips the last two, with the reason).
+ */
 static void wild(void)
 {
 	uintptr_t lo = 0, hi = 0, prev, next;
 	struct iommu_ioas_iova_ranges *q;
-	char detail[96];
+	char detail[96], top[48];
 	int found = main_stack(&lo, &hi, &prev, &next), r, e;
-	int alone = found && prev < lo - (8u << 20) && next > hi + 4096;
 
-	snprintf(detail, sizeof(detail), "[stack] found %d, mappings around end %#lx, start %#lx",
-		 found, (unsigned long)prev, (unsigned long)next);
-	check("the main stack's mapping, nothing just below or above it", alone, detail);
-	if (!alone)
+	snprintf(detail, sizeof(detail), "[stack] found %d", found);
+	check("the main stack's mapping in /proc/self/maps", found, detail);
+	if (!found)
 		return;
 	/* the kernel's copy_from_user grows the stack down to it: a struct of zeros */
 	errno = 0;
 	r = ioctl(g_fd, IOMMU_IOAS_IOVA_RANGES, (void *)(lo - 64));
-	check("a struct just below the main stack's start: the stack grows, size 0: EINVAL",
-	      r == -1 && errno == EINVAL, strerror(errno));
+	if (prev < lo - (8u << 20))
+		check("a struct just below the main stack's start: the stack grows, size 0: EINVAL",
+		      r == -1 && errno == EINVAL, strerror(errno));
+	else
+		check("a struct just below the main stack's start: skipped, a mapping near it", 1,
+		      "");
+	if (next <= hi + 4096) {
+		check("a struct across the stack's top: skipped, a mapping just above it", 1, "");
+		check("an array across the stack's top: skipped, a mapping just above it", 1, "");
+		return;
+	}
 	errno = 0;
 	r = ioctl(g_fd, IOMMU_IOAS_IOVA_RANGES, (void *)(hi - 16));
 	check("a struct across the stack's top: EFAULT", r == -1 && errno == EFAULT,
 	      strerror(errno));
-	/* the struct in the top's last 48 bytes, its array across the top */
+	/* the struct in the top's last 48 bytes (the exec'd file's name: kept), its array across the top */
 	q = (void *)(hi - 48);
+	memcpy(top, q, sizeof(top));
 	*q = (struct iommu_ioas_iova_ranges){
 		.size = sizeof(*q), .ioas_id = g_ioas, .num_iovas = 2, .allowed_iovas = hi - 8
 	};
@@ -292,8 +304,9 @@ static void wild(void)
 	r = ioctl(g_fd, IOMMU_IOAS_IOVA_RANGES, q);
 	e = errno;
 	snprintf(detail, sizeof(detail), "%d %s, num_iovas %u", r, strerror(e), q->num_iovas);
+	memcpy(q, top, sizeof(top));
 	check("an array across the stack's top: EFAULT, the struct not written",
-	      r == -1 && e == EFAULT && q->num_iovas == 2, detail);
+	      r == -1 && e == EFAULT && strstr(detail, "num_iovas 2"), detail);
 }
 
 enum change { PROTECT, UNMAP, MOVE, GUARD };
