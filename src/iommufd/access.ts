@@ -1,6 +1,6 @@
-import { fail } from '../abi/errno.ts';
+import { Errno, fail } from '../abi/errno.ts';
 import { U64_MAX } from '../abi/layout.ts';
-import type { Mm } from '../iommu/mm.ts';
+import type { Mm, PhysRun } from '../iommu/mm.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
 import type { IommufdCtx } from './context.ts';
 import type { Area, IoptAccess } from './io-pagetable.ts';
@@ -243,7 +243,8 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * IoptPages.rwCurrent chooses. EINVAL for length 0, EOVERFLOW, ENOENT
    * (detached or a hole), EPERM without the area permission, EINVAL for a
    * dma-buf's area, EFAULT when the memory is unreachable. Areas before a
-   * failing one have been copied already.
+   * failing one have been copied already, and so have a write's pages
+   * before the faulting one through the current mapping (copy_to_user).
    */
   rw(iova: bigint, buf: Uint8Array, flags: number, mm: Mm | undefined): void {
     const write = (flags & ACCESS_RW.WRITE) !== 0;
@@ -264,8 +265,19 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
       if (area.pages.dmabuf)
         fail('EINVAL', 'an access cannot read a dma-buf', 'iopt_pages_rw_access');
       const offset = area.offsetOf(cur);
-      const current = area.pages.rwCurrent(Number(offset), Number(end - cur + 1n), flags, mm);
-      for (const run of area.pages.liveRuns(offset, end - cur + 1n, write, current)) {
+      const len = end - cur + 1n;
+      const current = area.pages.rwCurrent(Number(offset), Number(len), flags, mm);
+      let runs: PhysRun[];
+      let fault: Errno | undefined;
+      try {
+        runs = area.pages.liveRuns(offset, len, write, current);
+      } catch (e) {
+        // copy_to_user() writes the pages before the one it faults on
+        if (!current || !write || !(e instanceof Errno) || e.code !== 'EFAULT') throw e;
+        runs = area.pages.writablePrefix(offset, len);
+        fault = e;
+      }
+      for (const run of runs) {
         const n = Number(run.length);
         // the whole buffer as a rule (one run): no view to make
         const part = n === buf.length ? buf : buf.subarray(pos, pos + n);
@@ -275,6 +287,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
         }
         pos += n;
       }
+      if (fault) throw fault;
     });
   }
 

@@ -1,4 +1,4 @@
-import { fail } from '../abi/errno.ts';
+import { Errno, fail } from '../abi/errno.ts';
 import { faultPoint } from '../iommu/fault-inject.ts';
 import type { Mm, PhysRun } from '../iommu/mm.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
@@ -245,6 +245,30 @@ export class IoptPages {
       cur = to;
     }
     if (cur < end) out.push(...this.physRuns(cur, end - cur));
+    return out;
+  }
+
+  /**
+   * What copy_to_user() reaches of bytes `[offset, offset+length)`
+   * (relative to uptr) in the source's current mapping once a resolve of
+   * them all failed: the runs of the pages from `offset` on that resolve
+   * for writing, up to the first that does not (EFAULT).
+   */
+  writablePrefix(offset: bigint, length: bigint): PhysRun[] {
+    const ps = this.memory.pageSize;
+    const end = offset + length;
+    const out: PhysRun[] = [];
+    for (let cur = offset; cur < end; ) {
+      const next = ((this.uptr + cur) / ps + 1n) * ps - this.uptr;
+      const to = next < end ? next : end;
+      try {
+        out.push(...this.source.resolve(this.uptr + cur, to - cur, true));
+      } catch (e) {
+        if (e instanceof Errno && e.code === 'EFAULT') break;
+        throw e;
+      }
+      cur = to;
+    }
     return out;
   }
 

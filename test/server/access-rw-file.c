@@ -142,7 +142,8 @@ static uint32_t map_memfd(int iommufd, int mfd, uint8_t **buf)
  * Pages pinned, then the program truncates its memfd. Without SLOW_PATH
  * Linux copies through the program's mapping (EFAULT past the end, new
  * zeros once grown again); SLOW_PATH within one page looks the page up in
- * the mapping as well; SLOW_PATH across pages copies the pinned pages,
+ * the mapping as well (a write across the end writes the bytes before it,
+ * as copy_to_user does); SLOW_PATH across pages copies the pinned pages,
  * which keep their bytes: checked only with `outlive` (the engine's pinned
  * page of a shared file is the file's page at its offset, whatever the
  * file's size: a known limit, src/host/remote-mm.ts).
@@ -161,6 +162,10 @@ static void truncate_after_pin(int iommufd, int outlive)
 	check("pinned, truncated: a read past the end: EFAULT", errno == EFAULT, -1);
 	errno = access_rw(iommufd, access, IOVA + 3 * PAGE, tmp, 8, 1);
 	check("pinned, truncated: a write past the end: EFAULT", errno == EFAULT, -1);
+	memset(tmp, 0x66, sizeof(tmp));
+	errno = access_rw(iommufd, access, IOVA + 2 * PAGE - 4, tmp, 8, 1);
+	check("pinned, truncated: a write across the end: EFAULT, the bytes before it written",
+	      errno == EFAULT && all(buf + 2 * PAGE - 4, 4, 0x66), -1);
 	errno = rw_flags(iommufd, access, IOVA + 3 * PAGE, tmp, 8, SLOW);
 	check("pinned, truncated: a SLOW_PATH read in one page past the end: EFAULT",
 	      errno == EFAULT, -1);
