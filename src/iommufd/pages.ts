@@ -173,8 +173,11 @@ export class IoptPages {
     if (mm === source && (flags & ACCESS_RW.SLOW_PATH) === 0) return true;
     if (source.alive === false) return false;
     if ((flags & ACCESS_RW.KTHREAD) !== 0) return true;
+    // within one page: in Numbers while the page set's addresses are exact (the common case)
+    if (this.uptr > MAX_SAFE)
+      return this.indexOf(BigInt(offset)) === this.indexOf(BigInt(offset + length - 1));
     const ps = Number(this.memory.pageSize);
-    const at = offset + Number(this.uptr - this.base);
+    const at = offset + (Number(this.uptr) % ps);
     return Math.floor(at / ps) === Math.floor((at + length - 1) / ps);
   }
 
