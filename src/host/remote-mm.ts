@@ -206,7 +206,9 @@ class PrefetchWindow {
  *
  * Known limits: a private page unmapped and mapped again at the same
  * address keeps its physical address; a pinned private page of an exited
- * process reads and writes as EFAULT.
+ * process reads and writes as EFAULT; a pinned page of a shared file is
+ * the file's page at its offset, so once the file is truncated past it, it
+ * reads as the file does there (Linux keeps the pinned page's bytes).
  */
 export class RemoteMm implements Mm, AddressSpace {
   readonly pageSize: bigint;

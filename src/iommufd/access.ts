@@ -1,10 +1,12 @@
-import { fail } from '../abi/errno.ts';
+import { Errno, fail } from '../abi/errno.ts';
 import { U64_MAX } from '../abi/layout.ts';
+import type { Mm, PhysRun } from '../iommu/mm.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu/prot.ts';
 import type { IommufdCtx } from './context.ts';
 import type { Area, IoptAccess } from './io-pagetable.ts';
 import type { Ioas } from './ioas.ts';
 import { IommufdObject } from './object.ts';
+import { ACCESS_RW } from './pages.ts';
 
 /** What the in-kernel user of an access provides (iommufd_access_ops). */
 export interface AccessOps {
@@ -235,13 +237,18 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
 
   /**
    * iommufd_access_rw(): copy between `buf` and the live memory behind
-   * `[iova, iova+buf.length)` (pinned pages, else the source's current
-   * pages). EINVAL for length 0, EOVERFLOW, ENOENT (detached or a hole),
-   * EPERM without the area permission, EINVAL for a dma-buf's area, EFAULT when the memory is
-   * unreachable. Areas before a failing one have been copied already.
+   * `[iova, iova+buf.length)` with ACCESS_RW `flags`, for a task of address
+   * space `mm` (undefined: none, a kernel thread): each area's share through
+   * the source's current mapping or its pinned pages, as
+   * IoptPages.rwCurrent chooses. EINVAL for length 0, EOVERFLOW, ENOENT
+   * (detached or a hole), EPERM without the area permission, EINVAL for a
+   * dma-buf's area, EFAULT when the memory is unreachable. Areas before a
+   * failing one have been copied already, and so have a write's pages
+   * before the faulting one through the current mapping (copy_to_user).
    */
-  rw(iova: bigint, buf: Uint8Array, write: boolean): void {
-    if (iova <= FAST_IOVA_MAX && this.rwOneArea(iova, buf, write)) return;
+  rw(iova: bigint, buf: Uint8Array, flags: number, mm: Mm | undefined): void {
+    const write = (flags & ACCESS_RW.WRITE) !== 0;
+    if (iova <= FAST_IOVA_MAX && this.rwOneArea(iova, buf, write, flags, mm)) return;
     const length = BigInt(buf.length);
     const where = 'iommufd_access_rw';
     if (length === 0n) fail('EINVAL', 'length 0', where);
@@ -257,7 +264,20 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
       }
       if (area.pages.dmabuf)
         fail('EINVAL', 'an access cannot read a dma-buf', 'iopt_pages_rw_access');
-      for (const run of area.pages.liveRuns(area.offsetOf(cur), end - cur + 1n, write)) {
+      const offset = area.offsetOf(cur);
+      const len = end - cur + 1n;
+      const current = area.pages.rwCurrent(Number(offset), Number(len), flags, mm);
+      let runs: PhysRun[];
+      let fault: Errno | undefined;
+      try {
+        runs = area.pages.liveRuns(offset, len, write, current);
+      } catch (e) {
+        // copy_to_user() writes the pages before the one it faults on
+        if (!current || !write || !(e instanceof Errno) || e.code !== 'EFAULT') throw e;
+        runs = area.pages.writablePrefix(offset, len);
+        fault = e;
+      }
+      for (const run of runs) {
         const n = Number(run.length);
         // the whole buffer as a rule (one run): no view to make
         const part = n === buf.length ? buf : buf.subarray(pos, pos + n);
@@ -267,6 +287,7 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
         }
         pos += n;
       }
+      if (fault) throw fault;
     });
   }
 
@@ -275,13 +296,21 @@ export class IommufdAccess extends IommufdObject implements IoptAccess {
    * (IoptPages.copyLive), in Numbers: true when done. False when anything
    * else holds: rw() then checks and copies it all.
    */
-  private rwOneArea(iova: bigint, buf: Uint8Array, write: boolean): boolean {
+  private rwOneArea(
+    iova: bigint,
+    buf: Uint8Array,
+    write: boolean,
+    flags: number,
+    mm: Mm | undefined,
+  ): boolean {
     const area = this.#ioas?.iopt.areas.find(iova);
     if (!area || buf.length === 0 || !permits(area, write)) return false;
     const pages = area.pages;
     if ((write && !pages.writable) || pages.dmabuf) return false;
     const at = Number(iova);
     if (at + buf.length - 1 > Number(area.last)) return false;
-    return pages.copyLive(Number(area.pagesOffset) + (at - Number(area.start)), buf, write);
+    const offset = Number(area.pagesOffset) + (at - Number(area.start));
+    const current = pages.rwCurrent(offset, buf.length, flags, mm);
+    return pages.copyLive(offset, buf, write, current);
   }
 }

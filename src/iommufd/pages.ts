@@ -1,6 +1,6 @@
-import { fail } from '../abi/errno.ts';
+import { Errno, fail } from '../abi/errno.ts';
 import { faultPoint } from '../iommu/fault-inject.ts';
-import type { PhysRun } from '../iommu/mm.ts';
+import type { Mm, PhysRun } from '../iommu/mm.ts';
 import type { PhysMemory } from '../iommu/phys-memory.ts';
 import type { DmaBufExporter, PagesSource } from '../kernel/file.ts';
 import type { PinAccount } from '../kernel/pin-account.ts';
@@ -8,6 +8,9 @@ import { SortedRanges } from '../util/sorted-ranges.ts';
 
 /** The largest bigint a Number holds exactly. */
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** IOMMUFD_ACCESS_RW_* flags of IommufdAccess.rw() (the selftest's MOCK_ACCESS_RW_* share the values). */
+export const ACCESS_RW = { WRITE: 1, KTHREAD: 2, SLOW_PATH: 4 } as const;
 
 /** A run of pinned pages `[start, last]` (page indexes) with linear phys and one user count. */
 interface PinSeg {
@@ -155,15 +158,40 @@ export class IoptPages {
   }
 
   /**
-   * Copy the live bytes `[offset, offset+buf.length)` (relative to uptr, a
-   * Number) into `buf`, or from it with `write`, when that is quick: inside
-   * one pinned segment of a memory that copies directly (PhysMemory.copy),
-   * or with nothing pinned, through the source (PagesSource.copy). True when
-   * done; false when liveRuns and read/write must do it all.
+   * iopt_pages_rw_access()'s way for `length` bytes at `offset` (relative
+   * to uptr, Numbers) copied with ACCESS_RW `flags` by a task of address
+   * space `mm`: true to copy through the source's current mapping, pins
+   * ignored (copy_to_user in the caller's own address space without
+   * SLOW_PATH, or KTHREAD; within one page, the page mapped there now in
+   * another, or under SLOW_PATH); false for the pinned pages, elsewhere the
+   * source's pages looked up now (a file's pages, several pages of another
+   * address space or under SLOW_PATH, or an address space that is gone).
    */
-  copyLive(offset: number, buf: Uint8Array, write: boolean): boolean {
+  rwCurrent(offset: number, length: number, flags: number, mm: Mm | undefined): boolean {
+    const source = this.source;
+    if (source.file) return false;
+    if (mm === source && (flags & ACCESS_RW.SLOW_PATH) === 0) return true;
+    if (source.alive === false) return false;
+    if ((flags & ACCESS_RW.KTHREAD) !== 0) return true;
+    // within one page: in Numbers while the page set's addresses are exact (the common case)
+    if (this.uptr > MAX_SAFE)
+      return this.indexOf(BigInt(offset)) === this.indexOf(BigInt(offset + length - 1));
+    const ps = Number(this.memory.pageSize);
+    const at = offset + (Number(this.uptr) % ps);
+    return Math.floor(at / ps) === Math.floor((at + length - 1) / ps);
+  }
+
+  /**
+   * Copy the bytes `[offset, offset+buf.length)` (relative to uptr, a
+   * Number) into `buf`, or from it with `write`, when that is quick: with
+   * `current` (rwCurrent) or nothing pinned, through the source
+   * (PagesSource.copy); else inside one pinned segment of a memory that
+   * copies directly (PhysMemory.copy). True when done; false when the
+   * caller must resolve the runs and copy them.
+   */
+  copyLive(offset: number, buf: Uint8Array, write: boolean, current: boolean): boolean {
     if (this.uptr > MAX_SAFE) return false;
-    if (this.segs?.size) return this.copyPinned(offset, buf, write);
+    if (!current && this.segs?.size) return this.copyPinned(offset, buf, write);
     return this.source.copy?.(Number(this.uptr) + offset, buf, write) ?? false;
   }
 
@@ -201,11 +229,12 @@ export class IoptPages {
 
   /**
    * The live memory behind bytes `[offset, offset+length)` (relative to
-   * uptr), ascending: pinned pages where pinned, elsewhere the source as it
-   * is mapped now, resolved without pinning (EFAULT when unreachable).
+   * uptr), ascending: pinned pages where pinned (unless `current`),
+   * elsewhere the source as it is mapped now, resolved without pinning
+   * (EFAULT when unreachable).
    */
-  liveRuns(offset: bigint, length: bigint, write: boolean): PhysRun[] {
-    if (!this.segs?.size) return this.source.resolve(this.uptr + offset, length, write);
+  liveRuns(offset: bigint, length: bigint, write: boolean, current = false): PhysRun[] {
+    if (current || !this.segs?.size) return this.source.resolve(this.uptr + offset, length, write);
     const end = offset + length;
     const gaps = this.gaps(this.indexOf(offset), this.indexOf(end - 1n));
     if (gaps.length === 0) return this.physRuns(offset, length);
@@ -219,6 +248,30 @@ export class IoptPages {
       cur = to;
     }
     if (cur < end) out.push(...this.physRuns(cur, end - cur));
+    return out;
+  }
+
+  /**
+   * What copy_to_user() reaches of bytes `[offset, offset+length)`
+   * (relative to uptr) in the source's current mapping once a resolve of
+   * them all failed: the runs of the pages from `offset` on that resolve
+   * for writing, up to the first that does not (EFAULT).
+   */
+  writablePrefix(offset: bigint, length: bigint): PhysRun[] {
+    const ps = this.memory.pageSize;
+    const end = offset + length;
+    const out: PhysRun[] = [];
+    for (let cur = offset; cur < end; ) {
+      const next = ((this.uptr + cur) / ps + 1n) * ps - this.uptr;
+      const to = next < end ? next : end;
+      try {
+        out.push(...this.source.resolve(this.uptr + cur, to - cur, true));
+      } catch (e) {
+        if (e instanceof Errno && e.code === 'EFAULT') break;
+        throw e;
+      }
+      cur = to;
+    }
     return out;
   }
 

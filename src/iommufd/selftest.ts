@@ -530,7 +530,12 @@ function accessRw(caller: Caller, u: Ucmd<V<typeof IommuTestCmdAccessRw>>): numb
   const write = (flags & MOCK_ACCESS_RW_FLAGS.WRITE) !== 0;
   const buf = write ? caller.mm.read(uptr, Number(length)) : new Uint8Array(Number(length));
   const iova = flags & MOCK_ACCESS_RW_FLAGS.SYZ ? syzIova(access, u.cmd.iova) : u.cmd.iova;
-  access.rw(iova, buf, write);
+  access.rw(
+    iova,
+    buf,
+    flags & (MOCK_ACCESS_RW_FLAGS.WRITE | MOCK_ACCESS_RW_FLAGS.SLOW_PATH),
+    caller.mm,
+  );
   if (!write) caller.mm.write(uptr, buf);
   return 0;
 }

@@ -32,6 +32,8 @@ export interface PagesSource {
   copy?(start: number, buf: Uint8Array, write: boolean): boolean;
   /** A file's pages (memfd, shmem: IOPT_ADDRESS_FILE) rather than a process's VAs. */
   readonly file?: boolean;
+  /** A process's address space: false once it is gone (mmget_not_zero() fails). */
+  readonly alive?: boolean;
 }
 
 /** A file as iommufd sees one handed to it by fd number (IOAS_MAP_FILE). */

@@ -24,6 +24,7 @@
 /* CREATE_ACCESS and ACCESS_RW flags. */
 #define MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES 1
 #define MOCK_ACCESS_RW_WRITE 1
+#define MOCK_ACCESS_RW_SLOW_PATH 4
 
 struct iommu_test_cmd {
 	uint32_t size;
