@@ -3,8 +3,19 @@ import { type FileMapAddon, fileMapAddon } from './native.ts';
 /** Copies of up to this many bytes go through the addon's scratch buffer (V8 keeps such arrays on its heap). */
 const SMALL = 64;
 
+/**
+ * Bytes of the engine's address space all mappings may hold at once. A
+ * client's file may be sparse and far larger than what it maps (an
+ * ftruncate to 2^46 costs it nothing): mapped whole, a few of them would
+ * take all of the engine's 2^47 and the next allocation of V8 would abort
+ * it. Past this budget copies go through the file instead.
+ */
+export const FILE_MAP_BUDGET = 2 ** 40;
+
 let addon: FileMapAddon | undefined;
 let scratch: Uint8Array | undefined;
+/** Bytes mapped by the live FileMappings. */
+let mapped = 0;
 
 /**
  * The first `size` bytes of a client's shmem file (a memfd, shared
@@ -22,12 +33,17 @@ export class FileMapping {
     readonly size: number,
   ) {}
 
-  /** Map the first `size` bytes of fd's file; undefined for a file that is not shmem or cannot be mapped. */
+  /**
+   * Map the first `size` bytes of fd's file; undefined for a file that is
+   * not shmem or cannot be mapped, or when that would pass FILE_MAP_BUDGET.
+   */
   static map(fd: number, size: number): FileMapping | undefined {
-    if (size <= 0 || size > Number.MAX_SAFE_INTEGER) return undefined;
+    if (size <= 0 || size > FILE_MAP_BUDGET - mapped) return undefined;
     addon ??= fileMapAddon();
     const m = addon.fileMap(fd, size);
-    return m && new FileMapping(m.id, m.writable, size);
+    if (!m) return undefined;
+    mapped += size;
+    return new FileMapping(m.id, m.writable, size);
   }
 
   /**
@@ -64,5 +80,6 @@ export class FileMapping {
     if (this.id < 0) return;
     addon!.fileUnmap(this.id);
     this.id = -1;
+    mapped -= this.size;
   }
 }
