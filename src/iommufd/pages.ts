@@ -22,10 +22,18 @@ interface PinSeg {
 
 /** A pinned segment's bytes `[from, to)` (from the page set's base) at physical `phys`, as Numbers. */
 interface HotSeg {
+  pages: IoptPages;
   from: number;
   to: number;
   phys: number;
 }
+
+/**
+ * The pinned segment copyLive used last, of any page set (one for the
+ * engine rather than a field per page set: an area costs no more heap);
+ * dropped whenever that page set's pins change.
+ */
+let hot: HotSeg | undefined;
 
 /**
  * The kernel's iopt_pages: a page-granular window `[uptr, uptr+length)` of a
@@ -41,8 +49,6 @@ export class IoptPages {
   private segs: SortedRanges<PinSeg> | undefined;
   /** Pages currently pinned (and charged). */
   npinned = 0n;
-  /** The pinned segment copyLive used last; dropped whenever the pins change. */
-  private hot: HotSeg | undefined;
 
   constructor(
     readonly source: PagesSource,
@@ -86,7 +92,7 @@ export class IoptPages {
    * limit) leave the page set unchanged.
    */
   addUser(first: bigint, last: bigint): void {
-    this.hot = undefined;
+    if (hot?.pages === this) hot = undefined;
     const ps = this.memory.pageSize;
     const gaps = this.gaps(first, last);
     const fresh: PinSeg[] = [];
@@ -116,7 +122,7 @@ export class IoptPages {
 
   /** Drop one user from pages `[first, last]`; pages reaching zero users are unpinned. */
   removeUser(first: bigint, last: bigint): void {
-    this.hot = undefined;
+    if (hot?.pages === this) hot = undefined;
     const ps = this.memory.pageSize;
     const segs = this.segs;
     if (!segs) throw new Error('removeUser on unpinned pages');
@@ -200,15 +206,15 @@ export class IoptPages {
     if (!this.memory.copy) return false;
     const at = offset + (Number(this.uptr) - Number(this.base));
     const end = at + buf.length;
-    let h = this.hot;
-    if (!h || at < h.from || end > h.to) {
+    let h = hot;
+    if (!h || h.pages !== this || at < h.from || end > h.to) {
       h = this.hotSeg(at, end);
       if (!h) return false;
     }
     return this.memory.copy(h.phys + (at - h.from), buf, write);
   }
 
-  /** The pinned segment holding bytes `[at, end)` from base, kept as `hot`; undefined if none does. */
+  /** The pinned segment holding bytes `[at, end)` from base, kept as the module's `hot`; undefined if none does. */
   private hotSeg(at: number, end: number): HotSeg | undefined {
     if (!this.segs?.size || at < 0) return undefined;
     const ps = Number(this.memory.pageSize);
@@ -218,8 +224,8 @@ export class IoptPages {
     const to = (Number(seg.last) + 1) * ps;
     const phys = Number(seg.phys);
     if (end > to || phys + (to - from) > Number.MAX_SAFE_INTEGER) return undefined;
-    this.hot = { from, to, phys };
-    return this.hot;
+    hot = { pages: this, from, to, phys };
+    return hot;
   }
 
   /** Offset from uptr of the first byte of page `index` (negative for page 0 of an unaligned set). */

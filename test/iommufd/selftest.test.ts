@@ -801,6 +801,27 @@ function dirtySetup(length: bigint, devFlags = 0, hugetlb = false) {
   return { f, ioas, dev, hwpt };
 }
 
+/** GET_DIRTY_BITMAP of [BASE, BASE + length) into `data`, which must succeed. */
+function getDirty(
+  f: Fixture,
+  hwpt: number,
+  length: bigint,
+  pageSize: bigint,
+  data: bigint,
+  flags = 0,
+) {
+  ok(
+    f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
+      hwpt_id: hwpt,
+      flags,
+      iova: BASE,
+      length,
+      page_size: pageSize,
+      data,
+    }),
+  );
+}
+
 function bitmapOf(f: Fixture, nbits: bigint, set: (i: bigint) => boolean): bigint {
   const bytes = new Uint8Array(Number((nbits + 7n) / 8n));
   for (let i = 0n; i < nbits; i++) if (set(i)) bytes[Number(i / 8n)]! |= 1 << Number(i % 8n);
@@ -850,15 +871,7 @@ test("DIRTY: the bits past length / page_size in the bitmap's last bytes mark no
   );
   assert.equal(dirty.out_nr_dirty, 37n);
   const data = f.mem(PAGE);
-  ok(
-    f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
-      hwpt_id: hwpt,
-      iova: BASE,
-      length: 40n * 2048n,
-      page_size: 2048n,
-      data,
-    }),
-  );
+  getDirty(f, hwpt, 40n * 2048n, 2048n, data);
   assert.deepEqual(
     setBits(f, data, 40n),
     Array.from({ length: 37 }, (_, i) => BigInt(i)),
@@ -874,16 +887,7 @@ test('DIRTY + GET_DIRTY_BITMAP: even IOPTEs, cleared by a read unless NO_CLEAR',
   const { NO_CLEAR } = IOMMU_HWPT_GET_DIRTY_BITMAP_FLAGS;
   const get = (flags: number, offset: bigint) => {
     const data = f.mem(2n * PAGE) + offset;
-    ok(
-      f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
-        hwpt_id: hwpt,
-        flags,
-        iova: BASE,
-        length,
-        page_size: 2048n,
-        data,
-      }),
-    );
+    getDirty(f, hwpt, length, 2048n, data, flags);
     return setBits(f, data, nbits);
   };
   const expected = Array.from({ length: Number(nbits / 2n) }, (_, i) => BigInt(2 * i));
@@ -917,17 +921,7 @@ test('GET_DIRTY_BITMAP: a refused bitmap page drops the rest of each 1 MiB IOPTE
   ok(tc(f, 'DIRTY', { id: hwpt, iova: BASE, length, page_size: 2048n, uptr: marks }));
   // page_size 1: an IOPTE is 2^20 bits, 32 bitmap pages; the second page refuses
   const bytes = length / 8n;
-  const get = (data: bigint, flags = 0) =>
-    ok(
-      f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
-        hwpt_id: hwpt,
-        flags,
-        iova: BASE,
-        length,
-        page_size: 1n,
-        data,
-      }),
-    );
+  const get = (data: bigint, flags = 0) => getDirty(f, hwpt, length, 1n, data, flags);
   const pagesOf = (data: bigint) =>
     Array.from({ length: Number(bytes / PAGE) }, (_, p) => {
       const b = f.proc.mm.read(data + BigInt(p) * PAGE, Number(PAGE));
@@ -957,15 +951,7 @@ test('DIRTY on HUGE_IOVA with hugetlb memory: a bit dirties the whole 1 MiB IOPT
   );
   assert.equal(dirty.out_nr_dirty, nbits / 1024n);
   const data = f.mem(PAGE);
-  ok(
-    f.call('IOMMU_HWPT_GET_DIRTY_BITMAP', {
-      hwpt_id: hwpt,
-      iova: BASE,
-      length,
-      page_size: 2048n,
-      data,
-    }),
-  );
+  getDirty(f, hwpt, length, 2048n, data);
   const bits = setBits(f, data, nbits);
   assert.equal(bits.length, Number(nbits / 2n));
   assert.ok(bits.every((i) => i % 1024n < 512n));

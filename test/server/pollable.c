@@ -24,52 +24,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "uiommu-uapi.h"
+#include "iommufd-test.h"
 
 /* ---- the iommufd selftest uAPI (src/abi/iommufd-test.ts) ---------------- */
-
-#define IOMMU_TEST_CMD _IO(UIOMMU_IOCTL_TYPE, 0xa0)
-
-#define IOMMU_TEST_OP_MOCK_DOMAIN 2
-#define IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE 10
-#define IOMMU_TEST_OP_TRIGGER_IOPF 15
-#define IOMMU_TEST_OP_TRIGGER_VEVENT 17
 
 #define IOMMU_HWPT_DATA_SELFTEST 0xdead
 #define IOMMU_VIOMMU_TYPE_SELFTEST 0xdeadbeef
 #define IOMMU_VEVENTQ_TYPE_SELFTEST 0xbeefbeef
-
-struct iommu_test_cmd {
-	uint32_t size;
-	uint32_t op;
-	uint32_t id;
-	uint32_t __reserved;
-	union {
-		struct {
-			uint32_t out_stdev_id;
-			uint32_t out_hwpt_id;
-			uint32_t out_idev_id;
-		} mock_domain;
-		struct {
-			uint32_t pt_id;
-		} mock_domain_replace;
-		struct {
-			uint32_t dev_id;
-			uint32_t pasid;
-			uint32_t grpid;
-			uint32_t perm;
-			uint64_t addr;
-		} trigger_iopf;
-		struct {
-			uint32_t dev_id;
-		} trigger_vevent;
-		uint8_t union_bytes[48];
-	};
-	uint32_t last;
-};
-_Static_assert(sizeof(struct iommu_test_cmd) == 72, "iommu_test_cmd");
-_Static_assert(offsetof(struct iommu_test_cmd, trigger_iopf.addr) == 32, "trigger_iopf.addr");
-_Static_assert(offsetof(struct iommu_test_cmd, last) == 64, "last");
 
 struct iommu_hwpt_selftest {
 	uint32_t iotlb;
@@ -89,10 +50,9 @@ struct iommu_viommu_event_selftest {
 /* How long a queue that should be readable may take to say so (never hit). */
 #define READY_TIMEOUT_MS 5000
 
-static int failures;
 static int iommufd;
 
-static void check(const char *name, int ok, const char *detail)
+static void check_detail(const char *name, int ok, const char *detail)
 {
 	printf(ok ? "ok %s\n" : "FAIL %s: %s\n", name, detail);
 	failures += !ok;
@@ -103,7 +63,7 @@ static int ioctl_ok(const char *name, int fd, unsigned long request, void *arg)
 {
 	int ret = ioctl(fd, request, arg);
 
-	check(name, ret == 0, strerror(errno));
+	check_detail(name, ret == 0, strerror(errno));
 	return ret == 0;
 }
 
@@ -131,12 +91,12 @@ static void expect_readable(const char *what, int fd, int epfd, int want)
 	n = poll(&p, 1, timeout);
 	snprintf(name, sizeof(name), "%s: poll(POLLIN) %s", what, want ? "ready" : "not ready");
 	snprintf(detail, sizeof(detail), "ret %d revents %#x (%s)", n, p.revents, strerror(errno));
-	check(name, want ? n == 1 && p.revents == POLLIN : n == 0, detail);
+	check_detail(name, want ? n == 1 && p.revents == POLLIN : n == 0, detail);
 
 	n = epoll_wait(epfd, &ev, 1, timeout);
 	snprintf(name, sizeof(name), "%s: epoll_wait %s", what, want ? "ready" : "not ready");
 	snprintf(detail, sizeof(detail), "ret %d events %#x (%s)", n, ev.events, strerror(errno));
-	check(name, want ? n == 1 && ev.events == EPOLLIN && ev.data.fd == fd : n == 0, detail);
+	check_detail(name, want ? n == 1 && ev.events == EPOLLIN && ev.data.fd == fd : n == 0, detail);
 
 	FD_ZERO(&rd);
 	FD_SET(fd, &rd);
@@ -144,7 +104,7 @@ static void expect_readable(const char *what, int fd, int epfd, int want)
 	snprintf(name, sizeof(name), "%s: select %s", what, want ? "ready" : "not ready");
 	snprintf(detail, sizeof(detail), "ret %d isset %d (%s)", n, FD_ISSET(fd, &rd) != 0,
 		 strerror(errno));
-	check(name, want ? n == 1 && FD_ISSET(fd, &rd) : n == 0, detail);
+	check_detail(name, want ? n == 1 && FD_ISSET(fd, &rd) : n == 0, detail);
 }
 
 /*
@@ -161,7 +121,7 @@ static void expect_writable(const char *what, int fd, int readable)
 	snprintf(name, sizeof(name), "%s: poll(POLLIN|POLLOUT) reports %s", what,
 		 readable ? "POLLIN|POLLOUT" : "POLLOUT alone");
 	snprintf(detail, sizeof(detail), "ret %d revents %#x", n, p.revents);
-	check(name, n == 1 && p.revents == want, detail);
+	check_detail(name, n == 1 && p.revents == want, detail);
 }
 
 /* An epoll instance watching `fd` for EPOLLIN (level-triggered). */
@@ -172,7 +132,7 @@ static int epoll_for(const char *what, int fd)
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
 
 	snprintf(name, sizeof(name), "%s: epoll_ctl ADD", what);
-	check(name, epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0, strerror(errno));
+	check_detail(name, epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0, strerror(errno));
 	return epfd;
 }
 
@@ -193,7 +153,7 @@ static void edge_triggered(const char *what, int fd, struct iommu_test_cmd *trig
 	int want[] = { 0, 1, 0, 1 };
 
 	snprintf(name, sizeof(name), "%s: epoll_ctl ADD EPOLLET", what);
-	check(name, epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0, strerror(errno));
+	check_detail(name, epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0, strerror(errno));
 	for (int i = 0; i < 4; i++) {
 		int n;
 
@@ -204,7 +164,7 @@ static void edge_triggered(const char *what, int fd, struct iommu_test_cmd *trig
 		snprintf(name, sizeof(name), "%s, EPOLLET: %s", what, step[i]);
 		snprintf(detail, sizeof(detail), "ret %d events %#x (%s)", n, ev.events,
 			 strerror(errno));
-		check(name, want[i] ? n == 1 && ev.events == EPOLLIN : n == 0, detail);
+		check_detail(name, want[i] ? n == 1 && ev.events == EPOLLIN : n == 0, detail);
 	}
 	drain(fd);
 	close(epfd);
@@ -217,7 +177,7 @@ static void expect_new_fd(const char *what, int fd)
 	int flags = fcntl(fd, F_GETFD);
 
 	snprintf(name, sizeof(name), "%s: fd %d is open with FD_CLOEXEC", what, fd);
-	check(name, fd > 2 && flags >= 0 && (flags & FD_CLOEXEC), strerror(errno));
+	check_detail(name, fd > 2 && flags >= 0 && (flags & FD_CLOEXEC), strerror(errno));
 }
 
 /* A mock device attached to `ioas`. */
@@ -298,7 +258,7 @@ static void drain_and_answer(const char *what, int fd)
 	}
 	snprintf(name, sizeof(name), "%s: read and answered", what);
 	snprintf(detail, sizeof(detail), "read %zd, write %zd (%s)", n, m, strerror(errno));
-	check(name, n == sizeof(rec) && m == sizeof(resp), detail);
+	check_detail(name, n == sizeof(rec) && m == sizeof(resp), detail);
 }
 
 /* Read and answer the two faults edge_triggered() raised. */
@@ -333,7 +293,7 @@ static void blocked_pollers(int fd, struct iommu_test_cmd *trigger)
 	test_cmd("TRIGGER_IOPF with a thread blocked in poll", trigger);
 	pthread_join(t, &ret);
 	snprintf(detail, sizeof(detail), "revents %#lx", (long)(intptr_t)ret);
-	check("fault fd: a thread blocked in poll wakes with POLLIN", (intptr_t)ret == POLLIN,
+	check_detail("fault fd: a thread blocked in poll wakes with POLLIN", (intptr_t)ret == POLLIN,
 	      detail);
 	drain_and_answer("fault fd: the thread's fault", fd);
 
@@ -347,7 +307,7 @@ static void blocked_pollers(int fd, struct iommu_test_cmd *trigger)
 	test_cmd("TRIGGER_IOPF with a forked child blocked in poll", trigger);
 	waitpid(pid, &status, 0);
 	snprintf(detail, sizeof(detail), "fork %d, wait status %#x", pid, status);
-	check("fault fd: a forked child blocked in poll on the inherited fd wakes with POLLIN",
+	check_detail("fault fd: a forked child blocked in poll on the inherited fd wakes with POLLIN",
 	      pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, detail);
 	drain_and_answer("fault fd: the child's fault", fd);
 }
@@ -394,12 +354,12 @@ static void fault_queue(uint32_t ioas)
 	memset(rec, 0xa5, sizeof(rec));
 	n = read(fd, rec, sizeof(rec));
 	snprintf(detail, sizeof(detail), "read returned %zd (%s)", n, strerror(errno));
-	check("fault fd: read returns one iommu_hwpt_pgfault (40 bytes)", n == sizeof(rec[0]), detail);
+	check_detail("fault fd: read returns one iommu_hwpt_pgfault (40 bytes)", n == sizeof(rec[0]), detail);
 	snprintf(detail, sizeof(detail),
 		 "flags %#x dev_id %u (want %u) pasid %u grpid %u perm %#x addr %#llx length %u cookie %u",
 		 rec[0].flags, rec[0].dev_id, idev, rec[0].pasid, rec[0].grpid, rec[0].perm,
 		 (unsigned long long)rec[0].addr, rec[0].length, rec[0].cookie);
-	check("fault fd: the record holds the fault raised",
+	check_detail("fault fd: the record holds the fault raised",
 	      rec[0].flags == (IOMMU_PGFAULT_FLAGS_PASID_VALID | IOMMU_PGFAULT_FLAGS_LAST_PAGE) &&
 		      rec[0].dev_id == idev && rec[0].pasid == 1 && rec[0].grpid == 2 &&
 		      rec[0].perm == (IOMMU_PGFAULT_PERM_READ | IOMMU_PGFAULT_PERM_WRITE) &&
@@ -410,16 +370,16 @@ static void fault_queue(uint32_t ioas)
 	expect_readable("fault fd, drained", fd, epfd, 0);
 	n = read(fd, rec, sizeof(rec[0]));
 	snprintf(detail, sizeof(detail), "read returned %zd (%s)", n, strerror(errno));
-	check("fault fd: read of an empty queue returns 0", n == 0, detail);
+	check_detail("fault fd: read of an empty queue returns 0", n == 0, detail);
 
 	resp.cookie = rec[0].cookie;
 	resp.code = IOMMUFD_PAGE_RESP_SUCCESS;
 	n = write(fd, &resp, sizeof(resp));
 	snprintf(detail, sizeof(detail), "write returned %zd (%s)", n, strerror(errno));
-	check("fault fd: write of the page response (8 bytes)", n == sizeof(resp), detail);
+	check_detail("fault fd: write of the page response (8 bytes)", n == sizeof(resp), detail);
 	n = write(fd, &resp, sizeof(resp));
 	snprintf(detail, sizeof(detail), "write returned %zd (%s)", n, strerror(errno));
-	check("fault fd: a second response to the same cookie is EINVAL", n == -1 && errno == EINVAL,
+	check_detail("fault fd: a second response to the same cookie is EINVAL", n == -1 && errno == EINVAL,
 	      detail);
 	expect_readable("fault fd, answered", fd, epfd, 0);
 
@@ -451,7 +411,7 @@ static void drain_two_vevents(int fd)
 	char detail[64];
 
 	snprintf(detail, sizeof(detail), "read returned %zd (%s)", n, strerror(errno));
-	check("vEVENTQ fd: both events read", n == sizeof(buf), detail);
+	check_detail("vEVENTQ fd: both events read", n == sizeof(buf), detail);
 }
 
 static void veventq(uint32_t ioas)
@@ -510,11 +470,11 @@ static void veventq(uint32_t ioas)
 	memset(rec, 0xa5, sizeof(rec));
 	n = read(fd, rec, sizeof(rec));
 	snprintf(detail, sizeof(detail), "read returned %zd (%s)", n, strerror(errno));
-	check("vEVENTQ fd: read returns one header and event (12 bytes)", n == sizeof(rec[0]),
+	check_detail("vEVENTQ fd: read returns one header and event (12 bytes)", n == sizeof(rec[0]),
 	      detail);
 	snprintf(detail, sizeof(detail), "flags %#x sequence %u virt_id %#x", rec[0].hdr.flags,
 		 rec[0].hdr.sequence, rec[0].ev.virt_id);
-	check("vEVENTQ fd: first event, sequence 0, virt_id 0x99",
+	check_detail("vEVENTQ fd: first event, sequence 0, virt_id 0x99",
 	      rec[0].hdr.flags == 0 && rec[0].hdr.sequence == 0 && rec[0].ev.virt_id == 0x99,
 	      detail);
 
@@ -524,7 +484,7 @@ static void veventq(uint32_t ioas)
 		expect_readable("vEVENTQ fd, a second event queued", fd, epfd, 1);
 	n = read(fd, rec, sizeof(rec));
 	snprintf(detail, sizeof(detail), "read returned %zd, sequence %u", n, rec[0].hdr.sequence);
-	check("vEVENTQ fd: second event, sequence 1", n == sizeof(rec[0]) && rec[0].hdr.sequence == 1,
+	check_detail("vEVENTQ fd: second event, sequence 1", n == sizeof(rec[0]) && rec[0].hdr.sequence == 1,
 	      detail);
 	expect_readable("vEVENTQ fd, drained again", fd, epfd, 0);
 	close(epfd);
@@ -538,7 +498,7 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	iommufd = open("/dev/iommu", O_RDWR);
-	check("open /dev/iommu", iommufd >= 0, strerror(errno));
+	check_detail("open /dev/iommu", iommufd >= 0, strerror(errno));
 	if (iommufd >= 0 && ioctl_ok("IOAS_ALLOC", iommufd, IOMMU_IOAS_ALLOC, &alloc)) {
 		fault_queue(alloc.out_ioas_id);
 		veventq(alloc.out_ioas_id);
