@@ -163,11 +163,13 @@ class PrefetchWindow {
 
   /** Whether `[va, va+length)` meets the window. */
   overlaps(va: bigint, length: number): boolean {
-    if (this.at >= 0) {
-      const a = Number(va);
-      return a < this.at + this.len && a + length > this.at;
-    }
+    if (this.at >= 0) return this.overlapsBelow(Number(va), length);
     return va < this.va + BigInt(this.len) && va + BigInt(length) > this.va;
+  }
+
+  /** overlaps() for an address below 2^53 (a window above it meets none). */
+  overlapsBelow(va: number, length: number): boolean {
+    return this.at >= 0 && va < this.at + this.len && va + length > this.at;
   }
 
   /** Take the bytes of `data`, written at `va`, that the window holds. */
@@ -332,8 +334,9 @@ export class RemoteMm implements Mm, AddressSpace {
    * PagesSource.copy: within the shared file's VMA (a memfd, shared
    * anonymous memory) of the kept maps that the last resolve found a range
    * in, straight through the file (ForeignFile.copy): what resolve would
-   * answer there, without looking at the VMAs again. False otherwise, and
-   * while device mappings exist or writes are kept (see deferWrites).
+   * answer there, without looking at the VMAs again. False otherwise, while
+   * device mappings exist or writes are kept (see deferWrites), and for a
+   * write into bytes a prefetch window holds.
    */
   copy(va: number, buf: Uint8Array, write: boolean): boolean {
     const v = this.fileVma;
@@ -341,6 +344,12 @@ export class RemoteMm implements Mm, AddressSpace {
     if (!v || v.maps !== this.cache || va < v.start || end > v.end || !(write ? v.write : v.read))
       return false;
     if (!this.live || this.deferred?.length || (this.pfnMaps && !this.pfnMaps.empty)) return false;
+    // a write the prefetched bytes hold goes the slow way, which keeps them current
+    if (
+      write &&
+      (this.window?.overlapsBelow(va, buf.length) || this.span?.overlapsBelow(va, buf.length))
+    )
+      return false;
     return v.file.copy(va - v.delta, buf, write);
   }
 

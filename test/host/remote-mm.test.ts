@@ -464,6 +464,12 @@ test('copy: DMA within the shared file VMA the last resolve found, as resolve th
   assert.equal(mm.copy(Number(sh + 2n * PAGE) - 4, got, false), false, 'past the VMA');
   assert.equal(mm.copy(Number(sh) + 0x40, text('copied in'), true), true);
   assert.deepEqual(peek(child.handle, sh + 0x40n, 9), text('copied in'));
+  // bytes the call prefetched are written the slow way, which keeps the window current
+  mm.prefetch(sh + 0x80n, new Uint8Array(16));
+  assert.equal(mm.copy(Number(sh) + 0x8c, text('into window'), true), false, 'meets the window');
+  assert.equal(mm.copy(Number(sh) + 0x90, text('after it'), true), true, 'just past it');
+  assert.equal(mm.copy(Number(sh) + 0x80, got, false), true, 'a read of it: the file');
+  mm.prefetch();
   mm.resolve(m1 + 2n * PAGE, 12n, false);
   assert.equal(mm.copy(Number(sh), got, false), false, 'another VMA was resolved since');
   mm.resolve(mr, 12n, false);
